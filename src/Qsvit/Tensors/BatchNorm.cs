@@ -17,8 +17,20 @@ public static class BatchNorm
             float inv = 1f / MathF.Sqrt(runningVar[i] + eps);
             float w = weight.IsEmpty ? 1f : weight[i];
             scale[i] = inv * w;
-            shift[i] = (bias.IsEmpty ? 0f : bias[i]) - runningMean[i] * inv * w;
+            shift[i] = (bias.IsEmpty ? 0f : bias[i]) - runningMean[i] * scale[i];
         }
         return (scale, shift);
+    }
+
+    /// <summary>BN(0) as BNAndPadLayer computes its pad values: bias - running_mean·weight / sqrt(running_var + eps).</summary>
+    public static float[] ZeroInputOutput(IO.StateDict state, string prefix, float eps = DefaultEps)
+    {
+        var w = state[prefix + ".weight"].Data;
+        var b = state[prefix + ".bias"].Data;
+        var mean = state[prefix + ".running_mean"].Data;
+        var var = state[prefix + ".running_var"].Data;
+        var pad = new float[mean.Length];
+        for (int i = 0; i < pad.Length; i++) pad[i] = b[i] - mean[i] * w[i] / MathF.Sqrt(var[i] + eps);
+        return pad;
     }
 }

@@ -80,6 +80,27 @@ public sealed class Sdtv2Layout
         blockOrUnit == Head ? 5 : blockOrUnit.Contains("_S1") ? 1 : blockOrUnit.Contains("_S2") ? 2 : blockOrUnit.Contains("_S3") ? 3 :
         blockOrUnit.Contains("_S4") ? 4 : throw new QsvitException($"unknown block '{blockOrUnit}'");
 
+    /// <summary>The QSViT block of an official module path, e.g. <c>block3.0.attn.q_lif</c> → TRAN_S3_B1, <c>lif</c> → HEAD.</summary>
+    public static string BlockOfModule(string modulePath)
+    {
+        string first = modulePath.Split('.')[0];
+        return first switch
+        {
+            "downsample1_1" => "DS_S1_B1",
+            "ConvBlock1_1" => "CONV_S1_B1",
+            "downsample1_2" => "DS_S1_B2",
+            "ConvBlock1_2" => "CONV_S1_B2",
+            "downsample2" => "DS_S2",
+            "ConvBlock2_1" => "CONV_S2_B1",
+            "ConvBlock2_2" => "CONV_S2_B2",
+            "downsample3" => "DS_S3",
+            "downsample4" => "DS_S4",
+            "block3" or "block4" => $"TRAN_S{first[^1]}_B{int.Parse(modulePath.Split('.')[1]) + 1}",
+            "lif" or "head" or "head_kd" => Head,
+            _ => throw new QsvitException($"'{modulePath}' is not a module of SDTv2"),
+        };
+    }
+
     private sealed class Builder(Sdtv2Config c)
     {
         public readonly List<ParameterInfo> Parameters = new();

@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using Qsvit.IO.Datasets;
+using Qsvit.Models;
+using Qsvit.Snn;
+
+namespace Qsvit.Evaluation;
+
+public sealed record EvalOptions
+{
+    public int BatchSize { get; init; } = 32;
+    /// <summary>Evaluate only the first N images (after <see cref="Start"/>).</summary>
+    public int? Limit { get; init; }
+    public int Start { get; init; }
+    /// <summary>Keep the logits of this many leading images (for comparisons with reference outputs).</summary>
+    public int KeepLogits { get; init; }
+}
+
+public readonly record struct EvalProgress(int Done, int Total, long Correct, TimeSpan Elapsed);
+
+/// <summary>One LIF layer's firing rate over an evaluation.</summary>
+public sealed record LifRate(string Name, string Block, double Rate, long Spikes, long Neurons);
+
+/// <summary>The outcome of running a model over a dataset.</summary>
+public sealed record EvalResult(
+    int Count,
+    long Top1Correct,
+    long Top5Correct,
+    bool[] Correct,
+    int[] Predictions,
+    double Seconds,
+    IReadOnlyList<LifRate> FiringRates,
+    float[] Logits)
+{
+    public Interval Top1 => Statistics.Accuracy(Top1Correct, Count);
+    public Interval Top5 => Statistics.Accuracy(Top5Correct, Count);
+    public double ImagesPerSecond => Seconds > 0 ? Count / Seconds : double.NaN;
+
+    /// <summary>Firing rate per QSViT block: spikes over neurons of all its LIF layers.</summary>
+    public IReadOnlyList<(string Block, double Rate)> RatesByBlock() =>
+        FiringRates.GroupBy(r => r.Block)
+            .Select(g => (g.Key, g.Sum(r => r.Neurons) == 0 ? 0 : (double)g.Sum(r => r.Spikes) / g.Sum(r => r.Neurons)))
+            .ToArray();
+}
+
+/// <summary>Runs a model over a dataset in streamed batches: top-1/top-5, per-image correctness, firing rates.</summary>
+public static class Evaluator
+{
+    public static EvalResult Run(Sdtv2Model model, IImageDataset data, EvalOptions? options = null,
+        IProgress<EvalProgress>? progress = null, CancellationToken cancel = default)
+    {
+        options ??= new EvalOptions();
+        var c = model.Config;
+        if (data.Channels != c.InChannels)
+            throw new QsvitException($"{data.Name} gives {data.Channels}-channel images but the model takes {c.InChannels} channels");
+        if (data.ClassNames.Count > c.NumClasses)
+            throw new QsvitException($"{data.Name} has {data.ClassNames.Count} classes but the model predicts {c.NumClasses}");
+        if (options.BatchSize < 1) throw new QsvitException($"batch size must be at least 1, got {options.BatchSize}");
+
+        using var reader = new BatchReader(data, options.BatchSize, options.Limit, options.Start);
+        int total = reader.Count, classes = c.NumClasses;
+        var correct = new bool[total];
+        var predictions = new int[total];
+        var keep = Math.Min(options.KeepLogits, total);
+        var logitsKept = new float[keep * classes];
+        var rates = new FiringRateRecorder();
+        long top1 = 0, top5 = 0;
+        int done = 0;
+        var clock = Stopwatch.StartNew();
+        foreach (var batch in reader)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var logits = model.Forward(batch.ImagesSpan, batch.Count, data.Height, data.Width, rates);
+            for (int i = 0; i < batch.Count; i++)
+            {
+                int index = batch.Start - reader.Start + i;
+                var row = logits.AsSpan(i * classes, classes);
+                int label = batch.Labels[i];
+                int pred = ArgMax(row);
+                predictions[index] = pred;
+                correct[index] = pred == label;
+                if (correct[index]) top1++;
+                if (InTop5(row, label)) top5++;
+                if (index < keep) row.CopyTo(logitsKept.AsSpan(index * classes));
+            }
+            done += batch.Count;
+            progress?.Report(new EvalProgress(done, total, top1, clock.Elapsed));
+        }
+        var lifRates = Enumerable.Range(0, rates.Count)
+            .Select(i => new LifRate(rates.Names[i], Sdtv2Layout.BlockOfModule(rates.Names[i]), rates.Rate(i), rates.Spikes(i), rates.Neurons(i)))
+            .ToArray();
+        return new EvalResult(total, top1, top5, correct, predictions, clock.Elapsed.TotalSeconds, lifRates, logitsKept);
+    }
+
+    /// <summary>First index of the maximum, like torch.argmax.</summary>
+    public static int ArgMax(ReadOnlySpan<float> row)
+    {
+        int best = 0;
+        for (int j = 1; j < row.Length; j++) if (row[j] > row[best]) best = j;
+        return best;
+    }
+
+    private static bool InTop5(ReadOnlySpan<float> row, int label)
+    {
+        int above = 0;
+        float v = row[label];
+        for (int j = 0; j < row.Length; j++)
+            if (row[j] > v || (row[j] == v && j < label)) above++;
+        return above < 5;
+    }
+}

@@ -1,0 +1,236 @@
+using System.IO.Compression;
+using System.Runtime.InteropServices;
+using System.Text;
+using Qsvit.IO.Pickle;
+using Qsvit.Tensors;
+
+namespace Qsvit.IO;
+
+/// <summary>
+/// Reads the zip-based torch.save format: &lt;archive&gt;/data.pkl (the object graph), &lt;archive&gt;/data/&lt;key&gt;
+/// (raw little-endian storages), &lt;archive&gt;/byteorder and &lt;archive&gt;/version.
+/// </summary>
+internal static class TorchZipReader
+{
+    private static readonly string[] StateDictKeys = ["model", "state_dict", "model_state", "module"];
+
+    public static Checkpoint Load(string path, string fullPath, Stream stream, bool strict)
+    {
+        DTypes.EnsureLittleEndianHost();
+        string ctx = $"checkpoint '{path}'";
+        ZipArchive zip;
+        try
+        {
+            zip = new ZipArchive(stream, ZipArchiveMode.Read, leaveOpen: true);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException)
+        {
+            throw new QsvitException($"{ctx} is not a readable zip archive (truncated or corrupt download?): {e.Message}", e);
+        }
+
+        using (zip)
+        {
+            var pkl = FindDataPkl(zip, ctx);
+            string prefix = pkl.FullName[..^"data.pkl".Length];
+            CheckByteOrder(zip, prefix, ctx);
+            CheckVersion(zip, prefix, ctx);
+
+            var host = new TorchPickleHost();
+            object? root = Unpickler.Load(ReadEntry(pkl, ctx), $"{ctx} ({pkl.FullName})", host);
+
+            if (root is not PyDict top)
+                throw new QsvitException($"{ctx}: the pickled object is a {PyDescribe.Value(root)}, expected a dict (a state_dict or {{'model': state_dict, ...}})");
+
+            var (stateDict, where) = FindStateDict(top, ctx);
+            var entries = CollectTensors(stateDict, where, ctx, strict);
+            var state = Materialize(zip, prefix, entries, ctx, strict);
+            state = CheckpointReader.StripDataParallel(state, ctx, strict);
+
+            IReadOnlyDictionary<string, object?> args = new Dictionary<string, object?>(StringComparer.Ordinal);
+            long? epoch = null;
+            if (!ReferenceEquals(stateDict, top))
+            {
+                try
+                {
+                    if (top.TryGet("args", out var a) && a is not null)
+                        args = a switch
+                        {
+                            PyInstance inst => PlainValues.ToDictionary(inst.Attributes),
+                            PyDict d => PlainValues.ToDictionary(d),
+                            _ => new Dictionary<string, object?>(StringComparer.Ordinal) { ["args"] = PlainValues.Convert(a) },
+                        };
+                }
+                catch (PickleError e)
+                {
+                    throw new QsvitException($"{ctx}: entry 'args' cannot be read: {e.Message}");
+                }
+                if (top.TryGet("epoch", out var ep) && ep is long l) epoch = l;
+            }
+            return new Checkpoint(fullPath, "pth", state, args, epoch);
+        }
+    }
+
+    private static ZipArchiveEntry FindDataPkl(ZipArchive zip, string ctx)
+    {
+        ZipArchiveEntry? found = null;
+        try
+        {
+            foreach (var e in zip.Entries)
+            {
+                var name = e.FullName;
+                if (name == "data.pkl" || (name.EndsWith("/data.pkl", StringComparison.Ordinal) && name.IndexOf('/') == name.Length - "/data.pkl".Length))
+                {
+                    found = e;
+                    break;
+                }
+            }
+            if (found is not null) return found;
+            var names = zip.Entries.Take(8).Select(e => e.FullName).ToList();
+            throw new QsvitException($"{ctx}: the zip archive has no '<archive>/data.pkl' entry, so it is not a torch.save checkpoint " +
+                                     $"(it holds {zip.Entries.Count} entries{(names.Count > 0 ? ": " + string.Join(", ", names) + (zip.Entries.Count > names.Count ? ", ..." : "") : "")})");
+        }
+        catch (InvalidDataException e)
+        {
+            throw new QsvitException($"{ctx}: the zip directory is corrupt: {e.Message}", e);
+        }
+    }
+
+    private static void CheckByteOrder(ZipArchive zip, string prefix, string ctx)
+    {
+        var entry = zip.GetEntry(prefix + "byteorder");
+        if (entry is null) return; // written since torch 1.10; older files are little-endian
+        string order = Encoding.ASCII.GetString(ReadEntry(entry, ctx, maxBytes: 64)).Trim();
+        if (order == "little") return;
+        if (order == "big")
+            throw new QsvitException($"{ctx}: storages are big-endian ({entry.FullName} = 'big'); qsvit reads only little-endian checkpoints " +
+                                     "— load and re-save it with torch on a little-endian machine");
+        throw new QsvitException($"{ctx}: {entry.FullName} is '{order}', expected 'little' or 'big'");
+    }
+
+    private static void CheckVersion(ZipArchive zip, string prefix, string ctx)
+    {
+        var entry = zip.GetEntry(prefix + "version");
+        if (entry is null) return;
+        string text = Encoding.ASCII.GetString(ReadEntry(entry, ctx, maxBytes: 64)).Trim();
+        if (!int.TryParse(text, out int v) || v < 1)
+            throw new QsvitException($"{ctx}: {entry.FullName} is '{text}', expected a positive format version number");
+    }
+
+    private static byte[] ReadEntry(ZipArchiveEntry entry, string ctx, long maxBytes = long.MaxValue)
+    {
+        long length = entry.Length;
+        if (length > maxBytes || length > Array.MaxLength)
+            throw new QsvitException($"{ctx}: zip entry '{entry.FullName}' is {length} bytes, more than the {Math.Min(maxBytes, Array.MaxLength)} expected");
+        var buffer = new byte[length];
+        ReadEntryInto(entry, buffer, ctx);
+        return buffer;
+    }
+
+    private static void ReadEntryInto(ZipArchiveEntry entry, Span<byte> buffer, string ctx)
+    {
+        try
+        {
+            using var s = entry.Open();
+            s.ReadExactly(buffer);
+        }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or IOException)
+        {
+            throw new QsvitException($"{ctx}: zip entry '{entry.FullName}' cannot be read (truncated or corrupt archive?): {e.Message}", e);
+        }
+        uint crc = Crc32.Compute(buffer);
+        if (crc != entry.Crc32)
+            throw new QsvitException($"{ctx}: zip entry '{entry.FullName}' is corrupt: its CRC-32 is {crc:x8} but the archive records {entry.Crc32:x8}");
+    }
+
+    private static (PyDict Dict, string Where) FindStateDict(PyDict top, string ctx)
+    {
+        foreach (var name in StateDictKeys)
+            if (top.TryGet(name, out var v) && v is PyDict d && (d.Count == 0 || d.Items.Any(kv => kv.Value is TorchTensorRef)))
+                return (d, $"'{name}'");
+        if (top.Items.Any(kv => kv.Value is TorchTensorRef)) return (top, "the top-level dict");
+
+        var keys = top.Items.Take(12).Select(kv => $"{(kv.Key is string s ? $"'{s}'" : PyDescribe.Value(kv.Key))} ({PyDescribe.TypeOf(kv.Value)})");
+        throw new QsvitException($"{ctx}: no state_dict found: expected an entry 'model', 'state_dict', 'model_state' or 'module' holding a dict of tensors, " +
+                                 $"or a top-level dict of tensors; the top-level keys are {string.Join(", ", keys)}{(top.Count > 12 ? ", ..." : "")}");
+    }
+
+    private static List<(string Key, TorchTensorRef Tensor)> CollectTensors(PyDict dict, string where, string ctx, bool strict)
+    {
+        var result = new List<(string, TorchTensorRef)>(dict.Count);
+        foreach (var kv in dict.Items)
+        {
+            if (kv.Key is not string key)
+            {
+                if (strict) throw new QsvitException($"{ctx}: state_dict in {where} has a key of type {PyDescribe.Value(kv.Key)}, expected a string (pass strict: false to skip it)");
+                continue;
+            }
+            if (kv.Value is TorchTensorRef t) result.Add((key, t));
+            else if (strict)
+                throw new QsvitException($"{ctx}: state_dict entry '{key}' in {where} is a {PyDescribe.Value(kv.Value)}, expected a tensor (pass strict: false to skip non-tensor entries)");
+        }
+        return result;
+    }
+
+    private static StateDict Materialize(ZipArchive zip, string prefix, List<(string Key, TorchTensorRef Tensor)> entries, string ctx, bool strict)
+    {
+        // Group tensors by storage so each storage is read once, even when several tensors view it.
+        var groups = new Dictionary<StorageRef, List<int>>(ReferenceEqualityComparer.Instance);
+        var order = new List<StorageRef>();
+        for (int i = 0; i < entries.Count; i++)
+        {
+            var s = entries[i].Tensor.Storage;
+            if (!groups.TryGetValue(s, out var list))
+            {
+                groups[s] = list = new List<int>();
+                order.Add(s);
+            }
+            list.Add(i);
+        }
+
+        var tensors = new Tensor[entries.Count];
+        foreach (var storage in order)
+        {
+            var users = groups[storage];
+            string name = prefix + "data/" + storage.Key;
+            ZipArchiveEntry? entry;
+            try { entry = zip.GetEntry(name); }
+            catch (InvalidDataException e) { throw new QsvitException($"{ctx}: the zip directory is corrupt: {e.Message}", e); }
+            if (entry is null)
+                throw new QsvitException($"{ctx}: storage '{name}' used by tensor '{entries[users[0]].Key}' is missing from the archive");
+
+            int es = DTypes.Size(storage.DType);
+            long length = entry.Length;
+            foreach (int i in users)
+            {
+                var (key, t) = entries[i];
+                if (t.Numel > Array.MaxLength)
+                    throw new QsvitException($"{ctx}: tensor '{key}' ({t.Describe()}) has {t.Numel} elements, more than a float array can hold");
+                if (t.Extent > length / es)
+                    throw new QsvitException($"{ctx}: storage '{name}' holds {length} bytes but tensor '{key}' ({t.Describe()}) needs {t.Extent * es} bytes " +
+                                             "(truncated or corrupt checkpoint?)");
+            }
+            if (strict && length < storage.ByteLength)
+                throw new QsvitException($"{ctx}: storage '{name}' holds {length} bytes but the pickle declares {storage.Numel} {storage.StorageType} elements " +
+                                         $"({storage.ByteLength} bytes; truncated or corrupt checkpoint?)");
+            if (length > Array.MaxLength)
+                throw new QsvitException($"{ctx}: storage '{name}' is {length} bytes, too large to read");
+
+            var first = entries[users[0]].Tensor;
+            if (users.Count == 1 && storage.DType == DType.F32 && first.IsContiguous && first.Offset == 0 && first.Numel * es == length)
+            {
+                // The common case: one float tensor per storage, read straight into its array.
+                var data = new float[first.Numel];
+                ReadEntryInto(entry, MemoryMarshal.AsBytes(data.AsSpan()), ctx);
+                tensors[users[0]] = new Tensor(data, first.Size);
+                continue;
+            }
+
+            var bytes = ReadEntry(entry, ctx);
+            foreach (int i in users) tensors[i] = entries[i].Tensor.Materialize(bytes);
+        }
+
+        var state = new StateDict();
+        for (int i = 0; i < entries.Count; i++) state.Set(entries[i].Key, tensors[i], entries[i].Tensor.Storage.DType);
+        return state;
+    }
+}

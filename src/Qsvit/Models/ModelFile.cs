@@ -59,7 +59,7 @@ public sealed record ModelFile
     }
 
     /// <summary>The sidecar of a resolved model, so a saved model carries everything needed to run it.</summary>
-    public static string Write(Sdtv2Config c, Normalization norm, IReadOnlyList<string>? classes)
+    public static string Write(Sdtv2Config c, Normalization? norm, IReadOnlyList<string>? classes)
     {
         var o = new JsonObject
         {
@@ -72,14 +72,13 @@ public sealed record ModelFile
             ["num_classes"] = c.NumClasses,
             ["timesteps"] = c.Timesteps,
             ["kd"] = c.Kd,
-            ["input"] = new JsonObject
-            {
-                ["height"] = c.ImageHeight,
-                ["width"] = c.ImageWidth,
-                ["mean"] = new JsonArray(norm.Mean.Select(v => (JsonNode)v).ToArray()),
-                ["std"] = new JsonArray(norm.Std.Select(v => (JsonNode)v).ToArray()),
-            },
+            ["input"] = new JsonObject { ["height"] = c.ImageHeight, ["width"] = c.ImageWidth },
         };
+        if (norm is not null)
+        {
+            o["input"]!["mean"] = new JsonArray(norm.Mean.Select(v => (JsonNode)v).ToArray());
+            o["input"]!["std"] = new JsonArray(norm.Std.Select(v => (JsonNode)v).ToArray());
+        }
         if (classes is not null) o["classes"] = new JsonArray(classes.Select(s => (JsonNode)s).ToArray());
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }

@@ -20,7 +20,7 @@ public sealed record ConfigOverrides
 public sealed record LoadedModel(
     Sdtv2Config Config,
     StateDict State,
-    Normalization Normalization,
+    Normalization? Normalization,
     IReadOnlyList<string>? ClassNames,
     string CheckpointPath,
     string? ConfigPath,
@@ -90,8 +90,9 @@ public static class ModelLoader
         config.Validate();
         StateDictCheck.Validate(new Sdtv2Layout(config), checkpoint.State, strict: true);
 
-        var norm = file?.Mean is { } mean && file.Std is { } std ? new Normalization(mean, std) : Normalization.ImageNet;
-        if (norm.Mean.Length != config.InChannels || norm.Std.Length != config.InChannels)
+        // Without a sidecar the dataset format's usual normalization applies.
+        var norm = file?.Mean is { } mean && file.Std is { } std ? new Normalization(mean, std) : null;
+        if (norm is not null && (norm.Mean.Length != config.InChannels || norm.Std.Length != config.InChannels))
             throw new QsvitException($"normalization has {norm.Mean.Length} mean / {norm.Std.Length} std values for {config.InChannels} input channels");
         if (file?.Classes is { } classes && classes.Length != config.NumClasses)
             throw new QsvitException($"{configPath}: {classes.Length} class names for {config.NumClasses} classes");

@@ -1,0 +1,88 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Qsvit.Search;
+
+/// <summary>
+/// A resumable run directory: <c>manifest.json</c> pins what the run is about (model, data, quantizer…), and
+/// <c>evaluations.jsonl</c> gets one line per finished evaluation, flushed as soon as it completes. Re-opening the same
+/// directory with the same identity replays those lines, so a killed run restarted with the same arguments evaluates
+/// nothing twice; different arguments are refused rather than mixed.
+/// </summary>
+public sealed class RunStore
+{
+    public const string ManifestFile = "manifest.json";
+    public const string LogFile = "evaluations.jsonl";
+
+    private readonly object _gate = new();
+    private readonly List<JsonObject> _records = new();
+
+    public string Directory { get; }
+    public IReadOnlyList<JsonObject> Records => _records;
+
+    private RunStore(string directory) => Directory = directory;
+
+    /// <param name="identity">Everything that decides evaluation results; compared field by field with an existing manifest.</param>
+    public static RunStore Open(string directory, IReadOnlyDictionary<string, string> identity)
+    {
+        System.IO.Directory.CreateDirectory(directory);
+        var store = new RunStore(directory);
+        var manifestPath = Path.Combine(directory, ManifestFile);
+        if (File.Exists(manifestPath))
+        {
+            JsonObject existing;
+            try { existing = JsonNode.Parse(File.ReadAllText(manifestPath))?["identity"] as JsonObject ?? new JsonObject(); }
+            catch (JsonException e) { throw new QsvitException($"run directory '{directory}': {ManifestFile} is corrupt ({e.Message}); remove it or use another --run-dir"); }
+            foreach (var (key, value) in identity)
+            {
+                var before = existing[key]?.GetValue<string>();
+                if (before != value)
+                    throw new QsvitException($"run directory '{directory}' belongs to another run: {key} was '{before ?? "(unset)"}', now '{value}'. " +
+                                             "Use a new --run-dir (or delete the old one) to start over.");
+            }
+        }
+        else
+        {
+            var manifest = new JsonObject
+            {
+                ["tool"] = "qsvit",
+                ["created"] = DateTimeOffset.UtcNow.ToString("O"),
+                ["identity"] = new JsonObject(identity.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+            };
+            WriteAtomically(manifestPath, manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        }
+        var log = Path.Combine(directory, LogFile);
+        if (File.Exists(log))
+            foreach (var line in File.ReadLines(log))
+            {
+                // A run killed mid-write leaves at most one partial last line: skip what does not parse.
+                if (string.IsNullOrWhiteSpace(line)) continue;
+                try { if (JsonNode.Parse(line) is JsonObject o) store._records.Add(o); }
+                catch (JsonException) { }
+            }
+        return store;
+    }
+
+    /// <summary>Appends one record and flushes it to disk before returning.</summary>
+    public void Append(JsonObject record)
+    {
+        lock (_gate)
+        {
+            var line = record.ToJsonString() + "\n";
+            using (var stream = new FileStream(Path.Combine(Directory, LogFile), FileMode.Append, FileAccess.Write, FileShare.Read))
+            {
+                var bytes = System.Text.Encoding.UTF8.GetBytes(line);
+                stream.Write(bytes);
+                stream.Flush(flushToDisk: true);
+            }
+            _records.Add(record);
+        }
+    }
+
+    public static void WriteAtomically(string path, string text)
+    {
+        var tmp = path + ".tmp";
+        File.WriteAllText(tmp, text);
+        File.Move(tmp, path, overwrite: true);
+    }
+}

@@ -1,0 +1,174 @@
+using System.Text.Json.Nodes;
+using Qsvit.Evaluation;
+using Qsvit.IO.Datasets;
+using Qsvit.Models;
+using Qsvit.Quantization;
+
+namespace Qsvit.Search;
+
+/// <summary>A setting's top-1 on one split, with per-image correctness for paired comparisons.</summary>
+public sealed record AccuracyRecord(string Setting, string Split, int Count, long Correct, bool[] CorrectMask, double Seconds)
+{
+    public Interval Top1 => Statistics.Accuracy(Correct, Count);
+    public double Accuracy => Count == 0 ? 0 : 100.0 * Correct / Count;
+    /// <summary>This accuracy minus <paramref name="baseline"/>'s over the same images, in points, with its 95 % interval.</summary>
+    public Interval DifferenceFrom(AccuracyRecord baseline) => Statistics.PairedDifference(baseline.CorrectMask, CorrectMask);
+}
+
+/// <summary>What a search can ask about a setting. Implemented by <see cref="SettingEvaluator"/> and by test fakes.</summary>
+public interface ISettingOracle
+{
+    /// <summary>Top-1 accuracy (percent) of the setting on the named split.</summary>
+    AccuracyRecord Accuracy(QuantizationSetting setting, string split);
+    /// <summary>Membrane-potential drift of the setting from fp32 on the calibration images.</summary>
+    DriftResult Drift(QuantizationSetting setting);
+    /// <summary>Evaluations actually run (cache hits excluded).</summary>
+    int FullEvaluations { get; }
+    int DriftEvaluations { get; }
+}
+
+/// <summary>
+/// Evaluates quantization settings of one fp32 model on named splits, caching every result in memory and, when given a
+/// <see cref="RunStore"/>, on disk so that a restarted run re-evaluates nothing. Identical settings are evaluated once.
+/// </summary>
+public sealed class SettingEvaluator : ISettingOracle
+{
+    private readonly LoadedModel _model;
+    private readonly ModelQuantizer _quantizer;
+    private readonly IReadOnlyDictionary<string, IImageDataset> _splits;
+    private readonly EvalOptions _options;
+    private readonly RunStore? _store;
+    private readonly Dictionary<(string Setting, string Split), AccuracyRecord> _accuracy = new();
+    private readonly Dictionary<string, DriftResult> _drift = new();
+    private readonly int _calibrationImages;
+    private MembraneDrift? _membrane;
+
+    public QuantizerSpec Spec { get; }
+    public Sdtv2Layout Layout => _quantizer.Layout;
+    public int FullEvaluations { get; private set; }
+    public int DriftEvaluations { get; private set; }
+    /// <summary>Seconds spent in full evaluations and in drift measurements actually run (not replayed).</summary>
+    public double FullSeconds { get; private set; }
+    public double DriftSeconds { get; private set; }
+    /// <summary>Called with (split, done, total) during full evaluations, for progress bars.</summary>
+    public Action<string, int, int>? OnProgress { get; set; }
+
+    public SettingEvaluator(LoadedModel model, QuantizerSpec spec, IReadOnlyDictionary<string, IImageDataset> splits,
+        EvalOptions options, RunStore? store = null, int calibrationImages = 64)
+    {
+        _model = model;
+        Spec = spec;
+        _quantizer = new ModelQuantizer(model.State, new Sdtv2Layout(model.Config));
+        _splits = splits;
+        _options = options;
+        _store = store;
+        _calibrationImages = calibrationImages;
+        if (store is not null) Replay(store);
+    }
+
+    public IReadOnlyCollection<string> Splits => _splits.Keys.ToArray();
+    public int SplitSize(string split) => Math.Min(Dataset(split).Count, _options.Limit ?? int.MaxValue);
+
+    public QuantizedModel Quantize(QuantizationSetting setting) => _quantizer.Apply(setting, Spec);
+
+    public AccuracyRecord Accuracy(QuantizationSetting setting, string split)
+    {
+        var key = (setting.ToString(), split);
+        if (_accuracy.TryGetValue(key, out var cached)) return cached;
+        var data = Dataset(split);
+        var model = new Sdtv2Model(_model.Config, Quantize(setting).StateDict);
+        var progress = OnProgress is { } report ? new Progress(p => report(split, p.Done, p.Total)) : null;
+        var r = Evaluator.Run(model, data, _options, progress);
+        var record = new AccuracyRecord(key.Item1, split, r.Count, r.Top1Correct, r.Correct, r.Seconds);
+        FullEvaluations++;
+        FullSeconds += r.Seconds;
+        _accuracy[key] = record;
+        _store?.Append(new JsonObject
+        {
+            ["kind"] = "accuracy",
+            ["setting"] = record.Setting,
+            ["split"] = split,
+            ["count"] = record.Count,
+            ["correct"] = record.Correct,
+            ["mask"] = PackMask(record.CorrectMask),
+            ["seconds"] = Math.Round(record.Seconds, 3),
+        });
+        return record;
+    }
+
+    public DriftResult Drift(QuantizationSetting setting)
+    {
+        var key = setting.ToString();
+        if (_drift.TryGetValue(key, out var cached)) return cached;
+        _membrane ??= CaptureReference();
+        var result = _membrane.Measure(new Sdtv2Model(_model.Config, Quantize(setting).StateDict));
+        DriftEvaluations++;
+        DriftSeconds += result.Seconds;
+        _drift[key] = result;
+        _store?.Append(new JsonObject
+        {
+            ["kind"] = "drift",
+            ["setting"] = key,
+            ["drift"] = result.Drift,
+            ["mismatch"] = result.SpikeMismatch,
+            ["per_layer"] = new JsonArray(result.PerLayer.Select(d => (JsonNode)Math.Round(d, 7)).ToArray()),
+            ["seconds"] = Math.Round(result.Seconds, 3),
+        });
+        return result;
+    }
+
+    /// <summary>The first calibration images of the first split (the search split).</summary>
+    private MembraneDrift CaptureReference()
+    {
+        var data = _splits.First().Value;
+        int n = Math.Min(_calibrationImages, data.Count);
+        int size = data.Channels * data.Height * data.Width;
+        var images = new float[n * size];
+        Parallel.For(0, n, Tensors.Compute.Options, i => data.Read(i, images.AsSpan(i * size, size)));
+        return new MembraneDrift(_model.CreateModel(), images, n, data.Height, data.Width, _options.BatchSize);
+    }
+
+    private IImageDataset Dataset(string split) =>
+        _splits.TryGetValue(split, out var d) ? d : throw new QsvitException($"no split named '{split}' (have {string.Join(", ", _splits.Keys)})");
+
+    private void Replay(RunStore store)
+    {
+        foreach (var r in store.Records)
+        {
+            var kind = r["kind"]?.GetValue<string>();
+            var setting = r["setting"]?.GetValue<string>();
+            if (setting is null) continue;
+            if (kind == "accuracy" && r["split"]?.GetValue<string>() is { } split)
+            {
+                int count = r["count"]!.GetValue<int>();
+                var mask = UnpackMask(r["mask"]!.GetValue<string>(), count);
+                _accuracy[(setting, split)] = new AccuracyRecord(setting, split, count, r["correct"]!.GetValue<long>(), mask, r["seconds"]?.GetValue<double>() ?? 0);
+            }
+            else if (kind == "drift")
+            {
+                var perLayer = r["per_layer"]?.AsArray().Select(n => n!.GetValue<double>()).ToArray() ?? [];
+                _drift[setting] = new DriftResult(r["drift"]!.GetValue<double>(), r["mismatch"]?.GetValue<double>() ?? 0, perLayer, r["seconds"]?.GetValue<double>() ?? 0);
+            }
+        }
+    }
+
+    private static string PackMask(bool[] mask)
+    {
+        var bytes = new byte[(mask.Length + 7) / 8];
+        for (int i = 0; i < mask.Length; i++) if (mask[i]) bytes[i >> 3] |= (byte)(1 << (i & 7));
+        return Convert.ToBase64String(bytes);
+    }
+
+    private static bool[] UnpackMask(string base64, int count)
+    {
+        var bytes = Convert.FromBase64String(base64);
+        var mask = new bool[count];
+        for (int i = 0; i < count; i++) mask[i] = (bytes[i >> 3] & (1 << (i & 7))) != 0;
+        return mask;
+    }
+
+    private sealed class Progress(Action<EvalProgress> report) : IProgress<EvalProgress>
+    {
+        public void Report(EvalProgress value) => report(value);
+    }
+}

@@ -1,0 +1,71 @@
+using Qsvit.Evaluation;
+using Qsvit.IO;
+using Qsvit.Models;
+
+namespace Qsvit.Tests.Models;
+
+/// <summary>The bundled CIFAR-10 SDTv2 against the official PyTorch reference on the bundled test set.</summary>
+public class CifarModelTests
+{
+    private static double MedianAbsDiff(float[] logits, double[][] expected, out int sameArgmax)
+    {
+        var diffs = new List<double>();
+        sameArgmax = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            var row = logits.AsSpan(i * 10, 10);
+            for (int j = 0; j < 10; j++) diffs.Add(Math.Abs(row[j] - expected[i][j]));
+            if (Evaluator.ArgMax(row) == Array.IndexOf(expected[i], expected[i].Max())) sameArgmax++;
+        }
+        diffs.Sort();
+        return diffs[diffs.Count / 2];
+    }
+
+    [Fact]
+    public void ConfigurationComesFromTheSidecarAndTheWeights()
+    {
+        var c = Fixtures.Cifar.Config;
+        Assert.Equal([32, 64, 128, 192], c.EmbedDim);
+        Assert.Equal(1, c.StemStride);
+        Assert.Equal(10, c.NumClasses);
+        Assert.Equal(4, c.Timesteps);
+        Assert.False(c.Kd);
+        Assert.Equal(32, c.ImageHeight);
+        Assert.Equal("airplane", Fixtures.Cifar.ClassNames![0]);
+    }
+
+    [Fact]
+    public void FullTestSetMatchesTheReferenceAccuracyAndLogits()
+    {
+        var result = Evaluator.Run(Fixtures.Cifar.CreateModel(), Fixtures.CifarTestSet, new EvalOptions { BatchSize = 64, KeepLogits = 256 });
+        double expectedAcc = Fixtures.CifarExpected.GetProperty("test_acc_fp32").GetDouble();
+        Assert.Equal(10000, result.Count);
+        Assert.InRange(result.Top1.Value, expectedAcc - 0.15, expectedAcc + 0.15);
+        var expected = Fixtures.Matrix(Fixtures.CifarExpected.GetProperty("test_logits_first256"));
+        double median = MedianAbsDiff(result.Logits, expected, out int same);
+        Assert.True(same >= 254, $"argmax agrees on {same}/256");
+        Assert.True(median < 1e-3, $"median |Δlogit| = {median}");
+    }
+
+    [Fact]
+    public void SafetensorsRoundTripGivesIdenticalLogits()
+    {
+        var loaded = Fixtures.Cifar;
+        var path = Path.Combine(Path.GetTempPath(), $"qsvit-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            SafeTensors.Write(path, loaded.State, new Dictionary<string, string>
+            {
+                [ModelLoader.ConfigMetadataKey] = ModelFile.Write(loaded.Config, loaded.Normalization, loaded.ClassNames),
+            });
+            var reloaded = ModelLoader.Load(path);
+            Assert.Equal(loaded.Config.ToString(), reloaded.Config.ToString());
+            var data = Fixtures.CifarTestSet;
+            var options = new EvalOptions { BatchSize = 16, Limit = 16, KeepLogits = 16 };
+            var a = Evaluator.Run(loaded.CreateModel(), data, options).Logits;
+            var b = Evaluator.Run(reloaded.CreateModel(), data, options).Logits;
+            Assert.Equal(a, b);
+        }
+        finally { File.Delete(path); }
+    }
+}

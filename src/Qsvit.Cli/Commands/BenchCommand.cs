@@ -1,5 +1,118 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Qsvit.Models;
+using Qsvit.Quantization;
+using Qsvit.Tensors;
+using Spectre.Console;
+
 namespace Qsvit.Cli.Commands;
+
+/// <summary>
+/// <c>qsvit bench</c>: images/s and GFLOP/s of the bundled model and of the 55M preset (random weights, 224x224, T=4).
+/// FLOPs are those of the official PyTorch forward (every conv/linear on every frame, plus attention matmuls), so
+/// GFLOP/s compares directly with PyTorch's work; qsvit itself skips the T-1 repeated stem convs.
+/// </summary>
 internal static class BenchCommand
 {
-    public static System.CommandLine.Command Create() => new("bench", "Throughput benchmark (see BENCHMARKS.md)");
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model", "-m") { Description = "Checkpoint for the first case (default: the bundled CIFAR-10 model if present)" };
+        var threads = new Option<int?>("--threads") { Description = "Worker threads (default: all cores)" };
+        var batches = new Option<int[]>("--batch") { Description = "Batch sizes", DefaultValueFactory = _ => [1, 8], AllowMultipleArgumentsPerToken = true };
+        var seconds = new Option<double>("--seconds") { Description = "Minimum measuring time per case", DefaultValueFactory = _ => 10 };
+        var cases = new Option<string[]>("--cases") { Description = "bundled, 55M (or any preset name)", DefaultValueFactory = _ => ["bundled", "55M"], AllowMultipleArgumentsPerToken = true };
+        var json = new Option<bool>("--json") { Description = "Print results as JSON" };
+        var command = new Command("bench", "Throughput: images/s and GFLOP/s for the bundled model and the 55M preset") { model, threads, batches, seconds, cases, json };
+        command.SetAction(r =>
+        {
+            Cli.ApplyThreads(r.GetValue(threads));
+            var rows = new List<BenchRow>();
+            rows.Add(GemmPeak(r.GetValue(seconds)));
+            foreach (var name in r.GetValue(cases)!)
+            {
+                var (label, config, state) = Case(name, r.GetValue(model));
+                foreach (int b in r.GetValue(batches)!) rows.Add(Measure(label, config, state, b, r.GetValue(seconds)));
+            }
+            if (r.GetValue(json)) { Cli.WriteJson(rows); return 0; }
+            var table = new Table().AddColumns("case", "batch", "T", "input", "images/s", "GFLOP/image", "GFLOP/s", "threads");
+            foreach (var x in rows)
+                table.AddRow(x.Case, x.Batch.ToString(), x.Timesteps.ToString(), x.Input, $"{x.ImagesPerSecond:F3}", $"{x.GflopPerImage:F3}", $"{x.Gflops:F1}", x.Threads.ToString());
+            Cli.Out.Write(table);
+            return 0;
+        });
+        return command;
+    }
+
+    public sealed record BenchRow(string Case, int Batch, int Timesteps, string Input, double ImagesPerSecond, double GflopPerImage, double Gflops, int Threads, double Seconds);
+
+    private static (string, Sdtv2Config, IO.StateDict) Case(string name, string? checkpoint)
+    {
+        if (name.Equals("bundled", StringComparison.OrdinalIgnoreCase))
+        {
+            var path = checkpoint ?? Path.Combine("models", "sdtv2-cifar10", "sdtv2_cifar10_w32-192_T4.pth");
+            var loaded = ModelLoader.Load(path);
+            return (Path.GetFileNameWithoutExtension(path), loaded.Config, loaded.State);
+        }
+        var config = Presets.Get(name);
+        return ($"{name} (random weights)", config, RandomWeights.Create(config));
+    }
+
+    private static BenchRow Measure(string label, Sdtv2Config config, IO.StateDict state, int batch, double seconds)
+    {
+        var net = new Sdtv2Model(config, state);
+        int h = config.ImageHeight, w = config.ImageWidth;
+        var images = new float[batch * config.InChannels * h * w];
+        var rng = new Random(7);
+        for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 4 - 2);
+        net.Forward(images, batch, h, w); // warm-up: JIT, arena buffers
+        int iterations = 0;
+        var clock = Stopwatch.StartNew();
+        Cli.Err.MarkupLine(Markup.Escape($"bench {label} batch {batch}…"));
+        while (clock.Elapsed.TotalSeconds < seconds || iterations < 2)
+        {
+            net.Forward(images, batch, h, w);
+            iterations++;
+        }
+        double elapsed = clock.Elapsed.TotalSeconds;
+        double ips = iterations * batch / elapsed;
+        double gflop = OfficialFlops(config, h, w) / 1e9;
+        return new BenchRow(label, batch, config.Timesteps, $"{h}x{w}", ips, gflop, ips * gflop, Compute.Threads, elapsed);
+    }
+
+    /// <summary>FLOPs (2 per MAC) of one image through the official forward: all conv/linear layers on all T frames, plus SDSA.</summary>
+    public static double OfficialFlops(Sdtv2Config config, int h, int w)
+    {
+        var layout = new Sdtv2Layout(config);
+        var macs = EnergyEstimate.LayerMacs(layout, h, w);
+        double perStep = macs.Values.Sum();
+        // SDSA per block: Kᵀ·V and Q·(KᵀV), each C·d·N MACs, at stage 3/4 resolution.
+        int s = config.StemStride;
+        int h1 = (h + 6 - 7) / s + 1, w1 = (w + 6 - 7) / s + 1;
+        int h3 = h1, w3 = w1;
+        for (int i = 0; i < 3; i++) { h3 = (h3 - 1) / 2 + 1; w3 = (w3 - 1) / 2 + 1; }
+        int n = h3 * w3;
+        perStep += Sdtv2Config.Stage3Depth * 2.0 * config.EmbedDim[2] * (config.EmbedDim[2] / config.NumHeads) * n;
+        perStep += Sdtv2Config.Stage4Depth * 2.0 * config.EmbedDim[3] * (config.EmbedDim[3] / config.NumHeads) * n;
+        return 2 * perStep * config.Timesteps;
+    }
+
+    /// <summary>SGEMM 1024³ as a practical peak to read the model's GFLOP/s against.</summary>
+    private static BenchRow GemmPeak(double seconds)
+    {
+        const int n = 1024;
+        var a = new float[n * n];
+        var b = new float[n * n];
+        var c = new float[n * n];
+        for (int i = 0; i < a.Length; i++) { a[i] = (i % 7) * 0.1f; b[i] = (i % 5) * 0.1f; }
+        Gemm.Sgemm(n, n, n, a, false, b, false, c);
+        int iterations = 0;
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed.TotalSeconds < Math.Min(seconds, 3) || iterations < 2)
+        {
+            Gemm.Sgemm(n, n, n, a, false, b, false, c);
+            iterations++;
+        }
+        double elapsed = clock.Elapsed.TotalSeconds;
+        return new BenchRow("sgemm 1024^3 (practical peak)", 1, 0, "-", 0, 2.0 * n * n * n / 1e9, iterations * 2.0 * n * n * n / 1e9 / elapsed, Compute.Threads, elapsed);
+    }
 }

@@ -1,0 +1,233 @@
+"""A plain-PyTorch SDTv2 (Spike-Driven Transformer V2) used only for side-by-side measurements with qsvit on the
+device machine: same state_dict keys as the official classification/models.py, LIF neurons written out
+(spikingjelly MultiStepLIFNode, tau=2, v_reset=0, decay_input) so that no spikingjelly/cupy is needed.
+
+  python3 sdtv2_torch.py parity CKPT INPUT.bin EXPECTED.json    # compare with the reference fixture on cpu and cuda
+  python3 sdtv2_torch.py bench --threads 2 --batch 1 --device cpu  # 55M preset, random weights, 224x224, T=4
+"""
+import argparse, json, sys, time
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def lif(x, vth=1.0, rates=None):
+    # x: [T, ...]; H = V + (X - V) * 0.5; S = H >= Vth; V = S ? 0 : H
+    v = torch.zeros_like(x[0])
+    out = []
+    for t in range(x.shape[0]):
+        h = v + (x[t] - v) * 0.5
+        s = (h >= vth).to(x.dtype)
+        v = h * (1.0 - s)
+        out.append(s)
+    s = torch.stack(out)
+    if rates is not None:
+        rates.append(s.float().mean().item())
+    return s
+
+
+class BNPad(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        y = self.bn(x)
+        pad = (self.bn.bias - self.bn.running_mean * self.bn.weight / torch.sqrt(self.bn.running_var + self.bn.eps)).view(1, -1, 1, 1)
+        y = F.pad(y, [1, 1, 1, 1])
+        y[:, :, 0:1, :] = pad
+        y[:, :, -1:, :] = pad
+        y[:, :, :, 0:1] = pad
+        y[:, :, :, -1:] = pad
+        return y
+
+
+class RepConv(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(c, c, 1, bias=False), BNPad(c),
+                                  nn.Sequential(nn.Conv2d(c, c, 3, groups=c, bias=False), nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c)))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class SepConv(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        m = 2 * d
+        self.pwconv1 = nn.Conv2d(d, m, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(m)
+        self.dwconv = nn.Conv2d(m, m, 7, padding=3, groups=m, bias=False)
+        self.pwconv2 = nn.Conv2d(m, d, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(d)
+
+    def forward(self, x, r):
+        T, B, C, H, W = x.shape
+        x = lif(x, rates=r)
+        x = self.bn1(self.pwconv1(x.flatten(0, 1))).reshape(T, B, -1, H, W)
+        x = lif(x, rates=r)
+        x = self.bn2(self.pwconv2(self.dwconv(x.flatten(0, 1)))).reshape(T, B, -1, H, W)
+        return x
+
+
+class ConvBlock(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.Conv = SepConv(d)
+        self.conv1 = nn.Conv2d(d, 4 * d, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(4 * d)
+        self.conv2 = nn.Conv2d(4 * d, d, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(d)
+
+    def forward(self, x, r):
+        T, B, C, H, W = x.shape
+        x = self.Conv(x, r) + x
+        f = x
+        x = self.bn1(self.conv1(lif(x, rates=r).flatten(0, 1))).reshape(T, B, 4 * C, H, W)
+        x = self.bn2(self.conv2(lif(x, rates=r).flatten(0, 1))).reshape(T, B, C, H, W)
+        return f + x
+
+
+class Attention(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads = heads
+        self.q_conv = nn.Sequential(RepConv(d), nn.BatchNorm2d(d))
+        self.k_conv = nn.Sequential(RepConv(d), nn.BatchNorm2d(d))
+        self.v_conv = nn.Sequential(RepConv(d), nn.BatchNorm2d(d))
+        self.proj_conv = nn.Sequential(RepConv(d), nn.BatchNorm2d(d))
+
+    def forward(self, x, r):
+        T, B, C, H, W = x.shape
+        N, h = H * W, self.heads
+        x = lif(x, rates=r)
+        q = self.q_conv(x.flatten(0, 1)).reshape(T, B, C, H, W)
+        k = self.k_conv(x.flatten(0, 1)).reshape(T, B, C, H, W)
+        v = self.v_conv(x.flatten(0, 1)).reshape(T, B, C, H, W)
+        split = lambda s: s.flatten(3).transpose(-1, -2).reshape(T, B, N, h, C // h).permute(0, 1, 3, 2, 4)
+        q, k, v = split(lif(q, rates=r)), split(lif(k, rates=r)), split(lif(v, rates=r))
+        x = (q @ (k.transpose(-2, -1) @ v)) * 0.125
+        x = x.transpose(3, 4).reshape(T, B, C, N)
+        x = lif(x, 0.5, rates=r).reshape(T, B, C, H, W)
+        return self.proj_conv(x.flatten(0, 1)).reshape(T, B, C, H, W)
+
+
+class Mlp(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc1_conv = nn.Conv1d(d, 4 * d, 1)
+        self.fc1_bn = nn.BatchNorm1d(4 * d)
+        self.fc2_conv = nn.Conv1d(4 * d, d, 1)
+        self.fc2_bn = nn.BatchNorm1d(d)
+
+    def forward(self, x, r):
+        T, B, C, H, W = x.shape
+        x = lif(x.flatten(3), rates=r)
+        x = self.fc1_bn(self.fc1_conv(x.flatten(0, 1))).reshape(T, B, 4 * C, H * W)
+        x = lif(x, rates=r)
+        return self.fc2_bn(self.fc2_conv(x.flatten(0, 1))).reshape(T, B, C, H, W)
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.attn = Attention(d, heads)
+        self.mlp = Mlp(d)
+
+    def forward(self, x, r):
+        x = x + self.attn(x, r)
+        return x + self.mlp(x, r)
+
+
+class Down(nn.Module):
+    def __init__(self, cin, cout, k, s, p, first):
+        super().__init__()
+        self.first = first
+        self.encode_conv = nn.Conv2d(cin, cout, k, s, p)
+        self.encode_bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x, r):
+        T, B = x.shape[:2]
+        if not self.first:
+            x = lif(x, rates=r)
+        x = self.encode_conv(x.flatten(0, 1))
+        return self.encode_bn(x).reshape(T, B, *x.shape[1:])
+
+
+class SDTv2(nn.Module):
+    def __init__(self, dims, classes=1000, heads=8, stem_stride=2, kd=False, T=4):
+        super().__init__()
+        d0 = dims[0]
+        self.T, self.kd = T, kd
+        self.downsample1_1 = Down(3, d0 // 2, 7, stem_stride, 3, True)
+        self.ConvBlock1_1 = nn.ModuleList([ConvBlock(d0 // 2)])
+        self.downsample1_2 = Down(d0 // 2, d0, 3, 2, 1, False)
+        self.ConvBlock1_2 = nn.ModuleList([ConvBlock(d0)])
+        self.downsample2 = Down(d0, dims[1], 3, 2, 1, False)
+        self.ConvBlock2_1 = nn.ModuleList([ConvBlock(dims[1])])
+        self.ConvBlock2_2 = nn.ModuleList([ConvBlock(dims[1])])
+        self.downsample3 = Down(dims[1], dims[2], 3, 2, 1, False)
+        self.block3 = nn.ModuleList([Block(dims[2], heads) for _ in range(6)])
+        self.downsample4 = Down(dims[2], dims[3], 3, 1, 1, False)
+        self.block4 = nn.ModuleList([Block(dims[3], heads) for _ in range(2)])
+        self.head = nn.Linear(dims[3], classes)
+        if kd:
+            self.head_kd = nn.Linear(dims[3], classes)
+
+    def forward(self, x, rates=None):
+        x = x.unsqueeze(0).repeat(self.T, 1, 1, 1, 1)
+        x = self.downsample1_1(x, rates)
+        for m in [*self.ConvBlock1_1, self.downsample1_2, *self.ConvBlock1_2, self.downsample2, *self.ConvBlock2_1,
+                  *self.ConvBlock2_2, self.downsample3, *self.block3, self.downsample4, *self.block4]:
+            x = m(x, rates)
+        x = lif(x.flatten(3).mean(3), rates=rates)
+        y = self.head(x).mean(0)
+        return (y + self.head_kd(x).mean(0)) / 2 if self.kd else y
+
+
+def parity(args):
+    sd = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+    sd = sd.get("model", sd)
+    exp = json.load(open(args.expected))
+    x = torch.from_numpy(__import__("numpy").fromfile(args.input, dtype="<f4").reshape(2, 3, 224, 224).copy())
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    for dev in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        for T in (4, 1):
+            m = SDTv2([32, 64, 128, 160], kd=True, T=T).eval().to(dev)
+            m.load_state_dict(sd)
+            rates = []
+            with torch.no_grad():
+                y = m(x.to(dev), rates).cpu()
+            ref = torch.tensor(exp[f"logits_T{T}"])
+            rr = torch.tensor(exp[f"lif_rates_T{T}"])
+            print(f"{dev} T={T}: max|dlogit| {float((y - ref).abs().max()):.3g}  max|drate| {float((torch.tensor(rates) - rr).abs().max()):.3g}  argmax {y.argmax(1).tolist()} ref {ref.argmax(1).tolist()}", flush=True)
+
+
+def bench(args):
+    torch.set_num_threads(args.threads)
+    dev = args.device
+    m = SDTv2([128, 256, 512, 640], T=4).eval().to(dev)
+    x = torch.randn(args.batch, 3, 224, 224, device=dev)
+    amp = torch.autocast(device_type="cuda", dtype=torch.float16) if args.fp16 else torch.autocast(device_type="cpu", enabled=False)
+    with torch.no_grad(), amp:
+        m(x)
+        if dev == "cuda": torch.cuda.synchronize()
+        n, t0 = 0, time.time()
+        while time.time() - t0 < args.seconds or n < 2:
+            m(x); n += 1
+            if dev == "cuda": torch.cuda.synchronize()
+        dt = time.time() - t0
+    print(json.dumps({"device": dev, "threads": args.threads, "batch": args.batch, "fp16": args.fp16,
+                      "images_per_second": n * args.batch / dt, "seconds": dt, "iterations": n}), flush=True)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("parity"); a.add_argument("ckpt"); a.add_argument("input"); a.add_argument("expected")
+    b = sub.add_parser("bench"); b.add_argument("--threads", type=int, default=2); b.add_argument("--batch", type=int, default=1)
+    b.add_argument("--device", default="cpu"); b.add_argument("--seconds", type=float, default=20); b.add_argument("--fp16", action="store_true")
+    args = p.parse_args()
+    parity(args) if args.cmd == "parity" else bench(args)

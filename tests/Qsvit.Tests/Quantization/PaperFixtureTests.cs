@@ -1,4 +1,5 @@
 using Qsvit.Evaluation;
+using Qsvit.Models;
 using Qsvit.Quantization;
 
 namespace Qsvit.Tests.Quantization;
@@ -10,9 +11,9 @@ public class PaperFixtureTests
     public void All8PaperMatchesTheReferenceAccuracyAndLogits()
     {
         var loaded = Fixtures.Cifar;
-        var q = ModelQuantizer.Apply(loaded.State, new Models.Sdtv2Layout(loaded.Config), QuantizationSetting.Uniform(8), QuantizerSpec.Paper);
+        var q = ModelQuantizer.Apply(loaded.State, new Sdtv2Layout(loaded.Config), QuantizationSetting.Uniform(8), QuantizerSpec.Paper);
         Assert.All(q.Weights, w => Assert.Equal(w.Block == "HEAD" ? 32 : 8, w.Bits));
-        var model = new Models.Sdtv2Model(loaded.Config, q.StateDict);
+        var model = new Sdtv2Model(loaded.Config, q.StateDict);
         var result = Evaluator.Run(model, Fixtures.CifarTestSet, new EvalOptions { BatchSize = 64, KeepLogits = 256 });
         double expected = Fixtures.CifarExpected.GetProperty("all8_paper_test_acc").GetDouble();
         Assert.InRange(result.Top1.Value, expected - 0.15, expected + 0.15);

@@ -16,9 +16,11 @@ namespace Qsvit.Reports;
 /// <param name="DifferenceVsFp32">Top-1 minus fp32's on the same images (<paramref name="DifferenceSplit"/>), paired 95 % interval.</param>
 /// <param name="FullEvaluations">Full accuracy evaluations the method needed (distinct settings × splits).</param>
 /// <param name="DriftEvaluations">Membrane-drift proxy evaluations (AQ4SViT's gate); 0 for QSViT.</param>
+/// <param name="SearchSeconds">Time the search took; for a run resumed from its run directory, the recorded time of all its
+/// evaluations (<see cref="SearchCost.SearchSeconds"/>), so interrupted and uninterrupted runs compare.</param>
 public sealed record ComparisonRow(string Method, string Setting, double MemoryMiB, double SavingPercent,
     Interval? SearchAccuracy, Interval? TestAccuracy, Interval? DifferenceVsFp32, string? DifferenceSplit,
-    int FullEvaluations, int DriftEvaluations, double WallSeconds)
+    int FullEvaluations, int DriftEvaluations, double SearchSeconds)
 {
     /// <summary>
     /// A row for <paramref name="setting"/>: memory as the paper counts it on <paramref name="layout"/>, accuracies where given,
@@ -26,14 +28,14 @@ public sealed record ComparisonRow(string Method, string Setting, double MemoryM
     /// </summary>
     public static ComparisonRow Create(string method, QuantizationSetting setting, Sdtv2Layout layout,
         AccuracyRecord? search, AccuracyRecord? test, AccuracyRecord? fp32Search, AccuracyRecord? fp32Test,
-        int fullEvaluations, int driftEvaluations, double wallSeconds)
+        int fullEvaluations, int driftEvaluations, double searchSeconds)
     {
         var memory = MemoryFootprint.Compute(layout, setting);
         var (difference, split) = test is not null && fp32Test is not null ? (test.DifferenceFrom(fp32Test), test.Split)
             : search is not null && fp32Search is not null ? (search.DifferenceFrom(fp32Search), search.Split)
             : ((Interval?)null, (string?)null);
         return new ComparisonRow(method, setting.ToString(), memory.MiB, memory.SavingPercent, search?.Top1, test?.Top1,
-            difference, split, fullEvaluations, driftEvaluations, wallSeconds);
+            difference, split, fullEvaluations, driftEvaluations, searchSeconds);
     }
 }
 
@@ -51,11 +53,11 @@ public static class ComparisonTable
     public static string ToMarkdown(IReadOnlyList<ComparisonRow> rows)
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| method | setting | memory (MiB) | saving | search top-1 % [95 % CI] | test top-1 % [95 % CI] | Δ top-1 vs fp32 [paired 95 % CI] | full evals | drift evals | wall time |");
+        sb.AppendLine("| method | setting | memory (MiB) | saving | search top-1 % [95 % CI] | test top-1 % [95 % CI] | Δ top-1 vs fp32 [paired 95 % CI] | full evals | drift evals | search time |");
         sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in rows)
             sb.AppendLine($"| {r.Method} | {Code(r.Setting)} | {F(r.MemoryMiB, 3)} | {F(r.SavingPercent, 1)} % | {Acc(r.SearchAccuracy)} | {Acc(r.TestAccuracy)} | " +
-                          $"{Diff(r.DifferenceVsFp32, r.DifferenceSplit)} | {r.FullEvaluations} | {r.DriftEvaluations} | {Duration(r.WallSeconds)} |");
+                          $"{Diff(r.DifferenceVsFp32, r.DifferenceSplit)} | {r.FullEvaluations} | {r.DriftEvaluations} | {Duration(r.SearchSeconds)} |");
         return sb.ToString();
     }
 

@@ -54,7 +54,7 @@ public static class QsvitReport
             RunStore.WriteAtomically(path, text);
             files.Add(path);
         }
-        Save(SensitivityFigure, SensitivityChart(input.Result));
+        Save(SensitivityFigure, SensitivityChart(input.Result.Sensitivity));
         Save(GuidedFigure, GuidedChart(input.Result));
         Save(MemoryFigure, MemoryAccuracyChart(input.Result, input.Layout));
         Save(ComparisonTable.FileName, ComparisonTable.ToJson(ComparisonRows(input)));
@@ -70,18 +70,17 @@ public static class QsvitReport
         var fp32Test = r.Report?.Fp32;
         return
         [
-            ComparisonRow.Create("fp32", r.Fp32, input.Layout, r.Search.Fp32, fp32Test, r.Search.Fp32, fp32Test, 0, 0, 0),
+            ComparisonRow.Create("fp32", r.Fp32, input.Layout, r.Search.Fp32, fp32Test, null, null, 0, 0, 0), // no difference from itself
             ComparisonRow.Create("QSViT", r.BSettingG, input.Layout, r.Search.Quantized, r.Report?.Quantized, r.Search.Fp32, fp32Test,
-                r.Cost.Evaluations, 0, r.Cost.WallSeconds),
+                r.Cost.Evaluations, 0, r.Cost.SearchSeconds),
         ];
     }
 
     // ---------------------------------------------------------------- figures
 
     /// <summary>Paper Fig. 7: accuracy vs width per unit, one panel per stage, with the fp32 and tolerance lines.</summary>
-    public static string SensitivityChart(QsvitResult r)
+    public static string SensitivityChart(SensitivityTable t)
     {
-        var t = r.Sensitivity;
         var categories = t.Bits.Select(b => b == Quantizer.FullPrecision ? "32 (fp32)" : b.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         double lowest = Math.Min(t.Cells.Min(c => c.Accuracy.Accuracy), t.Threshold);
         double yMin = Math.Max(0, Math.Floor((lowest - 1) / 5) * 5), yMax = Math.Min(100, Math.Ceiling((t.Fp32.Accuracy + 1) / 5) * 5);
@@ -236,8 +235,8 @@ public static class QsvitReport
                 Line("The paper's quantizer uses S = (max − min) / (Qmax − Qmin) with signed codes in [−2^(b−1), 2^(b−1) − 1] and no zero point. " +
                      "The codes are centred on 0 but the scale spans max − min, so both ends are clamped at about ±(max − min)/2: the larger side of " +
                      "an asymmetric weight range (max ≠ −min) loses everything beyond that, and even a symmetric range loses its extreme step. " +
-                     "The clamping point does not move with the width, so more bits do not reduce the clipped share — it is a range mismatch, not " +
-                     "rounding; a unit that fails even at 16 bits points to this clipping. Clipped = share of the unit's weights clamped; " +
+                     "The clamping point does not move with the width, so more bits do not reduce the clipped share: it is a range mismatch, not " +
+                     "rounding, and how much it matters depends on how lopsided each weight tensor is. Clipped = share of the unit's weights clamped; " +
                      "SQNR = signal-to-quantization-noise ratio over the unit's weights.");
             }
             else
@@ -253,7 +252,7 @@ public static class QsvitReport
                 var row = errors.Where(e => e.Unit == unit).ToDictionary(e => e.Bits);
                 if (row.Count == 0) continue;
                 Line($"| {unit} | {row.Values.First().Weights:N0} | " + string.Join(" | ", widths.Select(b =>
-                    row.TryGetValue(b, out var e) ? $"{F(100 * e.ClippedFraction, 2)} % / {(double.IsFinite(e.SqnrDb) ? F(e.SqnrDb, 1) + " dB" : "exact")}" : "—")) + " |");
+                    row.TryGetValue(b, out var e) ? $"{F(100 * e.ClippedFraction, 3)} % / {(double.IsFinite(e.SqnrDb) ? F(e.SqnrDb, 1) + " dB" : "exact")}" : "—")) + " |");
             }
             Line();
         }
@@ -372,8 +371,8 @@ public static class QsvitReport
         Line();
         var c = r.Cost;
         int run = input.OracleEvaluations ?? c.Run;
-        Line($"Wall time {Duration(c.WallSeconds)}. The search used {c.Evaluations} distinct full evaluations (setting × split); {run} were run by this process, " +
-             $"{c.Evaluations - c.Run} came from the run directory or the evaluator's cache.");
+        Line($"The search used {c.Evaluations} distinct full evaluations (setting × split) taking {Duration(c.EvaluationSeconds)} in all; {run} were run by " +
+             $"this process, {c.Evaluations - c.Run} came from the run directory or the evaluator's cache. Wall time of this process: {Duration(c.WallSeconds)}.");
         Line();
         Line("| phase | evaluations | run now | replayed |");
         Line("|---|---:|---:|---:|");
@@ -496,6 +495,7 @@ public static class QsvitReport
             ["cost"] = new JsonObject
             {
                 ["wall_seconds"] = r.Cost.WallSeconds,
+                ["evaluation_seconds"] = r.Cost.EvaluationSeconds,
                 ["evaluations"] = r.Cost.Evaluations,
                 ["run"] = input.OracleEvaluations ?? r.Cost.Run,
                 ["replayed"] = r.Cost.Replayed,

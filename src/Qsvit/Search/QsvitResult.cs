@@ -80,9 +80,15 @@ public sealed record SettingMemory(string Name, QuantizationSetting Setting, Mem
 /// them actually computed now (the rest came from the oracle's cache or the run directory).</summary>
 public sealed record PhaseCost(QsvitPhase Phase, int Evaluations, int Run);
 
-/// <summary>What the search cost: distinct evaluations used, those computed in this process, and the wall time.</summary>
-public sealed record SearchCost(int Evaluations, int Run, double WallSeconds, IReadOnlyList<PhaseCost> Phases)
+/// <summary>What the search cost: distinct evaluations used, those computed in this process, and the time.</summary>
+/// <param name="WallSeconds">Wall time of this call (small when a resumed run replays most evaluations).</param>
+/// <param name="EvaluationSeconds">Time of all the evaluations the search used, replayed ones included (as recorded when they ran):
+/// the search's cost however many sessions it took.</param>
+public sealed record SearchCost(int Evaluations, int Run, double WallSeconds, double EvaluationSeconds, IReadOnlyList<PhaseCost> Phases)
 {
+    /// <summary>The search's time: its evaluations over all sessions, or this call's wall time if that is longer.</summary>
+    public double SearchSeconds => Math.Max(WallSeconds, EvaluationSeconds);
+
     /// <summary>Evaluations answered without running (replayed from the run directory or already cached).</summary>
     public int Replayed => Evaluations - Run;
 }

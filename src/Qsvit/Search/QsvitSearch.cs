@@ -111,6 +111,7 @@ public static class QsvitSearch
         private readonly Dictionary<QsvitPhase, (int Evaluations, int Run)> _phases = new();
         private readonly Stopwatch _clock = Stopwatch.StartNew();
         private QsvitPhase _phase;
+        private double _evaluationSeconds;
 
         public QsvitOptions Options { get; } = options;
         public int Done { get; private set; }
@@ -126,6 +127,7 @@ public static class QsvitSearch
                 int before = oracle.FullEvaluations;
                 record = oracle.Accuracy(setting, split);
                 _memo[key] = record;
+                _evaluationSeconds += record.Seconds;
                 var (evaluations, run) = _phases.GetValueOrDefault(phase);
                 _phases[phase] = (evaluations + 1, run + (oracle.FullEvaluations - before));
             }
@@ -140,7 +142,7 @@ public static class QsvitSearch
             var phases = Enum.GetValues<QsvitPhase>()
                 .Select(p => _phases.TryGetValue(p, out var c) ? new PhaseCost(p, c.Evaluations, c.Run) : new PhaseCost(p, 0, 0))
                 .ToArray();
-            return new SearchCost(phases.Sum(p => p.Evaluations), phases.Sum(p => p.Run), _clock.Elapsed.TotalSeconds, phases);
+            return new SearchCost(phases.Sum(p => p.Evaluations), phases.Sum(p => p.Run), _clock.Elapsed.TotalSeconds, _evaluationSeconds, phases);
         }
     }
 }

@@ -15,7 +15,7 @@ internal sealed class FakeOracle(Func<QuantizationSetting, string, double> accur
         Calls.Add((setting.ToString(), split));
         int correct = (int)Math.Round(accuracy(setting, split) * images / 100);
         var mask = Enumerable.Range(0, images).Select(i => i < correct).ToArray();
-        return new AccuracyRecord(setting.ToString(), split, images, correct, mask, 0);
+        return new AccuracyRecord(setting.ToString(), split, images, correct, mask, Seconds: 0.5);
     }
 
     public DriftResult Drift(QuantizationSetting setting) => throw new NotSupportedException("QSViT never asks for drift");

@@ -77,7 +77,9 @@ public sealed class QsvitReportTests : IDisposable
         Assert.Equal(85.0, rows[1].TestAccuracy!.Value.Value, 9);
         Assert.Equal(-5.0, rows[1].DifferenceVsFp32!.Value.Value, 9);
         Assert.Equal("test", rows[1].DifferenceSplit);
+        Assert.Null(rows[0].DifferenceVsFp32);
         Assert.Equal(77, rows[1].FullEvaluations);
+        Assert.Equal(38.5, rows[1].SearchSeconds, 9);
     }
 
     [Fact]
@@ -85,7 +87,7 @@ public sealed class QsvitReportTests : IDisposable
     {
         XNamespace svg = "http://www.w3.org/2000/svg";
         var result = QsvitSearchTests.PaperLikeRun(out _);
-        var fig7 = XDocument.Parse(QsvitReport.SensitivityChart(result));
+        var fig7 = XDocument.Parse(QsvitReport.SensitivityChart(result.Sensitivity));
         var texts = fig7.Descendants(svg + "text").Select(t => t.Value).ToArray();
         Assert.All(["Stage 1", "Stage 2", "Stage 3", "Stage 4", "fp32 90.00 %", "tolerance 85.00 %", "TRAN_S4", "32 (fp32)"], t => Assert.Contains(t, texts));
         Assert.Equal(11, fig7.Descendants(svg + "polyline").Count());

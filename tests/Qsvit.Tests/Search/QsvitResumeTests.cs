@@ -60,6 +60,8 @@ public sealed class QsvitResumeTests : IDisposable
         Assert.Equal(expected.Cost.Evaluations - k, resumed.FullEvaluations);
         Assert.Equal(expected.Cost.Evaluations - k, result.Cost.Run);
         Assert.Equal(k, result.Cost.Replayed);
+        Assert.Equal(expected.Cost.Evaluations, result.Cost.Evaluations);
+        Assert.True(result.Cost.EvaluationSeconds > 0);
 
         Assert.Equal(expected.BSettingH, result.BSettingH);
         Assert.Equal(expected.BSettingL, result.BSettingL);

@@ -110,6 +110,8 @@ public class QsvitSearchTests
         Assert.Equal(oracle.Calls.Count, r.Cost.Evaluations);
         Assert.Equal(oracle.Calls.Count, r.Cost.Run);
         Assert.Equal(0, r.Cost.Replayed);
+        Assert.Equal(0.5 * 77, r.Cost.EvaluationSeconds, 9);       // the fake says each evaluation took 0.5 s
+        Assert.Equal(r.Cost.EvaluationSeconds, r.Cost.SearchSeconds);
         Assert.Equal([45, 2, 28, 2], r.Cost.Phases.Select(p => p.Evaluations));
         Assert.Equal(2, oracle.Calls.Count(c => c.Split == "test"));
     }

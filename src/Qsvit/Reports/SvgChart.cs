@@ -182,10 +182,11 @@ public sealed record SvgChart
         if (!string.IsNullOrEmpty(XLabel)) w.Text((px0 + px1) / 2, f.Height - 8, XLabel, 11, "middle");
         if (!string.IsNullOrEmpty(YLabel)) w.Text(Math.Max(16, px0 - 46), (py0 + py1) / 2, YLabel, 11, "middle", rotate: -90);
 
-        // Data, clipped to the plot.
-        w.ClipRect(id, px0, py0, px1 - px0, py1 - py0);
+        foreach (var r in Rules.Where(r => r.Y >= yLo && r.Y <= yHi)) w.Line(px0, Y(r.Y), px1, Y(r.Y), r.Color, 1.2, r.Dashed ? "6 4" : null);
+        // Data, clipped to the plot widened by a marker, so points on the edge (100 %) stay whole.
+        const double Margin = 8;
+        w.ClipRect(id, px0 - Margin, py0 - Margin, px1 - px0 + 2 * Margin, py1 - py0 + 2 * Margin);
         w.OpenGroup(clipId: id);
-        foreach (var r in Rules) w.Line(px0, Y(r.Y), px1, Y(r.Y), r.Color, 1.2, r.Dashed ? "6 4" : null);
         foreach (var s in Series)
         {
             string color = SeriesColor(s);

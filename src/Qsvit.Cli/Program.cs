@@ -7,5 +7,8 @@ var root = new RootCommand("qsvit: run, quantize and search mixed-precision sett
     EvalCommand.Create(),
     BenchCommand.Create(),
     MemoryCommand.Create(),
+    SensitivityCommand.Create(),
+    SearchCommand.Create(),
+    ApplyCommand.Create(),
 };
 return Cli.Run(root, args);

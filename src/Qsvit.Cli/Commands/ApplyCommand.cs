@@ -1,0 +1,93 @@
+using System.CommandLine;
+using System.Globalization;
+using Qsvit.Evaluation;
+using Qsvit.Models;
+using Qsvit.Quantization;
+using Qsvit.Search;
+using Spectre.Console;
+
+namespace Qsvit.Cli.Commands;
+
+/// <summary><c>qsvit apply</c>: QSViT's Alg. 4 on its own: quantize a checkpoint with a given setting and save it.</summary>
+internal static class ApplyCommand
+{
+    public static Command Create()
+    {
+        var model = new ModelOptions();
+        var data = new DataOptions("--data", "Evaluate the quantized network on this dataset (optional)");
+        data.Data.Required = false;
+        var setting = new Option<string>("--setting", "-s")
+        {
+            Description = "Bit widths, e.g. \"8,4,8,8|8,8,8|4,32|4,32\", a single width for every unit, or the JSON form",
+            Required = true,
+        };
+        var quantizer = new Option<string>("--quantizer", "-q") { Description = $"Weight quantizer: {string.Join(", ", QuantizerSpec.Names)}", DefaultValueFactory = _ => "paper" };
+        var output = new Option<string>("--out", "-o") { Description = "Quantized network to write (.safetensors)", Required = true };
+        var threads = new Option<int?>("--threads") { Description = "Worker threads (default: all cores)" };
+        var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout" };
+        var command = new Command("apply", "Quantize a checkpoint with a setting and save it as safetensors (dequantized weights + metadata)");
+        model.AddTo(command);
+        data.AddTo(command);
+        foreach (var o in new Option[] { setting, quantizer, output, threads, json }) command.Add(o);
+        command.SetAction(r =>
+        {
+            Cli.ApplyThreads(r.GetValue(threads));
+            var loaded = model.Load(r);
+            var layout = new Sdtv2Layout(loaded.Config);
+            string text = r.GetValue(setting)!;
+            var s = int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int uniform)
+                ? QuantizationSetting.Uniform(uniform) : QuantizationSetting.Parse(text);
+            var spec = QuantizerSpec.Parse(r.GetValue(quantizer)!);
+            var quantized = ModelQuantizer.Apply(loaded.State, layout, s, spec);
+            string path = r.GetValue(output)!;
+            QsvitCheckpoint.Save(path, loaded, quantized);
+            var memory = MemoryFootprint.Compute(layout, s);
+            var exact = MemoryFootprint.Compute(layout, s, spec);
+
+            EvalResult? eval = null;
+            if (r.GetValue(data.Data) is not null)
+            {
+                var dataset = data.Open(r, loaded);
+                var options = new EvalOptions { BatchSize = r.GetValue(data.Batch), Limit = r.GetValue(data.Limit) };
+                var net = new Sdtv2Model(loaded.Config, quantized.StateDict);
+                eval = Cli.WithProgress("eval", Math.Min(dataset.Count, options.Limit ?? int.MaxValue),
+                    report => Evaluator.Run(net, dataset, options, new EvalCommand.Progress(report)));
+            }
+
+            var units = quantized.Weights.GroupBy(w => w.Unit).Select(g => new
+            {
+                unit = g.Key,
+                bits = string.Join("/", g.Select(w => w.Bits).Distinct()),
+                clipped_percent = 100 * g.Sum(w => w.ClippedFraction * w.Count) / g.Sum(w => w.Count),
+                mib = memory.Units.Single(u => u.Name == g.Key).MiB,
+            }).ToArray();
+            if (r.GetValue(json))
+            {
+                Cli.WriteJson(new
+                {
+                    setting = s.ToString(),
+                    quantizer = spec.ToString(),
+                    output = path,
+                    mib = memory.MiB,
+                    fp32_mib = memory.Fp32MiB,
+                    saving_percent = memory.SavingPercent,
+                    mib_with_scales = exact.MiB,
+                    units,
+                    images = eval?.Count,
+                    top1 = eval?.Top1.Value,
+                    top1_ci95 = eval is null ? null : new[] { eval.Top1.Low, eval.Top1.High },
+                });
+                return 0;
+            }
+            var table = new Table().AddColumns("unit", "bits", "clipped", "MiB");
+            foreach (var u in units) table.AddRow(u.unit, u.bits, $"{u.clipped_percent:F2} %", $"{u.mib:F3}");
+            Cli.Out.Write(table);
+            Console.WriteLine($"setting   {s} ({spec})");
+            Console.WriteLine($"memory    {memory.MiB:F3} MiB vs {memory.Fp32MiB:F3} MiB fp32 ({memory.SavingPercent:F2} % saving; {exact.MiB:F3} MiB with scales)");
+            if (eval is not null) Console.WriteLine($"top-1     {eval.Top1} % on {eval.Count} images (95% Wilson interval)");
+            Console.WriteLine($"saved     {path}");
+            return 0;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,103 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Qsvit.Evaluation;
+using Qsvit.Models;
+using Qsvit.Quantization;
+using Qsvit.Search;
+
+namespace Qsvit.Reports;
+
+/// <summary>
+/// One search method's outcome, for comparing methods (QSViT, AQ4SViT greedy/beam…) side by side. Plain values only, so
+/// rows written by one run can be read back and merged with another's.
+/// </summary>
+/// <param name="DifferenceVsFp32">Top-1 minus fp32's on the same images (<paramref name="DifferenceSplit"/>), paired 95 % interval.</param>
+/// <param name="FullEvaluations">Full accuracy evaluations the method needed (distinct settings × splits).</param>
+/// <param name="DriftEvaluations">Membrane-drift proxy evaluations (AQ4SViT's gate); 0 for QSViT.</param>
+/// <param name="SearchSeconds">Time the search took; for a run resumed from its run directory, the recorded time of all its
+/// evaluations (<see cref="SearchCost.SearchSeconds"/>), so interrupted and uninterrupted runs compare.</param>
+public sealed record ComparisonRow(string Method, string Setting, double MemoryMiB, double SavingPercent,
+    Interval? SearchAccuracy, Interval? TestAccuracy, Interval? DifferenceVsFp32, string? DifferenceSplit,
+    int FullEvaluations, int DriftEvaluations, double SearchSeconds)
+{
+    /// <summary>
+    /// A row for <paramref name="setting"/>: memory as the paper counts it on <paramref name="layout"/>, accuracies where given,
+    /// and the paired difference from fp32 on the test split when both are given, else on the search split.
+    /// </summary>
+    public static ComparisonRow Create(string method, QuantizationSetting setting, Sdtv2Layout layout,
+        AccuracyRecord? search, AccuracyRecord? test, AccuracyRecord? fp32Search, AccuracyRecord? fp32Test,
+        int fullEvaluations, int driftEvaluations, double searchSeconds)
+    {
+        var memory = MemoryFootprint.Compute(layout, setting);
+        var (difference, split) = test is not null && fp32Test is not null ? (test.DifferenceFrom(fp32Test), test.Split)
+            : search is not null && fp32Search is not null ? (search.DifferenceFrom(fp32Search), search.Split)
+            : ((Interval?)null, (string?)null);
+        return new ComparisonRow(method, setting.ToString(), memory.MiB, memory.SavingPercent, search?.Top1, test?.Top1,
+            difference, split, fullEvaluations, driftEvaluations, searchSeconds);
+    }
+}
+
+/// <summary>Writes comparison rows as a markdown table and as JSON, and reads the JSON back (to merge runs).</summary>
+public static class ComparisonTable
+{
+    public const string FileName = "comparison.json";
+
+    private static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
+    {
+        WriteIndented = true,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public static string ToMarkdown(IReadOnlyList<ComparisonRow> rows)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("| method | setting | memory (MiB) | saving | search top-1 % [95 % CI] | test top-1 % [95 % CI] | Δ top-1 vs fp32 [paired 95 % CI] | full evals | drift evals | search time |");
+        sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var r in rows)
+            sb.AppendLine($"| {r.Method} | {Code(r.Setting)} | {F(r.MemoryMiB, 3)} | {F(r.SavingPercent, 1)} % | {Acc(r.SearchAccuracy)} | {Acc(r.TestAccuracy)} | " +
+                          $"{Diff(r.DifferenceVsFp32, r.DifferenceSplit)} | {r.FullEvaluations} | {r.DriftEvaluations} | {Duration(r.SearchSeconds)} |");
+        return sb.ToString();
+    }
+
+    public static string ToJson(IReadOnlyList<ComparisonRow> rows) => JsonSerializer.Serialize(rows, Options);
+
+    public static void Write(string path, IReadOnlyList<ComparisonRow> rows) => RunStore.WriteAtomically(path, ToJson(rows));
+
+    /// <summary>Rows from a comparison.json, or from the one inside a report directory.</summary>
+    public static IReadOnlyList<ComparisonRow> Read(string path)
+    {
+        var file = Directory.Exists(path) ? Path.Combine(path, FileName) : path;
+        if (!File.Exists(file)) throw new QsvitException($"no comparison rows at '{path}' (expected {FileName} or a report directory holding one)");
+        try
+        {
+            return JsonSerializer.Deserialize<ComparisonRow[]>(File.ReadAllText(file), Options)
+                   ?? throw new QsvitException($"{file} holds no comparison rows");
+        }
+        catch (JsonException e) { throw new QsvitException($"{file} is not a comparison table: {e.Message}", e); }
+    }
+
+    /// <summary>Rows of several runs, each (method, setting) once (the first occurrence wins: fp32 rows repeat across runs).</summary>
+    public static IReadOnlyList<ComparisonRow> Merge(IEnumerable<ComparisonRow> rows) =>
+        rows.DistinctBy(r => (r.Method, r.Setting)).ToArray();
+
+    /// <summary>A code span for a markdown table cell: GFM splits cells at '|' even inside code spans unless escaped.</summary>
+    internal static string Code(string text) => "`" + text.Replace("|", "\\|", StringComparison.Ordinal) + "`";
+
+    internal static string F(double v, int decimals)
+    {
+        double r = Math.Round(v, decimals);
+        return (r == 0 ? 0 : r).ToString("F" + decimals, CultureInfo.InvariantCulture); // never "-0.00"
+    }
+
+    internal static string Acc(Interval? i) => i is { } v ? $"{F(v.Value, 2)} [{F(v.Low, 2)}, {F(v.High, 2)}]" : "—";
+
+    internal static string Diff(Interval? i, string? split = null) =>
+        i is { } v ? $"{Signed(v.Value)} [{Signed(v.Low)}, {Signed(v.High)}]{(split is null ? "" : $" ({split})")}" : "—";
+
+    internal static string Signed(double v) => (v > 0 ? "+" : "") + F(v, 2);
+
+    internal static string Duration(double seconds) =>
+        seconds < 60 ? $"{F(seconds, 1)} s" : seconds < 3600 ? $"{F(seconds / 60, 1)} min" : $"{F(seconds / 3600, 2)} h";
+}

@@ -7,5 +7,6 @@ var root = new RootCommand("qsvit: run, quantize and search mixed-precision sett
     EvalCommand.Create(),
     BenchCommand.Create(),
     MemoryCommand.Create(),
+    Aq4Command.Create(), // temporary: folds into 'search --method' at merge
 };
 return Cli.Run(root, args);

@@ -190,7 +190,7 @@ public static class Aq4Searcher
             {
                 _step++;
                 kept = Step(kept);
-                Report($"step {_step}: kept {kept.Count}");
+                Report($"step {_step} kept {kept.Count}");
             }
 
             return new Aq4Result(options.Method, options, space, _best.Setting, _best.Memory, _fp32, _best.Accuracy!, _log, _step,
@@ -282,7 +282,7 @@ public static class Aq4Searcher
         {
             node.Drift = oracle.Drift(node.Setting);
             _drifts[node.Key] = node.Drift;
-            Report($"drift {node.Key}");
+            Report($"drift {node.Drift.Drift:G3}");
         }
 
         private AccuracyRecord Verify(Node node)
@@ -292,7 +292,7 @@ public static class Aq4Searcher
                 throw new InvalidOperationException($"search split gave {r.Count} images for {node.Key}, {_fp32.Count} for fp32");
             node.Accuracy = r;
             _accuracies[node.Key] = r;
-            Report($"verify {node.Key}: {r.Accuracy:F2}%");
+            Report($"verified {node.Memory.MiB:F3} MiB: {r.Accuracy:F2} %");
             return r;
         }
 

@@ -44,6 +44,14 @@ internal sealed class FakeOracle(Func<QuantizationSetting, double> accuracy, Fun
 
 internal static class Aq4Fixtures
 {
+    /// <summary>Reproducible noise in [-0.5, 0.5) per setting (string hashes are randomized per process).</summary>
+    public static double Noise(QuantizationSetting setting, int seed)
+    {
+        uint h = 2166136261u ^ (uint)seed;
+        foreach (char c in setting.ToString()) h = (h ^ c) * 16777619u;
+        return new Random((int)(h & 0x7fffffff)).NextDouble() - 0.5;
+    }
+
     /// <summary>A tiny SDTv2 for 32x32 inputs that runs in milliseconds.</summary>
     public static readonly Sdtv2Config Tiny = new()
     {

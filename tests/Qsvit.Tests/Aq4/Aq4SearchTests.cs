@@ -135,9 +135,8 @@ public sealed class Aq4SearchTests
             new Random(seed).Shuffle(sensitivity);
             double Drop(QuantizationSetting s) => space.Units.Select((u, i) =>
                 sensitivity[i] * Math.Pow(2, (16 - Math.Min(16, s[u.Members[0]])) / 2.5)).Sum() - 0.3;
-            double Noise(QuantizationSetting s, int salt) => new Random(HashCode.Combine(s.ToString(), seed, salt) & 0x7fffffff).NextDouble();
-            var oracle = new FakeOracle(s => Fp32Accuracy - Math.Max(-1, Drop(s)) + 0.8 * (Noise(s, 1) - 0.5),
-                s => Math.Max(0, Drop(s) + 1.5 * (Noise(s, 2) - 0.5)));
+            var oracle = new FakeOracle(s => Fp32Accuracy - Math.Max(-1, Drop(s)) + 0.8 * Aq4Fixtures.Noise(s, 2 * seed),
+                s => Math.Max(0, Drop(s) + 1.5 * Aq4Fixtures.Noise(s, 2 * seed + 1)));
             foreach (var options in new[] { new Aq4Options(), new Aq4Options { Method = Aq4Method.Beam, BeamWidth = 3, MaxDrop = 0.7 } })
             {
                 var r = Aq4Searcher.Run(oracle, space, options);

@@ -66,7 +66,7 @@ internal static class Aq4Command
                 new("calibration", $"{evaluator.CalibrationImages} images"),
             };
             if (h is not null) context.Add(new("held-out split", $"{h.Name}, {evaluator.SplitSize("held-out")} images"));
-            Aq4Search.Run(evaluator, space, aq4.Search(r, searchMethod, "search"), h is null ? null : "held-out", outDir, context);
+            Aq4Search.Run(evaluator, space, aq4.Read(r, searchMethod, "search"), h is null ? null : "held-out", outDir, context);
             return 0;
         });
         return command;

@@ -16,7 +16,7 @@ internal static class Aq4Search
     /// (they build the evaluator and belong in the run identity); the others only steer the search.</summary>
     public sealed class Options
     {
-        public readonly Option<int> BeamWidth = new("--beam-width") { Description = "Beam: settings kept per step", DefaultValueFactory = _ => 4 };
+        public readonly Option<int> BeamWidth = new("--beam-width") { Description = "Beam: settings kept per step (greedy keeps one)", DefaultValueFactory = _ => 4 };
         public readonly Option<double> MaxDrop = new("--max-drop") { Description = "Largest allowed top-1 drop from fp32 on the search split, in points", DefaultValueFactory = _ => 1.5 };
         public readonly Option<string> Granularity = new("--granularity") { Description = "Search unit: network, stage, block (the paper's 11 units), transformer-block or layer", DefaultValueFactory = _ => "block" };
         public readonly Option<int[]?> Bits = new("--bits") { Description = "Widths to search below 32 (default 16 12 8 4 with --quantizer paper, else 16 12 8 6 4 3 2)", AllowMultipleArgumentsPerToken = true };
@@ -41,7 +41,7 @@ internal static class Aq4Search
             Aq4Space.Create(layout, Aq4Space.ParseGranularity(r.GetValue(Granularity)!),
                 r.GetValue(Bits) is { Length: > 0 } bits ? bits : Aq4Space.DefaultBits(Spec(r)), r.GetValue(QuantizeHead));
 
-        public Aq4Options Search(ParseResult r, Aq4Method method, string searchSplit) => new()
+        public Aq4Options Read(ParseResult r, Aq4Method method, string searchSplit) => new()
         {
             Method = method,
             BeamWidth = r.GetValue(BeamWidth),

@@ -65,9 +65,9 @@ public sealed record Aq4Candidate(int Step, QuantizationSetting Setting, string?
 /// The outcome of an AQ4SViT search. Evaluation counts are the distinct settings the search needed (the fp32 baseline
 /// included), whether run now or replayed from a run store; <c>New*</c> count those this process actually ran.
 /// Seconds are those recorded with each evaluation, so a resumed search reports the cost of the whole search.
+/// <see cref="Steps"/> counts the steps run, the last being the one that kept nothing (or reached the bottom).
 /// </summary>
 public sealed record Aq4Result(
-    Aq4Method Method,
     Aq4Options Options,
     Aq4Space Space,
     QuantizationSetting Setting,
@@ -85,6 +85,8 @@ public sealed record Aq4Result(
     double WallSeconds,
     double GateThreshold)
 {
+    public Aq4Method Method => Options.Method;
+
     /// <summary>fp32 minus the chosen setting's top-1 on the search split, in points.</summary>
     public double Drop => Fp32Accuracy.Accuracy - Accuracy.Accuracy;
 
@@ -193,7 +195,7 @@ public static class Aq4Searcher
                 Report($"step {_step} kept {kept.Count}");
             }
 
-            return new Aq4Result(options.Method, options, space, _best.Setting, _best.Memory, _fp32, _best.Accuracy!, _log, _step,
+            return new Aq4Result(options, space, _best.Setting, _best.Memory, _fp32, _best.Accuracy!, _log, _step,
                 _drifts.Count, _accuracies.Count, oracle.DriftEvaluations - _driftBefore, oracle.FullEvaluations - _fullBefore,
                 _drifts.Values.Sum(d => d.Seconds), _accuracies.Values.Sum(a => a.Seconds), clock.Elapsed.TotalSeconds, _gate.Threshold);
         }

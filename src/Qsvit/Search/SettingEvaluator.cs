@@ -71,8 +71,8 @@ public sealed class SettingEvaluator : ISettingOracle
     }
 
     public IReadOnlyCollection<string> Splits => _splits.Keys.ToArray();
-    /// <summary>Images the drift is measured on (fewer when the search split is smaller).</summary>
-    public int CalibrationImages => Math.Min(_calibrationImages, _splits.First().Value.Count);
+    /// <summary>Images the drift is measured on (fewer when the search split, as limited, is smaller).</summary>
+    public int CalibrationImages => Math.Min(_calibrationImages, SplitSize(_splits.First().Key));
     public int SplitSize(string split) => Math.Min(Dataset(split).Count, _options.Limit ?? int.MaxValue);
 
     public QuantizedModel Quantize(QuantizationSetting setting) => _quantizer.Apply(setting, Spec);
@@ -144,16 +144,17 @@ public sealed class SettingEvaluator : ISettingOracle
     }
 
     /// <summary>
-    /// Calibration images spread evenly over the first split (the search split): a split stored class by class (image
-    /// folders) would otherwise calibrate on a single class.
+    /// Calibration images spread evenly over the images evaluated of the first split (the search split): a split stored
+    /// class by class (image folders) would otherwise calibrate on a single class.
     /// </summary>
     private MembraneDrift CaptureReference()
     {
-        var data = _splits.First().Value;
-        int n = CalibrationImages;
+        var (name, data) = _splits.First();
+        int n = CalibrationImages, span = Math.Min(SplitSize(name), data.Count - _options.Start);
         int size = data.Channels * data.Height * data.Width;
         var images = new float[n * size];
-        Parallel.For(0, n, Tensors.Compute.Options, i => data.Read((int)((long)i * data.Count / n), images.AsSpan(i * size, size)));
+        Parallel.For(0, n, Tensors.Compute.Options,
+            i => data.Read(_options.Start + (int)((long)i * span / n), images.AsSpan(i * size, size)));
         return new MembraneDrift(_model.CreateModel(), images, n, data.Height, data.Width, _options.BatchSize);
     }
 

@@ -10,18 +10,20 @@ public sealed record DriftResult(double Drift, double SpikeMismatch, IReadOnlyLi
 
 /// <summary>
 /// Captures the fp32 model's membrane potentials once on a calibration batch, then measures any candidate against them
-/// in a single forward pass (no second fp32 run).
+/// in a single forward pass (no second fp32 run). The reference costs 4 bytes per neuron×timestep×image for H plus one bit
+/// for the spike (e.g. ~0.5 GB for 64 CIFAR images on the w32-192 T=4 model), kept as one array per layer and batch so
+/// that capturing never needs a second, grown copy.
 /// </summary>
 public sealed class MembraneDrift
 {
-    private readonly float[][] _reference;   // per LIF layer: H of all calibration images, in forward order
-    private readonly float[][] _referenceSpikes;
-    private readonly double[] _referenceNorm2;
+    private readonly List<float[]>[] _membrane;   // [LIF layer][batch]: H of that batch, in forward order
+    private readonly List<ulong[]>[] _spikes;     // same chunks, one bit per spike
+    private readonly double[] _norm2;
     private readonly float[] _images;
     private readonly int _count, _height, _width, _batch;
 
     public int Images => _count;
-    public long CapturedFloats => _reference.Sum(r => (long)r.Length);
+    public long CapturedFloats => _membrane.Sum(layer => layer.Sum(chunk => (long)chunk.Length));
 
     /// <param name="images">Normalized calibration images [count, C, H, W].</param>
     public MembraneDrift(Sdtv2Model fp32, float[] images, int count, int height, int width, int batch = 32)
@@ -33,9 +35,9 @@ public sealed class MembraneDrift
         _batch = Math.Max(1, batch);
         var capture = new Capture();
         ForEachChunk(fp32, capture);
-        _reference = capture.Layers.Select(l => l.Membrane.ToArray()).ToArray();
-        _referenceSpikes = capture.Layers.Select(l => l.Spikes.ToArray()).ToArray();
-        _referenceNorm2 = _reference.Select(r => System.Numerics.Tensors.TensorPrimitives.Dot(r, r) is var d ? (double)d : 0).ToArray();
+        _membrane = capture.Membrane.ToArray();
+        _spikes = capture.Spikes.ToArray();
+        _norm2 = _membrane.Select(layer => layer.Sum(SumOfSquares)).ToArray();
     }
 
     public DriftResult Measure(Sdtv2Model candidate)
@@ -43,14 +45,14 @@ public sealed class MembraneDrift
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var compare = new Compare(this);
         ForEachChunk(candidate, compare);
-        if (compare.Layers != _reference.Length)
-            throw new InvalidOperationException($"candidate ran {compare.Layers} LIF layers, the reference {_reference.Length}");
-        var perLayer = new double[_reference.Length];
+        if (compare.Layers != _membrane.Length)
+            throw new InvalidOperationException($"candidate ran {compare.Layers} LIF layers, the reference {_membrane.Length}");
+        var perLayer = new double[_membrane.Length];
         long neurons = 0;
         for (int l = 0; l < perLayer.Length; l++)
         {
-            perLayer[l] = _referenceNorm2[l] > 0 ? Math.Sqrt(compare.Diff2[l] / _referenceNorm2[l]) : Math.Sqrt(compare.Diff2[l]);
-            neurons += _reference[l].Length;
+            perLayer[l] = _norm2[l] > 0 ? Math.Sqrt(compare.Diff2[l] / _norm2[l]) : Math.Sqrt(compare.Diff2[l]);
+            neurons += _membrane[l].Sum(chunk => (long)chunk.Length);
         }
         return new DriftResult(perLayer.Average(), (double)compare.Mismatch / neurons, perLayer, clock.Elapsed.TotalSeconds);
     }
@@ -65,40 +67,60 @@ public sealed class MembraneDrift
         }
     }
 
+    /// <summary>Accumulated in double: a float sum over millions of potentials loses the digits a small drift lives in.</summary>
+    private static double SumOfSquares(float[] values)
+    {
+        double s = 0;
+        foreach (float v in values) s += (double)v * v;
+        return s;
+    }
+
+    private static bool Bit(ulong[] bits, int i) => ((bits[i >> 6] >> (i & 63)) & 1) != 0;
+
     private sealed class Capture : ILifObserver
     {
-        public readonly List<(List<float> Membrane, List<float> Spikes)> Layers = new();
+        public readonly List<List<float[]>> Membrane = new();
+        public readonly List<List<ulong[]>> Spikes = new();
         public bool WantsMembrane => true;
 
         public void Observe(int index, string name, ReadOnlySpan<float> membrane, ReadOnlySpan<float> spikes, long spikeCount)
         {
-            if (index == Layers.Count) Layers.Add((new List<float>(), new List<float>()));
-            Layers[index].Membrane.AddRange(membrane);
-            Layers[index].Spikes.AddRange(spikes);
+            if (index == Membrane.Count)
+            {
+                Membrane.Add(new List<float[]>());
+                Spikes.Add(new List<ulong[]>());
+            }
+            Membrane[index].Add(membrane.ToArray());
+            var bits = new ulong[(spikes.Length + 63) / 64];
+            for (int i = 0; i < spikes.Length; i++)
+                if (spikes[i] != 0) bits[i >> 6] |= 1UL << (i & 63);
+            Spikes[index].Add(bits);
         }
     }
 
-    /// <summary>Compares layer by layer as the candidate runs; chunks arrive in the same order as during capture.</summary>
+    /// <summary>Compares layer by layer as the candidate runs; batches arrive in the same order as during capture.</summary>
     private sealed class Compare(MembraneDrift owner) : ILifObserver
     {
-        public readonly double[] Diff2 = new double[owner._reference.Length];
-        private readonly int[] _cursor = new int[owner._reference.Length];
+        public readonly double[] Diff2 = new double[owner._membrane.Length];
+        private readonly int[] _chunk = new int[owner._membrane.Length];
         public long Mismatch;
         public int Layers;
         public bool WantsMembrane => true;
 
         public void Observe(int index, string name, ReadOnlySpan<float> membrane, ReadOnlySpan<float> spikes, long spikeCount)
         {
-            var reference = owner._reference[index].AsSpan(_cursor[index], membrane.Length);
-            var refSpikes = owner._referenceSpikes[index].AsSpan(_cursor[index], spikes.Length);
-            _cursor[index] += membrane.Length;
+            int chunk = _chunk[index]++;
+            var reference = owner._membrane[index][chunk];
+            var refSpikes = owner._spikes[index][chunk];
+            if (reference.Length != membrane.Length)
+                throw new InvalidOperationException($"LIF layer {index} ({name}) gave {membrane.Length} potentials, the reference {reference.Length}");
             double d2 = 0;
             long mismatch = 0;
             for (int i = 0; i < membrane.Length; i++)
             {
                 double d = membrane[i] - reference[i];
                 d2 += d * d;
-                if (spikes[i] != refSpikes[i]) mismatch++;
+                if ((spikes[i] != 0) != Bit(refSpikes, i)) mismatch++;
             }
             Diff2[index] += d2;
             Mismatch += mismatch;

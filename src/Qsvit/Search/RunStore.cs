@@ -53,13 +53,15 @@ public sealed class RunStore
         }
         var log = Path.Combine(directory, LogFile);
         if (File.Exists(log))
+        {
+            DropPartialLastLine(log);
             foreach (var line in File.ReadLines(log))
             {
-                // A run killed mid-write leaves at most one partial last line: skip what does not parse.
                 if (string.IsNullOrWhiteSpace(line)) continue;
                 try { if (JsonNode.Parse(line) is JsonObject o) store._records.Add(o); }
                 catch (JsonException) { }
             }
+        }
         return store;
     }
 
@@ -77,6 +79,34 @@ public sealed class RunStore
             }
             _records.Add(record);
         }
+    }
+
+    /// <summary>
+    /// A run killed mid-write leaves a last line without its newline. Left in place, the next append would be glued onto it
+    /// and both records lost on the following replay, so it is cut off (that evaluation simply runs again).
+    /// </summary>
+    private static void DropPartialLastLine(string log)
+    {
+        using var stream = new FileStream(log, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+        long end = stream.Length;
+        if (end == 0) return;
+        var buffer = new byte[4096];
+        stream.Position = end - 1;
+        if (stream.ReadByte() == '\n') return;
+        for (long pos = end; pos > 0;)
+        {
+            int n = (int)Math.Min(buffer.Length, pos);
+            pos -= n;
+            stream.Position = pos;
+            stream.ReadExactly(buffer, 0, n);
+            int i = Array.LastIndexOf(buffer, (byte)'\n', n - 1, n);
+            if (i >= 0)
+            {
+                stream.SetLength(pos + i + 1);
+                return;
+            }
+        }
+        stream.SetLength(0);
     }
 
     public static void WriteAtomically(string path, string text)

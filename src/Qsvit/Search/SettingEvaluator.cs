@@ -29,7 +29,10 @@ public interface ISettingOracle
 
 /// <summary>
 /// Evaluates quantization settings of one fp32 model on named splits, caching every result in memory and, when given a
-/// <see cref="RunStore"/>, on disk so that a restarted run re-evaluates nothing. Identical settings are evaluated once.
+/// <see cref="RunStore"/>, on disk so that a restarted run re-evaluates nothing. Identical settings are evaluated once:
+/// results are keyed by <see cref="Key"/>, the coarsest setting that gives every weight the same width, so a layer or
+/// transformer-block setting that equals a block setting shares its evaluations. Drift is measured on
+/// <see cref="CalibrationImages"/> images spread evenly over the first split (the search split).
 /// </summary>
 public sealed class SettingEvaluator : ISettingOracle
 {
@@ -62,18 +65,21 @@ public sealed class SettingEvaluator : ISettingOracle
         _splits = splits;
         _options = options;
         _store = store;
-        _calibrationImages = calibrationImages;
+        _calibrationImages = calibrationImages >= 1 ? calibrationImages
+            : throw new QsvitException($"calibration images must be at least 1, got {calibrationImages}");
         if (store is not null) Replay(store);
     }
 
     public IReadOnlyCollection<string> Splits => _splits.Keys.ToArray();
+    /// <summary>Images the drift is measured on (fewer when the search split, as limited, is smaller).</summary>
+    public int CalibrationImages => Math.Min(_calibrationImages, SplitSize(_splits.First().Key));
     public int SplitSize(string split) => Math.Min(Dataset(split).Count, _options.Limit ?? int.MaxValue);
 
     public QuantizedModel Quantize(QuantizationSetting setting) => _quantizer.Apply(setting, Spec);
 
     public AccuracyRecord Accuracy(QuantizationSetting setting, string split)
     {
-        var key = (setting.ToString(), split);
+        var key = (Key(setting), split);
         if (_accuracy.TryGetValue(key, out var cached)) return cached;
         var data = Dataset(split);
         var model = new Sdtv2Model(_model.Config, Quantize(setting).StateDict);
@@ -98,7 +104,7 @@ public sealed class SettingEvaluator : ISettingOracle
 
     public DriftResult Drift(QuantizationSetting setting)
     {
-        var key = setting.ToString();
+        var key = Key(setting);
         if (_drift.TryGetValue(key, out var cached)) return cached;
         _membrane ??= CaptureReference();
         var result = _membrane.Measure(new Sdtv2Model(_model.Config, Quantize(setting).StateDict));
@@ -117,14 +123,38 @@ public sealed class SettingEvaluator : ISettingOracle
         return result;
     }
 
-    /// <summary>The first calibration images of the first split (the search split).</summary>
+    /// <summary>
+    /// The setting's cache key: its text at the coarsest granularity that expresses it exactly (block, then transformer
+    /// block, else layer), so that equal models get equal keys whatever granularity the caller works at.
+    /// </summary>
+    public string Key(QuantizationSetting setting)
+    {
+        if (setting.Granularity == SettingGranularity.Block) return setting.ToString();
+        setting.Validate(Layout);
+        var weights = Layout.Weights.Where(w => w.Block != Sdtv2Layout.Head).ToArray();
+        foreach (var coarser in new[] { SettingGranularity.Block, SettingGranularity.TransformerBlock })
+        {
+            if (coarser >= setting.Granularity) break;
+            var groups = weights.GroupBy(w => coarser == SettingGranularity.Block ? w.Unit : w.Block)
+                .Select(g => (Name: g.Key, Bits: g.Select(setting.BitsFor).Distinct().ToArray())).ToArray();
+            if (groups.All(g => g.Bits.Length == 1))
+                return QuantizationSetting.Create(coarser, groups.Select(g => KeyValuePair.Create(g.Name, g.Bits[0])), setting.HeadBits).ToString();
+        }
+        return setting.ToString();
+    }
+
+    /// <summary>
+    /// Calibration images spread evenly over the images evaluated of the first split (the search split): a split stored
+    /// class by class (image folders) would otherwise calibrate on a single class.
+    /// </summary>
     private MembraneDrift CaptureReference()
     {
-        var data = _splits.First().Value;
-        int n = Math.Min(_calibrationImages, data.Count);
+        var (name, data) = _splits.First();
+        int n = CalibrationImages, span = Math.Min(SplitSize(name), data.Count - _options.Start);
         int size = data.Channels * data.Height * data.Width;
         var images = new float[n * size];
-        Parallel.For(0, n, Tensors.Compute.Options, i => data.Read(i, images.AsSpan(i * size, size)));
+        Parallel.For(0, n, Tensors.Compute.Options,
+            i => data.Read(_options.Start + (int)((long)i * span / n), images.AsSpan(i * size, size)));
         return new MembraneDrift(_model.CreateModel(), images, n, data.Height, data.Width, _options.BatchSize);
     }
 
@@ -136,8 +166,7 @@ public sealed class SettingEvaluator : ISettingOracle
         foreach (var r in store.Records)
         {
             var kind = r["kind"]?.GetValue<string>();
-            var setting = r["setting"]?.GetValue<string>();
-            if (setting is null) continue;
+            if (r["setting"]?.GetValue<string>() is not { } text || CanonicalKey(text) is not { } setting) continue;
             if (kind == "accuracy" && r["split"]?.GetValue<string>() is { } split)
             {
                 int count = r["count"]!.GetValue<int>();
@@ -150,6 +179,13 @@ public sealed class SettingEvaluator : ISettingOracle
                 _drift[setting] = new DriftResult(r["drift"]!.GetValue<double>(), r["mismatch"]?.GetValue<double>() ?? 0, perLayer, r["seconds"]?.GetValue<double>() ?? 0);
             }
         }
+    }
+
+    /// <summary>The key of a logged setting text, or null when it no longer parses or fits this model.</summary>
+    private string? CanonicalKey(string text)
+    {
+        try { return Key(QuantizationSetting.Parse(text)); }
+        catch (QsvitException) { return null; }
     }
 
     private static string PackMask(bool[] mask)

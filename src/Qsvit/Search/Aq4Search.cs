@@ -1,0 +1,311 @@
+using System.Diagnostics;
+using Qsvit.Evaluation;
+using Qsvit.Quantization;
+
+namespace Qsvit.Search;
+
+/// <summary>AQ4SViT variants: greedy (one setting carried forward) and beam (the best few).</summary>
+public enum Aq4Method { Greedy, Beam }
+
+/// <summary>What the search did with a candidate.</summary>
+public enum Aq4Outcome
+{
+    /// <summary>Fully evaluated on the search split and within the accuracy constraint.</summary>
+    Passed,
+    /// <summary>Fully evaluated and over the constraint.</summary>
+    Failed,
+    /// <summary>Not fully evaluated: its drift is at or above the gate's threshold (predicted to fail).</summary>
+    DriftGated,
+    /// <summary>Neither evaluated nor measured: no unit has more bits than in a setting that failed (predicted to fail).</summary>
+    Dominated,
+    /// <summary>Drift measured, but its step had accepted enough candidates before its turn came.</summary>
+    NotReached,
+}
+
+public sealed record Aq4Options
+{
+    public Aq4Method Method { get; init; } = Aq4Method.Greedy;
+    /// <summary>Beam: settings kept per step (greedy keeps one).</summary>
+    public int BeamWidth { get; init; } = 4;
+    /// <summary>Largest allowed top-1 drop from fp32 on the search split, in points.</summary>
+    public double MaxDrop { get; init; } = 1.5;
+    /// <summary>The split accuracy is constrained on (the oracle's name for it).</summary>
+    public string SearchSplit { get; init; } = "val";
+    /// <summary>Skip full evaluations the drift predicts to fail. Off, every candidate is verified in rank order (an ablation).</summary>
+    public bool DriftGate { get; init; } = true;
+
+    /// <summary>Settings verified-and-kept per step.</summary>
+    public int Width => Method == Aq4Method.Greedy ? 1 : BeamWidth;
+
+    public void Validate()
+    {
+        if (!Enum.IsDefined(Method)) throw new QsvitException($"unknown AQ4 method {(int)Method}");
+        if (BeamWidth < 1) throw new QsvitException($"beam width must be at least 1, got {BeamWidth}");
+        if (!(MaxDrop >= 0) || double.IsInfinity(MaxDrop)) throw new QsvitException($"max drop must be a finite number of points >= 0, got {MaxDrop}");
+        if (string.IsNullOrEmpty(SearchSplit)) throw new QsvitException("name the search split");
+    }
+}
+
+/// <summary>Where a running search is, after each evaluation.</summary>
+public readonly record struct Aq4Progress(int Step, int MaxSteps, int DriftEvaluations, int FullEvaluations,
+    double BestMiB, double BestSavingPercent, string Activity);
+
+/// <summary>
+/// One setting the search looked at. <see cref="Score"/> is what candidates of a step were ranked by (lower first): drift
+/// per MiB saved, by this move (greedy) or since fp32 (beam). Step 0 is the fp32 start.
+/// </summary>
+public sealed record Aq4Candidate(int Step, QuantizationSetting Setting, string? Parent, string? Unit, int FromBits, int ToBits,
+    double MiB, double SavingPercent, double? Drift, double? SpikeMismatch, double? Score, Aq4Outcome Outcome,
+    double? Accuracy, double? Drop, bool Accepted)
+{
+    public bool Verified => Outcome is Aq4Outcome.Passed or Aq4Outcome.Failed;
+}
+
+/// <summary>
+/// The outcome of an AQ4SViT search. Evaluation counts are the distinct settings the search needed (the fp32 baseline
+/// included), whether run now or replayed from a run store; <c>New*</c> count those this process actually ran.
+/// Seconds are those recorded with each evaluation, so a resumed search reports the cost of the whole search.
+/// <see cref="Steps"/> counts the steps run, the last being the one that kept nothing (or reached the bottom).
+/// </summary>
+public sealed record Aq4Result(
+    Aq4Options Options,
+    Aq4Space Space,
+    QuantizationSetting Setting,
+    MemoryFootprint Memory,
+    AccuracyRecord Fp32Accuracy,
+    AccuracyRecord Accuracy,
+    IReadOnlyList<Aq4Candidate> Candidates,
+    int Steps,
+    int DriftEvaluations,
+    int FullEvaluations,
+    int NewDriftEvaluations,
+    int NewFullEvaluations,
+    double DriftSeconds,
+    double FullSeconds,
+    double WallSeconds,
+    double GateThreshold)
+{
+    public Aq4Method Method => Options.Method;
+
+    /// <summary>fp32 minus the chosen setting's top-1 on the search split, in points.</summary>
+    public double Drop => Fp32Accuracy.Accuracy - Accuracy.Accuracy;
+
+    /// <summary>The chosen setting's top-1 minus fp32's over the same images, with its 95 % paired interval.</summary>
+    public Interval Difference => Accuracy.DifferenceFrom(Fp32Accuracy);
+
+    /// <summary>
+    /// Search cost in full-evaluation equivalents: full evaluations plus the drift measurements' seconds in units of the
+    /// mean full evaluation's seconds. Time, not image counts, because a drift pass also materializes and compares every
+    /// membrane potential and so costs more per image than a plain evaluation.
+    /// </summary>
+    public double CostFullEquivalents => FullSeconds > 0 ? FullEvaluations + DriftSeconds / (FullSeconds / FullEvaluations) : double.NaN;
+
+    /// <summary>
+    /// Does the proxy work? Spearman rank correlation of drift with the measured drop over the verified candidates (fp32
+    /// excluded); near 1 means ranking by drift ranks by accuracy loss. NaN with fewer than 3 points.
+    /// </summary>
+    public double ProxySpearman
+    {
+        get
+        {
+            var verified = Candidates.Where(c => c.Step > 0 && c.Verified && c.Drift is not null).ToArray();
+            return Statistics.Spearman(verified.Select(c => c.Drift!.Value).ToArray(), verified.Select(c => c.Drop!.Value).ToArray());
+        }
+    }
+}
+
+/// <summary>
+/// AQ4SViT: an accuracy-constrained mixed-precision search that screens candidates by membrane-potential drift and spends
+/// full evaluations only where the drift says they can pay off.
+/// <para>Both variants walk down from fp32 one move at a time; a move lowers one unit by one ladder step. Each step expands
+/// the kept settings (greedy: 1, beam: B) into all their one-move children (deduplicated) and then:</para>
+/// <list type="number">
+/// <item>Dominance: a child that gives no unit more bits than a setting that already failed is predicted to fail without
+/// even a drift measurement (accuracy does not rise as bits fall). In greedy this is the blocking of a unit whose lowering
+/// failed: every later base has no more bits anywhere, so that unit stays where it is.</item>
+/// <item>Drift: every other child gets one drift measurement and a score, drift per MiB saved. Greedy ranks moves: the drift
+/// this move adds per MiB it saves. Beam ranks the resulting settings against each other, whatever parent they came from:
+/// drift per MiB saved since fp32, so a beam entry is one that bought its saving cheaply.</item>
+/// <item>Gate and verification: children are taken in score order; one whose drift is at or above the calibrated threshold
+/// (<see cref="Aq4DriftGate"/>) is skipped, the others get a full evaluation on the search split until the step has kept
+/// its width (greedy: the first that passes; beam: the first B that pass). Only fully evaluated settings within the
+/// constraint are kept, so the constraint can never be violated on the search split.</item>
+/// </list>
+/// <para>The search stops when a step keeps nothing and returns the smallest-memory setting that passed (ties: higher
+/// accuracy). With a beam at least as wide as the number of feasible settings per depth, and an accuracy that falls with
+/// bits and a drift that rises with the drop (so neither prediction errs), this is the exact optimum: every feasible
+/// setting has a feasible parent one move up.</para>
+/// </summary>
+public static class Aq4Searcher
+{
+    public static Aq4Result Run(ISettingOracle oracle, Aq4Space space, Aq4Options options, Action<Aq4Progress>? progress = null)
+    {
+        options.Validate();
+        return new Search(oracle, space, options, progress).Run();
+    }
+
+    /// <summary>A point of the space with its setting and memory.</summary>
+    private sealed class Node(int[] levels, QuantizationSetting setting, MemoryFootprint memory)
+    {
+        public int[] Levels => levels;
+        public QuantizationSetting Setting => setting;
+        public string Key { get; } = setting.ToString();
+        public MemoryFootprint Memory => memory;
+        public DriftResult? Drift;
+        public AccuracyRecord? Accuracy;
+    }
+
+    /// <summary>A candidate while its step runs.</summary>
+    private sealed class Work(Node node, Node parent, int unit)
+    {
+        public Node Node => node;
+        public Node Parent => parent;
+        public int Unit => unit;
+        public double Score = double.PositiveInfinity;
+        public Aq4Outcome? Outcome;
+    }
+
+    private sealed class Search(ISettingOracle oracle, Aq4Space space, Aq4Options options, Action<Aq4Progress>? progress)
+    {
+        private readonly Dictionary<string, DriftResult> _drifts = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, AccuracyRecord> _accuracies = new(StringComparer.Ordinal);
+        private readonly List<int[]> _failed = new();
+        private readonly List<Aq4Candidate> _log = new();
+        private readonly Aq4DriftGate _gate = new(options.MaxDrop);
+        private readonly int _fullBefore = oracle.FullEvaluations, _driftBefore = oracle.DriftEvaluations;
+        private AccuracyRecord _fp32 = null!;
+        private Node _best = null!;
+        private int _step;
+
+        public Aq4Result Run()
+        {
+            var clock = Stopwatch.StartNew();
+            var root = NewNode(new int[space.Units.Count]);
+            _fp32 = Verify(root);
+            Measure(root);
+            _gate.Add(root.Drift!.Drift, 0);
+            _best = root;
+            _log.Add(Record(root, null, -1, null, Aq4Outcome.Passed, accepted: true));
+
+            var kept = new List<Node> { root };
+            while (kept.Count > 0 && _step < space.MaxDepth)
+            {
+                _step++;
+                kept = Step(kept);
+                Report($"step {_step} kept {kept.Count}");
+            }
+
+            return new Aq4Result(options, space, _best.Setting, _best.Memory, _fp32, _best.Accuracy!, _log, _step,
+                _drifts.Count, _accuracies.Count, oracle.DriftEvaluations - _driftBefore, oracle.FullEvaluations - _fullBefore,
+                _drifts.Values.Sum(d => d.Seconds), _accuracies.Values.Sum(a => a.Seconds), clock.Elapsed.TotalSeconds, _gate.Threshold);
+        }
+
+        private List<Node> Step(List<Node> parents)
+        {
+            var works = new List<Work>();
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var parent in parents)
+                for (int u = 0; u < space.Units.Count; u++)
+                {
+                    if (parent.Levels[u] == space.Ladder.Count - 1) continue;
+                    var levels = (int[])parent.Levels.Clone();
+                    levels[u]++;
+                    var child = NewNode(levels);
+                    if (seen.Add(child.Key)) works.Add(new Work(child, parent, u));
+                }
+
+            foreach (var w in works)
+            {
+                if (Dominated(w.Node)) { w.Outcome = Aq4Outcome.Dominated; continue; }
+                Measure(w.Node);
+                w.Score = Score(w);
+            }
+
+            var ranked = works.Where(w => w.Outcome is null)
+                .OrderBy(w => w.Score).ThenBy(w => w.Node.Memory.Bits).ThenBy(w => w.Node.Key, StringComparer.Ordinal).ToArray();
+            var kept = new List<Node>();
+            foreach (var w in ranked)
+            {
+                if (kept.Count == options.Width) w.Outcome = Aq4Outcome.NotReached;
+                else if (Dominated(w.Node)) w.Outcome = Aq4Outcome.Dominated;   // a failure earlier in this step
+                else if (options.DriftGate && _gate.PredictsFail(w.Node.Drift!.Drift)) w.Outcome = Aq4Outcome.DriftGated;
+                else
+                {
+                    Verify(w.Node);
+                    double drop = Drop(w.Node.Accuracy!);
+                    _gate.Add(w.Node.Drift!.Drift, drop);
+                    if (drop <= options.MaxDrop + 1e-9)
+                    {
+                        w.Outcome = Aq4Outcome.Passed;
+                        kept.Add(w.Node);
+                        if (Better(w.Node, _best)) _best = w.Node;
+                    }
+                    else
+                    {
+                        w.Outcome = Aq4Outcome.Failed;
+                        _failed.Add(w.Node.Levels);
+                    }
+                }
+            }
+            // Rank order first, then those dominated before ranking (no drift, no score).
+            foreach (var w in ranked.Concat(works.Where(w => w.Node.Drift is null)))
+                _log.Add(Record(w.Node, w.Parent, w.Unit, w.Node.Drift is null ? null : w.Score, w.Outcome!.Value,
+                    accepted: w.Outcome == Aq4Outcome.Passed));
+            return kept;
+        }
+
+        private double Score(Work w)
+        {
+            double drift = w.Node.Drift!.Drift;
+            var from = options.Method == Aq4Method.Greedy ? w.Parent : null;
+            double savedMiB = ((from?.Memory.Bits ?? w.Node.Memory.Fp32Bits) - w.Node.Memory.Bits) / 8.0 / MemoryFootprint.BytesPerMiB;
+            double added = drift - (from?.Drift!.Drift ?? 0);
+            return savedMiB > 0 ? added / savedMiB : double.PositiveInfinity;
+        }
+
+        /// <summary>No unit has more bits than in some setting that failed.</summary>
+        private bool Dominated(Node node) =>
+            _failed.Any(f => node.Levels.Select((level, u) => level >= f[u]).All(x => x));
+
+        private static bool Better(Node a, Node b) =>
+            a.Memory.Bits != b.Memory.Bits ? a.Memory.Bits < b.Memory.Bits
+            : a.Accuracy!.Correct != b.Accuracy!.Correct ? a.Accuracy.Correct > b.Accuracy.Correct
+            : string.CompareOrdinal(a.Key, b.Key) < 0;
+
+        private double Drop(AccuracyRecord r) => _fp32.Accuracy - r.Accuracy;
+
+        private Node NewNode(int[] levels)
+        {
+            var setting = space.Setting(levels);
+            return new Node(levels, setting, MemoryFootprint.Compute(space.Layout, setting));
+        }
+
+        private void Measure(Node node)
+        {
+            node.Drift = oracle.Drift(node.Setting);
+            _drifts[node.Key] = node.Drift;
+            Report($"drift {node.Drift.Drift:G3}");
+        }
+
+        private AccuracyRecord Verify(Node node)
+        {
+            var r = oracle.Accuracy(node.Setting, options.SearchSplit);
+            if (_accuracies.Count > 0 && r.Count != _fp32.Count)
+                throw new InvalidOperationException($"search split gave {r.Count} images for {node.Key}, {_fp32.Count} for fp32");
+            node.Accuracy = r;
+            _accuracies[node.Key] = r;
+            Report($"verified {node.Memory.MiB:F3} MiB: {r.Accuracy:F2} %");
+            return r;
+        }
+
+        private Aq4Candidate Record(Node node, Node? parent, int unit, double? score, Aq4Outcome outcome, bool accepted) => new(
+            _step, node.Setting, parent?.Key, unit < 0 ? null : space.Units[unit].Name,
+            unit < 0 ? Quantizer.FullPrecision : space.Ladder[parent!.Levels[unit]], unit < 0 ? Quantizer.FullPrecision : space.Ladder[node.Levels[unit]],
+            node.Memory.MiB, node.Memory.SavingPercent, node.Drift?.Drift, node.Drift?.SpikeMismatch, score, outcome,
+            node.Accuracy?.Accuracy, node.Accuracy is null ? null : Drop(node.Accuracy), accepted);
+
+        private void Report(string activity) =>
+            progress?.Invoke(new Aq4Progress(_step, space.MaxDepth, _drifts.Count, _accuracies.Count,
+                _best?.Memory.MiB ?? double.NaN, _best?.Memory.SavingPercent ?? 0, activity));
+    }
+}

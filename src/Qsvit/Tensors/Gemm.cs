@@ -74,11 +74,11 @@ public static unsafe class Gemm
     {
         // In place B is read straight from the caller's rows; a transposed B (or a large problem, where the copy is
         // repaid many times) is packed block by block into contiguous panels.
-        bool pack = transB || (packB ?? ShouldPackB(m, n, k, isa));
+        bool pack = transB || (packB ?? GemmCore.ShouldPackB(m, n, k, n, isa));
         int[]? offs = null;
         try
         {
-            if (!pack)
+            if (!transB)
             {
                 offs = ArrayPool<int>.Shared.Rent(k);
                 for (int p = 0; p < k; p++) offs[p] = p * n;
@@ -100,9 +100,6 @@ public static unsafe class Gemm
             if (offs != null) ArrayPool<int>.Shared.Return(offs);
         }
     }
-
-    /// <summary>Whether packing an in-place B is worth it: B is reused by many A panels and rows are far apart.</summary>
-    internal static bool ShouldPackB(int m, int n, int k, Isa isa) => m >= 4 * IsaInfo.Mr(isa) && n >= 2 * IsaInfo.Nr(isa) && k > 16;
 
     /// <summary>Runs a problem on up to <paramref name="threads"/> threads, cutting C by column tiles or row panels.</summary>
     internal static void RunParallel(in GemmProblem problem, Isa isa, int threads)

@@ -1,19 +1,21 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Qsvit.Tensors;
 
 /// <summary>
 /// One GEMM problem as seen by the blocked driver: C[M,N] (+)= A·B with A already packed into MR-row panels and B read
-/// either in place through a row-offset table (row p of B starts at <see cref="B"/> + <see cref="BOffs"/>[p]; columns are
-/// contiguous) or, when <see cref="PackB"/> is set, copied block by block from a plain (optionally transposed) matrix.
+/// through a row-offset table (row p of B starts at <see cref="B"/> + <see cref="BOffs"/>[p]; columns are contiguous),
+/// either in place or, when <see cref="PackB"/> is set, copied block by block into contiguous NR-wide panels first;
+/// a transposed plain matrix (<see cref="TransB"/>) is always packed.
 /// </summary>
 internal unsafe struct GemmProblem
 {
     public int M, N, K;
     /// <summary>Packed A: panel i (rows i·MR..) is K×MR floats, k-major, at A + i·K·MR; rows past M are zero.</summary>
     public float* A;
-    /// <summary>Column 0 of B. In place: row p at B + BOffs[p]. Packed: B is row-major [K, Ldb] or, with TransB, [N, Ldb].</summary>
+    /// <summary>Column 0 of B: row p at B + BOffs[p] (in place, or the source of packing); with TransB, B is stored [N, Ldb].</summary>
     public float* B;
     public int* BOffs;
     public int Ldb;
@@ -49,6 +51,16 @@ internal static unsafe class GemmCore
         return t;
     }
 
+    /// <summary>
+    /// Whether copying B blocks into contiguous panels pays for a B read in place with row stride <paramref name="ldb"/>.
+    /// The copy costs about a load and a store per B element, shared by every A panel; in-place rows cost extra cache
+    /// lines when misaligned, L1 set conflicts when 4 KiB apart, and TLB misses when far apart. Measured on Zen 4: a win
+    /// from M ≈ 256 up, or from M ≈ 128 with awkward strides; a loss for small M (16–64 rows).
+    /// </summary>
+    public static bool ShouldPackB(int m, int n, int k, int ldb, Isa isa)
+        => n >= 2 * IsaInfo.Nr(isa) && k > 16
+           && (m >= 256 || (m >= 128 && (ldb % 16 != 0 || ldb % 1024 == 0 || ldb >= 4096)));
+
     /// <summary>Floats needed to pack an m×k A operand for <paramref name="isa"/>.</summary>
     public static long PackedALength(int m, int k, Isa isa)
     {
@@ -61,6 +73,7 @@ internal static unsafe class GemmCore
     {
         int mr = IsaInfo.Mr(isa);
         int panels = (m + mr - 1) / mr;
+        float** src = stackalloc float*[mr];
         for (int ip = 0; ip < panels; ip++)
         {
             int i0 = ip * mr, rows = Math.Min(mr, m - i0);
@@ -78,17 +91,14 @@ internal static unsafe class GemmCore
             }
             else
             {
-                int r = 0;
-                for (; r < rows; r++)
+                // Walk k in the outer loop: MR read streams, one contiguous write stream.
+                for (int r = 0; r < mr; r++) src[r] = a + (long)(i0 + Math.Min(r, rows - 1)) * lda;
+                for (int p = 0; p < k; p++)
                 {
-                    float* s = a + (long)(i0 + r) * lda;
-                    float* dp = d + r;
-                    for (int p = 0; p < k; p++) dp[(long)p * mr] = s[p];
-                }
-                for (; r < mr; r++)
-                {
-                    float* dp = d + r;
-                    for (int p = 0; p < k; p++) dp[(long)p * mr] = 0f;
+                    float* dp = d + (long)p * mr;
+                    int r = 0;
+                    for (; r < rows; r++) dp[r] = src[r][p];
+                    for (; r < mr; r++) dp[r] = 0f;
                 }
             }
         }
@@ -251,22 +261,33 @@ internal static unsafe class GemmCore
                 for (; c < nr; c++)
                     for (int p = 0; p < kc; p++) d[p * nr + c] = 0f;
             }
-            else
+            else if (cols == nr || pr.BReadPastN)
             {
+                // Whole tiles: straight row copies (past N only where the buffer allows it).
+                int* offs = pr.BOffs + pc;
+                float* b = pr.B + jc + jt;
                 for (int p = 0; p < kc; p++)
-                {
-                    float* s = pr.B + (long)(pc + p) * ldb + jc + jt;
-                    float* dp = d + p * nr;
-                    if (cols == nr)
-                        Buffer.MemoryCopy(s, dp, nr * sizeof(float), nr * sizeof(float));
-                    else
-                    {
-                        int c = 0;
-                        for (; c < cols; c++) dp[c] = s[c];
-                        for (; c < nr; c++) dp[c] = 0f;
-                    }
-                }
+                    CopyRow(b + offs[p], d + p * nr, nr);
             }
+            else
+                CopyEdgeB(pr.B + jc + jt, pr.BOffs + pc, kc, cols, nr, d);
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyRow(float* s, float* d, int nr)
+    {
+        if (Vector512.IsHardwareAccelerated && nr == 32)
+        {
+            Vector512.Store(Vector512.Load(s), d);
+            Vector512.Store(Vector512.Load(s + 16), d + 16);
+        }
+        else if (Vector256.IsHardwareAccelerated && nr == 16)
+        {
+            Vector256.Store(Vector256.Load(s), d);
+            Vector256.Store(Vector256.Load(s + 8), d + 8);
+        }
+        else
+            Buffer.MemoryCopy(s, d, nr * sizeof(float), nr * sizeof(float));
     }
 }

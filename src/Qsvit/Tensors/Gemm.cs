@@ -24,15 +24,28 @@ public static unsafe class Gemm
         ReadOnlySpan<float> rowBias = default, bool accumulate = false)
         => Sgemm(a, n, b, transB, c, rowBias, accumulate, Compute.Threads, packB: null);
 
+    /// <summary>
+    /// C (+)= op(A)·op(B) on sub-matrices with explicit leading dimensions (row strides, in elements): element (i, j) of
+    /// C is c[i·ldc + j]; A is m×k (k×m when <paramref name="transA"/>) with row stride <paramref name="lda"/>; B is k×n
+    /// (n×k when <paramref name="transB"/>) with row stride <paramref name="ldb"/>. Slice the spans to offset them.
+    /// </summary>
+    public static void Sgemm(int m, int n, int k, ReadOnlySpan<float> a, int lda, bool transA, ReadOnlySpan<float> b, int ldb,
+        bool transB, Span<float> c, int ldc, bool accumulate = false)
+        => Sgemm(m, n, k, a, lda, transA, b, ldb, transB, c, ldc, accumulate, IsaInfo.Best, Compute.Threads);
+
     internal static void Sgemm(int m, int n, int k, ReadOnlySpan<float> a, bool transA, ReadOnlySpan<float> b, bool transB,
         Span<float> c, bool accumulate, Isa isa, int threads, bool? packB = null)
+        => Sgemm(m, n, k, a, transA ? m : k, transA, b, transB ? k : n, transB, c, n, accumulate, isa, threads, packB);
+
+    internal static void Sgemm(int m, int n, int k, ReadOnlySpan<float> a, int lda, bool transA, ReadOnlySpan<float> b, int ldb,
+        bool transB, Span<float> c, int ldc, bool accumulate, Isa isa, int threads, bool? packB = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(m);
         ArgumentOutOfRangeException.ThrowIfNegative(n);
         ArgumentOutOfRangeException.ThrowIfNegative(k);
-        Check(a.Length, (long)m * k, nameof(a));
-        Check(b.Length, (long)k * n, nameof(b));
-        Check(c.Length, (long)m * n, nameof(c));
+        CheckMatrix(a.Length, transA ? k : m, transA ? m : k, lda, nameof(a));
+        CheckMatrix(b.Length, transB ? n : k, transB ? k : n, ldb, nameof(b));
+        CheckMatrix(c.Length, m, n, ldc, nameof(c));
         if (m == 0 || n == 0) return;
         isa = IsaInfo.Clamp(isa);
         var apack = ArrayPool<float>.Shared.Rent(checked((int)GemmCore.PackedALength(m, k, isa) + 16));
@@ -41,8 +54,8 @@ public static unsafe class Gemm
             fixed (float* pa = a, pab = apack)
             {
                 float* ap = GemmCore.Align64(pab);
-                GemmCore.PackA(pa, m, k, transA ? m : k, transA, isa, ap);
-                Multiply(m, n, k, ap, b, transB, c, default, accumulate, isa, threads, packB);
+                GemmCore.PackA(pa, m, k, lda, transA, isa, ap);
+                Multiply(m, n, k, ap, b, ldb, transB, c, ldc, default, accumulate, isa, threads, packB);
             }
         }
         finally
@@ -60,7 +73,7 @@ public static unsafe class Gemm
         Check(c.Length, (long)a.Rows * n, nameof(c));
         if (!rowBias.IsEmpty) Check(rowBias.Length, a.Rows, nameof(rowBias));
         if (a.Rows == 0 || n == 0) return;
-        Multiply(a.Rows, n, a.Cols, a.Pointer, b, transB, c, rowBias, accumulate, a.Isa, threads, packB);
+        Multiply(a.Rows, n, a.Cols, a.Pointer, b, transB ? a.Cols : n, transB, c, n, rowBias, accumulate, a.Isa, threads, packB);
     }
 
     private static void Check(int length, long needed, string name)
@@ -68,29 +81,36 @@ public static unsafe class Gemm
         if (length < needed) throw new ArgumentException($"{name} has {length} elements, needs {needed}", name);
     }
 
+    private static void CheckMatrix(int length, int rows, int cols, int ld, string name)
+    {
+        if (rows == 0 || cols == 0) return;
+        if (ld < cols) throw new ArgumentOutOfRangeException(name, $"leading dimension {ld} of {name} is less than its {cols} columns");
+        Check(length, (long)(rows - 1) * ld + cols, name);
+    }
+
     /// <summary>C = packedA · op(B) with B given as a plain row-major matrix.</summary>
-    private static void Multiply(int m, int n, int k, float* ap, ReadOnlySpan<float> b, bool transB, Span<float> c,
+    private static void Multiply(int m, int n, int k, float* ap, ReadOnlySpan<float> b, int ldb, bool transB, Span<float> c, int ldc,
         ReadOnlySpan<float> rowBias, bool accumulate, Isa isa, int threads, bool? packB)
     {
         // In place B is read straight from the caller's rows; a transposed B (or a large problem, where the copy is
         // repaid many times) is packed block by block into contiguous panels.
-        bool pack = transB || (packB ?? GemmCore.ShouldPackB(m, n, k, n, isa));
+        bool pack = transB || (packB ?? GemmCore.ShouldPackB(m, n, k, ldb, isa));
         int[]? offs = null;
         try
         {
             if (!transB)
             {
                 offs = ArrayPool<int>.Shared.Rent(k);
-                for (int p = 0; p < k; p++) offs[p] = p * n;
+                for (int p = 0; p < k; p++) offs[p] = p * ldb;
             }
             fixed (float* pb = b, pc = c, pbias = rowBias)
             fixed (int* po = offs)
             {
                 var pr = new GemmProblem
                 {
-                    M = m, N = n, K = k, A = ap, B = pb, BOffs = po, Ldb = transB ? k : n,
+                    M = m, N = n, K = k, A = ap, B = pb, BOffs = po, Ldb = ldb,
                     PackB = pack, TransB = transB, BReadPastN = false,
-                    C = pc, Ldc = n, RowInit = pbias, Accumulate = accumulate,
+                    C = pc, Ldc = ldc, RowInit = pbias, Accumulate = accumulate,
                 };
                 RunParallel(pr, isa, threads);
             }

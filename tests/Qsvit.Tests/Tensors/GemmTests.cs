@@ -123,3 +123,63 @@ public class GemmTests
         TestData.AssertClose(expected, c, "public packed Sgemm");
     }
 }
+
+public class GemmStridedTests
+{
+    /// <summary>Copies an r×c block out of a strided buffer.</summary>
+    private static float[] Dense(float[] src, int offset, int rows, int cols, int ld)
+    {
+        var d = new float[rows * cols];
+        for (int i = 0; i < rows; i++)
+            Array.Copy(src, offset + i * ld, d, i * cols, cols);
+        return d;
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(7, 33, 17)]
+    [InlineData(17, 65, 3)]
+    [InlineData(40, 9, 300)]
+    public void Sgemm_LeadingDimensions_MatchDenseReference(int m, int n, int k)
+    {
+        var rng = new Random(m * 13 + n * 17 + k);
+        foreach (bool transA in new[] { false, true })
+            foreach (bool transB in new[] { false, true })
+                foreach (bool acc in new[] { false, true })
+                {
+                    int aRows = transA ? k : m, aCols = transA ? m : k, bRows = transB ? n : k, bCols = transB ? k : n;
+                    int lda = aCols + 3, ldb = bCols + 5, ldc = n + 2, offA = 2, offB = 1, offC = 3;
+                    var aBuf = TestData.Random(rng, offA + aRows * lda);
+                    var bBuf = TestData.Random(rng, offB + bRows * ldb);
+                    var cBuf = TestData.Random(rng, offC + m * ldc);
+                    var expected = Dense(cBuf, offC, m, n, ldc);
+                    NaiveKernels.Sgemm(m, n, k, Dense(aBuf, offA, aRows, aCols, lda), transA, Dense(bBuf, offB, bRows, bCols, ldb), transB, expected, acc);
+                    foreach (var isa in TestData.Isas())
+                        foreach (int threads in new[] { 1, 2 })
+                        {
+                            var c = (float[])cBuf.Clone();
+                            Gemm.Sgemm(m, n, k, aBuf.AsSpan(offA), lda, transA, bBuf.AsSpan(offB), ldb, transB, c.AsSpan(offC), ldc, acc, isa, threads);
+                            TestData.AssertClose(expected, Dense(c, offC, m, n, ldc), $"tA={transA} tB={transB} acc={acc} {isa} T={threads}");
+                            // The gaps between rows of C are left alone.
+                            for (int i = 0; i < m; i++)
+                                for (int j = n; j < ldc && offC + i * ldc + j < c.Length; j++)
+                                    Assert.Equal(cBuf[offC + i * ldc + j], c[offC + i * ldc + j]);
+                        }
+                }
+    }
+
+    [Fact]
+    public void Sgemm_LeadingDimensions_PublicAndValidation()
+    {
+        var rng = new Random(1);
+        var a = TestData.Random(rng, 6 * 10);
+        var b = TestData.Random(rng, 10 * 8);
+        var expected = new float[6 * 8];
+        NaiveKernels.Sgemm(6, 8, 10, a, false, b, false, expected);
+        var c = new float[6 * 8];
+        Gemm.Sgemm(6, 8, 10, a, 10, false, b, 8, false, c, 8);
+        TestData.AssertClose(expected, c, "public strided");
+        Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Sgemm(6, 8, 10, a, 9, false, b, 8, false, c, 8));
+        Assert.Throws<ArgumentException>(() => Gemm.Sgemm(6, 8, 10, a, 11, false, b, 8, false, c, 8));
+    }
+}

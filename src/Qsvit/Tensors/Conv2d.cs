@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Qsvit.Tensors;
 
@@ -130,7 +131,7 @@ public static unsafe class Conv2d
         if (k * ohw > 1 << 19) return ConvAlgo.Direct;
         int wq = (width + 2 * g.PadW + g.StrideW - 1) / g.StrideW;
         double waste = (double)wq / ow;
-        return waste >= 1 + 8.0 / coutG ? ConvAlgo.Im2Col : ConvAlgo.Direct;
+        return waste >= 1 + 4.0 / coutG ? ConvAlgo.Im2Col : ConvAlgo.Direct;
     }
 
     /// <summary>Everything one convolution call shares between its workers.</summary>
@@ -373,23 +374,32 @@ public static unsafe class Conv2d
         var offs = new int[k];
         for (int p = 0; p < k; p++) offs[p] = p * ld;
         bool pack = job.PackB ?? GemmCore.ShouldPackB(coutG, ld, k, ld, job.Isa);
-        fixed (int* po = offs)
+        var lay = new PaddedLayout(cinG, job.H, job.W, g.PadH, g.PadW, g.StrideH, g.StrideW);
+        var taps = new int[k];
+        for (int c = 0, p = 0; c < cinG; c++)
+            for (int ky = 0; ky < kh; ky++)
+                for (int kx = 0; kx < kw; kx++)
+                    taps[p++] = lay.TapOffset(c, ky, kx);
+        int slack = 16;
+        long padLen = lay.Length(slack);
+        fixed (int* po = offs, pt = taps)
         {
-            int* pOffs = po;
+            int* pOffs = po, pTaps = pt;
             Compute.For(t, t, worker =>
             {
                 int i0 = Compute.ChunkStart(items, t, worker), i1 = Compute.ChunkStart(items, t, worker + 1);
                 var colBuf = ArrayPool<float>.Shared.Rent(checked(k * ld + 16));
+                var padBuf = ArrayPool<float>.Shared.Rent(checked((int)padLen + 16));
                 var cbuf = ArrayPool<float>.Shared.Rent(coutG * ld + 16);
                 var scratch = ArrayPool<float>.Shared.Rent(GemmCore.ScratchLength(job.Isa));
-                fixed (float* pcol = colBuf, pcb = cbuf, ps = scratch)
+                fixed (float* pcol = colBuf, pcb = cbuf, ps = scratch, ppad = padBuf)
                 {
-                    float* col = GemmCore.Align64(pcol), cp = GemmCore.Align64(pcb), sp = GemmCore.Align64(ps);
+                    float* col = GemmCore.Align64(pcol), cp = GemmCore.Align64(pcb), sp = GemmCore.Align64(ps), pad = GemmCore.Align64(ppad);
                     for (int it = i0; it < i1; it++)
                     {
                         int grp = it % groups, chunk = it / groups;
                         int n0 = chunk * ipc, nImg = Math.Min(ipc, job.Batch - n0);
-                        Im2Col(job, grp, cinG, n0, nImg, col, ld);
+                        Im2Col(job, lay, pTaps, slack, pad, grp, cinG, n0, nImg, col, ld);
                         var pr = new GemmProblem
                         {
                             M = coutG, N = ld, K = k, A = job.Weights.GroupPointer(grp),
@@ -402,61 +412,64 @@ public static unsafe class Conv2d
                         {
                             float* y = job.Y + ((long)(n0 + i) * g.OutChannels + grp * coutG) * ohw;
                             for (int oc = 0; oc < coutG; oc++)
-                                Buffer.MemoryCopy(cp + (long)oc * ld + i * ohw, y + (long)oc * ohw, ohw * sizeof(float), ohw * sizeof(float));
+                                CopyRun(cp + (long)oc * ld + i * ohw, y + (long)oc * ohw, ohw);
                         }
                     }
                 }
                 ArrayPool<float>.Shared.Return(scratch);
                 ArrayPool<float>.Shared.Return(cbuf);
+                ArrayPool<float>.Shared.Return(padBuf);
                 ArrayPool<float>.Shared.Return(colBuf);
             });
         }
     }
 
-    /// <summary>col[(c·kh + ky)·kw + kx, i·OH·OW + oy·OW + ox] = x[n0 + i, grp·cinG + c, oy·s − pad + ky, ox·s − pad + kx]; unused columns zeroed.</summary>
-    private static void Im2Col(in ConvJob job, int grp, int cinG, int n0, int nImg, float* col, int ld)
+    /// <summary>
+    /// col[(c·kh + ky)·kw + kx, i·OH·OW + oy·OW + ox] = x[n0 + i, grp·cinG + c, oy·s − pad + ky, ox·s − pad + kx] (zero
+    /// outside); unused columns zeroed. Each image is first copied into the padded, phase-split layout, after which
+    /// every (tap, output row) is one contiguous run of OW floats.
+    /// </summary>
+    private static void Im2Col(in ConvJob job, in PaddedLayout lay, int* taps, int slack, float* pad, int grp, int cinG, int n0, int nImg,
+        float* col, int ld)
     {
         var g = job.G;
-        int h = job.H, w = job.W, oh = job.OH, ow = job.OW, ohw = oh * ow;
-        int kh = g.KernelH, kw = g.KernelW, sh = g.StrideH, sw = g.StrideW, ph = g.PadH, pw = g.PadW;
+        int hw = job.H * job.W, oh = job.OH, ow = job.OW, ohw = oh * ow, wq = lay.Wq;
+        int k = cinG * g.KernelH * g.KernelW;
+        // Unpadded stride-1 images already have the layout (Hq = H, Wq = W) and every run stays inside its row.
+        bool inPlace = lay.PadH == 0 && lay.PadW == 0 && lay.Sh == 1 && lay.Sw == 1;
+        for (int i = 0; i < nImg; i++)
+        {
+            float* img = job.X + ((long)(n0 + i) * g.InChannels + grp * cinG) * hw;
+            if (!inPlace)
+            {
+                lay.Fill(img, pad, slack);
+                img = pad;
+            }
+            for (int p = 0; p < k; p++)
+            {
+                float* src = img + taps[p];
+                float* dst = col + (long)p * ld + i * ohw;
+                for (int oy = 0; oy < oh; oy++)
+                    CopyRun(src + oy * wq, dst + oy * ow, ow);
+            }
+        }
         int used = nImg * ohw;
-        for (int c = 0; c < cinG; c++)
-            for (int ky = 0; ky < kh; ky++)
-                for (int kx = 0; kx < kw; kx++)
-                {
-                    float* row = col + (long)((c * kh + ky) * kw + kx) * ld;
-                    // Output columns ox whose input column ox·sw − pw + kx lies inside [0, w).
-                    int oxLo = Math.Max(0, (pw - kx + sw - 1) / sw);
-                    int oxHi = Math.Min(ow, (w - 1 + pw - kx) / sw + 1);
-                    if (oxHi < oxLo) oxHi = oxLo;
-                    for (int i = 0; i < nImg; i++)
-                    {
-                        float* src = job.X + ((long)(n0 + i) * g.InChannels + grp * cinG + c) * h * w;
-                        float* dst = row + i * ohw;
-                        for (int oy = 0; oy < oh; oy++)
-                        {
-                            float* d = dst + oy * ow;
-                            int iy = oy * sh - ph + ky;
-                            if ((uint)iy >= (uint)h)
-                            {
-                                new Span<float>(d, ow).Clear();
-                                continue;
-                            }
-                            float* s = src + (long)iy * w - pw + kx;
-                            int ox = 0;
-                            for (; ox < oxLo; ox++) d[ox] = 0f;
-                            if (sw == 1)
-                            {
-                                Buffer.MemoryCopy(s + oxLo, d + oxLo, (oxHi - oxLo) * sizeof(float), (oxHi - oxLo) * sizeof(float));
-                                ox = oxHi;
-                            }
-                            else
-                                for (; ox < oxHi; ox++) d[ox] = s[ox * sw];
-                            for (; ox < ow; ox++) d[ox] = 0f;
-                        }
-                    }
-                    new Span<float>(row + used, ld - used).Clear();
-                }
+        if (used < ld)
+            for (int p = 0; p < k; p++)
+                new Span<float>(col + (long)p * ld + used, ld - used).Clear();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyRun(float* s, float* d, int n)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i <= n - 16; i += 16) Vector512.Load(s + i).Store(d + i);
+        if (Vector256.IsHardwareAccelerated)
+            for (; i <= n - 8; i += 8) Vector256.Load(s + i).Store(d + i);
+        if (Vector128.IsHardwareAccelerated)
+            for (; i <= n - 4; i += 4) Vector128.Load(s + i).Store(d + i);
+        for (; i < n; i++) d[i] = s[i];
     }
 }
 

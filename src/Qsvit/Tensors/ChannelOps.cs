@@ -1,27 +1,105 @@
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+
 namespace Qsvit.Tensors;
 
 /// <summary>Per-channel elementwise kernels over [batch, channels, spatial] data.</summary>
-public static class ChannelOps
+public static unsafe class ChannelOps
 {
+    /// <summary>Below this many elements per thread the kernels stay on one thread (they are memory bound).</summary>
+    private const int MinElementsPerThread = 1 << 17;
+
     /// <summary>x = x·scale[c] + shift[c]: eval-mode BatchNorm once folded to a scale and a shift.</summary>
     public static void ScaleShift(Span<float> x, int batch, int channels, int spatial, ReadOnlySpan<float> scale, ReadOnlySpan<float> shift)
-    {
-        for (int nb = 0; nb < batch; nb++)
-            for (int c = 0; c < channels; c++)
-            {
-                var row = x.Slice((nb * channels + c) * spatial, spatial);
-                for (int i = 0; i < row.Length; i++) row[i] = row[i] * scale[c] + shift[c];
-            }
-    }
+        => ScaleShift(x, batch, channels, spatial, scale, shift, IsaInfo.Best, Compute.Threads);
 
     /// <summary>output[b, c] = mean over spatial of x[b, c, :].</summary>
     public static void SpatialMean(ReadOnlySpan<float> x, int batch, int channels, int spatial, Span<float> output)
+        => SpatialMean(x, batch, channels, spatial, output, Compute.Threads);
+
+    internal static void ScaleShift(Span<float> x, int batch, int channels, int spatial, ReadOnlySpan<float> scale,
+        ReadOnlySpan<float> shift, Isa isa, int threads)
     {
-        for (int i = 0; i < batch * channels; i++)
+        Check(x.Length, batch, channels, spatial, nameof(x));
+        if (scale.Length < channels) throw new ArgumentException($"scale has {scale.Length} elements, needs {channels}", nameof(scale));
+        if (shift.Length < channels) throw new ArgumentException($"shift has {shift.Length} elements, needs {channels}", nameof(shift));
+        int rows = batch * channels;
+        if (rows == 0 || spatial == 0) return;
+        isa = IsaInfo.Clamp(isa);
+        int t = Workers(rows, spatial, threads);
+        fixed (float* px = x, ps = scale, pb = shift)
         {
-            float s = 0;
-            foreach (var v in x.Slice(i * spatial, spatial)) s += v;
-            output[i] = s / spatial;
+            float* xp = px, sp = ps, bp = pb;
+            Compute.For(t, t, w =>
+            {
+                int r0 = Compute.ChunkStart(rows, t, w), r1 = Compute.ChunkStart(rows, t, w + 1);
+                for (int r = r0; r < r1; r++)
+                {
+                    int c = r % channels;
+                    ScaleShiftRow(xp + (long)r * spatial, spatial, sp[c], bp[c], isa);
+                }
+            });
         }
+    }
+
+    private static void ScaleShiftRow(float* p, int n, float s, float b, Isa isa)
+    {
+        int i = 0;
+        if (isa == Isa.Vector512)
+        {
+            var vs = Vector512.Create(s);
+            var vb = Vector512.Create(b);
+            for (; i <= n - 16; i += 16) Vector512.FusedMultiplyAdd(Vector512.Load(p + i), vs, vb).Store(p + i);
+        }
+        if (isa >= Isa.Vector256)
+        {
+            var vs = Vector256.Create(s);
+            var vb = Vector256.Create(b);
+            for (; i <= n - 8; i += 8) Vector256.MultiplyAddEstimate(Vector256.Load(p + i), vs, vb).Store(p + i);
+        }
+        if (isa >= Isa.Vector128)
+        {
+            var vs = Vector128.Create(s);
+            var vb = Vector128.Create(b);
+            for (; i <= n - 4; i += 4) Vector128.MultiplyAddEstimate(Vector128.Load(p + i), vs, vb).Store(p + i);
+        }
+        for (; i < n; i++) p[i] = p[i] * s + b;
+    }
+
+    internal static void SpatialMean(ReadOnlySpan<float> x, int batch, int channels, int spatial, Span<float> output, int threads)
+    {
+        Check(x.Length, batch, channels, spatial, nameof(x));
+        int rows = batch * channels;
+        if (output.Length < rows) throw new ArgumentException($"output has {output.Length} elements, needs {rows}", nameof(output));
+        if (rows == 0) return;
+        if (spatial == 0)
+        {
+            output[..rows].Fill(float.NaN); // mean of nothing, as 0/0
+            return;
+        }
+        int t = Workers(rows, spatial, threads);
+        float inv = 1f / spatial;
+        fixed (float* px = x, po = output)
+        {
+            float* xp = px, op = po;
+            Compute.For(t, t, w =>
+            {
+                int r0 = Compute.ChunkStart(rows, t, w), r1 = Compute.ChunkStart(rows, t, w + 1);
+                for (int r = r0; r < r1; r++)
+                    op[r] = TensorPrimitives.Sum(new ReadOnlySpan<float>(xp + (long)r * spatial, spatial)) * inv;
+            });
+        }
+    }
+
+    private static int Workers(int rows, int spatial, int threads)
+        => (int)Math.Clamp((long)rows * spatial / MinElementsPerThread, 1, Math.Min(threads, rows));
+
+    private static void Check(int length, int batch, int channels, int spatial, string name)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(batch);
+        ArgumentOutOfRangeException.ThrowIfNegative(channels);
+        ArgumentOutOfRangeException.ThrowIfNegative(spatial);
+        long needed = (long)batch * channels * spatial;
+        if (length < needed) throw new ArgumentException($"{name} has {length} elements, needs {needed}", name);
     }
 }

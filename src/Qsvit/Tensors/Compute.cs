@@ -13,4 +13,19 @@ public static class Compute
     }
 
     public static ParallelOptions Options => new() { MaxDegreeOfParallelism = _threads };
+
+    /// <summary>Runs body(0..count-1) on up to <paramref name="threads"/> threads; inline when one thread or one item.</summary>
+    internal static void For(int count, int threads, Action<int> body)
+    {
+        if (count <= 0) return;
+        if (threads <= 1 || count == 1)
+        {
+            for (int i = 0; i < count; i++) body(i);
+            return;
+        }
+        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
+    }
+
+    /// <summary>Start of chunk <paramref name="i"/> when <paramref name="total"/> items are cut into <paramref name="parts"/> near-equal chunks.</summary>
+    internal static int ChunkStart(int total, int parts, int i) => (int)((long)total * i / parts);
 }

@@ -11,7 +11,7 @@ public class ChannelOpsTests
     [InlineData(2, 17, 33)]
     [InlineData(4, 64, 65)]
     [InlineData(1, 3, 129)]
-    [InlineData(64, 128, 16)]  // many frames of a 4x4 map: enough work to use two threads
+    [InlineData(64, 128, 64)]  // many frames of an 8x8 map: enough work to use two threads
     [InlineData(2, 4, 0)]
     public void ScaleShift_MatchesNaive(int batch, int channels, int spatial)
     {
@@ -40,18 +40,21 @@ public class ChannelOpsTests
     [InlineData(2, 17, 33)]
     [InlineData(4, 64, 196)]
     [InlineData(64, 128, 16)]
+    [InlineData(2, 3, 300)]
+    [InlineData(2, 5, 1024)]
     public void SpatialMean_MatchesNaive(int batch, int channels, int spatial)
     {
         var rng = new Random(batch + channels * 101 + spatial * 7);
         var x = TestData.Random(rng, batch * channels * spatial);
         var expected = new float[batch * channels];
         NaiveKernels.SpatialMean(x, batch, channels, spatial, expected);
-        foreach (int threads in new[] { 1, 2 })
-        {
-            var y = new float[batch * channels];
-            ChannelOps.SpatialMean(x, batch, channels, spatial, y, threads);
-            TestData.AssertClose(expected, y, $"T={threads}");
-        }
+        foreach (var isa in TestData.Isas())
+            foreach (int threads in new[] { 1, 2 })
+            {
+                var y = new float[batch * channels];
+                ChannelOps.SpatialMean(x, batch, channels, spatial, y, isa, threads);
+                TestData.AssertClose(expected, y, $"{isa} T={threads}");
+            }
         var z = new float[batch * channels];
         ChannelOps.SpatialMean(x, batch, channels, spatial, z);
         TestData.AssertClose(expected, z, "public");

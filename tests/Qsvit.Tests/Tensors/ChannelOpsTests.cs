@@ -40,6 +40,7 @@ public class ChannelOpsTests
     [InlineData(2, 17, 33)]
     [InlineData(4, 64, 196)]
     [InlineData(64, 128, 16)]
+    [InlineData(64, 128, 64)]  // enough work to use two threads
     [InlineData(2, 3, 300)]
     [InlineData(2, 5, 1024)]
     public void SpatialMean_MatchesNaive(int batch, int channels, int spatial)

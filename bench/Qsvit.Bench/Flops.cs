@@ -10,24 +10,30 @@ public interface IFlopCount
     double Flops { get; }
 }
 
-/// <summary>GFLOP/s from the mean time and the <see cref="IFlopCount"/> parameter of each case.</summary>
-public sealed class GflopsColumn : IColumn
+/// <summary>
+/// GFLOP/s from the <see cref="IFlopCount"/> parameter of each case and its mean time or, with <c>best</c>, its fastest
+/// iteration (less sensitive to other processes competing for the cores).
+/// </summary>
+public sealed class GflopsColumn(bool best = false) : IColumn
 {
-    public string Id => nameof(GflopsColumn);
-    public string ColumnName => "GFLOP/s";
+    public string Id => nameof(GflopsColumn) + (best ? ".Best" : "");
+    public string ColumnName => best ? "GFLOP/s (best)" : "GFLOP/s";
     public bool AlwaysShow => true;
     public ColumnCategory Category => ColumnCategory.Custom;
-    public int PriorityInCategory => 0;
+    public int PriorityInCategory => best ? 1 : 0;
     public bool IsNumeric => true;
     public UnitType UnitType => UnitType.Dimensionless;
-    public string Legend => "Billions of floating-point operations per second (mean time)";
+    public string Legend => best
+        ? "Billions of floating-point operations per second (fastest iteration)"
+        : "Billions of floating-point operations per second (mean time)";
 
     public string GetValue(Summary summary, BenchmarkCase benchmarkCase)
     {
         var flops = benchmarkCase.Parameters.Items.Select(p => p.Value).OfType<IFlopCount>().FirstOrDefault();
         var stats = summary[benchmarkCase]?.ResultStatistics;
-        if (flops == null || stats == null || stats.Mean <= 0) return "-";
-        return (flops.Flops / stats.Mean).ToString("F1", System.Globalization.CultureInfo.InvariantCulture); // flop/ns = GFLOP/s
+        double ns = stats == null ? 0 : best ? stats.Min : stats.Mean;
+        if (flops == null || ns <= 0) return "-";
+        return (flops.Flops / ns).ToString("F1", System.Globalization.CultureInfo.InvariantCulture); // flop/ns = GFLOP/s
     }
 
     public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style) => GetValue(summary, benchmarkCase);

@@ -1,9 +1,18 @@
 using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Reports;
 using BenchmarkDotNet.Running;
 using Qsvit.Bench;
 
 // Examples:
 //   dotnet run -c Release --project bench/Qsvit.Bench -- --job short --filter '*'
 //   dotnet run -c Release --project bench/Qsvit.Bench -- --job short --filter '*Gemm*'
-var config = DefaultConfig.Instance.AddColumn(new GflopsColumn());
+//   dotnet run -c Release --project bench/Qsvit.Bench -- sweep 2      (best-of-N table, robust on a busy machine)
+if (args.Length > 0 && args[0] == "sweep")
+{
+    Sweep.Run(args);
+    return;
+}
+var config = DefaultConfig.Instance
+    .AddColumn(new GflopsColumn(), new GflopsColumn(best: true))
+    .WithSummaryStyle(SummaryStyle.Default.WithMaxParameterColumnWidth(40));
 BenchmarkSwitcher.FromAssembly(typeof(GflopsColumn).Assembly).Run(args, config);

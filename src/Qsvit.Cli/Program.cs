@@ -10,6 +10,5 @@ var root = new RootCommand("qsvit: run, quantize and search mixed-precision sett
     SensitivityCommand.Create(),
     SearchCommand.Create(),
     ApplyCommand.Create(),
-    Aq4Command.Create(), // temporary: folds into 'search --method' at merge
 };
 return Cli.Run(root, args);

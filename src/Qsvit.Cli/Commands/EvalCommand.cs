@@ -14,17 +14,20 @@ internal static class EvalCommand
         var data = new DataOptions();
         var threads = new Option<int?>("--threads") { Description = "Worker threads (default: all cores)" };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout" };
+        // Only here: searches compare settings against cached fp32 results, which folding would change in the last bits.
+        var foldBn = new Option<bool>("--fold-bn") { Description = "Fold BatchNorm into conv weights (faster, not bit-exact with PyTorch)" };
         var command = new Command("eval", "Evaluate a checkpoint: top-1/top-5 with 95% intervals, images/s, spike rates per block");
         model.AddTo(command);
         data.AddTo(command);
         command.Add(threads);
         command.Add(json);
+        command.Add(foldBn);
         command.SetAction(r =>
         {
             Cli.ApplyThreads(r.GetValue(threads));
             var loaded = model.Load(r);
             var dataset = data.Open(r, loaded);
-            var net = loaded.CreateModel(r.GetValue(model.FoldBn));
+            var net = loaded.CreateModel(r.GetValue(foldBn));
             var options = new EvalOptions { BatchSize = r.GetValue(data.Batch), Limit = r.GetValue(data.Limit) };
             int total = Math.Min(dataset.Count, options.Limit ?? int.MaxValue);
             var result = Cli.WithProgress("eval", total, report =>

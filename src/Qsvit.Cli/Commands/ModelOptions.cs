@@ -16,11 +16,10 @@ internal sealed class ModelOptions
     public readonly Option<int?> Classes = new("--classes") { Description = "Number of classes" };
     public readonly Option<bool?> Kd = new("--kd") { Description = "The checkpoint has a distillation head (head_kd)" };
     public readonly Option<int?> Heads = new("--heads") { Description = "Attention heads" };
-    public readonly Option<bool> FoldBn = new("--fold-bn") { Description = "Fold BatchNorm into conv weights (faster, not bit-exact with PyTorch)" };
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Model, Config, Timesteps, Preset, EmbedDim, StemStride, Classes, Kd, Heads, FoldBn }) command.Add(o);
+        foreach (var o in new Option[] { Model, Config, Timesteps, Preset, EmbedDim, StemStride, Classes, Kd, Heads }) command.Add(o);
     }
 
     public LoadedModel Load(ParseResult r) => ModelLoader.Load(r.GetRequiredValue(Model), r.GetValue(Config), new ConfigOverrides

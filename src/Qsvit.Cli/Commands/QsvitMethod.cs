@@ -11,12 +11,19 @@ internal sealed class QsvitMethod : ISearchMethod
     public string Name => "qsvit";
     public string Description => "QSViT (sensitivity, base settings, guided quantization)";
     public IReadOnlyList<Option> Options => [];
+    public MethodTraits Traits => Qsvit;
+
+    /// <summary>QSViT searches the paper's units (or transformer blocks apart); <c>qsvit sensitivity</c> reads options the same way.</summary>
+    public static readonly MethodTraits Qsvit = new("qsvit", "--method qsvit", _ => QsvitOptions.DefaultBits, QsvitOptions.DefaultTolerancePoints)
+    {
+        Granularities = [Aq4Granularity.Block, Aq4Granularity.TransformerBlock],
+    };
 
     public int Run(SearchContext c, SearchCommand.Shared shared)
     {
         var options = new QsvitOptions
         {
-            Granularity = c.Granularity,
+            Granularity = c.SettingGranularity,
             Bits = c.Bits,
             TolerancePoints = c.TolerancePoints,
             SearchSplit = SearchOptions.SearchSplit,
@@ -25,7 +32,7 @@ internal sealed class QsvitMethod : ISearchMethod
         var result = SearchProgress.Run(c.Evaluator, bar => QsvitSearch.Run(c.Evaluator, c.Layout, options, bar.Report));
 
         Console.Error.WriteLine($"Alg. 4: saving bSettingG {result.BSettingG} and writing the report…");
-        var saved = c.SaveModel(result.BSettingG, "qsvit");
+        var saved = c.SaveModel(result.BSettingG, Name);
         int energyImages = c.Parse.GetValue(shared.EnergyImages);
         var input = new QsvitReportInput(result, c.Layout)
         {

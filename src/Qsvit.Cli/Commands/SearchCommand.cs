@@ -11,6 +11,9 @@ internal interface ISearchMethod
 {
     string Name { get; }
     string Description { get; }
+    /// <summary>How it reads the shared options (defaults, granularities, drift calibration).</summary>
+    MethodTraits Traits { get; }
+    /// <summary>Options of its own; an option may belong to several methods (greedy and beam share theirs).</summary>
     IReadOnlyList<Option> Options { get; }
     int Run(SearchContext context, SearchCommand.Shared shared);
 }
@@ -18,14 +21,17 @@ internal interface ISearchMethod
 /// <summary><c>qsvit search</c>: mixed-precision search with the method named by --method.</summary>
 internal static class SearchCommand
 {
-    /// <summary>Every method --method offers (AQ4SViT's greedy and beam join here).</summary>
-    private static readonly ISearchMethod[] Methods = [new QsvitMethod()];
+    /// <summary>Every method --method offers.</summary>
+    private static readonly ISearchMethod[] Methods = [new QsvitMethod(), Aq4SearchMethod.Greedy, Aq4SearchMethod.Beam];
+
+    /// <summary>Where a method's report goes by default: one directory per method, so methods can share a run directory.</summary>
+    public const string ReportsFolder = "reports";
 
     /// <summary>Options of the command itself that every method reads.</summary>
     internal sealed class Shared
     {
         public readonly SearchOptions Search = new(withTest: true);
-        public readonly Option<string?> ReportDir = new("--report-dir") { Description = "Report directory (default: <run-dir>/report)" };
+        public readonly Option<string?> ReportDir = new("--report-dir") { Description = $"Report directory (default: <run-dir>/{ReportsFolder}/<method>)" };
         public readonly Option<int> EnergyImages = new("--energy-images")
         {
             Description = "Search images whose firing rates feed the energy estimate (0: skip)",
@@ -33,22 +39,44 @@ internal static class SearchCommand
         };
         public readonly Option<string[]> Compare = new("--compare")
         {
-            Description = "comparison.json files (or report directories) of other runs to tabulate with this one",
+            Description = $"Other runs to tabulate with this one in comparison.md: {ComparisonTable.FileName} files, report directories, " +
+                          $"or run directories (every {ReportsFolder}/<method> in them)",
             AllowMultipleArgumentsPerToken = true,
         };
 
-        public string ReportDirectory(SearchContext c) => c.Parse.GetValue(ReportDir) ?? Path.Combine(c.RunDir, "report");
+        public string ReportDirectory(SearchContext c) => c.Parse.GetValue(ReportDir) ?? Path.Combine(c.RunDir, ReportsFolder, c.Method);
 
-        /// <summary>Merges this run's rows with --compare's, writes comparison.md beside the report and returns the markdown.</summary>
+        /// <summary>
+        /// Writes comparison.md into the report directory: this run's rows, then those of --compare's runs (fp32 first).
+        /// Returns the markdown when --compare was given (null otherwise).
+        /// </summary>
         public string? WriteComparison(SearchContext c, IReadOnlyList<ComparisonRow> rows)
         {
             var others = c.Parse.GetValue(Compare) ?? [];
-            if (others.Length == 0) return null;
-            var merged = ComparisonTable.Merge(rows.Concat(others.SelectMany(ComparisonTable.Read)));
+            string own = Path.GetFullPath(ReportDirectory(c));
+            var merged = ComparisonTable.Merge(rows.Concat(others.SelectMany(path => Sources(path, own)).Distinct().SelectMany(ComparisonTable.Read)));
             var markdown = ComparisonTable.ToMarkdown(merged);
-            Directory.CreateDirectory(ReportDirectory(c));
-            Qsvit.Search.RunStore.WriteAtomically(Path.Combine(ReportDirectory(c), "comparison.md"), markdown);
-            return markdown;
+            Directory.CreateDirectory(own);
+            Qsvit.Search.RunStore.WriteAtomically(Path.Combine(own, "comparison.md"), markdown);
+            return others.Length == 0 ? null : markdown;
+        }
+
+        /// <summary>The comparison.json files a --compare path stands for, this run's own report left out.</summary>
+        private static IEnumerable<string> Sources(string path, string own)
+        {
+            bool Own(string directory) => string.Equals(Path.GetFullPath(directory).TrimEnd(Path.DirectorySeparatorChar), own.TrimEnd(Path.DirectorySeparatorChar), StringComparison.Ordinal);
+            if (File.Exists(path))
+                return Own(Path.GetDirectoryName(Path.GetFullPath(path))!) ? [] : [Path.GetFullPath(path)];
+            if (!Directory.Exists(path)) throw new QsvitException($"--compare: '{path}' does not exist");
+            if (File.Exists(Path.Combine(path, ComparisonTable.FileName)))
+                return Own(path) ? [] : [Path.GetFullPath(Path.Combine(path, ComparisonTable.FileName))];
+            var reports = Path.Combine(path, ReportsFolder);
+            var found = Directory.Exists(reports)
+                ? Directory.GetDirectories(reports).Order(StringComparer.Ordinal).Where(d => File.Exists(Path.Combine(d, ComparisonTable.FileName))).ToArray()
+                : [];
+            if (found.Length == 0)
+                throw new QsvitException($"--compare: no {ComparisonTable.FileName} in '{path}' nor in its {ReportsFolder}/<method> directories");
+            return found.Where(d => !Own(d)).Select(d => Path.GetFullPath(Path.Combine(d, ComparisonTable.FileName)));
         }
     }
 
@@ -66,15 +94,15 @@ internal static class SearchCommand
         command.Add(shared.ReportDir);
         command.Add(shared.EnergyImages);
         command.Add(shared.Compare);
-        foreach (var o in Methods.SelectMany(m => m.Options)) command.Add(o);
+        var own = Methods.SelectMany(m => m.Options).Distinct().ToArray();
+        foreach (var o in own) command.Add(o);
         command.SetAction(r =>
         {
             var chosen = Methods.Single(m => m.Name == r.GetValue(method));
-            foreach (var other in Methods.Where(m => m != chosen))
-                foreach (var o in other.Options)
-                    if (r.GetResult(o) is { Implicit: false })
-                        throw new QsvitException($"{o.Name} belongs to --method {other.Name}, not {chosen.Name}");
-            var context = shared.Search.Open(r, chosen.Name);
+            foreach (var o in own.Except(chosen.Options))
+                if (r.GetResult(o) is { Implicit: false })
+                    throw new QsvitException($"{o.Name} is for --method {string.Join(" or ", Methods.Where(m => m.Options.Contains(o)).Select(m => m.Name))}, not {chosen.Name}");
+            var context = shared.Search.Open(r, chosen.Traits);
             return chosen.Run(context, shared);
         });
         return command;

@@ -10,6 +10,18 @@ using Qsvit.Search;
 namespace Qsvit.Cli.Commands;
 
 /// <summary>
+/// How a method reads the shared options: its default widths and tolerance, the granularities it can search, and the
+/// option giving its membrane-drift calibration images when it measures drift (they then join the run identity).
+/// </summary>
+/// <param name="Name">Names the default run directory <c>runs/&lt;model&gt;-&lt;name&gt;</c>.</param>
+/// <param name="Label">Names the method in error messages ("--method qsvit").</param>
+internal sealed record MethodTraits(string Name, string Label, Func<QuantizerSpec, IReadOnlyList<int>> DefaultBits, double DefaultTolerance)
+{
+    public IReadOnlyList<Aq4Granularity> Granularities { get; init; } = Enum.GetValues<Aq4Granularity>();
+    public Option<int>? CalibrationImages { get; init; }
+}
+
+/// <summary>
 /// Options every search method shares (and <c>qsvit sensitivity</c> with them), and opening a run from them: the model, the
 /// search and test splits, the quantizer, the run directory whose identity pins all of it, and the cached evaluator.
 /// </summary>
@@ -27,45 +39,69 @@ internal sealed class SearchOptions(bool withTest)
         Description = $"Weight quantizer: {string.Join(", ", QuantizerSpec.Names)}",
         DefaultValueFactory = _ => "paper",
     };
-    public readonly Option<string> Bits = new("--bits") { Description = "Bit widths to try, 32 = fp32", DefaultValueFactory = _ => "32,16,12,8,4" };
+    public readonly Option<string[]> Bits = new("--bits")
+    {
+        Description = "Bit widths to try, 32 = fp32, e.g. --bits 8 4 or 16,8,4 (default: qsvit 32 16 12 8 4; greedy/beam 16 12 8 4 " +
+                      "with --quantizer paper, else 16 12 8 6 4 3 2)",
+        AllowMultipleArgumentsPerToken = true,
+    };
     public readonly Option<string> Granularity = new("--granularity")
     {
-        Description = "Units: block (the paper's 11) or transformer-block (each TRAN_S3/S4 block apart)",
+        Description = "Units: network, stage (S1..S4), block (the paper's 11), transformer-block (each TRAN_S3/S4 block apart) or " +
+                      "layer; qsvit takes block or transformer-block",
         DefaultValueFactory = _ => "block",
     };
-    public readonly Option<double> Tolerance = new("--tolerance")
+    public readonly Option<double?> Tolerance = new("--tolerance", "--max-drop")
     {
-        Description = "Accepted accuracy drop below fp32 on the search split, in points",
-        DefaultValueFactory = _ => QsvitOptions.DefaultTolerancePoints,
+        Description = $"Accepted top-1 drop below fp32 on the search split, in points (default: qsvit {F(QsvitOptions.DefaultTolerancePoints)}, " +
+                      $"greedy/beam {F(Aq4Options.DefaultMaxDrop)})",
     };
-    public readonly Option<string?> RunDir = new("--run-dir") { Description = "Resumable run directory (default: runs/<model>-<method>)" };
+    public readonly Option<string?> RunDir = new("--run-dir")
+    {
+        Description = "Resumable run directory (default: runs/<model>-<method>); methods may share one to reuse evaluations",
+    };
     public readonly Option<int?> Threads = new("--threads") { Description = "Worker threads (default: all cores)" };
     public readonly Option<bool> Json = new("--json") { Description = "Print the result as JSON on stdout" };
+
+    private static string F(double v) => v.ToString(CultureInfo.InvariantCulture);
 
     public void AddTo(Command command)
     {
         Model.AddTo(command);
         Data.AddTo(command);
-        Granularity.AcceptOnlyFromAmong("block", "transformer-block");
+        Granularity.AcceptOnlyFromAmong(Enum.GetValues<Aq4Granularity>().Select(Aq4Space.Name).ToArray());
         var options = new List<Option> { Quantizer, Bits, Granularity, Tolerance, RunDir, Threads, Json };
         if (withTest) options.InsertRange(0, [TestData, TestSplitName, TestLimit]);
         foreach (var o in options) command.Add(o);
     }
 
-    /// <summary>Loads the model and data and opens (or resumes) the run directory <c>runs/&lt;model&gt;-&lt;run&gt;</c> by default.</summary>
-    public SearchContext Open(ParseResult r, string run)
+    /// <summary>
+    /// Loads the model and data and opens (or resumes) the run directory, <c>runs/&lt;model&gt;-&lt;method&gt;</c> by default.
+    /// Its identity holds what decides evaluation results (model, preprocessing, quantizer, splits and, for a method that
+    /// measures drift, the calibration images), not what only steers a search (widths, granularity, tolerance…), so that
+    /// methods and settings can share one directory and every evaluation in it.
+    /// </summary>
+    public SearchContext Open(ParseResult r, MethodTraits method)
     {
         Cli.ApplyThreads(r.GetValue(Threads));
         var spec = QuantizerSpec.Parse(r.GetValue(Quantizer)!);
-        var granularity = r.GetValue(Granularity) == "transformer-block" ? SettingGranularity.TransformerBlock : SettingGranularity.Block;
-        var bits = ParseBits(r.GetValue(Bits)!);
-        double tolerance = r.GetValue(Tolerance);
+        spec.Validate();
+        var granularity = Aq4Space.ParseGranularity(r.GetValue(Granularity)!);
+        if (!method.Granularities.Contains(granularity))
+            throw new QsvitException($"--granularity {Aq4Space.Name(granularity)}: {method.Label} searches " +
+                                     $"{string.Join(" or ", method.Granularities.Select(Aq4Space.Name))} units");
+        var bits = r.GetValue(Bits) is { Length: > 0 } given ? ParseBits(string.Join(",", given)) : method.DefaultBits(spec).OrderDescending().ToArray();
+        double tolerance = r.GetValue(Tolerance) ?? method.DefaultTolerance;
+        if (!double.IsFinite(tolerance) || tolerance < 0)
+            throw new QsvitException($"--tolerance must be a non-negative number of accuracy points, got {tolerance}");
+        int? calibration = method.CalibrationImages is { } option ? r.GetValue(option) : null;
+        if (calibration < 1) throw new QsvitException($"--calibration-images must be at least 1, got {calibration}");
         var loaded = Model.Load(r);
 
         var search = Limit(Data.Open(r, loaded), r.GetValue(Data.Limit), "--limit");
         var splits = new Dictionary<string, IImageDataset> { [SearchSplit] = search };
         var descriptions = new Dictionary<string, string> { [SearchSplit] = Describe(r.GetValue(Data.Data)!, search) };
-        string testIdentity = "none";
+        string? testIdentity = null;
         if (withTest && r.GetValue(TestData) is { } testPath)
         {
             var test = Limit(DatasetLoader.Open(testPath, DatasetOptions(r, loaded), r.GetValue(TestSplitName)), r.GetValue(TestLimit), "--test-limit");
@@ -76,8 +112,9 @@ internal sealed class SearchOptions(bool withTest)
 
         string checkpoint = r.GetRequiredValue(Model.Model);
         string modelName = Path.GetFileNameWithoutExtension(checkpoint);
-        string runDir = r.GetValue(RunDir) ?? Path.Combine("runs", $"{modelName}-{run}");
-        var identity = new Dictionary<string, string>
+        string runDir = r.GetValue(RunDir) ?? Path.Combine("runs", $"{modelName}-{method.Name}");
+        // Null: not used by this run (no test split, no drift), so neither checked nor pinned (see RunStore).
+        var identity = new Dictionary<string, string?>
         {
             ["model"] = Path.GetFullPath(checkpoint),
             ["model_bytes"] = new FileInfo(checkpoint).Length.ToString(CultureInfo.InvariantCulture),
@@ -87,12 +124,12 @@ internal sealed class SearchOptions(bool withTest)
             ["quantizer"] = spec.ToString(),
             [SearchSplit] = DataIdentity(r.GetValue(Data.Data)!, r.GetValue(Data.Split), search.Count),
             [TestSplit] = testIdentity,
-            ["bits"] = string.Join(",", bits),
-            ["granularity"] = r.GetValue(Granularity)!,
+            // The images actually used: spread evenly over the search split, so only their number matters.
+            ["calibration_images"] = calibration is { } c ? Math.Min(c, search.Count).ToString(CultureInfo.InvariantCulture) : null,
         };
         var store = RunStore.Open(runDir, identity);
-        var evaluator = new SettingEvaluator(loaded, spec, splits, new EvalOptions { BatchSize = r.GetValue(Data.Batch) }, store);
-        return new SearchContext(r, loaded, new Sdtv2Layout(loaded.Config), spec, granularity, bits, tolerance, evaluator, store,
+        var evaluator = new SettingEvaluator(loaded, spec, splits, new EvalOptions { BatchSize = r.GetValue(Data.Batch) }, store, calibration);
+        return new SearchContext(r, method.Name, loaded, new Sdtv2Layout(loaded.Config), spec, granularity, bits, tolerance, evaluator, store,
             runDir, splits, descriptions, r.GetValue(Data.Batch), r.GetValue(Json));
     }
 
@@ -146,12 +183,15 @@ internal sealed class SearchOptions(bool withTest)
 }
 
 /// <summary>An opened search run: what every method needs, and the Alg. 4-style outputs they share.</summary>
+/// <param name="Method">The method's name: names its report directory and saved network.</param>
+/// <param name="Granularity">The units searched (QSViT: block or transformer-block only).</param>
 internal sealed record SearchContext(
     ParseResult Parse,
+    string Method,
     LoadedModel Model,
     Sdtv2Layout Layout,
     QuantizerSpec Quantizer,
-    SettingGranularity Granularity,
+    Aq4Granularity Granularity,
     IReadOnlyList<int> Bits,
     double TolerancePoints,
     SettingEvaluator Evaluator,
@@ -162,6 +202,14 @@ internal sealed record SearchContext(
     int BatchSize,
     bool Json)
 {
+    /// <summary>The granularity of the settings searched: block for network, stage and block units.</summary>
+    public SettingGranularity SettingGranularity => Granularity switch
+    {
+        Aq4Granularity.TransformerBlock => SettingGranularity.TransformerBlock,
+        Aq4Granularity.Layer => SettingGranularity.Layer,
+        _ => SettingGranularity.Block,
+    };
+
     public string? TestSplit => Splits.ContainsKey(SearchOptions.TestSplit) ? SearchOptions.TestSplit : null;
 
     /// <summary>Writes <paramref name="setting"/>'s quantized network into the run directory as <c>&lt;name&gt;.safetensors</c>.</summary>
@@ -174,20 +222,17 @@ internal sealed record SearchContext(
 
     /// <summary>
     /// Energy estimates of fp32 and <paramref name="setting"/> from firing rates on the first <paramref name="images"/> search
-    /// images (two short evaluations, not cached); null when <paramref name="images"/> is 0.
+    /// images, through the evaluator (cached in the run directory like every evaluation); null when <paramref name="images"/> is 0.
     /// </summary>
     public EnergyComparison? Energy(QuantizationSetting setting, int images)
     {
         var data = Splits[SearchOptions.SearchSplit];
         int n = Math.Min(images, data.Count);
         if (n <= 0) return null;
-        var options = new EvalOptions { BatchSize = BatchSize, Limit = n };
-        var fp32 = Evaluation.Evaluator.Run(Model.CreateModel(), data, options);
-        var quantized = Evaluation.Evaluator.Run(new Sdtv2Model(Model.Config, Evaluator.Quantize(setting).StateDict), data, options);
         var macs = EnergyEstimate.LayerMacs(Layout, data.Height, data.Width);
-        var fp32Setting = QuantizationSetting.Uniform(Qsvit.Quantization.Quantizer.FullPrecision);
+        var fp32 = QuantizationSetting.Uniform(Qsvit.Quantization.Quantizer.FullPrecision);
         return new EnergyComparison(SearchOptions.SearchSplit, n,
-            EnergyEstimate.Compute(Layout, macs, LayerInputRates.FromLif(Layout, fp32.FiringRates), fp32Setting),
-            EnergyEstimate.Compute(Layout, macs, LayerInputRates.FromLif(Layout, quantized.FiringRates), setting));
+            EnergyEstimate.Compute(Layout, macs, LayerInputRates.FromLif(Layout, Evaluator.FiringRates(fp32, n)), fp32),
+            EnergyEstimate.Compute(Layout, macs, LayerInputRates.FromLif(Layout, Evaluator.FiringRates(setting, n)), setting));
     }
 }

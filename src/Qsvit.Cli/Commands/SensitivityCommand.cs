@@ -18,10 +18,10 @@ internal static class SensitivityCommand
         options.AddTo(command);
         command.SetAction(r =>
         {
-            var c = options.Open(r, "sensitivity");
+            var c = options.Open(r, QsvitMethod.Qsvit with { Name = "sensitivity", Label = "qsvit sensitivity" });
             var qsvit = new QsvitOptions
             {
-                Granularity = c.Granularity,
+                Granularity = c.SettingGranularity,
                 Bits = c.Bits,
                 TolerancePoints = c.TolerancePoints,
                 SearchSplit = SearchOptions.SearchSplit,

@@ -11,6 +11,7 @@ namespace Qsvit.Models;
 internal sealed class ConvBn
 {
     private readonly (float[] Scale, float[] Shift)[] _bns;
+    private readonly ConvWeights _packed;
 
     public ConvGeometry Geometry { get; }
     public float[] Weight { get; }
@@ -32,6 +33,7 @@ internal sealed class ConvBn
             Weight = state[weightKey].Data;
             Bias = biasKey is null ? [] : state[biasKey].Data;
             _bns = bns;
+            _packed = ConvWeights.Pack(Weight, g);
             return;
         }
         Weight = (float[])state[weightKey].Data.Clone();
@@ -46,6 +48,7 @@ internal sealed class ConvBn
             }
         _bns = [];
         FoldedPad = Bias;
+        _packed = ConvWeights.Pack(Weight, g);
     }
 
     public int OutH(int h) => Geometry.OutH(h);
@@ -56,7 +59,7 @@ internal sealed class ConvBn
         var g = Geometry;
         int spatial = g.OutH(h) * g.OutW(w);
         var dst = output.AsSpan(0, frames * g.OutChannels * spatial);
-        Conv2d.Forward(input.AsSpan(0, frames * g.InChannels * h * w), frames, h, w, Weight, Bias, g, dst);
+        Conv2d.Forward(input.AsSpan(0, frames * g.InChannels * h * w), frames, h, w, _packed, Bias, dst);
         foreach (var (scale, shift) in _bns) ChannelOps.ScaleShift(dst, frames, g.OutChannels, spatial, scale, shift);
     }
 }

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -15,37 +14,73 @@ public sealed record Aq4HeldOut(AccuracyRecord Fp32, AccuracyRecord Chosen)
     public Interval Difference => Chosen.DifferenceFrom(Fp32);
 }
 
+/// <summary>What an AQ4SViT report shows besides the search result: the held-out check, energy and the saved network.</summary>
+/// <param name="Context">What was searched (model, data, quantizer…), in display order.</param>
+public sealed record Aq4ReportInput(Aq4Result Result, IReadOnlyList<KeyValuePair<string, string>> Context)
+{
+    /// <summary>fp32 and the chosen setting on the held-out split, when one was evaluated.</summary>
+    public Aq4HeldOut? HeldOut { get; init; }
+    public EnergyComparison? Energy { get; init; }
+    /// <summary>Where the chosen setting's quantized network was saved, if it was.</summary>
+    public string? QuantizedModelPath { get; init; }
+}
+
 /// <summary>
-/// Writes an AQ4SViT search to a directory: <c>report.md</c>, <c>report.json</c> (every candidate) and
-/// <c>memory-accuracy.svg</c> (memory against search-split accuracy of every verified candidate, with the Pareto front).
+/// Writes an AQ4SViT search to a directory: <c>report.md</c>, <c>report.json</c> (every candidate),
+/// <c>memory-accuracy.svg</c> (memory against search-split accuracy of every verified candidate, with the Pareto front) and
+/// <c>comparison.json</c> (fp32 and the chosen setting as rows of a method comparison).
 /// </summary>
 public static class Aq4Report
 {
     public const string MarkdownFile = "report.md", JsonFile = "report.json", ChartFile = "memory-accuracy.svg";
 
-    /// <param name="context">What was searched (model, data, quantizer…), in display order.</param>
-    public static void Write(string directory, Aq4Result result, Aq4HeldOut? heldOut, IReadOnlyList<KeyValuePair<string, string>> context)
+    private const string Fp32Color = "#333333", ConstraintColor = "#e15759", ChosenColor = "#59a14f", PassColor = "#4e79a7", FailColor = "#e15759";
+
+    /// <summary>Writes every file into <paramref name="directory"/> (created if needed).</summary>
+    public static void Write(string directory, Aq4ReportInput input)
     {
         Directory.CreateDirectory(directory);
-        RunStore.WriteAtomically(Path.Combine(directory, ChartFile), Chart(result));
-        RunStore.WriteAtomically(Path.Combine(directory, JsonFile), Json(result, heldOut, context).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        RunStore.WriteAtomically(Path.Combine(directory, MarkdownFile), Markdown(result, heldOut, context));
+        RunStore.WriteAtomically(Path.Combine(directory, ChartFile), Chart(input.Result));
+        RunStore.WriteAtomically(Path.Combine(directory, ComparisonTable.FileName), ComparisonTable.ToJson(ComparisonRows(input.Result, input.HeldOut)));
+        RunStore.WriteAtomically(Path.Combine(directory, JsonFile), Json(input).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        RunStore.WriteAtomically(Path.Combine(directory, MarkdownFile), Markdown(input));
     }
 
     /// <summary>Verified candidates no other verified candidate beats on both memory and accuracy, by memory ascending.</summary>
-    public static IReadOnlyList<Aq4Candidate> ParetoFront(IEnumerable<Aq4Candidate> candidates)
+    public static IReadOnlyList<Aq4Candidate> ParetoFront(IEnumerable<Aq4Candidate> candidates) =>
+        SvgChart.ParetoFront(candidates.Where(c => c.Verified), c => c.MiB, c => c.Accuracy!.Value);
+
+    /// <summary>The method as a comparison row names it: "AQ4SViT-Greedy", "AQ4SViT-Beam (B=4)", with any granularity but block.</summary>
+    public static string MethodName(Aq4Result r)
     {
-        var front = new List<Aq4Candidate>();
-        foreach (var c in candidates.Where(c => c.Verified).OrderBy(c => c.MiB).ThenByDescending(c => c.Accuracy))
-            if (front.Count == 0 || c.Accuracy > front[^1].Accuracy) front.Add(c);
-        return front;
+        var details = new List<string>();
+        if (r.Method == Aq4Method.Beam) details.Add($"B={r.Options.BeamWidth}");
+        if (r.Space.Granularity != Aq4Granularity.Block) details.Add(Aq4Space.Name(r.Space.Granularity));
+        if (r.Space.QuantizeHead) details.Add("head searched");
+        if (!r.Options.DriftGate) details.Add("no drift gate");
+        return $"AQ4SViT-{(r.Method == Aq4Method.Greedy ? "Greedy" : "Beam")}{(details.Count == 0 ? "" : $" ({string.Join(", ", details)})")}";
+    }
+
+    /// <summary>
+    /// fp32 and the chosen setting as rows of a method comparison. The cost is the search's: its full and drift evaluations
+    /// on the search split and their recorded time (the held-out check is not counted).
+    /// </summary>
+    public static IReadOnlyList<ComparisonRow> ComparisonRows(Aq4Result r, Aq4HeldOut? heldOut)
+    {
+        return
+        [
+            ComparisonRow.Baseline(r.Space.Layout, r.Fp32Accuracy, heldOut?.Fp32),
+            ComparisonRow.Create(MethodName(r), r.Setting, r.Space.Layout, r.Accuracy, heldOut?.Chosen, r.Fp32Accuracy, heldOut?.Fp32,
+                r.FullEvaluations, r.DriftEvaluations, r.FullSeconds + r.DriftSeconds, r.Options.MaxDrop, r.CostFullEquivalents),
+        ];
     }
 
     public static string Title(Aq4Result r) =>
         $"AQ4SViT {(r.Method == Aq4Method.Greedy ? "greedy" : $"beam (width {r.Options.BeamWidth})")}, {Aq4Space.Name(r.Space.Granularity)} granularity";
 
-    public static string Markdown(Aq4Result r, Aq4HeldOut? heldOut, IReadOnlyList<KeyValuePair<string, string>> context)
+    public static string Markdown(Aq4ReportInput input)
     {
+        var (r, heldOut, context) = (input.Result, input.HeldOut, input.Context);
         var md = new StringBuilder();
         md.AppendLine($"# {Title(r)}").AppendLine();
         md.AppendLine("| | |").AppendLine("|---|---|");
@@ -65,7 +100,10 @@ public static class Aq4Report
         md.AppendLine($"| time | {r.WallSeconds:F1} s wall; recorded {r.FullSeconds:F1} s full, {r.DriftSeconds:F1} s drift |");
         md.AppendLine($"| proxy | Spearman ρ(drift, drop) = {F(r.ProxySpearman)} over {r.Candidates.Count(c => c.Step > 0 && c.Verified)} verified candidates; " +
                       $"drift gate threshold {(double.IsInfinity(r.GateThreshold) ? "never set" : F(r.GateThreshold))}{(r.Options.DriftGate ? "" : " (gate off)")} |");
-        md.AppendLine($"| steps | {r.Steps} |").AppendLine();
+        md.AppendLine($"| steps | {r.Steps} |");
+        if (input.QuantizedModelPath is { } saved)
+            md.AppendLine($"| quantized network | `{Cell(saved)}` (dequantized float32 weights with the setting in its metadata; run it with `qsvit eval --model {Cell(saved)} --data …`) |");
+        md.AppendLine();
 
         md.AppendLine($"![memory against accuracy]({ChartFile})").AppendLine();
 
@@ -73,6 +111,10 @@ public static class Aq4Report
         md.AppendLine("| unit | weights | bits |").AppendLine("|---|---:|---:|");
         foreach (var u in r.Space.Units)
             md.AppendLine($"| {u.Name} | {u.Weights:N0} | {r.Setting[u.Members[0]]} |");
+        md.AppendLine();
+
+        md.AppendLine("## Energy (estimate)").AppendLine();
+        foreach (var line in QsvitReport.EnergyLines(input.Energy, "chosen")) md.AppendLine(line);
         md.AppendLine();
 
         md.AppendLine("## Candidates").AppendLine();
@@ -87,8 +129,9 @@ public static class Aq4Report
         return md.ToString();
     }
 
-    public static JsonObject Json(Aq4Result r, Aq4HeldOut? heldOut, IReadOnlyList<KeyValuePair<string, string>> context)
+    public static JsonObject Json(Aq4ReportInput input)
     {
+        var (r, heldOut, context) = (input.Result, input.HeldOut, input.Context);
         var front = ParetoFront(r.Candidates).Select(c => c.Setting).ToHashSet();
         return new JsonObject
         {
@@ -125,6 +168,8 @@ public static class Aq4Report
                 ["wall_seconds"] = r.WallSeconds,
                 ["steps"] = r.Steps,
             },
+            ["energy_estimate"] = QsvitReport.EnergyJson(input.Energy, "chosen_uj"),
+            ["quantized_model"] = input.QuantizedModelPath,
             ["proxy"] = new JsonObject
             {
                 ["spearman_drift_drop"] = Num(r.ProxySpearman),
@@ -154,70 +199,46 @@ public static class Aq4Report
         };
     }
 
-    /// <summary>Memory (x) against search-split top-1 (y) of every verified candidate, with the Pareto front and the constraint.</summary>
+    /// <summary>
+    /// Memory (x) against search-split top-1 (y) of every verified candidate, passed and failed, with fp32, the chosen
+    /// setting, the Pareto front of them all and the constraint line; every marker's tooltip names its setting.
+    /// </summary>
     public static string Chart(Aq4Result r)
     {
-        const double width = 760, height = 480, left = 70, right = 180, top = 40, bottom = 56;
-        var verified = r.Candidates.Where(c => c.Verified).ToArray();
+        string Tip(Aq4Candidate c) => Inv($"{c.Setting}: {c.MiB:F3} MiB, {c.Accuracy:F2} %, drift {G(c.Drift)}, {Name(c.Outcome)}");
+        ChartSeries Candidates(string name, Aq4Outcome outcome, string color) =>
+            new(name, r.Candidates.Where(c => c.Step > 0 && c.Outcome == outcome).Select(c => new ChartPoint(c.MiB, c.Accuracy!.Value, null, Tip(c))).ToArray())
+            {
+                Style = SeriesStyle.Scatter,
+                Color = color,
+            };
+        ChartSeries One(string name, double mib, AccuracyRecord accuracy, string color) =>
+            new(name, [new ChartPoint(mib, accuracy.Accuracy, name, Inv($"{name}: {mib:F3} MiB, {accuracy.Accuracy:F2} %"))])
+            {
+                Style = SeriesStyle.Scatter,
+                Color = color,
+                MarkerRadius = 5,
+                ShowLabels = true,
+            };
         double floor = r.Fp32Accuracy.Accuracy - r.Options.MaxDrop;
-        var (x0, x1, xStep) = Axis(verified.Min(c => c.MiB), verified.Max(c => c.MiB));
-        var (y0, y1, yStep) = Axis(Math.Min(verified.Min(c => c.Accuracy!.Value), floor), Math.Max(verified.Max(c => c.Accuracy!.Value), floor));
-        double X(double v) => left + (v - x0) / (x1 - x0) * (width - left - right);
-        double Y(double v) => height - bottom - (v - y0) / (y1 - y0) * (height - top - bottom);
-
-        var svg = new StringBuilder();
-        svg.AppendLine(Inv($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">"));
-        svg.AppendLine(Inv($"<rect width=\"{width}\" height=\"{height}\" fill=\"white\"/>"));
-        svg.AppendLine(Inv($"<text x=\"{left}\" y=\"24\" font-size=\"15\">{Esc(Title(r))}</text>"));
-        for (double v = x0; v <= x1 + xStep / 2; v += xStep)
-            svg.AppendLine(Inv($"<line x1=\"{X(v):F1}\" y1=\"{top}\" x2=\"{X(v):F1}\" y2=\"{height - bottom}\" stroke=\"#e4e4e4\"/><text x=\"{X(v):F1}\" y=\"{height - bottom + 16}\" text-anchor=\"middle\">{Tick(v, xStep)}</text>"));
-        for (double v = y0; v <= y1 + yStep / 2; v += yStep)
-            svg.AppendLine(Inv($"<line x1=\"{left}\" y1=\"{Y(v):F1}\" x2=\"{width - right}\" y2=\"{Y(v):F1}\" stroke=\"#e4e4e4\"/><text x=\"{left - 6}\" y=\"{Y(v) + 4:F1}\" text-anchor=\"end\">{Tick(v, yStep)}</text>"));
-        svg.AppendLine(Inv($"<rect x=\"{left}\" y=\"{top}\" width=\"{width - left - right}\" height=\"{height - top - bottom}\" fill=\"none\" stroke=\"#444\"/>"));
-        svg.AppendLine(Inv($"<text x=\"{(left + width - right) / 2}\" y=\"{height - 16}\" text-anchor=\"middle\">memory (MiB)</text>"));
-        svg.AppendLine(Inv($"<text transform=\"translate(18 {(top + height - bottom) / 2}) rotate(-90)\" text-anchor=\"middle\">top-1 on {Esc(r.Options.SearchSplit)} (%)</text>"));
-
-        svg.AppendLine(Inv($"<line x1=\"{left}\" y1=\"{Y(floor):F1}\" x2=\"{width - right}\" y2=\"{Y(floor):F1}\" stroke=\"#888\" stroke-dasharray=\"6 4\"/>"));
-        var front = ParetoFront(verified);
-        svg.AppendLine($"<polyline fill=\"none\" stroke=\"#e08000\" stroke-width=\"2\" points=\"{string.Join(" ", front.Select(c => Inv($"{X(c.MiB):F1},{Y(c.Accuracy!.Value):F1}")))}\"/>");
-        foreach (var c in verified)
+        return new SvgChart
         {
-            string label = Esc($"{c.Setting} — {c.MiB:F3} MiB, {c.Accuracy:F2} %, drift {c.Drift:G3}");
-            svg.AppendLine(c.Step == 0
-                ? Inv($"<rect x=\"{X(c.MiB) - 5:F1}\" y=\"{Y(c.Accuracy!.Value) - 5:F1}\" width=\"10\" height=\"10\" fill=\"#222\"><title>fp32 — {label}</title></rect>")
-                : c.Outcome == Aq4Outcome.Passed
-                    ? Inv($"<circle cx=\"{X(c.MiB):F1}\" cy=\"{Y(c.Accuracy!.Value):F1}\" r=\"4\" fill=\"#2a6fdb\" fill-opacity=\"0.8\"><title>{label}</title></circle>")
-                    : Inv($"<circle cx=\"{X(c.MiB):F1}\" cy=\"{Y(c.Accuracy!.Value):F1}\" r=\"4\" fill=\"none\" stroke=\"#d03030\" stroke-width=\"1.5\"><title>{label}</title></circle>"));
-        }
-        svg.AppendLine(Inv($"<circle cx=\"{X(r.Memory.MiB):F1}\" cy=\"{Y(r.Accuracy.Accuracy):F1}\" r=\"9\" fill=\"none\" stroke=\"#109040\" stroke-width=\"2.5\"/>"));
-
-        double lx = width - right + 16, ly = top + 10;
-        void Legend(string mark, string text)
-        {
-            svg.AppendLine(Inv($"<g transform=\"translate({lx} {ly})\">{mark}<text x=\"16\" y=\"4\">{Esc(text)}</text></g>"));
-            ly += 20;
-        }
-        Legend("<rect x=\"-5\" y=\"-5\" width=\"10\" height=\"10\" fill=\"#222\"/>", "fp32");
-        Legend("<circle r=\"4\" fill=\"#2a6fdb\"/>", "passed");
-        Legend("<circle r=\"4\" fill=\"none\" stroke=\"#d03030\" stroke-width=\"1.5\"/>", "failed");
-        Legend("<circle r=\"7\" fill=\"none\" stroke=\"#109040\" stroke-width=\"2.5\"/>", "chosen");
-        Legend("<line x1=\"-7\" x2=\"7\" stroke=\"#e08000\" stroke-width=\"2\"/>", "Pareto front");
-        Legend("<line x1=\"-7\" x2=\"7\" stroke=\"#888\" stroke-dasharray=\"4 3\"/>", Inv($"fp32 − {r.Options.MaxDrop:G4} points"));
-        svg.AppendLine("</svg>");
-        return svg.ToString();
+            Title = Title(r),
+            XLabel = "memory (MiB, paper counting)",
+            YLabel = $"top-1 on {r.Options.SearchSplit} (%)",
+            HighlightParetoFront = true,
+            Width = 720,
+            Height = 440,
+            Series =
+            [
+                Candidates("passed", Aq4Outcome.Passed, PassColor),
+                Candidates("failed", Aq4Outcome.Failed, FailColor),
+                One("fp32", r.Memory.Fp32MiB, r.Fp32Accuracy, Fp32Color),
+                One("chosen", r.Memory.MiB, r.Accuracy, ChosenColor),
+            ],
+            Rules = [new ChartRule(Inv($"max drop {r.Options.MaxDrop:G4} points: {floor:F2} %"), floor, ConstraintColor)],
+        }.ToSvg();
     }
-
-    /// <summary>An axis range covering [lo, hi] on a 1-2-5 tick step, about six ticks.</summary>
-    private static (double Lo, double Hi, double Step) Axis(double lo, double hi)
-    {
-        if (!(hi > lo)) (lo, hi) = (lo - Math.Max(0.5, Math.Abs(lo) * 0.05), hi + Math.Max(0.5, Math.Abs(hi) * 0.05));
-        double raw = (hi - lo) / 6, magnitude = Math.Pow(10, Math.Floor(Math.Log10(raw)));
-        double step = new[] { 1, 2, 5, 10 }.Select(m => m * magnitude).First(s => s >= raw);
-        return (Math.Floor(lo / step) * step, Math.Ceiling(hi / step) * step, step);
-    }
-
-    private static string Tick(double v, double step) =>
-        v.ToString(step >= 1 ? "F0" : $"F{Math.Min(6, (int)Math.Ceiling(-Math.Log10(step)))}", CultureInfo.InvariantCulture);
 
     private static JsonObject Accuracy(AccuracyRecord chosen, AccuracyRecord fp32) => new()
     {
@@ -245,6 +266,5 @@ public static class Aq4Report
     private static string F(double? v) => v is { } d && double.IsFinite(d) ? d.ToString("F2", CultureInfo.InvariantCulture) : "–";
     private static string G(double? v) => v is { } d && double.IsFinite(d) ? d.ToString("G4", CultureInfo.InvariantCulture) : "–";
     private static string Cell(string s) => s.Replace("|", "\\|");
-    private static string Esc(string s) => WebUtility.HtmlEncode(s);
     private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 }

@@ -63,16 +63,21 @@ public static class QsvitReport
         return files;
     }
 
-    /// <summary>fp32 and QSViT (bSettingG) as rows of a method comparison.</summary>
+    /// <summary>
+    /// fp32 and QSViT (bSettingG) as rows of a method comparison. The cost is the search's own: its distinct evaluations on the
+    /// search split and their recorded time, without Alg. 4's held-out check.
+    /// </summary>
     public static IReadOnlyList<ComparisonRow> ComparisonRows(QsvitReportInput input)
     {
         var r = input.Result;
         var fp32Test = r.Report?.Fp32;
+        var evaluations = r.SearchEvaluations;
+        string method = r.Options.Granularity == SettingGranularity.Block ? "QSViT" : "QSViT (transformer-block)";
         return
         [
-            ComparisonRow.Create("fp32", r.Fp32, input.Layout, r.Search.Fp32, fp32Test, null, null, 0, 0, 0), // no difference from itself
-            ComparisonRow.Create("QSViT", r.BSettingG, input.Layout, r.Search.Quantized, r.Report?.Quantized, r.Search.Fp32, fp32Test,
-                r.Cost.Evaluations, 0, r.Cost.SearchSeconds),
+            ComparisonRow.Baseline(input.Layout, r.Search.Fp32, fp32Test),
+            ComparisonRow.Create(method, r.BSettingG, input.Layout, r.Search.Quantized, r.Report?.Quantized, r.Search.Fp32, fp32Test,
+                evaluations.Count, 0, evaluations.Sum(e => e.Seconds), r.Options.TolerancePoints, evaluations.Count),
         ];
     }
 
@@ -350,21 +355,7 @@ public static class QsvitReport
 
         Line("## 9. Energy (estimate)");
         Line();
-        if (input.Energy is { } e)
-        {
-            Line($"A {EnergyEstimate.Caveat}: E = E_MAC · MACs(input layer) + E_AC · SOPs(other layers) + weight reads at the stored width, with firing " +
-                 $"rates measured on {e.Images} image(s) of `{e.Split}` for each network.");
-            Line();
-            Line("| network | compute (µJ/image) | weight reads (µJ/image) | total (µJ/image) |");
-            Line("|---|---:|---:|---:|");
-            Line($"| fp32 | {F(e.Fp32.ComputeUj, 3)} | {F(e.Fp32.MemoryUj, 3)} | {F(e.Fp32.TotalUj, 3)} |");
-            Line($"| bSettingG | {F(e.Quantized.ComputeUj, 3)} | {F(e.Quantized.MemoryUj, 3)} | {F(e.Quantized.TotalUj, 3)} |");
-            Line();
-            Line($"Estimated saving: {F(e.SavingPercent, 1)} %.");
-        }
-        else Line("Not computed for this run.");
-        Line();
-        Line("The paper reports GPU power; power cannot be measured here (CPU inference, no power counters), so only this theoretical estimate is given.");
+        foreach (var line in EnergyLines(input.Energy, "bSettingG")) Line(line);
         Line();
 
         Line("## 10. Cost");
@@ -379,6 +370,36 @@ public static class QsvitReport
         foreach (var p in c.Phases) Line($"| {QsvitResult.PhaseName(p.Phase)} | {p.Evaluations} | {p.Run} | {p.Evaluations - p.Run} |");
         return md.ToString();
     }
+
+    /// <summary>The energy section's body (shared by the QSViT and AQ4SViT reports); <paramref name="name"/> labels the quantized network.</summary>
+    internal static IEnumerable<string> EnergyLines(EnergyComparison? energy, string name)
+    {
+        if (energy is { } e)
+        {
+            yield return $"A {EnergyEstimate.Caveat}: E = E_MAC · MACs(input layer) + E_AC · SOPs(other layers) + weight reads at the stored width, " +
+                         $"with firing rates measured on {e.Images} image(s) of `{e.Split}` for each network.";
+            yield return "";
+            yield return "| network | compute (µJ/image) | weight reads (µJ/image) | total (µJ/image) |";
+            yield return "|---|---:|---:|---:|";
+            yield return $"| fp32 | {F(e.Fp32.ComputeUj, 3)} | {F(e.Fp32.MemoryUj, 3)} | {F(e.Fp32.TotalUj, 3)} |";
+            yield return $"| {name} | {F(e.Quantized.ComputeUj, 3)} | {F(e.Quantized.MemoryUj, 3)} | {F(e.Quantized.TotalUj, 3)} |";
+            yield return "";
+            yield return $"Estimated saving: {F(e.SavingPercent, 1)} %.";
+        }
+        else yield return "Not computed for this run.";
+        yield return "";
+        yield return "The paper reports GPU power; power cannot be measured here (CPU inference, no power counters), so only this theoretical estimate is given.";
+    }
+
+    internal static JsonObject? EnergyJson(EnergyComparison? energy, string quantizedKey) => energy is { } e ? new JsonObject
+    {
+        ["caveat"] = EnergyEstimate.Caveat,
+        ["split"] = e.Split,
+        ["images"] = e.Images,
+        ["fp32_uj"] = e.Fp32.TotalUj,
+        [quantizedKey] = e.Quantized.TotalUj,
+        ["saving_percent"] = e.SavingPercent,
+    } : null;
 
     private static string NoiseNote(QsvitResult r)
     {
@@ -482,15 +503,7 @@ public static class QsvitReport
                 ["saving_percent"] = m.Memory.SavingPercent,
                 ["units"] = new JsonObject(m.Memory.Units.Select(u => KeyValuePair.Create(u.Name, (JsonNode?)u.MiB))),
             })),
-            ["energy_estimate"] = input.Energy is { } e ? new JsonObject
-            {
-                ["caveat"] = EnergyEstimate.Caveat,
-                ["split"] = e.Split,
-                ["images"] = e.Images,
-                ["fp32_uj"] = e.Fp32.TotalUj,
-                ["bSettingG_uj"] = e.Quantized.TotalUj,
-                ["saving_percent"] = e.SavingPercent,
-            } : null,
+            ["energy_estimate"] = EnergyJson(input.Energy, "bSettingG_uj"),
             ["quantized_model"] = input.QuantizedModelPath,
             ["cost"] = new JsonObject
             {

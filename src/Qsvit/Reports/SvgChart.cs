@@ -2,8 +2,11 @@ using System.Globalization;
 
 namespace Qsvit.Reports;
 
-/// <summary>A data point; <see cref="Label"/> is drawn beside it when its series has <see cref="ChartSeries.ShowLabels"/>.</summary>
-public readonly record struct ChartPoint(double X, double Y, string? Label = null);
+/// <summary>
+/// A data point; <see cref="Label"/> is drawn beside it when its series has <see cref="ChartSeries.ShowLabels"/>, and
+/// <see cref="Tooltip"/> is shown by SVG viewers when pointing at its marker.
+/// </summary>
+public readonly record struct ChartPoint(double X, double Y, string? Label = null, string? Tooltip = null);
 
 public enum SeriesStyle { LineAndMarkers, Line, Scatter }
 
@@ -93,15 +96,21 @@ public sealed record SvgChart
     }
 
     /// <summary>The points no other point dominates when lower X and higher Y are better, by increasing X.</summary>
-    public static IReadOnlyList<ChartPoint> ParetoFront(IEnumerable<ChartPoint> points)
+    public static IReadOnlyList<ChartPoint> ParetoFront(IEnumerable<ChartPoint> points) => ParetoFront(points, p => p.X, p => p.Y);
+
+    /// <summary>
+    /// The items no other item dominates when lower <paramref name="x"/> and higher <paramref name="y"/> are better (e.g. memory
+    /// and accuracy), by increasing x; of equal points the first is kept. Items with a non-finite coordinate are left out.
+    /// </summary>
+    public static IReadOnlyList<T> ParetoFront<T>(IEnumerable<T> items, Func<T, double> x, Func<T, double> y)
     {
-        var front = new List<ChartPoint>();
+        var front = new List<T>();
         double best = double.NegativeInfinity;
-        foreach (var p in points.Where(p => double.IsFinite(p.X) && double.IsFinite(p.Y)).OrderBy(p => p.X).ThenByDescending(p => p.Y))
+        foreach (var item in items.Where(i => double.IsFinite(x(i)) && double.IsFinite(y(i))).OrderBy(x).ThenByDescending(y))
         {
-            if (p.Y <= best) continue;
-            front.Add(p);
-            best = p.Y;
+            if (y(item) <= best) continue;
+            front.Add(item);
+            best = y(item);
         }
         return front;
     }
@@ -193,7 +202,7 @@ public sealed record SvgChart
             var valid = s.Points.Where(p => double.IsFinite(p.X) && double.IsFinite(p.Y)).ToArray();
             if (s.Style != SeriesStyle.Scatter) w.Polyline(valid.Select(p => (X(p.X), Y(p.Y))), color, 1.8, s.Dashed ? "5 3" : null);
             if (s.Style != SeriesStyle.Line)
-                foreach (var p in valid) w.Circle(X(p.X), Y(p.Y), s.MarkerRadius, color, "#ffffff", 0.8);
+                foreach (var p in valid) w.Circle(X(p.X), Y(p.Y), s.MarkerRadius, color, "#ffffff", 0.8, p.Tooltip);
         }
         if (HighlightParetoFront)
         {

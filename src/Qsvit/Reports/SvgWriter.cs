@@ -70,9 +70,11 @@ internal sealed class SvgWriter
            .Append(dash is null ? "" : $" stroke-dasharray=\"{dash}\"").Append("/>\n");
     }
 
-    public void Circle(double cx, double cy, double r, string fill, string? stroke = null, double strokeWidth = 1) =>
+    /// <param name="title">Shown by viewers as a tooltip on the marker.</param>
+    public void Circle(double cx, double cy, double r, string fill, string? stroke = null, double strokeWidth = 1, string? title = null) =>
         _sb.Append($"<circle cx=\"{N(cx)}\" cy=\"{N(cy)}\" r=\"{N(r)}\" fill=\"{fill}\"")
-           .Append(stroke is null ? "" : $" stroke=\"{stroke}\" stroke-width=\"{N(strokeWidth)}\"").Append("/>\n");
+           .Append(stroke is null ? "" : $" stroke=\"{stroke}\" stroke-width=\"{N(strokeWidth)}\"")
+           .Append(title is null ? "/>\n" : $"><title>{Escape(title)}</title></circle>\n");
 
     /// <param name="anchor">start, middle or end.</param>
     /// <param name="rotate">Degrees about (x, y).</param>

@@ -24,11 +24,13 @@ public enum Aq4Outcome
 
 public sealed record Aq4Options
 {
+    public const double DefaultMaxDrop = 1.5;
+
     public Aq4Method Method { get; init; } = Aq4Method.Greedy;
     /// <summary>Beam: settings kept per step (greedy keeps one).</summary>
     public int BeamWidth { get; init; } = 4;
     /// <summary>Largest allowed top-1 drop from fp32 on the search split, in points.</summary>
-    public double MaxDrop { get; init; } = 1.5;
+    public double MaxDrop { get; init; } = DefaultMaxDrop;
     /// <summary>The split accuracy is constrained on (the oracle's name for it).</summary>
     public string SearchSplit { get; init; } = "val";
     /// <summary>Skip full evaluations the drift predicts to fail. Off, every candidate is verified in rank order (an ablation).</summary>

@@ -113,6 +113,15 @@ public sealed record QsvitResult(
     /// <summary>bSettingG's accuracy on the search split is within the tolerance (false only if even bSettingH was not).</summary>
     public bool WithinTolerance => Options.WithinTolerance(Search.Quantized.Accuracy, Search.Fp32.Accuracy);
 
+    /// <summary>
+    /// The distinct evaluations the search itself made on the search split (Alg. 1-3 and Alg. 4's bSettingG there), without
+    /// the held-out report split: the search's cost, comparable with other methods whose held-out check comes after.
+    /// </summary>
+    public IReadOnlyList<AccuracyRecord> SearchEvaluations =>
+        new[] { Sensitivity.Fp32 }.Concat(Sensitivity.Cells.Select(c => c.Accuracy))
+            .Concat([BSettingHAccuracy, BSettingLAccuracy]).Concat(Guided.Steps.Select(s => s.Accuracy)).Append(Search.Quantized)
+            .DistinctBy(a => a.Setting, StringComparer.Ordinal).ToArray();
+
     public SettingMemory MemoryOf(string name) =>
         Memory.FirstOrDefault(m => m.Name == name) ?? throw new QsvitException($"no memory entry named '{name}'");
 

@@ -8,6 +8,9 @@ namespace Qsvit.Search;
 /// <c>evaluations.jsonl</c> gets one line per finished evaluation, flushed as soon as it completes. Re-opening the same
 /// directory with the same identity replays those lines, so a killed run restarted with the same arguments evaluates
 /// nothing twice; different arguments are refused rather than mixed.
+/// <para>An identity field may be null: this run does not use it (no test split, no drift measurements), so it neither
+/// checks nor pins it. The first run that does use it pins it, which lets runs that need different parts of the identity
+/// (a QSViT search without drift, an AQ4SViT search with it) share one directory and its evaluations.</para>
 /// </summary>
 public sealed class RunStore
 {
@@ -22,32 +25,43 @@ public sealed class RunStore
 
     private RunStore(string directory) => Directory = directory;
 
-    /// <param name="identity">Everything that decides evaluation results; compared field by field with an existing manifest.</param>
-    public static RunStore Open(string directory, IReadOnlyDictionary<string, string> identity)
+    /// <param name="identity">Everything that decides evaluation results, compared field by field with an existing manifest;
+    /// a null value is a field this run does not use (see the class remarks).</param>
+    public static RunStore Open(string directory, IReadOnlyDictionary<string, string?> identity)
     {
         System.IO.Directory.CreateDirectory(directory);
         var store = new RunStore(directory);
         var manifestPath = Path.Combine(directory, ManifestFile);
+        JsonObject manifest;
         if (File.Exists(manifestPath))
         {
-            JsonObject existing;
-            try { existing = JsonNode.Parse(File.ReadAllText(manifestPath))?["identity"] as JsonObject ?? new JsonObject(); }
+            try { manifest = JsonNode.Parse(File.ReadAllText(manifestPath)) as JsonObject ?? throw new JsonException("not an object"); }
             catch (JsonException e) { throw new QsvitException($"run directory '{directory}': {ManifestFile} is corrupt ({e.Message}); remove it or use another --run-dir"); }
+            if (manifest["identity"] is not JsonObject existing) manifest["identity"] = existing = new JsonObject();
+            bool pinned = false;
             foreach (var (key, value) in identity)
             {
-                var before = existing[key]?.GetValue<string>();
+                if (value is null) continue;
+                if (existing.TryGetPropertyValue(key, out var node) && node is null)
+                {
+                    existing[key] = value;   // unused so far: the first run that uses it pins it
+                    pinned = true;
+                    continue;
+                }
+                var before = node?.GetValue<string>();
                 if (before != value)
                     throw new QsvitException($"run directory '{directory}' belongs to another run: {key} was '{before ?? "(unset)"}', now '{value}'. " +
                                              "Use a new --run-dir (or delete the old one) to start over.");
             }
+            if (pinned) WriteAtomically(manifestPath, manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         }
         else
         {
-            var manifest = new JsonObject
+            manifest = new JsonObject
             {
                 ["tool"] = "qsvit",
                 ["created"] = DateTimeOffset.UtcNow.ToString("O"),
-                ["identity"] = new JsonObject(identity.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+                ["identity"] = new JsonObject(identity.Select(kv => KeyValuePair.Create(kv.Key, kv.Value is null ? null : (JsonNode?)kv.Value))),
             };
             WriteAtomically(manifestPath, manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         }

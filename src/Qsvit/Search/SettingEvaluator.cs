@@ -32,7 +32,8 @@ public interface ISettingOracle
 /// <see cref="RunStore"/>, on disk so that a restarted run re-evaluates nothing. Identical settings are evaluated once:
 /// results are keyed by <see cref="Key"/>, the coarsest setting that gives every weight the same width, so a layer or
 /// transformer-block setting that equals a block setting shares its evaluations. Drift is measured on
-/// <see cref="CalibrationImages"/> images spread evenly over the first split (the search split).
+/// <see cref="CalibrationImages"/> images spread evenly over the first split (the search split), and firing rates (for
+/// energy estimates) on its first images.
 /// </summary>
 public sealed class SettingEvaluator : ISettingOracle
 {
@@ -43,7 +44,8 @@ public sealed class SettingEvaluator : ISettingOracle
     private readonly RunStore? _store;
     private readonly Dictionary<(string Setting, string Split), AccuracyRecord> _accuracy = new();
     private readonly Dictionary<string, DriftResult> _drift = new();
-    private readonly int _calibrationImages;
+    private readonly Dictionary<(string Setting, int Images), IReadOnlyList<LifRate>> _rates = new();
+    private readonly int? _calibrationImages;
     private MembraneDrift? _membrane;
 
     public QuantizerSpec Spec { get; }
@@ -57,7 +59,7 @@ public sealed class SettingEvaluator : ISettingOracle
     public Action<string, int, int>? OnProgress { get; set; }
 
     public SettingEvaluator(LoadedModel model, QuantizerSpec spec, IReadOnlyDictionary<string, IImageDataset> splits,
-        EvalOptions options, RunStore? store = null, int calibrationImages = 64)
+        EvalOptions options, RunStore? store = null, int? calibrationImages = 64)
     {
         _model = model;
         Spec = spec;
@@ -65,14 +67,17 @@ public sealed class SettingEvaluator : ISettingOracle
         _splits = splits;
         _options = options;
         _store = store;
-        _calibrationImages = calibrationImages >= 1 ? calibrationImages
+        _calibrationImages = calibrationImages is null or >= 1 ? calibrationImages
             : throw new QsvitException($"calibration images must be at least 1, got {calibrationImages}");
         if (store is not null) Replay(store);
     }
 
     public IReadOnlyCollection<string> Splits => _splits.Keys.ToArray();
-    /// <summary>Images the drift is measured on (fewer when the search split, as limited, is smaller).</summary>
-    public int CalibrationImages => Math.Min(_calibrationImages, SplitSize(_splits.First().Key));
+    /// <summary>
+    /// Images the drift is measured on (fewer when the search split, as limited, is smaller); 0 for an evaluator made without
+    /// calibration images, which measures no drift (so that a run whose identity does not pin them cannot log any).
+    /// </summary>
+    public int CalibrationImages => _calibrationImages is { } n ? Math.Min(n, SplitSize(_splits.First().Key)) : 0;
     public int SplitSize(string split) => Math.Min(Dataset(split).Count, _options.Limit ?? int.MaxValue);
 
     public QuantizedModel Quantize(QuantizationSetting setting) => _quantizer.Apply(setting, Spec);
@@ -106,6 +111,7 @@ public sealed class SettingEvaluator : ISettingOracle
     {
         var key = Key(setting);
         if (_drift.TryGetValue(key, out var cached)) return cached;
+        if (_calibrationImages is null) throw new InvalidOperationException("this evaluator was made without calibration images: it measures no drift");
         _membrane ??= CaptureReference();
         var result = _membrane.Measure(new Sdtv2Model(_model.Config, Quantize(setting).StateDict));
         DriftEvaluations++;
@@ -121,6 +127,39 @@ public sealed class SettingEvaluator : ISettingOracle
             ["seconds"] = Math.Round(result.Seconds, 3),
         });
         return result;
+    }
+
+    /// <summary>
+    /// Per-LIF-layer firing rates of the setting over the first <paramref name="images"/> images of the first split (the
+    /// search split), for energy estimates; cached and logged like the other evaluations. Not counted in
+    /// <see cref="FullEvaluations"/>: they are report extras, not search cost.
+    /// </summary>
+    public IReadOnlyList<LifRate> FiringRates(QuantizationSetting setting, int images)
+    {
+        var (name, data) = _splits.First();
+        images = Math.Min(images, SplitSize(name));
+        if (images < 1) throw new QsvitException($"firing rates need at least one image, got {images}");
+        var key = (Key(setting), images);
+        if (_rates.TryGetValue(key, out var cached)) return cached;
+        var model = new Sdtv2Model(_model.Config, Quantize(setting).StateDict);
+        var progress = OnProgress is { } report ? new Progress(p => report(name, p.Done, p.Total)) : null;
+        var rates = Evaluator.Run(model, data, _options with { Limit = images }, progress).FiringRates;
+        _rates[key] = rates;
+        _store?.Append(new JsonObject
+        {
+            ["kind"] = "rates",
+            ["setting"] = key.Item1,
+            ["images"] = images,
+            ["layers"] = new JsonArray(rates.Select(r => (JsonNode)new JsonObject
+            {
+                ["name"] = r.Name,
+                ["block"] = r.Block,
+                ["spikes"] = r.Spikes,
+                ["neurons"] = r.Neurons,
+                ["rate"] = r.Rate,
+            }).ToArray()),
+        });
+        return rates;
     }
 
     /// <summary>
@@ -172,6 +211,11 @@ public sealed class SettingEvaluator : ISettingOracle
                 int count = r["count"]!.GetValue<int>();
                 var mask = UnpackMask(r["mask"]!.GetValue<string>(), count);
                 _accuracy[(setting, split)] = new AccuracyRecord(setting, split, count, r["correct"]!.GetValue<long>(), mask, r["seconds"]?.GetValue<double>() ?? 0);
+            }
+            else if (kind == "rates" && r["images"]?.GetValue<int>() is { } images && r["layers"] is JsonArray layers)
+            {
+                _rates[(setting, images)] = layers.Select(l => new LifRate(l!["name"]!.GetValue<string>(), l["block"]!.GetValue<string>(),
+                    l["rate"]!.GetValue<double>(), l["spikes"]!.GetValue<long>(), l["neurons"]!.GetValue<long>())).ToArray();
             }
             else if (kind == "drift")
             {

@@ -13,7 +13,8 @@ public static class MultiStepLif
     public const float DefaultThreshold = 1f;
     /// <summary>The attention output neuron (attn_lif) fires at half the usual threshold.</summary>
     public const float AttentionThreshold = 0.5f;
-    private const int Chunk = 1 << 14;
+    // Small enough for the per-chunk membrane state to live on the stack: no allocation per call.
+    private const int Chunk = 4096;
 
     /// <summary>
     /// Runs the neuron over <paramref name="timesteps"/> steps of <c>input.Length / timesteps</c> neurons, writing spikes (0/1)
@@ -38,7 +39,7 @@ public static class MultiStepLif
 
     private static long Run(float[] input, float[] spikes, float[]? membrane, int n, int timesteps, float threshold, int start, int count)
     {
-        Span<float> v = count <= 4096 ? stackalloc float[count] : new float[count];
+        Span<float> v = stackalloc float[count];
         v.Clear();
         float fired = 0;
         for (int t = 0; t < timesteps; t++)

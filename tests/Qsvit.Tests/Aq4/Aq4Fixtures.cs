@@ -129,7 +129,7 @@ internal static class Aq4Fixtures
     }
 
     /// <summary>A real evaluator on the tiny model with a "val" split (search) and a "test" split, optionally persistent.</summary>
-    public static SettingEvaluator TinyEvaluator(string directory, int images = 8, int calibration = 4, RunStore? store = null,
+    public static SettingEvaluator TinyEvaluator(string directory, int images = 8, int? calibration = 4, RunStore? store = null,
         QuantizerSpec? spec = null)
     {
         var options = new DatasetOptions { Normalization = Normalization.Cifar10 };

@@ -43,7 +43,11 @@ public sealed class Aq4ReportTests
         var r = Search();
         var fp32Test = new Qsvit.Search.AccuracyRecord("fp32", "test", 4, 4, [true, true, true, true], 1);
         var chosenTest = new Qsvit.Search.AccuracyRecord("chosen", "test", 4, 3, [true, false, true, true], 1);
-        Aq4Report.Write(dir.Path, r, new Aq4HeldOut(fp32Test, chosenTest), [new("model", "tiny | random")]);
+        Aq4Report.Write(dir.Path, new Aq4ReportInput(r, [new("model", "tiny | random")])
+        {
+            HeldOut = new Aq4HeldOut(fp32Test, chosenTest),
+            QuantizedModelPath = "runs/tiny/beam.safetensors",
+        });
 
         var md = File.ReadAllText(Path.Combine(dir.Path, Aq4Report.MarkdownFile));
         Assert.Contains("AQ4SViT beam (width 2), block granularity", md);
@@ -63,9 +67,49 @@ public sealed class Aq4ReportTests
         Assert.Equal(Aq4Report.ParetoFront(r.Candidates).Count, json["candidates"]!.AsArray().Count(c => c!["pareto"]!.GetValue<bool>()));
         Assert.Contains(json["candidates"]!.AsArray(), c => c!["outcome"]!.GetValue<string>() == "drift-gated" && c["accuracy"] is null);
 
+        Assert.Contains("runs/tiny/beam.safetensors", md);
+        Assert.Contains("Not computed for this run.", md);          // no energy given
+        Assert.Equal("runs/tiny/beam.safetensors", json["quantized_model"]!.GetValue<string>());
+
+        // The shared chart: every verified candidate, fp32 and the chosen setting as markers with tooltips, the Pareto front
+        // as the only polyline (ringed points), the constraint as a rule.
         var svg = XDocument.Load(Path.Combine(dir.Path, Aq4Report.ChartFile));
         XNamespace ns = "http://www.w3.org/2000/svg";
-        Assert.Equal(r.Candidates.Count(c => c.Verified && c.Step > 0), svg.Descendants(ns + "circle").Count(c => c.Element(ns + "title") is not null));
+        var tips = svg.Descendants(ns + "circle").Select(c => c.Element(ns + "title")?.Value).OfType<string>().ToArray();
+        Assert.Equal(r.Candidates.Count(c => c.Verified && c.Step > 0) + 2, tips.Length);
+        Assert.Contains(tips, t => t.StartsWith(r.Setting.ToString(), StringComparison.Ordinal) && t.EndsWith("passed", StringComparison.Ordinal));
+        Assert.Contains(tips, t => t.EndsWith("failed", StringComparison.Ordinal));
         Assert.Single(svg.Descendants(ns + "polyline"));
+        var front = Aq4Report.ParetoFront(r.Candidates);
+        Assert.Equal(front.Count, svg.Descendants(ns + "circle").Count(c => (string?)c.Attribute("r") == "6.5"));
+        var texts = svg.Descendants(ns + "text").Select(t => t.Value).ToArray();
+        Assert.Contains($"max drop 1.5 points: {r.Fp32Accuracy.Accuracy - 1.5:F2} %", texts);
+        Assert.Contains("Pareto front", texts);
+        Assert.Contains("chosen", texts);
+
+        var rows = ComparisonTable.Read(dir.Path);
+        Assert.Equal(["fp32", "AQ4SViT-Beam (B=2)"], rows.Select(x => x.Method));
+        Assert.Equal(r.Setting.ToString(), rows[1].Setting);
+        Assert.Equal(75.0, rows[1].TestAccuracy!.Value.Value, 9);
+        Assert.Equal(-25.0, rows[1].DifferenceVsFp32!.Value.Value, 9);
+        Assert.Equal("test", rows[1].DifferenceSplit);
+        Assert.Equal((r.FullEvaluations, r.DriftEvaluations), (rows[1].FullEvaluations, rows[1].DriftEvaluations));
+        Assert.Equal(r.FullSeconds + r.DriftSeconds, rows[1].SearchSeconds, 9);
+        Assert.Equal(r.CostFullEquivalents, rows[1].FullEquivalents!.Value, 9);
+        Assert.Equal(1.5, rows[1].AllowedDrop);
+        Assert.True(rows[0].IsBaseline);
+        Assert.Equal(100.0, rows[0].TestAccuracy!.Value.Value, 9);
+        Assert.Null(rows[0].DifferenceVsFp32);
+    }
+
+    [Fact]
+    public void MethodName_SaysWhatDiffersFromTheDefaults()
+    {
+        var r = Search();
+        Assert.Equal("AQ4SViT-Beam (B=2)", Aq4Report.MethodName(r));
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Aq4Granularity.Stage, [8], quantizeHead: true);
+        var greedy = r with { Options = r.Options with { Method = Aq4Method.Greedy, DriftGate = false }, Space = space };
+        Assert.Equal("AQ4SViT-Greedy (stage, head searched, no drift gate)", Aq4Report.MethodName(greedy));
+        Assert.Equal("AQ4SViT-Greedy", Aq4Report.MethodName(r with { Options = r.Options with { Method = Aq4Method.Greedy } }));
     }
 }

@@ -7,7 +7,7 @@ public sealed class Aq4ResumeTests
 {
     private sealed class Interrupted : Exception;
 
-    private static readonly Dictionary<string, string> Identity = new() { ["model"] = "tiny", ["quantizer"] = "symmetric" };
+    private static readonly Dictionary<string, string?> Identity = new() { ["model"] = "tiny", ["quantizer"] = "symmetric" };
 
     [Fact]
     public void Resume_AfterAnInterruption_EvaluatesNothingTwice_AndEndsTheSame()

@@ -74,7 +74,7 @@ public sealed class MembraneDriftTests
     public void RunStore_CutsAPartialLastLine_SoTheNextAppendSurvives()
     {
         using var dir = new TempDir();
-        var identity = new Dictionary<string, string> { ["model"] = "m" };
+        var identity = new Dictionary<string, string?> { ["model"] = "m" };
         var store = RunStore.Open(dir.Path, identity);
         store.Append(new System.Text.Json.Nodes.JsonObject { ["kind"] = "drift", ["n"] = 1 });
         File.AppendAllText(Path.Combine(dir.Path, RunStore.LogFile), "{\"kind\":\"dri");   // killed mid-write

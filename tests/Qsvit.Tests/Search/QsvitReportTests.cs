@@ -78,8 +78,11 @@ public sealed class QsvitReportTests : IDisposable
         Assert.Equal(-5.0, rows[1].DifferenceVsFp32!.Value.Value, 9);
         Assert.Equal("test", rows[1].DifferenceSplit);
         Assert.Null(rows[0].DifferenceVsFp32);
-        Assert.Equal(77, rows[1].FullEvaluations);
-        Assert.Equal(38.5, rows[1].SearchSeconds, 9);
+        // The search's own cost: 77 evaluations less Alg. 4's two on the held-out split, 0.5 s each.
+        Assert.Equal(75, rows[1].FullEvaluations);
+        Assert.Equal(75, rows[1].FullEquivalents);
+        Assert.Equal(37.5, rows[1].SearchSeconds, 9);
+        Assert.Equal(5, rows[1].AllowedDrop);
     }
 
     [Fact]
@@ -107,12 +110,14 @@ public sealed class QsvitReportTests : IDisposable
         var path = Path.Combine(_dir, "comparison.json");
         ComparisonTable.Write(path, rows);
         var greedy = rows[1] with { Method = "AQ4SViT-Greedy", Setting = "4,4,4,4|4,4,4|4,8|4,8", DriftEvaluations = 120 };
-        var merged = ComparisonTable.Merge([.. ComparisonTable.Read(path), .. new[] { rows[0], greedy }]);
-        Assert.Equal(["fp32", "QSViT", "AQ4SViT-Greedy"], merged.Select(r => r.Method));
+        var merged = ComparisonTable.Merge([greedy, .. ComparisonTable.Read(path), rows[0]]);
+        Assert.Equal(["fp32", "AQ4SViT-Greedy", "QSViT"], merged.Select(r => r.Method));   // the baseline first, once
         var md = ComparisonTable.ToMarkdown(merged);
-        Assert.Equal(2 + 3, md.TrimEnd().Split('\n').Length);
+        Assert.Equal(1 + 3, md.Split('\n').Count(l => l.StartsWith("| ", StringComparison.Ordinal)));
         Assert.Contains(@"| AQ4SViT-Greedy | `4,4,4,4\|4,4,4\|4,8\|4,8` |", md);
-        Assert.Contains("| 120 |", md);
+        Assert.Contains("| 75 | 120 | 75.0 | 37.5 s |", md);
+        Assert.Contains("| 5.00 |", md);                                 // the allowed drop
+        Assert.Contains("| — | — | — | — |", md);                       // the baseline has no search cost
         Assert.Contains("-5.00 [", md);
         Assert.Throws<QsvitException>(() => ComparisonTable.Read(Path.Combine(_dir, "missing")));
     }

@@ -24,15 +24,13 @@ public sealed class QsvitResumeTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static Dictionary<string, string> Identity(string quantizer = "paper") => new()
+    private static Dictionary<string, string?> Identity(string quantizer = "paper") => new()
     {
         ["model"] = "tiny.pth",
         ["model_bytes"] = "1234",
         ["quantizer"] = quantizer,
         ["search"] = "val.bin (4)",
         ["test"] = "test.bin (3)",
-        ["bits"] = "32,8,4",
-        ["granularity"] = "block",
     };
 
     private SettingEvaluator NewEvaluator(RunStore? store) =>

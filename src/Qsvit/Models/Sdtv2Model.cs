@@ -320,10 +320,10 @@ public sealed class Sdtv2Model
             var m1 = ctx.Lif(x, n, MultiStepLif.DefaultThreshold);
             long hiddenN = n / c * _fc1.Geometry.OutChannels;
             var hid = ctx.Arena.Rent(hiddenN);
-            _fc1.Run(m1, frames, tokens, 1, hid);
+            _fc1.Run(m1, frames, 1, tokens, hid);
             var m2 = ctx.Lif(hid, hiddenN, MultiStepLif.DefaultThreshold);
             var o = ctx.Arena.Rent(n);
-            _fc2.Run(m2, frames, tokens, 1, o);
+            _fc2.Run(m2, frames, 1, tokens, o);
             TensorPrimitives.Add(x.AsSpan(0, (int)n), o.AsSpan(0, (int)n), x.AsSpan(0, (int)n));
             ctx.Arena.Release(mark);
         }

@@ -13,11 +13,12 @@ public static class BatchNorm
         var shift = new float[c];
         for (int i = 0; i < c; i++)
         {
-            // Same operation order as torch's eval batch_norm: (x - mean) / sqrt(var + eps) * w + b.
+            // torch's eval batch_norm on x86: alpha = w / sqrt(var + eps), beta = b - mean·alpha (compiled as one FMA),
+            // then y = x·alpha + beta, also one FMA (see ChannelOps.ScaleShift).
             float inv = 1f / MathF.Sqrt(runningVar[i] + eps);
             float w = weight.IsEmpty ? 1f : weight[i];
             scale[i] = inv * w;
-            shift[i] = (bias.IsEmpty ? 0f : bias[i]) - runningMean[i] * scale[i];
+            shift[i] = MathF.FusedMultiplyAdd(-runningMean[i], scale[i], bias.IsEmpty ? 0f : bias[i]);
         }
         return (scale, shift);
     }

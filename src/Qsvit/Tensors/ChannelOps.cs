@@ -9,7 +9,7 @@ public static unsafe class ChannelOps
     /// <summary>Below this many elements per thread the kernels stay on one thread (they are memory bound).</summary>
     private const int MinElementsPerThread = 1 << 18;
 
-    /// <summary>x = x·scale[c] + shift[c]: eval-mode BatchNorm once folded to a scale and a shift.</summary>
+    /// <summary>x = x·scale[c] + shift[c] as one fused multiply-add (as torch computes eval BatchNorm on x86).</summary>
     public static void ScaleShift(Span<float> x, int batch, int channels, int spatial, ReadOnlySpan<float> scale, ReadOnlySpan<float> shift)
         => ScaleShift(x, batch, channels, spatial, scale, shift, IsaInfo.Best, Compute.Threads);
 
@@ -63,7 +63,7 @@ public static unsafe class ChannelOps
             var vb = Vector128.Create(b);
             for (; i <= n - 4; i += 4) Vector128.MultiplyAddEstimate(Vector128.Load(p + i), vs, vb).Store(p + i);
         }
-        for (; i < n; i++) p[i] = p[i] * s + b;
+        for (; i < n; i++) p[i] = MathF.FusedMultiplyAdd(p[i], s, b);
     }
 
     internal static void SpatialMean(ReadOnlySpan<float> x, int batch, int channels, int spatial, Span<float> output, Isa isa, int threads)

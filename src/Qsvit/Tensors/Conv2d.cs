@@ -91,12 +91,13 @@ public static unsafe class Conv2d
         }
         int oh = g.OutH(height), ow = g.OutW(width);
         if (algo == ConvAlgo.Auto) algo = ChooseAlgo(g, height, width, oh, ow, w.Isa);
+        var (segment, biasAfter) = ReductionOrder.Segments(g, height, width);
         fixed (float* px = input, pb = bias, po = output)
         {
             var job = new ConvJob
             {
                 X = px, Y = po, Bias = pb, Batch = batch, H = height, W = width, OH = oh, OW = ow,
-                G = g, Weights = w, Isa = w.Isa, PackB = packB,
+                G = g, Weights = w, Isa = w.Isa, PackB = packB, KSegment = segment, BiasAfterFirstSegment = biasAfter,
             };
             if (algo == ConvAlgo.Im2Col) RunIm2Col(job, threads);
             else if (g.KernelH == 1 && g.KernelW == 1 && g.StrideH == 1 && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0) RunPointwise(job, threads);
@@ -144,6 +145,9 @@ public static unsafe class Conv2d
         public Isa Isa;
         /// <summary>Force (or forbid) packing B blocks; null: <see cref="GemmCore.ShouldPackB"/>.</summary>
         public bool? PackB;
+        /// <summary>The reduction's segments (<see cref="ReductionOrder.Segments"/>).</summary>
+        public int KSegment;
+        public bool BiasAfterFirstSegment;
     }
 
     // ---------------------------------------------------------------- 1x1, stride 1, no padding: GEMM in place
@@ -180,6 +184,7 @@ public static unsafe class Conv2d
                             B = job.X + ((long)n * g.InChannels + grp * cinG) * hw, BOffs = pOffs, BReadPastN = false, PackB = pack,
                             C = job.Y + ((long)n * g.OutChannels + grp * coutG) * hw, Ldc = hw,
                             RowInit = job.Bias == null ? null : job.Bias + grp * coutG,
+                            KSegment = job.KSegment, BiasAfterFirstSegment = job.BiasAfterFirstSegment,
                         };
                         int t0 = Compute.ChunkStart(tiles, slices, slice) * nr, t1 = Math.Min(hw, Compute.ChunkStart(tiles, slices, slice + 1) * nr);
                         GemmCore.Run(pr, 0, panels, t0, t1, job.Isa, GemmCore.Align64(ps));
@@ -275,11 +280,7 @@ public static unsafe class Conv2d
         int groups = g.Groups, cinG = g.InChannels / groups, coutG = g.OutChannels / groups;
         int kh = g.KernelH, kw = g.KernelW, k = cinG * kh * kw;
         var lay = new PaddedLayout(cinG, job.H, job.W, g.PadH, g.PadW, g.StrideH, g.StrideW);
-        var offs = new int[k];
-        for (int c = 0, p = 0; c < cinG; c++)
-            for (int ky = 0; ky < kh; ky++)
-                for (int kx = 0; kx < kw; kx++)
-                    offs[p++] = lay.TapOffset(c, ky, kx);
+        var offs = job.Weights.TapOffsets(lay);
         int mr = IsaInfo.Mr(job.Isa), nr = IsaInfo.Nr(job.Isa), panels = (coutG + mr - 1) / mr;
         int wq = lay.Wq, oh = job.OH, ow = job.OW;
         int nValid = oh * wq, nTot = (nValid + nr - 1) / nr * nr;
@@ -324,6 +325,7 @@ public static unsafe class Conv2d
                             B = xp, BOffs = pOffs, BReadPastN = true, PackB = pack,
                             C = cp - c0, Ldc = chunk,
                             RowInit = job.Bias == null ? null : job.Bias + grp * coutG,
+                            KSegment = job.KSegment, BiasAfterFirstSegment = job.BiasAfterFirstSegment,
                         };
                         GemmCore.Run(pr, 0, panels, c0, c1, job.Isa, sp);
                         // Drop the padded columns: column j is output (j / Wq, j % Wq) when j % Wq < OW.
@@ -375,11 +377,7 @@ public static unsafe class Conv2d
         for (int p = 0; p < k; p++) offs[p] = p * ld;
         bool pack = job.PackB ?? GemmCore.ShouldPackB(coutG, ld, k, ld, job.Isa);
         var lay = new PaddedLayout(cinG, job.H, job.W, g.PadH, g.PadW, g.StrideH, g.StrideW);
-        var taps = new int[k];
-        for (int c = 0, p = 0; c < cinG; c++)
-            for (int ky = 0; ky < kh; ky++)
-                for (int kx = 0; kx < kw; kx++)
-                    taps[p++] = lay.TapOffset(c, ky, kx);
+        var taps = job.Weights.TapOffsets(lay);
         int slack = 16;
         long padLen = lay.Length(slack);
         fixed (int* po = offs, pt = taps)
@@ -406,6 +404,7 @@ public static unsafe class Conv2d
                             B = col, BOffs = pOffs, BReadPastN = true, PackB = pack,
                             C = cp, Ldc = ld,
                             RowInit = job.Bias == null ? null : job.Bias + grp * coutG,
+                            KSegment = job.KSegment, BiasAfterFirstSegment = job.BiasAfterFirstSegment,
                         };
                         GemmCore.Run(pr, 0, panels, 0, ld, job.Isa, sp);
                         for (int i = 0; i < nImg; i++)
@@ -425,8 +424,8 @@ public static unsafe class Conv2d
     }
 
     /// <summary>
-    /// col[(c·kh + ky)·kw + kx, i·OH·OW + oy·OW + ox] = x[n0 + i, grp·cinG + c, oy·s − pad + ky, ox·s − pad + kx] (zero
-    /// outside); unused columns zeroed. Each image is first copied into the padded, phase-split layout, after which
+    /// col[p, i·OH·OW + oy·OW + ox] = x[n0 + i, grp·cinG + c, oy·s − pad + ky, ox·s − pad + kx] for reduction position p =
+    /// (c, ky, kx) in <see cref="ReductionOrder.TapOrder"/> (zero outside); unused columns zeroed. Each image is first copied into the padded, phase-split layout, after which
     /// every (tap, output row) is one contiguous run of OW floats.
     /// </summary>
     private static void Im2Col(in ConvJob job, in PaddedLayout lay, int* taps, int slack, float* pad, int grp, int cinG, int n0, int nImg,
@@ -487,14 +486,17 @@ public sealed unsafe class ConvWeights : IDisposable
 
     public ConvGeometry Geometry { get; }
     internal Isa Isa { get; }
+    /// <summary>Each packed K position as a flat (channel, ky, kx) index of one group's filter (<see cref="ReductionOrder.TapOrder"/>).</summary>
+    internal int[] TapOrder { get; }
     internal bool IsDepthwise => Geometry.IsDepthwise;
     /// <summary>Depthwise weights as given ([C, 1, kH, kW]).</summary>
     internal float[] Raw { get; }
 
-    private ConvWeights(ConvGeometry g, Isa isa, float[] raw, float[]? packed, GCHandle pin, float* basePtr, long groupStride)
+    private ConvWeights(ConvGeometry g, Isa isa, float[] raw, float[]? packed, GCHandle pin, float* basePtr, long groupStride, int[] tapOrder)
     {
         Geometry = g;
         Isa = isa;
+        TapOrder = tapOrder;
         Raw = raw;
         _packed = packed;
         _pin = pin;
@@ -513,7 +515,7 @@ public sealed unsafe class ConvWeights : IDisposable
         if (weight.Length < g.WeightLength) throw new ArgumentException($"weight has {weight.Length} elements, needs {g.WeightLength}", nameof(weight));
         isa = IsaInfo.Clamp(isa);
         if (g.IsDepthwise)
-            return new ConvWeights(g, isa, weight[..g.WeightLength].ToArray(), null, default, null, 0);
+            return new ConvWeights(g, isa, weight[..g.WeightLength].ToArray(), null, default, null, 0, []);
         int groups = g.Groups, coutG = g.OutChannels / groups, k = g.InChannels / groups * g.KernelH * g.KernelW;
         long stride = GemmCore.PackedALength(coutG, k, isa);
         int len = checked((int)(stride * groups) + 16);
@@ -531,10 +533,31 @@ public sealed unsafe class ConvWeights : IDisposable
             buf = GC.AllocateUninitializedArray<float>(len, pinned: true);
             dst = GemmCore.Align64((float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(buf)));
         }
-        fixed (float* pw = weight)
+        var order = ReductionOrder.TapOrder(g.InChannels / groups, g.KernelH, g.KernelW);
+        var rows = ArrayPool<float>.Shared.Rent(coutG * k);
+        fixed (float* pw = weight, pr = rows)
             for (int grp = 0; grp < groups; grp++)
-                GemmCore.PackA(pw + (long)grp * coutG * k, coutG, k, k, false, isa, dst + grp * stride);
-        return new ConvWeights(g, isa, [], buf, pin, dst, stride);
+            {
+                float* src = pw + (long)grp * coutG * k;
+                for (int oc = 0; oc < coutG; oc++)
+                    for (int p = 0; p < k; p++) pr[oc * k + p] = src[(long)oc * k + order[p]];
+                GemmCore.PackA(pr, coutG, k, k, false, isa, dst + grp * stride);
+            }
+        ArrayPool<float>.Shared.Return(rows);
+        return new ConvWeights(g, isa, [], buf, pin, dst, stride, order);
+    }
+
+    /// <summary>Offsets of the reduction positions, in packed order, within a padded image of layout <paramref name="lay"/>.</summary>
+    internal int[] TapOffsets(in Conv2d.PaddedLayout lay)
+    {
+        var g = Geometry;
+        var offs = new int[TapOrder.Length];
+        for (int p = 0; p < offs.Length; p++)
+        {
+            int f = TapOrder[p];
+            offs[p] = lay.TapOffset(f / (g.KernelH * g.KernelW), f / g.KernelW % g.KernelH, f % g.KernelW);
+        }
+        return offs;
     }
 
     /// <summary>Group <paramref name="grp"/>'s packed panels (pinned for the lifetime of this object).</summary>

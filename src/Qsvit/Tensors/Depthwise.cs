@@ -89,7 +89,7 @@ internal static unsafe class Depthwise
                 {
                     float* sp = src + oy * wq + ox;
                     float s = bias;
-                    for (int t = 0; t < ntaps; t++) s += w[t] * sp[taps[t]];
+                    for (int t = 0; t < ntaps; t++) s = MathF.FusedMultiplyAdd(w[t], sp[taps[t]], s);
                     y[oy * ow + ox] = s;
                 }
             return;

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -27,6 +28,13 @@ internal unsafe struct GemmProblem
     /// <summary>Optional per-row initial value of C (a bias) when not accumulating; null means zero.</summary>
     public float* RowInit;
     public bool Accumulate;
+    /// <summary>
+    /// When positive, K is summed in segments of this length: each segment after the first from zero, then added to C
+    /// (see <see cref="ReductionOrder"/>). Zero: one running sum over all of K.
+    /// </summary>
+    public int KSegment;
+    /// <summary>Add <see cref="RowInit"/> after the first K segment instead of starting from it.</summary>
+    public bool BiasAfterFirstSegment;
 }
 
 /// <summary>Blocked, register-tiled SGEMM driver shared by <see cref="Gemm"/> and <see cref="Conv2d"/>.</summary>
@@ -107,7 +115,7 @@ internal static unsafe class GemmCore
     /// <summary>Scratch floats one <see cref="Run"/> call needs (C tile, an edge B panel, a packed B block, alignment slack).</summary>
     public static int ScratchLength(Isa isa) => IsaInfo.Mr(isa) * IsaInfo.Nr(isa) + Kc * IsaInfo.Nr(isa) + Kc * (Nc + IsaInfo.Nr(isa)) + 64;
 
-    private static delegate*<int, float*, float*, int*, float*, nint, float*, bool, void> KernelFor(Isa isa) => isa switch
+    private static delegate*<int, float*, float*, int*, float*, nint, float*, bool, bool, void> KernelFor(Isa isa) => isa switch
     {
         Isa.Vector512 => &MicroKernels.V512x8x32,
         Isa.Vector256 => &MicroKernels.V256x6x16,
@@ -134,9 +142,21 @@ internal static unsafe class GemmCore
     /// <summary>First 64-byte aligned address at or after p (scratch buffers carry 16 floats of slack for this).</summary>
     public static float* Align64(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
 
+    /// <summary>How one K block's products meet C.</summary>
+    private enum Combine
+    {
+        /// <summary>Start the sum (from the row's initial value or zero).</summary>
+        Start,
+        /// <summary>Continue the running sum held in C.</summary>
+        Chain,
+        /// <summary>Sum from zero, then add to C (a new K segment).</summary>
+        Add,
+    }
+
     /// <summary>
-    /// The blocked loop nest: column blocks of Nc, K blocks of Kc, A panels, then NR-wide column tiles. The A panel slice
-    /// (Kc×MR) stays in L1 across the tiles of a block; the B block streams from L2.
+    /// The blocked loop nest: column blocks of Nc, K blocks of Kc (never crossing a K segment), A panels, then NR-wide
+    /// column tiles. The A panel slice (Kc×MR) stays in L1 across the tiles of a block; the B block streams from L2.
+    /// Every element of C is the same chain of FMAs whether its tile is whole or at an edge.
     /// </summary>
     public static void Run(in GemmProblem pr, int p0, int p1, int j0, int j1, Isa isa, float* scratch)
     {
@@ -146,7 +166,10 @@ internal static unsafe class GemmCore
         float* tile = scratch;                       // MR×NR
         float* edgeB = tile + mr * nr;               // Kc×NR
         float* packB = edgeB + Kc * nr;              // Kc×(Nc+NR)
+        float* rowInit = stackalloc float[MaxMr];    // a partial panel's initial values, padded to MR
         int m = pr.M, n = pr.N, k = pr.K;
+        int seg = pr.KSegment > 0 ? pr.KSegment : Math.Max(k, 1);
+        bool biasAfter = pr.BiasAfterFirstSegment && pr.RowInit != null && !pr.Accumulate;
         fixed (int* strideOffs = StrideTables[(int)isa])
         {
             if (k == 0)
@@ -157,18 +180,30 @@ internal static unsafe class GemmCore
             for (int jc = j0; jc < j1; jc += Nc)
             {
                 int nc = Math.Min(Nc, j1 - jc);
-                for (int pc = 0; pc < k; pc += Kc)
+                for (int pc = 0, kc; pc < k; pc += kc)
                 {
-                    int kc = Math.Min(Kc, k - pc);
-                    bool load = pr.Accumulate || pc > 0;
-                    float* init = load ? null : pr.RowInit;
+                    int segEnd = Math.Min(k, (pc / seg + 1) * seg);
+                    kc = Math.Min(Kc, segEnd - pc);
+                    var mode = pc == 0 ? (pr.Accumulate ? Combine.Chain : Combine.Start) : pc % seg == 0 ? Combine.Add : Combine.Chain;
+                    float* init = mode == Combine.Start && !biasAfter ? pr.RowInit : null;
+                    bool addBias = biasAfter && pc + kc == Math.Min(k, seg);
                     if (pr.PackB) PackBBlock(pr, pc, kc, jc, nc, nr, packB);
                     for (int ip = p0; ip < p1; ip++)
                     {
                         int i0 = ip * mr, rows = Math.Min(mr, m - i0);
                         float* ap = pr.A + (long)ip * k * mr + (long)pc * mr;
                         float* cRow = pr.C + i0 * pr.Ldc;
-                        float* initRow = init == null ? null : init + i0;
+                        float* initRow = null;
+                        if (init != null)
+                        {
+                            initRow = init + i0;
+                            if (rows < mr)
+                            {
+                                for (int r = 0; r < mr; r++) rowInit[r] = r < rows ? initRow[r] : 0f;
+                                initRow = rowInit;
+                            }
+                        }
+                        float* biasRow = addBias ? pr.RowInit + i0 : null;
                         for (int jt = 0; jt < nc; jt += nr)
                         {
                             int j = jc + jt, cols = Math.Min(nr, nc - jt);
@@ -190,21 +225,31 @@ internal static unsafe class GemmCore
                                 bp = edgeB;
                                 offs = strideOffs;
                             }
+                            float* c = cRow + j;
+                            bool chain = mode == Combine.Chain, add = mode == Combine.Add;
                             if (rows == mr && cols == nr)
-                            {
-                                kern(kc, ap, bp, offs, cRow + j, pr.Ldc, initRow, load);
-                            }
+                                kern(kc, ap, bp, offs, c, pr.Ldc, initRow, chain, add);
                             else
                             {
-                                kern(kc, ap, bp, offs, tile, nr, null, false);
-                                MergeTile(tile, nr, cRow + j, pr.Ldc, rows, cols, load, initRow);
+                                // Edge tiles go through the scratch tile, with the same arithmetic.
+                                if (chain || add) CopyTile(c, pr.Ldc, tile, nr, rows, cols);
+                                kern(kc, ap, bp, offs, tile, nr, initRow, chain, add);
+                                CopyTile(tile, nr, c, pr.Ldc, rows, cols);
                             }
+                            if (biasRow != null)
+                                for (int r = 0; r < rows; r++)
+                                {
+                                    var cr = new Span<float>(c + r * pr.Ldc, cols);
+                                    TensorPrimitives.Add(cr, biasRow[r], cr);
+                                }
                         }
                     }
                 }
             }
         }
     }
+
+    private const int MaxMr = 8;
 
     private static void InitRows(in GemmProblem pr, int i0, int i1, int j0, int j1)
     {
@@ -213,20 +258,10 @@ internal static unsafe class GemmCore
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void MergeTile(float* tile, int nr, float* c, nint ldc, int rows, int cols, bool load, float* init)
+    private static void CopyTile(float* src, nint lds, float* dst, nint ldd, int rows, int cols)
     {
         for (int r = 0; r < rows; r++)
-        {
-            float* t = tile + r * nr;
-            float* cr = c + r * ldc;
-            if (load)
-                for (int j = 0; j < cols; j++) cr[j] += t[j];
-            else
-            {
-                float b = init == null ? 0f : init[r];
-                for (int j = 0; j < cols; j++) cr[j] = t[j] + b;
-            }
-        }
+            Buffer.MemoryCopy(src + r * lds, dst + r * ldd, cols * sizeof(float), cols * sizeof(float));
     }
 
     private static void CopyEdgeB(float* b, int* offs, int kc, int cols, int nr, float* dst)

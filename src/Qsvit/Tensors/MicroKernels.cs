@@ -3,8 +3,8 @@
 //   C[r, j] (+)= sum_{p < kc} a[p * MR + r] * b[offs[p] + j]
 // a is a packed A panel (kc x MR, k-major); row p of B starts at b + offs[p] (an offset table lets the same kernel
 // read packed panels, plain row-major matrices and convolution inputs in place). With load, the accumulators start
-// from C; otherwise from init[r] (a per-row bias) or zero. The tile is always stored whole (callers route edge tiles
-// through a scratch tile). Written out long-hand so that the accumulators stay in registers.
+// from C; otherwise from init[r] (a per-row bias) or zero. With add, the sum (from zero) is added to C at the end: a
+// new segment of a segmented reduction. The tile is always stored whole (callers route edge tiles through a scratch tile). Written out long-hand so that the accumulators stay in registers.
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -14,7 +14,7 @@ internal static unsafe class MicroKernels
 {
     /// <summary>AVX-512 FMA C[8x32] tile.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void V512x8x32(int kc, float* a, float* b, int* offs, float* c, nint ldc, float* init, bool load)
+    public static void V512x8x32(int kc, float* a, float* b, int* offs, float* c, nint ldc, float* init, bool load, bool add)
     {
         Vector512<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
         if (load)
@@ -89,6 +89,25 @@ internal static unsafe class MicroKernels
             c71 = Vector512.FusedMultiplyAdd(a7, b1, c71);
             a += 8;
         }
+        if (add)
+        {
+            c00 += Vector512.Load(c + 0 * ldc);
+            c01 += Vector512.Load(c + 0 * ldc + 16);
+            c10 += Vector512.Load(c + 1 * ldc);
+            c11 += Vector512.Load(c + 1 * ldc + 16);
+            c20 += Vector512.Load(c + 2 * ldc);
+            c21 += Vector512.Load(c + 2 * ldc + 16);
+            c30 += Vector512.Load(c + 3 * ldc);
+            c31 += Vector512.Load(c + 3 * ldc + 16);
+            c40 += Vector512.Load(c + 4 * ldc);
+            c41 += Vector512.Load(c + 4 * ldc + 16);
+            c50 += Vector512.Load(c + 5 * ldc);
+            c51 += Vector512.Load(c + 5 * ldc + 16);
+            c60 += Vector512.Load(c + 6 * ldc);
+            c61 += Vector512.Load(c + 6 * ldc + 16);
+            c70 += Vector512.Load(c + 7 * ldc);
+            c71 += Vector512.Load(c + 7 * ldc + 16);
+        }
         c00.Store(c);
         c01.Store(c + 16);
         c10.Store(c + 1 * ldc);
@@ -109,7 +128,7 @@ internal static unsafe class MicroKernels
 
     /// <summary>256-bit (FMA where the hardware has it) C[6x16] tile.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void V256x6x16(int kc, float* a, float* b, int* offs, float* c, nint ldc, float* init, bool load)
+    public static void V256x6x16(int kc, float* a, float* b, int* offs, float* c, nint ldc, float* init, bool load, bool add)
     {
         Vector256<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
         if (load)
@@ -170,6 +189,21 @@ internal static unsafe class MicroKernels
             c51 = Vector256.MultiplyAddEstimate(a5, b1, c51);
             a += 6;
         }
+        if (add)
+        {
+            c00 += Vector256.Load(c + 0 * ldc);
+            c01 += Vector256.Load(c + 0 * ldc + 8);
+            c10 += Vector256.Load(c + 1 * ldc);
+            c11 += Vector256.Load(c + 1 * ldc + 8);
+            c20 += Vector256.Load(c + 2 * ldc);
+            c21 += Vector256.Load(c + 2 * ldc + 8);
+            c30 += Vector256.Load(c + 3 * ldc);
+            c31 += Vector256.Load(c + 3 * ldc + 8);
+            c40 += Vector256.Load(c + 4 * ldc);
+            c41 += Vector256.Load(c + 4 * ldc + 8);
+            c50 += Vector256.Load(c + 5 * ldc);
+            c51 += Vector256.Load(c + 5 * ldc + 8);
+        }
         c00.Store(c);
         c01.Store(c + 8);
         c10.Store(c + 1 * ldc);
@@ -186,7 +220,7 @@ internal static unsafe class MicroKernels
 
     /// <summary>128-bit (FMA where the hardware has it) C[6x8] tile.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void V128x6x8(int kc, float* a, float* b, int* offs, float* c, nint ldc, float* init, bool load)
+    public static void V128x6x8(int kc, float* a, float* b, int* offs, float* c, nint ldc, float* init, bool load, bool add)
     {
         Vector128<float> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
         if (load)
@@ -247,6 +281,21 @@ internal static unsafe class MicroKernels
             c51 = Vector128.MultiplyAddEstimate(a5, b1, c51);
             a += 6;
         }
+        if (add)
+        {
+            c00 += Vector128.Load(c + 0 * ldc);
+            c01 += Vector128.Load(c + 0 * ldc + 4);
+            c10 += Vector128.Load(c + 1 * ldc);
+            c11 += Vector128.Load(c + 1 * ldc + 4);
+            c20 += Vector128.Load(c + 2 * ldc);
+            c21 += Vector128.Load(c + 2 * ldc + 4);
+            c30 += Vector128.Load(c + 3 * ldc);
+            c31 += Vector128.Load(c + 3 * ldc + 4);
+            c40 += Vector128.Load(c + 4 * ldc);
+            c41 += Vector128.Load(c + 4 * ldc + 4);
+            c50 += Vector128.Load(c + 5 * ldc);
+            c51 += Vector128.Load(c + 5 * ldc + 4);
+        }
         c00.Store(c);
         c01.Store(c + 4);
         c10.Store(c + 1 * ldc);
@@ -262,7 +311,7 @@ internal static unsafe class MicroKernels
     }
 
     /// <summary>Portable scalar C[4x4] tile (no SIMD).</summary>
-    public static void Scalar4x4(int kc, float* a, float* b, int* offs, float* c, nint ldc, float* init, bool load)
+    public static void Scalar4x4(int kc, float* a, float* b, int* offs, float* c, nint ldc, float* init, bool load, bool add)
     {
         float c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33;
         if (load)
@@ -288,14 +337,21 @@ internal static unsafe class MicroKernels
             float* bp = b + offs[p];
             float b0 = bp[0]; float b1 = bp[1]; float b2 = bp[2]; float b3 = bp[3];
             float a0 = a[0];
-            c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+            c00 = MathF.FusedMultiplyAdd(a0, b0, c00); c01 = MathF.FusedMultiplyAdd(a0, b1, c01); c02 = MathF.FusedMultiplyAdd(a0, b2, c02); c03 = MathF.FusedMultiplyAdd(a0, b3, c03);
             float a1 = a[1];
-            c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+            c10 = MathF.FusedMultiplyAdd(a1, b0, c10); c11 = MathF.FusedMultiplyAdd(a1, b1, c11); c12 = MathF.FusedMultiplyAdd(a1, b2, c12); c13 = MathF.FusedMultiplyAdd(a1, b3, c13);
             float a2 = a[2];
-            c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+            c20 = MathF.FusedMultiplyAdd(a2, b0, c20); c21 = MathF.FusedMultiplyAdd(a2, b1, c21); c22 = MathF.FusedMultiplyAdd(a2, b2, c22); c23 = MathF.FusedMultiplyAdd(a2, b3, c23);
             float a3 = a[3];
-            c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            c30 = MathF.FusedMultiplyAdd(a3, b0, c30); c31 = MathF.FusedMultiplyAdd(a3, b1, c31); c32 = MathF.FusedMultiplyAdd(a3, b2, c32); c33 = MathF.FusedMultiplyAdd(a3, b3, c33);
             a += 4;
+        }
+        if (add)
+        {
+            c00 += c[0 * ldc + 0]; c01 += c[0 * ldc + 1]; c02 += c[0 * ldc + 2]; c03 += c[0 * ldc + 3];
+            c10 += c[1 * ldc + 0]; c11 += c[1 * ldc + 1]; c12 += c[1 * ldc + 2]; c13 += c[1 * ldc + 3];
+            c20 += c[2 * ldc + 0]; c21 += c[2 * ldc + 1]; c22 += c[2 * ldc + 2]; c23 += c[2 * ldc + 3];
+            c30 += c[3 * ldc + 0]; c31 += c[3 * ldc + 1]; c32 += c[3 * ldc + 2]; c33 += c[3 * ldc + 3];
         }
         c[0 * ldc + 0] = c00; c[0 * ldc + 1] = c01; c[0 * ldc + 2] = c02; c[0 * ldc + 3] = c03;
         c[1 * ldc + 0] = c10; c[1 * ldc + 1] = c11; c[1 * ldc + 2] = c12; c[1 * ldc + 3] = c13;

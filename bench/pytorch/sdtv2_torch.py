@@ -4,6 +4,7 @@ device machine: same state_dict keys as the official classification/models.py, L
 
   python3 sdtv2_torch.py parity CKPT INPUT.bin EXPECTED.json    # compare with the reference fixture on cpu and cuda
   python3 sdtv2_torch.py bench --threads 2 --batch 1 --device cpu  # 55M preset, random weights, 224x224, T=4
+  python3 sdtv2_torch.py cifar-logits CKPT TEST.bin OUT.json        # CPU logits of the first 256 CIFAR-10 test images
 """
 import argparse, json, sys, time
 import torch
@@ -205,6 +206,20 @@ def parity(args):
             print(f"{dev} T={T}: max|dlogit| {float((y - ref).abs().max()):.3g}  max|drate| {float((torch.tensor(rates) - rr).abs().max()):.3g}  argmax {y.argmax(1).tolist()} ref {ref.argmax(1).tolist()}", flush=True)
 
 
+def cifar_logits(args):
+    sd = torch.load(args.ckpt, map_location="cpu", weights_only=False)["model"]
+    m = SDTv2([32, 64, 128, 192], classes=10, stem_stride=1, T=4).eval()
+    m.load_state_dict(sd)
+    raw = __import__("numpy").fromfile(args.data, dtype="uint8").reshape(-1, 3073)[:args.count]
+    x = torch.from_numpy(raw[:, 1:].reshape(-1, 3, 32, 32).copy()).float().div(255)
+    x = x.sub(torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)).div(torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1))
+    with torch.no_grad():
+        y = torch.cat([m(x[i:i + 64]) for i in range(0, len(x), 64)])
+    json.dump({"source": f"bench/pytorch/sdtv2_torch.py cifar-logits, PyTorch {torch.__version__} CPU, {torch.get_num_threads()} threads, batch 64",
+               "logits": y.tolist()}, open(args.out, "w"))
+    print("wrote", args.out, tuple(y.shape), flush=True)
+
+
 def bench(args):
     torch.set_num_threads(args.threads)
     dev = args.device
@@ -229,5 +244,6 @@ if __name__ == "__main__":
     a = sub.add_parser("parity"); a.add_argument("ckpt"); a.add_argument("input"); a.add_argument("expected")
     b = sub.add_parser("bench"); b.add_argument("--threads", type=int, default=2); b.add_argument("--batch", type=int, default=1)
     b.add_argument("--device", default="cpu"); b.add_argument("--seconds", type=float, default=20); b.add_argument("--fp16", action="store_true")
+    c = sub.add_parser("cifar-logits"); c.add_argument("ckpt"); c.add_argument("data"); c.add_argument("out"); c.add_argument("--count", type=int, default=256)
     args = p.parse_args()
-    parity(args) if args.cmd == "parity" else bench(args)
+    {"parity": parity, "bench": bench, "cifar-logits": cifar_logits}[args.cmd](args)

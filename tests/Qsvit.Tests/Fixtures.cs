@@ -15,6 +15,8 @@ public static class Fixtures
 
     public static JsonElement ParityExpected { get; } = Load("tests", "fixtures", "parity", "parity_expected.json");
     public static JsonElement CifarExpected { get; } = Load("tests", "fixtures", "cifar10", "expected.json");
+    /// <summary>PyTorch 2.11 CPU logits of the first 256 test images (bench/pytorch/sdtv2_torch.py cifar-logits, run on the device).</summary>
+    public static JsonElement CifarPyTorchCpu { get; } = Load("tests", "fixtures", "cifar10", "pytorch_cpu_logits_first256.json");
 
     private static readonly Lazy<LoadedModel> _cifar = new(() => ModelLoader.Load(CifarCheckpoint));
     public static LoadedModel Cifar => _cifar.Value;

@@ -20,18 +20,16 @@ public class ParityTests
     }
 
     /// <summary>
-    /// T=1 matches to ~1e-7. At T=4 one spike of downsample1_2.encode_lif lands on the other side of the threshold
-    /// (its membrane potential is 3.6e-7, three float32 ulps, from 1.0): the reference's convolution sums round it one
-    /// way, ours (blocked SGEMM and a double-accumulated naive conv alike) the other, and the flip spreads through the
-    /// 72 layers after it. Rates stay within 0.005 and argmaxes agree; logits differ by up to ~0.065, hence 0.1 at T=4.
-    /// The reference is PyTorch on CPU: rerun there it reproduces these numbers exactly, while the same PyTorch code on
-    /// CUDA is also off at T=4 (0.0245 in logits, see BENCHMARKS.md), so 1e-2 at T=4 holds only for oneDNN's own
-    /// summation order.
+    /// The bounds are 1e-2 for logits and 0.005 for rates; qsvit sums every convolution in the order PyTorch's
+    /// CPU backend does (ReductionOrder), so the match is exact up to the head's mean and linear layer: at T=4 the logits
+    /// are identical, at T=1 within 1.5e-7. Spikes decide everything downstream, and at T=4 dozens of membrane potentials
+    /// lie within a few float32 ulps of their threshold (some exactly on it), so any other summation order flips one of
+    /// them and moves logits by ~0.06 (BENCHMARKS.md). Hence the tight bound.
     /// </summary>
     [Theory]
-    [InlineData(1, 1e-2)]
-    [InlineData(4, 0.1)]
-    public void LogitsAndFiringRatesMatchTheOfficialModel(int timesteps, double logitTolerance)
+    [InlineData(1)]
+    [InlineData(4)]
+    public void LogitsAndFiringRatesMatchTheOfficialModel(int timesteps)
     {
         var (logits, rates) = Run(timesteps);
         var expected = Fixtures.Matrix(Fixtures.ParityExpected.GetProperty($"logits_T{timesteps}"));
@@ -39,7 +37,7 @@ public class ParityTests
         {
             var row = logits.AsSpan(b * 1000, 1000);
             for (int i = 0; i < 1000; i++)
-                Assert.True(Math.Abs(row[i] - expected[b][i]) <= logitTolerance, $"T={timesteps} image {b} logit {i}: {row[i]} vs {expected[b][i]}");
+                Assert.True(Math.Abs(row[i] - expected[b][i]) <= 1e-5, $"T={timesteps} image {b} logit {i}: {row[i]} vs {expected[b][i]}");
             Assert.Equal(Array.IndexOf(expected[b], expected[b].Max()), Evaluator.ArgMax(row));
         }
         var expectedRates = Fixtures.Vector(Fixtures.ParityExpected.GetProperty($"lif_rates_T{timesteps}"));
@@ -47,6 +45,6 @@ public class ParityTests
         Assert.Equal("ConvBlock1_1.0.Conv.lif1", rates.Names[0]);
         Assert.Equal("lif", rates.Names[76]);
         for (int i = 0; i < 77; i++)
-            Assert.True(Math.Abs(rates.Rate(i) - expectedRates[i]) <= 0.005, $"T={timesteps} {rates.Names[i]}: {rates.Rate(i)} vs {expectedRates[i]}");
+            Assert.True(Math.Abs(rates.Rate(i) - expectedRates[i]) <= 1e-6, $"T={timesteps} {rates.Names[i]}: {rates.Rate(i)} vs {expectedRates[i]}");
     }
 }

@@ -39,6 +39,12 @@ public class Conv2dTests
         { 2, 13, 11, 3, 3, 3, 3, 2, 1, 3 },
         { 1, 37, 19, 2, 2, 5, 3, 1, 2, 2 },
         { 2, 1, 1, 3, 3, 3, 3, 1, 1, 3 },
+        // reductions in several segments: 3x3 over 40 channels (16+16+8); 1x1 over 14x14 maps (80+48 channels);
+        // 1x1 on a 1-row map, as Conv1d (256+256); the parity model's stem
+        { 2, 9, 9, 40, 24, 3, 3, 1, 1, 1 },
+        { 2, 14, 14, 128, 32, 1, 1, 1, 0, 1 },
+        { 2, 1, 20, 512, 16, 1, 1, 1, 0, 1 },
+        { 1, 40, 40, 3, 16, 7, 7, 2, 3, 1 },
     };
 
     [Theory]
@@ -65,6 +71,37 @@ public class Conv2dTests
                         y.AsSpan().Fill(float.NaN);
                         Conv2d.Forward(x, batch, h, w, weight, b, g, y, isa, threads, algo);
                         TestData.AssertClose(expected, y, $"{g} {h}x{w} batch {batch} bias={withBias} {isa} T={threads} {algo}");
+                    }
+        }
+    }
+
+    /// <summary>
+    /// Every ISA, thread count and lowering sums in the same order as PyTorch on CPU (see ReductionOrder), so results
+    /// are equal to the last bit, real-valued inputs included.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Forward_SumsInTheReferenceOrder_BitForBit(int batch, int h, int w, int cin, int cout, int kh, int kw,
+        int stride, int pad, int groups)
+    {
+        var g = new ConvGeometry(cin, cout, kh, kw, stride, stride, pad, pad, groups);
+        var rng = new Random(HashCode.Combine(cin, cout, kh, h, 17));
+        var x = TestData.Random(rng, batch * cin * h * w, -2f, 2f);
+        var weight = TestData.Random(rng, g.WeightLength);
+        var bias = TestData.Random(rng, cout);
+        int outLen = batch * cout * g.OutH(h) * g.OutW(w);
+        foreach (bool withBias in new[] { false, true })
+        {
+            var b = withBias ? bias : [];
+            var expected = new float[outLen];
+            NaiveKernels.Conv2dReferenceOrder(x, batch, h, w, weight, b, g, expected);
+            foreach (var isa in TestData.Isas())
+                foreach (int threads in new[] { 1, 2 })
+                    foreach (var algo in new[] { ConvAlgo.Direct, ConvAlgo.Im2Col })
+                    {
+                        var y = new float[outLen];
+                        Conv2d.Forward(x, batch, h, w, weight, b, g, y, isa, threads, algo);
+                        TestData.AssertSame(expected, y, $"{g} {h}x{w} bias={withBias} {isa} T={threads} {algo}");
                     }
         }
     }

@@ -37,4 +37,13 @@ internal static class TestData
                 Assert.Fail($"{what}: element {i} is {a}, expected {e} (|diff| {Math.Abs(a - e):g3} > {lim:g3})");
         }
     }
+
+    /// <summary>Exact equality element by element (+0 and −0 count as equal).</summary>
+    public static void AssertSame(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            if (!(expected[i] == actual[i]))
+                Assert.Fail($"{what}: element {i} is {actual[i]:R}, expected {expected[i]:R}");
+    }
 }

@@ -55,24 +55,8 @@ public class Conv2dTests
         var g = new ConvGeometry(cin, cout, kh, kw, stride, stride, pad, pad, groups);
         var rng = new Random(HashCode.Combine(batch, h, w, cin, cout, kh, stride, groups));
         var x = TestData.Spikes(rng, batch * cin * h * w);
-        var weight = TestData.Random(rng, g.WeightLength);
-        var bias = TestData.Random(rng, cout);
-        int outLen = batch * cout * g.OutH(h) * g.OutW(w);
-        foreach (bool withBias in new[] { false, true })
-        {
-            var b = withBias ? bias : [];
-            var expected = new float[outLen];
-            NaiveKernels.Conv2d(x, batch, h, w, weight, b, g, expected);
-            foreach (var isa in TestData.Isas())
-                foreach (int threads in new[] { 1, 2 })
-                    foreach (var algo in new[] { ConvAlgo.Auto, ConvAlgo.Direct, ConvAlgo.Im2Col })
-                    {
-                        var y = new float[outLen];
-                        y.AsSpan().Fill(float.NaN);
-                        Conv2d.Forward(x, batch, h, w, weight, b, g, y, isa, threads, algo);
-                        TestData.AssertClose(expected, y, $"{g} {h}x{w} batch {batch} bias={withBias} {isa} T={threads} {algo}");
-                    }
-        }
+        CheckEveryPath(g, batch, h, w, x, rng, NaiveKernels.Conv2d, [ConvAlgo.Auto, ConvAlgo.Direct, ConvAlgo.Im2Col],
+            (expected, y, what) => TestData.AssertClose(expected, y, what));
     }
 
     /// <summary>
@@ -87,21 +71,33 @@ public class Conv2dTests
         var g = new ConvGeometry(cin, cout, kh, kw, stride, stride, pad, pad, groups);
         var rng = new Random(HashCode.Combine(cin, cout, kh, h, 17));
         var x = TestData.Random(rng, batch * cin * h * w, -2f, 2f);
+        CheckEveryPath(g, batch, h, w, x, rng, NaiveKernels.Conv2dReferenceOrder, [ConvAlgo.Direct, ConvAlgo.Im2Col],
+            (expected, y, what) => TestData.AssertSame(expected, y, what));
+    }
+
+    private delegate void NaiveConv(ReadOnlySpan<float> input, int batch, int height, int width, ReadOnlySpan<float> weight,
+        ReadOnlySpan<float> bias, in ConvGeometry g, Span<float> output);
+
+    /// <summary>Random weights and bias; with and without the bias, every ISA, 1 and 2 threads and each algorithm against the reference.</summary>
+    private static void CheckEveryPath(ConvGeometry g, int batch, int h, int w, float[] x, Random rng, NaiveConv reference,
+        ConvAlgo[] algos, Action<float[], float[], string> assert)
+    {
         var weight = TestData.Random(rng, g.WeightLength);
-        var bias = TestData.Random(rng, cout);
-        int outLen = batch * cout * g.OutH(h) * g.OutW(w);
+        var bias = TestData.Random(rng, g.OutChannels);
+        int outLen = batch * g.OutChannels * g.OutH(h) * g.OutW(w);
         foreach (bool withBias in new[] { false, true })
         {
             var b = withBias ? bias : [];
             var expected = new float[outLen];
-            NaiveKernels.Conv2dReferenceOrder(x, batch, h, w, weight, b, g, expected);
+            reference(x, batch, h, w, weight, b, g, expected);
             foreach (var isa in TestData.Isas())
                 foreach (int threads in new[] { 1, 2 })
-                    foreach (var algo in new[] { ConvAlgo.Direct, ConvAlgo.Im2Col })
+                    foreach (var algo in algos)
                     {
                         var y = new float[outLen];
+                        y.AsSpan().Fill(float.NaN);
                         Conv2d.Forward(x, batch, h, w, weight, b, g, y, isa, threads, algo);
-                        TestData.AssertSame(expected, y, $"{g} {h}x{w} bias={withBias} {isa} T={threads} {algo}");
+                        assert(expected, y, $"{g} {h}x{w} batch {batch} bias={withBias} {isa} T={threads} {algo}");
                     }
         }
     }

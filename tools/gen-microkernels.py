@@ -10,14 +10,13 @@ def kernel(name, vt, lanes, mr, nv, fma, doc):
     w(f"    public static void {name}(int kc, float* a, float* b, int* offs, float* c, nint ldc, float* init, bool load, bool add)")
     w("    {")
     acc = [[f"c{r}{v}" for v in range(nv)] for r in range(mr)]
+    addr = lambda r, v: ("c" if r == 0 else f"c + {r} * ldc") + (f" + {v*lanes}" if v else "")  # C[r, v-th vector]
     w("        " + f"{vt}<float> " + ", ".join(x for row in acc for x in row) + ";")
     w("        if (load)")
     w("        {")
     for r in range(mr):
-        base = "c" if r == 0 else f"c + {r} * ldc"
         for v in range(nv):
-            off = f" + {v*lanes}" if v else ""
-            w(f"            {acc[r][v]} = {vt}.Load({base}{off});" if r == 0 else f"            {acc[r][v]} = {vt}.Load(c + {r} * ldc{off});")
+            w(f"            {acc[r][v]} = {vt}.Load({addr(r, v)});")
     w("        }")
     w("        else if (init != null)")
     w("        {")
@@ -45,13 +44,11 @@ def kernel(name, vt, lanes, mr, nv, fma, doc):
     w("        {")
     for r in range(mr):
         for v in range(nv):
-            off = f" + {v*lanes}" if v else ""
-            w(f"            {acc[r][v]} += {vt}.Load(c + {r} * ldc{off});")
+            w(f"            {acc[r][v]} += {vt}.Load({addr(r, v)});")
     w("        }")
     for r in range(mr):
         for v in range(nv):
-            off = f" + {v*lanes}" if v else ""
-            w(f"        {acc[r][v]}.Store(c + {r} * ldc{off});" if r else f"        {acc[r][v]}.Store(c{off});")
+            w(f"        {acc[r][v]}.Store({addr(r, v)});")
     w("    }")
     return "\n".join(L)
 

@@ -8,7 +8,7 @@ candidate orders of the (ic, ky, kx) reduction, with fused (FMA) or separate mul
 first or last, and reports which candidate reproduces PyTorch bit for bit. It does the same for eval BatchNorm and the
 head's spatial mean, and lists every LIF potential within 1e-5 of its threshold.
 """
-import json, math, os, sys
+import json, os, sys
 import numpy as np
 import torch
 import sdtv2_torch as S

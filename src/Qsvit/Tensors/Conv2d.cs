@@ -424,9 +424,9 @@ public static unsafe class Conv2d
     }
 
     /// <summary>
-    /// col[p, i·OH·OW + oy·OW + ox] = x[n0 + i, grp·cinG + c, oy·s − pad + ky, ox·s − pad + kx] for reduction position p =
-    /// (c, ky, kx) in <see cref="ReductionOrder.TapOrder"/> (zero outside); unused columns zeroed. Each image is first copied into the padded, phase-split layout, after which
-    /// every (tap, output row) is one contiguous run of OW floats.
+    /// col[p, i·OH·OW + oy·OW + ox] = x[n0 + i, grp·cinG + c, oy·s − pad + ky, ox·s − pad + kx] for reduction position
+    /// p = (c, ky, kx) in <see cref="ReductionOrder.TapOrder"/> (zero outside); unused columns zeroed. Each image is first
+    /// copied into the padded, phase-split layout, after which every (tap, output row) is one contiguous run of OW floats.
     /// </summary>
     private static void Im2Col(in ConvJob job, in PaddedLayout lay, int* taps, int slack, float* pad, int grp, int cinG, int n0, int nImg,
         float* col, int ld)

@@ -166,7 +166,7 @@ internal static unsafe class GemmCore
         float* tile = scratch;                       // MR×NR
         float* edgeB = tile + mr * nr;               // Kc×NR
         float* packB = edgeB + Kc * nr;              // Kc×(Nc+NR)
-        float* rowInit = stackalloc float[MaxMr];    // a partial panel's initial values, padded to MR
+        float* rowInit = stackalloc float[mr];       // a partial panel's initial values, padded to MR
         int m = pr.M, n = pr.N, k = pr.K;
         int seg = pr.KSegment > 0 ? pr.KSegment : Math.Max(k, 1);
         bool biasAfter = pr.BiasAfterFirstSegment && pr.RowInit != null && !pr.Accumulate;
@@ -248,8 +248,6 @@ internal static unsafe class GemmCore
             }
         }
     }
-
-    private const int MaxMr = 8;
 
     private static void InitRows(in GemmProblem pr, int i0, int i1, int j0, int j1)
     {

@@ -91,8 +91,8 @@ internal static unsafe class MicroKernels
         }
         if (add)
         {
-            c00 += Vector512.Load(c + 0 * ldc);
-            c01 += Vector512.Load(c + 0 * ldc + 16);
+            c00 += Vector512.Load(c);
+            c01 += Vector512.Load(c + 16);
             c10 += Vector512.Load(c + 1 * ldc);
             c11 += Vector512.Load(c + 1 * ldc + 16);
             c20 += Vector512.Load(c + 2 * ldc);
@@ -191,8 +191,8 @@ internal static unsafe class MicroKernels
         }
         if (add)
         {
-            c00 += Vector256.Load(c + 0 * ldc);
-            c01 += Vector256.Load(c + 0 * ldc + 8);
+            c00 += Vector256.Load(c);
+            c01 += Vector256.Load(c + 8);
             c10 += Vector256.Load(c + 1 * ldc);
             c11 += Vector256.Load(c + 1 * ldc + 8);
             c20 += Vector256.Load(c + 2 * ldc);
@@ -283,8 +283,8 @@ internal static unsafe class MicroKernels
         }
         if (add)
         {
-            c00 += Vector128.Load(c + 0 * ldc);
-            c01 += Vector128.Load(c + 0 * ldc + 4);
+            c00 += Vector128.Load(c);
+            c01 += Vector128.Load(c + 4);
             c10 += Vector128.Load(c + 1 * ldc);
             c11 += Vector128.Load(c + 1 * ldc + 4);
             c20 += Vector128.Load(c + 2 * ldc);

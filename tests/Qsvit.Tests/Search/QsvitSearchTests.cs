@@ -129,7 +129,7 @@ public class QsvitSearchTests
         Assert.Equal(11 * 5, table.Cells.Count);                    // the 32 column is fp32 itself, not re-evaluated
 
         var tb = FakeOracle.Additive(90, Drops);
-        var tbTable = QsvitSearch.Sensitivity(tb, new QsvitOptions { Granularity = SettingGranularity.TransformerBlock, Bits = [4, 32, 8, 8] });
+        var tbTable = QsvitSearch.Sensitivity(tb, new QsvitOptions { Granularity = Granularity.TransformerBlock, Bits = [4, 32, 8, 8] });
         Assert.Equal(1 + 17 * 2, tb.Calls.Count);
         Assert.Equal(tb.Calls.Count, tb.Calls.Distinct().Count());
         Assert.Equal([32, 8, 4], tbTable.Bits);
@@ -189,7 +189,7 @@ public class QsvitSearchTests
     public void OptionsAreChecked()
     {
         var oracle = FakeOracle.Additive(90, Drops);
-        Assert.Throws<QsvitException>(() => QsvitSearch.Run(oracle, Layout, new QsvitOptions { Granularity = SettingGranularity.Layer }));
+        Assert.Throws<QsvitException>(() => QsvitSearch.Run(oracle, Layout, new QsvitOptions { Granularity = Granularity.Layer }));
         Assert.Throws<QsvitException>(() => QsvitSearch.Run(oracle, Layout, new QsvitOptions { Bits = [32] }));
         Assert.Throws<QsvitException>(() => QsvitSearch.Run(oracle, Layout, new QsvitOptions { Bits = [16, 1] }));
         Assert.Throws<QsvitException>(() => QsvitSearch.Run(oracle, Layout, new QsvitOptions { TolerancePoints = -1 }));

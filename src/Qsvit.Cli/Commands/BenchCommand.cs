@@ -17,11 +17,11 @@ internal static class BenchCommand
     public static Command Create()
     {
         var model = new Option<string?>("--model", "-m") { Description = "Checkpoint for the first case (default: the bundled CIFAR-10 model if present)" };
-        var threads = new Option<int?>("--threads") { Description = "Worker threads (default: all cores)" };
+        var threads = CommonOptions.Threads();
         var batches = new Option<int[]>("--batch") { Description = "Batch sizes", DefaultValueFactory = _ => [1, 8], AllowMultipleArgumentsPerToken = true };
         var seconds = new Option<double>("--seconds") { Description = "Minimum measuring time per case", DefaultValueFactory = _ => 10 };
         var cases = new Option<string[]>("--cases") { Description = "bundled, 55M (or any preset name)", DefaultValueFactory = _ => ["bundled", "55M"], AllowMultipleArgumentsPerToken = true };
-        var json = new Option<bool>("--json") { Description = "Print results as JSON" };
+        var json = CommonOptions.Json();
         var command = new Command("bench", "Throughput: images/s and GFLOP/s for the bundled model and the 55M preset") { model, threads, batches, seconds, cases, json };
         command.SetAction(r =>
         {

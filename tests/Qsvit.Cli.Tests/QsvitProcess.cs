@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Qsvit.IO;
-using Qsvit.IO.Datasets;
 using Qsvit.Models;
 
 namespace Qsvit.Cli.Tests;
@@ -11,12 +10,14 @@ public sealed record CliResult(int ExitCode, string Out, string Err);
 /// <summary>Runs the built qsvit command as a user does, in its own process, from a scratch working directory.</summary>
 public sealed class QsvitProcess : IDisposable
 {
+    private const int Cifar10Record = 1 + 3 * 32 * 32;   // label, then R, G and B planes
+
     public string Directory { get; } = System.IO.Directory.CreateTempSubdirectory("qsvit-cli-").FullName;
 
     public static string Repo(params string[] parts)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Qsvit.slnx"))) return Path.Combine([dir.FullName, .. parts]);
+            if (System.IO.File.Exists(Path.Combine(dir.FullName, "Qsvit.slnx"))) return Path.Combine([dir.FullName, .. parts]);
         throw new InvalidOperationException($"no directory above {AppContext.BaseDirectory} contains Qsvit.slnx");
     }
 
@@ -57,9 +58,9 @@ public sealed class QsvitProcess : IDisposable
         string model = File($"tiny{classes}.safetensors");
         SafeTensors.Write(model, RandomWeights.Create(config, 3),
             new Dictionary<string, string> { [ModelLoader.ConfigMetadataKey] = ModelFile.Write(config, null, null) });
-        var bytes = new byte[images * CifarDataset.Cifar10Record];
+        var bytes = new byte[images * Cifar10Record];
         new Random(5).NextBytes(bytes);
-        for (int i = 0; i < images; i++) bytes[i * CifarDataset.Cifar10Record] = (byte)(i % 10);
+        for (int i = 0; i < images; i++) bytes[i * Cifar10Record] = (byte)(i % 10);
         string data = File("val.bin");
         System.IO.File.WriteAllBytes(data, bytes);
         return (model, data);

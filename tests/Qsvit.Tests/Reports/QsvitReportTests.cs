@@ -5,8 +5,9 @@ using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Reports;
 using Qsvit.Search;
+using Qsvit.Tests.Search;
 
-namespace Qsvit.Tests.Search;
+namespace Qsvit.Tests.Reports;
 
 public sealed class QsvitReportTests : IDisposable
 {

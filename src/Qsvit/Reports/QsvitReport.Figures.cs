@@ -75,7 +75,7 @@ public static partial class QsvitReport
             Rules =
             [
                 new ChartRule($"fp32 {F(r.Search.Fp32.Accuracy, 2)} %", r.Search.Fp32.Accuracy, Fp32Color),
-                new ChartRule($"tolerance {F(threshold, 2)} %", threshold, ToleranceColor),
+                .. threshold > 0 ? [new ChartRule($"tolerance {F(threshold, 2)} %", threshold, ToleranceColor)] : Array.Empty<ChartRule>(),
             ],
         }.ToSvg();
     }
@@ -113,7 +113,8 @@ public static partial class QsvitReport
                 new ChartSeries("guided steps", steps) { Style = SeriesStyle.Scatter, Color = "#bab0ac" },
                 .. markers,
             ],
-            Rules = [new ChartRule("tolerance", r.Sensitivity.Threshold, ToleranceColor)],
+            // A threshold below 0 % (a tolerance wider than fp32's accuracy) would only stretch the axis.
+            Rules = r.Sensitivity.Threshold > 0 ? [new ChartRule("tolerance", r.Sensitivity.Threshold, ToleranceColor)] : [],
         }.ToSvg();
     }
 }

@@ -65,15 +65,18 @@ internal sealed class OnnxGraph(string name)
             if (root._names.Add($"{wanted}_{i}")) return $"{wanted}_{i}";
     }
 
-    /// <summary>Declares a graph input (dims: a number, or null for the dynamic dimension named <paramref name="dynamicName"/>).</summary>
-    public string Input(string inputName, OnnxType type, long?[] dims, string dynamicName = "batch", string? doc = null)
+    /// <summary>
+    /// Declares a graph input (each dim a number, or null for the dynamic dimension named <paramref name="dynamicName"/>;
+    /// no dims: shape unknown).
+    /// </summary>
+    public string Input(string inputName, OnnxType type, long?[]? dims, string dynamicName = "batch", string? doc = null)
     {
         string n = Unique(inputName);
         _inputs.Add(ValueInfo(n, type, dims, dynamicName, doc));
         return n;
     }
 
-    public void Output(string outputName, OnnxType type, long?[] dims, string dynamicName = "batch", string? doc = null) =>
+    public void Output(string outputName, OnnxType type, long?[]? dims, string dynamicName = "batch", string? doc = null) =>
         _outputs.Add(ValueInfo(outputName, type, dims, dynamicName, doc));
 
     private string Reserve(string n)
@@ -140,10 +143,13 @@ internal sealed class OnnxGraph(string name)
         _nodes.Add(new ProtoMessage().String(1, value).String(2, Reserve(outputName)).String(3, Unique(outputName + "/identity")).String(4, "Identity"));
 
     // ValueInfoProto: name 1, type 2, doc_string 3. TypeProto.tensor_type 1 → elem_type 1, shape 2 → dim 1 → dim_value 1 | dim_param 2.
-    private static ProtoMessage ValueInfo(string n, OnnxType type, long?[] dims, string dynamicName, string? doc)
+    // No dims: the shape is left out (unknown rank), as for Scan bodies whose sizes differ per call site.
+    private static ProtoMessage ValueInfo(string n, OnnxType type, long?[]? dims, string dynamicName, string? doc)
     {
-        var shape = new ProtoMessage().Messages(1, dims.Select(d => d is { } v ? new ProtoMessage().Int(1, v) : new ProtoMessage().String(2, dynamicName)));
-        var info = new ProtoMessage().String(1, n).Message(2, new ProtoMessage().Message(1, new ProtoMessage().Int(1, (long)type).Message(2, shape)));
+        var tensor = new ProtoMessage().Int(1, (long)type);
+        if (dims is not null)
+            tensor.Message(2, new ProtoMessage().Messages(1, dims.Select(d => d is { } v ? new ProtoMessage().Int(1, v) : new ProtoMessage().String(2, dynamicName))));
+        var info = new ProtoMessage().String(1, n).Message(2, new ProtoMessage().Message(1, tensor));
         if (doc is not null) info.String(3, doc);
         return info;
     }

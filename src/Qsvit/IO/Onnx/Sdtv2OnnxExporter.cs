@@ -291,14 +291,14 @@ public sealed class Sdtv2OnnxExporter
         string doc = Doc(module);
         string half = _g.Scalar(0.5f), th = _g.Scalar(threshold), zero = _g.Scalar(0f);
         var body = _g.Subgraph($"{module}/step");
-        string vIn = body.Input(_g.Unique($"{module}/v_in"), OnnxType.Float, [null], "neurons");
-        string xIn = body.Input(_g.Unique($"{module}/x_t"), OnnxType.Float, [null], "neurons");
+        string vIn = body.Input($"{module}/v_in", OnnxType.Float, null);
+        string xIn = body.Input($"{module}/x_t", OnnxType.Float, null);
         string hv = body.Node("Add", $"{module}/h", [vIn, body.Node("Mul", $"{module}/leak", [body.Node("Sub", $"{module}/x_minus_v", [xIn, vIn], doc), half], doc)], doc);
         string fire = body.Node("GreaterOrEqual", $"{module}/fire", [hv, th], doc);
         string spike = body.Node("Cast", $"{module}/spike", [fire], doc, OnnxAttribute.Of("to", (long)OnnxType.Float));
         string vOut = body.Node("Where", $"{module}/reset", [fire, zero, hv], doc);
-        body.Output(vOut, OnnxType.Float, [null], "neurons");
-        body.Output(spike, OnnxType.Float, [null], "neurons");
+        body.Output(vOut, OnnxType.Float, null);
+        body.Output(spike, OnnxType.Float, null);
         _nodes += 5;
 
         var shape = Op("Shape", $"{module}/shape", [x], doc);

@@ -16,19 +16,22 @@ internal static class EvalCommand
         var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout" };
         // Only here: searches compare settings against cached fp32 results, which folding would change in the last bits.
         var foldBn = new Option<bool>("--fold-bn") { Description = "Fold BatchNorm into conv weights (faster, not bit-exact with PyTorch)" };
+        var predictions = new Option<string?>("--predictions") { Description = "Write each image's index, label, predicted class and logits to FILE (JSON Lines)" };
         var command = new Command("eval", "Evaluate a checkpoint: top-1/top-5 with 95% intervals, images/s, spike rates per block");
         model.AddTo(command);
         data.AddTo(command);
         command.Add(threads);
         command.Add(json);
         command.Add(foldBn);
+        command.Add(predictions);
         command.SetAction(r =>
         {
             Cli.ApplyThreads(r.GetValue(threads));
             var loaded = model.Load(r);
             var dataset = data.Open(r, loaded);
             var net = loaded.CreateModel(r.GetValue(foldBn));
-            var options = new EvalOptions { BatchSize = r.GetValue(data.Batch), Limit = r.GetValue(data.Limit) };
+            using var writer = r.GetValue(predictions) is { } file ? new PredictionWriter(file) : null;
+            var options = new EvalOptions { BatchSize = r.GetValue(data.Batch), Limit = r.GetValue(data.Limit), OnPrediction = writer is null ? null : writer.Write };
             int total = Math.Min(dataset.Count, options.Limit ?? int.MaxValue);
             var result = Cli.WithProgress("eval", total, report =>
                 Evaluator.Run(net, dataset, options, new Progress(report)));

@@ -164,14 +164,14 @@ internal sealed class OnnxGraph(string name)
 }
 
 /// <summary>An ONNX model: one graph, the default-domain opset, producer and metadata.</summary>
-internal static class OnnxModel
+public static class OnnxModel
 {
     /// <summary>IR version 10 is the one that introduced opset 21 (int4/uint4 types).</summary>
     public const long IrVersion = 10;
     public const long Opset = 21;
 
     // ModelProto: ir_version 1, producer_name 2, producer_version 3, doc_string 6, graph 7, opset_import 8, metadata_props 14.
-    public static void Write(Stream stream, OnnxGraph graph, string producerVersion, string doc, IEnumerable<KeyValuePair<string, string>> metadata)
+    internal static void Write(Stream stream, OnnxGraph graph, string producerVersion, string doc, IEnumerable<KeyValuePair<string, string>> metadata)
     {
         var model = new ProtoMessage()
             .Int(1, IrVersion)

@@ -73,11 +73,18 @@ public sealed class Sdtv2OnnxExporter
         string? dir = Path.GetDirectoryName(full);
         if (dir is not null && !Directory.Exists(dir)) throw new QsvitException($"output folder '{dir}' does not exist");
         string temp = full + ".tmp";
-        using (var stream = File.Create(temp))
-            OnnxModel.Write(stream, exporter._g, typeof(Sdtv2OnnxExporter).Assembly.GetName().Version?.ToString() ?? "0",
-                "Spike-Driven Transformer V2 (SDTv2) exported by qsvit",
-                exporter.Metadata(ModelFile.Write(model.Config, model.Normalization, model.ClassNames)));
-        File.Move(temp, full, overwrite: true);
+        try
+        {
+            using (var stream = File.Create(temp))
+                OnnxModel.Write(stream, exporter._g, typeof(Sdtv2OnnxExporter).Assembly.GetName().Version?.ToString() ?? "0",
+                    "Spike-Driven Transformer V2 (SDTv2) exported by qsvit",
+                    exporter.Metadata(ModelFile.Write(model.Config, model.Normalization, model.ClassNames)));
+            File.Move(temp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
         return new OnnxExportResult(new FileInfo(full).Length, exporter._g.InitializerBytes, exporter._nodes, exporter._storage);
     }
 

@@ -43,6 +43,9 @@ internal sealed class TorchPickleHost : IPickleHost
         "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePosixPath", "pathlib.PureWindowsPath", "pathlib.Path",
     };
 
+    /// <summary>Most dimensions a tensor may have (PyTorch's own limit).</summary>
+    private const int MaxRank = 64;
+
     private readonly Dictionary<string, StorageRef> _storages = new(StringComparer.Ordinal);
 
     /// <summary>Storages referenced so far, by key.</summary>
@@ -117,12 +120,22 @@ internal sealed class TorchPickleHost : IPickleHost
             case "torch._tensor._rebuild_from_type_v2":
                 {
                     // (func, type, func_args, state): the type is only torch.Tensor or Parameter, both read as a plain tensor.
-                    if (args.Count != 4 || args[2] is not PyTuple inner) throw BadArgs(g, args, "(func, type, args, state)");
-                    if (args[1] is not PyGlobal { FullName: "torch.Tensor" or "torch.nn.parameter.Parameter" })
-                        throw new PickleError($"_rebuild_from_type_v2 with type {PyDescribe.TypeOf(args[1])} is not supported (only torch.Tensor and Parameter)");
-                    var t = Call(args[0], inner);
-                    if (t is not TorchTensorRef) throw new PickleError($"_rebuild_from_type_v2 produced a {PyDescribe.TypeOf(t)}, expected a tensor");
-                    return t;
+                    // Nested calls are unwrapped in a loop, not by recursion, so no nesting depth can exhaust the stack.
+                    var call = args;
+                    while (true)
+                    {
+                        if (call.Count != 4 || call[2] is not PyTuple inner) throw BadArgs(g, call, "(func, type, args, state)");
+                        if (call[1] is not PyGlobal { FullName: "torch.Tensor" or "torch.nn.parameter.Parameter" })
+                            throw new PickleError($"_rebuild_from_type_v2 with type {PyDescribe.TypeOf(call[1])} is not supported (only torch.Tensor and Parameter)");
+                        if (call[0] is PyGlobal { FullName: "torch._tensor._rebuild_from_type_v2" })
+                        {
+                            call = inner;
+                            continue;
+                        }
+                        var t = Call(call[0], inner);
+                        if (t is not TorchTensorRef) throw new PickleError($"_rebuild_from_type_v2 produced a {PyDescribe.TypeOf(t)}, expected a tensor");
+                        return t;
+                    }
                 }
             case "torch.Size":
                 if (args.Count == 0) return PyTuple.Empty;
@@ -200,6 +213,8 @@ internal sealed class TorchPickleHost : IPickleHost
         if (t[2] is not string key) throw new PickleError($"storage key is a {PyDescribe.Value(t[2])}, expected a string");
         string location = t[3] as string ?? throw new PickleError($"storage location is a {PyDescribe.Value(t[3])}, expected a string");
         if (t[4] is not long numel || numel < 0) throw new PickleError($"storage size is {PyDescribe.Value(t[4])}, expected a non-negative int");
+        if (numel > long.MaxValue / DTypes.Size(dtype))
+            throw new PickleError($"storage '{key}' declares {numel} {type.Name} elements, more bytes than any file can hold");
         if (_storages.TryGetValue(key, out var existing))
         {
             if (existing.DType != dtype)
@@ -219,6 +234,7 @@ internal sealed class TorchPickleHost : IPickleHost
         if (args[1] is not long offset) throw new PickleError($"{g.Name}: argument 'storage_offset' is a {PyDescribe.Value(args[1])}, expected an int");
         var size = IntTuple(g, "size", args[2]);
         var stride = IntTuple(g, "stride", args[3]);
+        if (size.Length > MaxRank) throw new PickleError($"{g.Name}: a tensor of {size.Length} dimensions (at most {MaxRank})");
         if (size.Any(s => s > int.MaxValue)) throw new PickleError($"{g.Name}: dimension too large in size ({string.Join(", ", size)})");
         return new TorchTensorRef(storage, offset, size.Select(s => (int)s).ToArray(), stride);
     }
@@ -311,5 +327,5 @@ internal sealed class TorchPickleHost : IPickleHost
     }
 
     private static PickleError BadArgs(PyGlobal g, PyTuple args, string expected) =>
-        new($"'{g.FullName}' called with ({string.Join(", ", args.Items.Select(PyDescribe.Value))}), expected {expected}");
+        new($"'{g.FullName}' called with ({string.Join(", ", args.Items.Take(8).Select(PyDescribe.Value))}{(args.Count > 8 ? $", ... {args.Count} in all" : "")}), expected {expected}");
 }

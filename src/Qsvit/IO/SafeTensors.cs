@@ -62,7 +62,7 @@ public static class SafeTensors
         ReadExactly(stream, header, ctx, "header");
         // As the reference implementation: the JSON object starts the header (only trailing padding is allowed).
         if (header[0] != (byte)'{')
-            throw new QsvitException($"{ctx}: header starts with byte 0x{header[0]:x2}, expected '{{' (corrupt or not a safetensors file)");
+            throw new QsvitException($"{ctx}: header does not start with '{{' (its first byte is 0x{header[0]:x2}): expected an object as its first byte (corrupt or not a safetensors file)");
         if (System.Text.Unicode.Utf8.IsValid(header) is false)
             throw new QsvitException($"{ctx}: header is not valid UTF-8 (first bad byte at header offset {FirstInvalidUtf8(header)})");
         long dataStart = 8 + (long)n;

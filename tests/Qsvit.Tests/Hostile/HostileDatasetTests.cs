@@ -113,6 +113,29 @@ public class HostileDatasetTests : IDisposable
         Assert.True(allocated < Guarded.MiB, $"allocated {allocated:N0} bytes");
     }
 
+    [Theory]
+    [InlineData("png", "PNG declares a 4000x4000 image but holds only")]
+    [InlineData("jpg", "bytes cannot hold a 4096x4096 image")]
+    public void TinyFileDeclaringALargeImageIsRefusedBeforeTheDecoderAllocatesIt(string kind, string expected)
+    {
+        byte[] bytes;
+        if (kind == "png")
+        {
+            bytes = TestFiles.Png(new byte[3], 1, 1, 3);
+            BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(16), 4000);
+            BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(20), 4000);
+        }
+        else
+        {
+            bytes = Jpeg16();
+            int sof = bytes.AsSpan().IndexOf([(byte)0xFF, (byte)0xC0]);
+            (bytes[sof + 5], bytes[sof + 6], bytes[sof + 7], bytes[sof + 8]) = (0x10, 0, 0x10, 0);   // 4096 x 4096 from one byte of data
+        }
+        var (e, allocated) = Guarded.Refuses(() => ImageDecoder.DecodeRgb(bytes, "small." + kind));
+        Assert.Contains(expected, e.Message);
+        Assert.True(allocated < Guarded.MiB, $"allocated {allocated:N0} bytes");
+    }
+
     [Fact]
     public void FileThatIsNoImageFormatIsNamed()
     {

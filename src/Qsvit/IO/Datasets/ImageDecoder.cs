@@ -18,10 +18,7 @@ internal static class ImageDecoder
     public static (byte[] Rgb, int Width, int Height) DecodeRgb(byte[] bytes, string path)
     {
         var (kind, width, height) = ReadHeader(bytes, path);
-        if (width < 1 || height < 1)
-            throw new QsvitException($"{path}: {kind} header declares a {width}x{height} image");
-        if ((long)width * height > MaxPixels)
-            throw new QsvitException($"{path}: {kind} header declares a {width}x{height} image, more than {MaxPixels:N0} pixels (a decompression bomb?)");
+        CheckSize(kind, width, height, path);
         if (kind == "PNM") return (DecodePnm(bytes, path, width, height), width, height);
 
         ImageResult image;
@@ -35,6 +32,14 @@ internal static class ImageDecoder
         return (image.Data, width, height);
     }
 
+    private static void CheckSize(string kind, int width, int height, string path)
+    {
+        if (width < 1 || height < 1)
+            throw new QsvitException($"{path}: {kind} header declares a {width}x{height} image");
+        if ((long)width * height > MaxPixels)
+            throw new QsvitException($"{path}: {kind} header declares a {width}x{height} image, more than {MaxPixels:N0} pixels (a decompression bomb?)");
+    }
+
     private static (string Kind, int Width, int Height) ReadHeader(byte[] b, string path)
     {
         if (b.Length >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF)
@@ -46,7 +51,10 @@ internal static class ImageDecoder
         {
             if (b.Length < 33 || !b.AsSpan(12, 4).SequenceEqual("IHDR"u8))
                 throw new QsvitException($"{path}: PNG ends before its IHDR header ({b.Length} bytes; truncated?)");
-            return ("PNG", BinaryPrimitives.ReadInt32BigEndian(b.AsSpan(16)), BinaryPrimitives.ReadInt32BigEndian(b.AsSpan(20)));
+            int w = BinaryPrimitives.ReadInt32BigEndian(b.AsSpan(16)), h = BinaryPrimitives.ReadInt32BigEndian(b.AsSpan(20));
+            CheckSize("PNG", w, h, path);
+            CheckPngData(b, path, w, h);
+            return ("PNG", w, h);
         }
         if (b.Length >= 2 && b[0] == 'B' && b[1] == 'M')
         {
@@ -111,10 +119,38 @@ internal static class ImageDecoder
                 if (components is < 1 or > 4 || seg.Length != 4 + 2 * components)
                     throw new QsvitException($"{path}: corrupt JPEG: scan header with {components} components in {seg.Length} bytes");
                 if (pos + length >= b.Length) throw Truncated(path, pos + length, "at the start of its image data");
+                // Every 8x8 block costs at least one bit (its DC code); a quarter of the luma blocks is a safe floor
+                // for any subsampling. Less data is a truncated file whose declared size would be allocated in full.
+                CheckSize("JPEG", width, height, path);
+                long blocks = ((width + 7L) / 8) * ((height + 7L) / 8);
+                long dataBits = 8L * (b.Length - pos - length);
+                if (dataBits < blocks / 4)
+                    throw Truncated(path, b.Length, $"inside its image data: {b.Length - pos - length} bytes cannot hold a {width}x{height} image");
                 return (width, height);
             }
             pos += length;
         }
+    }
+
+    /// <summary>
+    /// The IDAT chunks must be able to inflate to the rows the header declares (deflate expands at most 1032:1), so a
+    /// tiny PNG cannot make the decoder allocate a huge image.
+    /// </summary>
+    private static void CheckPngData(byte[] b, string path, int width, int height)
+    {
+        if (width < 1 || height < 1) return;
+        int channels = b[25] switch { 0 or 3 => 1, 4 => 2, 2 => 3, 6 => 4, _ => 1 };
+        long rowBits = (long)width * channels * Math.Max((int)b[24], 1);
+        long raw = height * (1 + (rowBits + 7) / 8);
+        long idat = 0;
+        for (long pos = 8; pos + 8 <= b.Length;)
+        {
+            long length = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan((int)pos));
+            if (b.AsSpan((int)pos + 4, 4).SequenceEqual("IDAT"u8)) idat += Math.Min(length, b.Length - pos - 8);
+            pos += 12 + length;
+        }
+        if (raw / 1032 > idat + 64)
+            throw new QsvitException($"{path}: PNG declares a {width}x{height} image but holds only {idat} bytes of image data (truncated?)");
     }
 
     private static QsvitException Truncated(string path, int offset, string where) =>

@@ -220,7 +220,7 @@ internal static class TorchZipReader
             }
             if (kv.Value is TorchTensorRef t) result.Add((key, t));
             else if (strict)
-                throw new QsvitException($"{ctx}: state_dict entry '{key}' in {where} is a {PyDescribe.Value(kv.Value)}, expected a tensor (pass strict: false to skip non-tensor entries)");
+                throw new QsvitException($"{ctx}: state_dict entry '{PyDescribe.Clip(key)}' in {where} is a {PyDescribe.Value(kv.Value)}, expected a tensor (pass strict: false to skip non-tensor entries)");
         }
         return result;
     }
@@ -250,7 +250,7 @@ internal static class TorchZipReader
             try { entry = zip.GetEntry(name); }
             catch (InvalidDataException e) { throw new QsvitException($"{ctx}: the zip directory is corrupt: {e.Message}", e); }
             if (entry is null)
-                throw new QsvitException($"{ctx}: storage '{name}' used by tensor '{entries[users[0]].Key}' is missing from the archive");
+                throw new QsvitException($"{ctx}: storage '{PyDescribe.Clip(name)}' used by tensor '{PyDescribe.Clip(entries[users[0]].Key)}' is missing from the archive");
 
             int es = DTypes.Size(storage.DType);
             long length = CheckDeclaredLength(entry, archive, ctx);
@@ -259,18 +259,18 @@ internal static class TorchZipReader
             {
                 var (key, t) = entries[i];
                 if (t.Numel > Array.MaxLength)
-                    throw new QsvitException($"{ctx}: tensor '{key}' ({t.Describe()}) has {t.Numel} elements, more than a float array can hold");
+                    throw new QsvitException($"{ctx}: tensor '{PyDescribe.Clip(key)}' ({t.Describe()}) has {t.Numel} elements, more than a float array can hold");
                 if (t.Extent > length / es)
-                    throw new QsvitException($"{ctx}: storage '{name}' holds {length} bytes but tensor '{key}' ({t.Describe()}) needs {t.Extent * es} bytes " +
+                    throw new QsvitException($"{ctx}: storage '{PyDescribe.Clip(name)}' holds {length} bytes but tensor '{PyDescribe.Clip(key)}' ({t.Describe()}) needs {t.Extent * es} bytes " +
                                              "(truncated or corrupt checkpoint?)");
                 needed = Math.Max(needed, t.Extent);
             }
             if (strict && length < storage.ByteLength)
-                throw new QsvitException($"{ctx}: storage '{name}' holds {length} bytes but the pickle declares {storage.Numel} {storage.StorageType} elements " +
+                throw new QsvitException($"{ctx}: storage '{PyDescribe.Clip(name)}' holds {length} bytes but the pickle declares {storage.Numel} {storage.StorageType} elements " +
                                          $"({storage.ByteLength} bytes; truncated or corrupt checkpoint?)");
             long neededBytes = needed * es;   // <= length (checked above), so no overflow
             if (neededBytes > Array.MaxLength)
-                throw new QsvitException($"{ctx}: storage '{name}' is {length} bytes, too large to read");
+                throw new QsvitException($"{ctx}: storage '{PyDescribe.Clip(name)}' is {length} bytes, too large to read");
 
             var first = entries[users[0]].Tensor;
             if (users.Count == 1 && storage.DType == DType.F32 && first.IsContiguous && first.Offset == 0)

@@ -146,6 +146,18 @@ public class HostileCheckpointTests : IDisposable
         Assert.Contains("argument 'storage_offset' is a int of 14281 bits", e.Message);
     }
 
+    [Fact]
+    public void MegabyteNamesAreShortenedInMessages()
+    {
+        string huge = new('x', 4_000_000);
+        var global = new PickleBuilder().Proto(2).Global(huge, "system").EmptyTuple().Reduce().Stop();
+        Assert.Contains("… (4,000,007 chars)", Refused(Write(global)).Message);   // Refused also checks the length
+        var key = new PickleBuilder().Proto(2).EmptyDict().BinUnicode("model").EmptyDict()
+            .BinUnicode("w").Tensor(b => b.Storage("FloatStorage", "0", 4), 0, [4], [1]).SetItem()
+            .BinUnicode(huge).BinInt1(1).SetItem().SetItem().Stop();
+        Assert.Contains("… (4,000,000 chars)", Refused(Write(key)).Message);
+    }
+
     // 5. Checked geometry: nothing wraps past the bounds check.
     [Theory]
     [InlineData(long.MaxValue, 1, 1)]                 // end of tensor = offset + 1 wraps

@@ -305,13 +305,16 @@ internal static class PyDescribe
         long => "int " + v,
         BigInteger b => Int(b),
         double d => "float " + d.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
-        string s => "str '" + (s.Length > 40 ? s[..40] + "…" : s) + "'",
+        string s => "str '" + Clip(s) + "'",
         PyTuple t => $"tuple of {t.Count}",
         List<object?> l => $"list of {l.Count}",
         PyDict d => $"{d.TypeName} of {d.Count}",
         TorchTensorRef t => $"tensor {Qsvit.Tensors.Tensor.Format(t.Size)} {t.Storage.DType}",
         _ => TypeOf(v),
     };
+
+    /// <summary>Text from the file, shortened for a message (a hostile name can be megabytes long).</summary>
+    public static string Clip(string s) => s.Length > 80 ? s[..80] + $"… ({s.Length:N0} chars)" : s;
 
     /// <summary>An int as text when it is short; a huge one only by its size (decimal conversion is quadratic and the text would swamp the message).</summary>
     public static string Int(BigInteger b) =>

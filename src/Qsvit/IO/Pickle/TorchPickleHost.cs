@@ -59,12 +59,12 @@ internal sealed class TorchPickleHost : IPickleHost
         if (module == "torch" && StorageTypes.ContainsKey(name)) return new PyGlobal(module, name);
         if (Allowed.Contains(full)) return new PyGlobal(module, name);
         if (module == "torch" && name.EndsWith("Storage", StringComparison.Ordinal))
-            throw new PickleError($"pickle uses storage type '{full}', which qsvit does not read " +
+            throw new PickleError($"pickle uses storage type '{PyDescribe.Clip(full)}', which qsvit does not read " +
                                   $"(supported: {string.Join(", ", StorageTypes.Keys.Select(k => "torch." + k))})");
         string hint = module == "__main__" || module.StartsWith("torch.nn.", StringComparison.Ordinal)
             ? "; if this file is a whole pickled model (torch.save(model)), save model.state_dict() instead"
             : "";
-        throw new PickleError($"pickle references global '{full}' which is not on the allow-list " +
+        throw new PickleError($"pickle references global '{PyDescribe.Clip(full)}' which is not on the allow-list " +
                               $"(qsvit only reads tensors, dicts, lists, numbers and strings){hint}");
     }
 
@@ -206,7 +206,7 @@ internal sealed class TorchPickleHost : IPickleHost
     {
         if (pid is not PyTuple t || t.Count == 0 || t[0] is not string kind)
             throw new PickleError($"persistent id is a {PyDescribe.Value(pid)}, expected a tuple ('storage', type, key, location, numel)");
-        if (kind != "storage") throw new PickleError($"persistent id of kind '{kind}' is not supported (only 'storage')");
+        if (kind != "storage") throw new PickleError($"persistent id of kind '{PyDescribe.Clip(kind)}' is not supported (only 'storage')");
         if (t.Count != 5) throw new PickleError($"storage persistent id has {t.Count} fields, expected 5 ('storage', type, key, location, numel)");
         if (t[1] is not PyGlobal { Module: "torch" } type || !StorageTypes.TryGetValue(type.Name, out var dtype))
             throw new PickleError($"storage persistent id names {PyDescribe.TypeOf(t[1])}, expected a torch.*Storage type");
@@ -214,11 +214,11 @@ internal sealed class TorchPickleHost : IPickleHost
         string location = t[3] as string ?? throw new PickleError($"storage location is a {PyDescribe.Value(t[3])}, expected a string");
         if (t[4] is not long numel || numel < 0) throw new PickleError($"storage size is {PyDescribe.Value(t[4])}, expected a non-negative int");
         if (numel > long.MaxValue / DTypes.Size(dtype))
-            throw new PickleError($"storage '{key}' declares {numel} {type.Name} elements, more bytes than any file can hold");
+            throw new PickleError($"storage '{PyDescribe.Clip(key)}' declares {numel} {type.Name} elements, more bytes than any file can hold");
         if (_storages.TryGetValue(key, out var existing))
         {
             if (existing.DType != dtype)
-                throw new PickleError($"storage '{key}' is referenced both as {existing.StorageType} and as {type.Name}");
+                throw new PickleError($"storage '{PyDescribe.Clip(key)}' is referenced both as {existing.StorageType} and as {type.Name}");
             return existing;
         }
         var s = new StorageRef(key, dtype, type.Name, location, numel);

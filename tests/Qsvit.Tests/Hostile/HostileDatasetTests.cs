@@ -37,6 +37,34 @@ public class HostileDatasetTests : IDisposable
         return j.ToArray();
     }
 
+    /// <summary>A 24-bit bottom-up BMP of interleaved RGB pixels (rows padded to 4 bytes).</summary>
+    internal static byte[] Bmp(byte[] rgb, int width, int height)
+    {
+        int row = (width * 3 + 3) / 4 * 4;
+        var b = new byte[54 + row * height];
+        b[0] = (byte)'B';
+        b[1] = (byte)'M';
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(2), b.Length);
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(10), 54);
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(14), 40);
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(18), width);
+        BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(22), height);
+        BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(26), 1);
+        BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(28), 24);
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+                for (int c = 0; c < 3; c++)
+                    b[54 + (height - 1 - y) * row + x * 3 + c] = rgb[(y * width + x) * 3 + (2 - c)];   // BGR
+        return b;
+    }
+
+    [Fact]
+    public void HandBuiltBmpDecodesLikeThePng()
+    {
+        var rgb = TestFiles.Pattern(5, 3, seed: 9);
+        Assert.Equal(ImageDecoder.DecodeRgb(TestFiles.Png(rgb, 5, 3, 3), "a.png").Rgb, ImageDecoder.DecodeRgb(Bmp(rgb, 5, 3), "a.bmp").Rgb);
+    }
+
     [Fact]
     public void HandBuiltJpegDecodes()
     {
@@ -116,6 +144,7 @@ public class HostileDatasetTests : IDisposable
     [Theory]
     [InlineData("png", "PNG declares a 4000x4000 image but holds only")]
     [InlineData("jpg", "bytes cannot hold a 4096x4096 image")]
+    [InlineData("bmp", "BMP declares a 4000x4000 image of 24 bits per pixel (48000000 bytes) but the file is 90 bytes")]
     public void TinyFileDeclaringALargeImageIsRefusedBeforeTheDecoderAllocatesIt(string kind, string expected)
     {
         byte[] bytes;
@@ -125,6 +154,12 @@ public class HostileDatasetTests : IDisposable
             BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(16), 4000);
             BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(20), 4000);
         }
+        else if (kind == "bmp")
+        {
+            bytes = Bmp(new byte[4 * 3 * 3], 4, 3);
+            BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(18), 4000);
+            BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(22), 4000);
+        }
         else
         {
             bytes = Jpeg16();
@@ -133,6 +168,16 @@ public class HostileDatasetTests : IDisposable
         }
         var (e, allocated) = Guarded.Refuses(() => ImageDecoder.DecodeRgb(bytes, "small." + kind));
         Assert.Contains(expected, e.Message);
+        Assert.True(allocated < Guarded.MiB, $"allocated {allocated:N0} bytes");
+    }
+
+    [Fact]
+    public void PngChunkLongerThanTheFileIsRefusedBeforeTheDecoderAllocatesIt()
+    {
+        var bytes = TestFiles.Png(new byte[3], 1, 1, 3);
+        bytes[33] ^= 0x3D;   // the IDAT length's high byte: a ~1 GB chunk in a tiny file (found by the fuzz test)
+        var (e, allocated) = Guarded.Refuses(() => ImageDecoder.DecodeRgb(bytes, "chunk.png"));
+        Assert.Contains("PNG chunk at offset 33 declares", e.Message);
         Assert.True(allocated < Guarded.MiB, $"allocated {allocated:N0} bytes");
     }
 

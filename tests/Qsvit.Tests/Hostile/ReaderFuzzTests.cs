@@ -152,7 +152,8 @@ public class ReaderFuzzTests(ITestOutputHelper output)
     {
         var png = TestFiles.Png(TestFiles.Pattern(6, 5, 3), 6, 5, 3);
         byte[] ppm = [.. "P6 4 3 255\n"u8.ToArray(), .. TestFiles.Noise(36, 4)];
-        Fuzz("image", [HostileDatasetTests.Jpeg16(), png, ppm], b => ImageDecoder.DecodeRgb(b, "fuzz.img"));
+        Fuzz("image", [HostileDatasetTests.Jpeg16(), png, ppm, HostileDatasetTests.Bmp(TestFiles.Noise(4 * 3 * 3, 5), 4, 3)],
+            b => ImageDecoder.DecodeRgb(b, "fuzz.img"));
     }
 
     [Fact]

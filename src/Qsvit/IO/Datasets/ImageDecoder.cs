@@ -59,8 +59,15 @@ internal static class ImageDecoder
         if (b.Length >= 2 && b[0] == 'B' && b[1] == 'M')
         {
             if (b.Length < 26) throw new QsvitException($"{path}: BMP ends before its header ({b.Length} bytes; truncated?)");
-            int h = BinaryPrimitives.ReadInt32LittleEndian(b.AsSpan(22));
-            return ("BMP", BinaryPrimitives.ReadInt32LittleEndian(b.AsSpan(18)), h == int.MinValue ? 0 : Math.Abs(h));
+            int w = BinaryPrimitives.ReadInt32LittleEndian(b.AsSpan(18)), h = BinaryPrimitives.ReadInt32LittleEndian(b.AsSpan(22));
+            h = h == int.MinValue ? 0 : Math.Abs(h);
+            CheckSize("BMP", w, h, path);
+            // The raster is stored uncompressed (StbImageSharp reads no RLE): the file must hold every row.
+            int bpp = b.Length >= 30 ? BinaryPrimitives.ReadUInt16LittleEndian(b.AsSpan(28)) : 0;
+            long need = ((long)w * Math.Max(bpp, 1) + 31) / 32 * 4 * h;
+            if (b.Length < need)
+                throw new QsvitException($"{path}: BMP declares a {w}x{h} image of {bpp} bits per pixel ({need} bytes) but the file is {b.Length} bytes (truncated?)");
+            return ("BMP", w, h);
         }
         if (b.Length >= 2 && b[0] == 'P' && b[1] is >= (byte)'1' and <= (byte)'7')
         {
@@ -143,11 +150,16 @@ internal static class ImageDecoder
         long rowBits = (long)width * channels * Math.Max((int)b[24], 1);
         long raw = height * (1 + (rowBits + 7) / 8);
         long idat = 0;
+        // Each chunk must fit in the file: StbImageSharp allocates a chunk's declared length before reading it.
         for (long pos = 8; pos + 8 <= b.Length;)
         {
             long length = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan((int)pos));
-            if (b.AsSpan((int)pos + 4, 4).SequenceEqual("IDAT"u8)) idat += Math.Min(length, b.Length - pos - 8);
+            if (length > b.Length - pos - 12)
+                throw new QsvitException($"{path}: PNG chunk at offset {pos} declares {length} bytes but only {Math.Max(0, b.Length - pos - 12)} remain (truncated or corrupt)");
+            var type = b.AsSpan((int)pos + 4, 4);
+            if (type.SequenceEqual("IDAT"u8)) idat += length;
             pos += 12 + length;
+            if (type.SequenceEqual("IEND"u8)) break;
         }
         if (raw / 1032 > idat + 64)
             throw new QsvitException($"{path}: PNG declares a {width}x{height} image but holds only {idat} bytes of image data (truncated?)");

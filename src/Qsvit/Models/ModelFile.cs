@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Qsvit.IO.Datasets;
+using Qsvit.IO;
 
 namespace Qsvit.Models;
 
@@ -10,16 +11,8 @@ namespace Qsvit.Models;
 /// </summary>
 public sealed record ModelFile
 {
-    public int[]? EmbedDim { get; init; }
-    public int? NumHeads { get; init; }
-    public int? MlpRatio { get; init; }
-    public int? StemStride { get; init; }
-    public int? InChannels { get; init; }
-    public int? NumClasses { get; init; }
-    public int? Timesteps { get; init; }
-    public bool? Kd { get; init; }
-    public int? Height { get; init; }
-    public int? Width { get; init; }
+    /// <summary>The architecture values the sidecar gives.</summary>
+    public PartialConfig Architecture { get; init; } = new();
     public float[]? Mean { get; init; }
     public float[]? Std { get; init; }
     public string[]? Classes { get; init; }
@@ -77,21 +70,24 @@ public sealed record ModelFile
             throw new QsvitException($"{source}: arch '{Clip(arch.ToJsonString())}' is not supported (only 'sdtv2')");
         var file = new ModelFile
         {
-            EmbedDim = Array(root, "embed_dim", source, (n, f) => Int(n, f, source, 1, 1 << 16)),
-            NumHeads = OptionalInt(root, "num_heads", source, 1, 1 << 12),
-            MlpRatio = OptionalInt(root, "mlp_ratio", source, 1, 64),
-            StemStride = OptionalInt(root, "stem_stride", source, 1, 4),
-            InChannels = OptionalInt(root, "in_channels", source, 1, 64),
-            NumClasses = OptionalInt(root, "num_classes", source, 1, 1 << 20),
-            Timesteps = root.ContainsKey("timesteps") ? OptionalInt(root, "timesteps", source, 1, 64) : OptionalInt(root, "T", source, 1, 64),
-            Kd = root["kd"] is { } kd ? Bool(kd, "kd", source) : null,
-            Height = input is null ? null : OptionalInt(input, "height", source, 8, MaxSide, "input."),
-            Width = input is null ? null : OptionalInt(input, "width", source, 8, MaxSide, "input."),
+            Architecture = new PartialConfig
+            {
+                EmbedDim = Array(root, "embed_dim", source, (n, f) => Int(n, f, source, 1, 1 << 16)),
+                NumHeads = OptionalInt(root, "num_heads", source, 1, 1 << 12),
+                MlpRatio = OptionalInt(root, "mlp_ratio", source, 1, 64),
+                StemStride = OptionalInt(root, "stem_stride", source, 1, 4),
+                InChannels = OptionalInt(root, "in_channels", source, 1, 64),
+                NumClasses = OptionalInt(root, "num_classes", source, 1, 1 << 20),
+                Timesteps = root.ContainsKey("timesteps") ? OptionalInt(root, "timesteps", source, 1, 64) : OptionalInt(root, "T", source, 1, 64),
+                Kd = root["kd"] is { } kd ? Bool(kd, "kd", source) : null,
+                ImageHeight = input is null ? null : OptionalInt(input, "height", source, 8, MaxSide, "input."),
+                ImageWidth = input is null ? null : OptionalInt(input, "width", source, 8, MaxSide, "input."),
+            },
             Mean = input is null ? null : Array(input, "mean", source, (n, f) => Float(n, f, source, positive: false), "input."),
             Std = input is null ? null : Array(input, "std", source, (n, f) => Float(n, f, source, positive: true), "input."),
             Classes = Array(root, "classes", source, (n, f) => String(n, f, source)),
         };
-        if (file.EmbedDim is { Length: not 4 } dims)
+        if (file.Architecture.EmbedDim is { Length: not 4 } dims)
             throw new QsvitException($"{source}: 'embed_dim' holds {dims.Length} widths, expected 4");
         return file;
     }
@@ -168,6 +164,6 @@ public sealed record ModelFile
             o["input"]!["std"] = new JsonArray(norm.Std.Select(v => (JsonNode)v).ToArray());
         }
         if (classes is not null) o["classes"] = new JsonArray(classes.Select(s => (JsonNode)s).ToArray());
-        return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+        return o.ToJsonString(TextFiles.Json);
     }
 }

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using Qsvit.IO.Datasets;
-using Qsvit.Tests.Datasets;
+using Qsvit.Tests.IO.Datasets;
 
 namespace Qsvit.Tests.Hostile;
 

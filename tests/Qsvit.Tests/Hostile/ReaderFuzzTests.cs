@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using CsCheck;
 using Qsvit.IO;
 using Qsvit.IO.Datasets;
-using Qsvit.Tests.Datasets;
+using Qsvit.Tests.IO.Datasets;
 using Qsvit.Tests.IO;
 using Xunit.Abstractions;
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Spectre.Console;
+using Qsvit.IO;
 
 namespace Qsvit.Cli;
 
@@ -57,5 +58,5 @@ internal static class Cli
     }
 
     public static void WriteJson(object value) =>
-        Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(value, Json.Options));
+        Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(value, TextFiles.Json));
 }

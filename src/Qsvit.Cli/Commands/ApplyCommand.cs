@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Qsvit.Evaluation;
+using Qsvit.IO.Datasets;
 using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Search;
@@ -21,10 +22,10 @@ internal static class ApplyCommand
             Description = "Bit widths, e.g. \"8,4,8,8|8,8,8|4,32|4,32\", a single width for every unit, or the JSON form",
             Required = true,
         };
-        var quantizer = new Option<string>("--quantizer", "-q") { Description = $"Weight quantizer: {string.Join(", ", QuantizerSpec.Names)}", DefaultValueFactory = _ => "paper" };
+        var quantizer = CommonOptions.Quantizer();
         var output = new Option<string>("--out", "-o") { Description = "Quantized network to write (.safetensors)", Required = true };
         var device = new DeviceOptions();
-        var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout" };
+        var json = CommonOptions.Json();
         var command = new Command("apply", "Quantize a checkpoint with a setting and save it as safetensors (dequantized weights + metadata)");
         model.AddTo(command);
         data.AddTo(command);
@@ -32,12 +33,16 @@ internal static class ApplyCommand
         device.AddTo(command);
         command.SetAction(r =>
         {
+            FirstImages.Validate(r.GetValue(data.Limit), "--limit");
             var loaded = model.Load(r);
             var layout = new Sdtv2Layout(loaded.Config);
             string text = r.GetValue(setting)!;
             var s = int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int uniform)
                 ? QuantizationSetting.Uniform(uniform) : QuantizationSetting.Parse(text);
-            var spec = QuantizerSpec.Parse(r.GetValue(quantizer)!);
+            var spec = CommonOptions.ParseQuantizer(r.GetValue(quantizer)!);
+            // Every input (the device included) is checked before the output file is written.
+            var dataset = r.GetValue(data.Data) is null ? null : data.Open(r, loaded);
+            using var backend = dataset is null ? null : device.Open(r);
             var quantized = new ModelQuantizer(loaded.State, layout, device.Compute(r)).Apply(s, spec);
             string path = r.GetValue(output)!;
             QsvitCheckpoint.Save(path, loaded, quantized);
@@ -46,18 +51,12 @@ internal static class ApplyCommand
 
             EvalResult? eval = null;
             string? deviceName = null;
-            if (r.GetValue(data.Data) is not null)
+            if (dataset is not null && backend is not null)
             {
-                var dataset = data.Open(r, loaded);
-                using var backend = device.Open(r);
-                var options = new EvalOptions
-                {
-                    BatchSize = data.BatchSize(r, backend, dataset), Limit = r.GetValue(data.Limit), Host = device.Compute(r),
-                };
+                var options = new EvalOptions { BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r) };
                 using var net = new Sdtv2Model(loaded.Config, quantized.StateDict, backend: backend);
                 deviceName = backend.Device.ToString();
-                eval = Cli.WithProgress("eval", Math.Min(dataset.Count, options.Limit ?? int.MaxValue),
-                    report => Evaluator.Run(net, dataset, options, new EvalCommand.Progress(report)));
+                eval = Cli.WithProgress("eval", dataset.Count, report => Evaluator.Run(net, dataset, options, new EvalCommand.Progress(report)));
             }
 
             var units = quantized.Weights.GroupBy(w => w.Unit).Select(g => new

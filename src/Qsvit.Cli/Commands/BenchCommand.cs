@@ -22,7 +22,7 @@ internal static class BenchCommand
         var batches = new Option<int[]>("--batch") { Description = "Batch sizes (default: 1 and 8 on the CPU, the device's default batch on a GPU)", AllowMultipleArgumentsPerToken = true };
         var seconds = new Option<double>("--seconds") { Description = "Minimum measuring time per case", DefaultValueFactory = _ => 10 };
         var cases = new Option<string[]>("--cases") { Description = "bundled, 55M (or any preset name)", DefaultValueFactory = _ => ["bundled", "55M"], AllowMultipleArgumentsPerToken = true };
-        var json = new Option<bool>("--json") { Description = "Print results as JSON" };
+        var json = CommonOptions.Json();
         var command = new Command("bench", "Throughput: images/s and GFLOP/s for the bundled model and the 55M preset") { model, batches, seconds, cases, json };
         device.AddTo(command);
         command.SetAction(r =>

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Qsvit.Evaluation;
+using Qsvit.IO.Datasets;
 using Qsvit.Models;
 using Spectre.Console;
 
@@ -13,7 +14,7 @@ internal static class EvalCommand
         var model = new ModelOptions();
         var data = new DataOptions();
         var device = new DeviceOptions();
-        var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout" };
+        var json = CommonOptions.Json();
         // Only here: searches compare settings against cached fp32 results, which folding would change in the last bits.
         var foldBn = new Option<bool>("--fold-bn") { Description = "Fold BatchNorm into conv weights (faster, not bit-exact with PyTorch)" };
         var command = new Command("eval", "Evaluate a checkpoint: top-1/top-5 with 95% intervals, images/s, spike rates per block");
@@ -24,16 +25,13 @@ internal static class EvalCommand
         command.Add(foldBn);
         command.SetAction(r =>
         {
+            FirstImages.Validate(r.GetValue(data.Limit), "--limit");
             using var backend = device.Open(r);
             var loaded = model.Load(r);
             var dataset = data.Open(r, loaded);
             using var net = loaded.CreateModel(r.GetValue(foldBn), backend);
-            var options = new EvalOptions
-            {
-                BatchSize = data.BatchSize(r, backend, dataset), Limit = r.GetValue(data.Limit), Host = device.Compute(r),
-            };
-            int total = Math.Min(dataset.Count, options.Limit ?? int.MaxValue);
-            var result = Cli.WithProgress("eval", total, report =>
+            var options = new EvalOptions { BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r) };
+            var result = Cli.WithProgress("eval", dataset.Count, report =>
                 Evaluator.Run(net, dataset, options, new Progress(report)));
             if (r.GetValue(json)) Cli.WriteJson(ToJson(loaded, dataset.Name, result, backend, options.BatchSize));
             else Print(loaded, dataset.Name, result, backend, options.BatchSize);

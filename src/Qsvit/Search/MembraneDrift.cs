@@ -24,7 +24,6 @@ public sealed class MembraneDrift : IDisposable
     private readonly int _count, _height, _width, _batch;
 
     public int Images => _count;
-    public long CapturedFloats => _reference.CapturedFloats;
 
     /// <param name="images">Normalized calibration images [count, C, H, W].</param>
     public MembraneDrift(Sdtv2Model fp32, float[] images, int count, int height, int width, int batch = 32)

@@ -12,7 +12,7 @@ internal sealed class DeviceOptions
         Description = "Where to run: auto (the first usable CUDA GPU, else the CPU), cpu, cuda or cuda:N",
         DefaultValueFactory = _ => "auto",
     };
-    public readonly Option<int?> Threads = new("--threads") { Description = "CPU worker threads (default: all cores)" };
+    public readonly Option<int?> Threads = CommonOptions.Threads();
 
     public void AddTo(Command command)
     {

@@ -75,8 +75,10 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
 
     public QuantizedModel Quantize(QuantizationSetting setting) => _quantizer.Apply(setting, Spec);
 
-    /// <summary>The network with <paramref name="setting"/>'s quantized weights, as every evaluation runs it.</summary>
-    /// <summary>The setting's network on the evaluator's device, sharing its resident layers; the caller disposes it.</summary>
+    /// <summary>
+    /// The network with <paramref name="setting"/>'s quantized weights as every evaluation runs it: on the evaluator's
+    /// device, sharing its resident layers. The caller disposes it.
+    /// </summary>
     public Sdtv2Model CreateModel(QuantizationSetting setting) => Root.WithState(Quantize(setting).StateDict);
 
     public AccuracyRecord Accuracy(QuantizationSetting setting, string split)

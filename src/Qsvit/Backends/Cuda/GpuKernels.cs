@@ -1,0 +1,346 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Qsvit.Backends.Cuda;
+
+/// <summary>Four floats held in registers (a row or column slice of a thread's output tile).</summary>
+internal struct F4
+{
+    public float X, Y, Z, W;
+
+    public F4(float x, float y, float z, float w)
+    {
+        X = x; Y = y; Z = z; W = w;
+    }
+
+    public static F4 Fma(float a, F4 b, F4 c) => new(
+        MathF.FusedMultiplyAdd(a, b.X, c.X), MathF.FusedMultiplyAdd(a, b.Y, c.Y),
+        MathF.FusedMultiplyAdd(a, b.Z, c.Z), MathF.FusedMultiplyAdd(a, b.W, c.W));
+
+    public readonly float Get(int j) => j == 0 ? X : j == 1 ? Y : j == 2 ? Z : W;
+}
+
+/// <summary>
+/// Scalars of one GEMM launch. C(m, n) = Σ_k A(m, k)·B(k, n) over <see cref="Batches"/> independent problems (index z).
+/// A(m, k) = a[z·ABatch + m·LdaM + k·LdaK]. B is either a strided matrix, b[z·BBatch + k·LdbK + n·LdbN], or (Conv ≠ 0)
+/// the implicit im2col matrix of an NCHW input: column n = (image, oy, ox), row k = taps[k] = (c, ky, kx) packed as
+/// c·256 + ky·16 + kx, so K runs in the CPU's summation order (<see cref="Tensors.ReductionOrder"/>).
+/// C(m, n) = c[z·CBatch + (n / Cols)·CImage + m·LdcM + (n mod Cols)·LdcN].
+/// </summary>
+internal struct GemmArgs
+{
+    public int M, N, K, Batches, NTiles;
+    public int ABatch, LdaM, LdaK;
+    public int BBatch, LdbK, LdbN;
+    public int CBatch, CImage, Cols, LdcM, LdcN;
+    // Implicit convolution input geometry (Conv ≠ 0).
+    public int Conv, InChannels, CinG, H, W, OW, StrideH, StrideW, PadH, PadW;
+    /// <summary>K is summed in segments of this length, each from zero and added to C (oneDNN's order).</summary>
+    public int Segment;
+    /// <summary>0: no bias; 1: the first segment's chain starts from the bias; 2: the bias is added after the first segment.</summary>
+    public int BiasMode;
+    /// <summary>Bias and BatchNorm channel of row m: z·RowsPerBatch + m.</summary>
+    public int RowsPerBatch;
+    /// <summary>Number of BatchNorms applied after the sum, each y = fma(y, scale, shift); bn holds scale0, shift0, scale1, shift1 per channel blocks.</summary>
+    public int BnCount, BnChannels;
+    /// <summary>Final multiplier (1 for none), applied after bias and BNs.</summary>
+    public float Alpha;
+}
+
+/// <summary>Scalars of a direct (depthwise) convolution launch.</summary>
+internal struct DepthwiseArgs
+{
+    public int Planes, Channels, H, W, OH, OW, KH, KW, StrideH, StrideW, PadH, PadW, HasBias, BnCount;
+}
+
+/// <summary>
+/// The ILGPU kernels of the CUDA backend. Every kernel computes what the CPU kernel computes, in the same float32
+/// operation order where the CPU's order is fixed (FMA chains, K segments, BN as one FMA), so the ILGPU path agrees
+/// with the CPU backend to the last bit on most elements. Reductions are deterministic: no float atomics.
+/// </summary>
+internal static class GpuKernels
+{
+    public const int TileM = 64, TileN = 64, TileK = 16, GemmThreads = 256;
+    public const int ReduceThreads = 256;
+
+    // ------------------------------------------------------------------ tiled GEMM / implicit-GEMM convolution
+
+    /// <summary>
+    /// 64×64 output tile per group of 256 threads; each thread holds 4×4 outputs in scalar registers (rows ty + 16i,
+    /// columns tx + 16j, so stores coalesce). A and B tiles of 16 k-steps are staged in shared memory.
+    /// </summary>
+    public static void Gemm(ArrayView<float> a, ArrayView<float> b, ArrayView<int> taps, ArrayView<float> c,
+        ArrayView<float> bias, ArrayView<float> bn, GemmArgs p)
+    {
+        var aTile = SharedMemory.Allocate<float>(TileK * TileM);
+        var bTile = SharedMemory.Allocate<float>(TileK * TileN);
+        int tid = Group.IdxX, tx = tid % 16, ty = tid / 16;
+        int nTile = Grid.IdxX % p.NTiles, z = Grid.IdxX / p.NTiles;
+        int m0 = Grid.IdxY * TileM, n0 = nTile * TileN;
+
+        // This thread's B column (fixed for the whole K loop) and A row.
+        int bCol = tid % TileN, bRow0 = tid / TileN;
+        int col = n0 + bCol;
+        bool colOk = col < p.N;
+        int inBase = 0, iy0 = 0, ix0 = 0, bBase = z * p.BBatch + col * p.LdbN;
+        if (p.Conv != 0 && colOk)
+        {
+            int ohw = p.Cols, img = col / ohw, pix = col - img * ohw, oy = pix / p.OW, ox = pix - oy * p.OW;
+            iy0 = oy * p.StrideH - p.PadH;
+            ix0 = ox * p.StrideW - p.PadW;
+            inBase = (img * p.InChannels + z * p.CinG) * p.H * p.W;
+        }
+        int aRowLocal = tid / 4, aK0 = (tid % 4) * 4;
+        int aRow = m0 + aRowLocal;
+        bool rowOk = aRow < p.M;
+        int aBase = z * p.ABatch + aRow * p.LdaM;
+
+        // Initial accumulators: the bias when the first segment's chain starts from it.
+        var acc0 = Start(bias, p, z, m0 + ty);
+        var acc1 = Start(bias, p, z, m0 + ty + 16);
+        var acc2 = Start(bias, p, z, m0 + ty + 32);
+        var acc3 = Start(bias, p, z, m0 + ty + 48);
+        int segEnd = p.Segment < p.K ? p.Segment : p.K;
+        int flushed = 0;
+
+        for (int k0 = 0; k0 < p.K; k0 += TileK)
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                int kk = aK0 + i, k = k0 + kk;
+                aTile[kk * TileM + aRowLocal] = rowOk && k < p.K ? a[aBase + k * p.LdaK] : 0f;
+            }
+            for (int i = 0; i < 4; i++)
+            {
+                int kk = bRow0 + 4 * i, k = k0 + kk;
+                float v = 0f;
+                if (colOk && k < p.K)
+                {
+                    if (p.Conv != 0)
+                    {
+                        int t = taps[k];
+                        int iy = iy0 + ((t >> 4) & 15), ix = ix0 + (t & 15);
+                        if (iy >= 0 && iy < p.H && ix >= 0 && ix < p.W) v = b[inBase + ((t >> 8) * p.H + iy) * p.W + ix];
+                    }
+                    else v = b[bBase + k * p.LdbK];
+                }
+                bTile[kk * TileN + bCol] = v;
+            }
+            Group.Barrier();
+            int kEnd = p.K - k0 < TileK ? p.K - k0 : TileK;
+            for (int kk = 0; kk < kEnd; kk++)
+            {
+                if (k0 + kk == segEnd)
+                {
+                    // A segment ends: add its sum to C (the first one writes C) and start the next from zero.
+                    FlushRow(c, bias, bn, p, z, m0 + ty, n0 + tx, acc0, flushed, false);
+                    FlushRow(c, bias, bn, p, z, m0 + ty + 16, n0 + tx, acc1, flushed, false);
+                    FlushRow(c, bias, bn, p, z, m0 + ty + 32, n0 + tx, acc2, flushed, false);
+                    FlushRow(c, bias, bn, p, z, m0 + ty + 48, n0 + tx, acc3, flushed, false);
+                    flushed = 1;
+                    acc0 = default;
+                    acc1 = default;
+                    acc2 = default;
+                    acc3 = default;
+                    segEnd = segEnd + p.Segment < p.K ? segEnd + p.Segment : p.K;
+                }
+                int ar = kk * TileM + ty, br = kk * TileN + tx;
+                var bv = new F4(bTile[br], bTile[br + 16], bTile[br + 32], bTile[br + 48]);
+                acc0 = F4.Fma(aTile[ar], bv, acc0);
+                acc1 = F4.Fma(aTile[ar + 16], bv, acc1);
+                acc2 = F4.Fma(aTile[ar + 32], bv, acc2);
+                acc3 = F4.Fma(aTile[ar + 48], bv, acc3);
+            }
+            Group.Barrier();
+        }
+        FlushRow(c, bias, bn, p, z, m0 + ty, n0 + tx, acc0, flushed, true);
+        FlushRow(c, bias, bn, p, z, m0 + ty + 16, n0 + tx, acc1, flushed, true);
+        FlushRow(c, bias, bn, p, z, m0 + ty + 32, n0 + tx, acc2, flushed, true);
+        FlushRow(c, bias, bn, p, z, m0 + ty + 48, n0 + tx, acc3, flushed, true);
+    }
+
+    private static F4 Start(ArrayView<float> bias, GemmArgs p, int z, int row)
+    {
+        if (p.BiasMode != 1 || row >= p.M) return default;
+        float v = bias[z * p.RowsPerBatch + row];
+        return new F4(v, v, v, v);
+    }
+
+    /// <summary>Adds one segment's sums to C for a thread's row (4 columns, 16 apart); the last one also runs the epilogue.</summary>
+    private static void FlushRow(ArrayView<float> c, ArrayView<float> bias, ArrayView<float> bn, GemmArgs p, int z, int row,
+        int col0, F4 acc, int flushed, bool last)
+    {
+        if (row >= p.M) return;
+        int channel = z * p.RowsPerBatch + row;
+        for (int j = 0; j < 4; j++)
+        {
+            int col = col0 + 16 * j;
+            if (col >= p.N) return;
+            int img = col / p.Cols, rest = col - img * p.Cols;
+            int at = z * p.CBatch + img * p.CImage + row * p.LdcM + rest * p.LdcN;
+            float v = acc.Get(j);
+            if (flushed != 0) v = c[at] + v;
+            else if (p.BiasMode == 2) v += bias[channel];
+            if (last)
+            {
+                for (int i = 0; i < p.BnCount; i++)
+                    v = MathF.FusedMultiplyAdd(v, bn[(2 * i) * p.BnChannels + channel], bn[(2 * i + 1) * p.BnChannels + channel]);
+                if (p.Alpha != 1f) v *= p.Alpha;
+            }
+            c[at] = v;
+        }
+    }
+
+    // ------------------------------------------------------------------ depthwise (and any direct) convolution
+
+    /// <summary>One output element per thread: bias, then an FMA chain over the taps in (ky, kx) order, then the BNs.</summary>
+    public static void Depthwise(Index1D i, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
+        ArrayView<float> y, DepthwiseArgs p)
+    {
+        int ohw = p.OH * p.OW, plane = i / ohw, pix = i - plane * ohw, oy = pix / p.OW, ox = pix - oy * p.OW;
+        int ch = plane % p.Channels;
+        float s = p.HasBias != 0 ? bias[ch] : 0f;
+        int taps = p.KH * p.KW, wBase = ch * taps, xBase = plane * p.H * p.W;
+        for (int ky = 0; ky < p.KH; ky++)
+        {
+            int iy = oy * p.StrideH - p.PadH + ky;
+            if (iy < 0 || iy >= p.H) continue; // w·0 leaves the chain unchanged
+            for (int kx = 0; kx < p.KW; kx++)
+            {
+                int ix = ox * p.StrideW - p.PadW + kx;
+                if (ix < 0 || ix >= p.W) continue;
+                s = MathF.FusedMultiplyAdd(w[wBase + ky * p.KW + kx], x[xBase + iy * p.W + ix], s);
+            }
+        }
+        for (int b = 0; b < p.BnCount; b++)
+            s = MathF.FusedMultiplyAdd(s, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
+        y[i] = s;
+    }
+
+    // ------------------------------------------------------------------ LIF over T
+
+    /// <summary>
+    /// MultiStepLIF over T time-major steps of <paramref name="perStep"/> neurons, one thread per neuron:
+    /// H = V + (X − V)·0.5, S = H ≥ Vth, V = S ? 0 : H. Writes spikes, H when <paramref name="keepMembrane"/> ≠ 0, and adds
+    /// the group's spike count to counts[slot] (integer atomics: the total is exact and order-free).
+    /// </summary>
+    public static void Lif(ArrayView<float> x, ArrayView<float> spikes, ArrayView<float> membrane, ArrayView<long> counts,
+        int perStep, int timesteps, float threshold, int keepMembrane, int slot)
+    {
+        var groupCount = SharedMemory.Allocate<int>(1);
+        int n = Grid.GlobalIndex.X;
+        if (Group.IdxX == 0) groupCount[0] = 0;
+        Group.Barrier();
+        int fired = 0;
+        if (n < perStep)
+        {
+            float v = 0f;
+            for (int t = 0; t < timesteps; t++)
+            {
+                int at = t * perStep + n;
+                float h = v + (x[at] - v) * 0.5f; // (x − v)·0.5 is exact, so a contracted FMA gives the same value
+                bool fire = h >= threshold;
+                spikes[at] = fire ? 1f : 0f;
+                if (keepMembrane != 0) membrane[at] = h;
+                v = fire ? 0f : h;
+                fired += fire ? 1 : 0;
+            }
+        }
+        if (fired != 0) Atomic.Add(ref groupCount[0], fired);
+        Group.Barrier();
+        if (Group.IdxX == 0 && groupCount[0] != 0) Atomic.Add(ref counts[slot], (long)groupCount[0]);
+    }
+
+    // ------------------------------------------------------------------ elementwise glue
+
+    /// <summary>x += y.</summary>
+    public static void Add(Index1D i, ArrayView<float> x, ArrayView<float> y) => x[i] = x[i] + y[i];
+
+    /// <summary>x[t·block + i] = x[i] for t ≥ 1: the official model repeats the image over T.</summary>
+    public static void RepeatOverTime(Index1D i, ArrayView<float> x, int block) => x[block + i] = x[i % block];
+
+    /// <summary>RepConv's BNAndPadLayer: the map inside a one-pixel border filled with the per-channel pad value BN(0).</summary>
+    public static void PadBorder(Index1D i, ArrayView<float> inner, ArrayView<float> pad, ArrayView<float> padded,
+        int channels, int h, int w)
+    {
+        int ph = h + 2, pw = w + 2, planeLen = ph * pw, plane = i / planeLen, rest = i - plane * planeLen;
+        int y = rest / pw - 1, xx = rest % pw - 1;
+        padded[i] = y >= 0 && y < h && xx >= 0 && xx < w ? inner[(plane * h + y) * w + xx] : pad[plane % channels];
+    }
+
+    /// <summary>output[row] = Σ x[row, :] (in order) · (1 / spatial), one thread per (frame, channel) row.</summary>
+    public static void SpatialMean(Index1D row, ArrayView<float> x, ArrayView<float> output, int spatial, float inverse)
+    {
+        float s = 0f;
+        int at = row * spatial;
+        for (int j = 0; j < spatial; j++) s += x[at + j];
+        output[row] = s * inverse;
+    }
+
+    /// <summary>
+    /// logits[b, j] = mean over t of perStep[t·batch + b, j] (summed in t order, divided by T), and with kd the mean of
+    /// both heads' results, as the CPU computes it.
+    /// </summary>
+    public static void MeanOverTime(Index1D i, ArrayView<float> head, ArrayView<float> headKd, ArrayView<float> logits,
+        int batch, int classes, int timesteps, int kd)
+    {
+        int b = i / classes, j = i - b * classes;
+        float s = 0f, s2 = 0f;
+        for (int t = 0; t < timesteps; t++)
+        {
+            int at = (t * batch + b) * classes + j;
+            s += head[at];
+            if (kd != 0) s2 += headKd[at];
+        }
+        s /= timesteps;
+        if (kd != 0) s = (s + s2 / timesteps) / 2f;
+        logits[i] = s;
+    }
+
+    // ------------------------------------------------------------------ deterministic reductions
+
+    /// <summary>
+    /// Per-group partial of Σ (x − reference)² in double (reference optional: hasReference = 0 gives Σ x²), over a fixed
+    /// contiguous chunk per group, tree-reduced in a fixed order; and the number of positions where the spikes differ
+    /// (integer atomics). Run <see cref="SumPartials"/> after it.
+    /// </summary>
+    public static void SquaredDiffPartials(ArrayView<float> x, ArrayView<float> reference, int hasReference,
+        ArrayView<float> spikes, ArrayView<float> refSpikes, int hasSpikes, int length, int chunk,
+        ArrayView<double> partials, ArrayView<long> mismatches, int slot)
+    {
+        var tree = SharedMemory.Allocate<double>(ReduceThreads);
+        var groupMismatch = SharedMemory.Allocate<int>(1);
+        int tid = Group.IdxX, start = Grid.IdxX * chunk, end = start + chunk < length ? start + chunk : length;
+        if (tid == 0) groupMismatch[0] = 0;
+        double s = 0;
+        int differ = 0;
+        for (int j = start + tid; j < end; j += ReduceThreads)
+        {
+            double d = hasReference != 0 ? (double)x[j] - reference[j] : x[j];
+            s += d * d;
+            if (hasSpikes != 0 && (spikes[j] != 0f) != (refSpikes[j] != 0f)) differ++;
+        }
+        tree[tid] = s;
+        Group.Barrier();
+        for (int half = ReduceThreads / 2; half > 0; half /= 2)
+        {
+            if (tid < half) tree[tid] = tree[tid] + tree[tid + half];
+            Group.Barrier();
+        }
+        if (differ != 0) Atomic.Add(ref groupMismatch[0], differ);
+        Group.Barrier();
+        if (tid == 0)
+        {
+            partials[Grid.IdxX] = tree[0];
+            if (groupMismatch[0] != 0) Atomic.Add(ref mismatches[slot], (long)groupMismatch[0]);
+        }
+    }
+
+    /// <summary>One thread: sums[slot] += Σ partials[0..count) in index order.</summary>
+    public static void SumPartials(Index1D i, ArrayView<double> partials, int count, ArrayView<double> sums, int slot)
+    {
+        double s = 0;
+        for (int j = 0; j < count; j++) s += partials[j];
+        sums[slot] = sums[slot] + s;
+    }
+}

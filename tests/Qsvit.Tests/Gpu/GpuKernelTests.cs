@@ -7,22 +7,17 @@ using Qsvit.Tests.Tensors;
 
 namespace Qsvit.Tests.Gpu;
 
-/// <summary>One ILGPU CPU accelerator with the kernels compiled, shared by the GPU tests (compiling is the slow part).</summary>
+/// <summary>One CUDA backend on ILGPU's CPU accelerator, kernels compiled once, shared by the GPU tests (compiling is the slow part).</summary>
 public sealed class CpuAcceleratorFixture : IDisposable
 {
-    public GpuDevice Device { get; } = GpuDevice.OpenCpu();
-    internal GpuOps Ops { get; }
-
-    public CpuAcceleratorFixture() => Ops = new GpuOps(Device.Accelerator);
+    public CudaBackend Backend { get; } = CudaBackend.OnCpuAccelerator();
+    public GpuDevice Device => Backend.GpuDevice;
+    internal GpuOps Ops => Backend.Ops;
 
     public MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] data) => Device.Accelerator.Allocate1D(data);
     public MemoryBuffer1D<float, Stride1D.Dense> Zeros(long length) => Device.Accelerator.Allocate1D<float>(Math.Max(1, length));
 
-    public void Dispose()
-    {
-        Ops.Dispose();
-        Device.Dispose();
-    }
+    public void Dispose() => Backend.Dispose();
 }
 
 [CollectionDefinition("gpu-cpu-accelerator")]
@@ -159,7 +154,7 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         using var bi = gpu.Upload(inner);
         using var bp = gpu.Upload(pad);
         using var padded = gpu.Zeros(frames * c * (h + 2) * (w + 2));
-        gpu.Ops.PadBorder(bi.View, frames, c, h, w, bp.View, padded.View);
+        gpu.Ops.PadBorder(bi.View, frames, c, h, w, 1, bp.View, padded.View);
         var got = padded.GetAsArray1D();
         for (int f = 0; f < frames; f++)
             for (int ch = 0; ch < c; ch++)

@@ -68,14 +68,15 @@ public sealed class GpuDevice : IDisposable
     }
 
     /// <summary>
-    /// ILGPU's CPU accelerator: the CUDA backend's kernels executed on host threads (slow; small shapes only). Groups of up
-    /// to 256 threads, as the tiled kernels use.
+    /// ILGPU's CPU accelerator: the CUDA backend's kernels executed on host threads (slow; small shapes only). Groups of at
+    /// most two threads (the smallest ILGPU allows): on the CPU a group's threads are OS threads and each barrier switches
+    /// all of them, so the tiled kernels run with one-thread groups (smaller tiles) there.
     /// </summary>
     public static GpuDevice OpenCpu()
     {
-        var cpu = new CPUDevice(numThreadsPerWarp: 32, numWarpsPerMultiprocessor: 8, numMultiprocessors: 1);
+        var cpu = new CPUDevice(numThreadsPerWarp: 2, numWarpsPerMultiprocessor: 1, numMultiprocessors: 1);
         var context = Context.Create(b => b.CPU(cpu).Optimize(OptimizationLevel.O1));
-        var accelerator = context.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel);
+        var accelerator = context.CreateCPUAccelerator(0, CPUAcceleratorMode.Sequential);
         return new GpuDevice(context, accelerator, "ILGPU CPU accelerator");
     }
 

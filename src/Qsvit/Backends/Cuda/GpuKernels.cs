@@ -30,6 +30,8 @@ internal struct F4
 internal struct GemmArgs
 {
     public int M, N, K, Batches, NTiles;
+    /// <summary>Threads per edge of the group (E×E threads, a 4E×4E tile).</summary>
+    public int GroupEdge;
     public int ABatch, LdaM, LdaK;
     public int BBatch, LdbK, LdbN;
     public int CBatch, CImage, Cols, LdcM, LdcN;
@@ -60,71 +62,94 @@ internal struct DepthwiseArgs
 /// </summary>
 internal static class GpuKernels
 {
-    public const int TileM = 64, TileN = 64, TileK = 16, GemmThreads = 256;
-    public const int ReduceThreads = 256;
+    /// <summary>Threads per edge of a GEMM group on a GPU (16×16 threads, 4×4 outputs each: a 64×64 tile).</summary>
+    public const int GpuGroupEdge = 16, TileK = 16, MaxTile = 4 * GpuGroupEdge;
+    /// <summary>Most threads of a reduction group (its shared tree is this long).</summary>
+    public const int MaxReduceThreads = 256;
 
     // ------------------------------------------------------------------ tiled GEMM / implicit-GEMM convolution
 
     /// <summary>
-    /// 64×64 output tile per group of 256 threads; each thread holds 4×4 outputs in scalar registers (rows ty + 16i,
-    /// columns tx + 16j, so stores coalesce). A and B tiles of 16 k-steps are staged in shared memory.
+    /// A (4·E)×(4·E) output tile per group of E×E threads, E = <see cref="GemmArgs.GroupEdge"/> (16 on a GPU, 1 on ILGPU's
+    /// CPU accelerator, where group barriers cost OS thread switches). Each thread holds 4×4 outputs in scalar registers
+    /// (rows ty + E·i, columns tx + E·j, so stores coalesce); A and B tiles of 16 k-steps are staged in shared memory,
+    /// and each column's input coordinates are decoded once per group into shared memory, so the K loop divides nothing.
     /// </summary>
     public static void Gemm(ArrayView<float> a, ArrayView<float> b, ArrayView<int> taps, ArrayView<float> c,
         ArrayView<float> bias, ArrayView<float> bn, GemmArgs p)
     {
-        var aTile = SharedMemory.Allocate<float>(TileK * TileM);
-        var bTile = SharedMemory.Allocate<float>(TileK * TileN);
-        int tid = Group.IdxX, tx = tid % 16, ty = tid / 16;
+        var aTile = SharedMemory.Allocate<float>(TileK * MaxTile);
+        var bTile = SharedMemory.Allocate<float>(TileK * MaxTile);
+        var colBase = SharedMemory.Allocate<int>(MaxTile);
+        var colY = SharedMemory.Allocate<int>(MaxTile);
+        var colX = SharedMemory.Allocate<int>(MaxTile);
+        int e = p.GroupEdge, threads = e * e, tile = 4 * e;
+        int tid = Group.IdxX, tx = tid % e, ty = tid / e;
         int nTile = Grid.IdxX % p.NTiles, z = Grid.IdxX / p.NTiles;
-        int m0 = Grid.IdxY * TileM, n0 = nTile * TileN;
+        int m0 = Grid.IdxY * tile, n0 = nTile * tile;
 
-        // This thread's B column (fixed for the whole K loop) and A row.
-        int bCol = tid % TileN, bRow0 = tid / TileN;
-        int col = n0 + bCol;
-        bool colOk = col < p.N;
-        int inBase = 0, iy0 = 0, ix0 = 0, bBase = z * p.BBatch + col * p.LdbN;
-        if (p.Conv != 0 && colOk)
+        // Decode the tile's columns once: base offset and, for a convolution, the top-left input pixel of the window.
+        for (int j = tid; j < tile; j += threads)
         {
-            int ohw = p.Cols, img = col / ohw, pix = col - img * ohw, oy = pix / p.OW, ox = pix - oy * p.OW;
-            iy0 = oy * p.StrideH - p.PadH;
-            ix0 = ox * p.StrideW - p.PadW;
-            inBase = (img * p.InChannels + z * p.CinG) * p.H * p.W;
+            int col = n0 + j, bse = -1, iy0 = 0, ix0 = 0;
+            if (col < p.N)
+            {
+                if (p.Conv != 0)
+                {
+                    int ohw = p.Cols, img = col / ohw, pix = col - img * ohw, oy = pix / p.OW, ox = pix - oy * p.OW;
+                    iy0 = oy * p.StrideH - p.PadH;
+                    ix0 = ox * p.StrideW - p.PadW;
+                    bse = (img * p.InChannels + z * p.CinG) * p.H * p.W;
+                }
+                else bse = z * p.BBatch + col * p.LdbN;
+            }
+            colBase[j] = bse;
+            colY[j] = iy0;
+            colX[j] = ix0;
         }
-        int aRowLocal = tid / 4, aK0 = (tid % 4) * 4;
-        int aRow = m0 + aRowLocal;
-        bool rowOk = aRow < p.M;
-        int aBase = z * p.ABatch + aRow * p.LdaM;
+        Group.Barrier();
 
         // Initial accumulators: the bias when the first segment's chain starts from it.
-        var acc0 = Start(bias, p, z, m0 + ty);
-        var acc1 = Start(bias, p, z, m0 + ty + 16);
-        var acc2 = Start(bias, p, z, m0 + ty + 32);
-        var acc3 = Start(bias, p, z, m0 + ty + 48);
+        int r0 = m0 + ty, c0 = n0 + tx;
+        var acc0 = Start(bias, p, z, r0);
+        var acc1 = Start(bias, p, z, r0 + e);
+        var acc2 = Start(bias, p, z, r0 + 2 * e);
+        var acc3 = Start(bias, p, z, r0 + 3 * e);
         int segEnd = p.Segment < p.K ? p.Segment : p.K;
         int flushed = 0;
+        // B loads walk (kk, column) pairs threads apart without dividing: column += dc, kk += dk (+1 on wrap).
+        int dk = threads / tile, dc = threads - dk * tile;
 
         for (int k0 = 0; k0 < p.K; k0 += TileK)
         {
-            for (int i = 0; i < 4; i++)
+            for (int i = tid; i < tile * TileK; i += threads)
             {
-                int kk = aK0 + i, k = k0 + kk;
-                aTile[kk * TileM + aRowLocal] = rowOk && k < p.K ? a[aBase + k * p.LdaK] : 0f;
+                int r = i >> 4, kk = i & (TileK - 1), row = m0 + r, k = k0 + kk;
+                aTile[kk * tile + r] = row < p.M && k < p.K ? a[z * p.ABatch + row * p.LdaM + k * p.LdaK] : 0f;
             }
-            for (int i = 0; i < 4; i++)
+            int bc = tid % tile, bk = tid / tile;
+            for (int i = tid; i < tile * TileK; i += threads)
             {
-                int kk = bRow0 + 4 * i, k = k0 + kk;
+                int k = k0 + bk, bse = colBase[bc];
                 float v = 0f;
-                if (colOk && k < p.K)
+                if (bse >= 0 && k < p.K)
                 {
                     if (p.Conv != 0)
                     {
                         int t = taps[k];
-                        int iy = iy0 + ((t >> 4) & 15), ix = ix0 + (t & 15);
-                        if (iy >= 0 && iy < p.H && ix >= 0 && ix < p.W) v = b[inBase + ((t >> 8) * p.H + iy) * p.W + ix];
+                        int iy = colY[bc] + ((t >> 4) & 15), ix = colX[bc] + (t & 15);
+                        if (iy >= 0 && iy < p.H && ix >= 0 && ix < p.W) v = b[bse + ((t >> 8) * p.H + iy) * p.W + ix];
                     }
-                    else v = b[bBase + k * p.LdbK];
+                    else v = b[bse + k * p.LdbK];
                 }
-                bTile[kk * TileN + bCol] = v;
+                bTile[bk * tile + bc] = v;
+                bc += dc;
+                bk += dk;
+                if (bc >= tile)
+                {
+                    bc -= tile;
+                    bk++;
+                }
             }
             Group.Barrier();
             int kEnd = p.K - k0 < TileK ? p.K - k0 : TileK;
@@ -133,10 +158,10 @@ internal static class GpuKernels
                 if (k0 + kk == segEnd)
                 {
                     // A segment ends: add its sum to C (the first one writes C) and start the next from zero.
-                    FlushRow(c, bias, bn, p, z, m0 + ty, n0 + tx, acc0, flushed, false);
-                    FlushRow(c, bias, bn, p, z, m0 + ty + 16, n0 + tx, acc1, flushed, false);
-                    FlushRow(c, bias, bn, p, z, m0 + ty + 32, n0 + tx, acc2, flushed, false);
-                    FlushRow(c, bias, bn, p, z, m0 + ty + 48, n0 + tx, acc3, flushed, false);
+                    FlushRow(c, bias, bn, p, z, r0, c0, e, acc0, flushed, false);
+                    FlushRow(c, bias, bn, p, z, r0 + e, c0, e, acc1, flushed, false);
+                    FlushRow(c, bias, bn, p, z, r0 + 2 * e, c0, e, acc2, flushed, false);
+                    FlushRow(c, bias, bn, p, z, r0 + 3 * e, c0, e, acc3, flushed, false);
                     flushed = 1;
                     acc0 = default;
                     acc1 = default;
@@ -144,19 +169,19 @@ internal static class GpuKernels
                     acc3 = default;
                     segEnd = segEnd + p.Segment < p.K ? segEnd + p.Segment : p.K;
                 }
-                int ar = kk * TileM + ty, br = kk * TileN + tx;
-                var bv = new F4(bTile[br], bTile[br + 16], bTile[br + 32], bTile[br + 48]);
+                int ar = kk * tile + ty, br = kk * tile + tx;
+                var bv = new F4(bTile[br], bTile[br + e], bTile[br + 2 * e], bTile[br + 3 * e]);
                 acc0 = F4.Fma(aTile[ar], bv, acc0);
-                acc1 = F4.Fma(aTile[ar + 16], bv, acc1);
-                acc2 = F4.Fma(aTile[ar + 32], bv, acc2);
-                acc3 = F4.Fma(aTile[ar + 48], bv, acc3);
+                acc1 = F4.Fma(aTile[ar + e], bv, acc1);
+                acc2 = F4.Fma(aTile[ar + 2 * e], bv, acc2);
+                acc3 = F4.Fma(aTile[ar + 3 * e], bv, acc3);
             }
             Group.Barrier();
         }
-        FlushRow(c, bias, bn, p, z, m0 + ty, n0 + tx, acc0, flushed, true);
-        FlushRow(c, bias, bn, p, z, m0 + ty + 16, n0 + tx, acc1, flushed, true);
-        FlushRow(c, bias, bn, p, z, m0 + ty + 32, n0 + tx, acc2, flushed, true);
-        FlushRow(c, bias, bn, p, z, m0 + ty + 48, n0 + tx, acc3, flushed, true);
+        FlushRow(c, bias, bn, p, z, r0, c0, e, acc0, flushed, true);
+        FlushRow(c, bias, bn, p, z, r0 + e, c0, e, acc1, flushed, true);
+        FlushRow(c, bias, bn, p, z, r0 + 2 * e, c0, e, acc2, flushed, true);
+        FlushRow(c, bias, bn, p, z, r0 + 3 * e, c0, e, acc3, flushed, true);
     }
 
     private static F4 Start(ArrayView<float> bias, GemmArgs p, int z, int row)
@@ -166,15 +191,15 @@ internal static class GpuKernels
         return new F4(v, v, v, v);
     }
 
-    /// <summary>Adds one segment's sums to C for a thread's row (4 columns, 16 apart); the last one also runs the epilogue.</summary>
+    /// <summary>Adds one segment's sums to C for a thread's row (4 columns, <paramref name="step"/> apart); the last one also runs the epilogue.</summary>
     private static void FlushRow(ArrayView<float> c, ArrayView<float> bias, ArrayView<float> bn, GemmArgs p, int z, int row,
-        int col0, F4 acc, int flushed, bool last)
+        int col0, int step, F4 acc, int flushed, bool last)
     {
         if (row >= p.M) return;
         int channel = z * p.RowsPerBatch + row;
         for (int j = 0; j < 4; j++)
         {
-            int col = col0 + 16 * j;
+            int col = col0 + step * j;
             if (col >= p.N) return;
             int img = col / p.Cols, rest = col - img * p.Cols;
             int at = z * p.CBatch + img * p.CImage + row * p.LdcM + rest * p.LdcN;
@@ -259,13 +284,13 @@ internal static class GpuKernels
     /// <summary>x[t·block + i] = x[i] for t ≥ 1: the official model repeats the image over T.</summary>
     public static void RepeatOverTime(Index1D i, ArrayView<float> x, int block) => x[block + i] = x[i % block];
 
-    /// <summary>RepConv's BNAndPadLayer: the map inside a one-pixel border filled with the per-channel pad value BN(0).</summary>
-    public static void PadBorder(Index1D i, ArrayView<float> inner, ArrayView<float> pad, ArrayView<float> padded,
-        int channels, int h, int w)
+    /// <summary>RepConv's BNAndPadLayer: the map inside a border of <paramref name="pad"/> pixels filled with the per-channel value BN(0).</summary>
+    public static void PadBorder(Index1D i, ArrayView<float> inner, ArrayView<float> values, ArrayView<float> padded,
+        int channels, int h, int w, int pad)
     {
-        int ph = h + 2, pw = w + 2, planeLen = ph * pw, plane = i / planeLen, rest = i - plane * planeLen;
-        int y = rest / pw - 1, xx = rest % pw - 1;
-        padded[i] = y >= 0 && y < h && xx >= 0 && xx < w ? inner[(plane * h + y) * w + xx] : pad[plane % channels];
+        int ph = h + 2 * pad, pw = w + 2 * pad, planeLen = ph * pw, plane = i / planeLen, rest = i - plane * planeLen;
+        int y = rest / pw - pad, xx = rest % pw - pad;
+        padded[i] = y >= 0 && y < h && xx >= 0 && xx < w ? inner[(plane * h + y) * w + xx] : values[plane % channels];
     }
 
     /// <summary>output[row] = Σ x[row, :] (in order) · (1 / spatial), one thread per (frame, channel) row.</summary>
@@ -308,13 +333,14 @@ internal static class GpuKernels
         ArrayView<float> spikes, ArrayView<float> refSpikes, int hasSpikes, int length, int chunk,
         ArrayView<double> partials, ArrayView<long> mismatches, int slot)
     {
-        var tree = SharedMemory.Allocate<double>(ReduceThreads);
+        var tree = SharedMemory.Allocate<double>(MaxReduceThreads);
         var groupMismatch = SharedMemory.Allocate<int>(1);
         int tid = Group.IdxX, start = Grid.IdxX * chunk, end = start + chunk < length ? start + chunk : length;
         if (tid == 0) groupMismatch[0] = 0;
         double s = 0;
         int differ = 0;
-        for (int j = start + tid; j < end; j += ReduceThreads)
+        int threads = Group.DimX; // a power of two
+        for (int j = start + tid; j < end; j += threads)
         {
             double d = hasReference != 0 ? (double)x[j] - reference[j] : x[j];
             s += d * d;
@@ -322,7 +348,7 @@ internal static class GpuKernels
         }
         tree[tid] = s;
         Group.Barrier();
-        for (int half = ReduceThreads / 2; half > 0; half /= 2)
+        for (int half = threads / 2; half > 0; half /= 2)
         {
             if (tid < half) tree[tid] = tree[tid] + tree[tid + half];
             Group.Barrier();

@@ -83,7 +83,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int> _lif;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _add;
     private readonly Action<Index1D, ArrayView<float>, int> _repeat;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> _pad;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _pad;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float> _mean;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _meanOverTime;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<double>, ArrayView<long>, int> _partials;
@@ -92,6 +92,7 @@ internal sealed class GpuOps : IDisposable
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _dummyInt;
     private readonly MemoryBuffer1D<long, Stride1D.Dense> _dummyLong;
     private MemoryBuffer1D<double, Stride1D.Dense>? _partialBuffer;
+    private readonly int _groupEdge, _reduceThreads;
 
     /// <summary>Elements each group of the squared-difference reduction sums (fixed, so results never depend on the device).</summary>
     public const int ReduceChunk = 1 << 16;
@@ -99,12 +100,18 @@ internal sealed class GpuOps : IDisposable
     public GpuOps(Accelerator accelerator)
     {
         _acc = accelerator;
+        // Group sizes: full tiles on a GPU; one thread per group on the CPU accelerator, where every barrier of a larger
+        // group costs OS thread switches (the same kernels, smaller tiles).
+        int maxGroup = accelerator.MaxNumThreadsPerGroup;
+        _groupEdge = maxGroup >= GpuKernels.GpuGroupEdge * GpuKernels.GpuGroupEdge ? GpuKernels.GpuGroupEdge : 1;
+        _reduceThreads = 1;
+        while (_reduceThreads * 2 <= Math.Min(maxGroup, GpuKernels.MaxReduceThreads)) _reduceThreads *= 2;
         _gemm = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GpuKernels.Gemm);
         _depthwise = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise);
         _lif = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int>(GpuKernels.Lif);
         _add = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(GpuKernels.Add);
         _repeat = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(GpuKernels.RepeatOverTime);
-        _pad = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(GpuKernels.PadBorder);
+        _pad = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.PadBorder);
         _mean = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(GpuKernels.SpatialMean);
         _meanOverTime = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.MeanOverTime);
         _partials = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<double>, ArrayView<long>, int>(GpuKernels.SquaredDiffPartials);
@@ -185,11 +192,13 @@ internal sealed class GpuOps : IDisposable
     private void LaunchGemm(ArrayView<float> a, ArrayView<float> b, ArrayView<int> taps, ArrayView<float> c, ArrayView<float> bias,
         ArrayView<float> bn, GemmArgs p)
     {
-        p.NTiles = (p.N + GpuKernels.TileN - 1) / GpuKernels.TileN;
-        int mTiles = (p.M + GpuKernels.TileM - 1) / GpuKernels.TileM;
+        p.GroupEdge = _groupEdge;
+        int tile = 4 * _groupEdge;
+        p.NTiles = (p.N + tile - 1) / tile;
+        int mTiles = (p.M + tile - 1) / tile;
         long gridX = (long)p.NTiles * p.Batches;
         if (gridX > int.MaxValue || mTiles > 65535) throw new QsvitException($"a GEMM of {p.Batches} x {p.M} x {p.N} is too large for one launch; use a smaller batch");
-        var config = new KernelConfig(new Index2D((int)gridX, mTiles), new Index2D(GpuKernels.GemmThreads, 1));
+        var config = new KernelConfig(new Index2D((int)gridX, mTiles), new Index2D(_groupEdge * _groupEdge, 1));
         _gemm(config, a, b, taps, c, bias, bn, p);
     }
 
@@ -203,8 +212,8 @@ internal sealed class GpuOps : IDisposable
         if (membrane.IsValid) CheckLength(membrane, length, nameof(membrane));
         if (length == 0) return;
         CheckInt(length);
-        int perStep = (int)(length / timesteps), groups = (perStep + GpuKernels.ReduceThreads - 1) / GpuKernels.ReduceThreads;
-        var config = new KernelConfig(new Index1D(groups), new Index1D(GpuKernels.ReduceThreads));
+        int perStep = (int)(length / timesteps), groups = (perStep + _reduceThreads - 1) / _reduceThreads;
+        var config = new KernelConfig(new Index1D(groups), new Index1D(_reduceThreads));
         _lif(config, input, spikes, membrane.IsValid ? membrane : _dummy.View, counts.IsValid ? counts : _dummyLong.View,
             perStep, timesteps, threshold, membrane.IsValid ? 1 : 0, counts.IsValid ? slot : 0);
     }
@@ -228,16 +237,16 @@ internal sealed class GpuOps : IDisposable
         _repeat((int)(block * (times - 1)), x, (int)block);
     }
 
-    /// <summary>padded[frames, C, h + 2, w + 2]: inner in the centre, pad[c] in the one-pixel border.</summary>
-    public void PadBorder(ArrayView<float> inner, int frames, int channels, int h, int w, ArrayView<float> pad, ArrayView<float> padded)
+    /// <summary>padded[frames, C, h + 2·pad, w + 2·pad]: inner in the centre, values[c] in the border.</summary>
+    public void PadBorder(ArrayView<float> inner, int frames, int channels, int h, int w, int pad, ArrayView<float> values, ArrayView<float> padded)
     {
-        long len = (long)frames * channels * (h + 2) * (w + 2);
+        long len = (long)frames * channels * (h + 2 * pad) * (w + 2 * pad);
         CheckLength(inner, (long)frames * channels * h * w, nameof(inner));
         CheckLength(padded, len, nameof(padded));
-        CheckLength(pad, channels, nameof(pad));
+        CheckLength(values, channels, nameof(values));
         if (len == 0) return;
         CheckInt(len);
-        _pad((int)len, inner, pad, padded, channels, h, w);
+        _pad((int)len, inner, values, padded, channels, h, w, pad);
     }
 
     /// <summary>output[r] = Σ_s x[r, s] · (1 / spatial).</summary>
@@ -275,7 +284,7 @@ internal sealed class GpuOps : IDisposable
             _partialBuffer = _acc.Allocate1D<double>(Math.Max(groups, 64));
         }
         bool hasSpikes = spikes.IsValid && refSpikes.IsValid;
-        var config = new KernelConfig(new Index1D(groups), new Index1D(GpuKernels.ReduceThreads));
+        var config = new KernelConfig(new Index1D(groups), new Index1D(_reduceThreads));
         _partials(config, x, reference.IsValid ? reference : x, reference.IsValid ? 1 : 0,
             hasSpikes ? spikes : _dummy.View, hasSpikes ? refSpikes : _dummy.View, hasSpikes ? 1 : 0,
             (int)length, ReduceChunk, _partialBuffer.View, mismatches.IsValid ? mismatches : _dummyLong.View, mismatches.IsValid ? slot : 0);

@@ -12,7 +12,14 @@ namespace Qsvit.Backends.Cuda.Native;
 /// <remarks>
 /// A new handle uses <see cref="CublasMathMode.Default"/> (no TF32): fp32 GEMMs round as fp32, as PyTorch with TF32
 /// off. Scalars are host values (cuBLAS's default pointer mode). A handle is not thread-safe: one per stream/thread.
-/// Calls are asynchronous on the stream; errors of earlier asynchronous work can surface in a later call.
+/// Calls are asynchronous on the stream; errors of earlier asynchronous work can surface in a later call. cuBLAS gives
+/// bit-identical results from run to run on GPUs of one architecture and SM count with one stream per handle; not across
+/// cuBLAS versions, and not equal to qsvit's CPU kernels (another summation order).
+/// <code>
+/// if (Cublas.TryCreate(out var blas, out var why)) blas.SetStream(((CudaStream)accelerator.DefaultStream).StreamPtr);
+/// // weights W [cout, k] times im2col'd frames X [pixels, k] (both K-contiguous): Y [cout, pixels]
+/// blas.Sgemm(RowMajorGemm.Dense(cout, pixels, k, transB: true), 1f, w.NativePtr, x.NativePtr, 0f, y.NativePtr);
+/// </code>
 /// </remarks>
 public sealed unsafe class Cublas : IDisposable
 {

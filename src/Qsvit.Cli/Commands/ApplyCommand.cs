@@ -23,33 +23,39 @@ internal static class ApplyCommand
         };
         var quantizer = new Option<string>("--quantizer", "-q") { Description = $"Weight quantizer: {string.Join(", ", QuantizerSpec.Names)}", DefaultValueFactory = _ => "paper" };
         var output = new Option<string>("--out", "-o") { Description = "Quantized network to write (.safetensors)", Required = true };
-        var threads = new Option<int?>("--threads") { Description = "Worker threads (default: all cores)" };
+        var device = new DeviceOptions();
         var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout" };
         var command = new Command("apply", "Quantize a checkpoint with a setting and save it as safetensors (dequantized weights + metadata)");
         model.AddTo(command);
         data.AddTo(command);
-        foreach (var o in new Option[] { setting, quantizer, output, threads, json }) command.Add(o);
+        foreach (var o in new Option[] { setting, quantizer, output, json }) command.Add(o);
+        device.AddTo(command);
         command.SetAction(r =>
         {
-            Cli.ApplyThreads(r.GetValue(threads));
             var loaded = model.Load(r);
             var layout = new Sdtv2Layout(loaded.Config);
             string text = r.GetValue(setting)!;
             var s = int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int uniform)
                 ? QuantizationSetting.Uniform(uniform) : QuantizationSetting.Parse(text);
             var spec = QuantizerSpec.Parse(r.GetValue(quantizer)!);
-            var quantized = ModelQuantizer.Apply(loaded.State, layout, s, spec);
+            var quantized = new ModelQuantizer(loaded.State, layout, device.Compute(r)).Apply(s, spec);
             string path = r.GetValue(output)!;
             QsvitCheckpoint.Save(path, loaded, quantized);
             var memory = MemoryFootprint.Compute(layout, s);
             var exact = MemoryFootprint.Compute(layout, s, spec);
 
             EvalResult? eval = null;
+            string? deviceName = null;
             if (r.GetValue(data.Data) is not null)
             {
                 var dataset = data.Open(r, loaded);
-                var options = new EvalOptions { BatchSize = r.GetValue(data.Batch), Limit = r.GetValue(data.Limit) };
-                var net = new Sdtv2Model(loaded.Config, quantized.StateDict);
+                using var backend = device.Open(r);
+                var options = new EvalOptions
+                {
+                    BatchSize = data.BatchSize(r, backend, dataset), Limit = r.GetValue(data.Limit), Host = device.Compute(r),
+                };
+                using var net = new Sdtv2Model(loaded.Config, quantized.StateDict, backend: backend);
+                deviceName = backend.Device.ToString();
                 eval = Cli.WithProgress("eval", Math.Min(dataset.Count, options.Limit ?? int.MaxValue),
                     report => Evaluator.Run(net, dataset, options, new EvalCommand.Progress(report)));
             }
@@ -74,6 +80,7 @@ internal static class ApplyCommand
                     mib_with_scales = exact.MiB,
                     units,
                     images = eval?.Count,
+                    device = deviceName,
                     top1 = eval?.Top1.Value,
                     top1_ci95 = eval is null ? null : new[] { eval.Top1.Low, eval.Top1.High },
                 });
@@ -84,7 +91,7 @@ internal static class ApplyCommand
             Cli.Out.Write(table);
             Console.WriteLine($"setting   {s} ({spec})");
             Console.WriteLine($"memory    {memory.MiB:F3} MiB vs {memory.Fp32MiB:F3} MiB fp32 ({memory.SavingPercent:F2} % saving; {exact.MiB:F3} MiB with scales)");
-            if (eval is not null) Console.WriteLine($"top-1     {eval.Top1} % on {eval.Count} images (95% Wilson interval)");
+            if (eval is not null) Console.WriteLine($"top-1     {eval.Top1} % on {eval.Count} images (95% Wilson interval), on {deviceName}");
             Console.WriteLine($"saved     {path}");
             return 0;
         });

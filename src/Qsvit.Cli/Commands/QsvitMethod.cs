@@ -38,6 +38,7 @@ internal sealed class QsvitMethod : ISearchMethod
         {
             Model = c.Model.CheckpointPath,
             Quantizer = c.Quantizer,
+            Device = c.Evaluator.Backend.Description,
             Splits = c.SplitDescriptions,
             WeightErrors = UnitWeightError.Compute(c.Evaluator.Quantize, options),
             Energy = c.Energy(result.BSettingG, energyImages),

@@ -60,7 +60,7 @@ internal sealed class SearchOptions(bool withTest)
     {
         Description = "Resumable run directory (default: runs/<model>-<method>); methods may share one to reuse evaluations",
     };
-    public readonly Option<int?> Threads = new("--threads") { Description = "Worker threads (default: all cores)" };
+    public readonly DeviceOptions Device = new();
     public readonly Option<bool> Json = new("--json") { Description = "Print the result as JSON on stdout" };
 
     private static string F(double v) => v.ToString(CultureInfo.InvariantCulture);
@@ -70,9 +70,10 @@ internal sealed class SearchOptions(bool withTest)
         Model.AddTo(command);
         Data.AddTo(command);
         Granularity.AcceptOnlyFromAmong(Enum.GetValues<Aq4Granularity>().Select(Aq4Space.Name).ToArray());
-        var options = new List<Option> { Quantizer, Bits, Granularity, Tolerance, RunDir, Threads, Json };
+        var options = new List<Option> { Quantizer, Bits, Granularity, Tolerance, RunDir, Json };
         if (withTest) options.InsertRange(0, [TestData, TestSplitName, TestLimit]);
         foreach (var o in options) command.Add(o);
+        Device.AddTo(command);
     }
 
     /// <summary>
@@ -83,7 +84,6 @@ internal sealed class SearchOptions(bool withTest)
     /// </summary>
     public SearchContext Open(ParseResult r, MethodTraits method)
     {
-        Cli.ApplyThreads(r.GetValue(Threads));
         var spec = QuantizerSpec.Parse(r.GetValue(Quantizer)!);
         spec.Validate();
         var granularity = Aq4Space.ParseGranularity(r.GetValue(Granularity)!);
@@ -127,10 +127,15 @@ internal sealed class SearchOptions(bool withTest)
             // The images actually used: spread evenly over the search split, so only their number matters.
             ["calibration_images"] = calibration is { } c ? Math.Min(c, search.Count).ToString(CultureInfo.InvariantCulture) : null,
         };
+        var backend = Device.Open(r);
+        // GPU sums differ from the CPU's in the last bits, so results from one device never answer for another.
+        identity["device"] = backend.Device.ToString();
         var store = RunStore.Open(runDir, identity);
-        var evaluator = new SettingEvaluator(loaded, spec, splits, new EvalOptions { BatchSize = r.GetValue(Data.Batch) }, store, calibration);
+        int batch = Data.BatchSize(r, backend, search);
+        var evaluator = new SettingEvaluator(loaded, spec, splits, new EvalOptions { BatchSize = batch, Host = Device.Compute(r) }, store,
+            calibration, backend);
         return new SearchContext(r, method.Name, loaded, new Sdtv2Layout(loaded.Config), spec, granularity, bits, tolerance, evaluator, store,
-            runDir, splits, descriptions, r.GetValue(Data.Batch), r.GetValue(Json));
+            runDir, splits, descriptions, batch, r.GetValue(Json));
     }
 
     public static IReadOnlyList<int> ParseBits(string text)

@@ -21,6 +21,8 @@ public sealed record QsvitReportInput(QsvitResult Result, Sdtv2Layout Layout)
     /// <summary>The fp32 checkpoint (path or name).</summary>
     public string Model { get; init; } = "";
     public QuantizerSpec Quantizer { get; init; } = QuantizerSpec.Paper;
+    /// <summary>The device the evaluations ran on (<see cref="Backends.IBackend.Description"/>).</summary>
+    public string Device { get; init; } = "cpu";
     /// <summary>Split name → what it is (file, image count).</summary>
     public IReadOnlyDictionary<string, string> Splits { get; init; } = new Dictionary<string, string>();
     /// <summary>Per-unit clipping and SQNR (<see cref="UnitWeightError.Compute"/>); the section is left out without it.</summary>
@@ -186,6 +188,7 @@ public static class QsvitReport
         Line();
         Line($"- **Model**: `{input.Model}` — {input.Layout.Config}");
         Line($"- **Quantizer**: `{input.Quantizer}`{(input.Quantizer.Kind == QuantizerKind.Paper ? " (the paper's Eq. 1-3, per tensor)" : "")}; weights of conv/linear layers only, the head stays fp32");
+        Line($"- **Device**: {input.Device}");
         Line($"- **Units**: {o.Units.Count} at {(o.Granularity == SettingGranularity.Block ? "block" : "transformer-block")} granularity ({string.Join(", ", o.Units)})");
         Line($"- **Widths tried**: {string.Join(", ", t.Bits)}; **tolerance**: {F(o.TolerancePoints, 2)} points below fp32 on the search split (threshold {F(t.Threshold, 2)} %)");
         Line($"- **Search split** {Split(o.SearchSplit)}: every decision is made here.");
@@ -448,6 +451,7 @@ public static class QsvitReport
             ["model"] = input.Model,
             ["config"] = input.Layout.Config.ToString(),
             ["quantizer"] = input.Quantizer.ToString(),
+            ["device"] = input.Device,
             ["granularity"] = o.Granularity == SettingGranularity.Block ? "block" : "transformer-block",
             ["bits"] = JsonList(t.Bits.Select(b => (JsonNode)b)),
             ["tolerance_points"] = o.TolerancePoints,

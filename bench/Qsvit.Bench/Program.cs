@@ -7,6 +7,11 @@ using Qsvit.Bench;
 //   dotnet run -c Release --project bench/Qsvit.Bench -- --job short --filter '*'
 //   dotnet run -c Release --project bench/Qsvit.Bench -- --job short --filter '*Gemm*'
 //   dotnet run -c Release --project bench/Qsvit.Bench -- sweep 2      (best-of-N table, robust on a busy machine)
+//   dotnet run -c Release --project bench/Qsvit.Bench -- cublas 0.5   (GPU: cuBLAS binding checks and GEMM timings)
+if (args.Length > 0 && args[0] == "cublas")
+{
+    Environment.Exit(CublasBench.Run(args));
+}
 if (args.Length > 0 && args[0] == "sweep")
 {
     Sweep.Run(args);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using ILGPU.Runtime.Cuda;
 using Qsvit.Backends;
 using Qsvit.Backends.Cpu;
 using Qsvit.Backends.Cuda;
@@ -20,33 +21,68 @@ internal static class GpuCheck
 {
     public static int Run(string[] args)
     {
+        if (args.Length > 2 && args[1] == "ptx") return DumpPtx(args[2]);
         string parityDir = args[1], model = args[2], test = args[3];
         int? limit = args.Length > 4 && args[4] != "all" ? int.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture) : null;
         int batch = args.Length > 5 ? int.Parse(args[5], System.Globalization.CultureInfo.InvariantCulture) : 500;
-        var clock = Stopwatch.StartNew();
-        using var gpu = CudaBackend.Open(0);
-        Console.WriteLine($"device: {gpu.Description}; opened and kernels compiled in {clock.Elapsed.TotalSeconds:F1} s");
-        using var ilgpu = CudaBackend.Open(0, useCublas: false);
         using var cpu = new CpuBackend();
         int failures = 0;
-
-        // (1) Layers on the GPU's 64x64 tiles against the CPU kernels.
-        var rng = new Random(3);
-        foreach (var (g, h, w, frames) in new[]
-                 {
-                     (new ConvGeometry(3, 16, 7, 7, 1, 1, 3, 3), 32, 32, 40), (new ConvGeometry(64, 256, 3, 3, 1, 1, 1, 1), 8, 8, 64),
-                     (new ConvGeometry(160, 640, 1, 1), 14, 14, 8), (new ConvGeometry(70, 66, 3, 3, 2, 2, 1, 1, 2), 15, 13, 5),
-                     (new ConvGeometry(128, 128, 7, 7, 1, 1, 3, 3, 128), 16, 16, 8), (new ConvGeometry(96, 96, 3, 3, 1, 1, 0, 0, 96), 10, 10, 4),
-                 })
-            foreach (var b in new[] { ilgpu, gpu })
-                failures += CheckConv(cpu, b, g, h, w, frames, new Random(g.GetHashCode()));
-
-        // (2) The parity fixture (official 1000-class architecture with kd, 224x224) against PyTorch ("-": skipped).
-        if (parityDir != "-")
-            foreach (var b in new[] { ilgpu, gpu }) failures += CheckParity(b, parityDir);
-        failures += CheckCifar(ilgpu, gpu, cpu, model, test, limit, batch);
+        // ("-" for the model skips the CIFAR part.)
+        var cifar = model == "-" ? null : ModelLoader.Load(model);
+        var data = cifar is null ? null : DatasetLoader.Open(test, new DatasetOptions());
+        EvalResult? cpuResult = null;
+        if (cifar is not null)
+        {
+            cpuResult = Evaluator.Run(new Sdtv2Model(cifar.Config, cifar.State, backend: cpu), data!, new EvalOptions { BatchSize = 64, Limit = limit });
+            Console.WriteLine($"cifar {cpu.Description}: top-1 {100.0 * cpuResult.Top1Correct / cpuResult.Count:F2} % over {cpuResult.Count} images, {cpuResult.ImagesPerSecond:F0} images/s");
+        }
+        // One CUDA backend at a time (each holds its own context): the ILGPU kernels alone, then with cuBLAS.
+        foreach (bool useCublas in new[] { false, true })
+        {
+            var clock = Stopwatch.StartNew();
+            using var gpu = CudaBackend.Open(0, useCublas: useCublas);
+            Console.WriteLine($"device: {gpu.Description}; opened and kernels compiled in {clock.Elapsed.TotalSeconds:F1} s");
+            foreach (var (g, h, w, frames) in new[]
+                     {
+                         (new ConvGeometry(3, 16, 7, 7, 1, 1, 3, 3), 32, 32, 40), (new ConvGeometry(64, 256, 3, 3, 1, 1, 1, 1), 8, 8, 64),
+                         (new ConvGeometry(160, 640, 1, 1), 14, 14, 8), (new ConvGeometry(70, 66, 3, 3, 2, 2, 1, 1, 2), 15, 13, 5),
+                         (new ConvGeometry(128, 128, 7, 7, 1, 1, 3, 3, 128), 16, 16, 8), (new ConvGeometry(96, 96, 3, 3, 1, 1, 0, 0, 96), 10, 10, 4),
+                     })
+                failures += CheckConv(cpu, gpu, g, h, w, frames, new Random(g.GetHashCode()));
+            // The parity fixture (official 1000-class architecture with kd, 224x224) against PyTorch ("-": skipped).
+            if (parityDir != "-") failures += CheckParity(gpu, parityDir);
+            if (cifar is not null) failures += CheckCifar(gpu, cpuResult!, cifar, data!, limit, batch);
+        }
         Console.WriteLine(failures == 0 ? "gpu-check: all passed" : $"gpu-check: {failures} FAILED");
         return failures == 0 ? 0 : 1;
+    }
+
+    /// <summary><c>gpu-check ptx DIR</c>: the PTX ILGPU generates for each kernel of the CUDA backend, written to DIR.</summary>
+    private static int DumpPtx(string dir)
+    {
+        Directory.CreateDirectory(dir);
+        using var context = ILGPU.Context.Create(b => b.Cuda());
+        using var acc = ILGPU.Runtime.Cuda.CudaContextExtensions.CreateCudaAccelerator(context, 0);
+        var kernels = Type.GetType("Qsvit.Backends.Cuda.GpuKernels, Qsvit", throwOnError: true)!;
+        string[] grouped = ["Gemm", "Lif", "SquaredDiffPartials"];
+        foreach (var method in kernels.GetMethods(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static))
+        {
+            if (method.ReturnType != typeof(void)) continue;
+            try
+            {
+                var kernel = method.IsGenericMethodDefinition
+                    ? method.MakeGenericMethod(Type.GetType("Qsvit.Backends.Cuda.ContractedFma, Qsvit", throwOnError: true)!)
+                    : method;
+                var entry = grouped.Contains(method.Name)
+                    ? ILGPU.Backends.EntryPoints.EntryPointDescription.FromExplicitlyGroupedKernel(kernel)
+                    : ILGPU.Backends.EntryPoints.EntryPointDescription.FromImplicitlyGroupedKernel(kernel);
+                var compiled = (ILGPU.Backends.PTX.PTXCompiledKernel)acc.Backend.Compile(entry, default);
+                File.WriteAllText(Path.Combine(dir, method.Name + ".ptx"), compiled.PTXAssembly);
+                Console.WriteLine($"{method.Name}: {compiled.PTXAssembly.Length} chars of PTX");
+            }
+            catch (Exception e) { Console.WriteLine($"{method.Name}: {e.GetType().Name}: {e.Message}"); }
+        }
+        return 0;
     }
 
     private static int CheckParity(CudaBackend gpu, string parityDir)
@@ -78,38 +114,24 @@ internal static class GpuCheck
         return failures;
     }
 
-    /// <summary>(3) The CIFAR test set on both backends.</summary>
-    private static int CheckCifar(CudaBackend ilgpu, CudaBackend gpu, CpuBackend cpu, string model, string test, int? limit, int batch)
+    /// <summary>(3) The CIFAR test set on the GPU against the CPU backend's result, and a rerun.</summary>
+    private static int CheckCifar(CudaBackend gpu, EvalResult rc, LoadedModel cifar, IImageDataset data, int? limit, int batch)
     {
         int failures = 0;
-        var cifar = ModelLoader.Load(model);
-        var data = DatasetLoader.Open(test, new DatasetOptions());
-        var results = new List<EvalResult>();
-        foreach (IBackend backend in new IBackend[] { gpu, cpu, ilgpu })
-        {
-            using var m = new Sdtv2Model(cifar.Config, cifar.State, backend: backend);
-            int bs = backend is CudaBackend ? batch : 64;
-            if (backend is CudaBackend) Evaluator.Run(m, data, new EvalOptions { BatchSize = bs, Limit = Math.Min(limit ?? int.MaxValue, bs) }); // warm-up
-            var r = Evaluator.Run(m, data, new EvalOptions { BatchSize = bs, Limit = limit });
-            results.Add(r);
-            Console.WriteLine($"cifar {backend.Description}: top-1 {100.0 * r.Top1Correct / r.Count:F2} % over {r.Count} images, {r.ImagesPerSecond:F0} images/s (batch {bs})" +
-                (backend is CudaBackend cb ? $", workspace {cb.WorkspaceBytes / (1024.0 * 1024):F0} MiB" : ""));
-        }
-        var (rg, rc, ri) = (results[0], results[1], results[2]);
-        int sameI = ri.Predictions.Zip(rc.Predictions).Count(p => p.First == p.Second);
-        Console.WriteLine($"cifar ILGPU-only vs CPU: top-1 difference {100.0 * (ri.Top1Correct - rc.Top1Correct) / ri.Count:+0.00;-0.00} points, identical predictions {sameI}/{ri.Count}");
+        using var m = new Sdtv2Model(cifar.Config, cifar.State, backend: gpu);
+        Evaluator.Run(m, data, new EvalOptions { BatchSize = batch, Limit = Math.Min(limit ?? int.MaxValue, batch) }); // warm-up
+        var rg = Evaluator.Run(m, data, new EvalOptions { BatchSize = batch, Limit = limit });
+        Console.WriteLine($"cifar {gpu.GemmEngine}: top-1 {100.0 * rg.Top1Correct / rg.Count:F2} % over {rg.Count} images, {rg.ImagesPerSecond:F0} images/s " +
+            $"(batch {batch}), workspace {gpu.WorkspaceBytes / (1024.0 * 1024):F0} MiB");
         int same = rg.Predictions.Zip(rc.Predictions).Count(p => p.First == p.Second);
         double diff = 100.0 * (rg.Top1Correct - rc.Top1Correct) / rg.Count;
-        bool cifarOk = Math.Abs(diff) <= 0.2 && same >= 0.995 * rg.Count;
-        failures += cifarOk ? 0 : 1;
-        Console.WriteLine($"cifar parity: top-1 difference {diff:+0.00;-0.00} points, identical predictions {same}/{rg.Count} ({100.0 * same / rg.Count:F2} %) {(cifarOk ? "ok" : "FAILED")}");
-        using (var m = new Sdtv2Model(cifar.Config, cifar.State, backend: gpu))
-        {
-            var r2 = Evaluator.Run(m, data, new EvalOptions { BatchSize = batch, Limit = limit });
-            bool identical = r2.Predictions.SequenceEqual(rg.Predictions) && r2.Top1Correct == rg.Top1Correct;
-            failures += identical ? 0 : 1;
-            Console.WriteLine($"cifar rerun on the GPU: predictions identical {identical}, {r2.ImagesPerSecond:F0} images/s");
-        }
+        bool ok = Math.Abs(diff) <= 0.2 && same >= 0.995 * rg.Count;
+        failures += ok ? 0 : 1;
+        Console.WriteLine($"cifar parity ({gpu.GemmEngine}): top-1 difference {diff:+0.00;-0.00} points, identical predictions {same}/{rg.Count} ({100.0 * same / rg.Count:F2} %) {(ok ? "ok" : "FAILED")}");
+        var r2 = Evaluator.Run(m, data, new EvalOptions { BatchSize = batch, Limit = limit });
+        bool identical = r2.Predictions.SequenceEqual(rg.Predictions) && r2.Top1Correct == rg.Top1Correct;
+        failures += identical ? 0 : 1;
+        Console.WriteLine($"cifar rerun ({gpu.GemmEngine}): predictions identical {identical}, {r2.ImagesPerSecond:F0} images/s");
         return failures;
     }
 

@@ -37,6 +37,13 @@ public sealed class CudaBackend : IBackend
         _acc = device.Accelerator;
         Device = spec;
         GemmEngine = "ILGPU kernels";
+        try { _ops = new GpuOps(_acc); }
+        catch (Exception e)
+        {
+            try { device.Dispose(); }
+            catch (Exception) { /* keep the first error */ }
+            throw new QsvitException($"{spec}: the CUDA kernels could not be compiled or loaded on {device.Description}: {e.Message}", e);
+        }
         if (useCublas && device.IsCuda)
         {
             if (Cublas.TryCreate(out var blas, out string why))
@@ -47,12 +54,7 @@ public sealed class CudaBackend : IBackend
                 GemmEngine = $"cuBLAS ({blas.LibraryPath})";
             }
             else GemmEngine = $"ILGPU kernels (no cuBLAS: {why})";
-        }
-        try { _ops = new GpuOps(_acc); }
-        catch (Exception e) when (e is not QsvitException)
-        {
-            device.Dispose();
-            throw new QsvitException($"{spec}: the CUDA kernels could not be compiled or loaded on {device.Description}: {e.Message}", e);
+            _acc.Bind(); // cuBLAS may have made the runtime's primary context current; ILGPU's is the one to use
         }
     }
 

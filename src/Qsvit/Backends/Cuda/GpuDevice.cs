@@ -40,7 +40,7 @@ public sealed class GpuDevice : IDisposable
         Context? context = null;
         try
         {
-            context = Context.Create(b => b.Cuda().Optimize(OptimizationLevel.O2).Math(MathMode.Default));
+            context = Context.Create(b => b.Cuda().Math(MathMode.Default));
             var devices = new List<CudaDevice>();
             foreach (var d in context.GetCudaDevices()) devices.Add(d);
             if (devices.Count == 0)

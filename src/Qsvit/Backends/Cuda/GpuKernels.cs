@@ -3,6 +3,27 @@ using ILGPU.Runtime;
 
 namespace Qsvit.Backends.Cuda;
 
+/// <summary>
+/// a·b + c rounded once, chosen per accelerator when a kernel is loaded (ILGPU leaves MathF.FusedMultiplyAdd unresolved
+/// in PTX, and a branch on the accelerator type is not folded away).
+/// </summary>
+internal interface IFma
+{
+    float Fma(float a, float b, float c);
+}
+
+/// <summary>On a GPU: ILGPU emits mul.f32 and add.f32 without rounding modifiers, which ptxas contracts into fma.rn.f32.</summary>
+internal readonly struct ContractedFma : IFma
+{
+    public float Fma(float a, float b, float c) => a * b + c;
+}
+
+/// <summary>On ILGPU's CPU accelerator (.NET code): the hardware FMA, as the CPU kernels use it.</summary>
+internal readonly struct ExactFma : IFma
+{
+    public float Fma(float a, float b, float c) => MathF.FusedMultiplyAdd(a, b, c);
+}
+
 /// <summary>Four floats held in registers (a row or column slice of a thread's output tile).</summary>
 internal struct F4
 {
@@ -13,9 +34,11 @@ internal struct F4
         X = x; Y = y; Z = z; W = w;
     }
 
-    public static F4 Fma(float a, F4 b, F4 c) => new(
-        MathF.FusedMultiplyAdd(a, b.X, c.X), MathF.FusedMultiplyAdd(a, b.Y, c.Y),
-        MathF.FusedMultiplyAdd(a, b.Z, c.Z), MathF.FusedMultiplyAdd(a, b.W, c.W));
+    public static F4 Fma<TFma>(float a, F4 b, F4 c) where TFma : struct, IFma
+    {
+        var f = default(TFma);
+        return new(f.Fma(a, b.X, c.X), f.Fma(a, b.Y, c.Y), f.Fma(a, b.Z, c.Z), f.Fma(a, b.W, c.W));
+    }
 
     public readonly float Get(int j) => j == 0 ? X : j == 1 ? Y : j == 2 ? Z : W;
 }
@@ -75,8 +98,8 @@ internal static class GpuKernels
     /// (rows ty + E·i, columns tx + E·j, so stores coalesce); A and B tiles of 16 k-steps are staged in shared memory,
     /// and each column's input coordinates are decoded once per group into shared memory, so the K loop divides nothing.
     /// </summary>
-    public static void Gemm(ArrayView<float> a, ArrayView<float> b, ArrayView<int> taps, ArrayView<float> c,
-        ArrayView<float> bias, ArrayView<float> bn, GemmArgs p)
+    public static void Gemm<TFma>(ArrayView<float> a, ArrayView<float> b, ArrayView<int> taps, ArrayView<float> c,
+        ArrayView<float> bias, ArrayView<float> bn, GemmArgs p) where TFma : struct, IFma
     {
         var aTile = SharedMemory.Allocate<float>(TileK * MaxTile);
         var bTile = SharedMemory.Allocate<float>(TileK * MaxTile);
@@ -158,10 +181,10 @@ internal static class GpuKernels
                 if (k0 + kk == segEnd)
                 {
                     // A segment ends: add its sum to C (the first one writes C) and start the next from zero.
-                    FlushRow(c, bias, bn, p, z, r0, c0, e, acc0, flushed, false);
-                    FlushRow(c, bias, bn, p, z, r0 + e, c0, e, acc1, flushed, false);
-                    FlushRow(c, bias, bn, p, z, r0 + 2 * e, c0, e, acc2, flushed, false);
-                    FlushRow(c, bias, bn, p, z, r0 + 3 * e, c0, e, acc3, flushed, false);
+                    FlushRow<TFma>(c, bias, bn, p, z, r0, c0, e, acc0, flushed, false);
+                    FlushRow<TFma>(c, bias, bn, p, z, r0 + e, c0, e, acc1, flushed, false);
+                    FlushRow<TFma>(c, bias, bn, p, z, r0 + 2 * e, c0, e, acc2, flushed, false);
+                    FlushRow<TFma>(c, bias, bn, p, z, r0 + 3 * e, c0, e, acc3, flushed, false);
                     flushed = 1;
                     acc0 = default;
                     acc1 = default;
@@ -171,17 +194,17 @@ internal static class GpuKernels
                 }
                 int ar = kk * tile + ty, br = kk * tile + tx;
                 var bv = new F4(bTile[br], bTile[br + e], bTile[br + 2 * e], bTile[br + 3 * e]);
-                acc0 = F4.Fma(aTile[ar], bv, acc0);
-                acc1 = F4.Fma(aTile[ar + e], bv, acc1);
-                acc2 = F4.Fma(aTile[ar + 2 * e], bv, acc2);
-                acc3 = F4.Fma(aTile[ar + 3 * e], bv, acc3);
+                acc0 = F4.Fma<TFma>(aTile[ar], bv, acc0);
+                acc1 = F4.Fma<TFma>(aTile[ar + e], bv, acc1);
+                acc2 = F4.Fma<TFma>(aTile[ar + 2 * e], bv, acc2);
+                acc3 = F4.Fma<TFma>(aTile[ar + 3 * e], bv, acc3);
             }
             Group.Barrier();
         }
-        FlushRow(c, bias, bn, p, z, r0, c0, e, acc0, flushed, true);
-        FlushRow(c, bias, bn, p, z, r0 + e, c0, e, acc1, flushed, true);
-        FlushRow(c, bias, bn, p, z, r0 + 2 * e, c0, e, acc2, flushed, true);
-        FlushRow(c, bias, bn, p, z, r0 + 3 * e, c0, e, acc3, flushed, true);
+        FlushRow<TFma>(c, bias, bn, p, z, r0, c0, e, acc0, flushed, true);
+        FlushRow<TFma>(c, bias, bn, p, z, r0 + e, c0, e, acc1, flushed, true);
+        FlushRow<TFma>(c, bias, bn, p, z, r0 + 2 * e, c0, e, acc2, flushed, true);
+        FlushRow<TFma>(c, bias, bn, p, z, r0 + 3 * e, c0, e, acc3, flushed, true);
     }
 
     private static F4 Start(ArrayView<float> bias, GemmArgs p, int z, int row)
@@ -192,8 +215,8 @@ internal static class GpuKernels
     }
 
     /// <summary>Adds one segment's sums to C for a thread's row (4 columns, <paramref name="step"/> apart); the last one also runs the epilogue.</summary>
-    private static void FlushRow(ArrayView<float> c, ArrayView<float> bias, ArrayView<float> bn, GemmArgs p, int z, int row,
-        int col0, int step, F4 acc, int flushed, bool last)
+    private static void FlushRow<TFma>(ArrayView<float> c, ArrayView<float> bias, ArrayView<float> bn, GemmArgs p, int z, int row,
+        int col0, int step, F4 acc, int flushed, bool last) where TFma : struct, IFma
     {
         if (row >= p.M) return;
         int channel = z * p.RowsPerBatch + row;
@@ -209,7 +232,7 @@ internal static class GpuKernels
             if (last)
             {
                 for (int i = 0; i < p.BnCount; i++)
-                    v = MathF.FusedMultiplyAdd(v, bn[(2 * i) * p.BnChannels + channel], bn[(2 * i + 1) * p.BnChannels + channel]);
+                    v = default(TFma).Fma(v, bn[(2 * i) * p.BnChannels + channel], bn[(2 * i + 1) * p.BnChannels + channel]);
                 if (p.Alpha != 1f) v *= p.Alpha;
             }
             c[at] = v;
@@ -232,21 +255,21 @@ internal static class GpuKernels
     }
 
     /// <summary>y = y + bias[c] (when given), then each BN as one FMA, over [frames, channels, spatial].</summary>
-    public static void ChannelEpilogue(Index1D i, ArrayView<float> y, ArrayView<float> bias, ArrayView<float> bn, int hasBias,
-        int bnCount, int channels, int spatial)
+    public static void ChannelEpilogue<TFma>(Index1D i, ArrayView<float> y, ArrayView<float> bias, ArrayView<float> bn, int hasBias,
+        int bnCount, int channels, int spatial) where TFma : struct, IFma
     {
         int ch = (i / spatial) % channels;
         float v = y[i];
         if (hasBias != 0) v += bias[ch];
-        for (int b = 0; b < bnCount; b++) v = MathF.FusedMultiplyAdd(v, bn[2 * b * channels + ch], bn[(2 * b + 1) * channels + ch]);
+        for (int b = 0; b < bnCount; b++) v = default(TFma).Fma(v, bn[2 * b * channels + ch], bn[(2 * b + 1) * channels + ch]);
         y[i] = v;
     }
 
     // ------------------------------------------------------------------ depthwise (and any direct) convolution
 
     /// <summary>One output element per thread: bias, then an FMA chain over the taps in (ky, kx) order, then the BNs.</summary>
-    public static void Depthwise(Index1D i, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
-        ArrayView<float> y, DepthwiseArgs p)
+    public static void Depthwise<TFma>(Index1D i, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
+        ArrayView<float> y, DepthwiseArgs p) where TFma : struct, IFma
     {
         int ohw = p.OH * p.OW, plane = i / ohw, pix = i - plane * ohw, oy = pix / p.OW, ox = pix - oy * p.OW;
         int ch = plane % p.Channels;
@@ -260,11 +283,11 @@ internal static class GpuKernels
             {
                 int ix = ox * p.StrideW - p.PadW + kx;
                 if (ix < 0 || ix >= p.W) continue;
-                s = MathF.FusedMultiplyAdd(w[wBase + ky * p.KW + kx], x[xBase + iy * p.W + ix], s);
+                s = default(TFma).Fma(w[wBase + ky * p.KW + kx], x[xBase + iy * p.W + ix], s);
             }
         }
         for (int b = 0; b < p.BnCount; b++)
-            s = MathF.FusedMultiplyAdd(s, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
+            s = default(TFma).Fma(s, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
         y[i] = s;
     }
 

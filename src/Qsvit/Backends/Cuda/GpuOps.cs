@@ -111,27 +111,43 @@ internal sealed class GpuOps : IDisposable
         // Group sizes: full tiles on a GPU; one thread per group on the CPU accelerator, where every barrier of a larger
         // group costs OS thread switches (the same kernels, smaller tiles).
         int maxGroup = accelerator.MaxNumThreadsPerGroup;
+        bool cuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
         _groupEdge = maxGroup >= GpuKernels.GpuGroupEdge * GpuKernels.GpuGroupEdge ? GpuKernels.GpuGroupEdge : 1;
         _reduceThreads = 1;
         while (_reduceThreads * 2 <= Math.Min(maxGroup, GpuKernels.MaxReduceThreads)) _reduceThreads *= 2;
-        _gemm = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GpuKernels.Gemm);
-        _depthwise = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise);
-        _lif = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int>(GpuKernels.Lif);
-        _add = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(GpuKernels.Add);
-        _repeat = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(GpuKernels.RepeatOverTime);
-        _pad = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.PadBorder);
-        _mean = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(GpuKernels.SpatialMean);
-        _meanOverTime = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.MeanOverTime);
-        _partials = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<double>, ArrayView<long>, int>(GpuKernels.SquaredDiffPartials);
-        _sumPartials = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, int, ArrayView<double>, int>(GpuKernels.SumPartials);
-        _im2col = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int, int, int, int, int, int>(GpuKernels.Im2Col);
-        _epilogue = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ChannelEpilogue);
+        _gemm = cuda
+            ? Load("Gemm", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GpuKernels.Gemm<ContractedFma>))
+            : Load("Gemm", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GpuKernels.Gemm<ExactFma>));
+        _depthwise = cuda
+            ? Load("Depthwise", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise<ContractedFma>))
+            : Load("Depthwise", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise<ExactFma>));
+        _lif = Load("Lif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int>(GpuKernels.Lif));
+        _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(GpuKernels.Add));
+        _repeat = Load("RepeatOverTime", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(GpuKernels.RepeatOverTime));
+        _pad = Load("PadBorder", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.PadBorder));
+        _mean = Load("SpatialMean", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(GpuKernels.SpatialMean));
+        _meanOverTime = Load("MeanOverTime", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.MeanOverTime));
+        _partials = Load("SquaredDiffPartials", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<double>, ArrayView<long>, int>(GpuKernels.SquaredDiffPartials));
+        _sumPartials = Load("SumPartials", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, int, ArrayView<double>, int>(GpuKernels.SumPartials));
+        _im2col = Load("Im2Col", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int, int, int, int, int, int>(GpuKernels.Im2Col));
+        _epilogue = cuda
+            ? Load("ChannelEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ChannelEpilogue<ContractedFma>))
+            : Load("ChannelEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ChannelEpilogue<ExactFma>));
         _dummy = accelerator.Allocate1D<float>(1);
         _dummyInt = accelerator.Allocate1D<int>(1);
         _dummyLong = accelerator.Allocate1D<long>(1);
     }
 
     public Accelerator Accelerator => _acc;
+
+    private static T Load<T>(string kernel, Func<T> load)
+    {
+        try { return load(); }
+        catch (Exception e) when (e is not QsvitException)
+        {
+            throw new QsvitException($"the {kernel} kernel did not compile or load: {e.GetType().Name}: {e.Message}", e);
+        }
+    }
 
     /// <summary>
     /// output[frames, Cout, OH, OW] = conv(input[frames, Cin, h, w]) + bias, then the BNs, each one FMA; summed in the

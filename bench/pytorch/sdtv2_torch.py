@@ -4,6 +4,9 @@ device machine: same state_dict keys as the official classification/models.py, L
 
   python3 sdtv2_torch.py parity CKPT INPUT.bin EXPECTED.json    # compare with the reference fixture on cpu and cuda
   python3 sdtv2_torch.py bench --threads 2 --batch 1 --device cpu  # 55M preset, random weights, 224x224, T=4
+  python3 sdtv2_torch.py bench --device cuda --model cifar --batch 250 1000 --modes eager fp16 compile compile-fp16
+      # GPU: eager fp32 (TF32 off), fp16 autocast, torch.compile fp32 / fp16; random images; one JSON line per case
+      # with img/s and peak GPU memory (allocated and reserved by PyTorch's caching allocator)
   python3 sdtv2_torch.py cifar-logits CKPT TEST.bin OUT.json        # CPU logits of the first 256 CIFAR-10 test images
 """
 import argparse, json, sys, time
@@ -220,30 +223,73 @@ def cifar_logits(args):
     print("wrote", args.out, tuple(y.shape), flush=True)
 
 
+MODELS = {  # name: (dims, classes, stem stride, image side)
+    "55M": ([128, 256, 512, 640], 1000, 2, 224),
+    "cifar": ([32, 64, 128, 192], 10, 1, 32),  # the bundled CIFAR-10 model's architecture
+}
+
+
+def bench_case(m, x, mode, seconds):
+    """img/s of one (model, batch, mode); mode: eager | fp16 (autocast) | compile | compile-fp16."""
+    dev = x.device.type
+    fp16 = mode.endswith("fp16")
+    if mode.startswith("compile"):
+        torch._dynamo.reset()  # a fresh static-shape graph per case (else a second batch size compiles a dynamic one)
+    run = torch.compile(m) if mode.startswith("compile") else m
+    amp = torch.autocast(device_type=dev, dtype=torch.float16, enabled=fp16)
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    if dev == "cuda":
+        torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+    with torch.no_grad(), amp:
+        t0 = time.time()
+        run(x); sync(); run(x); sync()  # warm-up: compile, cuDNN algorithm choice, allocator
+        warm = time.time() - t0
+        n, t0 = 0, time.time()
+        while time.time() - t0 < seconds or n < 3:
+            run(x); n += 1
+        sync()
+        dt = time.time() - t0
+    row = {"model": None, "device": dev, "batch": x.shape[0], "mode": mode, "images_per_second": n * x.shape[0] / dt,
+           "seconds": dt, "iterations": n, "warmup_seconds": warm}
+    if dev == "cuda":
+        row["peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        row["peak_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
+        row["gpu"] = torch.cuda.get_device_name()
+    return row
+
+
 def bench(args):
     torch.set_num_threads(args.threads)
-    dev = args.device
-    m = SDTv2([128, 256, 512, 640], T=4).eval().to(dev)
-    x = torch.randn(args.batch, 3, 224, 224, device=dev)
-    amp = torch.autocast(device_type="cuda", dtype=torch.float16) if args.fp16 else torch.autocast(device_type="cpu", enabled=False)
-    with torch.no_grad(), amp:
-        m(x)
-        if dev == "cuda": torch.cuda.synchronize()
-        n, t0 = 0, time.time()
-        while time.time() - t0 < args.seconds or n < 2:
-            m(x); n += 1
-            if dev == "cuda": torch.cuda.synchronize()
-        dt = time.time() - t0
-    print(json.dumps({"device": dev, "threads": args.threads, "batch": args.batch, "fp16": args.fp16,
-                      "images_per_second": n * args.batch / dt, "seconds": dt, "iterations": n}), flush=True)
+    # fp32 means fp32: no TF32 in cuBLAS or cuDNN (PyTorch's cuDNN default would allow it).
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    dims, classes, stride, side = MODELS[args.model]
+    torch.manual_seed(0)
+    m = SDTv2(dims, classes=classes, stem_stride=stride, T=args.timesteps).eval().to(args.device)
+    for b in args.batch:
+        x = torch.randn(b, 3, side, side, device=args.device)  # throughput needs no real data
+        for mode in args.modes:
+            row = bench_case(m, x, mode, args.seconds)
+            row["model"] = args.model
+            row["cudnn_benchmark"] = args.cudnn_benchmark
+            row["torch"] = torch.__version__
+            print(json.dumps(row), flush=True)
+        del x
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("parity"); a.add_argument("ckpt"); a.add_argument("input"); a.add_argument("expected")
-    b = sub.add_parser("bench"); b.add_argument("--threads", type=int, default=2); b.add_argument("--batch", type=int, default=1)
-    b.add_argument("--device", default="cpu"); b.add_argument("--seconds", type=float, default=20); b.add_argument("--fp16", action="store_true")
+    b = sub.add_parser("bench"); b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--batch", type=int, nargs="+", default=[1]); b.add_argument("--model", choices=list(MODELS), default="55M")
+    b.add_argument("--timesteps", type=int, default=4); b.add_argument("--device", default="cpu")
+    b.add_argument("--seconds", type=float, default=20)
+    b.add_argument("--modes", nargs="+", choices=["eager", "fp16", "compile", "compile-fp16"], default=["eager"],
+                   help="eager fp32, fp16 autocast, torch.compile fp32, torch.compile under fp16 autocast")
+    b.add_argument("--cudnn-benchmark", action=argparse.BooleanOptionalAction, default=True,
+                   help="let cuDNN pick the fastest algorithm per shape (PyTorch's best eager setting)")
     c = sub.add_parser("cifar-logits"); c.add_argument("ckpt"); c.add_argument("data"); c.add_argument("out"); c.add_argument("--count", type=int, default=256)
     args = p.parse_args()
     {"parity": parity, "bench": bench, "cifar-logits": cifar_logits}[args.cmd](args)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Qsvit.Backends;
+using Qsvit.Backends.Cuda.Native;
 using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Tensors;
@@ -11,7 +12,8 @@ namespace Qsvit.Cli.Commands;
 /// <summary>
 /// <c>qsvit bench</c>: images/s and GFLOP/s of the bundled model and of the 55M preset (random weights, 224x224, T=4).
 /// FLOPs are those of the official PyTorch forward (every conv/linear on every frame, plus attention matmuls), so
-/// GFLOP/s compares directly with PyTorch's work; qsvit itself skips the T-1 repeated stem convs.
+/// GFLOP/s compares directly with PyTorch's work; qsvit itself skips the T-1 repeated stem convs. On a CUDA device the
+/// timed loop also samples board power and the device's used memory through NVML (power "not measured" without it).
 /// </summary>
 internal static class BenchCommand
 {
@@ -40,10 +42,21 @@ internal static class BenchCommand
                 foreach (int b in sizes) rows.Add(Measure(label, config, state, b, r.GetValue(seconds), backend, compute));
             }
             if (r.GetValue(json)) { Cli.WriteJson(rows); return 0; }
+            bool gpu = rows.Any(x => x.Power is not null);
             var table = new Table().AddColumns("case", "batch", "T", "input", "images/s", "GFLOP/image", "GFLOP/s", "device", "threads");
+            if (gpu) table.AddColumns("board W", "J/image", "peak GPU MiB (NVML)");
             foreach (var x in rows)
-                table.AddRow(x.Case, x.Batch.ToString(), x.Timesteps.ToString(), x.Input, $"{x.ImagesPerSecond:F3}", $"{x.GflopPerImage:F3}", $"{x.Gflops:F1}", x.Device, x.Threads.ToString());
+            {
+                var cells = new List<string> { x.Case, x.Batch.ToString(), x.Timesteps.ToString(), x.Input, $"{x.ImagesPerSecond:F3}", $"{x.GflopPerImage:F3}", $"{x.Gflops:F1}", x.Device, x.Threads.ToString() };
+                if (gpu)
+                    cells.AddRange(x.Power is { Measured: true } p
+                        ? [$"{p.AverageWatts:F1}", $"{x.JoulesPerImage:G4}", $"{p.PeakMemoryUsedBytes / (1024.0 * 1024):F0}"]
+                        : ["not measured", "", ""]);
+                table.AddRow(cells.Select(Markup.Escape).ToArray());
+            }
             Cli.Out.Write(table);
+            foreach (var x in rows.Where(x => x.Power is { Measured: false }).Take(1))
+                Cli.Err.MarkupLine(Markup.Escape(x.Power!.ToString()));
             return 0;
         });
         return command;
@@ -72,7 +85,9 @@ internal static class BenchCommand
         return command;
     }
 
-    public sealed record BenchRow(string Case, int Batch, int Timesteps, string Input, double ImagesPerSecond, double GflopPerImage, double Gflops, string Device, int Threads, double Seconds);
+    /// <summary>One case; <see cref="Power"/> (board power and used device memory while timing) on CUDA devices only.</summary>
+    public sealed record BenchRow(string Case, int Batch, int Timesteps, string Input, double ImagesPerSecond, double GflopPerImage, double Gflops, string Device, int Threads, double Seconds,
+        PowerMeasurement? Power = null, double? JoulesPerImage = null);
 
     private static (string, Sdtv2Config, IO.StateDict) Case(string name, string? checkpoint)
     {
@@ -96,17 +111,21 @@ internal static class BenchCommand
         for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 4 - 2);
         net.Forward(images, batch, h, w); // warm-up: JIT, arena buffers
         int iterations = 0;
-        var clock = Stopwatch.StartNew();
         Cli.Err.MarkupLine(Markup.Escape($"bench {label} batch {batch}…"));
+        // NVML's index order is PCI order, as CUDA's on machines of one GPU model (CUDA_DEVICE_ORDER aside).
+        using var sampler = backend.Device.Kind == DeviceKind.Cuda ? GpuPowerSampler.Start(backend.Device.Index) : null;
+        var clock = Stopwatch.StartNew();
         while (clock.Elapsed.TotalSeconds < seconds || iterations < 2)
         {
-            net.Forward(images, batch, h, w);
+            net.Forward(images, batch, h, w); // returns logits on the host, so each pass is complete
             iterations++;
         }
         double elapsed = clock.Elapsed.TotalSeconds;
+        var power = sampler?.Stop();
         double ips = iterations * batch / elapsed;
         double gflop = OfficialFlops(config, h, w) / 1e9;
-        return new BenchRow(label, batch, config.Timesteps, $"{h}x{w}", ips, gflop, ips * gflop, backend.Description, compute.Threads, elapsed);
+        return new BenchRow(label, batch, config.Timesteps, $"{h}x{w}", ips, gflop, ips * gflop, backend.Description, compute.Threads, elapsed,
+            power, power is { Measured: true } ? power.JoulesPerImage((long)iterations * batch) : null);
     }
 
     /// <summary>FLOPs (2 per MAC) of one image through the official forward: all conv/linear layers on all T frames, plus SDSA.</summary>

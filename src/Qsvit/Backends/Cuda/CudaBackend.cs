@@ -1,0 +1,303 @@
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+using Qsvit.Backends.Cuda.Native;
+using Qsvit.Tensors;
+
+namespace Qsvit.Backends.Cuda;
+
+/// <summary>
+/// <see cref="IBackend"/> on an NVIDIA GPU through ILGPU (or on ILGPU's CPU accelerator, for tests). Every op is queued
+/// on the accelerator's default stream in call order; only <see cref="Download"/> and recorder reads wait. Weights stay
+/// on the device from <see cref="CreateConv"/> until the layer is disposed. The workspace is a stack of device
+/// allocations reused pass after pass, so its high-water mark (<see cref="WorkspaceBytes"/>) is the activation peak.
+/// GEMM-shaped work (dense convolutions, im2col'd in bounded chunks, and SDSA) goes through cuBLAS when it loads (fp32,
+/// no TF32), the rest through ILGPU kernels. Without cuBLAS (or with <c>useCublas: false</c>) every op runs on the ILGPU
+/// kernels, which sum in the CPU backend's order (<see cref="GpuKernels"/>), so results agree with it to the last bit on
+/// most elements. Either way results are identical from run to run.
+/// </summary>
+public sealed class CudaBackend : IBackend
+{
+    private readonly GpuDevice _device;
+    private readonly GpuOps _ops;
+    private readonly Accelerator _acc;
+    private readonly List<CudaBuffer> _slots = new();
+    private readonly Cublas? _blas;
+    private readonly LibraryGemm? _gemm;
+    private int _next;
+
+    /// <summary>im2col columns of one chunk of frames: at most this many floats (256 MiB).</summary>
+    public const long ColumnBudget = 64L << 20;
+
+    /// <summary>Runs on <paramref name="device"/> (which the backend then owns), e.g. <see cref="GpuDevice.OpenCpu"/> in tests.</summary>
+    public CudaBackend(GpuDevice device, DeviceSpec spec, bool useCublas = true)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        _device = device;
+        _acc = device.Accelerator;
+        Device = spec;
+        GemmEngine = "ILGPU kernels";
+        try { _ops = new GpuOps(_acc); }
+        catch (Exception e)
+        {
+            try { device.Dispose(); }
+            catch (Exception) { /* keep the first error */ }
+            throw new QsvitException($"{spec}: the CUDA kernels could not be compiled or loaded on {device.Description}: {e.Message}", e);
+        }
+        if (useCublas && device.IsCuda)
+        {
+            if (Cublas.TryCreate(out var blas, out string why))
+            {
+                blas.SetStream(((CudaStream)_acc.DefaultStream).StreamPtr);
+                _blas = blas;
+                _gemm = LibrarySgemm;
+                GemmEngine = $"cuBLAS ({blas.LibraryPath})";
+            }
+            else GemmEngine = $"ILGPU kernels (no cuBLAS: {why})";
+            _acc.Bind(); // cuBLAS may have made the runtime's primary context current; ILGPU's is the one to use
+        }
+    }
+
+    /// <summary>The CUDA GPU <paramref name="index"/>, or a <see cref="QsvitException"/> that names what was looked for.</summary>
+    /// <param name="useCublas">GEMM-shaped work through cuBLAS when it loads; false keeps everything on the ILGPU kernels.</param>
+    public static CudaBackend Open(int index, ComputeOptions? options = null, bool useCublas = true)
+    {
+        _ = options; // host-side threads are not used by the GPU kernels
+        return new CudaBackend(GpuDevice.OpenCuda(index), DeviceSpec.Cuda(index), useCublas);
+    }
+
+    /// <summary>The backend's kernels on ILGPU's CPU accelerator (slow; for tests without a GPU).</summary>
+    public static CudaBackend OnCpuAccelerator() => new(GpuDevice.OpenCpu(), DeviceSpec.Cuda(0));
+
+    public DeviceSpec Device { get; }
+    public string Description => $"{_device.Description}, GEMMs by {GemmEngine}";
+    /// <summary>What runs the GEMM-shaped work: cuBLAS (and its file) or the ILGPU kernels (and why).</summary>
+    public string GemmEngine { get; }
+    public bool IsCpuAccelerator => !_device.IsCuda;
+    internal GpuDevice GpuDevice => _device;
+    internal GpuOps Ops => _ops;
+
+    /// <summary>Bytes of device memory the workspace holds: the activation peak of the largest pass so far.</summary>
+    public long WorkspaceBytes => _slots.Sum(s => s.Length) * sizeof(float);
+
+    /// <summary>
+    /// Batches that fill an H100/H200 without exceeding a few GiB of activations on SDTv2 (the peak is about 1 MB per
+    /// image×timestep at 32², 50 MB at 224² for the 55M model): 512 at CIFAR sizes, 64 at ImageNet sizes.
+    /// </summary>
+    public int DefaultBatchSize(int height, int width)
+    {
+        if (!_device.IsCuda) return 8;
+        long pixels = (long)height * width;
+        return pixels <= 32 * 32 * 4 ? 512 : pixels <= 128 * 128 ? 128 : 64;
+    }
+
+    // ---- memory --------------------------------------------------------------------------------------------------------
+
+    public DeviceBuffer Rent(long length)
+    {
+        length = Math.Max(1, length);
+        if (_next == _slots.Count) _slots.Add(new CudaBuffer(AllocateRaw(length), workspace: true));
+        else if (_slots[_next].Length < length)
+        {
+            // The old allocation may still be read by queued kernels of this pass's earlier ops.
+            _acc.Synchronize();
+            _slots[_next].Memory.Dispose();
+            _slots[_next].Memory = AllocateRaw(length);
+        }
+        return _slots[_next++];
+    }
+
+    public int Mark() => _next;
+    public void Release(int mark) => _next = mark;
+
+    public DeviceBuffer Allocate(long length) => new CudaBuffer(AllocateRaw(Math.Max(1, length)), workspace: false);
+
+    private MemoryBuffer1D<float, Stride1D.Dense> AllocateRaw(long length)
+    {
+        try { return _acc.Allocate1D<float>(length); }
+        catch (Exception e) when (e is not QsvitException)
+        {
+            throw new QsvitException($"{Device}: could not allocate {length * 4.0 / (1 << 20):N0} MiB of GPU memory " +
+                $"(workspace holds {WorkspaceBytes / (1024.0 * 1024):N0} MiB): use a smaller --batch ({e.Message})", e);
+        }
+    }
+
+    public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0)
+    {
+        if (source.IsEmpty) return;
+        var view = (ArrayView1D<float, Stride1D.Dense>)V(destination).SubView(offset, source.Length);
+        view.CopyFromCPU(_acc.DefaultStream, source);
+    }
+
+    public void Download(DeviceBuffer source, long offset, Span<float> destination)
+    {
+        if (destination.IsEmpty) return;
+        var view = (ArrayView1D<float, Stride1D.Dense>)V(source).SubView(offset, destination.Length);
+        view.CopyToCPU(_acc.DefaultStream, destination);
+        _acc.DefaultStream.Synchronize();
+    }
+
+    public void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length)
+    {
+        if (length == 0) return;
+        ArrayView1D<float, Stride1D.Dense> from = V(source).SubView(srcOffset, length), to = V(destination).SubView(dstOffset, length);
+        from.CopyTo(_acc.DefaultStream, to);
+    }
+
+    // ---- layers --------------------------------------------------------------------------------------------------------
+
+    public ConvLayer CreateConv(ConvLayerSpec spec) => new CudaConvLayer(_acc, spec);
+
+    public HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes) => new CudaHeadLayer(_acc, heads, features, classes);
+
+    // ---- ops -----------------------------------------------------------------------------------------------------------
+
+    public void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output)
+    {
+        var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
+        var g = l.Geometry;
+        if (_gemm is null || g.IsDepthwise || g.Groups != 1)
+        {
+            _ops.Conv(l.Gpu, V(input), frames, height, width, V(output));
+            return;
+        }
+        int mark = Mark();
+        long perFrame = GpuOps.ColumnsPerFrame(g, height, width);
+        var columns = perFrame == 0 ? default : V(Rent(Math.Min((long)frames * perFrame, Math.Max(perFrame, ColumnBudget))));
+        _ops.ConvByGemm(l.Gpu, V(input), frames, height, width, V(output), columns, ColumnBudget, _gemm);
+        Release(mark);
+    }
+
+    public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
+        _ops.PadBorder(V(input), frames, channels, height, width, pad, V(padValues), V(output));
+
+    public void RepeatBlock(DeviceBuffer x, long block, int times) => _ops.RepeatBlock(V(x), block, times);
+
+    public void Add(DeviceBuffer x, DeviceBuffer y, long length) => _ops.Add(V(x), V(y), length);
+
+    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer)
+    {
+        ArrayView<float> x = V(input), s = V(spikes);
+        switch (recorder)
+        {
+            case null:
+                _ops.Lif(x, s, length, timesteps, threshold, default, default, 0);
+                break;
+            case CudaSpikeCounter c:
+                if (layer >= c.Layers) throw new ArgumentException($"LIF layer {layer} ran, the counter was made for {c.Layers}", nameof(layer));
+                _ops.Lif(x, s, length, timesteps, threshold, default, c.Spikes, layer);
+                c.AddNeurons(layer, length);
+                break;
+            case CudaMembraneReference r:
+            {
+                var (h, keptSpikes) = r.NewChunk(layer, length);
+                _ops.Lif(x, s, length, timesteps, threshold, h, default, 0);
+                Copy(s, keptSpikes, length);
+                _ops.SquaredDifference(h, default, length, default, default, r.NormSums, default, layer);
+                break;
+            }
+            case CudaDriftMeter d:
+            {
+                var (refH, refS) = d.NextChunk(layer, length);
+                int mark = Mark();
+                var h = V(Rent(length));
+                _ops.Lif(x, s, length, timesteps, threshold, h, default, 0);
+                _ops.SquaredDifference(h, refH, length, s, refS, d.DiffSums, d.Mismatches, layer);
+                Release(mark);
+                break;
+            }
+            case HostLifObserver o:
+            {
+                bool wantsH = o.Observer.WantsMembrane;
+                int mark = Mark();
+                var hBuf = wantsH ? Rent(length) : null;
+                _ops.Lif(x, s, length, timesteps, threshold, hBuf is null ? default : V(hBuf), default, 0);
+                var hostS = new float[length];
+                var hostH = wantsH ? new float[length] : [];
+                Download(spikes, 0, hostS);
+                if (hBuf is not null) Download(hBuf, 0, hostH);
+                long count = 0;
+                foreach (float v in hostS) count += v != 0 ? 1 : 0;
+                o.Observer.Observe(layer, o.Names[layer], hostH, hostS, count);
+                Release(mark);
+                break;
+            }
+            default:
+                throw new ArgumentException($"{recorder.GetType().Name} was not made by the CUDA backend", nameof(recorder));
+        }
+    }
+
+    private void Copy(ArrayView<float> from, ArrayView<float> to, long length)
+    {
+        ArrayView1D<float, Stride1D.Dense> a = from.SubView(0, length), b = to.SubView(0, length);
+        a.CopyTo(_acc.DefaultStream, b);
+    }
+
+    public void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale)
+    {
+        if (channels % heads != 0) throw new ArgumentException($"{channels} channels do not split into {heads} heads");
+        int d = channels / heads, planes = frames * heads, slice = d * tokens;
+        int mark = Mark();
+        var kvBuffer = Rent((long)planes * d * d);
+        var kv = V(kvBuffer);
+        // kv = K·Vᵀ per plane (summed over the tokens), then out = (kvᵀ·Q)·scale: the CPU backend's two SGEMMs.
+        if (_blas is not null)
+        {
+            _blas.SgemmStridedBatched(RowMajorGemm.Dense(d, d, tokens, transB: true), 1f, Ptr(k), slice, Ptr(v), slice, 0f, Ptr(kvBuffer), d * d, planes);
+            _blas.SgemmStridedBatched(RowMajorGemm.Dense(d, tokens, d, transA: true), scale, Ptr(kvBuffer), d * d, Ptr(q), slice, 0f, Ptr(output), slice, planes);
+        }
+        else
+        {
+            _ops.Gemm(planes, d, d, tokens, V(k), slice, tokens, 1, V(v), slice, 1, tokens, kv, d * d, d, 1);
+            _ops.Gemm(planes, d, tokens, d, kv, d * d, 1, d, V(q), slice, tokens, 1, V(output), slice, tokens, 1, alpha: scale);
+        }
+        Release(mark);
+    }
+
+    public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) => _ops.SpatialMean(V(x), rows, spatial, V(output));
+
+    public void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits)
+    {
+        var h = head as CudaHeadLayer ?? throw new ArgumentException($"a {head.GetType().Name} was not made by the CUDA backend", nameof(head));
+        int frames = batch * timesteps, classes = h.Classes, f = h.Features;
+        int mark = Mark();
+        var perStep = new ArrayView<float>[h.Weights.Length];
+        for (int i = 0; i < perStep.Length; i++)
+        {
+            perStep[i] = V(Rent((long)frames * classes));
+            // yᵀ = W·featuresᵀ, so the bias is per row; element (frame, class) lands at frame·classes + class.
+            _ops.Gemm(1, classes, frames, f, h.Weights[i].View, 0, f, 1, V(features), 0, 1, f, perStep[i], 0, 1, classes, h.Biases[i].View);
+        }
+        _ops.MeanOverTime(perStep[0], perStep.Length > 1 ? perStep[1] : default, V(logits), batch, classes, timesteps);
+        Release(mark);
+    }
+
+    // ---- observers -----------------------------------------------------------------------------------------------------
+
+    public SpikeCounter CreateSpikeCounter(int layers) => new CudaSpikeCounter(_acc, layers);
+    public MembraneReference CreateMembraneReference(int layers) => new CudaMembraneReference(_acc, layers);
+
+    public DriftMeter CreateDriftMeter(MembraneReference reference) => reference is CudaMembraneReference { Sealed: true } r
+        ? new CudaDriftMeter(_acc, r)
+        : throw new ArgumentException("the reference must be a sealed MembraneReference of the CUDA backend", nameof(reference));
+
+    private void LibrarySgemm(int m, int n, int k, ArrayView<float> a, ArrayView<float> b, long strideB, ArrayView<float> c, long strideC, int batch) =>
+        _blas!.SgemmStridedBatched(RowMajorGemm.Dense(m, n, k), 1f, a.LoadEffectiveAddressAsPtr(), 0, b.LoadEffectiveAddressAsPtr(), strideB,
+            0f, c.LoadEffectiveAddressAsPtr(), strideC, batch);
+
+    private static IntPtr Ptr(DeviceBuffer b) => b is CudaBuffer c ? c.Memory.NativePtr
+        : throw new ArgumentException($"a {b.GetType().Name} is not a CUDA buffer");
+
+    public void Dispose()
+    {
+        _acc.Synchronize();
+        _blas?.Dispose();
+        foreach (var s in _slots) s.Memory.Dispose();
+        _slots.Clear();
+        _ops.Dispose();
+        _device.Dispose();
+    }
+
+    private static ArrayView<float> V(DeviceBuffer b) => b is CudaBuffer c ? c.View
+        : throw new ArgumentException($"a {b.GetType().Name} is not a CUDA buffer");
+}

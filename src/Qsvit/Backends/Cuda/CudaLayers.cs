@@ -1,0 +1,56 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Qsvit.Backends.Cuda;
+
+/// <summary>Device memory of the CUDA backend. Workspace slots may swap in a larger allocation between passes, never during one.</summary>
+internal sealed class CudaBuffer(MemoryBuffer1D<float, Stride1D.Dense> memory, bool workspace) : DeviceBuffer
+{
+    public MemoryBuffer1D<float, Stride1D.Dense> Memory { get; set; } = memory;
+    public bool IsWorkspace => workspace;
+    public ArrayView<float> View => Memory.View;
+    public override long Length => Memory.Length;
+
+    public override void Dispose()
+    {
+        if (!workspace) Memory.Dispose();
+    }
+}
+
+/// <summary>A conv layer resident on the GPU (<see cref="GpuConv"/>: weights in summation order, tap table, bias, BNs).</summary>
+internal sealed class CudaConvLayer : ConvLayer
+{
+    public GpuConv Gpu { get; }
+
+    public CudaConvLayer(Accelerator accelerator, ConvLayerSpec spec) : base(spec)
+    {
+        if (spec.Weights is not DenseConvWeights dense)
+            throw new QsvitException($"the CUDA backend cannot run {spec.Weights.GetType().Name} weights yet");
+        Gpu = new GpuConv(accelerator, spec.Geometry, dense.Values, spec.Bias, spec.Affines.Select(a => (a.Scale, a.Shift)).ToArray());
+    }
+
+    public override void Dispose() => Gpu.Dispose();
+}
+
+/// <summary>The classifier head(s) on the GPU: weights [classes, features] and biases.</summary>
+internal sealed class CudaHeadLayer : HeadLayer
+{
+    public MemoryBuffer1D<float, Stride1D.Dense>[] Weights { get; }
+    public MemoryBuffer1D<float, Stride1D.Dense>[] Biases { get; }
+
+    public CudaHeadLayer(Accelerator accelerator, IReadOnlyList<LinearWeights> heads, int features, int classes) : base(heads, features, classes)
+    {
+        if (heads.Count is < 1 or > 2) throw new ArgumentException($"a model has one head or two (kd), not {heads.Count}", nameof(heads));
+        foreach (var h in heads)
+            if (h.Weight.Length < (long)classes * features || h.Bias.Length < classes)
+                throw new ArgumentException($"a head needs [{classes}, {features}] weights and {classes} biases, got {h.Weight.Length} and {h.Bias.Length}");
+        Weights = heads.Select(h => accelerator.Allocate1D(h.Weight.AsSpan(0, classes * features).ToArray())).ToArray();
+        Biases = heads.Select(h => accelerator.Allocate1D(h.Bias.AsSpan(0, classes).ToArray())).ToArray();
+    }
+
+    public override void Dispose()
+    {
+        foreach (var b in Weights) b.Dispose();
+        foreach (var b in Biases) b.Dispose();
+    }
+}

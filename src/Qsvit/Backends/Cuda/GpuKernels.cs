@@ -1,0 +1,421 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Qsvit.Backends.Cuda;
+
+/// <summary>
+/// a·b + c rounded once, chosen per accelerator when a kernel is loaded (ILGPU leaves MathF.FusedMultiplyAdd unresolved
+/// in PTX, and a branch on the accelerator type is not folded away).
+/// </summary>
+internal interface IFma
+{
+    float Fma(float a, float b, float c);
+}
+
+/// <summary>On a GPU: ILGPU emits mul.f32 and add.f32 without rounding modifiers, which ptxas contracts into fma.rn.f32.</summary>
+internal readonly struct ContractedFma : IFma
+{
+    public float Fma(float a, float b, float c) => a * b + c;
+}
+
+/// <summary>On ILGPU's CPU accelerator (.NET code): the hardware FMA, as the CPU kernels use it.</summary>
+internal readonly struct ExactFma : IFma
+{
+    public float Fma(float a, float b, float c) => MathF.FusedMultiplyAdd(a, b, c);
+}
+
+/// <summary>Four floats held in registers (a row or column slice of a thread's output tile).</summary>
+internal struct F4
+{
+    public float X, Y, Z, W;
+
+    public F4(float x, float y, float z, float w)
+    {
+        X = x; Y = y; Z = z; W = w;
+    }
+
+    public static F4 Fma<TFma>(float a, F4 b, F4 c) where TFma : struct, IFma
+    {
+        var f = default(TFma);
+        return new(f.Fma(a, b.X, c.X), f.Fma(a, b.Y, c.Y), f.Fma(a, b.Z, c.Z), f.Fma(a, b.W, c.W));
+    }
+
+    public readonly float Get(int j) => j == 0 ? X : j == 1 ? Y : j == 2 ? Z : W;
+}
+
+/// <summary>
+/// Scalars of one GEMM launch. C(m, n) = Σ_k A(m, k)·B(k, n) over <see cref="Batches"/> independent problems (index z).
+/// A(m, k) = a[z·ABatch + m·LdaM + k·LdaK]. B is either a strided matrix, b[z·BBatch + k·LdbK + n·LdbN], or (Conv ≠ 0)
+/// the implicit im2col matrix of an NCHW input: column n = (image, oy, ox), row k = taps[k] = (c, ky, kx) packed as
+/// c·256 + ky·16 + kx, so K runs in the CPU's summation order (<see cref="Tensors.ReductionOrder"/>).
+/// C(m, n) = c[z·CBatch + (n / Cols)·CImage + m·LdcM + (n mod Cols)·LdcN].
+/// </summary>
+internal struct GemmArgs
+{
+    public int M, N, K, Batches, NTiles;
+    /// <summary>Threads per edge of the group (E×E threads, a 4E×4E tile).</summary>
+    public int GroupEdge;
+    public int ABatch, LdaM, LdaK;
+    public int BBatch, LdbK, LdbN;
+    public int CBatch, CImage, Cols, LdcM, LdcN;
+    // Implicit convolution input geometry (Conv ≠ 0).
+    public int Conv, InChannels, CinG, H, W, OW, StrideH, StrideW, PadH, PadW;
+    /// <summary>K is summed in segments of this length, each from zero and added to C (oneDNN's order).</summary>
+    public int Segment;
+    /// <summary>0: no bias; 1: the first segment's chain starts from the bias; 2: the bias is added after the first segment.</summary>
+    public int BiasMode;
+    /// <summary>Bias and BatchNorm channel of row m: z·RowsPerBatch + m.</summary>
+    public int RowsPerBatch;
+    /// <summary>Number of BatchNorms applied after the sum, each y = fma(y, scale, shift); bn holds scale0, shift0, scale1, shift1 per channel blocks.</summary>
+    public int BnCount, BnChannels;
+    /// <summary>Final multiplier (1 for none), applied after bias and BNs.</summary>
+    public float Alpha;
+}
+
+/// <summary>Scalars of a direct (depthwise) convolution launch.</summary>
+internal struct DepthwiseArgs
+{
+    public int Planes, Channels, H, W, OH, OW, KH, KW, StrideH, StrideW, PadH, PadW, HasBias, BnCount;
+}
+
+/// <summary>
+/// The ILGPU kernels of the CUDA backend. Every kernel computes what the CPU kernel computes, in the same float32
+/// operation order where the CPU's order is fixed (FMA chains, K segments, BN as one FMA), so the ILGPU path agrees
+/// with the CPU backend to the last bit on most elements. Reductions are deterministic: no float atomics.
+/// </summary>
+internal static class GpuKernels
+{
+    /// <summary>Threads per edge of a GEMM group on a GPU (16×16 threads, 4×4 outputs each: a 64×64 tile).</summary>
+    public const int GpuGroupEdge = 16, TileK = 16, MaxTile = 4 * GpuGroupEdge;
+    /// <summary>Most threads of a reduction group (its shared tree is this long).</summary>
+    public const int MaxReduceThreads = 256;
+
+    // ------------------------------------------------------------------ tiled GEMM / implicit-GEMM convolution
+
+    /// <summary>
+    /// A (4·E)×(4·E) output tile per group of E×E threads, E = <see cref="GemmArgs.GroupEdge"/> (16 on a GPU, 1 on ILGPU's
+    /// CPU accelerator, where group barriers cost OS thread switches). Each thread holds 4×4 outputs in scalar registers
+    /// (rows ty + E·i, columns tx + E·j, so stores coalesce); A and B tiles of 16 k-steps are staged in shared memory,
+    /// and each column's input coordinates are decoded once per group into shared memory, so the K loop divides nothing.
+    /// </summary>
+    public static void Gemm<TFma>(ArrayView<float> a, ArrayView<float> b, ArrayView<int> taps, ArrayView<float> c,
+        ArrayView<float> bias, ArrayView<float> bn, GemmArgs p) where TFma : struct, IFma
+    {
+        var aTile = SharedMemory.Allocate<float>(TileK * MaxTile);
+        var bTile = SharedMemory.Allocate<float>(TileK * MaxTile);
+        var colBase = SharedMemory.Allocate<int>(MaxTile);
+        var colY = SharedMemory.Allocate<int>(MaxTile);
+        var colX = SharedMemory.Allocate<int>(MaxTile);
+        int e = p.GroupEdge, threads = e * e, tile = 4 * e;
+        int tid = Group.IdxX, tx = tid % e, ty = tid / e;
+        int nTile = Grid.IdxX % p.NTiles, z = Grid.IdxX / p.NTiles;
+        int m0 = Grid.IdxY * tile, n0 = nTile * tile;
+
+        // Decode the tile's columns once: base offset and, for a convolution, the top-left input pixel of the window.
+        for (int j = tid; j < tile; j += threads)
+        {
+            int col = n0 + j, bse = -1, iy0 = 0, ix0 = 0;
+            if (col < p.N)
+            {
+                if (p.Conv != 0)
+                {
+                    int ohw = p.Cols, img = col / ohw, pix = col - img * ohw, oy = pix / p.OW, ox = pix - oy * p.OW;
+                    iy0 = oy * p.StrideH - p.PadH;
+                    ix0 = ox * p.StrideW - p.PadW;
+                    bse = (img * p.InChannels + z * p.CinG) * p.H * p.W;
+                }
+                else bse = z * p.BBatch + col * p.LdbN;
+            }
+            colBase[j] = bse;
+            colY[j] = iy0;
+            colX[j] = ix0;
+        }
+        Group.Barrier();
+
+        // Initial accumulators: the bias when the first segment's chain starts from it.
+        int r0 = m0 + ty, c0 = n0 + tx;
+        var acc0 = Start(bias, p, z, r0);
+        var acc1 = Start(bias, p, z, r0 + e);
+        var acc2 = Start(bias, p, z, r0 + 2 * e);
+        var acc3 = Start(bias, p, z, r0 + 3 * e);
+        int segEnd = p.Segment < p.K ? p.Segment : p.K;
+        int flushed = 0;
+        // B loads walk (kk, column) pairs threads apart without dividing: column += dc, kk += dk (+1 on wrap).
+        int dk = threads / tile, dc = threads - dk * tile;
+
+        for (int k0 = 0; k0 < p.K; k0 += TileK)
+        {
+            for (int i = tid; i < tile * TileK; i += threads)
+            {
+                int r = i >> 4, kk = i & (TileK - 1), row = m0 + r, k = k0 + kk;
+                aTile[kk * tile + r] = row < p.M && k < p.K ? a[z * p.ABatch + row * p.LdaM + k * p.LdaK] : 0f;
+            }
+            int bc = tid % tile, bk = tid / tile;
+            for (int i = tid; i < tile * TileK; i += threads)
+            {
+                int k = k0 + bk, bse = colBase[bc];
+                float v = 0f;
+                if (bse >= 0 && k < p.K)
+                {
+                    if (p.Conv != 0)
+                    {
+                        int t = taps[k];
+                        int iy = colY[bc] + ((t >> 4) & 15), ix = colX[bc] + (t & 15);
+                        if (iy >= 0 && iy < p.H && ix >= 0 && ix < p.W) v = b[bse + ((t >> 8) * p.H + iy) * p.W + ix];
+                    }
+                    else v = b[bse + k * p.LdbK];
+                }
+                bTile[bk * tile + bc] = v;
+                bc += dc;
+                bk += dk;
+                if (bc >= tile)
+                {
+                    bc -= tile;
+                    bk++;
+                }
+            }
+            Group.Barrier();
+            int kEnd = p.K - k0 < TileK ? p.K - k0 : TileK;
+            for (int kk = 0; kk < kEnd; kk++)
+            {
+                if (k0 + kk == segEnd)
+                {
+                    // A segment ends: add its sum to C (the first one writes C) and start the next from zero.
+                    FlushRow<TFma>(c, bias, bn, p, z, r0, c0, e, acc0, flushed, false);
+                    FlushRow<TFma>(c, bias, bn, p, z, r0 + e, c0, e, acc1, flushed, false);
+                    FlushRow<TFma>(c, bias, bn, p, z, r0 + 2 * e, c0, e, acc2, flushed, false);
+                    FlushRow<TFma>(c, bias, bn, p, z, r0 + 3 * e, c0, e, acc3, flushed, false);
+                    flushed = 1;
+                    acc0 = default;
+                    acc1 = default;
+                    acc2 = default;
+                    acc3 = default;
+                    segEnd = segEnd + p.Segment < p.K ? segEnd + p.Segment : p.K;
+                }
+                int ar = kk * tile + ty, br = kk * tile + tx;
+                var bv = new F4(bTile[br], bTile[br + e], bTile[br + 2 * e], bTile[br + 3 * e]);
+                acc0 = F4.Fma<TFma>(aTile[ar], bv, acc0);
+                acc1 = F4.Fma<TFma>(aTile[ar + e], bv, acc1);
+                acc2 = F4.Fma<TFma>(aTile[ar + 2 * e], bv, acc2);
+                acc3 = F4.Fma<TFma>(aTile[ar + 3 * e], bv, acc3);
+            }
+            Group.Barrier();
+        }
+        FlushRow<TFma>(c, bias, bn, p, z, r0, c0, e, acc0, flushed, true);
+        FlushRow<TFma>(c, bias, bn, p, z, r0 + e, c0, e, acc1, flushed, true);
+        FlushRow<TFma>(c, bias, bn, p, z, r0 + 2 * e, c0, e, acc2, flushed, true);
+        FlushRow<TFma>(c, bias, bn, p, z, r0 + 3 * e, c0, e, acc3, flushed, true);
+    }
+
+    private static F4 Start(ArrayView<float> bias, GemmArgs p, int z, int row)
+    {
+        if (p.BiasMode != 1 || row >= p.M) return default;
+        float v = bias[z * p.RowsPerBatch + row];
+        return new F4(v, v, v, v);
+    }
+
+    /// <summary>Adds one segment's sums to C for a thread's row (4 columns, <paramref name="step"/> apart); the last one also runs the epilogue.</summary>
+    private static void FlushRow<TFma>(ArrayView<float> c, ArrayView<float> bias, ArrayView<float> bn, GemmArgs p, int z, int row,
+        int col0, int step, F4 acc, int flushed, bool last) where TFma : struct, IFma
+    {
+        if (row >= p.M) return;
+        int channel = z * p.RowsPerBatch + row;
+        for (int j = 0; j < 4; j++)
+        {
+            int col = col0 + step * j;
+            if (col >= p.N) return;
+            int img = col / p.Cols, rest = col - img * p.Cols;
+            int at = z * p.CBatch + img * p.CImage + row * p.LdcM + rest * p.LdcN;
+            float v = acc.Get(j);
+            if (flushed != 0) v = c[at] + v;
+            else if (p.BiasMode == 2) v += bias[channel];
+            if (last)
+            {
+                for (int i = 0; i < p.BnCount; i++)
+                    v = default(TFma).Fma(v, bn[(2 * i) * p.BnChannels + channel], bn[(2 * i + 1) * p.BnChannels + channel]);
+                if (p.Alpha != 1f) v *= p.Alpha;
+            }
+            c[at] = v;
+        }
+    }
+
+    // ------------------------------------------------------------------ cuBLAS path: im2col and the channel epilogue
+
+    /// <summary>
+    /// cols[f, k, p] = x[f0 + f, taps[k].c, oy·sh − ph + ky, ox·sw − pw + kx] (0 outside) for a chunk of frames: each frame's
+    /// [K, OH·OW] column matrix, K in the layer's tap order (the order of its stored weights).
+    /// </summary>
+    public static void Im2Col(Index1D i, ArrayView<float> x, ArrayView<int> taps, ArrayView<float> cols, int frame0, int k,
+        int inChannels, int h, int w, int ow, int ohw, int sh, int sw, int ph, int pw)
+    {
+        int perFrame = k * ohw, f = i / perFrame, rest = i - f * perFrame, kk = rest / ohw, pix = rest - kk * ohw;
+        int oy = pix / ow, ox = pix - oy * ow, t = taps[kk];
+        int iy = oy * sh - ph + ((t >> 4) & 15), ix = ox * sw - pw + (t & 15);
+        cols[i] = iy >= 0 && iy < h && ix >= 0 && ix < w ? x[(((frame0 + f) * inChannels + (t >> 8)) * h + iy) * w + ix] : 0f;
+    }
+
+    /// <summary>y = y + bias[c] (when given), then each BN as one FMA, over [frames, channels, spatial].</summary>
+    public static void ChannelEpilogue<TFma>(Index1D i, ArrayView<float> y, ArrayView<float> bias, ArrayView<float> bn, int hasBias,
+        int bnCount, int channels, int spatial) where TFma : struct, IFma
+    {
+        int ch = (i / spatial) % channels;
+        float v = y[i];
+        if (hasBias != 0) v += bias[ch];
+        for (int b = 0; b < bnCount; b++) v = default(TFma).Fma(v, bn[2 * b * channels + ch], bn[(2 * b + 1) * channels + ch]);
+        y[i] = v;
+    }
+
+    // ------------------------------------------------------------------ depthwise (and any direct) convolution
+
+    /// <summary>One output element per thread: bias, then an FMA chain over the taps in (ky, kx) order, then the BNs.</summary>
+    public static void Depthwise<TFma>(Index1D i, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
+        ArrayView<float> y, DepthwiseArgs p) where TFma : struct, IFma
+    {
+        int ohw = p.OH * p.OW, plane = i / ohw, pix = i - plane * ohw, oy = pix / p.OW, ox = pix - oy * p.OW;
+        int ch = plane % p.Channels;
+        float s = p.HasBias != 0 ? bias[ch] : 0f;
+        int taps = p.KH * p.KW, wBase = ch * taps, xBase = plane * p.H * p.W;
+        for (int ky = 0; ky < p.KH; ky++)
+        {
+            int iy = oy * p.StrideH - p.PadH + ky;
+            if (iy < 0 || iy >= p.H) continue; // w·0 leaves the chain unchanged
+            for (int kx = 0; kx < p.KW; kx++)
+            {
+                int ix = ox * p.StrideW - p.PadW + kx;
+                if (ix < 0 || ix >= p.W) continue;
+                s = default(TFma).Fma(w[wBase + ky * p.KW + kx], x[xBase + iy * p.W + ix], s);
+            }
+        }
+        for (int b = 0; b < p.BnCount; b++)
+            s = default(TFma).Fma(s, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
+        y[i] = s;
+    }
+
+    // ------------------------------------------------------------------ LIF over T
+
+    /// <summary>
+    /// MultiStepLIF over T time-major steps of <paramref name="perStep"/> neurons, one thread per neuron:
+    /// H = V + (X − V)·0.5, S = H ≥ Vth, V = S ? 0 : H. Writes spikes, H when <paramref name="keepMembrane"/> ≠ 0, and adds
+    /// the group's spike count to counts[slot] (integer atomics: the total is exact and order-free).
+    /// </summary>
+    public static void Lif(ArrayView<float> x, ArrayView<float> spikes, ArrayView<float> membrane, ArrayView<long> counts,
+        int perStep, int timesteps, float threshold, int keepMembrane, int slot)
+    {
+        var groupCount = SharedMemory.Allocate<int>(1);
+        int n = Grid.GlobalIndex.X;
+        if (Group.IdxX == 0) groupCount[0] = 0;
+        Group.Barrier();
+        int fired = 0;
+        if (n < perStep)
+        {
+            float v = 0f;
+            for (int t = 0; t < timesteps; t++)
+            {
+                int at = t * perStep + n;
+                float h = v + (x[at] - v) * 0.5f; // (x − v)·0.5 is exact, so a contracted FMA gives the same value
+                bool fire = h >= threshold;
+                spikes[at] = fire ? 1f : 0f;
+                if (keepMembrane != 0) membrane[at] = h;
+                v = fire ? 0f : h;
+                fired += fire ? 1 : 0;
+            }
+        }
+        if (fired != 0) Atomic.Add(ref groupCount[0], fired);
+        Group.Barrier();
+        if (Group.IdxX == 0 && groupCount[0] != 0) Atomic.Add(ref counts[slot], (long)groupCount[0]);
+    }
+
+    // ------------------------------------------------------------------ elementwise glue
+
+    /// <summary>x += y.</summary>
+    public static void Add(Index1D i, ArrayView<float> x, ArrayView<float> y) => x[i] = x[i] + y[i];
+
+    /// <summary>x[t·block + i] = x[i] for t ≥ 1: the official model repeats the image over T.</summary>
+    public static void RepeatOverTime(Index1D i, ArrayView<float> x, int block) => x[block + i] = x[i % block];
+
+    /// <summary>RepConv's BNAndPadLayer: the map inside a border of <paramref name="pad"/> pixels filled with the per-channel value BN(0).</summary>
+    public static void PadBorder(Index1D i, ArrayView<float> inner, ArrayView<float> values, ArrayView<float> padded,
+        int channels, int h, int w, int pad)
+    {
+        int ph = h + 2 * pad, pw = w + 2 * pad, planeLen = ph * pw, plane = i / planeLen, rest = i - plane * planeLen;
+        int y = rest / pw - pad, xx = rest % pw - pad;
+        padded[i] = y >= 0 && y < h && xx >= 0 && xx < w ? inner[(plane * h + y) * w + xx] : values[plane % channels];
+    }
+
+    /// <summary>output[row] = Σ x[row, :] (in order) · (1 / spatial), one thread per (frame, channel) row.</summary>
+    public static void SpatialMean(Index1D row, ArrayView<float> x, ArrayView<float> output, int spatial, float inverse)
+    {
+        float s = 0f;
+        int at = row * spatial;
+        for (int j = 0; j < spatial; j++) s += x[at + j];
+        output[row] = s * inverse;
+    }
+
+    /// <summary>
+    /// logits[b, j] = mean over t of perStep[t·batch + b, j] (summed in t order, divided by T), and with kd the mean of
+    /// both heads' results, as the CPU computes it.
+    /// </summary>
+    public static void MeanOverTime(Index1D i, ArrayView<float> head, ArrayView<float> headKd, ArrayView<float> logits,
+        int batch, int classes, int timesteps, int kd)
+    {
+        int b = i / classes, j = i - b * classes;
+        float s = 0f, s2 = 0f;
+        for (int t = 0; t < timesteps; t++)
+        {
+            int at = (t * batch + b) * classes + j;
+            s += head[at];
+            if (kd != 0) s2 += headKd[at];
+        }
+        s /= timesteps;
+        if (kd != 0) s = (s + s2 / timesteps) / 2f;
+        logits[i] = s;
+    }
+
+    // ------------------------------------------------------------------ deterministic reductions
+
+    /// <summary>
+    /// Per-group partial of Σ (x − reference)² in double (reference optional: hasReference = 0 gives Σ x²), over a fixed
+    /// contiguous chunk per group, tree-reduced in a fixed order; and the number of positions where the spikes differ
+    /// (integer atomics). Run <see cref="SumPartials"/> after it.
+    /// </summary>
+    public static void SquaredDiffPartials(ArrayView<float> x, ArrayView<float> reference, int hasReference,
+        ArrayView<float> spikes, ArrayView<float> refSpikes, int hasSpikes, int length, int chunk,
+        ArrayView<double> partials, ArrayView<long> mismatches, int slot)
+    {
+        var tree = SharedMemory.Allocate<double>(MaxReduceThreads);
+        var groupMismatch = SharedMemory.Allocate<int>(1);
+        int tid = Group.IdxX, start = Grid.IdxX * chunk, end = start + chunk < length ? start + chunk : length;
+        if (tid == 0) groupMismatch[0] = 0;
+        double s = 0;
+        int differ = 0;
+        int threads = Group.DimX; // a power of two
+        for (int j = start + tid; j < end; j += threads)
+        {
+            double d = hasReference != 0 ? (double)x[j] - reference[j] : x[j];
+            s += d * d;
+            if (hasSpikes != 0 && (spikes[j] != 0f) != (refSpikes[j] != 0f)) differ++;
+        }
+        tree[tid] = s;
+        Group.Barrier();
+        for (int half = threads / 2; half > 0; half /= 2)
+        {
+            if (tid < half) tree[tid] = tree[tid] + tree[tid + half];
+            Group.Barrier();
+        }
+        if (differ != 0) Atomic.Add(ref groupMismatch[0], differ);
+        Group.Barrier();
+        if (tid == 0)
+        {
+            partials[Grid.IdxX] = tree[0];
+            if (groupMismatch[0] != 0) Atomic.Add(ref mismatches[slot], (long)groupMismatch[0]);
+        }
+    }
+
+    /// <summary>One thread: sums[slot] += Σ partials[0..count) in index order.</summary>
+    public static void SumPartials(Index1D i, ArrayView<double> partials, int count, ArrayView<double> sums, int slot)
+    {
+        double s = 0;
+        for (int j = 0; j < count; j++) s += partials[j];
+        sums[slot] = sums[slot] + s;
+    }
+}

@@ -1,0 +1,376 @@
+using System.Diagnostics;
+using ILGPU;
+using ILGPU.Runtime;
+using Qsvit.Tensors;
+
+namespace Qsvit.Backends.Cuda;
+
+/// <summary>
+/// A convolution resident on the device: for dense layers the weights of each group as a [Cout/G, K] matrix with K in
+/// the CPU's summation order (<see cref="ReductionOrder.TapOrder"/>) and the tap table that maps K back to (c, ky, kx);
+/// for depthwise layers the weights as given. Bias and the BN chain (scale, shift per BN) beside them.
+/// </summary>
+internal sealed class GpuConv : IDisposable
+{
+    public ConvGeometry Geometry { get; }
+    public MemoryBuffer1D<float, Stride1D.Dense> Weights { get; }
+    public MemoryBuffer1D<int, Stride1D.Dense>? Taps { get; }
+    public MemoryBuffer1D<float, Stride1D.Dense>? Bias { get; }
+    /// <summary>scale0, shift0, scale1, shift1, … each OutChannels long; null without BNs.</summary>
+    public MemoryBuffer1D<float, Stride1D.Dense>? Bn { get; }
+    public int BnCount { get; }
+
+    public GpuConv(Accelerator accelerator, ConvGeometry g, float[] weight, float[] bias, IReadOnlyList<(float[] Scale, float[] Shift)> bns)
+    {
+        g.Validate();
+        if (weight.Length < g.WeightLength) throw new ArgumentException($"weight has {weight.Length} elements, needs {g.WeightLength}", nameof(weight));
+        if (bias.Length != 0 && bias.Length < g.OutChannels) throw new ArgumentException($"bias has {bias.Length} elements, needs {g.OutChannels}", nameof(bias));
+        if (g.KernelH > 15 || g.KernelW > 15) throw new QsvitException($"the CUDA backend runs kernels up to 15x15, not {g.KernelH}x{g.KernelW}");
+        Geometry = g;
+        if (g.IsDepthwise)
+            Weights = accelerator.Allocate1D(weight.AsSpan(0, g.WeightLength).ToArray());
+        else
+        {
+            int cinG = g.InChannels / g.Groups, k = cinG * g.KernelH * g.KernelW;
+            var order = ReductionOrder.TapOrder(cinG, g.KernelH, g.KernelW);
+            var permuted = new float[g.WeightLength];
+            for (int m = 0; m < g.OutChannels; m++)
+                for (int j = 0; j < k; j++) permuted[(long)m * k + j] = weight[(long)m * k + order[j]];
+            var taps = new int[k];
+            int khw = g.KernelH * g.KernelW;
+            for (int j = 0; j < k; j++)
+            {
+                int c = order[j] / khw, rest = order[j] % khw;
+                taps[j] = (c << 8) | ((rest / g.KernelW) << 4) | (rest % g.KernelW);
+            }
+            Weights = accelerator.Allocate1D(permuted);
+            Taps = accelerator.Allocate1D(taps);
+        }
+        if (bias.Length != 0) Bias = accelerator.Allocate1D(bias.AsSpan(0, g.OutChannels).ToArray());
+        BnCount = bns.Count;
+        if (bns.Count > 0)
+        {
+            var packed = new float[2 * bns.Count * g.OutChannels];
+            for (int i = 0; i < bns.Count; i++)
+            {
+                bns[i].Scale.AsSpan(0, g.OutChannels).CopyTo(packed.AsSpan(2 * i * g.OutChannels));
+                bns[i].Shift.AsSpan(0, g.OutChannels).CopyTo(packed.AsSpan((2 * i + 1) * g.OutChannels));
+            }
+            Bn = accelerator.Allocate1D(packed);
+        }
+    }
+
+    public long DeviceBytes => 4 * (Weights.Length + (Taps?.Length ?? 0) + (Bias?.Length ?? 0) + (Bn?.Length ?? 0));
+
+    public void Dispose()
+    {
+        Weights.Dispose();
+        Taps?.Dispose();
+        Bias?.Dispose();
+        Bn?.Dispose();
+    }
+}
+
+/// <summary>
+/// The ILGPU kernels of <see cref="GpuKernels"/>, compiled once for an accelerator, behind host-side launchers that
+/// take shapes and check them. All launches go to the accelerator's default stream, in call order.
+/// </summary>
+/// <summary>
+/// A library GEMM over a batch: C[i] (m×n, row-major, dense) = A (m×k, shared) · B[i] (k×n, dense), B[i] and C[i]
+/// <c>strideB</c>/<c>strideC</c> elements apart.
+/// </summary>
+internal delegate void LibraryGemm(int m, int n, int k, ArrayView<float> a, ArrayView<float> b, long strideB, ArrayView<float> c, long strideC, int batch);
+
+internal sealed class GpuOps : IDisposable
+{
+    private readonly Accelerator _acc;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _depthwise;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int> _lif;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _add;
+    private readonly Action<Index1D, ArrayView<float>, int> _repeat;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _pad;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float> _mean;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _meanOverTime;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<double>, ArrayView<long>, int> _partials;
+    private readonly Action<Index1D, ArrayView<double>, int, ArrayView<double>, int> _sumPartials;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int, int, int, int, int, int> _im2col;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _epilogue;
+    private readonly MemoryBuffer1D<float, Stride1D.Dense> _dummy;
+    private readonly MemoryBuffer1D<int, Stride1D.Dense> _dummyInt;
+    private readonly MemoryBuffer1D<long, Stride1D.Dense> _dummyLong;
+    private MemoryBuffer1D<double, Stride1D.Dense>? _partialBuffer;
+    private readonly int _groupEdge, _reduceThreads;
+
+    /// <summary>Elements each group of the squared-difference reduction sums (fixed, so results never depend on the device).</summary>
+    public const int ReduceChunk = 1 << 16;
+
+    public GpuOps(Accelerator accelerator)
+    {
+        _acc = accelerator;
+        // Group sizes: full tiles on a GPU; one thread per group on the CPU accelerator, where every barrier of a larger
+        // group costs OS thread switches (the same kernels, smaller tiles).
+        int maxGroup = accelerator.MaxNumThreadsPerGroup;
+        bool cuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
+        _groupEdge = maxGroup >= GpuKernels.GpuGroupEdge * GpuKernels.GpuGroupEdge ? GpuKernels.GpuGroupEdge : 1;
+        _reduceThreads = 1;
+        while (_reduceThreads * 2 <= Math.Min(maxGroup, GpuKernels.MaxReduceThreads)) _reduceThreads *= 2;
+        _gemm = cuda
+            ? Load("Gemm", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GpuKernels.Gemm<ContractedFma>))
+            : Load("Gemm", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GpuKernels.Gemm<ExactFma>));
+        _depthwise = cuda
+            ? Load("Depthwise", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise<ContractedFma>))
+            : Load("Depthwise", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise<ExactFma>));
+        _lif = Load("Lif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int>(GpuKernels.Lif));
+        _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(GpuKernels.Add));
+        _repeat = Load("RepeatOverTime", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(GpuKernels.RepeatOverTime));
+        _pad = Load("PadBorder", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.PadBorder));
+        _mean = Load("SpatialMean", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(GpuKernels.SpatialMean));
+        _meanOverTime = Load("MeanOverTime", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.MeanOverTime));
+        _partials = Load("SquaredDiffPartials", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<double>, ArrayView<long>, int>(GpuKernels.SquaredDiffPartials));
+        _sumPartials = Load("SumPartials", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, int, ArrayView<double>, int>(GpuKernels.SumPartials));
+        _im2col = Load("Im2Col", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int, int, int, int, int, int>(GpuKernels.Im2Col));
+        _epilogue = cuda
+            ? Load("ChannelEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ChannelEpilogue<ContractedFma>))
+            : Load("ChannelEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ChannelEpilogue<ExactFma>));
+        _dummy = accelerator.Allocate1D<float>(1);
+        _dummyInt = accelerator.Allocate1D<int>(1);
+        _dummyLong = accelerator.Allocate1D<long>(1);
+    }
+
+    public Accelerator Accelerator => _acc;
+
+    private static T Load<T>(string kernel, Func<T> load)
+    {
+        try { return load(); }
+        catch (Exception e) when (e is not QsvitException)
+        {
+            throw new QsvitException($"the {kernel} kernel did not compile or load: {e.GetType().Name}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// output[frames, Cout, OH, OW] = conv(input[frames, Cin, h, w]) + bias, then the BNs, each one FMA; summed in the
+    /// CPU's order (K in tap order, segments of <see cref="ReductionOrder.Segments"/>, the bias where the CPU adds it).
+    /// </summary>
+    public void Conv(GpuConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output)
+    {
+        var g = layer.Geometry;
+        int oh = g.OutH(h), ow = g.OutW(w);
+        if (oh <= 0 || ow <= 0) throw new ArgumentException($"input {h}x{w} is smaller than the kernel {g.KernelH}x{g.KernelW} with padding");
+        long inLen = (long)frames * g.InChannels * h * w, outLen = (long)frames * g.OutChannels * oh * ow;
+        CheckLength(input, inLen, nameof(input));
+        CheckLength(output, outLen, nameof(output));
+        if (frames == 0) return;
+        var bias = layer.Bias?.View ?? _dummy.View;
+        var bn = layer.Bn?.View ?? _dummy.View;
+        if (g.IsDepthwise)
+        {
+            var dp = new DepthwiseArgs
+            {
+                Planes = frames * g.InChannels, Channels = g.InChannels, H = h, W = w, OH = oh, OW = ow, KH = g.KernelH, KW = g.KernelW,
+                StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
+            };
+            _depthwise((int)outLen, input, layer.Weights.View, bias, bn, output, dp);
+            return;
+        }
+        int groups = g.Groups, cinG = g.InChannels / groups, coutG = g.OutChannels / groups, k = cinG * g.KernelH * g.KernelW;
+        var (segment, biasAfter) = ReductionOrder.Segments(g, h, w);
+        int ohw = oh * ow;
+        long n = (long)frames * ohw;
+        if (n > int.MaxValue / 2) throw new QsvitException($"a convolution over {n:N0} output pixels is too large for one launch; use a smaller batch");
+        var p = new GemmArgs
+        {
+            M = coutG, N = (int)n, K = k, Batches = groups,
+            ABatch = coutG * k, LdaM = k, LdaK = 1,
+            CBatch = coutG * ohw, CImage = g.OutChannels * ohw, Cols = ohw, LdcM = ohw, LdcN = 1,
+            Conv = 1, InChannels = g.InChannels, CinG = cinG, H = h, W = w, OW = ow,
+            StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW,
+            Segment = segment, BiasMode = layer.Bias is null ? 0 : biasAfter ? 2 : 1,
+            RowsPerBatch = coutG, BnCount = layer.BnCount, BnChannels = g.OutChannels, Alpha = 1f,
+        };
+        LaunchGemm(layer.Weights.View, input, layer.Taps!.View, output, bias, bn, p);
+    }
+
+    /// <summary>
+    /// A dense conv through a library GEMM (<paramref name="gemm"/>: C[f] = A·B[f] over a run of frames, row-major, strides
+    /// in elements): 1×1 stride-1 layers read the input in place; other layers are im2col'd in chunks of frames into
+    /// <paramref name="columns"/> (at most <paramref name="columnFloats"/> floats). Then bias and BNs in one pass.
+    /// </summary>
+    public void ConvByGemm(GpuConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output,
+        ArrayView<float> columns, long columnFloats, LibraryGemm gemm)
+    {
+        var g = layer.Geometry;
+        Debug.Assert(!g.IsDepthwise && g.Groups == 1);
+        int oh = g.OutH(h), ow = g.OutW(w), ohw = oh * ow, k = g.InChannels * g.KernelH * g.KernelW;
+        CheckLength(input, (long)frames * g.InChannels * h * w, nameof(input));
+        CheckLength(output, (long)frames * g.OutChannels * ohw, nameof(output));
+        if (frames == 0) return;
+        if (g.IsPointwise)
+            gemm(g.OutChannels, ohw, k, layer.Weights.View, input, (long)k * ohw, output, (long)g.OutChannels * ohw, frames);
+        else
+        {
+            long perFrame = (long)k * ohw;
+            int chunk = (int)Math.Clamp(columnFloats / perFrame, 1, frames);
+            for (int f0 = 0; f0 < frames; f0 += chunk)
+            {
+                int n = Math.Min(chunk, frames - f0);
+                CheckInt(n * perFrame);
+                _im2col((int)(n * perFrame), input, layer.Taps!.View, columns, f0, k, g.InChannels, h, w, ow, ohw, g.StrideH, g.StrideW, g.PadH, g.PadW);
+                gemm(g.OutChannels, ohw, k, layer.Weights.View, columns, perFrame, output.SubView((long)f0 * g.OutChannels * ohw), (long)g.OutChannels * ohw, n);
+            }
+        }
+        long len = (long)frames * g.OutChannels * ohw;
+        if (layer.Bias is null && layer.BnCount == 0) return;
+        CheckInt(len);
+        _epilogue((int)len, output, layer.Bias?.View ?? _dummy.View, layer.Bn?.View ?? _dummy.View, layer.Bias is null ? 0 : 1, layer.BnCount, g.OutChannels, ohw);
+    }
+
+    /// <summary>Floats of im2col columns a chunk of one frame needs for this layer (0 for layers read in place).</summary>
+    public static long ColumnsPerFrame(ConvGeometry g, int h, int w) =>
+        g.IsPointwise ? 0 : (long)g.InChannels / g.Groups * g.KernelH * g.KernelW * g.OutH(h) * g.OutW(w);
+
+    /// <summary>
+    /// Strided batched GEMM, one FMA chain over k in order per element: C(z, m, n) = alpha·(Σ_k A(z, m, k)·B(z, k, n)
+    /// [+ rowBias[m] after the sum]). Element addresses: a[z·aBatch + m·ldaM + k·ldaK], b[z·bBatch + k·ldbK + n·ldbN],
+    /// c[z·cBatch + m·ldcM + n·ldcN].
+    /// </summary>
+    public void Gemm(int batches, int m, int n, int k,
+        ArrayView<float> a, int aBatch, int ldaM, int ldaK,
+        ArrayView<float> b, int bBatch, int ldbK, int ldbN,
+        ArrayView<float> c, int cBatch, int ldcM, int ldcN,
+        ArrayView<float> rowBias = default, float alpha = 1f)
+    {
+        if (batches == 0 || m == 0 || n == 0) return;
+        Debug.Assert(k > 0);
+        var p = new GemmArgs
+        {
+            M = m, N = n, K = k, Batches = batches,
+            ABatch = aBatch, LdaM = ldaM, LdaK = ldaK, BBatch = bBatch, LdbK = ldbK, LdbN = ldbN,
+            CBatch = cBatch, CImage = 0, Cols = n, LdcM = ldcM, LdcN = ldcN,
+            Segment = k, BiasMode = rowBias.IsValid ? 2 : 0, RowsPerBatch = 0, Alpha = alpha,
+        };
+        LaunchGemm(a, b, _dummyInt.View, c, rowBias.IsValid ? rowBias : _dummy.View, _dummy.View, p);
+    }
+
+    private void LaunchGemm(ArrayView<float> a, ArrayView<float> b, ArrayView<int> taps, ArrayView<float> c, ArrayView<float> bias,
+        ArrayView<float> bn, GemmArgs p)
+    {
+        p.GroupEdge = _groupEdge;
+        int tile = 4 * _groupEdge;
+        p.NTiles = (p.N + tile - 1) / tile;
+        int mTiles = (p.M + tile - 1) / tile;
+        long gridX = (long)p.NTiles * p.Batches;
+        if (gridX > int.MaxValue || mTiles > 65535) throw new QsvitException($"a GEMM of {p.Batches} x {p.M} x {p.N} is too large for one launch; use a smaller batch");
+        var config = new KernelConfig(new Index2D((int)gridX, mTiles), new Index2D(_groupEdge * _groupEdge, 1));
+        _gemm(config, a, b, taps, c, bias, bn, p);
+    }
+
+    /// <summary>MultiStepLIF over [timesteps, perStep]; adds the spike count to counts[slot] when counts is given.</summary>
+    public void Lif(ArrayView<float> input, ArrayView<float> spikes, long length, int timesteps, float threshold,
+        ArrayView<float> membrane, ArrayView<long> counts, int slot)
+    {
+        if (length % timesteps != 0) throw new ArgumentException($"length {length} is not a multiple of T = {timesteps}");
+        CheckLength(input, length, nameof(input));
+        CheckLength(spikes, length, nameof(spikes));
+        if (membrane.IsValid) CheckLength(membrane, length, nameof(membrane));
+        if (length == 0) return;
+        CheckInt(length);
+        int perStep = (int)(length / timesteps), groups = (perStep + _reduceThreads - 1) / _reduceThreads;
+        var config = new KernelConfig(new Index1D(groups), new Index1D(_reduceThreads));
+        _lif(config, input, spikes, membrane.IsValid ? membrane : _dummy.View, counts.IsValid ? counts : _dummyLong.View,
+            perStep, timesteps, threshold, membrane.IsValid ? 1 : 0, counts.IsValid ? slot : 0);
+    }
+
+    /// <summary>x[i] += y[i], i &lt; length.</summary>
+    public void Add(ArrayView<float> x, ArrayView<float> y, long length)
+    {
+        CheckLength(x, length, nameof(x));
+        CheckLength(y, length, nameof(y));
+        if (length == 0) return;
+        CheckInt(length);
+        _add((int)length, x, y);
+    }
+
+    /// <summary>x[t·block ..] = x[0 .. block) for t = 1 .. times − 1.</summary>
+    public void RepeatBlock(ArrayView<float> x, long block, int times)
+    {
+        CheckLength(x, block * times, nameof(x));
+        if (times <= 1 || block == 0) return;
+        CheckInt(block * times);
+        _repeat((int)(block * (times - 1)), x, (int)block);
+    }
+
+    /// <summary>padded[frames, C, h + 2·pad, w + 2·pad]: inner in the centre, values[c] in the border.</summary>
+    public void PadBorder(ArrayView<float> inner, int frames, int channels, int h, int w, int pad, ArrayView<float> values, ArrayView<float> padded)
+    {
+        long len = (long)frames * channels * (h + 2 * pad) * (w + 2 * pad);
+        CheckLength(inner, (long)frames * channels * h * w, nameof(inner));
+        CheckLength(padded, len, nameof(padded));
+        CheckLength(values, channels, nameof(values));
+        if (len == 0) return;
+        CheckInt(len);
+        _pad((int)len, inner, values, padded, channels, h, w, pad);
+    }
+
+    /// <summary>output[r] = Σ_s x[r, s] · (1 / spatial).</summary>
+    public void SpatialMean(ArrayView<float> x, int rows, int spatial, ArrayView<float> output)
+    {
+        CheckLength(x, (long)rows * spatial, nameof(x));
+        CheckLength(output, rows, nameof(output));
+        if (rows == 0) return;
+        _mean(rows, x, output, spatial, 1f / spatial);
+    }
+
+    /// <summary>logits[b, j] = mean over T of head[t·batch + b, j], and with kd the mean of both heads.</summary>
+    public void MeanOverTime(ArrayView<float> head, ArrayView<float> headKd, ArrayView<float> logits, int batch, int classes, int timesteps)
+    {
+        CheckLength(logits, (long)batch * classes, nameof(logits));
+        if (batch == 0 || classes == 0) return;
+        _meanOverTime(batch * classes, head, headKd.IsValid ? headKd : head, logits, batch, classes, timesteps, headKd.IsValid ? 1 : 0);
+    }
+
+    /// <summary>
+    /// sums[slot] += Σ (x − reference)² (Σ x² without a reference) in double, and mismatches[slot] += the number of
+    /// positions where spikes and refSpikes differ (when both are given); a fixed-order, deterministic reduction.
+    /// </summary>
+    public void SquaredDifference(ArrayView<float> x, ArrayView<float> reference, long length, ArrayView<float> spikes, ArrayView<float> refSpikes,
+        ArrayView<double> sums, ArrayView<long> mismatches, int slot)
+    {
+        CheckLength(x, length, nameof(x));
+        if (length == 0) return;
+        CheckInt(length);
+        int groups = (int)((length + ReduceChunk - 1) / ReduceChunk);
+        if (_partialBuffer is null || _partialBuffer.Length < groups)
+        {
+            _acc.Synchronize(); // the old buffer may still be read by queued work
+            _partialBuffer?.Dispose();
+            _partialBuffer = _acc.Allocate1D<double>(Math.Max(groups, 64));
+        }
+        bool hasSpikes = spikes.IsValid && refSpikes.IsValid;
+        var config = new KernelConfig(new Index1D(groups), new Index1D(_reduceThreads));
+        _partials(config, x, reference.IsValid ? reference : x, reference.IsValid ? 1 : 0,
+            hasSpikes ? spikes : _dummy.View, hasSpikes ? refSpikes : _dummy.View, hasSpikes ? 1 : 0,
+            (int)length, ReduceChunk, _partialBuffer.View, mismatches.IsValid ? mismatches : _dummyLong.View, mismatches.IsValid ? slot : 0);
+        _sumPartials(1, _partialBuffer.View, groups, sums, slot);
+    }
+
+    private static void CheckLength<T>(ArrayView<T> view, long needed, string name) where T : unmanaged
+    {
+        if (!view.IsValid && needed > 0) throw new ArgumentException($"{name} is empty, needs {needed} elements", name);
+        if (view.Length < needed) throw new ArgumentException($"{name} has {view.Length} elements, needs {needed}", name);
+    }
+
+    private static void CheckInt(long length)
+    {
+        if (length > int.MaxValue) throw new QsvitException($"a tensor of {length:N0} elements is too large for the CUDA kernels (2^31 limit); use a smaller batch");
+    }
+
+    public void Dispose()
+    {
+        _dummy.Dispose();
+        _dummyInt.Dispose();
+        _dummyLong.Dispose();
+        _partialBuffer?.Dispose();
+    }
+}

@@ -1,0 +1,253 @@
+using ILGPU;
+using ILGPU.Runtime;
+using Qsvit.Backends.Cuda;
+using Qsvit.Snn;
+using Qsvit.Tensors;
+using Qsvit.Tests.Tensors;
+
+namespace Qsvit.Tests.Gpu;
+
+/// <summary>One CUDA backend on ILGPU's CPU accelerator, kernels compiled once, shared by the GPU tests (compiling is the slow part).</summary>
+public sealed class CpuAcceleratorFixture : IDisposable
+{
+    public CudaBackend Backend { get; } = CudaBackend.OnCpuAccelerator();
+    public GpuDevice Device => Backend.GpuDevice;
+    internal GpuOps Ops => Backend.Ops;
+
+    public MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] data) => Device.Accelerator.Allocate1D(data);
+    public MemoryBuffer1D<float, Stride1D.Dense> Zeros(long length) => Device.Accelerator.Allocate1D<float>(Math.Max(1, length));
+
+    public void Dispose() => Backend.Dispose();
+}
+
+[CollectionDefinition("gpu-cpu-accelerator")]
+public sealed class CpuAcceleratorCollection : ICollectionFixture<CpuAcceleratorFixture>;
+
+/// <summary>
+/// Every CUDA-backend kernel on ILGPU's CPU accelerator against the CPU kernels, on small odd shapes. Where the CPU's
+/// float order is fixed (FMA chains, K segments, BN as one FMA) the results must be identical; elsewhere close.
+/// </summary>
+[Collection("gpu-cpu-accelerator")]
+public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
+{
+    public static IEnumerable<object[]> ConvCases =>
+    [
+        // cin, cout, k, stride, pad, groups, h, w, bias, BNs, spike input
+        [3, 16, 7, 2, 3, 1, 13, 11, true, 1, false],   // the stem: real input, bias, BN, stride 2
+        [20, 24, 3, 1, 1, 1, 9, 7, false, 1, true],    // two channel blocks: two K segments
+        [32, 48, 1, 1, 0, 1, 5, 6, false, 1, true],    // pointwise, oneDNN reduce blocking
+        [160, 32, 1, 1, 0, 1, 14, 14, false, 2, true], // pointwise in segments of 80, two BNs (RepConv)
+        [17, 5, 1, 1, 0, 1, 3, 5, true, 0, false],     // odd pointwise with bias after the first segment
+        [8, 12, 3, 2, 1, 2, 10, 9, true, 0, false],    // groups, stride 2
+        [70, 66, 3, 2, 1, 1, 7, 5, true, 1, true],     // more rows than one 64-row tile
+        [24, 24, 7, 1, 3, 24, 8, 7, false, 0, true],   // depthwise 7x7 (ConvBlock)
+        [16, 16, 3, 1, 0, 16, 6, 7, false, 0, false],  // depthwise 3x3 unpadded (RepConv)
+        [10, 10, 3, 2, 1, 10, 9, 8, true, 1, false],   // depthwise, stride 2, bias, BN
+    ];
+
+    [Theory]
+    [MemberData(nameof(ConvCases))]
+    public void ConvMatchesTheCpuKernel(int cin, int cout, int k, int stride, int pad, int groups, int h, int w, bool hasBias, int bnCount, bool spikes)
+    {
+        var rng = new Random(cin * 131 + cout * 7 + k + h);
+        var g = new ConvGeometry(cin, cout, k, k, stride, stride, pad, pad, groups);
+        int frames = 3, oh = g.OutH(h), ow = g.OutW(w);
+        var x = spikes ? TestData.Spikes(rng, frames * cin * h * w) : TestData.Random(rng, frames * cin * h * w);
+        var weight = TestData.Random(rng, g.WeightLength, -0.5f, 0.5f);
+        var bias = hasBias ? TestData.Random(rng, cout) : [];
+        var bns = Enumerable.Range(0, bnCount).Select(_ => (TestData.Random(rng, cout, 0.5f, 1.5f), TestData.Random(rng, cout))).ToArray();
+
+        var expected = new float[frames * cout * oh * ow];
+        Conv2d.Forward(x, frames, h, w, weight, bias, g, expected);
+        foreach (var (scale, shift) in bns) ChannelOps.ScaleShift(expected, frames, cout, oh * ow, scale, shift);
+
+        using var layer = new GpuConv(gpu.Device.Accelerator, g, weight, bias, bns);
+        using var input = gpu.Upload(x);
+        using var output = gpu.Zeros(expected.Length);
+        gpu.Ops.Conv(layer, input.View, frames, h, w, output.View);
+        TestData.AssertSame(expected, output.GetAsArray1D(), $"conv {g}");
+    }
+
+    [Fact]
+    public void StridedBatchedGemmIsOneFmaChainPerElement()
+    {
+        // The SDSA shapes: kv = K·Vᵀ per plane, then out = (kvᵀ·Q)·0.125, on [d, N] slices.
+        var rng = new Random(5);
+        int planes = 3, d = 5, tokens = 70;
+        var q = TestData.Spikes(rng, planes * d * tokens);
+        var k = TestData.Spikes(rng, planes * d * tokens);
+        var v = TestData.Spikes(rng, planes * d * tokens);
+        var expected = new float[planes * d * tokens];
+        var kv = new float[d * d];
+        for (int p = 0; p < planes; p++)
+        {
+            int off = p * d * tokens;
+            Gemm.Sgemm(d, d, tokens, k.AsSpan(off, d * tokens), false, v.AsSpan(off, d * tokens), true, kv);
+            var dst = expected.AsSpan(off, d * tokens);
+            Gemm.Sgemm(d, tokens, d, kv, true, q.AsSpan(off, d * tokens), false, dst);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(dst, 0.125f, dst);
+        }
+        using var bq = gpu.Upload(q);
+        using var bk = gpu.Upload(k);
+        using var bv = gpu.Upload(v);
+        using var bkv = gpu.Zeros(planes * d * d);
+        using var outBuf = gpu.Zeros(expected.Length);
+        int slice = d * tokens;
+        gpu.Ops.Gemm(planes, d, d, tokens, bk.View, slice, tokens, 1, bv.View, slice, 1, tokens, bkv.View, d * d, d, 1);
+        gpu.Ops.Gemm(planes, d, tokens, d, bkv.View, d * d, 1, d, bq.View, slice, tokens, 1, outBuf.View, slice, tokens, 1, alpha: 0.125f);
+        TestData.AssertSame(expected, outBuf.GetAsArray1D(), "SDSA");
+    }
+
+    [Fact]
+    public void GemmWithRowBiasMatchesTheHead()
+    {
+        // The head: y[f, j] = Σ_c features[f, c]·W[j, c], then + b[j]; computed as yᵀ = W·featuresᵀ so the bias is per row.
+        var rng = new Random(6);
+        int frames = 7, features = 90, classes = 67;
+        var f = TestData.Spikes(rng, frames * features);
+        var wt = TestData.Random(rng, classes * features);
+        var b = TestData.Random(rng, classes);
+        var expected = new float[frames * classes];
+        Gemm.Sgemm(frames, classes, features, f, false, wt, true, expected);
+        for (int i = 0; i < frames; i++)
+            for (int j = 0; j < classes; j++) expected[i * classes + j] += b[j];
+        using var bf = gpu.Upload(f);
+        using var bw = gpu.Upload(wt);
+        using var bb = gpu.Upload(b);
+        using var y = gpu.Zeros(expected.Length);
+        gpu.Ops.Gemm(1, classes, frames, features, bw.View, 0, features, 1, bf.View, 0, 1, features, y.View, 0, 1, classes, bb.View);
+        TestData.AssertSame(expected, y.GetAsArray1D(), "head");
+    }
+
+    [Theory]
+    [InlineData(1, 1f, false)]
+    [InlineData(4, 1f, true)]
+    [InlineData(3, 0.5f, true)]
+    public void LifMatchesMultiStepLif(int timesteps, float threshold, bool membrane)
+    {
+        var rng = new Random(timesteps);
+        int perStep = 613, length = perStep * timesteps;
+        var x = TestData.Random(rng, length, -1f, 3f);
+        var spikes = new float[length];
+        var h = membrane ? new float[length] : null;
+        long count = MultiStepLif.Forward(x, spikes, length, timesteps, threshold, h);
+
+        using var input = gpu.Upload(x);
+        using var s = gpu.Zeros(length);
+        using var hm = gpu.Zeros(length);
+        using var counts = gpu.Device.Accelerator.Allocate1D<long>(3);
+        counts.MemSetToZero();
+        gpu.Ops.Lif(input.View, s.View, length, timesteps, threshold, membrane ? hm.View : default, counts.View, 2);
+        gpu.Ops.Lif(input.View, s.View, length, timesteps, threshold, membrane ? hm.View : default, counts.View, 2);
+        TestData.AssertSame(spikes, s.GetAsArray1D(), "spikes");
+        if (membrane) TestData.AssertSame(h, hm.GetAsArray1D(), "membrane");
+        Assert.Equal(new long[] { 0, 0, 2 * count }, counts.GetAsArray1D());
+    }
+
+    [Fact]
+    public void GlueKernelsMatchTheirDefinitions()
+    {
+        var rng = new Random(7);
+        int frames = 2, c = 3, h = 4, w = 5;
+        var inner = TestData.Random(rng, frames * c * h * w);
+        var pad = TestData.Random(rng, c);
+        using var bi = gpu.Upload(inner);
+        using var bp = gpu.Upload(pad);
+        using var padded = gpu.Zeros(frames * c * (h + 2) * (w + 2));
+        gpu.Ops.PadBorder(bi.View, frames, c, h, w, 1, bp.View, padded.View);
+        var got = padded.GetAsArray1D();
+        for (int f = 0; f < frames; f++)
+            for (int ch = 0; ch < c; ch++)
+                for (int y = 0; y < h + 2; y++)
+                    for (int x = 0; x < w + 2; x++)
+                    {
+                        bool inside = y >= 1 && y <= h && x >= 1 && x <= w;
+                        float want = inside ? inner[((f * c + ch) * h + y - 1) * w + x - 1] : pad[ch];
+                        Assert.Equal(want, got[((f * c + ch) * (h + 2) + y) * (w + 2) + x]);
+                    }
+
+        var a = TestData.Random(rng, 101);
+        var b = TestData.Random(rng, 101);
+        using var ba = gpu.Upload(a);
+        using var bb = gpu.Upload(b);
+        gpu.Ops.Add(ba.View, bb.View, 100);
+        var sum = ba.GetAsArray1D();
+        for (int i = 0; i < 100; i++) Assert.Equal(a[i] + b[i], sum[i]);
+        Assert.Equal(a[100], sum[100]);
+
+        var rep = new float[4 * 13];
+        TestData.Random(rng, 13).CopyTo(rep, 0);
+        using var br = gpu.Upload(rep);
+        gpu.Ops.RepeatBlock(br.View, 13, 4);
+        var repeated = br.GetAsArray1D();
+        for (int t = 1; t < 4; t++) Assert.Equal(rep.AsSpan(0, 13).ToArray(), repeated.AsSpan(t * 13, 13).ToArray());
+
+        int rows = 9, spatial = 17;
+        var m = TestData.Random(rng, rows * spatial);
+        var expected = new float[rows];
+        ChannelOps.SpatialMean(m, 1, rows, spatial, expected);
+        using var bm = gpu.Upload(m);
+        using var mean = gpu.Zeros(rows);
+        gpu.Ops.SpatialMean(bm.View, rows, spatial, mean.View);
+        TestData.AssertClose(expected, mean.GetAsArray1D(), "spatial mean", 1e-6f);
+    }
+
+    [Fact]
+    public void MeanOverTimeAveragesStepsThenHeads()
+    {
+        var rng = new Random(8);
+        int batch = 3, classes = 11, T = 4;
+        var head = TestData.Random(rng, T * batch * classes);
+        var kd = TestData.Random(rng, T * batch * classes);
+        var expected = new float[batch * classes];
+        for (int b = 0; b < batch; b++)
+            for (int j = 0; j < classes; j++)
+            {
+                float s = 0f, s2 = 0f;
+                for (int t = 0; t < T; t++)
+                {
+                    s += head[(t * batch + b) * classes + j];
+                    s2 += kd[(t * batch + b) * classes + j];
+                }
+                expected[b * classes + j] = (s / T + s2 / T) / 2f;
+            }
+        using var bh = gpu.Upload(head);
+        using var bk = gpu.Upload(kd);
+        using var logits = gpu.Zeros(batch * classes);
+        gpu.Ops.MeanOverTime(bh.View, bk.View, logits.View, batch, classes, T);
+        TestData.AssertSame(expected, logits.GetAsArray1D(), "mean over T");
+    }
+
+    [Fact]
+    public void SquaredDifferenceIsDeterministicAndExact()
+    {
+        var rng = new Random(9);
+        int length = GpuOps.ReduceChunk * 2 + 1234;
+        var x = TestData.Random(rng, length);
+        var r = TestData.Random(rng, length);
+        var s = TestData.Spikes(rng, length);
+        var rs = TestData.Spikes(rng, length);
+        double want = 0;
+        long mismatch = 0;
+        for (int i = 0; i < length; i++)
+        {
+            double d = (double)x[i] - r[i];
+            want += d * d;
+            if ((s[i] != 0) != (rs[i] != 0)) mismatch++;
+        }
+        using var bx = gpu.Upload(x);
+        using var br = gpu.Upload(r);
+        using var bs = gpu.Upload(s);
+        using var brs = gpu.Upload(rs);
+        using var sums = gpu.Device.Accelerator.Allocate1D<double>(2);
+        using var mism = gpu.Device.Accelerator.Allocate1D<long>(2);
+        sums.MemSetToZero();
+        mism.MemSetToZero();
+        gpu.Ops.SquaredDifference(bx.View, br.View, length, bs.View, brs.View, sums.View, mism.View, 1);
+        var first = sums.GetAsArray1D()[1];
+        gpu.Ops.SquaredDifference(bx.View, br.View, length, bs.View, brs.View, sums.View, mism.View, 1);
+        Assert.Equal(2 * first, sums.GetAsArray1D()[1]);
+        Assert.Equal(want, first, 1e-9 * want);
+        Assert.Equal(2 * mismatch, mism.GetAsArray1D()[1]);
+    }
+}

@@ -94,7 +94,7 @@ internal static class GpuCheck
         Buffer.BlockCopy(bytes, 0, images, 0, bytes.Length);
         foreach (int t in new[] { 1, 4 })
         {
-            var loaded = ModelLoader.Load(Path.Combine(parityDir, "parity_sdtv2_w32-160_kd.pth"), overrides: new ConfigOverrides { Timesteps = t });
+            var loaded = ModelLoader.Load(Path.Combine(parityDir, "parity_sdtv2_w32-160_kd.pth"), overrides: new ConfigOverrides { Architecture = new PartialConfig { Timesteps = t } });
             using var m = new Sdtv2Model(loaded.Config, loaded.State, backend: gpu);
             var logits = m.Forward(images, 2, 224, 224, (LifRecorder?)null);
             var again = m.Forward(images, 2, 224, 224, (LifRecorder?)null);

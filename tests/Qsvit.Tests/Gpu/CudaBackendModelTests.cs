@@ -25,7 +25,7 @@ public sealed class CudaBackendModelTests(CpuAcceleratorFixture gpu)
     [InlineData(4)]
     public void ParityModelMatchesTheCpuBackend(int timesteps)
     {
-        var loaded = ModelLoader.Load(Fixtures.ParityCheckpoint, overrides: new ConfigOverrides { Timesteps = timesteps });
+        var loaded = ModelLoader.Load(Fixtures.ParityCheckpoint, overrides: new ConfigOverrides { Architecture = new PartialConfig { Timesteps = timesteps } });
         var images = CentreCrop(Fixtures.ParityImages(), Batch, 224, Size);
         using var cpu = new Sdtv2Model(loaded.Config, loaded.State);
         using var onGpu = new Sdtv2Model(loaded.Config, loaded.State, backend: gpu.Backend);
@@ -57,7 +57,7 @@ public sealed class CudaBackendModelTests(CpuAcceleratorFixture gpu)
     [Fact]
     public void DriftRecordersAgreeWithTheCpuBackend()
     {
-        var loaded = ModelLoader.Load(Fixtures.ParityCheckpoint, overrides: new ConfigOverrides { Timesteps = 1 });
+        var loaded = ModelLoader.Load(Fixtures.ParityCheckpoint, overrides: new ConfigOverrides { Architecture = new PartialConfig { Timesteps = 1 } });
         var images = CentreCrop(Fixtures.ParityImages(), Batch, 224, Size);
         var shifted = images.Select(v => v * 0.9f).ToArray();
         using var cpu = new Sdtv2Model(loaded.Config, loaded.State);

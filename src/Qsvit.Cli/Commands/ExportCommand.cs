@@ -15,10 +15,10 @@ internal static class ExportCommand
         var model = new ModelOptions();
         var format = new Option<string>("--format") { Description = "onnx: a standard ONNX graph (opset 21), quantized units as int4/int8/int16 QDQ", DefaultValueFactory = _ => "onnx" };
         var setting = new Option<string?>("--setting", "-s") { Description = "Bit widths, e.g. \"8,4,8,8|8,8,8|4,32|4,32\", a single width, or the JSON form (default: fp32)" };
-        var quantizer = new Option<string>("--quantizer", "-q") { Description = $"Weight quantizer: {string.Join(", ", QuantizerSpec.Names)}", DefaultValueFactory = _ => "paper" };
+        var quantizer = CommonOptions.Quantizer();
         var lif = new Option<string>("--lif") { Description = "LIF over T: unrolled (elementwise ops, faster in ONNX Runtime) or scan (one Scan per layer)", DefaultValueFactory = _ => "unrolled" };
         var output = new Option<string>("--out", "-o") { Description = "File to write (.onnx)", Required = true };
-        var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout" };
+        var json = CommonOptions.Json();
         var command = new Command("export", "Export a model for deployment: ONNX graph with the quantized weights as integer codes");
         model.AddTo(command);
         foreach (var o in new Option[] { format, setting, quantizer, lif, output, json }) command.Add(o);
@@ -41,7 +41,7 @@ internal static class ExportCommand
                 "scan" => LifExport.Scan,
                 var other => throw new QsvitException($"unknown --lif '{other}'; expected unrolled or scan"),
             };
-            var spec = QuantizerSpec.Parse(r.GetValue(quantizer)!);
+            var spec = CommonOptions.ParseQuantizer(r.GetValue(quantizer)!);
             string path = r.GetValue(output)!;
             var result = Sdtv2OnnxExporter.Export(loaded, path, new OnnxExportOptions { Setting = s, Quantizer = spec, Lif = lifMode });
             var packed = s is null ? null : MemoryFootprint.Compute(new Sdtv2Layout(loaded.Config), s, spec);

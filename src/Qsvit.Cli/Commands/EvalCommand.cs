@@ -26,9 +26,9 @@ internal static class EvalCommand
         command.SetAction(r =>
         {
             FirstImages.Validate(r.GetValue(data.Limit), "--limit");
-            using var backend = device.Open(r);
             var loaded = model.Load(r);
             var dataset = data.Open(r, loaded);
+            using var backend = device.Open(r);
             using var net = loaded.CreateModel(r.GetValue(foldBn), backend);
             var options = new EvalOptions { BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r) };
             var result = Cli.WithProgress("eval", dataset.Count, report =>

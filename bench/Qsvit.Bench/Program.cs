@@ -8,9 +8,15 @@ using Qsvit.Bench;
 //   dotnet run -c Release --project bench/Qsvit.Bench -- --job short --filter '*Gemm*'
 //   dotnet run -c Release --project bench/Qsvit.Bench -- sweep 2      (best-of-N table, robust on a busy machine)
 //   dotnet run -c Release --project bench/Qsvit.Bench -- cublas 0.5   (GPU: cuBLAS binding checks and GEMM timings)
+//   dotnet run -c Release --project bench/Qsvit.Bench -- gpu-check tests/fixtures/parity models/sdtv2-cifar10/sdtv2_cifar10_w32-192_T4.pth data/cifar10/test.bin
+//                                                                       (GPU: CUDA backend against the CPU backend, issue 10's parity)
 if (args.Length > 0 && args[0] == "cublas")
 {
     Environment.Exit(CublasBench.Run(args));
+}
+if (args.Length > 0 && args[0] == "gpu-check")
+{
+    Environment.Exit(GpuCheck.Run(args));
 }
 if (args.Length > 0 && args[0] == "sweep")
 {

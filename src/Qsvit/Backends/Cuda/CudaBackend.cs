@@ -1,5 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+using Qsvit.Backends.Cuda.Native;
 using Qsvit.Tensors;
 
 namespace Qsvit.Backends.Cuda;
@@ -9,8 +11,10 @@ namespace Qsvit.Backends.Cuda;
 /// on the accelerator's default stream in call order; only <see cref="Download"/> and recorder reads wait. Weights stay
 /// on the device from <see cref="CreateConv"/> until the layer is disposed. The workspace is a stack of device
 /// allocations reused pass after pass, so its high-water mark (<see cref="WorkspaceBytes"/>) is the activation peak.
-/// The ILGPU kernels sum in the CPU backend's order (<see cref="GpuKernels"/>), so results agree with it to the last
-/// bit on most elements and are identical from run to run.
+/// GEMM-shaped work (dense convolutions, im2col'd in bounded chunks, and SDSA) goes through cuBLAS when it loads (fp32,
+/// no TF32), the rest through ILGPU kernels. Without cuBLAS (or with <c>useCublas: false</c>) every op runs on the ILGPU
+/// kernels, which sum in the CPU backend's order (<see cref="GpuKernels"/>), so results agree with it to the last bit on
+/// most elements. Either way results are identical from run to run.
 /// </summary>
 public sealed class CudaBackend : IBackend
 {
@@ -18,15 +22,32 @@ public sealed class CudaBackend : IBackend
     private readonly GpuOps _ops;
     private readonly Accelerator _acc;
     private readonly List<CudaBuffer> _slots = new();
+    private readonly Cublas? _blas;
+    private readonly LibraryGemm? _gemm;
     private int _next;
 
+    /// <summary>im2col columns of one chunk of frames: at most this many floats (256 MiB).</summary>
+    public const long ColumnBudget = 64L << 20;
+
     /// <summary>Runs on <paramref name="device"/> (which the backend then owns), e.g. <see cref="GpuDevice.OpenCpu"/> in tests.</summary>
-    public CudaBackend(GpuDevice device, DeviceSpec spec)
+    public CudaBackend(GpuDevice device, DeviceSpec spec, bool useCublas = true)
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
         _acc = device.Accelerator;
         Device = spec;
+        GemmEngine = "ILGPU kernels";
+        if (useCublas && device.IsCuda)
+        {
+            if (Cublas.TryCreate(out var blas, out string why))
+            {
+                blas.SetStream(((CudaStream)_acc.DefaultStream).StreamPtr);
+                _blas = blas;
+                _gemm = LibrarySgemm;
+                GemmEngine = $"cuBLAS ({blas.LibraryPath})";
+            }
+            else GemmEngine = $"ILGPU kernels (no cuBLAS: {why})";
+        }
         try { _ops = new GpuOps(_acc); }
         catch (Exception e) when (e is not QsvitException)
         {
@@ -36,17 +57,20 @@ public sealed class CudaBackend : IBackend
     }
 
     /// <summary>The CUDA GPU <paramref name="index"/>, or a <see cref="QsvitException"/> that names what was looked for.</summary>
-    public static CudaBackend Open(int index, ComputeOptions? options = null)
+    /// <param name="useCublas">GEMM-shaped work through cuBLAS when it loads; false keeps everything on the ILGPU kernels.</param>
+    public static CudaBackend Open(int index, ComputeOptions? options = null, bool useCublas = true)
     {
         _ = options; // host-side threads are not used by the GPU kernels
-        return new CudaBackend(GpuDevice.OpenCuda(index), DeviceSpec.Cuda(index));
+        return new CudaBackend(GpuDevice.OpenCuda(index), DeviceSpec.Cuda(index), useCublas);
     }
 
     /// <summary>The backend's kernels on ILGPU's CPU accelerator (slow; for tests without a GPU).</summary>
     public static CudaBackend OnCpuAccelerator() => new(GpuDevice.OpenCpu(), DeviceSpec.Cuda(0));
 
     public DeviceSpec Device { get; }
-    public string Description => _device.Description;
+    public string Description => $"{_device.Description}, GEMMs by {GemmEngine}";
+    /// <summary>What runs the GEMM-shaped work: cuBLAS (and its file) or the ILGPU kernels (and why).</summary>
+    public string GemmEngine { get; }
     public bool IsCpuAccelerator => !_device.IsCuda;
     internal GpuDevice GpuDevice => _device;
     internal GpuOps Ops => _ops;
@@ -129,7 +153,17 @@ public sealed class CudaBackend : IBackend
     public void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output)
     {
         var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
-        _ops.Conv(l.Gpu, V(input), frames, height, width, V(output));
+        var g = l.Geometry;
+        if (_gemm is null || g.IsDepthwise || g.Groups != 1)
+        {
+            _ops.Conv(l.Gpu, V(input), frames, height, width, V(output));
+            return;
+        }
+        int mark = Mark();
+        long perFrame = GpuOps.ColumnsPerFrame(g, height, width);
+        var columns = perFrame == 0 ? default : V(Rent(Math.Min((long)frames * perFrame, Math.Max(perFrame, ColumnBudget))));
+        _ops.ConvByGemm(l.Gpu, V(input), frames, height, width, V(output), columns, ColumnBudget, _gemm);
+        Release(mark);
     }
 
     public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
@@ -202,10 +236,19 @@ public sealed class CudaBackend : IBackend
         if (channels % heads != 0) throw new ArgumentException($"{channels} channels do not split into {heads} heads");
         int d = channels / heads, planes = frames * heads, slice = d * tokens;
         int mark = Mark();
-        var kv = V(Rent((long)planes * d * d));
-        // kv = K·Vᵀ per plane (an FMA chain over the tokens), then out = (kvᵀ·Q)·scale: the CPU backend's two SGEMMs.
-        _ops.Gemm(planes, d, d, tokens, V(k), slice, tokens, 1, V(v), slice, 1, tokens, kv, d * d, d, 1);
-        _ops.Gemm(planes, d, tokens, d, kv, d * d, 1, d, V(q), slice, tokens, 1, V(output), slice, tokens, 1, alpha: scale);
+        var kvBuffer = Rent((long)planes * d * d);
+        var kv = V(kvBuffer);
+        // kv = K·Vᵀ per plane (summed over the tokens), then out = (kvᵀ·Q)·scale: the CPU backend's two SGEMMs.
+        if (_blas is not null)
+        {
+            _blas.SgemmStridedBatched(RowMajorGemm.Dense(d, d, tokens, transB: true), 1f, Ptr(k), slice, Ptr(v), slice, 0f, Ptr(kvBuffer), d * d, planes);
+            _blas.SgemmStridedBatched(RowMajorGemm.Dense(d, tokens, d, transA: true), scale, Ptr(kvBuffer), d * d, Ptr(q), slice, 0f, Ptr(output), slice, planes);
+        }
+        else
+        {
+            _ops.Gemm(planes, d, d, tokens, V(k), slice, tokens, 1, V(v), slice, 1, tokens, kv, d * d, d, 1);
+            _ops.Gemm(planes, d, tokens, d, kv, d * d, 1, d, V(q), slice, tokens, 1, V(output), slice, tokens, 1, alpha: scale);
+        }
         Release(mark);
     }
 
@@ -236,8 +279,17 @@ public sealed class CudaBackend : IBackend
         ? new CudaDriftMeter(_acc, r)
         : throw new ArgumentException("the reference must be a sealed MembraneReference of the CUDA backend", nameof(reference));
 
+    private void LibrarySgemm(int m, int n, int k, ArrayView<float> a, ArrayView<float> b, long strideB, ArrayView<float> c, long strideC, int batch) =>
+        _blas!.SgemmStridedBatched(RowMajorGemm.Dense(m, n, k), 1f, a.LoadEffectiveAddressAsPtr(), 0, b.LoadEffectiveAddressAsPtr(), strideB,
+            0f, c.LoadEffectiveAddressAsPtr(), strideC, batch);
+
+    private static IntPtr Ptr(DeviceBuffer b) => b is CudaBuffer c ? c.Memory.NativePtr
+        : throw new ArgumentException($"a {b.GetType().Name} is not a CUDA buffer");
+
     public void Dispose()
     {
+        _acc.Synchronize();
+        _blas?.Dispose();
         foreach (var s in _slots) s.Memory.Dispose();
         _slots.Clear();
         _ops.Dispose();

@@ -216,6 +216,32 @@ internal static class GpuKernels
         }
     }
 
+    // ------------------------------------------------------------------ cuBLAS path: im2col and the channel epilogue
+
+    /// <summary>
+    /// cols[f, k, p] = x[f0 + f, taps[k].c, oy·sh − ph + ky, ox·sw − pw + kx] (0 outside) for a chunk of frames: each frame's
+    /// [K, OH·OW] column matrix, K in the layer's tap order (the order of its stored weights).
+    /// </summary>
+    public static void Im2Col(Index1D i, ArrayView<float> x, ArrayView<int> taps, ArrayView<float> cols, int frame0, int k,
+        int inChannels, int h, int w, int ow, int ohw, int sh, int sw, int ph, int pw)
+    {
+        int perFrame = k * ohw, f = i / perFrame, rest = i - f * perFrame, kk = rest / ohw, pix = rest - kk * ohw;
+        int oy = pix / ow, ox = pix - oy * ow, t = taps[kk];
+        int iy = oy * sh - ph + ((t >> 4) & 15), ix = ox * sw - pw + (t & 15);
+        cols[i] = iy >= 0 && iy < h && ix >= 0 && ix < w ? x[(((frame0 + f) * inChannels + (t >> 8)) * h + iy) * w + ix] : 0f;
+    }
+
+    /// <summary>y = y + bias[c] (when given), then each BN as one FMA, over [frames, channels, spatial].</summary>
+    public static void ChannelEpilogue(Index1D i, ArrayView<float> y, ArrayView<float> bias, ArrayView<float> bn, int hasBias,
+        int bnCount, int channels, int spatial)
+    {
+        int ch = (i / spatial) % channels;
+        float v = y[i];
+        if (hasBias != 0) v += bias[ch];
+        for (int b = 0; b < bnCount; b++) v = MathF.FusedMultiplyAdd(v, bn[2 * b * channels + ch], bn[(2 * b + 1) * channels + ch]);
+        y[i] = v;
+    }
+
     // ------------------------------------------------------------------ depthwise (and any direct) convolution
 
     /// <summary>One output element per thread: bias, then an FMA chain over the taps in (ky, kx) order, then the BNs.</summary>

@@ -75,6 +75,12 @@ internal sealed class GpuConv : IDisposable
 /// The ILGPU kernels of <see cref="GpuKernels"/>, compiled once for an accelerator, behind host-side launchers that
 /// take shapes and check them. All launches go to the accelerator's default stream, in call order.
 /// </summary>
+/// <summary>
+/// A library GEMM over a batch: C[i] (m×n, row-major, dense) = A (m×k, shared) · B[i] (k×n, dense), B[i] and C[i]
+/// <c>strideB</c>/<c>strideC</c> elements apart.
+/// </summary>
+internal delegate void LibraryGemm(int m, int n, int k, ArrayView<float> a, ArrayView<float> b, long strideB, ArrayView<float> c, long strideC, int batch);
+
 internal sealed class GpuOps : IDisposable
 {
     private readonly Accelerator _acc;
@@ -88,6 +94,8 @@ internal sealed class GpuOps : IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _meanOverTime;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<double>, ArrayView<long>, int> _partials;
     private readonly Action<Index1D, ArrayView<double>, int, ArrayView<double>, int> _sumPartials;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int, int, int, int, int, int> _im2col;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _epilogue;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _dummy;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _dummyInt;
     private readonly MemoryBuffer1D<long, Stride1D.Dense> _dummyLong;
@@ -116,6 +124,8 @@ internal sealed class GpuOps : IDisposable
         _meanOverTime = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.MeanOverTime);
         _partials = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, ArrayView<float>, ArrayView<float>, int, int, int, ArrayView<double>, ArrayView<long>, int>(GpuKernels.SquaredDiffPartials);
         _sumPartials = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, int, ArrayView<double>, int>(GpuKernels.SumPartials);
+        _im2col = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int, int, int, int, int, int>(GpuKernels.Im2Col);
+        _epilogue = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ChannelEpilogue);
         _dummy = accelerator.Allocate1D<float>(1);
         _dummyInt = accelerator.Allocate1D<int>(1);
         _dummyLong = accelerator.Allocate1D<long>(1);
@@ -165,6 +175,44 @@ internal sealed class GpuOps : IDisposable
         };
         LaunchGemm(layer.Weights.View, input, layer.Taps!.View, output, bias, bn, p);
     }
+
+    /// <summary>
+    /// A dense conv through a library GEMM (<paramref name="gemm"/>: C[f] = A·B[f] over a run of frames, row-major, strides
+    /// in elements): 1×1 stride-1 layers read the input in place; other layers are im2col'd in chunks of frames into
+    /// <paramref name="columns"/> (at most <paramref name="columnFloats"/> floats). Then bias and BNs in one pass.
+    /// </summary>
+    public void ConvByGemm(GpuConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output,
+        ArrayView<float> columns, long columnFloats, LibraryGemm gemm)
+    {
+        var g = layer.Geometry;
+        Debug.Assert(!g.IsDepthwise && g.Groups == 1);
+        int oh = g.OutH(h), ow = g.OutW(w), ohw = oh * ow, k = g.InChannels * g.KernelH * g.KernelW;
+        CheckLength(input, (long)frames * g.InChannels * h * w, nameof(input));
+        CheckLength(output, (long)frames * g.OutChannels * ohw, nameof(output));
+        if (frames == 0) return;
+        if (g.IsPointwise)
+            gemm(g.OutChannels, ohw, k, layer.Weights.View, input, (long)k * ohw, output, (long)g.OutChannels * ohw, frames);
+        else
+        {
+            long perFrame = (long)k * ohw;
+            int chunk = (int)Math.Clamp(columnFloats / perFrame, 1, frames);
+            for (int f0 = 0; f0 < frames; f0 += chunk)
+            {
+                int n = Math.Min(chunk, frames - f0);
+                CheckInt(n * perFrame);
+                _im2col((int)(n * perFrame), input, layer.Taps!.View, columns, f0, k, g.InChannels, h, w, ow, ohw, g.StrideH, g.StrideW, g.PadH, g.PadW);
+                gemm(g.OutChannels, ohw, k, layer.Weights.View, columns, perFrame, output.SubView((long)f0 * g.OutChannels * ohw), (long)g.OutChannels * ohw, n);
+            }
+        }
+        long len = (long)frames * g.OutChannels * ohw;
+        if (layer.Bias is null && layer.BnCount == 0) return;
+        CheckInt(len);
+        _epilogue((int)len, output, layer.Bias?.View ?? _dummy.View, layer.Bn?.View ?? _dummy.View, layer.Bias is null ? 0 : 1, layer.BnCount, g.OutChannels, ohw);
+    }
+
+    /// <summary>Floats of im2col columns a chunk of one frame needs for this layer (0 for layers read in place).</summary>
+    public static long ColumnsPerFrame(ConvGeometry g, int h, int w) =>
+        g.IsPointwise ? 0 : (long)g.InChannels / g.Groups * g.KernelH * g.KernelW * g.OutH(h) * g.OutW(w);
 
     /// <summary>
     /// Strided batched GEMM, one FMA chain over k in order per element: C(z, m, n) = alpha·(Σ_k A(z, m, k)·B(z, k, n)

@@ -51,9 +51,8 @@ public sealed class CudaBackend : IBackend
         try { _ops = new GpuOps(_acc); }
         catch (Exception e) when (e is not QsvitException)
         {
-            // A failed kernel load can leave ILGPU unable to dispose cleanly; that must not hide the cause.
-            try { device.Dispose(); } catch (Exception) { }
-            throw new QsvitException($"{spec}: the CUDA kernels could not be compiled or loaded on {device.Description}: {e.GetType().Name}: {e.Message}", e);
+            device.Dispose();
+            throw new QsvitException($"{spec}: the CUDA kernels could not be compiled or loaded on {device.Description}: {e.Message}", e);
         }
     }
 

@@ -10,6 +10,7 @@ using Qsvit.Bench;
 //   dotnet run -c Release --project bench/Qsvit.Bench -- cublas 0.5   (GPU: cuBLAS binding checks and GEMM timings)
 //   dotnet run -c Release --project bench/Qsvit.Bench -- gpu-check tests/fixtures/parity models/sdtv2-cifar10/sdtv2_cifar10_w32-192_T4.pth data/cifar10/test.bin
 //                                                                       (GPU: CUDA backend against the CPU backend, issue 10's parity)
+//   dotnet run -c Release --project bench/Qsvit.Bench -- onnx-lif 5   (ONNX Runtime: LIF unrolled vs Scan)
 if (args.Length > 0 && args[0] == "cublas")
 {
     Environment.Exit(CublasBench.Run(args));
@@ -21,6 +22,11 @@ if (args.Length > 0 && args[0] == "gpu-check")
 if (args.Length > 0 && args[0] == "sweep")
 {
     Sweep.Run(args);
+    return;
+}
+if (args.Length > 0 && args[0] == "onnx-lif")
+{
+    OnnxLifSweep.Run(args);
     return;
 }
 var config = DefaultConfig.Instance

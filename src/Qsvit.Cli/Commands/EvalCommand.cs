@@ -17,12 +17,14 @@ internal static class EvalCommand
         var json = CommonOptions.Json();
         // Only here: searches compare settings against cached fp32 results, which folding would change in the last bits.
         var foldBn = new Option<bool>("--fold-bn") { Description = "Fold BatchNorm into conv weights (faster, not bit-exact with PyTorch)" };
+        var predictions = new Option<string?>("--predictions") { Description = "Write each image's index, label, predicted class and logits to FILE (JSON Lines)" };
         var command = new Command("eval", "Evaluate a checkpoint: top-1/top-5 with 95% intervals, images/s, spike rates per block");
         model.AddTo(command);
         data.AddTo(command);
         device.AddTo(command);
         command.Add(json);
         command.Add(foldBn);
+        command.Add(predictions);
         command.SetAction(r =>
         {
             FirstImages.Validate(r.GetValue(data.Limit), "--limit");
@@ -30,7 +32,12 @@ internal static class EvalCommand
             var dataset = data.Open(r, loaded);
             using var backend = device.Open(r);
             using var net = loaded.CreateModel(r.GetValue(foldBn), backend);
-            var options = new EvalOptions { BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r) };
+            using var writer = r.GetValue(predictions) is { } file ? new PredictionWriter(file) : null;
+            var options = new EvalOptions
+            {
+                BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r),
+                OnPrediction = writer is null ? null : writer.Write,
+            };
             var result = Cli.WithProgress("eval", dataset.Count, report =>
                 Evaluator.Run(net, dataset, options, new Progress(report)));
             if (r.GetValue(json)) Cli.WriteJson(ToJson(loaded, dataset.Name, result, backend, options.BatchSize));

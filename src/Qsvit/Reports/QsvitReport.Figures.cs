@@ -17,8 +17,10 @@ public static partial class QsvitReport
     public static string SensitivityChart(SensitivityTable t)
     {
         var categories = t.Bits.Select(b => b == Quantizer.FullPrecision ? "32 (fp32)" : b.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        // One y range for every panel, fitted to every point (a unit may beat fp32) and both rules.
         double lowest = Math.Min(t.Cells.Min(c => c.Accuracy.Accuracy), t.Threshold);
-        double yMin = Math.Max(0, Math.Floor((lowest - 1) / 5) * 5), yMax = Math.Min(100, Math.Ceiling((t.Fp32.Accuracy + 1) / 5) * 5);
+        double highest = Math.Max(t.Cells.Max(c => c.Accuracy.Accuracy), t.Fp32.Accuracy);
+        double yMin = Math.Max(0, Math.Floor((lowest - 1) / 5) * 5), yMax = Math.Min(100, Math.Ceiling((highest + 1) / 5) * 5);
         var panels = t.Units.GroupBy(Sdtv2Layout.StageOf).Select(stage => new SvgChart
         {
             Title = $"Stage {stage.Key}",
@@ -44,21 +46,23 @@ public static partial class QsvitReport
     public static string GuidedChart(QsvitResult r)
     {
         var g = r.Guided;
-        var labels = new List<string> { $"bSettingH {r.BSettingH}" };
-        labels.AddRange(g.Steps.Select(s => $"{s.Unit}→{s.Bits}: {s.Setting}"));
-        var all = new List<ChartPoint> { new(0, g.Start.Accuracy) };
-        all.AddRange(g.Steps.Select(s => new ChartPoint(s.Index + 1, s.Accuracy.Accuracy)));
+        // Short tick labels (the move), the whole setting as each point's tooltip: full settings slanted side by side overlap.
+        var labels = new List<string> { "bSettingH" };
+        labels.AddRange(g.Steps.Select(s => $"{s.Unit}→{s.Bits}"));
+        ChartPoint Point(GuidedStep s) => new(s.Index + 1, s.Accuracy.Accuracy, Tooltip: $"{s.Unit}→{s.Bits}: {s.Setting}, {F(s.Accuracy.Accuracy, 2)} %");
+        var all = new List<ChartPoint> { new(0, g.Start.Accuracy, Tooltip: $"bSettingH {r.BSettingH}, {F(g.Start.Accuracy, 2)} %") };
+        all.AddRange(g.Steps.Select(Point));
         ChartSeries Points(string name, string color, IEnumerable<GuidedStep> steps) =>
-            new(name, steps.Select(s => new ChartPoint(s.Index + 1, s.Accuracy.Accuracy)).ToArray()) { Style = SeriesStyle.Scatter, Color = color, MarkerRadius = 4.5 };
+            new(name, steps.Select(Point).ToArray()) { Style = SeriesStyle.Scatter, Color = color, MarkerRadius = 4.5 };
         var threshold = r.Sensitivity.Threshold;
         return new SvgChart
         {
             Title = $"Guided quantization (Alg. 3): bSettingH → bSettingG {r.BSettingG}",
-            XLabel = "step (setting evaluated)",
+            XLabel = "step: unit → width (each point's tooltip gives the setting)",
             YLabel = "top-1 (%)",
             XCategories = labels,
             RotateXLabels = true,
-            Width = Math.Max(720, 140 + 26 * labels.Count),
+            Width = 720,
             Height = 330,
             Series =
             [
@@ -71,7 +75,7 @@ public static partial class QsvitReport
             Rules =
             [
                 new ChartRule($"fp32 {F(r.Search.Fp32.Accuracy, 2)} %", r.Search.Fp32.Accuracy, Fp32Color),
-                new ChartRule($"tolerance {F(threshold, 2)} %", threshold, ToleranceColor),
+                .. threshold > 0 ? [new ChartRule($"tolerance {F(threshold, 2)} %", threshold, ToleranceColor)] : Array.Empty<ChartRule>(),
             ],
         }.ToSvg();
     }
@@ -81,8 +85,23 @@ public static partial class QsvitReport
     {
         double MiB(QuantizationSetting s) => MemoryFootprint.Compute(layout, s).MiB;
         var steps = r.Guided.Steps.Select(s => new ChartPoint(MiB(s.Setting), s.Accuracy.Accuracy)).ToArray();
-        ChartSeries One(string name, QuantizationSetting s, AccuracyRecord a, string color) =>
-            new(name, [new ChartPoint(MiB(s), a.Accuracy, name)]) { Style = SeriesStyle.Scatter, Color = color, MarkerRadius = 5, ShowLabels = true };
+        var named = new (string Name, QuantizationSetting Setting, AccuracyRecord Accuracy, string Color)[]
+        {
+            ("fp32", r.Fp32, r.Search.Fp32, Fp32Color),
+            ("bSettingH", r.BSettingH, r.BSettingHAccuracy, PassColor),
+            ("bSettingL", r.BSettingL, r.BSettingLAccuracy, "#f28e2b"),
+            ("bSettingG", r.BSettingG, r.Search.Quantized, KeptColor),
+        };
+        // Settings at the same point (bSettingG is often bSettingL) are one marker named by all of them, in the last one's
+        // color: drawn apart, the later marker hides the earlier and their labels print over each other.
+        var markers = named.GroupBy(n => (MiB(n.Setting), n.Accuracy.Accuracy)).Select(group =>
+        {
+            string name = string.Join(" = ", group.Select(n => n.Name));
+            return new ChartSeries(name, [new ChartPoint(group.Key.Item1, group.Key.Item2, name)])
+            {
+                Style = SeriesStyle.Scatter, Color = group.Last().Color, MarkerRadius = 5, ShowLabels = true,
+            };
+        });
         return new SvgChart
         {
             Title = "Memory vs accuracy of the evaluated settings",
@@ -92,12 +111,10 @@ public static partial class QsvitReport
             Series =
             [
                 new ChartSeries("guided steps", steps) { Style = SeriesStyle.Scatter, Color = "#bab0ac" },
-                One("fp32", r.Fp32, r.Search.Fp32, Fp32Color),
-                One("bSettingH", r.BSettingH, r.BSettingHAccuracy, PassColor),
-                One("bSettingL", r.BSettingL, r.BSettingLAccuracy, "#f28e2b"),
-                One("bSettingG", r.BSettingG, r.Search.Quantized, KeptColor),
+                .. markers,
             ],
-            Rules = [new ChartRule("tolerance", r.Sensitivity.Threshold, ToleranceColor)],
+            // A threshold below 0 % (a tolerance wider than fp32's accuracy) would only stretch the axis.
+            Rules = r.Sensitivity.Threshold > 0 ? [new ChartRule("tolerance", r.Sensitivity.Threshold, ToleranceColor)] : [],
         }.ToSvg();
     }
 }

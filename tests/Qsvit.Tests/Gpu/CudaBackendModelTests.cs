@@ -105,7 +105,7 @@ public sealed class CudaBackendModelTests(CpuAcceleratorFixture gpu)
         var e = Assert.Throws<QsvitException>(() => BackendFactory.Open(DeviceSpec.Cuda(0)));
         Assert.Contains("libcuda.so.1", e.Message);
         Assert.Contains("cuda:0", e.Message);
-        Assert.IsType<Backends.Cpu.CpuBackend>(BackendFactory.Open(DeviceSpec.Auto));
+        Assert.IsType<global::Qsvit.Backends.Cpu.CpuBackend>(BackendFactory.Open(DeviceSpec.Auto));
     }
 
     private static float[] CentreCrop(float[] images, int batch, int size, int crop)

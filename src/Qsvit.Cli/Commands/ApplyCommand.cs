@@ -24,15 +24,15 @@ internal static class ApplyCommand
         };
         var quantizer = CommonOptions.Quantizer();
         var output = new Option<string>("--out", "-o") { Description = "Quantized network to write (.safetensors)", Required = true };
-        var threads = CommonOptions.Threads();
+        var device = new DeviceOptions();
         var json = CommonOptions.Json();
         var command = new Command("apply", "Quantize a checkpoint with a setting and save it as safetensors (dequantized weights + metadata)");
         model.AddTo(command);
         data.AddTo(command);
-        foreach (var o in new Option[] { setting, quantizer, output, threads, json }) command.Add(o);
+        foreach (var o in new Option[] { setting, quantizer, output, json }) command.Add(o);
+        device.AddTo(command);
         command.SetAction(r =>
         {
-            Cli.ApplyThreads(r.GetValue(threads));
             FirstImages.Validate(r.GetValue(data.Limit), "--limit");
             var loaded = model.Load(r);
             var layout = new Sdtv2Layout(loaded.Config);
@@ -40,19 +40,22 @@ internal static class ApplyCommand
             var s = int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int uniform)
                 ? QuantizationSetting.Uniform(uniform) : QuantizationSetting.Parse(text);
             var spec = CommonOptions.ParseQuantizer(r.GetValue(quantizer)!);
-            // Every input is checked before the output file is written.
+            // Every input (the device included) is checked before the output file is written.
             var dataset = r.GetValue(data.Data) is null ? null : data.Open(r, loaded);
-            var quantized = ModelQuantizer.Apply(loaded.State, layout, s, spec);
+            using var backend = dataset is null ? null : device.Open(r);
+            var quantized = new ModelQuantizer(loaded.State, layout, device.Compute(r)).Apply(s, spec);
             string path = r.GetValue(output)!;
             QsvitCheckpoint.Save(path, loaded, quantized);
             var memory = MemoryFootprint.Compute(layout, s);
             var exact = MemoryFootprint.Compute(layout, s, spec);
 
             EvalResult? eval = null;
-            if (dataset is not null)
+            string? deviceName = null;
+            if (dataset is not null && backend is not null)
             {
-                var options = new EvalOptions { BatchSize = r.GetValue(data.Batch) };
-                var net = new Sdtv2Model(loaded.Config, quantized.StateDict);
+                var options = new EvalOptions { BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r) };
+                using var net = new Sdtv2Model(loaded.Config, quantized.StateDict, backend: backend);
+                deviceName = backend.Device.ToString();
                 eval = Cli.WithProgress("eval", dataset.Count, report => Evaluator.Run(net, dataset, options, new EvalCommand.Progress(report)));
             }
 
@@ -76,6 +79,7 @@ internal static class ApplyCommand
                     mib_with_scales = exact.MiB,
                     units,
                     images = eval?.Count,
+                    device = deviceName,
                     top1 = eval?.Top1.Value,
                     top1_ci95 = eval is null ? null : new[] { eval.Top1.Low, eval.Top1.High },
                 });
@@ -86,7 +90,7 @@ internal static class ApplyCommand
             Cli.Out.Write(table);
             Console.WriteLine($"setting   {s} ({spec})");
             Console.WriteLine($"memory    {memory.MiB:F3} MiB vs {memory.Fp32MiB:F3} MiB fp32 ({memory.SavingPercent:F2} % saving; {exact.MiB:F3} MiB with scales)");
-            if (eval is not null) Console.WriteLine($"top-1     {eval.Top1} % on {eval.Count} images (95% Wilson interval)");
+            if (eval is not null) Console.WriteLine($"top-1     {eval.Top1} % on {eval.Count} images (95% Wilson interval), on {deviceName}");
             Console.WriteLine($"saved     {path}");
             return 0;
         });

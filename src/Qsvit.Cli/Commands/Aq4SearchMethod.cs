@@ -100,10 +100,10 @@ internal sealed class Aq4SearchMethod : ISearchMethod
             new("model", c.Model.CheckpointPath),
             new("architecture", c.Model.Config.ToString()),
             new("quantizer", c.Quantizer.ToString()),
+            new("device", c.Evaluator.Backend.Description),
         };
         foreach (var (split, description) in c.SplitDescriptions) context.Add(new($"{split} split", description));
         context.Add(new("calibration", $"{c.Evaluator.CalibrationImages} search-split images spread evenly over it"));
-        context.Add(new("device", c.Spec.Device));
         context.Add(new("run directory", c.Directory));
         return context;
     }

@@ -45,7 +45,7 @@ internal sealed class DataOptions(string name = "--data", string description = "
     public readonly Option<string> Data = new(name) { Description = description, Required = true };
     public readonly Option<string?> Split = new("--split") { Description = "File or subfolder to use when --data is a folder (test, val, train…)" };
     public readonly Option<int?> Limit = new("--limit") { Description = "Use only the first N images" };
-    public readonly Option<int> Batch = new("--batch") { Description = "Images per forward pass", DefaultValueFactory = _ => 32 };
+    public readonly Option<int?> Batch = new("--batch") { Description = "Images per forward pass (default: what fills the device: 32 on the CPU)" };
     public readonly Option<int> Resize = new("--resize") { Description = "Image folders: shorter side after bicubic resize", DefaultValueFactory = _ => 256 };
     public readonly Option<int> Crop = new("--crop") { Description = "Image folders: center crop size", DefaultValueFactory = _ => 224 };
 
@@ -53,6 +53,10 @@ internal sealed class DataOptions(string name = "--data", string description = "
     {
         foreach (var o in new Option[] { Data, Split, Limit, Batch, Resize, Crop }) command.Add(o);
     }
+
+    /// <summary>--batch, or the device's default for images of this dataset's size.</summary>
+    public int BatchSize(ParseResult r, Backends.IBackend backend, IImageDataset data) =>
+        r.GetValue(Batch) ?? backend.DefaultBatchSize(data.Height, data.Width);
 
     /// <summary>The dataset as --limit cuts it, checked against the model (size, classes, labels).</summary>
     public IImageDataset Open(ParseResult r, LoadedModel model)

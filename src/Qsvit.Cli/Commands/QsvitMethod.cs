@@ -34,7 +34,7 @@ internal sealed class QsvitMethod : ISearchMethod
         {
             Model = run.Model.CheckpointPath,
             Quantizer = run.Quantizer,
-            Device = run.Spec.Device,
+            Device = run.Backend.Description,
             Splits = run.SplitDescriptions,
             WeightErrors = UnitWeightError.Compute(run.Evaluator.Quantize, options),
             Energy = run.Energy(result.BSettingG, r.GetValue(shared.EnergyImages)),

@@ -40,8 +40,7 @@ internal sealed class SearchOptions(bool withTest, string defaults)
     {
         Description = "Resumable run directory (default: runs/<model>-<method>); methods may share one to reuse evaluations",
     };
-    public readonly Option<string> Device = new("--device") { Description = "Where evaluations run: auto, cpu or a GPU (part of the run identity)", DefaultValueFactory = _ => "auto" };
-    public readonly Option<int?> Threads = CommonOptions.Threads();
+    public readonly DeviceOptions Device = new();
     public readonly Option<bool> Json = CommonOptions.Json();
 
     private static string F(double v) => v.ToString(CultureInfo.InvariantCulture);
@@ -51,9 +50,10 @@ internal sealed class SearchOptions(bool withTest, string defaults)
         Model.AddTo(command);
         Data.AddTo(command);
         Granularity.AcceptOnlyFromAmong((withTest ? Granularities.All : SearchMethod.Qsvit.Granularities).Select(g => g.Name()).ToArray());
-        var options = new List<Option> { Quantizer, Bits, Granularity, Tolerance, RunDir, Device, Threads, Json };
+        var options = new List<Option> { Quantizer, Bits, Granularity, Tolerance, RunDir, Json };
         if (withTest) options.InsertRange(0, [TestData, TestSplitName, TestLimit]);
         foreach (var o in options) command.Add(o);
+        Device.AddTo(command);
     }
 
     /// <summary>The run the options describe.</summary>
@@ -74,14 +74,15 @@ internal sealed class SearchOptions(bool withTest, string defaults)
         CalibrationImages = calibrationImages,
         RunDirectory = r.GetValue(RunDir),
         BatchSize = r.GetValue(Data.Batch),
-        Device = r.GetValue(Device)!,
+        Device = r.GetValue(Device.Device)!,
+        Compute = Device.Compute(r),
     };
 
-    /// <summary>Opens the run (threads set, log warnings shown on stderr).</summary>
+    /// <summary>Opens the run (the device and log warnings shown on stderr).</summary>
     public SearchRun Open(ParseResult r, SearchMethod method, int? calibrationImages = null)
     {
-        Cli.ApplyThreads(r.GetValue(Threads));
         var run = SearchRun.Open(Spec(r, method, calibrationImages));
+        Console.Error.WriteLine($"device: {run.Backend.Description}, batch {run.BatchSize}");
         foreach (var warning in run.Warnings) Console.Error.WriteLine($"warning: {warning}");
         return run;
     }

@@ -43,6 +43,7 @@ internal static class SensitivityCommand
                         ["difference_ci95"] = new JsonArray(cell.Difference.Low, cell.Difference.High),
                         ["within_tolerance"] = cell.WithinTolerance,
                     }).ToArray()),
+                    ["device"] = c.Evaluator.Backend.Description,
                     ["evaluations_run"] = c.Evaluator.FullEvaluations,
                     ["run_dir"] = c.Directory,
                     ["figure"] = figure,

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Qsvit.Backends;
 using Qsvit.Evaluation;
 using Qsvit.IO.Datasets;
 using Qsvit.Models;
@@ -21,6 +22,10 @@ public sealed class SearchRun : IDisposable
     public IReadOnlyList<int> Bits { get; }
     public double TolerancePoints { get; }
     public SettingEvaluator Evaluator { get; }
+    /// <summary>The device the evaluations run on, owned by the run.</summary>
+    public IBackend Backend { get; }
+    /// <summary>Images per forward pass: the spec's, or the device's default.</summary>
+    public int BatchSize { get; }
     public RunStore Store { get; }
     public string Directory => Store.Directory;
     /// <summary>Split name → dataset, the search split first.</summary>
@@ -39,8 +44,11 @@ public sealed class SearchRun : IDisposable
     public IReadOnlyList<string> Warnings => Store.Log.Warnings;
 
     private SearchRun(SearchRunSpec spec, LoadedModel model, IReadOnlyList<int> bits, double tolerance, SettingEvaluator evaluator, RunStore store,
-        IReadOnlyDictionary<string, IImageDataset> splits, IReadOnlyDictionary<string, string> descriptions, IReadOnlyDictionary<string, string?> identity)
+        IReadOnlyDictionary<string, IImageDataset> splits, IReadOnlyDictionary<string, string> descriptions, IReadOnlyDictionary<string, string?> identity,
+        IBackend backend, int batchSize)
     {
+        Backend = backend;
+        BatchSize = batchSize;
         Spec = spec;
         Model = model;
         Layout = new Sdtv2Layout(model.Config);
@@ -73,7 +81,7 @@ public sealed class SearchRun : IDisposable
         int? calibration = method.MeasuresDrift ? spec.CalibrationImages ?? SearchMethod.DefaultCalibrationImages : null;
         if (calibration < 1) throw new QsvitException($"calibration images must be at least 1, got {calibration}");
         if (spec.BatchSize < 1) throw new QsvitException($"batch size must be at least 1, got {spec.BatchSize}");
-        if (string.IsNullOrWhiteSpace(spec.Device)) throw new QsvitException("device must be named (auto, cpu or a GPU)");
+        var device = DeviceSpec.Parse(spec.Device);
         FirstImages.Validate(spec.Search.Limit, "search limit");
         FirstImages.Validate(spec.Test?.Limit, "test limit");
 
@@ -112,21 +120,28 @@ public sealed class SearchRun : IDisposable
             // Only image folders are resized and cropped; other formats are read as stored.
             ["preprocess"] = imageFolder ? $"resize {spec.ResizeShorter} crop {spec.CropSize}" : "as stored",
             ["quantizer"] = spec.Quantizer.ToString(),
-            ["device"] = spec.Device,
+            ["device"] = null,   // the device opened, set below
             [SearchSplit] = identities[SearchSplit],
             [TestSplit] = identities[TestSplit],
             // The images actually used: spread evenly over the search split, so only their number matters.
             ["calibration_images"] = calibration is { } c ? Math.Min(c, splits[SearchSplit].Count).ToString(CultureInfo.InvariantCulture) : null,
         };
-        var store = RunStore.Open(directory, identity);
+        var backend = BackendFactory.Open(device, spec.Compute);
+        RunStore? store = null;
         try
         {
-            var evaluator = new SettingEvaluator(model, spec.Quantizer, splits, new EvalOptions { BatchSize = spec.BatchSize }, store, calibration);
-            return new SearchRun(spec, model, bits, tolerance, evaluator, store, splits, descriptions, identity);
+            identity["device"] = backend.Device.ToString();
+            store = RunStore.Open(directory, identity);
+            var search = splits[SearchSplit];
+            int batch = spec.BatchSize ?? backend.DefaultBatchSize(search.Height, search.Width);
+            var evaluator = new SettingEvaluator(model, spec.Quantizer, splits, new EvalOptions { BatchSize = batch, Host = spec.Compute }, store,
+                calibration, backend);
+            return new SearchRun(spec, model, bits, tolerance, evaluator, store, splits, descriptions, identity, backend, batch);
         }
         catch
         {
-            store.Dispose();
+            store?.Dispose();
+            backend.Dispose();
             throw;
         }
     }
@@ -169,5 +184,10 @@ public sealed class SearchRun : IDisposable
             EnergyEstimate.Compute(Layout, macs, LayerInputRates.FromLif(Layout, Evaluator.FiringRates(setting, n)), setting));
     }
 
-    public void Dispose() => Store.Dispose();
+    public void Dispose()
+    {
+        Evaluator.Dispose();
+        Backend.Dispose();
+        Store.Dispose();
+    }
 }

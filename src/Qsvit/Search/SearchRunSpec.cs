@@ -54,7 +54,10 @@ public sealed record SearchRunSpec
     public int? CalibrationImages { get; init; }
     /// <summary>The resumable run directory (default <c>runs/&lt;model&gt;-&lt;method&gt;</c>).</summary>
     public string? RunDirectory { get; init; }
-    public int BatchSize { get; init; } = 32;
-    /// <summary>Where evaluations run: "auto", "cpu", or a GPU; part of the run identity (it may change last bits).</summary>
+    /// <summary>Images per forward pass; null: what fills the device (<see cref="Backends.IBackend.DefaultBatchSize"/>).</summary>
+    public int? BatchSize { get; init; }
+    /// <summary>Where evaluations run (<see cref="Backends.DeviceSpec"/>: auto, cpu, cuda, cuda:N); the device opened is part of the run identity (GPU sums differ in the last bits).</summary>
     public string Device { get; init; } = "auto";
+    /// <summary>Host threads: the CPU backend's, quantizing's and image decoding's.</summary>
+    public Tensors.ComputeOptions Compute { get; init; } = Tensors.ComputeOptions.Default;
 }

@@ -25,7 +25,7 @@ public interface ISettingOracle
 /// <see cref="CalibrationImages"/> images spread evenly over the first split (the search split), and firing rates (for
 /// energy estimates) on its first images.
 /// </summary>
-public sealed class SettingEvaluator : ISettingOracle
+public sealed class SettingEvaluator : ISettingOracle, IDisposable
 {
     private readonly LoadedModel _model;
     private readonly ModelQuantizer _quantizer;
@@ -37,6 +37,8 @@ public sealed class SettingEvaluator : ISettingOracle
     private readonly Dictionary<(string Setting, int Images), IReadOnlyList<LifRate>> _rates = new();
     private readonly int? _calibrationImages;
     private MembraneDrift? _membrane;
+    private readonly Backends.IBackend? _backend;
+    private Sdtv2Model? _root, _candidate;
 
     public QuantizerSpec Spec { get; }
     public Sdtv2Layout Layout => _quantizer.Layout;
@@ -49,11 +51,12 @@ public sealed class SettingEvaluator : ISettingOracle
     public Action<string, int, int>? OnProgress { get; set; }
 
     public SettingEvaluator(LoadedModel model, QuantizerSpec spec, IReadOnlyDictionary<string, IImageDataset> splits,
-        EvalOptions options, RunStore? store = null, int? calibrationImages = 64)
+        EvalOptions options, RunStore? store = null, int? calibrationImages = 64, Backends.IBackend? backend = null)
     {
         _model = model;
         Spec = spec;
-        _quantizer = new ModelQuantizer(model.State, new Sdtv2Layout(model.Config));
+        _backend = backend;
+        _quantizer = new ModelQuantizer(model.State, new Sdtv2Layout(model.Config), options.Host);
         _splits = splits;
         _options = options;
         _log = store?.Log;
@@ -72,16 +75,20 @@ public sealed class SettingEvaluator : ISettingOracle
 
     public QuantizedModel Quantize(QuantizationSetting setting) => _quantizer.Apply(setting, Spec);
 
-    /// <summary>The network with <paramref name="setting"/>'s quantized weights, as every evaluation runs it.</summary>
-    public Sdtv2Model CreateModel(QuantizationSetting setting) => new(_model.Config, Quantize(setting).StateDict);
+    /// <summary>
+    /// The network with <paramref name="setting"/>'s quantized weights as every evaluation runs it: on the evaluator's
+    /// device, sharing its resident layers. The caller disposes it.
+    /// </summary>
+    public Sdtv2Model CreateModel(QuantizationSetting setting) => Root.WithState(Quantize(setting).StateDict);
 
     public AccuracyRecord Accuracy(QuantizationSetting setting, string split)
     {
         var key = (Key(setting), split);
         if (_accuracy.TryGetValue(key, out var cached)) return cached;
         var data = Dataset(split);
+        var model = Candidate(setting);
         var progress = OnProgress is { } report ? new Progress(p => report(split, p.Done, p.Total)) : null;
-        var r = Evaluator.Run(CreateModel(setting), data, _options, progress);
+        var r = Evaluator.Run(model, data, _options, progress);
         var record = new AccuracyRecord(key.Item1, split, r.Count, r.Top1Correct, r.Correct, r.Seconds);
         FullEvaluations++;
         FullSeconds += r.Seconds;
@@ -96,7 +103,7 @@ public sealed class SettingEvaluator : ISettingOracle
         if (_drift.TryGetValue(key, out var cached)) return cached;
         if (_calibrationImages is null) throw new InvalidOperationException("this evaluator was made without calibration images: it measures no drift");
         _membrane ??= CaptureReference();
-        var result = _membrane.Measure(CreateModel(setting));
+        var result = _membrane.Measure(Candidate(setting));
         DriftEvaluations++;
         DriftSeconds += result.Seconds;
         _drift[key] = result;
@@ -116,8 +123,9 @@ public sealed class SettingEvaluator : ISettingOracle
         if (images < 1) throw new QsvitException($"firing rates need at least one image, got {images}");
         var key = (Key(setting), images);
         if (_rates.TryGetValue(key, out var cached)) return cached;
+        var model = Candidate(setting);
         var progress = OnProgress is { } report ? new Progress(p => report(name, p.Done, p.Total)) : null;
-        var rates = Evaluator.Run(CreateModel(setting), data, _options with { Limit = images }, progress).FiringRates;
+        var rates = Evaluator.Run(model, data, _options with { Limit = images }, progress).FiringRates;
         _rates[key] = rates;
         _log?.Append(new LoggedRates(key.Item1, images, rates));
         return rates;
@@ -153,9 +161,33 @@ public sealed class SettingEvaluator : ISettingOracle
         int n = CalibrationImages, span = Math.Min(SplitSize(name), data.Count - _options.Start);
         int size = data.Channels * data.Height * data.Width;
         var images = new float[n * size];
-        Parallel.For(0, n, Tensors.Compute.Options,
+        Parallel.For(0, n, _options.Host.Parallel,
             i => data.Read(_options.Start + (int)((long)i * span / n), images.AsSpan(i * size, size)));
-        return new MembraneDrift(_model.CreateModel(), images, n, data.Height, data.Width, _options.BatchSize);
+        return new MembraneDrift(Root, images, n, data.Height, data.Width, _options.BatchSize);
+    }
+
+    /// <summary>The fp32 model on the backend (its layers stay resident for the evaluator's lifetime).</summary>
+    private Sdtv2Model Root => _root ??= new Sdtv2Model(_model.Config, _model.State, backend: _backend);
+
+    /// <summary>
+    /// The setting's model on the backend. Layers it shares with the fp32 model or with the previous candidate (the same
+    /// quantized arrays, which the quantizer caches) are not uploaded again: a candidate uploads only what changed.
+    /// </summary>
+    private Sdtv2Model Candidate(QuantizationSetting setting)
+    {
+        var next = Root.WithState(Quantize(setting).StateDict);
+        _candidate?.Dispose();
+        return _candidate = next;
+    }
+
+    /// <summary>The device the evaluations run on.</summary>
+    public Backends.IBackend Backend => Root.Backend;
+
+    public void Dispose()
+    {
+        _candidate?.Dispose();
+        _membrane?.Dispose();
+        _root?.Dispose();
     }
 
     private IImageDataset Dataset(string split) =>

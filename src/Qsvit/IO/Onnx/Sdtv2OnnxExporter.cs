@@ -8,7 +8,7 @@ public enum LifExport
 {
     /// <summary>T steps of elementwise ops (Split, Sub, Mul, Add, GreaterOrEqual, Cast, Where, Concat): every runtime runs it.</summary>
     Unrolled,
-    /// <summary>One Scan over T whose body is one step: a smaller graph, but ONNX Runtime runs it slower (README).</summary>
+    /// <summary>One Scan over T whose body is one step: a smaller graph; TensorRT lacks Scan, ONNX Runtime runs it about as fast (BENCHMARKS.md).</summary>
     Scan,
 }
 

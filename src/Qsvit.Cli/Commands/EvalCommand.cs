@@ -30,12 +30,14 @@ internal static class EvalCommand
             FirstImages.Validate(r.GetValue(data.Limit), "--limit");
             var loaded = model.Load(r);
             var dataset = data.Open(r, loaded);
+            using var writer = r.GetValue(predictions) is { } file ? new PredictionWriter(file) : null;
             using var backend = device.Open(r);
             using var net = loaded.CreateModel(r.GetValue(foldBn), backend);
-            using var writer = r.GetValue(predictions) is { } file ? new PredictionWriter(file) : null;
             var options = new EvalOptions
             {
-                BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r), OnPrediction = writer is null ? null : writer.Write,
+                BatchSize = data.BatchSize(r, backend, dataset),
+                Host = device.Compute(r),
+                OnPrediction = writer is null ? null : writer.Write,
             };
             var result = Cli.WithProgress("eval", dataset.Count, report =>
                 Evaluator.Run(net, dataset, options, new Progress(report)));

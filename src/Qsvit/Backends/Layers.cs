@@ -22,10 +22,24 @@ public sealed record ChannelAffine(float[] Scale, float[] Shift);
 /// when they were folded into the weights). Zero padding; groups as in PyTorch (Groups == InChannels == OutChannels is
 /// depthwise).
 /// </summary>
-public sealed record ConvLayerSpec(ConvGeometry Geometry, ConvWeightData Weights, float[] Bias, IReadOnlyList<ChannelAffine> Affines);
+public sealed record ConvLayerSpec(ConvGeometry Geometry, ConvWeightData Weights, float[] Bias, IReadOnlyList<ChannelAffine> Affines)
+{
+    /// <summary>The official state_dict keys the layer was built from (names in exported graphs); null for a layer made up by hand.</summary>
+    public ConvKeys? Keys { get; init; }
+}
+
+/// <summary>
+/// Official state_dict names of a conv layer: its weight, its bias (null: none) and the BatchNorm modules behind
+/// <see cref="ConvLayerSpec.Affines"/> (one per affine, in order; empty when they were folded).
+/// </summary>
+public sealed record ConvKeys(string Weight, string? Bias, IReadOnlyList<string> BatchNorms);
 
 /// <summary>One linear classifier: Weight [classes, features] row-major, Bias [classes].</summary>
-public sealed record LinearWeights(float[] Weight, float[] Bias);
+public sealed record LinearWeights(float[] Weight, float[] Bias)
+{
+    /// <summary>The official module name ("head", "head_kd"); its keys are Module.weight and Module.bias. Null: made up by hand.</summary>
+    public string? Module { get; init; }
+}
 
 /// <summary>A conv layer resident on its backend (weights uploaded and packed once).</summary>
 public abstract class ConvLayer : IDisposable

@@ -12,10 +12,10 @@ public sealed record EvalOptions
     public int Start { get; init; }
     /// <summary>Keep the logits of this many leading images (for comparisons with reference outputs).</summary>
     public int KeepLogits { get; init; }
-    /// <summary>Host threads for decoding and normalizing images (the model's backend has its own).</summary>
-    public Tensors.ComputeOptions Host { get; init; } = Tensors.ComputeOptions.Default;
     /// <summary>Receives every image's prediction and logits as it is evaluated (e.g. a <see cref="PredictionWriter"/>).</summary>
     public PredictionCallback? OnPrediction { get; init; }
+    /// <summary>Host threads for decoding and normalizing images (the model's backend has its own).</summary>
+    public Tensors.ComputeOptions Host { get; init; } = Tensors.ComputeOptions.Default;
 }
 
 public readonly record struct EvalProgress(int Done, int Total, long Correct, TimeSpan Elapsed);

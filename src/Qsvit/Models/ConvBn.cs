@@ -35,7 +35,7 @@ internal sealed class ConvBn
         {
             PadValues = bnPrefixes.Length == 1 ? BatchNorm.ZeroInputOutput(state, bnPrefixes[0]) : [];
             Spec = new ConvLayerSpec(g, new DenseConvWeights(state[weightKey].Data), biasKey is null ? [] : state[biasKey].Data,
-                bns.Select(b => new ChannelAffine(b.Scale, b.Shift)).ToArray());
+                bns.Select(b => new ChannelAffine(b.Scale, b.Shift)).ToArray()) { Keys = new ConvKeys(weightKey, biasKey, bnPrefixes) };
             return;
         }
         var weight = (float[])state[weightKey].Data.Clone();
@@ -49,7 +49,7 @@ internal sealed class ConvBn
                 bias[oc] = bias[oc] * scale[oc] + shift[oc];
             }
         PadValues = bias; // folded, the bias already is BN(0) in the folded arithmetic
-        Spec = new ConvLayerSpec(g, new DenseConvWeights(weight), bias, []);
+        Spec = new ConvLayerSpec(g, new DenseConvWeights(weight), bias, []) { Keys = new ConvKeys(weightKey, biasKey, []) };
     }
 
     public int OutH(int h) => Geometry.OutH(h);

@@ -446,8 +446,8 @@ public sealed class Sdtv2Model : IDisposable
             var c = m.Config;
             var s = m.State;
             string[] keys = c.Kd ? ["head.weight", "head.bias", "head_kd.weight", "head_kd.bias"] : ["head.weight", "head.bias"];
-            var heads = new List<LinearWeights> { new(s["head.weight"].Data, s["head.bias"].Data) };
-            if (c.Kd) heads.Add(new LinearWeights(s["head_kd.weight"].Data, s["head_kd.bias"].Data));
+            var heads = new List<LinearWeights> { new(s["head.weight"].Data, s["head.bias"].Data) { Module = "head" } };
+            if (c.Kd) heads.Add(new LinearWeights(s["head_kd.weight"].Data, s["head_kd.bias"].Data) { Module = "head_kd" });
             _head = m._cache.Head("head", keys.Select(k => s[k].Data).ToArray(), heads, c.EmbedDim[3], c.NumClasses);
             m._held.Add(_head);
         }

@@ -11,8 +11,13 @@ public sealed record AccuracyRecord(string Setting, string Split, int Count, lon
 {
     public Interval Top1 => Statistics.Accuracy(Correct, Count);
     public double Accuracy => Count == 0 ? 0 : 100.0 * Correct / Count;
-    /// <summary>This accuracy minus <paramref name="baseline"/>'s over the same images, in points, with its 95 % interval.</summary>
-    public Interval DifferenceFrom(AccuracyRecord baseline) => Statistics.PairedDifference(baseline.CorrectMask, CorrectMask);
+    /// <summary>
+    /// This accuracy minus <paramref name="baseline"/>'s over the same images, in points, with its 95 % interval; a record of
+    /// the first images of a split (a sequential decision's) is compared with the baseline's first images.
+    /// </summary>
+    public Interval DifferenceFrom(AccuracyRecord baseline) =>
+        Count <= baseline.Count ? Statistics.PairedDifference(baseline.CorrectMask.AsSpan(0, Count), CorrectMask)
+            : throw new ArgumentException($"{Setting} covers {Count} images of {Split}, its baseline only {baseline.Count}");
 }
 
 /// <summary>What a search can ask about a setting. Implemented by <see cref="SettingEvaluator"/> and by test fakes.</summary>
@@ -20,6 +25,11 @@ public interface ISettingOracle
 {
     /// <summary>Top-1 accuracy (percent) of the setting on the named split.</summary>
     AccuracyRecord Accuracy(QuantizationSetting setting, string split);
+    /// <summary>
+    /// Top-1 on at least the first <paramref name="images"/> images of the split (all of them when it has no more), for
+    /// sequential decisions; may return more images than asked for (e.g. a whole-split result it already has).
+    /// </summary>
+    AccuracyRecord Accuracy(QuantizationSetting setting, string split, int images) => Accuracy(setting, split);
     /// <summary>Membrane-potential drift of the setting from fp32 on the calibration images.</summary>
     DriftResult Drift(QuantizationSetting setting);
     /// <summary>Evaluations actually run (cache hits excluded).</summary>
@@ -43,6 +53,7 @@ public sealed class SettingEvaluator : ISettingOracle
     private readonly EvalOptions _options;
     private readonly RunStore? _store;
     private readonly Dictionary<(string Setting, string Split), AccuracyRecord> _accuracy = new();
+    private readonly Dictionary<(string Setting, string Split), AccuracyRecord> _prefix = new();
     private readonly Dictionary<string, DriftResult> _drift = new();
     private readonly Dictionary<(string Setting, int Images), IReadOnlyList<LifRate>> _rates = new();
     private readonly int? _calibrationImages;
@@ -52,6 +63,9 @@ public sealed class SettingEvaluator : ISettingOracle
     public Sdtv2Layout Layout => _quantizer.Layout;
     public int FullEvaluations { get; private set; }
     public int DriftEvaluations { get; private set; }
+    /// <summary>Images actually run through a model for accuracies (full evaluations and sequential chunks), per split.</summary>
+    public IReadOnlyDictionary<string, long> ImagesEvaluated => _images;
+    private readonly Dictionary<string, long> _images = new();
     /// <summary>Seconds spent in full evaluations and in drift measurements actually run (not replayed).</summary>
     public double FullSeconds { get; private set; }
     public double DriftSeconds { get; private set; }
@@ -86,25 +100,57 @@ public sealed class SettingEvaluator : ISettingOracle
     {
         var key = (Key(setting), split);
         if (_accuracy.TryGetValue(key, out var cached)) return cached;
+        // A sequential decision may already have evaluated the first images: run only the rest.
+        var prefix = _prefix.GetValueOrDefault(key);
+        var rest = Evaluate(setting, split, prefix?.Count ?? 0, SplitSize(split));
+        var record = prefix is null ? rest : Concat(prefix, rest);
+        FullEvaluations++;
+        FullSeconds += rest.Seconds;
+        _accuracy[key] = record;
+        _prefix.Remove(key);
+        _store?.Append(AccuracyLine("accuracy", record, 0));
+        return record;
+    }
+
+    public AccuracyRecord Accuracy(QuantizationSetting setting, string split, int images)
+    {
+        var key = (Key(setting), split);
+        if (_accuracy.TryGetValue(key, out var cached)) return cached;
+        if (images >= SplitSize(split)) return Accuracy(setting, split);
+        var prefix = _prefix.GetValueOrDefault(key);
+        int have = prefix?.Count ?? 0;
+        if (have >= images) return prefix!;
+        var chunk = Evaluate(setting, split, have, images);
+        FullSeconds += chunk.Seconds;
+        var record = prefix is null ? chunk : Concat(prefix, chunk);
+        _prefix[key] = record;
+        _store?.Append(AccuracyLine("chunk", chunk, have));
+        return record;
+    }
+
+    /// <summary>Images [start, end) of the split.</summary>
+    private AccuracyRecord Evaluate(QuantizationSetting setting, string split, int start, int end)
+    {
         var data = Dataset(split);
         var model = new Sdtv2Model(_model.Config, Quantize(setting).StateDict);
-        var progress = OnProgress is { } report ? new Progress(p => report(split, p.Done, p.Total)) : null;
-        var r = Evaluator.Run(model, data, _options, progress);
-        var record = new AccuracyRecord(key.Item1, split, r.Count, r.Top1Correct, r.Correct, r.Seconds);
-        FullEvaluations++;
-        FullSeconds += r.Seconds;
-        _accuracy[key] = record;
-        _store?.Append(new JsonObject
-        {
-            ["kind"] = "accuracy",
-            ["setting"] = record.Setting,
-            ["split"] = split,
-            ["count"] = record.Count,
-            ["correct"] = record.Correct,
-            ["mask"] = PackMask(record.CorrectMask),
-            ["seconds"] = Math.Round(record.Seconds, 3),
-        });
-        return record;
+        var progress = OnProgress is { } report ? new Progress(p => report(split, start + p.Done, SplitSize(split))) : null;
+        var r = Evaluator.Run(model, data, _options with { Start = _options.Start + start, Limit = end - start }, progress);
+        _images[split] = _images.GetValueOrDefault(split) + r.Count;
+        return new AccuracyRecord(Key(setting), split, r.Count, r.Top1Correct, r.Correct, r.Seconds);
+    }
+
+    private static AccuracyRecord Concat(AccuracyRecord a, AccuracyRecord b) =>
+        new(a.Setting, a.Split, a.Count + b.Count, a.Correct + b.Correct, [.. a.CorrectMask, .. b.CorrectMask], a.Seconds + b.Seconds);
+
+    private static JsonObject AccuracyLine(string kind, AccuracyRecord r, int start)
+    {
+        var line = new JsonObject { ["kind"] = kind, ["setting"] = r.Setting, ["split"] = r.Split };
+        if (kind == "chunk") line["start"] = start;
+        line["count"] = r.Count;
+        line["correct"] = r.Correct;
+        line["mask"] = PackMask(r.CorrectMask);
+        line["seconds"] = Math.Round(r.Seconds, 3);
+        return line;
     }
 
     public DriftResult Drift(QuantizationSetting setting)
@@ -206,11 +252,14 @@ public sealed class SettingEvaluator : ISettingOracle
         {
             var kind = r["kind"]?.GetValue<string>();
             if (r["setting"]?.GetValue<string>() is not { } text || CanonicalKey(text) is not { } setting) continue;
-            if (kind == "accuracy" && r["split"]?.GetValue<string>() is { } split)
+            if (kind is "accuracy" or "chunk" && r["split"]?.GetValue<string>() is { } split)
             {
                 int count = r["count"]!.GetValue<int>();
                 var mask = UnpackMask(r["mask"]!.GetValue<string>(), count);
-                _accuracy[(setting, split)] = new AccuracyRecord(setting, split, count, r["correct"]!.GetValue<long>(), mask, r["seconds"]?.GetValue<double>() ?? 0);
+                var record = new AccuracyRecord(setting, split, count, r["correct"]!.GetValue<long>(), mask, r["seconds"]?.GetValue<double>() ?? 0);
+                if (kind == "accuracy") _accuracy[(setting, split)] = record;
+                else if (r["start"]?.GetValue<int>() is { } start && start == (_prefix.GetValueOrDefault((setting, split))?.Count ?? 0))
+                    _prefix[(setting, split)] = start == 0 ? record : Concat(_prefix[(setting, split)], record);
             }
             else if (kind == "rates" && r["images"]?.GetValue<int>() is { } images && r["layers"] is JsonArray layers)
             {

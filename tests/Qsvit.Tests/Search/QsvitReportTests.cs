@@ -66,7 +66,7 @@ public sealed class QsvitReportTests : IDisposable
         Assert.Equal(55, json["sensitivity"]!.AsArray().Count);
         Assert.Equal(28, json["guided"]!.AsArray().Count);
         Assert.Equal(85.0, json["final"]![0]!["bSettingG"]!["top1"]!["value"]!.GetValue<double>());
-        Assert.Equal(77, json["cost"]!["evaluations"]!.GetValue<int>());
+        Assert.Equal(79, json["cost"]!["evaluations"]!.GetValue<int>());
         Assert.True(json["within_tolerance"]!.GetValue<bool>());
         Assert.Equal(11 * 4, json["weight_errors"]!.AsArray().Count);
 

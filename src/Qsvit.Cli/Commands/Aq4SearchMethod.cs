@@ -60,6 +60,7 @@ internal sealed class Aq4SearchMethod : ISearchMethod
             MaxDrop = c.TolerancePoints,
             SearchSplit = SearchOptions.SearchSplit,
             DriftGate = !r.GetValue(NoDriftGate),
+            Sequential = c.Sequential,
         };
         options.Validate();
 

@@ -28,6 +28,7 @@ internal sealed class QsvitMethod : ISearchMethod
             TolerancePoints = c.TolerancePoints,
             SearchSplit = SearchOptions.SearchSplit,
             ReportSplit = c.TestSplit,
+            Sequential = c.Sequential,
         };
         var result = SearchProgress.Run(c.Evaluator, bar => QsvitSearch.Run(c.Evaluator, c.Layout, options, bar.Report));
 

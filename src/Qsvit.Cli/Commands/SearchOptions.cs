@@ -61,6 +61,17 @@ internal sealed class SearchOptions(bool withTest)
         Description = "Resumable run directory (default: runs/<model>-<method>); methods may share one to reuse evaluations",
     };
     public readonly Option<int?> Threads = new("--threads") { Description = "Worker threads (default: all cores)" };
+    public readonly Option<bool> Sequential = new("--sequential")
+    {
+        Description = "Decide each accuracy check on growing chunks of the search split and stop once the paired evidence is clear " +
+                      "(--sequential false: every candidate on the whole split)",
+        DefaultValueFactory = _ => true,
+    };
+    public readonly Option<double> ErrorBudget = new("--error-budget")
+    {
+        Description = "Largest probability that a sequential decision taken before the whole split is wrong",
+        DefaultValueFactory = _ => SequentialOptions.DefaultErrorBudget,
+    };
     public readonly Option<bool> Json = new("--json") { Description = "Print the result as JSON on stdout" };
 
     private static string F(double v) => v.ToString(CultureInfo.InvariantCulture);
@@ -71,7 +82,7 @@ internal sealed class SearchOptions(bool withTest)
         Data.AddTo(command);
         Granularity.AcceptOnlyFromAmong(Enum.GetValues<Aq4Granularity>().Select(Aq4Space.Name).ToArray());
         var options = new List<Option> { Quantizer, Bits, Granularity, Tolerance, RunDir, Threads, Json };
-        if (withTest) options.InsertRange(0, [TestData, TestSplitName, TestLimit]);
+        if (withTest) options.InsertRange(0, [TestData, TestSplitName, TestLimit, Sequential, ErrorBudget]);
         foreach (var o in options) command.Add(o);
     }
 
@@ -127,10 +138,20 @@ internal sealed class SearchOptions(bool withTest)
             // The images actually used: spread evenly over the search split, so only their number matters.
             ["calibration_images"] = calibration is { } c ? Math.Min(c, search.Count).ToString(CultureInfo.InvariantCulture) : null,
         };
+        SequentialOptions? sequential = null;
+        if (withTest && r.GetValue(Sequential))
+        {
+            sequential = new SequentialOptions { ErrorBudget = r.GetValue(ErrorBudget) };
+            try { sequential.Validate(); }
+            catch (QsvitException e) { throw new QsvitException($"--error-budget: {e.Message}"); }
+            if (SequentialOptions.SortedByClass(search))
+                throw new QsvitException($"{Describe(r.GetValue(Data.Data)!, search)} is sorted by class, so its first images are no sample of it " +
+                                         "and sequential decisions on them would be biased; pass --sequential false (or shuffle the split)");
+        }
         var store = RunStore.Open(runDir, identity);
         var evaluator = new SettingEvaluator(loaded, spec, splits, new EvalOptions { BatchSize = r.GetValue(Data.Batch) }, store, calibration);
         return new SearchContext(r, method.Name, loaded, new Sdtv2Layout(loaded.Config), spec, granularity, bits, tolerance, evaluator, store,
-            runDir, splits, descriptions, r.GetValue(Data.Batch), r.GetValue(Json));
+            runDir, splits, descriptions, r.GetValue(Data.Batch), r.GetValue(Json)) { Sequential = sequential };
     }
 
     public static IReadOnlyList<int> ParseBits(string text)
@@ -211,6 +232,9 @@ internal sealed record SearchContext(
     };
 
     public string? TestSplit => Splits.ContainsKey(SearchOptions.TestSplit) ? SearchOptions.TestSplit : null;
+
+    /// <summary>How accuracy checks are decided: sequentially under an error budget, or (null) on the whole search split.</summary>
+    public SequentialOptions? Sequential { get; init; }
 
     /// <summary>Writes <paramref name="setting"/>'s quantized network into the run directory as <c>&lt;name&gt;.safetensors</c>.</summary>
     public string SaveModel(QuantizationSetting setting, string name)

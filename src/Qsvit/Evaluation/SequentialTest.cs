@@ -1,3 +1,5 @@
+using Qsvit.IO.Datasets;
+
 namespace Qsvit.Evaluation;
 
 /// <summary>What a sequential accuracy-constraint test has concluded so far.</summary>
@@ -31,6 +33,23 @@ public sealed record SequentialOptions
         if (!(ErrorBudget > 0 && ErrorBudget < 1)) throw new QsvitException($"the error budget must lie in (0, 1), got {ErrorBudget}");
         if (FirstImages < 1) throw new QsvitException($"the first chunk needs at least one image, got {FirstImages}");
         if (!(Growth > 1) || double.IsInfinity(Growth)) throw new QsvitException($"chunk growth must be a finite factor above 1, got {Growth}");
+    }
+
+    /// <summary>
+    /// Whether the dataset is stored class by class (labels never decrease, more than one class): its first images are
+    /// then no sample of it, which sequential decisions need. CIFAR files interleave classes; image folders do not.
+    /// </summary>
+    public static bool SortedByClass(IImageDataset data)
+    {
+        if (data.Count < 2) return false;
+        int first = data.Label(0), previous = first;
+        for (int i = 1; i < data.Count; i++)
+        {
+            int label = data.Label(i);
+            if (label < previous) return false;
+            previous = label;
+        }
+        return previous != first;
     }
 
     /// <summary>The image counts after each chunk (ascending, the last = <paramref name="total"/>).</summary>

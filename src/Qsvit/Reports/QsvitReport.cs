@@ -77,7 +77,7 @@ public static class QsvitReport
         [
             ComparisonRow.Baseline(input.Layout, r.Search.Fp32, fp32Test),
             ComparisonRow.Create(method, r.BSettingG, input.Layout, r.Search.Quantized, r.Report?.Quantized, r.Search.Fp32, fp32Test,
-                evaluations.Count, 0, evaluations.Sum(e => e.Seconds), r.Options.TolerancePoints, evaluations.Count),
+                evaluations.Count, 0, evaluations.Sum(e => e.Seconds), r.Options.TolerancePoints, r.Cost.FullEquivalents),
         ];
     }
 
@@ -189,6 +189,7 @@ public static class QsvitReport
         Line($"- **Units**: {o.Units.Count} at {(o.Granularity == SettingGranularity.Block ? "block" : "transformer-block")} granularity ({string.Join(", ", o.Units)})");
         Line($"- **Widths tried**: {string.Join(", ", t.Bits)}; **tolerance**: {F(o.TolerancePoints, 2)} points below fp32 on the search split (threshold {F(t.Threshold, 2)} %)");
         Line($"- **Search split** {Split(o.SearchSplit)}: every decision is made here.");
+        Line($"- **Decisions**: {ReportSummary.DecisionRule(o.Sequential, o.TolerancePoints, o.SearchSplit)}.");
         if (o.ReportSplit is { } rs) Line($"- **Report split** {Split(rs)}: held out, only reported.");
         Line();
 
@@ -225,7 +226,7 @@ public static class QsvitReport
             {
                 var c = t.Cell(unit, b);
                 return b == Quantizer.FullPrecision ? $"{F(c.Accuracy.Accuracy, 2)} (fp32)"
-                    : $"{F(c.Accuracy.Accuracy, 2)} ({Diff(c.Difference)}) {(c.WithinTolerance ? "✓" : "✗")}";
+                    : $"{F(c.Accuracy.Accuracy, 2)} ({Diff(c.Difference)}) {(c.WithinTolerance ? "✓" : "✗")}{Images(c.Accuracy, c.Early, t.Fp32.Count)}";
             })) + " |");
         Line();
         Line($"![Layer-wise sensitivity]({SensitivityFigure})");
@@ -290,7 +291,7 @@ public static class QsvitReport
         Line("| step | unit | bits | setting evaluated | top-1 % [95 % CI] | Δ vs fp32, paired | within | kept |");
         Line("|---:|---|---:|---|---:|---:|:---:|:---:|");
         foreach (var s in r.Guided.Steps)
-            Line($"| {s.Index + 1} | {s.Unit} | {s.Bits} | {Code(s.Setting.ToString())} | {Acc(s.Accuracy.Top1)} | {Diff(s.Difference)} | {(s.WithinTolerance ? "✓" : "✗")} | {(s.Kept ? "**kept**" : "")} |");
+            Line($"| {s.Index + 1} | {s.Unit} | {s.Bits} | {Code(s.Setting.ToString())} | {Acc(s.Accuracy.Top1)} | {Diff(s.Difference)}{Images(s.Accuracy, s.Early, t.Fp32.Count)} | {(s.WithinTolerance ? "✓" : "✗")} | {(s.Kept ? "**kept**" : "")} |");
         if (r.Guided.Steps.Count == 0) Line("| — | no unit has a width between its bSettingH and bSettingL | | | | | | |");
         Line();
         Line($"Result: **bSettingG = `{r.BSettingG}`**.");
@@ -329,9 +330,19 @@ public static class QsvitReport
         Row("QSViT bSettingH", "bSettingH", r.BSettingHAccuracy, null);
         Row("QSViT bSettingL", "bSettingL", r.BSettingLAccuracy, null);
         Row("**QSViT bSettingG**", "bSettingG", r.Search.Quantized, r.Report?.Quantized);
-        var paper = MemoryFootprint.Compute(input.Layout, QuantizationSetting.Parse(QsvitSearch.PaperSetting));
-        Line($"| paper's reported setting (memory only, not evaluated) | {Precision(QuantizationSetting.Parse(QsvitSearch.PaperSetting))} | {Code(QsvitSearch.PaperSetting)} | " +
-             $"{F(paper.MiB, 3)} | {F(paper.SavingPercent, 1)} % | {T} | — | — |");
+        if (r.Reference is { } reference)
+        {
+            var m = reference.Memory;
+            Line($"| reference: paper's published setting | {Precision(m.Setting)} | {Code(m.Setting.ToString())} | {F(m.Memory.MiB, 3)} | " +
+                 $"{F(m.Memory.SavingPercent, 1)} % | {T} | {Acc(reference.Search.Quantized.Top1)} ({Diff(reference.Search.Difference)}) | " +
+                 $"{Acc(reference.Report?.Quantized.Top1)}{(reference.Report is { } rr ? $" ({Diff(rr.Difference)})" : "")} |");
+        }
+        else
+        {
+            var paper = MemoryFootprint.Compute(input.Layout, QuantizationSetting.Parse(QsvitSearch.PaperSetting));
+            Line($"| paper's reported setting (memory only, not evaluated) | {Precision(QuantizationSetting.Parse(QsvitSearch.PaperSetting))} | {Code(QsvitSearch.PaperSetting)} | " +
+                 $"{F(paper.MiB, 3)} | {F(paper.SavingPercent, 1)} % | {T} | — | — |");
+        }
         Line();
         Line($"![Memory vs accuracy]({MemoryFigure})");
         Line();
@@ -364,6 +375,9 @@ public static class QsvitReport
         int run = input.OracleEvaluations ?? c.Run;
         Line($"The search used {c.Evaluations} distinct full evaluations (setting × split) taking {Duration(c.EvaluationSeconds)} in all; {run} were run by " +
              $"this process, {c.Evaluations - c.Run} came from the run directory or the evaluator's cache. Wall time of this process: {Duration(c.WallSeconds)}.");
+        Line();
+        Line($"In whole search-split evaluations: {F(c.FullEquivalents, 1)} ({c.SearchImages:N0} images evaluated for the search / {c.SplitImages:N0}); " +
+             "the reference row and the held-out split are not search cost.");
         Line();
         Line("| phase | evaluations | run now | replayed |");
         Line("|---|---:|---:|---:|");
@@ -417,6 +431,10 @@ public static class QsvitReport
         return note.ToString();
     }
 
+    /// <summary>" (n = 375, early)" for a decision on fewer images than the split; empty for a whole-split one.</summary>
+    private static string Images(AccuracyRecord a, bool early, int split) =>
+        a.Count < split ? $" (n = {a.Count}{(early ? ", early" : "")})" : "";
+
     private static (int FpOnly, int QOnly) Discordant(bool[] fp, bool[] q)
     {
         int a = 0, b = 0;
@@ -442,8 +460,11 @@ public static class QsvitReport
         var r = input.Result;
         var o = r.Options;
         var t = r.Sensitivity;
+        var g = r.MemoryOf("bSettingG").Memory;
         return new JsonObject
         {
+            ["summary"] = ReportSummary.Create("qsvit", input.Quantizer.ToString(), r.BSettingG.ToString(), g.SavingPercent, r.Search, r.Report,
+                r.Cost.FullEquivalents, r.Cost.SearchSeconds, o.Sequential),
             ["method"] = "qsvit",
             ["model"] = input.Model,
             ["config"] = input.Layout.Config.ToString(),
@@ -451,6 +472,8 @@ public static class QsvitReport
             ["granularity"] = o.Granularity == SettingGranularity.Block ? "block" : "transformer-block",
             ["bits"] = JsonList(t.Bits.Select(b => (JsonNode)b)),
             ["tolerance_points"] = o.TolerancePoints,
+            ["sequential"] = o.Sequential is { } seq
+                ? new JsonObject { ["error_budget"] = seq.ErrorBudget, ["first_images"] = seq.FirstImages, ["growth"] = seq.Growth } : null,
             ["search_split"] = o.SearchSplit,
             ["report_split"] = o.ReportSplit,
             ["splits"] = new JsonObject(input.Splits.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
@@ -463,6 +486,7 @@ public static class QsvitReport
                 ["accuracy"] = AccuracyJson(c.Accuracy),
                 ["difference"] = IntervalJson(c.Difference),
                 ["within_tolerance"] = c.WithinTolerance,
+                ["early"] = c.Early,
             })),
             ["weight_errors"] = input.WeightErrors is { } errors ? JsonList(errors.Select(e => (JsonNode)new JsonObject
             {
@@ -483,6 +507,7 @@ public static class QsvitReport
                 ["accuracy"] = AccuracyJson(s.Accuracy),
                 ["difference"] = IntervalJson(s.Difference),
                 ["within_tolerance"] = s.WithinTolerance,
+                ["early"] = s.Early,
                 ["kept"] = s.Kept,
             })),
             ["bSettingG"] = r.BSettingG.ToString(),
@@ -505,8 +530,22 @@ public static class QsvitReport
             })),
             ["energy_estimate"] = EnergyJson(input.Energy, "bSettingG_uj"),
             ["quantized_model"] = input.QuantizedModelPath,
+            ["reference"] = r.Reference is { } reference ? new JsonObject
+            {
+                ["setting"] = reference.Memory.Setting.ToString(),
+                ["saving_percent"] = reference.Memory.Memory.SavingPercent,
+                ["final"] = JsonList(new[] { reference.Search, reference.Report }.OfType<FinalAccuracy>().Select(f => (JsonNode)new JsonObject
+                {
+                    ["split"] = f.Split,
+                    ["accuracy"] = AccuracyJson(f.Quantized),
+                    ["difference"] = IntervalJson(f.Difference),
+                })),
+            } : null,
             ["cost"] = new JsonObject
             {
+                ["full_eval_equivalents"] = r.Cost.FullEquivalents,
+                ["search_images"] = r.Cost.SearchImages,
+                ["split_images"] = r.Cost.SplitImages,
                 ["wall_seconds"] = r.Cost.WallSeconds,
                 ["evaluation_seconds"] = r.Cost.EvaluationSeconds,
                 ["evaluations"] = r.Cost.Evaluations,

@@ -23,8 +23,8 @@ public sealed record SequentialOptions
 
     /// <summary>Largest probability that an early decision (one taken before the whole split is evaluated) is wrong.</summary>
     public double ErrorBudget { get; init; } = DefaultErrorBudget;
-    /// <summary>Images of the first chunk.</summary>
-    public int FirstImages { get; init; } = 250;
+    /// <summary>Images of the first chunk (a clear decision needs ~100-200 paired images at a 5-point tolerance).</summary>
+    public int FirstImages { get; init; } = 100;
     /// <summary>Each later chunk ends at this multiple of the previous end (rounded up), the last at the split's end.</summary>
     public double Growth { get; init; } = 1.5;
 

@@ -112,7 +112,8 @@ public class SequentialTestTests
     [Fact]
     public void Chunk_ends_grow_to_the_split()
     {
-        Assert.Equal([250, 375, 563, 845, 1268, 1902, 2853, 4280, 5000], new SequentialOptions().Looks(5000));
+        Assert.Equal([250, 375, 563, 845, 1268, 1902, 2853, 4280, 5000], new SequentialOptions { FirstImages = 250 }.Looks(5000));
+        Assert.Equal([100, 150, 225, 300], new SequentialOptions().Looks(300));
         Assert.Equal([100], new SequentialOptions().Looks(100));
     }
 

@@ -117,6 +117,27 @@ public class SequentialTestTests
         Assert.Equal([100], new SequentialOptions().Looks(100));
     }
 
+    private sealed class Labels(params int[] labels) : Qsvit.IO.Datasets.IImageDataset
+    {
+        public string Name => "labels";
+        public int Count => labels.Length;
+        public int Channels => 1;
+        public int Height => 1;
+        public int Width => 1;
+        public IReadOnlyList<string> ClassNames => ["a", "b", "c"];
+        public int Label(int index) => labels[index];
+        public void Read(int index, Span<float> destination) => destination[0] = 0;
+    }
+
+    [Fact]
+    public void Class_sorted_splits_are_recognised()
+    {
+        Assert.True(SequentialOptions.SortedByClass(new Labels(0, 0, 1, 1, 2)));      // an image folder's order
+        Assert.False(SequentialOptions.SortedByClass(new Labels(0, 1, 2, 0, 1, 2)));  // CIFAR's interleaved order
+        Assert.False(SequentialOptions.SortedByClass(new Labels(1, 1, 1)));           // one class: any order is a sample
+        Assert.False(SequentialOptions.SortedByClass(new Labels(2)));
+    }
+
     [Theory]
     [InlineData(0.0, 250, 1.5)]
     [InlineData(1.0, 250, 1.5)]

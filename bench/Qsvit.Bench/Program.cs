@@ -7,9 +7,15 @@ using Qsvit.Bench;
 //   dotnet run -c Release --project bench/Qsvit.Bench -- --job short --filter '*'
 //   dotnet run -c Release --project bench/Qsvit.Bench -- --job short --filter '*Gemm*'
 //   dotnet run -c Release --project bench/Qsvit.Bench -- sweep 2      (best-of-N table, robust on a busy machine)
+//   dotnet run -c Release --project bench/Qsvit.Bench -- onnx-lif 5   (ONNX Runtime: LIF unrolled vs Scan)
 if (args.Length > 0 && args[0] == "sweep")
 {
     Sweep.Run(args);
+    return;
+}
+if (args.Length > 0 && args[0] == "onnx-lif")
+{
+    OnnxLifSweep.Run(args);
     return;
 }
 var config = DefaultConfig.Instance

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Qsvit.Tensors;
 using Spectre.Console;
+using Qsvit.IO;
 
 namespace Qsvit.Cli;
 
@@ -67,5 +68,5 @@ internal static class Cli
     }
 
     public static void WriteJson(object value) =>
-        Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(value, Json.Options));
+        Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(value, TextFiles.Json));
 }

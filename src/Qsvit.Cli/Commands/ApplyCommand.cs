@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Qsvit.Evaluation;
+using Qsvit.IO.Datasets;
 using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Search;
@@ -21,10 +22,10 @@ internal static class ApplyCommand
             Description = "Bit widths, e.g. \"8,4,8,8|8,8,8|4,32|4,32\", a single width for every unit, or the JSON form",
             Required = true,
         };
-        var quantizer = new Option<string>("--quantizer", "-q") { Description = $"Weight quantizer: {string.Join(", ", QuantizerSpec.Names)}", DefaultValueFactory = _ => "paper" };
+        var quantizer = CommonOptions.Quantizer();
         var output = new Option<string>("--out", "-o") { Description = "Quantized network to write (.safetensors)", Required = true };
-        var threads = new Option<int?>("--threads") { Description = "Worker threads (default: all cores)" };
-        var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout" };
+        var threads = CommonOptions.Threads();
+        var json = CommonOptions.Json();
         var command = new Command("apply", "Quantize a checkpoint with a setting and save it as safetensors (dequantized weights + metadata)");
         model.AddTo(command);
         data.AddTo(command);
@@ -32,12 +33,15 @@ internal static class ApplyCommand
         command.SetAction(r =>
         {
             Cli.ApplyThreads(r.GetValue(threads));
+            FirstImages.Validate(r.GetValue(data.Limit), "--limit");
             var loaded = model.Load(r);
             var layout = new Sdtv2Layout(loaded.Config);
             string text = r.GetValue(setting)!;
             var s = int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int uniform)
                 ? QuantizationSetting.Uniform(uniform) : QuantizationSetting.Parse(text);
-            var spec = QuantizerSpec.Parse(r.GetValue(quantizer)!);
+            var spec = CommonOptions.ParseQuantizer(r.GetValue(quantizer)!);
+            // Every input is checked before the output file is written.
+            var dataset = r.GetValue(data.Data) is null ? null : data.Open(r, loaded);
             var quantized = ModelQuantizer.Apply(loaded.State, layout, s, spec);
             string path = r.GetValue(output)!;
             QsvitCheckpoint.Save(path, loaded, quantized);
@@ -45,13 +49,11 @@ internal static class ApplyCommand
             var exact = MemoryFootprint.Compute(layout, s, spec);
 
             EvalResult? eval = null;
-            if (r.GetValue(data.Data) is not null)
+            if (dataset is not null)
             {
-                var dataset = data.Open(r, loaded);
-                var options = new EvalOptions { BatchSize = r.GetValue(data.Batch), Limit = r.GetValue(data.Limit) };
+                var options = new EvalOptions { BatchSize = r.GetValue(data.Batch) };
                 var net = new Sdtv2Model(loaded.Config, quantized.StateDict);
-                eval = Cli.WithProgress("eval", Math.Min(dataset.Count, options.Limit ?? int.MaxValue),
-                    report => Evaluator.Run(net, dataset, options, new EvalCommand.Progress(report)));
+                eval = Cli.WithProgress("eval", dataset.Count, report => Evaluator.Run(net, dataset, options, new EvalCommand.Progress(report)));
             }
 
             var units = quantized.Weights.GroupBy(w => w.Unit).Select(g => new

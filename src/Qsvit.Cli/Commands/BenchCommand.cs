@@ -17,12 +17,13 @@ internal static class BenchCommand
     public static Command Create()
     {
         var model = new Option<string?>("--model", "-m") { Description = "Checkpoint for the first case (default: the bundled CIFAR-10 model if present)" };
-        var threads = new Option<int?>("--threads") { Description = "Worker threads (default: all cores)" };
+        var threads = CommonOptions.Threads();
         var batches = new Option<int[]>("--batch") { Description = "Batch sizes", DefaultValueFactory = _ => [1, 8], AllowMultipleArgumentsPerToken = true };
         var seconds = new Option<double>("--seconds") { Description = "Minimum measuring time per case", DefaultValueFactory = _ => 10 };
         var cases = new Option<string[]>("--cases") { Description = "bundled, 55M (or any preset name)", DefaultValueFactory = _ => ["bundled", "55M"], AllowMultipleArgumentsPerToken = true };
-        var json = new Option<bool>("--json") { Description = "Print results as JSON" };
+        var json = CommonOptions.Json();
         var command = new Command("bench", "Throughput: images/s and GFLOP/s for the bundled model and the 55M preset") { model, threads, batches, seconds, cases, json };
+        command.Add(DumpInputs());
         command.SetAction(r =>
         {
             Cli.ApplyThreads(r.GetValue(threads));
@@ -38,6 +39,29 @@ internal static class BenchCommand
             foreach (var x in rows)
                 table.AddRow(x.Case, x.Batch.ToString(), x.Timesteps.ToString(), x.Input, $"{x.ImagesPerSecond:F3}", $"{x.GflopPerImage:F3}", $"{x.Gflops:F1}", x.Threads.ToString());
             Cli.Out.Write(table);
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// <c>qsvit bench dump-inputs</c>: the images as a model receives them, for comparing preprocessing with PyTorch's
+    /// (bench/pytorch/jpeg_fidelity.py).
+    /// </summary>
+    private static Command DumpInputs()
+    {
+        var data = new DataOptions("--data", "Dataset to preprocess (an image folder for the JPEG comparison)");
+        var output = new Option<string>("--out", "-o") { Description = "File to write: the 8-bit RGB crops, uint8 [N,3,H,W]; FILE.json describes them", Required = true };
+        var command = new Command("dump-inputs", "Write an image folder's preprocessed images (decoded, resized, center-cropped) for comparison with PyTorch");
+        foreach (var o in new Option[] { data.Data, data.Split, data.Limit, data.Resize, data.Crop, output }) command.Add(o);
+        command.SetAction(r =>
+        {
+            var options = new IO.Datasets.DatasetOptions { ResizeShorter = r.GetValue(data.Resize), CropSize = r.GetValue(data.Crop) };
+            var dataset = IO.Datasets.FirstImages.Of(IO.Datasets.DatasetLoader.Open(r.GetRequiredValue(data.Data), options, r.GetValue(data.Split)),
+                r.GetValue(data.Limit), "--limit");
+            string path = r.GetRequiredValue(output);
+            IO.Datasets.InputDump.Write(dataset, path, options);
+            Console.WriteLine($"wrote {path} ({dataset.Count} x 3 x {dataset.Height} x {dataset.Width} uint8) and {path}.json");
             return 0;
         });
         return command;

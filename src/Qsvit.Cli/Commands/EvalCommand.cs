@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Qsvit.Evaluation;
+using Qsvit.IO.Datasets;
 using Qsvit.Models;
 using Spectre.Console;
 
@@ -12,25 +13,28 @@ internal static class EvalCommand
     {
         var model = new ModelOptions();
         var data = new DataOptions();
-        var threads = new Option<int?>("--threads") { Description = "Worker threads (default: all cores)" };
-        var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout" };
+        var threads = CommonOptions.Threads();
+        var json = CommonOptions.Json();
         // Only here: searches compare settings against cached fp32 results, which folding would change in the last bits.
         var foldBn = new Option<bool>("--fold-bn") { Description = "Fold BatchNorm into conv weights (faster, not bit-exact with PyTorch)" };
+        var predictions = new Option<string?>("--predictions") { Description = "Write each image's index, label, predicted class and logits to FILE (JSON Lines)" };
         var command = new Command("eval", "Evaluate a checkpoint: top-1/top-5 with 95% intervals, images/s, spike rates per block");
         model.AddTo(command);
         data.AddTo(command);
         command.Add(threads);
         command.Add(json);
         command.Add(foldBn);
+        command.Add(predictions);
         command.SetAction(r =>
         {
             Cli.ApplyThreads(r.GetValue(threads));
+            FirstImages.Validate(r.GetValue(data.Limit), "--limit");
             var loaded = model.Load(r);
             var dataset = data.Open(r, loaded);
             var net = loaded.CreateModel(r.GetValue(foldBn));
-            var options = new EvalOptions { BatchSize = r.GetValue(data.Batch), Limit = r.GetValue(data.Limit) };
-            int total = Math.Min(dataset.Count, options.Limit ?? int.MaxValue);
-            var result = Cli.WithProgress("eval", total, report =>
+            using var writer = r.GetValue(predictions) is { } file ? new PredictionWriter(file) : null;
+            var options = new EvalOptions { BatchSize = r.GetValue(data.Batch), OnPrediction = writer is null ? null : writer.Write };
+            var result = Cli.WithProgress("eval", dataset.Count, report =>
                 Evaluator.Run(net, dataset, options, new Progress(report)));
             if (r.GetValue(json)) Cli.WriteJson(ToJson(loaded, dataset.Name, result));
             else Print(loaded, dataset.Name, result);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Qsvit.Evaluation;
 using Qsvit.IO.Datasets;
 using Qsvit.Models;
 
@@ -16,13 +17,16 @@ internal sealed class ModelOptions
     public readonly Option<int?> Classes = new("--classes") { Description = "Number of classes" };
     public readonly Option<bool?> Kd = new("--kd") { Description = "The checkpoint has a distillation head (head_kd)" };
     public readonly Option<int?> Heads = new("--heads") { Description = "Attention heads" };
+    public readonly Option<int?> ImageSize = new("--image-size") { Description = "Input height and width the model runs at (default: from model.json or the checkpoint)" };
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Model, Config, Timesteps, Preset, EmbedDim, StemStride, Classes, Kd, Heads }) command.Add(o);
+        foreach (var o in new Option[] { Model, Config, Timesteps, Preset, EmbedDim, StemStride, Classes, Kd, Heads, ImageSize }) command.Add(o);
     }
 
-    public LoadedModel Load(ParseResult r) => ModelLoader.Load(r.GetRequiredValue(Model), r.GetValue(Config), new ConfigOverrides
+    public LoadedModel Load(ParseResult r) => ModelLoader.Load(r.GetRequiredValue(Model), r.GetValue(Config), Overrides(r));
+
+    public ConfigOverrides Overrides(ParseResult r) => new()
     {
         Preset = r.GetValue(Preset),
         EmbedDim = r.GetValue(EmbedDim) is { Length: > 0 } dims ? dims : null,
@@ -31,7 +35,8 @@ internal sealed class ModelOptions
         NumClasses = r.GetValue(Classes),
         Kd = r.GetValue(Kd),
         NumHeads = r.GetValue(Heads),
-    });
+        ImageSize = r.GetValue(ImageSize),
+    };
 }
 
 /// <summary>Options that pick a dataset.</summary>
@@ -49,12 +54,18 @@ internal sealed class DataOptions(string name = "--data", string description = "
         foreach (var o in new Option[] { Data, Split, Limit, Batch, Resize, Crop }) command.Add(o);
     }
 
-    public IImageDataset Open(ParseResult r, LoadedModel model, Option<string>? which = null) =>
-        DatasetLoader.Open(r.GetRequiredValue(which ?? Data), new DatasetOptions
+    /// <summary>The dataset as --limit cuts it, checked against the model (size, classes, labels).</summary>
+    public IImageDataset Open(ParseResult r, LoadedModel model)
+    {
+        if (r.GetValue(Batch) < 1) throw new QsvitException($"--batch must be at least 1, got {r.GetValue(Batch)}");
+        var data = FirstImages.Of(DatasetLoader.Open(r.GetRequiredValue(Data), new DatasetOptions
         {
             Normalization = model.Normalization,
             ResizeShorter = r.GetValue(Resize),
             CropSize = r.GetValue(Crop),
             Channels = model.Config.InChannels,
-        }, r.GetValue(Split));
+        }, r.GetValue(Split)), r.GetValue(Limit), "--limit");
+        ModelInput.Check(model.Config, data);
+        return data;
+    }
 }

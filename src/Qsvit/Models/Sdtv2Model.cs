@@ -68,9 +68,6 @@ public sealed class Sdtv2Model
         LifNames = BuildLifNames();
     }
 
-    /// <summary>The same architecture running other weights (e.g. a quantized copy of <see cref="State"/>).</summary>
-    public Sdtv2Model WithState(StateDict state) => new(Config, state, strict: true, FoldBatchNorm);
-
     private static ConvBn DownSampling(StateDict s, string p, int cin, int cout, int stride, bool fold) =>
         new ConvBn(s, $"{p}.encode_conv.weight", $"{p}.encode_conv.bias", new ConvGeometry(cin, cout, 3, 3, stride, stride, 1, 1), fold, $"{p}.encode_bn");
 

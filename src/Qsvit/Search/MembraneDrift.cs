@@ -23,7 +23,6 @@ public sealed class MembraneDrift
     private readonly int _count, _height, _width, _batch;
 
     public int Images => _count;
-    public long CapturedFloats => _membrane.Sum(layer => layer.Sum(chunk => (long)chunk.Length));
 
     /// <param name="images">Normalized calibration images [count, C, H, W].</param>
     public MembraneDrift(Sdtv2Model fp32, float[] images, int count, int height, int width, int batch = 32)

@@ -27,7 +27,8 @@ public static class QsvitSearch
 
         var table = Sensitivity(session);
         var bases = BaseSettings.From(table, options.Granularity);
-        session.Total = session.Done + 2 + options.Units.Sum(u => bases.GuidedWidths(u, options.QuantizedBits).Count) + final;
+        // The total stays as announced: the guided steps Alg. 2 rules out count as done.
+        session.Skip(units * (widths - 1) - options.Units.Sum(u => bases.GuidedWidths(u, options.QuantizedBits).Count));
         var high = session.Evaluate(QsvitPhase.BaseSettings, bases.BSettingH, options.SearchSplit, "bSettingH");
         var low = session.Evaluate(QsvitPhase.BaseSettings, bases.BSettingL, options.SearchSplit, "bSettingL");
         var guided = Guided(session, table.Fp32, bases, high);
@@ -135,6 +136,11 @@ public static class QsvitSearch
         public int Done { get; private set; }
         public int Total { get; set; }
 
+        /// <summary>Evaluations the progress total counted that will not be asked (they count as done).</summary>
+        private int _skipped;
+
+        public void Skip(int evaluations) => _skipped += evaluations;
+
         /// <summary>Sets the reference every tolerance decision is paired with (fp32 on the search split).</summary>
         public void Reference(AccuracyRecord fp32) =>
             _decider = new ConstraintDecider(oracle, Options.SearchSplit, fp32, Options.TolerancePoints, Options.Sequential);
@@ -150,7 +156,7 @@ public static class QsvitSearch
                 return new ConstraintDecision(Options.WithinTolerance(full.Accuracy, _memo[(Options.Fp32.ToString(), Options.SearchSplit)].Accuracy),
                     full, full.Count, full.Count, Early: false);
             }
-            progress?.Invoke(new QsvitProgress(phase, Done, Math.Max(Total, Done + 1), $"{detail} on {Options.SearchSplit}"));
+            progress?.Invoke(new QsvitProgress(phase, Done + _skipped, Math.Max(Total, Done + _skipped + 1), $"{detail} on {Options.SearchSplit}"));
             int before = oracle.FullEvaluations;
             var d = _decider!.Decide(setting);
             if (!d.Sequential) _memo[key] = d.Accuracy;
@@ -171,7 +177,7 @@ public static class QsvitSearch
         public AccuracyRecord Evaluate(QsvitPhase phase, QuantizationSetting setting, string split, string detail, bool countAsSearch = true)
         {
             _phase = phase;
-            progress?.Invoke(new QsvitProgress(phase, Done, Math.Max(Total, Done + 1), $"{detail} on {split}"));
+            progress?.Invoke(new QsvitProgress(phase, Done + _skipped, Math.Max(Total, Done + _skipped + 1), $"{detail} on {split}"));
             var key = (setting.ToString(), split);
             if (!_memo.TryGetValue(key, out var record))
             {
@@ -196,7 +202,7 @@ public static class QsvitSearch
             return record;
         }
 
-        public void Finish() => progress?.Invoke(new QsvitProgress(_phase, Done, Done, "done"));
+        public void Finish() => progress?.Invoke(new QsvitProgress(_phase, Done + _skipped, Done + _skipped, "done"));
 
         public SearchCost Cost()
         {

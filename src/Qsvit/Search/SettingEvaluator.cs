@@ -1,24 +1,9 @@
-using System.Text.Json.Nodes;
 using Qsvit.Evaluation;
 using Qsvit.IO.Datasets;
 using Qsvit.Models;
 using Qsvit.Quantization;
 
 namespace Qsvit.Search;
-
-/// <summary>A setting's top-1 on one split, with per-image correctness for paired comparisons.</summary>
-public sealed record AccuracyRecord(string Setting, string Split, int Count, long Correct, bool[] CorrectMask, double Seconds)
-{
-    public Interval Top1 => Statistics.Accuracy(Correct, Count);
-    public double Accuracy => Count == 0 ? 0 : 100.0 * Correct / Count;
-    /// <summary>
-    /// This accuracy minus <paramref name="baseline"/>'s over the same images, in points, with its 95 % interval; a record of
-    /// the first images of a split (a sequential decision's) is compared with the baseline's first images.
-    /// </summary>
-    public Interval DifferenceFrom(AccuracyRecord baseline) =>
-        Count <= baseline.Count ? Statistics.PairedDifference(baseline.CorrectMask.AsSpan(0, Count), CorrectMask)
-            : throw new ArgumentException($"{Setting} covers {Count} images of {Split}, its baseline only {baseline.Count}");
-}
 
 /// <summary>What a search can ask about a setting. Implemented by <see cref="SettingEvaluator"/> and by test fakes.</summary>
 public interface ISettingOracle
@@ -51,7 +36,7 @@ public sealed class SettingEvaluator : ISettingOracle
     private readonly ModelQuantizer _quantizer;
     private readonly IReadOnlyDictionary<string, IImageDataset> _splits;
     private readonly EvalOptions _options;
-    private readonly RunStore? _store;
+    private readonly EvaluationLog? _log;
     private readonly Dictionary<(string Setting, string Split), AccuracyRecord> _accuracy = new();
     private readonly Dictionary<(string Setting, string Split), AccuracyRecord> _prefix = new();
     private readonly Dictionary<string, DriftResult> _drift = new();
@@ -80,10 +65,10 @@ public sealed class SettingEvaluator : ISettingOracle
         _quantizer = new ModelQuantizer(model.State, new Sdtv2Layout(model.Config));
         _splits = splits;
         _options = options;
-        _store = store;
+        _log = store?.Log;
         _calibrationImages = calibrationImages is null or >= 1 ? calibrationImages
             : throw new QsvitException($"calibration images must be at least 1, got {calibrationImages}");
-        if (store is not null) Replay(store);
+        if (_log is not null) Replay(_log);
     }
 
     public IReadOnlyCollection<string> Splits => _splits.Keys.ToArray();
@@ -95,6 +80,9 @@ public sealed class SettingEvaluator : ISettingOracle
     public int SplitSize(string split) => Math.Min(Dataset(split).Count, _options.Limit ?? int.MaxValue);
 
     public QuantizedModel Quantize(QuantizationSetting setting) => _quantizer.Apply(setting, Spec);
+
+    /// <summary>The network with <paramref name="setting"/>'s quantized weights, as every evaluation runs it.</summary>
+    public Sdtv2Model CreateModel(QuantizationSetting setting) => new(_model.Config, Quantize(setting).StateDict);
 
     public AccuracyRecord Accuracy(QuantizationSetting setting, string split)
     {
@@ -108,7 +96,7 @@ public sealed class SettingEvaluator : ISettingOracle
         FullSeconds += rest.Seconds;
         _accuracy[key] = record;
         _prefix.Remove(key);
-        _store?.Append(AccuracyLine("accuracy", record, 0));
+        _log?.Append(new LoggedAccuracy(record));
         return record;
     }
 
@@ -124,7 +112,7 @@ public sealed class SettingEvaluator : ISettingOracle
         FullSeconds += chunk.Seconds;
         var record = prefix is null ? chunk : Concat(prefix, chunk);
         _prefix[key] = record;
-        _store?.Append(AccuracyLine("chunk", chunk, have));
+        _log?.Append(new LoggedChunk(chunk, have));
         return record;
     }
 
@@ -132,9 +120,8 @@ public sealed class SettingEvaluator : ISettingOracle
     private AccuracyRecord Evaluate(QuantizationSetting setting, string split, int start, int end)
     {
         var data = Dataset(split);
-        var model = new Sdtv2Model(_model.Config, Quantize(setting).StateDict);
         var progress = OnProgress is { } report ? new Progress(p => report(split, start + p.Done, SplitSize(split))) : null;
-        var r = Evaluator.Run(model, data, _options with { Start = _options.Start + start, Limit = end - start }, progress);
+        var r = Evaluator.Run(CreateModel(setting), data, _options with { Start = _options.Start + start, Limit = end - start }, progress);
         _images[split] = _images.GetValueOrDefault(split) + r.Count;
         return new AccuracyRecord(Key(setting), split, r.Count, r.Top1Correct, r.Correct, r.Seconds);
     }
@@ -142,36 +129,17 @@ public sealed class SettingEvaluator : ISettingOracle
     private static AccuracyRecord Concat(AccuracyRecord a, AccuracyRecord b) =>
         new(a.Setting, a.Split, a.Count + b.Count, a.Correct + b.Correct, [.. a.CorrectMask, .. b.CorrectMask], a.Seconds + b.Seconds);
 
-    private static JsonObject AccuracyLine(string kind, AccuracyRecord r, int start)
-    {
-        var line = new JsonObject { ["kind"] = kind, ["setting"] = r.Setting, ["split"] = r.Split };
-        if (kind == "chunk") line["start"] = start;
-        line["count"] = r.Count;
-        line["correct"] = r.Correct;
-        line["mask"] = PackMask(r.CorrectMask);
-        line["seconds"] = Math.Round(r.Seconds, 3);
-        return line;
-    }
-
     public DriftResult Drift(QuantizationSetting setting)
     {
         var key = Key(setting);
         if (_drift.TryGetValue(key, out var cached)) return cached;
         if (_calibrationImages is null) throw new InvalidOperationException("this evaluator was made without calibration images: it measures no drift");
         _membrane ??= CaptureReference();
-        var result = _membrane.Measure(new Sdtv2Model(_model.Config, Quantize(setting).StateDict));
+        var result = _membrane.Measure(CreateModel(setting));
         DriftEvaluations++;
         DriftSeconds += result.Seconds;
         _drift[key] = result;
-        _store?.Append(new JsonObject
-        {
-            ["kind"] = "drift",
-            ["setting"] = key,
-            ["drift"] = result.Drift,
-            ["mismatch"] = result.SpikeMismatch,
-            ["per_layer"] = new JsonArray(result.PerLayer.Select(d => (JsonNode)Math.Round(d, 7)).ToArray()),
-            ["seconds"] = Math.Round(result.Seconds, 3),
-        });
+        _log?.Append(new LoggedDrift(key, result));
         return result;
     }
 
@@ -187,24 +155,10 @@ public sealed class SettingEvaluator : ISettingOracle
         if (images < 1) throw new QsvitException($"firing rates need at least one image, got {images}");
         var key = (Key(setting), images);
         if (_rates.TryGetValue(key, out var cached)) return cached;
-        var model = new Sdtv2Model(_model.Config, Quantize(setting).StateDict);
         var progress = OnProgress is { } report ? new Progress(p => report(name, p.Done, p.Total)) : null;
-        var rates = Evaluator.Run(model, data, _options with { Limit = images }, progress).FiringRates;
+        var rates = Evaluator.Run(CreateModel(setting), data, _options with { Limit = images }, progress).FiringRates;
         _rates[key] = rates;
-        _store?.Append(new JsonObject
-        {
-            ["kind"] = "rates",
-            ["setting"] = key.Item1,
-            ["images"] = images,
-            ["layers"] = new JsonArray(rates.Select(r => (JsonNode)new JsonObject
-            {
-                ["name"] = r.Name,
-                ["block"] = r.Block,
-                ["spikes"] = r.Spikes,
-                ["neurons"] = r.Neurons,
-                ["rate"] = r.Rate,
-            }).ToArray()),
-        });
+        _log?.Append(new LoggedRates(key.Item1, images, rates));
         return rates;
     }
 
@@ -214,13 +168,13 @@ public sealed class SettingEvaluator : ISettingOracle
     /// </summary>
     public string Key(QuantizationSetting setting)
     {
-        if (setting.Granularity == SettingGranularity.Block) return setting.ToString();
+        if (setting.Granularity == Granularity.Block) return setting.ToString();
         setting.Validate(Layout);
         var weights = Layout.Weights.Where(w => w.Block != Sdtv2Layout.Head).ToArray();
-        foreach (var coarser in new[] { SettingGranularity.Block, SettingGranularity.TransformerBlock })
+        foreach (var coarser in new[] { Granularity.Block, Granularity.TransformerBlock })
         {
             if (coarser >= setting.Granularity) break;
-            var groups = weights.GroupBy(w => coarser == SettingGranularity.Block ? w.Unit : w.Block)
+            var groups = weights.GroupBy(w => coarser == Granularity.Block ? w.Unit : w.Block)
                 .Select(g => (Name: g.Key, Bits: g.Select(setting.BitsFor).Distinct().ToArray())).ToArray();
             if (groups.All(g => g.Bits.Length == 1))
                 return QuantizationSetting.Create(coarser, groups.Select(g => KeyValuePair.Create(g.Name, g.Bits[0])), setting.HeadBits).ToString();
@@ -246,30 +200,31 @@ public sealed class SettingEvaluator : ISettingOracle
     private IImageDataset Dataset(string split) =>
         _splits.TryGetValue(split, out var d) ? d : throw new QsvitException($"no split named '{split}' (have {string.Join(", ", _splits.Keys)})");
 
-    private void Replay(RunStore store)
+    /// <summary>
+    /// Fills the caches from the log under canonical keys. Two records of one evaluation must agree (a setting logged at two
+    /// granularities included); records whose setting no longer parses or fits this model are left alone.
+    /// </summary>
+    private void Replay(EvaluationLog log)
     {
-        foreach (var r in store.Records)
+        var seen = new Dictionary<string, LoggedEvaluation>(StringComparer.Ordinal);
+        foreach (var entry in log.Entries)
         {
-            var kind = r["kind"]?.GetValue<string>();
-            if (r["setting"]?.GetValue<string>() is not { } text || CanonicalKey(text) is not { } setting) continue;
-            if (kind is "accuracy" or "chunk" && r["split"]?.GetValue<string>() is { } split)
+            if (CanonicalKey(entry.Setting) is not { } setting) continue;
+            if (seen.TryGetValue($"{entry.What} of {setting}", out var first))
             {
-                int count = r["count"]!.GetValue<int>();
-                var mask = UnpackMask(r["mask"]!.GetValue<string>(), count);
-                var record = new AccuracyRecord(setting, split, count, r["correct"]!.GetValue<long>(), mask, r["seconds"]?.GetValue<double>() ?? 0);
-                if (kind == "accuracy") _accuracy[(setting, split)] = record;
-                else if (r["start"]?.GetValue<int>() is { } start && start == (_prefix.GetValueOrDefault((setting, split))?.Count ?? 0))
-                    _prefix[(setting, split)] = start == 0 ? record : Concat(_prefix[(setting, split)], record);
+                if (first.Content != entry.Content) throw log.Conflict(first, entry);
+                continue;
             }
-            else if (kind == "rates" && r["images"]?.GetValue<int>() is { } images && r["layers"] is JsonArray layers)
+            seen[$"{entry.What} of {setting}"] = entry;
+            switch (entry)
             {
-                _rates[(setting, images)] = layers.Select(l => new LifRate(l!["name"]!.GetValue<string>(), l["block"]!.GetValue<string>(),
-                    l["rate"]!.GetValue<double>(), l["spikes"]!.GetValue<long>(), l["neurons"]!.GetValue<long>())).ToArray();
-            }
-            else if (kind == "drift")
-            {
-                var perLayer = r["per_layer"]?.AsArray().Select(n => n!.GetValue<double>()).ToArray() ?? [];
-                _drift[setting] = new DriftResult(r["drift"]!.GetValue<double>(), r["mismatch"]?.GetValue<double>() ?? 0, perLayer, r["seconds"]?.GetValue<double>() ?? 0);
+                case LoggedAccuracy a: _accuracy[(setting, a.Record.Split)] = a.Record with { Setting = setting }; break;
+                case LoggedChunk c when c.Start == (_prefix.GetValueOrDefault((setting, c.Record.Split))?.Count ?? 0):
+                    var chunk = c.Record with { Setting = setting };
+                    _prefix[(setting, c.Record.Split)] = c.Start == 0 ? chunk : Concat(_prefix[(setting, c.Record.Split)], chunk);
+                    break;
+                case LoggedDrift d: _drift[setting] = d.Result; break;
+                case LoggedRates r: _rates[(setting, r.Images)] = r.Rates; break;
             }
         }
     }
@@ -279,21 +234,6 @@ public sealed class SettingEvaluator : ISettingOracle
     {
         try { return Key(QuantizationSetting.Parse(text)); }
         catch (QsvitException) { return null; }
-    }
-
-    private static string PackMask(bool[] mask)
-    {
-        var bytes = new byte[(mask.Length + 7) / 8];
-        for (int i = 0; i < mask.Length; i++) if (mask[i]) bytes[i >> 3] |= (byte)(1 << (i & 7));
-        return Convert.ToBase64String(bytes);
-    }
-
-    private static bool[] UnpackMask(string base64, int count)
-    {
-        var bytes = Convert.FromBase64String(base64);
-        var mask = new bool[count];
-        for (int i = 0; i < count; i++) mask[i] = (bytes[i >> 3] & (1 << (i & 7))) != 0;
-        return mask;
     }
 
     private sealed class Progress(Action<EvalProgress> report) : IProgress<EvalProgress>

@@ -19,5 +19,4 @@ public sealed class Arena
 
     public int Mark() => _next;
     public void Release(int mark) => _next = mark;
-    public long AllocatedFloats => _slots.Sum(s => (long)s.Length);
 }

@@ -1,8 +1,8 @@
 using Qsvit.Evaluation;
 using Qsvit.Quantization;
 using Qsvit.Search;
-using Qsvit.Tests.Aq4;
-using Qsvit.Tests.Datasets;
+
+using Qsvit.Tests.IO.Datasets;
 
 namespace Qsvit.Tests.Search;
 
@@ -65,7 +65,7 @@ public sealed class SequentialSearchTests
     [Fact]
     public void Aq4_verifies_sequentially_and_reports_the_chosen_setting_on_the_whole_split()
     {
-        var space = Aq4Space.Create(QsvitSearchTests.Layout, Aq4Granularity.Stage, [8, 4]);
+        var space = Aq4Space.Create(QsvitSearchTests.Layout, Granularity.Stage, [8, 4]);
         double Stagewise(QuantizationSetting s) => 90 - s.Entries.Sum(e => e.Value switch { 32 => 0, 8 => 0.1, _ => 4.0 });
         var full = Aq4Searcher.Run(new PrefixOracle(Stagewise, 5000), space, new Aq4Options { MaxDrop = 3 });
         var seq = Aq4Searcher.Run(new PrefixOracle(Stagewise, 5000), space,
@@ -86,15 +86,19 @@ public sealed class SequentialSearchTests
         var setting = QuantizationSetting.Parse("8,8,8,8|4,4,4|4,4|4,4");
         var whole = Aq4Fixtures.TinyEvaluator(data, images: 12).Accuracy(setting, "val");
 
-        var chunked = Aq4Fixtures.TinyEvaluator(data, images: 12, store: RunStore.Open(dir.File("run"), identity));
-        var prefix = chunked.Accuracy(setting, "val", 5);
-        Assert.Equal(5, prefix.Count);
-        Assert.Equal(whole.CorrectMask.Take(5), prefix.CorrectMask);
-        Assert.Same(prefix, chunked.Accuracy(setting, "val", 3));              // already covered
-        Assert.Equal(0, chunked.FullEvaluations);
+        using (var store = RunStore.Open(dir.File("run"), identity))
+        {
+            var chunked = Aq4Fixtures.TinyEvaluator(data, images: 12, store: store);
+            var prefix = chunked.Accuracy(setting, "val", 5);
+            Assert.Equal(5, prefix.Count);
+            Assert.Equal(whole.CorrectMask.Take(5), prefix.CorrectMask);
+            Assert.Same(prefix, chunked.Accuracy(setting, "val", 3));          // already covered
+            Assert.Equal(0, chunked.FullEvaluations);
+        }
 
         // Resumed: the logged chunk is replayed and only images 5..11 run.
-        var resumed = Aq4Fixtures.TinyEvaluator(data, images: 12, store: RunStore.Open(dir.File("run"), identity));
+        using var reopened = RunStore.Open(dir.File("run"), identity);
+        var resumed = Aq4Fixtures.TinyEvaluator(data, images: 12, store: reopened);
         var rest = resumed.Accuracy(setting, "val");
         Assert.Equal(whole.CorrectMask, rest.CorrectMask);
         Assert.Equal(whole.Correct, rest.Correct);

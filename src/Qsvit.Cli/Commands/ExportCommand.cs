@@ -1,0 +1,77 @@
+using System.CommandLine;
+using System.Globalization;
+using Qsvit.IO.Onnx;
+using Qsvit.Models;
+using Qsvit.Quantization;
+using Qsvit.Search;
+
+namespace Qsvit.Cli.Commands;
+
+/// <summary><c>qsvit export</c>: write a model (fp32, or quantized with a setting) for deployment runtimes.</summary>
+internal static class ExportCommand
+{
+    public static Command Create()
+    {
+        var model = new ModelOptions();
+        var format = new Option<string>("--format") { Description = "onnx: a standard ONNX graph (opset 21), quantized units as int4/int8/int16 QDQ", DefaultValueFactory = _ => "onnx" };
+        var setting = new Option<string?>("--setting", "-s") { Description = "Bit widths, e.g. \"8,4,8,8|8,8,8|4,32|4,32\", a single width, or the JSON form (default: fp32)" };
+        var quantizer = new Option<string>("--quantizer", "-q") { Description = $"Weight quantizer: {string.Join(", ", QuantizerSpec.Names)}", DefaultValueFactory = _ => "paper" };
+        var lif = new Option<string>("--lif") { Description = "LIF over T: unrolled (elementwise ops, faster in ONNX Runtime) or scan (one Scan per layer)", DefaultValueFactory = _ => "unrolled" };
+        var output = new Option<string>("--out", "-o") { Description = "File to write (.onnx)", Required = true };
+        var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout" };
+        var command = new Command("export", "Export a model for deployment: ONNX graph with the quantized weights as integer codes");
+        model.AddTo(command);
+        foreach (var o in new Option[] { format, setting, quantizer, lif, output, json }) command.Add(o);
+        command.SetAction(r =>
+        {
+            if (!string.Equals(r.GetValue(format), "onnx", StringComparison.OrdinalIgnoreCase))
+                throw new QsvitException($"unknown --format '{r.GetValue(format)}'; this build exports onnx");
+            var loaded = model.Load(r);
+            string? text = r.GetValue(setting);
+            if (text is null && loaded.Metadata.TryGetValue(QsvitCheckpoint.SettingKey, out var saved))
+                throw new QsvitException($"{loaded.CheckpointPath} holds weights already quantized with setting {saved}; export the fp32 " +
+                                         $"checkpoint with --setting \"{saved}\" --quantizer {loaded.Metadata.GetValueOrDefault(QsvitCheckpoint.QuantizerKey, "paper")} " +
+                                         "so that the file stores their exact integer codes");
+            var s = text is null ? null
+                : int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int uniform) ? QuantizationSetting.Uniform(uniform)
+                : QuantizationSetting.Parse(text);
+            var lifMode = r.GetValue(lif)!.ToLowerInvariant() switch
+            {
+                "unrolled" => LifExport.Unrolled,
+                "scan" => LifExport.Scan,
+                var other => throw new QsvitException($"unknown --lif '{other}'; expected unrolled or scan"),
+            };
+            var spec = QuantizerSpec.Parse(r.GetValue(quantizer)!);
+            string path = r.GetValue(output)!;
+            var result = Sdtv2OnnxExporter.Export(loaded, path, new OnnxExportOptions { Setting = s, Quantizer = spec, Lif = lifMode });
+            var packed = s is null ? null : MemoryFootprint.Compute(new Sdtv2Layout(loaded.Config), s, spec);
+            if (r.GetValue(json))
+            {
+                Cli.WriteJson(new
+                {
+                    output = path,
+                    format = "onnx",
+                    opset = OnnxModel.Opset,
+                    setting = s?.ToString() ?? "fp32",
+                    quantizer = s is null ? null : spec.ToString(),
+                    lif = lifMode.ToString().ToLowerInvariant(),
+                    bytes = result.FileBytes,
+                    packed_bytes = packed?.Bytes,
+                    nodes = result.Nodes,
+                    weights_by_storage = result.WeightsByStorage,
+                });
+                return 0;
+            }
+            Console.WriteLine($"model     {loaded.CheckpointPath}");
+            Console.WriteLine($"          {loaded.Config}");
+            Console.WriteLine($"setting   {(s is null ? "fp32" : $"{s} ({spec})")}");
+            Console.WriteLine($"weights   {string.Join(", ", result.WeightsByStorage.OrderBy(kv => kv.Key).Select(kv => $"{kv.Value} {kv.Key}"))}");
+            Console.WriteLine($"graph     ONNX opset {OnnxModel.Opset}, {result.Nodes} nodes, LIF {lifMode.ToString().ToLowerInvariant()}; " +
+                              $"input {Sdtv2OnnxExporter.InputName} [batch, {loaded.Config.InChannels}, {loaded.Config.ImageHeight}, {loaded.Config.ImageWidth}], " +
+                              $"output {Sdtv2OnnxExporter.OutputName} [batch, {loaded.Config.NumClasses}]");
+            Console.WriteLine($"saved     {path} ({result.FileBytes:N0} bytes{(packed is null ? "" : $"; packed size {packed.Bytes:N0} bytes")})");
+            return 0;
+        });
+        return command;
+    }
+}

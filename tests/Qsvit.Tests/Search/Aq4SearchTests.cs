@@ -1,0 +1,194 @@
+using Qsvit.Quantization;
+using Qsvit.Search;
+
+namespace Qsvit.Tests.Search;
+
+public sealed class Aq4SearchTests
+{
+    private const double Fp32Accuracy = 90;
+
+    /// <summary>
+    /// A knapsack trap at block granularity, one width (8) below 32. Lowering A, B or C costs 0.5, 0.5, 1.4 points, anything
+    /// else 10; drift is proportional to the drop. C holds more weights than A and B together, yet B and then C rank first
+    /// by drift per MiB. Greedy takes B, then C fails (1.9 points) and it settles for A+B; the optimum is C alone.
+    /// </summary>
+    private static (Aq4Space Space, FakeDriftOracle Oracle) Trap()
+    {
+        const string a = "CONV_S1_B2", b = "TRAN_S4", c = "CONV_S2_B1";
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Block, [8]);
+        long Weights(string u) => space.Units.Single(x => x.Name == u).Weights;
+        Assert.True(Weights(c) > Weights(a) + Weights(b), "C must save more than A and B together");
+        Assert.True(0.5 / Weights(b) < 1.4 / Weights(c) && 1.4 / Weights(c) < 0.5 / Weights(a), "rank order B, C, A");
+        var cost = new Dictionary<string, double> { [a] = 0.5, [b] = 0.5, [c] = 1.4 };
+        double Drop(QuantizationSetting s) => s.Entries.Where(e => e.Value != 32).Sum(e => cost.GetValueOrDefault(e.Key, 10));
+        return (space, new FakeDriftOracle(s => Fp32Accuracy - Drop(s), s => 0.01 * Drop(s)));
+    }
+
+    private static HashSet<string> Lowered(QuantizationSetting s) => s.Entries.Where(e => e.Value != 32).Select(e => e.Key).ToHashSet();
+
+    [Fact]
+    public void Greedy_FallsIntoTheTrap_WideBeamFindsTheOptimum()
+    {
+        var (space, oracle) = Trap();
+        var optimum = Aq4Fixtures.BruteForce(space, oracle, 1.5);
+
+        var greedy = Aq4Searcher.Run(oracle, space, new Aq4Options { Method = Aq4Method.Greedy });
+        Assert.Equal(["CONV_S1_B2", "TRAN_S4"], Lowered(greedy.Setting).Order());
+        Assert.True(greedy.Memory.Bits > optimum.Bits);
+        Assert.Equal(1.0, greedy.Drop, 9);
+
+        var narrow = Aq4Searcher.Run(Trap().Oracle, space, new Aq4Options { Method = Aq4Method.Beam, BeamWidth = 1 });
+        Assert.Equal(greedy.Setting, narrow.Setting);
+
+        foreach (int width in new[] { 2, 3, 8 })
+        {
+            var beam = Aq4Searcher.Run(Trap().Oracle, space, new Aq4Options { Method = Aq4Method.Beam, BeamWidth = width });
+            Assert.Equal(["CONV_S2_B1"], Lowered(beam.Setting));
+            Assert.Equal(optimum.Bits, beam.Memory.Bits);
+            Assert.Equal(optimum.Accuracy, beam.Accuracy.Accuracy, 9);
+        }
+    }
+
+    [Fact]
+    public void Greedy_LogsTheTrap_BlockedUnitIsDominatedAndGateSkipsTheRest()
+    {
+        var (space, oracle) = Trap();
+        var r = Aq4Searcher.Run(oracle, space, new Aq4Options());
+        var root = Assert.Single(r.Candidates, c => c.Step == 0);
+        Assert.Equal(0, root.Drift);
+        Assert.True(root.Accepted);
+
+        // Step 1 verifies B only; step 2 ranks C first, which fails, then accepts A; step 3 has only predicted failures.
+        Assert.Equal(["TRAN_S4"], r.Candidates.Where(c => c.Step == 1 && c.Verified).Select(c => c.Unit));
+        Assert.Equal([("CONV_S2_B1", Aq4Outcome.Failed), ("CONV_S1_B2", Aq4Outcome.Passed)],
+            r.Candidates.Where(c => c.Step == 2 && c.Verified).Select(c => (c.Unit, c.Outcome)));
+        var step3 = r.Candidates.Where(c => c.Step == 3).ToArray();
+        Assert.Equal(Aq4Outcome.Dominated, step3.Single(c => c.Unit == "CONV_S2_B1").Outcome);
+        Assert.Null(step3.Single(c => c.Unit == "CONV_S2_B1").Drift);   // blocked units cost no drift measurement
+        Assert.All(step3.Where(c => c.Unit != "CONV_S2_B1"), c => Assert.Equal(Aq4Outcome.DriftGated, c.Outcome));
+        Assert.Equal(3, r.Steps);
+
+        // fp32 + B + C-fail + A: four full evaluations; cost adds the drift seconds in full-evaluation units.
+        Assert.Equal(4, r.FullEvaluations);
+        Assert.Equal(oracle.FullEvaluations, r.NewFullEvaluations);
+        Assert.Equal(r.Candidates.Count(c => c.Drift is not null), r.DriftEvaluations);
+        Assert.Equal(4 + r.DriftEvaluations * FakeDriftOracle.DriftSecondsEach / FakeDriftOracle.FullSecondsEach, r.CostFullEquivalents, 9);
+        Assert.Equal(0.019, r.GateThreshold, 12);
+        Assert.Equal(1.0, r.ProxySpearman, 9);   // drift is proportional to the drop here
+        Assert.Equal(MemoryFootprint.Compute(space.Layout, r.Setting).Bits, r.Memory.Bits);
+    }
+
+    /// <summary>Accuracy falls monotonically with bits (with interactions); drift rises strictly with the drop.</summary>
+    private static FakeDriftOracle MonotoneSurface(Aq4Space space, int seed)
+    {
+        var rng = new Random(seed);
+        var units = space.Units.Select(u => u.Name).ToArray();
+        var penalty = units.ToDictionary(u => u, _ =>
+        {
+            double total = 0;
+            return space.Ladder.Select((_, level) => level == 0 ? 0 : total += Math.Pow(rng.NextDouble(), 2) * 1.2).ToArray();
+        });
+        double interaction = rng.NextDouble() * 0.3;
+        double Drop(QuantizationSetting s)
+        {
+            var p = space.Units.Select(u => penalty[u.Name][space.Ladder.ToList().IndexOf(s[u.Members[0]])]).ToArray();
+            double pairs = 0;
+            for (int i = 0; i < p.Length; i++) for (int j = i + 1; j < p.Length; j++) pairs += p[i] * p[j];
+            return p.Sum() + interaction * pairs;
+        }
+        return new FakeDriftOracle(s => Fp32Accuracy - Drop(s), s => 0.02 * Math.Sqrt(Drop(s)) + 0.001 * Drop(s));
+    }
+
+    [Fact]
+    public void Beam_WideEnough_FindsTheExhaustiveOptimum_GateChangesNothingButCost()
+    {
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Stage, [16, 8, 4, 2]);
+        int gatedFull = 0, ungatedFull = 0;
+        for (int seed = 0; seed < 25; seed++)
+        {
+            var optimum = Aq4Fixtures.BruteForce(space, MonotoneSurface(space, seed), 1.5);
+            var beam = Aq4Searcher.Run(MonotoneSurface(space, seed), space, new Aq4Options { Method = Aq4Method.Beam, BeamWidth = 1000 });
+            Assert.Equal(optimum.Bits, beam.Memory.Bits);
+            Assert.Equal(optimum.Accuracy, beam.Accuracy.Accuracy, 9);
+
+            var ungated = Aq4Searcher.Run(MonotoneSurface(space, seed), space,
+                new Aq4Options { Method = Aq4Method.Beam, BeamWidth = 1000, DriftGate = false });
+            Assert.Equal(beam.Setting, ungated.Setting);
+            gatedFull += beam.FullEvaluations;
+            ungatedFull += ungated.FullEvaluations;
+
+            var greedy = Aq4Searcher.Run(MonotoneSurface(space, seed), space, new Aq4Options());
+            Assert.True(greedy.Memory.Bits >= optimum.Bits);
+            Assert.True(greedy.Drop <= 1.5 + 1e-9);
+        }
+        Assert.True(gatedFull < ungatedFull, $"the drift gate saved nothing ({gatedFull} vs {ungatedFull} full evaluations)");
+    }
+
+    [Fact]
+    public void Constraint_IsNeverViolatedOnTheSearchSplit_OnRandomNoisySurfaces()
+    {
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Block, Aq4Space.DefaultBits(QuantizerSpec.Parse("symmetric")));
+        for (int seed = 0; seed < 30; seed++)
+        {
+            // Non-monotone accuracy (noise per setting) and a drift that only loosely follows the drop: both predictions err.
+            var sensitivity = Enumerable.Range(0, space.Units.Count).Select(i => 0.05 + 0.1 * i).ToArray();
+            new Random(seed).Shuffle(sensitivity);
+            double Drop(QuantizationSetting s) => space.Units.Select((u, i) =>
+                sensitivity[i] * Math.Pow(2, (16 - Math.Min(16, s[u.Members[0]])) / 2.5)).Sum() - 0.3;
+            var oracle = new FakeDriftOracle(s => Fp32Accuracy - Math.Max(-1, Drop(s)) + 0.8 * Aq4Fixtures.Noise(s, 2 * seed),
+                s => Math.Max(0, Drop(s) + 1.5 * Aq4Fixtures.Noise(s, 2 * seed + 1)));
+            foreach (var options in new[] { new Aq4Options(), new Aq4Options { Method = Aq4Method.Beam, BeamWidth = 3, MaxDrop = 0.7 } })
+            {
+                var r = Aq4Searcher.Run(oracle, space, options);
+                double fp32 = oracle.Reported(space.Setting(new int[space.Units.Count]));
+                Assert.Equal(fp32, r.Fp32Accuracy.Accuracy, 9);
+                Assert.Equal(oracle.Reported(r.Setting), r.Accuracy.Accuracy, 9);   // measured, not predicted
+                Assert.True(fp32 - oracle.Reported(r.Setting) <= options.MaxDrop + 1e-9, $"seed {seed}: drop {r.Drop}");
+                Assert.Contains(r.Setting, oracle.Evaluated);
+                foreach (var c in r.Candidates.Where(c => c.Accepted))
+                {
+                    Assert.True(c.Verified);
+                    Assert.True(fp32 - oracle.Reported(c.Setting) <= options.MaxDrop + 1e-9);
+                }
+                Assert.All(r.Candidates.Where(c => !c.Verified), c => Assert.Null(c.Accuracy));
+                Assert.Equal(r.Candidates.Count(c => c.Verified), r.FullEvaluations);
+                Assert.Equal(r.Candidates.Count, r.Candidates.Select(c => c.Setting).Distinct().Count());
+            }
+        }
+    }
+
+    [Fact]
+    public void Beam_ReturnsTheSmallestVerifiedSetting_NotTheLastKept()
+    {
+        // Lowering anything past 16 bits fails, so the beam's last step keeps only 16-bit settings of one unit each; the
+        // answer must still be the smallest verified-feasible setting over all steps.
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Stage, [16, 8]);
+        var oracle = new FakeDriftOracle(s => s.Entries.Any(e => e.Value == 8) ? 80 : 90 - 0.1 * s.Entries.Count(e => e.Value == 16),
+            s => s.Entries.Sum(e => e.Value == 8 ? 1.0 : e.Value == 16 ? 0.01 : 0));
+        var r = Aq4Searcher.Run(oracle, space, new Aq4Options { Method = Aq4Method.Beam, BeamWidth = 2 });
+        Assert.All(r.Setting.Entries, e => Assert.Equal(16, e.Value));
+        var passed = r.Candidates.Where(c => c.Outcome == Aq4Outcome.Passed).ToArray();
+        Assert.Equal(passed.Min(c => c.MiB), r.Memory.MiB, 12);
+    }
+
+    [Fact]
+    public void Progress_ReportsEveryEvaluation()
+    {
+        var (space, oracle) = Trap();
+        var reports = new List<Aq4Progress>();
+        var r = Aq4Searcher.Run(oracle, space, new Aq4Options(), reports.Add);
+        Assert.True(reports.Count >= r.FullEvaluations + r.DriftEvaluations);
+        Assert.Equal(r.FullEvaluations, reports[^1].FullEvaluations);
+        Assert.Equal(r.Memory.MiB, reports[^1].BestMiB, 12);
+        Assert.All(reports, p => Assert.Equal(space.MaxDepth, p.MaxSteps));
+    }
+
+    [Fact]
+    public void Options_AreValidated()
+    {
+        var (space, oracle) = Trap();
+        Assert.Throws<QsvitException>(() => Aq4Searcher.Run(oracle, space, new Aq4Options { BeamWidth = 0 }));
+        Assert.Throws<QsvitException>(() => Aq4Searcher.Run(oracle, space, new Aq4Options { MaxDrop = -1 }));
+        Assert.Throws<QsvitException>(() => Aq4Searcher.Run(oracle, space, new Aq4Options { MaxDrop = double.NaN }));
+    }
+}

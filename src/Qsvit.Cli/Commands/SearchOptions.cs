@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Qsvit.Evaluation;
 using Qsvit.Quantization;
 using Qsvit.Search;
 

@@ -59,6 +59,7 @@ internal sealed class Aq4SearchMethod : ISearchMethod
             MaxDrop = c.TolerancePoints,
             SearchSplit = SearchRun.SearchSplit,
             DriftGate = !r.GetValue(NoDriftGate),
+            Sequential = c.Spec.Sequential,
         };
         options.Validate();
 

@@ -21,6 +21,7 @@ internal sealed class QsvitMethod : ISearchMethod
         TolerancePoints = run.TolerancePoints,
         SearchSplit = SearchRun.SearchSplit,
         ReportSplit = run.TestSplitName,
+        Sequential = run.Spec.Sequential,
     };
 
     public int Run(SearchRun run, ParseResult r, SearchCommand.Shared shared)

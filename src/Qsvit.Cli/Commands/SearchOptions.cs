@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Qsvit.Evaluation;
 using Qsvit.Quantization;
 using Qsvit.Search;
 
@@ -41,6 +42,17 @@ internal sealed class SearchOptions(bool withTest, string defaults)
         Description = "Resumable run directory (default: runs/<model>-<method>); methods may share one to reuse evaluations",
     };
     public readonly DeviceOptions Device = new();
+    public readonly Option<bool> Sequential = new("--sequential")
+    {
+        Description = "Decide each accuracy check on growing chunks of the search split and stop once the paired evidence is clear " +
+                      "(--sequential false: every candidate on the whole split)",
+        DefaultValueFactory = _ => true,
+    };
+    public readonly Option<double> ErrorBudget = new("--error-budget")
+    {
+        Description = "Largest probability that a sequential decision taken before the whole split is wrong",
+        DefaultValueFactory = _ => SequentialOptions.DefaultErrorBudget,
+    };
     public readonly Option<bool> Json = CommonOptions.Json();
 
     private static string F(double v) => v.ToString(CultureInfo.InvariantCulture);
@@ -51,7 +63,7 @@ internal sealed class SearchOptions(bool withTest, string defaults)
         Data.AddTo(command);
         Granularity.AcceptOnlyFromAmong((withTest ? Granularities.All : SearchMethod.Qsvit.Granularities).Select(g => g.Name()).ToArray());
         var options = new List<Option> { Quantizer, Bits, Granularity, Tolerance, RunDir, Json };
-        if (withTest) options.InsertRange(0, [TestData, TestSplitName, TestLimit]);
+        if (withTest) options.InsertRange(0, [TestData, TestSplitName, TestLimit, Sequential, ErrorBudget]);
         foreach (var o in options) command.Add(o);
         Device.AddTo(command);
     }
@@ -76,6 +88,7 @@ internal sealed class SearchOptions(bool withTest, string defaults)
         BatchSize = r.GetValue(Data.Batch),
         Device = r.GetValue(Device.Device)!,
         Compute = Device.Compute(r),
+        Sequential = withTest && r.GetValue(Sequential) ? new SequentialOptions { ErrorBudget = r.GetValue(ErrorBudget) } : null,
     };
 
     /// <summary>Opens the run (the device and log warnings shown on stderr).</summary>

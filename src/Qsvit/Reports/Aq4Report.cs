@@ -89,6 +89,7 @@ public static class Aq4Report
         foreach (var (key, value) in context) md.AppendLine($"| {key} | {Cell(value)} |");
         md.AppendLine($"| bit widths | {string.Join(", ", r.Space.Ladder)} (from 32 down){(r.Space.QuantizeHead ? ", head searched" : ", head fp32")} |");
         md.AppendLine($"| constraint | top-1 drop ≤ {F(r.Options.MaxDrop)} points on split `{r.Options.SearchSplit}` |");
+        md.AppendLine($"| decisions | {ReportSummary.DecisionRule(r.Options.Sequential, r.Options.MaxDrop, r.Options.SearchSplit)} |");
         md.AppendLine($"| chosen setting | `{Cell(r.Setting.ToString())}` |");
         md.AppendLine($"| memory | {r.Memory.MiB:F3} MiB of {r.Memory.Fp32MiB:F3} MiB fp32: **{r.Memory.SavingPercent:F2} % saved** |");
         md.AppendLine($"| search top-1 | {r.Accuracy.Top1} % (fp32 {r.Fp32Accuracy.Top1} %), drop {F(r.Drop)} points; " +
@@ -98,7 +99,8 @@ public static class Aq4Report
                           $"drop {F(heldOut.Fp32.Accuracy - heldOut.Chosen.Accuracy)} points; paired difference {heldOut.Difference} |");
         md.AppendLine($"| evaluations | {r.FullEvaluations} full, {r.DriftEvaluations} drift (run now: {r.NewFullEvaluations} full, " +
                       $"{r.NewDriftEvaluations} drift; the rest replayed) |");
-        md.AppendLine($"| cost | {F(r.CostFullEquivalents)} full-evaluation equivalents (full evaluations + drift seconds / mean full-evaluation seconds) |");
+        md.AppendLine($"| cost | {F(r.CostFullEquivalents)} full-evaluation equivalents ({r.SearchImages:N0} search images evaluated / {r.SplitImages:N0}, " +
+                      "+ drift seconds / whole-split evaluation seconds) |");
         md.AppendLine($"| time | {r.WallSeconds:F1} s wall; recorded {r.FullSeconds:F1} s full, {r.DriftSeconds:F1} s drift |");
         md.AppendLine($"| proxy | Spearman ρ(drift, drop) = {F(r.ProxySpearman)} over {r.Candidates.Count(c => c.Step > 0 && c.Verified)} verified candidates; " +
                       $"drift gate threshold {(double.IsInfinity(r.GateThreshold) ? "never set" : F(r.GateThreshold))}{(r.Options.DriftGate ? "" : " (gate off)")} |");
@@ -122,11 +124,12 @@ public static class Aq4Report
         md.AppendLine("## Candidates").AppendLine();
         md.AppendLine(string.Join(", ", Enum.GetValues<Aq4Outcome>().Select(o => $"{r.Candidates.Count(c => c.Step > 0 && c.Outcome == o)} {Name(o)}")) + ".");
         md.AppendLine("Passed and failed candidates were fully evaluated; drift-gated, dominated and not-reached ones were not.").AppendLine();
-        md.AppendLine("| step | move | MiB | saving % | drift | spike mismatch | score | top-1 % | drop | outcome |");
-        md.AppendLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|");
+        md.AppendLine("Top-1 and drop are over the images the decision used (early = decided sequentially before the whole split).").AppendLine();
+        md.AppendLine("| step | move | MiB | saving % | drift | spike mismatch | score | top-1 % | drop | images | outcome |");
+        md.AppendLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         foreach (var c in r.Candidates.Where(c => c.Verified))
             md.AppendLine($"| {c.Step} | {(c.Unit is null ? "fp32" : $"{c.Unit} {c.FromBits}→{c.ToBits}")} | {c.MiB:F3} | {c.SavingPercent:F2} | " +
-                          $"{G(c.Drift)} | {G(c.SpikeMismatch)} | {G(c.Score)} | {c.Accuracy:F2} | {F(c.Drop)} | " +
+                          $"{G(c.Drift)} | {G(c.SpikeMismatch)} | {G(c.Score)} | {c.Accuracy:F2} | {F(c.Drop)} | {c.Images}{(c.Early ? " early" : "")} | " +
                           $"{Name(c.Outcome)}{(c.Setting == r.Setting ? " (chosen)" : "")} |");
         return md.ToString();
     }
@@ -134,9 +137,14 @@ public static class Aq4Report
     public static JsonObject Json(Aq4ReportInput input)
     {
         var (r, heldOut, context) = (input.Result, input.HeldOut, input.Context);
+        string Context(string key) => context.FirstOrDefault(kv => kv.Key == key).Value ?? "";
         var front = ParetoFront(r.Candidates).Select(c => c.Setting).ToHashSet();
         return new JsonObject
         {
+            ["summary"] = ReportSummary.Create(r.Method == Aq4Method.Greedy ? "greedy" : "beam", Context("quantizer"), r.Setting.ToString(),
+                r.Memory.SavingPercent, new FinalAccuracy(r.Options.SearchSplit, r.Fp32Accuracy, r.Accuracy),
+                heldOut is null ? null : new FinalAccuracy(heldOut.Chosen.Split, heldOut.Fp32, heldOut.Chosen),
+                r.CostFullEquivalents, r.WallSeconds, r.Options.Sequential, Context("device")),
             ["method"] = r.Method == Aq4Method.Greedy ? "greedy" : "beam",
             ["beam_width"] = r.Method == Aq4Method.Beam ? r.Options.BeamWidth : null,
             ["granularity"] = r.Space.Granularity.Name(),
@@ -145,6 +153,8 @@ public static class Aq4Report
             ["max_drop"] = r.Options.MaxDrop,
             ["search_split"] = r.Options.SearchSplit,
             ["drift_gate"] = r.Options.DriftGate,
+            ["sequential"] = r.Options.Sequential is { } seq
+                ? new JsonObject { ["error_budget"] = seq.ErrorBudget, ["first_images"] = seq.FirstImages, ["growth"] = seq.Growth } : null,
             ["context"] = new JsonObject(context.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
             ["chosen"] = new JsonObject
             {
@@ -164,6 +174,8 @@ public static class Aq4Report
                 ["drift"] = r.DriftEvaluations,
                 ["full_run_now"] = r.NewFullEvaluations,
                 ["drift_run_now"] = r.NewDriftEvaluations,
+                ["search_images"] = r.SearchImages,
+                ["split_images"] = r.SplitImages,
                 ["full_seconds"] = r.FullSeconds,
                 ["drift_seconds"] = r.DriftSeconds,
                 ["cost_full_equivalents"] = Num(r.CostFullEquivalents),
@@ -195,6 +207,8 @@ public static class Aq4Report
                 ["verified"] = c.Verified,
                 ["accuracy"] = Num(c.Accuracy),
                 ["drop"] = Num(c.Drop),
+                ["images"] = c.Images,
+                ["early"] = c.Early,
                 ["accepted"] = c.Accepted,
                 ["pareto"] = c.Verified && front.Contains(c.Setting),
             }).ToArray()),

@@ -14,8 +14,11 @@ public static partial class QsvitReport
         var r = input.Result;
         var o = r.Options;
         var t = r.Sensitivity;
+        var g = r.MemoryOf("bSettingG").Memory;
         return new JsonObject
         {
+            ["summary"] = ReportSummary.Create("qsvit", input.Quantizer.ToString(), r.BSettingG.ToString(), g.SavingPercent, r.Search, r.Report,
+                r.Cost.FullEquivalents, r.Cost.SearchSeconds, o.Sequential, input.Device),
             ["method"] = "qsvit",
             ["model"] = input.Model,
             ["config"] = input.Layout.Config.ToString(),
@@ -24,6 +27,8 @@ public static partial class QsvitReport
             ["granularity"] = o.Granularity.Name(),
             ["bits"] = JsonList(t.Bits.Select(b => (JsonNode)b)),
             ["tolerance_points"] = o.TolerancePoints,
+            ["sequential"] = o.Sequential is { } seq
+                ? new JsonObject { ["error_budget"] = seq.ErrorBudget, ["first_images"] = seq.FirstImages, ["growth"] = seq.Growth } : null,
             ["search_split"] = o.SearchSplit,
             ["report_split"] = o.ReportSplit,
             ["splits"] = new JsonObject(input.Splits.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
@@ -36,6 +41,7 @@ public static partial class QsvitReport
                 ["accuracy"] = AccuracyJson(c.Accuracy),
                 ["difference"] = IntervalJson(c.Difference),
                 ["within_tolerance"] = c.WithinTolerance,
+                ["early"] = c.Early,
             })),
             ["weight_errors"] = input.WeightErrors is { } errors ? JsonList(errors.Select(e => (JsonNode)new JsonObject
             {
@@ -56,6 +62,7 @@ public static partial class QsvitReport
                 ["accuracy"] = AccuracyJson(s.Accuracy),
                 ["difference"] = IntervalJson(s.Difference),
                 ["within_tolerance"] = s.WithinTolerance,
+                ["early"] = s.Early,
                 ["kept"] = s.Kept,
             })),
             ["bSettingG"] = r.BSettingG.ToString(),
@@ -78,8 +85,22 @@ public static partial class QsvitReport
             })),
             ["energy_estimate"] = EnergyJson(input.Energy, "bSettingG_uj"),
             ["quantized_model"] = input.QuantizedModelPath,
+            ["reference"] = r.Reference is { } reference ? new JsonObject
+            {
+                ["setting"] = reference.Memory.Setting.ToString(),
+                ["saving_percent"] = reference.Memory.Memory.SavingPercent,
+                ["final"] = JsonList(new[] { reference.Search, reference.Report }.OfType<FinalAccuracy>().Select(f => (JsonNode)new JsonObject
+                {
+                    ["split"] = f.Split,
+                    ["accuracy"] = AccuracyJson(f.Quantized),
+                    ["difference"] = IntervalJson(f.Difference),
+                })),
+            } : null,
             ["cost"] = new JsonObject
             {
+                ["full_eval_equivalents"] = r.Cost.FullEquivalents,
+                ["search_images"] = r.Cost.SearchImages,
+                ["split_images"] = r.Cost.SplitImages,
                 ["wall_seconds"] = r.Cost.WallSeconds,
                 ["evaluation_seconds"] = r.Cost.EvaluationSeconds,
                 ["evaluations"] = r.Cost.Evaluations,

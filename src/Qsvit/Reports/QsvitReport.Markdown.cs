@@ -51,6 +51,7 @@ public static partial class QsvitReport
         m.Line($"- **Units**: {o.Units.Count} at {o.Granularity.Name()} granularity ({string.Join(", ", o.Units)})");
         m.Line($"- **Widths tried**: {string.Join(", ", t.Bits)}; **tolerance**: {F(o.TolerancePoints, 2)} points below fp32 on the search split (threshold {F(t.Threshold, 2)} %)");
         m.Line($"- **Search split** {m.Split(o.SearchSplit)}: every decision is made here.");
+        m.Line($"- **Decisions**: {ReportSummary.DecisionRule(o.Sequential, o.TolerancePoints, o.SearchSplit)}.");
         if (o.ReportSplit is { } rs) m.Line($"- **Report split** {m.Split(rs)}: held out, only reported.");
         m.Line();
     }
@@ -99,7 +100,7 @@ public static partial class QsvitReport
             {
                 var c = t.Cell(unit, b);
                 return b == Quantizer.FullPrecision ? $"{F(c.Accuracy.Accuracy, 2)} (fp32)"
-                    : $"{F(c.Accuracy.Accuracy, 2)} ({Diff(c.Difference)}) {(c.WithinTolerance ? "✓" : "✗")}";
+                    : $"{F(c.Accuracy.Accuracy, 2)} ({Diff(c.Difference)}) {(c.WithinTolerance ? "✓" : "✗")}{Images(c.Accuracy, c.Early, t.Fp32.Count)}";
             })) + " |");
         m.Line();
         m.Line($"![Layer-wise sensitivity]({SensitivityFigure})");
@@ -174,7 +175,7 @@ public static partial class QsvitReport
         m.Line("| step | unit | bits | setting evaluated | top-1 % [95 % CI] | Δ vs fp32, paired | within | kept |");
         m.Line("|---:|---|---:|---|---:|---:|:---:|:---:|");
         foreach (var s in r.Guided.Steps)
-            m.Line($"| {s.Index + 1} | {s.Unit} | {s.Bits} | {Code(s.Setting.ToString())} | {Acc(s.Accuracy.Top1)} | {Diff(s.Difference)} | {(s.WithinTolerance ? "✓" : "✗")} | {(s.Kept ? "**kept**" : "")} |");
+            m.Line($"| {s.Index + 1} | {s.Unit} | {s.Bits} | {Code(s.Setting.ToString())} | {Acc(s.Accuracy.Top1)} | {Diff(s.Difference)}{Images(s.Accuracy, s.Early, r.Sensitivity.Fp32.Count)} | {(s.WithinTolerance ? "✓" : "✗")} | {(s.Kept ? "**kept**" : "")} |");
         if (r.Guided.Steps.Count == 0) m.Line("| — | no unit has a width between its bSettingH and bSettingL | | | | | | |");
         m.Line();
         m.Line($"Result: **bSettingG = `{r.BSettingG}`**.");
@@ -221,9 +222,19 @@ public static partial class QsvitReport
         Row("QSViT bSettingH", "bSettingH", r.BSettingHAccuracy, null);
         Row("QSViT bSettingL", "bSettingL", r.BSettingLAccuracy, null);
         Row("**QSViT bSettingG**", "bSettingG", r.Search.Quantized, r.Report?.Quantized);
-        var paper = MemoryFootprint.Compute(input.Layout, QuantizationSetting.Parse(QsvitSearch.PaperSetting));
-        m.Line($"| paper's reported setting (memory only, not evaluated) | {Precision(QuantizationSetting.Parse(QsvitSearch.PaperSetting))} | {Code(QsvitSearch.PaperSetting)} | " +
-             $"{F(paper.MiB, 3)} | {F(paper.SavingPercent, 1)} % | {T} | — | — |");
+        if (r.Reference is { } reference)
+        {
+            var s = reference.Memory;
+            m.Line($"| reference: paper's published setting | {Precision(s.Setting)} | {Code(s.Setting.ToString())} | {F(s.Memory.MiB, 3)} | " +
+                   $"{F(s.Memory.SavingPercent, 1)} % | {T} | {Acc(reference.Search.Quantized.Top1)} ({Diff(reference.Search.Difference)}) | " +
+                   $"{Acc(reference.Report?.Quantized.Top1)}{(reference.Report is { } rr ? $" ({Diff(rr.Difference)})" : "")} |");
+        }
+        else
+        {
+            var paper = MemoryFootprint.Compute(input.Layout, QuantizationSetting.Parse(QsvitSearch.PaperSetting));
+            m.Line($"| paper's reported setting (memory only, not evaluated) | {Precision(QuantizationSetting.Parse(QsvitSearch.PaperSetting))} | {Code(QsvitSearch.PaperSetting)} | " +
+                   $"{F(paper.MiB, 3)} | {F(paper.SavingPercent, 1)} % | {T} | — | — |");
+        }
         m.Line();
         m.Line($"![Memory vs accuracy]({MemoryFigure})");
         m.Line();
@@ -269,6 +280,9 @@ public static partial class QsvitReport
         int run = input.OracleEvaluations ?? c.Run;
         m.Line($"The search used {c.Evaluations} distinct full evaluations (setting × split) taking {Duration(c.EvaluationSeconds)} in all; {run} were run by " +
              $"this process, {c.Evaluations - c.Run} came from the run directory or the evaluator's cache. Wall time of this process: {Duration(c.WallSeconds)}.");
+        m.Line();
+        m.Line($"In whole search-split evaluations: {F(c.FullEquivalents, 1)} ({c.SearchImages:N0} images evaluated for the search / {c.SplitImages:N0}); " +
+               "the reference row and the held-out split are not search cost.");
         m.Line();
         m.Line("| phase | evaluations | run now | replayed |");
         m.Line("|---|---:|---:|---:|");
@@ -320,6 +334,10 @@ public static partial class QsvitReport
             : "no held-out split was evaluated, so there is no unbiased estimate.");
         return note.ToString();
     }
+
+    /// <summary>" (n = 375, early)" for a decision on fewer images than the split; empty for a whole-split one.</summary>
+    private static string Images(AccuracyRecord a, bool early, int split) =>
+        a.Count < split ? $" (n = {a.Count}{(early ? ", early" : "")})" : "";
 
     private static (int FpOnly, int QOnly) Discordant(bool[] fp, bool[] q)
     {

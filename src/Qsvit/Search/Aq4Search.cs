@@ -35,6 +35,12 @@ public sealed record Aq4Options
     public string SearchSplit { get; init; } = "val";
     /// <summary>Skip full evaluations the drift predicts to fail. Off, every candidate is verified in rank order (an ablation).</summary>
     public bool DriftGate { get; init; } = true;
+    /// <summary>
+    /// Verify candidates sequentially on growing chunks of the search split under this error budget
+    /// (<see cref="ConstraintDecider"/>); null evaluates each on the whole split. The chosen setting is always evaluated on
+    /// the whole split.
+    /// </summary>
+    public SequentialOptions? Sequential { get; init; }
 
     /// <summary>Settings verified-and-kept per step.</summary>
     public int Width => Method == Aq4Method.Greedy ? 1 : BeamWidth;
@@ -45,6 +51,7 @@ public sealed record Aq4Options
         if (BeamWidth < 1) throw new QsvitException($"beam width must be at least 1, got {BeamWidth}");
         if (!(MaxDrop >= 0) || double.IsInfinity(MaxDrop)) throw new QsvitException($"max drop must be a finite number of points >= 0, got {MaxDrop}");
         if (string.IsNullOrEmpty(SearchSplit)) throw new QsvitException("name the search split");
+        Sequential?.Validate();
     }
 }
 
@@ -61,6 +68,10 @@ public sealed record Aq4Candidate(int Step, QuantizationSetting Setting, string?
     double? Accuracy, double? Drop, bool Accepted)
 {
     public bool Verified => Outcome is Aq4Outcome.Passed or Aq4Outcome.Failed;
+    /// <summary>Search-split images its verification used (fewer than the split for an early sequential decision).</summary>
+    public int? Images { get; init; }
+    /// <summary>Decided sequentially before the whole split, under the error budget.</summary>
+    public bool Early { get; init; }
 }
 
 /// <summary>
@@ -87,6 +98,11 @@ public sealed record Aq4Result(
     double WallSeconds,
     double GateThreshold)
 {
+    /// <summary>Search-split images the verifications used (each setting once, at the most it used); 0 when not counted.</summary>
+    public long SearchImages { get; init; }
+    /// <summary>Images of the whole search split.</summary>
+    public int SplitImages { get; init; }
+
     public Aq4Method Method => Options.Method;
 
     /// <summary>fp32 minus the chosen setting's top-1 on the search split, in points.</summary>
@@ -96,11 +112,20 @@ public sealed record Aq4Result(
     public Interval Difference => Accuracy.DifferenceFrom(Fp32Accuracy);
 
     /// <summary>
-    /// Search cost in full-evaluation equivalents: full evaluations plus the drift measurements' seconds in units of the
-    /// mean full evaluation's seconds. Time, not image counts, because a drift pass also materializes and compares every
-    /// membrane potential and so costs more per image than a plain evaluation.
+    /// Search cost in full-evaluation equivalents: search-split images evaluated over the split's size, plus the drift
+    /// measurements' seconds in units of a whole-split evaluation's seconds. Drift in time, not image counts, because a drift
+    /// pass also materializes and compares every membrane potential and so costs more per image than a plain evaluation.
     /// </summary>
-    public double CostFullEquivalents => FullSeconds > 0 ? FullEvaluations + DriftSeconds / (FullSeconds / FullEvaluations) : double.NaN;
+    public double CostFullEquivalents
+    {
+        get
+        {
+            if (!(FullSeconds > 0)) return double.NaN;
+            if (SplitImages <= 0 || SearchImages <= 0) return FullEvaluations + DriftSeconds / (FullSeconds / FullEvaluations);
+            double full = (double)SearchImages / SplitImages;
+            return full + DriftSeconds / (FullSeconds / full);
+        }
+    }
 
     /// <summary>
     /// Does the proxy work? Spearman rank correlation of drift with the measured drop over the verified candidates (fp32
@@ -174,6 +199,8 @@ public static class Aq4Searcher
         private readonly List<int[]> _failed = new();
         private readonly List<Aq4Candidate> _log = new();
         private readonly Aq4DriftGate _gate = new(options.MaxDrop);
+        private readonly Dictionary<string, ConstraintDecision> _decisions = new(StringComparer.Ordinal);
+        private ConstraintDecider _decider = null!;
         private readonly int _fullBefore = oracle.FullEvaluations, _driftBefore = oracle.DriftEvaluations;
         private AccuracyRecord _fp32 = null!;
         private Node _best = null!;
@@ -184,6 +211,7 @@ public static class Aq4Searcher
             var clock = Stopwatch.StartNew();
             var root = NewNode(new int[space.Units.Count]);
             _fp32 = Verify(root);
+            _decider = new ConstraintDecider(oracle, options.SearchSplit, _fp32, options.MaxDrop, options.Sequential);
             Measure(root);
             _gate.Add(root.Drift!.Drift, 0);
             _best = root;
@@ -197,9 +225,16 @@ public static class Aq4Searcher
                 Report($"step {_step} kept {kept.Count}");
             }
 
+            // A sequential pass leaves the chosen setting evaluated on a few chunks only: the result is on the whole split.
+            if (_best.Accuracy!.Count < _fp32.Count) Verify(_best);
+
             return new Aq4Result(options, space, _best.Setting, _best.Memory, _fp32, _best.Accuracy!, _log, _step,
                 _drifts.Count, _accuracies.Count, oracle.DriftEvaluations - _driftBefore, oracle.FullEvaluations - _fullBefore,
-                _drifts.Values.Sum(d => d.Seconds), _accuracies.Values.Sum(a => a.Seconds), clock.Elapsed.TotalSeconds, _gate.Threshold);
+                _drifts.Values.Sum(d => d.Seconds), _accuracies.Values.Sum(a => a.Seconds), clock.Elapsed.TotalSeconds, _gate.Threshold)
+            {
+                SearchImages = _accuracies.Values.Sum(a => (long)a.Count),
+                SplitImages = _fp32.Count,
+            };
         }
 
         private List<Node> Step(List<Node> parents)
@@ -233,10 +268,9 @@ public static class Aq4Searcher
                 else if (options.DriftGate && _gate.PredictsFail(w.Node.Drift!.Drift)) w.Outcome = Aq4Outcome.DriftGated;
                 else
                 {
-                    Verify(w.Node);
-                    double drop = Drop(w.Node.Accuracy!);
-                    _gate.Add(w.Node.Drift!.Drift, drop);
-                    if (drop <= options.MaxDrop + 1e-9)
+                    var decision = Decide(w.Node);
+                    _gate.Add(w.Node.Drift!.Drift, Drop(w.Node.Accuracy!));
+                    if (decision.Passed)
                     {
                         w.Outcome = Aq4Outcome.Passed;
                         kept.Add(w.Node);
@@ -271,10 +305,21 @@ public static class Aq4Searcher
 
         private static bool Better(Node a, Node b) =>
             a.Memory.Bits != b.Memory.Bits ? a.Memory.Bits < b.Memory.Bits
-            : a.Accuracy!.Correct != b.Accuracy!.Correct ? a.Accuracy.Correct > b.Accuracy.Correct
+            : a.Accuracy!.Accuracy != b.Accuracy!.Accuracy ? a.Accuracy.Accuracy > b.Accuracy.Accuracy
             : string.CompareOrdinal(a.Key, b.Key) < 0;
 
-        private double Drop(AccuracyRecord r) => _fp32.Accuracy - r.Accuracy;
+        /// <summary>fp32 minus the setting's top-1 over the same images (the first chunks for a sequential decision).</summary>
+        private double Drop(AccuracyRecord r) => -r.DifferenceFrom(_fp32).Value;
+
+        private ConstraintDecision Decide(Node node)
+        {
+            var d = _decider.Decide(node.Setting);
+            node.Accuracy = d.Accuracy;
+            _accuracies[node.Key] = d.Accuracy;
+            _decisions[node.Key] = d;
+            Report($"verified {node.Memory.MiB:F3} MiB: {d.Accuracy.Accuracy:F2} % on {d.Images} images, {(d.Passed ? "pass" : "fail")}");
+            return d;
+        }
 
         private Node NewNode(int[] levels)
         {
@@ -304,7 +349,11 @@ public static class Aq4Searcher
             _step, node.Setting, parent?.Key, unit < 0 ? null : space.Units[unit].Name,
             unit < 0 ? Quantizer.FullPrecision : space.Ladder[parent!.Levels[unit]], unit < 0 ? Quantizer.FullPrecision : space.Ladder[node.Levels[unit]],
             node.Memory.MiB, node.Memory.SavingPercent, node.Drift?.Drift, node.Drift?.SpikeMismatch, score, outcome,
-            node.Accuracy?.Accuracy, node.Accuracy is null ? null : Drop(node.Accuracy), accepted);
+            node.Accuracy?.Accuracy, node.Accuracy is null ? null : Drop(node.Accuracy), accepted)
+        {
+            Images = node.Accuracy?.Count,
+            Early = _decisions.TryGetValue(node.Key, out var d) && d.Early,
+        };
 
         private void Report(string activity) =>
             progress?.Invoke(new Aq4Progress(_step, space.MaxDepth, _drifts.Count, _accuracies.Count,

@@ -24,6 +24,13 @@ public sealed record LoggedAccuracy(AccuracyRecord Record) : LoggedEvaluation(Re
     internal override string Content => $"{Record.Count} {Record.Correct} {EvaluationLog.PackMask(Record.CorrectMask)}";
 }
 
+/// <summary>Images [Start, Start + Record.Count) of a split, evaluated for a sequential decision.</summary>
+public sealed record LoggedChunk(AccuracyRecord Record, int Start) : LoggedEvaluation(Record.Setting)
+{
+    public override string What => $"images {Start}..{Start + Record.Count - 1} of {Record.Split}";
+    internal override string Content => $"{Record.Count} {Record.Correct} {EvaluationLog.PackMask(Record.CorrectMask)}";
+}
+
 public sealed record LoggedDrift(string Setting, DriftResult Result) : LoggedEvaluation(Setting)
 {
     public override string What => "drift";
@@ -124,6 +131,17 @@ public sealed partial class EvaluationLog
                 ["mask"] = PackMask(a.Record.CorrectMask),
                 ["seconds"] = Math.Round(a.Record.Seconds, 3),
             },
+            LoggedChunk c => new JsonObject
+            {
+                ["kind"] = "chunk",
+                ["setting"] = c.Setting,
+                ["split"] = c.Record.Split,
+                ["start"] = c.Start,
+                ["count"] = c.Record.Count,
+                ["correct"] = c.Record.Correct,
+                ["mask"] = PackMask(c.Record.CorrectMask),
+                ["seconds"] = Math.Round(c.Record.Seconds, 3),
+            },
             LoggedDrift d => new JsonObject
             {
                 ["kind"] = "drift",
@@ -169,13 +187,18 @@ public sealed partial class EvaluationLog
         switch (kind)
         {
             case "accuracy":
+            case "chunk":
                 string split = String(o, "split");
                 int count = Number<int>(o, "count");
                 long correct = Number<long>(o, "correct");
                 if (count < 0 || correct < 0 || correct > count) throw new FormatException($"correct = {correct} of count = {count}");
                 var mask = UnpackMask(String(o, "mask"), count);
                 if (mask.LongCount(m => m) != correct) throw new FormatException($"the mask holds {mask.Count(m => m)} correct images, not {correct}");
-                return new LoggedAccuracy(new AccuracyRecord(setting, split, count, correct, mask, Seconds(o)));
+                var record = new AccuracyRecord(setting, split, count, correct, mask, Seconds(o));
+                if (kind == "accuracy") return new LoggedAccuracy(record);
+                int start = Number<int>(o, "start");
+                if (start < 0) throw new FormatException($"start = {start}");
+                return new LoggedChunk(record, start);
             case "drift":
                 var perLayer = o["per_layer"] is null ? [] : Array(o, "per_layer").Select((n, i) => Value<double>(n, $"per_layer[{i}]")).ToArray();
                 double mismatch = o["mismatch"] is null ? 0 : Number<double>(o, "mismatch");

@@ -1,3 +1,4 @@
+using Qsvit.Evaluation;
 using Qsvit.Quantization;
 
 namespace Qsvit.Search;
@@ -18,6 +19,13 @@ public sealed record QsvitOptions
     public string SearchSplit { get; init; } = "search";
     /// <summary>Held-out split Alg. 4 reports on, never used for decisions; null to skip.</summary>
     public string? ReportSplit { get; init; } = "test";
+    /// <summary>
+    /// Decide Alg. 1 and Alg. 3's tolerance checks sequentially on growing chunks of the search split, under this error
+    /// budget (<see cref="ConstraintDecider"/>); null evaluates every setting on the whole split, as the paper does.
+    /// </summary>
+    public SequentialOptions? Sequential { get; init; }
+    /// <summary>A setting evaluated on both splits beside bSettingG as a reference row (the paper's published one); null to skip.</summary>
+    public string? ReferenceSetting { get; init; } = QsvitSearch.PaperSetting;
 
     /// <summary>The units a setting names at <see cref="Granularity"/>, in network order.</summary>
     public IReadOnlyList<string> Units => QuantizationSetting.UnitNames(Granularity);
@@ -46,5 +54,7 @@ public sealed record QsvitOptions
         if (string.IsNullOrWhiteSpace(SearchSplit)) throw new QsvitException("the search split needs a name");
         if (ReportSplit is not null && (ReportSplit.Length == 0 || ReportSplit == SearchSplit))
             throw new QsvitException($"the report split must be a different, named split (search split is '{SearchSplit}')");
+        Sequential?.Validate();
+        if (ReferenceSetting is not null) _ = QuantizationSetting.Parse(ReferenceSetting);
     }
 }

@@ -17,7 +17,12 @@ public readonly record struct QsvitProgress(QsvitPhase Phase, int Done, int Tota
 
 /// <summary>Alg. 1: one unit quantized alone at <see cref="Bits"/> (the others fp32).</summary>
 /// <param name="Difference">Accuracy minus fp32's on the same images, in points, with its paired 95 % interval.</param>
-public sealed record SensitivityCell(string Unit, int Bits, AccuracyRecord Accuracy, Interval Difference, bool WithinTolerance);
+/// <param name="Accuracy">On the images the decision used: the whole split, or its first chunks for a sequential decision.</param>
+public sealed record SensitivityCell(string Unit, int Bits, AccuracyRecord Accuracy, Interval Difference, bool WithinTolerance)
+{
+    /// <summary>Decided sequentially before the whole split, under the error budget.</summary>
+    public bool Early { get; init; }
+}
 
 /// <summary>Alg. 1's table: every unit at every configured width, on the search split.</summary>
 public sealed record SensitivityTable(AccuracyRecord Fp32, double TolerancePoints, IReadOnlyList<string> Units,
@@ -61,7 +66,11 @@ public sealed record BaseSettings(QuantizationSetting BSettingH, QuantizationSet
 /// <summary>One evaluation of Alg. 3: <see cref="Unit"/> tried at <see cref="Bits"/> with the other units at their current widths.</summary>
 /// <param name="Kept">This width is the one the unit ends with (the lowest that stayed within tolerance).</param>
 public sealed record GuidedStep(int Index, string Unit, int Bits, QuantizationSetting Setting, AccuracyRecord Accuracy,
-    Interval Difference, bool WithinTolerance, bool Kept);
+    Interval Difference, bool WithinTolerance, bool Kept)
+{
+    /// <summary>Decided sequentially before the whole split, under the error budget.</summary>
+    public bool Early { get; init; }
+}
 
 /// <summary>Alg. 3: the walk from bSettingH (whose accuracy is <see cref="Start"/>) to bSettingG.</summary>
 public sealed record GuidedResult(AccuracyRecord Start, IReadOnlyList<GuidedStep> Steps, QuantizationSetting BSettingG);
@@ -72,6 +81,9 @@ public sealed record FinalAccuracy(string Split, AccuracyRecord Fp32, AccuracyRe
     /// <summary>Quantized minus fp32 on the same images, in points, with its paired 95 % interval.</summary>
     public Interval Difference => Quantized.DifferenceFrom(Fp32);
 }
+
+/// <summary>A reference setting (the paper's published one) evaluated beside bSettingG on both splits.</summary>
+public sealed record ReferenceResult(SettingMemory Memory, FinalAccuracy Search, FinalAccuracy? Report);
 
 /// <summary>Memory of a named setting (fp32, bSettingH, bSettingL, bSettingG) as the paper counts it.</summary>
 public sealed record SettingMemory(string Name, QuantizationSetting Setting, MemoryFootprint Memory);
@@ -91,6 +103,13 @@ public sealed record SearchCost(int Evaluations, int Run, double WallSeconds, do
 
     /// <summary>Evaluations answered without running (replayed from the run directory or already cached).</summary>
     public int Replayed => Evaluations - Run;
+
+    /// <summary>Search-split images the search's decisions and results used (each setting once, at the most it used).</summary>
+    public long SearchImages { get; init; }
+    /// <summary>Images of the whole search split.</summary>
+    public int SplitImages { get; init; }
+    /// <summary>Cost in full evaluations of the search split: <see cref="SearchImages"/> / <see cref="SplitImages"/>.</summary>
+    public double FullEquivalents => SplitImages > 0 ? (double)SearchImages / SplitImages : Evaluations;
 }
 
 /// <summary>Everything QSViT found, in the paper's terms.</summary>
@@ -106,6 +125,9 @@ public sealed record QsvitResult(
     IReadOnlyList<SettingMemory> Memory,
     SearchCost Cost)
 {
+    /// <summary>The reference setting's results (<see cref="QsvitOptions.ReferenceSetting"/>), when evaluated.</summary>
+    public ReferenceResult? Reference { get; init; }
+
     public QuantizationSetting BSettingH => Base.BSettingH;
     public QuantizationSetting BSettingL => Base.BSettingL;
     public QuantizationSetting BSettingG => Guided.BSettingG;

@@ -20,7 +20,8 @@ public static class QsvitSearch
         options.Validate();
         var session = new Session(oracle, options, progress);
         int units = options.Units.Count, widths = options.QuantizedBits.Count;
-        int final = 1 + (options.ReportSplit is null ? 0 : 2);
+        int references = options.ReferenceSetting is null ? 0 : options.ReportSplit is null ? 1 : 2;
+        int final = 1 + (options.ReportSplit is null ? 0 : 2) + references;
         // Until Alg. 2 decides, every unit may step through every width but its bSettingH.
         session.Total = 1 + units * widths + 2 + units * (widths - 1) + final;
 
@@ -40,6 +41,17 @@ public static class QsvitSearch
             report = new FinalAccuracy(held,
                 session.Evaluate(QsvitPhase.Final, options.Fp32, held, "fp32"),
                 session.Evaluate(QsvitPhase.Final, g, held, "bSettingG"));
+        ReferenceResult? reference = null;
+        if (options.ReferenceSetting is { } text)
+        {
+            var setting = QuantizationSetting.Parse(text);
+            var onSearch = new FinalAccuracy(options.SearchSplit, table.Fp32,
+                session.Evaluate(QsvitPhase.Final, setting, options.SearchSplit, "reference setting", countAsSearch: false));
+            FinalAccuracy? onReport = options.ReportSplit is { } split
+                ? new FinalAccuracy(split, report!.Fp32, session.Evaluate(QsvitPhase.Final, setting, split, "reference setting"))
+                : null;
+            reference = new ReferenceResult(new SettingMemory("reference", setting, MemoryFootprint.Compute(layout, setting)), onSearch, onReport);
+        }
         session.Finish();
 
         SettingMemory Memory(string name, QuantizationSetting s) => new(name, s, MemoryFootprint.Compute(layout, s));
@@ -47,7 +59,7 @@ public static class QsvitSearch
         {
             Memory("fp32", options.Fp32), Memory("bSettingH", bases.BSettingH), Memory("bSettingL", bases.BSettingL), Memory("bSettingG", g),
         };
-        return new QsvitResult(options, table, bases, high, low, guided, search, report, memory, session.Cost());
+        return new QsvitResult(options, table, bases, high, low, guided, search, report, memory, session.Cost()) { Reference = reference };
     }
 
     /// <summary>Alg. 1 alone: the fp32 baseline, then each unit alone at each quantized width (the 32 column is fp32 itself).</summary>
@@ -64,14 +76,19 @@ public static class QsvitSearch
     {
         var o = session.Options;
         var fp32 = session.Evaluate(QsvitPhase.Sensitivity, o.Fp32, o.SearchSplit, "fp32");
+        session.Reference(fp32);
         var bits = o.Bits.Distinct().OrderDescending().ToArray();
         var cells = new List<SensitivityCell>(o.Units.Count * bits.Length);
         foreach (var unit in o.Units)
             foreach (var b in bits)
             {
-                var acc = b == Quantizer.FullPrecision ? fp32
-                    : session.Evaluate(QsvitPhase.Sensitivity, o.Fp32.With(unit, b), o.SearchSplit, $"{unit} at {b} bits");
-                cells.Add(new SensitivityCell(unit, b, acc, acc.DifferenceFrom(fp32), o.WithinTolerance(acc.Accuracy, fp32.Accuracy)));
+                if (b == Quantizer.FullPrecision)
+                {
+                    cells.Add(new SensitivityCell(unit, b, fp32, fp32.DifferenceFrom(fp32), true));
+                    continue;
+                }
+                var d = session.Decide(QsvitPhase.Sensitivity, o.Fp32.With(unit, b), $"{unit} at {b} bits");
+                cells.Add(new SensitivityCell(unit, b, d.Accuracy, d.Accuracy.DifferenceFrom(fp32), d.Passed) { Early = d.Early });
             }
         return new SensitivityTable(fp32, o.TolerancePoints, o.Units, bits, cells);
     }
@@ -93,10 +110,9 @@ public static class QsvitSearch
             foreach (var b in bases.GuidedWidths(unit, o.QuantizedBits))
             {
                 var setting = current.With(unit, b);
-                var acc = session.Evaluate(QsvitPhase.Guided, setting, o.SearchSplit, $"{unit} {current[unit]}→{b} bits");
-                bool within = o.WithinTolerance(acc.Accuracy, fp32.Accuracy);
-                if (within) kept = b;
-                steps.Add(new GuidedStep(steps.Count, unit, b, setting, acc, acc.DifferenceFrom(fp32), within, Kept: false));
+                var d = session.Decide(QsvitPhase.Guided, setting, $"{unit} {current[unit]}→{b} bits");
+                if (d.Passed) kept = b;
+                steps.Add(new GuidedStep(steps.Count, unit, b, setting, d.Accuracy, d.Accuracy.DifferenceFrom(fp32), d.Passed, Kept: false) { Early = d.Early });
             }
             for (int i = first; i < steps.Count; i++)
                 if (steps[i].Bits == kept) steps[i] = steps[i] with { Kept = true };
@@ -110,6 +126,8 @@ public static class QsvitSearch
     {
         private readonly Dictionary<(string Setting, string Split), AccuracyRecord> _memo = new();
         private readonly Dictionary<QsvitPhase, (int Evaluations, int Run)> _phases = new();
+        private readonly Dictionary<string, int> _searchImages = new(StringComparer.Ordinal);
+        private ConstraintDecider? _decider;
         private readonly Stopwatch _clock = Stopwatch.StartNew();
         private QsvitPhase _phase;
         private double _evaluationSeconds;
@@ -123,7 +141,40 @@ public static class QsvitSearch
 
         public void Skip(int evaluations) => _skipped += evaluations;
 
-        public AccuracyRecord Evaluate(QsvitPhase phase, QuantizationSetting setting, string split, string detail)
+        /// <summary>Sets the reference every tolerance decision is paired with (fp32 on the search split).</summary>
+        public void Reference(AccuracyRecord fp32) =>
+            _decider = new ConstraintDecider(oracle, Options.SearchSplit, fp32, Options.TolerancePoints, Options.Sequential);
+
+        /// <summary>Whether the setting keeps the tolerance on the search split (sequentially when configured).</summary>
+        public ConstraintDecision Decide(QsvitPhase phase, QuantizationSetting setting, string detail)
+        {
+            _phase = phase;
+            var key = (setting.ToString(), Options.SearchSplit);
+            if (_memo.TryGetValue(key, out var full))
+            {
+                Done++;
+                return new ConstraintDecision(Options.WithinTolerance(full.Accuracy, _memo[(Options.Fp32.ToString(), Options.SearchSplit)].Accuracy),
+                    full, full.Count, full.Count, Early: false);
+            }
+            progress?.Invoke(new QsvitProgress(phase, Done + _skipped, Math.Max(Total, Done + _skipped + 1), $"{detail} on {Options.SearchSplit}"));
+            int before = oracle.FullEvaluations;
+            var d = _decider!.Decide(setting);
+            if (!d.Sequential) _memo[key] = d.Accuracy;
+            _evaluationSeconds += d.Accuracy.Seconds;
+            Count(phase, key.Item1, d.Images, oracle.FullEvaluations - before);
+            Done++;
+            return d;
+        }
+
+        private void Count(QsvitPhase phase, string setting, int images, int run)
+        {
+            var (evaluations, ran) = _phases.GetValueOrDefault(phase);
+            _phases[phase] = (evaluations + 1, ran + run);
+            _searchImages[setting] = Math.Max(images, _searchImages.GetValueOrDefault(setting));
+        }
+
+        /// <param name="countAsSearch">Whether a search-split result is search cost (false for report extras such as the reference row).</param>
+        public AccuracyRecord Evaluate(QsvitPhase phase, QuantizationSetting setting, string split, string detail, bool countAsSearch = true)
         {
             _phase = phase;
             progress?.Invoke(new QsvitProgress(phase, Done + _skipped, Math.Max(Total, Done + _skipped + 1), $"{detail} on {split}"));
@@ -133,9 +184,19 @@ public static class QsvitSearch
                 int before = oracle.FullEvaluations;
                 record = oracle.Accuracy(setting, split);
                 _memo[key] = record;
-                _evaluationSeconds += record.Seconds;
-                var (evaluations, run) = _phases.GetValueOrDefault(phase);
-                _phases[phase] = (evaluations + 1, run + (oracle.FullEvaluations - before));
+                if (split == Options.SearchSplit && countAsSearch)
+                {
+                    // Seconds of images a sequential decision already ran are in its record, so count only the rest.
+                    int earlier = _searchImages.GetValueOrDefault(key.Item1);
+                    _evaluationSeconds += record.Seconds * (record.Count - earlier) / Math.Max(1, record.Count);
+                    Count(phase, key.Item1, record.Count, oracle.FullEvaluations - before);
+                }
+                else
+                {
+                    _evaluationSeconds += record.Seconds;
+                    var (evaluations, run) = _phases.GetValueOrDefault(phase);
+                    _phases[phase] = (evaluations + 1, run + (oracle.FullEvaluations - before));
+                }
             }
             Done++;
             return record;
@@ -148,7 +209,12 @@ public static class QsvitSearch
             var phases = Enum.GetValues<QsvitPhase>()
                 .Select(p => _phases.TryGetValue(p, out var c) ? new PhaseCost(p, c.Evaluations, c.Run) : new PhaseCost(p, 0, 0))
                 .ToArray();
-            return new SearchCost(phases.Sum(p => p.Evaluations), phases.Sum(p => p.Run), _clock.Elapsed.TotalSeconds, _evaluationSeconds, phases);
+            int split = _memo.GetValueOrDefault((Options.Fp32.ToString(), Options.SearchSplit))?.Count ?? 0;
+            return new SearchCost(phases.Sum(p => p.Evaluations), phases.Sum(p => p.Run), _clock.Elapsed.TotalSeconds, _evaluationSeconds, phases)
+            {
+                SearchImages = _searchImages.Values.Sum(n => (long)n),
+                SplitImages = split,
+            };
         }
     }
 }

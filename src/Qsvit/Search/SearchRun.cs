@@ -84,6 +84,7 @@ public sealed class SearchRun : IDisposable
         var device = DeviceSpec.Parse(spec.Device);
         FirstImages.Validate(spec.Search.Limit, "search limit");
         FirstImages.Validate(spec.Test?.Limit, "test limit");
+        spec.Sequential?.Validate();
 
         var model = ModelLoader.Load(spec.Model, spec.ModelConfig, spec.Overrides);
         var options = new DatasetOptions
@@ -108,6 +109,10 @@ public sealed class SearchRun : IDisposable
             descriptions[name] = $"{data.Path}, {dataset.Count} images";
             identities[name] = $"{Path.GetFullPath(data.Path)}{(data.Split is null ? "" : $" [{data.Split}]")} first {dataset.Count}";
         }
+
+        if (spec.Sequential is not null && SequentialOptions.SortedByClass(splits[SearchSplit]))
+            throw new QsvitException($"{descriptions[SearchSplit]} is sorted by class, so its first images are no sample of it and sequential " +
+                                     "decisions on them would be biased; decide on the whole split (--sequential false) or shuffle the split");
 
         string modelName = Path.GetFileNameWithoutExtension(spec.Model);
         string directory = spec.RunDirectory ?? Path.Combine("runs", $"{modelName}-{method.Name}");

@@ -1,3 +1,4 @@
+using Qsvit.Evaluation;
 using Qsvit.Models;
 using Qsvit.Quantization;
 
@@ -60,4 +61,9 @@ public sealed record SearchRunSpec
     public string Device { get; init; } = "auto";
     /// <summary>Host threads: the CPU backend's, quantizing's and image decoding's.</summary>
     public Tensors.ComputeOptions Compute { get; init; } = Tensors.ComputeOptions.Default;
+    /// <summary>
+    /// Decide accuracy checks sequentially on growing chunks of the search split under this error budget; null: every
+    /// candidate on the whole split. Not part of the run identity (it changes which images are asked for, not results).
+    /// </summary>
+    public SequentialOptions? Sequential { get; init; }
 }

@@ -10,6 +10,11 @@ public interface ISettingOracle
 {
     /// <summary>Top-1 accuracy (percent) of the setting on the named split.</summary>
     AccuracyRecord Accuracy(QuantizationSetting setting, string split);
+    /// <summary>
+    /// Top-1 on at least the first <paramref name="images"/> images of the split (all of them when it has no more), for
+    /// sequential decisions; may return more images than asked for (e.g. a whole-split result it already has).
+    /// </summary>
+    AccuracyRecord Accuracy(QuantizationSetting setting, string split, int images) => Accuracy(setting, split);
     /// <summary>Membrane-potential drift of the setting from fp32 on the calibration images.</summary>
     DriftResult Drift(QuantizationSetting setting);
     /// <summary>Evaluations actually run (cache hits excluded).</summary>
@@ -33,6 +38,7 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     private readonly EvalOptions _options;
     private readonly EvaluationLog? _log;
     private readonly Dictionary<(string Setting, string Split), AccuracyRecord> _accuracy = new();
+    private readonly Dictionary<(string Setting, string Split), AccuracyRecord> _prefix = new();
     private readonly Dictionary<string, DriftResult> _drift = new();
     private readonly Dictionary<(string Setting, int Images), IReadOnlyList<LifRate>> _rates = new();
     private readonly int? _calibrationImages;
@@ -44,6 +50,9 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     public Sdtv2Layout Layout => _quantizer.Layout;
     public int FullEvaluations { get; private set; }
     public int DriftEvaluations { get; private set; }
+    /// <summary>Images actually run through a model for accuracies (full evaluations and sequential chunks), per split.</summary>
+    public IReadOnlyDictionary<string, long> ImagesEvaluated => _images;
+    private readonly Dictionary<string, long> _images = new();
     /// <summary>Seconds spent in full evaluations and in drift measurements actually run (not replayed).</summary>
     public double FullSeconds { get; private set; }
     public double DriftSeconds { get; private set; }
@@ -85,17 +94,46 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     {
         var key = (Key(setting), split);
         if (_accuracy.TryGetValue(key, out var cached)) return cached;
-        var data = Dataset(split);
-        var model = Candidate(setting);
-        var progress = OnProgress is { } report ? new Progress(p => report(split, p.Done, p.Total)) : null;
-        var r = Evaluator.Run(model, data, _options, progress);
-        var record = new AccuracyRecord(key.Item1, split, r.Count, r.Top1Correct, r.Correct, r.Seconds);
+        // A sequential decision may already have evaluated the first images: run only the rest.
+        var prefix = _prefix.GetValueOrDefault(key);
+        var rest = Evaluate(setting, split, prefix?.Count ?? 0, SplitSize(split));
+        var record = prefix is null ? rest : Concat(prefix, rest);
         FullEvaluations++;
-        FullSeconds += r.Seconds;
+        FullSeconds += rest.Seconds;
         _accuracy[key] = record;
+        _prefix.Remove(key);
         _log?.Append(new LoggedAccuracy(record));
         return record;
     }
+
+    public AccuracyRecord Accuracy(QuantizationSetting setting, string split, int images)
+    {
+        var key = (Key(setting), split);
+        if (_accuracy.TryGetValue(key, out var cached)) return cached;
+        if (images >= SplitSize(split)) return Accuracy(setting, split);
+        var prefix = _prefix.GetValueOrDefault(key);
+        int have = prefix?.Count ?? 0;
+        if (have >= images) return prefix!;
+        var chunk = Evaluate(setting, split, have, images);
+        FullSeconds += chunk.Seconds;
+        var record = prefix is null ? chunk : Concat(prefix, chunk);
+        _prefix[key] = record;
+        _log?.Append(new LoggedChunk(chunk, have));
+        return record;
+    }
+
+    /// <summary>Images [start, end) of the split.</summary>
+    private AccuracyRecord Evaluate(QuantizationSetting setting, string split, int start, int end)
+    {
+        var data = Dataset(split);
+        var progress = OnProgress is { } report ? new Progress(p => report(split, start + p.Done, SplitSize(split))) : null;
+        var r = Evaluator.Run(Candidate(setting), data, _options with { Start = _options.Start + start, Limit = end - start }, progress);
+        _images[split] = _images.GetValueOrDefault(split) + r.Count;
+        return new AccuracyRecord(Key(setting), split, r.Count, r.Top1Correct, r.Correct, r.Seconds);
+    }
+
+    private static AccuracyRecord Concat(AccuracyRecord a, AccuracyRecord b) =>
+        new(a.Setting, a.Split, a.Count + b.Count, a.Correct + b.Correct, [.. a.CorrectMask, .. b.CorrectMask], a.Seconds + b.Seconds);
 
     public DriftResult Drift(QuantizationSetting setting)
     {
@@ -212,6 +250,10 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
             switch (entry)
             {
                 case LoggedAccuracy a: _accuracy[(setting, a.Record.Split)] = a.Record with { Setting = setting }; break;
+                case LoggedChunk c when c.Start == (_prefix.GetValueOrDefault((setting, c.Record.Split))?.Count ?? 0):
+                    var chunk = c.Record with { Setting = setting };
+                    _prefix[(setting, c.Record.Split)] = c.Start == 0 ? chunk : Concat(_prefix[(setting, c.Record.Split)], chunk);
+                    break;
                 case LoggedDrift d: _drift[setting] = d.Result; break;
                 case LoggedRates r: _rates[(setting, r.Images)] = r.Rates; break;
             }

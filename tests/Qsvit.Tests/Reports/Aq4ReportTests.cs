@@ -63,6 +63,12 @@ public sealed class Aq4ReportTests
         Assert.Equal(r.Candidates.Count, json["candidates"]!.AsArray().Count);
         Assert.Equal(r.Setting.ToString(), json["chosen"]!["setting"]!.GetValue<string>());
         Assert.Equal(25.0, json["chosen"]!["held_out"]!["drop"]!.GetValue<double>(), 9);
+        var summary = json["summary"]!;
+        Assert.Equal("beam", summary["method"]!.GetValue<string>());
+        Assert.Equal(r.Setting.ToString(), summary["setting"]!.GetValue<string>());
+        Assert.Equal(-25.0, summary["test_delta_points"]!.GetValue<double>(), 9);   // quantized minus fp32
+        Assert.Equal(r.Memory.SavingPercent, summary["memory_saving_percent"]!.GetValue<double>(), 12);
+        Assert.StartsWith("cpu", summary["device"]!.GetValue<string>());
         Assert.Equal(r.FullEvaluations, json["evaluations"]!["full"]!.GetValue<int>());
         Assert.Equal(r.ProxySpearman, json["proxy"]!["spearman_drift_drop"]!.GetValue<double>(), 12);
         Assert.Equal(Aq4Report.ParetoFront(r.Candidates).Count, json["candidates"]!.AsArray().Count(c => c!["pareto"]!.GetValue<bool>()));

@@ -67,9 +67,24 @@ public sealed class QsvitReportTests : IDisposable
         Assert.Equal(55, json["sensitivity"]!.AsArray().Count);
         Assert.Equal(28, json["guided"]!.AsArray().Count);
         Assert.Equal(85.0, json["final"]![0]!["bSettingG"]!["top1"]!["value"]!.GetValue<double>());
-        Assert.Equal(77, json["cost"]!["evaluations"]!.GetValue<int>());
+        Assert.Equal(79, json["cost"]!["evaluations"]!.GetValue<int>());
         Assert.True(json["within_tolerance"]!.GetValue<bool>());
         Assert.Equal(11 * 4, json["weight_errors"]!.AsArray().Count);
+
+        // The stable summary: quantized minus fp32, so a drop is negative.
+        var summary = json["summary"]!;
+        Assert.Equal(["method", "quantizer", "setting", "memory_saving_percent", "search_top1", "test_top1", "test_delta_points",
+            "test_delta_ci95", "full_eval_equivalents", "wall_seconds", "device", "error_budget"], summary.AsObject().Select(kv => kv.Key));
+        Assert.Equal(("qsvit", "paper", "8,4,4,8|4,8,8|4,32|4,4"), (summary["method"]!.GetValue<string>(), summary["quantizer"]!.GetValue<string>(),
+            summary["setting"]!.GetValue<string>()));
+        Assert.Equal(-5.0, summary["test_delta_points"]!.GetValue<double>(), 9);
+        Assert.True(summary["test_delta_ci95"]![1]!.GetValue<double>() < 0);
+        Assert.Equal(75, summary["full_eval_equivalents"]!.GetValue<double>(), 9);
+        Assert.Null(summary["error_budget"]);
+        // The paper's setting as a reference row on both splits.
+        Assert.Equal(QsvitSearch.PaperSetting, json["reference"]!["setting"]!.GetValue<string>());
+        Assert.Equal(2, json["reference"]!["final"]!.AsArray().Count);
+        Assert.Contains("| reference: paper's published setting |", md);
 
         var rows = ComparisonTable.Read(_dir);
         Assert.Equal(["fp32", "QSViT"], rows.Select(r => r.Method));

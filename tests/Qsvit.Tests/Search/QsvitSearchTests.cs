@@ -104,16 +104,25 @@ public class QsvitSearchTests
         Assert.True(r.MemoryOf("bSettingL").Memory.Bits < r.MemoryOf("bSettingG").Memory.Bits);
         Assert.True(r.MemoryOf("bSettingG").Memory.Bits < r.MemoryOf("bSettingH").Memory.Bits);
 
-        // 1 + 11 x 4 sensitivity, bSettingH and bSettingL, 28 guided steps, fp32 and bSettingG on test (bSettingG on search is step 28).
-        Assert.Equal(45 + 2 + 28 + 2, oracle.Calls.Count);
+        // 1 + 11 x 4 sensitivity, bSettingH and bSettingL, 28 guided steps, fp32 and bSettingG on test (bSettingG on search is
+        // step 28), the paper's setting on both splits.
+        Assert.Equal(45 + 2 + 28 + 2 + 2, oracle.Calls.Count);
         Assert.Equal(oracle.Calls.Count, oracle.Calls.Distinct().Count());
         Assert.Equal(oracle.Calls.Count, r.Cost.Evaluations);
         Assert.Equal(oracle.Calls.Count, r.Cost.Run);
         Assert.Equal(0, r.Cost.Replayed);
-        Assert.Equal(0.5 * 77, r.Cost.EvaluationSeconds, 9);       // the fake says each evaluation took 0.5 s
+        Assert.Equal(0.5 * 79, r.Cost.EvaluationSeconds, 9);       // the fake says each evaluation took 0.5 s
         Assert.Equal(r.Cost.EvaluationSeconds, r.Cost.SearchSeconds);
-        Assert.Equal([45, 2, 28, 2], r.Cost.Phases.Select(p => p.Evaluations));
-        Assert.Equal(2, oracle.Calls.Count(c => c.Split == "test"));
+        Assert.Equal([45, 2, 28, 4], r.Cost.Phases.Select(p => p.Evaluations));
+        Assert.Equal(3, oracle.Calls.Count(c => c.Split == "test"));
+        // Search cost in whole search splits: the 75 distinct settings decided or reported there (not the reference row).
+        Assert.Equal(75, r.Cost.FullEquivalents, 9);
+
+        var paper = r.Reference!;
+        Assert.Equal(QsvitSearch.PaperSetting, paper.Memory.Setting.ToString());
+        Assert.Equal(MemoryFootprint.Compute(Layout, QuantizationSetting.Parse(QsvitSearch.PaperSetting)).Bits, paper.Memory.Memory.Bits);
+        Assert.Equal(("search", "test"), (paper.Search.Split, paper.Report!.Split));
+        Assert.Equal(paper.Search.Quantized.Accuracy, paper.Report.Quantized.Accuracy);   // the fake gives both splits the same
     }
 
     [Fact]
@@ -147,7 +156,7 @@ public class QsvitSearchTests
         Assert.Equal(fp32, r.BSettingG.ToString());
         Assert.Empty(r.Guided.Steps);
         Assert.True(r.WithinTolerance);
-        Assert.Equal(45 + 1, oracle.Calls.Count);                  // bSettingH/L/G are fp32: only fp32 on test is new
+        Assert.Equal(45 + 1 + 2, oracle.Calls.Count);              // bSettingH/L/G are fp32: fp32 on test and the paper's setting are new
         Assert.Equal(0, r.MemoryOf("bSettingG").Memory.SavingPercent, 9);
     }
 
@@ -174,12 +183,13 @@ public class QsvitSearchTests
         Assert.Equal(a.Calls, b.Calls);
         Assert.Equal(first.BSettingG, second.BSettingG);
 
-        // 78 requests (the memoized bSettingG on search included) of the 83 announced before Alg. 2, when every unit may
-        // try three widths: the total never changes, the 5 guided steps Alg. 2 rules out count as done.
-        Assert.Equal(83, progress[^1].Done);
-        Assert.All(progress, p => Assert.Equal(83, p.Total));
+        // 80 requests (the memoized bSettingG on search and the paper's setting on both splits included) of the 85 announced
+        // before Alg. 2, when every unit may try three widths: the total never changes, the 5 guided steps Alg. 2 rules out
+        // count as done.
+        Assert.Equal(85, progress[^1].Done);
+        Assert.All(progress, p => Assert.Equal(85, p.Total));
         Assert.All(progress.Zip(progress.Skip(1)), p => Assert.True(p.Second.Done >= p.First.Done));
-        Assert.Equal(78, a.Calls.Count + 1);
+        Assert.Equal(80, a.Calls.Count + 1);
         Assert.Equal([QsvitPhase.Sensitivity, QsvitPhase.BaseSettings, QsvitPhase.Guided, QsvitPhase.Final], progress.Select(p => p.Phase).Distinct());
         Assert.Contains(progress, p => p.Detail == "CONV_S2_B1 at 8 bits on search");
         Assert.Equal("Alg. 3 guided quantization", progress.First(p => p.Phase == QsvitPhase.Guided).PhaseName);

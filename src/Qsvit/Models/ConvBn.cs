@@ -1,65 +1,57 @@
+using Qsvit.Backends;
 using Qsvit.IO;
 using Qsvit.Tensors;
 
 namespace Qsvit.Models;
 
 /// <summary>
-/// A convolution (bias optional) followed by zero or more eval-mode BatchNorms. By default each BN runs as its own
-/// x·α + β pass, the operation order of PyTorch's eval batch_norm, so spikes match the official model bit for bit
-/// where convolution sums do; <c>fold</c> merges the BNs into the weights instead (one pass fewer, slightly different rounding).
+/// What one conv of the wiring is, read from the state_dict: a convolution (bias optional) followed by zero or more
+/// eval-mode BatchNorms. By default each BN runs as its own x·α + β pass, the operation order of PyTorch's eval
+/// batch_norm, so spikes match the official model bit for bit where convolution sums do; <c>fold</c> merges the BNs into
+/// the weights instead (one pass fewer, slightly different rounding).
 /// </summary>
 internal sealed class ConvBn
 {
-    private readonly (float[] Scale, float[] Shift)[] _bns;
-    private readonly ConvWeights _packed;
-
-    public ConvGeometry Geometry { get; }
-    public float[] Weight { get; }
-    public float[] Bias { get; }
-    /// <summary>The output for an all-zero input, computed like BNAndPadLayer's pad values (bias-free conv, one BN).</summary>
+    public ConvLayerSpec Spec { get; }
+    public ConvGeometry Geometry => Spec.Geometry;
+    /// <summary>BNAndPadLayer's pad values, BN(0): as PyTorch computes them (bias-free conv, one BN), or the folded bias when folding.</summary>
     public float[] PadValues { get; }
-    /// <summary>With folding, the bias already is BN(0) in the folded arithmetic; null otherwise.</summary>
-    public float[]? FoldedPad { get; }
+    /// <summary>The state_dict arrays this conv was built from: a backend layer built from the same arrays is the same layer.</summary>
+    public float[][] Sources { get; }
+    public string Key { get; }
 
     /// <param name="bnPrefixes">BatchNorm modules applied in order after the conv (e.g. RepConv's inner BN, then the outer one).</param>
     public ConvBn(StateDict state, string weightKey, string? biasKey, ConvGeometry g, bool fold, params string[] bnPrefixes)
     {
-        Geometry = g;
+        Key = weightKey;
+        var sourceKeys = new List<string> { weightKey };
+        if (biasKey is not null) sourceKeys.Add(biasKey);
+        foreach (var bn in bnPrefixes) sourceKeys.AddRange([bn + ".weight", bn + ".bias", bn + ".running_mean", bn + ".running_var"]);
+        Sources = sourceKeys.Select(k => state[k].Data).ToArray();
+
         var bns = bnPrefixes.Select(bn => BatchNorm.Fold(state[bn + ".weight"].Data, state[bn + ".bias"].Data,
             state[bn + ".running_mean"].Data, state[bn + ".running_var"].Data)).ToArray();
-        PadValues = bnPrefixes.Length == 1 ? BatchNorm.ZeroInputOutput(state, bnPrefixes[0]) : [];
         if (!fold)
         {
-            Weight = state[weightKey].Data;
-            Bias = biasKey is null ? [] : state[biasKey].Data;
-            _bns = bns;
-            _packed = ConvWeights.Pack(Weight, g);
+            PadValues = bnPrefixes.Length == 1 ? BatchNorm.ZeroInputOutput(state, bnPrefixes[0]) : [];
+            Spec = new ConvLayerSpec(g, new DenseConvWeights(state[weightKey].Data), biasKey is null ? [] : state[biasKey].Data,
+                bns.Select(b => new ChannelAffine(b.Scale, b.Shift)).ToArray());
             return;
         }
-        Weight = (float[])state[weightKey].Data.Clone();
-        Bias = biasKey is null ? new float[g.OutChannels] : (float[])state[biasKey].Data.Clone();
-        int perChannel = Weight.Length / g.OutChannels;
+        var weight = (float[])state[weightKey].Data.Clone();
+        var bias = biasKey is null ? new float[g.OutChannels] : (float[])state[biasKey].Data.Clone();
+        int perChannel = weight.Length / g.OutChannels;
         foreach (var (scale, shift) in bns)
             for (int oc = 0; oc < g.OutChannels; oc++)
             {
-                var row = Weight.AsSpan(oc * perChannel, perChannel);
+                var row = weight.AsSpan(oc * perChannel, perChannel);
                 for (int i = 0; i < row.Length; i++) row[i] *= scale[oc];
-                Bias[oc] = Bias[oc] * scale[oc] + shift[oc];
+                bias[oc] = bias[oc] * scale[oc] + shift[oc];
             }
-        _bns = [];
-        FoldedPad = Bias;
-        _packed = ConvWeights.Pack(Weight, g);
+        PadValues = bias; // folded, the bias already is BN(0) in the folded arithmetic
+        Spec = new ConvLayerSpec(g, new DenseConvWeights(weight), bias, []);
     }
 
     public int OutH(int h) => Geometry.OutH(h);
     public int OutW(int w) => Geometry.OutW(w);
-
-    public void Run(float[] input, int frames, int h, int w, float[] output)
-    {
-        var g = Geometry;
-        int spatial = g.OutH(h) * g.OutW(w);
-        var dst = output.AsSpan(0, frames * g.OutChannels * spatial);
-        Conv2d.Forward(input.AsSpan(0, frames * g.InChannels * h * w), frames, h, w, _packed, Bias, dst);
-        foreach (var (scale, shift) in _bns) ChannelOps.ScaleShift(dst, frames, g.OutChannels, spatial, scale, shift);
-    }
 }

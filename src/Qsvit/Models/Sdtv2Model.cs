@@ -1,4 +1,5 @@
-using System.Numerics.Tensors;
+using Qsvit.Backends;
+using Qsvit.Backends.Cpu;
 using Qsvit.IO;
 using Qsvit.Snn;
 using Qsvit.Tensors;
@@ -6,12 +7,14 @@ using Qsvit.Tensors;
 namespace Qsvit.Models;
 
 /// <summary>
-/// Inference for the official SDTv2 (classification/models.py, Spiking_vit_MetaFormer) in eval mode.
-/// Activations are time-first frames [T·B, C, H, W] (PyTorch's x.flatten(0, 1)). BatchNorms run as PyTorch runs them
-/// unless <see cref="FoldBatchNorm"/> folds them into the preceding convs.
-/// Not thread-safe: one instance per thread (kernels parallelize internally).
+/// The one definition of the official SDTv2 forward pass (classification/models.py, Spiking_vit_MetaFormer, eval mode),
+/// run on any <see cref="IBackend"/>. Activations are time-first frames [T·B, C, H, W] (PyTorch's x.flatten(0, 1)).
+/// BatchNorms run as PyTorch runs them unless <see cref="FoldBatchNorm"/> folds them into the preceding convs.
+/// The pass is a sequence of the paper's units (<see cref="Units"/>); <see cref="ForwardUntil"/> and
+/// <see cref="ForwardFrom"/> split it at a unit boundary, bit-identical to a full pass.
+/// Not thread-safe: one instance per thread (the backend parallelizes internally).
 /// </summary>
-public sealed class Sdtv2Model
+public sealed class Sdtv2Model : IDisposable
 {
     public Sdtv2Config Config { get; }
     public Sdtv2Layout Layout { get; }
@@ -21,125 +24,177 @@ public sealed class Sdtv2Model
     public IReadOnlyList<string> LifNames { get; }
     /// <summary>BatchNorms merged into conv weights: faster, rounding differs from PyTorch in the last bits.</summary>
     public bool FoldBatchNorm { get; }
+    /// <summary>The device the model runs on.</summary>
+    public IBackend Backend => _cache.Backend;
+    /// <summary>The units of the pass in execution order (<see cref="Sdtv2Layout.Blocks"/>: DS_S1_B1 … TRAN_S4_B2, HEAD).</summary>
+    public IReadOnlyList<string> Units { get; }
 
-    private readonly ConvBn _stem;
-    private readonly ConvBlock[] _convBlocks;
-    private readonly ConvBn[] _downsamples; // downsample1_2, 2, 3, 4
-    private readonly TransformerBlock[] _blocks3, _blocks4;
-    private readonly float[] _headW, _headB;
-    private readonly float[]? _headKdW, _headKdB;
-    private readonly Arena _arena = new();
+    private readonly LayerCache _cache;
+    private readonly bool _ownsBackend;
+    private readonly List<IDisposable> _held = new();
+    private readonly Unit[] _units;
+    private readonly int[] _lifStart;   // LIF call index at the start of each unit
+    private readonly ConvBn _stemSpec;
 
-    public Sdtv2Model(Sdtv2Config config, StateDict state, bool strict = true, bool foldBatchNorm = false)
+    /// <param name="backend">Where to run; null runs on a CPU backend of its own with <see cref="ComputeOptions.Default"/>.</param>
+    public Sdtv2Model(Sdtv2Config config, StateDict state, bool strict = true, bool foldBatchNorm = false, IBackend? backend = null)
+        : this(config, state, strict, foldBatchNorm, new LayerCache(backend ?? new CpuBackend()), ownsBackend: backend is null) { }
+
+    private Sdtv2Model(Sdtv2Config config, StateDict state, bool strict, bool fold, LayerCache cache, bool ownsBackend)
     {
         config.Validate();
-        bool fold = FoldBatchNorm = foldBatchNorm;
+        FoldBatchNorm = fold;
         Config = config;
         Layout = new Sdtv2Layout(config);
         StateDictCheck.Validate(Layout, state, strict);
         State = state;
+        _cache = cache;
+        _ownsBackend = ownsBackend;
 
         int[] d = config.EmbedDim;
-        _stem = new ConvBn(state, "downsample1_1.encode_conv.weight", "downsample1_1.encode_conv.bias",
+        _stemSpec = new ConvBn(state, "downsample1_1.encode_conv.weight", "downsample1_1.encode_conv.bias",
             new ConvGeometry(config.InChannels, d[0] / 2, 7, 7, config.StemStride, config.StemStride, 3, 3), fold, "downsample1_1.encode_bn");
-        _convBlocks =
-        [
-            new ConvBlock(state, "ConvBlock1_1.0", d[0] / 2, config.MlpRatio, fold),
-            new ConvBlock(state, "ConvBlock1_2.0", d[0], config.MlpRatio, fold),
-            new ConvBlock(state, "ConvBlock2_1.0", d[1], config.MlpRatio, fold),
-            new ConvBlock(state, "ConvBlock2_2.0", d[1], config.MlpRatio, fold),
-        ];
-        _downsamples =
-        [
-            DownSampling(state, "downsample1_2", d[0] / 2, d[0], 2, fold),
-            DownSampling(state, "downsample2", d[0], d[1], 2, fold),
-            DownSampling(state, "downsample3", d[1], d[2], 2, fold),
-            DownSampling(state, "downsample4", d[2], d[3], 1, fold),
-        ];
-        _blocks3 = Enumerable.Range(0, Sdtv2Config.Stage3Depth).Select(j => new TransformerBlock(state, $"block3.{j}", d[2], config, fold)).ToArray();
-        _blocks4 = Enumerable.Range(0, Sdtv2Config.Stage4Depth).Select(j => new TransformerBlock(state, $"block4.{j}", d[3], config, fold)).ToArray();
-        _headW = state["head.weight"].Data;
-        _headB = state["head.bias"].Data;
-        if (config.Kd)
+        var units = new List<Unit>
         {
-            _headKdW = state["head_kd.weight"].Data;
-            _headKdB = state["head_kd.bias"].Data;
+            new Stem(this),
+            new ConvBlock(this, "ConvBlock1_1.0", d[0] / 2),
+            DownSampling("downsample1_2", d[0] / 2, d[0], 2),
+            new ConvBlock(this, "ConvBlock1_2.0", d[0]),
+            DownSampling("downsample2", d[0], d[1], 2),
+            new ConvBlock(this, "ConvBlock2_1.0", d[1]),
+            new ConvBlock(this, "ConvBlock2_2.0", d[1]),
+            DownSampling("downsample3", d[1], d[2], 2),
+        };
+        for (int j = 0; j < Sdtv2Config.Stage3Depth; j++) units.Add(new TransformerBlock(this, $"block3.{j}", d[2]));
+        units.Add(DownSampling("downsample4", d[2], d[3], 1));
+        for (int j = 0; j < Sdtv2Config.Stage4Depth; j++) units.Add(new TransformerBlock(this, $"block4.{j}", d[3]));
+        units.Add(new Head(this));
+        _units = units.ToArray();
+        Units = Layout.Blocks;
+        if (Units.Count != _units.Length) throw new InvalidOperationException($"the wiring has {_units.Length} units, the layout {Units.Count}");
+
+        var names = new List<string>();
+        _lifStart = new int[_units.Length + 1];
+        for (int u = 0; u < _units.Length; u++)
+        {
+            _lifStart[u] = names.Count;
+            names.AddRange(_units[u].LifNames);
         }
-        LifNames = BuildLifNames();
+        _lifStart[^1] = names.Count;
+        LifNames = names;
     }
 
-    /// <summary>The same architecture running other weights (e.g. a quantized copy of <see cref="State"/>).</summary>
-    public Sdtv2Model WithState(StateDict state) => new(Config, state, strict: true, FoldBatchNorm);
+    /// <summary>
+    /// The same architecture on the same backend running other weights (e.g. a quantized copy of <see cref="State"/>).
+    /// Layers built from the same state_dict arrays as this model's are shared, not uploaded again.
+    /// </summary>
+    public Sdtv2Model WithState(StateDict state) => new(Config, state, strict: true, FoldBatchNorm, _cache, ownsBackend: false);
 
-    private static ConvBn DownSampling(StateDict s, string p, int cin, int cout, int stride, bool fold) =>
-        new ConvBn(s, $"{p}.encode_conv.weight", $"{p}.encode_conv.bias", new ConvGeometry(cin, cout, 3, 3, stride, stride, 1, 1), fold, $"{p}.encode_bn");
+    /// <summary>Layers uploaded to the backend by this model and the models derived from it (for tests and diagnostics).</summary>
+    public int LayerUploads => _cache.Uploads;
+
+    /// <summary>Releases this model's layers on the backend (those no other model shares), and the backend if it made it.</summary>
+    public void Dispose()
+    {
+        foreach (var layer in _held) _cache.Release(layer);
+        _held.Clear();
+        if (_ownsBackend) Backend.Dispose();
+    }
+
+    private ConvBn Conv(string weightKey, string? biasKey, ConvGeometry g, params string[] bns) => new(State, weightKey, biasKey, g, FoldBatchNorm, bns);
+
+    private (ConvLayer Layer, DeviceBuffer? Pad) Upload(ConvBn conv)
+    {
+        var r = _cache.Conv(conv);
+        _held.Add(r.Layer);
+        return r;
+    }
+
+    private DownSample DownSampling(string p, int cin, int cout, int stride) =>
+        new(this, p, Conv($"{p}.encode_conv.weight", $"{p}.encode_conv.bias", new ConvGeometry(cin, cout, 3, 3, stride, stride, 1, 1), $"{p}.encode_bn"));
 
     /// <summary>
     /// Logits [batch, classes] for normalized NCHW images [batch, InChannels, H, W], averaged over the T timesteps
-    /// (and over head and head_kd with kd).
+    /// (and over head and head_kd with kd). <paramref name="observer"/> sees every LIF layer on the host.
     /// </summary>
-    public float[] Forward(ReadOnlySpan<float> images, int batch, int height, int width, ILifObserver? observer = null)
+    public float[] Forward(ReadOnlySpan<float> images, int batch, int height, int width, ILifObserver? observer = null) =>
+        Forward(images, batch, height, width, observer is null ? null : new HostLifObserver(observer, LifNames));
+
+    /// <summary>As above, recording every LIF layer into a recorder made by <see cref="Backend"/> (null: none).</summary>
+    public float[] Forward(ReadOnlySpan<float> images, int batch, int height, int width, LifRecorder? recorder)
     {
-        int c0 = Config.InChannels;
-        if (images.Length < (long)batch * c0 * height * width)
-            throw new ArgumentException($"images hold {images.Length} floats, need {batch}x{c0}x{height}x{width}");
-        _arena.Release(0);
-        var ctx = new Pass(this, observer, batch);
-        int T = Config.Timesteps;
-
-        // The official model repeats the image over T; the stem conv sees identical frames, so run it once and replicate.
-        var input = _arena.Rent((long)batch * c0 * height * width);
-        images[..(batch * c0 * height * width)].CopyTo(input);
-        int h = _stem.OutH(height), w = _stem.OutW(width), ch = _stem.Geometry.OutChannels;
-        int frame = ch * h * w;
-        long maxStream = MaxStreamLength(batch, h, w);
-        var x = _arena.Rent(maxStream);
-        _stem.Run(input, batch, height, width, x);
-        for (int t = 1; t < T; t++) Array.Copy(x, 0, x, (long)t * batch * frame, (long)batch * frame);
-
-        var y = _arena.Rent(maxStream);
-        _convBlocks[0].Run(ctx, x, ch, h, w);
-        (x, y, ch, h, w) = ctx.Down(_downsamples[0], x, y, ch, h, w);
-        _convBlocks[1].Run(ctx, x, ch, h, w);
-        (x, y, ch, h, w) = ctx.Down(_downsamples[1], x, y, ch, h, w);
-        _convBlocks[2].Run(ctx, x, ch, h, w);
-        _convBlocks[3].Run(ctx, x, ch, h, w);
-        (x, y, ch, h, w) = ctx.Down(_downsamples[2], x, y, ch, h, w);
-        foreach (var b in _blocks3) b.Run(ctx, x, h, w);
-        (x, _, ch, h, w) = ctx.Down(_downsamples[3], x, y, ch, h, w);
-        foreach (var b in _blocks4) b.Run(ctx, x, h, w);
-        return Head(ctx, x, ch, h * w);
+        return Run(images, batch, height, width, _units.Length, recorder).Logits!;
     }
 
-    private float[] Head(Pass ctx, float[] x, int ch, int spatial)
+    /// <summary>
+    /// Runs the units before <paramref name="unit"/> and returns the residual stream at its start, held on the backend
+    /// (the caller disposes it). <see cref="ForwardFrom"/> continues from there, on this model or any other of the same
+    /// configuration on the same backend (a candidate that differs only from that unit on), bit-identical to a full pass.
+    /// </summary>
+    public ResidualStream ForwardUntil(ReadOnlySpan<float> images, int batch, int height, int width, string unit, LifRecorder? recorder = null)
     {
-        int frames = ctx.Frames, classes = Config.NumClasses, T = Config.Timesteps, batch = ctx.Batch;
-        var pooled = _arena.Rent((long)frames * ch);
-        ChannelOps.SpatialMean(x.AsSpan(0, frames * ch * spatial), frames, ch, spatial, pooled);
-        var spikes = ctx.Lif(pooled, frames * ch, MultiStepLif.DefaultThreshold);
-        var perStep = _arena.Rent((long)frames * classes);
-        var logits = new float[batch * classes];
-        // Both heads read the spikes of the final lif (the reference outputs agree with this, not with head(x)).
-        MeanOverTime(spikes, _headW, _headB, perStep, logits);
-        if (_headKdW is not null)
-        {
-            var kd = new float[batch * classes];
-            MeanOverTime(spikes, _headKdW, _headKdB!, perStep, kd);
-            for (int i = 0; i < logits.Length; i++) logits[i] = (logits[i] + kd[i]) / 2f;
-        }
-        return logits;
+        int u = UnitIndex(unit);
+        if (u == 0) throw new QsvitException($"there is no residual stream before {Units[0]}: the images are the input; run Forward");
+        return Run(images, batch, height, width, u, recorder).Stream!;
+    }
 
-        void MeanOverTime(float[] features, float[] weight, float[] bias, float[] buffer, float[] result)
+    /// <summary>Runs from the stream's unit to the end: logits [batch, classes]. LIF layers are recorded under their full-pass indices.</summary>
+    public float[] ForwardFrom(ResidualStream stream, LifRecorder? recorder = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!ReferenceEquals(stream.Backend, Backend)) throw new QsvitException("the residual stream lives on another backend than this model");
+        if (stream.Timesteps != Config.Timesteps || stream.Units != Units.Count)
+            throw new QsvitException($"the residual stream was made by another model configuration (T = {stream.Timesteps}, {stream.Units} units)");
+        var pass = Begin(stream.Batch, stream.ImageHeight, stream.ImageWidth, recorder);
+        try
         {
-            Gemm.Sgemm(frames, classes, ch, features.AsSpan(0, frames * ch), false, weight, true, buffer.AsSpan(0, frames * classes));
-            for (int f = 0; f < frames; f++) TensorPrimitives.Add(buffer.AsSpan(f * classes, classes), bias, buffer.AsSpan(f * classes, classes));
-            for (int b = 0; b < batch; b++)
-            {
-                var dst = result.AsSpan(b * classes, classes);
-                for (int t = 0; t < T; t++) TensorPrimitives.Add(dst, buffer.AsSpan((t * batch + b) * classes, classes), dst);
-                TensorPrimitives.Divide(dst, T, dst);
-            }
+            pass.C = stream.Channels;
+            pass.H = stream.Height;
+            pass.W = stream.Width;
+            pass.LifIndex = _lifStart[stream.UnitIndex];
+            Backend.Copy(stream.Buffer, 0, pass.X, 0, stream.Length);
+            for (int u = stream.UnitIndex; u < _units.Length; u++) _units[u].Run(pass);
+            return pass.Logits!;
         }
+        finally { Backend.Release(pass.Mark); }
+    }
+
+    /// <summary>Index of a unit name in <see cref="Units"/>.</summary>
+    public int UnitIndex(string unit)
+    {
+        for (int i = 0; i < Units.Count; i++) if (Units[i] == unit) return i;
+        throw new QsvitException($"'{unit}' is not a unit of this model (units: {string.Join(", ", Units)})");
+    }
+
+    private (float[]? Logits, ResidualStream? Stream) Run(ReadOnlySpan<float> images, int batch, int height, int width, int untilUnit, LifRecorder? recorder)
+    {
+        int c0 = Config.InChannels;
+        if (batch < 1) throw new ArgumentException($"batch must be at least 1, got {batch}");
+        if (images.Length < (long)batch * c0 * height * width)
+            throw new ArgumentException($"images hold {images.Length} floats, need {batch}x{c0}x{height}x{width}");
+        var pass = Begin(batch, height, width, recorder);
+        try
+        {
+            pass.Images = Backend.Rent((long)batch * c0 * height * width);
+            Backend.Upload(images[..(batch * c0 * height * width)], pass.Images);
+            for (int u = 0; u < untilUnit; u++) _units[u].Run(pass);
+            if (untilUnit == _units.Length) return (pass.Logits!, null);
+            long length = pass.StreamLength;
+            var buffer = Backend.Allocate(length);
+            Backend.Copy(pass.X, 0, buffer, 0, length);
+            return (null, new ResidualStream(Backend, buffer, untilUnit, Units[untilUnit], Units.Count, Config.Timesteps, batch, pass.C, pass.H, pass.W, height, width));
+        }
+        finally { Backend.Release(pass.Mark); }
+    }
+
+    private Pass Begin(int batch, int height, int width, LifRecorder? recorder)
+    {
+        var pass = new Pass(this, recorder, batch, height, width) { Mark = Backend.Mark() };
+        var g = _stemSpec.Geometry;
+        long maxStream = MaxStreamLength(batch, g.OutH(height), g.OutW(width));
+        pass.X = Backend.Rent(maxStream);
+        pass.Y = Backend.Rent(maxStream);
+        return pass;
     }
 
     private long MaxStreamLength(int batch, int h, int w)
@@ -150,201 +205,295 @@ public sealed class Sdtv2Model
         return frames * Math.Max((long)d[0] / 2 * h * w, (long)d[0] * h2 * w2);
     }
 
-    private IReadOnlyList<string> BuildLifNames()
+    /// <summary>State of one forward pass: the residual stream (X, with Y spare), its shape, the LIF call counter.</summary>
+    private sealed class Pass(Sdtv2Model model, LifRecorder? recorder, int batch, int imageHeight, int imageWidth)
     {
-        var names = new List<string>();
-        void Conv(string p) => names.AddRange([$"{p}.Conv.lif1", $"{p}.Conv.lif2", $"{p}.lif1", $"{p}.lif2"]);
-        void Block(string p) => names.AddRange([$"{p}.attn.head_lif", $"{p}.attn.q_lif", $"{p}.attn.k_lif", $"{p}.attn.v_lif",
-            $"{p}.attn.attn_lif", $"{p}.mlp.fc1_lif", $"{p}.mlp.fc2_lif"]);
-        Conv("ConvBlock1_1.0");
-        names.Add("downsample1_2.encode_lif");
-        Conv("ConvBlock1_2.0");
-        names.Add("downsample2.encode_lif");
-        Conv("ConvBlock2_1.0");
-        Conv("ConvBlock2_2.0");
-        names.Add("downsample3.encode_lif");
-        for (int j = 0; j < Sdtv2Config.Stage3Depth; j++) Block($"block3.{j}");
-        names.Add("downsample4.encode_lif");
-        for (int j = 0; j < Sdtv2Config.Stage4Depth; j++) Block($"block4.{j}");
-        names.Add("lif");
-        return names;
-    }
-
-    /// <summary>State of one forward pass: the frame count, the LIF call counter and the observer.</summary>
-    private sealed class Pass(Sdtv2Model model, ILifObserver? observer, int batch)
-    {
-        private int _lifIndex;
+        public readonly IBackend B = model.Backend;
+        public int Mark;
+        public int LifIndex;
+        public DeviceBuffer Images = null!, X = null!, Y = null!;
+        public int C, H, W;
+        public float[]? Logits;
         public int Batch => batch;
+        public int ImageHeight => imageHeight;
+        public int ImageWidth => imageWidth;
+        public int Timesteps => model.Config.Timesteps;
         public int Frames => batch * model.Config.Timesteps;
-        public Arena Arena => model._arena;
+        public long StreamLength => (long)Frames * C * H * W;
 
-        /// <summary>Spikes of a LIF layer over [T, …] data, from the arena.</summary>
-        public float[] Lif(float[] input, long length, float threshold)
+        /// <summary>Spikes of the next LIF layer over [T, …] data, from the workspace.</summary>
+        public DeviceBuffer Lif(DeviceBuffer input, long length, float threshold)
         {
-            var spikes = Arena.Rent(length);
-            float[]? membrane = observer is { WantsMembrane: true } ? Arena.Rent(length) : null;
-            long count = MultiStepLif.Forward(input, spikes, (int)length, model.Config.Timesteps, threshold, membrane);
-            observer?.Observe(_lifIndex, model.LifNames[_lifIndex], membrane is null ? default : membrane.AsSpan(0, (int)length),
-                spikes.AsSpan(0, (int)length), count);
-            _lifIndex++;
+            var spikes = B.Rent(length);
+            B.Lif(input, spikes, length, Timesteps, threshold, recorder, LifIndex++);
             return spikes;
         }
 
-        /// <summary>MS_DownSampling with encode_lif: writes the new stream into <paramref name="into"/> and swaps buffers.</summary>
-        public (float[] X, float[] Y, int C, int H, int W) Down(ConvBn conv, float[] x, float[] into, int c, int h, int w)
+        public void Swap() => (X, Y) = (Y, X);
+    }
+
+    /// <summary>One of the paper's units: a slice of the pass that reads and writes the residual stream.</summary>
+    private abstract class Unit
+    {
+        public abstract IEnumerable<string> LifNames { get; }
+        public abstract void Run(Pass p);
+    }
+
+    /// <summary>DS_S1_B1, the stem: conv + BN of the images (no LIF before it), then the repeat over T.</summary>
+    private sealed class Stem(Sdtv2Model m) : Unit
+    {
+        private readonly ConvLayer _conv = m.Upload(m._stemSpec).Layer;
+        public override IEnumerable<string> LifNames => [];
+
+        public override void Run(Pass p)
         {
-            int mark = Arena.Mark();
-            var s = Lif(x, (long)Frames * c * h * w, MultiStepLif.DefaultThreshold);
-            conv.Run(s, Frames, h, w, into);
-            Arena.Release(mark);
-            return (into, x, conv.Geometry.OutChannels, conv.OutH(h), conv.OutW(w));
+            var g = _conv.Geometry;
+            p.C = g.OutChannels;
+            p.H = g.OutH(p.ImageHeight);
+            p.W = g.OutW(p.ImageWidth);
+            // The official model repeats the image over T; the stem sees identical frames, so run it once and replicate.
+            p.B.Conv(_conv, p.Images, p.Batch, p.ImageHeight, p.ImageWidth, p.X);
+            p.B.RepeatBlock(p.X, (long)p.Batch * p.C * p.H * p.W, p.Timesteps);
+        }
+    }
+
+    /// <summary>MS_DownSampling after the stem: encode_lif, then conv + BN into the spare stream buffer.</summary>
+    private sealed class DownSample(Sdtv2Model m, string prefix, ConvBn conv) : Unit
+    {
+        private readonly ConvLayer _conv = m.Upload(conv).Layer;
+        public override IEnumerable<string> LifNames => [$"{prefix}.encode_lif"];
+
+        public override void Run(Pass p)
+        {
+            int mark = p.B.Mark();
+            var s = p.Lif(p.X, p.StreamLength, MultiStepLif.DefaultThreshold);
+            p.B.Conv(_conv, s, p.Frames, p.H, p.W, p.Y);
+            p.B.Release(mark);
+            p.Swap();
+            p.C = _conv.Geometry.OutChannels;
+            p.H = _conv.Geometry.OutH(p.H);
+            p.W = _conv.Geometry.OutW(p.W);
         }
     }
 
     /// <summary>MS_ConvBlock: x += SepConv(x); x += bn2(conv2(lif2(bn1(conv1(lif1(x)))))).</summary>
-    private sealed class ConvBlock
+    private sealed class ConvBlock : Unit
     {
-        private readonly ConvBn _pw1, _dw, _pw2, _conv1, _conv2;
+        private readonly string _prefix;
+        private readonly ConvLayer _pw1, _dw, _pw2, _conv1, _conv2;
 
-        public ConvBlock(StateDict s, string p, int dim, int mlpRatio, bool fold)
+        public ConvBlock(Sdtv2Model m, string p, int dim)
         {
-            int med = 2 * dim, hidden = dim * mlpRatio;
-            _pw1 = new ConvBn(s, $"{p}.Conv.pwconv1.weight", null, new ConvGeometry(dim, med, 1, 1), fold, $"{p}.Conv.bn1");
-            _dw = new ConvBn(s, $"{p}.Conv.dwconv.weight", null, new ConvGeometry(med, med, 7, 7, 1, 1, 3, 3, med), fold);
-            _pw2 = new ConvBn(s, $"{p}.Conv.pwconv2.weight", null, new ConvGeometry(med, dim, 1, 1), fold, $"{p}.Conv.bn2");
-            _conv1 = new ConvBn(s, $"{p}.conv1.weight", null, new ConvGeometry(dim, hidden, 3, 3, 1, 1, 1, 1), fold, $"{p}.bn1");
-            _conv2 = new ConvBn(s, $"{p}.conv2.weight", null, new ConvGeometry(hidden, dim, 3, 3, 1, 1, 1, 1), fold, $"{p}.bn2");
+            _prefix = p;
+            int med = 2 * dim, hidden = dim * m.Config.MlpRatio;
+            _pw1 = m.Upload(m.Conv($"{p}.Conv.pwconv1.weight", null, new ConvGeometry(dim, med, 1, 1), $"{p}.Conv.bn1")).Layer;
+            _dw = m.Upload(m.Conv($"{p}.Conv.dwconv.weight", null, new ConvGeometry(med, med, 7, 7, 1, 1, 3, 3, med))).Layer;
+            _pw2 = m.Upload(m.Conv($"{p}.Conv.pwconv2.weight", null, new ConvGeometry(med, dim, 1, 1), $"{p}.Conv.bn2")).Layer;
+            _conv1 = m.Upload(m.Conv($"{p}.conv1.weight", null, new ConvGeometry(dim, hidden, 3, 3, 1, 1, 1, 1), $"{p}.bn1")).Layer;
+            _conv2 = m.Upload(m.Conv($"{p}.conv2.weight", null, new ConvGeometry(hidden, dim, 3, 3, 1, 1, 1, 1), $"{p}.bn2")).Layer;
         }
 
-        public void Run(Pass ctx, float[] x, int c, int h, int w)
-        {
-            int frames = ctx.Frames;
-            long n = (long)frames * c * h * w;
-            int mark = ctx.Arena.Mark();
-            var s1 = ctx.Lif(x, n, MultiStepLif.DefaultThreshold);
-            var a = ctx.Arena.Rent(n * 2);
-            _pw1.Run(s1, frames, h, w, a);
-            var s2 = ctx.Lif(a, n * 2, MultiStepLif.DefaultThreshold);
-            _dw.Run(s2, frames, h, w, a);
-            var e = ctx.Arena.Rent(n);
-            _pw2.Run(a, frames, h, w, e);
-            TensorPrimitives.Add(x.AsSpan(0, (int)n), e.AsSpan(0, (int)n), x.AsSpan(0, (int)n));
-            ctx.Arena.Release(mark);
+        public override IEnumerable<string> LifNames => [$"{_prefix}.Conv.lif1", $"{_prefix}.Conv.lif2", $"{_prefix}.lif1", $"{_prefix}.lif2"];
 
-            var s3 = ctx.Lif(x, n, MultiStepLif.DefaultThreshold);
-            long hiddenN = n / c * _conv1.Geometry.OutChannels;
-            var f = ctx.Arena.Rent(hiddenN);
-            _conv1.Run(s3, frames, h, w, f);
-            var s4 = ctx.Lif(f, hiddenN, MultiStepLif.DefaultThreshold);
-            var g = ctx.Arena.Rent(n);
-            _conv2.Run(s4, frames, h, w, g);
-            TensorPrimitives.Add(x.AsSpan(0, (int)n), g.AsSpan(0, (int)n), x.AsSpan(0, (int)n));
-            ctx.Arena.Release(mark);
+        public override void Run(Pass p)
+        {
+            var b = p.B;
+            int frames = p.Frames, h = p.H, w = p.W;
+            long n = p.StreamLength;
+            int mark = b.Mark();
+            var s1 = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
+            var a = b.Rent(n * 2);
+            b.Conv(_pw1, s1, frames, h, w, a);
+            var s2 = p.Lif(a, n * 2, MultiStepLif.DefaultThreshold);
+            b.Conv(_dw, s2, frames, h, w, a);
+            var e = b.Rent(n);
+            b.Conv(_pw2, a, frames, h, w, e);
+            b.Add(p.X, e, n);
+            b.Release(mark);
+
+            var s3 = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
+            long hiddenN = n / p.C * _conv1.Geometry.OutChannels;
+            var f = b.Rent(hiddenN);
+            b.Conv(_conv1, s3, frames, h, w, f);
+            var s4 = p.Lif(f, hiddenN, MultiStepLif.DefaultThreshold);
+            var g = b.Rent(n);
+            b.Conv(_conv2, s4, frames, h, w, g);
+            b.Add(p.X, g, n);
+            b.Release(mark);
         }
     }
 
     /// <summary>RepConv + BatchNorm: BN-padded 1x1 conv, 3x3 depthwise (no padding), 1x1 conv, two BNs.</summary>
     private sealed class RepConvBn
     {
-        private readonly ConvBn _conv1x1, _dw, _pw;
+        private readonly ConvLayer _conv1x1, _dw, _pw;
+        private readonly DeviceBuffer _pad;
 
-        public RepConvBn(StateDict s, string p, int dim, bool fold)
+        public RepConvBn(Sdtv2Model m, string p, int dim)
         {
             // Folding BNAndPadLayer's BN into the 1x1 conv makes its bias equal the pad value BN(0).
-            _conv1x1 = new ConvBn(s, $"{p}.0.body.0.weight", null, new ConvGeometry(dim, dim, 1, 1), fold, $"{p}.0.body.1.bn");
-            _dw = new ConvBn(s, $"{p}.0.body.2.0.weight", null, new ConvGeometry(dim, dim, 3, 3, 1, 1, 0, 0, dim), fold);
-            _pw = new ConvBn(s, $"{p}.0.body.2.1.weight", null, new ConvGeometry(dim, dim, 1, 1), fold, $"{p}.0.body.2.2", $"{p}.1");
+            (_conv1x1, var pad) = m.Upload(m.Conv($"{p}.0.body.0.weight", null, new ConvGeometry(dim, dim, 1, 1), $"{p}.0.body.1.bn"));
+            _pad = pad!;
+            _dw = m.Upload(m.Conv($"{p}.0.body.2.0.weight", null, new ConvGeometry(dim, dim, 3, 3, 1, 1, 0, 0, dim))).Layer;
+            _pw = m.Upload(m.Conv($"{p}.0.body.2.1.weight", null, new ConvGeometry(dim, dim, 1, 1), $"{p}.0.body.2.2", $"{p}.1")).Layer;
         }
 
-        public void Run(Pass ctx, float[] spikes, int c, int h, int w, float[] output)
+        public void Run(Pass p, DeviceBuffer spikes, int c, int h, int w, DeviceBuffer output)
         {
-            int frames = ctx.Frames, ph = h + 2, pw = w + 2;
-            int mark = ctx.Arena.Mark();
-            var inner = ctx.Arena.Rent((long)frames * c * h * w);
-            _conv1x1.Run(spikes, frames, h, w, inner);
-            var padded = ctx.Arena.Rent((long)frames * c * ph * pw);
-            var pad = _conv1x1.FoldedPad ?? _conv1x1.PadValues;
-            for (int fc = 0; fc < frames * c; fc++)
-            {
-                var plane = padded.AsSpan(fc * ph * pw, ph * pw);
-                plane.Fill(pad[fc % c]);
-                for (int y = 0; y < h; y++)
-                    inner.AsSpan((fc * h + y) * w, w).CopyTo(plane.Slice((y + 1) * pw + 1, w));
-            }
-            _dw.Run(padded, frames, ph, pw, inner);
-            _pw.Run(inner, frames, h, w, output);
-            ctx.Arena.Release(mark);
+            var b = p.B;
+            int frames = p.Frames;
+            int mark = b.Mark();
+            var inner = b.Rent((long)frames * c * h * w);
+            b.Conv(_conv1x1, spikes, frames, h, w, inner);
+            var padded = b.Rent((long)frames * c * (h + 2) * (w + 2));
+            b.Pad(inner, frames, c, h, w, 1, _pad, padded);
+            b.Conv(_dw, padded, frames, h + 2, w + 2, inner);
+            b.Conv(_pw, inner, frames, h, w, output);
+            b.Release(mark);
         }
     }
 
     /// <summary>MS_Block: x += proj(attn_lif(SDSA(q, k, v))); x += MLP(x).</summary>
-    private sealed class TransformerBlock
+    private sealed class TransformerBlock : Unit
     {
+        private readonly string _prefix;
         private readonly RepConvBn _q, _k, _v, _proj;
-        private readonly ConvBn _fc1, _fc2;
+        private readonly ConvLayer _fc1, _fc2;
         private readonly int _heads;
 
-        public TransformerBlock(StateDict s, string p, int dim, Sdtv2Config config, bool fold)
+        public TransformerBlock(Sdtv2Model m, string p, int dim)
         {
-            _q = new RepConvBn(s, $"{p}.attn.q_conv", dim, fold);
-            _k = new RepConvBn(s, $"{p}.attn.k_conv", dim, fold);
-            _v = new RepConvBn(s, $"{p}.attn.v_conv", dim, fold);
-            _proj = new RepConvBn(s, $"{p}.attn.proj_conv", dim, fold);
-            int hidden = dim * config.MlpRatio;
-            _fc1 = new ConvBn(s, $"{p}.mlp.fc1_conv.weight", $"{p}.mlp.fc1_conv.bias", new ConvGeometry(dim, hidden, 1, 1), fold, $"{p}.mlp.fc1_bn");
-            _fc2 = new ConvBn(s, $"{p}.mlp.fc2_conv.weight", $"{p}.mlp.fc2_conv.bias", new ConvGeometry(hidden, dim, 1, 1), fold, $"{p}.mlp.fc2_bn");
-            _heads = config.NumHeads;
+            _prefix = p;
+            _q = new RepConvBn(m, $"{p}.attn.q_conv", dim);
+            _k = new RepConvBn(m, $"{p}.attn.k_conv", dim);
+            _v = new RepConvBn(m, $"{p}.attn.v_conv", dim);
+            _proj = new RepConvBn(m, $"{p}.attn.proj_conv", dim);
+            int hidden = dim * m.Config.MlpRatio;
+            _fc1 = m.Upload(m.Conv($"{p}.mlp.fc1_conv.weight", $"{p}.mlp.fc1_conv.bias", new ConvGeometry(dim, hidden, 1, 1), $"{p}.mlp.fc1_bn")).Layer;
+            _fc2 = m.Upload(m.Conv($"{p}.mlp.fc2_conv.weight", $"{p}.mlp.fc2_conv.bias", new ConvGeometry(hidden, dim, 1, 1), $"{p}.mlp.fc2_bn")).Layer;
+            _heads = m.Config.NumHeads;
         }
 
-        public void Run(Pass ctx, float[] x, int h, int w)
-        {
-            int frames = ctx.Frames, c = _fc2.Geometry.OutChannels, tokens = h * w;
-            long n = (long)frames * c * tokens;
-            int mark = ctx.Arena.Mark();
-            var s = ctx.Lif(x, n, MultiStepLif.DefaultThreshold);
-            var q = ctx.Arena.Rent(n);
-            var k = ctx.Arena.Rent(n);
-            var v = ctx.Arena.Rent(n);
-            _q.Run(ctx, s, c, h, w, q);
-            _k.Run(ctx, s, c, h, w, k);
-            _v.Run(ctx, s, c, h, w, v);
-            var sq = ctx.Lif(q, n, MultiStepLif.DefaultThreshold);
-            var sk = ctx.Lif(k, n, MultiStepLif.DefaultThreshold);
-            var sv = ctx.Lif(v, n, MultiStepLif.DefaultThreshold);
-            SpikeDrivenSelfAttention(sq, sk, sv, q, frames, c, tokens);
-            var sa = ctx.Lif(q, n, MultiStepLif.AttentionThreshold);
-            _proj.Run(ctx, sa, c, h, w, k);
-            TensorPrimitives.Add(x.AsSpan(0, (int)n), k.AsSpan(0, (int)n), x.AsSpan(0, (int)n));
-            ctx.Arena.Release(mark);
+        public override IEnumerable<string> LifNames => [$"{_prefix}.attn.head_lif", $"{_prefix}.attn.q_lif", $"{_prefix}.attn.k_lif",
+            $"{_prefix}.attn.v_lif", $"{_prefix}.attn.attn_lif", $"{_prefix}.mlp.fc1_lif", $"{_prefix}.mlp.fc2_lif"];
 
-            var m1 = ctx.Lif(x, n, MultiStepLif.DefaultThreshold);
+        public override void Run(Pass p)
+        {
+            var b = p.B;
+            int frames = p.Frames, c = p.C, h = p.H, w = p.W, tokens = h * w;
+            long n = p.StreamLength;
+            int mark = b.Mark();
+            var s = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
+            var q = b.Rent(n);
+            var k = b.Rent(n);
+            var v = b.Rent(n);
+            _q.Run(p, s, c, h, w, q);
+            _k.Run(p, s, c, h, w, k);
+            _v.Run(p, s, c, h, w, v);
+            var sq = p.Lif(q, n, MultiStepLif.DefaultThreshold);
+            var sk = p.Lif(k, n, MultiStepLif.DefaultThreshold);
+            var sv = p.Lif(v, n, MultiStepLif.DefaultThreshold);
+            b.SpikeDrivenAttention(sq, sk, sv, q, frames, c, tokens, _heads, 0.125f);
+            var sa = p.Lif(q, n, MultiStepLif.AttentionThreshold);
+            _proj.Run(p, sa, c, h, w, k);
+            b.Add(p.X, k, n);
+            b.Release(mark);
+
+            var m1 = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
             long hiddenN = n / c * _fc1.Geometry.OutChannels;
-            var hid = ctx.Arena.Rent(hiddenN);
-            _fc1.Run(m1, frames, 1, tokens, hid);
-            var m2 = ctx.Lif(hid, hiddenN, MultiStepLif.DefaultThreshold);
-            var o = ctx.Arena.Rent(n);
-            _fc2.Run(m2, frames, 1, tokens, o);
-            TensorPrimitives.Add(x.AsSpan(0, (int)n), o.AsSpan(0, (int)n), x.AsSpan(0, (int)n));
-            ctx.Arena.Release(mark);
-        }
-
-        /// <summary>
-        /// SDSA per frame and head on channel-major [C, N] data: out_h = ((Q_h·(K_hᵀ·V_h))·0.125)ᵀ, written as
-        /// (K_h·V_hᵀ)ᵀ·Q_h over the [d, N] slices, which lands directly in the official [C, N] output layout.
-        /// </summary>
-        private void SpikeDrivenSelfAttention(float[] q, float[] k, float[] v, float[] output, int frames, int c, int tokens)
-        {
-            int d = c / _heads, heads = _heads, planes = frames * heads;
-            void One(int idx, float[] kv)
-            {
-                int off = idx * d * tokens;
-                Gemm.Sgemm(d, d, tokens, k.AsSpan(off, d * tokens), false, v.AsSpan(off, d * tokens), true, kv);
-                var dst = output.AsSpan(off, d * tokens);
-                Gemm.Sgemm(d, tokens, d, kv, true, q.AsSpan(off, d * tokens), false, dst);
-                TensorPrimitives.Multiply(dst, 0.125f, dst);
-            }
-            if (Compute.Threads == 1) { var kv = new float[d * d]; for (int i = 0; i < planes; i++) One(i, kv); return; }
-            Parallel.For(0, planes, Compute.Options, () => new float[d * d], (i, _, kv) => { One(i, kv); return kv; }, _ => { });
+            var hid = b.Rent(hiddenN);
+            b.Conv(_fc1, m1, frames, 1, tokens, hid);
+            var m2 = p.Lif(hid, hiddenN, MultiStepLif.DefaultThreshold);
+            var o = b.Rent(n);
+            b.Conv(_fc2, m2, frames, 1, tokens, o);
+            b.Add(p.X, o, n);
+            b.Release(mark);
         }
     }
+
+    /// <summary>HEAD: spatial mean, the final lif, then head (and head_kd) averaged over T.</summary>
+    private sealed class Head : Unit
+    {
+        private readonly HeadLayer _head;
+
+        public Head(Sdtv2Model m)
+        {
+            var c = m.Config;
+            var s = m.State;
+            string[] keys = c.Kd ? ["head.weight", "head.bias", "head_kd.weight", "head_kd.bias"] : ["head.weight", "head.bias"];
+            var heads = new List<LinearWeights> { new(s["head.weight"].Data, s["head.bias"].Data) };
+            if (c.Kd) heads.Add(new LinearWeights(s["head_kd.weight"].Data, s["head_kd.bias"].Data));
+            _head = m._cache.Head("head", keys.Select(k => s[k].Data).ToArray(), heads, c.EmbedDim[3], c.NumClasses);
+            m._held.Add(_head);
+        }
+
+        public override IEnumerable<string> LifNames => ["lif"];
+
+        public override void Run(Pass p)
+        {
+            var b = p.B;
+            int frames = p.Frames, ch = p.C, classes = _head.Classes;
+            int mark = b.Mark();
+            var pooled = b.Rent((long)frames * ch);
+            b.SpatialMean(p.X, frames * ch, p.H * p.W, pooled);
+            // Both heads read the spikes of the final lif (the reference outputs agree with this, not with head(x)).
+            var spikes = p.Lif(pooled, (long)frames * ch, MultiStepLif.DefaultThreshold);
+            var logits = b.Rent((long)p.Batch * classes);
+            b.Head(_head, spikes, p.Batch, p.Timesteps, logits);
+            p.Logits = new float[p.Batch * classes];
+            b.Download(logits, 0, p.Logits);
+            b.Release(mark);
+        }
+    }
+}
+
+/// <summary>
+/// The residual stream [T·B, C, H, W] at the start of a unit, held on the backend (<see cref="Sdtv2Model.ForwardUntil"/>),
+/// for prefix reuse: every candidate that differs from the model that made it only from <see cref="Unit"/> on can
+/// continue from it (<see cref="Sdtv2Model.ForwardFrom"/>). Dispose to free the device memory.
+/// </summary>
+public sealed class ResidualStream : IDisposable
+{
+    internal ResidualStream(IBackend backend, DeviceBuffer buffer, int unitIndex, string unit, int units, int timesteps, int batch,
+        int channels, int height, int width, int imageHeight, int imageWidth)
+    {
+        Backend = backend;
+        Buffer = buffer;
+        UnitIndex = unitIndex;
+        Unit = unit;
+        Units = units;
+        Timesteps = timesteps;
+        Batch = batch;
+        Channels = channels;
+        Height = height;
+        Width = width;
+        ImageHeight = imageHeight;
+        ImageWidth = imageWidth;
+    }
+
+    public IBackend Backend { get; }
+    internal DeviceBuffer Buffer { get; }
+    internal int Units { get; }
+    /// <summary>The unit that runs next, and its index in <see cref="Sdtv2Model.Units"/>.</summary>
+    public string Unit { get; }
+    public int UnitIndex { get; }
+    public int Timesteps { get; }
+    public int Batch { get; }
+    public int Channels { get; }
+    public int Height { get; }
+    public int Width { get; }
+    /// <summary>The size of the images the stream came from.</summary>
+    public int ImageHeight { get; }
+    public int ImageWidth { get; }
+    /// <summary>Floats in the stream: T·B·C·H·W.</summary>
+    public long Length => (long)Timesteps * Batch * Channels * Height * Width;
+
+    /// <summary>Copies the stream to the host (time-first [T·B, C, H, W]), e.g. to spill it to disk.</summary>
+    public void CopyTo(Span<float> destination)
+    {
+        if (destination.Length < Length) throw new ArgumentException($"destination holds {destination.Length} floats, the stream {Length}");
+        Backend.Download(Buffer, 0, destination[..checked((int)Length)]);
+    }
+
+    public void Dispose() => Buffer.Dispose();
 }

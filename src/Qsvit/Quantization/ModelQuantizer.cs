@@ -25,8 +25,12 @@ public sealed class ModelQuantizer
 
     public Sdtv2Layout Layout { get; }
 
-    public ModelQuantizer(StateDict fp32, Sdtv2Layout layout)
+    private readonly ComputeOptions _options;
+
+    /// <param name="options">Threads for quantizing (default: all cores).</param>
+    public ModelQuantizer(StateDict fp32, Sdtv2Layout layout, ComputeOptions? options = null)
     {
+        _options = options ?? ComputeOptions.Default;
         foreach (var w in layout.Weights)
         {
             if (!fp32.TryGetValue(w.Key, out var t))
@@ -53,7 +57,7 @@ public sealed class ModelQuantizer
         setting.Validate(Layout);
         var bits = Layout.Weights.ToDictionary(w => w.Key, setting.BitsFor, StringComparer.Ordinal);
         var todo = Layout.Weights.Where(w => bits[w.Key] != Quantizer.FullPrecision).ToArray();
-        Parallel.ForEach(todo, Compute.Options, w => _ = Quantized(w, bits[w.Key], spec));
+        Parallel.ForEach(todo, _options.Parallel, w => _ = Quantized(w, bits[w.Key], spec));
 
         var result = _fp32.Copy();
         var reports = new List<WeightReport>(Layout.Weights.Count);
@@ -82,7 +86,7 @@ public sealed class ModelQuantizer
         {
             var fp = _fp32[key.Key];
             var q = new Tensor(fp.Shape);
-            var r = Quantizer.Quantize(fp.Data, fp.Shape, key.Bits, key.Spec, q.Data);
+            var r = Quantizer.Quantize(fp.Data, fp.Shape, key.Bits, key.Spec, q.Data, _options);
             return (q, r);
         })).Value;
 }

@@ -76,7 +76,7 @@ public static class Quantizer
 
     /// <summary>Replaces <paramref name="w"/> by its fake-quantized values in <paramref name="output"/> (which may alias it).</summary>
     public static QuantizationResult Quantize(ReadOnlySpan<float> w, ReadOnlySpan<int> shape, int bits, QuantizerSpec spec,
-        Span<float> output)
+        Span<float> output, ComputeOptions? options = null)
     {
         if (output.Length != w.Length) throw new ArgumentException($"output has {output.Length} elements, weight {w.Length}");
         ValidateBits(bits);
@@ -93,7 +93,7 @@ public static class Quantizer
         try
         {
             Span<int> codes = rented.AsSpan(0, w.Length);
-            var p = Encode(w, shape, bits, spec, codes, out long clipped);
+            var p = Encode(w, shape, bits, spec, codes, out long clipped, options ?? ComputeOptions.Default);
             // Error is measured per group with the search's chunking before output (possibly aliasing w) is written.
             double error = 0;
             int len = w.Length / p.Groups;
@@ -111,14 +111,14 @@ public static class Quantizer
 
     /// <summary>Integer codes of <paramref name="w"/> (one per element) and the scales/zero points that read them back.</summary>
     public static QuantizationParams QuantizeToCodes(ReadOnlySpan<float> w, ReadOnlySpan<int> shape, int bits, QuantizerSpec spec,
-        Span<int> codes)
+        Span<int> codes, ComputeOptions? options = null)
     {
         if (codes.Length != w.Length) throw new ArgumentException($"codes has {codes.Length} elements, weight {w.Length}");
         ValidateBits(bits);
         if (bits == FullPrecision) throw new QsvitException("32 bits is full precision: there are no integer codes to produce");
         spec.Validate();
         CheckTensor(w, shape);
-        return Encode(w, shape, bits, spec, codes, out _);
+        return Encode(w, shape, bits, spec, codes, out _, options ?? ComputeOptions.Default);
     }
 
     /// <summary>output = (codes - zero point) * scale, per group, in float32.</summary>
@@ -148,14 +148,14 @@ public static class Quantizer
     }
 
     private static QuantizationParams Encode(ReadOnlySpan<float> w, ReadOnlySpan<int> shape, int bits, QuantizerSpec spec,
-        Span<int> codes, out long clipped)
+        Span<int> codes, out long clipped, ComputeOptions options)
     {
         var (qmin, qmax) = CodeRange(bits, spec.Kind);
         int groups = spec.PerChannel && shape.Length > 0 ? shape[0] : 1;
         int len = w.Length / groups;
         var scales = new float[groups];
         var zeroPoints = new int[groups];
-        ChooseRanges(w, groups, len, spec, qmin, qmax, scales, zeroPoints);
+        ChooseRanges(w, groups, len, spec, qmin, qmax, scales, zeroPoints, options);
 
         clipped = 0;
         for (int g = 0; g < groups; g++)
@@ -180,7 +180,7 @@ public static class Quantizer
     }
 
     private static unsafe void ChooseRanges(ReadOnlySpan<float> w, int groups, int len, QuantizerSpec spec, int qmin, int qmax,
-        float[] scales, int[] zeroPoints)
+        float[] scales, int[] zeroPoints, ComputeOptions options)
     {
         if (!spec.MseClipping)
         {
@@ -197,13 +197,13 @@ public static class Quantizer
         {
             nint address = (nint)p;
             if (groups > 1)
-                Parallel.For(0, groups, Compute.Options, g =>
+                Parallel.For(0, groups, options.Parallel, g =>
                 {
                     var group = new ReadOnlySpan<float>((float*)address + (long)g * len, len);
-                    (scales[g], zeroPoints[g]) = SearchClipping(group, spec.Kind, qmin, qmax, parallel: false);
+                    (scales[g], zeroPoints[g]) = SearchClipping(group, spec.Kind, qmin, qmax, null);
                 });
             else
-                (scales[0], zeroPoints[0]) = SearchClipping(w, spec.Kind, qmin, qmax, parallel: true);
+                (scales[0], zeroPoints[0]) = SearchClipping(w, spec.Kind, qmin, qmax, options);
         }
     }
 
@@ -254,7 +254,7 @@ public static class Quantizer
     }
 
     private static unsafe (float Scale, int ZeroPoint) SearchClipping(ReadOnlySpan<float> w, QuantizerKind kind, int qmin, int qmax,
-        bool parallel)
+        ComputeOptions? parallel)
     {
         var (lo, hi) = FullRange(w, kind);
         var errors = new double[ClipCandidates + 1];
@@ -273,7 +273,7 @@ public static class Quantizer
                 errors[k] = RoundTripError(span, choice.Scale, qmin - choice.ZeroPoint, qmax - choice.ZeroPoint, scratch);
             }
 
-            if (parallel) Parallel.For(1, ClipCandidates + 1, Compute.Options, Try);
+            if (parallel is not null) Parallel.For(1, ClipCandidates + 1, parallel.Parallel, Try);
             else for (int k = 1; k <= ClipCandidates; k++) Try(k);
         }
 

@@ -192,7 +192,7 @@ public sealed class SettingEvaluator : ISettingOracle
         int n = CalibrationImages, span = Math.Min(SplitSize(name), data.Count - _options.Start);
         int size = data.Channels * data.Height * data.Width;
         var images = new float[n * size];
-        Parallel.For(0, n, Tensors.Compute.Options,
+        Parallel.For(0, n, Tensors.ComputeOptions.Default.Parallel,
             i => data.Read(_options.Start + (int)((long)i * span / n), images.AsSpan(i * size, size)));
         return new MembraneDrift(_model.CreateModel(), images, n, data.Height, data.Width, _options.BatchSize);
     }

@@ -20,18 +20,20 @@ public static class MultiStepLif
     /// Runs the neuron over <paramref name="timesteps"/> steps of <c>input.Length / timesteps</c> neurons, writing spikes (0/1)
     /// and, when <paramref name="membrane"/> is non-empty, the pre-spike potential H of every step. Returns the spike count.
     /// </summary>
-    public static long Forward(float[] input, float[] spikes, int length, int timesteps, float threshold, float[]? membrane = null)
+    public static long Forward(float[] input, float[] spikes, int length, int timesteps, float threshold, float[]? membrane = null,
+        ComputeOptions? options = null)
     {
+        options ??= ComputeOptions.Default;
         int n = length / timesteps;
         if (n * timesteps != length) throw new ArgumentException($"length {length} is not a multiple of T = {timesteps}");
         int chunks = (n + Chunk - 1) / Chunk;
         long total = 0;
-        if (chunks == 1 || Compute.Threads == 1)
+        if (chunks == 1 || options.Threads == 1)
         {
             for (int c = 0; c < chunks; c++) total += Run(input, spikes, membrane, n, timesteps, threshold, c * Chunk, Math.Min(Chunk, n - c * Chunk));
             return total;
         }
-        Parallel.For(0, chunks, Compute.Options, () => 0L,
+        Parallel.For(0, chunks, options.Parallel, () => 0L,
             (c, _, acc) => acc + Run(input, spikes, membrane, n, timesteps, threshold, c * Chunk, Math.Min(Chunk, n - c * Chunk)),
             acc => Interlocked.Add(ref total, acc));
         return total;

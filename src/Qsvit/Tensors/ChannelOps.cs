@@ -10,12 +10,14 @@ public static unsafe class ChannelOps
     private const int MinElementsPerThread = 1 << 18;
 
     /// <summary>x = x·scale[c] + shift[c] as one fused multiply-add (as torch computes eval BatchNorm on x86).</summary>
-    public static void ScaleShift(Span<float> x, int batch, int channels, int spatial, ReadOnlySpan<float> scale, ReadOnlySpan<float> shift)
-        => ScaleShift(x, batch, channels, spatial, scale, shift, IsaInfo.Best, Compute.Threads);
+    public static void ScaleShift(Span<float> x, int batch, int channels, int spatial, ReadOnlySpan<float> scale, ReadOnlySpan<float> shift,
+        ComputeOptions? options = null)
+        => ScaleShift(x, batch, channels, spatial, scale, shift, IsaInfo.Best, (options ?? ComputeOptions.Default).Threads);
 
     /// <summary>output[b, c] = mean over spatial of x[b, c, :].</summary>
-    public static void SpatialMean(ReadOnlySpan<float> x, int batch, int channels, int spatial, Span<float> output)
-        => SpatialMean(x, batch, channels, spatial, output, IsaInfo.Best, Compute.Threads);
+    public static void SpatialMean(ReadOnlySpan<float> x, int batch, int channels, int spatial, Span<float> output,
+        ComputeOptions? options = null)
+        => SpatialMean(x, batch, channels, spatial, output, IsaInfo.Best, (options ?? ComputeOptions.Default).Threads);
 
     internal static void ScaleShift(Span<float> x, int batch, int channels, int spatial, ReadOnlySpan<float> scale,
         ReadOnlySpan<float> shift, Isa isa, int threads)

@@ -1,19 +1,30 @@
 namespace Qsvit.Tensors;
 
-/// <summary>Process-wide compute settings shared by the kernels.</summary>
-public static class Compute
+/// <summary>
+/// How the CPU kernels run, passed explicitly (no process-wide state), as ImageSharp's Configuration. Immutable: make a
+/// new one with <c>with { Threads = n }</c>. The CPU backend owns one.
+/// </summary>
+public sealed record ComputeOptions
 {
-    private static int _threads = Environment.ProcessorCount;
+    private readonly int _threads = Environment.ProcessorCount;
 
-    /// <summary>Upper bound on worker threads any kernel uses.</summary>
-    public static int Threads
+    /// <summary>All cores.</summary>
+    public static ComputeOptions Default { get; } = new();
+
+    /// <summary>Upper bound on worker threads any kernel uses (at least 1).</summary>
+    public int Threads
     {
         get => _threads;
-        set => _threads = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), "threads must be at least 1");
+        init => _threads = value >= 1 ? value : throw new QsvitException($"threads must be at least 1, got {value}");
     }
 
-    public static ParallelOptions Options => new() { MaxDegreeOfParallelism = _threads };
+    /// <summary>Parallel.For options bounded by <see cref="Threads"/>.</summary>
+    public ParallelOptions Parallel => new() { MaxDegreeOfParallelism = _threads };
+}
 
+/// <summary>Work-splitting helpers shared by the kernels.</summary>
+internal static class Compute
+{
     /// <summary>Runs body(0..count-1) on up to <paramref name="threads"/> threads; inline when one thread or one item.</summary>
     internal static void For(int count, int threads, Action<int> body)
     {

@@ -49,15 +49,15 @@ public static unsafe class Conv2d
 {
     /// <summary>output[batch, OutChannels, OutH, OutW] = conv(input[batch, InChannels, height, width]) + bias (bias may be empty).</summary>
     public static void Forward(ReadOnlySpan<float> input, int batch, int height, int width, ReadOnlySpan<float> weight,
-        ReadOnlySpan<float> bias, in ConvGeometry g, Span<float> output)
-        => Forward(input, batch, height, width, weight, bias, g, output, IsaInfo.Best, Compute.Threads, ConvAlgo.Auto, null);
+        ReadOnlySpan<float> bias, in ConvGeometry g, Span<float> output, ComputeOptions? options = null)
+        => Forward(input, batch, height, width, weight, bias, g, output, IsaInfo.Best, (options ?? ComputeOptions.Default).Threads, ConvAlgo.Auto, null);
 
     /// <summary>As <see cref="Forward(ReadOnlySpan{float}, int, int, int, ReadOnlySpan{float}, ReadOnlySpan{float}, in ConvGeometry, Span{float})"/> with weights packed once by <see cref="ConvWeights.Pack"/>.</summary>
     public static void Forward(ReadOnlySpan<float> input, int batch, int height, int width, ConvWeights weights,
-        ReadOnlySpan<float> bias, Span<float> output)
+        ReadOnlySpan<float> bias, Span<float> output, ComputeOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(weights);
-        Forward(input, batch, height, width, weights, bias, output, Compute.Threads, ConvAlgo.Auto, null);
+        Forward(input, batch, height, width, weights, bias, output, (options ?? ComputeOptions.Default).Threads, ConvAlgo.Auto, null);
     }
 
     internal static void Forward(ReadOnlySpan<float> input, int batch, int height, int width, ReadOnlySpan<float> weight,

@@ -13,16 +13,16 @@ public static unsafe class Gemm
     /// A is [m,k] ([k,m] when <paramref name="transA"/>); B is [k,n] ([n,k] when <paramref name="transB"/>).
     /// </summary>
     public static void Sgemm(int m, int n, int k, ReadOnlySpan<float> a, bool transA, ReadOnlySpan<float> b, bool transB,
-        Span<float> c, bool accumulate = false)
-        => Sgemm(m, n, k, a, transA, b, transB, c, accumulate, IsaInfo.Best, Compute.Threads);
+        Span<float> c, bool accumulate = false, ComputeOptions? options = null)
+        => Sgemm(m, n, k, a, transA, b, transB, c, accumulate, IsaInfo.Best, (options ?? ComputeOptions.Default).Threads);
 
     /// <summary>
     /// C[a.Rows, n] = A·op(B) (+ rowBias[i] on row i), or C += A·op(B) when <paramref name="accumulate"/> (the bias is
     /// then ignored). A is a pre-packed constant matrix; B is [a.Cols, n] ([n, a.Cols] when <paramref name="transB"/>).
     /// </summary>
     public static void Sgemm(PackedMatrix a, int n, ReadOnlySpan<float> b, bool transB, Span<float> c,
-        ReadOnlySpan<float> rowBias = default, bool accumulate = false)
-        => Sgemm(a, n, b, transB, c, rowBias, accumulate, Compute.Threads, packB: null);
+        ReadOnlySpan<float> rowBias = default, bool accumulate = false, ComputeOptions? options = null)
+        => Sgemm(a, n, b, transB, c, rowBias, accumulate, (options ?? ComputeOptions.Default).Threads, packB: null);
 
     /// <summary>
     /// C (+)= op(A)·op(B) on sub-matrices with explicit leading dimensions (row strides, in elements): element (i, j) of
@@ -30,8 +30,8 @@ public static unsafe class Gemm
     /// (n×k when <paramref name="transB"/>) with row stride <paramref name="ldb"/>. Slice the spans to offset them.
     /// </summary>
     public static void Sgemm(int m, int n, int k, ReadOnlySpan<float> a, int lda, bool transA, ReadOnlySpan<float> b, int ldb,
-        bool transB, Span<float> c, int ldc, bool accumulate = false)
-        => Sgemm(m, n, k, a, lda, transA, b, ldb, transB, c, ldc, accumulate, IsaInfo.Best, Compute.Threads);
+        bool transB, Span<float> c, int ldc, bool accumulate = false, ComputeOptions? options = null)
+        => Sgemm(m, n, k, a, lda, transA, b, ldb, transB, c, ldc, accumulate, IsaInfo.Best, (options ?? ComputeOptions.Default).Threads);
 
     internal static void Sgemm(int m, int n, int k, ReadOnlySpan<float> a, bool transA, ReadOnlySpan<float> b, bool transB,
         Span<float> c, bool accumulate, Isa isa, int threads, bool? packB = null)

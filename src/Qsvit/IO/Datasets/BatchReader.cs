@@ -37,7 +37,7 @@ public sealed class BatchReader : IEnumerable<ImageBatch>, IDisposable
         ArgumentOutOfRangeException.ThrowIfGreaterThan(start, dataset.Count);
         if (limit is < 0) throw new ArgumentOutOfRangeException(nameof(limit), limit, "limit must not be negative");
         ArgumentOutOfRangeException.ThrowIfNegative(prefetch);
-        int threadCount = threads ?? Compute.Threads;
+        int threadCount = threads ?? ComputeOptions.Default.Threads;
         ArgumentOutOfRangeException.ThrowIfLessThan(threadCount, 1, nameof(threads));
 
         Dataset = dataset;

@@ -1,0 +1,175 @@
+using System.Numerics.Tensors;
+using Qsvit.Snn;
+using Qsvit.Tensors;
+
+namespace Qsvit.Backends.Cpu;
+
+/// <summary>
+/// The CPU kernels of Qsvit.Tensors and Qsvit.Snn behind <see cref="IBackend"/>: every op sums in the order PyTorch's CPU
+/// backend does, so a model on this backend is bit-identical to PyTorch on CPU. Buffers are host arrays; the workspace
+/// is a stack of reused arrays.
+/// </summary>
+public sealed class CpuBackend : IBackend
+{
+    private readonly List<CpuBuffer> _slots = new();
+    private int _next;
+
+    public CpuBackend(ComputeOptions? options = null) => Options = options ?? ComputeOptions.Default;
+
+    /// <summary>Threads and the like, fixed for the backend's lifetime.</summary>
+    public ComputeOptions Options { get; }
+    private int Threads => Options.Threads;
+
+    public DeviceSpec Device => DeviceSpec.Cpu;
+    public string Description => $"cpu ({Threads} threads, {IsaInfo.Best})";
+    public int DefaultBatchSize(int height, int width) => 32;
+
+    /// <summary>Floats held by the workspace.</summary>
+    public long WorkspaceFloats => _slots.Sum(s => (long)s.Array.Length);
+
+    public DeviceBuffer Rent(long length)
+    {
+        if (length > Array.MaxLength) throw new QsvitException($"a buffer of {length:N0} floats exceeds .NET's array limit; use a smaller batch");
+        if (_next == _slots.Count) _slots.Add(new CpuBuffer(new float[length]));
+        else if (_slots[_next].Array.Length < length) _slots[_next].Array = new float[length];
+        return _slots[_next++];
+    }
+
+    public int Mark() => _next;
+    public void Release(int mark) => _next = mark;
+
+    public DeviceBuffer Allocate(long length)
+    {
+        if (length > Array.MaxLength) throw new QsvitException($"a buffer of {length:N0} floats exceeds .NET's array limit; use a smaller batch");
+        return new CpuBuffer(new float[length]);
+    }
+
+    public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0) => source.CopyTo(A(destination).AsSpan(checked((int)offset)));
+    public void Download(DeviceBuffer source, long offset, Span<float> destination) => A(source).AsSpan(checked((int)offset), destination.Length).CopyTo(destination);
+    public void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>
+        Array.Copy(A(source), srcOffset, A(destination), dstOffset, length);
+
+    public ConvLayer CreateConv(ConvLayerSpec spec) => new CpuConvLayer(spec);
+
+    public HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes) => new CpuHeadLayer(heads, features, classes);
+
+    public void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output)
+    {
+        var l = (CpuConvLayer)layer;
+        var g = l.Geometry;
+        int spatial = g.OutH(height) * g.OutW(width);
+        var dst = A(output).AsSpan(0, frames * g.OutChannels * spatial);
+        Conv2d.Forward(A(input).AsSpan(0, frames * g.InChannels * height * width), frames, height, width, l.Packed, l.Spec.Bias, dst,
+            Threads, ConvAlgo.Auto, null);
+        foreach (var bn in l.Spec.Affines) ChannelOps.ScaleShift(dst, frames, g.OutChannels, spatial, bn.Scale, bn.Shift, IsaInfo.Best, Threads);
+    }
+
+    public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)
+    {
+        float[] x = A(input), y = A(output), p = A(padValues);
+        int ph = height + 2 * pad, pw = width + 2 * pad;
+        for (int fc = 0; fc < frames * channels; fc++)
+        {
+            var plane = y.AsSpan(fc * ph * pw, ph * pw);
+            plane.Fill(p[fc % channels]);
+            for (int r = 0; r < height; r++)
+                x.AsSpan((fc * height + r) * width, width).CopyTo(plane.Slice((r + pad) * pw + pad, width));
+        }
+    }
+
+    public void RepeatBlock(DeviceBuffer x, long block, int times)
+    {
+        var a = A(x);
+        for (int t = 1; t < times; t++) Array.Copy(a, 0, a, t * block, block);
+    }
+
+    public void Add(DeviceBuffer x, DeviceBuffer y, long length)
+    {
+        var dst = A(x).AsSpan(0, checked((int)length));
+        TensorPrimitives.Add(dst, A(y).AsSpan(0, dst.Length), dst);
+    }
+
+    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer)
+    {
+        int n = checked((int)length);
+        float[] x = A(input), s = A(spikes);
+        bool wantsH = recorder switch
+        {
+            HostLifObserver h => h.Observer.WantsMembrane,
+            CpuMembraneReference or CpuDriftMeter => true,
+            _ => false,
+        };
+        int mark = Mark();
+        float[]? membrane = wantsH ? A(Rent(n)) : null;
+        long count = MultiStepLif.Forward(x, s, n, timesteps, threshold, membrane, Options);
+        var potentials = membrane is null ? default : membrane.AsSpan(0, n);
+        switch (recorder)
+        {
+            case null: break;
+            case CpuSpikeCounter c: c.Add(layer, count, n); break;
+            case HostLifObserver o: o.Observer.Observe(layer, o.Names[layer], potentials, s.AsSpan(0, n), count); break;
+            case CpuMembraneReference r: r.Capture(layer, potentials, s.AsSpan(0, n)); break;
+            case CpuDriftMeter d: d.Compare(layer, potentials, s.AsSpan(0, n)); break;
+            default: throw new ArgumentException($"{recorder.GetType().Name} was not made by the CPU backend", nameof(recorder));
+        }
+        Release(mark);
+    }
+
+    public void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale)
+    {
+        float[] qa = A(q), ka = A(k), va = A(v), oa = A(output);
+        int d = channels / heads, planes = frames * heads, threads = Threads;
+        void One(int idx, float[] kv)
+        {
+            int off = idx * d * tokens;
+            Gemm.Sgemm(d, d, tokens, ka.AsSpan(off, d * tokens), false, va.AsSpan(off, d * tokens), true, kv, false, IsaInfo.Best, threads);
+            var dst = oa.AsSpan(off, d * tokens);
+            Gemm.Sgemm(d, tokens, d, kv, true, qa.AsSpan(off, d * tokens), false, dst, false, IsaInfo.Best, threads);
+            TensorPrimitives.Multiply(dst, scale, dst);
+        }
+        if (threads == 1) { var kv = new float[d * d]; for (int i = 0; i < planes; i++) One(i, kv); return; }
+        Parallel.For(0, planes, Options.Parallel, () => new float[d * d], (i, _, kv) => { One(i, kv); return kv; }, _ => { });
+    }
+
+    public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) =>
+        ChannelOps.SpatialMean(A(x).AsSpan(0, rows * spatial), rows, 1, spatial, A(output), IsaInfo.Best, Threads);
+
+    public void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits)
+    {
+        int frames = batch * timesteps, classes = head.Classes, f = head.Features;
+        var x = A(features).AsSpan(0, frames * f);
+        int mark = Mark();
+        var perStep = A(Rent((long)frames * classes));
+        var result = A(logits).AsSpan(0, batch * classes);
+        var kd = head.Heads.Count > 1 ? A(Rent((long)batch * classes)).AsSpan(0, batch * classes) : default;
+        for (int k = 0; k < head.Heads.Count; k++)
+        {
+            var dst = k == 0 ? result : kd;
+            var (w, bias) = head.Heads[k];
+            Gemm.Sgemm(frames, classes, f, x, false, w, true, perStep.AsSpan(0, frames * classes), false, IsaInfo.Best, Threads);
+            for (int i = 0; i < frames; i++) TensorPrimitives.Add(perStep.AsSpan(i * classes, classes), bias, perStep.AsSpan(i * classes, classes));
+            dst.Clear();
+            for (int b = 0; b < batch; b++)
+            {
+                var row = dst.Slice(b * classes, classes);
+                for (int t = 0; t < timesteps; t++) TensorPrimitives.Add(row, perStep.AsSpan((t * batch + b) * classes, classes), row);
+                TensorPrimitives.Divide(row, timesteps, row);
+            }
+        }
+        if (head.Heads.Count > 1)
+            for (int i = 0; i < result.Length; i++) result[i] = (result[i] + kd[i]) / 2f;
+        Release(mark);
+    }
+
+    public SpikeCounter CreateSpikeCounter(int layers) => new CpuSpikeCounter(layers);
+    public MembraneReference CreateMembraneReference(int layers) => new CpuMembraneReference(layers);
+
+    public DriftMeter CreateDriftMeter(MembraneReference reference) => reference is CpuMembraneReference { Sealed: true } r
+        ? new CpuDriftMeter(r)
+        : throw new ArgumentException("the reference must be a sealed MembraneReference of the CPU backend", nameof(reference));
+
+    public void Dispose() => _slots.Clear();
+
+    private static float[] A(DeviceBuffer b) => b is CpuBuffer c ? c.Array
+        : throw new ArgumentException($"a {b.GetType().Name} is not a CPU buffer");
+}

@@ -1,0 +1,102 @@
+namespace Qsvit.Backends;
+
+/// <summary>
+/// The operations the SDTv2 wiring (<see cref="Models.Sdtv2Model"/>) runs on, and nothing more. One implementation per
+/// device kind: <see cref="Cpu.CpuBackend"/> (today's kernels, bit-identical to PyTorch on CPU) and the CUDA backend.
+/// <para>Layouts: activations are time-first frames [T·B, C, H, W] (PyTorch's x.flatten(0, 1)), so frame f = t·B + b;
+/// LIF data is time-major [T, n] with n = length / T. All element types are float32 (spikes are 0 or 1).</para>
+/// <para>Ordering: ops run in call order as if synchronous; a GPU backend may queue them on one stream, and every method
+/// that returns data to the host (<see cref="Download"/>, recorder reads) waits for what came before. Results must be
+/// identical from run to run (no float atomics; fixed reduction orders).</para>
+/// <para>Not thread-safe: one thread drives a backend at a time. Workspace buffers are shared by every model on the backend.</para>
+/// </summary>
+public interface IBackend : IDisposable
+{
+    /// <summary>The device this backend runs on, resolved (cpu or cuda:N, never auto).</summary>
+    DeviceSpec Device { get; }
+    /// <summary>What the device is, for printing and reports, e.g. "cpu (16 threads, Vector512)" or "cuda:0 NVIDIA H100 80GB HBM3".</summary>
+    string Description { get; }
+    /// <summary>A batch that fills the device for images of this size (T and widths aside): 32 on the CPU.</summary>
+    int DefaultBatchSize(int height, int width);
+
+    // ---- memory ------------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// A workspace buffer of at least <paramref name="length"/> floats, contents undefined. The workspace is a stack: the
+    /// same sequence of Rent/Mark/Release rents the same storage, so after the first pass nothing is allocated.
+    /// </summary>
+    DeviceBuffer Rent(long length);
+    /// <summary>The workspace position, for <see cref="Release"/>.</summary>
+    int Mark();
+    /// <summary>Returns every buffer rented since <paramref name="mark"/> to the workspace.</summary>
+    void Release(int mark);
+    /// <summary>A buffer outside the workspace (for data that outlives a pass: streams kept for prefix reuse, constants); the caller disposes it.</summary>
+    DeviceBuffer Allocate(long length);
+    /// <summary>destination[offset ..] = source.</summary>
+    void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0);
+    /// <summary>destination = source[offset .. offset + destination.Length]; waits for queued work.</summary>
+    void Download(DeviceBuffer source, long offset, Span<float> destination);
+    /// <summary>destination[dstOffset ..+length] = source[srcOffset ..+length] (the ranges may not overlap).</summary>
+    void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length);
+
+    // ---- layers: weights live on the device from creation until Dispose ----------------------------------------------
+
+    /// <summary>Uploads (and packs) a conv layer. Throws <see cref="QsvitException"/> for a weight kind the backend lacks.</summary>
+    ConvLayer CreateConv(ConvLayerSpec spec);
+    /// <summary>Uploads the classifier head(s), each [classes, features] with bias [classes].</summary>
+    HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes);
+
+    // ---- ops -----------------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// output[frames, Cout, OutH, OutW] = the layer (<see cref="ConvLayerSpec"/>: conv, bias, then each affine as one FMA)
+    /// of input[frames, Cin, height, width]. input and output are distinct buffers.
+    /// </summary>
+    void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output);
+
+    /// <summary>
+    /// BN padding (BNAndPadLayer): output[frames, C, height + 2·pad, width + 2·pad] is input[frames, C, height, width] in the
+    /// centre and <paramref name="padValues"/>[c] (C floats) in the border of every channel-c plane.
+    /// </summary>
+    void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output);
+
+    /// <summary>Repeat over T: x[t·block .. (t+1)·block) = x[0 .. block) for t = 1 .. times − 1.</summary>
+    void RepeatBlock(DeviceBuffer x, long block, int times);
+
+    /// <summary>x[i] += y[i] for i &lt; length (the residual add, one float rounding per element).</summary>
+    void Add(DeviceBuffer x, DeviceBuffer y, long length);
+
+    /// <summary>
+    /// spikingjelly MultiStepLIFNode(tau = 2, v_reset = 0, decay_input = True) over time-major input [T, n], n = length / T:
+    /// from V = 0, for t = 0 .. T − 1: H = V + (X − V)·0.5 (float: subtract, multiply, add); S = H ≥ threshold ? 1 : 0;
+    /// V = S ? 0 : H. Writes S into <paramref name="spikes"/>. When <paramref name="recorder"/> is given, records layer
+    /// <paramref name="layer"/> (its call index in the pass) into it: spike counts, or H against/into a drift reference,
+    /// or the data for a host observer.
+    /// </summary>
+    void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer);
+
+    /// <summary>
+    /// Spike-driven self-attention on channel-major data q, k, v [frames, C, N] with heads of d = C / heads rows: for every
+    /// frame and head, with Q, K, V the [d, N] slices, kv = K·Vᵀ ([d, d], summed over N), out = (kvᵀ·Q)·scale ([d, N],
+    /// summed over d, then one multiply), written to the same slice of output [frames, C, N].
+    /// </summary>
+    void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale);
+
+    /// <summary>output[r] = (Σ_s x[r, s])·(1/spatial) for the rows r of x [rows, spatial]; the sum in the backend's fixed order.</summary>
+    void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output);
+
+    /// <summary>
+    /// The kd head's logits for features [T·B, F] (time-first): per head k, y = features·W_kᵀ + b_k ([T·B, classes]) and
+    /// z_k[b] = (0 + y[0, b] + … + y[T−1, b]) / T; logits[B, classes] = z_0, or (z_0 + z_1) / 2 with two heads.
+    /// </summary>
+    void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits);
+
+    // ---- observers ----------------------------------------------------------------------------------------------------
+
+    /// <summary>A spike counter for up to <paramref name="layers"/> LIF layers, kept on the device.</summary>
+    SpikeCounter CreateSpikeCounter(int layers);
+    /// <summary>An empty fp32 membrane reference for up to <paramref name="layers"/> LIF layers; run the reference passes with it, then Seal.</summary>
+    MembraneReference CreateMembraneReference(int layers);
+    /// <summary>A drift meter against a sealed reference made by this backend.</summary>
+    DriftMeter CreateDriftMeter(MembraneReference reference);
+}

@@ -1,0 +1,53 @@
+using Qsvit.Tensors;
+
+namespace Qsvit.Backends;
+
+/// <summary>
+/// A conv layer's weights as the model file gives them. The kind decides how a backend stores and computes them; today
+/// only <see cref="DenseConvWeights"/> exists. A packed-codes kind (integer codes plus per-channel scales, integer
+/// accumulation) is the seam for issues 12/13: add a sibling record, and backends that lack it throw
+/// <see cref="QsvitException"/> from <see cref="IBackend.CreateConv"/>.
+/// </summary>
+public abstract record ConvWeightData;
+
+/// <summary>fp32 weights [OutChannels, InChannels/Groups, KernelH, KernelW] (fake-quantized or not).</summary>
+public sealed record DenseConvWeights(float[] Values) : ConvWeightData;
+
+/// <summary>y = x·Scale[c] + Shift[c] per output channel, one fused multiply-add (eval-mode BatchNorm, see <see cref="BatchNorm.Fold"/>).</summary>
+public sealed record ChannelAffine(float[] Scale, float[] Shift);
+
+/// <summary>
+/// A convolution and what follows it: output[f, oc] = Σ input·weight (+ Bias[oc] when Bias is non-empty), then each of
+/// <paramref name="Affines"/> in order as its own rounding step (a chain of BatchNorms run as PyTorch runs them; empty
+/// when they were folded into the weights). Zero padding; groups as in PyTorch (Groups == InChannels == OutChannels is
+/// depthwise).
+/// </summary>
+public sealed record ConvLayerSpec(ConvGeometry Geometry, ConvWeightData Weights, float[] Bias, IReadOnlyList<ChannelAffine> Affines);
+
+/// <summary>One linear classifier: Weight [classes, features] row-major, Bias [classes].</summary>
+public sealed record LinearWeights(float[] Weight, float[] Bias);
+
+/// <summary>A conv layer resident on its backend (weights uploaded and packed once).</summary>
+public abstract class ConvLayer : IDisposable
+{
+    protected ConvLayer(ConvLayerSpec spec) => Spec = spec;
+    public ConvLayerSpec Spec { get; }
+    public ConvGeometry Geometry => Spec.Geometry;
+    public virtual void Dispose() { }
+}
+
+/// <summary>The classifier head(s) resident on the backend: one, or two with kd (head and head_kd).</summary>
+public abstract class HeadLayer : IDisposable
+{
+    protected HeadLayer(IReadOnlyList<LinearWeights> heads, int features, int classes)
+    {
+        Heads = heads;
+        Features = features;
+        Classes = classes;
+    }
+
+    public IReadOnlyList<LinearWeights> Heads { get; }
+    public int Features { get; }
+    public int Classes { get; }
+    public virtual void Dispose() { }
+}

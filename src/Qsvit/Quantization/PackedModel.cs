@@ -14,7 +14,8 @@ namespace Qsvit.Quantization;
 /// <c>W.scales</c> (F32, one per tensor or per output channel) and, for asymmetric quantizers, <c>W.zero_points</c>
 /// (U8, zero point − Qmin packed at the weight's width);</item>
 /// <item>each BatchNorm P reduced to its eval affine <c>P.scale</c>, <c>P.shift</c> (F32, exactly the α, β the runtime
-/// applies, so the fold is exact), plus <c>P.pad</c> for RepConv's BNAndPadLayer (its pad value BN(0));</item>
+/// applies, so the fold is exact), plus for RepConv's BNAndPadLayer its pad value BN(0) as PyTorch computes it:
+/// <c>P.pad_ulps</c> (I8, its distance in float32 ulps from the shift), or <c>P.pad</c> (F32) when that does not fit;</item>
 /// <item>everything else learned (biases, 32-bit units, the head unless the setting quantizes it) in F32 under the
 /// official key; running statistics are not stored (they are inside the affine).</item>
 /// </list>
@@ -62,8 +63,8 @@ public sealed class PackedModel
     public (float[] Scale, float[] Shift) BatchNorm(string prefix) => (Floats[prefix + ".scale"], Floats[prefix + ".shift"]);
     public float[] Pad(string prefix) => Floats[prefix + ".pad"];
 
-    /// <summary>Quantizes <paramref name="fp32"/> with the setting and builds the packed model in memory.</summary>
-    public static PackedModel Create(LoadedModel model, QuantizationSetting setting, QuantizerSpec spec)
+    /// <summary>Quantizes the model's fp32 weights with the setting and builds the packed model in memory.</summary>
+    public static PackedModel Create(LoadedModel model, QuantizationSetting setting, QuantizerSpec spec, ComputeOptions? options = null)
     {
         spec.Validate();
         var layout = new Sdtv2Layout(model.Config);
@@ -72,7 +73,7 @@ public sealed class PackedModel
         var packed = new Dictionary<string, PackedWeight>(StringComparer.Ordinal);
         var todo = layout.Weights.Where(w => setting.BitsFor(w) != Quantizer.FullPrecision).ToArray();
         var results = new PackedWeight[todo.Length];
-        Parallel.For(0, todo.Length, Compute.Options, i =>
+        Parallel.For(0, todo.Length, (options ?? ComputeOptions.Default).Parallel, i =>
             results[i] = PackedWeight.Quantize(todo[i].Key, state[todo[i].Key].Data, todo[i].Shape, setting.BitsFor(todo[i]), spec));
         foreach (var p in results) packed[p.Key] = p;
 
@@ -114,8 +115,12 @@ public sealed class PackedModel
             else if (p.Role == ParameterRole.BnWeight)
             {
                 string bn = p.Key[..^".weight".Length];
-                foreach (var part in IsPadBatchNorm(bn) ? new[] { ".scale", ".shift", ".pad" } : [".scale", ".shift"])
-                    tensors.Add(new RawTensor(bn + part, DType.F32, p.Shape, Floats[bn + part], null));
+                tensors.Add(new RawTensor(bn + ".scale", DType.F32, p.Shape, Floats[bn + ".scale"], null));
+                tensors.Add(new RawTensor(bn + ".shift", DType.F32, p.Shape, Floats[bn + ".shift"], null));
+                if (IsPadBatchNorm(bn))
+                    tensors.Add(PadUlps(Floats[bn + ".pad"], Floats[bn + ".shift"]) is { } ulps
+                        ? new RawTensor(bn + ".pad_ulps", DType.I8, p.Shape, null, ulps)
+                        : new RawTensor(bn + ".pad", DType.F32, p.Shape, Floats[bn + ".pad"], null));
             }
         }
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
@@ -234,7 +239,14 @@ public sealed class PackedModel
             int c = layout.Parameters.First(p => p.Key == bn + ".weight").Shape[0];
             floats[bn + ".scale"] = Take(bn + ".scale", DType.F32, c).Floats!;
             floats[bn + ".shift"] = Take(bn + ".shift", DType.F32, c).Floats!;
-            if (IsPadBatchNorm(bn)) floats[bn + ".pad"] = Take(bn + ".pad", DType.F32, c).Floats!;
+            if (!IsPadBatchNorm(bn)) continue;
+            if (byName.ContainsKey(bn + ".pad_ulps"))
+            {
+                var ulps = Take(bn + ".pad_ulps", DType.I8, c).Bytes!;
+                var shift = floats[bn + ".shift"];
+                floats[bn + ".pad"] = shift.Select((v, i) => FromOrdered(ToOrdered(v) + (sbyte)ulps[i])).ToArray();
+            }
+            else floats[bn + ".pad"] = Take(bn + ".pad", DType.F32, c).Floats!;
         }
         var extra = tensors.Where(t => !used.Contains(t.Name)).Select(t => t.Name).ToArray();
         if (extra.Length > 0)
@@ -244,6 +256,29 @@ public sealed class PackedModel
         var norm = file.Mean is { } mean && file.Std is { } std ? new Normalization(mean, std) : null;
         return new PackedModel(config, setting, spec, norm, file.Classes, packed, floats);
     }
+
+    // BNAndPadLayer's pad value BN(0) as PyTorch computes it lies within a few ulps of the affine's shift; storing the ulp
+    // distance (I8) instead of a second fp32 vector keeps the file within the paper's count (weight and bias per BN).
+    private static byte[]? PadUlps(float[] pad, float[] shift)
+    {
+        var ulps = new byte[pad.Length];
+        for (int i = 0; i < pad.Length; i++)
+        {
+            long d = (long)ToOrdered(pad[i]) - ToOrdered(shift[i]);
+            if (d is < sbyte.MinValue or > sbyte.MaxValue || !float.IsFinite(pad[i])) return null;
+            ulps[i] = (byte)(sbyte)d;
+        }
+        return ulps;
+    }
+
+    /// <summary>float32 bits as an integer that orders like the floats (adjacent floats differ by 1).</summary>
+    private static int ToOrdered(float x)
+    {
+        int i = BitConverter.SingleToInt32Bits(x);
+        return i < 0 ? int.MinValue - i : i;
+    }
+
+    private static float FromOrdered(int o) => BitConverter.Int32BitsToSingle(o < 0 ? int.MinValue - o : o);
 
     private sealed record Declared(int[] Shape, int Bits, int Qmin, int Qmax);
 
@@ -266,11 +301,6 @@ public sealed class PackedModel
         }
         return result;
     }
-
-    /// <summary>Bytes of the tensor data (the file minus its header).</summary>
-    public long DataBytes =>
-        Packed.Values.Sum(w => w.Codes.LongLength + 4L * w.Groups + (Spec.Kind == QuantizerKind.Asymmetric ? BitPacking.ByteCount(w.Groups, w.Bits) : 0))
-        + Floats.Values.Sum(f => 4L * f.Length);
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Config} {Setting} ({Spec}, {Packed.Count} packed weights)");
 }

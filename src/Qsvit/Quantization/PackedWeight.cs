@@ -74,6 +74,15 @@ public sealed record PackedWeight(string Key, int[] Shape, int Bits, int Qmin, i
         }
     }
 
+    /// <summary>The whole tensor dequantized (fp32), for the simulated path and for layers too small to matter (the head).</summary>
+    public float[] Dequantize()
+    {
+        var values = new float[Count];
+        var scratch = new int[Count];
+        DequantizeRows(0, OutChannels, scratch, values);
+        return values;
+    }
+
     /// <summary>Smallest and largest integer weight q − zero point over the tensor.</summary>
     public (int Min, int Max) IntegerRange()
     {

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Diagnostics;
 
 namespace Qsvit.Tensors;
@@ -21,7 +20,7 @@ internal sealed class SpikeConvWeights(ConvGeometry geometry, IntMatrix matrix, 
 internal static unsafe class SpikeConv
 {
     /// <summary>Skip lane groups that are zero over a column block (event-driven); see BENCHMARKS.md for when it pays.</summary>
-    public static bool SkipZeroBlocks { get; set; } = true;
+    public static bool SkipZeroBlocks { get; set; }
 
     public static void Forward(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w,
         ReadOnlySpan<float> bias, Span<float> output, IntIsa isa, int threads)
@@ -38,10 +37,9 @@ internal static unsafe class SpikeConv
         int groups = m.PaddedCols / m.Group;
         long bWords = (long)groups * columns, cInts = (long)m.PaddedRows * columns;
         int maskBytes = groups * SpikeGemm.MaskBlocks(columns);
-        var bBuf = ArrayPool<int>.Shared.Rent(checked((int)bWords));
-        var cBuf = ArrayPool<int>.Shared.Rent(checked((int)cInts));
-        var maskBuf = ArrayPool<byte>.Shared.Rent(maskBytes);
-        try
+        var bBuf = Scratch(ref t_b, bWords);
+        var cBuf = Scratch(ref t_c, cInts);
+        var maskBuf = Scratch(ref t_mask, maskBytes);
         {
             fixed (float* px = input)
             fixed (int* pb = bBuf, pc = cBuf)
@@ -55,66 +53,74 @@ internal static unsafe class SpikeConv
                 Scale(pc, columns, w.Scales, bias.IsEmpty ? null : pbias, g.OutChannels, frames, spatial, po, threads);
             }
         }
-        finally
-        {
-            ArrayPool<int>.Shared.Return(bBuf);
-            ArrayPool<int>.Shared.Return(cBuf);
-            ArrayPool<byte>.Shared.Return(maskBuf);
-        }
     }
 
     /// <summary>
-    /// im2col of spikes into lane groups: K index k = (c, ky, kx) as in the weight layout, column n = (frame, oy, ox);
-    /// element (k, n) lands in 32-bit word (k / group)·columns + n, field k % group. Padding (K to whole groups, columns
-    /// beyond N, taps outside the image) is zero.
+    /// im2col of spikes into lane groups. K runs over (tap, channel) with channels padded to whole groups (the column order
+    /// of a conv <see cref="IntMatrix"/>), so lane group (tap, c / group) of column n = (frame, oy, ox) is one word of the
+    /// channel-interleaved input at the tapped position: the spikes are first interleaved into words
+    /// [frames, C / group, H, W] (byte or short fields), then whole rows of words are copied per tap.
     /// </summary>
     internal static void Gather(float* x, int frames, int h, int w, ConvGeometry g, int group, int* b, int columns, int threads)
     {
         int oh = g.OutH(h), ow = g.OutW(w), spatial = oh * ow, taps = g.KernelH * g.KernelW;
-        int k = g.InChannels * taps, kGroups = (k + group - 1) / group;
+        int cg = (g.InChannels + group - 1) / group, groups = taps * cg, plane = h * w;
+        var words = Scratch(ref t_words, (long)frames * cg * plane);
         nint px = (nint)x, pb = (nint)b;
-        int parts = Math.Max(1, Math.Min(threads, kGroups));
-        void Groups(int part)
+        fixed (int* pwords = words)
         {
-            int g0 = Compute.ChunkStart(kGroups, parts, part), g1 = Compute.ChunkStart(kGroups, parts, part + 1);
-            new Span<int>((int*)pb + (long)g0 * columns, (g1 - g0) * columns).Clear();
-            for (int kk = g0 * group; kk < Math.Min(k, g1 * group); kk++)
+            nint pw = (nint)pwords;
+            Compute.For(frames * cg, threads, fc =>
             {
-                int c = kk / taps, t = kk % taps, ky = t / g.KernelW, kx = t % g.KernelW;
-                long word0 = (long)(kk / group) * columns;
-                int field = kk % group;
+                int f = fc / cg, c0 = fc % cg * group;
+                int* dst = (int*)pw + (long)fc * plane;
+                new Span<int>(dst, plane).Clear();
+                for (int e = 0; e < group && c0 + e < g.InChannels; e++)
+                {
+                    float* src = (float*)px + ((long)f * g.InChannels + c0 + e) * plane;
+                    int shift = e * (32 / group);
+                    for (int i = 0; i < plane; i++) dst[i] |= (int)src[i] << shift;
+                }
+            });
+            int n = frames * spatial;
+            Compute.For(groups, threads, gi =>
+            {
+                int tap = gi / cg, c = gi % cg, ky = tap / g.KernelW, kx = tap % g.KernelW;
                 for (int f = 0; f < frames; f++)
                 {
-                    float* plane = (float*)px + ((long)f * g.InChannels + c) * h * w;
+                    int* src = (int*)pw + ((long)f * cg + c) * plane;
                     for (int oy = 0; oy < oh; oy++)
                     {
-                        int iy = oy * g.StrideH - g.PadH + ky;
-                        if ((uint)iy >= (uint)h) continue;
-                        float* row = plane + (long)iy * w;
-                        long n0 = (long)f * spatial + (long)oy * ow;
-                        if (group == 4)
+                        int iy = oy * g.StrideH - g.PadH + ky, n0 = f * spatial + oy * ow;
+                        int* row = (uint)iy < (uint)h ? src + (long)iy * w : null;
+                        for (int ox = 0; ox < ow; )
                         {
-                            byte* dst = (byte*)((int*)pb + word0 + n0) + field;
-                            for (int ox = 0; ox < ow; ox++)
+                            // Up to the next panel boundary: one contiguous run of words in B.
+                            int nn = n0 + ox, run = Math.Min(ow - ox, SpikeGemm.Panel - nn % SpikeGemm.Panel);
+                            int* dst = (int*)pb + SpikeGemm.WordOffset(gi, nn, groups);
+                            for (int j = 0; j < run; j++)
                             {
-                                int ix = ox * g.StrideW - g.PadW + kx;
-                                if ((uint)ix < (uint)w && row[ix] != 0) { Debug.Assert(row[ix] == 1f); dst[4 * ox] = 1; }
+                                int ix = (ox + j) * g.StrideW - g.PadW + kx;
+                                dst[j] = row != null && (uint)ix < (uint)w ? row[ix] : 0;
                             }
-                        }
-                        else
-                        {
-                            short* dst = (short*)((int*)pb + word0 + n0) + field;
-                            for (int ox = 0; ox < ow; ox++)
-                            {
-                                int ix = ox * g.StrideW - g.PadW + kx;
-                                if ((uint)ix < (uint)w && row[ix] != 0) { Debug.Assert(row[ix] == 1f); dst[2 * ox] = 1; }
-                            }
+                            ox += run;
                         }
                     }
                 }
-            }
+                for (int nn = n; nn < columns; nn++) ((int*)pb)[SpikeGemm.WordOffset(gi, nn, groups)] = 0;
+            });
         }
-        Compute.For(parts, parts, Groups);
+    }
+
+    [ThreadStatic] private static int[]? t_words, t_b, t_c;
+    [ThreadStatic] private static byte[]? t_mask;
+
+    /// <summary>A per-thread scratch array of at least <paramref name="length"/> elements (grown, never shrunk): no allocation per call.</summary>
+    private static T[] Scratch<T>(ref T[]? slot, long length)
+    {
+        if (length > Array.MaxLength) throw new QsvitException($"a scratch buffer of {length:N0} elements exceeds .NET's array limit; use a smaller batch");
+        if (slot is null || slot.Length < length) slot = GC.AllocateUninitializedArray<T>((int)length, pinned: true);
+        return slot;
     }
 
     /// <summary>output[f, oc, p] = fma(C[oc, f·spatial + p], scale[oc], bias[oc]) (or C·scale without bias).</summary>

@@ -55,15 +55,26 @@ internal sealed class IntMatrix
 
     /// <summary>
     /// Builds the matrix from integer rows supplied <paramref name="rowsPerCall"/> at a time by <paramref name="fill"/>
-    /// (fill(row0, rows, dst[rows·cols])), so a caller never holds more than one tile of int32 values.
+    /// (fill(row0, rows, dst[rows·cols])), so a caller never holds more than one tile of int32 values. With
+    /// <paramref name="conv"/>, rows are conv filters [Cin, kH, kW] and their columns are reordered to (tap, channel) with
+    /// the channels padded to whole lane groups, the order <see cref="SpikeConv"/> gathers spikes in.
     /// </summary>
-    public static IntMatrix Create(int rows, int cols, int min, int max, Action<int, int, Span<int>> fill, int rowsPerCall = 64)
+    public static IntMatrix Create(int rows, int cols, int min, int max, Action<int, int, Span<int>> fill, ConvGeometry? conv = null,
+        int rowsPerCall = 64)
     {
         bool wide = min < sbyte.MinValue || max > sbyte.MaxValue;
         if (min < short.MinValue || max > short.MaxValue)
             throw new QsvitException($"integer weights in [{min}, {max}] do not fit 16 bits");
         int group = wide ? 2 : 4;
         int kp = (cols + group - 1) / group * group;
+        int taps = 1, channelGroups = 0;
+        if (conv is { } g)
+        {
+            taps = g.KernelH * g.KernelW;
+            channelGroups = (g.InChannels + group - 1) / group;
+            kp = taps * channelGroups * group;
+        }
+        int Column(int k) => conv is null ? k : (k % taps * channelGroups + k / taps / group) * group + k / taps % group;
         int mp = (rows + SpikeGemm.Mr - 1) / SpikeGemm.Mr * SpikeGemm.Mr;
         var narrow = wide ? null : new sbyte[(long)mp * kp];
         var wideData = wide ? new short[(long)mp * kp] : null;
@@ -79,8 +90,8 @@ internal sealed class IntMatrix
                 {
                     int v = tile[r * cols + k];
                     if (v < min || v > max) throw new ArgumentException($"value {v} outside the declared range [{min}, {max}]");
-                    if (wide) wideData![(long)(r0 + r) * kp + k] = (short)v;
-                    else narrow![(long)(r0 + r) * kp + k] = (sbyte)v;
+                    if (wide) wideData![(long)(r0 + r) * kp + Column(k)] = (short)v;
+                    else narrow![(long)(r0 + r) * kp + Column(k)] = (sbyte)v;
                 }
             }
         }
@@ -91,32 +102,38 @@ internal sealed class IntMatrix
         return new IntMatrix(rows, cols, narrow, wideData, kp);
     }
 
-    public static IntMatrix FromValues(ReadOnlySpan<int> values, int rows, int cols)
+    public static IntMatrix FromValues(ReadOnlySpan<int> values, int rows, int cols, ConvGeometry? conv = null)
     {
         int min = 0, max = 0;
         foreach (int v in values) { min = Math.Min(min, v); max = Math.Max(max, v); }
         var copy = values.ToArray();
-        return Create(rows, cols, min, max, (r0, n, dst) => copy.AsSpan(r0 * cols, n * cols).CopyTo(dst));
+        return Create(rows, cols, min, max, (r0, n, dst) => copy.AsSpan(r0 * cols, n * cols).CopyTo(dst), conv);
     }
 }
 
 /// <summary>
 /// Exact integer GEMM for spike inputs: C[M, N] (int32) = A[M, K] · B[K, N], A signed 8- or 16-bit integer weights
 /// (<see cref="IntMatrix"/>), B non-negative activations (spikes, 0 or 1; any value up to 127 is exact) packed by lane groups:
-/// 8-bit A takes B as bytes [Kp/4][Np][4], 16-bit A takes B as shorts [Kp/2][Np][2] (<see cref="PackedSpikes"/>), so one
-/// 32-bit lane holds the group's K values of one column. Every path sums in int32 and gives identical results (no overflow
+/// one 32-bit word holds a group's K values of one column (4 bytes for 8-bit A, 2 shorts for 16-bit A), and words are
+/// stored in panels of <see cref="Panel"/> columns: word (g, n) at ((n / Panel)·groups + g)·Panel + n % Panel, so a
+/// micro-kernel streams its B panel contiguously. Every path sums in int32 and gives identical results (no overflow
 /// for |A| ≤ 32767 and K · 127 · 32767 &lt; 2^31).
 /// </summary>
 internal static unsafe class SpikeGemm
 {
     /// <summary>Rows per micro-tile.</summary>
     public const int Mr = 4;
-    /// <summary>Columns are padded to a multiple of this (the widest tile: two 512-bit vectors of int32).</summary>
-    public const int ColumnAlign = 32;
+    /// <summary>Columns per B panel; columns are padded to a multiple of it (the widest tile: two 512-bit vectors of int32).</summary>
+    public const int Panel = 32;
+    public const int ColumnAlign = Panel;
     /// <summary>Lane groups per K block (keeps a B micro-panel in L1).</summary>
     private const int KcGroups = 256;
     /// <summary>Columns per parallel work item.</summary>
     private const int NcColumns = 256;
+
+    /// <summary>Offset of word (g, n) in a B of <paramref name="groups"/> lane groups.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static long WordOffset(int g, int n, int groups) => ((long)(n / Panel) * groups + g) * Panel + n % Panel;
 
     public static readonly IntIsa Best =
         AvxVnni.IsSupported ? IntIsa.Vnni256 :
@@ -137,8 +154,8 @@ internal static unsafe class SpikeGemm
 
     private static int Nr(IntIsa isa) => isa switch
     {
-        IntIsa.Vector512 => 32,
-        IntIsa.Vector256 or IntIsa.Vnni256 => 16,
+        IntIsa.Vector512 or IntIsa.Vnni256 => 32,
+        IntIsa.Vector256 => 16,
         IntIsa.Vector128 or IntIsa.Vnni128 => 8,
         _ => 4,
     };
@@ -171,10 +188,10 @@ internal static unsafe class SpikeGemm
                     {
                         int* ct = (int*)pc + (long)m * columns + n;
                         if (a.IsWide)
-                            Tile16((short*)pa + (long)m * a.PaddedCols, a.PaddedCols, (int*)pb, columns, n, g0, g1, ct, columns, isa,
+                            Tile16((short*)pa + (long)m * a.PaddedCols, a.PaddedCols, (int*)pb, groups, n, g0, g1, ct, columns, isa,
                                 (byte*)pm, blocks, blk);
                         else
-                            Tile8((sbyte*)pa + (long)m * a.PaddedCols, a.PaddedCols, (int*)pb, columns, n, g0, g1, ct, columns, isa,
+                            Tile8((sbyte*)pa + (long)m * a.PaddedCols, a.PaddedCols, (int*)pb, groups, n, g0, g1, ct, columns, isa,
                                 (byte*)pm, blocks, blk);
                     }
                 }
@@ -183,65 +200,72 @@ internal static unsafe class SpikeGemm
         }
     }
 
-    // B lane groups are 32-bit words: word (g, n) = B + g·columns + n.
-    private static void Tile8(sbyte* a, int lda, int* b, int columns, int n, int g0, int g1, int* c, int ldc, IntIsa isa,
+    private static void Tile8(sbyte* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, IntIsa isa,
         byte* mask, int blocks, int blk)
     {
         switch (isa)
         {
-            case IntIsa.Vnni256: Vnni8x256(a, lda, b, columns, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            case IntIsa.Vnni128: Vnni8x128(a, lda, b, columns, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            case IntIsa.Vector512: G8x512(a, lda, b, columns, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            case IntIsa.Vector256: G8x256(a, lda, b, columns, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            case IntIsa.Vector128: G8x128(a, lda, b, columns, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            default: Scalar(a, null, lda, b, columns, n, 4, g0, g1, c, ldc, mask, blocks, blk); break;
+            case IntIsa.Vnni256: Vnni8x256(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
+            case IntIsa.Vnni128: Vnni8x128(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
+            case IntIsa.Vector512: G8x512(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
+            case IntIsa.Vector256: G8x256(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
+            case IntIsa.Vector128: G8x128(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
+            default: Scalar(a, null, lda, b, groups, n, 4, g0, g1, c, ldc, mask, blocks, blk); break;
         }
     }
 
-    private static void Tile16(short* a, int lda, int* b, int columns, int n, int g0, int g1, int* c, int ldc, IntIsa isa,
+    private static void Tile16(short* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, IntIsa isa,
         byte* mask, int blocks, int blk)
     {
         switch (isa)
         {
-            case IntIsa.Vnni256: Vnni16x256(a, lda, b, columns, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            case IntIsa.Vnni128: Vnni16x128(a, lda, b, columns, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            case IntIsa.Vector512: G16x512(a, lda, b, columns, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            case IntIsa.Vector256: G16x256(a, lda, b, columns, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            case IntIsa.Vector128: G16x128(a, lda, b, columns, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            default: Scalar(null, a, lda, b, columns, n, 2, g0, g1, c, ldc, mask, blocks, blk); break;
+            case IntIsa.Vnni256: Vnni16x256(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
+            case IntIsa.Vnni128: Vnni16x128(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
+            case IntIsa.Vector512: G16x512(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
+            case IntIsa.Vector256: G16x256(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
+            case IntIsa.Vector128: G16x128(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
+            default: Scalar(null, a, lda, b, groups, n, 2, g0, g1, c, ldc, mask, blocks, blk); break;
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool Skip(byte* mask, int blocks, int blk, int g) => mask != null && mask[(long)g * blocks + blk] == 0;
 
-    private static void Vnni8x256(sbyte* a, int lda, int* b, int columns, int n, int g0, int g1, int* c, int ldc,
+    // 4 rows × 32 columns (four vectors, 16 accumulators): per lane group 4 B loads, 4 broadcasts, 16 vpdpbusd.
+    private static void Vnni8x256(sbyte* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc,
         byte* mask, int blocks, int blk)
     {
-        var c00 = Vector256.Load(c); var c01 = Vector256.Load(c + 8);
-        var c10 = Vector256.Load(c + ldc); var c11 = Vector256.Load(c + ldc + 8);
-        var c20 = Vector256.Load(c + 2 * ldc); var c21 = Vector256.Load(c + 2 * ldc + 8);
-        var c30 = Vector256.Load(c + 3 * ldc); var c31 = Vector256.Load(c + 3 * ldc + 8);
+        var c00 = Vector256.Load(c); var c01 = Vector256.Load(c + 8); var c02 = Vector256.Load(c + 16); var c03 = Vector256.Load(c + 24);
+        int* r1 = c + ldc, r2 = c + 2 * ldc, r3 = c + 3 * ldc;
+        var c10 = Vector256.Load(r1); var c11 = Vector256.Load(r1 + 8); var c12 = Vector256.Load(r1 + 16); var c13 = Vector256.Load(r1 + 24);
+        var c20 = Vector256.Load(r2); var c21 = Vector256.Load(r2 + 8); var c22 = Vector256.Load(r2 + 16); var c23 = Vector256.Load(r2 + 24);
+        var c30 = Vector256.Load(r3); var c31 = Vector256.Load(r3 + 8); var c32 = Vector256.Load(r3 + 16); var c33 = Vector256.Load(r3 + 24);
+        int* panel = b + (long)(n / Panel) * groups * Panel;
         for (int g = g0; g < g1; g++)
         {
             if (Skip(mask, blocks, blk, g)) continue;
-            int* bp = b + (long)g * columns + n;
-            var b0 = Vector256.Load((byte*)bp);
-            var b1 = Vector256.Load((byte*)(bp + 8));
+            byte* bp = (byte*)(panel + (long)g * Panel);
+            var b0 = Vector256.Load(bp); var b1 = Vector256.Load(bp + 32); var b2 = Vector256.Load(bp + 64); var b3 = Vector256.Load(bp + 96);
             var a0 = Vector256.Create(*(int*)(a + 4 * g)).AsSByte();
             c00 = AvxVnni.MultiplyWideningAndAdd(c00, b0, a0); c01 = AvxVnni.MultiplyWideningAndAdd(c01, b1, a0);
+            c02 = AvxVnni.MultiplyWideningAndAdd(c02, b2, a0); c03 = AvxVnni.MultiplyWideningAndAdd(c03, b3, a0);
             var a1 = Vector256.Create(*(int*)(a + lda + 4 * g)).AsSByte();
             c10 = AvxVnni.MultiplyWideningAndAdd(c10, b0, a1); c11 = AvxVnni.MultiplyWideningAndAdd(c11, b1, a1);
+            c12 = AvxVnni.MultiplyWideningAndAdd(c12, b2, a1); c13 = AvxVnni.MultiplyWideningAndAdd(c13, b3, a1);
             var a2 = Vector256.Create(*(int*)(a + 2 * lda + 4 * g)).AsSByte();
             c20 = AvxVnni.MultiplyWideningAndAdd(c20, b0, a2); c21 = AvxVnni.MultiplyWideningAndAdd(c21, b1, a2);
+            c22 = AvxVnni.MultiplyWideningAndAdd(c22, b2, a2); c23 = AvxVnni.MultiplyWideningAndAdd(c23, b3, a2);
             var a3 = Vector256.Create(*(int*)(a + 3 * lda + 4 * g)).AsSByte();
             c30 = AvxVnni.MultiplyWideningAndAdd(c30, b0, a3); c31 = AvxVnni.MultiplyWideningAndAdd(c31, b1, a3);
+            c32 = AvxVnni.MultiplyWideningAndAdd(c32, b2, a3); c33 = AvxVnni.MultiplyWideningAndAdd(c33, b3, a3);
         }
-        c00.Store(c); c01.Store(c + 8); c10.Store(c + ldc); c11.Store(c + ldc + 8);
-        c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 8); c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 8);
+        c00.Store(c); c01.Store(c + 8); c02.Store(c + 16); c03.Store(c + 24);
+        c10.Store(r1); c11.Store(r1 + 8); c12.Store(r1 + 16); c13.Store(r1 + 24);
+        c20.Store(r2); c21.Store(r2 + 8); c22.Store(r2 + 16); c23.Store(r2 + 24);
+        c30.Store(r3); c31.Store(r3 + 8); c32.Store(r3 + 16); c33.Store(r3 + 24);
     }
 
-    private static void Vnni8x128(sbyte* a, int lda, int* b, int columns, int n, int g0, int g1, int* c, int ldc,
+    private static void Vnni8x128(sbyte* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc,
         byte* mask, int blocks, int blk)
     {
         for (int r = 0; r < Mr; r++)
@@ -251,7 +275,7 @@ internal static unsafe class SpikeGemm
             for (int g = g0; g < g1; g++)
             {
                 if (Skip(mask, blocks, blk, g)) continue;
-                int* bp = b + (long)g * columns + n;
+                int* bp = b + WordOffset(g, n, groups);
                 var av = Vector128.Create(*(int*)(ar + 4 * g)).AsSByte();
                 c0 = AvxVnni.MultiplyWideningAndAdd(c0, Vector128.Load((byte*)bp), av);
                 c1 = AvxVnni.MultiplyWideningAndAdd(c1, Vector128.Load((byte*)(bp + 4)), av);
@@ -260,33 +284,41 @@ internal static unsafe class SpikeGemm
         }
     }
 
-    private static void Vnni16x256(short* a, int lda, int* b, int columns, int n, int g0, int g1, int* c, int ldc,
+    // 4 rows × 32 columns (four vectors, 16 accumulators): per lane group 4 B loads, 4 broadcasts, 16 vpdpwssd.
+    private static void Vnni16x256(short* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc,
         byte* mask, int blocks, int blk)
     {
-        var c00 = Vector256.Load(c); var c01 = Vector256.Load(c + 8);
-        var c10 = Vector256.Load(c + ldc); var c11 = Vector256.Load(c + ldc + 8);
-        var c20 = Vector256.Load(c + 2 * ldc); var c21 = Vector256.Load(c + 2 * ldc + 8);
-        var c30 = Vector256.Load(c + 3 * ldc); var c31 = Vector256.Load(c + 3 * ldc + 8);
+        var c00 = Vector256.Load(c); var c01 = Vector256.Load(c + 8); var c02 = Vector256.Load(c + 16); var c03 = Vector256.Load(c + 24);
+        int* r1 = c + ldc, r2 = c + 2 * ldc, r3 = c + 3 * ldc;
+        var c10 = Vector256.Load(r1); var c11 = Vector256.Load(r1 + 8); var c12 = Vector256.Load(r1 + 16); var c13 = Vector256.Load(r1 + 24);
+        var c20 = Vector256.Load(r2); var c21 = Vector256.Load(r2 + 8); var c22 = Vector256.Load(r2 + 16); var c23 = Vector256.Load(r2 + 24);
+        var c30 = Vector256.Load(r3); var c31 = Vector256.Load(r3 + 8); var c32 = Vector256.Load(r3 + 16); var c33 = Vector256.Load(r3 + 24);
+        int* panel = b + (long)(n / Panel) * groups * Panel;
         for (int g = g0; g < g1; g++)
         {
             if (Skip(mask, blocks, blk, g)) continue;
-            int* bp = b + (long)g * columns + n;
-            var b0 = Vector256.Load((short*)bp);
-            var b1 = Vector256.Load((short*)(bp + 8));
+            short* bp = (short*)(panel + (long)g * Panel);
+            var b0 = Vector256.Load(bp); var b1 = Vector256.Load(bp + 16); var b2 = Vector256.Load(bp + 32); var b3 = Vector256.Load(bp + 48);
             var a0 = Vector256.Create(*(int*)(a + 2 * g)).AsInt16();
             c00 = AvxVnni.MultiplyWideningAndAdd(c00, b0, a0); c01 = AvxVnni.MultiplyWideningAndAdd(c01, b1, a0);
+            c02 = AvxVnni.MultiplyWideningAndAdd(c02, b2, a0); c03 = AvxVnni.MultiplyWideningAndAdd(c03, b3, a0);
             var a1 = Vector256.Create(*(int*)(a + lda + 2 * g)).AsInt16();
             c10 = AvxVnni.MultiplyWideningAndAdd(c10, b0, a1); c11 = AvxVnni.MultiplyWideningAndAdd(c11, b1, a1);
+            c12 = AvxVnni.MultiplyWideningAndAdd(c12, b2, a1); c13 = AvxVnni.MultiplyWideningAndAdd(c13, b3, a1);
             var a2 = Vector256.Create(*(int*)(a + 2 * lda + 2 * g)).AsInt16();
             c20 = AvxVnni.MultiplyWideningAndAdd(c20, b0, a2); c21 = AvxVnni.MultiplyWideningAndAdd(c21, b1, a2);
+            c22 = AvxVnni.MultiplyWideningAndAdd(c22, b2, a2); c23 = AvxVnni.MultiplyWideningAndAdd(c23, b3, a2);
             var a3 = Vector256.Create(*(int*)(a + 3 * lda + 2 * g)).AsInt16();
             c30 = AvxVnni.MultiplyWideningAndAdd(c30, b0, a3); c31 = AvxVnni.MultiplyWideningAndAdd(c31, b1, a3);
+            c32 = AvxVnni.MultiplyWideningAndAdd(c32, b2, a3); c33 = AvxVnni.MultiplyWideningAndAdd(c33, b3, a3);
         }
-        c00.Store(c); c01.Store(c + 8); c10.Store(c + ldc); c11.Store(c + ldc + 8);
-        c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 8); c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 8);
+        c00.Store(c); c01.Store(c + 8); c02.Store(c + 16); c03.Store(c + 24);
+        c10.Store(r1); c11.Store(r1 + 8); c12.Store(r1 + 16); c13.Store(r1 + 24);
+        c20.Store(r2); c21.Store(r2 + 8); c22.Store(r2 + 16); c23.Store(r2 + 24);
+        c30.Store(r3); c31.Store(r3 + 8); c32.Store(r3 + 16); c33.Store(r3 + 24);
     }
 
-    private static void Vnni16x128(short* a, int lda, int* b, int columns, int n, int g0, int g1, int* c, int ldc,
+    private static void Vnni16x128(short* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc,
         byte* mask, int blocks, int blk)
     {
         for (int r = 0; r < Mr; r++)
@@ -296,7 +328,7 @@ internal static unsafe class SpikeGemm
             for (int g = g0; g < g1; g++)
             {
                 if (Skip(mask, blocks, blk, g)) continue;
-                int* bp = b + (long)g * columns + n;
+                int* bp = b + WordOffset(g, n, groups);
                 var av = Vector128.Create(*(int*)(ar + 2 * g)).AsInt16();
                 c0 = AvxVnni.MultiplyWideningAndAdd(c0, Vector128.Load((short*)bp), av);
                 c1 = AvxVnni.MultiplyWideningAndAdd(c1, Vector128.Load((short*)(bp + 4)), av);
@@ -307,7 +339,7 @@ internal static unsafe class SpikeGemm
 
     // Portable paths: each 32-bit lane of B holds one column's group; fields are unpacked by shift and mask and
     // multiplied in int32 (ARM64 and x86 without VNNI).
-    private static void G8x512(sbyte* a, int lda, int* b, int columns, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
+    private static void G8x512(sbyte* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
     {
         var ff = Vector512.Create(0xFF);
         for (int r = 0; r < Mr; r++)
@@ -317,7 +349,7 @@ internal static unsafe class SpikeGemm
             for (int g = g0; g < g1; g++)
             {
                 if (Skip(mask, blocks, blk, g)) continue;
-                int* bp = b + (long)g * columns + n;
+                int* bp = b + WordOffset(g, n, groups);
                 var x0 = Vector512.Load(bp); var x1 = Vector512.Load(bp + 16);
                 sbyte* w = ar + 4 * g;
                 for (int j = 0; j < 4; j++)
@@ -331,7 +363,7 @@ internal static unsafe class SpikeGemm
         }
     }
 
-    private static void G8x256(sbyte* a, int lda, int* b, int columns, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
+    private static void G8x256(sbyte* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
     {
         var ff = Vector256.Create(0xFF);
         for (int r = 0; r < Mr; r++)
@@ -341,7 +373,7 @@ internal static unsafe class SpikeGemm
             for (int g = g0; g < g1; g++)
             {
                 if (Skip(mask, blocks, blk, g)) continue;
-                int* bp = b + (long)g * columns + n;
+                int* bp = b + WordOffset(g, n, groups);
                 var x0 = Vector256.Load(bp); var x1 = Vector256.Load(bp + 8);
                 sbyte* w = ar + 4 * g;
                 for (int j = 0; j < 4; j++)
@@ -355,7 +387,7 @@ internal static unsafe class SpikeGemm
         }
     }
 
-    private static void G8x128(sbyte* a, int lda, int* b, int columns, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
+    private static void G8x128(sbyte* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
     {
         var ff = Vector128.Create(0xFF);
         for (int r = 0; r < Mr; r++)
@@ -365,7 +397,7 @@ internal static unsafe class SpikeGemm
             for (int g = g0; g < g1; g++)
             {
                 if (Skip(mask, blocks, blk, g)) continue;
-                int* bp = b + (long)g * columns + n;
+                int* bp = b + WordOffset(g, n, groups);
                 var x0 = Vector128.Load(bp); var x1 = Vector128.Load(bp + 4);
                 sbyte* w = ar + 4 * g;
                 for (int j = 0; j < 4; j++)
@@ -379,7 +411,7 @@ internal static unsafe class SpikeGemm
         }
     }
 
-    private static void G16x512(short* a, int lda, int* b, int columns, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
+    private static void G16x512(short* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
     {
         for (int r = 0; r < Mr; r++)
         {
@@ -388,7 +420,7 @@ internal static unsafe class SpikeGemm
             for (int g = g0; g < g1; g++)
             {
                 if (Skip(mask, blocks, blk, g)) continue;
-                int* bp = b + (long)g * columns + n;
+                int* bp = b + WordOffset(g, n, groups);
                 var x0 = Vector512.Load(bp); var x1 = Vector512.Load(bp + 16);
                 var w0 = Vector512.Create((int)ar[2 * g]); var w1 = Vector512.Create((int)ar[2 * g + 1]);
                 c0 += ((x0 << 16) >> 16) * w0 + (x0 >> 16) * w1;
@@ -398,7 +430,7 @@ internal static unsafe class SpikeGemm
         }
     }
 
-    private static void G16x256(short* a, int lda, int* b, int columns, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
+    private static void G16x256(short* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
     {
         for (int r = 0; r < Mr; r++)
         {
@@ -407,7 +439,7 @@ internal static unsafe class SpikeGemm
             for (int g = g0; g < g1; g++)
             {
                 if (Skip(mask, blocks, blk, g)) continue;
-                int* bp = b + (long)g * columns + n;
+                int* bp = b + WordOffset(g, n, groups);
                 var x0 = Vector256.Load(bp); var x1 = Vector256.Load(bp + 8);
                 var w0 = Vector256.Create((int)ar[2 * g]); var w1 = Vector256.Create((int)ar[2 * g + 1]);
                 c0 += ((x0 << 16) >> 16) * w0 + (x0 >> 16) * w1;
@@ -417,7 +449,7 @@ internal static unsafe class SpikeGemm
         }
     }
 
-    private static void G16x128(short* a, int lda, int* b, int columns, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
+    private static void G16x128(short* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
     {
         for (int r = 0; r < Mr; r++)
         {
@@ -426,7 +458,7 @@ internal static unsafe class SpikeGemm
             for (int g = g0; g < g1; g++)
             {
                 if (Skip(mask, blocks, blk, g)) continue;
-                int* bp = b + (long)g * columns + n;
+                int* bp = b + WordOffset(g, n, groups);
                 var x0 = Vector128.Load(bp); var x1 = Vector128.Load(bp + 4);
                 var w0 = Vector128.Create((int)ar[2 * g]); var w1 = Vector128.Create((int)ar[2 * g + 1]);
                 c0 += ((x0 << 16) >> 16) * w0 + (x0 >> 16) * w1;
@@ -436,7 +468,7 @@ internal static unsafe class SpikeGemm
         }
     }
 
-    private static void Scalar(sbyte* a8, short* a16, int lda, int* b, int columns, int n, int group, int g0, int g1, int* c, int ldc,
+    private static void Scalar(sbyte* a8, short* a16, int lda, int* b, int groups, int n, int group, int g0, int g1, int* c, int ldc,
         byte* mask, int blocks, int blk)
     {
         for (int r = 0; r < Mr; r++)
@@ -446,7 +478,7 @@ internal static unsafe class SpikeGemm
             for (int g = g0; g < g1; g++)
             {
                 if (Skip(mask, blocks, blk, g)) continue;
-                int word = b[(long)g * columns + n + j];
+                int word = b[WordOffset(g, n + j, groups)];
                 for (int e = 0; e < group; e++)
                 {
                     int x = group == 4 ? (word >>> (8 * e)) & 0xFF : (short)(word >>> (16 * e));
@@ -465,13 +497,15 @@ internal static unsafe class SpikeGemm
     public static void BuildMask(int* b, int groups, int columns, byte* mask)
     {
         int blocks = MaskBlocks(columns);
-        for (int g = 0; g < groups; g++)
+        for (int blk = 0; blk < blocks; blk++)
         {
-            int* row = b + (long)g * columns;
-            for (int blk = 0; blk < blocks; blk++)
+            int p0 = blk * NcColumns / Panel, p1 = Math.Min(columns, (blk + 1) * NcColumns) / Panel;
+            for (int g = 0; g < groups; g++)
             {
-                int n0 = blk * NcColumns, n1 = Math.Min(columns, n0 + NcColumns);
-                mask[(long)g * blocks + blk] = new ReadOnlySpan<int>(row + n0, n1 - n0).ContainsAnyExcept(0) ? (byte)1 : (byte)0;
+                bool any = false;
+                for (int p = p0; p < p1 && !any; p++)
+                    any = new ReadOnlySpan<int>(b + ((long)p * groups + g) * Panel, Panel).ContainsAnyExcept(0);
+                mask[(long)g * blocks + blk] = any ? (byte)1 : (byte)0;
             }
         }
     }

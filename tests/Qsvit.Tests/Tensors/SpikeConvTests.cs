@@ -47,14 +47,14 @@ public unsafe class SpikeConvTests
             for (int i = 0; i < wts.Length; i++) wts[i] = rng.Next(lo, hi + 1);
             wts[0] = lo; // the extremes are exact too
             wts[^1] = hi;
-            var matrix = IntMatrix.FromValues(wts, s.Cout, g.WeightLength / s.Cout);
+            var matrix = IntMatrix.FromValues(wts, s.Cout, g.WeightLength / s.Cout, g);
             Assert.Equal(s.Bits > 8, matrix.IsWide);
             var scales = Enumerable.Range(0, s.Cout).Select(i => 1f).ToArray();
             var weights = new SpikeConvWeights(g, matrix, scales);
             var y = new float[s.F * s.Cout * g.OutH(s.H) * g.OutW(s.W)];
             SpikeConv.SkipZeroBlocks = skip;
             try { SpikeConv.Forward(x, s.F, s.H, s.W, weights, [], y, isa, threads); }
-            finally { SpikeConv.SkipZeroBlocks = true; }
+            finally { SpikeConv.SkipZeroBlocks = false; }
             var expected = NaiveAccumulate(x, s.F, s.H, s.W, g, wts);
             for (int i = 0; i < y.Length; i++)
                 if ((long)y[i] != expected[i] || y[i] != (float)expected[i])
@@ -68,7 +68,7 @@ public unsafe class SpikeConvTests
         var g = new ConvGeometry(4, 3, 1, 1);
         var x = new float[] { 1, 0, 1, 1, 0, 1, 1, 0 }; // 2 positions: x[c, p]
         var w = new[] { 1, 2, 3, 4, -5, 6, -7, 8, 127, -128, 0, 1 };
-        var weights = new SpikeConvWeights(g, IntMatrix.FromValues(w, 3, 4), [0.5f, 0.25f, 0.1f]);
+        var weights = new SpikeConvWeights(g, IntMatrix.FromValues(w, 3, 4, g), [0.5f, 0.25f, 0.1f]);
         var y = new float[6];
         SpikeConv.Forward(x, 1, 1, 2, weights, [1f, 2f, 3f], y, SpikeGemm.Best, 1);
         var acc = NaiveAccumulate(x, 1, 1, 2, g, w);

@@ -10,5 +10,6 @@ var root = new RootCommand("qsvit: run, quantize and search mixed-precision sett
     SensitivityCommand.Create(),
     SearchCommand.Create(),
     ApplyCommand.Create(),
+    ExportCommand.Create(),
 };
 return Cli.Run(root, args);

@@ -32,87 +32,109 @@ internal static unsafe class SpikeConv
         if (input.Length < (long)frames * g.InChannels * height * width) throw new ArgumentException("input too short", nameof(input));
         if (output.Length < (long)frames * g.OutChannels * spatial) throw new ArgumentException("output too short", nameof(output));
         if (n > int.MaxValue / 4) throw new QsvitException($"{n} output positions are too many for one call; use a smaller batch");
-        int columns = SpikeGemm.PaddedColumns((int)n);
         var m = w.Matrix;
-        int groups = m.PaddedCols / m.Group;
-        long bWords = (long)groups * columns, cInts = (long)m.PaddedRows * columns;
-        int maskBytes = groups * SpikeGemm.MaskBlocks(columns);
-        var bBuf = Scratch(ref t_b, bWords);
-        var cBuf = Scratch(ref t_c, cInts);
-        var maskBuf = Scratch(ref t_mask, maskBytes);
+        int groups = m.PaddedCols / m.Group, total = (int)n;
+        // im2col B is bounded: columns are processed in chunks of whole blocks, at most ChunkBytes of B each.
+        int chunk = (int)Math.Min(Math.Max(ChunkBytes / (4L * groups) / SpikeGemm.BlockColumns * SpikeGemm.BlockColumns, SpikeGemm.BlockColumns),
+            SpikeGemm.PaddedColumns(total));
+        var bBuf = Scratch(ref t_b, (long)groups * chunk);
+        var maskBuf = Scratch(ref t_mask, groups * SpikeGemm.MaskBlocks(chunk));
+        int cg = (g.InChannels + m.Group - 1) / m.Group;
+        var words = Scratch(ref t_words, (long)frames * cg * height * width);
+        fixed (float* px = input)
+        fixed (int* pb = bBuf, pw = words)
+        fixed (byte* pm = maskBuf)
+        fixed (float* po = output, pbias = bias)
         {
-            fixed (float* px = input)
-            fixed (int* pb = bBuf, pc = cBuf)
-            fixed (byte* pm = maskBuf)
-            fixed (float* po = output, pbias = bias)
+            Interleave(px, frames, g.InChannels, height * width, m.Group, pw, threads);
+            var scales = w.Scales;
+            int outChannels = g.OutChannels;
+            nint o = (nint)po, bi = bias.IsEmpty ? 0 : (nint)pbias;
+            for (int start = 0; start < total; start += chunk)
             {
-                Gather(px, frames, height, width, g, m.Group, pb, columns, threads);
+                int count = Math.Min(chunk, total - start), columns = SpikeGemm.PaddedColumns(count), first = start;
+                Gather(pw, frames, height, width, g, m.Group, pb, start, count, columns, threads);
                 bool skip = SkipZeroBlocks;
                 if (skip) SpikeGemm.BuildMask(pb, groups, columns, pm);
-                SpikeGemm.Multiply(m, pb, columns, pc, isa, threads, skip ? pm : null);
-                Scale(pc, columns, w.Scales, bias.IsEmpty ? null : pbias, g.OutChannels, frames, spatial, po, threads);
+                // y = fma(acc, scale[oc], bias[oc]) per output, written to [frame, oc, spatial] run by run.
+                SpikeGemm.Multiply(m, pb, columns, (n0, n1, tile) =>
+                {
+                    n1 = Math.Min(n1, count);
+                    for (int oc = 0; oc < outChannels; oc++)
+                    {
+                        float s = scales[oc], bb = bi == 0 ? 0f : ((float*)bi)[oc];
+                        int* row = tile + oc * SpikeGemm.BlockColumns - n0;
+                        for (int nn = n0; nn < n1; )
+                        {
+                            int at = first + nn, f = at / spatial, p = at % spatial, run = Math.Min(n1 - nn, spatial - p);
+                            float* dst = (float*)o + ((long)f * outChannels + oc) * spatial + p;
+                            int* src = row + nn;
+                            if (bi != 0) for (int j = 0; j < run; j++) dst[j] = MathF.FusedMultiplyAdd(src[j], s, bb);
+                            else for (int j = 0; j < run; j++) dst[j] = src[j] * s;
+                            nn += run;
+                        }
+                    }
+                }, isa, threads, skip ? pm : null);
             }
         }
     }
 
+    /// <summary>Bound on one chunk's im2col buffer (at least one block of columns is gathered at a time).</summary>
+    internal static long ChunkBytes { get; set; } = 4 << 20;
+
+    /// <summary>Spikes [frames, C, plane] (0/1 floats) into words [frames, C / group, plane]: field e of a word is channel group·c + e.</summary>
+    private static void Interleave(float* x, int frames, int channels, int plane, int group, int* words, int threads)
+    {
+        int cg = (channels + group - 1) / group;
+        nint px = (nint)x, pw = (nint)words;
+        Compute.For(frames * cg, threads, fc =>
+        {
+            int f = fc / cg, c0 = fc % cg * group;
+            int* dst = (int*)pw + (long)fc * plane;
+            new Span<int>(dst, plane).Clear();
+            for (int e = 0; e < group && c0 + e < channels; e++)
+            {
+                float* src = (float*)px + ((long)f * channels + c0 + e) * plane;
+                int shift = e * (32 / group);
+                for (int i = 0; i < plane; i++) dst[i] |= (int)src[i] << shift;
+            }
+        });
+    }
+
     /// <summary>
-    /// im2col of spikes into lane groups. K runs over (tap, channel) with channels padded to whole groups (the column order
-    /// of a conv <see cref="IntMatrix"/>), so lane group (tap, c / group) of column n = (frame, oy, ox) is one word of the
-    /// channel-interleaved input at the tapped position: the spikes are first interleaved into words
-    /// [frames, C / group, H, W] (byte or short fields), then whole rows of words are copied per tap.
+    /// im2col of interleaved spike words (see <see cref="Interleave"/>) for output positions [start, start + count) into B
+    /// (<paramref name="columns"/> ≥ count, the rest zero). K runs over (tap, channel group) — the column order of a conv
+    /// <see cref="IntMatrix"/> — so lane group (tap, c) of output position (frame, oy, ox) is the word of channel group c
+    /// at the tapped input position: rows of words are copied per tap.
     /// </summary>
-    internal static void Gather(float* x, int frames, int h, int w, ConvGeometry g, int group, int* b, int columns, int threads)
+    internal static void Gather(int* words, int frames, int h, int w, ConvGeometry g, int group, int* b, int start, int count, int columns, int threads)
     {
         int oh = g.OutH(h), ow = g.OutW(w), spatial = oh * ow, taps = g.KernelH * g.KernelW;
         int cg = (g.InChannels + group - 1) / group, groups = taps * cg, plane = h * w;
-        var words = Scratch(ref t_words, (long)frames * cg * plane);
-        nint px = (nint)x, pb = (nint)b;
-        fixed (int* pwords = words)
+        nint pw = (nint)words, pb = (nint)b;
+        Compute.For(groups, threads, gi =>
         {
-            nint pw = (nint)pwords;
-            Compute.For(frames * cg, threads, fc =>
+            int tap = gi / cg, c = gi % cg, ky = tap / g.KernelW, kx = tap % g.KernelW;
+            for (int nn = 0; nn < count; )
             {
-                int f = fc / cg, c0 = fc % cg * group;
-                int* dst = (int*)pw + (long)fc * plane;
-                new Span<int>(dst, plane).Clear();
-                for (int e = 0; e < group && c0 + e < g.InChannels; e++)
+                int at = start + nn, f = at / spatial, p = at % spatial, oy = p / ow, ox = p % ow;
+                // Up to the end of the output row and the next panel boundary: one contiguous run of words in B.
+                int run = Math.Min(Math.Min(ow - ox, count - nn), SpikeGemm.Panel - nn % SpikeGemm.Panel);
+                int iy = oy * g.StrideH - g.PadH + ky;
+                int* row = (uint)iy < (uint)h ? (int*)pw + ((long)f * cg + c) * plane + (long)iy * w : null;
+                int* dst = (int*)pb + SpikeGemm.WordOffset(gi, nn, groups);
+                for (int j = 0; j < run; j++)
                 {
-                    float* src = (float*)px + ((long)f * g.InChannels + c0 + e) * plane;
-                    int shift = e * (32 / group);
-                    for (int i = 0; i < plane; i++) dst[i] |= (int)src[i] << shift;
+                    int ix = (ox + j) * g.StrideW - g.PadW + kx;
+                    dst[j] = row != null && (uint)ix < (uint)w ? row[ix] : 0;
                 }
-            });
-            int n = frames * spatial;
-            Compute.For(groups, threads, gi =>
-            {
-                int tap = gi / cg, c = gi % cg, ky = tap / g.KernelW, kx = tap % g.KernelW;
-                for (int f = 0; f < frames; f++)
-                {
-                    int* src = (int*)pw + ((long)f * cg + c) * plane;
-                    for (int oy = 0; oy < oh; oy++)
-                    {
-                        int iy = oy * g.StrideH - g.PadH + ky, n0 = f * spatial + oy * ow;
-                        int* row = (uint)iy < (uint)h ? src + (long)iy * w : null;
-                        for (int ox = 0; ox < ow; )
-                        {
-                            // Up to the next panel boundary: one contiguous run of words in B.
-                            int nn = n0 + ox, run = Math.Min(ow - ox, SpikeGemm.Panel - nn % SpikeGemm.Panel);
-                            int* dst = (int*)pb + SpikeGemm.WordOffset(gi, nn, groups);
-                            for (int j = 0; j < run; j++)
-                            {
-                                int ix = (ox + j) * g.StrideW - g.PadW + kx;
-                                dst[j] = row != null && (uint)ix < (uint)w ? row[ix] : 0;
-                            }
-                            ox += run;
-                        }
-                    }
-                }
-                for (int nn = n; nn < columns; nn++) ((int*)pb)[SpikeGemm.WordOffset(gi, nn, groups)] = 0;
-            });
-        }
+                nn += run;
+            }
+            for (int nn = count; nn < columns; nn++) ((int*)pb)[SpikeGemm.WordOffset(gi, nn, groups)] = 0;
+        });
     }
 
-    [ThreadStatic] private static int[]? t_words, t_b, t_c;
+    [ThreadStatic] private static int[]? t_words, t_b;
     [ThreadStatic] private static byte[]? t_mask;
 
     /// <summary>A per-thread scratch array of at least <paramref name="length"/> elements (grown, never shrunk): no allocation per call.</summary>
@@ -121,25 +143,5 @@ internal static unsafe class SpikeConv
         if (length > Array.MaxLength) throw new QsvitException($"a scratch buffer of {length:N0} elements exceeds .NET's array limit; use a smaller batch");
         if (slot is null || slot.Length < length) slot = GC.AllocateUninitializedArray<T>((int)length, pinned: true);
         return slot;
-    }
-
-    /// <summary>output[f, oc, p] = fma(C[oc, f·spatial + p], scale[oc], bias[oc]) (or C·scale without bias).</summary>
-    private static void Scale(int* c, int columns, float[] scales, float* bias, int outChannels, int frames, int spatial, float* o, int threads)
-    {
-        nint pc = (nint)c, po = (nint)o, pbias = (nint)bias;
-        Compute.For(outChannels, threads, oc =>
-        {
-            float s = scales[oc];
-            float bb = pbias == 0 ? 0f : ((float*)pbias)[oc];
-            bool hasBias = pbias != 0;
-            int* row = (int*)pc + (long)oc * columns;
-            for (int f = 0; f < frames; f++)
-            {
-                int* src = row + (long)f * spatial;
-                float* dst = (float*)po + ((long)f * outChannels + oc) * spatial;
-                if (hasBias) for (int p = 0; p < spatial; p++) dst[p] = MathF.FusedMultiplyAdd(src[p], s, bb);
-                else for (int p = 0; p < spatial; p++) dst[p] = src[p] * s;
-            }
-        });
     }
 }

@@ -160,12 +160,16 @@ internal static unsafe class SpikeGemm
         _ => 4,
     };
 
+    /// <summary>Receives one finished block of C: columns [n0, n1) as rows of <see cref="NcColumns"/> ints (row m at tile + m·NcColumns).</summary>
+    public delegate void BlockEpilogue(int n0, int n1, int* tile);
+
     /// <summary>
-    /// C = A · B over <paramref name="columns"/> (a multiple of <see cref="ColumnAlign"/>) columns of B. C is
-    /// [A.PaddedRows, columns] row-major. <paramref name="groupMask"/>, when given, holds one byte per (lane group,
-    /// column block of <see cref="NcColumns"/>): 0 where that part of B is all zeros, so it is skipped.
+    /// C = A · B over <paramref name="columns"/> (a multiple of <see cref="ColumnAlign"/>) columns of B, one block of
+    /// <see cref="NcColumns"/> columns at a time in a per-thread tile, each finished block handed to <paramref name="epilogue"/>
+    /// (so C never exists whole). <paramref name="groupMask"/>, when given, holds one byte per (lane group, column block):
+    /// 0 where that part of B is all zeros, so it is skipped.
     /// </summary>
-    public static void Multiply(IntMatrix a, void* b, int columns, int* c, IntIsa isa, int threads, byte* groupMask = null)
+    public static void Multiply(IntMatrix a, void* b, int columns, BlockEpilogue epilogue, IntIsa isa, int threads, byte* groupMask = null)
     {
         Debug.Assert(columns % ColumnAlign == 0);
         if (!IsSupported(isa)) throw new ArgumentException($"{isa} is not supported on this machine");
@@ -175,30 +179,41 @@ internal static unsafe class SpikeGemm
         fixed (sbyte* a8 = a.Narrow)
         fixed (short* a16 = a.Wide)
         {
-            nint pa = a.IsWide ? (nint)a16 : (nint)a8, pb = (nint)b, pc = (nint)c, pm = (nint)groupMask;
+            nint pa = a.IsWide ? (nint)a16 : (nint)a8, pb = (nint)b, pm = (nint)groupMask;
             void Block(int blk)
             {
                 int n0 = blk * NcColumns, n1 = Math.Min(columns, n0 + NcColumns);
-                for (int m = 0; m < a.PaddedRows; m++) new Span<int>((int*)pc + (long)m * columns + n0, n1 - n0).Clear();
-                for (int g0 = 0; g0 < groups; g0 += KcGroups)
+                if (t_tile is null || t_tile.Length < a.PaddedRows * NcColumns)
+                    t_tile = GC.AllocateUninitializedArray<int>(a.PaddedRows * NcColumns, pinned: true);
+                fixed (int* tile = t_tile)
                 {
-                    int g1 = Math.Min(groups, g0 + KcGroups);
-                    for (int m = 0; m < a.PaddedRows; m += Mr)
-                    for (int n = n0; n < n1; n += nr)
+                    new Span<int>(tile, a.PaddedRows * NcColumns).Clear();
+                    for (int g0 = 0; g0 < groups; g0 += KcGroups)
                     {
-                        int* ct = (int*)pc + (long)m * columns + n;
-                        if (a.IsWide)
-                            Tile16((short*)pa + (long)m * a.PaddedCols, a.PaddedCols, (int*)pb, groups, n, g0, g1, ct, columns, isa,
-                                (byte*)pm, blocks, blk);
-                        else
-                            Tile8((sbyte*)pa + (long)m * a.PaddedCols, a.PaddedCols, (int*)pb, groups, n, g0, g1, ct, columns, isa,
-                                (byte*)pm, blocks, blk);
+                        int g1 = Math.Min(groups, g0 + KcGroups);
+                        for (int m = 0; m < a.PaddedRows; m += Mr)
+                        for (int n = n0; n < n1; n += nr)
+                        {
+                            int* ct = tile + m * NcColumns + (n - n0);
+                            if (a.IsWide)
+                                Tile16((short*)pa + (long)m * a.PaddedCols, a.PaddedCols, (int*)pb, groups, n, g0, g1, ct, NcColumns, isa,
+                                    (byte*)pm, blocks, blk);
+                            else
+                                Tile8((sbyte*)pa + (long)m * a.PaddedCols, a.PaddedCols, (int*)pb, groups, n, g0, g1, ct, NcColumns, isa,
+                                    (byte*)pm, blocks, blk);
+                        }
                     }
+                    epilogue(n0, n1, tile);
                 }
             }
             Compute.For(blocks, threads, Block);
         }
     }
+
+    [ThreadStatic] private static int[]? t_tile;
+
+    /// <summary>Columns per block of C (the tile rows' stride).</summary>
+    public const int BlockColumns = NcColumns;
 
     private static void Tile8(sbyte* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, IntIsa isa,
         byte* mask, int blocks, int blk)

@@ -25,6 +25,7 @@ public unsafe class SpikeConvTests
         (1, 11, 13, 3, 10, 3, 2, 1, 16),
         (5, 3, 3, 130, 6, 1, 1, 0, 8),
         (1, 4, 4, 300, 3, 3, 1, 1, 8),   // K > one K block of lane groups
+        (3, 13, 11, 5, 4, 3, 1, 1, 8),   // 429 positions: several column blocks and chunks, chunks ending inside a frame
     ];
 
     [Theory]
@@ -36,6 +37,7 @@ public unsafe class SpikeConvTests
         foreach (var s in Shapes)
         foreach (int threads in new[] { 1, 2 })
         foreach (bool skip in new[] { false, true })
+        foreach (bool chunked in new[] { false, true })
         {
             var g = new ConvGeometry(s.Cin, s.Cout, s.K, s.K, s.S, s.S, s.P, s.P);
             // Sparse spikes, with some all-zero channels so that whole lane groups are skipped.
@@ -53,12 +55,13 @@ public unsafe class SpikeConvTests
             var weights = new SpikeConvWeights(g, matrix, scales);
             var y = new float[s.F * s.Cout * g.OutH(s.H) * g.OutW(s.W)];
             SpikeConv.SkipZeroBlocks = skip;
+            SpikeConv.ChunkBytes = chunked ? 1 : 4 << 20; // one block of columns per chunk
             try { SpikeConv.Forward(x, s.F, s.H, s.W, weights, [], y, isa, threads); }
-            finally { SpikeConv.SkipZeroBlocks = false; }
+            finally { SpikeConv.SkipZeroBlocks = false; SpikeConv.ChunkBytes = 4 << 20; }
             var expected = NaiveAccumulate(x, s.F, s.H, s.W, g, wts);
             for (int i = 0; i < y.Length; i++)
                 if ((long)y[i] != expected[i] || y[i] != (float)expected[i])
-                    Assert.Fail($"{isa} {threads}T skip={skip} shape {s}: element {i} is {y[i]}, expected {expected[i]}");
+                    Assert.Fail($"{isa} {threads}T skip={skip} chunked={chunked} shape {s}: element {i} is {y[i]}, expected {expected[i]}");
         }
     }
 

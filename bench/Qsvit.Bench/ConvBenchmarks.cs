@@ -66,11 +66,12 @@ public class ConvBenchmarks
     public int Threads { get; set; }
 
     private float[] _x = [], _w = [], _bias = [], _y = [];
+    private ComputeOptions _options = ComputeOptions.Default;
 
     [GlobalSetup]
     public void Setup()
     {
-        Compute.Threads = Threads;
+        _options = new ComputeOptions { Threads = Threads };
         var g = Shape.G;
         var rng = new Random(42);
         _x = Data.Spikes(rng, Shape.Frames * g.InChannels * Shape.Size * Shape.Size);
@@ -81,7 +82,7 @@ public class ConvBenchmarks
 
     /// <summary>The plain API: weights as given, packed inside each call (ConvWeights.Pack saves that for F=4 layers).</summary>
     [Benchmark]
-    public void Forward() => Conv2d.Forward(_x, Shape.Frames, Shape.Size, Shape.Size, _w, _bias, Shape.G, _y);
+    public void Forward() => Conv2d.Forward(_x, Shape.Frames, Shape.Size, Shape.Size, _w, _bias, Shape.G, _y, _options);
 }
 
 /// <summary>Folded BatchNorm and global average pooling (memory bound; no GFLOP/s column).</summary>
@@ -95,11 +96,12 @@ public class ChannelOpsBenchmarks
 
     private const int Frames = 128, Channels = 128;
     private float[] _x = [], _scale = [], _shift = [], _mean = [];
+    private ComputeOptions _options = ComputeOptions.Default;
 
     [GlobalSetup]
     public void Setup()
     {
-        Compute.Threads = Threads;
+        _options = new ComputeOptions { Threads = Threads };
         var rng = new Random(1);
         _x = Data.Random(rng, Frames * Channels * Size * Size);
         _scale = Data.Random(rng, Channels);
@@ -108,8 +110,8 @@ public class ChannelOpsBenchmarks
     }
 
     [Benchmark]
-    public void ScaleShift() => ChannelOps.ScaleShift(_x, Frames, Channels, Size * Size, _scale, _shift);
+    public void ScaleShift() => ChannelOps.ScaleShift(_x, Frames, Channels, Size * Size, _scale, _shift, _options);
 
     [Benchmark]
-    public void SpatialMean() => ChannelOps.SpatialMean(_x, Frames, Channels, Size * Size, _mean);
+    public void SpatialMean() => ChannelOps.SpatialMean(_x, Frames, Channels, Size * Size, _mean, _options);
 }

@@ -32,11 +32,12 @@ public class GemmBenchmarks
 
     private float[] _a = [], _b = [], _c = [];
     private PackedMatrix _packed = null!;
+    private ComputeOptions _options = ComputeOptions.Default;
 
     [GlobalSetup]
     public void Setup()
     {
-        Compute.Threads = Threads;
+        _options = new ComputeOptions { Threads = Threads };
         var rng = new Random(42);
         _a = Data.Random(rng, Shape.M * Shape.K);
         _b = Data.Random(rng, Shape.K * Shape.N);
@@ -45,10 +46,10 @@ public class GemmBenchmarks
     }
 
     [Benchmark(Baseline = true)]
-    public void Sgemm() => Gemm.Sgemm(Shape.M, Shape.N, Shape.K, _a, false, _b, false, _c);
+    public void Sgemm() => Gemm.Sgemm(Shape.M, Shape.N, Shape.K, _a, false, _b, false, _c, options: _options);
 
     [Benchmark]
-    public void SgemmPacked() => Gemm.Sgemm(_packed, Shape.N, _b, false, _c);
+    public void SgemmPacked() => Gemm.Sgemm(_packed, Shape.N, _b, false, _c, options: _options);
 }
 
 internal static class Data

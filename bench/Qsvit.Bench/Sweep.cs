@@ -27,7 +27,7 @@ internal static class Sweep
             var a = Data.Random(rng, s.M * s.K);
             var b = Data.Random(rng, s.K * s.N);
             var c = new float[s.M * s.N];
-            Row($"sgemm {s}", s.Flops, seconds, () => Gemm.Sgemm(s.M, s.N, s.K, a, false, b, false, c));
+            Row($"sgemm {s}", s.Flops, seconds, o => Gemm.Sgemm(s.M, s.N, s.K, a, false, b, false, c, options: o));
         }
         foreach (var s in ConvBenchmarks.Shapes)
         {
@@ -37,26 +37,25 @@ internal static class Sweep
             var w = Data.Random(rng, g.WeightLength);
             var bias = Data.Random(rng, g.OutChannels);
             var y = new float[s.Frames * g.OutChannels * g.OutH(s.Size) * g.OutW(s.Size)];
-            Row($"conv {s}", s.Flops, seconds, () => Conv2d.Forward(x, s.Frames, s.Size, s.Size, w, bias, g, y));
+            Row($"conv {s}", s.Flops, seconds, o => Conv2d.Forward(x, s.Frames, s.Size, s.Size, w, bias, g, y, o));
         }
     }
 
-    /// <summary>Times <paramref name="run"/> with Compute.Threads = 1 and 2, interleaved.</summary>
-    private static void Row(string name, double flops, double seconds, Action run)
+    /// <summary>Times <paramref name="run"/> with 1 and 2 threads, interleaved.</summary>
+    private static void Row(string name, double flops, double seconds, Action<ComputeOptions> run)
     {
+        ComputeOptions[] threads = [new() { Threads = 1 }, new() { Threads = 2 }];
         var best = new[] { double.MaxValue, double.MaxValue };
         for (int i = 0; i < 2; i++)
         {
-            Compute.Threads = i + 1;
-            run();
+            run(threads[i]);
         }
         var total = Stopwatch.StartNew();
         for (int round = 0; round < 3 || (total.Elapsed.TotalSeconds < seconds && round < 500); round++)
             for (int i = 0; i < 2; i++)
             {
-                Compute.Threads = i + 1;
                 long t0 = Stopwatch.GetTimestamp();
-                run();
+                run(threads[i]);
                 best[i] = Math.Min(best[i], Stopwatch.GetElapsedTime(t0).TotalSeconds);
             }
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -1,6 +1,6 @@
 using System.CommandLine;
-using Qsvit.Tensors;
 using Spectre.Console;
+using Qsvit.IO;
 
 namespace Qsvit.Cli;
 
@@ -25,15 +25,6 @@ internal static class Cli
     }
 
     private static Exception Unwrap(Exception e) => e is AggregateException { InnerExceptions.Count: 1 } a ? Unwrap(a.InnerExceptions[0]) : e;
-
-    public static void ApplyThreads(int? threads)
-    {
-        if (threads is { } t)
-        {
-            if (t < 1) throw new QsvitException($"--threads must be at least 1, got {t}");
-            Compute.Threads = t;
-        }
-    }
 
     /// <summary>Runs <paramref name="work"/> under a progress bar on stderr (plain lines when stderr is not a terminal).</summary>
     public static T WithProgress<T>(string label, int total, Func<Action<int, string>, T> work)
@@ -67,5 +58,5 @@ internal static class Cli
     }
 
     public static void WriteJson(object value) =>
-        Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(value, Json.Options));
+        Console.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(value, TextFiles.Json));
 }

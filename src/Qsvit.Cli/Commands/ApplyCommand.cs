@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Qsvit.Evaluation;
+using Qsvit.IO.Datasets;
 using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Search;
@@ -21,37 +22,41 @@ internal static class ApplyCommand
             Description = "Bit widths, e.g. \"8,4,8,8|8,8,8|4,32|4,32\", a single width for every unit, or the JSON form",
             Required = true,
         };
-        var quantizer = new Option<string>("--quantizer", "-q") { Description = $"Weight quantizer: {string.Join(", ", QuantizerSpec.Names)}", DefaultValueFactory = _ => "paper" };
+        var quantizer = CommonOptions.Quantizer();
         var output = new Option<string>("--out", "-o") { Description = "Quantized network to write (.safetensors)", Required = true };
-        var threads = new Option<int?>("--threads") { Description = "Worker threads (default: all cores)" };
-        var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout" };
+        var device = new DeviceOptions();
+        var json = CommonOptions.Json();
         var command = new Command("apply", "Quantize a checkpoint with a setting and save it as safetensors (dequantized weights + metadata)");
         model.AddTo(command);
         data.AddTo(command);
-        foreach (var o in new Option[] { setting, quantizer, output, threads, json }) command.Add(o);
+        foreach (var o in new Option[] { setting, quantizer, output, json }) command.Add(o);
+        device.AddTo(command);
         command.SetAction(r =>
         {
-            Cli.ApplyThreads(r.GetValue(threads));
+            FirstImages.Validate(r.GetValue(data.Limit), "--limit");
             var loaded = model.Load(r);
             var layout = new Sdtv2Layout(loaded.Config);
             string text = r.GetValue(setting)!;
             var s = int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int uniform)
                 ? QuantizationSetting.Uniform(uniform) : QuantizationSetting.Parse(text);
-            var spec = QuantizerSpec.Parse(r.GetValue(quantizer)!);
-            var quantized = ModelQuantizer.Apply(loaded.State, layout, s, spec);
+            var spec = CommonOptions.ParseQuantizer(r.GetValue(quantizer)!);
+            // Every input (the device included) is checked before the output file is written.
+            var dataset = r.GetValue(data.Data) is null ? null : data.Open(r, loaded);
+            using var backend = dataset is null ? null : device.Open(r);
+            var quantized = new ModelQuantizer(loaded.State, layout, device.Compute(r)).Apply(s, spec);
             string path = r.GetValue(output)!;
             QsvitCheckpoint.Save(path, loaded, quantized);
             var memory = MemoryFootprint.Compute(layout, s);
             var exact = MemoryFootprint.Compute(layout, s, spec);
 
             EvalResult? eval = null;
-            if (r.GetValue(data.Data) is not null)
+            string? deviceName = null;
+            if (dataset is not null && backend is not null)
             {
-                var dataset = data.Open(r, loaded);
-                var options = new EvalOptions { BatchSize = r.GetValue(data.Batch), Limit = r.GetValue(data.Limit) };
-                var net = new Sdtv2Model(loaded.Config, quantized.StateDict);
-                eval = Cli.WithProgress("eval", Math.Min(dataset.Count, options.Limit ?? int.MaxValue),
-                    report => Evaluator.Run(net, dataset, options, new EvalCommand.Progress(report)));
+                var options = new EvalOptions { BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r) };
+                using var net = new Sdtv2Model(loaded.Config, quantized.StateDict, backend: backend);
+                deviceName = backend.Device.ToString();
+                eval = Cli.WithProgress("eval", dataset.Count, report => Evaluator.Run(net, dataset, options, new EvalCommand.Progress(report)));
             }
 
             var units = quantized.Weights.GroupBy(w => w.Unit).Select(g => new
@@ -74,6 +79,7 @@ internal static class ApplyCommand
                     mib_with_scales = exact.MiB,
                     units,
                     images = eval?.Count,
+                    device = deviceName,
                     top1 = eval?.Top1.Value,
                     top1_ci95 = eval is null ? null : new[] { eval.Top1.Low, eval.Top1.High },
                 });
@@ -84,7 +90,7 @@ internal static class ApplyCommand
             Cli.Out.Write(table);
             Console.WriteLine($"setting   {s} ({spec})");
             Console.WriteLine($"memory    {memory.MiB:F3} MiB vs {memory.Fp32MiB:F3} MiB fp32 ({memory.SavingPercent:F2} % saving; {exact.MiB:F3} MiB with scales)");
-            if (eval is not null) Console.WriteLine($"top-1     {eval.Top1} % on {eval.Count} images (95% Wilson interval)");
+            if (eval is not null) Console.WriteLine($"top-1     {eval.Top1} % on {eval.Count} images (95% Wilson interval), on {deviceName}");
             Console.WriteLine($"saved     {path}");
             return 0;
         });

@@ -1,9 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using Qsvit.Quantization;
 using Qsvit.Reports;
 using Qsvit.Search;
+using Qsvit.IO;
 
 namespace Qsvit.Cli.Commands;
 
@@ -19,10 +19,10 @@ internal sealed class Aq4SearchMethod : ISearchMethod
         Description = "beam: settings kept per step",
         DefaultValueFactory = _ => new Aq4Options().BeamWidth,
     };
-    private static readonly Option<int> CalibrationImages = new("--calibration-images")
+    private static readonly Option<int> Calibration = new("--calibration-images")
     {
         Description = "greedy/beam: search-split images the membrane drift is measured on, spread evenly over it (part of the run identity)",
-        DefaultValueFactory = _ => 64,
+        DefaultValueFactory = _ => SearchMethod.DefaultCalibrationImages,
     };
     private static readonly Option<bool> QuantizeHead = new("--quantize-head") { Description = "greedy/beam: search the classifier head's width too (default: keep it fp32)" };
     private static readonly Option<bool> NoDriftGate = new("--no-drift-gate")
@@ -30,35 +30,34 @@ internal sealed class Aq4SearchMethod : ISearchMethod
         Description = "greedy/beam: verify every candidate in rank order instead of skipping predicted failures (ablation)",
     };
 
-    public static readonly Aq4SearchMethod Greedy = new(Aq4Method.Greedy, "greedy", "AQ4SViT greedy (one setting carried forward, drift-ranked moves)");
-    public static readonly Aq4SearchMethod Beam = new(Aq4Method.Beam, "beam", "AQ4SViT beam (the --beam-width cheapest-drift settings carried forward)");
+    public static readonly Aq4SearchMethod Greedy = new(Aq4Method.Greedy, SearchMethod.Greedy, "AQ4SViT greedy (one setting carried forward, drift-ranked moves)");
+    public static readonly Aq4SearchMethod Beam = new(Aq4Method.Beam, SearchMethod.Beam, "AQ4SViT beam (the --beam-width cheapest-drift settings carried forward)");
 
     private readonly Aq4Method _method;
 
-    private Aq4SearchMethod(Aq4Method method, string name, string description)
+    private Aq4SearchMethod(Aq4Method method, SearchMethod searchMethod, string description)
     {
         _method = method;
-        Name = name;
+        Method = searchMethod;
         Description = description;
-        Options = method == Aq4Method.Beam ? [BeamWidth, CalibrationImages, QuantizeHead, NoDriftGate] : [CalibrationImages, QuantizeHead, NoDriftGate];
-        Traits = new MethodTraits(name, $"--method {name}", Aq4Space.DefaultBits, Aq4Options.DefaultMaxDrop) { CalibrationImages = CalibrationImages };
+        Options = method == Aq4Method.Beam ? [BeamWidth, Calibration, QuantizeHead, NoDriftGate] : [Calibration, QuantizeHead, NoDriftGate];
     }
 
-    public string Name { get; }
+    public SearchMethod Method { get; }
+    private string Name => Method.Name;
     public string Description { get; }
     public IReadOnlyList<Option> Options { get; }
-    public MethodTraits Traits { get; }
+    public int? CalibrationImages(ParseResult r) => r.GetValue(Calibration);
 
-    public int Run(SearchContext c, SearchCommand.Shared shared)
+    public int Run(SearchRun c, ParseResult r, SearchCommand.Shared shared)
     {
-        var r = c.Parse;
         var space = Aq4Space.Create(c.Layout, c.Granularity, c.Bits, r.GetValue(QuantizeHead));
         var options = new Aq4Options
         {
             Method = _method,
             BeamWidth = _method == Aq4Method.Beam ? r.GetValue(BeamWidth) : 1,
             MaxDrop = c.TolerancePoints,
-            SearchSplit = SearchOptions.SearchSplit,
+            SearchSplit = SearchRun.SearchSplit,
             DriftGate = !r.GetValue(NoDriftGate),
         };
         options.Validate();
@@ -69,7 +68,7 @@ internal sealed class Aq4SearchMethod : ISearchMethod
 
         // The held-out check through the same cached evaluator: fp32's result is shared with every method in the run directory.
         Aq4HeldOut? heldOut = null;
-        if (c.TestSplit is { } test)
+        if (c.TestSplitName is { } test)
             heldOut = SearchProgress.Run(c.Evaluator, bar =>
             {
                 bar.Step("held-out", 0, 2, $"fp32 on {test}");
@@ -88,39 +87,28 @@ internal sealed class Aq4SearchMethod : ISearchMethod
             Energy = c.Energy(result.Setting, r.GetValue(shared.EnergyImages)),
             QuantizedModelPath = saved,
         };
-        var reportDir = shared.ReportDirectory(c);
+        var reportDir = shared.ReportDirectory(c, r);
         Aq4Report.Write(reportDir, input);
-        var comparison = shared.WriteComparison(c, Aq4Report.ComparisonRows(result, heldOut));
-
-        if (c.Json)
-        {
-            var json = Aq4Report.Json(input);
-            json["report_dir"] = reportDir;
-            json["run_dir"] = c.RunDir;
-            Console.WriteLine(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            return 0;
-        }
-        Print(input, c, reportDir);
-        if (comparison is not null) Console.WriteLine(Environment.NewLine + comparison);
-        return 0;
+        return shared.Finish(c, r, reportDir, Aq4Report.ComparisonRows(result, heldOut), () => Aq4Report.Json(input), () => Print(input, c, reportDir));
     }
 
     /// <summary>What was searched, for the report's header.</summary>
-    private static IReadOnlyList<KeyValuePair<string, string>> Context(SearchContext c)
+    private static IReadOnlyList<KeyValuePair<string, string>> Context(SearchRun c)
     {
         var context = new List<KeyValuePair<string, string>>
         {
             new("model", c.Model.CheckpointPath),
             new("architecture", c.Model.Config.ToString()),
             new("quantizer", c.Quantizer.ToString()),
+            new("device", c.Evaluator.Backend.Description),
         };
         foreach (var (split, description) in c.SplitDescriptions) context.Add(new($"{split} split", description));
         context.Add(new("calibration", $"{c.Evaluator.CalibrationImages} search-split images spread evenly over it"));
-        context.Add(new("run directory", c.RunDir));
+        context.Add(new("run directory", c.Directory));
         return context;
     }
 
-    private static void Print(Aq4ReportInput input, SearchContext c, string reportDir)
+    private static void Print(Aq4ReportInput input, SearchRun c, string reportDir)
     {
         var (r, heldOut) = (input.Result, input.HeldOut);
         Console.WriteLine($"setting   {r.Setting}");
@@ -129,7 +117,7 @@ internal sealed class Aq4SearchMethod : ISearchMethod
         if (heldOut is not null)
             Console.WriteLine(Inv($"{heldOut.Chosen.Split,-9} fp32 {heldOut.Fp32.Top1} %  chosen {heldOut.Chosen.Top1} %  Δ {heldOut.Difference} points (paired 95% CI), n = {heldOut.Chosen.Count}"));
         Console.WriteLine(Inv($"cost      {r.FullEvaluations} full + {r.DriftEvaluations} drift evaluations = {r.CostFullEquivalents:F1} full-evaluation equivalents ") +
-                          Inv($"({r.NewFullEvaluations} full + {r.NewDriftEvaluations} drift run now, the rest replayed from {c.RunDir}); {r.WallSeconds:F1} s now"));
+                          Inv($"({r.NewFullEvaluations} full + {r.NewDriftEvaluations} drift run now, the rest replayed from {c.Directory}); {r.WallSeconds:F1} s now"));
         Console.WriteLine(Inv($"proxy     Spearman(drift, drop) = {r.ProxySpearman:F2}"));
         Console.WriteLine($"model     {input.QuantizedModelPath}");
         Console.WriteLine($"report    {Path.Combine(reportDir, Aq4Report.MarkdownFile)}");

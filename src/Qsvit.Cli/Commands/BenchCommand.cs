@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using Qsvit.Backends;
 using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Tensors;
@@ -17,33 +18,37 @@ internal static class BenchCommand
     public static Command Create()
     {
         var model = new Option<string?>("--model", "-m") { Description = "Checkpoint for the first case (default: the bundled CIFAR-10 model if present)" };
-        var threads = new Option<int?>("--threads") { Description = "Worker threads (default: all cores)" };
-        var batches = new Option<int[]>("--batch") { Description = "Batch sizes", DefaultValueFactory = _ => [1, 8], AllowMultipleArgumentsPerToken = true };
+        var device = new DeviceOptions();
+        var batches = new Option<int[]>("--batch") { Description = "Batch sizes (default: 1 and 8 on the CPU, the device's default batch on a GPU)", AllowMultipleArgumentsPerToken = true };
         var seconds = new Option<double>("--seconds") { Description = "Minimum measuring time per case", DefaultValueFactory = _ => 10 };
         var cases = new Option<string[]>("--cases") { Description = "bundled, 55M (or any preset name)", DefaultValueFactory = _ => ["bundled", "55M"], AllowMultipleArgumentsPerToken = true };
-        var json = new Option<bool>("--json") { Description = "Print results as JSON" };
-        var command = new Command("bench", "Throughput: images/s and GFLOP/s for the bundled model and the 55M preset") { model, threads, batches, seconds, cases, json };
+        var json = CommonOptions.Json();
+        var command = new Command("bench", "Throughput: images/s and GFLOP/s for the bundled model and the 55M preset") { model, batches, seconds, cases, json };
+        device.AddTo(command);
         command.SetAction(r =>
         {
-            Cli.ApplyThreads(r.GetValue(threads));
+            using var backend = device.Open(r);
             var rows = new List<BenchRow>();
-            rows.Add(GemmPeak(r.GetValue(seconds)));
+            var compute = device.Compute(r);
+            if (backend.Device.Kind == DeviceKind.Cpu) rows.Add(GemmPeak(r.GetValue(seconds), compute));
             foreach (var name in r.GetValue(cases)!)
             {
                 var (label, config, state) = Case(name, r.GetValue(model));
-                foreach (int b in r.GetValue(batches)!) rows.Add(Measure(label, config, state, b, r.GetValue(seconds)));
+                int[] sizes = r.GetValue(batches) is { Length: > 0 } given ? given
+                    : backend.Device.Kind == DeviceKind.Cpu ? [1, 8] : [backend.DefaultBatchSize(config.ImageHeight, config.ImageWidth)];
+                foreach (int b in sizes) rows.Add(Measure(label, config, state, b, r.GetValue(seconds), backend, compute));
             }
             if (r.GetValue(json)) { Cli.WriteJson(rows); return 0; }
-            var table = new Table().AddColumns("case", "batch", "T", "input", "images/s", "GFLOP/image", "GFLOP/s", "threads");
+            var table = new Table().AddColumns("case", "batch", "T", "input", "images/s", "GFLOP/image", "GFLOP/s", "device", "threads");
             foreach (var x in rows)
-                table.AddRow(x.Case, x.Batch.ToString(), x.Timesteps.ToString(), x.Input, $"{x.ImagesPerSecond:F3}", $"{x.GflopPerImage:F3}", $"{x.Gflops:F1}", x.Threads.ToString());
+                table.AddRow(x.Case, x.Batch.ToString(), x.Timesteps.ToString(), x.Input, $"{x.ImagesPerSecond:F3}", $"{x.GflopPerImage:F3}", $"{x.Gflops:F1}", x.Device, x.Threads.ToString());
             Cli.Out.Write(table);
             return 0;
         });
         return command;
     }
 
-    public sealed record BenchRow(string Case, int Batch, int Timesteps, string Input, double ImagesPerSecond, double GflopPerImage, double Gflops, int Threads, double Seconds);
+    public sealed record BenchRow(string Case, int Batch, int Timesteps, string Input, double ImagesPerSecond, double GflopPerImage, double Gflops, string Device, int Threads, double Seconds);
 
     private static (string, Sdtv2Config, IO.StateDict) Case(string name, string? checkpoint)
     {
@@ -57,9 +62,10 @@ internal static class BenchCommand
         return ($"{name} (random weights)", config, RandomWeights.Create(config));
     }
 
-    private static BenchRow Measure(string label, Sdtv2Config config, IO.StateDict state, int batch, double seconds)
+    private static BenchRow Measure(string label, Sdtv2Config config, IO.StateDict state, int batch, double seconds, IBackend backend,
+        ComputeOptions compute)
     {
-        var net = new Sdtv2Model(config, state);
+        using var net = new Sdtv2Model(config, state, backend: backend);
         int h = config.ImageHeight, w = config.ImageWidth;
         var images = new float[batch * config.InChannels * h * w];
         var rng = new Random(7);
@@ -76,7 +82,7 @@ internal static class BenchCommand
         double elapsed = clock.Elapsed.TotalSeconds;
         double ips = iterations * batch / elapsed;
         double gflop = OfficialFlops(config, h, w) / 1e9;
-        return new BenchRow(label, batch, config.Timesteps, $"{h}x{w}", ips, gflop, ips * gflop, Compute.Threads, elapsed);
+        return new BenchRow(label, batch, config.Timesteps, $"{h}x{w}", ips, gflop, ips * gflop, backend.Description, compute.Threads, elapsed);
     }
 
     /// <summary>FLOPs (2 per MAC) of one image through the official forward: all conv/linear layers on all T frames, plus SDSA.</summary>
@@ -97,22 +103,22 @@ internal static class BenchCommand
     }
 
     /// <summary>SGEMM 1024³ as a practical peak to read the model's GFLOP/s against.</summary>
-    private static BenchRow GemmPeak(double seconds)
+    private static BenchRow GemmPeak(double seconds, ComputeOptions compute)
     {
         const int n = 1024;
         var a = new float[n * n];
         var b = new float[n * n];
         var c = new float[n * n];
         for (int i = 0; i < a.Length; i++) { a[i] = (i % 7) * 0.1f; b[i] = (i % 5) * 0.1f; }
-        Gemm.Sgemm(n, n, n, a, false, b, false, c);
+        Gemm.Sgemm(n, n, n, a, false, b, false, c, options: compute);
         int iterations = 0;
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed.TotalSeconds < Math.Min(seconds, 3) || iterations < 2)
         {
-            Gemm.Sgemm(n, n, n, a, false, b, false, c);
+            Gemm.Sgemm(n, n, n, a, false, b, false, c, options: compute);
             iterations++;
         }
         double elapsed = clock.Elapsed.TotalSeconds;
-        return new BenchRow("sgemm 1024^3 (practical peak)", 1, 0, "-", 0, 2.0 * n * n * n / 1e9, iterations * 2.0 * n * n * n / 1e9 / elapsed, Compute.Threads, elapsed);
+        return new BenchRow("sgemm 1024^3 (practical peak)", 1, 0, "-", 0, 2.0 * n * n * n / 1e9, iterations * 2.0 * n * n * n / 1e9 / elapsed, "cpu", compute.Threads, elapsed);
     }
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Qsvit.Evaluation;
+using Qsvit.IO.Datasets;
 using Qsvit.Models;
 using Spectre.Console;
 
@@ -12,28 +13,28 @@ internal static class EvalCommand
     {
         var model = new ModelOptions();
         var data = new DataOptions();
-        var threads = new Option<int?>("--threads") { Description = "Worker threads (default: all cores)" };
-        var json = new Option<bool>("--json") { Description = "Print the result as JSON on stdout" };
+        var device = new DeviceOptions();
+        var json = CommonOptions.Json();
         // Only here: searches compare settings against cached fp32 results, which folding would change in the last bits.
         var foldBn = new Option<bool>("--fold-bn") { Description = "Fold BatchNorm into conv weights (faster, not bit-exact with PyTorch)" };
         var command = new Command("eval", "Evaluate a checkpoint: top-1/top-5 with 95% intervals, images/s, spike rates per block");
         model.AddTo(command);
         data.AddTo(command);
-        command.Add(threads);
+        device.AddTo(command);
         command.Add(json);
         command.Add(foldBn);
         command.SetAction(r =>
         {
-            Cli.ApplyThreads(r.GetValue(threads));
+            FirstImages.Validate(r.GetValue(data.Limit), "--limit");
+            using var backend = device.Open(r);
             var loaded = model.Load(r);
             var dataset = data.Open(r, loaded);
-            var net = loaded.CreateModel(r.GetValue(foldBn));
-            var options = new EvalOptions { BatchSize = r.GetValue(data.Batch), Limit = r.GetValue(data.Limit) };
-            int total = Math.Min(dataset.Count, options.Limit ?? int.MaxValue);
-            var result = Cli.WithProgress("eval", total, report =>
+            using var net = loaded.CreateModel(r.GetValue(foldBn), backend);
+            var options = new EvalOptions { BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r) };
+            var result = Cli.WithProgress("eval", dataset.Count, report =>
                 Evaluator.Run(net, dataset, options, new Progress(report)));
-            if (r.GetValue(json)) Cli.WriteJson(ToJson(loaded, dataset.Name, result));
-            else Print(loaded, dataset.Name, result);
+            if (r.GetValue(json)) Cli.WriteJson(ToJson(loaded, dataset.Name, result, backend, options.BatchSize));
+            else Print(loaded, dataset.Name, result, backend, options.BatchSize);
             return 0;
         });
         return command;
@@ -46,20 +47,21 @@ internal static class EvalCommand
             report(p.Done, $"top-1 {100.0 * p.Correct / Math.Max(1, p.Done):F2}% {p.Done / Math.Max(1e-9, p.Elapsed.TotalSeconds):F1} img/s");
     }
 
-    private static void Print(LoadedModel m, string data, EvalResult r)
+    private static void Print(LoadedModel m, string data, EvalResult r, Backends.IBackend device, int batch)
     {
         Console.WriteLine($"model  {m.CheckpointPath}");
         Console.WriteLine($"       {m.Config}");
         Console.WriteLine($"data   {data}, {r.Count} images");
         Console.WriteLine($"top-1  {r.Top1} %  (95% Wilson interval)");
         Console.WriteLine($"top-5  {r.Top5} %");
-        Console.WriteLine($"speed  {r.ImagesPerSecond:F2} images/s over {r.Seconds:F1} s, {Tensors.Compute.Threads} threads");
+        Console.WriteLine($"device {device.Description}, batch {batch}");
+        Console.WriteLine($"speed  {r.ImagesPerSecond:F2} images/s over {r.Seconds:F1} s");
         var table = new Table().AddColumns("block", "firing rate");
         foreach (var (block, rate) in r.RatesByBlock()) table.AddRow(block, $"{rate:F4}");
         Cli.Out.Write(table);
     }
 
-    private static object ToJson(LoadedModel m, string data, EvalResult r) => new
+    private static object ToJson(LoadedModel m, string data, EvalResult r, Backends.IBackend device, int batch) => new
     {
         model = m.CheckpointPath,
         config = m.Config.ToString(),
@@ -71,7 +73,9 @@ internal static class EvalCommand
         top5_ci95 = new[] { r.Top5.Low, r.Top5.High },
         images_per_second = r.ImagesPerSecond,
         seconds = r.Seconds,
-        threads = Tensors.Compute.Threads,
+        device = device.Device.ToString(),
+        device_description = device.Description,
+        batch,
         firing_rates_by_block = r.RatesByBlock().ToDictionary(x => x.Block, x => x.Rate),
         firing_rates = r.FiringRates.ToDictionary(x => x.Name, x => x.Rate),
     };

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Qsvit.Evaluation;
 using Qsvit.IO.Datasets;
 using Qsvit.Models;
 
@@ -16,13 +17,16 @@ internal sealed class ModelOptions
     public readonly Option<int?> Classes = new("--classes") { Description = "Number of classes" };
     public readonly Option<bool?> Kd = new("--kd") { Description = "The checkpoint has a distillation head (head_kd)" };
     public readonly Option<int?> Heads = new("--heads") { Description = "Attention heads" };
+    public readonly Option<int?> ImageSize = new("--image-size") { Description = "Input height and width the model runs at (default: from model.json or the checkpoint)" };
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Model, Config, Timesteps, Preset, EmbedDim, StemStride, Classes, Kd, Heads }) command.Add(o);
+        foreach (var o in new Option[] { Model, Config, Timesteps, Preset, EmbedDim, StemStride, Classes, Kd, Heads, ImageSize }) command.Add(o);
     }
 
-    public LoadedModel Load(ParseResult r) => ModelLoader.Load(r.GetRequiredValue(Model), r.GetValue(Config), new ConfigOverrides
+    public LoadedModel Load(ParseResult r) => ModelLoader.Load(r.GetRequiredValue(Model), r.GetValue(Config), Overrides(r));
+
+    public ConfigOverrides Overrides(ParseResult r) => new()
     {
         Preset = r.GetValue(Preset),
         EmbedDim = r.GetValue(EmbedDim) is { Length: > 0 } dims ? dims : null,
@@ -31,7 +35,8 @@ internal sealed class ModelOptions
         NumClasses = r.GetValue(Classes),
         Kd = r.GetValue(Kd),
         NumHeads = r.GetValue(Heads),
-    });
+        ImageSize = r.GetValue(ImageSize),
+    };
 }
 
 /// <summary>Options that pick a dataset.</summary>
@@ -40,7 +45,7 @@ internal sealed class DataOptions(string name = "--data", string description = "
     public readonly Option<string> Data = new(name) { Description = description, Required = true };
     public readonly Option<string?> Split = new("--split") { Description = "File or subfolder to use when --data is a folder (test, val, train…)" };
     public readonly Option<int?> Limit = new("--limit") { Description = "Use only the first N images" };
-    public readonly Option<int> Batch = new("--batch") { Description = "Images per forward pass", DefaultValueFactory = _ => 32 };
+    public readonly Option<int?> Batch = new("--batch") { Description = "Images per forward pass (default: what fills the device: 32 on the CPU)" };
     public readonly Option<int> Resize = new("--resize") { Description = "Image folders: shorter side after bicubic resize", DefaultValueFactory = _ => 256 };
     public readonly Option<int> Crop = new("--crop") { Description = "Image folders: center crop size", DefaultValueFactory = _ => 224 };
 
@@ -49,12 +54,22 @@ internal sealed class DataOptions(string name = "--data", string description = "
         foreach (var o in new Option[] { Data, Split, Limit, Batch, Resize, Crop }) command.Add(o);
     }
 
-    public IImageDataset Open(ParseResult r, LoadedModel model, Option<string>? which = null) =>
-        DatasetLoader.Open(r.GetRequiredValue(which ?? Data), new DatasetOptions
+    /// <summary>--batch, or the device's default for images of this dataset's size.</summary>
+    public int BatchSize(ParseResult r, Backends.IBackend backend, IImageDataset data) =>
+        r.GetValue(Batch) ?? backend.DefaultBatchSize(data.Height, data.Width);
+
+    /// <summary>The dataset as --limit cuts it, checked against the model (size, classes, labels).</summary>
+    public IImageDataset Open(ParseResult r, LoadedModel model)
+    {
+        if (r.GetValue(Batch) < 1) throw new QsvitException($"--batch must be at least 1, got {r.GetValue(Batch)}");
+        var data = FirstImages.Of(DatasetLoader.Open(r.GetRequiredValue(Data), new DatasetOptions
         {
             Normalization = model.Normalization,
             ResizeShorter = r.GetValue(Resize),
             CropSize = r.GetValue(Crop),
             Channels = model.Config.InChannels,
-        }, r.GetValue(Split));
+        }, r.GetValue(Split)), r.GetValue(Limit), "--limit");
+        ModelInput.Check(model.Config, data);
+        return data;
+    }
 }

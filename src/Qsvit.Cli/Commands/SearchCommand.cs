@@ -1,5 +1,9 @@
 using System.CommandLine;
+using System.Text.Json.Nodes;
+using Qsvit.IO;
 using Qsvit.Reports;
+using Qsvit.Search;
+
 
 namespace Qsvit.Cli.Commands;
 
@@ -9,13 +13,14 @@ namespace Qsvit.Cli.Commands;
 /// </summary>
 internal interface ISearchMethod
 {
-    string Name { get; }
+    /// <summary>Its defaults, granularities and whether it measures drift.</summary>
+    SearchMethod Method { get; }
     string Description { get; }
-    /// <summary>How it reads the shared options (defaults, granularities, drift calibration).</summary>
-    MethodTraits Traits { get; }
     /// <summary>Options of its own; an option may belong to several methods (greedy and beam share theirs).</summary>
     IReadOnlyList<Option> Options { get; }
-    int Run(SearchContext context, SearchCommand.Shared shared);
+    /// <summary>The drift calibration images its options ask for (methods that measure drift).</summary>
+    int? CalibrationImages(ParseResult r);
+    int Run(SearchRun run, ParseResult r, SearchCommand.Shared shared);
 }
 
 /// <summary><c>qsvit search</c>: mixed-precision search with the method named by --method.</summary>
@@ -30,7 +35,7 @@ internal static class SearchCommand
     /// <summary>Options of the command itself that every method reads.</summary>
     internal sealed class Shared
     {
-        public readonly SearchOptions Search = new(withTest: true);
+        public readonly SearchOptions Search = new(withTest: true, "qsvit 32 16 12 8 4; greedy/beam 16 12 8 4 with --quantizer paper, else 16 12 8 6 4 3 2");
         public readonly Option<string?> ReportDir = new("--report-dir") { Description = $"Report directory (default: <run-dir>/{ReportsFolder}/<method>)" };
         public readonly Option<int> EnergyImages = new("--energy-images")
         {
@@ -44,20 +49,40 @@ internal static class SearchCommand
             AllowMultipleArgumentsPerToken = true,
         };
 
-        public string ReportDirectory(SearchContext c) => c.Parse.GetValue(ReportDir) ?? Path.Combine(c.RunDir, ReportsFolder, c.Method);
+        public string ReportDirectory(SearchRun run, ParseResult r) => r.GetValue(ReportDir) ?? Path.Combine(run.Directory, ReportsFolder, run.Method.Name);
+
+        /// <summary>
+        /// The tail every method shares once its report is written: comparison.md, then the JSON (with where things are) or
+        /// the method's own summary, then the comparison table when --compare asked for one.
+        /// </summary>
+        public int Finish(SearchRun run, ParseResult r, string reportDir, IReadOnlyList<ComparisonRow> rows, Func<JsonObject> json, Action print)
+        {
+            var comparison = WriteComparison(run, r, rows);
+            if (r.GetValue(Search.Json))
+            {
+                var o = json();
+                o["report_dir"] = reportDir;
+                o["run_dir"] = run.Directory;
+                Console.WriteLine(o.ToJsonString(TextFiles.Json));
+                return 0;
+            }
+            print();
+            if (comparison is not null) Console.WriteLine(Environment.NewLine + comparison);
+            return 0;
+        }
 
         /// <summary>
         /// Writes comparison.md into the report directory: this run's rows, then those of --compare's runs (fp32 first).
         /// Returns the markdown when --compare was given (null otherwise).
         /// </summary>
-        public string? WriteComparison(SearchContext c, IReadOnlyList<ComparisonRow> rows)
+        private string? WriteComparison(SearchRun run, ParseResult r, IReadOnlyList<ComparisonRow> rows)
         {
-            var others = c.Parse.GetValue(Compare) ?? [];
-            string own = Path.GetFullPath(ReportDirectory(c));
+            var others = r.GetValue(Compare) ?? [];
+            string own = Path.GetFullPath(ReportDirectory(run, r));
             var merged = ComparisonTable.Merge(rows.Concat(others.SelectMany(path => Sources(path, own)).Distinct().SelectMany(ComparisonTable.Read)));
             var markdown = ComparisonTable.ToMarkdown(merged);
             Directory.CreateDirectory(own);
-            Qsvit.Search.RunStore.WriteAtomically(Path.Combine(own, "comparison.md"), markdown);
+            TextFiles.WriteAtomically(Path.Combine(own, "comparison.md"), markdown);
             return others.Length == 0 ? null : markdown;
         }
 
@@ -85,10 +110,10 @@ internal static class SearchCommand
         var shared = new Shared();
         var method = new Option<string>("--method")
         {
-            Description = string.Join("; ", Methods.Select(m => $"{m.Name}: {m.Description}")),
-            DefaultValueFactory = _ => Methods[0].Name,
+            Description = string.Join("; ", Methods.Select(m => $"{m.Method.Name}: {m.Description}")),
+            DefaultValueFactory = _ => Methods[0].Method.Name,
         };
-        method.AcceptOnlyFromAmong(Methods.Select(m => m.Name).ToArray());
+        method.AcceptOnlyFromAmong(Methods.Select(m => m.Method.Name).ToArray());
         var command = new Command("search", "Search a mixed-precision weight quantization setting; resumable, writes a report") { method };
         shared.Search.AddTo(command);
         command.Add(shared.ReportDir);
@@ -98,12 +123,12 @@ internal static class SearchCommand
         foreach (var o in own) command.Add(o);
         command.SetAction(r =>
         {
-            var chosen = Methods.Single(m => m.Name == r.GetValue(method));
+            var chosen = Methods.Single(m => m.Method.Name == r.GetValue(method));
             foreach (var o in own.Except(chosen.Options))
                 if (r.GetResult(o) is { Implicit: false })
-                    throw new QsvitException($"{o.Name} is for --method {string.Join(" or ", Methods.Where(m => m.Options.Contains(o)).Select(m => m.Name))}, not {chosen.Name}");
-            var context = shared.Search.Open(r, chosen.Traits);
-            return chosen.Run(context, shared);
+                    throw new QsvitException($"{o.Name} is for --method {string.Join(" or ", Methods.Where(m => m.Options.Contains(o)).Select(m => m.Method.Name))}, not {chosen.Method.Name}");
+            using var run = shared.Search.Open(r, chosen.Method, chosen.CalibrationImages(r));
+            return chosen.Run(run, r, shared);
         });
         return command;
     }

@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using Qsvit.Reports;
 using Qsvit.Search;
 using Spectre.Console;
+using Qsvit.IO;
 
 namespace Qsvit.Cli.Commands;
 
@@ -13,25 +14,18 @@ internal static class SensitivityCommand
 {
     public static Command Create()
     {
-        var options = new SearchOptions(withTest: false);
+        var options = new SearchOptions(withTest: false, "32 16 12 8 4");
         var command = new Command("sensitivity", "Layer-wise sensitivity (QSViT Alg. 1): each unit quantized alone at each bit width, accuracy vs fp32");
         options.AddTo(command);
         command.SetAction(r =>
         {
-            var c = options.Open(r, QsvitMethod.Qsvit with { Name = "sensitivity", Label = "qsvit sensitivity" });
-            var qsvit = new QsvitOptions
-            {
-                Granularity = c.SettingGranularity,
-                Bits = c.Bits,
-                TolerancePoints = c.TolerancePoints,
-                SearchSplit = SearchOptions.SearchSplit,
-                ReportSplit = null,
-            };
+            using var c = options.Open(r, SearchMethod.Sensitivity);
+            var qsvit = QsvitMethod.OptionsOf(c);
             var table = SearchProgress.Run(c.Evaluator, bar => QsvitSearch.Sensitivity(c.Evaluator, qsvit, bar.Report));
-            var figure = Path.Combine(c.RunDir, QsvitReport.SensitivityFigure);
-            RunStore.WriteAtomically(figure, QsvitReport.SensitivityChart(table));
+            var figure = Path.Combine(c.Directory, QsvitReport.SensitivityFigure);
+            TextFiles.WriteAtomically(figure, QsvitReport.SensitivityChart(table));
 
-            if (c.Json)
+            if (r.GetValue(options.Json))
             {
                 var json = new JsonObject
                 {
@@ -49,11 +43,12 @@ internal static class SensitivityCommand
                         ["difference_ci95"] = new JsonArray(cell.Difference.Low, cell.Difference.High),
                         ["within_tolerance"] = cell.WithinTolerance,
                     }).ToArray()),
+                    ["device"] = c.Evaluator.Backend.Description,
                     ["evaluations_run"] = c.Evaluator.FullEvaluations,
-                    ["run_dir"] = c.RunDir,
+                    ["run_dir"] = c.Directory,
                     ["figure"] = figure,
                 };
-                Console.WriteLine(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                Console.WriteLine(json.ToJsonString(TextFiles.Json));
                 return 0;
             }
 
@@ -71,7 +66,7 @@ internal static class SensitivityCommand
             Cli.Out.Write(grid);
             Console.WriteLine($"fp32       {table.Fp32.Top1} % on {table.Fp32.Count} images; ✓ = within {F(c.TolerancePoints)} points (≥ {F(table.Threshold)} %)");
             int total = 1 + table.Units.Count * qsvit.QuantizedBits.Count;
-            Console.WriteLine($"cost       {total} evaluations ({c.Evaluator.FullEvaluations} run now, {total - c.Evaluator.FullEvaluations} replayed from {c.RunDir})");
+            Console.WriteLine($"cost       {total} evaluations ({c.Evaluator.FullEvaluations} run now, {total - c.Evaluator.FullEvaluations} replayed from {c.Directory})");
             Console.WriteLine($"figure     {figure}");
             return 0;
         });

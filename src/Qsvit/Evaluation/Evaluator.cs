@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using Qsvit.IO.Datasets;
 using Qsvit.Models;
-using Qsvit.Snn;
 
 namespace Qsvit.Evaluation;
 
@@ -13,6 +12,8 @@ public sealed record EvalOptions
     public int Start { get; init; }
     /// <summary>Keep the logits of this many leading images (for comparisons with reference outputs).</summary>
     public int KeepLogits { get; init; }
+    /// <summary>Host threads for decoding and normalizing images (the model's backend has its own).</summary>
+    public Tensors.ComputeOptions Host { get; init; } = Tensors.ComputeOptions.Default;
 }
 
 public readonly record struct EvalProgress(int Done, int Total, long Correct, TimeSpan Elapsed);
@@ -56,13 +57,14 @@ public static class Evaluator
             throw new QsvitException($"{data.Name} has {data.ClassNames.Count} classes but the model predicts {c.NumClasses}");
         if (options.BatchSize < 1) throw new QsvitException($"batch size must be at least 1, got {options.BatchSize}");
 
-        using var reader = new BatchReader(data, options.BatchSize, options.Limit, options.Start);
+        using var reader = new BatchReader(data, options.BatchSize, options.Limit, options.Start, threads: options.Host.Threads);
         int total = reader.Count, classes = c.NumClasses;
         var correct = new bool[total];
         var predictions = new int[total];
         var keep = Math.Min(options.KeepLogits, total);
         var logitsKept = new float[keep * classes];
-        var rates = new FiringRateRecorder();
+        // Spikes are counted where the model runs; only the per-layer totals come back, once.
+        using var rates = model.Backend.CreateSpikeCounter(model.LifNames.Count);
         long top1 = 0, top5 = 0;
         int done = 0;
         var clock = Stopwatch.StartNew();
@@ -85,8 +87,9 @@ public static class Evaluator
             done += batch.Count;
             progress?.Report(new EvalProgress(done, total, top1, clock.Elapsed));
         }
-        var lifRates = Enumerable.Range(0, rates.Count)
-            .Select(i => new LifRate(rates.Names[i], Sdtv2Layout.BlockOfModule(rates.Names[i]), rates.Rate(i), rates.Spikes(i), rates.Neurons(i)))
+        var counts = rates.Read();
+        var lifRates = done == 0 ? [] : model.LifNames
+            .Select((name, i) => new LifRate(name, Sdtv2Layout.BlockOfModule(name), counts.Rate(i), counts.Spikes[i], counts.Neurons[i]))
             .ToArray();
         return new EvalResult(total, top1, top5, correct, predictions, clock.Elapsed.TotalSeconds, lifRates, logitsKept);
     }

@@ -206,6 +206,4 @@ internal static class DTypes
         b += 0x7FFFu + ((b >> 16) & 1u);
         return (ushort)(b >> 16);
     }
-
-    public static float FromBFloat16Bits(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
 }

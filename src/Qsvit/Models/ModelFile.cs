@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Qsvit.IO.Datasets;
+using Qsvit.IO;
 
 namespace Qsvit.Models;
 
@@ -80,6 +81,6 @@ public sealed record ModelFile
             o["input"]!["std"] = new JsonArray(norm.Std.Select(v => (JsonNode)v).ToArray());
         }
         if (classes is not null) o["classes"] = new JsonArray(classes.Select(s => (JsonNode)s).ToArray());
-        return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+        return o.ToJsonString(TextFiles.Json);
     }
 }

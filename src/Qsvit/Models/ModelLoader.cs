@@ -26,7 +26,8 @@ public sealed record LoadedModel(
     string? ConfigPath,
     IReadOnlyDictionary<string, string> Metadata)
 {
-    public Sdtv2Model CreateModel(bool foldBatchNorm = false) => new(Config, State, strict: true, foldBatchNorm);
+    /// <param name="backend">Where to run; null: a CPU backend of the model's own.</param>
+    public Sdtv2Model CreateModel(bool foldBatchNorm = false, Backends.IBackend? backend = null) => new(Config, State, strict: true, foldBatchNorm, backend);
 }
 
 /// <summary>

@@ -186,6 +186,25 @@ public sealed class Sdtv2Model : IDisposable
         finally { Backend.Release(pass.Mark); }
     }
 
+    /// <summary>
+    /// A stream copied back from the host (<see cref="ResidualStream.CopyTo"/>, e.g. after spilling it to disk): the
+    /// residual stream at the start of <paramref name="unit"/> for <paramref name="batch"/> images of the given size.
+    /// </summary>
+    public ResidualStream LoadStream(string unit, int batch, int imageHeight, int imageWidth, ReadOnlySpan<float> stream)
+    {
+        int u = UnitIndex(unit);
+        if (u == 0) throw new QsvitException($"there is no residual stream before {Units[0]}");
+        if (batch < 1) throw new ArgumentException($"batch must be at least 1, got {batch}");
+        var shape = (C: 0, H: imageHeight, W: imageWidth);
+        for (int i = 0; i < u; i++) shape = _units[i].OutputShape(shape);
+        long length = (long)batch * Config.Timesteps * shape.C * shape.H * shape.W;
+        if (stream.Length != length)
+            throw new QsvitException($"a stream at {unit} for {batch} images of {imageHeight}x{imageWidth} holds {length} floats, got {stream.Length}");
+        var buffer = Backend.Allocate(length);
+        Backend.Upload(stream, buffer);
+        return new ResidualStream(Backend, buffer, u, unit, Units.Count, Config.Timesteps, batch, shape.C, shape.H, shape.W, imageHeight, imageWidth);
+    }
+
     /// <summary>Index of a unit name in <see cref="Units"/>.</summary>
     public int UnitIndex(string unit)
     {
@@ -264,6 +283,8 @@ public sealed class Sdtv2Model : IDisposable
     {
         public abstract IEnumerable<string> LifNames { get; }
         public abstract void Run(Pass p);
+        /// <summary>The stream's shape after this unit (channels, height, width); most units keep it.</summary>
+        public virtual (int C, int H, int W) OutputShape((int C, int H, int W) input) => input;
     }
 
     /// <summary>DS_S1_B1, the stem: conv + BN of the images (no LIF before it), then the repeat over T.</summary>
@@ -271,6 +292,8 @@ public sealed class Sdtv2Model : IDisposable
     {
         private readonly ConvLayer _conv = m.Upload(m._stemSpec).Layer;
         public override IEnumerable<string> LifNames => [];
+        public override (int C, int H, int W) OutputShape((int C, int H, int W) image) =>
+            (_conv.Geometry.OutChannels, _conv.Geometry.OutH(image.H), _conv.Geometry.OutW(image.W));
 
         public override void Run(Pass p)
         {
@@ -289,6 +312,8 @@ public sealed class Sdtv2Model : IDisposable
     {
         private readonly ConvLayer _conv = m.Upload(conv).Layer;
         public override IEnumerable<string> LifNames => [$"{prefix}.encode_lif"];
+        public override (int C, int H, int W) OutputShape((int C, int H, int W) input) =>
+            (_conv.Geometry.OutChannels, _conv.Geometry.OutH(input.H), _conv.Geometry.OutW(input.W));
 
         public override void Run(Pass p)
         {

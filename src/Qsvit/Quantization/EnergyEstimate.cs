@@ -111,3 +111,9 @@ public sealed record EnergyEstimate(IReadOnlyList<LayerEnergy> Layers, IReadOnly
         return new EnergyEstimate(layers, blocks, units, T, model);
     }
 }
+
+/// <summary>Energy ESTIMATES of fp32 and a quantized setting from firing rates measured on <see cref="Images"/> images of <see cref="Split"/>.</summary>
+public sealed record EnergyComparison(string Split, int Images, EnergyEstimate Fp32, EnergyEstimate Quantized)
+{
+    public double SavingPercent => Fp32.TotalUj == 0 ? 0 : 100 * (1 - Quantized.TotalUj / Fp32.TotalUj);
+}

@@ -6,17 +6,6 @@ using Qsvit.Models;
 
 namespace Qsvit.Quantization;
 
-/// <summary>What a setting assigns bit widths to.</summary>
-public enum SettingGranularity
-{
-    /// <summary>The paper's 11 block-level units (<see cref="Sdtv2Layout.PaperUnits"/>); TRAN_S3 covers all six stage-3 blocks.</summary>
-    Block,
-    /// <summary>Like <see cref="Block"/>, but each transformer block (TRAN_S3_B1..B6, TRAN_S4_B1..B2) gets its own width.</summary>
-    TransformerBlock,
-    /// <summary>Each conv/linear weight by its official state_dict key.</summary>
-    Layer,
-}
-
 /// <summary>
 /// An immutable assignment of bit widths (2..16, or 32 = full precision) to the units of one granularity, plus the head's width
 /// (default 32: the paper keeps the classifier in full precision). Equal by value (granularity included: a transformer-block
@@ -46,7 +35,7 @@ public sealed class QuantizationSetting : IEquatable<QuantizationSetting>
     private static readonly string[] StageLabels = ["S1", "S2", "S3", "S4"];
     private static readonly string[] TransformerBlockUnits = TransformerBlockStages.SelectMany(s => s).ToArray();
 
-    public SettingGranularity Granularity { get; }
+    public Granularity Granularity { get; }
     public int HeadBits { get; }
     /// <summary>Unit (or layer key) names with their widths: stage order for block granularities, ordinal key order for layers.</summary>
     public IReadOnlyList<KeyValuePair<string, int>> Entries { get; }
@@ -54,7 +43,7 @@ public sealed class QuantizationSetting : IEquatable<QuantizationSetting>
     private readonly Dictionary<string, int> _bits;
     private readonly int _hash;
 
-    private QuantizationSetting(SettingGranularity granularity, IEnumerable<KeyValuePair<string, int>> entries, int headBits)
+    private QuantizationSetting(Granularity granularity, IEnumerable<KeyValuePair<string, int>> entries, int headBits)
     {
         Granularity = granularity;
         HeadBits = headBits;
@@ -73,15 +62,17 @@ public sealed class QuantizationSetting : IEquatable<QuantizationSetting>
 
     /// <summary>Every unit at <paramref name="bits"/>, at block granularity.</summary>
     public static QuantizationSetting Uniform(int bits, int headBits = DefaultHeadBits) =>
-        Create(SettingGranularity.Block, Sdtv2Layout.PaperUnits.Select(u => KeyValuePair.Create(u, bits)), headBits);
+        Create(Granularity.Block, Sdtv2Layout.PaperUnits.Select(u => KeyValuePair.Create(u, bits)), headBits);
 
     /// <summary>
     /// A setting from names and widths. Block and transformer-block settings must name every unit of their granularity exactly
     /// once; layer settings name weight keys (checked against a model by <see cref="Validate"/>), head weights excluded.
     /// </summary>
-    public static QuantizationSetting Create(SettingGranularity granularity, IEnumerable<KeyValuePair<string, int>> bits,
+    public static QuantizationSetting Create(Granularity granularity, IEnumerable<KeyValuePair<string, int>> bits,
         int headBits = DefaultHeadBits)
     {
+        if (!Granularities.OfSettings.Contains(granularity))
+            throw new QsvitException($"a setting is made at {string.Join(", ", Granularities.OfSettings.Select(g => g.Name()))} granularity, not {granularity.Name()}");
         CheckBits(headBits, Sdtv2Layout.Head);
         var given = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var (name, b) in bits)
@@ -90,7 +81,7 @@ public sealed class QuantizationSetting : IEquatable<QuantizationSetting>
             CheckBits(b, name);
         }
 
-        if (granularity == SettingGranularity.Layer)
+        if (granularity == Granularity.Layer)
         {
             if (given.Count == 0) throw new QsvitException("a layer setting must give at least one layer's bit width");
             if (given.Keys.FirstOrDefault(k => k == Sdtv2Layout.Head || k.StartsWith("head", StringComparison.Ordinal)) is { } head)
@@ -101,19 +92,19 @@ public sealed class QuantizationSetting : IEquatable<QuantizationSetting>
         var units = UnitNames(granularity);
         var unknown = given.Keys.Where(k => !units.Contains(k)).ToArray();
         if (unknown.Length > 0)
-            throw new QsvitException($"unknown {GranularityName(granularity)} unit(s) {string.Join(", ", unknown)}; " +
+            throw new QsvitException($"unknown {granularity.Name()} unit(s) {string.Join(", ", unknown)}; " +
                                      $"expected {string.Join(", ", units)}");
         var missing = units.Where(u => !given.ContainsKey(u)).ToArray();
         if (missing.Length > 0)
-            throw new QsvitException($"{GranularityName(granularity)} setting lacks unit(s) {string.Join(", ", missing)}");
+            throw new QsvitException($"{granularity.Name()} setting lacks unit(s) {string.Join(", ", missing)}");
         return new QuantizationSetting(granularity, units.Select(u => KeyValuePair.Create(u, given[u])), headBits);
     }
 
     /// <summary>The units a block or transformer-block setting names, in text-form order.</summary>
-    public static IReadOnlyList<string> UnitNames(SettingGranularity granularity) => granularity switch
+    public static IReadOnlyList<string> UnitNames(Granularity granularity) => granularity switch
     {
-        SettingGranularity.Block => Sdtv2Layout.PaperUnits,
-        SettingGranularity.TransformerBlock => TransformerBlockUnits,
+        Granularity.Block => Sdtv2Layout.PaperUnits,
+        Granularity.TransformerBlock => TransformerBlockUnits,
         _ => throw new QsvitException("layer settings name weight keys of a particular model; take them from its Sdtv2Layout"),
     };
 
@@ -121,14 +112,14 @@ public sealed class QuantizationSetting : IEquatable<QuantizationSetting>
     public int this[string name] =>
         name == Sdtv2Layout.Head ? HeadBits
         : _bits.TryGetValue(name, out int b) ? b
-        : throw new QsvitException($"{GranularityName(Granularity)} setting has no unit '{name}'");
+        : throw new QsvitException($"{Granularity.Name()} setting has no unit '{name}'");
 
     /// <summary>A copy with one unit (or layer key, or "HEAD") at <paramref name="bits"/>.</summary>
     public QuantizationSetting With(string name, int bits)
     {
         if (name == Sdtv2Layout.Head) return Create(Granularity, Entries, bits);
-        if (Granularity != SettingGranularity.Layer && !_bits.ContainsKey(name))
-            throw new QsvitException($"unknown {GranularityName(Granularity)} unit '{name}'; expected {string.Join(", ", UnitNames(Granularity))} or {Sdtv2Layout.Head}");
+        if (Granularity != Granularity.Layer && !_bits.ContainsKey(name))
+            throw new QsvitException($"unknown {Granularity.Name()} unit '{name}'; expected {string.Join(", ", UnitNames(Granularity))} or {Sdtv2Layout.Head}");
         var entries = Entries.Where(e => e.Key != name).Append(KeyValuePair.Create(name, bits));
         return Create(Granularity, entries, HeadBits);
     }
@@ -139,18 +130,18 @@ public sealed class QuantizationSetting : IEquatable<QuantizationSetting>
         if (weight.Block == Sdtv2Layout.Head) return HeadBits;
         string name = Granularity switch
         {
-            SettingGranularity.Block => weight.Unit,
-            SettingGranularity.TransformerBlock => weight.Block,
+            Granularity.Block => weight.Unit,
+            Granularity.TransformerBlock => weight.Block,
             _ => weight.Key,
         };
         return _bits.TryGetValue(name, out int b) ? b
-            : throw new QsvitException($"{GranularityName(Granularity)} setting gives no bit width for '{name}' ({weight.Label})");
+            : throw new QsvitException($"{Granularity.Name()} setting gives no bit width for '{name}' ({weight.Label})");
     }
 
     /// <summary>Throws unless this setting covers every weight of <paramref name="layout"/> and names nothing else.</summary>
     public void Validate(Sdtv2Layout layout)
     {
-        if (Granularity != SettingGranularity.Layer) return; // block units are fixed by the architecture
+        if (Granularity != Granularity.Layer) return; // block units are fixed by the architecture
         var keys = layout.Weights.Where(w => w.Block != Sdtv2Layout.Head).Select(w => w.Key).ToHashSet(StringComparer.Ordinal);
         var unknown = _bits.Keys.Where(k => !keys.Contains(k)).Take(5).ToArray();
         if (unknown.Length > 0)
@@ -165,14 +156,14 @@ public sealed class QuantizationSetting : IEquatable<QuantizationSetting>
     /// The same bit widths at a finer granularity (each transformer block, or each weight, takes its unit's width).
     /// Refining to the current granularity returns this setting.
     /// </summary>
-    public QuantizationSetting Refine(SettingGranularity granularity, Sdtv2Layout layout)
+    public QuantizationSetting Refine(Granularity granularity, Sdtv2Layout layout)
     {
         if (granularity < Granularity)
-            throw new QsvitException($"cannot coarsen a {GranularityName(Granularity)} setting to {GranularityName(granularity)} granularity");
+            throw new QsvitException($"cannot coarsen a {Granularity.Name()} setting to {granularity.Name()} granularity");
         if (granularity == Granularity) return this;
         Validate(layout);
         var quantizable = layout.Weights.Where(w => w.Block != Sdtv2Layout.Head).ToArray();
-        if (granularity == SettingGranularity.Layer)
+        if (granularity == Granularity.Layer)
             return Create(granularity, quantizable.Select(w => KeyValuePair.Create(w.Key, BitsFor(w))), HeadBits);
         var unitOf = quantizable.GroupBy(w => w.Block).ToDictionary(g => g.Key, g => g.First().Unit, StringComparer.Ordinal);
         return Create(granularity, TransformerBlockUnits.Select(b => KeyValuePair.Create(b, this[unitOf[b]])), HeadBits);
@@ -223,7 +214,7 @@ public sealed class QuantizationSetting : IEquatable<QuantizationSetting>
         if (groups.Length == 5 && values[4].Length != 1)
             throw new QsvitException($"setting '{text}': group 5 ({Sdtv2Layout.Head}) must be a single bit width, got {values[4].Length} values");
 
-        var granularity = block3 ? SettingGranularity.Block : SettingGranularity.TransformerBlock;
+        var granularity = block3 ? Granularity.Block : Granularity.TransformerBlock;
         var stages = block3 ? Sdtv2Layout.PaperStages : TransformerBlockStages;
         var entries = stages.SelectMany((units, g) => units.Select((u, i) => KeyValuePair.Create(u, values[g][i])));
         return Create(granularity, entries, groups.Length == 5 ? values[4][0] : DefaultHeadBits);
@@ -239,10 +230,10 @@ public sealed class QuantizationSetting : IEquatable<QuantizationSetting>
     /// <summary>The text form for block granularities (head appended only when not 32); the compact JSON form for layers.</summary>
     public override string ToString()
     {
-        if (Granularity == SettingGranularity.Layer) return ToJson();
+        if (Granularity == Granularity.Layer) return ToJson();
         var sb = new StringBuilder();
         int i = 0;
-        var stages = Granularity == SettingGranularity.Block ? Sdtv2Layout.PaperStages : TransformerBlockStages;
+        var stages = Granularity == Granularity.Block ? Sdtv2Layout.PaperStages : TransformerBlockStages;
         foreach (var stage in stages)
         {
             if (sb.Length > 0) sb.Append('|');
@@ -262,7 +253,7 @@ public sealed class QuantizationSetting : IEquatable<QuantizationSetting>
         using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = indented }))
         {
             w.WriteStartObject();
-            w.WriteString("granularity", GranularityName(Granularity));
+            w.WriteString("granularity", Granularity.Name());
             w.WriteStartObject("bits");
             foreach (var (name, bits) in Entries) w.WriteNumber(name, bits);
             w.WriteEndObject();
@@ -281,7 +272,7 @@ public sealed class QuantizationSetting : IEquatable<QuantizationSetting>
         {
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object) throw new QsvitException("quantization setting JSON must be an object");
-            SettingGranularity? granularity = null;
+            Granularity? granularity = null;
             Dictionary<string, int>? bits = null;
             int head = DefaultHeadBits;
             foreach (var prop in root.EnumerateObject())
@@ -289,15 +280,10 @@ public sealed class QuantizationSetting : IEquatable<QuantizationSetting>
                 switch (prop.Name)
                 {
                     case "granularity":
-                        string? g = prop.Value.ValueKind == JsonValueKind.String ? prop.Value.GetString() : null;
-                        granularity = g?.ToLowerInvariant() switch
-                        {
-                            "block" => SettingGranularity.Block,
-                            "transformer-block" => SettingGranularity.TransformerBlock,
-                            "layer" => SettingGranularity.Layer,
-                            _ => throw new QsvitException($"setting JSON: granularity {prop.Value.GetRawText()} is not one of " +
-                                                          "\"block\", \"transformer-block\", \"layer\""),
-                        };
+                        string? g = prop.Value.ValueKind == JsonValueKind.String ? prop.Value.GetString()?.ToLowerInvariant() : null;
+                        granularity = Granularities.OfSettings.Where(x => x.Name() == g).Cast<Granularity?>().FirstOrDefault()
+                            ?? throw new QsvitException($"setting JSON: granularity {prop.Value.GetRawText()} is not one of " +
+                                                        string.Join(", ", Granularities.OfSettings.Select(x => $"\"{x.Name()}\"")));
                         break;
                     case "bits":
                         if (prop.Value.ValueKind != JsonValueKind.Object)
@@ -334,13 +320,6 @@ public sealed class QuantizationSetting : IEquatable<QuantizationSetting>
             throw new QsvitException($"bit width {bits} for '{name}' is not supported; allowed {Quantizer.MinBits}..{Quantizer.MaxBits} " +
                                      $"or {Quantizer.FullPrecision}");
     }
-
-    private static string GranularityName(SettingGranularity g) => g switch
-    {
-        SettingGranularity.Block => "block",
-        SettingGranularity.TransformerBlock => "transformer-block",
-        _ => "layer",
-    };
 
     public bool Equals(QuantizationSetting? other) =>
         other is not null && (ReferenceEquals(this, other) ||

@@ -1,9 +1,11 @@
+using Qsvit.Quantization;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Qsvit.Evaluation;
 using Qsvit.Search;
+using Qsvit.IO;
 
 namespace Qsvit.Reports;
 
@@ -40,10 +42,10 @@ public static class Aq4Report
     public static void Write(string directory, Aq4ReportInput input)
     {
         Directory.CreateDirectory(directory);
-        RunStore.WriteAtomically(Path.Combine(directory, ChartFile), Chart(input.Result));
-        RunStore.WriteAtomically(Path.Combine(directory, ComparisonTable.FileName), ComparisonTable.ToJson(ComparisonRows(input.Result, input.HeldOut)));
-        RunStore.WriteAtomically(Path.Combine(directory, JsonFile), Json(input).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        RunStore.WriteAtomically(Path.Combine(directory, MarkdownFile), Markdown(input));
+        TextFiles.WriteAtomically(Path.Combine(directory, ChartFile), Chart(input.Result));
+        TextFiles.WriteAtomically(Path.Combine(directory, ComparisonTable.FileName), ComparisonTable.ToJson(ComparisonRows(input.Result, input.HeldOut)));
+        TextFiles.WriteAtomically(Path.Combine(directory, JsonFile), Json(input).ToJsonString(TextFiles.Json));
+        TextFiles.WriteAtomically(Path.Combine(directory, MarkdownFile), Markdown(input));
     }
 
     /// <summary>Verified candidates no other verified candidate beats on both memory and accuracy, by memory ascending.</summary>
@@ -55,7 +57,7 @@ public static class Aq4Report
     {
         var details = new List<string>();
         if (r.Method == Aq4Method.Beam) details.Add($"B={r.Options.BeamWidth}");
-        if (r.Space.Granularity != Aq4Granularity.Block) details.Add(Aq4Space.Name(r.Space.Granularity));
+        if (r.Space.Granularity != Granularity.Block) details.Add(r.Space.Granularity.Name());
         if (r.Space.QuantizeHead) details.Add("head searched");
         if (!r.Options.DriftGate) details.Add("no drift gate");
         return $"AQ4SViT-{(r.Method == Aq4Method.Greedy ? "Greedy" : "Beam")}{(details.Count == 0 ? "" : $" ({string.Join(", ", details)})")}";
@@ -76,7 +78,7 @@ public static class Aq4Report
     }
 
     public static string Title(Aq4Result r) =>
-        $"AQ4SViT {(r.Method == Aq4Method.Greedy ? "greedy" : $"beam (width {r.Options.BeamWidth})")}, {Aq4Space.Name(r.Space.Granularity)} granularity";
+        $"AQ4SViT {(r.Method == Aq4Method.Greedy ? "greedy" : $"beam (width {r.Options.BeamWidth})")}, {r.Space.Granularity.Name()} granularity";
 
     public static string Markdown(Aq4ReportInput input)
     {
@@ -137,7 +139,7 @@ public static class Aq4Report
         {
             ["method"] = r.Method == Aq4Method.Greedy ? "greedy" : "beam",
             ["beam_width"] = r.Method == Aq4Method.Beam ? r.Options.BeamWidth : null,
-            ["granularity"] = Aq4Space.Name(r.Space.Granularity),
+            ["granularity"] = r.Space.Granularity.Name(),
             ["bits"] = new JsonArray(r.Space.Ladder.Skip(1).Select(b => (JsonNode)b).ToArray()),
             ["quantize_head"] = r.Space.QuantizeHead,
             ["max_drop"] = r.Options.MaxDrop,

@@ -6,6 +6,7 @@ using Qsvit.Evaluation;
 using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Search;
+using Qsvit.IO;
 
 namespace Qsvit.Reports;
 
@@ -61,6 +62,7 @@ public static class ComparisonTable
 {
     public const string FileName = "comparison.json";
 
+    // camelCase, unlike TextFiles.Json: --compare reads comparison.json files written by earlier versions.
     private static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
     {
         WriteIndented = true,
@@ -93,7 +95,7 @@ public static class ComparisonTable
 
     public static string ToJson(IReadOnlyList<ComparisonRow> rows) => JsonSerializer.Serialize(rows, Options);
 
-    public static void Write(string path, IReadOnlyList<ComparisonRow> rows) => RunStore.WriteAtomically(path, ToJson(rows));
+    public static void Write(string path, IReadOnlyList<ComparisonRow> rows) => TextFiles.WriteAtomically(path, ToJson(rows));
 
     /// <summary>Rows from a comparison.json, or from the one inside a report directory.</summary>
     public static IReadOnlyList<ComparisonRow> Read(string path)

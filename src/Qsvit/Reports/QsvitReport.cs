@@ -6,14 +6,9 @@ using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Search;
 using static Qsvit.Reports.ComparisonTable;
+using Qsvit.IO;
 
 namespace Qsvit.Reports;
-
-/// <summary>Energy ESTIMATES of fp32 and bSettingG from firing rates measured on <see cref="Images"/> images of <see cref="Split"/>.</summary>
-public sealed record EnergyComparison(string Split, int Images, EnergyEstimate Fp32, EnergyEstimate Quantized)
-{
-    public double SavingPercent => Fp32.TotalUj == 0 ? 0 : 100 * (1 - Quantized.TotalUj / Fp32.TotalUj);
-}
 
 /// <summary>What a QSViT report shows besides the search result itself.</summary>
 public sealed record QsvitReportInput(QsvitResult Result, Sdtv2Layout Layout)
@@ -21,6 +16,8 @@ public sealed record QsvitReportInput(QsvitResult Result, Sdtv2Layout Layout)
     /// <summary>The fp32 checkpoint (path or name).</summary>
     public string Model { get; init; } = "";
     public QuantizerSpec Quantizer { get; init; } = QuantizerSpec.Paper;
+    /// <summary>Where the evaluations ran (the run's --device).</summary>
+    public string Device { get; init; } = "auto";
     /// <summary>Split name → what it is (file, image count).</summary>
     public IReadOnlyDictionary<string, string> Splits { get; init; } = new Dictionary<string, string>();
     /// <summary>Per-unit clipping and SQNR (<see cref="UnitWeightError.Compute"/>); the section is left out without it.</summary>
@@ -51,7 +48,7 @@ public static class QsvitReport
         void Save(string name, string text)
         {
             var path = Path.Combine(directory, name);
-            RunStore.WriteAtomically(path, text);
+            TextFiles.WriteAtomically(path, text);
             files.Add(path);
         }
         Save(SensitivityFigure, SensitivityChart(input.Result.Sensitivity));
@@ -59,7 +56,7 @@ public static class QsvitReport
         Save(MemoryFigure, MemoryAccuracyChart(input.Result, input.Layout));
         Save(ComparisonTable.FileName, ComparisonTable.ToJson(ComparisonRows(input)));
         Save(Markdown, ToMarkdown(input));
-        Save(Json, ToJson(input).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        Save(Json, ToJson(input).ToJsonString(TextFiles.Json));
         return files;
     }
 
@@ -72,7 +69,7 @@ public static class QsvitReport
         var r = input.Result;
         var fp32Test = r.Report?.Fp32;
         var evaluations = r.SearchEvaluations;
-        string method = r.Options.Granularity == SettingGranularity.Block ? "QSViT" : "QSViT (transformer-block)";
+        string method = r.Options.Granularity == Granularity.Block ? "QSViT" : $"QSViT ({r.Options.Granularity.Name()})";
         return
         [
             ComparisonRow.Baseline(input.Layout, r.Search.Fp32, fp32Test),
@@ -186,7 +183,8 @@ public static class QsvitReport
         Line();
         Line($"- **Model**: `{input.Model}` — {input.Layout.Config}");
         Line($"- **Quantizer**: `{input.Quantizer}`{(input.Quantizer.Kind == QuantizerKind.Paper ? " (the paper's Eq. 1-3, per tensor)" : "")}; weights of conv/linear layers only, the head stays fp32");
-        Line($"- **Units**: {o.Units.Count} at {(o.Granularity == SettingGranularity.Block ? "block" : "transformer-block")} granularity ({string.Join(", ", o.Units)})");
+        Line($"- **Device**: {input.Device}");
+        Line($"- **Units**: {o.Units.Count} at {o.Granularity.Name()} granularity ({string.Join(", ", o.Units)})");
         Line($"- **Widths tried**: {string.Join(", ", t.Bits)}; **tolerance**: {F(o.TolerancePoints, 2)} points below fp32 on the search split (threshold {F(t.Threshold, 2)} %)");
         Line($"- **Search split** {Split(o.SearchSplit)}: every decision is made here.");
         if (o.ReportSplit is { } rs) Line($"- **Report split** {Split(rs)}: held out, only reported.");
@@ -448,7 +446,8 @@ public static class QsvitReport
             ["model"] = input.Model,
             ["config"] = input.Layout.Config.ToString(),
             ["quantizer"] = input.Quantizer.ToString(),
-            ["granularity"] = o.Granularity == SettingGranularity.Block ? "block" : "transformer-block",
+            ["device"] = input.Device,
+            ["granularity"] = o.Granularity.Name(),
             ["bits"] = JsonList(t.Bits.Select(b => (JsonNode)b)),
             ["tolerance_points"] = o.TolerancePoints,
             ["search_split"] = o.SearchSplit,

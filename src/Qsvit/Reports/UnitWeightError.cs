@@ -20,7 +20,7 @@ public sealed record UnitWeightError(string Unit, int Bits, long Weights, double
         foreach (var unit in options.Units)
             foreach (var b in options.QuantizedBits)
             {
-                var weights = perWidth[b].Where(w => (options.Granularity == SettingGranularity.Block ? w.Unit : w.Block) == unit).ToArray();
+                var weights = perWidth[b].Where(w => (options.Granularity == Granularity.Block ? w.Unit : w.Block) == unit).ToArray();
                 long count = weights.Sum(w => w.Count);
                 double clipped = weights.Sum(w => w.ClippedFraction * w.Count);
                 // Signal energy is recovered from each weight's MSE and SQNR; a weight reproduced exactly adds no error.

@@ -3,21 +3,6 @@ using Qsvit.Quantization;
 
 namespace Qsvit.Search;
 
-/// <summary>What one AQ4SViT search unit covers.</summary>
-public enum Aq4Granularity
-{
-    /// <summary>One unit: the whole network at one width.</summary>
-    Network,
-    /// <summary>S1..S4: the paper units of each stage move together.</summary>
-    Stage,
-    /// <summary>The paper's 11 block-level units (the default).</summary>
-    Block,
-    /// <summary>Like <see cref="Block"/>, with each transformer block of S3 and S4 on its own.</summary>
-    TransformerBlock,
-    /// <summary>Every conv/linear weight by its state_dict key.</summary>
-    Layer,
-}
-
 /// <summary>A search unit: its name and the entries of the underlying <see cref="QuantizationSetting"/> it sets.</summary>
 /// <param name="Weights">Number of weight values it covers (what one bit less saves, in bits).</param>
 public sealed record Aq4Unit(string Name, IReadOnlyList<string> Members, long Weights);
@@ -33,23 +18,22 @@ public sealed class Aq4Space
     public const string HeadUnit = Sdtv2Layout.Head;
 
     public Sdtv2Layout Layout { get; }
-    public Aq4Granularity Granularity { get; }
+    public Granularity Granularity { get; }
     public IReadOnlyList<Aq4Unit> Units { get; }
     /// <summary>Widths a unit steps through: 32 first, then the searched widths, descending.</summary>
     public IReadOnlyList<int> Ladder { get; }
     public bool QuantizeHead { get; }
     /// <summary>The granularity of the settings this space builds.</summary>
-    public SettingGranularity SettingGranularity { get; }
+    public Granularity SettingGranularity => Granularity.OfSetting();
 
-    private Aq4Space(Sdtv2Layout layout, Aq4Granularity granularity, IReadOnlyList<Aq4Unit> units, IReadOnlyList<int> ladder,
-        bool quantizeHead, SettingGranularity settingGranularity)
+    private Aq4Space(Sdtv2Layout layout, Granularity granularity, IReadOnlyList<Aq4Unit> units, IReadOnlyList<int> ladder,
+        bool quantizeHead)
     {
         Layout = layout;
         Granularity = granularity;
         Units = units;
         Ladder = ladder;
         QuantizeHead = quantizeHead;
-        SettingGranularity = settingGranularity;
     }
 
     /// <summary>The paper quantizer degrades sharply below 4 bits and between the powers of two it was studied at.</summary>
@@ -57,7 +41,7 @@ public sealed class Aq4Space
         spec.Kind == QuantizerKind.Paper ? [16, 12, 8, 4] : [16, 12, 8, 6, 4, 3, 2];
 
     /// <param name="bits">Widths to search below 32 (any order; 32 itself is the start and is ignored here).</param>
-    public static Aq4Space Create(Sdtv2Layout layout, Aq4Granularity granularity, IEnumerable<int> bits, bool quantizeHead = false)
+    public static Aq4Space Create(Sdtv2Layout layout, Granularity granularity, IEnumerable<int> bits, bool quantizeHead = false)
     {
         var widths = bits.Where(b => b != Quantizer.FullPrecision).Distinct().OrderDescending().ToArray();
         if (widths.Length == 0) throw new QsvitException("give at least one bit width below 32 to search");
@@ -69,24 +53,18 @@ public sealed class Aq4Space
             new(name, members, weights.Where(covers).Sum(w => w.Count));
         List<Aq4Unit> units = granularity switch
         {
-            Aq4Granularity.Network => [Unit("NETWORK", Sdtv2Layout.PaperUnits, _ => true)],
-            Aq4Granularity.Stage => Sdtv2Layout.PaperStages
+            Granularity.Network => [Unit("NETWORK", Sdtv2Layout.PaperUnits, _ => true)],
+            Granularity.Stage => Sdtv2Layout.PaperStages
                 .Select((stage, i) => Unit($"S{i + 1}", stage, w => stage.Contains(w.Unit))).ToList(),
-            Aq4Granularity.Block => Sdtv2Layout.PaperUnits.Select(u => Unit(u, [u], w => w.Unit == u)).ToList(),
-            Aq4Granularity.TransformerBlock => QuantizationSetting.UnitNames(SettingGranularity.TransformerBlock)
+            Granularity.Block => Sdtv2Layout.PaperUnits.Select(u => Unit(u, [u], w => w.Unit == u)).ToList(),
+            Granularity.TransformerBlock => QuantizationSetting.UnitNames(Granularity.TransformerBlock)
                 .Select(b => Unit(b, [b], w => w.Block == b)).ToList(),
-            Aq4Granularity.Layer => weights.Select(w => new Aq4Unit(w.Key, [w.Key], w.Count)).ToList(),
+            Granularity.Layer => weights.Select(w => new Aq4Unit(w.Key, [w.Key], w.Count)).ToList(),
             _ => throw new QsvitException($"unknown granularity {(int)granularity}"),
         };
         if (quantizeHead)
             units.Add(new Aq4Unit(HeadUnit, [HeadUnit], layout.Weights.Where(w => w.Block == Sdtv2Layout.Head).Sum(w => w.Count)));
-        var settingGranularity = granularity switch
-        {
-            Aq4Granularity.TransformerBlock => SettingGranularity.TransformerBlock,
-            Aq4Granularity.Layer => SettingGranularity.Layer,
-            _ => SettingGranularity.Block,
-        };
-        return new Aq4Space(layout, granularity, units, [Quantizer.FullPrecision, .. widths], quantizeHead, settingGranularity);
+        return new Aq4Space(layout, granularity, units, [Quantizer.FullPrecision, .. widths], quantizeHead);
     }
 
     /// <summary>Number of one-step moves from fp32 to the bottom of every ladder: the deepest a search can go.</summary>
@@ -106,17 +84,4 @@ public sealed class Aq4Space
         }
         return QuantizationSetting.Create(SettingGranularity, entries, head);
     }
-
-    public static Aq4Granularity ParseGranularity(string text) => (text ?? "").Trim().ToLowerInvariant() switch
-    {
-        "network" => Aq4Granularity.Network,
-        "stage" => Aq4Granularity.Stage,
-        "block" => Aq4Granularity.Block,
-        "transformer-block" => Aq4Granularity.TransformerBlock,
-        "layer" => Aq4Granularity.Layer,
-        _ => throw new QsvitException($"unknown granularity '{text}'; expected network, stage, block, transformer-block or layer"),
-    };
-
-    public static string Name(Aq4Granularity granularity) =>
-        granularity == Aq4Granularity.TransformerBlock ? "transformer-block" : granularity.ToString().ToLowerInvariant();
 }

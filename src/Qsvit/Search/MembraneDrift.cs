@@ -1,5 +1,5 @@
+using Qsvit.Backends;
 using Qsvit.Models;
-using Qsvit.Snn;
 
 namespace Qsvit.Search;
 
@@ -10,20 +10,20 @@ public sealed record DriftResult(double Drift, double SpikeMismatch, IReadOnlyLi
 
 /// <summary>
 /// Captures the fp32 model's membrane potentials once on a calibration batch, then measures any candidate against them
-/// in a single forward pass (no second fp32 run). The reference costs 4 bytes per neuron×timestep×image for H plus one bit
-/// for the spike (e.g. ~0.5 GB for 64 CIFAR images on the w32-192 T=4 model), kept as one array per layer and batch so
-/// that capturing never needs a second, grown copy.
+/// in a single forward pass (no second fp32 run). Both live on the model's backend (<see cref="MembraneReference"/>,
+/// <see cref="DriftMeter"/>): the sums are reduced where the data is, and only per-layer totals reach the host. The
+/// reference costs 4 bytes per neuron×timestep×image for H plus one bit for the spike (e.g. ~0.5 GB for 64 CIFAR images
+/// on the w32-192 T=4 model). Candidates run on a backend that can read the reference: the fp32 model's (any CPU backend
+/// for a CPU reference); another backend refuses the recorder.
 /// </summary>
-public sealed class MembraneDrift
+public sealed class MembraneDrift : IDisposable
 {
-    private readonly List<float[]>[] _membrane;   // [LIF layer][batch]: H of that batch, in forward order
-    private readonly List<ulong[]>[] _spikes;     // same chunks, one bit per spike
-    private readonly double[] _norm2;
+    private readonly MembraneReference _reference;
+    private readonly DriftMeter _meter;
     private readonly float[] _images;
     private readonly int _count, _height, _width, _batch;
 
     public int Images => _count;
-    public long CapturedFloats => _membrane.Sum(layer => layer.Sum(chunk => (long)chunk.Length));
 
     /// <param name="images">Normalized calibration images [count, C, H, W].</param>
     public MembraneDrift(Sdtv2Model fp32, float[] images, int count, int height, int width, int batch = 32)
@@ -33,98 +33,43 @@ public sealed class MembraneDrift
         _height = height;
         _width = width;
         _batch = Math.Max(1, batch);
-        var capture = new Capture();
-        ForEachChunk(fp32, capture);
-        _membrane = capture.Membrane.ToArray();
-        _spikes = capture.Spikes.ToArray();
-        _norm2 = _membrane.Select(layer => layer.Sum(SumOfSquares)).ToArray();
+        var backend = fp32.Backend;
+        _reference = backend.CreateMembraneReference(fp32.LifNames.Count);
+        ForEachChunk(fp32, _reference);
+        _reference.Seal();
+        _meter = backend.CreateDriftMeter(_reference);
     }
 
     public DriftResult Measure(Sdtv2Model candidate)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var compare = new Compare(this);
-        ForEachChunk(candidate, compare);
-        if (compare.Layers != _membrane.Length)
-            throw new InvalidOperationException($"candidate ran {compare.Layers} LIF layers, the reference {_membrane.Length}");
-        var perLayer = new double[_membrane.Length];
-        long neurons = 0;
-        for (int l = 0; l < perLayer.Length; l++)
-        {
-            perLayer[l] = _norm2[l] > 0 ? Math.Sqrt(compare.Diff2[l] / _norm2[l]) : Math.Sqrt(compare.Diff2[l]);
-            neurons += _membrane[l].Sum(chunk => (long)chunk.Length);
-        }
-        return new DriftResult(perLayer.Average(), (double)compare.Mismatch / neurons, perLayer, clock.Elapsed.TotalSeconds);
+        _meter.Reset();
+        ForEachChunk(candidate, _meter);
+        var sums = _meter.Read();
+        int layers = _reference.Layers;
+        if (sums.LayersSeen != layers)
+            throw new InvalidOperationException($"candidate ran {sums.LayersSeen} LIF layers, the reference {layers}");
+        var norm2 = _reference.NormSquared;
+        var perLayer = new double[layers];
+        for (int l = 0; l < layers; l++)
+            perLayer[l] = norm2[l] > 0 ? Math.Sqrt(sums.DiffSquared[l] / norm2[l]) : Math.Sqrt(sums.DiffSquared[l]);
+        long neurons = _reference.Neurons.Sum(), mismatch = sums.Mismatches.Sum();
+        return new DriftResult(perLayer.Average(), (double)mismatch / neurons, perLayer, clock.Elapsed.TotalSeconds);
     }
 
-    private void ForEachChunk(Sdtv2Model model, ILifObserver observer)
+    private void ForEachChunk(Sdtv2Model model, LifRecorder recorder)
     {
         int imageSize = model.Config.InChannels * _height * _width;
         for (int start = 0; start < _count; start += _batch)
         {
             int n = Math.Min(_batch, _count - start);
-            model.Forward(_images.AsSpan(start * imageSize, n * imageSize), n, _height, _width, observer);
+            model.Forward(_images.AsSpan(start * imageSize, n * imageSize), n, _height, _width, recorder);
         }
     }
 
-    /// <summary>Accumulated in double: a float sum over millions of potentials loses the digits a small drift lives in.</summary>
-    private static double SumOfSquares(float[] values)
+    public void Dispose()
     {
-        double s = 0;
-        foreach (float v in values) s += (double)v * v;
-        return s;
-    }
-
-    private static bool Bit(ulong[] bits, int i) => ((bits[i >> 6] >> (i & 63)) & 1) != 0;
-
-    private sealed class Capture : ILifObserver
-    {
-        public readonly List<List<float[]>> Membrane = new();
-        public readonly List<List<ulong[]>> Spikes = new();
-        public bool WantsMembrane => true;
-
-        public void Observe(int index, string name, ReadOnlySpan<float> membrane, ReadOnlySpan<float> spikes, long spikeCount)
-        {
-            if (index == Membrane.Count)
-            {
-                Membrane.Add(new List<float[]>());
-                Spikes.Add(new List<ulong[]>());
-            }
-            Membrane[index].Add(membrane.ToArray());
-            var bits = new ulong[(spikes.Length + 63) / 64];
-            for (int i = 0; i < spikes.Length; i++)
-                if (spikes[i] != 0) bits[i >> 6] |= 1UL << (i & 63);
-            Spikes[index].Add(bits);
-        }
-    }
-
-    /// <summary>Compares layer by layer as the candidate runs; batches arrive in the same order as during capture.</summary>
-    private sealed class Compare(MembraneDrift owner) : ILifObserver
-    {
-        public readonly double[] Diff2 = new double[owner._membrane.Length];
-        private readonly int[] _chunk = new int[owner._membrane.Length];
-        public long Mismatch;
-        public int Layers;
-        public bool WantsMembrane => true;
-
-        public void Observe(int index, string name, ReadOnlySpan<float> membrane, ReadOnlySpan<float> spikes, long spikeCount)
-        {
-            int chunk = _chunk[index]++;
-            var reference = owner._membrane[index][chunk];
-            var refSpikes = owner._spikes[index][chunk];
-            if (reference.Length != membrane.Length)
-                throw new InvalidOperationException($"LIF layer {index} ({name}) gave {membrane.Length} potentials, the reference {reference.Length}");
-            double d2 = 0;
-            long mismatch = 0;
-            for (int i = 0; i < membrane.Length; i++)
-            {
-                double d = membrane[i] - reference[i];
-                d2 += d * d;
-                if ((spikes[i] != 0) != Bit(refSpikes, i)) mismatch++;
-            }
-            Diff2[index] += d2;
-            Mismatch += mismatch;
-            Layers = Math.Max(Layers, index + 1);
-        }
+        _meter.Dispose();
+        _reference.Dispose();
     }
 }

@@ -9,7 +9,7 @@ public sealed record QsvitOptions
     public static readonly IReadOnlyList<int> DefaultBits = [32, 16, 12, 8, 4];
 
     /// <summary>Block (the paper's 11 units) or TransformerBlock (each TRAN_S3/S4 block on its own).</summary>
-    public SettingGranularity Granularity { get; init; } = SettingGranularity.Block;
+    public Granularity Granularity { get; init; } = Granularity.Block;
     /// <summary>Widths Alg. 1 tries for every unit (32 = full precision); any order, used highest first.</summary>
     public IReadOnlyList<int> Bits { get; init; } = DefaultBits;
     /// <summary>Largest drop below the fp32 accuracy on the search split, in percentage points, that is still acceptable.</summary>
@@ -34,7 +34,7 @@ public sealed record QsvitOptions
 
     public void Validate()
     {
-        if (Granularity == SettingGranularity.Layer)
+        if (Granularity == Granularity.Layer)
             throw new QsvitException("QSViT searches block or transformer-block units, not single layers");
         if (Bits is null || Bits.Count == 0) throw new QsvitException("give at least one bit width to try");
         foreach (var b in Bits)

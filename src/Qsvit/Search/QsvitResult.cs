@@ -37,7 +37,7 @@ public sealed record SensitivityTable(AccuracyRecord Fp32, double TolerancePoint
 /// </summary>
 public sealed record BaseSettings(QuantizationSetting BSettingH, QuantizationSetting BSettingL)
 {
-    public static BaseSettings From(SensitivityTable table, SettingGranularity granularity)
+    public static BaseSettings From(SensitivityTable table, Granularity granularity)
     {
         var high = new List<KeyValuePair<string, int>>();
         var low = new List<KeyValuePair<string, int>>();

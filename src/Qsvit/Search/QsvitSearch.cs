@@ -26,7 +26,8 @@ public static class QsvitSearch
 
         var table = Sensitivity(session);
         var bases = BaseSettings.From(table, options.Granularity);
-        session.Total = session.Done + 2 + options.Units.Sum(u => bases.GuidedWidths(u, options.QuantizedBits).Count) + final;
+        // The total stays as announced: the guided steps Alg. 2 rules out count as done.
+        session.Skip(units * (widths - 1) - options.Units.Sum(u => bases.GuidedWidths(u, options.QuantizedBits).Count));
         var high = session.Evaluate(QsvitPhase.BaseSettings, bases.BSettingH, options.SearchSplit, "bSettingH");
         var low = session.Evaluate(QsvitPhase.BaseSettings, bases.BSettingL, options.SearchSplit, "bSettingL");
         var guided = Guided(session, table.Fp32, bases, high);
@@ -117,10 +118,15 @@ public static class QsvitSearch
         public int Done { get; private set; }
         public int Total { get; set; }
 
+        /// <summary>Evaluations the progress total counted that will not be asked (they count as done).</summary>
+        private int _skipped;
+
+        public void Skip(int evaluations) => _skipped += evaluations;
+
         public AccuracyRecord Evaluate(QsvitPhase phase, QuantizationSetting setting, string split, string detail)
         {
             _phase = phase;
-            progress?.Invoke(new QsvitProgress(phase, Done, Math.Max(Total, Done + 1), $"{detail} on {split}"));
+            progress?.Invoke(new QsvitProgress(phase, Done + _skipped, Math.Max(Total, Done + _skipped + 1), $"{detail} on {split}"));
             var key = (setting.ToString(), split);
             if (!_memo.TryGetValue(key, out var record))
             {
@@ -135,7 +141,7 @@ public static class QsvitSearch
             return record;
         }
 
-        public void Finish() => progress?.Invoke(new QsvitProgress(_phase, Done, Done, "done"));
+        public void Finish() => progress?.Invoke(new QsvitProgress(_phase, Done + _skipped, Done + _skipped, "done"));
 
         public SearchCost Cost()
         {

@@ -1,132 +1,117 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Qsvit.IO;
 
 namespace Qsvit.Search;
 
 /// <summary>
 /// A resumable run directory: <c>manifest.json</c> pins what the run is about (model, data, quantizer…), and
-/// <c>evaluations.jsonl</c> gets one line per finished evaluation, flushed as soon as it completes. Re-opening the same
+/// <see cref="EvaluationLog"/> (<c>evaluations.jsonl</c>) gets one line per finished evaluation. Re-opening the same
 /// directory with the same identity replays those lines, so a killed run restarted with the same arguments evaluates
-/// nothing twice; different arguments are refused rather than mixed.
+/// nothing twice; different arguments are refused rather than mixed. One process at a time: the directory is locked while
+/// the store is open, and another process (or a second open) gets an error naming the holder's PID.
 /// <para>An identity field may be null: this run does not use it (no test split, no drift measurements), so it neither
 /// checks nor pins it. The first run that does use it pins it, which lets runs that need different parts of the identity
 /// (a QSViT search without drift, an AQ4SViT search with it) share one directory and its evaluations.</para>
 /// </summary>
-public sealed class RunStore
+public sealed class RunStore : IDisposable
 {
     public const string ManifestFile = "manifest.json";
-    public const string LogFile = "evaluations.jsonl";
+    public const string LogFile = EvaluationLog.FileName;
+    /// <summary>Held exclusively (an OS file lock, released even when the process is killed) while the store is open.</summary>
+    public const string LockFile = "lock";
+    /// <summary>The PID of the lock's holder, for the error a second process gets.</summary>
+    public const string OwnerFile = "lock.owner";
 
-    private readonly object _gate = new();
-    private readonly List<JsonObject> _records = new();
+    private readonly FileStream _lock;
 
     public string Directory { get; }
-    public IReadOnlyList<JsonObject> Records => _records;
+    public EvaluationLog Log { get; }
 
-    private RunStore(string directory) => Directory = directory;
+    private RunStore(string directory, FileStream @lock, EvaluationLog log)
+    {
+        Directory = directory;
+        _lock = @lock;
+        Log = log;
+    }
 
     /// <param name="identity">Everything that decides evaluation results, compared field by field with an existing manifest;
     /// a null value is a field this run does not use (see the class remarks).</param>
     public static RunStore Open(string directory, IReadOnlyDictionary<string, string?> identity)
     {
         System.IO.Directory.CreateDirectory(directory);
-        var store = new RunStore(directory);
-        var manifestPath = Path.Combine(directory, ManifestFile);
-        JsonObject manifest;
-        if (File.Exists(manifestPath))
+        var @lock = Lock(directory);
+        try
         {
-            try { manifest = JsonNode.Parse(File.ReadAllText(manifestPath)) as JsonObject ?? throw new JsonException("not an object"); }
-            catch (JsonException e) { throw new QsvitException($"run directory '{directory}': {ManifestFile} is corrupt ({e.Message}); remove it or use another --run-dir"); }
-            if (manifest["identity"] is not JsonObject existing) manifest["identity"] = existing = new JsonObject();
-            bool pinned = false;
-            foreach (var (key, value) in identity)
-            {
-                if (value is null) continue;
-                if (existing.TryGetPropertyValue(key, out var node) && node is null)
-                {
-                    existing[key] = value;   // unused so far: the first run that uses it pins it
-                    pinned = true;
-                    continue;
-                }
-                var before = node?.GetValue<string>();
-                if (before != value)
-                    throw new QsvitException($"run directory '{directory}' belongs to another run: {key} was '{before ?? "(unset)"}', now '{value}'. " +
-                                             "Use a new --run-dir (or delete the old one) to start over.");
-            }
-            if (pinned) WriteAtomically(manifestPath, manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            CheckManifest(directory, identity);
+            return new RunStore(directory, @lock, EvaluationLog.Open(Path.Combine(directory, LogFile)));
         }
-        else
+        catch
         {
-            manifest = new JsonObject
+            @lock.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose() => _lock.Dispose();
+
+    private static FileStream Lock(string directory)
+    {
+        string path = Path.Combine(directory, LockFile), owner = Path.Combine(directory, OwnerFile);
+        try
+        {
+            // FileShare.None is an exclusive flock on Unix and a share-mode lock on Windows: both refuse every other opener.
+            var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            TextFiles.WriteAtomically(owner, Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+            return stream;
+        }
+        catch (IOException e) when (File.Exists(path))
+        {
+            string pid = "an unknown process";
+            try { pid = $"PID {File.ReadAllText(owner).Trim()}"; }
+            catch (IOException) { }
+            throw new QsvitException($"run directory '{directory}' is in use by {pid}; wait for that run to finish or use another --run-dir", e);
+        }
+    }
+
+    private static void CheckManifest(string directory, IReadOnlyDictionary<string, string?> identity)
+    {
+        var manifestPath = Path.Combine(directory, ManifestFile);
+        if (!File.Exists(manifestPath))
+        {
+            var manifest = new JsonObject
             {
                 ["tool"] = "qsvit",
                 ["created"] = DateTimeOffset.UtcNow.ToString("O"),
                 ["identity"] = new JsonObject(identity.Select(kv => KeyValuePair.Create(kv.Key, kv.Value is null ? null : (JsonNode?)kv.Value))),
             };
-            WriteAtomically(manifestPath, manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            TextFiles.WriteAtomically(manifestPath, manifest.ToJsonString(TextFiles.Json));
+            return;
         }
-        var log = Path.Combine(directory, LogFile);
-        if (File.Exists(log))
+        JsonObject existing, root;
+        try
         {
-            DropPartialLastLine(log);
-            foreach (var line in File.ReadLines(log))
-            {
-                if (string.IsNullOrWhiteSpace(line)) continue;
-                try { if (JsonNode.Parse(line) is JsonObject o) store._records.Add(o); }
-                catch (JsonException) { }
-            }
+            root = JsonNode.Parse(File.ReadAllText(manifestPath)) as JsonObject ?? throw new JsonException("not an object");
+            if (root["identity"] is not JsonObject found) root["identity"] = found = new JsonObject();
+            existing = found;
         }
-        return store;
-    }
-
-    /// <summary>Appends one record and flushes it to disk before returning.</summary>
-    public void Append(JsonObject record)
-    {
-        lock (_gate)
+        catch (JsonException e) { throw new QsvitException($"run directory '{directory}': {ManifestFile} is corrupt ({e.Message}); remove it or use another --run-dir"); }
+        bool pinned = false;
+        foreach (var (key, value) in identity)
         {
-            var line = record.ToJsonString() + "\n";
-            using (var stream = new FileStream(Path.Combine(Directory, LogFile), FileMode.Append, FileAccess.Write, FileShare.Read))
+            if (value is null) continue;
+            if (existing.TryGetPropertyValue(key, out var node) && node is null)
             {
-                var bytes = System.Text.Encoding.UTF8.GetBytes(line);
-                stream.Write(bytes);
-                stream.Flush(flushToDisk: true);
+                existing[key] = value;   // unused so far: the first run that uses it pins it
+                pinned = true;
+                continue;
             }
-            _records.Add(record);
+            var before = node is JsonValue v && v.TryGetValue(out string? s) ? s : node?.ToJsonString();
+            if (before != value)
+                throw new QsvitException($"run directory '{directory}' belongs to another run: {key} was '{before ?? "(unset)"}', now '{value}'. " +
+                                         "Use a new --run-dir (or delete the old one) to start over.");
         }
-    }
-
-    /// <summary>
-    /// A run killed mid-write leaves a last line without its newline. Left in place, the next append would be glued onto it
-    /// and both records lost on the following replay, so it is cut off (that evaluation simply runs again).
-    /// </summary>
-    private static void DropPartialLastLine(string log)
-    {
-        using var stream = new FileStream(log, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
-        long end = stream.Length;
-        if (end == 0) return;
-        var buffer = new byte[4096];
-        stream.Position = end - 1;
-        if (stream.ReadByte() == '\n') return;
-        for (long pos = end; pos > 0;)
-        {
-            int n = (int)Math.Min(buffer.Length, pos);
-            pos -= n;
-            stream.Position = pos;
-            stream.ReadExactly(buffer, 0, n);
-            int i = Array.LastIndexOf(buffer, (byte)'\n', n - 1, n);
-            if (i >= 0)
-            {
-                stream.SetLength(pos + i + 1);
-                return;
-            }
-        }
-        stream.SetLength(0);
-    }
-
-    public static void WriteAtomically(string path, string text)
-    {
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, text);
-        File.Move(tmp, path, overwrite: true);
+        if (pinned) TextFiles.WriteAtomically(manifestPath, root.ToJsonString(TextFiles.Json));
     }
 }

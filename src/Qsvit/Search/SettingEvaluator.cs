@@ -1,19 +1,9 @@
-using System.Text.Json.Nodes;
 using Qsvit.Evaluation;
 using Qsvit.IO.Datasets;
 using Qsvit.Models;
 using Qsvit.Quantization;
 
 namespace Qsvit.Search;
-
-/// <summary>A setting's top-1 on one split, with per-image correctness for paired comparisons.</summary>
-public sealed record AccuracyRecord(string Setting, string Split, int Count, long Correct, bool[] CorrectMask, double Seconds)
-{
-    public Interval Top1 => Statistics.Accuracy(Correct, Count);
-    public double Accuracy => Count == 0 ? 0 : 100.0 * Correct / Count;
-    /// <summary>This accuracy minus <paramref name="baseline"/>'s over the same images, in points, with its 95 % interval.</summary>
-    public Interval DifferenceFrom(AccuracyRecord baseline) => Statistics.PairedDifference(baseline.CorrectMask, CorrectMask);
-}
 
 /// <summary>What a search can ask about a setting. Implemented by <see cref="SettingEvaluator"/> and by test fakes.</summary>
 public interface ISettingOracle
@@ -35,18 +25,20 @@ public interface ISettingOracle
 /// <see cref="CalibrationImages"/> images spread evenly over the first split (the search split), and firing rates (for
 /// energy estimates) on its first images.
 /// </summary>
-public sealed class SettingEvaluator : ISettingOracle
+public sealed class SettingEvaluator : ISettingOracle, IDisposable
 {
     private readonly LoadedModel _model;
     private readonly ModelQuantizer _quantizer;
     private readonly IReadOnlyDictionary<string, IImageDataset> _splits;
     private readonly EvalOptions _options;
-    private readonly RunStore? _store;
+    private readonly EvaluationLog? _log;
     private readonly Dictionary<(string Setting, string Split), AccuracyRecord> _accuracy = new();
     private readonly Dictionary<string, DriftResult> _drift = new();
     private readonly Dictionary<(string Setting, int Images), IReadOnlyList<LifRate>> _rates = new();
     private readonly int? _calibrationImages;
     private MembraneDrift? _membrane;
+    private readonly Backends.IBackend? _backend;
+    private Sdtv2Model? _root, _candidate;
 
     public QuantizerSpec Spec { get; }
     public Sdtv2Layout Layout => _quantizer.Layout;
@@ -59,17 +51,18 @@ public sealed class SettingEvaluator : ISettingOracle
     public Action<string, int, int>? OnProgress { get; set; }
 
     public SettingEvaluator(LoadedModel model, QuantizerSpec spec, IReadOnlyDictionary<string, IImageDataset> splits,
-        EvalOptions options, RunStore? store = null, int? calibrationImages = 64)
+        EvalOptions options, RunStore? store = null, int? calibrationImages = 64, Backends.IBackend? backend = null)
     {
         _model = model;
         Spec = spec;
-        _quantizer = new ModelQuantizer(model.State, new Sdtv2Layout(model.Config));
+        _backend = backend;
+        _quantizer = new ModelQuantizer(model.State, new Sdtv2Layout(model.Config), options.Host);
         _splits = splits;
         _options = options;
-        _store = store;
+        _log = store?.Log;
         _calibrationImages = calibrationImages is null or >= 1 ? calibrationImages
             : throw new QsvitException($"calibration images must be at least 1, got {calibrationImages}");
-        if (store is not null) Replay(store);
+        if (_log is not null) Replay(_log);
     }
 
     public IReadOnlyCollection<string> Splits => _splits.Keys.ToArray();
@@ -82,28 +75,23 @@ public sealed class SettingEvaluator : ISettingOracle
 
     public QuantizedModel Quantize(QuantizationSetting setting) => _quantizer.Apply(setting, Spec);
 
+    /// <summary>The network with <paramref name="setting"/>'s quantized weights, as every evaluation runs it.</summary>
+    /// <summary>The setting's network on the evaluator's device, sharing its resident layers; the caller disposes it.</summary>
+    public Sdtv2Model CreateModel(QuantizationSetting setting) => Root.WithState(Quantize(setting).StateDict);
+
     public AccuracyRecord Accuracy(QuantizationSetting setting, string split)
     {
         var key = (Key(setting), split);
         if (_accuracy.TryGetValue(key, out var cached)) return cached;
         var data = Dataset(split);
-        var model = new Sdtv2Model(_model.Config, Quantize(setting).StateDict);
+        var model = Candidate(setting);
         var progress = OnProgress is { } report ? new Progress(p => report(split, p.Done, p.Total)) : null;
         var r = Evaluator.Run(model, data, _options, progress);
         var record = new AccuracyRecord(key.Item1, split, r.Count, r.Top1Correct, r.Correct, r.Seconds);
         FullEvaluations++;
         FullSeconds += r.Seconds;
         _accuracy[key] = record;
-        _store?.Append(new JsonObject
-        {
-            ["kind"] = "accuracy",
-            ["setting"] = record.Setting,
-            ["split"] = split,
-            ["count"] = record.Count,
-            ["correct"] = record.Correct,
-            ["mask"] = PackMask(record.CorrectMask),
-            ["seconds"] = Math.Round(record.Seconds, 3),
-        });
+        _log?.Append(new LoggedAccuracy(record));
         return record;
     }
 
@@ -113,19 +101,11 @@ public sealed class SettingEvaluator : ISettingOracle
         if (_drift.TryGetValue(key, out var cached)) return cached;
         if (_calibrationImages is null) throw new InvalidOperationException("this evaluator was made without calibration images: it measures no drift");
         _membrane ??= CaptureReference();
-        var result = _membrane.Measure(new Sdtv2Model(_model.Config, Quantize(setting).StateDict));
+        var result = _membrane.Measure(Candidate(setting));
         DriftEvaluations++;
         DriftSeconds += result.Seconds;
         _drift[key] = result;
-        _store?.Append(new JsonObject
-        {
-            ["kind"] = "drift",
-            ["setting"] = key,
-            ["drift"] = result.Drift,
-            ["mismatch"] = result.SpikeMismatch,
-            ["per_layer"] = new JsonArray(result.PerLayer.Select(d => (JsonNode)Math.Round(d, 7)).ToArray()),
-            ["seconds"] = Math.Round(result.Seconds, 3),
-        });
+        _log?.Append(new LoggedDrift(key, result));
         return result;
     }
 
@@ -141,24 +121,11 @@ public sealed class SettingEvaluator : ISettingOracle
         if (images < 1) throw new QsvitException($"firing rates need at least one image, got {images}");
         var key = (Key(setting), images);
         if (_rates.TryGetValue(key, out var cached)) return cached;
-        var model = new Sdtv2Model(_model.Config, Quantize(setting).StateDict);
+        var model = Candidate(setting);
         var progress = OnProgress is { } report ? new Progress(p => report(name, p.Done, p.Total)) : null;
         var rates = Evaluator.Run(model, data, _options with { Limit = images }, progress).FiringRates;
         _rates[key] = rates;
-        _store?.Append(new JsonObject
-        {
-            ["kind"] = "rates",
-            ["setting"] = key.Item1,
-            ["images"] = images,
-            ["layers"] = new JsonArray(rates.Select(r => (JsonNode)new JsonObject
-            {
-                ["name"] = r.Name,
-                ["block"] = r.Block,
-                ["spikes"] = r.Spikes,
-                ["neurons"] = r.Neurons,
-                ["rate"] = r.Rate,
-            }).ToArray()),
-        });
+        _log?.Append(new LoggedRates(key.Item1, images, rates));
         return rates;
     }
 
@@ -168,13 +135,13 @@ public sealed class SettingEvaluator : ISettingOracle
     /// </summary>
     public string Key(QuantizationSetting setting)
     {
-        if (setting.Granularity == SettingGranularity.Block) return setting.ToString();
+        if (setting.Granularity == Granularity.Block) return setting.ToString();
         setting.Validate(Layout);
         var weights = Layout.Weights.Where(w => w.Block != Sdtv2Layout.Head).ToArray();
-        foreach (var coarser in new[] { SettingGranularity.Block, SettingGranularity.TransformerBlock })
+        foreach (var coarser in new[] { Granularity.Block, Granularity.TransformerBlock })
         {
             if (coarser >= setting.Granularity) break;
-            var groups = weights.GroupBy(w => coarser == SettingGranularity.Block ? w.Unit : w.Block)
+            var groups = weights.GroupBy(w => coarser == Granularity.Block ? w.Unit : w.Block)
                 .Select(g => (Name: g.Key, Bits: g.Select(setting.BitsFor).Distinct().ToArray())).ToArray();
             if (groups.All(g => g.Bits.Length == 1))
                 return QuantizationSetting.Create(coarser, groups.Select(g => KeyValuePair.Create(g.Name, g.Bits[0])), setting.HeadBits).ToString();
@@ -192,35 +159,59 @@ public sealed class SettingEvaluator : ISettingOracle
         int n = CalibrationImages, span = Math.Min(SplitSize(name), data.Count - _options.Start);
         int size = data.Channels * data.Height * data.Width;
         var images = new float[n * size];
-        Parallel.For(0, n, Tensors.ComputeOptions.Default.Parallel,
+        Parallel.For(0, n, _options.Host.Parallel,
             i => data.Read(_options.Start + (int)((long)i * span / n), images.AsSpan(i * size, size)));
-        return new MembraneDrift(_model.CreateModel(), images, n, data.Height, data.Width, _options.BatchSize);
+        return new MembraneDrift(Root, images, n, data.Height, data.Width, _options.BatchSize);
+    }
+
+    /// <summary>The fp32 model on the backend (its layers stay resident for the evaluator's lifetime).</summary>
+    private Sdtv2Model Root => _root ??= new Sdtv2Model(_model.Config, _model.State, backend: _backend);
+
+    /// <summary>
+    /// The setting's model on the backend. Layers it shares with the fp32 model or with the previous candidate (the same
+    /// quantized arrays, which the quantizer caches) are not uploaded again: a candidate uploads only what changed.
+    /// </summary>
+    private Sdtv2Model Candidate(QuantizationSetting setting)
+    {
+        var next = Root.WithState(Quantize(setting).StateDict);
+        _candidate?.Dispose();
+        return _candidate = next;
+    }
+
+    /// <summary>The device the evaluations run on.</summary>
+    public Backends.IBackend Backend => Root.Backend;
+
+    public void Dispose()
+    {
+        _candidate?.Dispose();
+        _membrane?.Dispose();
+        _root?.Dispose();
     }
 
     private IImageDataset Dataset(string split) =>
         _splits.TryGetValue(split, out var d) ? d : throw new QsvitException($"no split named '{split}' (have {string.Join(", ", _splits.Keys)})");
 
-    private void Replay(RunStore store)
+    /// <summary>
+    /// Fills the caches from the log under canonical keys. Two records of one evaluation must agree (a setting logged at two
+    /// granularities included); records whose setting no longer parses or fits this model are left alone.
+    /// </summary>
+    private void Replay(EvaluationLog log)
     {
-        foreach (var r in store.Records)
+        var seen = new Dictionary<string, LoggedEvaluation>(StringComparer.Ordinal);
+        foreach (var entry in log.Entries)
         {
-            var kind = r["kind"]?.GetValue<string>();
-            if (r["setting"]?.GetValue<string>() is not { } text || CanonicalKey(text) is not { } setting) continue;
-            if (kind == "accuracy" && r["split"]?.GetValue<string>() is { } split)
+            if (CanonicalKey(entry.Setting) is not { } setting) continue;
+            if (seen.TryGetValue($"{entry.What} of {setting}", out var first))
             {
-                int count = r["count"]!.GetValue<int>();
-                var mask = UnpackMask(r["mask"]!.GetValue<string>(), count);
-                _accuracy[(setting, split)] = new AccuracyRecord(setting, split, count, r["correct"]!.GetValue<long>(), mask, r["seconds"]?.GetValue<double>() ?? 0);
+                if (first.Content != entry.Content) throw log.Conflict(first, entry);
+                continue;
             }
-            else if (kind == "rates" && r["images"]?.GetValue<int>() is { } images && r["layers"] is JsonArray layers)
+            seen[$"{entry.What} of {setting}"] = entry;
+            switch (entry)
             {
-                _rates[(setting, images)] = layers.Select(l => new LifRate(l!["name"]!.GetValue<string>(), l["block"]!.GetValue<string>(),
-                    l["rate"]!.GetValue<double>(), l["spikes"]!.GetValue<long>(), l["neurons"]!.GetValue<long>())).ToArray();
-            }
-            else if (kind == "drift")
-            {
-                var perLayer = r["per_layer"]?.AsArray().Select(n => n!.GetValue<double>()).ToArray() ?? [];
-                _drift[setting] = new DriftResult(r["drift"]!.GetValue<double>(), r["mismatch"]?.GetValue<double>() ?? 0, perLayer, r["seconds"]?.GetValue<double>() ?? 0);
+                case LoggedAccuracy a: _accuracy[(setting, a.Record.Split)] = a.Record with { Setting = setting }; break;
+                case LoggedDrift d: _drift[setting] = d.Result; break;
+                case LoggedRates r: _rates[(setting, r.Images)] = r.Rates; break;
             }
         }
     }
@@ -230,21 +221,6 @@ public sealed class SettingEvaluator : ISettingOracle
     {
         try { return Key(QuantizationSetting.Parse(text)); }
         catch (QsvitException) { return null; }
-    }
-
-    private static string PackMask(bool[] mask)
-    {
-        var bytes = new byte[(mask.Length + 7) / 8];
-        for (int i = 0; i < mask.Length; i++) if (mask[i]) bytes[i >> 3] |= (byte)(1 << (i & 7));
-        return Convert.ToBase64String(bytes);
-    }
-
-    private static bool[] UnpackMask(string base64, int count)
-    {
-        var bytes = Convert.FromBase64String(base64);
-        var mask = new bool[count];
-        for (int i = 0; i < count; i++) mask[i] = (bytes[i >> 3] & (1 << (i & 7))) != 0;
-        return mask;
     }
 
     private sealed class Progress(Action<EvalProgress> report) : IProgress<EvalProgress>

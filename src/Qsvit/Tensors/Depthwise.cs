@@ -138,72 +138,67 @@ internal static unsafe class Depthwise
     {
         switch (isa)
         {
-            case Isa.Vector512: Kernel512(ins, outs, taps, w, ntaps, bias); break;
-            case Isa.Vector256: Kernel256(ins, outs, taps, w, ntaps, bias); break;
-            default: Kernel128(ins, outs, taps, w, ntaps, bias); break;
+            case Isa.Vector512: Kernel<Lanes512, Vector512<float>>(ins, outs, taps, w, ntaps, bias); break;
+            case Isa.Vector256: Kernel<Lanes256, Vector256<float>>(ins, outs, taps, w, ntaps, bias); break;
+            default: Kernel<Lanes128, Vector128<float>>(ins, outs, taps, w, ntaps, bias); break;
         }
     }
 
+    /// <summary>Four output vectors of one plane: bias + Σ_t w[t] · src[u][taps[t]], one weight broadcast per tap.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512(float** src, float** dst, int* taps, float* w, int ntaps, float bias)
+    private static void Kernel<TLanes, TVector>(float** src, float** dst, int* taps, float* w, int ntaps, float bias)
+        where TLanes : struct, ILanes<TVector>
+        where TVector : struct
     {
         float* s0 = src[0], s1 = src[1], s2 = src[2], s3 = src[3];
-        var a0 = Vector512.Create(bias);
-        Vector512<float> a1 = a0, a2 = a0, a3 = a0;
+        var a0 = TLanes.Broadcast(bias);
+        TVector a1 = a0, a2 = a0, a3 = a0;
         for (int t = 0; t < ntaps; t++)
         {
             int o = taps[t];
-            var wv = Vector512.Create(w[t]);
-            a0 = Vector512.FusedMultiplyAdd(wv, Vector512.Load(s0 + o), a0);
-            a1 = Vector512.FusedMultiplyAdd(wv, Vector512.Load(s1 + o), a1);
-            a2 = Vector512.FusedMultiplyAdd(wv, Vector512.Load(s2 + o), a2);
-            a3 = Vector512.FusedMultiplyAdd(wv, Vector512.Load(s3 + o), a3);
+            var wv = TLanes.Broadcast(w[t]);
+            a0 = TLanes.MultiplyAdd(wv, TLanes.Load(s0 + o), a0);
+            a1 = TLanes.MultiplyAdd(wv, TLanes.Load(s1 + o), a1);
+            a2 = TLanes.MultiplyAdd(wv, TLanes.Load(s2 + o), a2);
+            a3 = TLanes.MultiplyAdd(wv, TLanes.Load(s3 + o), a3);
         }
-        a0.Store(dst[0]);
-        a1.Store(dst[1]);
-        a2.Store(dst[2]);
-        a3.Store(dst[3]);
+        TLanes.Store(a0, dst[0]);
+        TLanes.Store(a1, dst[1]);
+        TLanes.Store(a2, dst[2]);
+        TLanes.Store(a3, dst[3]);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel256(float** src, float** dst, int* taps, float* w, int ntaps, float bias)
+    /// <summary>The vector operations <see cref="Kernel{TLanes, TVector}"/> needs, per vector width (specialized by the JIT).</summary>
+    private interface ILanes<TVector> where TVector : struct
     {
-        float* s0 = src[0], s1 = src[1], s2 = src[2], s3 = src[3];
-        var a0 = Vector256.Create(bias);
-        Vector256<float> a1 = a0, a2 = a0, a3 = a0;
-        for (int t = 0; t < ntaps; t++)
-        {
-            int o = taps[t];
-            var wv = Vector256.Create(w[t]);
-            a0 = Vector256.MultiplyAddEstimate(wv, Vector256.Load(s0 + o), a0);
-            a1 = Vector256.MultiplyAddEstimate(wv, Vector256.Load(s1 + o), a1);
-            a2 = Vector256.MultiplyAddEstimate(wv, Vector256.Load(s2 + o), a2);
-            a3 = Vector256.MultiplyAddEstimate(wv, Vector256.Load(s3 + o), a3);
-        }
-        a0.Store(dst[0]);
-        a1.Store(dst[1]);
-        a2.Store(dst[2]);
-        a3.Store(dst[3]);
+        static abstract TVector Broadcast(float value);
+        static abstract TVector Load(float* p);
+        static abstract TVector MultiplyAdd(TVector a, TVector b, TVector c);
+        static abstract void Store(TVector v, float* p);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel128(float** src, float** dst, int* taps, float* w, int ntaps, float bias)
+    private readonly struct Lanes512 : ILanes<Vector512<float>>
     {
-        float* s0 = src[0], s1 = src[1], s2 = src[2], s3 = src[3];
-        var a0 = Vector128.Create(bias);
-        Vector128<float> a1 = a0, a2 = a0, a3 = a0;
-        for (int t = 0; t < ntaps; t++)
-        {
-            int o = taps[t];
-            var wv = Vector128.Create(w[t]);
-            a0 = Vector128.MultiplyAddEstimate(wv, Vector128.Load(s0 + o), a0);
-            a1 = Vector128.MultiplyAddEstimate(wv, Vector128.Load(s1 + o), a1);
-            a2 = Vector128.MultiplyAddEstimate(wv, Vector128.Load(s2 + o), a2);
-            a3 = Vector128.MultiplyAddEstimate(wv, Vector128.Load(s3 + o), a3);
-        }
-        a0.Store(dst[0]);
-        a1.Store(dst[1]);
-        a2.Store(dst[2]);
-        a3.Store(dst[3]);
+        public static Vector512<float> Broadcast(float value) => Vector512.Create(value);
+        public static Vector512<float> Load(float* p) => Vector512.Load(p);
+        public static Vector512<float> MultiplyAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
+        public static void Store(Vector512<float> v, float* p) => v.Store(p);
+    }
+
+    // MultiplyAddEstimate: fused where the hardware has FMA (x64 with FMA3, ARM64), as the scalar path's MathF.FusedMultiplyAdd.
+    private readonly struct Lanes256 : ILanes<Vector256<float>>
+    {
+        public static Vector256<float> Broadcast(float value) => Vector256.Create(value);
+        public static Vector256<float> Load(float* p) => Vector256.Load(p);
+        public static Vector256<float> MultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.MultiplyAddEstimate(a, b, c);
+        public static void Store(Vector256<float> v, float* p) => v.Store(p);
+    }
+
+    private readonly struct Lanes128 : ILanes<Vector128<float>>
+    {
+        public static Vector128<float> Broadcast(float value) => Vector128.Create(value);
+        public static Vector128<float> Load(float* p) => Vector128.Load(p);
+        public static Vector128<float> MultiplyAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.MultiplyAddEstimate(a, b, c);
+        public static void Store(Vector128<float> v, float* p) => v.Store(p);
     }
 }

@@ -21,7 +21,6 @@ public sealed class Tensor
 
     public int Length => Data.Length;
     public int Rank => Shape.Length;
-    public int Dim(int axis) => Shape[axis < 0 ? Shape.Length + axis : axis];
     public Span<float> Span => Data;
 
     public Tensor Reshape(params int[] shape) => new(Data, shape);

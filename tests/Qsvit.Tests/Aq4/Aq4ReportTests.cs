@@ -12,7 +12,7 @@ public sealed class Aq4ReportTests
     /// <summary>A beam search on a noisy block-granularity surface: passes, failures, gated and dominated candidates.</summary>
     private static Aq4Result Search(int seed = 0)
     {
-        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Aq4Granularity.Block, Aq4Space.DefaultBits(QuantizerSpec.Parse("symmetric")));
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Block, Aq4Space.DefaultBits(QuantizerSpec.Parse("symmetric")));
         double Drop(QuantizationSetting s) => space.Units.Select((u, i) => (0.05 + 0.04 * i) * Math.Pow(2, (16 - Math.Min(16, s[u.Name])) / 2.5)).Sum() - 0.4;
         double Noise(QuantizationSetting s) => Aq4Fixtures.Noise(s, seed);
         var oracle = new FakeOracle(s => 91.3 - Math.Max(0, Drop(s)) + 0.3 * Noise(s), s => Math.Max(0, 0.1 * Drop(s) + 0.05 * Noise(s)), images: 5000);
@@ -107,7 +107,7 @@ public sealed class Aq4ReportTests
     {
         var r = Search();
         Assert.Equal("AQ4SViT-Beam (B=2)", Aq4Report.MethodName(r));
-        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Aq4Granularity.Stage, [8], quantizeHead: true);
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Stage, [8], quantizeHead: true);
         var greedy = r with { Options = r.Options with { Method = Aq4Method.Greedy, DriftGate = false }, Space = space };
         Assert.Equal("AQ4SViT-Greedy (stage, head searched, no drift gate)", Aq4Report.MethodName(greedy));
         Assert.Equal("AQ4SViT-Greedy", Aq4Report.MethodName(r with { Options = r.Options with { Method = Aq4Method.Greedy } }));

@@ -1,5 +1,7 @@
 using Qsvit.Search;
+using Qsvit.Quantization;
 using Qsvit.Tests.Datasets;
+using Qsvit.Tests.Search;
 
 namespace Qsvit.Tests.Aq4;
 
@@ -7,17 +9,20 @@ public sealed class Aq4ResumeTests
 {
     private sealed class Interrupted : Exception;
 
-    private static readonly Dictionary<string, string?> Identity = new() { ["model"] = "tiny", ["quantizer"] = "symmetric" };
-
     [Fact]
     public void Resume_AfterAnInterruption_EvaluatesNothingTwice_AndEndsTheSame()
     {
         using var dir = new TempDir();
-        string data = Directory.CreateDirectory(dir.File("data")).FullName;
-        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Aq4Granularity.Stage, [8, 2]);
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Stage, [8, 2]);
         // 8 images: fp32 is right on all of them (labels are its predictions); one lost image is 12.5 points.
-        var options = new Aq4Options { Method = Aq4Method.Beam, BeamWidth = 2, MaxDrop = 13 };
-        SettingEvaluator Evaluator(string run) => Aq4Fixtures.TinyEvaluator(data, images: 8, calibration: 4, store: RunStore.Open(dir.File(run), Identity));
+        var options = new Aq4Options { Method = Aq4Method.Beam, BeamWidth = 2, MaxDrop = 13, SearchSplit = SearchRun.SearchSplit };
+        var runs = new List<SearchRun>();
+        SettingEvaluator Evaluator(string run)
+        {
+            foreach (var open in runs) open.Dispose();   // one process at a time per run directory
+            runs.Add(SearchRun.Open(RunFixtures.Spec(dir.Path, SearchMethod.Beam, run)));
+            return runs[^1].Evaluator;
+        }
 
         int reports = 0;
         var reference = Aq4Searcher.Run(Evaluator("straight"), space, options, _ => reports++);
@@ -42,13 +47,13 @@ public sealed class Aq4ResumeTests
             resumed.Candidates.Select(c => (c.Setting, c.Outcome, c.Drift, c.Accuracy)));
 
         // The log holds each (kind, setting, split) once.
-        var keys = RunStore.Open(dir.File("interrupted"), Identity).Records
-            .Select(r => $"{r["kind"]}|{r["setting"]}|{r["split"]}").ToArray();
+        var keys = runs[^1].Store.Log.Entries.Select(r => $"{r.What}|{r.Setting}").ToArray();
         Assert.Equal(keys.Length, keys.Distinct().Count());
 
         // A third run replays everything.
         var third = Evaluator("interrupted");
         Assert.Equal(reference.Setting, Aq4Searcher.Run(third, space, options).Setting);
         Assert.Equal((0, 0), (third.FullEvaluations, third.DriftEvaluations));
+        runs[^1].Dispose();
     }
 }

@@ -15,7 +15,7 @@ public sealed class Aq4SearchTests
     private static (Aq4Space Space, FakeOracle Oracle) Trap()
     {
         const string a = "CONV_S1_B2", b = "TRAN_S4", c = "CONV_S2_B1";
-        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Aq4Granularity.Block, [8]);
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Block, [8]);
         long Weights(string u) => space.Units.Single(x => x.Name == u).Weights;
         Assert.True(Weights(c) > Weights(a) + Weights(b), "C must save more than A and B together");
         Assert.True(0.5 / Weights(b) < 1.4 / Weights(c) && 1.4 / Weights(c) < 0.5 / Weights(a), "rank order B, C, A");
@@ -102,7 +102,7 @@ public sealed class Aq4SearchTests
     [Fact]
     public void Beam_WideEnough_FindsTheExhaustiveOptimum_GateChangesNothingButCost()
     {
-        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Aq4Granularity.Stage, [16, 8, 4, 2]);
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Stage, [16, 8, 4, 2]);
         int gatedFull = 0, ungatedFull = 0;
         for (int seed = 0; seed < 25; seed++)
         {
@@ -127,7 +127,7 @@ public sealed class Aq4SearchTests
     [Fact]
     public void Constraint_IsNeverViolatedOnTheSearchSplit_OnRandomNoisySurfaces()
     {
-        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Aq4Granularity.Block, Aq4Space.DefaultBits(QuantizerSpec.Parse("symmetric")));
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Block, Aq4Space.DefaultBits(QuantizerSpec.Parse("symmetric")));
         for (int seed = 0; seed < 30; seed++)
         {
             // Non-monotone accuracy (noise per setting) and a drift that only loosely follows the drop: both predictions err.
@@ -162,7 +162,7 @@ public sealed class Aq4SearchTests
     {
         // Lowering anything past 16 bits fails, so the beam's last step keeps only 16-bit settings of one unit each; the
         // answer must still be the smallest verified-feasible setting over all steps.
-        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Aq4Granularity.Stage, [16, 8]);
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Stage, [16, 8]);
         var oracle = new FakeOracle(s => s.Entries.Any(e => e.Value == 8) ? 80 : 90 - 0.1 * s.Entries.Count(e => e.Value == 16),
             s => s.Entries.Sum(e => e.Value == 8 ? 1.0 : e.Value == 16 ? 0.01 : 0));
         var r = Aq4Searcher.Run(oracle, space, new Aq4Options { Method = Aq4Method.Beam, BeamWidth = 2 });

@@ -35,6 +35,7 @@ public class CifarModelTests
     }
 
     [Fact]
+    [Trait("Category", "Slow")]   // the whole 10,000-image test set
     public void FullTestSetMatchesTheReferenceAccuracyAndLogits()
     {
         var result = Evaluator.Run(Fixtures.Cifar.CreateModel(), Fixtures.CifarTestSet, new EvalOptions { BatchSize = 64, KeepLogits = 256 });

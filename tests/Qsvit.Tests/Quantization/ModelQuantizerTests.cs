@@ -84,7 +84,7 @@ public class ModelQuantizerTests
             Assert.Same(a.StateDict[w.Key], b.StateDict[w.Key]);
 
         // Layer granularity with the same widths reuses the same tensors; another spec does not.
-        var layer = mq.Apply(QuantizationSetting.Uniform(8).Refine(SettingGranularity.Layer, Small), QuantizerSpec.Paper);
+        var layer = mq.Apply(QuantizationSetting.Uniform(8).Refine(Granularity.Layer, Small), QuantizerSpec.Paper);
         Assert.All(Small.Weights, w => Assert.Same(a.StateDict[w.Key], layer.StateDict[w.Key]));
         mq.Apply(QuantizationSetting.Uniform(8), QuantizerSpec.Parse("symmetric"));
         Assert.Equal(2 * cached + s4.Length, mq.CachedCount);

@@ -8,6 +8,7 @@ namespace Qsvit.Tests.Quantization;
 public class PaperFixtureTests
 {
     [Fact]
+    [Trait("Category", "Slow")]   // the whole 10,000-image test set
     public void All8PaperMatchesTheReferenceAccuracyAndLogits()
     {
         var loaded = Fixtures.Cifar;

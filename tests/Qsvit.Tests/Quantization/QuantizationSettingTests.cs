@@ -12,7 +12,7 @@ public class QuantizationSettingTests
     public void PaperTextParsesInStageOrder()
     {
         var s = QuantizationSetting.Parse(PaperSetting);
-        Assert.Equal(SettingGranularity.Block, s.Granularity);
+        Assert.Equal(Granularity.Block, s.Granularity);
         Assert.Equal(32, s.HeadBits);
         Assert.Equal(Sdtv2Layout.PaperUnits, s.Entries.Select(e => e.Key));
         Assert.Equal([8, 4, 8, 8, 8, 8, 8, 4, 32, 4, 32], s.Entries.Select(e => e.Value));
@@ -38,7 +38,7 @@ public class QuantizationSettingTests
     {
         const string text = "8,4,8,8|8,8,8|4,16,16,8,8,8,2|4,8,6|8";
         var s = QuantizationSetting.Parse(text);
-        Assert.Equal(SettingGranularity.TransformerBlock, s.Granularity);
+        Assert.Equal(Granularity.TransformerBlock, s.Granularity);
         Assert.Equal(16, s["TRAN_S3_B1"]);
         Assert.Equal(2, s["TRAN_S3_B6"]);
         Assert.Equal(6, s["TRAN_S4_B2"]);
@@ -57,10 +57,10 @@ public class QuantizationSettingTests
         Assert.Equal(block, QuantizationSetting.FromJson(json));
         Assert.Equal(block, QuantizationSetting.Parse(block.ToJson(indented: true)));
 
-        var tb = block.Refine(SettingGranularity.TransformerBlock, Small).With("TRAN_S3_B2", 3);
+        var tb = block.Refine(Granularity.TransformerBlock, Small).With("TRAN_S3_B2", 3);
         Assert.Equal(tb, QuantizationSetting.FromJson(tb.ToJson()));
 
-        var layer = block.Refine(SettingGranularity.Layer, Small).With("block3.0.mlp.fc1_conv.weight", 5);
+        var layer = block.Refine(Granularity.Layer, Small).With("block3.0.mlp.fc1_conv.weight", 5);
         Assert.Equal(layer.ToJson(), layer.ToString());
         Assert.Equal(layer, QuantizationSetting.Parse(layer.ToString()));
         Assert.Equal(layer.GetHashCode(), QuantizationSetting.Parse(layer.ToString()).GetHashCode());
@@ -98,10 +98,10 @@ public class QuantizationSettingTests
         Assert.Equal(32, tb.BitsFor(head));
         Assert.Equal(8, tb.BitsFor(stem));
 
-        var layer = tb.Refine(SettingGranularity.Layer, Small);
+        var layer = tb.Refine(Granularity.Layer, Small);
         Assert.All(Small.Weights, w => Assert.Equal(tb.BitsFor(w), layer.BitsFor(w)));
         Assert.Equal(11, layer.With(q.Key, 11).BitsFor(q));
-        Assert.Throws<QsvitException>(() => layer.Refine(SettingGranularity.Block, Small));
+        Assert.Throws<QsvitException>(() => layer.Refine(Granularity.Block, Small));
     }
 
     [Theory]
@@ -143,10 +143,10 @@ public class QuantizationSettingTests
     [Fact]
     public void LayerSettingsAreCheckedAgainstTheModel()
     {
-        var layer = QuantizationSetting.Uniform(8).Refine(SettingGranularity.Layer, Small);
+        var layer = QuantizationSetting.Uniform(8).Refine(Granularity.Layer, Small);
         var typo = layer.With("block3.0.mlp.fc1_conv.wieght", 4);
         Assert.Contains("not quantizable weights", Assert.Throws<QsvitException>(() => typo.Validate(Small)).Message);
-        var partial = QuantizationSetting.Create(SettingGranularity.Layer, [KeyValuePair.Create("downsample1_1.encode_conv.weight", 8)]);
+        var partial = QuantizationSetting.Create(Granularity.Layer, [KeyValuePair.Create("downsample1_1.encode_conv.weight", 8)]);
         Assert.Contains("gives no bit width for", Assert.Throws<QsvitException>(() => partial.Validate(Small)).Message);
         Assert.Throws<QsvitException>(() => QuantizationSetting.Uniform(8).With("TRAN_S3_B1", 4));
         Assert.Throws<QsvitException>(() => QuantizationSetting.Uniform(8).With("DS_S3", 33));

@@ -32,24 +32,18 @@ public class MultiStepLifTests
     [InlineData(3, 9_000, 0.5f, 2)]
     public void MatchesTheRecurrence(int T, int n, float vth, int threads)
     {
-        int saved = Compute.Threads;
-        Compute.Threads = threads;
-        try
-        {
-            var rng = new Random(n);
-            var x = new float[T * n];
-            for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 3 - 0.5);
-            x[0] = 2 * vth; // exactly at threshold after one step: H = Vth fires
-            var spikes = new float[x.Length];
-            var h = new float[x.Length];
-            long count = MultiStepLif.Forward(x, spikes, x.Length, T, vth, h);
-            var (s, hr) = Naive(x, T, vth);
-            Assert.Equal(s, spikes);
-            Assert.Equal(hr, h);
-            Assert.Equal((long)s.Sum(), count);
-            Assert.Equal(1f, spikes[0]);
-        }
-        finally { Compute.Threads = saved; }
+        var rng = new Random(n);
+        var x = new float[T * n];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 3 - 0.5);
+        x[0] = 2 * vth; // exactly at threshold after one step: H = Vth fires
+        var spikes = new float[x.Length];
+        var h = new float[x.Length];
+        long count = MultiStepLif.Forward(x, spikes, x.Length, T, vth, h, new ComputeOptions { Threads = threads });
+        var (s, hr) = Naive(x, T, vth);
+        Assert.Equal(s, spikes);
+        Assert.Equal(hr, h);
+        Assert.Equal((long)s.Sum(), count);
+        Assert.Equal(1f, spikes[0]);
     }
 
     [Fact]

@@ -25,8 +25,6 @@ internal sealed class CifarDataset : ImageDatasetBase
         _recordSize = recordSize;
     }
 
-    public CifarVariant Variant => _recordSize == Cifar10Record ? CifarVariant.Cifar10 : CifarVariant.Cifar100;
-
     public static CifarDataset Open(IReadOnlyList<string> paths, DatasetOptions options)
     {
         if (paths.Count == 0) throw new ArgumentException("no CIFAR files given", nameof(paths));

@@ -206,7 +206,7 @@ internal sealed class TorchPickleHost : IPickleHost
                 throw new PickleError($"storage '{key}' is referenced both as {existing.StorageType} and as {type.Name}");
             return existing;
         }
-        var s = new StorageRef(key, dtype, type.Name, location, numel);
+        var s = new StorageRef(key, dtype, type.Name, numel);
         _storages[key] = s;
         return s;
     }

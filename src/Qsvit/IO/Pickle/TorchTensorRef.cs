@@ -3,12 +3,11 @@ using Qsvit.Tensors;
 namespace Qsvit.IO.Pickle;
 
 /// <summary>A storage named by a persistent id ('storage', torch.XStorage, key, location, numel); its bytes live in &lt;archive&gt;/data/&lt;key&gt;.</summary>
-internal sealed class StorageRef(string key, DType dtype, string storageType, string location, long numel)
+internal sealed class StorageRef(string key, DType dtype, string storageType, long numel)
 {
     public string Key { get; } = key;
     public DType DType { get; } = dtype;
     public string StorageType { get; } = storageType;
-    public string Location { get; } = location;
     /// <summary>Element count declared by the pickle.</summary>
     public long Numel { get; } = numel;
     public long ByteLength => Numel * DTypes.Size(DType);

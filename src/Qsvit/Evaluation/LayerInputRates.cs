@@ -1,7 +1,6 @@
-using Qsvit.Evaluation;
 using Qsvit.Models;
 
-namespace Qsvit.Reports;
+namespace Qsvit.Evaluation;
 
 /// <summary>
 /// The input firing rate of every non-input conv/linear weight, from the LIF rates of an evaluation, for

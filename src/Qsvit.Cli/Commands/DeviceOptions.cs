@@ -1,0 +1,38 @@
+using System.CommandLine;
+using Qsvit.Backends;
+using Qsvit.Tensors;
+
+namespace Qsvit.Cli.Commands;
+
+/// <summary><c>--device</c> and <c>--threads</c>: where a command runs.</summary>
+internal sealed class DeviceOptions
+{
+    public readonly Option<string> Device = new("--device")
+    {
+        Description = "Where to run: auto (the first usable CUDA GPU, else the CPU), cpu, cuda or cuda:N",
+        DefaultValueFactory = _ => "auto",
+    };
+    public readonly Option<int?> Threads = new("--threads") { Description = "CPU worker threads (default: all cores)" };
+
+    public void AddTo(Command command)
+    {
+        command.Add(Device);
+        command.Add(Threads);
+    }
+
+    /// <summary>Host threads: the CPU backend's, and image decoding's on every device.</summary>
+    public ComputeOptions Compute(ParseResult r) => r.GetValue(Threads) switch
+    {
+        null => ComputeOptions.Default,
+        < 1 and var t => throw new QsvitException($"--threads must be at least 1, got {t}"),
+        { } t => new ComputeOptions { Threads = t },
+    };
+
+    /// <summary>Opens the device and says on stderr which one runs (stdout carries only results).</summary>
+    public IBackend Open(ParseResult r)
+    {
+        var backend = BackendFactory.Open(DeviceSpec.Parse(r.GetValue(Device)), Compute(r));
+        Console.Error.WriteLine($"device: {backend.Description}");
+        return backend;
+    }
+}

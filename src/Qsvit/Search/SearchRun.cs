@@ -1,0 +1,193 @@
+using System.Globalization;
+using Qsvit.Backends;
+using Qsvit.Evaluation;
+using Qsvit.IO.Datasets;
+using Qsvit.Models;
+using Qsvit.Quantization;
+
+namespace Qsvit.Search;
+
+/// <summary>
+/// An opened search run: the model and splits of a <see cref="SearchRunSpec"/>, its locked run directory and the cached
+/// evaluator every method asks, plus the Alg. 4-style outputs methods share (the saved network, the energy estimate).
+/// Dispose it to release the run directory.
+/// </summary>
+public sealed class SearchRun : IDisposable
+{
+    public const string SearchSplit = "search", TestSplit = "test";
+
+    public SearchRunSpec Spec { get; }
+    public LoadedModel Model { get; }
+    public Sdtv2Layout Layout { get; }
+    public IReadOnlyList<int> Bits { get; }
+    public double TolerancePoints { get; }
+    public SettingEvaluator Evaluator { get; }
+    /// <summary>The device the evaluations run on, owned by the run.</summary>
+    public IBackend Backend { get; }
+    /// <summary>Images per forward pass: the spec's, or the device's default.</summary>
+    public int BatchSize { get; }
+    public RunStore Store { get; }
+    public string Directory => Store.Directory;
+    /// <summary>Split name → dataset, the search split first.</summary>
+    public IReadOnlyDictionary<string, IImageDataset> Splits { get; }
+    /// <summary>Split name → what it is, for reports ("data/cifar10/val.bin, 250 images").</summary>
+    public IReadOnlyDictionary<string, string> SplitDescriptions { get; }
+    /// <summary>The run identity pinned in the manifest (null: not used by this run).</summary>
+    public IReadOnlyDictionary<string, string?> Identity { get; }
+
+    public SearchMethod Method => Spec.Method;
+    public QuantizerSpec Quantizer => Spec.Quantizer;
+    public Granularity Granularity => Spec.Granularity;
+    /// <summary>The held-out split's name, when the run has one.</summary>
+    public string? TestSplitName => Splits.ContainsKey(TestSplit) ? TestSplit : null;
+    /// <summary>Log lines skipped on opening (see <see cref="EvaluationLog"/>).</summary>
+    public IReadOnlyList<string> Warnings => Store.Log.Warnings;
+
+    private SearchRun(SearchRunSpec spec, LoadedModel model, IReadOnlyList<int> bits, double tolerance, SettingEvaluator evaluator, RunStore store,
+        IReadOnlyDictionary<string, IImageDataset> splits, IReadOnlyDictionary<string, string> descriptions, IReadOnlyDictionary<string, string?> identity,
+        IBackend backend, int batchSize)
+    {
+        Backend = backend;
+        BatchSize = batchSize;
+        Spec = spec;
+        Model = model;
+        Layout = new Sdtv2Layout(model.Config);
+        Bits = bits;
+        TolerancePoints = tolerance;
+        Evaluator = evaluator;
+        Store = store;
+        Splits = splits;
+        SplitDescriptions = descriptions;
+        Identity = identity;
+    }
+
+    /// <summary>
+    /// Checks the spec, loads the model and data, and opens (or resumes) the run directory. Its identity holds what decides
+    /// evaluation results (model, preprocessing, quantizer, splits, device and, for a method that measures drift, the
+    /// calibration images), not what only steers a search (widths, granularity, tolerance…), so that methods and settings
+    /// can share one directory and every evaluation in it.
+    /// </summary>
+    public static SearchRun Open(SearchRunSpec spec)
+    {
+        var method = spec.Method;
+        spec.Quantizer.Validate();
+        if (!method.Granularities.Contains(spec.Granularity))
+            throw new QsvitException($"granularity {spec.Granularity.Name()}: {method.Name} searches " +
+                                     $"{string.Join(" or ", method.Granularities.Select(g => g.Name()))} units");
+        var bits = CheckBits(spec.Bits ?? method.DefaultBits(spec.Quantizer));
+        double tolerance = spec.TolerancePoints ?? method.DefaultTolerancePoints;
+        if (!double.IsFinite(tolerance) || tolerance < 0)
+            throw new QsvitException($"tolerance must be a non-negative number of accuracy points, got {tolerance}");
+        int? calibration = method.MeasuresDrift ? spec.CalibrationImages ?? SearchMethod.DefaultCalibrationImages : null;
+        if (calibration < 1) throw new QsvitException($"calibration images must be at least 1, got {calibration}");
+        if (spec.BatchSize < 1) throw new QsvitException($"batch size must be at least 1, got {spec.BatchSize}");
+        var device = DeviceSpec.Parse(spec.Device);
+        FirstImages.Validate(spec.Search.Limit, "search limit");
+        FirstImages.Validate(spec.Test?.Limit, "test limit");
+
+        var model = ModelLoader.Load(spec.Model, spec.ModelConfig, spec.Overrides);
+        var options = new DatasetOptions
+        {
+            Normalization = model.Normalization,
+            ResizeShorter = spec.ResizeShorter,
+            CropSize = spec.CropSize,
+            Channels = model.Config.InChannels,
+        };
+        var splits = new Dictionary<string, IImageDataset>();
+        var descriptions = new Dictionary<string, string>();
+        var identities = new Dictionary<string, string?> { [SearchSplit] = null, [TestSplit] = null };
+        bool imageFolder = false;
+        foreach (var (name, data) in new[] { (SearchSplit, spec.Search), (TestSplit, spec.Test) })
+        {
+            if (data is null) continue;
+            var opened = DatasetLoader.Open(data.Path, options, data.Split);
+            imageFolder |= opened is ImageFolderDataset;
+            var dataset = FirstImages.Of(opened, data.Limit, $"{name} limit");
+            ModelInput.Check(model.Config, dataset);
+            splits[name] = dataset;
+            descriptions[name] = $"{data.Path}, {dataset.Count} images";
+            identities[name] = $"{Path.GetFullPath(data.Path)}{(data.Split is null ? "" : $" [{data.Split}]")} first {dataset.Count}";
+        }
+
+        string modelName = Path.GetFileNameWithoutExtension(spec.Model);
+        string directory = spec.RunDirectory ?? Path.Combine("runs", $"{modelName}-{method.Name}");
+        var identity = new Dictionary<string, string?>
+        {
+            ["model"] = Path.GetFullPath(spec.Model),
+            ["model_bytes"] = new FileInfo(spec.Model).Length.ToString(CultureInfo.InvariantCulture),
+            ["config"] = model.Config.ToString(),
+            ["normalization"] = model.Normalization is { } n ? $"mean {string.Join(",", n.Mean)} std {string.Join(",", n.Std)}" : "dataset default",
+            // Only image folders are resized and cropped; other formats are read as stored.
+            ["preprocess"] = imageFolder ? $"resize {spec.ResizeShorter} crop {spec.CropSize}" : "as stored",
+            ["quantizer"] = spec.Quantizer.ToString(),
+            ["device"] = null,   // the device opened, set below
+            [SearchSplit] = identities[SearchSplit],
+            [TestSplit] = identities[TestSplit],
+            // The images actually used: spread evenly over the search split, so only their number matters.
+            ["calibration_images"] = calibration is { } c ? Math.Min(c, splits[SearchSplit].Count).ToString(CultureInfo.InvariantCulture) : null,
+        };
+        var backend = BackendFactory.Open(device, spec.Compute);
+        RunStore? store = null;
+        try
+        {
+            identity["device"] = backend.Device.ToString();
+            store = RunStore.Open(directory, identity);
+            var search = splits[SearchSplit];
+            int batch = spec.BatchSize ?? backend.DefaultBatchSize(search.Height, search.Width);
+            var evaluator = new SettingEvaluator(model, spec.Quantizer, splits, new EvalOptions { BatchSize = batch, Host = spec.Compute }, store,
+                calibration, backend);
+            return new SearchRun(spec, model, bits, tolerance, evaluator, store, splits, descriptions, identity, backend, batch);
+        }
+        catch
+        {
+            store?.Dispose();
+            backend.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Widths as given (32 = fp32), each checked, without repeats, highest first.</summary>
+    public static IReadOnlyList<int> CheckBits(IEnumerable<int> bits)
+    {
+        var result = new List<int>();
+        foreach (int b in bits)
+        {
+            if (!Quantization.Quantizer.IsValidBits(b))
+                throw new QsvitException($"bit width {b} is not supported; allowed {Quantization.Quantizer.MinBits}..{Quantization.Quantizer.MaxBits} or 32");
+            if (!result.Contains(b)) result.Add(b);
+        }
+        if (result.Count == 0) throw new QsvitException("give at least one bit width, e.g. 32,16,12,8,4");
+        return result.OrderDescending().ToArray();
+    }
+
+    /// <summary>Writes <paramref name="setting"/>'s quantized network into the run directory as <c>&lt;name&gt;.safetensors</c>.</summary>
+    public string SaveModel(QuantizationSetting setting, string name)
+    {
+        var path = Path.Combine(Directory, name + ".safetensors");
+        QsvitCheckpoint.Save(path, Model, Evaluator.Quantize(setting));
+        return path;
+    }
+
+    /// <summary>
+    /// Energy estimates of fp32 and <paramref name="setting"/> from firing rates on the first <paramref name="images"/> search
+    /// images, through the evaluator (cached in the run directory like every evaluation); null when <paramref name="images"/> is 0.
+    /// </summary>
+    public EnergyComparison? Energy(QuantizationSetting setting, int images)
+    {
+        var data = Splits[SearchSplit];
+        int n = Math.Min(images, data.Count);
+        if (n <= 0) return null;
+        var macs = EnergyEstimate.LayerMacs(Layout, data.Height, data.Width);
+        var fp32 = QuantizationSetting.Uniform(Quantization.Quantizer.FullPrecision);
+        return new EnergyComparison(SearchSplit, n,
+            EnergyEstimate.Compute(Layout, macs, LayerInputRates.FromLif(Layout, Evaluator.FiringRates(fp32, n)), fp32),
+            EnergyEstimate.Compute(Layout, macs, LayerInputRates.FromLif(Layout, Evaluator.FiringRates(setting, n)), setting));
+    }
+
+    public void Dispose()
+    {
+        Evaluator.Dispose();
+        Backend.Dispose();
+        Store.Dispose();
+    }
+}

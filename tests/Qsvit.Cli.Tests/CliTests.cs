@@ -1,0 +1,116 @@
+using System.Text.Json.Nodes;
+using Qsvit.Search;
+
+namespace Qsvit.Cli.Tests;
+
+/// <summary>What a new user hits at the command line: every bad input is exit 2 with a message naming it, nothing half done.</summary>
+public sealed class CliTests : IDisposable
+{
+    private readonly QsvitProcess _qsvit = new();
+
+    public void Dispose() => _qsvit.Dispose();
+
+    private static void AssertRefused(CliResult r, params string[] says)
+    {
+        Assert.True(r.ExitCode == 2, $"exit {r.ExitCode}, stderr: {r.Err}");
+        Assert.StartsWith("error: ", r.Err.TrimStart());
+        foreach (var s in says) Assert.Contains(s, r.Err);
+    }
+
+    /// <summary>CI has no GPU: --device cuda is a clear error naming what was looked for (skipped where a driver exists).</summary>
+    [Theory]
+    [InlineData("eval")]
+    [InlineData("search")]
+    public void DeviceCuda_WithoutAGpu_IsRefused(string command)
+    {
+        bool driver = System.Runtime.InteropServices.NativeLibrary.TryLoad("libcuda.so.1", out var handle);
+        if (driver) { System.Runtime.InteropServices.NativeLibrary.Free(handle); return; }
+        var (model, data) = _qsvit.TinyModelAndData();
+        AssertRefused(_qsvit.Run(command, "--model", model, "--data", data, "--device", "cuda", "--run-dir", _qsvit.File("run")),
+            "cuda:0", "no usable CUDA GPU", "libcuda.so.1");
+    }
+
+    [Fact]
+    public void Device_ThatIsNoDevice_IsRefused()
+    {
+        var (model, data) = _qsvit.TinyModelAndData();
+        AssertRefused(_qsvit.Run("eval", "--model", model, "--data", data, "--device", "tpu"), "'tpu' is not a device");
+    }
+
+    [Theory]
+    [InlineData("-5")]
+    [InlineData("0")]
+    public void Eval_ALimitBelowOne_IsRefused(string limit) =>
+        AssertRefused(_qsvit.Run("eval", "--model", QsvitProcess.BundledModel, "--data", QsvitProcess.CifarTest, "--limit", limit),
+            $"--limit must be at least 1, got {limit}");
+
+    [Fact]
+    public void Apply_ANegativeLimit_IsRefused_BeforeAnythingIsWritten()
+    {
+        string output = _qsvit.File("q.safetensors");
+        AssertRefused(_qsvit.Run("apply", "--model", QsvitProcess.BundledModel, "--setting", "8", "--out", output,
+            "--data", QsvitProcess.CifarTest, "--limit", "-5"), "--limit must be at least 1, got -5");
+        Assert.False(File.Exists(output));
+    }
+
+    [Fact]
+    public void Search_ANegativeTestLimit_IsRefused()
+    {
+        var (model, data) = _qsvit.TinyModelAndData();
+        AssertRefused(_qsvit.Run("search", "--model", model, "--data", data, "--test-data", data, "--test-limit", "-1"),
+            "test limit must be at least 1, got -1");
+    }
+
+    [Fact]
+    public void Eval_AModelConfiguredForAnotherInputSize_IsRefused_NamingBothSizes()
+    {
+        // As the bundled model's safetensors without their sidecar: the official 224x224 default on 32x32 CIFAR images.
+        AssertRefused(_qsvit.Run("eval", "--model", QsvitProcess.BundledModel, "--data", QsvitProcess.CifarTest, "--limit", "2", "--image-size", "224"),
+            "gives 32x32 images but the model is configured for 224x224", "--image-size 32");
+    }
+
+    [Fact]
+    public void Eval_A100ClassModelOn10ClassData_IsRefused_NamingBothCounts()
+    {
+        var (model, data) = _qsvit.TinyModelAndData(classes: 100);
+        AssertRefused(_qsvit.Run("eval", "--model", model, "--data", data), "has 10 classes but the model predicts 100");
+    }
+
+    [Fact]
+    public void SensitivityHelp_ShowsOnlyItsOwnDefaults()
+    {
+        var r = _qsvit.Run("sensitivity", "--help");
+        Assert.Equal(0, r.ExitCode);
+        Assert.DoesNotContain("greedy", r.Out);
+        Assert.DoesNotContain("--test-data", r.Out);
+        Assert.Contains("32 16 12 8 4", r.Out);
+    }
+
+    [Fact]
+    public void Sensitivity_RecordsWhatItRan_AndWarnsAboutADamagedLogLine()
+    {
+        var (model, data) = _qsvit.TinyModelAndData();
+        string[] args = ["sensitivity", "--model", model, "--data", data, "--bits", "32", "8", "--run-dir", "run", "--batch", "4"];
+        var first = _qsvit.Run(args);
+        Assert.True(first.ExitCode == 0, first.Err);
+        var identity = JsonNode.Parse(File.ReadAllText(_qsvit.File(Path.Combine("run", RunStore.ManifestFile))))!["identity"]!;
+        Assert.Equal("as stored", identity["preprocess"]!.GetValue<string>());   // a CIFAR .bin is never resized
+        Assert.Equal("auto", identity["device"]!.GetValue<string>());
+
+        string log = _qsvit.File(Path.Combine("run", RunStore.LogFile));
+        var lines = File.ReadAllLines(log);
+        File.WriteAllLines(log, [lines[0].Replace("\"count\":", "\"was_count\":"), .. lines[1..]]);
+        var again = _qsvit.Run(args);
+        Assert.True(again.ExitCode == 0, again.Err);
+        Assert.Contains($"warning: {Path.Combine("run", RunStore.LogFile)}:1: skipped", again.Err);
+        Assert.Contains("1 run now", again.Out);   // only the damaged evaluation ran again
+    }
+
+    [Fact]
+    public void Search_ARunDirectoryInUse_IsRefused_NamingTheHolder()
+    {
+        var (model, data) = _qsvit.TinyModelAndData();
+        using var held = RunStore.Open(_qsvit.File("run"), new Dictionary<string, string?> { ["model"] = "another run" });
+        AssertRefused(_qsvit.Run("search", "--model", model, "--data", data, "--run-dir", "run"), $"is in use by PID {Environment.ProcessId}");
+    }
+}

@@ -1,0 +1,69 @@
+using Qsvit.Backends;
+using Qsvit.Backends.Cpu;
+
+namespace Qsvit.Tests.Backends;
+
+public sealed class DeviceTests
+{
+    [Theory]
+    [InlineData("auto", DeviceKind.Auto, 0, "auto")]
+    [InlineData("cpu", DeviceKind.Cpu, 0, "cpu")]
+    [InlineData(" CPU ", DeviceKind.Cpu, 0, "cpu")]
+    [InlineData("cuda", DeviceKind.Cuda, 0, "cuda:0")]
+    [InlineData("cuda:0", DeviceKind.Cuda, 0, "cuda:0")]
+    [InlineData("CUDA:3", DeviceKind.Cuda, 3, "cuda:3")]
+    public void Parse_ReadsEveryForm(string text, DeviceKind kind, int index, string canonical)
+    {
+        var spec = DeviceSpec.Parse(text);
+        Assert.Equal(new DeviceSpec(kind, index), spec);
+        Assert.Equal(canonical, spec.ToString());
+        Assert.Equal(spec, DeviceSpec.Parse(spec.ToString()));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("gpu0")]
+    [InlineData("tpu")]
+    [InlineData("cuda:")]
+    [InlineData("cuda:-1")]
+    [InlineData("cuda:x")]
+    [InlineData("cuda:+1")]
+    public void Parse_RefusesWhatIsNotADevice(string text) =>
+        Assert.Contains("is not a device", Assert.Throws<QsvitException>(() => DeviceSpec.Parse(text)).Message);
+
+    [Theory]
+    [InlineData("cuda:all")]
+    [InlineData("cuda:0,1")]
+    public void Parse_SaysSeveralGpusAreNotSupportedYet(string text) =>
+        Assert.Contains("several GPUs", Assert.Throws<QsvitException>(() => DeviceSpec.Parse(text)).Message);
+
+    [Fact]
+    public void Cpu_OpensTheCpuBackendWithItsOptions()
+    {
+        using var backend = BackendFactory.Open(DeviceSpec.Cpu, new Qsvit.Tensors.ComputeOptions { Threads = 1 });
+        var cpu = Assert.IsType<CpuBackend>(backend);
+        Assert.Equal(1, cpu.Options.Threads);
+        Assert.Equal(DeviceSpec.Cpu, backend.Device);
+        Assert.StartsWith("cpu (1 threads", backend.Description);
+        Assert.Throws<QsvitException>(() => new Qsvit.Tensors.ComputeOptions { Threads = 0 });
+    }
+
+    /// <summary>CI and this machine have no GPU: cuda must fail clearly, and auto must fall back to the CPU.</summary>
+    [Fact]
+    public void Cuda_WithoutAGpu_IsAClearError_AndAutoFallsBackToTheCpu()
+    {
+        if (HasNvidiaDriver()) return; // a GPU machine: the CUDA backend tests cover it
+        var e = Assert.Throws<QsvitException>(() => BackendFactory.Open(DeviceSpec.Cuda(1)));
+        Assert.Contains("cuda:1", e.Message);
+        Assert.Contains("libcuda.so.1", e.Message);
+        using var auto = BackendFactory.Open(DeviceSpec.Auto);
+        Assert.Equal(DeviceKind.Cpu, auto.Device.Kind);
+    }
+
+    internal static bool HasNvidiaDriver()
+    {
+        bool found = System.Runtime.InteropServices.NativeLibrary.TryLoad(OperatingSystem.IsWindows() ? "nvcuda.dll" : "libcuda.so.1", out var h);
+        if (found) System.Runtime.InteropServices.NativeLibrary.Free(h);
+        return found;
+    }
+}

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.Intrinsics;
 
 namespace Qsvit.Tensors;
 
@@ -69,14 +70,30 @@ internal static unsafe class SpikeConv
                             int at = first + nn, f = at / spatial, p = at % spatial, run = Math.Min(n1 - nn, spatial - p);
                             float* dst = (float*)o + ((long)f * outChannels + oc) * spatial + p;
                             int* src = row + nn;
-                            if (bi != 0) for (int j = 0; j < run; j++) dst[j] = MathF.FusedMultiplyAdd(src[j], s, bb);
-                            else for (int j = 0; j < run; j++) dst[j] = src[j] * s;
+                            ScaleRun(src, dst, run, s, bb, bi != 0);
                             nn += run;
                         }
                     }
                 }, isa, threads, skip ? pm : null);
             }
         }
+    }
+
+    /// <summary>dst[j] = fma(src[j], scale, bias) (or src[j]·scale): one rounding after the exact integer sum.</summary>
+    private static void ScaleRun(int* src, float* dst, int run, float scale, float bias, bool hasBias)
+    {
+        int j = 0;
+        if (Vector256.IsHardwareAccelerated && run >= 8)
+        {
+            var vs = Vector256.Create(scale);
+            var vb = Vector256.Create(bias);
+            for (; j <= run - 8; j += 8)
+            {
+                var x = Vector256.ConvertToSingle(Vector256.Load(src + j));
+                (hasBias ? Vector256.FusedMultiplyAdd(x, vs, vb) : x * vs).Store(dst + j);
+            }
+        }
+        for (; j < run; j++) dst[j] = hasBias ? MathF.FusedMultiplyAdd(src[j], scale, bias) : src[j] * scale;
     }
 
     /// <summary>Bound on one chunk's im2col buffer (at least one block of columns is gathered at a time).</summary>
@@ -112,25 +129,39 @@ internal static unsafe class SpikeConv
         int oh = g.OutH(h), ow = g.OutW(w), spatial = oh * ow, taps = g.KernelH * g.KernelW;
         int cg = (g.InChannels + group - 1) / group, groups = taps * cg, plane = h * w;
         nint pw = (nint)words, pb = (nint)b;
-        Compute.For(groups, threads, gi =>
+        int panels = columns / SpikeGemm.Panel, parts = Math.Max(1, Math.Min(threads, panels));
+        // Panel by panel, so that B is written sequentially; within a panel, runs end at output rows.
+        Compute.For(parts, parts, part =>
         {
-            int tap = gi / cg, c = gi % cg, ky = tap / g.KernelW, kx = tap % g.KernelW;
-            for (int nn = 0; nn < count; )
+            int p0 = Compute.ChunkStart(panels, parts, part), p1 = Compute.ChunkStart(panels, parts, part + 1);
+            for (int panel = p0; panel < p1; panel++)
             {
-                int at = start + nn, f = at / spatial, p = at % spatial, oy = p / ow, ox = p % ow;
-                // Up to the end of the output row and the next panel boundary: one contiguous run of words in B.
-                int run = Math.Min(Math.Min(ow - ox, count - nn), SpikeGemm.Panel - nn % SpikeGemm.Panel);
-                int iy = oy * g.StrideH - g.PadH + ky;
-                int* row = (uint)iy < (uint)h ? (int*)pw + ((long)f * cg + c) * plane + (long)iy * w : null;
-                int* dst = (int*)pb + SpikeGemm.WordOffset(gi, nn, groups);
-                for (int j = 0; j < run; j++)
+                int* dst0 = (int*)pb + (long)panel * groups * SpikeGemm.Panel;
+                int c0 = panel * SpikeGemm.Panel, c1 = Math.Min(count, c0 + SpikeGemm.Panel);
+                if (c1 - c0 < SpikeGemm.Panel) new Span<int>(dst0, groups * SpikeGemm.Panel).Clear();
+                for (int nn = c0; nn < c1; )
                 {
-                    int ix = (ox + j) * g.StrideW - g.PadW + kx;
-                    dst[j] = row != null && (uint)ix < (uint)w ? row[ix] : 0;
+                    int at = start + nn, f = at / spatial, p = at % spatial, oy = p / ow, ox = p % ow;
+                    int run = Math.Min(ow - ox, c1 - nn);
+                    int* dstRun = dst0 + (nn - c0);
+                    for (int gi = 0; gi < groups; gi++)
+                    {
+                        int tap = gi / cg, c = gi % cg, ky = tap / g.KernelW, kx = tap % g.KernelW;
+                        int* dst = dstRun + gi * SpikeGemm.Panel;
+                        int iy = oy * g.StrideH - g.PadH + ky;
+                        if ((uint)iy >= (uint)h) { new Span<int>(dst, run).Clear(); continue; }
+                        int* row = (int*)pw + ((long)f * cg + c) * plane + (long)iy * w;
+                        int ix0 = ox * g.StrideW - g.PadW + kx;
+                        if (g.StrideW == 1 && ix0 >= 0 && ix0 + run <= w) { new ReadOnlySpan<int>(row + ix0, run).CopyTo(new Span<int>(dst, run)); continue; }
+                        for (int j = 0; j < run; j++)
+                        {
+                            int ix = ix0 + j * g.StrideW;
+                            dst[j] = (uint)ix < (uint)w ? row[ix] : 0;
+                        }
+                    }
+                    nn += run;
                 }
-                nn += run;
             }
-            for (int nn = count; nn < columns; nn++) ((int*)pb)[SpikeGemm.WordOffset(gi, nn, groups)] = 0;
         });
     }
 

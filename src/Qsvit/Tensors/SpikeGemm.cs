@@ -127,7 +127,7 @@ internal static unsafe class SpikeGemm
     public const int Panel = 32;
     public const int ColumnAlign = Panel;
     /// <summary>Lane groups per K block (keeps a B micro-panel in L1).</summary>
-    private const int KcGroups = 256;
+    private const int KcGroups = 128;
     /// <summary>Columns per parallel work item.</summary>
     private const int NcColumns = 256;
 
@@ -191,8 +191,9 @@ internal static unsafe class SpikeGemm
                     for (int g0 = 0; g0 < groups; g0 += KcGroups)
                     {
                         int g1 = Math.Min(groups, g0 + KcGroups);
-                        for (int m = 0; m < a.PaddedRows; m += Mr)
+                        // Column tiles outer: a tile's B micro-panel (KcGroups × 32 words) stays in L1 across all row tiles.
                         for (int n = n0; n < n1; n += nr)
+                        for (int m = 0; m < a.PaddedRows; m += Mr)
                         {
                             int* ct = tile + m * NcColumns + (n - n0);
                             if (a.IsWide)

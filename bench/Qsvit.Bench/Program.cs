@@ -7,6 +7,12 @@ using Qsvit.Bench;
 //   dotnet run -c Release --project bench/Qsvit.Bench -- --job short --filter '*'
 //   dotnet run -c Release --project bench/Qsvit.Bench -- --job short --filter '*Gemm*'
 //   dotnet run -c Release --project bench/Qsvit.Bench -- sweep 2      (best-of-N table, robust on a busy machine)
+//   dotnet run -c Release --project bench/Qsvit.Bench -- rss run model.safetensors   (peak RSS: load + one forward)
+if (args.Length > 0 && args[0] == "rss")
+{
+    PeakRss.Run(args);
+    return;
+}
 if (args.Length > 0 && args[0] == "sweep")
 {
     Sweep.Run(args);

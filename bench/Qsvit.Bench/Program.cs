@@ -13,9 +13,15 @@ if (args.Length > 0 && args[0] == "rss")
     PeakRss.Run(args);
     return;
 }
+//   dotnet run -c Release --project bench/Qsvit.Bench -- onnx-lif 5   (ONNX Runtime: LIF unrolled vs Scan)
 if (args.Length > 0 && args[0] == "sweep")
 {
     Sweep.Run(args);
+    return;
+}
+if (args.Length > 0 && args[0] == "onnx-lif")
+{
+    OnnxLifSweep.Run(args);
     return;
 }
 var config = DefaultConfig.Instance

@@ -29,6 +29,7 @@ internal static class BenchCommand
         var json = CommonOptions.Json();
         var command = new Command("bench", "Throughput: images/s and GFLOP/s for the bundled model and the 55M preset") { model, batches, seconds, cases, json };
         device.AddTo(command);
+        command.Add(DumpInputs());
         command.SetAction(r =>
         {
             using var backend = device.Open(r);
@@ -55,6 +56,29 @@ internal static class BenchCommand
                 table.AddRow(x.Case, x.Batch.ToString(), x.Timesteps.ToString(), x.Input, $"{x.ImagesPerSecond:F3}", $"{x.GflopPerImage:F3}", $"{x.Gflops:F1}",
                     x.PackedSpeedup is { } ratio ? $"{ratio:F2}x" : "", x.Device, x.Threads.ToString());
             Cli.Out.Write(table);
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// <c>qsvit bench dump-inputs</c>: the images as a model receives them, for comparing preprocessing with PyTorch's
+    /// (bench/pytorch/jpeg_fidelity.py).
+    /// </summary>
+    private static Command DumpInputs()
+    {
+        var data = new DataOptions("--data", "Dataset to preprocess (an image folder for the JPEG comparison)");
+        var output = new Option<string>("--out", "-o") { Description = "File to write: the 8-bit RGB crops, uint8 [N,3,H,W]; FILE.json describes them", Required = true };
+        var command = new Command("dump-inputs", "Write an image folder's preprocessed images (decoded, resized, center-cropped) for comparison with PyTorch");
+        foreach (var o in new Option[] { data.Data, data.Split, data.Limit, data.Resize, data.Crop, output }) command.Add(o);
+        command.SetAction(r =>
+        {
+            var options = new IO.Datasets.DatasetOptions { ResizeShorter = r.GetValue(data.Resize), CropSize = r.GetValue(data.Crop) };
+            var dataset = IO.Datasets.FirstImages.Of(IO.Datasets.DatasetLoader.Open(r.GetRequiredValue(data.Data), options, r.GetValue(data.Split)),
+                r.GetValue(data.Limit), "--limit");
+            string path = r.GetRequiredValue(output);
+            IO.Datasets.InputDump.Write(dataset, path, options);
+            Console.WriteLine($"wrote {path} ({dataset.Count} x 3 x {dataset.Height} x {dataset.Width} uint8) and {path}.json");
             return 0;
         });
         return command;

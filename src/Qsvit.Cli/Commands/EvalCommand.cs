@@ -22,6 +22,7 @@ internal static class EvalCommand
         {
             Description = "Packed models: also run the same codes as fp32 simulation (fake quantization) and count identical predictions",
         };
+        var predictions = new Option<string?>("--predictions") { Description = "Write each image's index, label, predicted class and logits to FILE (JSON Lines)" };
         var command = new Command("eval", "Evaluate a checkpoint or a packed model: top-1/top-5 with 95% intervals, images/s, spike rates per block");
         model.AddTo(command);
         data.AddTo(command);
@@ -29,6 +30,7 @@ internal static class EvalCommand
         command.Add(json);
         command.Add(foldBn);
         command.Add(compare);
+        command.Add(predictions);
         command.SetAction(r =>
         {
             FirstImages.Validate(r.GetValue(data.Limit), "--limit");
@@ -38,7 +40,11 @@ internal static class EvalCommand
             var loaded = model.Load(r);
             var dataset = data.Open(r, loaded);
             using var net = loaded.CreateModel(r.GetValue(foldBn), backend);
-            var options = new EvalOptions { BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r) };
+            using var writer = r.GetValue(predictions) is { } file ? new PredictionWriter(file) : null;
+            var options = new EvalOptions
+            {
+                BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r), OnPrediction = writer is null ? null : writer.Write,
+            };
             var result = Cli.WithProgress("eval", dataset.Count, report =>
                 Evaluator.Run(net, dataset, options, new Progress(report)));
             if (r.GetValue(json)) Cli.WriteJson(ToJson(loaded, dataset.Name, result, backend, options.BatchSize));

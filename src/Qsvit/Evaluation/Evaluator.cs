@@ -14,6 +14,8 @@ public sealed record EvalOptions
     public int KeepLogits { get; init; }
     /// <summary>Host threads for decoding and normalizing images (the model's backend has its own).</summary>
     public Tensors.ComputeOptions Host { get; init; } = Tensors.ComputeOptions.Default;
+    /// <summary>Receives every image's prediction and logits as it is evaluated (e.g. a <see cref="PredictionWriter"/>).</summary>
+    public PredictionCallback? OnPrediction { get; init; }
 }
 
 public readonly record struct EvalProgress(int Done, int Total, long Correct, TimeSpan Elapsed);
@@ -83,6 +85,7 @@ public static class Evaluator
                 if (correct[index]) top1++;
                 if (InTop5(row, label)) top5++;
                 if (index < keep) row.CopyTo(logitsKept.AsSpan(index * classes));
+                options.OnPrediction?.Invoke(batch.Start + i, label, pred, row);
             }
             done += batch.Count;
             progress?.Report(new EvalProgress(done, total, top1, clock.Elapsed));

@@ -11,16 +11,8 @@ namespace Qsvit.Models;
 /// </summary>
 public sealed record ModelFile
 {
-    public int[]? EmbedDim { get; init; }
-    public int? NumHeads { get; init; }
-    public int? MlpRatio { get; init; }
-    public int? StemStride { get; init; }
-    public int? InChannels { get; init; }
-    public int? NumClasses { get; init; }
-    public int? Timesteps { get; init; }
-    public bool? Kd { get; init; }
-    public int? Height { get; init; }
-    public int? Width { get; init; }
+    /// <summary>The architecture values the sidecar gives.</summary>
+    public PartialConfig Architecture { get; init; } = new();
     public float[]? Mean { get; init; }
     public float[]? Std { get; init; }
     public string[]? Classes { get; init; }
@@ -43,16 +35,19 @@ public sealed record ModelFile
             throw new FormatException($"arch '{arch}' is not supported (only 'sdtv2')");
         return new ModelFile
         {
-            EmbedDim = root["embed_dim"]?.AsArray().Select(n => n!.GetValue<int>()).ToArray(),
-            NumHeads = root["num_heads"]?.GetValue<int>(),
-            MlpRatio = root["mlp_ratio"]?.GetValue<int>(),
-            StemStride = root["stem_stride"]?.GetValue<int>(),
-            InChannels = root["in_channels"]?.GetValue<int>(),
-            NumClasses = root["num_classes"]?.GetValue<int>(),
-            Timesteps = (root["timesteps"] ?? root["T"])?.GetValue<int>(),
-            Kd = root["kd"]?.GetValue<bool>(),
-            Height = input?["height"]?.GetValue<int>(),
-            Width = input?["width"]?.GetValue<int>(),
+            Architecture = new PartialConfig
+            {
+                EmbedDim = root["embed_dim"]?.AsArray().Select(n => n!.GetValue<int>()).ToArray(),
+                NumHeads = root["num_heads"]?.GetValue<int>(),
+                MlpRatio = root["mlp_ratio"]?.GetValue<int>(),
+                StemStride = root["stem_stride"]?.GetValue<int>(),
+                InChannels = root["in_channels"]?.GetValue<int>(),
+                NumClasses = root["num_classes"]?.GetValue<int>(),
+                Timesteps = (root["timesteps"] ?? root["T"])?.GetValue<int>(),
+                Kd = root["kd"]?.GetValue<bool>(),
+                ImageHeight = input?["height"]?.GetValue<int>(),
+                ImageWidth = input?["width"]?.GetValue<int>(),
+            },
             Mean = input?["mean"]?.AsArray().Select(n => n!.GetValue<float>()).ToArray(),
             Std = input?["std"]?.AsArray().Select(n => n!.GetValue<float>()).ToArray(),
             Classes = root["classes"]?.AsArray().Select(n => n!.GetValue<string>()).ToArray(),

@@ -6,6 +6,7 @@ namespace Qsvit.Models;
 /// <summary>Architecture values given on the command line; they win over every other source.</summary>
 public sealed record ConfigOverrides
 {
+    /// <summary>An official size to start from instead of the defaults.</summary>
     public string? Preset { get; init; }
     public int[]? EmbedDim { get; init; }
     public int? NumHeads { get; init; }
@@ -13,7 +14,14 @@ public sealed record ConfigOverrides
     public int? NumClasses { get; init; }
     public int? Timesteps { get; init; }
     public bool? Kd { get; init; }
+    /// <summary>Input height and width.</summary>
     public int? ImageSize { get; init; }
+
+    public PartialConfig Architecture => new()
+    {
+        EmbedDim = EmbedDim, NumHeads = NumHeads, StemStride = StemStride, NumClasses = NumClasses, Timesteps = Timesteps, Kd = Kd,
+        ImageHeight = ImageSize, ImageWidth = ImageSize,
+    };
 }
 
 /// <summary>A checkpoint resolved into a runnable model: the configuration, where each part came from, and the weights.</summary>
@@ -53,43 +61,16 @@ public static class ModelLoader
         var config = overrides.Preset is { } preset ? Presets.Get(preset) : new Sdtv2Config { EmbedDim = [128, 256, 512, 640] };
         config = FromArgs(config, checkpoint.Args);
         var inferred = Infer(checkpoint.State, checkpointPath);
-        config = config with
-        {
-            EmbedDim = inferred.EmbedDim ?? config.EmbedDim,
-            NumClasses = inferred.NumClasses ?? config.NumClasses,
-            InChannels = inferred.InChannels ?? config.InChannels,
-            Kd = inferred.Kd ?? config.Kd,
-        };
+        config = inferred.ApplyTo(config);
         if (file is not null)
         {
-            Agree("embed_dim", file.EmbedDim, inferred.EmbedDim, configPath ?? checkpointPath, checkpointPath);
-            Agree("num_classes", file.NumClasses, inferred.NumClasses, configPath ?? checkpointPath, checkpointPath);
-            Agree("kd", file.Kd, inferred.Kd, configPath ?? checkpointPath, checkpointPath);
-            config = config with
-            {
-                EmbedDim = file.EmbedDim ?? config.EmbedDim,
-                NumHeads = file.NumHeads ?? config.NumHeads,
-                MlpRatio = file.MlpRatio ?? config.MlpRatio,
-                StemStride = file.StemStride ?? config.StemStride,
-                InChannels = file.InChannels ?? config.InChannels,
-                NumClasses = file.NumClasses ?? config.NumClasses,
-                Timesteps = file.Timesteps ?? config.Timesteps,
-                Kd = file.Kd ?? config.Kd,
-                ImageHeight = file.Height ?? config.ImageHeight,
-                ImageWidth = file.Width ?? config.ImageWidth,
-            };
+            var declared = file.Architecture;
+            Agree("embed_dim", declared.EmbedDim, inferred.EmbedDim, configPath ?? checkpointPath, checkpointPath);
+            Agree("num_classes", declared.NumClasses, inferred.NumClasses, configPath ?? checkpointPath, checkpointPath);
+            Agree("kd", declared.Kd, inferred.Kd, configPath ?? checkpointPath, checkpointPath);
+            config = declared.ApplyTo(config);
         }
-        config = config with
-        {
-            EmbedDim = overrides.EmbedDim ?? config.EmbedDim,
-            NumHeads = overrides.NumHeads ?? config.NumHeads,
-            StemStride = overrides.StemStride ?? config.StemStride,
-            NumClasses = overrides.NumClasses ?? config.NumClasses,
-            Timesteps = overrides.Timesteps ?? config.Timesteps,
-            Kd = overrides.Kd ?? config.Kd,
-            ImageHeight = overrides.ImageSize ?? config.ImageHeight,
-            ImageWidth = overrides.ImageSize ?? config.ImageWidth,
-        };
+        config = overrides.Architecture.ApplyTo(config);
         config.Validate();
         StateDictCheck.Validate(new Sdtv2Layout(config), checkpoint.State, strict: true);
 
@@ -125,10 +106,8 @@ public static class ModelLoader
     private static int? Int(IReadOnlyDictionary<string, object?> args, string key) =>
         args.TryGetValue(key, out var v) ? v switch { long l => (int)l, int i => i, double d when d == Math.Floor(d) => (int)d, _ => null } : null;
 
-    private sealed record Inferred(int[]? EmbedDim, int? NumClasses, int? InChannels, bool? Kd);
-
     /// <summary>What the weights' shapes prove about the architecture.</summary>
-    private static Inferred Infer(StateDict s, string path)
+    private static PartialConfig Infer(StateDict s, string path)
     {
         int? Out(string key) => s.TryGetValue(key, out var t) && t.Rank >= 1 ? t.Shape[0] : null;
         var stem = s.TryGetValue("downsample1_1.encode_conv.weight", out var st) && st.Rank == 4 ? st : null;
@@ -137,7 +116,7 @@ public static class ModelLoader
                                      $"(first keys: {string.Join(", ", s.Keys.Take(5))})");
         int?[] widths = [Out("downsample1_2.encode_conv.weight"), Out("downsample2.encode_conv.weight"), Out("downsample3.encode_conv.weight"), Out("downsample4.encode_conv.weight")];
         int[]? embed = widths.All(w => w.HasValue) ? widths.Select(w => w!.Value).ToArray() : null;
-        return new Inferred(embed, Out("head.weight"), stem.Shape[1], s.ContainsKey("head_kd.weight"));
+        return new PartialConfig { EmbedDim = embed, NumClasses = Out("head.weight"), InChannels = stem.Shape[1], Kd = s.ContainsKey("head_kd.weight") };
     }
 
     private static void Agree<T>(string field, T? declared, T? proven, string declaredIn, string weights)

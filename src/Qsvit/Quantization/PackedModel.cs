@@ -158,20 +158,9 @@ public sealed class PackedModel
         {
             throw new QsvitException($"{ctx}: model config in the metadata is not valid: {e.Message}", e);
         }
-        if (file.EmbedDim is null) throw new QsvitException($"{ctx}: model config in the metadata has no embed_dim");
-        var config = new Sdtv2Config
-        {
-            EmbedDim = file.EmbedDim,
-            NumHeads = file.NumHeads ?? 8,
-            MlpRatio = file.MlpRatio ?? 4,
-            StemStride = file.StemStride ?? 2,
-            InChannels = file.InChannels ?? 3,
-            NumClasses = file.NumClasses ?? 1000,
-            Timesteps = file.Timesteps ?? 4,
-            Kd = file.Kd ?? false,
-            ImageHeight = file.Height ?? 224,
-            ImageWidth = file.Width ?? 224,
-        };
+        if (file.Architecture.EmbedDim is null) throw new QsvitException($"{ctx}: model config in the metadata has no embed_dim");
+        // Every field is written by Save; what a hand-made file leaves out takes the official default.
+        var config = file.Architecture.ApplyTo(new Sdtv2Config { EmbedDim = file.Architecture.EmbedDim });
         config.Validate();
         var layout = new Sdtv2Layout(config);
         var setting = QuantizationSetting.Parse(Meta(SettingKey));

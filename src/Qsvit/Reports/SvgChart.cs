@@ -64,6 +64,7 @@ public sealed record SvgChart
     public double? YMax { get; init; }
 
     private const double CharWidth = 0.6; // of the font size: a fair average for Helvetica/Arial
+    private const double MinSlantedTickSpacing = 22;
 
     /// <summary>The whole chart as an SVG document.</summary>
     public string ToSvg()
@@ -137,7 +138,9 @@ public sealed record SvgChart
         double slant = RotateXLabels && XCategories is { Count: > 0 } cats ? cats.Max(c => c.Length) * 10 * CharWidth * Math.Sqrt(0.5) : 0;
         double bottom = (RotateXLabels ? 14 + slant : 22) + (string.IsNullOrEmpty(XLabel) ? 8 : 26);
         double left = Math.Max(64, slant), right = 14 + legend;
-        double width = Math.Max(Width, left + right + 120), height = Math.Max(Height, top + bottom + 180);
+        // Slanted labels need about 1.5 font sizes between ticks not to touch (their spacing across the slant is cos 45° of it).
+        double ticks = RotateXLabels && XCategories is { Count: > 0 } c ? c.Count * MinSlantedTickSpacing : 0;
+        double width = Math.Max(Width, left + right + Math.Max(120, ticks)), height = Math.Max(Height, top + bottom + 180);
         return new Frame(width, height, left, top, right, bottom, legend);
     }
 

@@ -3,7 +3,7 @@ using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Search;
 using Qsvit.Snn;
-using Qsvit.Tests.Aq4;
+using Qsvit.Tests.Search;
 
 namespace Qsvit.Tests.Backends;
 

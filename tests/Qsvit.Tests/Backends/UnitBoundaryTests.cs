@@ -1,7 +1,7 @@
 using Qsvit.Backends;
 using Qsvit.Models;
 using Qsvit.Quantization;
-using Qsvit.Tests.Aq4;
+using Qsvit.Tests.Search;
 
 namespace Qsvit.Tests.Backends;
 

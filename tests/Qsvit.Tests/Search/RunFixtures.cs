@@ -3,7 +3,7 @@ using Qsvit.IO.Datasets;
 using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Search;
-using Qsvit.Tests.Aq4;
+using Qsvit.Tests.Search;
 
 namespace Qsvit.Tests.Search;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Qsvit.Search;
-using Qsvit.Tests.Datasets;
+using Qsvit.Tests.IO.Datasets;
 
 namespace Qsvit.Tests.Search;
 

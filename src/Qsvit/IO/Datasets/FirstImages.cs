@@ -29,6 +29,7 @@ public sealed class FirstImages : IImageDataset
         if (limit < 1) throw new QsvitException($"{option} must be at least 1, got {limit}");
     }
 
+    internal IImageDataset Inner => _inner;
     public string Name => $"{_inner.Name} (first {Count})";
     public int Count { get; }
     public int Channels => _inner.Channels;

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Qsvit.IO.Datasets;
 
-namespace Qsvit.Tests.Datasets;
+namespace Qsvit.Tests.IO.Datasets;
 
 public class BatchReaderTests
 {

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 
-namespace Qsvit.Tests.Datasets;
+namespace Qsvit.Tests.IO.Datasets;
 
 /// <summary>A fresh temporary directory, deleted on dispose.</summary>
 internal sealed class TempDir : IDisposable

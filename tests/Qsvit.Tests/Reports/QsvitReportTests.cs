@@ -5,8 +5,9 @@ using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Reports;
 using Qsvit.Search;
+using Qsvit.Tests.Search;
 
-namespace Qsvit.Tests.Search;
+namespace Qsvit.Tests.Reports;
 
 public sealed class QsvitReportTests : IDisposable
 {
@@ -97,9 +98,13 @@ public sealed class QsvitReportTests : IDisposable
 
         var fig8 = XDocument.Parse(QsvitReport.GuidedChart(result));
         var labels = fig8.Descendants(svg + "text").Select(t => t.Value).ToArray();
-        Assert.Contains("bSettingH 16,16,16,16|16,16,16|16,32|16,12", labels);
-        Assert.Contains("TRAN_S4→4: 8,4,4,8|4,8,8|4,32|4,4", labels);
-        Assert.Equal(29, labels.Count(l => l.Contains('|')) - 1);      // bSettingH + 28 steps, and the title
+        Assert.Contains("bSettingH", labels);
+        Assert.Contains("TRAN_S4→4", labels);
+        // bSettingH + 28 steps, each with its setting as the point's tooltip (twice: the line's marker and the class marker).
+        var tooltips = fig8.Descendants(svg + "title").Select(t => t.Value).ToArray();
+        Assert.Contains("bSettingH 16,16,16,16|16,16,16|16,32|16,12, 89.00 %", tooltips);
+        Assert.Contains(tooltips, t => t.StartsWith("TRAN_S4→4: 8,4,4,8|4,8,8|4,32|4,4", StringComparison.Ordinal));
+        Assert.Equal(29, tooltips.Distinct().Count());
     }
 
     [Fact]
@@ -141,5 +146,44 @@ public sealed class QsvitReportTests : IDisposable
         Assert.Equal(Rate("lif"), rates["head.weight"]);
         var energy = EnergyEstimate.Compute(layout, EnergyEstimate.LayerMacs(layout, 32, 32), rates, QuantizationSetting.Uniform(8));
         Assert.True(energy.TotalUj > 0);
+    }
+
+    // Issue 8's figure defects, checked on the SVG text (rendered to PNG with rsvg-convert while fixing them).
+    private static IEnumerable<XElement> Texts(string svg) => XDocument.Parse(svg).Descendants().Where(e => e.Name.LocalName == "text");
+
+    [Fact]
+    public void SensitivityFigure_FitsItsYAxisToPointsAboveFp32()
+    {
+        // One unit at 12 bits scores 4.4 points above fp32 (90 → 94.4): the axis must reach past it.
+        var oracle = FakeOracle.Additive(90, new Dictionary<string, IReadOnlyDictionary<int, double>> { ["DS_S2"] = new Dictionary<int, double> { [12] = -4.4 } });
+        var table = QsvitSearch.Sensitivity(oracle, new QsvitOptions());
+        var ticks = Texts(QsvitReport.SensitivityChart(table)).Select(t => t.Value)
+            .Where(v => double.TryParse(v, System.Globalization.CultureInfo.InvariantCulture, out _)).Select(double.Parse).ToArray();
+        Assert.True(ticks.Max() >= 94.4, $"y axis ends at {ticks.Max()}");
+    }
+
+    [Fact]
+    public void MemoryFigure_DrawsCoincidentSettingsAsOneLabelledMarker()
+    {
+        // Everything passes: bSettingG is bSettingL.
+        var result = QsvitSearch.Run(FakeOracle.Additive(90, new Dictionary<string, IReadOnlyDictionary<int, double>>()), QsvitSearchTests.Layout, new QsvitOptions());
+        Assert.Equal(result.BSettingL, result.BSettingG);
+        var labels = Texts(QsvitReport.MemoryAccuracyChart(result, QsvitSearchTests.Layout)).Select(t => t.Value).ToArray();
+        Assert.Equal(2, labels.Count(l => l == "bSettingL = bSettingG"));   // beside the marker and in the legend
+        Assert.DoesNotContain("bSettingL", labels);
+        Assert.DoesNotContain("bSettingG", labels);
+    }
+
+    [Fact]
+    public void GuidedFigure_TickLabelsAreShortAndSpacedForTheirSlant()
+    {
+        var result = QsvitSearchTests.PaperLikeRun(out _);
+        var svg = XDocument.Parse(QsvitReport.GuidedChart(result));
+        var ticks = svg.Descendants().Where(e => e.Name.LocalName == "text" && e.Attribute("transform")?.Value.Contains("rotate(-45") == true).ToArray();
+        Assert.Equal(result.Guided.Steps.Count + 1, ticks.Length);
+        Assert.All(ticks, t => Assert.True(t.Value.Length <= 16, t.Value));              // "TRAN_S4→12", not the whole setting
+        var xs = ticks.Select(t => double.Parse(t.Attribute("x")!.Value, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.All(xs.Zip(xs.Skip(1)), p => Assert.True(p.Second - p.First >= 20, $"ticks {p.First} and {p.Second}"));
+        Assert.Contains(svg.Descendants(), e => e.Name.LocalName == "title" && e.Value.StartsWith($"TRAN_S4→4: {result.BSettingG}", StringComparison.Ordinal));
     }
 }

@@ -2,7 +2,7 @@ using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Search;
 
-namespace Qsvit.Tests.Aq4;
+namespace Qsvit.Tests.Search;
 
 public sealed class Aq4SpaceTests
 {

@@ -1,6 +1,6 @@
 using Qsvit.IO.Datasets;
 
-namespace Qsvit.Tests.Datasets;
+namespace Qsvit.Tests.IO.Datasets;
 
 public class IdxDatasetTests
 {

@@ -1,7 +1,7 @@
 using System.Xml.Linq;
 using Qsvit.Reports;
 
-namespace Qsvit.Tests.Search;
+namespace Qsvit.Tests.Reports;
 
 public class SvgChartTests
 {

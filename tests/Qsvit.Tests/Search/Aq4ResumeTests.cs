@@ -1,9 +1,9 @@
 using Qsvit.Search;
 using Qsvit.Quantization;
-using Qsvit.Tests.Datasets;
+using Qsvit.Tests.IO.Datasets;
 using Qsvit.Tests.Search;
 
-namespace Qsvit.Tests.Aq4;
+namespace Qsvit.Tests.Search;
 
 public sealed class Aq4ResumeTests
 {

@@ -1,10 +1,10 @@
 using Qsvit.Quantization;
 using Qsvit.Reports;
 using Qsvit.Search;
-using Qsvit.Tests.Datasets;
+using Qsvit.Tests.IO.Datasets;
 using Qsvit.Tests.Search;
 
-namespace Qsvit.Tests.Aq4;
+namespace Qsvit.Tests.Search;
 
 /// <summary>QSViT and AQ4SViT searching from one run directory, as <c>qsvit search --method qsvit|greedy|beam</c> may.</summary>
 public sealed class SharedRunTests

@@ -3,9 +3,10 @@ using System.Xml.Linq;
 using Qsvit.Quantization;
 using Qsvit.Reports;
 using Qsvit.Search;
-using Qsvit.Tests.Datasets;
+using Qsvit.Tests.IO.Datasets;
+using Qsvit.Tests.Search;
 
-namespace Qsvit.Tests.Aq4;
+namespace Qsvit.Tests.Reports;
 
 public sealed class Aq4ReportTests
 {
@@ -15,7 +16,7 @@ public sealed class Aq4ReportTests
         var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Block, Aq4Space.DefaultBits(QuantizerSpec.Parse("symmetric")));
         double Drop(QuantizationSetting s) => space.Units.Select((u, i) => (0.05 + 0.04 * i) * Math.Pow(2, (16 - Math.Min(16, s[u.Name])) / 2.5)).Sum() - 0.4;
         double Noise(QuantizationSetting s) => Aq4Fixtures.Noise(s, seed);
-        var oracle = new FakeOracle(s => 91.3 - Math.Max(0, Drop(s)) + 0.3 * Noise(s), s => Math.Max(0, 0.1 * Drop(s) + 0.05 * Noise(s)), images: 5000);
+        var oracle = new FakeDriftOracle(s => 91.3 - Math.Max(0, Drop(s)) + 0.3 * Noise(s), s => Math.Max(0, 0.1 * Drop(s) + 0.05 * Noise(s)), images: 5000);
         return Aq4Searcher.Run(oracle, space, new Aq4Options { Method = Aq4Method.Beam, BeamWidth = 2, SearchSplit = "val" });
     }
 

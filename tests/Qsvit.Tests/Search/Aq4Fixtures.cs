@@ -4,13 +4,13 @@ using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Search;
 
-namespace Qsvit.Tests.Aq4;
+namespace Qsvit.Tests.Search;
 
 /// <summary>
 /// An oracle with known surfaces: accuracy (percent) and drift as functions of the setting. Caches like the real evaluator,
 /// counts what it actually computes, and charges fixed seconds per evaluation.
 /// </summary>
-internal sealed class FakeOracle(Func<QuantizationSetting, double> accuracy, Func<QuantizationSetting, double> drift, int images = 10_000)
+internal sealed class FakeDriftOracle(Func<QuantizationSetting, double> accuracy, Func<QuantizationSetting, double> drift, int images = 10_000)
     : ISettingOracle
 {
     public const double FullSecondsEach = 10, DriftSecondsEach = 0.25;
@@ -80,7 +80,7 @@ internal static class Aq4Fixtures
     }
 
     /// <summary>Exhaustive optimum: least memory within the drop (ties: higher accuracy), as (bits, accuracy).</summary>
-    public static (long Bits, double Accuracy) BruteForce(Aq4Space space, FakeOracle oracle, double maxDrop)
+    public static (long Bits, double Accuracy) BruteForce(Aq4Space space, FakeDriftOracle oracle, double maxDrop)
     {
         double fp32 = oracle.Reported(space.Setting(new int[space.Units.Count]));
         return AllLevels(space)

@@ -1,9 +1,9 @@
 using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Search;
-using Qsvit.Tests.Datasets;
+using Qsvit.Tests.IO.Datasets;
 
-namespace Qsvit.Tests.Aq4;
+namespace Qsvit.Tests.Search;
 
 public sealed class MembraneDriftTests
 {

@@ -1,6 +1,6 @@
 using Qsvit.Search;
 
-namespace Qsvit.Tests.Aq4;
+namespace Qsvit.Tests.Search;
 
 public sealed class Aq4DriftGateTests
 {

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using Qsvit.IO.Datasets;
 
-namespace Qsvit.Tests.Datasets;
+namespace Qsvit.Tests.IO.Datasets;
 
 public class PilBicubicTests
 {

@@ -1,7 +1,7 @@
 using Qsvit.Quantization;
 using Qsvit.Search;
 
-namespace Qsvit.Tests.Aq4;
+namespace Qsvit.Tests.Search;
 
 public sealed class Aq4SearchTests
 {
@@ -12,7 +12,7 @@ public sealed class Aq4SearchTests
     /// else 10; drift is proportional to the drop. C holds more weights than A and B together, yet B and then C rank first
     /// by drift per MiB. Greedy takes B, then C fails (1.9 points) and it settles for A+B; the optimum is C alone.
     /// </summary>
-    private static (Aq4Space Space, FakeOracle Oracle) Trap()
+    private static (Aq4Space Space, FakeDriftOracle Oracle) Trap()
     {
         const string a = "CONV_S1_B2", b = "TRAN_S4", c = "CONV_S2_B1";
         var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Block, [8]);
@@ -21,7 +21,7 @@ public sealed class Aq4SearchTests
         Assert.True(0.5 / Weights(b) < 1.4 / Weights(c) && 1.4 / Weights(c) < 0.5 / Weights(a), "rank order B, C, A");
         var cost = new Dictionary<string, double> { [a] = 0.5, [b] = 0.5, [c] = 1.4 };
         double Drop(QuantizationSetting s) => s.Entries.Where(e => e.Value != 32).Sum(e => cost.GetValueOrDefault(e.Key, 10));
-        return (space, new FakeOracle(s => Fp32Accuracy - Drop(s), s => 0.01 * Drop(s)));
+        return (space, new FakeDriftOracle(s => Fp32Accuracy - Drop(s), s => 0.01 * Drop(s)));
     }
 
     private static HashSet<string> Lowered(QuantizationSetting s) => s.Entries.Where(e => e.Value != 32).Select(e => e.Key).ToHashSet();
@@ -72,14 +72,14 @@ public sealed class Aq4SearchTests
         Assert.Equal(4, r.FullEvaluations);
         Assert.Equal(oracle.FullEvaluations, r.NewFullEvaluations);
         Assert.Equal(r.Candidates.Count(c => c.Drift is not null), r.DriftEvaluations);
-        Assert.Equal(4 + r.DriftEvaluations * FakeOracle.DriftSecondsEach / FakeOracle.FullSecondsEach, r.CostFullEquivalents, 9);
+        Assert.Equal(4 + r.DriftEvaluations * FakeDriftOracle.DriftSecondsEach / FakeDriftOracle.FullSecondsEach, r.CostFullEquivalents, 9);
         Assert.Equal(0.019, r.GateThreshold, 12);
         Assert.Equal(1.0, r.ProxySpearman, 9);   // drift is proportional to the drop here
         Assert.Equal(MemoryFootprint.Compute(space.Layout, r.Setting).Bits, r.Memory.Bits);
     }
 
     /// <summary>Accuracy falls monotonically with bits (with interactions); drift rises strictly with the drop.</summary>
-    private static FakeOracle MonotoneSurface(Aq4Space space, int seed)
+    private static FakeDriftOracle MonotoneSurface(Aq4Space space, int seed)
     {
         var rng = new Random(seed);
         var units = space.Units.Select(u => u.Name).ToArray();
@@ -96,7 +96,7 @@ public sealed class Aq4SearchTests
             for (int i = 0; i < p.Length; i++) for (int j = i + 1; j < p.Length; j++) pairs += p[i] * p[j];
             return p.Sum() + interaction * pairs;
         }
-        return new FakeOracle(s => Fp32Accuracy - Drop(s), s => 0.02 * Math.Sqrt(Drop(s)) + 0.001 * Drop(s));
+        return new FakeDriftOracle(s => Fp32Accuracy - Drop(s), s => 0.02 * Math.Sqrt(Drop(s)) + 0.001 * Drop(s));
     }
 
     [Fact]
@@ -135,7 +135,7 @@ public sealed class Aq4SearchTests
             new Random(seed).Shuffle(sensitivity);
             double Drop(QuantizationSetting s) => space.Units.Select((u, i) =>
                 sensitivity[i] * Math.Pow(2, (16 - Math.Min(16, s[u.Members[0]])) / 2.5)).Sum() - 0.3;
-            var oracle = new FakeOracle(s => Fp32Accuracy - Math.Max(-1, Drop(s)) + 0.8 * Aq4Fixtures.Noise(s, 2 * seed),
+            var oracle = new FakeDriftOracle(s => Fp32Accuracy - Math.Max(-1, Drop(s)) + 0.8 * Aq4Fixtures.Noise(s, 2 * seed),
                 s => Math.Max(0, Drop(s) + 1.5 * Aq4Fixtures.Noise(s, 2 * seed + 1)));
             foreach (var options in new[] { new Aq4Options(), new Aq4Options { Method = Aq4Method.Beam, BeamWidth = 3, MaxDrop = 0.7 } })
             {
@@ -163,7 +163,7 @@ public sealed class Aq4SearchTests
         // Lowering anything past 16 bits fails, so the beam's last step keeps only 16-bit settings of one unit each; the
         // answer must still be the smallest verified-feasible setting over all steps.
         var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Stage, [16, 8]);
-        var oracle = new FakeOracle(s => s.Entries.Any(e => e.Value == 8) ? 80 : 90 - 0.1 * s.Entries.Count(e => e.Value == 16),
+        var oracle = new FakeDriftOracle(s => s.Entries.Any(e => e.Value == 8) ? 80 : 90 - 0.1 * s.Entries.Count(e => e.Value == 16),
             s => s.Entries.Sum(e => e.Value == 8 ? 1.0 : e.Value == 16 ? 0.01 : 0));
         var r = Aq4Searcher.Run(oracle, space, new Aq4Options { Method = Aq4Method.Beam, BeamWidth = 2 });
         Assert.All(r.Setting.Entries, e => Assert.Equal(16, e.Value));

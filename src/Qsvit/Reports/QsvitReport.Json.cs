@@ -1,0 +1,123 @@
+using System.Text.Json.Nodes;
+using System.Text.Json;
+using System.Text;
+using Qsvit.Evaluation;
+using Qsvit.IO;
+using Qsvit.Models;
+using Qsvit.Quantization;
+using Qsvit.Search;
+using static Qsvit.Reports.ComparisonTable;
+
+namespace Qsvit.Reports;
+
+/// <summary>report.json: the report's numbers for programs.</summary>
+public static partial class QsvitReport
+{
+    public static JsonObject ToJson(QsvitReportInput input)
+    {
+        var r = input.Result;
+        var o = r.Options;
+        var t = r.Sensitivity;
+        return new JsonObject
+        {
+            ["method"] = "qsvit",
+            ["model"] = input.Model,
+            ["config"] = input.Layout.Config.ToString(),
+            ["quantizer"] = input.Quantizer.ToString(),
+            ["device"] = input.Device,
+            ["granularity"] = o.Granularity.Name(),
+            ["bits"] = JsonList(t.Bits.Select(b => (JsonNode)b)),
+            ["tolerance_points"] = o.TolerancePoints,
+            ["search_split"] = o.SearchSplit,
+            ["report_split"] = o.ReportSplit,
+            ["splits"] = new JsonObject(input.Splits.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+            ["fp32"] = AccuracyJson(t.Fp32),
+            ["threshold"] = t.Threshold,
+            ["sensitivity"] = JsonList(t.Cells.Select(c => (JsonNode)new JsonObject
+            {
+                ["unit"] = c.Unit,
+                ["bits"] = c.Bits,
+                ["accuracy"] = AccuracyJson(c.Accuracy),
+                ["difference"] = IntervalJson(c.Difference),
+                ["within_tolerance"] = c.WithinTolerance,
+            })),
+            ["weight_errors"] = input.WeightErrors is { } errors ? JsonList(errors.Select(e => (JsonNode)new JsonObject
+            {
+                ["unit"] = e.Unit,
+                ["bits"] = e.Bits,
+                ["weights"] = e.Weights,
+                ["clipped_fraction"] = e.ClippedFraction,
+                ["sqnr_db"] = double.IsFinite(e.SqnrDb) ? e.SqnrDb : null,
+            })) : null,
+            ["bSettingH"] = SettingJson(r.BSettingH, r.BSettingHAccuracy, t.Fp32),
+            ["bSettingL"] = SettingJson(r.BSettingL, r.BSettingLAccuracy, t.Fp32),
+            ["guided"] = JsonList(r.Guided.Steps.Select(s => (JsonNode)new JsonObject
+            {
+                ["step"] = s.Index + 1,
+                ["unit"] = s.Unit,
+                ["bits"] = s.Bits,
+                ["setting"] = s.Setting.ToString(),
+                ["accuracy"] = AccuracyJson(s.Accuracy),
+                ["difference"] = IntervalJson(s.Difference),
+                ["within_tolerance"] = s.WithinTolerance,
+                ["kept"] = s.Kept,
+            })),
+            ["bSettingG"] = r.BSettingG.ToString(),
+            ["within_tolerance"] = r.WithinTolerance,
+            ["final"] = JsonList(new[] { r.Search, r.Report }.OfType<FinalAccuracy>().Select(f => (JsonNode)new JsonObject
+            {
+                ["split"] = f.Split,
+                ["fp32"] = AccuracyJson(f.Fp32),
+                ["bSettingG"] = AccuracyJson(f.Quantized),
+                ["difference"] = IntervalJson(f.Difference),
+            })),
+            ["memory"] = JsonList(r.Memory.Select(m => (JsonNode)new JsonObject
+            {
+                ["name"] = m.Name,
+                ["setting"] = m.Setting.ToString(),
+                ["bytes"] = m.Memory.Bytes,
+                ["mib"] = m.Memory.MiB,
+                ["saving_percent"] = m.Memory.SavingPercent,
+                ["units"] = new JsonObject(m.Memory.Units.Select(u => KeyValuePair.Create(u.Name, (JsonNode?)u.MiB))),
+            })),
+            ["energy_estimate"] = EnergyJson(input.Energy, "bSettingG_uj"),
+            ["quantized_model"] = input.QuantizedModelPath,
+            ["cost"] = new JsonObject
+            {
+                ["wall_seconds"] = r.Cost.WallSeconds,
+                ["evaluation_seconds"] = r.Cost.EvaluationSeconds,
+                ["evaluations"] = r.Cost.Evaluations,
+                ["run"] = input.OracleEvaluations ?? r.Cost.Run,
+                ["replayed"] = r.Cost.Replayed,
+                ["phases"] = JsonList(r.Cost.Phases.Select(p => (JsonNode)new JsonObject
+                {
+                    ["phase"] = QsvitResult.PhaseName(p.Phase),
+                    ["evaluations"] = p.Evaluations,
+                    ["run"] = p.Run,
+                })),
+            },
+        };
+    }
+
+    private static JsonArray JsonList(IEnumerable<JsonNode> items) => new(items.ToArray());
+
+    private static JsonObject IntervalJson(Interval i) => new() { ["value"] = Finite(i.Value), ["low"] = Finite(i.Low), ["high"] = Finite(i.High) };
+
+    private static double? Finite(double v) => double.IsFinite(v) ? v : null;
+
+    private static JsonObject AccuracyJson(AccuracyRecord a) => new()
+    {
+        ["setting"] = a.Setting,
+        ["split"] = a.Split,
+        ["count"] = a.Count,
+        ["correct"] = a.Correct,
+        ["top1"] = IntervalJson(a.Top1),
+    };
+
+    private static JsonObject SettingJson(QuantizationSetting s, AccuracyRecord a, AccuracyRecord fp32) => new()
+    {
+        ["setting"] = s.ToString(),
+        ["accuracy"] = AccuracyJson(a),
+        ["difference"] = IntervalJson(a.DifferenceFrom(fp32)),
+    };
+}

@@ -1,0 +1,30 @@
+using System.Text.Json.Nodes;
+using System.Text.Json;
+using System.Text;
+using Qsvit.Evaluation;
+using Qsvit.IO;
+using Qsvit.Models;
+using Qsvit.Quantization;
+using Qsvit.Search;
+using static Qsvit.Reports.ComparisonTable;
+
+namespace Qsvit.Reports;
+
+/// <summary>What a QSViT report shows besides the search result itself.</summary>
+public sealed record QsvitReportInput(QsvitResult Result, Sdtv2Layout Layout)
+{
+    /// <summary>The fp32 checkpoint (path or name).</summary>
+    public string Model { get; init; } = "";
+    public QuantizerSpec Quantizer { get; init; } = QuantizerSpec.Paper;
+    /// <summary>Where the evaluations ran (the run's --device).</summary>
+    public string Device { get; init; } = "auto";
+    /// <summary>Split name → what it is (file, image count).</summary>
+    public IReadOnlyDictionary<string, string> Splits { get; init; } = new Dictionary<string, string>();
+    /// <summary>Per-unit clipping and SQNR (<see cref="UnitWeightError.Compute"/>); the section is left out without it.</summary>
+    public IReadOnlyList<UnitWeightError>? WeightErrors { get; init; }
+    public EnergyComparison? Energy { get; init; }
+    /// <summary>Where Alg. 4 saved the quantized network, if it did.</summary>
+    public string? QuantizedModelPath { get; init; }
+    /// <summary>Full evaluations actually run by this process (the oracle's count); defaults to the search's own count.</summary>
+    public int? OracleEvaluations { get; init; }
+}

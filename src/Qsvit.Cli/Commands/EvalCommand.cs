@@ -36,9 +36,10 @@ internal static class EvalCommand
             FirstImages.Validate(r.GetValue(data.Limit), "--limit");
             if (PackedModel.IsPackedFile(r.GetRequiredValue(model.Model))) return EvalPacked(r, model, data, device, json, compare);
             if (r.GetValue(compare)) throw new QsvitException("--compare-simulated needs a packed model (qsvit export)");
-            using var backend = device.Open(r);
+            // Bad inputs are reported before the device is opened (and announced).
             var loaded = model.Load(r);
             var dataset = data.Open(r, loaded);
+            using var backend = device.Open(r);
             using var net = loaded.CreateModel(r.GetValue(foldBn), backend);
             using var writer = r.GetValue(predictions) is { } file ? new PredictionWriter(file) : null;
             var options = new EvalOptions
@@ -59,8 +60,8 @@ internal static class EvalCommand
     {
         string path = r.GetRequiredValue(model.Model);
         var packed = PackedModel.Load(path);
-        using var backend = device.Open(r);
         var dataset = data.Open(r, packed.Config, packed.Normalization);
+        using var backend = device.Open(r);
         var options = new EvalOptions { BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r) };
         EvalResult Run(bool simulate) => Cli.WithProgress(simulate ? "simulated" : "packed", dataset.Count, report =>
         {

@@ -66,7 +66,8 @@ def main():
     meta = json.load(open(a.dump + ".json"))
     n, c, h, w = meta["shape"]
     qsvit = np.fromfile(a.dump, np.uint8).reshape(n, c, h, w)
-    files = meta["files"]
+    # Paths are relative to the dump's folder (so the pair can be copied to another machine together).
+    files = [os.path.join(os.path.dirname(os.path.abspath(a.dump)), f) for f in meta["files"]]
     errors = {int(k): v for k, v in meta.get("errors", {}).items()}
     ref, modes = torchvision_crops(files, meta["resize_shorter"], meta["crop"])
 

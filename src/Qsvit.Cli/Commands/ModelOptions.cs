@@ -29,13 +29,17 @@ internal sealed class ModelOptions
     public ConfigOverrides Overrides(ParseResult r) => new()
     {
         Preset = r.GetValue(Preset),
-        EmbedDim = r.GetValue(EmbedDim) is { Length: > 0 } dims ? dims : null,
-        Timesteps = r.GetValue(Timesteps),
-        StemStride = r.GetValue(StemStride),
-        NumClasses = r.GetValue(Classes),
-        Kd = r.GetValue(Kd),
-        NumHeads = r.GetValue(Heads),
-        ImageSize = r.GetValue(ImageSize),
+        Architecture = new PartialConfig
+        {
+            EmbedDim = r.GetValue(EmbedDim) is { Length: > 0 } dims ? dims : null,
+            Timesteps = r.GetValue(Timesteps),
+            StemStride = r.GetValue(StemStride),
+            NumClasses = r.GetValue(Classes),
+            Kd = r.GetValue(Kd),
+            NumHeads = r.GetValue(Heads),
+            ImageHeight = r.GetValue(ImageSize),
+            ImageWidth = r.GetValue(ImageSize),
+        },
     };
 }
 

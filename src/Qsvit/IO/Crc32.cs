@@ -29,10 +29,11 @@ internal static class Crc32
         return t;
     }
 
-    public static uint Compute(ReadOnlySpan<byte> data)
+    /// <summary>The CRC-32 of <paramref name="data"/>; pass the CRC of the bytes before it as <paramref name="previous"/> to continue a running CRC.</summary>
+    public static uint Compute(ReadOnlySpan<byte> data, uint previous = 0)
     {
         var t = Table;
-        uint crc = ~0u;
+        uint crc = ~previous;
         while (data.Length >= 8)
         {
             uint a = BinaryPrimitives.ReadUInt32LittleEndian(data) ^ crc;

@@ -18,8 +18,17 @@ public sealed record RawTensor(string Name, DType DType, int[] Shape, float[]? F
 
 public static class SafeTensors
 {
-    /// <summary>Largest header accepted, as in the reference implementation.</summary>
-    public const long MaxHeaderBytes = 100_000_000;
+    /// <summary>
+    /// Largest header accepted. The reference implementation allows 100 MB; 16 MiB holds over 100,000 tensor entries,
+    /// far more than any vision model, and keeps parsing a hostile header to well under a second and ~100 MB.
+    /// </summary>
+    public const long MaxHeaderBytes = 16 << 20;
+
+    /// <summary>Most tensors a header may list.</summary>
+    public const int MaxTensors = 100_000;
+
+    /// <summary>Most dimensions a tensor may have.</summary>
+    private const int MaxRank = 64;
 
     private const string MetadataKey = "__metadata__";
     private const int ChunkElements = 1 << 16;
@@ -55,6 +64,11 @@ public static class SafeTensors
             throw new QsvitException($"{ctx}: header length is {n} bytes, too short for a JSON object");
         var header = new byte[n];
         ReadExactly(stream, header, ctx, "header");
+        // As the reference implementation: the JSON object starts the header (only trailing padding is allowed).
+        if (header[0] != (byte)'{')
+            throw new QsvitException($"{ctx}: header does not start with '{{' (its first byte is 0x{header[0]:x2}): expected an object as its first byte (corrupt or not a safetensors file)");
+        if (System.Text.Unicode.Utf8.IsValid(header) is false)
+            throw new QsvitException($"{ctx}: header is not valid UTF-8 (first bad byte at header offset {FirstInvalidUtf8(header)})");
         long dataStart = 8 + (long)n;
         long bufferLength = fileLength - dataStart;
 
@@ -74,11 +88,21 @@ public static class SafeTensors
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new QsvitException($"{ctx}: header is a JSON {doc.RootElement.ValueKind}, expected an object");
             var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var prop in doc.RootElement.EnumerateObject())
+            try
             {
-                if (!seen.Add(prop.Name)) throw new QsvitException($"{ctx}: header names '{prop.Name}' twice");
-                if (prop.Name == MetadataKey) ParseMetadata(prop.Value, metadata, ctx);
-                else entries.Add(ParseEntry(entries.Count, prop, bufferLength, ctx));
+                foreach (var prop in doc.RootElement.EnumerateObject())
+                {
+                    if (!seen.Add(prop.Name)) throw new QsvitException($"{ctx}: header names '{Clip(prop.Name)}' twice");
+                    if (prop.Name == MetadataKey) ParseMetadata(prop.Value, metadata, ctx);
+                    else if (entries.Count == MaxTensors)
+                        throw new QsvitException($"{ctx}: header lists more than {MaxTensors:N0} tensors (corrupt or hostile file)");
+                    else entries.Add(ParseEntry(entries.Count, prop, bufferLength, ctx));
+                }
+            }
+            catch (InvalidOperationException e)
+            {
+                // A string that cannot become UTF-16 text, e.g. an escaped lone surrogate "\udc00".
+                throw new QsvitException($"{ctx}: header holds a string that is not valid text: {e.Message}", e);
             }
         }
 
@@ -213,7 +237,7 @@ public static class SafeTensors
         foreach (var m in value.EnumerateObject())
         {
             if (m.Value.ValueKind != JsonValueKind.String)
-                throw new QsvitException($"{ctx}: '{MetadataKey}' entry '{m.Name}' is a JSON {m.Value.ValueKind}, expected a string");
+                throw new QsvitException($"{ctx}: '{MetadataKey}' entry '{Clip(m.Name)}' is a JSON {m.Value.ValueKind}, expected a string");
             metadata[m.Name] = m.Value.GetString()!;
         }
     }
@@ -222,7 +246,7 @@ public static class SafeTensors
     {
         string name = prop.Name;
         var v = prop.Value;
-        string where = $"{ctx}: tensor '{name}'";
+        string where = $"{ctx}: tensor '{Clip(name)}'";
         if (v.ValueKind != JsonValueKind.Object)
             throw new QsvitException($"{where} is a JSON {v.ValueKind}, expected an object with dtype, shape and data_offsets");
 
@@ -230,28 +254,30 @@ public static class SafeTensors
             throw new QsvitException($"{where} has no string 'dtype'");
         string dtName = dt.GetString()!;
         if (!DTypes.TryParseSafeTensorsName(dtName, out var dtype))
-            throw new QsvitException($"{where} has dtype '{dtName}', which qsvit does not read (F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)");
+            throw new QsvitException($"{where} has dtype '{Clip(dtName)}', which qsvit does not read (F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)");
 
         if (!v.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array)
             throw new QsvitException($"{where} has no 'shape' array");
+        if (sh.GetArrayLength() > MaxRank)
+            throw new QsvitException($"{where} has {sh.GetArrayLength()} dimensions (at most {MaxRank})");
         var shape = new int[sh.GetArrayLength()];
         int k = 0;
         long numel = 1;
         foreach (var d in sh.EnumerateArray())
         {
             if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long dim) || dim < 0 || dim > int.MaxValue)
-                throw new QsvitException($"{where} has shape {sh.GetRawText()}, expected non-negative integer dimensions");
+                throw new QsvitException($"{where} has shape {Clip(sh.GetRawText())}, expected non-negative integer dimensions");
             shape[k++] = (int)dim;
             numel = numel > 0 && dim > long.MaxValue / 8 / numel ? long.MaxValue : numel * dim;
         }
         if (numel > Array.MaxLength)
-            throw new QsvitException($"{where} has shape {sh.GetRawText()} with more elements than a float array can hold");
+            throw new QsvitException($"{where} has shape {Clip(sh.GetRawText())} with more elements than a float array can hold");
 
         if (!v.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw new QsvitException($"{where} has no 'data_offsets' [begin, end] pair");
         long begin = Offset(off[0]), end = Offset(off[1]);
         if (begin < 0 || end < 0)
-            throw new QsvitException($"{where} has data_offsets {off.GetRawText()}, expected two non-negative integers");
+            throw new QsvitException($"{where} has data_offsets {Clip(off.GetRawText())}, expected two non-negative integers");
         if (end < begin)
             throw new QsvitException($"{where} has data_offsets [{begin}, {end}] that end before they begin");
         if (end > bufferLength)
@@ -260,6 +286,19 @@ public static class SafeTensors
         if (end - begin != need)
             throw new QsvitException($"{where} has data_offsets [{begin}, {end}] ({end - begin} bytes) but shape {Tensor.Format(shape)} of {dtName} needs {need} bytes");
         return new Entry(index, name, dtype, shape, numel, begin, end);
+    }
+
+    private static string Clip(string s) => s.Length > 80 ? s[..80] + "…" : s;
+
+    private static int FirstInvalidUtf8(ReadOnlySpan<byte> bytes)
+    {
+        int offset = 0;
+        while (offset < bytes.Length)
+        {
+            if (System.Text.Rune.DecodeFromUtf8(bytes[offset..], out _, out int used) != OperationStatus.Done) return offset;
+            offset += used;
+        }
+        return -1;
     }
 
     private static long Offset(JsonElement e) =>

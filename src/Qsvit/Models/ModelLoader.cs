@@ -3,25 +3,12 @@ using Qsvit.IO.Datasets;
 
 namespace Qsvit.Models;
 
-/// <summary>Architecture values given on the command line; they win over every other source.</summary>
+/// <summary>What the command line says about the architecture; it wins over every other source.</summary>
 public sealed record ConfigOverrides
 {
     /// <summary>An official size to start from instead of the defaults.</summary>
     public string? Preset { get; init; }
-    public int[]? EmbedDim { get; init; }
-    public int? NumHeads { get; init; }
-    public int? StemStride { get; init; }
-    public int? NumClasses { get; init; }
-    public int? Timesteps { get; init; }
-    public bool? Kd { get; init; }
-    /// <summary>Input height and width.</summary>
-    public int? ImageSize { get; init; }
-
-    public PartialConfig Architecture => new()
-    {
-        EmbedDim = EmbedDim, NumHeads = NumHeads, StemStride = StemStride, NumClasses = NumClasses, Timesteps = Timesteps, Kd = Kd,
-        ImageHeight = ImageSize, ImageWidth = ImageSize,
-    };
+    public PartialConfig Architecture { get; init; } = new();
 }
 
 /// <summary>A checkpoint resolved into a runnable model: the configuration, where each part came from, and the weights.</summary>

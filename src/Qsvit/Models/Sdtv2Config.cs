@@ -36,6 +36,8 @@ public sealed record Sdtv2Config
         if (NumClasses <= 0) throw new QsvitException($"num_classes must be positive, got {NumClasses}");
         if (Timesteps is < 1 or > 64) throw new QsvitException($"timesteps must be 1..64, got {Timesteps}");
         if (ImageHeight < 8 || ImageWidth < 8) throw new QsvitException($"input {ImageHeight}x{ImageWidth} is too small");
+        if (ImageHeight > IO.Datasets.DatasetOptions.MaxSide || ImageWidth > IO.Datasets.DatasetOptions.MaxSide)
+            throw new QsvitException($"input {ImageHeight}x{ImageWidth} is too large (at most {IO.Datasets.DatasetOptions.MaxSide} a side)");
     }
 
     public override string ToString() =>

@@ -1,8 +1,3 @@
-using System.Text.Json.Nodes;
-using System.Text.Json;
-using System.Text;
-using Qsvit.Evaluation;
-using Qsvit.IO;
 using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Search;

@@ -1,8 +1,6 @@
-using System.Text.Json.Nodes;
-using System.Text.Json;
 using System.Text;
+using System.Text.Json.Nodes;
 using Qsvit.Evaluation;
-using Qsvit.IO;
 using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Search;

@@ -1,12 +1,6 @@
-using System.Text.Json.Nodes;
-using System.Text.Json;
-using System.Text;
-using Qsvit.Evaluation;
-using Qsvit.IO;
 using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Search;
-using static Qsvit.Reports.ComparisonTable;
 
 namespace Qsvit.Reports;
 

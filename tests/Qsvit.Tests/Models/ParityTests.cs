@@ -9,7 +9,7 @@ public class ParityTests
 {
     private static (float[] Logits, FiringRateRecorder Rates) Run(int timesteps)
     {
-        var loaded = ModelLoader.Load(Fixtures.ParityCheckpoint, overrides: new ConfigOverrides { Timesteps = timesteps });
+        var loaded = ModelLoader.Load(Fixtures.ParityCheckpoint, overrides: new ConfigOverrides { Architecture = new() { Timesteps = timesteps } });
         Assert.Equal([32, 64, 128, 160], loaded.Config.EmbedDim);
         Assert.True(loaded.Config.Kd);
         Assert.Equal(1000, loaded.Config.NumClasses);

@@ -95,8 +95,27 @@ internal sealed partial class IdxDataset : ImageDatasetBase
         try
         {
             using var file = File.OpenRead(path);
+            return ReadIdx(file, path, magic, rank, what);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new QsvitException($"{path}: cannot read the idx {what} file: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Deflate cannot expand data more than 1032:1: a gzip file declaring more is lying.</summary>
+    private const long DeflateMaxRatio = 1032;
+
+    /// <summary>
+    /// Reads an idx file from a seekable stream. The data buffer grows with what really arrives, so a gzipped header that
+    /// declares gigabytes allocates no more than the file really decompresses to.
+    /// </summary>
+    internal static (byte[] Data, int[] Dims) ReadIdx(Stream file, string path, int magic, int rank, string what)
+    {
+        try
+        {
             bool gz = IsGzip(file);
-            using Stream stream = gz ? new GZipStream(file, CompressionMode.Decompress) : file;
+            using Stream stream = gz ? new GZipStream(file, CompressionMode.Decompress, leaveOpen: true) : file;
             var header = new byte[4 + 4 * rank];
             int got = stream.ReadAtLeast(header, header.Length, throwOnEndOfStream: false);
             if (got < header.Length)
@@ -115,22 +134,38 @@ internal sealed partial class IdxDataset : ImageDatasetBase
                 if (count > Array.MaxLength)
                     throw new QsvitException($"{path}: idx dimensions [{string.Join(", ", dims[..(d + 1)])}] are too large");
             }
-            if (!gz && file.Length != header.Length + count)
+            long total = header.Length + count;
+            if (!gz && file.Length != total)
+                throw new QsvitException($"{path}: file is {file.Length} bytes, but its header ({string.Join(" x ", dims)}) needs {total}");
+            if (gz && total / DeflateMaxRatio > file.Length + 64)
                 throw new QsvitException(
-                    $"{path}: file is {file.Length} bytes, but its header ({string.Join(" x ", dims)}) needs {header.Length + count}");
-            var data = new byte[count];
-            got = stream.ReadAtLeast(data, data.Length, throwOnEndOfStream: false);
-            if (got < data.Length)
+                    $"{path}: its header ({string.Join(" x ", dims)}) declares {total} bytes, more than a {file.Length}-byte gzip file can decompress to (corrupt?)");
+            var data = ReadGrowing(stream, (int)count);
+            if (data.Length < count)
                 throw new QsvitException(
-                    $"{path}: decompressed data ends after {header.Length + got} bytes, but its header ({string.Join(" x ", dims)}) needs {header.Length + count}");
+                    $"{path}: decompressed data ends after {header.Length + data.Length} bytes, but its header ({string.Join(" x ", dims)}) needs {total}");
             if (gz && stream.ReadByte() >= 0)
                 throw new QsvitException(
-                    $"{path}: decompressed data is longer than its header ({string.Join(" x ", dims)}) says ({header.Length + count} bytes)");
+                    $"{path}: decompressed data is longer than its header ({string.Join(" x ", dims)}) says ({total} bytes)");
             return (data, dims);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
         {
             throw new QsvitException($"{path}: cannot read the idx {what} file: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Up to <paramref name="count"/> bytes, in a buffer doubled as data arrives (returned shorter when the stream ends first).</summary>
+    private static byte[] ReadGrowing(Stream stream, int count)
+    {
+        var buffer = new byte[Math.Min(count, 1 << 20)];
+        int filled = 0;
+        while (true)
+        {
+            filled += stream.ReadAtLeast(buffer.AsSpan(filled), buffer.Length - filled, throwOnEndOfStream: false);
+            if (filled < buffer.Length) return buffer[..filled];
+            if (filled == count) return buffer;
+            Array.Resize(ref buffer, (int)Math.Min(count, 2L * buffer.Length));
         }
     }
 

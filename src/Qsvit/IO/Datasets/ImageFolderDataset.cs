@@ -1,5 +1,4 @@
 using System.Buffers;
-using StbImageSharp;
 
 namespace Qsvit.IO.Datasets;
 
@@ -68,9 +67,10 @@ internal sealed class ImageFolderDataset : ImageDatasetBase
         {
             try
             {
-                if (Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories).Any(IsImageFile)) return true;
+                foreach (var folder in Folders(dir))
+                    if (Directory.EnumerateFiles(folder).Any(IsImageFile)) return true;
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or QsvitException) { }
         }
         return false;
     }
@@ -85,20 +85,13 @@ internal sealed class ImageFolderDataset : ImageDatasetBase
             throw new QsvitException($"{path}: cannot read the image: {e.Message}", e);
         }
 
-        ImageResult image;
-        try { image = ImageResult.FromMemory(bytes, ColorComponents.RedGreenBlue); }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            throw new QsvitException($"{path}: cannot decode the image: {e.Message}", e);
-        }
-        if (image?.Data == null || image.Width < 1 || image.Height < 1 || image.Data.Length < (long)image.Width * image.Height * 3)
-            throw new QsvitException($"{path}: cannot decode the image");
+        var (pixels, width, height) = ImageDecoder.DecodeRgb(bytes, path);
 
         int crop = Height;
         var rgb = ArrayPool<byte>.Shared.Rent(crop * crop * 3);
         try
         {
-            ResizeAndCrop(image.Data, image.Width, image.Height, _resizeShorter, crop, rgb.AsSpan(0, crop * crop * 3));
+            ResizeAndCrop(pixels, width, height, _resizeShorter, crop, rgb.AsSpan(0, crop * crop * 3));
             Normalizer.Interleaved(rgb.AsSpan(0, crop * crop * 3), destination);
         }
         finally
@@ -153,15 +146,7 @@ internal sealed class ImageFolderDataset : ImageDatasetBase
     /// </summary>
     private static void CollectImages(string dir, List<string> files)
     {
-        var folders = new List<string>();
-        var pending = new Stack<string>();
-        pending.Push(dir);
-        while (pending.Count > 0)
-        {
-            var d = pending.Pop();
-            folders.Add(d);
-            foreach (var sub in SubDirectories(d)) pending.Push(sub);
-        }
+        var folders = Folders(dir).ToList();
         folders.Sort(CodePointComparer.Instance);
         foreach (var folder in folders)
         {
@@ -180,6 +165,63 @@ internal sealed class ImageFolderDataset : ImageDatasetBase
             }
         }
     }
+
+    /// <summary>
+    /// <paramref name="dir"/> and every folder below it, following symbolic links as torchvision does (os.walk with
+    /// followlinks=True) but visiting each real folder once: a link loop, or a second link to a folder already seen,
+    /// adds nothing (os.walk would recurse until the path is too long, counting the same images again and again).
+    /// </summary>
+    private static IEnumerable<string> Folders(string dir)
+    {
+        var seen = new HashSet<string>(OperatingSystem.IsWindows() ? StringComparer.OrdinalIgnoreCase : StringComparer.Ordinal);
+        var pending = new Stack<(string Path, string Real)>();
+        pending.Push((dir, RealPath(dir)));
+        while (pending.Count > 0)
+        {
+            var (d, real) = pending.Pop();
+            if (!seen.Add(real)) continue;
+            yield return d;
+            foreach (var sub in SubDirectories(d))
+            {
+                string subReal = IsLink(sub) ? RealPath(sub) : Path.Combine(real, Path.GetFileName(sub));
+                if (!seen.Contains(subReal)) pending.Push((sub, subReal));
+            }
+        }
+    }
+
+    private static bool IsLink(string path)
+    {
+        try { return new DirectoryInfo(path).LinkTarget is not null; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+
+    /// <summary>The path with every symbolic link in it resolved (realpath), so one folder has one name.</summary>
+    internal static string RealPath(string path) => RealPath(Path.GetFullPath(path), 0);
+
+    private static string RealPath(string full, int hops)
+    {
+        string root = Path.GetPathRoot(full) ?? "";
+        string current = root;
+        foreach (var part in full[root.Length..].Split(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar))
+        {
+            if (part.Length == 0 || part == ".") continue;
+            if (part == "..") { current = Path.GetDirectoryName(current) ?? root; continue; }
+            string next = Path.Combine(current, part);
+            string? target;
+            try { target = new DirectoryInfo(next).LinkTarget; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { target = null; }
+            if (target is not null)
+            {
+                if (++hops > MaxLinkHops) throw new QsvitException($"{full}: too many levels of symbolic links (a link loop?)");
+                next = RealPath(Path.GetFullPath(target, current), hops);
+            }
+            current = next;
+        }
+        return current;
+    }
+
+    /// <summary>Links followed while resolving one path, as Linux's ELOOP limit.</summary>
+    private const int MaxLinkHops = 40;
 
     private static bool IsImageFile(string path) => Extensions.Any(x => path.EndsWith(x, StringComparison.OrdinalIgnoreCase));
 

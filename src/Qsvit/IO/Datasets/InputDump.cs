@@ -6,7 +6,7 @@ namespace Qsvit.IO.Datasets;
 /// Writes an image folder's images as a model receives them (decoded, resized, center-cropped), for comparing qsvit's
 /// preprocessing with another pipeline's (bench/pytorch/jpeg_fidelity.py compares with torchvision's): <c>FILE</c> holds
 /// the 8-bit RGB crops, uint8 [count, 3, height, width], which the normalization (in <c>FILE.json</c>, with each image's
-/// file and label) maps one to one onto the float tensors the model sees. An image that cannot be read is written as
+/// file, relative to FILE's folder, and label) maps one to one onto the float tensors the model sees. An image that cannot be read is written as
 /// zeros and its error recorded, so one undecodable file does not hide the others' comparison.
 /// </summary>
 public static class InputDump
@@ -22,6 +22,8 @@ public static class InputDump
         var files = new JsonArray();
         var labels = new JsonArray();
         var errors = new JsonObject();
+        // Files are named relative to the dump's folder, so that the dump and the images can be copied together.
+        string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         string tmp = path + ".tmp";
         using (var stream = new FileStream(tmp, FileMode.Create, FileAccess.Write))
         {
@@ -41,7 +43,7 @@ public static class InputDump
                     errors[i.ToString(System.Globalization.CultureInfo.InvariantCulture)] = e.Message;
                 }
                 stream.Write(pixels);
-                files.Add(Path.GetFullPath(folder.Files[i]));
+                files.Add(Path.GetRelativePath(directory, Path.GetFullPath(folder.Files[i])));
                 labels.Add(data.Label(i));
             }
         }

@@ -12,8 +12,21 @@ namespace Qsvit.IO.Pickle;
 /// <summary>An error in the pickle stream; the unpickler adds the file, offset and opcode.</summary>
 internal sealed class PickleError(string message) : Exception(message);
 
+/// <summary>
+/// What <see cref="PyKeyComparer"/> remembers about an immutable container (a tuple or frozenset): its hash, whether it
+/// is hashable, and the container it was proven equal to. Pickles share sub-objects (a DAG), so without this a hash or
+/// comparison would walk every path, which grows exponentially with the sharing depth.
+/// </summary>
+internal abstract class PyKeyNode
+{
+    internal int? CachedHash;
+    internal bool? CachedHashable;
+    /// <summary>Union-find parent: a container proven equal to this one (null when this is its class's representative).</summary>
+    internal PyKeyNode? EqualTo;
+}
+
 /// <summary>An immutable Python tuple.</summary>
-internal sealed class PyTuple(object?[] items) : IReadOnlyList<object?>
+internal sealed class PyTuple(object?[] items) : PyKeyNode, IReadOnlyList<object?>
 {
     public static readonly PyTuple Empty = new([]);
     public object?[] Items { get; } = items;
@@ -88,7 +101,7 @@ internal sealed class PyDict(string typeName)
 }
 
 /// <summary>A Python set or frozenset.</summary>
-internal sealed class PySet(bool frozen)
+internal sealed class PySet(bool frozen) : PyKeyNode
 {
     private readonly List<object?> _items = new();
     private readonly HashSet<object> _seen = new(PyKeyComparer.Instance);
@@ -102,27 +115,44 @@ internal sealed class PySet(bool frozen)
         PyKeyComparer.EnsureHashable(item);
         if (_seen.Add(item ?? NoneKey)) _items.Add(item);
     }
+
+    /// <summary>Membership by Python equality, through the set's hash index.</summary>
+    public bool Contains(object? item) => _seen.Contains(item ?? NoneKey);
 }
 
-/// <summary>Python equality/hash for the hashable plain values (numbers compare across int/float/bool like Python).</summary>
+/// <summary>
+/// Python equality/hash for the hashable plain values (numbers compare across int/float/bool like Python).
+/// Work is bounded by nodes, not only depth: tuples and frozensets cache their hash and hashability, containers proven
+/// equal are united (union-find), so shared sub-structure is walked once, and one comparison may visit at most
+/// <see cref="MaxVisits"/> values.
+/// </summary>
 internal sealed class PyKeyComparer : IEqualityComparer<object>
 {
     public static readonly PyKeyComparer Instance = new();
 
     private const int MaxDepth = 100;
 
+    /// <summary>Values one equality test may visit; a real checkpoint's keys are strings or tiny tuples.</summary>
+    internal const long MaxVisits = 1_000_000;
+
     public static bool IsHashable(object? v) => IsHashable(v, 0);
 
     private static bool IsHashable(object? v, int depth)
     {
         if (depth > MaxDepth) throw TooDeep();
-        return v switch
+        switch (v)
         {
-            null or bool or long or BigInteger or double or string or byte[] or PyGlobal => true,
-            PyTuple t => t.Items.All(x => IsHashable(x, depth + 1)),
-            PySet s => s.Frozen,
-            _ => v is not (List<object?> or PyDict or PyInstance),
-        };
+            case null or bool or long or BigInteger or double or string or byte[] or PyGlobal: return true;
+            case PySet s: return s.Frozen;
+            case PyTuple t:
+                if (t.CachedHashable is { } known) return known;
+                bool all = true;
+                foreach (var x in t.Items)
+                    if (!IsHashable(x, depth + 1)) { all = false; break; }
+                t.CachedHashable = all;
+                return all;
+            default: return v is not (List<object?> or PyDict or PyInstance);
+        }
     }
 
     public static void EnsureHashable(object? v)
@@ -132,11 +162,16 @@ internal sealed class PyKeyComparer : IEqualityComparer<object>
 
     private static PickleError TooDeep() => new($"dict key or set element nested more than {MaxDepth} levels deep");
 
-    public new bool Equals(object? a, object? b) => Equals(a, b, 0);
+    public new bool Equals(object? a, object? b)
+    {
+        long budget = MaxVisits;
+        return Equals(a, b, 0, ref budget);
+    }
 
-    private bool Equals(object? a, object? b, int depth)
+    private bool Equals(object? a, object? b, int depth, ref long budget)
     {
         if (depth > MaxDepth) throw TooDeep();
+        if (--budget < 0) throw new PickleError($"dict key or set element too large to compare (more than {MaxVisits:N0} nested values)");
         if (ReferenceEquals(a, b)) return true;
         if (a is null || b is null) return false;
         if (IsNumber(a) && IsNumber(b))
@@ -144,15 +179,52 @@ internal sealed class PyKeyComparer : IEqualityComparer<object>
             if (a is double || b is double) return ToDouble(a) == ToDouble(b);
             return ToBig(a) == ToBig(b);
         }
-        return (a, b) switch
+        switch (a, b)
         {
-            (string x, string y) => string.Equals(x, y, StringComparison.Ordinal),
-            (byte[] x, byte[] y) => x.AsSpan().SequenceEqual(y),
-            (PyGlobal x, PyGlobal y) => x == y,
-            (PyTuple x, PyTuple y) => x.Count == y.Count && x.Items.Zip(y.Items).All(p => Equals(p.First, p.Second, depth + 1)),
-            (PySet x, PySet y) => x.Items.Count == y.Items.Count && x.Items.All(i => y.Items.Any(j => Equals(i, j, depth + 1))),
-            _ => false,
-        };
+            case (string x, string y): return string.Equals(x, y, StringComparison.Ordinal);
+            case (byte[] x, byte[] y): return x.AsSpan().SequenceEqual(y);
+            case (PyGlobal x, PyGlobal y): return x == y;
+            case (PyTuple x, PyTuple y):
+                {
+                    if (x.Count != y.Count) return false;
+                    if (ReferenceEquals(Find(x), Find(y))) return true;
+                    if (GetHashCode(x) != GetHashCode(y)) return false;
+                    for (int i = 0; i < x.Count; i++)
+                        if (!Equals(x.Items[i], y.Items[i], depth + 1, ref budget)) return false;
+                    Union(x, y);
+                    return true;
+                }
+            case (PySet x, PySet y):
+                {
+                    if (x.Items.Count != y.Items.Count) return false;
+                    if (ReferenceEquals(Find(x), Find(y))) return true;
+                    if (GetHashCode(x) != GetHashCode(y)) return false;
+                    // Linear through the other set's hash index (not every element against every element).
+                    foreach (var item in x.Items)
+                    {
+                        budget -= 1;
+                        if (!y.Contains(item)) return false;
+                    }
+                    Union(x, y);
+                    return true;
+                }
+            default: return false;
+        }
+    }
+
+    private static PyKeyNode Find(PyKeyNode n)
+    {
+        var root = n;
+        while (root.EqualTo is { } p) root = p;
+        while (n.EqualTo is { } next) { n.EqualTo = root; n = next; }   // path compression
+        return root;
+    }
+
+    private static void Union(PyKeyNode a, PyKeyNode b)
+    {
+        var ra = Find(a);
+        var rb = Find(b);
+        if (!ReferenceEquals(ra, rb)) rb.EqualTo = ra;
     }
 
     public int GetHashCode(object v) => GetHashCode(v, 0);
@@ -177,13 +249,22 @@ internal sealed class PyKeyComparer : IEqualityComparer<object>
                 return hb.ToHashCode();
             case PyGlobal g: return g.GetHashCode();
             case PyTuple t:
-                var ht = new HashCode();
-                foreach (var item in t.Items) ht.Add(item is null ? 0 : GetHashCode(item, depth + 1));
-                return ht.ToHashCode();
+                {
+                    if (t.CachedHash is { } cached) return cached;
+                    var ht = new HashCode();
+                    foreach (var item in t.Items) ht.Add(item is null ? 0 : GetHashCode(item, depth + 1));
+                    int h = ht.ToHashCode();
+                    t.CachedHash = h;
+                    return h;
+                }
             case PySet s:
-                int hs = s.Items.Count;
-                foreach (var item in s.Items) hs ^= item is null ? 0 : GetHashCode(item, depth + 1);
-                return hs;
+                {
+                    if (s.Frozen && s.CachedHash is { } cached) return cached;
+                    int hs = s.Items.Count;
+                    foreach (var item in s.Items) hs ^= item is null ? 0 : GetHashCode(item, depth + 1);
+                    if (s.Frozen) s.CachedHash = hs;
+                    return hs;
+                }
             default: return RuntimeHelpers.GetHashCode(v);
         }
     }
@@ -221,13 +302,21 @@ internal static class PyDescribe
     {
         null => "None",
         bool b => b ? "True" : "False",
-        long or BigInteger => "int " + v,
+        long => "int " + v,
+        BigInteger b => Int(b),
         double d => "float " + d.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
-        string s => "str '" + (s.Length > 40 ? s[..40] + "…" : s) + "'",
+        string s => "str '" + Clip(s) + "'",
         PyTuple t => $"tuple of {t.Count}",
         List<object?> l => $"list of {l.Count}",
         PyDict d => $"{d.TypeName} of {d.Count}",
         TorchTensorRef t => $"tensor {Qsvit.Tensors.Tensor.Format(t.Size)} {t.Storage.DType}",
         _ => TypeOf(v),
     };
+
+    /// <summary>Text from the file, shortened for a message (a hostile name can be megabytes long).</summary>
+    public static string Clip(string s) => s.Length > 80 ? s[..80] + $"… ({s.Length:N0} chars)" : s;
+
+    /// <summary>An int as text when it is short; a huge one only by its size (decimal conversion is quadratic and the text would swamp the message).</summary>
+    public static string Int(BigInteger b) =>
+        b.GetBitLength() <= 128 ? "int " + b.ToString(System.Globalization.CultureInfo.InvariantCulture) : $"int of {b.GetBitLength()} bits";
 }

@@ -43,6 +43,9 @@ internal sealed class TorchPickleHost : IPickleHost
         "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePosixPath", "pathlib.PureWindowsPath", "pathlib.Path",
     };
 
+    /// <summary>Most dimensions a tensor may have (PyTorch's own limit).</summary>
+    private const int MaxRank = 64;
+
     private readonly Dictionary<string, StorageRef> _storages = new(StringComparer.Ordinal);
 
     /// <summary>Storages referenced so far, by key.</summary>
@@ -56,12 +59,12 @@ internal sealed class TorchPickleHost : IPickleHost
         if (module == "torch" && StorageTypes.ContainsKey(name)) return new PyGlobal(module, name);
         if (Allowed.Contains(full)) return new PyGlobal(module, name);
         if (module == "torch" && name.EndsWith("Storage", StringComparison.Ordinal))
-            throw new PickleError($"pickle uses storage type '{full}', which qsvit does not read " +
+            throw new PickleError($"pickle uses storage type '{PyDescribe.Clip(full)}', which qsvit does not read " +
                                   $"(supported: {string.Join(", ", StorageTypes.Keys.Select(k => "torch." + k))})");
         string hint = module == "__main__" || module.StartsWith("torch.nn.", StringComparison.Ordinal)
             ? "; if this file is a whole pickled model (torch.save(model)), save model.state_dict() instead"
             : "";
-        throw new PickleError($"pickle references global '{full}' which is not on the allow-list " +
+        throw new PickleError($"pickle references global '{PyDescribe.Clip(full)}' which is not on the allow-list " +
                               $"(qsvit only reads tensors, dicts, lists, numbers and strings){hint}");
     }
 
@@ -117,12 +120,22 @@ internal sealed class TorchPickleHost : IPickleHost
             case "torch._tensor._rebuild_from_type_v2":
                 {
                     // (func, type, func_args, state): the type is only torch.Tensor or Parameter, both read as a plain tensor.
-                    if (args.Count != 4 || args[2] is not PyTuple inner) throw BadArgs(g, args, "(func, type, args, state)");
-                    if (args[1] is not PyGlobal { FullName: "torch.Tensor" or "torch.nn.parameter.Parameter" })
-                        throw new PickleError($"_rebuild_from_type_v2 with type {PyDescribe.TypeOf(args[1])} is not supported (only torch.Tensor and Parameter)");
-                    var t = Call(args[0], inner);
-                    if (t is not TorchTensorRef) throw new PickleError($"_rebuild_from_type_v2 produced a {PyDescribe.TypeOf(t)}, expected a tensor");
-                    return t;
+                    // Nested calls are unwrapped in a loop, not by recursion, so no nesting depth can exhaust the stack.
+                    var call = args;
+                    while (true)
+                    {
+                        if (call.Count != 4 || call[2] is not PyTuple inner) throw BadArgs(g, call, "(func, type, args, state)");
+                        if (call[1] is not PyGlobal { FullName: "torch.Tensor" or "torch.nn.parameter.Parameter" })
+                            throw new PickleError($"_rebuild_from_type_v2 with type {PyDescribe.TypeOf(call[1])} is not supported (only torch.Tensor and Parameter)");
+                        if (call[0] is PyGlobal { FullName: "torch._tensor._rebuild_from_type_v2" })
+                        {
+                            call = inner;
+                            continue;
+                        }
+                        var t = Call(call[0], inner);
+                        if (t is not TorchTensorRef) throw new PickleError($"_rebuild_from_type_v2 produced a {PyDescribe.TypeOf(t)}, expected a tensor");
+                        return t;
+                    }
                 }
             case "torch.Size":
                 if (args.Count == 0) return PyTuple.Empty;
@@ -193,17 +206,19 @@ internal sealed class TorchPickleHost : IPickleHost
     {
         if (pid is not PyTuple t || t.Count == 0 || t[0] is not string kind)
             throw new PickleError($"persistent id is a {PyDescribe.Value(pid)}, expected a tuple ('storage', type, key, location, numel)");
-        if (kind != "storage") throw new PickleError($"persistent id of kind '{kind}' is not supported (only 'storage')");
+        if (kind != "storage") throw new PickleError($"persistent id of kind '{PyDescribe.Clip(kind)}' is not supported (only 'storage')");
         if (t.Count != 5) throw new PickleError($"storage persistent id has {t.Count} fields, expected 5 ('storage', type, key, location, numel)");
         if (t[1] is not PyGlobal { Module: "torch" } type || !StorageTypes.TryGetValue(type.Name, out var dtype))
             throw new PickleError($"storage persistent id names {PyDescribe.TypeOf(t[1])}, expected a torch.*Storage type");
         if (t[2] is not string key) throw new PickleError($"storage key is a {PyDescribe.Value(t[2])}, expected a string");
         string location = t[3] as string ?? throw new PickleError($"storage location is a {PyDescribe.Value(t[3])}, expected a string");
         if (t[4] is not long numel || numel < 0) throw new PickleError($"storage size is {PyDescribe.Value(t[4])}, expected a non-negative int");
+        if (numel > long.MaxValue / DTypes.Size(dtype))
+            throw new PickleError($"storage '{PyDescribe.Clip(key)}' declares {numel} {type.Name} elements, more bytes than any file can hold");
         if (_storages.TryGetValue(key, out var existing))
         {
             if (existing.DType != dtype)
-                throw new PickleError($"storage '{key}' is referenced both as {existing.StorageType} and as {type.Name}");
+                throw new PickleError($"storage '{PyDescribe.Clip(key)}' is referenced both as {existing.StorageType} and as {type.Name}");
             return existing;
         }
         var s = new StorageRef(key, dtype, type.Name, numel);
@@ -219,6 +234,7 @@ internal sealed class TorchPickleHost : IPickleHost
         if (args[1] is not long offset) throw new PickleError($"{g.Name}: argument 'storage_offset' is a {PyDescribe.Value(args[1])}, expected an int");
         var size = IntTuple(g, "size", args[2]);
         var stride = IntTuple(g, "stride", args[3]);
+        if (size.Length > MaxRank) throw new PickleError($"{g.Name}: a tensor of {size.Length} dimensions (at most {MaxRank})");
         if (size.Any(s => s > int.MaxValue)) throw new PickleError($"{g.Name}: dimension too large in size ({string.Join(", ", size)})");
         return new TorchTensorRef(storage, offset, size.Select(s => (int)s).ToArray(), stride);
     }
@@ -311,5 +327,5 @@ internal sealed class TorchPickleHost : IPickleHost
     }
 
     private static PickleError BadArgs(PyGlobal g, PyTuple args, string expected) =>
-        new($"'{g.FullName}' called with ({string.Join(", ", args.Items.Select(PyDescribe.Value))}), expected {expected}");
+        new($"'{g.FullName}' called with ({string.Join(", ", args.Items.Take(8).Select(PyDescribe.Value))}{(args.Count > 8 ? $", ... {args.Count} in all" : "")}), expected {expected}");
 }

@@ -10,7 +10,8 @@ internal sealed class StorageRef(string key, DType dtype, string storageType, lo
     public string StorageType { get; } = storageType;
     /// <summary>Element count declared by the pickle.</summary>
     public long Numel { get; } = numel;
-    public long ByteLength => Numel * DTypes.Size(DType);
+    /// <summary>Declared size in bytes (the host refuses element counts whose byte size would overflow).</summary>
+    public long ByteLength => checked(Numel * DTypes.Size(DType));
 }
 
 /// <summary>
@@ -40,26 +41,28 @@ internal sealed class TorchTensorRef
         Size = size;
         Stride = stride;
 
+        // All geometry in checked arithmetic: a wrapped end offset would slip past the storage-size check.
         long numel = 1, extent = offset, expected = 1;
         bool contiguous = true;
-        for (int d = size.Length - 1; d >= 0; d--)
+        try
         {
-            if (size[d] < 0) throw new PickleError($"negative dimension in tensor size {Tensor.Format(size)}");
-            if (stride[d] < 0) throw new PickleError($"negative stride {stride[d]} in tensor of size {Tensor.Format(size)}");
-            try
+            for (int d = size.Length - 1; d >= 0; d--)
             {
+                if (size[d] < 0) throw new PickleError($"negative dimension in tensor size {Tensor.Format(size)}");
+                if (stride[d] < 0) throw new PickleError($"negative stride {stride[d]} in tensor of size {Tensor.Format(size)}");
                 numel = checked(numel * size[d]);
-                if (size[d] > 0) extent = checked(extent + (size[d] - 1) * stride[d]);
+                if (size[d] > 0) extent = checked(extent + checked((size[d] - 1) * stride[d]));
+                if (size[d] != 1 && stride[d] != expected) contiguous = false;
+                if (contiguous) expected = checked(expected * Math.Max(size[d], 1));
             }
-            catch (OverflowException)
-            {
-                throw new PickleError($"tensor size {Tensor.Format(size)} with stride ({string.Join(", ", stride)}) overflows");
-            }
-            if (size[d] != 1 && stride[d] != expected) contiguous = false;
-            expected *= Math.Max(size[d], 1);
+            Numel = numel;
+            Extent = numel == 0 ? 0 : checked(extent + 1);
+            checked { _ = Extent * DTypes.Size(storage.DType); }
         }
-        Numel = numel;
-        Extent = numel == 0 ? 0 : extent + 1;
+        catch (OverflowException)
+        {
+            throw new PickleError($"tensor size {Tensor.Format(size)} with stride ({string.Join(", ", stride)}) at storage offset {offset} overflows");
+        }
         IsContiguous = contiguous;
     }
 
@@ -78,23 +81,25 @@ internal sealed class TorchTensorRef
         if (Numel > Array.MaxLength) throw new ArgumentException("tensor too large");
         var data = new float[Numel];
         if (Numel == 0) return new Tensor(data, Size);
+        // Extent <= storage length: every offset below fits an int.
+        int start = checked((int)(Offset * es));
         if (IsContiguous)
         {
-            DTypes.ToFloat(storageBytes.Slice(checked((int)(Offset * es)), (int)Numel * es), Storage.DType, data);
+            DTypes.ToFloat(storageBytes.Slice(start, checked((int)(Numel * es))), Storage.DType, data);
             return new Tensor(data, Size);
         }
 
         // Decode the touched window once, then gather with an odometer over the dimensions.
-        long window = Extent - Offset;
+        int window = checked((int)((Extent - Offset) * es));
         ReadOnlySpan<float> src;
         if (Storage.DType == DType.F32)
         {
-            src = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(storageBytes.Slice((int)(Offset * es), (int)(window * es)));
+            src = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(storageBytes.Slice(start, window));
         }
         else
         {
-            var tmp = new float[window];
-            DTypes.ToFloat(storageBytes.Slice((int)(Offset * es), (int)(window * es)), Storage.DType, tmp);
+            var tmp = new float[window / es];
+            DTypes.ToFloat(storageBytes.Slice(start, window), Storage.DType, tmp);
             src = tmp;
         }
         int rank = Size.Length;

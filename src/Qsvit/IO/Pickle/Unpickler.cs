@@ -15,6 +15,12 @@ internal sealed class Unpickler
 {
     private const int HighestProtocol = 5;
 
+    /// <summary>Largest integer read, in decimal digits (CPython's default int-from-text limit) ...</summary>
+    internal const int MaxIntDigits = 4300;
+
+    /// <summary>... and in bytes for the binary LONG opcodes (2^14,288 is just over 4300 digits).</summary>
+    internal const int MaxIntBytes = 1786;
+
     private readonly byte[] _data;
     private readonly string _context;
     private readonly IPickleHost _host;
@@ -110,6 +116,7 @@ internal sealed class Unpickler
                 {
                     int n = BinaryPrimitives.ReadInt32LittleEndian(Take(4));
                     if (n < 0) throw new PickleError($"LONG4 with negative byte count {n}");
+                    if (n > MaxIntBytes) throw new PickleError($"LONG4 integer of {n} bytes is larger than the {MaxIntBytes}-byte limit (about {MaxIntDigits} digits)");
                     Push(ReadLong(n));
                     break;
                 }
@@ -400,6 +407,8 @@ internal sealed class Unpickler
 
     private static object ParseInteger(string s, string op)
     {
+        if (s.Length > MaxIntDigits + 1)
+            throw new PickleError($"{op} argument of {s.Length} characters exceeds the {MaxIntDigits}-digit integer limit");
         if (long.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l)) return l;
         if (BigInteger.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var b)) return b;
         throw new PickleError($"{op} argument '{Clip(s)}' is not an integer");

@@ -133,7 +133,7 @@ public class OnnxExportTests(ITestOutputHelper output)
     [InlineData(PaperSetting, 4)]
     public void ParityConfigurationMatchesQsvitInOnnxRuntime(string? setting, int timesteps)
     {
-        var loaded = ModelLoader.Load(Fixtures.ParityCheckpoint, overrides: new ConfigOverrides { Timesteps = timesteps });
+        var loaded = ModelLoader.Load(Fixtures.ParityCheckpoint, overrides: new ConfigOverrides { Architecture = new PartialConfig { Timesteps = timesteps } });
         var c = loaded.Config;
         Assert.True(c.Kd);
         var images = Fixtures.ParityImages();

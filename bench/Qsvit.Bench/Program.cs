@@ -7,6 +7,12 @@ using Qsvit.Bench;
 //   dotnet run -c Release --project bench/Qsvit.Bench -- --job short --filter '*'
 //   dotnet run -c Release --project bench/Qsvit.Bench -- --job short --filter '*Gemm*'
 //   dotnet run -c Release --project bench/Qsvit.Bench -- sweep 2      (best-of-N table, robust on a busy machine)
+//   dotnet run -c Release --project bench/Qsvit.Bench -- rss run model.safetensors   (peak RSS: load + one forward)
+if (args.Length > 0 && args[0] == "rss")
+{
+    PeakRss.Run(args);
+    return;
+}
 //   dotnet run -c Release --project bench/Qsvit.Bench -- onnx-lif 5   (ONNX Runtime: LIF unrolled vs Scan)
 //   dotnet run -c Release --project bench/Qsvit.Bench -- cublas 0.5   (GPU: cuBLAS binding checks and GEMM timings)
 //   dotnet run -c Release --project bench/Qsvit.Bench -- gpu-check tests/fixtures/parity models/sdtv2-cifar10/sdtv2_cifar10_w32-192_T4.pth data/cifar10/test.bin

@@ -89,6 +89,7 @@ internal sealed class Aq4SearchMethod : ISearchMethod
             QuantizedModelPath = saved,
         };
         var reportDir = shared.ReportDirectory(c, r);
+        Console.Error.WriteLine($"packed model (qsvit eval/bench run it on the integer path): {c.SavePackedModel(result.Setting, reportDir)}");
         Aq4Report.Write(reportDir, input);
         return shared.Finish(c, r, reportDir, Aq4Report.ComparisonRows(result, heldOut), () => Aq4Report.Json(input), () => Print(input, c, reportDir));
     }

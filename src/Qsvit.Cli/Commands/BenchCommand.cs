@@ -19,7 +19,11 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var model = new Option<string?>("--model", "-m") { Description = "Checkpoint for the first case (default: the bundled CIFAR-10 model if present)" };
+        var model = new Option<string?>("--model", "-m")
+        {
+            Description = "Checkpoint for the first case (default: the bundled CIFAR-10 model if present); a packed model (qsvit export) " +
+                          "is run on its integer path beside the same codes as fp32 simulation, and --cases is ignored",
+        };
         var device = new DeviceOptions();
         var batches = new Option<int[]>("--batch") { Description = "Batch sizes (default: 1 and 8 on the CPU, the device's default batch on a GPU)", AllowMultipleArgumentsPerToken = true };
         var seconds = new Option<double>("--seconds") { Description = "Minimum measuring time per case", DefaultValueFactory = _ => 10 };
@@ -34,7 +38,14 @@ internal static class BenchCommand
             var rows = new List<BenchRow>();
             var compute = device.Compute(r);
             if (backend.Device.Kind == DeviceKind.Cpu) rows.Add(GemmPeak(r.GetValue(seconds), compute));
-            foreach (var name in r.GetValue(cases)!)
+            if (r.GetValue(model) is { } file && PackedModel.IsPackedFile(file))
+            {
+                var packed = PackedModel.Load(file);
+                int[] sizes = r.GetValue(batches) is { Length: > 0 } given ? given
+                    : backend.Device.Kind == DeviceKind.Cpu ? [1, 8] : [backend.DefaultBatchSize(packed.Config.ImageHeight, packed.Config.ImageWidth)];
+                foreach (int b in sizes) rows.AddRange(MeasurePacked(Path.GetFileNameWithoutExtension(file), packed, b, r.GetValue(seconds), backend, compute));
+            }
+            else foreach (var name in r.GetValue(cases)!)
             {
                 var (label, config, state) = Case(name, r.GetValue(model));
                 int[] sizes = r.GetValue(batches) is { Length: > 0 } given ? given
@@ -42,12 +53,16 @@ internal static class BenchCommand
                 foreach (int b in sizes) rows.Add(Measure(label, config, state, b, r.GetValue(seconds), backend, compute));
             }
             if (r.GetValue(json)) { Cli.WriteJson(rows); return 0; }
-            bool gpu = rows.Any(x => x.Power is not null);
-            var table = new Table().AddColumns("case", "batch", "T", "input", "images/s", "GFLOP/image", "GFLOP/s", "device", "threads");
+            bool gpu = rows.Any(x => x.Power is not null), anyPacked = rows.Any(x => x.PackedSpeedup is not null);
+            var table = new Table().AddColumns("case", "batch", "T", "input", "images/s", "GFLOP/image", "GFLOP/s");
+            if (anyPacked) table.AddColumns("packed speedup");
+            table.AddColumns("device", "threads");
             if (gpu) table.AddColumns("board W", "J/image", "peak GPU MiB (NVML)");
             foreach (var x in rows)
             {
-                var cells = new List<string> { x.Case, x.Batch.ToString(), x.Timesteps.ToString(), x.Input, $"{x.ImagesPerSecond:F3}", $"{x.GflopPerImage:F3}", $"{x.Gflops:F1}", x.Device, x.Threads.ToString() };
+                var cells = new List<string> { x.Case, x.Batch.ToString(), x.Timesteps.ToString(), x.Input, $"{x.ImagesPerSecond:F3}", $"{x.GflopPerImage:F3}", $"{x.Gflops:F1}" };
+                if (anyPacked) cells.Add(x.PackedSpeedup is { } ratio ? $"{ratio:F2}x" : "");
+                cells.AddRange([x.Device, x.Threads.ToString()]);
                 if (gpu)
                     cells.AddRange(x.Power is { Measured: true } p
                         ? [$"{p.AverageWatts:F1}", $"{x.JoulesPerImage:G4}", $"{p.PeakMemoryUsedBytes / (1024.0 * 1024):F0}"]
@@ -86,8 +101,9 @@ internal static class BenchCommand
     }
 
     /// <summary>One case; <see cref="Power"/> (board power and used device memory while timing) on CUDA devices only.</summary>
+    /// <param name="PackedSpeedup">Packed rows: images/s of the integer path over the fp32 simulation of the same codes, same run and threads.</param>
     public sealed record BenchRow(string Case, int Batch, int Timesteps, string Input, double ImagesPerSecond, double GflopPerImage, double Gflops, string Device, int Threads, double Seconds,
-        PowerMeasurement? Power = null, double? JoulesPerImage = null);
+        PowerMeasurement? Power = null, double? JoulesPerImage = null, double? PackedSpeedup = null);
 
     private static (string, Sdtv2Config, IO.StateDict) Case(string name, string? checkpoint)
     {
@@ -105,6 +121,32 @@ internal static class BenchCommand
         ComputeOptions compute)
     {
         using var net = new Sdtv2Model(config, state, backend: backend);
+        return Time(net, label, batch, seconds, backend, compute);
+    }
+
+    /// <summary>
+    /// The packed model on its integer path and the same codes as fp32 simulation, on the same backend and threads, timed
+    /// alternately (two rounds of half the time each, the better kept) so that a busy machine slows both alike.
+    /// </summary>
+    private static BenchRow[] MeasurePacked(string label, PackedModel packed, int batch, double seconds, IBackend backend, ComputeOptions compute)
+    {
+        using var simulated = new Sdtv2Model(packed, simulate: true, backend);
+        using var integer = new Sdtv2Model(packed, simulate: false, backend);
+        string name = $"{label} {packed.Setting} ({packed.Spec})";
+        BenchRow? sim = null, pack = null;
+        for (int round = 0; round < 2; round++)
+        {
+            var s = Time(simulated, $"{name} fp32 simulation", batch, seconds / 2, backend, compute);
+            var p = Time(integer, $"{name} packed", batch, seconds / 2, backend, compute);
+            if (sim is null || s.ImagesPerSecond > sim.ImagesPerSecond) sim = s;
+            if (pack is null || p.ImagesPerSecond > pack.ImagesPerSecond) pack = p;
+        }
+        return [sim!, pack! with { PackedSpeedup = pack!.ImagesPerSecond / sim!.ImagesPerSecond }];
+    }
+
+    private static BenchRow Time(Sdtv2Model net, string label, int batch, double seconds, IBackend backend, ComputeOptions compute)
+    {
+        var config = net.Config;
         int h = config.ImageHeight, w = config.ImageWidth;
         var images = new float[batch * config.InChannels * h * w];
         var rng = new Random(7);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Qsvit.Evaluation;
 using Qsvit.IO.Datasets;
 using Qsvit.Models;
+using Qsvit.Quantization;
 using Spectre.Console;
 
 namespace Qsvit.Cli.Commands;
@@ -17,17 +18,25 @@ internal static class EvalCommand
         var json = CommonOptions.Json();
         // Only here: searches compare settings against cached fp32 results, which folding would change in the last bits.
         var foldBn = new Option<bool>("--fold-bn") { Description = "Fold BatchNorm into conv weights (faster, not bit-exact with PyTorch)" };
+        var compare = new Option<bool>("--compare-simulated")
+        {
+            Description = "Packed models: also run the same codes as fp32 simulation (fake quantization) and count identical predictions",
+        };
         var predictions = new Option<string?>("--predictions") { Description = "Write each image's index, label, predicted class and logits to FILE (JSON Lines)" };
-        var command = new Command("eval", "Evaluate a checkpoint: top-1/top-5 with 95% intervals, images/s, spike rates per block");
+        var command = new Command("eval", "Evaluate a checkpoint or a packed model: top-1/top-5 with 95% intervals, images/s, spike rates per block");
         model.AddTo(command);
         data.AddTo(command);
         device.AddTo(command);
         command.Add(json);
         command.Add(foldBn);
+        command.Add(compare);
         command.Add(predictions);
         command.SetAction(r =>
         {
             FirstImages.Validate(r.GetValue(data.Limit), "--limit");
+            if (PackedModel.IsPackedFile(r.GetRequiredValue(model.Model))) return EvalPacked(r, model, data, device, json, compare);
+            if (r.GetValue(compare)) throw new QsvitException("--compare-simulated needs a packed model (qsvit export)");
+            // Bad inputs (model, data, the predictions file) are reported before the device is opened (and announced).
             var loaded = model.Load(r);
             var dataset = data.Open(r, loaded);
             using var writer = r.GetValue(predictions) is { } file ? new PredictionWriter(file) : null;
@@ -35,9 +44,7 @@ internal static class EvalCommand
             using var net = loaded.CreateModel(r.GetValue(foldBn), backend);
             var options = new EvalOptions
             {
-                BatchSize = data.BatchSize(r, backend, dataset),
-                Host = device.Compute(r),
-                OnPrediction = writer is null ? null : writer.Write,
+                BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r), OnPrediction = writer is null ? null : writer.Write,
             };
             var result = Cli.WithProgress("eval", dataset.Count, report =>
                 Evaluator.Run(net, dataset, options, new Progress(report)));
@@ -46,6 +53,52 @@ internal static class EvalCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>A packed model on its integer path; with --compare-simulated also as fp32 simulation of the same codes.</summary>
+    private static int EvalPacked(ParseResult r, ModelOptions model, DataOptions data, DeviceOptions device, Option<bool> json, Option<bool> compare)
+    {
+        string path = r.GetRequiredValue(model.Model);
+        var packed = PackedModel.Load(path);
+        var dataset = data.Open(r, packed.Config, packed.Normalization);
+        using var backend = device.Open(r);
+        var options = new EvalOptions { BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r) };
+        EvalResult Run(bool simulate) => Cli.WithProgress(simulate ? "simulated" : "packed", dataset.Count, report =>
+        {
+            using var net = new Sdtv2Model(packed, simulate, backend);
+            return Evaluator.Run(net, dataset, options, new Progress(report));
+        });
+        var result = Run(simulate: false);
+        var comparison = r.GetValue(compare) ? new PackedComparison(result, Run(simulate: true)) : null;
+        var described = new LoadedModel(packed.Config, new IO.StateDict(), packed.Normalization, packed.ClassNames, path, null,
+            new Dictionary<string, string>());
+        if (r.GetValue(json))
+        {
+            Cli.WriteJson(new
+            {
+                packed = ToJson(described, dataset.Name, result, backend, options.BatchSize),
+                setting = packed.Setting.ToString(),
+                quantizer = packed.Spec.ToString(),
+                simulated = comparison is null ? null : ToJson(described, dataset.Name, comparison.Simulated, backend, options.BatchSize),
+                identical_predictions = comparison?.Identical,
+                identical_percent = comparison?.IdenticalPercent,
+                top1_delta_points = comparison?.Top1DeltaPoints,
+                correct_only_packed = comparison?.CorrectOnly.PackedOnly,
+                correct_only_simulated = comparison?.CorrectOnly.SimulatedOnly,
+            });
+            return 0;
+        }
+        Print(described, dataset.Name, result, backend, options.BatchSize);
+        Console.WriteLine($"packed {packed.Setting} ({packed.Spec}), integer spike path");
+        if (comparison is not null)
+        {
+            var (p, s) = comparison.CorrectOnly;
+            Console.WriteLine($"simulated (fp32 fake quantization of the same codes): top-1 {comparison.Simulated.Top1} %, " +
+                              $"{comparison.Simulated.ImagesPerSecond:F2} images/s");
+            Console.WriteLine($"identical predictions {comparison.Identical} of {comparison.Count} ({comparison.IdenticalPercent:F2} %); " +
+                              $"top-1 packed − simulated {comparison.Top1DeltaPoints:+0.00;-0.00} points ({p} right only packed, {s} only simulated)");
+        }
+        return 0;
     }
 
     /// <summary>Synchronous IProgress so that reports arrive in order on the evaluating thread.</summary>

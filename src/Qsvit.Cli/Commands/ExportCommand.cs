@@ -7,25 +7,33 @@ using Qsvit.Search;
 
 namespace Qsvit.Cli.Commands;
 
-/// <summary><c>qsvit export</c>: write a model (fp32, or quantized with a setting) for deployment runtimes.</summary>
+/// <summary>
+/// <c>qsvit export</c>: write a model for deployment. safetensors (the default): the packed model, codes bit-packed at their
+/// width, that eval and bench run on the integer path; onnx: a standard ONNX graph for other runtimes.
+/// </summary>
 internal static class ExportCommand
 {
     public static Command Create()
     {
         var model = new ModelOptions();
-        var format = new Option<string>("--format") { Description = "onnx: a standard ONNX graph (opset 21), quantized units as int4/int8/int16 QDQ", DefaultValueFactory = _ => "onnx" };
-        var setting = new Option<string?>("--setting", "-s") { Description = "Bit widths, e.g. \"8,4,8,8|8,8,8|4,32|4,32\", a single width, or the JSON form (default: fp32)" };
+        var format = new Option<string>("--format")
+        {
+            Description = "safetensors: the packed model (codes bit-packed at their width, scales, fp32 rest) that eval and bench run on the " +
+                          "integer path; onnx: a standard ONNX graph (opset 21), quantized units as int4/int8/int16 QDQ",
+            DefaultValueFactory = _ => "safetensors",
+        };
+        var setting = new Option<string?>("--setting", "-s") { Description = "Bit widths, e.g. \"8,4,8,8|8,8,8|4,32|4,32\", a single width, or the JSON form (onnx: default fp32)" };
         var quantizer = CommonOptions.Quantizer();
-        var lif = new Option<string>("--lif") { Description = "LIF over T: unrolled (elementwise ops, faster in ONNX Runtime) or scan (one Scan per layer)", DefaultValueFactory = _ => "unrolled" };
-        var output = new Option<string>("--out", "-o") { Description = "File to write (.onnx)", Required = true };
+        var lif = new Option<string>("--lif") { Description = "onnx: LIF over T unrolled (elementwise ops, faster in ONNX Runtime) or scan (one Scan per layer)", DefaultValueFactory = _ => "unrolled" };
+        var output = new Option<string>("--out", "-o") { Description = "File to write (.safetensors or .onnx)", Required = true };
         var json = CommonOptions.Json();
-        var command = new Command("export", "Export a model for deployment: ONNX graph with the quantized weights as integer codes");
+        var command = new Command("export", "Export a model for deployment: the packed safetensors model at its true size (default) or an ONNX graph");
         model.AddTo(command);
         foreach (var o in new Option[] { format, setting, quantizer, lif, output, json }) command.Add(o);
         command.SetAction(r =>
         {
-            if (!string.Equals(r.GetValue(format), "onnx", StringComparison.OrdinalIgnoreCase))
-                throw new QsvitException($"unknown --format '{r.GetValue(format)}'; this build exports onnx");
+            string f = r.GetValue(format)!.ToLowerInvariant();
+            if (f is not ("safetensors" or "onnx")) throw new QsvitException($"unknown --format '{r.GetValue(format)}'; expected safetensors or onnx");
             var loaded = model.Load(r);
             string? text = r.GetValue(setting);
             if (text is null && loaded.Metadata.TryGetValue(QsvitCheckpoint.SettingKey, out var saved))
@@ -35,43 +43,79 @@ internal static class ExportCommand
             var s = text is null ? null
                 : int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int uniform) ? QuantizationSetting.Uniform(uniform)
                 : QuantizationSetting.Parse(text);
-            var lifMode = r.GetValue(lif)!.ToLowerInvariant() switch
-            {
-                "unrolled" => LifExport.Unrolled,
-                "scan" => LifExport.Scan,
-                var other => throw new QsvitException($"unknown --lif '{other}'; expected unrolled or scan"),
-            };
             var spec = CommonOptions.ParseQuantizer(r.GetValue(quantizer)!);
             string path = r.GetValue(output)!;
-            var result = Sdtv2OnnxExporter.Export(loaded, path, new OnnxExportOptions { Setting = s, Quantizer = spec, Lif = lifMode });
-            var packed = s is null ? null : MemoryFootprint.Compute(new Sdtv2Layout(loaded.Config), s, spec);
-            if (r.GetValue(json))
-            {
-                Cli.WriteJson(new
-                {
-                    output = path,
-                    format = "onnx",
-                    opset = OnnxModel.Opset,
-                    setting = s?.ToString() ?? "fp32",
-                    quantizer = s is null ? null : spec.ToString(),
-                    lif = lifMode.ToString().ToLowerInvariant(),
-                    bytes = result.FileBytes,
-                    packed_bytes = packed?.Bytes,
-                    nodes = result.Nodes,
-                    weights_by_storage = result.WeightsByStorage,
-                });
-                return 0;
-            }
-            Console.WriteLine($"model     {loaded.CheckpointPath}");
-            Console.WriteLine($"          {loaded.Config}");
-            Console.WriteLine($"setting   {(s is null ? "fp32" : $"{s} ({spec})")}");
-            Console.WriteLine($"weights   {string.Join(", ", result.WeightsByStorage.OrderBy(kv => kv.Key).Select(kv => $"{kv.Value} {kv.Key}"))}");
-            Console.WriteLine($"graph     ONNX opset {OnnxModel.Opset}, {result.Nodes} nodes, LIF {lifMode.ToString().ToLowerInvariant()}; " +
-                              $"input {Sdtv2OnnxExporter.InputName} [batch, {loaded.Config.InChannels}, {loaded.Config.ImageHeight}, {loaded.Config.ImageWidth}], " +
-                              $"output {Sdtv2OnnxExporter.OutputName} [batch, {loaded.Config.NumClasses}]");
-            Console.WriteLine($"saved     {path} ({result.FileBytes:N0} bytes{(packed is null ? "" : $"; packed size {packed.Bytes:N0} bytes")})");
-            return 0;
+            return f == "onnx" ? Onnx(r, loaded, s, spec, path, lif, json) : Packed(r, loaded, s, spec, path, json);
         });
         return command;
+    }
+
+    private static int Packed(ParseResult r, LoadedModel loaded, QuantizationSetting? s, QuantizerSpec spec, string path, Option<bool> json)
+    {
+        if (s is null) throw new QsvitException("--setting is required for a packed model (e.g. --setting 8); use the checkpoint itself for fp32");
+        if (!path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+            throw new QsvitException($"--out '{path}': a packed model is a .safetensors file");
+        var packed = PackedModel.Create(loaded, s, spec);
+        packed.Save(path);
+        long bytes = new FileInfo(path).Length;
+        var exact = MemoryFootprint.Compute(new Sdtv2Layout(loaded.Config), s, spec);
+        if (r.GetValue(json))
+        {
+            Cli.WriteJson(new
+            {
+                output = path,
+                format = "safetensors",
+                setting = s.ToString(),
+                quantizer = spec.ToString(),
+                bytes,
+                exact_memory_bytes = exact.Bytes,
+                fp32_bytes = exact.Fp32Bytes,
+                packed_weights = packed.Packed.Count,
+            });
+            return 0;
+        }
+        Console.WriteLine($"model     {loaded.CheckpointPath}");
+        Console.WriteLine($"          {loaded.Config}");
+        Console.WriteLine($"setting   {s} ({spec}); {packed.Packed.Count} weights packed, the rest fp32");
+        Console.WriteLine($"saved     {path}: {bytes:N0} bytes (memory --exact {exact.Bytes:N0} bytes; fp32 {exact.Fp32Bytes:N0} bytes)");
+        return 0;
+    }
+
+    private static int Onnx(ParseResult r, LoadedModel loaded, QuantizationSetting? s, QuantizerSpec spec, string path, Option<string> lif, Option<bool> json)
+    {
+        var lifMode = r.GetValue(lif)!.ToLowerInvariant() switch
+        {
+            "unrolled" => LifExport.Unrolled,
+            "scan" => LifExport.Scan,
+            var other => throw new QsvitException($"unknown --lif '{other}'; expected unrolled or scan"),
+        };
+        var result = Sdtv2OnnxExporter.Export(loaded, path, new OnnxExportOptions { Setting = s, Quantizer = spec, Lif = lifMode });
+        var packed = s is null ? null : MemoryFootprint.Compute(new Sdtv2Layout(loaded.Config), s, spec);
+        if (r.GetValue(json))
+        {
+            Cli.WriteJson(new
+            {
+                output = path,
+                format = "onnx",
+                opset = OnnxModel.Opset,
+                setting = s?.ToString() ?? "fp32",
+                quantizer = s is null ? null : spec.ToString(),
+                lif = lifMode.ToString().ToLowerInvariant(),
+                bytes = result.FileBytes,
+                packed_bytes = packed?.Bytes,
+                nodes = result.Nodes,
+                weights_by_storage = result.WeightsByStorage,
+            });
+            return 0;
+        }
+        Console.WriteLine($"model     {loaded.CheckpointPath}");
+        Console.WriteLine($"          {loaded.Config}");
+        Console.WriteLine($"setting   {(s is null ? "fp32" : $"{s} ({spec})")}");
+        Console.WriteLine($"weights   {string.Join(", ", result.WeightsByStorage.OrderBy(kv => kv.Key).Select(kv => $"{kv.Value} {kv.Key}"))}");
+        Console.WriteLine($"graph     ONNX opset {OnnxModel.Opset}, {result.Nodes} nodes, LIF {lifMode.ToString().ToLowerInvariant()}; " +
+                          $"input {Sdtv2OnnxExporter.InputName} [batch, {loaded.Config.InChannels}, {loaded.Config.ImageHeight}, {loaded.Config.ImageWidth}], " +
+                          $"output {Sdtv2OnnxExporter.OutputName} [batch, {loaded.Config.NumClasses}]");
+        Console.WriteLine($"saved     {path} ({result.FileBytes:N0} bytes{(packed is null ? "" : $"; packed size {packed.Bytes:N0} bytes")})");
+        return 0;
     }
 }

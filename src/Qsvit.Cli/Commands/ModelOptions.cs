@@ -63,17 +63,19 @@ internal sealed class DataOptions(string name = "--data", string description = "
         r.GetValue(Batch) ?? backend.DefaultBatchSize(data.Height, data.Width);
 
     /// <summary>The dataset as --limit cuts it, checked against the model (size, classes, labels).</summary>
-    public IImageDataset Open(ParseResult r, LoadedModel model)
+    public IImageDataset Open(ParseResult r, LoadedModel model) => Open(r, model.Config, model.Normalization);
+
+    public IImageDataset Open(ParseResult r, Sdtv2Config config, Normalization? normalization)
     {
         if (r.GetValue(Batch) < 1) throw new QsvitException($"--batch must be at least 1, got {r.GetValue(Batch)}");
         var data = FirstImages.Of(DatasetLoader.Open(r.GetRequiredValue(Data), new DatasetOptions
         {
-            Normalization = model.Normalization,
+            Normalization = normalization,
             ResizeShorter = r.GetValue(Resize),
             CropSize = r.GetValue(Crop),
-            Channels = model.Config.InChannels,
+            Channels = config.InChannels,
         }, r.GetValue(Split)), r.GetValue(Limit), "--limit");
-        ModelInput.Check(model.Config, data);
+        ModelInput.Check(config, data);
         return data;
     }
 }

@@ -43,6 +43,7 @@ internal sealed class QsvitMethod : ISearchMethod
             OracleEvaluations = run.Evaluator.FullEvaluations,
         };
         var reportDir = shared.ReportDirectory(run, r);
+        Console.Error.WriteLine($"packed model (qsvit eval/bench run it on the integer path): {run.SavePackedModel(result.BSettingG, reportDir)}");
         QsvitReport.Write(reportDir, input);
         return shared.Finish(run, r, reportDir, QsvitReport.ComparisonRows(input), () => QsvitReport.ToJson(input), () => Print(result, run, saved, reportDir));
     }

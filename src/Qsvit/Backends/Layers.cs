@@ -13,6 +13,12 @@ public abstract record ConvWeightData;
 /// <summary>fp32 weights [OutChannels, InChannels/Groups, KernelH, KernelW] (fake-quantized or not).</summary>
 public sealed record DenseConvWeights(float[] Values) : ConvWeightData;
 
+/// <summary>
+/// Quantized weights at their bit width (<see cref="Quantization.PackedWeight"/>). <paramref name="SpikeInput"/>: the layer's
+/// input is spikes (0/1), so a backend may sum integer codes exactly and scale once per output; otherwise it dequantizes.
+/// </summary>
+public sealed record PackedConvWeights(Quantization.PackedWeight Weight, bool SpikeInput) : ConvWeightData;
+
 /// <summary>y = x·Scale[c] + Shift[c] per output channel, one fused multiply-add (eval-mode BatchNorm, see <see cref="BatchNorm.Fold"/>).</summary>
 public sealed record ChannelAffine(float[] Scale, float[] Shift);
 

@@ -13,6 +13,9 @@ namespace Qsvit.IO;
 /// name to {"dtype", "shape", "data_offsets": [begin, end]} (offsets into the byte buffer after the header),
 /// an optional "__metadata__" string→string map, then the raw little-endian tensor bytes.
 /// </summary>
+/// <summary>One tensor as stored: F32 data in <see cref="Floats"/>, any other dtype as raw little-endian <see cref="Bytes"/>.</summary>
+public sealed record RawTensor(string Name, DType DType, int[] Shape, float[]? Floats, byte[]? Bytes);
+
 public static class SafeTensors
 {
     /// <summary>
@@ -43,7 +46,8 @@ public static class SafeTensors
 
     private sealed record Entry(int Index, string Name, DType DType, int[] Shape, long Numel, long Begin, long End);
 
-    internal static (StateDict State, IReadOnlyDictionary<string, string> Metadata) ReadCore(Stream stream, string ctx)
+    /// <summary>Parses and checks the header: entries in header order, the metadata, and where the data buffer starts.</summary>
+    private static (List<Entry> Entries, Dictionary<string, string> Metadata, long DataStart) ReadHeader(Stream stream, string ctx)
     {
         DTypes.EnsureLittleEndianHost();
         long fileLength = stream.Length;
@@ -117,7 +121,13 @@ public static class SafeTensors
         }
         if (expected != bufferLength)
             throw new QsvitException($"{ctx}: the tensors cover {expected} data bytes but the file holds {bufferLength} after the header (offsets must cover the whole buffer)");
+        return (entries, metadata, dataStart);
+    }
 
+    internal static (StateDict State, IReadOnlyDictionary<string, string> Metadata) ReadCore(Stream stream, string ctx)
+    {
+        var (entries, metadata, dataStart) = ReadHeader(stream, ctx);
+        var byOffset = entries.OrderBy(e => e.Begin).ToList();
         var tensors = new Tensor[entries.Count];
         byte[]? buffer = null;
         foreach (var e in byOffset)
@@ -151,6 +161,73 @@ public static class SafeTensors
         var state = new StateDict();
         foreach (var e in entries) state.Set(e.Name, tensors[e.Index], e.DType);
         return (state, metadata);
+    }
+
+    /// <summary>The metadata alone (reads and checks the header only).</summary>
+    public static IReadOnlyDictionary<string, string> ReadMetadata(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        string full = CheckpointReader.FullPath(path, "safetensors");
+        using var stream = CheckpointReader.OpenRead(path, full, "safetensors");
+        return ReadHeader(stream, $"safetensors '{path}'").Metadata;
+    }
+
+    /// <summary>
+    /// Reads every tensor without converting it: F32 tensors into float arrays, every other dtype as its raw little-endian
+    /// bytes. Header order; the same checks as <see cref="Read"/>.
+    /// </summary>
+    public static (IReadOnlyList<RawTensor> Tensors, IReadOnlyDictionary<string, string> Metadata) ReadRaw(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        DTypes.EnsureLittleEndianHost();
+        string full = CheckpointReader.FullPath(path, "safetensors");
+        using var stream = CheckpointReader.OpenRead(path, full, "safetensors");
+        string ctx = $"safetensors '{path}'";
+        var (entries, metadata, dataStart) = ReadHeader(stream, ctx);
+        var tensors = new RawTensor[entries.Count];
+        foreach (var e in entries.OrderBy(e => e.Begin))
+        {
+            stream.Position = dataStart + e.Begin;
+            if (e.DType == DType.F32)
+            {
+                var data = new float[e.Numel];
+                for (int start = 0; start < data.Length; start += F32Slice)
+                    ReadExactly(stream, MemoryMarshal.AsBytes(data.AsSpan(start, Math.Min(F32Slice, data.Length - start))), ctx, $"tensor '{e.Name}'");
+                tensors[e.Index] = new RawTensor(e.Name, e.DType, e.Shape, data, null);
+            }
+            else
+            {
+                long bytes = e.End - e.Begin;
+                if (bytes > Array.MaxLength) throw new QsvitException($"{ctx}: tensor '{e.Name}' has {bytes} bytes, more than one array can hold");
+                var data = new byte[bytes];
+                ReadExactly(stream, data, ctx, $"tensor '{e.Name}'");
+                tensors[e.Index] = new RawTensor(e.Name, e.DType, e.Shape, null, data);
+            }
+        }
+        return (tensors, metadata);
+    }
+
+    /// <summary>Writes tensors as given (F32 from <see cref="RawTensor.Floats"/>, other dtypes from their raw bytes), atomically as <see cref="Write"/>.</summary>
+    public static void WriteRaw(string path, IReadOnlyList<RawTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        ArgumentNullException.ThrowIfNull(tensors);
+        string ctx = $"safetensors '{path}'";
+        foreach (var t in tensors)
+        {
+            long need = Tensor.Count(t.Shape) * DTypes.Size(t.DType);
+            long have = t.DType == DType.F32 ? (t.Floats?.LongLength ?? -1) * 4 : t.Bytes?.LongLength ?? -1;
+            if (have != need) throw new QsvitException($"{ctx}: tensor '{t.Name}' of shape {Tensor.Format(t.Shape)} {DTypes.SafeTensorsName(t.DType)} needs {need} bytes, has {have}");
+        }
+        var items = tensors.Select(t => new HeaderItem(t.Name, t.DType, t.Shape, Tensor.Count(t.Shape) * DTypes.Size(t.DType)));
+        WriteFile(path, items, metadata, fs =>
+        {
+            foreach (var t in tensors)
+            {
+                if (t.DType != DType.F32) { fs.Write(t.Bytes); continue; }
+                for (int start = 0; start < t.Floats!.Length; start += F32Slice)
+                    fs.Write(MemoryMarshal.AsBytes(t.Floats.AsSpan(start, Math.Min(F32Slice, t.Floats.Length - start))));
+            }
+        });
     }
 
     private static void ParseMetadata(JsonElement value, Dictionary<string, string> metadata, string ctx)
@@ -252,8 +329,16 @@ public static class SafeTensors
     /// <exception cref="QsvitException">A value does not fit its stored type, or the file cannot be written.</exception>
     public static void Write(string path, StateDict state, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(state);
+        var items = state.Select(kv => new HeaderItem(kv.Key, state.StoredType(kv.Key), kv.Value.Shape, (long)kv.Value.Length * DTypes.Size(state.StoredType(kv.Key))));
+        WriteFile(path, items, metadata, fs => WriteData(fs, state, $"safetensors '{path}'"));
+    }
+
+    private sealed record HeaderItem(string Name, DType DType, int[] Shape, long Bytes);
+
+    private static void WriteFile(string path, IEnumerable<HeaderItem> items, IReadOnlyDictionary<string, string>? metadata, Action<Stream> writeData)
+    {
+        ArgumentNullException.ThrowIfNull(path);
         DTypes.EnsureLittleEndianHost();
         string ctx = $"safetensors '{path}'";
         string full = CheckpointReader.FullPath(path, "safetensors");
@@ -261,7 +346,7 @@ public static class SafeTensors
         if (!Directory.Exists(dir)) throw new QsvitException($"{ctx} cannot be written: directory '{dir}' does not exist");
         if (Directory.Exists(full)) throw new QsvitException($"{ctx} cannot be written: it is a directory");
 
-        byte[] header = BuildHeader(state, metadata, ctx);
+        byte[] header = BuildHeader(items, metadata, ctx);
         string tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
         bool moved = false;
         try
@@ -272,7 +357,7 @@ public static class SafeTensors
                 BinaryPrimitives.WriteUInt64LittleEndian(len8, (ulong)header.Length);
                 fs.Write(len8);
                 fs.Write(header);
-                WriteData(fs, state, ctx);
+                writeData(fs);
                 fs.Flush(flushToDisk: true);
             }
             File.Move(tmp, full, overwrite: true);
@@ -288,7 +373,7 @@ public static class SafeTensors
         }
     }
 
-    private static byte[] BuildHeader(StateDict state, IReadOnlyDictionary<string, string>? metadata, string ctx)
+    private static byte[] BuildHeader(IEnumerable<HeaderItem> items, IReadOnlyDictionary<string, string>? metadata, string ctx)
     {
         var buffer = new ArrayBufferWriter<byte>();
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
@@ -305,15 +390,13 @@ public static class SafeTensors
                 w.WriteEndObject();
             }
             long offset = 0;
-            foreach (var (key, tensor) in state)
+            foreach (var (key, dtype, shape, bytes) in items)
             {
                 if (key == MetadataKey) throw new QsvitException($"{ctx}: a tensor cannot be named '{MetadataKey}'");
-                var dtype = state.StoredType(key);
-                long bytes = (long)tensor.Length * DTypes.Size(dtype);
                 w.WriteStartObject(key);
                 w.WriteString("dtype", DTypes.SafeTensorsName(dtype));
                 w.WriteStartArray("shape");
-                foreach (int d in tensor.Shape) w.WriteNumberValue(d);
+                foreach (int d in shape) w.WriteNumberValue(d);
                 w.WriteEndArray();
                 w.WriteStartArray("data_offsets");
                 w.WriteNumberValue(offset);

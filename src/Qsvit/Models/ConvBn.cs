@@ -1,5 +1,6 @@
 using Qsvit.Backends;
 using Qsvit.IO;
+using Qsvit.Quantization;
 using Qsvit.Tensors;
 
 namespace Qsvit.Models;
@@ -50,6 +51,43 @@ internal sealed class ConvBn
             }
         PadValues = bias; // folded, the bias already is BN(0) in the folded arithmetic
         Spec = new ConvLayerSpec(g, new DenseConvWeights(weight), bias, []) { Keys = new ConvKeys(weightKey, biasKey, []) };
+    }
+
+    private ConvBn(string key, ConvLayerSpec spec, float[] padValues, float[][] sources)
+    {
+        Key = key;
+        Spec = spec;
+        PadValues = padValues;
+        Sources = sources;
+    }
+
+    /// <summary>
+    /// The same conv from a packed model: its codes (<see cref="PackedConvWeights"/>, integer path where the input is spikes),
+    /// or with <paramref name="simulate"/> the dequantized fp32 weights, which is exactly what fake quantization runs.
+    /// BatchNorms come as the stored eval affines (the very α, β the state_dict path computes).
+    /// </summary>
+    public static ConvBn FromPacked(PackedModel model, string weightKey, string? biasKey, ConvGeometry g, bool simulate, params string[] bnPrefixes)
+    {
+        var affines = bnPrefixes.Select(bn => model.BatchNorm(bn)).Select(a => new ChannelAffine(a.Scale, a.Shift)).ToArray();
+        var bias = biasKey is null ? [] : model.Floats[biasKey];
+        var pad = bnPrefixes.Length == 1 && PackedModel.IsPadBatchNorm(bnPrefixes[0]) ? model.Pad(bnPrefixes[0]) : [];
+        ConvWeightData weights;
+        float[] identity;
+        if (model.Packed.TryGetValue(weightKey, out var packed))
+        {
+            identity = packed.Scales;
+            weights = simulate ? new DenseConvWeights(packed.Dequantize())
+                : new PackedConvWeights(packed, Sdtv2Layout.TakesSpikes(weightKey));
+        }
+        else
+        {
+            identity = model.Floats[weightKey];
+            weights = new DenseConvWeights(identity);
+        }
+        var sources = new List<float[]> { identity };
+        if (biasKey is not null) sources.Add(bias);
+        foreach (var a in affines) sources.AddRange([a.Scale, a.Shift]);
+        return new ConvBn(weightKey, new ConvLayerSpec(g, weights, bias, affines), pad, sources.ToArray());
     }
 
     public int OutH(int h) => Geometry.OutH(h);

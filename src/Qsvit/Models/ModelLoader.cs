@@ -37,6 +37,8 @@ public static class ModelLoader
     public static LoadedModel Load(string checkpointPath, string? configPath = null, ConfigOverrides? overrides = null)
     {
         overrides ??= new ConfigOverrides();
+        if (Quantization.PackedModel.IsPackedFile(checkpointPath))
+            throw new QsvitException($"{checkpointPath} is a packed model (qsvit export): eval and bench run it; this command needs the fp32 checkpoint it was exported from");
         var checkpoint = CheckpointReader.Load(checkpointPath);
         configPath ??= FindSidecar(checkpointPath);
         ModelFile? file = configPath is null ? null : ModelFile.Read(configPath);

@@ -73,6 +73,14 @@ public sealed class Sdtv2Layout
         _weightByKey.TryGetValue(key, out var w) ? w : throw new QsvitException($"'{key}' is not a quantizable weight of this model");
 
     /// <summary>Total learned parameters (weights, biases, BN affine), the count the paper reports.</summary>
+    /// <summary>
+    /// Whether the conv/linear weight <paramref name="key"/> multiplies spikes (the output of a LIF): every layer except the
+    /// stem (images), SepConv's pwconv2 (after the depthwise conv) and RepConv's depthwise and pointwise convs (after BN).
+    /// </summary>
+    public static bool TakesSpikes(string key) =>
+        !(key.StartsWith("downsample1_1.", StringComparison.Ordinal) || key.EndsWith(".Conv.pwconv2.weight", StringComparison.Ordinal)
+          || key.EndsWith(".body.2.0.weight", StringComparison.Ordinal) || key.EndsWith(".body.2.1.weight", StringComparison.Ordinal));
+
     public long LearnedParameterCount => Parameters.Where(p => p.IsLearned).Sum(p => p.Count);
 
     /// <summary>Stage of a unit or block name: 1..4, or 5 for HEAD.</summary>

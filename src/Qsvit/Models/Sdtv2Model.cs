@@ -1,6 +1,7 @@
 using Qsvit.Backends;
 using Qsvit.Backends.Cpu;
 using Qsvit.IO;
+using Qsvit.Quantization;
 using Qsvit.Snn;
 using Qsvit.Tensors;
 
@@ -35,25 +36,39 @@ public sealed class Sdtv2Model : IDisposable
     private readonly Unit[] _units;
     private readonly int[] _lifStart;   // LIF call index at the start of each unit
     private readonly ConvBn _stemSpec;
+    private readonly PackedModel? _packed;
+    private readonly bool _simulate;
 
     /// <param name="backend">Where to run; null runs on a CPU backend of its own with <see cref="ComputeOptions.Default"/>.</param>
     public Sdtv2Model(Sdtv2Config config, StateDict state, bool strict = true, bool foldBatchNorm = false, IBackend? backend = null)
         : this(config, state, strict, foldBatchNorm, new LayerCache(backend ?? new CpuBackend()), ownsBackend: backend is null) { }
 
-    private Sdtv2Model(Sdtv2Config config, StateDict state, bool strict, bool fold, LayerCache cache, bool ownsBackend)
+    /// <summary>
+    /// A packed model (<see cref="PackedModel"/>): its codes run on the backend's integer path, or with
+    /// <paramref name="simulate"/> dequantized into fp32 weights (fake quantization of the same setting, the reference).
+    /// <see cref="State"/> then holds only the fp32 tensors under official keys (biases, 32-bit units, the head).
+    /// </summary>
+    public Sdtv2Model(PackedModel packed, bool simulate = false, IBackend? backend = null)
+        : this(packed.Config, FloatState(packed), strict: false, fold: false, new LayerCache(backend ?? new CpuBackend()),
+            ownsBackend: backend is null, packed, simulate) { }
+
+    private Sdtv2Model(Sdtv2Config config, StateDict state, bool strict, bool fold, LayerCache cache, bool ownsBackend,
+        PackedModel? packed = null, bool simulate = false)
     {
         config.Validate();
         FoldBatchNorm = fold;
         Config = config;
         Layout = new Sdtv2Layout(config);
-        StateDictCheck.Validate(Layout, state, strict);
+        _packed = packed;
+        _simulate = simulate;
+        if (packed is null) StateDictCheck.Validate(Layout, state, strict);
         State = state;
         _cache = cache;
         _ownsBackend = ownsBackend;
 
         int[] d = config.EmbedDim;
-        _stemSpec = new ConvBn(state, "downsample1_1.encode_conv.weight", "downsample1_1.encode_conv.bias",
-            new ConvGeometry(config.InChannels, d[0] / 2, 7, 7, config.StemStride, config.StemStride, 3, 3), fold, "downsample1_1.encode_bn");
+        _stemSpec = Conv("downsample1_1.encode_conv.weight", "downsample1_1.encode_conv.bias",
+            new ConvGeometry(config.InChannels, d[0] / 2, 7, 7, config.StemStride, config.StemStride, 3, 3), "downsample1_1.encode_bn");
         var units = new List<Unit>
         {
             new Stem(this),
@@ -101,7 +116,19 @@ public sealed class Sdtv2Model : IDisposable
         if (_ownsBackend) Backend.Dispose();
     }
 
-    private ConvBn Conv(string weightKey, string? biasKey, ConvGeometry g, params string[] bns) => new(State, weightKey, biasKey, g, FoldBatchNorm, bns);
+    private ConvBn Conv(string weightKey, string? biasKey, ConvGeometry g, params string[] bns) =>
+        _packed is null ? new(State, weightKey, biasKey, g, FoldBatchNorm, bns) : ConvBn.FromPacked(_packed, weightKey, biasKey, g, _simulate, bns);
+
+    /// <summary>A packed model's fp32 tensors under official keys; a quantized head is dequantized (it is tiny).</summary>
+    private static StateDict FloatState(PackedModel packed)
+    {
+        var state = new StateDict();
+        foreach (var p in packed.Layout.Parameters)
+            if (packed.Floats.TryGetValue(p.Key, out var f)) state.Set(p.Key, new Tensor(f, p.Shape));
+            else if (packed.Packed.TryGetValue(p.Key, out var w) && p.Key.StartsWith("head", StringComparison.Ordinal))
+                state.Set(p.Key, new Tensor(w.Dequantize(), p.Shape));
+        return state;
+    }
 
     private (ConvLayer Layer, DeviceBuffer? Pad) Upload(ConvBn conv)
     {

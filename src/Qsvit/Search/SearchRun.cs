@@ -174,6 +174,17 @@ public sealed class SearchRun : IDisposable
     }
 
     /// <summary>
+    /// Writes <paramref name="setting"/> as a packed model (<see cref="PackedModel"/>: codes at their bit width, the file
+    /// <c>qsvit eval</c> and <c>bench</c> run on the integer path) into <paramref name="directory"/>.
+    /// </summary>
+    public string SavePackedModel(QuantizationSetting setting, string directory)
+    {
+        var path = Path.Combine(directory, "model.packed.safetensors");
+        PackedModel.Create(Model, setting, Quantizer, Spec.Compute).Save(path);
+        return path;
+    }
+
+    /// <summary>
     /// Energy estimates of fp32 and <paramref name="setting"/> from firing rates on the first <paramref name="images"/> search
     /// images, through the evaluator (cached in the run directory like every evaluation); null when <paramref name="images"/> is 0.
     /// </summary>

@@ -49,19 +49,20 @@ public sealed class CpuBackend : IBackend
     public void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>
         Array.Copy(A(source), srcOffset, A(destination), dstOffset, length);
 
-    public ConvLayer CreateConv(ConvLayerSpec spec) => new CpuConvLayer(spec);
+    public ConvLayer CreateConv(ConvLayerSpec spec) =>
+        spec.Weights is PackedConvWeights packed ? new CpuPackedConvLayer(spec, packed) : new CpuConvLayer(spec);
 
     public HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes) => new CpuHeadLayer(heads, features, classes);
 
     public void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output)
     {
-        var l = (CpuConvLayer)layer;
-        var g = l.Geometry;
+        var g = layer.Geometry;
         int spatial = g.OutH(height) * g.OutW(width);
         var dst = A(output).AsSpan(0, frames * g.OutChannels * spatial);
-        Conv2d.Forward(A(input).AsSpan(0, frames * g.InChannels * height * width), frames, height, width, l.Packed, l.Spec.Bias, dst,
-            Threads, ConvAlgo.Auto, null);
-        foreach (var bn in l.Spec.Affines) ChannelOps.ScaleShift(dst, frames, g.OutChannels, spatial, bn.Scale, bn.Shift, IsaInfo.Best, Threads);
+        var src = A(input).AsSpan(0, frames * g.InChannels * height * width);
+        if (layer is CpuPackedConvLayer packed) packed.Run(src, frames, height, width, dst, Threads);
+        else Conv2d.Forward(src, frames, height, width, ((CpuConvLayer)layer).Packed, layer.Spec.Bias, dst, Threads, ConvAlgo.Auto, null);
+        foreach (var bn in layer.Spec.Affines) ChannelOps.ScaleShift(dst, frames, g.OutChannels, spatial, bn.Scale, bn.Shift, IsaInfo.Best, Threads);
     }
 
     public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)

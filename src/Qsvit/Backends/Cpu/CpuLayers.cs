@@ -18,3 +18,58 @@ internal sealed class CpuConvLayer : ConvLayer
 }
 
 internal sealed class CpuHeadLayer(IReadOnlyList<LinearWeights> heads, int features, int classes) : HeadLayer(heads, features, classes);
+
+/// <summary>
+/// A conv layer holding quantized codes. Spike-input dense layers keep the codes as s8/s16 integers and run
+/// <see cref="SpikeConv"/> (exact int32 sums, one scale per output); the others (stem, pwconv2, RepConv internals, depthwise)
+/// dequantize the codes for the duration of one call into a pooled buffer, so no fp32 copy outlives the call.
+/// </summary>
+internal sealed class CpuPackedConvLayer : ConvLayer
+{
+    private readonly Quantization.PackedWeight _codes;
+
+    /// <summary>The integer form, for spike-input dense layers; null when the layer dequantizes per call.</summary>
+    public SpikeConvWeights? Integer { get; }
+
+    public CpuPackedConvLayer(ConvLayerSpec spec, PackedConvWeights packed) : base(spec)
+    {
+        _codes = packed.Weight;
+        var g = spec.Geometry;
+        if (packed.Weight.Count != g.WeightLength)
+            throw new QsvitException($"'{packed.Weight.Key}' holds {packed.Weight.Count} codes; the layer needs {g.WeightLength}");
+        if (!packed.SpikeInput || g.Groups != 1) return;
+        var (min, max) = packed.Weight.IntegerRange();
+        var matrix = IntMatrix.Create(g.OutChannels, g.WeightLength / g.OutChannels, min, max, packed.Weight.IntegerRows, g);
+        var scales = packed.Weight.Groups == 1 ? Enumerable.Repeat(packed.Weight.Scales[0], g.OutChannels).ToArray() : packed.Weight.Scales;
+        Integer = new SpikeConvWeights(g, matrix, scales);
+    }
+
+    public void Run(ReadOnlySpan<float> input, int frames, int height, int width, Span<float> output, int threads)
+    {
+        var g = Geometry;
+        if (Integer is not null)
+        {
+            SpikeConv.Forward(input, frames, height, width, Integer, Spec.Bias, output, SpikeGemm.Best, threads);
+            return;
+        }
+        const int tileRows = 64;
+        var values = System.Buffers.ArrayPool<float>.Shared.Rent(g.WeightLength);
+        var scratch = System.Buffers.ArrayPool<int>.Shared.Rent(tileRows * _codes.RowLength);
+        try
+        {
+            int k = _codes.RowLength;
+            for (int r0 = 0; r0 < g.OutChannels; r0 += tileRows)
+            {
+                int n = Math.Min(tileRows, g.OutChannels - r0);
+                _codes.DequantizeRows(r0, n, scratch, values.AsSpan(r0 * k, n * k));
+            }
+            using var w = ConvWeights.Pack(values.AsSpan(0, g.WeightLength), g, IsaInfo.Best);
+            Conv2d.Forward(input, frames, height, width, w, Spec.Bias, output, threads, ConvAlgo.Auto, null);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(values);
+            System.Buffers.ArrayPool<int>.Shared.Return(scratch);
+        }
+    }
+}

@@ -1,0 +1,178 @@
+using Qsvit.Evaluation;
+using Qsvit.IO;
+using Qsvit.Models;
+using Qsvit.Quantization;
+using Qsvit.Tensors;
+
+namespace Qsvit.Tests.Quantization;
+
+/// <summary>The packed model file: size, round trip, validation, and the integer path against fake quantization.</summary>
+public class PackedModelTests
+{
+    private static string TempFile() => Path.Combine(Path.GetTempPath(), $"qsvit-packed-{Guid.NewGuid():N}.safetensors");
+
+    public static TheoryData<string, string> Settings => new()
+    {
+        { "8", "paper" },
+        { "8,4,8,8|8,8,8|4,32|4,32", "paper" },
+        { "4", "symmetric-channel" },
+        { "2,3,6,12|16,4,8|3,2|6,12", "asymmetric-channel-mse" },
+        { "32,32,32,32|6,6,6|3,3|3,3|8", "symmetric-channel-mse" },
+        { "3", "asymmetric" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Settings))]
+    public void FileIsAtMostTheExactMemoryPlusOnePercentAndRoundTrips(string settingText, string quantizer)
+    {
+        var setting = settingText.Contains('|') ? QuantizationSetting.Parse(settingText) : QuantizationSetting.Uniform(int.Parse(settingText));
+        var spec = QuantizerSpec.Parse(quantizer);
+        var packed = PackedModel.Create(Fixtures.Cifar, setting, spec);
+        string path = TempFile();
+        try
+        {
+            packed.Save(path);
+            long header;
+            using (var f = File.OpenRead(path))
+            {
+                var len = new byte[8];
+                f.ReadExactly(len);
+                header = 8 + BitConverter.ToInt64(len);
+            }
+            long size = new FileInfo(path).Length;
+            var exact = MemoryFootprint.Compute(new Sdtv2Layout(Fixtures.Cifar.Config), setting, spec);
+            Assert.True(size - header <= exact.Bytes * 1.01, $"data {size - header} B > exact {exact.Bytes} B + 1 %");
+
+            var loaded = PackedModel.Load(path);
+            Assert.Equal(setting, loaded.Setting);
+            Assert.Equal(spec, loaded.Spec);
+            Assert.Equal(Fixtures.Cifar.Config.EmbedDim, loaded.Config.EmbedDim);
+            Assert.Equal(packed.Packed.Keys.Order(), loaded.Packed.Keys.Order());
+            foreach (var (key, w) in packed.Packed)
+            {
+                var l = loaded.Packed[key];
+                Assert.Equal(w.Codes, l.Codes);
+                Assert.Equal(w.Scales, l.Scales);
+                Assert.Equal(w.ZeroPoints, l.ZeroPoints);
+                Assert.Equal(w.Bits, l.Bits);
+            }
+            // Any safetensors reader lists the tensors.
+            var (tensors, metadata) = SafeTensors.ReadRaw(path);
+            Assert.Equal(PackedModel.Format, metadata[PackedModel.FormatKey]);
+            Assert.All(tensors.Where(t => t.Name.EndsWith(".codes", StringComparison.Ordinal)), t => Assert.Equal(DType.U8, t.DType));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void CodesDequantizeToTheFakeQuantizedWeights()
+    {
+        var setting = QuantizationSetting.Parse("8,4,8,8|8,8,8|4,32|4,32");
+        foreach (var spec in new[] { QuantizerSpec.Paper, QuantizerSpec.Parse("asymmetric-channel-mse") })
+        {
+            var packed = PackedModel.Create(Fixtures.Cifar, setting, spec);
+            var fake = ModelQuantizer.Apply(Fixtures.Cifar.State, new Sdtv2Layout(Fixtures.Cifar.Config), setting, spec);
+            foreach (var (key, w) in packed.Packed) Assert.Equal(fake.StateDict[key].Data, w.Dequantize());
+        }
+    }
+
+    [Fact]
+    public void SimulatedPathIsTheFakeQuantizedModelAndTheIntegerPathAgreesWithIt()
+    {
+        var setting = QuantizationSetting.Parse("8,4,8,8|8,8,8|4,32|4,32");
+        var packed = PackedModel.Create(Fixtures.Cifar, setting, QuantizerSpec.Paper);
+        var fake = ModelQuantizer.Apply(Fixtures.Cifar.State, new Sdtv2Layout(Fixtures.Cifar.Config), setting, QuantizerSpec.Paper);
+        var options = new EvalOptions { BatchSize = 32, Limit = 64, KeepLogits = 64 };
+        using var reference = new Sdtv2Model(Fixtures.Cifar.Config, fake.StateDict);
+        using var simulated = new Sdtv2Model(packed, simulate: true);
+        using var integer = new Sdtv2Model(packed);
+        var r = Evaluator.Run(reference, Fixtures.CifarTestSet, options);
+        var s = Evaluator.Run(simulated, Fixtures.CifarTestSet, options);
+        var i = Evaluator.Run(integer, Fixtures.CifarTestSet, options);
+        Assert.Equal(r.Logits, s.Logits); // the stored BN affines are exactly what the state_dict path computes
+        int same = r.Predictions.Zip(i.Predictions).Count(p => p.First == p.Second);
+        Assert.True(same >= 62, $"integer path agrees with fake quantization on {same} of 64 images");
+    }
+
+    // ---- bad files -------------------------------------------------------------------------------------------------
+
+    private static string BadFile(Func<List<RawTensor>, Dictionary<string, string>, bool> edit)
+    {
+        var packed = PackedModel.Create(Fixtures.Cifar, QuantizationSetting.Parse("8,4,8,8|8,8,8|4,32|4,32"), QuantizerSpec.Parse("asymmetric-channel"));
+        string path = TempFile();
+        packed.Save(path);
+        var (tensors, metadata) = SafeTensors.ReadRaw(path);
+        var list = tensors.ToList();
+        var meta = metadata.ToDictionary(kv => kv.Key, kv => kv.Value);
+        Assert.True(edit(list, meta));
+        SafeTensors.WriteRaw(path, list, meta);
+        return path;
+    }
+
+    private static void Refused(string path, params string[] messageParts)
+    {
+        try
+        {
+            var e = Assert.Throws<QsvitException>(() => PackedModel.Load(path));
+            foreach (var part in messageParts) Assert.Contains(part, e.Message);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    private const string Key = "ConvBlock1_1.0.conv1.weight";
+
+    [Fact]
+    public void CodeBytesThatDoNotMatchShapeTimesBitsAreRefused() =>
+        Refused(BadFile((t, _) =>
+        {
+            int i = t.FindIndex(x => x.Name == Key + ".codes");
+            t[i] = t[i] with { Shape = [t[i].Bytes!.Length - 1], Bytes = t[i].Bytes![..^1] };
+            return true;
+        }), Key, "code bytes", "needs");
+
+    [Fact]
+    public void AWrongNumberOfScalesIsRefused() =>
+        Refused(BadFile((t, _) =>
+        {
+            int i = t.FindIndex(x => x.Name == Key + ".scales");
+            t[i] = t[i] with { Shape = [3], Floats = [1f, 1f, 1f] };
+            return true;
+        }), Key + ".scales", "3 scales");
+
+    [Fact]
+    public void AWrongNumberOfZeroPointsIsRefused() =>
+        Refused(BadFile((t, _) =>
+        {
+            int i = t.FindIndex(x => x.Name == Key + ".zero_points");
+            t[i] = t[i] with { Shape = [1], Bytes = [0] };
+            return true;
+        }), Key + ".zero_points");
+
+    [Fact]
+    public void AnUnknownPackingIsRefused() =>
+        Refused(BadFile((_, m) => { m[PackedModel.PackingKey] = "msb0"; return true; }), "unknown packing 'msb0'");
+
+    [Fact]
+    public void MetadataBitsThatDisagreeWithTheSettingAreRefused() =>
+        Refused(BadFile((_, m) => { m[PackedModel.SettingKey] = QuantizationSetting.Parse("8,8,8,8|8,8,8|4,32|4,32").ToJson(); return true; }),
+            "bits", "the setting says");
+
+    [Fact]
+    public void MetadataShapeThatDisagreesWithTheTensorsIsRefused() =>
+        Refused(BadFile((_, m) => { m[PackedModel.WeightsKey] = m[PackedModel.WeightsKey].Replace("[64,16,3,3]", "[64,16,1,1]"); return true; }),
+            Key, "shape");
+
+    [Fact]
+    public void AConfigThatDisagreesWithTheTensorsIsRefused() =>
+        Refused(BadFile((_, m) => { m[ModelLoader.ConfigMetadataKey] = m[ModelLoader.ConfigMetadataKey].Replace("192", "256"); return true; }));
+
+    [Fact]
+    public void AMissingFormatIsRefused() =>
+        Refused(BadFile((_, m) => m.Remove(PackedModel.FormatKey)), PackedModel.FormatKey);
+}

@@ -1,0 +1,113 @@
+using Qsvit.Tensors;
+
+namespace Qsvit.Tests.Tensors;
+
+/// <summary>The integer spike kernels equal a naive integer reference bit for bit on every path and thread count.</summary>
+public unsafe class SpikeConvTests
+{
+    public static TheoryData<int> Paths()
+    {
+        var data = new TheoryData<int>();
+        foreach (var isa in Enum.GetValues<IntIsa>())
+            if (SpikeGemm.IsSupported(isa)) data.Add((int)isa);
+        return data;
+    }
+
+    // (frames, h, w, cin, cout, k, stride, pad, bits)
+    private static readonly (int F, int H, int W, int Cin, int Cout, int K, int S, int P, int Bits)[] Shapes =
+    [
+        (1, 1, 1, 1, 1, 1, 1, 0, 8),
+        (3, 4, 4, 33, 7, 1, 1, 0, 8),
+        (2, 5, 7, 6, 9, 3, 1, 1, 4),
+        (2, 9, 9, 5, 6, 3, 2, 1, 2),
+        (4, 6, 6, 19, 13, 1, 1, 0, 16),
+        (2, 8, 8, 17, 5, 3, 1, 1, 12),
+        (1, 11, 13, 3, 10, 3, 2, 1, 16),
+        (5, 3, 3, 130, 6, 1, 1, 0, 8),
+        (1, 4, 4, 300, 3, 3, 1, 1, 8),   // K > one K block of lane groups
+        (3, 13, 11, 5, 4, 3, 1, 1, 8),   // 429 positions: several column blocks and chunks, chunks ending inside a frame
+    ];
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void EqualsNaiveIntegerReference(int path)
+    {
+        var isa = (IntIsa)path;
+        var rng = new Random(12);
+        foreach (var s in Shapes)
+        foreach (int threads in new[] { 1, 2 })
+        foreach (bool skip in new[] { false, true })
+        foreach (bool chunked in new[] { false, true })
+        {
+            var g = new ConvGeometry(s.Cin, s.Cout, s.K, s.K, s.S, s.S, s.P, s.P);
+            // Sparse spikes, with some all-zero channels so that whole lane groups are skipped.
+            var x = new float[s.F * s.Cin * s.H * s.W];
+            for (int i = 0; i < x.Length; i++)
+                x[i] = (i / (s.H * s.W)) % 5 == 3 ? 0 : rng.NextDouble() < 0.2 ? 1 : 0;
+            int lo = -(1 << (s.Bits - 1)), hi = (1 << (s.Bits - 1)) - 1;
+            var wts = new int[g.WeightLength];
+            for (int i = 0; i < wts.Length; i++) wts[i] = rng.Next(lo, hi + 1);
+            wts[0] = lo; // the extremes are exact too
+            wts[^1] = hi;
+            var matrix = IntMatrix.FromValues(wts, s.Cout, g.WeightLength / s.Cout, g);
+            Assert.Equal(s.Bits > 8, matrix.IsWide);
+            var scales = Enumerable.Range(0, s.Cout).Select(i => 1f).ToArray();
+            var weights = new SpikeConvWeights(g, matrix, scales);
+            var y = new float[s.F * s.Cout * g.OutH(s.H) * g.OutW(s.W)];
+            SpikeConv.SkipZeroBlocks = skip;
+            SpikeConv.ChunkBytes = chunked ? 1 : 4 << 20; // one block of columns per chunk
+            try { SpikeConv.Forward(x, s.F, s.H, s.W, weights, [], y, isa, threads); }
+            finally { SpikeConv.SkipZeroBlocks = false; SpikeConv.ChunkBytes = 4 << 20; }
+            var expected = NaiveAccumulate(x, s.F, s.H, s.W, g, wts);
+            for (int i = 0; i < y.Length; i++)
+                if ((long)y[i] != expected[i] || y[i] != (float)expected[i])
+                    Assert.Fail($"{isa} {threads}T skip={skip} chunked={chunked} shape {s}: element {i} is {y[i]}, expected {expected[i]}");
+        }
+    }
+
+    [Fact]
+    public void ScalesOncePerOutputWithBias()
+    {
+        var g = new ConvGeometry(4, 3, 1, 1);
+        var x = new float[] { 1, 0, 1, 1, 0, 1, 1, 0 }; // 2 positions: x[c, p]
+        var w = new[] { 1, 2, 3, 4, -5, 6, -7, 8, 127, -128, 0, 1 };
+        var weights = new SpikeConvWeights(g, IntMatrix.FromValues(w, 3, 4, g), [0.5f, 0.25f, 0.1f]);
+        var y = new float[6];
+        SpikeConv.Forward(x, 1, 1, 2, weights, [1f, 2f, 3f], y, SpikeGemm.Best, 1);
+        var acc = NaiveAccumulate(x, 1, 1, 2, g, w);
+        float[] bias = [1f, 2f, 3f], scale = [0.5f, 0.25f, 0.1f];
+        for (int oc = 0; oc < 3; oc++)
+        for (int p = 0; p < 2; p++)
+            Assert.Equal(MathF.FusedMultiplyAdd(acc[oc * 2 + p], scale[oc], bias[oc]), y[oc * 2 + p]);
+    }
+
+    [Fact]
+    public void WeightsOutside16BitsAreRefused()
+    {
+        Assert.Throws<QsvitException>(() => IntMatrix.FromValues([40000, 0], 1, 2));
+    }
+
+    /// <summary>Naive integer convolution (int64 sums).</summary>
+    internal static long[] NaiveAccumulate(ReadOnlySpan<float> x, int frames, int h, int w, ConvGeometry g, ReadOnlySpan<int> weights)
+    {
+        int oh = g.OutH(h), ow = g.OutW(w);
+        var acc = new long[frames * g.OutChannels * oh * ow];
+        for (int f = 0; f < frames; f++)
+        for (int oc = 0; oc < g.OutChannels; oc++)
+        for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++)
+        {
+            long sum = 0;
+            for (int c = 0; c < g.InChannels; c++)
+            for (int ky = 0; ky < g.KernelH; ky++)
+            for (int kx = 0; kx < g.KernelW; kx++)
+            {
+                int iy = oy * g.StrideH - g.PadH + ky, ix = ox * g.StrideW - g.PadW + kx;
+                if ((uint)iy >= (uint)h || (uint)ix >= (uint)w) continue;
+                sum += (long)x[((f * g.InChannels + c) * h + iy) * w + ix] * weights[((oc * g.InChannels + c) * g.KernelH + ky) * g.KernelW + kx];
+            }
+            acc[((f * g.OutChannels + oc) * oh + oy) * ow + ox] = sum;
+        }
+        return acc;
+    }
+}

@@ -175,10 +175,11 @@ public sealed class SearchRun : IDisposable
 
     /// <summary>
     /// Writes <paramref name="setting"/> as a packed model (<see cref="PackedModel"/>: codes at their bit width, the file
-    /// <c>qsvit eval</c> and <c>bench</c> run on the integer path) into <paramref name="directory"/>.
+    /// <c>qsvit eval</c> and <c>bench</c> run on the integer path) into <paramref name="directory"/>, made if missing.
     /// </summary>
     public string SavePackedModel(QuantizationSetting setting, string directory)
     {
+        System.IO.Directory.CreateDirectory(directory); // the report directory may not exist yet: the report is written after this
         var path = Path.Combine(directory, "model.packed.safetensors");
         PackedModel.Create(Model, setting, Quantizer, Spec.Compute).Save(path);
         return path;

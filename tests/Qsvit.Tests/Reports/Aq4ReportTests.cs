@@ -44,7 +44,7 @@ public sealed class Aq4ReportTests
         var r = Search();
         var fp32Test = new Qsvit.Search.AccuracyRecord("fp32", "test", 4, 4, [true, true, true, true], 1);
         var chosenTest = new Qsvit.Search.AccuracyRecord("chosen", "test", 4, 3, [true, false, true, true], 1);
-        Aq4Report.Write(dir.Path, new Aq4ReportInput(r, [new("model", "tiny | random")])
+        Aq4Report.Write(dir.Path, new Aq4ReportInput(r, [new("model", "tiny | random"), new("device", "cpu (2 threads, Vector512)")])
         {
             HeldOut = new Aq4HeldOut(fp32Test, chosenTest),
             QuantizedModelPath = "runs/tiny/beam.safetensors",

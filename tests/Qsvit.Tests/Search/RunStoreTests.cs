@@ -100,6 +100,18 @@ public sealed class RunStoreTests
         Assert.Contains($"{log}: lines 1 and 3 record different results for the accuracy on search", e.Message);
     }
 
+    // A fresh run's report directory does not exist yet when the packed model is written beside the report.
+    [Fact]
+    public void SavePackedModel_MakesTheReportDirectory()
+    {
+        using var dir = new TempDir();
+        using var run = SearchRun.Open(RunFixtures.Spec(dir.Path, SearchMethod.Qsvit, images: 4));
+        string reports = Path.Combine(dir.Path, "reports", "qsvit");
+        string path = run.SavePackedModel(Qsvit.Quantization.QuantizationSetting.Uniform(8), reports);
+        Assert.True(File.Exists(path));
+        Assert.Equal(reports, Path.GetDirectoryName(path));
+    }
+
     // Issue 9.16: one process per run directory.
     [Fact]
     public void ASecondOpen_IsRefused_NamingThePid_UntilTheFirstIsClosed()

@@ -36,20 +36,23 @@ public sealed record SequentialOptions
     }
 
     /// <summary>
-    /// Whether the dataset is stored class by class (labels never decrease, more than one class): its first images are
+    /// Whether the dataset is stored class by class (labels never decrease, more than one class, and some class fills two
+    /// images in a row: distinct ascending labels are also how an interleaved file's first images look): its first images are
     /// then no sample of it, which sequential decisions need. CIFAR files interleave classes; image folders do not.
     /// </summary>
     public static bool SortedByClass(IImageDataset data)
     {
         if (data.Count < 2) return false;
         int first = data.Label(0), previous = first;
+        bool run = false;
         for (int i = 1; i < data.Count; i++)
         {
             int label = data.Label(i);
             if (label < previous) return false;
+            run |= label == previous;
             previous = label;
         }
-        return previous != first;
+        return run && previous != first;
     }
 
     /// <summary>The image counts after each chunk (ascending, the last = <paramref name="total"/>).</summary>

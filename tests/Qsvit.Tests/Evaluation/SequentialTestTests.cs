@@ -135,6 +135,7 @@ public class SequentialTestTests
         Assert.True(SequentialOptions.SortedByClass(new Labels(0, 0, 1, 1, 2)));      // an image folder's order
         Assert.False(SequentialOptions.SortedByClass(new Labels(0, 1, 2, 0, 1, 2)));  // CIFAR's interleaved order
         Assert.False(SequentialOptions.SortedByClass(new Labels(1, 1, 1)));           // one class: any order is a sample
+        Assert.False(SequentialOptions.SortedByClass(new Labels(0, 1, 2, 3)));        // the first images of an interleaved file (--limit 4)
         Assert.False(SequentialOptions.SortedByClass(new Labels(2)));
     }
 

@@ -117,31 +117,24 @@ public sealed partial class EvaluationLog
             "written by two runs at once or edited by hand; delete the wrong line (or both, to evaluate it again).");
 
     /// <summary>The record's JSON line, its checksum last.</summary>
+    /// <summary>An accuracy record's fields; a chunk also names the first image it covers (after the split).</summary>
+    private static JsonObject AccuracyBody(string kind, string setting, AccuracyRecord record, int? start)
+    {
+        var body = new JsonObject { ["kind"] = kind, ["setting"] = setting, ["split"] = record.Split };
+        if (start is { } first) body["start"] = first;
+        body["count"] = record.Count;
+        body["correct"] = record.Correct;
+        body["mask"] = PackMask(record.CorrectMask);
+        body["seconds"] = Math.Round(record.Seconds, 3);
+        return body;
+    }
+
     public static string Format(LoggedEvaluation entry)
     {
         var body = entry switch
         {
-            LoggedAccuracy a => new JsonObject
-            {
-                ["kind"] = "accuracy",
-                ["setting"] = a.Setting,
-                ["split"] = a.Record.Split,
-                ["count"] = a.Record.Count,
-                ["correct"] = a.Record.Correct,
-                ["mask"] = PackMask(a.Record.CorrectMask),
-                ["seconds"] = Math.Round(a.Record.Seconds, 3),
-            },
-            LoggedChunk c => new JsonObject
-            {
-                ["kind"] = "chunk",
-                ["setting"] = c.Setting,
-                ["split"] = c.Record.Split,
-                ["start"] = c.Start,
-                ["count"] = c.Record.Count,
-                ["correct"] = c.Record.Correct,
-                ["mask"] = PackMask(c.Record.CorrectMask),
-                ["seconds"] = Math.Round(c.Record.Seconds, 3),
-            },
+            LoggedAccuracy a => AccuracyBody("accuracy", a.Setting, a.Record, start: null),
+            LoggedChunk c => AccuracyBody("chunk", c.Setting, c.Record, c.Start),
             LoggedDrift d => new JsonObject
             {
                 ["kind"] = "drift",

@@ -51,6 +51,37 @@ public sealed class PackedCliTests : IDisposable
     }
 
     [Fact]
+    public void PackedModel_ExportsToOnnx_AndWritesPredictions()
+    {
+        var (model, data) = _qsvit.TinyModelAndData(images: 4);
+        string packed = Export(model);
+        string onnx = _qsvit.File("packed.onnx");
+        var r = _qsvit.Run("export", "--format", "onnx", "--model", packed, "--out", onnx, "--json");
+        Assert.True(r.ExitCode == 0, r.Err);
+        var json = JsonNode.Parse(r.Out)!;
+        Assert.Equal("8,4,8,8|8,8,8|4,32|4,32", (string)json["setting"]!);
+        Assert.True(new FileInfo(onnx).Length > 0);
+
+        string predictions = _qsvit.File("packed.jsonl");
+        r = _qsvit.Run("eval", "--model", packed, "--data", data, "--threads", "2", "--predictions", predictions);
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Equal(4, File.ReadAllLines(predictions).Length);
+
+        // A packed model carries its own setting; it is already packed; folding is for fp32 checkpoints.
+        foreach (var args in new[]
+        {
+            new[] { "export", "--format", "onnx", "--model", packed, "--setting", "8", "--out", onnx },
+            new[] { "export", "--model", packed, "--out", _qsvit.File("again.safetensors") },
+            new[] { "export", "--format", "onnx", "--model", packed, "--fold-bn", "--out", onnx },
+            new[] { "export", "--format", "onnx", "--model", model, "--setting", "8", "--fold-bn", "--out", onnx },
+        })
+        {
+            r = _qsvit.Run(args);
+            Assert.True(r.ExitCode == 2, $"{string.Join(' ', args)}: exit {r.ExitCode}: {r.Err}");
+        }
+    }
+
+    [Fact]
     public void PackedModel_GivenToACommandThatNeedsFp32_IsRefused()
     {
         var (model, data) = _qsvit.TinyModelAndData();

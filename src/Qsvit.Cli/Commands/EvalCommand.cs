@@ -34,7 +34,7 @@ internal static class EvalCommand
         command.SetAction(r =>
         {
             FirstImages.Validate(r.GetValue(data.Limit), "--limit");
-            if (PackedModel.IsPackedFile(r.GetRequiredValue(model.Model))) return EvalPacked(r, model, data, device, json, compare);
+            if (PackedModel.IsPackedFile(r.GetRequiredValue(model.Model))) return EvalPacked(r, model, data, device, json, compare, predictions);
             if (r.GetValue(compare)) throw new QsvitException("--compare-simulated needs a packed model (qsvit export)");
             // Bad inputs (model, data, the predictions file) are reported before the device is opened (and announced).
             var loaded = model.Load(r);
@@ -56,17 +56,20 @@ internal static class EvalCommand
     }
 
     /// <summary>A packed model on its integer path; with --compare-simulated also as fp32 simulation of the same codes.</summary>
-    private static int EvalPacked(ParseResult r, ModelOptions model, DataOptions data, DeviceOptions device, Option<bool> json, Option<bool> compare)
+    private static int EvalPacked(ParseResult r, ModelOptions model, DataOptions data, DeviceOptions device, Option<bool> json, Option<bool> compare,
+        Option<string?> predictions)
     {
         string path = r.GetRequiredValue(model.Model);
         var packed = PackedModel.Load(path);
         var dataset = data.Open(r, packed.Config, packed.Normalization);
+        // --predictions records the packed (integer) run, the one a deployed packed model computes.
+        using var writer = r.GetValue(predictions) is { } file ? new PredictionWriter(file) : null;
         using var backend = device.Open(r);
         var options = new EvalOptions { BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r) };
         EvalResult Run(bool simulate) => Cli.WithProgress(simulate ? "simulated" : "packed", dataset.Count, report =>
         {
             using var net = new Sdtv2Model(packed, simulate, backend);
-            return Evaluator.Run(net, dataset, options, new Progress(report));
+            return Evaluator.Run(net, dataset, simulate || writer is null ? options : options with { OnPrediction = writer.Write }, new Progress(report));
         });
         var result = Run(simulate: false);
         var comparison = r.GetValue(compare) ? new PackedComparison(result, Run(simulate: true)) : null;

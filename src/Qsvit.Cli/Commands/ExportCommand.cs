@@ -25,15 +25,30 @@ internal static class ExportCommand
         var setting = new Option<string?>("--setting", "-s") { Description = "Bit widths, e.g. \"8,4,8,8|8,8,8|4,32|4,32\", a single width, or the JSON form (onnx: default fp32)" };
         var quantizer = CommonOptions.Quantizer();
         var lif = new Option<string>("--lif") { Description = "onnx: LIF over T unrolled (elementwise ops, faster in ONNX Runtime) or scan (one Scan per layer)", DefaultValueFactory = _ => "unrolled" };
+        var foldBn = new Option<bool>("--fold-bn")
+        {
+            Description = "onnx, fp32: fold BatchNorm into the conv weights as eval --fold-bn runs them (default: BatchNormalization nodes with the official running statistics)",
+        };
         var output = new Option<string>("--out", "-o") { Description = "File to write (.safetensors or .onnx)", Required = true };
         var json = CommonOptions.Json();
-        var command = new Command("export", "Export a model for deployment: the packed safetensors model at its true size (default) or an ONNX graph");
+        var command = new Command("export", "Export a model for deployment: the packed safetensors model at its true size (default) or an ONNX graph " +
+                                            "(from a checkpoint, or from a packed model with its codes as they are)");
         model.AddTo(command);
-        foreach (var o in new Option[] { format, setting, quantizer, lif, output, json }) command.Add(o);
+        foreach (var o in new Option[] { format, setting, quantizer, lif, foldBn, output, json }) command.Add(o);
         command.SetAction(r =>
         {
             string f = r.GetValue(format)!.ToLowerInvariant();
             if (f is not ("safetensors" or "onnx")) throw new QsvitException($"unknown --format '{r.GetValue(format)}'; expected safetensors or onnx");
+            if (PackedModel.IsPackedFile(r.GetRequiredValue(model.Model)))
+            {
+                if (f != "onnx") throw new QsvitException($"{r.GetRequiredValue(model.Model)} is a packed model already; export it with --format onnx");
+                if (r.GetValue(setting) is not null || r.GetResult(quantizer) is { Implicit: false })
+                    throw new QsvitException("a packed model carries its own setting and quantizer; leave out --setting and --quantizer");
+                var packed = PackedModel.Load(r.GetRequiredValue(model.Model));
+                var options = new OnnxExportOptions { Lif = LifMode(r, lif), FoldBatchNorm = r.GetValue(foldBn) };
+                var exported = Sdtv2OnnxExporter.Export(packed, r.GetValue(output)!, options);
+                return PrintOnnx(r, r.GetRequiredValue(model.Model), packed.Config, packed.Setting, packed.Spec, options.Lif, r.GetValue(output)!, exported, json);
+            }
             var loaded = model.Load(r);
             string? text = r.GetValue(setting);
             if (text is null && loaded.Metadata.TryGetValue(QsvitCheckpoint.SettingKey, out var saved))
@@ -45,7 +60,14 @@ internal static class ExportCommand
                 : QuantizationSetting.Parse(text);
             var spec = CommonOptions.ParseQuantizer(r.GetValue(quantizer)!);
             string path = r.GetValue(output)!;
-            return f == "onnx" ? Onnx(r, loaded, s, spec, path, lif, json) : Packed(r, loaded, s, spec, path, json);
+            if (f == "onnx")
+            {
+                var options = new OnnxExportOptions { Setting = s, Quantizer = spec, Lif = LifMode(r, lif), FoldBatchNorm = r.GetValue(foldBn) };
+                var exported = Sdtv2OnnxExporter.Export(loaded, path, options);
+                return PrintOnnx(r, loaded.CheckpointPath, loaded.Config, s, spec, options.Lif, path, exported, json);
+            }
+            if (r.GetValue(foldBn)) throw new QsvitException("--fold-bn is for --format onnx (a packed model keeps BatchNorms as exact affines)");
+            return Packed(r, loaded, s, spec, path, json);
         });
         return command;
     }
@@ -81,16 +103,17 @@ internal static class ExportCommand
         return 0;
     }
 
-    private static int Onnx(ParseResult r, LoadedModel loaded, QuantizationSetting? s, QuantizerSpec spec, string path, Option<string> lif, Option<bool> json)
+    private static LifExport LifMode(ParseResult r, Option<string> lif) => r.GetValue(lif)!.ToLowerInvariant() switch
     {
-        var lifMode = r.GetValue(lif)!.ToLowerInvariant() switch
-        {
-            "unrolled" => LifExport.Unrolled,
-            "scan" => LifExport.Scan,
-            var other => throw new QsvitException($"unknown --lif '{other}'; expected unrolled or scan"),
-        };
-        var result = Sdtv2OnnxExporter.Export(loaded, path, new OnnxExportOptions { Setting = s, Quantizer = spec, Lif = lifMode });
-        var packed = s is null ? null : MemoryFootprint.Compute(new Sdtv2Layout(loaded.Config), s, spec);
+        "unrolled" => LifExport.Unrolled,
+        "scan" => LifExport.Scan,
+        var other => throw new QsvitException($"unknown --lif '{other}'; expected unrolled or scan"),
+    };
+
+    private static int PrintOnnx(ParseResult r, string source, Sdtv2Config config, QuantizationSetting? s, QuantizerSpec spec, LifExport lifMode,
+        string path, OnnxExportResult result, Option<bool> json)
+    {
+        var packed = s is null ? null : MemoryFootprint.Compute(new Sdtv2Layout(config), s, spec);
         if (r.GetValue(json))
         {
             Cli.WriteJson(new
@@ -108,13 +131,13 @@ internal static class ExportCommand
             });
             return 0;
         }
-        Console.WriteLine($"model     {loaded.CheckpointPath}");
-        Console.WriteLine($"          {loaded.Config}");
+        Console.WriteLine($"model     {source}");
+        Console.WriteLine($"          {config}");
         Console.WriteLine($"setting   {(s is null ? "fp32" : $"{s} ({spec})")}");
         Console.WriteLine($"weights   {string.Join(", ", result.WeightsByStorage.OrderBy(kv => kv.Key).Select(kv => $"{kv.Value} {kv.Key}"))}");
         Console.WriteLine($"graph     ONNX opset {OnnxModel.Opset}, {result.Nodes} nodes, LIF {lifMode.ToString().ToLowerInvariant()}; " +
-                          $"input {Sdtv2OnnxExporter.InputName} [batch, {loaded.Config.InChannels}, {loaded.Config.ImageHeight}, {loaded.Config.ImageWidth}], " +
-                          $"output {Sdtv2OnnxExporter.OutputName} [batch, {loaded.Config.NumClasses}]");
+                          $"input {Sdtv2OnnxExporter.InputName} [batch, {config.InChannels}, {config.ImageHeight}, {config.ImageWidth}], " +
+                          $"output {Sdtv2OnnxExporter.OutputName} [batch, {config.NumClasses}]");
         Console.WriteLine($"saved     {path} ({result.FileBytes:N0} bytes{(packed is null ? "" : $"; packed size {packed.Bytes:N0} bytes")})");
         return 0;
     }

@@ -87,7 +87,8 @@ internal sealed class ConvBn
         var sources = new List<float[]> { identity };
         if (biasKey is not null) sources.Add(bias);
         foreach (var a in affines) sources.AddRange([a.Scale, a.Shift]);
-        return new ConvBn(weightKey, new ConvLayerSpec(g, weights, bias, affines), pad, sources.ToArray());
+        return new ConvBn(weightKey, new ConvLayerSpec(g, weights, bias, affines) { Keys = new ConvKeys(weightKey, biasKey, bnPrefixes) },
+            pad, sources.ToArray());
     }
 
     public int OutH(int h) => Geometry.OutH(h);

@@ -13,7 +13,10 @@ namespace Qsvit.IO.Onnx;
 /// that value's shape with the frame dimension dynamic, so every op is recorded shape-agnostically ([T·batch, …] splits
 /// by Reshape with −1) and the graph takes any batch. The first upload into a workspace buffer is the graph input,
 /// the first download is the graph output. Conv weights go out under their official keys (<see cref="ConvLayerSpec.Keys"/>):
-/// fp32, or at the setting's width as integer codes read by DequantizeLinear. One pass records one graph.
+/// fp32, or at their width as integer codes read by DequantizeLinear (quantized here from fp32 weights, or a packed model's
+/// codes as they are). A BatchNorm that qsvit runs as its own step goes out as a BatchNormalization node with the official
+/// running statistics; a packed model stores only the eval affine, which goes out as the Mul/Add qsvit runs.
+/// One pass records one graph.
 /// </summary>
 internal sealed class OnnxGraphBackend : IBackend
 {
@@ -21,18 +24,25 @@ internal sealed class OnnxGraphBackend : IBackend
     private readonly Sdtv2Config _config;
     private readonly Sdtv2Layout _layout;
     private readonly OnnxExportOptions _options;
+    private readonly StateDict? _batchNormStats;
+    private readonly PackedModel? _packed;
     private readonly Dictionary<string, int> _storage = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _masks = new(StringComparer.Ordinal);
     private IReadOnlyList<string> _lifNames = [];
     private string _module = "downsample1_1";
     private bool _hasInput, _hasOutput;
 
-    public OnnxGraphBackend(OnnxGraph graph, Sdtv2Config config, Sdtv2Layout layout, OnnxExportOptions options)
+    /// <param name="batchNormStats">The state_dict whose BatchNorm modules give the running statistics (null: a packed model).</param>
+    /// <param name="packed">A packed model: its codes go out as they are (its head too).</param>
+    public OnnxGraphBackend(OnnxGraph graph, Sdtv2Config config, Sdtv2Layout layout, OnnxExportOptions options,
+        StateDict? batchNormStats, PackedModel? packed = null)
     {
         _g = graph;
         _config = config;
         _layout = layout;
         _options = options;
+        _batchNormStats = batchNormStats;
+        _packed = packed;
     }
 
     /// <summary>Nodes recorded (Scan bodies included).</summary>
@@ -59,8 +69,8 @@ internal sealed class OnnxGraphBackend : IBackend
         /// <summary>Host data uploaded into an allocated buffer (a constant such as BN pad values), and its initializer.</summary>
         public float[]? Constant;
         public string? Initializer;
-        /// <summary>The BatchNorm that wrote this value last (names the pad values read beside it).</summary>
-        public string? LastBatchNorm;
+        /// <summary>The BatchNorm (or conv, when folded) that wrote this value last: names the pad values read beside it.</summary>
+        public string? Producer;
     }
 
     public DeviceBuffer Rent(long length) => new Value(length, workspace: true);
@@ -99,12 +109,15 @@ internal sealed class OnnxGraphBackend : IBackend
 
     // ---- layers: initializers under the official keys ----
 
-    private sealed class GraphConv(ConvLayerSpec spec, string module, string weight, string? bias, (string Bn, string Scale, string Shift)[] affines)
+    /// <summary>One BatchNorm after a conv: a BatchNormalization node's inputs, or the affine's scale and shift.</summary>
+    private sealed record GraphBatchNorm(string Module, string[] Inputs, bool Affine);
+
+    private sealed class GraphConv(ConvLayerSpec spec, string module, string weight, string? bias, GraphBatchNorm[] batchNorms)
         : ConvLayer(spec)
     {
         public readonly string Module = module, Weight = weight;
         public readonly string? Bias = bias;
-        public readonly (string Bn, string Scale, string Shift)[] Affines = affines;
+        public readonly GraphBatchNorm[] BatchNorms = batchNorms;
     }
 
     private sealed class GraphHead(IReadOnlyList<LinearWeights> heads, int features, int classes, (string Module, string Weight, string Bias)[] linears)
@@ -115,23 +128,46 @@ internal sealed class OnnxGraphBackend : IBackend
 
     public ConvLayer CreateConv(ConvLayerSpec spec)
     {
-        if (spec.Weights is not DenseConvWeights dense) throw new QsvitException($"the ONNX exporter has no {spec.Weights.GetType().Name} path");
         var keys = spec.Keys ?? throw new QsvitException("the ONNX exporter names weights by their official keys; this conv has none");
         if (keys.BatchNorms.Count != spec.Affines.Count) throw new QsvitException($"'{keys.Weight}': {spec.Affines.Count} affines but {keys.BatchNorms.Count} BatchNorm names");
         var g = spec.Geometry;
         string module = keys.Weight.EndsWith(".weight", StringComparison.Ordinal) ? keys.Weight[..^".weight".Length] : keys.Weight;
         string doc = Block(module);
-        string weight = Weight(keys.Weight, dense.Values, [g.OutChannels, g.InChannels / g.Groups, g.KernelH, g.KernelW]);
-        string? bias = spec.Bias.Length == 0 ? null : _g.Floats(keys.Bias ?? module + ".bias", [spec.Bias.Length], spec.Bias, doc);
-        // An eval BatchNorm is the per-channel affine y = x·α + β (α = γ/√(σ² + ε), β = b − μ·α), exactly what qsvit runs.
-        var affines = spec.Affines.Select((a, i) =>
+        long[] dims = [g.OutChannels, g.InChannels / g.Groups, g.KernelH, g.KernelW];
+        string weight = spec.Weights switch
         {
-            string bn = keys.BatchNorms[i];
-            string bnDoc = $"{Block(bn)} {bn} (eval BatchNorm as its affine: scale = weight/sqrt(running_var + eps), shift = bias - running_mean·scale)";
-            long[] dims = [a.Scale.Length, 1, 1];
-            return (bn, _g.Floats(bn + ".scale", dims, a.Scale, bnDoc), _g.Floats(bn + ".shift", dims, a.Shift, bnDoc));
-        }).ToArray();
-        return new GraphConv(spec, module, weight, bias, affines);
+            DenseConvWeights dense => Weight(keys.Weight, dense.Values, dims),
+            PackedConvWeights packed => Codes(packed.Weight, dims),
+            var other => throw new QsvitException($"the ONNX exporter has no {other.GetType().Name} path"),
+        };
+        string? bias = spec.Bias.Length == 0 ? null : _g.Floats(keys.Bias ?? module + ".bias", [spec.Bias.Length], spec.Bias, doc);
+        var batchNorms = spec.Affines.Select((a, i) => BatchNormInputs(keys.BatchNorms[i], a)).ToArray();
+        return new GraphConv(spec, module, weight, bias, batchNorms);
+    }
+
+    /// <summary>
+    /// A BatchNorm qsvit runs as its own step: the official module's weight, bias, running_mean and running_var under their
+    /// keys (epsilon 1e-5, as the official model), read by BatchNormalization. A packed model keeps only the eval affine
+    /// y = x·α + β (α = weight/√(running_var + ε), β = bias − running_mean·α), which goes out as Mul/Add under the packed
+    /// file's names ("bn.scale", "bn.shift").
+    /// </summary>
+    private GraphBatchNorm BatchNormInputs(string bn, ChannelAffine affine)
+    {
+        string doc = $"{Block(bn)} {bn}";
+        long[] channels = [affine.Scale.Length];
+        if (_batchNormStats is { } state)
+        {
+            string[] parts = [".weight", ".bias", ".running_mean", ".running_var"];
+            return new GraphBatchNorm(bn, parts.Select(part =>
+            {
+                var t = state.TryGetValue(bn + part, out var v) ? v : throw new QsvitException($"the state_dict has no '{bn}{part}' for BatchNorm '{bn}'");
+                if (t.Data.Length != affine.Scale.Length) throw new QsvitException($"'{bn}{part}' has {t.Data.Length} values for {affine.Scale.Length} channels");
+                return _g.Floats(bn + part, channels, t.Data, doc);
+            }).ToArray(), Affine: false);
+        }
+        string affineDoc = $"{doc} (eval BatchNorm as its affine: scale = weight/sqrt(running_var + eps), shift = bias - running_mean·scale)";
+        long[] dims = [affine.Scale.Length, 1, 1];
+        return new GraphBatchNorm(bn, [_g.Floats(bn + ".scale", dims, affine.Scale, affineDoc), _g.Floats(bn + ".shift", dims, affine.Shift, affineDoc)], Affine: true);
     }
 
     public HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes)
@@ -139,49 +175,60 @@ internal sealed class OnnxGraphBackend : IBackend
         var linears = heads.Select(h =>
         {
             string module = h.Module ?? throw new QsvitException("the ONNX exporter names the head by its official keys; this one has none");
-            return (module, Weight(module + ".weight", h.Weight, [classes, features]), _g.Floats(module + ".bias", [classes], h.Bias, Block(module)));
+            string key = module + ".weight";
+            long[] dims = [classes, features];
+            // A packed model's head is handed over dequantized (it is tiny); its codes are in the packed model.
+            string weight = _packed is not null && _packed.Packed.TryGetValue(key, out var codes) ? Codes(codes, dims) : Weight(key, h.Weight, dims);
+            return (module, weight, _g.Floats(module + ".bias", [classes], h.Bias, Block(module)));
         }).ToArray();
         return new GraphHead(heads, features, classes, linears);
     }
 
     /// <summary>
-    /// A conv/linear weight: fp32 under its key at 32 bits, else its integer codes under its key read by DequantizeLinear
-    /// (scale "key.scale", zero point "key.zero_point" for asymmetric quantizers).
+    /// A conv/linear weight from fp32 values: fp32 under its key at 32 bits (and always for a packed model, whose quantized
+    /// weights come as codes), else quantized at the setting's width by the one quantizer and written as <see cref="Codes"/>.
     /// </summary>
     private string Weight(string key, float[] values, long[] dims)
     {
         var info = _layout.Weight(key);
-        int bits = _options.Setting?.BitsFor(info) ?? Quantizer.FullPrecision;
-        string doc = $"{info.Block} {info.Label} ({info.Kind}, {bits} bit)";
-        if (bits == Quantizer.FullPrecision)
-        {
-            Count("float32");
-            return _g.Floats(key, dims, values, doc);
-        }
-        var spec = _options.Quantizer;
-        var codes = new int[values.Length];
-        var p = Quantizer.QuantizeToCodes(values, dims.Select(d => (int)d).ToArray(), bits, spec, codes);
-        var (type, raw) = Pack(codes, p);
-        Count(type.ToString().ToLowerInvariant());
-        string q = _g.Initializer(key, type, dims, raw, $"{doc}, {spec} codes in [{p.Qmin}, {p.Qmax}]");
-        bool perAxis = p.Groups > 1;
-        long[] groupDims = perAxis ? [p.Groups] : [];
-        var inputs = new List<string> { q, _g.Floats(key + ".scale", groupDims, p.Scales.AsSpan()) };
-        if (p.ZeroPoints.Any(z => z != 0)) inputs.Add(_g.Initializer(key + ".zero_point", type, groupDims, Pack(p.ZeroPoints.AsSpan(), type)));
-        OnnxAttribute[] attrs = perAxis ? [OnnxAttribute.Of("axis", 0L)] : [];
-        return Op("DequantizeLinear", key + "/dequantize", inputs, doc, attrs);
+        int bits = _packed is not null ? Quantizer.FullPrecision : _options.Setting?.BitsFor(info) ?? Quantizer.FullPrecision;
+        if (bits != Quantizer.FullPrecision)
+            return Codes(PackedWeight.Quantize(key, values, dims.Select(d => (int)d).ToArray(), bits, _options.Quantizer), dims);
+        Count("float32");
+        return _g.Floats(key, dims, values, $"{info.Block} {info.Label} ({info.Kind}, {bits} bit)");
     }
 
-    private static (OnnxType Type, byte[] Raw) Pack(int[] codes, QuantizationParams p)
+    /// <summary>
+    /// Integer codes under the weight's key read by DequantizeLinear: scale "key.scale" (one, or one per output channel on
+    /// axis 0), zero point "key.zero_point" where any is non-zero. The codes are the packed ones, unpacked into an ONNX
+    /// integer type (int4/uint4 two per byte, int8/uint8, int16/uint16): no float round trip.
+    /// </summary>
+    private string Codes(PackedWeight w, long[] dims)
     {
-        bool signed = p.Qmin < 0;
-        int bits = p.Bits;
-        var type = bits <= 4 ? (signed ? OnnxType.Int4 : OnnxType.UInt4)
-            : bits <= 8 ? (signed ? OnnxType.Int8 : OnnxType.UInt8)
-            : bits <= 16 ? (signed ? OnnxType.Int16 : OnnxType.UInt16)
-            : throw new QsvitException($"{bits}-bit codes have no ONNX integer type (int4, int8 and int16 are supported)");
-        return (type, Pack(codes, type));
+        var info = _layout.Weight(w.Key);
+        if (w.Count != dims.Aggregate(1L, (a, d) => a * d))
+            throw new QsvitException($"'{w.Key}' has {w.Count} codes; the graph needs shape [{string.Join(", ", dims)}]");
+        string spec = _packed?.Spec.ToString() ?? _options.Quantizer.ToString();
+        string doc = $"{info.Block} {info.Label} ({info.Kind}, {w.Bits} bit)";
+        var codes = new int[w.Count];
+        BitPacking.Unpack(w.Codes, w.Bits, 0, codes);
+        for (int i = 0; i < codes.Length; i++) codes[i] += w.Qmin;
+        var type = CodeType(w.Bits, signed: w.Qmin < 0);
+        Count(type.ToString().ToLowerInvariant());
+        string q = _g.Initializer(w.Key, type, dims, Pack(codes, type), $"{doc}, {spec} codes in [{w.Qmin}, {w.Qmax}]");
+        bool perAxis = w.Groups > 1;
+        long[] groupDims = perAxis ? [w.Groups] : [];
+        var inputs = new List<string> { q, _g.Floats(w.Key + ".scale", groupDims, w.Scales) };
+        if (w.ZeroPoints.Any(z => z != 0)) inputs.Add(_g.Initializer(w.Key + ".zero_point", type, groupDims, Pack(w.ZeroPoints, type)));
+        OnnxAttribute[] attrs = perAxis ? [OnnxAttribute.Of("axis", 0L)] : [];
+        return Op("DequantizeLinear", w.Key + "/dequantize", inputs, doc, attrs);
     }
+
+    private static OnnxType CodeType(int bits, bool signed) =>
+        bits <= 4 ? (signed ? OnnxType.Int4 : OnnxType.UInt4)
+        : bits <= 8 ? (signed ? OnnxType.Int8 : OnnxType.UInt8)
+        : bits <= 16 ? (signed ? OnnxType.Int16 : OnnxType.UInt16)
+        : throw new QsvitException($"{bits}-bit codes have no ONNX integer type (int4, int8 and int16 are supported)");
 
     /// <summary>Little-endian raw_data; 4-bit types pack two codes per byte, the first in the low nibble.</summary>
     private static byte[] Pack(ReadOnlySpan<int> codes, OnnxType type)
@@ -231,12 +278,15 @@ internal sealed class OnnxGraphBackend : IBackend
             OnnxAttribute.Of("strides", new long[] { g.StrideH, g.StrideW }),
             OnnxAttribute.Of("pads", new long[] { g.PadH, g.PadW, g.PadH, g.PadW }),
             OnnxAttribute.Of("group", (long)g.Groups));
-        foreach (var (bn, scale, shift) in conv.Affines)
-            y = Op("Add", bn + "/shift", [Op("Mul", bn + "/scale", [y, scale], doc), shift], doc);
+        foreach (var bn in conv.BatchNorms)
+            y = bn.Affine
+                ? Op("Add", bn.Module + "/shift", [Op("Mul", bn.Module + "/scale", [y, bn.Inputs[0]], doc), bn.Inputs[1]], doc)
+                : Op("BatchNormalization", bn.Module, [y, .. bn.Inputs], doc, OnnxAttribute.Of("epsilon", BatchNorm.DefaultEps));
         var o = (Value)output;
         o.Name = y;
         o.Dims = [-1, g.OutChannels, g.OutH((int)x.Dims[2]), g.OutW((int)x.Dims[3])];
-        o.LastBatchNorm = conv.Affines.Length == 1 ? conv.Affines[0].Bn : null;
+        // BNAndPadLayer's BN, or with BatchNorm folded the conv that absorbed it: either names the pad values read next.
+        o.Producer = conv.BatchNorms.Length switch { 0 => conv.Module, 1 => conv.BatchNorms[0].Module, _ => null };
     }
 
     /// <summary>
@@ -248,7 +298,7 @@ internal sealed class OnnxGraphBackend : IBackend
         var x = In(input, "pad");
         var values = (Value)padValues;
         if (values.Constant is null) throw new QsvitException("the ONNX graph backend takes pad values as uploaded constants");
-        string module = x.LastBatchNorm ?? _module;
+        string module = x.Producer ?? _module;
         string doc = Block(module);
         values.Initializer ??= _g.Floats(module + ".pad_value", [1, channels, 1, 1], values.Constant, $"{doc} {module}: BN(0), the value BNAndPadLayer pads with");
         int h = (int)x.Dims[2], w = (int)x.Dims[3];
@@ -288,7 +338,7 @@ internal sealed class OnnxGraphBackend : IBackend
         var a = In(x, "add");
         var b = In(y, "add");
         a.Name = Op("Add", _module + "/residual", [a.Name!, b.Name!], Block(_module));
-        a.LastBatchNorm = null;
+        a.Producer = null;
     }
 
     /// <summary>MultiStepLIF over time-first frames [T·B, …]: H = V + (X − V)·0.5; S = H ≥ Vth; V = S ? 0 : H.</summary>
@@ -304,7 +354,7 @@ internal sealed class OnnxGraphBackend : IBackend
         var s = (Value)spikes;
         s.Name = _options.Lif == LifExport.Scan ? LifScan(module, x.Name!, threshold) : LifUnrolled(module, x.Name!, threshold);
         s.Dims = x.Dims;
-        s.LastBatchNorm = null;
+        s.Producer = null;
     }
 
     private string LifUnrolled(string module, string x, float threshold)
@@ -370,7 +420,7 @@ internal sealed class OnnxGraphBackend : IBackend
         var o = (Value)output;
         o.Name = Op("Reshape", $"{p}/merge_heads", [a, _g.Int64s([-1, .. dims[1..]])], doc);
         o.Dims = dims;
-        o.LastBatchNorm = null;
+        o.Producer = null;
     }
 
     public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output)

@@ -54,4 +54,73 @@ public class JpegDecoderTests
             Assert.Fail($"{name}: decoded RGB differs from PIL's{detail}");
         }
     }
+
+    private static byte[] Fixture(string name) => File.ReadAllBytes(Path.Combine(Dir, name));
+
+    /// <summary>Offset of the first byte of entropy-coded data (after the first SOS segment).</summary>
+    private static int ScanData(byte[] b)
+    {
+        int pos = 2;
+        while (true)
+        {
+            int marker = b[pos + 1], length = (b[pos + 2] << 8) | b[pos + 3];
+            pos += 2 + length;
+            if (marker == 0xDA) return pos;
+        }
+    }
+
+    /// <summary>Index of the code byte of the first marker 0xFF <paramref name="code"/> at or after <paramref name="from"/>.</summary>
+    private static int MarkerAt(byte[] b, byte code, int from)
+    {
+        for (int i = Math.Max(from, 1); i < b.Length; i++)
+            if (b[i - 1] == 0xFF && b[i] == code) return i;
+        throw new InvalidOperationException($"no marker 0xFF{code:X2}");
+    }
+
+    private static string Refused(byte[] bytes) =>
+        Assert.Throws<QsvitException>(() => ImageDecoder.DecodeRgb(bytes, "bad.jpg")).Message;
+
+    [Fact]
+    public void FileCutInsideTheScanIsTruncated()
+    {
+        var jpeg = Fixture("s161x97_q95_sub2.jpg");
+        int start = ScanData(jpeg);
+        string message = Refused(jpeg[..(start + (jpeg.Length - start) * 2 / 3)]);
+        Assert.StartsWith("bad.jpg: JPEG ends early (truncated file?)", message);
+    }
+
+    [Fact]
+    public void MarkerInsideTheScanIsPrematureEnd()
+    {
+        var jpeg = Fixture("s161x97_q95_sub2.jpg");
+        int at = (ScanData(jpeg) + jpeg.Length) / 2;
+        while (jpeg[at - 1] == 0xFF || jpeg[at] == 0xFF || jpeg[at + 1] == 0xFF) at++;
+        jpeg[at] = 0xFF;
+        jpeg[at + 1] = 0xD9;
+        Assert.Contains("premature end of data segment", Refused(jpeg));
+    }
+
+    [Fact]
+    public void WrongRestartMarkerIsRefused()
+    {
+        var jpeg = Fixture("rst_restart_marker_blocks5_sub2.jpg");
+        int at = MarkerAt(jpeg, 0xD0, ScanData(jpeg));
+        jpeg[at] = 0xD3;
+        Assert.Contains("expected restart marker RST0 in scan 1, found 0xFFD3", Refused(jpeg));
+    }
+
+    [Fact]
+    public void UnsupportedFramesAreNamed()
+    {
+        var jpeg = Fixture("s37x23_q75_sub0.jpg");
+        int sof = MarkerAt(jpeg, 0xC0, 0);
+        var twelveBit = (byte[])jpeg.Clone();
+        twelveBit[sof + 3] = 12;
+        Assert.Equal("bad.jpg: a 12-bit JPEG; only 8-bit samples are supported", Refused(twelveBit));
+        // 3x1 luma with 2x1 chroma: a ratio that is not whole, which libjpeg refuses too.
+        var fractional = (byte[])jpeg.Clone();
+        fractional[sof + 10] = 0x31;
+        fractional[sof + 13] = 0x21;
+        Assert.Contains("fractional sampling ratios (2x1 of 3x1)", Refused(fractional));
+    }
 }

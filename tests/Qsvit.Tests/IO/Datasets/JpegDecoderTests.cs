@@ -81,6 +81,24 @@ public class JpegDecoderTests
         Assert.Throws<QsvitException>(() => ImageDecoder.DecodeRgb(bytes, "bad.jpg")).Message;
 
     [Fact]
+    public void MissingHuffmanTablesAreTheStandardOnes()
+    {
+        // A Motion-JPEG frame leaves out its tables when they are T.81 K.3's; PIL (libjpeg-turbo) then uses those.
+        const string name = "s161x97_q95_sub2";   // baseline, not optimized: written with the K.3 tables
+        var jpeg = Fixture(name + ".jpg").ToList();
+        for (int pos = 2; jpeg[pos + 1] != 0xDA;)
+        {
+            int length = (jpeg[pos + 2] << 8) | jpeg[pos + 3];
+            if (jpeg[pos + 1] == 0xC4) jpeg.RemoveRange(pos, 2 + length);
+            else pos += 2 + length;
+        }
+        var (rgb, _, _) = ImageDecoder.DecodeRgb([.. jpeg], name + ".jpg");
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(Dir, "expected.json")));
+        Assert.Equal(doc.RootElement.GetProperty("files").GetProperty(name).GetProperty("rgb_sha256").GetString(),
+            Convert.ToHexStringLower(SHA256.HashData(rgb)));
+    }
+
+    [Fact]
     public void FileCutInsideTheScanIsTruncated()
     {
         var jpeg = Fixture("s161x97_q95_sub2.jpg");

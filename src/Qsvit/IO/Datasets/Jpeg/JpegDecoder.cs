@@ -261,8 +261,8 @@ internal sealed class JpegDecoder
             var c = _comps.FirstOrDefault(x => x.Id == id) ?? throw Corrupt($"scan names component {id}, which the frame lacks");
             if (Array.IndexOf(comps, c) >= 0) throw Corrupt($"scan names component {id} twice");
             comps[i] = c;
-            c.Dc = (tables >> 4) < 4 ? _dcTables[tables >> 4] : null;
-            c.Ac = (tables & 15) < 4 ? _acTables[tables & 15] : null;
+            c.Dc = Table(_dcTables, tables >> 4, dc: true);
+            c.Ac = Table(_acTables, tables & 15, dc: false);
             blocksPerMcu += c.H * c.V;
         }
         if (n > 1 && blocksPerMcu > 10) throw Corrupt($"an MCU of {blocksPerMcu} blocks (at most 10 allowed)");
@@ -329,6 +329,10 @@ internal sealed class JpegDecoder
         // Leave the reader at the first byte not consumed; the marker loop skips any padding after it.
         ResetBits();
     }
+
+    /// <summary>A table slot as libjpeg-turbo fills it: slots 0 and 1 left undefined hold the T.81 K.3 tables.</summary>
+    private static JpegHuffman? Table(JpegHuffman?[] slots, int index, bool dc) =>
+        index > 3 ? null : slots[index] ??= index < 2 ? JpegHuffman.Standard(dc, index) : null;
 
     private QsvitException DataEnds() =>
         _pos >= _data.Length

@@ -38,6 +38,7 @@ internal static class JpegColor
         int y, Span<byte> output)
     {
         int outWidth = output.Length;
+        System.Diagnostics.Debug.Assert(y < height * vExpand && outWidth <= width * hExpand && width <= stride);
         if (hExpand == 1 && vExpand == 1)
         {
             plane.Slice(y * stride, outWidth).CopyTo(output);

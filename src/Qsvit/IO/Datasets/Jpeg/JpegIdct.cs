@@ -38,6 +38,7 @@ internal static class JpegIdct
     /// </summary>
     public static void Transform(ReadOnlySpan<short> coef, ReadOnlySpan<short> quant, Span<byte> output, int stride)
     {
+        System.Diagnostics.Debug.Assert(coef.Length >= 64 && quant.Length >= 64 && output.Length >= 7 * stride + 8);
         Span<int> ws = stackalloc int[64];
         byte[] limit = RangeLimit;
 

@@ -25,6 +25,12 @@ if (args.Length > 0 && args[0] == "gpu-check")
 {
     Environment.Exit(GpuCheck.Run(args));
 }
+//   dotnet run -c Release --project bench/Qsvit.Bench -- jpeg 2 a.jpg b.jpg   (JPEG decoding: qsvit vs StbImageSharp)
+if (args.Length > 1 && args[0] == "jpeg")
+{
+    JpegBench.Run(args);
+    return;
+}
 if (args.Length > 0 && args[0] == "sweep")
 {
     Sweep.Run(args);

@@ -1,4 +1,4 @@
-"""Compares qsvit's image-folder preprocessing (StbImageSharp decoding, Pillow-exact bicubic resize, center crop) with
+"""Compares qsvit's image-folder preprocessing (its own PIL-exact JPEG decoding, StbImageSharp for PNG, Pillow-exact bicubic resize, center crop) with
 torchvision's (PIL/libjpeg-turbo decoding, Resize(256, BICUBIC), CenterCrop(224), ToTensor, Normalize) on real files,
 pixel by pixel and by what it does to a model's predictions.
 

@@ -152,7 +152,10 @@ public class ReaderFuzzTests(ITestOutputHelper output)
     {
         var png = TestFiles.Png(TestFiles.Pattern(6, 5, 3), 6, 5, 3);
         byte[] ppm = [.. "P6 4 3 255\n"u8.ToArray(), .. TestFiles.Noise(36, 4)];
-        Fuzz("image", [HostileDatasetTests.Jpeg16(), png, ppm, HostileDatasetTests.Bmp(TestFiles.Noise(4 * 3 * 3, 5), 4, 3)],
+        // Real encoder output too: a progressive 4:2:2 file and a progressive one with restart markers.
+        byte[] Fixture(string name) => File.ReadAllBytes(RepoPaths.Combine("tests", "fixtures", "jpeg", name));
+        Fuzz("image", [HostileDatasetTests.Jpeg16(), png, ppm, HostileDatasetTests.Bmp(TestFiles.Noise(4 * 3 * 3, 5), 4, 3),
+                Fixture("s37x23_q95_sub1_prog.jpg"), Fixture("x_prog_rst2_50x38.jpg")],
             b => ImageDecoder.DecodeRgb(b, "fuzz.img"));
     }
 

@@ -5,10 +5,10 @@ using StbImageSharp;
 namespace Qsvit.IO.Datasets;
 
 /// <summary>
-/// Decodes one image file to interleaved RGB bytes: JPEG, PNG and BMP through StbImageSharp, binary PPM/PGM here.
-/// The format is told from the bytes, and the header is checked before anything is decoded: the size must be
-/// plausible (no decompression bombs) and a JPEG's segments must be complete up to its first scan (StbImageSharp never
-/// returns on some truncated JPEG headers). Every failure is a <see cref="QsvitException"/> naming the file.
+/// Decodes one image file to interleaved RGB bytes: JPEG with <see cref="Jpeg.JpegDecoder"/> (the same bytes as PIL
+/// over libjpeg-turbo), PNG and BMP through StbImageSharp, binary PPM/PGM here. The format is told from the bytes, and
+/// the header is checked before anything is decoded: the size must be plausible (no decompression bombs) and a JPEG's
+/// segments must be complete up to its first scan. Every failure is a <see cref="QsvitException"/> naming the file.
 /// </summary>
 internal static class ImageDecoder
 {
@@ -20,6 +20,12 @@ internal static class ImageDecoder
         var (kind, width, height) = ReadHeader(bytes, path);
         CheckSize(kind, width, height, path);
         if (kind == "PNM") return (DecodePnm(bytes, path, width, height), width, height);
+        if (kind == "JPEG")
+        {
+            var rgb = Jpeg.JpegDecoder.DecodeRgb(bytes, path, out int w, out int h);
+            if (w != width || h != height) throw new QsvitException($"{path}: cannot decode the JPEG image (frame size changed)");
+            return (rgb, width, height);
+        }
 
         ImageResult image;
         try { image = ImageResult.FromMemory(bytes, ColorComponents.RedGreenBlue); }
@@ -84,7 +90,7 @@ internal static class ImageDecoder
 
     /// <summary>
     /// Walks a JPEG's marker segments from SOI to the first SOS, checking each length against the file, and returns
-    /// the frame size. Only baseline, extended and progressive Huffman JPEGs (SOF0-SOF2), as StbImageSharp decodes.
+    /// the frame size. Only baseline, extended and progressive Huffman JPEGs (SOF0-SOF2).
     /// </summary>
     internal static (int Width, int Height) JpegSize(ReadOnlySpan<byte> b, string path)
     {

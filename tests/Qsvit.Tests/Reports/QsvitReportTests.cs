@@ -56,7 +56,7 @@ public sealed class QsvitReportTests : IDisposable
         Assert.Contains("clamped", md);                                // the paper quantizer's clipping explained
         Assert.Contains("What is noise", md);
         Assert.Contains("not a measurement", md);
-        Assert.Contains("power cannot be measured here", md);
+        Assert.Contains("Power was not measured for this run.", md);
         Assert.Contains(QsvitSearch.PaperSetting.Replace("|", "\\|"), md);
         Assert.Contains($"{result.MemoryOf("bSettingG").Memory.MiB:F3}", md);
         Assert.Contains("| Alg. 3 guided quantization | 28 | 28 | 0 |", md);

@@ -92,7 +92,7 @@ public sealed record EnergyMeasurement(IReadOnlyList<PowerMeasurement> Devices, 
     {
         if (!Measured)
         {
-            yield return $"power not measured: {NotMeasuredReason}";
+            yield return $"not measured: {NotMeasuredReason}";
             yield break;
         }
         if (Devices.Count > 1)

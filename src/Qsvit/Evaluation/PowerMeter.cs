@@ -84,7 +84,9 @@ public sealed record EnergyMeasurement(IReadOnlyList<PowerMeasurement> Devices, 
         {
             foreach (var p in probes) p.Stop();
         }
-        return (result, new EnergyMeasurement(probes.Select(p => p.Stop()).ToArray(), images(result)));
+        // Named by the device that ran (NVML names only the card model).
+        var measured = probes.Select((p, i) => p.Stop() is { Measured: true } m ? m with { Device = $"{devices[i].Device} {m.Device}" } : p.Stop());
+        return (result, new EnergyMeasurement(measured.ToArray(), images(result)));
     }
 
     /// <summary>One line per device and a total, for printing.</summary>

@@ -320,8 +320,8 @@ public static partial class QsvitReport
             yield break;
         }
         yield return $"Board energy while each network evaluated the {mm.Images:N0} images of `{mm.Split}` on {mm.Device} " +
-                     $"({mm.Fp32.Devices[0].Source}; the whole card, idle draw included; fp32 weights here are simulated at the " +
-                     "setting's widths, so the saving comes from the data, not from narrower arithmetic).";
+                     $"({mm.Fp32.Devices[0].Source}; whole cards, idle draw included). The quantized network runs as fp32 " +
+                     "simulation of its codes, so a difference comes from its spikes and data, not from narrower arithmetic.";
         yield return "";
         yield return "| network | average W | J/image | images/J | seconds |";
         yield return "|---|---:|---:|---:|---:|";

@@ -78,7 +78,7 @@ public sealed record DeviceSpec
     public bool Equals(DeviceSpec? other) =>
         other is not null && Kind == other.Kind && AllGpus == other.AllGpus && Indices.SequenceEqual(other.Indices);
 
-    public override int GetHashCode() => HashCode.Combine(Kind, AllGpus, Index, Indices.Count);
+    public override int GetHashCode() => HashCode.Combine(Kind, AllGpus, Indices.Count > 0 ? Indices[0] : 0, Indices.Count);
 
     public override string ToString() => Kind switch
     {

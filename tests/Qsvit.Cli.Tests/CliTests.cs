@@ -39,6 +39,30 @@ public sealed class CliTests : IDisposable
     }
 
     [Theory]
+    [InlineData("cuda:0,0", "names a GPU twice")]
+    [InlineData("cuda:0,x", "is not a device")]
+    public void Device_BadListsOfGpus_AreRefused(string device, string says)
+    {
+        var (model, data) = _qsvit.TinyModelAndData();
+        AssertRefused(_qsvit.Run("eval", "--model", model, "--data", data, "--device", device), says);
+    }
+
+    /// <summary>--power on the CPU evaluates as usual and says power was not measured (in text and JSON).</summary>
+    [Fact]
+    public void EvalPower_OnTheCpu_SaysPowerWasNotMeasured()
+    {
+        var (model, data) = _qsvit.TinyModelAndData();
+        var text = _qsvit.Run("eval", "--model", model, "--data", data, "--device", "cpu", "--power");
+        Assert.True(text.ExitCode == 0, text.Err);
+        Assert.Contains("power  not measured: cpu is not an NVIDIA GPU", text.Out);
+        var json = _qsvit.Run("eval", "--model", model, "--data", data, "--device", "cpu", "--power", "--json");
+        Assert.True(json.ExitCode == 0, json.Err);
+        var power = JsonNode.Parse(json.Out)!["power"]!;
+        Assert.False(power["measured"]!.GetValue<bool>());
+        Assert.Contains("NVML", power["not_measured_reason"]!.GetValue<string>());
+    }
+
+    [Theory]
     [InlineData("-5")]
     [InlineData("0")]
     public void Eval_ALimitBelowOne_IsRefused(string limit) =>

@@ -86,6 +86,7 @@ internal sealed class Aq4SearchMethod : ISearchMethod
         {
             HeldOut = heldOut,
             Energy = c.Energy(result.Setting, r.GetValue(shared.EnergyImages)),
+            MeasuredEnergy = shared.MeasureEnergy(c, result.Setting, r),
             QuantizedModelPath = saved,
         };
         var reportDir = shared.ReportDirectory(c, r);

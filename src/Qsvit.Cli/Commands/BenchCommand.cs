@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Qsvit.Backends;
 using Qsvit.Backends.Cuda.Native;
+using Qsvit.Evaluation;
 using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Tensors;
@@ -151,24 +152,32 @@ internal static class BenchCommand
         var images = new float[batch * config.InChannels * h * w];
         var rng = new Random(7);
         for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 4 - 2);
-        net.Forward(images, batch, h, w); // warm-up: JIT, arena buffers
+        // Warm-up (JIT, arena buffers) on every device: one batch each.
+        net.ForwardBatches(Enumerable.Repeat(new BatchInput(images, batch, h, w), net.Replicas.Count), null, (_, _) => { });
         int iterations = 0;
         Cli.Err.MarkupLine(Markup.Escape($"bench {label} batch {batch}…"));
-        // NVML's index order is PCI order, as CUDA's on machines of one GPU model (CUDA_DEVICE_ORDER aside).
-        using var sampler = backend.Device.Kind == DeviceKind.Cuda ? GpuPowerSampler.Start(backend.Device.Index) : null;
+        var probes = (backend is DeviceGroup g ? g.Devices : [backend]).Select(NvmlPowerSource.Instance.Start).ToArray();
         var clock = Stopwatch.StartNew();
-        while (clock.Elapsed.TotalSeconds < seconds || iterations < 2)
+        // Several devices take whole batches in turn; logits come back to the host, so each pass is complete.
+        IEnumerable<BatchInput> Batches()
         {
-            net.Forward(images, batch, h, w); // returns logits on the host, so each pass is complete
-            iterations++;
+            while (clock.Elapsed.TotalSeconds < seconds || iterations < 2 * net.Replicas.Count)
+                for (int d = 0; d < net.Replicas.Count; d++) yield return new BatchInput(images, batch, h, w);
         }
+        net.ForwardBatches(Batches(), null, (_, _) => iterations++);
         double elapsed = clock.Elapsed.TotalSeconds;
-        var power = sampler?.Stop();
+        var energy = new EnergyMeasurement(probes.Select(p => p.Stop()).ToArray(), (long)iterations * batch);
+        var power = backend.Device.Kind == DeviceKind.Cuda ? Total(energy) : null;
         double ips = iterations * batch / elapsed;
         double gflop = OfficialFlops(config, h, w) / 1e9;
         return new BenchRow(label, batch, config.Timesteps, $"{h}x{w}", ips, gflop, ips * gflop, backend.Description, compute.Threads, elapsed,
             power, power is { Measured: true } ? power.JoulesPerImage((long)iterations * batch) : null);
     }
+
+    /// <summary>The devices' measurements as one (joules and watts added up; one device's as it is).</summary>
+    private static PowerMeasurement Total(EnergyMeasurement e) => e.Devices.Count == 1 || !e.Measured ? e.Devices[0]
+        : new PowerMeasurement(e.Devices[0].Source, $"{e.Devices.Count} GPUs: {string.Join(", ", e.Devices.Select(d => $"{d.AverageWatts:F0} W"))}",
+            e.Seconds, e.Joules, e.AverageWatts, e.Devices.Sum(d => d.PeakWatts), e.Devices.Sum(d => d.Samples), e.Devices.Sum(d => d.PeakMemoryUsedBytes), null);
 
     /// <summary>FLOPs (2 per MAC) of one image through the official forward: all conv/linear layers on all T frames, plus SDSA.</summary>
     public static double OfficialFlops(Sdtv2Config config, int h, int w)

@@ -9,7 +9,8 @@ internal sealed class DeviceOptions
 {
     public readonly Option<string> Device = new("--device")
     {
-        Description = "Where to run: auto (the first usable CUDA GPU, else the CPU), cpu, cuda or cuda:N",
+        Description = "Where to run: auto (the first usable CUDA GPU, else the CPU), cpu, cuda, cuda:N, or several GPUs " +
+                      "(cuda:0,1 or cuda:all: batches split across them, results identical to one GPU's)",
         DefaultValueFactory = _ => "auto",
     };
     public readonly Option<int?> Threads = CommonOptions.Threads();

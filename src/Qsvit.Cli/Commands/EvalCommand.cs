@@ -22,6 +22,10 @@ internal static class EvalCommand
         {
             Description = "Packed models: also run the same codes as fp32 simulation (fake quantization) and count identical predictions",
         };
+        var power = new Option<bool>("--power")
+        {
+            Description = "Measure board power while evaluating (NVML, CUDA GPUs): average watts, joules per image, images per joule, per GPU and in total",
+        };
         var predictions = new Option<string?>("--predictions") { Description = "Write each image's index, label, predicted class and logits to FILE (JSON Lines)" };
         var command = new Command("eval", "Evaluate a checkpoint or a packed model: top-1/top-5 with 95% intervals, images/s, spike rates per block");
         model.AddTo(command);
@@ -31,6 +35,7 @@ internal static class EvalCommand
         command.Add(foldBn);
         command.Add(compare);
         command.Add(predictions);
+        command.Add(power);
         command.SetAction(r =>
         {
             FirstImages.Validate(r.GetValue(data.Limit), "--limit");
@@ -46,10 +51,10 @@ internal static class EvalCommand
             {
                 BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r), OnPrediction = writer is null ? null : writer.Write,
             };
-            var result = Cli.WithProgress("eval", dataset.Count, report =>
-                Evaluator.Run(net, dataset, options, new Progress(report)));
-            if (r.GetValue(json)) Cli.WriteJson(ToJson(loaded, dataset.Name, result, backend, options.BatchSize));
-            else Print(loaded, dataset.Name, result, backend, options.BatchSize);
+            var (result, energy) = Measured(r.GetValue(power), backend, () => Cli.WithProgress("eval", dataset.Count, report =>
+                Evaluator.Run(net, dataset, options, new Progress(report))));
+            if (r.GetValue(json)) Cli.WriteJson(ToJson(loaded, dataset.Name, result, backend, options.BatchSize, energy));
+            else Print(loaded, dataset.Name, result, backend, options.BatchSize, energy);
             return 0;
         });
         return command;
@@ -104,6 +109,15 @@ internal static class EvalCommand
         return 0;
     }
 
+    /// <summary>The evaluation, with its board energy when asked for (<c>--power</c>).</summary>
+    internal static (EvalResult Result, EnergyMeasurement? Energy) Measured(bool power, Backends.IBackend backend, Func<EvalResult> run,
+        IPowerSource? source = null)
+    {
+        if (!power) return (run(), null);
+        var (result, energy) = EnergyMeasurement.Measure(backend, source ?? NvmlPowerSource.Instance, run, x => x.Count);
+        return (result, energy);
+    }
+
     /// <summary>Synchronous IProgress so that reports arrive in order on the evaluating thread.</summary>
     internal sealed class Progress(Action<int, string> report) : IProgress<EvalProgress>
     {
@@ -111,7 +125,7 @@ internal static class EvalCommand
             report(p.Done, $"top-1 {100.0 * p.Correct / Math.Max(1, p.Done):F2}% {p.Done / Math.Max(1e-9, p.Elapsed.TotalSeconds):F1} img/s");
     }
 
-    private static void Print(LoadedModel m, string data, EvalResult r, Backends.IBackend device, int batch)
+    private static void Print(LoadedModel m, string data, EvalResult r, Backends.IBackend device, int batch, EnergyMeasurement? energy = null)
     {
         Console.WriteLine($"model  {m.CheckpointPath}");
         Console.WriteLine($"       {m.Config}");
@@ -120,12 +134,14 @@ internal static class EvalCommand
         Console.WriteLine($"top-5  {r.Top5} %");
         Console.WriteLine($"device {device.Description}, batch {batch}");
         Console.WriteLine($"speed  {r.ImagesPerSecond:F2} images/s over {r.Seconds:F1} s");
+        if (energy is not null)
+            foreach (var line in energy.Lines()) Console.WriteLine($"power  {line}");
         var table = new Table().AddColumns("block", "firing rate");
         foreach (var (block, rate) in r.RatesByBlock()) table.AddRow(block, $"{rate:F4}");
         Cli.Out.Write(table);
     }
 
-    private static object ToJson(LoadedModel m, string data, EvalResult r, Backends.IBackend device, int batch) => new
+    private static object ToJson(LoadedModel m, string data, EvalResult r, Backends.IBackend device, int batch, EnergyMeasurement? energy = null) => new
     {
         model = m.CheckpointPath,
         config = m.Config.ToString(),
@@ -142,5 +158,18 @@ internal static class EvalCommand
         batch,
         firing_rates_by_block = r.RatesByBlock().ToDictionary(x => x.Block, x => x.Rate),
         firing_rates = r.FiringRates.ToDictionary(x => x.Name, x => x.Rate),
+        power = energy is null ? null : PowerJson(energy),
+    };
+
+    internal static object PowerJson(EnergyMeasurement e) => new
+    {
+        measured = e.Measured,
+        not_measured_reason = e.NotMeasuredReason,
+        average_watts = e.Measured ? e.AverageWatts : (double?)null,
+        joules = e.Measured ? e.Joules : (double?)null,
+        joules_per_image = e.Measured ? e.JoulesPerImage : (double?)null,
+        images_per_joule = e.Measured ? e.ImagesPerJoule : (double?)null,
+        seconds = e.Seconds,
+        devices = e.Devices.Select(d => new { device = d.Device, source = d.Source, average_watts = d.AverageWatts, joules = d.Joules, seconds = d.Seconds, d.Measured }).ToArray(),
     };
 }

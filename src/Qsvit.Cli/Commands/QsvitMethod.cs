@@ -39,6 +39,7 @@ internal sealed class QsvitMethod : ISearchMethod
             Splits = run.SplitDescriptions,
             WeightErrors = UnitWeightError.Compute(run.Evaluator.Quantize, options),
             Energy = run.Energy(result.BSettingG, r.GetValue(shared.EnergyImages)),
+            MeasuredEnergy = shared.MeasureEnergy(run, result.BSettingG, r),
             QuantizedModelPath = saved,
             OracleEvaluations = run.Evaluator.FullEvaluations,
         };

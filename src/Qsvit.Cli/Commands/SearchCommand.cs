@@ -39,9 +39,24 @@ internal static class SearchCommand
         public readonly Option<string?> ReportDir = new("--report-dir") { Description = $"Report directory (default: <run-dir>/{ReportsFolder}/<method>)" };
         public readonly Option<int> EnergyImages = new("--energy-images")
         {
-            Description = "Search images whose firing rates feed the energy estimate (0: skip)",
+            Description = "Search images whose firing rates feed the energy estimate (0: skip the estimate and the power measurement)",
             DefaultValueFactory = _ => 64,
         };
+        /// <summary>
+        /// Board energy of fp32 and the chosen setting over the search split on a GPU (two more evaluations); on the CPU
+        /// or without NVML nothing runs and the report says power was not measured. Skipped with --energy-images 0.
+        /// </summary>
+        public Evaluation.MeasuredEnergyComparison? MeasureEnergy(SearchRun run, Quantization.QuantizationSetting setting, ParseResult r)
+        {
+            if (r.GetValue(EnergyImages) <= 0) return null;
+            Console.Error.WriteLine("measuring board power of fp32 and the chosen setting on the search split…");
+            var measured = run.MeasureEnergy(setting);
+            Console.Error.WriteLine(measured.Measured
+                ? $"power: fp32 {measured.Fp32.JoulesPerImage:G4} J/image, chosen {measured.Quantized.JoulesPerImage:G4} J/image"
+                : $"power not measured: {measured.NotMeasuredReason}");
+            return measured;
+        }
+
         public readonly Option<string[]> Compare = new("--compare")
         {
             Description = $"Other runs to tabulate with this one in comparison.md: {ComparisonTable.FileName} files, report directories, " +

@@ -37,8 +37,13 @@ public abstract class MembraneReference : LifRecorder
     public abstract void Seal();
     /// <summary>LIF layers captured (the highest index seen plus one).</summary>
     public abstract int Layers { get; }
-    /// <summary>ΣH_fp² per layer over all chunks, in double (per chunk in element order, then chunks in pass order on the CPU).</summary>
-    public abstract double[] NormSquared { get; }
+    /// <summary>ΣH_fp² per layer over all chunks, in double: <see cref="ChunkNormSquared"/> added up in pass order.</summary>
+    public double[] NormSquared => ChunkSums.Fold(ChunkNormSquared, Layers);
+    /// <summary>
+    /// ΣH_fp² per chunk (pass, in pass order) and layer, [chunk][layer], each reduced in the backend's fixed order. Kept per
+    /// chunk so that chunks captured on several devices (<see cref="DeviceGroup"/>) add up exactly as on one.
+    /// </summary>
+    public abstract IReadOnlyList<double[]> ChunkNormSquared { get; }
     /// <summary>Neurons×timesteps captured per layer, over all chunks.</summary>
     public abstract long[] Neurons { get; }
     /// <summary>Floats of H held.</summary>
@@ -55,12 +60,35 @@ public abstract class DriftMeter : LifRecorder
     public abstract MembraneReference Reference { get; }
     /// <summary>Zeroes the sums and rewinds to chunk 0, for the next candidate.</summary>
     public abstract void Reset();
-    /// <summary>Copies the per-layer sums to the host.</summary>
-    public abstract DriftSums Read();
+    /// <summary>Copies the per-layer sums to the host: the chunks' sums added up in pass order.</summary>
+    public DriftSums Read()
+    {
+        var chunks = ReadChunks();
+        return new DriftSums(ChunkSums.Fold(chunks.DiffSquared, chunks.Mismatches.Length), chunks.Mismatches, chunks.LayersSeen);
+    }
+
+    /// <summary>Σ(H_q − H_fp)² per chunk (pass since <see cref="Reset"/>, in pass order) and layer; mismatches per layer.</summary>
+    public abstract DriftChunks ReadChunks();
 }
 
 /// <param name="LayersSeen">Highest layer index compared plus one.</param>
 public sealed record DriftSums(double[] DiffSquared, long[] Mismatches, int LayersSeen);
+
+/// <param name="DiffSquared">[chunk][layer], chunks in pass order.</param>
+/// <param name="Mismatches">Per layer, over all chunks (integers: any order gives the same total).</param>
+public sealed record DriftChunks(IReadOnlyList<double[]> DiffSquared, long[] Mismatches, int LayersSeen);
+
+/// <summary>Per-chunk double sums added up in one fixed order (chunk 0, 1, …, starting from 0), whatever device made them.</summary>
+public static class ChunkSums
+{
+    public static double[] Fold(IReadOnlyList<double[]> chunks, int layers)
+    {
+        var total = new double[layers];
+        foreach (var chunk in chunks)
+            for (int l = 0; l < layers && l < chunk.Length; l++) total[l] += chunk[l];
+        return total;
+    }
+}
 
 /// <summary>
 /// Hands every LIF layer's data to a host <see cref="ILifObserver"/>, with the layer names of the model. Every backend

@@ -70,26 +70,36 @@ public static class Evaluator
         long top1 = 0, top5 = 0;
         int done = 0;
         var clock = Stopwatch.StartNew();
-        foreach (var batch in reader)
+        // Batches keep their boundaries on any number of devices; results come back in batch order.
+        var pending = new Queue<(int Start, int[] Labels)>();
+        IEnumerable<BatchInput> Batches()
         {
-            cancel.ThrowIfCancellationRequested();
-            var logits = model.Forward(batch.ImagesSpan, batch.Count, data.Height, data.Width, rates);
-            for (int i = 0; i < batch.Count; i++)
+            foreach (var batch in reader)
             {
-                int index = batch.Start - reader.Start + i;
+                cancel.ThrowIfCancellationRequested();
+                pending.Enqueue((batch.Start, batch.Labels[..batch.Count]));
+                yield return new BatchInput(batch.Images, batch.Count, data.Height, data.Width);
+            }
+        }
+        model.ForwardBatches(Batches(), rates, (_, logits) =>
+        {
+            var (start, labels) = pending.Dequeue();
+            for (int i = 0; i < labels.Length; i++)
+            {
+                int index = start - reader.Start + i;
                 var row = logits.AsSpan(i * classes, classes);
-                int label = batch.Labels[i];
+                int label = labels[i];
                 int pred = ArgMax(row);
                 predictions[index] = pred;
                 correct[index] = pred == label;
                 if (correct[index]) top1++;
                 if (InTop5(row, label)) top5++;
                 if (index < keep) row.CopyTo(logitsKept.AsSpan(index * classes));
-                options.OnPrediction?.Invoke(batch.Start + i, label, pred, row);
+                options.OnPrediction?.Invoke(start + i, label, pred, row);
             }
-            done += batch.Count;
+            done += labels.Length;
             progress?.Report(new EvalProgress(done, total, top1, clock.Elapsed));
-        }
+        });
         var counts = rates.Read();
         var lifRates = done == 0 ? [] : model.LifNames
             .Select((name, i) => new LifRate(name, Sdtv2Layout.BlockOfModule(name), counts.Rate(i), counts.Spikes[i], counts.Neurons[i]))

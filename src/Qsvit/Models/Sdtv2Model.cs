@@ -13,7 +13,9 @@ namespace Qsvit.Models;
 /// BatchNorms run as PyTorch runs them unless <see cref="FoldBatchNorm"/> folds them into the preceding convs.
 /// The pass is a sequence of the paper's units (<see cref="Units"/>); <see cref="ForwardUntil"/> and
 /// <see cref="ForwardFrom"/> split it at a unit boundary, bit-identical to a full pass.
-/// Not thread-safe: one instance per thread (the backend parallelizes internally).
+/// Not thread-safe: one instance per thread (the backend parallelizes internally). On a <see cref="DeviceGroup"/> the
+/// model keeps one instance per device (<see cref="Replicas"/>) and <see cref="ForwardBatches"/> runs batches on all of
+/// them, each batch exactly as one device runs it.
 /// </summary>
 public sealed class Sdtv2Model : IDisposable
 {
@@ -38,6 +40,7 @@ public sealed class Sdtv2Model : IDisposable
     private readonly ConvBn _stemSpec;
     private readonly PackedModel? _packed;
     private readonly bool _simulate;
+    private readonly Sdtv2Model[] _replicas;   // on devices 1 … N−1 of a DeviceGroup; empty otherwise
 
     /// <param name="backend">Where to run; null runs on a CPU backend of its own with <see cref="ComputeOptions.Default"/>.</param>
     public Sdtv2Model(Sdtv2Config config, StateDict state, bool strict = true, bool foldBatchNorm = false, IBackend? backend = null)
@@ -53,7 +56,7 @@ public sealed class Sdtv2Model : IDisposable
             ownsBackend: backend is null, packed, simulate) { }
 
     private Sdtv2Model(Sdtv2Config config, StateDict state, bool strict, bool fold, LayerCache cache, bool ownsBackend,
-        PackedModel? packed = null, bool simulate = false)
+        PackedModel? packed = null, bool simulate = false, Func<DeviceGroup, Sdtv2Model[]>? replicas = null)
     {
         config.Validate();
         FoldBatchNorm = fold;
@@ -97,13 +100,23 @@ public sealed class Sdtv2Model : IDisposable
         }
         _lifStart[^1] = names.Count;
         LifNames = names;
+
+        // The same model on every other device of a group, each built (uploaded) on its device's thread, in parallel.
+        _replicas = cache.Backend is DeviceGroup { Count: > 1 } group
+            ? (replicas ?? (g => g.OnEach((d, b) => d == 0 ? null! :
+                new Sdtv2Model(config, state, strict, fold, new LayerCache(b), ownsBackend: false, packed, simulate))[1..]))(group)
+            : [];
     }
+
+    /// <summary>This model on each device of its backend: [this] on one device, one instance per device on a <see cref="DeviceGroup"/>.</summary>
+    public IReadOnlyList<Sdtv2Model> Replicas => [this, .. _replicas];
 
     /// <summary>
     /// The same architecture on the same backend running other weights (e.g. a quantized copy of <see cref="State"/>).
     /// Layers built from the same state_dict arrays as this model's are shared, not uploaded again.
     /// </summary>
-    public Sdtv2Model WithState(StateDict state) => new(Config, state, strict: true, FoldBatchNorm, _cache, ownsBackend: false);
+    public Sdtv2Model WithState(StateDict state) => new(Config, state, strict: true, FoldBatchNorm, _cache, ownsBackend: false,
+        replicas: g => g.OnEach((d, _) => d == 0 ? null! : _replicas[d - 1].WithState(state))[1..]);
 
     /// <summary>Layers uploaded to the backend by this model and the models derived from it (for tests and diagnostics).</summary>
     public int LayerUploads => _cache.Uploads;
@@ -113,6 +126,7 @@ public sealed class Sdtv2Model : IDisposable
     {
         foreach (var layer in _held) _cache.Release(layer);
         _held.Clear();
+        if (_replicas.Length > 0 && Backend is DeviceGroup group) group.OnEach(d => { if (d > 0) _replicas[d - 1].Dispose(); });
         if (_ownsBackend) Backend.Dispose();
     }
 
@@ -150,7 +164,65 @@ public sealed class Sdtv2Model : IDisposable
     /// <summary>As above, recording every LIF layer into a recorder made by <see cref="Backend"/> (null: none).</summary>
     public float[] Forward(ReadOnlySpan<float> images, int batch, int height, int width, LifRecorder? recorder)
     {
+        if (recorder is IGroupRecorder)
+        {
+            // A group's recorder decides which device runs the pass (pass k on device k mod N).
+            float[]? logits = null;
+            ForwardBatches([new BatchInput(images.ToArray(), batch, height, width)], recorder, (_, l) => logits = l);
+            return logits!;
+        }
         return Run(images, batch, height, width, _units.Length, recorder).Logits!;
+    }
+
+    /// <summary>
+    /// Logits of each batch, handed to <paramref name="done"/> (batch index, logits) on the calling thread in batch order.
+    /// On one device: Forward of each batch in turn. On a <see cref="DeviceGroup"/> of N devices: N batches at a time,
+    /// batch k on device k mod N (by the group recorder's pass count when one is given), one host thread per device, each
+    /// computed exactly as on one device. A batch's images need to stay valid only until the next batch is asked for.
+    /// A recorder not made by the group runs every batch on the first device.
+    /// </summary>
+    public void ForwardBatches(IEnumerable<BatchInput> batches, LifRecorder? recorder, Action<int, float[]> done)
+    {
+        ArgumentNullException.ThrowIfNull(batches);
+        ArgumentNullException.ThrowIfNull(done);
+        var group = recorder as IGroupRecorder;
+        int n = 1 + _replicas.Length, k = 0;
+        if (n == 1 || (recorder is not null && group is null))
+        {
+            foreach (var b in batches)
+                done(k++, Run(b.Images.Span, b.Batch, b.Height, b.Width, _units.Length, group?.Part(group.NextDevice()) ?? recorder).Logits!);
+            return;
+        }
+        var devices = (DeviceGroup)Backend;
+        var models = Replicas;
+        var staging = new float[n][];
+        var round = new List<(int Device, BatchInput Input)>(n);
+        var work = new Action?[n];
+        var results = new float[n][];
+        using var e = batches.GetEnumerator();
+        bool more = true;
+        while (more)
+        {
+            round.Clear();
+            Array.Clear(work);
+            while (round.Count < n && (more = e.MoveNext()))
+            {
+                var b = e.Current;
+                int d = group?.NextDevice() ?? (k + round.Count) % n;
+                // The caller may reuse the images once the next batch is asked for: each device gets its own copy.
+                long length = (long)b.Batch * Config.InChannels * b.Height * b.Width;
+                if (staging[d] is null || staging[d].Length < length) staging[d] = new float[length];
+                b.Images.Span[..(int)length].CopyTo(staging[d]);
+                var input = b with { Images = staging[d] };
+                var part = group?.Part(d);
+                var model = models[d];
+                work[d] = () => results[d] = model.Run(input.Images.Span, input.Batch, input.Height, input.Width, model._units.Length, part).Logits!;
+                round.Add((d, input));
+            }
+            if (round.Count == 0) break;
+            devices.Run(work);
+            foreach (var (d, _) in round) done(k++, results[d]);
+        }
     }
 
     /// <summary>
@@ -549,3 +621,6 @@ public sealed class ResidualStream : IDisposable
 
     public void Dispose() => Buffer.Dispose();
 }
+
+/// <summary>Normalized NCHW images [Batch, C, Height, Width] of one forward pass.</summary>
+public readonly record struct BatchInput(ReadOnlyMemory<float> Images, int Batch, int Height, int Width);

@@ -23,6 +23,8 @@ public sealed record Aq4ReportInput(Aq4Result Result, IReadOnlyList<KeyValuePair
     /// <summary>fp32 and the chosen setting on the held-out split, when one was evaluated.</summary>
     public Aq4HeldOut? HeldOut { get; init; }
     public EnergyComparison? Energy { get; init; }
+    /// <summary>Board energy measured on the device (NVML), or why it was not; the section says "not measured" without it.</summary>
+    public MeasuredEnergyComparison? MeasuredEnergy { get; init; }
     /// <summary>Where the chosen setting's quantized network was saved, if it was.</summary>
     public string? QuantizedModelPath { get; init; }
 }
@@ -117,8 +119,8 @@ public static class Aq4Report
             md.AppendLine($"| {u.Name} | {u.Weights:N0} | {r.Setting[u.Members[0]]} |");
         md.AppendLine();
 
-        md.AppendLine("## Energy (estimate)").AppendLine();
-        foreach (var line in QsvitReport.EnergyLines(input.Energy, "chosen")) md.AppendLine(line);
+        md.AppendLine("## Energy (estimate and measured)").AppendLine();
+        foreach (var line in QsvitReport.EnergyLines(input.Energy, input.MeasuredEnergy, "chosen")) md.AppendLine(line);
         md.AppendLine();
 
         md.AppendLine("## Candidates").AppendLine();
@@ -183,6 +185,7 @@ public static class Aq4Report
                 ["steps"] = r.Steps,
             },
             ["energy_estimate"] = QsvitReport.EnergyJson(input.Energy, "chosen_uj"),
+            ["energy_measured"] = QsvitReport.MeasuredEnergyJson(input.MeasuredEnergy, "chosen"),
             ["quantized_model"] = input.QuantizedModelPath,
             ["proxy"] = new JsonObject
             {

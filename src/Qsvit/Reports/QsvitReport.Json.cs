@@ -84,6 +84,7 @@ public static partial class QsvitReport
                 ["units"] = new JsonObject(m.Memory.Units.Select(u => KeyValuePair.Create(u.Name, (JsonNode?)u.MiB))),
             })),
             ["energy_estimate"] = EnergyJson(input.Energy, "bSettingG_uj"),
+            ["energy_measured"] = MeasuredEnergyJson(input.MeasuredEnergy, "bSettingG"),
             ["quantized_model"] = input.QuantizedModelPath,
             ["reference"] = r.Reference is { } reference ? new JsonObject
             {

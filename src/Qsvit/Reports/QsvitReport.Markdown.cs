@@ -265,9 +265,9 @@ public static partial class QsvitReport
     private static void Energy(MarkdownText m)
     {
         var (input, r, o, t) = (m.Input, m.Input.Result, m.Input.Result.Options, m.Input.Result.Sensitivity);
-        m.Line("## 9. Energy (estimate)");
+        m.Line("## 9. Energy (estimate and measured)");
         m.Line();
-        foreach (var line in EnergyLines(input.Energy, "bSettingG")) m.Line(line);
+        foreach (var line in EnergyLines(input.Energy, input.MeasuredEnergy, "bSettingG")) m.Line(line);
         m.Line();
     }
 
@@ -289,9 +289,14 @@ public static partial class QsvitReport
         foreach (var p in c.Phases) m.Line($"| {QsvitResult.PhaseName(p.Phase)} | {p.Evaluations} | {p.Run} | {p.Evaluations - p.Run} |");
     }
 
-    /// <summary>The energy section's body (shared by the QSViT and AQ4SViT reports); <paramref name="name"/> labels the quantized network.</summary>
-    internal static IEnumerable<string> EnergyLines(EnergyComparison? energy, string name)
+    /// <summary>
+    /// The energy section's body (shared by the QSViT and AQ4SViT reports): the 45 nm estimate, then the board energy
+    /// measured on the device, each labelled; <paramref name="name"/> labels the quantized network.
+    /// </summary>
+    internal static IEnumerable<string> EnergyLines(EnergyComparison? energy, MeasuredEnergyComparison? measured, string name)
     {
+        yield return "**Estimate (45 nm model, not a measurement).**";
+        yield return "";
         if (energy is { } e)
         {
             yield return $"A {EnergyEstimate.Caveat}: E = E_MAC · MACs(input layer) + E_AC · SOPs(other layers) + weight reads at the stored width, " +
@@ -306,8 +311,60 @@ public static partial class QsvitReport
         }
         else yield return "Not computed for this run.";
         yield return "";
-        yield return "The paper reports GPU power; power cannot be measured here (CPU inference, no power counters), so only this theoretical estimate is given.";
+        yield return "**Measured (board power through NVML, what the QSViT paper reports).**";
+        yield return "";
+        if (measured is not { Measured: true } mm)
+        {
+            yield return measured is null ? "Power was not measured for this run."
+                : $"Power was not measured: {measured.NotMeasuredReason}. Only the estimate above is given.";
+            yield break;
+        }
+        yield return $"Board energy while each network evaluated the {mm.Images:N0} images of `{mm.Split}` on {mm.Device} " +
+                     $"({mm.Fp32.Devices[0].Source}; whole cards, idle draw included). The quantized network runs as fp32 " +
+                     "simulation of its codes, so a difference comes from its spikes and data, not from narrower arithmetic.";
+        yield return "";
+        yield return "| network | average W | J/image | images/J | seconds |";
+        yield return "|---|---:|---:|---:|---:|";
+        foreach (var (label, m) in new[] { ("fp32", mm.Fp32), (name, mm.Quantized) })
+            yield return $"| {label} | {F(m.AverageWatts, 1)} | {m.JoulesPerImage.ToString("G4", System.Globalization.CultureInfo.InvariantCulture)} | " +
+                         $"{m.ImagesPerJoule.ToString("G4", System.Globalization.CultureInfo.InvariantCulture)} | {F(m.Seconds, 2)} |";
+        if (mm.Fp32.Devices.Count > 1)
+        {
+            yield return "";
+            foreach (var (label, m) in new[] { ("fp32", mm.Fp32), (name, mm.Quantized) })
+                yield return $"Per GPU, {label}: " + string.Join("; ", m.Devices.Select(d => $"{d.Device} {F(d.AverageWatts, 1)} W, {F(d.Joules, 1)} J")) + ".";
+        }
+        yield return "";
+        yield return $"Measured saving: {F(mm.SavingPercent, 1)} % of fp32's joules per image.";
     }
+
+    internal static JsonObject? MeasuredEnergyJson(MeasuredEnergyComparison? measured, string name) => measured is null ? null : new JsonObject
+    {
+        ["what"] = "board energy measured through NVML while each network evaluated the split",
+        ["measured"] = measured.Measured,
+        ["not_measured_reason"] = measured.NotMeasuredReason,
+        ["split"] = measured.Split,
+        ["images"] = measured.Images,
+        ["device"] = measured.Device,
+        ["fp32"] = MeasurementJson(measured.Fp32),
+        [name] = MeasurementJson(measured.Quantized),
+        ["saving_percent"] = measured.Measured ? measured.SavingPercent : null,
+    };
+
+    private static JsonObject MeasurementJson(EnergyMeasurement m) => new()
+    {
+        ["average_watts"] = m.Measured ? m.AverageWatts : null,
+        ["joules_per_image"] = m.Measured ? m.JoulesPerImage : null,
+        ["images_per_joule"] = m.Measured ? m.ImagesPerJoule : null,
+        ["seconds"] = m.Seconds,
+        ["source"] = m.Devices.Count > 0 ? m.Devices[0].Source : null,
+        ["per_device"] = new JsonArray(m.Devices.Select(d => (JsonNode)new JsonObject
+        {
+            ["device"] = d.Device,
+            ["average_watts"] = d.AverageWatts,
+            ["joules"] = d.Joules,
+        }).ToArray()),
+    };
 
     internal static JsonObject? EnergyJson(EnergyComparison? energy, string quantizedKey) => energy is { } e ? new JsonObject
     {

@@ -17,6 +17,8 @@ public sealed record QsvitReportInput(QsvitResult Result, Sdtv2Layout Layout)
     /// <summary>Per-unit clipping and SQNR (<see cref="UnitWeightError.Compute"/>); the section is left out without it.</summary>
     public IReadOnlyList<UnitWeightError>? WeightErrors { get; init; }
     public EnergyComparison? Energy { get; init; }
+    /// <summary>Board energy measured on the device (NVML), or why it was not; the section says "not measured" without it.</summary>
+    public Evaluation.MeasuredEnergyComparison? MeasuredEnergy { get; init; }
     /// <summary>Where Alg. 4 saved the quantized network, if it did.</summary>
     public string? QuantizedModelPath { get; init; }
     /// <summary>Full evaluations actually run by this process (the oracle's count); defaults to the search's own count.</summary>

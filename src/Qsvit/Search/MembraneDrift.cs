@@ -57,14 +57,16 @@ public sealed class MembraneDrift : IDisposable
         return new DriftResult(perLayer.Average(), (double)mismatch / neurons, perLayer, clock.Elapsed.TotalSeconds);
     }
 
+    /// <summary>The calibration images in chunks of the batch size (on several devices: chunk k on device k mod N).</summary>
     private void ForEachChunk(Sdtv2Model model, LifRecorder recorder)
     {
         int imageSize = model.Config.InChannels * _height * _width;
-        for (int start = 0; start < _count; start += _batch)
+        var chunks = Enumerable.Range(0, (_count + _batch - 1) / _batch).Select(c =>
         {
-            int n = Math.Min(_batch, _count - start);
-            model.Forward(_images.AsSpan(start * imageSize, n * imageSize), n, _height, _width, recorder);
-        }
+            int start = c * _batch, n = Math.Min(_batch, _count - start);
+            return new BatchInput(_images.AsMemory(start * imageSize, n * imageSize), n, _height, _width);
+        });
+        model.ForwardBatches(chunks, recorder, (_, _) => { });
     }
 
     public void Dispose()

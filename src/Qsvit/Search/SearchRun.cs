@@ -135,7 +135,8 @@ public sealed class SearchRun : IDisposable
         RunStore? store = null;
         try
         {
-            identity["device"] = backend.Device.ToString();
+            // A group's results are its first GPU's (each batch runs whole on one device), so a run resumes on 1 or N GPUs.
+            identity["device"] = (backend is DeviceGroup g ? g.Devices[0].Device : backend.Device).ToString();
             store = RunStore.Open(directory, identity);
             var search = splits[SearchSplit];
             int batch = spec.BatchSize ?? backend.DefaultBatchSize(search.Height, search.Width);
@@ -199,6 +200,29 @@ public sealed class SearchRun : IDisposable
         return new EnergyComparison(SearchSplit, n,
             EnergyEstimate.Compute(Layout, macs, LayerInputRates.FromLif(Layout, Evaluator.FiringRates(fp32, n)), fp32),
             EnergyEstimate.Compute(Layout, macs, LayerInputRates.FromLif(Layout, Evaluator.FiringRates(setting, n)), setting));
+    }
+
+    /// <summary>
+    /// Board energy of fp32 and <paramref name="setting"/>, each evaluating the whole search split on the run's device(s)
+    /// (two evaluations run for this, never cached: a measurement of this machine, not of the model). Where the source
+    /// cannot measure the device (the CPU, NVML missing) nothing runs and both sides say why.
+    /// </summary>
+    public MeasuredEnergyComparison MeasureEnergy(QuantizationSetting setting, IPowerSource? source = null)
+    {
+        source ??= NvmlPowerSource.Instance;
+        var data = Splits[SearchSplit];
+        if (source.WhyNot(Backend) is { } why)
+            return new MeasuredEnergyComparison(SearchSplit, data.Count, Backend.Description,
+                EnergyMeasurement.NotMeasured(why), EnergyMeasurement.NotMeasured(why));
+        var options = new EvalOptions { BatchSize = BatchSize, Host = Spec.Compute };
+        EnergyMeasurement Measure(QuantizationSetting s)
+        {
+            using var model = Evaluator.CreateModel(s);
+            return EnergyMeasurement.Measure(Backend, source, () => Evaluation.Evaluator.Run(model, data, options), r => r.Count).Energy;
+        }
+        var fp32 = Measure(QuantizationSetting.Uniform(Quantization.Quantizer.FullPrecision));
+        return new MeasuredEnergyComparison(SearchSplit, data.Count, Backend.Description, fp32,
+            fp32.Measured ? Measure(setting) : EnergyMeasurement.NotMeasured(fp32.NotMeasuredReason!));
     }
 
     public void Dispose()

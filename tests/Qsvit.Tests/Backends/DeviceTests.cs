@@ -32,10 +32,51 @@ public sealed class DeviceTests
         Assert.Contains("is not a device", Assert.Throws<QsvitException>(() => DeviceSpec.Parse(text)).Message);
 
     [Theory]
-    [InlineData("cuda:all")]
+    [InlineData("cuda:all", "cuda:all", new int[0])]
+    [InlineData("CUDA:ALL", "cuda:all", new int[0])]
+    [InlineData("cuda:0,1", "cuda:0,1", new[] { 0, 1 })]
+    [InlineData("cuda:3, 1,2", "cuda:3,1,2", new[] { 3, 1, 2 })]
+    public void Parse_ReadsGroupsOfGpus(string text, string canonical, int[] indices)
+    {
+        var spec = DeviceSpec.Parse(text);
+        Assert.Equal(DeviceKind.Cuda, spec.Kind);
+        Assert.True(spec.IsGroup);
+        Assert.Equal(indices, spec.Indices);
+        Assert.Equal(text.Contains("all", StringComparison.OrdinalIgnoreCase), spec.AllGpus);
+        Assert.Equal(canonical, spec.ToString());
+        Assert.Equal(spec, DeviceSpec.Parse(spec.ToString()));
+        Assert.NotEqual(DeviceSpec.Cuda(indices.FirstOrDefault()), spec);
+    }
+
+    [Fact]
+    public void Parse_AListOfOneGpuIsThatGpu() => Assert.Equal(DeviceSpec.Cuda(2), DeviceSpec.Parse("cuda:2"));
+
+    [Theory]
+    [InlineData("cuda:0,0")]
+    [InlineData("cuda:1,0,1")]
+    public void Parse_RefusesAGpuNamedTwice(string text) =>
+        Assert.Contains("names a GPU twice", Assert.Throws<QsvitException>(() => DeviceSpec.Parse(text)).Message);
+
+    [Theory]
+    [InlineData("cuda:0,")]
+    [InlineData("cuda:,1")]
+    [InlineData("cuda:0;1")]
+    [InlineData("cuda:0,-1")]
+    [InlineData("cuda:all,1")]
+    [InlineData("cuda:0..1")]
+    public void Parse_RefusesBadLists(string text) =>
+        Assert.Contains("is not a device", Assert.Throws<QsvitException>(() => DeviceSpec.Parse(text)).Message);
+
+    /// <summary>Without a GPU, a list or cuda:all fails as clearly as one GPU does.</summary>
+    [Theory]
     [InlineData("cuda:0,1")]
-    public void Parse_SaysSeveralGpusAreNotSupportedYet(string text) =>
-        Assert.Contains("several GPUs", Assert.Throws<QsvitException>(() => DeviceSpec.Parse(text)).Message);
+    [InlineData("cuda:all")]
+    public void GroupWithoutAGpu_IsAClearError(string text)
+    {
+        if (HasNvidiaDriver()) return;
+        var e = Assert.Throws<QsvitException>(() => BackendFactory.Open(DeviceSpec.Parse(text)));
+        Assert.Contains("libcuda.so.1", e.Message);
+    }
 
     [Fact]
     public void Cpu_OpensTheCpuBackendWithItsOptions()

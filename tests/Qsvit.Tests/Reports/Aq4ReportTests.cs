@@ -48,6 +48,9 @@ public sealed class Aq4ReportTests
         {
             HeldOut = new Aq4HeldOut(fp32Test, chosenTest),
             QuantizedModelPath = "runs/tiny/beam.safetensors",
+            MeasuredEnergy = new Qsvit.Evaluation.MeasuredEnergyComparison("search", 4, "cpu",
+                Qsvit.Evaluation.EnergyMeasurement.NotMeasured("NVML is missing: libnvidia-ml.so.1 not found"),
+                Qsvit.Evaluation.EnergyMeasurement.NotMeasured("NVML is missing: libnvidia-ml.so.1 not found")),
         });
 
         var md = File.ReadAllText(Path.Combine(dir.Path, Aq4Report.MarkdownFile));
@@ -56,6 +59,8 @@ public sealed class Aq4ReportTests
         Assert.Contains("tiny \\| random", md);
         Assert.Contains($"{r.Memory.SavingPercent:F2} % saved", md);
         Assert.Contains("held-out top-1 (`test`)", md);
+        Assert.Contains("## Energy (estimate and measured)", md);
+        Assert.Contains("Power was not measured: NVML is missing: libnvidia-ml.so.1 not found.", md);
         Assert.Contains(Aq4Report.ChartFile, md);
 
         var json = JsonNode.Parse(File.ReadAllText(Path.Combine(dir.Path, Aq4Report.JsonFile)))!;

@@ -5,6 +5,7 @@ using Qsvit.Models;
 using Qsvit.Quantization;
 using Qsvit.Reports;
 using Qsvit.Search;
+using Qsvit.Tests.Evaluation;
 using Qsvit.Tests.Search;
 
 namespace Qsvit.Tests.Reports;
@@ -33,6 +34,45 @@ public sealed class QsvitReportTests : IDisposable
         };
     }
 
+    private static MeasuredEnergyComparison Measured(Func<IPowerSource> source, Qsvit.Backends.IBackend device)
+    {
+        EnergyMeasurement One(int images) => EnergyMeasurement.Measure(device, source(), () => images, x => x).Energy;
+        return new MeasuredEnergyComparison("search", 1000, "2 devices", One(1000), One(1000));
+    }
+
+    /// <summary>The energy section keeps the 45 nm estimate and adds the measured board energy, each labelled; or says power was not measured.</summary>
+    [Fact]
+    public void TheEnergySection_HasTheEstimateAndTheMeasurement_EachLabelled()
+    {
+        var result = QsvitSearchTests.PaperLikeRun(out _);
+        using var group = Qsvit.Backends.DeviceGroup.Open([() => new Qsvit.Backends.Cpu.CpuBackend(), () => new Qsvit.Backends.Cpu.CpuBackend()]);
+        QsvitReport.Write(_dir, Input(result) with { MeasuredEnergy = Measured(() => new FakePowerSource(), group) });
+        var md = File.ReadAllText(Path.Combine(_dir, "report.md"));
+        Assert.Contains("## 9. Energy (estimate and measured)", md);
+        Assert.Contains("**Estimate (45 nm model, not a measurement).**", md);
+        Assert.Contains("Estimated saving:", md);
+        Assert.Contains("**Measured (board power through NVML, what the QSViT paper reports).**", md);
+        Assert.Contains("| fp32 | 700.0 | 1.4 | 0.7143 | 2.00 |", md);
+        Assert.Contains("| bSettingG | 700.0 | 1.4 | 0.7143 | 2.00 |", md);
+        Assert.Contains("Per GPU, fp32: cpu Fake GPU 400.0 W, 800.0 J; cpu Fake GPU 300.0 W, 600.0 J.", md);
+        Assert.Contains("Measured saving: 0.0 %", md);
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(_dir, "report.json")))!["energy_measured"]!;
+        Assert.True(json["measured"]!.GetValue<bool>());
+        Assert.Equal(1.4, json["fp32"]!["joules_per_image"]!.GetValue<double>(), 12);
+        Assert.Equal(700, json["bSettingG"]!["average_watts"]!.GetValue<double>());
+        Assert.Equal(2, json["bSettingG"]!["per_device"]!.AsArray().Count);
+        Assert.NotNull(JsonNode.Parse(File.ReadAllText(Path.Combine(_dir, "report.json")))!["energy_estimate"]);
+
+        using var cpu = new Qsvit.Backends.Cpu.CpuBackend();
+        QsvitReport.Write(_dir, Input(result) with { MeasuredEnergy = Measured(() => NvmlPowerSource.Instance, cpu) });
+        md = File.ReadAllText(Path.Combine(_dir, "report.md"));
+        Assert.Contains("Power was not measured: cpu is not an NVIDIA GPU", md);
+        Assert.Contains("Only the estimate above is given.", md);
+        json = JsonNode.Parse(File.ReadAllText(Path.Combine(_dir, "report.json")))!["energy_measured"]!;
+        Assert.False(json["measured"]!.GetValue<bool>());
+        Assert.Contains("not an NVIDIA GPU", json["not_measured_reason"]!.GetValue<string>());
+    }
+
     [Fact]
     public void TheReportDirectoryHoldsMarkdownJsonFiguresAndComparisonRows()
     {
@@ -56,7 +96,7 @@ public sealed class QsvitReportTests : IDisposable
         Assert.Contains("clamped", md);                                // the paper quantizer's clipping explained
         Assert.Contains("What is noise", md);
         Assert.Contains("not a measurement", md);
-        Assert.Contains("power cannot be measured here", md);
+        Assert.Contains("Power was not measured for this run.", md);
         Assert.Contains(QsvitSearch.PaperSetting.Replace("|", "\\|"), md);
         Assert.Contains($"{result.MemoryOf("bSettingG").Memory.MiB:F3}", md);
         Assert.Contains("| Alg. 3 guided quantization | 28 | 28 | 0 |", md);

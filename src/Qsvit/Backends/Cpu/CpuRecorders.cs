@@ -25,20 +25,21 @@ internal sealed class CpuMembraneReference(int layers) : MembraneReference
 {
     public readonly List<float[]>[] Membrane = Enumerable.Range(0, layers).Select(_ => new List<float[]>()).ToArray();
     public readonly List<ulong[]>[] Spikes = Enumerable.Range(0, layers).Select(_ => new List<ulong[]>()).ToArray();
-    private readonly double[] _norm2 = new double[layers];
+    private readonly List<double[]> _norm2 = new();
     private readonly long[] _neurons = new long[layers];
     private int _layers;
 
     public bool Sealed { get; private set; }
     public override void Seal() => Sealed = true;
     public override int Layers => _layers;
-    public override double[] NormSquared => _norm2[.._layers];
+    public override IReadOnlyList<double[]> ChunkNormSquared => _norm2.Select(c => c[.._layers]).ToArray();
     public override long[] Neurons => _neurons[.._layers];
     public override long CapturedFloats => Membrane.Sum(l => l.Sum(c => (long)c.Length));
 
     public void Capture(int layer, ReadOnlySpan<float> membrane, ReadOnlySpan<float> spikes)
     {
         if (Sealed) throw new InvalidOperationException("the membrane reference is sealed; measure drift with a DriftMeter");
+        int chunk = Membrane[layer].Count;
         Membrane[layer].Add(membrane.ToArray());
         var bits = new ulong[(spikes.Length + 63) / 64];
         for (int i = 0; i < spikes.Length; i++)
@@ -47,7 +48,8 @@ internal sealed class CpuMembraneReference(int layers) : MembraneReference
         // Accumulated in double: a float sum over millions of potentials loses the digits a small drift lives in.
         double s = 0;
         foreach (float v in membrane) s += (double)v * v;
-        _norm2[layer] += s;
+        while (_norm2.Count <= chunk) _norm2.Add(new double[Membrane.Length]);
+        _norm2[chunk][layer] += s;
         _neurons[layer] += membrane.Length;
         _layers = Math.Max(_layers, layer + 1);
     }
@@ -55,7 +57,7 @@ internal sealed class CpuMembraneReference(int layers) : MembraneReference
 
 internal sealed class CpuDriftMeter(CpuMembraneReference reference) : DriftMeter
 {
-    private readonly double[] _diff2 = new double[reference.Membrane.Length];
+    private readonly List<double[]> _diff2 = new();
     private readonly long[] _mismatch = new long[reference.Membrane.Length];
     private readonly int[] _chunk = new int[reference.Membrane.Length];
     private int _layersSeen;
@@ -64,13 +66,13 @@ internal sealed class CpuDriftMeter(CpuMembraneReference reference) : DriftMeter
 
     public override void Reset()
     {
-        Array.Clear(_diff2);
+        _diff2.Clear();
         Array.Clear(_mismatch);
         Array.Clear(_chunk);
         _layersSeen = 0;
     }
 
-    public override DriftSums Read() => new((double[])_diff2.Clone(), (long[])_mismatch.Clone(), _layersSeen);
+    public override DriftChunks ReadChunks() => new(_diff2.Select(c => (double[])c.Clone()).ToArray(), (long[])_mismatch.Clone(), _layersSeen);
 
     public void Compare(int layer, ReadOnlySpan<float> membrane, ReadOnlySpan<float> spikes)
     {
@@ -91,7 +93,8 @@ internal sealed class CpuDriftMeter(CpuMembraneReference reference) : DriftMeter
             d2 += d * d;
             if ((spikes[i] != 0) != (((bits[i >> 6] >> (i & 63)) & 1) != 0)) mismatch++;
         }
-        _diff2[layer] += d2;
+        while (_diff2.Count <= chunk) _diff2.Add(new double[reference.Membrane.Length]);
+        _diff2[chunk][layer] += d2;
         _mismatch[layer] += mismatch;
         _layersSeen = Math.Max(_layersSeen, layer + 1);
     }

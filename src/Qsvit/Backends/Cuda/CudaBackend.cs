@@ -190,19 +190,19 @@ public sealed class CudaBackend : IBackend
                 break;
             case CudaMembraneReference r:
             {
-                var (h, keptSpikes) = r.NewChunk(layer, length);
+                var (h, keptSpikes, norms) = r.NewChunk(layer, length);
                 _ops.Lif(x, s, length, timesteps, threshold, h, default, 0);
                 Copy(s, keptSpikes, length);
-                _ops.SquaredDifference(h, default, length, default, default, r.NormSums, default, layer);
+                _ops.SquaredDifference(h, default, length, default, default, norms, default, layer);
                 break;
             }
             case CudaDriftMeter d:
             {
-                var (refH, refS) = d.NextChunk(layer, length);
+                var (refH, refS, slot) = d.NextChunk(layer, length);
                 int mark = Mark();
                 var h = V(Rent(length));
                 _ops.Lif(x, s, length, timesteps, threshold, h, default, 0);
-                _ops.SquaredDifference(h, refH, length, s, refS, d.DiffSums, d.Mismatches, layer);
+                _ops.SquaredDifference(h, refH, length, s, refS, d.DiffSums, d.Mismatches, slot);
                 Release(mark);
                 break;
             }

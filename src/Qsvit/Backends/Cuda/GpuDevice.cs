@@ -67,6 +67,28 @@ public sealed class GpuDevice : IDisposable
         }
     }
 
+    /// <summary>The number of CUDA GPUs the driver reports (for cuda:all), or a <see cref="QsvitException"/> when there are none.</summary>
+    public static int CountCuda()
+    {
+        string driver = OperatingSystem.IsWindows() ? "nvcuda.dll" : "libcuda.so.1";
+        if (!NativeLibrary.TryLoad(driver, out var handle))
+            throw new QsvitException($"--device cuda:all: no usable CUDA GPU: looked for the NVIDIA driver library {driver} and did not find it " +
+                "(is an NVIDIA GPU and driver installed, and visible to this process?); use --device cpu or auto");
+        NativeLibrary.Free(handle);
+        int count;
+        try
+        {
+            using var context = Context.Create(b => b.Cuda());
+            count = context.GetCudaDevices().Count;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new QsvitException($"--device cuda:all: the CUDA driver ({driver}) is present but could not list the GPUs: {e.Message}", e);
+        }
+        return count > 0 ? count : throw new QsvitException($"--device cuda:all: the NVIDIA driver ({driver}) reported no usable CUDA device " +
+            "(check nvidia-smi and CUDA_VISIBLE_DEVICES); use --device cpu or auto");
+    }
+
     /// <summary>
     /// ILGPU's CPU accelerator: the CUDA backend's kernels executed on host threads (slow; small shapes only). Groups of at
     /// most two threads (the smallest ILGPU allows): on the CPU a group's threads are OS threads and each barrier switches

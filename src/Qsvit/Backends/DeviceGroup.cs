@@ -1,0 +1,298 @@
+using System.Collections.Concurrent;
+using System.Runtime.ExceptionServices;
+
+namespace Qsvit.Backends;
+
+/// <summary>
+/// Several devices of one host used as one (<c>--device cuda:0,1</c> or <c>cuda:all</c>): every device holds the weights
+/// and runs whole batches, one host thread per device, so each batch is computed exactly as on one device and results
+/// do not depend on how many there are. <see cref="Models.Sdtv2Model"/> keeps one model instance per device
+/// (<see cref="Models.Sdtv2Model.ForwardBatches"/> hands batch k to device k mod N and returns results in batch order);
+/// the recorders it makes reduce the devices' data in batch order (spike counts are integers; drift and norm sums are
+/// kept per batch and added in batch order).
+/// <para>As a plain <see cref="IBackend"/> the group runs single passes on its first device, on the thread that opened
+/// it; devices 1 … N−1 are opened, used and disposed only on their own threads.</para>
+/// </summary>
+public sealed class DeviceGroup : IBackend
+{
+    private readonly IBackend[] _devices;
+    private readonly Worker?[] _workers;   // [0] is null: the first device runs on the caller's thread
+
+    private DeviceGroup(IBackend[] devices, Worker?[] workers, DeviceSpec spec)
+    {
+        _devices = devices;
+        _workers = workers;
+        Device = spec;
+    }
+
+    /// <summary>
+    /// Opens one device per opener: the first on the calling thread, the others on threads of their own, in parallel.
+    /// If any fails, those opened are closed and its <see cref="QsvitException"/> is thrown (other errors are wrapped
+    /// in one naming the device).
+    /// </summary>
+    /// <param name="spec">What the group is called (e.g. cuda:0,1); null: the devices' own specs joined.</param>
+    public static DeviceGroup Open(IReadOnlyList<Func<IBackend>> openers, DeviceSpec? spec = null)
+    {
+        ArgumentNullException.ThrowIfNull(openers);
+        if (openers.Count < 1) throw new ArgumentException("a device group needs at least one device", nameof(openers));
+        int n = openers.Count;
+        var workers = new Worker?[n];
+        var devices = new IBackend?[n];
+        for (int d = 1; d < n; d++) workers[d] = new Worker(d);
+        try
+        {
+            RunEach(workers, d => devices[d] = openers[d](), d => $"device {d} of the group");
+        }
+        catch
+        {
+            for (int d = 0; d < n; d++)
+            {
+                if (devices[d] is not { } opened) continue;
+                try
+                {
+                    if (workers[d] is { } w) w.Run(opened.Dispose);
+                    else opened.Dispose();
+                }
+                catch (Exception) { /* keep the first error */ }
+            }
+            foreach (var w in workers) w?.Dispose();
+            throw;
+        }
+        var all = devices.Select(x => x!).ToArray();
+        spec ??= all.All(x => x.Device.Kind == DeviceKind.Cuda) ? DeviceSpec.CudaGroup(all.Select(x => x.Device.Index).ToArray()) : all[0].Device;
+        return new DeviceGroup(all, workers, spec);
+    }
+
+    /// <summary>The devices, in order; device 0 also serves the group's own <see cref="IBackend"/> calls.</summary>
+    public IReadOnlyList<IBackend> Devices => _devices;
+    public int Count => _devices.Length;
+
+    public DeviceSpec Device { get; }
+    public string Description => _devices.Length == 1 ? _devices[0].Description
+        : $"{_devices.Length} devices, batches split across them: " + string.Join("; ", _devices.Select(d => d.Description));
+    public int DefaultBatchSize(int height, int width) => _devices[0].DefaultBatchSize(height, width);
+
+    /// <summary>
+    /// Runs work[d] on device d's thread (work[0] on the calling thread), all at once, and waits for all. The first
+    /// failure in device order is rethrown: a <see cref="QsvitException"/> as it is, anything else (a device that failed)
+    /// wrapped in one that names the device.
+    /// </summary>
+    public void Run(IReadOnlyList<Action?> work)
+    {
+        if (work.Count != _devices.Length) throw new ArgumentException($"{work.Count} work items for {_devices.Length} devices", nameof(work));
+        RunEach(_workers, d => work[d]?.Invoke(), d => _devices[d].Device.ToString());
+    }
+
+    /// <summary>work(d) on every device's own thread, in parallel.</summary>
+    public void OnEach(Action<int> work) => Run(_devices.Select((_, d) => (Action?)(() => work(d))).ToArray());
+
+    /// <summary>work(d, device d) on every device's own thread, in parallel; results in device order.</summary>
+    public T[] OnEach<T>(Func<int, IBackend, T> work)
+    {
+        var results = new T[_devices.Length];
+        Run(_devices.Select((_, d) => (Action?)(() => results[d] = work(d, _devices[d]))).ToArray());
+        return results;
+    }
+
+    private static void RunEach(Worker?[] workers, Action<int> work, Func<int, string> name)
+    {
+        int n = workers.Length;
+        var done = new Task[n];
+        for (int d = 1; d < n; d++)
+        {
+            int device = d;
+            done[d] = workers[d]!.Post(() => work(device));
+        }
+        ExceptionDispatchInfo? first = null;
+        try { work(0); }
+        catch (Exception e) { first = ExceptionDispatchInfo.Capture(Wrap(e, name(0))); }
+        for (int d = 1; d < n; d++)
+        {
+            try { done[d].GetAwaiter().GetResult(); }
+            catch (Exception e) { first ??= ExceptionDispatchInfo.Capture(Wrap(e, name(d))); }
+        }
+        first?.Throw();
+    }
+
+    private static Exception Wrap(Exception e, string device) => e is QsvitException or OperationCanceledException ? e
+        : new QsvitException($"{device} failed: {e.Message}", e);
+
+    // ---- IBackend: single passes run on the first device ----------------------------------------------------------------
+
+    private IBackend First => _devices[0];
+    public DeviceBuffer Rent(long length) => First.Rent(length);
+    public int Mark() => First.Mark();
+    public void Release(int mark) => First.Release(mark);
+    public DeviceBuffer Allocate(long length) => First.Allocate(length);
+    public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0) => First.Upload(source, destination, offset);
+    public void Download(DeviceBuffer source, long offset, Span<float> destination) => First.Download(source, offset, destination);
+    public void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>
+        First.Copy(source, srcOffset, destination, dstOffset, length);
+    public ConvLayer CreateConv(ConvLayerSpec spec) => First.CreateConv(spec);
+    public HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes) => First.CreateHead(heads, features, classes);
+    public void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output) =>
+        First.Conv(layer, input, frames, height, width, output);
+    public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
+        First.Pad(input, frames, channels, height, width, pad, padValues, output);
+    public void RepeatBlock(DeviceBuffer x, long block, int times) => First.RepeatBlock(x, block, times);
+    public void Add(DeviceBuffer x, DeviceBuffer y, long length) => First.Add(x, y, length);
+    public void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) =>
+        First.SpikeDrivenAttention(q, k, v, output, frames, channels, tokens, heads, scale);
+    public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) => First.SpatialMean(x, rows, spatial, output);
+    public void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits) => First.Head(head, features, batch, timesteps, logits);
+
+    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer)
+    {
+        if (recorder is IGroupRecorder)
+            throw new ArgumentException("a device group's recorder records whole batches: run them with Sdtv2Model.Forward or ForwardBatches", nameof(recorder));
+        First.Lif(input, spikes, length, timesteps, threshold, recorder, layer);
+    }
+
+    // ---- observers: one part per device, merged in batch order -----------------------------------------------------------
+
+    public SpikeCounter CreateSpikeCounter(int layers) => new GroupSpikeCounter(this, OnEach((_, b) => b.CreateSpikeCounter(layers)));
+    public MembraneReference CreateMembraneReference(int layers) => new GroupMembraneReference(this, OnEach((_, b) => b.CreateMembraneReference(layers)));
+    public DriftMeter CreateDriftMeter(MembraneReference reference) => reference is GroupMembraneReference g && g.Group == this
+        ? new GroupDriftMeter(this, g, OnEach((d, b) => b.CreateDriftMeter(g.Parts[d])))
+        : throw new ArgumentException("the reference must be a sealed MembraneReference of this device group", nameof(reference));
+
+    public void Dispose()
+    {
+        try { Run(_devices.Select(d => (Action?)d.Dispose).ToArray()); }
+        finally { foreach (var w in _workers) w?.Dispose(); }
+    }
+
+    /// <summary>A thread that runs one device's work in the order posted.</summary>
+    private sealed class Worker : IDisposable
+    {
+        private readonly BlockingCollection<Action> _queue = new();
+        private readonly Thread _thread;
+
+        public Worker(int device)
+        {
+            _thread = new Thread(() => { foreach (var a in _queue.GetConsumingEnumerable()) a(); })
+            {
+                IsBackground = true,
+                Name = $"qsvit device {device}",
+            };
+            _thread.Start();
+        }
+
+        public Task Post(Action work)
+        {
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _queue.Add(() =>
+            {
+                try { work(); done.SetResult(); }
+                catch (Exception e) { done.SetException(e); }
+            });
+            return done.Task;
+        }
+
+        public void Run(Action work) => Post(work).GetAwaiter().GetResult();
+
+        public void Dispose()
+        {
+            _queue.CompleteAdding();
+            _thread.Join();
+            _queue.Dispose();
+        }
+    }
+}
+
+/// <summary>A recorder of a <see cref="DeviceGroup"/>: one part per device; pass k (since made, cleared or reset) runs on device k mod N.</summary>
+internal interface IGroupRecorder
+{
+    LifRecorder Part(int device);
+    /// <summary>The device the next pass runs on (and counts it).</summary>
+    int NextDevice();
+}
+
+/// <summary>Device parts are read, cleared and disposed on their devices' threads.</summary>
+internal sealed class GroupSpikeCounter(DeviceGroup group, SpikeCounter[] parts) : SpikeCounter, IGroupRecorder
+{
+    private int _passes;
+    public LifRecorder Part(int device) => parts[device];
+    public int NextDevice() => _passes++ % parts.Length;
+
+    public override LifCounts Read()
+    {
+        var counts = group.OnEach((d, _) => parts[d].Read());
+        long[] Sum(Func<LifCounts, long[]> of) =>
+            Enumerable.Range(0, of(counts[0]).Length).Select(l => counts.Sum(c => of(c)[l])).ToArray();
+        return new LifCounts(Sum(c => c.Spikes), Sum(c => c.Neurons));
+    }
+
+    public override void Clear()
+    {
+        group.OnEach(d => parts[d].Clear());
+        _passes = 0;
+    }
+
+    public override void Dispose() => group.OnEach(d => parts[d].Dispose());
+}
+
+/// <summary>Chunk k of the group is chunk k / N of device k mod N.</summary>
+internal sealed class GroupMembraneReference(DeviceGroup group, MembraneReference[] parts) : MembraneReference, IGroupRecorder
+{
+    private int _passes;
+    public DeviceGroup Group => group;
+    public MembraneReference[] Parts => parts;
+    public LifRecorder Part(int device) => parts[device];
+    public int NextDevice() => _passes++ % parts.Length;
+
+    public override void Seal() => group.OnEach(d => parts[d].Seal());
+
+    public override int Layers => parts.Max(p => p.Layers);
+    public override long[] Neurons
+    {
+        get
+        {
+            var each = group.OnEach((d, _) => parts[d].Neurons);
+            return Enumerable.Range(0, Layers).Select(l => each.Sum(n => l < n.Length ? n[l] : 0)).ToArray();
+        }
+    }
+
+    public override long CapturedFloats => parts.Sum(p => p.CapturedFloats);
+    public override IReadOnlyList<double[]> ChunkNormSquared => Interleave(group.OnEach((d, _) => parts[d].ChunkNormSquared));
+
+    /// <summary>The devices' per-chunk lists back in pass order (pass k = device k mod N's chunk k / N).</summary>
+    internal static double[][] Interleave(IReadOnlyList<double[]>[] perDevice)
+    {
+        int n = perDevice.Length, total = perDevice.Sum(c => c.Count);
+        var chunks = new double[total][];
+        for (int k = 0; k < total; k++)
+        {
+            var list = perDevice[k % n];
+            chunks[k] = k / n < list.Count ? list[k / n]
+                : throw new InvalidOperationException($"pass {k} of the device group has no chunk on device {k % n}");
+        }
+        return chunks;
+    }
+
+    public override void Dispose() => group.OnEach(d => parts[d].Dispose());
+}
+
+internal sealed class GroupDriftMeter(DeviceGroup group, GroupMembraneReference reference, DriftMeter[] parts) : DriftMeter, IGroupRecorder
+{
+    private int _passes;
+    public LifRecorder Part(int device) => parts[device];
+    public int NextDevice() => _passes++ % parts.Length;
+    public override MembraneReference Reference => reference;
+
+    public override void Reset()
+    {
+        group.OnEach(d => parts[d].Reset());
+        _passes = 0;
+    }
+
+    public override DriftChunks ReadChunks()
+    {
+        var each = group.OnEach((d, _) => parts[d].ReadChunks());
+        int layers = each.Max(c => c.Mismatches.Length);
+        var mismatches = Enumerable.Range(0, layers).Select(l => each.Sum(c => l < c.Mismatches.Length ? c.Mismatches[l] : 0)).ToArray();
+        return new DriftChunks(GroupMembraneReference.Interleave(each.Select(c => c.DiffSquared).ToArray()), mismatches, each.Max(c => c.LayersSeen));
+    }
+
+    public override void Dispose() => group.OnEach(d => parts[d].Dispose());
+}

@@ -90,6 +90,13 @@ internal sealed class ConvBn
         return new ConvBn(weightKey, new ConvLayerSpec(g, weights, bias, affines) { SpikeInput = Sdtv2Layout.TakesSpikes(weightKey) }, pad, sources.ToArray());
     }
 
+    /// <summary>
+    /// The same conv computing from integer codes that dequantize exactly to its weights (<see cref="PackedConvWeights"/>).
+    /// The codes' scales join <see cref="Sources"/>, so a backend layer built from the fp32 values is never taken for this one.
+    /// </summary>
+    public ConvBn WithCodes(PackedWeight codes) =>
+        new(Key, Spec with { Weights = new PackedConvWeights(codes) }, PadValues, [.. Sources, codes.Scales]);
+
     public int OutH(int h) => Geometry.OutH(h);
     public int OutW(int w) => Geometry.OutW(w);
 }

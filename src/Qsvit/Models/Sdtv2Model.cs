@@ -38,6 +38,7 @@ public sealed class Sdtv2Model : IDisposable
     private readonly ConvBn _stemSpec;
     private readonly PackedModel? _packed;
     private readonly bool _simulate;
+    private readonly IReadOnlyDictionary<string, PackedWeight>? _codes;
 
     /// <param name="backend">Where to run; null runs on a CPU backend of its own with <see cref="ComputeOptions.Default"/>.</param>
     public Sdtv2Model(Sdtv2Config config, StateDict state, bool strict = true, bool foldBatchNorm = false, IBackend? backend = null)
@@ -53,8 +54,9 @@ public sealed class Sdtv2Model : IDisposable
             ownsBackend: backend is null, packed, simulate) { }
 
     private Sdtv2Model(Sdtv2Config config, StateDict state, bool strict, bool fold, LayerCache cache, bool ownsBackend,
-        PackedModel? packed = null, bool simulate = false)
+        PackedModel? packed = null, bool simulate = false, IReadOnlyDictionary<string, PackedWeight>? codes = null)
     {
+        _codes = fold ? null : codes;
         config.Validate();
         FoldBatchNorm = fold;
         Config = config;
@@ -103,7 +105,11 @@ public sealed class Sdtv2Model : IDisposable
     /// The same architecture on the same backend running other weights (e.g. a quantized copy of <see cref="State"/>).
     /// Layers built from the same state_dict arrays as this model's are shared, not uploaded again.
     /// </summary>
-    public Sdtv2Model WithState(StateDict state) => new(Config, state, strict: true, FoldBatchNorm, _cache, ownsBackend: false);
+    /// <param name="codes">Integer codes of some conv weights (<see cref="ModelQuantizer.Codes"/>, dequantizing exactly to
+    /// their tensors in <paramref name="state"/>): those layers are built from the codes (<see cref="PackedConvWeights"/>),
+    /// so a backend with an integer path sums them exactly. Ignored when folding BatchNorms.</param>
+    public Sdtv2Model WithState(StateDict state, IReadOnlyDictionary<string, PackedWeight>? codes = null) =>
+        new(Config, state, strict: true, FoldBatchNorm, _cache, ownsBackend: false, codes: codes);
 
     /// <summary>Layers uploaded to the backend by this model and the models derived from it (for tests and diagnostics).</summary>
     public int LayerUploads => _cache.Uploads;
@@ -117,7 +123,9 @@ public sealed class Sdtv2Model : IDisposable
     }
 
     private ConvBn Conv(string weightKey, string? biasKey, ConvGeometry g, params string[] bns) =>
-        _packed is null ? new(State, weightKey, biasKey, g, FoldBatchNorm, bns) : ConvBn.FromPacked(_packed, weightKey, biasKey, g, _simulate, bns);
+        _packed is not null ? ConvBn.FromPacked(_packed, weightKey, biasKey, g, _simulate, bns)
+        : _codes?.GetValueOrDefault(weightKey) is { } codes ? new ConvBn(State, weightKey, biasKey, g, FoldBatchNorm, bns).WithCodes(codes)
+        : new(State, weightKey, biasKey, g, FoldBatchNorm, bns);
 
     /// <summary>A packed model's fp32 tensors under official keys; a quantized head is dequantized (it is tiny).</summary>
     private static StateDict FloatState(PackedModel packed)

@@ -94,6 +94,8 @@ public sealed class CudaBackend : IBackend
 
     public DeviceSpec Device { get; }
     public string Description => $"{_device.Description}, GEMMs by {GemmEngine}; spike-input convs: {SpikeEngine}";
+    /// <summary>Spike-input layers built from integer codes (<see cref="PackedConvWeights"/>) sum them exactly on the integer path.</summary>
+    public bool RunsIntegerCodes => _integer;
     /// <summary>How dense spike-input convolutions run (<see cref="SpikeInputGemm"/>).</summary>
     public string SpikeEngine { get; }
     /// <summary>What runs the GEMM-shaped work: cuBLAS (and its file) or the ILGPU kernels (and why).</summary>

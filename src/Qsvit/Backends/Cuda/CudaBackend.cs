@@ -276,7 +276,9 @@ public sealed class CudaBackend : IBackend
         var kvBuffer = Rent((long)planes * d * d);
         var kv = V(kvBuffer);
         // kv = K·Vᵀ per plane (summed over the tokens), then out = (kvᵀ·Q)·scale: the CPU backend's two SGEMMs.
-        if (_blas is not null)
+        if (_spike is not null && _spike.AttentionFits(d, tokens))
+            _spike.Attention(V(q), V(k), V(v), V(output), planes, d, tokens, scale, V(Rent(SpikeGemmOps.AttentionFloats(planes, d, tokens))));
+        else if (_blas is not null)
         {
             _blas.SgemmStridedBatched(RowMajorGemm.Dense(d, d, tokens, transB: true), 1f, Ptr(k), slice, Ptr(v), slice, 0f, Ptr(kvBuffer), d * d, planes);
             _blas.SgemmStridedBatched(RowMajorGemm.Dense(d, tokens, d, transA: true), scale, Ptr(kvBuffer), d * d, Ptr(q), slice, 0f, Ptr(output), slice, planes);

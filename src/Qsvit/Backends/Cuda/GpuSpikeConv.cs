@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using ILGPU;
 using ILGPU.Runtime;
+using Half = ILGPU.Half;
 using Qsvit.Backends.Cuda.Native;
 using Qsvit.Tensors;
 
@@ -167,6 +168,7 @@ internal sealed class SpikeGemmOps
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs> _colsS8;
     private readonly Action<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int> _gemmS8;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, int, int> _gemmBf16;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<Half>> _toHalf;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueInt;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueSplit;
 
@@ -180,12 +182,55 @@ internal sealed class SpikeGemmOps
         _colsS8 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.ColumnsS8);
         _gemmS8 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int>(SpikeGemmKernels.GemmS8);
         _gemmBf16 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, int, int>(SpikeGemmKernels.GemmBf16);
+        _toHalf = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<Half>>(SpikeGemmKernels.ToHalf);
         _epilogueInt = cuda
             ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueInt<ContractedFma>)
             : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueInt<ExactFma>);
         _epilogueSplit = cuda
             ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueSplit<ContractedFma>)
             : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueSplit<ExactFma>);
+    }
+
+    /// <summary>
+    /// Whether SDSA of this shape runs exactly on f16 tensor cores (<see cref="Attention"/>): kv counts up to
+    /// <paramref name="tokens"/> must be exact in f16 (≤ 2048), and out's integer sums (≤ d·tokens) exact in fp32 (&lt; 2^24).
+    /// </summary>
+    public bool AttentionFits(int d, int tokens) => _blas is not null && tokens <= 2048 && (long)d * tokens < 1 << 24;
+
+    /// <summary>Floats of workspace <see cref="Attention"/> needs: f16 copies of q, k, v and kv, and kv in fp32.</summary>
+    public static long AttentionFloats(int planes, int d, int tokens) =>
+        3 * HalfSlot((long)planes * d * tokens) + Align((long)planes * d * d) + HalfSlot((long)planes * d * d);
+
+    /// <summary>Floats that hold <paramref name="halves"/> f16 values, rounded up to 256 bytes so every operand starts aligned.</summary>
+    private static long HalfSlot(long halves) => Align((halves + 1) / 2);
+
+    private static long Align(long floats) => (floats + 63) / 64 * 64;
+
+    /// <summary>
+    /// SDSA on tensor cores, identical to the fp32 SGEMMs: q, k, v are spikes (exact in f16); kv = K·Vᵀ sums at most
+    /// <c>tokens</c> ones, an integer exact in the fp32 accumulator and, at ≤ 2048, in f16; out = scale·kvᵀ·Q sums integers
+    /// below 2^24, exact in fp32 whatever the order, then one multiply by scale, as the SGEMM's α.
+    /// </summary>
+    public void Attention(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> output, int planes, int d, int tokens,
+        float scale, ArrayView<float> workspace)
+    {
+        Debug.Assert(AttentionFits(d, tokens));
+        long n = (long)planes * d * tokens, kvn = (long)planes * d * d, halves = HalfSlot(n);
+        if (n > int.MaxValue) throw new QsvitException($"an attention of {n:N0} elements is too large for one launch; use a smaller batch");
+        var q16 = workspace.SubView(0, halves).Cast<Half>();
+        var k16 = workspace.SubView(halves, halves).Cast<Half>();
+        var v16 = workspace.SubView(2 * halves, halves).Cast<Half>();
+        var kv = workspace.SubView(3 * halves, kvn);
+        var kv16 = workspace.SubView(3 * halves + Align(kvn), HalfSlot(kvn)).Cast<Half>();
+        _toHalf((int)n, q, q16);
+        _toHalf((int)n, k, k16);
+        _toHalf((int)n, v, v16);
+        long slice = (long)d * tokens;
+        _blas!.GemmStridedBatchedEx(RowMajorGemm.Dense(d, d, tokens, transB: true), 1, k16.LoadEffectiveAddressAsPtr(), CudaDataType.R16F, slice,
+            v16.LoadEffectiveAddressAsPtr(), CudaDataType.R16F, slice, 0, kv.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, (long)d * d, planes, CublasComputeType.F32);
+        _toHalf((int)kvn, kv, kv16);
+        _blas.GemmStridedBatchedEx(RowMajorGemm.Dense(d, tokens, d, transA: true), scale, kv16.LoadEffectiveAddressAsPtr(), CudaDataType.R16F, (long)d * d,
+            q16.LoadEffectiveAddressAsPtr(), CudaDataType.R16F, slice, 0, output.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, slice, planes, CublasComputeType.F32);
     }
 
     /// <summary>Frames per chunk and the floats of workspace its columns and sums need, within <paramref name="budget"/> floats each.</summary>

@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime;
+using Half = ILGPU.Half;
 
 namespace Qsvit.Backends.Cuda;
 
@@ -79,6 +80,9 @@ internal static class SpikeGemmKernels
             if (n < p.Rows && k < p.Kp) cols[(long)n * p.Kp + k] = tile[tx * (Tile + 1) + j] != 0f ? (sbyte)1 : (sbyte)0;
         }
     }
+
+    /// <summary>dst[i] = (f16) src[i]: exact for spikes and for integers up to 2048 in magnitude.</summary>
+    public static void ToHalf(Index1D i, ArrayView<float> src, ArrayView<Half> dst) => dst[i] = (Half)src[i];
 
     /// <summary>Fallback int8 GEMM, exact: c[r, n] = Σ_k a[r, k]·b[n, k] in int32 (one thread per element).</summary>
     public static void GemmS8(Index1D i, ArrayView<sbyte> a, ArrayView<sbyte> b, ArrayView<int> c, int columns, int kp)

@@ -77,7 +77,8 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
     [Fact]
     public void SplitConvMatchesTheFp32Conv()
     {
-        var g = new ConvGeometry(7, 10, 3, 3, 1, 1, 1, 1);
+        var g = new ConvGeometry(32, 10, 3, 3, 1, 1, 1, 1); // K = 288: long enough for the split (GpuSpikeConv.SplitPays)
+        Assert.True(GpuSpikeConv.SplitPays(g));
         int h = 6, w = 5, frames = 3;
         var rng = new Random(9);
         var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5) * 0.37f).ToArray();

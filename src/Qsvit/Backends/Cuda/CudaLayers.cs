@@ -34,7 +34,7 @@ internal sealed class CudaConvLayer : ConvLayer
         var bns = spec.Affines.Select(a => (a.Scale, a.Shift)).ToArray();
         switch (spec.Weights)
         {
-            case DenseConvWeights dense when split && GpuSpikeConv.Accepts(spec):
+            case DenseConvWeights dense when split && GpuSpikeConv.Accepts(spec) && GpuSpikeConv.SplitPays(spec.Geometry):
                 Spike = new GpuSpikeConv(accelerator, spec, dense.Values);
                 break;
             case DenseConvWeights dense:

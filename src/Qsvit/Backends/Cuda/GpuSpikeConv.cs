@@ -52,6 +52,19 @@ internal sealed class GpuSpikeConv : IDisposable
     public MemoryBuffer1D<float, Stride1D.Dense>? Bn { get; }
     public int BnCount { get; }
 
+    /// <summary>
+    /// Reduction length from which fp32 weights run as bf16 pieces. Measured on an H200 (BENCHMARKS.md): from K = 256 the
+    /// 55M model ran at 157 images/s against 155 with every spike-input conv split and 146 from K = 1024.
+    /// </summary>
+    public const int SplitMinK = 256;
+
+    /// <summary>
+    /// bf16 pieces pay where the GEMM is compute-bound: three tensor-core products of K terms against one SGEMM, but the
+    /// pieces' sums (three fp32 rows per output) and the K-contiguous columns cost memory traffic that short reductions
+    /// (small K) cannot hide.
+    /// </summary>
+    public static bool SplitPays(ConvGeometry g) => g.InChannels * g.KernelH * g.KernelW >= SplitMinK;
+
     /// <summary>Whether this kind of layer runs here: dense (groups = 1), spikes in.</summary>
     public static bool Accepts(ConvLayerSpec spec) => spec.SpikeInput && spec.Geometry.Groups == 1 && !spec.Geometry.IsDepthwise;
 

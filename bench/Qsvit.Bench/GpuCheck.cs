@@ -7,6 +7,7 @@ using Qsvit.Backends.Cuda;
 using Qsvit.Evaluation;
 using Qsvit.IO.Datasets;
 using Qsvit.Models;
+using Qsvit.Quantization;
 using Qsvit.Tensors;
 
 namespace Qsvit.Bench;
@@ -36,11 +37,12 @@ internal static class GpuCheck
             cpuResult = Evaluator.Run(new Sdtv2Model(cifar.Config, cifar.State, backend: cpu), data!, new EvalOptions { BatchSize = 64, Limit = limit });
             Console.WriteLine($"cifar {cpu.Description}: top-1 {100.0 * cpuResult.Top1Correct / cpuResult.Count:F2} % over {cpuResult.Count} images, {cpuResult.ImagesPerSecond:F0} images/s");
         }
-        // One CUDA backend at a time (each holds its own context): the ILGPU kernels alone, then with cuBLAS.
-        foreach (bool useCublas in new[] { false, true })
+        // One CUDA backend at a time (each holds its own context): the ILGPU kernels alone, then cuBLAS in fp32 (--gemm fp32),
+        // then cuBLAS with spike-input convs on tensor cores (the default).
+        foreach (var (useCublas, gemm) in new[] { (false, SpikeInputGemm.TensorCores), (true, SpikeInputGemm.Fp32), (true, SpikeInputGemm.TensorCores) })
         {
             var clock = Stopwatch.StartNew();
-            using var gpu = CudaBackend.Open(0, useCublas: useCublas);
+            using var gpu = CudaBackend.Open(0, new ComputeOptions { SpikeGemm = gemm }, useCublas: useCublas);
             Console.WriteLine($"device: {gpu.Description}; opened and kernels compiled in {clock.Elapsed.TotalSeconds:F1} s");
             foreach (var (g, h, w, frames) in new[]
                      {
@@ -48,7 +50,19 @@ internal static class GpuCheck
                          (new ConvGeometry(160, 640, 1, 1), 14, 14, 8), (new ConvGeometry(70, 66, 3, 3, 2, 2, 1, 1, 2), 15, 13, 5),
                          (new ConvGeometry(128, 128, 7, 7, 1, 1, 3, 3, 128), 16, 16, 8), (new ConvGeometry(96, 96, 3, 3, 1, 1, 0, 0, 96), 10, 10, 4),
                      })
-                failures += CheckConv(cpu, gpu, g, h, w, frames, new Random(g.GetHashCode()));
+            {
+                failures += CheckConv(cpu, gpu, g, h, w, frames, new Random(g.GetHashCode()), spikeInput: false);
+                if (g.Groups == 1)
+                    failures += CheckConv(cpu, gpu, g, h, w, frames, new Random(g.GetHashCode()), spikeInput: true);
+            }
+            // Integer codes on spike inputs: bit for bit against the CPU's integer path (1, 2 and 3 int8 digits; odd K, stride 2).
+            foreach (var (g, h, w, frames, bits, quantizer) in new[]
+                     {
+                         (new ConvGeometry(64, 256, 3, 3, 1, 1, 1, 1), 8, 8, 64, 8, "paper"), (new ConvGeometry(160, 640, 1, 1), 14, 14, 8, 4, "symmetric-channel"),
+                         (new ConvGeometry(70, 66, 3, 3, 2, 2, 1, 1), 15, 13, 5, 8, "asymmetric-channel-mse"), (new ConvGeometry(35, 48, 1, 1), 7, 7, 12, 12, "asymmetric"),
+                         (new ConvGeometry(33, 20, 3, 3, 1, 1, 1, 1), 9, 11, 6, 16, "symmetric-channel"),
+                     })
+                failures += CheckPackedConv(cpu, gpu, g, h, w, frames, bits, quantizer, new Random(g.GetHashCode() ^ bits));
             // The parity fixture (official 1000-class architecture with kd, 224x224) against PyTorch ("-": skipped).
             if (parityDir != "-") failures += CheckParity(gpu, parityDir);
             if (cifar is not null) failures += CheckCifar(gpu, cpuResult!, cifar, data!, limit, batch);
@@ -108,7 +122,7 @@ internal static class GpuCheck
             }
             bool ok = (t != 1 || max <= 1e-2) && logits.SequenceEqual(again);
             failures += ok ? 0 : 1;
-            Console.WriteLine($"parity fixture T={t} ({gpu.GemmEngine}): max |logit - PyTorch| = {max:E2}, argmax same {argmaxSame}/2, rerun identical {logits.SequenceEqual(again)} {(ok ? "ok" : "FAILED")}");
+            Console.WriteLine($"parity fixture T={t} ({gpu.GemmEngine}; {gpu.SpikeEngine}): max |logit - PyTorch| = {max:E2}, argmax same {argmaxSame}/2, rerun identical {logits.SequenceEqual(again)} {(ok ? "ok" : "FAILED")}");
         }
 
         return failures;
@@ -121,21 +135,69 @@ internal static class GpuCheck
         using var m = new Sdtv2Model(cifar.Config, cifar.State, backend: gpu);
         Evaluator.Run(m, data, new EvalOptions { BatchSize = batch, Limit = Math.Min(limit ?? int.MaxValue, batch) }); // warm-up
         var rg = Evaluator.Run(m, data, new EvalOptions { BatchSize = batch, Limit = limit });
-        Console.WriteLine($"cifar {gpu.GemmEngine}: top-1 {100.0 * rg.Top1Correct / rg.Count:F2} % over {rg.Count} images, {rg.ImagesPerSecond:F0} images/s " +
+        Console.WriteLine($"cifar {gpu.GemmEngine}; {gpu.SpikeEngine}: top-1 {100.0 * rg.Top1Correct / rg.Count:F2} % over {rg.Count} images, {rg.ImagesPerSecond:F0} images/s " +
             $"(batch {batch}), workspace {gpu.WorkspaceBytes / (1024.0 * 1024):F0} MiB");
         int same = rg.Predictions.Zip(rc.Predictions).Count(p => p.First == p.Second);
         double diff = 100.0 * (rg.Top1Correct - rc.Top1Correct) / rg.Count;
         bool ok = Math.Abs(diff) <= 0.2 && same >= 0.995 * rg.Count;
         failures += ok ? 0 : 1;
-        Console.WriteLine($"cifar parity ({gpu.GemmEngine}): top-1 difference {diff:+0.00;-0.00} points, identical predictions {same}/{rg.Count} ({100.0 * same / rg.Count:F2} %) {(ok ? "ok" : "FAILED")}");
+        Console.WriteLine($"cifar parity ({gpu.GemmEngine}; {gpu.SpikeEngine}): top-1 difference {diff:+0.00;-0.00} points, identical predictions {same}/{rg.Count} ({100.0 * same / rg.Count:F2} %) {(ok ? "ok" : "FAILED")}");
         var r2 = Evaluator.Run(m, data, new EvalOptions { BatchSize = batch, Limit = limit });
         bool identical = r2.Predictions.SequenceEqual(rg.Predictions) && r2.Top1Correct == rg.Top1Correct;
         failures += identical ? 0 : 1;
-        Console.WriteLine($"cifar rerun ({gpu.GemmEngine}): predictions identical {identical}, {r2.ImagesPerSecond:F0} images/s");
+        Console.WriteLine($"cifar rerun ({gpu.GemmEngine}; {gpu.SpikeEngine}): predictions identical {identical}, {r2.ImagesPerSecond:F0} images/s");
+        // Issue 13: quantized settings on the backend's integer path against the fp32 simulation of the same codes.
+        foreach (var setting in new[] { "8,4,8,8|8,8,8|4,32|4,32", "4", "8" })
+        {
+            var packed = PackedModel.Create(cifar, setting.Contains('|') ? QuantizationSetting.Parse(setting) : QuantizationSetting.Uniform(int.Parse(setting)), QuantizerSpec.Paper);
+            using var integer = new Sdtv2Model(packed, simulate: false, backend: gpu);
+            using var simulated = new Sdtv2Model(packed, simulate: true, backend: gpu);
+            var ri = Evaluator.Run(integer, data, new EvalOptions { BatchSize = batch, Limit = limit });
+            var rs = Evaluator.Run(simulated, data, new EvalOptions { BatchSize = batch, Limit = limit });
+            int agree = ri.Predictions.Zip(rs.Predictions).Count(p => p.First == p.Second);
+            bool pass = agree >= 0.995 * ri.Count;
+            failures += pass ? 0 : 1;
+            Console.WriteLine($"cifar packed {setting} (paper quantizer; {gpu.SpikeEngine}): integer path top-1 {100.0 * ri.Top1Correct / ri.Count:F2} % " +
+                $"({ri.ImagesPerSecond:F0} images/s), fp32 simulation {100.0 * rs.Top1Correct / rs.Count:F2} % ({rs.ImagesPerSecond:F0} images/s), " +
+                $"identical predictions {agree}/{ri.Count} ({100.0 * agree / ri.Count:F2} %) {(pass ? "ok" : "FAILED")}");
+        }
         return failures;
     }
 
-    private static int CheckConv(IBackend cpu, IBackend gpu, ConvGeometry g, int h, int w, int frames, Random rng)
+    /// <summary>A packed spike-input conv (codes, scales, bias, BN) on the GPU against the CPU's exact integer path: bit for bit.</summary>
+    private static int CheckPackedConv(IBackend cpu, IBackend gpu, ConvGeometry g, int h, int w, int frames, int bits, string quantizer, Random rng)
+    {
+        var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], bits, QuantizerSpec.Parse(quantizer));
+        var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble()).ToArray();
+        var bn = new ChannelAffine(bias.Select(b => b + 0.5f).ToArray(), bias.Select(b => -b).ToArray());
+        var spec = new ConvLayerSpec(g, new PackedConvWeights(codes), bias, [bn]) { SpikeInput = true };
+        var x = new float[frames * g.InChannels * h * w];
+        for (int i = 0; i < x.Length; i++) x[i] = rng.NextDouble() < 0.3 ? 1f : 0f;
+        var (expected, actual) = (RunConv(cpu, spec, x, frames, h, w), RunConv(gpu, spec, x, frames, h, w));
+        int differ = expected.Zip(actual).Count(p => p.First != p.Second);
+        double max = expected.Zip(actual).Max(p => Math.Abs(p.First - p.Second));
+        // On the integer path: bit for bit. With --gemm fp32 the codes are dequantized and summed in fp32: fp32 rounding.
+        bool integer = ((CudaBackend)gpu).RunsIntegerCodes, ok = integer ? differ == 0 : max <= 1e-4;
+        Console.WriteLine($"packed conv {g} {bits}-bit {quantizer} on {h}x{w} x{frames} ({((CudaBackend)gpu).SpikeEngine}): " +
+            $"{differ}/{expected.Length} elements differ from the CPU integer path, max |diff| {max:E2} {(ok ? "ok" : "FAILED")}");
+        return ok ? 0 : 1;
+    }
+
+    private static float[] RunConv(IBackend b, ConvLayerSpec spec, float[] x, int frames, int h, int w)
+    {
+        var g = spec.Geometry;
+        using var layer = b.CreateConv(spec);
+        using var input = b.Allocate(x.Length);
+        using var output = b.Allocate((long)frames * g.OutChannels * g.OutH(h) * g.OutW(w));
+        b.Upload(x, input);
+        b.Conv(layer, input, frames, h, w, output);
+        var y = new float[output.Length];
+        b.Download(output, 0, y);
+        return y;
+    }
+
+    private static int CheckConv(IBackend cpu, IBackend gpu, ConvGeometry g, int h, int w, int frames, Random rng, bool spikeInput)
     {
         int oh = g.OutH(h), ow = g.OutW(w);
         var x = new float[frames * g.InChannels * h * w];
@@ -144,7 +206,7 @@ internal static class GpuCheck
         for (int i = 0; i < weight.Length; i++) weight[i] = (float)(rng.NextDouble() - 0.5);
         var scale = Enumerable.Range(0, g.OutChannels).Select(_ => (float)(0.5 + rng.NextDouble())).ToArray();
         var shift = Enumerable.Range(0, g.OutChannels).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
-        var spec = new ConvLayerSpec(g, new DenseConvWeights(weight), [], [new ChannelAffine(scale, shift)]);
+        var spec = new ConvLayerSpec(g, new DenseConvWeights(weight), [], [new ChannelAffine(scale, shift)]) { SpikeInput = spikeInput };
         var outputs = new List<float[]>();
         foreach (var b in new[] { cpu, gpu })
         {
@@ -165,7 +227,7 @@ internal static class GpuCheck
             max = Math.Max(max, Math.Abs(outputs[0][i] - outputs[1][i]));
         }
         bool ok = max <= 1e-4;
-        Console.WriteLine($"conv {g} on {h}x{w} x{frames} ({((CudaBackend)gpu).GemmEngine}): {differ}/{outputs[0].Length} elements differ from the CPU, max |diff| {max:E2} {(ok ? "ok" : "FAILED")}");
+        Console.WriteLine($"conv {g}{(spikeInput ? " spike input" : "")} on {h}x{w} x{frames} ({((CudaBackend)gpu).Description}): {differ}/{outputs[0].Length} elements differ from the CPU, max |diff| {max:E2} {(ok ? "ok" : "FAILED")}");
         return ok ? 0 : 1;
     }
 }

@@ -30,7 +30,12 @@ internal static class BenchCommand
         var seconds = new Option<double>("--seconds") { Description = "Minimum measuring time per case", DefaultValueFactory = _ => 10 };
         var cases = new Option<string[]>("--cases") { Description = "bundled, 55M (or any preset name)", DefaultValueFactory = _ => ["bundled", "55M"], AllowMultipleArgumentsPerToken = true };
         var json = CommonOptions.Json();
-        var command = new Command("bench", "Throughput: images/s and GFLOP/s for the bundled model and the 55M preset") { model, batches, seconds, cases, json };
+        var setting = new Option<string?>("--setting", "-s")
+        {
+            Description = "Quantize each case to this setting (e.g. \"8,4,8,8|8,8,8|4,32|4,32\" or 4) and time its integer path beside the fp32 simulation of the same codes",
+        };
+        var quantizer = CommonOptions.Quantizer();
+        var command = new Command("bench", "Throughput: images/s and GFLOP/s for the bundled model and the 55M preset") { model, batches, seconds, cases, json, setting, quantizer };
         device.AddTo(command);
         command.Add(DumpInputs());
         command.SetAction(r =>
@@ -51,7 +56,15 @@ internal static class BenchCommand
                 var (label, config, state) = Case(name, r.GetValue(model));
                 int[] sizes = r.GetValue(batches) is { Length: > 0 } given ? given
                     : backend.Device.Kind == DeviceKind.Cpu ? [1, 8] : [backend.DefaultBatchSize(config.ImageHeight, config.ImageWidth)];
-                foreach (int b in sizes) rows.Add(Measure(label, config, state, b, r.GetValue(seconds), backend, compute));
+                if (r.GetValue(setting) is { } text)
+                {
+                    var s = int.TryParse(text.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int uniform)
+                        ? QuantizationSetting.Uniform(uniform) : QuantizationSetting.Parse(text);
+                    var packed = PackedModel.Create(new LoadedModel(config, state, null, null, label, null, new Dictionary<string, string>()), s,
+                        CommonOptions.ParseQuantizer(r.GetValue(quantizer)!), compute);
+                    foreach (int b in sizes) rows.AddRange(MeasurePacked(label, packed, b, r.GetValue(seconds), backend, compute));
+                }
+                else foreach (int b in sizes) rows.Add(Measure(label, config, state, b, r.GetValue(seconds), backend, compute));
             }
             if (r.GetValue(json)) { Cli.WriteJson(rows); return 0; }
             bool gpu = rows.Any(x => x.Power is not null), anyPacked = rows.Any(x => x.PackedSpeedup is not null);

@@ -14,20 +14,36 @@ internal sealed class DeviceOptions
         DefaultValueFactory = _ => "auto",
     };
     public readonly Option<int?> Threads = CommonOptions.Threads();
+    public readonly Option<string> Gemm = new("--gemm")
+    {
+        Description = "GPU: how spike-input convolutions run: tensor (default; integer codes exact on int8 tensor cores, " +
+            "fp32 weights as three bf16 pieces) or fp32 (SGEMM)",
+        DefaultValueFactory = _ => "tensor",
+    };
 
     public void AddTo(Command command)
     {
         command.Add(Device);
         command.Add(Threads);
+        command.Add(Gemm);
     }
 
     /// <summary>Host threads: the CPU backend's, and image decoding's on every device.</summary>
-    public ComputeOptions Compute(ParseResult r) => r.GetValue(Threads) switch
+    public ComputeOptions Compute(ParseResult r)
     {
-        null => ComputeOptions.Default,
-        < 1 and var t => throw new QsvitException($"--threads must be at least 1, got {t}"),
-        { } t => new ComputeOptions { Threads = t },
-    };
+        var options = r.GetValue(Threads) switch
+        {
+            null => ComputeOptions.Default,
+            < 1 and var t => throw new QsvitException($"--threads must be at least 1, got {t}"),
+            { } t => new ComputeOptions { Threads = t },
+        };
+        return r.GetValue(Gemm) switch
+        {
+            "tensor" => options,
+            "fp32" => options with { SpikeGemm = SpikeInputGemm.Fp32 },
+            var g => throw new QsvitException($"--gemm is tensor or fp32, not '{g}'"),
+        };
+    }
 
     /// <summary>Opens the device and says on stderr which one runs (stdout carries only results).</summary>
     public IBackend Open(ParseResult r)

@@ -14,10 +14,10 @@ public abstract record ConvWeightData;
 public sealed record DenseConvWeights(float[] Values) : ConvWeightData;
 
 /// <summary>
-/// Quantized weights at their bit width (<see cref="Quantization.PackedWeight"/>). <paramref name="SpikeInput"/>: the layer's
-/// input is spikes (0/1), so a backend may sum integer codes exactly and scale once per output; otherwise it dequantizes.
+/// Quantized weights at their bit width (<see cref="Quantization.PackedWeight"/>). Where the layer's input is spikes
+/// (<see cref="ConvLayerSpec.SpikeInput"/>) a backend may sum integer codes exactly and scale once per output; otherwise it dequantizes.
 /// </summary>
-public sealed record PackedConvWeights(Quantization.PackedWeight Weight, bool SpikeInput) : ConvWeightData;
+public sealed record PackedConvWeights(Quantization.PackedWeight Weight) : ConvWeightData;
 
 /// <summary>y = x·Scale[c] + Shift[c] per output channel, one fused multiply-add (eval-mode BatchNorm, see <see cref="BatchNorm.Fold"/>).</summary>
 public sealed record ChannelAffine(float[] Scale, float[] Shift);
@@ -32,6 +32,13 @@ public sealed record ConvLayerSpec(ConvGeometry Geometry, ConvWeightData Weights
 {
     /// <summary>The official state_dict keys the layer was built from (names in exported graphs); null for a layer made up by hand.</summary>
     public ConvKeys? Keys { get; init; }
+
+    /// <summary>
+    /// The input is a spike tensor (exactly 0 or 1; <see cref="Models.Sdtv2Layout.TakesSpikes"/>), so a backend may compute
+    /// the layer in a reduced-precision input type without rounding (spikes are exact in bf16, f16 and int8) and, with
+    /// integer codes, sum exactly. False: real-valued input, computed in fp32.
+    /// </summary>
+    public bool SpikeInput { get; init; }
 }
 
 /// <summary>

@@ -36,7 +36,7 @@ internal sealed class ConvBn
         {
             PadValues = bnPrefixes.Length == 1 ? BatchNorm.ZeroInputOutput(state, bnPrefixes[0]) : [];
             Spec = new ConvLayerSpec(g, new DenseConvWeights(state[weightKey].Data), biasKey is null ? [] : state[biasKey].Data,
-                bns.Select(b => new ChannelAffine(b.Scale, b.Shift)).ToArray()) { Keys = new ConvKeys(weightKey, biasKey, bnPrefixes) };
+                bns.Select(b => new ChannelAffine(b.Scale, b.Shift)).ToArray()) { Keys = new ConvKeys(weightKey, biasKey, bnPrefixes), SpikeInput = Sdtv2Layout.TakesSpikes(weightKey) };
             return;
         }
         var weight = (float[])state[weightKey].Data.Clone();
@@ -50,7 +50,7 @@ internal sealed class ConvBn
                 bias[oc] = bias[oc] * scale[oc] + shift[oc];
             }
         PadValues = bias; // folded, the bias already is BN(0) in the folded arithmetic
-        Spec = new ConvLayerSpec(g, new DenseConvWeights(weight), bias, []) { Keys = new ConvKeys(weightKey, biasKey, []) };
+        Spec = new ConvLayerSpec(g, new DenseConvWeights(weight), bias, []) { Keys = new ConvKeys(weightKey, biasKey, []), SpikeInput = Sdtv2Layout.TakesSpikes(weightKey) };
     }
 
     private ConvBn(string key, ConvLayerSpec spec, float[] padValues, float[][] sources)
@@ -77,7 +77,7 @@ internal sealed class ConvBn
         {
             identity = packed.Scales;
             weights = simulate ? new DenseConvWeights(packed.Dequantize())
-                : new PackedConvWeights(packed, Sdtv2Layout.TakesSpikes(weightKey));
+                : new PackedConvWeights(packed);
         }
         else
         {
@@ -87,9 +87,16 @@ internal sealed class ConvBn
         var sources = new List<float[]> { identity };
         if (biasKey is not null) sources.Add(bias);
         foreach (var a in affines) sources.AddRange([a.Scale, a.Shift]);
-        return new ConvBn(weightKey, new ConvLayerSpec(g, weights, bias, affines) { Keys = new ConvKeys(weightKey, biasKey, bnPrefixes) },
-            pad, sources.ToArray());
+        return new ConvBn(weightKey, new ConvLayerSpec(g, weights, bias, affines)
+            { Keys = new ConvKeys(weightKey, biasKey, bnPrefixes), SpikeInput = Sdtv2Layout.TakesSpikes(weightKey) }, pad, sources.ToArray());
     }
+
+    /// <summary>
+    /// The same conv computing from integer codes that dequantize exactly to its weights (<see cref="PackedConvWeights"/>).
+    /// The codes' scales join <see cref="Sources"/>, so a backend layer built from the fp32 values is never taken for this one.
+    /// </summary>
+    public ConvBn WithCodes(PackedWeight codes) =>
+        new(Key, Spec with { Weights = new PackedConvWeights(codes) }, PadValues, [.. Sources, codes.Scales]);
 
     public int OutH(int h) => Geometry.OutH(h);
     public int OutW(int w) => Geometry.OutW(w);

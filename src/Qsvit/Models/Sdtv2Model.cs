@@ -41,6 +41,7 @@ public sealed class Sdtv2Model : IDisposable
     private readonly PackedModel? _packed;
     private readonly bool _simulate;
     private readonly Sdtv2Model[] _replicas;   // on devices 1 … N−1 of a DeviceGroup; empty otherwise
+    private readonly IReadOnlyDictionary<string, PackedWeight>? _codes;
 
     /// <param name="backend">Where to run; null runs on a CPU backend of its own with <see cref="ComputeOptions.Default"/>.</param>
     public Sdtv2Model(Sdtv2Config config, StateDict state, bool strict = true, bool foldBatchNorm = false, IBackend? backend = null)
@@ -56,8 +57,10 @@ public sealed class Sdtv2Model : IDisposable
             ownsBackend: backend is null, packed, simulate) { }
 
     private Sdtv2Model(Sdtv2Config config, StateDict state, bool strict, bool fold, LayerCache cache, bool ownsBackend,
-        PackedModel? packed = null, bool simulate = false, Func<DeviceGroup, Sdtv2Model[]>? replicas = null)
+        PackedModel? packed = null, bool simulate = false, Func<DeviceGroup, Sdtv2Model[]>? replicas = null,
+        IReadOnlyDictionary<string, PackedWeight>? codes = null)
     {
+        _codes = fold ? null : codes;
         config.Validate();
         FoldBatchNorm = fold;
         Config = config;
@@ -104,7 +107,7 @@ public sealed class Sdtv2Model : IDisposable
         // The same model on every other device of a group, each built (uploaded) on its device's thread, in parallel.
         _replicas = cache.Backend is DeviceGroup { Count: > 1 } group
             ? (replicas ?? (g => g.OnEach((d, b) => d == 0 ? null! :
-                new Sdtv2Model(config, state, strict, fold, new LayerCache(b), ownsBackend: false, packed, simulate))[1..]))(group)
+                new Sdtv2Model(config, state, strict, fold, new LayerCache(b), ownsBackend: false, packed, simulate, codes: codes))[1..]))(group)
             : [];
     }
 
@@ -115,8 +118,12 @@ public sealed class Sdtv2Model : IDisposable
     /// The same architecture on the same backend running other weights (e.g. a quantized copy of <see cref="State"/>).
     /// Layers built from the same state_dict arrays as this model's are shared, not uploaded again.
     /// </summary>
-    public Sdtv2Model WithState(StateDict state) => new(Config, state, strict: true, FoldBatchNorm, _cache, ownsBackend: false,
-        replicas: g => g.OnEach((d, _) => d == 0 ? null! : _replicas[d - 1].WithState(state))[1..]);
+    /// <param name="codes">Integer codes of some conv weights (<see cref="ModelQuantizer.Codes"/>, dequantizing exactly to
+    /// their tensors in <paramref name="state"/>): those layers are built from the codes (<see cref="PackedConvWeights"/>),
+    /// so a backend with an integer path sums them exactly. Ignored when folding BatchNorms.</param>
+    public Sdtv2Model WithState(StateDict state, IReadOnlyDictionary<string, PackedWeight>? codes = null) =>
+        new(Config, state, strict: true, FoldBatchNorm, _cache, ownsBackend: false,
+            replicas: g => g.OnEach((d, _) => d == 0 ? null! : _replicas[d - 1].WithState(state, codes))[1..], codes: codes);
 
     /// <summary>Layers uploaded to the backend by this model and the models derived from it (for tests and diagnostics).</summary>
     public int LayerUploads => _cache.Uploads;
@@ -131,7 +138,9 @@ public sealed class Sdtv2Model : IDisposable
     }
 
     private ConvBn Conv(string weightKey, string? biasKey, ConvGeometry g, params string[] bns) =>
-        _packed is null ? new(State, weightKey, biasKey, g, FoldBatchNorm, bns) : ConvBn.FromPacked(_packed, weightKey, biasKey, g, _simulate, bns);
+        _packed is not null ? ConvBn.FromPacked(_packed, weightKey, biasKey, g, _simulate, bns)
+        : _codes?.GetValueOrDefault(weightKey) is { } codes ? new ConvBn(State, weightKey, biasKey, g, FoldBatchNorm, bns).WithCodes(codes)
+        : new(State, weightKey, biasKey, g, FoldBatchNorm, bns);
 
     /// <summary>A packed model's fp32 tensors under official keys; a quantized head is dequantized (it is tiny).</summary>
     private static StateDict FloatState(PackedModel packed)

@@ -22,6 +22,7 @@ public sealed class ModelQuantizer
 {
     private readonly StateDict _fp32;
     private readonly ConcurrentDictionary<(string Key, int Bits, QuantizerSpec Spec), Lazy<(Tensor Tensor, QuantizationResult Result)>> _cache = new();
+    private readonly ConcurrentDictionary<(string Key, int Bits, QuantizerSpec Spec), Lazy<PackedWeight>> _codes = new();
 
     public Sdtv2Layout Layout { get; }
 
@@ -76,10 +77,26 @@ public sealed class ModelQuantizer
         return new QuantizedModel(result, setting, spec, reports);
     }
 
+    /// <summary>
+    /// The integer codes and scales of one weight at <paramref name="bits"/> (cached like the fake-quantized tensors): the
+    /// same quantization, so <see cref="PackedWeight.Dequantize"/> gives exactly the tensor <see cref="Apply"/> puts in the
+    /// state_dict. For backends that sum codes exactly (spike-input layers on the CUDA backend's integer path).
+    /// </summary>
+    public PackedWeight Codes(string key, int bits, QuantizerSpec spec)
+    {
+        var w = Layout.Weight(key);
+        return _codes.GetOrAdd((key, bits, spec), k => new Lazy<PackedWeight>(() =>
+            PackedWeight.Quantize(k.Key, _fp32[k.Key].Data, w.Shape, k.Bits, k.Spec))).Value;
+    }
+
     /// <summary>Number of (key, bits, spec) tensors held in the cache.</summary>
     public int CachedCount => _cache.Count;
 
-    public void ClearCache() => _cache.Clear();
+    public void ClearCache()
+    {
+        _cache.Clear();
+        _codes.Clear();
+    }
 
     private (Tensor Tensor, QuantizationResult Result) Quantized(WeightInfo w, int bits, QuantizerSpec spec) =>
         _cache.GetOrAdd((w.Key, bits, spec), key => new Lazy<(Tensor, QuantizationResult)>(() =>

@@ -88,7 +88,11 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     /// The network with <paramref name="setting"/>'s quantized weights as every evaluation runs it: on the evaluator's
     /// device, sharing its resident layers. The caller disposes it.
     /// </summary>
-    public Sdtv2Model CreateModel(QuantizationSetting setting) => Root.WithState(Quantize(setting).StateDict);
+    public Sdtv2Model CreateModel(QuantizationSetting setting)
+    {
+        var quantized = Quantize(setting);
+        return Root.WithState(quantized.StateDict, IntegerCodes(quantized));
+    }
 
     public AccuracyRecord Accuracy(QuantizationSetting setting, string split)
     {
@@ -213,9 +217,23 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     /// </summary>
     private Sdtv2Model Candidate(QuantizationSetting setting)
     {
-        var next = Root.WithState(Quantize(setting).StateDict);
+        var quantized = Quantize(setting);
+        var next = Root.WithState(quantized.StateDict, IntegerCodes(quantized));
         _candidate?.Dispose();
         return _candidate = next;
+    }
+
+    /// <summary>
+    /// On a backend that sums integer codes exactly (the CUDA backend's tensor-core path), the codes of the quantized
+    /// spike-input conv weights, so those layers run on the integer path; null elsewhere (the CPU keeps fake quantization,
+    /// bit-identical to earlier searches).
+    /// </summary>
+    private IReadOnlyDictionary<string, PackedWeight>? IntegerCodes(QuantizedModel quantized)
+    {
+        if (Root.Backend is not Backends.Cuda.CudaBackend { RunsIntegerCodes: true }) return null;
+        return quantized.Weights
+            .Where(w => w.Bits != Quantizer.FullPrecision && !w.Key.StartsWith("head", StringComparison.Ordinal) && Sdtv2Layout.TakesSpikes(w.Key))
+            .ToDictionary(w => w.Key, w => _quantizer.Codes(w.Key, w.Bits, Spec), StringComparer.Ordinal);
     }
 
     /// <summary>The device the evaluations run on.</summary>

@@ -18,6 +18,9 @@ public sealed record ComputeOptions
         init => _threads = value >= 1 ? value : throw new QsvitException($"threads must be at least 1, got {value}");
     }
 
+    /// <summary>How a GPU backend computes spike-input convolutions (<c>--gemm</c>): tensor cores (default) or fp32 SGEMM.</summary>
+    public Backends.SpikeInputGemm SpikeGemm { get; init; }
+
     /// <summary>Parallel.For options bounded by <see cref="Threads"/>.</summary>
     public ParallelOptions Parallel => new() { MaxDegreeOfParallelism = _threads };
 }

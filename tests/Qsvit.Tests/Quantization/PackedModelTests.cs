@@ -97,6 +97,31 @@ public class PackedModelTests
         Assert.True(same >= 62, $"integer path agrees with fake quantization on {same} of 64 images");
     }
 
+    /// <summary>
+    /// A search candidate with its spike-input convs built from the quantizer's codes (<see cref="ModelQuantizer.Codes"/>, as
+    /// the CUDA backend's searches run it) is the packed model's integer path: the codes dequantize to the fake-quantized
+    /// tensors, and the logits equal the packed model's bit for bit.
+    /// </summary>
+    [Fact]
+    public void CandidateBuiltFromCodesIsThePackedIntegerPath()
+    {
+        var setting = QuantizationSetting.Parse("8,4,8,8|8,8,8|4,32|4,32");
+        var layout = new Sdtv2Layout(Fixtures.Cifar.Config);
+        var quantizer = new ModelQuantizer(Fixtures.Cifar.State, layout);
+        var quantized = quantizer.Apply(setting, QuantizerSpec.Paper);
+        var codes = quantized.Weights.Where(w => w.Bits != 32 && !w.Key.StartsWith("head", StringComparison.Ordinal) && Sdtv2Layout.TakesSpikes(w.Key))
+            .ToDictionary(w => w.Key, w => quantizer.Codes(w.Key, w.Bits, QuantizerSpec.Paper));
+        Assert.NotEmpty(codes);
+        foreach (var (key, w) in codes) Assert.Equal(quantized.StateDict[key].Data, w.Dequantize());
+        Assert.Same(codes.First().Value, quantizer.Codes(codes.First().Key, codes.First().Value.Bits, QuantizerSpec.Paper)); // cached
+
+        var options = new EvalOptions { BatchSize = 16, Limit = 16, KeepLogits = 16 };
+        using var root = new Sdtv2Model(Fixtures.Cifar.Config, Fixtures.Cifar.State);
+        using var candidate = root.WithState(quantized.StateDict, codes);
+        using var integer = new Sdtv2Model(PackedModel.Create(Fixtures.Cifar, setting, QuantizerSpec.Paper));
+        Assert.Equal(Evaluator.Run(integer, Fixtures.CifarTestSet, options).Logits, Evaluator.Run(candidate, Fixtures.CifarTestSet, options).Logits);
+    }
+
     // ---- bad files -------------------------------------------------------------------------------------------------
 
     private static string BadFile(Func<List<RawTensor>, Dictionary<string, string>, bool> edit)

@@ -22,15 +22,20 @@ public sealed class CudaBackend : IBackend
     private readonly GpuOps _ops;
     private readonly Accelerator _acc;
     private readonly List<CudaBuffer> _slots = new();
-    private readonly Cublas? _blas;
+    private Cublas? _blas;
     private readonly LibraryGemm? _gemm;
+    private readonly SpikeGemmOps? _spike;
+    private readonly bool _integer, _split;
     private int _next;
 
     /// <summary>im2col columns of one chunk of frames: at most this many floats (256 MiB).</summary>
     public const long ColumnBudget = 64L << 20;
 
     /// <summary>Runs on <paramref name="device"/> (which the backend then owns), e.g. <see cref="GpuDevice.OpenCpu"/> in tests.</summary>
-    public CudaBackend(GpuDevice device, DeviceSpec spec, bool useCublas = true)
+    /// <param name="spikeGemm">How dense spike-input convs run (<see cref="SpikeInputGemm"/>).</param>
+    /// <param name="splitWithoutCublas">Tests: run fp32 spike-input convs as bf16 pieces on the fallback kernels too.</param>
+    public CudaBackend(GpuDevice device, DeviceSpec spec, bool useCublas = true, SpikeInputGemm spikeGemm = SpikeInputGemm.TensorCores,
+        bool splitWithoutCublas = false)
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
@@ -56,21 +61,43 @@ public sealed class CudaBackend : IBackend
             else GemmEngine = $"ILGPU kernels (no cuBLAS: {why})";
             _acc.Bind(); // cuBLAS may have made the runtime's primary context current; ILGPU's is the one to use
         }
+        if (spikeGemm == SpikeInputGemm.TensorCores)
+        {
+            try { _spike = new SpikeGemmOps(_acc, _blas); }
+            catch (Exception e) when (e is not QsvitException)
+            {
+                Dispose();
+                throw new QsvitException($"{spec}: the spike GEMM kernels could not be compiled or loaded on {device.Description}: {e.Message}", e);
+            }
+            _integer = true;
+            _split = _blas is not null || splitWithoutCublas;
+        }
+        SpikeEngine = _spike is null ? "fp32 (--gemm fp32)"
+            : _split ? $"integer codes on int8, fp32 weights as bf16x3, {(_blas is null ? "ILGPU kernels" : "tensor cores")}"
+            : "integer codes on int8 (ILGPU kernels), fp32 weights in fp32 (no cuBLAS)";
     }
 
     /// <summary>The CUDA GPU <paramref name="index"/>, or a <see cref="QsvitException"/> that names what was looked for.</summary>
     /// <param name="useCublas">GEMM-shaped work through cuBLAS when it loads; false keeps everything on the ILGPU kernels.</param>
     public static CudaBackend Open(int index, ComputeOptions? options = null, bool useCublas = true)
     {
-        _ = options; // host-side threads are not used by the GPU kernels
-        return new CudaBackend(GpuDevice.OpenCuda(index), DeviceSpec.Cuda(index), useCublas);
+        // host-side threads are not used by the GPU kernels
+        return new CudaBackend(GpuDevice.OpenCuda(index), DeviceSpec.Cuda(index), useCublas, options?.SpikeGemm ?? SpikeInputGemm.TensorCores);
     }
 
     /// <summary>The backend's kernels on ILGPU's CPU accelerator (slow; for tests without a GPU).</summary>
     public static CudaBackend OnCpuAccelerator() => new(GpuDevice.OpenCpu(), DeviceSpec.Cuda(0));
 
+    /// <summary>On ILGPU's CPU accelerator with the spike-input path chosen (<paramref name="split"/>: fp32 weights as bf16 pieces on the fallback kernels).</summary>
+    internal static CudaBackend OnCpuAccelerator(SpikeInputGemm spikeGemm, bool split) =>
+        new(GpuDevice.OpenCpu(), DeviceSpec.Cuda(0), spikeGemm: spikeGemm, splitWithoutCublas: split);
+
     public DeviceSpec Device { get; }
-    public string Description => $"{_device.Description}, GEMMs by {GemmEngine}";
+    public string Description => $"{_device.Description}, GEMMs by {GemmEngine}; spike-input convs: {SpikeEngine}";
+    /// <summary>Spike-input layers built from integer codes (<see cref="PackedConvWeights"/>) sum them exactly on the integer path.</summary>
+    public bool RunsIntegerCodes => _integer;
+    /// <summary>How dense spike-input convolutions run (<see cref="SpikeInputGemm"/>).</summary>
+    public string SpikeEngine { get; }
     /// <summary>What runs the GEMM-shaped work: cuBLAS (and its file) or the ILGPU kernels (and why).</summary>
     public string GemmEngine { get; }
     public bool IsCpuAccelerator => !_device.IsCuda;
@@ -146,7 +173,7 @@ public sealed class CudaBackend : IBackend
 
     // ---- layers --------------------------------------------------------------------------------------------------------
 
-    public ConvLayer CreateConv(ConvLayerSpec spec) => new CudaConvLayer(_acc, spec);
+    public ConvLayer CreateConv(ConvLayerSpec spec) => new CudaConvLayer(_acc, spec, _integer, _split);
 
     public HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes) => new CudaHeadLayer(_acc, heads, features, classes);
 
@@ -156,15 +183,23 @@ public sealed class CudaBackend : IBackend
     {
         var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
         var g = l.Geometry;
-        if (_gemm is null || g.IsDepthwise || g.Groups != 1)
+        int mark = Mark();
+        if (l.Spike is { } spike)
         {
-            _ops.Conv(l.Gpu, V(input), frames, height, width, V(output));
+            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget);
+            var cols = V(Rent(columnFloats));
+            _spike!.Conv(spike, V(input), frames, height, width, V(output), cols, V(Rent(sumFloats)), chunk);
+            Release(mark);
             return;
         }
-        int mark = Mark();
+        if (_gemm is null || g.IsDepthwise || g.Groups != 1)
+        {
+            _ops.Conv(l.Gpu!, V(input), frames, height, width, V(output));
+            return;
+        }
         long perFrame = GpuOps.ColumnsPerFrame(g, height, width);
         var columns = perFrame == 0 ? default : V(Rent(Math.Min((long)frames * perFrame, Math.Max(perFrame, ColumnBudget))));
-        _ops.ConvByGemm(l.Gpu, V(input), frames, height, width, V(output), columns, ColumnBudget, _gemm);
+        _ops.ConvByGemm(l.Gpu!, V(input), frames, height, width, V(output), columns, ColumnBudget, _gemm);
         Release(mark);
     }
 
@@ -241,7 +276,9 @@ public sealed class CudaBackend : IBackend
         var kvBuffer = Rent((long)planes * d * d);
         var kv = V(kvBuffer);
         // kv = K·Vᵀ per plane (summed over the tokens), then out = (kvᵀ·Q)·scale: the CPU backend's two SGEMMs.
-        if (_blas is not null)
+        if (_spike is not null && _spike.AttentionFits(d, tokens))
+            _spike.Attention(V(q), V(k), V(v), V(output), planes, d, tokens, scale, V(Rent(SpikeGemmOps.AttentionFloats(planes, d, tokens))));
+        else if (_blas is not null)
         {
             _blas.SgemmStridedBatched(RowMajorGemm.Dense(d, d, tokens, transB: true), 1f, Ptr(k), slice, Ptr(v), slice, 0f, Ptr(kvBuffer), d * d, planes);
             _blas.SgemmStridedBatched(RowMajorGemm.Dense(d, tokens, d, transA: true), scale, Ptr(kvBuffer), d * d, Ptr(q), slice, 0f, Ptr(output), slice, planes);
@@ -292,6 +329,7 @@ public sealed class CudaBackend : IBackend
     {
         _acc.Synchronize();
         _blas?.Dispose();
+        _blas = null;
         foreach (var s in _slots) s.Memory.Dispose();
         _slots.Clear();
         _ops.Dispose();

@@ -17,19 +17,47 @@ internal sealed class CudaBuffer(MemoryBuffer1D<float, Stride1D.Dense> memory, b
     }
 }
 
-/// <summary>A conv layer resident on the GPU (<see cref="GpuConv"/>: weights in summation order, tap table, bias, BNs).</summary>
+/// <summary>
+/// A conv layer resident on the GPU: <see cref="GpuConv"/> (fp32 weights in summation order, tap table, bias, BNs), or
+/// for a dense spike-input layer on the tensor-core path <see cref="GpuSpikeConv"/> (int8 digits of integer codes, or bf16
+/// pieces of fp32 weights). Packed codes of other layers are dequantized once here.
+/// </summary>
 internal sealed class CudaConvLayer : ConvLayer
 {
-    public GpuConv Gpu { get; }
+    public GpuConv? Gpu { get; }
+    public GpuSpikeConv? Spike { get; }
 
-    public CudaConvLayer(Accelerator accelerator, ConvLayerSpec spec) : base(spec)
+    /// <param name="integer">Integer codes of spike-input layers run on the exact int8 path.</param>
+    /// <param name="split">fp32 weights of spike-input layers run as bf16 pieces.</param>
+    public CudaConvLayer(Accelerator accelerator, ConvLayerSpec spec, bool integer, bool split) : base(spec)
     {
-        if (spec.Weights is not DenseConvWeights dense)
-            throw new QsvitException($"the CUDA backend cannot run {spec.Weights.GetType().Name} weights yet");
-        Gpu = new GpuConv(accelerator, spec.Geometry, dense.Values, spec.Bias, spec.Affines.Select(a => (a.Scale, a.Shift)).ToArray());
+        var bns = spec.Affines.Select(a => (a.Scale, a.Shift)).ToArray();
+        switch (spec.Weights)
+        {
+            case DenseConvWeights dense when split && GpuSpikeConv.Accepts(spec) && GpuSpikeConv.SplitPays(spec.Geometry):
+                Spike = new GpuSpikeConv(accelerator, spec, dense.Values);
+                break;
+            case DenseConvWeights dense:
+                Gpu = new GpuConv(accelerator, spec.Geometry, dense.Values, spec.Bias, bns);
+                break;
+            case PackedConvWeights packed:
+                packed.Weight.Validate("conv layer");
+                if (packed.Weight.Count != spec.Geometry.WeightLength)
+                    throw new QsvitException($"'{packed.Weight.Key}' holds {packed.Weight.Count} codes; the layer needs {spec.Geometry.WeightLength}");
+                if (integer && GpuSpikeConv.Accepts(spec)) Spike = new GpuSpikeConv(accelerator, spec, packed.Weight);
+                else if (split && GpuSpikeConv.Accepts(spec)) Spike = new GpuSpikeConv(accelerator, spec, packed.Weight.Dequantize());
+                else Gpu = new GpuConv(accelerator, spec.Geometry, packed.Weight.Dequantize(), spec.Bias, bns);
+                break;
+            default:
+                throw new QsvitException($"the CUDA backend cannot run {spec.Weights.GetType().Name} weights");
+        }
     }
 
-    public override void Dispose() => Gpu.Dispose();
+    public override void Dispose()
+    {
+        Gpu?.Dispose();
+        Spike?.Dispose();
+    }
 }
 
 /// <summary>The classifier head(s) on the GPU: weights [classes, features] and biases.</summary>

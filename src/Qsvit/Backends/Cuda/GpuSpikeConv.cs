@@ -1,0 +1,315 @@
+using System.Diagnostics;
+using ILGPU;
+using ILGPU.Runtime;
+using Half = ILGPU.Half;
+using Qsvit.Backends.Cuda.Native;
+using Qsvit.Tensors;
+
+namespace Qsvit.Backends.Cuda;
+
+/// <summary>
+/// fp32 → three bf16 pieces, w = hi + mid + lo exactly: each piece is the previous remainder truncated to bf16 (its top 16
+/// bits), so each takes the next 8 significant bits of w's 24 and every remainder is exact in fp32. Exact for |w| ≥ 2^-110;
+/// below that lo would need bf16 denormals finer than 2^-133, the absolute error bound (no trained weight is that small).
+/// </summary>
+internal static class Bf16Split
+{
+    public static (ushort Hi, ushort Mid, ushort Lo) Split(float w)
+    {
+        ushort hi = Top(w);
+        float r1 = w - Value(hi);
+        ushort mid = Top(r1);
+        float r2 = r1 - Value(mid);
+        return (hi, mid, Top(r2));
+    }
+
+    public static float Value(ushort bf16) => BitConverter.Int32BitsToSingle(bf16 << 16);
+
+    private static ushort Top(float v) => (ushort)(BitConverter.SingleToUInt32Bits(v) >> 16);
+}
+
+/// <summary>
+/// A dense spike-input conv resident on the GPU for <see cref="SpikeGemmOps"/>: its weights as pieces stacked along M,
+/// A[Parts·M, Kp] K-contiguous (Kp = K padded to a multiple of 16 with zeros), plus scales, bias and the BN chain.
+/// Integer codes: base-256 int8 digits of q − zero point (1 piece for s8 codes, 2 for up to ±32,639, else 3); one scale per
+/// output channel. fp32 weights: the bf16 pieces of <see cref="Bf16Split"/> (trailing all-zero pieces dropped).
+/// </summary>
+internal sealed class GpuSpikeConv : IDisposable
+{
+    public const int KAlign = 16;
+
+    public ConvGeometry Geometry { get; }
+    /// <summary>int8 pieces of integer codes (exact); false: bf16 pieces of fp32 weights.</summary>
+    public bool Integer { get; }
+    public int Parts { get; }
+    public int K { get; }
+    public int Kp { get; }
+    public MemoryBuffer1D<sbyte, Stride1D.Dense>? S8 { get; }
+    public MemoryBuffer1D<ushort, Stride1D.Dense>? Bf16 { get; }
+    public MemoryBuffer1D<float, Stride1D.Dense>? Scales { get; }
+    public MemoryBuffer1D<float, Stride1D.Dense>? Bias { get; }
+    /// <summary>scale0, shift0, scale1, shift1, … each OutChannels long; null without BNs.</summary>
+    public MemoryBuffer1D<float, Stride1D.Dense>? Bn { get; }
+    public int BnCount { get; }
+
+    /// <summary>
+    /// Reduction length from which fp32 weights run as bf16 pieces. Measured on an H200 (BENCHMARKS.md): from K = 256 the
+    /// 55M model ran at 157 images/s against 155 with every spike-input conv split and 146 from K = 1024.
+    /// </summary>
+    public const int SplitMinK = 256;
+
+    /// <summary>
+    /// bf16 pieces pay where the GEMM is compute-bound: three tensor-core products of K terms against one SGEMM, but the
+    /// pieces' sums (three fp32 rows per output) and the K-contiguous columns cost memory traffic that short reductions
+    /// (small K) cannot hide.
+    /// </summary>
+    public static bool SplitPays(ConvGeometry g) => g.InChannels * g.KernelH * g.KernelW >= SplitMinK;
+
+    /// <summary>Whether this kind of layer runs here: dense (groups = 1), spikes in.</summary>
+    public static bool Accepts(ConvLayerSpec spec) => spec.SpikeInput && spec.Geometry.Groups == 1 && !spec.Geometry.IsDepthwise;
+
+    /// <summary>fp32 weights [OutChannels, K] as bf16 pieces.</summary>
+    public GpuSpikeConv(Accelerator acc, ConvLayerSpec spec, float[] weight) : this(acc, spec, integer: false, out int m, out int k, out int kp)
+    {
+        if (weight.Length < (long)m * k) throw new ArgumentException($"weight has {weight.Length} elements, needs {(long)m * k}", nameof(weight));
+        var pieces = new ushort[3, (long)m * kp];
+        bool mid = false, lo = false;
+        for (int r = 0; r < m; r++)
+            for (int j = 0; j < k; j++)
+            {
+                var (h, md, l) = Bf16Split.Split(weight[(long)r * k + j]);
+                long at = (long)r * kp + j;
+                pieces[0, at] = h;
+                pieces[1, at] = md;
+                pieces[2, at] = l;
+                mid |= (md & 0x7FFF) != 0;
+                lo |= (l & 0x7FFF) != 0;
+            }
+        Parts = lo ? 3 : mid ? 2 : 1;
+        var a = new ushort[Parts * (long)m * kp];
+        for (int p = 0; p < Parts; p++)
+            for (long i = 0; i < (long)m * kp; i++) a[p * (long)m * kp + i] = pieces[p, i];
+        Bf16 = acc.Allocate1D(a);
+    }
+
+    /// <summary>Integer codes (q − zero point per <see cref="Quantization.PackedWeight.IntegerRows"/>) and their scales.</summary>
+    public GpuSpikeConv(Accelerator acc, ConvLayerSpec spec, Quantization.PackedWeight codes) : this(acc, spec, integer: true, out int m, out int k, out int kp)
+    {
+        if (codes.Count != (long)m * k) throw new QsvitException($"'{codes.Key}' holds {codes.Count} codes; the layer needs {(long)m * k}");
+        var ints = new int[(long)m * k];
+        codes.IntegerRows(0, m, ints);
+        var (min, max) = codes.IntegerRange();
+        Parts = Digits(min, max);
+        var a = new sbyte[Parts * (long)m * kp];
+        for (int r = 0; r < m; r++)
+            for (int j = 0; j < k; j++)
+            {
+                int v = ints[(long)r * k + j];
+                for (int p = Parts - 1; p >= 0; p--)
+                {
+                    int digit = ((v + 128) & 255) - 128;
+                    a[(p * (long)m + r) * kp + j] = (sbyte)digit;
+                    v = (v - digit) >> 8;
+                }
+                Debug.Assert(v == 0);
+            }
+        S8 = acc.Allocate1D(a);
+        Scales = acc.Allocate1D(codes.Groups == 1 ? Enumerable.Repeat(codes.Scales[0], m).ToArray() : codes.Scales.AsSpan(0, m).ToArray());
+    }
+
+    /// <summary>
+    /// Balanced base-256 int8 digits that hold every value in [min, max]. The int32 sums stay exact: each digit's sum is at
+    /// most 128·K, and the combined sum is the exact Σ q·spike, which the CPU's int32 path also requires to fit.
+    /// </summary>
+    public static int Digits(int min, int max)
+    {
+        long lo = -128, hi = 127;
+        for (int parts = 1; parts <= 3; parts++, lo = lo * 256 - 128, hi = hi * 256 + 127)
+            if (min >= lo && max <= hi) return parts;
+        throw new QsvitException($"integer weights in [{min}, {max}] need more than 24 bits");
+    }
+
+    private GpuSpikeConv(Accelerator acc, ConvLayerSpec spec, bool integer, out int m, out int k, out int kp)
+    {
+        var g = spec.Geometry;
+        g.Validate();
+        if (!Accepts(spec)) throw new ArgumentException("the spike GEMM path takes dense convolutions of spikes", nameof(spec));
+        Geometry = g;
+        Integer = integer;
+        m = g.OutChannels;
+        K = k = g.InChannels * g.KernelH * g.KernelW;
+        Kp = kp = (k + KAlign - 1) / KAlign * KAlign;
+        var bias = spec.Bias;
+        if (bias.Length != 0 && bias.Length < m) throw new ArgumentException($"bias has {bias.Length} elements, needs {m}", nameof(spec));
+        if (bias.Length != 0) Bias = acc.Allocate1D(bias.AsSpan(0, m).ToArray());
+        BnCount = spec.Affines.Count;
+        if (BnCount > 0)
+        {
+            var packed = new float[2 * BnCount * m];
+            for (int i = 0; i < BnCount; i++)
+            {
+                spec.Affines[i].Scale.AsSpan(0, m).CopyTo(packed.AsSpan(2 * i * m));
+                spec.Affines[i].Shift.AsSpan(0, m).CopyTo(packed.AsSpan((2 * i + 1) * m));
+            }
+            Bn = acc.Allocate1D(packed);
+        }
+    }
+
+    public long DeviceBytes => (S8?.Length ?? 0) + 2 * (Bf16?.Length ?? 0) + 4 * ((Scales?.Length ?? 0) + (Bias?.Length ?? 0) + (Bn?.Length ?? 0));
+
+    public void Dispose()
+    {
+        S8?.Dispose();
+        Bf16?.Dispose();
+        Scales?.Dispose();
+        Bias?.Dispose();
+        Bn?.Dispose();
+    }
+}
+
+/// <summary>
+/// Runs <see cref="GpuSpikeConv"/> layers: per chunk of frames, the spikes are gathered into K-contiguous bf16/int8
+/// columns, one GEMM (cuBLAS GemmEx on tensor cores, or the fallback kernels) computes all stacked pieces, and one
+/// epilogue combines them and applies scale, bias and BNs into the output.
+/// </summary>
+internal sealed class SpikeGemmOps
+{
+    private readonly Accelerator _acc;
+    private readonly Cublas? _blas;
+    private readonly int _group;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs> _colsBf16;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs> _colsS8;
+    private readonly Action<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int> _gemmS8;
+    private readonly Action<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, int, int> _gemmBf16;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<Half>> _toHalf;
+    private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueInt;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueSplit;
+
+    public SpikeGemmOps(Accelerator acc, Cublas? blas)
+    {
+        _acc = acc;
+        _blas = blas;
+        _group = Math.Min(acc.MaxNumThreadsPerGroup, 256);
+        bool cuda = acc.AcceleratorType == AcceleratorType.Cuda;
+        _colsBf16 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.ColumnsBf16);
+        _colsS8 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.ColumnsS8);
+        _gemmS8 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int>(SpikeGemmKernels.GemmS8);
+        _gemmBf16 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, int, int>(SpikeGemmKernels.GemmBf16);
+        _toHalf = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<Half>>(SpikeGemmKernels.ToHalf);
+        _epilogueInt = cuda
+            ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueInt<ContractedFma>)
+            : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueInt<ExactFma>);
+        _epilogueSplit = cuda
+            ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueSplit<ContractedFma>)
+            : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueSplit<ExactFma>);
+    }
+
+    /// <summary>
+    /// Whether SDSA of this shape runs exactly on f16 tensor cores (<see cref="Attention"/>): kv counts up to
+    /// <paramref name="tokens"/> must be exact in f16 (≤ 2048), and out's integer sums (≤ d·tokens) exact in fp32 (&lt; 2^24).
+    /// </summary>
+    public bool AttentionFits(int d, int tokens) => _blas is not null && tokens <= 2048 && (long)d * tokens < 1 << 24;
+
+    /// <summary>Floats of workspace <see cref="Attention"/> needs: f16 copies of q, k, v and kv, and kv in fp32.</summary>
+    public static long AttentionFloats(int planes, int d, int tokens) =>
+        3 * HalfSlot((long)planes * d * tokens) + Align((long)planes * d * d) + HalfSlot((long)planes * d * d);
+
+    /// <summary>Floats that hold <paramref name="halves"/> f16 values, rounded up to 256 bytes so every operand starts aligned.</summary>
+    private static long HalfSlot(long halves) => Align((halves + 1) / 2);
+
+    private static long Align(long floats) => (floats + 63) / 64 * 64;
+
+    /// <summary>
+    /// SDSA on tensor cores, identical to the fp32 SGEMMs: q, k, v are spikes (exact in f16); kv = K·Vᵀ sums at most
+    /// <c>tokens</c> ones, an integer exact in the fp32 accumulator and, at ≤ 2048, in f16; out = scale·kvᵀ·Q sums integers
+    /// below 2^24, exact in fp32 whatever the order, then one multiply by scale, as the SGEMM's α.
+    /// </summary>
+    public void Attention(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> output, int planes, int d, int tokens,
+        float scale, ArrayView<float> workspace)
+    {
+        Debug.Assert(AttentionFits(d, tokens));
+        long n = (long)planes * d * tokens, kvn = (long)planes * d * d, halves = HalfSlot(n);
+        if (n > int.MaxValue) throw new QsvitException($"an attention of {n:N0} elements is too large for one launch; use a smaller batch");
+        var q16 = workspace.SubView(0, halves).Cast<Half>();
+        var k16 = workspace.SubView(halves, halves).Cast<Half>();
+        var v16 = workspace.SubView(2 * halves, halves).Cast<Half>();
+        var kv = workspace.SubView(3 * halves, kvn);
+        var kv16 = workspace.SubView(3 * halves + Align(kvn), HalfSlot(kvn)).Cast<Half>();
+        _toHalf((int)n, q, q16);
+        _toHalf((int)n, k, k16);
+        _toHalf((int)n, v, v16);
+        long slice = (long)d * tokens;
+        _blas!.GemmStridedBatchedEx(RowMajorGemm.Dense(d, d, tokens, transB: true), 1, k16.LoadEffectiveAddressAsPtr(), CudaDataType.R16F, slice,
+            v16.LoadEffectiveAddressAsPtr(), CudaDataType.R16F, slice, 0, kv.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, (long)d * d, planes, CublasComputeType.F32);
+        _toHalf((int)kvn, kv, kv16);
+        _blas.GemmStridedBatchedEx(RowMajorGemm.Dense(d, tokens, d, transA: true), scale, kv16.LoadEffectiveAddressAsPtr(), CudaDataType.R16F, (long)d * d,
+            q16.LoadEffectiveAddressAsPtr(), CudaDataType.R16F, slice, 0, output.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, slice, planes, CublasComputeType.F32);
+    }
+
+    /// <summary>Frames per chunk and the floats of workspace its columns and sums need, within <paramref name="budget"/> floats each.</summary>
+    public static (int Chunk, long ColumnFloats, long SumFloats) Plan(GpuSpikeConv layer, int frames, int h, int w, long budget)
+    {
+        var g = layer.Geometry;
+        long ohw = (long)g.OutH(h) * g.OutW(w);
+        int bytes = layer.Integer ? 1 : 2;
+        long perFrame = Math.Max(ohw * layer.Kp * bytes / 4, (long)layer.Parts * g.OutChannels * ohw);
+        int chunk = (int)Math.Clamp(budget / Math.Max(1, perFrame), 1, Math.Max(1, frames));
+        long rows = Rows(chunk * ohw);
+        return (chunk, (rows * layer.Kp * bytes + 3) / 4, (long)layer.Parts * g.OutChannels * rows);
+    }
+
+    /// <summary>GEMM columns (B rows, C's leading dimension) for <paramref name="valid"/> pixels: a multiple of 4, as cuBLAS's int8 kernels want.</summary>
+    private static long Rows(long valid) => (valid + 3) / 4 * 4;
+
+    public void Conv(GpuSpikeConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output,
+        ArrayView<float> columns, ArrayView<float> sums, int chunk)
+    {
+        var g = layer.Geometry;
+        int oh = g.OutH(h), ow = g.OutW(w), ohw = oh * ow, m = g.OutChannels;
+        if (oh <= 0 || ow <= 0) throw new ArgumentException($"input {h}x{w} is smaller than the kernel {g.KernelH}x{g.KernelW} with padding");
+        if (input.Length < (long)frames * g.InChannels * h * w) throw new ArgumentException($"input has {input.Length} elements, needs {(long)frames * g.InChannels * h * w}", nameof(input));
+        if (output.Length < (long)frames * m * ohw) throw new ArgumentException($"output has {output.Length} elements, needs {(long)frames * m * ohw}", nameof(output));
+        var bias = layer.Bias?.View ?? sums;
+        var bn = layer.Bn?.View ?? sums;
+        for (int f0 = 0; f0 < frames; f0 += chunk)
+        {
+            int n = Math.Min(chunk, frames - f0);
+            long valid = (long)n * ohw, rows = Rows(valid), outputs = (long)n * m * ohw;
+            if (rows * layer.Kp > int.MaxValue / 2 || outputs > int.MaxValue || layer.Parts * m * rows > int.MaxValue)
+                throw new QsvitException($"a spike convolution chunk of {n} frames is too large for one launch; use a smaller batch");
+            var p = new SpikeGemmArgs
+            {
+                Frame0 = f0, Valid = (int)valid, Rows = (int)rows, K = layer.K, Kp = layer.Kp,
+                InChannels = g.InChannels, H = h, W = w, OW = ow, OHW = ohw, KH = g.KernelH, KW = g.KernelW,
+                StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW,
+                M = m, Parts = layer.Parts, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
+            };
+            int tiles = (int)((rows + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile * ((layer.Kp + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile));
+            var config = new KernelConfig(new Index1D(tiles), new Index1D(_group));
+            int pm = layer.Parts * m;
+            var shape = new RowMajorGemm(false, true, pm, (int)rows, layer.Kp, layer.Kp, layer.Kp, (int)rows);
+            if (layer.Integer)
+            {
+                var cols = columns.Cast<sbyte>();
+                var c = sums.Cast<int>();
+                _colsS8(config, input, cols, p);
+                if (_blas is not null)
+                    _blas.GemmInt8(shape, layer.S8!.NativePtr, cols.LoadEffectiveAddressAsPtr(), c.LoadEffectiveAddressAsPtr());
+                else
+                    _gemmS8((int)(pm * rows), layer.S8!.View, cols, c, (int)rows, layer.Kp);
+                _epilogueInt((int)outputs, c, output, layer.Scales!.View, bias, bn, p);
+            }
+            else
+            {
+                var cols = columns.Cast<ushort>();
+                _colsBf16(config, input, cols, p);
+                if (_blas is not null)
+                    _blas.GemmEx(shape, 1, layer.Bf16!.NativePtr, CudaDataType.R16BF, cols.LoadEffectiveAddressAsPtr(), CudaDataType.R16BF,
+                        0, sums.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, CublasComputeType.F32);
+                else
+                    _gemmBf16((int)(pm * rows), layer.Bf16!.View, cols, sums, (int)rows, layer.Kp);
+                _epilogueSplit((int)outputs, sums, output, bias, bn, p);
+            }
+        }
+    }
+}

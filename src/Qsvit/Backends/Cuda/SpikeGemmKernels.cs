@@ -1,0 +1,139 @@
+using ILGPU;
+using ILGPU.Runtime;
+using Half = ILGPU.Half;
+
+namespace Qsvit.Backends.Cuda;
+
+/// <summary>
+/// Scalars of one chunk of a spike-input convolution run as a GEMM with both operands K-contiguous (the layout tensor
+/// cores read fastest): C[Parts·M, Rows] = A[Parts·M, Kp] · B[Rows, Kp]ᵀ, where B row n is output pixel n of the chunk
+/// (frame Frame0 + n / OHW) and column k = c·KH·KW + ky·KW + kx (PyTorch's weight order), zero for k ≥ K and n ≥ Valid.
+/// </summary>
+internal struct SpikeGemmArgs
+{
+    public int Frame0, Valid, Rows, K, Kp;
+    public int InChannels, H, W, OW, OHW, KH, KW, StrideH, StrideW, PadH, PadW;
+    /// <summary>Output channels (M) and pieces stacked along M (bf16 split: hi, mid, lo; int8: hi, lo bytes).</summary>
+    public int M, Parts;
+    public int HasBias, BnCount;
+}
+
+/// <summary>
+/// The ILGPU kernels of the spike-input GEMM path (<see cref="GpuSpikeConv"/>): spikes gathered into bf16 or int8
+/// columns (the input is exactly 0/1, so the conversion is exact), fallback GEMMs for machines without cuBLAS (and for
+/// ILGPU's CPU accelerator in tests), and the epilogues that combine the stacked pieces, scale, add the bias and run the BNs.
+/// </summary>
+internal static class SpikeGemmKernels
+{
+    /// <summary>Edge of the square tile the column kernels transpose through shared memory (any group size works).</summary>
+    public const int Tile = 32;
+
+    /// <summary>bf16 1.0 (the top half of fp32 1.0).</summary>
+    public const ushort Bf16One = 0x3F80;
+
+    private static float Gather(ArrayView<float> x, SpikeGemmArgs p, int n, int k)
+    {
+        if (n >= p.Valid || k >= p.K) return 0f;
+        int f = p.Frame0 + n / p.OHW, pix = n % p.OHW, oy = pix / p.OW, ox = pix - oy * p.OW;
+        int khw = p.KH * p.KW, c = k / khw, r = k - c * khw, ky = r / p.KW, kx = r - ky * p.KW;
+        int iy = oy * p.StrideH - p.PadH + ky, ix = ox * p.StrideW - p.PadW + kx;
+        return iy >= 0 && iy < p.H && ix >= 0 && ix < p.W ? x[(((long)f * p.InChannels + c) * p.H + iy) * p.W + ix] : 0f;
+    }
+
+    /// <summary>
+    /// One Tile × Tile block of columns per group: read with n (pixels) running fastest, so a warp reads neighbouring
+    /// pixels, then written with k running fastest through shared memory.
+    /// </summary>
+    private static void LoadTile(ArrayView<float> x, SpikeGemmArgs p, ArrayView<float> tile, out int n0, out int k0)
+    {
+        int kTiles = (p.Kp + Tile - 1) / Tile;
+        n0 = Grid.IdxX / kTiles * Tile;
+        k0 = Grid.IdxX % kTiles * Tile;
+        for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
+        {
+            int tx = e % Tile, j = e / Tile;
+            tile[j * (Tile + 1) + tx] = Gather(x, p, n0 + tx, k0 + j);
+        }
+        Group.Barrier();
+    }
+
+    /// <summary>Spikes into bf16 columns B[Rows, Kp] (0 → 0x0000, 1 → 0x3F80).</summary>
+    public static void ColumnsBf16(ArrayView<float> x, ArrayView<ushort> cols, SpikeGemmArgs p)
+    {
+        var tile = SharedMemory.Allocate<float>(Tile * (Tile + 1));
+        LoadTile(x, p, tile, out int n0, out int k0);
+        for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
+        {
+            int tx = e % Tile, j = e / Tile, k = k0 + tx, n = n0 + j;
+            if (n < p.Rows && k < p.Kp) cols[(long)n * p.Kp + k] = tile[tx * (Tile + 1) + j] != 0f ? Bf16One : (ushort)0;
+        }
+    }
+
+    /// <summary>Spikes into int8 columns B[Rows, Kp] (0 → 0, 1 → 1).</summary>
+    public static void ColumnsS8(ArrayView<float> x, ArrayView<sbyte> cols, SpikeGemmArgs p)
+    {
+        var tile = SharedMemory.Allocate<float>(Tile * (Tile + 1));
+        LoadTile(x, p, tile, out int n0, out int k0);
+        for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
+        {
+            int tx = e % Tile, j = e / Tile, k = k0 + tx, n = n0 + j;
+            if (n < p.Rows && k < p.Kp) cols[(long)n * p.Kp + k] = tile[tx * (Tile + 1) + j] != 0f ? (sbyte)1 : (sbyte)0;
+        }
+    }
+
+    /// <summary>dst[i] = (f16) src[i]: exact for spikes and for integers up to 2048 in magnitude.</summary>
+    public static void ToHalf(Index1D i, ArrayView<float> src, ArrayView<Half> dst) => dst[i] = (Half)src[i];
+
+    /// <summary>Fallback int8 GEMM, exact: c[r, n] = Σ_k a[r, k]·b[n, k] in int32 (one thread per element).</summary>
+    public static void GemmS8(Index1D i, ArrayView<sbyte> a, ArrayView<sbyte> b, ArrayView<int> c, int columns, int kp)
+    {
+        int r = i / columns, n = i - r * columns;
+        long ar = (long)r * kp, bn = (long)n * kp;
+        int s = 0;
+        for (int k = 0; k < kp; k++) s += a[ar + k] * b[bn + k];
+        c[i] = s;
+    }
+
+    /// <summary>Fallback bf16 GEMM: c[r, n] = Σ_k a[r, k]·b[n, k], products exact (b is 0/1), summed in fp32 in k order.</summary>
+    public static void GemmBf16(Index1D i, ArrayView<ushort> a, ArrayView<ushort> b, ArrayView<float> c, int columns, int kp)
+    {
+        int r = i / columns, n = i - r * columns;
+        long ar = (long)r * kp, bn = (long)n * kp;
+        float s = 0f;
+        for (int k = 0; k < kp; k++) s += Interop.IntAsFloat((uint)a[ar + k] << 16) * Interop.IntAsFloat((uint)b[bn + k] << 16);
+        c[i] = s;
+    }
+
+    /// <summary>
+    /// y[Frame0 + f, oc, pix] from int32 sums c[part·M + oc, f·OHW + pix]: the base-256 pieces combined exactly ((hi·256 + mid)·256 + lo), then
+    /// fma(sum, scale[oc], bias[oc]) (sum·scale without a bias), as the CPU's SpikeConv, then each BN as one FMA.
+    /// </summary>
+    public static void EpilogueInt<TFma>(Index1D i, ArrayView<int> c, ArrayView<float> y, ArrayView<float> scales, ArrayView<float> bias,
+        ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
+    {
+        int mo = p.M * p.OHW, f = i / mo, rest = i - f * mo, oc = rest / p.OHW, pix = rest - oc * p.OHW;
+        int n = f * p.OHW + pix;
+        int acc = c[(long)oc * p.Rows + n];
+        for (int part = 1; part < p.Parts; part++) acc = acc * 256 + c[((long)part * p.M + oc) * p.Rows + n];
+        float v = p.HasBias != 0 ? default(TFma).Fma(acc, scales[oc], bias[oc]) : acc * scales[oc];
+        for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
+        y[((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix] = v;
+    }
+
+    /// <summary>
+    /// y[Frame0 + f, oc, pix] from the fp32 sums of the bf16 pieces c[part·M + oc, f·OHW + pix]: hi + (mid + lo), smallest
+    /// first, then + bias[oc] and each BN as one FMA (the SGEMM path's epilogue).
+    /// </summary>
+    public static void EpilogueSplit<TFma>(Index1D i, ArrayView<float> c, ArrayView<float> y, ArrayView<float> bias,
+        ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
+    {
+        int mo = p.M * p.OHW, f = i / mo, rest = i - f * mo, oc = rest / p.OHW, pix = rest - oc * p.OHW;
+        int n = f * p.OHW + pix;
+        float v = p.Parts == 3 ? c[(2L * p.M + oc) * p.Rows + n] : 0f;
+        if (p.Parts >= 2) v += c[((long)p.M + oc) * p.Rows + n];
+        v = c[(long)oc * p.Rows + n] + v;
+        if (p.HasBias != 0) v += bias[oc];
+        for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
+        y[((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix] = v;
+    }
+}

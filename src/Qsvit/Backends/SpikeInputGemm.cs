@@ -1,0 +1,14 @@
+namespace Qsvit.Backends;
+
+/// <summary>How the CUDA backend computes dense convolutions whose input is spikes (<see cref="ConvLayerSpec.SpikeInput"/>).</summary>
+public enum SpikeInputGemm
+{
+    /// <summary>
+    /// On tensor cores: integer codes as int8 pieces (exact int32 sums; without cuBLAS an ILGPU integer kernel, also
+    /// exact); fp32 weights as three bf16 pieces (exact products, fp32 accumulation: fp32 quality in another summation
+    /// order; with cuBLAS only, else the fp32 kernels).
+    /// </summary>
+    TensorCores,
+    /// <summary>fp32 for every dense conv (packed codes dequantized once on upload).</summary>
+    Fp32,
+}

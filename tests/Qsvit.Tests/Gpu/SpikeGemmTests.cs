@@ -1,0 +1,148 @@
+using Qsvit.Backends;
+using Qsvit.Backends.Cpu;
+using Qsvit.Backends.Cuda;
+using Qsvit.Evaluation;
+using Qsvit.Models;
+using Qsvit.Quantization;
+using Qsvit.Tensors;
+
+namespace Qsvit.Tests.Gpu;
+
+/// <summary>
+/// The CUDA backend's spike-input GEMM path (<see cref="GpuSpikeConv"/>) on ILGPU's CPU accelerator, where its fallback
+/// kernels stand in for cuBLAS: the int8 digits of integer codes against the CPU's integer path bit for bit, the bf16
+/// split of fp32 weights, and the parity model on the integer path.
+/// </summary>
+[Collection("gpu-cpu-accelerator")]
+public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
+{
+    [Fact]
+    public void Bf16PiecesSumToTheWeightExactly()
+    {
+        var rng = new Random(5);
+        for (int i = 0; i < 100_000; i++)
+        {
+            // Magnitudes from 2^-110 (the stated bound) to 2^40, both signs, every mantissa.
+            float w = BitConverter.Int32BitsToSingle(rng.Next(0x08800000, 0x68000000)) * (rng.Next(2) == 0 ? 1 : -1);
+            var (hi, mid, lo) = Bf16Split.Split(w);
+            float back = Bf16Split.Value(hi) + (Bf16Split.Value(mid) + Bf16Split.Value(lo));
+            Assert.True(back == w, $"{w:R}: {Bf16Split.Value(hi):R} + {Bf16Split.Value(mid):R} + {Bf16Split.Value(lo):R} = {back:R}");
+        }
+        // Below the bound the error stays under 2^-133; zero stays zero.
+        foreach (float w in new[] { 0f, float.Epsilon, 1e-40f, -3.3e-38f })
+        {
+            var (hi, mid, lo) = Bf16Split.Split(w);
+            Assert.True(Math.Abs(w - ((double)Bf16Split.Value(hi) + Bf16Split.Value(mid) + Bf16Split.Value(lo))) <= Math.Pow(2, -133));
+        }
+    }
+
+    [Theory]
+    [InlineData(-128, 127, 1)]
+    [InlineData(-129, 0, 2)]
+    [InlineData(-2048, 2047, 2)]
+    [InlineData(-32768, 32639, 2)]
+    [InlineData(0, 32767, 3)]
+    [InlineData(-65535, 65535, 3)]
+    public void IntegerCodesSplitIntoTheFewestInt8Digits(int min, int max, int parts) => Assert.Equal(parts, GpuSpikeConv.Digits(min, max));
+
+    public static TheoryData<ConvGeometry, int, int, int, int, string> Layers => new()
+    {
+        // geometry, input h, w, frames, bits, quantizer
+        { new ConvGeometry(5, 7, 3, 3, 1, 1, 1, 1), 6, 5, 3, 8, "paper" },                    // K = 45: odd, not a multiple of 4
+        { new ConvGeometry(6, 9, 3, 3, 2, 2, 1, 1), 7, 9, 2, 4, "symmetric-channel" },        // stride 2
+        { new ConvGeometry(33, 17, 1, 1), 5, 3, 3, 8, "asymmetric-channel-mse" },              // 1×1, codes up to ±255: two digits
+        { new ConvGeometry(4, 6, 3, 3, 1, 1, 0, 0), 5, 6, 2, 12, "asymmetric" },               // no padding, 12-bit
+        { new ConvGeometry(3, 5, 2, 3, 2, 1, 1, 0), 7, 6, 2, 16, "symmetric-channel" },        // 16-bit: three digits
+    };
+
+    /// <summary>The integer path equals the CPU's integer path (exact int32 sums, one fma per output, then the BNs) bit for bit.</summary>
+    [Theory]
+    [MemberData(nameof(Layers))]
+    public void IntegerConvEqualsTheCpuIntegerPathBitForBit(ConvGeometry g, int h, int w, int frames, int bits, string quantizer)
+    {
+        var rng = new Random(g.GetHashCode() ^ bits);
+        var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], bits, QuantizerSpec.Parse(quantizer));
+        var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble()).ToArray();
+        var bn = new ChannelAffine(bias.Select(b => b + 0.5f).ToArray(), bias.Select(b => -b).ToArray());
+        var spec = new ConvLayerSpec(g, new PackedConvWeights(codes), bias, [bn]) { SpikeInput = true };
+        var input = Spikes(rng, frames * g.InChannels * h * w);
+
+        var expected = Run(new CpuBackend(), spec, input, frames, h, w);
+        var actual = Run(gpu.Backend, spec, input, frames, h, w, owned: false);
+        Assert.Equal(expected, actual);
+    }
+
+    /// <summary>fp32 weights as bf16 pieces: fp32 quality (another summation order than the CPU's), within 1e-5 of |Σ|w||.</summary>
+    [Fact]
+    public void SplitConvMatchesTheFp32Conv()
+    {
+        var g = new ConvGeometry(32, 10, 3, 3, 1, 1, 1, 1); // K = 288: long enough for the split (GpuSpikeConv.SplitPays)
+        Assert.True(GpuSpikeConv.SplitPays(g));
+        int h = 6, w = 5, frames = 3;
+        var rng = new Random(9);
+        var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5) * 0.37f).ToArray();
+        var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble()).ToArray();
+        var spec = new ConvLayerSpec(g, new DenseConvWeights(weight), bias, []) { SpikeInput = true };
+        var input = Spikes(rng, frames * g.InChannels * h * w);
+        var expected = Run(new CpuBackend(), spec, input, frames, h, w);
+        var actual = Run(CudaBackend.OnCpuAccelerator(SpikeInputGemm.TensorCores, split: true), spec, input, frames, h, w);
+        for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f, $"{i}: {actual[i]} vs {expected[i]}");
+    }
+
+    /// <summary>
+    /// The parity model (T = 1, a 32×32 crop) quantized to the paper setting: on the CUDA backend's integer path equal to the
+    /// CPU backend's integer path (logits within 1e-4: both sum exactly; only the spatial mean's order differs), and against
+    /// the fp32 simulation of the same codes argmax identical with logits within 0.5 (rounding moves a few spikes).
+    /// </summary>
+    [Fact]
+    public void ParityModelOnTheIntegerPath()
+    {
+        const int size = 32, batch = 2;
+        var loaded = ModelLoader.Load(Fixtures.ParityCheckpoint, overrides: new ConfigOverrides { Architecture = new PartialConfig { Timesteps = 1 } });
+        var packed = PackedModel.Create(loaded, QuantizationSetting.Parse("8,4,8,8|8,8,8|4,32|4,32"), QuantizerSpec.Paper);
+        var images = new float[batch * 3 * size * size];
+        var rng = new Random(3);
+        for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 4 - 2);
+
+        using var cpuInteger = new Sdtv2Model(packed);
+        using var gpuInteger = new Sdtv2Model(packed, backend: gpu.Backend);
+        using var gpuSimulated = new Sdtv2Model(packed, simulate: true, backend: gpu.Backend);
+        var expected = cpuInteger.Forward(images, batch, size, size);
+        var actual = gpuInteger.Forward(images, batch, size, size);
+        var simulated = gpuSimulated.Forward(images, batch, size, size);
+        int classes = loaded.Config.NumClasses;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4f, $"logit {i}: {actual[i]} vs CPU integer {expected[i]}");
+            Assert.True(Math.Abs(simulated[i] - actual[i]) <= 0.5f, $"logit {i}: {actual[i]} vs simulated {simulated[i]}");
+        }
+        for (int b = 0; b < batch; b++)
+            Assert.Equal(Evaluator.ArgMax(simulated.AsSpan(b * classes, classes)), Evaluator.ArgMax(actual.AsSpan(b * classes, classes)));
+        Assert.Equal(actual, gpuInteger.Forward(images, batch, size, size));
+    }
+
+    private static float[] Spikes(Random rng, int length) => Enumerable.Range(0, length).Select(_ => rng.Next(3) == 0 ? 1f : 0f).ToArray();
+
+    private static float[] Run(IBackend backend, ConvLayerSpec spec, float[] input, int frames, int h, int w, bool owned = true)
+    {
+        try
+        {
+            var g = spec.Geometry;
+            using var layer = backend.CreateConv(spec);
+            int mark = backend.Mark();
+            var x = backend.Rent(input.Length);
+            backend.Upload(input, x);
+            var y = backend.Rent((long)frames * g.OutChannels * g.OutH(h) * g.OutW(w));
+            backend.Conv(layer, x, frames, h, w, y);
+            var result = new float[frames * g.OutChannels * g.OutH(h) * g.OutW(w)];
+            backend.Download(y, 0, result);
+            backend.Release(mark);
+            return result;
+        }
+        finally
+        {
+            if (owned) backend.Dispose();
+        }
+    }
+}

@@ -38,6 +38,8 @@ public interface IBackend : IDisposable
     void Download(DeviceBuffer source, long offset, Span<float> destination);
     /// <summary>destination[dstOffset ..+length] = source[srcOffset ..+length] (the ranges may not overlap).</summary>
     void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length);
+    /// <summary>Waits until every queued op has finished (nothing to wait for where ops run synchronously); for timing ops (<see cref="ProfilingBackend"/>).</summary>
+    void Synchronize();
 
     // ---- layers: weights live on the device from creation until Dispose ----------------------------------------------
 

@@ -53,6 +53,8 @@ public abstract class ConvLayer : IDisposable
     protected ConvLayer(ConvLayerSpec spec) => Spec = spec;
     public ConvLayerSpec Spec { get; }
     public ConvGeometry Geometry => Spec.Geometry;
+    /// <summary>What computes the layer on its backend, for profiles (e.g. "cuBLAS SGEMM", "ILGPU depthwise").</summary>
+    public string Engine { get; init; } = "";
     public virtual void Dispose() { }
 }
 

@@ -49,8 +49,10 @@ public sealed class CpuBackend : IBackend
     public void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>
         Array.Copy(A(source), srcOffset, A(destination), dstOffset, length);
 
+    public void Synchronize() { }
+
     public ConvLayer CreateConv(ConvLayerSpec spec) =>
-        spec.Weights is PackedConvWeights packed ? new CpuPackedConvLayer(spec, packed) : new CpuConvLayer(spec);
+        spec.Weights is PackedConvWeights packed ? new CpuPackedConvLayer(spec, packed) : new CpuConvLayer(spec) { Engine = "CPU fp32" };
 
     public HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes) => new CpuHeadLayer(heads, features, classes);
 

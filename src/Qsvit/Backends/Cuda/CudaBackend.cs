@@ -144,9 +144,18 @@ public sealed class CudaBackend : IBackend
         from.CopyTo(_acc.DefaultStream, to);
     }
 
+    public void Synchronize() => _acc.Synchronize();
+
     // ---- layers --------------------------------------------------------------------------------------------------------
 
-    public ConvLayer CreateConv(ConvLayerSpec spec) => new CudaConvLayer(_acc, spec);
+    public ConvLayer CreateConv(ConvLayerSpec spec)
+    {
+        var g = spec.Geometry;
+        string engine = g.IsDepthwise ? "ILGPU depthwise"
+            : _gemm is null || g.Groups != 1 ? "ILGPU implicit GEMM"
+            : g.IsPointwise ? "cuBLAS SGEMM" : "im2col + cuBLAS SGEMM";
+        return new CudaConvLayer(_acc, spec) { Engine = engine };
+    }
 
     public HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes) => new CudaHeadLayer(_acc, heads, features, classes);
 

@@ -97,6 +97,8 @@ internal sealed class OnnxGraphBackend : IBackend
     public void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>
         throw new QsvitException("the ONNX graph backend records whole passes (no residual streams)");
 
+    public void Synchronize() { }
+
     // ---- layers: initializers under the official keys ----
 
     private sealed class GraphConv(ConvLayerSpec spec, string module, string weight, string? bias, (string Bn, string Scale, string Shift)[] affines)

@@ -72,10 +72,15 @@ internal struct GemmArgs
     public float Alpha;
 }
 
-/// <summary>Scalars of a direct (depthwise) convolution launch.</summary>
+/// <summary>
+/// Scalars of a depthwise convolution launch: each group computes a TileH×TileW block of outputs in each of
+/// PlanesPerGroup consecutive (frame, channel) planes from an InTileH×InTileW input tile (halo included) in shared memory.
+/// Groups are numbered (plane group, tile row, tile column).
+/// </summary>
 internal struct DepthwiseArgs
 {
     public int Planes, Channels, H, W, OH, OW, KH, KW, StrideH, StrideW, PadH, PadW, HasBias, BnCount;
+    public int TileH, TileW, TilesY, TilesX, PlanesPerGroup, InTileH, InTileW;
 }
 
 /// <summary>
@@ -89,6 +94,8 @@ internal static class GpuKernels
     public const int GpuGroupEdge = 16, TileK = 16, MaxTile = 4 * GpuGroupEdge;
     /// <summary>Most threads of a reduction group (its shared tree is this long).</summary>
     public const int MaxReduceThreads = 256;
+    /// <summary>Shared floats of a depthwise group's input tiles (16 KiB).</summary>
+    public const int DepthwiseTileFloats = 4096;
 
     // ------------------------------------------------------------------ tiled GEMM / implicit-GEMM convolution
 
@@ -267,28 +274,48 @@ internal static class GpuKernels
 
     // ------------------------------------------------------------------ depthwise (and any direct) convolution
 
-    /// <summary>One output element per thread: bias, then an FMA chain over the taps in (ky, kx) order, then the BNs.</summary>
-    public static void Depthwise<TFma>(Index1D i, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
+    /// <summary>
+    /// A tile of outputs per group (<see cref="DepthwiseArgs"/>): the group stages its input tile with halo in shared
+    /// memory (zeros outside the map), then each thread computes outputs threads apart, each as bias, then an FMA chain
+    /// over the taps inside the map in (ky, kx) order (the zero padding is skipped, as the CPU kernel skips it), then the
+    /// BNs. Consecutive threads take consecutive columns, so loads, shared reads and stores are contiguous.
+    /// </summary>
+    public static void Depthwise<TFma>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
         ArrayView<float> y, DepthwiseArgs p) where TFma : struct, IFma
     {
-        int ohw = p.OH * p.OW, plane = i / ohw, pix = i - plane * ohw, oy = pix / p.OW, ox = pix - oy * p.OW;
-        int ch = plane % p.Channels;
-        float s = p.HasBias != 0 ? bias[ch] : 0f;
-        int taps = p.KH * p.KW, wBase = ch * taps, xBase = plane * p.H * p.W;
-        for (int ky = 0; ky < p.KH; ky++)
+        var tile = SharedMemory.Allocate<float>(DepthwiseTileFloats);
+        int tid = Group.IdxX, threads = Group.DimX;
+        int tilesPerPlane = p.TilesY * p.TilesX, group = Grid.IdxX;
+        int planeGroup = group / tilesPerPlane, t = group - planeGroup * tilesPerPlane, tileY = t / p.TilesX, tileX = t - tileY * p.TilesX;
+        int oy0 = tileY * p.TileH, ox0 = tileX * p.TileW;
+        int iy0 = oy0 * p.StrideH - p.PadH, ix0 = ox0 * p.StrideW - p.PadW;
+        int plane0 = planeGroup * p.PlanesPerGroup, inTile = p.InTileH * p.InTileW, hw = p.H * p.W;
+        for (int i = tid; i < p.PlanesPerGroup * inTile; i += threads)
         {
-            int iy = oy * p.StrideH - p.PadH + ky;
-            if (iy < 0 || iy >= p.H) continue; // w·0 leaves the chain unchanged
-            for (int kx = 0; kx < p.KW; kx++)
-            {
-                int ix = ox * p.StrideW - p.PadW + kx;
-                if (ix < 0 || ix >= p.W) continue;
-                s = default(TFma).Fma(w[wBase + ky * p.KW + kx], x[xBase + iy * p.W + ix], s);
-            }
+            int q = i / inTile, r = i - q * inTile, ry = r / p.InTileW, rx = r - ry * p.InTileW;
+            int plane = plane0 + q, iy = iy0 + ry, ix = ix0 + rx;
+            tile[i] = plane < p.Planes && iy >= 0 && iy < p.H && ix >= 0 && ix < p.W ? x[plane * hw + iy * p.W + ix] : 0f;
         }
-        for (int b = 0; b < p.BnCount; b++)
-            s = default(TFma).Fma(s, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
-        y[i] = s;
+        Group.Barrier();
+        int outTile = p.TileH * p.TileW, taps = p.KH * p.KW, ohw = p.OH * p.OW;
+        for (int o = tid; o < p.PlanesPerGroup * outTile; o += threads)
+        {
+            int q = o / outTile, r = o - q * outTile, ly = r / p.TileW, lx = r - ly * p.TileW;
+            int plane = plane0 + q, oy = oy0 + ly, ox = ox0 + lx;
+            if (plane >= p.Planes || oy >= p.OH || ox >= p.OW) continue;
+            int ch = plane % p.Channels;
+            float s = p.HasBias != 0 ? bias[ch] : 0f;
+            int top = oy * p.StrideH - p.PadH, left = ox * p.StrideW - p.PadW;
+            int kyLo = top < 0 ? -top : 0, kyHi = p.H - top < p.KH ? p.H - top : p.KH;
+            int kxLo = left < 0 ? -left : 0, kxHi = p.W - left < p.KW ? p.W - left : p.KW;
+            int wBase = ch * taps, at = q * inTile + (top - iy0) * p.InTileW + (left - ix0);
+            for (int ky = kyLo; ky < kyHi; ky++)
+                for (int kx = kxLo; kx < kxHi; kx++)
+                    s = default(TFma).Fma(w[wBase + ky * p.KW + kx], tile[at + ky * p.InTileW + kx], s);
+            for (int b = 0; b < p.BnCount; b++)
+                s = default(TFma).Fma(s, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
+            y[plane * ohw + oy * p.OW + ox] = s;
+        }
     }
 
     // ------------------------------------------------------------------ LIF over T

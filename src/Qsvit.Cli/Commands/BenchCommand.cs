@@ -48,15 +48,18 @@ internal static class BenchCommand
             if (r.GetValue(model) is { } file && PackedModel.IsPackedFile(file))
             {
                 var packed = PackedModel.Load(file);
+                int h = packed.Config.ImageHeight, w = packed.Config.ImageWidth;
+                using var probe = new Sdtv2Model(packed, simulate: false, new WorkspaceMeter());
                 int[] sizes = r.GetValue(batches) is { Length: > 0 } given ? given
-                    : backend.Device.Kind == DeviceKind.Cpu ? [1, 8] : [backend.DefaultBatchSize(packed.Config.ImageHeight, packed.Config.ImageWidth)];
+                    : backend.Device.Kind == DeviceKind.Cpu ? [1, 8] : [backend.DefaultBatchSize(h, w, probe.ActivationBytesPerImage(h, w))];
                 foreach (int b in sizes) rows.AddRange(MeasurePacked(Path.GetFileNameWithoutExtension(file), packed, b, r.GetValue(seconds), backend, compute));
             }
             else foreach (var name in r.GetValue(cases)!)
             {
                 var (label, config, state) = Case(name, r.GetValue(model));
+                int h = config.ImageHeight, w = config.ImageWidth;
                 int[] sizes = r.GetValue(batches) is { Length: > 0 } given ? given
-                    : backend.Device.Kind == DeviceKind.Cpu ? [1, 8] : [backend.DefaultBatchSize(config.ImageHeight, config.ImageWidth)];
+                    : backend.Device.Kind == DeviceKind.Cpu ? [1, 8] : [backend.DefaultBatchSize(h, w, Sdtv2Model.ActivationBytesPerImage(config, state, h, w))];
                 foreach (int b in sizes) rows.Add(Measure(label, config, state, b, r.GetValue(seconds), backend, compute));
             }
             if (r.GetValue(json)) { Cli.WriteJson(rows); return 0; }

@@ -16,8 +16,12 @@ public interface IBackend : IDisposable
     DeviceSpec Device { get; }
     /// <summary>What the device is, for printing and reports, e.g. "cpu (16 threads, Vector512)" or "cuda:0 NVIDIA H100 80GB HBM3".</summary>
     string Description { get; }
-    /// <summary>A batch that fills the device for images of this size (T and widths aside): 32 on the CPU.</summary>
-    int DefaultBatchSize(int height, int width);
+    /// <summary>
+    /// A batch that fills the device for images of this size, for a model whose passes need
+    /// <paramref name="activationBytesPerImage"/> of workspace per image (<see cref="Models.Sdtv2Model.ActivationBytesPerImage(int, int)"/>):
+    /// 32 on the CPU; on a GPU what its free memory holds (<see cref="BatchSizing"/>).
+    /// </summary>
+    int DefaultBatchSize(int height, int width, long activationBytesPerImage);
 
     // ---- memory ------------------------------------------------------------------------------------------------------
 

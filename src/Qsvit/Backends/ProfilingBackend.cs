@@ -42,7 +42,7 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
 
     public DeviceSpec Device => Inner.Device;
     public string Description => Inner.Description;
-    public int DefaultBatchSize(int height, int width) => Inner.DefaultBatchSize(height, width);
+    public int DefaultBatchSize(int height, int width, long activationBytesPerImage) => Inner.DefaultBatchSize(height, width, activationBytesPerImage);
 
     public DeviceBuffer Rent(long length) => Inner.Rent(length);
     public int Mark() => Inner.Mark();

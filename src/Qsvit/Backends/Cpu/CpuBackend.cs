@@ -22,7 +22,7 @@ public sealed class CpuBackend : IBackend
 
     public DeviceSpec Device => DeviceSpec.Cpu;
     public string Description => $"cpu ({Threads} threads, {IsaInfo.Best})";
-    public int DefaultBatchSize(int height, int width) => 32;
+    public int DefaultBatchSize(int height, int width, long activationBytesPerImage) => 32;
 
     /// <summary>Floats held by the workspace.</summary>
     public long WorkspaceFloats => _slots.Sum(s => (long)s.Array.Length);

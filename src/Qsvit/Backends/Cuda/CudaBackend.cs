@@ -81,14 +81,15 @@ public sealed class CudaBackend : IBackend
     public long WorkspaceBytes => _slots.Sum(s => s.Length) * sizeof(float);
 
     /// <summary>
-    /// Batches that fill an H100/H200 without exceeding a few GiB of activations on SDTv2 (the peak is about 1 MB per
-    /// image×timestep at 32², 50 MB at 224² for the 55M model): 512 at CIFAR sizes, 64 at ImageNet sizes.
+    /// What the device's free memory holds (<see cref="BatchSizing.FromFreeMemory"/>), keeping room for one im2col chunk
+    /// (<see cref="ColumnBudget"/>) and cuBLAS; the workspace this backend already holds counts as free for the next pass.
+    /// 8 on ILGPU's CPU accelerator.
     /// </summary>
-    public int DefaultBatchSize(int height, int width)
+    public int DefaultBatchSize(int height, int width, long activationBytesPerImage)
     {
         if (!_device.IsCuda) return 8;
-        long pixels = (long)height * width;
-        return pixels <= 32 * 32 * 4 ? 512 : pixels <= 128 * 128 ? 128 : 64;
+        long free = ((CudaAccelerator)_acc).GetFreeMemory() + WorkspaceBytes;
+        return BatchSizing.FromFreeMemory(free, ColumnBudget * sizeof(float) + (256L << 20), activationBytesPerImage, height, width);
     }
 
     // ---- memory --------------------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ internal sealed class OnnxGraphBackend : IBackend
 
     public DeviceSpec Device => DeviceSpec.Cpu;
     public string Description => "ONNX graph recorder";
-    public int DefaultBatchSize(int height, int width) => 1;
+    public int DefaultBatchSize(int height, int width, long activationBytesPerImage) => 1;
 
     // ---- memory: symbolic ----
 

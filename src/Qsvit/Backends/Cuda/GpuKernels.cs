@@ -81,6 +81,44 @@ internal struct DepthwiseArgs
 {
     public int Planes, Channels, H, W, OH, OW, KH, KW, StrideH, StrideW, PadH, PadW, HasBias, BnCount;
     public int TileH, TileW, TilesY, TilesX, PlanesPerGroup, InTileH, InTileW;
+    /// <summary>Threads per tile row: each takes the row's columns lx, lx + Strips, lx + 2·Strips, lx + 3·Strips.</summary>
+    public int Strips;
+}
+
+/// <summary>One output column of a depthwise thread: its output x, the taps inside the map, its place in the input tile.</summary>
+internal readonly struct DepthwiseColumn
+{
+    public readonly int Ox, KxLo, KxHi, At;
+
+    private DepthwiseColumn(int ox, int kxLo, int kxHi, int at)
+    {
+        Ox = ox;
+        KxLo = kxLo;
+        KxHi = kxHi;
+        At = at;
+    }
+
+    /// <summary>Tile column <paramref name="lx"/>; outside the tile or the map it has no taps and reads the tile's start.</summary>
+    public static DepthwiseColumn Of(DepthwiseArgs p, int ox0, int ix0, int lx, int row)
+    {
+        int ox = ox0 + lx;
+        if (lx >= p.TileW || ox >= p.OW) return new DepthwiseColumn(-1, 0, 0, 0);
+        int left = ox * p.StrideW - p.PadW;
+        int lo = left < 0 ? -left : 0, hi = p.W - left < p.KW ? p.W - left : p.KW;
+        return new DepthwiseColumn(ox, lo, hi, row + left - ix0);
+    }
+
+    public bool Has(int kx) => kx >= KxLo && kx < KxHi;
+
+    /// <summary>The BNs, then the store (nothing for a column outside the tile or the map).</summary>
+    public static void Store<TFma>(ArrayView<float> y, ArrayView<float> bn, DepthwiseArgs p, int ch, int outRow, DepthwiseColumn c, float s)
+        where TFma : struct, IFma
+    {
+        if (c.Ox < 0) return;
+        for (int b = 0; b < p.BnCount; b++)
+            s = default(TFma).Fma(s, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
+        y[outRow + c.Ox] = s;
+    }
 }
 
 /// <summary>
@@ -276,9 +314,9 @@ internal static class GpuKernels
 
     /// <summary>
     /// A tile of outputs per group (<see cref="DepthwiseArgs"/>): the group stages its input tile with halo in shared
-    /// memory (zeros outside the map), then each thread computes outputs threads apart, each as bias, then an FMA chain
-    /// over the taps inside the map in (ky, kx) order (the zero padding is skipped, as the CPU kernel skips it), then the
-    /// BNs. Consecutive threads take consecutive columns, so loads, shared reads and stores are contiguous.
+    /// memory (zeros outside the map), then each thread computes four outputs of a tile row, each as bias, then an FMA
+    /// chain over the taps inside the map in (ky, kx) order (the zero padding is skipped, as the CPU kernel skips it),
+    /// then the BNs. Neighbouring threads take neighbouring columns, so loads, shared reads and stores are contiguous.
     /// </summary>
     public static void Depthwise<TFma>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
         ArrayView<float> y, DepthwiseArgs p) where TFma : struct, IFma
@@ -297,24 +335,44 @@ internal static class GpuKernels
             tile[i] = plane < p.Planes && iy >= 0 && iy < p.H && ix >= 0 && ix < p.W ? x[plane * hw + iy * p.W + ix] : 0f;
         }
         Group.Barrier();
-        int outTile = p.TileH * p.TileW, taps = p.KH * p.KW, ohw = p.OH * p.OW;
-        for (int o = tid; o < p.PlanesPerGroup * outTile; o += threads)
+        // Each thread takes four outputs of one row, Strips columns apart (neighbouring threads, neighbouring columns):
+        // they share the row's taps, so each weight is loaded once for four FMAs.
+        int strips = p.Strips, slotsPerPlane = p.TileH * strips, taps = p.KH * p.KW, ohw = p.OH * p.OW;
+        for (int slot = tid; slot < p.PlanesPerGroup * slotsPerPlane; slot += threads)
         {
-            int q = o / outTile, r = o - q * outTile, ly = r / p.TileW, lx = r - ly * p.TileW;
-            int plane = plane0 + q, oy = oy0 + ly, ox = ox0 + lx;
-            if (plane >= p.Planes || oy >= p.OH || ox >= p.OW) continue;
+            int q = slot / slotsPerPlane, r = slot - q * slotsPerPlane, ly = r / strips, lx = r - ly * strips;
+            int plane = plane0 + q, oy = oy0 + ly;
+            if (plane >= p.Planes || oy >= p.OH) continue;
             int ch = plane % p.Channels;
-            float s = p.HasBias != 0 ? bias[ch] : 0f;
-            int top = oy * p.StrideH - p.PadH, left = ox * p.StrideW - p.PadW;
+            float start = p.HasBias != 0 ? bias[ch] : 0f;
+            int top = oy * p.StrideH - p.PadH;
             int kyLo = top < 0 ? -top : 0, kyHi = p.H - top < p.KH ? p.H - top : p.KH;
-            int kxLo = left < 0 ? -left : 0, kxHi = p.W - left < p.KW ? p.W - left : p.KW;
-            int wBase = ch * taps, at = q * inTile + (top - iy0) * p.InTileW + (left - ix0);
+            int row = q * inTile + (top - iy0) * p.InTileW;
+            var o0 = DepthwiseColumn.Of(p, ox0, ix0, lx, row);
+            var o1 = DepthwiseColumn.Of(p, ox0, ix0, lx + strips, row);
+            var o2 = DepthwiseColumn.Of(p, ox0, ix0, lx + 2 * strips, row);
+            var o3 = DepthwiseColumn.Of(p, ox0, ix0, lx + 3 * strips, row);
+            float s0 = start, s1 = start, s2 = start, s3 = start;
+            int wBase = ch * taps;
             for (int ky = kyLo; ky < kyHi; ky++)
-                for (int kx = kxLo; kx < kxHi; kx++)
-                    s = default(TFma).Fma(w[wBase + ky * p.KW + kx], tile[at + ky * p.InTileW + kx], s);
-            for (int b = 0; b < p.BnCount; b++)
-                s = default(TFma).Fma(s, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
-            y[plane * ohw + oy * p.OW + ox] = s;
+            {
+                int wRow = wBase + ky * p.KW, tRow = ky * p.InTileW;
+                for (int kx = 0; kx < p.KW; kx++)
+                {
+                    // A tap outside the map is skipped (the chain is left as it is), as the CPU kernel skips it.
+                    float wv = w[wRow + kx];
+                    int at = tRow + kx;
+                    s0 = o0.Has(kx) ? default(TFma).Fma(wv, tile[o0.At + at], s0) : s0;
+                    s1 = o1.Has(kx) ? default(TFma).Fma(wv, tile[o1.At + at], s1) : s1;
+                    s2 = o2.Has(kx) ? default(TFma).Fma(wv, tile[o2.At + at], s2) : s2;
+                    s3 = o3.Has(kx) ? default(TFma).Fma(wv, tile[o3.At + at], s3) : s3;
+                }
+            }
+            int outRow = plane * ohw + oy * p.OW;
+            DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o0, s0);
+            DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o1, s1);
+            DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o2, s2);
+            DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o3, s3);
         }
     }
 

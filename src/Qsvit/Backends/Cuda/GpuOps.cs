@@ -223,6 +223,7 @@ internal sealed class GpuOps : IDisposable
             else if (p.TileH > 1) p.TileH = (p.TileH + 1) / 2;
             else p.TileW = (p.TileW + 1) / 2;
         }
+        p.Strips = (p.TileW + 3) / 4;
         p.TilesY = (p.OH + p.TileH - 1) / p.TileH;
         p.TilesX = (p.OW + p.TileW - 1) / p.TileW;
         return (long)(p.Planes + p.PlanesPerGroup - 1) / p.PlanesPerGroup * p.TilesY * p.TilesX;

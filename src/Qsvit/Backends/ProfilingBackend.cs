@@ -33,11 +33,25 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
             run();
             return;
         }
-        Inner.Synchronize();
-        long start = Stopwatch.GetTimestamp();
+        long start = Start();
         run();
+        Stop(op, shape, engine, start);
+    }
+
+    /// <summary>Waits for queued work, then reads the clock.</summary>
+    private long Start()
+    {
         Inner.Synchronize();
-        Record(op, shape, engine, Stopwatch.GetTimestamp() - start);
+        return Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>Waits for the op, then adds its time to its row.</summary>
+    private void Stop(string op, string shape, string engine, long start)
+    {
+        Inner.Synchronize();
+        long ticks = Stopwatch.GetTimestamp() - start;
+        var key = (op, shape, engine);
+        _rows[key] = _rows.TryGetValue(key, out var r) ? (r.Calls + 1, r.Ticks + ticks) : (1, ticks);
     }
 
     public DeviceSpec Device => Inner.Device;
@@ -50,38 +64,19 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
     public DeviceBuffer Allocate(long length) => Inner.Allocate(length);
     public void Synchronize() => Inner.Synchronize();
 
+    // Spans cannot enter a lambda: uploads and downloads are timed here.
     public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0)
     {
-        if (!Enabled)
-        {
-            Inner.Upload(source, destination, offset);
-            return;
-        }
-        // A span cannot enter a lambda: time it here.
-        Inner.Synchronize();
-        long start = Stopwatch.GetTimestamp();
+        long start = Enabled ? Start() : 0;
         Inner.Upload(source, destination, offset);
-        Inner.Synchronize();
-        Record("upload", Floats(source.Length), "", Stopwatch.GetTimestamp() - start);
+        if (Enabled) Stop("upload", Floats(source.Length), "", start);
     }
 
     public void Download(DeviceBuffer source, long offset, Span<float> destination)
     {
-        if (!Enabled)
-        {
-            Inner.Download(source, offset, destination);
-            return;
-        }
-        Inner.Synchronize();
-        long start = Stopwatch.GetTimestamp();
+        long start = Enabled ? Start() : 0;
         Inner.Download(source, offset, destination);
-        Record("download", Floats(destination.Length), "", Stopwatch.GetTimestamp() - start);
-    }
-
-    private void Record(string op, string shape, string engine, long ticks)
-    {
-        var key = (op, shape, engine);
-        _rows[key] = _rows.TryGetValue(key, out var r) ? (r.Calls + 1, r.Ticks + ticks) : (1, ticks);
+        if (Enabled) Stop("download", Floats(destination.Length), "", start);
     }
 
     public void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>

@@ -53,8 +53,8 @@ internal static class ApplyCommand
             string? deviceName = null;
             if (dataset is not null && backend is not null)
             {
-                var options = new EvalOptions { BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r) };
                 using var net = new Sdtv2Model(loaded.Config, quantized.StateDict, backend: backend);
+                var options = new EvalOptions { BatchSize = data.BatchSize(r, backend, net, dataset), Host = device.Compute(r) };
                 deviceName = backend.Device.ToString();
                 eval = Cli.WithProgress("eval", dataset.Count, report => Evaluator.Run(net, dataset, options, new EvalCommand.Progress(report)));
             }

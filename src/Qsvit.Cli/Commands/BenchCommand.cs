@@ -29,33 +29,43 @@ internal static class BenchCommand
         var batches = new Option<int[]>("--batch") { Description = "Batch sizes (default: 1 and 8 on the CPU, the device's default batch on a GPU)", AllowMultipleArgumentsPerToken = true };
         var seconds = new Option<double>("--seconds") { Description = "Minimum measuring time per case", DefaultValueFactory = _ => 10 };
         var cases = new Option<string[]>("--cases") { Description = "bundled, 55M (or any preset name)", DefaultValueFactory = _ => ["bundled", "55M"], AllowMultipleArgumentsPerToken = true };
+        var profile = new Option<bool>("--profile")
+        {
+            Description = "Also time every op of a pass (waiting for the device around each): where the time goes, per op kind and per layer shape",
+        };
         var json = CommonOptions.Json();
         var setting = new Option<string?>("--setting", "-s")
         {
             Description = "Quantize each case to this setting (e.g. \"8,4,8,8|8,8,8|4,32|4,32\" or 4) and time its integer path beside the fp32 simulation of the same codes",
         };
         var quantizer = CommonOptions.Quantizer();
-        var command = new Command("bench", "Throughput: images/s and GFLOP/s for the bundled model and the 55M preset") { model, batches, seconds, cases, json, setting, quantizer };
+        var command = new Command("bench", "Throughput: images/s and GFLOP/s for the bundled model and the 55M preset") { model, batches, seconds, cases, profile, json, setting, quantizer };
         device.AddTo(command);
         command.Add(DumpInputs());
         command.SetAction(r =>
         {
-            using var backend = device.Open(r);
+            using var opened = device.Open(r);
+            // Profiling wraps the device; the throughput itself is timed with the profiler switched off.
+            using var profiler = r.GetValue(profile) ? new ProfilingBackend(opened) { Enabled = false } : null;
+            IBackend backend = profiler ?? opened;
             var rows = new List<BenchRow>();
             var compute = device.Compute(r);
             if (backend.Device.Kind == DeviceKind.Cpu) rows.Add(GemmPeak(r.GetValue(seconds), compute));
             if (r.GetValue(model) is { } file && PackedModel.IsPackedFile(file))
             {
                 var packed = PackedModel.Load(file);
+                int h = packed.Config.ImageHeight, w = packed.Config.ImageWidth;
+                using var probe = new Sdtv2Model(packed, simulate: false, new WorkspaceMeter());
                 int[] sizes = r.GetValue(batches) is { Length: > 0 } given ? given
-                    : backend.Device.Kind == DeviceKind.Cpu ? [1, 8] : [backend.DefaultBatchSize(packed.Config.ImageHeight, packed.Config.ImageWidth)];
+                    : backend.Device.Kind == DeviceKind.Cpu ? [1, 8] : [backend.DefaultBatchSize(h, w, probe.ActivationBytesPerImage(h, w))];
                 foreach (int b in sizes) rows.AddRange(MeasurePacked(Path.GetFileNameWithoutExtension(file), packed, b, r.GetValue(seconds), backend, compute));
             }
             else foreach (var name in r.GetValue(cases)!)
             {
                 var (label, config, state) = Case(name, r.GetValue(model));
+                int h = config.ImageHeight, w = config.ImageWidth;
                 int[] sizes = r.GetValue(batches) is { Length: > 0 } given ? given
-                    : backend.Device.Kind == DeviceKind.Cpu ? [1, 8] : [backend.DefaultBatchSize(config.ImageHeight, config.ImageWidth)];
+                    : backend.Device.Kind == DeviceKind.Cpu ? [1, 8] : [backend.DefaultBatchSize(h, w, Sdtv2Model.ActivationBytesPerImage(config, state, h, w))];
                 if (r.GetValue(setting) is { } text)
                 {
                     var s = int.TryParse(text.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int uniform)
@@ -84,6 +94,7 @@ internal static class BenchCommand
                 table.AddRow(cells.Select(Markup.Escape).ToArray());
             }
             Cli.Out.Write(table);
+            foreach (var x in rows.Where(x => x.Profile is not null)) PrintProfile(x);
             foreach (var x in rows.Where(x => x.Power is { Measured: false }).Take(1))
                 Cli.Err.MarkupLine(Markup.Escape(x.Power!.ToString()));
             return 0;
@@ -117,7 +128,24 @@ internal static class BenchCommand
     /// <summary>One case; <see cref="Power"/> (board power and used device memory while timing) on CUDA devices only.</summary>
     /// <param name="PackedSpeedup">Packed rows: images/s of the integer path over the fp32 simulation of the same codes, same run and threads.</param>
     public sealed record BenchRow(string Case, int Batch, int Timesteps, string Input, double ImagesPerSecond, double GflopPerImage, double Gflops, string Device, int Threads, double Seconds,
-        PowerMeasurement? Power = null, double? JoulesPerImage = null, double? PackedSpeedup = null);
+        PowerMeasurement? Power = null, double? JoulesPerImage = null, double? PackedSpeedup = null, BackendProfile? Profile = null);
+
+    private static void PrintProfile(BenchRow x)
+    {
+        var p = x.Profile!;
+        double pass = p.PassMilliseconds;
+        Cli.Out.MarkupLine(Markup.Escape($"profile of {x.Case}, batch {x.Batch}: {p.Passes} passes, {pass:F2} ms per pass with every op synchronised " +
+            $"(unprofiled {x.Batch / x.ImagesPerSecond * 1000:F2} ms); outside the ops {p.OtherMilliseconds:F2} ms"));
+        var byOp = new Table().AddColumns("op", "calls/pass", "ms/pass", "% of pass", "engine");
+        foreach (var r in p.ByOp())
+            byOp.AddRow(Markup.Escape(r.Op), $"{r.Calls / (double)p.Passes:0.#}", $"{r.Milliseconds / p.Passes:F3}", $"{100 * r.Milliseconds / p.Passes / pass:F1}", Markup.Escape(r.Engine));
+        Cli.Out.Write(byOp);
+        var byShape = new Table().AddColumns("op", "shape", "engine", "calls/pass", "ms/pass", "% of pass");
+        foreach (var r in p.Rows)
+            byShape.AddRow(Markup.Escape(r.Op), Markup.Escape(r.Shape), Markup.Escape(r.Engine), $"{r.Calls / (double)p.Passes:0.#}",
+                $"{r.Milliseconds / p.Passes:F3}", $"{100 * r.Milliseconds / p.Passes / pass:F1}");
+        Cli.Out.Write(byShape);
+    }
 
     private static (string, Sdtv2Config, IO.StateDict) Case(string name, string? checkpoint)
     {
@@ -184,7 +212,27 @@ internal static class BenchCommand
         double ips = iterations * batch / elapsed;
         double gflop = OfficialFlops(config, h, w) / 1e9;
         return new BenchRow(label, batch, config.Timesteps, $"{h}x{w}", ips, gflop, ips * gflop, backend.Description, compute.Threads, elapsed,
-            power, power is { Measured: true } ? power.JoulesPerImage((long)iterations * batch) : null);
+            power, power is { Measured: true } ? power.JoulesPerImage((long)iterations * batch) : null,
+            Profile: backend is ProfilingBackend profiler ? Profile(net, images, batch, seconds, profiler) : null);
+    }
+
+    /// <summary>Passes with every op timed alone, for at least <paramref name="seconds"/> (and 3 passes).</summary>
+    private static BackendProfile Profile(Sdtv2Model net, float[] images, int batch, double seconds, ProfilingBackend profiler)
+    {
+        int h = net.Config.ImageHeight, w = net.Config.ImageWidth, passes = 0;
+        profiler.Reset();
+        profiler.Enabled = true;
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            while (clock.Elapsed.TotalSeconds < seconds || passes < 3)
+            {
+                net.Forward(images, batch, h, w);
+                passes++;
+            }
+            return profiler.Read(passes, clock.Elapsed.TotalSeconds);
+        }
+        finally { profiler.Enabled = false; }
     }
 
     /// <summary>The devices' measurements as one (joules and watts added up; one device's as it is).</summary>

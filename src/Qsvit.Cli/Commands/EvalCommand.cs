@@ -49,7 +49,7 @@ internal static class EvalCommand
             using var net = loaded.CreateModel(r.GetValue(foldBn), backend);
             var options = new EvalOptions
             {
-                BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r), OnPrediction = writer is null ? null : writer.Write,
+                BatchSize = data.BatchSize(r, backend, net, dataset), Host = device.Compute(r), OnPrediction = writer is null ? null : writer.Write,
             };
             var (result, energy) = Measured(r.GetValue(power), backend, () => Cli.WithProgress("eval", dataset.Count, report =>
                 Evaluator.Run(net, dataset, options, new Progress(report))));
@@ -70,7 +70,9 @@ internal static class EvalCommand
         // --predictions records the packed (integer) run, the one a deployed packed model computes.
         using var writer = r.GetValue(predictions) is { } file ? new PredictionWriter(file) : null;
         using var backend = device.Open(r);
-        var options = new EvalOptions { BatchSize = data.BatchSize(r, backend, dataset), Host = device.Compute(r) };
+        int batch;
+        using (var probe = new Sdtv2Model(packed, simulate: false, new Backends.WorkspaceMeter())) batch = data.BatchSize(r, backend, probe, dataset);
+        var options = new EvalOptions { BatchSize = batch, Host = device.Compute(r) };
         EvalResult Run(bool simulate) => Cli.WithProgress(simulate ? "simulated" : "packed", dataset.Count, report =>
         {
             using var net = new Sdtv2Model(packed, simulate, backend);

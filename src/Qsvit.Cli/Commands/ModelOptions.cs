@@ -58,9 +58,9 @@ internal sealed class DataOptions(string name = "--data", string description = "
         foreach (var o in new Option[] { Data, Split, Limit, Batch, Resize, Crop }) command.Add(o);
     }
 
-    /// <summary>--batch, or the device's default for images of this dataset's size.</summary>
-    public int BatchSize(ParseResult r, Backends.IBackend backend, IImageDataset data) =>
-        r.GetValue(Batch) ?? backend.DefaultBatchSize(data.Height, data.Width);
+    /// <summary>--batch, or what fills the device for <paramref name="model"/>'s architecture at this dataset's image size.</summary>
+    public int BatchSize(ParseResult r, Backends.IBackend backend, Sdtv2Model model, IImageDataset data) =>
+        r.GetValue(Batch) ?? backend.DefaultBatchSize(data.Height, data.Width, model.ActivationBytesPerImage(data.Height, data.Width));
 
     /// <summary>The dataset as --limit cuts it, checked against the model (size, classes, labels).</summary>
     public IImageDataset Open(ParseResult r, LoadedModel model) => Open(r, model.Config, model.Normalization);

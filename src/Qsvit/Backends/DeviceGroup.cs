@@ -70,7 +70,12 @@ public sealed class DeviceGroup : IBackend
     public DeviceSpec Device { get; }
     public string Description => _devices.Length == 1 ? _devices[0].Description
         : $"{_devices.Length} devices, batches split across them: " + string.Join("; ", _devices.Select(d => d.Description));
-    public int DefaultBatchSize(int height, int width) => _devices[0].DefaultBatchSize(height, width);
+    /// <summary>Each device runs whole batches, so a batch must fit the first (every device holds the same model).</summary>
+    public int DefaultBatchSize(int height, int width, long activationBytesPerImage) =>
+        _devices[0].DefaultBatchSize(height, width, activationBytesPerImage);
+
+    /// <summary>Waits for the queued work of every device.</summary>
+    public void Synchronize() => OnEach(d => _devices[d].Synchronize());
 
     /// <summary>
     /// Runs work[d] on device d's thread (work[0] on the calling thread), all at once, and waits for all. The first

@@ -16,8 +16,12 @@ public interface IBackend : IDisposable
     DeviceSpec Device { get; }
     /// <summary>What the device is, for printing and reports, e.g. "cpu (16 threads, Vector512)" or "cuda:0 NVIDIA H100 80GB HBM3".</summary>
     string Description { get; }
-    /// <summary>A batch that fills the device for images of this size (T and widths aside): 32 on the CPU.</summary>
-    int DefaultBatchSize(int height, int width);
+    /// <summary>
+    /// A batch that fills the device for images of this size, for a model whose passes need
+    /// <paramref name="activationBytesPerImage"/> of workspace per image (<see cref="Models.Sdtv2Model.ActivationBytesPerImage(int, int)"/>):
+    /// 32 on the CPU; on a GPU what its free memory holds (<see cref="BatchSizing"/>).
+    /// </summary>
+    int DefaultBatchSize(int height, int width, long activationBytesPerImage);
 
     // ---- memory ------------------------------------------------------------------------------------------------------
 
@@ -38,6 +42,8 @@ public interface IBackend : IDisposable
     void Download(DeviceBuffer source, long offset, Span<float> destination);
     /// <summary>destination[dstOffset ..+length] = source[srcOffset ..+length] (the ranges may not overlap).</summary>
     void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length);
+    /// <summary>Waits until every queued op has finished (nothing to wait for where ops run synchronously); for timing ops (<see cref="ProfilingBackend"/>).</summary>
+    void Synchronize();
 
     // ---- layers: weights live on the device from creation until Dispose ----------------------------------------------
 

@@ -60,6 +60,8 @@ public abstract class ConvLayer : IDisposable
     protected ConvLayer(ConvLayerSpec spec) => Spec = spec;
     public ConvLayerSpec Spec { get; }
     public ConvGeometry Geometry => Spec.Geometry;
+    /// <summary>What computes the layer on its backend, for profiles (e.g. "cuBLAS SGEMM", "ILGPU depthwise").</summary>
+    public string Engine { get; internal set; } = "";
     public virtual void Dispose() { }
 }
 

@@ -125,6 +125,32 @@ public sealed class Sdtv2Model : IDisposable
         new(Config, state, strict: true, FoldBatchNorm, _cache, ownsBackend: false,
             replicas: g => g.OnEach((d, _) => d == 0 ? null! : _replicas[d - 1].WithState(state, codes))[1..], codes: codes);
 
+    /// <summary>
+    /// Workspace bytes one image needs in a pass at this image size: the activation peak (every workspace buffer grows
+    /// with the batch), measured by running the wiring on a <see cref="WorkspaceMeter"/>, so no device memory is spent.
+    /// A device backend adds its own scratch (e.g. im2col chunks) on top. For <see cref="IBackend.DefaultBatchSize"/>.
+    /// </summary>
+    public long ActivationBytesPerImage(int height, int width)
+    {
+        var meter = new WorkspaceMeter();
+        using var twin = new Sdtv2Model(Config, State, strict: false, FoldBatchNorm, new LayerCache(meter), ownsBackend: false, _packed, _simulate);
+        return Measure(twin, meter, height, width);
+    }
+
+    /// <summary>As <see cref="ActivationBytesPerImage(int, int)"/>, for a model not built yet.</summary>
+    public static long ActivationBytesPerImage(Sdtv2Config config, StateDict state, int height, int width)
+    {
+        var meter = new WorkspaceMeter();
+        using var probe = new Sdtv2Model(config, state, strict: false, backend: meter);
+        return Measure(probe, meter, height, width);
+    }
+
+    private static long Measure(Sdtv2Model model, WorkspaceMeter meter, int height, int width)
+    {
+        model.Forward(new float[model.Config.InChannels * height * width], 1, height, width);
+        return meter.PeakFloats * sizeof(float);
+    }
+
     /// <summary>Layers uploaded to the backend by this model and the models derived from it (for tests and diagnostics).</summary>
     public int LayerUploads => _cache.Uploads;
 

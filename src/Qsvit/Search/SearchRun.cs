@@ -139,7 +139,8 @@ public sealed class SearchRun : IDisposable
             identity["device"] = (backend is DeviceGroup g ? g.Devices[0].Device : backend.Device).ToString();
             store = RunStore.Open(directory, identity);
             var search = splits[SearchSplit];
-            int batch = spec.BatchSize ?? backend.DefaultBatchSize(search.Height, search.Width);
+            int batch = spec.BatchSize ?? backend.DefaultBatchSize(search.Height, search.Width,
+                Sdtv2Model.ActivationBytesPerImage(model.Config, model.State, search.Height, search.Width));
             var evaluator = new SettingEvaluator(model, spec.Quantizer, splits, new EvalOptions { BatchSize = batch, Host = spec.Compute }, store,
                 calibration, backend);
             return new SearchRun(spec, model, bits, tolerance, evaluator, store, splits, descriptions, identity, backend, batch);

@@ -178,7 +178,8 @@ public sealed class DeviceGroupTests : IDisposable
     {
         public DeviceSpec Device => inner.Device;
         public string Description => inner.Description;
-        public int DefaultBatchSize(int height, int width) => inner.DefaultBatchSize(height, width);
+        public int DefaultBatchSize(int height, int width, long activationBytesPerImage) => inner.DefaultBatchSize(height, width, activationBytesPerImage);
+        public void Synchronize() => inner.Synchronize();
         public DeviceBuffer Rent(long length) => inner.Rent(length);
         public int Mark() => inner.Mark();
         public void Release(int mark) => inner.Release(mark);

@@ -43,7 +43,51 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         [24, 24, 7, 1, 3, 24, 8, 7, false, 0, true],   // depthwise 7x7 (ConvBlock)
         [16, 16, 3, 1, 0, 16, 6, 7, false, 0, false],  // depthwise 3x3 unpadded (RepConv)
         [10, 10, 3, 2, 1, 10, 9, 8, true, 1, false],   // depthwise, stride 2, bias, BN
+        [6, 6, 7, 1, 3, 6, 19, 23, false, 1, false],   // depthwise over several tiles per plane
+        [5, 5, 3, 1, 0, 5, 4, 4, false, 0, true],      // depthwise, several planes per group, the last group short
+        [4, 4, 7, 2, 3, 4, 15, 12, true, 2, false],    // depthwise 7x7 stride 2, bias, two BNs
     ];
+
+    /// <summary>
+    /// The tiles a GPU launch uses (about 1024 outputs per group) computed by this accelerator's small groups: the
+    /// kernel walks its tile with whatever threads the group has, so the GPU's tiling is checked here too.
+    /// </summary>
+    [Theory]
+    [InlineData(7, 1, 3, 40, 70)]   // tiles of a plane (two columns of tiles, balanced)
+    [InlineData(7, 1, 3, 7, 7)]     // 20 planes per group
+    [InlineData(3, 1, 0, 6, 6)]     // RepConv's unpadded 3x3, 64 planes per group
+    [InlineData(3, 2, 1, 33, 9)]    // stride 2
+    public void DepthwiseWithGpuTilesMatchesTheCpuKernel(int k, int stride, int pad, int h, int w)
+    {
+        var rng = new Random(k * 31 + h);
+        int channels = 6, frames = 7;
+        var g = new ConvGeometry(channels, channels, k, k, stride, stride, pad, pad, channels);
+        int oh = g.OutH(h), ow = g.OutW(w);
+        var x = TestData.Random(rng, frames * channels * h * w);
+        var weight = TestData.Random(rng, g.WeightLength, -0.5f, 0.5f);
+        var bn = (TestData.Random(rng, channels, 0.5f, 1.5f), TestData.Random(rng, channels));
+        var expected = new float[frames * channels * oh * ow];
+        Conv2d.Forward(x, frames, h, w, weight, [], g, expected);
+        ChannelOps.ScaleShift(expected, frames, channels, oh * ow, bn.Item1, bn.Item2);
+
+        var acc = gpu.Device.Accelerator;
+        using var layer = new GpuConv(acc, g, weight, [], [bn]);
+        using var input = gpu.Upload(x);
+        using var output = gpu.Zeros(expected.Length);
+        var p = new DepthwiseArgs
+        {
+            Planes = frames * channels, Channels = channels, H = h, W = w, OH = oh, OW = ow, KH = k, KW = k,
+            StrideH = stride, StrideW = stride, PadH = pad, PadW = pad, BnCount = 1,
+        };
+        long groups = GpuOps.DepthwiseTiles(ref p, 1024);
+        Assert.True(p.TilesY * p.TileH >= oh && p.TilesX * p.TileW >= ow && p.TileW <= 64);
+        Assert.True((long)p.InTileH * p.InTileW * p.PlanesPerGroup <= GpuKernels.DepthwiseTileFloats);
+        var kernel = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(
+            GpuKernels.Depthwise<ExactFma>);
+        kernel(new KernelConfig(new Index1D((int)groups), new Index1D(2)), input.View, layer.Weights.View, layer.Weights.View, layer.Bn!.View, output.View, p);
+        acc.Synchronize();
+        TestData.AssertSame(expected, output.GetAsArray1D(), $"depthwise {g} @{h}x{w}, tiles {p.TileH}x{p.TileW} x{p.PlanesPerGroup}");
+    }
 
     [Theory]
     [MemberData(nameof(ConvCases))]

@@ -22,7 +22,7 @@ public sealed class CpuBackend : IBackend
 
     public DeviceSpec Device => DeviceSpec.Cpu;
     public string Description => $"cpu ({Threads} threads, {IsaInfo.Best})";
-    public int DefaultBatchSize(int height, int width) => 32;
+    public int DefaultBatchSize(int height, int width, long activationBytesPerImage) => 32;
 
     /// <summary>Floats held by the workspace.</summary>
     public long WorkspaceFloats => _slots.Sum(s => (long)s.Array.Length);
@@ -49,8 +49,10 @@ public sealed class CpuBackend : IBackend
     public void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>
         Array.Copy(A(source), srcOffset, A(destination), dstOffset, length);
 
+    public void Synchronize() { }
+
     public ConvLayer CreateConv(ConvLayerSpec spec) =>
-        spec.Weights is PackedConvWeights packed ? new CpuPackedConvLayer(spec, packed) : new CpuConvLayer(spec);
+        spec.Weights is PackedConvWeights packed ? new CpuPackedConvLayer(spec, packed) : new CpuConvLayer(spec) { Engine = "CPU fp32" };
 
     public HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes) => new CpuHeadLayer(heads, features, classes);
 

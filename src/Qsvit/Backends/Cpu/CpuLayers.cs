@@ -37,11 +37,13 @@ internal sealed class CpuPackedConvLayer : ConvLayer
         var g = spec.Geometry;
         if (packed.Weight.Count != g.WeightLength)
             throw new QsvitException($"'{packed.Weight.Key}' holds {packed.Weight.Count} codes; the layer needs {g.WeightLength}");
+        Engine = "CPU dequantized fp32";
         if (!spec.SpikeInput || g.Groups != 1) return;
         var (min, max) = packed.Weight.IntegerRange();
         var matrix = IntMatrix.Create(g.OutChannels, g.WeightLength / g.OutChannels, min, max, packed.Weight.IntegerRows, g);
         var scales = packed.Weight.Groups == 1 ? Enumerable.Repeat(packed.Weight.Scales[0], g.OutChannels).ToArray() : packed.Weight.Scales;
         Integer = new SpikeConvWeights(g, matrix, scales);
+        Engine = "CPU integer spikes";
     }
 
     public void Run(ReadOnlySpan<float> input, int frames, int height, int width, Span<float> output, int threads)

@@ -108,14 +108,15 @@ public sealed class CudaBackend : IBackend
     public long WorkspaceBytes => _slots.Sum(s => s.Length) * sizeof(float);
 
     /// <summary>
-    /// Batches that fill an H100/H200 without exceeding a few GiB of activations on SDTv2 (the peak is about 1 MB per
-    /// image×timestep at 32², 50 MB at 224² for the 55M model): 512 at CIFAR sizes, 64 at ImageNet sizes.
+    /// What the device's free memory holds (<see cref="BatchSizing.FromFreeMemory"/>), keeping room for one im2col chunk
+    /// (<see cref="ColumnBudget"/>) and cuBLAS; the workspace this backend already holds counts as free for the next pass.
+    /// 8 on ILGPU's CPU accelerator.
     /// </summary>
-    public int DefaultBatchSize(int height, int width)
+    public int DefaultBatchSize(int height, int width, long activationBytesPerImage)
     {
         if (!_device.IsCuda) return 8;
-        long pixels = (long)height * width;
-        return pixels <= 32 * 32 * 4 ? 512 : pixels <= 128 * 128 ? 128 : 64;
+        long free = ((CudaAccelerator)_acc).GetFreeMemory() + WorkspaceBytes;
+        return BatchSizing.FromFreeMemory(free, ColumnBudget * sizeof(float) + (256L << 20), activationBytesPerImage, height, width);
     }
 
     // ---- memory --------------------------------------------------------------------------------------------------------
@@ -171,9 +172,22 @@ public sealed class CudaBackend : IBackend
         from.CopyTo(_acc.DefaultStream, to);
     }
 
+    public void Synchronize() => _acc.Synchronize();
+
     // ---- layers --------------------------------------------------------------------------------------------------------
 
-    public ConvLayer CreateConv(ConvLayerSpec spec) => new CudaConvLayer(_acc, spec, _integer, _split);
+    public ConvLayer CreateConv(ConvLayerSpec spec)
+    {
+        var g = spec.Geometry;
+        var layer = new CudaConvLayer(_acc, spec, _integer, _split);
+        string library = _blas is null ? "ILGPU" : "cuBLAS";
+        layer.Engine = layer.Spike is not null
+            ? spec.Weights is PackedConvWeights && _integer ? $"{library} int8 tensor cores (exact)" : $"{library} bf16x3 tensor cores"
+            : g.IsDepthwise ? "ILGPU depthwise"
+            : _gemm is null || g.Groups != 1 ? "ILGPU implicit GEMM"
+            : g.IsPointwise ? "cuBLAS SGEMM" : "im2col + cuBLAS SGEMM";
+        return layer;
+    }
 
     public HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes) => new CudaHeadLayer(_acc, heads, features, classes);
 

@@ -72,10 +72,53 @@ internal struct GemmArgs
     public float Alpha;
 }
 
-/// <summary>Scalars of a direct (depthwise) convolution launch.</summary>
+/// <summary>
+/// Scalars of a depthwise convolution launch: each group computes a TileH×TileW block of outputs in each of
+/// PlanesPerGroup consecutive (frame, channel) planes from an InTileH×InTileW input tile (halo included) in shared memory.
+/// Groups are numbered (plane group, tile row, tile column).
+/// </summary>
 internal struct DepthwiseArgs
 {
     public int Planes, Channels, H, W, OH, OW, KH, KW, StrideH, StrideW, PadH, PadW, HasBias, BnCount;
+    public int TileH, TileW, TilesY, TilesX, PlanesPerGroup, InTileH, InTileW;
+    /// <summary>Threads per tile row: each takes the row's columns lx, lx + Strips, lx + 2·Strips, lx + 3·Strips.</summary>
+    public int Strips;
+}
+
+/// <summary>One output column of a depthwise thread: its output x, the taps inside the map, its place in the input tile.</summary>
+internal readonly struct DepthwiseColumn
+{
+    public readonly int Ox, KxLo, KxHi, At;
+
+    private DepthwiseColumn(int ox, int kxLo, int kxHi, int at)
+    {
+        Ox = ox;
+        KxLo = kxLo;
+        KxHi = kxHi;
+        At = at;
+    }
+
+    /// <summary>Tile column <paramref name="lx"/>; outside the tile or the map it has no taps and reads the tile's start.</summary>
+    public static DepthwiseColumn Of(DepthwiseArgs p, int ox0, int ix0, int lx, int row)
+    {
+        int ox = ox0 + lx;
+        if (lx >= p.TileW || ox >= p.OW) return new DepthwiseColumn(-1, 0, 0, 0);
+        int left = ox * p.StrideW - p.PadW;
+        int lo = left < 0 ? -left : 0, hi = p.W - left < p.KW ? p.W - left : p.KW;
+        return new DepthwiseColumn(ox, lo, hi, row + left - ix0);
+    }
+
+    public bool Has(int kx) => kx >= KxLo && kx < KxHi;
+
+    /// <summary>The BNs, then the store (nothing for a column outside the tile or the map).</summary>
+    public static void Store<TFma>(ArrayView<float> y, ArrayView<float> bn, DepthwiseArgs p, int ch, int outRow, DepthwiseColumn c, float s)
+        where TFma : struct, IFma
+    {
+        if (c.Ox < 0) return;
+        for (int b = 0; b < p.BnCount; b++)
+            s = default(TFma).Fma(s, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
+        y[outRow + c.Ox] = s;
+    }
 }
 
 /// <summary>
@@ -89,6 +132,8 @@ internal static class GpuKernels
     public const int GpuGroupEdge = 16, TileK = 16, MaxTile = 4 * GpuGroupEdge;
     /// <summary>Most threads of a reduction group (its shared tree is this long).</summary>
     public const int MaxReduceThreads = 256;
+    /// <summary>Shared floats of a depthwise group's input tiles (16 KiB).</summary>
+    public const int DepthwiseTileFloats = 4096;
 
     // ------------------------------------------------------------------ tiled GEMM / implicit-GEMM convolution
 
@@ -267,28 +312,68 @@ internal static class GpuKernels
 
     // ------------------------------------------------------------------ depthwise (and any direct) convolution
 
-    /// <summary>One output element per thread: bias, then an FMA chain over the taps in (ky, kx) order, then the BNs.</summary>
-    public static void Depthwise<TFma>(Index1D i, ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
+    /// <summary>
+    /// A tile of outputs per group (<see cref="DepthwiseArgs"/>): the group stages its input tile with halo in shared
+    /// memory (zeros outside the map), then each thread computes four outputs of a tile row, each as bias, then an FMA
+    /// chain over the taps inside the map in (ky, kx) order (the zero padding is skipped, as the CPU kernel skips it),
+    /// then the BNs. Neighbouring threads take neighbouring columns, so loads, shared reads and stores are contiguous.
+    /// </summary>
+    public static void Depthwise<TFma>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
         ArrayView<float> y, DepthwiseArgs p) where TFma : struct, IFma
     {
-        int ohw = p.OH * p.OW, plane = i / ohw, pix = i - plane * ohw, oy = pix / p.OW, ox = pix - oy * p.OW;
-        int ch = plane % p.Channels;
-        float s = p.HasBias != 0 ? bias[ch] : 0f;
-        int taps = p.KH * p.KW, wBase = ch * taps, xBase = plane * p.H * p.W;
-        for (int ky = 0; ky < p.KH; ky++)
+        var tile = SharedMemory.Allocate<float>(DepthwiseTileFloats);
+        int tid = Group.IdxX, threads = Group.DimX;
+        int tilesPerPlane = p.TilesY * p.TilesX, group = Grid.IdxX;
+        int planeGroup = group / tilesPerPlane, t = group - planeGroup * tilesPerPlane, tileY = t / p.TilesX, tileX = t - tileY * p.TilesX;
+        int oy0 = tileY * p.TileH, ox0 = tileX * p.TileW;
+        int iy0 = oy0 * p.StrideH - p.PadH, ix0 = ox0 * p.StrideW - p.PadW;
+        int plane0 = planeGroup * p.PlanesPerGroup, inTile = p.InTileH * p.InTileW, hw = p.H * p.W;
+        for (int i = tid; i < p.PlanesPerGroup * inTile; i += threads)
         {
-            int iy = oy * p.StrideH - p.PadH + ky;
-            if (iy < 0 || iy >= p.H) continue; // w·0 leaves the chain unchanged
-            for (int kx = 0; kx < p.KW; kx++)
-            {
-                int ix = ox * p.StrideW - p.PadW + kx;
-                if (ix < 0 || ix >= p.W) continue;
-                s = default(TFma).Fma(w[wBase + ky * p.KW + kx], x[xBase + iy * p.W + ix], s);
-            }
+            int q = i / inTile, r = i - q * inTile, ry = r / p.InTileW, rx = r - ry * p.InTileW;
+            int plane = plane0 + q, iy = iy0 + ry, ix = ix0 + rx;
+            tile[i] = plane < p.Planes && iy >= 0 && iy < p.H && ix >= 0 && ix < p.W ? x[plane * hw + iy * p.W + ix] : 0f;
         }
-        for (int b = 0; b < p.BnCount; b++)
-            s = default(TFma).Fma(s, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
-        y[i] = s;
+        Group.Barrier();
+        // Each thread takes four outputs of one row, Strips columns apart (neighbouring threads, neighbouring columns):
+        // they share the row's taps, so each weight is loaded once for four FMAs.
+        int strips = p.Strips, slotsPerPlane = p.TileH * strips, taps = p.KH * p.KW, ohw = p.OH * p.OW;
+        for (int slot = tid; slot < p.PlanesPerGroup * slotsPerPlane; slot += threads)
+        {
+            int q = slot / slotsPerPlane, r = slot - q * slotsPerPlane, ly = r / strips, lx = r - ly * strips;
+            int plane = plane0 + q, oy = oy0 + ly;
+            if (plane >= p.Planes || oy >= p.OH) continue;
+            int ch = plane % p.Channels;
+            float start = p.HasBias != 0 ? bias[ch] : 0f;
+            int top = oy * p.StrideH - p.PadH;
+            int kyLo = top < 0 ? -top : 0, kyHi = p.H - top < p.KH ? p.H - top : p.KH;
+            int row = q * inTile + (top - iy0) * p.InTileW;
+            var o0 = DepthwiseColumn.Of(p, ox0, ix0, lx, row);
+            var o1 = DepthwiseColumn.Of(p, ox0, ix0, lx + strips, row);
+            var o2 = DepthwiseColumn.Of(p, ox0, ix0, lx + 2 * strips, row);
+            var o3 = DepthwiseColumn.Of(p, ox0, ix0, lx + 3 * strips, row);
+            float s0 = start, s1 = start, s2 = start, s3 = start;
+            int wBase = ch * taps;
+            for (int ky = kyLo; ky < kyHi; ky++)
+            {
+                int wRow = wBase + ky * p.KW, tRow = ky * p.InTileW;
+                for (int kx = 0; kx < p.KW; kx++)
+                {
+                    // A tap outside the map is skipped (the chain is left as it is), as the CPU kernel skips it.
+                    float wv = w[wRow + kx];
+                    int at = tRow + kx;
+                    s0 = o0.Has(kx) ? default(TFma).Fma(wv, tile[o0.At + at], s0) : s0;
+                    s1 = o1.Has(kx) ? default(TFma).Fma(wv, tile[o1.At + at], s1) : s1;
+                    s2 = o2.Has(kx) ? default(TFma).Fma(wv, tile[o2.At + at], s2) : s2;
+                    s3 = o3.Has(kx) ? default(TFma).Fma(wv, tile[o3.At + at], s3) : s3;
+                }
+            }
+            int outRow = plane * ohw + oy * p.OW;
+            DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o0, s0);
+            DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o1, s1);
+            DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o2, s2);
+            DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o3, s3);
+        }
     }
 
     // ------------------------------------------------------------------ LIF over T

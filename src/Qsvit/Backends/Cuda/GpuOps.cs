@@ -85,7 +85,7 @@ internal sealed class GpuOps : IDisposable
 {
     private readonly Accelerator _acc;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _depthwise;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _depthwise;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int> _lif;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _add;
     private readonly Action<Index1D, ArrayView<float>, int> _repeat;
@@ -119,8 +119,8 @@ internal sealed class GpuOps : IDisposable
             ? Load("Gemm", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GpuKernels.Gemm<ContractedFma>))
             : Load("Gemm", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GpuKernels.Gemm<ExactFma>));
         _depthwise = cuda
-            ? Load("Depthwise", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise<ContractedFma>))
-            : Load("Depthwise", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise<ExactFma>));
+            ? Load("Depthwise", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise<ContractedFma>))
+            : Load("Depthwise", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise<ExactFma>));
         _lif = Load("Lif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int>(GpuKernels.Lif));
         _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(GpuKernels.Add));
         _repeat = Load("RepeatOverTime", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(GpuKernels.RepeatOverTime));
@@ -171,7 +171,9 @@ internal sealed class GpuOps : IDisposable
                 Planes = frames * g.InChannels, Channels = g.InChannels, H = h, W = w, OH = oh, OW = ow, KH = g.KernelH, KW = g.KernelW,
                 StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
             };
-            _depthwise((int)outLen, input, layer.Weights.View, bias, bn, output, dp);
+            long launchGroups = DepthwiseTiles(ref dp, _reduceThreads * 4);
+            if (launchGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
+            _depthwise(new KernelConfig(new Index1D((int)launchGroups), new Index1D(_reduceThreads)), input, layer.Weights.View, bias, bn, output, dp);
             return;
         }
         int groups = g.Groups, cinG = g.InChannels / groups, coutG = g.OutChannels / groups, k = cinG * g.KernelH * g.KernelW;
@@ -190,6 +192,48 @@ internal sealed class GpuOps : IDisposable
             RowsPerBatch = coutG, BnCount = layer.BnCount, BnChannels = g.OutChannels, Alpha = 1f,
         };
         LaunchGemm(layer.Weights.View, input, layer.Taps!.View, output, bias, bn, p);
+    }
+
+    /// <summary>
+    /// Sizes a depthwise launch's tiles for about <paramref name="outputs"/> outputs per group: whole planes, several per
+    /// group, when a plane is at most half that; else balanced tiles of at most 64 columns. The input tiles fit
+    /// <see cref="GpuKernels.DepthwiseTileFloats"/>. Returns the number of groups.
+    /// </summary>
+    internal static long DepthwiseTiles(ref DepthwiseArgs p, int outputs)
+    {
+        if (p.OH * p.OW <= outputs / 2)
+        {
+            p.TileH = p.OH;
+            p.TileW = p.OW;
+            p.PlanesPerGroup = outputs / (p.OH * p.OW);
+        }
+        else
+        {
+            p.TileW = Balanced(p.OW, Math.Min(64, outputs));
+            p.TileH = Balanced(p.OH, Math.Max(1, outputs / p.TileW));
+            p.PlanesPerGroup = 1;
+        }
+        while (true)
+        {
+            p.InTileH = (p.TileH - 1) * p.StrideH + p.KH;
+            p.InTileW = (p.TileW - 1) * p.StrideW + p.KW;
+            long floats = (long)p.InTileH * p.InTileW;
+            if (floats * p.PlanesPerGroup <= GpuKernels.DepthwiseTileFloats) break;
+            if (floats <= GpuKernels.DepthwiseTileFloats) p.PlanesPerGroup = (int)(GpuKernels.DepthwiseTileFloats / floats);
+            else if (p.TileH > 1) p.TileH = (p.TileH + 1) / 2;
+            else p.TileW = (p.TileW + 1) / 2;
+        }
+        p.Strips = (p.TileW + 3) / 4;
+        p.TilesY = (p.OH + p.TileH - 1) / p.TileH;
+        p.TilesX = (p.OW + p.TileW - 1) / p.TileW;
+        return (long)(p.Planes + p.PlanesPerGroup - 1) / p.PlanesPerGroup * p.TilesY * p.TilesX;
+    }
+
+    /// <summary>The smallest tile of at most <paramref name="max"/> that covers <paramref name="n"/> in as few tiles as tiles of <paramref name="max"/> do.</summary>
+    private static int Balanced(int n, int max)
+    {
+        int tiles = (n + max - 1) / max;
+        return (n + tiles - 1) / tiles;
     }
 
     /// <summary>

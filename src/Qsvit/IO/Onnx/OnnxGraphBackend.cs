@@ -55,7 +55,7 @@ internal sealed class OnnxGraphBackend : IBackend
 
     public DeviceSpec Device => DeviceSpec.Cpu;
     public string Description => "ONNX graph recorder";
-    public int DefaultBatchSize(int height, int width) => 1;
+    public int DefaultBatchSize(int height, int width, long activationBytesPerImage) => 1;
 
     // ---- memory: symbolic ----
 
@@ -106,6 +106,8 @@ internal sealed class OnnxGraphBackend : IBackend
 
     public void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>
         throw new QsvitException("the ONNX graph backend records whole passes (no residual streams)");
+
+    public void Synchronize() { }
 
     // ---- layers: initializers under the official keys ----
 

@@ -1,0 +1,147 @@
+using System.Diagnostics;
+
+namespace Qsvit.Backends;
+
+/// <summary>
+/// A decorator that times every op of another backend while <see cref="Enabled"/>: it waits for queued work before and
+/// after each op (<see cref="IBackend.Synchronize"/>) and adds the time to the op's row, keyed by op kind, layer shape
+/// and engine. Results are those of the inner backend; only the overlap between ops is lost (each op is timed alone,
+/// so the sum of the rows is at least the unprofiled pass). Disabled, it only forwards. Layers, buffers and recorders
+/// are the inner backend's; disposing the profiler leaves the inner backend open.
+/// </summary>
+public sealed class ProfilingBackend(IBackend inner) : IBackend
+{
+    private readonly Dictionary<(string Op, string Shape, string Engine), (long Calls, long Ticks)> _rows = new();
+
+    public IBackend Inner { get; } = inner ?? throw new ArgumentNullException(nameof(inner));
+    /// <summary>Time ops (true) or only forward them.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Forgets what was timed so far.</summary>
+    public void Reset() => _rows.Clear();
+
+    /// <summary>What was timed since the last <see cref="Reset"/>, over <paramref name="passes"/> passes that took <paramref name="wallSeconds"/> in all.</summary>
+    public BackendProfile Read(int passes, double wallSeconds) => new(
+        _rows.Select(r => new ProfileRow(r.Key.Op, r.Key.Shape, r.Key.Engine, r.Value.Calls, r.Value.Ticks * 1000.0 / Stopwatch.Frequency))
+            .OrderByDescending(r => r.Milliseconds).ToArray(),
+        passes, wallSeconds * 1000);
+
+    private void Time(string op, string shape, string engine, Action run)
+    {
+        if (!Enabled)
+        {
+            run();
+            return;
+        }
+        long start = Start();
+        run();
+        Stop(op, shape, engine, start);
+    }
+
+    /// <summary>Waits for queued work, then reads the clock.</summary>
+    private long Start()
+    {
+        Inner.Synchronize();
+        return Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>Waits for the op, then adds its time to its row.</summary>
+    private void Stop(string op, string shape, string engine, long start)
+    {
+        Inner.Synchronize();
+        long ticks = Stopwatch.GetTimestamp() - start;
+        var key = (op, shape, engine);
+        _rows[key] = _rows.TryGetValue(key, out var r) ? (r.Calls + 1, r.Ticks + ticks) : (1, ticks);
+    }
+
+    public DeviceSpec Device => Inner.Device;
+    public string Description => Inner.Description;
+    public int DefaultBatchSize(int height, int width, long activationBytesPerImage) => Inner.DefaultBatchSize(height, width, activationBytesPerImage);
+
+    public DeviceBuffer Rent(long length) => Inner.Rent(length);
+    public int Mark() => Inner.Mark();
+    public void Release(int mark) => Inner.Release(mark);
+    public DeviceBuffer Allocate(long length) => Inner.Allocate(length);
+    public void Synchronize() => Inner.Synchronize();
+
+    // Spans cannot enter a lambda: uploads and downloads are timed here.
+    public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0)
+    {
+        long start = Enabled ? Start() : 0;
+        Inner.Upload(source, destination, offset);
+        if (Enabled) Stop("upload", Floats(source.Length), "", start);
+    }
+
+    public void Download(DeviceBuffer source, long offset, Span<float> destination)
+    {
+        long start = Enabled ? Start() : 0;
+        Inner.Download(source, offset, destination);
+        if (Enabled) Stop("download", Floats(destination.Length), "", start);
+    }
+
+    public void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>
+        Time("copy", Floats(length), "", () => Inner.Copy(source, srcOffset, destination, dstOffset, length));
+
+    public ConvLayer CreateConv(ConvLayerSpec spec) => Inner.CreateConv(spec);
+    public HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes) => Inner.CreateHead(heads, features, classes);
+
+    public void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output)
+    {
+        var g = layer.Geometry;
+        string op = g.IsDepthwise ? $"depthwise {g.KernelH}x{g.KernelW}" : $"conv {g.KernelH}x{g.KernelW}";
+        string shape = g.IsDepthwise
+            ? $"{g.InChannels}ch s{g.StrideH} @{height}x{width} x{frames}"
+            : $"{g.InChannels}->{g.OutChannels}{(g.Groups == 1 ? "" : $" g{g.Groups}")} s{g.StrideH} @{height}x{width} x{frames}";
+        Time(op, shape, layer.Engine, () => Inner.Conv(layer, input, frames, height, width, output));
+    }
+
+    public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
+        Time("pad", $"{channels}ch @{height}x{width} +{pad} x{frames}", "", () => Inner.Pad(input, frames, channels, height, width, pad, padValues, output));
+
+    public void RepeatBlock(DeviceBuffer x, long block, int times) =>
+        Time("repeat over T", $"{Floats(block)} x {times}", "", () => Inner.RepeatBlock(x, block, times));
+
+    public void Add(DeviceBuffer x, DeviceBuffer y, long length) => Time("add", Floats(length), "", () => Inner.Add(x, y, length));
+
+    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer) =>
+        Time("lif", $"T={timesteps} x {Floats(length / timesteps)}", recorder is null ? "" : $"recording ({recorder.GetType().Name})",
+            () => Inner.Lif(input, spikes, length, timesteps, threshold, recorder, layer));
+
+    public void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) =>
+        Time("sdsa", $"{channels}ch {heads} heads {tokens} tokens x{frames}", "",
+            () => Inner.SpikeDrivenAttention(q, k, v, output, frames, channels, tokens, heads, scale));
+
+    public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) =>
+        Time("spatial mean", $"{rows} rows x {spatial}", "", () => Inner.SpatialMean(x, rows, spatial, output));
+
+    public void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits) =>
+        Time("head", $"{head.Heads.Count} x {head.Features}->{head.Classes} x{batch * timesteps}", "",
+            () => Inner.Head(head, features, batch, timesteps, logits));
+
+    public SpikeCounter CreateSpikeCounter(int layers) => Inner.CreateSpikeCounter(layers);
+    public MembraneReference CreateMembraneReference(int layers) => Inner.CreateMembraneReference(layers);
+    public DriftMeter CreateDriftMeter(MembraneReference reference) => Inner.CreateDriftMeter(reference);
+
+    /// <summary>Leaves the inner backend open (its owner disposes it).</summary>
+    public void Dispose() { }
+
+    private static string Floats(long n) => n >= 1 << 20 ? $"{n / (double)(1 << 20):0.#}M floats" : n >= 1024 ? $"{n / 1024.0:0.#}K floats" : $"{n} floats";
+}
+
+/// <summary>One op kind and shape: calls and total milliseconds over the profiled passes.</summary>
+public sealed record ProfileRow(string Op, string Shape, string Engine, long Calls, double Milliseconds);
+
+/// <summary>Where passes spent their time (<see cref="ProfilingBackend"/>): rows by op and shape, busiest first.</summary>
+/// <param name="WallMilliseconds">The profiled passes end to end (ops, host work between them and the synchronisation).</param>
+public sealed record BackendProfile(IReadOnlyList<ProfileRow> Rows, int Passes, double WallMilliseconds)
+{
+    /// <summary>Milliseconds of one pass, end to end.</summary>
+    public double PassMilliseconds => Passes == 0 ? 0 : WallMilliseconds / Passes;
+    /// <summary>Milliseconds per pass outside the timed ops (host work between ops, the profiler itself).</summary>
+    public double OtherMilliseconds => PassMilliseconds - Rows.Sum(r => r.Milliseconds) / Math.Max(1, Passes);
+
+    /// <summary>Rows summed per op kind (conv 1x1, depthwise 7x7, lif, …), busiest first.</summary>
+    public IReadOnlyList<ProfileRow> ByOp() => Rows.GroupBy(r => r.Op)
+        .Select(g => new ProfileRow(g.Key, "", string.Join(", ", g.Select(r => r.Engine).Where(e => e.Length > 0).Distinct()), g.Sum(r => r.Calls), g.Sum(r => r.Milliseconds)))
+        .OrderByDescending(r => r.Milliseconds).ToArray();
+}

@@ -30,6 +30,12 @@ if (args.Length > 0 && args[0] == "sweep")
     Sweep.Run(args);
     return;
 }
+//   dotnet run -c Release --project bench/Qsvit.Bench -- spike 2 2    (integer spike convs against fp32, the CIFAR model's layers)
+if (args.Length > 0 && args[0] == "spike")
+{
+    SpikeSweep.Run(args);
+    return;
+}
 if (args.Length > 0 && args[0] == "onnx-lif")
 {
     OnnxLifSweep.Run(args);

@@ -25,8 +25,12 @@ internal sealed class SpikeConvWeights(ConvGeometry geometry, IntMatrix matrix, 
 /// </summary>
 internal static unsafe class SpikeConv
 {
+    /// <summary>
+    /// output = conv(input) · scale + bias, then each of <paramref name="affines"/> (per-channel scale and shift, e.g. eval
+    /// BatchNorm) as its own fused multiply-add, in the epilogue: the same roundings as applying them in separate passes.
+    /// </summary>
     public static void Forward(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w,
-        ReadOnlySpan<float> bias, Span<float> output, IntIsa isa, int threads)
+        ReadOnlySpan<float> bias, Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines = null)
     {
         var g = w.Geometry;
         if (g.Groups != 1) throw new ArgumentException("spike convolutions are dense (groups = 1)");
@@ -36,7 +40,9 @@ internal static unsafe class SpikeConv
         fixed (float* px = input)
         fixed (float* po = output, pbias = bias)
         {
-            var epilogue = new Epilogue(w.Scales, bias.IsEmpty ? null : pbias, po, g.OutChannels, oh, ow);
+            foreach (var (sc, sh) in affines ?? [])
+                if (sc.Length < g.OutChannels || sh.Length < g.OutChannels) throw new ArgumentException("an affine has fewer values than output channels", nameof(affines));
+            var epilogue = new Epilogue(w.Scales, bias.IsEmpty ? null : pbias, po, g.OutChannels, oh, ow, affines ?? []);
             if (IsDirect(g)) Direct(px, frames, height, width, w, epilogue, isa, threads);
             else Im2Col(px, frames, height, width, w, epilogue, isa, threads);
         }
@@ -107,8 +113,10 @@ internal static unsafe class SpikeConv
     /// position First + n of a grid of frames FrameStride apart and rows RowStride apart; columns past the output's
     /// height or width (the direct path's gaps) and past Count are dropped.
     /// </summary>
-    private readonly struct Epilogue(float[] scales, float* bias, float* output, int outChannels, int outH, int outW)
+    private readonly struct Epilogue(float[] scales, float* bias, float* output, int outChannels, int outH, int outW,
+        IReadOnlyList<(float[] Scale, float[] Shift)> affines)
     {
+        private IReadOnlyList<(float[] Scale, float[] Shift)> Affines { get; } = affines;
         private float[] Scales { get; } = scales;
         private float* Bias { get; } = bias;
         private float* Output { get; } = output;
@@ -139,18 +147,25 @@ internal static unsafe class SpikeConv
                 else { from[runs] = nn - n0; to[runs] = dst; length[runs] = run; runs++; }
                 nn += run;
             }
+            int chain = Affines.Count;
+            Span<float> alpha = stackalloc float[chain], beta = stackalloc float[chain];
             for (int oc = 0; oc < OutChannels; oc++)
             {
                 float s = Scales[oc], bb = Bias == null ? 0f : Bias[oc];
+                for (int k = 0; k < chain; k++) { alpha[k] = Affines[k].Scale[oc]; beta[k] = Affines[k].Shift[oc]; }
                 int* row = tile + oc * SpikeGemm.BlockColumns;
                 float* plane = Output + (long)oc * spatial;
-                for (int i = 0; i < runs; i++) ScaleRun(row + from[i], plane + to[i], length[i], s, bb, Bias != null);
+                for (int i = 0; i < runs; i++) ScaleRun(row + from[i], plane + to[i], length[i], s, bb, Bias != null, alpha, beta);
             }
         }
     }
 
-    /// <summary>dst[j] = fma(src[j], scale, bias) (or src[j]·scale): one rounding after the exact integer sum.</summary>
-    private static void ScaleRun(int* src, float* dst, int run, float scale, float bias, bool hasBias)
+    /// <summary>
+    /// dst[j] = fma(src[j], scale, bias) (or src[j]·scale): one rounding after the exact integer sum; then
+    /// dst[j] = fma(dst[j], alpha[k], beta[k]) for each affine k, as separate BatchNorm passes would round.
+    /// </summary>
+    private static void ScaleRun(int* src, float* dst, int run, float scale, float bias, bool hasBias, ReadOnlySpan<float> alpha,
+        ReadOnlySpan<float> beta)
     {
         int j = 0;
         if (Vector256.IsHardwareAccelerated && run >= 8)
@@ -160,10 +175,17 @@ internal static unsafe class SpikeConv
             for (; j <= run - 8; j += 8)
             {
                 var x = Vector256.ConvertToSingle(Vector256.Load(src + j));
-                (hasBias ? Vector256.FusedMultiplyAdd(x, vs, vb) : x * vs).Store(dst + j);
+                var y = hasBias ? Vector256.FusedMultiplyAdd(x, vs, vb) : x * vs;
+                for (int k = 0; k < alpha.Length; k++) y = Vector256.FusedMultiplyAdd(y, Vector256.Create(alpha[k]), Vector256.Create(beta[k]));
+                y.Store(dst + j);
             }
         }
-        for (; j < run; j++) dst[j] = hasBias ? MathF.FusedMultiplyAdd(src[j], scale, bias) : src[j] * scale;
+        for (; j < run; j++)
+        {
+            float y = hasBias ? MathF.FusedMultiplyAdd(src[j], scale, bias) : src[j] * scale;
+            for (int k = 0; k < alpha.Length; k++) y = MathF.FusedMultiplyAdd(y, alpha[k], beta[k]);
+            dst[j] = y;
+        }
     }
 
     /// <summary>Bound on one chunk's im2col buffer (at least one block of columns is gathered at a time).</summary>

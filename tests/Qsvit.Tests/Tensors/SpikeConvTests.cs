@@ -82,6 +82,31 @@ public unsafe class SpikeConvTests
             Assert.Equal(MathF.FusedMultiplyAdd(acc[oc * 2 + p], scale[oc], bias[oc]), y[oc * 2 + p]);
     }
 
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void AffinesInTheEpilogueRoundAsSeparatePasses(int path)
+    {
+        var isa = (IntIsa)path;
+        var rng = new Random(5);
+        foreach (var g in new[] { new ConvGeometry(6, 5, 3, 3, 1, 1, 1, 1), new ConvGeometry(6, 5, 3, 3, 2, 2, 1, 1) })
+        {
+            const int frames = 3, h = 7, w = 9;
+            var x = Enumerable.Range(0, frames * g.InChannels * h * w).Select(_ => rng.NextDouble() < 0.3 ? 1f : 0f).ToArray();
+            var codes = Enumerable.Range(0, g.WeightLength).Select(_ => rng.Next(-128, 128)).ToArray();
+            float[] R(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            var weights = new SpikeConvWeights(g, IntMatrix.FromValues(codes, g.OutChannels, g.WeightLength / g.OutChannels, g), R(g.OutChannels));
+            var bias = R(g.OutChannels);
+            (float[], float[])[] affines = [(R(g.OutChannels), R(g.OutChannels)), (R(g.OutChannels), R(g.OutChannels))];
+            int spatial = g.OutH(h) * g.OutW(w);
+            var fused = new float[frames * g.OutChannels * spatial];
+            var separate = new float[fused.Length];
+            SpikeConv.Forward(x, frames, h, w, weights, bias, fused, isa, 2, affines);
+            SpikeConv.Forward(x, frames, h, w, weights, bias, separate, isa, 2);
+            foreach (var (sc, sh) in affines) ChannelOps.ScaleShift(separate, frames, g.OutChannels, spatial, sc, sh, IsaInfo.Best, 1);
+            Assert.Equal(separate, fused);
+        }
+    }
+
     [Fact]
     public void WeightsOutside16BitsAreRefused()
     {

@@ -42,14 +42,18 @@ internal sealed class CpuPackedConvLayer : ConvLayer
         var matrix = IntMatrix.Create(g.OutChannels, g.WeightLength / g.OutChannels, min, max, packed.Weight.IntegerRows, g);
         var scales = packed.Weight.Groups == 1 ? Enumerable.Repeat(packed.Weight.Scales[0], g.OutChannels).ToArray() : packed.Weight.Scales;
         Integer = new SpikeConvWeights(g, matrix, scales);
+        _affines = [.. spec.Affines.Select(a => (a.Scale, a.Shift))];
     }
 
+    private readonly (float[] Scale, float[] Shift)[] _affines = [];
+
+    /// <summary>The convolution and its <see cref="ConvLayerSpec.Affines"/> (the integer path applies them in its epilogue).</summary>
     public void Run(ReadOnlySpan<float> input, int frames, int height, int width, Span<float> output, int threads)
     {
         var g = Geometry;
         if (Integer is not null)
         {
-            SpikeConv.Forward(input, frames, height, width, Integer, Spec.Bias, output, SpikeGemm.Best, threads);
+            SpikeConv.Forward(input, frames, height, width, Integer, Spec.Bias, output, SpikeGemm.Best, threads, _affines);
             return;
         }
         const int tileRows = 64;
@@ -65,6 +69,9 @@ internal sealed class CpuPackedConvLayer : ConvLayer
             }
             using var w = ConvWeights.Pack(values.AsSpan(0, g.WeightLength), g, IsaInfo.Best);
             Conv2d.Forward(input, frames, height, width, w, Spec.Bias, output, threads, ConvAlgo.Auto, null);
+            int spatial = g.OutH(height) * g.OutW(width);
+            foreach (var bn in Spec.Affines)
+                ChannelOps.ScaleShift(output[..(frames * g.OutChannels * spatial)], frames, g.OutChannels, spatial, bn.Scale, bn.Shift, IsaInfo.Best, threads);
         }
         finally
         {

@@ -27,6 +27,7 @@ internal sealed class CpuHeadLayer(IReadOnlyList<LinearWeights> heads, int featu
 internal sealed class CpuPackedConvLayer : ConvLayer
 {
     private readonly Quantization.PackedWeight _codes;
+    private readonly (float[] Scale, float[] Shift)[] _affines;
 
     /// <summary>The integer form, for spike-input dense layers; null when the layer dequantizes per call.</summary>
     public SpikeConvWeights? Integer { get; }
@@ -34,6 +35,7 @@ internal sealed class CpuPackedConvLayer : ConvLayer
     public CpuPackedConvLayer(ConvLayerSpec spec, PackedConvWeights packed) : base(spec)
     {
         _codes = packed.Weight;
+        _affines = [.. spec.Affines.Select(a => (a.Scale, a.Shift))];
         var g = spec.Geometry;
         if (packed.Weight.Count != g.WeightLength)
             throw new QsvitException($"'{packed.Weight.Key}' holds {packed.Weight.Count} codes; the layer needs {g.WeightLength}");
@@ -42,10 +44,7 @@ internal sealed class CpuPackedConvLayer : ConvLayer
         var matrix = IntMatrix.Create(g.OutChannels, g.WeightLength / g.OutChannels, min, max, packed.Weight.IntegerRows, g);
         var scales = packed.Weight.Groups == 1 ? Enumerable.Repeat(packed.Weight.Scales[0], g.OutChannels).ToArray() : packed.Weight.Scales;
         Integer = new SpikeConvWeights(g, matrix, scales);
-        _affines = [.. spec.Affines.Select(a => (a.Scale, a.Shift))];
     }
-
-    private readonly (float[] Scale, float[] Shift)[] _affines = [];
 
     /// <summary>The convolution and its <see cref="ConvLayerSpec.Affines"/> (the integer path applies them in its epilogue).</summary>
     public void Run(ReadOnlySpan<float> input, int frames, int height, int width, Span<float> output, int threads)

@@ -36,6 +36,18 @@ if (args.Length > 0 && args[0] == "sweep")
     Sweep.Run(args);
     return;
 }
+//   dotnet run -c Release --project bench/Qsvit.Bench -- spike 2 2    (integer spike convs against fp32, the CIFAR model's layers)
+if (args.Length > 0 && args[0] == "spike")
+{
+    SpikeSweep.Run(args);
+    return;
+}
+//   dotnet run -c Release --project bench/Qsvit.Bench -- packed-ab 30 2 32 cifar-8.safetensors   (packed vs fp32 simulation, best of alternating forwards)
+if (args.Length > 0 && args[0] == "packed-ab")
+{
+    PackedAb.Run(args);
+    return;
+}
 if (args.Length > 0 && args[0] == "onnx-lif")
 {
     OnnxLifSweep.Run(args);

@@ -14,73 +14,158 @@ internal sealed class SpikeConvWeights(ConvGeometry geometry, IntMatrix matrix, 
 }
 
 /// <summary>
-/// Dense convolution of spike inputs (0/1) with integer weights: the spikes are gathered into the lane-group layout of
-/// <see cref="SpikeGemm"/> as bytes (8-bit weights) or shorts (16-bit), the products are summed exactly in int32, and each
-/// output is scaled once: y = fma(acc, scale[oc], bias[oc]).
+/// Dense convolution of spike inputs (0/1) with integer weights: the spikes are interleaved into 32-bit lane-group words
+/// (4 channels as bytes for 8-bit weights, 2 as shorts for 16-bit), the products are summed exactly in int32 by
+/// <see cref="SpikeGemm"/>, and each output is scaled once: y = fma(acc, scale[oc], bias[oc]).
+/// Stride-1 "same" convolutions (k = 2·pad + 1, the 3×3 and 1×1 layers) run directly on the interleaved input: each
+/// channel group's frames are stored as one flat grid whose rows and frames are separated by zero gaps of the padding's
+/// width, so that tap (ky, kx) of every output is the word at a fixed offset from it, and no im2col copy is made; the
+/// outputs that fall on the gaps are computed and dropped (6 % of the columns at 32×32, 27 % at 8×8). Other geometries
+/// (the stride-2 downsampling) gather an im2col matrix chunk by chunk.
 /// </summary>
 internal static unsafe class SpikeConv
 {
-    /// <summary>Skip lane groups that are zero over a column block (event-driven); see BENCHMARKS.md for when it pays.</summary>
-    public static bool SkipZeroBlocks { get; set; }
-
+    /// <summary>
+    /// output = conv(input) · scale + bias, then each of <paramref name="affines"/> (per-channel scale and shift, e.g. eval
+    /// BatchNorm) as its own fused multiply-add, in the epilogue: the same roundings as applying them in separate passes.
+    /// </summary>
     public static void Forward(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w,
-        ReadOnlySpan<float> bias, Span<float> output, IntIsa isa, int threads)
+        ReadOnlySpan<float> bias, Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines = null)
     {
         var g = w.Geometry;
         if (g.Groups != 1) throw new ArgumentException("spike convolutions are dense (groups = 1)");
         int oh = g.OutH(height), ow = g.OutW(width), spatial = oh * ow;
-        long n = (long)frames * spatial;
         if (input.Length < (long)frames * g.InChannels * height * width) throw new ArgumentException("input too short", nameof(input));
         if (output.Length < (long)frames * g.OutChannels * spatial) throw new ArgumentException("output too short", nameof(output));
-        if (n > int.MaxValue / 4) throw new QsvitException($"{n} output positions are too many for one call; use a smaller batch");
+        fixed (float* px = input)
+        fixed (float* po = output, pbias = bias)
+        {
+            foreach (var (sc, sh) in affines ?? [])
+                if (sc.Length < g.OutChannels || sh.Length < g.OutChannels) throw new ArgumentException("an affine has fewer values than output channels", nameof(affines));
+            var epilogue = new Epilogue(w.Scales, bias.IsEmpty ? null : pbias, po, g.OutChannels, oh, ow, affines ?? []);
+            if (IsDirect(g)) Direct(px, frames, height, width, w, epilogue, isa, threads);
+            else Im2Col(px, frames, height, width, w, epilogue, isa, threads);
+        }
+    }
+
+    /// <summary>Whether the convolution runs in place on the gapped input (stride 1, kernel 2·pad + 1 in both directions).</summary>
+    internal static bool IsDirect(ConvGeometry g) =>
+        g.StrideH == 1 && g.StrideW == 1 && g.KernelH == 2 * g.PadH + 1 && g.KernelW == 2 * g.PadW + 1;
+
+    private static void Direct(float* x, int frames, int height, int width, SpikeConvWeights w, Epilogue epilogue, IntIsa isa, int threads)
+    {
+        var g = w.Geometry;
         var m = w.Matrix;
-        int groups = m.PaddedCols / m.Group, total = (int)n;
+        int ph = g.PadH, pw = g.PadW, rowStride = width + pw, frameRows = height + ph;
+        long frameStride = (long)frameRows * rowStride, n = frames * frameStride;
+        if (n > int.MaxValue / 2) throw new QsvitException($"{n} output positions are too many for one call; use a smaller batch");
+        int columns = SpikeGemm.PaddedColumns((int)n), cg = (g.InChannels + m.Group - 1) / m.Group;
+        // Group c's grid starts at c·groupStride; the lead holds the zero rows above frame 0, the tail the reads past the
+        // last column (garbage columns only).
+        long lead = (long)ph * rowStride + pw, groupStride = lead + columns + lead + SpikeGemm.ColumnAlign;
+        var words = Scratch(ref t_words, cg * groupStride);
+        var offsets = Scratch(ref t_offsets, (long)g.KernelH * g.KernelW * cg);
+        for (int ky = 0, gi = 0; ky < g.KernelH; ky++)
+        for (int kx = 0; kx < g.KernelW; kx++)
+        for (int c = 0; c < cg; c++, gi++)
+            offsets[gi] = c * groupStride + (ky - ph) * rowStride + (kx - pw);
+        fixed (int* pw0 = words)
+        fixed (long* po = offsets)
+        {
+            Interleave(x, frames, g.InChannels, height, width, m.Group, pw0, groupStride, lead, rowStride, frameRows, threads);
+            var e = epilogue with { Count = (int)n, FrameStride = frameStride, RowStride = rowStride };
+            SpikeGemm.Multiply(m, pw0 + lead, po, columns, e.Run, isa, threads);
+        }
+    }
+
+    private static void Im2Col(float* x, int frames, int height, int width, SpikeConvWeights w, Epilogue epilogue, IntIsa isa, int threads)
+    {
+        var g = w.Geometry;
+        var m = w.Matrix;
+        int oh = g.OutH(height), ow = g.OutW(width), spatial = oh * ow;
+        long n = (long)frames * spatial;
+        if (n > int.MaxValue / 4) throw new QsvitException($"{n} output positions are too many for one call; use a smaller batch");
+        int groups = m.PaddedCols / m.Group, total = (int)n, cg = (g.InChannels + m.Group - 1) / m.Group;
         // im2col B is bounded: columns are processed in chunks of whole blocks, at most ChunkBytes of B each.
         int chunk = (int)Math.Min(Math.Max(ChunkBytes / (4L * groups) / SpikeGemm.BlockColumns * SpikeGemm.BlockColumns, SpikeGemm.BlockColumns),
             SpikeGemm.PaddedColumns(total));
-        var bBuf = Scratch(ref t_b, (long)groups * chunk);
-        var maskBuf = Scratch(ref t_mask, groups * SpikeGemm.MaskBlocks(chunk));
-        int cg = (g.InChannels + m.Group - 1) / m.Group;
-        var words = Scratch(ref t_words, (long)frames * cg * height * width);
-        fixed (float* px = input)
+        var bBuf = Scratch(ref t_b, (long)groups * chunk + SpikeGemm.ColumnAlign);
+        long planeWords = (long)frames * height * width;
+        var words = Scratch(ref t_words, cg * planeWords);
+        var offsets = Scratch(ref t_offsets, groups);
+        for (int gi = 0; gi < groups; gi++) offsets[gi] = (long)gi * chunk;
         fixed (int* pb = bBuf, pw = words)
-        fixed (byte* pm = maskBuf)
-        fixed (float* po = output, pbias = bias)
+        fixed (long* po = offsets)
         {
-            Interleave(px, frames, g.InChannels, height * width, m.Group, pw, threads);
-            var scales = w.Scales;
-            int outChannels = g.OutChannels;
-            nint o = (nint)po, bi = bias.IsEmpty ? 0 : (nint)pbias;
+            Interleave(x, frames, g.InChannels, height, width, m.Group, pw, planeWords, 0, width, height, threads);
             for (int start = 0; start < total; start += chunk)
             {
-                int count = Math.Min(chunk, total - start), columns = SpikeGemm.PaddedColumns(count), first = start;
-                Gather(pw, frames, height, width, g, m.Group, pb, start, count, columns, threads);
-                bool skip = SkipZeroBlocks;
-                if (skip) SpikeGemm.BuildMask(pb, groups, columns, pm);
-                // y = fma(acc, scale[oc], bias[oc]) per output, written to [frame, oc, spatial] run by run.
-                SpikeGemm.Multiply(m, pb, columns, (n0, n1, tile) =>
-                {
-                    n1 = Math.Min(n1, count);
-                    for (int oc = 0; oc < outChannels; oc++)
-                    {
-                        float s = scales[oc], bb = bi == 0 ? 0f : ((float*)bi)[oc];
-                        int* row = tile + oc * SpikeGemm.BlockColumns - n0;
-                        for (int nn = n0; nn < n1; )
-                        {
-                            int at = first + nn, f = at / spatial, p = at % spatial, run = Math.Min(n1 - nn, spatial - p);
-                            float* dst = (float*)o + ((long)f * outChannels + oc) * spatial + p;
-                            int* src = row + nn;
-                            ScaleRun(src, dst, run, s, bb, bi != 0);
-                            nn += run;
-                        }
-                    }
-                }, isa, threads, skip ? pm : null);
+                int count = Math.Min(chunk, total - start), columns = SpikeGemm.PaddedColumns(count);
+                Gather(pw, planeWords, frames, height, width, g, m.Group, pb, chunk, start, count, columns, threads);
+                var e = epilogue with { First = start, Count = count, FrameStride = spatial, RowStride = ow };
+                SpikeGemm.Multiply(m, pb, po, columns, e.Run, isa, threads);
             }
         }
     }
 
-    /// <summary>dst[j] = fma(src[j], scale, bias) (or src[j]·scale): one rounding after the exact integer sum.</summary>
-    private static void ScaleRun(int* src, float* dst, int run, float scale, float bias, bool hasBias)
+    /// <summary>
+    /// Writes finished blocks of C as y = fma(acc, scale[oc], bias[oc]) into [frame, oc, oh, ow]. Column n of C is output
+    /// position First + n of a grid of frames FrameStride apart and rows RowStride apart; columns past the output's
+    /// height or width (the direct path's gaps) and past Count are dropped.
+    /// </summary>
+    private readonly struct Epilogue(float[] scales, float* bias, float* output, int outChannels, int outH, int outW,
+        IReadOnlyList<(float[] Scale, float[] Shift)> affines)
+    {
+        private IReadOnlyList<(float[] Scale, float[] Shift)> Affines { get; } = affines;
+        private float[] Scales { get; } = scales;
+        private float* Bias { get; } = bias;
+        private float* Output { get; } = output;
+        private int OutChannels { get; } = outChannels;
+        private int OutH { get; } = outH;
+        private int OutW { get; } = outW;
+        public int First { get; init; }
+        public int Count { get; init; } = int.MaxValue;
+        public long FrameStride { get; init; }
+        public int RowStride { get; init; }
+
+        public void Run(int n0, int n1, int* tile)
+        {
+            n1 = Math.Min(n1, Count);
+            int spatial = OutH * OutW, runs = 0;
+            // The block's runs of valid outputs, found once for all channels (at most one per column).
+            Span<int> from = stackalloc int[SpikeGemm.BlockColumns], length = stackalloc int[SpikeGemm.BlockColumns];
+            Span<long> to = stackalloc long[SpikeGemm.BlockColumns];
+            for (int nn = n0; nn < n1;)
+            {
+                long at = First + nn, f = at / FrameStride, r = at % FrameStride;
+                int oy = (int)(r / RowStride), ox = (int)(r % RowStride);
+                if (oy >= OutH) { nn += (int)(FrameStride - r); continue; }
+                if (ox >= OutW) { nn += RowStride - ox; continue; }
+                int run = Math.Min(n1 - nn, OutW - ox);
+                long dst = f * OutChannels * spatial + oy * OutW + ox;
+                if (runs > 0 && from[runs - 1] + length[runs - 1] == nn - n0 && to[runs - 1] + length[runs - 1] == dst) length[runs - 1] += run;
+                else { from[runs] = nn - n0; to[runs] = dst; length[runs] = run; runs++; }
+                nn += run;
+            }
+            int chain = Affines.Count;
+            Span<float> alpha = stackalloc float[chain], beta = stackalloc float[chain];
+            for (int oc = 0; oc < OutChannels; oc++)
+            {
+                float s = Scales[oc], bb = Bias == null ? 0f : Bias[oc];
+                for (int k = 0; k < chain; k++) { alpha[k] = Affines[k].Scale[oc]; beta[k] = Affines[k].Shift[oc]; }
+                int* row = tile + oc * SpikeGemm.BlockColumns;
+                float* plane = Output + (long)oc * spatial;
+                for (int i = 0; i < runs; i++) ScaleRun(row + from[i], plane + to[i], length[i], s, bb, Bias != null, alpha, beta);
+            }
+        }
+    }
+
+    /// <summary>
+    /// dst[j] = fma(src[j], scale, bias) (or src[j]·scale): one rounding after the exact integer sum; then
+    /// dst[j] = fma(dst[j], alpha[k], beta[k]) for each affine k, as separate BatchNorm passes would round.
+    /// </summary>
+    private static void ScaleRun(int* src, float* dst, int run, float scale, float bias, bool hasBias, ReadOnlySpan<float> alpha,
+        ReadOnlySpan<float> beta)
     {
         int j = 0;
         if (Vector256.IsHardwareAccelerated && run >= 8)
@@ -90,83 +175,111 @@ internal static unsafe class SpikeConv
             for (; j <= run - 8; j += 8)
             {
                 var x = Vector256.ConvertToSingle(Vector256.Load(src + j));
-                (hasBias ? Vector256.FusedMultiplyAdd(x, vs, vb) : x * vs).Store(dst + j);
+                var y = hasBias ? Vector256.FusedMultiplyAdd(x, vs, vb) : x * vs;
+                for (int k = 0; k < alpha.Length; k++) y = Vector256.FusedMultiplyAdd(y, Vector256.Create(alpha[k]), Vector256.Create(beta[k]));
+                y.Store(dst + j);
             }
         }
-        for (; j < run; j++) dst[j] = hasBias ? MathF.FusedMultiplyAdd(src[j], scale, bias) : src[j] * scale;
+        for (; j < run; j++)
+        {
+            float y = hasBias ? MathF.FusedMultiplyAdd(src[j], scale, bias) : src[j] * scale;
+            for (int k = 0; k < alpha.Length; k++) y = MathF.FusedMultiplyAdd(y, alpha[k], beta[k]);
+            dst[j] = y;
+        }
     }
 
     /// <summary>Bound on one chunk's im2col buffer (at least one block of columns is gathered at a time).</summary>
     internal static long ChunkBytes { get; set; } = 4 << 20;
 
-    /// <summary>Spikes [frames, C, plane] (0/1 floats) into words [frames, C / group, plane]: field e of a word is channel group·c + e.</summary>
-    private static void Interleave(float* x, int frames, int channels, int plane, int group, int* words, int threads)
+    /// <summary>
+    /// Spikes [frames, C, h, w] (0/1 floats) into lane-group words: field e of the word of channel group c is channel
+    /// group·c + e. Group c's grid starts at c·groupStride + lead; frame f's row y starts rowStride·(f·frameRows + y) after
+    /// it. Everything else in [c·groupStride, (c + 1)·groupStride) — the lead, the columns past w, the rows past h — is zero.
+    /// </summary>
+    private static void Interleave(float* x, int frames, int channels, int h, int w, int group, int* words, long groupStride, long lead,
+        int rowStride, int frameRows, int threads)
     {
-        int cg = (channels + group - 1) / group;
+        int cg = (channels + group - 1) / group, bits = 32 / group, plane = h * w;
+        long frameWords = (long)frameRows * rowStride;
         nint px = (nint)x, pw = (nint)words;
-        Compute.For(frames * cg, threads, fc =>
+        int items = frames * cg, parts = Math.Max(1, Math.Min(threads, items));
+        Compute.For(parts, parts, part =>
         {
-            int f = fc / cg, c0 = fc % cg * group;
-            int* dst = (int*)pw + (long)fc * plane;
-            new Span<int>(dst, plane).Clear();
-            for (int e = 0; e < group && c0 + e < channels; e++)
-            {
-                float* src = (float*)px + ((long)f * channels + c0 + e) * plane;
-                int shift = e * (32 / group);
-                for (int i = 0; i < plane; i++) dst[i] |= (int)src[i] << shift;
-            }
+            for (int item = Compute.ChunkStart(items, parts, part); item < Compute.ChunkStart(items, parts, part + 1); item++)
+                InterleaveOne(item);
         });
+
+        void InterleaveOne(int item)
+        {
+            int c = item / frames, f = item % frames, c0 = c * group, fields = Math.Min(group, channels - c0);
+            int* grid = (int*)pw + c * groupStride;
+            int* dst = grid + lead + f * frameWords;
+            if (f == 0) new Span<int>(grid, (int)lead).Clear();
+            float* src = (float*)px + ((long)f * channels + c0) * plane;
+            for (int y = 0; y < h; y++)
+            {
+                int* d = dst + (long)y * rowStride;
+                int i = 0;
+                if (Vector256.IsHardwareAccelerated)
+                    for (; i <= w - 8; i += 8)
+                    {
+                        var acc = Vector256.ConvertToInt32(Vector256.Load(src + y * w + i));
+                        for (int e = 1; e < fields; e++)
+                            acc |= Vector256.ConvertToInt32(Vector256.Load(src + (long)e * plane + y * w + i)) << (e * bits);
+                        acc.Store(d + i);
+                    }
+                for (; i < w; i++)
+                {
+                    int word = 0;
+                    for (int e = 0; e < fields; e++) word |= (int)src[(long)e * plane + y * w + i] << (e * bits);
+                    d[i] = word;
+                }
+                new Span<int>(d + w, rowStride - w).Clear();
+            }
+            long end = f == frames - 1 ? groupStride - lead - f * frameWords : frameWords;
+            int* gap = dst + (long)h * rowStride;
+            long gapWords = end - (long)h * rowStride;
+            if (gapWords > 0) new Span<int>(gap, (int)gapWords).Clear();
+        }
     }
 
     /// <summary>
-    /// im2col of interleaved spike words (see <see cref="Interleave"/>) for output positions [start, start + count) into B
-    /// (<paramref name="columns"/> ≥ count, the rest zero). K runs over (tap, channel group) — the column order of a conv
-    /// <see cref="IntMatrix"/> — so lane group (tap, c) of output position (frame, oy, ox) is the word of channel group c
-    /// at the tapped input position: rows of words are copied per tap.
+    /// im2col of interleaved spike words (see <see cref="Interleave"/>, without gaps) for output positions [start, start +
+    /// count) into B, lane group gi's columns at b + gi·ldb (<paramref name="columns"/> ≥ count, the rest zero). K runs over
+    /// (tap, channel group), the column order of a conv <see cref="IntMatrix"/>.
     /// </summary>
-    internal static void Gather(int* words, int frames, int h, int w, ConvGeometry g, int group, int* b, int start, int count, int columns, int threads)
+    private static void Gather(int* words, long groupStride, int frames, int h, int w, ConvGeometry g, int group, int* b, int ldb,
+        int start, int count, int columns, int threads)
     {
         int oh = g.OutH(h), ow = g.OutW(w), spatial = oh * ow, taps = g.KernelH * g.KernelW;
         int cg = (g.InChannels + group - 1) / group, groups = taps * cg, plane = h * w;
         nint pw = (nint)words, pb = (nint)b;
-        int panels = columns / SpikeGemm.Panel, parts = Math.Max(1, Math.Min(threads, panels));
-        // Panel by panel, so that B is written sequentially; within a panel, runs end at output rows.
-        Compute.For(parts, parts, part =>
+        Compute.For(groups, threads, gi =>
         {
-            int p0 = Compute.ChunkStart(panels, parts, part), p1 = Compute.ChunkStart(panels, parts, part + 1);
-            for (int panel = p0; panel < p1; panel++)
+            int tap = gi / cg, c = gi % cg, ky = tap / g.KernelW, kx = tap % g.KernelW;
+            int* dst = (int*)pb + (long)gi * ldb;
+            new Span<int>(dst + count, columns - count).Clear();
+            for (int nn = 0; nn < count;)
             {
-                int* dst0 = (int*)pb + (long)panel * groups * SpikeGemm.Panel;
-                int c0 = panel * SpikeGemm.Panel, c1 = Math.Min(count, c0 + SpikeGemm.Panel);
-                if (c1 - c0 < SpikeGemm.Panel) new Span<int>(dst0, groups * SpikeGemm.Panel).Clear();
-                for (int nn = c0; nn < c1; )
+                int at = start + nn, f = at / spatial, p = at % spatial, oy = p / ow, ox = p % ow;
+                int run = Math.Min(ow - ox, count - nn);
+                int* d = dst + nn;
+                nn += run;
+                int iy = oy * g.StrideH - g.PadH + ky;
+                if ((uint)iy >= (uint)h) { new Span<int>(d, run).Clear(); continue; }
+                int* row = (int*)pw + c * groupStride + ((long)f * h + iy) * w;
+                int ix0 = ox * g.StrideW - g.PadW + kx;
+                for (int j = 0; j < run; j++)
                 {
-                    int at = start + nn, f = at / spatial, p = at % spatial, oy = p / ow, ox = p % ow;
-                    int run = Math.Min(ow - ox, c1 - nn);
-                    int* dstRun = dst0 + (nn - c0);
-                    for (int gi = 0; gi < groups; gi++)
-                    {
-                        int tap = gi / cg, c = gi % cg, ky = tap / g.KernelW, kx = tap % g.KernelW;
-                        int* dst = dstRun + gi * SpikeGemm.Panel;
-                        int iy = oy * g.StrideH - g.PadH + ky;
-                        if ((uint)iy >= (uint)h) { new Span<int>(dst, run).Clear(); continue; }
-                        int* row = (int*)pw + ((long)f * cg + c) * plane + (long)iy * w;
-                        int ix0 = ox * g.StrideW - g.PadW + kx;
-                        if (g.StrideW == 1 && ix0 >= 0 && ix0 + run <= w) { new ReadOnlySpan<int>(row + ix0, run).CopyTo(new Span<int>(dst, run)); continue; }
-                        for (int j = 0; j < run; j++)
-                        {
-                            int ix = ix0 + j * g.StrideW;
-                            dst[j] = (uint)ix < (uint)w ? row[ix] : 0;
-                        }
-                    }
-                    nn += run;
+                    int ix = ix0 + j * g.StrideW;
+                    d[j] = (uint)ix < (uint)w ? row[ix] : 0;
                 }
             }
         });
     }
 
     [ThreadStatic] private static int[]? t_words, t_b;
-    [ThreadStatic] private static byte[]? t_mask;
+    [ThreadStatic] private static long[]? t_offsets;
 
     /// <summary>A per-thread scratch array of at least <paramref name="length"/> elements (grown, never shrunk): no allocation per call.</summary>
     private static T[] Scratch<T>(ref T[]? slot, long length)

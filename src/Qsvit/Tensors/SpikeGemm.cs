@@ -110,30 +110,28 @@ internal sealed class IntMatrix
         return Create(rows, cols, min, max, (r0, n, dst) => copy.AsSpan(r0 * cols, n * cols).CopyTo(dst), conv);
     }
 }
-
 /// <summary>
 /// Exact integer GEMM for spike inputs: C[M, N] (int32) = A[M, K] · B[K, N], A signed 8- or 16-bit integer weights
 /// (<see cref="IntMatrix"/>), B non-negative activations (spikes, 0 or 1; any value up to 127 is exact) packed by lane groups:
-/// one 32-bit word holds a group's K values of one column (4 bytes for 8-bit A, 2 shorts for 16-bit A), and words are
-/// stored in panels of <see cref="Panel"/> columns: word (g, n) at ((n / Panel)·groups + g)·Panel + n % Panel, so a
-/// micro-kernel streams its B panel contiguously. Every path sums in int32 and gives identical results (no overflow
-/// for |A| ≤ 32767 and K · 127 · 32767 &lt; 2^31).
+/// one 32-bit word holds a group's K values of one column (4 bytes for 8-bit A, 2 shorts for 16-bit A). The word of lane
+/// group g and column n is b[offsets[g] + n]: columns are contiguous per group, and the offsets let a convolution address
+/// its zero-padded input in place (one offset per (tap, channel group)) instead of copying it into an im2col matrix.
+/// Every path sums in int32 and gives identical results (no overflow for |A| ≤ 32767 and K · 127 · 32767 &lt; 2^31).
+/// One driver per register shape (<see cref="Tile256{T}"/>, ...) runs any <see cref="IGroupDot"/> (the lane-group
+/// multiply-add of 8- or 16-bit A, by VNNI or portable ops), as TensorPrimitives pairs one driver with operator structs.
 /// </summary>
 internal static unsafe class SpikeGemm
 {
     /// <summary>Rows per micro-tile.</summary>
     public const int Mr = 4;
-    /// <summary>Columns per B panel; columns are padded to a multiple of it (the widest tile: two 512-bit vectors of int32).</summary>
-    public const int Panel = 32;
-    public const int ColumnAlign = Panel;
-    /// <summary>Lane groups per K block (keeps a B micro-panel in L1).</summary>
+    /// <summary>Columns are processed in multiples of it (the widest tile: two 512-bit vectors of int32); B must be readable up to it.</summary>
+    public const int ColumnAlign = 32;
+    /// <summary>Lane groups per K block (keeps the B micro-panel in L1).</summary>
     private const int KcGroups = 128;
     /// <summary>Columns per parallel work item.</summary>
     private const int NcColumns = 256;
-
-    /// <summary>Offset of word (g, n) in a B of <paramref name="groups"/> lane groups.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static long WordOffset(int g, int n, int groups) => ((long)(n / Panel) * groups + g) * Panel + n % Panel;
+    /// <summary>Columns per block of C (the tile rows' stride).</summary>
+    public const int BlockColumns = NcColumns;
 
     public static readonly IntIsa Best =
         AvxVnni.IsSupported ? IntIsa.Vnni256 :
@@ -154,8 +152,7 @@ internal static unsafe class SpikeGemm
 
     private static int Nr(IntIsa isa) => isa switch
     {
-        IntIsa.Vector512 or IntIsa.Vnni256 => 32,
-        IntIsa.Vector256 => 16,
+        IntIsa.Vector512 or IntIsa.Vnni256 or IntIsa.Vector256 => 32,
         IntIsa.Vector128 or IntIsa.Vnni128 => 8,
         _ => 4,
     };
@@ -164,22 +161,21 @@ internal static unsafe class SpikeGemm
     public delegate void BlockEpilogue(int n0, int n1, int* tile);
 
     /// <summary>
-    /// C = A · B over <paramref name="columns"/> (a multiple of <see cref="ColumnAlign"/>) columns of B, one block of
-    /// <see cref="NcColumns"/> columns at a time in a per-thread tile, each finished block handed to <paramref name="epilogue"/>
-    /// (so C never exists whole). <paramref name="groupMask"/>, when given, holds one byte per (lane group, column block):
-    /// 0 where that part of B is all zeros, so it is skipped.
+    /// C = A · B over <paramref name="columns"/> (a multiple of <see cref="ColumnAlign"/>) columns, word (g, n) of B at
+    /// b[offsets[g] + n] (offsets: one per lane group of A), one block of <see cref="NcColumns"/> columns at a time in a
+    /// per-thread tile, each finished block handed to <paramref name="epilogue"/> (so C never exists whole).
     /// </summary>
-    public static void Multiply(IntMatrix a, void* b, int columns, BlockEpilogue epilogue, IntIsa isa, int threads, byte* groupMask = null)
+    public static void Multiply(IntMatrix a, int* b, long* offsets, int columns, BlockEpilogue epilogue, IntIsa isa, int threads)
     {
         Debug.Assert(columns % ColumnAlign == 0);
         if (!IsSupported(isa)) throw new ArgumentException($"{isa} is not supported on this machine");
         int groups = a.PaddedCols / a.Group;
         int blocks = (columns + NcColumns - 1) / NcColumns;
-        int nr = Nr(isa);
+        int nr = Nr(isa), lda = a.PaddedCols * (a.IsWide ? 2 : 1);
         fixed (sbyte* a8 = a.Narrow)
         fixed (short* a16 = a.Wide)
         {
-            nint pa = a.IsWide ? (nint)a16 : (nint)a8, pb = (nint)b, pm = (nint)groupMask;
+            nint pa = a.IsWide ? (nint)a16 : (nint)a8, pb = (nint)b, po = (nint)offsets;
             void Block(int blk)
             {
                 int n0 = blk * NcColumns, n1 = Math.Min(columns, n0 + NcColumns);
@@ -191,18 +187,10 @@ internal static unsafe class SpikeGemm
                     for (int g0 = 0; g0 < groups; g0 += KcGroups)
                     {
                         int g1 = Math.Min(groups, g0 + KcGroups);
-                        // Column tiles outer: a tile's B micro-panel (KcGroups × 32 words) stays in L1 across all row tiles.
+                        // Column tiles outer: a tile's B micro-panel (KcGroups × nr words) stays in L1 across all row tiles.
                         for (int n = n0; n < n1; n += nr)
                         for (int m = 0; m < a.PaddedRows; m += Mr)
-                        {
-                            int* ct = tile + m * NcColumns + (n - n0);
-                            if (a.IsWide)
-                                Tile16((short*)pa + (long)m * a.PaddedCols, a.PaddedCols, (int*)pb, groups, n, g0, g1, ct, NcColumns, isa,
-                                    (byte*)pm, blocks, blk);
-                            else
-                                Tile8((sbyte*)pa + (long)m * a.PaddedCols, a.PaddedCols, (int*)pb, groups, n, g0, g1, ct, NcColumns, isa,
-                                    (byte*)pm, blocks, blk);
-                        }
+                            Tile(isa, a.IsWide, (byte*)pa + (long)m * lda, lda, (int*)pb + n, (long*)po, g0, g1, tile + m * NcColumns + (n - n0), NcColumns);
                     }
                     epilogue(n0, n1, tile);
                 }
@@ -213,67 +201,119 @@ internal static unsafe class SpikeGemm
 
     [ThreadStatic] private static int[]? t_tile;
 
-    /// <summary>Columns per block of C (the tile rows' stride).</summary>
-    public const int BlockColumns = NcColumns;
-
-    private static void Tile8(sbyte* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, IntIsa isa,
-        byte* mask, int blocks, int blk)
+    /// <summary>One Mr × Nr(isa) tile of C += A[rows, groups g0..g1) · B; a holds 4-byte lane-group words, lda bytes apart.</summary>
+    private static void Tile(IntIsa isa, bool wide, byte* a, int lda, int* b, long* off, int g0, int g1, int* c, int ldc)
     {
-        switch (isa)
+        switch (isa, wide)
         {
-            case IntIsa.Vnni256: Vnni8x256(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            case IntIsa.Vnni128: Vnni8x128(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            case IntIsa.Vector512: G8x512(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            case IntIsa.Vector256: G8x256(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            case IntIsa.Vector128: G8x128(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            default: Scalar(a, null, lda, b, groups, n, 4, g0, g1, c, ldc, mask, blocks, blk); break;
+            case (IntIsa.Vnni256, false): Tile256<Vnni8>(a, lda, b, off, g0, g1, c, ldc); break;
+            case (IntIsa.Vnni256, true): Tile256<Vnni16>(a, lda, b, off, g0, g1, c, ldc); break;
+            case (IntIsa.Vnni128, false): Tile128<Vnni8>(a, lda, b, off, g0, g1, c, ldc); break;
+            case (IntIsa.Vnni128, true): Tile128<Vnni16>(a, lda, b, off, g0, g1, c, ldc); break;
+            case (IntIsa.Vector512, false): Tile512<Portable8>(a, lda, b, off, g0, g1, c, ldc); break;
+            case (IntIsa.Vector512, true): Tile512<Portable16>(a, lda, b, off, g0, g1, c, ldc); break;
+            case (IntIsa.Vector256, false): Tile256<Portable8>(a, lda, b, off, g0, g1, c, ldc); break;
+            case (IntIsa.Vector256, true): Tile256<Portable16>(a, lda, b, off, g0, g1, c, ldc); break;
+            case (IntIsa.Vector128, false): Tile128<Portable8>(a, lda, b, off, g0, g1, c, ldc); break;
+            case (IntIsa.Vector128, true): Tile128<Portable16>(a, lda, b, off, g0, g1, c, ldc); break;
+            case (_, false): TileScalar<Portable8>(a, lda, b, off, g0, g1, c, ldc); break;
+            default: TileScalar<Portable16>(a, lda, b, off, g0, g1, c, ldc); break;
         }
     }
 
-    private static void Tile16(short* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, IntIsa isa,
-        byte* mask, int blocks, int blk)
+    /// <summary>
+    /// acc += the lane-group dot products of B words (one column per 32-bit lane) with A's group word broadcast to every lane
+    /// (4 × s8 or 2 × s16 weights). Every width and every implementation gives the same int32 sums.
+    /// </summary>
+    private interface IGroupDot
     {
-        switch (isa)
+        static abstract Vector128<int> Dot(Vector128<int> acc, Vector128<int> b, Vector128<int> a);
+        static abstract Vector256<int> Dot(Vector256<int> acc, Vector256<int> b, Vector256<int> a);
+        static abstract Vector512<int> Dot(Vector512<int> acc, Vector512<int> b, Vector512<int> a);
+        static abstract int Dot(int acc, int b, int a);
+    }
+
+    /// <summary>u8 spikes × s8 weights: vpdpbusd.</summary>
+    private readonly struct Vnni8 : IGroupDot
+    {
+        public static Vector128<int> Dot(Vector128<int> acc, Vector128<int> b, Vector128<int> a) => AvxVnni.MultiplyWideningAndAdd(acc, b.AsByte(), a.AsSByte());
+        public static Vector256<int> Dot(Vector256<int> acc, Vector256<int> b, Vector256<int> a) => AvxVnni.MultiplyWideningAndAdd(acc, b.AsByte(), a.AsSByte());
+        // .NET 10 has no 512-bit VNNI class; two 256-bit halves (never dispatched, kept so every width exists).
+        public static Vector512<int> Dot(Vector512<int> acc, Vector512<int> b, Vector512<int> a) =>
+            Vector512.Create(Dot(acc.GetLower(), b.GetLower(), a.GetLower()), Dot(acc.GetUpper(), b.GetUpper(), a.GetUpper()));
+        public static int Dot(int acc, int b, int a) => Portable8.Dot(acc, b, a);
+    }
+
+    /// <summary>s16 spikes × s16 weights: vpdpwssd.</summary>
+    private readonly struct Vnni16 : IGroupDot
+    {
+        public static Vector128<int> Dot(Vector128<int> acc, Vector128<int> b, Vector128<int> a) => AvxVnni.MultiplyWideningAndAdd(acc, b.AsInt16(), a.AsInt16());
+        public static Vector256<int> Dot(Vector256<int> acc, Vector256<int> b, Vector256<int> a) => AvxVnni.MultiplyWideningAndAdd(acc, b.AsInt16(), a.AsInt16());
+        public static Vector512<int> Dot(Vector512<int> acc, Vector512<int> b, Vector512<int> a) =>
+            Vector512.Create(Dot(acc.GetLower(), b.GetLower(), a.GetLower()), Dot(acc.GetUpper(), b.GetUpper(), a.GetUpper()));
+        public static int Dot(int acc, int b, int a) => Portable16.Dot(acc, b, a);
+    }
+
+    /// <summary>8-bit A without VNNI (ARM64, older x86): fields unpacked by shifts and masks, multiplied in int32.</summary>
+    private readonly struct Portable8 : IGroupDot
+    {
+        public static Vector128<int> Dot(Vector128<int> acc, Vector128<int> b, Vector128<int> a)
         {
-            case IntIsa.Vnni256: Vnni16x256(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            case IntIsa.Vnni128: Vnni16x128(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            case IntIsa.Vector512: G16x512(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            case IntIsa.Vector256: G16x256(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            case IntIsa.Vector128: G16x128(a, lda, b, groups, n, g0, g1, c, ldc, mask, blocks, blk); break;
-            default: Scalar(null, a, lda, b, groups, n, 2, g0, g1, c, ldc, mask, blocks, blk); break;
+            var ff = Vector128.Create(0xFF);
+            for (int j = 0; j < 4; j++) acc += ((b >>> (8 * j)) & ff) * ((a << (24 - 8 * j)) >> 24);
+            return acc;
+        }
+        public static Vector256<int> Dot(Vector256<int> acc, Vector256<int> b, Vector256<int> a)
+        {
+            var ff = Vector256.Create(0xFF);
+            for (int j = 0; j < 4; j++) acc += ((b >>> (8 * j)) & ff) * ((a << (24 - 8 * j)) >> 24);
+            return acc;
+        }
+        public static Vector512<int> Dot(Vector512<int> acc, Vector512<int> b, Vector512<int> a)
+        {
+            var ff = Vector512.Create(0xFF);
+            for (int j = 0; j < 4; j++) acc += ((b >>> (8 * j)) & ff) * ((a << (24 - 8 * j)) >> 24);
+            return acc;
+        }
+        public static int Dot(int acc, int b, int a)
+        {
+            for (int j = 0; j < 4; j++) acc += ((b >>> (8 * j)) & 0xFF) * ((a << (24 - 8 * j)) >> 24);
+            return acc;
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool Skip(byte* mask, int blocks, int blk, int g) => mask != null && mask[(long)g * blocks + blk] == 0;
-
-    // 4 rows × 32 columns (four vectors, 16 accumulators): per lane group 4 B loads, 4 broadcasts, 16 vpdpbusd.
-    private static void Vnni8x256(sbyte* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc,
-        byte* mask, int blocks, int blk)
+    /// <summary>16-bit A without VNNI: low and high halves sign-extended, multiplied in int32.</summary>
+    private readonly struct Portable16 : IGroupDot
     {
-        var c00 = Vector256.Load(c); var c01 = Vector256.Load(c + 8); var c02 = Vector256.Load(c + 16); var c03 = Vector256.Load(c + 24);
+        public static Vector128<int> Dot(Vector128<int> acc, Vector128<int> b, Vector128<int> a) =>
+            acc + ((b << 16) >> 16) * ((a << 16) >> 16) + (b >> 16) * (a >> 16);
+        public static Vector256<int> Dot(Vector256<int> acc, Vector256<int> b, Vector256<int> a) =>
+            acc + ((b << 16) >> 16) * ((a << 16) >> 16) + (b >> 16) * (a >> 16);
+        public static Vector512<int> Dot(Vector512<int> acc, Vector512<int> b, Vector512<int> a) =>
+            acc + ((b << 16) >> 16) * ((a << 16) >> 16) + (b >> 16) * (a >> 16);
+        public static int Dot(int acc, int b, int a) => acc + (short)b * (short)a + (b >> 16) * (a >> 16);
+    }
+
+    // 4 rows × 32 columns of 256-bit vectors (16 accumulators): per lane group 4 B loads, 4 broadcasts, 16 dot products.
+    private static void Tile256<T>(byte* a, int lda, int* b, long* off, int g0, int g1, int* c, int ldc) where T : struct, IGroupDot
+    {
         int* r1 = c + ldc, r2 = c + 2 * ldc, r3 = c + 3 * ldc;
+        var c00 = Vector256.Load(c); var c01 = Vector256.Load(c + 8); var c02 = Vector256.Load(c + 16); var c03 = Vector256.Load(c + 24);
         var c10 = Vector256.Load(r1); var c11 = Vector256.Load(r1 + 8); var c12 = Vector256.Load(r1 + 16); var c13 = Vector256.Load(r1 + 24);
         var c20 = Vector256.Load(r2); var c21 = Vector256.Load(r2 + 8); var c22 = Vector256.Load(r2 + 16); var c23 = Vector256.Load(r2 + 24);
         var c30 = Vector256.Load(r3); var c31 = Vector256.Load(r3 + 8); var c32 = Vector256.Load(r3 + 16); var c33 = Vector256.Load(r3 + 24);
-        int* panel = b + (long)(n / Panel) * groups * Panel;
         for (int g = g0; g < g1; g++)
         {
-            if (Skip(mask, blocks, blk, g)) continue;
-            byte* bp = (byte*)(panel + (long)g * Panel);
-            var b0 = Vector256.Load(bp); var b1 = Vector256.Load(bp + 32); var b2 = Vector256.Load(bp + 64); var b3 = Vector256.Load(bp + 96);
-            var a0 = Vector256.Create(*(int*)(a + 4 * g)).AsSByte();
-            c00 = AvxVnni.MultiplyWideningAndAdd(c00, b0, a0); c01 = AvxVnni.MultiplyWideningAndAdd(c01, b1, a0);
-            c02 = AvxVnni.MultiplyWideningAndAdd(c02, b2, a0); c03 = AvxVnni.MultiplyWideningAndAdd(c03, b3, a0);
-            var a1 = Vector256.Create(*(int*)(a + lda + 4 * g)).AsSByte();
-            c10 = AvxVnni.MultiplyWideningAndAdd(c10, b0, a1); c11 = AvxVnni.MultiplyWideningAndAdd(c11, b1, a1);
-            c12 = AvxVnni.MultiplyWideningAndAdd(c12, b2, a1); c13 = AvxVnni.MultiplyWideningAndAdd(c13, b3, a1);
-            var a2 = Vector256.Create(*(int*)(a + 2 * lda + 4 * g)).AsSByte();
-            c20 = AvxVnni.MultiplyWideningAndAdd(c20, b0, a2); c21 = AvxVnni.MultiplyWideningAndAdd(c21, b1, a2);
-            c22 = AvxVnni.MultiplyWideningAndAdd(c22, b2, a2); c23 = AvxVnni.MultiplyWideningAndAdd(c23, b3, a2);
-            var a3 = Vector256.Create(*(int*)(a + 3 * lda + 4 * g)).AsSByte();
-            c30 = AvxVnni.MultiplyWideningAndAdd(c30, b0, a3); c31 = AvxVnni.MultiplyWideningAndAdd(c31, b1, a3);
-            c32 = AvxVnni.MultiplyWideningAndAdd(c32, b2, a3); c33 = AvxVnni.MultiplyWideningAndAdd(c33, b3, a3);
+            int* bp = b + off[g];
+            var b0 = Vector256.Load(bp); var b1 = Vector256.Load(bp + 8); var b2 = Vector256.Load(bp + 16); var b3 = Vector256.Load(bp + 24);
+            var a0 = Vector256.Create(*(int*)(a + 4 * g));
+            c00 = T.Dot(c00, b0, a0); c01 = T.Dot(c01, b1, a0); c02 = T.Dot(c02, b2, a0); c03 = T.Dot(c03, b3, a0);
+            var a1 = Vector256.Create(*(int*)(a + lda + 4 * g));
+            c10 = T.Dot(c10, b0, a1); c11 = T.Dot(c11, b1, a1); c12 = T.Dot(c12, b2, a1); c13 = T.Dot(c13, b3, a1);
+            var a2 = Vector256.Create(*(int*)(a + 2 * lda + 4 * g));
+            c20 = T.Dot(c20, b0, a2); c21 = T.Dot(c21, b1, a2); c22 = T.Dot(c22, b2, a2); c23 = T.Dot(c23, b3, a2);
+            var a3 = Vector256.Create(*(int*)(a + 3 * lda + 4 * g));
+            c30 = T.Dot(c30, b0, a3); c31 = T.Dot(c31, b1, a3); c32 = T.Dot(c32, b2, a3); c33 = T.Dot(c33, b3, a3);
         }
         c00.Store(c); c01.Store(c + 8); c02.Store(c + 16); c03.Store(c + 24);
         c10.Store(r1); c11.Store(r1 + 8); c12.Store(r1 + 16); c13.Store(r1 + 24);
@@ -281,248 +321,65 @@ internal static unsafe class SpikeGemm
         c30.Store(r3); c31.Store(r3 + 8); c32.Store(r3 + 16); c33.Store(r3 + 24);
     }
 
-    private static void Vnni8x128(sbyte* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc,
-        byte* mask, int blocks, int blk)
+    // 4 rows × 32 columns of 512-bit vectors (8 accumulators).
+    private static void Tile512<T>(byte* a, int lda, int* b, long* off, int g0, int g1, int* c, int ldc) where T : struct, IGroupDot
     {
-        for (int r = 0; r < Mr; r++)
-        {
-            var c0 = Vector128.Load(c + r * ldc); var c1 = Vector128.Load(c + r * ldc + 4);
-            sbyte* ar = a + r * lda;
-            for (int g = g0; g < g1; g++)
-            {
-                if (Skip(mask, blocks, blk, g)) continue;
-                int* bp = b + WordOffset(g, n, groups);
-                var av = Vector128.Create(*(int*)(ar + 4 * g)).AsSByte();
-                c0 = AvxVnni.MultiplyWideningAndAdd(c0, Vector128.Load((byte*)bp), av);
-                c1 = AvxVnni.MultiplyWideningAndAdd(c1, Vector128.Load((byte*)(bp + 4)), av);
-            }
-            c0.Store(c + r * ldc); c1.Store(c + r * ldc + 4);
-        }
-    }
-
-    // 4 rows × 32 columns (four vectors, 16 accumulators): per lane group 4 B loads, 4 broadcasts, 16 vpdpwssd.
-    private static void Vnni16x256(short* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc,
-        byte* mask, int blocks, int blk)
-    {
-        var c00 = Vector256.Load(c); var c01 = Vector256.Load(c + 8); var c02 = Vector256.Load(c + 16); var c03 = Vector256.Load(c + 24);
         int* r1 = c + ldc, r2 = c + 2 * ldc, r3 = c + 3 * ldc;
-        var c10 = Vector256.Load(r1); var c11 = Vector256.Load(r1 + 8); var c12 = Vector256.Load(r1 + 16); var c13 = Vector256.Load(r1 + 24);
-        var c20 = Vector256.Load(r2); var c21 = Vector256.Load(r2 + 8); var c22 = Vector256.Load(r2 + 16); var c23 = Vector256.Load(r2 + 24);
-        var c30 = Vector256.Load(r3); var c31 = Vector256.Load(r3 + 8); var c32 = Vector256.Load(r3 + 16); var c33 = Vector256.Load(r3 + 24);
-        int* panel = b + (long)(n / Panel) * groups * Panel;
+        var c00 = Vector512.Load(c); var c01 = Vector512.Load(c + 16);
+        var c10 = Vector512.Load(r1); var c11 = Vector512.Load(r1 + 16);
+        var c20 = Vector512.Load(r2); var c21 = Vector512.Load(r2 + 16);
+        var c30 = Vector512.Load(r3); var c31 = Vector512.Load(r3 + 16);
         for (int g = g0; g < g1; g++)
         {
-            if (Skip(mask, blocks, blk, g)) continue;
-            short* bp = (short*)(panel + (long)g * Panel);
-            var b0 = Vector256.Load(bp); var b1 = Vector256.Load(bp + 16); var b2 = Vector256.Load(bp + 32); var b3 = Vector256.Load(bp + 48);
-            var a0 = Vector256.Create(*(int*)(a + 2 * g)).AsInt16();
-            c00 = AvxVnni.MultiplyWideningAndAdd(c00, b0, a0); c01 = AvxVnni.MultiplyWideningAndAdd(c01, b1, a0);
-            c02 = AvxVnni.MultiplyWideningAndAdd(c02, b2, a0); c03 = AvxVnni.MultiplyWideningAndAdd(c03, b3, a0);
-            var a1 = Vector256.Create(*(int*)(a + lda + 2 * g)).AsInt16();
-            c10 = AvxVnni.MultiplyWideningAndAdd(c10, b0, a1); c11 = AvxVnni.MultiplyWideningAndAdd(c11, b1, a1);
-            c12 = AvxVnni.MultiplyWideningAndAdd(c12, b2, a1); c13 = AvxVnni.MultiplyWideningAndAdd(c13, b3, a1);
-            var a2 = Vector256.Create(*(int*)(a + 2 * lda + 2 * g)).AsInt16();
-            c20 = AvxVnni.MultiplyWideningAndAdd(c20, b0, a2); c21 = AvxVnni.MultiplyWideningAndAdd(c21, b1, a2);
-            c22 = AvxVnni.MultiplyWideningAndAdd(c22, b2, a2); c23 = AvxVnni.MultiplyWideningAndAdd(c23, b3, a2);
-            var a3 = Vector256.Create(*(int*)(a + 3 * lda + 2 * g)).AsInt16();
-            c30 = AvxVnni.MultiplyWideningAndAdd(c30, b0, a3); c31 = AvxVnni.MultiplyWideningAndAdd(c31, b1, a3);
-            c32 = AvxVnni.MultiplyWideningAndAdd(c32, b2, a3); c33 = AvxVnni.MultiplyWideningAndAdd(c33, b3, a3);
+            int* bp = b + off[g];
+            var b0 = Vector512.Load(bp); var b1 = Vector512.Load(bp + 16);
+            var a0 = Vector512.Create(*(int*)(a + 4 * g));
+            c00 = T.Dot(c00, b0, a0); c01 = T.Dot(c01, b1, a0);
+            var a1 = Vector512.Create(*(int*)(a + lda + 4 * g));
+            c10 = T.Dot(c10, b0, a1); c11 = T.Dot(c11, b1, a1);
+            var a2 = Vector512.Create(*(int*)(a + 2 * lda + 4 * g));
+            c20 = T.Dot(c20, b0, a2); c21 = T.Dot(c21, b1, a2);
+            var a3 = Vector512.Create(*(int*)(a + 3 * lda + 4 * g));
+            c30 = T.Dot(c30, b0, a3); c31 = T.Dot(c31, b1, a3);
         }
-        c00.Store(c); c01.Store(c + 8); c02.Store(c + 16); c03.Store(c + 24);
-        c10.Store(r1); c11.Store(r1 + 8); c12.Store(r1 + 16); c13.Store(r1 + 24);
-        c20.Store(r2); c21.Store(r2 + 8); c22.Store(r2 + 16); c23.Store(r2 + 24);
-        c30.Store(r3); c31.Store(r3 + 8); c32.Store(r3 + 16); c33.Store(r3 + 24);
+        c00.Store(c); c01.Store(c + 16); c10.Store(r1); c11.Store(r1 + 16);
+        c20.Store(r2); c21.Store(r2 + 16); c30.Store(r3); c31.Store(r3 + 16);
     }
 
-    private static void Vnni16x128(short* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc,
-        byte* mask, int blocks, int blk)
+    // 4 rows × 8 columns of 128-bit vectors (8 accumulators).
+    private static void Tile128<T>(byte* a, int lda, int* b, long* off, int g0, int g1, int* c, int ldc) where T : struct, IGroupDot
     {
-        for (int r = 0; r < Mr; r++)
+        int* r1 = c + ldc, r2 = c + 2 * ldc, r3 = c + 3 * ldc;
+        var c00 = Vector128.Load(c); var c01 = Vector128.Load(c + 4);
+        var c10 = Vector128.Load(r1); var c11 = Vector128.Load(r1 + 4);
+        var c20 = Vector128.Load(r2); var c21 = Vector128.Load(r2 + 4);
+        var c30 = Vector128.Load(r3); var c31 = Vector128.Load(r3 + 4);
+        for (int g = g0; g < g1; g++)
         {
-            var c0 = Vector128.Load(c + r * ldc); var c1 = Vector128.Load(c + r * ldc + 4);
-            short* ar = a + r * lda;
-            for (int g = g0; g < g1; g++)
-            {
-                if (Skip(mask, blocks, blk, g)) continue;
-                int* bp = b + WordOffset(g, n, groups);
-                var av = Vector128.Create(*(int*)(ar + 2 * g)).AsInt16();
-                c0 = AvxVnni.MultiplyWideningAndAdd(c0, Vector128.Load((short*)bp), av);
-                c1 = AvxVnni.MultiplyWideningAndAdd(c1, Vector128.Load((short*)(bp + 4)), av);
-            }
-            c0.Store(c + r * ldc); c1.Store(c + r * ldc + 4);
+            int* bp = b + off[g];
+            var b0 = Vector128.Load(bp); var b1 = Vector128.Load(bp + 4);
+            var a0 = Vector128.Create(*(int*)(a + 4 * g));
+            c00 = T.Dot(c00, b0, a0); c01 = T.Dot(c01, b1, a0);
+            var a1 = Vector128.Create(*(int*)(a + lda + 4 * g));
+            c10 = T.Dot(c10, b0, a1); c11 = T.Dot(c11, b1, a1);
+            var a2 = Vector128.Create(*(int*)(a + 2 * lda + 4 * g));
+            c20 = T.Dot(c20, b0, a2); c21 = T.Dot(c21, b1, a2);
+            var a3 = Vector128.Create(*(int*)(a + 3 * lda + 4 * g));
+            c30 = T.Dot(c30, b0, a3); c31 = T.Dot(c31, b1, a3);
         }
+        c00.Store(c); c01.Store(c + 4); c10.Store(r1); c11.Store(r1 + 4);
+        c20.Store(r2); c21.Store(r2 + 4); c30.Store(r3); c31.Store(r3 + 4);
     }
 
-    // Portable paths: each 32-bit lane of B holds one column's group; fields are unpacked by shift and mask and
-    // multiplied in int32 (ARM64 and x86 without VNNI).
-    private static void G8x512(sbyte* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
-    {
-        var ff = Vector512.Create(0xFF);
-        for (int r = 0; r < Mr; r++)
-        {
-            var c0 = Vector512.Load(c + r * ldc); var c1 = Vector512.Load(c + r * ldc + 16);
-            sbyte* ar = a + r * lda;
-            for (int g = g0; g < g1; g++)
-            {
-                if (Skip(mask, blocks, blk, g)) continue;
-                int* bp = b + WordOffset(g, n, groups);
-                var x0 = Vector512.Load(bp); var x1 = Vector512.Load(bp + 16);
-                sbyte* w = ar + 4 * g;
-                for (int j = 0; j < 4; j++)
-                {
-                    var wj = Vector512.Create((int)w[j]);
-                    c0 += ((x0 >>> (8 * j)) & ff) * wj;
-                    c1 += ((x1 >>> (8 * j)) & ff) * wj;
-                }
-            }
-            c0.Store(c + r * ldc); c1.Store(c + r * ldc + 16);
-        }
-    }
-
-    private static void G8x256(sbyte* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
-    {
-        var ff = Vector256.Create(0xFF);
-        for (int r = 0; r < Mr; r++)
-        {
-            var c0 = Vector256.Load(c + r * ldc); var c1 = Vector256.Load(c + r * ldc + 8);
-            sbyte* ar = a + r * lda;
-            for (int g = g0; g < g1; g++)
-            {
-                if (Skip(mask, blocks, blk, g)) continue;
-                int* bp = b + WordOffset(g, n, groups);
-                var x0 = Vector256.Load(bp); var x1 = Vector256.Load(bp + 8);
-                sbyte* w = ar + 4 * g;
-                for (int j = 0; j < 4; j++)
-                {
-                    var wj = Vector256.Create((int)w[j]);
-                    c0 += ((x0 >>> (8 * j)) & ff) * wj;
-                    c1 += ((x1 >>> (8 * j)) & ff) * wj;
-                }
-            }
-            c0.Store(c + r * ldc); c1.Store(c + r * ldc + 8);
-        }
-    }
-
-    private static void G8x128(sbyte* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
-    {
-        var ff = Vector128.Create(0xFF);
-        for (int r = 0; r < Mr; r++)
-        {
-            var c0 = Vector128.Load(c + r * ldc); var c1 = Vector128.Load(c + r * ldc + 4);
-            sbyte* ar = a + r * lda;
-            for (int g = g0; g < g1; g++)
-            {
-                if (Skip(mask, blocks, blk, g)) continue;
-                int* bp = b + WordOffset(g, n, groups);
-                var x0 = Vector128.Load(bp); var x1 = Vector128.Load(bp + 4);
-                sbyte* w = ar + 4 * g;
-                for (int j = 0; j < 4; j++)
-                {
-                    var wj = Vector128.Create((int)w[j]);
-                    c0 += ((x0 >>> (8 * j)) & ff) * wj;
-                    c1 += ((x1 >>> (8 * j)) & ff) * wj;
-                }
-            }
-            c0.Store(c + r * ldc); c1.Store(c + r * ldc + 4);
-        }
-    }
-
-    private static void G16x512(short* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
-    {
-        for (int r = 0; r < Mr; r++)
-        {
-            var c0 = Vector512.Load(c + r * ldc); var c1 = Vector512.Load(c + r * ldc + 16);
-            short* ar = a + r * lda;
-            for (int g = g0; g < g1; g++)
-            {
-                if (Skip(mask, blocks, blk, g)) continue;
-                int* bp = b + WordOffset(g, n, groups);
-                var x0 = Vector512.Load(bp); var x1 = Vector512.Load(bp + 16);
-                var w0 = Vector512.Create((int)ar[2 * g]); var w1 = Vector512.Create((int)ar[2 * g + 1]);
-                c0 += ((x0 << 16) >> 16) * w0 + (x0 >> 16) * w1;
-                c1 += ((x1 << 16) >> 16) * w0 + (x1 >> 16) * w1;
-            }
-            c0.Store(c + r * ldc); c1.Store(c + r * ldc + 16);
-        }
-    }
-
-    private static void G16x256(short* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
-    {
-        for (int r = 0; r < Mr; r++)
-        {
-            var c0 = Vector256.Load(c + r * ldc); var c1 = Vector256.Load(c + r * ldc + 8);
-            short* ar = a + r * lda;
-            for (int g = g0; g < g1; g++)
-            {
-                if (Skip(mask, blocks, blk, g)) continue;
-                int* bp = b + WordOffset(g, n, groups);
-                var x0 = Vector256.Load(bp); var x1 = Vector256.Load(bp + 8);
-                var w0 = Vector256.Create((int)ar[2 * g]); var w1 = Vector256.Create((int)ar[2 * g + 1]);
-                c0 += ((x0 << 16) >> 16) * w0 + (x0 >> 16) * w1;
-                c1 += ((x1 << 16) >> 16) * w0 + (x1 >> 16) * w1;
-            }
-            c0.Store(c + r * ldc); c1.Store(c + r * ldc + 8);
-        }
-    }
-
-    private static void G16x128(short* a, int lda, int* b, int groups, int n, int g0, int g1, int* c, int ldc, byte* mask, int blocks, int blk)
-    {
-        for (int r = 0; r < Mr; r++)
-        {
-            var c0 = Vector128.Load(c + r * ldc); var c1 = Vector128.Load(c + r * ldc + 4);
-            short* ar = a + r * lda;
-            for (int g = g0; g < g1; g++)
-            {
-                if (Skip(mask, blocks, blk, g)) continue;
-                int* bp = b + WordOffset(g, n, groups);
-                var x0 = Vector128.Load(bp); var x1 = Vector128.Load(bp + 4);
-                var w0 = Vector128.Create((int)ar[2 * g]); var w1 = Vector128.Create((int)ar[2 * g + 1]);
-                c0 += ((x0 << 16) >> 16) * w0 + (x0 >> 16) * w1;
-                c1 += ((x1 << 16) >> 16) * w0 + (x1 >> 16) * w1;
-            }
-            c0.Store(c + r * ldc); c1.Store(c + r * ldc + 4);
-        }
-    }
-
-    private static void Scalar(sbyte* a8, short* a16, int lda, int* b, int groups, int n, int group, int g0, int g1, int* c, int ldc,
-        byte* mask, int blocks, int blk)
+    // 4 rows × 4 columns, scalar.
+    private static void TileScalar<T>(byte* a, int lda, int* b, long* off, int g0, int g1, int* c, int ldc) where T : struct, IGroupDot
     {
         for (int r = 0; r < Mr; r++)
         for (int j = 0; j < 4; j++)
         {
             int acc = c[r * ldc + j];
-            for (int g = g0; g < g1; g++)
-            {
-                if (Skip(mask, blocks, blk, g)) continue;
-                int word = b[WordOffset(g, n + j, groups)];
-                for (int e = 0; e < group; e++)
-                {
-                    int x = group == 4 ? (word >>> (8 * e)) & 0xFF : (short)(word >>> (16 * e));
-                    int w = group == 4 ? a8[r * lda + 4 * g + e] : a16[r * lda + 2 * g + e];
-                    acc += x * w;
-                }
-            }
+            for (int g = g0; g < g1; g++) acc = T.Dot(acc, b[off[g] + j], *(int*)(a + r * lda + 4 * g));
             c[r * ldc + j] = acc;
-        }
-    }
-
-    /// <summary>Column blocks the skip mask is kept for.</summary>
-    public static int MaskBlocks(int columns) => (columns + NcColumns - 1) / NcColumns;
-
-    /// <summary>Fills the skip mask for B (lane groups × column blocks): 1 where any word is non-zero.</summary>
-    public static void BuildMask(int* b, int groups, int columns, byte* mask)
-    {
-        int blocks = MaskBlocks(columns);
-        for (int blk = 0; blk < blocks; blk++)
-        {
-            int p0 = blk * NcColumns / Panel, p1 = Math.Min(columns, (blk + 1) * NcColumns) / Panel;
-            for (int g = 0; g < groups; g++)
-            {
-                bool any = false;
-                for (int p = p0; p < p1 && !any; p++)
-                    any = new ReadOnlySpan<int>(b + ((long)p * groups + g) * Panel, Panel).ContainsAnyExcept(0);
-                mask[(long)g * blocks + blk] = any ? (byte)1 : (byte)0;
-            }
         }
     }
 }

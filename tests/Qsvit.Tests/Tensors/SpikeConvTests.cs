@@ -13,9 +13,12 @@ public unsafe class SpikeConvTests
         return data;
     }
 
-    // (frames, h, w, cin, cout, k, stride, pad, bits)
+    // (frames, h, w, cin, cout, k, stride, pad, bits); stride 1 with k = 2·pad + 1 runs direct, the rest through im2col.
     private static readonly (int F, int H, int W, int Cin, int Cout, int K, int S, int P, int Bits)[] Shapes =
     [
+        (3, 7, 5, 9, 6, 5, 1, 2, 8),     // direct with two-wide gaps
+        (2, 6, 5, 7, 5, 3, 1, 0, 8),     // stride 1 without padding: im2col
+        (33, 2, 3, 5, 9, 3, 1, 1, 16),   // many tiny frames: 32-column tiles span frames and gaps
         (1, 1, 1, 1, 1, 1, 1, 0, 8),
         (3, 4, 4, 33, 7, 1, 1, 0, 8),
         (2, 5, 7, 6, 9, 3, 1, 1, 4),
@@ -36,11 +39,10 @@ public unsafe class SpikeConvTests
         var rng = new Random(12);
         foreach (var s in Shapes)
         foreach (int threads in new[] { 1, 2 })
-        foreach (bool skip in new[] { false, true })
         foreach (bool chunked in new[] { false, true })
         {
             var g = new ConvGeometry(s.Cin, s.Cout, s.K, s.K, s.S, s.S, s.P, s.P);
-            // Sparse spikes, with some all-zero channels so that whole lane groups are skipped.
+            // Sparse spikes, with some all-zero channels.
             var x = new float[s.F * s.Cin * s.H * s.W];
             for (int i = 0; i < x.Length; i++)
                 x[i] = (i / (s.H * s.W)) % 5 == 3 ? 0 : rng.NextDouble() < 0.2 ? 1 : 0;
@@ -54,14 +56,13 @@ public unsafe class SpikeConvTests
             var scales = Enumerable.Range(0, s.Cout).Select(i => 1f).ToArray();
             var weights = new SpikeConvWeights(g, matrix, scales);
             var y = new float[s.F * s.Cout * g.OutH(s.H) * g.OutW(s.W)];
-            SpikeConv.SkipZeroBlocks = skip;
-            SpikeConv.ChunkBytes = chunked ? 1 : 4 << 20; // one block of columns per chunk
+            SpikeConv.ChunkBytes = chunked ? 1 : 4 << 20; // one block of columns per chunk (im2col path)
             try { SpikeConv.Forward(x, s.F, s.H, s.W, weights, [], y, isa, threads); }
-            finally { SpikeConv.SkipZeroBlocks = false; SpikeConv.ChunkBytes = 4 << 20; }
+            finally { SpikeConv.ChunkBytes = 4 << 20; }
             var expected = NaiveAccumulate(x, s.F, s.H, s.W, g, wts);
             for (int i = 0; i < y.Length; i++)
                 if ((long)y[i] != expected[i] || y[i] != (float)expected[i])
-                    Assert.Fail($"{isa} {threads}T skip={skip} chunked={chunked} shape {s}: element {i} is {y[i]}, expected {expected[i]}");
+                    Assert.Fail($"{isa} {threads}T chunked={chunked} shape {s}: element {i} is {y[i]}, expected {expected[i]}");
         }
     }
 
@@ -79,6 +80,31 @@ public unsafe class SpikeConvTests
         for (int oc = 0; oc < 3; oc++)
         for (int p = 0; p < 2; p++)
             Assert.Equal(MathF.FusedMultiplyAdd(acc[oc * 2 + p], scale[oc], bias[oc]), y[oc * 2 + p]);
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void AffinesInTheEpilogueRoundAsSeparatePasses(int path)
+    {
+        var isa = (IntIsa)path;
+        var rng = new Random(5);
+        foreach (var g in new[] { new ConvGeometry(6, 5, 3, 3, 1, 1, 1, 1), new ConvGeometry(6, 5, 3, 3, 2, 2, 1, 1) })
+        {
+            const int frames = 3, h = 7, w = 9;
+            var x = Enumerable.Range(0, frames * g.InChannels * h * w).Select(_ => rng.NextDouble() < 0.3 ? 1f : 0f).ToArray();
+            var codes = Enumerable.Range(0, g.WeightLength).Select(_ => rng.Next(-128, 128)).ToArray();
+            float[] R(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            var weights = new SpikeConvWeights(g, IntMatrix.FromValues(codes, g.OutChannels, g.WeightLength / g.OutChannels, g), R(g.OutChannels));
+            var bias = R(g.OutChannels);
+            (float[], float[])[] affines = [(R(g.OutChannels), R(g.OutChannels)), (R(g.OutChannels), R(g.OutChannels))];
+            int spatial = g.OutH(h) * g.OutW(w);
+            var fused = new float[frames * g.OutChannels * spatial];
+            var separate = new float[fused.Length];
+            SpikeConv.Forward(x, frames, h, w, weights, bias, fused, isa, 2, affines);
+            SpikeConv.Forward(x, frames, h, w, weights, bias, separate, isa, 2);
+            foreach (var (sc, sh) in affines) ChannelOps.ScaleShift(separate, frames, g.OutChannels, spatial, sc, sh, IsaInfo.Best, 1);
+            Assert.Equal(separate, fused);
+        }
     }
 
     [Fact]

@@ -62,8 +62,12 @@ public sealed class CpuBackend : IBackend
         int spatial = g.OutH(height) * g.OutW(width);
         var dst = A(output).AsSpan(0, frames * g.OutChannels * spatial);
         var src = A(input).AsSpan(0, frames * g.InChannels * height * width);
-        if (layer is CpuPackedConvLayer packed) packed.Run(src, frames, height, width, dst, Threads);
-        else Conv2d.Forward(src, frames, height, width, ((CpuConvLayer)layer).Packed, layer.Spec.Bias, dst, Threads, ConvAlgo.Auto, null);
+        if (layer is CpuPackedConvLayer packed)
+        {
+            packed.Run(src, frames, height, width, dst, Threads); // applies the affines itself
+            return;
+        }
+        Conv2d.Forward(src, frames, height, width, ((CpuConvLayer)layer).Packed, layer.Spec.Bias, dst, Threads, ConvAlgo.Auto, null);
         foreach (var bn in layer.Spec.Affines) ChannelOps.ScaleShift(dst, frames, g.OutChannels, spatial, bn.Scale, bn.Shift, IsaInfo.Best, Threads);
     }
 

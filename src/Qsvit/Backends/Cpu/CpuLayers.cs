@@ -27,6 +27,7 @@ internal sealed class CpuHeadLayer(IReadOnlyList<LinearWeights> heads, int featu
 internal sealed class CpuPackedConvLayer : ConvLayer
 {
     private readonly Quantization.PackedWeight _codes;
+    private readonly (float[] Scale, float[] Shift)[] _affines;
 
     /// <summary>The integer form, for spike-input dense layers; null when the layer dequantizes per call.</summary>
     public SpikeConvWeights? Integer { get; }
@@ -34,6 +35,7 @@ internal sealed class CpuPackedConvLayer : ConvLayer
     public CpuPackedConvLayer(ConvLayerSpec spec, PackedConvWeights packed) : base(spec)
     {
         _codes = packed.Weight;
+        _affines = [.. spec.Affines.Select(a => (a.Scale, a.Shift))];
         var g = spec.Geometry;
         if (packed.Weight.Count != g.WeightLength)
             throw new QsvitException($"'{packed.Weight.Key}' holds {packed.Weight.Count} codes; the layer needs {g.WeightLength}");
@@ -46,12 +48,13 @@ internal sealed class CpuPackedConvLayer : ConvLayer
         Engine = "CPU integer spikes";
     }
 
+    /// <summary>The convolution and its <see cref="ConvLayerSpec.Affines"/> (the integer path applies them in its epilogue).</summary>
     public void Run(ReadOnlySpan<float> input, int frames, int height, int width, Span<float> output, int threads)
     {
         var g = Geometry;
         if (Integer is not null)
         {
-            SpikeConv.Forward(input, frames, height, width, Integer, Spec.Bias, output, SpikeGemm.Best, threads);
+            SpikeConv.Forward(input, frames, height, width, Integer, Spec.Bias, output, SpikeGemm.Best, threads, _affines);
             return;
         }
         const int tileRows = 64;
@@ -67,6 +70,9 @@ internal sealed class CpuPackedConvLayer : ConvLayer
             }
             using var w = ConvWeights.Pack(values.AsSpan(0, g.WeightLength), g, IsaInfo.Best);
             Conv2d.Forward(input, frames, height, width, w, Spec.Bias, output, threads, ConvAlgo.Auto, null);
+            int spatial = g.OutH(height) * g.OutW(width);
+            foreach (var bn in Spec.Affines)
+                ChannelOps.ScaleShift(output[..(frames * g.OutChannels * spatial)], frames, g.OutChannels, spatial, bn.Scale, bn.Shift, IsaInfo.Best, threads);
         }
         finally
         {

@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using System.Globalization;
+using Qsvit.Tensors;
+
+namespace Qsvit.Bench;
+
+/// <summary>
+/// The packed model's integer spike convolutions (<see cref="SpikeConv"/>, 8-bit weights) against the fp32 convolution
+/// of the same shape, on the bundled CIFAR model's spike-input layers at batch 32 × T = 4 (128 frames), 30 % spikes.
+/// Best of interleaved runs, as <see cref="Sweep"/>, so the ratio holds on a loaded machine.
+///   dotnet run -c Release --project bench/Qsvit.Bench -- spike [seconds-per-shape] [threads]
+/// </summary>
+internal static class SpikeSweep
+{
+    private static readonly (string Name, ConvGeometry G, int H, int W)[] Shapes =
+    [
+        ("3x3 64->16 @32", new ConvGeometry(64, 16, 3, 3, 1, 1, 1, 1), 32, 32),
+        ("3x3 16->64 @32", new ConvGeometry(16, 64, 3, 3, 1, 1, 1, 1), 32, 32),
+        ("1x1 16->32 @32", new ConvGeometry(16, 32, 1, 1), 32, 32),
+        ("3x3/2 16->32 @32", new ConvGeometry(16, 32, 3, 3, 2, 2, 1, 1), 32, 32),
+        ("3x3 128->32 @16", new ConvGeometry(128, 32, 3, 3, 1, 1, 1, 1), 16, 16),
+        ("3x3 32->128 @16", new ConvGeometry(32, 128, 3, 3, 1, 1, 1, 1), 16, 16),
+        ("3x3 256->64 @8", new ConvGeometry(256, 64, 3, 3, 1, 1, 1, 1), 8, 8),
+        ("3x3 64->256 @8", new ConvGeometry(64, 256, 3, 3, 1, 1, 1, 1), 8, 8),
+        ("1x1 128->128 @4x4", new ConvGeometry(128, 128, 1, 1), 4, 4),
+        ("1x1 512->128 @1x16", new ConvGeometry(512, 128, 1, 1), 1, 16),
+        ("1x1 128->512 @1x16", new ConvGeometry(128, 512, 1, 1), 1, 16),
+    ];
+
+    public static void Run(string[] args)
+    {
+        double seconds = args.Length > 1 ? double.Parse(args[1], CultureInfo.InvariantCulture) : 2.0;
+        int threads = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 2;
+        const int frames = 128;
+        Console.WriteLine($"{threads} threads, {SpikeGemm.Best}; best of interleaved runs over {seconds} s per shape");
+        Console.WriteLine();
+        Console.WriteLine("| layer | path | fp32 ms | integer ms | speedup |");
+        Console.WriteLine("|---|---|---:|---:|---:|");
+        var rng = new Random(42);
+        var options = new ComputeOptions { Threads = threads };
+        foreach (var (name, g, h, w) in Shapes)
+        {
+            var x = Data.Spikes(rng, frames * g.InChannels * h * w);
+            var codes = new int[g.WeightLength];
+            for (int i = 0; i < codes.Length; i++) codes[i] = rng.Next(-128, 128);
+            var weights = codes.Select(c => c * 0.01f).ToArray();
+            var bias = Data.Random(rng, g.OutChannels);
+            var y = new float[frames * g.OutChannels * g.OutH(h) * g.OutW(w)];
+            using var packed = ConvWeights.Pack(weights, g);
+            var integer = new SpikeConvWeights(g, IntMatrix.FromValues(codes, g.OutChannels, g.WeightLength / g.OutChannels, g),
+                Enumerable.Repeat(0.01f, g.OutChannels).ToArray());
+            Action[] runs =
+            [
+                () => Conv2d.Forward(x, frames, h, w, packed, bias, y, options),
+                () => SpikeConv.Forward(x, frames, h, w, integer, bias, y, SpikeGemm.Best, threads),
+            ];
+            var best = new[] { double.MaxValue, double.MaxValue };
+            foreach (var r in runs) r();
+            var total = Stopwatch.StartNew();
+            for (int round = 0; round < 3 || (total.Elapsed.TotalSeconds < seconds && round < 500); round++)
+                for (int i = 0; i < runs.Length; i++)
+                {
+                    long t0 = Stopwatch.GetTimestamp();
+                    runs[i]();
+                    best[i] = Math.Min(best[i], Stopwatch.GetElapsedTime(t0).TotalSeconds);
+                }
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {name} | {(SpikeConv.IsDirect(g) ? "direct" : "im2col")} | {best[0] * 1e3:F2} | {best[1] * 1e3:F2} | {best[0] / best[1]:F2}x |"));
+        }
+    }
+}

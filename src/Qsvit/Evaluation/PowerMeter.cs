@@ -25,17 +25,21 @@ public sealed class NvmlPowerSource : IPowerSource
 {
     public static NvmlPowerSource Instance { get; } = new();
 
-    public IPowerProbe Start(IBackend device) => device is CudaBackend { IsCpuAccelerator: false } gpu
+    public IPowerProbe Start(IBackend device) => Unwrap(device) is CudaBackend { IsCpuAccelerator: false } gpu
         // NVML's index order is PCI order, as CUDA's on machines of one GPU model (CUDA_DEVICE_ORDER aside).
         ? new Probe(GpuPowerSampler.Start(gpu.Device.Index))
         : new NotMeasured(NotAGpu(device));
 
     public string? WhyNot(IBackend device)
     {
+        device = Unwrap(device);
         foreach (var d in device is DeviceGroup g ? g.Devices : [device])
-            if (d is not CudaBackend { IsCpuAccelerator: false }) return NotAGpu(d);
+            if (Unwrap(d) is not CudaBackend { IsCpuAccelerator: false }) return NotAGpu(d);
         return NvmlLibrary.Shared.Value.Error is { } error ? $"NVML is missing: {error}" : null;
     }
+
+    /// <summary>The device under a profiler (which only times the same calls).</summary>
+    private static IBackend Unwrap(IBackend device) => device is ProfilingBackend p ? p.Inner : device;
 
     private static string NotAGpu(IBackend device) =>
         $"{device.Device} is not an NVIDIA GPU; board power is measured through NVML on CUDA GPUs only";
@@ -76,16 +80,17 @@ public sealed record EnergyMeasurement(IReadOnlyList<PowerMeasurement> Devices, 
     public static (T Result, EnergyMeasurement Energy) Measure<T>(IBackend backend, IPowerSource source, Func<T> work, Func<T, long> images)
     {
         ArgumentNullException.ThrowIfNull(source);
-        var devices = backend is DeviceGroup g ? g.Devices : [backend];
+        var devices = (backend is ProfilingBackend pb ? pb.Inner : backend) is DeviceGroup g ? g.Devices : [backend];
         var probes = devices.Select(source.Start).ToArray();
+        var stopped = new PowerMeasurement[probes.Length];
         T result;
         try { result = work(); }
         finally
         {
-            foreach (var p in probes) p.Stop();
+            for (int i = 0; i < probes.Length; i++) stopped[i] = probes[i].Stop();
         }
         // Named by the device that ran (NVML names only the card model).
-        var measured = probes.Select((p, i) => p.Stop() is { Measured: true } m ? m with { Device = $"{devices[i].Device} {m.Device}" } : p.Stop());
+        var measured = stopped.Select((m, i) => m.Measured ? m with { Device = $"{devices[i].Device} {m.Device}" } : m);
         return (result, new EnergyMeasurement(measured.ToArray(), images(result)));
     }
 

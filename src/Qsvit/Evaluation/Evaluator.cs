@@ -16,7 +16,17 @@ public sealed record EvalOptions
     public PredictionCallback? OnPrediction { get; init; }
     /// <summary>Host threads for decoding and normalizing images (the model's backend has its own).</summary>
     public Tensors.ComputeOptions Host { get; init; } = Tensors.ComputeOptions.Default;
+    /// <summary>
+    /// Computes each batch's logits in place of a plain forward pass (e.g. continuing from cached residual streams); null:
+    /// <see cref="Sdtv2Model.Forward(ReadOnlySpan{float}, int, int, int, Backends.LifRecorder?)"/>. Firing rates then count
+    /// only what it records into the counter it is given.
+    /// </summary>
+    public BatchForward? Forward { get; init; }
 }
+
+/// <summary>A batch's logits [count, classes]: images [count, C, H, W] are the dataset's images start … start + count − 1.</summary>
+public delegate float[] BatchForward(Sdtv2Model model, ReadOnlySpan<float> images, int start, int count, int height, int width,
+    Backends.LifRecorder? rates);
 
 public readonly record struct EvalProgress(int Done, int Total, long Correct, TimeSpan Elapsed);
 
@@ -73,7 +83,9 @@ public static class Evaluator
         foreach (var batch in reader)
         {
             cancel.ThrowIfCancellationRequested();
-            var logits = model.Forward(batch.ImagesSpan, batch.Count, data.Height, data.Width, rates);
+            var logits = options.Forward is { } forward
+                ? forward(model, batch.ImagesSpan, batch.Start, batch.Count, data.Height, data.Width, rates)
+                : model.Forward(batch.ImagesSpan, batch.Count, data.Height, data.Width, rates);
             for (int i = 0; i < batch.Count; i++)
             {
                 int index = batch.Start - reader.Start + i;

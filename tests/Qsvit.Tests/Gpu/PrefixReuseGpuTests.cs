@@ -1,0 +1,12 @@
+using Qsvit.Tests.Search;
+
+namespace Qsvit.Tests.Gpu;
+
+/// <summary>Prefix reuse on the CUDA backend (ILGPU's CPU accelerator): streams travel through the host cache and back.</summary>
+[Collection("gpu-cpu-accelerator")]
+public sealed class PrefixReuseGpuTests(CpuAcceleratorFixture gpu)
+{
+    [Fact]
+    public void Searches_with_prefix_reuse_are_bit_identical_on_the_cuda_backend() =>
+        PrefixReuseTests.AssertSearchesIdentical(gpu.Backend, cacheMegabytes: 64);
+}

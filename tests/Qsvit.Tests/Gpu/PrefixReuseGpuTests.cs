@@ -7,6 +7,7 @@ namespace Qsvit.Tests.Gpu;
 public sealed class PrefixReuseGpuTests(CpuAcceleratorFixture gpu)
 {
     [Fact]
+    [Trait("Category", "Slow")]   // two greedy searches on the emulated device: minutes on 2 cores
     public void Searches_with_prefix_reuse_are_bit_identical_on_the_cuda_backend() =>
-        PrefixReuseTests.AssertSearchesIdentical(gpu.Backend, cacheMegabytes: 64);
+        PrefixReuseTests.AssertSearchesIdentical(gpu.Backend, cacheMegabytes: 64, small: true);
 }

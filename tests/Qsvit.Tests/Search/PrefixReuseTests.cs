@@ -62,6 +62,34 @@ public sealed class PrefixReuseTests
         return reused.Evaluator;
     }
 
+    /// <summary>
+    /// Fp32 and three settings that share fp32's widths up to DS_S4 or TRAN_S4 (the last differs from the second only in
+    /// TRAN_S4): accuracies (whole split and a sequential chunk) and drifts with prefix reuse equal full passes', and the
+    /// later ones continue from cached streams.
+    /// </summary>
+    internal static void AssertEvaluationsIdentical(IBackend? backend)
+    {
+        using var dir = new TempDir();
+        var settings = new[] { "32,32,32,32|32,32,32|32,32|32,32", "32,32,32,32|32,32,32|32,32|4,32", "32,32,32,32|32,32,32|32,32|32,4",
+            "32,32,32,32|32,32,32|32,32|4,4" }.Select(QuantizationSetting.Parse).ToArray();
+        string Results(long cache, out SettingEvaluator evaluator)
+        {
+            evaluator = Aq4Fixtures.TinyEvaluator(dir.Path, images: 8, calibration: 8, cacheMegabytes: cache, backend: backend);
+            var e = evaluator;
+            return string.Join("\n", settings.Select(s => $"{Mask(e.Accuracy(s, "val", 4))} {Mask(e.Accuracy(s, "val"))} " +
+                $"{string.Join(",", e.Drift(s).PerLayer.Select(x => x.ToString("R")))} {e.Drift(s).SpikeMismatch:R}"));
+        }
+        string full = Results(0, out var plain);
+        string reused = Results(64, out var cached);
+        Assert.Equal(full, reused);
+        Assert.True(cached.Reuse!.Hits > 0 && cached.DriftReuse!.Hits > 0, $"{cached.Reuse}; {cached.DriftReuse}");
+        plain.Dispose();
+        cached.Dispose();
+    }
+
+    [Fact]
+    public void Evaluations_with_prefix_reuse_are_bit_identical_on_the_cpu_backend() => AssertEvaluationsIdentical(null);
+
     /// <summary>A logged evaluation without its timing.</summary>
     private static string Content(LoggedEvaluation e) => e switch
     {

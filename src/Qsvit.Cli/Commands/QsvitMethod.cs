@@ -60,7 +60,8 @@ internal sealed class QsvitMethod : ISearchMethod
         var g = r.MemoryOf("bSettingG").Memory;
         Console.WriteLine($"memory     {F(g.MiB)} MiB vs {F(g.Fp32MiB)} MiB fp32 ({F(g.SavingPercent)} % saving)");
         Console.WriteLine($"cost       {r.Cost.Evaluations} evaluations ({run.Evaluator.FullEvaluations} run now, {r.Cost.Replayed} replayed from {run.Directory}), " +
-                          $"{F(r.Cost.EvaluationSeconds)} s evaluating in all, {F(r.Cost.WallSeconds)} s now");
+                          $"{F(r.Cost.EvaluationSeconds)} s evaluating in all, {F(r.Cost.WallSeconds)} s now; {F(r.Cost.FullEquivalents)} full-evaluation equivalents");
+        Console.WriteLine($"reuse      {PrefixReuseStats.Describe(run.Evaluator.Reuse, null)}");
         Console.WriteLine($"model      {saved}");
         Console.WriteLine($"report     {Path.Combine(reportDir, QsvitReport.Markdown)}");
     }

@@ -53,6 +53,12 @@ internal sealed class SearchOptions(bool withTest, string defaults)
         Description = "Largest probability that a sequential decision taken before the whole split is wrong",
         DefaultValueFactory = _ => SequentialOptions.DefaultErrorBudget,
     };
+    public readonly Option<long> CacheMb = new("--cache-mb")
+    {
+        Description = "Memory (MB) for prefix reuse: residual streams at unit boundaries that candidates continue from, exactly; " +
+                      "beyond it they spill to the run directory (up to 4x as much), then are recomputed; 0 turns reuse off",
+        DefaultValueFactory = _ => SearchRunSpec.DefaultCacheMegabytes,
+    };
     public readonly Option<bool> Json = CommonOptions.Json();
 
     private static string F(double v) => v.ToString(CultureInfo.InvariantCulture);
@@ -62,7 +68,7 @@ internal sealed class SearchOptions(bool withTest, string defaults)
         Model.AddTo(command);
         Data.AddTo(command);
         Granularity.AcceptOnlyFromAmong((withTest ? Granularities.All : SearchMethod.Qsvit.Granularities).Select(g => g.Name()).ToArray());
-        var options = new List<Option> { Quantizer, Bits, Granularity, Tolerance, RunDir, Json };
+        var options = new List<Option> { Quantizer, Bits, Granularity, Tolerance, RunDir, CacheMb, Json };
         if (withTest) options.InsertRange(0, [TestData, TestSplitName, TestLimit, Sequential, ErrorBudget]);
         foreach (var o in options) command.Add(o);
         Device.AddTo(command);
@@ -88,6 +94,7 @@ internal sealed class SearchOptions(bool withTest, string defaults)
         BatchSize = r.GetValue(Data.Batch),
         Device = r.GetValue(Device.Device)!,
         Compute = Device.Compute(r),
+        CacheMegabytes = r.GetValue(CacheMb),
         Sequential = withTest && r.GetValue(Sequential) ? new SequentialOptions { ErrorBudget = r.GetValue(ErrorBudget) } : null,
     };
 

@@ -67,6 +67,7 @@ internal static class SensitivityCommand
             Console.WriteLine($"fp32       {table.Fp32.Top1} % on {table.Fp32.Count} images; ✓ = within {F(c.TolerancePoints)} points (≥ {F(table.Threshold)} %)");
             int total = 1 + table.Units.Count * qsvit.QuantizedBits.Count;
             Console.WriteLine($"cost       {total} evaluations ({c.Evaluator.FullEvaluations} run now, {total - c.Evaluator.FullEvaluations} replayed from {c.Directory})");
+            Console.WriteLine($"reuse      {PrefixReuseStats.Describe(c.Evaluator.Reuse, null)}");
             Console.WriteLine($"figure     {figure}");
             return 0;
         });

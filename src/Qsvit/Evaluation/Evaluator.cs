@@ -16,7 +16,17 @@ public sealed record EvalOptions
     public PredictionCallback? OnPrediction { get; init; }
     /// <summary>Host threads for decoding and normalizing images (the model's backend has its own).</summary>
     public Tensors.ComputeOptions Host { get; init; } = Tensors.ComputeOptions.Default;
+    /// <summary>
+    /// Computes each batch's logits in place of a plain forward pass (e.g. continuing from cached residual streams); null:
+    /// <see cref="Sdtv2Model.Forward(ReadOnlySpan{float}, int, int, int, Backends.LifRecorder?)"/>. Firing rates then count
+    /// only what it records into the counter it is given.
+    /// </summary>
+    public BatchForward? Forward { get; init; }
 }
+
+/// <summary>A batch's logits [count, classes]: images [count, C, H, W] are the dataset's images start … start + count − 1.</summary>
+public delegate float[] BatchForward(Sdtv2Model model, ReadOnlySpan<float> images, int start, int count, int height, int width,
+    Backends.LifRecorder? rates);
 
 public readonly record struct EvalProgress(int Done, int Total, long Correct, TimeSpan Elapsed);
 
@@ -70,20 +80,8 @@ public static class Evaluator
         long top1 = 0, top5 = 0;
         int done = 0;
         var clock = Stopwatch.StartNew();
-        // Batches keep their boundaries on any number of devices; results come back in batch order.
-        var pending = new Queue<(int Start, int[] Labels)>();
-        IEnumerable<BatchInput> Batches()
+        void Accept(int start, int[] labels, float[] logits)
         {
-            foreach (var batch in reader)
-            {
-                cancel.ThrowIfCancellationRequested();
-                pending.Enqueue((batch.Start, batch.Labels[..batch.Count]));
-                yield return new BatchInput(batch.Images, batch.Count, data.Height, data.Width);
-            }
-        }
-        model.ForwardBatches(Batches(), rates, (_, logits) =>
-        {
-            var (start, labels) = pending.Dequeue();
             for (int i = 0; i < labels.Length; i++)
             {
                 int index = start - reader.Start + i;
@@ -99,7 +97,37 @@ public static class Evaluator
             }
             done += labels.Length;
             progress?.Report(new EvalProgress(done, total, top1, clock.Elapsed));
-        });
+        }
+
+        if (options.Forward is { } forward)
+        {
+            // A forward of the caller's (prefix reuse) runs batch by batch on the model's first device.
+            foreach (var batch in reader)
+            {
+                cancel.ThrowIfCancellationRequested();
+                Accept(batch.Start, batch.Labels[..batch.Count],
+                    forward(model, batch.ImagesSpan, batch.Start, batch.Count, data.Height, data.Width, rates));
+            }
+        }
+        else
+        {
+            // Batches keep their boundaries on any number of devices; results come back in batch order.
+            var pending = new Queue<(int Start, int[] Labels)>();
+            IEnumerable<BatchInput> Batches()
+            {
+                foreach (var batch in reader)
+                {
+                    cancel.ThrowIfCancellationRequested();
+                    pending.Enqueue((batch.Start, batch.Labels[..batch.Count]));
+                    yield return new BatchInput(batch.Images, batch.Count, data.Height, data.Width);
+                }
+            }
+            model.ForwardBatches(Batches(), rates, (_, logits) =>
+            {
+                var (start, labels) = pending.Dequeue();
+                Accept(start, labels, logits);
+            });
+        }
         var counts = rates.Read();
         var lifRates = done == 0 ? [] : model.LifNames
             .Select((name, i) => new LifRate(name, Sdtv2Layout.BlockOfModule(name), counts.Rate(i), counts.Spikes[i], counts.Neurons[i]))

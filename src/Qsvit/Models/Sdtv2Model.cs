@@ -276,22 +276,37 @@ public sealed class Sdtv2Model : IDisposable
     public float[] ForwardFrom(ResidualStream stream, LifRecorder? recorder = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        if (!ReferenceEquals(stream.Backend, Backend)) throw new QsvitException("the residual stream lives on another backend than this model");
-        if (stream.Timesteps != Config.Timesteps || stream.Units != Units.Count)
-            throw new QsvitException($"the residual stream was made by another model configuration (T = {stream.Timesteps}, {stream.Units} units)");
-        var pass = Begin(stream.Batch, stream.ImageHeight, stream.ImageWidth, recorder);
+        return Forward(default, stream.Batch, stream.ImageHeight, stream.ImageWidth, stream, recorder, null, null);
+    }
+
+    /// <summary>
+    /// The pass for prefix reuse: from <paramref name="from"/> (null: from the images) to the logits, handing a copy of the
+    /// residual stream at the start of every later unit u with <paramref name="capture"/>(u) to <paramref name="captured"/>,
+    /// which owns it. Bit-identical to <see cref="Forward(ReadOnlySpan{float}, int, int, int, LifRecorder?)"/>.
+    /// </summary>
+    public float[] Forward(ReadOnlySpan<float> images, int batch, int height, int width, ResidualStream? from, LifRecorder? recorder,
+        Predicate<int>? capture, Action<ResidualStream>? captured)
+    {
+        if (from is null) return Run(images, batch, height, width, _units.Length, recorder, capture, captured).Logits!;
+        if (!ReferenceEquals(from.Backend, Backend)) throw new QsvitException("the residual stream lives on another backend than this model");
+        if (from.Timesteps != Config.Timesteps || from.Units != Units.Count)
+            throw new QsvitException($"the residual stream was made by another model configuration (T = {from.Timesteps}, {from.Units} units)");
+        var pass = Begin(from.Batch, from.ImageHeight, from.ImageWidth, recorder);
         try
         {
-            pass.C = stream.Channels;
-            pass.H = stream.Height;
-            pass.W = stream.Width;
-            pass.LifIndex = _lifStart[stream.UnitIndex];
-            Backend.Copy(stream.Buffer, 0, pass.X, 0, stream.Length);
-            for (int u = stream.UnitIndex; u < _units.Length; u++) _units[u].Run(pass);
+            pass.C = from.Channels;
+            pass.H = from.Height;
+            pass.W = from.Width;
+            pass.LifIndex = _lifStart[from.UnitIndex];
+            Backend.Copy(from.Buffer, 0, pass.X, 0, from.Length);
+            RunUnits(pass, from.UnitIndex, _units.Length, capture, captured);
             return pass.Logits!;
         }
         finally { Backend.Release(pass.Mark); }
     }
+
+    /// <summary>Index of the first LIF layer (in <see cref="LifNames"/>) of unit <paramref name="unit"/>; <see cref="LifNames"/>.Count past the last unit.</summary>
+    public int FirstLifOf(int unit) => _lifStart[unit];
 
     /// <summary>
     /// A stream copied back from the host (<see cref="ResidualStream.CopyTo"/>, e.g. after spilling it to disk): the
@@ -319,7 +334,8 @@ public sealed class Sdtv2Model : IDisposable
         throw new QsvitException($"'{unit}' is not a unit of this model (units: {string.Join(", ", Units)})");
     }
 
-    private (float[]? Logits, ResidualStream? Stream) Run(ReadOnlySpan<float> images, int batch, int height, int width, int untilUnit, LifRecorder? recorder)
+    private (float[]? Logits, ResidualStream? Stream) Run(ReadOnlySpan<float> images, int batch, int height, int width, int untilUnit,
+        LifRecorder? recorder, Predicate<int>? capture = null, Action<ResidualStream>? captured = null)
     {
         int c0 = Config.InChannels;
         if (batch < 1) throw new ArgumentException($"batch must be at least 1, got {batch}");
@@ -330,14 +346,30 @@ public sealed class Sdtv2Model : IDisposable
         {
             pass.Images = Backend.Rent((long)batch * c0 * height * width);
             Backend.Upload(images[..(batch * c0 * height * width)], pass.Images);
-            for (int u = 0; u < untilUnit; u++) _units[u].Run(pass);
+            RunUnits(pass, 0, untilUnit, capture, captured);
             if (untilUnit == _units.Length) return (pass.Logits!, null);
-            long length = pass.StreamLength;
-            var buffer = Backend.Allocate(length);
-            Backend.Copy(pass.X, 0, buffer, 0, length);
-            return (null, new ResidualStream(Backend, buffer, untilUnit, Units[untilUnit], Units.Count, Config.Timesteps, batch, pass.C, pass.H, pass.W, height, width));
+            return (null, StreamOf(pass, untilUnit));
         }
         finally { Backend.Release(pass.Mark); }
+    }
+
+    private void RunUnits(Pass pass, int first, int until, Predicate<int>? capture, Action<ResidualStream>? captured)
+    {
+        for (int u = first; u < until; u++)
+        {
+            if (u > first && captured is not null && capture is not null && capture(u)) captured(StreamOf(pass, u));
+            _units[u].Run(pass);
+        }
+    }
+
+    /// <summary>A copy of the pass's residual stream, at the start of unit <paramref name="unit"/>.</summary>
+    private ResidualStream StreamOf(Pass pass, int unit)
+    {
+        long length = pass.StreamLength;
+        var buffer = Backend.Allocate(length);
+        Backend.Copy(pass.X, 0, buffer, 0, length);
+        return new ResidualStream(Backend, buffer, unit, Units[unit], Units.Count, Config.Timesteps, pass.Batch, pass.C, pass.H, pass.W,
+            pass.ImageHeight, pass.ImageWidth);
     }
 
     private Pass Begin(int batch, int height, int width, LifRecorder? recorder)

@@ -104,6 +104,7 @@ public static class Aq4Report
         md.AppendLine($"| cost | {F(r.CostFullEquivalents)} full-evaluation equivalents ({r.SearchImages:N0} search images evaluated / {r.SplitImages:N0}, " +
                       "+ drift seconds / whole-split evaluation seconds) |");
         md.AppendLine($"| time | {r.WallSeconds:F1} s wall; recorded {r.FullSeconds:F1} s full, {r.DriftSeconds:F1} s drift |");
+        md.AppendLine($"| prefix reuse | {PrefixReuseStats.Describe(r.Reuse, r.DriftReuse)} |");
         md.AppendLine($"| proxy | Spearman ρ(drift, drop) = {F(r.ProxySpearman)} over {r.Candidates.Count(c => c.Step > 0 && c.Verified)} verified candidates; " +
                       $"drift gate threshold {(double.IsInfinity(r.GateThreshold) ? "never set" : F(r.GateThreshold))}{(r.Options.DriftGate ? "" : " (gate off)")} |");
         md.AppendLine($"| steps | {r.Steps} |");
@@ -181,6 +182,9 @@ public static class Aq4Report
                 ["full_seconds"] = r.FullSeconds,
                 ["drift_seconds"] = r.DriftSeconds,
                 ["cost_full_equivalents"] = Num(r.CostFullEquivalents),
+                ["images_saved_by_prefix_reuse"] = r.ImagesSaved,
+                ["prefix_reuse"] = QsvitReport.ReuseJson(r.Reuse),
+                ["drift_prefix_reuse"] = QsvitReport.ReuseJson(r.DriftReuse),
                 ["wall_seconds"] = r.WallSeconds,
                 ["steps"] = r.Steps,
             },

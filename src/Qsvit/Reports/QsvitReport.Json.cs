@@ -102,6 +102,8 @@ public static partial class QsvitReport
                 ["full_eval_equivalents"] = r.Cost.FullEquivalents,
                 ["search_images"] = r.Cost.SearchImages,
                 ["split_images"] = r.Cost.SplitImages,
+                ["images_saved_by_prefix_reuse"] = r.Cost.ImagesSaved,
+                ["prefix_reuse"] = ReuseJson(r.Cost.Reuse),
                 ["wall_seconds"] = r.Cost.WallSeconds,
                 ["evaluation_seconds"] = r.Cost.EvaluationSeconds,
                 ["evaluations"] = r.Cost.Evaluations,
@@ -118,6 +120,17 @@ public static partial class QsvitReport
     }
 
     private static JsonArray JsonList(IEnumerable<JsonNode> items) => new(items.ToArray());
+
+    /// <summary>Prefix reuse's counts (null when it was off).</summary>
+    internal static JsonObject? ReuseJson(PrefixReuseStats? s) => s is null ? null : new()
+    {
+        ["batches"] = s.Batches,
+        ["hits"] = s.Hits,
+        ["hit_rate"] = s.HitRate,
+        ["image_units_run"] = s.ImageUnitsRun,
+        ["image_units_saved"] = s.ImageUnitsSaved,
+        ["units_per_pass"] = s.Units,
+    };
 
     private static JsonObject IntervalJson(Interval i) => new() { ["value"] = Finite(i.Value), ["low"] = Finite(i.Low), ["high"] = Finite(i.High) };
 

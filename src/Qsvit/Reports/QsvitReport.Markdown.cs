@@ -281,8 +281,10 @@ public static partial class QsvitReport
         m.Line($"The search used {c.Evaluations} distinct full evaluations (setting × split) taking {Duration(c.EvaluationSeconds)} in all; {run} were run by " +
              $"this process, {c.Evaluations - c.Run} came from the run directory or the evaluator's cache. Wall time of this process: {Duration(c.WallSeconds)}.");
         m.Line();
-        m.Line($"In whole search-split evaluations: {F(c.FullEquivalents, 1)} ({c.SearchImages:N0} images evaluated for the search / {c.SplitImages:N0}); " +
-               "the reference row and the held-out split are not search cost.");
+        m.Line($"In whole search-split evaluations: {F(c.FullEquivalents, 1)} ({c.SearchImages:N0} images evaluated for the search, less " +
+               $"{F(c.ImagesSaved, 1)} images' worth of units skipped by prefix reuse, / {c.SplitImages:N0}); the reference row and the held-out split are not search cost.");
+        m.Line();
+        m.Line($"{PrefixReuseStats.Describe(c.Reuse, null)}.");
         m.Line();
         m.Line("| phase | evaluations | run now | replayed |");
         m.Line("|---|---:|---:|---:|");

@@ -102,6 +102,11 @@ public sealed record Aq4Result(
     public long SearchImages { get; init; }
     /// <summary>Images of the whole search split.</summary>
     public int SplitImages { get; init; }
+    /// <summary>Search-split work prefix reuse skipped, in images' worth of whole passes.</summary>
+    public double ImagesSaved { get; init; }
+    /// <summary>What prefix reuse did for accuracies and drift measurements; null when it was off.</summary>
+    public PrefixReuseStats? Reuse { get; init; }
+    public PrefixReuseStats? DriftReuse { get; init; }
 
     public Aq4Method Method => Options.Method;
 
@@ -112,7 +117,8 @@ public sealed record Aq4Result(
     public Interval Difference => Accuracy.DifferenceFrom(Fp32Accuracy);
 
     /// <summary>
-    /// Search cost in full-evaluation equivalents: search-split images evaluated over the split's size, plus the drift
+    /// Search cost in full-evaluation equivalents: search-split images evaluated (less the work prefix reuse skipped) over
+    /// the split's size, plus the drift
     /// measurements' seconds in units of a whole-split evaluation's seconds. Drift in time, not image counts, because a drift
     /// pass also materializes and compares every membrane potential and so costs more per image than a plain evaluation.
     /// </summary>
@@ -122,7 +128,7 @@ public sealed record Aq4Result(
         {
             if (!(FullSeconds > 0)) return double.NaN;
             if (SplitImages <= 0 || SearchImages <= 0) return FullEvaluations + DriftSeconds / (FullSeconds / FullEvaluations);
-            double full = (double)SearchImages / SplitImages;
+            double full = Math.Max(0, SearchImages - ImagesSaved) / SplitImages;
             return full + DriftSeconds / (FullSeconds / full);
         }
     }
@@ -234,6 +240,9 @@ public static class Aq4Searcher
             {
                 SearchImages = _accuracies.Values.Sum(a => (long)a.Count),
                 SplitImages = _fp32.Count,
+                ImagesSaved = oracle.ImagesSaved(options.SearchSplit),
+                Reuse = oracle.Reuse,
+                DriftReuse = oracle.DriftReuse,
             };
         }
 

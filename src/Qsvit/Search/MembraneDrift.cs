@@ -40,15 +40,41 @@ public sealed class MembraneDrift : IDisposable
         _meter = backend.CreateDriftMeter(_reference);
     }
 
-    public DriftResult Measure(Sdtv2Model candidate)
+    public DriftResult Measure(Sdtv2Model candidate) => Measure(candidate, null);
+
+    /// <summary>
+    /// As above, continuing from cached residual streams where <paramref name="reuse"/> has them: a candidate whose widths
+    /// before unit u equal a setting measured earlier starts at u, and the LIF layers before u contribute that setting's
+    /// sums (the same doubles a full pass accumulates). Bit-identical to a full measurement.
+    /// </summary>
+    public DriftResult Measure(Sdtv2Model candidate, PrefixReuse.Prefixes? reuse)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         _meter.Reset();
-        ForEachChunk(candidate, _meter);
-        var sums = _meter.Read();
         int layers = _reference.Layers;
+        int from = 0;
+        PrefixSums? start = null;
+        if (reuse is not null)
+            for (int u = reuse.Shared; u >= 1; u--)
+                if (_sums.TryGetValue(reuse.Keys[u], out var s) && Enumerable.Range(0, Chunks).All(c => reuse.Cache.Contains(StreamKey(c, reuse.Keys[u]))))
+                {
+                    (from, start) = (u, s);
+                    break;
+                }
+        var captured = new List<int>();
+        ForEachChunk(candidate, _meter, reuse, from, captured);
+        var sums = _meter.Read();
         if (sums.LayersSeen != layers)
             throw new InvalidOperationException($"candidate ran {sums.LayersSeen} LIF layers, the reference {layers}");
+        // Layers before the start did not run: they are the prefix's, exactly as measured when it ran.
+        if (start is not null)
+            for (int l = 0; l < start.DiffSquared.Length; l++) (sums.DiffSquared[l], sums.Mismatches[l]) = (start.DiffSquared[l], start.Mismatches[l]);
+        if (reuse is not null)
+            foreach (int u in captured.Distinct())
+            {
+                int first = candidate.FirstLifOf(u);
+                _sums.TryAdd(reuse.Keys[u], new PrefixSums(sums.DiffSquared[..first], sums.Mismatches[..first]));
+            }
         var norm2 = _reference.NormSquared;
         var perLayer = new double[layers];
         for (int l = 0; l < layers; l++)
@@ -57,16 +83,35 @@ public sealed class MembraneDrift : IDisposable
         return new DriftResult(perLayer.Average(), (double)mismatch / neurons, perLayer, clock.Elapsed.TotalSeconds);
     }
 
-    /// <summary>The calibration images in chunks of the batch size (on several devices: chunk k on device k mod N).</summary>
-    private void ForEachChunk(Sdtv2Model model, LifRecorder recorder)
+    private int Chunks => (_count + _batch - 1) / _batch;
+
+    private static string StreamKey(int chunk, string prefix) => $"drift chunk {chunk} {prefix}";
+
+    /// <summary>Per-layer drift sums of the LIF layers before a boundary, for one prefix of widths.</summary>
+    private sealed record PrefixSums(double[] DiffSquared, long[] Mismatches);
+    private readonly Dictionary<string, PrefixSums> _sums = new(StringComparer.Ordinal);
+
+    private void ForEachChunk(Sdtv2Model model, LifRecorder recorder, PrefixReuse.Prefixes? reuse = null, int from = 0, List<int>? captured = null)
     {
         int imageSize = model.Config.InChannels * _height * _width;
-        var chunks = Enumerable.Range(0, (_count + _batch - 1) / _batch).Select(c =>
+        if (reuse is null)
         {
-            int start = c * _batch, n = Math.Min(_batch, _count - start);
-            return new BatchInput(_images.AsMemory(start * imageSize, n * imageSize), n, _height, _width);
-        });
-        model.ForwardBatches(chunks, recorder, (_, _) => { });
+            // On several devices: chunk k on device k mod N.
+            var chunks = Enumerable.Range(0, Chunks).Select(c =>
+            {
+                int start = c * _batch, n = Math.Min(_batch, _count - start);
+                return new BatchInput(_images.AsMemory(start * imageSize, n * imageSize), n, _height, _width);
+            });
+            model.ForwardBatches(chunks, recorder, (_, _) => { });
+            return;
+        }
+        for (int start = 0, chunk = 0; start < _count; start += _batch, chunk++)
+        {
+            int n = Math.Min(_batch, _count - start);
+            var images = _images.AsSpan(start * imageSize, n * imageSize);
+            int c = chunk;
+            reuse.Forward(model, images, n, _height, _width, recorder, from, u => StreamKey(c, reuse.Keys[u]), u => captured!.Add(u));
+        }
     }
 
     public void Dispose()

@@ -108,8 +108,15 @@ public sealed record SearchCost(int Evaluations, int Run, double WallSeconds, do
     public long SearchImages { get; init; }
     /// <summary>Images of the whole search split.</summary>
     public int SplitImages { get; init; }
-    /// <summary>Cost in full evaluations of the search split: <see cref="SearchImages"/> / <see cref="SplitImages"/>.</summary>
-    public double FullEquivalents => SplitImages > 0 ? (double)SearchImages / SplitImages : Evaluations;
+    /// <summary>Search-split work prefix reuse skipped, in images' worth of whole passes.</summary>
+    public double ImagesSaved { get; init; }
+    /// <summary>What prefix reuse did during the search (accuracies, all splits); null when it was off.</summary>
+    public PrefixReuseStats? Reuse { get; init; }
+    /// <summary>
+    /// Cost in full evaluations of the search split, counting units actually run: (<see cref="SearchImages"/> −
+    /// <see cref="ImagesSaved"/>) / <see cref="SplitImages"/>.
+    /// </summary>
+    public double FullEquivalents => SplitImages > 0 ? Math.Max(0, SearchImages - ImagesSaved) / SplitImages : Evaluations;
 }
 
 /// <summary>Everything QSViT found, in the paper's terms.</summary>

@@ -214,6 +214,8 @@ public static class QsvitSearch
             {
                 SearchImages = _searchImages.Values.Sum(n => (long)n),
                 SplitImages = split,
+                ImagesSaved = oracle.ImagesSaved(Options.SearchSplit),
+                Reuse = oracle.Reuse,
             };
         }
     }

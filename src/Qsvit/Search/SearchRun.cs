@@ -85,6 +85,7 @@ public sealed class SearchRun : IDisposable
         FirstImages.Validate(spec.Search.Limit, "search limit");
         FirstImages.Validate(spec.Test?.Limit, "test limit");
         spec.Sequential?.Validate();
+        if (spec.CacheMegabytes < 0) throw new QsvitException($"the prefix cache size must not be negative, got {spec.CacheMegabytes} MB");
 
         var model = ModelLoader.Load(spec.Model, spec.ModelConfig, spec.Overrides);
         var options = new DatasetOptions
@@ -142,7 +143,7 @@ public sealed class SearchRun : IDisposable
             int batch = spec.BatchSize ?? backend.DefaultBatchSize(search.Height, search.Width,
                 Sdtv2Model.ActivationBytesPerImage(model.Config, model.State, search.Height, search.Width));
             var evaluator = new SettingEvaluator(model, spec.Quantizer, splits, new EvalOptions { BatchSize = batch, Host = spec.Compute }, store,
-                calibration, backend);
+                calibration, backend, spec.CacheMegabytes);
             return new SearchRun(spec, model, bits, tolerance, evaluator, store, splits, descriptions, identity, backend, batch);
         }
         catch

@@ -66,4 +66,11 @@ public sealed record SearchRunSpec
     /// candidate on the whole split. Not part of the run identity (it changes which images are asked for, not results).
     /// </summary>
     public SequentialOptions? Sequential { get; init; }
+    /// <summary>Default <see cref="CacheMegabytes"/>: 2 GB, fp32's streams at all 17 boundaries of ~1,500 bundled-CIFAR-model images (1.36 MB each).</summary>
+    public const long DefaultCacheMegabytes = 2048;
+    /// <summary>
+    /// Memory for prefix reuse (<see cref="PrefixCache"/>; beyond it streams spill to the run directory, up to 4x as much);
+    /// 0 turns it off. Not part of the run identity: results are bit-identical either way.
+    /// </summary>
+    public long CacheMegabytes { get; init; } = DefaultCacheMegabytes;
 }

@@ -20,6 +20,11 @@ public interface ISettingOracle
     /// <summary>Evaluations actually run (cache hits excluded).</summary>
     int FullEvaluations { get; }
     int DriftEvaluations { get; }
+    /// <summary>Work on the split that prefix reuse skipped, in images' worth of whole passes (0 without reuse).</summary>
+    double ImagesSaved(string split) => 0;
+    /// <summary>What prefix reuse did for accuracies and for drift measurements; null without reuse.</summary>
+    PrefixReuseStats? Reuse => null;
+    PrefixReuseStats? DriftReuse => null;
 }
 
 /// <summary>
@@ -45,6 +50,8 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     private MembraneDrift? _membrane;
     private readonly Backends.IBackend? _backend;
     private Sdtv2Model? _root, _candidate;
+    private readonly PrefixReuse? _reuse, _driftReuse;
+    private readonly WeightInfo[][] _unitWeights;   // quantized weights of each unit of the pass (Layout.Blocks order)
 
     public QuantizerSpec Spec { get; }
     public Sdtv2Layout Layout => _quantizer.Layout;
@@ -59,9 +66,12 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     /// <summary>Called with (split, done, total) during full evaluations, for progress bars.</summary>
     public Action<string, int, int>? OnProgress { get; set; }
 
+    /// <param name="cacheMegabytes">Memory for prefix reuse's residual streams (<see cref="PrefixCache"/>); 0 turns it off.
+    /// With a <paramref name="store"/>, streams beyond it spill to its directory, up to 4x as much.</param>
     public SettingEvaluator(LoadedModel model, QuantizerSpec spec, IReadOnlyDictionary<string, IImageDataset> splits,
-        EvalOptions options, RunStore? store = null, int? calibrationImages = 64, Backends.IBackend? backend = null)
+        EvalOptions options, RunStore? store = null, int? calibrationImages = 64, Backends.IBackend? backend = null, long cacheMegabytes = 0)
     {
+        if (cacheMegabytes < 0) throw new QsvitException($"the prefix cache size must not be negative, got {cacheMegabytes} MB");
         _model = model;
         Spec = spec;
         _backend = backend;
@@ -71,7 +81,47 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
         _log = store?.Log;
         _calibrationImages = calibrationImages is null or >= 1 ? calibrationImages
             : throw new QsvitException($"calibration images must be at least 1, got {calibrationImages}");
+        var layout = _quantizer.Layout;
+        _unitWeights = layout.Blocks.Select(b => layout.Weights.Where(w => w.Block == b).ToArray()).ToArray();
+        // Streams live on one device; on several GPUs each evaluation's batches are split across them instead.
+        if (cacheMegabytes > 0 && backend is not Backends.DeviceGroup { Count: > 1 })
+        {
+            long bytes = cacheMegabytes << 20;
+            _reuse = new PrefixReuse(new PrefixCache(bytes, store is null ? null : Path.Combine(store.Directory, "prefix-cache"), 4 * bytes),
+                layout.Blocks.Count);
+            // Drift's streams (a few calibration batches) live apart, so that the search split's never evict them.
+            _driftReuse = new PrefixReuse(new PrefixCache(Math.Max(1, bytes / 8)), layout.Blocks.Count);
+        }
         if (_log is not null) Replay(_log);
+    }
+
+    /// <summary>What prefix reuse did for accuracies (all splits) and for drift measurements; null when it is off.</summary>
+    public PrefixReuseStats? Reuse => _reuse?.Stats;
+    public PrefixReuseStats? DriftReuse => _driftReuse?.Stats;
+    public PrefixCache? Cache => _reuse?.Cache;
+
+    /// <summary>
+    /// Search-split work that prefix reuse skipped, in images' worth of whole passes: what a cost in images evaluated
+    /// subtracts to count only the units actually run.
+    /// </summary>
+    public double ImagesSaved(string split) => _savedImageUnits.GetValueOrDefault(split) / (double)_unitWeights.Length;
+    private readonly Dictionary<string, long> _savedImageUnits = new();
+
+    /// <summary>
+    /// The setting's prefix keys: [u] names the widths of every weight of the units before u (u ≥ 1), all that decides the
+    /// residual stream at u's start.
+    /// </summary>
+    private string[] PrefixKeys(QuantizationSetting setting)
+    {
+        var keys = new string[_unitWeights.Length];
+        var text = new System.Text.StringBuilder();
+        for (int u = 0; u < keys.Length; u++)
+        {
+            keys[u] = $"{u}:{text}";
+            foreach (var w in _unitWeights[u]) text.Append(setting.BitsFor(w)).Append(',');
+            text.Append('|');
+        }
+        return keys;
     }
 
     public IReadOnlyCollection<string> Splits => _splits.Keys.ToArray();
@@ -126,12 +176,39 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
         return record;
     }
 
-    /// <summary>Images [start, end) of the split.</summary>
+    /// <summary>
+    /// Images [start, end) of the split, in batches on one grid (multiples of the batch size) whatever range is asked for, so
+    /// that a batch of a sequential chunk is the same batch in every candidate's evaluation and its cached streams are found.
+    /// </summary>
     private AccuracyRecord Evaluate(QuantizationSetting setting, string split, int start, int end)
     {
+        int batch = _options.BatchSize, aligned = Math.Min(end, (start + batch - 1) / batch * batch);
+        if (start < aligned && aligned < end)
+        {
+            var head = Evaluate(setting, split, start, aligned);
+            return Concat(head, Evaluate(setting, split, aligned, end));
+        }
         var data = Dataset(split);
         var progress = OnProgress is { } report ? new Progress(p => report(split, start + p.Done, SplitSize(split))) : null;
-        var r = Evaluator.Run(Candidate(setting), data, _options with { Start = _options.Start + start, Limit = end - start }, progress);
+        var options = _options with { Start = _options.Start + start, Limit = end - start };
+        if (_reuse is not null)
+        {
+            var prefixes = _reuse.Register(Key(setting), PrefixKeys(setting));
+            long savedBefore = _reuse.Stats.ImageUnitsSaved;
+            options = options with
+            {
+                Forward = (model, images, first, count, h, w, rates) => prefixes.Forward(model, images, count, h, w, rates, from: -1,
+                    u => $"{split} {first}+{count} {prefixes.Keys[u]}"),
+            };
+            var result = Evaluator.Run(Candidate(setting), data, options, progress);
+            _savedImageUnits[split] = _savedImageUnits.GetValueOrDefault(split) + _reuse.Stats.ImageUnitsSaved - savedBefore;
+            return Record(setting, split, result);
+        }
+        return Record(setting, split, Evaluator.Run(Candidate(setting), data, options, progress));
+    }
+
+    private AccuracyRecord Record(QuantizationSetting setting, string split, EvalResult r)
+    {
         _images[split] = _images.GetValueOrDefault(split) + r.Count;
         return new AccuracyRecord(Key(setting), split, r.Count, r.Top1Correct, r.Correct, r.Seconds);
     }
@@ -145,7 +222,7 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
         if (_drift.TryGetValue(key, out var cached)) return cached;
         if (_calibrationImages is null) throw new InvalidOperationException("this evaluator was made without calibration images: it measures no drift");
         _membrane ??= CaptureReference();
-        var result = _membrane.Measure(Candidate(setting));
+        var result = _membrane.Measure(Candidate(setting), _driftReuse?.Register(key, PrefixKeys(setting)));
         DriftEvaluations++;
         DriftSeconds += result.Seconds;
         _drift[key] = result;
@@ -230,7 +307,9 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     /// </summary>
     private IReadOnlyDictionary<string, PackedWeight>? IntegerCodes(QuantizedModel quantized)
     {
-        if (Root.Backend is not Backends.Cuda.CudaBackend { RunsIntegerCodes: true }) return null;
+        // Every device of a group runs the same kind of backend, so the first one speaks for all.
+        var device = Root.Backend is Backends.DeviceGroup group ? group.Devices[0] : Root.Backend;
+        if (device is not Backends.Cuda.CudaBackend { RunsIntegerCodes: true }) return null;
         return quantized.Weights
             .Where(w => w.Bits != Quantizer.FullPrecision && !w.Key.StartsWith("head", StringComparison.Ordinal) && Sdtv2Layout.TakesSpikes(w.Key))
             .ToDictionary(w => w.Key, w => _quantizer.Codes(w.Key, w.Bits, Spec), StringComparer.Ordinal);
@@ -241,6 +320,8 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
 
     public void Dispose()
     {
+        _reuse?.Cache.Dispose();
+        _driftReuse?.Cache.Dispose();
         _candidate?.Dispose();
         _membrane?.Dispose();
         _root?.Dispose();

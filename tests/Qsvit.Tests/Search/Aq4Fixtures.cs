@@ -130,7 +130,7 @@ internal static class Aq4Fixtures
 
     /// <summary>A real evaluator on the tiny model with a "val" split (search) and a "test" split, optionally persistent.</summary>
     public static SettingEvaluator TinyEvaluator(string directory, int images = 8, int? calibration = 4, RunStore? store = null,
-        QuantizerSpec? spec = null)
+        QuantizerSpec? spec = null, long cacheMegabytes = 0, Qsvit.Backends.IBackend? backend = null)
     {
         var options = new DatasetOptions { Normalization = Normalization.Cifar10 };
         var val = DatasetLoader.Open(File.Exists(Path.Combine(directory, "val.bin")) ? Path.Combine(directory, "val.bin")
@@ -138,6 +138,7 @@ internal static class Aq4Fixtures
         var test = DatasetLoader.Open(File.Exists(Path.Combine(directory, "test.bin")) ? Path.Combine(directory, "test.bin")
             : WriteCifar(directory, "test.bin", images, 12), options);
         return new SettingEvaluator(TinyModel(), spec ?? QuantizerSpec.Parse("symmetric"),
-            new Dictionary<string, IImageDataset> { ["val"] = val, ["test"] = test }, new EvalOptions { BatchSize = 4 }, store, calibration);
+            new Dictionary<string, IImageDataset> { ["val"] = val, ["test"] = test }, new EvalOptions { BatchSize = 4 }, store, calibration, backend,
+            cacheMegabytes);
     }
 }

@@ -13,13 +13,12 @@ public sealed class PrefixReuseTests
     /// cache of <paramref name="cacheMegabytes"/> MB, spilling to the run directory): every logged accuracy (per-image
     /// correctness), every drift (per layer) and the chosen settings are identical, and reuse skipped work.
     /// </summary>
-    /// <param name="small">Greedy alone over the 4 stages (for the slow ILGPU CPU accelerator).</param>
-    internal static SettingEvaluator AssertSearchesIdentical(IBackend? backend, long cacheMegabytes, bool small = false)
+    internal static SettingEvaluator AssertSearchesIdentical(IBackend? backend, long cacheMegabytes)
     {
         using var dir = new TempDir();
         string data = Directory.CreateDirectory(dir.File("data")).FullName;
         var identity = new Dictionary<string, string?> { ["model"] = "tiny" };
-        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, small ? Granularity.Stage : Granularity.Block, [8, 4, 2]);
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Block, [8, 4, 2]);
         var sequential = new SequentialOptions { FirstImages = 6, Growth = 1.5 };
         var aq4 = new Aq4Options { MaxDrop = 12, Sequential = sequential };
         var qsvit = new QsvitOptions { SearchSplit = "val", ReportSplit = "test", Bits = [32, 8, 2], TolerancePoints = 12, Sequential = sequential };
@@ -31,7 +30,7 @@ public sealed class PrefixReuseTests
             try
             {
                 var greedy = Aq4Searcher.Run(evaluator, space, aq4);
-                var q = small ? null : QsvitSearch.Run(evaluator, Aq4Fixtures.TinyLayout, qsvit);
+                var q = QsvitSearch.Run(evaluator, Aq4Fixtures.TinyLayout, qsvit);
                 return (greedy, q, store.Log.Entries.ToArray(), evaluator);
             }
             finally { evaluator.Dispose(); }
@@ -57,7 +56,7 @@ public sealed class PrefixReuseTests
         Assert.True(drift.Batches > 0, $"drift reuse: {drift}");
         Assert.True(reused.Evaluator.ImagesSaved("val") > 0);
         Assert.True(reused.Greedy.CostFullEquivalents < full.Greedy.CostFullEquivalents || reused.Greedy.ImagesSaved > 0);
-        if (!small) Assert.True(reused.Qsvit!.Cost.FullEquivalents < full.Qsvit!.Cost.FullEquivalents);
+        Assert.True(reused.Qsvit!.Cost.FullEquivalents < full.Qsvit!.Cost.FullEquivalents);
         Assert.False(Directory.Exists(dir.File("reused", "prefix-cache")), "the spilled streams are deleted with the evaluator");
         return reused.Evaluator;
     }

@@ -161,8 +161,9 @@ public sealed record Aq4Result(
 /// drift per MiB saved since fp32, so a beam entry is one that bought its saving cheaply.</item>
 /// <item>Gate and verification: children are taken in score order; one whose drift is at or above the calibrated threshold
 /// (<see cref="Aq4DriftGate"/>) is skipped, the others get a full evaluation on the search split until the step has kept
-/// its width (greedy: the first that passes; beam: the first B that pass). Only fully evaluated settings within the
-/// constraint are kept, so the constraint can never be violated on the search split.</item>
+/// its width (greedy: the first that passes; beam: the first B that pass). If that keeps nothing, the best-ranked skipped
+/// ones (up to the width) are verified in score order until one passes, so a prediction alone never ends the search. Only fully evaluated settings
+/// within the constraint are kept, so the constraint can never be violated on the search split.</item>
 /// </list>
 /// <para>The search stops when a step keeps nothing and returns the smallest-memory setting that passed (ties: higher
 /// accuracy). With a beam at least as wide as the number of feasible settings per depth, and an accuracy that falls with
@@ -270,27 +271,40 @@ public static class Aq4Searcher
             var ranked = works.Where(w => w.Outcome is null)
                 .OrderBy(w => w.Score).ThenBy(w => w.Node.Memory.Bits).ThenBy(w => w.Node.Key, StringComparer.Ordinal).ToArray();
             var kept = new List<Node>();
+            void Check(Work w)
+            {
+                var decision = Decide(w.Node);
+                _gate.Add(w.Node.Drift!.Drift, Drop(w.Node.Accuracy!));
+                if (decision.Passed)
+                {
+                    w.Outcome = Aq4Outcome.Passed;
+                    kept.Add(w.Node);
+                    if (Better(w.Node, _best)) _best = w.Node;
+                }
+                else
+                {
+                    w.Outcome = Aq4Outcome.Failed;
+                    _failed.Add(w.Node.Levels);
+                }
+            }
             foreach (var w in ranked)
             {
                 if (kept.Count == options.Width) w.Outcome = Aq4Outcome.NotReached;
                 else if (Dominated(w.Node)) w.Outcome = Aq4Outcome.Dominated;   // a failure earlier in this step
                 else if (options.DriftGate && _gate.PredictsFail(w.Node.Drift!.Drift)) w.Outcome = Aq4Outcome.DriftGated;
-                else
-                {
-                    var decision = Decide(w.Node);
-                    _gate.Add(w.Node.Drift!.Drift, Drop(w.Node.Accuracy!));
-                    if (decision.Passed)
-                    {
-                        w.Outcome = Aq4Outcome.Passed;
-                        kept.Add(w.Node);
-                        if (Better(w.Node, _best)) _best = w.Node;
-                    }
-                    else
-                    {
-                        w.Outcome = Aq4Outcome.Failed;
-                        _failed.Add(w.Node.Levels);
-                    }
-                }
+                else Check(w);
+            }
+            // The gate never ends a search on a prediction alone: a step that would keep nothing while it skipped candidates
+            // verifies the best-ranked of those (up to its width) until it keeps one. The threshold is fitted to noisy drops,
+            // and settings deep in the search carry the drift of every move before them, so without this a beam that bought
+            // early savings with drift stopped far above what greedy reached (54 % against 87 % saving on the bundled model).
+            int tries = 0;
+            foreach (var w in ranked)
+            {
+                if (kept.Count > 0 || tries == options.Width) break;
+                if (w.Outcome != Aq4Outcome.DriftGated) continue;
+                if (Dominated(w.Node)) w.Outcome = Aq4Outcome.Dominated;
+                else { tries++; Check(w); }
             }
             // Rank order first, then those dominated before ranking (no drift, no score).
             foreach (var w in ranked.Concat(works.Where(w => w.Node.Drift is null)))

@@ -58,21 +58,24 @@ public sealed class Aq4SearchTests
         Assert.Equal(0, root.Drift);
         Assert.True(root.Accepted);
 
-        // Step 1 verifies B only; step 2 ranks C first, which fails, then accepts A; step 3 has only predicted failures.
+        // Step 1 verifies B only; step 2 ranks C first, which fails, then accepts A; step 3 has only predicted failures, so
+        // it verifies the best-ranked of them (greedy's width: one), which fails, and the search ends.
         Assert.Equal(["TRAN_S4"], r.Candidates.Where(c => c.Step == 1 && c.Verified).Select(c => c.Unit));
         Assert.Equal([("CONV_S2_B1", Aq4Outcome.Failed), ("CONV_S1_B2", Aq4Outcome.Passed)],
             r.Candidates.Where(c => c.Step == 2 && c.Verified).Select(c => (c.Unit, c.Outcome)));
         var step3 = r.Candidates.Where(c => c.Step == 3).ToArray();
         Assert.Equal(Aq4Outcome.Dominated, step3.Single(c => c.Unit == "CONV_S2_B1").Outcome);
         Assert.Null(step3.Single(c => c.Unit == "CONV_S2_B1").Drift);   // blocked units cost no drift measurement
-        Assert.All(step3.Where(c => c.Unit != "CONV_S2_B1"), c => Assert.Equal(Aq4Outcome.DriftGated, c.Outcome));
+        var ranked = step3.Where(c => c.Unit != "CONV_S2_B1").ToArray();   // logged in rank order
+        Assert.Equal(Aq4Outcome.Failed, ranked[0].Outcome);
+        Assert.All(ranked.Skip(1), c => Assert.Equal(Aq4Outcome.DriftGated, c.Outcome));
         Assert.Equal(3, r.Steps);
 
-        // fp32 + B + C-fail + A: four full evaluations; cost adds the drift seconds in full-evaluation units.
-        Assert.Equal(4, r.FullEvaluations);
+        // fp32 + B + C-fail + A + the last step's try: five full evaluations; cost adds the drift seconds in full-evaluation units.
+        Assert.Equal(5, r.FullEvaluations);
         Assert.Equal(oracle.FullEvaluations, r.NewFullEvaluations);
         Assert.Equal(r.Candidates.Count(c => c.Drift is not null), r.DriftEvaluations);
-        Assert.Equal(4 + r.DriftEvaluations * FakeDriftOracle.DriftSecondsEach / FakeDriftOracle.FullSecondsEach, r.CostFullEquivalents, 9);
+        Assert.Equal(5 + r.DriftEvaluations * FakeDriftOracle.DriftSecondsEach / FakeDriftOracle.FullSecondsEach, r.CostFullEquivalents, 9);
         Assert.Equal(0.019, r.GateThreshold, 12);
         Assert.Equal(1.0, r.ProxySpearman, 9);   // drift is proportional to the drop here
         Assert.Equal(MemoryFootprint.Compute(space.Layout, r.Setting).Bits, r.Memory.Bits);
@@ -154,6 +157,23 @@ public sealed class Aq4SearchTests
                 Assert.Equal(r.Candidates.Count(c => c.Verified), r.FullEvaluations);
                 Assert.Equal(r.Candidates.Count, r.Candidates.Select(c => c.Setting).Distinct().Count());
             }
+        }
+    }
+
+    [Fact]
+    public void A_gate_that_skips_every_candidate_does_not_end_the_search()
+    {
+        // Lowering stage 1 costs 2 points at a tiny drift; every other stage 0.3 points at a large drift. Stage 1 ranks
+        // first and fails, which puts the gate's threshold below every other candidate: the step must still try them.
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Stage, [8]);
+        static bool Lower(QuantizationSetting s, int stage) => s.Entries.Any(e => e.Value != 32 && e.Key.Contains($"_S{stage}"));
+        static double Drop(QuantizationSetting s) => (Lower(s, 1) ? 2 : 0) + 0.3 * Enumerable.Range(2, 3).Count(i => Lower(s, i));
+        static double Drift(QuantizationSetting s) => (Lower(s, 1) ? 0.001 : 0) + 0.5 * Enumerable.Range(2, 3).Count(i => Lower(s, i));
+        foreach (var options in new[] { new Aq4Options(), new Aq4Options { Method = Aq4Method.Beam, BeamWidth = 2 } })
+        {
+            var r = Aq4Searcher.Run(new FakeDriftOracle(s => Fp32Accuracy - Drop(s), Drift), space, options);
+            Assert.Equal([false, true, true, true], Enumerable.Range(1, 4).Select(i => Lower(r.Setting, i)));
+            Assert.Equal(Aq4Outcome.Failed, r.Candidates.First(c => c.Step == 1 && c.Verified).Outcome);
         }
     }
 

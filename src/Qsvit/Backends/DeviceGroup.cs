@@ -13,12 +13,12 @@ namespace Qsvit.Backends;
 /// <para>As a plain <see cref="IBackend"/> the group runs single passes on its first device, on the thread that opened
 /// it; devices 1 … N−1 are opened, used and disposed only on their own threads.</para>
 /// </summary>
-public sealed class DeviceGroup : IBackend
+public sealed class DeviceGroup : ForwardingBackend
 {
     private readonly IBackend[] _devices;
     private readonly Worker?[] _workers;   // [0] is null: the first device runs on the caller's thread
 
-    private DeviceGroup(IBackend[] devices, Worker?[] workers, DeviceSpec spec)
+    private DeviceGroup(IBackend[] devices, Worker?[] workers, DeviceSpec spec) : base(devices[0])
     {
         _devices = devices;
         _workers = workers;
@@ -67,15 +67,11 @@ public sealed class DeviceGroup : IBackend
     public IReadOnlyList<IBackend> Devices => _devices;
     public int Count => _devices.Length;
 
-    public DeviceSpec Device { get; }
-    public string Description => _devices.Length == 1 ? _devices[0].Description
+    public override DeviceSpec Device { get; }
+    public override string Description => _devices.Length == 1 ? _devices[0].Description
         : $"{_devices.Length} devices, batches split across them: " + string.Join("; ", _devices.Select(d => d.Description));
-    /// <summary>Each device runs whole batches, so a batch must fit the first (every device holds the same model).</summary>
-    public int DefaultBatchSize(int height, int width, long activationBytesPerImage) =>
-        _devices[0].DefaultBatchSize(height, width, activationBytesPerImage);
-
     /// <summary>Waits for the queued work of every device.</summary>
-    public void Synchronize() => OnEach(d => _devices[d].Synchronize());
+    public override void Synchronize() => OnEach(d => _devices[d].Synchronize());
 
     /// <summary>
     /// Runs work[d] on device d's thread (work[0] on the calling thread), all at once, and waits for all. The first
@@ -122,46 +118,24 @@ public sealed class DeviceGroup : IBackend
     private static Exception Wrap(Exception e, string device) => e is QsvitException or OperationCanceledException ? e
         : new QsvitException($"{device} failed: {e.Message}", e);
 
-    // ---- IBackend: single passes run on the first device ----------------------------------------------------------------
+    // ---- IBackend: single passes run on the first device (Inner); a batch must fit it (every device holds the same model) ----
 
-    private IBackend First => _devices[0];
-    public DeviceBuffer Rent(long length) => First.Rent(length);
-    public int Mark() => First.Mark();
-    public void Release(int mark) => First.Release(mark);
-    public DeviceBuffer Allocate(long length) => First.Allocate(length);
-    public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0) => First.Upload(source, destination, offset);
-    public void Download(DeviceBuffer source, long offset, Span<float> destination) => First.Download(source, offset, destination);
-    public void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>
-        First.Copy(source, srcOffset, destination, dstOffset, length);
-    public ConvLayer CreateConv(ConvLayerSpec spec) => First.CreateConv(spec);
-    public HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes) => First.CreateHead(heads, features, classes);
-    public void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output) =>
-        First.Conv(layer, input, frames, height, width, output);
-    public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
-        First.Pad(input, frames, channels, height, width, pad, padValues, output);
-    public void RepeatBlock(DeviceBuffer x, long block, int times) => First.RepeatBlock(x, block, times);
-    public void Add(DeviceBuffer x, DeviceBuffer y, long length) => First.Add(x, y, length);
-    public void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) =>
-        First.SpikeDrivenAttention(q, k, v, output, frames, channels, tokens, heads, scale);
-    public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) => First.SpatialMean(x, rows, spatial, output);
-    public void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits) => First.Head(head, features, batch, timesteps, logits);
-
-    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer)
+    public override void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer)
     {
         if (recorder is IGroupRecorder)
             throw new ArgumentException("a device group's recorder records whole batches: run them with Sdtv2Model.Forward or ForwardBatches", nameof(recorder));
-        First.Lif(input, spikes, length, timesteps, threshold, recorder, layer);
+        base.Lif(input, spikes, length, timesteps, threshold, recorder, layer);
     }
 
     // ---- observers: one part per device, merged in batch order -----------------------------------------------------------
 
-    public SpikeCounter CreateSpikeCounter(int layers) => new GroupSpikeCounter(this, OnEach((_, b) => b.CreateSpikeCounter(layers)));
-    public MembraneReference CreateMembraneReference(int layers) => new GroupMembraneReference(this, OnEach((_, b) => b.CreateMembraneReference(layers)));
-    public DriftMeter CreateDriftMeter(MembraneReference reference) => reference is GroupMembraneReference g && g.Group == this
+    public override SpikeCounter CreateSpikeCounter(int layers) => new GroupSpikeCounter(this, OnEach((_, b) => b.CreateSpikeCounter(layers)));
+    public override MembraneReference CreateMembraneReference(int layers) => new GroupMembraneReference(this, OnEach((_, b) => b.CreateMembraneReference(layers)));
+    public override DriftMeter CreateDriftMeter(MembraneReference reference) => reference is GroupMembraneReference g && g.Group == this
         ? new GroupDriftMeter(this, g, OnEach((d, b) => b.CreateDriftMeter(g.Parts[d])))
         : throw new ArgumentException("the reference must be a sealed MembraneReference of this device group", nameof(reference));
 
-    public void Dispose()
+    public override void Dispose()
     {
         try { Run(_devices.Select(d => (Action?)d.Dispose).ToArray()); }
         finally { foreach (var w in _workers) w?.Dispose(); }

@@ -162,9 +162,8 @@ public sealed class DeviceGroupTests : IDisposable
     }
 
     /// <summary>A backend that only counts its disposals (a device opened before another failed).</summary>
-    private sealed class CountingDisposal : FailingBackend
+    private sealed class CountingDisposal() : ForwardingBackend(new CpuBackend(One))
     {
-        public CountingDisposal() : base(new CpuBackend(One), failConv: false) { }
         public int Disposals { get; private set; }
         public override void Dispose()
         {
@@ -174,40 +173,9 @@ public sealed class DeviceGroupTests : IDisposable
     }
 
     /// <summary>The CPU backend with convolutions that fail, as a GPU that drops out would.</summary>
-    private class FailingBackend(IBackend inner, bool failConv = true) : IBackend
+    private sealed class FailingBackend(IBackend inner) : ForwardingBackend(inner)
     {
-        public DeviceSpec Device => inner.Device;
-        public string Description => inner.Description;
-        public int DefaultBatchSize(int height, int width, long activationBytesPerImage) => inner.DefaultBatchSize(height, width, activationBytesPerImage);
-        public void Synchronize() => inner.Synchronize();
-        public DeviceBuffer Rent(long length) => inner.Rent(length);
-        public int Mark() => inner.Mark();
-        public void Release(int mark) => inner.Release(mark);
-        public DeviceBuffer Allocate(long length) => inner.Allocate(length);
-        public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0) => inner.Upload(source, destination, offset);
-        public void Download(DeviceBuffer source, long offset, Span<float> destination) => inner.Download(source, offset, destination);
-        public void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>
-            inner.Copy(source, srcOffset, destination, dstOffset, length);
-        public ConvLayer CreateConv(ConvLayerSpec spec) => inner.CreateConv(spec);
-        public HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes) => inner.CreateHead(heads, features, classes);
-        public void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output)
-        {
-            if (failConv) throw new InvalidOperationException("the card fell off the bus");
-            inner.Conv(layer, input, frames, height, width, output);
-        }
-        public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
-            inner.Pad(input, frames, channels, height, width, pad, padValues, output);
-        public void RepeatBlock(DeviceBuffer x, long block, int times) => inner.RepeatBlock(x, block, times);
-        public void Add(DeviceBuffer x, DeviceBuffer y, long length) => inner.Add(x, y, length);
-        public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer) =>
-            inner.Lif(input, spikes, length, timesteps, threshold, recorder, layer);
-        public void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) =>
-            inner.SpikeDrivenAttention(q, k, v, output, frames, channels, tokens, heads, scale);
-        public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) => inner.SpatialMean(x, rows, spatial, output);
-        public void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits) => inner.Head(head, features, batch, timesteps, logits);
-        public SpikeCounter CreateSpikeCounter(int layers) => inner.CreateSpikeCounter(layers);
-        public MembraneReference CreateMembraneReference(int layers) => inner.CreateMembraneReference(layers);
-        public DriftMeter CreateDriftMeter(MembraneReference reference) => inner.CreateDriftMeter(reference);
-        public virtual void Dispose() => inner.Dispose();
+        public override void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output) =>
+            throw new InvalidOperationException("the card fell off the bus");
     }
 }

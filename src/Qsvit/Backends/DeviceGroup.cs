@@ -7,9 +7,9 @@ namespace Qsvit.Backends;
 /// Several devices of one host used as one (<c>--device cuda:0,1</c> or <c>cuda:all</c>): every device holds the weights
 /// and runs whole batches, one host thread per device, so each batch is computed exactly as on one device and results
 /// do not depend on how many there are. <see cref="Models.Sdtv2Model"/> keeps one model instance per device
-/// (<see cref="Models.Sdtv2Model.ForwardBatches"/> hands batch k to device k mod N and returns results in batch order);
-/// the recorders it makes reduce the devices' data in batch order (spike counts are integers; drift and norm sums are
-/// kept per batch and added in batch order).
+/// (<see cref="Models.Sdtv2Model.ForwardBatches"/> queues batches: each device takes the next as soon as it is free, and
+/// results come back in batch order); the recorders it makes reduce the devices' data in batch order whichever device
+/// ran which batch (spike counts are integers; drift and norm sums are kept per batch and added in batch order).
 /// <para>As a plain <see cref="IBackend"/> the group runs single passes on its first device, on the thread that opened
 /// it; devices 1 … N−1 are opened, used and disposed only on their own threads.</para>
 /// </summary>
@@ -95,6 +95,33 @@ public sealed class DeviceGroup : ForwardingBackend
         return results;
     }
 
+    /// <summary>
+    /// Runs each item of <paramref name="items"/> on whichever device is free first (<see cref="DeviceQueue{T, TResult}"/>):
+    /// run(d, item) on device d's thread (device 0: the calling thread), on the device the item names, or any where it
+    /// names −1. The items are read on the calling thread, at most 2·N waiting and 4·N not yet delivered, and
+    /// done(index, result, device) is called there in item order. The first failure stops the queue and is rethrown
+    /// once no device runs anything (a device's error as <see cref="Run"/> reports it; the caller's own as it is).
+    /// </summary>
+    internal void Stream<T, TResult>(IEnumerable<(T Item, int Device)> items, Func<int, T, TResult> run, Action<int, TResult, int> done)
+    {
+        int n = _devices.Length;
+        using var source = items.GetEnumerator();
+        var queue = new DeviceQueue<T, TResult>(n, depth: 2 * n, window: 4 * n, d => _devices[d].Device.ToString(), source, run, done);
+        var loops = new Task[n];
+        for (int d = 1; d < n; d++)
+        {
+            int device = d;
+            loops[d] = _workers[d]!.Post(() => queue.Work(device));
+        }
+        queue.Lead();
+        for (int d = 1; d < n; d++)
+        {
+            try { loops[d].GetAwaiter().GetResult(); }
+            catch (Exception e) { queue.Fail(ExceptionDispatchInfo.Capture(Wrap(e, _devices[d].Device.ToString()))); }
+        }
+        queue.ThrowIfFailed();
+    }
+
     private static void RunEach(Worker?[] workers, Action<int> work, Func<int, string> name)
     {
         int n = workers.Length;
@@ -115,7 +142,7 @@ public sealed class DeviceGroup : ForwardingBackend
         first?.Throw();
     }
 
-    private static Exception Wrap(Exception e, string device) => e is QsvitException or OperationCanceledException ? e
+    internal static Exception Wrap(Exception e, string device) => e is QsvitException or OperationCanceledException ? e
         : new QsvitException($"{device} failed: {e.Message}", e);
 
     // ---- IBackend: single passes run on the first device (Inner); a batch must fit it (every device holds the same model) ----
@@ -179,20 +206,25 @@ public sealed class DeviceGroup : ForwardingBackend
     }
 }
 
-/// <summary>A recorder of a <see cref="DeviceGroup"/>: one part per device; pass k (since made, cleared or reset) runs on device k mod N.</summary>
+/// <summary>
+/// A recorder of a <see cref="DeviceGroup"/>: one part per device. For each pass (since made, cleared or reset) it may name
+/// the device that must run it; it is told, in pass order, which device ran each, and reduces the parts in pass order.
+/// </summary>
 internal interface IGroupRecorder
 {
     LifRecorder Part(int device);
-    /// <summary>The device the next pass runs on (and counts it).</summary>
-    int NextDevice();
+    /// <summary>Counts the next pass; the device that must run it, or −1 where any may.</summary>
+    int NextPass();
+    /// <summary>The next pass in pass order ran on <paramref name="device"/>.</summary>
+    void Ran(int device);
 }
 
-/// <summary>Device parts are read, cleared and disposed on their devices' threads.</summary>
+/// <summary>Device parts are read, cleared and disposed on their devices' threads. Counts are integers: any order adds up alike.</summary>
 internal sealed class GroupSpikeCounter(DeviceGroup group, SpikeCounter[] parts) : SpikeCounter, IGroupRecorder
 {
-    private int _passes;
     public LifRecorder Part(int device) => parts[device];
-    public int NextDevice() => _passes++ % parts.Length;
+    public int NextPass() => -1;
+    public void Ran(int device) { }
 
     public override LifCounts Read()
     {
@@ -202,23 +234,22 @@ internal sealed class GroupSpikeCounter(DeviceGroup group, SpikeCounter[] parts)
         return new LifCounts(Sum(c => c.Spikes), Sum(c => c.Neurons));
     }
 
-    public override void Clear()
-    {
-        group.OnEach(d => parts[d].Clear());
-        _passes = 0;
-    }
+    public override void Clear() => group.OnEach(d => parts[d].Clear());
 
     public override void Dispose() => group.OnEach(d => parts[d].Dispose());
 }
 
-/// <summary>Chunk k of the group is chunk k / N of device k mod N.</summary>
+/// <summary>Chunk k of the group is the next chunk of the device that ran pass k (<see cref="ChunkDevices"/>).</summary>
 internal sealed class GroupMembraneReference(DeviceGroup group, MembraneReference[] parts) : MembraneReference, IGroupRecorder
 {
-    private int _passes;
+    private readonly List<int> _devices = new();
     public DeviceGroup Group => group;
     public MembraneReference[] Parts => parts;
+    /// <summary>The device that holds each chunk, in pass order: a drift meter runs pass k there.</summary>
+    public IReadOnlyList<int> ChunkDevices => _devices;
     public LifRecorder Part(int device) => parts[device];
-    public int NextDevice() => _passes++ % parts.Length;
+    public int NextPass() => -1;
+    public void Ran(int device) => _devices.Add(device);
 
     public override void Seal() => group.OnEach(d => parts[d].Seal());
 
@@ -233,18 +264,22 @@ internal sealed class GroupMembraneReference(DeviceGroup group, MembraneReferenc
     }
 
     public override long CapturedFloats => parts.Sum(p => p.CapturedFloats);
-    public override IReadOnlyList<double[]> ChunkNormSquared => Interleave(group.OnEach((d, _) => parts[d].ChunkNormSquared));
+    public override IReadOnlyList<double[]> ChunkNormSquared => Interleave(group.OnEach((d, _) => parts[d].ChunkNormSquared), _devices);
 
-    /// <summary>The devices' per-chunk lists back in pass order (pass k = device k mod N's chunk k / N).</summary>
-    internal static double[][] Interleave(IReadOnlyList<double[]>[] perDevice)
+    /// <summary>
+    /// The devices' per-chunk lists back in pass order: pass k is the next chunk of device <paramref name="devices"/>[k]
+    /// (each device runs its passes in pass order).
+    /// </summary>
+    internal static double[][] Interleave(IReadOnlyList<double[]>[] perDevice, IReadOnlyList<int> devices)
     {
-        int n = perDevice.Length, total = perDevice.Sum(c => c.Count);
-        var chunks = new double[total][];
-        for (int k = 0; k < total; k++)
+        var next = new int[perDevice.Length];
+        var chunks = new double[devices.Count][];
+        for (int k = 0; k < chunks.Length; k++)
         {
-            var list = perDevice[k % n];
-            chunks[k] = k / n < list.Count ? list[k / n]
-                : throw new InvalidOperationException($"pass {k} of the device group has no chunk on device {k % n}");
+            int d = devices[k];
+            var list = perDevice[d];
+            chunks[k] = next[d] < list.Count ? list[next[d]++]
+                : throw new InvalidOperationException($"pass {k} of the device group has no chunk on device {d}");
         }
         return chunks;
     }
@@ -252,17 +287,26 @@ internal sealed class GroupMembraneReference(DeviceGroup group, MembraneReferenc
     public override void Dispose() => group.OnEach(d => parts[d].Dispose());
 }
 
+/// <summary>Pass k runs on the device that holds the reference's chunk k, so each device compares its own chunks in order.</summary>
 internal sealed class GroupDriftMeter(DeviceGroup group, GroupMembraneReference reference, DriftMeter[] parts) : DriftMeter, IGroupRecorder
 {
+    private readonly List<int> _devices = new();
     private int _passes;
     public LifRecorder Part(int device) => parts[device];
-    public int NextDevice() => _passes++ % parts.Length;
+    /// <summary>Past the reference's chunks any device may run it (its part then reports that it has no chunk to compare).</summary>
+    public int NextPass()
+    {
+        int k = _passes++;
+        return k < reference.ChunkDevices.Count ? reference.ChunkDevices[k] : -1;
+    }
+    public void Ran(int device) => _devices.Add(device);
     public override MembraneReference Reference => reference;
 
     public override void Reset()
     {
         group.OnEach(d => parts[d].Reset());
         _passes = 0;
+        _devices.Clear();
     }
 
     public override DriftChunks ReadChunks()
@@ -270,7 +314,7 @@ internal sealed class GroupDriftMeter(DeviceGroup group, GroupMembraneReference 
         var each = group.OnEach((d, _) => parts[d].ReadChunks());
         int layers = each.Max(c => c.Mismatches.Length);
         var mismatches = Enumerable.Range(0, layers).Select(l => each.Sum(c => l < c.Mismatches.Length ? c.Mismatches[l] : 0)).ToArray();
-        return new DriftChunks(GroupMembraneReference.Interleave(each.Select(c => c.DiffSquared).ToArray()), mismatches, each.Max(c => c.LayersSeen));
+        return new DriftChunks(GroupMembraneReference.Interleave(each.Select(c => c.DiffSquared).ToArray(), _devices), mismatches, each.Max(c => c.LayersSeen));
     }
 
     public override void Dispose() => group.OnEach(d => parts[d].Dispose());

@@ -161,6 +161,119 @@ public sealed class DeviceGroupTests : IDisposable
         Assert.Throws<ArgumentException>(() => group.Lif(group.Rent(8), group.Rent(8), 8, 2, 1f, group.CreateSpikeCounter(1), 0));
     }
 
+    /// <summary>
+    /// One device much slower than the other (a stand-in that sleeps in every conv): the queue hands the fast one more
+    /// batches, and logits, spike counts, norms and drift are still one device's to the bit, whichever device is slow
+    /// (device 0 runs on the caller's thread, between reading and delivering).
+    /// </summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public void ASlowDevice_TakesFewerBatches_AndResultsAreOneDevicesOwn(int slowDevice)
+    {
+        var loaded = Aq4Fixtures.TinyModel(4);
+        var rng = new Random(5);
+        const int batches = 6;
+        var images = Enumerable.Range(0, batches * 3072).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        var chunks = Enumerable.Range(0, batches).Select(c => new BatchInput(images.AsMemory(c * 3072, 3072), 1, 32, 32)).ToArray();
+        (float[] Logits, LifCounts Counts, double[] Norm, DriftSums Drift) Run(IBackend backend)
+        {
+            using var fp32 = loaded.CreateModel(backend: backend);
+            using var q = fp32.WithState(ModelQuantizer.Apply(fp32.State, fp32.Layout, QuantizationSetting.Uniform(4), QuantizerSpec.Paper).StateDict);
+            var logits = new List<float>();
+            var order = new List<int>();
+            using var counter = backend.CreateSpikeCounter(fp32.LifNames.Count);
+            fp32.ForwardBatches(chunks, counter, (k, l) => { order.Add(k); logits.AddRange(l); });
+            Assert.Equal(Enumerable.Range(0, batches), order);
+            using var reference = backend.CreateMembraneReference(fp32.LifNames.Count);
+            fp32.ForwardBatches(chunks, reference, (_, _) => { });
+            reference.Seal();
+            using var meter = backend.CreateDriftMeter(reference);
+            q.ForwardBatches(chunks, meter, (_, _) => { });
+            return (logits.ToArray(), counter.Read(), reference.NormSquared, meter.Read());
+        }
+        using var single = new CpuBackend(One);
+        var devices = new[] { new StandIn(new CpuBackend(One)), new StandIn(new CpuBackend(One)) };
+        devices[slowDevice].SleepPerConv = 2;
+        using var group = DeviceGroup.Open([() => devices[0], () => devices[1]]);
+        var a = Run(single);
+        var b = Run(group);
+        Assert.Equal(a.Logits, b.Logits);
+        Assert.Equal(a.Counts.Spikes, b.Counts.Spikes);
+        Assert.Equal(a.Counts.Neurons, b.Counts.Neurons);
+        Assert.Equal(a.Norm, b.Norm);
+        Assert.Equal(a.Drift.DiffSquared, b.Drift.DiffSquared);
+        Assert.Equal(a.Drift.Mismatches, b.Drift.Mismatches);
+
+        var (fast, slow) = (devices[1 - slowDevice], devices[slowDevice]);
+        Assert.Equal(3 * batches, fast.Passes + slow.Passes);
+        Assert.True(slow.Passes >= 2, $"each device runs its first batch of each call; the slow one ran {slow.Passes}");
+        Assert.True(fast.Passes > slow.Passes, $"the fast device ran {fast.Passes} batches, the slow one {slow.Passes}");
+    }
+
+    /// <summary>The caller's sequence failing midway stops the queue: its error as it is, no device left running, the group usable.</summary>
+    [Fact]
+    public void ACallerErrorMidway_StopsTheQueue_WithNothingLeftRunning()
+    {
+        var loaded = Aq4Fixtures.TinyModel(4);
+        var slow = new StandIn(new CpuBackend(One)) { SleepPerConv = 2 };
+        using var group = DeviceGroup.Open([() => new CpuBackend(One), () => slow]);
+        using var model = loaded.CreateModel(backend: group);
+        var images = new float[3072];
+        IEnumerable<BatchInput> Batches()
+        {
+            for (int k = 0; k < 4; k++) yield return new BatchInput(images, 1, 32, 32);
+            throw new QsvitException("the dataset ended early");
+        }
+        int delivered = 0;
+        var e = Assert.Throws<QsvitException>(() => model.ForwardBatches(Batches(), null, (_, _) => delivered++));
+        Assert.Equal("the dataset ended early", e.Message);
+        Assert.Equal(0, slow.Running);
+        Assert.True(delivered <= 4);
+        var logits = new List<float[]>();
+        model.ForwardBatches(Enumerable.Repeat(new BatchInput(images, 1, 32, 32), 3), null, (_, l) => logits.Add(l));
+        Assert.Equal(3, logits.Count);
+    }
+
+    [Fact]
+    public void TheFirstDeviceFailing_IsAClearErrorNamingIt_WithNothingLeftRunning()
+    {
+        var loaded = Aq4Fixtures.TinyModel(4);
+        var slow = new StandIn(new CpuBackend(One)) { SleepPerConv = 2 };
+        using var group = DeviceGroup.Open([() => new FailingBackend(new CpuBackend(One)), () => slow]);
+        using var model = loaded.CreateModel(backend: group);
+        var e = Assert.Throws<QsvitException>(() => Evaluator.Run(model, Data(4), new EvalOptions { BatchSize = 1, Host = One }));
+        Assert.Contains("cpu failed", e.Message);
+        Assert.Contains("the card fell off the bus", e.Message);
+        Assert.Equal(0, slow.Running);
+    }
+
+    /// <summary>A stand-in device: counts passes (one head each) and the convs under way, and sleeps in each conv when told to.</summary>
+    private sealed class StandIn(IBackend inner) : ForwardingBackend(inner)
+    {
+        private int _passes, _running;
+        public int SleepPerConv { get; set; }
+        public int Passes => Volatile.Read(ref _passes);
+        public int Running => Volatile.Read(ref _running);
+
+        public override void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output)
+        {
+            Interlocked.Increment(ref _running);
+            try
+            {
+                if (SleepPerConv > 0) Thread.Sleep(SleepPerConv);
+                base.Conv(layer, input, frames, height, width, output);
+            }
+            finally { Interlocked.Decrement(ref _running); }
+        }
+
+        public override void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits)
+        {
+            base.Head(head, features, batch, timesteps, logits);
+            Interlocked.Increment(ref _passes);
+        }
+    }
+
     /// <summary>A backend that only counts its disposals (a device opened before another failed).</summary>
     private sealed class CountingDisposal() : ForwardingBackend(new CpuBackend(One))
     {

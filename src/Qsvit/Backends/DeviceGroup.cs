@@ -17,6 +17,7 @@ public sealed class DeviceGroup : ForwardingBackend
 {
     private readonly IBackend[] _devices;
     private readonly Worker?[] _workers;   // [0] is null: the first device runs on the caller's thread
+    private bool _streaming;               // the device threads serve a Stream (set before they start it)
 
     private DeviceGroup(IBackend[] devices, Worker?[] workers, DeviceSpec spec) : base(devices[0])
     {
@@ -81,6 +82,7 @@ public sealed class DeviceGroup : ForwardingBackend
     public void Run(IReadOnlyList<Action?> work)
     {
         if (work.Count != _devices.Length) throw new ArgumentException($"{work.Count} work items for {_devices.Length} devices", nameof(work));
+        ThrowIfStreaming();
         RunEach(_workers, d => work[d]?.Invoke(), d => _devices[d].Device.ToString());
     }
 
@@ -101,8 +103,23 @@ public sealed class DeviceGroup : ForwardingBackend
     /// names −1. The items are read on the calling thread, at most 2·N waiting and 4·N not yet delivered, and
     /// done(index, result, device) is called there in item order. The first failure stops the queue and is rethrown
     /// once no device runs anything (a device's error as <see cref="Run"/> reports it; the caller's own as it is).
+    /// run and done must not give the group other work (its device threads are busy until the queue ends).
     /// </summary>
     internal void Stream<T, TResult>(IEnumerable<(T Item, int Device)> items, Func<int, T, TResult> run, Action<int, TResult, int> done)
+    {
+        ThrowIfStreaming();
+        _streaming = true;
+        try { StreamOnDevices(items, run, done); }
+        finally { _streaming = false; }
+    }
+
+    /// <summary>The device threads serve a queue until it ends: work for all of them (Run, OnEach, another queue) from its callbacks would wait forever.</summary>
+    private void ThrowIfStreaming()
+    {
+        if (_streaming) throw new InvalidOperationException("the device group's threads are running a queue of batches; use its devices once it has ended");
+    }
+
+    private void StreamOnDevices<T, TResult>(IEnumerable<(T Item, int Device)> items, Func<int, T, TResult> run, Action<int, TResult, int> done)
     {
         int n = _devices.Length;
         using var source = items.GetEnumerator();

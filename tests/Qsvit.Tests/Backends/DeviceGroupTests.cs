@@ -211,7 +211,10 @@ public sealed class DeviceGroupTests : IDisposable
         Assert.True(fast.Passes > slow.Passes, $"the fast device ran {fast.Passes} batches, the slow one {slow.Passes}");
     }
 
-    /// <summary>The caller's sequence failing midway stops the queue: its error as it is, no device left running, the group usable.</summary>
+    /// <summary>
+    /// The caller's sequence or callback failing midway stops the queue: its error as it is, no device left running, the
+    /// group usable afterwards.
+    /// </summary>
     [Fact]
     public void ACallerErrorMidway_StopsTheQueue_WithNothingLeftRunning()
     {
@@ -230,6 +233,8 @@ public sealed class DeviceGroupTests : IDisposable
         Assert.Equal("the dataset ended early", e.Message);
         Assert.Equal(0, slow.Running);
         Assert.True(delivered <= 4);
+        // A callback that gives the busy device threads more work fails at once instead of waiting forever.
+        Assert.Throws<InvalidOperationException>(() => model.ForwardBatches([new BatchInput(images, 1, 32, 32)], null, (_, _) => group.OnEach(_ => { })));
         var logits = new List<float[]>();
         model.ForwardBatches(Enumerable.Repeat(new BatchInput(images, 1, 32, 32), 3), null, (_, l) => logits.Add(l));
         Assert.Equal(3, logits.Count);

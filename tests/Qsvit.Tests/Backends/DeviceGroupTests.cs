@@ -176,34 +176,12 @@ public sealed class DeviceGroupTests : IDisposable
         const int batches = 6;
         var images = Enumerable.Range(0, batches * 3072).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
         var chunks = Enumerable.Range(0, batches).Select(c => new BatchInput(images.AsMemory(c * 3072, 3072), 1, 32, 32)).ToArray();
-        (float[] Logits, LifCounts Counts, double[] Norm, DriftSums Drift) Run(IBackend backend)
-        {
-            using var fp32 = loaded.CreateModel(backend: backend);
-            using var q = fp32.WithState(ModelQuantizer.Apply(fp32.State, fp32.Layout, QuantizationSetting.Uniform(4), QuantizerSpec.Paper).StateDict);
-            var logits = new List<float>();
-            var order = new List<int>();
-            using var counter = backend.CreateSpikeCounter(fp32.LifNames.Count);
-            fp32.ForwardBatches(chunks, counter, (k, l) => { order.Add(k); logits.AddRange(l); });
-            Assert.Equal(Enumerable.Range(0, batches), order);
-            using var reference = backend.CreateMembraneReference(fp32.LifNames.Count);
-            fp32.ForwardBatches(chunks, reference, (_, _) => { });
-            reference.Seal();
-            using var meter = backend.CreateDriftMeter(reference);
-            q.ForwardBatches(chunks, meter, (_, _) => { });
-            return (logits.ToArray(), counter.Read(), reference.NormSquared, meter.Read());
-        }
         using var single = new CpuBackend(One);
         var devices = new[] { new StandIn(new CpuBackend(One)), new StandIn(new CpuBackend(One)) };
         devices[slowDevice].SleepPerConv = 2;
         using var group = DeviceGroup.Open([() => devices[0], () => devices[1]]);
-        var a = Run(single);
-        var b = Run(group);
-        Assert.Equal(a.Logits, b.Logits);
-        Assert.Equal(a.Counts.Spikes, b.Counts.Spikes);
-        Assert.Equal(a.Counts.Neurons, b.Counts.Neurons);
-        Assert.Equal(a.Norm, b.Norm);
-        Assert.Equal(a.Drift.DiffSquared, b.Drift.DiffSquared);
-        Assert.Equal(a.Drift.Mismatches, b.Drift.Mismatches);
+        var one = RecordedRun.Of(loaded, chunks, single);
+        RecordedRun.Of(loaded, chunks, group).AssertSameAs(one);
 
         var (fast, slow) = (devices[1 - slowDevice], devices[slowDevice]);
         Assert.Equal(3 * batches, fast.Passes + slow.Passes);

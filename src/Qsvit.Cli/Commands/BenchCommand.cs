@@ -193,13 +193,14 @@ internal static class BenchCommand
         var images = new float[batch * config.InChannels * h * w];
         var rng = new Random(7);
         for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 4 - 2);
-        // Warm-up (JIT, arena buffers) on every device: one batch each.
+        // Warm-up (JIT, arena buffers) on every device: one batch each (batch k < N runs on device k).
         net.ForwardBatches(Enumerable.Repeat(new BatchInput(images, batch, h, w), net.Replicas.Count), null, (_, _) => { });
         int iterations = 0;
         Cli.Err.MarkupLine(Markup.Escape($"bench {label} batch {batch}…"));
         var probes = (backend is DeviceGroup g ? g.Devices : [backend]).Select(NvmlPowerSource.Instance.Start).ToArray();
         var clock = Stopwatch.StartNew();
-        // Several devices take whole batches in turn; logits come back to the host, so each pass is complete.
+        // Several devices take whole batches from one queue, each the next as soon as it is free; logits come back to the
+        // host, so each pass is complete.
         IEnumerable<BatchInput> Batches()
         {
             while (clock.Elapsed.TotalSeconds < seconds || iterations < 2 * net.Replicas.Count)

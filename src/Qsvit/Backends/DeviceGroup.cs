@@ -7,18 +7,19 @@ namespace Qsvit.Backends;
 /// Several devices of one host used as one (<c>--device cuda:0,1</c> or <c>cuda:all</c>): every device holds the weights
 /// and runs whole batches, one host thread per device, so each batch is computed exactly as on one device and results
 /// do not depend on how many there are. <see cref="Models.Sdtv2Model"/> keeps one model instance per device
-/// (<see cref="Models.Sdtv2Model.ForwardBatches"/> hands batch k to device k mod N and returns results in batch order);
-/// the recorders it makes reduce the devices' data in batch order (spike counts are integers; drift and norm sums are
-/// kept per batch and added in batch order).
+/// (<see cref="Models.Sdtv2Model.ForwardBatches"/> queues batches: each device takes the next as soon as it is free, and
+/// results come back in batch order); the recorders it makes reduce the devices' data in batch order whichever device
+/// ran which batch (spike counts are integers; drift and norm sums are kept per batch and added in batch order).
 /// <para>As a plain <see cref="IBackend"/> the group runs single passes on its first device, on the thread that opened
 /// it; devices 1 … N−1 are opened, used and disposed only on their own threads.</para>
 /// </summary>
-public sealed class DeviceGroup : IBackend
+public sealed class DeviceGroup : ForwardingBackend
 {
     private readonly IBackend[] _devices;
     private readonly Worker?[] _workers;   // [0] is null: the first device runs on the caller's thread
+    private bool _streaming;               // the device threads serve a Stream (set before they start it)
 
-    private DeviceGroup(IBackend[] devices, Worker?[] workers, DeviceSpec spec)
+    private DeviceGroup(IBackend[] devices, Worker?[] workers, DeviceSpec spec) : base(devices[0])
     {
         _devices = devices;
         _workers = workers;
@@ -67,15 +68,11 @@ public sealed class DeviceGroup : IBackend
     public IReadOnlyList<IBackend> Devices => _devices;
     public int Count => _devices.Length;
 
-    public DeviceSpec Device { get; }
-    public string Description => _devices.Length == 1 ? _devices[0].Description
+    public override DeviceSpec Device { get; }
+    public override string Description => _devices.Length == 1 ? _devices[0].Description
         : $"{_devices.Length} devices, batches split across them: " + string.Join("; ", _devices.Select(d => d.Description));
-    /// <summary>Each device runs whole batches, so a batch must fit the first (every device holds the same model).</summary>
-    public int DefaultBatchSize(int height, int width, long activationBytesPerImage) =>
-        _devices[0].DefaultBatchSize(height, width, activationBytesPerImage);
-
     /// <summary>Waits for the queued work of every device.</summary>
-    public void Synchronize() => OnEach(d => _devices[d].Synchronize());
+    public override void Synchronize() => OnEach(d => _devices[d].Synchronize());
 
     /// <summary>
     /// Runs work[d] on device d's thread (work[0] on the calling thread), all at once, and waits for all. The first
@@ -85,6 +82,7 @@ public sealed class DeviceGroup : IBackend
     public void Run(IReadOnlyList<Action?> work)
     {
         if (work.Count != _devices.Length) throw new ArgumentException($"{work.Count} work items for {_devices.Length} devices", nameof(work));
+        ThrowIfStreaming();
         RunEach(_workers, d => work[d]?.Invoke(), d => _devices[d].Device.ToString());
     }
 
@@ -97,6 +95,48 @@ public sealed class DeviceGroup : IBackend
         var results = new T[_devices.Length];
         Run(_devices.Select((_, d) => (Action?)(() => results[d] = work(d, _devices[d]))).ToArray());
         return results;
+    }
+
+    /// <summary>
+    /// Runs each item of <paramref name="items"/> on whichever device is free first (<see cref="DeviceQueue{T, TResult}"/>):
+    /// run(d, item) on device d's thread (device 0: the calling thread), on the device the item names, or any where it
+    /// names −1. The items are read on the calling thread, at most 2·N waiting and 4·N not yet delivered, and
+    /// done(index, result, device) is called there in item order. The first failure stops the queue and is rethrown
+    /// once no device runs anything (a device's error as <see cref="Run"/> reports it; the caller's own as it is).
+    /// run and done must not give the group other work (its device threads are busy until the queue ends).
+    /// </summary>
+    internal void Stream<T, TResult>(IEnumerable<(T Item, int Device)> items, Func<int, T, TResult> run, Action<int, TResult, int> done)
+    {
+        ThrowIfStreaming();
+        _streaming = true;
+        try { StreamOnDevices(items, run, done); }
+        finally { _streaming = false; }
+    }
+
+    /// <summary>The device threads serve a queue until it ends: work for all of them (Run, OnEach, another queue) from its callbacks would wait forever.</summary>
+    private void ThrowIfStreaming()
+    {
+        if (_streaming) throw new InvalidOperationException("the device group's threads are running a queue of batches; use its devices once it has ended");
+    }
+
+    private void StreamOnDevices<T, TResult>(IEnumerable<(T Item, int Device)> items, Func<int, T, TResult> run, Action<int, TResult, int> done)
+    {
+        int n = _devices.Length;
+        using var source = items.GetEnumerator();
+        var queue = new DeviceQueue<T, TResult>(n, depth: 2 * n, window: 4 * n, d => _devices[d].Device.ToString(), source, run, done);
+        var loops = new Task[n];
+        for (int d = 1; d < n; d++)
+        {
+            int device = d;
+            loops[d] = _workers[d]!.Post(() => queue.Work(device));
+        }
+        queue.Lead();
+        for (int d = 1; d < n; d++)
+        {
+            try { loops[d].GetAwaiter().GetResult(); }
+            catch (Exception e) { queue.Fail(ExceptionDispatchInfo.Capture(Wrap(e, _devices[d].Device.ToString()))); }
+        }
+        queue.ThrowIfFailed();
     }
 
     private static void RunEach(Worker?[] workers, Action<int> work, Func<int, string> name)
@@ -119,49 +159,27 @@ public sealed class DeviceGroup : IBackend
         first?.Throw();
     }
 
-    private static Exception Wrap(Exception e, string device) => e is QsvitException or OperationCanceledException ? e
+    internal static Exception Wrap(Exception e, string device) => e is QsvitException or OperationCanceledException ? e
         : new QsvitException($"{device} failed: {e.Message}", e);
 
-    // ---- IBackend: single passes run on the first device ----------------------------------------------------------------
+    // ---- IBackend: single passes run on the first device (Inner); a batch must fit it (every device holds the same model) ----
 
-    private IBackend First => _devices[0];
-    public DeviceBuffer Rent(long length) => First.Rent(length);
-    public int Mark() => First.Mark();
-    public void Release(int mark) => First.Release(mark);
-    public DeviceBuffer Allocate(long length) => First.Allocate(length);
-    public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0) => First.Upload(source, destination, offset);
-    public void Download(DeviceBuffer source, long offset, Span<float> destination) => First.Download(source, offset, destination);
-    public void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>
-        First.Copy(source, srcOffset, destination, dstOffset, length);
-    public ConvLayer CreateConv(ConvLayerSpec spec) => First.CreateConv(spec);
-    public HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes) => First.CreateHead(heads, features, classes);
-    public void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output) =>
-        First.Conv(layer, input, frames, height, width, output);
-    public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
-        First.Pad(input, frames, channels, height, width, pad, padValues, output);
-    public void RepeatBlock(DeviceBuffer x, long block, int times) => First.RepeatBlock(x, block, times);
-    public void Add(DeviceBuffer x, DeviceBuffer y, long length) => First.Add(x, y, length);
-    public void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) =>
-        First.SpikeDrivenAttention(q, k, v, output, frames, channels, tokens, heads, scale);
-    public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) => First.SpatialMean(x, rows, spatial, output);
-    public void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits) => First.Head(head, features, batch, timesteps, logits);
-
-    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer)
+    public override void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer)
     {
         if (recorder is IGroupRecorder)
             throw new ArgumentException("a device group's recorder records whole batches: run them with Sdtv2Model.Forward or ForwardBatches", nameof(recorder));
-        First.Lif(input, spikes, length, timesteps, threshold, recorder, layer);
+        base.Lif(input, spikes, length, timesteps, threshold, recorder, layer);
     }
 
     // ---- observers: one part per device, merged in batch order -----------------------------------------------------------
 
-    public SpikeCounter CreateSpikeCounter(int layers) => new GroupSpikeCounter(this, OnEach((_, b) => b.CreateSpikeCounter(layers)));
-    public MembraneReference CreateMembraneReference(int layers) => new GroupMembraneReference(this, OnEach((_, b) => b.CreateMembraneReference(layers)));
-    public DriftMeter CreateDriftMeter(MembraneReference reference) => reference is GroupMembraneReference g && g.Group == this
+    public override SpikeCounter CreateSpikeCounter(int layers) => new GroupSpikeCounter(this, OnEach((_, b) => b.CreateSpikeCounter(layers)));
+    public override MembraneReference CreateMembraneReference(int layers) => new GroupMembraneReference(this, OnEach((_, b) => b.CreateMembraneReference(layers)));
+    public override DriftMeter CreateDriftMeter(MembraneReference reference) => reference is GroupMembraneReference g && g.Group == this
         ? new GroupDriftMeter(this, g, OnEach((d, b) => b.CreateDriftMeter(g.Parts[d])))
         : throw new ArgumentException("the reference must be a sealed MembraneReference of this device group", nameof(reference));
 
-    public void Dispose()
+    public override void Dispose()
     {
         try { Run(_devices.Select(d => (Action?)d.Dispose).ToArray()); }
         finally { foreach (var w in _workers) w?.Dispose(); }
@@ -205,20 +223,25 @@ public sealed class DeviceGroup : IBackend
     }
 }
 
-/// <summary>A recorder of a <see cref="DeviceGroup"/>: one part per device; pass k (since made, cleared or reset) runs on device k mod N.</summary>
+/// <summary>
+/// A recorder of a <see cref="DeviceGroup"/>: one part per device. For each pass (since made, cleared or reset) it may name
+/// the device that must run it; it is told, in pass order, which device ran each, and reduces the parts in pass order.
+/// </summary>
 internal interface IGroupRecorder
 {
     LifRecorder Part(int device);
-    /// <summary>The device the next pass runs on (and counts it).</summary>
-    int NextDevice();
+    /// <summary>Counts the next pass; the device that must run it, or −1 where any may.</summary>
+    int NextPass();
+    /// <summary>The next pass in pass order ran on <paramref name="device"/>.</summary>
+    void Ran(int device);
 }
 
-/// <summary>Device parts are read, cleared and disposed on their devices' threads.</summary>
+/// <summary>Device parts are read, cleared and disposed on their devices' threads. Counts are integers: any order adds up alike.</summary>
 internal sealed class GroupSpikeCounter(DeviceGroup group, SpikeCounter[] parts) : SpikeCounter, IGroupRecorder
 {
-    private int _passes;
     public LifRecorder Part(int device) => parts[device];
-    public int NextDevice() => _passes++ % parts.Length;
+    public int NextPass() => -1;
+    public void Ran(int device) { }
 
     public override LifCounts Read()
     {
@@ -228,23 +251,22 @@ internal sealed class GroupSpikeCounter(DeviceGroup group, SpikeCounter[] parts)
         return new LifCounts(Sum(c => c.Spikes), Sum(c => c.Neurons));
     }
 
-    public override void Clear()
-    {
-        group.OnEach(d => parts[d].Clear());
-        _passes = 0;
-    }
+    public override void Clear() => group.OnEach(d => parts[d].Clear());
 
     public override void Dispose() => group.OnEach(d => parts[d].Dispose());
 }
 
-/// <summary>Chunk k of the group is chunk k / N of device k mod N.</summary>
+/// <summary>Chunk k of the group is the next chunk of the device that ran pass k (<see cref="ChunkDevices"/>).</summary>
 internal sealed class GroupMembraneReference(DeviceGroup group, MembraneReference[] parts) : MembraneReference, IGroupRecorder
 {
-    private int _passes;
+    private readonly List<int> _devices = new();
     public DeviceGroup Group => group;
     public MembraneReference[] Parts => parts;
+    /// <summary>The device that holds each chunk, in pass order: a drift meter runs pass k there.</summary>
+    public IReadOnlyList<int> ChunkDevices => _devices;
     public LifRecorder Part(int device) => parts[device];
-    public int NextDevice() => _passes++ % parts.Length;
+    public int NextPass() => -1;
+    public void Ran(int device) => _devices.Add(device);
 
     public override void Seal() => group.OnEach(d => parts[d].Seal());
 
@@ -259,18 +281,22 @@ internal sealed class GroupMembraneReference(DeviceGroup group, MembraneReferenc
     }
 
     public override long CapturedFloats => parts.Sum(p => p.CapturedFloats);
-    public override IReadOnlyList<double[]> ChunkNormSquared => Interleave(group.OnEach((d, _) => parts[d].ChunkNormSquared));
+    public override IReadOnlyList<double[]> ChunkNormSquared => Interleave(group.OnEach((d, _) => parts[d].ChunkNormSquared), _devices);
 
-    /// <summary>The devices' per-chunk lists back in pass order (pass k = device k mod N's chunk k / N).</summary>
-    internal static double[][] Interleave(IReadOnlyList<double[]>[] perDevice)
+    /// <summary>
+    /// The devices' per-chunk lists back in pass order: pass k is the next chunk of device <paramref name="devices"/>[k]
+    /// (each device runs its passes in pass order).
+    /// </summary>
+    internal static double[][] Interleave(IReadOnlyList<double[]>[] perDevice, IReadOnlyList<int> devices)
     {
-        int n = perDevice.Length, total = perDevice.Sum(c => c.Count);
-        var chunks = new double[total][];
-        for (int k = 0; k < total; k++)
+        var next = new int[perDevice.Length];
+        var chunks = new double[devices.Count][];
+        for (int k = 0; k < chunks.Length; k++)
         {
-            var list = perDevice[k % n];
-            chunks[k] = k / n < list.Count ? list[k / n]
-                : throw new InvalidOperationException($"pass {k} of the device group has no chunk on device {k % n}");
+            int d = devices[k];
+            var list = perDevice[d];
+            chunks[k] = next[d] < list.Count ? list[next[d]++]
+                : throw new InvalidOperationException($"pass {k} of the device group has no chunk on device {d}");
         }
         return chunks;
     }
@@ -278,17 +304,26 @@ internal sealed class GroupMembraneReference(DeviceGroup group, MembraneReferenc
     public override void Dispose() => group.OnEach(d => parts[d].Dispose());
 }
 
+/// <summary>Pass k runs on the device that holds the reference's chunk k, so each device compares its own chunks in order.</summary>
 internal sealed class GroupDriftMeter(DeviceGroup group, GroupMembraneReference reference, DriftMeter[] parts) : DriftMeter, IGroupRecorder
 {
+    private readonly List<int> _devices = new();
     private int _passes;
     public LifRecorder Part(int device) => parts[device];
-    public int NextDevice() => _passes++ % parts.Length;
+    /// <summary>Past the reference's chunks any device may run it (its part then reports that it has no chunk to compare).</summary>
+    public int NextPass()
+    {
+        int k = _passes++;
+        return k < reference.ChunkDevices.Count ? reference.ChunkDevices[k] : -1;
+    }
+    public void Ran(int device) => _devices.Add(device);
     public override MembraneReference Reference => reference;
 
     public override void Reset()
     {
         group.OnEach(d => parts[d].Reset());
         _passes = 0;
+        _devices.Clear();
     }
 
     public override DriftChunks ReadChunks()
@@ -296,7 +331,7 @@ internal sealed class GroupDriftMeter(DeviceGroup group, GroupMembraneReference 
         var each = group.OnEach((d, _) => parts[d].ReadChunks());
         int layers = each.Max(c => c.Mismatches.Length);
         var mismatches = Enumerable.Range(0, layers).Select(l => each.Sum(c => l < c.Mismatches.Length ? c.Mismatches[l] : 0)).ToArray();
-        return new DriftChunks(GroupMembraneReference.Interleave(each.Select(c => c.DiffSquared).ToArray()), mismatches, each.Max(c => c.LayersSeen));
+        return new DriftChunks(GroupMembraneReference.Interleave(each.Select(c => c.DiffSquared).ToArray(), _devices), mismatches, each.Max(c => c.LayersSeen));
     }
 
     public override void Dispose() => group.OnEach(d => parts[d].Dispose());

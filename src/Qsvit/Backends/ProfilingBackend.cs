@@ -9,11 +9,10 @@ namespace Qsvit.Backends;
 /// so the sum of the rows is at least the unprofiled pass). Disabled, it only forwards. Layers, buffers and recorders
 /// are the inner backend's; disposing the profiler leaves the inner backend open.
 /// </summary>
-public sealed class ProfilingBackend(IBackend inner) : IBackend
+public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
 {
     private readonly Dictionary<(string Op, string Shape, string Engine), (long Calls, long Ticks)> _rows = new();
 
-    public IBackend Inner { get; } = inner ?? throw new ArgumentNullException(nameof(inner));
     /// <summary>Time ops (true) or only forward them.</summary>
     public bool Enabled { get; set; } = true;
 
@@ -54,38 +53,25 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
         _rows[key] = _rows.TryGetValue(key, out var r) ? (r.Calls + 1, r.Ticks + ticks) : (1, ticks);
     }
 
-    public DeviceSpec Device => Inner.Device;
-    public string Description => Inner.Description;
-    public int DefaultBatchSize(int height, int width, long activationBytesPerImage) => Inner.DefaultBatchSize(height, width, activationBytesPerImage);
-
-    public DeviceBuffer Rent(long length) => Inner.Rent(length);
-    public int Mark() => Inner.Mark();
-    public void Release(int mark) => Inner.Release(mark);
-    public DeviceBuffer Allocate(long length) => Inner.Allocate(length);
-    public void Synchronize() => Inner.Synchronize();
-
     // Spans cannot enter a lambda: uploads and downloads are timed here.
-    public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0)
+    public override void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0)
     {
         long start = Enabled ? Start() : 0;
         Inner.Upload(source, destination, offset);
         if (Enabled) Stop("upload", Floats(source.Length), "", start);
     }
 
-    public void Download(DeviceBuffer source, long offset, Span<float> destination)
+    public override void Download(DeviceBuffer source, long offset, Span<float> destination)
     {
         long start = Enabled ? Start() : 0;
         Inner.Download(source, offset, destination);
         if (Enabled) Stop("download", Floats(destination.Length), "", start);
     }
 
-    public void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>
+    public override void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>
         Time("copy", Floats(length), "", () => Inner.Copy(source, srcOffset, destination, dstOffset, length));
 
-    public ConvLayer CreateConv(ConvLayerSpec spec) => Inner.CreateConv(spec);
-    public HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes) => Inner.CreateHead(heads, features, classes);
-
-    public void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output)
+    public override void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output)
     {
         var g = layer.Geometry;
         string op = g.IsDepthwise ? $"depthwise {g.KernelH}x{g.KernelW}" : $"conv {g.KernelH}x{g.KernelW}";
@@ -95,35 +81,31 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
         Time(op, shape, layer.Engine, () => Inner.Conv(layer, input, frames, height, width, output));
     }
 
-    public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
+    public override void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
         Time("pad", $"{channels}ch @{height}x{width} +{pad} x{frames}", "", () => Inner.Pad(input, frames, channels, height, width, pad, padValues, output));
 
-    public void RepeatBlock(DeviceBuffer x, long block, int times) =>
+    public override void RepeatBlock(DeviceBuffer x, long block, int times) =>
         Time("repeat over T", $"{Floats(block)} x {times}", "", () => Inner.RepeatBlock(x, block, times));
 
-    public void Add(DeviceBuffer x, DeviceBuffer y, long length) => Time("add", Floats(length), "", () => Inner.Add(x, y, length));
+    public override void Add(DeviceBuffer x, DeviceBuffer y, long length) => Time("add", Floats(length), "", () => Inner.Add(x, y, length));
 
-    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer) =>
+    public override void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer) =>
         Time("lif", $"T={timesteps} x {Floats(length / timesteps)}", recorder is null ? "" : $"recording ({recorder.GetType().Name})",
             () => Inner.Lif(input, spikes, length, timesteps, threshold, recorder, layer));
 
-    public void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) =>
+    public override void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) =>
         Time("sdsa", $"{channels}ch {heads} heads {tokens} tokens x{frames}", "",
             () => Inner.SpikeDrivenAttention(q, k, v, output, frames, channels, tokens, heads, scale));
 
-    public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) =>
+    public override void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) =>
         Time("spatial mean", $"{rows} rows x {spatial}", "", () => Inner.SpatialMean(x, rows, spatial, output));
 
-    public void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits) =>
+    public override void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits) =>
         Time("head", $"{head.Heads.Count} x {head.Features}->{head.Classes} x{batch * timesteps}", "",
             () => Inner.Head(head, features, batch, timesteps, logits));
 
-    public SpikeCounter CreateSpikeCounter(int layers) => Inner.CreateSpikeCounter(layers);
-    public MembraneReference CreateMembraneReference(int layers) => Inner.CreateMembraneReference(layers);
-    public DriftMeter CreateDriftMeter(MembraneReference reference) => Inner.CreateDriftMeter(reference);
-
     /// <summary>Leaves the inner backend open (its owner disposes it).</summary>
-    public void Dispose() { }
+    public override void Dispose() { }
 
     private static string Floats(long n) => n >= 1 << 20 ? $"{n / (double)(1 << 20):0.#}M floats" : n >= 1024 ? $"{n / 1024.0:0.#}K floats" : $"{n} floats";
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Qsvit.Backends;
 using Qsvit.Backends.Cpu;
 using Qsvit.IO;
@@ -201,7 +202,7 @@ public sealed class Sdtv2Model : IDisposable
     {
         if (recorder is IGroupRecorder)
         {
-            // A group's recorder decides which device runs the pass (pass k on device k mod N).
+            // A group's recorder runs its passes through the group's queue (it may name the device).
             float[]? logits = null;
             ForwardBatches([new BatchInput(images.ToArray(), batch, height, width)], recorder, (_, l) => logits = l);
             return logits!;
@@ -211,53 +212,55 @@ public sealed class Sdtv2Model : IDisposable
 
     /// <summary>
     /// Logits of each batch, handed to <paramref name="done"/> (batch index, logits) on the calling thread in batch order.
-    /// On one device: Forward of each batch in turn. On a <see cref="DeviceGroup"/> of N devices: N batches at a time,
-    /// batch k on device k mod N (by the group recorder's pass count when one is given), one host thread per device, each
-    /// computed exactly as on one device. A batch's images need to stay valid only until the next batch is asked for.
-    /// A recorder not made by the group runs every batch on the first device.
+    /// On one device: Forward of each batch in turn. On a <see cref="DeviceGroup"/> of N devices: a queue (see
+    /// <see cref="DeviceGroup.Stream"/>) from which each device takes the next batch as soon as it is free, one host thread
+    /// per device, each batch computed exactly as on one device; batch k &lt; N goes to device k, so every device takes
+    /// part, and a group drift meter runs each batch where its reference chunk lives. A batch's images need to stay
+    /// valid only until the next batch is asked for (each queued batch gets a copy). A recorder not made by the group
+    /// runs every batch on the first device.
     /// </summary>
     public void ForwardBatches(IEnumerable<BatchInput> batches, LifRecorder? recorder, Action<int, float[]> done)
     {
         ArgumentNullException.ThrowIfNull(batches);
         ArgumentNullException.ThrowIfNull(done);
         var group = recorder as IGroupRecorder;
-        int n = 1 + _replicas.Length, k = 0;
+        int n = 1 + _replicas.Length;
         if (n == 1 || (recorder is not null && group is null))
         {
+            int k = 0;
             foreach (var b in batches)
-                done(k++, Run(b.Images.Span, b.Batch, b.Height, b.Width, _units.Length, group?.Part(group.NextDevice()) ?? recorder).Logits!);
+            {
+                group?.NextPass();
+                var logits = Run(b.Images.Span, b.Batch, b.Height, b.Width, _units.Length, group?.Part(0) ?? recorder).Logits!;
+                group?.Ran(0);
+                done(k++, logits);
+            }
             return;
         }
-        var devices = (DeviceGroup)Backend;
         var models = Replicas;
-        var staging = new float[n][];
-        var round = new List<(int Device, BatchInput Input)>(n);
-        var work = new Action?[n];
-        var results = new float[n][];
-        using var e = batches.GetEnumerator();
-        bool more = true;
-        while (more)
+        var copies = new ConcurrentBag<float[]>();
+        IEnumerable<((BatchInput Input, float[] Copy), int)> Queued()
         {
-            round.Clear();
-            Array.Clear(work);
-            while (round.Count < n && (more = e.MoveNext()))
+            int k = 0;
+            foreach (var b in batches)
             {
-                var b = e.Current;
-                int d = group?.NextDevice() ?? (k + round.Count) % n;
-                // The caller may reuse the images once the next batch is asked for: each device gets its own copy.
                 long length = (long)b.Batch * Config.InChannels * b.Height * b.Width;
-                if (staging[d] is null || staging[d].Length < length) staging[d] = new float[length];
-                b.Images.Span[..(int)length].CopyTo(staging[d]);
-                var input = b with { Images = staging[d] };
-                var part = group?.Part(d);
-                var model = models[d];
-                work[d] = () => results[d] = model.Run(input.Images.Span, input.Batch, input.Height, input.Width, model._units.Length, part).Logits!;
-                round.Add((d, input));
+                if (!copies.TryTake(out var copy) || copy.Length < length) copy = new float[length];
+                b.Images.Span[..(int)length].CopyTo(copy);
+                int pin = group?.NextPass() ?? -1;
+                yield return ((b with { Images = copy.AsMemory(0, (int)length) }, copy), pin >= 0 ? pin : k < n ? k : -1);
+                k++;
             }
-            if (round.Count == 0) break;
-            devices.Run(work);
-            foreach (var (d, _) in round) done(k++, results[d]);
         }
+        ((DeviceGroup)Backend).Stream(Queued(), (d, q) =>
+        {
+            try { return models[d].Run(q.Input.Images.Span, q.Input.Batch, q.Input.Height, q.Input.Width, _units.Length, group?.Part(d)).Logits!; }
+            finally { copies.Add(q.Copy); }
+        }, (k, logits, d) =>
+        {
+            group?.Ran(d);
+            done(k, logits);
+        });
     }
 
     /// <summary>

@@ -96,7 +96,7 @@ public sealed class MembraneDrift : IDisposable
         int imageSize = model.Config.InChannels * _height * _width;
         if (reuse is null)
         {
-            // On several devices: chunk k on device k mod N.
+            // On several devices: chunks queued to whichever device is free (a candidate's chunk k where the reference's was).
             var chunks = Enumerable.Range(0, Chunks).Select(c =>
             {
                 int start = c * _batch, n = Math.Min(_batch, _count - start);

@@ -161,10 +161,105 @@ public sealed class DeviceGroupTests : IDisposable
         Assert.Throws<ArgumentException>(() => group.Lif(group.Rent(8), group.Rent(8), 8, 2, 1f, group.CreateSpikeCounter(1), 0));
     }
 
-    /// <summary>A backend that only counts its disposals (a device opened before another failed).</summary>
-    private sealed class CountingDisposal : FailingBackend
+    /// <summary>
+    /// One device much slower than the other (a stand-in that sleeps in every conv): the queue hands the fast one more
+    /// batches, and logits, spike counts, norms and drift are still one device's to the bit, whichever device is slow
+    /// (device 0 runs on the caller's thread, between reading and delivering).
+    /// </summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public void ASlowDevice_TakesFewerBatches_AndResultsAreOneDevicesOwn(int slowDevice)
     {
-        public CountingDisposal() : base(new CpuBackend(One), failConv: false) { }
+        var loaded = Aq4Fixtures.TinyModel(4);
+        var rng = new Random(5);
+        const int batches = 6;
+        var images = Enumerable.Range(0, batches * 3072).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        var chunks = Enumerable.Range(0, batches).Select(c => new BatchInput(images.AsMemory(c * 3072, 3072), 1, 32, 32)).ToArray();
+        using var single = new CpuBackend(One);
+        var devices = new[] { new StandIn(new CpuBackend(One)), new StandIn(new CpuBackend(One)) };
+        devices[slowDevice].SleepPerConv = 2;
+        using var group = DeviceGroup.Open([() => devices[0], () => devices[1]]);
+        var one = RecordedRun.Of(loaded, chunks, single);
+        RecordedRun.Of(loaded, chunks, group).AssertSameAs(one);
+
+        var (fast, slow) = (devices[1 - slowDevice], devices[slowDevice]);
+        Assert.Equal(3 * batches, fast.Passes + slow.Passes);
+        Assert.True(slow.Passes >= 2, $"each device runs its first batch of each call; the slow one ran {slow.Passes}");
+        Assert.True(fast.Passes > slow.Passes, $"the fast device ran {fast.Passes} batches, the slow one {slow.Passes}");
+    }
+
+    /// <summary>
+    /// The caller's sequence or callback failing midway stops the queue: its error as it is, no device left running, the
+    /// group usable afterwards.
+    /// </summary>
+    [Fact]
+    public void ACallerErrorMidway_StopsTheQueue_WithNothingLeftRunning()
+    {
+        var loaded = Aq4Fixtures.TinyModel(4);
+        var slow = new StandIn(new CpuBackend(One)) { SleepPerConv = 2 };
+        using var group = DeviceGroup.Open([() => new CpuBackend(One), () => slow]);
+        using var model = loaded.CreateModel(backend: group);
+        var images = new float[3072];
+        IEnumerable<BatchInput> Batches()
+        {
+            for (int k = 0; k < 4; k++) yield return new BatchInput(images, 1, 32, 32);
+            throw new QsvitException("the dataset ended early");
+        }
+        int delivered = 0;
+        var e = Assert.Throws<QsvitException>(() => model.ForwardBatches(Batches(), null, (_, _) => delivered++));
+        Assert.Equal("the dataset ended early", e.Message);
+        Assert.Equal(0, slow.Running);
+        Assert.True(delivered <= 4);
+        // A callback that gives the busy device threads more work fails at once instead of waiting forever.
+        Assert.Throws<InvalidOperationException>(() => model.ForwardBatches([new BatchInput(images, 1, 32, 32)], null, (_, _) => group.OnEach(_ => { })));
+        var logits = new List<float[]>();
+        model.ForwardBatches(Enumerable.Repeat(new BatchInput(images, 1, 32, 32), 3), null, (_, l) => logits.Add(l));
+        Assert.Equal(3, logits.Count);
+    }
+
+    [Fact]
+    public void TheFirstDeviceFailing_IsAClearErrorNamingIt_WithNothingLeftRunning()
+    {
+        var loaded = Aq4Fixtures.TinyModel(4);
+        var slow = new StandIn(new CpuBackend(One)) { SleepPerConv = 2 };
+        using var group = DeviceGroup.Open([() => new FailingBackend(new CpuBackend(One)), () => slow]);
+        using var model = loaded.CreateModel(backend: group);
+        var e = Assert.Throws<QsvitException>(() => Evaluator.Run(model, Data(4), new EvalOptions { BatchSize = 1, Host = One }));
+        Assert.Contains("cpu failed", e.Message);
+        Assert.Contains("the card fell off the bus", e.Message);
+        Assert.Equal(0, slow.Running);
+    }
+
+    /// <summary>A stand-in device: counts passes (one head each) and the convs under way, and sleeps in each conv when told to.</summary>
+    private sealed class StandIn(IBackend inner) : ForwardingBackend(inner)
+    {
+        private int _passes, _running;
+        public int SleepPerConv { get; set; }
+        public int Passes => Volatile.Read(ref _passes);
+        public int Running => Volatile.Read(ref _running);
+
+        public override void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output)
+        {
+            Interlocked.Increment(ref _running);
+            try
+            {
+                if (SleepPerConv > 0) Thread.Sleep(SleepPerConv);
+                base.Conv(layer, input, frames, height, width, output);
+            }
+            finally { Interlocked.Decrement(ref _running); }
+        }
+
+        public override void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits)
+        {
+            base.Head(head, features, batch, timesteps, logits);
+            Interlocked.Increment(ref _passes);
+        }
+    }
+
+    /// <summary>A backend that only counts its disposals (a device opened before another failed).</summary>
+    private sealed class CountingDisposal() : ForwardingBackend(new CpuBackend(One))
+    {
         public int Disposals { get; private set; }
         public override void Dispose()
         {
@@ -174,40 +269,9 @@ public sealed class DeviceGroupTests : IDisposable
     }
 
     /// <summary>The CPU backend with convolutions that fail, as a GPU that drops out would.</summary>
-    private class FailingBackend(IBackend inner, bool failConv = true) : IBackend
+    private sealed class FailingBackend(IBackend inner) : ForwardingBackend(inner)
     {
-        public DeviceSpec Device => inner.Device;
-        public string Description => inner.Description;
-        public int DefaultBatchSize(int height, int width, long activationBytesPerImage) => inner.DefaultBatchSize(height, width, activationBytesPerImage);
-        public void Synchronize() => inner.Synchronize();
-        public DeviceBuffer Rent(long length) => inner.Rent(length);
-        public int Mark() => inner.Mark();
-        public void Release(int mark) => inner.Release(mark);
-        public DeviceBuffer Allocate(long length) => inner.Allocate(length);
-        public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0) => inner.Upload(source, destination, offset);
-        public void Download(DeviceBuffer source, long offset, Span<float> destination) => inner.Download(source, offset, destination);
-        public void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>
-            inner.Copy(source, srcOffset, destination, dstOffset, length);
-        public ConvLayer CreateConv(ConvLayerSpec spec) => inner.CreateConv(spec);
-        public HeadLayer CreateHead(IReadOnlyList<LinearWeights> heads, int features, int classes) => inner.CreateHead(heads, features, classes);
-        public void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output)
-        {
-            if (failConv) throw new InvalidOperationException("the card fell off the bus");
-            inner.Conv(layer, input, frames, height, width, output);
-        }
-        public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
-            inner.Pad(input, frames, channels, height, width, pad, padValues, output);
-        public void RepeatBlock(DeviceBuffer x, long block, int times) => inner.RepeatBlock(x, block, times);
-        public void Add(DeviceBuffer x, DeviceBuffer y, long length) => inner.Add(x, y, length);
-        public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer) =>
-            inner.Lif(input, spikes, length, timesteps, threshold, recorder, layer);
-        public void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) =>
-            inner.SpikeDrivenAttention(q, k, v, output, frames, channels, tokens, heads, scale);
-        public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) => inner.SpatialMean(x, rows, spatial, output);
-        public void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits) => inner.Head(head, features, batch, timesteps, logits);
-        public SpikeCounter CreateSpikeCounter(int layers) => inner.CreateSpikeCounter(layers);
-        public MembraneReference CreateMembraneReference(int layers) => inner.CreateMembraneReference(layers);
-        public DriftMeter CreateDriftMeter(MembraneReference reference) => inner.CreateDriftMeter(reference);
-        public virtual void Dispose() => inner.Dispose();
+        public override void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output) =>
+            throw new InvalidOperationException("the card fell off the bus");
     }
 }

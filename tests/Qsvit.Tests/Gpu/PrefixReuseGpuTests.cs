@@ -11,5 +11,5 @@ namespace Qsvit.Tests.Gpu;
 public sealed class PrefixReuseGpuTests(CpuAcceleratorFixture gpu)
 {
     [Fact]
-    public void Evaluations_with_prefix_reuse_are_bit_identical_on_the_cuda_backend() => PrefixReuseTests.AssertEvaluationsIdentical(gpu.Backend, images: 2, settings: 2);
+    public void Evaluations_with_prefix_reuse_are_bit_identical_on_the_cuda_backend() => PrefixReuseTests.AssertEvaluationsIdentical(gpu.Backend, images: 2, settings: 3);
 }

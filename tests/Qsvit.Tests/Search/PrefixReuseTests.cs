@@ -67,7 +67,7 @@ public sealed class PrefixReuseTests
     /// later ones continue from cached streams.
     /// </summary>
     /// <param name="images">Images per split (and calibration images); the emulated CUDA device takes a few, since every one costs it seconds.</param>
-    /// <param name="settings">How many of the four settings (fp32 first; each later one shares a prefix with an earlier one).</param>
+    /// <param name="settings">How many of the four settings (at least 3: streams are stored once a second setting shares the prefix, so the third is the first to continue from one).</param>
     internal static void AssertEvaluationsIdentical(IBackend? backend, int images = 8, int settings = 4)
     {
         using var dir = new TempDir();

@@ -276,13 +276,15 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     /// </summary>
     private MembraneDrift CaptureReference()
     {
+        var c = SearchCalibration(CalibrationImages);
+        return new MembraneDrift(Root, c.Images, c.Count, c.Height, c.Width, _options.BatchSize);
+    }
+
+    /// <summary><paramref name="count"/> images spread evenly over the images evaluated of the search split.</summary>
+    private CalibrationImages SearchCalibration(int count)
+    {
         var (name, data) = _splits.First();
-        int n = CalibrationImages, span = Math.Min(SplitSize(name), data.Count - _options.Start);
-        int size = data.Channels * data.Height * data.Width;
-        var images = new float[n * size];
-        Parallel.For(0, n, _options.Host.Parallel,
-            i => data.Read(_options.Start + (int)((long)i * span / n), images.AsSpan(i * size, size)));
-        return new MembraneDrift(Root, images, n, data.Height, data.Width, _options.BatchSize);
+        return Quantization.CalibrationImages.Spread(data, count, _options.Start, SplitSize(name), _options.Host.Parallel);
     }
 
     /// <summary>The fp32 model on the backend (its layers stay resident for the evaluator's lifetime).</summary>

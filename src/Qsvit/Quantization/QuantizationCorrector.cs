@@ -22,8 +22,10 @@ namespace Qsvit.Quantization;
 /// <para><b>BatchNorm re-estimation</b>: one pass of all calibration images as one batch through the quantized network;
 /// at each conv the probe recovers the BN's input, replaces running_mean and running_var by its mean and unbiased variance
 /// over N×T×H×W (what PyTorch's BN stores in train mode with momentum 1), and passes the re-normalized output on, so every
-/// later BN sees the network as corrected so far: layer by layer in network order, in one pass. Channels whose BN scale is
-/// 0 (their input cannot be recovered) keep their statistics.</para>
+/// later BN sees the network as corrected so far: layer by layer in network order, in one pass. It starts at the first
+/// quantized conv (the fp32 layers before it keep the statistics of the whole training set). Channels whose BN scale is
+/// 0 (their input cannot be recovered) keep their statistics. All images as one batch: the host holds every conv's
+/// input and output of that batch once at a time (tens of MB for 256 CIFAR images).</para>
 /// </summary>
 public sealed class QuantizationCorrector
 {
@@ -62,20 +64,19 @@ public sealed class QuantizationCorrector
         if (Options.IsNone) return quantized;
         var state = quantized.StateDict.Copy();
         if (Options.Bias) CorrectBiases(quantized, state);
-        if (Options.BatchNorm) ReestimateBatchNorms(state);
-        return quantized with { StateDict = state };
+        if (Options.BatchNorm) ReestimateBatchNorms(state, quantized);
+        return quantized with { StateDict = state, Correction = Options };
     }
 
     /// <summary>
-    /// The entries <see cref="Correct"/> changed (biases, BatchNorm statistics): put onto the fp32 state_dict, they give
-    /// a network that quantizes (e.g. packs) into the corrected one, since corrections never touch conv/linear weights.
+    /// The fp32 state_dict with <paramref name="corrected"/>'s biases and BatchNorm parameters: a network that quantizes
+    /// (e.g. packs, <see cref="PackedModel.Create"/>) into the corrected one, since corrections never touch conv/linear weights.
     /// </summary>
-    public static StateDict WithCorrections(StateDict fp32, QuantizedModel quantized, QuantizedModel corrected)
+    public static StateDict WithCorrections(StateDict fp32, QuantizedModel corrected, Sdtv2Layout layout)
     {
         var result = fp32.Copy();
         foreach (var key in corrected.StateDict.Keys)
-            if (!ReferenceEquals(corrected.StateDict[key], quantized.StateDict[key]))
-                result.Set(key, corrected.StateDict[key], corrected.StateDict.StoredType(key));
+            if (!layout.TryGetWeight(key, out _)) result.Set(key, corrected.StateDict[key], corrected.StateDict.StoredType(key));
         return result;
     }
 
@@ -118,7 +119,7 @@ public sealed class QuantizationCorrector
         if (error.All(e => e == 0)) return;   // unquantized: leave the fp32 tensor shared
         var t = state[key].Clone();
         for (int i = 0; i < error.Length; i++) t.Data[i] = (float)(t.Data[i] + sign * error[i]);
-        state.Set(key, t, state.StoredType(key));
+        state.Set(key, t);   // float32: a half-precision source dtype would round the correction off
     }
 
     /// <summary>(W_q − W)·E[im2col(x)] per output channel; zeros where the weight is not quantized.</summary>
@@ -155,10 +156,18 @@ public sealed class QuantizationCorrector
         return _means = probe.Means();
     }
 
-    private void ReestimateBatchNorms(StateDict state)
+    /// <summary>
+    /// BNs from the first quantized conv on: those before it see exactly the fp32 network, whose statistics came from the
+    /// whole training set. So a setting's fp32 prefix stays the fp32 model's, bit for bit, and the stream at a unit's start
+    /// depends only on the widths of the units before it, as prefix reuse assumes.
+    /// </summary>
+    private void ReestimateBatchNorms(StateDict state, QuantizedModel quantized)
     {
+        var convs = quantized.Weights.Where(w => w.Bits != Quantizer.FullPrecision && !w.Key.StartsWith("head", StringComparison.Ordinal))
+            .Select(w => w.Key).ToHashSet(StringComparer.Ordinal);
+        if (convs.Count == 0) return;
         using var model = _fp32.WithState(state);
-        model.Probe(_images.Images, _images.Count, _images.Height, _images.Width, new BatchNormProbe(state));
+        model.Probe(_images.Images, _images.Count, _images.Height, _images.Width, new BatchNormProbe(state, convs));
         Passes++;
     }
 
@@ -228,16 +237,18 @@ public sealed class QuantizationCorrector
     }
 
     /// <summary>Re-estimates each conv's BatchNorms from its output as the pass goes, and re-normalizes that output.</summary>
-    private sealed class BatchNormProbe(StateDict state) : IConvProbe
+    private sealed class BatchNormProbe(StateDict state, IReadOnlySet<string> quantized) : IConvProbe
     {
         private readonly HashSet<string> _done = new(StringComparer.Ordinal);
+        private bool _started;
 
         public float[]? PadValues(string batchNorm) => _done.Contains(batchNorm) ? BatchNorm.ZeroInputOutput(state, batchNorm) : null;
 
         public bool OnConv(ConvCall call, float[] input, float[] output)
         {
+            _started |= quantized.Contains(call.Keys.Weight);
             var bns = call.Keys.BatchNorms;
-            if (bns.Count == 0) return false;
+            if (!_started || bns.Count == 0) return false;
             int channels = call.Geometry.OutChannels, plane = call.OutHeight * call.OutWidth, frames = call.Frames;
             var old = bns.Select(Affine).ToArray();   // what the layer applied: the statistics before this probe
             var invertible = new bool[channels];

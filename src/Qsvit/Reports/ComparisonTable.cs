@@ -40,6 +40,7 @@ public sealed record ComparisonRow(string Method, string Setting, double MemoryM
         IsBaseline ? this : this with { Quantizer = quantizer.ToString(), Correction = correction.ToString() };
 
     /// <summary>"paper", "paper + bias,bn"; "—" where unknown or fp32.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public string QuantizerText => Quantizer is null ? "—" : Correction is null or "none" ? Quantizer : $"{Quantizer} + {Correction}";
 
     /// <summary>The fp32 baseline row: nothing was searched.</summary>
@@ -91,7 +92,7 @@ public static class ComparisonTable
         foreach (var r in rows)
         {
             string Cost(string text) => r.IsBaseline ? "—" : text;
-            sb.AppendLine($"| {r.Method} | {Code(r.QuantizerText)} | {Code(r.Setting)} | {F(r.MemoryMiB, 3)} | {F(r.SavingPercent, 1)} % | " +
+            sb.AppendLine($"| {r.Method} | {(r.Quantizer is null ? "—" : Code(r.QuantizerText))} | {Code(r.Setting)} | {F(r.MemoryMiB, 3)} | {F(r.SavingPercent, 1)} % | " +
                           $"{(r.AllowedDrop is { } d ? F(d, 2) : "—")} | {Acc(r.SearchAccuracy)} | {Acc(r.TestAccuracy)} | " +
                           $"{Diff(r.DifferenceVsFp32, r.DifferenceSplit)} | {Cost(r.FullEvaluations.ToString(CultureInfo.InvariantCulture))} | " +
                           $"{Cost(r.DriftEvaluations.ToString(CultureInfo.InvariantCulture))} | " +

@@ -35,7 +35,7 @@ internal sealed class QsvitMethod : ISearchMethod
         {
             Model = run.Model.CheckpointPath,
             Quantizer = run.Quantizer,
-            Correction = run.Correction,
+            Correction = run.Correction.IsNone ? run.Correction : run.Correction with { CalibrationImages = run.Evaluator.CorrectionImagesUsed },
             Device = run.Backend.Description,
             Splits = run.SplitDescriptions,
             WeightErrors = UnitWeightError.Compute(run.Evaluator.QuantizeWeights, options),

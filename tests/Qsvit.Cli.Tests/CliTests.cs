@@ -107,6 +107,21 @@ public sealed class CliTests : IDisposable
         Assert.Contains("\"qsvit.correction\":\"bias,bn on 3 images\"", System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(output)[..4096]));
     }
 
+    /// <summary>A packed export carries the corrected BatchNorms: it is another file than the plain one, and it runs.</summary>
+    [Fact]
+    public void Export_WithCorrections_PacksTheCorrectedNetwork()
+    {
+        var (model, data) = _qsvit.TinyModelAndData();
+        string plain = _qsvit.File("plain.safetensors"), corrected = _qsvit.File("bn.safetensors");
+        Assert.Equal(0, _qsvit.Run("export", "--model", model, "--setting", "4", "--out", plain).ExitCode);
+        var r = _qsvit.Run("export", "--model", model, "--setting", "4", "--correct", "bn", "--calibration-data", data, "--correct-images", "2",
+            "--out", corrected);
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.NotEqual(File.ReadAllBytes(plain), File.ReadAllBytes(corrected));
+        var eval = _qsvit.Run("eval", "--model", corrected, "--data", data, "--device", "cpu");
+        Assert.True(eval.ExitCode == 0, eval.Err);
+    }
+
     [Fact]
     public void Search_ANegativeTestLimit_IsRefused()
     {

@@ -78,6 +78,50 @@ public sealed class CliTests : IDisposable
         Assert.False(File.Exists(output));
     }
 
+    [Theory]
+    [InlineData("search", "bais", "unknown correction 'bais'; expected one of: none, bias, bn, bias,bn")]
+    [InlineData("search", "bias,bias", "names 'bias' twice")]
+    [InlineData("apply", "bn", "--correct bn needs --calibration-data")]
+    [InlineData("export", "none --correct-images 8", "--correct-images and --calibration-data need --correct bias, bn or bias,bn")]
+    public void Correct_BadValues_AreRefused_BeforeAnythingIsWritten(string command, string correct, string says)
+    {
+        var (model, data) = _qsvit.TinyModelAndData();
+        string output = _qsvit.File("q.safetensors");
+        string[] rest = command == "search" ? ["--data", data, "--run-dir", _qsvit.File("run")] : ["--setting", "4", "--out", output];
+        AssertRefused(_qsvit.Run([command, "--model", model, .. rest, "--correct", .. correct.Split(' ')]), says);
+        Assert.False(File.Exists(output));
+        Assert.False(Directory.Exists(_qsvit.File("run")));
+    }
+
+    [Fact]
+    public void Apply_WithCorrections_CalibratesOnTheGivenImages_AndSaysSo()
+    {
+        var (model, data) = _qsvit.TinyModelAndData();
+        string output = _qsvit.File("q.safetensors");
+        var r = _qsvit.Run("apply", "--model", model, "--setting", "4", "--out", output, "--correct", "bias,bn", "--calibration-data", data,
+            "--correct-images", "3", "--json");
+        Assert.True(r.ExitCode == 0, r.Err);
+        var json = JsonNode.Parse(r.Out)!;
+        Assert.Equal("bias,bn", json["correction"]!.GetValue<string>());
+        Assert.Equal(3, json["correction_images"]!.GetValue<int>());
+        Assert.Contains("\"qsvit.correction\":\"bias,bn on 3 images\"", System.Text.Encoding.UTF8.GetString(File.ReadAllBytes(output)[..4096]));
+    }
+
+    /// <summary>A packed export carries the corrected BatchNorms: it is another file than the plain one, and it runs.</summary>
+    [Fact]
+    public void Export_WithCorrections_PacksTheCorrectedNetwork()
+    {
+        var (model, data) = _qsvit.TinyModelAndData();
+        string plain = _qsvit.File("plain.safetensors"), corrected = _qsvit.File("bn.safetensors");
+        Assert.Equal(0, _qsvit.Run("export", "--model", model, "--setting", "4", "--out", plain).ExitCode);
+        var r = _qsvit.Run("export", "--model", model, "--setting", "4", "--correct", "bn", "--calibration-data", data, "--correct-images", "2",
+            "--out", corrected);
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.NotEqual(File.ReadAllBytes(plain), File.ReadAllBytes(corrected));
+        var eval = _qsvit.Run("eval", "--model", corrected, "--data", data, "--device", "cpu");
+        Assert.True(eval.ExitCode == 0, eval.Err);
+    }
+
     [Fact]
     public void Search_ANegativeTestLimit_IsRefused()
     {

@@ -23,13 +23,16 @@ internal static class ApplyCommand
             Required = true,
         };
         var quantizer = CommonOptions.Quantizer();
+        var correct = new CorrectOptions(withData: true);
         var output = new Option<string>("--out", "-o") { Description = "Quantized network to write (.safetensors)", Required = true };
         var device = new DeviceOptions();
         var json = CommonOptions.Json();
         var command = new Command("apply", "Quantize a checkpoint with a setting and save it as safetensors (dequantized weights + metadata)");
         model.AddTo(command);
         data.AddTo(command);
-        foreach (var o in new Option[] { setting, quantizer, output, json }) command.Add(o);
+        foreach (var o in new Option[] { setting, quantizer }) command.Add(o);
+        correct.AddTo(command);
+        foreach (var o in new Option[] { output, json }) command.Add(o);
         device.AddTo(command);
         command.SetAction(r =>
         {
@@ -40,10 +43,13 @@ internal static class ApplyCommand
             var s = int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int uniform)
                 ? QuantizationSetting.Uniform(uniform) : QuantizationSetting.Parse(text);
             var spec = CommonOptions.ParseQuantizer(r.GetValue(quantizer)!);
+            var correction = correct.Parse(r);
             // Every input (the device included) is checked before the output file is written.
             var dataset = r.GetValue(data.Data) is null ? null : data.Open(r, loaded);
-            using var backend = dataset is null ? null : device.Open(r);
-            var quantized = new ModelQuantizer(loaded.State, layout, device.Compute(r)).Apply(s, spec);
+            var calibration = correct.Calibration(r, loaded, correction, device.Compute(r));
+            using var backend = dataset is null && calibration is null ? null : device.Open(r);
+            var quantized = CorrectOptions.Apply(loaded, new ModelQuantizer(loaded.State, layout, device.Compute(r)).Apply(s, spec),
+                correction, calibration, backend);
             string path = r.GetValue(output)!;
             QsvitCheckpoint.Save(path, loaded, quantized);
             var memory = MemoryFootprint.Compute(layout, s);
@@ -72,6 +78,8 @@ internal static class ApplyCommand
                 {
                     setting = s.ToString(),
                     quantizer = spec.ToString(),
+                    correction = correction.ToString(),
+                    correction_images = calibration?.Count,
                     output = path,
                     mib = memory.MiB,
                     fp32_mib = memory.Fp32MiB,
@@ -88,7 +96,7 @@ internal static class ApplyCommand
             var table = new Table().AddColumns("unit", "bits", "clipped", "MiB");
             foreach (var u in units) table.AddRow(u.unit, u.bits, $"{u.clipped_percent:F2} %", $"{u.mib:F3}");
             Cli.Out.Write(table);
-            Console.WriteLine($"setting   {s} ({spec})");
+            Console.WriteLine($"setting   {s} ({spec}{(correction.IsNone ? "" : $", corrected: {correction} on {calibration!.Count} images")})");
             Console.WriteLine($"memory    {memory.MiB:F3} MiB vs {memory.Fp32MiB:F3} MiB fp32 ({memory.SavingPercent:F2} % saving; {exact.MiB:F3} MiB with scales)");
             if (eval is not null) Console.WriteLine($"top-1     {eval.Top1} % on {eval.Count} images (95% Wilson interval), on {deviceName}");
             Console.WriteLine($"saved     {path}");

@@ -88,11 +88,13 @@ internal sealed class Aq4SearchMethod : ISearchMethod
             Energy = c.Energy(result.Setting, r.GetValue(shared.EnergyImages)),
             MeasuredEnergy = shared.MeasureEnergy(c, result.Setting, r),
             QuantizedModelPath = saved,
+            Quantizer = c.Quantizer,
+            Correction = c.Correction,
         };
         var reportDir = shared.ReportDirectory(c, r);
         Console.Error.WriteLine($"packed model (qsvit eval/bench run it on the integer path): {c.SavePackedModel(result.Setting, reportDir)}");
         Aq4Report.Write(reportDir, input);
-        return shared.Finish(c, r, reportDir, Aq4Report.ComparisonRows(result, heldOut), () => Aq4Report.Json(input), () => Print(input, c, reportDir));
+        return shared.Finish(c, r, reportDir, Aq4Report.ComparisonRows(result, heldOut, c.Quantizer, c.Correction), () => Aq4Report.Json(input), () => Print(input, c, reportDir));
     }
 
     /// <summary>What was searched, for the report's header.</summary>
@@ -103,6 +105,8 @@ internal sealed class Aq4SearchMethod : ISearchMethod
             new("model", c.Model.CheckpointPath),
             new("architecture", c.Model.Config.ToString()),
             new("quantizer", c.Quantizer.ToString()),
+            new("correction", c.Correction.IsNone ? "none"
+                : $"{c.Correction} on {c.Evaluator.CorrectionImagesUsed} search-split images spread evenly over it, for every candidate and the result"),
             new("device", c.Evaluator.Backend.Description),
         };
         foreach (var (split, description) in c.SplitDescriptions) context.Add(new($"{split} split", description));

@@ -24,6 +24,7 @@ internal static class ExportCommand
         };
         var setting = new Option<string?>("--setting", "-s") { Description = "Bit widths, e.g. \"8,4,8,8|8,8,8|4,32|4,32\", a single width, or the JSON form (onnx: default fp32)" };
         var quantizer = CommonOptions.Quantizer();
+        var correct = new CorrectOptions(withData: true);
         var lif = new Option<string>("--lif") { Description = "onnx: LIF over T unrolled (elementwise ops, faster in ONNX Runtime) or scan (one Scan per layer)", DefaultValueFactory = _ => "unrolled" };
         var foldBn = new Option<bool>("--fold-bn")
         {
@@ -34,7 +35,9 @@ internal static class ExportCommand
         var command = new Command("export", "Export a model for deployment: the packed safetensors model at its true size (default) or an ONNX graph " +
                                             "(from a checkpoint, or from a packed model with its codes as they are)");
         model.AddTo(command);
-        foreach (var o in new Option[] { format, setting, quantizer, lif, foldBn, output, json }) command.Add(o);
+        foreach (var o in new Option[] { format, setting, quantizer }) command.Add(o);
+        correct.AddTo(command);
+        foreach (var o in new Option[] { lif, foldBn, output, json }) command.Add(o);
         command.SetAction(r =>
         {
             string f = r.GetValue(format)!.ToLowerInvariant();
@@ -42,8 +45,8 @@ internal static class ExportCommand
             if (PackedModel.IsPackedFile(r.GetRequiredValue(model.Model)))
             {
                 if (f != "onnx") throw new QsvitException($"{r.GetRequiredValue(model.Model)} is a packed model already; export it with --format onnx");
-                if (r.GetValue(setting) is not null || r.GetResult(quantizer) is { Implicit: false })
-                    throw new QsvitException("a packed model carries its own setting and quantizer; leave out --setting and --quantizer");
+                if (r.GetValue(setting) is not null || r.GetResult(quantizer) is { Implicit: false } || !correct.Parse(r).IsNone)
+                    throw new QsvitException("a packed model carries its own setting, quantizer and corrections; leave out --setting, --quantizer and --correct");
                 var packed = PackedModel.Load(r.GetRequiredValue(model.Model));
                 var options = new OnnxExportOptions { Lif = LifMode(r, lif), FoldBatchNorm = r.GetValue(foldBn) };
                 var exported = Sdtv2OnnxExporter.Export(packed, r.GetValue(output)!, options);
@@ -59,6 +62,15 @@ internal static class ExportCommand
                 : int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int uniform) ? QuantizationSetting.Uniform(uniform)
                 : QuantizationSetting.Parse(text);
             var spec = CommonOptions.ParseQuantizer(r.GetValue(quantizer)!);
+            var correction = correct.Parse(r);
+            if (!correction.IsNone)
+            {
+                // Corrections live in biases and BatchNorm statistics: the fp32 source carries them, its weights quantize as before.
+                if (s is null) throw new QsvitException($"--correct {correction} corrects a quantized network; give --setting");
+                var calibration = correct.Calibration(r, loaded, correction, Tensors.ComputeOptions.Default);
+                var corrected = CorrectOptions.Apply(loaded, ModelQuantizer.Apply(loaded.State, new Sdtv2Layout(loaded.Config), s, spec), correction, calibration, null);
+                loaded = loaded with { State = QuantizationCorrector.WithCorrections(loaded.State, corrected, new Sdtv2Layout(loaded.Config)) };
+            }
             string path = r.GetValue(output)!;
             if (f == "onnx")
             {

@@ -35,9 +35,10 @@ internal sealed class QsvitMethod : ISearchMethod
         {
             Model = run.Model.CheckpointPath,
             Quantizer = run.Quantizer,
+            Correction = run.Correction.IsNone ? run.Correction : run.Correction with { CalibrationImages = run.Evaluator.CorrectionImagesUsed },
             Device = run.Backend.Description,
             Splits = run.SplitDescriptions,
-            WeightErrors = UnitWeightError.Compute(run.Evaluator.Quantize, options),
+            WeightErrors = UnitWeightError.Compute(run.Evaluator.QuantizeWeights, options),
             Energy = run.Energy(result.BSettingG, r.GetValue(shared.EnergyImages)),
             MeasuredEnergy = shared.MeasureEnergy(run, result.BSettingG, r),
             QuantizedModelPath = saved,

@@ -19,6 +19,7 @@ internal sealed class SearchOptions(bool withTest, string defaults)
     public readonly Option<string?> TestSplitName = new("--test-split") { Description = "File or subfolder to use when --test-data is a folder" };
     public readonly Option<int?> TestLimit = new("--test-limit") { Description = "Use only the first N images of --test-data" };
     public readonly Option<string> Quantizer = CommonOptions.Quantizer();
+    public readonly CorrectOptions Correct = new(withData: false);
     public readonly Option<string[]> Bits = new("--bits")
     {
         Description = $"Bit widths to try, 32 = fp32, e.g. --bits 8 4 or 16,8,4 (default: {defaults})",
@@ -71,6 +72,7 @@ internal sealed class SearchOptions(bool withTest, string defaults)
         var options = new List<Option> { Quantizer, Bits, Granularity, Tolerance, RunDir, CacheMb, Json };
         if (withTest) options.InsertRange(0, [TestData, TestSplitName, TestLimit, Sequential, ErrorBudget]);
         foreach (var o in options) command.Add(o);
+        Correct.AddTo(command);
         Device.AddTo(command);
     }
 
@@ -86,6 +88,7 @@ internal sealed class SearchOptions(bool withTest, string defaults)
         ResizeShorter = r.GetValue(Data.Resize),
         CropSize = r.GetValue(Data.Crop),
         Quantizer = CommonOptions.ParseQuantizer(r.GetValue(Quantizer)!),
+        Correction = Correct.Parse(r),
         Granularity = Granularities.Parse(r.GetValue(Granularity)),
         Bits = r.GetValue(Bits) is { Length: > 0 } given ? ParseBits(string.Join(",", given)) : null,
         TolerancePoints = r.GetValue(Tolerance),

@@ -337,14 +337,27 @@ public sealed class Sdtv2Model : IDisposable
         throw new QsvitException($"'{unit}' is not a unit of this model (units: {string.Join(", ", Units)})");
     }
 
+    /// <summary>
+    /// Logits of one pass in which <paramref name="probe"/> sees every conv layer on the host and may change its output
+    /// (calibration after quantization, <see cref="IConvProbe"/>). Runs on the first device of a group; BatchNorms must not
+    /// be folded, since the probe works on them.
+    /// </summary>
+    public float[] Probe(ReadOnlySpan<float> images, int batch, int height, int width, IConvProbe probe)
+    {
+        ArgumentNullException.ThrowIfNull(probe);
+        if (FoldBatchNorm) throw new QsvitException("a probed pass needs the BatchNorms as they are stored; build the model without folding");
+        return Run(images, batch, height, width, _units.Length, null, probe: probe).Logits!;
+    }
+
     private (float[]? Logits, ResidualStream? Stream) Run(ReadOnlySpan<float> images, int batch, int height, int width, int untilUnit,
-        LifRecorder? recorder, Predicate<int>? capture = null, Action<ResidualStream>? captured = null)
+        LifRecorder? recorder, Predicate<int>? capture = null, Action<ResidualStream>? captured = null, IConvProbe? probe = null)
     {
         int c0 = Config.InChannels;
         if (batch < 1) throw new ArgumentException($"batch must be at least 1, got {batch}");
         if (images.Length < (long)batch * c0 * height * width)
             throw new ArgumentException($"images hold {images.Length} floats, need {batch}x{c0}x{height}x{width}");
         var pass = Begin(batch, height, width, recorder);
+        pass.Probe = probe;
         try
         {
             pass.Images = Backend.Rent((long)batch * c0 * height * width);
@@ -418,6 +431,33 @@ public sealed class Sdtv2Model : IDisposable
         }
 
         public void Swap() => (X, Y) = (Y, X);
+
+        /// <summary>Calibration only (<see cref="Sdtv2Model.Probe"/>); null in every other pass.</summary>
+        public IConvProbe? Probe;
+
+        /// <summary>The backend's conv, shown to the probe when there is one (each frame standing for <paramref name="repeat"/>).</summary>
+        public void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output, int repeat = 1)
+        {
+            B.Conv(layer, input, frames, height, width, output);
+            if (Probe is null) return;
+            var g = layer.Geometry;
+            var call = new ConvCall(layer.Spec.Keys ?? throw new InvalidOperationException("a model's conv layer carries its keys"),
+                g, frames, height, width, repeat);
+            var x = new float[(long)frames * g.InChannels * height * width];
+            var y = new float[(long)frames * g.OutChannels * call.OutHeight * call.OutWidth];
+            B.Download(input, 0, x);
+            B.Download(output, 0, y);
+            if (Probe.OnConv(call, x, y)) B.Upload(y, output);
+        }
+
+        /// <summary>The pad values of a BN-padded layer: the probe's when it has re-estimated that BatchNorm, else the model's.</summary>
+        public DeviceBuffer PadValues(string batchNorm, DeviceBuffer model)
+        {
+            if (Probe?.PadValues(batchNorm) is not { } values) return model;
+            var buffer = B.Rent(values.Length);
+            B.Upload(values, buffer);
+            return buffer;
+        }
     }
 
     /// <summary>One of the paper's units: a slice of the pass that reads and writes the residual stream.</summary>
@@ -444,7 +484,7 @@ public sealed class Sdtv2Model : IDisposable
             p.H = g.OutH(p.ImageHeight);
             p.W = g.OutW(p.ImageWidth);
             // The official model repeats the image over T; the stem sees identical frames, so run it once and replicate.
-            p.B.Conv(_conv, p.Images, p.Batch, p.ImageHeight, p.ImageWidth, p.X);
+            p.Conv(_conv, p.Images, p.Batch, p.ImageHeight, p.ImageWidth, p.X, repeat: p.Timesteps);
             p.B.RepeatBlock(p.X, (long)p.Batch * p.C * p.H * p.W, p.Timesteps);
         }
     }
@@ -461,7 +501,7 @@ public sealed class Sdtv2Model : IDisposable
         {
             int mark = p.B.Mark();
             var s = p.Lif(p.X, p.StreamLength, MultiStepLif.DefaultThreshold);
-            p.B.Conv(_conv, s, p.Frames, p.H, p.W, p.Y);
+            p.Conv(_conv, s, p.Frames, p.H, p.W, p.Y);
             p.B.Release(mark);
             p.Swap();
             p.C = _conv.Geometry.OutChannels;
@@ -497,21 +537,21 @@ public sealed class Sdtv2Model : IDisposable
             int mark = b.Mark();
             var s1 = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
             var a = b.Rent(n * 2);
-            b.Conv(_pw1, s1, frames, h, w, a);
+            p.Conv(_pw1, s1, frames, h, w, a);
             var s2 = p.Lif(a, n * 2, MultiStepLif.DefaultThreshold);
-            b.Conv(_dw, s2, frames, h, w, a);
+            p.Conv(_dw, s2, frames, h, w, a);
             var e = b.Rent(n);
-            b.Conv(_pw2, a, frames, h, w, e);
+            p.Conv(_pw2, a, frames, h, w, e);
             b.Add(p.X, e, n);
             b.Release(mark);
 
             var s3 = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
             long hiddenN = n / p.C * _conv1.Geometry.OutChannels;
             var f = b.Rent(hiddenN);
-            b.Conv(_conv1, s3, frames, h, w, f);
+            p.Conv(_conv1, s3, frames, h, w, f);
             var s4 = p.Lif(f, hiddenN, MultiStepLif.DefaultThreshold);
             var g = b.Rent(n);
-            b.Conv(_conv2, s4, frames, h, w, g);
+            p.Conv(_conv2, s4, frames, h, w, g);
             b.Add(p.X, g, n);
             b.Release(mark);
         }
@@ -522,12 +562,14 @@ public sealed class Sdtv2Model : IDisposable
     {
         private readonly ConvLayer _conv1x1, _dw, _pw;
         private readonly DeviceBuffer _pad;
+        private readonly string _padBn;
 
         public RepConvBn(Sdtv2Model m, string p, int dim)
         {
             // Folding BNAndPadLayer's BN into the 1x1 conv makes its bias equal the pad value BN(0).
             (_conv1x1, var pad) = m.Upload(m.Conv($"{p}.0.body.0.weight", null, new ConvGeometry(dim, dim, 1, 1), $"{p}.0.body.1.bn"));
             _pad = pad!;
+            _padBn = $"{p}.0.body.1.bn";
             _dw = m.Upload(m.Conv($"{p}.0.body.2.0.weight", null, new ConvGeometry(dim, dim, 3, 3, 1, 1, 0, 0, dim))).Layer;
             _pw = m.Upload(m.Conv($"{p}.0.body.2.1.weight", null, new ConvGeometry(dim, dim, 1, 1), $"{p}.0.body.2.2", $"{p}.1")).Layer;
         }
@@ -538,11 +580,11 @@ public sealed class Sdtv2Model : IDisposable
             int frames = p.Frames;
             int mark = b.Mark();
             var inner = b.Rent((long)frames * c * h * w);
-            b.Conv(_conv1x1, spikes, frames, h, w, inner);
+            p.Conv(_conv1x1, spikes, frames, h, w, inner);
             var padded = b.Rent((long)frames * c * (h + 2) * (w + 2));
-            b.Pad(inner, frames, c, h, w, 1, _pad, padded);
-            b.Conv(_dw, padded, frames, h + 2, w + 2, inner);
-            b.Conv(_pw, inner, frames, h, w, output);
+            b.Pad(inner, frames, c, h, w, 1, p.PadValues(_padBn, _pad), padded);
+            p.Conv(_dw, padded, frames, h + 2, w + 2, inner);
+            p.Conv(_pw, inner, frames, h, w, output);
             b.Release(mark);
         }
     }
@@ -596,10 +638,10 @@ public sealed class Sdtv2Model : IDisposable
             var m1 = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
             long hiddenN = n / c * _fc1.Geometry.OutChannels;
             var hid = b.Rent(hiddenN);
-            b.Conv(_fc1, m1, frames, 1, tokens, hid);
+            p.Conv(_fc1, m1, frames, 1, tokens, hid);
             var m2 = p.Lif(hid, hiddenN, MultiStepLif.DefaultThreshold);
             var o = b.Rent(n);
-            b.Conv(_fc2, m2, frames, 1, tokens, o);
+            p.Conv(_fc2, m2, frames, 1, tokens, o);
             b.Add(p.X, o, n);
             b.Release(mark);
         }

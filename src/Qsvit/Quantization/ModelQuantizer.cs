@@ -10,7 +10,11 @@ public sealed record WeightReport(string Key, string Label, string Block, string
     int ScaleCount, double ClippedFraction, double Mse, double SqnrDb);
 
 /// <summary>A state_dict with fake-quantized weights, and what was done to each weight (layout order).</summary>
-public sealed record QuantizedModel(StateDict StateDict, QuantizationSetting Setting, QuantizerSpec Spec, IReadOnlyList<WeightReport> Weights);
+public sealed record QuantizedModel(StateDict StateDict, QuantizationSetting Setting, QuantizerSpec Spec, IReadOnlyList<WeightReport> Weights)
+{
+    /// <summary>The corrections applied after quantization (<see cref="QuantizationCorrector"/>); none by default.</summary>
+    public CorrectionOptions Correction { get; init; } = CorrectionOptions.None;
+}
 
 /// <summary>
 /// Applies quantization settings to one fp32 model. Quantized tensors are cached per (key, bits, spec), so evaluating many

@@ -27,6 +27,9 @@ public sealed record Aq4ReportInput(Aq4Result Result, IReadOnlyList<KeyValuePair
     public MeasuredEnergyComparison? MeasuredEnergy { get; init; }
     /// <summary>Where the chosen setting's quantized network was saved, if it was.</summary>
     public string? QuantizedModelPath { get; init; }
+    /// <summary>The run's quantizer and corrections, recorded in the comparison rows and the summary (null: not recorded).</summary>
+    public QuantizerSpec? Quantizer { get; init; }
+    public CorrectionOptions Correction { get; init; } = CorrectionOptions.None;
 }
 
 /// <summary>
@@ -45,7 +48,7 @@ public static class Aq4Report
     {
         Directory.CreateDirectory(directory);
         TextFiles.WriteAtomically(Path.Combine(directory, ChartFile), Chart(input.Result));
-        TextFiles.WriteAtomically(Path.Combine(directory, ComparisonTable.FileName), ComparisonTable.ToJson(ComparisonRows(input.Result, input.HeldOut)));
+        TextFiles.WriteAtomically(Path.Combine(directory, ComparisonTable.FileName), ComparisonTable.ToJson(ComparisonRows(input.Result, input.HeldOut, input.Quantizer, input.Correction)));
         TextFiles.WriteAtomically(Path.Combine(directory, JsonFile), Json(input).ToJsonString(TextFiles.Json));
         TextFiles.WriteAtomically(Path.Combine(directory, MarkdownFile), Markdown(input));
     }
@@ -69,13 +72,16 @@ public static class Aq4Report
     /// fp32 and the chosen setting as rows of a method comparison. The cost is the search's: its full and drift evaluations
     /// on the search split and their recorded time (the held-out check is not counted).
     /// </summary>
-    public static IReadOnlyList<ComparisonRow> ComparisonRows(Aq4Result r, Aq4HeldOut? heldOut)
+    /// <param name="quantizer">The run's quantizer and corrections, recorded in the rows (null: not recorded).</param>
+    public static IReadOnlyList<ComparisonRow> ComparisonRows(Aq4Result r, Aq4HeldOut? heldOut, QuantizerSpec? quantizer = null,
+        CorrectionOptions? correction = null)
     {
+        var row = ComparisonRow.Create(MethodName(r), r.Setting, r.Space.Layout, r.Accuracy, heldOut?.Chosen, r.Fp32Accuracy, heldOut?.Fp32,
+            r.FullEvaluations, r.DriftEvaluations, r.FullSeconds + r.DriftSeconds, r.Options.MaxDrop, r.CostFullEquivalents);
         return
         [
             ComparisonRow.Baseline(r.Space.Layout, r.Fp32Accuracy, heldOut?.Fp32),
-            ComparisonRow.Create(MethodName(r), r.Setting, r.Space.Layout, r.Accuracy, heldOut?.Chosen, r.Fp32Accuracy, heldOut?.Fp32,
-                r.FullEvaluations, r.DriftEvaluations, r.FullSeconds + r.DriftSeconds, r.Options.MaxDrop, r.CostFullEquivalents),
+            quantizer is null ? row : row.Made(quantizer, correction ?? CorrectionOptions.None),
         ];
     }
 
@@ -102,7 +108,7 @@ public static class Aq4Report
         md.AppendLine($"| evaluations | {r.FullEvaluations} full, {r.DriftEvaluations} drift (run now: {r.NewFullEvaluations} full, " +
                       $"{r.NewDriftEvaluations} drift; the rest replayed) |");
         md.AppendLine($"| cost | {F(r.CostFullEquivalents)} full-evaluation equivalents ({r.SearchImages:N0} search images evaluated / {r.SplitImages:N0}, " +
-                      "+ drift seconds / whole-split evaluation seconds) |");
+                      $"+ drift seconds / whole-split evaluation seconds{(r.CorrectionImages > 0 ? $" + {r.CorrectionImages:N0} correction calibration images / {r.SplitImages:N0}" : "")}) |");
         md.AppendLine($"| time | {r.WallSeconds:F1} s wall; recorded {r.FullSeconds:F1} s full, {r.DriftSeconds:F1} s drift |");
         md.AppendLine($"| prefix reuse | {PrefixReuseStats.Describe(r.Reuse, r.DriftReuse)} |");
         md.AppendLine($"| proxy | Spearman ρ(drift, drop) = {F(r.ProxySpearman)} over {r.Candidates.Count(c => c.Step > 0 && c.Verified)} verified candidates; " +
@@ -147,7 +153,7 @@ public static class Aq4Report
             ["summary"] = ReportSummary.Create(r.Method == Aq4Method.Greedy ? "greedy" : "beam", Context("quantizer"), r.Setting.ToString(),
                 r.Memory.SavingPercent, new FinalAccuracy(r.Options.SearchSplit, r.Fp32Accuracy, r.Accuracy),
                 heldOut is null ? null : new FinalAccuracy(heldOut.Chosen.Split, heldOut.Fp32, heldOut.Chosen),
-                r.CostFullEquivalents, r.WallSeconds, r.Options.Sequential, Context("device")),
+                r.CostFullEquivalents, r.WallSeconds, r.Options.Sequential, Context("device"), input.Correction.ToString()),
             ["method"] = r.Method == Aq4Method.Greedy ? "greedy" : "beam",
             ["beam_width"] = r.Method == Aq4Method.Beam ? r.Options.BeamWidth : null,
             ["granularity"] = r.Space.Granularity.Name(),
@@ -183,6 +189,7 @@ public static class Aq4Report
                 ["drift_seconds"] = r.DriftSeconds,
                 ["cost_full_equivalents"] = Num(r.CostFullEquivalents),
                 ["images_saved_by_prefix_reuse"] = r.ImagesSaved,
+                ["correction_images"] = r.CorrectionImages,
                 ["prefix_reuse"] = QsvitReport.ReuseJson(r.Reuse),
                 ["drift_prefix_reuse"] = QsvitReport.ReuseJson(r.DriftReuse),
                 ["wall_seconds"] = r.WallSeconds,

@@ -30,6 +30,19 @@ public sealed record ComparisonRow(string Method, string Setting, double MemoryM
 {
     public const string Fp32Method = "fp32";
 
+    /// <summary>The weight quantizer (<see cref="QuantizerSpec"/>'s text); null for fp32 and rows written before it was recorded.</summary>
+    public string? Quantizer { get; init; }
+    /// <summary>Corrections after quantization (<see cref="CorrectionOptions"/>'s text, "none" for plain quantizers); null as above.</summary>
+    public string? Correction { get; init; }
+
+    /// <summary>This row as the run made it: with its quantizer and corrections (a variant of the same method and setting).</summary>
+    public ComparisonRow Made(QuantizerSpec quantizer, CorrectionOptions correction) =>
+        IsBaseline ? this : this with { Quantizer = quantizer.ToString(), Correction = correction.ToString() };
+
+    /// <summary>"paper", "paper + bias,bn"; "—" where unknown or fp32.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string QuantizerText => Quantizer is null ? "—" : Correction is null or "none" ? Quantizer : $"{Quantizer} + {Correction}";
+
     /// <summary>The fp32 baseline row: nothing was searched.</summary>
     public bool IsBaseline => Method == Fp32Method;
 
@@ -54,7 +67,7 @@ public sealed record ComparisonRow(string Method, string Setting, double MemoryM
     /// setting is written at block granularity whatever granularity the method searched, so every run's fp32 row merges.
     /// </summary>
     public static ComparisonRow Baseline(Sdtv2Layout layout, AccuracyRecord search, AccuracyRecord? test) =>
-        Create(Fp32Method, QuantizationSetting.Uniform(Quantizer.FullPrecision), layout, search, test, null, null, 0, 0, 0);
+        Create(Fp32Method, QuantizationSetting.Uniform(Quantization.Quantizer.FullPrecision), layout, search, test, null, null, 0, 0, 0);
 }
 
 /// <summary>Writes comparison rows as a markdown table and as JSON, and reads the JSON back (to merge runs).</summary>
@@ -73,22 +86,25 @@ public static class ComparisonTable
     public static string ToMarkdown(IReadOnlyList<ComparisonRow> rows)
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| method | setting | memory (MiB) | saving | allowed drop | search top-1 % [95 % CI] | test top-1 % [95 % CI] | " +
+        sb.AppendLine("| method | quantizer | setting | memory (MiB) | saving | allowed drop | search top-1 % [95 % CI] | test top-1 % [95 % CI] | " +
                       "Δ top-1 vs fp32 [paired 95 % CI] | full evals | drift evals | full-eval equivalents | search time |");
-        sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        sb.AppendLine("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in rows)
         {
             string Cost(string text) => r.IsBaseline ? "—" : text;
-            sb.AppendLine($"| {r.Method} | {Code(r.Setting)} | {F(r.MemoryMiB, 3)} | {F(r.SavingPercent, 1)} % | " +
+            sb.AppendLine($"| {r.Method} | {(r.Quantizer is null ? "—" : Code(r.QuantizerText))} | {Code(r.Setting)} | {F(r.MemoryMiB, 3)} | {F(r.SavingPercent, 1)} % | " +
                           $"{(r.AllowedDrop is { } d ? F(d, 2) : "—")} | {Acc(r.SearchAccuracy)} | {Acc(r.TestAccuracy)} | " +
                           $"{Diff(r.DifferenceVsFp32, r.DifferenceSplit)} | {Cost(r.FullEvaluations.ToString(CultureInfo.InvariantCulture))} | " +
                           $"{Cost(r.DriftEvaluations.ToString(CultureInfo.InvariantCulture))} | " +
                           $"{Cost(r.FullEquivalents is { } e && double.IsFinite(e) ? F(e, 1) : "—")} | {Cost(Duration(r.SearchSeconds))} |");
         }
         sb.AppendLine();
-        sb.AppendLine("Allowed drop: the accuracy constraint searched under, in top-1 points below fp32 on the search split. " +
+        sb.AppendLine("Quantizer: the weight quantizer, with the corrections after quantization that every candidate and the result got " +
+                      "(`+ bias`: bias correction, `+ bn`: BatchNorm re-estimation, on calibration images of the search split). " +
+                      "Allowed drop: the accuracy constraint searched under, in top-1 points below fp32 on the search split. " +
                       "Full evals: distinct settings the search evaluated on the whole search split (fp32 included; the held-out test " +
-                      "check is not counted). Full-eval equivalents add the drift measurements at their time relative to a full evaluation. " +
+                      "check is not counted). Full-eval equivalents add the drift measurements at their time relative to a full evaluation, " +
+                      "and the corrections' calibration passes in images. " +
                       "Search time: the recorded time of those evaluations, replayed ones counted as when they ran.");
         return sb.ToString();
     }
@@ -111,11 +127,13 @@ public static class ComparisonTable
     }
 
     /// <summary>
-    /// Rows of several runs, each (method, setting) once (the first occurrence wins: fp32 rows repeat across runs), the fp32
-    /// baseline first, then by method name, so that the table does not depend on which run merged the others.
+    /// Rows of several runs, each (method, quantizer, corrections, setting) once (the first occurrence wins: fp32 rows repeat
+    /// across runs), the fp32 baseline first, then by method name and quantizer (plain before corrected), so that the table
+    /// does not depend on which run merged the others.
     /// </summary>
     public static IReadOnlyList<ComparisonRow> Merge(IEnumerable<ComparisonRow> rows) =>
-        rows.DistinctBy(r => (r.Method, r.Setting)).OrderBy(r => r.IsBaseline ? 0 : 1).ThenBy(r => r.Method, StringComparer.Ordinal).ToArray();
+        rows.DistinctBy(r => (r.Method, r.Setting, r.Quantizer, r.Correction)).OrderBy(r => r.IsBaseline ? 0 : 1).ThenBy(r => r.Method, StringComparer.Ordinal)
+            .ThenBy(r => r.Quantizer ?? "", StringComparer.Ordinal).ThenBy(r => r.Correction is null or "none" ? "" : r.Correction, StringComparer.Ordinal).ToArray();
 
     /// <summary>A code span for a markdown table cell: GFM splits cells at '|' even inside code spans unless escaped.</summary>
     internal static string Code(string text) => "`" + text.Replace("|", "\\|", StringComparison.Ordinal) + "`";

@@ -18,11 +18,13 @@ public static partial class QsvitReport
         return new JsonObject
         {
             ["summary"] = ReportSummary.Create("qsvit", input.Quantizer.ToString(), r.BSettingG.ToString(), g.SavingPercent, r.Search, r.Report,
-                r.Cost.FullEquivalents, r.Cost.SearchSeconds, o.Sequential, input.Device),
+                r.Cost.FullEquivalents, r.Cost.SearchSeconds, o.Sequential, input.Device, input.Correction.ToString()),
             ["method"] = "qsvit",
             ["model"] = input.Model,
             ["config"] = input.Layout.Config.ToString(),
             ["quantizer"] = input.Quantizer.ToString(),
+            ["correction"] = input.Correction.ToString(),
+            ["correction_calibration_images"] = input.Correction.IsNone ? null : input.Correction.CalibrationImages,
             ["device"] = input.Device,
             ["granularity"] = o.Granularity.Name(),
             ["bits"] = JsonList(t.Bits.Select(b => (JsonNode)b)),
@@ -103,6 +105,7 @@ public static partial class QsvitReport
                 ["search_images"] = r.Cost.SearchImages,
                 ["split_images"] = r.Cost.SplitImages,
                 ["images_saved_by_prefix_reuse"] = r.Cost.ImagesSaved,
+                ["correction_images"] = r.Cost.CorrectionImages,
                 ["prefix_reuse"] = ReuseJson(r.Cost.Reuse),
                 ["wall_seconds"] = r.Cost.WallSeconds,
                 ["evaluation_seconds"] = r.Cost.EvaluationSeconds,

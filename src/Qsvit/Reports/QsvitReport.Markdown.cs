@@ -47,6 +47,9 @@ public static partial class QsvitReport
         m.Line();
         m.Line($"- **Model**: `{input.Model}` — {input.Layout.Config}");
         m.Line($"- **Quantizer**: `{input.Quantizer}`{(input.Quantizer.Kind == QuantizerKind.Paper ? " (the paper's Eq. 1-3, per tensor)" : "")}; weights of conv/linear layers only, the head stays fp32");
+        m.Line(input.Correction.IsNone ? "- **Correction after quantization**: none"
+            : $"- **Correction after quantization**: `{input.Correction}` on {input.Correction.CalibrationImages} search-split images " +
+              "(bias: each conv's expected weight error removed; bn: BatchNorm statistics re-estimated), for every candidate and bSettingG alike");
         m.Line($"- **Device**: {input.Device}");
         m.Line($"- **Units**: {o.Units.Count} at {o.Granularity.Name()} granularity ({string.Join(", ", o.Units)})");
         m.Line($"- **Widths tried**: {string.Join(", ", t.Bits)}; **tolerance**: {F(o.TolerancePoints, 2)} points below fp32 on the search split (threshold {F(t.Threshold, 2)} %)");
@@ -282,7 +285,8 @@ public static partial class QsvitReport
              $"this process, {c.Evaluations - c.Run} came from the run directory or the evaluator's cache. Wall time of this process: {Duration(c.WallSeconds)}.");
         m.Line();
         m.Line($"In whole search-split evaluations: {F(c.FullEquivalents, 1)} ({c.SearchImages:N0} images evaluated for the search, less " +
-               $"{F(c.ImagesSaved, 1)} images' worth of units skipped by prefix reuse, / {c.SplitImages:N0}); the reference row and the held-out split are not search cost.");
+               $"{F(c.ImagesSaved, 1)} images' worth of units skipped by prefix reuse{(c.CorrectionImages > 0 ? $", plus {c.CorrectionImages:N0} calibration images for the corrections" : "")}, " +
+               $"/ {c.SplitImages:N0}); the reference row and the held-out split are not search cost.");
         m.Line();
         m.Line($"{PrefixReuseStats.Describe(c.Reuse, null)}.");
         m.Line();

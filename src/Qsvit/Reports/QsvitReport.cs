@@ -49,7 +49,7 @@ public static partial class QsvitReport
         [
             ComparisonRow.Baseline(input.Layout, r.Search.Fp32, fp32Test),
             ComparisonRow.Create(method, r.BSettingG, input.Layout, r.Search.Quantized, r.Report?.Quantized, r.Search.Fp32, fp32Test,
-                evaluations.Count, 0, evaluations.Sum(e => e.Seconds), r.Options.TolerancePoints, r.Cost.FullEquivalents),
+                evaluations.Count, 0, evaluations.Sum(e => e.Seconds), r.Options.TolerancePoints, r.Cost.FullEquivalents).Made(input.Quantizer, input.Correction),
         ];
     }
 }

@@ -10,6 +10,8 @@ public sealed record QsvitReportInput(QsvitResult Result, Sdtv2Layout Layout)
     /// <summary>The fp32 checkpoint (path or name).</summary>
     public string Model { get; init; } = "";
     public QuantizerSpec Quantizer { get; init; } = QuantizerSpec.Paper;
+    /// <summary>Corrections after quantization every evaluated setting got.</summary>
+    public CorrectionOptions Correction { get; init; } = CorrectionOptions.None;
     /// <summary>Where the evaluations ran (the run's --device).</summary>
     public string Device { get; init; } = "auto";
     /// <summary>Split name → what it is (file, image count).</summary>

@@ -15,15 +15,18 @@ public static class ReportSummary
     /// <param name="test">The same on the held-out split, when evaluated.</param>
     /// <param name="device">Where the evaluations ran (the backend's description).</param>
     /// <param name="fullEquivalents">The search's cost in whole search-split evaluations (images evaluated / split size,
-    /// drift measurements included by time).</param>
+    /// drift measurements included by time, corrections' calibration passes in images).</param>
+    /// <param name="correction">Corrections after quantization (<see cref="Quantization.CorrectionOptions"/>'s text), beside the quantizer.</param>
     public static JsonObject Create(string method, string quantizer, string setting, double memorySavingPercent,
-        FinalAccuracy search, FinalAccuracy? test, double fullEquivalents, double wallSeconds, SequentialOptions? sequential, string device)
+        FinalAccuracy search, FinalAccuracy? test, double fullEquivalents, double wallSeconds, SequentialOptions? sequential, string device,
+        string correction = "none")
     {
         var delta = test?.Difference;
         return new JsonObject
         {
             ["method"] = method,
             ["quantizer"] = quantizer,
+            ["correction"] = correction,
             ["setting"] = setting,
             ["memory_saving_percent"] = memorySavingPercent,
             ["search_top1"] = search.Quantized.Accuracy,

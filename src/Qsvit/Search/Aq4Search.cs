@@ -104,6 +104,8 @@ public sealed record Aq4Result(
     public int SplitImages { get; init; }
     /// <summary>Search-split work prefix reuse skipped, in images' worth of whole passes.</summary>
     public double ImagesSaved { get; init; }
+    /// <summary>Calibration passes of the corrections after quantization, in images (<see cref="ISettingOracle.CorrectionImages"/>), counted as search images.</summary>
+    public long CorrectionImages { get; init; }
     /// <summary>What prefix reuse did for accuracies and drift measurements; null when it was off.</summary>
     public PrefixReuseStats? Reuse { get; init; }
     public PrefixReuseStats? DriftReuse { get; init; }
@@ -129,7 +131,7 @@ public sealed record Aq4Result(
             if (!(FullSeconds > 0)) return double.NaN;
             if (SplitImages <= 0 || SearchImages <= 0) return FullEvaluations + DriftSeconds / (FullSeconds / FullEvaluations);
             double full = Math.Max(0, SearchImages - ImagesSaved) / SplitImages;
-            return full + DriftSeconds / (FullSeconds / full);
+            return full + DriftSeconds / (FullSeconds / full) + (double)CorrectionImages / SplitImages;
         }
     }
 
@@ -242,6 +244,8 @@ public static class Aq4Searcher
                 SearchImages = _accuracies.Values.Sum(a => (long)a.Count),
                 SplitImages = _fp32.Count,
                 ImagesSaved = oracle.ImagesSaved(options.SearchSplit),
+                // Every setting run (verified or only drift-measured) is corrected once; fp32 is not.
+                CorrectionImages = oracle.CorrectionImages(Math.Max(0, _accuracies.Keys.Union(_drifts.Keys).Count() - 1)),
                 Reuse = oracle.Reuse,
                 DriftReuse = oracle.DriftReuse,
             };

@@ -14,6 +14,7 @@ public static class QsvitCheckpoint
 {
     public const string SettingKey = "qsvit.setting";
     public const string QuantizerKey = "qsvit.quantizer";
+    public const string CorrectionKey = "qsvit.correction";
 
     /// <summary>Writes <paramref name="quantized"/> (made from <paramref name="source"/>) to <paramref name="path"/> atomically.</summary>
     public static void Save(string path, LoadedModel source, QuantizedModel quantized)
@@ -32,6 +33,7 @@ public static class QsvitCheckpoint
             [QuantizerKey] = quantized.Spec.ToString(),
             [ModelLoader.ConfigMetadataKey] = ModelFile.Write(source.Config, source.Normalization, source.ClassNames),
         };
+        if (!quantized.Correction.IsNone) metadata[CorrectionKey] = quantized.Correction.Identity;
         SafeTensors.Write(path, state, metadata);
     }
 }

@@ -114,9 +114,11 @@ public sealed record SearchCost(int Evaluations, int Run, double WallSeconds, do
     public PrefixReuseStats? Reuse { get; init; }
     /// <summary>
     /// Cost in full evaluations of the search split, counting units actually run: (<see cref="SearchImages"/> −
-    /// <see cref="ImagesSaved"/>) / <see cref="SplitImages"/>.
+    /// <see cref="ImagesSaved"/> + <see cref="CorrectionImages"/>) / <see cref="SplitImages"/>.
     /// </summary>
-    public double FullEquivalents => SplitImages > 0 ? Math.Max(0, SearchImages - ImagesSaved) / SplitImages : Evaluations;
+    public double FullEquivalents => SplitImages > 0 ? (Math.Max(0, SearchImages - ImagesSaved) + CorrectionImages) / SplitImages : Evaluations;
+    /// <summary>Calibration passes of the corrections after quantization, in images (<see cref="ISettingOracle.CorrectionImages"/>); in <see cref="FullEquivalents"/>.</summary>
+    public long CorrectionImages { get; init; }
 }
 
 /// <summary>Everything QSViT found, in the paper's terms.</summary>

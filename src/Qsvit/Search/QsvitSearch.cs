@@ -216,6 +216,7 @@ public static class QsvitSearch
                 SplitImages = split,
                 ImagesSaved = oracle.ImagesSaved(Options.SearchSplit),
                 Reuse = oracle.Reuse,
+                CorrectionImages = oracle.CorrectionImages(Math.Max(0, _searchImages.Count - 1)),   // fp32 is not corrected
             };
         }
     }

@@ -38,13 +38,15 @@ public sealed class RunStore : IDisposable
 
     /// <param name="identity">Everything that decides evaluation results, compared field by field with an existing manifest;
     /// a null value is a field this run does not use (see the class remarks).</param>
-    public static RunStore Open(string directory, IReadOnlyDictionary<string, string?> identity)
+    /// <param name="absentMeans">What a field missing from an existing manifest (written before the field existed) was
+    /// then, e.g. correction "none": such a run resumes when it matches, and the field is pinned.</param>
+    public static RunStore Open(string directory, IReadOnlyDictionary<string, string?> identity, IReadOnlyDictionary<string, string>? absentMeans = null)
     {
         System.IO.Directory.CreateDirectory(directory);
         var @lock = Lock(directory);
         try
         {
-            CheckManifest(directory, identity);
+            CheckManifest(directory, identity, absentMeans);
             return new RunStore(directory, @lock, EvaluationLog.Open(Path.Combine(directory, LogFile)));
         }
         catch
@@ -75,7 +77,7 @@ public sealed class RunStore : IDisposable
         }
     }
 
-    private static void CheckManifest(string directory, IReadOnlyDictionary<string, string?> identity)
+    private static void CheckManifest(string directory, IReadOnlyDictionary<string, string?> identity, IReadOnlyDictionary<string, string>? absentMeans)
     {
         var manifestPath = Path.Combine(directory, ManifestFile);
         if (!File.Exists(manifestPath))
@@ -108,6 +110,12 @@ public sealed class RunStore : IDisposable
                 continue;
             }
             var before = node is JsonValue v && v.TryGetValue(out string? s) ? s : node?.ToJsonString();
+            if (!existing.ContainsKey(key) && absentMeans?.GetValueOrDefault(key) is { } then && then == value)
+            {
+                existing[key] = value;
+                pinned = true;
+                continue;
+            }
             if (before != value)
                 throw new QsvitException($"run directory '{directory}' belongs to another run: {key} was '{before ?? "(unset)"}', now '{value}'. " +
                                          "Use a new --run-dir (or delete the old one) to start over.");

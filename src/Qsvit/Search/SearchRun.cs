@@ -37,6 +37,7 @@ public sealed class SearchRun : IDisposable
 
     public SearchMethod Method => Spec.Method;
     public QuantizerSpec Quantizer => Spec.Quantizer;
+    public CorrectionOptions Correction => Spec.Correction;
     public Granularity Granularity => Spec.Granularity;
     /// <summary>The held-out split's name, when the run has one.</summary>
     public string? TestSplitName => Splits.ContainsKey(TestSplit) ? TestSplit : null;
@@ -71,6 +72,7 @@ public sealed class SearchRun : IDisposable
     {
         var method = spec.Method;
         spec.Quantizer.Validate();
+        spec.Correction.Validate();
         if (!method.Granularities.Contains(spec.Granularity))
             throw new QsvitException($"granularity {spec.Granularity.Name()}: {method.Name} searches " +
                                      $"{string.Join(" or ", method.Granularities.Select(g => g.Name()))} units");
@@ -126,6 +128,8 @@ public sealed class SearchRun : IDisposable
             // Only image folders are resized and cropped; other formats are read as stored.
             ["preprocess"] = imageFolder ? $"resize {spec.ResizeShorter} crop {spec.CropSize}" : "as stored",
             ["quantizer"] = spec.Quantizer.ToString(),
+            // Decides every quantized evaluation; "none" in runs made before corrections existed (see RunStore.Open).
+            ["correction"] = spec.Correction.Identity,
             ["device"] = null,   // the device opened, set below
             [SearchSplit] = identities[SearchSplit],
             [TestSplit] = identities[TestSplit],
@@ -138,12 +142,12 @@ public sealed class SearchRun : IDisposable
         {
             // A group's results are its first GPU's (each batch runs whole on one device), so a run resumes on 1 or N GPUs.
             identity["device"] = (backend is DeviceGroup g ? g.Devices[0].Device : backend.Device).ToString();
-            store = RunStore.Open(directory, identity);
+            store = RunStore.Open(directory, identity, new Dictionary<string, string> { ["correction"] = CorrectionOptions.None.Identity });
             var search = splits[SearchSplit];
             int batch = spec.BatchSize ?? backend.DefaultBatchSize(search.Height, search.Width,
                 Sdtv2Model.ActivationBytesPerImage(model.Config, model.State, search.Height, search.Width));
             var evaluator = new SettingEvaluator(model, spec.Quantizer, splits, new EvalOptions { BatchSize = batch, Host = spec.Compute }, store,
-                calibration, backend, spec.CacheMegabytes);
+                calibration, backend, spec.CacheMegabytes, spec.Correction);
             return new SearchRun(spec, model, bits, tolerance, evaluator, store, splits, descriptions, identity, backend, batch);
         }
         catch
@@ -184,7 +188,9 @@ public sealed class SearchRun : IDisposable
     {
         System.IO.Directory.CreateDirectory(directory); // the report directory may not exist yet: the report is written after this
         var path = Path.Combine(directory, "model.packed.safetensors");
-        PackedModel.Create(Model, setting, Quantizer, Spec.Compute).Save(path);
+        var model = Correction.IsNone ? Model
+            : Model with { State = QuantizationCorrector.WithCorrections(Model.State, Evaluator.Quantize(setting), Layout) };
+        PackedModel.Create(model, setting, Quantizer, Spec.Compute).Save(path);
         return path;
     }
 

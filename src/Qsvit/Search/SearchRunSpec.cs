@@ -46,6 +46,8 @@ public sealed record SearchRunSpec
     public int ResizeShorter { get; init; } = 256;
     public int CropSize { get; init; } = 224;
     public QuantizerSpec Quantizer { get; init; } = QuantizerSpec.Paper;
+    /// <summary>Corrections after quantization, for every candidate and the result alike (calibrated on the search split).</summary>
+    public CorrectionOptions Correction { get; init; } = CorrectionOptions.None;
     public Granularity Granularity { get; init; } = Granularity.Block;
     /// <summary>Widths to try, 32 = fp32.</summary>
     public IReadOnlyList<int>? Bits { get; init; }

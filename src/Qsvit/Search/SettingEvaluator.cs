@@ -22,6 +22,11 @@ public interface ISettingOracle
     int DriftEvaluations { get; }
     /// <summary>Work on the split that prefix reuse skipped, in images' worth of whole passes (0 without reuse).</summary>
     double ImagesSaved(string split) => 0;
+    /// <summary>
+    /// Calibration work the corrections after quantization cost a search of <paramref name="settings"/> distinct quantized
+    /// settings, in images' worth of passes (<see cref="CorrectionOptions"/>; 0 without them).
+    /// </summary>
+    long CorrectionImages(int settings) => 0;
     /// <summary>What prefix reuse did for accuracies and for drift measurements; null without reuse.</summary>
     PrefixReuseStats? Reuse => null;
     PrefixReuseStats? DriftReuse => null;
@@ -54,6 +59,8 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     private readonly WeightInfo[][] _unitWeights;   // quantized weights of each unit of the pass (Layout.Blocks order)
 
     public QuantizerSpec Spec { get; }
+    /// <summary>Corrections every quantized setting gets before it is evaluated (<see cref="CorrectionOptions.None"/>: none).</summary>
+    public CorrectionOptions Correction { get; }
     public Sdtv2Layout Layout => _quantizer.Layout;
     public int FullEvaluations { get; private set; }
     public int DriftEvaluations { get; private set; }
@@ -69,8 +76,11 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     /// <param name="cacheMegabytes">Memory for prefix reuse's residual streams (<see cref="PrefixCache"/>); 0 turns it off.
     /// With a <paramref name="store"/>, streams beyond it spill to its directory, up to 4x as much.</param>
     public SettingEvaluator(LoadedModel model, QuantizerSpec spec, IReadOnlyDictionary<string, IImageDataset> splits,
-        EvalOptions options, RunStore? store = null, int? calibrationImages = 64, Backends.IBackend? backend = null, long cacheMegabytes = 0)
+        EvalOptions options, RunStore? store = null, int? calibrationImages = 64, Backends.IBackend? backend = null, long cacheMegabytes = 0,
+        CorrectionOptions? correction = null)
     {
+        Correction = correction ?? CorrectionOptions.None;
+        Correction.Validate();
         if (cacheMegabytes < 0) throw new QsvitException($"the prefix cache size must not be negative, got {cacheMegabytes} MB");
         _model = model;
         Spec = spec;
@@ -132,7 +142,38 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     public int CalibrationImages => _calibrationImages is { } n ? Math.Min(n, SplitSize(_splits.First().Key)) : 0;
     public int SplitSize(string split) => Math.Min(Dataset(split).Count, _options.Limit ?? int.MaxValue);
 
-    public QuantizedModel Quantize(QuantizationSetting setting) => _quantizer.Apply(setting, Spec);
+    /// <summary>
+    /// The setting's quantized network as every evaluation runs it: with <see cref="Correction"/> applied, on
+    /// <see cref="CorrectionOptions.CalibrationImages"/> images spread over the search split (the candidates of a search
+    /// are the very models it can return). Corrected networks are kept per setting: a BN re-estimation pass runs once each.
+    /// </summary>
+    public QuantizedModel Quantize(QuantizationSetting setting)
+    {
+        var quantized = QuantizeWeights(setting);
+        if (Correction.IsNone) return quantized;
+        var key = Key(setting);
+        if (_corrected.TryGetValue(key, out var done)) return done;
+        _corrector ??= new QuantizationCorrector(Root, SearchCalibration(Correction.CalibrationImages), Correction, _options.BatchSize);
+        return _corrected[key] = _corrector.Correct(quantized);
+    }
+
+    /// <summary>The setting's quantized weights alone, without corrections (weight errors, reports).</summary>
+    public QuantizedModel QuantizeWeights(QuantizationSetting setting) => _quantizer.Apply(setting, Spec);
+
+    private QuantizationCorrector? _corrector;
+    private readonly Dictionary<string, QuantizedModel> _corrected = new();
+
+    /// <summary>Calibration passes the corrections actually ran in this process (see <see cref="CorrectionImages"/> for the cost).</summary>
+    public int CorrectionPasses => _corrector?.Passes ?? 0;
+
+    /// <summary>Search-split images the corrections calibrate on (fewer than asked when the split is smaller); 0 without corrections.</summary>
+    public int CorrectionImagesUsed => Correction.IsNone ? 0 : Math.Min(Correction.CalibrationImages, SplitSize(_splits.First().Key));
+
+    public long CorrectionImages(int settings)
+    {
+        long n = CorrectionImagesUsed;
+        return (Correction.Bias ? n : 0) + (Correction.BatchNorm ? n * settings : 0);
+    }
 
     /// <summary>
     /// The network with <paramref name="setting"/>'s quantized weights as every evaluation runs it: on the evaluator's
@@ -276,13 +317,15 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     /// </summary>
     private MembraneDrift CaptureReference()
     {
+        var c = SearchCalibration(CalibrationImages);
+        return new MembraneDrift(Root, c.Images, c.Count, c.Height, c.Width, _options.BatchSize);
+    }
+
+    /// <summary><paramref name="count"/> images spread evenly over the images evaluated of the search split.</summary>
+    private CalibrationImages SearchCalibration(int count)
+    {
         var (name, data) = _splits.First();
-        int n = CalibrationImages, span = Math.Min(SplitSize(name), data.Count - _options.Start);
-        int size = data.Channels * data.Height * data.Width;
-        var images = new float[n * size];
-        Parallel.For(0, n, _options.Host.Parallel,
-            i => data.Read(_options.Start + (int)((long)i * span / n), images.AsSpan(i * size, size)));
-        return new MembraneDrift(Root, images, n, data.Height, data.Width, _options.BatchSize);
+        return Quantization.CalibrationImages.Spread(data, count, _options.Start, SplitSize(name), _options.Host.Parallel);
     }
 
     /// <summary>The fp32 model on the backend (its layers stay resident for the evaluator's lifetime).</summary>

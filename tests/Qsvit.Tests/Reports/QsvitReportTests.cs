@@ -113,7 +113,7 @@ public sealed class QsvitReportTests : IDisposable
 
         // The stable summary: quantized minus fp32, so a drop is negative.
         var summary = json["summary"]!;
-        Assert.Equal(["method", "quantizer", "setting", "memory_saving_percent", "search_top1", "test_top1", "test_delta_points",
+        Assert.Equal(["method", "quantizer", "correction", "setting", "memory_saving_percent", "search_top1", "test_top1", "test_delta_points",
             "test_delta_ci95", "full_eval_equivalents", "wall_seconds", "device", "error_budget"], summary.AsObject().Select(kv => kv.Key));
         Assert.Equal(("qsvit", "paper", "8,4,4,8|4,8,8|4,32|4,4"), (summary["method"]!.GetValue<string>(), summary["quantizer"]!.GetValue<string>(),
             summary["setting"]!.GetValue<string>()));
@@ -170,11 +170,16 @@ public sealed class QsvitReportTests : IDisposable
         var path = Path.Combine(_dir, "comparison.json");
         ComparisonTable.Write(path, rows);
         var greedy = rows[1] with { Method = "AQ4SViT-Greedy", Setting = "4,4,4,4|4,4,4|4,8|4,8", DriftEvaluations = 120 };
-        var merged = ComparisonTable.Merge([greedy, .. ComparisonTable.Read(path), rows[0]]);
-        Assert.Equal(["fp32", "AQ4SViT-Greedy", "QSViT"], merged.Select(r => r.Method));   // the baseline first, once
+        // The same method and setting with corrections after quantization is a row of its own, after the plain one.
+        var corrected = rows[1] with { Correction = "bias,bn", SearchAccuracy = null };
+        var merged = ComparisonTable.Merge([corrected, greedy, .. ComparisonTable.Read(path), rows[0]]);
+        Assert.Equal(["fp32", "AQ4SViT-Greedy", "QSViT", "QSViT"], merged.Select(r => r.Method));   // the baseline first, once
+        Assert.Equal([null, "none", "none", "bias,bn"], merged.Select(r => r.Correction));
         var md = ComparisonTable.ToMarkdown(merged);
-        Assert.Equal(1 + 3, md.Split('\n').Count(l => l.StartsWith("| ", StringComparison.Ordinal)));
-        Assert.Contains(@"| AQ4SViT-Greedy | `4,4,4,4\|4,4,4\|4,8\|4,8` |", md);
+        Assert.Equal(1 + 4, md.Split('\n').Count(l => l.StartsWith("| ", StringComparison.Ordinal)));
+        Assert.Contains(@"| AQ4SViT-Greedy | `paper` | `4,4,4,4\|4,4,4\|4,8\|4,8` |", md);
+        Assert.Contains("| QSViT | `paper + bias,bn` |", md);
+        Assert.Contains("| fp32 | — |", md);
         Assert.Contains("| 75 | 120 | 75.0 | 37.5 s |", md);
         Assert.Contains("| 5.00 |", md);                                 // the allowed drop
         Assert.Contains("| — | — | — | — |", md);                       // the baseline has no search cost

@@ -41,6 +41,18 @@ internal sealed class GpuSpikeConv : IDisposable
     /// <summary>int8 pieces of integer codes (exact); false: bf16 pieces of fp32 weights.</summary>
     public bool Integer { get; }
     public int Parts { get; }
+    /// <summary>
+    /// bf16 pieces stacked along K rather than M: A[M, Parts·Kp] = [lo | mid | hi] against columns repeated Parts times,
+    /// so one fp32 accumulator sums every exact product (smallest pieces first) and the GEMM writes one fp32 row per
+    /// output channel instead of Parts. Chosen where those rows cost more traffic than the repeated columns (2·M &gt; Kp).
+    /// </summary>
+    public bool StackK { get; }
+    /// <summary>Rows of A and of the GEMM's sums: Parts·M stacked along M, or M.</summary>
+    public int GemmRows => StackK ? Geometry.OutChannels : Parts * Geometry.OutChannels;
+    /// <summary>Length of A's and the columns' rows: Kp, or Parts·Kp stacked along K.</summary>
+    public int GemmK => StackK ? Parts * Kp : Kp;
+    /// <summary>How many times each column row holds the spikes (Parts when stacked along K).</summary>
+    public int Copies => StackK ? Parts : 1;
     public int K { get; }
     public int Kp { get; }
     /// <summary>Input channels padded to a multiple of <see cref="SpikeGemmKernels.ChannelAlign"/>: the packed pixel's length.</summary>
@@ -56,15 +68,15 @@ internal sealed class GpuSpikeConv : IDisposable
     public int BnCount { get; }
 
     /// <summary>
-    /// Reduction length from which fp32 weights run as bf16 pieces. Measured on an H200 (BENCHMARKS.md): from K = 256 the
-    /// 55M model ran at 157 images/s against 155 with every spike-input conv split and 146 from K = 1024.
+    /// Reduction length from which fp32 weights run as bf16 pieces. Measured on an H200 with the packed columns
+    /// (BENCHMARKS.md): from K = 128 the CIFAR model ran at 13,806 images/s against 13,459 with every spike-input conv
+    /// split and 12,648 from K = 256; the 55M model alike at all three (261–264).
     /// </summary>
-    public static readonly int SplitMinK = int.TryParse(Environment.GetEnvironmentVariable("QSVIT_SPLIT_MIN_K"), out int k) ? k : 256; // TEMPORARY: measurement only
+    public const int SplitMinK = 128;
 
     /// <summary>
     /// bf16 pieces pay where the GEMM is compute-bound: three tensor-core products of K terms against one SGEMM, but the
-    /// pieces' sums (three fp32 rows per output) and the K-contiguous columns cost memory traffic that short reductions
-    /// (small K) cannot hide.
+    /// pieces' sums and the K-contiguous columns cost memory traffic that short reductions (small K) cannot hide.
     /// </summary>
     public static bool SplitPays(ConvGeometry g) => g.InChannels * g.KernelH * g.KernelW >= SplitMinK;
 
@@ -89,9 +101,16 @@ internal sealed class GpuSpikeConv : IDisposable
                 lo |= (l & 0x7FFF) != 0;
             }
         Parts = lo ? 3 : mid ? 2 : 1;
+        StackK = Parts > 1 && 2L * m > kp;
         var a = new ushort[Parts * (long)m * kp];
         for (int p = 0; p < Parts; p++)
-            for (long i = 0; i < (long)m * kp; i++) a[p * (long)m * kp + i] = pieces[p, i];
+            for (int r = 0; r < m; r++)
+                for (int j = 0; j < kp; j++)
+                {
+                    // Along M: piece p is rows p·M ..; along K: row r is [piece Parts−1 | … | piece 0] (smallest first).
+                    long at = StackK ? ((long)r * Parts + (Parts - 1 - p)) * kp + j : ((long)p * m + r) * kp + j;
+                    a[at] = pieces[p, (long)r * kp + j];
+                }
         Bf16 = acc.Allocate1D(a);
     }
 
@@ -268,10 +287,10 @@ internal sealed class SpikeGemmOps
         var g = layer.Geometry;
         long ohw = (long)g.OutH(h) * g.OutW(w);
         int bytes = layer.Integer ? 1 : 2;
-        long perFrame = Math.Max((ohw * layer.Kp * bytes + PackedBytes(layer, 1, h, w)) / 4, (long)layer.Parts * g.OutChannels * ohw);
+        long perFrame = Math.Max((ohw * layer.GemmK * bytes + PackedBytes(layer, 1, h, w)) / 4, (long)layer.GemmRows * ohw);
         int chunk = (int)Math.Clamp(budget / Math.Max(1, perFrame), 1, Math.Max(1, frames));
         long rows = Rows(chunk * ohw);
-        return (chunk, PackedFloats(layer, chunk, h, w) + rows * layer.Kp * bytes / 4, (long)layer.Parts * g.OutChannels * rows);
+        return (chunk, PackedFloats(layer, chunk, h, w) + rows * layer.GemmK * bytes / 4, (long)layer.GemmRows * rows);
     }
 
     /// <summary>Bytes of <paramref name="frames"/> input frames packed pixel-major (none for a 1×1 layer: its columns are the packed spikes).</summary>
@@ -302,23 +321,25 @@ internal sealed class SpikeGemmOps
         {
             int n = Math.Min(chunk, frames - f0);
             long valid = (long)n * ohw, rows = Rows(valid), outputs = (long)n * m * ohw;
-            if (rows * layer.Kp > int.MaxValue / 2 || outputs > int.MaxValue || layer.Parts * m * rows > int.MaxValue || (long)n * h * w * layer.Cp > int.MaxValue / 2)
+            if (rows * layer.GemmK > int.MaxValue / 2 || outputs > int.MaxValue || (long)layer.GemmRows * rows > int.MaxValue || (long)n * h * w * layer.Cp > int.MaxValue / 2)
                 throw new QsvitException($"a spike convolution chunk of {n} frames is too large for one launch; use a smaller batch");
             var p = new SpikeGemmArgs
             {
                 Frame0 = f0, Valid = (int)valid, Rows = (int)rows, K = layer.K, Kp = layer.Kp,
                 InChannels = g.InChannels, H = h, W = w, OW = ow, OHW = ohw, KH = g.KernelH, KW = g.KernelW,
                 StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW,
-                M = m, Parts = layer.Parts, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
-                Cp = layer.Cp, Words = layer.Cp * bytes / 8,
+                // The epilogue combines Parts rows per output only when the pieces are stacked along M.
+                M = m, Parts = layer.StackK ? 1 : layer.Parts, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
+                Cp = layer.Cp, Words = layer.Cp * bytes / 8, Copies = layer.Copies,
                 // A 1×1 layer packs straight into the columns (output pixel = input pixel, rows past the valid ones zero).
                 PackRows = layer.Pointwise ? (int)rows : n * h * w, PackValid = layer.Pointwise ? (int)valid : n * h * w, PackPlane = h * w,
+                PackCopies = layer.Pointwise ? layer.Copies : 1,
             };
             int tiles = (p.PackRows + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile * ((layer.Cp + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile);
             var config = new KernelConfig(new Index1D(tiles), new Index1D(_group));
             var pack = layer.Pointwise ? colRegion : packed;
-            int pm = layer.Parts * m;
-            var shape = new RowMajorGemm(false, true, pm, (int)rows, layer.Kp, layer.Kp, layer.Kp, (int)rows);
+            int pm = layer.GemmRows, gk = layer.GemmK;
+            var shape = new RowMajorGemm(false, true, pm, (int)rows, gk, gk, gk, (int)rows);
             if (layer.Integer) _packS8(config, input, pack.Cast<sbyte>(), p);
             else _packBf16(config, input, pack.Cast<ushort>(), p);
             if (!layer.Pointwise) _columns((int)(rows * p.Words), packed.Cast<long>(), colRegion.Cast<long>(), p);
@@ -329,7 +350,7 @@ internal sealed class SpikeGemmOps
                 if (_blas is not null)
                     _blas.GemmInt8(shape, layer.S8!.NativePtr, cols.LoadEffectiveAddressAsPtr(), c.LoadEffectiveAddressAsPtr());
                 else
-                    _gemmS8((int)(pm * rows), layer.S8!.View, cols, c, (int)rows, layer.Kp);
+                    _gemmS8((int)(pm * rows), layer.S8!.View, cols, c, (int)rows, gk);
                 _epilogueInt((int)outputs, c, output, layer.Scales!.View, bias, bn, p);
             }
             else
@@ -339,7 +360,7 @@ internal sealed class SpikeGemmOps
                     _blas.GemmEx(shape, 1, layer.Bf16!.NativePtr, CudaDataType.R16BF, cols.LoadEffectiveAddressAsPtr(), CudaDataType.R16BF,
                         0, sums.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, CublasComputeType.F32);
                 else
-                    _gemmBf16((int)(pm * rows), layer.Bf16!.View, cols, sums, (int)rows, layer.Kp);
+                    _gemmBf16((int)(pm * rows), layer.Bf16!.View, cols, sums, (int)rows, gk);
                 _epilogueSplit((int)outputs, sums, output, bias, bn, p);
             }
         }

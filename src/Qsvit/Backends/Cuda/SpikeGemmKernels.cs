@@ -10,7 +10,8 @@ namespace Qsvit.Backends.Cuda;
 /// (frame Frame0 + n / OHW) and column k = (ky·KW + kx)·Cp + c (taps outer, channels inner, Cp = channels padded to 16),
 /// zero for c ≥ InChannels and n ≥ Valid. The spikes are first packed pixel-major ([pixel, Cp], <see cref="SpikeGemmKernels.PackBf16"/>),
 /// so B's row is Taps runs of Cp contiguous elements copied whole (<see cref="SpikeGemmKernels.ColumnsFromPacked"/>),
-/// or, for a 1×1 stride-1 unpadded conv, the packed spikes themselves.
+/// or, for a 1×1 stride-1 unpadded conv, the packed spikes themselves. With bf16 pieces stacked along K
+/// (<see cref="GpuSpikeConv.StackK"/>) each B row holds its Kp columns Copies times over.
 /// </summary>
 internal struct SpikeGemmArgs
 {
@@ -23,6 +24,8 @@ internal struct SpikeGemmArgs
     public int Cp, Words;
     /// <summary>Packed pixels to write (rows of the packed layout) and how many hold input pixels (the rest are zero); the pixels of one input frame.</summary>
     public int PackRows, PackValid, PackPlane;
+    /// <summary>Copies of each B row's Kp columns (1, or Parts with pieces stacked along K), and of each packed pixel (Copies when the packed spikes are B).</summary>
+    public int Copies, PackCopies;
 }
 
 /// <summary>
@@ -67,7 +70,7 @@ internal static class SpikeGemmKernels
         Group.Barrier();
     }
 
-    /// <summary>Spikes packed pixel-major into bf16, dst[n, Cp] (0 → 0x0000, 1 → 0x3F80).</summary>
+    /// <summary>Spikes packed pixel-major into bf16, dst[n, PackCopies, Cp] (0 → 0x0000, 1 → 0x3F80).</summary>
     public static void PackBf16(ArrayView<float> x, ArrayView<ushort> dst, SpikeGemmArgs p)
     {
         var tile = SharedMemory.Allocate<float>(Tile * (Tile + 1));
@@ -75,11 +78,13 @@ internal static class SpikeGemmKernels
         for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
         {
             int tx = e % Tile, j = e / Tile, c = c0 + tx, n = n0 + j;
-            if (n < p.PackRows && c < p.Cp) dst[(long)n * p.Cp + c] = tile[tx * (Tile + 1) + j] != 0f ? Bf16One : (ushort)0;
+            if (n >= p.PackRows || c >= p.Cp) continue;
+            ushort v = tile[tx * (Tile + 1) + j] != 0f ? Bf16One : (ushort)0;
+            for (int copy = 0; copy < p.PackCopies; copy++) dst[((long)n * p.PackCopies + copy) * p.Cp + c] = v;
         }
     }
 
-    /// <summary>Spikes packed pixel-major into int8, dst[n, Cp] (0 → 0, 1 → 1).</summary>
+    /// <summary>Spikes packed pixel-major into int8, dst[n, PackCopies, Cp] (0 → 0, 1 → 1).</summary>
     public static void PackS8(ArrayView<float> x, ArrayView<sbyte> dst, SpikeGemmArgs p)
     {
         var tile = SharedMemory.Allocate<float>(Tile * (Tile + 1));
@@ -87,22 +92,24 @@ internal static class SpikeGemmKernels
         for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
         {
             int tx = e % Tile, j = e / Tile, c = c0 + tx, n = n0 + j;
-            if (n < p.PackRows && c < p.Cp) dst[(long)n * p.Cp + c] = tile[tx * (Tile + 1) + j] != 0f ? (sbyte)1 : (sbyte)0;
+            if (n >= p.PackRows || c >= p.Cp) continue;
+            sbyte v = tile[tx * (Tile + 1) + j] != 0f ? (sbyte)1 : (sbyte)0;
+            for (int copy = 0; copy < p.PackCopies; copy++) dst[((long)n * p.PackCopies + copy) * p.Cp + c] = v;
         }
     }
 
     /// <summary>
     /// im2col from packed spikes, in 8-byte words: one thread per (output pixel n, word w of a packed pixel), looping over
-    /// the taps; B[n, tap·Cp ..] = the packed input pixel under the tap (zero outside the map and for n ≥ Valid).
+    /// the taps; B[n, copy·Kp + tap·Cp ..] = the packed input pixel under the tap (zero outside the map and for n ≥ Valid).
     /// Neighbouring threads copy neighbouring words, so loads and stores are contiguous.
     /// </summary>
     public static void ColumnsFromPacked(Index1D i, ArrayView<long> packed, ArrayView<long> cols, SpikeGemmArgs p)
     {
-        int n = i / p.Words, w = i - n * p.Words, taps = p.KH * p.KW;
-        long at = (long)n * taps * p.Words + w;
+        int n = i / p.Words, w = i - n * p.Words, taps = p.KH * p.KW, copyWords = taps * p.Words;
+        long at = (long)n * p.Copies * copyWords + w;
         if (n >= p.Valid)
         {
-            for (int t = 0; t < taps; t++) cols[at + (long)t * p.Words] = 0L;
+            for (int t = 0; t < p.Copies * taps; t++) cols[at + (long)t * p.Words] = 0L;
             return;
         }
         int f = n / p.OHW, pix = n - f * p.OHW, oy = pix / p.OW, ox = pix - oy * p.OW;
@@ -115,7 +122,8 @@ internal static class SpikeGemmKernels
             for (int kx = 0; kx < p.KW; kx++)
             {
                 int ix = ix0 + kx;
-                cols[at] = rowInside && ix >= 0 && ix < p.W ? packed[(frame + iy * p.W + ix) * p.Words + w] : 0L;
+                long v = rowInside && ix >= 0 && ix < p.W ? packed[(frame + iy * p.W + ix) * p.Words + w] : 0L;
+                for (int copy = 0; copy < p.Copies; copy++) cols[at + (long)copy * copyWords] = v;
                 at += p.Words;
             }
         }

@@ -57,6 +57,7 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
     [InlineData(7, 1, 3, 7, 7)]     // 20 planes per group
     [InlineData(3, 1, 0, 6, 6)]     // RepConv's unpadded 3x3, 64 planes per group
     [InlineData(3, 2, 1, 33, 9)]    // stride 2
+    [InlineData(3, 2, 0, 7, 9)]     // unpadded stride 2: whole planes, one contiguous copy per group
     public void DepthwiseWithGpuTilesMatchesTheCpuKernel(int k, int stride, int pad, int h, int w)
     {
         var rng = new Random(k * 31 + h);

@@ -224,6 +224,7 @@ internal sealed class GpuOps : IDisposable
             else p.TileW = (p.TileW + 1) / 2;
         }
         p.Strips = (p.TileW + 3) / 4;
+        p.WholePlanes = p.PadH == 0 && p.PadW == 0 && p.TileH == p.OH && p.TileW == p.OW && p.InTileH == p.H && p.InTileW == p.W ? 1 : 0;
         p.TilesY = (p.OH + p.TileH - 1) / p.TileH;
         p.TilesX = (p.OW + p.TileW - 1) / p.TileW;
         return (long)(p.Planes + p.PlanesPerGroup - 1) / p.PlanesPerGroup * p.TilesY * p.TilesX;

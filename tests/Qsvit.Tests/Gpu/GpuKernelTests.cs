@@ -113,6 +113,44 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         TestData.AssertSame(expected, output.GetAsArray1D(), $"conv {g}");
     }
 
+    /// <summary>
+    /// The cuBLAS path's conv driver (<see cref="GpuOps.ConvByGemm"/>) with the ILGPU GEMM standing in for the library:
+    /// a 1×1 layer on a small map run pixel-major (input transposed, one GEMM over every pixel, the layout turned back in
+    /// the epilogue), a 1×1 layer read in place, and an im2col'd 3×3; columns small enough to need several chunks.
+    /// Another summation order than the CPU's: within 1e-5 of the output's scale.
+    /// </summary>
+    [Theory]
+    [InlineData(24, 20, 1, 0, 4, 4, true, 2)]     // pixel-major (RepConv's 1×1 on CIFAR's 4×4 maps), bias, two BNs
+    [InlineData(12, 8, 1, 0, 16, 16, false, 1)]   // 256 pixels: read in place
+    [InlineData(6, 10, 3, 1, 5, 4, true, 1)]      // im2col
+    public void ConvByGemmMatchesTheCpuKernel(int cin, int cout, int k, int pad, int h, int w, bool hasBias, int bnCount)
+    {
+        var rng = new Random(cin * 7 + h);
+        var g = new ConvGeometry(cin, cout, k, k, 1, 1, pad, pad);
+        Assert.Equal(h * w < GpuOps.PixelMajorBelow && k == 1, GpuOps.PixelMajor(g, h, w));
+        int frames = 5, oh = g.OutH(h), ow = g.OutW(w);
+        var x = TestData.Random(rng, frames * cin * h * w);
+        var weight = TestData.Random(rng, g.WeightLength, -0.5f, 0.5f);
+        var bias = hasBias ? TestData.Random(rng, cout) : [];
+        var bns = Enumerable.Range(0, bnCount).Select(_ => (TestData.Random(rng, cout, 0.5f, 1.5f), TestData.Random(rng, cout))).ToArray();
+        var expected = new float[frames * cout * oh * ow];
+        Conv2d.Forward(x, frames, h, w, weight, bias, g, expected);
+        foreach (var (scale, shift) in bns) ChannelOps.ScaleShift(expected, frames, cout, oh * ow, scale, shift);
+
+        using var layer = new GpuConv(gpu.Device.Accelerator, g, weight, bias, bns);
+        using var input = gpu.Upload(x);
+        using var output = gpu.Zeros(expected.Length);
+        long chunkFloats = 2 * GpuOps.ColumnsPerFrame(g, h, w);   // two frames per chunk: three chunks
+        using var columns = gpu.Zeros(chunkFloats);
+        // C[i] = A·B[i] (B[i] stored n×k with transB), as cuBLAS computes it, by the ILGPU GEMM.
+        void Library(int m, int n, int kk, ArrayView<float> a, ArrayView<float> b, long strideB, ArrayView<float> c, long strideC, int batch, bool transB) =>
+            gpu.Ops.Gemm(batch, m, n, kk, a, 0, kk, 1, b, (int)strideB, transB ? 1 : n, transB ? kk : 1, c, (int)strideC, n, 1);
+        gpu.Ops.ConvByGemm(layer, input.View, frames, h, w, output.View, columns.View, chunkFloats, Library);
+        var actual = output.GetAsArray1D();
+        float size = expected.Max(MathF.Abs);
+        for (int i = 0; i < expected.Length; i++) Assert.True(MathF.Abs(expected[i] - actual[i]) <= 1e-5f * size, $"{g} @{h}x{w}: {i}: {actual[i]} vs {expected[i]}");
+    }
+
     [Fact]
     public void StridedBatchedGemmIsOneFmaChainPerElement()
     {

@@ -295,6 +295,49 @@ internal static class GpuKernels
         cols[i] = iy >= 0 && iy < h && ix >= 0 && ix < w ? x[(((frame0 + f) * inChannels + (t >> 8)) * h + iy) * w + ix] : 0f;
     }
 
+    /// <summary>Edge of the square tile <see cref="ToPixelMajor"/> transposes through shared memory.</summary>
+    public const int TransposeTile = 32;
+
+    /// <summary>
+    /// xt[n, c] = x[frame0 + n / spatial, c, n mod spatial] for the pixels n of a run of frames: [frames, C, spatial] →
+    /// [frames·spatial, C], one TransposeTile² block per group (any group size), read and written contiguously.
+    /// </summary>
+    public static void ToPixelMajor(ArrayView<float> x, ArrayView<float> xt, int frame0, int pixels, int channels, int spatial)
+    {
+        var tile = SharedMemory.Allocate<float>(TransposeTile * (TransposeTile + 1));
+        int cTiles = (channels + TransposeTile - 1) / TransposeTile;
+        int n0 = Grid.IdxX / cTiles * TransposeTile, c0 = Grid.IdxX % cTiles * TransposeTile;
+        for (int e = Group.IdxX; e < TransposeTile * TransposeTile; e += Group.DimX)
+        {
+            int tn = e % TransposeTile, tc = e / TransposeTile, n = n0 + tn, c = c0 + tc;
+            if (n < pixels && c < channels)
+            {
+                int f = n / spatial;
+                tile[tc * (TransposeTile + 1) + tn] = x[((long)(frame0 + f) * channels + c) * spatial + (n - f * spatial)];
+            }
+        }
+        Group.Barrier();
+        for (int e = Group.IdxX; e < TransposeTile * TransposeTile; e += Group.DimX)
+        {
+            int tc = e % TransposeTile, tn = e / TransposeTile, n = n0 + tn, c = c0 + tc;
+            if (n < pixels && c < channels) xt[(long)n * channels + c] = tile[tc * (TransposeTile + 1) + tn];
+        }
+    }
+
+    /// <summary>
+    /// y[frame0 + f, m, p] = rows[m, f·spatial + p] (a GEMM's [M, pixels] result, row stride <paramref name="pixels"/>),
+    /// + bias[m] when given, then each BN as one FMA: <see cref="ChannelEpilogue{TFma}"/> with the layout turned back.
+    /// </summary>
+    public static void RowsEpilogue<TFma>(Index1D i, ArrayView<float> rows, ArrayView<float> y, ArrayView<float> bias, ArrayView<float> bn,
+        int hasBias, int bnCount, int channels, int spatial, int pixels, int frame0) where TFma : struct, IFma
+    {
+        int mo = channels * spatial, f = i / mo, rest = i - f * mo, m = rest / spatial, p = rest - m * spatial;
+        float v = rows[(long)m * pixels + f * spatial + p];
+        if (hasBias != 0) v += bias[m];
+        for (int b = 0; b < bnCount; b++) v = default(TFma).Fma(v, bn[2 * b * channels + m], bn[(2 * b + 1) * channels + m]);
+        y[(long)frame0 * mo + i] = v;
+    }
+
     /// <summary>y = y + bias[c] (when given), then each BN as one FMA, over [frames, channels, spatial].</summary>
     public static void ChannelEpilogue<TFma>(Index1D i, ArrayView<float> y, ArrayView<float> bias, ArrayView<float> bn, int hasBias,
         int bnCount, int channels, int spatial) where TFma : struct, IFma

@@ -94,23 +94,28 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
     [MemberData(nameof(ConvCases))]
     public void ConvMatchesTheCpuKernel(int cin, int cout, int k, int stride, int pad, int groups, int h, int w, bool hasBias, int bnCount, bool spikes)
     {
-        var rng = new Random(cin * 131 + cout * 7 + k + h);
         var g = new ConvGeometry(cin, cout, k, k, stride, stride, pad, pad, groups);
-        int frames = 3, oh = g.OutH(h), ow = g.OutW(w);
-        var x = spikes ? TestData.Spikes(rng, frames * cin * h * w) : TestData.Random(rng, frames * cin * h * w);
-        var weight = TestData.Random(rng, g.WeightLength, -0.5f, 0.5f);
-        var bias = hasBias ? TestData.Random(rng, cout) : [];
-        var bns = Enumerable.Range(0, bnCount).Select(_ => (TestData.Random(rng, cout, 0.5f, 1.5f), TestData.Random(rng, cout))).ToArray();
-
-        var expected = new float[frames * cout * oh * ow];
-        Conv2d.Forward(x, frames, h, w, weight, bias, g, expected);
-        foreach (var (scale, shift) in bns) ChannelOps.ScaleShift(expected, frames, cout, oh * ow, scale, shift);
-
-        using var layer = new GpuConv(gpu.Device.Accelerator, g, weight, bias, bns);
+        const int frames = 3;
+        var (x, expected, layer) = ConvCase(new Random(cin * 131 + cout * 7 + k + h), g, frames, h, w, hasBias, bnCount, spikes);
+        using var _ = layer;
         using var input = gpu.Upload(x);
         using var output = gpu.Zeros(expected.Length);
         gpu.Ops.Conv(layer, input.View, frames, h, w, output.View);
         TestData.AssertSame(expected, output.GetAsArray1D(), $"conv {g}");
+    }
+
+    /// <summary>Random input and weights for a conv layer, the CPU kernel's output (conv, bias, then each BN) and the layer on the device.</summary>
+    private (float[] Input, float[] Expected, GpuConv Layer) ConvCase(Random rng, ConvGeometry g, int frames, int h, int w, bool hasBias, int bnCount, bool spikes)
+    {
+        int length = frames * g.InChannels * h * w, oh = g.OutH(h), ow = g.OutW(w);
+        var x = spikes ? TestData.Spikes(rng, length) : TestData.Random(rng, length);
+        var weight = TestData.Random(rng, g.WeightLength, -0.5f, 0.5f);
+        var bias = hasBias ? TestData.Random(rng, g.OutChannels) : [];
+        var bns = Enumerable.Range(0, bnCount).Select(_ => (TestData.Random(rng, g.OutChannels, 0.5f, 1.5f), TestData.Random(rng, g.OutChannels))).ToArray();
+        var expected = new float[frames * g.OutChannels * oh * ow];
+        Conv2d.Forward(x, frames, h, w, weight, bias, g, expected);
+        foreach (var (scale, shift) in bns) ChannelOps.ScaleShift(expected, frames, g.OutChannels, oh * ow, scale, shift);
+        return (x, expected, new GpuConv(gpu.Device.Accelerator, g, weight, bias, bns));
     }
 
     /// <summary>
@@ -125,19 +130,11 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
     [InlineData(6, 10, 3, 1, 5, 4, true, 1)]      // im2col
     public void ConvByGemmMatchesTheCpuKernel(int cin, int cout, int k, int pad, int h, int w, bool hasBias, int bnCount)
     {
-        var rng = new Random(cin * 7 + h);
         var g = new ConvGeometry(cin, cout, k, k, 1, 1, pad, pad);
         Assert.Equal(h * w < GpuOps.PixelMajorBelow && k == 1, GpuOps.PixelMajor(g, h, w));
-        int frames = 5, oh = g.OutH(h), ow = g.OutW(w);
-        var x = TestData.Random(rng, frames * cin * h * w);
-        var weight = TestData.Random(rng, g.WeightLength, -0.5f, 0.5f);
-        var bias = hasBias ? TestData.Random(rng, cout) : [];
-        var bns = Enumerable.Range(0, bnCount).Select(_ => (TestData.Random(rng, cout, 0.5f, 1.5f), TestData.Random(rng, cout))).ToArray();
-        var expected = new float[frames * cout * oh * ow];
-        Conv2d.Forward(x, frames, h, w, weight, bias, g, expected);
-        foreach (var (scale, shift) in bns) ChannelOps.ScaleShift(expected, frames, cout, oh * ow, scale, shift);
-
-        using var layer = new GpuConv(gpu.Device.Accelerator, g, weight, bias, bns);
+        const int frames = 5;
+        var (x, expected, layer) = ConvCase(new Random(cin * 7 + h), g, frames, h, w, hasBias, bnCount, spikes: false);
+        using var _ = layer;
         using var input = gpu.Upload(x);
         using var output = gpu.Zeros(expected.Length);
         long chunkFloats = 2 * GpuOps.ColumnsPerFrame(g, h, w);   // two frames per chunk: three chunks

@@ -57,6 +57,7 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
     [InlineData(7, 1, 3, 7, 7)]     // 20 planes per group
     [InlineData(3, 1, 0, 6, 6)]     // RepConv's unpadded 3x3, 64 planes per group
     [InlineData(3, 2, 1, 33, 9)]    // stride 2
+    [InlineData(3, 2, 0, 7, 9)]     // unpadded stride 2: whole planes, one contiguous copy per group
     public void DepthwiseWithGpuTilesMatchesTheCpuKernel(int k, int stride, int pad, int h, int w)
     {
         var rng = new Random(k * 31 + h);
@@ -93,23 +94,58 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
     [MemberData(nameof(ConvCases))]
     public void ConvMatchesTheCpuKernel(int cin, int cout, int k, int stride, int pad, int groups, int h, int w, bool hasBias, int bnCount, bool spikes)
     {
-        var rng = new Random(cin * 131 + cout * 7 + k + h);
         var g = new ConvGeometry(cin, cout, k, k, stride, stride, pad, pad, groups);
-        int frames = 3, oh = g.OutH(h), ow = g.OutW(w);
-        var x = spikes ? TestData.Spikes(rng, frames * cin * h * w) : TestData.Random(rng, frames * cin * h * w);
-        var weight = TestData.Random(rng, g.WeightLength, -0.5f, 0.5f);
-        var bias = hasBias ? TestData.Random(rng, cout) : [];
-        var bns = Enumerable.Range(0, bnCount).Select(_ => (TestData.Random(rng, cout, 0.5f, 1.5f), TestData.Random(rng, cout))).ToArray();
-
-        var expected = new float[frames * cout * oh * ow];
-        Conv2d.Forward(x, frames, h, w, weight, bias, g, expected);
-        foreach (var (scale, shift) in bns) ChannelOps.ScaleShift(expected, frames, cout, oh * ow, scale, shift);
-
-        using var layer = new GpuConv(gpu.Device.Accelerator, g, weight, bias, bns);
+        const int frames = 3;
+        var (x, expected, layer) = ConvCase(new Random(cin * 131 + cout * 7 + k + h), g, frames, h, w, hasBias, bnCount, spikes);
+        using var _ = layer;
         using var input = gpu.Upload(x);
         using var output = gpu.Zeros(expected.Length);
         gpu.Ops.Conv(layer, input.View, frames, h, w, output.View);
         TestData.AssertSame(expected, output.GetAsArray1D(), $"conv {g}");
+    }
+
+    /// <summary>Random input and weights for a conv layer, the CPU kernel's output (conv, bias, then each BN) and the layer on the device.</summary>
+    private (float[] Input, float[] Expected, GpuConv Layer) ConvCase(Random rng, ConvGeometry g, int frames, int h, int w, bool hasBias, int bnCount, bool spikes)
+    {
+        int length = frames * g.InChannels * h * w, oh = g.OutH(h), ow = g.OutW(w);
+        var x = spikes ? TestData.Spikes(rng, length) : TestData.Random(rng, length);
+        var weight = TestData.Random(rng, g.WeightLength, -0.5f, 0.5f);
+        var bias = hasBias ? TestData.Random(rng, g.OutChannels) : [];
+        var bns = Enumerable.Range(0, bnCount).Select(_ => (TestData.Random(rng, g.OutChannels, 0.5f, 1.5f), TestData.Random(rng, g.OutChannels))).ToArray();
+        var expected = new float[frames * g.OutChannels * oh * ow];
+        Conv2d.Forward(x, frames, h, w, weight, bias, g, expected);
+        foreach (var (scale, shift) in bns) ChannelOps.ScaleShift(expected, frames, g.OutChannels, oh * ow, scale, shift);
+        return (x, expected, new GpuConv(gpu.Device.Accelerator, g, weight, bias, bns));
+    }
+
+    /// <summary>
+    /// The cuBLAS path's conv driver (<see cref="GpuOps.ConvByGemm"/>) with the ILGPU GEMM standing in for the library:
+    /// a 1×1 layer on a small map run pixel-major (input transposed, one GEMM over every pixel, the layout turned back in
+    /// the epilogue), a 1×1 layer read in place, and an im2col'd 3×3; columns small enough to need several chunks.
+    /// Another summation order than the CPU's: within 1e-5 of the output's scale.
+    /// </summary>
+    [Theory]
+    [InlineData(24, 20, 1, 0, 4, 4, true, 2)]     // pixel-major (RepConv's 1×1 on CIFAR's 4×4 maps), bias, two BNs
+    [InlineData(12, 8, 1, 0, 16, 16, false, 1)]   // 256 pixels: read in place
+    [InlineData(6, 10, 3, 1, 5, 4, true, 1)]      // im2col
+    public void ConvByGemmMatchesTheCpuKernel(int cin, int cout, int k, int pad, int h, int w, bool hasBias, int bnCount)
+    {
+        var g = new ConvGeometry(cin, cout, k, k, 1, 1, pad, pad);
+        Assert.Equal(h * w < GpuOps.PixelMajorBelow && k == 1, GpuOps.PixelMajor(g, h, w));
+        const int frames = 5;
+        var (x, expected, layer) = ConvCase(new Random(cin * 7 + h), g, frames, h, w, hasBias, bnCount, spikes: false);
+        using var _ = layer;
+        using var input = gpu.Upload(x);
+        using var output = gpu.Zeros(expected.Length);
+        long chunkFloats = 2 * GpuOps.ColumnsPerFrame(g, h, w);   // two frames per chunk: three chunks
+        using var columns = gpu.Zeros(chunkFloats);
+        // C[i] = A·B[i] (B[i] stored n×k with transB), as cuBLAS computes it, by the ILGPU GEMM.
+        void Library(int m, int n, int kk, ArrayView<float> a, ArrayView<float> b, long strideB, ArrayView<float> c, long strideC, int batch, bool transB) =>
+            gpu.Ops.Gemm(batch, m, n, kk, a, 0, kk, 1, b, (int)strideB, transB ? 1 : n, transB ? kk : 1, c, (int)strideC, n, 1);
+        gpu.Ops.ConvByGemm(layer, input.View, frames, h, w, output.View, columns.View, chunkFloats, Library);
+        var actual = output.GetAsArray1D();
+        float size = expected.Max(MathF.Abs);
+        for (int i = 0; i < expected.Length; i++) Assert.True(MathF.Abs(expected[i] - actual[i]) <= 1e-5f * size, $"{g} @{h}x{w}: {i}: {actual[i]} vs {expected[i]}");
     }
 
     [Fact]

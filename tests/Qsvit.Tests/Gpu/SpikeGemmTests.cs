@@ -73,17 +73,28 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         Assert.Equal(expected, actual);
     }
 
-    /// <summary>fp32 weights as bf16 pieces: fp32 quality (another summation order than the CPU's), within 1e-5 of |Σ|w||.</summary>
-    [Fact]
-    public void SplitConvMatchesTheFp32Conv()
+    public static TheoryData<ConvGeometry, bool> SplitLayers => new()
     {
-        var g = new ConvGeometry(32, 10, 3, 3, 1, 1, 1, 1); // K = 288: long enough for the split (GpuSpikeConv.SplitPays)
+        // geometry (K long enough for the split, GpuSpikeConv.SplitPays), pieces stacked along K (2·M > Kp)
+        { new ConvGeometry(32, 10, 3, 3, 1, 1, 1, 1), false },  // K = 288, pieces along M
+        { new ConvGeometry(130, 80, 1, 1), true },              // 1×1, channels padded 130 → 144, pieces along K
+        { new ConvGeometry(16, 80, 3, 3, 2, 2, 1, 1), true },   // 3×3 stride 2, K = 144, pieces along K
+    };
+
+    /// <summary>fp32 weights as bf16 pieces: fp32 quality (another summation order than the CPU's), within 1e-5 of |Σ|w||.</summary>
+    [Theory]
+    [MemberData(nameof(SplitLayers))]
+    public void SplitConvMatchesTheFp32Conv(ConvGeometry g, bool stackK)
+    {
         Assert.True(GpuSpikeConv.SplitPays(g));
         int h = 6, w = 5, frames = 3;
         var rng = new Random(9);
         var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5) * 0.37f).ToArray();
         var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble()).ToArray();
         var spec = new ConvLayerSpec(g, new DenseConvWeights(weight), bias, []) { SpikeInput = true };
+        using (var probe = CudaBackend.OnCpuAccelerator(SpikeInputGemm.TensorCores, split: true))
+        using (var layer = (CudaConvLayer)probe.CreateConv(spec))
+            Assert.Equal(stackK, layer.Spike!.StackK);
         var input = Spikes(rng, frames * g.InChannels * h * w);
         var expected = Run(new CpuBackend(), spec, input, frames, h, w);
         var actual = Run(CudaBackend.OnCpuAccelerator(SpikeInputGemm.TensorCores, split: true), spec, input, frames, h, w);

@@ -332,8 +332,9 @@ public sealed class CudaBackend : IBackend
         ? new CudaDriftMeter(_acc, r)
         : throw new ArgumentException("the reference must be a sealed MembraneReference of the CUDA backend", nameof(reference));
 
-    private void LibrarySgemm(int m, int n, int k, ArrayView<float> a, ArrayView<float> b, long strideB, ArrayView<float> c, long strideC, int batch) =>
-        _blas!.SgemmStridedBatched(RowMajorGemm.Dense(m, n, k), 1f, a.LoadEffectiveAddressAsPtr(), 0, b.LoadEffectiveAddressAsPtr(), strideB,
+    private void LibrarySgemm(int m, int n, int k, ArrayView<float> a, ArrayView<float> b, long strideB, ArrayView<float> c, long strideC, int batch,
+        bool transB) =>
+        _blas!.SgemmStridedBatched(RowMajorGemm.Dense(m, n, k, transB: transB), 1f, a.LoadEffectiveAddressAsPtr(), 0, b.LoadEffectiveAddressAsPtr(), strideB,
             0f, c.LoadEffectiveAddressAsPtr(), strideC, batch);
 
     private static IntPtr Ptr(DeviceBuffer b) => b is CudaBuffer c ? c.Memory.NativePtr

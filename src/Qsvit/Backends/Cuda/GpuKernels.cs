@@ -83,32 +83,28 @@ internal struct DepthwiseArgs
     public int TileH, TileW, TilesY, TilesX, PlanesPerGroup, InTileH, InTileW;
     /// <summary>Threads per tile row: each takes the row's columns lx, lx + Strips, lx + 2·Strips, lx + 3·Strips.</summary>
     public int Strips;
+    /// <summary>1 when each group's input tiles are whole unpadded planes, i.e. one contiguous run of the input (RepConv's 3×3).</summary>
+    public int WholePlanes;
 }
 
-/// <summary>One output column of a depthwise thread: its output x, the taps inside the map, its place in the input tile.</summary>
+/// <summary>One output column of a depthwise thread: its output x and its place in the input tile.</summary>
 internal readonly struct DepthwiseColumn
 {
-    public readonly int Ox, KxLo, KxHi, At;
+    public readonly int Ox, At;
 
-    private DepthwiseColumn(int ox, int kxLo, int kxHi, int at)
+    private DepthwiseColumn(int ox, int at)
     {
         Ox = ox;
-        KxLo = kxLo;
-        KxHi = kxHi;
         At = at;
     }
 
-    /// <summary>Tile column <paramref name="lx"/>; outside the tile or the map it has no taps and reads the tile's start.</summary>
+    /// <summary>Tile column <paramref name="lx"/>; outside the tile or the map it stores nothing and reads the tile's start.</summary>
     public static DepthwiseColumn Of(DepthwiseArgs p, int ox0, int ix0, int lx, int row)
     {
         int ox = ox0 + lx;
-        if (lx >= p.TileW || ox >= p.OW) return new DepthwiseColumn(-1, 0, 0, 0);
-        int left = ox * p.StrideW - p.PadW;
-        int lo = left < 0 ? -left : 0, hi = p.W - left < p.KW ? p.W - left : p.KW;
-        return new DepthwiseColumn(ox, lo, hi, row + left - ix0);
+        if (lx >= p.TileW || ox >= p.OW) return new DepthwiseColumn(-1, 0);
+        return new DepthwiseColumn(ox, row + ox * p.StrideW - p.PadW - ix0);
     }
-
-    public bool Has(int kx) => kx >= KxLo && kx < KxHi;
 
     /// <summary>The BNs, then the store (nothing for a column outside the tile or the map).</summary>
     public static void Store<TFma>(ArrayView<float> y, ArrayView<float> bn, DepthwiseArgs p, int ch, int outRow, DepthwiseColumn c, float s)
@@ -299,6 +295,49 @@ internal static class GpuKernels
         cols[i] = iy >= 0 && iy < h && ix >= 0 && ix < w ? x[(((frame0 + f) * inChannels + (t >> 8)) * h + iy) * w + ix] : 0f;
     }
 
+    /// <summary>Edge of the square tile <see cref="ToPixelMajor"/> transposes through shared memory.</summary>
+    public const int TransposeTile = 32;
+
+    /// <summary>
+    /// xt[n, c] = x[frame0 + n / spatial, c, n mod spatial] for the pixels n of a run of frames: [frames, C, spatial] →
+    /// [frames·spatial, C], one TransposeTile² block per group (any group size), read and written contiguously.
+    /// </summary>
+    public static void ToPixelMajor(ArrayView<float> x, ArrayView<float> xt, int frame0, int pixels, int channels, int spatial)
+    {
+        var tile = SharedMemory.Allocate<float>(TransposeTile * (TransposeTile + 1));
+        int cTiles = (channels + TransposeTile - 1) / TransposeTile;
+        int n0 = Grid.IdxX / cTiles * TransposeTile, c0 = Grid.IdxX % cTiles * TransposeTile;
+        for (int e = Group.IdxX; e < TransposeTile * TransposeTile; e += Group.DimX)
+        {
+            int tn = e % TransposeTile, tc = e / TransposeTile, n = n0 + tn, c = c0 + tc;
+            if (n < pixels && c < channels)
+            {
+                int f = n / spatial;
+                tile[tc * (TransposeTile + 1) + tn] = x[((long)(frame0 + f) * channels + c) * spatial + (n - f * spatial)];
+            }
+        }
+        Group.Barrier();
+        for (int e = Group.IdxX; e < TransposeTile * TransposeTile; e += Group.DimX)
+        {
+            int tc = e % TransposeTile, tn = e / TransposeTile, n = n0 + tn, c = c0 + tc;
+            if (n < pixels && c < channels) xt[(long)n * channels + c] = tile[tc * (TransposeTile + 1) + tn];
+        }
+    }
+
+    /// <summary>
+    /// y[frame0 + f, m, p] = rows[m, f·spatial + p] (a GEMM's [M, pixels] result, row stride <paramref name="pixels"/>),
+    /// + bias[m] when given, then each BN as one FMA: <see cref="ChannelEpilogue{TFma}"/> with the layout turned back.
+    /// </summary>
+    public static void RowsEpilogue<TFma>(Index1D i, ArrayView<float> rows, ArrayView<float> y, ArrayView<float> bias, ArrayView<float> bn,
+        int hasBias, int bnCount, int channels, int spatial, int pixels, int frame0) where TFma : struct, IFma
+    {
+        int mo = channels * spatial, f = i / mo, rest = i - f * mo, m = rest / spatial, p = rest - m * spatial;
+        float v = rows[(long)m * pixels + f * spatial + p];
+        if (hasBias != 0) v += bias[m];
+        for (int b = 0; b < bnCount; b++) v = default(TFma).Fma(v, bn[2 * b * channels + m], bn[(2 * b + 1) * channels + m]);
+        y[(long)frame0 * mo + i] = v;
+    }
+
     /// <summary>y = y + bias[c] (when given), then each BN as one FMA, over [frames, channels, spatial].</summary>
     public static void ChannelEpilogue<TFma>(Index1D i, ArrayView<float> y, ArrayView<float> bias, ArrayView<float> bn, int hasBias,
         int bnCount, int channels, int spatial) where TFma : struct, IFma
@@ -315,8 +354,10 @@ internal static class GpuKernels
     /// <summary>
     /// A tile of outputs per group (<see cref="DepthwiseArgs"/>): the group stages its input tile with halo in shared
     /// memory (zeros outside the map), then each thread computes four outputs of a tile row, each as bias, then an FMA
-    /// chain over the taps inside the map in (ky, kx) order (the zero padding is skipped, as the CPU kernel skips it),
-    /// then the BNs. Neighbouring threads take neighbouring columns, so loads, shared reads and stores are contiguous.
+    /// chain over the taps in (ky, kx) order, then the BNs. Rows outside the map are skipped, as the CPU kernel skips
+    /// them; a column outside it reads the tile's zero: fma(w, 0, s) = s, the CPU's skipped tap (only a zero sum's sign
+    /// may differ), without a branch per tap. Neighbouring threads take neighbouring columns, so loads, shared reads and
+    /// stores are contiguous.
     /// </summary>
     public static void Depthwise<TFma>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
         ArrayView<float> y, DepthwiseArgs p) where TFma : struct, IFma
@@ -328,12 +369,19 @@ internal static class GpuKernels
         int oy0 = tileY * p.TileH, ox0 = tileX * p.TileW;
         int iy0 = oy0 * p.StrideH - p.PadH, ix0 = ox0 * p.StrideW - p.PadW;
         int plane0 = planeGroup * p.PlanesPerGroup, inTile = p.InTileH * p.InTileW, hw = p.H * p.W;
-        for (int i = tid; i < p.PlanesPerGroup * inTile; i += threads)
+        if (p.WholePlanes != 0)
         {
-            int q = i / inTile, r = i - q * inTile, ry = r / p.InTileW, rx = r - ry * p.InTileW;
-            int plane = plane0 + q, iy = iy0 + ry, ix = ix0 + rx;
-            tile[i] = plane < p.Planes && iy >= 0 && iy < p.H && ix >= 0 && ix < p.W ? x[plane * hw + iy * p.W + ix] : 0f;
+            // The tiles are planes plane0 … in order: one contiguous copy, nothing to decode.
+            int start = plane0 * hw, end = (p.Planes - plane0) * hw;
+            for (int i = tid; i < p.PlanesPerGroup * inTile; i += threads) tile[i] = i < end ? x[start + i] : 0f;
         }
+        else
+            for (int i = tid; i < p.PlanesPerGroup * inTile; i += threads)
+            {
+                int q = i / inTile, r = i - q * inTile, ry = r / p.InTileW, rx = r - ry * p.InTileW;
+                int plane = plane0 + q, iy = iy0 + ry, ix = ix0 + rx;
+                tile[i] = plane < p.Planes && iy >= 0 && iy < p.H && ix >= 0 && ix < p.W ? x[plane * hw + iy * p.W + ix] : 0f;
+            }
         Group.Barrier();
         // Each thread takes four outputs of one row, Strips columns apart (neighbouring threads, neighbouring columns):
         // they share the row's taps, so each weight is loaded once for four FMAs.
@@ -359,13 +407,12 @@ internal static class GpuKernels
                 int wRow = wBase + ky * p.KW, tRow = ky * p.InTileW;
                 for (int kx = 0; kx < p.KW; kx++)
                 {
-                    // A tap outside the map is skipped (the chain is left as it is), as the CPU kernel skips it.
                     float wv = w[wRow + kx];
                     int at = tRow + kx;
-                    s0 = o0.Has(kx) ? default(TFma).Fma(wv, tile[o0.At + at], s0) : s0;
-                    s1 = o1.Has(kx) ? default(TFma).Fma(wv, tile[o1.At + at], s1) : s1;
-                    s2 = o2.Has(kx) ? default(TFma).Fma(wv, tile[o2.At + at], s2) : s2;
-                    s3 = o3.Has(kx) ? default(TFma).Fma(wv, tile[o3.At + at], s3) : s3;
+                    s0 = default(TFma).Fma(wv, tile[o0.At + at], s0);
+                    s1 = default(TFma).Fma(wv, tile[o1.At + at], s1);
+                    s2 = default(TFma).Fma(wv, tile[o2.At + at], s2);
+                    s3 = default(TFma).Fma(wv, tile[o3.At + at], s3);
                 }
             }
             int outRow = plane * ohw + oy * p.OW;

@@ -76,10 +76,11 @@ internal sealed class GpuConv : IDisposable
 /// take shapes and check them. All launches go to the accelerator's default stream, in call order.
 /// </summary>
 /// <summary>
-/// A library GEMM over a batch: C[i] (m×n, row-major, dense) = A (m×k, shared) · B[i] (k×n, dense), B[i] and C[i]
-/// <c>strideB</c>/<c>strideC</c> elements apart.
+/// A library GEMM over a batch: C[i] (m×n, row-major, dense) = A (m×k, shared) · B[i] (k×n, dense; n×k with
+/// <paramref name="transB"/>), B[i] and C[i] <c>strideB</c>/<c>strideC</c> elements apart.
 /// </summary>
-internal delegate void LibraryGemm(int m, int n, int k, ArrayView<float> a, ArrayView<float> b, long strideB, ArrayView<float> c, long strideC, int batch);
+internal delegate void LibraryGemm(int m, int n, int k, ArrayView<float> a, ArrayView<float> b, long strideB, ArrayView<float> c, long strideC, int batch,
+    bool transB = false);
 
 internal sealed class GpuOps : IDisposable
 {
@@ -96,6 +97,8 @@ internal sealed class GpuOps : IDisposable
     private readonly Action<Index1D, ArrayView<double>, int, ArrayView<double>, int> _sumPartials;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int, int, int, int, int, int> _im2col;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _epilogue;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int> _toPixelMajor;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int> _rowsEpilogue;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _dummy;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _dummyInt;
     private readonly MemoryBuffer1D<long, Stride1D.Dense> _dummyLong;
@@ -133,6 +136,10 @@ internal sealed class GpuOps : IDisposable
         _epilogue = cuda
             ? Load("ChannelEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ChannelEpilogue<ContractedFma>))
             : Load("ChannelEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ChannelEpilogue<ExactFma>));
+        _toPixelMajor = Load("ToPixelMajor", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ToPixelMajor));
+        _rowsEpilogue = cuda
+            ? Load("RowsEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(GpuKernels.RowsEpilogue<ContractedFma>))
+            : Load("RowsEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(GpuKernels.RowsEpilogue<ExactFma>));
         _dummy = accelerator.Allocate1D<float>(1);
         _dummyInt = accelerator.Allocate1D<int>(1);
         _dummyLong = accelerator.Allocate1D<long>(1);
@@ -224,6 +231,7 @@ internal sealed class GpuOps : IDisposable
             else p.TileW = (p.TileW + 1) / 2;
         }
         p.Strips = (p.TileW + 3) / 4;
+        p.WholePlanes = p.PadH == 0 && p.PadW == 0 && p.TileH == p.OH && p.TileW == p.OW && p.InTileH == p.H && p.InTileW == p.W ? 1 : 0;
         p.TilesY = (p.OH + p.TileH - 1) / p.TileH;
         p.TilesX = (p.OW + p.TileW - 1) / p.TileW;
         return (long)(p.Planes + p.PlanesPerGroup - 1) / p.PlanesPerGroup * p.TilesY * p.TilesX;
@@ -237,9 +245,21 @@ internal sealed class GpuOps : IDisposable
     }
 
     /// <summary>
+    /// 1×1 layers whose maps have fewer pixels than this run as one GEMM over every pixel of a chunk of frames
+    /// (<see cref="PixelMajor"/>): per frame, the GEMM's n (the pixels) is too short for cuBLAS's batched kernels (CIFAR's
+    /// 4×4 maps: about 10 TFLOP/s).
+    /// </summary>
+    public const int PixelMajorBelow = 256;
+
+    /// <summary>Whether a 1×1 layer runs pixel-major: input transposed to [pixels, C], one GEMM W·Xᵀ → [Cout, pixels], turned back in the epilogue.</summary>
+    public static bool PixelMajor(ConvGeometry g, int h, int w) => g.IsPointwise && (long)h * w < PixelMajorBelow;
+
+    /// <summary>
     /// A dense conv through a library GEMM (<paramref name="gemm"/>: C[f] = A·B[f] over a run of frames, row-major, strides
-    /// in elements): 1×1 stride-1 layers read the input in place; other layers are im2col'd in chunks of frames into
-    /// <paramref name="columns"/> (at most <paramref name="columnFloats"/> floats). Then bias and BNs in one pass.
+    /// in elements): 1×1 stride-1 layers read the input in place, or on small maps (<see cref="PixelMajor"/>) run as one
+    /// GEMM per chunk of frames over the transposed input in <paramref name="columns"/>; other layers are im2col'd in
+    /// chunks of frames into <paramref name="columns"/> (at most <paramref name="columnFloats"/> floats). Then bias and
+    /// BNs in one pass.
     /// </summary>
     public void ConvByGemm(GpuConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output,
         ArrayView<float> columns, long columnFloats, LibraryGemm gemm)
@@ -250,6 +270,11 @@ internal sealed class GpuOps : IDisposable
         CheckLength(input, (long)frames * g.InChannels * h * w, nameof(input));
         CheckLength(output, (long)frames * g.OutChannels * ohw, nameof(output));
         if (frames == 0) return;
+        if (PixelMajor(g, h, w))
+        {
+            ConvPixelMajor(layer, input, frames, ohw, output, columns, columnFloats, gemm);
+            return;
+        }
         if (g.IsPointwise)
             gemm(g.OutChannels, ohw, k, layer.Weights.View, input, (long)k * ohw, output, (long)g.OutChannels * ohw, frames);
         else
@@ -270,9 +295,36 @@ internal sealed class GpuOps : IDisposable
         _epilogue((int)len, output, layer.Bias?.View ?? _dummy.View, layer.Bn?.View ?? _dummy.View, layer.Bias is null ? 0 : 1, layer.BnCount, g.OutChannels, ohw);
     }
 
-    /// <summary>Floats of im2col columns a chunk of one frame needs for this layer (0 for layers read in place).</summary>
+    /// <summary>
+    /// A small-map 1×1 layer: per chunk of frames, xt[pixels, C] = the input transposed, C[Cout, pixels] = W·xtᵀ (one
+    /// GEMM), then y = C turned back to [frames, Cout, pixels] with bias and BNs (<see cref="GpuKernels.RowsEpilogue{TFma}"/>).
+    /// </summary>
+    private void ConvPixelMajor(GpuConv layer, ArrayView<float> input, int frames, int ohw, ArrayView<float> output,
+        ArrayView<float> columns, long columnFloats, LibraryGemm gemm)
+    {
+        var g = layer.Geometry;
+        int k = g.InChannels, m = g.OutChannels;
+        long perFrame = (long)(k + m) * ohw;
+        int chunk = (int)Math.Clamp(columnFloats / perFrame, 1, frames);
+        int groupSize = Math.Min(_acc.MaxNumThreadsPerGroup, 256);
+        for (int f0 = 0; f0 < frames; f0 += chunk)
+        {
+            int n = Math.Min(chunk, frames - f0), pixels = n * ohw;
+            CheckInt(perFrame * n);
+            var xt = columns.SubView(0, (long)pixels * k);
+            var rows = columns.SubView((long)pixels * k, (long)pixels * m);
+            int tiles = (pixels + GpuKernels.TransposeTile - 1) / GpuKernels.TransposeTile * ((k + GpuKernels.TransposeTile - 1) / GpuKernels.TransposeTile);
+            _toPixelMajor(new KernelConfig(new Index1D(tiles), new Index1D(groupSize)), input, xt, f0, pixels, k, ohw);
+            gemm(m, pixels, k, layer.Weights.View, xt, 0, rows, 0, 1, transB: true);
+            _rowsEpilogue(n * m * ohw, rows, output, layer.Bias?.View ?? _dummy.View, layer.Bn?.View ?? _dummy.View, layer.Bias is null ? 0 : 1,
+                layer.BnCount, m, ohw, pixels, f0);
+        }
+    }
+
+    /// <summary>Floats of columns a chunk of one frame needs for this layer (im2col, or the transposed input and the GEMM's result of a pixel-major 1×1; 0 for layers read in place).</summary>
     public static long ColumnsPerFrame(ConvGeometry g, int h, int w) =>
-        g.IsPointwise ? 0 : (long)g.InChannels / g.Groups * g.KernelH * g.KernelW * g.OutH(h) * g.OutW(w);
+        PixelMajor(g, h, w) ? (long)(g.InChannels + g.OutChannels) * h * w
+        : g.IsPointwise ? 0 : (long)g.InChannels / g.Groups * g.KernelH * g.KernelW * g.OutH(h) * g.OutW(w);
 
     /// <summary>
     /// Strided batched GEMM, one FMA chain over k in order per element: C(z, m, n) = alpha·(Σ_k A(z, m, k)·B(z, k, n)

@@ -30,20 +30,35 @@ internal static class Bf16Split
 
 /// <summary>
 /// A dense spike-input conv resident on the GPU for <see cref="SpikeGemmOps"/>: its weights as pieces stacked along M,
-/// A[Parts·M, Kp] K-contiguous (Kp = K padded to a multiple of 16 with zeros), plus scales, bias and the BN chain.
+/// A[Parts·M, Kp] K-contiguous in the columns' order (k = tap·Cp + c, Kp = taps·Cp, the channels padded to Cp, a
+/// multiple of 16, with zeros), plus scales, bias and the BN chain.
 /// Integer codes: base-256 int8 digits of q − zero point (1 piece for s8 codes, 2 for up to ±32,639, else 3); one scale per
 /// output channel. fp32 weights: the bf16 pieces of <see cref="Bf16Split"/> (trailing all-zero pieces dropped).
 /// </summary>
 internal sealed class GpuSpikeConv : IDisposable
 {
-    public const int KAlign = 16;
-
     public ConvGeometry Geometry { get; }
     /// <summary>int8 pieces of integer codes (exact); false: bf16 pieces of fp32 weights.</summary>
     public bool Integer { get; }
     public int Parts { get; }
+    /// <summary>
+    /// bf16 pieces stacked along K rather than M: A[M, Parts·Kp] = [lo | mid | hi] against columns repeated Parts times,
+    /// so one fp32 accumulator sums every exact product (smallest pieces first) and the GEMM writes one fp32 row per
+    /// output channel instead of Parts. Chosen where those rows cost more traffic than the repeated columns (2·M &gt; Kp).
+    /// </summary>
+    public bool StackK { get; }
+    /// <summary>Rows of A and of the GEMM's sums: Parts·M stacked along M, or M.</summary>
+    public int GemmRows => StackK ? Geometry.OutChannels : Parts * Geometry.OutChannels;
+    /// <summary>Length of A's and the columns' rows: Kp, or Parts·Kp stacked along K.</summary>
+    public int GemmK => StackK ? Parts * Kp : Kp;
+    /// <summary>How many times each column row holds the spikes (Parts when stacked along K).</summary>
+    public int Copies => StackK ? Parts : 1;
     public int K { get; }
     public int Kp { get; }
+    /// <summary>Input channels padded to a multiple of <see cref="SpikeGemmKernels.ChannelAlign"/>: the packed pixel's length.</summary>
+    public int Cp { get; }
+    /// <summary>A 1×1 stride-1 unpadded conv: the packed spikes are the GEMM's columns, no im2col.</summary>
+    public bool Pointwise => Geometry.IsPointwise;
     public MemoryBuffer1D<sbyte, Stride1D.Dense>? S8 { get; }
     public MemoryBuffer1D<ushort, Stride1D.Dense>? Bf16 { get; }
     public MemoryBuffer1D<float, Stride1D.Dense>? Scales { get; }
@@ -53,15 +68,15 @@ internal sealed class GpuSpikeConv : IDisposable
     public int BnCount { get; }
 
     /// <summary>
-    /// Reduction length from which fp32 weights run as bf16 pieces. Measured on an H200 (BENCHMARKS.md): from K = 256 the
-    /// 55M model ran at 157 images/s against 155 with every spike-input conv split and 146 from K = 1024.
+    /// Reduction length from which fp32 weights run as bf16 pieces. Measured on an H200 with the packed columns
+    /// (BENCHMARKS.md): from K = 128 the CIFAR model ran at 13,806 images/s against 13,459 with every spike-input conv
+    /// split and 12,648 from K = 256; the 55M model alike at all three (261–264).
     /// </summary>
-    public const int SplitMinK = 256;
+    public const int SplitMinK = 128;
 
     /// <summary>
     /// bf16 pieces pay where the GEMM is compute-bound: three tensor-core products of K terms against one SGEMM, but the
-    /// pieces' sums (three fp32 rows per output) and the K-contiguous columns cost memory traffic that short reductions
-    /// (small K) cannot hide.
+    /// pieces' sums and the K-contiguous columns cost memory traffic that short reductions (small K) cannot hide.
     /// </summary>
     public static bool SplitPays(ConvGeometry g) => g.InChannels * g.KernelH * g.KernelW >= SplitMinK;
 
@@ -78,7 +93,7 @@ internal sealed class GpuSpikeConv : IDisposable
             for (int j = 0; j < k; j++)
             {
                 var (h, md, l) = Bf16Split.Split(weight[(long)r * k + j]);
-                long at = (long)r * kp + j;
+                long at = (long)r * kp + Column(j);
                 pieces[0, at] = h;
                 pieces[1, at] = md;
                 pieces[2, at] = l;
@@ -86,9 +101,16 @@ internal sealed class GpuSpikeConv : IDisposable
                 lo |= (l & 0x7FFF) != 0;
             }
         Parts = lo ? 3 : mid ? 2 : 1;
+        StackK = Parts > 1 && 2L * m > kp;
         var a = new ushort[Parts * (long)m * kp];
         for (int p = 0; p < Parts; p++)
-            for (long i = 0; i < (long)m * kp; i++) a[p * (long)m * kp + i] = pieces[p, i];
+            for (int r = 0; r < m; r++)
+                for (int j = 0; j < kp; j++)
+                {
+                    // Along M: piece p is rows p·M ..; along K: row r is [piece Parts−1 | … | piece 0] (smallest first).
+                    long at = StackK ? ((long)r * Parts + (Parts - 1 - p)) * kp + j : ((long)p * m + r) * kp + j;
+                    a[at] = pieces[p, (long)r * kp + j];
+                }
         Bf16 = acc.Allocate1D(a);
     }
 
@@ -108,7 +130,7 @@ internal sealed class GpuSpikeConv : IDisposable
                 for (int p = Parts - 1; p >= 0; p--)
                 {
                     int digit = ((v + 128) & 255) - 128;
-                    a[(p * (long)m + r) * kp + j] = (sbyte)digit;
+                    a[(p * (long)m + r) * kp + Column(j)] = (sbyte)digit;
                     v = (v - digit) >> 8;
                 }
                 Debug.Assert(v == 0);
@@ -138,7 +160,8 @@ internal sealed class GpuSpikeConv : IDisposable
         Integer = integer;
         m = g.OutChannels;
         K = k = g.InChannels * g.KernelH * g.KernelW;
-        Kp = kp = (k + KAlign - 1) / KAlign * KAlign;
+        Cp = (g.InChannels + SpikeGemmKernels.ChannelAlign - 1) / SpikeGemmKernels.ChannelAlign * SpikeGemmKernels.ChannelAlign;
+        Kp = kp = g.KernelH * g.KernelW * Cp;
         var bias = spec.Bias;
         if (bias.Length != 0 && bias.Length < m) throw new ArgumentException($"bias has {bias.Length} elements, needs {m}", nameof(spec));
         if (bias.Length != 0) Bias = acc.Allocate1D(bias.AsSpan(0, m).ToArray());
@@ -155,6 +178,13 @@ internal sealed class GpuSpikeConv : IDisposable
         }
     }
 
+    /// <summary>Column of weight element j (PyTorch's order c·taps + tap) in A: tap·Cp + c.</summary>
+    private int Column(int j)
+    {
+        int taps = Geometry.KernelH * Geometry.KernelW, c = j / taps;
+        return (j - c * taps) * Cp + c;
+    }
+
     public long DeviceBytes => (S8?.Length ?? 0) + 2 * (Bf16?.Length ?? 0) + 4 * ((Scales?.Length ?? 0) + (Bias?.Length ?? 0) + (Bn?.Length ?? 0));
 
     public void Dispose()
@@ -168,8 +198,8 @@ internal sealed class GpuSpikeConv : IDisposable
 }
 
 /// <summary>
-/// Runs <see cref="GpuSpikeConv"/> layers: per chunk of frames, the spikes are gathered into K-contiguous bf16/int8
-/// columns, one GEMM (cuBLAS GemmEx on tensor cores, or the fallback kernels) computes all stacked pieces, and one
+/// Runs <see cref="GpuSpikeConv"/> layers: per chunk of frames, the spikes are packed pixel-major into bf16/int8 and
+/// copied into K-contiguous columns (1×1 stride-1 layers use the packed spikes as they are), one GEMM (cuBLAS GemmEx on tensor cores, or the fallback kernels) computes all stacked pieces, and one
 /// epilogue combines them and applies scale, bias and BNs into the output.
 /// </summary>
 internal sealed class SpikeGemmOps
@@ -177,8 +207,9 @@ internal sealed class SpikeGemmOps
     private readonly Accelerator _acc;
     private readonly Cublas? _blas;
     private readonly int _group;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs> _colsBf16;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs> _colsS8;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs> _packBf16;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs> _packS8;
+    private readonly Action<Index1D, ArrayView<long>, ArrayView<long>, SpikeGemmArgs> _columns;
     private readonly Action<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int> _gemmS8;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, int, int> _gemmBf16;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<Half>> _toHalf;
@@ -191,8 +222,9 @@ internal sealed class SpikeGemmOps
         _blas = blas;
         _group = Math.Min(acc.MaxNumThreadsPerGroup, 256);
         bool cuda = acc.AcceleratorType == AcceleratorType.Cuda;
-        _colsBf16 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.ColumnsBf16);
-        _colsS8 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.ColumnsS8);
+        _packBf16 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackBf16);
+        _packS8 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8);
+        _columns = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<long>, SpikeGemmArgs>(SpikeGemmKernels.ColumnsFromPacked);
         _gemmS8 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int>(SpikeGemmKernels.GemmS8);
         _gemmBf16 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, int, int>(SpikeGemmKernels.GemmBf16);
         _toHalf = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<Half>>(SpikeGemmKernels.ToHalf);
@@ -246,17 +278,27 @@ internal sealed class SpikeGemmOps
             q16.LoadEffectiveAddressAsPtr(), CudaDataType.R16F, slice, 0, output.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, slice, planes, CublasComputeType.F32);
     }
 
-    /// <summary>Frames per chunk and the floats of workspace its columns and sums need, within <paramref name="budget"/> floats each.</summary>
+    /// <summary>
+    /// Frames per chunk and the floats of workspace its packed spikes and columns (one region) and its sums need, within
+    /// <paramref name="budget"/> floats each.
+    /// </summary>
     public static (int Chunk, long ColumnFloats, long SumFloats) Plan(GpuSpikeConv layer, int frames, int h, int w, long budget)
     {
         var g = layer.Geometry;
         long ohw = (long)g.OutH(h) * g.OutW(w);
         int bytes = layer.Integer ? 1 : 2;
-        long perFrame = Math.Max(ohw * layer.Kp * bytes / 4, (long)layer.Parts * g.OutChannels * ohw);
+        long perFrame = Math.Max((ohw * layer.GemmK * bytes + PackedBytes(layer, 1, h, w)) / 4, (long)layer.GemmRows * ohw);
         int chunk = (int)Math.Clamp(budget / Math.Max(1, perFrame), 1, Math.Max(1, frames));
         long rows = Rows(chunk * ohw);
-        return (chunk, (rows * layer.Kp * bytes + 3) / 4, (long)layer.Parts * g.OutChannels * rows);
+        return (chunk, PackedFloats(layer, chunk, h, w) + rows * layer.GemmK * bytes / 4, (long)layer.GemmRows * rows);
     }
+
+    /// <summary>Bytes of <paramref name="frames"/> input frames packed pixel-major (none for a 1×1 layer: its columns are the packed spikes).</summary>
+    private static long PackedBytes(GpuSpikeConv layer, int frames, int h, int w) =>
+        layer.Pointwise ? 0 : (long)frames * h * w * layer.Cp * (layer.Integer ? 1 : 2);
+
+    /// <summary>Floats the packed input of a chunk takes at the start of the column region, rounded up so the columns start 256-byte aligned.</summary>
+    private static long PackedFloats(GpuSpikeConv layer, int chunk, int h, int w) => Align((PackedBytes(layer, chunk, h, w) + 3) / 4);
 
     /// <summary>GEMM columns (B rows, C's leading dimension) for <paramref name="valid"/> pixels: a multiple of 4, as cuBLAS's int8 kernels want.</summary>
     private static long Rows(long valid) => (valid + 3) / 4 * 4;
@@ -271,43 +313,54 @@ internal sealed class SpikeGemmOps
         if (output.Length < (long)frames * m * ohw) throw new ArgumentException($"output has {output.Length} elements, needs {(long)frames * m * ohw}", nameof(output));
         var bias = layer.Bias?.View ?? sums;
         var bn = layer.Bn?.View ?? sums;
+        int bytes = layer.Integer ? 1 : 2;
+        long packedFloats = PackedFloats(layer, chunk, h, w);
+        var packed = layer.Pointwise ? default : columns.SubView(0, packedFloats);
+        var colRegion = columns.SubView(packedFloats);
         for (int f0 = 0; f0 < frames; f0 += chunk)
         {
             int n = Math.Min(chunk, frames - f0);
             long valid = (long)n * ohw, rows = Rows(valid), outputs = (long)n * m * ohw;
-            if (rows * layer.Kp > int.MaxValue / 2 || outputs > int.MaxValue || layer.Parts * m * rows > int.MaxValue)
+            if (rows * layer.GemmK > int.MaxValue / 2 || outputs > int.MaxValue || (long)layer.GemmRows * rows > int.MaxValue || (long)n * h * w * layer.Cp > int.MaxValue / 2)
                 throw new QsvitException($"a spike convolution chunk of {n} frames is too large for one launch; use a smaller batch");
             var p = new SpikeGemmArgs
             {
                 Frame0 = f0, Valid = (int)valid, Rows = (int)rows, K = layer.K, Kp = layer.Kp,
                 InChannels = g.InChannels, H = h, W = w, OW = ow, OHW = ohw, KH = g.KernelH, KW = g.KernelW,
                 StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW,
-                M = m, Parts = layer.Parts, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
+                // The epilogue combines Parts rows per output only when the pieces are stacked along M.
+                M = m, Parts = layer.StackK ? 1 : layer.Parts, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
+                Cp = layer.Cp, Words = layer.Cp * bytes / 8, Copies = layer.Copies,
+                // A 1×1 layer packs straight into the columns (output pixel = input pixel, rows past the valid ones zero).
+                PackRows = layer.Pointwise ? (int)rows : n * h * w, PackValid = layer.Pointwise ? (int)valid : n * h * w, PackPlane = h * w,
+                PackCopies = layer.Pointwise ? layer.Copies : 1,
             };
-            int tiles = (int)((rows + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile * ((layer.Kp + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile));
+            int tiles = (p.PackRows + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile * ((layer.Cp + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile);
             var config = new KernelConfig(new Index1D(tiles), new Index1D(_group));
-            int pm = layer.Parts * m;
-            var shape = new RowMajorGemm(false, true, pm, (int)rows, layer.Kp, layer.Kp, layer.Kp, (int)rows);
+            var pack = layer.Pointwise ? colRegion : packed;
+            int pm = layer.GemmRows, gk = layer.GemmK;
+            var shape = new RowMajorGemm(false, true, pm, (int)rows, gk, gk, gk, (int)rows);
+            if (layer.Integer) _packS8(config, input, pack.Cast<sbyte>(), p);
+            else _packBf16(config, input, pack.Cast<ushort>(), p);
+            if (!layer.Pointwise) _columns((int)(rows * p.Words), packed.Cast<long>(), colRegion.Cast<long>(), p);
             if (layer.Integer)
             {
-                var cols = columns.Cast<sbyte>();
+                var cols = colRegion.Cast<sbyte>();
                 var c = sums.Cast<int>();
-                _colsS8(config, input, cols, p);
                 if (_blas is not null)
                     _blas.GemmInt8(shape, layer.S8!.NativePtr, cols.LoadEffectiveAddressAsPtr(), c.LoadEffectiveAddressAsPtr());
                 else
-                    _gemmS8((int)(pm * rows), layer.S8!.View, cols, c, (int)rows, layer.Kp);
+                    _gemmS8((int)(pm * rows), layer.S8!.View, cols, c, (int)rows, gk);
                 _epilogueInt((int)outputs, c, output, layer.Scales!.View, bias, bn, p);
             }
             else
             {
-                var cols = columns.Cast<ushort>();
-                _colsBf16(config, input, cols, p);
+                var cols = colRegion.Cast<ushort>();
                 if (_blas is not null)
                     _blas.GemmEx(shape, 1, layer.Bf16!.NativePtr, CudaDataType.R16BF, cols.LoadEffectiveAddressAsPtr(), CudaDataType.R16BF,
                         0, sums.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, CublasComputeType.F32);
                 else
-                    _gemmBf16((int)(pm * rows), layer.Bf16!.View, cols, sums, (int)rows, layer.Kp);
+                    _gemmBf16((int)(pm * rows), layer.Bf16!.View, cols, sums, (int)rows, gk);
                 _epilogueSplit((int)outputs, sums, output, bias, bn, p);
             }
         }

@@ -7,7 +7,11 @@ namespace Qsvit.Backends.Cuda;
 /// <summary>
 /// Scalars of one chunk of a spike-input convolution run as a GEMM with both operands K-contiguous (the layout tensor
 /// cores read fastest): C[Parts·M, Rows] = A[Parts·M, Kp] · B[Rows, Kp]ᵀ, where B row n is output pixel n of the chunk
-/// (frame Frame0 + n / OHW) and column k = c·KH·KW + ky·KW + kx (PyTorch's weight order), zero for k ≥ K and n ≥ Valid.
+/// (frame Frame0 + n / OHW) and column k = (ky·KW + kx)·Cp + c (taps outer, channels inner, Cp = channels padded to 16),
+/// zero for c ≥ InChannels and n ≥ Valid. The spikes are first packed pixel-major ([pixel, Cp], <see cref="SpikeGemmKernels.PackBf16"/>),
+/// so B's row is Taps runs of Cp contiguous elements copied whole (<see cref="SpikeGemmKernels.ColumnsFromPacked"/>),
+/// or, for a 1×1 stride-1 unpadded conv, the packed spikes themselves. With bf16 pieces stacked along K
+/// (<see cref="GpuSpikeConv.StackK"/>) each B row holds its Kp columns Copies times over.
 /// </summary>
 internal struct SpikeGemmArgs
 {
@@ -16,72 +20,116 @@ internal struct SpikeGemmArgs
     /// <summary>Output channels (M) and pieces stacked along M (bf16 split: hi, mid, lo; int8: hi, lo bytes).</summary>
     public int M, Parts;
     public int HasBias, BnCount;
+    /// <summary>Channels per packed pixel (InChannels rounded up to 16) and the 8-byte words they fill.</summary>
+    public int Cp, Words;
+    /// <summary>Packed pixels to write (rows of the packed layout) and how many hold input pixels (the rest are zero); the pixels of one input frame.</summary>
+    public int PackRows, PackValid, PackPlane;
+    /// <summary>Copies of each B row's Kp columns (1, or Parts with pieces stacked along K), and of each packed pixel (Copies when the packed spikes are B).</summary>
+    public int Copies, PackCopies;
 }
 
 /// <summary>
-/// The ILGPU kernels of the spike-input GEMM path (<see cref="GpuSpikeConv"/>): spikes gathered into bf16 or int8
-/// columns (the input is exactly 0/1, so the conversion is exact), fallback GEMMs for machines without cuBLAS (and for
-/// ILGPU's CPU accelerator in tests), and the epilogues that combine the stacked pieces, scale, add the bias and run the BNs.
+/// The ILGPU kernels of the spike-input GEMM path (<see cref="GpuSpikeConv"/>): spikes packed pixel-major into bf16 or
+/// int8 (the input is exactly 0/1, so the conversion is exact) and copied into columns in 8-byte words, fallback GEMMs
+/// for machines without cuBLAS (and for ILGPU's CPU accelerator in tests), and the epilogues that combine the stacked
+/// pieces, scale, add the bias and run the BNs.
 /// </summary>
 internal static class SpikeGemmKernels
 {
-    /// <summary>Edge of the square tile the column kernels transpose through shared memory (any group size works).</summary>
+    /// <summary>Edge of the square tile the packing kernels transpose through shared memory (any group size works).</summary>
     public const int Tile = 32;
+
+    /// <summary>Packed channels are padded to a multiple of this (16 int8 or bf16 values: whole 8-byte words, cuBLAS's int8 K alignment).</summary>
+    public const int ChannelAlign = 16;
 
     /// <summary>bf16 1.0 (the top half of fp32 1.0).</summary>
     public const ushort Bf16One = 0x3F80;
 
-    private static float Gather(ArrayView<float> x, SpikeGemmArgs p, int n, int k)
+    /// <summary>Spike of channel c at packed pixel n (frame Frame0 + n / PackPlane); zero past the valid pixels and channels.</summary>
+    private static float Gather(ArrayView<float> x, SpikeGemmArgs p, int n, int c)
     {
-        if (n >= p.Valid || k >= p.K) return 0f;
-        int f = p.Frame0 + n / p.OHW, pix = n % p.OHW, oy = pix / p.OW, ox = pix - oy * p.OW;
-        int khw = p.KH * p.KW, c = k / khw, r = k - c * khw, ky = r / p.KW, kx = r - ky * p.KW;
-        int iy = oy * p.StrideH - p.PadH + ky, ix = ox * p.StrideW - p.PadW + kx;
-        return iy >= 0 && iy < p.H && ix >= 0 && ix < p.W ? x[(((long)f * p.InChannels + c) * p.H + iy) * p.W + ix] : 0f;
+        if (n >= p.PackValid || c >= p.InChannels) return 0f;
+        int f = p.Frame0 + n / p.PackPlane, pix = n - n / p.PackPlane * p.PackPlane;
+        return x[((long)f * p.InChannels + c) * p.PackPlane + pix];
     }
 
     /// <summary>
-    /// One Tile × Tile block of columns per group: read with n (pixels) running fastest, so a warp reads neighbouring
-    /// pixels, then written with k running fastest through shared memory.
+    /// One Tile × Tile block (pixels × channels) per group: read with pixels running fastest, so a warp reads neighbouring
+    /// pixels of one channel plane, then written with channels running fastest through shared memory.
     /// </summary>
-    private static void LoadTile(ArrayView<float> x, SpikeGemmArgs p, ArrayView<float> tile, out int n0, out int k0)
+    private static void LoadTile(ArrayView<float> x, SpikeGemmArgs p, ArrayView<float> tile, out int n0, out int c0)
     {
-        int kTiles = (p.Kp + Tile - 1) / Tile;
-        n0 = Grid.IdxX / kTiles * Tile;
-        k0 = Grid.IdxX % kTiles * Tile;
+        int cTiles = (p.Cp + Tile - 1) / Tile;
+        n0 = Grid.IdxX / cTiles * Tile;
+        c0 = Grid.IdxX % cTiles * Tile;
         for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
         {
             int tx = e % Tile, j = e / Tile;
-            tile[j * (Tile + 1) + tx] = Gather(x, p, n0 + tx, k0 + j);
+            tile[j * (Tile + 1) + tx] = Gather(x, p, n0 + tx, c0 + j);
         }
         Group.Barrier();
     }
 
-    /// <summary>Spikes into bf16 columns B[Rows, Kp] (0 → 0x0000, 1 → 0x3F80).</summary>
-    public static void ColumnsBf16(ArrayView<float> x, ArrayView<ushort> cols, SpikeGemmArgs p)
+    /// <summary>Spikes packed pixel-major into bf16, dst[n, PackCopies, Cp] (0 → 0x0000, 1 → 0x3F80).</summary>
+    public static void PackBf16(ArrayView<float> x, ArrayView<ushort> dst, SpikeGemmArgs p)
     {
         var tile = SharedMemory.Allocate<float>(Tile * (Tile + 1));
-        LoadTile(x, p, tile, out int n0, out int k0);
+        LoadTile(x, p, tile, out int n0, out int c0);
         for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
         {
-            int tx = e % Tile, j = e / Tile, k = k0 + tx, n = n0 + j;
-            if (n < p.Rows && k < p.Kp) cols[(long)n * p.Kp + k] = tile[tx * (Tile + 1) + j] != 0f ? Bf16One : (ushort)0;
+            int tx = e % Tile, j = e / Tile, c = c0 + tx, n = n0 + j;
+            if (n >= p.PackRows || c >= p.Cp) continue;
+            ushort v = tile[tx * (Tile + 1) + j] != 0f ? Bf16One : (ushort)0;
+            for (int copy = 0; copy < p.PackCopies; copy++) dst[((long)n * p.PackCopies + copy) * p.Cp + c] = v;
         }
     }
 
-    /// <summary>Spikes into int8 columns B[Rows, Kp] (0 → 0, 1 → 1).</summary>
-    public static void ColumnsS8(ArrayView<float> x, ArrayView<sbyte> cols, SpikeGemmArgs p)
+    /// <summary>Spikes packed pixel-major into int8, dst[n, PackCopies, Cp] (0 → 0, 1 → 1).</summary>
+    public static void PackS8(ArrayView<float> x, ArrayView<sbyte> dst, SpikeGemmArgs p)
     {
         var tile = SharedMemory.Allocate<float>(Tile * (Tile + 1));
-        LoadTile(x, p, tile, out int n0, out int k0);
+        LoadTile(x, p, tile, out int n0, out int c0);
         for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
         {
-            int tx = e % Tile, j = e / Tile, k = k0 + tx, n = n0 + j;
-            if (n < p.Rows && k < p.Kp) cols[(long)n * p.Kp + k] = tile[tx * (Tile + 1) + j] != 0f ? (sbyte)1 : (sbyte)0;
+            int tx = e % Tile, j = e / Tile, c = c0 + tx, n = n0 + j;
+            if (n >= p.PackRows || c >= p.Cp) continue;
+            sbyte v = tile[tx * (Tile + 1) + j] != 0f ? (sbyte)1 : (sbyte)0;
+            for (int copy = 0; copy < p.PackCopies; copy++) dst[((long)n * p.PackCopies + copy) * p.Cp + c] = v;
         }
     }
 
-    /// <summary>dst[i] = (f16) src[i]: exact for spikes and for integers up to 2048 in magnitude.</summary>
+    /// <summary>
+    /// im2col from packed spikes, in 8-byte words: one thread per (output pixel n, word w of a packed pixel), looping over
+    /// the taps; B[n, copy·Kp + tap·Cp ..] = the packed input pixel under the tap (zero outside the map and for n ≥ Valid).
+    /// Neighbouring threads copy neighbouring words, so loads and stores are contiguous.
+    /// </summary>
+    public static void ColumnsFromPacked(Index1D i, ArrayView<long> packed, ArrayView<long> cols, SpikeGemmArgs p)
+    {
+        int n = i / p.Words, w = i - n * p.Words, taps = p.KH * p.KW, copyWords = taps * p.Words;
+        long at = (long)n * p.Copies * copyWords + w;
+        if (n >= p.Valid)
+        {
+            for (int t = 0; t < p.Copies * taps; t++) cols[at + (long)t * p.Words] = 0L;
+            return;
+        }
+        int f = n / p.OHW, pix = n - f * p.OHW, oy = pix / p.OW, ox = pix - oy * p.OW;
+        int iy0 = oy * p.StrideH - p.PadH, ix0 = ox * p.StrideW - p.PadW;
+        long frame = (long)f * p.H * p.W;
+        for (int ky = 0; ky < p.KH; ky++)
+        {
+            int iy = iy0 + ky;
+            bool rowInside = iy >= 0 && iy < p.H;
+            for (int kx = 0; kx < p.KW; kx++)
+            {
+                int ix = ix0 + kx;
+                long v = rowInside && ix >= 0 && ix < p.W ? packed[(frame + iy * p.W + ix) * p.Words + w] : 0L;
+                for (int copy = 0; copy < p.Copies; copy++) cols[at + (long)copy * copyWords] = v;
+                at += p.Words;
+            }
+        }
+    }
+
+/// <summary>dst[i] = (f16) src[i]: exact for spikes and for integers up to 2048 in magnitude.</summary>
     public static void ToHalf(Index1D i, ArrayView<float> src, ArrayView<Half> dst) => dst[i] = (Half)src[i];
 
     /// <summary>Fallback int8 GEMM, exact: c[r, n] = Σ_k a[r, k]·b[n, k] in int32 (one thread per element).</summary>

@@ -42,6 +42,13 @@ public abstract class ForwardingBackend(IBackend inner) : IBackend
     public virtual void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits) =>
         Inner.Head(head, features, batch, timesteps, logits);
 
+    public virtual void AccumulateFrames(DeviceBuffer x, int frames, long length, double weight, Span<double> sums) =>
+        Inner.AccumulateFrames(x, frames, length, weight, sums);
+    public virtual void ChannelMoments(DeviceBuffer x, int frames, int channels, int plane, Span<double> mean, Span<double> squares) =>
+        Inner.ChannelMoments(x, frames, channels, plane, mean, squares);
+    public virtual void ChannelAffines(DeviceBuffer x, int frames, int channels, int plane, DeviceBuffer affines, int count, bool inverse) =>
+        Inner.ChannelAffines(x, frames, channels, plane, affines, count, inverse);
+
     public virtual SpikeCounter CreateSpikeCounter(int layers) => Inner.CreateSpikeCounter(layers);
     public virtual MembraneReference CreateMembraneReference(int layers) => Inner.CreateMembraneReference(layers);
     public virtual DriftMeter CreateDriftMeter(MembraneReference reference) => Inner.CreateDriftMeter(reference);

@@ -97,6 +97,30 @@ public interface IBackend : IDisposable
     /// </summary>
     void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits);
 
+    // ---- calibration statistics (corrections after quantization): reduced on the device in double, results to the host ----
+
+    /// <summary>
+    /// sums[i] += weight·x[f·length + i] for f = 0 .. frames − 1 in that order (double arithmetic), for i &lt; length:
+    /// the per-position sums over frames that bias correction needs of a conv's input. <paramref name="sums"/> lives on
+    /// the host; waits for queued work.
+    /// </summary>
+    void AccumulateFrames(DeviceBuffer x, int frames, long length, double weight, Span<double> sums);
+
+    /// <summary>
+    /// Per channel c of x [frames, channels, plane], over all frames·plane values in double: mean[c] = Σ x / (frames·plane)
+    /// and squares[c] = Σ (x − mean[c])² (two passes), each in the backend's fixed order. Only the 2·channels results
+    /// come back; waits for queued work.
+    /// </summary>
+    void ChannelMoments(DeviceBuffer x, int frames, int channels, int plane, Span<double> mean, Span<double> squares);
+
+    /// <summary>
+    /// x [frames, channels, plane] in place through a chain of <paramref name="count"/> per-channel affines v·scale + shift,
+    /// given as <paramref name="affines"/> = scale₀, shift₀, scale₁, shift₁, … (each <paramref name="channels"/> floats).
+    /// Forward: each affine as one float FMA, first to last (as a conv layer applies its BatchNorms). Inverse: undoes the
+    /// chain last to first in double, v = (v − shift) / scale, rounded to float once at the end.
+    /// </summary>
+    void ChannelAffines(DeviceBuffer x, int frames, int channels, int plane, DeviceBuffer affines, int count, bool inverse);
+
     // ---- observers ----------------------------------------------------------------------------------------------------
 
     /// <summary>A spike counter for up to <paramref name="layers"/> LIF layers, kept on the device.</summary>

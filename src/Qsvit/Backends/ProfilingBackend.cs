@@ -104,6 +104,25 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
         Time("head", $"{head.Heads.Count} x {head.Features}->{head.Classes} x{batch * timesteps}", "",
             () => Inner.Head(head, features, batch, timesteps, logits));
 
+    // Spans again: the calibration reductions are timed here too.
+    public override void AccumulateFrames(DeviceBuffer x, int frames, long length, double weight, Span<double> sums)
+    {
+        long start = Enabled ? Start() : 0;
+        Inner.AccumulateFrames(x, frames, length, weight, sums);
+        if (Enabled) Stop("frame sums", $"{Floats(length)} x {frames}", "", start);
+    }
+
+    public override void ChannelMoments(DeviceBuffer x, int frames, int channels, int plane, Span<double> mean, Span<double> squares)
+    {
+        long start = Enabled ? Start() : 0;
+        Inner.ChannelMoments(x, frames, channels, plane, mean, squares);
+        if (Enabled) Stop("channel moments", $"{channels}ch x {Floats((long)frames * plane)}", "", start);
+    }
+
+    public override void ChannelAffines(DeviceBuffer x, int frames, int channels, int plane, DeviceBuffer affines, int count, bool inverse) =>
+        Time(inverse ? "undo channel affines" : "channel affines", $"{count} x {channels}ch x {Floats((long)frames * plane)}", "",
+            () => Inner.ChannelAffines(x, frames, channels, plane, affines, count, inverse));
+
     /// <summary>Leaves the inner backend open (its owner disposes it).</summary>
     public override void Dispose() { }
 

@@ -47,6 +47,14 @@ public sealed class WorkspaceMeter : IBackend
     public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) { }
     public void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits) { }
 
+    public void AccumulateFrames(DeviceBuffer x, int frames, long length, double weight, Span<double> sums) { }
+    public void ChannelMoments(DeviceBuffer x, int frames, int channels, int plane, Span<double> mean, Span<double> squares)
+    {
+        mean.Clear();
+        squares.Clear();
+    }
+    public void ChannelAffines(DeviceBuffer x, int frames, int channels, int plane, DeviceBuffer affines, int count, bool inverse) { }
+
     public SpikeCounter CreateSpikeCounter(int layers) => throw new NotSupportedException("the workspace meter records nothing");
     public MembraneReference CreateMembraneReference(int layers) => throw new NotSupportedException("the workspace meter records nothing");
     public DriftMeter CreateDriftMeter(MembraneReference reference) => throw new NotSupportedException("the workspace meter records nothing");

@@ -15,18 +15,20 @@ public sealed record ConvCall(ConvKeys Keys, ConvGeometry Geometry, int Frames, 
 }
 
 /// <summary>
-/// Sees every conv layer of a pass on the host (<see cref="Sdtv2Model.Probe"/>): for calibration after quantization
-/// (<see cref="Quantization.QuantizationCorrector"/>), where statistics of conv inputs and outputs are needed. Slow by
-/// design: each call copies the layer's input and output to the host.
+/// Sees every conv layer of a pass where it runs (<see cref="Sdtv2Model.Probe"/>): for calibration after quantization
+/// (<see cref="Quantization.QuantizationCorrector"/>), where statistics of conv inputs and outputs are needed. The probe
+/// works through the backend's calibration reductions (<see cref="IBackend.AccumulateFrames"/>,
+/// <see cref="IBackend.ChannelMoments"/>, <see cref="IBackend.ChannelAffines"/>), so on a GPU only per-channel or
+/// per-position results cross to the host.
 /// </summary>
 public interface IConvProbe
 {
     /// <summary>
     /// After the conv (its bias and BatchNorms applied): <paramref name="input"/> [Frames, InChannels, Height, Width] and
-    /// <paramref name="output"/> [Frames, OutChannels, OutHeight, OutWidth]. Returns true when it changed
-    /// <paramref name="output"/>, which then goes back to the device and on through the pass.
+    /// <paramref name="output"/> [Frames, OutChannels, OutHeight, OutWidth] on <paramref name="backend"/>. The probe may
+    /// change <paramref name="output"/> in place, and the pass goes on with it; it releases whatever it rents.
     /// </summary>
-    bool OnConv(ConvCall call, float[] input, float[] output);
+    void OnConv(ConvCall call, IBackend backend, DeviceBuffer input, DeviceBuffer output);
 
     /// <summary>Pad values for a BN-padded layer (RepConv's BNAndPadLayer, BN(0) of <paramref name="batchNorm"/>); null keeps the model's.</summary>
     float[]? PadValues(string batchNorm) => null;

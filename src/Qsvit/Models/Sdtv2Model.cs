@@ -338,7 +338,7 @@ public sealed class Sdtv2Model : IDisposable
     }
 
     /// <summary>
-    /// Logits of one pass in which <paramref name="probe"/> sees every conv layer on the host and may change its output
+    /// Logits of one pass in which <paramref name="probe"/> sees every conv layer on the device and may change its output
     /// (calibration after quantization, <see cref="IConvProbe"/>). Runs on the first device of a group; BatchNorms must not
     /// be folded, since the probe works on them.
     /// </summary>
@@ -440,14 +440,11 @@ public sealed class Sdtv2Model : IDisposable
         {
             B.Conv(layer, input, frames, height, width, output);
             if (Probe is null) return;
-            var g = layer.Geometry;
             var call = new ConvCall(layer.Spec.Keys ?? throw new InvalidOperationException("a model's conv layer carries its keys"),
-                g, frames, height, width, repeat);
-            var x = new float[(long)frames * g.InChannels * height * width];
-            var y = new float[(long)frames * g.OutChannels * call.OutHeight * call.OutWidth];
-            B.Download(input, 0, x);
-            B.Download(output, 0, y);
-            if (Probe.OnConv(call, x, y)) B.Upload(y, output);
+                layer.Geometry, frames, height, width, repeat);
+            int mark = B.Mark();
+            Probe.OnConv(call, B, input, output);
+            B.Release(mark);
         }
 
         /// <summary>The pad values of a BN-padded layer: the probe's when it has re-estimated that BatchNorm, else the model's.</summary>

@@ -1,3 +1,4 @@
+using Qsvit.Backends;
 using Qsvit.IO;
 using Qsvit.Models;
 using Qsvit.Tensors;
@@ -24,8 +25,9 @@ namespace Qsvit.Quantization;
 /// over N×T×H×W (what PyTorch's BN stores in train mode with momentum 1), and passes the re-normalized output on, so every
 /// later BN sees the network as corrected so far: layer by layer in network order, in one pass. It starts at the first
 /// quantized conv (the fp32 layers before it keep the statistics of the whole training set). Channels whose BN scale is
-/// 0 (their input cannot be recovered) keep their statistics. All images as one batch: the host holds every conv's
-/// input and output of that batch once at a time (tens of MB for 256 CIFAR images).</para>
+/// 0 (their input cannot be recovered) keep their statistics. All images as one batch, on the model's device.</para>
+/// <para>Both work on the device through the backend's calibration reductions (<see cref="IConvProbe"/>): on a GPU only
+/// per-position input sums and per-channel moments come to the host, all in double, in fixed orders.</para>
 /// </summary>
 public sealed class QuantizationCorrector
 {
@@ -182,24 +184,14 @@ public sealed class QuantizationCorrector
 
         public void PassDone() => _first = false;
 
-        public bool OnConv(ConvCall call, float[] input, float[] output)
+        public void OnConv(ConvCall call, IBackend backend, DeviceBuffer input, DeviceBuffer output)
         {
             var g = call.Geometry;
-            int plane = call.Height * call.Width;
+            long length = (long)g.InChannels * call.Height * call.Width;
             if (_first) _calls.Add(call);
-            if (!_sums.TryGetValue(call.Keys.Weight, out var s)) s = (call, new double[g.InChannels * plane], 0);
-            var sums = s.Sums;
-            Parallel.For(0, g.InChannels, c =>
-            {
-                var dst = sums.AsSpan(c * plane, plane);
-                for (int f = 0; f < call.Frames; f++)
-                {
-                    var src = input.AsSpan((f * g.InChannels + c) * plane, plane);
-                    for (int i = 0; i < plane; i++) dst[i] += src[i] * (double)call.Repeat;
-                }
-            });
-            _sums[call.Keys.Weight] = (call, sums, s.Frames + (long)call.Frames * call.Repeat);
-            return false;
+            if (!_sums.TryGetValue(call.Keys.Weight, out var s)) s = (call, new double[length], 0);
+            backend.AccumulateFrames(input, call.Frames, length, call.Repeat, s.Sums);
+            _sums[call.Keys.Weight] = (call, s.Sums, s.Frames + (long)call.Frames * call.Repeat);
         }
 
         public InputMeans Means()
@@ -244,63 +236,54 @@ public sealed class QuantizationCorrector
 
         public float[]? PadValues(string batchNorm) => _done.Contains(batchNorm) ? BatchNorm.ZeroInputOutput(state, batchNorm) : null;
 
-        public bool OnConv(ConvCall call, float[] input, float[] output)
+        public void OnConv(ConvCall call, IBackend backend, DeviceBuffer input, DeviceBuffer output)
         {
             _started |= quantized.Contains(call.Keys.Weight);
             var bns = call.Keys.BatchNorms;
-            if (!_started || bns.Count == 0) return false;
+            if (!_started || bns.Count == 0) return;
             int channels = call.Geometry.OutChannels, plane = call.OutHeight * call.OutWidth, frames = call.Frames;
             var old = bns.Select(Affine).ToArray();   // what the layer applied: the statistics before this probe
             var invertible = new bool[channels];
             for (int c = 0; c < channels; c++) invertible[c] = old.All(a => a.Scale[c] != 0);
-            // The conv's output before its BNs, undoing them in reverse order.
-            Parallel.For(0, channels, c =>
-            {
-                if (!invertible[c]) return;
-                for (int f = 0; f < frames; f++)
-                {
-                    var y = output.AsSpan((f * channels + c) * plane, plane);
-                    for (int i = 0; i < plane; i++)
-                    {
-                        double v = y[i];
-                        for (int b = old.Length - 1; b >= 0; b--) v = (v - old[b].Shift[c]) / old[b].Scale[c];
-                        y[i] = (float)v;
-                    }
-                }
-            });
+            // The conv's output before its BNs, undoing them in reverse order. Channels left alone (identities) keep the
+            // values the layer computed, and their statistics.
+            var affines = backend.Rent(2L * old.Length * channels);
+            backend.Upload(Pack(old, invertible), affines);
+            backend.ChannelAffines(output, frames, channels, plane, affines, old.Length, inverse: true);
+            var means = new double[channels];
+            var squares = new double[channels];
+            double n = (double)frames * call.Repeat * plane;
             foreach (var bn in bns)
             {
+                backend.ChannelMoments(output, frames, channels, plane, means, squares);
                 var mean = (float[])state[bn + ".running_mean"].Data.Clone();
                 var variance = (float[])state[bn + ".running_var"].Data.Clone();
-                double n = (double)frames * call.Repeat * plane;
-                Parallel.For(0, channels, c =>
+                for (int c = 0; c < channels; c++)
                 {
-                    if (!invertible[c]) return;
-                    double sum = 0;
-                    for (int f = 0; f < frames; f++)
-                        foreach (float v in output.AsSpan((f * channels + c) * plane, plane)) sum += v;
-                    double m = sum / ((double)frames * plane), squares = 0;
-                    for (int f = 0; f < frames; f++)
-                        foreach (float v in output.AsSpan((f * channels + c) * plane, plane)) squares += (v - m) * (v - m);
-                    mean[c] = (float)m;
-                    variance[c] = (float)(squares * call.Repeat / (n - 1));   // unbiased, as PyTorch's running_var
-                });
+                    if (!invertible[c]) continue;
+                    mean[c] = (float)means[c];
+                    variance[c] = (float)(squares[c] * call.Repeat / (n - 1));   // unbiased, as PyTorch's running_var
+                }
                 state.Set(bn + ".running_mean", new Tensor(mean, mean.Length));
                 state.Set(bn + ".running_var", new Tensor(variance, variance.Length));
                 _done.Add(bn);
-                var (scale, shift) = Affine(bn);
-                Parallel.For(0, channels, c =>
-                {
-                    if (!invertible[c]) return;
-                    for (int f = 0; f < frames; f++)
-                    {
-                        var y = output.AsSpan((f * channels + c) * plane, plane);
-                        for (int i = 0; i < plane; i++) y[i] = MathF.FusedMultiplyAdd(y[i], scale[c], shift[c]);
-                    }
-                });
+                backend.Upload(Pack([Affine(bn)], invertible), affines);
+                backend.ChannelAffines(output, frames, channels, plane, affines, 1, inverse: false);
             }
-            // Channels left alone keep the values the layer computed.
-            return true;
+        }
+
+        /// <summary>scale₀, shift₀, scale₁, shift₁, … as <see cref="IBackend.ChannelAffines"/> takes them; identities where a channel is left alone.</summary>
+        private static float[] Pack((float[] Scale, float[] Shift)[] affines, bool[] apply)
+        {
+            int channels = apply.Length;
+            var packed = new float[2 * affines.Length * channels];
+            for (int b = 0; b < affines.Length; b++)
+                for (int c = 0; c < channels; c++)
+                {
+                    packed[2 * b * channels + c] = apply[c] ? affines[b].Scale[c] : 1f;
+                    packed[(2 * b + 1) * channels + c] = apply[c] ? affines[b].Shift[c] : 0f;
+                }
+            return packed;
         }
 
         private (float[] Scale, float[] Shift) Affine(string bn) => BatchNorm.Fold(state[bn + ".weight"].Data, state[bn + ".bias"].Data,

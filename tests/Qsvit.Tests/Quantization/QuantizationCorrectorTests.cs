@@ -1,3 +1,4 @@
+using Qsvit.Backends;
 using Qsvit.IO;
 using Qsvit.Models;
 using Qsvit.Quantization;
@@ -29,10 +30,11 @@ public sealed class QuantizationCorrectorTests
     private sealed class Recorder : IConvProbe
     {
         public readonly List<(ConvCall Call, float[] Input)> Calls = new();
-        public bool OnConv(ConvCall call, float[] input, float[] output)
+        public void OnConv(ConvCall call, IBackend backend, DeviceBuffer input, DeviceBuffer output)
         {
-            Calls.Add((call, (float[])input.Clone()));
-            return false;
+            var x = new float[(long)call.Frames * call.Geometry.InChannels * call.Height * call.Width];
+            backend.Download(input, 0, x);
+            Calls.Add((call, x));
         }
     }
 

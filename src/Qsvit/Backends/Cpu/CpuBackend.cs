@@ -168,6 +168,15 @@ public sealed class CpuBackend : IBackend
         Release(mark);
     }
 
+    public void AccumulateFrames(DeviceBuffer x, int frames, long length, double weight, Span<double> sums) =>
+        ChannelStatistics.AccumulateFrames(A(x), frames, checked((int)length), weight, sums, Threads);
+
+    public void ChannelMoments(DeviceBuffer x, int frames, int channels, int plane, Span<double> mean, Span<double> squares) =>
+        ChannelStatistics.Moments(A(x), frames, channels, plane, mean, squares, Threads);
+
+    public void ChannelAffines(DeviceBuffer x, int frames, int channels, int plane, DeviceBuffer affines, int count, bool inverse) =>
+        ChannelStatistics.Affines(A(x), frames, channels, plane, A(affines), count, inverse, Threads);
+
     public SpikeCounter CreateSpikeCounter(int layers) => new CpuSpikeCounter(layers);
     public MembraneReference CreateMembraneReference(int layers) => new CpuMembraneReference(layers);
 

@@ -16,7 +16,7 @@ namespace Qsvit.Backends.Cuda;
 /// kernels, which sum in the CPU backend's order (<see cref="GpuKernels"/>), so results agree with it to the last bit on
 /// most elements. Either way results are identical from run to run.
 /// </summary>
-public sealed class CudaBackend : IBackend
+public sealed partial class CudaBackend : IBackend
 {
     private readonly GpuDevice _device;
     private readonly GpuOps _ops;

@@ -425,6 +425,11 @@ internal sealed class OnnxGraphBackend : IBackend
         o.Producer = null;
     }
 
+    public void AccumulateFrames(DeviceBuffer x, int frames, long length, double weight, Span<double> sums) => throw NoCalibration();
+    public void ChannelMoments(DeviceBuffer x, int frames, int channels, int plane, Span<double> mean, Span<double> squares) => throw NoCalibration();
+    public void ChannelAffines(DeviceBuffer x, int frames, int channels, int plane, DeviceBuffer affines, int count, bool inverse) => throw NoCalibration();
+    private static QsvitException NoCalibration() => new("the ONNX graph backend records inference passes; corrections calibrate on a compute backend");
+
     public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output)
     {
         var v = In(x, "spatial mean");

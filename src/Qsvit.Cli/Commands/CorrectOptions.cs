@@ -67,6 +67,7 @@ internal sealed class CorrectOptions(bool withData)
         if (options.IsNone || images is null) return quantized;
         Console.Error.WriteLine($"correcting the quantized network ({options}) on {images.Count} calibration images…");
         using var fp32 = model.CreateModel(backend: backend);
-        return new QuantizationCorrector(fp32, images, options).Correct(quantized);
+        using var corrector = new QuantizationCorrector(fp32, images, options);
+        return corrector.Correct(quantized);
     }
 }

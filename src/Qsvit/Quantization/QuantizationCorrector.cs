@@ -29,9 +29,14 @@ namespace Qsvit.Quantization;
 /// <para>Both work on the device through the backend's calibration reductions (<see cref="IConvProbe"/>): on a GPU only
 /// per-position input sums and per-channel moments come to the host, all in double, in fixed orders.</para>
 /// </summary>
-public sealed class QuantizationCorrector
+public sealed class QuantizationCorrector : IDisposable
 {
+    /// <summary>Corrected tensors kept per key for <see cref="Intern"/>: a beam's live candidates and their parents.</summary>
+    private const int InternedPerKey = 32;
+
     private readonly Sdtv2Model _fp32;
+    private readonly Dictionary<string, List<float[]>> _interned = new(StringComparer.Ordinal);
+    private Sdtv2Model? _probeModel;
     private readonly CalibrationImages _images;
     private readonly int _batchSize;
     private InputMeans? _means;
@@ -116,12 +121,38 @@ public sealed class QuantizationCorrector
         if (carry is not null) throw new InvalidOperationException("the last conv has neither bias nor BN");
     }
 
-    private static void Shift(StateDict state, string key, double[] error, int sign)
+    private void Shift(StateDict state, string key, double[] error, int sign)
     {
         if (error.All(e => e == 0)) return;   // unquantized: leave the fp32 tensor shared
         var t = state[key].Clone();
         for (int i = 0; i < error.Length; i++) t.Data[i] = (float)(t.Data[i] + sign * error[i]);
-        state.Set(key, t);   // float32: a half-precision source dtype would round the correction off
+        SetInterned(state, key, t.Data);   // float32: a half-precision source dtype would round the correction off
+    }
+
+    /// <summary>
+    /// state[key] = values, as the very array of an earlier correction when one holds the same bits. Corrections of a
+    /// layer depend only on the widths up to it, so settings that share a prefix (a search's parent and children) get
+    /// the same arrays there, and the backend's layers built from them are shared instead of uploaded again
+    /// (<see cref="Sdtv2Model.WithState"/>).
+    /// </summary>
+    private void SetInterned(StateDict state, string key, float[] values) => state.Set(key, new Tensor(Intern(key, values), values.Length));
+
+    private float[] Intern(string key, float[] values)
+    {
+        if (!_interned.TryGetValue(key, out var list)) _interned[key] = list = new List<float[]>(InternedPerKey);
+        var bits = System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan());
+        foreach (var known in list)
+            if (bits.SequenceEqual(System.Runtime.InteropServices.MemoryMarshal.AsBytes(known.AsSpan()))) return known;
+        if (list.Count == InternedPerKey) list.RemoveAt(0);
+        list.Add(values);
+        return values;
+    }
+
+    /// <summary>Releases the last BN re-estimation's network (kept so that the next one shares its layers).</summary>
+    public void Dispose()
+    {
+        _probeModel?.Dispose();
+        _probeModel = null;
     }
 
     /// <summary>(W_q − W)·E[im2col(x)] per output channel; zeros where the weight is not quantized.</summary>
@@ -168,8 +199,12 @@ public sealed class QuantizationCorrector
         var convs = quantized.Weights.Where(w => w.Bits != Quantizer.FullPrecision && !w.Key.StartsWith("head", StringComparison.Ordinal))
             .Select(w => w.Key).ToHashSet(StringComparer.Ordinal);
         if (convs.Count == 0) return;
-        using var model = _fp32.WithState(state);
-        model.Probe(_images.Images, _images.Count, _images.Height, _images.Width, new BatchNormProbe(state, convs));
+        // The previous setting's network stays alive until this one is built: the layers they share (same quantized
+        // weights, the fp32 BNs) are not uploaded again.
+        var model = _fp32.WithState(state);
+        _probeModel?.Dispose();
+        _probeModel = model;
+        model.Probe(_images.Images, _images.Count, _images.Height, _images.Width, new BatchNormProbe(state, convs, SetInterned));
         Passes++;
     }
 
@@ -229,7 +264,7 @@ public sealed class QuantizationCorrector
     }
 
     /// <summary>Re-estimates each conv's BatchNorms from its output as the pass goes, and re-normalizes that output.</summary>
-    private sealed class BatchNormProbe(StateDict state, IReadOnlySet<string> quantized) : IConvProbe
+    private sealed class BatchNormProbe(StateDict state, IReadOnlySet<string> quantized, Action<StateDict, string, float[]> set) : IConvProbe
     {
         private readonly HashSet<string> _done = new(StringComparer.Ordinal);
         private bool _started;
@@ -264,8 +299,8 @@ public sealed class QuantizationCorrector
                     mean[c] = (float)means[c];
                     variance[c] = (float)(squares[c] * call.Repeat / (n - 1));   // unbiased, as PyTorch's running_var
                 }
-                state.Set(bn + ".running_mean", new Tensor(mean, mean.Length));
-                state.Set(bn + ".running_var", new Tensor(variance, variance.Length));
+                set(state, bn + ".running_mean", mean);
+                set(state, bn + ".running_var", variance);
                 _done.Add(bn);
                 backend.Upload(Pack([Affine(bn)], invertible), affines);
                 backend.ChannelAffines(output, frames, channels, plane, affines, 1, inverse: false);

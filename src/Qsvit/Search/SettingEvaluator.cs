@@ -366,6 +366,7 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
         _reuse?.Cache.Dispose();
         _driftReuse?.Cache.Dispose();
         _candidate?.Dispose();
+        _corrector?.Dispose();
         _membrane?.Dispose();
         _root?.Dispose();
     }

@@ -122,3 +122,40 @@ public sealed class CalibrationKernelTests(CpuAcceleratorFixture gpu)
         }
     }
 }
+
+/// <summary>The whole correction (bias and BN) on the CUDA backend (ILGPU's CPU accelerator) against the CPU backend: the tiny model, one 8×8 image.</summary>
+[Collection("gpu-cpu-accelerator")]
+public sealed class QuantizationCorrectorGpuTests(CpuAcceleratorFixture gpu)
+{
+    /// <summary>
+    /// Stated tolerance: 1e-4 relative on every corrected bias and BN statistic. The ILGPU kernels sum convs in the CPU's
+    /// order and the frame sums and affines are exact, so only the tree-summed moments (1e-12) and an ulp of a spatial
+    /// mean can differ.
+    /// </summary>
+    [Fact]
+    public void Corrected_state_matches_the_cpu_backend()
+    {
+        var config = Qsvit.Tests.Search.Aq4Fixtures.Tiny;
+        var state = Qsvit.Tests.Search.Aq4Fixtures.LivelyWeights(1);
+        var rng = new Random(5);
+        var images = new Qsvit.Quantization.CalibrationImages(
+            Enumerable.Range(0, 3 * 8 * 8).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray(), 1, 3, 8, 8);
+        var options = new Qsvit.Quantization.CorrectionOptions { Bias = true, BatchNorm = true };
+        using var cpu = new Qsvit.Models.Sdtv2Model(config, state);
+        using var onGpu = new Qsvit.Models.Sdtv2Model(config, state, backend: gpu.Backend);
+        var q = Qsvit.Quantization.ModelQuantizer.Apply(cpu.State, cpu.Layout, Qsvit.Quantization.QuantizationSetting.Uniform(3),
+            Qsvit.Quantization.QuantizerSpec.Paper);
+        var expected = new Qsvit.Quantization.QuantizationCorrector(cpu, images, options).Correct(q).StateDict;
+        var actual = new Qsvit.Quantization.QuantizationCorrector(onGpu, images, options).Correct(q).StateDict;
+        int changed = 0;
+        foreach (var key in expected.Keys)
+        {
+            var e = expected[key].Data;
+            var a = actual[key].Data;
+            if (!ReferenceEquals(e, q.StateDict[key].Data)) changed++;
+            for (int i = 0; i < e.Length; i++)
+                Assert.True(Math.Abs(e[i] - a[i]) <= 1e-4 * (1 + Math.Abs(e[i])), $"{key}[{i}]: cpu {e[i]}, cuda {a[i]}");
+        }
+        Assert.True(changed > 50, $"{changed} tensors corrected");
+    }
+}

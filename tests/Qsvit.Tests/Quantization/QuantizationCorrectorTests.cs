@@ -194,6 +194,30 @@ public sealed class QuantizationCorrectorTests
         Assert.Equal(0, none.Passes);
     }
 
+    [Fact]
+    public void Settings_sharing_a_prefix_share_its_corrected_arrays_and_get_the_same_values()
+    {
+        var fp32 = new Sdtv2Model(Aq4Fixtures.Tiny, Aq4Fixtures.LivelyWeights(1));
+        using var _ = fp32;
+        var c = Calibration();
+        using var corrector = new QuantizationCorrector(fp32, c, new CorrectionOptions { BatchNorm = true });
+        var a = QuantizationSetting.Parse("3,3,3,3|3,3,3|3,3|3,3");
+        var b = QuantizationSetting.Parse("3,3,3,3|3,3,3|3,3|3,4");
+        var qa = corrector.Correct(ModelQuantizer.Apply(fp32.State, fp32.Layout, a, QuantizerSpec.Paper)).StateDict;
+        var qb = corrector.Correct(ModelQuantizer.Apply(fp32.State, fp32.Layout, b, QuantizerSpec.Paper)).StateDict;
+        using var alone = new QuantizationCorrector(fp32, c, new CorrectionOptions { BatchNorm = true });
+        var fresh = alone.Correct(ModelQuantizer.Apply(fp32.State, fp32.Layout, b, QuantizerSpec.Paper)).StateDict;
+        int shared = 0, own = 0;
+        foreach (var p in fp32.Layout.Parameters.Where(p => p.Role is ParameterRole.RunningMean or ParameterRole.RunningVar))
+        {
+            Assert.Equal(fresh[p.Key].Data, qb[p.Key].Data);   // sharing never changes a value
+            bool lastUnit = p.Key.StartsWith("block4.", StringComparison.Ordinal);   // TRAN_S4, the unit that differs
+            if (ReferenceEquals(qa[p.Key].Data, qb[p.Key].Data)) { Assert.False(lastUnit, p.Key); shared++; }
+            else own++;
+        }
+        Assert.True(shared > 40 && own > 0, $"{shared} shared, {own} own");
+    }
+
     [Theory]
     [InlineData("none", false, false)]
     [InlineData("bias", true, false)]

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Qsvit.Backends;
 using Qsvit.IO;
 using Qsvit.Models;
@@ -140,9 +141,9 @@ public sealed class QuantizationCorrector : IDisposable
     private float[] Intern(string key, float[] values)
     {
         if (!_interned.TryGetValue(key, out var list)) _interned[key] = list = new List<float[]>(InternedPerKey);
-        var bits = System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan());
+        var bits = MemoryMarshal.AsBytes(values.AsSpan());
         foreach (var known in list)
-            if (bits.SequenceEqual(System.Runtime.InteropServices.MemoryMarshal.AsBytes(known.AsSpan()))) return known;
+            if (bits.SequenceEqual(MemoryMarshal.AsBytes(known.AsSpan()))) return known;
         if (list.Count == InternedPerKey) list.RemoveAt(0);
         list.Add(values);
         return values;

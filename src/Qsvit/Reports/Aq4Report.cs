@@ -64,7 +64,8 @@ public static class Aq4Report
         if (r.Method == Aq4Method.Beam) details.Add($"B={r.Options.BeamWidth}");
         if (r.Space.Granularity != Granularity.Block) details.Add(r.Space.Granularity.Name());
         if (r.Space.QuantizeHead) details.Add("head searched");
-        if (!r.Options.DriftGate) details.Add("no drift gate");
+        if (!r.Options.DriftGate && !r.Options.PathSearch) details.Add("no drift gate");
+        if (r.Method == Aq4Method.Greedy && !r.Options.PathSearch) details.Add("step verification");
         return $"AQ4SViT-{(r.Method == Aq4Method.Greedy ? "Greedy" : "Beam")}{(details.Count == 0 ? "" : $" ({string.Join(", ", details)})")}";
     }
 
@@ -132,7 +133,8 @@ public static class Aq4Report
 
         md.AppendLine("## Candidates").AppendLine();
         md.AppendLine(string.Join(", ", Enum.GetValues<Aq4Outcome>().Select(o => $"{r.Candidates.Count(c => c.Step > 0 && c.Outcome == o)} {Name(o)}")) + ".");
-        md.AppendLine("Passed and failed candidates were fully evaluated; drift-gated, dominated and not-reached ones were not.").AppendLine();
+        md.AppendLine("Passed and failed candidates were fully evaluated; drift-gated, dominated, not-reached and implied ones were not" +
+                      (r.Options.PathSearch ? " (path search: implied ones lie above a setting on their path that passed)." : ".")).AppendLine();
         md.AppendLine("Top-1 and drop are over the images the decision used (early = decided sequentially before the whole split).").AppendLine();
         md.AppendLine("| step | move | MiB | saving % | drift | spike mismatch | score | top-1 % | drop | images | outcome |");
         md.AppendLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
@@ -161,7 +163,8 @@ public static class Aq4Report
             ["quantize_head"] = r.Space.QuantizeHead,
             ["max_drop"] = r.Options.MaxDrop,
             ["search_split"] = r.Options.SearchSplit,
-            ["drift_gate"] = r.Options.DriftGate,
+            ["drift_gate"] = r.Options.DriftGate && !r.Options.PathSearch,
+            ["verification"] = r.Method == Aq4Method.Greedy ? (r.Options.PathSearch ? "path" : "step") : "step",
             ["sequential"] = r.Options.Sequential is { } seq
                 ? new JsonObject { ["error_budget"] = seq.ErrorBudget, ["first_images"] = seq.FirstImages, ["growth"] = seq.Growth } : null,
             ["context"] = new JsonObject(context.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
@@ -290,6 +293,7 @@ public static class Aq4Report
         Aq4Outcome.Failed => "failed",
         Aq4Outcome.DriftGated => "drift-gated",
         Aq4Outcome.Dominated => "dominated",
+        Aq4Outcome.Implied => "implied",
         _ => "not reached",
     };
 

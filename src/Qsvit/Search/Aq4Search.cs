@@ -18,8 +18,27 @@ public enum Aq4Outcome
     DriftGated,
     /// <summary>Neither evaluated nor measured: no unit has more bits than in a setting that failed (predicted to fail).</summary>
     Dominated,
-    /// <summary>Drift measured, but its step had accepted enough candidates before its turn came.</summary>
+    /// <summary>Drift measured (or estimated from an earlier step), but its step had accepted enough candidates before its turn came.</summary>
     NotReached,
+    /// <summary>
+    /// Greedy's path search: on the drift-ranked path but not evaluated, because a setting further down the path passed
+    /// (accuracy does not rise as bits fall; the same assumption as <see cref="Dominated"/>).
+    /// </summary>
+    Implied,
+}
+
+/// <summary>How greedy spends its verifications (beam always verifies step by step).</summary>
+public enum Aq4Verification
+{
+    /// <summary>
+    /// Descend by drift alone (lazily re-measuring only the moves that could rank first), then search the path for its last
+    /// passing setting: galloping back from its end, then bisecting. A failure blocks that move and the descent resumes
+    /// from the last pass. Same path as <see cref="Step"/> when no move fails, with O(log depth) verifications per
+    /// failure instead of one per step.
+    /// </summary>
+    Path,
+    /// <summary>Verify each step's best-ranked move before taking the next step (the paper's; drift-gated).</summary>
+    Step,
 }
 
 public sealed record Aq4Options
@@ -35,6 +54,8 @@ public sealed record Aq4Options
     public string SearchSplit { get; init; } = "val";
     /// <summary>Skip full evaluations the drift predicts to fail. Off, every candidate is verified in rank order (an ablation).</summary>
     public bool DriftGate { get; init; } = true;
+    /// <summary>Greedy: how candidates are verified (<see cref="Aq4Verification"/>); beam ignores it.</summary>
+    public Aq4Verification Verification { get; init; } = Aq4Verification.Path;
     /// <summary>
     /// Verify candidates sequentially on growing chunks of the search split under this error budget
     /// (<see cref="ConstraintDecider"/>); null evaluates each on the whole split. The chosen setting is always evaluated on
@@ -45,9 +66,13 @@ public sealed record Aq4Options
     /// <summary>Settings verified-and-kept per step.</summary>
     public int Width => Method == Aq4Method.Greedy ? 1 : BeamWidth;
 
+    /// <summary>Greedy with <see cref="Aq4Verification.Path"/>.</summary>
+    public bool PathSearch => Method == Aq4Method.Greedy && Verification == Aq4Verification.Path;
+
     public void Validate()
     {
         if (!Enum.IsDefined(Method)) throw new QsvitException($"unknown AQ4 method {(int)Method}");
+        if (!Enum.IsDefined(Verification)) throw new QsvitException($"unknown AQ4 verification {(int)Verification}");
         if (BeamWidth < 1) throw new QsvitException($"beam width must be at least 1, got {BeamWidth}");
         if (!(MaxDrop >= 0) || double.IsInfinity(MaxDrop)) throw new QsvitException($"max drop must be a finite number of points >= 0, got {MaxDrop}");
         if (string.IsNullOrEmpty(SearchSplit)) throw new QsvitException("name the search split");
@@ -199,6 +224,8 @@ public static class Aq4Searcher
         public int Unit => unit;
         public double Score = double.PositiveInfinity;
         public Aq4Outcome? Outcome;
+        /// <summary>The step (depth below fp32) it was a candidate at.</summary>
+        public int Step;
     }
 
     private sealed class Search(ISettingOracle oracle, Aq4Space space, Aq4Options options, Action<Aq4Progress>? progress)
@@ -213,7 +240,8 @@ public static class Aq4Searcher
         private readonly int _fullBefore = oracle.FullEvaluations, _driftBefore = oracle.DriftEvaluations;
         private AccuracyRecord _fp32 = null!;
         private Node _best = null!;
-        private int _step;
+        private int _step, _steps;
+        private readonly HashSet<string> _seen = new(StringComparer.Ordinal);   // path search: children generated so far
 
         public Aq4Result Run()
         {
@@ -226,18 +254,23 @@ public static class Aq4Searcher
             _best = root;
             _log.Add(Record(root, null, -1, null, Aq4Outcome.Passed, accepted: true));
 
-            var kept = new List<Node> { root };
-            while (kept.Count > 0 && _step < space.MaxDepth)
+            if (options.PathSearch) SearchPaths(root);
+            else
             {
-                _step++;
-                kept = Step(kept);
-                Report($"step {_step} kept {kept.Count}");
+                var kept = new List<Node> { root };
+                while (kept.Count > 0 && _step < space.MaxDepth)
+                {
+                    _step++;
+                    kept = Step(kept);
+                    Report($"step {_step} kept {kept.Count}");
+                }
+                _steps = _step;
             }
 
             // A sequential pass leaves the chosen setting evaluated on a few chunks only: the result is on the whole split.
             if (_best.Accuracy!.Count < _fp32.Count) Verify(_best);
 
-            return new Aq4Result(options, space, _best.Setting, _best.Memory, _fp32, _best.Accuracy!, _log, _step,
+            return new Aq4Result(options, space, _best.Setting, _best.Memory, _fp32, _best.Accuracy!, _log, _steps,
                 _drifts.Count, _accuracies.Count, oracle.DriftEvaluations - _driftBefore, oracle.FullEvaluations - _fullBefore,
                 _drifts.Values.Sum(d => d.Seconds), _accuracies.Values.Sum(a => a.Seconds), clock.Elapsed.TotalSeconds, _gate.Threshold)
             {
@@ -317,6 +350,137 @@ public static class Aq4Searcher
             return kept;
         }
 
+        /// <summary>
+        /// Greedy's path search (<see cref="Aq4Verification.Path"/>). From the last verified pass, descend one drift-ranked
+        /// move at a time without verifying, down to where no move is left; then find the path's last passing setting with
+        /// O(log depth) sequential decisions: gallop to a bracket, then bisect to the first failure. The first path gallops
+        /// back from its end (offsets 0, 1, 3, 7, …: accuracy often holds down to a cliff near the ladder's bottom, and
+        /// settings far past the constraint fail on few images); a path resumed after a failure starts near the constraint,
+        /// so it gallops forward (1, 2, 4, …), at most one verification more than step-by-step greedy per failure. Settings
+        /// above the last pass are implied to pass (accuracy does not rise as bits fall), those below the first failure are
+        /// dominated by it. The failure blocks its move and the descent resumes from the last pass, as step-by-step greedy
+        /// would try the next-ranked move there. With the cliff at the bottom this verifies 2 settings where step-by-step
+        /// greedy verifies one per step.
+        /// </summary>
+        private void SearchPaths(Node root)
+        {
+            var all = new List<Work>();
+            var children = new Dictionary<string, List<Work>>(StringComparer.Ordinal);
+            var stale = new Dictionary<(int Unit, int Level), (double Score, int Depth)>();
+            var depth = new Dictionary<string, int>(StringComparer.Ordinal) { [root.Key] = 0 };
+            for (var start = root; ;)
+            {
+                var path = new List<Work>();
+                for (var node = start; ;)
+                {
+                    _step = depth[node.Key] + 1;
+                    _steps++;
+                    var next = Descend(node, children, stale, all);
+                    if (next is null) break;
+                    path.Add(next);
+                    depth[next.Node.Key] = _step;
+                    node = next.Node;
+                    Report($"step {_step} took {space.Units[next.Unit].Name}");
+                }
+                int n = path.Count;   // path[i - 1] is the setting i moves below start
+                if (n == 0) break;
+                int lo = 0, hi = n + 1;   // the last known pass (0: start) and the first known failure (n + 1: none)
+                if (start == root)
+                    for (int back = 0; n - back > lo; back = 2 * back + 1)
+                    {
+                        if (Check(path[n - back - 1])) { lo = n - back; break; }
+                        hi = n - back;
+                    }
+                else
+                    for (int ahead = 1; lo < n; ahead = Math.Min(n, 2 * ahead))
+                    {
+                        if (!Check(path[ahead - 1])) { hi = ahead; break; }
+                        lo = ahead;
+                    }
+                while (hi <= n && hi - lo > 1)
+                {
+                    int mid = (lo + hi) / 2;
+                    if (Check(path[mid - 1])) lo = mid;
+                    else hi = mid;
+                }
+                for (int i = 1; i <= n; i++) path[i - 1].Outcome ??= i < lo ? Aq4Outcome.Implied : Aq4Outcome.Dominated;
+                Report($"path of {n} moves: last pass at {lo}");
+                if (hi > n) break;
+                start = lo == 0 ? start : path[lo - 1].Node;
+                // Scores measured below the new start were on the abandoned path, not above the settings still to rank.
+                foreach (var key in stale.Where(kv => kv.Value.Depth > depth[start.Key]).Select(kv => kv.Key).ToArray()) stale.Remove(key);
+            }
+            foreach (var w in all)
+                _log.Add(Record(w.Node, w.Parent, w.Unit, w.Node.Drift is null ? null : w.Score, w.Outcome ?? Aq4Outcome.NotReached,
+                    accepted: w.Outcome == Aq4Outcome.Passed, w.Step));
+        }
+
+        /// <summary>
+        /// The best-ranked open move below <paramref name="node"/>, or null when none is left. Lazy: a move scored at a setting
+        /// above this one keeps that score as its estimate and is measured here only once it ranks first, until a measured one
+        /// does (exact when a move's score never falls as the setting above it descends).
+        /// </summary>
+        private Work? Descend(Node node, Dictionary<string, List<Work>> children, Dictionary<(int Unit, int Level), (double Score, int Depth)> stale, List<Work> all)
+        {
+            if (!children.TryGetValue(node.Key, out var works))
+            {
+                works = new List<Work>();
+                for (int u = 0; u < space.Units.Count; u++)
+                {
+                    if (node.Levels[u] == space.Ladder.Count - 1) continue;
+                    var levels = (int[])node.Levels.Clone();
+                    levels[u]++;
+                    var child = NewNode(levels);
+                    // Seen below another parent: that was on a path abandoned at a failure the child inherits (dominated).
+                    if (_seen.Add(child.Key)) works.Add(new Work(child, node, u) { Step = _step });
+                }
+                children[node.Key] = works;
+                all.AddRange(works);
+            }
+            var open = new List<Work>();
+            foreach (var w in works)
+            {
+                if (w.Outcome is not null) continue;
+                if (Dominated(w.Node)) w.Outcome = Aq4Outcome.Dominated;
+                else open.Add(w);
+            }
+            if (open.Count == 0) return null;
+            void Score(Work w)
+            {
+                Measure(w.Node);
+                w.Score = this.Score(w);
+                stale[(w.Unit, w.Parent.Levels[w.Unit])] = (w.Score, w.Step - 1);
+            }
+            foreach (var w in open)
+                if (w.Node.Drift is null && !stale.ContainsKey((w.Unit, node.Levels[w.Unit]))) Score(w);
+            while (true)
+            {
+                var best = open.OrderBy(w => w.Node.Drift is null ? stale[(w.Unit, node.Levels[w.Unit])].Score : w.Score)
+                    .ThenBy(w => w.Node.Drift is null ? 1 : 0).ThenBy(w => w.Node.Memory.Bits).ThenBy(w => w.Node.Key, StringComparer.Ordinal).First();
+                if (best.Node.Drift is not null) return best;
+                Score(best);
+            }
+        }
+
+        /// <summary>A sequential decision on one setting of a path: kept as the best if it passes, blocks its move if it fails.</summary>
+        private bool Check(Work w)
+        {
+            _step = w.Step;
+            var decision = Decide(w.Node);
+            _gate.Add(w.Node.Drift!.Drift, Drop(w.Node.Accuracy!));
+            if (decision.Passed)
+            {
+                w.Outcome = Aq4Outcome.Passed;
+                if (Better(w.Node, _best)) _best = w.Node;
+            }
+            else
+            {
+                w.Outcome = Aq4Outcome.Failed;
+                _failed.Add(w.Node.Levels);
+            }
+            return decision.Passed;
+        }
+
         private double Score(Work w)
         {
             double drift = w.Node.Drift!.Drift;
@@ -372,8 +536,8 @@ public static class Aq4Searcher
             return r;
         }
 
-        private Aq4Candidate Record(Node node, Node? parent, int unit, double? score, Aq4Outcome outcome, bool accepted) => new(
-            _step, node.Setting, parent?.Key, unit < 0 ? null : space.Units[unit].Name,
+        private Aq4Candidate Record(Node node, Node? parent, int unit, double? score, Aq4Outcome outcome, bool accepted, int? step = null) => new(
+            step ?? _step, node.Setting, parent?.Key, unit < 0 ? null : space.Units[unit].Name,
             unit < 0 ? Quantizer.FullPrecision : space.Ladder[parent!.Levels[unit]], unit < 0 ? Quantizer.FullPrecision : space.Ladder[node.Levels[unit]],
             node.Memory.MiB, node.Memory.SavingPercent, node.Drift?.Drift, node.Drift?.SpikeMismatch, score, outcome,
             node.Accuracy?.Accuracy, node.Accuracy is null ? null : Drop(node.Accuracy), accepted)

@@ -9,7 +9,8 @@ namespace Qsvit.Tests.Search;
 public sealed class PrefixReuseTests
 {
     /// <summary>
-    /// Greedy (drift-gated, sequential) and QSViT on the tiny model, once with full passes and once with prefix reuse (a
+    /// Greedy (step-by-step verification, whose children continue from their parent's streams; drift-gated, sequential) and
+    /// QSViT on the tiny model, once with full passes and once with prefix reuse (a
     /// cache of <paramref name="cacheMegabytes"/> MB, spilling to the run directory): every logged accuracy (per-image
     /// correctness), every drift (per layer) and the chosen settings are identical, and reuse skipped work.
     /// </summary>
@@ -20,7 +21,7 @@ public sealed class PrefixReuseTests
         var identity = new Dictionary<string, string?> { ["model"] = "tiny" };
         var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Block, [8, 4, 2]);
         var sequential = new SequentialOptions { FirstImages = 6, Growth = 1.5 };
-        var aq4 = new Aq4Options { MaxDrop = 12, Sequential = sequential };
+        var aq4 = new Aq4Options { MaxDrop = 12, Sequential = sequential, Verification = Aq4Verification.Step };
         var qsvit = new QsvitOptions { SearchSplit = "val", ReportSplit = "test", Bits = [32, 8, 2], TolerancePoints = 12, Sequential = sequential };
 
         (Aq4Result Greedy, QsvitResult? Qsvit, LoggedEvaluation[] Log, SettingEvaluator Evaluator) Run(string name, long cache)

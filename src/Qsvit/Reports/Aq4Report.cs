@@ -64,7 +64,7 @@ public static class Aq4Report
         if (r.Method == Aq4Method.Beam) details.Add($"B={r.Options.BeamWidth}");
         if (r.Space.Granularity != Granularity.Block) details.Add(r.Space.Granularity.Name());
         if (r.Space.QuantizeHead) details.Add("head searched");
-        if (!r.Options.DriftGate && !r.Options.PathSearch) details.Add("no drift gate");
+        if (!r.Options.DriftGate) details.Add("no drift gate");
         if (r.Method == Aq4Method.Greedy && !r.Options.PathSearch) details.Add("step verification");
         return $"AQ4SViT-{(r.Method == Aq4Method.Greedy ? "Greedy" : "Beam")}{(details.Count == 0 ? "" : $" ({string.Join(", ", details)})")}";
     }
@@ -163,7 +163,7 @@ public static class Aq4Report
             ["quantize_head"] = r.Space.QuantizeHead,
             ["max_drop"] = r.Options.MaxDrop,
             ["search_split"] = r.Options.SearchSplit,
-            ["drift_gate"] = r.Options.DriftGate && !r.Options.PathSearch,
+            ["drift_gate"] = r.Options.DriftGate,
             ["verification"] = r.Method == Aq4Method.Greedy ? (r.Options.PathSearch ? "path" : "step") : "step",
             ["sequential"] = r.Options.Sequential is { } seq
                 ? new JsonObject { ["error_budget"] = seq.ErrorBudget, ["first_images"] = seq.FirstImages, ["growth"] = seq.Growth } : null,

@@ -32,9 +32,9 @@ public enum Aq4Verification
 {
     /// <summary>
     /// Descend by drift alone (lazily re-measuring only the moves that could rank first), then search the path for its last
-    /// passing setting: galloping back from its end, then bisecting. A failure blocks that move and the descent resumes
-    /// from the last pass. Same path as <see cref="Step"/> when no move fails, with O(log depth) verifications per
-    /// failure instead of one per step.
+    /// passing setting: galloping to a bracket, then bisecting. A failure blocks that move and the descent resumes from the
+    /// last pass. Same path as <see cref="Step"/> where the lazy ranking is exact and the gate does not err, with
+    /// O(log depth) verifications per failure instead of one per step.
     /// </summary>
     Path,
     /// <summary>Verify each step's best-ranked move before taking the next step (the paper's; drift-gated).</summary>
@@ -352,15 +352,16 @@ public static class Aq4Searcher
 
         /// <summary>
         /// Greedy's path search (<see cref="Aq4Verification.Path"/>). From the last verified pass, descend one drift-ranked
-        /// move at a time without verifying, down to where no move is left; then find the path's last passing setting with
-        /// O(log depth) sequential decisions: gallop to a bracket, then bisect to the first failure. The first path gallops
-        /// back from its end (offsets 0, 1, 3, 7, …: accuracy often holds down to a cliff near the ladder's bottom, and
-        /// settings far past the constraint fail on few images); a path resumed after a failure starts near the constraint,
-        /// so it gallops forward (1, 2, 4, …), at most one verification more than step-by-step greedy per failure. Settings
-        /// above the last pass are implied to pass (accuracy does not rise as bits fall), those below the first failure are
-        /// dominated by it. The failure blocks its move and the descent resumes from the last pass, as step-by-step greedy
-        /// would try the next-ranked move there. With the cliff at the bottom this verifies 2 settings where step-by-step
-        /// greedy verifies one per step.
+        /// move at a time without verifying; then find the path's last passing setting with O(log depth) sequential
+        /// decisions: gallop to a bracket, then bisect to the first failure. The first path runs down to where no move is left
+        /// and is galloped back from its end (offsets 0, 1, 3, 7, …: accuracy often holds down to a cliff near the ladder's
+        /// bottom, and settings far past the constraint fail on few images). A path resumed after a failure starts near the
+        /// constraint: it is probed forward (1, 2, 4, … moves down) and descended only as deep as the probes go, and, as in
+        /// step-by-step greedy, a move the drift gate predicts to fail gives way to the next-ranked one. Settings above the
+        /// last pass are implied to pass (accuracy does not rise as bits fall), those below the first failure are dominated by
+        /// it. The failure blocks its move and the descent resumes from the last pass, as step-by-step greedy would try the
+        /// next-ranked move there. With the cliff at the bottom this verifies 2 settings where step-by-step greedy verifies
+        /// one per step.
         /// </summary>
         private void SearchPaths(Node root)
         {
@@ -368,44 +369,55 @@ public static class Aq4Searcher
             var children = new Dictionary<string, List<Work>>(StringComparer.Ordinal);
             var stale = new Dictionary<(int Unit, int Level), (double Score, int Depth)>();
             var depth = new Dictionary<string, int>(StringComparer.Ordinal) { [root.Key] = 0 };
+            var tried = new HashSet<string>(StringComparer.Ordinal);
             for (var start = root; ;)
             {
-                var path = new List<Work>();
-                for (var node = start; ;)
+                var path = new List<Work>();   // path[i - 1] is the setting i moves below start
+                // Extends the path by drift alone to at least `length` moves, or as far as moves are left.
+                void Extend(int length)
                 {
-                    _step = depth[node.Key] + 1;
-                    _steps++;
-                    var next = Descend(node, children, stale, all);
-                    if (next is null) break;
-                    path.Add(next);
-                    depth[next.Node.Key] = _step;
-                    node = next.Node;
-                    Report($"step {_step} took {space.Units[next.Unit].Name}");
+                    while (path.Count < length)
+                    {
+                        var node = path.Count == 0 ? start : path[^1].Node;
+                        _step = depth[node.Key] + 1;
+                        _steps++;
+                        var next = Descend(node, children, stale, all, tried);
+                        if (next is null) return;
+                        path.Add(next);
+                        depth[next.Node.Key] = _step;
+                        Report($"step {_step} took {space.Units[next.Unit].Name}");
+                    }
                 }
-                int n = path.Count;   // path[i - 1] is the setting i moves below start
-                if (n == 0) break;
-                int lo = 0, hi = n + 1;   // the last known pass (0: start) and the first known failure (n + 1: none)
+                int lo = 0, hi = int.MaxValue;   // the last known pass (0: start) and the first known failure
                 if (start == root)
+                {
+                    Extend(int.MaxValue);
+                    int n = path.Count;
                     for (int back = 0; n - back > lo; back = 2 * back + 1)
                     {
                         if (Check(path[n - back - 1])) { lo = n - back; break; }
                         hi = n - back;
                     }
+                }
                 else
-                    for (int ahead = 1; lo < n; ahead = Math.Min(n, 2 * ahead))
+                    // Only as deep as the probes go: a failure a few moves down ends the descent there.
+                    for (int ahead = 1; ; ahead *= 2)
                     {
-                        if (!Check(path[ahead - 1])) { hi = ahead; break; }
-                        lo = ahead;
+                        Extend(ahead);
+                        int i = Math.Min(ahead, path.Count);
+                        if (i <= lo) break;
+                        if (!Check(path[i - 1])) { hi = i; break; }
+                        lo = i;
                     }
-                while (hi <= n && hi - lo > 1)
+                while (hi <= path.Count && hi - lo > 1)
                 {
                     int mid = (lo + hi) / 2;
                     if (Check(path[mid - 1])) lo = mid;
                     else hi = mid;
                 }
-                for (int i = 1; i <= n; i++) path[i - 1].Outcome ??= i < lo ? Aq4Outcome.Implied : Aq4Outcome.Dominated;
-                Report($"path of {n} moves: last pass at {lo}");
-                if (hi > n) break;
+                for (int i = 1; i <= path.Count; i++) path[i - 1].Outcome ??= i < lo ? Aq4Outcome.Implied : Aq4Outcome.Dominated;
+                Report($"path of {path.Count} moves: last pass at {lo}");
+                if (hi > path.Count) break;
                 start = lo == 0 ? start : path[lo - 1].Node;
                 // Scores measured below the new start were on the abandoned path, not above the settings still to rank.
                 foreach (var key in stale.Where(kv => kv.Value.Depth > depth[start.Key]).Select(kv => kv.Key).ToArray()) stale.Remove(key);
@@ -420,7 +432,8 @@ public static class Aq4Searcher
         /// above this one keeps that score as its estimate and is measured here only once it ranks first, until a measured one
         /// does (exact when a move's score never falls as the setting above it descends).
         /// </summary>
-        private Work? Descend(Node node, Dictionary<string, List<Work>> children, Dictionary<(int Unit, int Level), (double Score, int Depth)> stale, List<Work> all)
+        private Work? Descend(Node node, Dictionary<string, List<Work>> children, Dictionary<(int Unit, int Level), (double Score, int Depth)> stale,
+            List<Work> all, HashSet<string> tried)
         {
             if (!children.TryGetValue(node.Key, out var works))
             {
@@ -444,7 +457,6 @@ public static class Aq4Searcher
                 if (Dominated(w.Node)) w.Outcome = Aq4Outcome.Dominated;
                 else open.Add(w);
             }
-            if (open.Count == 0) return null;
             void Score(Work w)
             {
                 Measure(w.Node);
@@ -453,13 +465,22 @@ public static class Aq4Searcher
             }
             foreach (var w in open)
                 if (w.Node.Drift is null && !stale.ContainsKey((w.Unit, node.Levels[w.Unit]))) Score(w);
-            while (true)
+            while (open.Count > 0)
             {
                 var best = open.OrderBy(w => w.Node.Drift is null ? stale[(w.Unit, node.Levels[w.Unit])].Score : w.Score)
                     .ThenBy(w => w.Node.Drift is null ? 1 : 0).ThenBy(w => w.Node.Memory.Bits).ThenBy(w => w.Node.Key, StringComparer.Ordinal).First();
-                if (best.Node.Drift is not null) return best;
-                Score(best);
+                if (best.Node.Drift is null) { Score(best); continue; }
+                // As in step-by-step greedy: a move the gate predicts to fail gives way to the next-ranked one.
+                if (!options.DriftGate || !_gate.PredictsFail(best.Node.Drift.Drift)) return best;
+                best.Outcome = Aq4Outcome.DriftGated;
+                open.Remove(best);
             }
+            // The gate never ends a search on a prediction alone: once per setting, its best-ranked gated move is tried.
+            var gated = works.Where(w => w.Outcome == Aq4Outcome.DriftGated && !Dominated(w.Node)).OrderBy(w => w.Score)
+                .ThenBy(w => w.Node.Memory.Bits).ThenBy(w => w.Node.Key, StringComparer.Ordinal).FirstOrDefault();
+            if (gated is null || !tried.Add(node.Key)) return null;
+            gated.Outcome = null;
+            return gated;
         }
 
         /// <summary>A sequential decision on one setting of a path: kept as the best if it passes, blocks its move if it fails.</summary>

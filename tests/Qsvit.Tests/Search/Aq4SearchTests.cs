@@ -273,6 +273,27 @@ public sealed class Aq4SearchTests
     }
 
     [Fact]
+    public void Path_search_lets_the_gate_skip_the_moves_it_predicts_to_fail_below_the_last_pass()
+    {
+        // Three cheap units (0.3 points, tiny drift) rank first, then eight that cost 2 points each at a large drift: the path
+        // fails from its fourth move. Resumed below the three cheap moves, every remaining move has the drift of that failure:
+        // the gate skips all but one try instead of verifying each.
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Block, [8]);
+        var cheap = space.Units.Take(3).Select(u => u.Name).ToHashSet();
+        int Count(QuantizationSetting s, bool isCheap) => space.Units.Count(u => cheap.Contains(u.Name) == isCheap && s[u.Members[0]] != 32);
+        FakeDriftOracle Oracle() => new(s => Fp32Accuracy - 0.3 * Count(s, true) - 2 * Count(s, false),
+            s => 0.001 * Count(s, true) + Count(s, false));
+        var gated = Aq4Searcher.Run(Oracle(), space, new Aq4Options());
+        var ungated = Aq4Searcher.Run(Oracle(), space, new Aq4Options { DriftGate = false });
+        foreach (var r in new[] { gated, ungated })
+            Assert.Equal((3, 0), (Count(r.Setting, true), Count(r.Setting, false)));
+        // fp32, the gallop back (moves 11, 10, 8, 4), the bisection (2, 3), then one try below the last pass.
+        Assert.Equal(8, gated.FullEvaluations);
+        Assert.Equal(space.Units.Count - 5, gated.Candidates.Count(c => c.Outcome == Aq4Outcome.DriftGated));
+        Assert.Equal(gated.FullEvaluations + space.Units.Count - 5, ungated.FullEvaluations);
+    }
+
+    [Fact]
     public void Progress_ReportsEveryEvaluation()
     {
         var (space, oracle) = Trap();

@@ -137,7 +137,7 @@ internal sealed class Aq4SearchMethod : ISearchMethod
         if (heldOut is not null)
             Console.WriteLine(Inv($"{heldOut.Chosen.Split,-9} fp32 {heldOut.Fp32.Top1} %  chosen {heldOut.Chosen.Top1} %  Δ {heldOut.Difference} points (paired 95% CI), n = {heldOut.Chosen.Count}"));
         Console.WriteLine(Inv($"cost      {r.FullEvaluations} full + {r.DriftEvaluations} drift evaluations = {r.CostFullEquivalents:F1} full-evaluation equivalents ") +
-                          Inv($"({r.NewFullEvaluations} full + {r.NewDriftEvaluations} drift run now, the rest replayed from {c.Directory}); {r.WallSeconds:F1} s now"));
+                          Inv($"({r.NewFullEvaluations} whole-split + {r.NewDriftEvaluations} drift run now; the rest decided on chunks or replayed from {c.Directory}); {r.WallSeconds:F1} s now"));
         Console.WriteLine($"reuse     {PrefixReuseStats.Describe(c.Evaluator.Reuse, c.Evaluator.DriftReuse)}");
         Console.WriteLine(Inv($"proxy     Spearman(drift, drop) = {r.ProxySpearman:F2}"));
         Console.WriteLine($"model     {input.QuantizedModelPath}");

@@ -140,6 +140,21 @@ public sealed class PrefixReuseTests
     }
 
     [Fact]
+    public void Held_out_evaluations_store_no_streams()
+    {
+        // Two search-split settings share fp32's prefix up to TRAN_S4; on the held-out split the same settings run whole.
+        using var dir = new TempDir();
+        using var evaluator = Aq4Fixtures.TinyEvaluator(dir.Path, cacheMegabytes: 64);
+        var fp32 = QuantizationSetting.Uniform(Quantizer.FullPrecision);
+        var late = QuantizationSetting.Parse("32,32,32,32|32,32,32|32,32|32,8");
+        foreach (var s in new[] { fp32, late }) evaluator.Accuracy(s, "val");
+        var (batches, bytes) = (evaluator.Reuse!.Batches, evaluator.Cache!.MemoryBytes + evaluator.Cache.SpilledBytes);
+        Assert.True(bytes > 0);
+        foreach (var s in new[] { fp32, late }) evaluator.Accuracy(s, "test");
+        Assert.Equal((batches, bytes), (evaluator.Reuse.Batches, evaluator.Cache.MemoryBytes + evaluator.Cache.SpilledBytes));
+    }
+
+    [Fact]
     public void A_negative_cache_size_is_refused()
     {
         using var dir = new TempDir();

@@ -106,8 +106,12 @@ public static class Aq4Report
         if (heldOut is not null)
             md.AppendLine($"| held-out top-1 (`{heldOut.Chosen.Split}`) | {heldOut.Chosen.Top1} % (fp32 {heldOut.Fp32.Top1} %), " +
                           $"drop {F(heldOut.Fp32.Accuracy - heldOut.Chosen.Accuracy)} points; paired difference {heldOut.Difference} |");
-        md.AppendLine($"| evaluations | {r.FullEvaluations} full, {r.DriftEvaluations} drift (run now: {r.NewFullEvaluations} full, " +
-                      $"{r.NewDriftEvaluations} drift; the rest replayed) |");
+        if (r.Method == Aq4Method.Greedy)
+            md.AppendLine(r.Options.PathSearch
+                ? "| verification | path: descend by drift (lazily re-measured), then gallop and bisect the path for its last passing setting |"
+                : "| verification | step: each step's best-ranked move, as in the paper |");
+        md.AppendLine($"| evaluations | {r.FullEvaluations} full, {r.DriftEvaluations} drift (run now: {r.NewFullEvaluations} on the whole split, " +
+                      $"{r.NewDriftEvaluations} drift; the rest decided on chunks or replayed) |");
         md.AppendLine($"| cost | {F(r.CostFullEquivalents)} full-evaluation equivalents ({r.SearchImages:N0} search images evaluated / {r.SplitImages:N0}, " +
                       $"+ drift seconds / whole-split evaluation seconds{(r.CorrectionImages > 0 ? $" + {r.CorrectionImages:N0} correction calibration images / {r.SplitImages:N0}" : "")}) |");
         md.AppendLine($"| time | {r.WallSeconds:F1} s wall; recorded {r.FullSeconds:F1} s full, {r.DriftSeconds:F1} s drift |");

@@ -286,17 +286,8 @@ public static class Aq4Searcher
 
         private List<Node> Step(List<Node> parents)
         {
-            var works = new List<Work>();
             var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var parent in parents)
-                for (int u = 0; u < space.Units.Count; u++)
-                {
-                    if (parent.Levels[u] == space.Ladder.Count - 1) continue;
-                    var levels = (int[])parent.Levels.Clone();
-                    levels[u]++;
-                    var child = NewNode(levels);
-                    if (seen.Add(child.Key)) works.Add(new Work(child, parent, u));
-                }
+            var works = parents.SelectMany(parent => Moves(parent, seen)).ToList();
 
             foreach (var w in works)
             {
@@ -437,17 +428,8 @@ public static class Aq4Searcher
         {
             if (!children.TryGetValue(node.Key, out var works))
             {
-                works = new List<Work>();
-                for (int u = 0; u < space.Units.Count; u++)
-                {
-                    if (node.Levels[u] == space.Ladder.Count - 1) continue;
-                    var levels = (int[])node.Levels.Clone();
-                    levels[u]++;
-                    var child = NewNode(levels);
-                    // Seen below another parent: that was on a path abandoned at a failure the child inherits (dominated).
-                    if (_seen.Add(child.Key)) works.Add(new Work(child, node, u) { Step = _step });
-                }
-                children[node.Key] = works;
+                // A child seen below another parent was on a path abandoned at a failure it inherits (dominated).
+                children[node.Key] = works = Moves(node, _seen).ToList();
                 all.AddRange(works);
             }
             var open = new List<Work>();
@@ -509,6 +491,19 @@ public static class Aq4Searcher
             double savedMiB = ((from?.Memory.Bits ?? w.Node.Memory.Fp32Bits) - w.Node.Memory.Bits) / 8.0 / MemoryFootprint.BytesPerMiB;
             double added = drift - (from?.Drift!.Drift ?? 0);
             return savedMiB > 0 ? added / savedMiB : double.PositiveInfinity;
+        }
+
+        /// <summary>The one-move children of <paramref name="parent"/> (one unit one ladder step lower) not yet in <paramref name="seen"/>.</summary>
+        private IEnumerable<Work> Moves(Node parent, HashSet<string> seen)
+        {
+            for (int u = 0; u < space.Units.Count; u++)
+            {
+                if (parent.Levels[u] == space.Ladder.Count - 1) continue;
+                var levels = (int[])parent.Levels.Clone();
+                levels[u]++;
+                var child = NewNode(levels);
+                if (seen.Add(child.Key)) yield return new Work(child, parent, u) { Step = _step };
+            }
         }
 
         /// <summary>No unit has more bits than in some setting that failed.</summary>

@@ -30,6 +30,13 @@ internal sealed class Aq4SearchMethod : ISearchMethod
         Description = "greedy/beam: verify every candidate in rank order instead of skipping predicted failures (ablation)",
     };
 
+    private static readonly Option<string> Verify = new("--verify")
+    {
+        Description = "greedy: path (descend by drift, then search the path for its last passing setting: a few verifications " +
+                      "per failure) or step (verify each step's best-ranked move, the paper's, drift-gated)",
+        DefaultValueFactory = _ => "path",
+    };
+
     public static readonly Aq4SearchMethod Greedy = new(Aq4Method.Greedy, SearchMethod.Greedy, "AQ4SViT greedy (one setting carried forward, drift-ranked moves)");
     public static readonly Aq4SearchMethod Beam = new(Aq4Method.Beam, SearchMethod.Beam, "AQ4SViT beam (the --beam-width cheapest-drift settings carried forward)");
 
@@ -40,7 +47,7 @@ internal sealed class Aq4SearchMethod : ISearchMethod
         _method = method;
         Method = searchMethod;
         Description = description;
-        Options = method == Aq4Method.Beam ? [BeamWidth, Calibration, QuantizeHead, NoDriftGate] : [Calibration, QuantizeHead, NoDriftGate];
+        Options = method == Aq4Method.Beam ? [BeamWidth, Calibration, QuantizeHead, NoDriftGate] : [Verify, Calibration, QuantizeHead, NoDriftGate];
     }
 
     public SearchMethod Method { get; }
@@ -59,6 +66,12 @@ internal sealed class Aq4SearchMethod : ISearchMethod
             MaxDrop = c.TolerancePoints,
             SearchSplit = SearchRun.SearchSplit,
             DriftGate = !r.GetValue(NoDriftGate),
+            Verification = _method == Aq4Method.Beam ? Aq4Verification.Step : r.GetValue(Verify) switch
+            {
+                "path" => Aq4Verification.Path,
+                "step" => Aq4Verification.Step,
+                var other => throw new QsvitException($"--verify takes path or step, got '{other}'"),
+            },
             Sequential = c.Spec.Sequential,
         };
         options.Validate();
@@ -124,7 +137,7 @@ internal sealed class Aq4SearchMethod : ISearchMethod
         if (heldOut is not null)
             Console.WriteLine(Inv($"{heldOut.Chosen.Split,-9} fp32 {heldOut.Fp32.Top1} %  chosen {heldOut.Chosen.Top1} %  Δ {heldOut.Difference} points (paired 95% CI), n = {heldOut.Chosen.Count}"));
         Console.WriteLine(Inv($"cost      {r.FullEvaluations} full + {r.DriftEvaluations} drift evaluations = {r.CostFullEquivalents:F1} full-evaluation equivalents ") +
-                          Inv($"({r.NewFullEvaluations} full + {r.NewDriftEvaluations} drift run now, the rest replayed from {c.Directory}); {r.WallSeconds:F1} s now"));
+                          Inv($"({r.NewFullEvaluations} whole-split + {r.NewDriftEvaluations} drift run now; the rest decided on chunks or replayed from {c.Directory}); {r.WallSeconds:F1} s now"));
         Console.WriteLine($"reuse     {PrefixReuseStats.Describe(c.Evaluator.Reuse, c.Evaluator.DriftReuse)}");
         Console.WriteLine(Inv($"proxy     Spearman(drift, drop) = {r.ProxySpearman:F2}"));
         Console.WriteLine($"model     {input.QuantizedModelPath}");

@@ -60,7 +60,7 @@ internal sealed class QsvitMethod : ISearchMethod
             Console.WriteLine($"{f.Split,-10} fp32 {f.Fp32.Top1} %  bSettingG {f.Quantized.Top1} %  Δ {f.Difference} points (paired 95% CI), n = {f.Fp32.Count}");
         var g = r.MemoryOf("bSettingG").Memory;
         Console.WriteLine($"memory     {F(g.MiB)} MiB vs {F(g.Fp32MiB)} MiB fp32 ({F(g.SavingPercent)} % saving)");
-        Console.WriteLine($"cost       {r.Cost.Evaluations} evaluations ({run.Evaluator.FullEvaluations} run now, {r.Cost.Replayed} replayed from {run.Directory}), " +
+        Console.WriteLine($"cost       {r.Cost.Evaluations} evaluations ({run.Evaluator.FullEvaluations} run now on the whole split; the rest decided on chunks or replayed from {run.Directory}), " +
                           $"{F(r.Cost.EvaluationSeconds)} s evaluating in all, {F(r.Cost.WallSeconds)} s now; {F(r.Cost.FullEquivalents)} full-evaluation equivalents");
         Console.WriteLine($"reuse      {PrefixReuseStats.Describe(run.Evaluator.Reuse, null)}");
         Console.WriteLine($"model      {saved}");

@@ -65,6 +65,7 @@ public static class Aq4Report
         if (r.Space.Granularity != Granularity.Block) details.Add(r.Space.Granularity.Name());
         if (r.Space.QuantizeHead) details.Add("head searched");
         if (!r.Options.DriftGate) details.Add("no drift gate");
+        if (r.Method == Aq4Method.Greedy && !r.Options.PathSearch) details.Add("step verification");
         return $"AQ4SViT-{(r.Method == Aq4Method.Greedy ? "Greedy" : "Beam")}{(details.Count == 0 ? "" : $" ({string.Join(", ", details)})")}";
     }
 
@@ -105,8 +106,12 @@ public static class Aq4Report
         if (heldOut is not null)
             md.AppendLine($"| held-out top-1 (`{heldOut.Chosen.Split}`) | {heldOut.Chosen.Top1} % (fp32 {heldOut.Fp32.Top1} %), " +
                           $"drop {F(heldOut.Fp32.Accuracy - heldOut.Chosen.Accuracy)} points; paired difference {heldOut.Difference} |");
-        md.AppendLine($"| evaluations | {r.FullEvaluations} full, {r.DriftEvaluations} drift (run now: {r.NewFullEvaluations} full, " +
-                      $"{r.NewDriftEvaluations} drift; the rest replayed) |");
+        if (r.Method == Aq4Method.Greedy)
+            md.AppendLine(r.Options.PathSearch
+                ? "| verification | path: descend by drift (lazily re-measured), then gallop and bisect the path for its last passing setting |"
+                : "| verification | step: each step's best-ranked move, as in the paper |");
+        md.AppendLine($"| evaluations | {r.FullEvaluations} full, {r.DriftEvaluations} drift (run now: {r.NewFullEvaluations} on the whole split, " +
+                      $"{r.NewDriftEvaluations} drift; the rest decided on chunks or replayed) |");
         md.AppendLine($"| cost | {F(r.CostFullEquivalents)} full-evaluation equivalents ({r.SearchImages:N0} search images evaluated / {r.SplitImages:N0}, " +
                       $"+ drift seconds / whole-split evaluation seconds{(r.CorrectionImages > 0 ? $" + {r.CorrectionImages:N0} correction calibration images / {r.SplitImages:N0}" : "")}) |");
         md.AppendLine($"| time | {r.WallSeconds:F1} s wall; recorded {r.FullSeconds:F1} s full, {r.DriftSeconds:F1} s drift |");
@@ -132,7 +137,8 @@ public static class Aq4Report
 
         md.AppendLine("## Candidates").AppendLine();
         md.AppendLine(string.Join(", ", Enum.GetValues<Aq4Outcome>().Select(o => $"{r.Candidates.Count(c => c.Step > 0 && c.Outcome == o)} {Name(o)}")) + ".");
-        md.AppendLine("Passed and failed candidates were fully evaluated; drift-gated, dominated and not-reached ones were not.").AppendLine();
+        md.AppendLine("Passed and failed candidates were fully evaluated; drift-gated, dominated, not-reached and implied ones were not" +
+                      (r.Options.PathSearch ? " (path search: implied ones lie above a setting on their path that passed)." : ".")).AppendLine();
         md.AppendLine("Top-1 and drop are over the images the decision used (early = decided sequentially before the whole split).").AppendLine();
         md.AppendLine("| step | move | MiB | saving % | drift | spike mismatch | score | top-1 % | drop | images | outcome |");
         md.AppendLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
@@ -162,6 +168,7 @@ public static class Aq4Report
             ["max_drop"] = r.Options.MaxDrop,
             ["search_split"] = r.Options.SearchSplit,
             ["drift_gate"] = r.Options.DriftGate,
+            ["verification"] = r.Method == Aq4Method.Greedy ? (r.Options.PathSearch ? "path" : "step") : "step",
             ["sequential"] = r.Options.Sequential is { } seq
                 ? new JsonObject { ["error_budget"] = seq.ErrorBudget, ["first_images"] = seq.FirstImages, ["growth"] = seq.Growth } : null,
             ["context"] = new JsonObject(context.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
@@ -290,6 +297,7 @@ public static class Aq4Report
         Aq4Outcome.Failed => "failed",
         Aq4Outcome.DriftGated => "drift-gated",
         Aq4Outcome.Dominated => "dominated",
+        Aq4Outcome.Implied => "implied",
         _ => "not reached",
     };
 

@@ -18,8 +18,27 @@ public enum Aq4Outcome
     DriftGated,
     /// <summary>Neither evaluated nor measured: no unit has more bits than in a setting that failed (predicted to fail).</summary>
     Dominated,
-    /// <summary>Drift measured, but its step had accepted enough candidates before its turn came.</summary>
+    /// <summary>Drift measured (or estimated from an earlier step), but its step had accepted enough candidates before its turn came.</summary>
     NotReached,
+    /// <summary>
+    /// Greedy's path search: on the drift-ranked path but not evaluated, because a setting further down the path passed
+    /// (accuracy does not rise as bits fall; the same assumption as <see cref="Dominated"/>).
+    /// </summary>
+    Implied,
+}
+
+/// <summary>How greedy spends its verifications (beam always verifies step by step).</summary>
+public enum Aq4Verification
+{
+    /// <summary>
+    /// Descend by drift alone (lazily re-measuring only the moves that could rank first), then search the path for its last
+    /// passing setting: galloping to a bracket, then bisecting. A failure blocks that move and the descent resumes from the
+    /// last pass. Same path as <see cref="Step"/> where the lazy ranking is exact and the gate does not err, with
+    /// O(log depth) verifications per failure instead of one per step.
+    /// </summary>
+    Path,
+    /// <summary>Verify each step's best-ranked move before taking the next step (the paper's; drift-gated).</summary>
+    Step,
 }
 
 public sealed record Aq4Options
@@ -35,6 +54,8 @@ public sealed record Aq4Options
     public string SearchSplit { get; init; } = "val";
     /// <summary>Skip full evaluations the drift predicts to fail. Off, every candidate is verified in rank order (an ablation).</summary>
     public bool DriftGate { get; init; } = true;
+    /// <summary>Greedy: how candidates are verified (<see cref="Aq4Verification"/>); beam ignores it.</summary>
+    public Aq4Verification Verification { get; init; } = Aq4Verification.Path;
     /// <summary>
     /// Verify candidates sequentially on growing chunks of the search split under this error budget
     /// (<see cref="ConstraintDecider"/>); null evaluates each on the whole split. The chosen setting is always evaluated on
@@ -45,9 +66,13 @@ public sealed record Aq4Options
     /// <summary>Settings verified-and-kept per step.</summary>
     public int Width => Method == Aq4Method.Greedy ? 1 : BeamWidth;
 
+    /// <summary>Greedy with <see cref="Aq4Verification.Path"/>.</summary>
+    public bool PathSearch => Method == Aq4Method.Greedy && Verification == Aq4Verification.Path;
+
     public void Validate()
     {
         if (!Enum.IsDefined(Method)) throw new QsvitException($"unknown AQ4 method {(int)Method}");
+        if (!Enum.IsDefined(Verification)) throw new QsvitException($"unknown AQ4 verification {(int)Verification}");
         if (BeamWidth < 1) throw new QsvitException($"beam width must be at least 1, got {BeamWidth}");
         if (!(MaxDrop >= 0) || double.IsInfinity(MaxDrop)) throw new QsvitException($"max drop must be a finite number of points >= 0, got {MaxDrop}");
         if (string.IsNullOrEmpty(SearchSplit)) throw new QsvitException("name the search split");
@@ -199,6 +224,8 @@ public static class Aq4Searcher
         public int Unit => unit;
         public double Score = double.PositiveInfinity;
         public Aq4Outcome? Outcome;
+        /// <summary>The step (depth below fp32) it was a candidate at.</summary>
+        public int Step;
     }
 
     private sealed class Search(ISettingOracle oracle, Aq4Space space, Aq4Options options, Action<Aq4Progress>? progress)
@@ -213,7 +240,8 @@ public static class Aq4Searcher
         private readonly int _fullBefore = oracle.FullEvaluations, _driftBefore = oracle.DriftEvaluations;
         private AccuracyRecord _fp32 = null!;
         private Node _best = null!;
-        private int _step;
+        private int _step, _steps;
+        private readonly HashSet<string> _seen = new(StringComparer.Ordinal);   // path search: children generated so far
 
         public Aq4Result Run()
         {
@@ -226,18 +254,23 @@ public static class Aq4Searcher
             _best = root;
             _log.Add(Record(root, null, -1, null, Aq4Outcome.Passed, accepted: true));
 
-            var kept = new List<Node> { root };
-            while (kept.Count > 0 && _step < space.MaxDepth)
+            if (options.PathSearch) SearchPaths(root);
+            else
             {
-                _step++;
-                kept = Step(kept);
-                Report($"step {_step} kept {kept.Count}");
+                var kept = new List<Node> { root };
+                while (kept.Count > 0 && _step < space.MaxDepth)
+                {
+                    _step++;
+                    kept = Step(kept);
+                    Report($"step {_step} kept {kept.Count}");
+                }
+                _steps = _step;
             }
 
             // A sequential pass leaves the chosen setting evaluated on a few chunks only: the result is on the whole split.
             if (_best.Accuracy!.Count < _fp32.Count) Verify(_best);
 
-            return new Aq4Result(options, space, _best.Setting, _best.Memory, _fp32, _best.Accuracy!, _log, _step,
+            return new Aq4Result(options, space, _best.Setting, _best.Memory, _fp32, _best.Accuracy!, _log, _steps,
                 _drifts.Count, _accuracies.Count, oracle.DriftEvaluations - _driftBefore, oracle.FullEvaluations - _fullBefore,
                 _drifts.Values.Sum(d => d.Seconds), _accuracies.Values.Sum(a => a.Seconds), clock.Elapsed.TotalSeconds, _gate.Threshold)
             {
@@ -253,17 +286,8 @@ public static class Aq4Searcher
 
         private List<Node> Step(List<Node> parents)
         {
-            var works = new List<Work>();
             var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var parent in parents)
-                for (int u = 0; u < space.Units.Count; u++)
-                {
-                    if (parent.Levels[u] == space.Ladder.Count - 1) continue;
-                    var levels = (int[])parent.Levels.Clone();
-                    levels[u]++;
-                    var child = NewNode(levels);
-                    if (seen.Add(child.Key)) works.Add(new Work(child, parent, u));
-                }
+            var works = parents.SelectMany(parent => Moves(parent, seen)).ToList();
 
             foreach (var w in works)
             {
@@ -317,6 +341,149 @@ public static class Aq4Searcher
             return kept;
         }
 
+        /// <summary>
+        /// Greedy's path search (<see cref="Aq4Verification.Path"/>). From the last verified pass, descend one drift-ranked
+        /// move at a time without verifying; then find the path's last passing setting with O(log depth) sequential
+        /// decisions: gallop to a bracket, then bisect to the first failure. The first path runs down to where no move is left
+        /// and is galloped back from its end (offsets 0, 1, 3, 7, …: accuracy often holds down to a cliff near the ladder's
+        /// bottom, and settings far past the constraint fail on few images). A path resumed after a failure starts near the
+        /// constraint: it is probed forward (1, 2, 4, … moves down) and descended only as deep as the probes go, and, as in
+        /// step-by-step greedy, a move the drift gate predicts to fail gives way to the next-ranked one. Settings above the
+        /// last pass are implied to pass (accuracy does not rise as bits fall), those below the first failure are dominated by
+        /// it. The failure blocks its move and the descent resumes from the last pass, as step-by-step greedy would try the
+        /// next-ranked move there. With the cliff at the bottom this verifies 2 settings where step-by-step greedy verifies
+        /// one per step.
+        /// </summary>
+        private void SearchPaths(Node root)
+        {
+            var all = new List<Work>();
+            var children = new Dictionary<string, List<Work>>(StringComparer.Ordinal);
+            var stale = new Dictionary<(int Unit, int Level), (double Score, int Depth)>();
+            var depth = new Dictionary<string, int>(StringComparer.Ordinal) { [root.Key] = 0 };
+            var tried = new HashSet<string>(StringComparer.Ordinal);
+            for (var start = root; ;)
+            {
+                var path = new List<Work>();   // path[i - 1] is the setting i moves below start
+                // Extends the path by drift alone to at least `length` moves, or as far as moves are left.
+                void Extend(int length)
+                {
+                    while (path.Count < length)
+                    {
+                        var node = path.Count == 0 ? start : path[^1].Node;
+                        _step = depth[node.Key] + 1;
+                        _steps++;
+                        var next = Descend(node, children, stale, all, tried);
+                        if (next is null) return;
+                        path.Add(next);
+                        depth[next.Node.Key] = _step;
+                        Report($"step {_step} took {space.Units[next.Unit].Name}");
+                    }
+                }
+                int lo = 0, hi = int.MaxValue;   // the last known pass (0: start) and the first known failure
+                if (start == root)
+                {
+                    Extend(int.MaxValue);
+                    int n = path.Count;
+                    for (int back = 0; n - back > lo; back = 2 * back + 1)
+                    {
+                        if (Check(path[n - back - 1])) { lo = n - back; break; }
+                        hi = n - back;
+                    }
+                }
+                else
+                    // Only as deep as the probes go: a failure a few moves down ends the descent there.
+                    for (int ahead = 1; ; ahead *= 2)
+                    {
+                        Extend(ahead);
+                        int i = Math.Min(ahead, path.Count);
+                        if (i <= lo) break;
+                        if (!Check(path[i - 1])) { hi = i; break; }
+                        lo = i;
+                    }
+                while (hi <= path.Count && hi - lo > 1)
+                {
+                    int mid = (lo + hi) / 2;
+                    if (Check(path[mid - 1])) lo = mid;
+                    else hi = mid;
+                }
+                for (int i = 1; i <= path.Count; i++) path[i - 1].Outcome ??= i < lo ? Aq4Outcome.Implied : Aq4Outcome.Dominated;
+                Report($"path of {path.Count} moves: last pass at {lo}");
+                if (hi > path.Count) break;
+                start = lo == 0 ? start : path[lo - 1].Node;
+                // Scores measured below the new start were on the abandoned path, not above the settings still to rank.
+                foreach (var key in stale.Where(kv => kv.Value.Depth > depth[start.Key]).Select(kv => kv.Key).ToArray()) stale.Remove(key);
+            }
+            foreach (var w in all)
+                _log.Add(Record(w.Node, w.Parent, w.Unit, w.Node.Drift is null ? null : w.Score, w.Outcome ?? Aq4Outcome.NotReached,
+                    accepted: w.Outcome == Aq4Outcome.Passed, w.Step));
+        }
+
+        /// <summary>
+        /// The best-ranked open move below <paramref name="node"/>, or null when none is left. Lazy: a move scored at a setting
+        /// above this one keeps that score as its estimate and is measured here only once it ranks first, until a measured one
+        /// does (exact when a move's score never falls as the setting above it descends).
+        /// </summary>
+        private Work? Descend(Node node, Dictionary<string, List<Work>> children, Dictionary<(int Unit, int Level), (double Score, int Depth)> stale,
+            List<Work> all, HashSet<string> tried)
+        {
+            if (!children.TryGetValue(node.Key, out var works))
+            {
+                // A child seen below another parent was on a path abandoned at a failure it inherits (dominated).
+                children[node.Key] = works = Moves(node, _seen).ToList();
+                all.AddRange(works);
+            }
+            var open = new List<Work>();
+            foreach (var w in works)
+            {
+                if (w.Outcome is not null) continue;
+                if (Dominated(w.Node)) w.Outcome = Aq4Outcome.Dominated;
+                else open.Add(w);
+            }
+            void Score(Work w)
+            {
+                Measure(w.Node);
+                w.Score = this.Score(w);
+                stale[(w.Unit, w.Parent.Levels[w.Unit])] = (w.Score, w.Step - 1);
+            }
+            foreach (var w in open)
+                if (w.Node.Drift is null && !stale.ContainsKey((w.Unit, node.Levels[w.Unit]))) Score(w);
+            while (open.Count > 0)
+            {
+                var best = open.OrderBy(w => w.Node.Drift is null ? stale[(w.Unit, node.Levels[w.Unit])].Score : w.Score)
+                    .ThenBy(w => w.Node.Drift is null ? 1 : 0).ThenBy(w => w.Node.Memory.Bits).ThenBy(w => w.Node.Key, StringComparer.Ordinal).First();
+                if (best.Node.Drift is null) { Score(best); continue; }
+                // As in step-by-step greedy: a move the gate predicts to fail gives way to the next-ranked one.
+                if (!options.DriftGate || !_gate.PredictsFail(best.Node.Drift.Drift)) return best;
+                best.Outcome = Aq4Outcome.DriftGated;
+                open.Remove(best);
+            }
+            // The gate never ends a search on a prediction alone: once per setting, its best-ranked gated move is tried.
+            var gated = works.Where(w => w.Outcome == Aq4Outcome.DriftGated && !Dominated(w.Node)).OrderBy(w => w.Score)
+                .ThenBy(w => w.Node.Memory.Bits).ThenBy(w => w.Node.Key, StringComparer.Ordinal).FirstOrDefault();
+            if (gated is null || !tried.Add(node.Key)) return null;
+            gated.Outcome = null;
+            return gated;
+        }
+
+        /// <summary>A sequential decision on one setting of a path: kept as the best if it passes, blocks its move if it fails.</summary>
+        private bool Check(Work w)
+        {
+            _step = w.Step;
+            var decision = Decide(w.Node);
+            _gate.Add(w.Node.Drift!.Drift, Drop(w.Node.Accuracy!));
+            if (decision.Passed)
+            {
+                w.Outcome = Aq4Outcome.Passed;
+                if (Better(w.Node, _best)) _best = w.Node;
+            }
+            else
+            {
+                w.Outcome = Aq4Outcome.Failed;
+                _failed.Add(w.Node.Levels);
+            }
+            return decision.Passed;
+        }
+
         private double Score(Work w)
         {
             double drift = w.Node.Drift!.Drift;
@@ -324,6 +491,19 @@ public static class Aq4Searcher
             double savedMiB = ((from?.Memory.Bits ?? w.Node.Memory.Fp32Bits) - w.Node.Memory.Bits) / 8.0 / MemoryFootprint.BytesPerMiB;
             double added = drift - (from?.Drift!.Drift ?? 0);
             return savedMiB > 0 ? added / savedMiB : double.PositiveInfinity;
+        }
+
+        /// <summary>The one-move children of <paramref name="parent"/> (one unit one ladder step lower) not yet in <paramref name="seen"/>.</summary>
+        private IEnumerable<Work> Moves(Node parent, HashSet<string> seen)
+        {
+            for (int u = 0; u < space.Units.Count; u++)
+            {
+                if (parent.Levels[u] == space.Ladder.Count - 1) continue;
+                var levels = (int[])parent.Levels.Clone();
+                levels[u]++;
+                var child = NewNode(levels);
+                if (seen.Add(child.Key)) yield return new Work(child, parent, u) { Step = _step };
+            }
         }
 
         /// <summary>No unit has more bits than in some setting that failed.</summary>
@@ -372,8 +552,8 @@ public static class Aq4Searcher
             return r;
         }
 
-        private Aq4Candidate Record(Node node, Node? parent, int unit, double? score, Aq4Outcome outcome, bool accepted) => new(
-            _step, node.Setting, parent?.Key, unit < 0 ? null : space.Units[unit].Name,
+        private Aq4Candidate Record(Node node, Node? parent, int unit, double? score, Aq4Outcome outcome, bool accepted, int? step = null) => new(
+            step ?? _step, node.Setting, parent?.Key, unit < 0 ? null : space.Units[unit].Name,
             unit < 0 ? Quantizer.FullPrecision : space.Ladder[parent!.Levels[unit]], unit < 0 ? Quantizer.FullPrecision : space.Ladder[node.Levels[unit]],
             node.Memory.MiB, node.Memory.SavingPercent, node.Drift?.Drift, node.Drift?.SpikeMismatch, score, outcome,
             node.Accuracy?.Accuracy, node.Accuracy is null ? null : Drop(node.Accuracy), accepted)

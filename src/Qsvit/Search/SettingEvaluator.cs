@@ -232,7 +232,9 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
         var data = Dataset(split);
         var progress = OnProgress is { } report ? new Progress(p => report(split, start + p.Done, SplitSize(split))) : null;
         var options = _options with { Start = _options.Start + start, Limit = end - start };
-        if (_reuse is not null)
+        // Only the search split: a held-out split sees two or three settings, too few to repay storing streams of its
+        // images (the prefixes they share with the search's settings made fp32's held-out pass store and spill gigabytes).
+        if (_reuse is not null && split == _splits.First().Key)
         {
             var prefixes = _reuse.Register(Key(setting), PrefixKeys(setting));
             long savedBefore = _reuse.Stats.ImageUnitsSaved;

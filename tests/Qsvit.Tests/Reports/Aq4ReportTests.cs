@@ -120,8 +120,10 @@ public sealed class Aq4ReportTests
         var r = Search();
         Assert.Equal("AQ4SViT-Beam (B=2)", Aq4Report.MethodName(r));
         var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Stage, [8], quantizeHead: true);
-        var greedy = r with { Options = r.Options with { Method = Aq4Method.Greedy, DriftGate = false }, Space = space };
-        Assert.Equal("AQ4SViT-Greedy (stage, head searched, no drift gate)", Aq4Report.MethodName(greedy));
+        var greedy = r with { Options = r.Options with { Method = Aq4Method.Greedy, DriftGate = false, Verification = Aq4Verification.Step }, Space = space };
+        Assert.Equal("AQ4SViT-Greedy (stage, head searched, no drift gate, step verification)", Aq4Report.MethodName(greedy));
+        Assert.Equal("AQ4SViT-Greedy (stage, head searched, no drift gate)",
+            Aq4Report.MethodName(greedy with { Options = greedy.Options with { Verification = Aq4Verification.Path } }));
         Assert.Equal("AQ4SViT-Greedy", Aq4Report.MethodName(r with { Options = r.Options with { Method = Aq4Method.Greedy } }));
     }
 }

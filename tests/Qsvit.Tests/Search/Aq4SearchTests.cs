@@ -53,7 +53,7 @@ public sealed class Aq4SearchTests
     public void Greedy_LogsTheTrap_BlockedUnitIsDominatedAndGateSkipsTheRest()
     {
         var (space, oracle) = Trap();
-        var r = Aq4Searcher.Run(oracle, space, new Aq4Options());
+        var r = Aq4Searcher.Run(oracle, space, new Aq4Options { Verification = Aq4Verification.Step });
         var root = Assert.Single(r.Candidates, c => c.Step == 0);
         Assert.Equal(0, root.Drift);
         Assert.True(root.Accepted);
@@ -189,6 +189,108 @@ public sealed class Aq4SearchTests
         Assert.All(r.Setting.Entries, e => Assert.Equal(16, e.Value));
         var passed = r.Candidates.Where(c => c.Outcome == Aq4Outcome.Passed).ToArray();
         Assert.Equal(passed.Min(c => c.MiB), r.Memory.MiB, 12);
+    }
+
+    /// <summary>
+    /// Accuracy falls monotonically with bits, each unit's drops rising along the ladder (gently: most moves pass) and
+    /// amplified by what is already lowered; drift is proportional to the drop, so a move's drift per MiB never falls as the setting above it descends
+    /// (lazy re-measurement is exact) and the ranking never errs.
+    /// </summary>
+    private static FakeDriftOracle AmplifyingSurface(Aq4Space space, int seed)
+    {
+        var rng = new Random(seed);
+        var penalty = space.Units.ToDictionary(u => u.Name, _ =>
+        {
+            double total = 0;
+            return space.Ladder.Select((_, level) => level == 0 ? 0 : total += Math.Pow(rng.NextDouble(), 2) * 0.3).ToArray();
+        });
+        double amplify = 0.1 + rng.NextDouble() * 0.3;
+        double Drop(QuantizationSetting s)
+        {
+            double sum = space.Units.Sum(u => penalty[u.Name][space.Ladder.ToList().IndexOf(s[u.Members[0]])]);
+            return sum * (1 + amplify * sum);
+        }
+        return new FakeDriftOracle(s => Fp32Accuracy - Drop(s), s => 0.01 * Drop(s));
+    }
+
+    [Fact]
+    public void Path_search_finds_what_step_greedy_finds_with_fewer_evaluations()
+    {
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Stage, [16, 8, 4, 2]);
+        int pathFull = 0, stepFull = 0, pathDrift = 0, stepDrift = 0;
+        for (int seed = 0; seed < 25; seed++)
+        {
+            var path = Aq4Searcher.Run(AmplifyingSurface(space, seed), space, new Aq4Options());
+            var step = Aq4Searcher.Run(AmplifyingSurface(space, seed), space,
+                new Aq4Options { Verification = Aq4Verification.Step, DriftGate = false });
+            Assert.Equal(step.Setting, path.Setting);
+            Assert.Equal(step.Accuracy.Accuracy, path.Accuracy.Accuracy, 9);
+            Assert.True(path.Drop <= 1.5 + 1e-9);
+            (pathFull, stepFull, pathDrift, stepDrift) =
+                (pathFull + path.FullEvaluations, stepFull + step.FullEvaluations, pathDrift + path.DriftEvaluations, stepDrift + step.DriftEvaluations);
+
+            // Every candidate is logged once; implied ones sit above a pass on its path and carry no accuracy.
+            Assert.Equal(path.Candidates.Count, path.Candidates.Select(c => c.Setting).Distinct().Count());
+            Assert.All(path.Candidates.Where(c => c.Outcome == Aq4Outcome.Implied), c => Assert.Null(c.Accuracy));
+            Assert.Equal(path.Candidates.Count(c => c.Verified), path.FullEvaluations);
+        }
+        Assert.True(pathFull < stepFull, $"path search verified {pathFull} settings, step greedy {stepFull}");
+        Assert.True(pathDrift < stepDrift, $"lazy descent measured {pathDrift} drifts, step greedy {stepDrift}");
+    }
+
+    [Fact]
+    public void Path_search_gallops_back_from_a_cliff_at_the_bottom()
+    {
+        // Every move costs 0.1 points until the last, which costs 1 more: step greedy verifies all 12 moves, the path
+        // search the bottom (fails) and the setting one move above it (passes).
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Stage, [16, 8, 4]);
+        int Lowered(QuantizationSetting s) => space.Units.Sum(u => space.Ladder.ToList().IndexOf(s[u.Members[0]]));
+        double Drop(QuantizationSetting s) => 0.1 * Lowered(s) + (Lowered(s) == space.MaxDepth ? 1 : 0);
+        var oracle = new FakeDriftOracle(s => Fp32Accuracy - Drop(s), s => 0.01 * Drop(s));
+        var r = Aq4Searcher.Run(oracle, space, new Aq4Options());
+        Assert.Equal(space.MaxDepth - 1, Lowered(r.Setting));
+        Assert.Equal(3, r.FullEvaluations);   // fp32, the bottom, one above
+        Assert.Equal([Aq4Outcome.Failed, Aq4Outcome.Passed],
+            r.Candidates.Where(c => c.Verified && c.Step > 0).OrderByDescending(c => c.Step).Select(c => c.Outcome));
+        Assert.Equal(space.MaxDepth - 2, r.Candidates.Count(c => c.Outcome == Aq4Outcome.Implied));
+
+        var step = Aq4Searcher.Run(new FakeDriftOracle(s => Fp32Accuracy - Drop(s), s => 0.01 * Drop(s)), space,
+            new Aq4Options { Verification = Aq4Verification.Step });
+        Assert.Equal(r.Setting, step.Setting);
+        Assert.Equal(space.MaxDepth + 1, step.FullEvaluations);
+    }
+
+    [Fact]
+    public void Path_search_resumes_below_the_last_pass_after_a_failure()
+    {
+        // The trap again: the path B, B+C, B+C+A fails at B+C; the descent resumes from B with C blocked and finds A+B.
+        var (space, oracle) = Trap();
+        var r = Aq4Searcher.Run(oracle, space, new Aq4Options());
+        Assert.Equal(["CONV_S1_B2", "TRAN_S4"], Lowered(r.Setting).Order());
+        var failed = Assert.Single(r.Candidates, c => c.Outcome == Aq4Outcome.Failed && c.Step == 2);
+        Assert.Equal(["CONV_S2_B1", "TRAN_S4"], Lowered(failed.Setting).Order());
+        Assert.Contains(r.Candidates, c => c.Outcome == Aq4Outcome.Passed && Lowered(c.Setting).SetEquals(["CONV_S1_B2", "TRAN_S4"]));
+    }
+
+    [Fact]
+    public void Path_search_lets_the_gate_skip_the_moves_it_predicts_to_fail_below_the_last_pass()
+    {
+        // Three cheap units (0.3 points, tiny drift) rank first, then eight that cost 2 points each at a large drift: the path
+        // fails from its fourth move. Resumed below the three cheap moves, every remaining move has the drift of that failure:
+        // the gate skips all but one try instead of verifying each.
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Block, [8]);
+        var cheap = space.Units.Take(3).Select(u => u.Name).ToHashSet();
+        int Count(QuantizationSetting s, bool isCheap) => space.Units.Count(u => cheap.Contains(u.Name) == isCheap && s[u.Members[0]] != 32);
+        FakeDriftOracle Oracle() => new(s => Fp32Accuracy - 0.3 * Count(s, true) - 2 * Count(s, false),
+            s => 0.001 * Count(s, true) + Count(s, false));
+        var gated = Aq4Searcher.Run(Oracle(), space, new Aq4Options());
+        var ungated = Aq4Searcher.Run(Oracle(), space, new Aq4Options { DriftGate = false });
+        foreach (var r in new[] { gated, ungated })
+            Assert.Equal((3, 0), (Count(r.Setting, true), Count(r.Setting, false)));
+        // fp32, the gallop back (moves 11, 10, 8, 4), the bisection (2, 3), then one try below the last pass.
+        Assert.Equal(8, gated.FullEvaluations);
+        Assert.Equal(space.Units.Count - 5, gated.Candidates.Count(c => c.Outcome == Aq4Outcome.DriftGated));
+        Assert.Equal(gated.FullEvaluations + space.Units.Count - 5, ungated.FullEvaluations);
     }
 
     [Fact]

@@ -9,7 +9,8 @@ namespace Qsvit.Tests.Search;
 public sealed class PrefixReuseTests
 {
     /// <summary>
-    /// Greedy (drift-gated, sequential) and QSViT on the tiny model, once with full passes and once with prefix reuse (a
+    /// Greedy (step-by-step verification, whose children continue from their parent's streams; drift-gated, sequential) and
+    /// QSViT on the tiny model, once with full passes and once with prefix reuse (a
     /// cache of <paramref name="cacheMegabytes"/> MB, spilling to the run directory): every logged accuracy (per-image
     /// correctness), every drift (per layer) and the chosen settings are identical, and reuse skipped work.
     /// </summary>
@@ -20,7 +21,7 @@ public sealed class PrefixReuseTests
         var identity = new Dictionary<string, string?> { ["model"] = "tiny" };
         var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Block, [8, 4, 2]);
         var sequential = new SequentialOptions { FirstImages = 6, Growth = 1.5 };
-        var aq4 = new Aq4Options { MaxDrop = 12, Sequential = sequential };
+        var aq4 = new Aq4Options { MaxDrop = 12, Sequential = sequential, Verification = Aq4Verification.Step };
         var qsvit = new QsvitOptions { SearchSplit = "val", ReportSplit = "test", Bits = [32, 8, 2], TolerancePoints = 12, Sequential = sequential };
 
         (Aq4Result Greedy, QsvitResult? Qsvit, LoggedEvaluation[] Log, SettingEvaluator Evaluator) Run(string name, long cache)
@@ -136,6 +137,21 @@ public sealed class PrefixReuseTests
         cache.Dispose();
         Assert.False(Directory.Exists(spill));
         Assert.Throws<QsvitException>(() => new PrefixCache(0));
+    }
+
+    [Fact]
+    public void Held_out_evaluations_store_no_streams()
+    {
+        // Two search-split settings share fp32's prefix up to TRAN_S4; on the held-out split the same settings run whole.
+        using var dir = new TempDir();
+        using var evaluator = Aq4Fixtures.TinyEvaluator(dir.Path, cacheMegabytes: 64);
+        var fp32 = QuantizationSetting.Uniform(Quantizer.FullPrecision);
+        var late = QuantizationSetting.Parse("32,32,32,32|32,32,32|32,32|32,8");
+        foreach (var s in new[] { fp32, late }) evaluator.Accuracy(s, "val");
+        var (batches, bytes) = (evaluator.Reuse!.Batches, evaluator.Cache!.MemoryBytes + evaluator.Cache.SpilledBytes);
+        Assert.True(bytes > 0);
+        foreach (var s in new[] { fp32, late }) evaluator.Accuracy(s, "test");
+        Assert.Equal((batches, bytes), (evaluator.Reuse.Batches, evaluator.Cache.MemoryBytes + evaluator.Cache.SpilledBytes));
     }
 
     [Fact]

@@ -85,6 +85,11 @@ internal struct DepthwiseArgs
     public int Strips;
     /// <summary>1 when each group's input tiles are whole unpadded planes, i.e. one contiguous run of the input (RepConv's 3×3).</summary>
     public int WholePlanes;
+    /// <summary>
+    /// Width of a BN-pad border read on the fly (0: none): H×W is the padded map, the input holds its interior, and a
+    /// border pixel of channel c is the kernel's border[c] (RepConv's BNAndPadLayer fused into its depthwise conv).
+    /// </summary>
+    public int Border;
 }
 
 /// <summary>One output column of a depthwise thread: its output x and its place in the input tile.</summary>
@@ -360,7 +365,7 @@ internal static class GpuKernels
     /// stores are contiguous.
     /// </summary>
     public static void Depthwise<TFma>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
-        ArrayView<float> y, DepthwiseArgs p) where TFma : struct, IFma
+        ArrayView<float> y, ArrayView<float> border, DepthwiseArgs p) where TFma : struct, IFma
     {
         var tile = SharedMemory.Allocate<float>(DepthwiseTileFloats);
         int tid = Group.IdxX, threads = Group.DimX;
@@ -369,7 +374,21 @@ internal static class GpuKernels
         int oy0 = tileY * p.TileH, ox0 = tileX * p.TileW;
         int iy0 = oy0 * p.StrideH - p.PadH, ix0 = ox0 * p.StrideW - p.PadW;
         int plane0 = planeGroup * p.PlanesPerGroup, inTile = p.InTileH * p.InTileW, hw = p.H * p.W;
-        if (p.WholePlanes != 0)
+        if (p.Border != 0)
+        {
+            // The padded map's tile: interior pixels from x, border pixels the channel's pad value, zeros beyond the map.
+            int ih = p.H - 2 * p.Border, iw = p.W - 2 * p.Border;
+            for (int i = tid; i < p.PlanesPerGroup * inTile; i += threads)
+            {
+                int q = i / inTile, r = i - q * inTile, ry = r / p.InTileW, rx = r - ry * p.InTileW;
+                int plane = plane0 + q, iy = iy0 + ry, ix = ix0 + rx, jy = iy - p.Border, jx = ix - p.Border;
+                float v = 0f;
+                if (plane < p.Planes && iy >= 0 && iy < p.H && ix >= 0 && ix < p.W)
+                    v = jy >= 0 && jy < ih && jx >= 0 && jx < iw ? x[(plane * ih + jy) * iw + jx] : border[plane % p.Channels];
+                tile[i] = v;
+            }
+        }
+        else if (p.WholePlanes != 0)
         {
             // The tiles are planes plane0 … in order: one contiguous copy, nothing to decode.
             int start = plane0 * hw, end = (p.Planes - plane0) * hw;

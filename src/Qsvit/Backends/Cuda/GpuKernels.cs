@@ -447,15 +447,20 @@ internal static class GpuKernels
     /// <summary>
     /// MultiStepLIF over T time-major steps of <paramref name="perStep"/> neurons, one thread per neuron:
     /// H = V + (X − V)·0.5, S = H ≥ Vth, V = S ? 0 : H. Writes spikes, H when <paramref name="keepMembrane"/> ≠ 0, and adds
-    /// the group's spike count to counts[slot] (integer atomics: the total is exact and order-free).
+    /// the group's spike count to counts[slot] (integer atomics: the total is exact and order-free); slot &lt; 0 counts
+    /// nothing (a plain pass: no atomics on one address from every group).
     /// </summary>
     public static void Lif(ArrayView<float> x, ArrayView<float> spikes, ArrayView<float> membrane, ArrayView<long> counts,
         int perStep, int timesteps, float threshold, int keepMembrane, int slot)
     {
         var groupCount = SharedMemory.Allocate<int>(1);
         int n = Grid.GlobalIndex.X;
-        if (Group.IdxX == 0) groupCount[0] = 0;
-        Group.Barrier();
+        bool count = slot >= 0;   // the same for the whole group, so the barriers below are reached by all its threads
+        if (count)
+        {
+            if (Group.IdxX == 0) groupCount[0] = 0;
+            Group.Barrier();
+        }
         int fired = 0;
         if (n < perStep)
         {
@@ -471,6 +476,7 @@ internal static class GpuKernels
                 fired += fire ? 1 : 0;
             }
         }
+        if (!count) return;
         if (fired != 0) Atomic.Add(ref groupCount[0], fired);
         Group.Barrier();
         if (Group.IdxX == 0 && groupCount[0] != 0) Atomic.Add(ref counts[slot], (long)groupCount[0]);

@@ -386,7 +386,7 @@ internal sealed class GpuOps : IDisposable
         int perStep = (int)(length / timesteps), groups = (perStep + _reduceThreads - 1) / _reduceThreads;
         var config = new KernelConfig(new Index1D(groups), new Index1D(_reduceThreads));
         _lif(config, input, spikes, membrane.IsValid ? membrane : _dummy.View, counts.IsValid ? counts : _dummyLong.View,
-            perStep, timesteps, threshold, membrane.IsValid ? 1 : 0, counts.IsValid ? slot : 0);
+            perStep, timesteps, threshold, membrane.IsValid ? 1 : 0, counts.IsValid ? slot : -1);
     }
 
     /// <summary>x[i] += y[i], i &lt; length.</summary>

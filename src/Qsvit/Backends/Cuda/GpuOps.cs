@@ -98,7 +98,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int, int, int, int, int, int> _im2col;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _epilogue;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int> _toPixelMajor;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int> _rowsEpilogue;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int> _rowsEpilogue;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _dummy;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _dummyInt;
     private readonly MemoryBuffer1D<long, Stride1D.Dense> _dummyLong;
@@ -138,8 +138,8 @@ internal sealed class GpuOps : IDisposable
             : Load("ChannelEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ChannelEpilogue<ExactFma>));
         _toPixelMajor = Load("ToPixelMajor", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ToPixelMajor));
         _rowsEpilogue = cuda
-            ? Load("RowsEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(GpuKernels.RowsEpilogue<ContractedFma>))
-            : Load("RowsEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(GpuKernels.RowsEpilogue<ExactFma>));
+            ? Load("RowsEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>(GpuKernels.RowsEpilogue<ContractedFma>))
+            : Load("RowsEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>(GpuKernels.RowsEpilogue<ExactFma>));
         _dummy = accelerator.Allocate1D<float>(1);
         _dummyInt = accelerator.Allocate1D<int>(1);
         _dummyLong = accelerator.Allocate1D<long>(1);
@@ -327,8 +327,9 @@ internal sealed class GpuOps : IDisposable
             int tiles = (pixels + GpuKernels.TransposeTile - 1) / GpuKernels.TransposeTile * ((k + GpuKernels.TransposeTile - 1) / GpuKernels.TransposeTile);
             _toPixelMajor(new KernelConfig(new Index1D(tiles), new Index1D(groupSize)), input, xt, f0, pixels, k, ohw);
             gemm(m, pixels, k, layer.Weights.View, xt, 0, rows, 0, 1, transB: true);
-            _rowsEpilogue(n * m * ohw, rows, output, layer.Bias?.View ?? _dummy.View, layer.Bn?.View ?? _dummy.View, layer.Bias is null ? 0 : 1,
-                layer.BnCount, m, ohw, pixels, f0);
+            int per = ohw % 4 == 0 ? 4 : 1;
+            _rowsEpilogue(n * m * ohw / per, rows, output, layer.Bias?.View ?? _dummy.View, layer.Bn?.View ?? _dummy.View, layer.Bias is null ? 0 : 1,
+                layer.BnCount, m, ohw, pixels, f0, per);
         }
     }
 

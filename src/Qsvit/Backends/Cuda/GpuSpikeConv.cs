@@ -59,13 +59,6 @@ internal sealed class GpuSpikeConv : IDisposable
     public int Cp { get; }
     /// <summary>A 1×1 stride-1 unpadded conv: the packed spikes are the GEMM's columns, no im2col.</summary>
     public bool Pointwise => Geometry.IsPointwise;
-    /// <summary>
-    /// A stride-1 conv wider than one column (the ConvBlocks' 3×3): B holds only the KH vertical taps of each pixel of the
-    /// grid [frame, output row, input column with padding], and the KW horizontal taps come from neighbouring grid pixels,
-    /// i.e. B row j of phase φ is grid pixels KW·j + φ … KW·j + φ + KW − 1, contiguous: one GEMM per phase over a dense B
-    /// that is KW times smaller than the im2col columns. Its K order is k = kx·(Copies·KH·Cp) + copy·(KH·Cp) + ky·Cp + c.
-    /// </summary>
-    public bool TapRows { get; }
     public MemoryBuffer1D<sbyte, Stride1D.Dense>? S8 { get; }
     public MemoryBuffer1D<ushort, Stride1D.Dense>? Bf16 { get; }
     public MemoryBuffer1D<float, Stride1D.Dense>? Scales { get; }
@@ -93,7 +86,6 @@ internal sealed class GpuSpikeConv : IDisposable
     /// <summary>fp32 weights [OutChannels, K] as bf16 pieces.</summary>
     public GpuSpikeConv(Accelerator acc, ConvLayerSpec spec, float[] weight) : this(acc, spec, integer: false, out int m, out int k, out int kp)
     {
-        var g = spec.Geometry;
         if (weight.Length < (long)m * k) throw new ArgumentException($"weight has {weight.Length} elements, needs {(long)m * k}", nameof(weight));
         var pieces = new ushort[3, (long)m * kp];
         bool mid = false, lo = false;
@@ -109,20 +101,14 @@ internal sealed class GpuSpikeConv : IDisposable
                 lo |= (l & 0x7FFF) != 0;
             }
         Parts = lo ? 3 : mid ? 2 : 1;
-        // Along K the B operand is written Parts times, along M the fp32 sums are; B costs bf16 write + read for the
-        // columns (2·Kp·2 bytes against 2·M·4), and with tap rows only its read is whole (the write is 1/KW of it).
-        StackK = Parts > 1 && (TapRows ? 4L * m * g.KernelW > (long)kp * (g.KernelW + 1) : 2L * m > kp);
-        int slot = g.KernelH * Cp;
+        StackK = Parts > 1 && 2L * m > kp;
         var a = new ushort[Parts * (long)m * kp];
         for (int p = 0; p < Parts; p++)
             for (int r = 0; r < m; r++)
                 for (int j = 0; j < kp; j++)
                 {
-                    // Along M: piece p is rows p·M ..; along K: row r is [piece Parts−1 | … | piece 0] (smallest first),
-                    // with tap rows within each kx block of the row.
-                    long at = !StackK ? ((long)p * m + r) * kp + j
-                        : TapRows ? (long)r * Parts * kp + (long)(j / slot) * Parts * slot + (Parts - 1 - p) * slot + j % slot
-                        : ((long)r * Parts + (Parts - 1 - p)) * kp + j;
+                    // Along M: piece p is rows p·M ..; along K: row r is [piece Parts−1 | … | piece 0] (smallest first).
+                    long at = StackK ? ((long)r * Parts + (Parts - 1 - p)) * kp + j : ((long)p * m + r) * kp + j;
                     a[at] = pieces[p, (long)r * kp + j];
                 }
         Bf16 = acc.Allocate1D(a);
@@ -172,7 +158,6 @@ internal sealed class GpuSpikeConv : IDisposable
         if (!Accepts(spec)) throw new ArgumentException("the spike GEMM path takes dense convolutions of spikes", nameof(spec));
         Geometry = g;
         Integer = integer;
-        TapRows = g.StrideH == 1 && g.StrideW == 1 && g.KernelW > 1;
         m = g.OutChannels;
         K = k = g.InChannels * g.KernelH * g.KernelW;
         Cp = (g.InChannels + SpikeGemmKernels.ChannelAlign - 1) / SpikeGemmKernels.ChannelAlign * SpikeGemmKernels.ChannelAlign;
@@ -193,16 +178,11 @@ internal sealed class GpuSpikeConv : IDisposable
         }
     }
 
-    /// <summary>Column of weight element j (PyTorch's order c·taps + tap, tap = ky·KW + kx) in A: tap·Cp + c, or with tap rows (kx·KH + ky)·Cp + c.</summary>
+    /// <summary>Column of weight element j (PyTorch's order c·taps + tap) in A: tap·Cp + c.</summary>
     private int Column(int j)
     {
-        int taps = Geometry.KernelH * Geometry.KernelW, c = j / taps, tap = j - c * taps;
-        if (TapRows)
-        {
-            int ky = tap / Geometry.KernelW, kx = tap - ky * Geometry.KernelW;
-            tap = kx * Geometry.KernelH + ky;
-        }
-        return tap * Cp + c;
+        int taps = Geometry.KernelH * Geometry.KernelW, c = j / taps;
+        return (j - c * taps) * Cp + c;
     }
 
     public long DeviceBytes => (S8?.Length ?? 0) + 2 * (Bf16?.Length ?? 0) + 4 * ((Scales?.Length ?? 0) + (Bias?.Length ?? 0) + (Bn?.Length ?? 0));
@@ -230,7 +210,6 @@ internal sealed class SpikeGemmOps
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs> _packBf16;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs> _packS8;
     private readonly Action<Index1D, ArrayView<long>, ArrayView<long>, SpikeGemmArgs> _columns;
-    private readonly Action<Index1D, ArrayView<long>, ArrayView<long>, SpikeGemmArgs> _tapRows;
     private readonly Action<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int> _gemmS8;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, int, int> _gemmBf16;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<Half>> _toHalf;
@@ -246,7 +225,6 @@ internal sealed class SpikeGemmOps
         _packBf16 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackBf16);
         _packS8 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8);
         _columns = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<long>, SpikeGemmArgs>(SpikeGemmKernels.ColumnsFromPacked);
-        _tapRows = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<long>, SpikeGemmArgs>(SpikeGemmKernels.TapRowsFromPacked);
         _gemmS8 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int>(SpikeGemmKernels.GemmS8);
         _gemmBf16 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, int, int>(SpikeGemmKernels.GemmBf16);
         _toHalf = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<Half>>(SpikeGemmKernels.ToHalf);
@@ -309,26 +287,11 @@ internal sealed class SpikeGemmOps
         var g = layer.Geometry;
         long ohw = (long)g.OutH(h) * g.OutW(w);
         int bytes = layer.Integer ? 1 : 2;
-        // With tap rows, B and the sums cover the grid (output rows × padded input columns), B KW times narrower.
-        long pixels = layer.TapRows ? Grid(layer, 1, h, w) : ohw, bRow = layer.TapRows ? layer.GemmK / g.KernelW : layer.GemmK;
-        long perFrame = Math.Max((pixels * bRow * bytes + PackedBytes(layer, 1, h, w)) / 4, (long)layer.GemmRows * pixels);
+        long perFrame = Math.Max((ohw * layer.GemmK * bytes + PackedBytes(layer, 1, h, w)) / 4, (long)layer.GemmRows * ohw);
         int chunk = (int)Math.Clamp(budget / Math.Max(1, perFrame), 1, Math.Max(1, frames));
-        if (layer.TapRows)
-        {
-            long r = PhaseRows(layer, chunk, h, w);
-            return (chunk, PackedFloats(layer, chunk, h, w) + (g.KernelW * (r + 1) * bRow * bytes + 3) / 4, g.KernelW * (long)layer.GemmRows * r);
-        }
         long rows = Rows(chunk * ohw);
         return (chunk, PackedFloats(layer, chunk, h, w) + rows * layer.GemmK * bytes / 4, (long)layer.GemmRows * rows);
     }
-
-    /// <summary>Pixels of the tap-row grid of <paramref name="frames"/> frames: output rows × input columns with padding.</summary>
-    private static long Grid(GpuSpikeConv layer, int frames, int h, int w) =>
-        (long)frames * layer.Geometry.OutH(h) * (w + 2 * layer.Geometry.PadW);
-
-    /// <summary>GEMM columns per tap-row phase: the grid's pixels divided among the KW phases, a multiple of 4.</summary>
-    private static long PhaseRows(GpuSpikeConv layer, int frames, int h, int w) =>
-        Rows((Grid(layer, frames, h, w) + layer.Geometry.KernelW - 1) / layer.Geometry.KernelW);
 
     /// <summary>Bytes of <paramref name="frames"/> input frames packed pixel-major (none for a 1×1 layer: its columns are the packed spikes).</summary>
     private static long PackedBytes(GpuSpikeConv layer, int frames, int h, int w) =>
@@ -343,11 +306,6 @@ internal sealed class SpikeGemmOps
     public void Conv(GpuSpikeConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output,
         ArrayView<float> columns, ArrayView<float> sums, int chunk)
     {
-        if (layer.TapRows)
-        {
-            ConvByTapRows(layer, input, frames, h, w, output, columns, sums, chunk);
-            return;
-        }
         var g = layer.Geometry;
         int oh = g.OutH(h), ow = g.OutW(w), ohw = oh * ow, m = g.OutChannels;
         if (oh <= 0 || ow <= 0) throw new ArgumentException($"input {h}x{w} is smaller than the kernel {g.KernelH}x{g.KernelW} with padding");
@@ -375,7 +333,7 @@ internal sealed class SpikeGemmOps
                 Cp = layer.Cp, Words = layer.Cp * bytes / 8, Copies = layer.Copies,
                 // A 1×1 layer packs straight into the columns (output pixel = input pixel, rows past the valid ones zero).
                 PackRows = layer.Pointwise ? (int)rows : n * h * w, PackValid = layer.Pointwise ? (int)valid : n * h * w, PackPlane = h * w,
-                PackCopies = layer.Pointwise ? layer.Copies : 1,
+                PackCopies = layer.Pointwise ? layer.Copies : 1, PerThread = ohw % 4 == 0 ? 4 : 1,
             };
             int tiles = (p.PackRows + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile * ((layer.Cp + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile);
             var config = new KernelConfig(new Index1D(tiles), new Index1D(_group));
@@ -393,7 +351,7 @@ internal sealed class SpikeGemmOps
                     _blas.GemmInt8(shape, layer.S8!.NativePtr, cols.LoadEffectiveAddressAsPtr(), c.LoadEffectiveAddressAsPtr());
                 else
                     _gemmS8((int)(pm * rows), layer.S8!.View, cols, c, (int)rows, gk);
-                _epilogueInt((int)outputs, c, output, layer.Scales!.View, bias, bn, p);
+                _epilogueInt((int)(outputs / p.PerThread), c, output, layer.Scales!.View, bias, bn, p);
             }
             else
             {
@@ -403,75 +361,8 @@ internal sealed class SpikeGemmOps
                         0, sums.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, CublasComputeType.F32);
                 else
                     _gemmBf16((int)(pm * rows), layer.Bf16!.View, cols, sums, (int)rows, gk);
-                _epilogueSplit((int)outputs, sums, output, bias, bn, p);
+                _epilogueSplit((int)(outputs / p.PerThread), sums, output, bias, bn, p);
             }
-        }
-    }
-
-    /// <summary>
-    /// A stride-1 layer by tap rows (<see cref="GpuSpikeConv.TapRows"/>): per chunk, the spikes packed pixel-major, then
-    /// each grid pixel's KH vertical taps copied into B (a third of the 3×3 columns), one GEMM per phase φ over B offset
-    /// by φ grid pixels, and the epilogue reads each output from its phase's sums.
-    /// </summary>
-    private void ConvByTapRows(GpuSpikeConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output,
-        ArrayView<float> columns, ArrayView<float> sums, int chunk)
-    {
-        var g = layer.Geometry;
-        int oh = g.OutH(h), ow = g.OutW(w), ohw = oh * ow, m = g.OutChannels, kw = g.KernelW, gridW = w + 2 * g.PadW;
-        if (oh <= 0 || ow <= 0) throw new ArgumentException($"input {h}x{w} is smaller than the kernel {g.KernelH}x{g.KernelW} with padding");
-        if (input.Length < (long)frames * g.InChannels * h * w) throw new ArgumentException($"input has {input.Length} elements, needs {(long)frames * g.InChannels * h * w}", nameof(input));
-        if (output.Length < (long)frames * m * ohw) throw new ArgumentException($"output has {output.Length} elements, needs {(long)frames * m * ohw}", nameof(output));
-        var bias = layer.Bias?.View ?? sums;
-        var bn = layer.Bn?.View ?? sums;
-        int bytes = layer.Integer ? 1 : 2, slot = layer.GemmK / kw;   // elements per grid pixel: Copies·KH·Cp
-        long packedFloats = PackedFloats(layer, chunk, h, w);
-        var packed = columns.SubView(0, packedFloats);
-        var b = columns.SubView(packedFloats);
-        for (int f0 = 0; f0 < frames; f0 += chunk)
-        {
-            int n = Math.Min(chunk, frames - f0);
-            long grid = Grid(layer, n, h, w), rows = PhaseRows(layer, n, h, w), slots = kw * (rows + 1), outputs = (long)n * m * ohw;
-            if (slots * slot > int.MaxValue / 2 || outputs > int.MaxValue || kw * layer.GemmRows * rows > int.MaxValue || (long)n * h * w * layer.Cp > int.MaxValue / 2)
-                throw new QsvitException($"a spike convolution chunk of {n} frames is too large for one launch; use a smaller batch");
-            var p = new SpikeGemmArgs
-            {
-                Frame0 = f0, Valid = (int)grid, Rows = (int)rows, K = layer.K, Kp = layer.Kp,
-                InChannels = g.InChannels, H = h, W = w, OW = ow, OHW = ohw, KH = g.KernelH, KW = kw,
-                StrideH = 1, StrideW = 1, PadH = g.PadH, PadW = g.PadW,
-                M = m, Parts = layer.StackK ? 1 : layer.Parts, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
-                Cp = layer.Cp, Words = layer.Cp * bytes / 8, Copies = layer.Copies,
-                PackRows = n * h * w, PackValid = n * h * w, PackPlane = h * w, PackCopies = 1,
-                OH = oh, GridW = gridW, PhaseStride = (int)(layer.GemmRows * rows),
-            };
-            int tiles = (p.PackRows + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile * ((layer.Cp + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile);
-            var config = new KernelConfig(new Index1D(tiles), new Index1D(_group));
-            if (layer.Integer) _packS8(config, input, packed.Cast<sbyte>(), p);
-            else _packBf16(config, input, packed.Cast<ushort>(), p);
-            _tapRows((int)(slots * p.Words), packed.Cast<long>(), b.Cast<long>(), p);
-            int pm = layer.GemmRows, gk = layer.GemmK;
-            var shape = new RowMajorGemm(false, true, pm, (int)rows, gk, gk, gk, (int)rows);
-            for (int phase = 0; phase < kw; phase++)
-            {
-                long at = (long)phase * slot, c0 = (long)phase * p.PhaseStride;
-                if (layer.Integer)
-                {
-                    var bp = b.Cast<sbyte>().SubView(at, rows * gk);
-                    var c = sums.Cast<int>().SubView(c0, p.PhaseStride);
-                    if (_blas is not null) _blas.GemmInt8(shape, layer.S8!.NativePtr, bp.LoadEffectiveAddressAsPtr(), c.LoadEffectiveAddressAsPtr());
-                    else _gemmS8(p.PhaseStride, layer.S8!.View, bp, c, (int)rows, gk);
-                }
-                else
-                {
-                    var bp = b.Cast<ushort>().SubView(at, rows * gk);
-                    var c = sums.SubView(c0, p.PhaseStride);
-                    if (_blas is not null)
-                        _blas.GemmEx(shape, 1, layer.Bf16!.NativePtr, CudaDataType.R16BF, bp.LoadEffectiveAddressAsPtr(), CudaDataType.R16BF,
-                            0, c.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, CublasComputeType.F32);
-                    else _gemmBf16(p.PhaseStride, layer.Bf16!.View, bp, c, (int)rows, gk);
-                }
-            }
-            if (layer.Integer) _epilogueInt((int)outputs, sums.Cast<int>(), output, layer.Scales!.View, bias, bn, p);
-            else _epilogueSplit((int)outputs, sums, output, bias, bn, p);
         }
     }
 }

@@ -26,12 +26,8 @@ internal struct SpikeGemmArgs
     public int PackRows, PackValid, PackPlane;
     /// <summary>Copies of each B row's Kp columns (1, or Parts with pieces stacked along K), and of each packed pixel (Copies when the packed spikes are B).</summary>
     public int Copies, PackCopies;
-    /// <summary>
-    /// Tap rows (<see cref="GpuSpikeConv.TapRows"/>): output rows, the grid's width (input columns with padding; 0: im2col
-    /// columns) and the sums of one phase (GemmRows·Rows): output (oy, ox) of frame f is grid pixel g = (f·OH + oy)·GridW + ox,
-    /// column g / KW of phase g mod KW. Valid is then the grid's pixel count and Rows the columns per phase.
-    /// </summary>
-    public int OH, GridW, PhaseStride;
+    /// <summary>Outputs per epilogue thread: 4 consecutive pixels of one (frame, channel) plane when OHW is a multiple of 4, else 1 (fewer index divisions).</summary>
+    public int PerThread;
 }
 
 /// <summary>
@@ -135,32 +131,6 @@ internal static class SpikeGemmKernels
         }
     }
 
-    /// <summary>
-    /// Tap rows from packed spikes, in 8-byte words: one thread per (grid pixel g, word w); B[g, copy, ky, ..] = the packed
-    /// input pixel (f, oy − PadH + ky, x − PadW) for grid pixel g = (f·OH + oy)·GridW + x, zero outside the map and past the grid.
-    /// </summary>
-    public static void TapRowsFromPacked(Index1D i, ArrayView<long> packed, ArrayView<long> slots, SpikeGemmArgs p)
-    {
-        int g = i / p.Words, w = i - g * p.Words, planeGrid = p.OH * p.GridW;
-        int f = g / planeGrid, rest = g - f * planeGrid, oy = rest / p.GridW, ix = rest - oy * p.GridW - p.PadW;
-        bool inside = g < p.Valid && ix >= 0 && ix < p.W;
-        long at = (long)g * p.Copies * p.KH * p.Words + w, frame = (long)f * p.H * p.W;
-        for (int ky = 0; ky < p.KH; ky++)
-        {
-            int iy = oy - p.PadH + ky;
-            long v = inside && iy >= 0 && iy < p.H ? packed[(frame + iy * p.W + ix) * p.Words + w] : 0L;
-            for (int copy = 0; copy < p.Copies; copy++) slots[at + ((long)copy * p.KH + ky) * p.Words] = v;
-        }
-    }
-
-    /// <summary>Where output pixel pix of chunk frame f sits in the sums: column f·OHW + pix, or with tap rows its phase's column.</summary>
-    private static long SumColumn(SpikeGemmArgs p, int f, int pix)
-    {
-        if (p.GridW == 0) return f * p.OHW + pix;
-        int oy = pix / p.OW, ox = pix - oy * p.OW, g = (f * p.OH + oy) * p.GridW + ox, j = g / p.KW;
-        return (long)(g - j * p.KW) * p.PhaseStride + j;
-    }
-
 /// <summary>dst[i] = (f16) src[i]: exact for spikes and for integers up to 2048 in magnitude.</summary>
     public static void ToHalf(Index1D i, ArrayView<float> src, ArrayView<Half> dst) => dst[i] = (Half)src[i];
 
@@ -191,13 +161,18 @@ internal static class SpikeGemmKernels
     public static void EpilogueInt<TFma>(Index1D i, ArrayView<int> c, ArrayView<float> y, ArrayView<float> scales, ArrayView<float> bias,
         ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
     {
-        int mo = p.M * p.OHW, f = i / mo, rest = i - f * mo, oc = rest / p.OHW, pix = rest - oc * p.OHW;
-        long n = SumColumn(p, f, pix);
-        int acc = c[(long)oc * p.Rows + n];
-        for (int part = 1; part < p.Parts; part++) acc = acc * 256 + c[((long)part * p.M + oc) * p.Rows + n];
-        float v = p.HasBias != 0 ? default(TFma).Fma(acc, scales[oc], bias[oc]) : acc * scales[oc];
-        for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
-        y[((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix] = v;
+        int first = i * p.PerThread, mo = p.M * p.OHW, f = first / mo, rest = first - f * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
+        int n0 = f * p.OHW + pix0;
+        long at = ((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix0;
+        for (int k = 0; k < p.PerThread; k++)
+        {
+            int n = n0 + k;
+            int acc = c[(long)oc * p.Rows + n];
+            for (int part = 1; part < p.Parts; part++) acc = acc * 256 + c[((long)part * p.M + oc) * p.Rows + n];
+            float v = p.HasBias != 0 ? default(TFma).Fma(acc, scales[oc], bias[oc]) : acc * scales[oc];
+            for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
+            y[at + k] = v;
+        }
     }
 
     /// <summary>
@@ -207,13 +182,18 @@ internal static class SpikeGemmKernels
     public static void EpilogueSplit<TFma>(Index1D i, ArrayView<float> c, ArrayView<float> y, ArrayView<float> bias,
         ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
     {
-        int mo = p.M * p.OHW, f = i / mo, rest = i - f * mo, oc = rest / p.OHW, pix = rest - oc * p.OHW;
-        long n = SumColumn(p, f, pix);
-        float v = p.Parts == 3 ? c[(2L * p.M + oc) * p.Rows + n] : 0f;
-        if (p.Parts >= 2) v += c[((long)p.M + oc) * p.Rows + n];
-        v = c[(long)oc * p.Rows + n] + v;
-        if (p.HasBias != 0) v += bias[oc];
-        for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
-        y[((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix] = v;
+        int first = i * p.PerThread, mo = p.M * p.OHW, f = first / mo, rest = first - f * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
+        int n0 = f * p.OHW + pix0;
+        long at = ((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix0;
+        for (int k = 0; k < p.PerThread; k++)
+        {
+            int n = n0 + k;
+            float v = p.Parts == 3 ? c[(2L * p.M + oc) * p.Rows + n] : 0f;
+            if (p.Parts >= 2) v += c[((long)p.M + oc) * p.Rows + n];
+            v = c[(long)oc * p.Rows + n] + v;
+            if (p.HasBias != 0) v += bias[oc];
+            for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
+            y[at + k] = v;
+        }
     }
 }

@@ -93,6 +93,17 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         TestData.AssertSame(expected, output.GetAsArray1D(), $"depthwise {g} @{h}x{w}, tiles {p.TileH}x{p.TileW} x{p.PlanesPerGroup}");
     }
 
+    [Fact]
+    public void SmallDivisionsByFloatReciprocalAreExact()
+    {
+        foreach (int d in Enumerable.Range(1, 80).Concat([97, 255, 1000, 1023, 4095, 4096, 65_537, 1 << 20]))
+        {
+            float inverse = 1f / d;
+            for (int i = 0; i < 1 << 21; i++)
+                if (GpuKernels.SmallDiv(i, inverse) != i / d) Assert.Fail($"{i} / {d}: {GpuKernels.SmallDiv(i, inverse)}");
+        }
+    }
+
     /// <summary>
     /// RepConv's BN padding read inside the depthwise conv (<see cref="IBackend.ConvPadded"/>) equals the
     /// CPU backend's pad, then conv, bit for bit: small planes (several per group) and planes split into tiles, a bias

@@ -379,13 +379,14 @@ internal static class GpuKernels
         int oy0 = tileY * p.TileH, ox0 = tileX * p.TileW;
         int iy0 = oy0 * p.StrideH - p.PadH, ix0 = ox0 * p.StrideW - p.PadW;
         int plane0 = planeGroup * p.PlanesPerGroup, inTile = p.InTileH * p.InTileW, hw = p.H * p.W;
+        float invInTile = 1f / inTile, invInTileW = 1f / p.InTileW;
         if (p.Border != 0)
         {
             // The padded map's tile: interior pixels from x, border pixels the channel's pad value, zeros beyond the map.
             int ih = p.H - 2 * p.Border, iw = p.W - 2 * p.Border;
             for (int i = tid; i < p.PlanesPerGroup * inTile; i += threads)
             {
-                int q = i / inTile, r = i - q * inTile, ry = r / p.InTileW, rx = r - ry * p.InTileW;
+                int q = SmallDiv(i, invInTile), r = i - q * inTile, ry = SmallDiv(r, invInTileW), rx = r - ry * p.InTileW;
                 int plane = plane0 + q, iy = iy0 + ry, ix = ix0 + rx, jy = iy - p.Border, jx = ix - p.Border;
                 float v = 0f;
                 if (plane < p.Planes && iy >= 0 && iy < p.H && ix >= 0 && ix < p.W)
@@ -402,7 +403,7 @@ internal static class GpuKernels
         else
             for (int i = tid; i < p.PlanesPerGroup * inTile; i += threads)
             {
-                int q = i / inTile, r = i - q * inTile, ry = r / p.InTileW, rx = r - ry * p.InTileW;
+                int q = SmallDiv(i, invInTile), r = i - q * inTile, ry = SmallDiv(r, invInTileW), rx = r - ry * p.InTileW;
                 int plane = plane0 + q, iy = iy0 + ry, ix = ix0 + rx;
                 tile[i] = plane < p.Planes && iy >= 0 && iy < p.H && ix >= 0 && ix < p.W ? x[plane * hw + iy * p.W + ix] : 0f;
             }
@@ -410,9 +411,10 @@ internal static class GpuKernels
         // Each thread takes four outputs of one row, Strips columns apart (neighbouring threads, neighbouring columns):
         // they share the row's taps, so each weight is loaded once for four FMAs.
         int strips = p.Strips, slotsPerPlane = p.TileH * strips, taps = p.KH * p.KW, ohw = p.OH * p.OW;
+        float invSlots = 1f / slotsPerPlane, invStrips = 1f / strips;
         for (int slot = tid; slot < p.PlanesPerGroup * slotsPerPlane; slot += threads)
         {
-            int q = slot / slotsPerPlane, r = slot - q * slotsPerPlane, ly = r / strips, lx = r - ly * strips;
+            int q = SmallDiv(slot, invSlots), r = slot - q * slotsPerPlane, ly = SmallDiv(r, invStrips), lx = r - ly * strips;
             int plane = plane0 + q, oy = oy0 + ly;
             if (plane >= p.Planes || oy >= p.OH) continue;
             int ch = plane % p.Channels;
@@ -446,6 +448,13 @@ internal static class GpuKernels
             DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o3, s3);
         }
     }
+
+    /// <summary>
+    /// ⌊i / d⌋ for 0 ≤ i &lt; 2^21 and d ≥ 1 from <paramref name="inverse"/> = fl(1/d): (i + ½)/d lies at least ½/d from an
+    /// integer and the two float roundings move it by less than (i/d)·2^-23 &lt; ¼/d, so the floor is exact. A few
+    /// instructions where an integer division by a runtime divisor takes dozens (the depthwise tiles' index arithmetic).
+    /// </summary>
+    internal static int SmallDiv(int i, float inverse) => (int)((i + 0.5f) * inverse);
 
     // ------------------------------------------------------------------ LIF over T
 

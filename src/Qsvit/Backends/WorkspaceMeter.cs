@@ -40,8 +40,6 @@ public sealed class WorkspaceMeter : IBackend
 
     public void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output) { }
     public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) { }
-    /// <summary>The device backends read the border inside the conv: no padded map in the workspace.</summary>
-    public void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) { }
     public void RepeatBlock(DeviceBuffer x, long block, int times) { }
     public void Add(DeviceBuffer x, DeviceBuffer y, long length) { }
     public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer) { }

@@ -66,6 +66,21 @@ public interface IBackend : IDisposable
     /// </summary>
     void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output);
 
+    /// <summary>
+    /// The layer applied to the BN-padded input (RepConv's depthwise 3×3 after BNAndPadLayer): <see cref="Pad"/>, then
+    /// <see cref="Conv"/> over [frames, Cin, height + 2·pad, width + 2·pad]. This default runs exactly those two ops on a
+    /// workspace buffer (the CPU backend's bit-identical result); a device backend may read the border from
+    /// <paramref name="padValues"/> inside the conv instead of writing the padded map.
+    /// </summary>
+    void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)
+    {
+        int mark = Mark(), channels = layer.Geometry.InChannels;
+        var padded = Rent((long)frames * channels * (height + 2 * pad) * (width + 2 * pad));
+        Pad(input, frames, channels, height, width, pad, padValues, padded);
+        Conv(layer, padded, frames, height + 2 * pad, width + 2 * pad, output);
+        Release(mark);
+    }
+
     /// <summary>Repeat over T: x[t·block .. (t+1)·block) = x[0 .. block) for t = 1 .. times − 1.</summary>
     void RepeatBlock(DeviceBuffer x, long block, int times);
 

@@ -81,6 +81,13 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
         Time(op, shape, layer.Engine, () => Inner.Conv(layer, input, frames, height, width, output));
     }
 
+    public override void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)
+    {
+        var g = layer.Geometry;
+        Time($"bn-padded {(g.IsDepthwise ? "depthwise" : "conv")} {g.KernelH}x{g.KernelW}", $"{g.InChannels}->{g.OutChannels} @{height}x{width} +{pad} x{frames}",
+            layer.Engine, () => Inner.ConvPadded(layer, input, frames, height, width, pad, padValues, output));
+    }
+
     public override void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
         Time("pad", $"{channels}ch @{height}x{width} +{pad} x{frames}", "", () => Inner.Pad(input, frames, channels, height, width, pad, padValues, output));
 

@@ -578,10 +578,17 @@ public sealed class Sdtv2Model : IDisposable
             int mark = b.Mark();
             var inner = b.Rent((long)frames * c * h * w);
             p.Conv(_conv1x1, spikes, frames, h, w, inner);
-            var padded = b.Rent((long)frames * c * (h + 2) * (w + 2));
-            b.Pad(inner, frames, c, h, w, 1, p.PadValues(_padBn, _pad), padded);
-            p.Conv(_dw, padded, frames, h + 2, w + 2, inner);
-            p.Conv(_pw, inner, frames, h, w, output);
+            var padValues = p.PadValues(_padBn, _pad);
+            var dw = b.Rent((long)frames * c * h * w);
+            if (p.Probe is null) b.ConvPadded(_dw, inner, frames, h, w, 1, padValues, dw);
+            else
+            {
+                // Calibration shows the probe the padded map the depthwise conv reads.
+                var padded = b.Rent((long)frames * c * (h + 2) * (w + 2));
+                b.Pad(inner, frames, c, h, w, 1, padValues, padded);
+                p.Conv(_dw, padded, frames, h + 2, w + 2, dw);
+            }
+            p.Conv(_pw, dw, frames, h, w, output);
             b.Release(mark);
         }
     }

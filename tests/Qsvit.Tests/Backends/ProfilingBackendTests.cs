@@ -32,8 +32,8 @@ public sealed class ProfilingBackendTests
         var profile = profiler.Read(passes: 2, wallSeconds: 1);
 
         var ops = profile.ByOp().Select(r => r.Op).ToHashSet();
-        foreach (var op in new[] { "upload", "conv 7x7", "repeat over T", "lif", "conv 1x1", "depthwise 7x7", "conv 3x3", "add", "pad",
-                     "depthwise 3x3", "sdsa", "spatial mean", "head", "download" })
+        foreach (var op in new[] { "upload", "conv 7x7", "repeat over T", "lif", "conv 1x1", "depthwise 7x7", "conv 3x3", "add",
+                     "bn-padded depthwise 3x3", "sdsa", "spatial mean", "head", "download" })
             Assert.Contains(op, ops);
         Assert.Equal(2 * model.LifNames.Count, profile.Rows.Where(r => r.Op == "lif").Sum(r => r.Calls));
         Assert.All(profile.Rows, r => Assert.True(r.Milliseconds >= 0 && r.Calls % 2 == 0, $"{r.Op} {r.Shape}: {r.Calls} calls"));

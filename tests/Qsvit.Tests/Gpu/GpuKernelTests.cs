@@ -1,5 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
+using Qsvit.Backends;
+using Qsvit.Backends.Cpu;
 using Qsvit.Backends.Cuda;
 using Qsvit.Snn;
 using Qsvit.Tensors;
@@ -83,11 +85,67 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         long groups = GpuOps.DepthwiseTiles(ref p, 1024);
         Assert.True(p.TilesY * p.TileH >= oh && p.TilesX * p.TileW >= ow && p.TileW <= 64);
         Assert.True((long)p.InTileH * p.InTileW * p.PlanesPerGroup <= GpuKernels.DepthwiseTileFloats);
-        var kernel = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(
+        var kernel = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(
             GpuKernels.Depthwise<ExactFma>);
-        kernel(new KernelConfig(new Index1D((int)groups), new Index1D(2)), input.View, layer.Weights.View, layer.Weights.View, layer.Bn!.View, output.View, p);
+        kernel(new KernelConfig(new Index1D((int)groups), new Index1D(2)), input.View, layer.Weights.View, layer.Weights.View, layer.Bn!.View, output.View,
+            layer.Weights.View, p);
         acc.Synchronize();
         TestData.AssertSame(expected, output.GetAsArray1D(), $"depthwise {g} @{h}x{w}, tiles {p.TileH}x{p.TileW} x{p.PlanesPerGroup}");
+    }
+
+    [Fact]
+    public void SmallDivisionsByFloatReciprocalAreExact()
+    {
+        foreach (int d in Enumerable.Range(1, 80).Concat([97, 255, 1000, 1023, 4095, 4096, 65_537, 1 << 20]))
+        {
+            float inverse = 1f / d;
+            for (int i = 0; i < 1 << 21; i++)
+                if (GpuKernels.SmallDiv(i, inverse) != i / d) Assert.Fail($"{i} / {d}: {GpuKernels.SmallDiv(i, inverse)}");
+        }
+    }
+
+    /// <summary>
+    /// RepConv's BN padding read inside the depthwise conv (<see cref="IBackend.ConvPadded"/>) equals the
+    /// CPU backend's pad, then conv, bit for bit: small planes (several per group) and planes split into tiles, a bias
+    /// and a BN, and a dense conv, which pads first.
+    /// </summary>
+    [Theory]
+    [InlineData(true, 3, 1, 5, 4, true, 1)]      // RepConv's depthwise 3×3 on small maps, bias, BN
+    [InlineData(true, 3, 1, 21, 40, false, 2)]   // a plane over several tiles, two BNs
+    [InlineData(true, 5, 3, 4, 6, false, 0)]     // a 5×5 kernel, pad 3 (wider than the kernel's reach)
+    [InlineData(false, 3, 1, 5, 5, true, 0)]     // a dense conv: padded first, then the conv
+    public void BnPaddedConvMatchesPadThenConvOnTheCpu(bool depthwise, int k, int pad, int h, int w, bool hasBias, int bnCount)
+    {
+        const int channels = 6, frames = 3;
+        var g = depthwise ? new ConvGeometry(channels, channels, k, k, 1, 1, 0, 0, channels) : new ConvGeometry(channels, 4, k, k);
+        var rng = new Random(k * 17 + h * 3 + w);
+        var x = TestData.Random(rng, frames * channels * h * w);
+        var weight = TestData.Random(rng, g.WeightLength, -0.5f, 0.5f);
+        var spec = new ConvLayerSpec(g, new DenseConvWeights(weight), hasBias ? TestData.Random(rng, g.OutChannels) : [],
+            Enumerable.Range(0, bnCount).Select(_ => new ChannelAffine(TestData.Random(rng, g.OutChannels, 0.5f, 1.5f), TestData.Random(rng, g.OutChannels))).ToArray());
+        var values = TestData.Random(rng, channels);
+        int outLength = frames * g.OutChannels * g.OutH(h + 2 * pad) * g.OutW(w + 2 * pad);
+        using var cpu = new CpuBackend();
+        var expected = PaddedConv(cpu, spec, x, values, frames, h, w, pad, outLength);
+        var actual = PaddedConv(gpu.Backend, spec, x, values, frames, h, w, pad, outLength);
+        TestData.AssertSame(expected, actual, $"bn-padded {g} @{h}x{w} +{pad}");
+    }
+
+    private static float[] PaddedConv(IBackend backend, ConvLayerSpec spec, float[] input, float[] values,
+        int frames, int h, int w, int pad, int outLength)
+    {
+        using var layer = backend.CreateConv(spec);
+        int mark = backend.Mark();
+        var x = backend.Rent(input.Length);
+        var v = backend.Rent(values.Length);
+        var y = backend.Rent(outLength);
+        backend.Upload(input, x);
+        backend.Upload(values, v);
+        backend.ConvPadded(layer, x, frames, h, w, pad, v, y);
+        var result = new float[outLength];
+        backend.Download(y, 0, result);
+        backend.Release(mark);
+        return result;
     }
 
     [Theory]

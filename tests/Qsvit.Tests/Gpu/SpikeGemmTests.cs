@@ -52,7 +52,7 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         { new ConvGeometry(6, 9, 3, 3, 2, 2, 1, 1), 7, 9, 2, 4, "symmetric-channel" },        // stride 2
         { new ConvGeometry(33, 17, 1, 1), 5, 3, 3, 8, "asymmetric-channel-mse" },              // 1×1, codes up to ±255: two digits
         { new ConvGeometry(4, 6, 3, 3, 1, 1, 0, 0), 5, 6, 2, 12, "asymmetric" },               // no padding, 12-bit
-        { new ConvGeometry(3, 5, 2, 3, 2, 1, 1, 0), 7, 6, 2, 16, "symmetric-channel" },        // 16-bit: three digits
+        { new ConvGeometry(3, 5, 2, 3, 2, 1, 1, 0), 7, 6, 2, 16, "symmetric-channel" },        // 16-bit: three digits (16 outputs per plane: four per epilogue thread)
     };
 
     /// <summary>The integer path equals the CPU's integer path (exact int32 sums, one fma per output, then the BNs) bit for bit.</summary>
@@ -87,7 +87,7 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
     public void SplitConvMatchesTheFp32Conv(ConvGeometry g, bool stackK)
     {
         Assert.True(GpuSpikeConv.SplitPays(g));
-        int h = 6, w = 5, frames = 3;
+        int h = 6, w = 4, frames = 3;   // 24 outputs per plane: four per epilogue thread on the stride-1 layers
         var rng = new Random(9);
         var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5) * 0.37f).ToArray();
         var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble()).ToArray();

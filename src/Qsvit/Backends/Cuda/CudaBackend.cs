@@ -217,6 +217,22 @@ public sealed partial class CudaBackend : IBackend
         Release(mark);
     }
 
+    /// <summary>A depthwise layer reads the border from <paramref name="padValues"/> as it stages its tiles (one kernel, no padded map); others pad first.</summary>
+    public void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)
+    {
+        var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
+        if (l.Gpu is { } gpu && l.Geometry.IsDepthwise)
+        {
+            _ops.Conv(gpu, V(input), frames, height + 2 * pad, width + 2 * pad, V(output), V(padValues), pad);
+            return;
+        }
+        int mark = Mark(), channels = l.Geometry.InChannels;
+        var padded = Rent((long)frames * channels * (height + 2 * pad) * (width + 2 * pad));
+        Pad(input, frames, channels, height, width, pad, padValues, padded);
+        Conv(layer, padded, frames, height + 2 * pad, width + 2 * pad, output);
+        Release(mark);
+    }
+
     public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
         _ops.PadBorder(V(input), frames, channels, height, width, pad, V(padValues), V(output));
 

@@ -85,6 +85,11 @@ internal struct DepthwiseArgs
     public int Strips;
     /// <summary>1 when each group's input tiles are whole unpadded planes, i.e. one contiguous run of the input (RepConv's 3×3).</summary>
     public int WholePlanes;
+    /// <summary>
+    /// Width of a BN-pad border read on the fly (0: none): H×W is the padded map, the input holds its interior, and a
+    /// border pixel of channel c is the kernel's border[c] (RepConv's BNAndPadLayer fused into its depthwise conv).
+    /// </summary>
+    public int Border;
 }
 
 /// <summary>One output column of a depthwise thread: its output x and its place in the input tile.</summary>
@@ -328,14 +333,19 @@ internal static class GpuKernels
     /// y[frame0 + f, m, p] = rows[m, f·spatial + p] (a GEMM's [M, pixels] result, row stride <paramref name="pixels"/>),
     /// + bias[m] when given, then each BN as one FMA: <see cref="ChannelEpilogue{TFma}"/> with the layout turned back.
     /// </summary>
+    /// <remarks><paramref name="perThread"/> consecutive outputs of one plane per thread (spatial a multiple of it): fewer index divisions.</remarks>
     public static void RowsEpilogue<TFma>(Index1D i, ArrayView<float> rows, ArrayView<float> y, ArrayView<float> bias, ArrayView<float> bn,
-        int hasBias, int bnCount, int channels, int spatial, int pixels, int frame0) where TFma : struct, IFma
+        int hasBias, int bnCount, int channels, int spatial, int pixels, int frame0, int perThread) where TFma : struct, IFma
     {
-        int mo = channels * spatial, f = i / mo, rest = i - f * mo, m = rest / spatial, p = rest - m * spatial;
-        float v = rows[(long)m * pixels + f * spatial + p];
-        if (hasBias != 0) v += bias[m];
-        for (int b = 0; b < bnCount; b++) v = default(TFma).Fma(v, bn[2 * b * channels + m], bn[(2 * b + 1) * channels + m]);
-        y[(long)frame0 * mo + i] = v;
+        int first = i * perThread, mo = channels * spatial, f = first / mo, rest = first - f * mo, m = rest / spatial, p = rest - m * spatial;
+        long from = (long)m * pixels + f * spatial + p, to = (long)frame0 * mo + first;
+        for (int k = 0; k < perThread; k++)
+        {
+            float v = rows[from + k];
+            if (hasBias != 0) v += bias[m];
+            for (int b = 0; b < bnCount; b++) v = default(TFma).Fma(v, bn[2 * b * channels + m], bn[(2 * b + 1) * channels + m]);
+            y[to + k] = v;
+        }
     }
 
     /// <summary>y = y + bias[c] (when given), then each BN as one FMA, over [frames, channels, spatial].</summary>
@@ -360,7 +370,7 @@ internal static class GpuKernels
     /// stores are contiguous.
     /// </summary>
     public static void Depthwise<TFma>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
-        ArrayView<float> y, DepthwiseArgs p) where TFma : struct, IFma
+        ArrayView<float> y, ArrayView<float> border, DepthwiseArgs p) where TFma : struct, IFma
     {
         var tile = SharedMemory.Allocate<float>(DepthwiseTileFloats);
         int tid = Group.IdxX, threads = Group.DimX;
@@ -369,7 +379,22 @@ internal static class GpuKernels
         int oy0 = tileY * p.TileH, ox0 = tileX * p.TileW;
         int iy0 = oy0 * p.StrideH - p.PadH, ix0 = ox0 * p.StrideW - p.PadW;
         int plane0 = planeGroup * p.PlanesPerGroup, inTile = p.InTileH * p.InTileW, hw = p.H * p.W;
-        if (p.WholePlanes != 0)
+        float invInTile = 1f / inTile, invInTileW = 1f / p.InTileW;
+        if (p.Border != 0)
+        {
+            // The padded map's tile: interior pixels from x, border pixels the channel's pad value, zeros beyond the map.
+            int ih = p.H - 2 * p.Border, iw = p.W - 2 * p.Border;
+            for (int i = tid; i < p.PlanesPerGroup * inTile; i += threads)
+            {
+                int q = SmallDiv(i, invInTile), r = i - q * inTile, ry = SmallDiv(r, invInTileW), rx = r - ry * p.InTileW;
+                int plane = plane0 + q, iy = iy0 + ry, ix = ix0 + rx, jy = iy - p.Border, jx = ix - p.Border;
+                float v = 0f;
+                if (plane < p.Planes && iy >= 0 && iy < p.H && ix >= 0 && ix < p.W)
+                    v = jy >= 0 && jy < ih && jx >= 0 && jx < iw ? x[(plane * ih + jy) * iw + jx] : border[plane % p.Channels];
+                tile[i] = v;
+            }
+        }
+        else if (p.WholePlanes != 0)
         {
             // The tiles are planes plane0 … in order: one contiguous copy, nothing to decode.
             int start = plane0 * hw, end = (p.Planes - plane0) * hw;
@@ -378,7 +403,7 @@ internal static class GpuKernels
         else
             for (int i = tid; i < p.PlanesPerGroup * inTile; i += threads)
             {
-                int q = i / inTile, r = i - q * inTile, ry = r / p.InTileW, rx = r - ry * p.InTileW;
+                int q = SmallDiv(i, invInTile), r = i - q * inTile, ry = SmallDiv(r, invInTileW), rx = r - ry * p.InTileW;
                 int plane = plane0 + q, iy = iy0 + ry, ix = ix0 + rx;
                 tile[i] = plane < p.Planes && iy >= 0 && iy < p.H && ix >= 0 && ix < p.W ? x[plane * hw + iy * p.W + ix] : 0f;
             }
@@ -386,9 +411,10 @@ internal static class GpuKernels
         // Each thread takes four outputs of one row, Strips columns apart (neighbouring threads, neighbouring columns):
         // they share the row's taps, so each weight is loaded once for four FMAs.
         int strips = p.Strips, slotsPerPlane = p.TileH * strips, taps = p.KH * p.KW, ohw = p.OH * p.OW;
+        float invSlots = 1f / slotsPerPlane, invStrips = 1f / strips;
         for (int slot = tid; slot < p.PlanesPerGroup * slotsPerPlane; slot += threads)
         {
-            int q = slot / slotsPerPlane, r = slot - q * slotsPerPlane, ly = r / strips, lx = r - ly * strips;
+            int q = SmallDiv(slot, invSlots), r = slot - q * slotsPerPlane, ly = SmallDiv(r, invStrips), lx = r - ly * strips;
             int plane = plane0 + q, oy = oy0 + ly;
             if (plane >= p.Planes || oy >= p.OH) continue;
             int ch = plane % p.Channels;
@@ -423,20 +449,32 @@ internal static class GpuKernels
         }
     }
 
+    /// <summary>
+    /// ⌊i / d⌋ for 0 ≤ i &lt; 2^21 and d ≥ 1 from <paramref name="inverse"/> = fl(1/d): (i + ½)/d lies at least ½/d from an
+    /// integer and the two float roundings move it by less than (i/d)·2^-23 &lt; ¼/d, so the floor is exact. A few
+    /// instructions where an integer division by a runtime divisor takes dozens (the depthwise tiles' index arithmetic).
+    /// </summary>
+    internal static int SmallDiv(int i, float inverse) => (int)((i + 0.5f) * inverse);
+
     // ------------------------------------------------------------------ LIF over T
 
     /// <summary>
     /// MultiStepLIF over T time-major steps of <paramref name="perStep"/> neurons, one thread per neuron:
     /// H = V + (X − V)·0.5, S = H ≥ Vth, V = S ? 0 : H. Writes spikes, H when <paramref name="keepMembrane"/> ≠ 0, and adds
-    /// the group's spike count to counts[slot] (integer atomics: the total is exact and order-free).
+    /// the group's spike count to counts[slot] (integer atomics: the total is exact and order-free); slot &lt; 0 counts
+    /// nothing (a plain pass: no atomics on one address from every group).
     /// </summary>
     public static void Lif(ArrayView<float> x, ArrayView<float> spikes, ArrayView<float> membrane, ArrayView<long> counts,
         int perStep, int timesteps, float threshold, int keepMembrane, int slot)
     {
         var groupCount = SharedMemory.Allocate<int>(1);
         int n = Grid.GlobalIndex.X;
-        if (Group.IdxX == 0) groupCount[0] = 0;
-        Group.Barrier();
+        bool count = slot >= 0;   // the same for the whole group, so the barriers below are reached by all its threads
+        if (count)
+        {
+            if (Group.IdxX == 0) groupCount[0] = 0;
+            Group.Barrier();
+        }
         int fired = 0;
         if (n < perStep)
         {
@@ -452,6 +490,7 @@ internal static class GpuKernels
                 fired += fire ? 1 : 0;
             }
         }
+        if (!count) return;
         if (fired != 0) Atomic.Add(ref groupCount[0], fired);
         Group.Barrier();
         if (Group.IdxX == 0 && groupCount[0] != 0) Atomic.Add(ref counts[slot], (long)groupCount[0]);

@@ -86,7 +86,7 @@ internal sealed class GpuOps : IDisposable
 {
     private readonly Accelerator _acc;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _depthwise;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _depthwise;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int> _lif;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _add;
     private readonly Action<Index1D, ArrayView<float>, int> _repeat;
@@ -98,7 +98,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int, int, int, int, int, int> _im2col;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _epilogue;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int> _toPixelMajor;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int> _rowsEpilogue;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int> _rowsEpilogue;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _dummy;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _dummyInt;
     private readonly MemoryBuffer1D<long, Stride1D.Dense> _dummyLong;
@@ -122,8 +122,8 @@ internal sealed class GpuOps : IDisposable
             ? Load("Gemm", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GpuKernels.Gemm<ContractedFma>))
             : Load("Gemm", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GpuKernels.Gemm<ExactFma>));
         _depthwise = cuda
-            ? Load("Depthwise", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise<ContractedFma>))
-            : Load("Depthwise", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise<ExactFma>));
+            ? Load("Depthwise", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise<ContractedFma>))
+            : Load("Depthwise", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise<ExactFma>));
         _lif = Load("Lif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int>(GpuKernels.Lif));
         _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(GpuKernels.Add));
         _repeat = Load("RepeatOverTime", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(GpuKernels.RepeatOverTime));
@@ -138,8 +138,8 @@ internal sealed class GpuOps : IDisposable
             : Load("ChannelEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ChannelEpilogue<ExactFma>));
         _toPixelMajor = Load("ToPixelMajor", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ToPixelMajor));
         _rowsEpilogue = cuda
-            ? Load("RowsEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(GpuKernels.RowsEpilogue<ContractedFma>))
-            : Load("RowsEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(GpuKernels.RowsEpilogue<ExactFma>));
+            ? Load("RowsEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>(GpuKernels.RowsEpilogue<ContractedFma>))
+            : Load("RowsEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>(GpuKernels.RowsEpilogue<ExactFma>));
         _dummy = accelerator.Allocate1D<float>(1);
         _dummyInt = accelerator.Allocate1D<int>(1);
         _dummyLong = accelerator.Allocate1D<long>(1);
@@ -160,12 +160,21 @@ internal sealed class GpuOps : IDisposable
     /// output[frames, Cout, OH, OW] = conv(input[frames, Cin, h, w]) + bias, then the BNs, each one FMA; summed in the
     /// CPU's order (K in tap order, segments of <see cref="ReductionOrder.Segments"/>, the bias where the CPU adds it).
     /// </summary>
-    public void Conv(GpuConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output)
+    /// <remarks>
+    /// With <paramref name="border"/> &gt; 0 (depthwise only) the input is BN-padded on the fly: <paramref name="h"/>×<paramref name="w"/>
+    /// is the padded map, <paramref name="input"/> holds its interior (h − 2·border)×(w − 2·border), and the border of
+    /// channel c reads <paramref name="borderValues"/>[c], exactly as the conv of <see cref="PadBorder"/>'s output.
+    /// </remarks>
+    public void Conv(GpuConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output,
+        ArrayView<float> borderValues = default, int border = 0)
     {
         var g = layer.Geometry;
         int oh = g.OutH(h), ow = g.OutW(w);
         if (oh <= 0 || ow <= 0) throw new ArgumentException($"input {h}x{w} is smaller than the kernel {g.KernelH}x{g.KernelW} with padding");
-        long inLen = (long)frames * g.InChannels * h * w, outLen = (long)frames * g.OutChannels * oh * ow;
+        if (border < 0 || border > 0 && (!g.IsDepthwise || h <= 2 * border || w <= 2 * border))
+            throw new ArgumentException($"a border of {border} needs a depthwise layer and a padded map larger than twice it ({h}x{w})", nameof(border));
+        if (border > 0) CheckLength(borderValues, g.InChannels, nameof(borderValues));
+        long inLen = (long)frames * g.InChannels * (h - 2 * border) * (w - 2 * border), outLen = (long)frames * g.OutChannels * oh * ow;
         CheckLength(input, inLen, nameof(input));
         CheckLength(output, outLen, nameof(output));
         if (frames == 0) return;
@@ -177,10 +186,12 @@ internal sealed class GpuOps : IDisposable
             {
                 Planes = frames * g.InChannels, Channels = g.InChannels, H = h, W = w, OH = oh, OW = ow, KH = g.KernelH, KW = g.KernelW,
                 StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
+                Border = border,
             };
             long launchGroups = DepthwiseTiles(ref dp, _reduceThreads * 4);
             if (launchGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
-            _depthwise(new KernelConfig(new Index1D((int)launchGroups), new Index1D(_reduceThreads)), input, layer.Weights.View, bias, bn, output, dp);
+            _depthwise(new KernelConfig(new Index1D((int)launchGroups), new Index1D(_reduceThreads)), input, layer.Weights.View, bias, bn, output,
+                border > 0 ? borderValues : _dummy.View, dp);
             return;
         }
         int groups = g.Groups, cinG = g.InChannels / groups, coutG = g.OutChannels / groups, k = cinG * g.KernelH * g.KernelW;
@@ -231,7 +242,7 @@ internal sealed class GpuOps : IDisposable
             else p.TileW = (p.TileW + 1) / 2;
         }
         p.Strips = (p.TileW + 3) / 4;
-        p.WholePlanes = p.PadH == 0 && p.PadW == 0 && p.TileH == p.OH && p.TileW == p.OW && p.InTileH == p.H && p.InTileW == p.W ? 1 : 0;
+        p.WholePlanes = p.Border == 0 && p.PadH == 0 && p.PadW == 0 && p.TileH == p.OH && p.TileW == p.OW && p.InTileH == p.H && p.InTileW == p.W ? 1 : 0;
         p.TilesY = (p.OH + p.TileH - 1) / p.TileH;
         p.TilesX = (p.OW + p.TileW - 1) / p.TileW;
         return (long)(p.Planes + p.PlanesPerGroup - 1) / p.PlanesPerGroup * p.TilesY * p.TilesX;
@@ -316,8 +327,9 @@ internal sealed class GpuOps : IDisposable
             int tiles = (pixels + GpuKernels.TransposeTile - 1) / GpuKernels.TransposeTile * ((k + GpuKernels.TransposeTile - 1) / GpuKernels.TransposeTile);
             _toPixelMajor(new KernelConfig(new Index1D(tiles), new Index1D(groupSize)), input, xt, f0, pixels, k, ohw);
             gemm(m, pixels, k, layer.Weights.View, xt, 0, rows, 0, 1, transB: true);
-            _rowsEpilogue(n * m * ohw, rows, output, layer.Bias?.View ?? _dummy.View, layer.Bn?.View ?? _dummy.View, layer.Bias is null ? 0 : 1,
-                layer.BnCount, m, ohw, pixels, f0);
+            int per = ohw % 4 == 0 ? 4 : 1;
+            _rowsEpilogue(n * m * ohw / per, rows, output, layer.Bias?.View ?? _dummy.View, layer.Bn?.View ?? _dummy.View, layer.Bias is null ? 0 : 1,
+                layer.BnCount, m, ohw, pixels, f0, per);
         }
     }
 
@@ -375,7 +387,7 @@ internal sealed class GpuOps : IDisposable
         int perStep = (int)(length / timesteps), groups = (perStep + _reduceThreads - 1) / _reduceThreads;
         var config = new KernelConfig(new Index1D(groups), new Index1D(_reduceThreads));
         _lif(config, input, spikes, membrane.IsValid ? membrane : _dummy.View, counts.IsValid ? counts : _dummyLong.View,
-            perStep, timesteps, threshold, membrane.IsValid ? 1 : 0, counts.IsValid ? slot : 0);
+            perStep, timesteps, threshold, membrane.IsValid ? 1 : 0, counts.IsValid ? slot : -1);
     }
 
     /// <summary>x[i] += y[i], i &lt; length.</summary>

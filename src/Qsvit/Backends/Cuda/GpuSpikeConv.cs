@@ -333,7 +333,7 @@ internal sealed class SpikeGemmOps
                 Cp = layer.Cp, Words = layer.Cp * bytes / 8, Copies = layer.Copies,
                 // A 1×1 layer packs straight into the columns (output pixel = input pixel, rows past the valid ones zero).
                 PackRows = layer.Pointwise ? (int)rows : n * h * w, PackValid = layer.Pointwise ? (int)valid : n * h * w, PackPlane = h * w,
-                PackCopies = layer.Pointwise ? layer.Copies : 1,
+                PackCopies = layer.Pointwise ? layer.Copies : 1, PerThread = ohw % 4 == 0 ? 4 : 1,
             };
             int tiles = (p.PackRows + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile * ((layer.Cp + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile);
             var config = new KernelConfig(new Index1D(tiles), new Index1D(_group));
@@ -351,7 +351,7 @@ internal sealed class SpikeGemmOps
                     _blas.GemmInt8(shape, layer.S8!.NativePtr, cols.LoadEffectiveAddressAsPtr(), c.LoadEffectiveAddressAsPtr());
                 else
                     _gemmS8((int)(pm * rows), layer.S8!.View, cols, c, (int)rows, gk);
-                _epilogueInt((int)outputs, c, output, layer.Scales!.View, bias, bn, p);
+                _epilogueInt((int)(outputs / p.PerThread), c, output, layer.Scales!.View, bias, bn, p);
             }
             else
             {
@@ -361,7 +361,7 @@ internal sealed class SpikeGemmOps
                         0, sums.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, CublasComputeType.F32);
                 else
                     _gemmBf16((int)(pm * rows), layer.Bf16!.View, cols, sums, (int)rows, gk);
-                _epilogueSplit((int)outputs, sums, output, bias, bn, p);
+                _epilogueSplit((int)(outputs / p.PerThread), sums, output, bias, bn, p);
             }
         }
     }

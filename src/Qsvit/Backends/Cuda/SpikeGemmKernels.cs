@@ -26,6 +26,8 @@ internal struct SpikeGemmArgs
     public int PackRows, PackValid, PackPlane;
     /// <summary>Copies of each B row's Kp columns (1, or Parts with pieces stacked along K), and of each packed pixel (Copies when the packed spikes are B).</summary>
     public int Copies, PackCopies;
+    /// <summary>Outputs per epilogue thread: 4 consecutive pixels of one (frame, channel) plane when OHW is a multiple of 4, else 1 (fewer index divisions).</summary>
+    public int PerThread;
 }
 
 /// <summary>
@@ -159,13 +161,18 @@ internal static class SpikeGemmKernels
     public static void EpilogueInt<TFma>(Index1D i, ArrayView<int> c, ArrayView<float> y, ArrayView<float> scales, ArrayView<float> bias,
         ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
     {
-        int mo = p.M * p.OHW, f = i / mo, rest = i - f * mo, oc = rest / p.OHW, pix = rest - oc * p.OHW;
-        int n = f * p.OHW + pix;
-        int acc = c[(long)oc * p.Rows + n];
-        for (int part = 1; part < p.Parts; part++) acc = acc * 256 + c[((long)part * p.M + oc) * p.Rows + n];
-        float v = p.HasBias != 0 ? default(TFma).Fma(acc, scales[oc], bias[oc]) : acc * scales[oc];
-        for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
-        y[((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix] = v;
+        int first = i * p.PerThread, mo = p.M * p.OHW, f = first / mo, rest = first - f * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
+        int n0 = f * p.OHW + pix0;
+        long at = ((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix0;
+        for (int k = 0; k < p.PerThread; k++)
+        {
+            int n = n0 + k;
+            int acc = c[(long)oc * p.Rows + n];
+            for (int part = 1; part < p.Parts; part++) acc = acc * 256 + c[((long)part * p.M + oc) * p.Rows + n];
+            float v = p.HasBias != 0 ? default(TFma).Fma(acc, scales[oc], bias[oc]) : acc * scales[oc];
+            for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
+            y[at + k] = v;
+        }
     }
 
     /// <summary>
@@ -175,13 +182,18 @@ internal static class SpikeGemmKernels
     public static void EpilogueSplit<TFma>(Index1D i, ArrayView<float> c, ArrayView<float> y, ArrayView<float> bias,
         ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
     {
-        int mo = p.M * p.OHW, f = i / mo, rest = i - f * mo, oc = rest / p.OHW, pix = rest - oc * p.OHW;
-        int n = f * p.OHW + pix;
-        float v = p.Parts == 3 ? c[(2L * p.M + oc) * p.Rows + n] : 0f;
-        if (p.Parts >= 2) v += c[((long)p.M + oc) * p.Rows + n];
-        v = c[(long)oc * p.Rows + n] + v;
-        if (p.HasBias != 0) v += bias[oc];
-        for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
-        y[((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix] = v;
+        int first = i * p.PerThread, mo = p.M * p.OHW, f = first / mo, rest = first - f * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
+        int n0 = f * p.OHW + pix0;
+        long at = ((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix0;
+        for (int k = 0; k < p.PerThread; k++)
+        {
+            int n = n0 + k;
+            float v = p.Parts == 3 ? c[(2L * p.M + oc) * p.Rows + n] : 0f;
+            if (p.Parts >= 2) v += c[((long)p.M + oc) * p.Rows + n];
+            v = c[(long)oc * p.Rows + n] + v;
+            if (p.HasBias != 0) v += bias[oc];
+            for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
+            y[at + k] = v;
+        }
     }
 }

@@ -139,7 +139,10 @@ internal sealed class Aq4SearchMethod : ISearchMethod
         Console.WriteLine(Inv($"cost      {r.FullEvaluations} full + {r.DriftEvaluations} drift evaluations = {r.CostFullEquivalents:F1} full-evaluation equivalents ") +
                           Inv($"({r.NewFullEvaluations} whole-split + {r.NewDriftEvaluations} drift run now; the rest decided on chunks or replayed from {c.Directory}); {r.WallSeconds:F1} s now"));
         Console.WriteLine($"reuse     {PrefixReuseStats.Describe(c.Evaluator.Reuse, c.Evaluator.DriftReuse)}");
-        Console.WriteLine(Inv($"proxy     Spearman(drift, drop) = {r.ProxySpearman:F2}"));
+        // Fewer than three verified candidates give no rank correlation (path verification often checks two).
+        Console.WriteLine(double.IsNaN(r.ProxySpearman)
+            ? "proxy     Spearman(drift, drop): too few verified candidates to rank"
+            : Inv($"proxy     Spearman(drift, drop) = {r.ProxySpearman:F2}"));
         Console.WriteLine($"model     {input.QuantizedModelPath}");
         Console.WriteLine($"report    {Path.Combine(reportDir, Aq4Report.MarkdownFile)}");
     }

@@ -170,7 +170,7 @@ internal static unsafe class SpikeGemm
         Debug.Assert(columns % ColumnAlign == 0);
         if (!IsSupported(isa)) throw new ArgumentException($"{isa} is not supported on this machine");
         int groups = a.PaddedCols / a.Group;
-        int blocks = (columns + NcColumns - 1) / NcColumns;
+        int width = BlockWidth(columns, threads), blocks = (columns + width - 1) / width;
         int nr = Nr(isa), lda = a.PaddedCols * (a.IsWide ? 2 : 1);
         fixed (sbyte* a8 = a.Narrow)
         fixed (short* a16 = a.Wide)
@@ -178,7 +178,7 @@ internal static unsafe class SpikeGemm
             nint pa = a.IsWide ? (nint)a16 : (nint)a8, pb = (nint)b, po = (nint)offsets;
             void Block(int blk)
             {
-                int n0 = blk * NcColumns, n1 = Math.Min(columns, n0 + NcColumns);
+                int n0 = blk * width, n1 = Math.Min(columns, n0 + width);
                 if (t_tile is null || t_tile.Length < a.PaddedRows * NcColumns)
                     t_tile = GC.AllocateUninitializedArray<int>(a.PaddedRows * NcColumns, pinned: true);
                 fixed (int* tile = t_tile)
@@ -200,6 +200,26 @@ internal static unsafe class SpikeGemm
     }
 
     [ThreadStatic] private static int[]? t_tile;
+
+    /// <summary>
+    /// Columns per block: at most <see cref="NcColumns"/>, a multiple of <see cref="ColumnAlign"/>, and, when the columns
+    /// make only a few blocks (a batch-1 pass), narrow enough that the threads get near-equal shares: 800 columns on two
+    /// threads as 4 × 224 rather than 3 × 256 + 32.
+    /// </summary>
+    internal static int BlockWidth(int columns, int threads)
+    {
+        int tiles = columns / ColumnAlign, best = NcColumns;
+        if (threads <= 1 || tiles == 0) return best;
+        long bestLoad = long.MaxValue;
+        for (int width = NcColumns; width >= 4 * ColumnAlign; width -= ColumnAlign)
+        {
+            int perBlock = width / ColumnAlign, blocks = (tiles + perBlock - 1) / perBlock;
+            // The busiest thread's columns, with blocks dealt out evenly (ties keep the wider block).
+            long load = Math.Min((long)(blocks + threads - 1) / threads * width, (long)tiles * ColumnAlign);
+            if (load < bestLoad) (bestLoad, best) = (load, width);
+        }
+        return best;
+    }
 
     /// <summary>One Mr × Nr(isa) tile of C += A[rows, groups g0..g1) · B; a holds 4-byte lane-group words, lda bytes apart.</summary>
     private static void Tile(IntIsa isa, bool wide, byte* a, int lda, int* b, long* off, int g0, int g1, int* c, int ldc)

@@ -29,6 +29,7 @@ public unsafe class SpikeConvTests
         (5, 3, 3, 130, 6, 1, 1, 0, 8),
         (1, 4, 4, 300, 3, 3, 1, 1, 8),   // K > one K block of lane groups
         (3, 13, 11, 5, 4, 3, 1, 1, 8),   // 429 positions: several column blocks and chunks, chunks ending inside a frame
+        (4, 14, 14, 6, 5, 1, 1, 0, 8),   // 784 columns: at 2 threads, blocks narrower than 256 (BlockWidth)
     ];
 
     [Theory]
@@ -65,6 +66,14 @@ public unsafe class SpikeConvTests
                     Assert.Fail($"{isa} {threads}T chunked={chunked} shape {s}: element {i} is {y[i]}, expected {expected[i]}");
         }
     }
+
+    [Theory]
+    [InlineData(800, 2, 224)]   // 4 × 224 instead of 3 × 256 + 32
+    [InlineData(928, 2, 160)]
+    [InlineData(2048, 2, 256)]
+    [InlineData(800, 1, 256)]
+    [InlineData(32, 2, 256)]
+    public void BlocksShareTheColumnsEvenly(int columns, int threads, int width) => Assert.Equal(width, SpikeGemm.BlockWidth(columns, threads));
 
     [Fact]
     public void ScalesOncePerOutputWithBias()

@@ -168,7 +168,19 @@ internal static unsafe class SpikeConv
         ReadOnlySpan<float> beta)
     {
         int j = 0;
-        if (Vector256.IsHardwareAccelerated && run >= 8)
+        if (Vector512.IsHardwareAccelerated && run >= 16)
+        {
+            var vs = Vector512.Create(scale);
+            var vb = Vector512.Create(bias);
+            for (; j <= run - 16; j += 16)
+            {
+                var x = Vector512.ConvertToSingle(Vector512.Load(src + j));
+                var y = hasBias ? Vector512.FusedMultiplyAdd(x, vs, vb) : x * vs;
+                for (int k = 0; k < alpha.Length; k++) y = Vector512.FusedMultiplyAdd(y, Vector512.Create(alpha[k]), Vector512.Create(beta[k]));
+                y.Store(dst + j);
+            }
+        }
+        if (Vector256.IsHardwareAccelerated && run - j >= 8)
         {
             var vs = Vector256.Create(scale);
             var vb = Vector256.Create(bias);
@@ -216,30 +228,43 @@ internal static unsafe class SpikeConv
             int* dst = grid + lead + f * frameWords;
             if (f == 0) new Span<int>(grid, (int)lead).Clear();
             float* src = (float*)px + ((long)f * channels + c0) * plane;
-            for (int y = 0; y < h; y++)
-            {
-                int* d = dst + (long)y * rowStride;
-                int i = 0;
-                if (Vector256.IsHardwareAccelerated)
-                    for (; i <= w - 8; i += 8)
-                    {
-                        var acc = Vector256.ConvertToInt32(Vector256.Load(src + y * w + i));
-                        for (int e = 1; e < fields; e++)
-                            acc |= Vector256.ConvertToInt32(Vector256.Load(src + (long)e * plane + y * w + i)) << (e * bits);
-                        acc.Store(d + i);
-                    }
-                for (; i < w; i++)
+            if (rowStride == w) Words(src, plane, fields, bits, dst, plane); // no gap columns: the frame is one run
+            else
+                for (int y = 0; y < h; y++)
                 {
-                    int word = 0;
-                    for (int e = 0; e < fields; e++) word |= (int)src[(long)e * plane + y * w + i] << (e * bits);
-                    d[i] = word;
+                    int* d = dst + (long)y * rowStride;
+                    Words(src + y * w, plane, fields, bits, d, w);
+                    new Span<int>(d + w, rowStride - w).Clear();
                 }
-                new Span<int>(d + w, rowStride - w).Clear();
-            }
             long end = f == frames - 1 ? groupStride - lead - f * frameWords : frameWords;
             int* gap = dst + (long)h * rowStride;
             long gapWords = end - (long)h * rowStride;
             if (gapWords > 0) new Span<int>(gap, (int)gapWords).Clear();
+        }
+    }
+
+    /// <summary>d[i] = the word of spikes src[e·plane + i] (field e at bit e·bits) for i &lt; length.</summary>
+    private static void Words(float* src, long plane, int fields, int bits, int* d, int length)
+    {
+        int i = 0;
+        if (fields == 4 && Vector512.IsHardwareAccelerated)
+            for (; i <= length - 16; i += 16)
+                (Vector512.ConvertToInt32(Vector512.Load(src + i))
+                 | Vector512.ConvertToInt32(Vector512.Load(src + plane + i)) << 8
+                 | Vector512.ConvertToInt32(Vector512.Load(src + 2 * plane + i)) << 16
+                 | Vector512.ConvertToInt32(Vector512.Load(src + 3 * plane + i)) << 24).Store(d + i);
+        if (Vector256.IsHardwareAccelerated)
+            for (; i <= length - 8; i += 8)
+            {
+                var acc = Vector256.ConvertToInt32(Vector256.Load(src + i));
+                for (int e = 1; e < fields; e++) acc |= Vector256.ConvertToInt32(Vector256.Load(src + e * plane + i)) << (e * bits);
+                acc.Store(d + i);
+            }
+        for (; i < length; i++)
+        {
+            int word = 0;
+            for (int e = 0; e < fields; e++) word |= (int)src[e * plane + i] << (e * bits);
+            d[i] = word;
         }
     }
 

@@ -48,11 +48,44 @@ internal static unsafe class SpikeConv
         }
     }
 
+    /// <summary>
+    /// The layer as <see cref="Forward"/> computes it, then the LIF neuron over its output (<see cref="Snn.MultiStepLif"/>:
+    /// from V = 0, for t in order H = V + (X − V)·0.5, S = H ≥ threshold, V = S ? 0 : H) in the same epilogue, writing
+    /// only the spikes: bit-identical to Forward followed by MultiStepLif.Forward, without the pre-activation ever
+    /// leaving the cache. Frames are time-first (frame t·B + b); each block of columns runs its T steps in order on one
+    /// thread, which keeps the block's membrane. Direct geometries only (<see cref="IsDirect"/>).
+    /// </summary>
+    public static void ForwardLif(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w,
+        ReadOnlySpan<float> bias, Span<float> spikes, int timesteps, float threshold, IntIsa isa, int threads,
+        IReadOnlyList<(float[] Scale, float[] Shift)>? affines = null)
+    {
+        var g = w.Geometry;
+        if (g.Groups != 1) throw new ArgumentException("spike convolutions are dense (groups = 1)");
+        if (!IsDirect(g)) throw new ArgumentException("the fused LIF runs on direct geometries (stride 1, kernel 2·pad + 1)", nameof(w));
+        if (timesteps < 1 || frames % timesteps != 0) throw new ArgumentException($"{frames} frames are not T = {timesteps} steps", nameof(timesteps));
+        int oh = g.OutH(height), ow = g.OutW(width), spatial = oh * ow;
+        if (input.Length < (long)frames * g.InChannels * height * width) throw new ArgumentException("input too short", nameof(input));
+        if (spikes.Length < (long)frames * g.OutChannels * spatial) throw new ArgumentException("output too short", nameof(spikes));
+        fixed (float* px = input)
+        fixed (float* po = spikes, pbias = bias)
+        {
+            foreach (var (sc, sh) in affines ?? [])
+                if (sc.Length < g.OutChannels || sh.Length < g.OutChannels) throw new ArgumentException("an affine has fewer values than output channels", nameof(affines));
+            var epilogue = new Epilogue(w.Scales, bias.IsEmpty ? null : pbias, po, g.OutChannels, oh, ow, affines ?? [])
+            {
+                Threshold = threshold,
+                StepOutput = (long)frames / timesteps * g.OutChannels * spatial,
+            };
+            Direct(px, frames, height, width, w, epilogue, isa, threads, timesteps);
+        }
+    }
+
     /// <summary>Whether the convolution runs in place on the gapped input (stride 1, kernel 2·pad + 1 in both directions).</summary>
     internal static bool IsDirect(ConvGeometry g) =>
         g.StrideH == 1 && g.StrideW == 1 && g.KernelH == 2 * g.PadH + 1 && g.KernelW == 2 * g.PadW + 1;
 
-    private static void Direct(float* x, int frames, int height, int width, SpikeConvWeights w, Epilogue epilogue, IntIsa isa, int threads)
+    private static void Direct(float* x, int frames, int height, int width, SpikeConvWeights w, Epilogue epilogue, IntIsa isa, int threads,
+        int steps = 1)
     {
         var g = w.Geometry;
         var m = w.Matrix;
@@ -73,8 +106,19 @@ internal static unsafe class SpikeConv
         fixed (long* po = offsets)
         {
             Interleave(x, frames, g.InChannels, height, width, m.Group, pw0, groupStride, lead, rowStride, frameRows, threads);
-            var e = epilogue with { Count = (int)n, FrameStride = frameStride, RowStride = rowStride };
-            SpikeGemm.Multiply(m, pw0 + lead, po, columns, e.Run, isa, threads);
+            if (steps == 1)
+            {
+                var e = epilogue with { Count = (int)n, FrameStride = frameStride, RowStride = rowStride };
+                SpikeGemm.Multiply(m, pw0 + lead, po, columns, e.Run, isa, threads);
+            }
+            else
+            {
+                // One step's frames are n / steps columns; step t's start t·n / steps columns later in the same grid (the
+                // last step's padded columns read at most ColumnAlign words into the tail).
+                int perStep = (int)(n / steps);
+                var e = epilogue with { Count = perStep, FrameStride = frameStride, RowStride = rowStride };
+                SpikeGemm.Multiply(m, pw0 + lead, po, SpikeGemm.PaddedColumns(perStep), steps, perStep, e.Run, isa, threads);
+            }
         }
     }
 
@@ -127,8 +171,15 @@ internal static unsafe class SpikeConv
         public int Count { get; init; } = int.MaxValue;
         public long FrameStride { get; init; }
         public int RowStride { get; init; }
+        /// <summary>Fused LIF (<see cref="ForwardLif"/>): the threshold, or NaN for a plain layer that writes y.</summary>
+        public float Threshold { get; init; } = float.NaN;
+        /// <summary>Fused LIF: floats between the outputs of consecutive steps (B·OutChannels·spatial).</summary>
+        public long StepOutput { get; init; }
 
-        public void Run(int n0, int n1, int* tile)
+        public void Run(int n0, int n1, int* tile) => Run(n0, n1, 0, tile);
+
+        /// <summary>Step <paramref name="step"/> of a block (always 0 without LIF); a block's steps arrive in order on one thread.</summary>
+        public void Run(int n0, int n1, int step, int* tile)
         {
             n1 = Math.Min(n1, Count);
             int spatial = OutH * OutW, runs = 0;
@@ -149,14 +200,63 @@ internal static unsafe class SpikeConv
             }
             int chain = Affines.Count;
             Span<float> alpha = stackalloc float[chain], beta = stackalloc float[chain];
+            bool lif = !float.IsNaN(Threshold);
+            float* y = stackalloc float[lif ? SpikeGemm.BlockColumns : 0];
+            float* membrane = lif ? Membrane(OutChannels) : null;
             for (int oc = 0; oc < OutChannels; oc++)
             {
                 float s = Scales[oc], bb = Bias == null ? 0f : Bias[oc];
                 for (int k = 0; k < chain; k++) { alpha[k] = Affines[k].Scale[oc]; beta[k] = Affines[k].Shift[oc]; }
                 int* row = tile + oc * SpikeGemm.BlockColumns;
-                float* plane = Output + (long)oc * spatial;
-                for (int i = 0; i < runs; i++) ScaleRun(row + from[i], plane + to[i], length[i], s, bb, Bias != null, alpha, beta);
+                float* plane = Output + (long)oc * spatial + step * StepOutput;
+                for (int i = 0; i < runs; i++)
+                    if (!lif) ScaleRun(row + from[i], plane + to[i], length[i], s, bb, Bias != null, alpha, beta);
+                    else
+                    {
+                        ScaleRun(row + from[i], y, length[i], s, bb, Bias != null, alpha, beta);
+                        LifRun(y, membrane + oc * SpikeGemm.BlockColumns + from[i], plane + to[i], length[i], Threshold, step == 0);
+                    }
             }
+        }
+    }
+
+    /// <summary>This thread's membrane of one block: rows of <see cref="SpikeGemm.BlockColumns"/> floats, one per output channel.</summary>
+    private static float* Membrane(int rows)
+    {
+        int length = rows * SpikeGemm.BlockColumns;
+        if (t_membrane is null || t_membrane.Length < length) t_membrane = GC.AllocateUninitializedArray<float>(length, pinned: true);
+        return (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(t_membrane));
+    }
+
+    [ThreadStatic] private static float[]? t_membrane;
+
+    /// <summary>
+    /// One LIF step over x[0..run) with membrane v (zero first when <paramref name="first"/>), spikes into s: the operations
+    /// of <see cref="Snn.MultiStepLif"/>'s step, element for element (H = V + (X − V)·0.5; S = H ≥ threshold; V = S ? 0 : H).
+    /// </summary>
+    private static void LifRun(float* x, float* v, float* s, int run, float threshold, bool first)
+    {
+        if (first) new Span<float>(v, run).Clear();
+        int j = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var half = Vector256.Create(0.5f);
+            var th = Vector256.Create(threshold);
+            for (; j <= run - 8; j += 8)
+            {
+                var vj = Vector256.Load(v + j);
+                var h = vj + (Vector256.Load(x + j) - vj) * half;
+                var fire = Vector256.GreaterThanOrEqual(h, th);
+                Vector256.ConditionalSelect(fire, Vector256<float>.One, Vector256<float>.Zero).Store(s + j);
+                Vector256.ConditionalSelect(fire, Vector256<float>.Zero, h).Store(v + j);
+            }
+        }
+        for (; j < run; j++)
+        {
+            float h = v[j] + (x[j] - v[j]) * 0.5f;
+            bool fire = h >= threshold;
+            s[j] = fire ? 1f : 0f;
+            v[j] = fire ? 0f : h;
         }
     }
 

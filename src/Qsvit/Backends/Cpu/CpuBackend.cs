@@ -71,6 +71,22 @@ public sealed class CpuBackend : IBackend
         foreach (var bn in layer.Spec.Affines) ChannelOps.ScaleShift(dst, frames, g.OutChannels, spatial, bn.Scale, bn.Shift, IsaInfo.Best, Threads);
     }
 
+    /// <summary>Integer spike-input layers of direct geometry run the LIF in the conv's epilogue (<see cref="SpikeConv.ForwardLif"/>).</summary>
+    public void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
+        int timesteps, float threshold, int lifLayer)
+    {
+        var g = layer.Geometry;
+        long length = (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width);
+        if (layer is CpuPackedConvLayer { Integer: not null } packed && SpikeConv.IsDirect(g))
+        {
+            packed.RunLif(A(input).AsSpan(0, frames * g.InChannels * height * width), frames, height, width,
+                A(spikes).AsSpan(0, checked((int)length)), timesteps, threshold, Threads);
+            return;
+        }
+        Conv(layer, input, frames, height, width, preActivation);
+        Lif(preActivation, spikes, length, timesteps, threshold, null, lifLayer);
+    }
+
     public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)
     {
         float[] x = A(input), y = A(output), p = A(padValues);

@@ -92,6 +92,11 @@ internal sealed class CpuPackedConvLayer : ConvLayer
         }
     }
 
+    /// <summary>The integer layer and the LIF of its output in one pass (<see cref="SpikeConv.ForwardLif"/>): spikes out.</summary>
+    public void RunLif(ReadOnlySpan<float> input, int frames, int height, int width, Span<float> spikes, int timesteps, float threshold, int threads) =>
+        SpikeConv.ForwardLif(input, frames, height, width, Integer ?? throw new InvalidOperationException("the layer has no integer form"),
+            Spec.Bias, spikes, timesteps, threshold, SpikeGemm.Best, threads, _affines);
+
     /// <summary>The fp32 convolution with this call's weights, then the affines.</summary>
     private void Finish(ReadOnlySpan<float> input, int frames, int height, int width, ConvWeights w, Span<float> output, int threads)
     {

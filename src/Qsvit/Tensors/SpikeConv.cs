@@ -201,7 +201,12 @@ internal static unsafe class SpikeConv
             int chain = Affines.Count;
             Span<float> alpha = stackalloc float[chain], beta = stackalloc float[chain];
             bool lif = !float.IsNaN(Threshold);
-            float* y = stackalloc float[lif ? SpikeGemm.BlockColumns : 0];
+            // One run covering the block (gapless layers) is written in place; otherwise the whole block is computed in one
+            // pass into y, gap columns included, and the runs are copied out (a 32-wide map has 8 runs per block: per-run
+            // passes cost more than the wasted columns).
+            bool whole = runs == 1 && length[0] == n1 - n0;
+            int extent = runs == 0 ? 0 : from[runs - 1] + length[runs - 1];
+            float* y = stackalloc float[SpikeGemm.BlockColumns];
             float* membrane = lif ? Membrane(OutChannels) : null;
             for (int oc = 0; oc < OutChannels; oc++)
             {
@@ -209,13 +214,21 @@ internal static unsafe class SpikeConv
                 for (int k = 0; k < chain; k++) { alpha[k] = Affines[k].Scale[oc]; beta[k] = Affines[k].Shift[oc]; }
                 int* row = tile + oc * SpikeGemm.BlockColumns;
                 float* plane = Output + (long)oc * spatial + step * StepOutput;
-                for (int i = 0; i < runs; i++)
-                    if (!lif) ScaleRun(row + from[i], plane + to[i], length[i], s, bb, Bias != null, alpha, beta);
+                float* v = membrane + oc * SpikeGemm.BlockColumns;
+                if (whole)
+                {
+                    if (!lif) ScaleRun(row + from[0], plane + to[0], length[0], s, bb, Bias != null, alpha, beta);
                     else
                     {
-                        ScaleRun(row + from[i], y, length[i], s, bb, Bias != null, alpha, beta);
-                        LifRun(y, membrane + oc * SpikeGemm.BlockColumns + from[i], plane + to[i], length[i], Threshold, step == 0);
+                        ScaleRun(row + from[0], y, length[0], s, bb, Bias != null, alpha, beta);
+                        LifRun(y, v + from[0], plane + to[0], length[0], Threshold, step == 0);
                     }
+                    continue;
+                }
+                ScaleRun(row, y, extent, s, bb, Bias != null, alpha, beta);
+                if (lif) LifRun(y, v, y, extent, Threshold, step == 0); // spikes over y in place
+                for (int i = 0; i < runs; i++)
+                    Buffer.MemoryCopy(y + from[i], plane + to[i], length[i] * sizeof(float), length[i] * sizeof(float));
             }
         }
     }

@@ -45,16 +45,7 @@ internal static class RealLayerSweep
             backend.Upload(Data.Random(rng, frames * g.InChannels * h * w), x);
             var y = backend.Allocate((long)frames * g.OutChannels * g.OutH(h) * g.OutW(w));
             Action[] runs = [() => backend.Conv(dense, x, frames, h, w, y), () => backend.Conv(packed, x, frames, h, w, y)];
-            var best = new[] { double.MaxValue, double.MaxValue };
-            foreach (var r in runs) r();
-            var total = Stopwatch.StartNew();
-            for (int round = 0; round < 3 || (total.Elapsed.TotalSeconds < seconds && round < 500); round++)
-                for (int i = 0; i < runs.Length; i++)
-                {
-                    long t0 = Stopwatch.GetTimestamp();
-                    runs[i]();
-                    best[i] = Math.Min(best[i], Stopwatch.GetElapsedTime(t0).TotalSeconds);
-                }
+            var best = Sweep.BestOf(seconds, runs);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {best[0] * 1e3:F3} | {best[1] * 1e3:F3} | {best[1] / best[0]:F2} |"));
         }
     }

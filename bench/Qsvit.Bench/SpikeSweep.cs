@@ -65,16 +65,7 @@ internal static class SpikeSweep
                 () => Conv2d.Forward(x, frames, h, w, packed, bias, y, options),
                 () => SpikeConv.Forward(x, frames, h, w, integer, bias, y, SpikeGemm.Best, threads),
             ];
-            var best = new[] { double.MaxValue, double.MaxValue };
-            foreach (var r in runs) r();
-            var total = Stopwatch.StartNew();
-            for (int round = 0; round < 3 || (total.Elapsed.TotalSeconds < seconds && round < 500); round++)
-                for (int i = 0; i < runs.Length; i++)
-                {
-                    long t0 = Stopwatch.GetTimestamp();
-                    runs[i]();
-                    best[i] = Math.Min(best[i], Stopwatch.GetElapsedTime(t0).TotalSeconds);
-                }
+            var best = Sweep.BestOf(seconds, runs);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {name} | {(SpikeConv.IsDirect(g) ? "direct" : "im2col")} | {best[0] * 1e3:F2} | {best[1] * 1e3:F2} | {best[0] / best[1]:F2}x |"));
         }

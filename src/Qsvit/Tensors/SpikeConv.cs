@@ -30,23 +30,8 @@ internal static unsafe class SpikeConv
     /// BatchNorm) as its own fused multiply-add, in the epilogue: the same roundings as applying them in separate passes.
     /// </summary>
     public static void Forward(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w,
-        ReadOnlySpan<float> bias, Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines = null)
-    {
-        var g = w.Geometry;
-        if (g.Groups != 1) throw new ArgumentException("spike convolutions are dense (groups = 1)");
-        int oh = g.OutH(height), ow = g.OutW(width), spatial = oh * ow;
-        if (input.Length < (long)frames * g.InChannels * height * width) throw new ArgumentException("input too short", nameof(input));
-        if (output.Length < (long)frames * g.OutChannels * spatial) throw new ArgumentException("output too short", nameof(output));
-        fixed (float* px = input)
-        fixed (float* po = output, pbias = bias)
-        {
-            foreach (var (sc, sh) in affines ?? [])
-                if (sc.Length < g.OutChannels || sh.Length < g.OutChannels) throw new ArgumentException("an affine has fewer values than output channels", nameof(affines));
-            var epilogue = new Epilogue(w.Scales, bias.IsEmpty ? null : pbias, po, g.OutChannels, oh, ow, affines ?? []);
-            if (IsDirect(g)) Direct(px, frames, height, width, w, epilogue, isa, threads);
-            else Im2Col(px, frames, height, width, w, epilogue, isa, threads);
-        }
-    }
+        ReadOnlySpan<float> bias, Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines = null) =>
+        Run(input, frames, height, width, w, bias, output, isa, threads, affines, timesteps: 1, threshold: float.NaN);
 
     /// <summary>
     /// The layer as <see cref="Forward"/> computes it, then the LIF neuron over its output (<see cref="Snn.MultiStepLif"/>:
@@ -59,24 +44,33 @@ internal static unsafe class SpikeConv
         ReadOnlySpan<float> bias, Span<float> spikes, int timesteps, float threshold, IntIsa isa, int threads,
         IReadOnlyList<(float[] Scale, float[] Shift)>? affines = null)
     {
+        if (!IsDirect(w.Geometry)) throw new ArgumentException("the fused LIF runs on direct geometries (stride 1, kernel 2·pad + 1)", nameof(w));
+        if (timesteps < 1 || frames % timesteps != 0) throw new ArgumentException($"{frames} frames are not T = {timesteps} steps", nameof(timesteps));
+        if (float.IsNaN(threshold)) throw new ArgumentException("the threshold is NaN", nameof(threshold));
+        Run(input, frames, height, width, w, bias, spikes, isa, threads, affines, timesteps, threshold);
+    }
+
+    /// <summary>Forward (threshold NaN: no LIF, T = 1) or ForwardLif.</summary>
+    private static void Run(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w, ReadOnlySpan<float> bias,
+        Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines, int timesteps, float threshold)
+    {
         var g = w.Geometry;
         if (g.Groups != 1) throw new ArgumentException("spike convolutions are dense (groups = 1)");
-        if (!IsDirect(g)) throw new ArgumentException("the fused LIF runs on direct geometries (stride 1, kernel 2·pad + 1)", nameof(w));
-        if (timesteps < 1 || frames % timesteps != 0) throw new ArgumentException($"{frames} frames are not T = {timesteps} steps", nameof(timesteps));
         int oh = g.OutH(height), ow = g.OutW(width), spatial = oh * ow;
         if (input.Length < (long)frames * g.InChannels * height * width) throw new ArgumentException("input too short", nameof(input));
-        if (spikes.Length < (long)frames * g.OutChannels * spatial) throw new ArgumentException("output too short", nameof(spikes));
+        if (output.Length < (long)frames * g.OutChannels * spatial) throw new ArgumentException("output too short", nameof(output));
+        foreach (var (sc, sh) in affines ?? [])
+            if (sc.Length < g.OutChannels || sh.Length < g.OutChannels) throw new ArgumentException("an affine has fewer values than output channels", nameof(affines));
         fixed (float* px = input)
-        fixed (float* po = spikes, pbias = bias)
+        fixed (float* po = output, pbias = bias)
         {
-            foreach (var (sc, sh) in affines ?? [])
-                if (sc.Length < g.OutChannels || sh.Length < g.OutChannels) throw new ArgumentException("an affine has fewer values than output channels", nameof(affines));
             var epilogue = new Epilogue(w.Scales, bias.IsEmpty ? null : pbias, po, g.OutChannels, oh, ow, affines ?? [])
             {
                 Threshold = threshold,
                 StepOutput = (long)frames / timesteps * g.OutChannels * spatial,
             };
-            Direct(px, frames, height, width, w, epilogue, isa, threads, timesteps);
+            if (IsDirect(g)) Direct(px, frames, height, width, w, epilogue, isa, threads, timesteps);
+            else Im2Col(px, frames, height, width, w, epilogue, isa, threads);
         }
     }
 
@@ -85,7 +79,7 @@ internal static unsafe class SpikeConv
         g.StrideH == 1 && g.StrideW == 1 && g.KernelH == 2 * g.PadH + 1 && g.KernelW == 2 * g.PadW + 1;
 
     private static void Direct(float* x, int frames, int height, int width, SpikeConvWeights w, Epilogue epilogue, IntIsa isa, int threads,
-        int steps = 1)
+        int steps)
     {
         var g = w.Geometry;
         var m = w.Matrix;

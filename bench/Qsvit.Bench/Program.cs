@@ -36,6 +36,12 @@ if (args.Length > 0 && args[0] == "sweep")
     Sweep.Run(args);
     return;
 }
+//   dotnet run -c Release --project bench/Qsvit.Bench -- real 2 2    (packed real-valued-input layers, dequantized per call, against fp32)
+if (args.Length > 0 && args[0] == "real")
+{
+    RealLayerSweep.Run(args);
+    return;
+}
 //   dotnet run -c Release --project bench/Qsvit.Bench -- spike 2 2    (integer spike convs against fp32, the CIFAR model's layers)
 if (args.Length > 0 && args[0] == "spike")
 {

@@ -8,10 +8,20 @@ namespace Qsvit.Bench;
 /// The packed model's integer spike convolutions (<see cref="SpikeConv"/>, 8-bit weights) against the fp32 convolution
 /// of the same shape, on the bundled CIFAR model's spike-input layers at batch 32 × T = 4 (128 frames), 30 % spikes.
 /// Best of interleaved runs, as <see cref="Sweep"/>, so the ratio holds on a loaded machine.
-///   dotnet run -c Release --project bench/Qsvit.Bench -- spike [seconds-per-shape] [threads]
+///   dotnet run -c Release --project bench/Qsvit.Bench -- spike [seconds-per-shape] [threads] [55M: the 55M preset's layers at batch 1]
 /// </summary>
 internal static class SpikeSweep
 {
+    private static readonly (string Name, ConvGeometry G, int H, int W)[] Shapes55M =
+    [
+        ("3x3 64->256 @56", new ConvGeometry(64, 256, 3, 3, 1, 1, 1, 1), 56, 56),
+        ("3x3 512->128 @28", new ConvGeometry(512, 128, 3, 3, 1, 1, 1, 1), 28, 28),
+        ("3x3 1024->256 @14", new ConvGeometry(1024, 256, 3, 3, 1, 1, 1, 1), 14, 14),
+        ("3x3 256->1024 @14", new ConvGeometry(256, 1024, 3, 3, 1, 1, 1, 1), 14, 14),
+        ("1x1 512->512 @14", new ConvGeometry(512, 512, 1, 1), 14, 14),
+        ("1x1 2048->512 @14", new ConvGeometry(2048, 512, 1, 1), 14, 14),
+    ];
+
     private static readonly (string Name, ConvGeometry G, int H, int W)[] Shapes =
     [
         ("3x3 64->16 @32", new ConvGeometry(64, 16, 3, 3, 1, 1, 1, 1), 32, 32),
@@ -31,14 +41,15 @@ internal static class SpikeSweep
     {
         double seconds = args.Length > 1 ? double.Parse(args[1], CultureInfo.InvariantCulture) : 2.0;
         int threads = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 2;
-        const int frames = 128;
+        bool big = args.Length > 3 && args[3] == "55M";
+        int frames = big ? 4 : 128;
         Console.WriteLine($"{threads} threads, {SpikeGemm.Best}; best of interleaved runs over {seconds} s per shape");
         Console.WriteLine();
         Console.WriteLine("| layer | path | fp32 ms | integer ms | speedup |");
         Console.WriteLine("|---|---|---:|---:|---:|");
         var rng = new Random(42);
         var options = new ComputeOptions { Threads = threads };
-        foreach (var (name, g, h, w) in Shapes)
+        foreach (var (name, g, h, w) in big ? Shapes55M : Shapes)
         {
             var x = Data.Spikes(rng, frames * g.InChannels * h * w);
             var codes = new int[g.WeightLength];
@@ -54,16 +65,7 @@ internal static class SpikeSweep
                 () => Conv2d.Forward(x, frames, h, w, packed, bias, y, options),
                 () => SpikeConv.Forward(x, frames, h, w, integer, bias, y, SpikeGemm.Best, threads),
             ];
-            var best = new[] { double.MaxValue, double.MaxValue };
-            foreach (var r in runs) r();
-            var total = Stopwatch.StartNew();
-            for (int round = 0; round < 3 || (total.Elapsed.TotalSeconds < seconds && round < 500); round++)
-                for (int i = 0; i < runs.Length; i++)
-                {
-                    long t0 = Stopwatch.GetTimestamp();
-                    runs[i]();
-                    best[i] = Math.Min(best[i], Stopwatch.GetElapsedTime(t0).TotalSeconds);
-                }
+            var best = Sweep.BestOf(seconds, runs);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {name} | {(SpikeConv.IsDirect(g) ? "direct" : "im2col")} | {best[0] * 1e3:F2} | {best[1] * 1e3:F2} | {best[0] / best[1]:F2}x |"));
         }

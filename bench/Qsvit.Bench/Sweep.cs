@@ -41,23 +41,30 @@ internal static class Sweep
         }
     }
 
+    /// <summary>
+    /// The fastest time in seconds of each of <paramref name="runs"/>, run in turn (after one warm-up each) for at least
+    /// three rounds and <paramref name="seconds"/>, so that a run that shared the cores with another process does not count.
+    /// </summary>
+    public static double[] BestOf(double seconds, params Action[] runs)
+    {
+        var best = Enumerable.Repeat(double.MaxValue, runs.Length).ToArray();
+        foreach (var r in runs) r();
+        var total = Stopwatch.StartNew();
+        for (int round = 0; round < 3 || (total.Elapsed.TotalSeconds < seconds && round < 500); round++)
+            for (int i = 0; i < runs.Length; i++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                runs[i]();
+                best[i] = Math.Min(best[i], Stopwatch.GetElapsedTime(t0).TotalSeconds);
+            }
+        return best;
+    }
+
     /// <summary>Times <paramref name="run"/> with 1 and 2 threads, interleaved.</summary>
     private static void Row(string name, double flops, double seconds, Action<ComputeOptions> run)
     {
         ComputeOptions[] threads = [new() { Threads = 1 }, new() { Threads = 2 }];
-        var best = new[] { double.MaxValue, double.MaxValue };
-        for (int i = 0; i < 2; i++)
-        {
-            run(threads[i]);
-        }
-        var total = Stopwatch.StartNew();
-        for (int round = 0; round < 3 || (total.Elapsed.TotalSeconds < seconds && round < 500); round++)
-            for (int i = 0; i < 2; i++)
-            {
-                long t0 = Stopwatch.GetTimestamp();
-                run(threads[i]);
-                best[i] = Math.Min(best[i], Stopwatch.GetElapsedTime(t0).TotalSeconds);
-            }
+        var best = BestOf(seconds, () => run(threads[0]), () => run(threads[1]));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"| {name} | {flops / best[0] / 1e9:F1} | {flops / best[1] / 1e9:F1} | {best[0] * 1e3:F2} ms |"));
     }

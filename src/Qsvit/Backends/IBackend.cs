@@ -97,6 +97,20 @@ public interface IBackend : IDisposable
     void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer);
 
     /// <summary>
+    /// <see cref="Conv"/> into <paramref name="preActivation"/>, then <see cref="Lif"/> of its output into
+    /// <paramref name="spikes"/> as LIF layer <paramref name="lifLayer"/> without a recorder. A backend may fuse the two (the CPU
+    /// backend does for integer spike-input layers) and leave <paramref name="preActivation"/> unwritten; the spikes are
+    /// those of the two ops, bit for bit.
+    /// </summary>
+    void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
+        int timesteps, float threshold, int lifLayer)
+    {
+        Conv(layer, input, frames, height, width, preActivation);
+        var g = layer.Geometry;
+        Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, null, lifLayer);
+    }
+
+    /// <summary>
     /// Spike-driven self-attention on channel-major data q, k, v [frames, C, N] with heads of d = C / heads rows: for every
     /// frame and head, with Q, K, V the [d, N] slices, kv = K·Vᵀ ([d, d], summed over N), out = (kvᵀ·Q)·scale ([d, N],
     /// summed over d, then one multiply), written to the same slice of output [frames, C, N].

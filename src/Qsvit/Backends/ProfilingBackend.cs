@@ -73,12 +73,27 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
 
     public override void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output)
     {
+        var (op, shape) = Describe(layer, height, width, frames);
+        Time(op, shape, layer.Engine, () => Inner.Conv(layer, input, frames, height, width, output));
+    }
+
+    /// <summary>Timed as one op ("conv 3x3 + lif"): the inner backend may fuse the two.</summary>
+    public override void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,
+        DeviceBuffer spikes, int timesteps, float threshold, int lifLayer)
+    {
+        var (op, shape) = Describe(layer, height, width, frames);
+        Time($"{op} + lif", shape, layer.Engine,
+            () => Inner.ConvLif(layer, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer));
+    }
+
+    private static (string Op, string Shape) Describe(ConvLayer layer, int height, int width, int frames)
+    {
         var g = layer.Geometry;
         string op = g.IsDepthwise ? $"depthwise {g.KernelH}x{g.KernelW}" : $"conv {g.KernelH}x{g.KernelW}";
         string shape = g.IsDepthwise
             ? $"{g.InChannels}ch s{g.StrideH} @{height}x{width} x{frames}"
             : $"{g.InChannels}->{g.OutChannels}{(g.Groups == 1 ? "" : $" g{g.Groups}")} s{g.StrideH} @{height}x{width} x{frames}";
-        Time(op, shape, layer.Engine, () => Inner.Conv(layer, input, frames, height, width, output));
+        return (op, shape);
     }
 
     public override void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)

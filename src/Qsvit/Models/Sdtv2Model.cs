@@ -430,6 +430,22 @@ public sealed class Sdtv2Model : IDisposable
             return spikes;
         }
 
+        /// <summary>
+        /// The conv into <paramref name="output"/> and the spikes of the next LIF layer over it, from the workspace; the
+        /// backend may fuse the two (and leave output unwritten) when nothing watches the pass (no recorder, no probe).
+        /// </summary>
+        public DeviceBuffer ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output, long length, float threshold)
+        {
+            if (recorder is not null || Probe is not null)
+            {
+                Conv(layer, input, frames, height, width, output);
+                return Lif(output, length, threshold);
+            }
+            var spikes = B.Rent(length);
+            B.ConvLif(layer, input, frames, height, width, output, spikes, Timesteps, threshold, LifIndex++);
+            return spikes;
+        }
+
         public void Swap() => (X, Y) = (Y, X);
 
         /// <summary>Calibration only (<see cref="Sdtv2Model.Probe"/>); null in every other pass.</summary>
@@ -534,8 +550,7 @@ public sealed class Sdtv2Model : IDisposable
             int mark = b.Mark();
             var s1 = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
             var a = b.Rent(n * 2);
-            p.Conv(_pw1, s1, frames, h, w, a);
-            var s2 = p.Lif(a, n * 2, MultiStepLif.DefaultThreshold);
+            var s2 = p.ConvLif(_pw1, s1, frames, h, w, a, n * 2, MultiStepLif.DefaultThreshold);
             p.Conv(_dw, s2, frames, h, w, a);
             var e = b.Rent(n);
             p.Conv(_pw2, a, frames, h, w, e);
@@ -545,8 +560,7 @@ public sealed class Sdtv2Model : IDisposable
             var s3 = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
             long hiddenN = n / p.C * _conv1.Geometry.OutChannels;
             var f = b.Rent(hiddenN);
-            p.Conv(_conv1, s3, frames, h, w, f);
-            var s4 = p.Lif(f, hiddenN, MultiStepLif.DefaultThreshold);
+            var s4 = p.ConvLif(_conv1, s3, frames, h, w, f, hiddenN, MultiStepLif.DefaultThreshold);
             var g = b.Rent(n);
             p.Conv(_conv2, s4, frames, h, w, g);
             b.Add(p.X, g, n);
@@ -642,8 +656,7 @@ public sealed class Sdtv2Model : IDisposable
             var m1 = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
             long hiddenN = n / c * _fc1.Geometry.OutChannels;
             var hid = b.Rent(hiddenN);
-            p.Conv(_fc1, m1, frames, 1, tokens, hid);
-            var m2 = p.Lif(hid, hiddenN, MultiStepLif.DefaultThreshold);
+            var m2 = p.ConvLif(_fc1, m1, frames, 1, tokens, hid, hiddenN, MultiStepLif.DefaultThreshold);
             var o = b.Rent(n);
             p.Conv(_fc2, m2, frames, 1, tokens, o);
             b.Add(p.X, o, n);

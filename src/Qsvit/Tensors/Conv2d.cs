@@ -547,6 +547,27 @@ public sealed unsafe class ConvWeights : IDisposable
         return new ConvWeights(g, isa, [], buf, pin, dst, stride, order);
     }
 
+    /// <summary>Writes the packed panels of every group: group g's at dst + g·groupStride, K in tapOrder.</summary>
+    internal delegate void PanelFill(float* dst, long groupStride, int[] tapOrder);
+
+    /// <summary>
+    /// Weights of a dense or grouped (not depthwise) convolution whose packed panels <paramref name="fill"/> writes directly
+    /// (e.g. from integer codes, <see cref="CodePanels"/>), in a pooled buffer that Dispose returns.
+    /// </summary>
+    internal static ConvWeights Rent(in ConvGeometry g, Isa isa, PanelFill fill)
+    {
+        g.Validate();
+        if (g.IsDepthwise) throw new ArgumentException("depthwise weights are not packed into panels", nameof(g));
+        isa = IsaInfo.Clamp(isa);
+        long stride = GemmCore.PackedALength(g.OutChannels / g.Groups, g.InChannels / g.Groups * g.KernelH * g.KernelW, isa);
+        var buf = ArrayPool<float>.Shared.Rent(checked((int)(stride * g.Groups) + 16));
+        var pin = GCHandle.Alloc(buf, GCHandleType.Pinned);
+        float* dst = GemmCore.Align64((float*)pin.AddrOfPinnedObject());
+        var order = ReductionOrder.TapOrder(g.InChannels / g.Groups, g.KernelH, g.KernelW);
+        fill(dst, stride, order);
+        return new ConvWeights(g, isa, [], buf, pin, dst, stride, order);
+    }
+
     /// <summary>Offsets of the reduction positions, in packed order, within a padded image of layout <paramref name="lay"/>.</summary>
     internal int[] TapOffsets(in Conv2d.PaddedLayout lay)
     {

@@ -30,20 +30,46 @@ internal static unsafe class SpikeConv
     /// BatchNorm) as its own fused multiply-add, in the epilogue: the same roundings as applying them in separate passes.
     /// </summary>
     public static void Forward(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w,
-        ReadOnlySpan<float> bias, Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines = null)
+        ReadOnlySpan<float> bias, Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines = null) =>
+        Run(input, frames, height, width, w, bias, output, isa, threads, affines, timesteps: 1, threshold: float.NaN);
+
+    /// <summary>
+    /// The layer as <see cref="Forward"/> computes it, then the LIF neuron over its output (<see cref="Snn.MultiStepLif"/>:
+    /// from V = 0, for t in order H = V + (X − V)·0.5, S = H ≥ threshold, V = S ? 0 : H) in the same epilogue, writing
+    /// only the spikes: bit-identical to Forward followed by MultiStepLif.Forward, without the pre-activation ever
+    /// leaving the cache. Frames are time-first (frame t·B + b); each block of columns runs its T steps in order on one
+    /// thread, which keeps the block's membrane. Direct geometries only (<see cref="IsDirect"/>).
+    /// </summary>
+    public static void ForwardLif(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w,
+        ReadOnlySpan<float> bias, Span<float> spikes, int timesteps, float threshold, IntIsa isa, int threads,
+        IReadOnlyList<(float[] Scale, float[] Shift)>? affines = null)
+    {
+        if (!IsDirect(w.Geometry)) throw new ArgumentException("the fused LIF runs on direct geometries (stride 1, kernel 2·pad + 1)", nameof(w));
+        if (timesteps < 1 || frames % timesteps != 0) throw new ArgumentException($"{frames} frames are not T = {timesteps} steps", nameof(timesteps));
+        if (float.IsNaN(threshold)) throw new ArgumentException("the threshold is NaN", nameof(threshold));
+        Run(input, frames, height, width, w, bias, spikes, isa, threads, affines, timesteps, threshold);
+    }
+
+    /// <summary>Forward (threshold NaN: no LIF, T = 1) or ForwardLif.</summary>
+    private static void Run(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w, ReadOnlySpan<float> bias,
+        Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines, int timesteps, float threshold)
     {
         var g = w.Geometry;
         if (g.Groups != 1) throw new ArgumentException("spike convolutions are dense (groups = 1)");
         int oh = g.OutH(height), ow = g.OutW(width), spatial = oh * ow;
         if (input.Length < (long)frames * g.InChannels * height * width) throw new ArgumentException("input too short", nameof(input));
         if (output.Length < (long)frames * g.OutChannels * spatial) throw new ArgumentException("output too short", nameof(output));
+        foreach (var (sc, sh) in affines ?? [])
+            if (sc.Length < g.OutChannels || sh.Length < g.OutChannels) throw new ArgumentException("an affine has fewer values than output channels", nameof(affines));
         fixed (float* px = input)
         fixed (float* po = output, pbias = bias)
         {
-            foreach (var (sc, sh) in affines ?? [])
-                if (sc.Length < g.OutChannels || sh.Length < g.OutChannels) throw new ArgumentException("an affine has fewer values than output channels", nameof(affines));
-            var epilogue = new Epilogue(w.Scales, bias.IsEmpty ? null : pbias, po, g.OutChannels, oh, ow, affines ?? []);
-            if (IsDirect(g)) Direct(px, frames, height, width, w, epilogue, isa, threads);
+            var epilogue = new Epilogue(w.Scales, bias.IsEmpty ? null : pbias, po, g.OutChannels, oh, ow, affines ?? [])
+            {
+                Threshold = threshold,
+                StepOutput = (long)frames / timesteps * g.OutChannels * spatial,
+            };
+            if (IsDirect(g)) Direct(px, frames, height, width, w, epilogue, isa, threads, timesteps);
             else Im2Col(px, frames, height, width, w, epilogue, isa, threads);
         }
     }
@@ -52,7 +78,8 @@ internal static unsafe class SpikeConv
     internal static bool IsDirect(ConvGeometry g) =>
         g.StrideH == 1 && g.StrideW == 1 && g.KernelH == 2 * g.PadH + 1 && g.KernelW == 2 * g.PadW + 1;
 
-    private static void Direct(float* x, int frames, int height, int width, SpikeConvWeights w, Epilogue epilogue, IntIsa isa, int threads)
+    private static void Direct(float* x, int frames, int height, int width, SpikeConvWeights w, Epilogue epilogue, IntIsa isa, int threads,
+        int steps)
     {
         var g = w.Geometry;
         var m = w.Matrix;
@@ -73,8 +100,19 @@ internal static unsafe class SpikeConv
         fixed (long* po = offsets)
         {
             Interleave(x, frames, g.InChannels, height, width, m.Group, pw0, groupStride, lead, rowStride, frameRows, threads);
-            var e = epilogue with { Count = (int)n, FrameStride = frameStride, RowStride = rowStride };
-            SpikeGemm.Multiply(m, pw0 + lead, po, columns, e.Run, isa, threads);
+            if (steps == 1)
+            {
+                var e = epilogue with { Count = (int)n, FrameStride = frameStride, RowStride = rowStride };
+                SpikeGemm.Multiply(m, pw0 + lead, po, columns, e.Run, isa, threads);
+            }
+            else
+            {
+                // One step's frames are n / steps columns; step t's start t·n / steps columns later in the same grid (the
+                // last step's padded columns read at most ColumnAlign words into the tail).
+                int perStep = (int)(n / steps);
+                var e = epilogue with { Count = perStep, FrameStride = frameStride, RowStride = rowStride };
+                SpikeGemm.Multiply(m, pw0 + lead, po, SpikeGemm.PaddedColumns(perStep), steps, perStep, e.Run, isa, threads);
+            }
         }
     }
 
@@ -127,8 +165,15 @@ internal static unsafe class SpikeConv
         public int Count { get; init; } = int.MaxValue;
         public long FrameStride { get; init; }
         public int RowStride { get; init; }
+        /// <summary>Fused LIF (<see cref="ForwardLif"/>): the threshold, or NaN for a plain layer that writes y.</summary>
+        public float Threshold { get; init; } = float.NaN;
+        /// <summary>Fused LIF: floats between the outputs of consecutive steps (B·OutChannels·spatial).</summary>
+        public long StepOutput { get; init; }
 
-        public void Run(int n0, int n1, int* tile)
+        public void Run(int n0, int n1, int* tile) => Run(n0, n1, 0, tile);
+
+        /// <summary>Step <paramref name="step"/> of a block (always 0 without LIF); a block's steps arrive in order on one thread.</summary>
+        public void Run(int n0, int n1, int step, int* tile)
         {
             n1 = Math.Min(n1, Count);
             int spatial = OutH * OutW, runs = 0;
@@ -149,14 +194,76 @@ internal static unsafe class SpikeConv
             }
             int chain = Affines.Count;
             Span<float> alpha = stackalloc float[chain], beta = stackalloc float[chain];
+            bool lif = !float.IsNaN(Threshold);
+            // One run covering the block (gapless layers) is written in place; otherwise the whole block is computed in one
+            // pass into y, gap columns included, and the runs are copied out (a 32-wide map has 8 runs per block: per-run
+            // passes cost more than the wasted columns).
+            bool whole = runs == 1 && length[0] == n1 - n0;
+            int extent = runs == 0 ? 0 : from[runs - 1] + length[runs - 1];
+            float* y = stackalloc float[SpikeGemm.BlockColumns];
+            float* membrane = lif ? Membrane(OutChannels) : null;
             for (int oc = 0; oc < OutChannels; oc++)
             {
                 float s = Scales[oc], bb = Bias == null ? 0f : Bias[oc];
                 for (int k = 0; k < chain; k++) { alpha[k] = Affines[k].Scale[oc]; beta[k] = Affines[k].Shift[oc]; }
                 int* row = tile + oc * SpikeGemm.BlockColumns;
-                float* plane = Output + (long)oc * spatial;
-                for (int i = 0; i < runs; i++) ScaleRun(row + from[i], plane + to[i], length[i], s, bb, Bias != null, alpha, beta);
+                float* plane = Output + (long)oc * spatial + step * StepOutput;
+                float* v = membrane + oc * SpikeGemm.BlockColumns;
+                if (whole)
+                {
+                    if (!lif) ScaleRun(row + from[0], plane + to[0], length[0], s, bb, Bias != null, alpha, beta);
+                    else
+                    {
+                        ScaleRun(row + from[0], y, length[0], s, bb, Bias != null, alpha, beta);
+                        LifRun(y, v + from[0], plane + to[0], length[0], Threshold, step == 0);
+                    }
+                    continue;
+                }
+                ScaleRun(row, y, extent, s, bb, Bias != null, alpha, beta);
+                if (lif) LifRun(y, v, y, extent, Threshold, step == 0); // spikes over y in place
+                for (int i = 0; i < runs; i++)
+                    Buffer.MemoryCopy(y + from[i], plane + to[i], length[i] * sizeof(float), length[i] * sizeof(float));
             }
+        }
+    }
+
+    /// <summary>This thread's membrane of one block: rows of <see cref="SpikeGemm.BlockColumns"/> floats, one per output channel.</summary>
+    private static float* Membrane(int rows)
+    {
+        int length = rows * SpikeGemm.BlockColumns;
+        if (t_membrane is null || t_membrane.Length < length) t_membrane = GC.AllocateUninitializedArray<float>(length, pinned: true);
+        return (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(t_membrane));
+    }
+
+    [ThreadStatic] private static float[]? t_membrane;
+
+    /// <summary>
+    /// One LIF step over x[0..run) with membrane v (zero first when <paramref name="first"/>), spikes into s: the operations
+    /// of <see cref="Snn.MultiStepLif"/>'s step, element for element (H = V + (X − V)·0.5; S = H ≥ threshold; V = S ? 0 : H).
+    /// </summary>
+    private static void LifRun(float* x, float* v, float* s, int run, float threshold, bool first)
+    {
+        if (first) new Span<float>(v, run).Clear();
+        int j = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var half = Vector256.Create(0.5f);
+            var th = Vector256.Create(threshold);
+            for (; j <= run - 8; j += 8)
+            {
+                var vj = Vector256.Load(v + j);
+                var h = vj + (Vector256.Load(x + j) - vj) * half;
+                var fire = Vector256.GreaterThanOrEqual(h, th);
+                Vector256.ConditionalSelect(fire, Vector256<float>.One, Vector256<float>.Zero).Store(s + j);
+                Vector256.ConditionalSelect(fire, Vector256<float>.Zero, h).Store(v + j);
+            }
+        }
+        for (; j < run; j++)
+        {
+            float h = v[j] + (x[j] - v[j]) * 0.5f;
+            bool fire = h >= threshold;
+            s[j] = fire ? 1f : 0f;
+            v[j] = fire ? 0f : h;
         }
     }
 
@@ -168,7 +275,19 @@ internal static unsafe class SpikeConv
         ReadOnlySpan<float> beta)
     {
         int j = 0;
-        if (Vector256.IsHardwareAccelerated && run >= 8)
+        if (Vector512.IsHardwareAccelerated && run >= 16)
+        {
+            var vs = Vector512.Create(scale);
+            var vb = Vector512.Create(bias);
+            for (; j <= run - 16; j += 16)
+            {
+                var x = Vector512.ConvertToSingle(Vector512.Load(src + j));
+                var y = hasBias ? Vector512.FusedMultiplyAdd(x, vs, vb) : x * vs;
+                for (int k = 0; k < alpha.Length; k++) y = Vector512.FusedMultiplyAdd(y, Vector512.Create(alpha[k]), Vector512.Create(beta[k]));
+                y.Store(dst + j);
+            }
+        }
+        if (Vector256.IsHardwareAccelerated && run - j >= 8)
         {
             var vs = Vector256.Create(scale);
             var vb = Vector256.Create(bias);
@@ -216,30 +335,43 @@ internal static unsafe class SpikeConv
             int* dst = grid + lead + f * frameWords;
             if (f == 0) new Span<int>(grid, (int)lead).Clear();
             float* src = (float*)px + ((long)f * channels + c0) * plane;
-            for (int y = 0; y < h; y++)
-            {
-                int* d = dst + (long)y * rowStride;
-                int i = 0;
-                if (Vector256.IsHardwareAccelerated)
-                    for (; i <= w - 8; i += 8)
-                    {
-                        var acc = Vector256.ConvertToInt32(Vector256.Load(src + y * w + i));
-                        for (int e = 1; e < fields; e++)
-                            acc |= Vector256.ConvertToInt32(Vector256.Load(src + (long)e * plane + y * w + i)) << (e * bits);
-                        acc.Store(d + i);
-                    }
-                for (; i < w; i++)
+            if (rowStride == w) Words(src, plane, fields, bits, dst, plane); // no gap columns: the frame is one run
+            else
+                for (int y = 0; y < h; y++)
                 {
-                    int word = 0;
-                    for (int e = 0; e < fields; e++) word |= (int)src[(long)e * plane + y * w + i] << (e * bits);
-                    d[i] = word;
+                    int* d = dst + (long)y * rowStride;
+                    Words(src + y * w, plane, fields, bits, d, w);
+                    new Span<int>(d + w, rowStride - w).Clear();
                 }
-                new Span<int>(d + w, rowStride - w).Clear();
-            }
             long end = f == frames - 1 ? groupStride - lead - f * frameWords : frameWords;
             int* gap = dst + (long)h * rowStride;
             long gapWords = end - (long)h * rowStride;
             if (gapWords > 0) new Span<int>(gap, (int)gapWords).Clear();
+        }
+    }
+
+    /// <summary>d[i] = the word of spikes src[e·plane + i] (field e at bit e·bits) for i &lt; length.</summary>
+    private static void Words(float* src, long plane, int fields, int bits, int* d, int length)
+    {
+        int i = 0;
+        if (fields == 4 && Vector512.IsHardwareAccelerated)
+            for (; i <= length - 16; i += 16)
+                (Vector512.ConvertToInt32(Vector512.Load(src + i))
+                 | Vector512.ConvertToInt32(Vector512.Load(src + plane + i)) << 8
+                 | Vector512.ConvertToInt32(Vector512.Load(src + 2 * plane + i)) << 16
+                 | Vector512.ConvertToInt32(Vector512.Load(src + 3 * plane + i)) << 24).Store(d + i);
+        if (Vector256.IsHardwareAccelerated)
+            for (; i <= length - 8; i += 8)
+            {
+                var acc = Vector256.ConvertToInt32(Vector256.Load(src + i));
+                for (int e = 1; e < fields; e++) acc |= Vector256.ConvertToInt32(Vector256.Load(src + e * plane + i)) << (e * bits);
+                acc.Store(d + i);
+            }
+        for (; i < length; i++)
+        {
+            int word = 0;
+            for (int e = 0; e < fields; e++) word |= (int)src[e * plane + i] << (e * bits);
+            d[i] = word;
         }
     }
 

@@ -165,12 +165,23 @@ internal static unsafe class SpikeGemm
     /// b[offsets[g] + n] (offsets: one per lane group of A), one block of <see cref="NcColumns"/> columns at a time in a
     /// per-thread tile, each finished block handed to <paramref name="epilogue"/> (so C never exists whole).
     /// </summary>
-    public static void Multiply(IntMatrix a, int* b, long* offsets, int columns, BlockEpilogue epilogue, IntIsa isa, int threads)
+    public static void Multiply(IntMatrix a, int* b, long* offsets, int columns, BlockEpilogue epilogue, IntIsa isa, int threads) =>
+        Multiply(a, b, offsets, columns, 1, 0, (n0, n1, _, tile) => epilogue(n0, n1, tile), isa, threads);
+
+    /// <summary>Receives step <paramref name="step"/> of one block of C (see <see cref="BlockEpilogue"/>).</summary>
+    public delegate void StepEpilogue(int n0, int n1, int step, int* tile);
+
+    /// <summary>
+    /// <paramref name="steps"/> products over the same <paramref name="columns"/>, step t's B columns
+    /// t·<paramref name="stepStride"/> words further on: each block of columns runs its steps in order on one thread, handing
+    /// each to <paramref name="epilogue"/> (so an epilogue can carry state across steps, e.g. a LIF membrane over T).
+    /// </summary>
+    public static void Multiply(IntMatrix a, int* b, long* offsets, int columns, int steps, long stepStride, StepEpilogue epilogue, IntIsa isa, int threads)
     {
         Debug.Assert(columns % ColumnAlign == 0);
         if (!IsSupported(isa)) throw new ArgumentException($"{isa} is not supported on this machine");
         int groups = a.PaddedCols / a.Group;
-        int blocks = (columns + NcColumns - 1) / NcColumns;
+        int width = BlockWidth(columns, threads), blocks = (columns + width - 1) / width;
         int nr = Nr(isa), lda = a.PaddedCols * (a.IsWide ? 2 : 1);
         fixed (sbyte* a8 = a.Narrow)
         fixed (short* a16 = a.Wide)
@@ -178,28 +189,50 @@ internal static unsafe class SpikeGemm
             nint pa = a.IsWide ? (nint)a16 : (nint)a8, pb = (nint)b, po = (nint)offsets;
             void Block(int blk)
             {
-                int n0 = blk * NcColumns, n1 = Math.Min(columns, n0 + NcColumns);
+                int n0 = blk * width, n1 = Math.Min(columns, n0 + width);
                 if (t_tile is null || t_tile.Length < a.PaddedRows * NcColumns)
                     t_tile = GC.AllocateUninitializedArray<int>(a.PaddedRows * NcColumns, pinned: true);
                 fixed (int* tile = t_tile)
-                {
-                    new Span<int>(tile, a.PaddedRows * NcColumns).Clear();
-                    for (int g0 = 0; g0 < groups; g0 += KcGroups)
+                    for (int step = 0; step < steps; step++)
                     {
-                        int g1 = Math.Min(groups, g0 + KcGroups);
-                        // Column tiles outer: a tile's B micro-panel (KcGroups × nr words) stays in L1 across all row tiles.
-                        for (int n = n0; n < n1; n += nr)
-                        for (int m = 0; m < a.PaddedRows; m += Mr)
-                            Tile(isa, a.IsWide, (byte*)pa + (long)m * lda, lda, (int*)pb + n, (long*)po, g0, g1, tile + m * NcColumns + (n - n0), NcColumns);
+                        new Span<int>(tile, a.PaddedRows * NcColumns).Clear();
+                        int* bs = (int*)pb + step * stepStride;
+                        for (int g0 = 0; g0 < groups; g0 += KcGroups)
+                        {
+                            int g1 = Math.Min(groups, g0 + KcGroups);
+                            // Column tiles outer: a tile's B micro-panel (KcGroups × nr words) stays in L1 across all row tiles.
+                            for (int n = n0; n < n1; n += nr)
+                            for (int m = 0; m < a.PaddedRows; m += Mr)
+                                Tile(isa, a.IsWide, (byte*)pa + (long)m * lda, lda, bs + n, (long*)po, g0, g1, tile + m * NcColumns + (n - n0), NcColumns);
+                        }
+                        epilogue(n0, n1, step, tile);
                     }
-                    epilogue(n0, n1, tile);
-                }
             }
             Compute.For(blocks, threads, Block);
         }
     }
 
     [ThreadStatic] private static int[]? t_tile;
+
+    /// <summary>
+    /// Columns per block: at most <see cref="NcColumns"/>, a multiple of <see cref="ColumnAlign"/>, and, when the columns
+    /// make only a few blocks (a batch-1 pass), narrow enough that the threads get near-equal shares: 800 columns on two
+    /// threads as 4 × 224 rather than 3 × 256 + 32.
+    /// </summary>
+    internal static int BlockWidth(int columns, int threads)
+    {
+        int tiles = columns / ColumnAlign, best = NcColumns;
+        if (threads <= 1 || tiles == 0) return best;
+        long bestLoad = long.MaxValue;
+        for (int width = NcColumns; width >= 4 * ColumnAlign; width -= ColumnAlign)
+        {
+            int perBlock = width / ColumnAlign, blocks = (tiles + perBlock - 1) / perBlock;
+            // The busiest thread's columns, with blocks dealt out evenly (ties keep the wider block).
+            long load = Math.Min((long)(blocks + threads - 1) / threads * width, (long)tiles * ColumnAlign);
+            if (load < bestLoad) (bestLoad, best) = (load, width);
+        }
+        return best;
+    }
 
     /// <summary>One Mr × Nr(isa) tile of C += A[rows, groups g0..g1) · B; a holds 4-byte lane-group words, lda bytes apart.</summary>
     private static void Tile(IntIsa isa, bool wide, byte* a, int lda, int* b, long* off, int g0, int g1, int* c, int ldc)

@@ -122,6 +122,45 @@ public class PackedModelTests
         Assert.Equal(Evaluator.Run(integer, Fixtures.CifarTestSet, options).Logits, Evaluator.Run(candidate, Fixtures.CifarTestSet, options).Logits);
     }
 
+    /// <summary>
+    /// The CPU backend runs the LIF inside the integer spike convs that feed one (pwconv1, conv1, fc1): the logits equal
+    /// those of the separate conv and LIF ops bit for bit, at 1 and 2 threads.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void FusedConvLifEqualsTheSeparateOps(int threads)
+    {
+        var packed = PackedModel.Create(Fixtures.Cifar, QuantizationSetting.Parse("8,4,8,8|8,8,8|4,32|4,32"), QuantizerSpec.Paper);
+        const int batch = 3, size = 32;
+        var rng = new Random(4);
+        var images = Enumerable.Range(0, batch * 3 * size * size).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        using var cpu = new Qsvit.Backends.Cpu.CpuBackend(new ComputeOptions { Threads = threads });
+        using var separate = new SeparateConvLif(cpu);
+        using var fusedModel = new Sdtv2Model(packed, backend: cpu);
+        using var separateModel = new Sdtv2Model(packed, backend: separate);
+        var expected = separateModel.Forward(images, batch, size, size);
+        Assert.Equal(Sdtv2Config.Stage3Depth + Sdtv2Config.Stage4Depth + 2 * 4, separate.Calls); // fc1 per block, pwconv1 and conv1 per ConvBlock
+        Assert.Equal(expected, fusedModel.Forward(images, batch, size, size));
+    }
+
+    /// <summary>ConvLif as two ops on the inner backend (the reference for the fused one).</summary>
+    private sealed class SeparateConvLif(Qsvit.Backends.IBackend inner) : Qsvit.Backends.ForwardingBackend(inner)
+    {
+        public int Calls;
+
+        public override void ConvLif(Qsvit.Backends.ConvLayer layer, Qsvit.Backends.DeviceBuffer input, int frames, int height, int width,
+            Qsvit.Backends.DeviceBuffer preActivation, Qsvit.Backends.DeviceBuffer spikes, int timesteps, float threshold, int lifLayer)
+        {
+            Calls++;
+            Conv(layer, input, frames, height, width, preActivation);
+            var g = layer.Geometry;
+            Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, null, lifLayer);
+        }
+
+        public override void Dispose() { }
+    }
+
     // ---- bad files -------------------------------------------------------------------------------------------------
 
     private static string BadFile(Func<List<RawTensor>, Dictionary<string, string>, bool> edit)

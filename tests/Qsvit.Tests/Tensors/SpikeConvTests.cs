@@ -29,6 +29,7 @@ public unsafe class SpikeConvTests
         (5, 3, 3, 130, 6, 1, 1, 0, 8),
         (1, 4, 4, 300, 3, 3, 1, 1, 8),   // K > one K block of lane groups
         (3, 13, 11, 5, 4, 3, 1, 1, 8),   // 429 positions: several column blocks and chunks, chunks ending inside a frame
+        (4, 14, 14, 6, 5, 1, 1, 0, 8),   // 784 columns: at 2 threads, blocks narrower than 256 (BlockWidth)
     ];
 
     [Theory]
@@ -66,6 +67,64 @@ public unsafe class SpikeConvTests
         }
     }
 
+    [Theory]
+    [InlineData(800, 2, 224)]   // 4 × 224 instead of 3 × 256 + 32
+    [InlineData(928, 2, 160)]
+    [InlineData(2048, 2, 256)]
+    [InlineData(800, 1, 256)]
+    [InlineData(32, 2, 256)]
+    public void BlocksShareTheColumnsEvenly(int columns, int threads, int width) => Assert.Equal(width, SpikeGemm.BlockWidth(columns, threads));
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void FusedLifEqualsConvThenLif(int path)
+    {
+        var isa = (IntIsa)path;
+        var rng = new Random(8);
+        // (T, B, h, w, cin, cout, k, pad, bits): gaps, blocks spanning steps and frames, 16-bit codes, BN affines.
+        (int T, int B, int H, int W, int Cin, int Cout, int K, int P, int Bits)[] shapes =
+        [
+            (4, 2, 5, 7, 6, 5, 3, 1, 8),
+            (4, 3, 14, 14, 5, 9, 1, 0, 8),   // 588 columns per step: several blocks, narrower than 256 at 2 threads
+            (2, 5, 3, 3, 7, 4, 3, 1, 16),
+            (1, 1, 4, 4, 3, 3, 1, 0, 4),
+        ];
+        foreach (var s in shapes)
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var g = new ConvGeometry(s.Cin, s.Cout, s.K, s.K, 1, 1, s.P, s.P);
+            int frames = s.T * s.B, spatial = s.H * s.W;
+            var x = Enumerable.Range(0, frames * s.Cin * spatial).Select(_ => rng.NextDouble() < 0.25 ? 1f : 0f).ToArray();
+            int lo = -(1 << (s.Bits - 1)), hi = (1 << (s.Bits - 1)) - 1;
+            var codes = Enumerable.Range(0, g.WeightLength).Select(_ => rng.Next(lo, hi + 1)).ToArray();
+            // Scales that put the pre-activations around the threshold, so that both outcomes occur.
+            float[] R(int n, double lo, double hi) => Enumerable.Range(0, n).Select(_ => (float)(lo + rng.NextDouble() * (hi - lo))).ToArray();
+            float spread = 0.5f / hi / (float)Math.Sqrt(g.WeightLength / s.Cout * 0.25 + 1);
+            var weights = new SpikeConvWeights(g, IntMatrix.FromValues(codes, s.Cout, g.WeightLength / s.Cout, g), R(s.Cout, 0.5 * spread, spread));
+            var bias = R(s.Cout, 0.8, 3.2); // H = X·0.5 on the first step
+            (float[], float[])[] affines = [(R(s.Cout, 0.5, 1.5), R(s.Cout, -0.2, 0.2))];
+            var pre = new float[frames * s.Cout * spatial];
+            SpikeConv.Forward(x, frames, s.H, s.W, weights, bias, pre, isa, threads, affines);
+            var expected = new float[pre.Length];
+            long fired = Qsvit.Snn.MultiStepLif.Forward(pre, expected, pre.Length, s.T, 1f);
+            var fused = new float[pre.Length];
+            fused.AsSpan().Fill(float.NaN);
+            SpikeConv.ForwardLif(x, frames, s.H, s.W, weights, bias, fused, s.T, 1f, isa, threads, affines);
+            Assert.InRange(fired, 1, pre.Length - 1);
+            for (int i = 0; i < fused.Length; i++)
+                if (BitConverter.SingleToInt32Bits(fused[i]) != BitConverter.SingleToInt32Bits(expected[i]))
+                    Assert.Fail($"{isa} {threads}T shape {s}: spike {i} is {fused[i]}, expected {expected[i]}");
+        }
+    }
+
+    [Fact]
+    public void FusedLifRefusesIm2ColGeometries()
+    {
+        var g = new ConvGeometry(4, 4, 3, 3, 2, 2, 1, 1);
+        var w = new SpikeConvWeights(g, IntMatrix.FromValues(new int[g.WeightLength], 4, g.WeightLength / 4, g), new float[4]);
+        Assert.Throws<ArgumentException>(() => SpikeConv.ForwardLif(new float[2 * 4 * 16], 2, 4, 4, w, [], new float[2 * 4 * 4], 2, 1f, SpikeGemm.Best, 1));
+    }
+
     [Fact]
     public void ScalesOncePerOutputWithBias()
     {
@@ -88,7 +147,8 @@ public unsafe class SpikeConvTests
     {
         var isa = (IntIsa)path;
         var rng = new Random(5);
-        foreach (var g in new[] { new ConvGeometry(6, 5, 3, 3, 1, 1, 1, 1), new ConvGeometry(6, 5, 3, 3, 2, 2, 1, 1) })
+        // The 1x1 layer's runs span whole frames (63 outputs: the 512- and 256-bit epilogue loops and the scalar tail).
+        foreach (var g in new[] { new ConvGeometry(6, 5, 3, 3, 1, 1, 1, 1), new ConvGeometry(6, 5, 3, 3, 2, 2, 1, 1), new ConvGeometry(6, 5, 1, 1) })
         {
             const int frames = 3, h = 7, w = 9;
             var x = Enumerable.Range(0, frames * g.InChannels * h * w).Select(_ => rng.NextDouble() < 0.3 ? 1f : 0f).ToArray();

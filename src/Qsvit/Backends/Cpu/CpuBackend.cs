@@ -71,17 +71,44 @@ public sealed class CpuBackend : IBackend
         foreach (var bn in layer.Spec.Affines) ChannelOps.ScaleShift(dst, frames, g.OutChannels, spatial, bn.Scale, bn.Shift, IsaInfo.Best, Threads);
     }
 
+    /// <summary>Integer spike-input layers of direct geometry run the LIF in the conv's epilogue (<see cref="SpikeConv.ForwardLif"/>).</summary>
+    public void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
+        int timesteps, float threshold, int lifLayer)
+    {
+        var g = layer.Geometry;
+        long length = (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width);
+        if (layer is CpuPackedConvLayer { Integer: not null } packed && SpikeConv.IsDirect(g))
+        {
+            packed.RunLif(A(input).AsSpan(0, frames * g.InChannels * height * width), frames, height, width,
+                A(spikes).AsSpan(0, checked((int)length)), timesteps, threshold, Threads);
+            return;
+        }
+        Conv(layer, input, frames, height, width, preActivation);
+        Lif(preActivation, spikes, length, timesteps, threshold, null, lifLayer);
+    }
+
     public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)
     {
         float[] x = A(input), y = A(output), p = A(padValues);
-        int ph = height + 2 * pad, pw = width + 2 * pad;
-        for (int fc = 0; fc < frames * channels; fc++)
+        int ph = height + 2 * pad, pw = width + 2 * pad, planes = frames * channels;
+        int parts = Math.Max(1, Math.Min(Threads, planes / 64));
+        // Contiguous ranges of planes per thread (a 4x4 map's plane is a few dozen floats: one item each would cost more than the copy).
+        Compute.For(parts, parts, part =>
         {
-            var plane = y.AsSpan(fc * ph * pw, ph * pw);
-            plane.Fill(p[fc % channels]);
-            for (int r = 0; r < height; r++)
-                x.AsSpan((fc * height + r) * width, width).CopyTo(plane.Slice((r + pad) * pw + pad, width));
-        }
+            for (int fc = Compute.ChunkStart(planes, parts, part); fc < Compute.ChunkStart(planes, parts, part + 1); fc++)
+            {
+                var plane = y.AsSpan(fc * ph * pw, ph * pw);
+                float value = p[fc % channels];
+                plane[..(pad * pw + pad)].Fill(value);
+                for (int r = 0; r < height; r++)
+                {
+                    int at = (r + pad) * pw + pad;
+                    x.AsSpan((fc * height + r) * width, width).CopyTo(plane.Slice(at, width));
+                    plane.Slice(at + width, Math.Min(2 * pad, ph * pw - at - width)).Fill(value); // right border, next row's left
+                }
+                plane[((height + pad) * pw)..].Fill(value);
+            }
+        });
     }
 
     public void RepeatBlock(DeviceBuffer x, long block, int times)
@@ -92,8 +119,14 @@ public sealed class CpuBackend : IBackend
 
     public void Add(DeviceBuffer x, DeviceBuffer y, long length)
     {
-        var dst = A(x).AsSpan(0, checked((int)length));
-        TensorPrimitives.Add(dst, A(y).AsSpan(0, dst.Length), dst);
+        float[] xa = A(x), ya = A(y);
+        int n = checked((int)length), parts = Math.Max(1, Math.Min(Threads, n / (1 << 16)));
+        Compute.For(parts, parts, part =>
+        {
+            int start = Compute.ChunkStart(n, parts, part), count = Compute.ChunkStart(n, parts, part + 1) - start;
+            var dst = xa.AsSpan(start, count);
+            TensorPrimitives.Add(dst, ya.AsSpan(start, count), dst);
+        });
     }
 
     public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer)
@@ -126,16 +159,23 @@ public sealed class CpuBackend : IBackend
     {
         float[] qa = A(q), ka = A(k), va = A(v), oa = A(output);
         int d = channels / heads, planes = frames * heads, threads = Threads;
+        // With many planes the threads take whole planes (each GEMM single-threaded: the same sums, no nested parallelism).
+        int inner = threads > 1 && planes >= 4 * threads ? 1 : threads;
         void One(int idx, float[] kv)
         {
             int off = idx * d * tokens;
-            Gemm.Sgemm(d, d, tokens, ka.AsSpan(off, d * tokens), false, va.AsSpan(off, d * tokens), true, kv, false, IsaInfo.Best, threads);
+            Gemm.Sgemm(d, d, tokens, ka.AsSpan(off, d * tokens), false, va.AsSpan(off, d * tokens), true, kv, false, IsaInfo.Best, inner);
             var dst = oa.AsSpan(off, d * tokens);
-            Gemm.Sgemm(d, tokens, d, kv, true, qa.AsSpan(off, d * tokens), false, dst, false, IsaInfo.Best, threads);
+            Gemm.Sgemm(d, tokens, d, kv, true, qa.AsSpan(off, d * tokens), false, dst, false, IsaInfo.Best, inner);
             TensorPrimitives.Multiply(dst, scale, dst);
         }
-        if (threads == 1) { var kv = new float[d * d]; for (int i = 0; i < planes; i++) One(i, kv); return; }
-        Parallel.For(0, planes, Options.Parallel, () => new float[d * d], (i, _, kv) => { One(i, kv); return kv; }, _ => { });
+        if (threads == 1 || inner > 1) { var kv = new float[d * d]; for (int i = 0; i < planes; i++) One(i, kv); return; }
+        int parts = Math.Min(threads, planes);
+        Compute.For(parts, parts, part =>
+        {
+            var kv = new float[d * d];
+            for (int i = Compute.ChunkStart(planes, parts, part); i < Compute.ChunkStart(planes, parts, part + 1); i++) One(i, kv);
+        });
     }
 
     public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) =>

@@ -21,8 +21,10 @@ internal sealed class CpuHeadLayer(IReadOnlyList<LinearWeights> heads, int featu
 
 /// <summary>
 /// A conv layer holding quantized codes. Spike-input dense layers keep the codes as s8/s16 integers and run
-/// <see cref="SpikeConv"/> (exact int32 sums, one scale per output); the others (stem, pwconv2, RepConv internals, depthwise)
-/// dequantize the codes for the duration of one call into a pooled buffer, so no fp32 copy outlives the call.
+/// <see cref="SpikeConv"/> (exact int32 sums, one scale per output); the other dense layers (stem, pwconv2, RepConv's
+/// pointwise conv) keep them as integers in the fp32 GEMM's panel layout (<see cref="CodePanels"/>) and expand them for the
+/// duration of one call into a pooled buffer; depthwise layers dequantize the bit-packed codes per call. No fp32 copy
+/// outlives a call.
 /// </summary>
 internal sealed class CpuPackedConvLayer : ConvLayer
 {
@@ -31,6 +33,8 @@ internal sealed class CpuPackedConvLayer : ConvLayer
 
     /// <summary>The integer form, for spike-input dense layers; null when the layer dequantizes per call.</summary>
     public SpikeConvWeights? Integer { get; }
+    /// <summary>The codes in the fp32 GEMM's panel layout, for real-valued-input dense layers (expanded per call); null otherwise.</summary>
+    private readonly CodePanels? _panels;
 
     public CpuPackedConvLayer(ConvLayerSpec spec, PackedConvWeights packed) : base(spec)
     {
@@ -40,10 +44,14 @@ internal sealed class CpuPackedConvLayer : ConvLayer
         if (packed.Weight.Count != g.WeightLength)
             throw new QsvitException($"'{packed.Weight.Key}' holds {packed.Weight.Count} codes; the layer needs {g.WeightLength}");
         Engine = "CPU dequantized fp32";
-        if (!spec.SpikeInput || g.Groups != 1) return;
         var (min, max) = packed.Weight.IntegerRange();
-        var matrix = IntMatrix.Create(g.OutChannels, g.WeightLength / g.OutChannels, min, max, packed.Weight.IntegerRows, g);
         var scales = packed.Weight.Groups == 1 ? Enumerable.Repeat(packed.Weight.Scales[0], g.OutChannels).ToArray() : packed.Weight.Scales;
+        if (!spec.SpikeInput || g.Groups != 1)
+        {
+            if (!g.IsDepthwise) _panels = new CodePanels(g, IsaInfo.Best, min, max, scales, packed.Weight.IntegerRows);
+            return;
+        }
+        var matrix = IntMatrix.Create(g.OutChannels, g.WeightLength / g.OutChannels, min, max, packed.Weight.IntegerRows, g);
         Integer = new SpikeConvWeights(g, matrix, scales);
         Engine = "CPU integer spikes";
     }
@@ -55,6 +63,12 @@ internal sealed class CpuPackedConvLayer : ConvLayer
         if (Integer is not null)
         {
             SpikeConv.Forward(input, frames, height, width, Integer, Spec.Bias, output, SpikeGemm.Best, threads, _affines);
+            return;
+        }
+        if (_panels is not null)
+        {
+            using var expanded = _panels.Expand();
+            Finish(input, frames, height, width, expanded, output, threads);
             return;
         }
         const int tileRows = 64;
@@ -69,15 +83,27 @@ internal sealed class CpuPackedConvLayer : ConvLayer
                 _codes.DequantizeRows(r0, n, scratch, values.AsSpan(r0 * k, n * k));
             }
             using var w = ConvWeights.Pack(values.AsSpan(0, g.WeightLength), g, IsaInfo.Best);
-            Conv2d.Forward(input, frames, height, width, w, Spec.Bias, output, threads, ConvAlgo.Auto, null);
-            int spatial = g.OutH(height) * g.OutW(width);
-            foreach (var bn in Spec.Affines)
-                ChannelOps.ScaleShift(output[..(frames * g.OutChannels * spatial)], frames, g.OutChannels, spatial, bn.Scale, bn.Shift, IsaInfo.Best, threads);
+            Finish(input, frames, height, width, w, output, threads);
         }
         finally
         {
             System.Buffers.ArrayPool<float>.Shared.Return(values);
             System.Buffers.ArrayPool<int>.Shared.Return(scratch);
         }
+    }
+
+    /// <summary>The integer layer and the LIF of its output in one pass (<see cref="SpikeConv.ForwardLif"/>): spikes out.</summary>
+    public void RunLif(ReadOnlySpan<float> input, int frames, int height, int width, Span<float> spikes, int timesteps, float threshold, int threads) =>
+        SpikeConv.ForwardLif(input, frames, height, width, Integer ?? throw new InvalidOperationException("the layer has no integer form"),
+            Spec.Bias, spikes, timesteps, threshold, SpikeGemm.Best, threads, _affines);
+
+    /// <summary>The fp32 convolution with this call's weights, then the affines.</summary>
+    private void Finish(ReadOnlySpan<float> input, int frames, int height, int width, ConvWeights w, Span<float> output, int threads)
+    {
+        var g = Geometry;
+        Conv2d.Forward(input, frames, height, width, w, Spec.Bias, output, threads, ConvAlgo.Auto, null);
+        int spatial = g.OutH(height) * g.OutW(width);
+        foreach (var bn in Spec.Affines)
+            ChannelOps.ScaleShift(output[..(frames * g.OutChannels * spatial)], frames, g.OutChannels, spatial, bn.Scale, bn.Shift, IsaInfo.Best, threads);
     }
 }

@@ -110,8 +110,10 @@ public static partial class QsvitReport
                 ["wall_seconds"] = r.Cost.WallSeconds,
                 ["evaluation_seconds"] = r.Cost.EvaluationSeconds,
                 ["evaluations"] = r.Cost.Evaluations,
+                // Whole-split evaluations run by this process; the rest were decided on chunks (sequential tests) or
+                // replayed from the run directory.
                 ["run"] = input.OracleEvaluations ?? r.Cost.Run,
-                ["replayed"] = r.Cost.Replayed,
+                ["decided_on_chunks_or_replayed"] = r.Cost.Replayed,
                 ["phases"] = JsonList(r.Cost.Phases.Select(p => (JsonNode)new JsonObject
                 {
                     ["phase"] = QsvitResult.PhaseName(p.Phase),

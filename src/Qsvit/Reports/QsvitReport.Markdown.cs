@@ -281,8 +281,8 @@ public static partial class QsvitReport
         m.Line();
         var c = r.Cost;
         int run = input.OracleEvaluations ?? c.Run;
-        m.Line($"The search used {c.Evaluations} distinct full evaluations (setting × split) taking {Duration(c.EvaluationSeconds)} in all; {run} were run by " +
-             $"this process, {c.Evaluations - c.Run} came from the run directory or the evaluator's cache. Wall time of this process: {Duration(c.WallSeconds)}.");
+        m.Line($"The search used {c.Evaluations} distinct full evaluations (setting × split) taking {Duration(c.EvaluationSeconds)} in all; {run} were run on the whole split by " +
+             $"this process, {c.Evaluations - c.Run} were decided on chunks of it (sequential tests) or came from the run directory or the evaluator's cache. Wall time of this process: {Duration(c.WallSeconds)}.");
         m.Line();
         m.Line($"In whole search-split evaluations: {F(c.FullEquivalents, 1)} ({c.SearchImages:N0} images evaluated for the search, less " +
                $"{F(c.ImagesSaved, 1)} images' worth of units skipped by prefix reuse{(c.CorrectionImages > 0 ? $", plus {c.CorrectionImages:N0} calibration images for the corrections" : "")}, " +
@@ -290,7 +290,7 @@ public static partial class QsvitReport
         m.Line();
         m.Line($"{PrefixReuseStats.Describe(c.Reuse, null)}.");
         m.Line();
-        m.Line("| phase | evaluations | run now | replayed |");
+        m.Line("| phase | evaluations | run now on the whole split | decided on chunks or replayed |");
         m.Line("|---|---:|---:|---:|");
         foreach (var p in c.Phases) m.Line($"| {QsvitResult.PhaseName(p.Phase)} | {p.Evaluations} | {p.Run} | {p.Evaluations - p.Run} |");
     }

@@ -32,9 +32,8 @@ public static unsafe class ChannelOps
         fixed (float* px = x, ps = scale, pb = shift)
         {
             float* xp = px, sp = ps, bp = pb;
-            Compute.For(t, t, w =>
+            Compute.ForRanges(rows, t, (r0, r1) =>
             {
-                int r0 = Compute.ChunkStart(rows, t, w), r1 = Compute.ChunkStart(rows, t, w + 1);
                 for (int r = r0; r < r1; r++)
                 {
                     int c = r % channels;
@@ -85,9 +84,8 @@ public static unsafe class ChannelOps
         fixed (float* px = x, po = output)
         {
             float* xp = px, op = po;
-            Compute.For(t, t, w =>
+            Compute.ForRanges(rows, t, (r0, r1) =>
             {
-                int r0 = Compute.ChunkStart(rows, t, w), r1 = Compute.ChunkStart(rows, t, w + 1);
                 for (int r = r0; r < r1; r++)
                     op[r] = RowSum(xp + (long)r * spatial, spatial, isa) * inv;
             });

@@ -25,9 +25,8 @@ public static unsafe class ChannelStatistics
         {
             float* xp = px;
             double* sp = ps;
-            Compute.For(t, t, w =>
+            Compute.ForRanges(length, t, (i0, i1) =>
             {
-                int i0 = Compute.ChunkStart(length, t, w), i1 = Compute.ChunkStart(length, t, w + 1);
                 for (int f = 0; f < frames; f++)
                 {
                     float* src = xp + (long)f * length;
@@ -52,9 +51,8 @@ public static unsafe class ChannelStatistics
         {
             float* xp = px;
             double* mp = pm, qp = pq;
-            Compute.For(t, t, w =>
+            Compute.ForRanges(channels, t, (c0, c1) =>
             {
-                int c0 = Compute.ChunkStart(channels, t, w), c1 = Compute.ChunkStart(channels, t, w + 1);
                 for (int c = c0; c < c1; c++)
                 {
                     double sum = 0;
@@ -100,9 +98,8 @@ public static unsafe class ChannelStatistics
         fixed (float* px = data, pa = affines)
         {
             float* xp = px, ap = pa;
-            Compute.For(t, t, w =>
+            Compute.ForRanges(rows, t, (r0, r1) =>
             {
-                int r0 = Compute.ChunkStart(rows, t, w), r1 = Compute.ChunkStart(rows, t, w + 1);
                 for (int r = r0; r < r1; r++)
                 {
                     int c = r % channels;

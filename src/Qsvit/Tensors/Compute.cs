@@ -40,6 +40,13 @@ internal static class Compute
         Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
     }
 
+    /// <summary>
+    /// Cuts <paramref name="total"/> items into <paramref name="parts"/> contiguous near-equal ranges and runs
+    /// body(start, end) for each, one range per thread (<see cref="For"/>).
+    /// </summary>
+    internal static void ForRanges(int total, int parts, Action<int, int> body) =>
+        For(parts, parts, part => body(ChunkStart(total, parts, part), ChunkStart(total, parts, part + 1)));
+
     /// <summary>Start of chunk <paramref name="i"/> when <paramref name="total"/> items are cut into <paramref name="parts"/> near-equal chunks.</summary>
     internal static int ChunkStart(int total, int parts, int i) => (int)((long)total * i / parts);
 }

@@ -300,9 +300,8 @@ public static unsafe class Conv2d
         fixed (int* po = offs)
         {
             int* pOffs = po;
-            Compute.For(t, t, worker =>
+            Compute.ForRanges(items, t, (i0, i1) =>
             {
-                int i0 = Compute.ChunkStart(items, t, worker), i1 = Compute.ChunkStart(items, t, worker + 1);
                 var xbuf = ArrayPool<float>.Shared.Rent(checked((int)padLen + 16));
                 var cbuf = ArrayPool<float>.Shared.Rent(coutG * chunk + 16);
                 var scratch = ArrayPool<float>.Shared.Rent(GemmCore.ScratchLength(job.Isa));
@@ -383,9 +382,8 @@ public static unsafe class Conv2d
         fixed (int* po = offs, pt = taps)
         {
             int* pOffs = po, pTaps = pt;
-            Compute.For(t, t, worker =>
+            Compute.ForRanges(items, t, (i0, i1) =>
             {
-                int i0 = Compute.ChunkStart(items, t, worker), i1 = Compute.ChunkStart(items, t, worker + 1);
                 var colBuf = ArrayPool<float>.Shared.Rent(checked(k * ld + 16));
                 var padBuf = ArrayPool<float>.Shared.Rent(checked((int)padLen + 16));
                 var cbuf = ArrayPool<float>.Shared.Rent(coutG * ld + 16);

@@ -47,9 +47,8 @@ internal static unsafe class Depthwise
             float* x = px, b = pb, y = py;
             int* tp = pt;
             var layout = lay;
-            Compute.For(workers, workers, worker =>
+            Compute.ForRanges(planes, workers, (p0, p1) =>
             {
-                int p0 = Compute.ChunkStart(planes, workers, worker), p1 = Compute.ChunkStart(planes, workers, worker + 1);
                 var buf = System.Buffers.ArrayPool<float>.Shared.Rent(checked((int)planeLen + 16));
                 float* tmp = stackalloc float[4 * 16];
                 float** slots = stackalloc float*[8];

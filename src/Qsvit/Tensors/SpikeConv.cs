@@ -322,10 +322,9 @@ internal static unsafe class SpikeConv
         long frameWords = (long)frameRows * rowStride;
         nint px = (nint)x, pw = (nint)words;
         int items = frames * cg, parts = Math.Max(1, Math.Min(threads, items));
-        Compute.For(parts, parts, part =>
+        Compute.ForRanges(items, parts, (start, end) =>
         {
-            for (int item = Compute.ChunkStart(items, parts, part); item < Compute.ChunkStart(items, parts, part + 1); item++)
-                InterleaveOne(item);
+            for (int item = start; item < end; item++) InterleaveOne(item);
         });
 
         void InterleaveOne(int item)

@@ -93,9 +93,9 @@ public sealed class CpuBackend : IBackend
         int ph = height + 2 * pad, pw = width + 2 * pad, planes = frames * channels;
         int parts = Math.Max(1, Math.Min(Threads, planes / 64));
         // Contiguous ranges of planes per thread (a 4x4 map's plane is a few dozen floats: one item each would cost more than the copy).
-        Compute.For(parts, parts, part =>
+        Compute.ForRanges(planes, parts, (start, end) =>
         {
-            for (int fc = Compute.ChunkStart(planes, parts, part); fc < Compute.ChunkStart(planes, parts, part + 1); fc++)
+            for (int fc = start; fc < end; fc++)
             {
                 var plane = y.AsSpan(fc * ph * pw, ph * pw);
                 float value = p[fc % channels];
@@ -121,11 +121,10 @@ public sealed class CpuBackend : IBackend
     {
         float[] xa = A(x), ya = A(y);
         int n = checked((int)length), parts = Math.Max(1, Math.Min(Threads, n / (1 << 16)));
-        Compute.For(parts, parts, part =>
+        Compute.ForRanges(n, parts, (start, end) =>
         {
-            int start = Compute.ChunkStart(n, parts, part), count = Compute.ChunkStart(n, parts, part + 1) - start;
-            var dst = xa.AsSpan(start, count);
-            TensorPrimitives.Add(dst, ya.AsSpan(start, count), dst);
+            var dst = xa.AsSpan(start, end - start);
+            TensorPrimitives.Add(dst, ya.AsSpan(start, end - start), dst);
         });
     }
 
@@ -171,10 +170,10 @@ public sealed class CpuBackend : IBackend
         }
         if (threads == 1 || inner > 1) { var kv = new float[d * d]; for (int i = 0; i < planes; i++) One(i, kv); return; }
         int parts = Math.Min(threads, planes);
-        Compute.For(parts, parts, part =>
+        Compute.ForRanges(planes, parts, (start, end) =>
         {
             var kv = new float[d * d];
-            for (int i = Compute.ChunkStart(planes, parts, part); i < Compute.ChunkStart(planes, parts, part + 1); i++) One(i, kv);
+            for (int i = start; i < end; i++) One(i, kv);
         });
     }
 

@@ -299,28 +299,16 @@ public static class Aq4Searcher
             var ranked = works.Where(w => w.Outcome is null)
                 .OrderBy(w => w.Score).ThenBy(w => w.Node.Memory.Bits).ThenBy(w => w.Node.Key, StringComparer.Ordinal).ToArray();
             var kept = new List<Node>();
-            void Check(Work w)
+            void CheckAndKeep(Work w)
             {
-                var decision = Decide(w.Node);
-                _gate.Add(w.Node.Drift!.Drift, Drop(w.Node.Accuracy!));
-                if (decision.Passed)
-                {
-                    w.Outcome = Aq4Outcome.Passed;
-                    kept.Add(w.Node);
-                    if (Better(w.Node, _best)) _best = w.Node;
-                }
-                else
-                {
-                    w.Outcome = Aq4Outcome.Failed;
-                    _failed.Add(w.Node.Levels);
-                }
+                if (Check(w)) kept.Add(w.Node);
             }
             foreach (var w in ranked)
             {
                 if (kept.Count == options.Width) w.Outcome = Aq4Outcome.NotReached;
                 else if (Dominated(w.Node)) w.Outcome = Aq4Outcome.Dominated;   // a failure earlier in this step
                 else if (options.DriftGate && _gate.PredictsFail(w.Node.Drift!.Drift)) w.Outcome = Aq4Outcome.DriftGated;
-                else Check(w);
+                else CheckAndKeep(w);
             }
             // The gate never ends a search on a prediction alone: a step that would keep nothing while it skipped candidates
             // verifies the best-ranked of those (up to its width) until it keeps one. The threshold is fitted to noisy drops,
@@ -332,7 +320,7 @@ public static class Aq4Searcher
                 if (kept.Count > 0 || tries == options.Width) break;
                 if (w.Outcome != Aq4Outcome.DriftGated) continue;
                 if (Dominated(w.Node)) w.Outcome = Aq4Outcome.Dominated;
-                else { tries++; Check(w); }
+                else { tries++; CheckAndKeep(w); }
             }
             // Rank order first, then those dominated before ranking (no drift, no score).
             foreach (var w in ranked.Concat(works.Where(w => w.Node.Drift is null)))
@@ -465,7 +453,7 @@ public static class Aq4Searcher
             return gated;
         }
 
-        /// <summary>A sequential decision on one setting of a path: kept as the best if it passes, blocks its move if it fails.</summary>
+        /// <summary>A sequential decision on one setting (of a path or a step): kept as the best if it passes, blocks its move if it fails.</summary>
         private bool Check(Work w)
         {
             _step = w.Step;

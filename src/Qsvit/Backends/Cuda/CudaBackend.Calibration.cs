@@ -61,23 +61,13 @@ internal sealed class CalibrationOps
 
     public CalibrationOps(Accelerator acc)
     {
-        _threads = 1;
-        while (_threads * 2 <= Math.Min(acc.MaxNumThreadsPerGroup, CalibrationKernels.MaxThreads)) _threads *= 2;
-        _frames = Load("AccumulateFrames", () => acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<double>, int, int, double>(CalibrationKernels.AccumulateFrames));
-        _partials = Load("MomentPartials", () => acc.LoadStreamKernel<ArrayView<float>, ArrayView<double>, int, int, int, int, int, int, ArrayView<double>>(CalibrationKernels.MomentPartials));
-        _finish = Load("SumChunks", () => acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, int, double, ArrayView<double>>(CalibrationKernels.SumChunks));
+        _threads = GpuOps.ReduceGroupSize(acc.MaxNumThreadsPerGroup, CalibrationKernels.MaxThreads);
+        _frames = GpuOps.Load("AccumulateFrames", () => acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<double>, int, int, double>(CalibrationKernels.AccumulateFrames));
+        _partials = GpuOps.Load("MomentPartials", () => acc.LoadStreamKernel<ArrayView<float>, ArrayView<double>, int, int, int, int, int, int, ArrayView<double>>(CalibrationKernels.MomentPartials));
+        _finish = GpuOps.Load("SumChunks", () => acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, int, double, ArrayView<double>>(CalibrationKernels.SumChunks));
         _affines = acc.AcceleratorType == AcceleratorType.Cuda
-            ? Load("ChannelAffines", () => acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(CalibrationKernels.ChannelAffines<ContractedFma>))
-            : Load("ChannelAffines", () => acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(CalibrationKernels.ChannelAffines<ExactFma>));
-    }
-
-    private static T Load<T>(string kernel, Func<T> load)
-    {
-        try { return load(); }
-        catch (Exception e) when (e is not QsvitException)
-        {
-            throw new QsvitException($"the {kernel} kernel did not compile or load: {e.GetType().Name}: {e.Message}", e);
-        }
+            ? GpuOps.Load("ChannelAffines", () => acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(CalibrationKernels.ChannelAffines<ContractedFma>))
+            : GpuOps.Load("ChannelAffines", () => acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(CalibrationKernels.ChannelAffines<ExactFma>));
     }
 
     /// <summary>Groups per channel for <paramref name="perChannel"/> values.</summary>

@@ -116,8 +116,7 @@ internal sealed class GpuOps : IDisposable
         int maxGroup = accelerator.MaxNumThreadsPerGroup;
         bool cuda = accelerator.AcceleratorType == AcceleratorType.Cuda;
         _groupEdge = maxGroup >= GpuKernels.GpuGroupEdge * GpuKernels.GpuGroupEdge ? GpuKernels.GpuGroupEdge : 1;
-        _reduceThreads = 1;
-        while (_reduceThreads * 2 <= Math.Min(maxGroup, GpuKernels.MaxReduceThreads)) _reduceThreads *= 2;
+        _reduceThreads = ReduceGroupSize(maxGroup, GpuKernels.MaxReduceThreads);
         _gemm = cuda
             ? Load("Gemm", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GpuKernels.Gemm<ContractedFma>))
             : Load("Gemm", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GpuKernels.Gemm<ExactFma>));
@@ -147,7 +146,16 @@ internal sealed class GpuOps : IDisposable
 
     public Accelerator Accelerator => _acc;
 
-    private static T Load<T>(string kernel, Func<T> load)
+    /// <summary>The largest power of two within both the device's group limit and a tree reduction's shared-memory size.</summary>
+    internal static int ReduceGroupSize(int maxGroup, int cap)
+    {
+        int threads = 1;
+        while (threads * 2 <= Math.Min(maxGroup, cap)) threads *= 2;
+        return threads;
+    }
+
+    /// <summary>Loads a kernel; a compile or load failure becomes a clear error naming the kernel.</summary>
+    internal static T Load<T>(string kernel, Func<T> load)
     {
         try { return load(); }
         catch (Exception e) when (e is not QsvitException)

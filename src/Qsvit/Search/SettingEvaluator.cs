@@ -45,6 +45,8 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     private readonly LoadedModel _model;
     private readonly ModelQuantizer _quantizer;
     private readonly IReadOnlyDictionary<string, IImageDataset> _splits;
+    /// <summary>The first split: the one a search decides on (calibration, firing rates and prefix reuse use it alone).</summary>
+    private readonly string _searchSplit;
     private readonly EvalOptions _options;
     private readonly EvaluationLog? _log;
     private readonly Dictionary<(string Setting, string Split), AccuracyRecord> _accuracy = new();
@@ -87,6 +89,7 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
         _backend = backend;
         _quantizer = new ModelQuantizer(model.State, new Sdtv2Layout(model.Config), options.Host);
         _splits = splits;
+        _searchSplit = splits.Keys.FirstOrDefault() ?? throw new QsvitException("the evaluator needs at least one split");
         _options = options;
         _log = store?.Log;
         _calibrationImages = calibrationImages is null or >= 1 ? calibrationImages
@@ -139,7 +142,7 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     /// Images the drift is measured on (fewer when the search split, as limited, is smaller); 0 for an evaluator made without
     /// calibration images, which measures no drift (so that a run whose identity does not pin them cannot log any).
     /// </summary>
-    public int CalibrationImages => _calibrationImages is { } n ? Math.Min(n, SplitSize(_splits.First().Key)) : 0;
+    public int CalibrationImages => _calibrationImages is { } n ? Math.Min(n, SplitSize(_searchSplit)) : 0;
     public int SplitSize(string split) => Math.Min(Dataset(split).Count, _options.Limit ?? int.MaxValue);
 
     /// <summary>
@@ -167,7 +170,7 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     public int CorrectionPasses => _corrector?.Passes ?? 0;
 
     /// <summary>Search-split images the corrections calibrate on (fewer than asked when the split is smaller); 0 without corrections.</summary>
-    public int CorrectionImagesUsed => Correction.IsNone ? 0 : Math.Min(Correction.CalibrationImages, SplitSize(_splits.First().Key));
+    public int CorrectionImagesUsed => Correction.IsNone ? 0 : Math.Min(Correction.CalibrationImages, SplitSize(_searchSplit));
 
     public long CorrectionImages(int settings)
     {
@@ -234,7 +237,7 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
         var options = _options with { Start = _options.Start + start, Limit = end - start };
         // Only the search split: a held-out split sees two or three settings, too few to repay storing streams of its
         // images (the prefixes they share with the search's settings made fp32's held-out pass store and spill gigabytes).
-        if (_reuse is not null && split == _splits.First().Key)
+        if (_reuse is not null && split == _searchSplit)
         {
             var prefixes = _reuse.Register(Key(setting), PrefixKeys(setting));
             long savedBefore = _reuse.Stats.ImageUnitsSaved;
@@ -280,7 +283,7 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     /// </summary>
     public IReadOnlyList<LifRate> FiringRates(QuantizationSetting setting, int images)
     {
-        var (name, data) = _splits.First();
+        var (name, data) = (_searchSplit, _splits[_searchSplit]);
         images = Math.Min(images, SplitSize(name));
         if (images < 1) throw new QsvitException($"firing rates need at least one image, got {images}");
         var key = (Key(setting), images);
@@ -326,7 +329,7 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     /// <summary><paramref name="count"/> images spread evenly over the images evaluated of the search split.</summary>
     private CalibrationImages SearchCalibration(int count)
     {
-        var (name, data) = _splits.First();
+        var (name, data) = (_searchSplit, _splits[_searchSplit]);
         return Quantization.CalibrationImages.Spread(data, count, _options.Start, SplitSize(name), _options.Host.Parallel);
     }
 

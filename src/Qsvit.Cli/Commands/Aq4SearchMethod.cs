@@ -30,6 +30,12 @@ internal sealed class Aq4SearchMethod : ISearchMethod
         Description = "greedy/beam: verify every candidate in rank order instead of skipping predicted failures (ablation)",
     };
 
+    private static readonly Option<bool> LazyDrift = new("--lazy-drift")
+    {
+        Description = "beam, greedy --verify step: measure a child's drift only once it ranks first on an estimate (its parent's drift " +
+                      "plus what the same move added where it was last measured): fewer drift measurements and, with --correct, BatchNorm passes",
+    };
+
     private static readonly Option<string> Verify = new("--verify")
     {
         Description = "greedy: path (descend by drift, then search the path for its last passing setting: a few verifications " +
@@ -47,7 +53,8 @@ internal sealed class Aq4SearchMethod : ISearchMethod
         _method = method;
         Method = searchMethod;
         Description = description;
-        Options = method == Aq4Method.Beam ? [BeamWidth, Calibration, QuantizeHead, NoDriftGate] : [Verify, Calibration, QuantizeHead, NoDriftGate];
+        Options = method == Aq4Method.Beam ? [BeamWidth, Calibration, QuantizeHead, NoDriftGate, LazyDrift]
+            : [Verify, Calibration, QuantizeHead, NoDriftGate, LazyDrift];
     }
 
     public SearchMethod Method { get; }
@@ -66,6 +73,7 @@ internal sealed class Aq4SearchMethod : ISearchMethod
             MaxDrop = c.TolerancePoints,
             SearchSplit = SearchRun.SearchSplit,
             DriftGate = !r.GetValue(NoDriftGate),
+            LazyDrift = r.GetValue(LazyDrift),
             Verification = _method == Aq4Method.Beam ? Aq4Verification.Step : r.GetValue(Verify) switch
             {
                 "path" => Aq4Verification.Path,
@@ -119,7 +127,9 @@ internal sealed class Aq4SearchMethod : ISearchMethod
             new("architecture", c.Model.Config.ToString()),
             new("quantizer", c.Quantizer.ToString()),
             new("correction", c.Correction.IsNone ? "none"
-                : $"{c.Correction} on {c.Evaluator.CorrectionImagesUsed} search-split images spread evenly over it, for every candidate and the result"),
+                : c.Spec.CorrectsApart
+                    ? $"{c.Correction} on {c.Evaluator.CorrectionImagesUsed} images spread evenly over the search data and held apart from the search split (no decision uses them), for every candidate and the result"
+                    : $"{c.Correction} on {c.Evaluator.CorrectionImagesUsed} search-split images spread evenly over it, for every candidate and the result"),
             new("device", c.Evaluator.Backend.Description),
         };
         foreach (var (split, description) in c.SplitDescriptions) context.Add(new($"{split} split", description));

@@ -11,7 +11,7 @@ namespace Qsvit.Cli.Commands;
 /// --correct and --correct-images, beside --quantizer on every command that quantizes, read once into
 /// <see cref="CorrectionOptions"/>. Commands without a search split take their calibration images from --calibration-data.
 /// </summary>
-/// <param name="withData">Add --calibration-data (apply, export); searches calibrate on their search split.</param>
+/// <param name="withData">Add --calibration-data (apply, export); searches calibrate on images of their search split's data (--correct-apart).</param>
 internal sealed class CorrectOptions(bool withData)
 {
     public readonly Option<string> Correct = new("--correct")
@@ -30,11 +30,28 @@ internal sealed class CorrectOptions(bool withData)
         Description = "Images --correct calibrates on (CIFAR .bin, MNIST idx or an image folder): a training or validation split, never the test split",
     };
 
+    public readonly Option<bool> Apart = new("--correct-apart")
+    {
+        Description = "Searches: hold the --correct-images calibration images apart from the search split, so that no decision is made " +
+                      "on an image the corrections were fitted to (false: calibrate on images the decisions use too)",
+        DefaultValueFactory = _ => true,
+    };
+
     public void AddTo(Command command)
     {
         command.Add(Correct);
         command.Add(Images);
         if (withData) command.Add(Data);
+        else command.Add(Apart);
+    }
+
+    /// <summary>Searches: whether the corrections' calibration images are held apart from the search split (--correct-apart).</summary>
+    public bool ParseApart(ParseResult r)
+    {
+        if (withData) throw new InvalidOperationException("--correct-apart is a search option");
+        if (CorrectionOptions.Parse(r.GetValue(Correct)!, r.GetValue(Images)).IsNone && r.GetResult(Apart) is { Implicit: false })
+            throw new QsvitException("--correct-apart needs --correct bias, bn or bias,bn");
+        return r.GetValue(Apart);
     }
 
     /// <summary>The corrections asked for; options that only make sense with a correction are refused without one.</summary>

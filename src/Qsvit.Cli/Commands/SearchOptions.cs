@@ -89,6 +89,7 @@ internal sealed class SearchOptions(bool withTest, string defaults)
         CropSize = r.GetValue(Data.Crop),
         Quantizer = CommonOptions.ParseQuantizer(r.GetValue(Quantizer)!),
         Correction = Correct.Parse(r),
+        CorrectionApart = Correct.ParseApart(r),
         Granularity = Granularities.Parse(r.GetValue(Granularity)),
         Bits = r.GetValue(Bits) is { Length: > 0 } given ? ParseBits(string.Join(",", given)) : null,
         TolerancePoints = r.GetValue(Tolerance),

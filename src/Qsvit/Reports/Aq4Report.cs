@@ -65,6 +65,7 @@ public static class Aq4Report
         if (r.Space.Granularity != Granularity.Block) details.Add(r.Space.Granularity.Name());
         if (r.Space.QuantizeHead) details.Add("head searched");
         if (!r.Options.DriftGate) details.Add("no drift gate");
+        if (r.Options.LazyDrift && !r.Options.PathSearch) details.Add("lazy drift");
         if (r.Method == Aq4Method.Greedy && !r.Options.PathSearch) details.Add("step verification");
         return $"AQ4SViT-{(r.Method == Aq4Method.Greedy ? "Greedy" : "Beam")}{(details.Count == 0 ? "" : $" ({string.Join(", ", details)})")}";
     }
@@ -168,6 +169,7 @@ public static class Aq4Report
             ["max_drop"] = r.Options.MaxDrop,
             ["search_split"] = r.Options.SearchSplit,
             ["drift_gate"] = r.Options.DriftGate,
+            ["lazy_drift"] = r.Options.LazyDrift && !r.Options.PathSearch,
             ["verification"] = r.Method == Aq4Method.Greedy ? (r.Options.PathSearch ? "path" : "step") : "step",
             ["sequential"] = r.Options.Sequential is { } seq
                 ? new JsonObject { ["error_budget"] = seq.ErrorBudget, ["first_images"] = seq.FirstImages, ["growth"] = seq.Growth } : null,

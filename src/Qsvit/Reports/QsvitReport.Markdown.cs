@@ -48,7 +48,7 @@ public static partial class QsvitReport
         m.Line($"- **Model**: `{input.Model}` — {input.Layout.Config}");
         m.Line($"- **Quantizer**: `{input.Quantizer}`{(input.Quantizer.Kind == QuantizerKind.Paper ? " (the paper's Eq. 1-3, per tensor)" : "")}; weights of conv/linear layers only, the head stays fp32");
         m.Line(input.Correction.IsNone ? "- **Correction after quantization**: none"
-            : $"- **Correction after quantization**: `{input.Correction}` on {input.Correction.CalibrationImages} search-split images " +
+            : $"- **Correction after quantization**: `{input.Correction}` on {input.Correction.CalibrationImages} images of the search data (the search split's line says whether they are held apart from it) " +
               "(bias: each conv's expected weight error removed; bn: BatchNorm statistics re-estimated), for every candidate and bSettingG alike");
         m.Line($"- **Device**: {input.Device}");
         m.Line($"- **Units**: {o.Units.Count} at {o.Granularity.Name()} granularity ({string.Join(", ", o.Units)})");

@@ -57,6 +57,15 @@ public sealed record Aq4Options
     /// <summary>Greedy: how candidates are verified (<see cref="Aq4Verification"/>); beam ignores it.</summary>
     public Aq4Verification Verification { get; init; } = Aq4Verification.Path;
     /// <summary>
+    /// Step-by-step search (beam; greedy with <see cref="Aq4Verification.Step"/>): measure a child's drift only once it ranks
+    /// first on an estimate, its parent's drift plus the least drift the same move (unit and level) added where it was
+    /// measured, as greedy's path search ranks lazily. Each step then measures the moves new to it and the few that rank
+    /// first, instead of every child (with corrections, each measurement also pays a BatchNorm re-estimation pass). Exact
+    /// where a move adds the same drift whatever the other units' widths; where it adds more as they fall, the estimate from
+    /// a parent above is a lower bound and the ranking stays exact.
+    /// </summary>
+    public bool LazyDrift { get; init; }
+    /// <summary>
     /// Verify candidates sequentially on growing chunks of the search split under this error budget
     /// (<see cref="ConstraintDecider"/>); null evaluates each on the whole split. The chosen setting is always evaluated on
     /// the whole split.
@@ -242,6 +251,7 @@ public static class Aq4Searcher
         private Node _best = null!;
         private int _step, _steps;
         private readonly HashSet<string> _seen = new(StringComparer.Ordinal);   // path search: children generated so far
+        private readonly Dictionary<(int Unit, int Level), double> _added = new();   // step search: the least drift each move added
 
         public Aq4Result Run()
         {
@@ -289,26 +299,40 @@ public static class Aq4Searcher
             var seen = new HashSet<string>(StringComparer.Ordinal);
             var works = parents.SelectMany(parent => Moves(parent, seen)).ToList();
 
+            var open = new List<Work>();
             foreach (var w in works)
             {
-                if (Dominated(w.Node)) { w.Outcome = Aq4Outcome.Dominated; continue; }
-                Measure(w.Node);
-                w.Score = Score(w);
+                if (Dominated(w.Node)) w.Outcome = Aq4Outcome.Dominated;
+                else open.Add(w);
             }
+            // Lazy: a move already measured (at any parent, from the same level) is ranked on the least drift it added there,
+            // and measured only once it ranks first; every other child is measured now.
+            foreach (var w in open)
+                if (!options.LazyDrift || !_added.ContainsKey(Move(w))) Score(w);
 
-            var ranked = works.Where(w => w.Outcome is null)
-                .OrderBy(w => w.Score).ThenBy(w => w.Node.Memory.Bits).ThenBy(w => w.Node.Key, StringComparer.Ordinal).ToArray();
+            var ranked = new List<Work>();   // in rank order, as taken
             var kept = new List<Node>();
             void CheckAndKeep(Work w)
             {
                 if (Check(w)) kept.Add(w.Node);
             }
-            foreach (var w in ranked)
+            while (open.Count > 0 && kept.Count < options.Width)
             {
-                if (kept.Count == options.Width) w.Outcome = Aq4Outcome.NotReached;
-                else if (Dominated(w.Node)) w.Outcome = Aq4Outcome.Dominated;   // a failure earlier in this step
-                else if (options.DriftGate && _gate.PredictsFail(w.Node.Drift!.Drift)) w.Outcome = Aq4Outcome.DriftGated;
-                else CheckAndKeep(w);
+                var best = open.OrderBy(w => w.Node.Drift is null ? Estimate(w) : w.Score).ThenBy(w => w.Node.Drift is null ? 1 : 0)
+                    .ThenBy(w => w.Node.Memory.Bits).ThenBy(w => w.Node.Key, StringComparer.Ordinal).First();
+                if (best.Node.Drift is null) { Score(best); continue; }
+                open.Remove(best);
+                ranked.Add(best);
+                if (Dominated(best.Node)) best.Outcome = Aq4Outcome.Dominated;   // a failure earlier in this step
+                else if (options.DriftGate && _gate.PredictsFail(best.Node.Drift!.Drift)) best.Outcome = Aq4Outcome.DriftGated;
+                else CheckAndKeep(best);
+            }
+            // Not reached: measured ones in rank order, then those only estimated (their drift never measured).
+            foreach (var w in open.OrderBy(w => w.Node.Drift is null ? 1 : 0).ThenBy(w => w.Node.Drift is null ? Estimate(w) : w.Score)
+                         .ThenBy(w => w.Node.Memory.Bits).ThenBy(w => w.Node.Key, StringComparer.Ordinal))
+            {
+                w.Outcome = Aq4Outcome.NotReached;
+                ranked.Add(w);
             }
             // The gate never ends a search on a prediction alone: a step that would keep nothing while it skipped candidates
             // verifies the best-ranked of those (up to its width) until it keeps one. The threshold is fitted to noisy drops,
@@ -323,10 +347,34 @@ public static class Aq4Searcher
                 else { tries++; CheckAndKeep(w); }
             }
             // Rank order first, then those dominated before ranking (no drift, no score).
-            foreach (var w in ranked.Concat(works.Where(w => w.Node.Drift is null)))
+            foreach (var w in ranked.Concat(works.Except(ranked)))
                 _log.Add(Record(w.Node, w.Parent, w.Unit, w.Node.Drift is null ? null : w.Score, w.Outcome!.Value,
                     accepted: w.Outcome == Aq4Outcome.Passed));
             return kept;
+
+            void Score(Work w)
+            {
+                Measure(w.Node);
+                w.Score = this.Score(w);
+                double added = w.Node.Drift!.Drift - w.Parent.Drift!.Drift;
+                _added[Move(w)] = _added.TryGetValue(Move(w), out var known) ? Math.Min(known, added) : added;
+            }
+        }
+
+        /// <summary>A move as lazy ranking remembers it: the unit and the level it is lowered from.</summary>
+        private static (int Unit, int Level) Move(Work w) => (w.Unit, w.Parent.Levels[w.Unit]);
+
+        /// <summary>
+        /// A child's score before its drift is measured: its parent's drift plus what the same move added where it was last
+        /// measured, per MiB saved (as <see cref="Score(Work)"/> ranks it).
+        /// </summary>
+        private double Estimate(Work w)
+        {
+            var from = options.Method == Aq4Method.Greedy ? w.Parent : null;
+            double savedMiB = ((from?.Memory.Bits ?? w.Node.Memory.Fp32Bits) - w.Node.Memory.Bits) / 8.0 / MemoryFootprint.BytesPerMiB;
+            double drift = w.Parent.Drift!.Drift + _added[Move(w)];
+            double added = drift - (from?.Drift!.Drift ?? 0);
+            return savedMiB > 0 ? added / savedMiB : double.PositiveInfinity;
         }
 
         /// <summary>

@@ -101,6 +101,7 @@ public sealed class SearchRun : IDisposable
         var descriptions = new Dictionary<string, string>();
         var identities = new Dictionary<string, string?> { [SearchSplit] = null, [TestSplit] = null };
         bool imageFolder = false;
+        CalibrationImages? correctionImages = null;
         foreach (var (name, data) in new[] { (SearchSplit, spec.Search), (TestSplit, spec.Test) })
         {
             if (data is null) continue;
@@ -108,9 +109,17 @@ public sealed class SearchRun : IDisposable
             imageFolder |= opened is ImageFolderDataset;
             var dataset = FirstImages.Of(opened, data.Limit, $"{name} limit");
             ModelInput.Check(model.Config, dataset);
+            string apart = "";
+            if (name == SearchSplit && spec.CorrectsApart)
+            {
+                // The corrections calibrate on images no decision is made on (see SearchRunSpec.CorrectionApart).
+                (var picked, dataset) = ImageSubset.Spread(dataset, spec.Correction.CalibrationImages);
+                correctionImages = CalibrationImages.Spread(picked, picked.Count, parallel: spec.Compute.Parallel);
+                apart = $" less {picked.Count} spread evenly for the corrections";
+            }
             splits[name] = dataset;
-            descriptions[name] = $"{data.Path}, {dataset.Count} images";
-            identities[name] = $"{Path.GetFullPath(data.Path)}{(data.Split is null ? "" : $" [{data.Split}]")} first {dataset.Count}";
+            descriptions[name] = $"{data.Path}, {dataset.Count} images{(apart.Length == 0 ? "" : $" ({correctionImages!.Count} more held apart for the corrections)")}";
+            identities[name] = $"{Path.GetFullPath(data.Path)}{(data.Split is null ? "" : $" [{data.Split}]")} first {dataset.Count + (correctionImages?.Count ?? 0)}{apart}";
         }
 
         if (spec.Sequential is not null && SequentialOptions.SortedByClass(splits[SearchSplit]))
@@ -147,7 +156,7 @@ public sealed class SearchRun : IDisposable
             int batch = spec.BatchSize ?? backend.DefaultBatchSize(search.Height, search.Width,
                 Sdtv2Model.ActivationBytesPerImage(model.Config, model.State, search.Height, search.Width));
             var evaluator = new SettingEvaluator(model, spec.Quantizer, splits, new EvalOptions { BatchSize = batch, Host = spec.Compute }, store,
-                calibration, backend, spec.CacheMegabytes, spec.Correction);
+                calibration, backend, spec.CacheMegabytes, spec.Correction, correctionImages);
             return new SearchRun(spec, model, bits, tolerance, evaluator, store, splits, descriptions, identity, backend, batch);
         }
         catch

@@ -46,8 +46,17 @@ public sealed record SearchRunSpec
     public int ResizeShorter { get; init; } = 256;
     public int CropSize { get; init; } = 224;
     public QuantizerSpec Quantizer { get; init; } = QuantizerSpec.Paper;
-    /// <summary>Corrections after quantization, for every candidate and the result alike (calibrated on the search split).</summary>
+    /// <summary>Corrections after quantization, for every candidate and the result alike (calibrated on images of the search split's data).</summary>
     public CorrectionOptions Correction { get; init; } = CorrectionOptions.None;
+    /// <summary>
+    /// With <see cref="Correction"/>: calibrate it on its <see cref="CorrectionOptions.CalibrationImages"/> images spread evenly
+    /// over the search split, and decide on the other images only, so that the search split's accuracy of a corrected model
+    /// is measured on images its corrections were not fitted to (as the test split's is). False: calibrate on images of the
+    /// search split that decisions use as well.
+    /// </summary>
+    public bool CorrectionApart { get; init; } = true;
+    /// <summary>The run holds calibration images of its corrections apart from its search split.</summary>
+    public bool CorrectsApart => CorrectionApart && !Correction.IsNone;
     public Granularity Granularity { get; init; } = Granularity.Block;
     /// <summary>Widths to try, 32 = fp32.</summary>
     public IReadOnlyList<int>? Bits { get; init; }

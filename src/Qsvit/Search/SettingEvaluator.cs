@@ -54,6 +54,8 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     private readonly Dictionary<string, DriftResult> _drift = new();
     private readonly Dictionary<(string Setting, int Images), IReadOnlyList<LifRate>> _rates = new();
     private readonly int? _calibrationImages;
+    /// <summary>What the corrections calibrate on; null: images spread evenly over the search split.</summary>
+    private readonly Quantization.CalibrationImages? _correctionImages;
     private MembraneDrift? _membrane;
     private readonly Backends.IBackend? _backend;
     private Sdtv2Model? _root, _candidate;
@@ -79,9 +81,10 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     /// With a <paramref name="store"/>, streams beyond it spill to its directory, up to 4x as much.</param>
     public SettingEvaluator(LoadedModel model, QuantizerSpec spec, IReadOnlyDictionary<string, IImageDataset> splits,
         EvalOptions options, RunStore? store = null, int? calibrationImages = 64, Backends.IBackend? backend = null, long cacheMegabytes = 0,
-        CorrectionOptions? correction = null)
+        CorrectionOptions? correction = null, Quantization.CalibrationImages? correctionImages = null)
     {
         Correction = correction ?? CorrectionOptions.None;
+        _correctionImages = correctionImages;
         Correction.Validate();
         if (cacheMegabytes < 0) throw new QsvitException($"the prefix cache size must not be negative, got {cacheMegabytes} MB");
         _model = model;
@@ -147,8 +150,8 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
 
     /// <summary>
     /// The setting's quantized network as every evaluation runs it: with <see cref="Correction"/> applied, on
-    /// <see cref="CorrectionOptions.CalibrationImages"/> images spread over the search split (the candidates of a search
-    /// are the very models it can return). Corrected networks are kept per setting: a BN re-estimation pass runs once each.
+    /// <see cref="CorrectionOptions.CalibrationImages"/> images spread over the search split, or on the calibration images
+    /// the evaluator was given (the candidates of a search are the very models it can return). Corrected networks are kept per setting: a BN re-estimation pass runs once each.
     /// </summary>
     public QuantizedModel Quantize(QuantizationSetting setting)
     {
@@ -156,7 +159,7 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
         if (Correction.IsNone) return quantized;
         var key = Key(setting);
         if (_corrected.TryGetValue(key, out var done)) return done;
-        _corrector ??= new QuantizationCorrector(Root, SearchCalibration(Correction.CalibrationImages), Correction, _options.BatchSize);
+        _corrector ??= new QuantizationCorrector(Root, _correctionImages ?? SearchCalibration(Correction.CalibrationImages), Correction, _options.BatchSize);
         return _corrected[key] = _corrector.Correct(quantized);
     }
 
@@ -169,8 +172,8 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     /// <summary>Calibration passes the corrections actually ran in this process (see <see cref="CorrectionImages"/> for the cost).</summary>
     public int CorrectionPasses => _corrector?.Passes ?? 0;
 
-    /// <summary>Search-split images the corrections calibrate on (fewer than asked when the split is smaller); 0 without corrections.</summary>
-    public int CorrectionImagesUsed => Correction.IsNone ? 0 : Math.Min(Correction.CalibrationImages, SplitSize(_searchSplit));
+    /// <summary>Images the corrections calibrate on (of the search split: fewer than asked when the split is smaller); 0 without corrections.</summary>
+    public int CorrectionImagesUsed => Correction.IsNone ? 0 : _correctionImages?.Count ?? Math.Min(Correction.CalibrationImages, SplitSize(_searchSplit));
 
     public long CorrectionImages(int settings)
     {

@@ -214,6 +214,45 @@ public sealed class Aq4SearchTests
     }
 
     [Fact]
+    public void Lazy_drift_beam_keeps_what_the_eager_beam_keeps_with_fewer_drift_measurements()
+    {
+        // Additive drops and a drift proportional to them: a move adds the same drift at every parent, so the lazy estimates
+        // are exact and the beam must keep, verify and return exactly what the eager one does.
+        var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Stage, [16, 8, 4, 2]);
+        int eagerDrift = 0, lazyDrift = 0;
+        for (int seed = 0; seed < 20; seed++)
+        {
+            var rng = new Random(seed);
+            var penalty = space.Units.ToDictionary(u => u.Name, _ =>
+            {
+                double total = 0;
+                return space.Ladder.Select((_, level) => level == 0 ? 0 : total += Math.Pow(rng.NextDouble(), 2) * 0.6).ToArray();
+            });
+            double Drop(QuantizationSetting s) => space.Units.Sum(u => penalty[u.Name][space.Ladder.ToList().IndexOf(s[u.Members[0]])]);
+            FakeDriftOracle Oracle() => new(s => Fp32Accuracy - Drop(s), s => 0.01 * Drop(s));
+            foreach (int width in new[] { 2, 4 })
+            {
+                var eager = Aq4Searcher.Run(Oracle(), space, new Aq4Options { Method = Aq4Method.Beam, BeamWidth = width });
+                var lazy = Aq4Searcher.Run(Oracle(), space, new Aq4Options { Method = Aq4Method.Beam, BeamWidth = width, LazyDrift = true });
+                Assert.Equal(eager.Setting, lazy.Setting);
+                Assert.Equal(eager.Steps, lazy.Steps);
+                Assert.Equal(eager.Candidates.Where(c => c.Accepted).Select(c => c.Setting), lazy.Candidates.Where(c => c.Accepted).Select(c => c.Setting));
+                Assert.True(lazy.Drop <= 1.5 + 1e-9);
+                // Every child is logged once, those never measured as not reached (nor scored).
+                Assert.Equal(eager.Candidates.Count, lazy.Candidates.Count);
+                Assert.All(lazy.Candidates.Where(c => c.Drift is null && c.Outcome != Aq4Outcome.Dominated), c =>
+                {
+                    Assert.Equal(Aq4Outcome.NotReached, c.Outcome);
+                    Assert.Null(c.Score);
+                });
+                Assert.Equal(lazy.Candidates.Count(c => c.Drift is not null), lazy.DriftEvaluations);
+                (eagerDrift, lazyDrift) = (eagerDrift + eager.DriftEvaluations, lazyDrift + lazy.DriftEvaluations);
+            }
+        }
+        Assert.True(lazyDrift < 0.6 * eagerDrift, $"lazy beam measured {lazyDrift} drifts, eager {eagerDrift}");
+    }
+
+    [Fact]
     public void Path_search_finds_what_step_greedy_finds_with_fewer_evaluations()
     {
         var space = Aq4Space.Create(Aq4Fixtures.TinyLayout, Granularity.Stage, [16, 8, 4, 2]);

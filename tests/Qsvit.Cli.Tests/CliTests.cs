@@ -81,6 +81,7 @@ public sealed class CliTests : IDisposable
     [Theory]
     [InlineData("search", "bais", "unknown correction 'bais'; expected one of: none, bias, bn, bias,bn")]
     [InlineData("search", "bias,bias", "names 'bias' twice")]
+    [InlineData("search", "none --correct-apart false", "--correct-apart needs --correct bias, bn or bias,bn")]
     [InlineData("apply", "bn", "--correct bn needs --calibration-data")]
     [InlineData("export", "none --correct-images 8", "--correct-images and --calibration-data need --correct bias, bn or bias,bn")]
     public void Correct_BadValues_AreRefused_BeforeAnythingIsWritten(string command, string correct, string says)

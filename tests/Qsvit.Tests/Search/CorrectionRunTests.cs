@@ -17,7 +17,8 @@ public sealed class CorrectionRunTests
     public void ARunResumedWithOtherCorrections_IsRefused_AndAManifestFromBeforeCorrectionsMeansNone()
     {
         using var dir = new TempDir();
-        var spec = RunFixtures.Spec(dir.Path, SearchMethod.Qsvit, images: 4);
+        // Calibration images on the search split itself, so that only the correction field differs.
+        var spec = RunFixtures.Spec(dir.Path, SearchMethod.Qsvit, images: 4) with { CorrectionApart = false };
         using (SearchRun.Open(spec)) { }
         var e = Assert.Throws<QsvitException>(() => SearchRun.Open(spec with { Correction = Bn }));
         Assert.Contains("correction was 'none', now 'bn on 4 images'", e.Message);
@@ -85,7 +86,7 @@ public sealed class CorrectionRunTests
     public void ThePackedModel_CarriesTheCorrectedBatchNorms()
     {
         using var dir = new TempDir();
-        using var run = SearchRun.Open(RunFixtures.Spec(dir.Path, SearchMethod.Qsvit, images: 4) with { Correction = Bn });
+        using var run = SearchRun.Open(RunFixtures.Spec(dir.Path, SearchMethod.Qsvit, images: 8) with { Correction = Bn });
         var packed = PackedModel.Load(run.SavePackedModel(Late, Path.Combine(dir.Path, "report")));
         var state = run.Evaluator.Quantize(Late).StateDict;
         const string bn = "block4.0.mlp.fc1_bn";
@@ -93,5 +94,50 @@ public sealed class CorrectionRunTests
         Assert.Equal(scale, packed.BatchNorm(bn).Scale);
         Assert.Equal(shift, packed.BatchNorm(bn).Shift);
         Assert.NotEqual(run.Model.State[bn + ".running_mean"].Data, state[bn + ".running_mean"].Data);
+    }
+
+    [Fact]
+    public void Calibration_images_are_held_apart_from_the_search_split_and_are_the_ones_spread_over_it()
+    {
+        using var dir = new TempDir();
+        var spec = RunFixtures.Spec(dir.Path, SearchMethod.Qsvit, images: 8) with { Correction = Bn };
+        using var apart = SearchRun.Open(spec);
+        using var shared = SearchRun.Open(spec with { CorrectionApart = false, RunDirectory = Path.Combine(dir.Path, "shared") });
+
+        // Decisions use images 1, 3, 5, 7; the corrections calibrate on 0, 2, 4, 6, the very images they are spread over
+        // when they share the search split, so the corrected networks are the same.
+        var search = apart.Splits[SearchRun.SearchSplit];
+        var all = shared.Splits[SearchRun.SearchSplit];
+        Assert.Equal(4, search.Count);
+        Assert.Equal(8, all.Count);
+        var (a, b) = (new float[3 * 32 * 32], new float[3 * 32 * 32]);
+        for (int i = 0; i < 4; i++)
+        {
+            search.Read(i, a);
+            all.Read(2 * i + 1, b);
+            Assert.Equal(b, a);
+            Assert.Equal(all.Label(2 * i + 1), search.Label(i));
+        }
+        Assert.Equal(4, apart.Evaluator.CorrectionImagesUsed);
+        var corrected = apart.Evaluator.Quantize(Late).StateDict;
+        var reference = shared.Evaluator.Quantize(Late).StateDict;
+        foreach (var key in reference.Keys) Assert.Equal(reference[key].Data, corrected[key].Data);
+        Assert.Equal(4, apart.Evaluator.Accuracy(QuantizationSetting.Uniform(32), SearchRun.SearchSplit).Count);
+
+        // The split a run decides on is part of its identity: one directory holds one or the other.
+        Assert.Contains("first 8 less 4 spread evenly for the corrections", apart.Identity[SearchRun.SearchSplit]);
+        apart.Dispose();
+        Assert.Throws<QsvitException>(() => SearchRun.Open(spec with { CorrectionApart = false }));
+        // Without corrections nothing is held apart.
+        using var plain = SearchRun.Open(spec with { Correction = CorrectionOptions.None, RunDirectory = Path.Combine(dir.Path, "plain") });
+        Assert.Equal(8, plain.Splits[SearchRun.SearchSplit].Count);
+    }
+
+    [Fact]
+    public void Holding_apart_as_many_images_as_the_split_has_is_refused()
+    {
+        using var dir = new TempDir();
+        var e = Assert.Throws<QsvitException>(() => SearchRun.Open(RunFixtures.Spec(dir.Path, SearchMethod.Qsvit, images: 4) with { Correction = Bn }));
+        Assert.Contains("has 4 images: it cannot hold 4 apart", e.Message);
     }
 }

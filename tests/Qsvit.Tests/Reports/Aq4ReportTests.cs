@@ -125,5 +125,8 @@ public sealed class Aq4ReportTests
         Assert.Equal("AQ4SViT-Greedy (stage, head searched, no drift gate)",
             Aq4Report.MethodName(greedy with { Options = greedy.Options with { Verification = Aq4Verification.Path } }));
         Assert.Equal("AQ4SViT-Greedy", Aq4Report.MethodName(r with { Options = r.Options with { Method = Aq4Method.Greedy } }));
+        // Lazy drift ranking is named where it applies (beam, step greedy), not for path greedy, which is always lazy.
+        Assert.Equal("AQ4SViT-Beam (B=2, lazy drift)", Aq4Report.MethodName(r with { Options = r.Options with { LazyDrift = true } }));
+        Assert.Equal("AQ4SViT-Greedy", Aq4Report.MethodName(r with { Options = r.Options with { Method = Aq4Method.Greedy, LazyDrift = true } }));
     }
 }

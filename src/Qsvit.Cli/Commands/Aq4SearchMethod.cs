@@ -33,7 +33,7 @@ internal sealed class Aq4SearchMethod : ISearchMethod
     private static readonly Option<bool> LazyDrift = new("--lazy-drift")
     {
         Description = "beam, greedy --verify step: measure a child's drift only once it ranks first on an estimate (its parent's drift " +
-                      "plus what the same move added where it was last measured): fewer drift measurements and, with --correct, BatchNorm passes",
+                      "plus the least drift the same move added where it was measured): fewer drift measurements and, with --correct, BatchNorm passes",
     };
 
     private static readonly Option<string> Verify = new("--verify")

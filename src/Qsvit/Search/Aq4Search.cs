@@ -61,8 +61,8 @@ public sealed record Aq4Options
     /// first on an estimate, its parent's drift plus the least drift the same move (unit and level) added where it was
     /// measured, as greedy's path search ranks lazily. Each step then measures the moves new to it and the few that rank
     /// first, instead of every child (with corrections, each measurement also pays a BatchNorm re-estimation pass). Exact
-    /// where a move adds the same drift whatever the other units' widths; where it adds more as they fall, the estimate from
-    /// a parent above is a lower bound and the ranking stays exact.
+    /// where a move adds the same drift whatever the other units' widths; elsewhere an estimate above the child's true score
+    /// can rank it too late ever to be measured, so the beam may take another path (BENCHMARKS.md: off by default).
     /// </summary>
     public bool LazyDrift { get; init; }
     /// <summary>
@@ -365,8 +365,8 @@ public static class Aq4Searcher
         private static (int Unit, int Level) Move(Work w) => (w.Unit, w.Parent.Levels[w.Unit]);
 
         /// <summary>
-        /// A child's score before its drift is measured: its parent's drift plus what the same move added where it was last
-        /// measured, per MiB saved (as <see cref="Score(Work)"/> ranks it).
+        /// A child's score before its drift is measured: its parent's drift plus the least drift the same move added where it
+        /// was measured, per MiB saved (as <see cref="Score(Work)"/> ranks it).
         /// </summary>
         private double Estimate(Work w)
         {

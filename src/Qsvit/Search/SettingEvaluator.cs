@@ -151,7 +151,8 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     /// <summary>
     /// The setting's quantized network as every evaluation runs it: with <see cref="Correction"/> applied, on
     /// <see cref="CorrectionOptions.CalibrationImages"/> images spread over the search split, or on the calibration images
-    /// the evaluator was given (the candidates of a search are the very models it can return). Corrected networks are kept per setting: a BN re-estimation pass runs once each.
+    /// the evaluator was given (the candidates of a search are the very models it can return). Corrected networks are kept
+    /// per setting: a BN re-estimation pass runs once each.
     /// </summary>
     public QuantizedModel Quantize(QuantizationSetting setting)
     {

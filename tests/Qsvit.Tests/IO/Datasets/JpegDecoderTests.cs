@@ -81,6 +81,21 @@ public class JpegDecoderTests
         Assert.Throws<QsvitException>(() => ImageDecoder.DecodeRgb(bytes, "bad.jpg")).Message;
 
     [Fact]
+    public void OverfullHuffmanTablesAreRefusedBeforeTheyIndexTheLookup()
+    {
+        // Found by the reader fuzzer (CsCheck seed 2TCHA_tV7UQ1): five 1-bit codes ran past the 9-bit lookup table
+        // (IndexOutOfRangeException) before the over-full length was noticed.
+        var jpeg = Fixture("s161x97_q95_sub2.jpg");
+        int dht = 2;
+        while (jpeg[dht + 1] != 0xC4) dht += 2 + ((jpeg[dht + 2] << 8) | jpeg[dht + 3]);
+        var bad = (byte[])jpeg.Clone();
+        bad[dht + 5] = 5;   // the first table's count of 1-bit codes (two at most, one of them reserved)
+        Assert.Contains("Huffman table", Refused(bad));
+        Assert.Null(Qsvit.IO.Datasets.Jpeg.JpegHuffman.Build([5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1, 2, 3, 4], dc: true));
+        Assert.Null(Qsvit.IO.Datasets.Jpeg.JpegHuffman.Build([1, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [1, 2, 3, 4], dc: false));
+    }
+
+    [Fact]
     public void MissingHuffmanTablesAreTheStandardOnes()
     {
         // A Motion-JPEG frame leaves out its tables when they are T.81 K.3's; PIL (libjpeg-turbo) then uses those.

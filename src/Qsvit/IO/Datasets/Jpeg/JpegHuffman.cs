@@ -31,6 +31,8 @@ internal sealed class JpegHuffman
         {
             int n = counts[len - 1];
             t.Offset[len] = k - code;
+            // More codes than the length allows (the all-ones code is reserved): refused before they index the lookup.
+            if (code + n >= 1 << len) return null;
             if (n > 0)
             {
                 for (int i = 0; i < n; i++, k++, code++)
@@ -42,7 +44,6 @@ internal sealed class JpegHuffman
                 t.MaxCode[len] = code - 1;
             }
             else t.MaxCode[len] = -1;
-            if (code >= 1 << len) return null;   // more codes than the length allows (the all-ones code is reserved)
             code <<= 1;
         }
         t.MaxCode[17] = int.MaxValue;

@@ -101,6 +101,40 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f, $"{i}: {actual[i]} vs {expected[i]}");
     }
 
+    public static TheoryData<ConvGeometry, int, string, bool> RealInputLayers => new()
+    {
+        // geometry (1×1), bits, quantizer, runs on the bf16 path (codes within ±256)
+        { new ConvGeometry(40, 24, 1, 1), 4, "paper", true },                    // channels padded 40 → 48
+        { new ConvGeometry(16, 20, 1, 1), 8, "asymmetric-channel-mse", true },   // codes up to ±255
+        { new ConvGeometry(16, 8, 1, 1), 12, "symmetric", false },              // 12-bit codes: not exact in bf16, stays fp32
+    };
+
+    /// <summary>
+    /// Integer codes of a real-valued-input 1×1 layer against the input's three bf16 pieces: exact products summed in fp32,
+    /// so fp32 quality in another order than the CPU's dequantized conv, within 1e-5 of Σ|w·x|.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(RealInputLayers))]
+    public void RealInputCodesMatchTheDequantizedConv(ConvGeometry g, int bits, string quantizer, bool bf16)
+    {
+        int h = 3, w = 4, frames = 3;
+        var rng = new Random(g.GetHashCode() ^ bits);
+        var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, 1, 1], bits, QuantizerSpec.Parse(quantizer));
+        var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble()).ToArray();
+        var bn = new ChannelAffine(bias.Select(b => b + 0.5f).ToArray(), bias.Select(b => -b).ToArray());
+        var spec = new ConvLayerSpec(g, new PackedConvWeights(codes), bias, [bn]);
+        using (var probe = CudaBackend.OnCpuAccelerator(SpikeInputGemm.TensorCores, split: true))
+        using (var layer = (CudaConvLayer)probe.CreateConv(spec))
+            Assert.Equal(bf16, layer.Spike is { RealInput: true });
+        // Real values over many binades, both signs, some exact zeros.
+        var input = Enumerable.Range(0, frames * g.InChannels * h * w)
+            .Select(_ => rng.Next(8) == 0 ? 0f : (float)((rng.NextDouble() - 0.5) * Math.Pow(2, rng.Next(-12, 6)))).ToArray();
+        var expected = Run(new CpuBackend(), spec, input, frames, h, w);
+        var actual = Run(CudaBackend.OnCpuAccelerator(SpikeInputGemm.TensorCores, split: true), spec, input, frames, h, w);
+        for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * (1 + Math.Abs(expected[i])), $"{i}: {actual[i]} vs {expected[i]}");
+    }
+
     /// <summary>
     /// The parity model (T = 1, a 32×32 crop) quantized to the paper setting: on the CUDA backend's integer path equal to the
     /// CPU backend's integer path (logits within 1e-4: both sum exactly; only the spatial mean's order differs), and against

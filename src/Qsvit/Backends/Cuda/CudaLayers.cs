@@ -28,7 +28,7 @@ internal sealed class CudaConvLayer : ConvLayer
     public GpuSpikeConv? Spike { get; }
 
     /// <param name="integer">Integer codes of spike-input layers run on the exact int8 path.</param>
-    /// <param name="split">fp32 weights of spike-input layers run as bf16 pieces.</param>
+    /// <param name="split">fp32 weights of spike-input layers run as bf16 pieces; with <paramref name="integer"/>, so do the real-valued inputs of 1×1 layers of codes.</param>
     public CudaConvLayer(Accelerator accelerator, ConvLayerSpec spec, bool integer, bool split) : base(spec)
     {
         var bns = spec.Affines.Select(a => (a.Scale, a.Shift)).ToArray();
@@ -45,6 +45,7 @@ internal sealed class CudaConvLayer : ConvLayer
                 if (packed.Weight.Count != spec.Geometry.WeightLength)
                     throw new QsvitException($"'{packed.Weight.Key}' holds {packed.Weight.Count} codes; the layer needs {spec.Geometry.WeightLength}");
                 if (integer && GpuSpikeConv.Accepts(spec)) Spike = new GpuSpikeConv(accelerator, spec, packed.Weight);
+                else if (integer && split && GpuSpikeConv.AcceptsRealInput(spec, packed.Weight)) Spike = GpuSpikeConv.RealInputCodes(accelerator, spec, packed.Weight);
                 else if (split && GpuSpikeConv.Accepts(spec)) Spike = new GpuSpikeConv(accelerator, spec, packed.Weight.Dequantize());
                 else Gpu = new GpuConv(accelerator, spec.Geometry, packed.Weight.Dequantize(), spec.Bias, bns);
                 break;

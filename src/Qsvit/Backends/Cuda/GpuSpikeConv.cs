@@ -38,8 +38,15 @@ internal static class Bf16Split
 internal sealed class GpuSpikeConv : IDisposable
 {
     public ConvGeometry Geometry { get; }
-    /// <summary>int8 pieces of integer codes (exact); false: bf16 pieces of fp32 weights.</summary>
+    /// <summary>int8 pieces of integer codes (exact); false: bf16 pieces of fp32 weights, or of the input (<see cref="RealInput"/>).</summary>
     public bool Integer { get; }
+    /// <summary>
+    /// Integer codes of a real-valued-input 1×1 layer as bf16 (exact for |q − z| ≤ 256), against the input split into its
+    /// three bf16 pieces, stacked along K: A[M, 3·Kp] = [q | q | q], B[n] = [lo | mid | hi] of the input pixel. Every
+    /// product is exact (8 × 8 significant bits), the sum is fp32 (another order than the fp32 simulation's SGEMM of the
+    /// dequantized weights), then one multiply by the scale as on the integer path.
+    /// </summary>
+    public bool RealInput { get; }
     public int Parts { get; }
     /// <summary>
     /// bf16 pieces stacked along K rather than M: A[M, Parts·Kp] = [lo | mid | hi] against columns repeated Parts times,
@@ -82,6 +89,20 @@ internal sealed class GpuSpikeConv : IDisposable
 
     /// <summary>Whether this kind of layer runs here: dense (groups = 1), spikes in.</summary>
     public static bool Accepts(ConvLayerSpec spec) => spec.SpikeInput && spec.Geometry.Groups == 1 && !spec.Geometry.IsDepthwise;
+
+    /// <summary>
+    /// Whether integer codes of a real-valued-input layer run here (<see cref="RealInput"/>): a 1×1 stride-1 unpadded layer
+    /// (pwconv2, RepConv's last 1×1) whose integer weights q − z are exact in bf16 (|q − z| ≤ 256: codes up to 8 bits).
+    /// </summary>
+    public static bool AcceptsRealInput(ConvLayerSpec spec, Quantization.PackedWeight codes)
+    {
+        if (spec.SpikeInput || !spec.Geometry.IsPointwise) return false;
+        var (min, max) = codes.IntegerRange();
+        return min >= -256 && max <= 256;
+    }
+
+    /// <summary>The input's bf16 pieces per pixel (<see cref="RealInput"/>): hi + mid + lo = x exactly (<see cref="Bf16Split"/>).</summary>
+    public const int InputPieces = 3;
 
     /// <summary>fp32 weights [OutChannels, K] as bf16 pieces.</summary>
     public GpuSpikeConv(Accelerator acc, ConvLayerSpec spec, float[] weight) : this(acc, spec, integer: false, out int m, out int k, out int kp)
@@ -139,6 +160,30 @@ internal sealed class GpuSpikeConv : IDisposable
         Scales = acc.Allocate1D(codes.Groups == 1 ? Enumerable.Repeat(codes.Scales[0], m).ToArray() : codes.Scales.AsSpan(0, m).ToArray());
     }
 
+    /// <summary>Integer codes of a real-valued-input 1×1 layer (<see cref="AcceptsRealInput"/>) as bf16, repeated for the input's pieces.</summary>
+    public static GpuSpikeConv RealInputCodes(Accelerator acc, ConvLayerSpec spec, Quantization.PackedWeight codes) => new(acc, spec, codes, realInput: true);
+
+    private GpuSpikeConv(Accelerator acc, ConvLayerSpec spec, Quantization.PackedWeight codes, bool realInput) : this(acc, spec, integer: false, out int m, out int k, out int kp)
+    {
+        if (!realInput || !AcceptsRealInput(spec, codes)) throw new ArgumentException("real-valued-input codes need a 1×1 layer with codes within ±256", nameof(spec));
+        if (codes.Count != (long)m * k) throw new QsvitException($"'{codes.Key}' holds {codes.Count} codes; the layer needs {(long)m * k}");
+        RealInput = true;
+        Parts = InputPieces;
+        StackK = true;
+        var ints = new int[(long)m * k];
+        codes.IntegerRows(0, m, ints);
+        var a = new ushort[Parts * (long)m * kp];
+        for (int r = 0; r < m; r++)
+            for (int j = 0; j < k; j++)
+            {
+                // |v| ≤ 256 has at most 8 significant bits: exact in bf16 (the top half of its fp32 bits).
+                ushort v = (ushort)(BitConverter.SingleToUInt32Bits(ints[(long)r * k + j]) >> 16);
+                for (int p = 0; p < Parts; p++) a[((long)r * Parts + p) * kp + Column(j)] = v;
+            }
+        Bf16 = acc.Allocate1D(a);
+        Scales = acc.Allocate1D(codes.Groups == 1 ? Enumerable.Repeat(codes.Scales[0], m).ToArray() : codes.Scales.AsSpan(0, m).ToArray());
+    }
+
     /// <summary>
     /// Balanced base-256 int8 digits that hold every value in [min, max]. The int32 sums stay exact: each digit's sum is at
     /// most 128·K, and the combined sum is the exact Σ q·spike, which the CPU's int32 path also requires to fit.
@@ -155,7 +200,8 @@ internal sealed class GpuSpikeConv : IDisposable
     {
         var g = spec.Geometry;
         g.Validate();
-        if (!Accepts(spec)) throw new ArgumentException("the spike GEMM path takes dense convolutions of spikes", nameof(spec));
+        if (!Accepts(spec) && !(g.IsPointwise && !spec.SpikeInput))
+            throw new ArgumentException("the spike GEMM path takes dense convolutions of spikes and 1×1 layers of integer codes", nameof(spec));
         Geometry = g;
         Integer = integer;
         m = g.OutChannels;
@@ -209,12 +255,14 @@ internal sealed class SpikeGemmOps
     private readonly int _group;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs> _packBf16;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs> _packS8;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs> _packSplit;
     private readonly Action<Index1D, ArrayView<long>, ArrayView<long>, SpikeGemmArgs> _columns;
     private readonly Action<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int> _gemmS8;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, int, int> _gemmBf16;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<Half>> _toHalf;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueInt;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueSplit;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueScaled;
 
     public SpikeGemmOps(Accelerator acc, Cublas? blas)
     {
@@ -224,6 +272,7 @@ internal sealed class SpikeGemmOps
         bool cuda = acc.AcceleratorType == AcceleratorType.Cuda;
         _packBf16 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackBf16);
         _packS8 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8);
+        _packSplit = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackSplit);
         _columns = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<long>, SpikeGemmArgs>(SpikeGemmKernels.ColumnsFromPacked);
         _gemmS8 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int>(SpikeGemmKernels.GemmS8);
         _gemmBf16 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, int, int>(SpikeGemmKernels.GemmBf16);
@@ -234,6 +283,9 @@ internal sealed class SpikeGemmOps
         _epilogueSplit = cuda
             ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueSplit<ContractedFma>)
             : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueSplit<ExactFma>);
+        _epilogueScaled = cuda
+            ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueScaled<ContractedFma>)
+            : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueScaled<ExactFma>);
     }
 
     /// <summary>
@@ -341,6 +393,7 @@ internal sealed class SpikeGemmOps
             int pm = layer.GemmRows, gk = layer.GemmK;
             var shape = new RowMajorGemm(false, true, pm, (int)rows, gk, gk, gk, (int)rows);
             if (layer.Integer) _packS8(config, input, pack.Cast<sbyte>(), p);
+            else if (layer.RealInput) _packSplit(config, input, pack.Cast<ushort>(), p);
             else _packBf16(config, input, pack.Cast<ushort>(), p);
             if (!layer.Pointwise) _columns((int)(rows * p.Words), packed.Cast<long>(), colRegion.Cast<long>(), p);
             if (layer.Integer)
@@ -361,7 +414,8 @@ internal sealed class SpikeGemmOps
                         0, sums.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, CublasComputeType.F32);
                 else
                     _gemmBf16((int)(pm * rows), layer.Bf16!.View, cols, sums, (int)rows, gk);
-                _epilogueSplit((int)(outputs / p.PerThread), sums, output, bias, bn, p);
+                if (layer.RealInput) _epilogueScaled((int)(outputs / p.PerThread), sums, output, layer.Scales!.View, bias, bn, p);
+                else _epilogueSplit((int)(outputs / p.PerThread), sums, output, bias, bn, p);
             }
         }
     }

@@ -101,6 +101,31 @@ internal static class SpikeGemmKernels
     }
 
     /// <summary>
+    /// A real-valued input packed pixel-major as its three bf16 pieces (<see cref="GpuSpikeConv.RealInput"/>):
+    /// dst[n, piece, Cp] = lo, mid, hi of x, each the previous remainder truncated to bf16, so hi + mid + lo = x exactly
+    /// (<see cref="Bf16Split"/>). PackCopies is the piece count, 3.
+    /// </summary>
+    public static void PackSplit(ArrayView<float> x, ArrayView<ushort> dst, SpikeGemmArgs p)
+    {
+        var tile = SharedMemory.Allocate<float>(Tile * (Tile + 1));
+        LoadTile(x, p, tile, out int n0, out int c0);
+        for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
+        {
+            int tx = e % Tile, j = e / Tile, c = c0 + tx, n = n0 + j;
+            if (n >= p.PackRows || c >= p.Cp) continue;
+            float v = tile[tx * (Tile + 1) + j];
+            uint hi = (uint)Interop.FloatAsInt(v) >> 16;
+            float r1 = v - Interop.IntAsFloat(hi << 16);
+            uint mid = (uint)Interop.FloatAsInt(r1) >> 16;
+            float r2 = r1 - Interop.IntAsFloat(mid << 16);
+            long at = (long)n * 3 * p.Cp + c;
+            dst[at] = (ushort)((uint)Interop.FloatAsInt(r2) >> 16);
+            dst[at + p.Cp] = (ushort)mid;
+            dst[at + 2 * p.Cp] = (ushort)hi;
+        }
+    }
+
+    /// <summary>
     /// im2col from packed spikes, in 8-byte words: one thread per (output pixel n, word w of a packed pixel), looping over
     /// the taps; B[n, copy·Kp + tap·Cp ..] = the packed input pixel under the tap (zero outside the map and for n ≥ Valid).
     /// Neighbouring threads copy neighbouring words, so loads and stores are contiguous.
@@ -169,10 +194,30 @@ internal static class SpikeGemmKernels
             int n = n0 + k;
             int acc = c[(long)oc * p.Rows + n];
             for (int part = 1; part < p.Parts; part++) acc = acc * 256 + c[((long)part * p.M + oc) * p.Rows + n];
-            float v = p.HasBias != 0 ? default(TFma).Fma(acc, scales[oc], bias[oc]) : acc * scales[oc];
-            for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
-            y[at + k] = v;
+            y[at + k] = Scaled<TFma>(acc, oc, scales, bias, bn, p);
         }
+    }
+
+    /// <summary>fma(sum, scale[oc], bias[oc]) (sum·scale without a bias), as the CPU's SpikeConv, then each BN as one FMA.</summary>
+    private static float Scaled<TFma>(float sum, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
+        where TFma : struct, IFma
+    {
+        float v = p.HasBias != 0 ? default(TFma).Fma(sum, scales[oc], bias[oc]) : sum * scales[oc];
+        for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
+        return v;
+    }
+
+    /// <summary>
+    /// y[Frame0 + f, oc, pix] from the fp32 sums c[oc, f·OHW + pix] of integer codes against a real-valued input's bf16
+    /// pieces (<see cref="GpuSpikeConv.RealInput"/>): scale, bias and BNs as <see cref="EpilogueInt{TFma}"/>.
+    /// </summary>
+    public static void EpilogueScaled<TFma>(Index1D i, ArrayView<float> c, ArrayView<float> y, ArrayView<float> scales, ArrayView<float> bias,
+        ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
+    {
+        int first = i * p.PerThread, mo = p.M * p.OHW, f = first / mo, rest = first - f * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
+        int n0 = f * p.OHW + pix0;
+        long at = ((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix0;
+        for (int k = 0; k < p.PerThread; k++) y[at + k] = Scaled<TFma>(c[(long)oc * p.Rows + n0 + k], oc, scales, bias, bn, p);
     }
 
     /// <summary>

@@ -1,3 +1,5 @@
+using ILGPU;
+using ILGPU.Runtime;
 using Qsvit.Backends;
 using Qsvit.Backends.Cpu;
 using Qsvit.Backends.Cuda;
@@ -133,6 +135,53 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         var expected = Run(new CpuBackend(), spec, input, frames, h, w);
         var actual = Run(CudaBackend.OnCpuAccelerator(SpikeInputGemm.TensorCores, split: true), spec, input, frames, h, w);
         for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * (1 + Math.Abs(expected[i])), $"{i}: {actual[i]} vs {expected[i]}");
+    }
+
+    public static TheoryData<ConvGeometry, int, int, bool, int> FusedLifLayers => new()
+    {
+        // geometry, input h, w, integer codes (else fp32 weights as bf16 pieces), images per chunk
+        { new ConvGeometry(5, 7, 3, 3, 1, 1, 1, 1), 6, 5, true, 1 },     // 30 outputs per plane: one per epilogue thread
+        { new ConvGeometry(33, 17, 1, 1), 4, 3, true, 2 },               // 1×1: the packed spikes are the columns; 12 per plane: four per thread
+        { new ConvGeometry(16, 80, 3, 3, 2, 2, 1, 1), 7, 8, false, 3 },  // bf16 pieces along K, stride 2, every image in one chunk
+    };
+
+    /// <summary>
+    /// ConvLif's fused epilogue (the LIF in the GEMM's epilogue, chunks of whole images) writes exactly the spikes of the
+    /// unfused conv followed by the LIF kernel, bit for bit.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(FusedLifLayers))]
+    public void FusedLifEqualsConvThenLif(ConvGeometry g, int h, int w, bool integer, int imagesPerChunk)
+    {
+        const int timesteps = 2, batch = 3, frames = timesteps * batch;
+        var rng = new Random(g.GetHashCode());
+        var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+        var bn = new ChannelAffine(bias.Select(b => b + 1.5f).ToArray(), bias.Select(b => 0.1f * b).ToArray());
+        var acc = gpu.Device.Accelerator;
+        ConvLayerSpec spec;
+        using var layer = integer
+            ? new GpuSpikeConv(acc, spec = new ConvLayerSpec(g, new DenseConvWeights(weight), bias, [bn]) { SpikeInput = true },
+                PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], 4, QuantizerSpec.Paper))
+            : new GpuSpikeConv(acc, spec = new ConvLayerSpec(g, new DenseConvWeights(weight), bias, [bn]) { SpikeInput = true }, weight);
+        var ops = new SpikeGemmOps(acc, null);
+        long length = (long)frames * g.OutChannels * g.OutH(h) * g.OutW(w);
+        var (_, columnFloats, sumFloats) = SpikeGemmOps.Plan(layer, frames, h, w, 1L << 30);
+        using var x = gpu.Upload(Spikes(rng, frames * g.InChannels * h * w));
+        using var cols = gpu.Zeros(columnFloats);
+        using var sums = gpu.Zeros(sumFloats);
+        using var pre = gpu.Zeros(length);
+        using var expected = gpu.Zeros(length);
+        using var actual = gpu.Upload(Enumerable.Repeat(float.NaN, (int)length).ToArray());
+        const float threshold = 0.4f;
+        ops.Conv(layer, x.View, frames, h, w, pre.View, cols.View, sums.View, frames);
+        gpu.Ops.Lif(pre.View, expected.View, length, timesteps, threshold, default, default, 0);
+        ops.Conv(layer, x.View, frames, h, w, actual.View, cols.View, sums.View, imagesPerChunk * timesteps, timesteps, threshold);
+        var e = expected.GetAsArray1D();
+        var a = actual.GetAsArray1D();
+        Assert.Equal(e, a);
+        int fired = e.Count(v => v != 0);
+        Assert.InRange(fired, length / 10, length * 9 / 10);   // the threshold leaves both outcomes common
     }
 
     /// <summary>

@@ -218,6 +218,34 @@ public sealed partial class CudaBackend : IBackend
         Release(mark);
     }
 
+    /// <summary>
+    /// A spike-input layer on the tensor-core path runs the LIF in its epilogue: each thread takes the T steps of its outputs
+    /// from the GEMM's sums and writes only the spikes (no pre-activation map written and read back); the values are the
+    /// epilogue's and the LIF kernel's, bit for bit. Other layers run <see cref="Conv"/>, then <see cref="Lif"/>.
+    /// </summary>
+    public void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
+        int timesteps, float threshold, int lifLayer)
+    {
+        var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
+        var g = l.Geometry;
+        if (l.Spike is { RealInput: false } spike && FuseLif && timesteps > 0 && frames % timesteps == 0)
+        {
+            int mark = Mark();
+            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps);
+            _spike!.Conv(spike, V(input), frames, height, width, V(spikes), V(Rent(columnFloats)), V(Rent(sumFloats)), chunk, timesteps, threshold);
+            Release(mark);
+            return;
+        }
+        Conv(layer, input, frames, height, width, preActivation);
+        Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, null, lifLayer);
+    }
+
+    /// <summary>Whether real-valued-input 1×1 layers of integer codes run on bf16 tensor cores (<see cref="GpuSpikeConv.RealInput"/>; on unless QSVIT_REAL_BF16=0).</summary>
+    internal static bool RealInputOnTensorCores { get; } = Environment.GetEnvironmentVariable("QSVIT_REAL_BF16") != "0";
+
+    /// <summary>Whether <see cref="ConvLif"/> fuses the LIF into the spike GEMM's epilogue (on unless QSVIT_FUSE_LIF=0, for measuring the two apart).</summary>
+    internal static bool FuseLif { get; } = Environment.GetEnvironmentVariable("QSVIT_FUSE_LIF") != "0";
+
     /// <summary>A depthwise layer reads the border from <paramref name="padValues"/> as it stages its tiles (one kernel, no padded map); others pad first.</summary>
     public void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)
     {

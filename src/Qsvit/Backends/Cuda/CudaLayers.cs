@@ -45,7 +45,7 @@ internal sealed class CudaConvLayer : ConvLayer
                 if (packed.Weight.Count != spec.Geometry.WeightLength)
                     throw new QsvitException($"'{packed.Weight.Key}' holds {packed.Weight.Count} codes; the layer needs {spec.Geometry.WeightLength}");
                 if (integer && GpuSpikeConv.Accepts(spec)) Spike = new GpuSpikeConv(accelerator, spec, packed.Weight);
-                else if (integer && split && GpuSpikeConv.AcceptsRealInput(spec, packed.Weight)) Spike = GpuSpikeConv.RealInputCodes(accelerator, spec, packed.Weight);
+                else if (integer && split && CudaBackend.RealInputOnTensorCores && GpuSpikeConv.AcceptsRealInput(spec, packed.Weight)) Spike = GpuSpikeConv.RealInputCodes(accelerator, spec, packed.Weight);
                 else if (split && GpuSpikeConv.Accepts(spec)) Spike = new GpuSpikeConv(accelerator, spec, packed.Weight.Dequantize());
                 else Gpu = new GpuConv(accelerator, spec.Geometry, packed.Weight.Dequantize(), spec.Bias, bns);
                 break;

@@ -263,6 +263,8 @@ internal sealed class SpikeGemmOps
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueInt;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueSplit;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueScaled;
+    private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueIntLif;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueSplitLif;
 
     public SpikeGemmOps(Accelerator acc, Cublas? blas)
     {
@@ -283,6 +285,12 @@ internal sealed class SpikeGemmOps
         _epilogueSplit = cuda
             ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueSplit<ContractedFma>)
             : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueSplit<ExactFma>);
+        _epilogueIntLif = cuda
+            ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueIntLif<ContractedFma>)
+            : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueIntLif<ExactFma>);
+        _epilogueSplitLif = cuda
+            ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueSplitLif<ContractedFma>)
+            : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueSplitLif<ExactFma>);
         _epilogueScaled = cuda
             ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueScaled<ContractedFma>)
             : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueScaled<ExactFma>);
@@ -332,15 +340,17 @@ internal sealed class SpikeGemmOps
 
     /// <summary>
     /// Frames per chunk and the floats of workspace its packed spikes and columns (one region) and its sums need, within
-    /// <paramref name="budget"/> floats each.
+    /// <paramref name="budget"/> floats each. With a fused LIF over <paramref name="timesteps"/> steps the chunk holds
+    /// whole images (a multiple of T frames, at least T).
     /// </summary>
-    public static (int Chunk, long ColumnFloats, long SumFloats) Plan(GpuSpikeConv layer, int frames, int h, int w, long budget)
+    public static (int Chunk, long ColumnFloats, long SumFloats) Plan(GpuSpikeConv layer, int frames, int h, int w, long budget, int timesteps = 1)
     {
         var g = layer.Geometry;
         long ohw = (long)g.OutH(h) * g.OutW(w);
         int bytes = layer.Integer ? 1 : 2;
         long perFrame = Math.Max((ohw * layer.GemmK * bytes + PackedBytes(layer, 1, h, w)) / 4, (long)layer.GemmRows * ohw);
         int chunk = (int)Math.Clamp(budget / Math.Max(1, perFrame), 1, Math.Max(1, frames));
+        chunk = Math.Max(timesteps, chunk / timesteps * timesteps);
         long rows = Rows(chunk * ohw);
         return (chunk, PackedFloats(layer, chunk, h, w) + rows * layer.GemmK * bytes / 4, (long)layer.GemmRows * rows);
     }
@@ -355,9 +365,17 @@ internal sealed class SpikeGemmOps
     /// <summary>GEMM columns (B rows, C's leading dimension) for <paramref name="valid"/> pixels: a multiple of 4, as cuBLAS's int8 kernels want.</summary>
     private static long Rows(long valid) => (valid + 3) / 4 * 4;
 
+    /// <summary>
+    /// The layer of input[frames, Cin, h, w] into output[frames, Cout, OH, OW], in chunks of <paramref name="chunk"/> frames;
+    /// with <paramref name="timesteps"/> &gt; 0 the LIF over the result instead (IBackend.ConvLif, the LIF kernel's values bit
+    /// for bit): output receives the spikes, chunks hold whole images (<paramref name="chunk"/> a multiple of T).
+    /// </summary>
     public void Conv(GpuSpikeConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output,
-        ArrayView<float> columns, ArrayView<float> sums, int chunk)
+        ArrayView<float> columns, ArrayView<float> sums, int chunk, int timesteps = 0, float threshold = 0f)
     {
+        if (timesteps > 0 && (frames % timesteps != 0 || chunk % timesteps != 0))
+            throw new ArgumentException($"a fused LIF needs whole images: {frames} frames and chunks of {chunk} for T = {timesteps}");
+        int batch = timesteps > 0 ? frames / timesteps : frames, itemsPerChunk = timesteps > 0 ? chunk / timesteps : chunk;
         var g = layer.Geometry;
         int oh = g.OutH(h), ow = g.OutW(w), ohw = oh * ow, m = g.OutChannels;
         if (oh <= 0 || ow <= 0) throw new ArgumentException($"input {h}x{w} is smaller than the kernel {g.KernelH}x{g.KernelW} with padding");
@@ -369,9 +387,10 @@ internal sealed class SpikeGemmOps
         long packedFloats = PackedFloats(layer, chunk, h, w);
         var packed = layer.Pointwise ? default : columns.SubView(0, packedFloats);
         var colRegion = columns.SubView(packedFloats);
-        for (int f0 = 0; f0 < frames; f0 += chunk)
+        for (int f0 = 0; f0 < batch; f0 += itemsPerChunk)
         {
-            int n = Math.Min(chunk, frames - f0);
+            // Without LIF: frames f0 .. f0 + n. With: images f0 .. f0 + items, all T steps of each (n frames).
+            int items = Math.Min(itemsPerChunk, batch - f0), n = timesteps > 0 ? items * timesteps : items;
             long valid = (long)n * ohw, rows = Rows(valid), outputs = (long)n * m * ohw;
             if (rows * layer.GemmK > int.MaxValue / 2 || outputs > int.MaxValue || (long)layer.GemmRows * rows > int.MaxValue || (long)n * h * w * layer.Cp > int.MaxValue / 2)
                 throw new QsvitException($"a spike convolution chunk of {n} frames is too large for one launch; use a smaller batch");
@@ -386,7 +405,10 @@ internal sealed class SpikeGemmOps
                 // A 1×1 layer packs straight into the columns (output pixel = input pixel, rows past the valid ones zero).
                 PackRows = layer.Pointwise ? (int)rows : n * h * w, PackValid = layer.Pointwise ? (int)valid : n * h * w, PackPlane = h * w,
                 PackCopies = layer.Pointwise ? layer.Copies : 1, PerThread = ohw % 4 == 0 ? 4 : 1,
+                Items = timesteps > 0 ? items : 0, FrameStride = batch, Timesteps = timesteps, Threshold = threshold,
             };
+            // Threads of the epilogue: one per PerThread outputs, each over the T steps when the LIF is fused.
+            int epilogueThreads = (int)((timesteps > 0 ? outputs / timesteps : outputs) / p.PerThread);
             int tiles = (p.PackRows + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile * ((layer.Cp + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile);
             var config = new KernelConfig(new Index1D(tiles), new Index1D(_group));
             var pack = layer.Pointwise ? colRegion : packed;
@@ -404,7 +426,8 @@ internal sealed class SpikeGemmOps
                     _blas.GemmInt8(shape, layer.S8!.NativePtr, cols.LoadEffectiveAddressAsPtr(), c.LoadEffectiveAddressAsPtr());
                 else
                     _gemmS8((int)(pm * rows), layer.S8!.View, cols, c, (int)rows, gk);
-                _epilogueInt((int)(outputs / p.PerThread), c, output, layer.Scales!.View, bias, bn, p);
+                if (timesteps > 0) _epilogueIntLif(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
+                else _epilogueInt(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
             }
             else
             {
@@ -414,8 +437,9 @@ internal sealed class SpikeGemmOps
                         0, sums.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, CublasComputeType.F32);
                 else
                     _gemmBf16((int)(pm * rows), layer.Bf16!.View, cols, sums, (int)rows, gk);
-                if (layer.RealInput) _epilogueScaled((int)(outputs / p.PerThread), sums, output, layer.Scales!.View, bias, bn, p);
-                else _epilogueSplit((int)(outputs / p.PerThread), sums, output, bias, bn, p);
+                if (layer.RealInput) _epilogueScaled(epilogueThreads, sums, output, layer.Scales!.View, bias, bn, p);
+                else if (timesteps > 0) _epilogueSplitLif(epilogueThreads, sums, output, bias, bn, p);
+                else _epilogueSplit(epilogueThreads, sums, output, bias, bn, p);
             }
         }
     }

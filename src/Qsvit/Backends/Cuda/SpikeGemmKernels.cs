@@ -28,6 +28,18 @@ internal struct SpikeGemmArgs
     public int Copies, PackCopies;
     /// <summary>Outputs per epilogue thread: 4 consecutive pixels of one (frame, channel) plane when OHW is a multiple of 4, else 1 (fewer index divisions).</summary>
     public int PerThread;
+    /// <summary>
+    /// 0: the chunk's frames are Frame0, Frame0 + 1, …. Else the chunk holds whole images for the fused LIF: local frame
+    /// j is frame (j / Items)·FrameStride + Frame0 + j % Items (time step j / Items of image Frame0 + j % Items, with
+    /// FrameStride = the batch, frames being time-first t·B + b).
+    /// </summary>
+    public int Items, FrameStride;
+    /// <summary>The fused LIF's time steps and threshold (<see cref="SpikeGemmKernels.EpilogueIntLif{TFma}"/>).</summary>
+    public int Timesteps;
+    public float Threshold;
+
+    /// <summary>The frame that local frame <paramref name="j"/> of the chunk is (see <see cref="Items"/>).</summary>
+    public readonly int Frame(int j) => Items == 0 ? Frame0 + j : j / Items * FrameStride + Frame0 + j % Items;
 }
 
 /// <summary>
@@ -51,7 +63,7 @@ internal static class SpikeGemmKernels
     private static float Gather(ArrayView<float> x, SpikeGemmArgs p, int n, int c)
     {
         if (n >= p.PackValid || c >= p.InChannels) return 0f;
-        int f = p.Frame0 + n / p.PackPlane, pix = n - n / p.PackPlane * p.PackPlane;
+        int j = n / p.PackPlane, f = p.Frame(j), pix = n - j * p.PackPlane;
         return x[((long)f * p.InChannels + c) * p.PackPlane + pix];
     }
 
@@ -189,13 +201,46 @@ internal static class SpikeGemmKernels
         int first = i * p.PerThread, mo = p.M * p.OHW, f = first / mo, rest = first - f * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
         int n0 = f * p.OHW + pix0;
         long at = ((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix0;
+        for (int k = 0; k < p.PerThread; k++) y[at + k] = IntValue<TFma>(c, n0 + k, oc, scales, bias, bn, p);
+    }
+
+    /// <summary>Output channel oc at GEMM column n of int32 sums: the pieces combined, then <see cref="Scaled{TFma}"/>.</summary>
+    private static float IntValue<TFma>(ArrayView<int> c, int n, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
+        where TFma : struct, IFma
+    {
+        int acc = c[(long)oc * p.Rows + n];
+        for (int part = 1; part < p.Parts; part++) acc = acc * 256 + c[((long)part * p.M + oc) * p.Rows + n];
+        return Scaled<TFma>(acc, oc, scales, bias, bn, p);
+    }
+
+    /// <summary>
+    /// <see cref="EpilogueInt{TFma}"/> fused with the LIF over it (IBackend.ConvLif): the chunk holds whole images
+    /// (<see cref="SpikeGemmArgs.Items"/>), one thread per (image, oc, PerThread pixels) runs the T steps in order with the
+    /// LIF kernel's arithmetic (<see cref="GpuKernels.Lif"/>) and writes only the spikes, at their frames t·B + b.
+    /// </summary>
+    public static void EpilogueIntLif<TFma>(Index1D i, ArrayView<int> c, ArrayView<float> spikes, ArrayView<float> scales, ArrayView<float> bias,
+        ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
+    {
+        int first = i * p.PerThread, mo = p.M * p.OHW, item = first / mo, rest = first - item * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
         for (int k = 0; k < p.PerThread; k++)
         {
-            int n = n0 + k;
-            int acc = c[(long)oc * p.Rows + n];
-            for (int part = 1; part < p.Parts; part++) acc = acc * 256 + c[((long)part * p.M + oc) * p.Rows + n];
-            y[at + k] = Scaled<TFma>(acc, oc, scales, bias, bn, p);
+            float v = 0f;
+            for (int t = 0; t < p.Timesteps; t++)
+            {
+                int j = t * p.Items + item;
+                v = LifStep(IntValue<TFma>(c, j * p.OHW + pix0 + k, oc, scales, bias, bn, p), v, p.Threshold, spikes,
+                    ((long)p.Frame(j) * p.M + oc) * p.OHW + pix0 + k);
+            }
         }
+    }
+
+    /// <summary>One LIF step as <see cref="GpuKernels.Lif"/> computes it: H = V + (X − V)·0.5, S = H ≥ Vth, V = S ? 0 : H; writes S, returns V.</summary>
+    private static float LifStep(float x, float v, float threshold, ArrayView<float> spikes, long at)
+    {
+        float h = v + (x - v) * 0.5f;
+        bool fire = h >= threshold;
+        spikes[at] = fire ? 1f : 0f;
+        return fire ? 0f : h;
     }
 
     /// <summary>fma(sum, scale[oc], bias[oc]) (sum·scale without a bias), as the CPU's SpikeConv, then each BN as one FMA.</summary>
@@ -230,15 +275,35 @@ internal static class SpikeGemmKernels
         int first = i * p.PerThread, mo = p.M * p.OHW, f = first / mo, rest = first - f * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
         int n0 = f * p.OHW + pix0;
         long at = ((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix0;
+        for (int k = 0; k < p.PerThread; k++) y[at + k] = SplitValue<TFma>(c, n0 + k, oc, bias, bn, p);
+    }
+
+    /// <summary>Output channel oc at GEMM column n of the bf16 pieces' fp32 sums: the pieces combined, + bias, the BNs.</summary>
+    private static float SplitValue<TFma>(ArrayView<float> c, int n, int oc, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
+        where TFma : struct, IFma
+    {
+        float v = p.Parts == 3 ? c[(2L * p.M + oc) * p.Rows + n] : 0f;
+        if (p.Parts >= 2) v += c[((long)p.M + oc) * p.Rows + n];
+        v = c[(long)oc * p.Rows + n] + v;
+        if (p.HasBias != 0) v += bias[oc];
+        for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
+        return v;
+    }
+
+    /// <summary><see cref="EpilogueSplit{TFma}"/> fused with the LIF over it, as <see cref="EpilogueIntLif{TFma}"/>.</summary>
+    public static void EpilogueSplitLif<TFma>(Index1D i, ArrayView<float> c, ArrayView<float> spikes, ArrayView<float> bias,
+        ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
+    {
+        int first = i * p.PerThread, mo = p.M * p.OHW, item = first / mo, rest = first - item * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
         for (int k = 0; k < p.PerThread; k++)
         {
-            int n = n0 + k;
-            float v = p.Parts == 3 ? c[(2L * p.M + oc) * p.Rows + n] : 0f;
-            if (p.Parts >= 2) v += c[((long)p.M + oc) * p.Rows + n];
-            v = c[(long)oc * p.Rows + n] + v;
-            if (p.HasBias != 0) v += bias[oc];
-            for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
-            y[at + k] = v;
+            float v = 0f;
+            for (int t = 0; t < p.Timesteps; t++)
+            {
+                int j = t * p.Items + item;
+                v = LifStep(SplitValue<TFma>(c, j * p.OHW + pix0 + k, oc, bias, bn, p), v, p.Threshold, spikes,
+                    ((long)p.Frame(j) * p.M + oc) * p.OHW + pix0 + k);
+            }
         }
     }
 }

@@ -105,10 +105,10 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
 
     public static TheoryData<ConvGeometry, int, string, bool> RealInputLayers => new()
     {
-        // geometry (1×1), bits, quantizer, runs on the bf16 path (codes within ±256)
-        { new ConvGeometry(40, 24, 1, 1), 4, "paper", true },                    // channels padded 40 → 48
-        { new ConvGeometry(16, 20, 1, 1), 8, "asymmetric-channel-mse", true },   // codes up to ±255
-        { new ConvGeometry(16, 8, 1, 1), 12, "symmetric", false },              // 12-bit codes: not exact in bf16, stays fp32
+        // geometry (1×1, K ≥ 128 on a small map: GpuSpikeConv.RealInputPays), bits, quantizer, runs on the bf16 path (codes within ±256)
+        { new ConvGeometry(130, 24, 1, 1), 4, "paper", true },                   // channels padded 130 → 144
+        { new ConvGeometry(128, 20, 1, 1), 8, "asymmetric-channel-mse", true },  // codes up to ±255
+        { new ConvGeometry(128, 8, 1, 1), 12, "symmetric", false },             // 12-bit codes: not exact in bf16, stays fp32
     };
 
     /// <summary>
@@ -128,7 +128,10 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         var spec = new ConvLayerSpec(g, new PackedConvWeights(codes), bias, [bn]);
         using (var probe = CudaBackend.OnCpuAccelerator(SpikeInputGemm.TensorCores, split: true))
         using (var layer = (CudaConvLayer)probe.CreateConv(spec))
-            Assert.Equal(bf16, layer.Spike is { RealInput: true });
+        {
+            Assert.Equal(bf16, layer.RealCodes is { RealInput: true });
+            Assert.True(GpuSpikeConv.RealInputPays(g, h, w));
+        }
         // Real values over many binades, both signs, some exact zeros.
         var input = Enumerable.Range(0, frames * g.InChannels * h * w)
             .Select(_ => rng.Next(8) == 0 ? 0f : (float)((rng.NextDouble() - 0.5) * Math.Pow(2, rng.Next(-12, 6)))).ToArray();

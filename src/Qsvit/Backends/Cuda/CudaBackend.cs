@@ -181,7 +181,7 @@ public sealed partial class CudaBackend : IBackend
         var g = spec.Geometry;
         var layer = new CudaConvLayer(_acc, spec, _integer, _split);
         string library = _blas is null ? "ILGPU" : "cuBLAS";
-        layer.Engine = layer.Spike is { RealInput: true } ? $"{library} bf16 tensor cores (codes x input as bf16x3)"
+        layer.Engine = layer.RealCodes is not null ? $"{library} bf16 tensor cores (codes x input as bf16x3) on large reductions, else SGEMM"
             : layer.Spike is not null
             ? spec.Weights is PackedConvWeights && _integer ? $"{library} int8 tensor cores (exact)" : $"{library} bf16x3 tensor cores"
             : g.IsDepthwise ? "ILGPU depthwise"
@@ -199,7 +199,7 @@ public sealed partial class CudaBackend : IBackend
         var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
         var g = l.Geometry;
         int mark = Mark();
-        if (l.Spike is { } spike)
+        if ((l.RealCodes is { } real && GpuSpikeConv.RealInputPays(g, height, width) ? real : l.Spike) is { } spike)
         {
             var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget);
             var cols = V(Rent(columnFloats));
@@ -219,16 +219,17 @@ public sealed partial class CudaBackend : IBackend
     }
 
     /// <summary>
-    /// A spike-input layer on the tensor-core path runs the LIF in its epilogue: each thread takes the T steps of its outputs
-    /// from the GEMM's sums and writes only the spikes (no pre-activation map written and read back); the values are the
-    /// epilogue's and the LIF kernel's, bit for bit. Other layers run <see cref="Conv"/>, then <see cref="Lif"/>.
+    /// A spike-input layer of integer codes runs the LIF in its int8 GEMM's epilogue: each thread takes the T steps of its
+    /// outputs from the GEMM's sums and writes only the spikes (no pre-activation map written and read back); the values
+    /// are the epilogue's and the LIF kernel's, bit for bit. Other layers run <see cref="Conv"/>, then <see cref="Lif"/>
+    /// (fused, the bf16 pieces of fp32 weights measured slower on an H200: BENCHMARKS.md).
     /// </summary>
     public void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
         int timesteps, float threshold, int lifLayer)
     {
         var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
         var g = l.Geometry;
-        if (l.Spike is { RealInput: false } spike && FuseLif && timesteps > 0 && frames % timesteps == 0)
+        if (l.Spike is { RealInput: false } spike && (spike.Integer ? FuseLif != "0" : FuseLif == "all") && timesteps > 0 && frames % timesteps == 0)
         {
             int mark = Mark();
             var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps);
@@ -243,8 +244,11 @@ public sealed partial class CudaBackend : IBackend
     /// <summary>Whether real-valued-input 1×1 layers of integer codes run on bf16 tensor cores (<see cref="GpuSpikeConv.RealInput"/>; on unless QSVIT_REAL_BF16=0).</summary>
     internal static bool RealInputOnTensorCores { get; } = Environment.GetEnvironmentVariable("QSVIT_REAL_BF16") != "0";
 
-    /// <summary>Whether <see cref="ConvLif"/> fuses the LIF into the spike GEMM's epilogue (on unless QSVIT_FUSE_LIF=0, for measuring the two apart).</summary>
-    internal static bool FuseLif { get; } = Environment.GetEnvironmentVariable("QSVIT_FUSE_LIF") != "0";
+    /// <summary>
+    /// Which layers <see cref="ConvLif"/> fuses the LIF into (QSVIT_FUSE_LIF, for measuring): integer codes (default), "all"
+    /// (bf16 pieces of fp32 weights too; measured slower on an H200, BENCHMARKS.md), or "0" none.
+    /// </summary>
+    internal static string FuseLif { get; } = Environment.GetEnvironmentVariable("QSVIT_FUSE_LIF") ?? "int";
 
     /// <summary>A depthwise layer reads the border from <paramref name="padValues"/> as it stages its tiles (one kernel, no padded map); others pad first.</summary>
     public void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)

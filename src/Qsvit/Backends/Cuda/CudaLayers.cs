@@ -26,6 +26,11 @@ internal sealed class CudaConvLayer : ConvLayer
 {
     public GpuConv? Gpu { get; }
     public GpuSpikeConv? Spike { get; }
+    /// <summary>
+    /// A real-valued-input 1×1 layer's integer codes on bf16 tensor cores (<see cref="GpuSpikeConv.RealInput"/>), beside
+    /// <see cref="Gpu"/>: each call takes the one that is faster at its map size (<see cref="GpuSpikeConv.RealInputPays"/>).
+    /// </summary>
+    public GpuSpikeConv? RealCodes { get; }
 
     /// <param name="integer">Integer codes of spike-input layers run on the exact int8 path.</param>
     /// <param name="split">fp32 weights of spike-input layers run as bf16 pieces; with <paramref name="integer"/>, so do the real-valued inputs of 1×1 layers of codes.</param>
@@ -45,9 +50,13 @@ internal sealed class CudaConvLayer : ConvLayer
                 if (packed.Weight.Count != spec.Geometry.WeightLength)
                     throw new QsvitException($"'{packed.Weight.Key}' holds {packed.Weight.Count} codes; the layer needs {spec.Geometry.WeightLength}");
                 if (integer && GpuSpikeConv.Accepts(spec)) Spike = new GpuSpikeConv(accelerator, spec, packed.Weight);
-                else if (integer && split && CudaBackend.RealInputOnTensorCores && GpuSpikeConv.AcceptsRealInput(spec, packed.Weight)) Spike = GpuSpikeConv.RealInputCodes(accelerator, spec, packed.Weight);
                 else if (split && GpuSpikeConv.Accepts(spec)) Spike = new GpuSpikeConv(accelerator, spec, packed.Weight.Dequantize());
-                else Gpu = new GpuConv(accelerator, spec.Geometry, packed.Weight.Dequantize(), spec.Bias, bns);
+                else
+                {
+                    Gpu = new GpuConv(accelerator, spec.Geometry, packed.Weight.Dequantize(), spec.Bias, bns);
+                    if (integer && split && CudaBackend.RealInputOnTensorCores && GpuSpikeConv.AcceptsRealInput(spec, packed.Weight))
+                        RealCodes = GpuSpikeConv.RealInputCodes(accelerator, spec, packed.Weight);
+                }
                 break;
             default:
                 throw new QsvitException($"the CUDA backend cannot run {spec.Weights.GetType().Name} weights");
@@ -58,6 +67,7 @@ internal sealed class CudaConvLayer : ConvLayer
     {
         Gpu?.Dispose();
         Spike?.Dispose();
+        RealCodes?.Dispose();
     }
 }
 

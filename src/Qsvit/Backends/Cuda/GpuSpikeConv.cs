@@ -101,6 +101,20 @@ internal sealed class GpuSpikeConv : IDisposable
         return min >= -256 && max <= 256;
     }
 
+    /// <summary>
+    /// Whether a real-valued-input layer of codes runs faster on bf16 tensor cores than on the fp32 SGEMM at this map size:
+    /// where the SGEMM is compute-bound. Its reduction must be long (K ≥ 128), and on maps the SGEMM reads in place
+    /// (<see cref="GpuOps.PixelMajor"/> false) its flops per byte high, K·M/(K + M) ≥ 128; elsewhere the three bf16
+    /// pieces (1.5x the input's bytes) and the transposition cost more than they save. Measured on an H200
+    /// (BENCHMARKS.md): 512→512 and 640→640 at 14×14 ran 1.9x / 2.1x faster, 512→256 at 28×28 1.25x, CIFAR's
+    /// 128→128 and 192→192 at 4×4 1.2x / 1.3x; 256→128 at 56×56, 128→64 at 112×112 and 32→16 at 32×32 ran 1.3–2x slower.
+    /// </summary>
+    public static bool RealInputPays(ConvGeometry g, int h, int w)
+    {
+        long k = g.InChannels, m = g.OutChannels;
+        return k >= 128 && (GpuOps.PixelMajor(g, h, w) || k * m >= 128 * (k + m));
+    }
+
     /// <summary>The input's bf16 pieces per pixel (<see cref="RealInput"/>): hi + mid + lo = x exactly (<see cref="Bf16Split"/>).</summary>
     public const int InputPieces = 3;
 
@@ -373,7 +387,7 @@ internal sealed class SpikeGemmOps
     public void Conv(GpuSpikeConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output,
         ArrayView<float> columns, ArrayView<float> sums, int chunk, int timesteps = 0, float threshold = 0f)
     {
-        if (timesteps > 0 && (frames % timesteps != 0 || chunk % timesteps != 0))
+        if (timesteps > 0 && (frames % timesteps != 0 || chunk % timesteps != 0 || chunk >= 1 << 21))
             throw new ArgumentException($"a fused LIF needs whole images: {frames} frames and chunks of {chunk} for T = {timesteps}");
         int batch = timesteps > 0 ? frames / timesteps : frames, itemsPerChunk = timesteps > 0 ? chunk / timesteps : chunk;
         var g = layer.Geometry;
@@ -405,7 +419,7 @@ internal sealed class SpikeGemmOps
                 // A 1×1 layer packs straight into the columns (output pixel = input pixel, rows past the valid ones zero).
                 PackRows = layer.Pointwise ? (int)rows : n * h * w, PackValid = layer.Pointwise ? (int)valid : n * h * w, PackPlane = h * w,
                 PackCopies = layer.Pointwise ? layer.Copies : 1, PerThread = ohw % 4 == 0 ? 4 : 1,
-                Items = timesteps > 0 ? items : 0, FrameStride = batch, Timesteps = timesteps, Threshold = threshold,
+                Items = timesteps > 0 ? items : 0, InvItems = 1f / items, FrameStride = batch, Timesteps = timesteps, Threshold = threshold,
             };
             // Threads of the epilogue: one per PerThread outputs, each over the T steps when the LIF is fused.
             int epilogueThreads = (int)((timesteps > 0 ? outputs / timesteps : outputs) / p.PerThread);

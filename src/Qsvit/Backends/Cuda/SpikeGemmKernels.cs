@@ -34,12 +34,19 @@ internal struct SpikeGemmArgs
     /// FrameStride = the batch, frames being time-first t·B + b).
     /// </summary>
     public int Items, FrameStride;
+    /// <summary>fl(1 / Items) for <see cref="GpuKernels.SmallDiv"/> (local frames stay below 2^21).</summary>
+    public float InvItems;
     /// <summary>The fused LIF's time steps and threshold (<see cref="SpikeGemmKernels.EpilogueIntLif{TFma}"/>).</summary>
     public int Timesteps;
     public float Threshold;
 
     /// <summary>The frame that local frame <paramref name="j"/> of the chunk is (see <see cref="Items"/>).</summary>
-    public readonly int Frame(int j) => Items == 0 ? Frame0 + j : j / Items * FrameStride + Frame0 + j % Items;
+    public readonly int Frame(int j)
+    {
+        if (Items == 0) return Frame0 + j;
+        int t = GpuKernels.SmallDiv(j, InvItems);
+        return t * FrameStride + Frame0 + j - t * Items;
+    }
 }
 
 /// <summary>
@@ -222,15 +229,22 @@ internal static class SpikeGemmKernels
         ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
     {
         int first = i * p.PerThread, mo = p.M * p.OHW, item = first / mo, rest = first - item * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
-        for (int k = 0; k < p.PerThread; k++)
+        float v0 = 0f, v1 = 0f, v2 = 0f, v3 = 0f;
+        for (int t = 0; t < p.Timesteps; t++)
         {
-            float v = 0f;
-            for (int t = 0; t < p.Timesteps; t++)
+            // The step's sums are loaded before its spikes are stored, so a thread's four loads are in flight together.
+            int j = t * p.Items + item, n = j * p.OHW + pix0;
+            long at = ((long)p.Frame(j) * p.M + oc) * p.OHW + pix0;
+            if (p.PerThread == 4)
             {
-                int j = t * p.Items + item;
-                v = LifStep(IntValue<TFma>(c, j * p.OHW + pix0 + k, oc, scales, bias, bn, p), v, p.Threshold, spikes,
-                    ((long)p.Frame(j) * p.M + oc) * p.OHW + pix0 + k);
+                float x0 = IntValue<TFma>(c, n, oc, scales, bias, bn, p), x1 = IntValue<TFma>(c, n + 1, oc, scales, bias, bn, p);
+                float x2 = IntValue<TFma>(c, n + 2, oc, scales, bias, bn, p), x3 = IntValue<TFma>(c, n + 3, oc, scales, bias, bn, p);
+                v0 = LifStep(x0, v0, p.Threshold, spikes, at);
+                v1 = LifStep(x1, v1, p.Threshold, spikes, at + 1);
+                v2 = LifStep(x2, v2, p.Threshold, spikes, at + 2);
+                v3 = LifStep(x3, v3, p.Threshold, spikes, at + 3);
             }
+            else v0 = LifStep(IntValue<TFma>(c, n, oc, scales, bias, bn, p), v0, p.Threshold, spikes, at);
         }
     }
 
@@ -295,15 +309,21 @@ internal static class SpikeGemmKernels
         ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
     {
         int first = i * p.PerThread, mo = p.M * p.OHW, item = first / mo, rest = first - item * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
-        for (int k = 0; k < p.PerThread; k++)
+        float v0 = 0f, v1 = 0f, v2 = 0f, v3 = 0f;
+        for (int t = 0; t < p.Timesteps; t++)
         {
-            float v = 0f;
-            for (int t = 0; t < p.Timesteps; t++)
+            int j = t * p.Items + item, n = j * p.OHW + pix0;
+            long at = ((long)p.Frame(j) * p.M + oc) * p.OHW + pix0;
+            if (p.PerThread == 4)
             {
-                int j = t * p.Items + item;
-                v = LifStep(SplitValue<TFma>(c, j * p.OHW + pix0 + k, oc, bias, bn, p), v, p.Threshold, spikes,
-                    ((long)p.Frame(j) * p.M + oc) * p.OHW + pix0 + k);
+                float x0 = SplitValue<TFma>(c, n, oc, bias, bn, p), x1 = SplitValue<TFma>(c, n + 1, oc, bias, bn, p);
+                float x2 = SplitValue<TFma>(c, n + 2, oc, bias, bn, p), x3 = SplitValue<TFma>(c, n + 3, oc, bias, bn, p);
+                v0 = LifStep(x0, v0, p.Threshold, spikes, at);
+                v1 = LifStep(x1, v1, p.Threshold, spikes, at + 1);
+                v2 = LifStep(x2, v2, p.Threshold, spikes, at + 2);
+                v3 = LifStep(x3, v3, p.Threshold, spikes, at + 3);
             }
+            else v0 = LifStep(SplitValue<TFma>(c, n, oc, bias, bn, p), v0, p.Threshold, spikes, at);
         }
     }
 }

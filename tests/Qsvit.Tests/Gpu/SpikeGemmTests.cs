@@ -140,12 +140,12 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * (1 + Math.Abs(expected[i])), $"{i}: {actual[i]} vs {expected[i]}");
     }
 
-    public static TheoryData<ConvGeometry, int, int, bool, int> FusedLifLayers => new()
+    public static TheoryData<ConvGeometry, int, int, int, int> FusedLifLayers => new()
     {
-        // geometry, input h, w, integer codes (else fp32 weights as bf16 pieces), images per chunk
-        { new ConvGeometry(5, 7, 3, 3, 1, 1, 1, 1), 6, 5, true, 1 },     // 30 outputs per plane: one per epilogue thread
-        { new ConvGeometry(33, 17, 1, 1), 4, 3, true, 2 },               // 1×1: the packed spikes are the columns; 12 per plane: four per thread
-        { new ConvGeometry(16, 80, 3, 3, 2, 2, 1, 1), 7, 8, false, 3 },  // bf16 pieces along K, stride 2, every image in one chunk
+        // geometry, input h, w, bits, images per chunk
+        { new ConvGeometry(5, 7, 3, 3, 1, 1, 1, 1), 6, 5, 4, 1 },      // 30 outputs per plane: one per epilogue thread
+        { new ConvGeometry(33, 17, 1, 1), 4, 3, 8, 2 },                // 1×1: the packed spikes are the columns; 12 per plane: four per thread
+        { new ConvGeometry(16, 40, 3, 3, 2, 2, 1, 1), 7, 8, 12, 3 },   // two int8 digits, stride 2, every image in one chunk
     };
 
     /// <summary>
@@ -154,7 +154,7 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
     /// </summary>
     [Theory]
     [MemberData(nameof(FusedLifLayers))]
-    public void FusedLifEqualsConvThenLif(ConvGeometry g, int h, int w, bool integer, int imagesPerChunk)
+    public void FusedLifEqualsConvThenLif(ConvGeometry g, int h, int w, int bits, int imagesPerChunk)
     {
         const int timesteps = 2, batch = 3, frames = timesteps * batch;
         var rng = new Random(g.GetHashCode());
@@ -162,11 +162,8 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
         var bn = new ChannelAffine(bias.Select(b => b + 1.5f).ToArray(), bias.Select(b => 0.1f * b).ToArray());
         var acc = gpu.Device.Accelerator;
-        ConvLayerSpec spec;
-        using var layer = integer
-            ? new GpuSpikeConv(acc, spec = new ConvLayerSpec(g, new DenseConvWeights(weight), bias, [bn]) { SpikeInput = true },
-                PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], 4, QuantizerSpec.Paper))
-            : new GpuSpikeConv(acc, spec = new ConvLayerSpec(g, new DenseConvWeights(weight), bias, [bn]) { SpikeInput = true }, weight);
+        using var layer = new GpuSpikeConv(acc, new ConvLayerSpec(g, new DenseConvWeights(weight), bias, [bn]) { SpikeInput = true },
+            PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], bits, QuantizerSpec.Paper));
         var ops = new SpikeGemmOps(acc, null);
         long length = (long)frames * g.OutChannels * g.OutH(h) * g.OutW(w);
         var (_, columnFloats, sumFloats) = SpikeGemmOps.Plan(layer, frames, h, w, 1L << 30);

@@ -229,7 +229,7 @@ public sealed partial class CudaBackend : IBackend
     {
         var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
         var g = l.Geometry;
-        if (l.Spike is { RealInput: false } spike && (spike.Integer ? FuseLif != "0" : FuseLif == "all") && timesteps > 0 && frames % timesteps == 0)
+        if (l.Spike is { Integer: true } spike && timesteps > 0 && frames % timesteps == 0)
         {
             int mark = Mark();
             var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps);
@@ -240,15 +240,6 @@ public sealed partial class CudaBackend : IBackend
         Conv(layer, input, frames, height, width, preActivation);
         Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, null, lifLayer);
     }
-
-    /// <summary>Whether real-valued-input 1×1 layers of integer codes run on bf16 tensor cores (<see cref="GpuSpikeConv.RealInput"/>; on unless QSVIT_REAL_BF16=0).</summary>
-    internal static bool RealInputOnTensorCores { get; } = Environment.GetEnvironmentVariable("QSVIT_REAL_BF16") != "0";
-
-    /// <summary>
-    /// Which layers <see cref="ConvLif"/> fuses the LIF into (QSVIT_FUSE_LIF, for measuring): integer codes (default), "all"
-    /// (bf16 pieces of fp32 weights too; measured slower on an H200, BENCHMARKS.md), or "0" none.
-    /// </summary>
-    internal static string FuseLif { get; } = Environment.GetEnvironmentVariable("QSVIT_FUSE_LIF") ?? "int";
 
     /// <summary>A depthwise layer reads the border from <paramref name="padValues"/> as it stages its tiles (one kernel, no padded map); others pad first.</summary>
     public void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)

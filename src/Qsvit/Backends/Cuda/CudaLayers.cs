@@ -54,7 +54,7 @@ internal sealed class CudaConvLayer : ConvLayer
                 else
                 {
                     Gpu = new GpuConv(accelerator, spec.Geometry, packed.Weight.Dequantize(), spec.Bias, bns);
-                    if (integer && split && CudaBackend.RealInputOnTensorCores && GpuSpikeConv.AcceptsRealInput(spec, packed.Weight))
+                    if (integer && split && GpuSpikeConv.AcceptsRealInput(spec, packed.Weight))
                         RealCodes = GpuSpikeConv.RealInputCodes(accelerator, spec, packed.Weight);
                 }
                 break;

@@ -194,7 +194,7 @@ internal sealed class GpuOps : IDisposable
             {
                 Planes = frames * g.InChannels, Channels = g.InChannels, H = h, W = w, OH = oh, OW = ow, KH = g.KernelH, KW = g.KernelW,
                 StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
-                Border = border, Rows = g.StrideH == 1 && g.KernelH >= RowPairMinKernel && DepthwiseRowPairs ? 2 : 1,
+                Border = border, Rows = g.StrideH == 1 && g.KernelH >= RowPairMinKernel ? 2 : 1,
             };
             long launchGroups = DepthwiseTiles(ref dp, _reduceThreads * 4 * dp.Rows);
             if (launchGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
@@ -226,9 +226,6 @@ internal sealed class GpuOps : IDisposable
     /// saves a quarter of its loads, and its small maps leave threads idle).
     /// </summary>
     public const int RowPairMinKernel = 5;
-
-    /// <summary>Stride-1 depthwise threads take two output rows each (<see cref="DepthwiseArgs.Rows"/>; on unless QSVIT_DW_ROWS=1, for measuring).</summary>
-    internal static bool DepthwiseRowPairs { get; } = Environment.GetEnvironmentVariable("QSVIT_DW_ROWS") != "1";
 
     /// <summary>
     /// Sizes a depthwise launch's tiles for about <paramref name="outputs"/> outputs per group: whole planes, several per

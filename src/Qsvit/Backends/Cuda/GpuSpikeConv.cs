@@ -278,7 +278,6 @@ internal sealed class SpikeGemmOps
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueSplit;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueScaled;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueIntLif;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueSplitLif;
 
     public SpikeGemmOps(Accelerator acc, Cublas? blas)
     {
@@ -302,9 +301,6 @@ internal sealed class SpikeGemmOps
         _epilogueIntLif = cuda
             ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueIntLif<ContractedFma>)
             : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueIntLif<ExactFma>);
-        _epilogueSplitLif = cuda
-            ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueSplitLif<ContractedFma>)
-            : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueSplitLif<ExactFma>);
         _epilogueScaled = cuda
             ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueScaled<ContractedFma>)
             : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueScaled<ExactFma>);
@@ -381,14 +377,14 @@ internal sealed class SpikeGemmOps
 
     /// <summary>
     /// The layer of input[frames, Cin, h, w] into output[frames, Cout, OH, OW], in chunks of <paramref name="chunk"/> frames;
-    /// with <paramref name="timesteps"/> &gt; 0 the LIF over the result instead (IBackend.ConvLif, the LIF kernel's values bit
-    /// for bit): output receives the spikes, chunks hold whole images (<paramref name="chunk"/> a multiple of T).
+    /// with <paramref name="timesteps"/> &gt; 0 (integer codes) the LIF over the result instead (IBackend.ConvLif, the LIF
+    /// kernel's values bit for bit): output receives the spikes, chunks hold whole images (<paramref name="chunk"/> a multiple of T).
     /// </summary>
     public void Conv(GpuSpikeConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output,
         ArrayView<float> columns, ArrayView<float> sums, int chunk, int timesteps = 0, float threshold = 0f)
     {
-        if (timesteps > 0 && (frames % timesteps != 0 || chunk % timesteps != 0 || chunk >= 1 << 21))
-            throw new ArgumentException($"a fused LIF needs whole images: {frames} frames and chunks of {chunk} for T = {timesteps}");
+        if (timesteps > 0 && (!layer.Integer || frames % timesteps != 0 || chunk % timesteps != 0 || chunk >= 1 << 21))
+            throw new ArgumentException($"a fused LIF needs integer codes and whole images: {frames} frames and chunks of {chunk} for T = {timesteps}");
         int batch = timesteps > 0 ? frames / timesteps : frames, itemsPerChunk = timesteps > 0 ? chunk / timesteps : chunk;
         var g = layer.Geometry;
         int oh = g.OutH(h), ow = g.OutW(w), ohw = oh * ow, m = g.OutChannels;
@@ -452,7 +448,6 @@ internal sealed class SpikeGemmOps
                 else
                     _gemmBf16((int)(pm * rows), layer.Bf16!.View, cols, sums, (int)rows, gk);
                 if (layer.RealInput) _epilogueScaled(epilogueThreads, sums, output, layer.Scales!.View, bias, bn, p);
-                else if (timesteps > 0) _epilogueSplitLif(epilogueThreads, sums, output, bias, bn, p);
                 else _epilogueSplit(epilogueThreads, sums, output, bias, bn, p);
             }
         }

@@ -303,27 +303,4 @@ internal static class SpikeGemmKernels
         for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
         return v;
     }
-
-    /// <summary><see cref="EpilogueSplit{TFma}"/> fused with the LIF over it, as <see cref="EpilogueIntLif{TFma}"/>.</summary>
-    public static void EpilogueSplitLif<TFma>(Index1D i, ArrayView<float> c, ArrayView<float> spikes, ArrayView<float> bias,
-        ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
-    {
-        int first = i * p.PerThread, mo = p.M * p.OHW, item = first / mo, rest = first - item * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
-        float v0 = 0f, v1 = 0f, v2 = 0f, v3 = 0f;
-        for (int t = 0; t < p.Timesteps; t++)
-        {
-            int j = t * p.Items + item, n = j * p.OHW + pix0;
-            long at = ((long)p.Frame(j) * p.M + oc) * p.OHW + pix0;
-            if (p.PerThread == 4)
-            {
-                float x0 = SplitValue<TFma>(c, n, oc, bias, bn, p), x1 = SplitValue<TFma>(c, n + 1, oc, bias, bn, p);
-                float x2 = SplitValue<TFma>(c, n + 2, oc, bias, bn, p), x3 = SplitValue<TFma>(c, n + 3, oc, bias, bn, p);
-                v0 = LifStep(x0, v0, p.Threshold, spikes, at);
-                v1 = LifStep(x1, v1, p.Threshold, spikes, at + 1);
-                v2 = LifStep(x2, v2, p.Threshold, spikes, at + 2);
-                v3 = LifStep(x3, v3, p.Threshold, spikes, at + 3);
-            }
-            else v0 = LifStep(SplitValue<TFma>(c, n, oc, bias, bn, p), v0, p.Threshold, spikes, at);
-        }
-    }
 }

@@ -91,6 +91,19 @@ internal static class SpikeGemmKernels
         Group.Barrier();
     }
 
+    /// <summary>
+    /// Element <paramref name="e"/> of a staged tile in its written order (channels fastest): packed pixel n, channel c and
+    /// the input value; false past the packed rows or channels (nothing to write).
+    /// </summary>
+    private static bool Transposed(ArrayView<float> tile, int e, int n0, int c0, SpikeGemmArgs p, out int n, out int c, out float v)
+    {
+        int tx = e % Tile, j = e / Tile;
+        c = c0 + tx;
+        n = n0 + j;
+        v = tile[tx * (Tile + 1) + j];
+        return n < p.PackRows && c < p.Cp;
+    }
+
     /// <summary>Spikes packed pixel-major into bf16, dst[n, PackCopies, Cp] (0 → 0x0000, 1 → 0x3F80).</summary>
     public static void PackBf16(ArrayView<float> x, ArrayView<ushort> dst, SpikeGemmArgs p)
     {
@@ -98,9 +111,8 @@ internal static class SpikeGemmKernels
         LoadTile(x, p, tile, out int n0, out int c0);
         for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
         {
-            int tx = e % Tile, j = e / Tile, c = c0 + tx, n = n0 + j;
-            if (n >= p.PackRows || c >= p.Cp) continue;
-            ushort v = tile[tx * (Tile + 1) + j] != 0f ? Bf16One : (ushort)0;
+            if (!Transposed(tile, e, n0, c0, p, out int n, out int c, out float x1)) continue;
+            ushort v = x1 != 0f ? Bf16One : (ushort)0;
             for (int copy = 0; copy < p.PackCopies; copy++) dst[((long)n * p.PackCopies + copy) * p.Cp + c] = v;
         }
     }
@@ -112,9 +124,8 @@ internal static class SpikeGemmKernels
         LoadTile(x, p, tile, out int n0, out int c0);
         for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
         {
-            int tx = e % Tile, j = e / Tile, c = c0 + tx, n = n0 + j;
-            if (n >= p.PackRows || c >= p.Cp) continue;
-            sbyte v = tile[tx * (Tile + 1) + j] != 0f ? (sbyte)1 : (sbyte)0;
+            if (!Transposed(tile, e, n0, c0, p, out int n, out int c, out float x1)) continue;
+            sbyte v = x1 != 0f ? (sbyte)1 : (sbyte)0;
             for (int copy = 0; copy < p.PackCopies; copy++) dst[((long)n * p.PackCopies + copy) * p.Cp + c] = v;
         }
     }
@@ -130,9 +141,7 @@ internal static class SpikeGemmKernels
         LoadTile(x, p, tile, out int n0, out int c0);
         for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
         {
-            int tx = e % Tile, j = e / Tile, c = c0 + tx, n = n0 + j;
-            if (n >= p.PackRows || c >= p.Cp) continue;
-            float v = tile[tx * (Tile + 1) + j];
+            if (!Transposed(tile, e, n0, c0, p, out int n, out int c, out float v)) continue;
             uint hi = (uint)Interop.FloatAsInt(v) >> 16;
             float r1 = v - Interop.IntAsFloat(hi << 16);
             uint mid = (uint)Interop.FloatAsInt(r1) >> 16;

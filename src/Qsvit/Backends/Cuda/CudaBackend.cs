@@ -229,7 +229,7 @@ public sealed partial class CudaBackend : IBackend
     {
         var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
         var g = l.Geometry;
-        if (l.Spike is { Integer: true } spike && timesteps > 0 && frames % timesteps == 0)
+        if (l.Spike is { Integer: true } spike && timesteps > 0 && frames % timesteps == 0 && frames < 1 << 21)
         {
             int mark = Mark();
             var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps);

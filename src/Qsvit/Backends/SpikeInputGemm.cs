@@ -6,7 +6,9 @@ public enum SpikeInputGemm
     /// <summary>
     /// On tensor cores: integer codes as int8 pieces (exact int32 sums; without cuBLAS an ILGPU integer kernel, also
     /// exact); fp32 weights as three bf16 pieces (exact products, fp32 accumulation: fp32 quality in another summation
-    /// order; with cuBLAS only, else the fp32 kernels).
+    /// order; with cuBLAS only, else the fp32 kernels). With cuBLAS, the real-valued-input 1×1 layers of codes up to 8 bits
+    /// also run on tensor cores where that pays: the codes in bf16 against the input's three bf16 pieces (exact products,
+    /// fp32 sums).
     /// </summary>
     TensorCores,
     /// <summary>fp32 for every dense conv (packed codes dequantized once on upload).</summary>

@@ -76,21 +76,25 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         var acc = gpu.Device.Accelerator;
         using var layer = new GpuConv(acc, g, weight, [], [bn]);
         using var input = gpu.Upload(x);
-        using var output = gpu.Zeros(expected.Length);
-        var p = new DepthwiseArgs
-        {
-            Planes = frames * channels, Channels = channels, H = h, W = w, OH = oh, OW = ow, KH = k, KW = k,
-            StrideH = stride, StrideW = stride, PadH = pad, PadW = pad, BnCount = 1,
-        };
-        long groups = GpuOps.DepthwiseTiles(ref p, 1024);
-        Assert.True(p.TilesY * p.TileH >= oh && p.TilesX * p.TileW >= ow && p.TileW <= 64);
-        Assert.True((long)p.InTileH * p.InTileW * p.PlanesPerGroup <= GpuKernels.DepthwiseTileFloats);
         var kernel = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(
             GpuKernels.Depthwise<ExactFma>);
-        kernel(new KernelConfig(new Index1D((int)groups), new Index1D(2)), input.View, layer.Weights.View, layer.Weights.View, layer.Bn!.View, output.View,
-            layer.Weights.View, p);
-        acc.Synchronize();
-        TestData.AssertSame(expected, output.GetAsArray1D(), $"depthwise {g} @{h}x{w}, tiles {p.TileH}x{p.TileW} x{p.PlanesPerGroup}");
+        // One output row per thread, and at stride 1 two (the pair reads each staged row once): the same values bit for bit.
+        foreach (int rows in stride == 1 ? [1, 2] : new[] { 1 })
+        {
+            using var output = gpu.Upload(Enumerable.Repeat(float.NaN, expected.Length).ToArray());
+            var p = new DepthwiseArgs
+            {
+                Planes = frames * channels, Channels = channels, H = h, W = w, OH = oh, OW = ow, KH = k, KW = k,
+                StrideH = stride, StrideW = stride, PadH = pad, PadW = pad, BnCount = 1, Rows = rows,
+            };
+            long groups = GpuOps.DepthwiseTiles(ref p, 1024);
+            Assert.True(p.TilesY * p.TileH >= oh && p.TilesX * p.TileW >= ow && p.TileW <= 64);
+            Assert.True((long)p.InTileH * p.InTileW * p.PlanesPerGroup <= GpuKernels.DepthwiseTileFloats);
+            kernel(new KernelConfig(new Index1D((int)groups), new Index1D(2)), input.View, layer.Weights.View, layer.Weights.View, layer.Bn!.View, output.View,
+                layer.Weights.View, p);
+            acc.Synchronize();
+            TestData.AssertSame(expected, output.GetAsArray1D(), $"depthwise {g} @{h}x{w}, tiles {p.TileH}x{p.TileW} x{p.PlanesPerGroup}, {rows} rows per thread");
+        }
     }
 
     [Fact]

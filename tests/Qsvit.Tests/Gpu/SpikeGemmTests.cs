@@ -1,3 +1,5 @@
+using ILGPU;
+using ILGPU.Runtime;
 using Qsvit.Backends;
 using Qsvit.Backends.Cpu;
 using Qsvit.Backends.Cuda;
@@ -99,6 +101,87 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         var expected = Run(new CpuBackend(), spec, input, frames, h, w);
         var actual = Run(CudaBackend.OnCpuAccelerator(SpikeInputGemm.TensorCores, split: true), spec, input, frames, h, w);
         for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f, $"{i}: {actual[i]} vs {expected[i]}");
+    }
+
+    public static TheoryData<ConvGeometry, int, string, bool> RealInputLayers => new()
+    {
+        // geometry (1×1, K ≥ 128 on a small map: GpuSpikeConv.RealInputPays), bits, quantizer, runs on the bf16 path (codes within ±256)
+        { new ConvGeometry(130, 24, 1, 1), 4, "paper", true },                   // channels padded 130 → 144
+        { new ConvGeometry(128, 20, 1, 1), 8, "asymmetric-channel-mse", true },  // codes up to ±255
+        { new ConvGeometry(128, 8, 1, 1), 12, "symmetric", false },             // 12-bit codes: not exact in bf16, stays fp32
+    };
+
+    /// <summary>
+    /// Integer codes of a real-valued-input 1×1 layer against the input's three bf16 pieces: exact products summed in fp32,
+    /// so fp32 quality in another order than the CPU's dequantized conv, within 1e-5 of Σ|w·x|.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(RealInputLayers))]
+    public void RealInputCodesMatchTheDequantizedConv(ConvGeometry g, int bits, string quantizer, bool bf16)
+    {
+        int h = 3, w = 4, frames = 3;
+        var rng = new Random(g.GetHashCode() ^ bits);
+        var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, 1, 1], bits, QuantizerSpec.Parse(quantizer));
+        var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble()).ToArray();
+        var bn = new ChannelAffine(bias.Select(b => b + 0.5f).ToArray(), bias.Select(b => -b).ToArray());
+        var spec = new ConvLayerSpec(g, new PackedConvWeights(codes), bias, [bn]);
+        using (var probe = CudaBackend.OnCpuAccelerator(SpikeInputGemm.TensorCores, split: true))
+        using (var layer = (CudaConvLayer)probe.CreateConv(spec))
+        {
+            Assert.Equal(bf16, layer.RealCodes is { RealInput: true });
+            Assert.True(GpuSpikeConv.RealInputPays(g, h, w));
+        }
+        // Real values over many binades, both signs, some exact zeros.
+        var input = Enumerable.Range(0, frames * g.InChannels * h * w)
+            .Select(_ => rng.Next(8) == 0 ? 0f : (float)((rng.NextDouble() - 0.5) * Math.Pow(2, rng.Next(-12, 6)))).ToArray();
+        var expected = Run(new CpuBackend(), spec, input, frames, h, w);
+        var actual = Run(CudaBackend.OnCpuAccelerator(SpikeInputGemm.TensorCores, split: true), spec, input, frames, h, w);
+        for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * (1 + Math.Abs(expected[i])), $"{i}: {actual[i]} vs {expected[i]}");
+    }
+
+    public static TheoryData<ConvGeometry, int, int, int, int> FusedLifLayers => new()
+    {
+        // geometry, input h, w, bits, images per chunk
+        { new ConvGeometry(5, 7, 3, 3, 1, 1, 1, 1), 6, 5, 4, 1 },      // 30 outputs per plane: one per epilogue thread
+        { new ConvGeometry(33, 17, 1, 1), 4, 3, 8, 2 },                // 1×1: the packed spikes are the columns; 12 per plane: four per thread
+        { new ConvGeometry(16, 40, 3, 3, 2, 2, 1, 1), 7, 8, 12, 3 },   // two int8 digits, stride 2, every image in one chunk
+    };
+
+    /// <summary>
+    /// ConvLif's fused epilogue (the LIF in the GEMM's epilogue, chunks of whole images) writes exactly the spikes of the
+    /// unfused conv followed by the LIF kernel, bit for bit.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(FusedLifLayers))]
+    public void FusedLifEqualsConvThenLif(ConvGeometry g, int h, int w, int bits, int imagesPerChunk)
+    {
+        const int timesteps = 2, batch = 3, frames = timesteps * batch;
+        var rng = new Random(g.GetHashCode());
+        var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+        var bn = new ChannelAffine(bias.Select(b => b + 1.5f).ToArray(), bias.Select(b => 0.1f * b).ToArray());
+        var acc = gpu.Device.Accelerator;
+        using var layer = new GpuSpikeConv(acc, new ConvLayerSpec(g, new DenseConvWeights(weight), bias, [bn]) { SpikeInput = true },
+            PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], bits, QuantizerSpec.Paper));
+        var ops = new SpikeGemmOps(acc, null);
+        long length = (long)frames * g.OutChannels * g.OutH(h) * g.OutW(w);
+        var (_, columnFloats, sumFloats) = SpikeGemmOps.Plan(layer, frames, h, w, 1L << 30);
+        using var x = gpu.Upload(Spikes(rng, frames * g.InChannels * h * w));
+        using var cols = gpu.Zeros(columnFloats);
+        using var sums = gpu.Zeros(sumFloats);
+        using var pre = gpu.Zeros(length);
+        using var expected = gpu.Zeros(length);
+        using var actual = gpu.Upload(Enumerable.Repeat(float.NaN, (int)length).ToArray());
+        const float threshold = 0.4f;
+        ops.Conv(layer, x.View, frames, h, w, pre.View, cols.View, sums.View, frames);
+        gpu.Ops.Lif(pre.View, expected.View, length, timesteps, threshold, default, default, 0);
+        ops.Conv(layer, x.View, frames, h, w, actual.View, cols.View, sums.View, imagesPerChunk * timesteps, timesteps, threshold);
+        var e = expected.GetAsArray1D();
+        var a = actual.GetAsArray1D();
+        Assert.Equal(e, a);
+        int fired = e.Count(v => v != 0);
+        Assert.InRange(fired, length / 10, length * 9 / 10);   // the threshold leaves both outcomes common
     }
 
     /// <summary>

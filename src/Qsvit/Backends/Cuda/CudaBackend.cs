@@ -181,7 +181,8 @@ public sealed partial class CudaBackend : IBackend
         var g = spec.Geometry;
         var layer = new CudaConvLayer(_acc, spec, _integer, _split);
         string library = _blas is null ? "ILGPU" : "cuBLAS";
-        layer.Engine = layer.Spike is not null
+        layer.Engine = layer.RealCodes is not null ? $"{library} bf16 tensor cores (codes x input as bf16x3) on large reductions, else SGEMM"
+            : layer.Spike is not null
             ? spec.Weights is PackedConvWeights && _integer ? $"{library} int8 tensor cores (exact)" : $"{library} bf16x3 tensor cores"
             : g.IsDepthwise ? "ILGPU depthwise"
             : _gemm is null || g.Groups != 1 ? "ILGPU implicit GEMM"
@@ -198,7 +199,7 @@ public sealed partial class CudaBackend : IBackend
         var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
         var g = l.Geometry;
         int mark = Mark();
-        if (l.Spike is { } spike)
+        if ((l.RealCodes is { } real && GpuSpikeConv.RealInputPays(g, height, width) ? real : l.Spike) is { } spike)
         {
             var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget);
             var cols = V(Rent(columnFloats));
@@ -215,6 +216,29 @@ public sealed partial class CudaBackend : IBackend
         var columns = perFrame == 0 ? default : V(Rent(Math.Min((long)frames * perFrame, Math.Max(perFrame, ColumnBudget))));
         _ops.ConvByGemm(l.Gpu!, V(input), frames, height, width, V(output), columns, ColumnBudget, _gemm);
         Release(mark);
+    }
+
+    /// <summary>
+    /// A spike-input layer of integer codes runs the LIF in its int8 GEMM's epilogue: each thread takes the T steps of its
+    /// outputs from the GEMM's sums and writes only the spikes (no pre-activation map written and read back); the values
+    /// are the epilogue's and the LIF kernel's, bit for bit. Other layers run <see cref="Conv"/>, then <see cref="Lif"/>
+    /// (fused, the bf16 pieces of fp32 weights measured slower on an H200: BENCHMARKS.md).
+    /// </summary>
+    public void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
+        int timesteps, float threshold, int lifLayer)
+    {
+        var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
+        var g = l.Geometry;
+        if (l.Spike is { Integer: true } spike && timesteps > 0 && frames % timesteps == 0 && frames < 1 << 21)
+        {
+            int mark = Mark();
+            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps);
+            _spike!.Conv(spike, V(input), frames, height, width, V(spikes), V(Rent(columnFloats)), V(Rent(sumFloats)), chunk, timesteps, threshold);
+            Release(mark);
+            return;
+        }
+        Conv(layer, input, frames, height, width, preActivation);
+        Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, null, lifLayer);
     }
 
     /// <summary>A depthwise layer reads the border from <paramref name="padValues"/> as it stages its tiles (one kernel, no padded map); others pad first.</summary>

@@ -26,9 +26,14 @@ internal sealed class CudaConvLayer : ConvLayer
 {
     public GpuConv? Gpu { get; }
     public GpuSpikeConv? Spike { get; }
+    /// <summary>
+    /// A real-valued-input 1×1 layer's integer codes on bf16 tensor cores (<see cref="GpuSpikeConv.RealInput"/>), beside
+    /// <see cref="Gpu"/>: each call takes the one that is faster at its map size (<see cref="GpuSpikeConv.RealInputPays"/>).
+    /// </summary>
+    public GpuSpikeConv? RealCodes { get; }
 
     /// <param name="integer">Integer codes of spike-input layers run on the exact int8 path.</param>
-    /// <param name="split">fp32 weights of spike-input layers run as bf16 pieces.</param>
+    /// <param name="split">fp32 weights of spike-input layers run as bf16 pieces; with <paramref name="integer"/>, so do the real-valued inputs of 1×1 layers of codes.</param>
     public CudaConvLayer(Accelerator accelerator, ConvLayerSpec spec, bool integer, bool split) : base(spec)
     {
         var bns = spec.Affines.Select(a => (a.Scale, a.Shift)).ToArray();
@@ -46,7 +51,12 @@ internal sealed class CudaConvLayer : ConvLayer
                     throw new QsvitException($"'{packed.Weight.Key}' holds {packed.Weight.Count} codes; the layer needs {spec.Geometry.WeightLength}");
                 if (integer && GpuSpikeConv.Accepts(spec)) Spike = new GpuSpikeConv(accelerator, spec, packed.Weight);
                 else if (split && GpuSpikeConv.Accepts(spec)) Spike = new GpuSpikeConv(accelerator, spec, packed.Weight.Dequantize());
-                else Gpu = new GpuConv(accelerator, spec.Geometry, packed.Weight.Dequantize(), spec.Bias, bns);
+                else
+                {
+                    Gpu = new GpuConv(accelerator, spec.Geometry, packed.Weight.Dequantize(), spec.Bias, bns);
+                    if (integer && split && GpuSpikeConv.AcceptsRealInput(spec, packed.Weight))
+                        RealCodes = GpuSpikeConv.RealInputCodes(accelerator, spec, packed.Weight);
+                }
                 break;
             default:
                 throw new QsvitException($"the CUDA backend cannot run {spec.Weights.GetType().Name} weights");
@@ -57,6 +67,7 @@ internal sealed class CudaConvLayer : ConvLayer
     {
         Gpu?.Dispose();
         Spike?.Dispose();
+        RealCodes?.Dispose();
     }
 }
 

@@ -83,6 +83,8 @@ internal struct DepthwiseArgs
     public int TileH, TileW, TilesY, TilesX, PlanesPerGroup, InTileH, InTileW;
     /// <summary>Threads per tile row: each takes the row's columns lx, lx + Strips, lx + 2·Strips, lx + 3·Strips.</summary>
     public int Strips;
+    /// <summary>Output rows per thread: 1, or 2 (stride 1 only: two neighbouring rows share KH − 1 of their input rows, so each staged value is read once for both).</summary>
+    public int Rows;
     /// <summary>1 when each group's input tiles are whole unpadded planes, i.e. one contiguous run of the input (RepConv's 3×3).</summary>
     public int WholePlanes;
     /// <summary>
@@ -410,13 +412,18 @@ internal static class GpuKernels
         Group.Barrier();
         // Each thread takes four outputs of one row, Strips columns apart (neighbouring threads, neighbouring columns):
         // they share the row's taps, so each weight is loaded once for four FMAs.
-        int strips = p.Strips, slotsPerPlane = p.TileH * strips, taps = p.KH * p.KW, ohw = p.OH * p.OW;
+        int strips = p.Strips, slotsPerPlane = (p.TileH + p.Rows - 1) / p.Rows * strips, taps = p.KH * p.KW, ohw = p.OH * p.OW;
         float invSlots = 1f / slotsPerPlane, invStrips = 1f / strips;
         for (int slot = tid; slot < p.PlanesPerGroup * slotsPerPlane; slot += threads)
         {
-            int q = SmallDiv(slot, invSlots), r = slot - q * slotsPerPlane, ly = SmallDiv(r, invStrips), lx = r - ly * strips;
-            int plane = plane0 + q, oy = oy0 + ly;
+            int q = SmallDiv(slot, invSlots), r = slot - q * slotsPerPlane, rowSlot = SmallDiv(r, invStrips), lx = r - rowSlot * strips;
+            int ly = rowSlot * p.Rows, plane = plane0 + q, oy = oy0 + ly;
             if (plane >= p.Planes || oy >= p.OH) continue;
+            if (p.Rows == 2 && ly + 1 < p.TileH && oy + 1 < p.OH)
+            {
+                DepthwiseRowPair<TFma>(tile, w, bias, bn, y, p, q * inTile + (oy - p.PadH - iy0) * p.InTileW, plane, oy, ox0, ix0, lx);
+                continue;
+            }
             int ch = plane % p.Channels;
             float start = p.HasBias != 0 ? bias[ch] : 0f;
             int top = oy * p.StrideH - p.PadH;
@@ -447,6 +454,61 @@ internal static class GpuKernels
             DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o2, s2);
             DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o3, s3);
         }
+    }
+
+    /// <summary>
+    /// Outputs (oy, four columns) and (oy + 1, the same columns) of one plane of <see cref="Depthwise{TFma}"/> at stride 1,
+    /// reading each staged input row once for both: input row j of the pair's KH + 1 is tap ky = j of row oy and ky = j − 1
+    /// of row oy + 1. Each output's FMA chain runs its taps in (ky, kx) order from the bias, rows outside the map skipped
+    /// and columns outside it reading the tile's zero, as the one-row loop: the same values bit for bit.
+    /// </summary>
+    private static void DepthwiseRowPair<TFma>(ArrayView<float> tile, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
+        ArrayView<float> y, DepthwiseArgs p, int row, int plane, int oy, int ox0, int ix0, int lx) where TFma : struct, IFma
+    {
+        int strips = p.Strips, ch = plane % p.Channels, top = oy - p.PadH, wBase = ch * p.KH * p.KW;
+        var o0 = DepthwiseColumn.Of(p, ox0, ix0, lx, row);
+        var o1 = DepthwiseColumn.Of(p, ox0, ix0, lx + strips, row);
+        var o2 = DepthwiseColumn.Of(p, ox0, ix0, lx + 2 * strips, row);
+        var o3 = DepthwiseColumn.Of(p, ox0, ix0, lx + 3 * strips, row);
+        float start = p.HasBias != 0 ? bias[ch] : 0f;
+        float a0 = start, a1 = start, a2 = start, a3 = start, b0 = start, b1 = start, b2 = start, b3 = start;
+        for (int j = 0; j <= p.KH; j++)
+        {
+            int iy = top + j;
+            if (iy < 0 || iy >= p.H) continue;
+            int tRow = j * p.InTileW;
+            for (int kx = 0; kx < p.KW; kx++)
+            {
+                int at = tRow + kx;
+                float v0 = tile[o0.At + at], v1 = tile[o1.At + at], v2 = tile[o2.At + at], v3 = tile[o3.At + at];
+                if (j < p.KH)
+                {
+                    float wa = w[wBase + j * p.KW + kx];
+                    a0 = default(TFma).Fma(wa, v0, a0);
+                    a1 = default(TFma).Fma(wa, v1, a1);
+                    a2 = default(TFma).Fma(wa, v2, a2);
+                    a3 = default(TFma).Fma(wa, v3, a3);
+                }
+                if (j > 0)
+                {
+                    float wb = w[wBase + (j - 1) * p.KW + kx];
+                    b0 = default(TFma).Fma(wb, v0, b0);
+                    b1 = default(TFma).Fma(wb, v1, b1);
+                    b2 = default(TFma).Fma(wb, v2, b2);
+                    b3 = default(TFma).Fma(wb, v3, b3);
+                }
+            }
+        }
+        int outRow = plane * p.OH * p.OW + oy * p.OW;
+        DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o0, a0);
+        DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o1, a1);
+        DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o2, a2);
+        DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o3, a3);
+        outRow += p.OW;
+        DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o0, b0);
+        DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o1, b1);
+        DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o2, b2);
+        DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o3, b3);
     }
 
     /// <summary>

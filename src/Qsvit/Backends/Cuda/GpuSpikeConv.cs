@@ -38,8 +38,15 @@ internal static class Bf16Split
 internal sealed class GpuSpikeConv : IDisposable
 {
     public ConvGeometry Geometry { get; }
-    /// <summary>int8 pieces of integer codes (exact); false: bf16 pieces of fp32 weights.</summary>
+    /// <summary>int8 pieces of integer codes (exact); false: bf16 pieces of fp32 weights, or of the input (<see cref="RealInput"/>).</summary>
     public bool Integer { get; }
+    /// <summary>
+    /// Integer codes of a real-valued-input 1×1 layer as bf16 (exact for |q − z| ≤ 256), against the input split into its
+    /// three bf16 pieces, stacked along K: A[M, 3·Kp] = [q | q | q], B[n] = [lo | mid | hi] of the input pixel. Every
+    /// product is exact (8 × 8 significant bits), the sum is fp32 (another order than the fp32 simulation's SGEMM of the
+    /// dequantized weights), then one multiply by the scale as on the integer path.
+    /// </summary>
+    public bool RealInput { get; }
     public int Parts { get; }
     /// <summary>
     /// bf16 pieces stacked along K rather than M: A[M, Parts·Kp] = [lo | mid | hi] against columns repeated Parts times,
@@ -82,6 +89,34 @@ internal sealed class GpuSpikeConv : IDisposable
 
     /// <summary>Whether this kind of layer runs here: dense (groups = 1), spikes in.</summary>
     public static bool Accepts(ConvLayerSpec spec) => spec.SpikeInput && spec.Geometry.Groups == 1 && !spec.Geometry.IsDepthwise;
+
+    /// <summary>
+    /// Whether integer codes of a real-valued-input layer run here (<see cref="RealInput"/>): a 1×1 stride-1 unpadded layer
+    /// (pwconv2, RepConv's last 1×1) whose integer weights q − z are exact in bf16 (|q − z| ≤ 256: codes up to 8 bits).
+    /// </summary>
+    public static bool AcceptsRealInput(ConvLayerSpec spec, Quantization.PackedWeight codes)
+    {
+        if (spec.SpikeInput || !spec.Geometry.IsPointwise) return false;
+        var (min, max) = codes.IntegerRange();
+        return min >= -256 && max <= 256;
+    }
+
+    /// <summary>
+    /// Whether a real-valued-input layer of codes runs faster on bf16 tensor cores than on the fp32 SGEMM at this map size:
+    /// where the SGEMM is compute-bound. Its reduction must be long (K ≥ 128), and on maps the SGEMM reads in place
+    /// (<see cref="GpuOps.PixelMajor"/> false) its flops per byte high, K·M/(K + M) ≥ 128; elsewhere the three bf16
+    /// pieces (1.5x the input's bytes) and the transposition cost more than they save. Measured on an H200
+    /// (BENCHMARKS.md): 512→512 and 640→640 at 14×14 ran 1.9x / 2.1x faster, 512→256 at 28×28 1.25x, CIFAR's
+    /// 128→128 and 192→192 at 4×4 1.2x / 1.3x; 256→128 at 56×56, 128→64 at 112×112 and 32→16 at 32×32 ran 1.3–2x slower.
+    /// </summary>
+    public static bool RealInputPays(ConvGeometry g, int h, int w)
+    {
+        long k = g.InChannels, m = g.OutChannels;
+        return k >= 128 && (GpuOps.PixelMajor(g, h, w) || k * m >= 128 * (k + m));
+    }
+
+    /// <summary>The input's bf16 pieces per pixel (<see cref="RealInput"/>): hi + mid + lo = x exactly (<see cref="Bf16Split"/>).</summary>
+    public const int InputPieces = 3;
 
     /// <summary>fp32 weights [OutChannels, K] as bf16 pieces.</summary>
     public GpuSpikeConv(Accelerator acc, ConvLayerSpec spec, float[] weight) : this(acc, spec, integer: false, out int m, out int k, out int kp)
@@ -139,6 +174,30 @@ internal sealed class GpuSpikeConv : IDisposable
         Scales = acc.Allocate1D(codes.Groups == 1 ? Enumerable.Repeat(codes.Scales[0], m).ToArray() : codes.Scales.AsSpan(0, m).ToArray());
     }
 
+    /// <summary>Integer codes of a real-valued-input 1×1 layer (<see cref="AcceptsRealInput"/>) as bf16, repeated for the input's pieces.</summary>
+    public static GpuSpikeConv RealInputCodes(Accelerator acc, ConvLayerSpec spec, Quantization.PackedWeight codes) => new(acc, spec, codes, realInput: true);
+
+    private GpuSpikeConv(Accelerator acc, ConvLayerSpec spec, Quantization.PackedWeight codes, bool realInput) : this(acc, spec, integer: false, out int m, out int k, out int kp)
+    {
+        if (!realInput || !AcceptsRealInput(spec, codes)) throw new ArgumentException("real-valued-input codes need a 1×1 layer with codes within ±256", nameof(spec));
+        if (codes.Count != (long)m * k) throw new QsvitException($"'{codes.Key}' holds {codes.Count} codes; the layer needs {(long)m * k}");
+        RealInput = true;
+        Parts = InputPieces;
+        StackK = true;
+        var ints = new int[(long)m * k];
+        codes.IntegerRows(0, m, ints);
+        var a = new ushort[Parts * (long)m * kp];
+        for (int r = 0; r < m; r++)
+            for (int j = 0; j < k; j++)
+            {
+                // |v| ≤ 256 has at most 8 significant bits: exact in bf16 (the top half of its fp32 bits).
+                ushort v = (ushort)(BitConverter.SingleToUInt32Bits(ints[(long)r * k + j]) >> 16);
+                for (int p = 0; p < Parts; p++) a[((long)r * Parts + p) * kp + Column(j)] = v;
+            }
+        Bf16 = acc.Allocate1D(a);
+        Scales = acc.Allocate1D(codes.Groups == 1 ? Enumerable.Repeat(codes.Scales[0], m).ToArray() : codes.Scales.AsSpan(0, m).ToArray());
+    }
+
     /// <summary>
     /// Balanced base-256 int8 digits that hold every value in [min, max]. The int32 sums stay exact: each digit's sum is at
     /// most 128·K, and the combined sum is the exact Σ q·spike, which the CPU's int32 path also requires to fit.
@@ -155,7 +214,8 @@ internal sealed class GpuSpikeConv : IDisposable
     {
         var g = spec.Geometry;
         g.Validate();
-        if (!Accepts(spec)) throw new ArgumentException("the spike GEMM path takes dense convolutions of spikes", nameof(spec));
+        if (!Accepts(spec) && !(g.IsPointwise && !spec.SpikeInput))
+            throw new ArgumentException("the spike GEMM path takes dense convolutions of spikes and 1×1 layers of integer codes", nameof(spec));
         Geometry = g;
         Integer = integer;
         m = g.OutChannels;
@@ -209,12 +269,15 @@ internal sealed class SpikeGemmOps
     private readonly int _group;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs> _packBf16;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs> _packS8;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs> _packSplit;
     private readonly Action<Index1D, ArrayView<long>, ArrayView<long>, SpikeGemmArgs> _columns;
     private readonly Action<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int> _gemmS8;
     private readonly Action<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, int, int> _gemmBf16;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<Half>> _toHalf;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueInt;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueSplit;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueScaled;
+    private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueIntLif;
 
     public SpikeGemmOps(Accelerator acc, Cublas? blas)
     {
@@ -224,6 +287,7 @@ internal sealed class SpikeGemmOps
         bool cuda = acc.AcceleratorType == AcceleratorType.Cuda;
         _packBf16 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackBf16);
         _packS8 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8);
+        _packSplit = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackSplit);
         _columns = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<long>, SpikeGemmArgs>(SpikeGemmKernels.ColumnsFromPacked);
         _gemmS8 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int>(SpikeGemmKernels.GemmS8);
         _gemmBf16 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ushort>, ArrayView<ushort>, ArrayView<float>, int, int>(SpikeGemmKernels.GemmBf16);
@@ -234,6 +298,12 @@ internal sealed class SpikeGemmOps
         _epilogueSplit = cuda
             ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueSplit<ContractedFma>)
             : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueSplit<ExactFma>);
+        _epilogueIntLif = cuda
+            ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueIntLif<ContractedFma>)
+            : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueIntLif<ExactFma>);
+        _epilogueScaled = cuda
+            ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueScaled<ContractedFma>)
+            : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueScaled<ExactFma>);
     }
 
     /// <summary>
@@ -280,15 +350,17 @@ internal sealed class SpikeGemmOps
 
     /// <summary>
     /// Frames per chunk and the floats of workspace its packed spikes and columns (one region) and its sums need, within
-    /// <paramref name="budget"/> floats each.
+    /// <paramref name="budget"/> floats each. With a fused LIF over <paramref name="timesteps"/> steps the chunk holds
+    /// whole images (a multiple of T frames, at least T).
     /// </summary>
-    public static (int Chunk, long ColumnFloats, long SumFloats) Plan(GpuSpikeConv layer, int frames, int h, int w, long budget)
+    public static (int Chunk, long ColumnFloats, long SumFloats) Plan(GpuSpikeConv layer, int frames, int h, int w, long budget, int timesteps = 1)
     {
         var g = layer.Geometry;
         long ohw = (long)g.OutH(h) * g.OutW(w);
         int bytes = layer.Integer ? 1 : 2;
         long perFrame = Math.Max((ohw * layer.GemmK * bytes + PackedBytes(layer, 1, h, w)) / 4, (long)layer.GemmRows * ohw);
         int chunk = (int)Math.Clamp(budget / Math.Max(1, perFrame), 1, Math.Max(1, frames));
+        chunk = Math.Max(timesteps, chunk / timesteps * timesteps);
         long rows = Rows(chunk * ohw);
         return (chunk, PackedFloats(layer, chunk, h, w) + rows * layer.GemmK * bytes / 4, (long)layer.GemmRows * rows);
     }
@@ -303,9 +375,17 @@ internal sealed class SpikeGemmOps
     /// <summary>GEMM columns (B rows, C's leading dimension) for <paramref name="valid"/> pixels: a multiple of 4, as cuBLAS's int8 kernels want.</summary>
     private static long Rows(long valid) => (valid + 3) / 4 * 4;
 
+    /// <summary>
+    /// The layer of input[frames, Cin, h, w] into output[frames, Cout, OH, OW], in chunks of <paramref name="chunk"/> frames;
+    /// with <paramref name="timesteps"/> &gt; 0 (integer codes) the LIF over the result instead (IBackend.ConvLif, the LIF
+    /// kernel's values bit for bit): output receives the spikes, chunks hold whole images (<paramref name="chunk"/> a multiple of T).
+    /// </summary>
     public void Conv(GpuSpikeConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output,
-        ArrayView<float> columns, ArrayView<float> sums, int chunk)
+        ArrayView<float> columns, ArrayView<float> sums, int chunk, int timesteps = 0, float threshold = 0f)
     {
+        if (timesteps > 0 && (!layer.Integer || frames % timesteps != 0 || chunk % timesteps != 0 || chunk >= 1 << 21))
+            throw new ArgumentException($"a fused LIF needs integer codes and whole images: {frames} frames and chunks of {chunk} for T = {timesteps}");
+        int batch = timesteps > 0 ? frames / timesteps : frames, itemsPerChunk = timesteps > 0 ? chunk / timesteps : chunk;
         var g = layer.Geometry;
         int oh = g.OutH(h), ow = g.OutW(w), ohw = oh * ow, m = g.OutChannels;
         if (oh <= 0 || ow <= 0) throw new ArgumentException($"input {h}x{w} is smaller than the kernel {g.KernelH}x{g.KernelW} with padding");
@@ -317,9 +397,10 @@ internal sealed class SpikeGemmOps
         long packedFloats = PackedFloats(layer, chunk, h, w);
         var packed = layer.Pointwise ? default : columns.SubView(0, packedFloats);
         var colRegion = columns.SubView(packedFloats);
-        for (int f0 = 0; f0 < frames; f0 += chunk)
+        for (int f0 = 0; f0 < batch; f0 += itemsPerChunk)
         {
-            int n = Math.Min(chunk, frames - f0);
+            // Without LIF: frames f0 .. f0 + n. With: images f0 .. f0 + items, all T steps of each (n frames).
+            int items = Math.Min(itemsPerChunk, batch - f0), n = timesteps > 0 ? items * timesteps : items;
             long valid = (long)n * ohw, rows = Rows(valid), outputs = (long)n * m * ohw;
             if (rows * layer.GemmK > int.MaxValue / 2 || outputs > int.MaxValue || (long)layer.GemmRows * rows > int.MaxValue || (long)n * h * w * layer.Cp > int.MaxValue / 2)
                 throw new QsvitException($"a spike convolution chunk of {n} frames is too large for one launch; use a smaller batch");
@@ -334,13 +415,17 @@ internal sealed class SpikeGemmOps
                 // A 1×1 layer packs straight into the columns (output pixel = input pixel, rows past the valid ones zero).
                 PackRows = layer.Pointwise ? (int)rows : n * h * w, PackValid = layer.Pointwise ? (int)valid : n * h * w, PackPlane = h * w,
                 PackCopies = layer.Pointwise ? layer.Copies : 1, PerThread = ohw % 4 == 0 ? 4 : 1,
+                Items = timesteps > 0 ? items : 0, InvItems = 1f / items, FrameStride = batch, Timesteps = timesteps, Threshold = threshold,
             };
+            // Threads of the epilogue: one per PerThread outputs, each over the T steps when the LIF is fused.
+            int epilogueThreads = (int)((timesteps > 0 ? outputs / timesteps : outputs) / p.PerThread);
             int tiles = (p.PackRows + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile * ((layer.Cp + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile);
             var config = new KernelConfig(new Index1D(tiles), new Index1D(_group));
             var pack = layer.Pointwise ? colRegion : packed;
             int pm = layer.GemmRows, gk = layer.GemmK;
             var shape = new RowMajorGemm(false, true, pm, (int)rows, gk, gk, gk, (int)rows);
             if (layer.Integer) _packS8(config, input, pack.Cast<sbyte>(), p);
+            else if (layer.RealInput) _packSplit(config, input, pack.Cast<ushort>(), p);
             else _packBf16(config, input, pack.Cast<ushort>(), p);
             if (!layer.Pointwise) _columns((int)(rows * p.Words), packed.Cast<long>(), colRegion.Cast<long>(), p);
             if (layer.Integer)
@@ -351,7 +436,8 @@ internal sealed class SpikeGemmOps
                     _blas.GemmInt8(shape, layer.S8!.NativePtr, cols.LoadEffectiveAddressAsPtr(), c.LoadEffectiveAddressAsPtr());
                 else
                     _gemmS8((int)(pm * rows), layer.S8!.View, cols, c, (int)rows, gk);
-                _epilogueInt((int)(outputs / p.PerThread), c, output, layer.Scales!.View, bias, bn, p);
+                if (timesteps > 0) _epilogueIntLif(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
+                else _epilogueInt(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
             }
             else
             {
@@ -361,7 +447,8 @@ internal sealed class SpikeGemmOps
                         0, sums.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, CublasComputeType.F32);
                 else
                     _gemmBf16((int)(pm * rows), layer.Bf16!.View, cols, sums, (int)rows, gk);
-                _epilogueSplit((int)(outputs / p.PerThread), sums, output, bias, bn, p);
+                if (layer.RealInput) _epilogueScaled(epilogueThreads, sums, output, layer.Scales!.View, bias, bn, p);
+                else _epilogueSplit(epilogueThreads, sums, output, bias, bn, p);
             }
         }
     }

@@ -28,6 +28,25 @@ internal struct SpikeGemmArgs
     public int Copies, PackCopies;
     /// <summary>Outputs per epilogue thread: 4 consecutive pixels of one (frame, channel) plane when OHW is a multiple of 4, else 1 (fewer index divisions).</summary>
     public int PerThread;
+    /// <summary>
+    /// 0: the chunk's frames are Frame0, Frame0 + 1, …. Else the chunk holds whole images for the fused LIF: local frame
+    /// j is frame (j / Items)·FrameStride + Frame0 + j % Items (time step j / Items of image Frame0 + j % Items, with
+    /// FrameStride = the batch, frames being time-first t·B + b).
+    /// </summary>
+    public int Items, FrameStride;
+    /// <summary>fl(1 / Items) for <see cref="GpuKernels.SmallDiv"/> (local frames stay below 2^21).</summary>
+    public float InvItems;
+    /// <summary>The fused LIF's time steps and threshold (<see cref="SpikeGemmKernels.EpilogueIntLif{TFma}"/>).</summary>
+    public int Timesteps;
+    public float Threshold;
+
+    /// <summary>The frame that local frame <paramref name="j"/> of the chunk is (see <see cref="Items"/>).</summary>
+    public readonly int Frame(int j)
+    {
+        if (Items == 0) return Frame0 + j;
+        int t = GpuKernels.SmallDiv(j, InvItems);
+        return t * FrameStride + Frame0 + j - t * Items;
+    }
 }
 
 /// <summary>
@@ -51,7 +70,7 @@ internal static class SpikeGemmKernels
     private static float Gather(ArrayView<float> x, SpikeGemmArgs p, int n, int c)
     {
         if (n >= p.PackValid || c >= p.InChannels) return 0f;
-        int f = p.Frame0 + n / p.PackPlane, pix = n - n / p.PackPlane * p.PackPlane;
+        int j = n / p.PackPlane, f = p.Frame(j), pix = n - j * p.PackPlane;
         return x[((long)f * p.InChannels + c) * p.PackPlane + pix];
     }
 
@@ -72,6 +91,19 @@ internal static class SpikeGemmKernels
         Group.Barrier();
     }
 
+    /// <summary>
+    /// Element <paramref name="e"/> of a staged tile in its written order (channels fastest): packed pixel n, channel c and
+    /// the input value; false past the packed rows or channels (nothing to write).
+    /// </summary>
+    private static bool Transposed(ArrayView<float> tile, int e, int n0, int c0, SpikeGemmArgs p, out int n, out int c, out float v)
+    {
+        int tx = e % Tile, j = e / Tile;
+        c = c0 + tx;
+        n = n0 + j;
+        v = tile[tx * (Tile + 1) + j];
+        return n < p.PackRows && c < p.Cp;
+    }
+
     /// <summary>Spikes packed pixel-major into bf16, dst[n, PackCopies, Cp] (0 → 0x0000, 1 → 0x3F80).</summary>
     public static void PackBf16(ArrayView<float> x, ArrayView<ushort> dst, SpikeGemmArgs p)
     {
@@ -79,9 +111,8 @@ internal static class SpikeGemmKernels
         LoadTile(x, p, tile, out int n0, out int c0);
         for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
         {
-            int tx = e % Tile, j = e / Tile, c = c0 + tx, n = n0 + j;
-            if (n >= p.PackRows || c >= p.Cp) continue;
-            ushort v = tile[tx * (Tile + 1) + j] != 0f ? Bf16One : (ushort)0;
+            if (!Transposed(tile, e, n0, c0, p, out int n, out int c, out float x1)) continue;
+            ushort v = x1 != 0f ? Bf16One : (ushort)0;
             for (int copy = 0; copy < p.PackCopies; copy++) dst[((long)n * p.PackCopies + copy) * p.Cp + c] = v;
         }
     }
@@ -93,10 +124,32 @@ internal static class SpikeGemmKernels
         LoadTile(x, p, tile, out int n0, out int c0);
         for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
         {
-            int tx = e % Tile, j = e / Tile, c = c0 + tx, n = n0 + j;
-            if (n >= p.PackRows || c >= p.Cp) continue;
-            sbyte v = tile[tx * (Tile + 1) + j] != 0f ? (sbyte)1 : (sbyte)0;
+            if (!Transposed(tile, e, n0, c0, p, out int n, out int c, out float x1)) continue;
+            sbyte v = x1 != 0f ? (sbyte)1 : (sbyte)0;
             for (int copy = 0; copy < p.PackCopies; copy++) dst[((long)n * p.PackCopies + copy) * p.Cp + c] = v;
+        }
+    }
+
+    /// <summary>
+    /// A real-valued input packed pixel-major as its three bf16 pieces (<see cref="GpuSpikeConv.RealInput"/>):
+    /// dst[n, piece, Cp] = lo, mid, hi of x, each the previous remainder truncated to bf16, so hi + mid + lo = x exactly
+    /// (<see cref="Bf16Split"/>). PackCopies is the piece count, 3.
+    /// </summary>
+    public static void PackSplit(ArrayView<float> x, ArrayView<ushort> dst, SpikeGemmArgs p)
+    {
+        var tile = SharedMemory.Allocate<float>(Tile * (Tile + 1));
+        LoadTile(x, p, tile, out int n0, out int c0);
+        for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
+        {
+            if (!Transposed(tile, e, n0, c0, p, out int n, out int c, out float v)) continue;
+            uint hi = (uint)Interop.FloatAsInt(v) >> 16;
+            float r1 = v - Interop.IntAsFloat(hi << 16);
+            uint mid = (uint)Interop.FloatAsInt(r1) >> 16;
+            float r2 = r1 - Interop.IntAsFloat(mid << 16);
+            long at = (long)n * 3 * p.Cp + c;
+            dst[at] = (ushort)((uint)Interop.FloatAsInt(r2) >> 16);
+            dst[at + p.Cp] = (ushort)mid;
+            dst[at + 2 * p.Cp] = (ushort)hi;
         }
     }
 
@@ -164,15 +217,75 @@ internal static class SpikeGemmKernels
         int first = i * p.PerThread, mo = p.M * p.OHW, f = first / mo, rest = first - f * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
         int n0 = f * p.OHW + pix0;
         long at = ((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix0;
-        for (int k = 0; k < p.PerThread; k++)
+        for (int k = 0; k < p.PerThread; k++) y[at + k] = IntValue<TFma>(c, n0 + k, oc, scales, bias, bn, p);
+    }
+
+    /// <summary>Output channel oc at GEMM column n of int32 sums: the pieces combined, then <see cref="Scaled{TFma}"/>.</summary>
+    private static float IntValue<TFma>(ArrayView<int> c, int n, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
+        where TFma : struct, IFma
+    {
+        int acc = c[(long)oc * p.Rows + n];
+        for (int part = 1; part < p.Parts; part++) acc = acc * 256 + c[((long)part * p.M + oc) * p.Rows + n];
+        return Scaled<TFma>(acc, oc, scales, bias, bn, p);
+    }
+
+    /// <summary>
+    /// <see cref="EpilogueInt{TFma}"/> fused with the LIF over it (IBackend.ConvLif): the chunk holds whole images
+    /// (<see cref="SpikeGemmArgs.Items"/>), one thread per (image, oc, PerThread pixels) runs the T steps in order with the
+    /// LIF kernel's arithmetic (<see cref="GpuKernels.Lif"/>) and writes only the spikes, at their frames t·B + b.
+    /// </summary>
+    public static void EpilogueIntLif<TFma>(Index1D i, ArrayView<int> c, ArrayView<float> spikes, ArrayView<float> scales, ArrayView<float> bias,
+        ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
+    {
+        int first = i * p.PerThread, mo = p.M * p.OHW, item = first / mo, rest = first - item * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
+        float v0 = 0f, v1 = 0f, v2 = 0f, v3 = 0f;
+        for (int t = 0; t < p.Timesteps; t++)
         {
-            int n = n0 + k;
-            int acc = c[(long)oc * p.Rows + n];
-            for (int part = 1; part < p.Parts; part++) acc = acc * 256 + c[((long)part * p.M + oc) * p.Rows + n];
-            float v = p.HasBias != 0 ? default(TFma).Fma(acc, scales[oc], bias[oc]) : acc * scales[oc];
-            for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
-            y[at + k] = v;
+            // The step's sums are loaded before its spikes are stored, so a thread's four loads are in flight together.
+            int j = t * p.Items + item, n = j * p.OHW + pix0;
+            long at = ((long)p.Frame(j) * p.M + oc) * p.OHW + pix0;
+            if (p.PerThread == 4)
+            {
+                float x0 = IntValue<TFma>(c, n, oc, scales, bias, bn, p), x1 = IntValue<TFma>(c, n + 1, oc, scales, bias, bn, p);
+                float x2 = IntValue<TFma>(c, n + 2, oc, scales, bias, bn, p), x3 = IntValue<TFma>(c, n + 3, oc, scales, bias, bn, p);
+                v0 = LifStep(x0, v0, p.Threshold, spikes, at);
+                v1 = LifStep(x1, v1, p.Threshold, spikes, at + 1);
+                v2 = LifStep(x2, v2, p.Threshold, spikes, at + 2);
+                v3 = LifStep(x3, v3, p.Threshold, spikes, at + 3);
+            }
+            else v0 = LifStep(IntValue<TFma>(c, n, oc, scales, bias, bn, p), v0, p.Threshold, spikes, at);
         }
+    }
+
+    /// <summary>One LIF step as <see cref="GpuKernels.Lif"/> computes it: H = V + (X − V)·0.5, S = H ≥ Vth, V = S ? 0 : H; writes S, returns V.</summary>
+    private static float LifStep(float x, float v, float threshold, ArrayView<float> spikes, long at)
+    {
+        float h = v + (x - v) * 0.5f;
+        bool fire = h >= threshold;
+        spikes[at] = fire ? 1f : 0f;
+        return fire ? 0f : h;
+    }
+
+    /// <summary>fma(sum, scale[oc], bias[oc]) (sum·scale without a bias), as the CPU's SpikeConv, then each BN as one FMA.</summary>
+    private static float Scaled<TFma>(float sum, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
+        where TFma : struct, IFma
+    {
+        float v = p.HasBias != 0 ? default(TFma).Fma(sum, scales[oc], bias[oc]) : sum * scales[oc];
+        for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
+        return v;
+    }
+
+    /// <summary>
+    /// y[Frame0 + f, oc, pix] from the fp32 sums c[oc, f·OHW + pix] of integer codes against a real-valued input's bf16
+    /// pieces (<see cref="GpuSpikeConv.RealInput"/>): scale, bias and BNs as <see cref="EpilogueInt{TFma}"/>.
+    /// </summary>
+    public static void EpilogueScaled<TFma>(Index1D i, ArrayView<float> c, ArrayView<float> y, ArrayView<float> scales, ArrayView<float> bias,
+        ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
+    {
+        int first = i * p.PerThread, mo = p.M * p.OHW, f = first / mo, rest = first - f * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
+        int n0 = f * p.OHW + pix0;
+        long at = ((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix0;
+        for (int k = 0; k < p.PerThread; k++) y[at + k] = Scaled<TFma>(c[(long)oc * p.Rows + n0 + k], oc, scales, bias, bn, p);
     }
 
     /// <summary>
@@ -185,15 +298,18 @@ internal static class SpikeGemmKernels
         int first = i * p.PerThread, mo = p.M * p.OHW, f = first / mo, rest = first - f * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
         int n0 = f * p.OHW + pix0;
         long at = ((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix0;
-        for (int k = 0; k < p.PerThread; k++)
-        {
-            int n = n0 + k;
-            float v = p.Parts == 3 ? c[(2L * p.M + oc) * p.Rows + n] : 0f;
-            if (p.Parts >= 2) v += c[((long)p.M + oc) * p.Rows + n];
-            v = c[(long)oc * p.Rows + n] + v;
-            if (p.HasBias != 0) v += bias[oc];
-            for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
-            y[at + k] = v;
-        }
+        for (int k = 0; k < p.PerThread; k++) y[at + k] = SplitValue<TFma>(c, n0 + k, oc, bias, bn, p);
+    }
+
+    /// <summary>Output channel oc at GEMM column n of the bf16 pieces' fp32 sums: the pieces combined, + bias, the BNs.</summary>
+    private static float SplitValue<TFma>(ArrayView<float> c, int n, int oc, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
+        where TFma : struct, IFma
+    {
+        float v = p.Parts == 3 ? c[(2L * p.M + oc) * p.Rows + n] : 0f;
+        if (p.Parts >= 2) v += c[((long)p.M + oc) * p.Rows + n];
+        v = c[(long)oc * p.Rows + n] + v;
+        if (p.HasBias != 0) v += bias[oc];
+        for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
+        return v;
     }
 }

@@ -41,6 +41,9 @@ public abstract class ForwardingBackend(IBackend inner) : IBackend
     public virtual void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,
         DeviceBuffer spikes, int timesteps, float threshold, int lifLayer) =>
         Inner.ConvLif(layer, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer);
+    public virtual void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,
+        DeviceBuffer spikes, int timesteps, float threshold, int lifLayer, ConvLayer second, DeviceBuffer output) =>
+        Inner.ConvLifConv(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, second, output);
     public virtual void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) =>
         Inner.SpikeDrivenAttention(q, k, v, output, frames, channels, tokens, heads, scale);
     public virtual void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) => Inner.SpatialMean(x, rows, spatial, output);

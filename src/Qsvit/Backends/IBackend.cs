@@ -111,6 +111,20 @@ public interface IBackend : IDisposable
     }
 
     /// <summary>
+    /// <see cref="ConvLif"/> of <paramref name="first"/>, then <see cref="Conv"/> of <paramref name="second"/> over its spikes
+    /// into <paramref name="output"/> (ConvBlock's conv1 → lif → conv2, the MLP's fc1 → lif → fc2; same height and width).
+    /// A backend may pass the spikes to the second conv in its own form (the CPU backend does for integer layers, as
+    /// packed words) and leave <paramref name="preActivation"/> and <paramref name="spikes"/> unwritten; the output is that of
+    /// the ops, bit for bit.
+    /// </summary>
+    void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
+        int timesteps, float threshold, int lifLayer, ConvLayer second, DeviceBuffer output)
+    {
+        ConvLif(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer);
+        Conv(second, spikes, frames, height, width, output);
+    }
+
+    /// <summary>
     /// Spike-driven self-attention on channel-major data q, k, v [frames, C, N] with heads of d = C / heads rows: for every
     /// frame and head, with Q, K, V the [d, N] slices, kv = K·Vᵀ ([d, d], summed over N), out = (kvᵀ·Q)·scale ([d, N],
     /// summed over d, then one multiply), written to the same slice of output [frames, C, N].

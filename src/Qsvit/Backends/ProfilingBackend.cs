@@ -86,6 +86,15 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
             () => Inner.ConvLif(layer, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer));
     }
 
+    public override void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,
+        DeviceBuffer spikes, int timesteps, float threshold, int lifLayer, ConvLayer second, DeviceBuffer output)
+    {
+        var (op1, shape1) = Describe(first, height, width, frames);
+        var (op2, shape2) = Describe(second, height, width, frames);
+        Time($"{op1} + lif + {op2}", $"{shape1}; {shape2}", first.Engine,
+            () => Inner.ConvLifConv(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, second, output));
+    }
+
     private static (string Op, string Shape) Describe(ConvLayer layer, int height, int width, int frames)
     {
         var g = layer.Geometry;

@@ -123,8 +123,9 @@ public class PackedModelTests
     }
 
     /// <summary>
-    /// The CPU backend runs the LIF inside the integer spike convs that feed one (pwconv1, conv1, fc1): the logits equal
-    /// those of the separate conv and LIF ops bit for bit, at 1 and 2 threads.
+    /// The CPU backend runs the LIF inside the integer spike convs that feed one (pwconv1, conv1, fc1), and passes conv1's and
+    /// fc1's spikes to conv2 and fc2 as packed words: the logits equal those of the separate conv and LIF ops bit for bit, at
+    /// 1 and 2 threads.
     /// </summary>
     [Theory]
     [InlineData(1)]
@@ -156,6 +157,14 @@ public class PackedModelTests
             Conv(layer, input, frames, height, width, preActivation);
             var g = layer.Geometry;
             Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, null, lifLayer);
+        }
+
+        public override void ConvLifConv(Qsvit.Backends.ConvLayer first, Qsvit.Backends.DeviceBuffer input, int frames, int height, int width,
+            Qsvit.Backends.DeviceBuffer preActivation, Qsvit.Backends.DeviceBuffer spikes, int timesteps, float threshold, int lifLayer,
+            Qsvit.Backends.ConvLayer second, Qsvit.Backends.DeviceBuffer output)
+        {
+            ConvLif(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer);
+            Conv(second, spikes, frames, height, width, output);
         }
 
         public override void Dispose() { }

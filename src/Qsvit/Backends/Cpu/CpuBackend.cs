@@ -87,6 +87,22 @@ public sealed class CpuBackend : IBackend
         Lif(preActivation, spikes, length, timesteps, threshold, null, lifLayer);
     }
 
+    /// <summary>Two integer layers of one grid pass the spikes as words (<see cref="SpikeConv.ForwardLifConv"/>); others run the ops.</summary>
+    public void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
+        int timesteps, float threshold, int lifLayer, ConvLayer second, DeviceBuffer output)
+    {
+        if (first is CpuPackedConvLayer { Integer: not null } a && second is CpuPackedConvLayer { Integer: not null } b
+            && SpikeConv.CanChain(first.Geometry, second.Geometry))
+        {
+            var g = first.Geometry;
+            CpuPackedConvLayer.RunLifConv(a, A(input).AsSpan(0, frames * g.InChannels * height * width), frames, height, width, timesteps, threshold,
+                b, A(output).AsSpan(0, frames * second.Geometry.OutChannels * height * width), Threads);
+            return;
+        }
+        ConvLif(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer);
+        Conv(second, spikes, frames, height, width, output);
+    }
+
     public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)
     {
         float[] x = A(input), y = A(output), p = A(padValues);

@@ -97,6 +97,13 @@ internal sealed class CpuPackedConvLayer : ConvLayer
         SpikeConv.ForwardLif(input, frames, height, width, Integer ?? throw new InvalidOperationException("the layer has no integer form"),
             Spec.Bias, spikes, timesteps, threshold, SpikeGemm.Best, threads, _affines);
 
+    /// <summary><paramref name="first"/> with its LIF feeding <paramref name="second"/> (<see cref="SpikeConv.ForwardLifConv"/>).</summary>
+    public static void RunLifConv(CpuPackedConvLayer first, ReadOnlySpan<float> input, int frames, int height, int width, int timesteps, float threshold,
+        CpuPackedConvLayer second, Span<float> output, int threads) =>
+        SpikeConv.ForwardLifConv(input, frames, height, width, first.Integer ?? throw new InvalidOperationException("the layer has no integer form"),
+            first.Spec.Bias, first._affines, timesteps, threshold, second.Integer ?? throw new InvalidOperationException("the layer has no integer form"),
+            second.Spec.Bias, second._affines, output, SpikeGemm.Best, threads);
+
     /// <summary>The fp32 convolution with this call's weights, then the affines.</summary>
     private void Finish(ReadOnlySpan<float> input, int frames, int height, int width, ConvWeights w, Span<float> output, int threads)
     {

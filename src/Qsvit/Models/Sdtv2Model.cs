@@ -432,35 +432,35 @@ public sealed class Sdtv2Model : IDisposable
 
         /// <summary>
         /// The conv into <paramref name="output"/> and the spikes of the next LIF layer over it, from the workspace; the
-        /// backend may fuse the two (and leave output unwritten) when nothing watches the pass (no recorder, no probe).
+        /// backend may fuse the two (and leave output unwritten), recording what the separate ops would; a probe sees the ops.
         /// </summary>
         public DeviceBuffer ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output, long length, float threshold)
         {
-            if (recorder is not null || Probe is not null)
+            if (Probe is not null)
             {
                 Conv(layer, input, frames, height, width, output);
                 return Lif(output, length, threshold);
             }
             var spikes = B.Rent(length);
-            B.ConvLif(layer, input, frames, height, width, output, spikes, Timesteps, threshold, LifIndex++);
+            B.ConvLif(layer, input, frames, height, width, output, spikes, Timesteps, threshold, LifIndex++, recorder);
             return spikes;
         }
 
         /// <summary>
         /// <see cref="ConvLif"/> of <paramref name="first"/>, then <paramref name="second"/> over its spikes into
-        /// <paramref name="output"/>, as one backend op when nothing needs to see the spikes (no recorder or probe).
+        /// <paramref name="output"/>, as one backend op (which records as the separate ops would) unless a probe watches.
         /// </summary>
         public void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, long length,
             float threshold, ConvLayer second, DeviceBuffer output)
         {
-            if (recorder is not null || Probe is not null)
+            if (Probe is not null)
             {
                 var s = ConvLif(first, input, frames, height, width, preActivation, length, threshold);
                 Conv(second, s, frames, height, width, output);
                 return;
             }
             var spikes = B.Rent(length);
-            B.ConvLifConv(first, input, frames, height, width, preActivation, spikes, Timesteps, threshold, LifIndex++, second, output);
+            B.ConvLifConv(first, input, frames, height, width, preActivation, spikes, Timesteps, threshold, LifIndex++, recorder, second, output);
         }
 
         public void Swap() => (X, Y) = (Y, X);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Numerics;
 using System.Runtime.Intrinsics;
 
 namespace Qsvit.Tensors;
@@ -38,20 +39,20 @@ internal static unsafe class SpikeConv
     /// from V = 0, for t in order H = V + (X − V)·0.5, S = H ≥ threshold, V = S ? 0 : H) in the same epilogue, writing
     /// only the spikes: bit-identical to Forward followed by MultiStepLif.Forward, without the pre-activation ever
     /// leaving the cache. Frames are time-first (frame t·B + b); each block of columns runs its T steps in order on one
-    /// thread, which keeps the block's membrane. Direct geometries only (<see cref="IsDirect"/>).
+    /// thread, which keeps the block's membrane. Direct geometries only (<see cref="IsDirect"/>). Returns the number of spikes.
     /// </summary>
-    public static void ForwardLif(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w,
+    public static long ForwardLif(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w,
         ReadOnlySpan<float> bias, Span<float> spikes, int timesteps, float threshold, IntIsa isa, int threads,
         IReadOnlyList<(float[] Scale, float[] Shift)>? affines = null)
     {
         if (!IsDirect(w.Geometry)) throw new ArgumentException("the fused LIF runs on direct geometries (stride 1, kernel 2·pad + 1)", nameof(w));
         if (timesteps < 1 || frames % timesteps != 0) throw new ArgumentException($"{frames} frames are not T = {timesteps} steps", nameof(timesteps));
         if (float.IsNaN(threshold)) throw new ArgumentException("the threshold is NaN", nameof(threshold));
-        Run(input, frames, height, width, w, bias, spikes, isa, threads, affines, timesteps, threshold);
+        return Run(input, frames, height, width, w, bias, spikes, isa, threads, affines, timesteps, threshold);
     }
 
-    /// <summary>Forward (threshold NaN: no LIF, T = 1) or ForwardLif.</summary>
-    private static void Run(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w, ReadOnlySpan<float> bias,
+    /// <summary>Forward (threshold NaN: no LIF, T = 1) or ForwardLif (returns the spike count; 0 without LIF).</summary>
+    private static long Run(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w, ReadOnlySpan<float> bias,
         Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines, int timesteps, float threshold)
     {
         var g = w.Geometry;
@@ -61,6 +62,7 @@ internal static unsafe class SpikeConv
         if (output.Length < (long)frames * g.OutChannels * spatial) throw new ArgumentException("output too short", nameof(output));
         foreach (var (sc, sh) in affines ?? [])
             if (sc.Length < g.OutChannels || sh.Length < g.OutChannels) throw new ArgumentException("an affine has fewer values than output channels", nameof(affines));
+        long fired = 0;
         fixed (float* px = input)
         fixed (float* po = output, pbias = bias)
         {
@@ -68,10 +70,12 @@ internal static unsafe class SpikeConv
             {
                 Threshold = threshold,
                 StepOutput = (long)frames / timesteps * g.OutChannels * spatial,
+                Fired = &fired,
             };
             if (IsDirect(g)) Direct(px, frames, height, width, w, epilogue, isa, threads, timesteps);
             else Im2Col(px, frames, height, width, w, epilogue, isa, threads);
         }
+        return fired;
     }
 
     /// <summary>Whether the convolution runs in place on the gapped input (stride 1, kernel 2·pad + 1 in both directions).</summary>
@@ -153,9 +157,9 @@ internal static unsafe class SpikeConv
     /// (ConvBlock's conv1 → lif → conv2, the MLP's fc1 → lif → fc2): bit-identical to the two calls, but the fused epilogue
     /// writes the spikes straight into the second layer's interleaved grid (4 spikes per word for 8-bit codes, 2 for
     /// 16-bit), so the spikes never exist as floats and the second layer skips its interleave. Requires
-    /// <see cref="CanChain"/>.
+    /// <see cref="CanChain"/>. Returns the number of spikes of the first layer's LIF.
     /// </summary>
-    public static void ForwardLifConv(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights first,
+    public static long ForwardLifConv(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights first,
         ReadOnlySpan<float> firstBias, IReadOnlyList<(float[] Scale, float[] Shift)>? firstAffines, int timesteps, float threshold,
         SpikeConvWeights second, ReadOnlySpan<float> secondBias, IReadOnlyList<(float[] Scale, float[] Shift)>? secondAffines,
         Span<float> output, IntIsa isa, int threads)
@@ -175,6 +179,7 @@ internal static unsafe class SpikeConv
         var grid = Grid.For(g2, frames, height, width);
         int group = second.Matrix.Group, cg = (g2.InChannels + group - 1) / group;
         var chain = Scratch(ref t_chain, cg * grid.GroupStride);
+        long fired = 0;
         fixed (float* px = input)
         fixed (float* po = output, pb1 = firstBias, pb2 = secondBias)
         fixed (int* pc = chain)
@@ -186,11 +191,13 @@ internal static unsafe class SpikeConv
                 Words = pc + grid.Lead,
                 WordGroupStride = grid.GroupStride,
                 WordGroup = group,
+                Fired = &fired,
             };
             Direct(px, frames, height, width, first, producer, isa, threads, timesteps);
             var consumer = new Epilogue(second.Scales, secondBias.IsEmpty ? null : pb2, po, g2.OutChannels, height, width, secondAffines ?? []);
             Gemm(second, grid, pc, consumer, isa, threads, 1);
         }
+        return fired;
     }
 
     private static void Im2Col(float* x, int frames, int height, int width, SpikeConvWeights w, Epilogue epilogue, IntIsa isa, int threads)
@@ -255,6 +262,8 @@ internal static unsafe class SpikeConv
         public int* Words { get; init; }
         public long WordGroupStride { get; init; }
         public int WordGroup { get; init; } = 4;
+        /// <summary>Fused LIF: the call's spike count, to which each block adds its own.</summary>
+        public long* Fired { get; init; }
 
         public void Run(int n0, int n1, int* tile) => Run(n0, n1, 0, tile);
 
@@ -282,6 +291,7 @@ internal static unsafe class SpikeConv
             Span<float> alpha = stackalloc float[chain], beta = stackalloc float[chain];
             bool lif = !float.IsNaN(Threshold);
             float* membrane = lif ? Membrane(OutChannels) : null;
+            long fired = 0;
             if (Words != null)
             {
                 // Spikes into the next layer's words: the block's columns of each channel group are cleared (gaps stay zero),
@@ -298,10 +308,11 @@ internal static unsafe class SpikeConv
                         int* row = tile + oc * SpikeGemm.BlockColumns;
                         float* v = membrane + oc * SpikeGemm.BlockColumns;
                         for (int i = 0; i < runs; i++)
-                            ScaleLifRun(row + from[i], null, words + from[i], e * bits, v + from[i], length[i], s, bb, Bias != null, alpha, beta,
+                            fired += ScaleLifRun(row + from[i], null, words + from[i], e * bits, v + from[i], length[i], s, bb, Bias != null, alpha, beta,
                                 Threshold, step == 0);
                     }
                 }
+                if (Fired != null) Interlocked.Add(ref *Fired, fired);
                 return;
             }
             // Each run is scaled (and fired) straight into the output: one pass over the tile, no staging row and copy. A
@@ -314,9 +325,10 @@ internal static unsafe class SpikeConv
                 float* plane = Output + (long)oc * spatial + step * StepOutput;
                 float* v = membrane + oc * SpikeGemm.BlockColumns;
                 for (int i = 0; i < runs; i++)
-                    if (lif) ScaleLifRun(row + from[i], plane + to[i], null, 0, v + from[i], length[i], s, bb, Bias != null, alpha, beta, Threshold, step == 0);
+                    if (lif) fired += ScaleLifRun(row + from[i], plane + to[i], null, 0, v + from[i], length[i], s, bb, Bias != null, alpha, beta, Threshold, step == 0);
                     else ScaleRun(row + from[i], plane + to[i], length[i], s, bb, Bias != null, alpha, beta);
             }
+            if (lif && Fired != null) Interlocked.Add(ref *Fired, fired);
         }
     }
 
@@ -334,12 +346,12 @@ internal static unsafe class SpikeConv
     /// <see cref="ScaleRun"/>'s y for src[0..run), then one LIF step with membrane v (zero first when <paramref name="first"/>),
     /// spikes into s: the operations of <see cref="Snn.MultiStepLif"/>'s step, element for element (H = V + (X − V)·0.5;
     /// S = H ≥ threshold; V = S ? 0 : H), without storing y. With <paramref name="words"/>, each spike is ORed into bit
-    /// <paramref name="shift"/> of words[j] instead of written to s[j] as a float.
+    /// <paramref name="shift"/> of words[j] instead of written to s[j] as a float. Returns the number of spikes.
     /// </summary>
-    private static void ScaleLifRun(int* src, float* s, int* words, int shift, float* v, int run, float scale, float bias, bool hasBias,
+    private static int ScaleLifRun(int* src, float* s, int* words, int shift, float* v, int run, float scale, float bias, bool hasBias,
         ReadOnlySpan<float> alpha, ReadOnlySpan<float> beta, float threshold, bool first)
     {
-        int j = 0;
+        int j = 0, count = 0;
         if (Vector512.IsHardwareAccelerated && run >= 16)
         {
             var vs = Vector512.Create(scale);
@@ -358,6 +370,7 @@ internal static unsafe class SpikeConv
                 if (words == null) Vector512.ConditionalSelect(fire, Vector512<float>.One, Vector512<float>.Zero).Store(s + j);
                 else (Vector512.Load(words + j) | (fire.AsInt32() & bit512)).Store(words + j);
                 Vector512.ConditionalSelect(fire, Vector512<float>.Zero, h).Store(v + j);
+                count += BitOperations.PopCount(fire.ExtractMostSignificantBits());
             }
         }
         if (Vector256.IsHardwareAccelerated && run - j >= 8)
@@ -378,6 +391,7 @@ internal static unsafe class SpikeConv
                 if (words == null) Vector256.ConditionalSelect(fire, Vector256<float>.One, Vector256<float>.Zero).Store(s + j);
                 else (Vector256.Load(words + j) | (fire.AsInt32() & bit256)).Store(words + j);
                 Vector256.ConditionalSelect(fire, Vector256<float>.Zero, h).Store(v + j);
+                count += BitOperations.PopCount(fire.ExtractMostSignificantBits());
             }
         }
         for (; j < run; j++)
@@ -390,7 +404,9 @@ internal static unsafe class SpikeConv
             if (words == null) s[j] = fire ? 1f : 0f;
             else words[j] |= fire ? 1 << shift : 0;
             v[j] = fire ? 0f : h;
+            count += fire ? 1 : 0;
         }
+        return count;
     }
 
     /// <summary>

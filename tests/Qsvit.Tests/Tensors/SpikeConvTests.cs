@@ -109,7 +109,7 @@ public unsafe class SpikeConvTests
             long fired = Qsvit.Snn.MultiStepLif.Forward(pre, expected, pre.Length, s.T, 1f);
             var fused = new float[pre.Length];
             fused.AsSpan().Fill(float.NaN);
-            SpikeConv.ForwardLif(x, frames, s.H, s.W, weights, bias, fused, s.T, 1f, isa, threads, affines);
+            Assert.Equal(fired, SpikeConv.ForwardLif(x, frames, s.H, s.W, weights, bias, fused, s.T, 1f, isa, threads, affines));
             Assert.InRange(fired, 1, pre.Length - 1);
             for (int i = 0; i < fused.Length; i++)
                 if (BitConverter.SingleToInt32Bits(fused[i]) != BitConverter.SingleToInt32Bits(expected[i]))
@@ -162,7 +162,8 @@ public unsafe class SpikeConvTests
             SpikeConv.Forward(spikes, frames, s.H, s.W, second, bias2, expected, isa, threads, affines2);
             var chained = new float[expected.Length];
             chained.AsSpan().Fill(float.NaN);
-            SpikeConv.ForwardLifConv(x, frames, s.H, s.W, first, bias1, affines1, s.T, 1f, second, bias2, affines2, chained, isa, threads);
+            Assert.Equal(spikes.Count(v => v != 0),
+                SpikeConv.ForwardLifConv(x, frames, s.H, s.W, first, bias1, affines1, s.T, 1f, second, bias2, affines2, chained, isa, threads));
             for (int i = 0; i < chained.Length; i++)
                 if (BitConverter.SingleToInt32Bits(chained[i]) != BitConverter.SingleToInt32Bits(expected[i]))
                     Assert.Fail($"{isa} {threads}T shape {s}: output {i} is {chained[i]}, expected {expected[i]}");

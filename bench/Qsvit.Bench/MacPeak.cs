@@ -22,10 +22,10 @@ internal static class MacPeak
         double seconds = args.Length > 1 ? double.Parse(args[1], CultureInfo.InvariantCulture) : 1.0;
         Console.WriteLine("| kernel | multiply-adds per instruction | G multiply-adds/s, one thread |");
         Console.WriteLine("|---|---:|---:|");
-        Report("fp32 FMA, 256-bit", 8, seconds, Fma256);
-        if (Vector512.IsHardwareAccelerated) Report("fp32 FMA, 512-bit", 16, seconds, Fma512);
-        if (AvxVnni.IsSupported) Report("u8 x s8 vpdpbusd (AVX-VNNI), 256-bit", 32, seconds, Vnni256);
-        if (Avx512BW.IsSupported) Report("u8 x s8 vpmaddubsw + vpaddw (AVX-512BW), 512-bit, per pair", 64, seconds, MaddUbs512);
+        Report("fp32 FMA, 256-bit", 8, seconds, Drive<Fma256Op, Vector256<float>>);
+        if (Vector512.IsHardwareAccelerated) Report("fp32 FMA, 512-bit", 16, seconds, Drive<Fma512Op, Vector512<float>>);
+        if (AvxVnni.IsSupported) Report("u8 x s8 vpdpbusd (AVX-VNNI), 256-bit", 32, seconds, Drive<Vnni256Op, Vector256<int>>);
+        if (Avx512BW.IsSupported) Report("u8 x s8 vpmaddubsw + vpaddw (AVX-512BW), 512-bit, per pair", 64, seconds, Drive<MaddUbs512Op, Vector512<short>>);
     }
 
     private static void Report(string name, int macsPerInstruction, double seconds, Func<int, float> kernel)
@@ -43,68 +43,50 @@ internal static class MacPeak
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {macsPerInstruction} | {macs / best / 1e9:F1} |"));
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static float Fma256(int n)
+    /// <summary>One multiply-add instruction (or pair) on an accumulator of type TV.</summary>
+    private interface IPeakOp<TV> where TV : struct
     {
-        var x = Vector256.Create(0.999f);
-        var y = Vector256.Create(1e-7f);
-        Vector256<float> a0 = x, a1 = x, a2 = x, a3 = x, a4 = x, a5 = x, a6 = x, a7 = x, a8 = x, a9 = x, a10 = x, a11 = x;
-        for (int i = 0; i < n; i++)
-        {
-            a0 = Fma.MultiplyAdd(a0, x, y); a1 = Fma.MultiplyAdd(a1, x, y); a2 = Fma.MultiplyAdd(a2, x, y); a3 = Fma.MultiplyAdd(a3, x, y);
-            a4 = Fma.MultiplyAdd(a4, x, y); a5 = Fma.MultiplyAdd(a5, x, y); a6 = Fma.MultiplyAdd(a6, x, y); a7 = Fma.MultiplyAdd(a7, x, y);
-            a8 = Fma.MultiplyAdd(a8, x, y); a9 = Fma.MultiplyAdd(a9, x, y); a10 = Fma.MultiplyAdd(a10, x, y); a11 = Fma.MultiplyAdd(a11, x, y);
-        }
-        return (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11).GetElement(0);
+        static abstract TV Step(TV acc);
+        static abstract float Fold(TV acc);
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static float Fma512(int n)
+    private readonly struct Fma256Op : IPeakOp<Vector256<float>>
     {
-        var x = Vector512.Create(0.999f);
-        var y = Vector512.Create(1e-7f);
-        Vector512<float> a0 = x, a1 = x, a2 = x, a3 = x, a4 = x, a5 = x, a6 = x, a7 = x, a8 = x, a9 = x, a10 = x, a11 = x;
-        for (int i = 0; i < n; i++)
-        {
-            a0 = Avx512F.FusedMultiplyAdd(a0, x, y); a1 = Avx512F.FusedMultiplyAdd(a1, x, y); a2 = Avx512F.FusedMultiplyAdd(a2, x, y);
-            a3 = Avx512F.FusedMultiplyAdd(a3, x, y); a4 = Avx512F.FusedMultiplyAdd(a4, x, y); a5 = Avx512F.FusedMultiplyAdd(a5, x, y);
-            a6 = Avx512F.FusedMultiplyAdd(a6, x, y); a7 = Avx512F.FusedMultiplyAdd(a7, x, y); a8 = Avx512F.FusedMultiplyAdd(a8, x, y);
-            a9 = Avx512F.FusedMultiplyAdd(a9, x, y); a10 = Avx512F.FusedMultiplyAdd(a10, x, y); a11 = Avx512F.FusedMultiplyAdd(a11, x, y);
-        }
-        return (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11).GetElement(0);
+        public static Vector256<float> Step(Vector256<float> a) => Fma.MultiplyAdd(a, Vector256.Create(0.999f), Vector256.Create(1e-7f));
+        public static float Fold(Vector256<float> a) => a.GetElement(0);
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static float Vnni256(int n)
+    private readonly struct Fma512Op : IPeakOp<Vector512<float>>
     {
-        var b = Vector256.Create((byte)1);
-        var w = Vector256.Create((sbyte)3);
-        Vector256<int> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default,
+        public static Vector512<float> Step(Vector512<float> a) => Avx512F.FusedMultiplyAdd(a, Vector512.Create(0.999f), Vector512.Create(1e-7f));
+        public static float Fold(Vector512<float> a) => a.GetElement(0);
+    }
+
+    private readonly struct Vnni256Op : IPeakOp<Vector256<int>>
+    {
+        public static Vector256<int> Step(Vector256<int> a) => AvxVnni.MultiplyWideningAndAdd(a, Vector256.Create((byte)1), Vector256.Create((sbyte)3));
+        public static float Fold(Vector256<int> a) => a.GetElement(0);
+    }
+
+    // Each product reads its own accumulator, so the multiply cannot be hoisted out of the loop.
+    private readonly struct MaddUbs512Op : IPeakOp<Vector512<short>>
+    {
+        public static Vector512<short> Step(Vector512<short> a) => a + Avx512BW.MultiplyAddAdjacent(a.AsByte(), Vector512.Create((sbyte)3));
+        public static float Fold(Vector512<short> a) => a.GetElement(0);
+    }
+
+    /// <summary>n rounds of 12 independent accumulators (enough to cover the instruction's latency at full throughput).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static float Drive<T, TV>(int n) where T : struct, IPeakOp<TV> where TV : struct
+    {
+        TV a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default,
             a8 = default, a9 = default, a10 = default, a11 = default;
         for (int i = 0; i < n; i++)
         {
-            a0 = AvxVnni.MultiplyWideningAndAdd(a0, b, w); a1 = AvxVnni.MultiplyWideningAndAdd(a1, b, w); a2 = AvxVnni.MultiplyWideningAndAdd(a2, b, w);
-            a3 = AvxVnni.MultiplyWideningAndAdd(a3, b, w); a4 = AvxVnni.MultiplyWideningAndAdd(a4, b, w); a5 = AvxVnni.MultiplyWideningAndAdd(a5, b, w);
-            a6 = AvxVnni.MultiplyWideningAndAdd(a6, b, w); a7 = AvxVnni.MultiplyWideningAndAdd(a7, b, w); a8 = AvxVnni.MultiplyWideningAndAdd(a8, b, w);
-            a9 = AvxVnni.MultiplyWideningAndAdd(a9, b, w); a10 = AvxVnni.MultiplyWideningAndAdd(a10, b, w); a11 = AvxVnni.MultiplyWideningAndAdd(a11, b, w);
+            a0 = T.Step(a0); a1 = T.Step(a1); a2 = T.Step(a2); a3 = T.Step(a3); a4 = T.Step(a4); a5 = T.Step(a5);
+            a6 = T.Step(a6); a7 = T.Step(a7); a8 = T.Step(a8); a9 = T.Step(a9); a10 = T.Step(a10); a11 = T.Step(a11);
         }
-        return (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11).GetElement(0);
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static float MaddUbs512(int n)
-    {
-        var w = Vector512.Create((sbyte)3);
-        // Each product reads its own accumulator, so the multiply cannot be hoisted out of the loop.
-        Vector512<short> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default,
-            a8 = default, a9 = default, a10 = default, a11 = default;
-        for (int i = 0; i < n; i++)
-        {
-            a0 += Avx512BW.MultiplyAddAdjacent(a0.AsByte(), w); a1 += Avx512BW.MultiplyAddAdjacent(a1.AsByte(), w); a2 += Avx512BW.MultiplyAddAdjacent(a2.AsByte(), w);
-            a3 += Avx512BW.MultiplyAddAdjacent(a3.AsByte(), w); a4 += Avx512BW.MultiplyAddAdjacent(a4.AsByte(), w); a5 += Avx512BW.MultiplyAddAdjacent(a5.AsByte(), w);
-            a6 += Avx512BW.MultiplyAddAdjacent(a6.AsByte(), w); a7 += Avx512BW.MultiplyAddAdjacent(a7.AsByte(), w); a8 += Avx512BW.MultiplyAddAdjacent(a8.AsByte(), w);
-            a9 += Avx512BW.MultiplyAddAdjacent(a9.AsByte(), w); a10 += Avx512BW.MultiplyAddAdjacent(a10.AsByte(), w); a11 += Avx512BW.MultiplyAddAdjacent(a11.AsByte(), w);
-        }
-        return (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11).GetElement(0);
+        return T.Fold(a0) + T.Fold(a1) + T.Fold(a2) + T.Fold(a3) + T.Fold(a4) + T.Fold(a5)
+            + T.Fold(a6) + T.Fold(a7) + T.Fold(a8) + T.Fold(a9) + T.Fold(a10) + T.Fold(a11);
     }
 }

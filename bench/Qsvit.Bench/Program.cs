@@ -54,6 +54,12 @@ if (args.Length > 0 && args[0] == "packed-ab")
     PackedAb.Run(args);
     return;
 }
+//   dotnet run -c Release --project bench/Qsvit.Bench -- mac-peak 1   (one core's multiply-add rate: fp32 FMA against u8 x s8 VNNI)
+if (args.Length > 0 && args[0] == "mac-peak")
+{
+    MacPeak.Run(args);
+    return;
+}
 if (args.Length > 0 && args[0] == "onnx-lif")
 {
     OnnxLifSweep.Run(args);

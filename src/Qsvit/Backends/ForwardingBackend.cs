@@ -39,8 +39,11 @@ public abstract class ForwardingBackend(IBackend inner) : IBackend
     public virtual void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer) =>
         Inner.Lif(input, spikes, length, timesteps, threshold, recorder, layer);
     public virtual void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,
-        DeviceBuffer spikes, int timesteps, float threshold, int lifLayer) =>
-        Inner.ConvLif(layer, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer);
+        DeviceBuffer spikes, int timesteps, float threshold, int lifLayer, LifRecorder? recorder) =>
+        Inner.ConvLif(layer, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder);
+    public virtual void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,
+        DeviceBuffer spikes, int timesteps, float threshold, int lifLayer, LifRecorder? recorder, ConvLayer second, DeviceBuffer output) =>
+        Inner.ConvLifConv(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder, second, output);
     public virtual void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) =>
         Inner.SpikeDrivenAttention(q, k, v, output, frames, channels, tokens, heads, scale);
     public virtual void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) => Inner.SpatialMean(x, rows, spatial, output);

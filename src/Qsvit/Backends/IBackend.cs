@@ -98,16 +98,30 @@ public interface IBackend : IDisposable
 
     /// <summary>
     /// <see cref="Conv"/> into <paramref name="preActivation"/>, then <see cref="Lif"/> of its output into
-    /// <paramref name="spikes"/> as LIF layer <paramref name="lifLayer"/> without a recorder. A backend may fuse the two (the CPU
-    /// backend does for integer spike-input layers) and leave <paramref name="preActivation"/> unwritten; the spikes are
-    /// those of the two ops, bit for bit.
+    /// <paramref name="spikes"/> as LIF layer <paramref name="lifLayer"/> with <paramref name="recorder"/>. A backend may fuse
+    /// the two (the CPU backend does for integer spike-input layers, without a recorder or with its spike counter) and leave
+    /// <paramref name="preActivation"/> unwritten; the spikes and what the recorder sees are those of the two ops, bit for bit.
     /// </summary>
     void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
-        int timesteps, float threshold, int lifLayer)
+        int timesteps, float threshold, int lifLayer, LifRecorder? recorder)
     {
         Conv(layer, input, frames, height, width, preActivation);
         var g = layer.Geometry;
-        Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, null, lifLayer);
+        Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, recorder, lifLayer);
+    }
+
+    /// <summary>
+    /// <see cref="ConvLif"/> of <paramref name="first"/>, then <see cref="Conv"/> of <paramref name="second"/> over its spikes
+    /// into <paramref name="output"/> (ConvBlock's conv1 → lif → conv2, the MLP's fc1 → lif → fc2; same height and width).
+    /// A backend may pass the spikes to the second conv in its own form (the CPU backend does for integer layers, as
+    /// packed words) and leave <paramref name="preActivation"/> and <paramref name="spikes"/> unwritten; the output is that of
+    /// the ops, bit for bit.
+    /// </summary>
+    void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
+        int timesteps, float threshold, int lifLayer, LifRecorder? recorder, ConvLayer second, DeviceBuffer output)
+    {
+        ConvLif(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder);
+        Conv(second, spikes, frames, height, width, output);
     }
 
     /// <summary>

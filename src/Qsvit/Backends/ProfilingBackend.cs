@@ -79,11 +79,20 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
 
     /// <summary>Timed as one op ("conv 3x3 + lif"): the inner backend may fuse the two.</summary>
     public override void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,
-        DeviceBuffer spikes, int timesteps, float threshold, int lifLayer)
+        DeviceBuffer spikes, int timesteps, float threshold, int lifLayer, LifRecorder? recorder)
     {
         var (op, shape) = Describe(layer, height, width, frames);
         Time($"{op} + lif", shape, layer.Engine,
-            () => Inner.ConvLif(layer, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer));
+            () => Inner.ConvLif(layer, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder));
+    }
+
+    public override void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,
+        DeviceBuffer spikes, int timesteps, float threshold, int lifLayer, LifRecorder? recorder, ConvLayer second, DeviceBuffer output)
+    {
+        var (op1, shape1) = Describe(first, height, width, frames);
+        var (op2, shape2) = Describe(second, height, width, frames);
+        Time($"{op1} + lif + {op2}", $"{shape1}; {shape2}", first.Engine,
+            () => Inner.ConvLifConv(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder, second, output));
     }
 
     private static (string Op, string Shape) Describe(ConvLayer layer, int height, int width, int frames)

@@ -432,18 +432,35 @@ public sealed class Sdtv2Model : IDisposable
 
         /// <summary>
         /// The conv into <paramref name="output"/> and the spikes of the next LIF layer over it, from the workspace; the
-        /// backend may fuse the two (and leave output unwritten) when nothing watches the pass (no recorder, no probe).
+        /// backend may fuse the two (and leave output unwritten), recording what the separate ops would; a probe sees the ops.
         /// </summary>
         public DeviceBuffer ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output, long length, float threshold)
         {
-            if (recorder is not null || Probe is not null)
+            if (Probe is not null)
             {
                 Conv(layer, input, frames, height, width, output);
                 return Lif(output, length, threshold);
             }
             var spikes = B.Rent(length);
-            B.ConvLif(layer, input, frames, height, width, output, spikes, Timesteps, threshold, LifIndex++);
+            B.ConvLif(layer, input, frames, height, width, output, spikes, Timesteps, threshold, LifIndex++, recorder);
             return spikes;
+        }
+
+        /// <summary>
+        /// <see cref="ConvLif"/> of <paramref name="first"/>, then <paramref name="second"/> over its spikes into
+        /// <paramref name="output"/>, as one backend op (which records as the separate ops would) unless a probe watches.
+        /// </summary>
+        public void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, long length,
+            float threshold, ConvLayer second, DeviceBuffer output)
+        {
+            if (Probe is not null)
+            {
+                var s = ConvLif(first, input, frames, height, width, preActivation, length, threshold);
+                Conv(second, s, frames, height, width, output);
+                return;
+            }
+            var spikes = B.Rent(length);
+            B.ConvLifConv(first, input, frames, height, width, preActivation, spikes, Timesteps, threshold, LifIndex++, recorder, second, output);
         }
 
         public void Swap() => (X, Y) = (Y, X);
@@ -560,9 +577,8 @@ public sealed class Sdtv2Model : IDisposable
             var s3 = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
             long hiddenN = n / p.C * _conv1.Geometry.OutChannels;
             var f = b.Rent(hiddenN);
-            var s4 = p.ConvLif(_conv1, s3, frames, h, w, f, hiddenN, MultiStepLif.DefaultThreshold);
             var g = b.Rent(n);
-            p.Conv(_conv2, s4, frames, h, w, g);
+            p.ConvLifConv(_conv1, s3, frames, h, w, f, hiddenN, MultiStepLif.DefaultThreshold, _conv2, g);
             b.Add(p.X, g, n);
             b.Release(mark);
         }
@@ -656,9 +672,8 @@ public sealed class Sdtv2Model : IDisposable
             var m1 = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
             long hiddenN = n / c * _fc1.Geometry.OutChannels;
             var hid = b.Rent(hiddenN);
-            var m2 = p.ConvLif(_fc1, m1, frames, 1, tokens, hid, hiddenN, MultiStepLif.DefaultThreshold);
             var o = b.Rent(n);
-            p.Conv(_fc2, m2, frames, 1, tokens, o);
+            p.ConvLifConv(_fc1, m1, frames, 1, tokens, hid, hiddenN, MultiStepLif.DefaultThreshold, _fc2, o);
             b.Add(p.X, o, n);
             b.Release(mark);
         }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Numerics;
 using System.Runtime.Intrinsics;
 
 namespace Qsvit.Tensors;
@@ -38,20 +39,20 @@ internal static unsafe class SpikeConv
     /// from V = 0, for t in order H = V + (X − V)·0.5, S = H ≥ threshold, V = S ? 0 : H) in the same epilogue, writing
     /// only the spikes: bit-identical to Forward followed by MultiStepLif.Forward, without the pre-activation ever
     /// leaving the cache. Frames are time-first (frame t·B + b); each block of columns runs its T steps in order on one
-    /// thread, which keeps the block's membrane. Direct geometries only (<see cref="IsDirect"/>).
+    /// thread, which keeps the block's membrane. Direct geometries only (<see cref="IsDirect"/>). Returns the number of spikes.
     /// </summary>
-    public static void ForwardLif(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w,
+    public static long ForwardLif(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w,
         ReadOnlySpan<float> bias, Span<float> spikes, int timesteps, float threshold, IntIsa isa, int threads,
         IReadOnlyList<(float[] Scale, float[] Shift)>? affines = null)
     {
         if (!IsDirect(w.Geometry)) throw new ArgumentException("the fused LIF runs on direct geometries (stride 1, kernel 2·pad + 1)", nameof(w));
         if (timesteps < 1 || frames % timesteps != 0) throw new ArgumentException($"{frames} frames are not T = {timesteps} steps", nameof(timesteps));
         if (float.IsNaN(threshold)) throw new ArgumentException("the threshold is NaN", nameof(threshold));
-        Run(input, frames, height, width, w, bias, spikes, isa, threads, affines, timesteps, threshold);
+        return Run(input, frames, height, width, w, bias, spikes, isa, threads, affines, timesteps, threshold);
     }
 
-    /// <summary>Forward (threshold NaN: no LIF, T = 1) or ForwardLif.</summary>
-    private static void Run(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w, ReadOnlySpan<float> bias,
+    /// <summary>Forward (threshold NaN: no LIF, T = 1) or ForwardLif (returns the spike count; 0 without LIF).</summary>
+    private static long Run(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w, ReadOnlySpan<float> bias,
         Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines, int timesteps, float threshold)
     {
         var g = w.Geometry;
@@ -61,6 +62,7 @@ internal static unsafe class SpikeConv
         if (output.Length < (long)frames * g.OutChannels * spatial) throw new ArgumentException("output too short", nameof(output));
         foreach (var (sc, sh) in affines ?? [])
             if (sc.Length < g.OutChannels || sh.Length < g.OutChannels) throw new ArgumentException("an affine has fewer values than output channels", nameof(affines));
+        long fired = 0;
         fixed (float* px = input)
         fixed (float* po = output, pbias = bias)
         {
@@ -68,52 +70,134 @@ internal static unsafe class SpikeConv
             {
                 Threshold = threshold,
                 StepOutput = (long)frames / timesteps * g.OutChannels * spatial,
+                Fired = &fired,
             };
             if (IsDirect(g)) Direct(px, frames, height, width, w, epilogue, isa, threads, timesteps);
             else Im2Col(px, frames, height, width, w, epilogue, isa, threads);
         }
+        return fired;
     }
 
     /// <summary>Whether the convolution runs in place on the gapped input (stride 1, kernel 2·pad + 1 in both directions).</summary>
     internal static bool IsDirect(ConvGeometry g) =>
         g.StrideH == 1 && g.StrideW == 1 && g.KernelH == 2 * g.PadH + 1 && g.KernelW == 2 * g.PadW + 1;
 
+    /// <summary>
+    /// The gapped input grid of a direct geometry (see <see cref="Interleave"/>): rows RowStride words apart (the width plus
+    /// the pad's gap), frames FrameStride apart (the height plus the pad's gap rows), Count output columns in all, padded to
+    /// Columns; each channel group's grid starts Lead words into its GroupStride (the zero rows above frame 0) and ends with
+    /// a tail for the reads of the padded columns. Two layers with the same pad over the same maps share it.
+    /// </summary>
+    private readonly record struct Grid(int RowStride, int FrameRows, long FrameStride, long Count, int Columns, long Lead, long GroupStride)
+    {
+        public static Grid For(ConvGeometry g, int frames, int height, int width)
+        {
+            int rowStride = width + g.PadW, frameRows = height + g.PadH;
+            long frameStride = (long)frameRows * rowStride, n = frames * frameStride;
+            if (n > int.MaxValue / 2) throw new QsvitException($"{n} output positions are too many for one call; use a smaller batch");
+            int columns = SpikeGemm.PaddedColumns((int)n);
+            long lead = (long)g.PadH * rowStride + g.PadW;
+            return new Grid(rowStride, frameRows, frameStride, n, columns, lead, lead + columns + lead + SpikeGemm.ColumnAlign);
+        }
+    }
+
     private static void Direct(float* x, int frames, int height, int width, SpikeConvWeights w, Epilogue epilogue, IntIsa isa, int threads,
         int steps)
     {
         var g = w.Geometry;
+        var grid = Grid.For(g, frames, height, width);
+        int cg = (g.InChannels + w.Matrix.Group - 1) / w.Matrix.Group;
+        var words = Scratch(ref t_words, cg * grid.GroupStride);
+        fixed (int* pw0 = words)
+        {
+            Interleave(x, frames, g.InChannels, height, width, w.Matrix.Group, pw0, grid.GroupStride, grid.Lead, grid.RowStride, grid.FrameRows, threads);
+            Gemm(w, grid, pw0, epilogue, isa, threads, steps);
+        }
+    }
+
+    /// <summary>The direct layer's GEMM over an interleaved grid (group c's words at words + c·GroupStride).</summary>
+    private static void Gemm(SpikeConvWeights w, Grid grid, int* words, Epilogue epilogue, IntIsa isa, int threads, int steps)
+    {
+        var g = w.Geometry;
         var m = w.Matrix;
-        int ph = g.PadH, pw = g.PadW, rowStride = width + pw, frameRows = height + ph;
-        long frameStride = (long)frameRows * rowStride, n = frames * frameStride;
-        if (n > int.MaxValue / 2) throw new QsvitException($"{n} output positions are too many for one call; use a smaller batch");
-        int columns = SpikeGemm.PaddedColumns((int)n), cg = (g.InChannels + m.Group - 1) / m.Group;
-        // Group c's grid starts at c·groupStride; the lead holds the zero rows above frame 0, the tail the reads past the
-        // last column (garbage columns only).
-        long lead = (long)ph * rowStride + pw, groupStride = lead + columns + lead + SpikeGemm.ColumnAlign;
-        var words = Scratch(ref t_words, cg * groupStride);
+        int cg = (g.InChannels + m.Group - 1) / m.Group;
         var offsets = Scratch(ref t_offsets, (long)g.KernelH * g.KernelW * cg);
         for (int ky = 0, gi = 0; ky < g.KernelH; ky++)
         for (int kx = 0; kx < g.KernelW; kx++)
         for (int c = 0; c < cg; c++, gi++)
-            offsets[gi] = c * groupStride + (ky - ph) * rowStride + (kx - pw);
-        fixed (int* pw0 = words)
+            offsets[gi] = c * grid.GroupStride + (ky - g.PadH) * grid.RowStride + (kx - g.PadW);
         fixed (long* po = offsets)
         {
-            Interleave(x, frames, g.InChannels, height, width, m.Group, pw0, groupStride, lead, rowStride, frameRows, threads);
             if (steps == 1)
             {
-                var e = epilogue with { Count = (int)n, FrameStride = frameStride, RowStride = rowStride };
-                SpikeGemm.Multiply(m, pw0 + lead, po, columns, e.Run, isa, threads);
+                var e = epilogue with { Count = (int)grid.Count, FrameStride = grid.FrameStride, RowStride = grid.RowStride };
+                SpikeGemm.Multiply(m, words + grid.Lead, po, grid.Columns, e.Run, isa, threads);
             }
             else
             {
                 // One step's frames are n / steps columns; step t's start t·n / steps columns later in the same grid (the
                 // last step's padded columns read at most ColumnAlign words into the tail).
-                int perStep = (int)(n / steps);
-                var e = epilogue with { Count = perStep, FrameStride = frameStride, RowStride = rowStride };
-                SpikeGemm.Multiply(m, pw0 + lead, po, SpikeGemm.PaddedColumns(perStep), steps, perStep, e.Run, isa, threads);
+                int perStep = (int)(grid.Count / steps);
+                var e = epilogue with { Count = perStep, FrameStride = grid.FrameStride, RowStride = grid.RowStride, StepColumns = perStep };
+                SpikeGemm.Multiply(m, words + grid.Lead, po, SpikeGemm.PaddedColumns(perStep), steps, perStep, e.Run, isa, threads);
             }
         }
+    }
+
+    /// <summary>
+    /// Whether <see cref="ForwardLifConv"/> can pass the first layer's spikes to the second as words: both direct, the first's
+    /// outputs the second's inputs, the same pad (so both read and write the same grid).
+    /// </summary>
+    internal static bool CanChain(ConvGeometry first, ConvGeometry second) =>
+        IsDirect(first) && IsDirect(second) && first.Groups == 1 && second.Groups == 1 && first.OutChannels == second.InChannels
+        && first.PadH == second.PadH && first.PadW == second.PadW;
+
+    /// <summary>
+    /// <see cref="ForwardLif"/> of <paramref name="first"/> feeding <see cref="Forward"/> of <paramref name="second"/>
+    /// (ConvBlock's conv1 → lif → conv2, the MLP's fc1 → lif → fc2): bit-identical to the two calls, but the fused epilogue
+    /// writes the spikes straight into the second layer's interleaved grid (4 spikes per word for 8-bit codes, 2 for
+    /// 16-bit), so the spikes never exist as floats and the second layer skips its interleave. Requires
+    /// <see cref="CanChain"/>. Returns the number of spikes of the first layer's LIF.
+    /// </summary>
+    public static long ForwardLifConv(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights first,
+        ReadOnlySpan<float> firstBias, IReadOnlyList<(float[] Scale, float[] Shift)>? firstAffines, int timesteps, float threshold,
+        SpikeConvWeights second, ReadOnlySpan<float> secondBias, IReadOnlyList<(float[] Scale, float[] Shift)>? secondAffines,
+        Span<float> output, IntIsa isa, int threads)
+    {
+        var g1 = first.Geometry;
+        var g2 = second.Geometry;
+        if (!CanChain(g1, g2)) throw new ArgumentException("the layers do not chain (both direct, matching channels and pad)", nameof(second));
+        if (timesteps < 1 || frames % timesteps != 0) throw new ArgumentException($"{frames} frames are not T = {timesteps} steps", nameof(timesteps));
+        if (float.IsNaN(threshold)) throw new ArgumentException("the threshold is NaN", nameof(threshold));
+        int spatial = height * width;
+        if (input.Length < (long)frames * g1.InChannels * spatial) throw new ArgumentException("input too short", nameof(input));
+        if (output.Length < (long)frames * g2.OutChannels * spatial) throw new ArgumentException("output too short", nameof(output));
+        foreach (var (sc, sh) in firstAffines ?? [])
+            if (sc.Length < g1.OutChannels || sh.Length < g1.OutChannels) throw new ArgumentException("an affine has fewer values than output channels", nameof(firstAffines));
+        foreach (var (sc, sh) in secondAffines ?? [])
+            if (sc.Length < g2.OutChannels || sh.Length < g2.OutChannels) throw new ArgumentException("an affine has fewer values than output channels", nameof(secondAffines));
+        var grid = Grid.For(g2, frames, height, width);
+        int group = second.Matrix.Group, cg = (g2.InChannels + group - 1) / group;
+        var chain = Scratch(ref t_chain, cg * grid.GroupStride);
+        long fired = 0;
+        fixed (float* px = input)
+        fixed (float* po = output, pb1 = firstBias, pb2 = secondBias)
+        fixed (int* pc = chain)
+        {
+            for (int c = 0; c < cg; c++) new Span<int>(pc + c * grid.GroupStride, (int)grid.Lead).Clear(); // the zero rows above frame 0
+            var producer = new Epilogue(first.Scales, firstBias.IsEmpty ? null : pb1, null, g1.OutChannels, height, width, firstAffines ?? [])
+            {
+                Threshold = threshold,
+                Words = pc + grid.Lead,
+                WordGroupStride = grid.GroupStride,
+                WordGroup = group,
+                Fired = &fired,
+            };
+            Direct(px, frames, height, width, first, producer, isa, threads, timesteps);
+            var consumer = new Epilogue(second.Scales, secondBias.IsEmpty ? null : pb2, po, g2.OutChannels, height, width, secondAffines ?? []);
+            Gemm(second, grid, pc, consumer, isa, threads, 1);
+        }
+        return fired;
     }
 
     private static void Im2Col(float* x, int frames, int height, int width, SpikeConvWeights w, Epilogue epilogue, IntIsa isa, int threads)
@@ -169,6 +253,17 @@ internal static unsafe class SpikeConv
         public float Threshold { get; init; } = float.NaN;
         /// <summary>Fused LIF: floats between the outputs of consecutive steps (B·OutChannels·spatial).</summary>
         public long StepOutput { get; init; }
+        /// <summary>Fused LIF: columns between the blocks of consecutive steps (the same block of the next step's frames).</summary>
+        public long StepColumns { get; init; }
+        /// <summary>
+        /// Fused LIF into the next layer's grid (<see cref="ForwardLifConv"/>), or null to write float spikes: spike (oc, column
+        /// n) is field oc % WordGroup of word Words[oc / WordGroup · WordGroupStride + n]; gap columns are written as zero.
+        /// </summary>
+        public int* Words { get; init; }
+        public long WordGroupStride { get; init; }
+        public int WordGroup { get; init; } = 4;
+        /// <summary>Fused LIF: the call's spike count, to which each block adds its own.</summary>
+        public long* Fired { get; init; }
 
         public void Run(int n0, int n1, int* tile) => Run(n0, n1, 0, tile);
 
@@ -195,13 +290,33 @@ internal static unsafe class SpikeConv
             int chain = Affines.Count;
             Span<float> alpha = stackalloc float[chain], beta = stackalloc float[chain];
             bool lif = !float.IsNaN(Threshold);
-            // One run covering the block (gapless layers) is written in place; otherwise the whole block is computed in one
-            // pass into y, gap columns included, and the runs are copied out (a 32-wide map has 8 runs per block: per-run
-            // passes cost more than the wasted columns).
-            bool whole = runs == 1 && length[0] == n1 - n0;
-            int extent = runs == 0 ? 0 : from[runs - 1] + length[runs - 1];
-            float* y = stackalloc float[SpikeGemm.BlockColumns];
             float* membrane = lif ? Membrane(OutChannels) : null;
+            long fired = 0;
+            if (Words != null)
+            {
+                // Spikes into the next layer's words: the block's columns of each channel group are cleared (gaps stay zero),
+                // then each channel ORs its spikes into its field.
+                int bits = 32 / WordGroup;
+                for (int c = 0; c * WordGroup < OutChannels; c++)
+                {
+                    int* words = Words + c * WordGroupStride + step * StepColumns + n0;
+                    new Span<int>(words, n1 - n0).Clear();
+                    for (int e = 0, oc = c * WordGroup; e < WordGroup && oc < OutChannels; e++, oc++)
+                    {
+                        float s = Scales[oc], bb = Bias == null ? 0f : Bias[oc];
+                        for (int k = 0; k < chain; k++) { alpha[k] = Affines[k].Scale[oc]; beta[k] = Affines[k].Shift[oc]; }
+                        int* row = tile + oc * SpikeGemm.BlockColumns;
+                        float* v = membrane + oc * SpikeGemm.BlockColumns;
+                        for (int i = 0; i < runs; i++)
+                            fired += ScaleLifRun(row + from[i], null, words + from[i], e * bits, v + from[i], length[i], s, bb, Bias != null, alpha, beta,
+                                Threshold, step == 0);
+                    }
+                }
+                if (Fired != null) Interlocked.Add(ref *Fired, fired);
+                return;
+            }
+            // Each run is scaled (and fired) straight into the output: one pass over the tile, no staging row and copy. A
+            // column keeps its place in the block over the steps, so its membrane is v[from + j] on every step.
             for (int oc = 0; oc < OutChannels; oc++)
             {
                 float s = Scales[oc], bb = Bias == null ? 0f : Bias[oc];
@@ -209,21 +324,11 @@ internal static unsafe class SpikeConv
                 int* row = tile + oc * SpikeGemm.BlockColumns;
                 float* plane = Output + (long)oc * spatial + step * StepOutput;
                 float* v = membrane + oc * SpikeGemm.BlockColumns;
-                if (whole)
-                {
-                    if (!lif) ScaleRun(row + from[0], plane + to[0], length[0], s, bb, Bias != null, alpha, beta);
-                    else
-                    {
-                        ScaleRun(row + from[0], y, length[0], s, bb, Bias != null, alpha, beta);
-                        LifRun(y, v + from[0], plane + to[0], length[0], Threshold, step == 0);
-                    }
-                    continue;
-                }
-                ScaleRun(row, y, extent, s, bb, Bias != null, alpha, beta);
-                if (lif) LifRun(y, v, y, extent, Threshold, step == 0); // spikes over y in place
                 for (int i = 0; i < runs; i++)
-                    Buffer.MemoryCopy(y + from[i], plane + to[i], length[i] * sizeof(float), length[i] * sizeof(float));
+                    if (lif) fired += ScaleLifRun(row + from[i], plane + to[i], null, 0, v + from[i], length[i], s, bb, Bias != null, alpha, beta, Threshold, step == 0);
+                    else ScaleRun(row + from[i], plane + to[i], length[i], s, bb, Bias != null, alpha, beta);
             }
+            if (lif && Fired != null) Interlocked.Add(ref *Fired, fired);
         }
     }
 
@@ -238,33 +343,70 @@ internal static unsafe class SpikeConv
     [ThreadStatic] private static float[]? t_membrane;
 
     /// <summary>
-    /// One LIF step over x[0..run) with membrane v (zero first when <paramref name="first"/>), spikes into s: the operations
-    /// of <see cref="Snn.MultiStepLif"/>'s step, element for element (H = V + (X − V)·0.5; S = H ≥ threshold; V = S ? 0 : H).
+    /// <see cref="ScaleRun"/>'s y for src[0..run), then one LIF step with membrane v (zero first when <paramref name="first"/>),
+    /// spikes into s: the operations of <see cref="Snn.MultiStepLif"/>'s step, element for element (H = V + (X − V)·0.5;
+    /// S = H ≥ threshold; V = S ? 0 : H), without storing y. With <paramref name="words"/>, each spike is ORed into bit
+    /// <paramref name="shift"/> of words[j] instead of written to s[j] as a float. Returns the number of spikes.
     /// </summary>
-    private static void LifRun(float* x, float* v, float* s, int run, float threshold, bool first)
+    private static int ScaleLifRun(int* src, float* s, int* words, int shift, float* v, int run, float scale, float bias, bool hasBias,
+        ReadOnlySpan<float> alpha, ReadOnlySpan<float> beta, float threshold, bool first)
     {
-        if (first) new Span<float>(v, run).Clear();
-        int j = 0;
-        if (Vector256.IsHardwareAccelerated)
+        int j = 0, count = 0;
+        if (Vector512.IsHardwareAccelerated && run >= 16)
         {
+            var vs = Vector512.Create(scale);
+            var vb = Vector512.Create(bias);
+            var half = Vector512.Create(0.5f);
+            var th = Vector512.Create(threshold);
+            var bit512 = Vector512.Create(1 << shift);
+            for (; j <= run - 16; j += 16)
+            {
+                var x = Vector512.ConvertToSingle(Vector512.Load(src + j));
+                var y = hasBias ? Vector512.FusedMultiplyAdd(x, vs, vb) : x * vs;
+                for (int k = 0; k < alpha.Length; k++) y = Vector512.FusedMultiplyAdd(y, Vector512.Create(alpha[k]), Vector512.Create(beta[k]));
+                var vj = first ? Vector512<float>.Zero : Vector512.Load(v + j);
+                var h = vj + (y - vj) * half;
+                var fire = Vector512.GreaterThanOrEqual(h, th);
+                if (words == null) Vector512.ConditionalSelect(fire, Vector512<float>.One, Vector512<float>.Zero).Store(s + j);
+                else (Vector512.Load(words + j) | (fire.AsInt32() & bit512)).Store(words + j);
+                Vector512.ConditionalSelect(fire, Vector512<float>.Zero, h).Store(v + j);
+                count += BitOperations.PopCount(fire.ExtractMostSignificantBits());
+            }
+        }
+        if (Vector256.IsHardwareAccelerated && run - j >= 8)
+        {
+            var vs = Vector256.Create(scale);
+            var vb = Vector256.Create(bias);
             var half = Vector256.Create(0.5f);
             var th = Vector256.Create(threshold);
+            var bit256 = Vector256.Create(1 << shift);
             for (; j <= run - 8; j += 8)
             {
-                var vj = Vector256.Load(v + j);
-                var h = vj + (Vector256.Load(x + j) - vj) * half;
+                var x = Vector256.ConvertToSingle(Vector256.Load(src + j));
+                var y = hasBias ? Vector256.FusedMultiplyAdd(x, vs, vb) : x * vs;
+                for (int k = 0; k < alpha.Length; k++) y = Vector256.FusedMultiplyAdd(y, Vector256.Create(alpha[k]), Vector256.Create(beta[k]));
+                var vj = first ? Vector256<float>.Zero : Vector256.Load(v + j);
+                var h = vj + (y - vj) * half;
                 var fire = Vector256.GreaterThanOrEqual(h, th);
-                Vector256.ConditionalSelect(fire, Vector256<float>.One, Vector256<float>.Zero).Store(s + j);
+                if (words == null) Vector256.ConditionalSelect(fire, Vector256<float>.One, Vector256<float>.Zero).Store(s + j);
+                else (Vector256.Load(words + j) | (fire.AsInt32() & bit256)).Store(words + j);
                 Vector256.ConditionalSelect(fire, Vector256<float>.Zero, h).Store(v + j);
+                count += BitOperations.PopCount(fire.ExtractMostSignificantBits());
             }
         }
         for (; j < run; j++)
         {
-            float h = v[j] + (x[j] - v[j]) * 0.5f;
+            float y = hasBias ? MathF.FusedMultiplyAdd(src[j], scale, bias) : src[j] * scale;
+            for (int k = 0; k < alpha.Length; k++) y = MathF.FusedMultiplyAdd(y, alpha[k], beta[k]);
+            float vj = first ? 0f : v[j];
+            float h = vj + (y - vj) * 0.5f;
             bool fire = h >= threshold;
-            s[j] = fire ? 1f : 0f;
+            if (words == null) s[j] = fire ? 1f : 0f;
+            else words[j] |= fire ? 1 << shift : 0;
             v[j] = fire ? 0f : h;
+            count += fire ? 1 : 0;
         }
+        return count;
     }
 
     /// <summary>
@@ -409,7 +551,7 @@ internal static unsafe class SpikeConv
         });
     }
 
-    [ThreadStatic] private static int[]? t_words, t_b;
+    [ThreadStatic] private static int[]? t_words, t_b, t_chain;
     [ThreadStatic] private static long[]? t_offsets;
 
     /// <summary>A per-thread scratch array of at least <paramref name="length"/> elements (grown, never shrunk): no allocation per call.</summary>

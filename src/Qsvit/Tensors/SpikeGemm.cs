@@ -195,7 +195,6 @@ internal static unsafe class SpikeGemm
                 fixed (int* tile = t_tile)
                     for (int step = 0; step < steps; step++)
                     {
-                        new Span<int>(tile, a.PaddedRows * NcColumns).Clear();
                         int* bs = (int*)pb + step * stepStride;
                         for (int g0 = 0; g0 < groups; g0 += KcGroups)
                         {
@@ -327,14 +326,22 @@ internal static unsafe class SpikeGemm
         public static int Dot(int acc, int b, int a) => acc + (short)b * (short)a + (b >> 16) * (a >> 16);
     }
 
+    /// <summary>An accumulator of C: zero for the first K block (the tile is never cleared), else the partial sums so far.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<int> Start128(int* c, int g0) => g0 == 0 ? Vector128<int>.Zero : Vector128.Load(c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Start256(int* c, int g0) => g0 == 0 ? Vector256<int>.Zero : Vector256.Load(c);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Start512(int* c, int g0) => g0 == 0 ? Vector512<int>.Zero : Vector512.Load(c);
+
     // 4 rows × 32 columns of 256-bit vectors (16 accumulators): per lane group 4 B loads, 4 broadcasts, 16 dot products.
     private static void Tile256<T>(byte* a, int lda, int* b, long* off, int g0, int g1, int* c, int ldc) where T : struct, IGroupDot
     {
         int* r1 = c + ldc, r2 = c + 2 * ldc, r3 = c + 3 * ldc;
-        var c00 = Vector256.Load(c); var c01 = Vector256.Load(c + 8); var c02 = Vector256.Load(c + 16); var c03 = Vector256.Load(c + 24);
-        var c10 = Vector256.Load(r1); var c11 = Vector256.Load(r1 + 8); var c12 = Vector256.Load(r1 + 16); var c13 = Vector256.Load(r1 + 24);
-        var c20 = Vector256.Load(r2); var c21 = Vector256.Load(r2 + 8); var c22 = Vector256.Load(r2 + 16); var c23 = Vector256.Load(r2 + 24);
-        var c30 = Vector256.Load(r3); var c31 = Vector256.Load(r3 + 8); var c32 = Vector256.Load(r3 + 16); var c33 = Vector256.Load(r3 + 24);
+        var c00 = Start256(c, g0); var c01 = Start256(c + 8, g0); var c02 = Start256(c + 16, g0); var c03 = Start256(c + 24, g0);
+        var c10 = Start256(r1, g0); var c11 = Start256(r1 + 8, g0); var c12 = Start256(r1 + 16, g0); var c13 = Start256(r1 + 24, g0);
+        var c20 = Start256(r2, g0); var c21 = Start256(r2 + 8, g0); var c22 = Start256(r2 + 16, g0); var c23 = Start256(r2 + 24, g0);
+        var c30 = Start256(r3, g0); var c31 = Start256(r3 + 8, g0); var c32 = Start256(r3 + 16, g0); var c33 = Start256(r3 + 24, g0);
         for (int g = g0; g < g1; g++)
         {
             int* bp = b + off[g];
@@ -358,10 +365,10 @@ internal static unsafe class SpikeGemm
     private static void Tile512<T>(byte* a, int lda, int* b, long* off, int g0, int g1, int* c, int ldc) where T : struct, IGroupDot
     {
         int* r1 = c + ldc, r2 = c + 2 * ldc, r3 = c + 3 * ldc;
-        var c00 = Vector512.Load(c); var c01 = Vector512.Load(c + 16);
-        var c10 = Vector512.Load(r1); var c11 = Vector512.Load(r1 + 16);
-        var c20 = Vector512.Load(r2); var c21 = Vector512.Load(r2 + 16);
-        var c30 = Vector512.Load(r3); var c31 = Vector512.Load(r3 + 16);
+        var c00 = Start512(c, g0); var c01 = Start512(c + 16, g0);
+        var c10 = Start512(r1, g0); var c11 = Start512(r1 + 16, g0);
+        var c20 = Start512(r2, g0); var c21 = Start512(r2 + 16, g0);
+        var c30 = Start512(r3, g0); var c31 = Start512(r3 + 16, g0);
         for (int g = g0; g < g1; g++)
         {
             int* bp = b + off[g];
@@ -383,10 +390,10 @@ internal static unsafe class SpikeGemm
     private static void Tile128<T>(byte* a, int lda, int* b, long* off, int g0, int g1, int* c, int ldc) where T : struct, IGroupDot
     {
         int* r1 = c + ldc, r2 = c + 2 * ldc, r3 = c + 3 * ldc;
-        var c00 = Vector128.Load(c); var c01 = Vector128.Load(c + 4);
-        var c10 = Vector128.Load(r1); var c11 = Vector128.Load(r1 + 4);
-        var c20 = Vector128.Load(r2); var c21 = Vector128.Load(r2 + 4);
-        var c30 = Vector128.Load(r3); var c31 = Vector128.Load(r3 + 4);
+        var c00 = Start128(c, g0); var c01 = Start128(c + 4, g0);
+        var c10 = Start128(r1, g0); var c11 = Start128(r1 + 4, g0);
+        var c20 = Start128(r2, g0); var c21 = Start128(r2 + 4, g0);
+        var c30 = Start128(r3, g0); var c31 = Start128(r3 + 4, g0);
         for (int g = g0; g < g1; g++)
         {
             int* bp = b + off[g];
@@ -410,7 +417,7 @@ internal static unsafe class SpikeGemm
         for (int r = 0; r < Mr; r++)
         for (int j = 0; j < 4; j++)
         {
-            int acc = c[r * ldc + j];
+            int acc = g0 == 0 ? 0 : c[r * ldc + j]; // the first K block starts from zero
             for (int g = g0; g < g1; g++) acc = T.Dot(acc, b[off[g] + j], *(int*)(a + r * lda + 4 * g));
             c[r * ldc + j] = acc;
         }

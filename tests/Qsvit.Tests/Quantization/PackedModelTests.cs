@@ -123,8 +123,9 @@ public class PackedModelTests
     }
 
     /// <summary>
-    /// The CPU backend runs the LIF inside the integer spike convs that feed one (pwconv1, conv1, fc1): the logits equal
-    /// those of the separate conv and LIF ops bit for bit, at 1 and 2 threads.
+    /// The CPU backend runs the LIF inside the integer spike convs that feed one (pwconv1, conv1, fc1), and passes conv1's and
+    /// fc1's spikes to conv2 and fc2 as packed words: the logits equal those of the separate conv and LIF ops bit for bit, at
+    /// 1 and 2 threads.
     /// </summary>
     [Theory]
     [InlineData(1)]
@@ -142,6 +143,15 @@ public class PackedModelTests
         var expected = separateModel.Forward(images, batch, size, size);
         Assert.Equal(Sdtv2Config.Stage3Depth + Sdtv2Config.Stage4Depth + 2 * 4, separate.Calls); // fc1 per block, pwconv1 and conv1 per ConvBlock
         Assert.Equal(expected, fusedModel.Forward(images, batch, size, size));
+
+        // With a spike counter (as `qsvit eval` runs) the fused ops count in their epilogues: the same counts and logits.
+        using var separateCounter = separateModel.Backend.CreateSpikeCounter(separateModel.LifNames.Count);
+        using var fusedCounter = fusedModel.Backend.CreateSpikeCounter(fusedModel.LifNames.Count);
+        Assert.Equal(separateModel.Forward(images, batch, size, size, separateCounter), fusedModel.Forward(images, batch, size, size, fusedCounter));
+        var (separateCounts, fusedCounts) = (separateCounter.Read(), fusedCounter.Read());
+        Assert.Equal(separateCounts.Spikes, fusedCounts.Spikes);
+        Assert.Equal(separateCounts.Neurons, fusedCounts.Neurons);
+        Assert.All(fusedCounts.Spikes, c => Assert.True(c > 0));
     }
 
     /// <summary>ConvLif as two ops on the inner backend (the reference for the fused one).</summary>
@@ -150,12 +160,21 @@ public class PackedModelTests
         public int Calls;
 
         public override void ConvLif(Qsvit.Backends.ConvLayer layer, Qsvit.Backends.DeviceBuffer input, int frames, int height, int width,
-            Qsvit.Backends.DeviceBuffer preActivation, Qsvit.Backends.DeviceBuffer spikes, int timesteps, float threshold, int lifLayer)
+            Qsvit.Backends.DeviceBuffer preActivation, Qsvit.Backends.DeviceBuffer spikes, int timesteps, float threshold, int lifLayer,
+            Qsvit.Backends.LifRecorder? recorder)
         {
             Calls++;
             Conv(layer, input, frames, height, width, preActivation);
             var g = layer.Geometry;
-            Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, null, lifLayer);
+            Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, recorder, lifLayer);
+        }
+
+        public override void ConvLifConv(Qsvit.Backends.ConvLayer first, Qsvit.Backends.DeviceBuffer input, int frames, int height, int width,
+            Qsvit.Backends.DeviceBuffer preActivation, Qsvit.Backends.DeviceBuffer spikes, int timesteps, float threshold, int lifLayer,
+            Qsvit.Backends.LifRecorder? recorder, Qsvit.Backends.ConvLayer second, Qsvit.Backends.DeviceBuffer output)
+        {
+            ConvLif(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder);
+            Conv(second, spikes, frames, height, width, output);
         }
 
         public override void Dispose() { }

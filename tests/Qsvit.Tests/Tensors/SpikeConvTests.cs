@@ -109,12 +109,79 @@ public unsafe class SpikeConvTests
             long fired = Qsvit.Snn.MultiStepLif.Forward(pre, expected, pre.Length, s.T, 1f);
             var fused = new float[pre.Length];
             fused.AsSpan().Fill(float.NaN);
-            SpikeConv.ForwardLif(x, frames, s.H, s.W, weights, bias, fused, s.T, 1f, isa, threads, affines);
+            Assert.Equal(fired, SpikeConv.ForwardLif(x, frames, s.H, s.W, weights, bias, fused, s.T, 1f, isa, threads, affines));
             Assert.InRange(fired, 1, pre.Length - 1);
             for (int i = 0; i < fused.Length; i++)
                 if (BitConverter.SingleToInt32Bits(fused[i]) != BitConverter.SingleToInt32Bits(expected[i]))
                     Assert.Fail($"{isa} {threads}T shape {s}: spike {i} is {fused[i]}, expected {expected[i]}");
         }
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void ChainedLayersEqualLifThenConv(int path)
+    {
+        var isa = (IntIsa)path;
+        var rng = new Random(9);
+        // (T, B, h, w, cin, hidden, cout, k, pad, bits of the first, bits of the second): gaps, partial channel groups,
+        // blocks spanning steps and frames, 16-bit codes on either side.
+        (int T, int B, int H, int W, int Cin, int Hidden, int Cout, int K, int P, int Bits1, int Bits2)[] shapes =
+        [
+            (4, 2, 5, 7, 6, 6, 5, 3, 1, 8, 8),
+            (4, 3, 14, 14, 5, 9, 7, 1, 0, 8, 8),    // 588 columns per step: several blocks
+            (2, 5, 3, 3, 7, 5, 4, 3, 1, 16, 8),
+            (2, 2, 4, 6, 3, 7, 3, 3, 1, 8, 16),    // the second layer's grid holds 2 spikes per word
+            (1, 1, 4, 4, 3, 3, 3, 1, 0, 4, 4),
+        ];
+        foreach (var s in shapes)
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var g1 = new ConvGeometry(s.Cin, s.Hidden, s.K, s.K, 1, 1, s.P, s.P);
+            var g2 = new ConvGeometry(s.Hidden, s.Cout, s.K, s.K, 1, 1, s.P, s.P);
+            Assert.True(SpikeConv.CanChain(g1, g2));
+            int frames = s.T * s.B, spatial = s.H * s.W;
+            var x = Enumerable.Range(0, frames * s.Cin * spatial).Select(_ => rng.NextDouble() < 0.25 ? 1f : 0f).ToArray();
+            float[] R(int n, double lo, double hi) => Enumerable.Range(0, n).Select(_ => (float)(lo + rng.NextDouble() * (hi - lo))).ToArray();
+            SpikeConvWeights Layer(ConvGeometry g, int bits, float spread)
+            {
+                int hi = (1 << (bits - 1)) - 1;
+                var codes = Enumerable.Range(0, g.WeightLength).Select(_ => rng.Next(-hi - 1, hi + 1)).ToArray();
+                float unit = spread / hi / (float)Math.Sqrt(g.WeightLength / g.OutChannels * 0.25 + 1);
+                return new SpikeConvWeights(g, IntMatrix.FromValues(codes, g.OutChannels, g.WeightLength / g.OutChannels, g), R(g.OutChannels, 0.5 * unit, unit));
+            }
+            var first = Layer(g1, s.Bits1, 0.5f);
+            var second = Layer(g2, s.Bits2, 1f);
+            var bias1 = R(s.Hidden, 0.8, 3.2);
+            var bias2 = R(s.Cout, -1, 1);
+            (float[], float[])[] affines1 = [(R(s.Hidden, 0.5, 1.5), R(s.Hidden, -0.2, 0.2))];
+            (float[], float[])[] affines2 = [(R(s.Cout, 0.5, 1.5), R(s.Cout, -0.2, 0.2))];
+            var spikes = new float[frames * s.Hidden * spatial];
+            SpikeConv.ForwardLif(x, frames, s.H, s.W, first, bias1, spikes, s.T, 1f, isa, threads, affines1);
+            Assert.InRange(spikes.Count(v => v != 0), 1, spikes.Length - 1);
+            var expected = new float[frames * s.Cout * spatial];
+            SpikeConv.Forward(spikes, frames, s.H, s.W, second, bias2, expected, isa, threads, affines2);
+            var chained = new float[expected.Length];
+            chained.AsSpan().Fill(float.NaN);
+            Assert.Equal(spikes.Count(v => v != 0),
+                SpikeConv.ForwardLifConv(x, frames, s.H, s.W, first, bias1, affines1, s.T, 1f, second, bias2, affines2, chained, isa, threads));
+            for (int i = 0; i < chained.Length; i++)
+                if (BitConverter.SingleToInt32Bits(chained[i]) != BitConverter.SingleToInt32Bits(expected[i]))
+                    Assert.Fail($"{isa} {threads}T shape {s}: output {i} is {chained[i]}, expected {expected[i]}");
+        }
+    }
+
+    [Fact]
+    public void ChainingRefusesMismatchedLayers()
+    {
+        var a = new ConvGeometry(4, 8, 3, 3, 1, 1, 1, 1);
+        Assert.False(SpikeConv.CanChain(a, new ConvGeometry(8, 4, 1, 1)));            // different pads: different grids
+        Assert.False(SpikeConv.CanChain(a, new ConvGeometry(6, 4, 3, 3, 1, 1, 1, 1))); // channels do not match
+        Assert.False(SpikeConv.CanChain(a, new ConvGeometry(8, 4, 3, 3, 2, 2, 1, 1))); // stride 2: im2col
+        var w1 = new SpikeConvWeights(a, IntMatrix.FromValues(new int[a.WeightLength], 8, a.WeightLength / 8, a), new float[8]);
+        var b = new ConvGeometry(8, 4, 1, 1);
+        var w2 = new SpikeConvWeights(b, IntMatrix.FromValues(new int[b.WeightLength], 4, 8, b), new float[4]);
+        Assert.Throws<ArgumentException>(() => SpikeConv.ForwardLifConv(new float[2 * 4 * 16], 2, 4, 4, w1, [], null, 2, 1f, w2, [], null,
+            new float[2 * 4 * 16], SpikeGemm.Best, 1));
     }
 
     [Fact]

@@ -71,20 +71,44 @@ public sealed class CpuBackend : IBackend
         foreach (var bn in layer.Spec.Affines) ChannelOps.ScaleShift(dst, frames, g.OutChannels, spatial, bn.Scale, bn.Shift, IsaInfo.Best, Threads);
     }
 
-    /// <summary>Integer spike-input layers of direct geometry run the LIF in the conv's epilogue (<see cref="SpikeConv.ForwardLif"/>).</summary>
+    /// <summary>
+    /// Integer spike-input layers of direct geometry run the LIF in the conv's epilogue (<see cref="SpikeConv.ForwardLif"/>),
+    /// without a recorder or with a spike counter (the epilogue counts); other recorders see the separate ops.
+    /// </summary>
     public void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
-        int timesteps, float threshold, int lifLayer)
+        int timesteps, float threshold, int lifLayer, LifRecorder? recorder)
     {
         var g = layer.Geometry;
         long length = (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width);
-        if (layer is CpuPackedConvLayer { Integer: not null } packed && SpikeConv.IsDirect(g))
+        if (layer is CpuPackedConvLayer { Integer: not null } packed && SpikeConv.IsDirect(g) && recorder is null or CpuSpikeCounter)
         {
-            packed.RunLif(A(input).AsSpan(0, frames * g.InChannels * height * width), frames, height, width,
+            long fired = packed.RunLif(A(input).AsSpan(0, frames * g.InChannels * height * width), frames, height, width,
                 A(spikes).AsSpan(0, checked((int)length)), timesteps, threshold, Threads);
+            (recorder as CpuSpikeCounter)?.Add(lifLayer, fired, length);
             return;
         }
         Conv(layer, input, frames, height, width, preActivation);
-        Lif(preActivation, spikes, length, timesteps, threshold, null, lifLayer);
+        Lif(preActivation, spikes, length, timesteps, threshold, recorder, lifLayer);
+    }
+
+    /// <summary>
+    /// Two integer layers of one grid pass the spikes as words (<see cref="SpikeConv.ForwardLifConv"/>), without a recorder or
+    /// with a spike counter; others run the ops.
+    /// </summary>
+    public void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
+        int timesteps, float threshold, int lifLayer, LifRecorder? recorder, ConvLayer second, DeviceBuffer output)
+    {
+        if (first is CpuPackedConvLayer { Integer: not null } a && second is CpuPackedConvLayer { Integer: not null } b
+            && SpikeConv.CanChain(first.Geometry, second.Geometry) && recorder is null or CpuSpikeCounter)
+        {
+            var g = first.Geometry;
+            long fired = CpuPackedConvLayer.RunLifConv(a, A(input).AsSpan(0, frames * g.InChannels * height * width), frames, height, width,
+                timesteps, threshold, b, A(output).AsSpan(0, frames * second.Geometry.OutChannels * height * width), Threads);
+            (recorder as CpuSpikeCounter)?.Add(lifLayer, fired, (long)frames * g.OutChannels * height * width);
+            return;
+        }
+        ConvLif(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder);
+        Conv(second, spikes, frames, height, width, output);
     }
 
     public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)

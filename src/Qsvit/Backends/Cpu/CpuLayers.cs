@@ -93,9 +93,16 @@ internal sealed class CpuPackedConvLayer : ConvLayer
     }
 
     /// <summary>The integer layer and the LIF of its output in one pass (<see cref="SpikeConv.ForwardLif"/>): spikes out.</summary>
-    public void RunLif(ReadOnlySpan<float> input, int frames, int height, int width, Span<float> spikes, int timesteps, float threshold, int threads) =>
+    public long RunLif(ReadOnlySpan<float> input, int frames, int height, int width, Span<float> spikes, int timesteps, float threshold, int threads) =>
         SpikeConv.ForwardLif(input, frames, height, width, Integer ?? throw new InvalidOperationException("the layer has no integer form"),
             Spec.Bias, spikes, timesteps, threshold, SpikeGemm.Best, threads, _affines);
+
+    /// <summary><paramref name="first"/> with its LIF feeding <paramref name="second"/> (<see cref="SpikeConv.ForwardLifConv"/>).</summary>
+    public static long RunLifConv(CpuPackedConvLayer first, ReadOnlySpan<float> input, int frames, int height, int width, int timesteps, float threshold,
+        CpuPackedConvLayer second, Span<float> output, int threads) =>
+        SpikeConv.ForwardLifConv(input, frames, height, width, first.Integer ?? throw new InvalidOperationException("the layer has no integer form"),
+            first.Spec.Bias, first._affines, timesteps, threshold, second.Integer ?? throw new InvalidOperationException("the layer has no integer form"),
+            second.Spec.Bias, second._affines, output, SpikeGemm.Best, threads);
 
     /// <summary>The fp32 convolution with this call's weights, then the affines.</summary>
     private void Finish(ReadOnlySpan<float> input, int frames, int height, int width, ConvWeights w, Span<float> output, int threads)

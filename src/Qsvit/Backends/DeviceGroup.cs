@@ -166,9 +166,28 @@ public sealed class DeviceGroup : ForwardingBackend
 
     public override void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer)
     {
+        RefuseGroupRecorder(recorder);
+        base.Lif(input, spikes, length, timesteps, threshold, recorder, layer);
+    }
+
+    public override void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,
+        DeviceBuffer spikes, int timesteps, float threshold, int lifLayer, LifRecorder? recorder)
+    {
+        RefuseGroupRecorder(recorder);
+        base.ConvLif(layer, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder);
+    }
+
+    public override void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,
+        DeviceBuffer spikes, int timesteps, float threshold, int lifLayer, LifRecorder? recorder, ConvLayer second, DeviceBuffer output)
+    {
+        RefuseGroupRecorder(recorder);
+        base.ConvLifConv(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder, second, output);
+    }
+
+    private static void RefuseGroupRecorder(LifRecorder? recorder)
+    {
         if (recorder is IGroupRecorder)
             throw new ArgumentException("a device group's recorder records whole batches: run them with Sdtv2Model.Forward or ForwardBatches", nameof(recorder));
-        base.Lif(input, spikes, length, timesteps, threshold, recorder, layer);
     }
 
     // ---- observers: one part per device, merged in batch order -----------------------------------------------------------

@@ -222,14 +222,15 @@ public sealed partial class CudaBackend : IBackend
     /// A spike-input layer of integer codes runs the LIF in its int8 GEMM's epilogue: each thread takes the T steps of its
     /// outputs from the GEMM's sums and writes only the spikes (no pre-activation map written and read back); the values
     /// are the epilogue's and the LIF kernel's, bit for bit. Other layers run <see cref="Conv"/>, then <see cref="Lif"/>
-    /// (fused, the bf16 pieces of fp32 weights measured slower on an H200: BENCHMARKS.md).
+    /// (fused, the bf16 pieces of fp32 weights measured slower on an H200: BENCHMARKS.md), and so does a pass with a recorder,
+    /// which sees the separate ops.
     /// </summary>
     public void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
-        int timesteps, float threshold, int lifLayer)
+        int timesteps, float threshold, int lifLayer, LifRecorder? recorder)
     {
         var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
         var g = l.Geometry;
-        if (l.Spike is { Integer: true } spike && timesteps > 0 && frames % timesteps == 0 && frames < 1 << 21)
+        if (recorder is null && l.Spike is { Integer: true } spike && timesteps > 0 && frames % timesteps == 0 && frames < 1 << 21)
         {
             int mark = Mark();
             var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps);
@@ -238,7 +239,7 @@ public sealed partial class CudaBackend : IBackend
             return;
         }
         Conv(layer, input, frames, height, width, preActivation);
-        Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, null, lifLayer);
+        Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, recorder, lifLayer);
     }
 
     /// <summary>A depthwise layer reads the border from <paramref name="padValues"/> as it stages its tiles (one kernel, no padded map); others pad first.</summary>

@@ -185,6 +185,54 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
     }
 
     /// <summary>
+    /// IBackend.ConvLif on the CUDA backend: without a recorder an integer layer runs fused (the pre-activation map is left as it
+    /// was); with a spike counter it runs conv, then LIF, and counts what the CPU backend counts. The spikes are the CPU's both ways.
+    /// </summary>
+    [Fact]
+    public void ConvLifThroughTheBackendFusesOnlyWithoutARecorder()
+    {
+        var g = new ConvGeometry(6, 10, 3, 3, 1, 1, 1, 1);
+        const int timesteps = 2, frames = 4, h = 5, w = 4, layers = 1;
+        const float threshold = 0.4f;
+        var rng = new Random(11);
+        var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], 4, QuantizerSpec.Paper);
+        var spec = new ConvLayerSpec(g, new PackedConvWeights(codes), new float[g.OutChannels], []) { SpikeInput = true };
+        var input = Spikes(rng, frames * g.InChannels * h * w);
+        int length = frames * g.OutChannels * h * w;
+
+        (float[] Spikes, float[] Pre, LifCounts? Counts) Run(IBackend backend, bool count)
+        {
+            using var layer = backend.CreateConv(spec);
+            using var counter = count ? backend.CreateSpikeCounter(layers) : null;
+            int mark = backend.Mark();
+            var x = backend.Rent(input.Length);
+            backend.Upload(input, x);
+            var pre = backend.Rent(length);
+            backend.Upload(Enumerable.Repeat(float.NaN, length).ToArray(), pre);
+            var spikes = backend.Rent(length);
+            backend.ConvLif(layer, x, frames, h, w, pre, spikes, timesteps, threshold, 0, counter);
+            var (s, p) = (new float[length], new float[length]);
+            backend.Download(spikes, 0, s);
+            backend.Download(pre, 0, p);
+            backend.Release(mark);
+            return (s, p, counter?.Read());
+        }
+
+        using var cpu = new CpuBackend();
+        var cpuCounted = Run(cpu, count: true);
+        var fused = Run(gpu.Backend, count: false);
+        var counted = Run(gpu.Backend, count: true);
+        Assert.Equal(cpuCounted.Spikes, fused.Spikes);
+        Assert.Equal(cpuCounted.Spikes, counted.Spikes);
+        Assert.All(fused.Pre, v => Assert.True(float.IsNaN(v)));           // fused: no pre-activation map written
+        Assert.DoesNotContain(counted.Pre, float.IsNaN);                     // conv, then LIF: the map is there
+        Assert.Equal(cpuCounted.Counts!.Spikes, counted.Counts!.Spikes);
+        Assert.Equal(cpuCounted.Counts.Neurons, counted.Counts.Neurons);
+        Assert.InRange(cpuCounted.Counts.Spikes[0], 1, length - 1);
+    }
+
+    /// <summary>
     /// The parity model (T = 1, a 32×32 crop) quantized to the paper setting: on the CUDA backend's integer path equal to the
     /// CPU backend's integer path (logits within 1e-4: both sum exactly; only the spatial mean's order differs), and against
     /// the fp32 simulation of the same codes argmax identical with logits within 0.5 (rounding moves a few spikes).

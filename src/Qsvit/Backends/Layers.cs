@@ -62,6 +62,8 @@ public abstract class ConvLayer : IDisposable
     public ConvGeometry Geometry => Spec.Geometry;
     /// <summary>What computes the layer on its backend, for profiles (e.g. "cuBLAS SGEMM", "ILGPU depthwise").</summary>
     public string Engine { get; internal set; } = "";
+    /// <summary>What computes a call at this input map size: <see cref="Engine"/>, unless the backend chooses per call.</summary>
+    public virtual string EngineAt(int height, int width) => Engine;
     public virtual void Dispose() { }
 }
 

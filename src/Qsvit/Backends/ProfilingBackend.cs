@@ -74,7 +74,7 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
     public override void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output)
     {
         var (op, shape) = Describe(layer, height, width, frames);
-        Time(op, shape, layer.Engine, () => Inner.Conv(layer, input, frames, height, width, output));
+        Time(op, shape, layer.EngineAt(height, width), () => Inner.Conv(layer, input, frames, height, width, output));
     }
 
     /// <summary>Timed as one op ("conv 3x3 + lif"): the inner backend may fuse the two.</summary>
@@ -82,7 +82,7 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
         DeviceBuffer spikes, int timesteps, float threshold, int lifLayer, LifRecorder? recorder)
     {
         var (op, shape) = Describe(layer, height, width, frames);
-        Time($"{op} + lif", shape, layer.Engine,
+        Time($"{op} + lif", shape, layer.EngineAt(height, width),
             () => Inner.ConvLif(layer, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder));
     }
 
@@ -91,7 +91,7 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
     {
         var (op1, shape1) = Describe(first, height, width, frames);
         var (op2, shape2) = Describe(second, height, width, frames);
-        Time($"{op1} + lif + {op2}", $"{shape1}; {shape2}", first.Engine,
+        Time($"{op1} + lif + {op2}", $"{shape1}; {shape2}", first.EngineAt(height, width),
             () => Inner.ConvLifConv(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder, second, output));
     }
 
@@ -109,7 +109,7 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
     {
         var g = layer.Geometry;
         Time($"bn-padded {(g.IsDepthwise ? "depthwise" : "conv")} {g.KernelH}x{g.KernelW}", $"{g.InChannels}->{g.OutChannels} @{height}x{width} +{pad} x{frames}",
-            layer.Engine, () => Inner.ConvPadded(layer, input, frames, height, width, pad, padValues, output));
+            layer.EngineAt(height + 2 * pad, width + 2 * pad), () => Inner.ConvPadded(layer, input, frames, height, width, pad, padValues, output));
     }
 
     public override void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>

@@ -131,6 +131,11 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         {
             Assert.Equal(bf16, layer.RealCodes is { RealInput: true });
             Assert.True(GpuSpikeConv.RealInputPays(g, h, w));
+            // Profiles name what each call ran: the bf16 codes on this small map, the fp32 conv where they do not pay.
+            Assert.Equal(bf16, layer.EngineAt(h, w).Contains("bf16 tensor cores"));
+            Assert.False(GpuSpikeConv.RealInputPays(g, 64, 64));
+            Assert.Equal(layer.Engine, layer.EngineAt(64, 64));
+            Assert.DoesNotContain("bf16", layer.Engine);
         }
         // Real values over many binades, both signs, some exact zeros.
         var input = Enumerable.Range(0, frames * g.InChannels * h * w)

@@ -181,8 +181,8 @@ public sealed partial class CudaBackend : IBackend
         var g = spec.Geometry;
         var layer = new CudaConvLayer(_acc, spec, _integer, _split);
         string library = _blas is null ? "ILGPU" : "cuBLAS";
-        layer.Engine = layer.RealCodes is not null ? $"{library} bf16 tensor cores (codes x input as bf16x3) on large reductions, else SGEMM"
-            : layer.Spike is not null
+        layer.RealCodesEngine = $"{library} bf16 tensor cores (codes x input as bf16x3)";
+        layer.Engine = layer.Spike is not null
             ? spec.Weights is PackedConvWeights && _integer ? $"{library} int8 tensor cores (exact)" : $"{library} bf16x3 tensor cores"
             : g.IsDepthwise ? "ILGPU depthwise"
             : _gemm is null || g.Groups != 1 ? "ILGPU implicit GEMM"

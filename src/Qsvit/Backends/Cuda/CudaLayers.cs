@@ -32,6 +32,12 @@ internal sealed class CudaConvLayer : ConvLayer
     /// </summary>
     public GpuSpikeConv? RealCodes { get; }
 
+    /// <summary>What runs <see cref="RealCodes"/> on the calls that take them (set with <see cref="ConvLayer.Engine"/>).</summary>
+    internal string RealCodesEngine { get; set; } = "";
+
+    public override string EngineAt(int height, int width) =>
+        RealCodes is not null && GpuSpikeConv.RealInputPays(Geometry, height, width) ? RealCodesEngine : Engine;
+
     /// <param name="integer">Integer codes of spike-input layers run on the exact int8 path.</param>
     /// <param name="split">fp32 weights of spike-input layers run as bf16 pieces; with <paramref name="integer"/>, so do the real-valued inputs of 1×1 layers of codes.</param>
     public CudaConvLayer(Accelerator accelerator, ConvLayerSpec spec, bool integer, bool split) : base(spec)

@@ -21,9 +21,12 @@ public sealed record CalibrationImages(float[] Images, int Count, int Channels, 
         int n = Math.Min(count, range), size = data.Channels * data.Height * data.Width;
         var images = new float[(long)n * size];
         Parallel.For(0, n, parallel ?? new ParallelOptions(),
-            i => data.Read(first + (int)((long)i * range / n), images.AsSpan(i * size, size)));
+            i => data.Read(first + SpreadIndex(i, range, n), images.AsSpan(i * size, size)));
         return new CalibrationImages(images, n, data.Channels, data.Height, data.Width);
     }
+
+    /// <summary>The i-th of <paramref name="count"/> images spread evenly over <paramref name="range"/>: ⌊i·range/count⌋.</summary>
+    public static int SpreadIndex(int i, int range, int count) => (int)((long)i * range / count);
 
     /// <summary>Images [start, start + count) of the set.</summary>
     public ReadOnlySpan<float> Slice(int start, int count) =>

@@ -25,7 +25,7 @@ public sealed class ImageSubset : IImageDataset
         if (count < 1 || count >= n)
             throw new QsvitException($"{data.Name} has {n} images: it cannot hold {count} apart and still leave images to decide on");
         var picked = new int[count];
-        for (int i = 0; i < count; i++) picked[i] = (int)((long)i * n / count);
+        for (int i = 0; i < count; i++) picked[i] = Quantization.CalibrationImages.SpreadIndex(i, n, count);
         var rest = new int[n - count];
         for (int i = 0, p = 0, r = 0; i < n; i++)
             if (p < count && picked[p] == i) p++;

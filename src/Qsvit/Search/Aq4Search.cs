@@ -308,7 +308,7 @@ public static class Aq4Searcher
             // Lazy: a move already measured (at any parent, from the same level) is ranked on the least drift it added there,
             // and measured only once it ranks first; every other child is measured now.
             foreach (var w in open)
-                if (!options.LazyDrift || !_added.ContainsKey(Move(w))) Score(w);
+                if (!options.LazyDrift || !_added.ContainsKey(Move(w))) MeasureAndScore(w);
 
             var ranked = new List<Work>();   // in rank order, as taken
             var kept = new List<Node>();
@@ -320,7 +320,7 @@ public static class Aq4Searcher
             {
                 var best = open.OrderBy(w => w.Node.Drift is null ? Estimate(w) : w.Score).ThenBy(w => w.Node.Drift is null ? 1 : 0)
                     .ThenBy(w => w.Node.Memory.Bits).ThenBy(w => w.Node.Key, StringComparer.Ordinal).First();
-                if (best.Node.Drift is null) { Score(best); continue; }
+                if (best.Node.Drift is null) { MeasureAndScore(best); continue; }
                 open.Remove(best);
                 ranked.Add(best);
                 if (Dominated(best.Node)) best.Outcome = Aq4Outcome.Dominated;   // a failure earlier in this step
@@ -352,10 +352,11 @@ public static class Aq4Searcher
                     accepted: w.Outcome == Aq4Outcome.Passed));
             return kept;
 
-            void Score(Work w)
+            // Measures a child's drift, scores it and remembers the least drift its move added (for lazy ranking).
+            void MeasureAndScore(Work w)
             {
                 Measure(w.Node);
-                w.Score = this.Score(w);
+                w.Score = Score(w);
                 double added = w.Node.Drift!.Drift - w.Parent.Drift!.Drift;
                 _added[Move(w)] = _added.TryGetValue(Move(w), out var known) ? Math.Min(known, added) : added;
             }
@@ -475,19 +476,20 @@ public static class Aq4Searcher
                 if (Dominated(w.Node)) w.Outcome = Aq4Outcome.Dominated;
                 else open.Add(w);
             }
-            void Score(Work w)
+            // Measures a child's drift and scores it; the score stands as its move's estimate further down the path.
+            void MeasureAndScore(Work w)
             {
                 Measure(w.Node);
-                w.Score = this.Score(w);
+                w.Score = Score(w);
                 stale[(w.Unit, w.Parent.Levels[w.Unit])] = (w.Score, w.Step - 1);
             }
             foreach (var w in open)
-                if (w.Node.Drift is null && !stale.ContainsKey((w.Unit, node.Levels[w.Unit]))) Score(w);
+                if (w.Node.Drift is null && !stale.ContainsKey((w.Unit, node.Levels[w.Unit]))) MeasureAndScore(w);
             while (open.Count > 0)
             {
                 var best = open.OrderBy(w => w.Node.Drift is null ? stale[(w.Unit, node.Levels[w.Unit])].Score : w.Score)
                     .ThenBy(w => w.Node.Drift is null ? 1 : 0).ThenBy(w => w.Node.Memory.Bits).ThenBy(w => w.Node.Key, StringComparer.Ordinal).First();
-                if (best.Node.Drift is null) { Score(best); continue; }
+                if (best.Node.Drift is null) { MeasureAndScore(best); continue; }
                 // As in step-by-step greedy: a move the gate predicts to fail gives way to the next-ranked one.
                 if (!options.DriftGate || !_gate.PredictsFail(best.Node.Drift.Drift)) return best;
                 best.Outcome = Aq4Outcome.DriftGated;

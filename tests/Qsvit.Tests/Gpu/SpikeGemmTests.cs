@@ -75,6 +75,51 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         Assert.Equal(expected, actual);
     }
 
+    public static TheoryData<ConvGeometry, int, int, int, int, int> ImplicitLayers => new()
+    {
+        // geometry, input h, w, frames, bits, frames per chunk (SpikeMmaKernels: warp tiles of 32 rows × 32 pixels, k-steps of 32 channels of one tap)
+        { new ConvGeometry(20, 40, 3, 3, 1, 1, 1, 1), 5, 7, 3, 8, 3 },   // Cp 32: one k-step per tap; 40 rows: a partial second row tile; 105 pixels: a partial pixel tile
+        { new ConvGeometry(33, 9, 3, 3, 2, 2, 1, 1), 9, 8, 4, 4, 3 },    // Cp 48: a full and a half k-step per tap; stride 2 on an odd map; chunks of 3 and 1 frames
+        { new ConvGeometry(5, 33, 3, 3, 1, 1, 0, 0), 4, 3, 5, 12, 5 },   // Cp 16 (only the lower half of a k-step), no padding, two digits: 66 rows, three row tiles
+        { new ConvGeometry(6, 7, 3, 3, 2, 2, 1, 1), 1, 2, 2, 16, 1 },    // a 1×2 map under a 3×3 window (most taps outside), three digits
+    };
+
+    /// <summary>
+    /// The implicit-GEMM kernel (here its scalar body, the one inline PTX cannot run on) writes the int32 sums im2col and the
+    /// int8 GEMM write, so the output equals the im2col path's and the CPU's integer path's bit for bit: tile, tap and
+    /// padding indexing, partial tiles, half k-steps, several digits and chunks.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ImplicitLayers))]
+    public void ImplicitGemmEqualsIm2colAndTheCpuIntegerPath(ConvGeometry g, int h, int w, int frames, int bits, int chunk)
+    {
+        var rng = new Random(g.GetHashCode() ^ bits);
+        var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], bits, QuantizerSpec.Parse("symmetric-channel"));
+        var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble()).ToArray();
+        var bn = new ChannelAffine(bias.Select(b => b + 0.5f).ToArray(), bias.Select(b => -b).ToArray());
+        var spec = new ConvLayerSpec(g, new PackedConvWeights(codes), bias, [bn]) { SpikeInput = true };
+        var input = Spikes(rng, frames * g.InChannels * h * w);
+        var expected = Run(new CpuBackend(), spec, input, frames, h, w);
+
+        var acc = gpu.Device.Accelerator;
+        using var layer = new GpuSpikeConv(acc, spec, codes);
+        long length = (long)frames * g.OutChannels * g.OutH(h) * g.OutW(w);
+        using var x = gpu.Upload(input);
+        foreach (var mode in new[] { SpikeInputGemm.TensorCoresImplicit, SpikeInputGemm.TensorCoresIm2col })
+        {
+            var ops = new SpikeGemmOps(acc, null, mode);
+            bool implicitGemm = ops.Implicit(layer, h, w);
+            Assert.Equal(mode == SpikeInputGemm.TensorCoresImplicit, implicitGemm);
+            var (_, columnFloats, sumFloats) = SpikeGemmOps.Plan(layer, chunk, h, w, 1L << 30, implicitGemm: implicitGemm);
+            using var cols = gpu.Zeros(columnFloats);
+            using var sums = gpu.Upload(Enumerable.Repeat(float.NaN, (int)sumFloats).ToArray());
+            using var y = gpu.Upload(Enumerable.Repeat(float.NaN, (int)length).ToArray());
+            ops.Conv(layer, x.View, frames, h, w, y.View, cols.View, sums.View, chunk);
+            Assert.Equal(expected, y.GetAsArray1D());
+        }
+    }
+
     public static TheoryData<ConvGeometry, bool> SplitLayers => new()
     {
         // geometry (K long enough for the split, GpuSpikeConv.SplitPays), pieces stacked along K (2·M > Kp)
@@ -145,12 +190,14 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * (1 + Math.Abs(expected[i])), $"{i}: {actual[i]} vs {expected[i]}");
     }
 
-    public static TheoryData<ConvGeometry, int, int, int, int> FusedLifLayers => new()
+    public static TheoryData<ConvGeometry, int, int, int, int, SpikeInputGemm> FusedLifLayers => new()
     {
-        // geometry, input h, w, bits, images per chunk
-        { new ConvGeometry(5, 7, 3, 3, 1, 1, 1, 1), 6, 5, 4, 1 },      // 30 outputs per plane: one per epilogue thread
-        { new ConvGeometry(33, 17, 1, 1), 4, 3, 8, 2 },                // 1×1: the packed spikes are the columns; 12 per plane: four per thread
-        { new ConvGeometry(16, 40, 3, 3, 2, 2, 1, 1), 7, 8, 12, 3 },   // two int8 digits, stride 2, every image in one chunk
+        // geometry, input h, w, bits, images per chunk, how the 3×3 convs run
+        { new ConvGeometry(5, 7, 3, 3, 1, 1, 1, 1), 6, 5, 4, 1, SpikeInputGemm.TensorCoresIm2col },    // 30 outputs per plane: one per epilogue thread
+        { new ConvGeometry(5, 7, 3, 3, 1, 1, 1, 1), 6, 5, 4, 1, SpikeInputGemm.TensorCoresImplicit },  // the same as an implicit GEMM
+        { new ConvGeometry(33, 17, 1, 1), 4, 3, 8, 2, SpikeInputGemm.TensorCores },                  // 1×1: the packed spikes are the columns; 12 per plane: four per thread
+        { new ConvGeometry(16, 40, 3, 3, 2, 2, 1, 1), 7, 8, 12, 3, SpikeInputGemm.TensorCoresIm2col }, // two int8 digits, stride 2, every image in one chunk
+        { new ConvGeometry(16, 40, 3, 3, 2, 2, 1, 1), 7, 8, 12, 3, SpikeInputGemm.TensorCoresImplicit },
     };
 
     /// <summary>
@@ -159,7 +206,7 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
     /// </summary>
     [Theory]
     [MemberData(nameof(FusedLifLayers))]
-    public void FusedLifEqualsConvThenLif(ConvGeometry g, int h, int w, int bits, int imagesPerChunk)
+    public void FusedLifEqualsConvThenLif(ConvGeometry g, int h, int w, int bits, int imagesPerChunk, SpikeInputGemm mode)
     {
         const int timesteps = 2, batch = 3, frames = timesteps * batch;
         var rng = new Random(g.GetHashCode());
@@ -169,9 +216,9 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         var acc = gpu.Device.Accelerator;
         using var layer = new GpuSpikeConv(acc, new ConvLayerSpec(g, new DenseConvWeights(weight), bias, [bn]) { SpikeInput = true },
             PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], bits, QuantizerSpec.Paper));
-        var ops = new SpikeGemmOps(acc, null);
+        var ops = new SpikeGemmOps(acc, null, mode);
         long length = (long)frames * g.OutChannels * g.OutH(h) * g.OutW(w);
-        var (_, columnFloats, sumFloats) = SpikeGemmOps.Plan(layer, frames, h, w, 1L << 30);
+        var (_, columnFloats, sumFloats) = SpikeGemmOps.Plan(layer, frames, h, w, 1L << 30, implicitGemm: ops.Implicit(layer, h, w));
         using var x = gpu.Upload(Spikes(rng, frames * g.InChannels * h * w));
         using var cols = gpu.Zeros(columnFloats);
         using var sums = gpu.Zeros(sumFloats);

@@ -61,9 +61,9 @@ public sealed partial class CudaBackend : IBackend
             else GemmEngine = $"ILGPU kernels (no cuBLAS: {why})";
             _acc.Bind(); // cuBLAS may have made the runtime's primary context current; ILGPU's is the one to use
         }
-        if (spikeGemm == SpikeInputGemm.TensorCores)
+        if (spikeGemm != SpikeInputGemm.Fp32)
         {
-            try { _spike = new SpikeGemmOps(_acc, _blas); }
+            try { _spike = new SpikeGemmOps(_acc, _blas, spikeGemm); }
             catch (Exception e) when (e is not QsvitException)
             {
                 Dispose();
@@ -201,7 +201,7 @@ public sealed partial class CudaBackend : IBackend
         int mark = Mark();
         if ((l.RealCodes is { } real && GpuSpikeConv.RealInputPays(g, height, width) ? real : l.Spike) is { } spike)
         {
-            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget);
+            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, implicitGemm: _spike!.Implicit(spike, height, width));
             var cols = V(Rent(columnFloats));
             _spike!.Conv(spike, V(input), frames, height, width, V(output), cols, V(Rent(sumFloats)), chunk);
             Release(mark);
@@ -233,7 +233,7 @@ public sealed partial class CudaBackend : IBackend
         if (recorder is null && l.Spike is { Integer: true } spike && timesteps > 0 && frames % timesteps == 0 && frames < 1 << 21)
         {
             int mark = Mark();
-            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps);
+            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps, _spike!.Implicit(spike, height, width));
             _spike!.Conv(spike, V(input), frames, height, width, V(spikes), V(Rent(columnFloats)), V(Rent(sumFloats)), chunk, timesteps, threshold);
             Release(mark);
             return;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using ILGPU;
 using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
 using Half = ILGPU.Half;
 using Qsvit.Backends.Cuda.Native;
 using Qsvit.Tensors;
@@ -114,6 +115,17 @@ internal sealed class GpuSpikeConv : IDisposable
         long k = g.InChannels, m = g.OutChannels;
         return k >= 128 && (GpuOps.PixelMajor(g, h, w) || k * m >= 128 * (k + m));
     }
+
+    /// <summary>
+    /// Whether an integer conv wider than 1×1 runs faster as an implicit GEMM (<see cref="SpikeMmaKernels"/>) than as im2col
+    /// columns and cuBLAS's int8 GEMM. The implicit kernel saves writing and reading the columns (taps × the packed input)
+    /// but runs its mma.sync tiles at a fraction of cuBLAS's rate, so it pays where the GEMM is short of work per column
+    /// byte: few rows (output channels × int8 digits). Placeholder until measured.
+    /// </summary>
+    public static bool ImplicitPays(ConvGeometry g, int gemmRows) => gemmRows <= ImplicitMaxRows;
+
+    /// <summary>GEMM rows up to which <see cref="ImplicitPays"/>.</summary>
+    public const int ImplicitMaxRows = 128;
 
     /// <summary>The input's bf16 pieces per pixel (<see cref="RealInput"/>): hi + mid + lo = x exactly (<see cref="Bf16Split"/>).</summary>
     public const int InputPieces = 3;
@@ -278,13 +290,23 @@ internal sealed class SpikeGemmOps
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueSplit;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueScaled;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueIntLif;
+    /// <summary>The implicit-GEMM kernel (<see cref="SpikeMmaKernels"/>); null on GPUs without int8 mma (before sm_80).</summary>
+    private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int>? _implicitConv;
+    private readonly int _mmaGroup;
+    private readonly SpikeInputGemm _mode;
 
-    public SpikeGemmOps(Accelerator acc, Cublas? blas)
+    /// <param name="mode">Which integer convs run as implicit GEMMs (<see cref="Implicit"/>).</param>
+    public SpikeGemmOps(Accelerator acc, Cublas? blas, SpikeInputGemm mode = SpikeInputGemm.TensorCores)
     {
         _acc = acc;
         _blas = blas;
+        _mode = mode;
         _group = Math.Min(acc.MaxNumThreadsPerGroup, 256);
         bool cuda = acc.AcceleratorType == AcceleratorType.Cuda;
+        // Four warps per group on CUDA (each warp one tile); on the CPU accelerator any group size does (no warp operations).
+        _mmaGroup = cuda ? 4 * SpikeMmaKernels.Lanes : acc.MaxNumThreadsPerGroup;
+        if (!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80)
+            _implicitConv = acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int>(SpikeMmaKernels.Conv);
         _packBf16 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackBf16);
         _packS8 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8);
         _packSplit = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackSplit);
@@ -305,6 +327,18 @@ internal sealed class SpikeGemmOps
             ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueScaled<ContractedFma>)
             : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueScaled<ExactFma>);
     }
+
+    /// <summary>
+    /// Whether <paramref name="layer"/> at this input size runs as an implicit GEMM: integer codes, wider than 1×1, the
+    /// kernel available, and then as <see cref="SpikeInputGemm"/> says (by <see cref="GpuSpikeConv.ImplicitPays"/> by
+    /// default; always without cuBLAS, whose stand-in is a plain ILGPU kernel).
+    /// </summary>
+    public bool Implicit(GpuSpikeConv layer, int h, int w) => _implicitConv is not null && layer.Integer && !layer.Pointwise && _mode switch
+    {
+        SpikeInputGemm.TensorCoresIm2col => false,
+        SpikeInputGemm.TensorCoresImplicit => true,
+        _ => _blas is null || GpuSpikeConv.ImplicitPays(layer.Geometry, layer.GemmRows),
+    };
 
     /// <summary>
     /// Whether SDSA of this shape runs exactly on f16 tensor cores (<see cref="Attention"/>): kv counts up to
@@ -351,18 +385,21 @@ internal sealed class SpikeGemmOps
     /// <summary>
     /// Frames per chunk and the floats of workspace its packed spikes and columns (one region) and its sums need, within
     /// <paramref name="budget"/> floats each. With a fused LIF over <paramref name="timesteps"/> steps the chunk holds
-    /// whole images (a multiple of T frames, at least T).
+    /// whole images (a multiple of T frames, at least T). An implicit GEMM (<paramref name="implicitGemm"/>, as
+    /// <see cref="Implicit"/> says) needs no columns, only the packed spikes.
     /// </summary>
-    public static (int Chunk, long ColumnFloats, long SumFloats) Plan(GpuSpikeConv layer, int frames, int h, int w, long budget, int timesteps = 1)
+    public static (int Chunk, long ColumnFloats, long SumFloats) Plan(GpuSpikeConv layer, int frames, int h, int w, long budget, int timesteps = 1,
+        bool implicitGemm = false)
     {
         var g = layer.Geometry;
         long ohw = (long)g.OutH(h) * g.OutW(w);
         int bytes = layer.Integer ? 1 : 2;
-        long perFrame = Math.Max((ohw * layer.GemmK * bytes + PackedBytes(layer, 1, h, w)) / 4, (long)layer.GemmRows * ohw);
+        long columnBytes = implicitGemm ? 0 : ohw * layer.GemmK * bytes;
+        long perFrame = Math.Max((columnBytes + PackedBytes(layer, 1, h, w)) / 4, (long)layer.GemmRows * ohw);
         int chunk = (int)Math.Clamp(budget / Math.Max(1, perFrame), 1, Math.Max(1, frames));
         chunk = Math.Max(timesteps, chunk / timesteps * timesteps);
         long rows = Rows(chunk * ohw);
-        return (chunk, PackedFloats(layer, chunk, h, w) + rows * layer.GemmK * bytes / 4, (long)layer.GemmRows * rows);
+        return (chunk, PackedFloats(layer, chunk, h, w) + (implicitGemm ? 0 : rows * layer.GemmK * bytes / 4), (long)layer.GemmRows * rows);
     }
 
     /// <summary>Bytes of <paramref name="frames"/> input frames packed pixel-major (none for a 1×1 layer: its columns are the packed spikes).</summary>
@@ -394,9 +431,12 @@ internal sealed class SpikeGemmOps
         var bias = layer.Bias?.View ?? sums;
         var bn = layer.Bn?.View ?? sums;
         int bytes = layer.Integer ? 1 : 2;
+        bool mma = Implicit(layer, h, w);
         long packedFloats = PackedFloats(layer, chunk, h, w);
+        if (columns.Length < packedFloats + (mma ? 0 : Rows((long)chunk * ohw) * layer.GemmK * bytes / 4))
+            throw new ArgumentException($"columns hold {columns.Length} floats, fewer than chunks of {chunk} frames need (Plan)", nameof(columns));
         var packed = layer.Pointwise ? default : columns.SubView(0, packedFloats);
-        var colRegion = columns.SubView(packedFloats);
+        var colRegion = mma ? default : columns.SubView(packedFloats); // an implicit GEMM writes no columns
         for (int f0 = 0; f0 < batch; f0 += itemsPerChunk)
         {
             // Without LIF: frames f0 .. f0 + n. With: images f0 .. f0 + items, all T steps of each (n frames).
@@ -427,12 +467,18 @@ internal sealed class SpikeGemmOps
             if (layer.Integer) _packS8(config, input, pack.Cast<sbyte>(), p);
             else if (layer.RealInput) _packSplit(config, input, pack.Cast<ushort>(), p);
             else _packBf16(config, input, pack.Cast<ushort>(), p);
-            if (!layer.Pointwise) _columns((int)(rows * p.Words), packed.Cast<long>(), colRegion.Cast<long>(), p);
+            if (!layer.Pointwise && !mma) _columns((int)(rows * p.Words), packed.Cast<long>(), colRegion.Cast<long>(), p);
             if (layer.Integer)
             {
                 var cols = colRegion.Cast<sbyte>();
                 var c = sums.Cast<int>();
-                if (_blas is not null)
+                if (mma)
+                {
+                    long groups = (SpikeMmaKernels.Threads(pm, (int)rows) + _mmaGroup - 1) / _mmaGroup;
+                    _implicitConv!(new KernelConfig(new Index1D((int)groups), new Index1D(_mmaGroup)), packed.Cast<int>(),
+                        ((ArrayView<sbyte>)layer.S8!.View).Cast<int>(), c, p, pm);
+                }
+                else if (_blas is not null)
                     _blas.GemmInt8(shape, layer.S8!.NativePtr, cols.LoadEffectiveAddressAsPtr(), c.LoadEffectiveAddressAsPtr());
                 else
                     _gemmS8((int)(pm * rows), layer.S8!.View, cols, c, (int)rows, gk);

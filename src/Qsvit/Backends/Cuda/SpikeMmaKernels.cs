@@ -1,0 +1,226 @@
+using ILGPU;
+using ILGPU.Runtime.Cuda;
+
+namespace Qsvit.Backends.Cuda;
+
+/// <summary>
+/// Implicit-GEMM int8 convolution of packed spikes on tensor cores (issue 13): the int32 sums
+/// C[GemmRows, Rows] = A[GemmRows, Kp] · B[Rows, Kp]ᵀ of <see cref="SpikeGemmOps"/>, with B's rows (the im2col columns)
+/// never written: each k-step reads the packed input pixel under its tap (<see cref="SpikeGemmKernels.PackS8"/>,
+/// [pixel, Cp] int8, zero outside the map) straight into the mma fragments. The sums are exact integers, so they equal
+/// cuBLAS's bit for bit and the same epilogues (scale, bias, BNs, fused LIF) run after them.
+/// <para>
+/// One warp computes a tile of 32 rows × 32 output pixels as 2 × 4 <c>mma.sync.m16n8k32.s8.s8.s32</c> per k-step of 32
+/// channels of one tap (the upper 16 zero where Cp is an odd multiple of 16). The fragments are scalar locals (a local array
+/// spills to memory), the accumulators PTX registers (<see cref="MmaTile"/>). Fragment layout (PTX ISA, m16n8k32 integer; lane = 4·group + t):
+/// A regs 0..3 = rows group, group + 8, group, group + 8 at k words t, t, 4 + t, 4 + t of the step; B regs 0..1 = pixel
+/// group at k words t, 4 + t; C 0..3 = rows group, group, group + 8, group + 8 at pixels 2t, 2t + 1, 2t, 2t + 1. Any
+/// order of the four bytes inside a word works as long as A and B share it, and both read it from memory as it lies.
+/// </para>
+/// <para>
+/// Where inline PTX does not exist (ILGPU's CPU accelerator in tests) each thread computes the same 32 outputs of its warp
+/// tile with scalar multiply-adds over the same words, so the tile, pixel and tap indexing are checked there too.
+/// </para>
+/// </summary>
+internal static class SpikeMmaKernels
+{
+    /// <summary>Lanes per warp tile: a hardware warp on CUDA (the group size is a multiple of it).</summary>
+    public const int Lanes = 32;
+
+    /// <summary>Rows of A (output channels, int8 digits stacked along M) and output pixels per warp tile.</summary>
+    public const int TileRows = 32, TilePixels = 32;
+
+    /// <summary>Threads that cover a chunk's sums: one warp per tile of <see cref="TileRows"/> × <see cref="TilePixels"/>.</summary>
+    public static long Threads(int gemmRows, int rows) =>
+        (long)Lanes * ((gemmRows + TileRows - 1) / TileRows) * ((rows + TilePixels - 1) / TilePixels);
+
+    /// <summary>
+    /// sums[r, n] = Σ_k weights[r, k]·columns[n, k] for the chunk of <paramref name="p"/>, with columns[n, tap·Cp + c] read
+    /// from <paramref name="packed"/> (int8 in 4-byte words) and <paramref name="weights"/> A's int8 digits in words.
+    /// One warp per tile; tiles run rows fastest, so the warps of a group share their pixels.
+    /// </summary>
+    public static void Conv(ArrayView<int> packed, ArrayView<int> weights, ArrayView<int> sums, SpikeGemmArgs p, int gemmRows)
+    {
+        int thread = Grid.IdxX * Group.DimX + Group.IdxX, tile = thread / Lanes, lane = thread - tile * Lanes;
+        int rowTiles = (gemmRows + TileRows - 1) / TileRows, pixelTile = tile / rowTiles;
+        int r0 = (tile - pixelTile * rowTiles) * TileRows, n0 = pixelTile * TilePixels;
+        if (n0 >= p.Rows) return; // the whole warp: launches are rounded up to whole groups
+        if (CudaAsm.IsSupported) MmaTile(packed, weights, sums, p, gemmRows, r0, n0, lane >> 2, lane & 3);
+        else ScalarTile(packed, weights, sums, p, gemmRows, r0, n0, lane >> 2, lane & 3);
+    }
+
+    /// <summary>Output pixel n of the chunk: its frame's first packed pixel and the top-left input pixel of its window (far outside for n ≥ Valid).</summary>
+    private static void Window(SpikeGemmArgs p, int n, out int frameBase, out int iy0, out int ix0)
+    {
+        if (n >= p.Valid)
+        {
+            frameBase = 0;
+            iy0 = -(1 << 24);
+            ix0 = 0;
+            return;
+        }
+        int f = n / p.OHW, pix = n - f * p.OHW, oy = pix / p.OW;
+        frameBase = f * p.H * p.W;
+        iy0 = oy * p.StrideH - p.PadH;
+        ix0 = (pix - oy * p.OW) * p.StrideW - p.PadW;
+    }
+
+    /// <summary>First word of the packed input pixel (iy, ix), or −1 outside the map (the conv's zero padding).</summary>
+    private static int PixelWord(SpikeGemmArgs p, int frameBase, int iy, int ix, int pixelWords) =>
+        iy >= 0 && iy < p.H && ix >= 0 && ix < p.W ? (frameBase + iy * p.W + ix) * pixelWords : -1;
+
+    /// <summary>The word at <paramref name="at"/> + <paramref name="offset"/>, zero for a missing row or pixel (<paramref name="at"/> &lt; 0).</summary>
+    private static int Word(ArrayView<int> view, int at, int offset) => at < 0 ? 0 : view[at + offset];
+
+    /// <summary>First word of A's row r, or −1 past the rows.</summary>
+    private static int RowWord(int r, int gemmRows, int rowWords) => r < gemmRows ? r * rowWords : -1;
+
+    /// <summary>sums[r, n], sums[r, n + 1] where r and n are inside (Rows is a multiple of 4, so n + 1 is inside with n).</summary>
+    private static void Store(ArrayView<int> sums, SpikeGemmArgs p, int gemmRows, int r, int n, int v0, int v1)
+    {
+        if (r >= gemmRows || n >= p.Rows) return;
+        long at = (long)r * p.Rows + n;
+        sums[at] = v0;
+        sums[at + 1] = v1;
+    }
+
+    /// <summary>
+    /// The tensor-core body. The 32 accumulators live in PTX registers mq0..mq31 that only the inline PTX names (declared
+    /// and zeroed before the loop, read out after it): ILGPU passes <c>EmitRef</c> operands through local memory,
+    /// plain <c>Emit</c> inputs and its one output through registers. Accumulator mq[4(4m + j) + i] is C register i of m16
+    /// tile m (rows r0 + 16m ..) and n8 tile j (pixels n0 + 8j ..).
+    /// </summary>
+    private static void MmaTile(ArrayView<int> packed, ArrayView<int> weights, ArrayView<int> sums, SpikeGemmArgs p, int gemmRows,
+        int r0, int n0, int group, int t)
+    {
+        int pixelWords = p.Cp / 4, rowWords = p.Kp / 4;
+        int w0 = RowWord(r0 + group, gemmRows, rowWords), w1 = RowWord(r0 + group + 8, gemmRows, rowWords);
+        int w2 = RowWord(r0 + group + 16, gemmRows, rowWords), w3 = RowWord(r0 + group + 24, gemmRows, rowWords);
+        // This lane's B pixels: n0 + 8j + group, j = 0..3.
+        Window(p, n0 + group, out int f0, out int y0, out int x0);
+        Window(p, n0 + 8 + group, out int f1, out int y1, out int x1);
+        Window(p, n0 + 16 + group, out int f2, out int y2, out int x2);
+        Window(p, n0 + 24 + group, out int f3, out int y3, out int x3);
+        CudaAsm.Emit(".reg .b32 mq<32>; mov.b32 mq0, 0; mov.b32 mq1, 0; mov.b32 mq2, 0; mov.b32 mq3, 0; mov.b32 mq4, 0; mov.b32 mq5, 0; mov.b32 mq6, 0; mov.b32 mq7, 0; " +
+                     "mov.b32 mq8, 0; mov.b32 mq9, 0; mov.b32 mq10, 0; mov.b32 mq11, 0; mov.b32 mq12, 0; mov.b32 mq13, 0; mov.b32 mq14, 0; mov.b32 mq15, 0; " +
+                     "mov.b32 mq16, 0; mov.b32 mq17, 0; mov.b32 mq18, 0; mov.b32 mq19, 0; mov.b32 mq20, 0; mov.b32 mq21, 0; mov.b32 mq22, 0; mov.b32 mq23, 0; " +
+                     "mov.b32 mq24, 0; mov.b32 mq25, 0; mov.b32 mq26, 0; mov.b32 mq27, 0; mov.b32 mq28, 0; mov.b32 mq29, 0; mov.b32 mq30, 0; mov.b32 mq31, 0;");
+        int tapWord = 0;
+        for (int ky = 0; ky < p.KH; ky++)
+        {
+            for (int kx = 0; kx < p.KW; kx++, tapWord += pixelWords)
+            {
+                int b0 = PixelWord(p, f0, y0 + ky, x0 + kx, pixelWords), b1 = PixelWord(p, f1, y1 + ky, x1 + kx, pixelWords);
+                int b2 = PixelWord(p, f2, y2 + ky, x2 + kx, pixelWords), b3 = PixelWord(p, f3, y3 + ky, x3 + kx, pixelWords);
+                for (int cw = 0; cw < pixelWords; cw += 8)
+                {
+                    // 32 channels: words cw .. cw + 7 of the pixel; the upper four are padding where Cp ends at cw + 4.
+                    bool upper = cw + 4 < pixelWords;
+                    int lo = cw + t, hi = cw + 4 + t, ka = tapWord + lo, kb = tapWord + hi;
+                    int a00 = Word(weights, w0, ka), a01 = Word(weights, w1, ka), a10 = Word(weights, w2, ka), a11 = Word(weights, w3, ka);
+                    int a02 = upper ? Word(weights, w0, kb) : 0, a03 = upper ? Word(weights, w1, kb) : 0;
+                    int a12 = upper ? Word(weights, w2, kb) : 0, a13 = upper ? Word(weights, w3, kb) : 0;
+                    int c00 = Word(packed, b0, lo), c01 = upper ? Word(packed, b0, hi) : 0;
+                    int c10 = Word(packed, b1, lo), c11 = upper ? Word(packed, b1, hi) : 0;
+                    int c20 = Word(packed, b2, lo), c21 = upper ? Word(packed, b2, hi) : 0;
+                    int c30 = Word(packed, b3, lo), c31 = upper ? Word(packed, b3, hi) : 0;
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq0,mq1,mq2,mq3}, {%0,%1,%2,%3}, {%4,%5}, {mq0,mq1,mq2,mq3};", a00, a01, a02, a03, c00, c01);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq4,mq5,mq6,mq7}, {%0,%1,%2,%3}, {%4,%5}, {mq4,mq5,mq6,mq7};", a00, a01, a02, a03, c10, c11);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq8,mq9,mq10,mq11}, {%0,%1,%2,%3}, {%4,%5}, {mq8,mq9,mq10,mq11};", a00, a01, a02, a03, c20, c21);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq12,mq13,mq14,mq15}, {%0,%1,%2,%3}, {%4,%5}, {mq12,mq13,mq14,mq15};", a00, a01, a02, a03, c30, c31);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq16,mq17,mq18,mq19}, {%0,%1,%2,%3}, {%4,%5}, {mq16,mq17,mq18,mq19};", a10, a11, a12, a13, c00, c01);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq20,mq21,mq22,mq23}, {%0,%1,%2,%3}, {%4,%5}, {mq20,mq21,mq22,mq23};", a10, a11, a12, a13, c10, c11);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq24,mq25,mq26,mq27}, {%0,%1,%2,%3}, {%4,%5}, {mq24,mq25,mq26,mq27};", a10, a11, a12, a13, c20, c21);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq28,mq29,mq30,mq31}, {%0,%1,%2,%3}, {%4,%5}, {mq28,mq29,mq30,mq31};", a10, a11, a12, a13, c30, c31);
+                }
+            }
+        }
+        CudaAsm.Emit("mov.b32 %0, mq0;", out int s000);
+        CudaAsm.Emit("mov.b32 %0, mq1;", out int s001);
+        CudaAsm.Emit("mov.b32 %0, mq2;", out int s002);
+        CudaAsm.Emit("mov.b32 %0, mq3;", out int s003);
+        CudaAsm.Emit("mov.b32 %0, mq4;", out int s010);
+        CudaAsm.Emit("mov.b32 %0, mq5;", out int s011);
+        CudaAsm.Emit("mov.b32 %0, mq6;", out int s012);
+        CudaAsm.Emit("mov.b32 %0, mq7;", out int s013);
+        CudaAsm.Emit("mov.b32 %0, mq8;", out int s020);
+        CudaAsm.Emit("mov.b32 %0, mq9;", out int s021);
+        CudaAsm.Emit("mov.b32 %0, mq10;", out int s022);
+        CudaAsm.Emit("mov.b32 %0, mq11;", out int s023);
+        CudaAsm.Emit("mov.b32 %0, mq12;", out int s030);
+        CudaAsm.Emit("mov.b32 %0, mq13;", out int s031);
+        CudaAsm.Emit("mov.b32 %0, mq14;", out int s032);
+        CudaAsm.Emit("mov.b32 %0, mq15;", out int s033);
+        CudaAsm.Emit("mov.b32 %0, mq16;", out int s100);
+        CudaAsm.Emit("mov.b32 %0, mq17;", out int s101);
+        CudaAsm.Emit("mov.b32 %0, mq18;", out int s102);
+        CudaAsm.Emit("mov.b32 %0, mq19;", out int s103);
+        CudaAsm.Emit("mov.b32 %0, mq20;", out int s110);
+        CudaAsm.Emit("mov.b32 %0, mq21;", out int s111);
+        CudaAsm.Emit("mov.b32 %0, mq22;", out int s112);
+        CudaAsm.Emit("mov.b32 %0, mq23;", out int s113);
+        CudaAsm.Emit("mov.b32 %0, mq24;", out int s120);
+        CudaAsm.Emit("mov.b32 %0, mq25;", out int s121);
+        CudaAsm.Emit("mov.b32 %0, mq26;", out int s122);
+        CudaAsm.Emit("mov.b32 %0, mq27;", out int s123);
+        CudaAsm.Emit("mov.b32 %0, mq28;", out int s130);
+        CudaAsm.Emit("mov.b32 %0, mq29;", out int s131);
+        CudaAsm.Emit("mov.b32 %0, mq30;", out int s132);
+        CudaAsm.Emit("mov.b32 %0, mq31;", out int s133);
+        int ra = r0 + group, rb = ra + 8, rc = ra + 16, rd = ra + 24, n = n0 + 2 * t;
+        Store(sums, p, gemmRows, ra, n, s000, s001);
+        Store(sums, p, gemmRows, rb, n, s002, s003);
+        Store(sums, p, gemmRows, ra, n + 8, s010, s011);
+        Store(sums, p, gemmRows, rb, n + 8, s012, s013);
+        Store(sums, p, gemmRows, ra, n + 16, s020, s021);
+        Store(sums, p, gemmRows, rb, n + 16, s022, s023);
+        Store(sums, p, gemmRows, ra, n + 24, s030, s031);
+        Store(sums, p, gemmRows, rb, n + 24, s032, s033);
+        Store(sums, p, gemmRows, rc, n, s100, s101);
+        Store(sums, p, gemmRows, rd, n, s102, s103);
+        Store(sums, p, gemmRows, rc, n + 8, s110, s111);
+        Store(sums, p, gemmRows, rd, n + 8, s112, s113);
+        Store(sums, p, gemmRows, rc, n + 16, s120, s121);
+        Store(sums, p, gemmRows, rd, n + 16, s122, s123);
+        Store(sums, p, gemmRows, rc, n + 24, s130, s131);
+        Store(sums, p, gemmRows, rd, n + 24, s132, s133);
+    }
+
+    /// <summary>
+    /// The fallback: this lane's 32 outputs of the warp tile (the C registers' rows and pixels), each summed over the same
+    /// k-steps and words as <see cref="MmaTile"/>, four int8 products per word.
+    /// </summary>
+    private static void ScalarTile(ArrayView<int> packed, ArrayView<int> weights, ArrayView<int> sums, SpikeGemmArgs p, int gemmRows,
+        int r0, int n0, int group, int t)
+    {
+        int pixelWords = p.Cp / 4, rowWords = p.Kp / 4;
+        for (int m = 0; m < 2; m++)
+            for (int j = 0; j < 4; j++)
+                for (int i = 0; i < 4; i += 2)
+                {
+                    int r = r0 + 16 * m + group + 4 * i, n = n0 + 8 * j + 2 * t;
+                    if (r >= gemmRows || n >= p.Rows) continue;
+                    int wa = RowWord(r, gemmRows, rowWords);
+                    Window(p, n, out int fa, out int ya, out int xa);
+                    Window(p, n + 1, out int fb, out int yb, out int xb);
+                    int sa = 0, sb = 0, tapWord = 0;
+                    for (int ky = 0; ky < p.KH; ky++)
+                        for (int kx = 0; kx < p.KW; kx++, tapWord += pixelWords)
+                        {
+                            int ba = PixelWord(p, fa, ya + ky, xa + kx, pixelWords), bb = PixelWord(p, fb, yb + ky, xb + kx, pixelWords);
+                            for (int cw = 0; cw < pixelWords; cw += 8)
+                                for (int q = 0; q < 8 && cw + q < pixelWords; q++)
+                                {
+                                    int a = Word(weights, wa, tapWord + cw + q);
+                                    sa += Dot4(a, Word(packed, ba, cw + q));
+                                    sb += Dot4(a, Word(packed, bb, cw + q));
+                                }
+                        }
+                    Store(sums, p, gemmRows, r, n, sa, sb);
+                }
+    }
+
+    /// <summary>Σ of the four signed byte products of two words.</summary>
+    private static int Dot4(int a, int b) =>
+        (sbyte)a * (sbyte)b + (sbyte)(a >> 8) * (sbyte)(b >> 8) + (sbyte)(a >> 16) * (sbyte)(b >> 16) + (sbyte)(a >> 24) * (sbyte)(b >> 24);
+}

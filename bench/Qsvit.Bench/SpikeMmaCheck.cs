@@ -10,7 +10,7 @@ using Qsvit.Tensors;
 namespace Qsvit.Bench;
 
 /// <summary>
-/// <c>spike-mma [CIFAR_MODEL] [SECONDS] [cpu]</c>: on a CUDA machine, the implicit-GEMM int8 convolutions (<see cref="SpikeMmaKernels"/>,
+/// <c>spike-mma [CIFAR_MODEL] [SECONDS] [cpu]</c> (CIFAR_MODEL: the checkpoint, packed at setting 4 here, or a packed file): on a CUDA machine, the implicit-GEMM int8 convolutions (<see cref="SpikeMmaKernels"/>,
 /// issue 13) against im2col + cuBLAS int8 and the CPU's integer path: (1) random spike-input conv shapes (odd maps and
 /// channel counts, stride 2, partial tiles, 1–3 int8 digits) bit for bit, plain and with the fused LIF; (2) each 3×3 layer
 /// shape of the CIFAR model (x4000 frames: batch 1000, T = 4) and the 55M preset (x128) timed both ways (best of
@@ -48,7 +48,7 @@ internal static class SpikeMmaCheck
         var modelIps = new Dictionary<(string, SpikeInputGemm), double>();
         var models = smoke ? [] : new (string Name, PackedModel Packed, int Batch)[]
         {
-            ("cifar b1000 setting 4", Pack(ModelLoader.Load(cifarModel)), 1000),
+            ("cifar b1000 setting 4", PackedModel.IsPackedFile(cifarModel) ? PackedModel.Load(cifarModel) : Pack(ModelLoader.Load(cifarModel)), 1000),
             ("55M b32 setting 4", Pack(new LoadedModel(Presets.Get("55M"), RandomWeights.Create(Presets.Get("55M")), null, null, "55M", null, new Dictionary<string, string>())), 32),
         };
         foreach (var mode in Modes)
@@ -72,9 +72,17 @@ internal static class SpikeMmaCheck
                 Console.WriteLine($"{mode}: {cases.Count - bad}/{cases.Count} random shapes bit for bit equal to the CPU integer path (conv and conv + LIF)");
                 failures += bad;
                 if (smoke) continue;
-                for (int i = 0; i < Layers.Length; i++) layerMs[(i, mode)] = TimeLayer(gpu, Layers[i].G, Layers[i].H, Layers[i].W, Layers[i].Frames);
+                for (int i = 0; i < Layers.Length; i++)
+                {
+                    layerMs[(i, mode)] = TimeLayer(gpu, Layers[i].G, Layers[i].H, Layers[i].W, Layers[i].Frames);
+                    Console.WriteLine($"  {Layers[i].Model} {Layers[i].G} @{Layers[i].H}x{Layers[i].W} x{Layers[i].Frames}: {layerMs[(i, mode)]:F3} ms");
+                }
             }
-            foreach (var (name, packed, batch) in models) modelIps[(name, mode)] = TimeModel(gpu, packed, batch, seconds);
+            foreach (var (name, packed, batch) in models)
+            {
+                modelIps[(name, mode)] = TimeModel(gpu, packed, batch, seconds);
+                Console.WriteLine($"  {name}: {modelIps[(name, mode)]:F1} images/s");
+            }
         }
         if (smoke) return failures == 0 ? 0 : 1;
         Console.WriteLine();
@@ -113,7 +121,7 @@ internal static class SpikeMmaCheck
             int h = rng.Next(1, 20), w = rng.Next(1, 20), frames = 2 * rng.Next(1, 4), b = bits[rng.Next(bits.Length)];
             if (g.OutH(h) <= 0 || g.OutW(w) <= 0) continue;
             var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
-            var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], b, QuantizerSpec.Parse(rng.Next(2) == 0 ? "paper" : "asymmetric-channel-mse"));
+            var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], b, QuantizerSpec.Parse(b <= 8 && rng.Next(2) == 0 ? "asymmetric-channel-mse" : "paper"));
             var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
             var bn = new ChannelAffine(bias.Select(x => x + 1.5f).ToArray(), bias.Select(x => 0.1f * x).ToArray());
             var spec = new ConvLayerSpec(g, new PackedConvWeights(codes), bias, [bn]) { SpikeInput = true };

@@ -442,7 +442,7 @@ internal sealed class SpikeGemmOps
             // Without LIF: frames f0 .. f0 + n. With: images f0 .. f0 + items, all T steps of each (n frames).
             int items = Math.Min(itemsPerChunk, batch - f0), n = timesteps > 0 ? items * timesteps : items;
             long valid = (long)n * ohw, rows = Rows(valid), outputs = (long)n * m * ohw;
-            if (rows * layer.GemmK > int.MaxValue / 2 || outputs > int.MaxValue || (long)layer.GemmRows * rows > int.MaxValue || (long)n * h * w * layer.Cp > int.MaxValue / 2)
+            if ((!mma && rows * layer.GemmK > int.MaxValue / 2) || outputs > int.MaxValue || (long)layer.GemmRows * rows > int.MaxValue || (long)n * h * w * layer.Cp > int.MaxValue / 2)
                 throw new QsvitException($"a spike convolution chunk of {n} frames is too large for one launch; use a smaller batch");
             var p = new SpikeGemmArgs
             {

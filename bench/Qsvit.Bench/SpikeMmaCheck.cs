@@ -33,6 +33,8 @@ internal static class SpikeMmaCheck
         ("55M", Conv3(512, 640, 1), 14, 14, 128),
     ];
 
+    private static readonly int[] Bounds = [64, 128, 512];
+
     private static ConvGeometry Conv3(int cin, int cout, int stride) => new(cin, cout, 3, 3, stride, stride, 1, 1);
 
     public static int Run(string[] args)
@@ -85,6 +87,17 @@ internal static class SpikeMmaCheck
             }
         }
         if (smoke) return failures == 0 ? 0 : 1;
+        // The rule's bound: whole models with implicit GEMMs up to R rows (the default rule above is R = GpuSpikeConv.ImplicitMaxRows).
+        var boundIps = new Dictionary<(string, int), double>();
+        foreach (int bound in Bounds)
+        {
+            using var gpu = new CudaBackend(GpuDevice.OpenCuda(0), DeviceSpec.Cuda(0), implicitMaxRows: bound);
+            foreach (var (name, packed, batch) in models)
+            {
+                boundIps[(name, bound)] = TimeModel(gpu, packed, batch, seconds);
+                Console.WriteLine($"  R = {bound}: {name}: {boundIps[(name, bound)]:F1} images/s");
+            }
+        }
         Console.WriteLine();
         Console.WriteLine("| layer (x frames) | GEMM rows x K | im2col + cuBLAS ms | implicit mma ms | im2col / implicit | default takes |");
         Console.WriteLine("| --- | --- | ---: | ---: | ---: | --- |");
@@ -93,7 +106,7 @@ internal static class SpikeMmaCheck
             var (model, g, h, w, frames) = Layers[i];
             double old = layerMs[(i, SpikeInputGemm.TensorCoresIm2col)], mma = layerMs[(i, SpikeInputGemm.TensorCoresImplicit)];
             int cp = (g.InChannels + 15) / 16 * 16;
-            bool pays = GpuSpikeConv.ImplicitPays(g, g.OutChannels);
+            bool pays = GpuSpikeConv.ImplicitPays(g.OutChannels);
             Console.WriteLine($"| {model} {g.InChannels}->{g.OutChannels} s{g.StrideH} @{h}x{w} x{frames} | {g.OutChannels} x {9 * cp} | {old:F3} | {mma:F3} | {old / mma:F2}x | {(pays ? "implicit" : "im2col")} |");
         }
         Console.WriteLine();
@@ -101,6 +114,11 @@ internal static class SpikeMmaCheck
         Console.WriteLine("| --- | ---: | ---: | ---: |");
         foreach (var (name, _, _) in models)
             Console.WriteLine($"| {name} | {modelIps[(name, Modes[0])]:F1} | {modelIps[(name, Modes[1])]:F1} | {modelIps[(name, Modes[2])]:F1} |");
+        Console.WriteLine();
+        Console.WriteLine($"| images/s, rule: implicit up to R GEMM rows | {string.Join(" | ", Bounds.Select(r => $"R = {r}"))} |");
+        Console.WriteLine($"| --- |{string.Concat(Bounds.Select(_ => " ---: |"))}");
+        foreach (var (name, _, _) in models)
+            Console.WriteLine($"| {name} | {string.Join(" | ", Bounds.Select(r => boundIps[(name, r)].ToString("F1", CultureInfo.InvariantCulture)))} |");
         Console.WriteLine(failures == 0 ? "all checks passed" : $"{failures} checks FAILED");
         return failures == 0 ? 0 : 1;
     }

@@ -34,8 +34,9 @@ public sealed partial class CudaBackend : IBackend
     /// <summary>Runs on <paramref name="device"/> (which the backend then owns), e.g. <see cref="GpuDevice.OpenCpu"/> in tests.</summary>
     /// <param name="spikeGemm">How dense spike-input convs run (<see cref="SpikeInputGemm"/>).</param>
     /// <param name="splitWithoutCublas">Tests: run fp32 spike-input convs as bf16 pieces on the fallback kernels too.</param>
+    /// <param name="implicitMaxRows">Benchmarks: another bound for the implicit-GEMM rule (<see cref="GpuSpikeConv.ImplicitPays"/>).</param>
     public CudaBackend(GpuDevice device, DeviceSpec spec, bool useCublas = true, SpikeInputGemm spikeGemm = SpikeInputGemm.TensorCores,
-        bool splitWithoutCublas = false)
+        bool splitWithoutCublas = false, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows)
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
@@ -63,7 +64,7 @@ public sealed partial class CudaBackend : IBackend
         }
         if (spikeGemm != SpikeInputGemm.Fp32)
         {
-            try { _spike = new SpikeGemmOps(_acc, _blas, spikeGemm); }
+            try { _spike = new SpikeGemmOps(_acc, _blas, spikeGemm, implicitMaxRows); }
             catch (Exception e) when (e is not QsvitException)
             {
                 Dispose();

@@ -122,10 +122,10 @@ internal sealed class GpuSpikeConv : IDisposable
     /// but runs its mma.sync tiles at a fraction of cuBLAS's rate, so it pays where the GEMM is short of work per column
     /// byte: few rows (output channels × int8 digits). Placeholder until measured.
     /// </summary>
-    public static bool ImplicitPays(ConvGeometry g, int gemmRows) => gemmRows <= ImplicitMaxRows;
+    public static bool ImplicitPays(int gemmRows, int maxRows = ImplicitMaxRows) => gemmRows <= maxRows;
 
     /// <summary>GEMM rows up to which <see cref="ImplicitPays"/>.</summary>
-    public const int ImplicitMaxRows = 128;
+    public const int ImplicitMaxRows = 256;
 
     /// <summary>The input's bf16 pieces per pixel (<see cref="RealInput"/>): hi + mid + lo = x exactly (<see cref="Bf16Split"/>).</summary>
     public const int InputPieces = 3;
@@ -294,13 +294,16 @@ internal sealed class SpikeGemmOps
     private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int>? _implicitConv;
     private readonly int _mmaGroup;
     private readonly SpikeInputGemm _mode;
+    private readonly int _implicitMaxRows;
 
     /// <param name="mode">Which integer convs run as implicit GEMMs (<see cref="Implicit"/>).</param>
-    public SpikeGemmOps(Accelerator acc, Cublas? blas, SpikeInputGemm mode = SpikeInputGemm.TensorCores)
+    /// <param name="implicitMaxRows">The rule's bound (<see cref="GpuSpikeConv.ImplicitPays"/>); benchmarks measure others.</param>
+    public SpikeGemmOps(Accelerator acc, Cublas? blas, SpikeInputGemm mode = SpikeInputGemm.TensorCores, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows)
     {
         _acc = acc;
         _blas = blas;
         _mode = mode;
+        _implicitMaxRows = implicitMaxRows;
         _group = Math.Min(acc.MaxNumThreadsPerGroup, 256);
         bool cuda = acc.AcceleratorType == AcceleratorType.Cuda;
         // Four warps per group on CUDA (each warp one tile); on the CPU accelerator any group size does (no warp operations).
@@ -337,7 +340,7 @@ internal sealed class SpikeGemmOps
     {
         SpikeInputGemm.TensorCoresIm2col => false,
         SpikeInputGemm.TensorCoresImplicit => true,
-        _ => _blas is null || GpuSpikeConv.ImplicitPays(layer.Geometry, layer.GemmRows),
+        _ => _blas is null || GpuSpikeConv.ImplicitPays(layer.GemmRows, _implicitMaxRows),
     };
 
     /// <summary>

@@ -11,10 +11,10 @@ namespace Qsvit.Backends.Cuda;
 /// cuBLAS's bit for bit and the same epilogues (scale, bias, BNs, fused LIF) run after them.
 /// <para>
 /// One warp computes a tile of 32 rows × 32 output pixels as 2 × 4 <c>mma.sync.m16n8k32.s8.s8.s32</c> per k-step of 32
-/// channels of one tap (the upper 16 zero where Cp is an odd multiple of 16). The fragments are scalar locals (a local array
+/// channels of one tap, two k-steps per 16-byte load (64 channels; past Cp zeros). The fragments are scalar locals (a local array
 /// spills to memory), the accumulators PTX registers (<see cref="MmaTile"/>). Fragment layout (PTX ISA, m16n8k32 integer; lane = 4·group + t):
-/// A regs 0..3 = rows group, group + 8, group, group + 8 at k words t, t, 4 + t, 4 + t of the step; B regs 0..1 = pixel
-/// group at k words t, 4 + t; C 0..3 = rows group, group, group + 8, group + 8 at pixels 2t, 2t + 1, 2t, 2t + 1. Any
+/// A regs 0..3 = rows group, group + 8, group, group + 8 at k bytes 4t.., 4t.., 16 + 4t.., 16 + 4t.. of the step; B regs
+/// 0..1 = pixel group at k bytes 4t.., 16 + 4t..; C 0..3 = rows group, group, group + 8, group + 8 at pixels 2t, 2t + 1, 2t, 2t + 1. Any
 /// order of the four bytes inside a word works as long as A and B share it, and both read it from memory as it lies.
 /// </para>
 /// <para>
@@ -85,53 +85,65 @@ internal static class SpikeMmaKernels
     }
 
     /// <summary>
-    /// The tensor-core body. The 32 accumulators live in PTX registers mq0..mq31 that only the inline PTX names (declared
-    /// and zeroed before the loop, read out after it): ILGPU passes <c>EmitRef</c> operands through local memory,
-    /// plain <c>Emit</c> inputs and its one output through registers. Accumulator mq[4(4m + j) + i] is C register i of m16
-    /// tile m (rows r0 + 16m ..) and n8 tile j (pixels n0 + 8j ..).
+    /// The tensor-core body. Each lane loads 16 bytes (one <see cref="Words4"/>, a vector load) per A row and B pixel for a
+    /// pair of k-steps, 64 channels: words 4t, 4t + 1 feed the first mma's two register slots, 4t + 2, 4t + 3 the second's
+    /// (the same words for A and B, so the pairs multiply as they should). Channels past Cp load as zeros. The 32
+    /// accumulators live in PTX registers mq0..mq31 that only the inline PTX names (declared and zeroed before the loop,
+    /// read out after it): ILGPU passes <c>EmitRef</c> operands and <c>Emit</c>'s output through local memory, plain
+    /// <c>Emit</c> inputs through registers. mq[4(4m + j) + i] is C register i of m16 tile m (rows r0 + 16m ..) and n8
+    /// tile j (pixels n0 + 8j ..).
     /// </summary>
     private static void MmaTile(ArrayView<int> packed, ArrayView<int> weights, ArrayView<int> sums, SpikeGemmArgs p, int gemmRows,
         int r0, int n0, int group, int t)
     {
-        int pixelWords = p.Cp / 4, rowWords = p.Kp / 4;
-        int w0 = RowWord(r0 + group, gemmRows, rowWords), w1 = RowWord(r0 + group + 8, gemmRows, rowWords);
-        int w2 = RowWord(r0 + group + 16, gemmRows, rowWords), w3 = RowWord(r0 + group + 24, gemmRows, rowWords);
+        var packedQuads = packed.Cast<Words4>();
+        var weightQuads = weights.Cast<Words4>();
+        int pixelQuads = p.Cp / 16, rowQuads = p.Kp / 16;
+        int w0 = RowWord(r0 + group, gemmRows, rowQuads), w1 = RowWord(r0 + group + 8, gemmRows, rowQuads);
+        int w2 = RowWord(r0 + group + 16, gemmRows, rowQuads), w3 = RowWord(r0 + group + 24, gemmRows, rowQuads);
         // This lane's B pixels: n0 + 8j + group, j = 0..3.
         Window(p, n0 + group, out int f0, out int y0, out int x0);
         Window(p, n0 + 8 + group, out int f1, out int y1, out int x1);
         Window(p, n0 + 16 + group, out int f2, out int y2, out int x2);
         Window(p, n0 + 24 + group, out int f3, out int y3, out int x3);
-        CudaAsm.Emit(".reg .b32 mq<32>; mov.b32 mq0, 0; mov.b32 mq1, 0; mov.b32 mq2, 0; mov.b32 mq3, 0; mov.b32 mq4, 0; mov.b32 mq5, 0; mov.b32 mq6, 0; mov.b32 mq7, 0; " +
-                     "mov.b32 mq8, 0; mov.b32 mq9, 0; mov.b32 mq10, 0; mov.b32 mq11, 0; mov.b32 mq12, 0; mov.b32 mq13, 0; mov.b32 mq14, 0; mov.b32 mq15, 0; " +
-                     "mov.b32 mq16, 0; mov.b32 mq17, 0; mov.b32 mq18, 0; mov.b32 mq19, 0; mov.b32 mq20, 0; mov.b32 mq21, 0; mov.b32 mq22, 0; mov.b32 mq23, 0; " +
-                     "mov.b32 mq24, 0; mov.b32 mq25, 0; mov.b32 mq26, 0; mov.b32 mq27, 0; mov.b32 mq28, 0; mov.b32 mq29, 0; mov.b32 mq30, 0; mov.b32 mq31, 0;");
-        int tapWord = 0;
+        CudaAsm.Emit(".reg .b32 mq<32>; mov.b32 mq0, 0; mov.b32 mq1, 0; mov.b32 mq2, 0; mov.b32 mq3, 0; mov.b32 mq4, 0; mov.b32 mq5, 0; mov.b32 mq6, 0; mov.b32 mq7, 0; mov.b32 mq8, 0; mov.b32 mq9, 0; mov.b32 mq10, 0; mov.b32 mq11, 0; mov.b32 mq12, 0; mov.b32 mq13, 0; mov.b32 mq14, 0; mov.b32 mq15, 0; mov.b32 mq16, 0; mov.b32 mq17, 0; mov.b32 mq18, 0; mov.b32 mq19, 0; mov.b32 mq20, 0; mov.b32 mq21, 0; mov.b32 mq22, 0; mov.b32 mq23, 0; mov.b32 mq24, 0; mov.b32 mq25, 0; mov.b32 mq26, 0; mov.b32 mq27, 0; mov.b32 mq28, 0; mov.b32 mq29, 0; mov.b32 mq30, 0; mov.b32 mq31, 0;");
+        int tapQuad = 0;
         for (int ky = 0; ky < p.KH; ky++)
         {
-            for (int kx = 0; kx < p.KW; kx++, tapWord += pixelWords)
+            for (int kx = 0; kx < p.KW; kx++, tapQuad += pixelQuads)
             {
-                int b0 = PixelWord(p, f0, y0 + ky, x0 + kx, pixelWords), b1 = PixelWord(p, f1, y1 + ky, x1 + kx, pixelWords);
-                int b2 = PixelWord(p, f2, y2 + ky, x2 + kx, pixelWords), b3 = PixelWord(p, f3, y3 + ky, x3 + kx, pixelWords);
-                for (int cw = 0; cw < pixelWords; cw += 8)
+                int b0 = PixelWord(p, f0, y0 + ky, x0 + kx, pixelQuads), b1 = PixelWord(p, f1, y1 + ky, x1 + kx, pixelQuads);
+                int b2 = PixelWord(p, f2, y2 + ky, x2 + kx, pixelQuads), b3 = PixelWord(p, f3, y3 + ky, x3 + kx, pixelQuads);
+                for (int cq = 0; cq < pixelQuads; cq += 4)
                 {
-                    // 32 channels: words cw .. cw + 7 of the pixel; the upper four are padding where Cp ends at cw + 4.
-                    bool upper = cw + 4 < pixelWords;
-                    int lo = cw + t, hi = cw + 4 + t, ka = tapWord + lo, kb = tapWord + hi;
-                    int a00 = Word(weights, w0, ka), a01 = Word(weights, w1, ka), a10 = Word(weights, w2, ka), a11 = Word(weights, w3, ka);
-                    int a02 = upper ? Word(weights, w0, kb) : 0, a03 = upper ? Word(weights, w1, kb) : 0;
-                    int a12 = upper ? Word(weights, w2, kb) : 0, a13 = upper ? Word(weights, w3, kb) : 0;
-                    int c00 = Word(packed, b0, lo), c01 = upper ? Word(packed, b0, hi) : 0;
-                    int c10 = Word(packed, b1, lo), c11 = upper ? Word(packed, b1, hi) : 0;
-                    int c20 = Word(packed, b2, lo), c21 = upper ? Word(packed, b2, hi) : 0;
-                    int c30 = Word(packed, b3, lo), c31 = upper ? Word(packed, b3, hi) : 0;
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq0,mq1,mq2,mq3}, {%0,%1,%2,%3}, {%4,%5}, {mq0,mq1,mq2,mq3};", a00, a01, a02, a03, c00, c01);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq4,mq5,mq6,mq7}, {%0,%1,%2,%3}, {%4,%5}, {mq4,mq5,mq6,mq7};", a00, a01, a02, a03, c10, c11);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq8,mq9,mq10,mq11}, {%0,%1,%2,%3}, {%4,%5}, {mq8,mq9,mq10,mq11};", a00, a01, a02, a03, c20, c21);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq12,mq13,mq14,mq15}, {%0,%1,%2,%3}, {%4,%5}, {mq12,mq13,mq14,mq15};", a00, a01, a02, a03, c30, c31);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq16,mq17,mq18,mq19}, {%0,%1,%2,%3}, {%4,%5}, {mq16,mq17,mq18,mq19};", a10, a11, a12, a13, c00, c01);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq20,mq21,mq22,mq23}, {%0,%1,%2,%3}, {%4,%5}, {mq20,mq21,mq22,mq23};", a10, a11, a12, a13, c10, c11);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq24,mq25,mq26,mq27}, {%0,%1,%2,%3}, {%4,%5}, {mq24,mq25,mq26,mq27};", a10, a11, a12, a13, c20, c21);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq28,mq29,mq30,mq31}, {%0,%1,%2,%3}, {%4,%5}, {mq28,mq29,mq30,mq31};", a10, a11, a12, a13, c30, c31);
+                    int q = cq + t;
+                    bool inside = q < pixelQuads;
+                    var A0 = Quad(weightQuads, inside ? w0 : -1, tapQuad + q);
+                    var A1 = Quad(weightQuads, inside ? w1 : -1, tapQuad + q);
+                    var A2 = Quad(weightQuads, inside ? w2 : -1, tapQuad + q);
+                    var A3 = Quad(weightQuads, inside ? w3 : -1, tapQuad + q);
+                    var B0 = Quad(packedQuads, inside ? b0 : -1, q);
+                    var B1 = Quad(packedQuads, inside ? b1 : -1, q);
+                    var B2 = Quad(packedQuads, inside ? b2 : -1, q);
+                    var B3 = Quad(packedQuads, inside ? b3 : -1, q);
+                    // k-step 1: words 4t, 4t + 1 of each lane's 16 bytes
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq0,mq1,mq2,mq3}, {%0,%1,%2,%3}, {%4,%5}, {mq0,mq1,mq2,mq3};", A0.X, A1.X, A0.Y, A1.Y, B0.X, B0.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq4,mq5,mq6,mq7}, {%0,%1,%2,%3}, {%4,%5}, {mq4,mq5,mq6,mq7};", A0.X, A1.X, A0.Y, A1.Y, B1.X, B1.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq8,mq9,mq10,mq11}, {%0,%1,%2,%3}, {%4,%5}, {mq8,mq9,mq10,mq11};", A0.X, A1.X, A0.Y, A1.Y, B2.X, B2.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq12,mq13,mq14,mq15}, {%0,%1,%2,%3}, {%4,%5}, {mq12,mq13,mq14,mq15};", A0.X, A1.X, A0.Y, A1.Y, B3.X, B3.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq16,mq17,mq18,mq19}, {%0,%1,%2,%3}, {%4,%5}, {mq16,mq17,mq18,mq19};", A2.X, A3.X, A2.Y, A3.Y, B0.X, B0.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq20,mq21,mq22,mq23}, {%0,%1,%2,%3}, {%4,%5}, {mq20,mq21,mq22,mq23};", A2.X, A3.X, A2.Y, A3.Y, B1.X, B1.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq24,mq25,mq26,mq27}, {%0,%1,%2,%3}, {%4,%5}, {mq24,mq25,mq26,mq27};", A2.X, A3.X, A2.Y, A3.Y, B2.X, B2.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq28,mq29,mq30,mq31}, {%0,%1,%2,%3}, {%4,%5}, {mq28,mq29,mq30,mq31};", A2.X, A3.X, A2.Y, A3.Y, B3.X, B3.Y);
+                    // k-step 2: words 4t + 2, 4t + 3 of each lane's 16 bytes
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq0,mq1,mq2,mq3}, {%0,%1,%2,%3}, {%4,%5}, {mq0,mq1,mq2,mq3};", A0.Z, A1.Z, A0.W, A1.W, B0.Z, B0.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq4,mq5,mq6,mq7}, {%0,%1,%2,%3}, {%4,%5}, {mq4,mq5,mq6,mq7};", A0.Z, A1.Z, A0.W, A1.W, B1.Z, B1.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq8,mq9,mq10,mq11}, {%0,%1,%2,%3}, {%4,%5}, {mq8,mq9,mq10,mq11};", A0.Z, A1.Z, A0.W, A1.W, B2.Z, B2.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq12,mq13,mq14,mq15}, {%0,%1,%2,%3}, {%4,%5}, {mq12,mq13,mq14,mq15};", A0.Z, A1.Z, A0.W, A1.W, B3.Z, B3.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq16,mq17,mq18,mq19}, {%0,%1,%2,%3}, {%4,%5}, {mq16,mq17,mq18,mq19};", A2.Z, A3.Z, A2.W, A3.W, B0.Z, B0.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq20,mq21,mq22,mq23}, {%0,%1,%2,%3}, {%4,%5}, {mq20,mq21,mq22,mq23};", A2.Z, A3.Z, A2.W, A3.W, B1.Z, B1.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq24,mq25,mq26,mq27}, {%0,%1,%2,%3}, {%4,%5}, {mq24,mq25,mq26,mq27};", A2.Z, A3.Z, A2.W, A3.W, B2.Z, B2.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq28,mq29,mq30,mq31}, {%0,%1,%2,%3}, {%4,%5}, {mq28,mq29,mq30,mq31};", A2.Z, A3.Z, A2.W, A3.W, B3.Z, B3.W);
                 }
             }
         }
@@ -186,6 +198,9 @@ internal static class SpikeMmaKernels
         Store(sums, p, gemmRows, rd, n + 24, s132, s133);
     }
 
+    /// <summary>The 16 bytes at <paramref name="at"/> + <paramref name="offset"/>, zeros for a missing row or pixel (<paramref name="at"/> &lt; 0).</summary>
+    private static Words4 Quad(ArrayView<Words4> view, int at, int offset) => at < 0 ? default : view[at + offset];
+
     /// <summary>
     /// The fallback: this lane's 32 outputs of the warp tile (the C registers' rows and pixels), each summed over the same
     /// k-steps and words as <see cref="MmaTile"/>, four int8 products per word.
@@ -208,8 +223,8 @@ internal static class SpikeMmaKernels
                         for (int kx = 0; kx < p.KW; kx++, tapWord += pixelWords)
                         {
                             int ba = PixelWord(p, fa, ya + ky, xa + kx, pixelWords), bb = PixelWord(p, fb, yb + ky, xb + kx, pixelWords);
-                            for (int cw = 0; cw < pixelWords; cw += 8)
-                                for (int q = 0; q < 8 && cw + q < pixelWords; q++)
+                            for (int cw = 0; cw < pixelWords; cw += 16)
+                                for (int q = 0; q < 16 && cw + q < pixelWords; q++)
                                 {
                                     int a = Word(weights, wa, tapWord + cw + q);
                                     sa += Dot4(a, Word(packed, ba, cw + q));
@@ -223,4 +238,10 @@ internal static class SpikeMmaKernels
     /// <summary>Σ of the four signed byte products of two words.</summary>
     private static int Dot4(int a, int b) =>
         (sbyte)a * (sbyte)b + (sbyte)(a >> 8) * (sbyte)(b >> 8) + (sbyte)(a >> 16) * (sbyte)(b >> 16) + (sbyte)(a >> 24) * (sbyte)(b >> 24);
+}
+
+/// <summary>16 bytes of int8 codes or spikes: ILGPU loads this struct with one <c>ld.global.v4</c>.</summary>
+internal struct Words4
+{
+    public int X, Y, Z, W;
 }

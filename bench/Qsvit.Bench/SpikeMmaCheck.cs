@@ -33,7 +33,7 @@ internal static class SpikeMmaCheck
         ("55M", Conv3(512, 640, 1), 14, 14, 128),
     ];
 
-    private static readonly int[] Bounds = [64, 128, 512];
+    private static readonly int[] Bounds = [128, 256, 512];
 
     private static ConvGeometry Conv3(int cin, int cout, int stride) => new(cin, cout, 3, 3, stride, stride, 1, 1);
 

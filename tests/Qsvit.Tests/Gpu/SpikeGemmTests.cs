@@ -120,6 +120,35 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         }
     }
 
+    /// <summary>
+    /// Which integer convs run as implicit GEMMs, and what profiles name: with cuBLAS those up to 64 GEMM rows (the rule
+    /// measured on an H200), without it (here) every one wider than 1×1 (the stand-in GEMM is a plain kernel); never 1×1
+    /// layers (their packed spikes are the columns already), never with <c>--gemm tensor-im2col</c>.
+    /// </summary>
+    [Fact]
+    public void ImplicitGemmRuleAndEngineNames()
+    {
+        Assert.True(GpuSpikeConv.ImplicitPays(64));
+        Assert.False(GpuSpikeConv.ImplicitPays(65));
+        var rng = new Random(4);
+        ConvLayerSpec Spec(ConvGeometry g)
+        {
+            var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+            var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], 4, QuantizerSpec.Paper);
+            return new ConvLayerSpec(g, new PackedConvWeights(codes), [], []) { SpikeInput = true };
+        }
+        var conv3 = Spec(new ConvGeometry(20, 40, 3, 3, 2, 2, 1, 1));
+        var conv1 = Spec(new ConvGeometry(20, 40, 1, 1));
+        foreach (var (mode, expected) in new[] { (SpikeInputGemm.TensorCores, true), (SpikeInputGemm.TensorCoresIm2col, false) })
+        {
+            using var backend = CudaBackend.OnCpuAccelerator(mode, split: false);
+            using var layer3 = backend.CreateConv(conv3);
+            using var layer1 = backend.CreateConv(conv1);
+            Assert.Equal(expected, layer3.EngineAt(9, 7).Contains("implicit GEMM"));
+            Assert.DoesNotContain("implicit GEMM", layer1.EngineAt(9, 7));
+        }
+    }
+
     public static TheoryData<ConvGeometry, bool> SplitLayers => new()
     {
         // geometry (K long enough for the split, GpuSpikeConv.SplitPays), pieces stacked along K (2·M > Kp)

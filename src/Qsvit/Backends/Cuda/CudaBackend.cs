@@ -188,6 +188,11 @@ public sealed partial class CudaBackend : IBackend
             : g.IsDepthwise ? "ILGPU depthwise"
             : _gemm is null || g.Groups != 1 ? "ILGPU implicit GEMM"
             : g.IsPointwise ? "cuBLAS SGEMM" : "im2col + cuBLAS SGEMM";
+        if (layer.Spike is { Integer: true } spike && _spike is { } ops)
+        {
+            layer.RunsImplicit = (h, w) => ops.Implicit(spike, h, w);
+            layer.ImplicitEngine = "implicit GEMM, int8 mma.sync (exact)";
+        }
         return layer;
     }
 

@@ -119,13 +119,16 @@ internal sealed class GpuSpikeConv : IDisposable
     /// <summary>
     /// Whether an integer conv wider than 1×1 runs faster as an implicit GEMM (<see cref="SpikeMmaKernels"/>) than as im2col
     /// columns and cuBLAS's int8 GEMM. The implicit kernel saves writing and reading the columns (taps × the packed input)
-    /// but runs its mma.sync tiles at a fraction of cuBLAS's rate, so it pays where the GEMM is short of work per column
-    /// byte: few rows (output channels × int8 digits). Placeholder until measured.
+    /// but runs its mma.sync tiles well below cuBLAS's rate, so it pays where the GEMM has little work per column byte: few
+    /// rows (output channels × int8 digits). Measured on an H200 (BENCHMARKS.md, branch <c>mma</c>): every 3×3 layer of the
+    /// CIFAR model and the 55M preset with ≤ 64 rows ran 1.2–1.4x faster (one tiny stride-2 layer 0.95x), every one with
+    /// ≥ 128 rows 0.35–0.85x; whole models at setting 4 were fastest with the bound at 64 (CIFAR b1000 20,587 images/s
+    /// against 19,323 all im2col; 55M b32 456.1 against 444.8), slower with 128, 256, 512.
     /// </summary>
     public static bool ImplicitPays(int gemmRows, int maxRows = ImplicitMaxRows) => gemmRows <= maxRows;
 
     /// <summary>GEMM rows up to which <see cref="ImplicitPays"/>.</summary>
-    public const int ImplicitMaxRows = 256;
+    public const int ImplicitMaxRows = 64;
 
     /// <summary>The input's bf16 pieces per pixel (<see cref="RealInput"/>): hi + mid + lo = x exactly (<see cref="Bf16Split"/>).</summary>
     public const int InputPieces = 3;

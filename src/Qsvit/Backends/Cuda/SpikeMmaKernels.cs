@@ -11,11 +11,12 @@ namespace Qsvit.Backends.Cuda;
 /// cuBLAS's bit for bit and the same epilogues (scale, bias, BNs, fused LIF) run after them.
 /// <para>
 /// One warp computes a tile of 32 rows × 32 output pixels as 2 × 4 <c>mma.sync.m16n8k32.s8.s8.s32</c> per k-step of 32
-/// channels of one tap, two k-steps per 16-byte load (64 channels; past Cp zeros). The fragments are scalar locals (a local array
-/// spills to memory), the accumulators PTX registers (<see cref="MmaTile"/>). Fragment layout (PTX ISA, m16n8k32 integer; lane = 4·group + t):
-/// A regs 0..3 = rows group, group + 8, group, group + 8 at k bytes 4t.., 4t.., 16 + 4t.., 16 + 4t.. of the step; B regs
-/// 0..1 = pixel group at k bytes 4t.., 16 + 4t..; C 0..3 = rows group, group, group + 8, group + 8 at pixels 2t, 2t + 1, 2t, 2t + 1. Any
-/// order of the four bytes inside a word works as long as A and B share it, and both read it from memory as it lies.
+/// channels of one tap, two k-steps per 16-byte load (64 channels; zeros past Cp). The fragments are scalar locals (a
+/// local array spills to memory), the accumulators PTX registers (<see cref="MmaTile"/>). Fragment layout (PTX ISA,
+/// m16n8k32 integer; lane = 4·group + t): A regs 0..3 = rows group, group + 8, group, group + 8 at k bytes 4t.., 4t..,
+/// 16 + 4t.., 16 + 4t.. of the step; B regs 0..1 = pixel group at k bytes 4t.., 16 + 4t..; C regs 0..3 = rows group,
+/// group, group + 8, group + 8 at pixels 2t, 2t + 1, 2t, 2t + 1. Which channels fill which k bytes is free as long as A
+/// and B agree, so each lane's 16 loaded bytes feed both k-steps.
 /// </para>
 /// <para>
 /// Where inline PTX does not exist (ILGPU's CPU accelerator in tests) each thread computes the same 32 outputs of its warp
@@ -37,7 +38,7 @@ internal static class SpikeMmaKernels
     /// <summary>
     /// sums[r, n] = Σ_k weights[r, k]·columns[n, k] for the chunk of <paramref name="p"/>, with columns[n, tap·Cp + c] read
     /// from <paramref name="packed"/> (int8 in 4-byte words) and <paramref name="weights"/> A's int8 digits in words.
-    /// One warp per tile; tiles run rows fastest, so the warps of a group share their pixels.
+    /// One warp per tile; tiles run rows fastest, so the warps that read the same pixels run side by side.
     /// </summary>
     public static void Conv(ArrayView<int> packed, ArrayView<int> weights, ArrayView<int> sums, SpikeGemmArgs p, int gemmRows)
     {
@@ -65,15 +66,18 @@ internal static class SpikeMmaKernels
         ix0 = (pix - oy * p.OW) * p.StrideW - p.PadW;
     }
 
-    /// <summary>First word of the packed input pixel (iy, ix), or −1 outside the map (the conv's zero padding).</summary>
-    private static int PixelWord(SpikeGemmArgs p, int frameBase, int iy, int ix, int pixelWords) =>
-        iy >= 0 && iy < p.H && ix >= 0 && ix < p.W ? (frameBase + iy * p.W + ix) * pixelWords : -1;
+    /// <summary>
+    /// Index of the packed input pixel (iy, ix) in units of which a pixel holds <paramref name="perPixel"/> (4-byte words,
+    /// or 16-byte <see cref="Words4"/>), or −1 outside the map (the conv's zero padding).
+    /// </summary>
+    private static int PixelStart(SpikeGemmArgs p, int frameBase, int iy, int ix, int perPixel) =>
+        iy >= 0 && iy < p.H && ix >= 0 && ix < p.W ? (frameBase + iy * p.W + ix) * perPixel : -1;
 
     /// <summary>The word at <paramref name="at"/> + <paramref name="offset"/>, zero for a missing row or pixel (<paramref name="at"/> &lt; 0).</summary>
     private static int Word(ArrayView<int> view, int at, int offset) => at < 0 ? 0 : view[at + offset];
 
-    /// <summary>First word of A's row r, or −1 past the rows.</summary>
-    private static int RowWord(int r, int gemmRows, int rowWords) => r < gemmRows ? r * rowWords : -1;
+    /// <summary>Index of A's row r in units of which a row holds <paramref name="perRow"/>, or −1 past the rows.</summary>
+    private static int RowStart(int r, int gemmRows, int perRow) => r < gemmRows ? r * perRow : -1;
 
     /// <summary>sums[r, n], sums[r, n + 1] where r and n are inside (Rows is a multiple of 4, so n + 1 is inside with n).</summary>
     private static void Store(ArrayView<int> sums, SpikeGemmArgs p, int gemmRows, int r, int n, int v0, int v1)
@@ -99,8 +103,8 @@ internal static class SpikeMmaKernels
         var packedQuads = packed.Cast<Words4>();
         var weightQuads = weights.Cast<Words4>();
         int pixelQuads = p.Cp / 16, rowQuads = p.Kp / 16;
-        int w0 = RowWord(r0 + group, gemmRows, rowQuads), w1 = RowWord(r0 + group + 8, gemmRows, rowQuads);
-        int w2 = RowWord(r0 + group + 16, gemmRows, rowQuads), w3 = RowWord(r0 + group + 24, gemmRows, rowQuads);
+        int w0 = RowStart(r0 + group, gemmRows, rowQuads), w1 = RowStart(r0 + group + 8, gemmRows, rowQuads);
+        int w2 = RowStart(r0 + group + 16, gemmRows, rowQuads), w3 = RowStart(r0 + group + 24, gemmRows, rowQuads);
         // This lane's B pixels: n0 + 8j + group, j = 0..3.
         Window(p, n0 + group, out int f0, out int y0, out int x0);
         Window(p, n0 + 8 + group, out int f1, out int y1, out int x1);
@@ -112,8 +116,8 @@ internal static class SpikeMmaKernels
         {
             for (int kx = 0; kx < p.KW; kx++, tapQuad += pixelQuads)
             {
-                int b0 = PixelWord(p, f0, y0 + ky, x0 + kx, pixelQuads), b1 = PixelWord(p, f1, y1 + ky, x1 + kx, pixelQuads);
-                int b2 = PixelWord(p, f2, y2 + ky, x2 + kx, pixelQuads), b3 = PixelWord(p, f3, y3 + ky, x3 + kx, pixelQuads);
+                int b0 = PixelStart(p, f0, y0 + ky, x0 + kx, pixelQuads), b1 = PixelStart(p, f1, y1 + ky, x1 + kx, pixelQuads);
+                int b2 = PixelStart(p, f2, y2 + ky, x2 + kx, pixelQuads), b3 = PixelStart(p, f3, y3 + ky, x3 + kx, pixelQuads);
                 for (int cq = 0; cq < pixelQuads; cq += 4)
                 {
                     int q = cq + t;
@@ -215,14 +219,14 @@ internal static class SpikeMmaKernels
                 {
                     int r = r0 + 16 * m + group + 4 * i, n = n0 + 8 * j + 2 * t;
                     if (r >= gemmRows || n >= p.Rows) continue;
-                    int wa = RowWord(r, gemmRows, rowWords);
+                    int wa = RowStart(r, gemmRows, rowWords);
                     Window(p, n, out int fa, out int ya, out int xa);
                     Window(p, n + 1, out int fb, out int yb, out int xb);
                     int sa = 0, sb = 0, tapWord = 0;
                     for (int ky = 0; ky < p.KH; ky++)
                         for (int kx = 0; kx < p.KW; kx++, tapWord += pixelWords)
                         {
-                            int ba = PixelWord(p, fa, ya + ky, xa + kx, pixelWords), bb = PixelWord(p, fb, yb + ky, xb + kx, pixelWords);
+                            int ba = PixelStart(p, fa, ya + ky, xa + kx, pixelWords), bb = PixelStart(p, fb, yb + ky, xb + kx, pixelWords);
                             for (int cw = 0; cw < pixelWords; cw += 16)
                                 for (int q = 0; q < 16 && cw + q < pixelWords; q++)
                                 {

@@ -184,16 +184,22 @@ internal static class GpuCheck
         return ok ? 0 : 1;
     }
 
-    private static float[] RunConv(IBackend b, ConvLayerSpec spec, float[] x, int frames, int h, int w)
+    /// <summary>
+    /// The conv's output, or with <paramref name="lif"/> ConvLif's spikes without a recorder (fused on the CUDA integer
+    /// path), T = 2, a threshold that leaves both outcomes common.
+    /// </summary>
+    internal static float[] RunConv(IBackend b, ConvLayerSpec spec, float[] x, int frames, int h, int w, bool lif = false)
     {
         var g = spec.Geometry;
         using var layer = b.CreateConv(spec);
         using var input = b.Allocate(x.Length);
         using var output = b.Allocate((long)frames * g.OutChannels * g.OutH(h) * g.OutW(w));
+        using var spikes = lif ? b.Allocate(output.Length) : null;
         b.Upload(x, input);
-        b.Conv(layer, input, frames, h, w, output);
+        if (spikes is null) b.Conv(layer, input, frames, h, w, output);
+        else b.ConvLif(layer, input, frames, h, w, output, spikes, 2, 0.4f, 0, null);
         var y = new float[output.Length];
-        b.Download(output, 0, y);
+        b.Download(spikes ?? output, 0, y);
         return y;
     }
 

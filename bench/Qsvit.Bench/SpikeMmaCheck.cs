@@ -64,8 +64,8 @@ internal static class SpikeMmaCheck
                 for (int i = 0; i < cases.Count; i++)
                 {
                     var c = cases[i];
-                    if (!expected.TryGetValue(i, out var want)) expected[i] = want = (RunConv(cpu, c.Spec, c.Input, c.Frames, c.H, c.W), RunConvLif(cpu, c.Spec, c.Input, c.Frames, c.H, c.W));
-                    var got = (RunConv(gpu, c.Spec, c.Input, c.Frames, c.H, c.W), RunConvLif(gpu, c.Spec, c.Input, c.Frames, c.H, c.W));
+                    if (!expected.TryGetValue(i, out var want)) expected[i] = want = (GpuCheck.RunConv(cpu, c.Spec, c.Input, c.Frames, c.H, c.W), GpuCheck.RunConv(cpu, c.Spec, c.Input, c.Frames, c.H, c.W, lif: true));
+                    var got = (GpuCheck.RunConv(gpu, c.Spec, c.Input, c.Frames, c.H, c.W), GpuCheck.RunConv(gpu, c.Spec, c.Input, c.Frames, c.H, c.W, lif: true));
                     int differ = want.Conv.Zip(got.Item1).Count(p => p.First != p.Second) + want.Lif.Zip(got.Item2).Count(p => p.First != p.Second);
                     if (differ == 0) continue;
                     bad++;
@@ -147,34 +147,6 @@ internal static class SpikeMmaCheck
             cases.Add(new Case(spec, input, frames, h, w, b));
         }
         return cases;
-    }
-
-    private static float[] RunConv(IBackend b, ConvLayerSpec spec, float[] x, int frames, int h, int w)
-    {
-        var g = spec.Geometry;
-        using var layer = b.CreateConv(spec);
-        using var input = b.Allocate(x.Length);
-        using var output = b.Allocate((long)frames * g.OutChannels * g.OutH(h) * g.OutW(w));
-        b.Upload(x, input);
-        b.Conv(layer, input, frames, h, w, output);
-        var y = new float[output.Length];
-        b.Download(output, 0, y);
-        return y;
-    }
-
-    /// <summary>ConvLif without a recorder (fused on the CUDA integer path), T = 2, a threshold that leaves both outcomes common.</summary>
-    private static float[] RunConvLif(IBackend b, ConvLayerSpec spec, float[] x, int frames, int h, int w)
-    {
-        var g = spec.Geometry;
-        using var layer = b.CreateConv(spec);
-        using var input = b.Allocate(x.Length);
-        using var pre = b.Allocate((long)frames * g.OutChannels * g.OutH(h) * g.OutW(w));
-        using var spikes = b.Allocate(pre.Length);
-        b.Upload(x, input);
-        b.ConvLif(layer, input, frames, h, w, pre, spikes, 2, 0.4f, 0, null);
-        var y = new float[spikes.Length];
-        b.Download(spikes, 0, y);
-        return y;
     }
 
     /// <summary>Milliseconds of one conv call (best of repetitions over about 0.4 s), 4-bit codes, a third of the inputs firing.</summary>

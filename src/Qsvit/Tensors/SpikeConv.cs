@@ -119,8 +119,9 @@ internal static unsafe class SpikeConv
         var words = Scratch(ref t_words, cg * grid.GroupStride);
         fixed (int* pw0 = words)
         {
-            long spikes = Interleave(x, frames, g.InChannels, height, width, w.Matrix.Group, pw0, grid.GroupStride, grid.Lead, grid.RowStride,
-                grid.FrameRows, threads);
+            long spikes = t_reuseWords ? t_spikes : Interleave(x, frames, g.InChannels, height, width, w.Matrix.Group, pw0, grid.GroupStride, grid.Lead,
+                grid.RowStride, grid.FrameRows, threads);
+            t_spikes = spikes;
             Gemm(w, grid, pw0, epilogue, isa, threads, steps, UseEvents(w, steps, spikes, (long)frames * g.InChannels * height * width, accumulation));
         }
     }
@@ -154,8 +155,13 @@ internal static unsafe class SpikeConv
             {
                 Debug.Assert(steps == 1);
                 var e = epilogue with { Count = (int)grid.Count, FrameStride = grid.FrameStride, RowStride = grid.RowStride };
-                SpikeEvents.Multiply(w.Events!, g.OutChannels, m.PaddedCols / m.Group, words + grid.Lead, po, grid.Columns,
-                    (int)grid.Count, e.Run, isa, threads);
+                var taps = Scratch(ref t_taps, g.KernelH * g.KernelW);
+                for (int ky = 0, t = 0; ky < g.KernelH; ky++)
+                for (int kx = 0; kx < g.KernelW; kx++, t++)
+                    taps[t] = (ky - g.PadH) * grid.RowStride + (kx - g.PadW);
+                fixed (long* pt = taps)
+                    SpikeEvents.Multiply(w.Events!, g.OutChannels, cg, words + grid.Lead, grid.GroupStride, grid.Lead, grid.GroupStride, pt, g.KernelH * g.KernelW,
+                        new SpikeEvents.Valid(grid.RowStride, grid.RowStride - g.PadW, grid.FrameStride, grid.FrameRows - g.PadH), grid.Columns, (int)grid.Count, e.Run, isa, threads);
             }
             else if (steps == 1)
             {
@@ -626,7 +632,14 @@ internal static unsafe class SpikeConv
     }
 
     [ThreadStatic] private static int[]? t_words, t_b, t_chain;
-    [ThreadStatic] private static long[]? t_offsets;
+    [ThreadStatic] private static long t_spikes;
+
+    /// <summary>
+    /// Benchmarks only: while set, this thread's direct layers skip the interleave and read the words of its previous call
+    /// (same input shape), so that the GEMM (dense or by events) is timed alone, as a chained consumer runs it.
+    /// </summary>
+    [ThreadStatic] internal static bool t_reuseWords;
+    [ThreadStatic] private static long[]? t_offsets, t_taps;
 
     /// <summary>A per-thread scratch array of at least <paramref name="length"/> elements (grown, never shrunk): no allocation per call.</summary>
     private static T[] Scratch<T>(ref T[]? slot, long length)

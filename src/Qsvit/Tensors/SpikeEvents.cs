@@ -61,6 +61,8 @@ internal static unsafe class SpikeEvents
 {
     /// <summary>Output channels per row are padded to this many (the widest body's int16 lanes).</summary>
     public const int Lanes = 32;
+    /// <summary>Bytes of rows one segment of the accumulation keeps in cache (half of this Xeon's 2 MB L2 per core).</summary>
+    private const int SegmentBytes = 1 << 20;
     /// <summary>Events summed in int16 before a flush into int32 (see the class remarks for the bound).</summary>
     public const int Flush = 256;
 
@@ -105,7 +107,7 @@ internal static unsafe class SpikeEvents
             {
                 int n0 = blk * width, n1 = Math.Min(columns, n0 + width), last = Math.Min(n1, count);
                 var tile = Scratch(ref t_tile, tileRows * SpikeGemm.BlockColumns);
-                var events = Scratch(ref t_events, tapRows + 8); // Extract writes up to 8 past the last event
+                var events = Scratch(ref t_events, tapCount * tapRows + 8); // Extract writes up to 8 past the last event
                 var sums = Scratch(ref t_sums, width * stride);
                 var outputColumns = Scratch(ref t_columns, width);
                 fixed (int* pt = tile, pe = events, ps = sums, pc = outputColumns)
@@ -114,36 +116,45 @@ internal static unsafe class SpikeEvents
                     // each column's sums stay in its row of the column-major buffer ps (int32, added to per tap).
                     // The block's output columns (the gaps' outputs are dropped), found once for all taps.
                     int outputs = valid.List(n0, last, pc);
-                    for (int t = 0; t < tapCount; t++)
+                    // Segments of (tap, 64-channel chunk) pairs whose rows fit in half of L2 (a 1x1 layer of 2048 channels × 512
+                    // outputs has 2 MB of rows): each segment's rows serve every column of the block while they are cached, and
+                    // a small layer is one segment (one pass of sums per column).
+                    int pairs = tapCount * chunks, perSegment = Math.Max(1, SegmentBytes / (64 * 2 * stride));
+                    for (int s0 = 0; s0 < pairs; s0 += perSegment)
                     {
-                        long tap = ((long*)pt0)[t];
-                        short* tapRowsAt = (short*)pr + (long)t * tapRows * stride;
+                        int s1 = Math.Min(pairs, s0 + perSegment);
                         for (int i = 0; i < outputs; i++)
                         {
-                            int n = pc[i];
-                            int found = 0;
-                            ulong* at = (ulong*)pl + n + tap;
-                            for (int q = 0; q < chunks; q++)
+                            int n = pc[i], found = 0;
+                            for (int sp = s0; sp < s1; sp++)
                             {
-                                ulong u = at[q * positions];
-                                if (u != 0) found = Extract(u, 64 * q, pe, found);
+                                int t = sp / chunks, q = sp - t * chunks;
+                                ulong u = ((ulong*)pl)[n + ((long*)pt0)[t] + q * positions];
+                                if (u != 0) found = Extract(u, t * tapRows + 64 * q, pe, found);
                             }
                             int* dst = ps + (n - n0) * stride;
+                            short* r0 = (short*)pr;
+                            bool add = s0 > 0;
                             switch (isa)
                             {
-                                case IntIsa.Vector512: Column<Sum512>(tapRowsAt, stride, pe, found, dst, t > 0); break;
-                                case IntIsa.Vector256: Column<Sum256>(tapRowsAt, stride, pe, found, dst, t > 0); break;
-                                case IntIsa.Vector128: Column<Sum128>(tapRowsAt, stride, pe, found, dst, t > 0); break;
-                                case IntIsa.Scalar: Column<SumScalar>(tapRowsAt, stride, pe, found, dst, t > 0); break;
-                                default: Widest(tapRowsAt, stride, pe, found, dst, t > 0); break;
+                                case IntIsa.Vector512: Column<Sum512>(r0, stride, pe, found, dst, add); break;
+                                case IntIsa.Vector256: Column<Sum256>(r0, stride, pe, found, dst, add); break;
+                                case IntIsa.Vector128: Column<Sum128>(r0, stride, pe, found, dst, add); break;
+                                case IntIsa.Scalar: Column<SumScalar>(r0, stride, pe, found, dst, add); break;
+                                default: Widest(r0, stride, pe, found, dst, add); break;
                             }
                         }
                     }
-                    for (int i = 0; i < outputs; i++)
+                    // Into the epilogue's layout (rows of output channels) in 16 × 16 tiles: whole cache lines of each tile row
+                    // are written, and the 16 column sums read stay in L1 across the tile's channels. Gap columns carry garbage.
+                    for (int j0 = 0; j0 < last - n0; j0 += 16)
                     {
-                        int n = pc[i];
-                        int* c = pt + (n - n0), src = ps + (n - n0) * stride;
-                        for (int m = 0; m < rows; m++) c[m * SpikeGemm.BlockColumns] = src[m];
+                        int j1 = Math.Min(last - n0, j0 + 16);
+                        for (int m = 0; m < rows; m++)
+                        {
+                            int* c = pt + m * SpikeGemm.BlockColumns;
+                            for (int j = j0; j < j1; j++) c[j] = ps[j * stride + m];
+                        }
                     }
                     epilogue(n0, n1, pt);
                 }

@@ -67,15 +67,19 @@ internal static unsafe class SpikeEvents
     public const int Flush = 256;
 
     /// <summary>
-    /// Whether event-driven accumulation beats the dense VNNI GEMM for a layer of <paramref name="outChannels"/> outputs at a
-    /// firing rate (spikes per input value) of <paramref name="rate"/>. Measured on the 2-vCPU Xeon (AVX-512, AVX-VNNI) with
-    /// `spike-events` (bench/Qsvit.Bench/SpikeEventSweep.cs, BENCHMARKS.md "Event-driven accumulation"): the scans cost
-    /// per column what the dense GEMM spends on a few output channels, so the crossover rises with the output channels.
+    /// Whether event-driven accumulation beats the dense VNNI GEMM for a layer of <paramref name="outChannels"/> outputs at an
+    /// input firing rate (spikes per input value) of <paramref name="rate"/>. Measured on the 2-vCPU Xeon (AVX-512,
+    /// AVX-VNNI), one thread, with `spike-events` (bench/Qsvit.Bench/SpikeEventSweep.cs; BENCHMARKS.md "Event-driven
+    /// accumulation for the chained consumers"): the bit scans and the column's flush cost a fixed amount per output column
+    /// and 64 input channels, which the dense GEMM spends on a few output channels, so the crossover rises with M. At 16 and
+    /// 32 outputs events lose even at 2 % (0.35x, 0.7x); at 64 they pay below 12–20 % (3x3 256→64 at 56×56 and 8×8); at
+    /// 128 below 12 % (1x1 512→128 at 4×4) to 25 % (3x3 512→128); at 256 and 512 below 25–30 %. The rule takes the lower
+    /// end of each range (a wrong choice costs more above the crossover than below it).
     /// </summary>
     public static bool Pays(double rate, int outChannels) => rate < Crossover(outChannels);
 
     /// <summary>The firing rate below which events pay (see <see cref="Pays"/>).</summary>
-    public static double Crossover(int outChannels) => outChannels <= 16 ? 0.08 : outChannels <= 64 ? 0.20 : 0.30;
+    public static double Crossover(int outChannels) => outChannels < 64 ? 0 : outChannels < 128 ? 0.10 : outChannels < 256 ? 0.12 : 0.25;
 
     /// <summary>
     /// C = A · B as <see cref="SpikeGemm.Multiply(IntMatrix, int*, long*, int, SpikeGemm.BlockEpilogue, IntIsa, int)"/> computes
@@ -166,7 +170,7 @@ internal static unsafe class SpikeEvents
     /// <summary>
     /// Appends the set bits of <paramref name="u"/> as row indices first + bit to events[found..] and returns the new count.
     /// Branch-free (a data-dependent bit-scan loop mispredicts once per word, which cost more than the adds it feeds): each
-    /// byte stores the 8 indices its pattern lists in <see cref="s_bits"/> and advances by its population count; up to 8
+    /// byte stores the 8 indices its pattern lists in <see cref="s_bits"/> at found plus the population count of the bits below it; up to 8
     /// values past the end are written and ignored.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -175,12 +179,16 @@ internal static unsafe class SpikeEvents
         fixed (int* bits = s_bits)
         {
             if (Vector256.IsHardwareAccelerated)
+            {
+                // Each byte's place is found + the population count below it: eight independent counts, no chain through found.
                 for (int i = 0; i < 8; i++)
                 {
                     int b = (int)(u >> (8 * i)) & 0xFF;
-                    (Vector256.Load(bits + 8 * b) + Vector256.Create(first + 8 * i)).Store(events + found);
-                    found += BitOperations.PopCount((uint)b);
+                    int at = found + BitOperations.PopCount(u & ((1UL << (8 * i)) - 1));
+                    (Vector256.Load(bits + 8 * b) + Vector256.Create(first + 8 * i)).Store(events + at);
                 }
+                found += BitOperations.PopCount(u);
+            }
             else
                 while (u != 0)
                 {

@@ -60,7 +60,7 @@ internal static class SpikeEventSweep
                     () => SpikeConv.Forward(x, frames, h, w, integer, bias, y, SpikeGemm.Best, threads, null, SpikeAccumulation.Events));
                 SpikeConv.t_reuseWords = false;
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {name} | {rate * 100:F0} % | {best[0] * 1e3:F2} | {best[1] * 1e3:F2} | {best[0] / best[1]:F2}x | {SpikeEvents.Pays(rate, g.OutChannels)} |"));
+                    $"| {name} | {rate * 100:0.#} % | {best[0] * 1e3:F2} | {best[1] * 1e3:F2} | {best[0] / best[1]:F2}x | {SpikeEvents.Pays(rate, g.OutChannels)} |"));
             }
         }
     }

@@ -178,7 +178,14 @@ internal static unsafe class SpikeEvents
     {
         fixed (int* bits = s_bits)
         {
-            if (Vector256.IsHardwareAccelerated)
+            // Few bits (firing of a few per cent): a bit-scan loop, whose trip count is then predictable and short.
+            if (!Vector256.IsHardwareAccelerated || BitOperations.PopCount(u) <= 2)
+                while (u != 0)
+                {
+                    events[found++] = first + BitOperations.TrailingZeroCount(u);
+                    u &= u - 1;
+                }
+            else
             {
                 // Each byte's place is found + the population count below it: eight independent counts, no chain through found.
                 for (int i = 0; i < 8; i++)
@@ -189,12 +196,6 @@ internal static unsafe class SpikeEvents
                 }
                 found += BitOperations.PopCount(u);
             }
-            else
-                while (u != 0)
-                {
-                    events[found++] = first + BitOperations.TrailingZeroCount(u);
-                    u &= u - 1;
-                }
         }
         return found;
     }

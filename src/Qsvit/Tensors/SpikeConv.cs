@@ -27,7 +27,9 @@ internal sealed class SpikeConvWeights(ConvGeometry geometry, IntMatrix matrix, 
 /// channel group's frames are stored as one flat grid whose rows and frames are separated by zero gaps of the padding's
 /// width, so that tap (ky, kx) of every output is the word at a fixed offset from it, and no im2col copy is made; the
 /// outputs that fall on the gaps are computed and dropped (6 % of the columns at 32×32, 27 % at 8×8). Other geometries
-/// (the stride-2 downsampling) gather an im2col matrix chunk by chunk.
+/// (the stride-2 downsampling) gather an im2col matrix chunk by chunk. Direct layers with 8-bit codes whose input fires
+/// little sum by events instead (<see cref="SpikeEvents"/>: only the weight rows of the spikes that fired, the same int32
+/// sums), chosen per call from the counted firing rate (<see cref="SpikeAccumulation"/>).
 /// </summary>
 internal static unsafe class SpikeConv
 {

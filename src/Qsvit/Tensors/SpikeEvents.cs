@@ -29,12 +29,10 @@ internal sealed unsafe class EventRows
     public short* Rows { get; }
     /// <summary>int16 values per row: M rounded up to <see cref="SpikeEvents.Lanes"/>.</summary>
     public int Stride { get; }
-    public int OutChannels { get; }
 
     public EventRows(IntMatrix a)
     {
         if (a.Narrow is not { } codes) throw new ArgumentException("event rows are built from 8-bit codes", nameof(a));
-        OutChannels = a.Rows;
         Stride = (a.Rows + SpikeEvents.Lanes - 1) / SpikeEvents.Lanes * SpikeEvents.Lanes;
         // Pinned for the object's lifetime (the pinned heap), so the aligned pointer stays valid.
         _data = GC.AllocateArray<short>(a.PaddedCols * Stride + 32, pinned: true);
@@ -116,9 +114,8 @@ internal static unsafe class SpikeEvents
                 var outputColumns = Scratch(ref t_columns, width);
                 fixed (int* pt = tile, pe = events, ps = sums, pc = outputColumns)
                 {
-                    // Taps outer: one tap's rows (C·stride codes) serve every column of the block while they are in cache;
-                    // each column's sums stay in its row of the column-major buffer ps (int32, added to per tap).
-                    // The block's output columns (the gaps' outputs are dropped), found once for all taps.
+                    // Each column's sums stay in its row of the column-major buffer ps (int32, added to per segment). The block's
+                    // output columns (the gaps' outputs are dropped) are found once for all segments.
                     int outputs = valid.List(n0, last, pc);
                     // Segments of (tap, 64-channel chunk) pairs whose rows fit in half of L2 (a 1x1 layer of 2048 channels × 512
                     // outputs has 2 MB of rows): each segment's rows serve every column of the block while they are cached, and

@@ -54,6 +54,12 @@ if (args.Length > 0 && args[0] == "spike")
     SpikeSweep.Run(args);
     return;
 }
+//   dotnet run -c Release --project bench/Qsvit.Bench -- spike-events 1 2 [55M]   (event-driven integer sums against the dense GEMM by firing rate)
+if (args.Length > 0 && args[0] == "spike-events")
+{
+    SpikeEventSweep.Run(args);
+    return;
+}
 //   dotnet run -c Release --project bench/Qsvit.Bench -- packed-ab 30 2 32 cifar-8.safetensors   (packed vs fp32 simulation, best of alternating forwards)
 if (args.Length > 0 && args[0] == "packed-ab")
 {

@@ -34,6 +34,25 @@ public sealed class PackedCliTests : IDisposable
         Assert.InRange((int)json["identical_predictions"]!, 0, 8);
     }
 
+    /// <summary>--spike-sums dense and events give the same predictions; an unknown choice exits 2.</summary>
+    [Fact]
+    public void SpikeSums_DenseAndEvents_PredictAlike()
+    {
+        var (model, data) = _qsvit.TinyModelAndData(images: 8);
+        string packed = Export(model, "8");
+        string Predictions(string sums)
+        {
+            string path = _qsvit.File($"predictions-{sums}.csv");
+            var r = _qsvit.Run("eval", "--model", packed, "--data", data, "--threads", "2", "--spike-sums", sums, "--predictions", path);
+            Assert.True(r.ExitCode == 0, r.Err);
+            return File.ReadAllText(path);
+        }
+        Assert.Equal(Predictions("dense"), Predictions("events"));
+        var bad = _qsvit.Run("eval", "--model", packed, "--data", data, "--spike-sums", "sparse");
+        Assert.True(bad.ExitCode == 2, $"exit {bad.ExitCode}: {bad.Err}");
+        Assert.Contains("--spike-sums is auto, dense or events", bad.Err);
+    }
+
     [Fact]
     public void CorruptCodes_AreRefusedWithExit2()
     {

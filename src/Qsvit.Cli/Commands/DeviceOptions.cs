@@ -4,7 +4,7 @@ using Qsvit.Tensors;
 
 namespace Qsvit.Cli.Commands;
 
-/// <summary><c>--device</c> and <c>--threads</c>: where a command runs.</summary>
+/// <summary><c>--device</c>, <c>--threads</c> and the kernel choices (<c>--gemm</c>, <c>--spike-sums</c>): where and how a command runs.</summary>
 internal sealed class DeviceOptions
 {
     public readonly Option<string> Device = new("--device")
@@ -21,12 +21,20 @@ internal sealed class DeviceOptions
             "tensor-implicit (every integer conv wider than 1x1 one way, for comparisons), or fp32 (SGEMM)",
         DefaultValueFactory = _ => "tensor",
     };
+    public readonly Option<string> SpikeSums = new("--spike-sums")
+    {
+        Description = "CPU, packed models: how integer spike convolutions sum: auto (default; event-driven where the input's " +
+            "firing rate is below the measured crossover), dense (always the integer GEMM) or events (wherever possible); " +
+            "the results are identical",
+        DefaultValueFactory = _ => "auto",
+    };
 
     public void AddTo(Command command)
     {
         command.Add(Device);
         command.Add(Threads);
         command.Add(Gemm);
+        command.Add(SpikeSums);
     }
 
     /// <summary>Host threads: the CPU backend's, and image decoding's on every device.</summary>
@@ -37,6 +45,13 @@ internal sealed class DeviceOptions
             null => ComputeOptions.Default,
             < 1 and var t => throw new QsvitException($"--threads must be at least 1, got {t}"),
             { } t => new ComputeOptions { Threads = t },
+        };
+        options = r.GetValue(SpikeSums) switch
+        {
+            "auto" => options,
+            "dense" => options with { SpikeAccumulation = SpikeAccumulation.Dense },
+            "events" => options with { SpikeAccumulation = SpikeAccumulation.Events },
+            var a => throw new QsvitException($"--spike-sums is auto, dense or events, not '{a}'"),
         };
         return r.GetValue(Gemm) switch
         {

@@ -21,6 +21,12 @@ public sealed record ComputeOptions
     /// <summary>How a GPU backend computes spike-input convolutions (<c>--gemm</c>): tensor cores (default) or fp32 SGEMM.</summary>
     public Backends.SpikeInputGemm SpikeGemm { get; init; }
 
+    /// <summary>
+    /// How the CPU backend's integer spike convolutions sum (<see cref="Tensors.SpikeAccumulation"/>): by the input's firing
+    /// rate (default), or forced dense or event-driven (for tests and benchmarks). The results are identical.
+    /// </summary>
+    public SpikeAccumulation SpikeAccumulation { get; init; }
+
     /// <summary>Parallel.For options bounded by <see cref="Threads"/>.</summary>
     public ParallelOptions Parallel => new() { MaxDegreeOfParallelism = _threads };
 }

@@ -12,6 +12,11 @@ internal sealed class SpikeConvWeights(ConvGeometry geometry, IntMatrix matrix, 
     public IntMatrix Matrix { get; } = matrix;
     /// <summary>One scale per output channel.</summary>
     public float[] Scales { get; } = scales;
+
+    private EventRows? _events;
+
+    /// <summary>The codes as event rows (<see cref="SpikeEvents"/>), built on first use; null for 16-bit codes (dense only).</summary>
+    public EventRows? Events => Matrix.IsWide ? null : LazyInitializer.EnsureInitialized(ref _events, () => new EventRows(Matrix));
 }
 
 /// <summary>
@@ -22,7 +27,9 @@ internal sealed class SpikeConvWeights(ConvGeometry geometry, IntMatrix matrix, 
 /// channel group's frames are stored as one flat grid whose rows and frames are separated by zero gaps of the padding's
 /// width, so that tap (ky, kx) of every output is the word at a fixed offset from it, and no im2col copy is made; the
 /// outputs that fall on the gaps are computed and dropped (6 % of the columns at 32×32, 27 % at 8×8). Other geometries
-/// (the stride-2 downsampling) gather an im2col matrix chunk by chunk.
+/// (the stride-2 downsampling) gather an im2col matrix chunk by chunk. Direct layers with 8-bit codes whose input fires
+/// little sum by events instead (<see cref="SpikeEvents"/>: only the weight rows of the spikes that fired, the same int32
+/// sums), chosen per call from the counted firing rate (<see cref="SpikeAccumulation"/>).
 /// </summary>
 internal static unsafe class SpikeConv
 {
@@ -30,9 +37,12 @@ internal static unsafe class SpikeConv
     /// output = conv(input) · scale + bias, then each of <paramref name="affines"/> (per-channel scale and shift, e.g. eval
     /// BatchNorm) as its own fused multiply-add, in the epilogue: the same roundings as applying them in separate passes.
     /// </summary>
+    /// Direct geometries with 0/1 inputs pick dense or event-driven sums by <paramref name="accumulation"/> and the firing
+    /// rate the interleave counts (<see cref="SpikeEvents.Pays"/>); inputs other than 0/1 always run dense.
     public static void Forward(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w,
-        ReadOnlySpan<float> bias, Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines = null) =>
-        Run(input, frames, height, width, w, bias, output, isa, threads, affines, timesteps: 1, threshold: float.NaN);
+        ReadOnlySpan<float> bias, Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines = null,
+        SpikeAccumulation accumulation = SpikeAccumulation.Auto) =>
+        Run(input, frames, height, width, w, bias, output, isa, threads, affines, timesteps: 1, threshold: float.NaN, accumulation);
 
     /// <summary>
     /// The layer as <see cref="Forward"/> computes it, then the LIF neuron over its output (<see cref="Snn.MultiStepLif"/>:
@@ -48,12 +58,13 @@ internal static unsafe class SpikeConv
         if (!IsDirect(w.Geometry)) throw new ArgumentException("the fused LIF runs on direct geometries (stride 1, kernel 2·pad + 1)", nameof(w));
         if (timesteps < 1 || frames % timesteps != 0) throw new ArgumentException($"{frames} frames are not T = {timesteps} steps", nameof(timesteps));
         if (float.IsNaN(threshold)) throw new ArgumentException("the threshold is NaN", nameof(threshold));
-        return Run(input, frames, height, width, w, bias, spikes, isa, threads, affines, timesteps, threshold);
+        return Run(input, frames, height, width, w, bias, spikes, isa, threads, affines, timesteps, threshold, SpikeAccumulation.Dense);
     }
 
     /// <summary>Forward (threshold NaN: no LIF, T = 1) or ForwardLif (returns the spike count; 0 without LIF).</summary>
     private static long Run(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w, ReadOnlySpan<float> bias,
-        Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines, int timesteps, float threshold)
+        Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines, int timesteps, float threshold,
+        SpikeAccumulation accumulation)
     {
         var g = w.Geometry;
         if (g.Groups != 1) throw new ArgumentException("spike convolutions are dense (groups = 1)");
@@ -72,7 +83,7 @@ internal static unsafe class SpikeConv
                 StepOutput = (long)frames / timesteps * g.OutChannels * spatial,
                 Fired = &fired,
             };
-            if (IsDirect(g)) Direct(px, frames, height, width, w, epilogue, isa, threads, timesteps);
+            if (IsDirect(g)) Direct(px, frames, height, width, w, epilogue, isa, threads, timesteps, accumulation);
             else Im2Col(px, frames, height, width, w, epilogue, isa, threads);
         }
         return fired;
@@ -102,7 +113,7 @@ internal static unsafe class SpikeConv
     }
 
     private static void Direct(float* x, int frames, int height, int width, SpikeConvWeights w, Epilogue epilogue, IntIsa isa, int threads,
-        int steps)
+        int steps, SpikeAccumulation accumulation)
     {
         var g = w.Geometry;
         var grid = Grid.For(g, frames, height, width);
@@ -110,13 +121,27 @@ internal static unsafe class SpikeConv
         var words = Scratch(ref t_words, cg * grid.GroupStride);
         fixed (int* pw0 = words)
         {
-            Interleave(x, frames, g.InChannels, height, width, w.Matrix.Group, pw0, grid.GroupStride, grid.Lead, grid.RowStride, grid.FrameRows, threads);
-            Gemm(w, grid, pw0, epilogue, isa, threads, steps);
+            long spikes = t_reuseWords ? t_spikes : Interleave(x, frames, g.InChannels, height, width, w.Matrix.Group, pw0, grid.GroupStride, grid.Lead,
+                grid.RowStride, grid.FrameRows, threads);
+            t_spikes = spikes;
+            Gemm(w, grid, pw0, epilogue, isa, threads, steps, UseEvents(w, steps, spikes, (long)frames * g.InChannels * height * width, accumulation));
         }
     }
 
+    /// <summary>
+    /// Whether a direct layer sums by events: single-step calls (no fused LIF) of 8-bit codes over spike inputs
+    /// (<paramref name="spikes"/> ≥ 0 of <paramref name="values"/>), when forced or when <see cref="SpikeEvents.Pays"/>.
+    /// </summary>
+    private static bool UseEvents(SpikeConvWeights w, int steps, long spikes, long values, SpikeAccumulation accumulation) =>
+        steps == 1 && spikes >= 0 && !w.Matrix.IsWide && accumulation switch
+        {
+            SpikeAccumulation.Events => true,
+            SpikeAccumulation.Auto => SpikeEvents.Pays((double)spikes / Math.Max(1, values), w.Geometry.OutChannels),
+            _ => false,
+        };
+
     /// <summary>The direct layer's GEMM over an interleaved grid (group c's words at words + c·GroupStride).</summary>
-    private static void Gemm(SpikeConvWeights w, Grid grid, int* words, Epilogue epilogue, IntIsa isa, int threads, int steps)
+    private static void Gemm(SpikeConvWeights w, Grid grid, int* words, Epilogue epilogue, IntIsa isa, int threads, int steps, bool events = false)
     {
         var g = w.Geometry;
         var m = w.Matrix;
@@ -128,7 +153,19 @@ internal static unsafe class SpikeConv
             offsets[gi] = c * grid.GroupStride + (ky - g.PadH) * grid.RowStride + (kx - g.PadW);
         fixed (long* po = offsets)
         {
-            if (steps == 1)
+            if (events)
+            {
+                Debug.Assert(steps == 1);
+                var e = epilogue with { Count = (int)grid.Count, FrameStride = grid.FrameStride, RowStride = grid.RowStride };
+                var taps = Scratch(ref t_taps, g.KernelH * g.KernelW);
+                for (int ky = 0, t = 0; ky < g.KernelH; ky++)
+                for (int kx = 0; kx < g.KernelW; kx++, t++)
+                    taps[t] = (ky - g.PadH) * grid.RowStride + (kx - g.PadW);
+                fixed (long* pt = taps)
+                    SpikeEvents.Multiply(w.Events!, g.OutChannels, cg, words + grid.Lead, grid.GroupStride, grid.Lead, grid.GroupStride, pt, g.KernelH * g.KernelW,
+                        new SpikeEvents.Valid(grid.RowStride, grid.RowStride - g.PadW, grid.FrameStride, grid.FrameRows - g.PadH), grid.Columns, (int)grid.Count, e.Run, isa, threads);
+            }
+            else if (steps == 1)
             {
                 var e = epilogue with { Count = (int)grid.Count, FrameStride = grid.FrameStride, RowStride = grid.RowStride };
                 SpikeGemm.Multiply(m, words + grid.Lead, po, grid.Columns, e.Run, isa, threads);
@@ -162,7 +199,7 @@ internal static unsafe class SpikeConv
     public static long ForwardLifConv(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights first,
         ReadOnlySpan<float> firstBias, IReadOnlyList<(float[] Scale, float[] Shift)>? firstAffines, int timesteps, float threshold,
         SpikeConvWeights second, ReadOnlySpan<float> secondBias, IReadOnlyList<(float[] Scale, float[] Shift)>? secondAffines,
-        Span<float> output, IntIsa isa, int threads)
+        Span<float> output, IntIsa isa, int threads, SpikeAccumulation accumulation = SpikeAccumulation.Auto)
     {
         var g1 = first.Geometry;
         var g2 = second.Geometry;
@@ -193,9 +230,10 @@ internal static unsafe class SpikeConv
                 WordGroup = group,
                 Fired = &fired,
             };
-            Direct(px, frames, height, width, first, producer, isa, threads, timesteps);
+            Direct(px, frames, height, width, first, producer, isa, threads, timesteps, SpikeAccumulation.Dense);
             var consumer = new Epilogue(second.Scales, secondBias.IsEmpty ? null : pb2, po, g2.OutChannels, height, width, secondAffines ?? []);
-            Gemm(second, grid, pc, consumer, isa, threads, 1);
+            // The producer counted its spikes: the firing rate of the consumer's input picks dense or event-driven sums.
+            Gemm(second, grid, pc, consumer, isa, threads, 1, UseEvents(second, 1, fired, (long)frames * g1.OutChannels * spatial, accumulation));
         }
         return fired;
     }
@@ -456,64 +494,108 @@ internal static unsafe class SpikeConv
     /// Spikes [frames, C, h, w] (0/1 floats) into lane-group words: field e of the word of channel group c is channel
     /// group·c + e. Group c's grid starts at c·groupStride + lead; frame f's row y starts rowStride·(f·frameRows + y) after
     /// it. Everything else in [c·groupStride, (c + 1)·groupStride) — the lead, the columns past w, the rows past h — is zero.
+    /// Returns the number of spikes, or −1 when a value is not 0 or 1 (then only the dense GEMM may read the words).
     /// </summary>
-    private static void Interleave(float* x, int frames, int channels, int h, int w, int group, int* words, long groupStride, long lead,
+    private static long Interleave(float* x, int frames, int channels, int h, int w, int group, int* words, long groupStride, long lead,
         int rowStride, int frameRows, int threads)
     {
+        long spikes = 0;
+        int notSpikes = 0;
         int cg = (channels + group - 1) / group, bits = 32 / group, plane = h * w;
         long frameWords = (long)frameRows * rowStride;
         nint px = (nint)x, pw = (nint)words;
         int items = frames * cg, parts = Math.Max(1, Math.Min(threads, items));
         Compute.ForRanges(items, parts, (start, end) =>
         {
-            for (int item = start; item < end; item++) InterleaveOne(item);
+            long sum = 0;
+            int any = 0;
+            for (int item = start; item < end; item++) sum += InterleaveOne(item, ref any);
+            Interlocked.Add(ref spikes, sum);
+            Interlocked.Or(ref notSpikes, any & ~1);
         });
+        return notSpikes != 0 ? -1 : spikes;
 
-        void InterleaveOne(int item)
+        long InterleaveOne(int item, ref int any)
         {
             int c = item / frames, f = item % frames, c0 = c * group, fields = Math.Min(group, channels - c0);
             int* grid = (int*)pw + c * groupStride;
             int* dst = grid + lead + f * frameWords;
             if (f == 0) new Span<int>(grid, (int)lead).Clear();
             float* src = (float*)px + ((long)f * channels + c0) * plane;
-            if (rowStride == w) Words(src, plane, fields, bits, dst, plane); // no gap columns: the frame is one run
+            long sum = 0;
+            if (rowStride == w) sum = Words(src, plane, fields, bits, dst, plane, ref any); // no gap columns: the frame is one run
             else
                 for (int y = 0; y < h; y++)
                 {
                     int* d = dst + (long)y * rowStride;
-                    Words(src + y * w, plane, fields, bits, d, w);
+                    sum += Words(src + y * w, plane, fields, bits, d, w, ref any);
                     new Span<int>(d + w, rowStride - w).Clear();
                 }
             long end = f == frames - 1 ? groupStride - lead - f * frameWords : frameWords;
             int* gap = dst + (long)h * rowStride;
             long gapWords = end - (long)h * rowStride;
             if (gapWords > 0) new Span<int>(gap, (int)gapWords).Clear();
+            return sum;
         }
     }
 
-    /// <summary>d[i] = the word of spikes src[e·plane + i] (field e at bit e·bits) for i &lt; length.</summary>
-    private static void Words(float* src, long plane, int fields, int bits, int* d, int length)
+    /// <summary>
+    /// d[i] = the word of spikes src[e·plane + i] (field e at bit e·bits) for i &lt; length. Returns the sum of the values
+    /// (the spikes, for 0/1 inputs) and ORs every value into <paramref name="any"/> (above 1: not spikes).
+    /// </summary>
+    private static long Words(float* src, long plane, int fields, int bits, int* d, int length, ref int any)
     {
         int i = 0;
-        if (fields == 4 && Vector512.IsHardwareAccelerated)
+        long sum = 0;
+        if (fields == 4 && Vector512.IsHardwareAccelerated && length >= 16)
+        {
+            Vector512<int> total = default, or = default;
             for (; i <= length - 16; i += 16)
-                (Vector512.ConvertToInt32(Vector512.Load(src + i))
-                 | Vector512.ConvertToInt32(Vector512.Load(src + plane + i)) << 8
-                 | Vector512.ConvertToInt32(Vector512.Load(src + 2 * plane + i)) << 16
-                 | Vector512.ConvertToInt32(Vector512.Load(src + 3 * plane + i)) << 24).Store(d + i);
-        if (Vector256.IsHardwareAccelerated)
+            {
+                var f0 = Vector512.ConvertToInt32(Vector512.Load(src + i));
+                var f1 = Vector512.ConvertToInt32(Vector512.Load(src + plane + i));
+                var f2 = Vector512.ConvertToInt32(Vector512.Load(src + 2 * plane + i));
+                var f3 = Vector512.ConvertToInt32(Vector512.Load(src + 3 * plane + i));
+                total += (f0 + f1) + (f2 + f3);
+                or |= (f0 | f1) | (f2 | f3);
+                (f0 | f1 << 8 | f2 << 16 | f3 << 24).Store(d + i);
+            }
+            sum += Vector512.Sum(total); // each lane at most 4·length / 16: no overflow
+            if (!Vector512.EqualsAll(or & Vector512.Create(~1), Vector512<int>.Zero)) any |= 2;
+        }
+        if (Vector256.IsHardwareAccelerated && length - i >= 8)
+        {
+            Vector256<int> total = default, or = default;
             for (; i <= length - 8; i += 8)
             {
                 var acc = Vector256.ConvertToInt32(Vector256.Load(src + i));
-                for (int e = 1; e < fields; e++) acc |= Vector256.ConvertToInt32(Vector256.Load(src + e * plane + i)) << (e * bits);
+                total += acc;
+                or |= acc;
+                for (int e = 1; e < fields; e++)
+                {
+                    var f = Vector256.ConvertToInt32(Vector256.Load(src + e * plane + i));
+                    total += f;
+                    or |= f;
+                    acc |= f << (e * bits);
+                }
                 acc.Store(d + i);
             }
+            sum += Vector256.Sum(total);
+            if (!Vector256.EqualsAll(or & Vector256.Create(~1), Vector256<int>.Zero)) any |= 2;
+        }
         for (; i < length; i++)
         {
             int word = 0;
-            for (int e = 0; e < fields; e++) word |= (int)src[e * plane + i] << (e * bits);
+            for (int e = 0; e < fields; e++)
+            {
+                int f = (int)src[e * plane + i];
+                sum += f;
+                any |= f;
+                word |= f << (e * bits);
+            }
             d[i] = word;
         }
+        return sum;
     }
 
     /// <summary>
@@ -552,7 +634,14 @@ internal static unsafe class SpikeConv
     }
 
     [ThreadStatic] private static int[]? t_words, t_b, t_chain;
-    [ThreadStatic] private static long[]? t_offsets;
+    [ThreadStatic] private static long t_spikes;
+
+    /// <summary>
+    /// Benchmarks only: while set, this thread's direct layers skip the interleave and read the words of its previous call
+    /// (same input shape), so that the GEMM (dense or by events) is timed alone, as a chained consumer runs it.
+    /// </summary>
+    [ThreadStatic] internal static bool t_reuseWords;
+    [ThreadStatic] private static long[]? t_offsets, t_taps;
 
     /// <summary>A per-thread scratch array of at least <paramref name="length"/> elements (grown, never shrunk): no allocation per call.</summary>
     private static T[] Scratch<T>(ref T[]? slot, long length)

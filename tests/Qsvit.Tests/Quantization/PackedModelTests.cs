@@ -154,6 +154,32 @@ public class PackedModelTests
         Assert.All(fusedCounts.Spikes, c => Assert.True(c > 0));
     }
 
+    /// <summary>
+    /// Event-driven sums (<see cref="SpikeEvents"/>) forced on for every spike-input layer that can take them, forced off,
+    /// and chosen by firing rate: the same logits bit for bit, at 1 and 2 threads, for 8- and 4-bit settings.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void EventDrivenSumsLeaveTheLogitsUnchanged(int threads)
+    {
+        const int batch = 2, size = 32;
+        var rng = new Random(6);
+        var images = Enumerable.Range(0, batch * 3 * size * size).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        foreach (var setting in new[] { "8,4,8,8|8,8,8|4,32|4,32", "4,4,4,4|4,4,4|4,4|4,4" })
+        {
+            var packed = PackedModel.Create(Fixtures.Cifar, QuantizationSetting.Parse(setting), QuantizerSpec.Paper);
+            float[] Logits(SpikeAccumulation accumulation)
+            {
+                using var model = new Sdtv2Model(packed, backend: new Qsvit.Backends.Cpu.CpuBackend(new ComputeOptions { Threads = threads, SpikeAccumulation = accumulation }));
+                return model.Forward(images, batch, size, size);
+            }
+            var dense = Logits(SpikeAccumulation.Dense);
+            Assert.Equal(dense, Logits(SpikeAccumulation.Events));
+            Assert.Equal(dense, Logits(SpikeAccumulation.Auto));
+        }
+    }
+
     /// <summary>ConvLif as two ops on the inner backend (the reference for the fused one).</summary>
     private sealed class SeparateConvLif(Qsvit.Backends.IBackend inner) : Qsvit.Backends.ForwardingBackend(inner)
     {

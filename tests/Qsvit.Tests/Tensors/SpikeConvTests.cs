@@ -159,16 +159,86 @@ public unsafe class SpikeConvTests
             SpikeConv.ForwardLif(x, frames, s.H, s.W, first, bias1, spikes, s.T, 1f, isa, threads, affines1);
             Assert.InRange(spikes.Count(v => v != 0), 1, spikes.Length - 1);
             var expected = new float[frames * s.Cout * spatial];
-            SpikeConv.Forward(spikes, frames, s.H, s.W, second, bias2, expected, isa, threads, affines2);
-            var chained = new float[expected.Length];
-            chained.AsSpan().Fill(float.NaN);
-            Assert.Equal(spikes.Count(v => v != 0),
-                SpikeConv.ForwardLifConv(x, frames, s.H, s.W, first, bias1, affines1, s.T, 1f, second, bias2, affines2, chained, isa, threads));
-            for (int i = 0; i < chained.Length; i++)
-                if (BitConverter.SingleToInt32Bits(chained[i]) != BitConverter.SingleToInt32Bits(expected[i]))
-                    Assert.Fail($"{isa} {threads}T shape {s}: output {i} is {chained[i]}, expected {expected[i]}");
+            SpikeConv.Forward(spikes, frames, s.H, s.W, second, bias2, expected, isa, threads, affines2, SpikeAccumulation.Dense);
+            // The consumer sums densely or by events (8-bit codes; 16-bit codes stay dense): the same outputs.
+            foreach (var accumulation in new[] { SpikeAccumulation.Dense, SpikeAccumulation.Events })
+            {
+                var chained = new float[expected.Length];
+                chained.AsSpan().Fill(float.NaN);
+                Assert.Equal(spikes.Count(v => v != 0), SpikeConv.ForwardLifConv(x, frames, s.H, s.W, first, bias1, affines1, s.T, 1f, second, bias2,
+                    affines2, chained, isa, threads, accumulation));
+                for (int i = 0; i < chained.Length; i++)
+                    if (BitConverter.SingleToInt32Bits(chained[i]) != BitConverter.SingleToInt32Bits(expected[i]))
+                        Assert.Fail($"{isa} {threads}T {accumulation} shape {s}: output {i} is {chained[i]}, expected {expected[i]}");
+            }
         }
     }
+
+    /// <summary>
+    /// Event-driven sums (<see cref="SpikeEvents"/>) equal the naive integer reference bit for bit: odd channel counts,
+    /// outputs past one 32-lane row, firing rates 0, ~10 % and 100 % (100 % of 300 channels × 9 taps flushes the int16
+    /// lanes ten times), the extreme codes everywhere, at 1 and 2 threads on every path.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void EventsEqualNaiveIntegerReference(int path)
+    {
+        var isa = (IntIsa)path;
+        var rng = new Random(21);
+        // (frames, h, w, cin, cout, k, pad); all direct.
+        (int F, int H, int W, int Cin, int Cout, int K, int P)[] shapes =
+        [
+            (3, 7, 5, 9, 6, 5, 2),
+            (2, 4, 4, 33, 7, 1, 0),
+            (33, 2, 3, 5, 9, 3, 1),
+            (1, 1, 1, 1, 1, 1, 0),
+            (2, 5, 7, 6, 40, 3, 1),   // two lane slices of output channels
+            (1, 4, 4, 300, 3, 3, 1),  // up to 2,700 events per column
+            (4, 14, 14, 6, 5, 1, 0),  // several column blocks
+        ];
+        foreach (var s in shapes)
+        foreach (double rate in new[] { 0.0, 0.1, 1.0 })
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var g = new ConvGeometry(s.Cin, s.Cout, s.K, s.K, 1, 1, s.P, s.P);
+            var x = Enumerable.Range(0, s.F * s.Cin * s.H * s.W).Select(_ => rng.NextDouble() < rate ? 1f : 0f).ToArray();
+            // Random codes, or all at one extreme (the int16 lanes' worst case) on the dense input.
+            int extreme = rng.Next(2) == 0 ? -128 : 127;
+            var wts = Enumerable.Range(0, g.WeightLength).Select(_ => rate == 1.0 ? extreme : rng.Next(-128, 128)).ToArray();
+            var weights = new SpikeConvWeights(g, IntMatrix.FromValues(wts, s.Cout, g.WeightLength / s.Cout, g), Enumerable.Repeat(1f, s.Cout).ToArray());
+            var y = new float[s.F * s.Cout * s.H * s.W];
+            y.AsSpan().Fill(float.NaN);
+            SpikeConv.Forward(x, s.F, s.H, s.W, weights, [], y, isa, threads, null, SpikeAccumulation.Events);
+            var expected = NaiveAccumulate(x, s.F, s.H, s.W, g, wts);
+            for (int i = 0; i < y.Length; i++)
+                if ((long)y[i] != expected[i] || y[i] != (float)expected[i])
+                    Assert.Fail($"{isa} {threads}T rate {rate} shape {s}: element {i} is {y[i]}, expected {expected[i]}");
+        }
+    }
+
+    /// <summary>Inputs other than 0 and 1 are not spikes: a forced event-driven call runs dense and stays exact.</summary>
+    [Fact]
+    public void EventsFallBackToDenseOnValuesOtherThanSpikes()
+    {
+        var g = new ConvGeometry(5, 3, 3, 3, 1, 1, 1, 1);
+        var rng = new Random(3);
+        var x = Enumerable.Range(0, 2 * 5 * 36).Select(_ => (float)rng.Next(0, 4)).ToArray();
+        var wts = Enumerable.Range(0, g.WeightLength).Select(_ => rng.Next(-128, 128)).ToArray();
+        var weights = new SpikeConvWeights(g, IntMatrix.FromValues(wts, 3, g.WeightLength / 3, g), [1f, 1f, 1f]);
+        var y = new float[2 * 3 * 36];
+        SpikeConv.Forward(x, 2, 6, 6, weights, [], y, SpikeGemm.Best, 1, null, SpikeAccumulation.Events);
+        Assert.Equal(NaiveAccumulate(x, 2, 6, 6, g, wts).Select(v => (float)v), y);
+    }
+
+    [Theory]
+    [InlineData(0.0, 16, false)]   // the scans cost more than a 16- or 32-channel dense GEMM at any rate
+    [InlineData(0.02, 32, false)]
+    [InlineData(0.05, 64, true)]
+    [InlineData(0.11, 128, true)]
+    [InlineData(0.15, 128, false)]
+    [InlineData(0.20, 512, true)]
+    [InlineData(0.50, 512, false)]
+    public void EventsPayBelowTheMeasuredCrossover(double rate, int outChannels, bool pays) => Assert.Equal(pays, SpikeEvents.Pays(rate, outChannels));
 
     [Fact]
     public void ChainingRefusesMismatchedLayers()

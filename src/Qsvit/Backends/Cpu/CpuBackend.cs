@@ -64,7 +64,7 @@ public sealed class CpuBackend : IBackend
         var src = A(input).AsSpan(0, frames * g.InChannels * height * width);
         if (layer is CpuPackedConvLayer packed)
         {
-            packed.Run(src, frames, height, width, dst, Threads); // applies the affines itself
+            packed.Run(src, frames, height, width, dst, Threads, Options.SpikeAccumulation); // applies the affines itself
             return;
         }
         Conv2d.Forward(src, frames, height, width, ((CpuConvLayer)layer).Packed, layer.Spec.Bias, dst, Threads, ConvAlgo.Auto, null);
@@ -103,7 +103,7 @@ public sealed class CpuBackend : IBackend
         {
             var g = first.Geometry;
             long fired = CpuPackedConvLayer.RunLifConv(a, A(input).AsSpan(0, frames * g.InChannels * height * width), frames, height, width,
-                timesteps, threshold, b, A(output).AsSpan(0, frames * second.Geometry.OutChannels * height * width), Threads);
+                timesteps, threshold, b, A(output).AsSpan(0, frames * second.Geometry.OutChannels * height * width), Threads, Options.SpikeAccumulation);
             (recorder as CpuSpikeCounter)?.Add(lifLayer, fired, (long)frames * g.OutChannels * height * width);
             return;
         }

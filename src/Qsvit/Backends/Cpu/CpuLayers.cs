@@ -57,12 +57,13 @@ internal sealed class CpuPackedConvLayer : ConvLayer
     }
 
     /// <summary>The convolution and its <see cref="ConvLayerSpec.Affines"/> (the integer path applies them in its epilogue).</summary>
-    public void Run(ReadOnlySpan<float> input, int frames, int height, int width, Span<float> output, int threads)
+    public void Run(ReadOnlySpan<float> input, int frames, int height, int width, Span<float> output, int threads,
+        SpikeAccumulation accumulation = SpikeAccumulation.Auto)
     {
         var g = Geometry;
         if (Integer is not null)
         {
-            SpikeConv.Forward(input, frames, height, width, Integer, Spec.Bias, output, SpikeGemm.Best, threads, _affines);
+            SpikeConv.Forward(input, frames, height, width, Integer, Spec.Bias, output, SpikeGemm.Best, threads, _affines, accumulation);
             return;
         }
         if (_panels is not null)
@@ -99,10 +100,10 @@ internal sealed class CpuPackedConvLayer : ConvLayer
 
     /// <summary><paramref name="first"/> with its LIF feeding <paramref name="second"/> (<see cref="SpikeConv.ForwardLifConv"/>).</summary>
     public static long RunLifConv(CpuPackedConvLayer first, ReadOnlySpan<float> input, int frames, int height, int width, int timesteps, float threshold,
-        CpuPackedConvLayer second, Span<float> output, int threads) =>
+        CpuPackedConvLayer second, Span<float> output, int threads, SpikeAccumulation accumulation) =>
         SpikeConv.ForwardLifConv(input, frames, height, width, first.Integer ?? throw new InvalidOperationException("the layer has no integer form"),
             first.Spec.Bias, first._affines, timesteps, threshold, second.Integer ?? throw new InvalidOperationException("the layer has no integer form"),
-            second.Spec.Bias, second._affines, output, SpikeGemm.Best, threads);
+            second.Spec.Bias, second._affines, output, SpikeGemm.Best, threads, accumulation);
 
     /// <summary>The fp32 convolution with this call's weights, then the affines.</summary>
     private void Finish(ReadOnlySpan<float> input, int frames, int height, int width, ConvWeights w, Span<float> output, int threads)

@@ -97,6 +97,87 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         }
     }
 
+    /// <summary>
+    /// The stride-1 3×3 / 7×7 kernel with four outputs per thread (<see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/>)
+    /// on the GPU's tiles, run by this accelerator's two-thread groups: the CPU kernel's values, and the generic tiled
+    /// kernel's bit for bit (signs of zeros included). Maps narrower than a strip, than the kernel, over several tiles in
+    /// both directions, odd channel counts, pads short of the kernel's reach, BN padding on tiny and wider maps.
+    /// </summary>
+    [Theory]
+    [InlineData(7, 3, 0, 32, 32, 3, false, 1)]    // CIFAR's first ConvBlock: one 32×32 tile per plane
+    [InlineData(7, 3, 0, 100, 37, 1, true, 2)]    // tiles in both directions, the last ones partial; bias, two BNs
+    [InlineData(7, 3, 0, 5, 6, 5, false, 0)]      // a map smaller than the kernel, many planes per group, the last group short
+    [InlineData(7, 1, 0, 9, 11, 3, true, 1)]      // a pad short of the kernel's reach
+    [InlineData(3, 0, 0, 6, 7, 5, false, 0)]      // RepConv's unpadded 3×3
+    [InlineData(3, 1, 0, 13, 10, 3, true, 2)]     // zero-padded 3×3
+    [InlineData(3, 0, 1, 6, 6, 7, false, 0)]      // BN-padded 4×4 interior (CIFAR's transformer stages), 7 channels
+    [InlineData(3, 0, 1, 16, 16, 3, true, 1)]     // BN-padded 14×14 interior (55M), bias and BN
+    [InlineData(3, 0, 1, 7, 3, 2, false, 0)]      // BN-padded 5×1 interior: one column
+    public void DepthwiseStripsMatchTheGenericKernel(int k, int pad, int border, int h, int w, int channels, bool hasBias, int bnCount)
+    {
+        var rng = new Random(k * 131 + pad * 17 + h * 3 + w + border);
+        const int frames = 3;
+        var g = new ConvGeometry(channels, channels, k, k, 1, 1, pad, pad, channels);
+        int oh = g.OutH(h), ow = g.OutW(w), ih = h - 2 * border, iw = w - 2 * border;
+        var x = TestData.Random(rng, frames * channels * ih * iw);
+        var weight = TestData.Random(rng, g.WeightLength, -0.5f, 0.5f);
+        var bias = hasBias ? TestData.Random(rng, channels) : [];
+        var bns = Enumerable.Range(0, bnCount).Select(_ => (TestData.Random(rng, channels, 0.5f, 1.5f), TestData.Random(rng, channels))).ToArray();
+        var values = TestData.Random(rng, channels);
+        var padded = x;
+        if (border > 0)
+        {
+            padded = new float[frames * channels * h * w];
+            for (int pl = 0; pl < frames * channels; pl++)
+                for (int yy = 0; yy < h; yy++)
+                    for (int xx = 0; xx < w; xx++)
+                    {
+                        int jy = yy - border, jx = xx - border;
+                        padded[(pl * h + yy) * w + xx] = jy >= 0 && jy < ih && jx >= 0 && jx < iw ? x[(pl * ih + jy) * iw + jx] : values[pl % channels];
+                    }
+        }
+        var expected = new float[frames * channels * oh * ow];
+        Conv2d.Forward(padded, frames, h, w, weight, bias, g, expected);
+        foreach (var (scale, shift) in bns) ChannelOps.ScaleShift(expected, frames, channels, oh * ow, scale, shift);
+
+        var acc = gpu.Device.Accelerator;
+        using var layer = new GpuConv(acc, g, weight, bias, bns);
+        using var input = gpu.Upload(x);
+        using var borderValues = gpu.Upload(values);
+        Assert.True(GpuOps.StripsFit(g));
+        var strips = Run(k == 3
+            ? acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps3>)
+            : acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7>),
+            (ref DepthwiseArgs p) => GpuOps.DepthwiseStripTiles(ref p, GpuOps.StripThreads));
+        TestData.AssertSame(expected, strips, $"strips {g} @{h}x{w} border {border}");
+        var generic = Run(acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(
+            GpuKernels.Depthwise<ExactFma>), (ref DepthwiseArgs p) => GpuOps.DepthwiseTiles(ref p, 1024));
+        for (int i = 0; i < generic.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(strips[i]), $"element {i}: {strips[i]:R} vs {generic[i]:R}");
+        // Through the backend's dispatch too (which picks the strips kernel).
+        using var viaOps = gpu.Zeros(expected.Length);
+        gpu.Ops.Conv(layer, input.View, frames, h, w, viaOps.View, border > 0 ? borderValues.View : default, border);
+        TestData.AssertSame(strips, viaOps.GetAsArray1D(), "GpuOps.Conv");
+
+        float[] Run(Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> kernel,
+            TilePlanner plan)
+        {
+            using var output = gpu.Upload(Enumerable.Repeat(float.NaN, expected.Length).ToArray());
+            var p = new DepthwiseArgs
+            {
+                Planes = frames * channels, Channels = channels, H = h, W = w, OH = oh, OW = ow, KH = k, KW = k,
+                StrideH = 1, StrideW = 1, PadH = pad, PadW = pad, HasBias = hasBias ? 1 : 0, BnCount = bnCount, Border = border, Rows = 1,
+            };
+            long groups = plan(ref p);
+            kernel(new KernelConfig(new Index1D((int)groups), new Index1D(2)), input.View, layer.Weights.View, layer.Bias?.View ?? layer.Weights.View,
+                layer.Bn?.View ?? layer.Weights.View, output.View, borderValues.View, p);
+            acc.Synchronize();
+            return output.GetAsArray1D();
+        }
+    }
+
+    private delegate long TilePlanner(ref DepthwiseArgs p);
+
     [Fact]
     public void SmallDivisionsByFloatReciprocalAreExact()
     {

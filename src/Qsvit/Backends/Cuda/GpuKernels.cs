@@ -92,6 +92,73 @@ internal struct DepthwiseArgs
     /// border pixel of channel c is the kernel's border[c] (RepConv's BNAndPadLayer fused into its depthwise conv).
     /// </summary>
     public int Border;
+    /// <summary>
+    /// <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/> only: row pitch of the staged input tile and of the output
+    /// tile (odd, so threads on neighbouring rows read different banks), and each plane's share of both tiles.
+    /// </summary>
+    public int Pitch, PlaneFloats, OutPitch, OutPlaneFloats;
+}
+
+/// <summary>
+/// The taps of one kernel row for <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/>, written out for a fixed kernel
+/// size so the row's inputs and weights sit in registers: four neighbouring outputs read K + 3 staged inputs once.
+/// </summary>
+internal interface IStripTaps
+{
+    /// <summary>Kernel edge (K×K).</summary>
+    int K { get; }
+
+    /// <summary>acc.j = fma(w[kx], tile[at + j + kx], acc.j) for kx = 0 … K − 1 in order, j = 0 … 3.</summary>
+    F4 Row<TFma>(ArrayView<float> tile, int at, ArrayView<float> w, int wAt, F4 acc) where TFma : struct, IFma;
+}
+
+/// <summary>3×3 taps (RepConv's BN-padded depthwise conv).</summary>
+internal readonly struct Taps3 : IStripTaps
+{
+    public int K => 3;
+
+    public F4 Row<TFma>(ArrayView<float> tile, int at, ArrayView<float> w, int wAt, F4 acc) where TFma : struct, IFma
+    {
+        var f = default(TFma);
+        float w0 = w[wAt], w1 = w[wAt + 1], w2 = w[wAt + 2];
+        float v0 = tile[at], v1 = tile[at + 1], v2 = tile[at + 2], v3 = tile[at + 3], v4 = tile[at + 4], v5 = tile[at + 5];
+        return new F4(
+            f.Fma(w2, v2, f.Fma(w1, v1, f.Fma(w0, v0, acc.X))),
+            f.Fma(w2, v3, f.Fma(w1, v2, f.Fma(w0, v1, acc.Y))),
+            f.Fma(w2, v4, f.Fma(w1, v3, f.Fma(w0, v2, acc.Z))),
+            f.Fma(w2, v5, f.Fma(w1, v4, f.Fma(w0, v3, acc.W))));
+    }
+}
+
+/// <summary>7×7 taps (the ConvBlocks' depthwise conv).</summary>
+internal readonly struct Taps7 : IStripTaps
+{
+    public int K => 7;
+
+    public F4 Row<TFma>(ArrayView<float> tile, int at, ArrayView<float> w, int wAt, F4 acc) where TFma : struct, IFma
+    {
+        float w0 = w[wAt], w1 = w[wAt + 1], w2 = w[wAt + 2], w3 = w[wAt + 3], w4 = w[wAt + 4], w5 = w[wAt + 5], w6 = w[wAt + 6];
+        float v0 = tile[at], v1 = tile[at + 1], v2 = tile[at + 2], v3 = tile[at + 3], v4 = tile[at + 4];
+        float v5 = tile[at + 5], v6 = tile[at + 6], v7 = tile[at + 7], v8 = tile[at + 8], v9 = tile[at + 9];
+        return new F4(
+            Chain7<TFma>(acc.X, w0, w1, w2, w3, w4, w5, w6, v0, v1, v2, v3, v4, v5, v6),
+            Chain7<TFma>(acc.Y, w0, w1, w2, w3, w4, w5, w6, v1, v2, v3, v4, v5, v6, v7),
+            Chain7<TFma>(acc.Z, w0, w1, w2, w3, w4, w5, w6, v2, v3, v4, v5, v6, v7, v8),
+            Chain7<TFma>(acc.W, w0, w1, w2, w3, w4, w5, w6, v3, v4, v5, v6, v7, v8, v9));
+    }
+
+    private static float Chain7<TFma>(float s, float w0, float w1, float w2, float w3, float w4, float w5, float w6,
+        float v0, float v1, float v2, float v3, float v4, float v5, float v6) where TFma : struct, IFma
+    {
+        var f = default(TFma);
+        s = f.Fma(w0, v0, s);
+        s = f.Fma(w1, v1, s);
+        s = f.Fma(w2, v2, s);
+        s = f.Fma(w3, v3, s);
+        s = f.Fma(w4, v4, s);
+        s = f.Fma(w5, v5, s);
+        return f.Fma(w6, v6, s);
+    }
 }
 
 /// <summary>One output column of a depthwise thread: its output x and its place in the input tile.</summary>
@@ -509,6 +576,78 @@ internal static class GpuKernels
         DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o1, b1);
         DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o2, b2);
         DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o3, b3);
+    }
+
+    /// <summary>Floats of a <see cref="DepthwiseStrips{TFma, TTaps}"/> group's output tile (8 KiB).</summary>
+    public const int DepthwiseOutFloats = 2048;
+
+    /// <summary>
+    /// A stride-1 K×K depthwise conv (K = 3 or 7, <typeparamref name="TTaps"/>), same tiles and staging as
+    /// <see cref="Depthwise{TFma}"/> (zeros outside the map, or the BN-pad border read on the fly) but each thread takes
+    /// four neighbouring outputs of a row: per kernel row it reads K + 3 staged inputs and K weights into registers for
+    /// 4·K FMAs (the generic kernel: one shared read per FMA). Neighbouring threads take neighbouring rows (odd pitch: no
+    /// bank conflicts); the results go through a shared output tile so the stores are contiguous. Each output's FMA chain
+    /// is the generic kernel's: bias, taps in (ky, kx) order with rows outside the map skipped and columns outside it
+    /// reading the tile's zero, then the BNs, so the values are the same bit for bit.
+    /// </summary>
+    public static void DepthwiseStrips<TFma, TTaps>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
+        ArrayView<float> y, ArrayView<float> border, DepthwiseArgs p) where TFma : struct, IFma where TTaps : struct, IStripTaps
+    {
+        var tile = SharedMemory.Allocate<float>(DepthwiseTileFloats);
+        var outTile = SharedMemory.Allocate<float>(DepthwiseOutFloats);
+        int tid = Group.IdxX, threads = Group.DimX, k = default(TTaps).K;
+        int tilesPerPlane = p.TilesY * p.TilesX, group = Grid.IdxX;
+        int planeGroup = group / tilesPerPlane, t = group - planeGroup * tilesPerPlane, tileY = t / p.TilesX, tileX = t - tileY * p.TilesX;
+        int oy0 = tileY * p.TileH, ox0 = tileX * p.TileW, iy0 = oy0 - p.PadH, ix0 = ox0 - p.PadW;
+        int plane0 = planeGroup * p.PlanesPerGroup, inTile = p.InTileH * p.InTileW;
+        float invInTile = 1f / inTile, invInTileW = 1f / p.InTileW;
+        int ih = p.H - 2 * p.Border, iw = p.W - 2 * p.Border;
+        for (int i = tid; i < p.PlanesPerGroup * inTile; i += threads)
+        {
+            int q = SmallDiv(i, invInTile), r = i - q * inTile, ry = SmallDiv(r, invInTileW), rx = r - ry * p.InTileW;
+            int plane = plane0 + q, iy = iy0 + ry, ix = ix0 + rx, jy = iy - p.Border, jx = ix - p.Border;
+            float v = 0f;
+            if (plane < p.Planes && iy >= 0 && iy < p.H && ix >= 0 && ix < p.W)
+                v = jy >= 0 && jy < ih && jx >= 0 && jx < iw ? x[(plane * ih + jy) * iw + jx] : border[plane % p.Channels];
+            tile[q * p.PlaneFloats + ry * p.Pitch + rx] = v;
+        }
+        Group.Barrier();
+        // Slots (plane, strip, row), rows fastest.
+        int strips = p.Strips, slots = p.PlanesPerGroup * strips * p.TileH, kk = k * k;
+        float invTileH = 1f / p.TileH, invStrips = 1f / strips;
+        for (int slot = tid; slot < slots; slot += threads)
+        {
+            int rest = SmallDiv(slot, invTileH), ly = slot - rest * p.TileH, q = SmallDiv(rest, invStrips), lx = 4 * (rest - q * strips);
+            int plane = plane0 + q, oy = oy0 + ly;
+            if (plane >= p.Planes || oy >= p.OH) continue;
+            int ch = plane % p.Channels, top = oy - p.PadH;
+            float start = p.HasBias != 0 ? bias[ch] : 0f;
+            var acc = new F4(start, start, start, start);
+            int kyLo = top < 0 ? -top : 0, kyHi = p.H - top < k ? p.H - top : k;
+            int at = q * p.PlaneFloats + (top - iy0) * p.Pitch + lx, wAt = ch * kk;
+            for (int ky = kyLo; ky < kyHi; ky++) acc = default(TTaps).Row<TFma>(tile, at + ky * p.Pitch, w, wAt + ky * k, acc);
+            for (int b = 0; b < p.BnCount; b++)
+            {
+                float scale = bn[2 * b * p.Channels + ch], shift = bn[(2 * b + 1) * p.Channels + ch];
+                acc = new F4(default(TFma).Fma(acc.X, scale, shift), default(TFma).Fma(acc.Y, scale, shift),
+                    default(TFma).Fma(acc.Z, scale, shift), default(TFma).Fma(acc.W, scale, shift));
+            }
+            int o = q * p.OutPlaneFloats + ly * p.OutPitch + lx;
+            outTile[o] = acc.X;
+            outTile[o + 1] = acc.Y;
+            outTile[o + 2] = acc.Z;
+            outTile[o + 3] = acc.W;
+        }
+        Group.Barrier();
+        // Contiguous stores: each plane's tile rows in order.
+        int tileOut = p.TileH * p.TileW, ohw = p.OH * p.OW;
+        float invTileOut = 1f / tileOut, invTileW = 1f / p.TileW;
+        for (int i = tid; i < p.PlanesPerGroup * tileOut; i += threads)
+        {
+            int q = SmallDiv(i, invTileOut), r = i - q * tileOut, ly = SmallDiv(r, invTileW), lx = r - ly * p.TileW;
+            int plane = plane0 + q, oy = oy0 + ly, ox = ox0 + lx;
+            if (plane < p.Planes && oy < p.OH && ox < p.OW) y[plane * ohw + oy * p.OW + ox] = outTile[q * p.OutPlaneFloats + ly * p.OutPitch + lx];
+        }
     }
 
     /// <summary>

@@ -87,6 +87,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Accelerator _acc;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _depthwise;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int> _lif;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _add;
     private readonly Action<Index1D, ArrayView<float>, int> _repeat;
@@ -123,6 +124,12 @@ internal sealed class GpuOps : IDisposable
         _depthwise = cuda
             ? Load("Depthwise", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise<ContractedFma>))
             : Load("Depthwise", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise<ExactFma>));
+        _strips3 = cuda
+            ? Load("DepthwiseStrips3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ContractedFma, Taps3>))
+            : Load("DepthwiseStrips3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps3>));
+        _strips7 = cuda
+            ? Load("DepthwiseStrips7", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ContractedFma, Taps7>))
+            : Load("DepthwiseStrips7", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7>));
         _lif = Load("Lif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int>(GpuKernels.Lif));
         _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(GpuKernels.Add));
         _repeat = Load("RepeatOverTime", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(GpuKernels.RepeatOverTime));
@@ -196,6 +203,14 @@ internal sealed class GpuOps : IDisposable
                 StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
                 Border = border, Rows = g.StrideH == 1 && g.KernelH >= RowPairMinKernel ? 2 : 1,
             };
+            if (StripsFit(g))
+            {
+                long stripGroups = DepthwiseStripTiles(ref dp, StripThreads);
+                if (stripGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
+                (g.KernelH == 3 ? _strips3 : _strips7)(new KernelConfig(new Index1D((int)stripGroups), new Index1D(Math.Min(StripThreads, _reduceThreads))),
+                    input, layer.Weights.View, bias, bn, output, border > 0 ? borderValues : _dummy.View, dp);
+                return;
+            }
             long launchGroups = DepthwiseTiles(ref dp, _reduceThreads * 4 * dp.Rows);
             if (launchGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
             _depthwise(new KernelConfig(new Index1D((int)launchGroups), new Index1D(_reduceThreads)), input, layer.Weights.View, bias, bn, output,
@@ -258,6 +273,45 @@ internal sealed class GpuOps : IDisposable
         }
         p.Strips = (p.TileW + 3) / 4;
         p.WholePlanes = p.Border == 0 && p.PadH == 0 && p.PadW == 0 && p.TileH == p.OH && p.TileW == p.OW && p.InTileH == p.H && p.InTileW == p.W ? 1 : 0;
+        p.TilesY = (p.OH + p.TileH - 1) / p.TileH;
+        p.TilesX = (p.OW + p.TileW - 1) / p.TileW;
+        return (long)(p.Planes + p.PlanesPerGroup - 1) / p.PlanesPerGroup * p.TilesY * p.TilesX;
+    }
+
+    /// <summary>Threads of a <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/> group on a GPU, and the slots (four outputs each) its tiles are sized for.</summary>
+    public const int StripThreads = 256;
+
+    /// <summary>Whether a depthwise layer runs <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/>: stride 1, a 3×3 or 7×7 kernel, padding within its reach.</summary>
+    internal static bool StripsFit(ConvGeometry g) =>
+        g.IsDepthwise && g.StrideH == 1 && g.StrideW == 1 && g.KernelH == g.KernelW && g.KernelH is 3 or 7
+        && g.PadH < g.KernelH && g.PadW < g.KernelW;
+
+    /// <summary>
+    /// Tiles of <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/>: strips of four columns, at most 8 per tile row,
+    /// balanced; rows up to <paramref name="slots"/> slots; whole planes, several per group, when one tile covers a plane.
+    /// Input tiles (odd pitch) fit <see cref="GpuKernels.DepthwiseTileFloats"/>, output tiles
+    /// <see cref="GpuKernels.DepthwiseOutFloats"/>. Returns the number of groups.
+    /// </summary>
+    internal static long DepthwiseStripTiles(ref DepthwiseArgs p, int slots)
+    {
+        p.Strips = Balanced((p.OW + 3) / 4, 8);
+        p.TileW = 4 * p.Strips;
+        p.TileH = Balanced(p.OH, Math.Max(1, slots / p.Strips));
+        while (true)
+        {
+            p.InTileH = p.TileH + p.KH - 1;
+            p.InTileW = p.TileW + p.KW - 1;
+            p.Pitch = p.InTileW | 1;
+            p.OutPitch = p.TileW | 1;
+            if ((long)p.InTileH * p.Pitch <= GpuKernels.DepthwiseTileFloats && (long)p.TileH * p.OutPitch <= GpuKernels.DepthwiseOutFloats) break;
+            p.TileH = (p.TileH + 1) / 2;
+        }
+        p.PlaneFloats = p.InTileH * p.Pitch;
+        p.OutPlaneFloats = p.TileH * p.OutPitch;
+        p.PlanesPerGroup = 1;
+        if (p.TileH >= p.OH && p.TileW >= p.OW)
+            p.PlanesPerGroup = Math.Max(1, Math.Min(slots / (p.TileH * p.Strips),
+                Math.Min(GpuKernels.DepthwiseTileFloats / p.PlaneFloats, GpuKernels.DepthwiseOutFloats / p.OutPlaneFloats)));
         p.TilesY = (p.OH + p.TileH - 1) / p.TileH;
         p.TilesX = (p.OW + p.TileW - 1) / p.TileW;
         return (long)(p.Planes + p.PlanesPerGroup - 1) / p.PlanesPerGroup * p.TilesY * p.TilesX;

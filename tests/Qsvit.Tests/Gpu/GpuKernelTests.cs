@@ -367,6 +367,56 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         Assert.Equal(new long[] { 0, 0, 2 * count }, counts.GetAsArray1D());
     }
 
+    /// <summary>
+    /// The fused residual add and LIF (<see cref="IBackend.AddLif"/>) against the CPU's add, then MultiStepLif, bit for bit:
+    /// the stream x as the add leaves it and the spikes; a neuron count that fills no group evenly, T = 1 and 4, thresholds
+    /// that leave a few and most neurons firing. Through the backend with a spike counter it runs the two ops and counts.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 1f)]
+    [InlineData(4, 1f)]
+    [InlineData(4, 0.25f)]
+    [InlineData(3, 2.5f)]
+    public void AddLifEqualsAddThenLif(int timesteps, float threshold)
+    {
+        var rng = new Random(timesteps * 7 + (int)(threshold * 4));
+        int perStep = 389, length = perStep * timesteps;
+        var x = TestData.Random(rng, length, -1f, 2f);
+        var y = TestData.Random(rng, length, -1f, 2f);
+        var sum = x.Zip(y, (a, b) => a + b).ToArray();
+        var spikes = new float[length];
+        long count = MultiStepLif.Forward(sum, spikes, length, timesteps, threshold);
+        Assert.InRange(count, 1, length - 1);
+
+        using var xs = gpu.Upload(x);
+        using var ys = gpu.Upload(y);
+        using var s = gpu.Upload(Enumerable.Repeat(float.NaN, length).ToArray());
+        gpu.Ops.AddLif(xs.View, ys.View, s.View, length, timesteps, threshold);
+        TestData.AssertSame(sum, xs.GetAsArray1D(), "x after the add");
+        TestData.AssertSame(spikes, s.GetAsArray1D(), "spikes");
+
+        // The backend op, without and with a recorder (which sees the separate ops).
+        var b = gpu.Backend;
+        int mark = b.Mark();
+        var bx = b.Rent(length);
+        var by = b.Rent(length);
+        var bs = b.Rent(length);
+        using var counter = b.CreateSpikeCounter(2);
+        foreach (var recorder in new LifRecorder?[] { null, counter })
+        {
+            b.Upload(x, bx);
+            b.Upload(y, by);
+            b.AddLif(bx, by, length, bs, timesteps, threshold, recorder, 1);
+            var got = new float[length];
+            b.Download(bs, 0, got);
+            TestData.AssertSame(spikes, got, recorder is null ? "backend spikes" : "backend spikes, recorded");
+            b.Download(bx, 0, got);
+            TestData.AssertSame(sum, got, "backend x");
+        }
+        Assert.Equal(count, counter.Read().Spikes[1]);
+        b.Release(mark);
+    }
+
     [Fact]
     public void GlueKernelsMatchTheirDefinitions()
     {

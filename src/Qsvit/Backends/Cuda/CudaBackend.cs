@@ -331,6 +331,18 @@ public sealed partial class CudaBackend : IBackend
 
     public void Add(DeviceBuffer x, DeviceBuffer y, long length) => _ops.Add(V(x), V(y), length);
 
+    /// <summary>Without a recorder one kernel: each thread adds and runs the T steps of its neuron (x read once, y once); with one, the two ops.</summary>
+    public void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer)
+    {
+        if (recorder is null)
+        {
+            _ops.AddLif(V(x), V(y), V(spikes), length, timesteps, threshold);
+            return;
+        }
+        Add(x, y, length);
+        Lif(x, spikes, length, timesteps, threshold, recorder, layer);
+    }
+
     public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer)
     {
         ArrayView<float> x = V(input), s = V(spikes);

@@ -697,6 +697,25 @@ internal static class GpuKernels
         if (Group.IdxX == 0 && groupCount[0] != 0) Atomic.Add(ref counts[slot], (long)groupCount[0]);
     }
 
+    /// <summary>
+    /// x += y, then <see cref="Lif"/> of x (no recorder) in one pass, one thread per neuron: each step's sum is rounded
+    /// once and stored, and the LIF reads it, exactly as the Add kernel followed by the LIF kernel.
+    /// </summary>
+    public static void AddLif(Index1D n, ArrayView<float> x, ArrayView<float> y, ArrayView<float> spikes, int perStep, int timesteps, float threshold)
+    {
+        float v = 0f;
+        for (int t = 0; t < timesteps; t++)
+        {
+            int at = t * perStep + n;
+            float sum = x[at] + y[at];
+            x[at] = sum;
+            float h = v + (sum - v) * 0.5f;
+            bool fire = h >= threshold;
+            spikes[at] = fire ? 1f : 0f;
+            v = fire ? 0f : h;
+        }
+    }
+
     // ------------------------------------------------------------------ elementwise glue
 
     /// <summary>x += y.</summary>

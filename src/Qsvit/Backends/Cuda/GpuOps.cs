@@ -90,6 +90,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int> _lif;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _add;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _addLif;
     private readonly Action<Index1D, ArrayView<float>, int> _repeat;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _pad;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float> _mean;
@@ -132,6 +133,7 @@ internal sealed class GpuOps : IDisposable
             : Load("DepthwiseStrips7", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7>));
         _lif = Load("Lif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int>(GpuKernels.Lif));
         _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(GpuKernels.Add));
+        _addLif = Load("AddLif", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.AddLif));
         _repeat = Load("RepeatOverTime", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(GpuKernels.RepeatOverTime));
         _pad = Load("PadBorder", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.PadBorder));
         _mean = Load("SpatialMean", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(GpuKernels.SpatialMean));
@@ -467,6 +469,19 @@ internal sealed class GpuOps : IDisposable
         if (length == 0) return;
         CheckInt(length);
         _add((int)length, x, y);
+    }
+
+    /// <summary>x[i] += y[i], then the LIF over [timesteps, length / timesteps] of x into spikes (no recorder).</summary>
+    public void AddLif(ArrayView<float> x, ArrayView<float> y, ArrayView<float> spikes, long length, int timesteps, float threshold)
+    {
+        if (length % timesteps != 0) throw new ArgumentException($"length {length} is not a multiple of T = {timesteps}");
+        CheckLength(x, length, nameof(x));
+        CheckLength(y, length, nameof(y));
+        CheckLength(spikes, length, nameof(spikes));
+        if (length == 0) return;
+        CheckInt(length);
+        int perStep = (int)(length / timesteps);
+        _addLif(perStep, x, y, spikes, perStep, timesteps, threshold);
     }
 
     /// <summary>x[t·block ..] = x[0 .. block) for t = 1 .. times − 1.</summary>

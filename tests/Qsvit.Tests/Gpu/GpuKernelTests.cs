@@ -417,6 +417,45 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         b.Release(mark);
     }
 
+    /// <summary>
+    /// SDSA of small planes in one kernel (<see cref="GpuKernels.SmallAttention"/>) equals the CPU backend's two SGEMMs on
+    /// spikes bit for bit: CIFAR's planes (d = 16 and 24, 16 tokens), odd sizes, and planes too large for it, which keep
+    /// the GEMM path.
+    /// </summary>
+    [Theory]
+    [InlineData(3, 128, 16, 8)]    // CIFAR stage 3: d = 16
+    [InlineData(2, 192, 16, 8)]    // CIFAR stage 4: d = 24
+    [InlineData(5, 21, 7, 3)]      // odd d and tokens
+    [InlineData(2, 48, 45, 1)]     // d = 48, 45 tokens: too large for shared memory, the GEMM path
+    public void SpikeDrivenAttentionMatchesTheCpuBackend(int frames, int channels, int tokens, int heads)
+    {
+        var rng = new Random(channels + tokens);
+        int n = frames * channels * tokens;
+        var q = TestData.Spikes(rng, n);
+        var k = TestData.Spikes(rng, n);
+        var v = TestData.Spikes(rng, n);
+        Assert.Equal(tokens < 40, GpuOps.SmallAttentionFits(channels / heads, tokens));
+        using var cpu = new CpuBackend();
+        var expected = Attention(cpu);
+        var actual = Attention(gpu.Backend);
+        TestData.AssertSame(expected, actual, $"sdsa {channels}ch {heads} heads {tokens} tokens");
+        Assert.Contains(expected, x => x > 0);
+
+        float[] Attention(IBackend b)
+        {
+            int mark = b.Mark();
+            var (bq, bk, bv, o) = (b.Rent(n), b.Rent(n), b.Rent(n), b.Rent(n));
+            b.Upload(q, bq);
+            b.Upload(k, bk);
+            b.Upload(v, bv);
+            b.SpikeDrivenAttention(bq, bk, bv, o, frames, channels, tokens, heads, 0.125f);
+            var result = new float[n];
+            b.Download(o, 0, result);
+            b.Release(mark);
+            return result;
+        }
+    }
+
     [Fact]
     public void GlueKernelsMatchTheirDefinitions()
     {

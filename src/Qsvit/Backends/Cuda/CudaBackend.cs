@@ -405,6 +405,12 @@ public sealed partial class CudaBackend : IBackend
     {
         if (channels % heads != 0) throw new ArgumentException($"{channels} channels do not split into {heads} heads");
         int d = channels / heads, planes = frames * heads, slice = d * tokens;
+        if (GpuOps.SmallAttentionFits(d, tokens))
+        {
+            // Small planes (CIFAR's 16 tokens): one kernel, each plane's K, V and kv in shared memory (spikes: exact).
+            _ops.SmallAttention(V(q), V(k), V(v), V(output), planes, d, tokens, scale);
+            return;
+        }
         int mark = Mark();
         var kvBuffer = Rent((long)planes * d * d);
         var kv = V(kvBuffer);

@@ -657,6 +657,46 @@ internal static class GpuKernels
     /// </summary>
     internal static int SmallDiv(int i, float inverse) => (int)((i + 0.5f) * inverse);
 
+    // ------------------------------------------------------------------ spike-driven self-attention on small planes
+
+    /// <summary>Shared floats of a <see cref="SmallAttention"/> group: K and V of one plane, and its kv.</summary>
+    public const int SmallAttentionFloats = 4096;
+
+    /// <summary>
+    /// SDSA of one (frame, head) plane per group, where K, V ([d, N] each) and kv ([d, d]) fit shared memory (CIFAR's 4×4
+    /// maps: N = 16): kv[i, j] = Σ_n K[i, n]·V[j, n], then out[j, n] = (Σ_i kv[i, j]·Q[i, n])·scale. One launch instead of
+    /// two batched library GEMMs over tiny matrices. q, k, v are spikes, so every product is 0 or 1 and every sum an
+    /// integer below 2²⁴: exact in any order, the fp32 SGEMMs' result bit for bit.
+    /// </summary>
+    public static void SmallAttention(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> output, int d, int tokens, float scale)
+    {
+        var shared = SharedMemory.Allocate<float>(SmallAttentionFloats);
+        int tid = Group.IdxX, threads = Group.DimX, slice = d * tokens, at = Grid.IdxX * slice;
+        for (int i = tid; i < slice; i += threads)
+        {
+            shared[i] = k[at + i];
+            shared[slice + i] = v[at + i];
+        }
+        Group.Barrier();
+        int kvAt = 2 * slice;
+        float invD = 1f / d, invTokens = 1f / tokens;
+        for (int e = tid; e < d * d; e += threads)
+        {
+            int i = SmallDiv(e, invD), j = e - i * d;
+            float s = 0f;
+            for (int n = 0; n < tokens; n++) s += shared[i * tokens + n] * shared[slice + j * tokens + n];
+            shared[kvAt + e] = s;
+        }
+        Group.Barrier();
+        for (int e = tid; e < slice; e += threads)
+        {
+            int j = SmallDiv(e, invTokens), n = e - j * tokens;
+            float s = 0f;
+            for (int i = 0; i < d; i++) s += shared[kvAt + i * d + j] * q[at + i * tokens + n];
+            output[at + e] = s * scale;
+        }
+    }
+
     // ------------------------------------------------------------------ LIF over T
 
     /// <summary>
@@ -680,15 +720,21 @@ internal static class GpuKernels
         if (n < perStep)
         {
             float v = 0f;
-            for (int t = 0; t < timesteps; t++)
+            // Four steps' inputs are loaded before their stores (which might alias them for all the compiler knows), so
+            // the loads overlap instead of waiting one after another.
+            for (int t0 = 0; t0 < timesteps; t0 += 4)
             {
-                int at = t * perStep + n;
-                float h = v + (x[at] - v) * 0.5f; // (x − v)·0.5 is exact, so a contracted FMA gives the same value
-                bool fire = h >= threshold;
-                spikes[at] = fire ? 1f : 0f;
-                if (keepMembrane != 0) membrane[at] = h;
-                v = fire ? 0f : h;
-                fired += fire ? 1 : 0;
+                var xs = LoadSteps(x, t0 * perStep + n, perStep, timesteps - t0);
+                for (int j = 0; j < 4 && t0 + j < timesteps; j++)
+                {
+                    int at = (t0 + j) * perStep + n;
+                    float h = v + (xs.Get(j) - v) * 0.5f; // (x − v)·0.5 is exact, so a contracted FMA gives the same value
+                    bool fire = h >= threshold;
+                    spikes[at] = fire ? 1f : 0f;
+                    if (keepMembrane != 0) membrane[at] = h;
+                    v = fire ? 0f : h;
+                    fired += fire ? 1 : 0;
+                }
             }
         }
         if (!count) return;
@@ -704,17 +750,30 @@ internal static class GpuKernels
     public static void AddLif(Index1D n, ArrayView<float> x, ArrayView<float> y, ArrayView<float> spikes, int perStep, int timesteps, float threshold)
     {
         float v = 0f;
-        for (int t = 0; t < timesteps; t++)
+        for (int t0 = 0; t0 < timesteps; t0 += 4)
         {
-            int at = t * perStep + n;
-            float sum = x[at] + y[at];
-            x[at] = sum;
-            float h = v + (sum - v) * 0.5f;
-            bool fire = h >= threshold;
-            spikes[at] = fire ? 1f : 0f;
-            v = fire ? 0f : h;
+            // Four steps' loads before their stores (see Lif).
+            var xs = LoadSteps(x, t0 * perStep + n, perStep, timesteps - t0);
+            var ys = LoadSteps(y, t0 * perStep + n, perStep, timesteps - t0);
+            for (int j = 0; j < 4 && t0 + j < timesteps; j++)
+            {
+                int at = (t0 + j) * perStep + n;
+                float sum = xs.Get(j) + ys.Get(j);
+                x[at] = sum;
+                float h = v + (sum - v) * 0.5f;
+                bool fire = h >= threshold;
+                spikes[at] = fire ? 1f : 0f;
+                v = fire ? 0f : h;
+            }
         }
     }
+
+    /// <summary>view[at + j·step] for j &lt; min(4, count), zeros beyond.</summary>
+    private static F4 LoadSteps(ArrayView<float> view, int at, int step, int count) => new(
+        view[at],
+        count > 1 ? view[at + step] : 0f,
+        count > 2 ? view[at + 2 * step] : 0f,
+        count > 3 ? view[at + 3 * step] : 0f);
 
     // ------------------------------------------------------------------ elementwise glue
 

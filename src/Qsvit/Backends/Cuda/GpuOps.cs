@@ -90,6 +90,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int> _lif;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _add;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _smallAttention;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _addLif;
     private readonly Action<Index1D, ArrayView<float>, int> _repeat;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _pad;
@@ -133,6 +134,7 @@ internal sealed class GpuOps : IDisposable
             : Load("DepthwiseStrips7", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7>));
         _lif = Load("Lif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int>(GpuKernels.Lif));
         _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(GpuKernels.Add));
+        _smallAttention = Load("SmallAttention", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.SmallAttention));
         _addLif = Load("AddLif", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.AddLif));
         _repeat = Load("RepeatOverTime", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(GpuKernels.RepeatOverTime));
         _pad = Load("PadBorder", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.PadBorder));
@@ -469,6 +471,23 @@ internal sealed class GpuOps : IDisposable
         if (length == 0) return;
         CheckInt(length);
         _add((int)length, x, y);
+    }
+
+    /// <summary>Whether <see cref="SmallAttention"/> takes planes of d rows and <paramref name="tokens"/> tokens: K, V and kv fit a group's shared memory.</summary>
+    public static bool SmallAttentionFits(int d, int tokens) => 2L * d * tokens + (long)d * d <= GpuKernels.SmallAttentionFloats;
+
+    /// <summary>SDSA over <paramref name="planes"/> (frame, head) planes of spikes, one group each (<see cref="GpuKernels.SmallAttention"/>).</summary>
+    public void SmallAttention(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> output, int planes, int d, int tokens, float scale)
+    {
+        if (!SmallAttentionFits(d, tokens)) throw new ArgumentException($"planes of {d} x {tokens} do not fit the small attention kernel");
+        long n = (long)planes * d * tokens;
+        CheckLength(q, n, nameof(q));
+        CheckLength(k, n, nameof(k));
+        CheckLength(v, n, nameof(v));
+        CheckLength(output, n, nameof(output));
+        if (planes == 0) return;
+        CheckInt(n);
+        _smallAttention(new KernelConfig(new Index1D(planes), new Index1D(Math.Min(256, _acc.MaxNumThreadsPerGroup))), q, k, v, output, d, tokens, scale);
     }
 
     /// <summary>x[i] += y[i], then the LIF over [timesteps, length / timesteps] of x into spikes (no recorder).</summary>

@@ -108,8 +108,11 @@ internal interface IStripTaps
     /// <summary>Kernel edge (K×K).</summary>
     int K { get; }
 
-    /// <summary>acc.j = fma(w[kx], tile[at + j + kx], acc.j) for kx = 0 … K − 1 in order, j = 0 … 3.</summary>
-    F4 Row<TFma>(ArrayView<float> tile, int at, ArrayView<float> w, int wAt, F4 acc) where TFma : struct, IFma;
+    /// <summary>
+    /// acc.j = fma(w[kx], row[j + kx], acc.j) for kx = 0 … K − 1 in order, j = 0 … 3. The views start at the row's first
+    /// value and weight, so every load has a constant offset (one address computation per row, not one per load).
+    /// </summary>
+    F4 Row<TFma>(ArrayView<float> row, ArrayView<float> w, F4 acc) where TFma : struct, IFma;
 }
 
 /// <summary>3×3 taps (RepConv's BN-padded depthwise conv).</summary>
@@ -117,11 +120,11 @@ internal readonly struct Taps3 : IStripTaps
 {
     public int K => 3;
 
-    public F4 Row<TFma>(ArrayView<float> tile, int at, ArrayView<float> w, int wAt, F4 acc) where TFma : struct, IFma
+    public F4 Row<TFma>(ArrayView<float> row, ArrayView<float> w, F4 acc) where TFma : struct, IFma
     {
         var f = default(TFma);
-        float w0 = w[wAt], w1 = w[wAt + 1], w2 = w[wAt + 2];
-        float v0 = tile[at], v1 = tile[at + 1], v2 = tile[at + 2], v3 = tile[at + 3], v4 = tile[at + 4], v5 = tile[at + 5];
+        float w0 = w[0], w1 = w[1], w2 = w[2];
+        float v0 = row[0], v1 = row[1], v2 = row[2], v3 = row[3], v4 = row[4], v5 = row[5];
         return new F4(
             f.Fma(w2, v2, f.Fma(w1, v1, f.Fma(w0, v0, acc.X))),
             f.Fma(w2, v3, f.Fma(w1, v2, f.Fma(w0, v1, acc.Y))),
@@ -135,11 +138,11 @@ internal readonly struct Taps7 : IStripTaps
 {
     public int K => 7;
 
-    public F4 Row<TFma>(ArrayView<float> tile, int at, ArrayView<float> w, int wAt, F4 acc) where TFma : struct, IFma
+    public F4 Row<TFma>(ArrayView<float> row, ArrayView<float> w, F4 acc) where TFma : struct, IFma
     {
-        float w0 = w[wAt], w1 = w[wAt + 1], w2 = w[wAt + 2], w3 = w[wAt + 3], w4 = w[wAt + 4], w5 = w[wAt + 5], w6 = w[wAt + 6];
-        float v0 = tile[at], v1 = tile[at + 1], v2 = tile[at + 2], v3 = tile[at + 3], v4 = tile[at + 4];
-        float v5 = tile[at + 5], v6 = tile[at + 6], v7 = tile[at + 7], v8 = tile[at + 8], v9 = tile[at + 9];
+        float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6];
+        float v0 = row[0], v1 = row[1], v2 = row[2], v3 = row[3], v4 = row[4];
+        float v5 = row[5], v6 = row[6], v7 = row[7], v8 = row[8], v9 = row[9];
         return new F4(
             Chain7<TFma>(acc.X, w0, w1, w2, w3, w4, w5, w6, v0, v1, v2, v3, v4, v5, v6),
             Chain7<TFma>(acc.Y, w0, w1, w2, w3, w4, w5, w6, v1, v2, v3, v4, v5, v6, v7),
@@ -159,6 +162,13 @@ internal readonly struct Taps7 : IStripTaps
         s = f.Fma(w5, v5, s);
         return f.Fma(w6, v6, s);
     }
+}
+
+/// <summary>A value for a depthwise group's staged input tile and its place there.</summary>
+internal readonly struct StagedFloat(float value, int at)
+{
+    public readonly float Value = value;
+    public readonly int At = at;
 }
 
 /// <summary>One output column of a depthwise thread: its output x and its place in the input tile.</summary>
@@ -601,15 +611,18 @@ internal static class GpuKernels
         int oy0 = tileY * p.TileH, ox0 = tileX * p.TileW, iy0 = oy0 - p.PadH, ix0 = ox0 - p.PadW;
         int plane0 = planeGroup * p.PlanesPerGroup, inTile = p.InTileH * p.InTileW;
         float invInTile = 1f / inTile, invInTileW = 1f / p.InTileW;
-        int ih = p.H - 2 * p.Border, iw = p.W - 2 * p.Border;
-        for (int i = tid; i < p.PlanesPerGroup * inTile; i += threads)
+        // Four values per thread and round, loaded before any is stored: the loads are in flight together.
+        int staged = p.PlanesPerGroup * inTile;
+        for (int i = tid; i < staged; i += 4 * threads)
         {
-            int q = SmallDiv(i, invInTile), r = i - q * inTile, ry = SmallDiv(r, invInTileW), rx = r - ry * p.InTileW;
-            int plane = plane0 + q, iy = iy0 + ry, ix = ix0 + rx, jy = iy - p.Border, jx = ix - p.Border;
-            float v = 0f;
-            if (plane < p.Planes && iy >= 0 && iy < p.H && ix >= 0 && ix < p.W)
-                v = jy >= 0 && jy < ih && jx >= 0 && jx < iw ? x[(plane * ih + jy) * iw + jx] : border[plane % p.Channels];
-            tile[q * p.PlaneFloats + ry * p.Pitch + rx] = v;
+            var a = StagedValue(x, border, p, i, plane0, iy0, ix0, invInTile, invInTileW);
+            var b = StagedValue(x, border, p, i + threads, plane0, iy0, ix0, invInTile, invInTileW);
+            var c = StagedValue(x, border, p, i + 2 * threads, plane0, iy0, ix0, invInTile, invInTileW);
+            var d = StagedValue(x, border, p, i + 3 * threads, plane0, iy0, ix0, invInTile, invInTileW);
+            tile[a.At] = a.Value;
+            if (i + threads < staged) tile[b.At] = b.Value;
+            if (i + 2 * threads < staged) tile[c.At] = c.Value;
+            if (i + 3 * threads < staged) tile[d.At] = d.Value;
         }
         Group.Barrier();
         // Slots (plane, strip, row), rows fastest.
@@ -625,7 +638,8 @@ internal static class GpuKernels
             var acc = new F4(start, start, start, start);
             int kyLo = top < 0 ? -top : 0, kyHi = p.H - top < k ? p.H - top : k;
             int at = q * p.PlaneFloats + (top - iy0) * p.Pitch + lx, wAt = ch * kk;
-            for (int ky = kyLo; ky < kyHi; ky++) acc = default(TTaps).Row<TFma>(tile, at + ky * p.Pitch, w, wAt + ky * k, acc);
+            for (int ky = kyLo; ky < kyHi; ky++)
+                acc = default(TTaps).Row<TFma>(tile.SubView(at + ky * p.Pitch, k + 3), w.SubView(wAt + ky * k, k), acc);
             for (int b = 0; b < p.BnCount; b++)
             {
                 float scale = bn[2 * b * p.Channels + ch], shift = bn[(2 * b + 1) * p.Channels + ch];
@@ -651,6 +665,24 @@ internal static class GpuKernels
     }
 
     /// <summary>
+    /// Input tile element <paramref name="i"/> of a <see cref="DepthwiseStrips{TFma, TTaps}"/> group (planes, rows, columns
+    /// in order) and where it goes in the pitched tile: the interior value, the plane's BN-pad value on its border, or
+    /// zero outside the map (or past the group's planes or tile).
+    /// </summary>
+    private static StagedFloat StagedValue(ArrayView<float> x, ArrayView<float> border, DepthwiseArgs p, int i, int plane0, int iy0, int ix0,
+        float invInTile, float invInTileW)
+    {
+        int inTile = p.InTileH * p.InTileW;
+        int q = SmallDiv(i, invInTile), r = i - q * inTile, ry = SmallDiv(r, invInTileW), rx = r - ry * p.InTileW;
+        int plane = plane0 + q, iy = iy0 + ry, ix = ix0 + rx, jy = iy - p.Border, jx = ix - p.Border;
+        int ih = p.H - 2 * p.Border, iw = p.W - 2 * p.Border;
+        float v = 0f;
+        if (q < p.PlanesPerGroup && plane < p.Planes && iy >= 0 && iy < p.H && ix >= 0 && ix < p.W)
+            v = jy >= 0 && jy < ih && jx >= 0 && jx < iw ? x[(plane * ih + jy) * iw + jx] : border[plane % p.Channels];
+        return new StagedFloat(v, q * p.PlaneFloats + ry * p.Pitch + rx);
+    }
+
+    /// <summary>
     /// ⌊i / d⌋ for 0 ≤ i &lt; 2^21 and d ≥ 1 from <paramref name="inverse"/> = fl(1/d): (i + ½)/d lies at least ½/d from an
     /// integer and the two float roundings move it by less than (i/d)·2^-23 &lt; ¼/d, so the floor is exact. A few
     /// instructions where an integer division by a runtime divisor takes dozens (the depthwise tiles' index arithmetic).
@@ -659,11 +691,11 @@ internal static class GpuKernels
 
     // ------------------------------------------------------------------ spike-driven self-attention on small planes
 
-    /// <summary>Shared floats of a <see cref="SmallAttention"/> group: K and V of one plane, and its kv.</summary>
+    /// <summary>Shared floats of a <see cref="SmallAttention"/> group: K, V and Q of one plane, and its kv.</summary>
     public const int SmallAttentionFloats = 4096;
 
     /// <summary>
-    /// SDSA of one (frame, head) plane per group, where K, V ([d, N] each) and kv ([d, d]) fit shared memory (CIFAR's 4×4
+    /// SDSA of one (frame, head) plane per group, where K, V, Q ([d, N] each) and kv ([d, d]) fit shared memory (CIFAR's 4×4
     /// maps: N = 16): kv[i, j] = Σ_n K[i, n]·V[j, n], then out[j, n] = (Σ_i kv[i, j]·Q[i, n])·scale. One launch instead of
     /// two batched library GEMMs over tiny matrices. q, k, v are spikes, so every product is 0 or 1 and every sum an
     /// integer below 2²⁴: exact in any order, the fp32 SGEMMs' result bit for bit.
@@ -674,11 +706,13 @@ internal static class GpuKernels
         int tid = Group.IdxX, threads = Group.DimX, slice = d * tokens, at = Grid.IdxX * slice;
         for (int i = tid; i < slice; i += threads)
         {
-            shared[i] = k[at + i];
-            shared[slice + i] = v[at + i];
+            float kk = k[at + i], vv = v[at + i], qq = q[at + i]; // three loads in flight before the stores
+            shared[i] = kk;
+            shared[slice + i] = vv;
+            shared[2 * slice + i] = qq;
         }
         Group.Barrier();
-        int kvAt = 2 * slice;
+        int kvAt = 3 * slice;
         float invD = 1f / d, invTokens = 1f / tokens;
         for (int e = tid; e < d * d; e += threads)
         {
@@ -692,7 +726,7 @@ internal static class GpuKernels
         {
             int j = SmallDiv(e, invTokens), n = e - j * tokens;
             float s = 0f;
-            for (int i = 0; i < d; i++) s += shared[kvAt + i * d + j] * q[at + i * tokens + n];
+            for (int i = 0; i < d; i++) s += shared[kvAt + i * d + j] * shared[2 * slice + i * tokens + n];
             output[at + e] = s * scale;
         }
     }
@@ -777,8 +811,22 @@ internal static class GpuKernels
 
     // ------------------------------------------------------------------ elementwise glue
 
-    /// <summary>x += y.</summary>
-    public static void Add(Index1D i, ArrayView<float> x, ArrayView<float> y) => x[i] = x[i] + y[i];
+    /// <summary>x += y over [4·i, 4·i + 4) ∩ [0, length): the eight loads in flight before the stores.</summary>
+    public static void Add(Index1D i, ArrayView<float> x, ArrayView<float> y, int length)
+    {
+        int at = 4 * i;
+        if (at + 3 < length)
+        {
+            float x0 = x[at], x1 = x[at + 1], x2 = x[at + 2], x3 = x[at + 3];
+            float y0 = y[at], y1 = y[at + 1], y2 = y[at + 2], y3 = y[at + 3];
+            x[at] = x0 + y0;
+            x[at + 1] = x1 + y1;
+            x[at + 2] = x2 + y2;
+            x[at + 3] = x3 + y3;
+            return;
+        }
+        for (int j = at; j < length; j++) x[j] = x[j] + y[j];
+    }
 
     /// <summary>x[t·block + i] = x[i] for t ≥ 1: the official model repeats the image over T.</summary>
     public static void RepeatOverTime(Index1D i, ArrayView<float> x, int block) => x[block + i] = x[i % block];

@@ -89,7 +89,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _depthwise;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int> _lif;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _add;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _add;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _smallAttention;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _addLif;
     private readonly Action<Index1D, ArrayView<float>, int> _repeat;
@@ -133,7 +133,7 @@ internal sealed class GpuOps : IDisposable
             ? Load("DepthwiseStrips7", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ContractedFma, Taps7>))
             : Load("DepthwiseStrips7", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7>));
         _lif = Load("Lif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int>(GpuKernels.Lif));
-        _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(GpuKernels.Add));
+        _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(GpuKernels.Add));
         _smallAttention = Load("SmallAttention", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.SmallAttention));
         _addLif = Load("AddLif", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.AddLif));
         _repeat = Load("RepeatOverTime", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(GpuKernels.RepeatOverTime));
@@ -469,12 +469,12 @@ internal sealed class GpuOps : IDisposable
         CheckLength(x, length, nameof(x));
         CheckLength(y, length, nameof(y));
         if (length == 0) return;
-        CheckInt(length);
-        _add((int)length, x, y);
+        CheckInt(length + 3);
+        _add((int)((length + 3) / 4), x, y, (int)length);
     }
 
-    /// <summary>Whether <see cref="SmallAttention"/> takes planes of d rows and <paramref name="tokens"/> tokens: K, V and kv fit a group's shared memory.</summary>
-    public static bool SmallAttentionFits(int d, int tokens) => 2L * d * tokens + (long)d * d <= GpuKernels.SmallAttentionFloats;
+    /// <summary>Whether <see cref="SmallAttention"/> takes planes of d rows and <paramref name="tokens"/> tokens: K, V, Q and kv fit a group's shared memory.</summary>
+    public static bool SmallAttentionFits(int d, int tokens) => 3L * d * tokens + (long)d * d <= GpuKernels.SmallAttentionFloats;
 
     /// <summary>SDSA over <paramref name="planes"/> (frame, head) planes of spikes, one group each (<see cref="GpuKernels.SmallAttention"/>).</summary>
     public void SmallAttention(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> output, int planes, int d, int tokens, float scale)

@@ -97,6 +97,8 @@ internal struct DepthwiseArgs
     /// tile (odd, so threads on neighbouring rows read different banks), and each plane's share of both tiles.
     /// </summary>
     public int Pitch, PlaneFloats, OutPitch, OutPlaneFloats;
+    /// <summary>fl(1 / Channels), for <see cref="GpuKernels.SmallDiv"/>.</summary>
+    public float ChannelsInverse;
 }
 
 /// <summary>
@@ -633,7 +635,7 @@ internal static class GpuKernels
             int rest = SmallDiv(slot, invTileH), ly = slot - rest * p.TileH, q = SmallDiv(rest, invStrips), lx = 4 * (rest - q * strips);
             int plane = plane0 + q, oy = oy0 + ly;
             if (plane >= p.Planes || oy >= p.OH) continue;
-            int ch = plane % p.Channels, top = oy - p.PadH;
+            int ch = ChannelOf(plane, p), top = oy - p.PadH;
             float start = p.HasBias != 0 ? bias[ch] : 0f;
             var acc = new F4(start, start, start, start);
             int kyLo = top < 0 ? -top : 0, kyHi = p.H - top < k ? p.H - top : k;
@@ -664,6 +666,10 @@ internal static class GpuKernels
         }
     }
 
+    /// <summary>plane mod Channels: by the float reciprocal where <see cref="SmallDiv"/> is exact (planes &lt; 2²¹), else by an integer division.</summary>
+    private static int ChannelOf(int plane, DepthwiseArgs p) =>
+        p.Planes <= 1 << 21 ? plane - SmallDiv(plane, p.ChannelsInverse) * p.Channels : plane % p.Channels;
+
     /// <summary>
     /// Input tile element <paramref name="i"/> of a <see cref="DepthwiseStrips{TFma, TTaps}"/> group (planes, rows, columns
     /// in order) and where it goes in the pitched tile: the interior value, the plane's BN-pad value on its border, or
@@ -678,7 +684,7 @@ internal static class GpuKernels
         int ih = p.H - 2 * p.Border, iw = p.W - 2 * p.Border;
         float v = 0f;
         if (q < p.PlanesPerGroup && plane < p.Planes && iy >= 0 && iy < p.H && ix >= 0 && ix < p.W)
-            v = jy >= 0 && jy < ih && jx >= 0 && jx < iw ? x[(plane * ih + jy) * iw + jx] : border[plane % p.Channels];
+            v = jy >= 0 && jy < ih && jx >= 0 && jx < iw ? x[(plane * ih + jy) * iw + jx] : border[ChannelOf(plane, p)];
         return new StagedFloat(v, q * p.PlaneFloats + ry * p.Pitch + rx);
     }
 

@@ -311,6 +311,7 @@ internal sealed class GpuOps : IDisposable
             p.TileH = (p.TileH + 1) / 2;
         }
         p.PlaneFloats = p.InTileH * p.Pitch;
+        p.ChannelsInverse = 1f / p.Channels;
         p.OutPlaneFloats = p.TileH * p.OutPitch;
         p.PlanesPerGroup = 1;
         if (p.TileH >= p.OH && p.TileW >= p.OW)

@@ -697,8 +697,11 @@ internal static class GpuKernels
 
     // ------------------------------------------------------------------ spike-driven self-attention on small planes
 
-    /// <summary>Shared floats of a <see cref="SmallAttention"/> group: K, V and Q of one plane, and its kv.</summary>
+    /// <summary>Shared floats of a <see cref="SmallAttention"/> group: K, V and Q of one plane (rows at <see cref="SmallAttentionPitch"/>), and its kv.</summary>
     public const int SmallAttentionFloats = 4096;
+
+    /// <summary>Row pitch of K, V and Q in <see cref="SmallAttention"/>'s shared memory: the token count made odd.</summary>
+    public static int SmallAttentionPitch(int tokens) => tokens | 1;
 
     /// <summary>
     /// SDSA of one (frame, head) plane per group, where K, V, Q ([d, N] each) and kv ([d, d]) fit shared memory (CIFAR's 4×4
@@ -709,22 +712,26 @@ internal static class GpuKernels
     public static void SmallAttention(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> output, int d, int tokens, float scale)
     {
         var shared = SharedMemory.Allocate<float>(SmallAttentionFloats);
-        int tid = Group.IdxX, threads = Group.DimX, slice = d * tokens, at = Grid.IdxX * slice;
+        // Rows of K, V and Q at an odd pitch: the threads of a warp read rows j, j + 1, … of V in different banks.
+        int tid = Group.IdxX, threads = Group.DimX, slice = d * tokens, at = Grid.IdxX * slice, pitch = SmallAttentionPitch(tokens), rows = d * pitch;
+        float invD = 1f / d, invTokens = 1f / tokens;
         for (int i = tid; i < slice; i += threads)
         {
             float kk = k[at + i], vv = v[at + i], qq = q[at + i]; // three loads in flight before the stores
-            shared[i] = kk;
-            shared[slice + i] = vv;
-            shared[2 * slice + i] = qq;
+            int r = SmallDiv(i, invTokens), to = r * pitch + i - r * tokens;
+            shared[to] = kk;
+            shared[rows + to] = vv;
+            shared[2 * rows + to] = qq;
         }
         Group.Barrier();
-        int kvAt = 3 * slice;
-        float invD = 1f / d, invTokens = 1f / tokens;
+        int kvAt = 3 * rows;
         for (int e = tid; e < d * d; e += threads)
         {
             int i = SmallDiv(e, invD), j = e - i * d;
+            var kRow = shared.SubView(i * pitch, tokens);
+            var vRow = shared.SubView(rows + j * pitch, tokens);
             float s = 0f;
-            for (int n = 0; n < tokens; n++) s += shared[i * tokens + n] * shared[slice + j * tokens + n];
+            for (int n = 0; n < tokens; n++) s += kRow[n] * vRow[n];
             shared[kvAt + e] = s;
         }
         Group.Barrier();
@@ -732,7 +739,7 @@ internal static class GpuKernels
         {
             int j = SmallDiv(e, invTokens), n = e - j * tokens;
             float s = 0f;
-            for (int i = 0; i < d; i++) s += shared[kvAt + i * d + j] * shared[2 * slice + i * tokens + n];
+            for (int i = 0; i < d; i++) s += shared[kvAt + i * d + j] * shared[2 * rows + i * pitch + n];
             output[at + e] = s * scale;
         }
     }

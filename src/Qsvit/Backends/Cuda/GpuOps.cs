@@ -475,7 +475,8 @@ internal sealed class GpuOps : IDisposable
     }
 
     /// <summary>Whether <see cref="SmallAttention"/> takes planes of d rows and <paramref name="tokens"/> tokens: K, V, Q and kv fit a group's shared memory.</summary>
-    public static bool SmallAttentionFits(int d, int tokens) => 3L * d * tokens + (long)d * d <= GpuKernels.SmallAttentionFloats;
+    public static bool SmallAttentionFits(int d, int tokens) =>
+        3L * d * GpuKernels.SmallAttentionPitch(tokens) + (long)d * d <= GpuKernels.SmallAttentionFloats && (long)d * tokens < 1 << 21;
 
     /// <summary>SDSA over <paramref name="planes"/> (frame, head) planes of spikes, one group each (<see cref="GpuKernels.SmallAttention"/>).</summary>
     public void SmallAttention(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> output, int planes, int d, int tokens, float scale)

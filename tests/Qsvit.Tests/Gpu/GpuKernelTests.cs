@@ -98,16 +98,19 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
     }
 
     /// <summary>
-    /// The stride-1 3×3 / 7×7 kernel with four outputs per thread (<see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/>)
+    /// The stride-1 3×3 / 7×7 kernel with four or eight outputs per thread (<see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/>)
     /// on the GPU's tiles, run by this accelerator's two-thread groups: the CPU kernel's values, and the generic tiled
     /// kernel's bit for bit (signs of zeros included). Maps narrower than a strip, than the kernel, over several tiles in
-    /// both directions, odd channel counts, pads short of the kernel's reach, BN padding on tiny and wider maps.
+    /// both directions, strips cut short at the map's edge, odd channel counts, pads short of the kernel's reach, BN
+    /// padding on tiny and wider maps.
     /// </summary>
     [Theory]
     [InlineData(7, 3, 0, 32, 32, 3, false, 1)]    // CIFAR's first ConvBlock: one 32×32 tile per plane
     [InlineData(7, 3, 0, 100, 37, 1, true, 2)]    // tiles in both directions, the last ones partial; bias, two BNs
     [InlineData(7, 3, 0, 5, 6, 5, false, 0)]      // a map smaller than the kernel, many planes per group, the last group short
     [InlineData(7, 1, 0, 9, 11, 3, true, 1)]      // a pad short of the kernel's reach
+    [InlineData(7, 3, 0, 28, 28, 2, false, 1)]    // 55M's last ConvBlock map: eight-wide strips cut short at 28
+    [InlineData(7, 3, 0, 8, 8, 3, false, 0)]      // CIFAR's 8×8 map
     [InlineData(3, 0, 0, 6, 7, 5, false, 0)]      // RepConv's unpadded 3×3
     [InlineData(3, 1, 0, 13, 10, 3, true, 2)]     // zero-padded 3×3
     [InlineData(3, 0, 1, 6, 6, 7, false, 0)]      // BN-padded 4×4 interior (CIFAR's transformer stages), 7 channels
@@ -145,19 +148,24 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         using var input = gpu.Upload(x);
         using var borderValues = gpu.Upload(values);
         Assert.True(GpuOps.StripsFit(g));
-        var strips = Run(k == 3
-            ? acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps3>)
-            : acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7>),
-            (ref DepthwiseArgs p) => GpuOps.DepthwiseStripTiles(ref p, GpuOps.StripThreads));
-        TestData.AssertSame(expected, strips, $"strips {g} @{h}x{w} border {border}");
         var generic = Run(acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(
             GpuKernels.Depthwise<ExactFma>), (ref DepthwiseArgs p) => GpuOps.DepthwiseTiles(ref p, 1024));
-        for (int i = 0; i < generic.Length; i++)
-            Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(strips[i]), $"element {i}: {strips[i]:R} vs {generic[i]:R}");
-        // Through the backend's dispatch too (which picks the strips kernel).
+        TestData.AssertSame(expected, generic, $"generic {g} @{h}x{w} border {border}");
+        var kernels = k == 3
+            ? new[] { (acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps3>), 4) }
+            : [(acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7>), 4),
+                (acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7x8>), 8)];
+        foreach (var (kernel, width) in kernels)
+        {
+            var strips = Run(kernel, (ref DepthwiseArgs p) => GpuOps.DepthwiseStripTiles(ref p, GpuOps.StripThreads, width));
+            for (int i = 0; i < generic.Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(strips[i]),
+                    $"{width} per thread, element {i}: {strips[i]:R} vs {generic[i]:R}");
+        }
+        // Through the backend's dispatch too (which picks the strips kernel and its width).
         using var viaOps = gpu.Zeros(expected.Length);
         gpu.Ops.Conv(layer, input.View, frames, h, w, viaOps.View, border > 0 ? borderValues.View : default, border);
-        TestData.AssertSame(strips, viaOps.GetAsArray1D(), "GpuOps.Conv");
+        TestData.AssertSame(expected, viaOps.GetAsArray1D(), "GpuOps.Conv");
 
         float[] Run(Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> kernel,
             TilePlanner plan)
@@ -169,6 +177,8 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
                 StrideH = 1, StrideW = 1, PadH = pad, PadW = pad, HasBias = hasBias ? 1 : 0, BnCount = bnCount, Border = border, Rows = 1,
             };
             long groups = plan(ref p);
+            Assert.True(p.TilesY * p.TileH >= oh && p.TilesX * p.TileW >= ow);
+            Assert.True((long)p.PlanesPerGroup * p.InTileH * Math.Max(p.InTileW, p.Pitch) <= GpuKernels.DepthwiseTileFloats);
             kernel(new KernelConfig(new Index1D((int)groups), new Index1D(2)), input.View, layer.Weights.View, layer.Bias?.View ?? layer.Weights.View,
                 layer.Bn?.View ?? layer.Weights.View, output.View, borderValues.View, p);
             acc.Synchronize();

@@ -101,58 +101,71 @@ internal struct DepthwiseArgs
     public float ChannelsInverse;
 }
 
+/// <summary>Eight floats in registers: a thread's strip of outputs (<see cref="IStripTaps"/>; strips of four use <see cref="A"/> only).</summary>
+internal struct F8(F4 a, F4 b)
+{
+    public F4 A = a, B = b;
+}
+
 /// <summary>
 /// The taps of one kernel row for <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/>, written out for a fixed kernel
-/// size so the row's inputs and weights sit in registers: four neighbouring outputs read K + 3 staged inputs once.
+/// size and strip width so the row's inputs and weights sit in registers: X neighbouring outputs read K + X − 1 staged
+/// inputs once.
 /// </summary>
 internal interface IStripTaps
 {
     /// <summary>Kernel edge (K×K).</summary>
     int K { get; }
 
+    /// <summary>Outputs per thread (4 or 8, neighbouring columns of a row).</summary>
+    int X { get; }
+
     /// <summary>
-    /// acc.j = fma(w[kx], row[j + kx], acc.j) for kx = 0 … K − 1 in order, j = 0 … 3. The views start at the row's first
-    /// value and weight, so every load has a constant offset (one address computation per row, not one per load).
+    /// acc.j = fma(w[kx], row[j + kx], acc.j) for kx = 0 … K − 1 in order, j &lt; X (A holds j = 0 … 3, B j = 4 … 7). The
+    /// views start at the row's first value and weight, so every load has a constant offset (one address computation
+    /// per row, not one per load).
     /// </summary>
-    F4 Row<TFma>(ArrayView<float> row, ArrayView<float> w, F4 acc) where TFma : struct, IFma;
+    F8 Row<TFma>(ArrayView<float> row, ArrayView<float> w, F8 acc) where TFma : struct, IFma;
 }
 
-/// <summary>3×3 taps (RepConv's BN-padded depthwise conv).</summary>
+/// <summary>3×3 taps, four outputs per thread (RepConv's BN-padded depthwise conv).</summary>
 internal readonly struct Taps3 : IStripTaps
 {
     public int K => 3;
+    public int X => 4;
 
-    public F4 Row<TFma>(ArrayView<float> row, ArrayView<float> w, F4 acc) where TFma : struct, IFma
+    public F8 Row<TFma>(ArrayView<float> row, ArrayView<float> w, F8 acc) where TFma : struct, IFma
     {
         var f = default(TFma);
         float w0 = w[0], w1 = w[1], w2 = w[2];
         float v0 = row[0], v1 = row[1], v2 = row[2], v3 = row[3], v4 = row[4], v5 = row[5];
-        return new F4(
-            f.Fma(w2, v2, f.Fma(w1, v1, f.Fma(w0, v0, acc.X))),
-            f.Fma(w2, v3, f.Fma(w1, v2, f.Fma(w0, v1, acc.Y))),
-            f.Fma(w2, v4, f.Fma(w1, v3, f.Fma(w0, v2, acc.Z))),
-            f.Fma(w2, v5, f.Fma(w1, v4, f.Fma(w0, v3, acc.W))));
+        return new F8(new F4(
+            f.Fma(w2, v2, f.Fma(w1, v1, f.Fma(w0, v0, acc.A.X))),
+            f.Fma(w2, v3, f.Fma(w1, v2, f.Fma(w0, v1, acc.A.Y))),
+            f.Fma(w2, v4, f.Fma(w1, v3, f.Fma(w0, v2, acc.A.Z))),
+            f.Fma(w2, v5, f.Fma(w1, v4, f.Fma(w0, v3, acc.A.W)))), acc.B);
     }
 }
 
-/// <summary>7×7 taps (the ConvBlocks' depthwise conv).</summary>
+/// <summary>7×7 taps, four outputs per thread (the ConvBlocks' depthwise conv on maps whose width is no multiple of 8).</summary>
 internal readonly struct Taps7 : IStripTaps
 {
     public int K => 7;
+    public int X => 4;
 
-    public F4 Row<TFma>(ArrayView<float> row, ArrayView<float> w, F4 acc) where TFma : struct, IFma
+    public F8 Row<TFma>(ArrayView<float> row, ArrayView<float> w, F8 acc) where TFma : struct, IFma
     {
         float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6];
         float v0 = row[0], v1 = row[1], v2 = row[2], v3 = row[3], v4 = row[4];
         float v5 = row[5], v6 = row[6], v7 = row[7], v8 = row[8], v9 = row[9];
-        return new F4(
-            Chain7<TFma>(acc.X, w0, w1, w2, w3, w4, w5, w6, v0, v1, v2, v3, v4, v5, v6),
-            Chain7<TFma>(acc.Y, w0, w1, w2, w3, w4, w5, w6, v1, v2, v3, v4, v5, v6, v7),
-            Chain7<TFma>(acc.Z, w0, w1, w2, w3, w4, w5, w6, v2, v3, v4, v5, v6, v7, v8),
-            Chain7<TFma>(acc.W, w0, w1, w2, w3, w4, w5, w6, v3, v4, v5, v6, v7, v8, v9));
+        return new F8(new F4(
+            Chain7<TFma>(acc.A.X, w0, w1, w2, w3, w4, w5, w6, v0, v1, v2, v3, v4, v5, v6),
+            Chain7<TFma>(acc.A.Y, w0, w1, w2, w3, w4, w5, w6, v1, v2, v3, v4, v5, v6, v7),
+            Chain7<TFma>(acc.A.Z, w0, w1, w2, w3, w4, w5, w6, v2, v3, v4, v5, v6, v7, v8),
+            Chain7<TFma>(acc.A.W, w0, w1, w2, w3, w4, w5, w6, v3, v4, v5, v6, v7, v8, v9)), acc.B);
     }
 
-    private static float Chain7<TFma>(float s, float w0, float w1, float w2, float w3, float w4, float w5, float w6,
+    internal static float Chain7<TFma>(float s, float w0, float w1, float w2, float w3, float w4, float w5, float w6,
         float v0, float v1, float v2, float v3, float v4, float v5, float v6) where TFma : struct, IFma
     {
         var f = default(TFma);
@@ -163,6 +176,31 @@ internal readonly struct Taps7 : IStripTaps
         s = f.Fma(w4, v4, s);
         s = f.Fma(w5, v5, s);
         return f.Fma(w6, v6, s);
+    }
+}
+
+/// <summary>7×7 taps, eight outputs per thread (14 staged reads and 7 weights for 56 FMAs per kernel row; maps whose width is a multiple of 8).</summary>
+internal readonly struct Taps7x8 : IStripTaps
+{
+    public int K => 7;
+    public int X => 8;
+
+    public F8 Row<TFma>(ArrayView<float> row, ArrayView<float> w, F8 acc) where TFma : struct, IFma
+    {
+        float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6];
+        float v0 = row[0], v1 = row[1], v2 = row[2], v3 = row[3], v4 = row[4], v5 = row[5], v6 = row[6];
+        float v7 = row[7], v8 = row[8], v9 = row[9], v10 = row[10], v11 = row[11], v12 = row[12], v13 = row[13];
+        return new F8(
+            new F4(
+                Taps7.Chain7<TFma>(acc.A.X, w0, w1, w2, w3, w4, w5, w6, v0, v1, v2, v3, v4, v5, v6),
+                Taps7.Chain7<TFma>(acc.A.Y, w0, w1, w2, w3, w4, w5, w6, v1, v2, v3, v4, v5, v6, v7),
+                Taps7.Chain7<TFma>(acc.A.Z, w0, w1, w2, w3, w4, w5, w6, v2, v3, v4, v5, v6, v7, v8),
+                Taps7.Chain7<TFma>(acc.A.W, w0, w1, w2, w3, w4, w5, w6, v3, v4, v5, v6, v7, v8, v9)),
+            new F4(
+                Taps7.Chain7<TFma>(acc.B.X, w0, w1, w2, w3, w4, w5, w6, v4, v5, v6, v7, v8, v9, v10),
+                Taps7.Chain7<TFma>(acc.B.Y, w0, w1, w2, w3, w4, w5, w6, v5, v6, v7, v8, v9, v10, v11),
+                Taps7.Chain7<TFma>(acc.B.Z, w0, w1, w2, w3, w4, w5, w6, v6, v7, v8, v9, v10, v11, v12),
+                Taps7.Chain7<TFma>(acc.B.W, w0, w1, w2, w3, w4, w5, w6, v7, v8, v9, v10, v11, v12, v13)));
     }
 }
 
@@ -590,14 +628,14 @@ internal static class GpuKernels
         DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o3, b3);
     }
 
-    /// <summary>Floats of a <see cref="DepthwiseStrips{TFma, TTaps}"/> group's output tile (8 KiB).</summary>
-    public const int DepthwiseOutFloats = 2048;
+    /// <summary>Floats of a <see cref="DepthwiseStrips{TFma, TTaps}"/> group's output tile (16 KiB).</summary>
+    public const int DepthwiseOutFloats = 4096;
 
     /// <summary>
     /// A stride-1 K×K depthwise conv (K = 3 or 7, <typeparamref name="TTaps"/>), same tiles and staging as
     /// <see cref="Depthwise{TFma}"/> (zeros outside the map, or the BN-pad border read on the fly) but each thread takes
-    /// four neighbouring outputs of a row: per kernel row it reads K + 3 staged inputs and K weights into registers for
-    /// 4·K FMAs (the generic kernel: one shared read per FMA). Neighbouring threads take neighbouring rows (odd pitch: no
+    /// X = 4 or 8 neighbouring outputs of a row: per kernel row it reads K + X − 1 staged inputs and K weights into
+    /// registers for X·K FMAs (the generic kernel: one shared read per FMA). Neighbouring threads take neighbouring rows (odd pitch: no
     /// bank conflicts); the results go through a shared output tile so the stores are contiguous. Each output's FMA chain
     /// is the generic kernel's: bias, taps in (ky, kx) order with rows outside the map skipped and columns outside it
     /// reading the tile's zero, then the BNs, so the values are the same bit for bit.
@@ -607,7 +645,7 @@ internal static class GpuKernels
     {
         var tile = SharedMemory.Allocate<float>(DepthwiseTileFloats);
         var outTile = SharedMemory.Allocate<float>(DepthwiseOutFloats);
-        int tid = Group.IdxX, threads = Group.DimX, k = default(TTaps).K;
+        int tid = Group.IdxX, threads = Group.DimX, k = default(TTaps).K, xw = default(TTaps).X;
         int tilesPerPlane = p.TilesY * p.TilesX, group = Grid.IdxX;
         int planeGroup = group / tilesPerPlane, t = group - planeGroup * tilesPerPlane, tileY = t / p.TilesX, tileX = t - tileY * p.TilesX;
         int oy0 = tileY * p.TileH, ox0 = tileX * p.TileW, iy0 = oy0 - p.PadH, ix0 = ox0 - p.PadW;
@@ -632,27 +670,33 @@ internal static class GpuKernels
         float invTileH = 1f / p.TileH, invStrips = 1f / strips;
         for (int slot = tid; slot < slots; slot += threads)
         {
-            int rest = SmallDiv(slot, invTileH), ly = slot - rest * p.TileH, q = SmallDiv(rest, invStrips), lx = 4 * (rest - q * strips);
+            int rest = SmallDiv(slot, invTileH), ly = slot - rest * p.TileH, q = SmallDiv(rest, invStrips), lx = xw * (rest - q * strips);
             int plane = plane0 + q, oy = oy0 + ly;
             if (plane >= p.Planes || oy >= p.OH) continue;
             int ch = ChannelOf(plane, p), top = oy - p.PadH;
             float start = p.HasBias != 0 ? bias[ch] : 0f;
-            var acc = new F4(start, start, start, start);
+            var acc = new F8(new F4(start, start, start, start), new F4(start, start, start, start));
             int kyLo = top < 0 ? -top : 0, kyHi = p.H - top < k ? p.H - top : k;
             int at = q * p.PlaneFloats + (top - iy0) * p.Pitch + lx, wAt = ch * kk;
             for (int ky = kyLo; ky < kyHi; ky++)
-                acc = default(TTaps).Row<TFma>(tile.SubView(at + ky * p.Pitch, k + 3), w.SubView(wAt + ky * k, k), acc);
+                acc = default(TTaps).Row<TFma>(tile.SubView(at + ky * p.Pitch, k + xw - 1), w.SubView(wAt + ky * k, k), acc);
             for (int b = 0; b < p.BnCount; b++)
             {
                 float scale = bn[2 * b * p.Channels + ch], shift = bn[(2 * b + 1) * p.Channels + ch];
-                acc = new F4(default(TFma).Fma(acc.X, scale, shift), default(TFma).Fma(acc.Y, scale, shift),
-                    default(TFma).Fma(acc.Z, scale, shift), default(TFma).Fma(acc.W, scale, shift));
+                acc = new F8(Bn<TFma>(acc.A, scale, shift), xw > 4 ? Bn<TFma>(acc.B, scale, shift) : acc.B);
             }
-            int o = q * p.OutPlaneFloats + ly * p.OutPitch + lx;
-            outTile[o] = acc.X;
-            outTile[o + 1] = acc.Y;
-            outTile[o + 2] = acc.Z;
-            outTile[o + 3] = acc.W;
+            var o = outTile.SubView(q * p.OutPlaneFloats + ly * p.OutPitch + lx, xw);
+            o[0] = acc.A.X;
+            o[1] = acc.A.Y;
+            o[2] = acc.A.Z;
+            o[3] = acc.A.W;
+            if (xw > 4)
+            {
+                o[4] = acc.B.X;
+                o[5] = acc.B.Y;
+                o[6] = acc.B.Z;
+                o[7] = acc.B.W;
+            }
         }
         Group.Barrier();
         // Contiguous stores: each plane's tile rows in order.
@@ -664,6 +708,13 @@ internal static class GpuKernels
             int plane = plane0 + q, oy = oy0 + ly, ox = ox0 + lx;
             if (plane < p.Planes && oy < p.OH && ox < p.OW) y[plane * ohw + oy * p.OW + ox] = outTile[q * p.OutPlaneFloats + ly * p.OutPitch + lx];
         }
+    }
+
+    /// <summary>Each of four values through one BN as one FMA.</summary>
+    private static F4 Bn<TFma>(F4 v, float scale, float shift) where TFma : struct, IFma
+    {
+        var f = default(TFma);
+        return new F4(f.Fma(v.X, scale, shift), f.Fma(v.Y, scale, shift), f.Fma(v.Z, scale, shift), f.Fma(v.W, scale, shift));
     }
 
     /// <summary>plane mod Channels: by the float reciprocal where <see cref="SmallDiv"/> is exact (planes &lt; 2²¹), else by an integer division.</summary>

@@ -87,7 +87,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Accelerator _acc;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _depthwise;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7, _strips7x8;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int> _lif;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _add;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _smallAttention;
@@ -132,6 +132,9 @@ internal sealed class GpuOps : IDisposable
         _strips7 = cuda
             ? Load("DepthwiseStrips7", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ContractedFma, Taps7>))
             : Load("DepthwiseStrips7", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7>));
+        _strips7x8 = cuda
+            ? Load("DepthwiseStrips7x8", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ContractedFma, Taps7x8>))
+            : Load("DepthwiseStrips7x8", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7x8>));
         _lif = Load("Lif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int>(GpuKernels.Lif));
         _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(GpuKernels.Add));
         _smallAttention = Load("SmallAttention", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.SmallAttention));
@@ -209,9 +212,10 @@ internal sealed class GpuOps : IDisposable
             };
             if (StripsFit(g))
             {
-                long stripGroups = DepthwiseStripTiles(ref dp, StripThreads);
+                int width = StripWidth(g, ow);
+                long stripGroups = DepthwiseStripTiles(ref dp, StripThreads, width);
                 if (stripGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
-                (g.KernelH == 3 ? _strips3 : _strips7)(new KernelConfig(new Index1D((int)stripGroups), new Index1D(Math.Min(StripThreads, _reduceThreads))),
+                (g.KernelH == 3 ? _strips3 : width == 8 ? _strips7x8 : _strips7)(new KernelConfig(new Index1D((int)stripGroups), new Index1D(Math.Min(StripThreads, _reduceThreads))),
                     input, layer.Weights.View, bias, bn, output, border > 0 ? borderValues : _dummy.View, dp);
                 return;
             }
@@ -291,15 +295,22 @@ internal sealed class GpuOps : IDisposable
         && g.PadH < g.KernelH && g.PadW < g.KernelW;
 
     /// <summary>
-    /// Tiles of <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/>: strips of four columns, at most 8 per tile row,
-    /// balanced; rows up to <paramref name="slots"/> slots; whole planes, several per group, when one tile covers a plane.
-    /// Input tiles (odd pitch) fit <see cref="GpuKernels.DepthwiseTileFloats"/>, output tiles
+    /// Outputs per thread of <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/>: 8 for a 7×7 kernel on maps at least 16
+    /// wide (14 loads and 7 weights per 56 FMAs instead of 10 and 7 per 28; a strip cut short at the map's edge wastes
+    /// at most 7 of 16 columns, 4 of 32 at 28 wide), else 4 (narrow maps fill the group's threads with more planes).
+    /// </summary>
+    internal static int StripWidth(ConvGeometry g, int outWidth) => g.KernelH == 7 && outWidth >= 16 ? 8 : 4;
+
+    /// <summary>
+    /// Tiles of <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/>: strips of <paramref name="width"/> columns, at most
+    /// 32 columns per tile row, balanced; rows up to <paramref name="slots"/> slots; whole planes, several per group, when
+    /// one tile covers a plane. Input tiles (odd pitch) fit <see cref="GpuKernels.DepthwiseTileFloats"/>, output tiles
     /// <see cref="GpuKernels.DepthwiseOutFloats"/>. Returns the number of groups.
     /// </summary>
-    internal static long DepthwiseStripTiles(ref DepthwiseArgs p, int slots)
+    internal static long DepthwiseStripTiles(ref DepthwiseArgs p, int slots, int width)
     {
-        p.Strips = Balanced((p.OW + 3) / 4, 8);
-        p.TileW = 4 * p.Strips;
+        p.Strips = Balanced((p.OW + width - 1) / width, 32 / width);
+        p.TileW = width * p.Strips;
         p.TileH = Balanced(p.OH, Math.Max(1, slots / p.Strips));
         while (true)
         {

@@ -168,10 +168,10 @@ public sealed partial class CudaBackend : IBackend
     public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0)
     {
         if (source.IsEmpty) return;
-        var view = (ArrayView1D<float, Stride1D.Dense>)V(destination).SubView(offset, source.Length);
+        var target = V(destination).SubView(offset, source.Length);
         if (!_device.IsCuda || source.Length < PinnedUploadFloats)
         {
-            view.CopyFromCPU(_acc.DefaultStream, source);
+            ((ArrayView1D<float, Stride1D.Dense>)target).CopyFromCPU(_acc.DefaultStream, source);
             return;
         }
         if (_staging is null || _staging.Length < source.Length)
@@ -184,7 +184,7 @@ public sealed partial class CudaBackend : IBackend
         else if (_stagingQueued) _acc.DefaultStream.Synchronize(); // the last upload's DMA may still read the buffer
         _stagingQueued = true;
         var staging = _staging.Span;
-        IntPtr device = V(destination).SubView(offset, source.Length).LoadEffectiveAddressAsPtr();
+        IntPtr device = target.LoadEffectiveAddressAsPtr();
         unsafe
         {
             fixed (float* from = source, pinned = staging)
@@ -407,7 +407,7 @@ public sealed partial class CudaBackend : IBackend
         int d = channels / heads, planes = frames * heads, slice = d * tokens;
         if (GpuOps.SmallAttentionFits(d, tokens))
         {
-            // Small planes (CIFAR's 16 tokens): one kernel, each plane's K, V and kv in shared memory (spikes: exact).
+            // Small planes (CIFAR's 16 tokens): one kernel, each plane's K, V, Q and kv in shared memory (spikes: exact).
             _ops.SmallAttention(V(q), V(k), V(v), V(output), planes, d, tokens, scale);
             return;
         }

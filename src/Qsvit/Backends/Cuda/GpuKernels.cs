@@ -134,16 +134,19 @@ internal readonly struct Taps3 : IStripTaps
     public int K => 3;
     public int X => 4;
 
-    public F8 Row<TFma>(ArrayView<float> row, ArrayView<float> w, F8 acc) where TFma : struct, IFma
+    public F8 Row<TFma>(ArrayView<float> row, ArrayView<float> w, F8 acc) where TFma : struct, IFma =>
+        new(Row<TFma>(row[0], row[1], row[2], row[3], row[4], row[5], w[0], w[1], w[2], acc.A), acc.B);
+
+    /// <summary>The row's FMAs on values and weights already in registers.</summary>
+    internal static F4 Row<TFma>(float v0, float v1, float v2, float v3, float v4, float v5, float w0, float w1, float w2, F4 acc)
+        where TFma : struct, IFma
     {
         var f = default(TFma);
-        float w0 = w[0], w1 = w[1], w2 = w[2];
-        float v0 = row[0], v1 = row[1], v2 = row[2], v3 = row[3], v4 = row[4], v5 = row[5];
-        return new F8(new F4(
-            f.Fma(w2, v2, f.Fma(w1, v1, f.Fma(w0, v0, acc.A.X))),
-            f.Fma(w2, v3, f.Fma(w1, v2, f.Fma(w0, v1, acc.A.Y))),
-            f.Fma(w2, v4, f.Fma(w1, v3, f.Fma(w0, v2, acc.A.Z))),
-            f.Fma(w2, v5, f.Fma(w1, v4, f.Fma(w0, v3, acc.A.W)))), acc.B);
+        return new F4(
+            f.Fma(w2, v2, f.Fma(w1, v1, f.Fma(w0, v0, acc.X))),
+            f.Fma(w2, v3, f.Fma(w1, v2, f.Fma(w0, v1, acc.Y))),
+            f.Fma(w2, v4, f.Fma(w1, v3, f.Fma(w0, v2, acc.Z))),
+            f.Fma(w2, v5, f.Fma(w1, v4, f.Fma(w0, v3, acc.W))));
     }
 }
 
@@ -708,6 +711,59 @@ internal static class GpuKernels
             int plane = plane0 + q, oy = oy0 + ly, ox = ox0 + lx;
             if (plane < p.Planes && oy < p.OH && ox < p.OW) y[plane * ohw + oy * p.OW + ox] = outTile[q * p.OutPlaneFloats + ly * p.OutPitch + lx];
         }
+    }
+
+    /// <summary>
+    /// RepConv's BN-padded 3×3 depthwise conv on small maps, read straight from the map (no staging, no barrier): each
+    /// thread takes four neighbouring outputs of a row, loads the 3 × 6 values they need (the plane's pad value where
+    /// the padded map's border is) and its channel's 9 weights into registers. Groups take whole planes
+    /// (<see cref="DepthwiseArgs.PlanesPerGroup"/>, <see cref="DepthwiseArgs.Strips"/> strips per row); H×W is the padded
+    /// map, OH×OW = (H − 2)×(W − 2) its interior, the input. The FMA chains are <see cref="DepthwiseStrips{TFma, TTaps}"/>'s
+    /// with <see cref="Taps3"/>, so the values are the same bit for bit.
+    /// </summary>
+    public static void DepthwiseBorder3<TFma>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
+        ArrayView<float> y, ArrayView<float> border, DepthwiseArgs p) where TFma : struct, IFma
+    {
+        int ih = p.OH, iw = p.OW, perPlane = ih * p.Strips, slots = p.PlanesPerGroup * perPlane;
+        float invPerPlane = 1f / perPlane, invStrips = 1f / p.Strips;
+        for (int slot = Group.IdxX; slot < slots; slot += Group.DimX)
+        {
+            int q = SmallDiv(slot, invPerPlane), r = slot - q * perPlane, oy = SmallDiv(r, invStrips), ox = 4 * (r - oy * p.Strips);
+            int plane = Grid.IdxX * p.PlanesPerGroup + q;
+            if (plane >= p.Planes) continue;
+            int ch = ChannelOf(plane, p);
+            float pad = border[ch], start = p.HasBias != 0 ? bias[ch] : 0f;
+            var v = new F4(start, start, start, start);
+            var wc = w.SubView(ch * 9, 9);
+            v = BorderRow<TFma>(x, plane, oy - 1, ox, ih, iw, pad, wc[0], wc[1], wc[2], v);
+            v = BorderRow<TFma>(x, plane, oy, ox, ih, iw, pad, wc[3], wc[4], wc[5], v);
+            v = BorderRow<TFma>(x, plane, oy + 1, ox, ih, iw, pad, wc[6], wc[7], wc[8], v);
+            for (int b = 0; b < p.BnCount; b++) v = Bn<TFma>(v, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
+            int at = (plane * ih + oy) * iw + ox;
+            y[at] = v.X;
+            if (ox + 1 < iw) y[at + 1] = v.Y;
+            if (ox + 2 < iw) y[at + 2] = v.Z;
+            if (ox + 3 < iw) y[at + 3] = v.W;
+        }
+    }
+
+    /// <summary>
+    /// One kernel row of <see cref="DepthwiseBorder3{TFma}"/>: padded-map row jy + 1, columns ox … ox + 5, of a BN-padded map
+    /// whose interior (ih × iw) is plane <paramref name="plane"/> of x (interior row jy, columns ox − 1 … ox + 4; the pad
+    /// value outside), through <see cref="Taps3.Row{TFma}(float, float, float, float, float, float, float, float, float, F4)"/>.
+    /// </summary>
+    private static F4 BorderRow<TFma>(ArrayView<float> x, int plane, int jy, int ox, int ih, int iw, float pad, float w0, float w1, float w2, F4 acc)
+        where TFma : struct, IFma
+    {
+        bool inside = jy >= 0 && jy < ih;
+        int at = (plane * ih + jy) * iw + ox - 1;
+        float v0 = inside && ox >= 1 ? x[at] : pad;
+        float v1 = inside && ox < iw ? x[at + 1] : pad;
+        float v2 = inside && ox + 1 < iw ? x[at + 2] : pad;
+        float v3 = inside && ox + 2 < iw ? x[at + 3] : pad;
+        float v4 = inside && ox + 3 < iw ? x[at + 4] : pad;
+        float v5 = inside && ox + 4 < iw ? x[at + 5] : pad;
+        return Taps3.Row<TFma>(v0, v1, v2, v3, v4, v5, w0, w1, w2, acc);
     }
 
     /// <summary>Each of four values through one BN as one FMA.</summary>

@@ -87,7 +87,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Accelerator _acc;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _depthwise;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7, _strips7x8;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7, _strips7x8, _border3;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int> _lif;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _add;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _smallAttention;
@@ -135,6 +135,9 @@ internal sealed class GpuOps : IDisposable
         _strips7x8 = cuda
             ? Load("DepthwiseStrips7x8", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ContractedFma, Taps7x8>))
             : Load("DepthwiseStrips7x8", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7x8>));
+        _border3 = cuda
+            ? Load("DepthwiseBorder3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBorder3<ContractedFma>))
+            : Load("DepthwiseBorder3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBorder3<ExactFma>));
         _lif = Load("Lif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int>(GpuKernels.Lif));
         _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(GpuKernels.Add));
         _smallAttention = Load("SmallAttention", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.SmallAttention));
@@ -210,6 +213,14 @@ internal sealed class GpuOps : IDisposable
                 StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
                 Border = border, Rows = g.StrideH == 1 && g.KernelH >= RowPairMinKernel ? 2 : 1,
             };
+            if (border == 1 && Border3Fits(g, oh, ow))
+            {
+                long borderGroups = DepthwiseBorder3Groups(ref dp, StripThreads);
+                if (borderGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
+                _border3(new KernelConfig(new Index1D((int)borderGroups), new Index1D(Math.Min(StripThreads, _reduceThreads))),
+                    input, layer.Weights.View, bias, bn, output, borderValues, dp);
+                return;
+            }
             if (StripsFit(g))
             {
                 int width = StripWidth(g, ow);
@@ -293,6 +304,23 @@ internal sealed class GpuOps : IDisposable
     internal static bool StripsFit(ConvGeometry g) =>
         g.IsDepthwise && g.StrideH == 1 && g.StrideW == 1 && g.KernelH == g.KernelW && g.KernelH is 3 or 7
         && g.PadH < g.KernelH && g.PadW < g.KernelW;
+
+    /// <summary>
+    /// Whether RepConv's BN-padded 3×3 (border 1, no zero padding, stride 1) runs <see cref="GpuKernels.DepthwiseBorder3{TFma}"/>:
+    /// a plane's rows of four-output strips fit one group (interiors up to 64 × 16 of them).
+    /// </summary>
+    internal static bool Border3Fits(ConvGeometry g, int outH, int outW) =>
+        g.IsDepthwise && g.KernelH == 3 && g.KernelW == 3 && g.StrideH == 1 && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0
+        && (long)outH * ((outW + 3) / 4) <= StripThreads;
+
+    /// <summary>Whole planes per group of <see cref="GpuKernels.DepthwiseBorder3{TFma}"/>, as many as fill <paramref name="slots"/> four-output strips. Returns the number of groups.</summary>
+    internal static long DepthwiseBorder3Groups(ref DepthwiseArgs p, int slots)
+    {
+        p.Strips = (p.OW + 3) / 4;
+        p.PlanesPerGroup = Math.Max(1, slots / (p.OH * p.Strips));
+        p.ChannelsInverse = 1f / p.Channels;
+        return (p.Planes + (long)p.PlanesPerGroup - 1) / p.PlanesPerGroup;
+    }
 
     /// <summary>
     /// Outputs per thread of <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/>: 8 for a 7×7 kernel on maps at least 16

@@ -170,6 +170,12 @@ public sealed class DeviceGroup : ForwardingBackend
         base.Lif(input, spikes, length, timesteps, threshold, recorder, layer);
     }
 
+    public override void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer)
+    {
+        RefuseGroupRecorder(recorder);
+        base.AddLif(x, y, length, spikes, timesteps, threshold, recorder, layer);
+    }
+
     public override void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,
         DeviceBuffer spikes, int timesteps, float threshold, int lifLayer, LifRecorder? recorder)
     {

@@ -97,6 +97,18 @@ public interface IBackend : IDisposable
     void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer);
 
     /// <summary>
+    /// The residual add and the LIF layer after it: <see cref="Add"/> of <paramref name="y"/> into <paramref name="x"/>, then
+    /// <see cref="Lif"/> of <paramref name="x"/> into <paramref name="spikes"/> as LIF layer <paramref name="layer"/> with
+    /// <paramref name="recorder"/>. This default runs the two ops; a backend may fuse them, leaving x, the spikes and what the
+    /// recorder sees as the two ops do, bit for bit.
+    /// </summary>
+    void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer)
+    {
+        Add(x, y, length);
+        Lif(x, spikes, length, timesteps, threshold, recorder, layer);
+    }
+
+    /// <summary>
     /// <see cref="Conv"/> into <paramref name="preActivation"/>, then <see cref="Lif"/> of its output into
     /// <paramref name="spikes"/> as LIF layer <paramref name="lifLayer"/> with <paramref name="recorder"/>. A backend may fuse
     /// the two (the CPU backend does for integer spike-input layers, without a recorder or with its spike counter) and leave

@@ -124,6 +124,11 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
         Time("lif", $"T={timesteps} x {Floats(length / timesteps)}", recorder is null ? "" : $"recording ({recorder.GetType().Name})",
             () => Inner.Lif(input, spikes, length, timesteps, threshold, recorder, layer));
 
+    /// <summary>Timed as one op ("add + lif"): the inner backend may fuse the two.</summary>
+    public override void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer) =>
+        Time("add + lif", $"T={timesteps} x {Floats(length / timesteps)}", recorder is null ? "" : $"recording ({recorder.GetType().Name})",
+            () => Inner.AddLif(x, y, length, spikes, timesteps, threshold, recorder, layer));
+
     public override void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) =>
         Time("sdsa", $"{channels}ch {heads} heads {tokens} tokens x{frames}", "",
             () => Inner.SpikeDrivenAttention(q, k, v, output, frames, channels, tokens, heads, scale));

@@ -463,6 +463,13 @@ public sealed class Sdtv2Model : IDisposable
             B.ConvLifConv(first, input, frames, height, width, preActivation, spikes, Timesteps, threshold, LifIndex++, recorder, second, output);
         }
 
+        /// <summary>X += y, then the next LIF layer over X into <paramref name="spikes"/> (rented by the caller), as one backend op.</summary>
+        public DeviceBuffer AddLif(DeviceBuffer y, long length, float threshold, DeviceBuffer spikes)
+        {
+            B.AddLif(X, y, length, spikes, Timesteps, threshold, recorder, LifIndex++);
+            return spikes;
+        }
+
         public void Swap() => (X, Y) = (Y, X);
 
         /// <summary>Calibration only (<see cref="Sdtv2Model.Probe"/>); null in every other pass.</summary>
@@ -565,16 +572,18 @@ public sealed class Sdtv2Model : IDisposable
             int frames = p.Frames, h = p.H, w = p.W;
             long n = p.StreamLength;
             int mark = b.Mark();
+            // lif1's spikes outlive the first half's buffers: rented first, written by the residual add's fused LIF.
+            var s3 = b.Rent(n);
+            int half = b.Mark();
             var s1 = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
             var a = b.Rent(n * 2);
             var s2 = p.ConvLif(_pw1, s1, frames, h, w, a, n * 2, MultiStepLif.DefaultThreshold);
             p.Conv(_dw, s2, frames, h, w, a);
             var e = b.Rent(n);
             p.Conv(_pw2, a, frames, h, w, e);
-            b.Add(p.X, e, n);
-            b.Release(mark);
+            p.AddLif(e, n, MultiStepLif.DefaultThreshold, s3);
+            b.Release(half);
 
-            var s3 = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
             long hiddenN = n / p.C * _conv1.Geometry.OutChannels;
             var f = b.Rent(hiddenN);
             var g = b.Rent(n);
@@ -653,6 +662,9 @@ public sealed class Sdtv2Model : IDisposable
             int frames = p.Frames, c = p.C, h = p.H, w = p.W, tokens = h * w;
             long n = p.StreamLength;
             int mark = b.Mark();
+            // mlp's fc1_lif spikes outlive the attention's buffers: rented first, written by the residual add's fused LIF.
+            var m1 = b.Rent(n);
+            int half = b.Mark();
             var s = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
             var q = b.Rent(n);
             var k = b.Rent(n);
@@ -666,10 +678,9 @@ public sealed class Sdtv2Model : IDisposable
             b.SpikeDrivenAttention(sq, sk, sv, q, frames, c, tokens, _heads, 0.125f);
             var sa = p.Lif(q, n, MultiStepLif.AttentionThreshold);
             _proj.Run(p, sa, c, h, w, k);
-            b.Add(p.X, k, n);
-            b.Release(mark);
+            p.AddLif(k, n, MultiStepLif.DefaultThreshold, m1);
+            b.Release(half);
 
-            var m1 = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
             long hiddenN = n / c * _fc1.Geometry.OutChannels;
             var hid = b.Rent(hiddenN);
             var o = b.Rent(n);

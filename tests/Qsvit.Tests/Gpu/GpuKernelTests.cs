@@ -97,6 +97,107 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         }
     }
 
+    /// <summary>
+    /// The stride-1 3×3 / 7×7 kernel with four or eight outputs per thread (<see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/>)
+    /// on the GPU's tiles, run by this accelerator's two-thread groups: the CPU kernel's values, and the generic tiled
+    /// kernel's bit for bit (signs of zeros included). Maps narrower than a strip, than the kernel, over several tiles in
+    /// both directions, strips cut short at the map's edge, odd channel counts, pads short of the kernel's reach, BN
+    /// padding on tiny and wider maps.
+    /// </summary>
+    [Theory]
+    [InlineData(7, 3, 0, 32, 32, 3, false, 1)]    // CIFAR's first ConvBlock: one 32×32 tile per plane
+    [InlineData(7, 3, 0, 100, 37, 1, true, 2)]    // tiles in both directions, the last ones partial; bias, two BNs
+    [InlineData(7, 3, 0, 5, 6, 5, false, 0)]      // a map smaller than the kernel, many planes per group, the last group short
+    [InlineData(7, 1, 0, 9, 11, 3, true, 1)]      // a pad short of the kernel's reach
+    [InlineData(7, 3, 0, 28, 28, 2, false, 1)]    // 55M's last ConvBlock map: eight-wide strips cut short at 28
+    [InlineData(7, 3, 0, 8, 8, 3, false, 0)]      // CIFAR's 8×8 map
+    [InlineData(3, 0, 0, 6, 7, 5, false, 0)]      // RepConv's unpadded 3×3
+    [InlineData(3, 1, 0, 13, 10, 3, true, 2)]     // zero-padded 3×3
+    [InlineData(3, 0, 1, 6, 6, 7, false, 0)]      // BN-padded 4×4 interior (CIFAR's transformer stages), 7 channels
+    [InlineData(3, 0, 1, 16, 16, 3, true, 1)]     // BN-padded 14×14 interior (55M), bias and BN
+    [InlineData(3, 0, 1, 7, 3, 2, false, 0)]      // BN-padded 5×1 interior: one column
+    public void DepthwiseStripsMatchTheGenericKernel(int k, int pad, int border, int h, int w, int channels, bool hasBias, int bnCount)
+    {
+        var rng = new Random(k * 131 + pad * 17 + h * 3 + w + border);
+        const int frames = 3;
+        var g = new ConvGeometry(channels, channels, k, k, 1, 1, pad, pad, channels);
+        int oh = g.OutH(h), ow = g.OutW(w), ih = h - 2 * border, iw = w - 2 * border;
+        var x = TestData.Random(rng, frames * channels * ih * iw);
+        var weight = TestData.Random(rng, g.WeightLength, -0.5f, 0.5f);
+        var bias = hasBias ? TestData.Random(rng, channels) : [];
+        var bns = Enumerable.Range(0, bnCount).Select(_ => (TestData.Random(rng, channels, 0.5f, 1.5f), TestData.Random(rng, channels))).ToArray();
+        var values = TestData.Random(rng, channels);
+        var padded = x;
+        if (border > 0)
+        {
+            padded = new float[frames * channels * h * w];
+            for (int pl = 0; pl < frames * channels; pl++)
+                for (int yy = 0; yy < h; yy++)
+                    for (int xx = 0; xx < w; xx++)
+                    {
+                        int jy = yy - border, jx = xx - border;
+                        padded[(pl * h + yy) * w + xx] = jy >= 0 && jy < ih && jx >= 0 && jx < iw ? x[(pl * ih + jy) * iw + jx] : values[pl % channels];
+                    }
+        }
+        var expected = new float[frames * channels * oh * ow];
+        Conv2d.Forward(padded, frames, h, w, weight, bias, g, expected);
+        foreach (var (scale, shift) in bns) ChannelOps.ScaleShift(expected, frames, channels, oh * ow, scale, shift);
+
+        var acc = gpu.Device.Accelerator;
+        using var layer = new GpuConv(acc, g, weight, bias, bns);
+        using var input = gpu.Upload(x);
+        using var borderValues = gpu.Upload(values);
+        Assert.True(GpuOps.StripsFit(g));
+        var generic = Run(acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(
+            GpuKernels.Depthwise<ExactFma>), (ref DepthwiseArgs p) => GpuOps.DepthwiseTiles(ref p, 1024));
+        TestData.AssertSame(expected, generic, $"generic {g} @{h}x{w} border {border}");
+        var kernels = k == 3
+            ? new[] { (acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps3>), 4) }
+            : [(acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7>), 4),
+                (acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7x8>), 8)];
+        foreach (var (kernel, width) in kernels)
+        {
+            var strips = Run(kernel, (ref DepthwiseArgs p) => GpuOps.DepthwiseStripTiles(ref p, GpuOps.StripThreads, width));
+            for (int i = 0; i < generic.Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(strips[i]),
+                    $"{width} per thread, element {i}: {strips[i]:R} vs {generic[i]:R}");
+        }
+        if (border == 1)
+        {
+            // RepConv's BN-padded 3×3 straight from the map.
+            Assert.True(GpuOps.Border3Fits(g, oh, ow));
+            var direct = Run(acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(
+                GpuKernels.DepthwiseBorder3<ExactFma>), (ref DepthwiseArgs p) => GpuOps.DepthwiseBorder3Groups(ref p, GpuOps.StripThreads));
+            for (int i = 0; i < generic.Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(direct[i]),
+                    $"direct, element {i}: {direct[i]:R} vs {generic[i]:R}");
+        }
+        // Through the backend's dispatch too (which picks the strips kernel and its width).
+        using var viaOps = gpu.Zeros(expected.Length);
+        gpu.Ops.Conv(layer, input.View, frames, h, w, viaOps.View, border > 0 ? borderValues.View : default, border);
+        TestData.AssertSame(expected, viaOps.GetAsArray1D(), "GpuOps.Conv");
+
+        float[] Run(Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> kernel,
+            TilePlanner plan)
+        {
+            using var output = gpu.Upload(Enumerable.Repeat(float.NaN, expected.Length).ToArray());
+            var p = new DepthwiseArgs
+            {
+                Planes = frames * channels, Channels = channels, H = h, W = w, OH = oh, OW = ow, KH = k, KW = k,
+                StrideH = 1, StrideW = 1, PadH = pad, PadW = pad, HasBias = hasBias ? 1 : 0, BnCount = bnCount, Border = border, Rows = 1,
+            };
+            long groups = plan(ref p);
+            Assert.True(p.TilesY * p.TileH >= oh && p.TilesX * p.TileW >= ow || p.TilesY == 0);
+            Assert.True((long)p.PlanesPerGroup * p.InTileH * Math.Max(p.InTileW, p.Pitch) <= GpuKernels.DepthwiseTileFloats);
+            kernel(new KernelConfig(new Index1D((int)groups), new Index1D(2)), input.View, layer.Weights.View, layer.Bias?.View ?? layer.Weights.View,
+                layer.Bn?.View ?? layer.Weights.View, output.View, borderValues.View, p);
+            acc.Synchronize();
+            return output.GetAsArray1D();
+        }
+    }
+
+    private delegate long TilePlanner(ref DepthwiseArgs p);
+
     [Fact]
     public void SmallDivisionsByFloatReciprocalAreExact()
     {
@@ -286,6 +387,95 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         Assert.Equal(new long[] { 0, 0, 2 * count }, counts.GetAsArray1D());
     }
 
+    /// <summary>
+    /// The fused residual add and LIF (<see cref="IBackend.AddLif"/>) against the CPU's add, then MultiStepLif, bit for bit:
+    /// the stream x as the add leaves it and the spikes; a neuron count that fills no group evenly, T = 1 and 4, thresholds
+    /// that leave a few and most neurons firing. Through the backend with a spike counter it runs the two ops and counts.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 1f)]
+    [InlineData(4, 1f)]
+    [InlineData(4, 0.25f)]
+    [InlineData(3, 2.5f)]
+    public void AddLifEqualsAddThenLif(int timesteps, float threshold)
+    {
+        var rng = new Random(timesteps * 7 + (int)(threshold * 4));
+        int perStep = 389, length = perStep * timesteps;
+        var x = TestData.Random(rng, length, -1f, 2f);
+        var y = TestData.Random(rng, length, -1f, 2f);
+        var sum = x.Zip(y, (a, b) => a + b).ToArray();
+        var spikes = new float[length];
+        long count = MultiStepLif.Forward(sum, spikes, length, timesteps, threshold);
+        Assert.InRange(count, 1, length - 1);
+
+        using var xs = gpu.Upload(x);
+        using var ys = gpu.Upload(y);
+        using var s = gpu.Upload(Enumerable.Repeat(float.NaN, length).ToArray());
+        gpu.Ops.AddLif(xs.View, ys.View, s.View, length, timesteps, threshold);
+        TestData.AssertSame(sum, xs.GetAsArray1D(), "x after the add");
+        TestData.AssertSame(spikes, s.GetAsArray1D(), "spikes");
+
+        // The backend op, without and with a recorder (which sees the separate ops).
+        var b = gpu.Backend;
+        int mark = b.Mark();
+        var bx = b.Rent(length);
+        var by = b.Rent(length);
+        var bs = b.Rent(length);
+        using var counter = b.CreateSpikeCounter(2);
+        foreach (var recorder in new LifRecorder?[] { null, counter })
+        {
+            b.Upload(x, bx);
+            b.Upload(y, by);
+            b.AddLif(bx, by, length, bs, timesteps, threshold, recorder, 1);
+            var got = new float[length];
+            b.Download(bs, 0, got);
+            TestData.AssertSame(spikes, got, recorder is null ? "backend spikes" : "backend spikes, recorded");
+            b.Download(bx, 0, got);
+            TestData.AssertSame(sum, got, "backend x");
+        }
+        Assert.Equal(count, counter.Read().Spikes[1]);
+        b.Release(mark);
+    }
+
+    /// <summary>
+    /// SDSA of small planes in one kernel (<see cref="GpuKernels.SmallAttention"/>) equals the CPU backend's two SGEMMs on
+    /// spikes bit for bit: CIFAR's planes (d = 16 and 24, 16 tokens), odd sizes, and planes too large for it, which keep
+    /// the GEMM path.
+    /// </summary>
+    [Theory]
+    [InlineData(3, 128, 16, 8)]    // CIFAR stage 3: d = 16
+    [InlineData(2, 192, 16, 8)]    // CIFAR stage 4: d = 24
+    [InlineData(5, 21, 7, 3)]      // odd d and tokens
+    [InlineData(2, 48, 45, 1)]     // d = 48, 45 tokens: too large for shared memory, the GEMM path
+    public void SpikeDrivenAttentionMatchesTheCpuBackend(int frames, int channels, int tokens, int heads)
+    {
+        var rng = new Random(channels + tokens);
+        int n = frames * channels * tokens;
+        var q = TestData.Spikes(rng, n);
+        var k = TestData.Spikes(rng, n);
+        var v = TestData.Spikes(rng, n);
+        Assert.Equal(tokens < 40, GpuOps.SmallAttentionFits(channels / heads, tokens));
+        using var cpu = new CpuBackend();
+        var expected = Attention(cpu);
+        var actual = Attention(gpu.Backend);
+        TestData.AssertSame(expected, actual, $"sdsa {channels}ch {heads} heads {tokens} tokens");
+        Assert.Contains(expected, x => x > 0);
+
+        float[] Attention(IBackend b)
+        {
+            int mark = b.Mark();
+            var (bq, bk, bv, o) = (b.Rent(n), b.Rent(n), b.Rent(n), b.Rent(n));
+            b.Upload(q, bq);
+            b.Upload(k, bk);
+            b.Upload(v, bv);
+            b.SpikeDrivenAttention(bq, bk, bv, o, frames, channels, tokens, heads, 0.125f);
+            var result = new float[n];
+            b.Download(o, 0, result);
+            b.Release(mark);
+            return result;
+        }
+    }
+
     [Fact]
     public void GlueKernelsMatchTheirDefinitions()
     {
@@ -312,10 +502,10 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         var b = TestData.Random(rng, 101);
         using var ba = gpu.Upload(a);
         using var bb = gpu.Upload(b);
-        gpu.Ops.Add(ba.View, bb.View, 100);
+        gpu.Ops.Add(ba.View, bb.View, 98); // four per thread, the last thread two
         var sum = ba.GetAsArray1D();
-        for (int i = 0; i < 100; i++) Assert.Equal(a[i] + b[i], sum[i]);
-        Assert.Equal(a[100], sum[100]);
+        for (int i = 0; i < 98; i++) Assert.Equal(a[i] + b[i], sum[i]);
+        Assert.Equal(a.AsSpan(98).ToArray(), sum.AsSpan(98).ToArray());
 
         var rep = new float[4 * 13];
         TestData.Random(rng, 13).CopyTo(rep, 0);

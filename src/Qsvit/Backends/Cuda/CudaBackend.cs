@@ -151,11 +151,72 @@ public sealed partial class CudaBackend : IBackend
         }
     }
 
+    /// <summary>Uploads of at least this many floats (1 MiB) go through the page-locked staging buffer (<see cref="Upload"/>).</summary>
+    public const int PinnedUploadFloats = 1 << 18;
+
+    /// <summary>Floats per piece of a pinned upload: the host copies piece i + 1 while the copy engine sends piece i.</summary>
+    private const int PinnedPieceFloats = 1 << 20;
+
+    private PageLockedArray1D<float>? _staging;
+    /// <summary>Whether a copy from <see cref="_staging"/> may still be queued (cleared where the stream is waited for).</summary>
+    private bool _stagingQueued;
+
+    /// <summary>
+    /// destination[offset ..] = source. Large uploads on a GPU (the images of a pass) are copied by the host's cores into a
+    /// page-locked staging buffer in pieces, each sent by an asynchronous DMA as soon as it is there: pageable memory
+    /// moves at a fraction of the bus's rate, since the driver stages it itself, one thread, piece after piece.
+    /// </summary>
     public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0)
     {
         if (source.IsEmpty) return;
-        var view = (ArrayView1D<float, Stride1D.Dense>)V(destination).SubView(offset, source.Length);
-        view.CopyFromCPU(_acc.DefaultStream, source);
+        var target = V(destination).SubView(offset, source.Length);
+        if (!_device.IsCuda || source.Length < PinnedUploadFloats)
+        {
+            ((ArrayView1D<float, Stride1D.Dense>)target).CopyFromCPU(_acc.DefaultStream, source);
+            return;
+        }
+        if (_staging is null || _staging.Length < source.Length)
+        {
+            _acc.Synchronize();
+            _stagingQueued = false;
+            _staging?.Dispose();
+            _staging = _acc.AllocatePageLocked1D<float>(source.Length);
+        }
+        else if (_stagingQueued) _acc.DefaultStream.Synchronize(); // the last upload's DMA may still read the buffer
+        _stagingQueued = true;
+        var staging = _staging.Span;
+        IntPtr device = target.LoadEffectiveAddressAsPtr();
+        unsafe
+        {
+            fixed (float* from = source, pinned = staging)
+            {
+                var host = (IntPtr)pinned;
+                for (int start = 0; start < source.Length; start += PinnedPieceFloats)
+                {
+                    int n = Math.Min(PinnedPieceFloats, source.Length - start);
+                    CopyParallel(from + start, staging.Slice(start, n));
+                    CudaException.ThrowIfFailed(CudaAPI.CurrentAPI.MemcpyAsync(device + start * sizeof(float), host + start * sizeof(float),
+                        n * sizeof(float), _acc.DefaultStream));
+                }
+            }
+        }
+    }
+
+    /// <summary>to = from, in slices of 64 Ki floats spread over the host's cores.</summary>
+    private static unsafe void CopyParallel(float* from, Span<float> to)
+    {
+        const int slice = 1 << 16;
+        int slices = (to.Length + slice - 1) / slice;
+        fixed (float* dst = to)
+        {
+            float* d = dst, s = from;
+            int length = to.Length;
+            Parallel.For(0, slices, i =>
+            {
+                int at = i * slice, n = Math.Min(slice, length - at);
+                new ReadOnlySpan<float>(s + at, n).CopyTo(new Span<float>(d + at, n));
+            });
+        }
     }
 
     public void Download(DeviceBuffer source, long offset, Span<float> destination)
@@ -164,6 +225,7 @@ public sealed partial class CudaBackend : IBackend
         var view = (ArrayView1D<float, Stride1D.Dense>)V(source).SubView(offset, destination.Length);
         view.CopyToCPU(_acc.DefaultStream, destination);
         _acc.DefaultStream.Synchronize();
+        _stagingQueued = false;
     }
 
     public void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length)
@@ -173,7 +235,11 @@ public sealed partial class CudaBackend : IBackend
         from.CopyTo(_acc.DefaultStream, to);
     }
 
-    public void Synchronize() => _acc.Synchronize();
+    public void Synchronize()
+    {
+        _acc.Synchronize();
+        _stagingQueued = false;
+    }
 
     // ---- layers --------------------------------------------------------------------------------------------------------
 
@@ -271,6 +337,18 @@ public sealed partial class CudaBackend : IBackend
 
     public void Add(DeviceBuffer x, DeviceBuffer y, long length) => _ops.Add(V(x), V(y), length);
 
+    /// <summary>Without a recorder one kernel: each thread adds and runs the T steps of its neuron (x read once, y once); with one, the two ops.</summary>
+    public void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer)
+    {
+        if (recorder is null)
+        {
+            _ops.AddLif(V(x), V(y), V(spikes), length, timesteps, threshold);
+            return;
+        }
+        Add(x, y, length);
+        Lif(x, spikes, length, timesteps, threshold, recorder, layer);
+    }
+
     public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer)
     {
         ArrayView<float> x = V(input), s = V(spikes);
@@ -333,6 +411,12 @@ public sealed partial class CudaBackend : IBackend
     {
         if (channels % heads != 0) throw new ArgumentException($"{channels} channels do not split into {heads} heads");
         int d = channels / heads, planes = frames * heads, slice = d * tokens;
+        if (GpuOps.SmallAttentionFits(d, tokens))
+        {
+            // Small planes (CIFAR's 16 tokens): one kernel, each plane's K, V, Q and kv in shared memory (spikes: exact).
+            _ops.SmallAttention(V(q), V(k), V(v), V(output), planes, d, tokens, scale);
+            return;
+        }
         int mark = Mark();
         var kvBuffer = Rent((long)planes * d * d);
         var kv = V(kvBuffer);
@@ -392,6 +476,8 @@ public sealed partial class CudaBackend : IBackend
         _acc.Synchronize();
         _blas?.Dispose();
         _blas = null;
+        _staging?.Dispose();
+        _staging = null;
         foreach (var s in _slots) s.Memory.Dispose();
         _slots.Clear();
         _ops.Dispose();

@@ -92,6 +92,126 @@ internal struct DepthwiseArgs
     /// border pixel of channel c is the kernel's border[c] (RepConv's BNAndPadLayer fused into its depthwise conv).
     /// </summary>
     public int Border;
+    /// <summary>
+    /// <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/> only: row pitch of the staged input tile and of the output
+    /// tile (odd, so threads on neighbouring rows read different banks), and each plane's share of both tiles.
+    /// </summary>
+    public int Pitch, PlaneFloats, OutPitch, OutPlaneFloats;
+    /// <summary>fl(1 / Channels), for <see cref="GpuKernels.SmallDiv"/>.</summary>
+    public float ChannelsInverse;
+}
+
+/// <summary>Eight floats in registers: a thread's strip of outputs (<see cref="IStripTaps"/>; strips of four use <see cref="A"/> only).</summary>
+internal struct F8(F4 a, F4 b)
+{
+    public F4 A = a, B = b;
+}
+
+/// <summary>
+/// The taps of one kernel row for <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/>, written out for a fixed kernel
+/// size and strip width so the row's inputs and weights sit in registers: X neighbouring outputs read K + X − 1 staged
+/// inputs once.
+/// </summary>
+internal interface IStripTaps
+{
+    /// <summary>Kernel edge (K×K).</summary>
+    int K { get; }
+
+    /// <summary>Outputs per thread (4 or 8, neighbouring columns of a row).</summary>
+    int X { get; }
+
+    /// <summary>
+    /// acc.j = fma(w[kx], row[j + kx], acc.j) for kx = 0 … K − 1 in order, j &lt; X (A holds j = 0 … 3, B j = 4 … 7). The
+    /// views start at the row's first value and weight, so every load has a constant offset (one address computation
+    /// per row, not one per load).
+    /// </summary>
+    F8 Row<TFma>(ArrayView<float> row, ArrayView<float> w, F8 acc) where TFma : struct, IFma;
+}
+
+/// <summary>3×3 taps, four outputs per thread (RepConv's BN-padded depthwise conv).</summary>
+internal readonly struct Taps3 : IStripTaps
+{
+    public int K => 3;
+    public int X => 4;
+
+    public F8 Row<TFma>(ArrayView<float> row, ArrayView<float> w, F8 acc) where TFma : struct, IFma =>
+        new(Row<TFma>(row[0], row[1], row[2], row[3], row[4], row[5], w[0], w[1], w[2], acc.A), acc.B);
+
+    /// <summary>The row's FMAs on values and weights already in registers.</summary>
+    internal static F4 Row<TFma>(float v0, float v1, float v2, float v3, float v4, float v5, float w0, float w1, float w2, F4 acc)
+        where TFma : struct, IFma
+    {
+        var f = default(TFma);
+        return new F4(
+            f.Fma(w2, v2, f.Fma(w1, v1, f.Fma(w0, v0, acc.X))),
+            f.Fma(w2, v3, f.Fma(w1, v2, f.Fma(w0, v1, acc.Y))),
+            f.Fma(w2, v4, f.Fma(w1, v3, f.Fma(w0, v2, acc.Z))),
+            f.Fma(w2, v5, f.Fma(w1, v4, f.Fma(w0, v3, acc.W))));
+    }
+}
+
+/// <summary>7×7 taps, four outputs per thread (the ConvBlocks' depthwise conv on maps whose width is no multiple of 8).</summary>
+internal readonly struct Taps7 : IStripTaps
+{
+    public int K => 7;
+    public int X => 4;
+
+    public F8 Row<TFma>(ArrayView<float> row, ArrayView<float> w, F8 acc) where TFma : struct, IFma
+    {
+        float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6];
+        float v0 = row[0], v1 = row[1], v2 = row[2], v3 = row[3], v4 = row[4];
+        float v5 = row[5], v6 = row[6], v7 = row[7], v8 = row[8], v9 = row[9];
+        return new F8(new F4(
+            Chain7<TFma>(acc.A.X, w0, w1, w2, w3, w4, w5, w6, v0, v1, v2, v3, v4, v5, v6),
+            Chain7<TFma>(acc.A.Y, w0, w1, w2, w3, w4, w5, w6, v1, v2, v3, v4, v5, v6, v7),
+            Chain7<TFma>(acc.A.Z, w0, w1, w2, w3, w4, w5, w6, v2, v3, v4, v5, v6, v7, v8),
+            Chain7<TFma>(acc.A.W, w0, w1, w2, w3, w4, w5, w6, v3, v4, v5, v6, v7, v8, v9)), acc.B);
+    }
+
+    internal static float Chain7<TFma>(float s, float w0, float w1, float w2, float w3, float w4, float w5, float w6,
+        float v0, float v1, float v2, float v3, float v4, float v5, float v6) where TFma : struct, IFma
+    {
+        var f = default(TFma);
+        s = f.Fma(w0, v0, s);
+        s = f.Fma(w1, v1, s);
+        s = f.Fma(w2, v2, s);
+        s = f.Fma(w3, v3, s);
+        s = f.Fma(w4, v4, s);
+        s = f.Fma(w5, v5, s);
+        return f.Fma(w6, v6, s);
+    }
+}
+
+/// <summary>7×7 taps, eight outputs per thread (14 staged reads and 7 weights for 56 FMAs per kernel row; maps whose width is a multiple of 8).</summary>
+internal readonly struct Taps7x8 : IStripTaps
+{
+    public int K => 7;
+    public int X => 8;
+
+    public F8 Row<TFma>(ArrayView<float> row, ArrayView<float> w, F8 acc) where TFma : struct, IFma
+    {
+        float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6];
+        float v0 = row[0], v1 = row[1], v2 = row[2], v3 = row[3], v4 = row[4], v5 = row[5], v6 = row[6];
+        float v7 = row[7], v8 = row[8], v9 = row[9], v10 = row[10], v11 = row[11], v12 = row[12], v13 = row[13];
+        return new F8(
+            new F4(
+                Taps7.Chain7<TFma>(acc.A.X, w0, w1, w2, w3, w4, w5, w6, v0, v1, v2, v3, v4, v5, v6),
+                Taps7.Chain7<TFma>(acc.A.Y, w0, w1, w2, w3, w4, w5, w6, v1, v2, v3, v4, v5, v6, v7),
+                Taps7.Chain7<TFma>(acc.A.Z, w0, w1, w2, w3, w4, w5, w6, v2, v3, v4, v5, v6, v7, v8),
+                Taps7.Chain7<TFma>(acc.A.W, w0, w1, w2, w3, w4, w5, w6, v3, v4, v5, v6, v7, v8, v9)),
+            new F4(
+                Taps7.Chain7<TFma>(acc.B.X, w0, w1, w2, w3, w4, w5, w6, v4, v5, v6, v7, v8, v9, v10),
+                Taps7.Chain7<TFma>(acc.B.Y, w0, w1, w2, w3, w4, w5, w6, v5, v6, v7, v8, v9, v10, v11),
+                Taps7.Chain7<TFma>(acc.B.Z, w0, w1, w2, w3, w4, w5, w6, v6, v7, v8, v9, v10, v11, v12),
+                Taps7.Chain7<TFma>(acc.B.W, w0, w1, w2, w3, w4, w5, w6, v7, v8, v9, v10, v11, v12, v13)));
+    }
+}
+
+/// <summary>A value for a depthwise group's staged input tile and its place there.</summary>
+internal readonly struct StagedFloat(float value, int at)
+{
+    public readonly float Value = value;
+    public readonly int At = at;
 }
 
 /// <summary>One output column of a depthwise thread: its output x and its place in the input tile.</summary>
@@ -511,12 +631,225 @@ internal static class GpuKernels
         DepthwiseColumn.Store<TFma>(y, bn, p, ch, outRow, o3, b3);
     }
 
+    /// <summary>Floats of a <see cref="DepthwiseStrips{TFma, TTaps}"/> group's output tile (16 KiB).</summary>
+    public const int DepthwiseOutFloats = 4096;
+
+    /// <summary>
+    /// A stride-1 K×K depthwise conv (K = 3 or 7, <typeparamref name="TTaps"/>), same tiles and staging as
+    /// <see cref="Depthwise{TFma}"/> (zeros outside the map, or the BN-pad border read on the fly) but each thread takes
+    /// X = 4 or 8 neighbouring outputs of a row: per kernel row it reads K + X − 1 staged inputs and K weights into
+    /// registers for X·K FMAs (the generic kernel: one shared read per FMA). Neighbouring threads take neighbouring rows (odd pitch: no
+    /// bank conflicts); the results go through a shared output tile so the stores are contiguous. Each output's FMA chain
+    /// is the generic kernel's: bias, taps in (ky, kx) order with rows outside the map skipped and columns outside it
+    /// reading the tile's zero, then the BNs, so the values are the same bit for bit.
+    /// </summary>
+    public static void DepthwiseStrips<TFma, TTaps>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
+        ArrayView<float> y, ArrayView<float> border, DepthwiseArgs p) where TFma : struct, IFma where TTaps : struct, IStripTaps
+    {
+        var tile = SharedMemory.Allocate<float>(DepthwiseTileFloats);
+        var outTile = SharedMemory.Allocate<float>(DepthwiseOutFloats);
+        int tid = Group.IdxX, threads = Group.DimX, k = default(TTaps).K, xw = default(TTaps).X;
+        int tilesPerPlane = p.TilesY * p.TilesX, group = Grid.IdxX;
+        int planeGroup = group / tilesPerPlane, t = group - planeGroup * tilesPerPlane, tileY = t / p.TilesX, tileX = t - tileY * p.TilesX;
+        int oy0 = tileY * p.TileH, ox0 = tileX * p.TileW, iy0 = oy0 - p.PadH, ix0 = ox0 - p.PadW;
+        int plane0 = planeGroup * p.PlanesPerGroup, inTile = p.InTileH * p.InTileW;
+        float invInTile = 1f / inTile, invInTileW = 1f / p.InTileW;
+        // Four values per thread and round, loaded before any is stored: the loads are in flight together.
+        int staged = p.PlanesPerGroup * inTile;
+        for (int i = tid; i < staged; i += 4 * threads)
+        {
+            var a = StagedValue(x, border, p, i, plane0, iy0, ix0, invInTile, invInTileW);
+            var b = StagedValue(x, border, p, i + threads, plane0, iy0, ix0, invInTile, invInTileW);
+            var c = StagedValue(x, border, p, i + 2 * threads, plane0, iy0, ix0, invInTile, invInTileW);
+            var d = StagedValue(x, border, p, i + 3 * threads, plane0, iy0, ix0, invInTile, invInTileW);
+            tile[a.At] = a.Value;
+            if (i + threads < staged) tile[b.At] = b.Value;
+            if (i + 2 * threads < staged) tile[c.At] = c.Value;
+            if (i + 3 * threads < staged) tile[d.At] = d.Value;
+        }
+        Group.Barrier();
+        // Slots (plane, strip, row), rows fastest.
+        int strips = p.Strips, slots = p.PlanesPerGroup * strips * p.TileH, kk = k * k;
+        float invTileH = 1f / p.TileH, invStrips = 1f / strips;
+        for (int slot = tid; slot < slots; slot += threads)
+        {
+            int rest = SmallDiv(slot, invTileH), ly = slot - rest * p.TileH, q = SmallDiv(rest, invStrips), lx = xw * (rest - q * strips);
+            int plane = plane0 + q, oy = oy0 + ly;
+            if (plane >= p.Planes || oy >= p.OH) continue;
+            int ch = ChannelOf(plane, p), top = oy - p.PadH;
+            float start = p.HasBias != 0 ? bias[ch] : 0f;
+            var acc = new F8(new F4(start, start, start, start), new F4(start, start, start, start));
+            int kyLo = top < 0 ? -top : 0, kyHi = p.H - top < k ? p.H - top : k;
+            int at = q * p.PlaneFloats + (top - iy0) * p.Pitch + lx, wAt = ch * kk;
+            for (int ky = kyLo; ky < kyHi; ky++)
+                acc = default(TTaps).Row<TFma>(tile.SubView(at + ky * p.Pitch, k + xw - 1), w.SubView(wAt + ky * k, k), acc);
+            for (int b = 0; b < p.BnCount; b++)
+            {
+                float scale = bn[2 * b * p.Channels + ch], shift = bn[(2 * b + 1) * p.Channels + ch];
+                acc = new F8(Bn<TFma>(acc.A, scale, shift), xw > 4 ? Bn<TFma>(acc.B, scale, shift) : acc.B);
+            }
+            var o = outTile.SubView(q * p.OutPlaneFloats + ly * p.OutPitch + lx, xw);
+            o[0] = acc.A.X;
+            o[1] = acc.A.Y;
+            o[2] = acc.A.Z;
+            o[3] = acc.A.W;
+            if (xw > 4)
+            {
+                o[4] = acc.B.X;
+                o[5] = acc.B.Y;
+                o[6] = acc.B.Z;
+                o[7] = acc.B.W;
+            }
+        }
+        Group.Barrier();
+        // Contiguous stores: each plane's tile rows in order.
+        int tileOut = p.TileH * p.TileW, ohw = p.OH * p.OW;
+        float invTileOut = 1f / tileOut, invTileW = 1f / p.TileW;
+        for (int i = tid; i < p.PlanesPerGroup * tileOut; i += threads)
+        {
+            int q = SmallDiv(i, invTileOut), r = i - q * tileOut, ly = SmallDiv(r, invTileW), lx = r - ly * p.TileW;
+            int plane = plane0 + q, oy = oy0 + ly, ox = ox0 + lx;
+            if (plane < p.Planes && oy < p.OH && ox < p.OW) y[plane * ohw + oy * p.OW + ox] = outTile[q * p.OutPlaneFloats + ly * p.OutPitch + lx];
+        }
+    }
+
+    /// <summary>
+    /// RepConv's BN-padded 3×3 depthwise conv on small maps, read straight from the map (no staging, no barrier): each
+    /// thread takes four neighbouring outputs of a row, loads the 3 × 6 values they need (the plane's pad value where
+    /// the padded map's border is) and its channel's 9 weights into registers. Groups take whole planes
+    /// (<see cref="DepthwiseArgs.PlanesPerGroup"/>, <see cref="DepthwiseArgs.Strips"/> strips per row); H×W is the padded
+    /// map, OH×OW = (H − 2)×(W − 2) its interior, the input. The FMA chains are <see cref="DepthwiseStrips{TFma, TTaps}"/>'s
+    /// with <see cref="Taps3"/>, so the values are the same bit for bit.
+    /// </summary>
+    public static void DepthwiseBorder3<TFma>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
+        ArrayView<float> y, ArrayView<float> border, DepthwiseArgs p) where TFma : struct, IFma
+    {
+        int ih = p.OH, iw = p.OW, perPlane = ih * p.Strips, slots = p.PlanesPerGroup * perPlane;
+        float invPerPlane = 1f / perPlane, invStrips = 1f / p.Strips;
+        for (int slot = Group.IdxX; slot < slots; slot += Group.DimX)
+        {
+            int q = SmallDiv(slot, invPerPlane), r = slot - q * perPlane, oy = SmallDiv(r, invStrips), ox = 4 * (r - oy * p.Strips);
+            int plane = Grid.IdxX * p.PlanesPerGroup + q;
+            if (plane >= p.Planes) continue;
+            int ch = ChannelOf(plane, p);
+            float pad = border[ch], start = p.HasBias != 0 ? bias[ch] : 0f;
+            var v = new F4(start, start, start, start);
+            var wc = w.SubView(ch * 9, 9);
+            v = BorderRow<TFma>(x, plane, oy - 1, ox, ih, iw, pad, wc[0], wc[1], wc[2], v);
+            v = BorderRow<TFma>(x, plane, oy, ox, ih, iw, pad, wc[3], wc[4], wc[5], v);
+            v = BorderRow<TFma>(x, plane, oy + 1, ox, ih, iw, pad, wc[6], wc[7], wc[8], v);
+            for (int b = 0; b < p.BnCount; b++) v = Bn<TFma>(v, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
+            int at = (plane * ih + oy) * iw + ox;
+            y[at] = v.X;
+            if (ox + 1 < iw) y[at + 1] = v.Y;
+            if (ox + 2 < iw) y[at + 2] = v.Z;
+            if (ox + 3 < iw) y[at + 3] = v.W;
+        }
+    }
+
+    /// <summary>
+    /// One kernel row of <see cref="DepthwiseBorder3{TFma}"/>: padded-map row jy + 1, columns ox … ox + 5, of a BN-padded map
+    /// whose interior (ih × iw) is plane <paramref name="plane"/> of x (interior row jy, columns ox − 1 … ox + 4; the pad
+    /// value outside), through <see cref="Taps3.Row{TFma}(float, float, float, float, float, float, float, float, float, F4)"/>.
+    /// </summary>
+    private static F4 BorderRow<TFma>(ArrayView<float> x, int plane, int jy, int ox, int ih, int iw, float pad, float w0, float w1, float w2, F4 acc)
+        where TFma : struct, IFma
+    {
+        bool inside = jy >= 0 && jy < ih;
+        int at = (plane * ih + jy) * iw + ox - 1;
+        float v0 = inside && ox >= 1 ? x[at] : pad;
+        float v1 = inside && ox < iw ? x[at + 1] : pad;
+        float v2 = inside && ox + 1 < iw ? x[at + 2] : pad;
+        float v3 = inside && ox + 2 < iw ? x[at + 3] : pad;
+        float v4 = inside && ox + 3 < iw ? x[at + 4] : pad;
+        float v5 = inside && ox + 4 < iw ? x[at + 5] : pad;
+        return Taps3.Row<TFma>(v0, v1, v2, v3, v4, v5, w0, w1, w2, acc);
+    }
+
+    /// <summary>Each of four values through one BN as one FMA.</summary>
+    private static F4 Bn<TFma>(F4 v, float scale, float shift) where TFma : struct, IFma
+    {
+        var f = default(TFma);
+        return new F4(f.Fma(v.X, scale, shift), f.Fma(v.Y, scale, shift), f.Fma(v.Z, scale, shift), f.Fma(v.W, scale, shift));
+    }
+
+    /// <summary>plane mod Channels: by the float reciprocal where <see cref="SmallDiv"/> is exact (planes &lt; 2²¹), else by an integer division.</summary>
+    private static int ChannelOf(int plane, DepthwiseArgs p) =>
+        p.Planes <= 1 << 21 ? plane - SmallDiv(plane, p.ChannelsInverse) * p.Channels : plane % p.Channels;
+
+    /// <summary>
+    /// Input tile element <paramref name="i"/> of a <see cref="DepthwiseStrips{TFma, TTaps}"/> group (planes, rows, columns
+    /// in order) and where it goes in the pitched tile: the interior value, the plane's BN-pad value on its border, or
+    /// zero outside the map (or past the group's planes or tile).
+    /// </summary>
+    private static StagedFloat StagedValue(ArrayView<float> x, ArrayView<float> border, DepthwiseArgs p, int i, int plane0, int iy0, int ix0,
+        float invInTile, float invInTileW)
+    {
+        int inTile = p.InTileH * p.InTileW;
+        int q = SmallDiv(i, invInTile), r = i - q * inTile, ry = SmallDiv(r, invInTileW), rx = r - ry * p.InTileW;
+        int plane = plane0 + q, iy = iy0 + ry, ix = ix0 + rx, jy = iy - p.Border, jx = ix - p.Border;
+        int ih = p.H - 2 * p.Border, iw = p.W - 2 * p.Border;
+        float v = 0f;
+        if (q < p.PlanesPerGroup && plane < p.Planes && iy >= 0 && iy < p.H && ix >= 0 && ix < p.W)
+            v = jy >= 0 && jy < ih && jx >= 0 && jx < iw ? x[(plane * ih + jy) * iw + jx] : border[ChannelOf(plane, p)];
+        return new StagedFloat(v, q * p.PlaneFloats + ry * p.Pitch + rx);
+    }
+
     /// <summary>
     /// ⌊i / d⌋ for 0 ≤ i &lt; 2^21 and d ≥ 1 from <paramref name="inverse"/> = fl(1/d): (i + ½)/d lies at least ½/d from an
     /// integer and the two float roundings move it by less than (i/d)·2^-23 &lt; ¼/d, so the floor is exact. A few
     /// instructions where an integer division by a runtime divisor takes dozens (the depthwise tiles' index arithmetic).
     /// </summary>
     internal static int SmallDiv(int i, float inverse) => (int)((i + 0.5f) * inverse);
+
+    // ------------------------------------------------------------------ spike-driven self-attention on small planes
+
+    /// <summary>Shared floats of a <see cref="SmallAttention"/> group: K, V and Q of one plane (rows at <see cref="SmallAttentionPitch"/>), and its kv.</summary>
+    public const int SmallAttentionFloats = 4096;
+
+    /// <summary>Row pitch of K, V and Q in <see cref="SmallAttention"/>'s shared memory: the token count made odd.</summary>
+    public static int SmallAttentionPitch(int tokens) => tokens | 1;
+
+    /// <summary>
+    /// SDSA of one (frame, head) plane per group, where K, V, Q ([d, N] each) and kv ([d, d]) fit shared memory (CIFAR's 4×4
+    /// maps: N = 16): kv[i, j] = Σ_n K[i, n]·V[j, n], then out[j, n] = (Σ_i kv[i, j]·Q[i, n])·scale. One launch instead of
+    /// two batched library GEMMs over tiny matrices. q, k, v are spikes, so every product is 0 or 1 and every sum an
+    /// integer below 2²⁴: exact in any order, the fp32 SGEMMs' result bit for bit.
+    /// </summary>
+    public static void SmallAttention(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> output, int d, int tokens, float scale)
+    {
+        var shared = SharedMemory.Allocate<float>(SmallAttentionFloats);
+        // Rows of K, V and Q at an odd pitch: the threads of a warp read rows j, j + 1, … of V in different banks.
+        int tid = Group.IdxX, threads = Group.DimX, slice = d * tokens, at = Grid.IdxX * slice, pitch = SmallAttentionPitch(tokens), rows = d * pitch;
+        float invD = 1f / d, invTokens = 1f / tokens;
+        for (int i = tid; i < slice; i += threads)
+        {
+            float kk = k[at + i], vv = v[at + i], qq = q[at + i]; // three loads in flight before the stores
+            int r = SmallDiv(i, invTokens), to = r * pitch + i - r * tokens;
+            shared[to] = kk;
+            shared[rows + to] = vv;
+            shared[2 * rows + to] = qq;
+        }
+        Group.Barrier();
+        int kvAt = 3 * rows;
+        for (int e = tid; e < d * d; e += threads)
+        {
+            int i = SmallDiv(e, invD), j = e - i * d;
+            var kRow = shared.SubView(i * pitch, tokens);
+            var vRow = shared.SubView(rows + j * pitch, tokens);
+            float s = 0f;
+            for (int n = 0; n < tokens; n++) s += kRow[n] * vRow[n];
+            shared[kvAt + e] = s;
+        }
+        Group.Barrier();
+        for (int e = tid; e < slice; e += threads)
+        {
+            int j = SmallDiv(e, invTokens), n = e - j * tokens;
+            float s = 0f;
+            for (int i = 0; i < d; i++) s += shared[kvAt + i * d + j] * shared[2 * rows + i * pitch + n];
+            output[at + e] = s * scale;
+        }
+    }
 
     // ------------------------------------------------------------------ LIF over T
 
@@ -541,15 +874,21 @@ internal static class GpuKernels
         if (n < perStep)
         {
             float v = 0f;
-            for (int t = 0; t < timesteps; t++)
+            // Four steps' inputs are loaded before their stores (which might alias them for all the compiler knows), so
+            // the loads overlap instead of waiting one after another.
+            for (int t0 = 0; t0 < timesteps; t0 += 4)
             {
-                int at = t * perStep + n;
-                float h = v + (x[at] - v) * 0.5f; // (x − v)·0.5 is exact, so a contracted FMA gives the same value
-                bool fire = h >= threshold;
-                spikes[at] = fire ? 1f : 0f;
-                if (keepMembrane != 0) membrane[at] = h;
-                v = fire ? 0f : h;
-                fired += fire ? 1 : 0;
+                var xs = LoadSteps(x, t0 * perStep + n, perStep, timesteps - t0);
+                for (int j = 0; j < 4 && t0 + j < timesteps; j++)
+                {
+                    int at = (t0 + j) * perStep + n;
+                    float h = v + (xs.Get(j) - v) * 0.5f; // (x − v)·0.5 is exact, so a contracted FMA gives the same value
+                    bool fire = h >= threshold;
+                    spikes[at] = fire ? 1f : 0f;
+                    if (keepMembrane != 0) membrane[at] = h;
+                    v = fire ? 0f : h;
+                    fired += fire ? 1 : 0;
+                }
             }
         }
         if (!count) return;
@@ -558,10 +897,56 @@ internal static class GpuKernels
         if (Group.IdxX == 0 && groupCount[0] != 0) Atomic.Add(ref counts[slot], (long)groupCount[0]);
     }
 
+    /// <summary>
+    /// x += y, then <see cref="Lif"/> of x (no recorder) in one pass, one thread per neuron: each step's sum is rounded
+    /// once and stored, and the LIF reads it, exactly as the Add kernel followed by the LIF kernel.
+    /// </summary>
+    public static void AddLif(Index1D n, ArrayView<float> x, ArrayView<float> y, ArrayView<float> spikes, int perStep, int timesteps, float threshold)
+    {
+        float v = 0f;
+        for (int t0 = 0; t0 < timesteps; t0 += 4)
+        {
+            // Four steps' loads before their stores (see Lif).
+            var xs = LoadSteps(x, t0 * perStep + n, perStep, timesteps - t0);
+            var ys = LoadSteps(y, t0 * perStep + n, perStep, timesteps - t0);
+            for (int j = 0; j < 4 && t0 + j < timesteps; j++)
+            {
+                int at = (t0 + j) * perStep + n;
+                float sum = xs.Get(j) + ys.Get(j);
+                x[at] = sum;
+                float h = v + (sum - v) * 0.5f;
+                bool fire = h >= threshold;
+                spikes[at] = fire ? 1f : 0f;
+                v = fire ? 0f : h;
+            }
+        }
+    }
+
+    /// <summary>view[at + j·step] for j &lt; min(4, count), zeros beyond.</summary>
+    private static F4 LoadSteps(ArrayView<float> view, int at, int step, int count) => new(
+        view[at],
+        count > 1 ? view[at + step] : 0f,
+        count > 2 ? view[at + 2 * step] : 0f,
+        count > 3 ? view[at + 3 * step] : 0f);
+
     // ------------------------------------------------------------------ elementwise glue
 
-    /// <summary>x += y.</summary>
-    public static void Add(Index1D i, ArrayView<float> x, ArrayView<float> y) => x[i] = x[i] + y[i];
+    /// <summary>x += y over [4·i, 4·i + 4) ∩ [0, length): the eight loads in flight before the stores.</summary>
+    public static void Add(Index1D i, ArrayView<float> x, ArrayView<float> y, int length)
+    {
+        int at = 4 * i;
+        if (at + 3 < length)
+        {
+            float x0 = x[at], x1 = x[at + 1], x2 = x[at + 2], x3 = x[at + 3];
+            float y0 = y[at], y1 = y[at + 1], y2 = y[at + 2], y3 = y[at + 3];
+            x[at] = x0 + y0;
+            x[at + 1] = x1 + y1;
+            x[at + 2] = x2 + y2;
+            x[at + 3] = x3 + y3;
+            return;
+        }
+        for (int j = at; j < length; j++) x[j] = x[j] + y[j];
+    }
 
     /// <summary>x[t·block + i] = x[i] for t ≥ 1: the official model repeats the image over T.</summary>
     public static void RepeatOverTime(Index1D i, ArrayView<float> x, int block) => x[block + i] = x[i % block];

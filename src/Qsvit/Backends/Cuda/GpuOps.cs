@@ -87,8 +87,11 @@ internal sealed class GpuOps : IDisposable
     private readonly Accelerator _acc;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _depthwise;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7, _strips7x8, _border3;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int> _lif;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _add;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _add;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _smallAttention;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _addLif;
     private readonly Action<Index1D, ArrayView<float>, int> _repeat;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _pad;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float> _mean;
@@ -123,8 +126,22 @@ internal sealed class GpuOps : IDisposable
         _depthwise = cuda
             ? Load("Depthwise", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise<ContractedFma>))
             : Load("Depthwise", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.Depthwise<ExactFma>));
+        _strips3 = cuda
+            ? Load("DepthwiseStrips3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ContractedFma, Taps3>))
+            : Load("DepthwiseStrips3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps3>));
+        _strips7 = cuda
+            ? Load("DepthwiseStrips7", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ContractedFma, Taps7>))
+            : Load("DepthwiseStrips7", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7>));
+        _strips7x8 = cuda
+            ? Load("DepthwiseStrips7x8", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ContractedFma, Taps7x8>))
+            : Load("DepthwiseStrips7x8", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7x8>));
+        _border3 = cuda
+            ? Load("DepthwiseBorder3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBorder3<ContractedFma>))
+            : Load("DepthwiseBorder3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBorder3<ExactFma>));
         _lif = Load("Lif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int>(GpuKernels.Lif));
-        _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(GpuKernels.Add));
+        _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(GpuKernels.Add));
+        _smallAttention = Load("SmallAttention", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.SmallAttention));
+        _addLif = Load("AddLif", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.AddLif));
         _repeat = Load("RepeatOverTime", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(GpuKernels.RepeatOverTime));
         _pad = Load("PadBorder", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.PadBorder));
         _mean = Load("SpatialMean", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(GpuKernels.SpatialMean));
@@ -196,6 +213,23 @@ internal sealed class GpuOps : IDisposable
                 StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
                 Border = border, Rows = g.StrideH == 1 && g.KernelH >= RowPairMinKernel ? 2 : 1,
             };
+            if (border == 1 && Border3Fits(g, oh, ow))
+            {
+                long borderGroups = DepthwiseBorder3Groups(ref dp, StripThreads);
+                if (borderGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
+                _border3(new KernelConfig(new Index1D((int)borderGroups), new Index1D(Math.Min(StripThreads, _reduceThreads))),
+                    input, layer.Weights.View, bias, bn, output, borderValues, dp);
+                return;
+            }
+            if (StripsFit(g))
+            {
+                int width = StripWidth(g, ow);
+                long stripGroups = DepthwiseStripTiles(ref dp, StripThreads, width);
+                if (stripGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
+                (g.KernelH == 3 ? _strips3 : width == 8 ? _strips7x8 : _strips7)(new KernelConfig(new Index1D((int)stripGroups), new Index1D(Math.Min(StripThreads, _reduceThreads))),
+                    input, layer.Weights.View, bias, bn, output, border > 0 ? borderValues : _dummy.View, dp);
+                return;
+            }
             long launchGroups = DepthwiseTiles(ref dp, _reduceThreads * 4 * dp.Rows);
             if (launchGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
             _depthwise(new KernelConfig(new Index1D((int)launchGroups), new Index1D(_reduceThreads)), input, layer.Weights.View, bias, bn, output,
@@ -258,6 +292,70 @@ internal sealed class GpuOps : IDisposable
         }
         p.Strips = (p.TileW + 3) / 4;
         p.WholePlanes = p.Border == 0 && p.PadH == 0 && p.PadW == 0 && p.TileH == p.OH && p.TileW == p.OW && p.InTileH == p.H && p.InTileW == p.W ? 1 : 0;
+        p.TilesY = (p.OH + p.TileH - 1) / p.TileH;
+        p.TilesX = (p.OW + p.TileW - 1) / p.TileW;
+        return (long)(p.Planes + p.PlanesPerGroup - 1) / p.PlanesPerGroup * p.TilesY * p.TilesX;
+    }
+
+    /// <summary>Threads of a <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/> group on a GPU, and the slots (four outputs each) its tiles are sized for.</summary>
+    public const int StripThreads = 256;
+
+    /// <summary>Whether a depthwise layer runs <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/>: stride 1, a 3×3 or 7×7 kernel, padding within its reach.</summary>
+    internal static bool StripsFit(ConvGeometry g) =>
+        g.IsDepthwise && g.StrideH == 1 && g.StrideW == 1 && g.KernelH == g.KernelW && g.KernelH is 3 or 7
+        && g.PadH < g.KernelH && g.PadW < g.KernelW;
+
+    /// <summary>
+    /// Whether RepConv's BN-padded 3×3 (border 1, no zero padding, stride 1) runs <see cref="GpuKernels.DepthwiseBorder3{TFma}"/>:
+    /// a plane's rows of four-output strips fit one group (interiors up to 64 × 16 of them).
+    /// </summary>
+    internal static bool Border3Fits(ConvGeometry g, int outH, int outW) =>
+        g.IsDepthwise && g.KernelH == 3 && g.KernelW == 3 && g.StrideH == 1 && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0
+        && (long)outH * ((outW + 3) / 4) <= StripThreads;
+
+    /// <summary>Whole planes per group of <see cref="GpuKernels.DepthwiseBorder3{TFma}"/>, as many as fill <paramref name="slots"/> four-output strips. Returns the number of groups.</summary>
+    internal static long DepthwiseBorder3Groups(ref DepthwiseArgs p, int slots)
+    {
+        p.Strips = (p.OW + 3) / 4;
+        p.PlanesPerGroup = Math.Max(1, slots / (p.OH * p.Strips));
+        p.ChannelsInverse = 1f / p.Channels;
+        return (p.Planes + (long)p.PlanesPerGroup - 1) / p.PlanesPerGroup;
+    }
+
+    /// <summary>
+    /// Outputs per thread of <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/>: 8 for a 7×7 kernel on maps at least 16
+    /// wide (14 loads and 7 weights per 56 FMAs instead of 10 and 7 per 28; a strip cut short at the map's edge wastes
+    /// at most 7 of 16 columns, 4 of 32 at 28 wide), else 4 (narrow maps fill the group's threads with more planes).
+    /// </summary>
+    internal static int StripWidth(ConvGeometry g, int outWidth) => g.KernelH == 7 && outWidth >= 16 ? 8 : 4;
+
+    /// <summary>
+    /// Tiles of <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/>: strips of <paramref name="width"/> columns, at most
+    /// 32 columns per tile row, balanced; rows up to <paramref name="slots"/> slots; whole planes, several per group, when
+    /// one tile covers a plane. Input tiles (odd pitch) fit <see cref="GpuKernels.DepthwiseTileFloats"/>, output tiles
+    /// <see cref="GpuKernels.DepthwiseOutFloats"/>. Returns the number of groups.
+    /// </summary>
+    internal static long DepthwiseStripTiles(ref DepthwiseArgs p, int slots, int width)
+    {
+        p.Strips = Balanced((p.OW + width - 1) / width, 32 / width);
+        p.TileW = width * p.Strips;
+        p.TileH = Balanced(p.OH, Math.Max(1, slots / p.Strips));
+        while (true)
+        {
+            p.InTileH = p.TileH + p.KH - 1;
+            p.InTileW = p.TileW + p.KW - 1;
+            p.Pitch = p.InTileW | 1;
+            p.OutPitch = p.TileW | 1;
+            if ((long)p.InTileH * p.Pitch <= GpuKernels.DepthwiseTileFloats && (long)p.TileH * p.OutPitch <= GpuKernels.DepthwiseOutFloats) break;
+            p.TileH = (p.TileH + 1) / 2;
+        }
+        p.PlaneFloats = p.InTileH * p.Pitch;
+        p.ChannelsInverse = 1f / p.Channels;
+        p.OutPlaneFloats = p.TileH * p.OutPitch;
+        p.PlanesPerGroup = 1;
+        if (p.TileH >= p.OH && p.TileW >= p.OW)
+            p.PlanesPerGroup = Math.Max(1, Math.Min(slots / (p.TileH * p.Strips),
+                Math.Min(GpuKernels.DepthwiseTileFloats / p.PlaneFloats, GpuKernels.DepthwiseOutFloats / p.OutPlaneFloats)));
         p.TilesY = (p.OH + p.TileH - 1) / p.TileH;
         p.TilesX = (p.OW + p.TileW - 1) / p.TileW;
         return (long)(p.Planes + p.PlanesPerGroup - 1) / p.PlanesPerGroup * p.TilesY * p.TilesX;
@@ -411,8 +509,39 @@ internal sealed class GpuOps : IDisposable
         CheckLength(x, length, nameof(x));
         CheckLength(y, length, nameof(y));
         if (length == 0) return;
+        CheckInt(length + 3);
+        _add((int)((length + 3) / 4), x, y, (int)length);
+    }
+
+    /// <summary>Whether <see cref="SmallAttention"/> takes planes of d rows and <paramref name="tokens"/> tokens: K, V, Q and kv fit a group's shared memory.</summary>
+    public static bool SmallAttentionFits(int d, int tokens) =>
+        3L * d * GpuKernels.SmallAttentionPitch(tokens) + (long)d * d <= GpuKernels.SmallAttentionFloats && (long)d * tokens < 1 << 21;
+
+    /// <summary>SDSA over <paramref name="planes"/> (frame, head) planes of spikes, one group each (<see cref="GpuKernels.SmallAttention"/>).</summary>
+    public void SmallAttention(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> output, int planes, int d, int tokens, float scale)
+    {
+        if (!SmallAttentionFits(d, tokens)) throw new ArgumentException($"planes of {d} x {tokens} do not fit the small attention kernel");
+        long n = (long)planes * d * tokens;
+        CheckLength(q, n, nameof(q));
+        CheckLength(k, n, nameof(k));
+        CheckLength(v, n, nameof(v));
+        CheckLength(output, n, nameof(output));
+        if (planes == 0) return;
+        CheckInt(n);
+        _smallAttention(new KernelConfig(new Index1D(planes), new Index1D(Math.Min(256, _acc.MaxNumThreadsPerGroup))), q, k, v, output, d, tokens, scale);
+    }
+
+    /// <summary>x[i] += y[i], then the LIF over [timesteps, length / timesteps] of x into spikes (no recorder).</summary>
+    public void AddLif(ArrayView<float> x, ArrayView<float> y, ArrayView<float> spikes, long length, int timesteps, float threshold)
+    {
+        if (length % timesteps != 0) throw new ArgumentException($"length {length} is not a multiple of T = {timesteps}");
+        CheckLength(x, length, nameof(x));
+        CheckLength(y, length, nameof(y));
+        CheckLength(spikes, length, nameof(spikes));
+        if (length == 0) return;
         CheckInt(length);
-        _add((int)length, x, y);
+        int perStep = (int)(length / timesteps);
+        _addLif(perStep, x, y, spikes, perStep, timesteps, threshold);
     }
 
     /// <summary>x[t·block ..] = x[0 .. block) for t = 1 .. times − 1.</summary>

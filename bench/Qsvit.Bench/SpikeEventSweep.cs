@@ -54,11 +54,9 @@ internal static class SpikeEventSweep
                 for (int i = 0; i < x.Length; i++) x[i] = rng.NextDouble() < rate ? 1f : 0f;
                 // The interleave once; then both sides read its words, as the chained consumer does.
                 SpikeConv.Forward(x, frames, h, w, integer, bias, y, SpikeGemm.Best, threads, null, SpikeAccumulation.Dense);
-                SpikeConv.t_reuseWords = true;
                 var best = Sweep.BestOf(seconds,
-                    () => SpikeConv.Forward(x, frames, h, w, integer, bias, y, SpikeGemm.Best, threads, null, SpikeAccumulation.Dense),
-                    () => SpikeConv.Forward(x, frames, h, w, integer, bias, y, SpikeGemm.Best, threads, null, SpikeAccumulation.Events));
-                SpikeConv.t_reuseWords = false;
+                    () => SpikeConv.ForwardOnPreviousWords(x, frames, h, w, integer, bias, y, SpikeGemm.Best, threads, SpikeAccumulation.Dense),
+                    () => SpikeConv.ForwardOnPreviousWords(x, frames, h, w, integer, bias, y, SpikeGemm.Best, threads, SpikeAccumulation.Events));
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"| {name} | {rate * 100:0.#} % | {best[0] * 1e3:F2} | {best[1] * 1e3:F2} | {best[0] / best[1]:F2}x | {SpikeEvents.Pays(rate, g.OutChannels)} |"));
             }

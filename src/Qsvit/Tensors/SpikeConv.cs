@@ -45,6 +45,15 @@ internal static unsafe class SpikeConv
         Run(input, frames, height, width, w, bias, output, isa, threads, affines, timesteps: 1, threshold: float.NaN, accumulation);
 
     /// <summary>
+    /// Benchmarks only: <see cref="Forward"/> of a direct layer that skips the interleave and reads the words this thread's
+    /// previous direct call left (same input shape), so that the GEMM (dense or by events) is timed alone, as a chained
+    /// consumer runs it.
+    /// </summary>
+    internal static void ForwardOnPreviousWords(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w,
+        ReadOnlySpan<float> bias, Span<float> output, IntIsa isa, int threads, SpikeAccumulation accumulation) =>
+        Run(input, frames, height, width, w, bias, output, isa, threads, null, timesteps: 1, threshold: float.NaN, accumulation, reuseWords: true);
+
+    /// <summary>
     /// The layer as <see cref="Forward"/> computes it, then the LIF neuron over its output (<see cref="Snn.MultiStepLif"/>:
     /// from V = 0, for t in order H = V + (X − V)·0.5, S = H ≥ threshold, V = S ? 0 : H) in the same epilogue, writing
     /// only the spikes: bit-identical to Forward followed by MultiStepLif.Forward, without the pre-activation ever
@@ -64,10 +73,11 @@ internal static unsafe class SpikeConv
     /// <summary>Forward (threshold NaN: no LIF, T = 1) or ForwardLif (returns the spike count; 0 without LIF).</summary>
     private static long Run(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w, ReadOnlySpan<float> bias,
         Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines, int timesteps, float threshold,
-        SpikeAccumulation accumulation)
+        SpikeAccumulation accumulation, bool reuseWords = false)
     {
         var g = w.Geometry;
         if (g.Groups != 1) throw new ArgumentException("spike convolutions are dense (groups = 1)");
+        if (reuseWords && !IsDirect(g)) throw new ArgumentException("only direct layers reuse their words", nameof(w));
         int oh = g.OutH(height), ow = g.OutW(width), spatial = oh * ow;
         if (input.Length < (long)frames * g.InChannels * height * width) throw new ArgumentException("input too short", nameof(input));
         if (output.Length < (long)frames * g.OutChannels * spatial) throw new ArgumentException("output too short", nameof(output));
@@ -83,7 +93,7 @@ internal static unsafe class SpikeConv
                 StepOutput = (long)frames / timesteps * g.OutChannels * spatial,
                 Fired = &fired,
             };
-            if (IsDirect(g)) Direct(px, frames, height, width, w, epilogue, isa, threads, timesteps, accumulation);
+            if (IsDirect(g)) Direct(px, frames, height, width, w, epilogue, isa, threads, timesteps, accumulation, reuseWords);
             else Im2Col(px, frames, height, width, w, epilogue, isa, threads);
         }
         return fired;
@@ -113,7 +123,7 @@ internal static unsafe class SpikeConv
     }
 
     private static void Direct(float* x, int frames, int height, int width, SpikeConvWeights w, Epilogue epilogue, IntIsa isa, int threads,
-        int steps, SpikeAccumulation accumulation)
+        int steps, SpikeAccumulation accumulation, bool reuseWords = false)
     {
         var g = w.Geometry;
         var grid = Grid.For(g, frames, height, width);
@@ -121,7 +131,7 @@ internal static unsafe class SpikeConv
         var words = Scratch(ref t_words, cg * grid.GroupStride);
         fixed (int* pw0 = words)
         {
-            long spikes = t_reuseWords ? t_spikes : Interleave(x, frames, g.InChannels, height, width, w.Matrix.Group, pw0, grid.GroupStride, grid.Lead,
+            long spikes = reuseWords ? t_spikes : Interleave(x, frames, g.InChannels, height, width, w.Matrix.Group, pw0, grid.GroupStride, grid.Lead,
                 grid.RowStride, grid.FrameRows, threads);
             t_spikes = spikes;
             Gemm(w, grid, pw0, epilogue, isa, threads, steps, UseEvents(w, steps, spikes, (long)frames * g.InChannels * height * width, accumulation));
@@ -636,11 +646,6 @@ internal static unsafe class SpikeConv
     [ThreadStatic] private static int[]? t_words, t_b, t_chain;
     [ThreadStatic] private static long t_spikes;
 
-    /// <summary>
-    /// Benchmarks only: while set, this thread's direct layers skip the interleave and read the words of its previous call
-    /// (same input shape), so that the GEMM (dense or by events) is timed alone, as a chained consumer runs it.
-    /// </summary>
-    [ThreadStatic] internal static bool t_reuseWords;
     [ThreadStatic] private static long[]? t_offsets, t_taps;
 
     /// <summary>A per-thread scratch array of at least <paramref name="length"/> elements (grown, never shrunk): no allocation per call.</summary>

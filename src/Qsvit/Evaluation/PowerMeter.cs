@@ -117,6 +117,8 @@ public sealed record EnergyMeasurement(IReadOnlyList<PowerMeasurement> Devices, 
 public sealed record MeasuredEnergyComparison(string Split, int Images, string Device, EnergyMeasurement Fp32, EnergyMeasurement Quantized)
 {
     public bool Measured => Fp32.Measured && Quantized.Measured;
+    /// <summary>The quantized network's spike-input layers summed its integer codes exactly (int8 tensor cores), rather than running as fp32 simulation of the codes.</summary>
+    public bool IntegerCodes { get; init; }
     public string? NotMeasuredReason => Fp32.NotMeasuredReason ?? Quantized.NotMeasuredReason;
     /// <summary>Joules per image saved by the quantized network, in percent of fp32's.</summary>
     public double SavingPercent => Measured ? 100 * (1 - Quantized.JoulesPerImage / Fp32.JoulesPerImage) : double.NaN;

@@ -326,8 +326,11 @@ public static partial class QsvitReport
             yield break;
         }
         yield return $"Board energy while each network evaluated the {mm.Images:N0} images of `{mm.Split}` on {mm.Device} " +
-                     $"({mm.Fp32.Devices[0].Source}; whole cards, idle draw included). The quantized network runs as fp32 " +
-                     "simulation of its codes, so a difference comes from its spikes and data, not from narrower arithmetic.";
+                     $"({mm.Fp32.Devices[0].Source}; whole cards, idle draw included). " + (mm.IntegerCodes
+                         ? "The quantized network's spike-input layers summed its integer codes exactly (int8 tensor cores), so a " +
+                           "difference comes from that narrower arithmetic as well as from its spikes and data."
+                         : "The quantized network runs as fp32 simulation of its codes, so a difference comes from its spikes and " +
+                           "data, not from narrower arithmetic.");
         yield return "";
         yield return "| network | average W | J/image | images/J | seconds |";
         yield return "|---|---:|---:|---:|---:|";
@@ -352,6 +355,7 @@ public static partial class QsvitReport
         ["split"] = measured.Split,
         ["images"] = measured.Images,
         ["device"] = measured.Device,
+        ["quantized_arithmetic"] = measured.IntegerCodes ? "integer codes (exact int8 sums)" : "fp32 simulation of the codes",
         ["fp32"] = MeasurementJson(measured.Fp32),
         [name] = MeasurementJson(measured.Quantized),
         ["saving_percent"] = measured.Measured ? measured.SavingPercent : null,

@@ -239,7 +239,7 @@ public sealed class SearchRun : IDisposable
         }
         var fp32 = Measure(QuantizationSetting.Uniform(Quantization.Quantizer.FullPrecision));
         return new MeasuredEnergyComparison(SearchSplit, data.Count, Backend.Description, fp32,
-            fp32.Measured ? Measure(setting) : EnergyMeasurement.NotMeasured(fp32.NotMeasuredReason!));
+            fp32.Measured ? Measure(setting) : EnergyMeasurement.NotMeasured(fp32.NotMeasuredReason!)) { IntegerCodes = Evaluator.RunsIntegerCodes };
     }
 
     public void Dispose()

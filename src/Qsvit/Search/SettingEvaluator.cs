@@ -359,13 +359,16 @@ public sealed class SettingEvaluator : ISettingOracle, IDisposable
     /// </summary>
     private IReadOnlyDictionary<string, PackedWeight>? IntegerCodes(QuantizedModel quantized)
     {
-        // Every device of a group runs the same kind of backend, so the first one speaks for all.
-        var device = Root.Backend is Backends.DeviceGroup group ? group.Devices[0] : Root.Backend;
-        if (device is not Backends.Cuda.CudaBackend { RunsIntegerCodes: true }) return null;
+        if (!RunsIntegerCodes) return null;
         return quantized.Weights
             .Where(w => w.Bits != Quantizer.FullPrecision && !w.Key.StartsWith("head", StringComparison.Ordinal) && Sdtv2Layout.TakesSpikes(w.Key))
             .ToDictionary(w => w.Key, w => _quantizer.Codes(w.Key, w.Bits, Spec), StringComparer.Ordinal);
     }
+
+    /// <summary>Whether quantized candidates run their spike-input layers on exact integer codes (see <see cref="IntegerCodes"/>).</summary>
+    public bool RunsIntegerCodes =>
+        // Every device of a group runs the same kind of backend, so the first one speaks for all.
+        (Root.Backend is Backends.DeviceGroup group ? group.Devices[0] : Root.Backend) is Backends.Cuda.CudaBackend { RunsIntegerCodes: true };
 
     /// <summary>The device the evaluations run on.</summary>
     public Backends.IBackend Backend => Root.Backend;

@@ -61,6 +61,16 @@ public sealed class QsvitReportTests : IDisposable
         Assert.Equal(1.4, json["fp32"]!["joules_per_image"]!.GetValue<double>(), 12);
         Assert.Equal(700, json["bSettingG"]!["average_watts"]!.GetValue<double>());
         Assert.Equal(2, json["bSettingG"]!["per_device"]!.AsArray().Count);
+        Assert.Contains("runs as fp32 simulation of its codes", md);
+        Assert.Equal("fp32 simulation of the codes", json["quantized_arithmetic"]!.GetValue<string>());
+
+        // A backend that sums integer codes (the CUDA tensor-core path) says the arithmetic differs too.
+        QsvitReport.Write(_dir, Input(result) with { MeasuredEnergy = Measured(() => new FakePowerSource(), group) with { IntegerCodes = true } });
+        md = File.ReadAllText(Path.Combine(_dir, "report.md"));
+        Assert.Contains("spike-input layers summed its integer codes exactly (int8 tensor cores)", md);
+        Assert.DoesNotContain("fp32 simulation of its codes", md);
+        json = JsonNode.Parse(File.ReadAllText(Path.Combine(_dir, "report.json")))!["energy_measured"]!;
+        Assert.Equal("integer codes (exact int8 sums)", json["quantized_arithmetic"]!.GetValue<string>());
         Assert.NotNull(JsonNode.Parse(File.ReadAllText(Path.Combine(_dir, "report.json")))!["energy_estimate"]);
 
         using var cpu = new Qsvit.Backends.Cpu.CpuBackend();

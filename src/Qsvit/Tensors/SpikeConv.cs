@@ -156,6 +156,20 @@ internal static unsafe class SpikeConv
         var g = w.Geometry;
         var m = w.Matrix;
         int cg = (g.InChannels + m.Group - 1) / m.Group;
+        if (events)
+        {
+            // Event-driven sums list fired (tap, channel) pairs from the words themselves: one offset per tap, no per-group table.
+            Debug.Assert(steps == 1);
+            var taps = Scratch(ref t_taps, g.KernelH * g.KernelW);
+            for (int ky = 0, t = 0; ky < g.KernelH; ky++)
+            for (int kx = 0; kx < g.KernelW; kx++, t++)
+                taps[t] = (ky - g.PadH) * grid.RowStride + (kx - g.PadW);
+            fixed (long* pt = taps)
+                SpikeEvents.Multiply(w.Events!, g.OutChannels, cg, words + grid.Lead, grid.GroupStride, grid.Lead, grid.GroupStride, pt, g.KernelH * g.KernelW,
+                    new SpikeEvents.Valid(grid.RowStride, grid.RowStride - g.PadW, grid.FrameStride, grid.FrameRows - g.PadH), grid.Columns, (int)grid.Count,
+                    SingleStep(epilogue, grid).Run, isa, threads);
+            return;
+        }
         var offsets = Scratch(ref t_offsets, (long)g.KernelH * g.KernelW * cg);
         for (int ky = 0, gi = 0; ky < g.KernelH; ky++)
         for (int kx = 0; kx < g.KernelW; kx++)
@@ -163,23 +177,7 @@ internal static unsafe class SpikeConv
             offsets[gi] = c * grid.GroupStride + (ky - g.PadH) * grid.RowStride + (kx - g.PadW);
         fixed (long* po = offsets)
         {
-            if (events)
-            {
-                Debug.Assert(steps == 1);
-                var e = epilogue with { Count = (int)grid.Count, FrameStride = grid.FrameStride, RowStride = grid.RowStride };
-                var taps = Scratch(ref t_taps, g.KernelH * g.KernelW);
-                for (int ky = 0, t = 0; ky < g.KernelH; ky++)
-                for (int kx = 0; kx < g.KernelW; kx++, t++)
-                    taps[t] = (ky - g.PadH) * grid.RowStride + (kx - g.PadW);
-                fixed (long* pt = taps)
-                    SpikeEvents.Multiply(w.Events!, g.OutChannels, cg, words + grid.Lead, grid.GroupStride, grid.Lead, grid.GroupStride, pt, g.KernelH * g.KernelW,
-                        new SpikeEvents.Valid(grid.RowStride, grid.RowStride - g.PadW, grid.FrameStride, grid.FrameRows - g.PadH), grid.Columns, (int)grid.Count, e.Run, isa, threads);
-            }
-            else if (steps == 1)
-            {
-                var e = epilogue with { Count = (int)grid.Count, FrameStride = grid.FrameStride, RowStride = grid.RowStride };
-                SpikeGemm.Multiply(m, words + grid.Lead, po, grid.Columns, e.Run, isa, threads);
-            }
+            if (steps == 1) SpikeGemm.Multiply(m, words + grid.Lead, po, grid.Columns, SingleStep(epilogue, grid).Run, isa, threads);
             else
             {
                 // One step's frames are n / steps columns; step t's start t·n / steps columns later in the same grid (the
@@ -190,6 +188,10 @@ internal static unsafe class SpikeConv
             }
         }
     }
+
+    /// <summary>The epilogue over a whole grid as one step (the dense single-step GEMM and event-driven sums alike).</summary>
+    private static Epilogue SingleStep(Epilogue epilogue, Grid grid) =>
+        epilogue with { Count = (int)grid.Count, FrameStride = grid.FrameStride, RowStride = grid.RowStride };
 
     /// <summary>
     /// Whether <see cref="ForwardLifConv"/> can pass the first layer's spikes to the second as words: both direct, the first's

@@ -283,7 +283,7 @@ internal sealed class SpikeGemmOps
     private readonly Cublas? _blas;
     private readonly int _group;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs> _packBf16;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs> _packS8;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs> _packS8;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs> _packSplit;
     private readonly Action<Index1D, ArrayView<long>, ArrayView<long>, SpikeGemmArgs> _columns;
     private readonly Action<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int> _gemmS8;
@@ -314,7 +314,7 @@ internal sealed class SpikeGemmOps
         if (!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80)
             _implicitConv = acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int>(SpikeMmaKernels.Conv);
         _packBf16 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackBf16);
-        _packS8 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8);
+        _packS8 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8);
         _packSplit = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackSplit);
         _columns = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<long>, SpikeGemmArgs>(SpikeGemmKernels.ColumnsFromPacked);
         _gemmS8 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int>(SpikeGemmKernels.GemmS8);
@@ -415,6 +415,9 @@ internal sealed class SpikeGemmOps
     /// <summary>Floats the packed input of a chunk takes at the start of the column region, rounded up so the columns start 256-byte aligned.</summary>
     private static long PackedFloats(GpuSpikeConv layer, int chunk, int h, int w) => Align((PackedBytes(layer, chunk, h, w) + 3) / 4);
 
+    /// <summary>Whether a view starts on a 16-byte boundary (its elements can be loaded and stored as 16-byte vectors).</summary>
+    private static bool Aligned16(ArrayView<float> view) => view.LoadEffectiveAddressAsPtr() % 16 == 0;
+
     /// <summary>GEMM columns (B rows, C's leading dimension) for <paramref name="valid"/> pixels: a multiple of 4, as cuBLAS's int8 kernels want.</summary>
     private static long Rows(long valid) => (valid + 3) / 4 * 4;
 
@@ -441,6 +444,8 @@ internal sealed class SpikeGemmOps
         long packedFloats = PackedFloats(layer, chunk, h, w);
         if (columns.Length < packedFloats + (mma ? 0 : Rows((long)chunk * ohw) * layer.GemmK * bytes / 4))
             throw new ArgumentException($"columns hold {columns.Length} floats, fewer than chunks of {chunk} frames need (Plan)", nameof(columns));
+        // The packing and column kernels store 16-byte vectors (workspace allocations start 256-byte aligned).
+        Debug.Assert(Aligned16(columns));
         var packed = layer.Pointwise ? default : columns.SubView(0, packedFloats);
         var colRegion = mma ? default : columns.SubView(packedFloats); // an implicit GEMM writes no columns
         for (int f0 = 0; f0 < batch; f0 += itemsPerChunk)
@@ -460,7 +465,7 @@ internal sealed class SpikeGemmOps
                 Cp = layer.Cp, Words = layer.Cp * bytes / 8, Copies = layer.Copies,
                 // A 1×1 layer packs straight into the columns (output pixel = input pixel, rows past the valid ones zero).
                 PackRows = layer.Pointwise ? (int)rows : n * h * w, PackValid = layer.Pointwise ? (int)valid : n * h * w, PackPlane = h * w,
-                PackCopies = layer.Pointwise ? layer.Copies : 1, PerThread = ohw % 4 == 0 ? 4 : 1,
+                PackCopies = layer.Pointwise ? layer.Copies : 1, PerThread = ohw % 4 == 0 && Aligned16(output) && Aligned16(sums) ? 4 : 1,
                 Items = timesteps > 0 ? items : 0, InvItems = 1f / items, FrameStride = batch, Timesteps = timesteps, Threshold = threshold,
             };
             // Threads of the epilogue: one per PerThread outputs, each over the T steps when the LIF is fused.
@@ -470,10 +475,10 @@ internal sealed class SpikeGemmOps
             var pack = layer.Pointwise ? colRegion : packed;
             int pm = layer.GemmRows, gk = layer.GemmK;
             var shape = new RowMajorGemm(false, true, pm, (int)rows, gk, gk, gk, (int)rows);
-            if (layer.Integer) _packS8(config, input, pack.Cast<sbyte>(), p);
+            if (layer.Integer) _packS8(p.PackRows * (layer.Cp / SpikeGemmKernels.ChannelAlign), input, pack.Cast<sbyte>(), p);
             else if (layer.RealInput) _packSplit(config, input, pack.Cast<ushort>(), p);
             else _packBf16(config, input, pack.Cast<ushort>(), p);
-            if (!layer.Pointwise && !mma) _columns((int)(rows * p.Words), packed.Cast<long>(), colRegion.Cast<long>(), p);
+            if (!layer.Pointwise && !mma) _columns((int)(rows * p.Words / 2), packed.Cast<long>(), colRegion.Cast<long>(), p);
             if (layer.Integer)
             {
                 var cols = colRegion.Cast<sbyte>();

@@ -26,7 +26,10 @@ internal struct SpikeGemmArgs
     public int PackRows, PackValid, PackPlane;
     /// <summary>Copies of each B row's Kp columns (1, or Parts with pieces stacked along K), and of each packed pixel (Copies when the packed spikes are B).</summary>
     public int Copies, PackCopies;
-    /// <summary>Outputs per epilogue thread: 4 consecutive pixels of one (frame, channel) plane when OHW is a multiple of 4, else 1 (fewer index divisions).</summary>
+    /// <summary>
+    /// Outputs per epilogue thread: 4 consecutive pixels of one (frame, channel) plane, loaded and stored as 16-byte vectors,
+    /// when OHW is a multiple of 4 and the sums and output start 16-byte aligned; else 1.
+    /// </summary>
     public int PerThread;
     /// <summary>
     /// 0: the chunk's frames are Frame0, Frame0 + 1, …. Else the chunk holds whole images for the fused LIF: local frame
@@ -117,17 +120,39 @@ internal static class SpikeGemmKernels
         }
     }
 
-    /// <summary>Spikes packed pixel-major into int8, dst[n, PackCopies, Cp] (0 → 0, 1 → 1).</summary>
-    public static void PackS8(ArrayView<float> x, ArrayView<sbyte> dst, SpikeGemmArgs p)
+    /// <summary>
+    /// Spikes packed pixel-major into int8, dst[n, PackCopies, Cp] (0 → 0, 1 → 1): one thread per packed pixel n and block
+    /// of 16 channels (blocks fastest), which reads its 16 spikes (a warp reads runs of neighbouring pixels of each plane)
+    /// and writes them as one 16-byte store (a warp writes whole packed pixels, contiguous). The pixel's frame and offset
+    /// are found once per thread, not per element. dst starts 16-byte aligned (a workspace allocation).
+    /// </summary>
+    public static void PackS8(Index1D i, ArrayView<float> x, ArrayView<sbyte> dst, SpikeGemmArgs p)
     {
-        var tile = SharedMemory.Allocate<float>(Tile * (Tile + 1));
-        LoadTile(x, p, tile, out int n0, out int c0);
-        for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
+        int blocks = p.Cp / ChannelAlign, n = i / blocks, block = i - n * blocks, c0 = block * ChannelAlign;
+        var spikes = default(Words4);
+        if (n < p.PackValid)
         {
-            if (!Transposed(tile, e, n0, c0, p, out int n, out int c, out float x1)) continue;
-            sbyte v = x1 != 0f ? (sbyte)1 : (sbyte)0;
-            for (int copy = 0; copy < p.PackCopies; copy++) dst[((long)n * p.PackCopies + copy) * p.Cp + c] = v;
+            int j = n / p.PackPlane, pix = n - j * p.PackPlane;
+            long at = ((long)p.Frame(j) * p.InChannels + c0) * p.PackPlane + pix;
+            spikes.X = SpikeBytes(x, at, p.PackPlane, p.InChannels - c0);
+            spikes.Y = SpikeBytes(x, at + 4L * p.PackPlane, p.PackPlane, p.InChannels - c0 - 4);
+            spikes.Z = SpikeBytes(x, at + 8L * p.PackPlane, p.PackPlane, p.InChannels - c0 - 8);
+            spikes.W = SpikeBytes(x, at + 12L * p.PackPlane, p.PackPlane, p.InChannels - c0 - 12);
         }
+        var quads = dst.Cast<Words4>();
+        long row = (long)n * p.PackCopies * blocks + block;
+        for (int copy = 0; copy < p.PackCopies; copy++) quads[row + copy * blocks] = spikes;
+    }
+
+    /// <summary>Four channels' spikes (planes <paramref name="plane"/> floats apart from <paramref name="at"/>) as int8 bytes of one word, channel 0 lowest; zero for the <paramref name="left"/> ≤ c channels past the input's.</summary>
+    private static int SpikeBytes(ArrayView<float> x, long at, int plane, int left)
+    {
+        int word = 0;
+        if (left > 0 && x[at] != 0f) word |= 1;
+        if (left > 1 && x[at + plane] != 0f) word |= 1 << 8;
+        if (left > 2 && x[at + 2L * plane] != 0f) word |= 1 << 16;
+        if (left > 3 && x[at + 3L * plane] != 0f) word |= 1 << 24;
+        return word;
     }
 
     /// <summary>
@@ -154,17 +179,20 @@ internal static class SpikeGemmKernels
     }
 
     /// <summary>
-    /// im2col from packed spikes, in 8-byte words: one thread per (output pixel n, word w of a packed pixel), looping over
-    /// the taps; B[n, copy·Kp + tap·Cp ..] = the packed input pixel under the tap (zero outside the map and for n ≥ Valid).
-    /// Neighbouring threads copy neighbouring words, so loads and stores are contiguous.
+    /// im2col from packed spikes, in 16-byte quads (a packed pixel is Cp int8 or bf16 values, a multiple of 16 bytes): one
+    /// thread per (output pixel n, quad w of a packed pixel), looping over the taps; B[n, copy·Kp + tap·Cp ..] = the packed
+    /// input pixel under the tap (zero outside the map and for n ≥ Valid). Neighbouring threads copy neighbouring quads, so
+    /// loads and stores are contiguous vector accesses. Both views start 16-byte aligned (workspace allocations).
     /// </summary>
-    public static void ColumnsFromPacked(Index1D i, ArrayView<long> packed, ArrayView<long> cols, SpikeGemmArgs p)
+    public static void ColumnsFromPacked(Index1D i, ArrayView<long> packedWords, ArrayView<long> columns, SpikeGemmArgs p)
     {
-        int n = i / p.Words, w = i - n * p.Words, taps = p.KH * p.KW, copyWords = taps * p.Words;
-        long at = (long)n * p.Copies * copyWords + w;
+        var packed = packedWords.Cast<Words4>();
+        var cols = columns.Cast<Words4>();
+        int quads = p.Words / 2, n = i / quads, w = i - n * quads, taps = p.KH * p.KW, copyQuads = taps * quads;
+        long at = (long)n * p.Copies * copyQuads + w;
         if (n >= p.Valid)
         {
-            for (int t = 0; t < p.Copies * taps; t++) cols[at + (long)t * p.Words] = 0L;
+            for (int t = 0; t < p.Copies * taps; t++) cols[at + (long)t * quads] = default;
             return;
         }
         int f = n / p.OHW, pix = n - f * p.OHW, oy = pix / p.OW, ox = pix - oy * p.OW;
@@ -177,9 +205,9 @@ internal static class SpikeGemmKernels
             for (int kx = 0; kx < p.KW; kx++)
             {
                 int ix = ix0 + kx;
-                long v = rowInside && ix >= 0 && ix < p.W ? packed[(frame + iy * p.W + ix) * p.Words + w] : 0L;
-                for (int copy = 0; copy < p.Copies; copy++) cols[at + (long)copy * copyWords] = v;
-                at += p.Words;
+                var v = rowInside && ix >= 0 && ix < p.W ? packed[(frame + iy * p.W + ix) * quads + w] : default;
+                for (int copy = 0; copy < p.Copies; copy++) cols[at + (long)copy * copyQuads] = v;
+                at += quads;
             }
         }
     }
@@ -209,60 +237,96 @@ internal static class SpikeGemmKernels
 
     /// <summary>
     /// y[Frame0 + f, oc, pix] from int32 sums c[part·M + oc, f·OHW + pix]: the base-256 pieces combined exactly ((hi·256 + mid)·256 + lo), then
-    /// fma(sum, scale[oc], bias[oc]) (sum·scale without a bias), as the CPU's SpikeConv, then each BN as one FMA.
+    /// fma(sum, scale[oc], bias[oc]) (sum·scale without a bias), as the CPU's SpikeConv, then each BN as one FMA. With
+    /// PerThread = 4 a thread loads each piece's four sums and stores its four outputs as 16-byte vectors and loads the
+    /// channel's constants once (the same arithmetic per output).
     /// </summary>
     public static void EpilogueInt<TFma>(Index1D i, ArrayView<int> c, ArrayView<float> y, ArrayView<float> scales, ArrayView<float> bias,
         ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
     {
-        int first = i * p.PerThread, mo = p.M * p.OHW, f = first / mo, rest = first - f * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
-        int n0 = f * p.OHW + pix0;
-        long at = ((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix0;
-        for (int k = 0; k < p.PerThread; k++) y[at + k] = IntValue<TFma>(c, n0 + k, oc, scales, bias, bn, p);
+        long at = Output(i, p, out int n0, out int oc);
+        if (p.PerThread == 4) y.Cast<F4>()[at / 4] = Scaled<TFma>(IntQuad(c, n0, oc, p), oc, scales, bias, bn, p);
+        else y[at] = Scaled<TFma>(IntValue(c, n0, oc, p), oc, scales, bias, bn, p);
     }
 
-    /// <summary>Output channel oc at GEMM column n of int32 sums: the pieces combined, then <see cref="Scaled{TFma}"/>.</summary>
-    private static float IntValue<TFma>(ArrayView<int> c, int n, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
-        where TFma : struct, IFma
+    /// <summary>
+    /// The thread's first output: its GEMM column n0 and channel oc, and its index in y[Frame0 + f, oc, pix]; with
+    /// PerThread = 4 (OHW a multiple of 4) n0 and the index are multiples of 4.
+    /// </summary>
+    private static long Output(Index1D i, SpikeGemmArgs p, out int n0, out int oc)
+    {
+        int first = i * p.PerThread, mo = p.M * p.OHW, f = first / mo, rest = first - f * mo;
+        oc = rest / p.OHW;
+        int pix0 = rest - oc * p.OHW;
+        n0 = f * p.OHW + pix0;
+        return ((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix0;
+    }
+
+    /// <summary>Output channel oc at GEMM column n of int32 sums: the pieces combined, as a float.</summary>
+    private static float IntValue(ArrayView<int> c, int n, int oc, SpikeGemmArgs p)
     {
         int acc = c[(long)oc * p.Rows + n];
         for (int part = 1; part < p.Parts; part++) acc = acc * 256 + c[((long)part * p.M + oc) * p.Rows + n];
-        return Scaled<TFma>(acc, oc, scales, bias, bn, p);
+        return acc;
+    }
+
+    /// <summary><see cref="IntValue"/> at GEMM columns n .. n + 3 (n a multiple of 4, as Rows is), one 16-byte load per piece.</summary>
+    private static F4 IntQuad(ArrayView<int> c, int n, int oc, SpikeGemmArgs p)
+    {
+        var quads = c.Cast<Words4>();
+        int rowQuads = p.Rows / 4, q = n / 4;
+        var acc = quads[(long)oc * rowQuads + q];
+        for (int part = 1; part < p.Parts; part++)
+        {
+            var d = quads[((long)part * p.M + oc) * rowQuads + q];
+            acc.X = acc.X * 256 + d.X;
+            acc.Y = acc.Y * 256 + d.Y;
+            acc.Z = acc.Z * 256 + d.Z;
+            acc.W = acc.W * 256 + d.W;
+        }
+        return new F4(acc.X, acc.Y, acc.Z, acc.W);
     }
 
     /// <summary>
     /// <see cref="EpilogueInt{TFma}"/> fused with the LIF over it (IBackend.ConvLif): the chunk holds whole images
     /// (<see cref="SpikeGemmArgs.Items"/>), one thread per (image, oc, PerThread pixels) runs the T steps in order with the
-    /// LIF kernel's arithmetic (<see cref="GpuKernels.Lif"/>) and writes only the spikes, at their frames t·B + b.
+    /// LIF kernel's arithmetic (<see cref="GpuKernels.Lif"/>) and writes only the spikes, at their frames t·B + b (16-byte
+    /// loads and stores with PerThread = 4).
     /// </summary>
     public static void EpilogueIntLif<TFma>(Index1D i, ArrayView<int> c, ArrayView<float> spikes, ArrayView<float> scales, ArrayView<float> bias,
         ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
     {
         int first = i * p.PerThread, mo = p.M * p.OHW, item = first / mo, rest = first - item * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
-        float v0 = 0f, v1 = 0f, v2 = 0f, v3 = 0f;
+        var v = default(F4);
+        var quads = spikes.Cast<F4>();
         for (int t = 0; t < p.Timesteps; t++)
         {
-            // The step's sums are loaded before its spikes are stored, so a thread's four loads are in flight together.
             int j = t * p.Items + item, n = j * p.OHW + pix0;
             long at = ((long)p.Frame(j) * p.M + oc) * p.OHW + pix0;
             if (p.PerThread == 4)
             {
-                float x0 = IntValue<TFma>(c, n, oc, scales, bias, bn, p), x1 = IntValue<TFma>(c, n + 1, oc, scales, bias, bn, p);
-                float x2 = IntValue<TFma>(c, n + 2, oc, scales, bias, bn, p), x3 = IntValue<TFma>(c, n + 3, oc, scales, bias, bn, p);
-                v0 = LifStep(x0, v0, p.Threshold, spikes, at);
-                v1 = LifStep(x1, v1, p.Threshold, spikes, at + 1);
-                v2 = LifStep(x2, v2, p.Threshold, spikes, at + 2);
-                v3 = LifStep(x3, v3, p.Threshold, spikes, at + 3);
+                var x = Scaled<TFma>(IntQuad(c, n, oc, p), oc, scales, bias, bn, p);
+                var s = default(F4);
+                v.X = LifStep(x.X, v.X, p.Threshold, out s.X);
+                v.Y = LifStep(x.Y, v.Y, p.Threshold, out s.Y);
+                v.Z = LifStep(x.Z, v.Z, p.Threshold, out s.Z);
+                v.W = LifStep(x.W, v.W, p.Threshold, out s.W);
+                quads[at / 4] = s;
             }
-            else v0 = LifStep(IntValue<TFma>(c, n, oc, scales, bias, bn, p), v0, p.Threshold, spikes, at);
+            else
+            {
+                v.X = LifStep(Scaled<TFma>(IntValue(c, n, oc, p), oc, scales, bias, bn, p), v.X, p.Threshold, out float s);
+                spikes[at] = s;
+            }
         }
     }
 
-    /// <summary>One LIF step as <see cref="GpuKernels.Lif"/> computes it: H = V + (X − V)·0.5, S = H ≥ Vth, V = S ? 0 : H; writes S, returns V.</summary>
-    private static float LifStep(float x, float v, float threshold, ArrayView<float> spikes, long at)
+    /// <summary>One LIF step as <see cref="GpuKernels.Lif"/> computes it: H = V + (X − V)·0.5, S = H ≥ Vth, V = S ? 0 : H; gives S, returns V.</summary>
+    private static float LifStep(float x, float v, float threshold, out float spike)
     {
         float h = v + (x - v) * 0.5f;
         bool fire = h >= threshold;
-        spikes[at] = fire ? 1f : 0f;
+        spike = fire ? 1f : 0f;
         return fire ? 0f : h;
     }
 
@@ -275,6 +339,34 @@ internal static class SpikeGemmKernels
         return v;
     }
 
+    /// <summary>The scalar Scaled of four outputs of one channel, its constants loaded once (the same FMAs per output).</summary>
+    private static F4 Scaled<TFma>(F4 sum, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
+        where TFma : struct, IFma
+    {
+        var f = default(TFma);
+        float scale = scales[oc];
+        F4 v;
+        if (p.HasBias != 0)
+        {
+            float b = bias[oc];
+            v = new F4(f.Fma(sum.X, scale, b), f.Fma(sum.Y, scale, b), f.Fma(sum.Z, scale, b), f.Fma(sum.W, scale, b));
+        }
+        else v = new F4(sum.X * scale, sum.Y * scale, sum.Z * scale, sum.W * scale);
+        return Bns<TFma>(v, oc, bn, p);
+    }
+
+    /// <summary>Each BN of channel oc as one FMA on four outputs, its scale and shift loaded once.</summary>
+    private static F4 Bns<TFma>(F4 v, int oc, ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
+    {
+        var f = default(TFma);
+        for (int b = 0; b < p.BnCount; b++)
+        {
+            float scale = bn[2 * b * p.M + oc], shift = bn[(2 * b + 1) * p.M + oc];
+            v = new F4(f.Fma(v.X, scale, shift), f.Fma(v.Y, scale, shift), f.Fma(v.Z, scale, shift), f.Fma(v.W, scale, shift));
+        }
+        return v;
+    }
+
     /// <summary>
     /// y[Frame0 + f, oc, pix] from the fp32 sums c[oc, f·OHW + pix] of integer codes against a real-valued input's bf16
     /// pieces (<see cref="GpuSpikeConv.RealInput"/>): scale, bias and BNs as <see cref="EpilogueInt{TFma}"/>.
@@ -282,10 +374,10 @@ internal static class SpikeGemmKernels
     public static void EpilogueScaled<TFma>(Index1D i, ArrayView<float> c, ArrayView<float> y, ArrayView<float> scales, ArrayView<float> bias,
         ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
     {
-        int first = i * p.PerThread, mo = p.M * p.OHW, f = first / mo, rest = first - f * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
-        int n0 = f * p.OHW + pix0;
-        long at = ((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix0;
-        for (int k = 0; k < p.PerThread; k++) y[at + k] = Scaled<TFma>(c[(long)oc * p.Rows + n0 + k], oc, scales, bias, bn, p);
+        long at = Output(i, p, out int n0, out int oc);
+        long sum = (long)oc * p.Rows + n0;
+        if (p.PerThread == 4) y.Cast<F4>()[at / 4] = Scaled<TFma>(c.Cast<F4>()[sum / 4], oc, scales, bias, bn, p);
+        else y[at] = Scaled<TFma>(c[sum], oc, scales, bias, bn, p);
     }
 
     /// <summary>
@@ -295,10 +387,9 @@ internal static class SpikeGemmKernels
     public static void EpilogueSplit<TFma>(Index1D i, ArrayView<float> c, ArrayView<float> y, ArrayView<float> bias,
         ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
     {
-        int first = i * p.PerThread, mo = p.M * p.OHW, f = first / mo, rest = first - f * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
-        int n0 = f * p.OHW + pix0;
-        long at = ((long)(p.Frame0 + f) * p.M + oc) * p.OHW + pix0;
-        for (int k = 0; k < p.PerThread; k++) y[at + k] = SplitValue<TFma>(c, n0 + k, oc, bias, bn, p);
+        long at = Output(i, p, out int n0, out int oc);
+        if (p.PerThread == 4) y.Cast<F4>()[at / 4] = SplitQuad<TFma>(c.Cast<F4>(), n0 / 4, oc, bias, bn, p);
+        else y[at] = SplitValue<TFma>(c, n0, oc, bias, bn, p);
     }
 
     /// <summary>Output channel oc at GEMM column n of the bf16 pieces' fp32 sums: the pieces combined, + bias, the BNs.</summary>
@@ -311,5 +402,26 @@ internal static class SpikeGemmKernels
         if (p.HasBias != 0) v += bias[oc];
         for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + oc], bn[(2 * b + 1) * p.M + oc]);
         return v;
+    }
+
+    /// <summary><see cref="SplitValue{TFma}"/> at GEMM columns 4q .. 4q + 3, one 16-byte load per piece, the channel's constants loaded once.</summary>
+    private static F4 SplitQuad<TFma>(ArrayView<F4> c, int q, int oc, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
+        where TFma : struct, IFma
+    {
+        int rowQuads = p.Rows / 4;
+        var v = p.Parts == 3 ? c[(2L * p.M + oc) * rowQuads + q] : default;
+        if (p.Parts >= 2)
+        {
+            var mid = c[((long)p.M + oc) * rowQuads + q];
+            v = new F4(v.X + mid.X, v.Y + mid.Y, v.Z + mid.Z, v.W + mid.W);
+        }
+        var hi = c[(long)oc * rowQuads + q];
+        v = new F4(hi.X + v.X, hi.Y + v.Y, hi.Z + v.Z, hi.W + v.W);
+        if (p.HasBias != 0)
+        {
+            float b = bias[oc];
+            v = new F4(v.X + b, v.Y + b, v.Z + b, v.W + b);
+        }
+        return Bns<TFma>(v, oc, bn, p);
     }
 }

@@ -265,6 +265,64 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         Assert.InRange(fired, length / 10, length * 9 / 10);   // the threshold leaves both outcomes common
     }
 
+    public static TheoryData<ConvGeometry, int, int, int, int, int> VectorLayers => new()
+    {
+        // geometry, input h, w, bits, T, BNs (with a bias when > 0): im2col + the fallback GEMM, so the packing, column and
+        // epilogue kernels of the cuBLAS path run (four outputs per epilogue thread where OH·OW is a multiple of 4)
+        { new ConvGeometry(7, 9, 3, 3, 1, 1, 1, 1), 6, 6, 4, 1, 0 },         // odd channels, 36 outputs per plane, one digit, no bias or BN
+        { new ConvGeometry(17, 5, 3, 3, 1, 1, 1, 1), 5, 7, 12, 4, 1 },       // 35 per plane (one per thread), two digits, Cp = 32
+        { new ConvGeometry(33, 3, 3, 3, 2, 2, 1, 1), 8, 8, 16, 4, 2 },       // Cp = 48 (three 16-channel blocks), three digits, stride 2
+        { new ConvGeometry(3, 20, 1, 1), 5, 4, 8, 1, 1 },                    // 1×1: packed straight into the columns
+    };
+
+    /// <summary>
+    /// The vectorised int8 packing, 16-byte columns and four-output epilogues (plain and with the fused LIF) equal the CPU's
+    /// integer path bit for bit on the edges of their layouts.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(VectorLayers))]
+    public void VectorKernelsEqualTheCpuIntegerPath(ConvGeometry g, int h, int w, int bits, int timesteps, int bns)
+    {
+        const float threshold = 0.4f;
+        int frames = 2 * timesteps;
+        var rng = new Random(g.GetHashCode() ^ bits);
+        var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], bits, QuantizerSpec.Paper);
+        var bias = bns == 0 ? [] : Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+        var affines = Enumerable.Range(0, bns).Select(k => new ChannelAffine(bias.Select(b => b + 1.5f + k).ToArray(), bias.Select(b => 0.1f * b).ToArray())).ToArray();
+        var spec = new ConvLayerSpec(g, new PackedConvWeights(codes), bias, affines) { SpikeInput = true };
+        var input = Spikes(rng, frames * g.InChannels * h * w);
+        using var cpu = new CpuBackend();
+        using var im2col = CudaBackend.OnCpuAccelerator(SpikeInputGemm.TensorCoresIm2col, split: false);
+        var (conv, spikes) = ConvAndLif(cpu, spec, input, frames, h, w, timesteps, threshold);
+        var (gpuConv, gpuSpikes) = ConvAndLif(im2col, spec, input, frames, h, w, timesteps, threshold);
+        Assert.Equal(conv, gpuConv);
+        Assert.Equal(spikes, gpuSpikes);
+        Assert.Contains(1f, spikes);
+        Assert.Contains(0f, spikes);
+    }
+
+    private static (float[] Conv, float[] Spikes) ConvAndLif(IBackend backend, ConvLayerSpec spec, float[] input, int frames, int h, int w,
+        int timesteps, float threshold)
+    {
+        var g = spec.Geometry;
+        long length = (long)frames * g.OutChannels * g.OutH(h) * g.OutW(w);
+        using var layer = backend.CreateConv(spec);
+        int mark = backend.Mark();
+        var x = backend.Rent(input.Length);
+        backend.Upload(input, x);
+        var y = backend.Rent(length);
+        var spikes = backend.Rent(length);
+        backend.Conv(layer, x, frames, h, w, y);
+        var conv = new float[length];
+        backend.Download(y, 0, conv);
+        backend.ConvLif(layer, x, frames, h, w, y, spikes, timesteps, threshold, 0, null);
+        var fired = new float[length];
+        backend.Download(spikes, 0, fired);
+        backend.Release(mark);
+        return (conv, fired);
+    }
+
     /// <summary>
     /// IBackend.ConvLif on the CUDA backend: without a recorder an integer layer runs fused (the pre-activation map is left as it
     /// was); with a spike counter it runs conv, then LIF, and counts what the CPU backend counts. The spikes are the CPU's both ways.

@@ -31,6 +31,12 @@ if (args.Length > 0 && args[0] == "spike-mma")
 {
     Environment.Exit(SpikeMmaCheck.Run(args));
 }
+//   dotnet run -c Release --project bench/Qsvit.Bench -- spike-epilogue models/sdtv2-cifar10/sdtv2_cifar10_w32-192_T4.pth /tmp/logits 0.3
+//                                                                       (GPU: int8 packing/column/epilogue kernels: bit-identity, logits, layer times)
+if (args.Length > 1 && args[0] == "spike-epilogue")
+{
+    Environment.Exit(EpilogueCheck.Run(args));
+}
 //   dotnet run -c Release --project bench/Qsvit.Bench -- jpeg 2 a.jpg b.jpg   (JPEG decoding: qsvit vs StbImageSharp)
 if (args.Length > 1 && args[0] == "jpeg")
 {

@@ -123,12 +123,12 @@ internal static class SpikeMmaCheck
         return failures == 0 ? 0 : 1;
     }
 
-    private static PackedModel Pack(LoadedModel model) => PackedModel.Create(model, QuantizationSetting.Uniform(4), QuantizerSpec.Paper);
+    internal static PackedModel Pack(LoadedModel model) => PackedModel.Create(model, QuantizationSetting.Uniform(4), QuantizerSpec.Paper);
 
-    private sealed record Case(ConvLayerSpec Spec, float[] Input, int Frames, int H, int W, int Bits);
+    internal sealed record Case(ConvLayerSpec Spec, float[] Input, int Frames, int H, int W, int Bits);
 
     /// <summary>Random spike-input convs: 1–80 channels each way, 3×3 (some 1×3, 5×5), stride 1 or 2, padding 0 or 1, maps 1–19, 1–6 frames (even: T = 2), 4–16-bit codes.</summary>
-    private static List<Case> RandomCases(Random rng, int count)
+    internal static List<Case> RandomCases(Random rng, int count)
     {
         var cases = new List<Case>();
         int[] bits = [4, 8, 12, 16];

@@ -257,7 +257,7 @@ public sealed partial class CudaBackend : IBackend
         if (layer.Spike is { Integer: true } spike && _spike is { } ops)
         {
             layer.RunsImplicit = (h, w) => ops.Implicit(spike, h, w);
-            layer.ImplicitEngine = "implicit GEMM, int8 mma.sync (exact)";
+            layer.ImplicitEngine = ops.Tiled(spike) ? "tiled implicit GEMM, int8 mma.sync, shared memory (exact)" : "implicit GEMM, int8 mma.sync (exact)";
         }
         return layer;
     }

@@ -130,6 +130,19 @@ internal sealed class GpuSpikeConv : IDisposable
     /// <summary>GEMM rows up to which <see cref="ImplicitPays"/>.</summary>
     public const int ImplicitMaxRows = 64;
 
+    /// <summary>
+    /// Whether an integer conv wider than 1×1 runs as the tiled implicit GEMM (<see cref="SpikeTiledKernels"/>: block tiles
+    /// with operands staged in shared memory) rather than by <see cref="ImplicitPays"/>: from <paramref name="minRows"/>
+    /// GEMM rows (output channels × int8 digits), where the warp-tile kernel re-reads each pixel's input once per 32 rows.
+    /// </summary>
+    public static bool TiledPays(int gemmRows, int minRows = TiledMinRows) => gemmRows >= minRows;
+
+    /// <summary>GEMM rows from which <see cref="TiledPays"/>.</summary>
+    public const int TiledMinRows = 128;
+
+    /// <summary>Warps along the rows of a tiled block (<see cref="SpikeTiledKernels.BlockTile"/>): 128 × 64 for wide layers, 64 × 128 up to 64 rows.</summary>
+    public static int TiledRowWarps(int gemmRows) => gemmRows > 64 ? 4 : 2;
+
     /// <summary>The input's bf16 pieces per pixel (<see cref="RealInput"/>): hi + mid + lo = x exactly (<see cref="Bf16Split"/>).</summary>
     public const int InputPieces = 3;
 
@@ -296,23 +309,37 @@ internal sealed class SpikeGemmOps
     /// <summary>The implicit-GEMM kernel (<see cref="SpikeMmaKernels"/>); null on GPUs without int8 mma (before sm_80).</summary>
     private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int>? _implicitConv;
     private readonly int _mmaGroup;
+    /// <summary>The tiled implicit-GEMM kernel (<see cref="SpikeTiledKernels"/>); null where <see cref="_implicitConv"/> is.</summary>
+    private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int, int>? _tiledConv;
+    private readonly int _tiledGroup;
     private readonly SpikeInputGemm _mode;
-    private readonly int _implicitMaxRows;
+    private readonly int _implicitMaxRows, _tiledMinRows, _tiledRowWarps;
 
     /// <param name="mode">Which integer convs run as implicit GEMMs (<see cref="Implicit"/>).</param>
     /// <param name="implicitMaxRows">The rule's bound (<see cref="GpuSpikeConv.ImplicitPays"/>); benchmarks measure others.</param>
-    public SpikeGemmOps(Accelerator acc, Cublas? blas, SpikeInputGemm mode = SpikeInputGemm.TensorCores, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows)
+    /// <param name="tiledMinRows">The tiled kernel's bound (<see cref="GpuSpikeConv.TiledPays"/>); benchmarks measure others.</param>
+    /// <param name="tiledRowWarps">Benchmarks: one block shape for every tiled layer (2 or 4) instead of <see cref="GpuSpikeConv.TiledRowWarps"/> (0).</param>
+    public SpikeGemmOps(Accelerator acc, Cublas? blas, SpikeInputGemm mode = SpikeInputGemm.TensorCores, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows,
+        int tiledMinRows = GpuSpikeConv.TiledMinRows, int tiledRowWarps = 0)
     {
+        if (tiledRowWarps != 0 && !SpikeTiledKernels.ValidRowWarps(tiledRowWarps)) throw new ArgumentOutOfRangeException(nameof(tiledRowWarps), "2 or 4 row warps");
         _acc = acc;
         _blas = blas;
         _mode = mode;
         _implicitMaxRows = implicitMaxRows;
+        _tiledMinRows = tiledMinRows;
+        _tiledRowWarps = tiledRowWarps;
         _group = Math.Min(acc.MaxNumThreadsPerGroup, 256);
         bool cuda = acc.AcceleratorType == AcceleratorType.Cuda;
         // Four warps per group on CUDA (each warp one tile); on the CPU accelerator any group size does (no warp operations).
         _mmaGroup = cuda ? 4 * SpikeMmaKernels.Lanes : acc.MaxNumThreadsPerGroup;
         if (!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80)
+        {
             _implicitConv = acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int>(SpikeMmaKernels.Conv);
+            _tiledConv = acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int, int>(SpikeTiledKernels.Conv);
+        }
+        // One warp per 32 lanes of the block on CUDA; one thread per group on the CPU accelerator (barriers switch OS threads).
+        _tiledGroup = cuda ? SpikeTiledKernels.GroupThreads : 1;
         _packBf16 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackBf16);
         _packS8 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8);
         _packSplit = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackSplit);
@@ -342,8 +369,20 @@ internal sealed class SpikeGemmOps
     public bool Implicit(GpuSpikeConv layer, int h, int w) => _implicitConv is not null && layer.Integer && !layer.Pointwise && _mode switch
     {
         SpikeInputGemm.TensorCoresIm2col => false,
-        SpikeInputGemm.TensorCoresImplicit => true,
-        _ => _blas is null || GpuSpikeConv.ImplicitPays(layer.GemmRows, _implicitMaxRows),
+        SpikeInputGemm.TensorCoresImplicit or SpikeInputGemm.TensorCoresTiled => true,
+        _ => _blas is null || Tiled(layer) || GpuSpikeConv.ImplicitPays(layer.GemmRows, _implicitMaxRows),
+    };
+
+    /// <summary>
+    /// Whether an implicit GEMM of <paramref name="layer"/> (<see cref="Implicit"/>) runs on the tiled kernel
+    /// (<see cref="SpikeTiledKernels"/>) rather than the warp-tile one: as <see cref="GpuSpikeConv.TiledPays"/> says (by its
+    /// GEMM rows alone, so one engine serves every map size), always with <c>--gemm tensor-tiled</c>.
+    /// </summary>
+    public bool Tiled(GpuSpikeConv layer) => _tiledConv is not null && layer.Integer && !layer.Pointwise && _mode switch
+    {
+        SpikeInputGemm.TensorCoresTiled => true,
+        SpikeInputGemm.TensorCores => GpuSpikeConv.TiledPays(layer.GemmRows, _tiledMinRows),
+        _ => false,
     };
 
     /// <summary>
@@ -478,7 +517,13 @@ internal sealed class SpikeGemmOps
             {
                 var cols = colRegion.Cast<sbyte>();
                 var c = sums.Cast<int>();
-                if (mma)
+                if (mma && Tiled(layer))
+                {
+                    int rowWarps = _tiledRowWarps != 0 ? _tiledRowWarps : GpuSpikeConv.TiledRowWarps(pm);
+                    _tiledConv!(new KernelConfig(new Index1D(SpikeTiledKernels.Groups(pm, (int)rows, rowWarps)), new Index1D(_tiledGroup)), packed.Cast<int>(),
+                        ((ArrayView<sbyte>)layer.S8!.View).Cast<int>(), c, p, pm, rowWarps);
+                }
+                else if (mma)
                 {
                     long groups = (SpikeMmaKernels.Threads(pm, (int)rows) + _mmaGroup - 1) / _mmaGroup;
                     _implicitConv!(new KernelConfig(new Index1D((int)groups), new Index1D(_mmaGroup)), packed.Cast<int>(),

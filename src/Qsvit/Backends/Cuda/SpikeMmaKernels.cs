@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime.Cuda;
 
@@ -51,7 +52,7 @@ internal static class SpikeMmaKernels
     }
 
     /// <summary>Output pixel n of the chunk: its frame's first packed pixel and the top-left input pixel of its window (far outside for n ≥ Valid).</summary>
-    private static void Window(SpikeGemmArgs p, int n, out int frameBase, out int iy0, out int ix0)
+    internal static void Window(SpikeGemmArgs p, int n, out int frameBase, out int iy0, out int ix0)
     {
         if (n >= p.Valid)
         {
@@ -110,7 +111,7 @@ internal static class SpikeMmaKernels
         Window(p, n0 + 8 + group, out int f1, out int y1, out int x1);
         Window(p, n0 + 16 + group, out int f2, out int y2, out int x2);
         Window(p, n0 + 24 + group, out int f3, out int y3, out int x3);
-        CudaAsm.Emit(".reg .b32 mq<32>; mov.b32 mq0, 0; mov.b32 mq1, 0; mov.b32 mq2, 0; mov.b32 mq3, 0; mov.b32 mq4, 0; mov.b32 mq5, 0; mov.b32 mq6, 0; mov.b32 mq7, 0; mov.b32 mq8, 0; mov.b32 mq9, 0; mov.b32 mq10, 0; mov.b32 mq11, 0; mov.b32 mq12, 0; mov.b32 mq13, 0; mov.b32 mq14, 0; mov.b32 mq15, 0; mov.b32 mq16, 0; mov.b32 mq17, 0; mov.b32 mq18, 0; mov.b32 mq19, 0; mov.b32 mq20, 0; mov.b32 mq21, 0; mov.b32 mq22, 0; mov.b32 mq23, 0; mov.b32 mq24, 0; mov.b32 mq25, 0; mov.b32 mq26, 0; mov.b32 mq27, 0; mov.b32 mq28, 0; mov.b32 mq29, 0; mov.b32 mq30, 0; mov.b32 mq31, 0;");
+        ZeroAccumulators();
         int tapQuad = 0;
         for (int ky = 0; ky < p.KH; ky++)
         {
@@ -130,27 +131,54 @@ internal static class SpikeMmaKernels
                     var B1 = Quad(packedQuads, inside ? b1 : -1, q);
                     var B2 = Quad(packedQuads, inside ? b2 : -1, q);
                     var B3 = Quad(packedQuads, inside ? b3 : -1, q);
-                    // k-step 1: words 4t, 4t + 1 of each lane's 16 bytes
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq0,mq1,mq2,mq3}, {%0,%1,%2,%3}, {%4,%5}, {mq0,mq1,mq2,mq3};", A0.X, A1.X, A0.Y, A1.Y, B0.X, B0.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq4,mq5,mq6,mq7}, {%0,%1,%2,%3}, {%4,%5}, {mq4,mq5,mq6,mq7};", A0.X, A1.X, A0.Y, A1.Y, B1.X, B1.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq8,mq9,mq10,mq11}, {%0,%1,%2,%3}, {%4,%5}, {mq8,mq9,mq10,mq11};", A0.X, A1.X, A0.Y, A1.Y, B2.X, B2.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq12,mq13,mq14,mq15}, {%0,%1,%2,%3}, {%4,%5}, {mq12,mq13,mq14,mq15};", A0.X, A1.X, A0.Y, A1.Y, B3.X, B3.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq16,mq17,mq18,mq19}, {%0,%1,%2,%3}, {%4,%5}, {mq16,mq17,mq18,mq19};", A2.X, A3.X, A2.Y, A3.Y, B0.X, B0.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq20,mq21,mq22,mq23}, {%0,%1,%2,%3}, {%4,%5}, {mq20,mq21,mq22,mq23};", A2.X, A3.X, A2.Y, A3.Y, B1.X, B1.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq24,mq25,mq26,mq27}, {%0,%1,%2,%3}, {%4,%5}, {mq24,mq25,mq26,mq27};", A2.X, A3.X, A2.Y, A3.Y, B2.X, B2.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq28,mq29,mq30,mq31}, {%0,%1,%2,%3}, {%4,%5}, {mq28,mq29,mq30,mq31};", A2.X, A3.X, A2.Y, A3.Y, B3.X, B3.Y);
-                    // k-step 2: words 4t + 2, 4t + 3 of each lane's 16 bytes
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq0,mq1,mq2,mq3}, {%0,%1,%2,%3}, {%4,%5}, {mq0,mq1,mq2,mq3};", A0.Z, A1.Z, A0.W, A1.W, B0.Z, B0.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq4,mq5,mq6,mq7}, {%0,%1,%2,%3}, {%4,%5}, {mq4,mq5,mq6,mq7};", A0.Z, A1.Z, A0.W, A1.W, B1.Z, B1.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq8,mq9,mq10,mq11}, {%0,%1,%2,%3}, {%4,%5}, {mq8,mq9,mq10,mq11};", A0.Z, A1.Z, A0.W, A1.W, B2.Z, B2.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq12,mq13,mq14,mq15}, {%0,%1,%2,%3}, {%4,%5}, {mq12,mq13,mq14,mq15};", A0.Z, A1.Z, A0.W, A1.W, B3.Z, B3.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq16,mq17,mq18,mq19}, {%0,%1,%2,%3}, {%4,%5}, {mq16,mq17,mq18,mq19};", A2.Z, A3.Z, A2.W, A3.W, B0.Z, B0.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq20,mq21,mq22,mq23}, {%0,%1,%2,%3}, {%4,%5}, {mq20,mq21,mq22,mq23};", A2.Z, A3.Z, A2.W, A3.W, B1.Z, B1.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq24,mq25,mq26,mq27}, {%0,%1,%2,%3}, {%4,%5}, {mq24,mq25,mq26,mq27};", A2.Z, A3.Z, A2.W, A3.W, B2.Z, B2.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq28,mq29,mq30,mq31}, {%0,%1,%2,%3}, {%4,%5}, {mq28,mq29,mq30,mq31};", A2.Z, A3.Z, A2.W, A3.W, B3.Z, B3.W);
+                    MmaStep(A0, A1, A2, A3, B0, B1, B2, B3);
                 }
             }
         }
+        StoreAccumulators(sums, p, gemmRows, r0, n0, group, t);
+    }
+
+    /// <summary>
+    /// Declares and zeroes the 32 accumulators mq0..mq31 of a warp tile (PTX registers that only the inline PTX names).
+    /// Inlined, as <see cref="MmaStep"/> and <see cref="StoreAccumulators"/>, so all three name the kernel's registers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void ZeroAccumulators()
+    {
+        CudaAsm.Emit(".reg .b32 mq<32>; mov.b32 mq0, 0; mov.b32 mq1, 0; mov.b32 mq2, 0; mov.b32 mq3, 0; mov.b32 mq4, 0; mov.b32 mq5, 0; mov.b32 mq6, 0; mov.b32 mq7, 0; mov.b32 mq8, 0; mov.b32 mq9, 0; mov.b32 mq10, 0; mov.b32 mq11, 0; mov.b32 mq12, 0; mov.b32 mq13, 0; mov.b32 mq14, 0; mov.b32 mq15, 0; mov.b32 mq16, 0; mov.b32 mq17, 0; mov.b32 mq18, 0; mov.b32 mq19, 0; mov.b32 mq20, 0; mov.b32 mq21, 0; mov.b32 mq22, 0; mov.b32 mq23, 0; mov.b32 mq24, 0; mov.b32 mq25, 0; mov.b32 mq26, 0; mov.b32 mq27, 0; mov.b32 mq28, 0; mov.b32 mq29, 0; mov.b32 mq30, 0; mov.b32 mq31, 0;");
+    }
+
+    /// <summary>
+    /// Two k-steps of a warp tile: 2 × 4 mma per k-step from this lane's 16 bytes of A rows group, group + 8, group + 16,
+    /// group + 24 (<paramref name="a0"/>..<paramref name="a3"/>) and B pixels group, group + 8, … (<paramref name="b0"/>..<paramref name="b3"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void MmaStep(Words4 a0, Words4 a1, Words4 a2, Words4 a3, Words4 b0, Words4 b1, Words4 b2, Words4 b3)
+    {
+        // k-step 1: words 4t, 4t + 1 of each lane's 16 bytes
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq0,mq1,mq2,mq3}, {%0,%1,%2,%3}, {%4,%5}, {mq0,mq1,mq2,mq3};", a0.X, a1.X, a0.Y, a1.Y, b0.X, b0.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq4,mq5,mq6,mq7}, {%0,%1,%2,%3}, {%4,%5}, {mq4,mq5,mq6,mq7};", a0.X, a1.X, a0.Y, a1.Y, b1.X, b1.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq8,mq9,mq10,mq11}, {%0,%1,%2,%3}, {%4,%5}, {mq8,mq9,mq10,mq11};", a0.X, a1.X, a0.Y, a1.Y, b2.X, b2.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq12,mq13,mq14,mq15}, {%0,%1,%2,%3}, {%4,%5}, {mq12,mq13,mq14,mq15};", a0.X, a1.X, a0.Y, a1.Y, b3.X, b3.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq16,mq17,mq18,mq19}, {%0,%1,%2,%3}, {%4,%5}, {mq16,mq17,mq18,mq19};", a2.X, a3.X, a2.Y, a3.Y, b0.X, b0.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq20,mq21,mq22,mq23}, {%0,%1,%2,%3}, {%4,%5}, {mq20,mq21,mq22,mq23};", a2.X, a3.X, a2.Y, a3.Y, b1.X, b1.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq24,mq25,mq26,mq27}, {%0,%1,%2,%3}, {%4,%5}, {mq24,mq25,mq26,mq27};", a2.X, a3.X, a2.Y, a3.Y, b2.X, b2.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq28,mq29,mq30,mq31}, {%0,%1,%2,%3}, {%4,%5}, {mq28,mq29,mq30,mq31};", a2.X, a3.X, a2.Y, a3.Y, b3.X, b3.Y);
+        // k-step 2: words 4t + 2, 4t + 3 of each lane's 16 bytes
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq0,mq1,mq2,mq3}, {%0,%1,%2,%3}, {%4,%5}, {mq0,mq1,mq2,mq3};", a0.Z, a1.Z, a0.W, a1.W, b0.Z, b0.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq4,mq5,mq6,mq7}, {%0,%1,%2,%3}, {%4,%5}, {mq4,mq5,mq6,mq7};", a0.Z, a1.Z, a0.W, a1.W, b1.Z, b1.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq8,mq9,mq10,mq11}, {%0,%1,%2,%3}, {%4,%5}, {mq8,mq9,mq10,mq11};", a0.Z, a1.Z, a0.W, a1.W, b2.Z, b2.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq12,mq13,mq14,mq15}, {%0,%1,%2,%3}, {%4,%5}, {mq12,mq13,mq14,mq15};", a0.Z, a1.Z, a0.W, a1.W, b3.Z, b3.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq16,mq17,mq18,mq19}, {%0,%1,%2,%3}, {%4,%5}, {mq16,mq17,mq18,mq19};", a2.Z, a3.Z, a2.W, a3.W, b0.Z, b0.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq20,mq21,mq22,mq23}, {%0,%1,%2,%3}, {%4,%5}, {mq20,mq21,mq22,mq23};", a2.Z, a3.Z, a2.W, a3.W, b1.Z, b1.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq24,mq25,mq26,mq27}, {%0,%1,%2,%3}, {%4,%5}, {mq24,mq25,mq26,mq27};", a2.Z, a3.Z, a2.W, a3.W, b2.Z, b2.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq28,mq29,mq30,mq31}, {%0,%1,%2,%3}, {%4,%5}, {mq28,mq29,mq30,mq31};", a2.Z, a3.Z, a2.W, a3.W, b3.Z, b3.W);
+    }
+
+    /// <summary>Reads the accumulators out and stores the warp tile at rows <paramref name="r0"/>.., pixels <paramref name="n0"/>.. (the C registers' layout).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StoreAccumulators(ArrayView<int> sums, SpikeGemmArgs p, int gemmRows, int r0, int n0, int group, int t)
+    {
         CudaAsm.Emit("mov.b32 %0, mq0;", out int s000);
         CudaAsm.Emit("mov.b32 %0, mq1;", out int s001);
         CudaAsm.Emit("mov.b32 %0, mq2;", out int s002);
@@ -240,7 +268,7 @@ internal static class SpikeMmaKernels
     }
 
     /// <summary>Σ of the four signed byte products of two words.</summary>
-    private static int Dot4(int a, int b) =>
+    internal static int Dot4(int a, int b) =>
         (sbyte)a * (sbyte)b + (sbyte)(a >> 8) * (sbyte)(b >> 8) + (sbyte)(a >> 16) * (sbyte)(b >> 16) + (sbyte)(a >> 24) * (sbyte)(b >> 24);
 }
 

@@ -35,8 +35,12 @@ public sealed partial class CudaBackend : IBackend
     /// <param name="spikeGemm">How dense spike-input convs run (<see cref="SpikeInputGemm"/>).</param>
     /// <param name="splitWithoutCublas">Tests: run fp32 spike-input convs as bf16 pieces on the fallback kernels too.</param>
     /// <param name="implicitMaxRows">Benchmarks: another bound for the implicit-GEMM rule (<see cref="GpuSpikeConv.ImplicitPays"/>).</param>
+    /// <param name="tiledMinRows">Benchmarks: another bound for the tiled implicit GEMM (<see cref="GpuSpikeConv.TiledPays"/>).</param>
+    /// <param name="tiledRowWarps">Benchmarks: one tiled block shape for every layer (2 or 4; 0: <see cref="GpuSpikeConv.TiledRowWarps"/>).</param>
+    /// <param name="tiledFuses">Benchmarks: false runs the separate epilogue after the tiled kernel everywhere.</param>
     public CudaBackend(GpuDevice device, DeviceSpec spec, bool useCublas = true, SpikeInputGemm spikeGemm = SpikeInputGemm.TensorCores,
-        bool splitWithoutCublas = false, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows)
+        bool splitWithoutCublas = false, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows, int tiledMinRows = GpuSpikeConv.TiledMinRows,
+        int tiledRowWarps = 0, bool tiledFuses = true)
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
@@ -64,7 +68,7 @@ public sealed partial class CudaBackend : IBackend
         }
         if (spikeGemm != SpikeInputGemm.Fp32)
         {
-            try { _spike = new SpikeGemmOps(_acc, _blas, spikeGemm, implicitMaxRows); }
+            try { _spike = new SpikeGemmOps(_acc, _blas, spikeGemm, implicitMaxRows, tiledMinRows, tiledRowWarps, tiledFuses); }
             catch (Exception e) when (e is not QsvitException)
             {
                 Dispose();

@@ -310,17 +310,20 @@ internal sealed class SpikeGemmOps
     private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int>? _implicitConv;
     private readonly int _mmaGroup;
     /// <summary>The tiled implicit-GEMM kernel (<see cref="SpikeTiledKernels"/>); null where <see cref="_implicitConv"/> is.</summary>
-    private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int, int>? _tiledConv;
+    private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, int>? _tiledConv;
     private readonly int _tiledGroup;
     private readonly SpikeInputGemm _mode;
     private readonly int _implicitMaxRows, _tiledMinRows, _tiledRowWarps;
+    /// <summary>Whether the tiled kernel applies the epilogue itself where it can (one digit, no LIF); benchmarks compare both.</summary>
+    private readonly bool _tiledFuses;
 
     /// <param name="mode">Which integer convs run as implicit GEMMs (<see cref="Implicit"/>).</param>
     /// <param name="implicitMaxRows">The rule's bound (<see cref="GpuSpikeConv.ImplicitPays"/>); benchmarks measure others.</param>
     /// <param name="tiledMinRows">The tiled kernel's bound (<see cref="GpuSpikeConv.TiledPays"/>); benchmarks measure others.</param>
     /// <param name="tiledRowWarps">Benchmarks: one block shape for every tiled layer (2 or 4) instead of <see cref="GpuSpikeConv.TiledRowWarps"/> (0).</param>
+    /// <param name="tiledFuses">Benchmarks: false keeps the tiled kernel's sums in memory for the separate epilogue everywhere.</param>
     public SpikeGemmOps(Accelerator acc, Cublas? blas, SpikeInputGemm mode = SpikeInputGemm.TensorCores, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows,
-        int tiledMinRows = GpuSpikeConv.TiledMinRows, int tiledRowWarps = 0)
+        int tiledMinRows = GpuSpikeConv.TiledMinRows, int tiledRowWarps = 0, bool tiledFuses = true)
     {
         if (tiledRowWarps != 0 && !SpikeTiledKernels.ValidRowWarps(tiledRowWarps)) throw new ArgumentOutOfRangeException(nameof(tiledRowWarps), "2 or 4 row warps");
         _acc = acc;
@@ -329,6 +332,7 @@ internal sealed class SpikeGemmOps
         _implicitMaxRows = implicitMaxRows;
         _tiledMinRows = tiledMinRows;
         _tiledRowWarps = tiledRowWarps;
+        _tiledFuses = tiledFuses;
         _group = Math.Min(acc.MaxNumThreadsPerGroup, 256);
         bool cuda = acc.AcceleratorType == AcceleratorType.Cuda;
         // Four warps per group on CUDA (each warp one tile); on the CPU accelerator any group size does (no warp operations).
@@ -336,7 +340,9 @@ internal sealed class SpikeGemmOps
         if (!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80)
         {
             _implicitConv = acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int>(SpikeMmaKernels.Conv);
-            _tiledConv = acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int, int>(SpikeTiledKernels.Conv);
+            _tiledConv = cuda
+                ? acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, int>(SpikeTiledKernels.Conv<ContractedFma>)
+                : acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, int>(SpikeTiledKernels.Conv<ExactFma>);
         }
         // One warp per 32 lanes of the block on CUDA; one thread per group on the CPU accelerator (barriers switch OS threads).
         _tiledGroup = cuda ? SpikeTiledKernels.GroupThreads : 1;
@@ -517,11 +523,14 @@ internal sealed class SpikeGemmOps
             {
                 var cols = colRegion.Cast<sbyte>();
                 var c = sums.Cast<int>();
+                bool fused = false;
                 if (mma && Tiled(layer))
                 {
+                    // One digit without a LIF: the tiled kernel applies the epilogue itself and the sums never reach memory.
+                    fused = p.Parts == 1 && timesteps == 0 && _tiledFuses;
                     int rowWarps = _tiledRowWarps != 0 ? _tiledRowWarps : GpuSpikeConv.TiledRowWarps(pm);
                     _tiledConv!(new KernelConfig(new Index1D(SpikeTiledKernels.Groups(pm, (int)rows, rowWarps)), new Index1D(_tiledGroup)), packed.Cast<int>(),
-                        ((ArrayView<sbyte>)layer.S8!.View).Cast<int>(), c, p, pm, rowWarps);
+                        ((ArrayView<sbyte>)layer.S8!.View).Cast<int>(), c, output, layer.Scales!.View, bias, bn, p, pm, rowWarps, fused ? 1 : 0);
                 }
                 else if (mma)
                 {
@@ -534,7 +543,7 @@ internal sealed class SpikeGemmOps
                 else
                     _gemmS8((int)(pm * rows), layer.S8!.View, cols, c, (int)rows, gk);
                 if (timesteps > 0) _epilogueIntLif(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
-                else _epilogueInt(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
+                else if (!fused) _epilogueInt(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
             }
             else
             {

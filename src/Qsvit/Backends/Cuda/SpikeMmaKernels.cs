@@ -80,15 +80,6 @@ internal static class SpikeMmaKernels
     /// <summary>Index of A's row r in units of which a row holds <paramref name="perRow"/>, or −1 past the rows.</summary>
     private static int RowStart(int r, int gemmRows, int perRow) => r < gemmRows ? r * perRow : -1;
 
-    /// <summary>sums[r, n], sums[r, n + 1] where r and n are inside (Rows is a multiple of 4, so n + 1 is inside with n).</summary>
-    private static void Store(ArrayView<int> sums, SpikeGemmArgs p, int gemmRows, int r, int n, int v0, int v1)
-    {
-        if (r >= gemmRows || n >= p.Rows) return;
-        long at = (long)r * p.Rows + n;
-        sums[at] = v0;
-        sums[at + 1] = v1;
-    }
-
     /// <summary>
     /// The tensor-core body. Each lane loads 16 bytes (one <see cref="Words4"/>, a vector load) per A row and B pixel for a
     /// pair of k-steps, 64 channels: words 4t, 4t + 1 feed the first mma's two register slots, 4t + 2, 4t + 3 the second's
@@ -135,7 +126,7 @@ internal static class SpikeMmaKernels
                 }
             }
         }
-        StoreAccumulators(sums, p, gemmRows, r0, n0, group, t);
+        StoreAccumulators(new SumsSink(sums, p, gemmRows, r0 + group, n0 + 2 * t));
     }
 
     /// <summary>
@@ -175,9 +166,12 @@ internal static class SpikeMmaKernels
         CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq28,mq29,mq30,mq31}, {%0,%1,%2,%3}, {%4,%5}, {mq28,mq29,mq30,mq31};", a2.Z, a3.Z, a2.W, a3.W, b3.Z, b3.W);
     }
 
-    /// <summary>Reads the accumulators out and stores the warp tile at rows <paramref name="r0"/>.., pixels <paramref name="n0"/>.. (the C registers' layout).</summary>
+    /// <summary>
+    /// Reads the accumulators out into <paramref name="sink"/>: pair (i, j) is rows group + 8i, pixels 8j + 2t and 8j + 2t + 1
+    /// of the warp tile (the C registers' layout).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static void StoreAccumulators(ArrayView<int> sums, SpikeGemmArgs p, int gemmRows, int r0, int n0, int group, int t)
+    internal static void StoreAccumulators<TSink>(TSink sink) where TSink : struct, ITileSink
     {
         CudaAsm.Emit("mov.b32 %0, mq0;", out int s000);
         CudaAsm.Emit("mov.b32 %0, mq1;", out int s001);
@@ -211,23 +205,22 @@ internal static class SpikeMmaKernels
         CudaAsm.Emit("mov.b32 %0, mq29;", out int s131);
         CudaAsm.Emit("mov.b32 %0, mq30;", out int s132);
         CudaAsm.Emit("mov.b32 %0, mq31;", out int s133);
-        int ra = r0 + group, rb = ra + 8, rc = ra + 16, rd = ra + 24, n = n0 + 2 * t;
-        Store(sums, p, gemmRows, ra, n, s000, s001);
-        Store(sums, p, gemmRows, rb, n, s002, s003);
-        Store(sums, p, gemmRows, ra, n + 8, s010, s011);
-        Store(sums, p, gemmRows, rb, n + 8, s012, s013);
-        Store(sums, p, gemmRows, ra, n + 16, s020, s021);
-        Store(sums, p, gemmRows, rb, n + 16, s022, s023);
-        Store(sums, p, gemmRows, ra, n + 24, s030, s031);
-        Store(sums, p, gemmRows, rb, n + 24, s032, s033);
-        Store(sums, p, gemmRows, rc, n, s100, s101);
-        Store(sums, p, gemmRows, rd, n, s102, s103);
-        Store(sums, p, gemmRows, rc, n + 8, s110, s111);
-        Store(sums, p, gemmRows, rd, n + 8, s112, s113);
-        Store(sums, p, gemmRows, rc, n + 16, s120, s121);
-        Store(sums, p, gemmRows, rd, n + 16, s122, s123);
-        Store(sums, p, gemmRows, rc, n + 24, s130, s131);
-        Store(sums, p, gemmRows, rd, n + 24, s132, s133);
+        sink.Pair(0, 0, s000, s001);
+        sink.Pair(1, 0, s002, s003);
+        sink.Pair(0, 1, s010, s011);
+        sink.Pair(1, 1, s012, s013);
+        sink.Pair(0, 2, s020, s021);
+        sink.Pair(1, 2, s022, s023);
+        sink.Pair(0, 3, s030, s031);
+        sink.Pair(1, 3, s032, s033);
+        sink.Pair(2, 0, s100, s101);
+        sink.Pair(3, 0, s102, s103);
+        sink.Pair(2, 1, s110, s111);
+        sink.Pair(3, 1, s112, s113);
+        sink.Pair(2, 2, s120, s121);
+        sink.Pair(3, 2, s122, s123);
+        sink.Pair(2, 3, s130, s131);
+        sink.Pair(3, 3, s132, s133);
     }
 
     /// <summary>The 16 bytes at <paramref name="at"/> + <paramref name="offset"/>, zeros for a missing row or pixel (<paramref name="at"/> &lt; 0).</summary>
@@ -263,13 +256,32 @@ internal static class SpikeMmaKernels
                                     sb += Dot4(a, Word(packed, bb, cw + q));
                                 }
                         }
-                    Store(sums, p, gemmRows, r, n, sa, sb);
+                    new SumsSink(sums, p, gemmRows, r, n).Pair(0, 0, sa, sb);
                 }
     }
 
     /// <summary>Σ of the four signed byte products of two words.</summary>
     internal static int Dot4(int a, int b) =>
         (sbyte)a * (sbyte)b + (sbyte)(a >> 8) * (sbyte)(b >> 8) + (sbyte)(a >> 16) * (sbyte)(b >> 16) + (sbyte)(a >> 24) * (sbyte)(b >> 24);
+}
+
+/// <summary>Where a warp tile's sums go: pair (i, j) holds rows group + 8i, pixels 8j + 2t, 8j + 2t + 1 of the tile (<see cref="SpikeMmaKernels.StoreAccumulators{TSink}"/>).</summary>
+internal interface ITileSink
+{
+    void Pair(int i, int j, int v0, int v1);
+}
+
+/// <summary>The int32 sums, C[r, n], for the epilogue kernels; <paramref name="rowGroup"/> = r0 + group, <paramref name="pixelPair"/> = n0 + 2t.</summary>
+internal readonly struct SumsSink(ArrayView<int> sums, SpikeGemmArgs p, int gemmRows, int rowGroup, int pixelPair) : ITileSink
+{
+    public void Pair(int i, int j, int v0, int v1)
+    {
+        int r = rowGroup + 8 * i, n = pixelPair + 8 * j;
+        if (r >= gemmRows || n >= p.Rows) return; // Rows is a multiple of 4, so n + 1 is inside with n
+        long at = (long)r * p.Rows + n;
+        sums[at] = v0;
+        sums[at + 1] = v1;
+    }
 }
 
 /// <summary>16 bytes of int8 codes or spikes: ILGPU loads this struct with one <c>ld.global.v4</c>.</summary>

@@ -22,10 +22,11 @@ namespace Qsvit.Bench;
 internal static class SpikeMmaCheck
 {
     /// <summary>Per-layer engines: how each backend is opened.</summary>
-    private static readonly (string Name, SpikeInputGemm Mode, int RowWarps)[] Engines =
+    private static readonly (string Name, SpikeInputGemm Mode, int RowWarps, bool Fuses)[] Engines =
     [
-        ("im2col + cuBLAS", SpikeInputGemm.TensorCoresIm2col, 0), ("warp tiles", SpikeInputGemm.TensorCoresImplicit, 0),
-        ("tiled 64x128", SpikeInputGemm.TensorCoresTiled, 2), ("tiled 128x64", SpikeInputGemm.TensorCoresTiled, 4),
+        ("im2col + cuBLAS", SpikeInputGemm.TensorCoresIm2col, 0, true), ("warp tiles", SpikeInputGemm.TensorCoresImplicit, 0, true),
+        ("tiled 64x128", SpikeInputGemm.TensorCoresTiled, 2, true), ("tiled 128x64", SpikeInputGemm.TensorCoresTiled, 4, true),
+        ("tiled, epilogue apart", SpikeInputGemm.TensorCoresTiled, 0, false),
     ];
 
     private static readonly (string Model, ConvGeometry G, int H, int W, int Frames)[] Layers =
@@ -41,13 +42,13 @@ internal static class SpikeMmaCheck
     ];
 
     /// <summary>Whole-model rules: the tiled kernel from this many GEMM rows (int.MaxValue: never, the rule before it).</summary>
-    private static readonly int[] Bounds = [int.MaxValue, 256, 128, 64, 1];
+    private static readonly int[] Bounds = [int.MaxValue, 256, 128, 64];
 
     private static ConvGeometry Conv3(int cin, int cout, int stride) => new(cin, cout, 3, 3, stride, stride, 1, 1);
 
-    private static CudaBackend OpenEngine((string Name, SpikeInputGemm Mode, int RowWarps) e, bool smoke) => smoke
+    private static CudaBackend OpenEngine((string Name, SpikeInputGemm Mode, int RowWarps, bool Fuses) e, bool smoke) => smoke
         ? CudaBackend.OnCpuAccelerator(e.Mode, split: false)
-        : new CudaBackend(GpuDevice.OpenCuda(0), DeviceSpec.Cuda(0), spikeGemm: e.Mode, tiledRowWarps: e.RowWarps);
+        : new CudaBackend(GpuDevice.OpenCuda(0), DeviceSpec.Cuda(0), spikeGemm: e.Mode, tiledRowWarps: e.RowWarps, tiledFuses: e.Fuses);
 
     /// <summary>
     /// <c>spike-mma-one ENGINE LAYER FRAMES</c>: one conv call of a layer of <see cref="Layers"/> by one of <see cref="Engines"/>

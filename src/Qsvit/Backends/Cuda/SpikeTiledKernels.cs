@@ -84,13 +84,15 @@ internal static class SpikeTiledKernels
     /// <summary>
     /// A lane's outputs through the fused epilogue: rows (output channels) <paramref name="rowGroup"/> + 8i, and the eight
     /// pixels 8j + 2t (+1) from <paramref name="pixelPair"/>, whose output offsets (frame·M·OHW + pixel, −1 past the valid
-    /// pixels) are found once per lane.
+    /// pixels) are found once per lane, as are each row's scale, bias and first BN (the arithmetic of
+    /// <see cref="SpikeGemmKernels.Scaled{TFma}"/>, so the values are the same bit for bit).
     /// </summary>
     private readonly struct FusedSink<TFma> : ITileSink where TFma : struct, IFma
     {
         private readonly Epilogue _e;
         private readonly int _rowGroup;
         private readonly long _o0, _o1, _o2, _o3, _o4, _o5, _o6, _o7;
+        private readonly Row _r0, _r1, _r2, _r3;
 
         public FusedSink(Epilogue e, int rowGroup, int pixelPair)
         {
@@ -104,6 +106,10 @@ internal static class SpikeTiledKernels
             _o5 = Offset(e.P, pixelPair + 17);
             _o6 = Offset(e.P, pixelPair + 24);
             _o7 = Offset(e.P, pixelPair + 25);
+            _r0 = new Row(e, rowGroup);
+            _r1 = new Row(e, rowGroup + 8);
+            _r2 = new Row(e, rowGroup + 16);
+            _r3 = new Row(e, rowGroup + 24);
         }
 
         private static long Offset(SpikeGemmArgs p, int n)
@@ -117,10 +123,38 @@ internal static class SpikeTiledKernels
         {
             int oc = _rowGroup + 8 * i;
             if (oc >= _e.P.M) return;
+            var row = i == 0 ? _r0 : i == 1 ? _r1 : i == 2 ? _r2 : _r3;
             long first = j == 0 ? _o0 : j == 1 ? _o2 : j == 2 ? _o4 : _o6, second = j == 0 ? _o1 : j == 1 ? _o3 : j == 2 ? _o5 : _o7;
             long plane = (long)oc * _e.P.OHW;
-            if (first >= 0) _e.Output[first + plane] = SpikeGemmKernels.Scaled<TFma>(v0, oc, _e.Scales, _e.Bias, _e.Bn, _e.P);
-            if (second >= 0) _e.Output[second + plane] = SpikeGemmKernels.Scaled<TFma>(v1, oc, _e.Scales, _e.Bias, _e.Bn, _e.P);
+            if (first >= 0) _e.Output[first + plane] = row.Value<TFma>(v0, oc, _e);
+            if (second >= 0) _e.Output[second + plane] = row.Value<TFma>(v1, oc, _e);
+        }
+    }
+
+    /// <summary>An output channel's scale, bias (0 without) and first BN (identity without), loaded once.</summary>
+    private readonly struct Row
+    {
+        private readonly float _scale, _bias, _bnScale, _bnShift;
+
+        public Row(Epilogue e, int oc)
+        {
+            var p = e.P;
+            bool inside = oc < p.M;
+            _scale = inside ? e.Scales[oc] : 0f;
+            _bias = inside && p.HasBias != 0 ? e.Bias[oc] : 0f;
+            _bnScale = inside && p.BnCount > 0 ? e.Bn[oc] : 1f;
+            _bnShift = inside && p.BnCount > 0 ? e.Bn[p.M + oc] : 0f;
+        }
+
+        /// <summary><see cref="SpikeGemmKernels.Scaled{TFma}"/> of <paramref name="sum"/> with this row's values: the same operations in the same order.</summary>
+        public float Value<TFma>(int sum, int oc, Epilogue e) where TFma : struct, IFma
+        {
+            var p = e.P;
+            float v = p.HasBias != 0 ? default(TFma).Fma(sum, _scale, _bias) : sum * _scale;
+            if (p.BnCount == 0) return v;
+            v = default(TFma).Fma(v, _bnScale, _bnShift);
+            for (int b = 1; b < p.BnCount; b++) v = default(TFma).Fma(v, e.Bn[2 * b * p.M + oc], e.Bn[(2 * b + 1) * p.M + oc]);
+            return v;
         }
     }
 

@@ -27,6 +27,10 @@ if (args.Length > 0 && args[0] == "gpu-check")
 }
 //   dotnet run -c Release --project bench/Qsvit.Bench -- spike-mma models/sdtv2-cifar10/sdtv2_cifar10_w32-192_T4.pth 2
 //                                                                       (GPU: implicit-GEMM int8 convs against im2col + cuBLAS and the CPU)
+if (args.Length > 0 && args[0] == "spike-mma-models")
+{
+    Environment.Exit(SpikeMmaCheck.RunModels(args));
+}
 if (args.Length > 0 && args[0] == "spike-mma-one")
 {
     Environment.Exit(SpikeMmaCheck.RunOne(args));

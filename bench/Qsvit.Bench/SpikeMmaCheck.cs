@@ -41,8 +41,71 @@ internal static class SpikeMmaCheck
         ("55M", Conv3(512, 640, 1), 14, 14, 128),
     ];
 
-    /// <summary>Whole-model rules: the tiled kernel from this many GEMM rows (int.MaxValue: never, the rule before it).</summary>
+    /// <summary>Whole-model rules: the tiled kernel from this many GEMM rows (int.MaxValue: never, the rule before it), up to any.</summary>
     private static readonly int[] Bounds = [int.MaxValue, 256, 128, 64];
+
+    /// <summary>Whole-model rules of <c>spike-mma-models</c>: tiled from / up to these GEMM rows (calls without a LIF, one digit).</summary>
+    private static readonly (string Name, int Min, int Max)[] Rules =
+    [
+        ("before (no tiles)", int.MaxValue, int.MaxValue), ("default (tiles at 64 rows)", GpuSpikeConv.TiledMinRows, GpuSpikeConv.TiledMaxRows),
+        ("tiles from 64 rows, any width", 64, int.MaxValue),
+    ];
+
+    /// <summary>
+    /// <c>spike-mma-models [CIFAR_MODEL] [SECONDS]</c>: the default engine on the random shapes bit for bit against the CPU,
+    /// then images/s of both models at setting 4 under <see cref="Rules"/>, in turn twice (logits bit for bit equal).
+    /// </summary>
+    public static int RunModels(string[] args)
+    {
+        string cifarModel = args.Length > 1 ? args[1] : Path.Combine("models", "sdtv2-cifar10", "sdtv2_cifar10_w32-192_T4.pth");
+        double seconds = args.Length > 2 ? double.Parse(args[2], CultureInfo.InvariantCulture) : 2;
+        int failures = 0;
+        using (var cpu = new CpuBackend())
+        using (var gpu = CudaBackend.Open(0))
+        {
+            var cases = RandomCases(new Random(13), 48);
+            foreach (var c in cases)
+                foreach (bool lif in new[] { false, true })
+                    if (!GpuCheck.RunConv(cpu, c.Spec, c.Input, c.Frames, c.H, c.W, lif).AsSpan().SequenceEqual(GpuCheck.RunConv(gpu, c.Spec, c.Input, c.Frames, c.H, c.W, lif)))
+                    {
+                        failures++;
+                        Console.WriteLine($"  FAILED {c.Spec.Geometry} on {c.H}x{c.W} x{c.Frames}, {c.Bits}-bit, LIF {lif}: differs from the CPU integer path");
+                    }
+            Console.WriteLine($"default rule: {cases.Count * 2 - failures}/{cases.Count * 2} random convs (plain and + LIF) bit for bit equal to the CPU integer path");
+        }
+        var models = new (string Name, PackedModel Packed, int Batch)[]
+        {
+            ("cifar b1000 setting 4", PackedModel.IsPackedFile(cifarModel) ? PackedModel.Load(cifarModel) : Pack(ModelLoader.Load(cifarModel)), 1000),
+            ("55M b32 setting 4", Pack(new LoadedModel(Presets.Get("55M"), RandomWeights.Create(Presets.Get("55M")), null, null, "55M", null, new Dictionary<string, string>())), 32),
+        };
+        var ips = new Dictionary<(string, int), List<double>>();
+        var logits = new Dictionary<string, float[]>();
+        for (int round = 0; round < 2; round++)
+            for (int r = 0; r < Rules.Length; r++)
+            {
+                using var gpu = new CudaBackend(GpuDevice.OpenCuda(0), DeviceSpec.Cuda(0), tiledMinRows: Rules[r].Min, tiledMaxRows: Rules[r].Max);
+                foreach (var (name, packed, batch) in models)
+                {
+                    var (x, y) = TimeModel(gpu, packed, batch, seconds);
+                    if (!ips.TryGetValue((name, r), out var list)) ips[(name, r)] = list = [];
+                    list.Add(x);
+                    if (!logits.TryGetValue(name, out var first)) logits[name] = y;
+                    else if (!first.AsSpan().SequenceEqual(y))
+                    {
+                        failures++;
+                        Console.WriteLine($"  FAILED {name}: logits under '{Rules[r].Name}' differ");
+                    }
+                    Console.WriteLine($"  {Rules[r].Name}: {name}: {x:F1} images/s");
+                }
+            }
+        Console.WriteLine();
+        Console.WriteLine($"| images/s (two runs in turn) | {string.Join(" | ", Rules.Select(r => r.Name))} |");
+        Console.WriteLine($"| --- |{string.Concat(Rules.Select(_ => " ---: |"))}");
+        foreach (var (name, _, _) in models)
+            Console.WriteLine($"| {name} | {string.Join(" | ", Enumerable.Range(0, Rules.Length).Select(r => string.Join(" / ", ips[(name, r)].Select(v => v.ToString("F1", CultureInfo.InvariantCulture)))))} |");
+        Console.WriteLine(failures == 0 ? "all checks passed" : $"{failures} checks FAILED");
+        return failures == 0 ? 0 : 1;
+    }
 
     private static ConvGeometry Conv3(int cin, int cout, int stride) => new(cin, cout, 3, 3, stride, stride, 1, 1);
 
@@ -129,7 +192,7 @@ internal static class SpikeMmaCheck
         var logits = new Dictionary<string, float[]>();
         foreach (int bound in Bounds)
         {
-            using var gpu = new CudaBackend(GpuDevice.OpenCuda(0), DeviceSpec.Cuda(0), tiledMinRows: bound);
+            using var gpu = new CudaBackend(GpuDevice.OpenCuda(0), DeviceSpec.Cuda(0), tiledMinRows: bound, tiledMaxRows: int.MaxValue);
             foreach (var (name, packed, batch) in models)
             {
                 var (ips, y) = TimeModel(gpu, packed, batch, seconds);
@@ -151,7 +214,7 @@ internal static class SpikeMmaCheck
             var (model, g, h, w, frames) = Layers[i];
             int cp = (g.InChannels + 15) / 16 * 16, rows = g.OutChannels;
             double best = Enumerable.Range(1, Engines.Length - 1).Min(e => layerMs[(i, e)]);
-            string takes = GpuSpikeConv.TiledPays(rows) ? $"tiled {(GpuSpikeConv.TiledRowWarps(rows) == 2 ? "64x128" : "128x64")}" : GpuSpikeConv.ImplicitPays(rows) ? "warp tiles" : "im2col";
+            string takes = GpuSpikeConv.TiledPays(rows, 1, lif: false) ? $"tiled {(GpuSpikeConv.TiledRowWarps(rows) == 2 ? "64x128" : "128x64")}" : GpuSpikeConv.ImplicitPays(rows) ? "warp tiles" : "im2col";
             Console.WriteLine($"| {model} {g.InChannels}->{rows} s{g.StrideH} @{h}x{w} x{frames} | {rows} x {9 * cp} | " +
                 $"{string.Join(" | ", Enumerable.Range(0, Engines.Length).Select(e => layerMs[(i, e)].ToString("F3", CultureInfo.InvariantCulture)))} | {layerMs[(i, 0)] / best:F2}x | {takes} |");
         }

@@ -86,6 +86,7 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         { new ConvGeometry(70, 130, 3, 3, 1, 1, 1, 1), 6, 7, 3, 4, 2 },  // Cp 80: a full and a quarter stage per tap; 130 rows: a partial second 128-row block; chunks of 2 and 1
         { new ConvGeometry(9, 40, 3, 3, 2, 2, 1, 1), 11, 9, 4, 12, 4 },   // two digits (80 rows: 128 × 64 blocks), stride 2 on an odd map, 120 pixels: two partial pixel blocks
         { new ConvGeometry(130, 5, 3, 3, 1, 1, 1, 1), 3, 2, 1, 16, 1 },  // three digits (15 rows in a 64 × 128 block), Cp 144: three stages per tap, a 3×2 map smaller than the block
+        { new ConvGeometry(24, 64, 3, 3, 1, 1, 1, 1), 9, 10, 2, 4, 2 },  // 64 rows, one digit: tiled with the fused epilogue by default too
     };
 
     /// <summary>
@@ -110,12 +111,13 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         using var layer = new GpuSpikeConv(acc, spec, codes);
         long length = (long)frames * g.OutChannels * g.OutH(h) * g.OutW(w);
         using var x = gpu.Upload(input);
-        foreach (var mode in new[] { SpikeInputGemm.TensorCoresImplicit, SpikeInputGemm.TensorCoresTiled, SpikeInputGemm.TensorCoresIm2col })
+        foreach (var mode in new[] { SpikeInputGemm.TensorCoresImplicit, SpikeInputGemm.TensorCoresTiled, SpikeInputGemm.TensorCoresIm2col, SpikeInputGemm.TensorCores })
         {
             var ops = new SpikeGemmOps(acc, null, mode);
             bool implicitGemm = ops.Implicit(layer, h, w);
             Assert.Equal(mode != SpikeInputGemm.TensorCoresIm2col, implicitGemm);
-            Assert.Equal(mode == SpikeInputGemm.TensorCoresTiled, ops.Tiled(layer));
+            Assert.Equal(mode == SpikeInputGemm.TensorCoresTiled || (mode == SpikeInputGemm.TensorCores && GpuSpikeConv.TiledPays(layer.GemmRows, layer.Parts, lif: false)),
+                ops.Tiled(layer, lif: false));
             var (_, columnFloats, sumFloats) = SpikeGemmOps.Plan(layer, chunk, h, w, 1L << 30, implicitGemm: implicitGemm);
             using var cols = gpu.Zeros(columnFloats);
             using var sums = gpu.Upload(Enumerable.Repeat(float.NaN, (int)sumFloats).ToArray());
@@ -136,8 +138,12 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
     {
         Assert.True(GpuSpikeConv.ImplicitPays(64));
         Assert.False(GpuSpikeConv.ImplicitPays(65));
-        Assert.False(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMinRows - 1));
-        Assert.True(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMinRows));
+        // The tiled kernel by default: one digit, no LIF after it, TiledMinRows..TiledMaxRows GEMM rows.
+        Assert.True(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMinRows, 1, lif: false));
+        Assert.False(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMinRows - 1, 1, lif: false));
+        Assert.False(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMaxRows + 1, 1, lif: false));
+        Assert.False(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMinRows, 1, lif: true));
+        Assert.False(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMinRows, 2, lif: false));
         var rng = new Random(4);
         ConvLayerSpec Spec(ConvGeometry g)
         {

@@ -35,12 +35,13 @@ public sealed partial class CudaBackend : IBackend
     /// <param name="spikeGemm">How dense spike-input convs run (<see cref="SpikeInputGemm"/>).</param>
     /// <param name="splitWithoutCublas">Tests: run fp32 spike-input convs as bf16 pieces on the fallback kernels too.</param>
     /// <param name="implicitMaxRows">Benchmarks: another bound for the implicit-GEMM rule (<see cref="GpuSpikeConv.ImplicitPays"/>).</param>
-    /// <param name="tiledMinRows">Benchmarks: another bound for the tiled implicit GEMM (<see cref="GpuSpikeConv.TiledPays"/>).</param>
+    /// <param name="tiledMinRows">Benchmarks: other bounds for the tiled implicit GEMM (<see cref="GpuSpikeConv.TiledPays"/>).</param>
+    /// <param name="tiledMaxRows">See <paramref name="tiledMinRows"/>.</param>
     /// <param name="tiledRowWarps">Benchmarks: one tiled block shape for every layer (2 or 4; 0: <see cref="GpuSpikeConv.TiledRowWarps"/>).</param>
     /// <param name="tiledFuses">Benchmarks: false runs the separate epilogue after the tiled kernel everywhere.</param>
     public CudaBackend(GpuDevice device, DeviceSpec spec, bool useCublas = true, SpikeInputGemm spikeGemm = SpikeInputGemm.TensorCores,
         bool splitWithoutCublas = false, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows, int tiledMinRows = GpuSpikeConv.TiledMinRows,
-        int tiledRowWarps = 0, bool tiledFuses = true)
+        int tiledMaxRows = GpuSpikeConv.TiledMaxRows, int tiledRowWarps = 0, bool tiledFuses = true)
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
@@ -68,7 +69,7 @@ public sealed partial class CudaBackend : IBackend
         }
         if (spikeGemm != SpikeInputGemm.Fp32)
         {
-            try { _spike = new SpikeGemmOps(_acc, _blas, spikeGemm, implicitMaxRows, tiledMinRows, tiledRowWarps, tiledFuses); }
+            try { _spike = new SpikeGemmOps(_acc, _blas, spikeGemm, implicitMaxRows, tiledMinRows, tiledMaxRows, tiledRowWarps, tiledFuses); }
             catch (Exception e) when (e is not QsvitException)
             {
                 Dispose();
@@ -261,7 +262,10 @@ public sealed partial class CudaBackend : IBackend
         if (layer.Spike is { Integer: true } spike && _spike is { } ops)
         {
             layer.RunsImplicit = (h, w) => ops.Implicit(spike, h, w);
-            layer.ImplicitEngine = ops.Tiled(spike) ? "tiled implicit GEMM, int8 mma.sync, shared memory (exact)" : "implicit GEMM, int8 mma.sync (exact)";
+            // The tiled kernel runs the calls without a LIF after them; under a LIF the warp tiles (or, with --gemm tensor-tiled, the tiles) run.
+            layer.ImplicitEngine = ops.Tiled(spike, lif: false)
+                ? ops.Tiled(spike, lif: true) ? "tiled implicit GEMM, int8 mma.sync, shared memory (exact)" : "tiled implicit GEMM + fused epilogue, int8 mma.sync (exact; warp tiles under a LIF)"
+                : "implicit GEMM, int8 mma.sync (exact)";
         }
         return layer;
     }
@@ -309,7 +313,7 @@ public sealed partial class CudaBackend : IBackend
         if (recorder is null && l.Spike is { Integer: true } spike && timesteps > 0 && frames % timesteps == 0 && frames < 1 << 21)
         {
             int mark = Mark();
-            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps, _spike!.Implicit(spike, height, width));
+            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps, _spike!.Implicit(spike, height, width, lif: true));
             _spike!.Conv(spike, V(input), frames, height, width, V(spikes), V(Rent(columnFloats)), V(Rent(sumFloats)), chunk, timesteps, threshold);
             Release(mark);
             return;

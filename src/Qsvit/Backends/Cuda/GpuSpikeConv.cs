@@ -131,14 +131,20 @@ internal sealed class GpuSpikeConv : IDisposable
     public const int ImplicitMaxRows = 64;
 
     /// <summary>
-    /// Whether an integer conv wider than 1×1 runs as the tiled implicit GEMM (<see cref="SpikeTiledKernels"/>: block tiles
-    /// with operands staged in shared memory) rather than by <see cref="ImplicitPays"/>: from <paramref name="minRows"/>
-    /// GEMM rows (output channels × int8 digits), where the warp-tile kernel re-reads each pixel's input once per 32 rows.
+    /// Whether a call of an integer conv wider than 1×1 runs as the tiled implicit GEMM with its epilogue fused
+    /// (<see cref="SpikeTiledKernels"/>: block tiles with operands staged in shared memory, the sums never in memory)
+    /// rather than by <see cref="ImplicitPays"/>: one int8 digit, no LIF after it (the fused LIF epilogue needs all T steps
+    /// of a pixel, which the tiles do not hold), and <paramref name="minRows"/> to <paramref name="maxRows"/> GEMM rows.
+    /// Measured on an H200 (BENCHMARKS.md, branch <c>widemma</c>): with 64 rows (64 × 128 blocks) 1.07–1.24x faster than the
+    /// warp tiles (55M 256→64 @112² 4.49 against 4.99 ms, CIFAR 256→64 @8² 0.75 against 0.82, 32→64 s2 @16² 0.37 against
+    /// 0.43); with 32 rows 0.86–0.9x; from 128 rows no faster than im2col + cuBLAS (0.44–1.04x), and wide layers before a
+    /// LIF (sums through memory) 0.4–0.7x, so whole models with tiles from 64 or more rows for every call ran 3–12 % slower.
     /// </summary>
-    public static bool TiledPays(int gemmRows, int minRows = TiledMinRows) => gemmRows >= minRows;
+    public static bool TiledPays(int gemmRows, int digits, bool lif, int minRows = TiledMinRows, int maxRows = TiledMaxRows) =>
+        digits == 1 && !lif && gemmRows >= minRows && gemmRows <= maxRows;
 
-    /// <summary>GEMM rows from which <see cref="TiledPays"/>.</summary>
-    public const int TiledMinRows = 128;
+    /// <summary>GEMM rows from which and up to which <see cref="TiledPays"/>.</summary>
+    public const int TiledMinRows = 64, TiledMaxRows = 64;
 
     /// <summary>Warps along the rows of a tiled block (<see cref="SpikeTiledKernels.BlockTile"/>): 128 × 64 for wide layers, 64 × 128 up to 64 rows.</summary>
     public static int TiledRowWarps(int gemmRows) => gemmRows > 64 ? 4 : 2;
@@ -313,17 +319,18 @@ internal sealed class SpikeGemmOps
     private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, int>? _tiledConv;
     private readonly int _tiledGroup;
     private readonly SpikeInputGemm _mode;
-    private readonly int _implicitMaxRows, _tiledMinRows, _tiledRowWarps;
+    private readonly int _implicitMaxRows, _tiledMinRows, _tiledMaxRows, _tiledRowWarps;
     /// <summary>Whether the tiled kernel applies the epilogue itself where it can (one digit, no LIF); benchmarks compare both.</summary>
     private readonly bool _tiledFuses;
 
     /// <param name="mode">Which integer convs run as implicit GEMMs (<see cref="Implicit"/>).</param>
     /// <param name="implicitMaxRows">The rule's bound (<see cref="GpuSpikeConv.ImplicitPays"/>); benchmarks measure others.</param>
-    /// <param name="tiledMinRows">The tiled kernel's bound (<see cref="GpuSpikeConv.TiledPays"/>); benchmarks measure others.</param>
+    /// <param name="tiledMinRows">The tiled kernel's bounds (<see cref="GpuSpikeConv.TiledPays"/>); benchmarks measure others.</param>
+    /// <param name="tiledMaxRows">See <paramref name="tiledMinRows"/>.</param>
     /// <param name="tiledRowWarps">Benchmarks: one block shape for every tiled layer (2 or 4) instead of <see cref="GpuSpikeConv.TiledRowWarps"/> (0).</param>
     /// <param name="tiledFuses">Benchmarks: false keeps the tiled kernel's sums in memory for the separate epilogue everywhere.</param>
     public SpikeGemmOps(Accelerator acc, Cublas? blas, SpikeInputGemm mode = SpikeInputGemm.TensorCores, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows,
-        int tiledMinRows = GpuSpikeConv.TiledMinRows, int tiledRowWarps = 0, bool tiledFuses = true)
+        int tiledMinRows = GpuSpikeConv.TiledMinRows, int tiledMaxRows = GpuSpikeConv.TiledMaxRows, int tiledRowWarps = 0, bool tiledFuses = true)
     {
         if (tiledRowWarps != 0 && !SpikeTiledKernels.ValidRowWarps(tiledRowWarps)) throw new ArgumentOutOfRangeException(nameof(tiledRowWarps), "2 or 4 row warps");
         _acc = acc;
@@ -331,6 +338,7 @@ internal sealed class SpikeGemmOps
         _mode = mode;
         _implicitMaxRows = implicitMaxRows;
         _tiledMinRows = tiledMinRows;
+        _tiledMaxRows = tiledMaxRows;
         _tiledRowWarps = tiledRowWarps;
         _tiledFuses = tiledFuses;
         _group = Math.Min(acc.MaxNumThreadsPerGroup, 256);
@@ -368,26 +376,27 @@ internal sealed class SpikeGemmOps
     }
 
     /// <summary>
-    /// Whether <paramref name="layer"/> at this input size runs as an implicit GEMM: integer codes, wider than 1×1, the
-    /// kernel available, and then as <see cref="SpikeInputGemm"/> says (by <see cref="GpuSpikeConv.ImplicitPays"/> by
-    /// default; always without cuBLAS, whose stand-in is a plain ILGPU kernel).
+    /// Whether <paramref name="layer"/> at this input size runs as an implicit GEMM (with a fused LIF when
+    /// <paramref name="lif"/>): integer codes, wider than 1×1, the kernel available, and then as <see cref="SpikeInputGemm"/>
+    /// says (by <see cref="Tiled"/> or <see cref="GpuSpikeConv.ImplicitPays"/> by default; always without cuBLAS, whose
+    /// stand-in is a plain ILGPU kernel).
     /// </summary>
-    public bool Implicit(GpuSpikeConv layer, int h, int w) => _implicitConv is not null && layer.Integer && !layer.Pointwise && _mode switch
+    public bool Implicit(GpuSpikeConv layer, int h, int w, bool lif = false) => _implicitConv is not null && layer.Integer && !layer.Pointwise && _mode switch
     {
         SpikeInputGemm.TensorCoresIm2col => false,
         SpikeInputGemm.TensorCoresImplicit or SpikeInputGemm.TensorCoresTiled => true,
-        _ => _blas is null || Tiled(layer) || GpuSpikeConv.ImplicitPays(layer.GemmRows, _implicitMaxRows),
+        _ => _blas is null || Tiled(layer, lif) || GpuSpikeConv.ImplicitPays(layer.GemmRows, _implicitMaxRows),
     };
 
     /// <summary>
-    /// Whether an implicit GEMM of <paramref name="layer"/> (<see cref="Implicit"/>) runs on the tiled kernel
-    /// (<see cref="SpikeTiledKernels"/>) rather than the warp-tile one: as <see cref="GpuSpikeConv.TiledPays"/> says (by its
-    /// GEMM rows alone, so one engine serves every map size), always with <c>--gemm tensor-tiled</c>.
+    /// Whether an implicit GEMM of <paramref name="layer"/> (<see cref="Implicit"/>), with a fused LIF when
+    /// <paramref name="lif"/>, runs on the tiled kernel (<see cref="SpikeTiledKernels"/>) rather than the warp-tile one: as
+    /// <see cref="GpuSpikeConv.TiledPays"/> says, always with <c>--gemm tensor-tiled</c>.
     /// </summary>
-    public bool Tiled(GpuSpikeConv layer) => _tiledConv is not null && layer.Integer && !layer.Pointwise && _mode switch
+    public bool Tiled(GpuSpikeConv layer, bool lif) => _tiledConv is not null && layer.Integer && !layer.Pointwise && _mode switch
     {
         SpikeInputGemm.TensorCoresTiled => true,
-        SpikeInputGemm.TensorCores => GpuSpikeConv.TiledPays(layer.GemmRows, _tiledMinRows),
+        SpikeInputGemm.TensorCores => GpuSpikeConv.TiledPays(layer.GemmRows, layer.Parts, lif, _tiledMinRows, _tiledMaxRows),
         _ => false,
     };
 
@@ -482,7 +491,7 @@ internal sealed class SpikeGemmOps
         var bias = layer.Bias?.View ?? sums;
         var bn = layer.Bn?.View ?? sums;
         int bytes = layer.Integer ? 1 : 2;
-        bool mma = Implicit(layer, h, w);
+        bool mma = Implicit(layer, h, w, timesteps > 0);
         long packedFloats = PackedFloats(layer, chunk, h, w);
         if (columns.Length < packedFloats + (mma ? 0 : Rows((long)chunk * ohw) * layer.GemmK * bytes / 4))
             throw new ArgumentException($"columns hold {columns.Length} floats, fewer than chunks of {chunk} frames need (Plan)", nameof(columns));
@@ -524,7 +533,7 @@ internal sealed class SpikeGemmOps
                 var cols = colRegion.Cast<sbyte>();
                 var c = sums.Cast<int>();
                 bool fused = false;
-                if (mma && Tiled(layer))
+                if (mma && Tiled(layer, timesteps > 0))
                 {
                     // One digit without a LIF: the tiled kernel applies the epilogue itself and the sums never reach memory.
                     fused = p.Parts == 1 && timesteps == 0 && _tiledFuses;

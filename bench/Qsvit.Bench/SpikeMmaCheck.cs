@@ -207,7 +207,7 @@ internal static class SpikeMmaCheck
             }
         }
         Console.WriteLine();
-        Console.WriteLine($"| layer (x frames) | GEMM rows x K | {string.Join(" | ", Engines.Select(e => e.Name + " ms"))} | best / im2col | default takes |");
+        Console.WriteLine($"| layer (x frames) | GEMM rows x K | {string.Join(" | ", Engines.Select(e => e.Name + " ms"))} | im2col / best implicit | default takes |");
         Console.WriteLine($"| --- | --- |{string.Concat(Engines.Select(_ => " ---: |"))} ---: | --- |");
         for (int i = 0; i < Layers.Length; i++)
         {

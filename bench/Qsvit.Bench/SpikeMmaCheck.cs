@@ -84,18 +84,10 @@ internal static class SpikeMmaCheck
             for (int r = 0; r < Rules.Length; r++)
             {
                 using var gpu = new CudaBackend(GpuDevice.OpenCuda(0), DeviceSpec.Cuda(0), tiledMinRows: Rules[r].Min, tiledMaxRows: Rules[r].Max);
-                foreach (var (name, packed, batch) in models)
+                foreach (var model in models)
                 {
-                    var (x, y) = TimeModel(gpu, packed, batch, seconds);
-                    if (!ips.TryGetValue((name, r), out var list)) ips[(name, r)] = list = [];
-                    list.Add(x);
-                    if (!logits.TryGetValue(name, out var first)) logits[name] = y;
-                    else if (!first.AsSpan().SequenceEqual(y))
-                    {
-                        failures++;
-                        Console.WriteLine($"  FAILED {name}: logits under '{Rules[r].Name}' differ");
-                    }
-                    Console.WriteLine($"  {Rules[r].Name}: {name}: {x:F1} images/s");
+                    if (!ips.TryGetValue((model.Name, r), out var list)) ips[(model.Name, r)] = list = [];
+                    list.Add(TimeAndCompare(gpu, Rules[r].Name, model, seconds, logits, ref failures));
                 }
             }
         Console.WriteLine();
@@ -193,18 +185,8 @@ internal static class SpikeMmaCheck
         foreach (int bound in Bounds)
         {
             using var gpu = new CudaBackend(GpuDevice.OpenCuda(0), DeviceSpec.Cuda(0), tiledMinRows: bound, tiledMaxRows: int.MaxValue);
-            foreach (var (name, packed, batch) in models)
-            {
-                var (ips, y) = TimeModel(gpu, packed, batch, seconds);
-                boundIps[(name, bound)] = ips;
-                if (!logits.TryGetValue(name, out var first)) logits[name] = y;
-                else if (!first.AsSpan().SequenceEqual(y))
-                {
-                    failures++;
-                    Console.WriteLine($"  FAILED {name}: logits with the tiled kernel from {bound} rows differ from the rule without it");
-                }
-                Console.WriteLine($"  tiled from {Bound(bound)} rows: {name}: {ips:F1} images/s");
-            }
+            foreach (var model in models)
+                boundIps[(model.Name, bound)] = TimeAndCompare(gpu, $"tiled from {Bound(bound)} rows", model, seconds, logits, ref failures);
         }
         Console.WriteLine();
         Console.WriteLine($"| layer (x frames) | GEMM rows x K | {string.Join(" | ", Engines.Select(e => e.Name + " ms"))} | im2col / best implicit | default takes |");
@@ -225,6 +207,21 @@ internal static class SpikeMmaCheck
             Console.WriteLine($"| {name} | {string.Join(" | ", Bounds.Select(r => boundIps[(name, r)].ToString("F1", CultureInfo.InvariantCulture)))} |");
         Console.WriteLine(failures == 0 ? "all checks passed" : $"{failures} checks FAILED");
         return failures == 0 ? 0 : 1;
+    }
+
+    /// <summary>Images/s of a model under one rule; its logits must equal the first rule's bit for bit.</summary>
+    private static double TimeAndCompare(IBackend gpu, string rule, (string Name, PackedModel Packed, int Batch) model, double seconds,
+        Dictionary<string, float[]> logits, ref int failures)
+    {
+        var (ips, y) = TimeModel(gpu, model.Packed, model.Batch, seconds);
+        if (!logits.TryGetValue(model.Name, out var first)) logits[model.Name] = y;
+        else if (!first.AsSpan().SequenceEqual(y))
+        {
+            failures++;
+            Console.WriteLine($"  FAILED {model.Name}: logits under '{rule}' differ from the first rule's");
+        }
+        Console.WriteLine($"  {rule}: {model.Name}: {ips:F1} images/s");
+        return ips;
     }
 
     private static string Bound(int rows) => rows == int.MaxValue ? "∞" : rows.ToString(CultureInfo.InvariantCulture);

@@ -18,4 +18,6 @@ public enum SpikeInputGemm
     TensorCoresIm2col,
     /// <summary>As <see cref="TensorCores"/>, but every integer conv wider than 1×1 as an implicit GEMM where the kernel runs (for comparisons).</summary>
     TensorCoresImplicit,
+    /// <summary>As <see cref="TensorCores"/>, but every integer 1×1 conv through packed columns and cuBLAS's int8 GEMM instead of the fused pointwise kernel (for comparisons).</summary>
+    TensorCoresPointwiseCublas,
 }

@@ -35,8 +35,9 @@ public sealed partial class CudaBackend : IBackend
     /// <param name="spikeGemm">How dense spike-input convs run (<see cref="SpikeInputGemm"/>).</param>
     /// <param name="splitWithoutCublas">Tests: run fp32 spike-input convs as bf16 pieces on the fallback kernels too.</param>
     /// <param name="implicitMaxRows">Benchmarks: another bound for the implicit-GEMM rule (<see cref="GpuSpikeConv.ImplicitPays"/>).</param>
+    /// <param name="pointwiseMaxRows">Benchmarks: another bound for the fused pointwise rule (<see cref="PointwiseMmaKernels.FusedPays"/>).</param>
     public CudaBackend(GpuDevice device, DeviceSpec spec, bool useCublas = true, SpikeInputGemm spikeGemm = SpikeInputGemm.TensorCores,
-        bool splitWithoutCublas = false, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows)
+        bool splitWithoutCublas = false, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows, int pointwiseMaxRows = PointwiseMmaKernels.FusedMaxRows)
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
@@ -64,7 +65,7 @@ public sealed partial class CudaBackend : IBackend
         }
         if (spikeGemm != SpikeInputGemm.Fp32)
         {
-            try { _spike = new SpikeGemmOps(_acc, _blas, spikeGemm, implicitMaxRows); }
+            try { _spike = new SpikeGemmOps(_acc, _blas, spikeGemm, implicitMaxRows, pointwiseMaxRows); }
             catch (Exception e) when (e is not QsvitException)
             {
                 Dispose();
@@ -254,7 +255,12 @@ public sealed partial class CudaBackend : IBackend
             : g.IsDepthwise ? "ILGPU depthwise"
             : _gemm is null || g.Groups != 1 ? "ILGPU implicit GEMM"
             : g.IsPointwise ? "cuBLAS SGEMM" : "im2col + cuBLAS SGEMM";
-        if (layer.Spike is { Integer: true } spike && _spike is { } ops)
+        if (layer.Spike is { Integer: true, Pointwise: true } pointwise && _spike is { } fusedOps)
+        {
+            layer.RunsImplicit = (_, _) => fusedOps.Fused(pointwise);
+            layer.ImplicitEngine = "fused 1x1, int8 mma.sync (exact)";
+        }
+        else if (layer.Spike is { Integer: true } spike && _spike is { } ops)
         {
             layer.RunsImplicit = (h, w) => ops.Implicit(spike, h, w);
             layer.ImplicitEngine = "implicit GEMM, int8 mma.sync (exact)";
@@ -273,7 +279,8 @@ public sealed partial class CudaBackend : IBackend
         int mark = Mark();
         if ((l.RealCodes is { } real && GpuSpikeConv.RealInputPays(g, height, width) ? real : l.Spike) is { } spike)
         {
-            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, implicitGemm: _spike!.Implicit(spike, height, width));
+            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, implicitGemm: _spike!.Implicit(spike, height, width),
+                fused: _spike.Fused(spike));
             var cols = V(Rent(columnFloats));
             _spike!.Conv(spike, V(input), frames, height, width, V(output), cols, V(Rent(sumFloats)), chunk);
             Release(mark);
@@ -305,7 +312,8 @@ public sealed partial class CudaBackend : IBackend
         if (recorder is null && l.Spike is { Integer: true } spike && timesteps > 0 && frames % timesteps == 0 && frames < 1 << 21)
         {
             int mark = Mark();
-            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps, _spike!.Implicit(spike, height, width));
+            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps, _spike!.Implicit(spike, height, width),
+                _spike.Fused(spike, timesteps));
             _spike!.Conv(spike, V(input), frames, height, width, V(spikes), V(Rent(columnFloats)), V(Rent(sumFloats)), chunk, timesteps, threshold);
             Release(mark);
             return;

@@ -258,7 +258,7 @@ internal static class SpikeGemmKernels
     }
 
     /// <summary>One LIF step as <see cref="GpuKernels.Lif"/> computes it: H = V + (X − V)·0.5, S = H ≥ Vth, V = S ? 0 : H; writes S, returns V.</summary>
-    private static float LifStep(float x, float v, float threshold, ArrayView<float> spikes, long at)
+    internal static float LifStep(float x, float v, float threshold, ArrayView<float> spikes, long at)
     {
         float h = v + (x - v) * 0.5f;
         bool fire = h >= threshold;
@@ -267,7 +267,7 @@ internal static class SpikeGemmKernels
     }
 
     /// <summary>fma(sum, scale[oc], bias[oc]) (sum·scale without a bias), as the CPU's SpikeConv, then each BN as one FMA.</summary>
-    private static float Scaled<TFma>(float sum, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
+    internal static float Scaled<TFma>(float sum, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
         where TFma : struct, IFma
     {
         float v = p.HasBias != 0 ? default(TFma).Fma(sum, scales[oc], bias[oc]) : sum * scales[oc];

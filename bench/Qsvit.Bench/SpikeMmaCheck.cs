@@ -123,7 +123,7 @@ internal static class SpikeMmaCheck
         return failures == 0 ? 0 : 1;
     }
 
-    private static PackedModel Pack(LoadedModel model) => PackedModel.Create(model, QuantizationSetting.Uniform(4), QuantizerSpec.Paper);
+    internal static PackedModel Pack(LoadedModel model) => PackedModel.Create(model, QuantizationSetting.Uniform(4), QuantizerSpec.Paper);
 
     private sealed record Case(ConvLayerSpec Spec, float[] Input, int Frames, int H, int W, int Bits);
 
@@ -177,7 +177,7 @@ internal static class SpikeMmaCheck
         return best * 1e3;
     }
 
-    private static double TimeModel(IBackend b, PackedModel packed, int batch, double seconds)
+    internal static double TimeModel(IBackend b, PackedModel packed, int batch, double seconds)
     {
         using var net = new Sdtv2Model(packed, simulate: false, b);
         int h = packed.Config.ImageHeight, w = packed.Config.ImageWidth;

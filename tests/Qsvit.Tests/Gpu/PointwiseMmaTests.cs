@@ -15,7 +15,7 @@ namespace Qsvit.Tests.Gpu;
 /// int8 digits, bias and BNs, and the fused LIF over T = 1, 2, 4.
 /// </summary>
 [Collection("gpu-cpu-accelerator")]
-public sealed class PointwiseMmaTests(CpuAcceleratorFixture gpu)
+public sealed class PointwiseMmaTests(PointwiseAcceleratorFixture gpu) : IClassFixture<PointwiseAcceleratorFixture>
 {
     public static TheoryData<int, int, int, int, int, int, string> Layers => new()
     {
@@ -100,10 +100,14 @@ public sealed class PointwiseMmaTests(CpuAcceleratorFixture gpu)
         var (spec, _, _) = Layer(20, 40, 4, "paper");
         foreach (var (mode, expected) in new[] { (SpikeInputGemm.TensorCores, true), (SpikeInputGemm.TensorCoresPointwiseCublas, false) })
         {
-            using var backend = CudaBackend.OnCpuAccelerator(mode, split: false);
+            using var backend = CudaBackend.OnCpuAcceleratorWithWarps(mode);
             using var layer = backend.CreateConv(spec);
             Assert.Equal(expected, layer.EngineAt(4, 4).Contains("fused 1x1"));
         }
+        // Accelerators whose groups are smaller than four warps keep the packed path.
+        using var small = CudaBackend.OnCpuAccelerator(SpikeInputGemm.TensorCores, split: false);
+        using var smallLayer = small.CreateConv(spec);
+        Assert.DoesNotContain("fused 1x1", smallLayer.EngineAt(4, 4));
     }
 
     private static (ConvLayerSpec Spec, PackedWeight Codes, Random Rng) Layer(int cin, int cout, int bits, string quantizer)
@@ -134,4 +138,17 @@ public sealed class PointwiseMmaTests(CpuAcceleratorFixture gpu)
         cpu.Release(mark);
         return result;
     }
+}
+
+/// <summary>ILGPU's CPU accelerator with CUDA-sized groups (four warps of 32 threads), which the fused pointwise kernel needs.</summary>
+public sealed class PointwiseAcceleratorFixture : IDisposable
+{
+    internal CudaBackend Backend { get; } = CudaBackend.OnCpuAcceleratorWithWarps();
+    internal GpuDevice Device => Backend.GpuDevice;
+    internal GpuOps Ops => Backend.Ops;
+
+    public MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] data) => Device.Accelerator.Allocate1D(data);
+    public MemoryBuffer1D<float, Stride1D.Dense> Zeros(long length) => Device.Accelerator.Allocate1D<float>(Math.Max(1, length));
+
+    public void Dispose() => Backend.Dispose();
 }

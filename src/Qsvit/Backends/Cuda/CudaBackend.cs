@@ -94,6 +94,10 @@ public sealed partial class CudaBackend : IBackend
     internal static CudaBackend OnCpuAccelerator(SpikeInputGemm spikeGemm, bool split) =>
         new(GpuDevice.OpenCpu(), DeviceSpec.Cuda(0), spikeGemm: spikeGemm, splitWithoutCublas: split);
 
+    /// <summary>On ILGPU's CPU accelerator with CUDA-sized groups (four warps of 32), where the fused pointwise kernel runs too.</summary>
+    internal static CudaBackend OnCpuAcceleratorWithWarps(SpikeInputGemm spikeGemm = SpikeInputGemm.TensorCores) =>
+        new(GpuDevice.OpenCpu(threadsPerWarp: 32, warpsPerGroup: 4), DeviceSpec.Cuda(0), spikeGemm: spikeGemm);
+
     public DeviceSpec Device { get; }
     public string Description => $"{_device.Description}, GEMMs by {GemmEngine}; spike-input convs: {SpikeEngine}";
     /// <summary>Spike-input layers built from integer codes (<see cref="PackedConvWeights"/>) sum them exactly on the integer path.</summary>

@@ -298,7 +298,7 @@ internal sealed class SpikeGemmOps
     private readonly int _mmaGroup;
     private readonly SpikeInputGemm _mode;
     private readonly int _implicitMaxRows;
-    /// <summary>The fused pointwise kernel (<see cref="PointwiseMmaKernels"/>); null before sm_80 and with <see cref="SpikeInputGemm.TensorCoresPointwiseCublas"/>.</summary>
+    /// <summary>The fused pointwise kernel (<see cref="PointwiseMmaKernels"/>); null before sm_80, with <see cref="SpikeInputGemm.TensorCoresPointwiseCublas"/> and on accelerators with smaller groups.</summary>
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>? _pointwise;
     private readonly int _pointwiseMaxRows;
 
@@ -319,7 +319,9 @@ internal sealed class SpikeGemmOps
         _mmaGroup = cuda ? 4 * SpikeMmaKernels.Lanes : acc.MaxNumThreadsPerGroup;
         if (!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80)
             _implicitConv = acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int>(SpikeMmaKernels.Conv);
-        if ((!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80) && mode != SpikeInputGemm.TensorCoresPointwiseCublas)
+        // Its groups are four warps (tests run it on a CPU accelerator with groups that large).
+        if ((!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80) && mode != SpikeInputGemm.TensorCoresPointwiseCublas
+            && acc.MaxNumThreadsPerGroup >= PointwiseMmaKernels.GroupSize)
             _pointwise = cuda
                 ? acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.Conv<ContractedFma>)
                 : acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.Conv<ExactFma>);
@@ -547,12 +549,13 @@ internal sealed class SpikeGemmOps
             InChannels = g.InChannels, Cp = layer.Cp, M = g.OutChannels, Parts = layer.Parts,
             HW = hw, Steps = steps, Batch = frames / steps, Pixels = frames / steps * hw,
             Lif = timesteps > 0 ? 1 : 0, Threshold = threshold, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
-            Vec = steps == 1 && hw % 4 == 0 ? 1 : 0,
+            Vec = hw % 4 == 0 ? 1 : 0, RowWarps = PointwiseMmaKernels.RowWarpsFor(g.OutChannels),
         };
-        long groups = (PointwiseMmaKernels.Threads(p) + _mmaGroup - 1) / _mmaGroup;
+        p.ColumnWarps = 4 / p.RowWarps;
+        long groups = PointwiseMmaKernels.Groups(p);
         if (groups > int.MaxValue) throw new QsvitException($"a 1×1 convolution of {frames} frames is too large for one launch; use a smaller batch");
         var unused = layer.Scales!.View; // stands in for an absent bias or BN table (never read)
-        _pointwise!(new KernelConfig(new Index1D((int)groups), new Index1D(_mmaGroup)), input, ((ArrayView<sbyte>)layer.S8!.View).Cast<int>(), output,
+        _pointwise!(new KernelConfig(new Index1D((int)groups), new Index1D(PointwiseMmaKernels.GroupSize)), input, ((ArrayView<sbyte>)layer.S8!.View).Cast<int>(), output,
             layer.Scales!.View, layer.Bias?.View ?? unused, layer.Bn?.View ?? unused, p);
     }
 }

@@ -31,7 +31,7 @@ internal static class PointwiseCheck
     ];
 
     /// <summary>Rule bounds timed on whole models (GEMM rows up to which the fused kernel runs); int.MaxValue: every integer 1×1 layer.</summary>
-    private static readonly int[] Bounds = [192, 640, int.MaxValue];
+    private static readonly int[] Bounds = [256, 640, int.MaxValue];
 
     private const int Timesteps = 4;
     private const float Threshold = 0.4f;
@@ -43,7 +43,7 @@ internal static class PointwiseCheck
         bool smoke = args.Length > 3 && args[3] == "cpu";
         int failures = 0;
         using var cpu = new CpuBackend();
-        var cases = RandomCases(new Random(17), smoke ? 6 : 60);
+        var cases = RandomCases(new Random(17), smoke ? 6 : 40);
         using (var fused = smoke ? CudaBackend.OnCpuAcceleratorWithWarps()
                    : new CudaBackend(GpuDevice.OpenCuda(0), DeviceSpec.Cuda(0), pointwiseMaxRows: int.MaxValue))
         using (var packed = smoke ? CudaBackend.OnCpuAcceleratorWithWarps(SpikeInputGemm.TensorCoresPointwiseCublas)

@@ -17,7 +17,8 @@ internal sealed class DeviceOptions
     public readonly Option<string> Gemm = new("--gemm")
     {
         Description = "GPU: how spike-input convolutions run: tensor (default; integer codes exact on int8 tensor cores, " +
-            "fp32 weights as three bf16 pieces; 3x3 integer convs as implicit GEMMs where that pays), tensor-im2col or " +
+            "fp32 weights as three bf16 pieces; 3x3 integer convs as implicit GEMMs and 1x1 ones as one fused kernel where that " +
+            "pays), tensor-im2col or " +
             "tensor-implicit (every integer conv wider than 1x1 one way, for comparisons), tensor-cublas-1x1 (integer 1x1 convs " +
             "through cuBLAS's int8 GEMM instead of the fused kernel, for comparisons), or fp32 (SGEMM)",
         DefaultValueFactory = _ => "tensor",

@@ -67,13 +67,16 @@ internal static class PointwiseMmaKernels
 
     /// <summary>
     /// Whether the fused kernel pays over packing, cuBLAS's int8 GEMM and the epilogue pass: where the GEMM has few rows
-    /// (output channels × int8 digits), since its mma.sync tiles run far below cuBLAS's rate and each group of 128 rows
-    /// reads the input again. The bound is measured (BENCHMARKS.md, branch <c>pointwise</c>).
+    /// (output channels × int8 digits), since its mma.sync tiles run well below cuBLAS's rate and each group of 128 rows
+    /// reads the input again. Measured on an H200 (BENCHMARKS.md, branch <c>pointwise</c>): every CIFAR 1×1 layer with
+    /// ≤ 192 rows ran 1.07–2.5x faster (128→128 at 4×4 x4000 frames 0.058 ms against 0.115, 16→32 + LIF at 32×32
+    /// 0.73 against 1.82), the 55M preset's 128-row LIF layer at 112×112 0.95x, its 256-row one 0.87x, and every layer
+    /// with ≥ 512 rows 0.43–0.96x (the 55M's 512→512 at 14×14 1.06x, its MLPs 0.43–0.81x).
     /// </summary>
     public static bool FusedPays(int gemmRows, int maxRows = FusedMaxRows) => gemmRows <= maxRows;
 
     /// <summary>GEMM rows up to which <see cref="FusedPays"/>.</summary>
-    public const int FusedMaxRows = 256;
+    public const int FusedMaxRows = 192;
 
     /// <summary>Fused LIF step counts whose runs fit a lane's eight neighbouring columns.</summary>
     public static bool StepsFit(int timesteps) => timesteps is 1 or 2 or 4 or 8;

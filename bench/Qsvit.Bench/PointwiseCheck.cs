@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Qsvit.Backends;
 using Qsvit.Backends.Cpu;
@@ -34,7 +33,6 @@ internal static class PointwiseCheck
     private static readonly int[] Bounds = [256, 640, int.MaxValue];
 
     private const int Timesteps = 4;
-    private const float Threshold = 0.4f;
 
     public static int Run(string[] args)
     {
@@ -43,7 +41,7 @@ internal static class PointwiseCheck
         bool smoke = args.Length > 3 && args[3] == "cpu";
         int failures = 0;
         using var cpu = new CpuBackend();
-        var cases = RandomCases(new Random(17), smoke ? 6 : 40);
+        var cases = RandomCases(new Random(17), smoke ? 6 : 40, smoke ? 40 : 300);
         using (var fused = smoke ? CudaBackend.OnCpuAcceleratorWithWarps()
                    : new CudaBackend(GpuDevice.OpenCuda(0), DeviceSpec.Cuda(0), pointwiseMaxRows: int.MaxValue))
         using (var packed = smoke ? CudaBackend.OnCpuAcceleratorWithWarps(SpikeInputGemm.TensorCoresPointwiseCublas)
@@ -53,8 +51,8 @@ internal static class PointwiseCheck
             int bad = 0;
             foreach (var c in cases)
             {
-                var want = (Conv: GpuCheck.RunConv(cpu, c.Spec, c.Input, c.Frames, c.H, c.W), Lif: RunLif(packed, c));
-                var got = (Conv: GpuCheck.RunConv(fused, c.Spec, c.Input, c.Frames, c.H, c.W), Lif: RunLif(fused, c));
+                var want = (Conv: GpuCheck.RunConv(cpu, c.Spec, c.Input, c.Frames, c.H, c.W), Lif: GpuCheck.RunConv(packed, c.Spec, c.Input, c.Frames, c.H, c.W, lif: true, c.Steps));
+                var got = (Conv: GpuCheck.RunConv(fused, c.Spec, c.Input, c.Frames, c.H, c.W), Lif: GpuCheck.RunConv(fused, c.Spec, c.Input, c.Frames, c.H, c.W, lif: true, c.Steps));
                 int differ = want.Conv.Zip(got.Conv).Count(p => p.First != p.Second) + want.Lif.Zip(got.Lif).Count(p => p.First != p.Second);
                 var viaPacked = GpuCheck.RunConv(packed, c.Spec, c.Input, c.Frames, c.H, c.W);
                 differ += want.Conv.Zip(viaPacked).Count(p => p.First != p.Second);
@@ -74,7 +72,7 @@ internal static class PointwiseCheck
                 : CudaBackend.Open(0, new ComputeOptions { SpikeGemm = SpikeInputGemm.TensorCoresPointwiseCublas });
             for (int i = 0; i < Layers.Length; i++)
             {
-                layerMs[(i, useFused)] = TimeLayer(gpu, Layers[i]);
+                layerMs[(i, useFused)] = SpikeMmaCheck.TimeLayer(gpu, new ConvGeometry(Layers[i].Cin, Layers[i].Cout, 1, 1), Layers[i].H, Layers[i].W, Layers[i].Frames, Layers[i].Lif ? Timesteps : 0);
                 Console.WriteLine($"  {(useFused ? "fused" : "packed")} {Layers[i]}: {layerMs[(i, useFused)]:F3} ms");
             }
         }
@@ -117,73 +115,20 @@ internal static class PointwiseCheck
 
     private sealed record Case(ConvLayerSpec Spec, float[] Input, int Frames, int H, int W, int Bits, int Steps);
 
-    /// <summary>Random integer 1×1 layers: 1–300 channels in, 1–200 out, maps 1–9 each way, T of 1, 2, 4 with 1–3 images, 4–16-bit codes.</summary>
-    private static List<Case> RandomCases(Random rng, int count)
+    /// <summary>Random integer 1×1 layers: 1–<paramref name="maxChannels"/> channels in, up to 2/3 of that out, maps 1–9 each way, T of 1, 2, 4 with 1–3 images, 4–16-bit codes, bias or none.</summary>
+    private static List<Case> RandomCases(Random rng, int count, int maxChannels)
     {
         var cases = new List<Case>();
         int[] bits = [4, 8, 12, 16], steps = [1, 2, 4];
         while (cases.Count < count)
         {
-            var g = new ConvGeometry(rng.Next(1, 301), rng.Next(1, 201), 1, 1);
+            var g = new ConvGeometry(rng.Next(1, maxChannels + 1), rng.Next(1, maxChannels * 2 / 3 + 1), 1, 1);
             int h = rng.Next(1, 10), w = rng.Next(1, 10), t = steps[rng.Next(steps.Length)], frames = t * rng.Next(1, 4), b = bits[rng.Next(bits.Length)];
-            var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
-            var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, 1, 1], b, QuantizerSpec.Parse(b <= 8 && rng.Next(2) == 0 ? "asymmetric-channel-mse" : "paper"));
-            var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
-            var bn = new ChannelAffine(bias.Select(x => x + 1.5f).ToArray(), bias.Select(x => 0.1f * x).ToArray());
-            var spec = new ConvLayerSpec(g, new PackedConvWeights(codes), rng.Next(2) == 0 ? bias : [], [bn]) { SpikeInput = true };
+            var spec = SpikeMmaCheck.RandomSpec(rng, g, b);
+            if (rng.Next(2) == 0) spec = spec with { Bias = [] };
             var input = Enumerable.Range(0, frames * g.InChannels * h * w).Select(_ => rng.Next(3) == 0 ? 1f : 0f).ToArray();
             cases.Add(new Case(spec, input, frames, h, w, b, t));
         }
         return cases;
-    }
-
-    /// <summary>ConvLif's spikes without a recorder (fused on the integer path) over the case's T steps.</summary>
-    private static float[] RunLif(IBackend b, Case c)
-    {
-        var g = c.Spec.Geometry;
-        using var layer = b.CreateConv(c.Spec);
-        using var input = b.Allocate(c.Input.Length);
-        using var pre = b.Allocate((long)c.Frames * g.OutChannels * c.H * c.W);
-        using var spikes = b.Allocate(pre.Length);
-        b.Upload(c.Input, input);
-        b.ConvLif(layer, input, c.Frames, c.H, c.W, pre, spikes, c.Steps, Threshold, 0, null);
-        var y = new float[spikes.Length];
-        b.Download(spikes, 0, y);
-        return y;
-    }
-
-    /// <summary>Milliseconds of one conv (or ConvLif over T = 4) call, best of repetitions over about 0.4 s, 4-bit codes, a third of the inputs firing.</summary>
-    private static double TimeLayer(IBackend b, (string Model, int Cin, int Cout, int H, int W, int Frames, bool Lif) l)
-    {
-        var g = new ConvGeometry(l.Cin, l.Cout, 1, 1);
-        var rng = new Random(1);
-        var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
-        var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, 1, 1], 4, QuantizerSpec.Paper);
-        var spec = new ConvLayerSpec(g, new PackedConvWeights(codes), new float[g.OutChannels], []) { SpikeInput = true };
-        using var layer = b.CreateConv(spec);
-        var x = new float[(long)l.Frames * l.Cin * l.H * l.W];
-        for (long i = 0; i < x.Length; i += 3) x[i] = 1f;
-        using var input = b.Allocate(x.Length);
-        using var output = b.Allocate((long)l.Frames * l.Cout * l.H * l.W);
-        using var spikes = b.Allocate(output.Length);
-        b.Upload(x, input);
-        void Call()
-        {
-            if (l.Lif) b.ConvLif(layer, input, l.Frames, l.H, l.W, output, spikes, Timesteps, Threshold, 0, null);
-            else b.Conv(layer, input, l.Frames, l.H, l.W, output);
-        }
-        Call();
-        b.Synchronize();
-        double best = double.MaxValue, total = 0;
-        for (int rep = 0; rep < 3 || total < 0.4; rep++)
-        {
-            var clock = Stopwatch.StartNew();
-            Call();
-            b.Synchronize();
-            double s = clock.Elapsed.TotalSeconds;
-            total += s;
-            best = Math.Min(best, s);
-        }
-        return best * 1e3;
     }
 }

@@ -141,14 +141,4 @@ public sealed class PointwiseMmaTests(PointwiseAcceleratorFixture gpu) : IClassF
 }
 
 /// <summary>ILGPU's CPU accelerator with CUDA-sized groups (four warps of 32 threads), which the fused pointwise kernel needs.</summary>
-public sealed class PointwiseAcceleratorFixture : IDisposable
-{
-    internal CudaBackend Backend { get; } = CudaBackend.OnCpuAcceleratorWithWarps();
-    internal GpuDevice Device => Backend.GpuDevice;
-    internal GpuOps Ops => Backend.Ops;
-
-    public MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] data) => Device.Accelerator.Allocate1D(data);
-    public MemoryBuffer1D<float, Stride1D.Dense> Zeros(long length) => Device.Accelerator.Allocate1D<float>(Math.Max(1, length));
-
-    public void Dispose() => Backend.Dispose();
-}
+public sealed class PointwiseAcceleratorFixture() : CpuAcceleratorFixture(CudaBackend.OnCpuAcceleratorWithWarps());

@@ -226,7 +226,7 @@ internal static class SpikeMmaCheck
 
     private static string Bound(int rows) => rows == int.MaxValue ? "∞" : rows.ToString(CultureInfo.InvariantCulture);
 
-    private static PackedModel Pack(LoadedModel model) => PackedModel.Create(model, QuantizationSetting.Uniform(4), QuantizerSpec.Paper);
+    internal static PackedModel Pack(LoadedModel model) => PackedModel.Create(model, QuantizationSetting.Uniform(4), QuantizerSpec.Paper);
 
     private sealed record Case(ConvLayerSpec Spec, float[] Input, int Frames, int H, int W, int Bits);
 
@@ -241,15 +241,21 @@ internal static class SpikeMmaCheck
             var g = new ConvGeometry(rng.Next(1, 81), rng.Next(1, 81), kh, kw, stride, stride, kh == 1 ? 0 : pad, pad);
             int h = rng.Next(1, 20), w = rng.Next(1, 20), frames = 2 * rng.Next(1, 4), b = bits[rng.Next(bits.Length)];
             if (g.OutH(h) <= 0 || g.OutW(w) <= 0) continue;
-            var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
-            var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], b, QuantizerSpec.Parse(b <= 8 && rng.Next(2) == 0 ? "asymmetric-channel-mse" : "paper"));
-            var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
-            var bn = new ChannelAffine(bias.Select(x => x + 1.5f).ToArray(), bias.Select(x => 0.1f * x).ToArray());
-            var spec = new ConvLayerSpec(g, new PackedConvWeights(codes), bias, [bn]) { SpikeInput = true };
+            var spec = RandomSpec(rng, g, b);
             var input = Enumerable.Range(0, frames * g.InChannels * h * w).Select(_ => rng.Next(3) == 0 ? 1f : 0f).ToArray();
             cases.Add(new Case(spec, input, frames, h, w, b));
         }
         return cases;
+    }
+
+    /// <summary>A spike-input conv of random <paramref name="bits"/>-bit codes (paper quantizer, or per-channel asymmetric MSE at ≤ 8 bits), bias and a BN.</summary>
+    internal static ConvLayerSpec RandomSpec(Random rng, ConvGeometry g, int bits)
+    {
+        var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], bits, QuantizerSpec.Parse(bits <= 8 && rng.Next(2) == 0 ? "asymmetric-channel-mse" : "paper"));
+        var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+        var bn = new ChannelAffine(bias.Select(x => x + 1.5f).ToArray(), bias.Select(x => 0.1f * x).ToArray());
+        return new ConvLayerSpec(g, new PackedConvWeights(codes), bias, [bn]) { SpikeInput = true };
     }
 
     /// <summary>A layer of 4-bit codes (random weights, bias, no BN), the same for every engine.</summary>
@@ -270,22 +276,31 @@ internal static class SpikeMmaCheck
         return GpuCheck.RunConv(b, LayerSpec(g), x, frames, h, w);
     }
 
-    /// <summary>Milliseconds of one conv call (best of repetitions over about 0.25 s), 4-bit codes, a third of the inputs firing.</summary>
-    private static double TimeLayer(IBackend b, ConvGeometry g, int h, int w, int frames)
+    /// <summary>
+    /// Milliseconds of one conv call (best of repetitions over about 0.25 s), 4-bit codes, a third of the inputs firing;
+    /// with <paramref name="timesteps"/> &gt; 0 of one ConvLif call over that many steps (no recorder: fused where the backend fuses).
+    /// </summary>
+    internal static double TimeLayer(IBackend b, ConvGeometry g, int h, int w, int frames, int timesteps = 0)
     {
         using var layer = b.CreateConv(LayerSpec(g));
         var x = new float[(long)frames * g.InChannels * h * w];
         for (long i = 0; i < x.Length; i += 3) x[i] = 1f;
         using var input = b.Allocate(x.Length);
         using var output = b.Allocate((long)frames * g.OutChannels * g.OutH(h) * g.OutW(w));
+        using var spikes = timesteps > 0 ? b.Allocate(output.Length) : null;
         b.Upload(x, input);
-        b.Conv(layer, input, frames, h, w, output);
+        void Call()
+        {
+            if (spikes is null) b.Conv(layer, input, frames, h, w, output);
+            else b.ConvLif(layer, input, frames, h, w, output, spikes, timesteps, 0.4f, 0, null);
+        }
+        Call();
         b.Synchronize();
         double best = double.MaxValue, total = 0;
         for (int rep = 0; rep < 3 || total < 0.25; rep++)
         {
             var clock = Stopwatch.StartNew();
-            b.Conv(layer, input, frames, h, w, output);
+            Call();
             b.Synchronize();
             double s = clock.Elapsed.TotalSeconds;
             total += s;
@@ -295,7 +310,7 @@ internal static class SpikeMmaCheck
     }
 
     /// <summary>Images/s of <see cref="Sdtv2Model.Forward"/> in a loop after one warm-up pass, and the warm-up pass's logits.</summary>
-    private static (double ImagesPerSecond, float[] Logits) TimeModel(IBackend b, PackedModel packed, int batch, double seconds)
+    internal static (double ImagesPerSecond, float[] Logits) TimeModel(IBackend b, PackedModel packed, int batch, double seconds)
     {
         using var net = new Sdtv2Model(packed, simulate: false, b);
         int h = packed.Config.ImageHeight, w = packed.Config.ImageWidth;

@@ -10,16 +10,25 @@ using Qsvit.Tests.Tensors;
 namespace Qsvit.Tests.Gpu;
 
 /// <summary>One CUDA backend on ILGPU's CPU accelerator, kernels compiled once, shared by the GPU tests (compiling is the slow part).</summary>
-public sealed class CpuAcceleratorFixture : IDisposable
+public class CpuAcceleratorFixture : IDisposable
 {
-    public CudaBackend Backend { get; } = CudaBackend.OnCpuAccelerator();
+    public CpuAcceleratorFixture() : this(CudaBackend.OnCpuAccelerator()) { }
+
+    /// <summary>Another configuration of the CPU accelerator (e.g. CUDA-sized groups).</summary>
+    protected CpuAcceleratorFixture(CudaBackend backend) => Backend = backend;
+
+    public CudaBackend Backend { get; }
     public GpuDevice Device => Backend.GpuDevice;
     internal GpuOps Ops => Backend.Ops;
 
     public MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] data) => Device.Accelerator.Allocate1D(data);
     public MemoryBuffer1D<float, Stride1D.Dense> Zeros(long length) => Device.Accelerator.Allocate1D<float>(Math.Max(1, length));
 
-    public void Dispose() => Backend.Dispose();
+    public void Dispose()
+    {
+        Backend.Dispose();
+        GC.SuppressFinalize(this);
+    }
 }
 
 [CollectionDefinition("gpu-cpu-accelerator")]

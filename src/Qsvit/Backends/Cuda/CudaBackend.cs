@@ -39,9 +39,10 @@ public sealed partial class CudaBackend : IBackend
     /// <param name="tiledMaxRows">See <paramref name="tiledMinRows"/>.</param>
     /// <param name="tiledRowWarps">Benchmarks: one tiled block shape for every layer (2 or 4; 0: <see cref="GpuSpikeConv.TiledRowWarps"/>).</param>
     /// <param name="tiledFuses">Benchmarks: false runs the separate epilogue after the tiled kernel everywhere.</param>
+    /// <param name="pointwiseMaxRows">Benchmarks: another bound for the fused pointwise rule (<see cref="PointwiseMmaKernels.FusedPays"/>).</param>
     public CudaBackend(GpuDevice device, DeviceSpec spec, bool useCublas = true, SpikeInputGemm spikeGemm = SpikeInputGemm.TensorCores,
         bool splitWithoutCublas = false, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows, int tiledMinRows = GpuSpikeConv.TiledMinRows,
-        int tiledMaxRows = GpuSpikeConv.TiledMaxRows, int tiledRowWarps = 0, bool tiledFuses = true)
+        int tiledMaxRows = GpuSpikeConv.TiledMaxRows, int tiledRowWarps = 0, bool tiledFuses = true, int pointwiseMaxRows = PointwiseMmaKernels.FusedMaxRows)
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
@@ -69,7 +70,7 @@ public sealed partial class CudaBackend : IBackend
         }
         if (spikeGemm != SpikeInputGemm.Fp32)
         {
-            try { _spike = new SpikeGemmOps(_acc, _blas, spikeGemm, implicitMaxRows, tiledMinRows, tiledMaxRows, tiledRowWarps, tiledFuses); }
+            try { _spike = new SpikeGemmOps(_acc, _blas, spikeGemm, implicitMaxRows, tiledMinRows, tiledMaxRows, tiledRowWarps, tiledFuses, pointwiseMaxRows); }
             catch (Exception e) when (e is not QsvitException)
             {
                 Dispose();
@@ -97,6 +98,10 @@ public sealed partial class CudaBackend : IBackend
     /// <summary>On ILGPU's CPU accelerator with the spike-input path chosen (<paramref name="split"/>: fp32 weights as bf16 pieces on the fallback kernels).</summary>
     internal static CudaBackend OnCpuAccelerator(SpikeInputGemm spikeGemm, bool split) =>
         new(GpuDevice.OpenCpu(), DeviceSpec.Cuda(0), spikeGemm: spikeGemm, splitWithoutCublas: split);
+
+    /// <summary>On ILGPU's CPU accelerator with CUDA-sized groups (four warps of 32), where the fused pointwise kernel runs too.</summary>
+    internal static CudaBackend OnCpuAcceleratorWithWarps(SpikeInputGemm spikeGemm = SpikeInputGemm.TensorCores) =>
+        new(GpuDevice.OpenCpu(threadsPerWarp: 32, warpsPerGroup: 4), DeviceSpec.Cuda(0), spikeGemm: spikeGemm);
 
     public DeviceSpec Device { get; }
     public string Description => $"{_device.Description}, GEMMs by {GemmEngine}; spike-input convs: {SpikeEngine}";
@@ -259,7 +264,12 @@ public sealed partial class CudaBackend : IBackend
             : g.IsDepthwise ? "ILGPU depthwise"
             : _gemm is null || g.Groups != 1 ? "ILGPU implicit GEMM"
             : g.IsPointwise ? "cuBLAS SGEMM" : "im2col + cuBLAS SGEMM";
-        if (layer.Spike is { Integer: true } spike && _spike is { } ops)
+        if (layer.Spike is { Integer: true, Pointwise: true } pointwise && _spike is { } fusedOps)
+        {
+            layer.RunsImplicit = (_, _) => fusedOps.Fused(pointwise);
+            layer.ImplicitEngine = "fused 1x1, int8 mma.sync (exact)";
+        }
+        else if (layer.Spike is { Integer: true } spike && _spike is { } ops)
         {
             layer.RunsImplicit = (h, w) => ops.Implicit(spike, h, w);
             // The tiled kernel runs the calls without a LIF after them; under a LIF the warp tiles (or, with --gemm tensor-tiled, the tiles) run.
@@ -281,7 +291,8 @@ public sealed partial class CudaBackend : IBackend
         int mark = Mark();
         if ((l.RealCodes is { } real && GpuSpikeConv.RealInputPays(g, height, width) ? real : l.Spike) is { } spike)
         {
-            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, implicitGemm: _spike!.Implicit(spike, height, width));
+            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, implicitGemm: _spike!.Implicit(spike, height, width),
+                fused: _spike.Fused(spike));
             var cols = V(Rent(columnFloats));
             _spike!.Conv(spike, V(input), frames, height, width, V(output), cols, V(Rent(sumFloats)), chunk);
             Release(mark);
@@ -313,7 +324,8 @@ public sealed partial class CudaBackend : IBackend
         if (recorder is null && l.Spike is { Integer: true } spike && timesteps > 0 && frames % timesteps == 0 && frames < 1 << 21)
         {
             int mark = Mark();
-            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps, _spike!.Implicit(spike, height, width, lif: true));
+            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps, _spike!.Implicit(spike, height, width, lif: true),
+                _spike.Fused(spike, timesteps));
             _spike!.Conv(spike, V(input), frames, height, width, V(spikes), V(Rent(columnFloats)), V(Rent(sumFloats)), chunk, timesteps, threshold);
             Release(mark);
             return;

@@ -322,6 +322,9 @@ internal sealed class SpikeGemmOps
     private readonly int _implicitMaxRows, _tiledMinRows, _tiledMaxRows, _tiledRowWarps;
     /// <summary>Whether the tiled kernel applies the epilogue itself where it can (one digit, no LIF); benchmarks compare both.</summary>
     private readonly bool _tiledFuses;
+    /// <summary>The fused pointwise kernel (<see cref="PointwiseMmaKernels"/>); null before sm_80, with <see cref="SpikeInputGemm.TensorCoresPointwiseCublas"/> and on accelerators with smaller groups.</summary>
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>? _pointwise;
+    private readonly int _pointwiseMaxRows;
 
     /// <param name="mode">Which integer convs run as implicit GEMMs (<see cref="Implicit"/>).</param>
     /// <param name="implicitMaxRows">The rule's bound (<see cref="GpuSpikeConv.ImplicitPays"/>); benchmarks measure others.</param>
@@ -329,8 +332,10 @@ internal sealed class SpikeGemmOps
     /// <param name="tiledMaxRows">See <paramref name="tiledMinRows"/>.</param>
     /// <param name="tiledRowWarps">Benchmarks: one block shape for every tiled layer (2 or 4) instead of <see cref="GpuSpikeConv.TiledRowWarps"/> (0).</param>
     /// <param name="tiledFuses">Benchmarks: false keeps the tiled kernel's sums in memory for the separate epilogue everywhere.</param>
+    /// <param name="pointwiseMaxRows">The fused pointwise rule's bound (<see cref="PointwiseMmaKernels.FusedPays"/>); benchmarks measure others.</param>
     public SpikeGemmOps(Accelerator acc, Cublas? blas, SpikeInputGemm mode = SpikeInputGemm.TensorCores, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows,
-        int tiledMinRows = GpuSpikeConv.TiledMinRows, int tiledMaxRows = GpuSpikeConv.TiledMaxRows, int tiledRowWarps = 0, bool tiledFuses = true)
+        int tiledMinRows = GpuSpikeConv.TiledMinRows, int tiledMaxRows = GpuSpikeConv.TiledMaxRows, int tiledRowWarps = 0, bool tiledFuses = true,
+        int pointwiseMaxRows = PointwiseMmaKernels.FusedMaxRows)
     {
         if (tiledRowWarps != 0 && !SpikeTiledKernels.ValidRowWarps(tiledRowWarps)) throw new ArgumentOutOfRangeException(nameof(tiledRowWarps), "2 or 4 row warps");
         _acc = acc;
@@ -341,6 +346,7 @@ internal sealed class SpikeGemmOps
         _tiledMaxRows = tiledMaxRows;
         _tiledRowWarps = tiledRowWarps;
         _tiledFuses = tiledFuses;
+        _pointwiseMaxRows = pointwiseMaxRows;
         _group = Math.Min(acc.MaxNumThreadsPerGroup, 256);
         bool cuda = acc.AcceleratorType == AcceleratorType.Cuda;
         // Four warps per group on CUDA (each warp one tile); on the CPU accelerator any group size does (no warp operations).
@@ -354,6 +360,12 @@ internal sealed class SpikeGemmOps
         }
         // One warp per 32 lanes of the block on CUDA; one thread per group on the CPU accelerator (barriers switch OS threads).
         _tiledGroup = cuda ? SpikeTiledKernels.GroupThreads : 1;
+        // Its groups are four warps (tests run it on a CPU accelerator with groups that large).
+        if ((!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80) && mode != SpikeInputGemm.TensorCoresPointwiseCublas
+            && acc.MaxNumThreadsPerGroup >= PointwiseMmaKernels.GroupSize)
+            _pointwise = cuda
+                ? acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.Conv<ContractedFma>)
+                : acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.Conv<ExactFma>);
         _packBf16 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackBf16);
         _packS8 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8);
         _packSplit = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackSplit);
@@ -399,6 +411,16 @@ internal sealed class SpikeGemmOps
         SpikeInputGemm.TensorCores => GpuSpikeConv.TiledPays(layer.GemmRows, layer.Parts, lif, _tiledMinRows, _tiledMaxRows),
         _ => false,
     };
+
+    /// <summary>
+    /// Whether <paramref name="layer"/> runs as one fused pointwise kernel (<see cref="PointwiseMmaKernels"/>: fp32 spikes read
+    /// in place, int8 mma, epilogue and LIF in registers): integer codes of a 1×1 layer, the kernel available, a fused LIF's
+    /// T steps fitting a lane's columns (<paramref name="timesteps"/> 0 without), and as <see cref="PointwiseMmaKernels.FusedPays"/>
+    /// says with cuBLAS (always without: its stand-in is a plain ILGPU kernel).
+    /// </summary>
+    public bool Fused(GpuSpikeConv layer, int timesteps = 0) => _pointwise is not null && layer.Integer && layer.Pointwise
+        && (timesteps == 0 || PointwiseMmaKernels.StepsFit(timesteps))
+        && (_blas is null || PointwiseMmaKernels.FusedPays(layer.GemmRows, _pointwiseMaxRows));
 
     /// <summary>
     /// Whether SDSA of this shape runs exactly on f16 tensor cores (<see cref="Attention"/>): kv counts up to
@@ -449,8 +471,9 @@ internal sealed class SpikeGemmOps
     /// <see cref="Implicit"/> says) needs no columns, only the packed spikes.
     /// </summary>
     public static (int Chunk, long ColumnFloats, long SumFloats) Plan(GpuSpikeConv layer, int frames, int h, int w, long budget, int timesteps = 1,
-        bool implicitGemm = false)
+        bool implicitGemm = false, bool fused = false)
     {
+        if (fused) return (Math.Max(1, frames), 0, 0); // one launch over the whole batch, no workspace
         var g = layer.Geometry;
         long ohw = (long)g.OutH(h) * g.OutW(w);
         int bytes = layer.Integer ? 1 : 2;
@@ -482,6 +505,11 @@ internal sealed class SpikeGemmOps
     {
         if (timesteps > 0 && (!layer.Integer || frames % timesteps != 0 || chunk % timesteps != 0 || chunk >= 1 << 21))
             throw new ArgumentException($"a fused LIF needs integer codes and whole images: {frames} frames and chunks of {chunk} for T = {timesteps}");
+        if (Fused(layer, timesteps))
+        {
+            RunFused(layer, input, frames, h, w, output, timesteps, threshold);
+            return;
+        }
         int batch = timesteps > 0 ? frames / timesteps : frames, itemsPerChunk = timesteps > 0 ? chunk / timesteps : chunk;
         var g = layer.Geometry;
         int oh = g.OutH(h), ow = g.OutW(w), ohw = oh * ow, m = g.OutChannels;
@@ -566,5 +594,31 @@ internal sealed class SpikeGemmOps
                 else _epilogueSplit(epilogueThreads, sums, output, bias, bn, p);
             }
         }
+    }
+    /// <summary>
+    /// <see cref="Conv"/> of a layer that <see cref="Fused"/> takes: one launch over all frames, input read in place, output
+    /// (or with <paramref name="timesteps"/> &gt; 0 the LIF's spikes) written once; no columns or sums.
+    /// </summary>
+    private void RunFused(GpuSpikeConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output, int timesteps, float threshold)
+    {
+        var g = layer.Geometry;
+        int hw = h * w, steps = Math.Max(1, timesteps);
+        if (input.Length < (long)frames * g.InChannels * hw) throw new ArgumentException($"input has {input.Length} elements, needs {(long)frames * g.InChannels * hw}", nameof(input));
+        if (output.Length < (long)frames * g.OutChannels * hw) throw new ArgumentException($"output has {output.Length} elements, needs {(long)frames * g.OutChannels * hw}", nameof(output));
+        if ((long)frames * Math.Max(g.InChannels, g.OutChannels) * hw > int.MaxValue)
+            throw new QsvitException($"a 1×1 convolution of {frames} frames of {g.InChannels}->{g.OutChannels} channels at {h}x{w} is too large for one launch; use a smaller batch");
+        var p = new PointwiseArgs
+        {
+            InChannels = g.InChannels, Cp = layer.Cp, M = g.OutChannels, Parts = layer.Parts,
+            HW = hw, Steps = steps, Batch = frames / steps, Pixels = frames / steps * hw,
+            Lif = timesteps > 0 ? 1 : 0, Threshold = threshold, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
+            Vec = hw % 4 == 0 ? 1 : 0, RowWarps = PointwiseMmaKernels.RowWarpsFor(g.OutChannels),
+        };
+        p.ColumnWarps = 4 / p.RowWarps;
+        long groups = PointwiseMmaKernels.Groups(p);
+        if (groups > int.MaxValue) throw new QsvitException($"a 1×1 convolution of {frames} frames is too large for one launch; use a smaller batch");
+        var unused = layer.Scales!.View; // stands in for an absent bias or BN table (never read)
+        _pointwise!(new KernelConfig(new Index1D((int)groups), new Index1D(PointwiseMmaKernels.GroupSize)), input, ((ArrayView<sbyte>)layer.S8!.View).Cast<int>(), output,
+            layer.Scales!.View, layer.Bias?.View ?? unused, layer.Bn?.View ?? unused, p);
     }
 }

@@ -258,7 +258,7 @@ internal static class SpikeGemmKernels
     }
 
     /// <summary>One LIF step as <see cref="GpuKernels.Lif"/> computes it: H = V + (X − V)·0.5, S = H ≥ Vth, V = S ? 0 : H; writes S, returns V.</summary>
-    private static float LifStep(float x, float v, float threshold, ArrayView<float> spikes, long at)
+    internal static float LifStep(float x, float v, float threshold, ArrayView<float> spikes, long at)
     {
         float h = v + (x - v) * 0.5f;
         bool fire = h >= threshold;

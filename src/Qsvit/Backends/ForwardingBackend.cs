@@ -20,6 +20,7 @@ public abstract class ForwardingBackend(IBackend inner) : IBackend
     public virtual void Release(int mark) => Inner.Release(mark);
     public virtual DeviceBuffer Allocate(long length) => Inner.Allocate(length);
     public virtual void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0) => Inner.Upload(source, destination, offset);
+    public virtual void UploadAhead(ReadOnlySpan<float> source, DeviceBuffer destination) => Inner.UploadAhead(source, destination);
     public virtual void Download(DeviceBuffer source, long offset, Span<float> destination) => Inner.Download(source, offset, destination);
     public virtual void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>
         Inner.Copy(source, srcOffset, destination, dstOffset, length);

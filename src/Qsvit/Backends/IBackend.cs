@@ -38,6 +38,13 @@ public interface IBackend : IDisposable
     DeviceBuffer Allocate(long length);
     /// <summary>destination[offset ..] = source.</summary>
     void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0);
+    /// <summary>
+    /// destination[0 ..] = source for the ops queued after this call, where <paramref name="destination"/> is a buffer from
+    /// <see cref="Allocate"/> that no queued op reads or writes (the images of the next pass while this one computes). A GPU
+    /// backend copies on a second stream, alongside the ops queued before, and returns once the copy is done; this
+    /// default is <see cref="Upload"/>.
+    /// </summary>
+    void UploadAhead(ReadOnlySpan<float> source, DeviceBuffer destination) => Upload(source, destination);
     /// <summary>destination = source[offset .. offset + destination.Length]; waits for queued work.</summary>
     void Download(DeviceBuffer source, long offset, Span<float> destination);
     /// <summary>destination[dstOffset ..+length] = source[srcOffset ..+length] (the ranges may not overlap).</summary>

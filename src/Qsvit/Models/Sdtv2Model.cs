@@ -227,14 +227,7 @@ public sealed class Sdtv2Model : IDisposable
         int n = 1 + _replicas.Length;
         if (n == 1 || (recorder is not null && group is null))
         {
-            int k = 0;
-            foreach (var b in batches)
-            {
-                group?.NextPass();
-                var logits = Run(b.Images.Span, b.Batch, b.Height, b.Width, _units.Length, group?.Part(0) ?? recorder).Logits!;
-                group?.Ran(0);
-                done(k++, logits);
-            }
+            RunPipelined(batches, recorder, group, done);
             return;
         }
         var models = Replicas;
@@ -261,6 +254,59 @@ public sealed class Sdtv2Model : IDisposable
             group?.Ran(d);
             done(k, logits);
         });
+    }
+
+    /// <summary>
+    /// Batches on one device, each computed as <see cref="Forward(ReadOnlySpan{float}, int, int, int, LifRecorder?)"/> computes
+    /// it: the images of batch k + 1 are asked for and uploaded (<see cref="IBackend.UploadAhead"/>, on a GPU alongside the
+    /// compute) once batch k's ops are queued, before its logits are waited for; two input buffers alternate.
+    /// </summary>
+    private void RunPipelined(IEnumerable<BatchInput> batches, LifRecorder? recorder, IGroupRecorder? group, Action<int, float[]> done)
+    {
+        var inputs = new DeviceBuffer?[2];
+        try
+        {
+            using var e = batches.GetEnumerator();
+            bool more = e.MoveNext();
+            var next = more ? e.Current : default;
+            if (more) UploadAhead(next, inputs, 0);
+            for (int k = 0; more; k++)
+            {
+                var b = next;
+                var input = inputs[k & 1]!;
+                group?.NextPass();
+                var logits = Run(input, b.Batch, b.Height, b.Width, group?.Part(0) ?? recorder, whileQueued: () =>
+                {
+                    more = e.MoveNext();
+                    if (!more) return;
+                    next = e.Current;
+                    UploadAhead(next, inputs, (k + 1) & 1);
+                }).Logits!;
+                group?.Ran(0);
+                done(k, logits);
+            }
+        }
+        finally
+        {
+            if (inputs[0] is not null) Backend.Synchronize(); // a pass left queued by an exception may still read them
+            foreach (var buffer in inputs) buffer?.Dispose();
+        }
+    }
+
+    /// <summary>The images of <paramref name="b"/> into input buffer <paramref name="slot"/> (grown as needed), which no queued op reads.</summary>
+    private void UploadAhead(BatchInput b, DeviceBuffer?[] inputs, int slot)
+    {
+        long length = (long)b.Batch * Config.InChannels * b.Height * b.Width;
+        if (b.Batch < 1) throw new ArgumentException($"batch must be at least 1, got {b.Batch}");
+        if (b.Images.Length < length)
+            throw new ArgumentException($"images hold {b.Images.Length} floats, need {b.Batch}x{Config.InChannels}x{b.Height}x{b.Width}");
+        if (inputs[slot] is not { } buffer || buffer.Length < length)
+        {
+            inputs[slot]?.Dispose();
+            inputs[slot] = null;
+            inputs[slot] = buffer = Backend.Allocate(length);
+        }
+        Backend.UploadAhead(b.Images.Span[..(int)length], buffer);
     }
 
     /// <summary>
@@ -303,7 +349,7 @@ public sealed class Sdtv2Model : IDisposable
             pass.LifIndex = _lifStart[from.UnitIndex];
             Backend.Copy(from.Buffer, 0, pass.X, 0, from.Length);
             RunUnits(pass, from.UnitIndex, _units.Length, capture, captured);
-            return pass.Logits!;
+            return DownloadLogits(pass);
         }
         finally { Backend.Release(pass.Mark); }
     }
@@ -362,11 +408,39 @@ public sealed class Sdtv2Model : IDisposable
         {
             pass.Images = Backend.Rent((long)batch * c0 * height * width);
             Backend.Upload(images[..(batch * c0 * height * width)], pass.Images);
-            RunUnits(pass, 0, untilUnit, capture, captured);
-            if (untilUnit == _units.Length) return (pass.Logits!, null);
-            return (null, StreamOf(pass, untilUnit));
+            return Finish(pass, untilUnit, capture, captured, null);
         }
         finally { Backend.Release(pass.Mark); }
+    }
+
+    /// <summary>The pass over images already on the device (<see cref="RunPipelined"/>).</summary>
+    private (float[]? Logits, ResidualStream? Stream) Run(DeviceBuffer images, int batch, int height, int width, LifRecorder? recorder, Action whileQueued)
+    {
+        var pass = Begin(batch, height, width, recorder);
+        try
+        {
+            pass.Images = images;
+            return Finish(pass, _units.Length, null, null, whileQueued);
+        }
+        finally { Backend.Release(pass.Mark); }
+    }
+
+    /// <summary>Runs the units from the images; <paramref name="whileQueued"/> runs once every op of a full pass is queued, before its logits are waited for.</summary>
+    private (float[]? Logits, ResidualStream? Stream) Finish(Pass pass, int untilUnit, Predicate<int>? capture, Action<ResidualStream>? captured,
+        Action? whileQueued)
+    {
+        RunUnits(pass, 0, untilUnit, capture, captured);
+        if (untilUnit < _units.Length) return (null, StreamOf(pass, untilUnit));
+        whileQueued?.Invoke();
+        return (DownloadLogits(pass), null);
+    }
+
+    /// <summary>The logits the head left on the device (<see cref="Pass.LogitsOnDevice"/>), waiting for the pass.</summary>
+    private float[] DownloadLogits(Pass pass)
+    {
+        var logits = new float[pass.Batch * Config.NumClasses];
+        Backend.Download(pass.LogitsOnDevice!, 0, logits);
+        return logits;
     }
 
     private void RunUnits(Pass pass, int first, int until, Predicate<int>? capture, Action<ResidualStream>? captured)
@@ -414,7 +488,8 @@ public sealed class Sdtv2Model : IDisposable
         public int LifIndex;
         public DeviceBuffer Images = null!, X = null!, Y = null!;
         public int C, H, W;
-        public float[]? Logits;
+        /// <summary>[Batch, classes], written by the head, rented until the pass ends.</summary>
+        public DeviceBuffer? LogitsOnDevice;
         public int Batch => batch;
         public int ImageHeight => imageHeight;
         public int ImageWidth => imageWidth;
@@ -712,15 +787,15 @@ public sealed class Sdtv2Model : IDisposable
         {
             var b = p.B;
             int frames = p.Frames, ch = p.C, classes = _head.Classes;
+            // The logits outlive the unit: the pass downloads them (after queuing the next pass's upload).
+            var logits = b.Rent((long)p.Batch * classes);
             int mark = b.Mark();
             var pooled = b.Rent((long)frames * ch);
             b.SpatialMean(p.X, frames * ch, p.H * p.W, pooled);
             // Both heads read the spikes of the final lif (the reference outputs agree with this, not with head(x)).
             var spikes = p.Lif(pooled, (long)frames * ch, MultiStepLif.DefaultThreshold);
-            var logits = b.Rent((long)p.Batch * classes);
             b.Head(_head, spikes, p.Batch, p.Timesteps, logits);
-            p.Logits = new float[p.Batch * classes];
-            b.Download(logits, 0, p.Logits);
+            p.LogitsOnDevice = logits;
             b.Release(mark);
         }
     }

@@ -184,7 +184,44 @@ public sealed partial class CudaBackend : IBackend
         }
         else if (_stagingQueued) _acc.DefaultStream.Synchronize(); // the last upload's DMA may still read the buffer
         _stagingQueued = true;
-        var staging = _staging.Span;
+        Send(source, _staging.Span, target, _acc.DefaultStream);
+    }
+
+    private PageLockedArray1D<float>? _aheadStaging;
+    private AcceleratorStream? _copyStream;
+
+    /// <summary>
+    /// On a GPU the copy runs on a stream of its own (the copy engine works while the compute stream runs what was queued
+    /// before) through a second page-locked buffer, and the call waits for that stream alone: the next pass's images
+    /// upload while this one computes.
+    /// </summary>
+    public void UploadAhead(ReadOnlySpan<float> source, DeviceBuffer destination)
+    {
+        if (!_device.IsCuda)
+        {
+            Upload(source, destination);
+            return;
+        }
+        _copyStream ??= _acc.CreateStream();
+        var target = V(destination).SubView(0, source.Length);
+        if (source.Length < PinnedUploadFloats)
+        {
+            ((ArrayView1D<float, Stride1D.Dense>)target).CopyFromCPU(_copyStream, source);
+            _copyStream.Synchronize();
+            return;
+        }
+        if (_aheadStaging is null || _aheadStaging.Length < source.Length)
+        {
+            _aheadStaging?.Dispose();
+            _aheadStaging = _acc.AllocatePageLocked1D<float>(source.Length);
+        }
+        Send(source, _aheadStaging.Span, target, _copyStream);
+        _copyStream.Synchronize();
+    }
+
+    /// <summary>target = source through <paramref name="staging"/>: the host copies piece i + 1 while <paramref name="stream"/> sends piece i.</summary>
+    private static void Send(ReadOnlySpan<float> source, Span<float> staging, ArrayView<float> target, AcceleratorStream stream)
+    {
         IntPtr device = target.LoadEffectiveAddressAsPtr();
         unsafe
         {
@@ -196,7 +233,7 @@ public sealed partial class CudaBackend : IBackend
                     int n = Math.Min(PinnedPieceFloats, source.Length - start);
                     CopyParallel(from + start, staging.Slice(start, n));
                     CudaException.ThrowIfFailed(CudaAPI.CurrentAPI.MemcpyAsync(device + start * sizeof(float), host + start * sizeof(float),
-                        n * sizeof(float), _acc.DefaultStream));
+                        n * sizeof(float), stream));
                 }
             }
         }
@@ -478,6 +515,10 @@ public sealed partial class CudaBackend : IBackend
         _blas = null;
         _staging?.Dispose();
         _staging = null;
+        _aheadStaging?.Dispose();
+        _aheadStaging = null;
+        _copyStream?.Dispose();
+        _copyStream = null;
         foreach (var s in _slots) s.Memory.Dispose();
         _slots.Clear();
         _ops.Dispose();

@@ -88,6 +88,17 @@ public interface IBackend : IDisposable
         Release(mark);
     }
 
+    /// <summary>
+    /// The stem: <see cref="Conv"/> into output[0 .. block), block = frames·Cout·OH·OW, then <see cref="RepeatBlock"/> of it
+    /// <paramref name="times"/> times. This default runs the two ops; a backend may write the copies from the conv.
+    /// </summary>
+    void ConvRepeat(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output, int times)
+    {
+        Conv(layer, input, frames, height, width, output);
+        var g = layer.Geometry;
+        RepeatBlock(output, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), times);
+    }
+
     /// <summary>Repeat over T: x[t·block .. (t+1)·block) = x[0 .. block) for t = 1 .. times − 1.</summary>
     void RepeatBlock(DeviceBuffer x, long block, int times);
 

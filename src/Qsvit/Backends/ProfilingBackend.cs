@@ -94,6 +94,14 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
             () => Inner.ConvLif(layer, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder));
     }
 
+    /// <summary>Timed as one op ("conv 7x7 + repeat over T"): the inner backend may fuse the two.</summary>
+    public override void ConvRepeat(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output, int times)
+    {
+        var (op, shape) = Describe(layer, height, width, frames);
+        Time($"{op} + repeat over T", $"{shape} x{times}", layer.EngineAt(height, width),
+            () => Inner.ConvRepeat(layer, input, frames, height, width, output, times));
+    }
+
     public override void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,
         DeviceBuffer spikes, int timesteps, float threshold, int lifLayer, LifRecorder? recorder, ConvLayer second, DeviceBuffer output)
     {

@@ -595,7 +595,13 @@ public sealed class Sdtv2Model : IDisposable
             p.C = g.OutChannels;
             p.H = g.OutH(p.ImageHeight);
             p.W = g.OutW(p.ImageWidth);
-            // The official model repeats the image over T; the stem sees identical frames, so run it once and replicate.
+            // The official model repeats the image over T; the stem sees identical frames, so run it once and replicate
+            // (one backend op: the conv may write the copies itself), or show the probe the conv.
+            if (p.Probe is null)
+            {
+                p.B.ConvRepeat(_conv, p.Images, p.Batch, p.ImageHeight, p.ImageWidth, p.X, p.Timesteps);
+                return;
+            }
             p.Conv(_conv, p.Images, p.Batch, p.ImageHeight, p.ImageWidth, p.X, repeat: p.Timesteps);
             p.B.RepeatBlock(p.X, (long)p.Batch * p.C * p.H * p.W, p.Timesteps);
         }

@@ -267,6 +267,32 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         TestData.AssertSame(expected, output.GetAsArray1D(), $"conv {g}");
     }
 
+    /// <summary>
+    /// The stem's direct conv (<see cref="GpuOps.SmallInputConv"/>) gives the CPU kernel's values to the last bit, written
+    /// once per copy: tiles of a map wider than one tile, a partial channel block, stride 2, bias and BNs or none.
+    /// </summary>
+    [Theory]
+    [InlineData(3, 16, 7, 1, 3, 9, 11, true, 1, 4)]     // CIFAR's stem (small map), four copies over T
+    [InlineData(3, 20, 7, 2, 3, 13, 10, false, 2, 1)]   // stride 2, a second channel block of 4, two BNs
+    [InlineData(1, 5, 3, 1, 1, 3, 70, true, 0, 2)]      // one channel, two tile columns (64 + 6), bias only
+    public void SmallInputConvMatchesTheCpuKernel(int cin, int cout, int k, int stride, int pad, int h, int w, bool hasBias, int bnCount, int copies)
+    {
+        var g = new ConvGeometry(cin, cout, k, k, stride, stride, pad, pad);
+        Assert.True(GpuOps.SmallInputFits(g, h, w));
+        const int frames = 2;
+        var (x, expected, layer) = ConvCase(new Random(cin * 17 + cout + h), g, frames, h, w, hasBias, bnCount, spikes: false);
+        using var _ = layer;
+        using var input = gpu.Upload(x);
+        using var output = gpu.Zeros(expected.Length * copies + 1);
+        output.MemSetToZero();
+        gpu.Ops.SmallInputConv(layer, input.View, frames, h, w, output.View, copies);
+        var actual = output.GetAsArray1D();
+        for (int t = 0; t < copies; t++)
+            TestData.AssertSame(expected, actual.AsSpan(t * expected.Length, expected.Length).ToArray(), $"small-input conv {g} copy {t}");
+        Assert.Equal(0f, actual[^1]);
+        Assert.False(GpuOps.SmallInputFits(new ConvGeometry(16, 16, 3, 3, 1, 1, 1, 1), h, w)); // not a few input channels
+    }
+
     /// <summary>Random input and weights for a conv layer, the CPU kernel's output (conv, bias, then each BN) and the layer on the device.</summary>
     private (float[] Input, float[] Expected, GpuConv Layer) ConvCase(Random rng, ConvGeometry g, int frames, int h, int w, bool hasBias, int bnCount, bool spikes)
     {

@@ -316,6 +316,11 @@ public sealed partial class CudaBackend : IBackend
             Release(mark);
             return;
         }
+        if (GpuOps.SmallInputFits(g, height, width))
+        {
+            _ops.SmallInputConv(l.Gpu!, V(input), frames, height, width, V(output));
+            return;
+        }
         if (_gemm is null || g.IsDepthwise || g.Groups != 1)
         {
             _ops.Conv(l.Gpu!, V(input), frames, height, width, V(output));
@@ -349,6 +354,20 @@ public sealed partial class CudaBackend : IBackend
         }
         Conv(layer, input, frames, height, width, preActivation);
         Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, recorder, lifLayer);
+    }
+
+    /// <summary>A layer of a few input channels (the stem) writes the copies from its kernel's registers; others run the two ops.</summary>
+    public void ConvRepeat(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output, int times)
+    {
+        var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
+        var g = l.Geometry;
+        if (l.Gpu is { } gpu && GpuOps.SmallInputFits(g, height, width))
+        {
+            _ops.SmallInputConv(gpu, V(input), frames, height, width, V(output), Math.Max(1, times));
+            return;
+        }
+        Conv(layer, input, frames, height, width, output);
+        RepeatBlock(output, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), times);
     }
 
     /// <summary>A depthwise layer reads the border from <paramref name="padValues"/> as it stages its tiles (one kernel, no padded map); others pad first.</summary>

@@ -100,6 +100,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Action<Index1D, ArrayView<double>, int, ArrayView<double>, int> _sumPartials;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int, int, int, int, int, int> _im2col;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _epilogue;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SmallInputArgs> _smallInput;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int> _toPixelMajor;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int> _rowsEpilogue;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _dummy;
@@ -152,6 +153,9 @@ internal sealed class GpuOps : IDisposable
         _epilogue = cuda
             ? Load("ChannelEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ChannelEpilogue<ContractedFma>))
             : Load("ChannelEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ChannelEpilogue<ExactFma>));
+        _smallInput = cuda
+            ? Load("SmallInputConv", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SmallInputArgs>(GpuKernels.SmallInputConv<ContractedFma>))
+            : Load("SmallInputConv", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SmallInputArgs>(GpuKernels.SmallInputConv<ExactFma>));
         _toPixelMajor = Load("ToPixelMajor", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ToPixelMajor));
         _rowsEpilogue = cuda
             ? Load("RowsEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>(GpuKernels.RowsEpilogue<ContractedFma>))
@@ -252,6 +256,57 @@ internal sealed class GpuOps : IDisposable
             RowsPerBatch = coutG, BnCount = layer.BnCount, BnChannels = g.OutChannels, Alpha = 1f,
         };
         LaunchGemm(layer.Weights.View, input, layer.Taps!.View, output, bias, bn, p);
+    }
+
+    /// <summary>
+    /// Whether <see cref="SmallInputConv"/> takes this layer at this input size: a dense layer of at most 4 input channels
+    /// (the stem over RGB) that is not 1×1, with K within the staged weights and its tile's input patch within shared memory.
+    /// </summary>
+    public static bool SmallInputFits(ConvGeometry g, int h, int w)
+    {
+        if (g.IsDepthwise || g.Groups != 1 || g.IsPointwise || g.InChannels > 4 || g.InChannels * g.KernelH * g.KernelW > GpuKernels.SmallInputMaxK)
+            return false;
+        var (tileH, tileW) = SmallInputTile(g.OutH(h), g.OutW(w));
+        return (long)g.InChannels * ((tileH - 1) * g.StrideH + g.KernelH) * ((tileW - 1) * g.StrideW + g.KernelW) <= GpuKernels.SmallInputPatchFloats;
+    }
+
+    /// <summary>A tile of at most <see cref="GpuKernels.SmallInputPixels"/> outputs: up to 64 columns, as many rows as the rest allows.</summary>
+    private static (int H, int W) SmallInputTile(int oh, int ow)
+    {
+        int tileW = Math.Min(ow, 64);
+        return (Math.Min(oh, GpuKernels.SmallInputPixels / tileW), tileW);
+    }
+
+    /// <summary>
+    /// The layer (<see cref="SmallInputFits"/>) by <see cref="GpuKernels.SmallInputConv{TFma}"/>, its result written into
+    /// output <paramref name="copies"/> times, one after the other (frames·Cout·OH·OW floats each): the stem and the repeat over T in one kernel.
+    /// The values are those of <see cref="Conv"/> (its implicit GEMM) to the last bit.
+    /// </summary>
+    public void SmallInputConv(GpuConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output, int copies = 1)
+    {
+        var g = layer.Geometry;
+        if (!SmallInputFits(g, h, w)) throw new ArgumentException($"the small-input conv does not take {g.InChannels}->{g.OutChannels} {g.KernelH}x{g.KernelW} @{h}x{w}");
+        if (copies < 1) throw new ArgumentOutOfRangeException(nameof(copies), $"copies must be at least 1, got {copies}");
+        int oh = g.OutH(h), ow = g.OutW(w);
+        long block = (long)frames * g.OutChannels * oh * ow;
+        CheckLength(input, (long)frames * g.InChannels * h * w, nameof(input));
+        CheckLength(output, block * copies, nameof(output));
+        if (frames == 0) return;
+        CheckInt(block * copies);
+        var (tileH, tileW) = SmallInputTile(oh, ow);
+        var p = new SmallInputArgs
+        {
+            InChannels = g.InChannels, H = h, W = w, OutChannels = g.OutChannels, OH = oh, OW = ow, KH = g.KernelH, KW = g.KernelW,
+            StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW, K = g.InChannels * g.KernelH * g.KernelW,
+            TileH = tileH, TileW = tileW, TilesY = (oh + tileH - 1) / tileH, TilesX = (ow + tileW - 1) / tileW,
+            ChannelBlocks = (g.OutChannels + GpuKernels.SmallInputChannels - 1) / GpuKernels.SmallInputChannels,
+            PatchH = (tileH - 1) * g.StrideH + g.KernelH, PatchW = (tileW - 1) * g.StrideW + g.KernelW,
+            HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount, Copies = copies, CopyStride = (int)block,
+        };
+        long groups = (long)frames * p.ChannelBlocks * p.TilesY * p.TilesX;
+        if (groups > int.MaxValue) throw new QsvitException($"a convolution over {frames:N0} frames is too large for one launch; use a smaller batch");
+        _smallInput(new KernelConfig(new Index1D((int)groups), new Index1D(Math.Min(GpuKernels.SmallInputPixels, _acc.MaxNumThreadsPerGroup))),
+            input, layer.Weights.View, layer.Taps!.View, layer.Bias?.View ?? _dummy.View, layer.Bn?.View ?? _dummy.View, output, p);
     }
 
     /// <summary>

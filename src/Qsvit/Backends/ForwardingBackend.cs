@@ -51,6 +51,9 @@ public abstract class ForwardingBackend(IBackend inner) : IBackend
         Inner.ConvLifConv(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder, second, output);
     public virtual void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) =>
         Inner.SpikeDrivenAttention(q, k, v, output, frames, channels, tokens, heads, scale);
+    public virtual void LifAttentionLif(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, int frames, int channels, int tokens, int heads, float scale,
+        int timesteps, float threshold, float attentionThreshold, DeviceBuffer spikes, LifRecorder? recorder, int lifLayer) =>
+        Inner.LifAttentionLif(q, k, v, frames, channels, tokens, heads, scale, timesteps, threshold, attentionThreshold, spikes, recorder, lifLayer);
     public virtual void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) => Inner.SpatialMean(x, rows, spatial, output);
     public virtual void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits) =>
         Inner.Head(head, features, batch, timesteps, logits);

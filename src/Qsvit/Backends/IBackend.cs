@@ -161,6 +161,35 @@ public interface IBackend : IDisposable
     /// </summary>
     void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale);
 
+    /// <summary>
+    /// MS_Block's attention core: LIF layers <paramref name="lifLayer"/>, + 1 and + 2 (q_lif, k_lif, v_lif at
+    /// <paramref name="threshold"/>) over the pre-activations q, k, v [frames, C, N] (time-major frames), then
+    /// <see cref="SpikeDrivenAttention"/> of their spikes, then LIF layer <paramref name="lifLayer"/> + 3 (attn_lif at
+    /// <paramref name="attentionThreshold"/>) of its result into <paramref name="spikes"/>, each LIF recorded by
+    /// <paramref name="recorder"/>. This default runs the five ops (<see cref="RunLifAttentionLif"/>); a backend may fuse them
+    /// and leave q, k and v undefined; the spikes and what the recorder sees are those of the ops, bit for bit.
+    /// </summary>
+    void LifAttentionLif(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, int frames, int channels, int tokens, int heads, float scale, int timesteps,
+        float threshold, float attentionThreshold, DeviceBuffer spikes, LifRecorder? recorder, int lifLayer) =>
+        RunLifAttentionLif(this, q, k, v, frames, channels, tokens, heads, scale, timesteps, threshold, attentionThreshold, spikes, recorder, lifLayer);
+
+    /// <summary><see cref="LifAttentionLif"/> as its five ops on <paramref name="backend"/> (the attention's result written into q).</summary>
+    static void RunLifAttentionLif(IBackend backend, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, int frames, int channels, int tokens, int heads,
+        float scale, int timesteps, float threshold, float attentionThreshold, DeviceBuffer spikes, LifRecorder? recorder, int lifLayer)
+    {
+        long n = (long)frames * channels * tokens;
+        int mark = backend.Mark();
+        var sq = backend.Rent(n);
+        backend.Lif(q, sq, n, timesteps, threshold, recorder, lifLayer);
+        var sk = backend.Rent(n);
+        backend.Lif(k, sk, n, timesteps, threshold, recorder, lifLayer + 1);
+        var sv = backend.Rent(n);
+        backend.Lif(v, sv, n, timesteps, threshold, recorder, lifLayer + 2);
+        backend.SpikeDrivenAttention(sq, sk, sv, q, frames, channels, tokens, heads, scale);
+        backend.Lif(q, spikes, n, timesteps, attentionThreshold, recorder, lifLayer + 3);
+        backend.Release(mark);
+    }
+
     /// <summary>output[r] = (Σ_s x[r, s])·(1/spatial) for the rows r of x [rows, spatial]; the sum in the backend's fixed order.</summary>
     void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output);
 

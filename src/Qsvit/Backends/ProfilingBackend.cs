@@ -149,6 +149,12 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
         Time("sdsa", $"{channels}ch {heads} heads {tokens} tokens x{frames}", "",
             () => Inner.SpikeDrivenAttention(q, k, v, output, frames, channels, tokens, heads, scale));
 
+    /// <summary>Timed as one op ("lif + sdsa + lif"): the inner backend may fuse the five.</summary>
+    public override void LifAttentionLif(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, int frames, int channels, int tokens, int heads, float scale,
+        int timesteps, float threshold, float attentionThreshold, DeviceBuffer spikes, LifRecorder? recorder, int lifLayer) =>
+        Time("lif + sdsa + lif", $"{channels}ch {heads} heads {tokens} tokens x{frames}", recorder is null ? "" : $"recording ({recorder.GetType().Name})",
+            () => Inner.LifAttentionLif(q, k, v, frames, channels, tokens, heads, scale, timesteps, threshold, attentionThreshold, spikes, recorder, lifLayer));
+
     public override void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) =>
         Time("spatial mean", $"{rows} rows x {spatial}", "", () => Inner.SpatialMean(x, rows, spatial, output));
 

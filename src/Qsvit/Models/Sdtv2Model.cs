@@ -538,6 +538,19 @@ public sealed class Sdtv2Model : IDisposable
             B.ConvLifConv(first, input, frames, height, width, preActivation, spikes, Timesteps, threshold, LifIndex++, recorder, second, output);
         }
 
+        /// <summary>
+        /// q_lif, k_lif, v_lif over q, k, v [Frames, C, N], SDSA of their spikes, then attn_lif: its spikes, from the workspace,
+        /// as one backend op (which may leave q, k and v undefined).
+        /// </summary>
+        public DeviceBuffer LifAttentionLif(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, int channels, int tokens, int heads, float scale)
+        {
+            var spikes = B.Rent((long)Frames * channels * tokens);
+            B.LifAttentionLif(q, k, v, Frames, channels, tokens, heads, scale, Timesteps, MultiStepLif.DefaultThreshold, MultiStepLif.AttentionThreshold,
+                spikes, recorder, LifIndex);
+            LifIndex += 4;
+            return spikes;
+        }
+
         /// <summary>X += y, then the next LIF layer over X into <paramref name="spikes"/> (rented by the caller), as one backend op.</summary>
         public DeviceBuffer AddLif(DeviceBuffer y, long length, float threshold, DeviceBuffer spikes)
         {
@@ -753,11 +766,7 @@ public sealed class Sdtv2Model : IDisposable
             _q.Run(p, s, c, h, w, q);
             _k.Run(p, s, c, h, w, k);
             _v.Run(p, s, c, h, w, v);
-            var sq = p.Lif(q, n, MultiStepLif.DefaultThreshold);
-            var sk = p.Lif(k, n, MultiStepLif.DefaultThreshold);
-            var sv = p.Lif(v, n, MultiStepLif.DefaultThreshold);
-            b.SpikeDrivenAttention(sq, sk, sv, q, frames, c, tokens, _heads, 0.125f);
-            var sa = p.Lif(q, n, MultiStepLif.AttentionThreshold);
+            var sa = p.LifAttentionLif(q, k, v, c, tokens, _heads, 0.125f);
             _proj.Run(p, sa, c, h, w, k);
             p.AddLif(k, n, MultiStepLif.DefaultThreshold, m1);
             b.Release(half);

@@ -502,6 +502,53 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         }
     }
 
+    /// <summary>
+    /// The attention core as one kernel (<see cref="GpuKernels.SmallAttentionLif"/>: q/k/v LIFs, SDSA, attn_lif over the T
+    /// frames of each image and head) gives the CPU backend's five ops' spikes bit for bit, and the spike counter the same
+    /// counts; planes too large for it run the five ops.
+    /// </summary>
+    [Theory]
+    [InlineData(4, 2, 32, 16, 2)]   // CIFAR's 16 tokens, d = 16, T = 4
+    [InlineData(3, 1, 15, 7, 3)]    // odd d and tokens, T = 3
+    [InlineData(1, 2, 48, 45, 1)]   // too large for shared memory: the five ops
+    public void LifAttentionLifMatchesTheCpuBackend(int timesteps, int batch, int channels, int tokens, int heads)
+    {
+        var rng = new Random(channels * 3 + tokens);
+        int frames = timesteps * batch, n = frames * channels * tokens;
+        // Pre-activations around the threshold, so that every LIF fires now and then.
+        var q = TestData.Random(rng, n, -0.5f, 2.5f);
+        var k = TestData.Random(rng, n, -0.5f, 2.5f);
+        var v = TestData.Random(rng, n, -0.5f, 2.5f);
+        Assert.Equal(tokens < 40, GpuOps.SmallAttentionLifFits(channels / heads, tokens));
+        using var cpu = new CpuBackend();
+        foreach (bool counted in new[] { false, true })
+        {
+            var (expected, expectedCounts) = Run(cpu, counted);
+            var (actual, actualCounts) = Run(gpu.Backend, counted);
+            TestData.AssertSame(expected, actual, $"attn_lif spikes, {channels}ch {heads} heads {tokens} tokens T={timesteps}");
+            Assert.Equal(expectedCounts, actualCounts);
+            Assert.Contains(expected, x => x > 0);
+        }
+
+        (float[] Spikes, long[] Counts) Run(IBackend b, bool counted)
+        {
+            using var counter = counted ? b.CreateSpikeCounter(6) : null;
+            int mark = b.Mark();
+            var (bq, bk, bv, s) = (b.Rent(n), b.Rent(n), b.Rent(n), b.Rent(n));
+            b.Upload(q, bq);
+            b.Upload(k, bk);
+            b.Upload(v, bv);
+            b.LifAttentionLif(bq, bk, bv, frames, channels, tokens, heads, 0.5f, timesteps, 1f, 0.5f, s, counter, 1);
+            var result = new float[n];
+            b.Download(s, 0, result);
+            b.Release(mark);
+            if (counter is null) return (result, []);
+            var c = counter.Read();
+            Assert.Equal([0, n, n, n, n, 0], c.Neurons);
+            return (result, c.Spikes);
+        }
+    }
+
     [Fact]
     public void GlueKernelsMatchTheirDefinitions()
     {

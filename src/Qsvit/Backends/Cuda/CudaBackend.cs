@@ -492,6 +492,29 @@ public sealed partial class CudaBackend : IBackend
         Release(mark);
     }
 
+    /// <summary>
+    /// Small planes (CIFAR's 16 tokens), without a recorder or with the spike counter: one kernel for the five ops, each
+    /// (image, head) taking its T frames in turn with the LIF membranes in shared memory; otherwise the five ops.
+    /// </summary>
+    public void LifAttentionLif(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, int frames, int channels, int tokens, int heads, float scale,
+        int timesteps, float threshold, float attentionThreshold, DeviceBuffer spikes, LifRecorder? recorder, int lifLayer)
+    {
+        if (channels % heads != 0) throw new ArgumentException($"{channels} channels do not split into {heads} heads");
+        int d = channels / heads;
+        var counter = recorder as CudaSpikeCounter;
+        if ((recorder is null || counter is not null) && GpuOps.SmallAttentionLifFits(d, tokens) && timesteps > 0 && frames % timesteps == 0)
+        {
+            if (counter is not null && lifLayer + 3 >= counter.Layers)
+                throw new ArgumentException($"LIF layer {lifLayer + 3} ran, the counter was made for {counter.Layers}", nameof(lifLayer));
+            _ops.SmallAttentionLif(V(q), V(k), V(v), V(spikes), frames, timesteps, heads, d, tokens, scale, threshold, attentionThreshold,
+                counter?.Spikes ?? default, lifLayer);
+            long n = (long)frames * channels * tokens;
+            for (int i = 0; i < 4; i++) counter?.AddNeurons(lifLayer + i, n);
+            return;
+        }
+        IBackend.RunLifAttentionLif(this, q, k, v, frames, channels, tokens, heads, scale, timesteps, threshold, attentionThreshold, spikes, recorder, lifLayer);
+    }
+
     public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) => _ops.SpatialMean(V(x), rows, spatial, V(output));
 
     public void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits)

@@ -972,6 +972,83 @@ internal static class GpuKernels
         }
     }
 
+    /// <summary>Shared floats of a <see cref="SmallAttentionLif"/> group: <see cref="SmallAttention"/>'s, and four membranes per element of a plane.</summary>
+    public const int SmallAttentionLifFloats = 6144;
+
+    /// <summary>
+    /// MS_Block's attention core on small planes, one (image, head) per group, its T frames in order: the LIF of q, k and v
+    /// (threshold <paramref name="threshold"/>) from their pre-activations, <see cref="SmallAttention"/>'s SDSA of those
+    /// spikes, and attn_lif (<paramref name="attentionThreshold"/>) of its output, written as spikes. Every element keeps its
+    /// four membranes in shared memory from step to step (the same thread owns it at every step); each step is the LIF
+    /// kernel's arithmetic and the attention's exact integer sums, so the spikes are those of the five ops bit for bit,
+    /// without writing or reading the three spike maps and the attention's output. With <paramref name="countSlot"/> ≥ 0 the
+    /// spikes of the four layers are added to counts[countSlot + 0 … 3] (integer atomics, once per group).
+    /// </summary>
+    public static void SmallAttentionLif(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> spikes, ArrayView<long> counts,
+        int batch, int heads, int d, int tokens, int timesteps, float scale, float threshold, float attentionThreshold, int countSlot)
+    {
+        var shared = SharedMemory.Allocate<float>(SmallAttentionLifFloats);
+        var fired = SharedMemory.Allocate<int>(4);
+        int tid = Group.IdxX, threads = Group.DimX, slice = d * tokens, pitch = SmallAttentionPitch(tokens), rows = d * pitch;
+        int b = Grid.IdxX / heads, head = Grid.IdxX - b * heads;
+        int kvAt = 3 * rows, membranes = kvAt + d * d; // q, k, v and attn membranes: slice floats each
+        float invD = 1f / d, invTokens = 1f / tokens;
+        for (int i = tid; i < 4 * slice; i += threads) shared[membranes + i] = 0f;
+        for (int j = tid; j < 4; j += threads) fired[j] = 0;
+        Group.Barrier(); // another thread may own an element whose membrane this one cleared
+        int firedQ = 0, firedK = 0, firedV = 0, firedA = 0;
+        for (int t = 0; t < timesteps; t++)
+        {
+            int at = ((t * batch + b) * heads + head) * slice;
+            for (int i = tid; i < slice; i += threads)
+            {
+                float kk = k[at + i], vv = v[at + i], qq = q[at + i]; // three loads in flight before the stores
+                int r = SmallDiv(i, invTokens), to = r * pitch + i - r * tokens;
+                shared[to] = LifStep(shared, membranes + slice + i, kk, threshold, ref firedK);
+                shared[rows + to] = LifStep(shared, membranes + 2 * slice + i, vv, threshold, ref firedV);
+                shared[2 * rows + to] = LifStep(shared, membranes + i, qq, threshold, ref firedQ);
+            }
+            Group.Barrier();
+            for (int e = tid; e < d * d; e += threads)
+            {
+                int i = SmallDiv(e, invD), j = e - i * d;
+                var kRow = shared.SubView(i * pitch, tokens);
+                var vRow = shared.SubView(rows + j * pitch, tokens);
+                float s = 0f;
+                for (int n = 0; n < tokens; n++) s += kRow[n] * vRow[n];
+                shared[kvAt + e] = s;
+            }
+            Group.Barrier();
+            for (int e = tid; e < slice; e += threads)
+            {
+                int j = SmallDiv(e, invTokens), n = e - j * tokens;
+                float s = 0f;
+                for (int i = 0; i < d; i++) s += shared[kvAt + i * d + j] * shared[2 * rows + i * pitch + n];
+                spikes[at + e] = LifStep(shared, membranes + 3 * slice + e, s * scale, attentionThreshold, ref firedA);
+            }
+            Group.Barrier(); // the next step overwrites the spike tiles and kv
+        }
+        if (countSlot < 0) return;
+        if (firedQ != 0) Atomic.Add(ref fired[0], firedQ);
+        if (firedK != 0) Atomic.Add(ref fired[1], firedK);
+        if (firedV != 0) Atomic.Add(ref fired[2], firedV);
+        if (firedA != 0) Atomic.Add(ref fired[3], firedA);
+        Group.Barrier();
+        for (int j = tid; j < 4; j += threads)
+            if (fired[j] != 0) Atomic.Add(ref counts[countSlot + j], (long)fired[j]);
+    }
+
+    /// <summary>One LIF step of the neuron whose membrane is shared[at] (<see cref="Lif"/>'s arithmetic): the spike, as 0 or 1.</summary>
+    private static float LifStep(ArrayView<float> shared, int at, float x, float threshold, ref int fired)
+    {
+        float v = shared[at];
+        float h = v + (x - v) * 0.5f;
+        bool fire = h >= threshold;
+        shared[at] = fire ? 0f : h;
+        fired += fire ? 1 : 0;
+        return fire ? 1f : 0f;
+    }
+
     // ------------------------------------------------------------------ LIF over T
 
     /// <summary>

@@ -92,6 +92,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _add;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _smallAttention;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _addLif;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, int, int, int, float, float, float, int> _smallAttentionLif;
     private readonly Action<Index1D, ArrayView<float>, int> _repeat;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _pad;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float> _mean;
@@ -142,6 +143,7 @@ internal sealed class GpuOps : IDisposable
         _lif = Load("Lif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int>(GpuKernels.Lif));
         _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(GpuKernels.Add));
         _smallAttention = Load("SmallAttention", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.SmallAttention));
+        _smallAttentionLif = Load("SmallAttentionLif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, int, int, int, float, float, float, int>(GpuKernels.SmallAttentionLif));
         _addLif = Load("AddLif", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.AddLif));
         _repeat = Load("RepeatOverTime", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(GpuKernels.RepeatOverTime));
         _pad = Load("PadBorder", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.PadBorder));
@@ -584,6 +586,33 @@ internal sealed class GpuOps : IDisposable
         if (planes == 0) return;
         CheckInt(n);
         _smallAttention(new KernelConfig(new Index1D(planes), new Index1D(Math.Min(256, _acc.MaxNumThreadsPerGroup))), q, k, v, output, d, tokens, scale);
+    }
+
+    /// <summary>Whether <see cref="SmallAttentionLif"/> takes planes of d rows and <paramref name="tokens"/> tokens: its shared memory holds them with four membranes per element.</summary>
+    public static bool SmallAttentionLifFits(int d, int tokens) =>
+        3L * d * GpuKernels.SmallAttentionPitch(tokens) + (long)d * d + 4L * d * tokens <= GpuKernels.SmallAttentionLifFloats;
+
+    /// <summary>
+    /// q_lif, k_lif, v_lif, SDSA and attn_lif in one kernel (<see cref="GpuKernels.SmallAttentionLif"/>): one group per
+    /// (image, head), its T frames in turn; spikes [frames, C, N] of attn_lif. With <paramref name="counts"/>, each layer's
+    /// spikes are added to counts[slot + 0 … 3].
+    /// </summary>
+    public void SmallAttentionLif(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> spikes, int frames, int timesteps,
+        int heads, int d, int tokens, float scale, float threshold, float attentionThreshold, ArrayView<long> counts, int slot)
+    {
+        if (!SmallAttentionLifFits(d, tokens)) throw new ArgumentException($"planes of {d} x {tokens} do not fit the fused attention kernel");
+        if (timesteps < 1 || frames % timesteps != 0) throw new ArgumentException($"{frames} frames are not T = {timesteps} steps of a batch");
+        long n = (long)frames * heads * d * tokens;
+        CheckLength(q, n, nameof(q));
+        CheckLength(k, n, nameof(k));
+        CheckLength(v, n, nameof(v));
+        CheckLength(spikes, n, nameof(spikes));
+        if (frames == 0) return;
+        CheckInt(n);
+        int batch = frames / timesteps;
+        _smallAttentionLif(new KernelConfig(new Index1D(batch * heads), new Index1D(Math.Min(256, _acc.MaxNumThreadsPerGroup))),
+            q, k, v, spikes, counts.IsValid ? counts : _dummyLong.View, batch, heads, d, tokens, timesteps, scale, threshold, attentionThreshold,
+            counts.IsValid ? slot : -1);
     }
 
     /// <summary>x[i] += y[i], then the LIF over [timesteps, length / timesteps] of x into spikes (no recorder).</summary>

@@ -455,6 +455,7 @@ public sealed class Sdtv2Model : IDisposable
     /// <summary>A copy of the pass's residual stream, at the start of unit <paramref name="unit"/>.</summary>
     private ResidualStream StreamOf(Pass pass, int unit)
     {
+        pass.Flush();
         long length = pass.StreamLength;
         var buffer = Backend.Allocate(length);
         Backend.Copy(pass.X, 0, buffer, 0, length);
@@ -497,12 +498,43 @@ public sealed class Sdtv2Model : IDisposable
         public int Frames => batch * model.Config.Timesteps;
         public long StreamLength => (long)Frames * C * H * W;
 
-        /// <summary>Spikes of the next LIF layer over [T, …] data, from the workspace.</summary>
+        /// <summary>
+        /// Spikes of the next LIF layer over [T, …] data, from the workspace. Over the stream with a residual add pending
+        /// (<see cref="AddToStream"/>), the add and the LIF run as one backend op.
+        /// </summary>
         public DeviceBuffer Lif(DeviceBuffer input, long length, float threshold)
         {
             var spikes = B.Rent(length);
+            if (ReferenceEquals(input, X) && _pendingAdd is { } y)
+            {
+                _pendingAdd = null;
+                B.AddLif(X, y, length, spikes, Timesteps, threshold, recorder, LifIndex++);
+                return spikes;
+            }
             B.Lif(input, spikes, length, Timesteps, threshold, recorder, LifIndex++);
             return spikes;
+        }
+
+        /// <summary>The branch output (in <see cref="Y"/>) still to be added into X: the add of a unit's last residual branch.</summary>
+        private DeviceBuffer? _pendingAdd;
+
+        /// <summary>
+        /// X += <see cref="Y"/>, the unit's last residual add, deferred to the next op that reads X: every unit after a
+        /// residual branch opens with a LIF over X, which then runs as the fused add + LIF; anything else that reads X
+        /// (<see cref="Flush"/>) adds first. Y stays untouched until then (only a downsampling writes it, after its LIF).
+        /// </summary>
+        public void AddToStream()
+        {
+            Flush();
+            _pendingAdd = Y;
+        }
+
+        /// <summary>Runs the deferred residual add, if any (before X is read other than by a LIF, or handed out).</summary>
+        public void Flush()
+        {
+            if (_pendingAdd is not { } y) return;
+            _pendingAdd = null;
+            B.Add(X, y, StreamLength);
         }
 
         /// <summary>
@@ -554,6 +586,7 @@ public sealed class Sdtv2Model : IDisposable
         /// <summary>X += y, then the next LIF layer over X into <paramref name="spikes"/> (rented by the caller), as one backend op.</summary>
         public DeviceBuffer AddLif(DeviceBuffer y, long length, float threshold, DeviceBuffer spikes)
         {
+            Flush();
             B.AddLif(X, y, length, spikes, Timesteps, threshold, recorder, LifIndex++);
             return spikes;
         }
@@ -680,9 +713,8 @@ public sealed class Sdtv2Model : IDisposable
 
             long hiddenN = n / p.C * _conv1.Geometry.OutChannels;
             var f = b.Rent(hiddenN);
-            var g = b.Rent(n);
-            p.ConvLifConv(_conv1, s3, frames, h, w, f, hiddenN, MultiStepLif.DefaultThreshold, _conv2, g);
-            b.Add(p.X, g, n);
+            p.ConvLifConv(_conv1, s3, frames, h, w, f, hiddenN, MultiStepLif.DefaultThreshold, _conv2, p.Y);
+            p.AddToStream();
             b.Release(mark);
         }
     }
@@ -773,9 +805,8 @@ public sealed class Sdtv2Model : IDisposable
 
             long hiddenN = n / c * _fc1.Geometry.OutChannels;
             var hid = b.Rent(hiddenN);
-            var o = b.Rent(n);
-            p.ConvLifConv(_fc1, m1, frames, 1, tokens, hid, hiddenN, MultiStepLif.DefaultThreshold, _fc2, o);
-            b.Add(p.X, o, n);
+            p.ConvLifConv(_fc1, m1, frames, 1, tokens, hid, hiddenN, MultiStepLif.DefaultThreshold, _fc2, p.Y);
+            p.AddToStream();
             b.Release(mark);
         }
     }
@@ -806,6 +837,7 @@ public sealed class Sdtv2Model : IDisposable
             var logits = b.Rent((long)p.Batch * classes);
             int mark = b.Mark();
             var pooled = b.Rent((long)frames * ch);
+            p.Flush();
             b.SpatialMean(p.X, frames * ch, p.H * p.W, pooled);
             // Both heads read the spikes of the final lif (the reference outputs agree with this, not with head(x)).
             var spikes = p.Lif(pooled, (long)frames * ch, MultiStepLif.DefaultThreshold);

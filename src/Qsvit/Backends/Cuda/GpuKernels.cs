@@ -953,23 +953,35 @@ internal static class GpuKernels
         }
         Group.Barrier();
         int kvAt = 3 * rows;
-        for (int e = tid; e < d * d; e += threads)
+        KeyValues(shared, d, tokens, pitch, kvAt, invD);
+        Group.Barrier();
+        for (int e = tid; e < slice; e += threads) output[at + e] = AttentionSum(shared, e, d, tokens, pitch, kvAt, invTokens) * scale;
+    }
+
+    /// <summary>
+    /// kv[i, j] = Σ_n K[i, n]·V[j, n] into shared[kvAt …] (d × d), the group's threads sharing the sums, from the K and V
+    /// tiles at the start of <paramref name="shared"/> (rows at <paramref name="pitch"/>, V after K's d rows).
+    /// </summary>
+    private static void KeyValues(ArrayView<float> shared, int d, int tokens, int pitch, int kvAt, float invD)
+    {
+        for (int e = Group.IdxX; e < d * d; e += Group.DimX)
         {
             int i = SmallDiv(e, invD), j = e - i * d;
             var kRow = shared.SubView(i * pitch, tokens);
-            var vRow = shared.SubView(rows + j * pitch, tokens);
+            var vRow = shared.SubView((d + j) * pitch, tokens);
             float s = 0f;
             for (int n = 0; n < tokens; n++) s += kRow[n] * vRow[n];
             shared[kvAt + e] = s;
         }
-        Group.Barrier();
-        for (int e = tid; e < slice; e += threads)
-        {
-            int j = SmallDiv(e, invTokens), n = e - j * tokens;
-            float s = 0f;
-            for (int i = 0; i < d; i++) s += shared[kvAt + i * d + j] * shared[2 * rows + i * pitch + n];
-            output[at + e] = s * scale;
-        }
+    }
+
+    /// <summary>Σ_i kv[i, j]·Q[i, n] for element e = j·tokens + n of a plane (Q's tile after K's and V's), before the scale.</summary>
+    private static float AttentionSum(ArrayView<float> shared, int e, int d, int tokens, int pitch, int kvAt, float invTokens)
+    {
+        int j = SmallDiv(e, invTokens), n = e - j * tokens, qAt = 2 * d * pitch + n;
+        float s = 0f;
+        for (int i = 0; i < d; i++) s += shared[kvAt + i * d + j] * shared[qAt + i * pitch];
+        return s;
     }
 
     /// <summary>Shared floats of a <see cref="SmallAttentionLif"/> group: <see cref="SmallAttention"/>'s, and four membranes per element of a plane.</summary>
@@ -1009,23 +1021,11 @@ internal static class GpuKernels
                 shared[2 * rows + to] = LifStep(shared, membranes + i, qq, threshold, ref firedQ);
             }
             Group.Barrier();
-            for (int e = tid; e < d * d; e += threads)
-            {
-                int i = SmallDiv(e, invD), j = e - i * d;
-                var kRow = shared.SubView(i * pitch, tokens);
-                var vRow = shared.SubView(rows + j * pitch, tokens);
-                float s = 0f;
-                for (int n = 0; n < tokens; n++) s += kRow[n] * vRow[n];
-                shared[kvAt + e] = s;
-            }
+            KeyValues(shared, d, tokens, pitch, kvAt, invD);
             Group.Barrier();
             for (int e = tid; e < slice; e += threads)
-            {
-                int j = SmallDiv(e, invTokens), n = e - j * tokens;
-                float s = 0f;
-                for (int i = 0; i < d; i++) s += shared[kvAt + i * d + j] * shared[2 * rows + i * pitch + n];
-                spikes[at + e] = LifStep(shared, membranes + 3 * slice + e, s * scale, attentionThreshold, ref firedA);
-            }
+                spikes[at + e] = LifStep(shared, membranes + 3 * slice + e, AttentionSum(shared, e, d, tokens, pitch, kvAt, invTokens) * scale,
+                    attentionThreshold, ref firedA);
             Group.Barrier(); // the next step overwrites the spike tiles and kv
         }
         if (countSlot < 0) return;

@@ -194,7 +194,44 @@ public sealed partial class CudaBackend : IBackend
         }
         else if (_stagingQueued) _acc.DefaultStream.Synchronize(); // the last upload's DMA may still read the buffer
         _stagingQueued = true;
-        var staging = _staging.Span;
+        Send(source, _staging.Span, target, _acc.DefaultStream);
+    }
+
+    private PageLockedArray1D<float>? _aheadStaging;
+    private AcceleratorStream? _copyStream;
+
+    /// <summary>
+    /// On a GPU the copy runs on a stream of its own (the copy engine works while the compute stream runs what was queued
+    /// before) through a second page-locked buffer, and the call waits for that stream alone: the next pass's images
+    /// upload while this one computes.
+    /// </summary>
+    public void UploadAhead(ReadOnlySpan<float> source, DeviceBuffer destination)
+    {
+        if (!_device.IsCuda)
+        {
+            Upload(source, destination);
+            return;
+        }
+        _copyStream ??= _acc.CreateStream();
+        var target = V(destination).SubView(0, source.Length);
+        if (source.Length < PinnedUploadFloats)
+        {
+            ((ArrayView1D<float, Stride1D.Dense>)target).CopyFromCPU(_copyStream, source);
+            _copyStream.Synchronize();
+            return;
+        }
+        if (_aheadStaging is null || _aheadStaging.Length < source.Length)
+        {
+            _aheadStaging?.Dispose();
+            _aheadStaging = _acc.AllocatePageLocked1D<float>(source.Length);
+        }
+        Send(source, _aheadStaging.Span, target, _copyStream);
+        _copyStream.Synchronize();
+    }
+
+    /// <summary>target = source through <paramref name="staging"/>: the host copies piece i + 1 while <paramref name="stream"/> sends piece i.</summary>
+    private static void Send(ReadOnlySpan<float> source, Span<float> staging, ArrayView<float> target, AcceleratorStream stream)
+    {
         IntPtr device = target.LoadEffectiveAddressAsPtr();
         unsafe
         {
@@ -206,7 +243,7 @@ public sealed partial class CudaBackend : IBackend
                     int n = Math.Min(PinnedPieceFloats, source.Length - start);
                     CopyParallel(from + start, staging.Slice(start, n));
                     CudaException.ThrowIfFailed(CudaAPI.CurrentAPI.MemcpyAsync(device + start * sizeof(float), host + start * sizeof(float),
-                        n * sizeof(float), _acc.DefaultStream));
+                        n * sizeof(float), stream));
                 }
             }
         }
@@ -298,6 +335,11 @@ public sealed partial class CudaBackend : IBackend
             Release(mark);
             return;
         }
+        if (GpuOps.SmallInputFits(g, height, width))
+        {
+            _ops.SmallInputConv(l.Gpu!, V(input), frames, height, width, V(output));
+            return;
+        }
         if (_gemm is null || g.IsDepthwise || g.Groups != 1)
         {
             _ops.Conv(l.Gpu!, V(input), frames, height, width, V(output));
@@ -332,6 +374,20 @@ public sealed partial class CudaBackend : IBackend
         }
         Conv(layer, input, frames, height, width, preActivation);
         Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, recorder, lifLayer);
+    }
+
+    /// <summary>A layer of a few input channels (the stem) writes the copies from its kernel's registers; others run the two ops.</summary>
+    public void ConvRepeat(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output, int times)
+    {
+        var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
+        var g = l.Geometry;
+        if (l.Gpu is { } gpu && GpuOps.SmallInputFits(g, height, width))
+        {
+            _ops.SmallInputConv(gpu, V(input), frames, height, width, V(output), Math.Max(1, times));
+            return;
+        }
+        Conv(layer, input, frames, height, width, output);
+        RepeatBlock(output, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), times);
     }
 
     /// <summary>A depthwise layer reads the border from <paramref name="padValues"/> as it stages its tiles (one kernel, no padded map); others pad first.</summary>
@@ -456,6 +512,29 @@ public sealed partial class CudaBackend : IBackend
         Release(mark);
     }
 
+    /// <summary>
+    /// Small planes (CIFAR's 16 tokens), without a recorder or with the spike counter: one kernel for the five ops, each
+    /// (image, head) taking its T frames in turn with the LIF membranes in shared memory; otherwise the five ops.
+    /// </summary>
+    public void LifAttentionLif(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, int frames, int channels, int tokens, int heads, float scale,
+        int timesteps, float threshold, float attentionThreshold, DeviceBuffer spikes, LifRecorder? recorder, int lifLayer)
+    {
+        if (channels % heads != 0) throw new ArgumentException($"{channels} channels do not split into {heads} heads");
+        int d = channels / heads;
+        var counter = recorder as CudaSpikeCounter;
+        if ((recorder is null || counter is not null) && GpuOps.SmallAttentionLifFits(d, tokens) && timesteps > 0 && frames % timesteps == 0)
+        {
+            if (counter is not null && lifLayer + 3 >= counter.Layers)
+                throw new ArgumentException($"LIF layer {lifLayer + 3} ran, the counter was made for {counter.Layers}", nameof(lifLayer));
+            _ops.SmallAttentionLif(V(q), V(k), V(v), V(spikes), frames, timesteps, heads, d, tokens, scale, threshold, attentionThreshold,
+                counter?.Spikes ?? default, lifLayer);
+            long n = (long)frames * channels * tokens;
+            for (int i = 0; i < 4; i++) counter?.AddNeurons(lifLayer + i, n);
+            return;
+        }
+        IBackend.RunLifAttentionLif(this, q, k, v, frames, channels, tokens, heads, scale, timesteps, threshold, attentionThreshold, spikes, recorder, lifLayer);
+    }
+
     public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) => _ops.SpatialMean(V(x), rows, spatial, V(output));
 
     public void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits)
@@ -498,6 +577,10 @@ public sealed partial class CudaBackend : IBackend
         _blas = null;
         _staging?.Dispose();
         _staging = null;
+        _aheadStaging?.Dispose();
+        _aheadStaging = null;
+        _copyStream?.Dispose();
+        _copyStream = null;
         foreach (var s in _slots) s.Memory.Dispose();
         _slots.Clear();
         _ops.Dispose();

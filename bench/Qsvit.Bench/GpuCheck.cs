@@ -186,9 +186,9 @@ internal static class GpuCheck
 
     /// <summary>
     /// The conv's output, or with <paramref name="lif"/> ConvLif's spikes without a recorder (fused on the CUDA integer
-    /// path), T = 2, a threshold that leaves both outcomes common.
+    /// path), T = 2 unless <paramref name="timesteps"/> says otherwise, a threshold that leaves both outcomes common.
     /// </summary>
-    internal static float[] RunConv(IBackend b, ConvLayerSpec spec, float[] x, int frames, int h, int w, bool lif = false)
+    internal static float[] RunConv(IBackend b, ConvLayerSpec spec, float[] x, int frames, int h, int w, bool lif = false, int timesteps = 2)
     {
         var g = spec.Geometry;
         using var layer = b.CreateConv(spec);
@@ -197,7 +197,7 @@ internal static class GpuCheck
         using var spikes = lif ? b.Allocate(output.Length) : null;
         b.Upload(x, input);
         if (spikes is null) b.Conv(layer, input, frames, h, w, output);
-        else b.ConvLif(layer, input, frames, h, w, output, spikes, 2, 0.4f, 0, null);
+        else b.ConvLif(layer, input, frames, h, w, output, spikes, timesteps, 0.4f, 0, null);
         var y = new float[output.Length];
         b.Download(spikes ?? output, 0, y);
         return y;

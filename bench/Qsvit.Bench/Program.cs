@@ -27,6 +27,14 @@ if (args.Length > 0 && args[0] == "gpu-check")
 }
 //   dotnet run -c Release --project bench/Qsvit.Bench -- spike-mma models/sdtv2-cifar10/sdtv2_cifar10_w32-192_T4.pth 2
 //                                                                       (GPU: implicit-GEMM int8 convs against im2col + cuBLAS and the CPU)
+if (args.Length > 0 && args[0] == "spike-mma-models")
+{
+    Environment.Exit(SpikeMmaCheck.RunModels(args));
+}
+if (args.Length > 0 && args[0] == "spike-mma-one")
+{
+    Environment.Exit(SpikeMmaCheck.RunOne(args));
+}
 if (args.Length > 0 && args[0] == "spike-mma")
 {
     Environment.Exit(SpikeMmaCheck.Run(args));
@@ -36,6 +44,12 @@ if (args.Length > 0 && args[0] == "spike-mma")
 if (args.Length > 1 && args[0] == "spike-epilogue")
 {
     Environment.Exit(EpilogueCheck.Run(args));
+}
+//   dotnet run -c Release --project bench/Qsvit.Bench -- pointwise models/sdtv2-cifar10/sdtv2_cifar10_w32-192_T4.pth 2
+//                                                                       (GPU: fused pointwise int8 convs against packing + cuBLAS and the CPU)
+if (args.Length > 0 && args[0] == "pointwise")
+{
+    Environment.Exit(PointwiseCheck.Run(args));
 }
 //   dotnet run -c Release --project bench/Qsvit.Bench -- jpeg 2 a.jpg b.jpg   (JPEG decoding: qsvit vs StbImageSharp)
 if (args.Length > 1 && args[0] == "jpeg")

@@ -17,8 +17,9 @@ internal sealed class DeviceOptions
     public readonly Option<string> Gemm = new("--gemm")
     {
         Description = "GPU: how spike-input convolutions run: tensor (default; integer codes exact on int8 tensor cores, " +
-            "fp32 weights as three bf16 pieces; 3x3 integer convs as implicit GEMMs where that pays), tensor-im2col or " +
-            "tensor-implicit (every integer conv wider than 1x1 one way, for comparisons), or fp32 (SGEMM)",
+            "fp32 weights as three bf16 pieces; 3x3 integer convs as implicit GEMMs and 1x1 ones as one fused kernel where that " +
+            "pays), tensor-im2col, tensor-implicit or tensor-tiled (every integer conv wider than 1x1 one way, for comparisons), " +
+            "tensor-cublas-1x1 (integer 1x1 convs through cuBLAS's int8 GEMM instead of the fused kernel, for comparisons), or fp32 (SGEMM)",
         DefaultValueFactory = _ => "tensor",
     };
     public readonly Option<string> SpikeSums = new("--spike-sums")
@@ -59,7 +60,9 @@ internal sealed class DeviceOptions
             "fp32" => options with { SpikeGemm = SpikeInputGemm.Fp32 },
             "tensor-im2col" => options with { SpikeGemm = SpikeInputGemm.TensorCoresIm2col },
             "tensor-implicit" => options with { SpikeGemm = SpikeInputGemm.TensorCoresImplicit },
-            var g => throw new QsvitException($"--gemm is tensor, tensor-im2col, tensor-implicit or fp32, not '{g}'"),
+            "tensor-tiled" => options with { SpikeGemm = SpikeInputGemm.TensorCoresTiled },
+            "tensor-cublas-1x1" => options with { SpikeGemm = SpikeInputGemm.TensorCoresPointwiseCublas },
+            var g => throw new QsvitException($"--gemm is tensor, tensor-im2col, tensor-implicit, tensor-tiled, tensor-cublas-1x1 or fp32, not '{g}'"),
         };
     }
 

@@ -20,6 +20,7 @@ public abstract class ForwardingBackend(IBackend inner) : IBackend
     public virtual void Release(int mark) => Inner.Release(mark);
     public virtual DeviceBuffer Allocate(long length) => Inner.Allocate(length);
     public virtual void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0) => Inner.Upload(source, destination, offset);
+    public virtual void UploadAhead(ReadOnlySpan<float> source, DeviceBuffer destination) => Inner.UploadAhead(source, destination);
     public virtual void Download(DeviceBuffer source, long offset, Span<float> destination) => Inner.Download(source, offset, destination);
     public virtual void Copy(DeviceBuffer source, long srcOffset, DeviceBuffer destination, long dstOffset, long length) =>
         Inner.Copy(source, srcOffset, destination, dstOffset, length);
@@ -34,6 +35,8 @@ public abstract class ForwardingBackend(IBackend inner) : IBackend
         Inner.Pad(input, frames, channels, height, width, pad, padValues, output);
     public virtual void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
         Inner.ConvPadded(layer, input, frames, height, width, pad, padValues, output);
+    public virtual void ConvRepeat(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output, int times) =>
+        Inner.ConvRepeat(layer, input, frames, height, width, output, times);
     public virtual void RepeatBlock(DeviceBuffer x, long block, int times) => Inner.RepeatBlock(x, block, times);
     public virtual void Add(DeviceBuffer x, DeviceBuffer y, long length) => Inner.Add(x, y, length);
     public virtual void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer) =>
@@ -48,6 +51,9 @@ public abstract class ForwardingBackend(IBackend inner) : IBackend
         Inner.ConvLifConv(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder, second, output);
     public virtual void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) =>
         Inner.SpikeDrivenAttention(q, k, v, output, frames, channels, tokens, heads, scale);
+    public virtual void LifAttentionLif(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, int frames, int channels, int tokens, int heads, float scale,
+        int timesteps, float threshold, float attentionThreshold, DeviceBuffer spikes, LifRecorder? recorder, int lifLayer) =>
+        Inner.LifAttentionLif(q, k, v, frames, channels, tokens, heads, scale, timesteps, threshold, attentionThreshold, spikes, recorder, lifLayer);
     public virtual void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) => Inner.SpatialMean(x, rows, spatial, output);
     public virtual void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits) =>
         Inner.Head(head, features, batch, timesteps, logits);

@@ -38,6 +38,13 @@ public interface IBackend : IDisposable
     DeviceBuffer Allocate(long length);
     /// <summary>destination[offset ..] = source.</summary>
     void Upload(ReadOnlySpan<float> source, DeviceBuffer destination, long offset = 0);
+    /// <summary>
+    /// destination[0 ..] = source for the ops queued after this call, where <paramref name="destination"/> is a buffer from
+    /// <see cref="Allocate"/> that no queued op reads or writes (the images of the next pass while this one computes). A GPU
+    /// backend copies on a second stream, alongside the ops queued before, and returns once the copy is done; this
+    /// default is <see cref="Upload"/>.
+    /// </summary>
+    void UploadAhead(ReadOnlySpan<float> source, DeviceBuffer destination) => Upload(source, destination);
     /// <summary>destination = source[offset .. offset + destination.Length]; waits for queued work.</summary>
     void Download(DeviceBuffer source, long offset, Span<float> destination);
     /// <summary>destination[dstOffset ..+length] = source[srcOffset ..+length] (the ranges may not overlap).</summary>
@@ -79,6 +86,17 @@ public interface IBackend : IDisposable
         Pad(input, frames, channels, height, width, pad, padValues, padded);
         Conv(layer, padded, frames, height + 2 * pad, width + 2 * pad, output);
         Release(mark);
+    }
+
+    /// <summary>
+    /// The stem: <see cref="Conv"/> into output[0 .. block), block = frames·Cout·OH·OW, then <see cref="RepeatBlock"/> of it
+    /// <paramref name="times"/> times. This default runs the two ops; a backend may write the copies from the conv.
+    /// </summary>
+    void ConvRepeat(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output, int times)
+    {
+        Conv(layer, input, frames, height, width, output);
+        var g = layer.Geometry;
+        RepeatBlock(output, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), times);
     }
 
     /// <summary>Repeat over T: x[t·block .. (t+1)·block) = x[0 .. block) for t = 1 .. times − 1.</summary>
@@ -142,6 +160,35 @@ public interface IBackend : IDisposable
     /// summed over d, then one multiply), written to the same slice of output [frames, C, N].
     /// </summary>
     void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale);
+
+    /// <summary>
+    /// MS_Block's attention core: LIF layers <paramref name="lifLayer"/>, + 1 and + 2 (q_lif, k_lif, v_lif at
+    /// <paramref name="threshold"/>) over the pre-activations q, k, v [frames, C, N] (time-major frames), then
+    /// <see cref="SpikeDrivenAttention"/> of their spikes, then LIF layer <paramref name="lifLayer"/> + 3 (attn_lif at
+    /// <paramref name="attentionThreshold"/>) of its result into <paramref name="spikes"/>, each LIF recorded by
+    /// <paramref name="recorder"/>. This default runs the five ops (<see cref="RunLifAttentionLif"/>); a backend may fuse them
+    /// and leave q, k and v undefined; the spikes and what the recorder sees are those of the ops, bit for bit.
+    /// </summary>
+    void LifAttentionLif(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, int frames, int channels, int tokens, int heads, float scale, int timesteps,
+        float threshold, float attentionThreshold, DeviceBuffer spikes, LifRecorder? recorder, int lifLayer) =>
+        RunLifAttentionLif(this, q, k, v, frames, channels, tokens, heads, scale, timesteps, threshold, attentionThreshold, spikes, recorder, lifLayer);
+
+    /// <summary><see cref="LifAttentionLif"/> as its five ops on <paramref name="backend"/> (the attention's result written into q).</summary>
+    static void RunLifAttentionLif(IBackend backend, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, int frames, int channels, int tokens, int heads,
+        float scale, int timesteps, float threshold, float attentionThreshold, DeviceBuffer spikes, LifRecorder? recorder, int lifLayer)
+    {
+        long n = (long)frames * channels * tokens;
+        int mark = backend.Mark();
+        var sq = backend.Rent(n);
+        backend.Lif(q, sq, n, timesteps, threshold, recorder, lifLayer);
+        var sk = backend.Rent(n);
+        backend.Lif(k, sk, n, timesteps, threshold, recorder, lifLayer + 1);
+        var sv = backend.Rent(n);
+        backend.Lif(v, sv, n, timesteps, threshold, recorder, lifLayer + 2);
+        backend.SpikeDrivenAttention(sq, sk, sv, q, frames, channels, tokens, heads, scale);
+        backend.Lif(q, spikes, n, timesteps, attentionThreshold, recorder, lifLayer + 3);
+        backend.Release(mark);
+    }
 
     /// <summary>output[r] = (Σ_s x[r, s])·(1/spatial) for the rows r of x [rows, spatial]; the sum in the backend's fixed order.</summary>
     void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output);

@@ -61,6 +61,14 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
         if (Enabled) Stop("upload", Floats(source.Length), "", start);
     }
 
+    /// <summary>Timed alone like every op, though unprofiled it overlaps the ops queued before it.</summary>
+    public override void UploadAhead(ReadOnlySpan<float> source, DeviceBuffer destination)
+    {
+        long start = Enabled ? Start() : 0;
+        Inner.UploadAhead(source, destination);
+        if (Enabled) Stop("upload ahead", Floats(source.Length), "", start);
+    }
+
     public override void Download(DeviceBuffer source, long offset, Span<float> destination)
     {
         long start = Enabled ? Start() : 0;
@@ -84,6 +92,14 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
         var (op, shape) = Describe(layer, height, width, frames);
         Time($"{op} + lif", shape, layer.EngineAt(height, width),
             () => Inner.ConvLif(layer, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder));
+    }
+
+    /// <summary>Timed as one op ("conv 7x7 + repeat over T"): the inner backend may fuse the two.</summary>
+    public override void ConvRepeat(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output, int times)
+    {
+        var (op, shape) = Describe(layer, height, width, frames);
+        Time($"{op} + repeat over T", $"{shape} x{times}", layer.EngineAt(height, width),
+            () => Inner.ConvRepeat(layer, input, frames, height, width, output, times));
     }
 
     public override void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,
@@ -132,6 +148,12 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
     public override void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) =>
         Time("sdsa", $"{channels}ch {heads} heads {tokens} tokens x{frames}", "",
             () => Inner.SpikeDrivenAttention(q, k, v, output, frames, channels, tokens, heads, scale));
+
+    /// <summary>Timed as one op ("lif + sdsa + lif"): the inner backend may fuse the five.</summary>
+    public override void LifAttentionLif(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, int frames, int channels, int tokens, int heads, float scale,
+        int timesteps, float threshold, float attentionThreshold, DeviceBuffer spikes, LifRecorder? recorder, int lifLayer) =>
+        Time("lif + sdsa + lif", $"{channels}ch {heads} heads {tokens} tokens x{frames}", recorder is null ? "" : $"recording ({recorder.GetType().Name})",
+            () => Inner.LifAttentionLif(q, k, v, frames, channels, tokens, heads, scale, timesteps, threshold, attentionThreshold, spikes, recorder, lifLayer));
 
     public override void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) =>
         Time("spatial mean", $"{rows} rows x {spatial}", "", () => Inner.SpatialMean(x, rows, spatial, output));

@@ -8,8 +8,11 @@ public enum SpikeInputGemm
     /// exact); fp32 weights as three bf16 pieces (exact products, fp32 accumulation: fp32 quality in another summation
     /// order; with cuBLAS only, else the fp32 kernels). With cuBLAS, the real-valued-input 1×1 layers of codes up to 8 bits
     /// also run on tensor cores where that pays: the codes in bf16 against the input's three bf16 pieces (exact products,
-    /// fp32 sums). Integer convs wider than 1×1 run as implicit GEMMs on int8 mma (<c>SpikeMmaKernels</c>, sm_80 and later)
-    /// where <c>GpuSpikeConv.ImplicitPays</c>, else as im2col columns and the int8 GEMM.
+    /// fp32 sums). Integer convs wider than 1×1 run as implicit GEMMs on int8 mma (sm_80 and later): tiled with shared
+    /// memory (<c>SpikeTiledKernels</c>) where <c>GpuSpikeConv.TiledPays</c>, else warp tiles (<c>SpikeMmaKernels</c>) where
+    /// <c>GpuSpikeConv.ImplicitPays</c>, else as im2col columns and the int8 GEMM. Integer 1×1 convs run as one fused
+    /// kernel (<c>PointwiseMmaKernels</c>: input read in place, int8 mma, epilogue and LIF in registers) where
+    /// <c>PointwiseMmaKernels.FusedPays</c>, else as packed columns and the int8 GEMM.
     /// </summary>
     TensorCores,
     /// <summary>fp32 for every dense conv (packed codes dequantized once on upload).</summary>
@@ -18,4 +21,8 @@ public enum SpikeInputGemm
     TensorCoresIm2col,
     /// <summary>As <see cref="TensorCores"/>, but every integer conv wider than 1×1 as an implicit GEMM where the kernel runs (for comparisons).</summary>
     TensorCoresImplicit,
+    /// <summary>As <see cref="TensorCores"/>, but every integer conv wider than 1×1 as a tiled implicit GEMM (shared-memory block tiles) where the kernel runs (for comparisons).</summary>
+    TensorCoresTiled,
+    /// <summary>As <see cref="TensorCores"/>, but every integer 1×1 conv through packed columns and cuBLAS's int8 GEMM instead of the fused pointwise kernel (for comparisons).</summary>
+    TensorCoresPointwiseCublas,
 }

@@ -227,14 +227,7 @@ public sealed class Sdtv2Model : IDisposable
         int n = 1 + _replicas.Length;
         if (n == 1 || (recorder is not null && group is null))
         {
-            int k = 0;
-            foreach (var b in batches)
-            {
-                group?.NextPass();
-                var logits = Run(b.Images.Span, b.Batch, b.Height, b.Width, _units.Length, group?.Part(0) ?? recorder).Logits!;
-                group?.Ran(0);
-                done(k++, logits);
-            }
+            RunPipelined(batches, recorder, group, done);
             return;
         }
         var models = Replicas;
@@ -261,6 +254,59 @@ public sealed class Sdtv2Model : IDisposable
             group?.Ran(d);
             done(k, logits);
         });
+    }
+
+    /// <summary>
+    /// Batches on one device, each computed as <see cref="Forward(ReadOnlySpan{float}, int, int, int, LifRecorder?)"/> computes
+    /// it: the images of batch k + 1 are asked for and uploaded (<see cref="IBackend.UploadAhead"/>, on a GPU alongside the
+    /// compute) once batch k's ops are queued, before its logits are waited for; two input buffers alternate.
+    /// </summary>
+    private void RunPipelined(IEnumerable<BatchInput> batches, LifRecorder? recorder, IGroupRecorder? group, Action<int, float[]> done)
+    {
+        var inputs = new DeviceBuffer?[2];
+        try
+        {
+            using var e = batches.GetEnumerator();
+            bool more = e.MoveNext();
+            var next = more ? e.Current : default;
+            if (more) UploadAhead(next, inputs, 0);
+            for (int k = 0; more; k++)
+            {
+                var b = next;
+                var input = inputs[k & 1]!;
+                group?.NextPass();
+                var logits = Run(input, b.Batch, b.Height, b.Width, group?.Part(0) ?? recorder, whileQueued: () =>
+                {
+                    more = e.MoveNext();
+                    if (!more) return;
+                    next = e.Current;
+                    UploadAhead(next, inputs, (k + 1) & 1);
+                }).Logits!;
+                group?.Ran(0);
+                done(k, logits);
+            }
+        }
+        finally
+        {
+            if (inputs[0] is not null) Backend.Synchronize(); // a pass left queued by an exception may still read them
+            foreach (var buffer in inputs) buffer?.Dispose();
+        }
+    }
+
+    /// <summary>The images of <paramref name="b"/> into input buffer <paramref name="slot"/> (grown as needed), which no queued op reads.</summary>
+    private void UploadAhead(BatchInput b, DeviceBuffer?[] inputs, int slot)
+    {
+        long length = (long)b.Batch * Config.InChannels * b.Height * b.Width;
+        if (b.Batch < 1) throw new ArgumentException($"batch must be at least 1, got {b.Batch}");
+        if (b.Images.Length < length)
+            throw new ArgumentException($"images hold {b.Images.Length} floats, need {b.Batch}x{Config.InChannels}x{b.Height}x{b.Width}");
+        if (inputs[slot] is not { } buffer || buffer.Length < length)
+        {
+            inputs[slot]?.Dispose();
+            inputs[slot] = null;
+            inputs[slot] = buffer = Backend.Allocate(length);
+        }
+        Backend.UploadAhead(b.Images.Span[..(int)length], buffer);
     }
 
     /// <summary>
@@ -303,7 +349,7 @@ public sealed class Sdtv2Model : IDisposable
             pass.LifIndex = _lifStart[from.UnitIndex];
             Backend.Copy(from.Buffer, 0, pass.X, 0, from.Length);
             RunUnits(pass, from.UnitIndex, _units.Length, capture, captured);
-            return pass.Logits!;
+            return DownloadLogits(pass);
         }
         finally { Backend.Release(pass.Mark); }
     }
@@ -362,11 +408,39 @@ public sealed class Sdtv2Model : IDisposable
         {
             pass.Images = Backend.Rent((long)batch * c0 * height * width);
             Backend.Upload(images[..(batch * c0 * height * width)], pass.Images);
-            RunUnits(pass, 0, untilUnit, capture, captured);
-            if (untilUnit == _units.Length) return (pass.Logits!, null);
-            return (null, StreamOf(pass, untilUnit));
+            return Finish(pass, untilUnit, capture, captured, null);
         }
         finally { Backend.Release(pass.Mark); }
+    }
+
+    /// <summary>The pass over images already on the device (<see cref="RunPipelined"/>).</summary>
+    private (float[]? Logits, ResidualStream? Stream) Run(DeviceBuffer images, int batch, int height, int width, LifRecorder? recorder, Action whileQueued)
+    {
+        var pass = Begin(batch, height, width, recorder);
+        try
+        {
+            pass.Images = images;
+            return Finish(pass, _units.Length, null, null, whileQueued);
+        }
+        finally { Backend.Release(pass.Mark); }
+    }
+
+    /// <summary>Runs the units from the images; <paramref name="whileQueued"/> runs once every op of a full pass is queued, before its logits are waited for.</summary>
+    private (float[]? Logits, ResidualStream? Stream) Finish(Pass pass, int untilUnit, Predicate<int>? capture, Action<ResidualStream>? captured,
+        Action? whileQueued)
+    {
+        RunUnits(pass, 0, untilUnit, capture, captured);
+        if (untilUnit < _units.Length) return (null, StreamOf(pass, untilUnit));
+        whileQueued?.Invoke();
+        return (DownloadLogits(pass), null);
+    }
+
+    /// <summary>The logits the head left on the device (<see cref="Pass.LogitsOnDevice"/>), waiting for the pass.</summary>
+    private float[] DownloadLogits(Pass pass)
+    {
+        var logits = new float[pass.Batch * Config.NumClasses];
+        Backend.Download(pass.LogitsOnDevice!, 0, logits);
+        return logits;
     }
 
     private void RunUnits(Pass pass, int first, int until, Predicate<int>? capture, Action<ResidualStream>? captured)
@@ -381,6 +455,7 @@ public sealed class Sdtv2Model : IDisposable
     /// <summary>A copy of the pass's residual stream, at the start of unit <paramref name="unit"/>.</summary>
     private ResidualStream StreamOf(Pass pass, int unit)
     {
+        pass.Flush();
         long length = pass.StreamLength;
         var buffer = Backend.Allocate(length);
         Backend.Copy(pass.X, 0, buffer, 0, length);
@@ -414,7 +489,8 @@ public sealed class Sdtv2Model : IDisposable
         public int LifIndex;
         public DeviceBuffer Images = null!, X = null!, Y = null!;
         public int C, H, W;
-        public float[]? Logits;
+        /// <summary>[Batch, classes], written by the head, rented until the pass ends.</summary>
+        public DeviceBuffer? LogitsOnDevice;
         public int Batch => batch;
         public int ImageHeight => imageHeight;
         public int ImageWidth => imageWidth;
@@ -422,12 +498,43 @@ public sealed class Sdtv2Model : IDisposable
         public int Frames => batch * model.Config.Timesteps;
         public long StreamLength => (long)Frames * C * H * W;
 
-        /// <summary>Spikes of the next LIF layer over [T, …] data, from the workspace.</summary>
+        /// <summary>
+        /// Spikes of the next LIF layer over [T, …] data, from the workspace. Over the stream with a residual add pending
+        /// (<see cref="AddToStream"/>), the add and the LIF run as one backend op.
+        /// </summary>
         public DeviceBuffer Lif(DeviceBuffer input, long length, float threshold)
         {
             var spikes = B.Rent(length);
+            if (ReferenceEquals(input, X) && _pendingAdd is { } y)
+            {
+                _pendingAdd = null;
+                B.AddLif(X, y, length, spikes, Timesteps, threshold, recorder, LifIndex++);
+                return spikes;
+            }
             B.Lif(input, spikes, length, Timesteps, threshold, recorder, LifIndex++);
             return spikes;
+        }
+
+        /// <summary>The branch output (in <see cref="Y"/>) still to be added into X: the add of a unit's last residual branch.</summary>
+        private DeviceBuffer? _pendingAdd;
+
+        /// <summary>
+        /// X += <see cref="Y"/>, the unit's last residual add, deferred to the next op that reads X: every unit after a
+        /// residual branch opens with a LIF over X, which then runs as the fused add + LIF; anything else that reads X
+        /// (<see cref="Flush"/>) adds first. Y stays untouched until then (only a downsampling writes it, after its LIF).
+        /// </summary>
+        public void AddToStream()
+        {
+            Flush();
+            _pendingAdd = Y;
+        }
+
+        /// <summary>Runs the deferred residual add, if any (before X is read other than by a LIF, or handed out).</summary>
+        public void Flush()
+        {
+            if (_pendingAdd is not { } y) return;
+            _pendingAdd = null;
+            B.Add(X, y, StreamLength);
         }
 
         /// <summary>
@@ -463,9 +570,23 @@ public sealed class Sdtv2Model : IDisposable
             B.ConvLifConv(first, input, frames, height, width, preActivation, spikes, Timesteps, threshold, LifIndex++, recorder, second, output);
         }
 
+        /// <summary>
+        /// q_lif, k_lif, v_lif over q, k, v [Frames, C, N], SDSA of their spikes, then attn_lif: its spikes, from the workspace,
+        /// as one backend op (which may leave q, k and v undefined).
+        /// </summary>
+        public DeviceBuffer LifAttentionLif(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, int channels, int tokens, int heads, float scale)
+        {
+            var spikes = B.Rent((long)Frames * channels * tokens);
+            B.LifAttentionLif(q, k, v, Frames, channels, tokens, heads, scale, Timesteps, MultiStepLif.DefaultThreshold, MultiStepLif.AttentionThreshold,
+                spikes, recorder, LifIndex);
+            LifIndex += 4;
+            return spikes;
+        }
+
         /// <summary>X += y, then the next LIF layer over X into <paramref name="spikes"/> (rented by the caller), as one backend op.</summary>
         public DeviceBuffer AddLif(DeviceBuffer y, long length, float threshold, DeviceBuffer spikes)
         {
+            Flush();
             B.AddLif(X, y, length, spikes, Timesteps, threshold, recorder, LifIndex++);
             return spikes;
         }
@@ -520,7 +641,13 @@ public sealed class Sdtv2Model : IDisposable
             p.C = g.OutChannels;
             p.H = g.OutH(p.ImageHeight);
             p.W = g.OutW(p.ImageWidth);
-            // The official model repeats the image over T; the stem sees identical frames, so run it once and replicate.
+            // The official model repeats the image over T; the stem sees identical frames, so run it once and replicate
+            // (one backend op: the conv may write the copies itself), or show the probe the conv.
+            if (p.Probe is null)
+            {
+                p.B.ConvRepeat(_conv, p.Images, p.Batch, p.ImageHeight, p.ImageWidth, p.X, p.Timesteps);
+                return;
+            }
             p.Conv(_conv, p.Images, p.Batch, p.ImageHeight, p.ImageWidth, p.X, repeat: p.Timesteps);
             p.B.RepeatBlock(p.X, (long)p.Batch * p.C * p.H * p.W, p.Timesteps);
         }
@@ -586,9 +713,8 @@ public sealed class Sdtv2Model : IDisposable
 
             long hiddenN = n / p.C * _conv1.Geometry.OutChannels;
             var f = b.Rent(hiddenN);
-            var g = b.Rent(n);
-            p.ConvLifConv(_conv1, s3, frames, h, w, f, hiddenN, MultiStepLif.DefaultThreshold, _conv2, g);
-            b.Add(p.X, g, n);
+            p.ConvLifConv(_conv1, s3, frames, h, w, f, hiddenN, MultiStepLif.DefaultThreshold, _conv2, p.Y);
+            p.AddToStream();
             b.Release(mark);
         }
     }
@@ -672,20 +798,15 @@ public sealed class Sdtv2Model : IDisposable
             _q.Run(p, s, c, h, w, q);
             _k.Run(p, s, c, h, w, k);
             _v.Run(p, s, c, h, w, v);
-            var sq = p.Lif(q, n, MultiStepLif.DefaultThreshold);
-            var sk = p.Lif(k, n, MultiStepLif.DefaultThreshold);
-            var sv = p.Lif(v, n, MultiStepLif.DefaultThreshold);
-            b.SpikeDrivenAttention(sq, sk, sv, q, frames, c, tokens, _heads, 0.125f);
-            var sa = p.Lif(q, n, MultiStepLif.AttentionThreshold);
+            var sa = p.LifAttentionLif(q, k, v, c, tokens, _heads, 0.125f);
             _proj.Run(p, sa, c, h, w, k);
             p.AddLif(k, n, MultiStepLif.DefaultThreshold, m1);
             b.Release(half);
 
             long hiddenN = n / c * _fc1.Geometry.OutChannels;
             var hid = b.Rent(hiddenN);
-            var o = b.Rent(n);
-            p.ConvLifConv(_fc1, m1, frames, 1, tokens, hid, hiddenN, MultiStepLif.DefaultThreshold, _fc2, o);
-            b.Add(p.X, o, n);
+            p.ConvLifConv(_fc1, m1, frames, 1, tokens, hid, hiddenN, MultiStepLif.DefaultThreshold, _fc2, p.Y);
+            p.AddToStream();
             b.Release(mark);
         }
     }
@@ -712,15 +833,16 @@ public sealed class Sdtv2Model : IDisposable
         {
             var b = p.B;
             int frames = p.Frames, ch = p.C, classes = _head.Classes;
+            // The logits outlive the unit: the pass downloads them (after queuing the next pass's upload).
+            var logits = b.Rent((long)p.Batch * classes);
             int mark = b.Mark();
             var pooled = b.Rent((long)frames * ch);
+            p.Flush();
             b.SpatialMean(p.X, frames * ch, p.H * p.W, pooled);
             // Both heads read the spikes of the final lif (the reference outputs agree with this, not with head(x)).
             var spikes = p.Lif(pooled, (long)frames * ch, MultiStepLif.DefaultThreshold);
-            var logits = b.Rent((long)p.Batch * classes);
             b.Head(_head, spikes, p.Batch, p.Timesteps, logits);
-            p.Logits = new float[p.Batch * classes];
-            b.Download(logits, 0, p.Logits);
+            p.LogitsOnDevice = logits;
             b.Release(mark);
         }
     }

@@ -94,6 +94,31 @@ public sealed class CudaBackendModelTests(CpuAcceleratorFixture gpu)
         }
     }
 
+    /// <summary>
+    /// A stream of batches (each uploaded ahead while the one before computes, into two alternating input buffers, one grown
+    /// for a larger batch) gives each batch's logits exactly as a single pass does, in order.
+    /// </summary>
+    [Fact]
+    public void BatchesUploadedAheadGiveTheLogitsOfSinglePasses()
+    {
+        var loaded = ModelLoader.Load(Fixtures.ParityCheckpoint, overrides: new ConfigOverrides { Architecture = new PartialConfig { Timesteps = 1 } });
+        var images = CentreCrop(Fixtures.ParityImages(), Batch, 224, Size);
+        int image = 3 * Size * Size;
+        using var onGpu = new Sdtv2Model(loaded.Config, loaded.State, backend: gpu.Backend);
+        BatchInput[] batches =
+        [
+            new(images.AsMemory(image, image), 1, Size, Size),
+            new(images, 2, Size, Size),
+            new(images.AsMemory(0, image), 1, Size, Size),
+        ];
+        var got = new List<(int, float[])>();
+        onGpu.ForwardBatches(batches, null, (k, logits) => got.Add((k, logits)));
+
+        Assert.Equal([0, 1, 2], got.Select(g => g.Item1));
+        for (int k = 0; k < batches.Length; k++)
+            Assert.Equal(onGpu.Forward(batches[k].Images.Span, batches[k].Batch, Size, Size, (LifRecorder?)null), got[k].Item2);
+    }
+
     private static float[] CentreCrop(float[] images, int batch, int size, int crop)
     {
         var result = new float[batch * 3 * crop * crop];

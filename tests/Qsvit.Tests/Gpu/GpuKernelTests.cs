@@ -10,16 +10,25 @@ using Qsvit.Tests.Tensors;
 namespace Qsvit.Tests.Gpu;
 
 /// <summary>One CUDA backend on ILGPU's CPU accelerator, kernels compiled once, shared by the GPU tests (compiling is the slow part).</summary>
-public sealed class CpuAcceleratorFixture : IDisposable
+public class CpuAcceleratorFixture : IDisposable
 {
-    public CudaBackend Backend { get; } = CudaBackend.OnCpuAccelerator();
+    public CpuAcceleratorFixture() : this(CudaBackend.OnCpuAccelerator()) { }
+
+    /// <summary>Another configuration of the CPU accelerator (e.g. CUDA-sized groups).</summary>
+    protected CpuAcceleratorFixture(CudaBackend backend) => Backend = backend;
+
+    public CudaBackend Backend { get; }
     public GpuDevice Device => Backend.GpuDevice;
     internal GpuOps Ops => Backend.Ops;
 
     public MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] data) => Device.Accelerator.Allocate1D(data);
     public MemoryBuffer1D<float, Stride1D.Dense> Zeros(long length) => Device.Accelerator.Allocate1D<float>(Math.Max(1, length));
 
-    public void Dispose() => Backend.Dispose();
+    public void Dispose()
+    {
+        Backend.Dispose();
+        GC.SuppressFinalize(this);
+    }
 }
 
 [CollectionDefinition("gpu-cpu-accelerator")]
@@ -267,6 +276,32 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         TestData.AssertSame(expected, output.GetAsArray1D(), $"conv {g}");
     }
 
+    /// <summary>
+    /// The stem's direct conv (<see cref="GpuOps.SmallInputConv"/>) gives the CPU kernel's values to the last bit, written
+    /// once per copy: tiles of a map wider than one tile, a partial channel block, stride 2, bias and BNs or none.
+    /// </summary>
+    [Theory]
+    [InlineData(3, 16, 7, 1, 3, 9, 11, true, 1, 4)]     // CIFAR's stem (small map), four copies over T
+    [InlineData(3, 20, 7, 2, 3, 13, 10, false, 2, 1)]   // stride 2, a second channel block of 4, two BNs
+    [InlineData(1, 5, 3, 1, 1, 3, 70, true, 0, 2)]      // one channel, two tile columns (64 + 6), bias only
+    public void SmallInputConvMatchesTheCpuKernel(int cin, int cout, int k, int stride, int pad, int h, int w, bool hasBias, int bnCount, int copies)
+    {
+        var g = new ConvGeometry(cin, cout, k, k, stride, stride, pad, pad);
+        Assert.True(GpuOps.SmallInputFits(g, h, w));
+        const int frames = 2;
+        var (x, expected, layer) = ConvCase(new Random(cin * 17 + cout + h), g, frames, h, w, hasBias, bnCount, spikes: false);
+        using var _ = layer;
+        using var input = gpu.Upload(x);
+        using var output = gpu.Zeros(expected.Length * copies + 1);
+        output.MemSetToZero();
+        gpu.Ops.SmallInputConv(layer, input.View, frames, h, w, output.View, copies);
+        var actual = output.GetAsArray1D();
+        for (int t = 0; t < copies; t++)
+            TestData.AssertSame(expected, actual.AsSpan(t * expected.Length, expected.Length).ToArray(), $"small-input conv {g} copy {t}");
+        Assert.Equal(0f, actual[^1]);
+        Assert.False(GpuOps.SmallInputFits(new ConvGeometry(16, 16, 3, 3, 1, 1, 1, 1), h, w)); // not a few input channels
+    }
+
     /// <summary>Random input and weights for a conv layer, the CPU kernel's output (conv, bias, then each BN) and the layer on the device.</summary>
     private (float[] Input, float[] Expected, GpuConv Layer) ConvCase(Random rng, ConvGeometry g, int frames, int h, int w, bool hasBias, int bnCount, bool spikes)
     {
@@ -473,6 +508,53 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
             b.Download(o, 0, result);
             b.Release(mark);
             return result;
+        }
+    }
+
+    /// <summary>
+    /// The attention core as one kernel (<see cref="GpuKernels.SmallAttentionLif"/>: q/k/v LIFs, SDSA, attn_lif over the T
+    /// frames of each image and head) gives the CPU backend's five ops' spikes bit for bit, and the spike counter the same
+    /// counts; planes too large for it run the five ops.
+    /// </summary>
+    [Theory]
+    [InlineData(4, 2, 32, 16, 2)]   // CIFAR's 16 tokens, d = 16, T = 4
+    [InlineData(3, 1, 15, 7, 3)]    // odd d and tokens, T = 3
+    [InlineData(1, 2, 48, 45, 1)]   // too large for shared memory: the five ops
+    public void LifAttentionLifMatchesTheCpuBackend(int timesteps, int batch, int channels, int tokens, int heads)
+    {
+        var rng = new Random(channels * 3 + tokens);
+        int frames = timesteps * batch, n = frames * channels * tokens;
+        // Pre-activations around the threshold, so that every LIF fires now and then.
+        var q = TestData.Random(rng, n, -0.5f, 2.5f);
+        var k = TestData.Random(rng, n, -0.5f, 2.5f);
+        var v = TestData.Random(rng, n, -0.5f, 2.5f);
+        Assert.Equal(tokens < 40, GpuOps.SmallAttentionLifFits(channels / heads, tokens));
+        using var cpu = new CpuBackend();
+        foreach (bool counted in new[] { false, true })
+        {
+            var (expected, expectedCounts) = Run(cpu, counted);
+            var (actual, actualCounts) = Run(gpu.Backend, counted);
+            TestData.AssertSame(expected, actual, $"attn_lif spikes, {channels}ch {heads} heads {tokens} tokens T={timesteps}");
+            Assert.Equal(expectedCounts, actualCounts);
+            Assert.Contains(expected, x => x > 0);
+        }
+
+        (float[] Spikes, long[] Counts) Run(IBackend b, bool counted)
+        {
+            using var counter = counted ? b.CreateSpikeCounter(6) : null;
+            int mark = b.Mark();
+            var (bq, bk, bv, s) = (b.Rent(n), b.Rent(n), b.Rent(n), b.Rent(n));
+            b.Upload(q, bq);
+            b.Upload(k, bk);
+            b.Upload(v, bv);
+            b.LifAttentionLif(bq, bk, bv, frames, channels, tokens, heads, 0.5f, timesteps, 1f, 0.5f, s, counter, 1);
+            var result = new float[n];
+            b.Download(s, 0, result);
+            b.Release(mark);
+            if (counter is null) return (result, []);
+            var c = counter.Read();
+            Assert.Equal([0, n, n, n, n, 0], c.Neurons);
+            return (result, c.Spikes);
         }
     }
 

@@ -82,11 +82,16 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         { new ConvGeometry(33, 9, 3, 3, 2, 2, 1, 1), 9, 8, 4, 4, 3 },    // Cp 48: a full and a half k-step per tap; stride 2 on an odd map; chunks of 3 and 1 frames
         { new ConvGeometry(5, 33, 3, 3, 1, 1, 0, 0), 4, 3, 5, 12, 5 },   // Cp 16 (only the lower half of a k-step), no padding, two digits: 66 rows, three row tiles
         { new ConvGeometry(6, 7, 3, 3, 2, 2, 1, 1), 1, 2, 2, 16, 1 },    // a 1×2 map under a 3×3 window (most taps outside), three digits
+        // SpikeTiledKernels: block tiles of 64 × 128 (≤ 64 rows) or 128 × 64, stages of 64 channels of one tap
+        { new ConvGeometry(70, 130, 3, 3, 1, 1, 1, 1), 6, 7, 3, 4, 2 },  // Cp 80: a full and a quarter stage per tap; 130 rows: a partial second 128-row block; chunks of 2 and 1
+        { new ConvGeometry(9, 40, 3, 3, 2, 2, 1, 1), 11, 9, 4, 12, 4 },   // two digits (80 rows: 128 × 64 blocks), stride 2 on an odd map, 120 pixels: two partial pixel blocks
+        { new ConvGeometry(130, 5, 3, 3, 1, 1, 1, 1), 3, 2, 1, 16, 1 },  // three digits (15 rows in a 64 × 128 block), Cp 144: three stages per tap, a 3×2 map smaller than the block
+        { new ConvGeometry(24, 64, 3, 3, 1, 1, 1, 1), 9, 10, 2, 4, 2 },  // 64 rows, one digit: tiled with the fused epilogue by default too
     };
 
     /// <summary>
-    /// The implicit-GEMM kernel (here its scalar body, the one inline PTX cannot run on) writes the int32 sums im2col and the
-    /// int8 GEMM write, so the output equals the im2col path's and the CPU's integer path's bit for bit: tile, tap and
+    /// The implicit-GEMM kernels, warp tiles and tiled blocks (here their scalar bodies, the ones inline PTX cannot run on),
+    /// write the int32 sums im2col and the int8 GEMM write, so the output equals the im2col path's and the CPU's integer path's bit for bit: tile, tap and
     /// padding indexing, partial tiles, half k-steps, several digits and chunks.
     /// </summary>
     [Theory]
@@ -106,11 +111,13 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         using var layer = new GpuSpikeConv(acc, spec, codes);
         long length = (long)frames * g.OutChannels * g.OutH(h) * g.OutW(w);
         using var x = gpu.Upload(input);
-        foreach (var mode in new[] { SpikeInputGemm.TensorCoresImplicit, SpikeInputGemm.TensorCoresIm2col })
+        foreach (var mode in new[] { SpikeInputGemm.TensorCoresImplicit, SpikeInputGemm.TensorCoresTiled, SpikeInputGemm.TensorCoresIm2col, SpikeInputGemm.TensorCores })
         {
             var ops = new SpikeGemmOps(acc, null, mode);
             bool implicitGemm = ops.Implicit(layer, h, w);
-            Assert.Equal(mode == SpikeInputGemm.TensorCoresImplicit, implicitGemm);
+            Assert.Equal(mode != SpikeInputGemm.TensorCoresIm2col, implicitGemm);
+            Assert.Equal(mode == SpikeInputGemm.TensorCoresTiled || (mode == SpikeInputGemm.TensorCores && GpuSpikeConv.TiledPays(layer.GemmRows, layer.Parts, lif: false)),
+                ops.Tiled(layer, lif: false));
             var (_, columnFloats, sumFloats) = SpikeGemmOps.Plan(layer, chunk, h, w, 1L << 30, implicitGemm: implicitGemm);
             using var cols = gpu.Zeros(columnFloats);
             using var sums = gpu.Upload(Enumerable.Repeat(float.NaN, (int)sumFloats).ToArray());
@@ -122,14 +129,21 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
 
     /// <summary>
     /// Which integer convs run as implicit GEMMs, and what profiles name: with cuBLAS those up to 64 GEMM rows (the rule
-    /// measured on an H200), without it (here) every one wider than 1×1 (the stand-in GEMM is a plain kernel); never 1×1
-    /// layers (their packed spikes are the columns already), never with <c>--gemm tensor-im2col</c>.
+    /// measured on an H200) on warp tiles and those from TiledMinRows on tiled blocks, without it (here) every one wider than
+    /// 1×1 (the stand-in GEMM is a plain kernel); never 1×1 layers (their packed spikes are the columns already), never
+    /// with <c>--gemm tensor-im2col</c>.
     /// </summary>
     [Fact]
     public void ImplicitGemmRuleAndEngineNames()
     {
         Assert.True(GpuSpikeConv.ImplicitPays(64));
         Assert.False(GpuSpikeConv.ImplicitPays(65));
+        // The tiled kernel by default: one digit, no LIF after it, TiledMinRows..TiledMaxRows GEMM rows.
+        Assert.True(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMinRows, 1, lif: false));
+        Assert.False(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMinRows - 1, 1, lif: false));
+        Assert.False(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMaxRows + 1, 1, lif: false));
+        Assert.False(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMinRows, 1, lif: true));
+        Assert.False(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMinRows, 2, lif: false));
         var rng = new Random(4);
         ConvLayerSpec Spec(ConvGeometry g)
         {
@@ -145,7 +159,16 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
             using var layer3 = backend.CreateConv(conv3);
             using var layer1 = backend.CreateConv(conv1);
             Assert.Equal(expected, layer3.EngineAt(9, 7).Contains("implicit GEMM"));
+            Assert.DoesNotContain("tiled", layer3.EngineAt(9, 7));
             Assert.DoesNotContain("implicit GEMM", layer1.EngineAt(9, 7));
+        }
+        // From TiledMinRows GEMM rows the tiled kernel runs by default; --gemm tensor-tiled takes it for every layer wider than 1×1.
+        var wide = Spec(new ConvGeometry(20, GpuSpikeConv.TiledMinRows, 3, 3, 1, 1, 1, 1));
+        foreach (var (mode, spec) in new[] { (SpikeInputGemm.TensorCores, wide), (SpikeInputGemm.TensorCoresTiled, conv3) })
+        {
+            using var backend = CudaBackend.OnCpuAccelerator(mode, split: false);
+            using var layer = backend.CreateConv(spec);
+            Assert.Contains("tiled implicit GEMM", layer.EngineAt(9, 7));
         }
     }
 
@@ -227,6 +250,8 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         { new ConvGeometry(33, 17, 1, 1), 4, 3, 8, 2, SpikeInputGemm.TensorCores },                  // 1×1: the packed spikes are the columns; 12 per plane: four per thread
         { new ConvGeometry(16, 40, 3, 3, 2, 2, 1, 1), 7, 8, 12, 3, SpikeInputGemm.TensorCoresIm2col }, // two int8 digits, stride 2, every image in one chunk
         { new ConvGeometry(16, 40, 3, 3, 2, 2, 1, 1), 7, 8, 12, 3, SpikeInputGemm.TensorCoresImplicit },
+        { new ConvGeometry(16, 40, 3, 3, 2, 2, 1, 1), 7, 8, 12, 3, SpikeInputGemm.TensorCoresTiled },   // tiled blocks of 128 × 64
+        { new ConvGeometry(21, 9, 3, 3, 1, 1, 1, 1), 5, 6, 4, 2, SpikeInputGemm.TensorCoresTiled },     // tiled blocks of 64 × 128, two chunks of images
     };
 
     /// <summary>

@@ -35,8 +35,14 @@ public sealed partial class CudaBackend : IBackend
     /// <param name="spikeGemm">How dense spike-input convs run (<see cref="SpikeInputGemm"/>).</param>
     /// <param name="splitWithoutCublas">Tests: run fp32 spike-input convs as bf16 pieces on the fallback kernels too.</param>
     /// <param name="implicitMaxRows">Benchmarks: another bound for the implicit-GEMM rule (<see cref="GpuSpikeConv.ImplicitPays"/>).</param>
+    /// <param name="tiledMinRows">Benchmarks: other bounds for the tiled implicit GEMM (<see cref="GpuSpikeConv.TiledPays"/>).</param>
+    /// <param name="tiledMaxRows">See <paramref name="tiledMinRows"/>.</param>
+    /// <param name="tiledRowWarps">Benchmarks: one tiled block shape for every layer (2 or 4; 0: <see cref="GpuSpikeConv.TiledRowWarps"/>).</param>
+    /// <param name="tiledFuses">Benchmarks: false runs the separate epilogue after the tiled kernel everywhere.</param>
+    /// <param name="pointwiseMaxRows">Benchmarks: another bound for the fused pointwise rule (<see cref="PointwiseMmaKernels.FusedPays"/>).</param>
     public CudaBackend(GpuDevice device, DeviceSpec spec, bool useCublas = true, SpikeInputGemm spikeGemm = SpikeInputGemm.TensorCores,
-        bool splitWithoutCublas = false, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows)
+        bool splitWithoutCublas = false, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows, int tiledMinRows = GpuSpikeConv.TiledMinRows,
+        int tiledMaxRows = GpuSpikeConv.TiledMaxRows, int tiledRowWarps = 0, bool tiledFuses = true, int pointwiseMaxRows = PointwiseMmaKernels.FusedMaxRows)
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
@@ -64,7 +70,7 @@ public sealed partial class CudaBackend : IBackend
         }
         if (spikeGemm != SpikeInputGemm.Fp32)
         {
-            try { _spike = new SpikeGemmOps(_acc, _blas, spikeGemm, implicitMaxRows); }
+            try { _spike = new SpikeGemmOps(_acc, _blas, spikeGemm, implicitMaxRows, tiledMinRows, tiledMaxRows, tiledRowWarps, tiledFuses, pointwiseMaxRows); }
             catch (Exception e) when (e is not QsvitException)
             {
                 Dispose();
@@ -92,6 +98,10 @@ public sealed partial class CudaBackend : IBackend
     /// <summary>On ILGPU's CPU accelerator with the spike-input path chosen (<paramref name="split"/>: fp32 weights as bf16 pieces on the fallback kernels).</summary>
     internal static CudaBackend OnCpuAccelerator(SpikeInputGemm spikeGemm, bool split) =>
         new(GpuDevice.OpenCpu(), DeviceSpec.Cuda(0), spikeGemm: spikeGemm, splitWithoutCublas: split);
+
+    /// <summary>On ILGPU's CPU accelerator with CUDA-sized groups (four warps of 32), where the fused pointwise kernel runs too.</summary>
+    internal static CudaBackend OnCpuAcceleratorWithWarps(SpikeInputGemm spikeGemm = SpikeInputGemm.TensorCores) =>
+        new(GpuDevice.OpenCpu(threadsPerWarp: 32, warpsPerGroup: 4), DeviceSpec.Cuda(0), spikeGemm: spikeGemm);
 
     public DeviceSpec Device { get; }
     public string Description => $"{_device.Description}, GEMMs by {GemmEngine}; spike-input convs: {SpikeEngine}";
@@ -184,7 +194,44 @@ public sealed partial class CudaBackend : IBackend
         }
         else if (_stagingQueued) _acc.DefaultStream.Synchronize(); // the last upload's DMA may still read the buffer
         _stagingQueued = true;
-        var staging = _staging.Span;
+        Send(source, _staging.Span, target, _acc.DefaultStream);
+    }
+
+    private PageLockedArray1D<float>? _aheadStaging;
+    private AcceleratorStream? _copyStream;
+
+    /// <summary>
+    /// On a GPU the copy runs on a stream of its own (the copy engine works while the compute stream runs what was queued
+    /// before) through a second page-locked buffer, and the call waits for that stream alone: the next pass's images
+    /// upload while this one computes.
+    /// </summary>
+    public void UploadAhead(ReadOnlySpan<float> source, DeviceBuffer destination)
+    {
+        if (!_device.IsCuda)
+        {
+            Upload(source, destination);
+            return;
+        }
+        _copyStream ??= _acc.CreateStream();
+        var target = V(destination).SubView(0, source.Length);
+        if (source.Length < PinnedUploadFloats)
+        {
+            ((ArrayView1D<float, Stride1D.Dense>)target).CopyFromCPU(_copyStream, source);
+            _copyStream.Synchronize();
+            return;
+        }
+        if (_aheadStaging is null || _aheadStaging.Length < source.Length)
+        {
+            _aheadStaging?.Dispose();
+            _aheadStaging = _acc.AllocatePageLocked1D<float>(source.Length);
+        }
+        Send(source, _aheadStaging.Span, target, _copyStream);
+        _copyStream.Synchronize();
+    }
+
+    /// <summary>target = source through <paramref name="staging"/>: the host copies piece i + 1 while <paramref name="stream"/> sends piece i.</summary>
+    private static void Send(ReadOnlySpan<float> source, Span<float> staging, ArrayView<float> target, AcceleratorStream stream)
+    {
         IntPtr device = target.LoadEffectiveAddressAsPtr();
         unsafe
         {
@@ -196,7 +243,7 @@ public sealed partial class CudaBackend : IBackend
                     int n = Math.Min(PinnedPieceFloats, source.Length - start);
                     CopyParallel(from + start, staging.Slice(start, n));
                     CudaException.ThrowIfFailed(CudaAPI.CurrentAPI.MemcpyAsync(device + start * sizeof(float), host + start * sizeof(float),
-                        n * sizeof(float), _acc.DefaultStream));
+                        n * sizeof(float), stream));
                 }
             }
         }
@@ -254,10 +301,18 @@ public sealed partial class CudaBackend : IBackend
             : g.IsDepthwise ? "ILGPU depthwise"
             : _gemm is null || g.Groups != 1 ? "ILGPU implicit GEMM"
             : g.IsPointwise ? "cuBLAS SGEMM" : "im2col + cuBLAS SGEMM";
-        if (layer.Spike is { Integer: true } spike && _spike is { } ops)
+        if (layer.Spike is { Integer: true, Pointwise: true } pointwise && _spike is { } fusedOps)
+        {
+            layer.RunsImplicit = (_, _) => fusedOps.Fused(pointwise);
+            layer.ImplicitEngine = "fused 1x1, int8 mma.sync (exact)";
+        }
+        else if (layer.Spike is { Integer: true } spike && _spike is { } ops)
         {
             layer.RunsImplicit = (h, w) => ops.Implicit(spike, h, w);
-            layer.ImplicitEngine = "implicit GEMM, int8 mma.sync (exact)";
+            // The tiled kernel runs the calls without a LIF after them; under a LIF the warp tiles (or, with --gemm tensor-tiled, the tiles) run.
+            layer.ImplicitEngine = ops.Tiled(spike, lif: false)
+                ? ops.Tiled(spike, lif: true) ? "tiled implicit GEMM, int8 mma.sync, shared memory (exact)" : "tiled implicit GEMM + fused epilogue, int8 mma.sync (exact; warp tiles under a LIF)"
+                : "implicit GEMM, int8 mma.sync (exact)";
         }
         return layer;
     }
@@ -273,10 +328,16 @@ public sealed partial class CudaBackend : IBackend
         int mark = Mark();
         if ((l.RealCodes is { } real && GpuSpikeConv.RealInputPays(g, height, width) ? real : l.Spike) is { } spike)
         {
-            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, implicitGemm: _spike!.Implicit(spike, height, width));
+            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, implicitGemm: _spike!.Implicit(spike, height, width),
+                fused: _spike.Fused(spike));
             var cols = V(Rent(columnFloats));
             _spike!.Conv(spike, V(input), frames, height, width, V(output), cols, V(Rent(sumFloats)), chunk);
             Release(mark);
+            return;
+        }
+        if (GpuOps.SmallInputFits(g, height, width))
+        {
+            _ops.SmallInputConv(l.Gpu!, V(input), frames, height, width, V(output));
             return;
         }
         if (_gemm is null || g.IsDepthwise || g.Groups != 1)
@@ -305,13 +366,28 @@ public sealed partial class CudaBackend : IBackend
         if (recorder is null && l.Spike is { Integer: true } spike && timesteps > 0 && frames % timesteps == 0 && frames < 1 << 21)
         {
             int mark = Mark();
-            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps, _spike!.Implicit(spike, height, width));
+            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps, _spike!.Implicit(spike, height, width, lif: true),
+                _spike.Fused(spike, timesteps));
             _spike!.Conv(spike, V(input), frames, height, width, V(spikes), V(Rent(columnFloats)), V(Rent(sumFloats)), chunk, timesteps, threshold);
             Release(mark);
             return;
         }
         Conv(layer, input, frames, height, width, preActivation);
         Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, recorder, lifLayer);
+    }
+
+    /// <summary>A layer of a few input channels (the stem) writes the copies from its kernel's registers; others run the two ops.</summary>
+    public void ConvRepeat(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output, int times)
+    {
+        var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
+        var g = l.Geometry;
+        if (l.Gpu is { } gpu && GpuOps.SmallInputFits(g, height, width))
+        {
+            _ops.SmallInputConv(gpu, V(input), frames, height, width, V(output), Math.Max(1, times));
+            return;
+        }
+        Conv(layer, input, frames, height, width, output);
+        RepeatBlock(output, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), times);
     }
 
     /// <summary>A depthwise layer reads the border from <paramref name="padValues"/> as it stages its tiles (one kernel, no padded map); others pad first.</summary>
@@ -436,6 +512,29 @@ public sealed partial class CudaBackend : IBackend
         Release(mark);
     }
 
+    /// <summary>
+    /// Small planes (CIFAR's 16 tokens), without a recorder or with the spike counter: one kernel for the five ops, each
+    /// (image, head) taking its T frames in turn with the LIF membranes in shared memory; otherwise the five ops.
+    /// </summary>
+    public void LifAttentionLif(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, int frames, int channels, int tokens, int heads, float scale,
+        int timesteps, float threshold, float attentionThreshold, DeviceBuffer spikes, LifRecorder? recorder, int lifLayer)
+    {
+        if (channels % heads != 0) throw new ArgumentException($"{channels} channels do not split into {heads} heads");
+        int d = channels / heads;
+        var counter = recorder as CudaSpikeCounter;
+        if ((recorder is null || counter is not null) && GpuOps.SmallAttentionLifFits(d, tokens) && timesteps > 0 && frames % timesteps == 0)
+        {
+            if (counter is not null && lifLayer + 3 >= counter.Layers)
+                throw new ArgumentException($"LIF layer {lifLayer + 3} ran, the counter was made for {counter.Layers}", nameof(lifLayer));
+            _ops.SmallAttentionLif(V(q), V(k), V(v), V(spikes), frames, timesteps, heads, d, tokens, scale, threshold, attentionThreshold,
+                counter?.Spikes ?? default, lifLayer);
+            long n = (long)frames * channels * tokens;
+            for (int i = 0; i < 4; i++) counter?.AddNeurons(lifLayer + i, n);
+            return;
+        }
+        IBackend.RunLifAttentionLif(this, q, k, v, frames, channels, tokens, heads, scale, timesteps, threshold, attentionThreshold, spikes, recorder, lifLayer);
+    }
+
     public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) => _ops.SpatialMean(V(x), rows, spatial, V(output));
 
     public void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits)
@@ -478,6 +577,10 @@ public sealed partial class CudaBackend : IBackend
         _blas = null;
         _staging?.Dispose();
         _staging = null;
+        _aheadStaging?.Dispose();
+        _aheadStaging = null;
+        _copyStream?.Dispose();
+        _copyStream = null;
         foreach (var s in _slots) s.Memory.Dispose();
         _slots.Clear();
         _ops.Dispose();

@@ -42,7 +42,8 @@ internal sealed class CudaConvLayer : ConvLayer
     internal string ImplicitEngine { get; set; } = "";
 
     public override string EngineAt(int height, int width) =>
-        RealCodes is not null && GpuSpikeConv.RealInputPays(Geometry, height, width) ? RealCodesEngine
+        Gpu is not null && GpuOps.SmallInputFits(Geometry, height, width) ? "ILGPU direct conv (input patch in shared memory)"
+        : RealCodes is not null && GpuSpikeConv.RealInputPays(Geometry, height, width) ? RealCodesEngine
         : RunsImplicit is { } runs && runs(height, width) ? ImplicitEngine : Engine;
 
     /// <param name="integer">Integer codes of spike-input layers run on the exact int8 path.</param>

@@ -94,9 +94,12 @@ public sealed class GpuDevice : IDisposable
     /// most two threads (the smallest ILGPU allows): on the CPU a group's threads are OS threads and each barrier switches
     /// all of them, so the tiled kernels run with one-thread groups (smaller tiles) there.
     /// </summary>
-    public static GpuDevice OpenCpu()
+    public static GpuDevice OpenCpu() => OpenCpu(threadsPerWarp: 2, warpsPerGroup: 1);
+
+    /// <summary>ILGPU's CPU accelerator with groups of up to <paramref name="threadsPerWarp"/> × <paramref name="warpsPerGroup"/> threads (kernels that need whole CUDA-sized groups).</summary>
+    internal static GpuDevice OpenCpu(int threadsPerWarp, int warpsPerGroup)
     {
-        var cpu = new CPUDevice(numThreadsPerWarp: 2, numWarpsPerMultiprocessor: 1, numMultiprocessors: 1);
+        var cpu = new CPUDevice(numThreadsPerWarp: threadsPerWarp, numWarpsPerMultiprocessor: warpsPerGroup, numMultiprocessors: 1);
         var context = Context.Create(b => b.CPU(cpu).Optimize(OptimizationLevel.O1));
         var accelerator = context.CreateCPUAccelerator(0, CPUAcceleratorMode.Sequential);
         return new GpuDevice(context, accelerator, "ILGPU CPU accelerator");

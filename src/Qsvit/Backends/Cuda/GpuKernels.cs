@@ -101,6 +101,20 @@ internal struct DepthwiseArgs
     public float ChannelsInverse;
 }
 
+/// <summary>
+/// Scalars of a direct convolution of a few input channels (<see cref="GpuKernels.SmallInputConv{TFma}"/>, the stem): each
+/// group computes a TileH×TileW tile of outputs of one frame for <see cref="GpuKernels.SmallInputChannels"/> output channels
+/// from the tile's input patch (PatchH×PatchW per channel, halo and zero padding included) in shared memory. Groups are
+/// numbered (frame, channel block, tile row, tile column). The output is written <see cref="Copies"/> times,
+/// <see cref="CopyStride"/> floats apart (the official model repeats the image over T).
+/// </summary>
+internal struct SmallInputArgs
+{
+    public int InChannels, H, W, OutChannels, OH, OW, KH, KW, StrideH, StrideW, PadH, PadW, K;
+    public int TileH, TileW, TilesY, TilesX, ChannelBlocks, PatchH, PatchW;
+    public int HasBias, BnCount, Copies, CopyStride;
+}
+
 /// <summary>Eight floats in registers: a thread's strip of outputs (<see cref="IStripTaps"/>; strips of four use <see cref="A"/> only).</summary>
 internal struct F8(F4 a, F4 b)
 {
@@ -405,6 +419,113 @@ internal static class GpuKernels
             }
             c[at] = v;
         }
+    }
+
+    // ------------------------------------------------------------------ direct convolution of a few input channels (the stem)
+
+    /// <summary>Output channels per group of <see cref="SmallInputConv{TFma}"/>, and output pixels per tile.</summary>
+    public const int SmallInputChannels = 16, SmallInputPixels = 256;
+    /// <summary>Shared floats of <see cref="SmallInputConv{TFma}"/>: the input patch, and the weights of a channel block ([K, 16]).</summary>
+    public const int SmallInputPatchFloats = 7168, SmallInputMaxK = 256;
+
+    /// <summary>
+    /// A dense convolution of a few input channels (<see cref="SmallInputArgs"/>; the stem's 7×7 over RGB), in the order of
+    /// <see cref="Gemm{TFma}"/>'s implicit convolution, so the values are that kernel's to the last bit: per output one FMA
+    /// chain from zero over K in tap order (a single segment: fewer than 16 input channels), a tap outside the map
+    /// reading zero, then the bias added, then the BNs. The group stages its tile's input patch and its 16 channels'
+    /// weights (tap-major) in shared memory; each work item is 4 pixels (64 apart) × 4 channels, so a tap costs 8
+    /// shared loads for 16 FMAs, and neighbouring threads take neighbouring pixels (contiguous loads and stores).
+    /// Unlike im2col, nothing but the output is written to memory, and the copies over T come from the same registers.
+    /// </summary>
+    public static void SmallInputConv<TFma>(ArrayView<float> x, ArrayView<float> w, ArrayView<int> taps, ArrayView<float> bias,
+        ArrayView<float> bn, ArrayView<float> y, SmallInputArgs p) where TFma : struct, IFma
+    {
+        var patch = SharedMemory.Allocate<float>(SmallInputPatchFloats);
+        var weights = SharedMemory.Allocate<float>(SmallInputMaxK * SmallInputChannels);
+        var offsets = SharedMemory.Allocate<int>(SmallInputMaxK);
+        int tid = Group.IdxX, threads = Group.DimX;
+        int g = Grid.IdxX, tx = g % p.TilesX;
+        g /= p.TilesX;
+        int ty = g % p.TilesY;
+        g /= p.TilesY;
+        int cb = g % p.ChannelBlocks, f = g / p.ChannelBlocks;
+        int oy0 = ty * p.TileH, ox0 = tx * p.TileW, co0 = cb * SmallInputChannels;
+        int iy0 = oy0 * p.StrideH - p.PadH, ix0 = ox0 * p.StrideW - p.PadW, plane = p.PatchH * p.PatchW;
+
+        for (int e = tid; e < p.InChannels * plane; e += threads)
+        {
+            int c = e / plane, r = e - c * plane, py = r / p.PatchW, px = r - py * p.PatchW, iy = iy0 + py, ix = ix0 + px;
+            patch[e] = iy >= 0 && iy < p.H && ix >= 0 && ix < p.W ? x[((f * p.InChannels + c) * p.H + iy) * p.W + ix] : 0f;
+        }
+        for (int e = tid; e < p.K * SmallInputChannels; e += threads)
+        {
+            int k = e / SmallInputChannels, cl = e - k * SmallInputChannels, co = co0 + cl;
+            weights[e] = co < p.OutChannels ? w[co * p.K + k] : 0f;
+        }
+        for (int k = tid; k < p.K; k += threads)
+        {
+            int t = taps[k];
+            offsets[k] = ((t >> 8) * p.PatchH + ((t >> 4) & 15)) * p.PatchW + (t & 15);
+        }
+        Group.Barrier();
+
+        int ohw = p.OH * p.OW;
+        for (int item = tid; item < SmallInputPixels; item += threads)
+        {
+            int slot = item & 63, cg = item >> 6;
+            // The item's four pixels: tile positions slot + 64·i; one outside the tile or the map reads the patch's origin and is not stored.
+            int b0 = -1, b1 = -1, b2 = -1, b3 = -1, at0 = 0, at1 = 0, at2 = 0, at3 = 0;
+            SmallInputPixel(p, slot, oy0, ox0, ref b0, ref at0);
+            SmallInputPixel(p, slot + 64, oy0, ox0, ref b1, ref at1);
+            SmallInputPixel(p, slot + 128, oy0, ox0, ref b2, ref at2);
+            SmallInputPixel(p, slot + 192, oy0, ox0, ref b3, ref at3);
+            int r0 = b0 < 0 ? 0 : b0, r1 = b1 < 0 ? 0 : b1, r2 = b2 < 0 ? 0 : b2, r3 = b3 < 0 ? 0 : b3;
+            F4 a0 = default, a1 = default, a2 = default, a3 = default; // a_j: channel co0 + 4·cg + j, pixels 0..3
+            for (int k = 0; k < p.K; k++)
+            {
+                int off = offsets[k], wk = k * SmallInputChannels + 4 * cg;
+                var v = new F4(patch[r0 + off], patch[r1 + off], patch[r2 + off], patch[r3 + off]);
+                a0 = F4.Fma<TFma>(weights[wk], v, a0);
+                a1 = F4.Fma<TFma>(weights[wk + 1], v, a1);
+                a2 = F4.Fma<TFma>(weights[wk + 2], v, a2);
+                a3 = F4.Fma<TFma>(weights[wk + 3], v, a3);
+            }
+            int co = co0 + 4 * cg;
+            SmallInputStore<TFma>(y, bias, bn, p, co, f, ohw, a0, b0, b1, b2, b3, at0, at1, at2, at3);
+            SmallInputStore<TFma>(y, bias, bn, p, co + 1, f, ohw, a1, b0, b1, b2, b3, at0, at1, at2, at3);
+            SmallInputStore<TFma>(y, bias, bn, p, co + 2, f, ohw, a2, b0, b1, b2, b3, at0, at1, at2, at3);
+            SmallInputStore<TFma>(y, bias, bn, p, co + 3, f, ohw, a3, b0, b1, b2, b3, at0, at1, at2, at3);
+        }
+    }
+
+    /// <summary>Tile position <paramref name="q"/>: its window's offset in the patch (−1 outside the tile or the map) and its output pixel.</summary>
+    private static void SmallInputPixel(SmallInputArgs p, int q, int oy0, int ox0, ref int patchAt, ref int pixel)
+    {
+        int ly = q / p.TileW, lx = q - ly * p.TileW, oy = oy0 + ly, ox = ox0 + lx;
+        if (ly >= p.TileH || oy >= p.OH || ox >= p.OW) return;
+        patchAt = ly * p.StrideH * p.PatchW + lx * p.StrideW;
+        pixel = oy * p.OW + ox;
+    }
+
+    private static void SmallInputStore<TFma>(ArrayView<float> y, ArrayView<float> bias, ArrayView<float> bn, SmallInputArgs p, int co, int f, int ohw,
+        F4 acc, int b0, int b1, int b2, int b3, int at0, int at1, int at2, int at3) where TFma : struct, IFma
+    {
+        if (co >= p.OutChannels) return;
+        int plane = (f * p.OutChannels + co) * ohw;
+        SmallInputStore1<TFma>(y, bias, bn, p, co, plane, acc.X, b0, at0);
+        SmallInputStore1<TFma>(y, bias, bn, p, co, plane, acc.Y, b1, at1);
+        SmallInputStore1<TFma>(y, bias, bn, p, co, plane, acc.Z, b2, at2);
+        SmallInputStore1<TFma>(y, bias, bn, p, co, plane, acc.W, b3, at3);
+    }
+
+    private static void SmallInputStore1<TFma>(ArrayView<float> y, ArrayView<float> bias, ArrayView<float> bn, SmallInputArgs p, int co, int plane,
+        float v, int patchAt, int pixel) where TFma : struct, IFma
+    {
+        if (patchAt < 0) return;
+        if (p.HasBias != 0) v += bias[co];
+        for (int b = 0; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.OutChannels + co], bn[(2 * b + 1) * p.OutChannels + co]);
+        int at = plane + pixel;
+        for (int t = 0; t < p.Copies; t++) y[at + t * p.CopyStride] = v;
     }
 
     // ------------------------------------------------------------------ cuBLAS path: im2col and the channel epilogue
@@ -832,23 +953,100 @@ internal static class GpuKernels
         }
         Group.Barrier();
         int kvAt = 3 * rows;
-        for (int e = tid; e < d * d; e += threads)
+        KeyValues(shared, d, tokens, pitch, kvAt, invD);
+        Group.Barrier();
+        for (int e = tid; e < slice; e += threads) output[at + e] = AttentionSum(shared, e, d, tokens, pitch, kvAt, invTokens) * scale;
+    }
+
+    /// <summary>
+    /// kv[i, j] = Σ_n K[i, n]·V[j, n] into shared[kvAt …] (d × d), the group's threads sharing the sums, from the K and V
+    /// tiles at the start of <paramref name="shared"/> (rows at <paramref name="pitch"/>, V after K's d rows).
+    /// </summary>
+    private static void KeyValues(ArrayView<float> shared, int d, int tokens, int pitch, int kvAt, float invD)
+    {
+        for (int e = Group.IdxX; e < d * d; e += Group.DimX)
         {
             int i = SmallDiv(e, invD), j = e - i * d;
             var kRow = shared.SubView(i * pitch, tokens);
-            var vRow = shared.SubView(rows + j * pitch, tokens);
+            var vRow = shared.SubView((d + j) * pitch, tokens);
             float s = 0f;
             for (int n = 0; n < tokens; n++) s += kRow[n] * vRow[n];
             shared[kvAt + e] = s;
         }
-        Group.Barrier();
-        for (int e = tid; e < slice; e += threads)
+    }
+
+    /// <summary>Σ_i kv[i, j]·Q[i, n] for element e = j·tokens + n of a plane (Q's tile after K's and V's), before the scale.</summary>
+    private static float AttentionSum(ArrayView<float> shared, int e, int d, int tokens, int pitch, int kvAt, float invTokens)
+    {
+        int j = SmallDiv(e, invTokens), n = e - j * tokens, qAt = 2 * d * pitch + n;
+        float s = 0f;
+        for (int i = 0; i < d; i++) s += shared[kvAt + i * d + j] * shared[qAt + i * pitch];
+        return s;
+    }
+
+    /// <summary>Shared floats of a <see cref="SmallAttentionLif"/> group: <see cref="SmallAttention"/>'s, and four membranes per element of a plane.</summary>
+    public const int SmallAttentionLifFloats = 6144;
+
+    /// <summary>
+    /// MS_Block's attention core on small planes, one (image, head) per group, its T frames in order: the LIF of q, k and v
+    /// (threshold <paramref name="threshold"/>) from their pre-activations, <see cref="SmallAttention"/>'s SDSA of those
+    /// spikes, and attn_lif (<paramref name="attentionThreshold"/>) of its output, written as spikes. Every element keeps its
+    /// four membranes in shared memory from step to step (the same thread owns it at every step); each step is the LIF
+    /// kernel's arithmetic and the attention's exact integer sums, so the spikes are those of the five ops bit for bit,
+    /// without writing or reading the three spike maps and the attention's output. With <paramref name="countSlot"/> ≥ 0 the
+    /// spikes of the four layers are added to counts[countSlot + 0 … 3] (integer atomics, once per group).
+    /// </summary>
+    public static void SmallAttentionLif(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> spikes, ArrayView<long> counts,
+        int batch, int heads, int d, int tokens, int timesteps, float scale, float threshold, float attentionThreshold, int countSlot)
+    {
+        var shared = SharedMemory.Allocate<float>(SmallAttentionLifFloats);
+        var fired = SharedMemory.Allocate<int>(4);
+        int tid = Group.IdxX, threads = Group.DimX, slice = d * tokens, pitch = SmallAttentionPitch(tokens), rows = d * pitch;
+        int b = Grid.IdxX / heads, head = Grid.IdxX - b * heads;
+        int kvAt = 3 * rows, membranes = kvAt + d * d; // q, k, v and attn membranes: slice floats each
+        float invD = 1f / d, invTokens = 1f / tokens;
+        for (int i = tid; i < 4 * slice; i += threads) shared[membranes + i] = 0f;
+        for (int j = tid; j < 4; j += threads) fired[j] = 0;
+        Group.Barrier(); // another thread may own an element whose membrane this one cleared
+        int firedQ = 0, firedK = 0, firedV = 0, firedA = 0;
+        for (int t = 0; t < timesteps; t++)
         {
-            int j = SmallDiv(e, invTokens), n = e - j * tokens;
-            float s = 0f;
-            for (int i = 0; i < d; i++) s += shared[kvAt + i * d + j] * shared[2 * rows + i * pitch + n];
-            output[at + e] = s * scale;
+            int at = ((t * batch + b) * heads + head) * slice;
+            for (int i = tid; i < slice; i += threads)
+            {
+                float kk = k[at + i], vv = v[at + i], qq = q[at + i]; // three loads in flight before the stores
+                int r = SmallDiv(i, invTokens), to = r * pitch + i - r * tokens;
+                shared[to] = LifStep(shared, membranes + slice + i, kk, threshold, ref firedK);
+                shared[rows + to] = LifStep(shared, membranes + 2 * slice + i, vv, threshold, ref firedV);
+                shared[2 * rows + to] = LifStep(shared, membranes + i, qq, threshold, ref firedQ);
+            }
+            Group.Barrier();
+            KeyValues(shared, d, tokens, pitch, kvAt, invD);
+            Group.Barrier();
+            for (int e = tid; e < slice; e += threads)
+                spikes[at + e] = LifStep(shared, membranes + 3 * slice + e, AttentionSum(shared, e, d, tokens, pitch, kvAt, invTokens) * scale,
+                    attentionThreshold, ref firedA);
+            Group.Barrier(); // the next step overwrites the spike tiles and kv
         }
+        if (countSlot < 0) return;
+        if (firedQ != 0) Atomic.Add(ref fired[0], firedQ);
+        if (firedK != 0) Atomic.Add(ref fired[1], firedK);
+        if (firedV != 0) Atomic.Add(ref fired[2], firedV);
+        if (firedA != 0) Atomic.Add(ref fired[3], firedA);
+        Group.Barrier();
+        for (int j = tid; j < 4; j += threads)
+            if (fired[j] != 0) Atomic.Add(ref counts[countSlot + j], (long)fired[j]);
+    }
+
+    /// <summary>One LIF step of the neuron whose membrane is shared[at] (<see cref="Lif"/>'s arithmetic): the spike, as 0 or 1.</summary>
+    private static float LifStep(ArrayView<float> shared, int at, float x, float threshold, ref int fired)
+    {
+        float v = shared[at];
+        float h = v + (x - v) * 0.5f;
+        bool fire = h >= threshold;
+        shared[at] = fire ? 0f : h;
+        fired += fire ? 1 : 0;
+        return fire ? 1f : 0f;
     }
 
     // ------------------------------------------------------------------ LIF over T

@@ -92,6 +92,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _add;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _smallAttention;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _addLif;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, int, int, int, float, float, float, int> _smallAttentionLif;
     private readonly Action<Index1D, ArrayView<float>, int> _repeat;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _pad;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float> _mean;
@@ -100,6 +101,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Action<Index1D, ArrayView<double>, int, ArrayView<double>, int> _sumPartials;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int, int, int, int, int, int, int, int, int> _im2col;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _epilogue;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SmallInputArgs> _smallInput;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int> _toPixelMajor;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int> _rowsEpilogue;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _dummy;
@@ -141,6 +143,7 @@ internal sealed class GpuOps : IDisposable
         _lif = Load("Lif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int>(GpuKernels.Lif));
         _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(GpuKernels.Add));
         _smallAttention = Load("SmallAttention", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.SmallAttention));
+        _smallAttentionLif = Load("SmallAttentionLif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, int, int, int, float, float, float, int>(GpuKernels.SmallAttentionLif));
         _addLif = Load("AddLif", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.AddLif));
         _repeat = Load("RepeatOverTime", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(GpuKernels.RepeatOverTime));
         _pad = Load("PadBorder", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.PadBorder));
@@ -152,6 +155,9 @@ internal sealed class GpuOps : IDisposable
         _epilogue = cuda
             ? Load("ChannelEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ChannelEpilogue<ContractedFma>))
             : Load("ChannelEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ChannelEpilogue<ExactFma>));
+        _smallInput = cuda
+            ? Load("SmallInputConv", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SmallInputArgs>(GpuKernels.SmallInputConv<ContractedFma>))
+            : Load("SmallInputConv", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SmallInputArgs>(GpuKernels.SmallInputConv<ExactFma>));
         _toPixelMajor = Load("ToPixelMajor", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.ToPixelMajor));
         _rowsEpilogue = cuda
             ? Load("RowsEpilogue", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>(GpuKernels.RowsEpilogue<ContractedFma>))
@@ -252,6 +258,57 @@ internal sealed class GpuOps : IDisposable
             RowsPerBatch = coutG, BnCount = layer.BnCount, BnChannels = g.OutChannels, Alpha = 1f,
         };
         LaunchGemm(layer.Weights.View, input, layer.Taps!.View, output, bias, bn, p);
+    }
+
+    /// <summary>
+    /// Whether <see cref="SmallInputConv"/> takes this layer at this input size: a dense layer of at most 4 input channels
+    /// (the stem over RGB) that is not 1×1, with K within the staged weights and its tile's input patch within shared memory.
+    /// </summary>
+    public static bool SmallInputFits(ConvGeometry g, int h, int w)
+    {
+        if (g.IsDepthwise || g.Groups != 1 || g.IsPointwise || g.InChannels > 4 || g.InChannels * g.KernelH * g.KernelW > GpuKernels.SmallInputMaxK)
+            return false;
+        var (tileH, tileW) = SmallInputTile(g.OutH(h), g.OutW(w));
+        return (long)g.InChannels * ((tileH - 1) * g.StrideH + g.KernelH) * ((tileW - 1) * g.StrideW + g.KernelW) <= GpuKernels.SmallInputPatchFloats;
+    }
+
+    /// <summary>A tile of at most <see cref="GpuKernels.SmallInputPixels"/> outputs: up to 64 columns, as many rows as the rest allows.</summary>
+    private static (int H, int W) SmallInputTile(int oh, int ow)
+    {
+        int tileW = Math.Min(ow, 64);
+        return (Math.Min(oh, GpuKernels.SmallInputPixels / tileW), tileW);
+    }
+
+    /// <summary>
+    /// The layer (<see cref="SmallInputFits"/>) by <see cref="GpuKernels.SmallInputConv{TFma}"/>, its result written into
+    /// output <paramref name="copies"/> times, one after the other (frames·Cout·OH·OW floats each): the stem and the repeat over T in one kernel.
+    /// The values are those of <see cref="Conv"/> (its implicit GEMM) to the last bit.
+    /// </summary>
+    public void SmallInputConv(GpuConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output, int copies = 1)
+    {
+        var g = layer.Geometry;
+        if (!SmallInputFits(g, h, w)) throw new ArgumentException($"the small-input conv does not take {g.InChannels}->{g.OutChannels} {g.KernelH}x{g.KernelW} @{h}x{w}");
+        if (copies < 1) throw new ArgumentOutOfRangeException(nameof(copies), $"copies must be at least 1, got {copies}");
+        int oh = g.OutH(h), ow = g.OutW(w);
+        long block = (long)frames * g.OutChannels * oh * ow;
+        CheckLength(input, (long)frames * g.InChannels * h * w, nameof(input));
+        CheckLength(output, block * copies, nameof(output));
+        if (frames == 0) return;
+        CheckInt(block * copies);
+        var (tileH, tileW) = SmallInputTile(oh, ow);
+        var p = new SmallInputArgs
+        {
+            InChannels = g.InChannels, H = h, W = w, OutChannels = g.OutChannels, OH = oh, OW = ow, KH = g.KernelH, KW = g.KernelW,
+            StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW, K = g.InChannels * g.KernelH * g.KernelW,
+            TileH = tileH, TileW = tileW, TilesY = (oh + tileH - 1) / tileH, TilesX = (ow + tileW - 1) / tileW,
+            ChannelBlocks = (g.OutChannels + GpuKernels.SmallInputChannels - 1) / GpuKernels.SmallInputChannels,
+            PatchH = (tileH - 1) * g.StrideH + g.KernelH, PatchW = (tileW - 1) * g.StrideW + g.KernelW,
+            HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount, Copies = copies, CopyStride = (int)block,
+        };
+        long groups = (long)frames * p.ChannelBlocks * p.TilesY * p.TilesX;
+        if (groups > int.MaxValue) throw new QsvitException($"a convolution over {frames:N0} frames is too large for one launch; use a smaller batch");
+        _smallInput(new KernelConfig(new Index1D((int)groups), new Index1D(Math.Min(GpuKernels.SmallInputPixels, _acc.MaxNumThreadsPerGroup))),
+            input, layer.Weights.View, layer.Taps!.View, layer.Bias?.View ?? _dummy.View, layer.Bn?.View ?? _dummy.View, output, p);
     }
 
     /// <summary>
@@ -529,6 +586,33 @@ internal sealed class GpuOps : IDisposable
         if (planes == 0) return;
         CheckInt(n);
         _smallAttention(new KernelConfig(new Index1D(planes), new Index1D(Math.Min(256, _acc.MaxNumThreadsPerGroup))), q, k, v, output, d, tokens, scale);
+    }
+
+    /// <summary>Whether <see cref="SmallAttentionLif"/> takes planes of d rows and <paramref name="tokens"/> tokens: its shared memory holds them with four membranes per element.</summary>
+    public static bool SmallAttentionLifFits(int d, int tokens) =>
+        3L * d * GpuKernels.SmallAttentionPitch(tokens) + (long)d * d + 4L * d * tokens <= GpuKernels.SmallAttentionLifFloats;
+
+    /// <summary>
+    /// q_lif, k_lif, v_lif, SDSA and attn_lif in one kernel (<see cref="GpuKernels.SmallAttentionLif"/>): one group per
+    /// (image, head), its T frames in turn; spikes [frames, C, N] of attn_lif. With <paramref name="counts"/>, each layer's
+    /// spikes are added to counts[slot + 0 … 3].
+    /// </summary>
+    public void SmallAttentionLif(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> spikes, int frames, int timesteps,
+        int heads, int d, int tokens, float scale, float threshold, float attentionThreshold, ArrayView<long> counts, int slot)
+    {
+        if (!SmallAttentionLifFits(d, tokens)) throw new ArgumentException($"planes of {d} x {tokens} do not fit the fused attention kernel");
+        if (timesteps < 1 || frames % timesteps != 0) throw new ArgumentException($"{frames} frames are not T = {timesteps} steps of a batch");
+        long n = (long)frames * heads * d * tokens;
+        CheckLength(q, n, nameof(q));
+        CheckLength(k, n, nameof(k));
+        CheckLength(v, n, nameof(v));
+        CheckLength(spikes, n, nameof(spikes));
+        if (frames == 0) return;
+        CheckInt(n);
+        int batch = frames / timesteps;
+        _smallAttentionLif(new KernelConfig(new Index1D(batch * heads), new Index1D(Math.Min(256, _acc.MaxNumThreadsPerGroup))),
+            q, k, v, spikes, counts.IsValid ? counts : _dummyLong.View, batch, heads, d, tokens, timesteps, scale, threshold, attentionThreshold,
+            counts.IsValid ? slot : -1);
     }
 
     /// <summary>x[i] += y[i], then the LIF over [timesteps, length / timesteps] of x into spikes (no recorder).</summary>

@@ -130,6 +130,25 @@ internal sealed class GpuSpikeConv : IDisposable
     /// <summary>GEMM rows up to which <see cref="ImplicitPays"/>.</summary>
     public const int ImplicitMaxRows = 64;
 
+    /// <summary>
+    /// Whether a call of an integer conv wider than 1×1 runs as the tiled implicit GEMM with its epilogue fused
+    /// (<see cref="SpikeTiledKernels"/>: block tiles with operands staged in shared memory, the sums never in memory)
+    /// rather than by <see cref="ImplicitPays"/>: one int8 digit, no LIF after it (the fused LIF epilogue needs all T steps
+    /// of a pixel, which the tiles do not hold), and <paramref name="minRows"/> to <paramref name="maxRows"/> GEMM rows.
+    /// Measured on an H200 (BENCHMARKS.md, branch <c>widemma</c>): with 64 rows (64 × 128 blocks) 1.07–1.24x faster than the
+    /// warp tiles (55M 256→64 @112² 4.49 against 4.99 ms, CIFAR 256→64 @8² 0.75 against 0.82, 32→64 s2 @16² 0.37 against
+    /// 0.43); with 32 rows 0.86–0.9x; from 128 rows no faster than im2col + cuBLAS (0.44–1.04x), and wide layers before a
+    /// LIF (sums through memory) 0.4–0.7x, so whole models with tiles from 64 or more rows for every call ran 3–12 % slower.
+    /// </summary>
+    public static bool TiledPays(int gemmRows, int digits, bool lif, int minRows = TiledMinRows, int maxRows = TiledMaxRows) =>
+        digits == 1 && !lif && gemmRows >= minRows && gemmRows <= maxRows;
+
+    /// <summary>GEMM rows from which and up to which <see cref="TiledPays"/>.</summary>
+    public const int TiledMinRows = 64, TiledMaxRows = 64;
+
+    /// <summary>Warps along the rows of a tiled block (<see cref="SpikeTiledKernels.BlockTile"/>): 128 × 64 for wide layers, 64 × 128 up to 64 rows.</summary>
+    public static int TiledRowWarps(int gemmRows) => gemmRows > 64 ? 4 : 2;
+
     /// <summary>The input's bf16 pieces per pixel (<see cref="RealInput"/>): hi + mid + lo = x exactly (<see cref="Bf16Split"/>).</summary>
     public const int InputPieces = 3;
 
@@ -296,23 +315,57 @@ internal sealed class SpikeGemmOps
     /// <summary>The implicit-GEMM kernel (<see cref="SpikeMmaKernels"/>); null on GPUs without int8 mma (before sm_80).</summary>
     private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int>? _implicitConv;
     private readonly int _mmaGroup;
+    /// <summary>The tiled implicit-GEMM kernel (<see cref="SpikeTiledKernels"/>); null where <see cref="_implicitConv"/> is.</summary>
+    private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, int>? _tiledConv;
+    private readonly int _tiledGroup;
     private readonly SpikeInputGemm _mode;
-    private readonly int _implicitMaxRows;
+    private readonly int _implicitMaxRows, _tiledMinRows, _tiledMaxRows, _tiledRowWarps;
+    /// <summary>Whether the tiled kernel applies the epilogue itself where it can (one digit, no LIF); benchmarks compare both.</summary>
+    private readonly bool _tiledFuses;
+    /// <summary>The fused pointwise kernel (<see cref="PointwiseMmaKernels"/>); null before sm_80, with <see cref="SpikeInputGemm.TensorCoresPointwiseCublas"/> and on accelerators with smaller groups.</summary>
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>? _pointwise;
+    private readonly int _pointwiseMaxRows;
 
     /// <param name="mode">Which integer convs run as implicit GEMMs (<see cref="Implicit"/>).</param>
     /// <param name="implicitMaxRows">The rule's bound (<see cref="GpuSpikeConv.ImplicitPays"/>); benchmarks measure others.</param>
-    public SpikeGemmOps(Accelerator acc, Cublas? blas, SpikeInputGemm mode = SpikeInputGemm.TensorCores, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows)
+    /// <param name="tiledMinRows">The tiled kernel's bounds (<see cref="GpuSpikeConv.TiledPays"/>); benchmarks measure others.</param>
+    /// <param name="tiledMaxRows">See <paramref name="tiledMinRows"/>.</param>
+    /// <param name="tiledRowWarps">Benchmarks: one block shape for every tiled layer (2 or 4) instead of <see cref="GpuSpikeConv.TiledRowWarps"/> (0).</param>
+    /// <param name="tiledFuses">Benchmarks: false keeps the tiled kernel's sums in memory for the separate epilogue everywhere.</param>
+    /// <param name="pointwiseMaxRows">The fused pointwise rule's bound (<see cref="PointwiseMmaKernels.FusedPays"/>); benchmarks measure others.</param>
+    public SpikeGemmOps(Accelerator acc, Cublas? blas, SpikeInputGemm mode = SpikeInputGemm.TensorCores, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows,
+        int tiledMinRows = GpuSpikeConv.TiledMinRows, int tiledMaxRows = GpuSpikeConv.TiledMaxRows, int tiledRowWarps = 0, bool tiledFuses = true,
+        int pointwiseMaxRows = PointwiseMmaKernels.FusedMaxRows)
     {
+        if (tiledRowWarps != 0 && !SpikeTiledKernels.ValidRowWarps(tiledRowWarps)) throw new ArgumentOutOfRangeException(nameof(tiledRowWarps), "2 or 4 row warps");
         _acc = acc;
         _blas = blas;
         _mode = mode;
         _implicitMaxRows = implicitMaxRows;
+        _tiledMinRows = tiledMinRows;
+        _tiledMaxRows = tiledMaxRows;
+        _tiledRowWarps = tiledRowWarps;
+        _tiledFuses = tiledFuses;
+        _pointwiseMaxRows = pointwiseMaxRows;
         _group = Math.Min(acc.MaxNumThreadsPerGroup, 256);
         bool cuda = acc.AcceleratorType == AcceleratorType.Cuda;
         // Four warps per group on CUDA (each warp one tile); on the CPU accelerator any group size does (no warp operations).
         _mmaGroup = cuda ? 4 * SpikeMmaKernels.Lanes : acc.MaxNumThreadsPerGroup;
         if (!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80)
+        {
             _implicitConv = acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int>(SpikeMmaKernels.Conv);
+            _tiledConv = cuda
+                ? acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, int>(SpikeTiledKernels.Conv<ContractedFma>)
+                : acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, int>(SpikeTiledKernels.Conv<ExactFma>);
+        }
+        // One warp per 32 lanes of the block on CUDA; one thread per group on the CPU accelerator (barriers switch OS threads).
+        _tiledGroup = cuda ? SpikeTiledKernels.GroupThreads : 1;
+        // Its groups are four warps (tests run it on a CPU accelerator with groups that large).
+        if ((!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80) && mode != SpikeInputGemm.TensorCoresPointwiseCublas
+            && acc.MaxNumThreadsPerGroup >= PointwiseMmaKernels.GroupSize)
+            _pointwise = cuda
+                ? acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.Conv<ContractedFma>)
+                : acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.Conv<ExactFma>);
         _packBf16 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackBf16);
         _packS8 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8);
         _packSplit = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackSplit);
@@ -335,16 +388,39 @@ internal sealed class SpikeGemmOps
     }
 
     /// <summary>
-    /// Whether <paramref name="layer"/> at this input size runs as an implicit GEMM: integer codes, wider than 1×1, the
-    /// kernel available, and then as <see cref="SpikeInputGemm"/> says (by <see cref="GpuSpikeConv.ImplicitPays"/> by
-    /// default; always without cuBLAS, whose stand-in is a plain ILGPU kernel).
+    /// Whether <paramref name="layer"/> at this input size runs as an implicit GEMM (with a fused LIF when
+    /// <paramref name="lif"/>): integer codes, wider than 1×1, the kernel available, and then as <see cref="SpikeInputGemm"/>
+    /// says (by <see cref="Tiled"/> or <see cref="GpuSpikeConv.ImplicitPays"/> by default; always without cuBLAS, whose
+    /// stand-in is a plain ILGPU kernel).
     /// </summary>
-    public bool Implicit(GpuSpikeConv layer, int h, int w) => _implicitConv is not null && layer.Integer && !layer.Pointwise && _mode switch
+    public bool Implicit(GpuSpikeConv layer, int h, int w, bool lif = false) => _implicitConv is not null && layer.Integer && !layer.Pointwise && _mode switch
     {
         SpikeInputGemm.TensorCoresIm2col => false,
-        SpikeInputGemm.TensorCoresImplicit => true,
-        _ => _blas is null || GpuSpikeConv.ImplicitPays(layer.GemmRows, _implicitMaxRows),
+        SpikeInputGemm.TensorCoresImplicit or SpikeInputGemm.TensorCoresTiled => true,
+        _ => _blas is null || Tiled(layer, lif) || GpuSpikeConv.ImplicitPays(layer.GemmRows, _implicitMaxRows),
     };
+
+    /// <summary>
+    /// Whether an implicit GEMM of <paramref name="layer"/> (<see cref="Implicit"/>), with a fused LIF when
+    /// <paramref name="lif"/>, runs on the tiled kernel (<see cref="SpikeTiledKernels"/>) rather than the warp-tile one: as
+    /// <see cref="GpuSpikeConv.TiledPays"/> says, always with <c>--gemm tensor-tiled</c>.
+    /// </summary>
+    public bool Tiled(GpuSpikeConv layer, bool lif) => _tiledConv is not null && layer.Integer && !layer.Pointwise && _mode switch
+    {
+        SpikeInputGemm.TensorCoresTiled => true,
+        SpikeInputGemm.TensorCores => GpuSpikeConv.TiledPays(layer.GemmRows, layer.Parts, lif, _tiledMinRows, _tiledMaxRows),
+        _ => false,
+    };
+
+    /// <summary>
+    /// Whether <paramref name="layer"/> runs as one fused pointwise kernel (<see cref="PointwiseMmaKernels"/>: fp32 spikes read
+    /// in place, int8 mma, epilogue and LIF in registers): integer codes of a 1×1 layer, the kernel available, a fused LIF's
+    /// T steps fitting a lane's columns (<paramref name="timesteps"/> 0 without), and as <see cref="PointwiseMmaKernels.FusedPays"/>
+    /// says with cuBLAS (always without: its stand-in is a plain ILGPU kernel).
+    /// </summary>
+    public bool Fused(GpuSpikeConv layer, int timesteps = 0) => _pointwise is not null && layer.Integer && layer.Pointwise
+        && (timesteps == 0 || PointwiseMmaKernels.StepsFit(timesteps))
+        && (_blas is null || PointwiseMmaKernels.FusedPays(layer.GemmRows, _pointwiseMaxRows));
 
     /// <summary>
     /// Whether SDSA of this shape runs exactly on f16 tensor cores (<see cref="Attention"/>): kv counts up to
@@ -395,8 +471,9 @@ internal sealed class SpikeGemmOps
     /// <see cref="Implicit"/> says) needs no columns, only the packed spikes.
     /// </summary>
     public static (int Chunk, long ColumnFloats, long SumFloats) Plan(GpuSpikeConv layer, int frames, int h, int w, long budget, int timesteps = 1,
-        bool implicitGemm = false)
+        bool implicitGemm = false, bool fused = false)
     {
+        if (fused) return (Math.Max(1, frames), 0, 0); // one launch over the whole batch, no workspace
         var g = layer.Geometry;
         long ohw = (long)g.OutH(h) * g.OutW(w);
         int bytes = layer.Integer ? 1 : 2;
@@ -431,6 +508,11 @@ internal sealed class SpikeGemmOps
     {
         if (timesteps > 0 && (!layer.Integer || frames % timesteps != 0 || chunk % timesteps != 0 || chunk >= 1 << 21))
             throw new ArgumentException($"a fused LIF needs integer codes and whole images: {frames} frames and chunks of {chunk} for T = {timesteps}");
+        if (Fused(layer, timesteps))
+        {
+            RunFused(layer, input, frames, h, w, output, timesteps, threshold);
+            return;
+        }
         int batch = timesteps > 0 ? frames / timesteps : frames, itemsPerChunk = timesteps > 0 ? chunk / timesteps : chunk;
         var g = layer.Geometry;
         int oh = g.OutH(h), ow = g.OutW(w), ohw = oh * ow, m = g.OutChannels;
@@ -440,7 +522,7 @@ internal sealed class SpikeGemmOps
         var bias = layer.Bias?.View ?? sums;
         var bn = layer.Bn?.View ?? sums;
         int bytes = layer.Integer ? 1 : 2;
-        bool mma = Implicit(layer, h, w);
+        bool mma = Implicit(layer, h, w, timesteps > 0);
         long packedFloats = PackedFloats(layer, chunk, h, w);
         if (columns.Length < packedFloats + (mma ? 0 : Rows((long)chunk * ohw) * layer.GemmK * bytes / 4))
             throw new ArgumentException($"columns hold {columns.Length} floats, fewer than chunks of {chunk} frames need (Plan)", nameof(columns));
@@ -483,7 +565,16 @@ internal sealed class SpikeGemmOps
             {
                 var cols = colRegion.Cast<sbyte>();
                 var c = sums.Cast<int>();
-                if (mma)
+                bool fused = false;
+                if (mma && Tiled(layer, timesteps > 0))
+                {
+                    // One digit without a LIF: the tiled kernel applies the epilogue itself and the sums never reach memory.
+                    fused = p.Parts == 1 && timesteps == 0 && _tiledFuses;
+                    int rowWarps = _tiledRowWarps != 0 ? _tiledRowWarps : GpuSpikeConv.TiledRowWarps(pm);
+                    _tiledConv!(new KernelConfig(new Index1D(SpikeTiledKernels.Groups(pm, (int)rows, rowWarps)), new Index1D(_tiledGroup)), packed.Cast<int>(),
+                        ((ArrayView<sbyte>)layer.S8!.View).Cast<int>(), c, output, layer.Scales!.View, bias, bn, p, pm, rowWarps, fused ? 1 : 0);
+                }
+                else if (mma)
                 {
                     long groups = (SpikeMmaKernels.Threads(pm, (int)rows) + _mmaGroup - 1) / _mmaGroup;
                     _implicitConv!(new KernelConfig(new Index1D((int)groups), new Index1D(_mmaGroup)), packed.Cast<int>(),
@@ -494,7 +585,7 @@ internal sealed class SpikeGemmOps
                 else
                     _gemmS8((int)(pm * rows), layer.S8!.View, cols, c, (int)rows, gk);
                 if (timesteps > 0) _epilogueIntLif(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
-                else _epilogueInt(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
+                else if (!fused) _epilogueInt(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
             }
             else
             {
@@ -508,5 +599,31 @@ internal sealed class SpikeGemmOps
                 else _epilogueSplit(epilogueThreads, sums, output, bias, bn, p);
             }
         }
+    }
+    /// <summary>
+    /// <see cref="Conv"/> of a layer that <see cref="Fused"/> takes: one launch over all frames, input read in place, output
+    /// (or with <paramref name="timesteps"/> &gt; 0 the LIF's spikes) written once; no columns or sums.
+    /// </summary>
+    private void RunFused(GpuSpikeConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output, int timesteps, float threshold)
+    {
+        var g = layer.Geometry;
+        int hw = h * w, steps = Math.Max(1, timesteps);
+        if (input.Length < (long)frames * g.InChannels * hw) throw new ArgumentException($"input has {input.Length} elements, needs {(long)frames * g.InChannels * hw}", nameof(input));
+        if (output.Length < (long)frames * g.OutChannels * hw) throw new ArgumentException($"output has {output.Length} elements, needs {(long)frames * g.OutChannels * hw}", nameof(output));
+        if ((long)frames * Math.Max(g.InChannels, g.OutChannels) * hw > int.MaxValue)
+            throw new QsvitException($"a 1×1 convolution of {frames} frames of {g.InChannels}->{g.OutChannels} channels at {h}x{w} is too large for one launch; use a smaller batch");
+        var p = new PointwiseArgs
+        {
+            InChannels = g.InChannels, Cp = layer.Cp, M = g.OutChannels, Parts = layer.Parts,
+            HW = hw, Steps = steps, Batch = frames / steps, Pixels = frames / steps * hw,
+            Lif = timesteps > 0 ? 1 : 0, Threshold = threshold, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
+            Vec = hw % 4 == 0 ? 1 : 0, RowWarps = PointwiseMmaKernels.RowWarpsFor(g.OutChannels),
+        };
+        p.ColumnWarps = 4 / p.RowWarps;
+        long groups = PointwiseMmaKernels.Groups(p);
+        if (groups > int.MaxValue) throw new QsvitException($"a 1×1 convolution of {frames} frames is too large for one launch; use a smaller batch");
+        var unused = layer.Scales!.View; // stands in for an absent bias or BN table (never read)
+        _pointwise!(new KernelConfig(new Index1D((int)groups), new Index1D(PointwiseMmaKernels.GroupSize)), input, ((ArrayView<sbyte>)layer.S8!.View).Cast<int>(), output,
+            layer.Scales!.View, layer.Bias?.View ?? unused, layer.Bn?.View ?? unused, p);
     }
 }

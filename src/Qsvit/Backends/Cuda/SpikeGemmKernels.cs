@@ -250,7 +250,7 @@ internal static class SpikeGemmKernels
         ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
     {
         long at = Output(i, p, out int n0, out int oc);
-        if (p.PerThread == 4) y.Cast<F4>()[at / 4] = Scaled<TFma>(IntQuad(c, n0, oc, p), oc, scales, bias, bn, p);
+        if (p.PerThread == 4) y.Cast<F4>()[at / 4] = ScaledQuad<TFma>(IntQuad(c, n0, oc, p), oc, scales, bias, bn, p);
         else y[at] = Scaled<TFma>(IntValue(c, n0, oc, p), oc, scales, bias, bn, p);
     }
 
@@ -310,17 +310,17 @@ internal static class SpikeGemmKernels
             long at = ((long)p.Frame(j) * p.M + oc) * p.OHW + pix0;
             if (p.PerThread == 4)
             {
-                var x = Scaled<TFma>(IntQuad(c, n, oc, p), oc, scales, bias, bn, p);
+                var x = ScaledQuad<TFma>(IntQuad(c, n, oc, p), oc, scales, bias, bn, p);
                 var s = default(F4);
-                v.X = LifStep(x.X, v.X, p.Threshold, out s.X);
-                v.Y = LifStep(x.Y, v.Y, p.Threshold, out s.Y);
-                v.Z = LifStep(x.Z, v.Z, p.Threshold, out s.Z);
-                v.W = LifStep(x.W, v.W, p.Threshold, out s.W);
+                v.X = LifSpike(x.X, v.X, p.Threshold, out s.X);
+                v.Y = LifSpike(x.Y, v.Y, p.Threshold, out s.Y);
+                v.Z = LifSpike(x.Z, v.Z, p.Threshold, out s.Z);
+                v.W = LifSpike(x.W, v.W, p.Threshold, out s.W);
                 quads[at / 4] = s;
             }
             else
             {
-                v.X = LifStep(Scaled<TFma>(IntValue(c, n, oc, p), oc, scales, bias, bn, p), v.X, p.Threshold, out float s);
+                v.X = LifSpike(Scaled<TFma>(IntValue(c, n, oc, p), oc, scales, bias, bn, p), v.X, p.Threshold, out float s);
                 spikes[at] = s;
             }
         }
@@ -358,29 +358,29 @@ internal static class SpikeGemmKernels
         word = 0;
         if (oc < p.M)
         {
-            v.X = LifStep(Scaled<TFma>(IntValue(c, n, oc, p), oc, scales, bias, bn, p), v.X, p.Threshold, out float s);
+            v.X = LifSpike(Scaled<TFma>(IntValue(c, n, oc, p), oc, scales, bias, bn, p), v.X, p.Threshold, out float s);
             if (s != 0f) word |= 1;
         }
         if (oc + 1 < p.M)
         {
-            v.Y = LifStep(Scaled<TFma>(IntValue(c, n, oc + 1, p), oc + 1, scales, bias, bn, p), v.Y, p.Threshold, out float s);
+            v.Y = LifSpike(Scaled<TFma>(IntValue(c, n, oc + 1, p), oc + 1, scales, bias, bn, p), v.Y, p.Threshold, out float s);
             if (s != 0f) word |= 1 << 8;
         }
         if (oc + 2 < p.M)
         {
-            v.Z = LifStep(Scaled<TFma>(IntValue(c, n, oc + 2, p), oc + 2, scales, bias, bn, p), v.Z, p.Threshold, out float s);
+            v.Z = LifSpike(Scaled<TFma>(IntValue(c, n, oc + 2, p), oc + 2, scales, bias, bn, p), v.Z, p.Threshold, out float s);
             if (s != 0f) word |= 1 << 16;
         }
         if (oc + 3 < p.M)
         {
-            v.W = LifStep(Scaled<TFma>(IntValue(c, n, oc + 3, p), oc + 3, scales, bias, bn, p), v.W, p.Threshold, out float s);
+            v.W = LifSpike(Scaled<TFma>(IntValue(c, n, oc + 3, p), oc + 3, scales, bias, bn, p), v.W, p.Threshold, out float s);
             if (s != 0f) word |= 1 << 24;
         }
         return v;
     }
 
     /// <summary>One LIF step as <see cref="GpuKernels.Lif"/> computes it: H = V + (X − V)·0.5, S = H ≥ Vth, V = S ? 0 : H; gives S, returns V.</summary>
-    private static float LifStep(float x, float v, float threshold, out float spike)
+    internal static float LifSpike(float x, float v, float threshold, out float spike)
     {
         float h = v + (x - v) * 0.5f;
         bool fire = h >= threshold;
@@ -388,8 +388,16 @@ internal static class SpikeGemmKernels
         return fire ? 0f : h;
     }
 
+    /// <summary><see cref="LifSpike"/> writing S to spikes[at].</summary>
+    internal static float LifStep(float x, float v, float threshold, ArrayView<float> spikes, long at)
+    {
+        v = LifSpike(x, v, threshold, out float spike);
+        spikes[at] = spike;
+        return v;
+    }
+
     /// <summary>fma(sum, scale[oc], bias[oc]) (sum·scale without a bias), as the CPU's SpikeConv, then each BN as one FMA.</summary>
-    private static float Scaled<TFma>(float sum, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
+    internal static float Scaled<TFma>(float sum, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
         where TFma : struct, IFma
     {
         float v = p.HasBias != 0 ? default(TFma).Fma(sum, scales[oc], bias[oc]) : sum * scales[oc];
@@ -398,7 +406,7 @@ internal static class SpikeGemmKernels
     }
 
     /// <summary>The scalar Scaled of four outputs of one channel, its constants loaded once (the same FMAs per output).</summary>
-    private static F4 Scaled<TFma>(F4 sum, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
+    private static F4 ScaledQuad<TFma>(F4 sum, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
         where TFma : struct, IFma
     {
         var f = default(TFma);
@@ -434,7 +442,7 @@ internal static class SpikeGemmKernels
     {
         long at = Output(i, p, out int n0, out int oc);
         long sum = (long)oc * p.Rows + n0;
-        if (p.PerThread == 4) y.Cast<F4>()[at / 4] = Scaled<TFma>(c.Cast<F4>()[sum / 4], oc, scales, bias, bn, p);
+        if (p.PerThread == 4) y.Cast<F4>()[at / 4] = ScaledQuad<TFma>(c.Cast<F4>()[sum / 4], oc, scales, bias, bn, p);
         else y[at] = Scaled<TFma>(c[sum], oc, scales, bias, bn, p);
     }
 

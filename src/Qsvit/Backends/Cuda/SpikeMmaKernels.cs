@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime.Cuda;
 
@@ -51,7 +52,7 @@ internal static class SpikeMmaKernels
     }
 
     /// <summary>Output pixel n of the chunk: its frame's first packed pixel and the top-left input pixel of its window (far outside for n ≥ Valid).</summary>
-    private static void Window(SpikeGemmArgs p, int n, out int frameBase, out int iy0, out int ix0)
+    internal static void Window(SpikeGemmArgs p, int n, out int frameBase, out int iy0, out int ix0)
     {
         if (n >= p.Valid)
         {
@@ -79,15 +80,6 @@ internal static class SpikeMmaKernels
     /// <summary>Index of A's row r in units of which a row holds <paramref name="perRow"/>, or −1 past the rows.</summary>
     private static int RowStart(int r, int gemmRows, int perRow) => r < gemmRows ? r * perRow : -1;
 
-    /// <summary>sums[r, n], sums[r, n + 1] where r and n are inside (Rows is a multiple of 4, so n + 1 is inside with n).</summary>
-    private static void Store(ArrayView<int> sums, SpikeGemmArgs p, int gemmRows, int r, int n, int v0, int v1)
-    {
-        if (r >= gemmRows || n >= p.Rows) return;
-        long at = (long)r * p.Rows + n;
-        sums[at] = v0;
-        sums[at + 1] = v1;
-    }
-
     /// <summary>
     /// The tensor-core body. Each lane loads 16 bytes (one <see cref="Words4"/>, a vector load) per A row and B pixel for a
     /// pair of k-steps, 64 channels: words 4t, 4t + 1 feed the first mma's two register slots, 4t + 2, 4t + 3 the second's
@@ -110,7 +102,7 @@ internal static class SpikeMmaKernels
         Window(p, n0 + 8 + group, out int f1, out int y1, out int x1);
         Window(p, n0 + 16 + group, out int f2, out int y2, out int x2);
         Window(p, n0 + 24 + group, out int f3, out int y3, out int x3);
-        CudaAsm.Emit(".reg .b32 mq<32>; mov.b32 mq0, 0; mov.b32 mq1, 0; mov.b32 mq2, 0; mov.b32 mq3, 0; mov.b32 mq4, 0; mov.b32 mq5, 0; mov.b32 mq6, 0; mov.b32 mq7, 0; mov.b32 mq8, 0; mov.b32 mq9, 0; mov.b32 mq10, 0; mov.b32 mq11, 0; mov.b32 mq12, 0; mov.b32 mq13, 0; mov.b32 mq14, 0; mov.b32 mq15, 0; mov.b32 mq16, 0; mov.b32 mq17, 0; mov.b32 mq18, 0; mov.b32 mq19, 0; mov.b32 mq20, 0; mov.b32 mq21, 0; mov.b32 mq22, 0; mov.b32 mq23, 0; mov.b32 mq24, 0; mov.b32 mq25, 0; mov.b32 mq26, 0; mov.b32 mq27, 0; mov.b32 mq28, 0; mov.b32 mq29, 0; mov.b32 mq30, 0; mov.b32 mq31, 0;");
+        ZeroAccumulators();
         int tapQuad = 0;
         for (int ky = 0; ky < p.KH; ky++)
         {
@@ -130,27 +122,57 @@ internal static class SpikeMmaKernels
                     var B1 = Quad(packedQuads, inside ? b1 : -1, q);
                     var B2 = Quad(packedQuads, inside ? b2 : -1, q);
                     var B3 = Quad(packedQuads, inside ? b3 : -1, q);
-                    // k-step 1: words 4t, 4t + 1 of each lane's 16 bytes
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq0,mq1,mq2,mq3}, {%0,%1,%2,%3}, {%4,%5}, {mq0,mq1,mq2,mq3};", A0.X, A1.X, A0.Y, A1.Y, B0.X, B0.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq4,mq5,mq6,mq7}, {%0,%1,%2,%3}, {%4,%5}, {mq4,mq5,mq6,mq7};", A0.X, A1.X, A0.Y, A1.Y, B1.X, B1.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq8,mq9,mq10,mq11}, {%0,%1,%2,%3}, {%4,%5}, {mq8,mq9,mq10,mq11};", A0.X, A1.X, A0.Y, A1.Y, B2.X, B2.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq12,mq13,mq14,mq15}, {%0,%1,%2,%3}, {%4,%5}, {mq12,mq13,mq14,mq15};", A0.X, A1.X, A0.Y, A1.Y, B3.X, B3.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq16,mq17,mq18,mq19}, {%0,%1,%2,%3}, {%4,%5}, {mq16,mq17,mq18,mq19};", A2.X, A3.X, A2.Y, A3.Y, B0.X, B0.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq20,mq21,mq22,mq23}, {%0,%1,%2,%3}, {%4,%5}, {mq20,mq21,mq22,mq23};", A2.X, A3.X, A2.Y, A3.Y, B1.X, B1.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq24,mq25,mq26,mq27}, {%0,%1,%2,%3}, {%4,%5}, {mq24,mq25,mq26,mq27};", A2.X, A3.X, A2.Y, A3.Y, B2.X, B2.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq28,mq29,mq30,mq31}, {%0,%1,%2,%3}, {%4,%5}, {mq28,mq29,mq30,mq31};", A2.X, A3.X, A2.Y, A3.Y, B3.X, B3.Y);
-                    // k-step 2: words 4t + 2, 4t + 3 of each lane's 16 bytes
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq0,mq1,mq2,mq3}, {%0,%1,%2,%3}, {%4,%5}, {mq0,mq1,mq2,mq3};", A0.Z, A1.Z, A0.W, A1.W, B0.Z, B0.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq4,mq5,mq6,mq7}, {%0,%1,%2,%3}, {%4,%5}, {mq4,mq5,mq6,mq7};", A0.Z, A1.Z, A0.W, A1.W, B1.Z, B1.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq8,mq9,mq10,mq11}, {%0,%1,%2,%3}, {%4,%5}, {mq8,mq9,mq10,mq11};", A0.Z, A1.Z, A0.W, A1.W, B2.Z, B2.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq12,mq13,mq14,mq15}, {%0,%1,%2,%3}, {%4,%5}, {mq12,mq13,mq14,mq15};", A0.Z, A1.Z, A0.W, A1.W, B3.Z, B3.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq16,mq17,mq18,mq19}, {%0,%1,%2,%3}, {%4,%5}, {mq16,mq17,mq18,mq19};", A2.Z, A3.Z, A2.W, A3.W, B0.Z, B0.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq20,mq21,mq22,mq23}, {%0,%1,%2,%3}, {%4,%5}, {mq20,mq21,mq22,mq23};", A2.Z, A3.Z, A2.W, A3.W, B1.Z, B1.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq24,mq25,mq26,mq27}, {%0,%1,%2,%3}, {%4,%5}, {mq24,mq25,mq26,mq27};", A2.Z, A3.Z, A2.W, A3.W, B2.Z, B2.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq28,mq29,mq30,mq31}, {%0,%1,%2,%3}, {%4,%5}, {mq28,mq29,mq30,mq31};", A2.Z, A3.Z, A2.W, A3.W, B3.Z, B3.W);
+                    MmaStep(A0, A1, A2, A3, B0, B1, B2, B3);
                 }
             }
         }
+        StoreAccumulators(new SumsSink(sums, p, gemmRows, r0 + group, n0 + 2 * t));
+    }
+
+    /// <summary>
+    /// Declares and zeroes the 32 accumulators mq0..mq31 of a warp tile (PTX registers that only the inline PTX names).
+    /// Inlined, as <see cref="MmaStep"/> and <see cref="StoreAccumulators"/>, so all three name the kernel's registers.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void ZeroAccumulators()
+    {
+        CudaAsm.Emit(".reg .b32 mq<32>; mov.b32 mq0, 0; mov.b32 mq1, 0; mov.b32 mq2, 0; mov.b32 mq3, 0; mov.b32 mq4, 0; mov.b32 mq5, 0; mov.b32 mq6, 0; mov.b32 mq7, 0; mov.b32 mq8, 0; mov.b32 mq9, 0; mov.b32 mq10, 0; mov.b32 mq11, 0; mov.b32 mq12, 0; mov.b32 mq13, 0; mov.b32 mq14, 0; mov.b32 mq15, 0; mov.b32 mq16, 0; mov.b32 mq17, 0; mov.b32 mq18, 0; mov.b32 mq19, 0; mov.b32 mq20, 0; mov.b32 mq21, 0; mov.b32 mq22, 0; mov.b32 mq23, 0; mov.b32 mq24, 0; mov.b32 mq25, 0; mov.b32 mq26, 0; mov.b32 mq27, 0; mov.b32 mq28, 0; mov.b32 mq29, 0; mov.b32 mq30, 0; mov.b32 mq31, 0;");
+    }
+
+    /// <summary>
+    /// Two k-steps of a warp tile: 2 × 4 mma per k-step from this lane's 16 bytes of A rows group, group + 8, group + 16,
+    /// group + 24 (<paramref name="a0"/>..<paramref name="a3"/>) and B pixels group, group + 8, … (<paramref name="b0"/>..<paramref name="b3"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void MmaStep(Words4 a0, Words4 a1, Words4 a2, Words4 a3, Words4 b0, Words4 b1, Words4 b2, Words4 b3)
+    {
+        // k-step 1: words 4t, 4t + 1 of each lane's 16 bytes
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq0,mq1,mq2,mq3}, {%0,%1,%2,%3}, {%4,%5}, {mq0,mq1,mq2,mq3};", a0.X, a1.X, a0.Y, a1.Y, b0.X, b0.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq4,mq5,mq6,mq7}, {%0,%1,%2,%3}, {%4,%5}, {mq4,mq5,mq6,mq7};", a0.X, a1.X, a0.Y, a1.Y, b1.X, b1.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq8,mq9,mq10,mq11}, {%0,%1,%2,%3}, {%4,%5}, {mq8,mq9,mq10,mq11};", a0.X, a1.X, a0.Y, a1.Y, b2.X, b2.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq12,mq13,mq14,mq15}, {%0,%1,%2,%3}, {%4,%5}, {mq12,mq13,mq14,mq15};", a0.X, a1.X, a0.Y, a1.Y, b3.X, b3.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq16,mq17,mq18,mq19}, {%0,%1,%2,%3}, {%4,%5}, {mq16,mq17,mq18,mq19};", a2.X, a3.X, a2.Y, a3.Y, b0.X, b0.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq20,mq21,mq22,mq23}, {%0,%1,%2,%3}, {%4,%5}, {mq20,mq21,mq22,mq23};", a2.X, a3.X, a2.Y, a3.Y, b1.X, b1.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq24,mq25,mq26,mq27}, {%0,%1,%2,%3}, {%4,%5}, {mq24,mq25,mq26,mq27};", a2.X, a3.X, a2.Y, a3.Y, b2.X, b2.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq28,mq29,mq30,mq31}, {%0,%1,%2,%3}, {%4,%5}, {mq28,mq29,mq30,mq31};", a2.X, a3.X, a2.Y, a3.Y, b3.X, b3.Y);
+        // k-step 2: words 4t + 2, 4t + 3 of each lane's 16 bytes
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq0,mq1,mq2,mq3}, {%0,%1,%2,%3}, {%4,%5}, {mq0,mq1,mq2,mq3};", a0.Z, a1.Z, a0.W, a1.W, b0.Z, b0.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq4,mq5,mq6,mq7}, {%0,%1,%2,%3}, {%4,%5}, {mq4,mq5,mq6,mq7};", a0.Z, a1.Z, a0.W, a1.W, b1.Z, b1.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq8,mq9,mq10,mq11}, {%0,%1,%2,%3}, {%4,%5}, {mq8,mq9,mq10,mq11};", a0.Z, a1.Z, a0.W, a1.W, b2.Z, b2.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq12,mq13,mq14,mq15}, {%0,%1,%2,%3}, {%4,%5}, {mq12,mq13,mq14,mq15};", a0.Z, a1.Z, a0.W, a1.W, b3.Z, b3.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq16,mq17,mq18,mq19}, {%0,%1,%2,%3}, {%4,%5}, {mq16,mq17,mq18,mq19};", a2.Z, a3.Z, a2.W, a3.W, b0.Z, b0.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq20,mq21,mq22,mq23}, {%0,%1,%2,%3}, {%4,%5}, {mq20,mq21,mq22,mq23};", a2.Z, a3.Z, a2.W, a3.W, b1.Z, b1.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq24,mq25,mq26,mq27}, {%0,%1,%2,%3}, {%4,%5}, {mq24,mq25,mq26,mq27};", a2.Z, a3.Z, a2.W, a3.W, b2.Z, b2.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mq28,mq29,mq30,mq31}, {%0,%1,%2,%3}, {%4,%5}, {mq28,mq29,mq30,mq31};", a2.Z, a3.Z, a2.W, a3.W, b3.Z, b3.W);
+    }
+
+    /// <summary>
+    /// Reads the accumulators out into <paramref name="sink"/>: pair (i, j) is rows group + 8i, pixels 8j + 2t and 8j + 2t + 1
+    /// of the warp tile (the C registers' layout).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StoreAccumulators<TSink>(TSink sink) where TSink : struct, ITileSink
+    {
         CudaAsm.Emit("mov.b32 %0, mq0;", out int s000);
         CudaAsm.Emit("mov.b32 %0, mq1;", out int s001);
         CudaAsm.Emit("mov.b32 %0, mq2;", out int s002);
@@ -183,23 +205,22 @@ internal static class SpikeMmaKernels
         CudaAsm.Emit("mov.b32 %0, mq29;", out int s131);
         CudaAsm.Emit("mov.b32 %0, mq30;", out int s132);
         CudaAsm.Emit("mov.b32 %0, mq31;", out int s133);
-        int ra = r0 + group, rb = ra + 8, rc = ra + 16, rd = ra + 24, n = n0 + 2 * t;
-        Store(sums, p, gemmRows, ra, n, s000, s001);
-        Store(sums, p, gemmRows, rb, n, s002, s003);
-        Store(sums, p, gemmRows, ra, n + 8, s010, s011);
-        Store(sums, p, gemmRows, rb, n + 8, s012, s013);
-        Store(sums, p, gemmRows, ra, n + 16, s020, s021);
-        Store(sums, p, gemmRows, rb, n + 16, s022, s023);
-        Store(sums, p, gemmRows, ra, n + 24, s030, s031);
-        Store(sums, p, gemmRows, rb, n + 24, s032, s033);
-        Store(sums, p, gemmRows, rc, n, s100, s101);
-        Store(sums, p, gemmRows, rd, n, s102, s103);
-        Store(sums, p, gemmRows, rc, n + 8, s110, s111);
-        Store(sums, p, gemmRows, rd, n + 8, s112, s113);
-        Store(sums, p, gemmRows, rc, n + 16, s120, s121);
-        Store(sums, p, gemmRows, rd, n + 16, s122, s123);
-        Store(sums, p, gemmRows, rc, n + 24, s130, s131);
-        Store(sums, p, gemmRows, rd, n + 24, s132, s133);
+        sink.Pair(0, 0, s000, s001);
+        sink.Pair(1, 0, s002, s003);
+        sink.Pair(0, 1, s010, s011);
+        sink.Pair(1, 1, s012, s013);
+        sink.Pair(0, 2, s020, s021);
+        sink.Pair(1, 2, s022, s023);
+        sink.Pair(0, 3, s030, s031);
+        sink.Pair(1, 3, s032, s033);
+        sink.Pair(2, 0, s100, s101);
+        sink.Pair(3, 0, s102, s103);
+        sink.Pair(2, 1, s110, s111);
+        sink.Pair(3, 1, s112, s113);
+        sink.Pair(2, 2, s120, s121);
+        sink.Pair(3, 2, s122, s123);
+        sink.Pair(2, 3, s130, s131);
+        sink.Pair(3, 3, s132, s133);
     }
 
     /// <summary>The 16 bytes at <paramref name="at"/> + <paramref name="offset"/>, zeros for a missing row or pixel (<paramref name="at"/> &lt; 0).</summary>
@@ -235,13 +256,32 @@ internal static class SpikeMmaKernels
                                     sb += Dot4(a, Word(packed, bb, cw + q));
                                 }
                         }
-                    Store(sums, p, gemmRows, r, n, sa, sb);
+                    new SumsSink(sums, p, gemmRows, r, n).Pair(0, 0, sa, sb);
                 }
     }
 
     /// <summary>Σ of the four signed byte products of two words.</summary>
-    private static int Dot4(int a, int b) =>
+    internal static int Dot4(int a, int b) =>
         (sbyte)a * (sbyte)b + (sbyte)(a >> 8) * (sbyte)(b >> 8) + (sbyte)(a >> 16) * (sbyte)(b >> 16) + (sbyte)(a >> 24) * (sbyte)(b >> 24);
+}
+
+/// <summary>Where a warp tile's sums go: pair (i, j) holds rows group + 8i, pixels 8j + 2t, 8j + 2t + 1 of the tile (<see cref="SpikeMmaKernels.StoreAccumulators{TSink}"/>).</summary>
+internal interface ITileSink
+{
+    void Pair(int i, int j, int v0, int v1);
+}
+
+/// <summary>The int32 sums, C[r, n], for the epilogue kernels; <paramref name="rowGroup"/> = r0 + group, <paramref name="pixelPair"/> = n0 + 2t.</summary>
+internal readonly struct SumsSink(ArrayView<int> sums, SpikeGemmArgs p, int gemmRows, int rowGroup, int pixelPair) : ITileSink
+{
+    public void Pair(int i, int j, int v0, int v1)
+    {
+        int r = rowGroup + 8 * i, n = pixelPair + 8 * j;
+        if (r >= gemmRows || n >= p.Rows) return; // Rows is a multiple of 4, so n + 1 is inside with n
+        long at = (long)r * p.Rows + n;
+        sums[at] = v0;
+        sums[at + 1] = v1;
+    }
 }
 
 /// <summary>16 bytes of int8 codes or spikes: ILGPU loads this struct with one <c>ld.global.v4</c>.</summary>

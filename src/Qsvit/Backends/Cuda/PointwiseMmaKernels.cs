@@ -1,0 +1,406 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime.Cuda;
+
+namespace Qsvit.Backends.Cuda;
+
+/// <summary>
+/// Scalars of one fused pointwise launch (<see cref="PointwiseMmaKernels"/>): a 1×1 stride-1 integer conv of spikes
+/// input[frames, InChannels, HW] into output[frames, M, HW], the whole batch at once. GEMM column n is
+/// (q = n / Steps, step s = n % Steps): with a fused LIF (Steps = T) the T steps of one pixel q of image q / HW are
+/// neighbouring columns, so one lane holds all of them and runs the LIF in registers; without (Steps = 1) n is the
+/// frame-major pixel index. Frames are time-first: step s of image b is frame s·Batch + b.
+/// </summary>
+internal struct PointwiseArgs
+{
+    /// <summary>Input channels, their padding to a multiple of 16 (A's row length in bytes), output channels, int8 digits per code.</summary>
+    public int InChannels, Cp, M, Parts;
+    /// <summary>Pixels per frame, pixels q (images × HW), steps per q and images (frames / Steps).</summary>
+    public int HW, Pixels, Steps, Batch;
+    /// <summary>1: the LIF over the Steps steps is fused (output receives spikes); its threshold.</summary>
+    public int Lif;
+    public float Threshold;
+    public int HasBias, BnCount;
+    /// <summary>1 where HW is a multiple of 4: four neighbouring pixels of one frame are one 16-byte load or store.</summary>
+    public int Vec;
+    /// <summary>Warps of a group along the output channels (1, 2 or 4) and along the columns (4 / RowWarps).</summary>
+    public int RowWarps, ColumnWarps;
+
+    public readonly int Columns => Pixels * Steps;
+}
+
+/// <summary>
+/// Fused pointwise convolution of spikes on tensor cores (issue 13): one kernel reads the layer's fp32 input straight from
+/// its NCHW frames (no packing pass, no columns), sums int8 codes × spikes with <c>mma.sync.m16n8k32.s8.s8.s32</c> into
+/// exact int32 sums, and applies the epilogue in registers (<see cref="SpikeGemmKernels.Scaled{TFma}"/>'s arithmetic:
+/// scale, bias, BNs; with <see cref="PointwiseArgs.Lif"/> the LIF over T, <see cref="SpikeGemmKernels.LifStep"/>) before
+/// writing fp32 NCHW once. The sums equal cuBLAS's int8 GEMM bit for bit and so do the outputs.
+/// <para>
+/// A group of four warps covers 32·RowWarps output channels × 32·ColumnWarps GEMM columns; each warp a tile of 32 × 32
+/// as 2 × 4 mma tiles per k-step of 32 channels. Per chunk of <see cref="ChunkChannels"/> channels the group stages its
+/// columns' spikes once, as int8 in shared memory (<see cref="Stage"/>: 16-byte loads of four neighbouring pixels of a
+/// channel plane, coalesced along the plane), so the fp32 input is read once per group rather than once per warp. GEMM
+/// column n is (pixel q = n / Steps, step s = n % Steps): with a fused LIF (Steps = T) the T steps of a pixel are
+/// neighbouring columns. Fragment columns: n8 tile j's column c is warp column 4c + j, so each lane's C fragment holds
+/// warp columns 8t .. 8t + 7 (C column 2t of tile j ↔ 8t + j, 2t + 1 ↔ 8t + 4 + j): whole T-step runs for T in 1, 2, 4,
+/// 8 (the LIF runs in registers) or eight neighbouring pixels (two 16-byte stores). Lane t's 16 channels 16t .. 16t + 15
+/// of a 64-channel step give words X, Y (first k-step) and Z, W (second), for A (from global, L1-resident) and B (one
+/// 16-byte shared load per n8 tile) alike, as in <see cref="SpikeMmaKernels"/>.
+/// </para>
+/// <para>
+/// Codes are <see cref="GpuSpikeConv"/>'s int8 digits, digit planes stacked along M (most significant first): the group
+/// runs the channel loop once per digit and shifts its accumulators left by 8 between digits, so each ends with
+/// ((hi·256 + mid)·256 + lo), the GEMM epilogue's combination (int32, wrapping alike). Accumulators are PTX registers
+/// pq0..pq31 (a local array would spill). Without inline PTX (ILGPU's CPU accelerator in tests) the same staging runs
+/// and each lane sums its 4 rows × 8 columns from the staged bytes with scalar multiply-adds, then the same epilogue.
+/// </para>
+/// </summary>
+internal static class PointwiseMmaKernels
+{
+    public const int Lanes = 32, GroupSize = 4 * Lanes;
+
+    /// <summary>Input channels staged per chunk (four 64-channel steps), and a staged column's length in words, padded so the 16-byte fragment loads of a warp hit distinct banks.</summary>
+    public const int ChunkChannels = 128, ColumnWords = ChunkChannels / 4 + 4;
+
+    /// <summary>Staged words: up to 128 columns of a group.</summary>
+    private const int StageWords = 4 * 32 * ColumnWords;
+
+    /// <summary>
+    /// Whether the fused kernel pays over packing, cuBLAS's int8 GEMM and the epilogue pass: where the GEMM has few rows
+    /// (output channels × int8 digits), since its mma.sync tiles run well below cuBLAS's rate and each group of 128 rows
+    /// reads the input again. Measured on an H200 (BENCHMARKS.md, branch <c>pointwise</c>): every CIFAR 1×1 layer with
+    /// ≤ 192 rows ran 1.07–2.5x faster (128→128 at 4×4 x4000 frames 0.058 ms against 0.115, 16→32 + LIF at 32×32
+    /// 0.73 against 1.82), the 55M preset's 128-row LIF layer at 112×112 0.95x, its 256-row one 0.87x, and every layer
+    /// with ≥ 512 rows 0.43–0.96x (the 55M's 512→512 at 14×14 1.06x, its MLPs 0.43–0.81x).
+    /// </summary>
+    public static bool FusedPays(int gemmRows, int maxRows = FusedMaxRows) => gemmRows <= maxRows;
+
+    /// <summary>GEMM rows up to which <see cref="FusedPays"/>.</summary>
+    public const int FusedMaxRows = 192;
+
+    /// <summary>Fused LIF step counts whose runs fit a lane's eight neighbouring columns.</summary>
+    public static bool StepsFit(int timesteps) => timesteps is 1 or 2 or 4 or 8;
+
+    /// <summary>Warps along the output channels for <paramref name="m"/> of them: as many 32-row tiles as there are, up to 4.</summary>
+    public static int RowWarpsFor(int m) => m <= 32 ? 1 : m <= 64 ? 2 : 4;
+
+    /// <summary>Groups of a launch: one per 32·RowWarps channels × 32·ColumnWarps columns, channel blocks fastest.</summary>
+    public static long Groups(PointwiseArgs p) =>
+        (long)((p.M + 32 * p.RowWarps - 1) / (32 * p.RowWarps)) * ((p.Columns + 32 * p.ColumnWarps - 1) / (32 * p.ColumnWarps));
+
+    public static void Conv<TFma>(ArrayView<float> input, ArrayView<int> weights, ArrayView<float> output, ArrayView<float> scales,
+        ArrayView<float> bias, ArrayView<float> bn, PointwiseArgs p) where TFma : struct, IFma
+    {
+        var stage = SharedMemory.Allocate<Words4>(StageWords / 4);
+        int warp = Group.IdxX / Lanes, lane = Group.IdxX - warp * Lanes, group = lane >> 2, t = lane & 3;
+        int rowWarp = warp % p.RowWarps, columnWarp = warp / p.RowWarps;
+        int rowBlocks = (p.M + 32 * p.RowWarps - 1) / (32 * p.RowWarps), columnBlock = Grid.IdxX / rowBlocks;
+        int r0 = (Grid.IdxX - columnBlock * rowBlocks) * 32 * p.RowWarps + 32 * rowWarp;
+        int n0 = columnBlock * 32 * p.ColumnWarps; // the group's first column (a whole number of pixels: 32 is a multiple of Steps)
+        int warpColumn = 32 * columnWarp;
+        bool active = r0 < p.M && n0 + warpColumn < p.Columns;
+        if (CudaAsm.IsSupported) MmaTile<TFma>(input, weights, output, scales, bias, bn, p, stage, r0, n0, warpColumn, active, group, t);
+        else ScalarTile<TFma>(input, weights, output, scales, bias, bn, p, stage, r0, n0, warpColumn, active, group, t);
+    }
+
+    /// <summary>
+    /// The group's columns n0 .. n0 + 32·ColumnWarps at channels c0 .. c0 + <see cref="ChunkChannels"/> into shared memory as
+    /// int8 spikes: stage word [column · ColumnWords + w] holds channels c0 + 4w .. + 3 (byte i: channel + i). One work item
+    /// is four neighbouring pixels of one step × four channels (four 16-byte loads where <see cref="PointwiseArgs.Vec"/>);
+    /// neighbouring lanes take neighbouring pixels of one plane. Channels at or past Cp are not staged (their codes are zero).
+    /// </summary>
+    private static void Stage(ArrayView<float> x, PointwiseArgs p, ArrayView<int> stage, int n0, int c0)
+    {
+        int columns = 32 * p.ColumnWarps, pixelGroups = columns / 4, groupsPerStep = pixelGroups / p.Steps;
+        int quartets = Math.Min(ChunkChannels, p.Cp - c0) / 4, items = quartets * pixelGroups, q00 = n0 / p.Steps;
+        for (int it = Group.IdxX; it < items; it += Group.DimX)
+        {
+            int cq = it / pixelGroups, pg = it - cq * pixelGroups, s = pg / groupsPerStep, q0 = q00 + 4 * (pg - s * groupsPerStep), c = c0 + 4 * cq;
+            int w0, w1, w2, w3;
+            if (p.Vec != 0)
+            {
+                int b = PixelBase(p, q0, s);
+                var quads = x.Cast<Floats4>();
+                var a = Load4(quads, p, b, c);
+                var e = Load4(quads, p, b, c + 1);
+                var f = Load4(quads, p, b, c + 2);
+                var h = Load4(quads, p, b, c + 3);
+                w0 = Bit(a.X, 0) | Bit(e.X, 8) | Bit(f.X, 16) | Bit(h.X, 24);
+                w1 = Bit(a.Y, 0) | Bit(e.Y, 8) | Bit(f.Y, 16) | Bit(h.Y, 24);
+                w2 = Bit(a.Z, 0) | Bit(e.Z, 8) | Bit(f.Z, 16) | Bit(h.Z, 24);
+                w3 = Bit(a.W, 0) | Bit(e.W, 8) | Bit(f.W, 16) | Bit(h.W, 24);
+            }
+            else
+            {
+                w0 = Word(x, p, PixelBase(p, q0, s), c);
+                w1 = Word(x, p, PixelBase(p, q0 + 1, s), c);
+                w2 = Word(x, p, PixelBase(p, q0 + 2, s), c);
+                w3 = Word(x, p, PixelBase(p, q0 + 3, s), c);
+            }
+            int at = ((q0 - q00) * p.Steps + s) * ColumnWords + cq, step = p.Steps * ColumnWords;
+            stage[at] = w0;
+            stage[at + step] = w1;
+            stage[at + 2 * step] = w2;
+            stage[at + 3 * step] = w3;
+        }
+    }
+
+    /// <summary>Offset of pixel q's element of channel 0 at step s in the input (add c·HW for channel c), or −1 past the pixels.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int PixelBase(PointwiseArgs p, int q, int s)
+    {
+        if (q >= p.Pixels) return -1;
+        int item = q / p.HW;
+        return (s * p.Batch + item) * p.InChannels * p.HW + q - item * p.HW;
+    }
+
+    /// <summary>Spikes (x ≠ 0, as the packing kernels read them) of channels c .. c + 3 at pixel base b as one word, byte i = channel c + i.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Word(ArrayView<float> x, PointwiseArgs p, int b, int c) =>
+        Spike(x, p, b, c) | Spike(x, p, b, c + 1) << 8 | Spike(x, p, b, c + 2) << 16 | Spike(x, p, b, c + 3) << 24;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Spike(ArrayView<float> x, PointwiseArgs p, int b, int c) => b >= 0 && c < p.InChannels && x[(long)b + (long)c * p.HW] != 0f ? 1 : 0;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Bit(float v, int shift) => v != 0f ? 1 << shift : 0;
+
+    /// <summary>Channel c of the four pixels at base b (a multiple of 4 where Vec), zeros past the pixels or channels.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Floats4 Load4(ArrayView<Floats4> quads, PointwiseArgs p, int b, int c) =>
+        b >= 0 && c < p.InChannels ? quads[((long)b + (long)c * p.HW) >> 2] : default;
+
+    /// <summary>Index of A's row r (digit plane <paramref name="digit"/>) in 16-byte quads, or −1 past the output channels.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int RowQuad(PointwiseArgs p, int digit, int r) => r < p.M ? (digit * p.M + r) * (p.Cp / 16) : -1;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Words4 Quad(ArrayView<Words4> view, int at, int offset) => at < 0 ? default : view[at + offset];
+
+    /// <summary>The tensor-core body (see the class remarks for the fragment layout).</summary>
+    private static void MmaTile<TFma>(ArrayView<float> input, ArrayView<int> weights, ArrayView<float> output, ArrayView<float> scales,
+        ArrayView<float> bias, ArrayView<float> bn, PointwiseArgs p, ArrayView<Words4> stage, int r0, int n0, int warpColumn, bool active,
+        int group, int t) where TFma : struct, IFma
+    {
+        var weightQuads = weights.Cast<Words4>();
+        var stageWords = stage.Cast<int>();
+        int quads = p.Cp / 16;
+        // This lane's B columns (warp column 4·group + j): their staged rows, in quads.
+        int s0 = (warpColumn + 4 * group) * (ColumnWords / 4) + t, sj = ColumnWords / 4;
+        CudaAsm.Emit(".reg .b32 pq<32>; mov.b32 pq0, 0; mov.b32 pq1, 0; mov.b32 pq2, 0; mov.b32 pq3, 0; mov.b32 pq4, 0; mov.b32 pq5, 0; mov.b32 pq6, 0; mov.b32 pq7, 0; mov.b32 pq8, 0; mov.b32 pq9, 0; mov.b32 pq10, 0; mov.b32 pq11, 0; mov.b32 pq12, 0; mov.b32 pq13, 0; mov.b32 pq14, 0; mov.b32 pq15, 0; mov.b32 pq16, 0; mov.b32 pq17, 0; mov.b32 pq18, 0; mov.b32 pq19, 0; mov.b32 pq20, 0; mov.b32 pq21, 0; mov.b32 pq22, 0; mov.b32 pq23, 0; mov.b32 pq24, 0; mov.b32 pq25, 0; mov.b32 pq26, 0; mov.b32 pq27, 0; mov.b32 pq28, 0; mov.b32 pq29, 0; mov.b32 pq30, 0; mov.b32 pq31, 0;");
+        for (int digit = 0; digit < p.Parts; digit++)
+        {
+            if (digit > 0)
+                CudaAsm.Emit("shl.b32 pq0, pq0, 8; shl.b32 pq1, pq1, 8; shl.b32 pq2, pq2, 8; shl.b32 pq3, pq3, 8; shl.b32 pq4, pq4, 8; shl.b32 pq5, pq5, 8; shl.b32 pq6, pq6, 8; shl.b32 pq7, pq7, 8; shl.b32 pq8, pq8, 8; shl.b32 pq9, pq9, 8; shl.b32 pq10, pq10, 8; shl.b32 pq11, pq11, 8; shl.b32 pq12, pq12, 8; shl.b32 pq13, pq13, 8; shl.b32 pq14, pq14, 8; shl.b32 pq15, pq15, 8; shl.b32 pq16, pq16, 8; shl.b32 pq17, pq17, 8; shl.b32 pq18, pq18, 8; shl.b32 pq19, pq19, 8; shl.b32 pq20, pq20, 8; shl.b32 pq21, pq21, 8; shl.b32 pq22, pq22, 8; shl.b32 pq23, pq23, 8; shl.b32 pq24, pq24, 8; shl.b32 pq25, pq25, 8; shl.b32 pq26, pq26, 8; shl.b32 pq27, pq27, 8; shl.b32 pq28, pq28, 8; shl.b32 pq29, pq29, 8; shl.b32 pq30, pq30, 8; shl.b32 pq31, pq31, 8;");
+            int w0 = RowQuad(p, digit, r0 + group), w1 = RowQuad(p, digit, r0 + group + 8);
+            int w2 = RowQuad(p, digit, r0 + group + 16), w3 = RowQuad(p, digit, r0 + group + 24);
+            for (int c0 = 0; c0 < p.Cp; c0 += ChunkChannels)
+            {
+                Group.Barrier(); // the previous chunk's fragments are read
+                Stage(input, p, stageWords, n0, c0);
+                Group.Barrier();
+                if (!active) continue;
+                for (int kq = 0; kq < ChunkChannels / 16 && c0 / 16 + kq < quads; kq += 4)
+                {
+                    int q = c0 / 16 + kq + t;
+                    bool inside = q < quads;
+                    var A0 = Quad(weightQuads, inside ? w0 : -1, q);
+                    var A1 = Quad(weightQuads, inside ? w1 : -1, q);
+                    var A2 = Quad(weightQuads, inside ? w2 : -1, q);
+                    var A3 = Quad(weightQuads, inside ? w3 : -1, q);
+                    // Bj: column (4·group + j)'s 16 staged channels of this lane (garbage past Cp meets zero codes: integer products stay 0).
+                    var B0 = stage[s0 + kq];
+                    var B1 = stage[s0 + sj + kq];
+                    var B2 = stage[s0 + 2 * sj + kq];
+                    var B3 = stage[s0 + 3 * sj + kq];
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq0,pq1,pq2,pq3}, {%0,%1,%2,%3}, {%4,%5}, {pq0,pq1,pq2,pq3};", A0.X, A1.X, A0.Y, A1.Y, B0.X, B0.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq4,pq5,pq6,pq7}, {%0,%1,%2,%3}, {%4,%5}, {pq4,pq5,pq6,pq7};", A0.X, A1.X, A0.Y, A1.Y, B1.X, B1.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq8,pq9,pq10,pq11}, {%0,%1,%2,%3}, {%4,%5}, {pq8,pq9,pq10,pq11};", A0.X, A1.X, A0.Y, A1.Y, B2.X, B2.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq12,pq13,pq14,pq15}, {%0,%1,%2,%3}, {%4,%5}, {pq12,pq13,pq14,pq15};", A0.X, A1.X, A0.Y, A1.Y, B3.X, B3.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq16,pq17,pq18,pq19}, {%0,%1,%2,%3}, {%4,%5}, {pq16,pq17,pq18,pq19};", A2.X, A3.X, A2.Y, A3.Y, B0.X, B0.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq20,pq21,pq22,pq23}, {%0,%1,%2,%3}, {%4,%5}, {pq20,pq21,pq22,pq23};", A2.X, A3.X, A2.Y, A3.Y, B1.X, B1.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq24,pq25,pq26,pq27}, {%0,%1,%2,%3}, {%4,%5}, {pq24,pq25,pq26,pq27};", A2.X, A3.X, A2.Y, A3.Y, B2.X, B2.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq28,pq29,pq30,pq31}, {%0,%1,%2,%3}, {%4,%5}, {pq28,pq29,pq30,pq31};", A2.X, A3.X, A2.Y, A3.Y, B3.X, B3.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq0,pq1,pq2,pq3}, {%0,%1,%2,%3}, {%4,%5}, {pq0,pq1,pq2,pq3};", A0.Z, A1.Z, A0.W, A1.W, B0.Z, B0.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq4,pq5,pq6,pq7}, {%0,%1,%2,%3}, {%4,%5}, {pq4,pq5,pq6,pq7};", A0.Z, A1.Z, A0.W, A1.W, B1.Z, B1.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq8,pq9,pq10,pq11}, {%0,%1,%2,%3}, {%4,%5}, {pq8,pq9,pq10,pq11};", A0.Z, A1.Z, A0.W, A1.W, B2.Z, B2.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq12,pq13,pq14,pq15}, {%0,%1,%2,%3}, {%4,%5}, {pq12,pq13,pq14,pq15};", A0.Z, A1.Z, A0.W, A1.W, B3.Z, B3.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq16,pq17,pq18,pq19}, {%0,%1,%2,%3}, {%4,%5}, {pq16,pq17,pq18,pq19};", A2.Z, A3.Z, A2.W, A3.W, B0.Z, B0.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq20,pq21,pq22,pq23}, {%0,%1,%2,%3}, {%4,%5}, {pq20,pq21,pq22,pq23};", A2.Z, A3.Z, A2.W, A3.W, B1.Z, B1.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq24,pq25,pq26,pq27}, {%0,%1,%2,%3}, {%4,%5}, {pq24,pq25,pq26,pq27};", A2.Z, A3.Z, A2.W, A3.W, B2.Z, B2.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq28,pq29,pq30,pq31}, {%0,%1,%2,%3}, {%4,%5}, {pq28,pq29,pq30,pq31};", A2.Z, A3.Z, A2.W, A3.W, B3.Z, B3.W);
+                }
+            }
+        }
+        if (!active) return;
+        // pq[4(4m + j) + i]: m16 tile m, n8 tile j; i = 0, 1: row g at C columns 2t, 2t + 1 (warp columns 8t + j, 8t + 4 + j); i = 2, 3: row g + 8.
+        CudaAsm.Emit("mov.b32 %0, pq0;", out int a00); CudaAsm.Emit("mov.b32 %0, pq1;", out int a04);
+        CudaAsm.Emit("mov.b32 %0, pq2;", out int b00); CudaAsm.Emit("mov.b32 %0, pq3;", out int b04);
+        CudaAsm.Emit("mov.b32 %0, pq4;", out int a01); CudaAsm.Emit("mov.b32 %0, pq5;", out int a05);
+        CudaAsm.Emit("mov.b32 %0, pq6;", out int b01); CudaAsm.Emit("mov.b32 %0, pq7;", out int b05);
+        CudaAsm.Emit("mov.b32 %0, pq8;", out int a02); CudaAsm.Emit("mov.b32 %0, pq9;", out int a06);
+        CudaAsm.Emit("mov.b32 %0, pq10;", out int b02); CudaAsm.Emit("mov.b32 %0, pq11;", out int b06);
+        CudaAsm.Emit("mov.b32 %0, pq12;", out int a03); CudaAsm.Emit("mov.b32 %0, pq13;", out int a07);
+        CudaAsm.Emit("mov.b32 %0, pq14;", out int b03); CudaAsm.Emit("mov.b32 %0, pq15;", out int b07);
+        CudaAsm.Emit("mov.b32 %0, pq16;", out int c00); CudaAsm.Emit("mov.b32 %0, pq17;", out int c04);
+        CudaAsm.Emit("mov.b32 %0, pq18;", out int d00); CudaAsm.Emit("mov.b32 %0, pq19;", out int d04);
+        CudaAsm.Emit("mov.b32 %0, pq20;", out int c01); CudaAsm.Emit("mov.b32 %0, pq21;", out int c05);
+        CudaAsm.Emit("mov.b32 %0, pq22;", out int d01); CudaAsm.Emit("mov.b32 %0, pq23;", out int d05);
+        CudaAsm.Emit("mov.b32 %0, pq24;", out int c02); CudaAsm.Emit("mov.b32 %0, pq25;", out int c06);
+        CudaAsm.Emit("mov.b32 %0, pq26;", out int d02); CudaAsm.Emit("mov.b32 %0, pq27;", out int d06);
+        CudaAsm.Emit("mov.b32 %0, pq28;", out int c03); CudaAsm.Emit("mov.b32 %0, pq29;", out int c07);
+        CudaAsm.Emit("mov.b32 %0, pq30;", out int d03); CudaAsm.Emit("mov.b32 %0, pq31;", out int d07);
+        Epilogue<TFma>(output, scales, bias, bn, p, r0 + group, n0 + warpColumn + 8 * t,
+            a00, a01, a02, a03, a04, a05, a06, a07, b00, b01, b02, b03, b04, b05, b06, b07,
+            c00, c01, c02, c03, c04, c05, c06, c07, d00, d01, d02, d03, d04, d05, d06, d07);
+    }
+
+    /// <summary>The fallback: the same staging, then this lane's 4 rows × 8 columns summed from the staged bytes, digit by digit.</summary>
+    private static void ScalarTile<TFma>(ArrayView<float> input, ArrayView<int> weights, ArrayView<float> output, ArrayView<float> scales,
+        ArrayView<float> bias, ArrayView<float> bn, PointwiseArgs p, ArrayView<Words4> stage, int r0, int n0, int warpColumn, bool active,
+        int group, int t) where TFma : struct, IFma
+    {
+        var sums = LocalMemory.Allocate<int>(32); // [row m][column k]: rows r0 + group + 8m, warp columns 8t + k
+        for (int i = 0; i < 32; i++) sums[i] = 0;
+        var codes = weights.Cast<sbyte>();
+        var staged = stage.Cast<int>().Cast<sbyte>();
+        for (int digit = 0; digit < p.Parts; digit++)
+        {
+            for (int i = 0; i < 32; i++) sums[i] <<= 8;
+            for (int c0 = 0; c0 < p.Cp; c0 += ChunkChannels)
+            {
+                Group.Barrier();
+                Stage(input, p, stage.Cast<int>(), n0, c0);
+                Group.Barrier();
+                if (!active) continue;
+                int channels = Math.Min(ChunkChannels, p.Cp - c0);
+                for (int m = 0; m < 4; m++)
+                {
+                    int r = r0 + group + 8 * m;
+                    if (r >= p.M) continue;
+                    long row = (long)(digit * p.M + r) * p.Cp + c0;
+                    for (int k = 0; k < 8; k++)
+                    {
+                        int column = warpColumn + 8 * t + k, s = sums[8 * m + k];
+                        for (int c = 0; c < channels; c++) s += codes[row + c] * staged[column * ColumnWords * 4 + c];
+                        sums[8 * m + k] = s;
+                    }
+                }
+            }
+        }
+        if (!active) return;
+        Epilogue<TFma>(output, scales, bias, bn, p, r0 + group, n0 + warpColumn + 8 * t,
+            sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], sums[6], sums[7], sums[8], sums[9], sums[10], sums[11], sums[12], sums[13], sums[14], sums[15],
+            sums[16], sums[17], sums[18], sums[19], sums[20], sums[21], sums[22], sums[23], sums[24], sums[25], sums[26], sums[27], sums[28], sums[29], sums[30], sums[31]);
+    }
+
+    /// <summary>The four rows r, r + 8, r + 16, r + 24 of a lane at columns n .. n + 7.</summary>
+    private static void Epilogue<TFma>(ArrayView<float> output, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, PointwiseArgs p, int r, int n,
+        int a0, int a1, int a2, int a3, int a4, int a5, int a6, int a7, int b0, int b1, int b2, int b3, int b4, int b5, int b6, int b7,
+        int c0, int c1, int c2, int c3, int c4, int c5, int c6, int c7, int d0, int d1, int d2, int d3, int d4, int d5, int d6, int d7) where TFma : struct, IFma
+    {
+        // Each row's scale, bias and first two BNs in registers before any store (stores could alias these loads).
+        var ra = RowAffine.Load(scales, bias, bn, p, r);
+        var rb = RowAffine.Load(scales, bias, bn, p, r + 8);
+        var rc = RowAffine.Load(scales, bias, bn, p, r + 16);
+        var rd = RowAffine.Load(scales, bias, bn, p, r + 24);
+        Row8<TFma>(output, bn, p, r, n, ra, a0, a1, a2, a3, a4, a5, a6, a7);
+        Row8<TFma>(output, bn, p, r + 8, n, rb, b0, b1, b2, b3, b4, b5, b6, b7);
+        Row8<TFma>(output, bn, p, r + 16, n, rc, c0, c1, c2, c3, c4, c5, c6, c7);
+        Row8<TFma>(output, bn, p, r + 24, n, rd, d0, d1, d2, d3, d4, d5, d6, d7);
+    }
+
+    /// <summary>Lane value k of eight (a select chain: indexing locals would put them in a local array).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Pick(int k, int v0, int v1, int v2, int v3, int v4, int v5, int v6, int v7) =>
+        k < 4 ? (k < 2 ? (k == 0 ? v0 : v1) : (k == 2 ? v2 : v3)) : (k < 6 ? (k == 4 ? v4 : v5) : (k == 6 ? v6 : v7));
+
+    /// <summary>
+    /// The epilogue of output channel r at columns n .. n + 7 (sums v0..v7): without a LIF, scale/bias/BNs into
+    /// output[frame, r, pix] (two 16-byte stores where <see cref="PointwiseArgs.Vec"/>: n is a multiple of 8, so each run of
+    /// four is one frame's); with, each run of Steps columns (the T steps of one pixel) through the LIF in step order.
+    /// </summary>
+    private static void Row8<TFma>(ArrayView<float> output, ArrayView<float> bn, PointwiseArgs p, int r, int n, RowAffine a,
+        int v0, int v1, int v2, int v3, int v4, int v5, int v6, int v7) where TFma : struct, IFma
+    {
+        if (r >= p.M || n >= p.Columns) return;
+        if (p.Lif != 0)
+        {
+            for (int k0 = 0; k0 < 8; k0 += p.Steps)
+            {
+                int q = (n + k0) / p.Steps;
+                if (q >= p.Pixels) return;
+                int item = q / p.HW, pix = q - item * p.HW;
+                float v = 0f;
+                for (int s = 0; s < p.Steps; s++)
+                {
+                    float x = a.Apply<TFma>(Pick(k0 + s, v0, v1, v2, v3, v4, v5, v6, v7), bn, p, r);
+                    v = SpikeGemmKernels.LifStep(x, v, p.Threshold, output, ((long)(s * p.Batch + item) * p.M + r) * p.HW + pix);
+                }
+            }
+            return;
+        }
+        if (p.Vec != 0)
+        {
+            var quads = output.Cast<Floats4>();
+            int f = n / p.HW;
+            quads[(((long)f * p.M + r) * p.HW + n - f * p.HW) >> 2] = new Floats4
+            {
+                X = a.Apply<TFma>(v0, bn, p, r), Y = a.Apply<TFma>(v1, bn, p, r), Z = a.Apply<TFma>(v2, bn, p, r), W = a.Apply<TFma>(v3, bn, p, r),
+            };
+            if (n + 4 >= p.Columns) return;
+            f = (n + 4) / p.HW;
+            quads[(((long)f * p.M + r) * p.HW + n + 4 - f * p.HW) >> 2] = new Floats4
+            {
+                X = a.Apply<TFma>(v4, bn, p, r), Y = a.Apply<TFma>(v5, bn, p, r), Z = a.Apply<TFma>(v6, bn, p, r), W = a.Apply<TFma>(v7, bn, p, r),
+            };
+            return;
+        }
+        for (int k = 0; k < 8 && n + k < p.Columns; k++)
+        {
+            int f = (n + k) / p.HW;
+            output[((long)f * p.M + r) * p.HW + n + k - f * p.HW] = a.Apply<TFma>(Pick(k, v0, v1, v2, v3, v4, v5, v6, v7), bn, p, r);
+        }
+    }
+}
+
+/// <summary>
+/// One output channel's epilogue constants in registers: scale, bias and the first two BNs (zeros past what the layer
+/// has). <see cref="Apply{TFma}"/> is <see cref="SpikeGemmKernels.Scaled{TFma}"/>'s arithmetic, operation for operation.
+/// </summary>
+internal struct RowAffine
+{
+    public float Scale, Bias, Bn0Scale, Bn0Shift, Bn1Scale, Bn1Shift;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static RowAffine Load(ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, PointwiseArgs p, int r)
+    {
+        if (r >= p.M) return default;
+        return new RowAffine
+        {
+            Scale = scales[r],
+            Bias = p.HasBias != 0 ? bias[r] : 0f,
+            Bn0Scale = p.BnCount > 0 ? bn[r] : 0f,
+            Bn0Shift = p.BnCount > 0 ? bn[p.M + r] : 0f,
+            Bn1Scale = p.BnCount > 1 ? bn[2 * p.M + r] : 0f,
+            Bn1Shift = p.BnCount > 1 ? bn[3 * p.M + r] : 0f,
+        };
+    }
+
+    /// <summary>fma(sum, scale, bias) (sum·scale without a bias), then each BN as one FMA (BNs past the second from global memory).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly float Apply<TFma>(int sum, ArrayView<float> bn, PointwiseArgs p, int r) where TFma : struct, IFma
+    {
+        float v = p.HasBias != 0 ? default(TFma).Fma(sum, Scale, Bias) : sum * Scale;
+        if (p.BnCount > 0) v = default(TFma).Fma(v, Bn0Scale, Bn0Shift);
+        if (p.BnCount > 1) v = default(TFma).Fma(v, Bn1Scale, Bn1Shift);
+        for (int b = 2; b < p.BnCount; b++) v = default(TFma).Fma(v, bn[2 * b * p.M + r], bn[(2 * b + 1) * p.M + r]);
+        return v;
+    }
+}
+
+/// <summary>16 bytes of fp32 values: ILGPU loads and stores this struct with one <c>ld/st.global.v4</c>.</summary>
+internal struct Floats4
+{
+    public float X, Y, Z, W;
+}

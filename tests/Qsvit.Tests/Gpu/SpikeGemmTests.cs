@@ -327,58 +327,6 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         Assert.Contains(0f, spikes);
     }
 
-    public static TheoryData<ConvGeometry, ConvGeometry, int, int, int, int, SpikeInputGemm> PackedPairs => new()
-    {
-        // conv1, conv2, h, w, bits, T, how the convs run: conv1's LIF epilogue writes conv2's packed int8 input
-        { new ConvGeometry(6, 20, 3, 3, 1, 1, 1, 1), new ConvGeometry(20, 7, 3, 3, 1, 1, 1, 1), 5, 6, 4, 2, SpikeInputGemm.TensorCoresIm2col },   // 20 channels: 12 zero padding channels, 30 pixels
-        { new ConvGeometry(5, 33, 3, 3, 1, 1, 1, 1), new ConvGeometry(33, 9, 3, 3, 1, 1, 1, 1), 4, 4, 12, 4, SpikeInputGemm.TensorCoresImplicit }, // two digits, conv2 as an implicit GEMM
-        { new ConvGeometry(9, 16, 1, 1), new ConvGeometry(16, 5, 1, 1), 1, 7, 16, 1, SpikeInputGemm.TensorCores },                                // 1×1 pair (the MLP): packed spikes are conv2's columns; three digits, T = 1
-    };
-
-    /// <summary>
-    /// ConvLifConv on the CUDA backend (conv1's LIF epilogue writes conv2's packed int8 input, conv2 skips its packing) gives
-    /// the CPU backend's output bit for bit.
-    /// </summary>
-    [Theory]
-    [MemberData(nameof(PackedPairs))]
-    public void ConvLifConvPassesPackedSpikes(ConvGeometry g1, ConvGeometry g2, int h, int w, int bits, int timesteps, SpikeInputGemm mode)
-    {
-        const float threshold = 0.4f;
-        int frames = 3 * timesteps;
-        var rng = new Random(g1.GetHashCode() ^ bits);
-        var specs = new[] { g1, g2 }.Select(g =>
-        {
-            var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
-            var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], bits, QuantizerSpec.Paper);
-            var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
-            var bn = new ChannelAffine(bias.Select(x => x + 1.5f).ToArray(), bias.Select(x => 0.1f * x).ToArray());
-            return new ConvLayerSpec(g, new PackedConvWeights(codes), bias, [bn]) { SpikeInput = true };
-        }).ToArray();
-        var input = Spikes(rng, frames * g1.InChannels * h * w);
-        using var cpu = new CpuBackend();
-        using var gpuBackend = CudaBackend.OnCpuAccelerator(mode, split: false);
-        Assert.Equal(ConvLifConv(cpu, specs, input, frames, h, w, timesteps, threshold), ConvLifConv(gpuBackend, specs, input, frames, h, w, timesteps, threshold));
-    }
-
-    private static float[] ConvLifConv(IBackend backend, ConvLayerSpec[] specs, float[] input, int frames, int h, int w, int timesteps, float threshold)
-    {
-        var (g1, g2) = (specs[0].Geometry, specs[1].Geometry);
-        using var first = backend.CreateConv(specs[0]);
-        using var second = backend.CreateConv(specs[1]);
-        int mark = backend.Mark();
-        var x = backend.Rent(input.Length);
-        backend.Upload(input, x);
-        long hidden = (long)frames * g1.OutChannels * h * w, length = (long)frames * g2.OutChannels * g2.OutH(h) * g2.OutW(w);
-        var pre = backend.Rent(hidden);
-        var spikes = backend.Rent(hidden);
-        var y = backend.Rent(length);
-        backend.ConvLifConv(first, x, frames, h, w, pre, spikes, timesteps, threshold, 0, null, second, y);
-        var result = new float[length];
-        backend.Download(y, 0, result);
-        backend.Release(mark);
-        return result;
-    }
-
     private static (float[] Conv, float[] Spikes) ConvAndLif(IBackend backend, ConvLayerSpec spec, float[] input, int frames, int h, int w,
         int timesteps, float threshold)
     {

@@ -390,42 +390,6 @@ public sealed partial class CudaBackend : IBackend
         RepeatBlock(output, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), times);
     }
 
-    /// <summary>
-    /// Two integer convs with a LIF between (ConvBlock's conv1 → lif → conv2, the MLP's fc1 → lif → fc2) pass the spikes
-    /// packed: the first conv's LIF epilogue writes them as the second's int8 input ([pixel, channels rounded up to 16], what
-    /// its packing kernel would make of fp32 spikes), so no fp32 spike map is written, read back and packed; the output is
-    /// that of ConvLif then Conv, bit for bit. preActivation and spikes are left unwritten. Other pairs (a recorder, fp32
-    /// weights, a fused pointwise kernel at either end) run the two ops.
-    /// </summary>
-    public void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
-        int timesteps, float threshold, int lifLayer, LifRecorder? recorder, ConvLayer second, DeviceBuffer output)
-    {
-        var a = first as CudaConvLayer ?? throw new ArgumentException($"a {first.GetType().Name} was not made by the CUDA backend", nameof(first));
-        var b = second as CudaConvLayer ?? throw new ArgumentException($"a {second.GetType().Name} was not made by the CUDA backend", nameof(second));
-        var g = a.Geometry;
-        if (recorder is null && a.Spike is { Integer: true } one && b.Spike is { Integer: true } two && _spike is { } ops
-            && timesteps > 0 && frames % timesteps == 0 && frames < 1 << 21 && ops.WritesPacked(one, timesteps) && ops.ReadsPacked(two)
-            && g.OutChannels == b.Geometry.InChannels && g.OutH(height) == height && g.OutW(width) == width)
-        {
-            int mark = Mark();
-            long bytes = SpikeGemmOps.PackedSpikeBytes(frames, (long)height * width, g.OutChannels);
-            var packed = V(Rent((bytes + 3) / 4)).Cast<sbyte>();
-            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(one, frames, height, width, ColumnBudget, timesteps, ops.Implicit(one, height, width, lif: true));
-            var columns = V(Rent(columnFloats));
-            var sums = V(Rent(sumFloats));
-            ops.Conv(one, V(input), frames, height, width, V(spikes), columns, sums, chunk, timesteps, threshold, packedOutput: packed);
-            (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(two, frames, height, width, ColumnBudget, implicitGemm: ops.Implicit(two, height, width));
-            // The second conv's workspace: the first's where it is large enough (the same stream orders the calls).
-            var columns2 = columns.Length >= columnFloats ? columns : V(Rent(columnFloats));
-            var sums2 = sums.Length >= sumFloats ? sums : V(Rent(sumFloats));
-            ops.Conv(two, V(spikes), frames, height, width, V(output), columns2, sums2, chunk, packedInput: packed);
-            Release(mark);
-            return;
-        }
-        ConvLif(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder);
-        Conv(second, spikes, frames, height, width, output);
-    }
-
     /// <summary>A depthwise layer reads the border from <paramref name="padValues"/> as it stages its tiles (one kernel, no padded map); others pad first.</summary>
     public void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)
     {

@@ -312,7 +312,6 @@ internal sealed class SpikeGemmOps
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueSplit;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueScaled;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueIntLif;
-    private readonly Action<Index1D, ArrayView<int>, ArrayView<sbyte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueIntLifPacked;
     /// <summary>The implicit-GEMM kernel (<see cref="SpikeMmaKernels"/>); null on GPUs without int8 mma (before sm_80).</summary>
     private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int>? _implicitConv;
     private readonly int _mmaGroup;
@@ -383,9 +382,6 @@ internal sealed class SpikeGemmOps
         _epilogueIntLif = cuda
             ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueIntLif<ContractedFma>)
             : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueIntLif<ExactFma>);
-        _epilogueIntLifPacked = cuda
-            ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<sbyte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueIntLifPacked<ContractedFma>)
-            : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<sbyte>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueIntLifPacked<ExactFma>);
         _epilogueScaled = cuda
             ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueScaled<ContractedFma>)
             : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueScaled<ExactFma>);
@@ -496,24 +492,6 @@ internal sealed class SpikeGemmOps
     /// <summary>Floats the packed input of a chunk takes at the start of the column region, rounded up so the columns start 256-byte aligned.</summary>
     private static long PackedFloats(GpuSpikeConv layer, int chunk, int h, int w) => Align((PackedBytes(layer, chunk, h, w) + 3) / 4);
 
-    /// <summary>
-    /// Whether a conv with a fused LIF over <paramref name="timesteps"/> steps ends in the GEMM path's epilogue (integer codes,
-    /// not the fused pointwise kernel), which can write its spikes packed for the next conv (Conv's packedOutput).
-    /// </summary>
-    public bool WritesPacked(GpuSpikeConv layer, int timesteps) => layer.Integer && !Fused(layer, timesteps);
-
-    /// <summary>Whether a conv without a LIF reads packed spikes (Conv's packedInput): integer codes, not the fused pointwise kernel (it reads fp32).</summary>
-    public bool ReadsPacked(GpuSpikeConv layer) => layer.Integer && !Fused(layer);
-
-    /// <summary>Channels of a packed pixel for <paramref name="channels"/> channels: rounded up to <see cref="SpikeGemmKernels.ChannelAlign"/>.</summary>
-    public static int PackedChannels(int channels) => (channels + SpikeGemmKernels.ChannelAlign - 1) / SpikeGemmKernels.ChannelAlign * SpikeGemmKernels.ChannelAlign;
-
-    /// <summary>
-    /// Bytes of <paramref name="frames"/> maps of <paramref name="pixels"/> pixels and <paramref name="channels"/> channels packed
-    /// (Conv's packedOutput), with 4 pixels to spare: a 1×1 conv reading them as its columns reads up to 3 past the last.
-    /// </summary>
-    public static long PackedSpikeBytes(int frames, long pixels, int channels) => ((long)frames * pixels + 4) * PackedChannels(channels);
-
     /// <summary>Whether a view starts on a 16-byte boundary (its elements can be loaded and stored as 16-byte vectors).</summary>
     private static bool Aligned16(ArrayView<float> view) => view.LoadEffectiveAddressAsPtr() % 16 == 0;
 
@@ -525,16 +503,9 @@ internal sealed class SpikeGemmOps
     /// with <paramref name="timesteps"/> &gt; 0 (integer codes) the LIF over the result instead (IBackend.ConvLif, the LIF
     /// kernel's values bit for bit): output receives the spikes, chunks hold whole images (<paramref name="chunk"/> a multiple of T).
     /// </summary>
-    /// <param name="packedOutput">With a fused LIF and a GEMM epilogue (<see cref="WritesPacked"/>): the spikes go here as the
-    /// next conv's packed int8 input, packed[frame·OH·OW + pix, Cout rounded up to 16] (<see cref="PackedSpikeBytes"/>), not to output.</param>
-    /// <param name="packedInput">The input already packed so (by a previous call's <paramref name="packedOutput"/>): no packing.</param>
     public void Conv(GpuSpikeConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output,
-        ArrayView<float> columns, ArrayView<float> sums, int chunk, int timesteps = 0, float threshold = 0f,
-        ArrayView<sbyte> packedOutput = default, ArrayView<sbyte> packedInput = default)
+        ArrayView<float> columns, ArrayView<float> sums, int chunk, int timesteps = 0, float threshold = 0f)
     {
-        bool packIn = packedInput.IsValid, packOut = packedOutput.IsValid;
-        if ((packIn && (!layer.Integer || timesteps > 0 || Fused(layer))) || (packOut && (timesteps == 0 || !WritesPacked(layer, timesteps))))
-            throw new ArgumentException("packed spikes pass between integer GEMM-path convs only: out of a fused LIF, into a conv without one");
         if (timesteps > 0 && (!layer.Integer || frames % timesteps != 0 || chunk % timesteps != 0 || chunk >= 1 << 21))
             throw new ArgumentException($"a fused LIF needs integer codes and whole images: {frames} frames and chunks of {chunk} for T = {timesteps}");
         if (Fused(layer, timesteps))
@@ -578,29 +549,21 @@ internal sealed class SpikeGemmOps
                 PackRows = layer.Pointwise ? (int)rows : n * h * w, PackValid = layer.Pointwise ? (int)valid : n * h * w, PackPlane = h * w,
                 PackCopies = layer.Pointwise ? layer.Copies : 1, PerThread = ohw % 4 == 0 && Aligned16(output) && Aligned16(sums) ? 4 : 1,
                 Items = timesteps > 0 ? items : 0, InvItems = 1f / items, FrameStride = batch, Timesteps = timesteps, Threshold = threshold,
-                OutCp = PackedChannels(m),
             };
             // Threads of the epilogue: one per PerThread outputs, each over the T steps when the LIF is fused.
             int epilogueThreads = (int)((timesteps > 0 ? outputs / timesteps : outputs) / p.PerThread);
             int tiles = (p.PackRows + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile * ((layer.Cp + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile);
             var config = new KernelConfig(new Index1D(tiles), new Index1D(_group));
-            // Input packed by the previous conv: this chunk's frames of it are the packed spikes (a 1×1 layer's columns).
-            var given = packIn ? packedInput.SubView((long)f0 * h * w * layer.Cp, (layer.Pointwise ? rows : (long)n * h * w) * layer.Cp).Cast<float>() : default;
-            var chunkPacked = packIn && !layer.Pointwise ? given : packed;
-            var chunkCols = packIn && layer.Pointwise ? given : colRegion;
-            var pack = layer.Pointwise ? chunkCols : chunkPacked;
+            var pack = layer.Pointwise ? colRegion : packed;
             int pm = layer.GemmRows, gk = layer.GemmK;
             var shape = new RowMajorGemm(false, true, pm, (int)rows, gk, gk, gk, (int)rows);
-            if (!packIn)
-            {
-                if (layer.Integer) _packS8(p.PackRows * (layer.Cp / SpikeGemmKernels.ChannelAlign), input, pack.Cast<sbyte>(), p);
-                else if (layer.RealInput) _packSplit(config, input, pack.Cast<ushort>(), p);
-                else _packBf16(config, input, pack.Cast<ushort>(), p);
-            }
-            if (!layer.Pointwise && !mma) _columns((int)(rows * p.Words / 2), chunkPacked.Cast<long>(), chunkCols.Cast<long>(), p);
+            if (layer.Integer) _packS8(p.PackRows * (layer.Cp / SpikeGemmKernels.ChannelAlign), input, pack.Cast<sbyte>(), p);
+            else if (layer.RealInput) _packSplit(config, input, pack.Cast<ushort>(), p);
+            else _packBf16(config, input, pack.Cast<ushort>(), p);
+            if (!layer.Pointwise && !mma) _columns((int)(rows * p.Words / 2), packed.Cast<long>(), colRegion.Cast<long>(), p);
             if (layer.Integer)
             {
-                var cols = chunkCols.Cast<sbyte>();
+                var cols = colRegion.Cast<sbyte>();
                 var c = sums.Cast<int>();
                 bool fused = false;
                 if (mma && Tiled(layer, timesteps > 0))
@@ -608,21 +571,20 @@ internal sealed class SpikeGemmOps
                     // One digit without a LIF: the tiled kernel applies the epilogue itself and the sums never reach memory.
                     fused = p.Parts == 1 && timesteps == 0 && _tiledFuses;
                     int rowWarps = _tiledRowWarps != 0 ? _tiledRowWarps : GpuSpikeConv.TiledRowWarps(pm);
-                    _tiledConv!(new KernelConfig(new Index1D(SpikeTiledKernels.Groups(pm, (int)rows, rowWarps)), new Index1D(_tiledGroup)), chunkPacked.Cast<int>(),
+                    _tiledConv!(new KernelConfig(new Index1D(SpikeTiledKernels.Groups(pm, (int)rows, rowWarps)), new Index1D(_tiledGroup)), packed.Cast<int>(),
                         ((ArrayView<sbyte>)layer.S8!.View).Cast<int>(), c, output, layer.Scales!.View, bias, bn, p, pm, rowWarps, fused ? 1 : 0);
                 }
                 else if (mma)
                 {
                     long groups = (SpikeMmaKernels.Threads(pm, (int)rows) + _mmaGroup - 1) / _mmaGroup;
-                    _implicitConv!(new KernelConfig(new Index1D((int)groups), new Index1D(_mmaGroup)), chunkPacked.Cast<int>(),
+                    _implicitConv!(new KernelConfig(new Index1D((int)groups), new Index1D(_mmaGroup)), packed.Cast<int>(),
                         ((ArrayView<sbyte>)layer.S8!.View).Cast<int>(), c, p, pm);
                 }
                 else if (_blas is not null)
                     _blas.GemmInt8(shape, layer.S8!.NativePtr, cols.LoadEffectiveAddressAsPtr(), c.LoadEffectiveAddressAsPtr());
                 else
                     _gemmS8((int)(pm * rows), layer.S8!.View, cols, c, (int)rows, gk);
-                if (packOut) _epilogueIntLifPacked(items * (p.OutCp / SpikeGemmKernels.ChannelAlign) * ohw, c, packedOutput, layer.Scales!.View, bias, bn, p);
-                else if (timesteps > 0) _epilogueIntLif(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
+                if (timesteps > 0) _epilogueIntLif(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
                 else if (!fused) _epilogueInt(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
             }
             else

@@ -330,8 +330,7 @@ internal static class SpikeGemmKernels
     /// <see cref="EpilogueIntLif{TFma}"/> writing the spikes as the next conv's packed int8 input (what <see cref="PackS8"/>
     /// makes of them: packed[frame·OHW + pix, OutCp], channels past M zero) instead of fp32 maps, for ConvLifConv. One thread
     /// per (image, block of 16 channels, pixel), pixels fastest, so a warp's loads of each channel's sums are contiguous;
-    /// each step first loads its 16 channels' sums (all in flight together: the loads come before any branch), then runs
-    /// the LIF and stores the 16 spikes as one 16-byte vector. The values are those of the LIF epilogue, bit for bit.
+    /// each step stores the 16 spikes as one 16-byte vector. The values are those of the LIF epilogue, bit for bit.
     /// </summary>
     public static void EpilogueIntLifPacked<TFma>(Index1D i, ArrayView<int> c, ArrayView<sbyte> packed, ArrayView<float> scales, ArrayView<float> bias,
         ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
@@ -343,47 +342,38 @@ internal static class SpikeGemmKernels
         for (int t = 0; t < p.Timesteps; t++)
         {
             int j = t * p.Items + item, n = j * p.OHW + pix;
-            F4 x0 = Sums4(c, n, oc0, p), x1 = Sums4(c, n, oc0 + 4, p), x2 = Sums4(c, n, oc0 + 8, p), x3 = Sums4(c, n, oc0 + 12, p);
             Words4 spikes;
-            v0 = LifBytes<TFma>(x0, oc0, scales, bias, bn, p, v0, out spikes.X);
-            v1 = LifBytes<TFma>(x1, oc0 + 4, scales, bias, bn, p, v1, out spikes.Y);
-            v2 = LifBytes<TFma>(x2, oc0 + 8, scales, bias, bn, p, v2, out spikes.Z);
-            v3 = LifBytes<TFma>(x3, oc0 + 12, scales, bias, bn, p, v3, out spikes.W);
+            v0 = LifBytes<TFma>(c, n, oc0, scales, bias, bn, p, v0, out spikes.X);
+            v1 = LifBytes<TFma>(c, n, oc0 + 4, scales, bias, bn, p, v1, out spikes.Y);
+            v2 = LifBytes<TFma>(c, n, oc0 + 8, scales, bias, bn, p, v2, out spikes.Z);
+            v3 = LifBytes<TFma>(c, n, oc0 + 12, scales, bias, bn, p, v3, out spikes.W);
             quads[((long)p.Frame(j) * p.OHW + pix) * blocks + block] = spikes;
         }
     }
 
-    /// <summary><see cref="IntValue"/> of channels oc .. oc + 3 at GEMM column n, those past M read as channel M − 1 (loaded, never used).</summary>
-    private static F4 Sums4(ArrayView<int> c, int n, int oc, SpikeGemmArgs p)
-    {
-        int last = p.M - 1;
-        return new F4(IntValue(c, n, Math.Min(oc, last), p), IntValue(c, n, Math.Min(oc + 1, last), p),
-            IntValue(c, n, Math.Min(oc + 2, last), p), IntValue(c, n, Math.Min(oc + 3, last), p));
-    }
-
-    /// <summary>One LIF step of channels oc .. oc + 3 from their sums x: the new potentials, and the spikes as int8 bytes of one word (channel oc lowest; zero past M).</summary>
-    private static F4 LifBytes<TFma>(F4 x, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p,
+    /// <summary>One LIF step of channels oc .. oc + 3 at GEMM column n: the new potentials, and the spikes as int8 bytes of one word (channel oc lowest; zero past M).</summary>
+    private static F4 LifBytes<TFma>(ArrayView<int> c, int n, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p,
         F4 v, out int word) where TFma : struct, IFma
     {
         word = 0;
         if (oc < p.M)
         {
-            v.X = LifSpike(Scaled<TFma>(x.X, oc, scales, bias, bn, p), v.X, p.Threshold, out float s);
+            v.X = LifSpike(Scaled<TFma>(IntValue(c, n, oc, p), oc, scales, bias, bn, p), v.X, p.Threshold, out float s);
             if (s != 0f) word |= 1;
         }
         if (oc + 1 < p.M)
         {
-            v.Y = LifSpike(Scaled<TFma>(x.Y, oc + 1, scales, bias, bn, p), v.Y, p.Threshold, out float s);
+            v.Y = LifSpike(Scaled<TFma>(IntValue(c, n, oc + 1, p), oc + 1, scales, bias, bn, p), v.Y, p.Threshold, out float s);
             if (s != 0f) word |= 1 << 8;
         }
         if (oc + 2 < p.M)
         {
-            v.Z = LifSpike(Scaled<TFma>(x.Z, oc + 2, scales, bias, bn, p), v.Z, p.Threshold, out float s);
+            v.Z = LifSpike(Scaled<TFma>(IntValue(c, n, oc + 2, p), oc + 2, scales, bias, bn, p), v.Z, p.Threshold, out float s);
             if (s != 0f) word |= 1 << 16;
         }
         if (oc + 3 < p.M)
         {
-            v.W = LifSpike(Scaled<TFma>(x.W, oc + 3, scales, bias, bn, p), v.W, p.Threshold, out float s);
+            v.W = LifSpike(Scaled<TFma>(IntValue(c, n, oc + 3, p), oc + 3, scales, bias, bn, p), v.W, p.Threshold, out float s);
             if (s != 0f) word |= 1 << 24;
         }
         return v;

@@ -42,11 +42,6 @@ internal struct SpikeGemmArgs
     /// <summary>The fused LIF's time steps and threshold (<see cref="SpikeGemmKernels.EpilogueIntLif{TFma}"/>).</summary>
     public int Timesteps;
     public float Threshold;
-    /// <summary>
-    /// Channels per packed pixel of the spikes <see cref="SpikeGemmKernels.EpilogueIntLifPacked{TFma}"/> writes (M rounded
-    /// up to 16: the next conv's Cp).
-    /// </summary>
-    public int OutCp;
 
     /// <summary>The frame that local frame <paramref name="j"/> of the chunk is (see <see cref="Items"/>).</summary>
     public readonly int Frame(int j)
@@ -324,59 +319,6 @@ internal static class SpikeGemmKernels
                 spikes[at] = s;
             }
         }
-    }
-
-    /// <summary>
-    /// <see cref="EpilogueIntLif{TFma}"/> writing the spikes as the next conv's packed int8 input (what <see cref="PackS8"/>
-    /// makes of them: packed[frame·OHW + pix, OutCp], channels past M zero) instead of fp32 maps, for ConvLifConv. One thread
-    /// per (image, block of 16 channels, pixel), pixels fastest, so a warp's loads of each channel's sums are contiguous;
-    /// each step stores the 16 spikes as one 16-byte vector. The values are those of the LIF epilogue, bit for bit.
-    /// </summary>
-    public static void EpilogueIntLifPacked<TFma>(Index1D i, ArrayView<int> c, ArrayView<sbyte> packed, ArrayView<float> scales, ArrayView<float> bias,
-        ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
-    {
-        int blocks = p.OutCp / ChannelAlign, perItem = blocks * p.OHW, item = i / perItem, rest = i - item * perItem, block = rest / p.OHW;
-        int pix = rest - block * p.OHW, oc0 = block * ChannelAlign;
-        var quads = packed.Cast<Words4>();
-        F4 v0 = default, v1 = default, v2 = default, v3 = default;
-        for (int t = 0; t < p.Timesteps; t++)
-        {
-            int j = t * p.Items + item, n = j * p.OHW + pix;
-            Words4 spikes;
-            v0 = LifBytes<TFma>(c, n, oc0, scales, bias, bn, p, v0, out spikes.X);
-            v1 = LifBytes<TFma>(c, n, oc0 + 4, scales, bias, bn, p, v1, out spikes.Y);
-            v2 = LifBytes<TFma>(c, n, oc0 + 8, scales, bias, bn, p, v2, out spikes.Z);
-            v3 = LifBytes<TFma>(c, n, oc0 + 12, scales, bias, bn, p, v3, out spikes.W);
-            quads[((long)p.Frame(j) * p.OHW + pix) * blocks + block] = spikes;
-        }
-    }
-
-    /// <summary>One LIF step of channels oc .. oc + 3 at GEMM column n: the new potentials, and the spikes as int8 bytes of one word (channel oc lowest; zero past M).</summary>
-    private static F4 LifBytes<TFma>(ArrayView<int> c, int n, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p,
-        F4 v, out int word) where TFma : struct, IFma
-    {
-        word = 0;
-        if (oc < p.M)
-        {
-            v.X = LifSpike(Scaled<TFma>(IntValue(c, n, oc, p), oc, scales, bias, bn, p), v.X, p.Threshold, out float s);
-            if (s != 0f) word |= 1;
-        }
-        if (oc + 1 < p.M)
-        {
-            v.Y = LifSpike(Scaled<TFma>(IntValue(c, n, oc + 1, p), oc + 1, scales, bias, bn, p), v.Y, p.Threshold, out float s);
-            if (s != 0f) word |= 1 << 8;
-        }
-        if (oc + 2 < p.M)
-        {
-            v.Z = LifSpike(Scaled<TFma>(IntValue(c, n, oc + 2, p), oc + 2, scales, bias, bn, p), v.Z, p.Threshold, out float s);
-            if (s != 0f) word |= 1 << 16;
-        }
-        if (oc + 3 < p.M)
-        {
-            v.W = LifSpike(Scaled<TFma>(IntValue(c, n, oc + 3, p), oc + 3, scales, bias, bn, p), v.W, p.Threshold, out float s);
-            if (s != 0f) word |= 1 << 24;
-        }
-        return v;
     }
 
     /// <summary>One LIF step as <see cref="GpuKernels.Lif"/> computes it: H = V + (X − V)·0.5, S = H ≥ Vth, V = S ? 0 : H; gives S, returns V.</summary>

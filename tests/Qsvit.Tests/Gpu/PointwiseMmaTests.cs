@@ -91,13 +91,22 @@ public sealed class PointwiseMmaTests(PointwiseAcceleratorFixture gpu) : IClassF
         Assert.InRange(e.Count(v => v != 0), length / 10, length * 9 / 10);   // both outcomes common
     }
 
-    /// <summary>The rule and what profiles name: integer 1×1 layers up to the bound run fused where cuBLAS exists, always without it; never with <c>--gemm tensor-cublas-1x1</c>.</summary>
+    /// <summary>
+    /// The rule and what profiles name: integer 1×1 layers up to the bound run fused where cuBLAS exists, always without it
+    /// (if the call fits one launch); never with <c>--gemm tensor-cublas-1x1</c> or where groups are smaller than four warps.
+    /// </summary>
     [Fact]
     public void FusedRuleAndEngineNames()
     {
         Assert.True(PointwiseMmaKernels.FusedPays(PointwiseMmaKernels.FusedMaxRows));
         Assert.False(PointwiseMmaKernels.FusedPays(PointwiseMmaKernels.FusedMaxRows + 1));
-        var (spec, _, _) = Layer(20, 40, 4, "paper");
+        var (spec, codes, _) = Layer(20, 40, 4, "paper");
+        using (var spike = new GpuSpikeConv(gpu.Device.Accelerator, spec, codes))
+        {
+            var ops = new SpikeGemmOps(gpu.Device.Accelerator, null);
+            Assert.True(ops.Fused(spike, 3, 4, 4, 0));
+            Assert.False(ops.Fused(spike, 1 << 20, 64, 64, 0));   // more than one launch holds: the chunked packed path runs
+        }
         foreach (var (mode, expected) in new[] { (SpikeInputGemm.TensorCores, true), (SpikeInputGemm.TensorCoresPointwiseCublas, false) })
         {
             using var backend = CudaBackend.OnCpuAcceleratorWithWarps(mode);

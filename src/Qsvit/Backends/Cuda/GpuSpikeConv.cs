@@ -422,6 +422,10 @@ internal sealed class SpikeGemmOps
         && (timesteps == 0 || PointwiseMmaKernels.StepsFit(timesteps))
         && (_blas is null || PointwiseMmaKernels.FusedPays(layer.GemmRows, _pointwiseMaxRows));
 
+    /// <summary><see cref="Fused(GpuSpikeConv, int)"/> for a call on <paramref name="frames"/> frames of h × w: also whether its input and output fit one launch (else the chunked packed path runs).</summary>
+    public bool Fused(GpuSpikeConv layer, int frames, int h, int w, int timesteps) => Fused(layer, timesteps)
+        && (long)frames * Math.Max(layer.Geometry.InChannels, layer.Geometry.OutChannels) * h * w <= int.MaxValue;
+
     /// <summary>
     /// Whether SDSA of this shape runs exactly on f16 tensor cores (<see cref="Attention"/>): kv counts up to
     /// <paramref name="tokens"/> must be exact in f16 (≤ 2048), and out's integer sums (≤ d·tokens) exact in fp32 (&lt; 2^24).
@@ -508,7 +512,7 @@ internal sealed class SpikeGemmOps
     {
         if (timesteps > 0 && (!layer.Integer || frames % timesteps != 0 || chunk % timesteps != 0 || chunk >= 1 << 21))
             throw new ArgumentException($"a fused LIF needs integer codes and whole images: {frames} frames and chunks of {chunk} for T = {timesteps}");
-        if (Fused(layer, timesteps))
+        if (Fused(layer, frames, h, w, timesteps))
         {
             RunFused(layer, input, frames, h, w, output, timesteps, threshold);
             return;
@@ -610,8 +614,6 @@ internal sealed class SpikeGemmOps
         int hw = h * w, steps = Math.Max(1, timesteps);
         if (input.Length < (long)frames * g.InChannels * hw) throw new ArgumentException($"input has {input.Length} elements, needs {(long)frames * g.InChannels * hw}", nameof(input));
         if (output.Length < (long)frames * g.OutChannels * hw) throw new ArgumentException($"output has {output.Length} elements, needs {(long)frames * g.OutChannels * hw}", nameof(output));
-        if ((long)frames * Math.Max(g.InChannels, g.OutChannels) * hw > int.MaxValue)
-            throw new QsvitException($"a 1×1 convolution of {frames} frames of {g.InChannels}->{g.OutChannels} channels at {h}x{w} is too large for one launch; use a smaller batch");
         var p = new PointwiseArgs
         {
             InChannels = g.InChannels, Cp = layer.Cp, M = g.OutChannels, Parts = layer.Parts,

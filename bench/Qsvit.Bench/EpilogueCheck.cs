@@ -14,8 +14,8 @@ namespace Qsvit.Bench;
 /// epilogue kernels of the cuBLAS int8 path): (1) random spike-input conv shapes on im2col + cuBLAS and the default rule,
 /// plain and with the fused LIF, against the CPU's integer path bit for bit; (2) the logits of one pass of the CIFAR model
 /// (batch 1000) and the 55M preset (random weights, batch 32) at setting 4, written raw to LOGITS_PREFIX-cifar.f32 and
-/// -55M.f32 (to compare two builds byte for byte); (3) each cuBLAS-path int8 layer shape timed as Conv and ConvLif (best of
-/// repetitions), a table last. <c>one</c>: the 55M ConvBlock conv1 (64→256 @112×112, 16 frames) once as Conv and once as
+/// -55M.f32 (to compare two builds byte for byte); (3) unless SECONDS is 0, each cuBLAS-path int8 layer shape timed as Conv
+/// and ConvLif (best of repetitions over SECONDS), a table last. <c>one</c>: the 55M ConvBlock conv1 (64→256 @112×112, 16 frames) once as Conv and once as
 /// ConvLif after a warm-up, for a kernel profiler.
 /// </summary>
 internal static class EpilogueCheck

@@ -46,18 +46,7 @@ internal static class EpilogueCheck
         foreach (var mode in new[] { SpikeInputGemm.TensorCoresIm2col, SpikeInputGemm.TensorCores })
         {
             using var gpu = CudaBackend.Open(0, new ComputeOptions { SpikeGemm = mode });
-            int bad = 0;
-            for (int i = 0; i < cases.Count; i++)
-            {
-                var c = cases[i];
-                var got = (GpuCheck.RunConv(gpu, c.Spec, c.Input, c.Frames, c.H, c.W), GpuCheck.RunConv(gpu, c.Spec, c.Input, c.Frames, c.H, c.W, lif: true));
-                int differ = expected[i].Item1.Zip(got.Item1).Count(p => p.First != p.Second) + expected[i].Item2.Zip(got.Item2).Count(p => p.First != p.Second);
-                if (differ == 0) continue;
-                bad++;
-                Console.WriteLine($"  FAILED {c.Spec.Geometry} on {c.H}x{c.W} x{c.Frames}, {c.Bits}-bit: {differ} elements differ from the CPU integer path");
-            }
-            Console.WriteLine($"{mode}: {cases.Count - bad}/{cases.Count} random shapes bit for bit equal to the CPU integer path (conv and conv + LIF)");
-            failures += bad;
+            failures += SpikeMmaCheck.CheckCases(gpu, mode.ToString(), cases, expected);
         }
         using (var gpu = CudaBackend.Open(0))
         {

@@ -146,18 +146,7 @@ internal static class SpikeMmaCheck
             var clock = Stopwatch.StartNew();
             using var gpu = OpenEngine(Engines[e], smoke);
             Console.WriteLine($"{Engines[e].Name}: {gpu.Description}; opened in {clock.Elapsed.TotalSeconds:F1} s");
-            int bad = 0;
-            for (int i = 0; i < cases.Count; i++)
-            {
-                var c = cases[i];
-                var got = (GpuCheck.RunConv(gpu, c.Spec, c.Input, c.Frames, c.H, c.W), GpuCheck.RunConv(gpu, c.Spec, c.Input, c.Frames, c.H, c.W, lif: true));
-                int differ = expected[i].Item1.Zip(got.Item1).Count(p => p.First != p.Second) + expected[i].Item2.Zip(got.Item2).Count(p => p.First != p.Second);
-                if (differ == 0) continue;
-                bad++;
-                Console.WriteLine($"  FAILED {c.Spec.Geometry} on {c.H}x{c.W} x{c.Frames}, {c.Bits}-bit: {differ} elements differ from the CPU integer path");
-            }
-            Console.WriteLine($"{Engines[e].Name}: {cases.Count - bad}/{cases.Count} random shapes bit for bit equal to the CPU integer path (conv and conv + LIF)");
-            failures += bad;
+            failures += CheckCases(gpu, Engines[e].Name, cases, expected);
             if (smoke) continue;
             for (int i = 0; i < Layers.Length; i++)
             {
@@ -225,6 +214,23 @@ internal static class SpikeMmaCheck
     }
 
     private static string Bound(int rows) => rows == int.MaxValue ? "∞" : rows.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Each case's conv and conv + LIF on <paramref name="gpu"/> against the CPU's (<paramref name="expected"/>), bit for bit; prints a line, returns the failures.</summary>
+    internal static int CheckCases(IBackend gpu, string name, List<Case> cases, List<(float[] Conv, float[] Lif)> expected)
+    {
+        int bad = 0;
+        for (int i = 0; i < cases.Count; i++)
+        {
+            var c = cases[i];
+            var got = (GpuCheck.RunConv(gpu, c.Spec, c.Input, c.Frames, c.H, c.W), GpuCheck.RunConv(gpu, c.Spec, c.Input, c.Frames, c.H, c.W, lif: true));
+            int differ = expected[i].Conv.Zip(got.Item1).Count(p => p.First != p.Second) + expected[i].Lif.Zip(got.Item2).Count(p => p.First != p.Second);
+            if (differ == 0) continue;
+            bad++;
+            Console.WriteLine($"  FAILED {c.Spec.Geometry} on {c.H}x{c.W} x{c.Frames}, {c.Bits}-bit: {differ} elements differ from the CPU integer path");
+        }
+        Console.WriteLine($"{name}: {cases.Count - bad}/{cases.Count} random shapes bit for bit equal to the CPU integer path (conv and conv + LIF)");
+        return bad;
+    }
 
     internal static PackedModel Pack(LoadedModel model) => PackedModel.Create(model, QuantizationSetting.Uniform(4), QuantizerSpec.Paper);
 

@@ -51,7 +51,7 @@ internal struct PointwiseArgs
 /// Codes are <see cref="GpuSpikeConv"/>'s int8 digits, digit planes stacked along M (most significant first): the group
 /// runs the channel loop once per digit and shifts its accumulators left by 8 between digits, so each ends with
 /// ((hi·256 + mid)·256 + lo), the GEMM epilogue's combination (int32, wrapping alike). Accumulators are PTX registers
-/// pq0..pq31 (a local array would spill). Without inline PTX (ILGPU's CPU accelerator in tests) the same staging runs
+/// mq0..mq31, zeroed, stepped and shifted by <see cref="SpikeMmaKernels"/>'s inlined helpers (a local array would spill). Without inline PTX (ILGPU's CPU accelerator in tests) the same staging runs
 /// and each lane sums its 4 rows × 8 columns from the staged bytes with scalar multiply-adds, then the same epilogue.
 /// </para>
 /// </summary>
@@ -187,11 +187,11 @@ internal static class PointwiseMmaKernels
         int quads = p.Cp / 16;
         // This lane's B columns (warp column 4·group + j): their staged rows, in quads.
         int s0 = (warpColumn + 4 * group) * (ColumnWords / 4) + t, sj = ColumnWords / 4;
-        CudaAsm.Emit(".reg .b32 pq<32>; mov.b32 pq0, 0; mov.b32 pq1, 0; mov.b32 pq2, 0; mov.b32 pq3, 0; mov.b32 pq4, 0; mov.b32 pq5, 0; mov.b32 pq6, 0; mov.b32 pq7, 0; mov.b32 pq8, 0; mov.b32 pq9, 0; mov.b32 pq10, 0; mov.b32 pq11, 0; mov.b32 pq12, 0; mov.b32 pq13, 0; mov.b32 pq14, 0; mov.b32 pq15, 0; mov.b32 pq16, 0; mov.b32 pq17, 0; mov.b32 pq18, 0; mov.b32 pq19, 0; mov.b32 pq20, 0; mov.b32 pq21, 0; mov.b32 pq22, 0; mov.b32 pq23, 0; mov.b32 pq24, 0; mov.b32 pq25, 0; mov.b32 pq26, 0; mov.b32 pq27, 0; mov.b32 pq28, 0; mov.b32 pq29, 0; mov.b32 pq30, 0; mov.b32 pq31, 0;");
+        SpikeMmaKernels.ZeroAccumulators();
         for (int digit = 0; digit < p.Parts; digit++)
         {
             if (digit > 0)
-                CudaAsm.Emit("shl.b32 pq0, pq0, 8; shl.b32 pq1, pq1, 8; shl.b32 pq2, pq2, 8; shl.b32 pq3, pq3, 8; shl.b32 pq4, pq4, 8; shl.b32 pq5, pq5, 8; shl.b32 pq6, pq6, 8; shl.b32 pq7, pq7, 8; shl.b32 pq8, pq8, 8; shl.b32 pq9, pq9, 8; shl.b32 pq10, pq10, 8; shl.b32 pq11, pq11, 8; shl.b32 pq12, pq12, 8; shl.b32 pq13, pq13, 8; shl.b32 pq14, pq14, 8; shl.b32 pq15, pq15, 8; shl.b32 pq16, pq16, 8; shl.b32 pq17, pq17, 8; shl.b32 pq18, pq18, 8; shl.b32 pq19, pq19, 8; shl.b32 pq20, pq20, 8; shl.b32 pq21, pq21, 8; shl.b32 pq22, pq22, 8; shl.b32 pq23, pq23, 8; shl.b32 pq24, pq24, 8; shl.b32 pq25, pq25, 8; shl.b32 pq26, pq26, 8; shl.b32 pq27, pq27, 8; shl.b32 pq28, pq28, 8; shl.b32 pq29, pq29, 8; shl.b32 pq30, pq30, 8; shl.b32 pq31, pq31, 8;");
+                SpikeMmaKernels.ShiftAccumulators(); // the next digit: everything so far × 256
             int w0 = RowQuad(p, digit, r0 + group), w1 = RowQuad(p, digit, r0 + group + 8);
             int w2 = RowQuad(p, digit, r0 + group + 16), w3 = RowQuad(p, digit, r0 + group + 24);
             for (int c0 = 0; c0 < p.Cp; c0 += ChunkChannels)
@@ -213,43 +213,28 @@ internal static class PointwiseMmaKernels
                     var B1 = stage[s0 + sj + kq];
                     var B2 = stage[s0 + 2 * sj + kq];
                     var B3 = stage[s0 + 3 * sj + kq];
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq0,pq1,pq2,pq3}, {%0,%1,%2,%3}, {%4,%5}, {pq0,pq1,pq2,pq3};", A0.X, A1.X, A0.Y, A1.Y, B0.X, B0.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq4,pq5,pq6,pq7}, {%0,%1,%2,%3}, {%4,%5}, {pq4,pq5,pq6,pq7};", A0.X, A1.X, A0.Y, A1.Y, B1.X, B1.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq8,pq9,pq10,pq11}, {%0,%1,%2,%3}, {%4,%5}, {pq8,pq9,pq10,pq11};", A0.X, A1.X, A0.Y, A1.Y, B2.X, B2.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq12,pq13,pq14,pq15}, {%0,%1,%2,%3}, {%4,%5}, {pq12,pq13,pq14,pq15};", A0.X, A1.X, A0.Y, A1.Y, B3.X, B3.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq16,pq17,pq18,pq19}, {%0,%1,%2,%3}, {%4,%5}, {pq16,pq17,pq18,pq19};", A2.X, A3.X, A2.Y, A3.Y, B0.X, B0.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq20,pq21,pq22,pq23}, {%0,%1,%2,%3}, {%4,%5}, {pq20,pq21,pq22,pq23};", A2.X, A3.X, A2.Y, A3.Y, B1.X, B1.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq24,pq25,pq26,pq27}, {%0,%1,%2,%3}, {%4,%5}, {pq24,pq25,pq26,pq27};", A2.X, A3.X, A2.Y, A3.Y, B2.X, B2.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq28,pq29,pq30,pq31}, {%0,%1,%2,%3}, {%4,%5}, {pq28,pq29,pq30,pq31};", A2.X, A3.X, A2.Y, A3.Y, B3.X, B3.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq0,pq1,pq2,pq3}, {%0,%1,%2,%3}, {%4,%5}, {pq0,pq1,pq2,pq3};", A0.Z, A1.Z, A0.W, A1.W, B0.Z, B0.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq4,pq5,pq6,pq7}, {%0,%1,%2,%3}, {%4,%5}, {pq4,pq5,pq6,pq7};", A0.Z, A1.Z, A0.W, A1.W, B1.Z, B1.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq8,pq9,pq10,pq11}, {%0,%1,%2,%3}, {%4,%5}, {pq8,pq9,pq10,pq11};", A0.Z, A1.Z, A0.W, A1.W, B2.Z, B2.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq12,pq13,pq14,pq15}, {%0,%1,%2,%3}, {%4,%5}, {pq12,pq13,pq14,pq15};", A0.Z, A1.Z, A0.W, A1.W, B3.Z, B3.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq16,pq17,pq18,pq19}, {%0,%1,%2,%3}, {%4,%5}, {pq16,pq17,pq18,pq19};", A2.Z, A3.Z, A2.W, A3.W, B0.Z, B0.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq20,pq21,pq22,pq23}, {%0,%1,%2,%3}, {%4,%5}, {pq20,pq21,pq22,pq23};", A2.Z, A3.Z, A2.W, A3.W, B1.Z, B1.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq24,pq25,pq26,pq27}, {%0,%1,%2,%3}, {%4,%5}, {pq24,pq25,pq26,pq27};", A2.Z, A3.Z, A2.W, A3.W, B2.Z, B2.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {pq28,pq29,pq30,pq31}, {%0,%1,%2,%3}, {%4,%5}, {pq28,pq29,pq30,pq31};", A2.Z, A3.Z, A2.W, A3.W, B3.Z, B3.W);
+                    SpikeMmaKernels.MmaStep(A0, A1, A2, A3, B0, B1, B2, B3);
                 }
             }
         }
         if (!active) return;
-        // pq[4(4m + j) + i]: m16 tile m, n8 tile j; i = 0, 1: row g at C columns 2t, 2t + 1 (warp columns 8t + j, 8t + 4 + j); i = 2, 3: row g + 8.
-        CudaAsm.Emit("mov.b32 %0, pq0;", out int a00); CudaAsm.Emit("mov.b32 %0, pq1;", out int a04);
-        CudaAsm.Emit("mov.b32 %0, pq2;", out int b00); CudaAsm.Emit("mov.b32 %0, pq3;", out int b04);
-        CudaAsm.Emit("mov.b32 %0, pq4;", out int a01); CudaAsm.Emit("mov.b32 %0, pq5;", out int a05);
-        CudaAsm.Emit("mov.b32 %0, pq6;", out int b01); CudaAsm.Emit("mov.b32 %0, pq7;", out int b05);
-        CudaAsm.Emit("mov.b32 %0, pq8;", out int a02); CudaAsm.Emit("mov.b32 %0, pq9;", out int a06);
-        CudaAsm.Emit("mov.b32 %0, pq10;", out int b02); CudaAsm.Emit("mov.b32 %0, pq11;", out int b06);
-        CudaAsm.Emit("mov.b32 %0, pq12;", out int a03); CudaAsm.Emit("mov.b32 %0, pq13;", out int a07);
-        CudaAsm.Emit("mov.b32 %0, pq14;", out int b03); CudaAsm.Emit("mov.b32 %0, pq15;", out int b07);
-        CudaAsm.Emit("mov.b32 %0, pq16;", out int c00); CudaAsm.Emit("mov.b32 %0, pq17;", out int c04);
-        CudaAsm.Emit("mov.b32 %0, pq18;", out int d00); CudaAsm.Emit("mov.b32 %0, pq19;", out int d04);
-        CudaAsm.Emit("mov.b32 %0, pq20;", out int c01); CudaAsm.Emit("mov.b32 %0, pq21;", out int c05);
-        CudaAsm.Emit("mov.b32 %0, pq22;", out int d01); CudaAsm.Emit("mov.b32 %0, pq23;", out int d05);
-        CudaAsm.Emit("mov.b32 %0, pq24;", out int c02); CudaAsm.Emit("mov.b32 %0, pq25;", out int c06);
-        CudaAsm.Emit("mov.b32 %0, pq26;", out int d02); CudaAsm.Emit("mov.b32 %0, pq27;", out int d06);
-        CudaAsm.Emit("mov.b32 %0, pq28;", out int c03); CudaAsm.Emit("mov.b32 %0, pq29;", out int c07);
-        CudaAsm.Emit("mov.b32 %0, pq30;", out int d03); CudaAsm.Emit("mov.b32 %0, pq31;", out int d07);
+        // mq[4(4m + j) + i]: m16 tile m, n8 tile j; i = 0, 1: row g at C columns 2t, 2t + 1 (warp columns 8t + j, 8t + 4 + j); i = 2, 3: row g + 8.
+        CudaAsm.Emit("mov.b32 %0, mq0;", out int a00); CudaAsm.Emit("mov.b32 %0, mq1;", out int a04);
+        CudaAsm.Emit("mov.b32 %0, mq2;", out int b00); CudaAsm.Emit("mov.b32 %0, mq3;", out int b04);
+        CudaAsm.Emit("mov.b32 %0, mq4;", out int a01); CudaAsm.Emit("mov.b32 %0, mq5;", out int a05);
+        CudaAsm.Emit("mov.b32 %0, mq6;", out int b01); CudaAsm.Emit("mov.b32 %0, mq7;", out int b05);
+        CudaAsm.Emit("mov.b32 %0, mq8;", out int a02); CudaAsm.Emit("mov.b32 %0, mq9;", out int a06);
+        CudaAsm.Emit("mov.b32 %0, mq10;", out int b02); CudaAsm.Emit("mov.b32 %0, mq11;", out int b06);
+        CudaAsm.Emit("mov.b32 %0, mq12;", out int a03); CudaAsm.Emit("mov.b32 %0, mq13;", out int a07);
+        CudaAsm.Emit("mov.b32 %0, mq14;", out int b03); CudaAsm.Emit("mov.b32 %0, mq15;", out int b07);
+        CudaAsm.Emit("mov.b32 %0, mq16;", out int c00); CudaAsm.Emit("mov.b32 %0, mq17;", out int c04);
+        CudaAsm.Emit("mov.b32 %0, mq18;", out int d00); CudaAsm.Emit("mov.b32 %0, mq19;", out int d04);
+        CudaAsm.Emit("mov.b32 %0, mq20;", out int c01); CudaAsm.Emit("mov.b32 %0, mq21;", out int c05);
+        CudaAsm.Emit("mov.b32 %0, mq22;", out int d01); CudaAsm.Emit("mov.b32 %0, mq23;", out int d05);
+        CudaAsm.Emit("mov.b32 %0, mq24;", out int c02); CudaAsm.Emit("mov.b32 %0, mq25;", out int c06);
+        CudaAsm.Emit("mov.b32 %0, mq26;", out int d02); CudaAsm.Emit("mov.b32 %0, mq27;", out int d06);
+        CudaAsm.Emit("mov.b32 %0, mq28;", out int c03); CudaAsm.Emit("mov.b32 %0, mq29;", out int c07);
+        CudaAsm.Emit("mov.b32 %0, mq30;", out int d03); CudaAsm.Emit("mov.b32 %0, mq31;", out int d07);
         Epilogue<TFma>(output, scales, bias, bn, p, r0 + group, n0 + warpColumn + 8 * t,
             a00, a01, a02, a03, a04, a05, a06, a07, b00, b01, b02, b03, b04, b05, b06, b07,
             c00, c01, c02, c03, c04, c05, c06, c07, d00, d01, d02, d03, d04, d05, d06, d07);

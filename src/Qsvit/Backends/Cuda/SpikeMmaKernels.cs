@@ -139,6 +139,13 @@ internal static class SpikeMmaKernels
         CudaAsm.Emit(".reg .b32 mq<32>; mov.b32 mq0, 0; mov.b32 mq1, 0; mov.b32 mq2, 0; mov.b32 mq3, 0; mov.b32 mq4, 0; mov.b32 mq5, 0; mov.b32 mq6, 0; mov.b32 mq7, 0; mov.b32 mq8, 0; mov.b32 mq9, 0; mov.b32 mq10, 0; mov.b32 mq11, 0; mov.b32 mq12, 0; mov.b32 mq13, 0; mov.b32 mq14, 0; mov.b32 mq15, 0; mov.b32 mq16, 0; mov.b32 mq17, 0; mov.b32 mq18, 0; mov.b32 mq19, 0; mov.b32 mq20, 0; mov.b32 mq21, 0; mov.b32 mq22, 0; mov.b32 mq23, 0; mov.b32 mq24, 0; mov.b32 mq25, 0; mov.b32 mq26, 0; mov.b32 mq27, 0; mov.b32 mq28, 0; mov.b32 mq29, 0; mov.b32 mq30, 0; mov.b32 mq31, 0;");
     }
 
+    /// <summary>Shifts the 32 accumulators left by 8 bits (× 256): between the int8 digits of wider codes, which are summed high digit first.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void ShiftAccumulators()
+    {
+        CudaAsm.Emit("shl.b32 mq0, mq0, 8; shl.b32 mq1, mq1, 8; shl.b32 mq2, mq2, 8; shl.b32 mq3, mq3, 8; shl.b32 mq4, mq4, 8; shl.b32 mq5, mq5, 8; shl.b32 mq6, mq6, 8; shl.b32 mq7, mq7, 8; shl.b32 mq8, mq8, 8; shl.b32 mq9, mq9, 8; shl.b32 mq10, mq10, 8; shl.b32 mq11, mq11, 8; shl.b32 mq12, mq12, 8; shl.b32 mq13, mq13, 8; shl.b32 mq14, mq14, 8; shl.b32 mq15, mq15, 8; shl.b32 mq16, mq16, 8; shl.b32 mq17, mq17, 8; shl.b32 mq18, mq18, 8; shl.b32 mq19, mq19, 8; shl.b32 mq20, mq20, 8; shl.b32 mq21, mq21, 8; shl.b32 mq22, mq22, 8; shl.b32 mq23, mq23, 8; shl.b32 mq24, mq24, 8; shl.b32 mq25, mq25, 8; shl.b32 mq26, mq26, 8; shl.b32 mq27, mq27, 8; shl.b32 mq28, mq28, 8; shl.b32 mq29, mq29, 8; shl.b32 mq30, mq30, 8; shl.b32 mq31, mq31, 8;");
+    }
+
     /// <summary>
     /// Two k-steps of a warp tile: 2 × 4 mma per k-step from this lane's 16 bytes of A rows group, group + 8, group + 16,
     /// group + 24 (<paramref name="a0"/>..<paramref name="a3"/>) and B pixels group, group + 8, … (<paramref name="b0"/>..<paramref name="b3"/>).

@@ -35,7 +35,7 @@ public sealed class PointwiseRealTests(PointwiseAcceleratorFixture gpu) : IClass
     {
         var (spec, codes, rng) = Layer(cin, cout, bits, quantizer, bias, bns);
         var input = RealValues(rng, frames * cin * h * w);
-        var expected = RunOnCpu(spec, input, frames, h, w);
+        var expected = SpikeGemmTests.Run(new CpuBackend(), spec, input, frames, h, w);
         var bound = Bound(spec, codes, input, frames, h * w);
         var acc = gpu.Device.Accelerator;
         using var layer = GpuSpikeConv.RealInputCodes(acc, spec, codes);
@@ -81,7 +81,7 @@ public sealed class PointwiseRealTests(PointwiseAcceleratorFixture gpu) : IClass
             Assert.False(ops.Fused(layer, 4));
         }
         var input = RealValues(rng, frames * 130 * h * w);
-        var expected = RunOnCpu(spec, input, frames, h, w);
+        var expected = SpikeGemmTests.Run(new CpuBackend(), spec, input, frames, h, w);
         var bound = Bound(spec, codes, input, frames, h * w);
         foreach (var (mode, fused) in new[] { (SpikeInputGemm.TensorCores, false), (SpikeInputGemm.TensorCoresRealFused, true) })
         {
@@ -92,7 +92,7 @@ public sealed class PointwiseRealTests(PointwiseAcceleratorFixture gpu) : IClass
             Assert.Equal(fused, layer.EngineAt(h, w).Contains("fused 1x1, bf16 mma.sync"));
             Assert.DoesNotContain("fused", layer.EngineAt(64, 64));   // where the bf16 codes do not pay, the fp32 conv runs
             if (!fused) continue;
-            var actual = Run(backend, layer, input, frames, h, w, expected.Length);
+            var actual = SpikeGemmTests.Run(backend, spec, input, frames, h, w, owned: false);
             for (int i = 0; i < expected.Length; i++)
                 Assert.True(Math.Abs(actual[i] - expected[i]) <= 1e-5f * (1 + bound[i] + Math.Abs(expected[i])), $"{i}: {actual[i]} vs {expected[i]}");
         }
@@ -133,25 +133,5 @@ public sealed class PointwiseRealTests(PointwiseAcceleratorFixture gpu) : IClass
                 }
             }
         return bound;
-    }
-
-    private static float[] RunOnCpu(ConvLayerSpec spec, float[] input, int frames, int h, int w)
-    {
-        using var cpu = new CpuBackend();
-        using var layer = cpu.CreateConv(spec);
-        return Run(cpu, layer, input, frames, h, w, frames * spec.Geometry.OutChannels * h * w);
-    }
-
-    private static float[] Run(IBackend backend, ConvLayer layer, float[] input, int frames, int h, int w, int length)
-    {
-        int mark = backend.Mark();
-        var x = backend.Rent(input.Length);
-        backend.Upload(input, x);
-        var y = backend.Rent(length);
-        backend.Conv(layer, x, frames, h, w, y);
-        var result = new float[length];
-        backend.Download(y, 0, result);
-        backend.Release(mark);
-        return result;
     }
 }

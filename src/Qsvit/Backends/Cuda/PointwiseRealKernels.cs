@@ -129,52 +129,51 @@ internal static partial class PointwiseMmaKernels
             var A1 = Quad(weightQuads, inside ? w1 : -1, q);
             var A2 = Quad(weightQuads, inside ? w2 : -1, q);
             var A3 = Quad(weightQuads, inside ? w3 : -1, q);
-            for (int piece = 0; piece < GpuSpikeConv.InputPieces - 1; piece++) // lo, then mid, into pl
+            for (int piece = 0; piece < GpuSpikeConv.InputPieces; piece++) // lo, mid into pl; hi into pf
             {
                 int s = s0 + piece * (PieceWords / 4);
                 var B0 = stage[s];
                 var B1 = stage[s + sj];
                 var B2 = stage[s + 2 * sj];
                 var B3 = stage[s + 3 * sj];
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl0,pl1,pl2,pl3}, {%0,%1,%2,%3}, {%4,%5}, {pl0,pl1,pl2,pl3};", A0.X, A1.X, A0.Y, A1.Y, B0.X, B0.Y);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl4,pl5,pl6,pl7}, {%0,%1,%2,%3}, {%4,%5}, {pl4,pl5,pl6,pl7};", A0.X, A1.X, A0.Y, A1.Y, B1.X, B1.Y);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl8,pl9,pl10,pl11}, {%0,%1,%2,%3}, {%4,%5}, {pl8,pl9,pl10,pl11};", A0.X, A1.X, A0.Y, A1.Y, B2.X, B2.Y);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl12,pl13,pl14,pl15}, {%0,%1,%2,%3}, {%4,%5}, {pl12,pl13,pl14,pl15};", A0.X, A1.X, A0.Y, A1.Y, B3.X, B3.Y);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl16,pl17,pl18,pl19}, {%0,%1,%2,%3}, {%4,%5}, {pl16,pl17,pl18,pl19};", A2.X, A3.X, A2.Y, A3.Y, B0.X, B0.Y);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl20,pl21,pl22,pl23}, {%0,%1,%2,%3}, {%4,%5}, {pl20,pl21,pl22,pl23};", A2.X, A3.X, A2.Y, A3.Y, B1.X, B1.Y);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl24,pl25,pl26,pl27}, {%0,%1,%2,%3}, {%4,%5}, {pl24,pl25,pl26,pl27};", A2.X, A3.X, A2.Y, A3.Y, B2.X, B2.Y);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl28,pl29,pl30,pl31}, {%0,%1,%2,%3}, {%4,%5}, {pl28,pl29,pl30,pl31};", A2.X, A3.X, A2.Y, A3.Y, B3.X, B3.Y);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl0,pl1,pl2,pl3}, {%0,%1,%2,%3}, {%4,%5}, {pl0,pl1,pl2,pl3};", A0.Z, A1.Z, A0.W, A1.W, B0.Z, B0.W);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl4,pl5,pl6,pl7}, {%0,%1,%2,%3}, {%4,%5}, {pl4,pl5,pl6,pl7};", A0.Z, A1.Z, A0.W, A1.W, B1.Z, B1.W);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl8,pl9,pl10,pl11}, {%0,%1,%2,%3}, {%4,%5}, {pl8,pl9,pl10,pl11};", A0.Z, A1.Z, A0.W, A1.W, B2.Z, B2.W);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl12,pl13,pl14,pl15}, {%0,%1,%2,%3}, {%4,%5}, {pl12,pl13,pl14,pl15};", A0.Z, A1.Z, A0.W, A1.W, B3.Z, B3.W);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl16,pl17,pl18,pl19}, {%0,%1,%2,%3}, {%4,%5}, {pl16,pl17,pl18,pl19};", A2.Z, A3.Z, A2.W, A3.W, B0.Z, B0.W);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl20,pl21,pl22,pl23}, {%0,%1,%2,%3}, {%4,%5}, {pl20,pl21,pl22,pl23};", A2.Z, A3.Z, A2.W, A3.W, B1.Z, B1.W);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl24,pl25,pl26,pl27}, {%0,%1,%2,%3}, {%4,%5}, {pl24,pl25,pl26,pl27};", A2.Z, A3.Z, A2.W, A3.W, B2.Z, B2.W);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl28,pl29,pl30,pl31}, {%0,%1,%2,%3}, {%4,%5}, {pl28,pl29,pl30,pl31};", A2.Z, A3.Z, A2.W, A3.W, B3.Z, B3.W);
-            }
-            {
-                int s = s0 + (GpuSpikeConv.InputPieces - 1) * (PieceWords / 4); // hi, into pf
-                var B0 = stage[s];
-                var B1 = stage[s + sj];
-                var B2 = stage[s + 2 * sj];
-                var B3 = stage[s + 3 * sj];
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf0,pf1,pf2,pf3}, {%0,%1,%2,%3}, {%4,%5}, {pf0,pf1,pf2,pf3};", A0.X, A1.X, A0.Y, A1.Y, B0.X, B0.Y);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf4,pf5,pf6,pf7}, {%0,%1,%2,%3}, {%4,%5}, {pf4,pf5,pf6,pf7};", A0.X, A1.X, A0.Y, A1.Y, B1.X, B1.Y);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf8,pf9,pf10,pf11}, {%0,%1,%2,%3}, {%4,%5}, {pf8,pf9,pf10,pf11};", A0.X, A1.X, A0.Y, A1.Y, B2.X, B2.Y);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf12,pf13,pf14,pf15}, {%0,%1,%2,%3}, {%4,%5}, {pf12,pf13,pf14,pf15};", A0.X, A1.X, A0.Y, A1.Y, B3.X, B3.Y);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf16,pf17,pf18,pf19}, {%0,%1,%2,%3}, {%4,%5}, {pf16,pf17,pf18,pf19};", A2.X, A3.X, A2.Y, A3.Y, B0.X, B0.Y);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf20,pf21,pf22,pf23}, {%0,%1,%2,%3}, {%4,%5}, {pf20,pf21,pf22,pf23};", A2.X, A3.X, A2.Y, A3.Y, B1.X, B1.Y);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf24,pf25,pf26,pf27}, {%0,%1,%2,%3}, {%4,%5}, {pf24,pf25,pf26,pf27};", A2.X, A3.X, A2.Y, A3.Y, B2.X, B2.Y);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf28,pf29,pf30,pf31}, {%0,%1,%2,%3}, {%4,%5}, {pf28,pf29,pf30,pf31};", A2.X, A3.X, A2.Y, A3.Y, B3.X, B3.Y);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf0,pf1,pf2,pf3}, {%0,%1,%2,%3}, {%4,%5}, {pf0,pf1,pf2,pf3};", A0.Z, A1.Z, A0.W, A1.W, B0.Z, B0.W);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf4,pf5,pf6,pf7}, {%0,%1,%2,%3}, {%4,%5}, {pf4,pf5,pf6,pf7};", A0.Z, A1.Z, A0.W, A1.W, B1.Z, B1.W);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf8,pf9,pf10,pf11}, {%0,%1,%2,%3}, {%4,%5}, {pf8,pf9,pf10,pf11};", A0.Z, A1.Z, A0.W, A1.W, B2.Z, B2.W);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf12,pf13,pf14,pf15}, {%0,%1,%2,%3}, {%4,%5}, {pf12,pf13,pf14,pf15};", A0.Z, A1.Z, A0.W, A1.W, B3.Z, B3.W);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf16,pf17,pf18,pf19}, {%0,%1,%2,%3}, {%4,%5}, {pf16,pf17,pf18,pf19};", A2.Z, A3.Z, A2.W, A3.W, B0.Z, B0.W);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf20,pf21,pf22,pf23}, {%0,%1,%2,%3}, {%4,%5}, {pf20,pf21,pf22,pf23};", A2.Z, A3.Z, A2.W, A3.W, B1.Z, B1.W);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf24,pf25,pf26,pf27}, {%0,%1,%2,%3}, {%4,%5}, {pf24,pf25,pf26,pf27};", A2.Z, A3.Z, A2.W, A3.W, B2.Z, B2.W);
-                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf28,pf29,pf30,pf31}, {%0,%1,%2,%3}, {%4,%5}, {pf28,pf29,pf30,pf31};", A2.Z, A3.Z, A2.W, A3.W, B3.Z, B3.W);
+                if (piece < GpuSpikeConv.InputPieces - 1)
+                {
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl0,pl1,pl2,pl3}, {%0,%1,%2,%3}, {%4,%5}, {pl0,pl1,pl2,pl3};", A0.X, A1.X, A0.Y, A1.Y, B0.X, B0.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl4,pl5,pl6,pl7}, {%0,%1,%2,%3}, {%4,%5}, {pl4,pl5,pl6,pl7};", A0.X, A1.X, A0.Y, A1.Y, B1.X, B1.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl8,pl9,pl10,pl11}, {%0,%1,%2,%3}, {%4,%5}, {pl8,pl9,pl10,pl11};", A0.X, A1.X, A0.Y, A1.Y, B2.X, B2.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl12,pl13,pl14,pl15}, {%0,%1,%2,%3}, {%4,%5}, {pl12,pl13,pl14,pl15};", A0.X, A1.X, A0.Y, A1.Y, B3.X, B3.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl16,pl17,pl18,pl19}, {%0,%1,%2,%3}, {%4,%5}, {pl16,pl17,pl18,pl19};", A2.X, A3.X, A2.Y, A3.Y, B0.X, B0.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl20,pl21,pl22,pl23}, {%0,%1,%2,%3}, {%4,%5}, {pl20,pl21,pl22,pl23};", A2.X, A3.X, A2.Y, A3.Y, B1.X, B1.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl24,pl25,pl26,pl27}, {%0,%1,%2,%3}, {%4,%5}, {pl24,pl25,pl26,pl27};", A2.X, A3.X, A2.Y, A3.Y, B2.X, B2.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl28,pl29,pl30,pl31}, {%0,%1,%2,%3}, {%4,%5}, {pl28,pl29,pl30,pl31};", A2.X, A3.X, A2.Y, A3.Y, B3.X, B3.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl0,pl1,pl2,pl3}, {%0,%1,%2,%3}, {%4,%5}, {pl0,pl1,pl2,pl3};", A0.Z, A1.Z, A0.W, A1.W, B0.Z, B0.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl4,pl5,pl6,pl7}, {%0,%1,%2,%3}, {%4,%5}, {pl4,pl5,pl6,pl7};", A0.Z, A1.Z, A0.W, A1.W, B1.Z, B1.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl8,pl9,pl10,pl11}, {%0,%1,%2,%3}, {%4,%5}, {pl8,pl9,pl10,pl11};", A0.Z, A1.Z, A0.W, A1.W, B2.Z, B2.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl12,pl13,pl14,pl15}, {%0,%1,%2,%3}, {%4,%5}, {pl12,pl13,pl14,pl15};", A0.Z, A1.Z, A0.W, A1.W, B3.Z, B3.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl16,pl17,pl18,pl19}, {%0,%1,%2,%3}, {%4,%5}, {pl16,pl17,pl18,pl19};", A2.Z, A3.Z, A2.W, A3.W, B0.Z, B0.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl20,pl21,pl22,pl23}, {%0,%1,%2,%3}, {%4,%5}, {pl20,pl21,pl22,pl23};", A2.Z, A3.Z, A2.W, A3.W, B1.Z, B1.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl24,pl25,pl26,pl27}, {%0,%1,%2,%3}, {%4,%5}, {pl24,pl25,pl26,pl27};", A2.Z, A3.Z, A2.W, A3.W, B2.Z, B2.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl28,pl29,pl30,pl31}, {%0,%1,%2,%3}, {%4,%5}, {pl28,pl29,pl30,pl31};", A2.Z, A3.Z, A2.W, A3.W, B3.Z, B3.W);
+                }
+                else
+                {
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf0,pf1,pf2,pf3}, {%0,%1,%2,%3}, {%4,%5}, {pf0,pf1,pf2,pf3};", A0.X, A1.X, A0.Y, A1.Y, B0.X, B0.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf4,pf5,pf6,pf7}, {%0,%1,%2,%3}, {%4,%5}, {pf4,pf5,pf6,pf7};", A0.X, A1.X, A0.Y, A1.Y, B1.X, B1.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf8,pf9,pf10,pf11}, {%0,%1,%2,%3}, {%4,%5}, {pf8,pf9,pf10,pf11};", A0.X, A1.X, A0.Y, A1.Y, B2.X, B2.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf12,pf13,pf14,pf15}, {%0,%1,%2,%3}, {%4,%5}, {pf12,pf13,pf14,pf15};", A0.X, A1.X, A0.Y, A1.Y, B3.X, B3.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf16,pf17,pf18,pf19}, {%0,%1,%2,%3}, {%4,%5}, {pf16,pf17,pf18,pf19};", A2.X, A3.X, A2.Y, A3.Y, B0.X, B0.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf20,pf21,pf22,pf23}, {%0,%1,%2,%3}, {%4,%5}, {pf20,pf21,pf22,pf23};", A2.X, A3.X, A2.Y, A3.Y, B1.X, B1.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf24,pf25,pf26,pf27}, {%0,%1,%2,%3}, {%4,%5}, {pf24,pf25,pf26,pf27};", A2.X, A3.X, A2.Y, A3.Y, B2.X, B2.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf28,pf29,pf30,pf31}, {%0,%1,%2,%3}, {%4,%5}, {pf28,pf29,pf30,pf31};", A2.X, A3.X, A2.Y, A3.Y, B3.X, B3.Y);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf0,pf1,pf2,pf3}, {%0,%1,%2,%3}, {%4,%5}, {pf0,pf1,pf2,pf3};", A0.Z, A1.Z, A0.W, A1.W, B0.Z, B0.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf4,pf5,pf6,pf7}, {%0,%1,%2,%3}, {%4,%5}, {pf4,pf5,pf6,pf7};", A0.Z, A1.Z, A0.W, A1.W, B1.Z, B1.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf8,pf9,pf10,pf11}, {%0,%1,%2,%3}, {%4,%5}, {pf8,pf9,pf10,pf11};", A0.Z, A1.Z, A0.W, A1.W, B2.Z, B2.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf12,pf13,pf14,pf15}, {%0,%1,%2,%3}, {%4,%5}, {pf12,pf13,pf14,pf15};", A0.Z, A1.Z, A0.W, A1.W, B3.Z, B3.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf16,pf17,pf18,pf19}, {%0,%1,%2,%3}, {%4,%5}, {pf16,pf17,pf18,pf19};", A2.Z, A3.Z, A2.W, A3.W, B0.Z, B0.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf20,pf21,pf22,pf23}, {%0,%1,%2,%3}, {%4,%5}, {pf20,pf21,pf22,pf23};", A2.Z, A3.Z, A2.W, A3.W, B1.Z, B1.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf24,pf25,pf26,pf27}, {%0,%1,%2,%3}, {%4,%5}, {pf24,pf25,pf26,pf27};", A2.Z, A3.Z, A2.W, A3.W, B2.Z, B2.W);
+                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf28,pf29,pf30,pf31}, {%0,%1,%2,%3}, {%4,%5}, {pf28,pf29,pf30,pf31};", A2.Z, A3.Z, A2.W, A3.W, B3.Z, B3.W);
+                }
             }
         }
         if (!active) return;

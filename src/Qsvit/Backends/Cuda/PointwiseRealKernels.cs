@@ -53,15 +53,18 @@ internal static partial class PointwiseMmaKernels
     /// The group's columns (pixels n0 ..) at channels c0 .. c0 + <see cref="RealChunkChannels"/> into shared memory as the
     /// three bf16 pieces: word [piece · PieceWords + column · RealColumnWords + w] holds channels c0 + 2w (low half) and
     /// c0 + 2w + 1 of that piece (0 lo, 1 mid, 2 hi). One work item is four neighbouring pixels × two channels (two
-    /// 16-byte loads where <see cref="PointwiseArgs.Vec"/>); neighbouring lanes take neighbouring pixels of one plane. The
+    /// 16-byte loads where <see cref="PointwiseArgs.Vec"/>). The
     /// whole chunk is staged, zeros past the channels and pixels, so no stale bits (NaN patterns) meet the zero codes.
     /// </summary>
     private static void RealStage(ArrayView<float> x, PointwiseArgs p, ArrayView<int> stage, int n0, int c0)
     {
-        int pixelGroups = 32 * p.ColumnWarps / 4, items = RealChunkChannels / 2 * pixelGroups;
+        const int pairs = RealChunkChannels / 2;
+        int pixelGroups = 32 * p.ColumnWarps / 4, items = pairs * pixelGroups;
         for (int it = Group.IdxX; it < items; it += Group.DimX)
         {
-            int pair = it / pixelGroups, pg = it - pair * pixelGroups, q0 = n0 + 4 * pg, c = c0 + 2 * pair;
+            // Lanes 2k, 2k + 1: one channel pair, neighbouring pixel groups (one 32-byte sector of each plane); the warp's
+            // 16 pairs × 2 groups store to 32 distinct banks (columns 4 apart are 80 words apart: 16 banks).
+            int pg = (it & 1) + 2 * (it / (2 * pairs)), pair = (it >> 1) % pairs, q0 = n0 + 4 * pg, c = c0 + 2 * pair;
             Floats4 u, v;
             if (p.Vec != 0)
             {

@@ -51,6 +51,12 @@ if (args.Length > 0 && args[0] == "pointwise")
 {
     Environment.Exit(PointwiseCheck.Run(args));
 }
+//   dotnet run -c Release --project bench/Qsvit.Bench -- real-pointwise models/sdtv2-cifar10/sdtv2_cifar10_w32-192_T4.pth 2
+//                                                                       (GPU: fused real-input 1x1 convs (bf16 mma) against today's bf16 path and the CPU)
+if (args.Length > 0 && args[0] == "real-pointwise")
+{
+    Environment.Exit(RealPointwiseCheck.Run(args));
+}
 //   dotnet run -c Release --project bench/Qsvit.Bench -- jpeg 2 a.jpg b.jpg   (JPEG decoding: qsvit vs StbImageSharp)
 if (args.Length > 1 && args[0] == "jpeg")
 {

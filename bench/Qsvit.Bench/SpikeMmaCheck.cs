@@ -264,14 +264,14 @@ internal static class SpikeMmaCheck
         return new ConvLayerSpec(g, new PackedConvWeights(codes), bias, [bn]) { SpikeInput = true };
     }
 
-    /// <summary>A layer of 4-bit codes (random weights, bias, no BN), the same for every engine.</summary>
-    private static ConvLayerSpec LayerSpec(ConvGeometry g)
+    /// <summary>A layer of 4-bit codes (random weights, bias, no BN), the same for every engine; spikes in, or real values with <paramref name="realInput"/>.</summary>
+    internal static ConvLayerSpec LayerSpec(ConvGeometry g, bool realInput = false)
     {
         var rng = new Random(1);
         var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
         var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], 4, QuantizerSpec.Paper);
         var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
-        return new ConvLayerSpec(g, new PackedConvWeights(codes), bias, []) { SpikeInput = true };
+        return new ConvLayerSpec(g, new PackedConvWeights(codes), bias, []) { SpikeInput = !realInput };
     }
 
     /// <summary>The layer's output on <paramref name="frames"/> frames of random spikes (a third firing).</summary>
@@ -285,12 +285,13 @@ internal static class SpikeMmaCheck
     /// <summary>
     /// Milliseconds of one conv call (best of repetitions over about 0.25 s), 4-bit codes, a third of the inputs firing;
     /// with <paramref name="timesteps"/> &gt; 0 of one ConvLif call over that many steps (no recorder: fused where the backend fuses).
+    /// With <paramref name="realInput"/> a layer of codes over real values (every input nonzero).
     /// </summary>
-    internal static double TimeLayer(IBackend b, ConvGeometry g, int h, int w, int frames, int timesteps = 0)
+    internal static double TimeLayer(IBackend b, ConvGeometry g, int h, int w, int frames, int timesteps = 0, bool realInput = false)
     {
-        using var layer = b.CreateConv(LayerSpec(g));
+        using var layer = b.CreateConv(LayerSpec(g, realInput));
         var x = new float[(long)frames * g.InChannels * h * w];
-        for (long i = 0; i < x.Length; i += 3) x[i] = 1f;
+        for (long i = 0; i < x.Length; i++) x[i] = realInput ? 0.25f + (i % 7) * 0.1f : i % 3 == 0 ? 1f : 0f;
         using var input = b.Allocate(x.Length);
         using var output = b.Allocate((long)frames * g.OutChannels * g.OutH(h) * g.OutW(w));
         using var spikes = timesteps > 0 ? b.Allocate(output.Length) : null;

@@ -19,7 +19,8 @@ internal sealed class DeviceOptions
         Description = "GPU: how spike-input convolutions run: tensor (default; integer codes exact on int8 tensor cores, " +
             "fp32 weights as three bf16 pieces; 3x3 integer convs as implicit GEMMs and 1x1 ones as one fused kernel where that " +
             "pays), tensor-im2col, tensor-implicit or tensor-tiled (every integer conv wider than 1x1 one way, for comparisons), " +
-            "tensor-cublas-1x1 (integer 1x1 convs through cuBLAS's int8 GEMM instead of the fused kernel, for comparisons), or fp32 (SGEMM)",
+            "tensor-cublas-1x1 (integer 1x1 convs through cuBLAS's int8 GEMM instead of the fused kernel, for comparisons), " +
+            "tensor-real-fused (1x1 convs of codes over real-valued input as one fused bf16 kernel instead of cuBLAS; unmeasured), or fp32 (SGEMM)",
         DefaultValueFactory = _ => "tensor",
     };
     public readonly Option<string> SpikeSums = new("--spike-sums")
@@ -62,7 +63,8 @@ internal sealed class DeviceOptions
             "tensor-implicit" => options with { SpikeGemm = SpikeInputGemm.TensorCoresImplicit },
             "tensor-tiled" => options with { SpikeGemm = SpikeInputGemm.TensorCoresTiled },
             "tensor-cublas-1x1" => options with { SpikeGemm = SpikeInputGemm.TensorCoresPointwiseCublas },
-            var g => throw new QsvitException($"--gemm is tensor, tensor-im2col, tensor-implicit, tensor-tiled, tensor-cublas-1x1 or fp32, not '{g}'"),
+            "tensor-real-fused" => options with { SpikeGemm = SpikeInputGemm.TensorCoresRealFused },
+            var g => throw new QsvitException($"--gemm is tensor, tensor-im2col, tensor-implicit, tensor-tiled, tensor-cublas-1x1, tensor-real-fused or fp32, not '{g}'"),
         };
     }
 

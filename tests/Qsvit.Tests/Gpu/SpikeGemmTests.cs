@@ -430,7 +430,8 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
 
     private static float[] Spikes(Random rng, int length) => Enumerable.Range(0, length).Select(_ => rng.Next(3) == 0 ? 1f : 0f).ToArray();
 
-    private static float[] Run(IBackend backend, ConvLayerSpec spec, float[] input, int frames, int h, int w, bool owned = true)
+    /// <summary>One conv call of <paramref name="spec"/> on <paramref name="backend"/> (disposed after unless not <paramref name="owned"/>).</summary>
+    internal static float[] Run(IBackend backend, ConvLayerSpec spec, float[] input, int frames, int h, int w, bool owned = true)
     {
         try
         {

@@ -100,8 +100,8 @@ public sealed partial class CudaBackend : IBackend
         new(GpuDevice.OpenCpu(), DeviceSpec.Cuda(0), spikeGemm: spikeGemm, splitWithoutCublas: split);
 
     /// <summary>On ILGPU's CPU accelerator with CUDA-sized groups (four warps of 32), where the fused pointwise kernel runs too.</summary>
-    internal static CudaBackend OnCpuAcceleratorWithWarps(SpikeInputGemm spikeGemm = SpikeInputGemm.TensorCores) =>
-        new(GpuDevice.OpenCpu(threadsPerWarp: 32, warpsPerGroup: 4), DeviceSpec.Cuda(0), spikeGemm: spikeGemm);
+    internal static CudaBackend OnCpuAcceleratorWithWarps(SpikeInputGemm spikeGemm = SpikeInputGemm.TensorCores, bool split = false) =>
+        new(GpuDevice.OpenCpu(threadsPerWarp: 32, warpsPerGroup: 4), DeviceSpec.Cuda(0), spikeGemm: spikeGemm, splitWithoutCublas: split);
 
     public DeviceSpec Device { get; }
     public string Description => $"{_device.Description}, GEMMs by {GemmEngine}; spike-input convs: {SpikeEngine}";
@@ -295,7 +295,9 @@ public sealed partial class CudaBackend : IBackend
         var g = spec.Geometry;
         var layer = new CudaConvLayer(_acc, spec, _integer, _split);
         string library = _blas is null ? "ILGPU" : "cuBLAS";
-        layer.RealCodesEngine = $"{library} bf16 tensor cores (codes x input as bf16x3)";
+        layer.RealCodesEngine = layer.RealCodes is { } real && _spike is { } realOps && realOps.Fused(real)
+            ? "fused 1x1, bf16 mma.sync (codes x input as bf16x3)"
+            : $"{library} bf16 tensor cores (codes x input as bf16x3)";
         layer.Engine = layer.Spike is not null
             ? spec.Weights is PackedConvWeights && _integer ? $"{library} int8 tensor cores (exact)" : $"{library} bf16x3 tensor cores"
             : g.IsDepthwise ? "ILGPU depthwise"

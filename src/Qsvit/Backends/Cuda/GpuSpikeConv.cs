@@ -325,6 +325,8 @@ internal sealed class SpikeGemmOps
     /// <summary>The fused pointwise kernel (<see cref="PointwiseMmaKernels"/>); null before sm_80, with <see cref="SpikeInputGemm.TensorCoresPointwiseCublas"/> and on accelerators with smaller groups.</summary>
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>? _pointwise;
     private readonly int _pointwiseMaxRows;
+    /// <summary>The fused real-input pointwise kernel (<see cref="PointwiseMmaKernels.RealConv{TFma}"/>); only with <see cref="SpikeInputGemm.TensorCoresRealFused"/> (unmeasured, off by default), from sm_80.</summary>
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>? _pointwiseReal;
 
     /// <param name="mode">Which integer convs run as implicit GEMMs (<see cref="Implicit"/>).</param>
     /// <param name="implicitMaxRows">The rule's bound (<see cref="GpuSpikeConv.ImplicitPays"/>); benchmarks measure others.</param>
@@ -366,6 +368,11 @@ internal sealed class SpikeGemmOps
             _pointwise = cuda
                 ? acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.Conv<ContractedFma>)
                 : acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.Conv<ExactFma>);
+        if ((!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80) && mode == SpikeInputGemm.TensorCoresRealFused
+            && acc.MaxNumThreadsPerGroup >= PointwiseMmaKernels.GroupSize)
+            _pointwiseReal = cuda
+                ? acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.RealConv<ContractedFma>)
+                : acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.RealConv<ExactFma>);
         _packBf16 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackBf16);
         _packS8 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8);
         _packSplit = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackSplit);
@@ -413,14 +420,17 @@ internal sealed class SpikeGemmOps
     };
 
     /// <summary>
-    /// Whether <paramref name="layer"/> runs as one fused pointwise kernel (<see cref="PointwiseMmaKernels"/>: fp32 spikes read
-    /// in place, int8 mma, epilogue and LIF in registers): integer codes of a 1×1 layer, the kernel available, a fused LIF's
-    /// T steps fitting a lane's columns (<paramref name="timesteps"/> 0 without), and as <see cref="PointwiseMmaKernels.FusedPays"/>
-    /// says with cuBLAS (always without: its stand-in is a plain ILGPU kernel).
+    /// Whether <paramref name="layer"/> runs as one fused pointwise kernel (<see cref="PointwiseMmaKernels"/>: fp32 input read
+    /// in place, mma, epilogue and LIF in registers). Integer codes of a 1×1 layer: the kernel available, a fused LIF's T steps
+    /// fitting a lane's columns (<paramref name="timesteps"/> 0 without), and as <see cref="PointwiseMmaKernels.FusedPays"/>
+    /// says with cuBLAS (always without: its stand-in is a plain ILGPU kernel). Codes over a real-valued input
+    /// (<see cref="GpuSpikeConv.RealInput"/>, never with a LIF): every call, but only with
+    /// <see cref="SpikeInputGemm.TensorCoresRealFused"/> (the bf16 kernel is not yet measured on a card).
     /// </summary>
-    public bool Fused(GpuSpikeConv layer, int timesteps = 0) => _pointwise is not null && layer.Integer && layer.Pointwise
-        && (timesteps == 0 || PointwiseMmaKernels.StepsFit(timesteps))
-        && (_blas is null || PointwiseMmaKernels.FusedPays(layer.GemmRows, _pointwiseMaxRows));
+    public bool Fused(GpuSpikeConv layer, int timesteps = 0) => layer.Pointwise && (layer.RealInput
+        ? _pointwiseReal is not null && timesteps == 0
+        : _pointwise is not null && layer.Integer && (timesteps == 0 || PointwiseMmaKernels.StepsFit(timesteps))
+          && (_blas is null || PointwiseMmaKernels.FusedPays(layer.GemmRows, _pointwiseMaxRows)));
 
     /// <summary><see cref="Fused(GpuSpikeConv, int)"/> for a call on <paramref name="frames"/> frames of h × w: also whether its input and output fit one launch (else the chunked packed path runs).</summary>
     public bool Fused(GpuSpikeConv layer, int frames, int h, int w, int timesteps) => Fused(layer, timesteps)
@@ -606,7 +616,8 @@ internal sealed class SpikeGemmOps
     }
     /// <summary>
     /// <see cref="Conv"/> of a layer that <see cref="Fused"/> takes: one launch over all frames, input read in place, output
-    /// (or with <paramref name="timesteps"/> &gt; 0 the LIF's spikes) written once; no columns or sums.
+    /// (or with <paramref name="timesteps"/> &gt; 0 the LIF's spikes) written once; no columns or sums. Integer codes run the
+    /// int8 kernel, codes over a real-valued input the bf16 one (<see cref="PointwiseMmaKernels.RealConv{TFma}"/>).
     /// </summary>
     private void RunFused(GpuSpikeConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output, int timesteps, float threshold)
     {
@@ -625,7 +636,13 @@ internal sealed class SpikeGemmOps
         long groups = PointwiseMmaKernels.Groups(p);
         if (groups > int.MaxValue) throw new QsvitException($"a 1×1 convolution of {frames} frames is too large for one launch; use a smaller batch");
         var unused = layer.Scales!.View; // stands in for an absent bias or BN table (never read)
-        _pointwise!(new KernelConfig(new Index1D((int)groups), new Index1D(PointwiseMmaKernels.GroupSize)), input, ((ArrayView<sbyte>)layer.S8!.View).Cast<int>(), output,
+        var config = new KernelConfig(new Index1D((int)groups), new Index1D(PointwiseMmaKernels.GroupSize));
+        if (layer.RealInput)
+        {
+            _pointwiseReal!(config, input, layer.Bf16!.View, output, layer.Scales!.View, layer.Bias?.View ?? unused, layer.Bn?.View ?? unused, p);
+            return;
+        }
+        _pointwise!(config, input, ((ArrayView<sbyte>)layer.S8!.View).Cast<int>(), output,
             layer.Scales!.View, layer.Bias?.View ?? unused, layer.Bn?.View ?? unused, p);
     }
 }

@@ -55,7 +55,7 @@ internal struct PointwiseArgs
 /// and each lane sums its 4 rows × 8 columns from the staged bytes with scalar multiply-adds, then the same epilogue.
 /// </para>
 /// </summary>
-internal static class PointwiseMmaKernels
+internal static partial class PointwiseMmaKernels
 {
     public const int Lanes = 32, GroupSize = 4 * Lanes;
 
@@ -92,15 +92,27 @@ internal static class PointwiseMmaKernels
         ArrayView<float> bias, ArrayView<float> bn, PointwiseArgs p) where TFma : struct, IFma
     {
         var stage = SharedMemory.Allocate<Words4>(StageWords / 4);
-        int warp = Group.IdxX / Lanes, lane = Group.IdxX - warp * Lanes, group = lane >> 2, t = lane & 3;
-        int rowWarp = warp % p.RowWarps, columnWarp = warp / p.RowWarps;
-        int rowBlocks = (p.M + 32 * p.RowWarps - 1) / (32 * p.RowWarps), columnBlock = Grid.IdxX / rowBlocks;
-        int r0 = (Grid.IdxX - columnBlock * rowBlocks) * 32 * p.RowWarps + 32 * rowWarp;
-        int n0 = columnBlock * 32 * p.ColumnWarps; // the group's first column (a whole number of pixels: 32 is a multiple of Steps)
-        int warpColumn = 32 * columnWarp;
-        bool active = r0 < p.M && n0 + warpColumn < p.Columns;
+        bool active = Place(p, out int r0, out int n0, out int warpColumn, out int group, out int t);
         if (CudaAsm.IsSupported) MmaTile<TFma>(input, weights, output, scales, bias, bn, p, stage, r0, n0, warpColumn, active, group, t);
         else ScalarTile<TFma>(input, weights, output, scales, bias, bn, p, stage, r0, n0, warpColumn, active, group, t);
+    }
+
+    /// <summary>
+    /// This lane's place in the launch: its warp's first output channel r0, the group's first column n0 (a whole number of
+    /// pixels: 32 is a multiple of Steps), the warp's first column within the group, the lane's group and thread in group
+    /// (mma fragment coordinates); false where the warp's tile lies past the channels or columns.
+    /// </summary>
+    private static bool Place(PointwiseArgs p, out int r0, out int n0, out int warpColumn, out int group, out int t)
+    {
+        int warp = Group.IdxX / Lanes, lane = Group.IdxX - warp * Lanes;
+        group = lane >> 2;
+        t = lane & 3;
+        int rowWarp = warp % p.RowWarps, columnWarp = warp / p.RowWarps;
+        int rowBlocks = (p.M + 32 * p.RowWarps - 1) / (32 * p.RowWarps), columnBlock = Grid.IdxX / rowBlocks;
+        r0 = (Grid.IdxX - columnBlock * rowBlocks) * 32 * p.RowWarps + 32 * rowWarp;
+        n0 = columnBlock * 32 * p.ColumnWarps;
+        warpColumn = 32 * columnWarp;
+        return r0 < p.M && n0 + warpColumn < p.Columns;
     }
 
     /// <summary>
@@ -279,10 +291,10 @@ internal static class PointwiseMmaKernels
             sums[16], sums[17], sums[18], sums[19], sums[20], sums[21], sums[22], sums[23], sums[24], sums[25], sums[26], sums[27], sums[28], sums[29], sums[30], sums[31]);
     }
 
-    /// <summary>The four rows r, r + 8, r + 16, r + 24 of a lane at columns n .. n + 7.</summary>
+    /// <summary>The four rows r, r + 8, r + 16, r + 24 of a lane at columns n .. n + 7 (sums in fp32: the int32 sums converted as the epilogue's FMA would).</summary>
     private static void Epilogue<TFma>(ArrayView<float> output, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, PointwiseArgs p, int r, int n,
-        int a0, int a1, int a2, int a3, int a4, int a5, int a6, int a7, int b0, int b1, int b2, int b3, int b4, int b5, int b6, int b7,
-        int c0, int c1, int c2, int c3, int c4, int c5, int c6, int c7, int d0, int d1, int d2, int d3, int d4, int d5, int d6, int d7) where TFma : struct, IFma
+        float a0, float a1, float a2, float a3, float a4, float a5, float a6, float a7, float b0, float b1, float b2, float b3, float b4, float b5, float b6, float b7,
+        float c0, float c1, float c2, float c3, float c4, float c5, float c6, float c7, float d0, float d1, float d2, float d3, float d4, float d5, float d6, float d7) where TFma : struct, IFma
     {
         // Each row's scale, bias and first two BNs in registers before any store (stores could alias these loads).
         var ra = RowAffine.Load(scales, bias, bn, p, r);
@@ -297,7 +309,7 @@ internal static class PointwiseMmaKernels
 
     /// <summary>Lane value k of eight (a select chain: indexing locals would put them in a local array).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Pick(int k, int v0, int v1, int v2, int v3, int v4, int v5, int v6, int v7) =>
+    private static float Pick(int k, float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) =>
         k < 4 ? (k < 2 ? (k == 0 ? v0 : v1) : (k == 2 ? v2 : v3)) : (k < 6 ? (k == 4 ? v4 : v5) : (k == 6 ? v6 : v7));
 
     /// <summary>
@@ -306,7 +318,7 @@ internal static class PointwiseMmaKernels
     /// four is one frame's); with, each run of Steps columns (the T steps of one pixel) through the LIF in step order.
     /// </summary>
     private static void Row8<TFma>(ArrayView<float> output, ArrayView<float> bn, PointwiseArgs p, int r, int n, RowAffine a,
-        int v0, int v1, int v2, int v3, int v4, int v5, int v6, int v7) where TFma : struct, IFma
+        float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) where TFma : struct, IFma
     {
         if (r >= p.M || n >= p.Columns) return;
         if (p.Lif != 0)
@@ -374,7 +386,7 @@ internal struct RowAffine
 
     /// <summary>fma(sum, scale, bias) (sum·scale without a bias), then each BN as one FMA (BNs past the second from global memory).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly float Apply<TFma>(int sum, ArrayView<float> bn, PointwiseArgs p, int r) where TFma : struct, IFma
+    public readonly float Apply<TFma>(float sum, ArrayView<float> bn, PointwiseArgs p, int r) where TFma : struct, IFma
     {
         float v = p.HasBias != 0 ? default(TFma).Fma(sum, Scale, Bias) : sum * Scale;
         if (p.BnCount > 0) v = default(TFma).Fma(v, Bn0Scale, Bn0Shift);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
 using Half = ILGPU.Half;
@@ -167,15 +168,24 @@ internal static class SpikeGemmKernels
         for (int e = Group.IdxX; e < Tile * Tile; e += Group.DimX)
         {
             if (!Transposed(tile, e, n0, c0, p, out int n, out int c, out float v)) continue;
-            uint hi = (uint)Interop.FloatAsInt(v) >> 16;
-            float r1 = v - Interop.IntAsFloat(hi << 16);
-            uint mid = (uint)Interop.FloatAsInt(r1) >> 16;
-            float r2 = r1 - Interop.IntAsFloat(mid << 16);
+            uint hi = SplitBf16(v, out uint mid, out uint lo);
             long at = (long)n * 3 * p.Cp + c;
-            dst[at] = (ushort)((uint)Interop.FloatAsInt(r2) >> 16);
+            dst[at] = (ushort)lo;
             dst[at + p.Cp] = (ushort)mid;
             dst[at + 2 * p.Cp] = (ushort)hi;
         }
+    }
+
+    /// <summary>v's three bf16 pieces (bit patterns), hi returned: each the previous remainder truncated to bf16, hi + mid + lo = v exactly (<see cref="Bf16Split"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static uint SplitBf16(float v, out uint mid, out uint lo)
+    {
+        uint hi = (uint)Interop.FloatAsInt(v) >> 16;
+        float r1 = v - Interop.IntAsFloat(hi << 16);
+        mid = (uint)Interop.FloatAsInt(r1) >> 16;
+        float r2 = r1 - Interop.IntAsFloat(mid << 16);
+        lo = (uint)Interop.FloatAsInt(r2) >> 16;
+        return hi;
     }
 
     /// <summary>

@@ -26,10 +26,11 @@ public enum SpikeInputGemm
     /// <summary>As <see cref="TensorCores"/>, but every integer 1×1 conv through packed columns and cuBLAS's int8 GEMM instead of the fused pointwise kernel (for comparisons).</summary>
     TensorCoresPointwiseCublas,
     /// <summary>
-    /// As <see cref="TensorCores"/>, but the real-valued-input 1×1 layers of codes that run on bf16 tensor cores run as one
+    /// As <see cref="TensorCores"/>, but every real-valued-input 1×1 layer of codes that runs on bf16 tensor cores runs as one
     /// fused kernel (<c>PointwiseMmaKernels.RealConv</c>: the fp32 input read in place and split into its three bf16 pieces
     /// in shared memory, bf16 mma, the epilogue in registers) instead of the split pass, cuBLAS's bf16 GEMM and the epilogue
-    /// pass. fp32 quality as that path, another summation order. Not yet measured on a card, hence not the default.
+    /// pass; the default fuses only those with up to 128 output channels, where it measured faster (for comparisons). fp32
+    /// quality as that path, another summation order.
     /// </summary>
     TensorCoresRealFused,
 }

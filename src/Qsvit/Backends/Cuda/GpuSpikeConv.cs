@@ -325,7 +325,7 @@ internal sealed class SpikeGemmOps
     /// <summary>The fused pointwise kernel (<see cref="PointwiseMmaKernels"/>); null before sm_80, with <see cref="SpikeInputGemm.TensorCoresPointwiseCublas"/> and on accelerators with smaller groups.</summary>
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>? _pointwise;
     private readonly int _pointwiseMaxRows;
-    /// <summary>The fused real-input pointwise kernel (<see cref="PointwiseMmaKernels.RealConv{TFma}"/>); only with <see cref="SpikeInputGemm.TensorCoresRealFused"/> (unmeasured, off by default), from sm_80.</summary>
+    /// <summary>The fused real-input pointwise kernel (<see cref="PointwiseMmaKernels.RealConv{TFma}"/>); from sm_80, by default (where <see cref="PointwiseMmaKernels.RealFusedPays"/>) and with <see cref="SpikeInputGemm.TensorCoresRealFused"/>.</summary>
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>? _pointwiseReal;
 
     /// <param name="mode">Which integer convs run as implicit GEMMs (<see cref="Implicit"/>).</param>
@@ -368,7 +368,7 @@ internal sealed class SpikeGemmOps
             _pointwise = cuda
                 ? acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.Conv<ContractedFma>)
                 : acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.Conv<ExactFma>);
-        if ((!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80) && mode == SpikeInputGemm.TensorCoresRealFused
+        if ((!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80) && mode is SpikeInputGemm.TensorCoresRealFused or SpikeInputGemm.TensorCores
             && acc.MaxNumThreadsPerGroup >= PointwiseMmaKernels.GroupSize)
             _pointwiseReal = cuda
                 ? acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.RealConv<ContractedFma>)
@@ -424,11 +424,12 @@ internal sealed class SpikeGemmOps
     /// in place, mma, epilogue and LIF in registers). Integer codes of a 1×1 layer: the kernel available, a fused LIF's T steps
     /// fitting a lane's columns (<paramref name="timesteps"/> 0 without), and as <see cref="PointwiseMmaKernels.FusedPays"/>
     /// says with cuBLAS (always without: its stand-in is a plain ILGPU kernel). Codes over a real-valued input
-    /// (<see cref="GpuSpikeConv.RealInput"/>, never with a LIF): every call, but only with
-    /// <see cref="SpikeInputGemm.TensorCoresRealFused"/> (the bf16 kernel is not yet measured on a card).
+    /// (<see cref="GpuSpikeConv.RealInput"/>, never with a LIF): as <see cref="PointwiseMmaKernels.RealFusedPays"/> says with
+    /// cuBLAS by default, always with <see cref="SpikeInputGemm.TensorCoresRealFused"/>.
     /// </summary>
     public bool Fused(GpuSpikeConv layer, int timesteps = 0) => layer.Pointwise && (layer.RealInput
         ? _pointwiseReal is not null && timesteps == 0
+          && (_mode == SpikeInputGemm.TensorCoresRealFused || (_blas is not null && PointwiseMmaKernels.RealFusedPays(layer.Geometry.OutChannels)))
         : _pointwise is not null && layer.Integer && (timesteps == 0 || PointwiseMmaKernels.StepsFit(timesteps))
           && (_blas is null || PointwiseMmaKernels.FusedPays(layer.GemmRows, _pointwiseMaxRows)));
 

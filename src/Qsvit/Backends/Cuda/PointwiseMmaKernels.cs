@@ -78,6 +78,16 @@ internal static partial class PointwiseMmaKernels
     /// <summary>GEMM rows up to which <see cref="FusedPays"/>.</summary>
     public const int FusedMaxRows = 192;
 
+    /// <summary>
+    /// Whether a real-input 1×1 layer of <paramref name="outChannels"/> runs as the fused bf16 kernel (<see cref="RealConv{TFma}"/>)
+    /// rather than the split pass, cuBLAS's bf16 GEMM and the epilogue pass. Measured on an H200 (BENCHMARKS.md, eighth
+    /// session): faster at 64 and 128 output channels (0.40 against 0.64 ms and 2.28 against 2.62 ms a pass), slower from 192.
+    /// </summary>
+    public static bool RealFusedPays(int outChannels, int maxOutChannels = RealFusedMaxOutChannels) => outChannels <= maxOutChannels;
+
+    /// <summary>Output channels up to which <see cref="RealFusedPays"/>.</summary>
+    public const int RealFusedMaxOutChannels = 128;
+
     /// <summary>Fused LIF step counts whose runs fit a lane's eight neighbouring columns.</summary>
     public static bool StepsFit(int timesteps) => timesteps is 1 or 2 or 4 or 8;
 

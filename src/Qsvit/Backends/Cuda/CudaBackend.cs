@@ -295,7 +295,8 @@ public sealed partial class CudaBackend : IBackend
         var g = spec.Geometry;
         var layer = new CudaConvLayer(_acc, spec, _integer, _split);
         string library = _blas is null ? "ILGPU" : "cuBLAS";
-        layer.RealCodesEngine = layer.RealCodes is { } real && _spike is { } realOps && realOps.Fused(real)
+        layer.RealCodesFused = layer.RealCodes is { } real && _spike is { } realOps && realOps.Fused(real);
+        layer.RealCodesEngine = layer.RealCodesFused
             ? "fused 1x1, bf16 mma.sync (codes x input as bf16x3)"
             : $"{library} bf16 tensor cores (codes x input as bf16x3)";
         layer.Engine = layer.Spike is not null
@@ -328,7 +329,7 @@ public sealed partial class CudaBackend : IBackend
         var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
         var g = l.Geometry;
         int mark = Mark();
-        if ((l.RealCodes is { } real && GpuSpikeConv.RealInputPays(g, height, width) ? real : l.Spike) is { } spike)
+        if ((l.RealCodes is { } real && GpuSpikeConv.RealInputPays(g, height, width, l.RealCodesFused) ? real : l.Spike) is { } spike)
         {
             var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, implicitGemm: _spike!.Implicit(spike, height, width),
                 fused: _spike.Fused(spike, frames, height, width, 0));

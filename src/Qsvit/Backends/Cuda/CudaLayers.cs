@@ -35,6 +35,9 @@ internal sealed class CudaConvLayer : ConvLayer
     /// <summary>What runs <see cref="RealCodes"/> on the calls that take them (set with <see cref="ConvLayer.Engine"/>).</summary>
     internal string RealCodesEngine { get; set; } = "";
 
+    /// <summary>Whether <see cref="RealCodes"/> run as the fused pointwise kernel (set with <see cref="RealCodesEngine"/>).</summary>
+    internal bool RealCodesFused { get; set; }
+
     /// <summary>Whether a call at this input size runs <see cref="Spike"/> as an implicit GEMM (set with <see cref="ImplicitEngine"/>).</summary>
     internal Func<int, int, bool>? RunsImplicit { get; set; }
 
@@ -43,7 +46,7 @@ internal sealed class CudaConvLayer : ConvLayer
 
     public override string EngineAt(int height, int width) =>
         Gpu is not null && GpuOps.SmallInputFits(Geometry, height, width) ? "ILGPU direct conv (input patch in shared memory)"
-        : RealCodes is not null && GpuSpikeConv.RealInputPays(Geometry, height, width) ? RealCodesEngine
+        : RealCodes is not null && GpuSpikeConv.RealInputPays(Geometry, height, width, RealCodesFused) ? RealCodesEngine
         : RunsImplicit is { } runs && runs(height, width) ? ImplicitEngine : Engine;
 
     /// <param name="integer">Integer codes of spike-input layers run on the exact int8 path.</param>

@@ -109,10 +109,15 @@ internal sealed class GpuSpikeConv : IDisposable
     /// pieces (1.5x the input's bytes) and the transposition cost more than they save. Measured on an H200
     /// (BENCHMARKS.md): 512→512 and 640→640 at 14×14 ran 1.9x / 2.1x faster, 512→256 at 28×28 1.25x, CIFAR's
     /// 128→128 and 192→192 at 4×4 1.2x / 1.3x; 256→128 at 56×56, 128→64 at 112×112 and 32→16 at 32×32 ran 1.3–2x slower.
+    /// Where the layer runs as the fused kernel (<paramref name="fused"/>: <see cref="SpikeGemmOps.Fused(GpuSpikeConv, int)"/>,
+    /// which reads the fp32 input in place, so no pieces or transposition reach memory), every reduction from 16 pays:
+    /// measured on an H200 (eighth session) 256→128 at 56×56 0.65 against the SGEMM's 0.93 ms a pass, 128→64 at 112×112
+    /// 1.04 against 1.27, 64→32 at 16×16 0.32 against 0.38, 32→16 at 32×32 0.75 against 0.78.
     /// </summary>
-    public static bool RealInputPays(ConvGeometry g, int h, int w)
+    public static bool RealInputPays(ConvGeometry g, int h, int w, bool fused = false)
     {
         long k = g.InChannels, m = g.OutChannels;
+        if (fused) return k >= 16;
         return k >= 128 && (GpuOps.PixelMajor(g, h, w) || k * m >= 128 * (k + m));
     }
 

@@ -332,7 +332,7 @@ public sealed partial class CudaBackend : IBackend
         if ((l.RealCodes is { } real && GpuSpikeConv.RealInputPays(g, height, width, l.RealCodesFused) ? real : l.Spike) is { } spike)
         {
             var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, implicitGemm: _spike!.Implicit(spike, height, width),
-                fused: _spike.Fused(spike, frames, height, width, 0));
+                fused: _spike.InPlace(spike, frames, height, width, 0));
             var cols = V(Rent(columnFloats));
             _spike!.Conv(spike, V(input), frames, height, width, V(output), cols, V(Rent(sumFloats)), chunk);
             Release(mark);
@@ -370,7 +370,7 @@ public sealed partial class CudaBackend : IBackend
         {
             int mark = Mark();
             var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps, _spike!.Implicit(spike, height, width, lif: true),
-                _spike.Fused(spike, frames, height, width, timesteps));
+                _spike.InPlace(spike, frames, height, width, timesteps));
             _spike!.Conv(spike, V(input), frames, height, width, V(spikes), V(Rent(columnFloats)), V(Rent(sumFloats)), chunk, timesteps, threshold);
             Release(mark);
             return;

@@ -104,6 +104,13 @@ public sealed class Tf32PointwiseTests(CpuAcceleratorFixture gpu)
         if (timesteps > 0) Assert.Contains(want, v => v == 1f); // the LIF fires somewhere
     }
 
+    [Fact]
+    public void Tf32PaysFrom28x28()
+    {
+        Assert.True(GpuSpikeConv.Tf32Pays(28 * 28) && GpuSpikeConv.Tf32Pays(56 * 56));
+        Assert.False(GpuSpikeConv.Tf32Pays(14 * 14) || GpuSpikeConv.Tf32Pays(4 * 4));
+    }
+
     /// <summary>Without cuBLAS (its stand-in is a plain kernel) the TF32 path never runs; the CLI names it.</summary>
     [Fact]
     public void Tf32NeedsCublas()

@@ -305,17 +305,15 @@ public sealed partial class CudaBackend : IBackend
             : _gemm is null || g.Groups != 1 ? "ILGPU implicit GEMM"
             : g.IsPointwise ? "cuBLAS SGEMM" : "im2col + cuBLAS SGEMM";
         if (layer.Spike is { Integer: true, Pointwise: true } pointwise && _spike is { } fusedOps)
-        {
-            layer.RunsImplicit = (_, _) => fusedOps.Fused(pointwise);
-            layer.ImplicitEngine = "fused 1x1, int8 mma.sync (exact)";
-        }
+            layer.SpikeEngineAt = (h, w) => fusedOps.Fused(pointwise) ? "fused 1x1, int8 mma.sync (exact)"
+                : fusedOps.Tf32(pointwise, 1, h, w, 0) ? "cuBLAS TF32 tensor cores, spikes in place (exact)" : null;
         else if (layer.Spike is { Integer: true } spike && _spike is { } ops)
         {
-            layer.RunsImplicit = (h, w) => ops.Implicit(spike, h, w);
             // The tiled kernel runs the calls without a LIF after them; under a LIF the warp tiles (or, with --gemm tensor-tiled, the tiles) run.
-            layer.ImplicitEngine = ops.Tiled(spike, lif: false)
+            string engine = ops.Tiled(spike, lif: false)
                 ? ops.Tiled(spike, lif: true) ? "tiled implicit GEMM, int8 mma.sync, shared memory (exact)" : "tiled implicit GEMM + fused epilogue, int8 mma.sync (exact; warp tiles under a LIF)"
                 : "implicit GEMM, int8 mma.sync (exact)";
+            layer.SpikeEngineAt = (h, w) => ops.Implicit(spike, h, w) ? engine : null;
         }
         return layer;
     }

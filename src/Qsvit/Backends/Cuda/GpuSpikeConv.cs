@@ -221,9 +221,15 @@ internal sealed class GpuSpikeConv : IDisposable
 
     /// <summary>
     /// Whether an integer 1×1 layer on maps of <paramref name="pixels"/> per frame runs faster as TF32 GEMMs per frame
-    /// (<see cref="SpikeGemmOps.Tf32"/>) than packed into int8 columns for cuBLAS's int8 GEMM. Not yet measured: never.
+    /// (<see cref="SpikeGemmOps.Tf32"/>) than packed into int8 columns for cuBLAS's int8 GEMM: on large maps, where each
+    /// frame's GEMM is wide. Measured on an H200 (BENCHMARKS.md, eighth session), per pass: the 55M's 128→256 + LIF at 56×56
+    /// 0.43 against 0.56 ms, 256→512 + LIF at 28×28 0.55 against 0.60; at 14×14 (512→512, 640→640, the MLPs) 1.1–1.8x
+    /// slower, and so were CIFAR's MLPs at 4×4.
     /// </summary>
-    public static bool Tf32Pays(int pixels) => false;
+    public static bool Tf32Pays(int pixels) => pixels >= Tf32MinPixels;
+
+    /// <summary>Pixels per frame from which <see cref="Tf32Pays"/> (28×28).</summary>
+    public const int Tf32MinPixels = 784;
 
     /// <summary>
     /// Whether TF32 tensor cores sum spikes × codes in [min, max] over K terms exactly: 0/1 and every |q − z| ≤ 2048 are
@@ -398,7 +404,7 @@ internal sealed class SpikeGemmOps
             _pointwise = cuda
                 ? acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.Conv<ContractedFma>)
                 : acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.Conv<ExactFma>);
-        if ((!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80) && mode is SpikeInputGemm.TensorCoresRealFused or SpikeInputGemm.TensorCores
+        if ((!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80) && mode != SpikeInputGemm.Fp32
             && acc.MaxNumThreadsPerGroup >= PointwiseMmaKernels.GroupSize)
             _pointwiseReal = cuda
                 ? acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.RealConv<ContractedFma>)
@@ -451,8 +457,9 @@ internal sealed class SpikeGemmOps
     public bool Tiled(GpuSpikeConv layer, bool lif) => _tiledConv is not null && layer.Integer && !layer.Pointwise && _mode switch
     {
         SpikeInputGemm.TensorCoresTiled => true,
-        SpikeInputGemm.TensorCores => GpuSpikeConv.TiledPays(layer.GemmRows, layer.Parts, lif, _tiledMinRows, _tiledMaxRows),
-        _ => false,
+        SpikeInputGemm.TensorCoresIm2col or SpikeInputGemm.TensorCoresImplicit => false,
+        // The choices that concern 1×1 layers leave the wider ones to the default rule.
+        _ => GpuSpikeConv.TiledPays(layer.GemmRows, layer.Parts, lif, _tiledMinRows, _tiledMaxRows),
     };
 
     /// <summary>
@@ -482,8 +489,8 @@ internal sealed class SpikeGemmOps
         && _mode switch
         {
             SpikeInputGemm.TensorCoresTf32Pointwise => true,
-            SpikeInputGemm.TensorCores or SpikeInputGemm.TensorCoresRealFused => GpuSpikeConv.Tf32Pays(h * w),
-            _ => false,
+            SpikeInputGemm.TensorCoresPointwiseCublas => false,
+            _ => GpuSpikeConv.Tf32Pays(h * w),
         };
 
     /// <summary>Whether a call runs in one launch over the input in place and needs no workspace (<see cref="Plan"/>): fused or TF32.</summary>

@@ -87,7 +87,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Accelerator _acc;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _depthwise;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7, _strips7x8, _border3;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7, _strips7x8, _border3, _blocks3, _blocks7;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int> _lif;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _add;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _smallAttention;
@@ -137,6 +137,12 @@ internal sealed class GpuOps : IDisposable
         _strips7x8 = cuda
             ? Load("DepthwiseStrips7x8", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ContractedFma, Taps7x8>))
             : Load("DepthwiseStrips7x8", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7x8>));
+        _blocks3 = cuda
+            ? Load("DepthwiseBlocks3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBlocks<ContractedFma, BlockTaps3>))
+            : Load("DepthwiseBlocks3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBlocks<ExactFma, BlockTaps3>));
+        _blocks7 = cuda
+            ? Load("DepthwiseBlocks7", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBlocks<ContractedFma, BlockTaps7>))
+            : Load("DepthwiseBlocks7", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBlocks<ExactFma, BlockTaps7>));
         _border3 = cuda
             ? Load("DepthwiseBorder3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBorder3<ContractedFma>))
             : Load("DepthwiseBorder3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBorder3<ExactFma>));
@@ -219,6 +225,20 @@ internal sealed class GpuOps : IDisposable
                 StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
                 Border = border, Rows = g.StrideH == 1 && g.KernelH >= RowPairMinKernel ? 2 : 1,
             };
+            if (BlocksFit(g, border))
+            {
+                // The interior map, padded by the pad value (border) or zeros (K − 1) / 2 on each side.
+                dp.H = h - 2 * border;
+                dp.W = w - 2 * border;
+                dp.Vec = dp.W % 4 == 0 && SpikeGemmOps.Aligned16(input) ? 1 : 0;
+                dp.VecOut = ow % 4 == 0 && SpikeGemmOps.Aligned16(output) ? 1 : 0;
+                long blockGroups = DepthwiseBlockTiles(ref dp, BlockThreads);
+                if (blockGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
+                (g.KernelH == 3 ? _blocks3 : _blocks7)(new KernelConfig(new Index1D((int)blockGroups),
+                        new Index1D(Math.Min(dp.PlanesPerGroup * dp.Strips * dp.Rows, _reduceThreads))),
+                    input, layer.Weights.View, bias, bn, output, border > 0 ? borderValues : _dummy.View, dp);
+                return;
+            }
             if (border == 1 && Border3Fits(g, oh, ow))
             {
                 long borderGroups = DepthwiseBorder3Groups(ref dp, StripThreads);
@@ -415,6 +435,41 @@ internal sealed class GpuOps : IDisposable
                 Math.Min(GpuKernels.DepthwiseTileFloats / p.PlaneFloats, GpuKernels.DepthwiseOutFloats / p.OutPlaneFloats)));
         p.TilesY = (p.OH + p.TileH - 1) / p.TileH;
         p.TilesX = (p.OW + p.TileW - 1) / p.TileW;
+        return (long)(p.Planes + p.PlanesPerGroup - 1) / p.PlanesPerGroup * p.TilesY * p.TilesX;
+    }
+
+    /// <summary>Most threads of a <see cref="GpuKernels.DepthwiseBlocks{TFma, TTaps}"/> group on a GPU (4×4 outputs each).</summary>
+    public const int BlockThreads = 256;
+
+    /// <summary>
+    /// Whether a depthwise layer runs <see cref="GpuKernels.DepthwiseBlocks{TFma, TTaps}"/>: stride 1, 3×3 or 7×7 keeping
+    /// the map's size: zero padding (K − 1) / 2, or RepConv's BN-padded 3×3 (border 1, no zero padding).
+    /// </summary>
+    internal static bool BlocksFit(ConvGeometry g, int border) =>
+        g.IsDepthwise && g.StrideH == 1 && g.StrideW == 1 && g.KernelH == g.KernelW && g.KernelH is 3 or 7 && g.PadH == g.PadW
+        && (border == 0 && g.PadH == (g.KernelH - 1) / 2 || border == 1 && g.KernelH == 3 && g.PadH == 0);
+
+    /// <summary>
+    /// Tiles of <see cref="GpuKernels.DepthwiseBlocks{TFma, TTaps}"/>: up to 32 strips of four columns per tile row and
+    /// <paramref name="threads"/> blocks of 4×4 outputs per tile, balanced; whole planes, several per group, when one tile
+    /// covers a plane. The staged input (K + 3 more rows than the tile, a chunk of four columns more on each side) fits
+    /// <see cref="GpuKernels.DepthwiseBlockChunks"/>. H×W, OH×OW and KH must be set. Returns the number of groups.
+    /// </summary>
+    internal static long DepthwiseBlockTiles(ref DepthwiseArgs p, int threads)
+    {
+        p.Strips = Balanced((p.OW + 3) / 4, 32);
+        p.Rows = Balanced((p.OH + 3) / 4, Math.Max(1, threads / p.Strips));
+        p.Pitch = p.Strips + 2;
+        while ((4 * p.Rows + p.KH - 1) * p.Pitch > GpuKernels.DepthwiseBlockChunks) p.Rows = (p.Rows + 1) / 2;
+        p.PlaneFloats = (4 * p.Rows + p.KH - 1) * p.Pitch;
+        p.TileW = 4 * p.Strips;
+        p.TileH = 4 * p.Rows;
+        p.TilesX = (p.OW + p.TileW - 1) / p.TileW;
+        p.TilesY = (p.OH + p.TileH - 1) / p.TileH;
+        p.PlanesPerGroup = p.TilesX == 1 && p.TilesY == 1
+            ? Math.Max(1, Math.Min(threads / (p.Strips * p.Rows), GpuKernels.DepthwiseBlockChunks / p.PlaneFloats))
+            : 1;
+        p.ChannelsInverse = 1f / p.Channels;
         return (long)(p.Planes + p.PlanesPerGroup - 1) / p.PlanesPerGroup * p.TilesY * p.TilesX;
     }
 

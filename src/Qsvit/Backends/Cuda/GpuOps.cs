@@ -452,16 +452,17 @@ internal sealed class GpuOps : IDisposable
     /// <summary>
     /// Tiles of <see cref="GpuKernels.DepthwiseBlocks{TFma, TTaps}"/>: up to 32 strips of four columns per tile row and
     /// <paramref name="threads"/> blocks of 4×4 outputs per tile, balanced; whole planes, several per group, when one tile
-    /// covers a plane. The staged input (K + 3 more rows than the tile, a chunk of four columns more on each side) fits
+    /// covers a plane. The staged input (K − 1 more rows than the tile, a chunk of four columns more on each side) fits
     /// <see cref="GpuKernels.DepthwiseBlockChunks"/>. H×W, OH×OW and KH must be set. Returns the number of groups.
     /// </summary>
     internal static long DepthwiseBlockTiles(ref DepthwiseArgs p, int threads)
     {
         p.Strips = Balanced((p.OW + 3) / 4, 32);
         p.Rows = Balanced((p.OH + 3) / 4, Math.Max(1, threads / p.Strips));
-        p.Pitch = p.Strips + 2;
-        while ((4 * p.Rows + p.KH - 1) * p.Pitch > GpuKernels.DepthwiseBlockChunks) p.Rows = (p.Rows + 1) / 2;
-        p.PlaneFloats = (4 * p.Rows + p.KH - 1) * p.Pitch;
+        // Odd pitches: the 16-byte loads of lanes on neighbouring row blocks or planes fall in different banks.
+        p.Pitch = (p.Strips + 2) | 1;
+        while (((4 * p.Rows + p.KH - 1) * p.Pitch | 1) > GpuKernels.DepthwiseBlockChunks) p.Rows = (p.Rows + 1) / 2;
+        p.PlaneFloats = (4 * p.Rows + p.KH - 1) * p.Pitch | 1;
         p.TileW = 4 * p.Strips;
         p.TileH = 4 * p.Rows;
         p.TilesX = (p.OW + p.TileW - 1) / p.TileW;

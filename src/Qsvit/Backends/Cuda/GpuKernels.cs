@@ -97,10 +97,10 @@ internal struct DepthwiseArgs
     /// <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/> only: row pitch of the staged input tile and of the output
     /// tile (odd, so threads on neighbouring rows read different banks), and each plane's share of both tiles.
     /// </summary>
-    /// <remarks><see cref="GpuKernels.DepthwiseBlocks{TFma, TTaps}"/>: Pitch and PlaneFloats count 16-byte chunks, Rows counts
-    /// blocks of four output rows per tile, Strips strips of four columns per tile row, H×W is the interior of a BN-padded map.</remarks>
+    /// <remarks><see cref="GpuKernels.DepthwiseBlocks{TFma}"/>: Pitch and PlaneFloats count 16-byte chunks, Rows counts blocks
+    /// of four output rows per tile, Strips strips of four columns per tile row.</remarks>
     public int Pitch, PlaneFloats, OutPitch, OutPlaneFloats;
-    /// <summary><see cref="GpuKernels.DepthwiseBlocks{TFma, TTaps}"/>: 1 when the input's rows are 16-byte chunks (W a multiple of 4, input aligned), likewise the output's.</summary>
+    /// <summary><see cref="GpuKernels.DepthwiseBlocks{TFma}"/>: 1 when the input's rows are 16-byte chunks (W a multiple of 4, input aligned), likewise the output's.</summary>
     public int Vec, VecOut;
     /// <summary>fl(1 / Channels), for <see cref="GpuKernels.SmallDiv"/>.</summary>
     public float ChannelsInverse;
@@ -226,7 +226,7 @@ internal readonly struct Taps7x8 : IStripTaps
     }
 }
 
-/// <summary>A thread's 4×4 outputs in <see cref="GpuKernels.DepthwiseBlocks{TFma, TTaps}"/>: four rows of four neighbouring columns.</summary>
+/// <summary>A thread's 4×4 outputs in <see cref="GpuKernels.DepthwiseBlocks{TFma}"/>: four rows of four neighbouring columns.</summary>
 internal struct F16(F4 r0, F4 r1, F4 r2, F4 r3)
 {
     public F4 R0 = r0, R1 = r1, R2 = r2, R3 = r3;
@@ -234,126 +234,71 @@ internal struct F16(F4 r0, F4 r1, F4 r2, F4 r3)
     public F16(F4 all) : this(all, all, all, all) { }
 }
 
-/// <summary>One kernel row's weights in registers (up to seven taps).</summary>
+/// <summary>One row of a 7×7 kernel in registers.</summary>
 internal struct W7
 {
     public float A, B, C, D, E, F, G;
 
-    /// <summary>The first <paramref name="k"/> weights from <paramref name="w"/> (k = 3 or 7).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static W7 Load(ArrayView<float> w, int at, int k) => k == 3
-        ? new W7 { A = w[at], B = w[at + 1], C = w[at + 2] }
-        : new W7 { A = w[at], B = w[at + 1], C = w[at + 2], D = w[at + 3], E = w[at + 4], F = w[at + 5], G = w[at + 6] };
-}
-
-/// <summary>A K×K kernel's rows in registers (K ≤ 7; rows past K unused).</summary>
-internal struct KernelRows
-{
-    public W7 R0, R1, R2, R3, R4, R5, R6;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static KernelRows Load(ArrayView<float> w, int k)
-    {
-        var rows = new KernelRows { R0 = W7.Load(w, 0, k), R1 = W7.Load(w, k, k), R2 = W7.Load(w, 2 * k, k) };
-        if (k > 3)
-        {
-            rows.R3 = W7.Load(w, 3 * k, k);
-            rows.R4 = W7.Load(w, 4 * k, k);
-            rows.R5 = W7.Load(w, 5 * k, k);
-            rows.R6 = W7.Load(w, 6 * k, k);
-        }
-        return rows;
-    }
-
-    /// <summary>Row <paramref name="ky"/> (a constant wherever it is called, so this folds away).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly W7 Row(int ky) => ky == 0 ? R0 : ky == 1 ? R1 : ky == 2 ? R2 : ky == 3 ? R3 : ky == 4 ? R4 : ky == 5 ? R5 : R6;
+    public static W7 Load(ArrayView<float> w, int at) =>
+        new() { A = w[at], B = w[at + 1], C = w[at + 2], D = w[at + 3], E = w[at + 4], F = w[at + 5], G = w[at + 6] };
 }
 
 /// <summary>
-/// The FMAs of <see cref="GpuKernels.DepthwiseBlocks{TFma, TTaps}"/> for one kernel size, written out so that the
+/// The FMAs of <see cref="GpuKernels.DepthwiseBlocks{TFma}"/> (7×7, padding 3), written out so that the channel's 49
 /// weights, the staged row and the 16 outputs stay in registers.
 /// </summary>
-internal interface IBlockTaps
+internal readonly struct BlockTaps7
 {
-    /// <summary>Kernel edge (K×K, padding (K − 1) / 2).</summary>
-    int K { get; }
+    public W7 R0 { get; init; }
+    public W7 R1 { get; init; }
+    public W7 R2 { get; init; }
+    public W7 R3 { get; init; }
+    public W7 R4 { get; init; }
+    public W7 R5 { get; init; }
+    public W7 R6 { get; init; }
+
+    /// <summary>The channel's kernel, rows ky = 0 … 6.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static BlockTaps7 Load(ArrayView<float> w) => new()
+    {
+        R0 = W7.Load(w, 0), R1 = W7.Load(w, 7), R2 = W7.Load(w, 14), R3 = W7.Load(w, 21), R4 = W7.Load(w, 28), R5 = W7.Load(w, 35), R6 = W7.Load(w, 42),
+    };
+
+    /// <summary>Row <paramref name="ky"/> (a constant wherever it is called, so this folds away).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private W7 Row(int ky) => ky == 0 ? R0 : ky == 1 ? R1 : ky == 2 ? R2 : ky == 3 ? R3 : ky == 4 ? R4 : ky == 5 ? R5 : R6;
 
     /// <summary>
-    /// The thread's outputs after its input rows j = jLo … jHi − 1 (of K + 3; row j at chunk at + j·pitch of the tile,
-    /// chunks at, at + 1, at + 2 holding map columns ox − 4 … ox + 7): each row, read once, adds taps ky = j − r to
-    /// output row r = 0 … 3 in kx order.
+    /// The thread's outputs after its input rows j = jLo … jHi − 1 of ten (row j at chunk at + j·pitch of the tile; chunks
+    /// at, at + 1, at + 2 hold map columns ox − 4 … ox + 7): each row, read once, adds taps ky = j − r to output row
+    /// r = 0 … 3, kx in order.
     /// </summary>
-    F16 Block<TFma>(ArrayView<Floats4> tile, int at, int pitch, ArrayView<float> w, int jLo, int jHi, F16 acc) where TFma : struct, IFma;
-}
-
-/// <summary>3×3 blocks (RepConv's BN-padded depthwise conv): six input rows.</summary>
-internal readonly struct BlockTaps3 : IBlockTaps
-{
-    public int K => 3;
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public F16 Block<TFma>(ArrayView<Floats4> tile, int at, int pitch, ArrayView<float> w, int jLo, int jHi, F16 acc) where TFma : struct, IFma
+    public F16 Block<TFma>(ArrayView<Floats4> tile, int at, int pitch, int jLo, int jHi, F16 acc) where TFma : struct, IFma
     {
-        var k = KernelRows.Load(w, 3);
-        acc = Input<TFma>(0, tile, at, pitch, k, jLo, jHi, acc);
-        acc = Input<TFma>(1, tile, at, pitch, k, jLo, jHi, acc);
-        acc = Input<TFma>(2, tile, at, pitch, k, jLo, jHi, acc);
-        acc = Input<TFma>(3, tile, at, pitch, k, jLo, jHi, acc);
-        acc = Input<TFma>(4, tile, at, pitch, k, jLo, jHi, acc);
-        return Input<TFma>(5, tile, at, pitch, k, jLo, jHi, acc);
+        acc = Input<TFma>(0, tile, at, pitch, jLo, jHi, acc);
+        acc = Input<TFma>(1, tile, at, pitch, jLo, jHi, acc);
+        acc = Input<TFma>(2, tile, at, pitch, jLo, jHi, acc);
+        acc = Input<TFma>(3, tile, at, pitch, jLo, jHi, acc);
+        acc = Input<TFma>(4, tile, at, pitch, jLo, jHi, acc);
+        acc = Input<TFma>(5, tile, at, pitch, jLo, jHi, acc);
+        acc = Input<TFma>(6, tile, at, pitch, jLo, jHi, acc);
+        acc = Input<TFma>(7, tile, at, pitch, jLo, jHi, acc);
+        acc = Input<TFma>(8, tile, at, pitch, jLo, jHi, acc);
+        return Input<TFma>(9, tile, at, pitch, jLo, jHi, acc);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static F16 Input<TFma>(int j, ArrayView<Floats4> tile, int at, int pitch, KernelRows k, int jLo, int jHi, F16 acc) where TFma : struct, IFma
+    private F16 Input<TFma>(int j, ArrayView<Floats4> tile, int at, int pitch, int jLo, int jHi, F16 acc) where TFma : struct, IFma
     {
         if (j < jLo || j >= jHi) return acc;
         int row = at + j * pitch;
         Floats4 a = tile[row], b = tile[row + 1], c = tile[row + 2];
-        if (j <= 2) acc.R0 = Row<TFma>(acc.R0, k.Row(j), a, b, c);
-        if (j >= 1 && j <= 3) acc.R1 = Row<TFma>(acc.R1, k.Row(j - 1), a, b, c);
-        if (j >= 2 && j <= 4) acc.R2 = Row<TFma>(acc.R2, k.Row(j - 2), a, b, c);
-        if (j >= 3) acc.R3 = Row<TFma>(acc.R3, k.Row(j - 3), a, b, c);
-        return acc;
-    }
-
-    /// <summary>Map columns ox − 1 … ox + 4 are a.W, b.X … b.W, c.X.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static F4 Row<TFma>(F4 acc, W7 w, Floats4 a, Floats4 b, Floats4 c) where TFma : struct, IFma =>
-        Taps3.Row<TFma>(a.W, b.X, b.Y, b.Z, b.W, c.X, w.A, w.B, w.C, acc);
-}
-
-/// <summary>7×7 blocks (the ConvBlocks' SepConv): ten input rows.</summary>
-internal readonly struct BlockTaps7 : IBlockTaps
-{
-    public int K => 7;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public F16 Block<TFma>(ArrayView<Floats4> tile, int at, int pitch, ArrayView<float> w, int jLo, int jHi, F16 acc) where TFma : struct, IFma
-    {
-        var k = KernelRows.Load(w, 7);
-        acc = Input<TFma>(0, tile, at, pitch, k, jLo, jHi, acc);
-        acc = Input<TFma>(1, tile, at, pitch, k, jLo, jHi, acc);
-        acc = Input<TFma>(2, tile, at, pitch, k, jLo, jHi, acc);
-        acc = Input<TFma>(3, tile, at, pitch, k, jLo, jHi, acc);
-        acc = Input<TFma>(4, tile, at, pitch, k, jLo, jHi, acc);
-        acc = Input<TFma>(5, tile, at, pitch, k, jLo, jHi, acc);
-        acc = Input<TFma>(6, tile, at, pitch, k, jLo, jHi, acc);
-        acc = Input<TFma>(7, tile, at, pitch, k, jLo, jHi, acc);
-        acc = Input<TFma>(8, tile, at, pitch, k, jLo, jHi, acc);
-        return Input<TFma>(9, tile, at, pitch, k, jLo, jHi, acc);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static F16 Input<TFma>(int j, ArrayView<Floats4> tile, int at, int pitch, KernelRows k, int jLo, int jHi, F16 acc) where TFma : struct, IFma
-    {
-        if (j < jLo || j >= jHi) return acc;
-        int row = at + j * pitch;
-        Floats4 a = tile[row], b = tile[row + 1], c = tile[row + 2];
-        if (j <= 6) acc.R0 = Row<TFma>(acc.R0, k.Row(j), a, b, c);
-        if (j >= 1 && j <= 7) acc.R1 = Row<TFma>(acc.R1, k.Row(j - 1), a, b, c);
-        if (j >= 2 && j <= 8) acc.R2 = Row<TFma>(acc.R2, k.Row(j - 2), a, b, c);
-        if (j >= 3) acc.R3 = Row<TFma>(acc.R3, k.Row(j - 3), a, b, c);
+        if (j <= 6) acc.R0 = Row<TFma>(acc.R0, Row(j), a, b, c);
+        if (j >= 1 && j <= 7) acc.R1 = Row<TFma>(acc.R1, Row(j - 1), a, b, c);
+        if (j >= 2 && j <= 8) acc.R2 = Row<TFma>(acc.R2, Row(j - 2), a, b, c);
+        if (j >= 3) acc.R3 = Row<TFma>(acc.R3, Row(j - 3), a, b, c);
         return acc;
     }
 
@@ -1032,41 +977,41 @@ internal static class GpuKernels
         return Taps3.Row<TFma>(v0, v1, v2, v3, v4, v5, w0, w1, w2, acc);
     }
 
-    // ------------------------------------------------------------------ depthwise "same" convolution, 4×4 outputs per thread
+    // ------------------------------------------------------------------ depthwise 7×7, 4×4 outputs per thread
 
-    /// <summary>Shared 16-byte chunks of a <see cref="DepthwiseBlocks{TFma, TTaps}"/> group's input tiles (24 KiB).</summary>
+    /// <summary>Shared 16-byte chunks of a <see cref="DepthwiseBlocks{TFma}"/> group's input tiles (24 KiB).</summary>
     public const int DepthwiseBlockChunks = 1536;
 
     /// <summary>
-    /// A stride-1 K×K depthwise conv that keeps the map's size (<typeparamref name="TTaps"/>: K = 7, pad 3, the ConvBlocks'
-    /// SepConv; or K = 3 on RepConv's BN-padded map, <see cref="DepthwiseArgs.Border"/> = 1, where H×W is the interior and
-    /// the pad value of the channel stands outside it). Each thread computes a 4×4 block of outputs (four rows of four
-    /// neighbouring columns) with the channel's weights in registers: it reads each of its K + 3 staged input rows once, as
-    /// three 16-byte shared loads, for every output row that uses it. The group stages its tiles (<see cref="DepthwiseArgs"/>:
-    /// PlanesPerGroup planes, or one tile of a plane, with K − 1 halo rows and four columns on each side) in 16-byte chunks
-    /// (one global load each where <see cref="DepthwiseArgs.Vec"/>), and each thread stores its rows straight from registers.
-    /// Each output is the generic kernel's FMA chain: bias, taps in (ky, kx) order (input row j of the thread is tap
-    /// ky = j − r of its output row r, so each row's taps come in ky order), rows outside the map skipped (zero padding) and
-    /// columns outside it reading the staged zero, then the BNs: the same values bit for bit.
+    /// The ConvBlocks' SepConv depthwise conv (7×7, stride 1, zero padding 3). Each thread computes a 4×4 block of outputs
+    /// (four rows of four neighbouring columns) with the channel's 49 weights in registers: it reads each of its ten staged
+    /// input rows once, as three 16-byte shared loads, for every output row that uses it. The group stages its tiles
+    /// (<see cref="DepthwiseArgs"/>: PlanesPerGroup planes, or one tile of a plane, with three halo rows above and below and
+    /// a chunk of four columns on each side) in 16-byte chunks (one global load each where <see cref="DepthwiseArgs.Vec"/>),
+    /// and each thread stores its rows straight from registers. Each output is the generic kernel's FMA chain: bias, taps in
+    /// (ky, kx) order (input row j of the thread is tap ky = j − r of its output row r, so each row's taps come in ky
+    /// order), rows outside the map skipped and columns outside it reading the staged zero, then the BNs: the same values
+    /// bit for bit.
     /// </summary>
-    public static void DepthwiseBlocks<TFma, TTaps>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
-        ArrayView<float> y, ArrayView<float> border, DepthwiseArgs p) where TFma : struct, IFma where TTaps : struct, IBlockTaps
+    public static void DepthwiseBlocks<TFma>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
+        ArrayView<float> y, DepthwiseArgs p) where TFma : struct, IFma
     {
+        const int pad = 3;
         var tile = SharedMemory.Allocate<Floats4>(DepthwiseBlockChunks);
-        int tid = Group.IdxX, threads = Group.DimX, k = default(TTaps).K, pad = (k - 1) / 2;
+        int tid = Group.IdxX, threads = Group.DimX;
         int tilesPerPlane = p.TilesY * p.TilesX, group = Grid.IdxX;
         int planeGroup = group / tilesPerPlane, t = group - planeGroup * tilesPerPlane, tileY = t / p.TilesX, tileX = t - tileY * p.TilesX;
         int oy0 = tileY * p.TileH, ox0 = tileX * p.TileW, plane0 = planeGroup * p.PlanesPerGroup;
-        // Chunk c of staged row r of plane q holds map row oy0 − pad + r, columns ox0 − 4 + 4c … + 3.
+        // Chunk c of staged row r of plane q holds map row oy0 − 3 + r, columns ox0 − 4 + 4c … + 3.
         int chunks = p.Pitch, planeChunks = p.PlaneFloats, staged = p.PlanesPerGroup * planeChunks;
         // Four chunks per thread and round, loaded before any is stored: the loads are in flight together.
         float invPlane = 1f / planeChunks, invChunks = 1f / chunks;
         for (int i = tid; i < staged; i += 4 * threads)
         {
-            var a = StagedChunk(x, border, p, i, plane0, oy0 - pad, ox0 - 4, invPlane, invChunks);
-            var b = StagedChunk(x, border, p, i + threads, plane0, oy0 - pad, ox0 - 4, invPlane, invChunks);
-            var c = StagedChunk(x, border, p, i + 2 * threads, plane0, oy0 - pad, ox0 - 4, invPlane, invChunks);
-            var d = StagedChunk(x, border, p, i + 3 * threads, plane0, oy0 - pad, ox0 - 4, invPlane, invChunks);
+            var a = StagedChunk(x, p, i, plane0, oy0 - pad, ox0 - 4, invPlane, invChunks);
+            var b = StagedChunk(x, p, i + threads, plane0, oy0 - pad, ox0 - 4, invPlane, invChunks);
+            var c = StagedChunk(x, p, i + 2 * threads, plane0, oy0 - pad, ox0 - 4, invPlane, invChunks);
+            var d = StagedChunk(x, p, i + 3 * threads, plane0, oy0 - pad, ox0 - 4, invPlane, invChunks);
             tile[i] = a;
             if (i + threads < staged) tile[i + threads] = b;
             if (i + 2 * threads < staged) tile[i + 2 * threads] = c;
@@ -1083,15 +1028,10 @@ internal static class GpuKernels
             if (plane >= p.Planes || oy >= p.OH || ox >= p.OW) continue;
             int ch = ChannelOf(plane, p);
             float start = p.HasBias != 0 ? bias[ch] : 0f;
-            var acc = new F16(new F4(start, start, start, start));
-            // Input row j is map row oy − pad + j; zero padding skips the rows outside the map, BN padding reads them.
-            int jLo = 0, jHi = k + 3;
-            if (p.Border == 0)
-            {
-                jLo = pad - oy > 0 ? pad - oy : 0;
-                jHi = p.H - oy + pad < jHi ? p.H - oy + pad : jHi;
-            }
-            acc = default(TTaps).Block<TFma>(tile, q * planeChunks + 4 * rb * chunks + s, chunks, w.SubView(ch * k * k, k * k), jLo, jHi, acc);
+            // Input row j is map row oy − 3 + j: rows outside the map are skipped.
+            int jLo = pad - oy > 0 ? pad - oy : 0, jHi = p.H - oy + pad < 10 ? p.H - oy + pad : 10;
+            var acc = BlockTaps7.Load(w.SubView(ch * 49, 49))
+                .Block<TFma>(tile, q * planeChunks + 4 * rb * chunks + s, chunks, jLo, jHi, new F16(new F4(start, start, start, start)));
             for (int b = 0; b < p.BnCount; b++)
             {
                 float scale = bn[2 * b * p.Channels + ch], shift = bn[(2 * b + 1) * p.Channels + ch];
@@ -1106,32 +1046,28 @@ internal static class GpuKernels
     }
 
     /// <summary>
-    /// Chunk <paramref name="i"/> of a <see cref="DepthwiseBlocks{TFma, TTaps}"/> group's staged tiles (planes, rows, chunks
-    /// in order; row 0 is map row <paramref name="iy0"/>, chunk 0 starts at column <paramref name="ix0"/>): the map's
-    /// values, and outside the map the fill (zero, or the channel's pad value); zeros past the group's planes.
+    /// Chunk <paramref name="i"/> of a <see cref="DepthwiseBlocks{TFma}"/> group's staged tiles (planes, rows, chunks in
+    /// order; row 0 is map row <paramref name="iy0"/>, chunk 0 starts at column <paramref name="ix0"/>): the map's values,
+    /// zeros outside it and past the group's planes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Floats4 StagedChunk(ArrayView<float> x, ArrayView<float> border, DepthwiseArgs p, int i, int plane0, int iy0, int ix0,
-        float invPlane, float invChunks)
+    private static Floats4 StagedChunk(ArrayView<float> x, DepthwiseArgs p, int i, int plane0, int iy0, int ix0, float invPlane, float invChunks)
     {
         int q = SmallDiv(i, invPlane), r = i - q * p.PlaneFloats, row = SmallDiv(r, invChunks), c = r - row * p.Pitch;
         int plane = plane0 + q, iy = iy0 + row, ix = ix0 + 4 * c;
-        if (q >= p.PlanesPerGroup || plane >= p.Planes) return default;
-        float fill = p.Border != 0 ? border[ChannelOf(plane, p)] : 0f;
-        var outside = new Floats4 { X = fill, Y = fill, Z = fill, W = fill };
-        if (iy < 0 || iy >= p.H) return outside;
+        if (q >= p.PlanesPerGroup || plane >= p.Planes || iy < 0 || iy >= p.H) return default;
         long at = ((long)plane * p.H + iy) * p.W + ix;
-        if (p.Vec != 0) return ix >= 0 && ix < p.W ? x.Cast<Floats4>()[at >> 2] : outside;
+        if (p.Vec != 0) return ix >= 0 && ix < p.W ? x.Cast<Floats4>()[at >> 2] : default;
         return new Floats4
         {
-            X = ix >= 0 && ix < p.W ? x[at] : fill,
-            Y = ix + 1 >= 0 && ix + 1 < p.W ? x[at + 1] : fill,
-            Z = ix + 2 >= 0 && ix + 2 < p.W ? x[at + 2] : fill,
-            W = ix + 3 >= 0 && ix + 3 < p.W ? x[at + 3] : fill,
+            X = ix >= 0 && ix < p.W ? x[at] : 0f,
+            Y = ix + 1 >= 0 && ix + 1 < p.W ? x[at + 1] : 0f,
+            Z = ix + 2 >= 0 && ix + 2 < p.W ? x[at + 2] : 0f,
+            W = ix + 3 >= 0 && ix + 3 < p.W ? x[at + 3] : 0f,
         };
     }
 
-    /// <summary>Four outputs of one row of <see cref="DepthwiseBlocks{TFma, TTaps}"/> at output index <paramref name="at"/>: one 16-byte store where aligned, nothing past the map.</summary>
+    /// <summary>Four outputs of one row of <see cref="DepthwiseBlocks{TFma}"/> at output index <paramref name="at"/>: one 16-byte store where aligned, nothing past the map.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreRow(ArrayView<float> y, ArrayView<Floats4> quads, DepthwiseArgs p, long at, int oy, int ox, F4 v)
     {

@@ -87,7 +87,8 @@ internal sealed class GpuOps : IDisposable
     private readonly Accelerator _acc;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _depthwise;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7, _strips7x8, _border3, _blocks3, _blocks7;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7, _strips7x8, _border3;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _blocks7;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int> _lif;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _add;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _smallAttention;
@@ -137,12 +138,9 @@ internal sealed class GpuOps : IDisposable
         _strips7x8 = cuda
             ? Load("DepthwiseStrips7x8", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ContractedFma, Taps7x8>))
             : Load("DepthwiseStrips7x8", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7x8>));
-        _blocks3 = cuda
-            ? Load("DepthwiseBlocks3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBlocks<ContractedFma, BlockTaps3>))
-            : Load("DepthwiseBlocks3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBlocks<ExactFma, BlockTaps3>));
         _blocks7 = cuda
-            ? Load("DepthwiseBlocks7", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBlocks<ContractedFma, BlockTaps7>))
-            : Load("DepthwiseBlocks7", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBlocks<ExactFma, BlockTaps7>));
+            ? Load("DepthwiseBlocks", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBlocks<ContractedFma>))
+            : Load("DepthwiseBlocks", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBlocks<ExactFma>));
         _border3 = cuda
             ? Load("DepthwiseBorder3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBorder3<ContractedFma>))
             : Load("DepthwiseBorder3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBorder3<ExactFma>));
@@ -225,18 +223,14 @@ internal sealed class GpuOps : IDisposable
                 StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
                 Border = border, Rows = g.StrideH == 1 && g.KernelH >= RowPairMinKernel ? 2 : 1,
             };
-            if (BlocksFit(g, border))
+            if (border == 0 && BlocksPay(g, ow))
             {
-                // The interior map, padded by the pad value (border) or zeros (K − 1) / 2 on each side.
-                dp.H = h - 2 * border;
-                dp.W = w - 2 * border;
-                dp.Vec = dp.W % 4 == 0 && SpikeGemmOps.Aligned16(input) ? 1 : 0;
-                dp.VecOut = ow % 4 == 0 && SpikeGemmOps.Aligned16(output) ? 1 : 0;
+                dp.Vec = SpikeGemmOps.Aligned16(input) ? 1 : 0;
+                dp.VecOut = SpikeGemmOps.Aligned16(output) ? 1 : 0;
                 long blockGroups = DepthwiseBlockTiles(ref dp, BlockThreads);
                 if (blockGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
-                (g.KernelH == 3 ? _blocks3 : _blocks7)(new KernelConfig(new Index1D((int)blockGroups),
-                        new Index1D(Math.Min(dp.PlanesPerGroup * dp.Strips * dp.Rows, _reduceThreads))),
-                    input, layer.Weights.View, bias, bn, output, border > 0 ? borderValues : _dummy.View, dp);
+                _blocks7(new KernelConfig(new Index1D((int)blockGroups), new Index1D(Math.Min(dp.PlanesPerGroup * dp.Strips * dp.Rows, _reduceThreads))),
+                    input, layer.Weights.View, bias, bn, output, dp);
                 return;
             }
             if (border == 1 && Border3Fits(g, oh, ow))
@@ -438,21 +432,30 @@ internal sealed class GpuOps : IDisposable
         return (long)(p.Planes + p.PlanesPerGroup - 1) / p.PlanesPerGroup * p.TilesY * p.TilesX;
     }
 
-    /// <summary>Most threads of a <see cref="GpuKernels.DepthwiseBlocks{TFma, TTaps}"/> group on a GPU (4×4 outputs each).</summary>
+    /// <summary>Most threads of a <see cref="GpuKernels.DepthwiseBlocks{TFma}"/> group on a GPU (4×4 outputs each).</summary>
     public const int BlockThreads = 256;
 
-    /// <summary>
-    /// Whether a depthwise layer runs <see cref="GpuKernels.DepthwiseBlocks{TFma, TTaps}"/>: stride 1, 3×3 or 7×7 keeping
-    /// the map's size: zero padding (K − 1) / 2, or RepConv's BN-padded 3×3 (border 1, no zero padding).
-    /// </summary>
-    internal static bool BlocksFit(ConvGeometry g, int border) =>
-        g.IsDepthwise && g.StrideH == 1 && g.StrideW == 1 && g.KernelH == g.KernelW && g.KernelH is 3 or 7 && g.PadH == g.PadW
-        && (border == 0 && g.PadH == (g.KernelH - 1) / 2 || border == 1 && g.KernelH == 3 && g.PadH == 0);
+    /// <summary>Whether a depthwise layer can run <see cref="GpuKernels.DepthwiseBlocks{TFma}"/>: 7×7, stride 1, zero padding 3.</summary>
+    internal static bool BlocksFit(ConvGeometry g) =>
+        g.IsDepthwise && g.StrideH == 1 && g.StrideW == 1 && g.KernelH == 7 && g.KernelW == 7 && g.PadH == 3 && g.PadW == 3;
 
     /// <summary>
-    /// Tiles of <see cref="GpuKernels.DepthwiseBlocks{TFma, TTaps}"/>: up to 32 strips of four columns per tile row and
+    /// Whether a depthwise layer runs <see cref="GpuKernels.DepthwiseBlocks{TFma}"/> rather than the strips kernel: it fits,
+    /// its rows are whole 16-byte chunks (width a multiple of 4), and the strips kernel's tiles would compute idle columns
+    /// past the map's edge. Measured on an H200 (BENCHMARKS.md, eighth session): 11–17 % faster on the 55M's 112, 56 and
+    /// 28 wide maps (strip tiles cover 128, 64, 32 columns), 6–12 % slower on CIFAR's 32, 16 and 8 wide ones (no idle columns).
+    /// </summary>
+    internal static bool BlocksPay(ConvGeometry g, int outWidth)
+    {
+        if (!BlocksFit(g) || outWidth % 4 != 0) return false;
+        int width = StripWidth(g, outWidth), tileW = width * Balanced((outWidth + width - 1) / width, 32 / width);
+        return (outWidth + tileW - 1) / tileW * tileW > outWidth;
+    }
+
+    /// <summary>
+    /// Tiles of <see cref="GpuKernels.DepthwiseBlocks{TFma}"/>: up to 32 strips of four columns per tile row and
     /// <paramref name="threads"/> blocks of 4×4 outputs per tile, balanced; whole planes, several per group, when one tile
-    /// covers a plane. The staged input (K − 1 more rows than the tile, a chunk of four columns more on each side) fits
+    /// covers a plane. The staged input (six more rows than the tile, a chunk of four columns more on each side) fits
     /// <see cref="GpuKernels.DepthwiseBlockChunks"/>. H×W, OH×OW and KH must be set. Returns the number of groups.
     /// </summary>
     internal static long DepthwiseBlockTiles(ref DepthwiseArgs p, int threads)

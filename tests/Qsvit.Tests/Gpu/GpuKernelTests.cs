@@ -207,6 +207,93 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
 
     private delegate long TilePlanner(ref DepthwiseArgs p);
 
+    /// <summary>
+    /// The 7×7 4×4-blocks kernel (<see cref="GpuKernels.DepthwiseBlocks{TFma}"/>) on the GPU's tiles, run by this
+    /// accelerator's two-thread groups: the CPU kernel's values, and the generic tiled kernel's bit for bit (signs of zeros
+    /// included). Maps smaller than the kernel and than a block, widths that are no multiple of 4 (element-wise staging and
+    /// stores), an input that is not 16-byte aligned, tiles in both directions with the last ones partial, several planes
+    /// per group with the last group short, odd channel counts, bias and BNs.
+    /// </summary>
+    [Theory]
+    [InlineData(32, 32, 3, false, 1, 0)]     // CIFAR's first ConvBlock: three planes per group
+    [InlineData(8, 8, 5, false, 0, 0)]       // CIFAR's 8×8 map: 21 planes per group, the last group short
+    [InlineData(5, 6, 3, true, 2, 0)]        // a map smaller than the kernel, 6 wide: element-wise staging and stores
+    [InlineData(28, 28, 2, false, 1, 1)]     // 55M's last ConvBlock map, an input one float past a 16-byte boundary
+    [InlineData(150, 133, 1, true, 1, 0)]    // tiles in both directions (34 strips of 32 at most, 38 row blocks), partial ones
+    [InlineData(13, 9, 3, false, 0, 0)]      // odd sizes
+    public void DepthwiseBlocksMatchTheGenericKernel(int h, int w, int channels, bool hasBias, int bnCount, int offset)
+    {
+        var rng = new Random(h * 3 + w + offset);
+        const int frames = 3, k = 7, pad = 3;
+        var g = new ConvGeometry(channels, channels, k, k, 1, 1, pad, pad, channels);
+        int oh = g.OutH(h), ow = g.OutW(w);
+        Assert.True(GpuOps.BlocksFit(g) && oh == h && ow == w);
+        var x = TestData.Random(rng, frames * channels * h * w);
+        // Zeros and negative zeros among the inputs: the skipped rows and zero columns must keep the sums' signs.
+        for (int i = 0; i < x.Length; i += 7) x[i] = i % 2 == 0 ? 0f : -0f;
+        var weight = TestData.Random(rng, g.WeightLength, -0.5f, 0.5f);
+        var bias = hasBias ? TestData.Random(rng, channels) : [];
+        var bns = Enumerable.Range(0, bnCount).Select(_ => (TestData.Random(rng, channels, 0.5f, 1.5f), TestData.Random(rng, channels))).ToArray();
+        var expected = new float[frames * channels * oh * ow];
+        Conv2d.Forward(x, frames, h, w, weight, bias, g, expected);
+        foreach (var (scale, shift) in bns) ChannelOps.ScaleShift(expected, frames, channels, oh * ow, scale, shift);
+
+        var acc = gpu.Device.Accelerator;
+        using var layer = new GpuConv(acc, g, weight, bias, bns);
+        using var inputBuffer = gpu.Upload([.. new float[offset], .. x]);
+        var input = inputBuffer.View.SubView(offset, x.Length);
+        using var genericOut = gpu.Upload(Enumerable.Repeat(float.NaN, expected.Length).ToArray());
+        using var blocksOut = gpu.Upload(Enumerable.Repeat(float.NaN, expected.Length).ToArray());
+        var p = Args();
+        long groups = GpuOps.DepthwiseTiles(ref p, 1024);
+        acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(
+            GpuKernels.Depthwise<ExactFma>)(new KernelConfig(new Index1D((int)groups), new Index1D(2)), input, layer.Weights.View,
+            layer.Bias?.View ?? layer.Weights.View, layer.Bn?.View ?? layer.Weights.View, genericOut.View, layer.Weights.View, p);
+        p = Args();
+        p.Vec = w % 4 == 0 && offset % 4 == 0 ? 1 : 0;
+        p.VecOut = w % 4 == 0 ? 1 : 0;
+        groups = GpuOps.DepthwiseBlockTiles(ref p, GpuOps.BlockThreads);
+        Assert.True(p.TilesY * p.TileH >= oh && p.TilesX * p.TileW >= ow && p.PlanesPerGroup * p.PlaneFloats <= GpuKernels.DepthwiseBlockChunks);
+        acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(
+            GpuKernels.DepthwiseBlocks<ExactFma>)(new KernelConfig(new Index1D((int)groups), new Index1D(2)), input, layer.Weights.View,
+            layer.Bias?.View ?? layer.Weights.View, layer.Bn?.View ?? layer.Weights.View, blocksOut.View, p);
+        acc.Synchronize();
+        var generic = genericOut.GetAsArray1D();
+        var blocks = blocksOut.GetAsArray1D();
+        TestData.AssertSame(expected, generic, $"generic {g} @{h}x{w}");
+        for (int i = 0; i < generic.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(blocks[i]),
+                $"blocks, element {i}: {blocks[i]:R} vs {generic[i]:R}");
+        // Through the backend's dispatch too (the blocks kernel where it pays, the strips kernel elsewhere).
+        using var viaOps = gpu.Zeros(expected.Length);
+        gpu.Ops.Conv(layer, input, frames, h, w, viaOps.View);
+        var dispatched = viaOps.GetAsArray1D();
+        for (int i = 0; i < generic.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(dispatched[i]),
+                $"GpuOps.Conv, element {i}: {dispatched[i]:R} vs {generic[i]:R}");
+
+        DepthwiseArgs Args() => new()
+        {
+            Planes = frames * channels, Channels = channels, H = h, W = w, OH = oh, OW = ow, KH = k, KW = k,
+            StrideH = 1, StrideW = 1, PadH = pad, PadW = pad, HasBias = hasBias ? 1 : 0, BnCount = bnCount, Rows = 1,
+        };
+    }
+
+    /// <summary>
+    /// The blocks kernel runs the 7×7 layers whose width the strips kernel's tiles overshoot (the 55M's 112, 56, 28; measured
+    /// faster there) and not those they cover exactly (CIFAR's 32, 16, 8; measured slower), widths that are no multiple
+    /// of 4, or other kernels.
+    /// </summary>
+    [Fact]
+    public void DepthwiseBlocksRunWhereMeasuredFaster()
+    {
+        var sep = new ConvGeometry(8, 8, 7, 7, 1, 1, 3, 3, 8);
+        foreach (int width in new[] { 112, 56, 28 }) Assert.True(GpuOps.BlocksPay(sep, width), $"{width}");
+        foreach (int width in new[] { 32, 16, 8, 14, 13 }) Assert.False(GpuOps.BlocksPay(sep, width), $"{width}");
+        Assert.False(GpuOps.BlocksPay(new ConvGeometry(8, 8, 3, 3, 1, 1, 1, 1, 8), 28));
+        Assert.False(GpuOps.BlocksPay(new ConvGeometry(8, 8, 7, 7, 2, 2, 3, 3, 8), 28));
+    }
+
     [Fact]
     public void SmallDivisionsByFloatReciprocalAreExact()
     {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -96,7 +97,11 @@ internal struct DepthwiseArgs
     /// <see cref="GpuKernels.DepthwiseStrips{TFma, TTaps}"/> only: row pitch of the staged input tile and of the output
     /// tile (odd, so threads on neighbouring rows read different banks), and each plane's share of both tiles.
     /// </summary>
+    /// <remarks><see cref="GpuKernels.DepthwiseBlocks{TFma}"/>: Pitch and PlaneFloats count 16-byte chunks, Rows counts blocks
+    /// of four output rows per tile, Strips strips of four columns per tile row.</remarks>
     public int Pitch, PlaneFloats, OutPitch, OutPlaneFloats;
+    /// <summary><see cref="GpuKernels.DepthwiseBlocks{TFma}"/>: 1 when the input's rows are 16-byte chunks (W a multiple of 4, input aligned), likewise the output's.</summary>
+    public int Vec, VecOut;
     /// <summary>fl(1 / Channels), for <see cref="GpuKernels.SmallDiv"/>.</summary>
     public float ChannelsInverse;
 }
@@ -219,6 +224,91 @@ internal readonly struct Taps7x8 : IStripTaps
                 Taps7.Chain7<TFma>(acc.B.Z, w0, w1, w2, w3, w4, w5, w6, v6, v7, v8, v9, v10, v11, v12),
                 Taps7.Chain7<TFma>(acc.B.W, w0, w1, w2, w3, w4, w5, w6, v7, v8, v9, v10, v11, v12, v13)));
     }
+}
+
+/// <summary>A thread's 4×4 outputs in <see cref="GpuKernels.DepthwiseBlocks{TFma}"/>: four rows of four neighbouring columns.</summary>
+internal struct F16(F4 r0, F4 r1, F4 r2, F4 r3)
+{
+    public F4 R0 = r0, R1 = r1, R2 = r2, R3 = r3;
+
+    public F16(F4 all) : this(all, all, all, all) { }
+}
+
+/// <summary>One row of a 7×7 kernel in registers.</summary>
+internal struct W7
+{
+    public float A, B, C, D, E, F, G;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static W7 Load(ArrayView<float> w, int at) =>
+        new() { A = w[at], B = w[at + 1], C = w[at + 2], D = w[at + 3], E = w[at + 4], F = w[at + 5], G = w[at + 6] };
+}
+
+/// <summary>
+/// The FMAs of <see cref="GpuKernels.DepthwiseBlocks{TFma}"/> (7×7, padding 3), written out so that the channel's 49
+/// weights, the staged row and the 16 outputs stay in registers.
+/// </summary>
+internal readonly struct BlockTaps7
+{
+    public W7 R0 { get; init; }
+    public W7 R1 { get; init; }
+    public W7 R2 { get; init; }
+    public W7 R3 { get; init; }
+    public W7 R4 { get; init; }
+    public W7 R5 { get; init; }
+    public W7 R6 { get; init; }
+
+    /// <summary>The channel's kernel, rows ky = 0 … 6.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static BlockTaps7 Load(ArrayView<float> w) => new()
+    {
+        R0 = W7.Load(w, 0), R1 = W7.Load(w, 7), R2 = W7.Load(w, 14), R3 = W7.Load(w, 21), R4 = W7.Load(w, 28), R5 = W7.Load(w, 35), R6 = W7.Load(w, 42),
+    };
+
+    /// <summary>Row <paramref name="ky"/> (a constant wherever it is called, so this folds away).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private W7 Row(int ky) => ky == 0 ? R0 : ky == 1 ? R1 : ky == 2 ? R2 : ky == 3 ? R3 : ky == 4 ? R4 : ky == 5 ? R5 : R6;
+
+    /// <summary>
+    /// The thread's outputs after its input rows j = jLo … jHi − 1 of ten (row j at chunk at + j·pitch of the tile; chunks
+    /// at, at + 1, at + 2 hold map columns ox − 4 … ox + 7): each row, read once, adds taps ky = j − r to output row
+    /// r = 0 … 3, kx in order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public F16 Block<TFma>(ArrayView<Floats4> tile, int at, int pitch, int jLo, int jHi, F16 acc) where TFma : struct, IFma
+    {
+        acc = Input<TFma>(0, tile, at, pitch, jLo, jHi, acc);
+        acc = Input<TFma>(1, tile, at, pitch, jLo, jHi, acc);
+        acc = Input<TFma>(2, tile, at, pitch, jLo, jHi, acc);
+        acc = Input<TFma>(3, tile, at, pitch, jLo, jHi, acc);
+        acc = Input<TFma>(4, tile, at, pitch, jLo, jHi, acc);
+        acc = Input<TFma>(5, tile, at, pitch, jLo, jHi, acc);
+        acc = Input<TFma>(6, tile, at, pitch, jLo, jHi, acc);
+        acc = Input<TFma>(7, tile, at, pitch, jLo, jHi, acc);
+        acc = Input<TFma>(8, tile, at, pitch, jLo, jHi, acc);
+        return Input<TFma>(9, tile, at, pitch, jLo, jHi, acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private F16 Input<TFma>(int j, ArrayView<Floats4> tile, int at, int pitch, int jLo, int jHi, F16 acc) where TFma : struct, IFma
+    {
+        if (j < jLo || j >= jHi) return acc;
+        int row = at + j * pitch;
+        Floats4 a = tile[row], b = tile[row + 1], c = tile[row + 2];
+        if (j <= 6) acc.R0 = Row<TFma>(acc.R0, Row(j), a, b, c);
+        if (j >= 1 && j <= 7) acc.R1 = Row<TFma>(acc.R1, Row(j - 1), a, b, c);
+        if (j >= 2 && j <= 8) acc.R2 = Row<TFma>(acc.R2, Row(j - 2), a, b, c);
+        if (j >= 3) acc.R3 = Row<TFma>(acc.R3, Row(j - 3), a, b, c);
+        return acc;
+    }
+
+    /// <summary>Map columns ox − 3 … ox + 6 are a.Y … a.W, b.X … b.W, c.X … c.Z.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static F4 Row<TFma>(F4 acc, W7 w, Floats4 a, Floats4 b, Floats4 c) where TFma : struct, IFma => new(
+        Taps7.Chain7<TFma>(acc.X, w.A, w.B, w.C, w.D, w.E, w.F, w.G, a.Y, a.Z, a.W, b.X, b.Y, b.Z, b.W),
+        Taps7.Chain7<TFma>(acc.Y, w.A, w.B, w.C, w.D, w.E, w.F, w.G, a.Z, a.W, b.X, b.Y, b.Z, b.W, c.X),
+        Taps7.Chain7<TFma>(acc.Z, w.A, w.B, w.C, w.D, w.E, w.F, w.G, a.W, b.X, b.Y, b.Z, b.W, c.X, c.Y),
+        Taps7.Chain7<TFma>(acc.W, w.A, w.B, w.C, w.D, w.E, w.F, w.G, b.X, b.Y, b.Z, b.W, c.X, c.Y, c.Z));
 }
 
 /// <summary>A value for a depthwise group's staged input tile and its place there.</summary>
@@ -885,6 +975,112 @@ internal static class GpuKernels
         float v4 = inside && ox + 3 < iw ? x[at + 4] : pad;
         float v5 = inside && ox + 4 < iw ? x[at + 5] : pad;
         return Taps3.Row<TFma>(v0, v1, v2, v3, v4, v5, w0, w1, w2, acc);
+    }
+
+    // ------------------------------------------------------------------ depthwise 7×7, 4×4 outputs per thread
+
+    /// <summary>Shared 16-byte chunks of a <see cref="DepthwiseBlocks{TFma}"/> group's input tiles (24 KiB).</summary>
+    public const int DepthwiseBlockChunks = 1536;
+
+    /// <summary>
+    /// The ConvBlocks' SepConv depthwise conv (7×7, stride 1, zero padding 3). Each thread computes a 4×4 block of outputs
+    /// (four rows of four neighbouring columns) with the channel's 49 weights in registers: it reads each of its ten staged
+    /// input rows once, as three 16-byte shared loads, for every output row that uses it. The group stages its tiles
+    /// (<see cref="DepthwiseArgs"/>: PlanesPerGroup planes, or one tile of a plane, with three halo rows above and below and
+    /// a chunk of four columns on each side) in 16-byte chunks (one global load each where <see cref="DepthwiseArgs.Vec"/>),
+    /// and each thread stores its rows straight from registers. Each output is the generic kernel's FMA chain: bias, taps in
+    /// (ky, kx) order (input row j of the thread is tap ky = j − r of its output row r, so each row's taps come in ky
+    /// order), rows outside the map skipped and columns outside it reading the staged zero, then the BNs: the same values
+    /// bit for bit.
+    /// </summary>
+    public static void DepthwiseBlocks<TFma>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
+        ArrayView<float> y, DepthwiseArgs p) where TFma : struct, IFma
+    {
+        const int pad = 3;
+        var tile = SharedMemory.Allocate<Floats4>(DepthwiseBlockChunks);
+        int tid = Group.IdxX, threads = Group.DimX;
+        int tilesPerPlane = p.TilesY * p.TilesX, group = Grid.IdxX;
+        int planeGroup = group / tilesPerPlane, t = group - planeGroup * tilesPerPlane, tileY = t / p.TilesX, tileX = t - tileY * p.TilesX;
+        int oy0 = tileY * p.TileH, ox0 = tileX * p.TileW, plane0 = planeGroup * p.PlanesPerGroup;
+        // Chunk c of staged row r of plane q holds map row oy0 − 3 + r, columns ox0 − 4 + 4c … + 3.
+        int chunks = p.Pitch, planeChunks = p.PlaneFloats, staged = p.PlanesPerGroup * planeChunks;
+        // Four chunks per thread and round, loaded before any is stored: the loads are in flight together.
+        float invPlane = 1f / planeChunks, invChunks = 1f / chunks;
+        for (int i = tid; i < staged; i += 4 * threads)
+        {
+            var a = StagedChunk(x, p, i, plane0, oy0 - pad, ox0 - 4, invPlane, invChunks);
+            var b = StagedChunk(x, p, i + threads, plane0, oy0 - pad, ox0 - 4, invPlane, invChunks);
+            var c = StagedChunk(x, p, i + 2 * threads, plane0, oy0 - pad, ox0 - 4, invPlane, invChunks);
+            var d = StagedChunk(x, p, i + 3 * threads, plane0, oy0 - pad, ox0 - 4, invPlane, invChunks);
+            tile[i] = a;
+            if (i + threads < staged) tile[i + threads] = b;
+            if (i + 2 * threads < staged) tile[i + 2 * threads] = c;
+            if (i + 3 * threads < staged) tile[i + 3 * threads] = d;
+        }
+        Group.Barrier();
+        int blocks = p.Strips * p.Rows, slots = p.PlanesPerGroup * blocks, ohw = p.OH * p.OW;
+        var outQuads = y.Cast<Floats4>();
+        for (int slot = tid; slot < slots; slot += threads)
+        {
+            // Neighbouring threads take neighbouring strips of a row: their 16-byte shared loads hit distinct banks.
+            int q = slot / blocks, r = slot - q * blocks, rb = r / p.Strips, s = r - rb * p.Strips;
+            int plane = plane0 + q, oy = oy0 + 4 * rb, ox = ox0 + 4 * s;
+            if (plane >= p.Planes || oy >= p.OH || ox >= p.OW) continue;
+            int ch = ChannelOf(plane, p);
+            float start = p.HasBias != 0 ? bias[ch] : 0f;
+            // Input row j is map row oy − 3 + j: rows outside the map are skipped.
+            int jLo = pad - oy > 0 ? pad - oy : 0, jHi = p.H - oy + pad < 10 ? p.H - oy + pad : 10;
+            var acc = BlockTaps7.Load(w.SubView(ch * 49, 49))
+                .Block<TFma>(tile, q * planeChunks + 4 * rb * chunks + s, chunks, jLo, jHi, new F16(new F4(start, start, start, start)));
+            for (int b = 0; b < p.BnCount; b++)
+            {
+                float scale = bn[2 * b * p.Channels + ch], shift = bn[(2 * b + 1) * p.Channels + ch];
+                acc = new F16(Bn<TFma>(acc.R0, scale, shift), Bn<TFma>(acc.R1, scale, shift), Bn<TFma>(acc.R2, scale, shift), Bn<TFma>(acc.R3, scale, shift));
+            }
+            long at = (long)plane * ohw + (long)oy * p.OW + ox;
+            StoreRow(y, outQuads, p, at, oy, ox, acc.R0);
+            StoreRow(y, outQuads, p, at + p.OW, oy + 1, ox, acc.R1);
+            StoreRow(y, outQuads, p, at + 2 * p.OW, oy + 2, ox, acc.R2);
+            StoreRow(y, outQuads, p, at + 3 * p.OW, oy + 3, ox, acc.R3);
+        }
+    }
+
+    /// <summary>
+    /// Chunk <paramref name="i"/> of a <see cref="DepthwiseBlocks{TFma}"/> group's staged tiles (planes, rows, chunks in
+    /// order; row 0 is map row <paramref name="iy0"/>, chunk 0 starts at column <paramref name="ix0"/>): the map's values,
+    /// zeros outside it and past the group's planes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Floats4 StagedChunk(ArrayView<float> x, DepthwiseArgs p, int i, int plane0, int iy0, int ix0, float invPlane, float invChunks)
+    {
+        int q = SmallDiv(i, invPlane), r = i - q * p.PlaneFloats, row = SmallDiv(r, invChunks), c = r - row * p.Pitch;
+        int plane = plane0 + q, iy = iy0 + row, ix = ix0 + 4 * c;
+        if (q >= p.PlanesPerGroup || plane >= p.Planes || iy < 0 || iy >= p.H) return default;
+        long at = ((long)plane * p.H + iy) * p.W + ix;
+        if (p.Vec != 0) return ix >= 0 && ix < p.W ? x.Cast<Floats4>()[at >> 2] : default;
+        return new Floats4
+        {
+            X = ix >= 0 && ix < p.W ? x[at] : 0f,
+            Y = ix + 1 >= 0 && ix + 1 < p.W ? x[at + 1] : 0f,
+            Z = ix + 2 >= 0 && ix + 2 < p.W ? x[at + 2] : 0f,
+            W = ix + 3 >= 0 && ix + 3 < p.W ? x[at + 3] : 0f,
+        };
+    }
+
+    /// <summary>Four outputs of one row of <see cref="DepthwiseBlocks{TFma}"/> at output index <paramref name="at"/>: one 16-byte store where aligned, nothing past the map.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow(ArrayView<float> y, ArrayView<Floats4> quads, DepthwiseArgs p, long at, int oy, int ox, F4 v)
+    {
+        if (oy >= p.OH) return;
+        if (p.VecOut != 0)
+        {
+            quads[at >> 2] = new Floats4 { X = v.X, Y = v.Y, Z = v.Z, W = v.W };
+            return;
+        }
+        y[at] = v.X;
+        if (ox + 1 < p.OW) y[at + 1] = v.Y;
+        if (ox + 2 < p.OW) y[at + 2] = v.Z;
+        if (ox + 3 < p.OW) y[at + 3] = v.W;
     }
 
     /// <summary>Each of four values through one BN as one FMA.</summary>

@@ -88,6 +88,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _depthwise;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7, _strips7x8, _border3;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _blocks7;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int> _lif;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _add;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _smallAttention;
@@ -137,6 +138,9 @@ internal sealed class GpuOps : IDisposable
         _strips7x8 = cuda
             ? Load("DepthwiseStrips7x8", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ContractedFma, Taps7x8>))
             : Load("DepthwiseStrips7x8", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseStrips<ExactFma, Taps7x8>));
+        _blocks7 = cuda
+            ? Load("DepthwiseBlocks", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBlocks<ContractedFma>))
+            : Load("DepthwiseBlocks", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBlocks<ExactFma>));
         _border3 = cuda
             ? Load("DepthwiseBorder3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBorder3<ContractedFma>))
             : Load("DepthwiseBorder3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBorder3<ExactFma>));
@@ -219,6 +223,16 @@ internal sealed class GpuOps : IDisposable
                 StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
                 Border = border, Rows = g.StrideH == 1 && g.KernelH >= RowPairMinKernel ? 2 : 1,
             };
+            if (border == 0 && BlocksPay(g, ow))
+            {
+                dp.Vec = SpikeGemmOps.Aligned16(input) ? 1 : 0;
+                dp.VecOut = SpikeGemmOps.Aligned16(output) ? 1 : 0;
+                long blockGroups = DepthwiseBlockTiles(ref dp, BlockThreads);
+                if (blockGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
+                _blocks7(new KernelConfig(new Index1D((int)blockGroups), new Index1D(Math.Min(dp.PlanesPerGroup * dp.Strips * dp.Rows, _reduceThreads))),
+                    input, layer.Weights.View, bias, bn, output, dp);
+                return;
+            }
             if (border == 1 && Border3Fits(g, oh, ow))
             {
                 long borderGroups = DepthwiseBorder3Groups(ref dp, StripThreads);
@@ -415,6 +429,51 @@ internal sealed class GpuOps : IDisposable
                 Math.Min(GpuKernels.DepthwiseTileFloats / p.PlaneFloats, GpuKernels.DepthwiseOutFloats / p.OutPlaneFloats)));
         p.TilesY = (p.OH + p.TileH - 1) / p.TileH;
         p.TilesX = (p.OW + p.TileW - 1) / p.TileW;
+        return (long)(p.Planes + p.PlanesPerGroup - 1) / p.PlanesPerGroup * p.TilesY * p.TilesX;
+    }
+
+    /// <summary>Most threads of a <see cref="GpuKernels.DepthwiseBlocks{TFma}"/> group on a GPU (4×4 outputs each).</summary>
+    public const int BlockThreads = 256;
+
+    /// <summary>Whether a depthwise layer can run <see cref="GpuKernels.DepthwiseBlocks{TFma}"/>: 7×7, stride 1, zero padding 3.</summary>
+    internal static bool BlocksFit(ConvGeometry g) =>
+        g.IsDepthwise && g.StrideH == 1 && g.StrideW == 1 && g.KernelH == 7 && g.KernelW == 7 && g.PadH == 3 && g.PadW == 3;
+
+    /// <summary>
+    /// Whether a depthwise layer runs <see cref="GpuKernels.DepthwiseBlocks{TFma}"/> rather than the strips kernel: it fits,
+    /// its rows are whole 16-byte chunks (width a multiple of 4), and the strips kernel's tiles would compute idle columns
+    /// past the map's edge. Measured on an H200 (BENCHMARKS.md, eighth session): 11–17 % faster on the 55M's 112, 56 and
+    /// 28 wide maps (strip tiles cover 128, 64, 32 columns), 6–12 % slower on CIFAR's 32, 16 and 8 wide ones (no idle columns).
+    /// </summary>
+    internal static bool BlocksPay(ConvGeometry g, int outWidth)
+    {
+        if (!BlocksFit(g) || outWidth % 4 != 0) return false;
+        int width = StripWidth(g, outWidth), tileW = width * Balanced((outWidth + width - 1) / width, 32 / width);
+        return (outWidth + tileW - 1) / tileW * tileW > outWidth;
+    }
+
+    /// <summary>
+    /// Tiles of <see cref="GpuKernels.DepthwiseBlocks{TFma}"/>: up to 32 strips of four columns per tile row and
+    /// <paramref name="threads"/> blocks of 4×4 outputs per tile, balanced; whole planes, several per group, when one tile
+    /// covers a plane. The staged input (six more rows than the tile, a chunk of four columns more on each side) fits
+    /// <see cref="GpuKernels.DepthwiseBlockChunks"/>. H×W, OH×OW and KH must be set. Returns the number of groups.
+    /// </summary>
+    internal static long DepthwiseBlockTiles(ref DepthwiseArgs p, int threads)
+    {
+        p.Strips = Balanced((p.OW + 3) / 4, 32);
+        p.Rows = Balanced((p.OH + 3) / 4, Math.Max(1, threads / p.Strips));
+        // Odd pitches: the 16-byte loads of lanes on neighbouring row blocks or planes fall in different banks.
+        p.Pitch = (p.Strips + 2) | 1;
+        while (((4 * p.Rows + p.KH - 1) * p.Pitch | 1) > GpuKernels.DepthwiseBlockChunks) p.Rows = (p.Rows + 1) / 2;
+        p.PlaneFloats = (4 * p.Rows + p.KH - 1) * p.Pitch | 1;
+        p.TileW = 4 * p.Strips;
+        p.TileH = 4 * p.Rows;
+        p.TilesX = (p.OW + p.TileW - 1) / p.TileW;
+        p.TilesY = (p.OH + p.TileH - 1) / p.TileH;
+        p.PlanesPerGroup = p.TilesX == 1 && p.TilesY == 1
+            ? Math.Max(1, Math.Min(threads / (p.Strips * p.Rows), GpuKernels.DepthwiseBlockChunks / p.PlaneFloats))
+            : 1;
+        p.ChannelsInverse = 1f / p.Channels;
         return (long)(p.Planes + p.PlanesPerGroup - 1) / p.PlanesPerGroup * p.TilesY * p.TilesX;
     }
 

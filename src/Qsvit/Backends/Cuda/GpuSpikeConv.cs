@@ -573,7 +573,7 @@ internal sealed class SpikeGemmOps
     private static long PackedFloats(GpuSpikeConv layer, int chunk, int h, int w) => Align((PackedBytes(layer, chunk, h, w) + 3) / 4);
 
     /// <summary>Whether a view starts on a 16-byte boundary (its elements can be loaded and stored as 16-byte vectors).</summary>
-    private static bool Aligned16(ArrayView<float> view) => view.LoadEffectiveAddressAsPtr() % 16 == 0;
+    internal static bool Aligned16(ArrayView<float> view) => view.LoadEffectiveAddressAsPtr() % 16 == 0;
 
     /// <summary>GEMM columns (B rows, C's leading dimension) for <paramref name="valid"/> pixels: a multiple of 4, as cuBLAS's int8 kernels want.</summary>
     private static long Rows(long valid) => (valid + 3) / 4 * 4;

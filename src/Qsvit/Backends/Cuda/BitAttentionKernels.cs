@@ -124,7 +124,7 @@ internal static class BitAttentionKernels
             {
                 int i = GpuKernels.SmallDiv(e, invD), j = e - i * d, sum = 0;
                 for (int w = 0; w < words; w++)
-                    sum += IntrinsicMath.BitOperations.PopCount(rows[WordsCapacity + i * wordPitch + w] & rows[2 * WordsCapacity + j * wordPitch + w]);
+                    sum += IntrinsicMath.PopCount(rows[WordsCapacity + i * wordPitch + w] & rows[2 * WordsCapacity + j * wordPitch + w]);
                 kv[e] = (ushort)sum;
             }
             for (int e = tid; e < maskWords * count; e += threads)
@@ -144,8 +144,10 @@ internal static class BitAttentionKernels
                     int mask = masks[nn * MaskWords + block], at = 32 * block * d + j;
                     while (mask != 0)
                     {
-                        sum += kv[at + IntrinsicMath.BitOperations.TrailingZeroCount(mask) * d];
-                        mask &= mask - 1;
+                        // The lowest set bit's index as popc(lowest − 1): one popc where ILGPU's trailing-zero count is a bit-twiddling sequence.
+                        int lowest = mask & -mask;
+                        sum += kv[at + IntrinsicMath.PopCount(lowest - 1) * d];
+                        mask ^= lowest;
                     }
                 }
                 float spike = GpuKernels.LifStep(membranes, j * pitch + nn, sum * scale, attentionThreshold, ref firedA);

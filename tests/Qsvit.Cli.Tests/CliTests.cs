@@ -47,15 +47,18 @@ public sealed class CliTests : IDisposable
         AssertRefused(_qsvit.Run("eval", "--model", model, "--data", data, "--device", device), says);
     }
 
-    /// <summary>--gemm takes every kernel choice (tensor-real-fused among them; the CPU ignores them) and refuses others, naming the choices.</summary>
+    /// <summary>--gemm takes every kernel choice (tensor-real-fused and tensor-tf32-1x1 among them; the CPU ignores them) and refuses others, naming the choices.</summary>
     [Fact]
     public void Gemm_KnownChoicesRun_OthersAreRefused()
     {
         var (model, data) = _qsvit.TinyModelAndData();
-        var fused = _qsvit.Run("eval", "--model", model, "--data", data, "--device", "cpu", "--gemm", "tensor-real-fused");
-        Assert.True(fused.ExitCode == 0, fused.Err);
+        foreach (var choice in new[] { "tensor-real-fused", "tensor-tf32-1x1" })
+        {
+            var run = _qsvit.Run("eval", "--model", model, "--data", data, "--device", "cpu", "--gemm", choice);
+            Assert.True(run.ExitCode == 0, run.Err);
+        }
         AssertRefused(_qsvit.Run("eval", "--model", model, "--data", data, "--device", "cpu", "--gemm", "tensor-fused"),
-            "--gemm is tensor,", "tensor-real-fused", "not 'tensor-fused'");
+            "--gemm is tensor,", "tensor-real-fused", "tensor-tf32-1x1", "not 'tensor-fused'");
     }
 
     /// <summary>--power on the CPU evaluates as usual and says power was not measured (in text and JSON).</summary>

@@ -33,4 +33,11 @@ public enum SpikeInputGemm
     /// quality as that path, another summation order.
     /// </summary>
     TensorCoresRealFused,
+    /// <summary>
+    /// As <see cref="TensorCores"/>, but every integer 1×1 conv that the fused pointwise kernel does not take runs as
+    /// cuBLAS TF32 GEMMs, one per frame, on the fp32 spikes in place (<c>GpuSpikeConv.F32</c>: exact while TF32 holds the
+    /// codes), where its codes allow; the default does so only on large maps, where measured faster
+    /// (<c>GpuSpikeConv.Tf32Pays</c>; for comparisons).
+    /// </summary>
+    TensorCoresTf32Pointwise,
 }

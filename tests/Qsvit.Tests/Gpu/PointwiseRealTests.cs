@@ -64,9 +64,9 @@ public sealed class PointwiseRealTests(PointwiseAcceleratorFixture gpu) : IClass
     }
 
     /// <summary>
-    /// The rule is off by default: only <c>--gemm tensor-real-fused</c> runs the real-input layers (where their bf16 codes
-    /// run at all: <see cref="GpuSpikeConv.RealInputPays"/>) fused, never with a LIF; profiles name it; a whole call through
-    /// the backend equals the dequantized conv within the bound.
+    /// Without cuBLAS (its rule, <see cref="PointwiseMmaKernels.RealFusedPays"/>, needs it) only <c>--gemm tensor-real-fused</c>
+    /// runs the real-input layers fused, never with a LIF, and then at every map size (<see cref="GpuSpikeConv.RealInputPays"/>
+    /// with the fused kernel); profiles name it; a whole call through the backend equals the dequantized conv within the bound.
     /// </summary>
     [Fact]
     public void FusedRealInputOnlyWithItsOptionAndThroughTheBackend()
@@ -90,12 +90,25 @@ public sealed class PointwiseRealTests(PointwiseAcceleratorFixture gpu) : IClass
             Assert.NotNull(layer.RealCodes);
             Assert.True(GpuSpikeConv.RealInputPays(spec.Geometry, h, w));
             Assert.Equal(fused, layer.EngineAt(h, w).Contains("fused 1x1, bf16 mma.sync"));
-            Assert.DoesNotContain("fused", layer.EngineAt(64, 64));   // where the bf16 codes do not pay, the fp32 conv runs
+            // Unfused, the bf16 codes do not pay on a large map and the fp32 conv runs; fused they pay from K = 16.
+            Assert.Equal(fused, layer.EngineAt(64, 64).Contains("fused 1x1, bf16 mma.sync"));
             if (!fused) continue;
             var actual = SpikeGemmTests.Run(backend, spec, input, frames, h, w, owned: false);
             for (int i = 0; i < expected.Length; i++)
                 Assert.True(Math.Abs(actual[i] - expected[i]) <= 1e-5f * (1 + bound[i] + Math.Abs(expected[i])), $"{i}: {actual[i]} vs {expected[i]}");
         }
+    }
+
+    /// <summary>The measured bounds: fused from 16 input channels at any map size, by default up to 128 output channels.</summary>
+    [Fact]
+    public void RealInputRuleFollowsTheMeasurements()
+    {
+        Assert.True(PointwiseMmaKernels.RealFusedPays(64) && PointwiseMmaKernels.RealFusedPays(128));
+        Assert.False(PointwiseMmaKernels.RealFusedPays(192));
+        var g = new ConvGeometry(128, 64, 1, 1); // the 55M's pwconv2 at 112×112
+        Assert.False(GpuSpikeConv.RealInputPays(g, 112, 112));
+        Assert.True(GpuSpikeConv.RealInputPays(g, 112, 112, fused: true));
+        Assert.False(GpuSpikeConv.RealInputPays(new ConvGeometry(8, 8, 1, 1), 4, 4, fused: true));
     }
 
     private static (ConvLayerSpec Spec, PackedWeight Codes, Random Rng) Layer(int cin, int cout, int bits, string quantizer, bool withBias, int bns)

@@ -295,7 +295,8 @@ public sealed partial class CudaBackend : IBackend
         var g = spec.Geometry;
         var layer = new CudaConvLayer(_acc, spec, _integer, _split);
         string library = _blas is null ? "ILGPU" : "cuBLAS";
-        layer.RealCodesEngine = layer.RealCodes is { } real && _spike is { } realOps && realOps.Fused(real)
+        layer.RealCodesFused = layer.RealCodes is { } real && _spike is { } realOps && realOps.Fused(real);
+        layer.RealCodesEngine = layer.RealCodesFused
             ? "fused 1x1, bf16 mma.sync (codes x input as bf16x3)"
             : $"{library} bf16 tensor cores (codes x input as bf16x3)";
         layer.Engine = layer.Spike is not null
@@ -304,17 +305,15 @@ public sealed partial class CudaBackend : IBackend
             : _gemm is null || g.Groups != 1 ? "ILGPU implicit GEMM"
             : g.IsPointwise ? "cuBLAS SGEMM" : "im2col + cuBLAS SGEMM";
         if (layer.Spike is { Integer: true, Pointwise: true } pointwise && _spike is { } fusedOps)
-        {
-            layer.RunsImplicit = (_, _) => fusedOps.Fused(pointwise);
-            layer.ImplicitEngine = "fused 1x1, int8 mma.sync (exact)";
-        }
+            layer.SpikeEngineAt = (h, w) => fusedOps.Fused(pointwise) ? "fused 1x1, int8 mma.sync (exact)"
+                : fusedOps.Tf32(pointwise, 1, h, w, 0) ? "cuBLAS TF32 tensor cores, spikes in place (exact)" : null;
         else if (layer.Spike is { Integer: true } spike && _spike is { } ops)
         {
-            layer.RunsImplicit = (h, w) => ops.Implicit(spike, h, w);
             // The tiled kernel runs the calls without a LIF after them; under a LIF the warp tiles (or, with --gemm tensor-tiled, the tiles) run.
-            layer.ImplicitEngine = ops.Tiled(spike, lif: false)
+            string engine = ops.Tiled(spike, lif: false)
                 ? ops.Tiled(spike, lif: true) ? "tiled implicit GEMM, int8 mma.sync, shared memory (exact)" : "tiled implicit GEMM + fused epilogue, int8 mma.sync (exact; warp tiles under a LIF)"
                 : "implicit GEMM, int8 mma.sync (exact)";
+            layer.SpikeEngineAt = (h, w) => ops.Implicit(spike, h, w) ? engine : null;
         }
         return layer;
     }
@@ -328,10 +327,10 @@ public sealed partial class CudaBackend : IBackend
         var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
         var g = l.Geometry;
         int mark = Mark();
-        if ((l.RealCodes is { } real && GpuSpikeConv.RealInputPays(g, height, width) ? real : l.Spike) is { } spike)
+        if ((l.RealCodes is { } real && GpuSpikeConv.RealInputPays(g, height, width, l.RealCodesFused) ? real : l.Spike) is { } spike)
         {
             var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, implicitGemm: _spike!.Implicit(spike, height, width),
-                fused: _spike.Fused(spike, frames, height, width, 0));
+                fused: _spike.InPlace(spike, frames, height, width, 0));
             var cols = V(Rent(columnFloats));
             _spike!.Conv(spike, V(input), frames, height, width, V(output), cols, V(Rent(sumFloats)), chunk);
             Release(mark);
@@ -369,7 +368,7 @@ public sealed partial class CudaBackend : IBackend
         {
             int mark = Mark();
             var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps, _spike!.Implicit(spike, height, width, lif: true),
-                _spike.Fused(spike, frames, height, width, timesteps));
+                _spike.InPlace(spike, frames, height, width, timesteps));
             _spike!.Conv(spike, V(input), frames, height, width, V(spikes), V(Rent(columnFloats)), V(Rent(sumFloats)), chunk, timesteps, threshold);
             Release(mark);
             return;

@@ -35,16 +35,19 @@ internal sealed class CudaConvLayer : ConvLayer
     /// <summary>What runs <see cref="RealCodes"/> on the calls that take them (set with <see cref="ConvLayer.Engine"/>).</summary>
     internal string RealCodesEngine { get; set; } = "";
 
-    /// <summary>Whether a call at this input size runs <see cref="Spike"/> as an implicit GEMM (set with <see cref="ImplicitEngine"/>).</summary>
-    internal Func<int, int, bool>? RunsImplicit { get; set; }
+    /// <summary>Whether <see cref="RealCodes"/> run as the fused pointwise kernel (set with <see cref="RealCodesEngine"/>).</summary>
+    internal bool RealCodesFused { get; set; }
 
-    /// <summary>What runs the calls that <see cref="RunsImplicit"/> takes.</summary>
-    internal string ImplicitEngine { get; set; } = "";
+    /// <summary>
+    /// What runs <see cref="Spike"/> at this input size where it is not <see cref="ConvLayer.Engine"/> (an implicit GEMM, the
+    /// fused pointwise kernel, TF32 GEMMs in place); null where it is.
+    /// </summary>
+    internal Func<int, int, string?>? SpikeEngineAt { get; set; }
 
     public override string EngineAt(int height, int width) =>
         Gpu is not null && GpuOps.SmallInputFits(Geometry, height, width) ? "ILGPU direct conv (input patch in shared memory)"
-        : RealCodes is not null && GpuSpikeConv.RealInputPays(Geometry, height, width) ? RealCodesEngine
-        : RunsImplicit is { } runs && runs(height, width) ? ImplicitEngine : Engine;
+        : RealCodes is not null && GpuSpikeConv.RealInputPays(Geometry, height, width, RealCodesFused) ? RealCodesEngine
+        : SpikeEngineAt?.Invoke(height, width) ?? Engine;
 
     /// <param name="integer">Integer codes of spike-input layers run on the exact int8 path.</param>
     /// <param name="split">fp32 weights of spike-input layers run as bf16 pieces; with <paramref name="integer"/>, so do the real-valued inputs of 1×1 layers of codes.</param>

@@ -68,6 +68,11 @@ internal sealed class GpuSpikeConv : IDisposable
     /// <summary>A 1×1 stride-1 unpadded conv: the packed spikes are the GEMM's columns, no im2col.</summary>
     public bool Pointwise => Geometry.IsPointwise;
     public MemoryBuffer1D<sbyte, Stride1D.Dense>? S8 { get; }
+    /// <summary>
+    /// Integer codes of a 1×1 layer as fp32, A[M, K] unpadded (<see cref="SpikeGemmOps.Tf32"/>), where TF32 holds them
+    /// exactly (<see cref="Tf32Exact"/>); else null.
+    /// </summary>
+    public MemoryBuffer1D<float, Stride1D.Dense>? F32 { get; }
     public MemoryBuffer1D<ushort, Stride1D.Dense>? Bf16 { get; }
     public MemoryBuffer1D<float, Stride1D.Dense>? Scales { get; }
     public MemoryBuffer1D<float, Stride1D.Dense>? Bias { get; }
@@ -109,10 +114,15 @@ internal sealed class GpuSpikeConv : IDisposable
     /// pieces (1.5x the input's bytes) and the transposition cost more than they save. Measured on an H200
     /// (BENCHMARKS.md): 512→512 and 640→640 at 14×14 ran 1.9x / 2.1x faster, 512→256 at 28×28 1.25x, CIFAR's
     /// 128→128 and 192→192 at 4×4 1.2x / 1.3x; 256→128 at 56×56, 128→64 at 112×112 and 32→16 at 32×32 ran 1.3–2x slower.
+    /// Where the layer runs as the fused kernel (<paramref name="fused"/>: <see cref="SpikeGemmOps.Fused(GpuSpikeConv, int)"/>,
+    /// which reads the fp32 input in place, so no pieces or transposition reach memory), every reduction from 16 pays:
+    /// measured on an H200 (eighth session) 256→128 at 56×56 0.65 against the SGEMM's 0.93 ms a pass, 128→64 at 112×112
+    /// 1.04 against 1.27, 64→32 at 16×16 0.32 against 0.38, 32→16 at 32×32 0.75 against 0.78.
     /// </summary>
-    public static bool RealInputPays(ConvGeometry g, int h, int w)
+    public static bool RealInputPays(ConvGeometry g, int h, int w, bool fused = false)
     {
         long k = g.InChannels, m = g.OutChannels;
+        if (fused) return k >= 16;
         return k >= 128 && (GpuOps.PixelMajor(g, h, w) || k * m >= 128 * (k + m));
     }
 
@@ -205,7 +215,31 @@ internal sealed class GpuSpikeConv : IDisposable
                 Debug.Assert(v == 0);
             }
         S8 = acc.Allocate1D(a);
+        if (Pointwise && Tf32Exact(min, max, k)) F32 = acc.Allocate1D(Array.ConvertAll(ints, v => (float)v));
         Scales = acc.Allocate1D(codes.Groups == 1 ? Enumerable.Repeat(codes.Scales[0], m).ToArray() : codes.Scales.AsSpan(0, m).ToArray());
+    }
+
+    /// <summary>
+    /// Whether an integer 1×1 layer on maps of <paramref name="pixels"/> per frame runs faster as TF32 GEMMs per frame
+    /// (<see cref="SpikeGemmOps.Tf32"/>) than packed into int8 columns for cuBLAS's int8 GEMM: on large maps, where each
+    /// frame's GEMM is wide. Measured on an H200 (BENCHMARKS.md, eighth session), per pass: the 55M's 128→256 + LIF at 56×56
+    /// 0.43 against 0.56 ms, 256→512 + LIF at 28×28 0.55 against 0.60; at 14×14 (512→512, 640→640, the MLPs) 1.1–1.8x
+    /// slower, and so were CIFAR's MLPs at 4×4.
+    /// </summary>
+    public static bool Tf32Pays(int pixels) => pixels >= Tf32MinPixels;
+
+    /// <summary>Pixels per frame from which <see cref="Tf32Pays"/> (28×28).</summary>
+    public const int Tf32MinPixels = 784;
+
+    /// <summary>
+    /// Whether TF32 tensor cores sum spikes × codes in [min, max] over K terms exactly: 0/1 and every |q − z| ≤ 2048 are
+    /// exact in TF32 (11 significant bits), so every product is an exact integer, and with K·max|q − z| &lt; 2^24 every
+    /// partial sum is an integer that fp32 holds exactly, whatever order the GEMM adds them in.
+    /// </summary>
+    public static bool Tf32Exact(int min, int max, int k)
+    {
+        long largest = Math.Max(-(long)min, max);
+        return largest <= 2048 && largest * k < 1 << 24;
     }
 
     /// <summary>Integer codes of a real-valued-input 1×1 layer (<see cref="AcceptsRealInput"/>) as bf16, repeated for the input's pieces.</summary>
@@ -279,11 +313,12 @@ internal sealed class GpuSpikeConv : IDisposable
         return (j - c * taps) * Cp + c;
     }
 
-    public long DeviceBytes => (S8?.Length ?? 0) + 2 * (Bf16?.Length ?? 0) + 4 * ((Scales?.Length ?? 0) + (Bias?.Length ?? 0) + (Bn?.Length ?? 0));
+    public long DeviceBytes => (S8?.Length ?? 0) + 2 * (Bf16?.Length ?? 0) + 4 * ((F32?.Length ?? 0) + (Scales?.Length ?? 0) + (Bias?.Length ?? 0) + (Bn?.Length ?? 0));
 
     public void Dispose()
     {
         S8?.Dispose();
+        F32?.Dispose();
         Bf16?.Dispose();
         Scales?.Dispose();
         Bias?.Dispose();
@@ -311,6 +346,7 @@ internal sealed class SpikeGemmOps
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueInt;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueSplit;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueScaled;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueInPlace, _epilogueInPlaceLif;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueIntLif;
     /// <summary>The implicit-GEMM kernel (<see cref="SpikeMmaKernels"/>); null on GPUs without int8 mma (before sm_80).</summary>
     private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int>? _implicitConv;
@@ -368,7 +404,7 @@ internal sealed class SpikeGemmOps
             _pointwise = cuda
                 ? acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.Conv<ContractedFma>)
                 : acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.Conv<ExactFma>);
-        if ((!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80) && mode is SpikeInputGemm.TensorCoresRealFused or SpikeInputGemm.TensorCores
+        if ((!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80) && mode != SpikeInputGemm.Fp32
             && acc.MaxNumThreadsPerGroup >= PointwiseMmaKernels.GroupSize)
             _pointwiseReal = cuda
                 ? acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.RealConv<ContractedFma>)
@@ -392,6 +428,12 @@ internal sealed class SpikeGemmOps
         _epilogueScaled = cuda
             ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueScaled<ContractedFma>)
             : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueScaled<ExactFma>);
+        _epilogueInPlace = cuda
+            ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueInPlace<ContractedFma>)
+            : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueInPlace<ExactFma>);
+        _epilogueInPlaceLif = cuda
+            ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueInPlaceLif<ContractedFma>)
+            : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueInPlaceLif<ExactFma>);
     }
 
     /// <summary>
@@ -415,8 +457,9 @@ internal sealed class SpikeGemmOps
     public bool Tiled(GpuSpikeConv layer, bool lif) => _tiledConv is not null && layer.Integer && !layer.Pointwise && _mode switch
     {
         SpikeInputGemm.TensorCoresTiled => true,
-        SpikeInputGemm.TensorCores => GpuSpikeConv.TiledPays(layer.GemmRows, layer.Parts, lif, _tiledMinRows, _tiledMaxRows),
-        _ => false,
+        SpikeInputGemm.TensorCoresIm2col or SpikeInputGemm.TensorCoresImplicit => false,
+        // The choices that concern 1×1 layers leave the wider ones to the default rule.
+        _ => GpuSpikeConv.TiledPays(layer.GemmRows, layer.Parts, lif, _tiledMinRows, _tiledMaxRows),
     };
 
     /// <summary>
@@ -432,6 +475,27 @@ internal sealed class SpikeGemmOps
           && (_mode == SpikeInputGemm.TensorCoresRealFused || (_blas is not null && PointwiseMmaKernels.RealFusedPays(layer.Geometry.OutChannels)))
         : _pointwise is not null && layer.Integer && (timesteps == 0 || PointwiseMmaKernels.StepsFit(timesteps))
           && (_blas is null || PointwiseMmaKernels.FusedPays(layer.GemmRows, _pointwiseMaxRows)));
+
+    /// <summary>
+    /// Whether an integer 1×1 layer that <see cref="Fused(GpuSpikeConv, int, int, int, int)"/> does not take runs as cuBLAS TF32
+    /// GEMMs, one per frame, reading the fp32 spikes in place and writing the sums where the outputs go, then an epilogue
+    /// (with the LIF) in place: no packing, no columns, no workspace. Its codes must be exact in TF32
+    /// (<see cref="GpuSpikeConv.F32"/>); then as <see cref="GpuSpikeConv.Tf32Pays"/> says, always with
+    /// <see cref="SpikeInputGemm.TensorCoresTf32Pointwise"/>.
+    /// </summary>
+    public bool Tf32(GpuSpikeConv layer, int frames, int h, int w, int timesteps) =>
+        _blas is not null && layer.F32 is not null && !Fused(layer, frames, h, w, timesteps)
+        && (long)frames * Math.Max(layer.Geometry.InChannels, layer.Geometry.OutChannels) * h * w <= int.MaxValue
+        && _mode switch
+        {
+            SpikeInputGemm.TensorCoresTf32Pointwise => true,
+            SpikeInputGemm.TensorCoresPointwiseCublas => false,
+            _ => GpuSpikeConv.Tf32Pays(h * w),
+        };
+
+    /// <summary>Whether a call runs in one launch over the input in place and needs no workspace (<see cref="Plan"/>): fused or TF32.</summary>
+    public bool InPlace(GpuSpikeConv layer, int frames, int h, int w, int timesteps) =>
+        Fused(layer, frames, h, w, timesteps) || Tf32(layer, frames, h, w, timesteps);
 
     /// <summary><see cref="Fused(GpuSpikeConv, int)"/> for a call on <paramref name="frames"/> frames of h × w: also whether its input and output fit one launch (else the chunked packed path runs).</summary>
     public bool Fused(GpuSpikeConv layer, int frames, int h, int w, int timesteps) => Fused(layer, timesteps)
@@ -483,7 +547,8 @@ internal sealed class SpikeGemmOps
     /// Frames per chunk and the floats of workspace its packed spikes and columns (one region) and its sums need, within
     /// <paramref name="budget"/> floats each. With a fused LIF over <paramref name="timesteps"/> steps the chunk holds
     /// whole images (a multiple of T frames, at least T). An implicit GEMM (<paramref name="implicitGemm"/>, as
-    /// <see cref="Implicit"/> says) needs no columns, only the packed spikes.
+    /// <see cref="Implicit"/> says) needs no columns, only the packed spikes; a call in place (<paramref name="fused"/>, as
+    /// <see cref="InPlace"/> says) needs none at all.
     /// </summary>
     public static (int Chunk, long ColumnFloats, long SumFloats) Plan(GpuSpikeConv layer, int frames, int h, int w, long budget, int timesteps = 1,
         bool implicitGemm = false, bool fused = false)
@@ -526,6 +591,11 @@ internal sealed class SpikeGemmOps
         if (Fused(layer, frames, h, w, timesteps))
         {
             RunFused(layer, input, frames, h, w, output, timesteps, threshold);
+            return;
+        }
+        if (Tf32(layer, frames, h, w, timesteps))
+        {
+            RunTf32(layer, input, frames, h, w, output, timesteps, threshold);
             return;
         }
         int batch = timesteps > 0 ? frames / timesteps : frames, itemsPerChunk = timesteps > 0 ? chunk / timesteps : chunk;
@@ -615,6 +685,32 @@ internal sealed class SpikeGemmOps
             }
         }
     }
+    /// <summary>
+    /// <see cref="Conv"/> of a layer that <see cref="Tf32"/> takes: out[f] = A · in[f] for every frame f (A the codes as fp32
+    /// [M, K], in[f] the frame's [K, h·w] spikes, out[f] its [M, h·w] outputs), exact sums in fp32, then the epilogue in place.
+    /// </summary>
+    private void RunTf32(GpuSpikeConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output, int timesteps, float threshold)
+    {
+        var g = layer.Geometry;
+        int hw = h * w, m = g.OutChannels, k = g.InChannels;
+        if (input.Length < (long)frames * k * hw) throw new ArgumentException($"input has {input.Length} elements, needs {(long)frames * k * hw}", nameof(input));
+        if (output.Length < (long)frames * m * hw) throw new ArgumentException($"output has {output.Length} elements, needs {(long)frames * m * hw}", nameof(output));
+        var shape = new RowMajorGemm(false, false, m, hw, k, k, hw, hw);
+        _blas!.GemmStridedBatchedEx(shape, 1, layer.F32!.NativePtr, CudaDataType.R32F, 0, input.LoadEffectiveAddressAsPtr(), CudaDataType.R32F,
+            (long)k * hw, 0, output.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, (long)m * hw, frames, CublasComputeType.F32FastTF32);
+        int items = timesteps > 0 ? frames / timesteps : frames;
+        var p = new SpikeGemmArgs
+        {
+            M = m, OHW = hw, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
+            PerThread = hw % 4 == 0 && Aligned16(output) ? 4 : 1, Items = items, Timesteps = timesteps, Threshold = threshold,
+        };
+        var unused = layer.Scales!.View; // stands in for an absent bias or BN table (never read)
+        long outputs = (long)frames * m * hw;
+        int threads = (int)((timesteps > 0 ? outputs / timesteps : outputs) / p.PerThread);
+        if (timesteps > 0) _epilogueInPlaceLif(threads, output, layer.Scales.View, layer.Bias?.View ?? unused, layer.Bn?.View ?? unused, p);
+        else _epilogueInPlace(threads, output, layer.Scales.View, layer.Bias?.View ?? unused, layer.Bn?.View ?? unused, p);
+    }
+
     /// <summary>
     /// <see cref="Conv"/> of a layer that <see cref="Fused"/> takes: one launch over all frames, input read in place, output
     /// (or with <paramref name="timesteps"/> &gt; 0 the LIF's spikes) written once; no columns or sums. Integer codes run the

@@ -315,18 +315,56 @@ internal static class SpikeGemmKernels
             long at = ((long)p.Frame(j) * p.M + oc) * p.OHW + pix0;
             if (p.PerThread == 4)
             {
-                var x = ScaledQuad<TFma>(IntQuad(c, n, oc, p), oc, scales, bias, bn, p);
-                var s = default(F4);
-                v.X = LifSpike(x.X, v.X, p.Threshold, out s.X);
-                v.Y = LifSpike(x.Y, v.Y, p.Threshold, out s.Y);
-                v.Z = LifSpike(x.Z, v.Z, p.Threshold, out s.Z);
-                v.W = LifSpike(x.W, v.W, p.Threshold, out s.W);
+                v = LifQuad(ScaledQuad<TFma>(IntQuad(c, n, oc, p), oc, scales, bias, bn, p), v, p.Threshold, out var s);
                 quads[at / 4] = s;
             }
             else
             {
                 v.X = LifSpike(Scaled<TFma>(IntValue(c, n, oc, p), oc, scales, bias, bn, p), v.X, p.Threshold, out float s);
                 spikes[at] = s;
+            }
+        }
+    }
+
+    /// <summary>
+    /// y[f, oc, pix] = the epilogue of the fp32 sums already there: the TF32 GEMMs of a 1×1 layer (<see cref="GpuSpikeConv.F32"/>,
+    /// one per frame) write each frame's sums where its outputs go. The sums are exact integers, so Scaled sees the values
+    /// <see cref="EpilogueInt{TFma}"/> does and the outputs are its, bit for bit. Frame0 is 0 (the whole batch in one call).
+    /// </summary>
+    public static void EpilogueInPlace<TFma>(Index1D i, ArrayView<float> y, ArrayView<float> scales, ArrayView<float> bias,
+        ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
+    {
+        long at = Output(i, p, out _, out int oc);
+        if (p.PerThread == 4)
+        {
+            var quads = y.Cast<F4>();
+            quads[at / 4] = ScaledQuad<TFma>(quads[at / 4], oc, scales, bias, bn, p);
+        }
+        else y[at] = Scaled<TFma>(y[at], oc, scales, bias, bn, p);
+    }
+
+    /// <summary>
+    /// <see cref="EpilogueInPlace{TFma}"/> fused with the LIF over it, as <see cref="EpilogueIntLif{TFma}"/>: one thread per
+    /// (image, oc, PerThread pixels) runs the T steps at frames t·Items + image and overwrites each step's sums with its spikes.
+    /// </summary>
+    public static void EpilogueInPlaceLif<TFma>(Index1D i, ArrayView<float> y, ArrayView<float> scales, ArrayView<float> bias,
+        ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
+    {
+        int first = i * p.PerThread, mo = p.M * p.OHW, item = first / mo, rest = first - item * mo, oc = rest / p.OHW, pix0 = rest - oc * p.OHW;
+        var v = default(F4);
+        var quads = y.Cast<F4>();
+        for (int t = 0; t < p.Timesteps; t++)
+        {
+            long at = ((long)(t * p.Items + item) * p.M + oc) * p.OHW + pix0;
+            if (p.PerThread == 4)
+            {
+                v = LifQuad(ScaledQuad<TFma>(quads[at / 4], oc, scales, bias, bn, p), v, p.Threshold, out var s);
+                quads[at / 4] = s;
+            }
+            else
+            {
+                v.X = LifSpike(Scaled<TFma>(y[at], oc, scales, bias, bn, p), v.X, p.Threshold, out float s);
+                y[at] = s;
             }
         }
     }
@@ -338,6 +376,17 @@ internal static class SpikeGemmKernels
         bool fire = h >= threshold;
         spike = fire ? 1f : 0f;
         return fire ? 0f : h;
+    }
+
+    /// <summary><see cref="LifSpike"/> on four neurons: their inputs x, potentials v; gives the spikes, returns the new potentials.</summary>
+    private static F4 LifQuad(F4 x, F4 v, float threshold, out F4 spikes)
+    {
+        spikes = default;
+        v.X = LifSpike(x.X, v.X, threshold, out spikes.X);
+        v.Y = LifSpike(x.Y, v.Y, threshold, out spikes.Y);
+        v.Z = LifSpike(x.Z, v.Z, threshold, out spikes.Z);
+        v.W = LifSpike(x.W, v.W, threshold, out spikes.W);
+        return v;
     }
 
     /// <summary><see cref="LifSpike"/> writing S to spikes[at].</summary>

@@ -525,24 +525,22 @@ public sealed partial class CudaBackend : IBackend
         if (channels % heads != 0) throw new ArgumentException($"{channels} channels do not split into {heads} heads");
         int d = channels / heads;
         var counter = recorder as CudaSpikeCounter;
-        if ((recorder is null || counter is not null) && GpuOps.SmallAttentionLifFits(d, tokens) && timesteps > 0 && frames % timesteps == 0)
+        bool fusable = (recorder is null || counter is not null) && timesteps > 0 && frames % timesteps == 0;
+        bool small = fusable && GpuOps.SmallAttentionLifFits(d, tokens);
+        if (small || (fusable && GpuOps.BitAttentionTileTokens(d, tokens) > 0))
         {
             if (counter is not null && lifLayer + 3 >= counter.Layers)
                 throw new ArgumentException($"LIF layer {lifLayer + 3} ran, the counter was made for {counter.Layers}", nameof(lifLayer));
-            _ops.SmallAttentionLif(V(q), V(k), V(v), V(spikes), frames, timesteps, heads, d, tokens, scale, threshold, attentionThreshold,
-                counter?.Spikes ?? default, lifLayer);
-            long n = (long)frames * channels * tokens;
-            for (int i = 0; i < 4; i++) counter?.AddNeurons(lifLayer + i, n);
-            return;
-        }
-        if ((recorder is null || counter is not null) && GpuOps.BitAttentionTileTokens(d, tokens) > 0 && timesteps > 0 && frames % timesteps == 0)
-        {
-            if (counter is not null && lifLayer + 3 >= counter.Layers)
-                throw new ArgumentException($"LIF layer {lifLayer + 3} ran, the counter was made for {counter.Layers}", nameof(lifLayer));
-            int mark = Mark();
-            _ops.BitAttentionLif(V(q), V(k), V(v), V(spikes), V(Rent(GpuOps.BitAttentionWorkspace(frames, channels, tokens))), frames, timesteps, heads, d,
-                tokens, scale, threshold, attentionThreshold, counter?.Spikes ?? default, lifLayer);
-            Release(mark);
+            ArrayView<long> counts = counter?.Spikes ?? default;
+            if (small)
+                _ops.SmallAttentionLif(V(q), V(k), V(v), V(spikes), frames, timesteps, heads, d, tokens, scale, threshold, attentionThreshold, counts, lifLayer);
+            else
+            {
+                int mark = Mark();
+                _ops.BitAttentionLif(V(q), V(k), V(v), V(spikes), V(Rent(GpuOps.BitAttentionWorkspace(frames, channels, tokens))), frames, timesteps,
+                    heads, d, tokens, scale, threshold, attentionThreshold, counts, lifLayer);
+                Release(mark);
+            }
             long n = (long)frames * channels * tokens;
             for (int i = 0; i < 4; i++) counter?.AddNeurons(lifLayer + i, n);
             return;

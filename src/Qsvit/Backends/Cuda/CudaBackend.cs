@@ -514,8 +514,10 @@ public sealed partial class CudaBackend : IBackend
     }
 
     /// <summary>
-    /// Small planes (CIFAR's 16 tokens), without a recorder or with the spike counter: one kernel for the five ops, each
-    /// (image, head) taking its T frames in turn with the LIF membranes in shared memory; otherwise the five ops.
+    /// Without a recorder or with the spike counter: on small planes (CIFAR's 16 tokens) one kernel for the five ops, each
+    /// (image, head) taking its T frames in turn with the LIF membranes in shared memory; on planes up to 256 tokens and
+    /// d ≤ 80 (the 55M's 196 tokens, d = 64 and 80) two kernels over bit-packed spikes (<see cref="BitAttentionKernels"/>);
+    /// otherwise the five ops.
     /// </summary>
     public void LifAttentionLif(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, int frames, int channels, int tokens, int heads, float scale,
         int timesteps, float threshold, float attentionThreshold, DeviceBuffer spikes, LifRecorder? recorder, int lifLayer)
@@ -523,12 +525,22 @@ public sealed partial class CudaBackend : IBackend
         if (channels % heads != 0) throw new ArgumentException($"{channels} channels do not split into {heads} heads");
         int d = channels / heads;
         var counter = recorder as CudaSpikeCounter;
-        if ((recorder is null || counter is not null) && GpuOps.SmallAttentionLifFits(d, tokens) && timesteps > 0 && frames % timesteps == 0)
+        bool fusable = (recorder is null || counter is not null) && timesteps > 0 && frames % timesteps == 0;
+        bool small = fusable && GpuOps.SmallAttentionLifFits(d, tokens);
+        if (small || (fusable && GpuOps.BitAttentionTileTokens(d, tokens) > 0))
         {
             if (counter is not null && lifLayer + 3 >= counter.Layers)
                 throw new ArgumentException($"LIF layer {lifLayer + 3} ran, the counter was made for {counter.Layers}", nameof(lifLayer));
-            _ops.SmallAttentionLif(V(q), V(k), V(v), V(spikes), frames, timesteps, heads, d, tokens, scale, threshold, attentionThreshold,
-                counter?.Spikes ?? default, lifLayer);
+            ArrayView<long> counts = counter?.Spikes ?? default;
+            if (small)
+                _ops.SmallAttentionLif(V(q), V(k), V(v), V(spikes), frames, timesteps, heads, d, tokens, scale, threshold, attentionThreshold, counts, lifLayer);
+            else
+            {
+                int mark = Mark();
+                _ops.BitAttentionLif(V(q), V(k), V(v), V(spikes), V(Rent(GpuOps.BitAttentionWorkspace(frames, channels, tokens))), frames, timesteps,
+                    heads, d, tokens, scale, threshold, attentionThreshold, counts, lifLayer);
+                Release(mark);
+            }
             long n = (long)frames * channels * tokens;
             for (int i = 0; i < 4; i++) counter?.AddNeurons(lifLayer + i, n);
             return;

@@ -1235,7 +1235,7 @@ internal static class GpuKernels
     }
 
     /// <summary>One LIF step of the neuron whose membrane is shared[at] (<see cref="Lif"/>'s arithmetic): the spike, as 0 or 1.</summary>
-    private static float LifStep(ArrayView<float> shared, int at, float x, float threshold, ref int fired)
+    internal static float LifStep(ArrayView<float> shared, int at, float x, float threshold, ref int fired)
     {
         float v = shared[at];
         float h = v + (x - v) * 0.5f;

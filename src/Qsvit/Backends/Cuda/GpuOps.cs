@@ -94,6 +94,8 @@ internal sealed class GpuOps : IDisposable
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _smallAttention;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _addLif;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, int, int, int, float, float, float, int> _smallAttentionLif;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<long>, int, int, int, int, int, float, int> _spikeBits;
+    private readonly Action<KernelConfig, ArrayView<int>, ArrayView<float>, ArrayView<long>, int, int, int, int, int, int, int, int, float, float, int> _bitAttention;
     private readonly Action<Index1D, ArrayView<float>, int> _repeat;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int> _pad;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float> _mean;
@@ -148,6 +150,8 @@ internal sealed class GpuOps : IDisposable
         _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(GpuKernels.Add));
         _smallAttention = Load("SmallAttention", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.SmallAttention));
         _smallAttentionLif = Load("SmallAttentionLif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, int, int, int, float, float, float, int>(GpuKernels.SmallAttentionLif));
+        _spikeBits = Load("SpikeBits", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<long>, int, int, int, int, int, float, int>(BitAttentionKernels.SpikeBits));
+        _bitAttention = Load("BitAttention", () => accelerator.LoadStreamKernel<ArrayView<int>, ArrayView<float>, ArrayView<long>, int, int, int, int, int, int, int, int, float, float, int>(BitAttentionKernels.Attention));
         _addLif = Load("AddLif", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.AddLif));
         _repeat = Load("RepeatOverTime", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(GpuKernels.RepeatOverTime));
         _pad = Load("PadBorder", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(GpuKernels.PadBorder));
@@ -672,6 +676,58 @@ internal sealed class GpuOps : IDisposable
         _smallAttentionLif(new KernelConfig(new Index1D(batch * heads), new Index1D(Math.Min(256, _acc.MaxNumThreadsPerGroup))),
             q, k, v, spikes, counts.IsValid ? counts : _dummyLong.View, batch, heads, d, tokens, timesteps, scale, threshold, attentionThreshold,
             counts.IsValid ? slot : -1);
+    }
+
+    /// <summary>
+    /// Tokens per tile of <see cref="BitAttentionLif"/> for heads of d rows, or 0 where its kernels do not take the planes
+    /// (more than 256 tokens or 80 rows, or the tile's membranes outgrow shared memory): the fewest tiles that fit, evened out.
+    /// </summary>
+    public static int BitAttentionTileTokens(int d, int tokens)
+    {
+        const int K = BitAttentionKernels.TileCapacity;
+        if (d < 1 || tokens < 1 || tokens > 256 || (long)d * d > BitAttentionKernels.KvCapacity || 32 * BitAttentionKernels.MaskWords < d
+            || (long)d * BitAttentionKernels.WordPitch((tokens + 31) / 32) > BitAttentionKernels.WordsCapacity)
+            return 0;
+        int most = Math.Min(BitAttentionKernels.MaxTileTokens, K / d);
+        if ((most | 1) * d > K) most--; // the membranes' row pitch is the tile made odd
+        if (most < 1) return 0;
+        int tiles = (tokens + most - 1) / most;
+        return (tokens + tiles - 1) / tiles;
+    }
+
+    /// <summary>Floats of the packed q, k, v spikes <see cref="BitAttentionLif"/> needs as workspace.</summary>
+    public static long BitAttentionWorkspace(int frames, int channels, int tokens) => 3L * frames * channels * ((tokens + 31) / 32);
+
+    /// <summary>
+    /// q_lif, k_lif, v_lif, SDSA and attn_lif on planes too large for <see cref="SmallAttentionLif"/> (<see cref="BitAttentionKernels"/>):
+    /// the three LIFs into packed spike words in <paramref name="workspace"/> (<see cref="BitAttentionWorkspace"/> floats),
+    /// then one group per (image, head, token tile) over its T frames; spikes [frames, C, N] of attn_lif. With
+    /// <paramref name="counts"/>, each layer's spikes are added to counts[slot + 0 … 3].
+    /// </summary>
+    public void BitAttentionLif(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> spikes, ArrayView<float> workspace,
+        int frames, int timesteps, int heads, int d, int tokens, float scale, float threshold, float attentionThreshold, ArrayView<long> counts, int slot)
+    {
+        int tileTokens = BitAttentionTileTokens(d, tokens);
+        if (tileTokens == 0) throw new ArgumentException($"planes of {d} x {tokens} do not fit the bit-packed attention kernels");
+        if (timesteps < 1 || frames % timesteps != 0) throw new ArgumentException($"{frames} frames are not T = {timesteps} steps of a batch");
+        int channels = heads * d, words = (tokens + 31) / 32;
+        long n = (long)frames * channels * tokens;
+        CheckLength(q, n, nameof(q));
+        CheckLength(k, n, nameof(k));
+        CheckLength(v, n, nameof(v));
+        CheckLength(spikes, n, nameof(spikes));
+        CheckLength(workspace, BitAttentionWorkspace(frames, channels, tokens), nameof(workspace));
+        if (frames == 0) return;
+        CheckInt(n);
+        int batch = frames / timesteps, rows = batch * channels, rowsPerGroup = Math.Max(1, BitAttentionKernels.BitsElements / tokens);
+        var bits = workspace.Cast<int>();
+        ArrayView<long> countView = counts.IsValid ? counts : _dummyLong.View;
+        int threads = Math.Min(256, _acc.MaxNumThreadsPerGroup);
+        _spikeBits(new KernelConfig(new Index1D((rows + rowsPerGroup - 1) / rowsPerGroup), new Index1D(threads)),
+            q, k, v, bits, countView, rows, tokens, words, rowsPerGroup, timesteps, threshold, counts.IsValid ? slot : -1);
+        int tiles = (tokens + tileTokens - 1) / tileTokens;
+        _bitAttention(new KernelConfig(new Index1D(batch * heads * tiles), new Index1D(threads)),
+            bits, spikes, countView, batch, heads, d, tokens, words, tiles, tileTokens, timesteps, scale, attentionThreshold, counts.IsValid ? slot + 3 : -1);
     }
 
     /// <summary>x[i] += y[i], then the LIF over [timesteps, length / timesteps] of x into spikes (no recorder).</summary>

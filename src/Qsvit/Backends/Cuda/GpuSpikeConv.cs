@@ -485,7 +485,7 @@ internal sealed class SpikeGemmOps
     /// </summary>
     public bool Tf32(GpuSpikeConv layer, int frames, int h, int w, int timesteps) =>
         _blas is not null && layer.F32 is not null && !Fused(layer, frames, h, w, timesteps)
-        && (long)frames * Math.Max(layer.Geometry.InChannels, layer.Geometry.OutChannels) * h * w <= int.MaxValue
+        && FitsOneLaunch(layer, frames, h, w)
         && _mode switch
         {
             SpikeInputGemm.TensorCoresTf32Pointwise => true,
@@ -498,8 +498,20 @@ internal sealed class SpikeGemmOps
         Fused(layer, frames, h, w, timesteps) || Tf32(layer, frames, h, w, timesteps);
 
     /// <summary><see cref="Fused(GpuSpikeConv, int)"/> for a call on <paramref name="frames"/> frames of h × w: also whether its input and output fit one launch (else the chunked packed path runs).</summary>
-    public bool Fused(GpuSpikeConv layer, int frames, int h, int w, int timesteps) => Fused(layer, timesteps)
-        && (long)frames * Math.Max(layer.Geometry.InChannels, layer.Geometry.OutChannels) * h * w <= int.MaxValue;
+    public bool Fused(GpuSpikeConv layer, int frames, int h, int w, int timesteps) => Fused(layer, timesteps) && FitsOneLaunch(layer, frames, h, w);
+
+    /// <summary>Whether a 1×1 call's input and output (frames × channels × h × w) can be indexed by one launch's int offsets.</summary>
+    private static bool FitsOneLaunch(GpuSpikeConv layer, int frames, int h, int w) =>
+        (long)frames * Math.Max(layer.Geometry.InChannels, layer.Geometry.OutChannels) * h * w <= int.MaxValue;
+
+    /// <summary>Guards a call's input[frames, Cin, h, w] and output[frames, Cout, OH, OW] views against the layer's shape.</summary>
+    private static void RequireViews(GpuSpikeConv layer, ArrayView<float> input, ArrayView<float> output, int frames, int h, int w)
+    {
+        var g = layer.Geometry;
+        long needIn = (long)frames * g.InChannels * h * w, needOut = (long)frames * g.OutChannels * g.OutH(h) * g.OutW(w);
+        if (input.Length < needIn) throw new ArgumentException($"input has {input.Length} elements, needs {needIn}", nameof(input));
+        if (output.Length < needOut) throw new ArgumentException($"output has {output.Length} elements, needs {needOut}", nameof(output));
+    }
 
     /// <summary>
     /// Whether SDSA of this shape runs exactly on f16 tensor cores (<see cref="Attention"/>): kv counts up to
@@ -602,8 +614,7 @@ internal sealed class SpikeGemmOps
         var g = layer.Geometry;
         int oh = g.OutH(h), ow = g.OutW(w), ohw = oh * ow, m = g.OutChannels;
         if (oh <= 0 || ow <= 0) throw new ArgumentException($"input {h}x{w} is smaller than the kernel {g.KernelH}x{g.KernelW} with padding");
-        if (input.Length < (long)frames * g.InChannels * h * w) throw new ArgumentException($"input has {input.Length} elements, needs {(long)frames * g.InChannels * h * w}", nameof(input));
-        if (output.Length < (long)frames * m * ohw) throw new ArgumentException($"output has {output.Length} elements, needs {(long)frames * m * ohw}", nameof(output));
+        RequireViews(layer, input, output, frames, h, w);
         var bias = layer.Bias?.View ?? sums;
         var bn = layer.Bn?.View ?? sums;
         int bytes = layer.Integer ? 1 : 2;
@@ -693,8 +704,7 @@ internal sealed class SpikeGemmOps
     {
         var g = layer.Geometry;
         int hw = h * w, m = g.OutChannels, k = g.InChannels;
-        if (input.Length < (long)frames * k * hw) throw new ArgumentException($"input has {input.Length} elements, needs {(long)frames * k * hw}", nameof(input));
-        if (output.Length < (long)frames * m * hw) throw new ArgumentException($"output has {output.Length} elements, needs {(long)frames * m * hw}", nameof(output));
+        RequireViews(layer, input, output, frames, h, w);
         var shape = new RowMajorGemm(false, false, m, hw, k, k, hw, hw);
         _blas!.GemmStridedBatchedEx(shape, 1, layer.F32!.NativePtr, CudaDataType.R32F, 0, input.LoadEffectiveAddressAsPtr(), CudaDataType.R32F,
             (long)k * hw, 0, output.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, (long)m * hw, frames, CublasComputeType.F32FastTF32);
@@ -720,8 +730,7 @@ internal sealed class SpikeGemmOps
     {
         var g = layer.Geometry;
         int hw = h * w, steps = Math.Max(1, timesteps);
-        if (input.Length < (long)frames * g.InChannels * hw) throw new ArgumentException($"input has {input.Length} elements, needs {(long)frames * g.InChannels * hw}", nameof(input));
-        if (output.Length < (long)frames * g.OutChannels * hw) throw new ArgumentException($"output has {output.Length} elements, needs {(long)frames * g.OutChannels * hw}", nameof(output));
+        RequireViews(layer, input, output, frames, h, w);
         var p = new PointwiseArgs
         {
             InChannels = g.InChannels, Cp = layer.Cp, M = g.OutChannels, Parts = layer.Parts,

@@ -51,13 +51,9 @@ internal static class EpilogueCheck
         using (var gpu = CudaBackend.Open(0))
         {
             Console.WriteLine(gpu.Description);
-            var models = new (string Name, PackedModel Packed, int Batch)[]
+            foreach (var (label, packed, batch) in SpikeMmaCheck.SettingFourModels(cifarModel))
             {
-                ("cifar", PackedModel.IsPackedFile(cifarModel) ? PackedModel.Load(cifarModel) : SpikeMmaCheck.Pack(ModelLoader.Load(cifarModel)), 1000),
-                ("55M", SpikeMmaCheck.Pack(new LoadedModel(Presets.Get("55M"), RandomWeights.Create(Presets.Get("55M")), null, null, "55M", null, new Dictionary<string, string>())), 32),
-            };
-            foreach (var (name, packed, batch) in models)
-            {
+                string name = label.Split(' ')[0]; // "cifar", "55M": the logits files' names
                 using var net = new Sdtv2Model(packed, simulate: false, gpu);
                 int h = packed.Config.ImageHeight, w = packed.Config.ImageWidth;
                 var images = new float[batch * packed.Config.InChannels * h * w];

@@ -28,9 +28,7 @@ internal static class RealPointwiseCheck
 
     public static int Run(string[] args)
     {
-        string cifarModel = args.Length > 1 ? args[1] : Path.Combine("models", "sdtv2-cifar10", "sdtv2_cifar10_w32-192_T4.pth");
-        double seconds = args.Length > 2 ? double.Parse(args[2], CultureInfo.InvariantCulture) : 2;
-        bool smoke = args.Length > 3 && args[3] == "cpu";
+        var (cifarModel, seconds, smoke) = SpikeMmaCheck.CheckArgs(args);
         int failures = 0;
         using var cpu = new CpuBackend();
         IBackend Open(SpikeInputGemm mode) => smoke ? CudaBackend.OnCpuAcceleratorWithWarps(mode, split: true) : CudaBackend.Open(0, new ComputeOptions { SpikeGemm = mode });
@@ -76,11 +74,7 @@ internal static class RealPointwiseCheck
             }
         }
 
-        var models = new (string Name, PackedModel Packed, int Batch)[]
-        {
-            ("cifar b1000 setting 4", PackedModel.IsPackedFile(cifarModel) ? PackedModel.Load(cifarModel) : SpikeMmaCheck.Pack(ModelLoader.Load(cifarModel)), 1000),
-            ("55M b32 setting 4", SpikeMmaCheck.Pack(new LoadedModel(Presets.Get("55M"), RandomWeights.Create(Presets.Get("55M")), null, null, "55M", null, new Dictionary<string, string>())), 32),
-        };
+        var models = SpikeMmaCheck.SettingFourModels(cifarModel);
         var ips = new Dictionary<(string, bool), double>();
         var logits = new Dictionary<(string, bool), float[]>();
         foreach (bool useFused in new[] { false, true })

@@ -57,8 +57,7 @@ internal static class SpikeMmaCheck
     /// </summary>
     public static int RunModels(string[] args)
     {
-        string cifarModel = args.Length > 1 ? args[1] : Path.Combine("models", "sdtv2-cifar10", "sdtv2_cifar10_w32-192_T4.pth");
-        double seconds = args.Length > 2 ? double.Parse(args[2], CultureInfo.InvariantCulture) : 2;
+        var (cifarModel, seconds, _) = CheckArgs(args);
         int failures = 0;
         using (var cpu = new CpuBackend())
         using (var gpu = CudaBackend.Open(0))
@@ -73,11 +72,7 @@ internal static class SpikeMmaCheck
                     }
             Console.WriteLine($"default rule: {cases.Count * 2 - failures}/{cases.Count * 2} random convs (plain and + LIF) bit for bit equal to the CPU integer path");
         }
-        var models = new (string Name, PackedModel Packed, int Batch)[]
-        {
-            ("cifar b1000 setting 4", PackedModel.IsPackedFile(cifarModel) ? PackedModel.Load(cifarModel) : Pack(ModelLoader.Load(cifarModel)), 1000),
-            ("55M b32 setting 4", Pack(new LoadedModel(Presets.Get("55M"), RandomWeights.Create(Presets.Get("55M")), null, null, "55M", null, new Dictionary<string, string>())), 32),
-        };
+        var models = SettingFourModels(cifarModel);
         var ips = new Dictionary<(string, int), List<double>>();
         var logits = new Dictionary<string, float[]>();
         for (int round = 0; round < 2; round++)
@@ -132,9 +127,7 @@ internal static class SpikeMmaCheck
 
     public static int Run(string[] args)
     {
-        string cifarModel = args.Length > 1 ? args[1] : Path.Combine("models", "sdtv2-cifar10", "sdtv2_cifar10_w32-192_T4.pth");
-        double seconds = args.Length > 2 ? double.Parse(args[2], CultureInfo.InvariantCulture) : 2;
-        bool smoke = args.Length > 3 && args[3] == "cpu";
+        var (cifarModel, seconds, smoke) = CheckArgs(args);
         int failures = 0;
         using var cpu = new CpuBackend();
         var cases = RandomCases(new Random(13), smoke ? 4 : 48);
@@ -164,11 +157,7 @@ internal static class SpikeMmaCheck
             }
         }
         if (smoke) return failures == 0 ? 0 : 1;
-        var models = new (string Name, PackedModel Packed, int Batch)[]
-        {
-            ("cifar b1000 setting 4", PackedModel.IsPackedFile(cifarModel) ? PackedModel.Load(cifarModel) : Pack(ModelLoader.Load(cifarModel)), 1000),
-            ("55M b32 setting 4", Pack(new LoadedModel(Presets.Get("55M"), RandomWeights.Create(Presets.Get("55M")), null, null, "55M", null, new Dictionary<string, string>())), 32),
-        };
+        var models = SettingFourModels(cifarModel);
         var boundIps = new Dictionary<(string, int), double>();
         var logits = new Dictionary<string, float[]>();
         foreach (int bound in Bounds)
@@ -233,6 +222,19 @@ internal static class SpikeMmaCheck
     }
 
     internal static PackedModel Pack(LoadedModel model) => PackedModel.Create(model, QuantizationSetting.Uniform(4), QuantizerSpec.Paper);
+
+    /// <summary>The GPU checks' shared arguments after the command: [CIFAR_MODEL] [SECONDS] [cpu] (the bundled checkpoint, 2 s, on a card).</summary>
+    internal static (string CifarModel, double Seconds, bool Smoke) CheckArgs(string[] args) => (
+        args.Length > 1 ? args[1] : Path.Combine("models", "sdtv2-cifar10", "sdtv2_cifar10_w32-192_T4.pth"),
+        args.Length > 2 ? double.Parse(args[2], CultureInfo.InvariantCulture) : 2,
+        args.Length > 3 && args[3] == "cpu");
+
+    /// <summary>The two models the GPU checks time at setting 4: CIFAR (a packed file as is, else packed) at batch 1000, the 55M preset with random weights at 32.</summary>
+    internal static (string Name, PackedModel Packed, int Batch)[] SettingFourModels(string cifarModel) =>
+    [
+        ("cifar b1000 setting 4", PackedModel.IsPackedFile(cifarModel) ? PackedModel.Load(cifarModel) : Pack(ModelLoader.Load(cifarModel)), 1000),
+        ("55M b32 setting 4", Pack(new LoadedModel(Presets.Get("55M"), RandomWeights.Create(Presets.Get("55M")), null, null, "55M", null, new Dictionary<string, string>())), 32),
+    ];
 
     internal sealed record Case(ConvLayerSpec Spec, float[] Input, int Frames, int H, int W, int Bits);
 

@@ -35,6 +35,9 @@ public abstract class ForwardingBackend(IBackend inner) : IBackend
         Inner.Pad(input, frames, channels, height, width, pad, padValues, output);
     public virtual void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
         Inner.ConvPadded(layer, input, frames, height, width, pad, padValues, output);
+    public virtual void RepConv(ConvLayer first, DeviceBuffer padValues, ConvLayer depthwise, ConvLayer pointwise, DeviceBuffer input, int frames,
+        int height, int width, DeviceBuffer output) =>
+        Inner.RepConv(first, padValues, depthwise, pointwise, input, frames, height, width, output);
     public virtual void ConvRepeat(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output, int times) =>
         Inner.ConvRepeat(layer, input, frames, height, width, output, times);
     public virtual void RepeatBlock(DeviceBuffer x, long block, int times) => Inner.RepeatBlock(x, block, times);

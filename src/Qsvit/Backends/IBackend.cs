@@ -89,6 +89,31 @@ public interface IBackend : IDisposable
     }
 
     /// <summary>
+    /// RepConv's body: <see cref="Conv"/> of <paramref name="first"/> (the spike-input 1×1, BNAndPadLayer's BN folded in) over
+    /// <paramref name="input"/> [frames, C, height, width], <see cref="ConvPadded"/> of <paramref name="depthwise"/> (3×3,
+    /// pad 1, border <paramref name="padValues"/>), then <see cref="Conv"/> of <paramref name="pointwise"/> (the real-input
+    /// 1×1 and its BNs) into <paramref name="output"/>. This default runs the three ops on workspace maps; a backend may fuse
+    /// them so the inner maps never reach memory, leaving the output that of the ops, bit for bit.
+    /// </summary>
+    void RepConv(ConvLayer first, DeviceBuffer padValues, ConvLayer depthwise, ConvLayer pointwise, DeviceBuffer input, int frames, int height, int width,
+        DeviceBuffer output) =>
+        RunRepConv(this, first, padValues, depthwise, pointwise, input, frames, height, width, output);
+
+    /// <summary><see cref="RepConv"/> as its three ops on <paramref name="backend"/>.</summary>
+    static void RunRepConv(IBackend backend, ConvLayer first, DeviceBuffer padValues, ConvLayer depthwise, ConvLayer pointwise, DeviceBuffer input,
+        int frames, int height, int width, DeviceBuffer output)
+    {
+        int mark = backend.Mark();
+        long length = (long)frames * depthwise.Geometry.InChannels * height * width;
+        var inner = backend.Rent(length);
+        backend.Conv(first, input, frames, height, width, inner);
+        var dw = backend.Rent(length);
+        backend.ConvPadded(depthwise, inner, frames, height, width, 1, padValues, dw);
+        backend.Conv(pointwise, dw, frames, height, width, output);
+        backend.Release(mark);
+    }
+
+    /// <summary>
     /// The stem: <see cref="Conv"/> into output[0 .. block), block = frames·Cout·OH·OW, then <see cref="RepeatBlock"/> of it
     /// <paramref name="times"/> times. This default runs the two ops; a backend may write the copies from the conv.
     /// </summary>

@@ -128,6 +128,16 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
             layer.EngineAt(height + 2 * pad, width + 2 * pad), () => Inner.ConvPadded(layer, input, frames, height, width, pad, padValues, output));
     }
 
+    /// <summary>Timed as one op ("repconv"): the inner backend may fuse its three convs.</summary>
+    public override void RepConv(ConvLayer first, DeviceBuffer padValues, ConvLayer depthwise, ConvLayer pointwise, DeviceBuffer input, int frames,
+        int height, int width, DeviceBuffer output)
+    {
+        var g = pointwise.Geometry;
+        Time("repconv", $"{g.InChannels}->{g.OutChannels} @{height}x{width} x{frames}",
+            $"{first.EngineAt(height, width)}; {depthwise.EngineAt(height + 2, width + 2)}; {pointwise.EngineAt(height, width)}",
+            () => Inner.RepConv(first, padValues, depthwise, pointwise, input, frames, height, width, output));
+    }
+
     public override void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
         Time("pad", $"{channels}ch @{height}x{width} +{pad} x{frames}", "", () => Inner.Pad(input, frames, channels, height, width, pad, padValues, output));
 

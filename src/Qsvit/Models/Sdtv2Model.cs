@@ -740,19 +740,20 @@ public sealed class Sdtv2Model : IDisposable
         {
             var b = p.B;
             int frames = p.Frames;
+            if (p.Probe is null)
+            {
+                b.RepConv(_conv1x1, _pad, _dw, _pw, spikes, frames, h, w, output);
+                return;
+            }
+            // Calibration shows the probe each conv, and the padded map the depthwise conv reads.
             int mark = b.Mark();
             var inner = b.Rent((long)frames * c * h * w);
             p.Conv(_conv1x1, spikes, frames, h, w, inner);
             var padValues = p.PadValues(_padBn, _pad);
             var dw = b.Rent((long)frames * c * h * w);
-            if (p.Probe is null) b.ConvPadded(_dw, inner, frames, h, w, 1, padValues, dw);
-            else
-            {
-                // Calibration shows the probe the padded map the depthwise conv reads.
-                var padded = b.Rent((long)frames * c * (h + 2) * (w + 2));
-                b.Pad(inner, frames, c, h, w, 1, padValues, padded);
-                p.Conv(_dw, padded, frames, h + 2, w + 2, dw);
-            }
+            var padded = b.Rent((long)frames * c * (h + 2) * (w + 2));
+            b.Pad(inner, frames, c, h, w, 1, padValues, padded);
+            p.Conv(_dw, padded, frames, h + 2, w + 2, dw);
             p.Conv(_pw, dw, frames, h, w, output);
             b.Release(mark);
         }

@@ -33,7 +33,7 @@ public sealed class ProfilingBackendTests
 
         var ops = profile.ByOp().Select(r => r.Op).ToHashSet();
         foreach (var op in new[] { "upload", "conv 7x7 + repeat over T", "lif", "conv 1x1", "depthwise 7x7", "conv 3x3", "add",
-                     "bn-padded depthwise 3x3", "lif + sdsa + lif", "spatial mean", "head", "download" })
+                     "repconv", "lif + sdsa + lif", "spatial mean", "head", "download" })
             Assert.Contains(op, ops);
         // A conv feeding a LIF (pwconv1, conv1, fc1) is timed with it as one op, and with the conv it feeds (conv2, fc2): the
         // backend may fuse them.

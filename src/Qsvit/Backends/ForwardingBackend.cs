@@ -52,6 +52,8 @@ public abstract class ForwardingBackend(IBackend inner) : IBackend
     public virtual void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,
         DeviceBuffer spikes, int timesteps, float threshold, int lifLayer, LifRecorder? recorder, ConvLayer second, DeviceBuffer output) =>
         Inner.ConvLifConv(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder, second, output);
+    public virtual string? ConvLifConvEngine(ConvLayer first, ConvLayer second, int frames, int height, int width, int timesteps, LifRecorder? recorder) =>
+        Inner.ConvLifConvEngine(first, second, frames, height, width, timesteps, recorder);
     public virtual void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) =>
         Inner.SpikeDrivenAttention(q, k, v, output, frames, channels, tokens, heads, scale);
     public virtual void LifAttentionLif(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, int frames, int channels, int tokens, int heads, float scale,

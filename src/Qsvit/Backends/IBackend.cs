@@ -173,11 +173,22 @@ public interface IBackend : IDisposable
     /// the ops, bit for bit.
     /// </summary>
     void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
-        int timesteps, float threshold, int lifLayer, LifRecorder? recorder, ConvLayer second, DeviceBuffer output)
+        int timesteps, float threshold, int lifLayer, LifRecorder? recorder, ConvLayer second, DeviceBuffer output) =>
+        RunConvLifConv(this, first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder, second, output);
+
+    /// <summary><see cref="ConvLifConv"/> as its two ops on <paramref name="backend"/> (<see cref="ConvLif"/>, then <see cref="Conv"/>).</summary>
+    static void RunConvLifConv(IBackend backend, ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,
+        DeviceBuffer spikes, int timesteps, float threshold, int lifLayer, LifRecorder? recorder, ConvLayer second, DeviceBuffer output)
     {
-        ConvLif(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder);
-        Conv(second, spikes, frames, height, width, output);
+        backend.ConvLif(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder);
+        backend.Conv(second, spikes, frames, height, width, output);
     }
+
+    /// <summary>
+    /// What runs <see cref="ConvLifConv"/> of these layers where the backend runs it as one engine (profiles name it); null
+    /// where it runs the ops apart (profiles name the first layer's engine).
+    /// </summary>
+    string? ConvLifConvEngine(ConvLayer first, ConvLayer second, int frames, int height, int width, int timesteps, LifRecorder? recorder) => null;
 
     /// <summary>
     /// Spike-driven self-attention on channel-major data q, k, v [frames, C, N] with heads of d = C / heads rows: for every

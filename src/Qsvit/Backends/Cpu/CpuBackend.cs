@@ -107,8 +107,7 @@ public sealed class CpuBackend : IBackend
             (recorder as CpuSpikeCounter)?.Add(lifLayer, fired, (long)frames * g.OutChannels * height * width);
             return;
         }
-        ConvLif(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder);
-        Conv(second, spikes, frames, height, width, output);
+        IBackend.RunConvLifConv(this, first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder, second, output);
     }
 
     public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)

@@ -377,6 +377,31 @@ public sealed partial class CudaBackend : IBackend
         Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, recorder, lifLayer);
     }
 
+    /// <summary>
+    /// Without a recorder, two integer 1×1 layers (the MLP's fc1 → LIF → fc2) run as one kernel whose hidden spikes stay in
+    /// shared memory (<see cref="SpikeGemmOps.Mlp"/> says where; <paramref name="preActivation"/> and <paramref name="spikes"/>
+    /// stay unwritten); otherwise <see cref="ConvLif"/>, then <see cref="Conv"/>. The output is the same bit for bit.
+    /// </summary>
+    public void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
+        int timesteps, float threshold, int lifLayer, LifRecorder? recorder, ConvLayer second, DeviceBuffer output)
+    {
+        if (FusedChain(first, second, frames, height, width, timesteps, recorder) is var (a, b))
+        {
+            _spike!.RunMlp(a, b, V(input), frames, height, width, V(output), timesteps, threshold);
+            return;
+        }
+        IBackend.RunConvLifConv(this, first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder, second, output);
+    }
+
+    public string? ConvLifConvEngine(ConvLayer first, ConvLayer second, int frames, int height, int width, int timesteps, LifRecorder? recorder) =>
+        FusedChain(first, second, frames, height, width, timesteps, recorder) is null ? null : "fused 1x1 + lif + 1x1, int8 mma.sync (exact)";
+
+    /// <summary>The two layers' integer codes where their ConvLifConv runs fused (<see cref="SpikeGemmOps.Mlp"/>), else null.</summary>
+    private (GpuSpikeConv First, GpuSpikeConv Second)? FusedChain(ConvLayer first, ConvLayer second, int frames, int height, int width, int timesteps,
+        LifRecorder? recorder) =>
+        recorder is null && _spike is not null && first is CudaConvLayer { Spike: { } a } && second is CudaConvLayer { Spike: { } b }
+        && _spike.Mlp(a, b, frames, height, width, timesteps) ? (a, b) : null;
+
     /// <summary>A layer of a few input channels (the stem) writes the copies from its kernel's registers; others run the two ops.</summary>
     public void ConvRepeat(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output, int times)
     {

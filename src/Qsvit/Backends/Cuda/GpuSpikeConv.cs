@@ -363,6 +363,12 @@ internal sealed class SpikeGemmOps
     private readonly int _pointwiseMaxRows;
     /// <summary>The fused real-input pointwise kernel (<see cref="PointwiseMmaKernels.RealConv{TFma}"/>); from sm_80, by default (where <see cref="PointwiseMmaKernels.RealFusedPays"/>) and with <see cref="SpikeInputGemm.TensorCoresRealFused"/>.</summary>
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>? _pointwiseReal;
+    /// <summary>The fused 1×1 → LIF → 1×1 kernel (<see cref="MlpMmaKernels"/>); null where <see cref="_pointwise"/> is.</summary>
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
+        ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MlpArgs>? _mlp;
+    /// <summary>Whether <see cref="_mlp"/> launches with groups of this many warps (registers and shared memory allow one group per multiprocessor), by warps.</summary>
+    private readonly Dictionary<int, bool> _mlpLaunches = new();
+    private readonly int _mlpMaxOutChannels;
 
     /// <param name="mode">Which integer convs run as implicit GEMMs (<see cref="Implicit"/>).</param>
     /// <param name="implicitMaxRows">The rule's bound (<see cref="GpuSpikeConv.ImplicitPays"/>); benchmarks measure others.</param>
@@ -373,7 +379,7 @@ internal sealed class SpikeGemmOps
     /// <param name="pointwiseMaxRows">The fused pointwise rule's bound (<see cref="PointwiseMmaKernels.FusedPays"/>); benchmarks measure others.</param>
     public SpikeGemmOps(Accelerator acc, Cublas? blas, SpikeInputGemm mode = SpikeInputGemm.TensorCores, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows,
         int tiledMinRows = GpuSpikeConv.TiledMinRows, int tiledMaxRows = GpuSpikeConv.TiledMaxRows, int tiledRowWarps = 0, bool tiledFuses = true,
-        int pointwiseMaxRows = PointwiseMmaKernels.FusedMaxRows)
+        int pointwiseMaxRows = PointwiseMmaKernels.FusedMaxRows, int mlpMaxOutChannels = MlpMmaKernels.FusedMaxOutChannels)
     {
         if (tiledRowWarps != 0 && !SpikeTiledKernels.ValidRowWarps(tiledRowWarps)) throw new ArgumentOutOfRangeException(nameof(tiledRowWarps), "2 or 4 row warps");
         _acc = acc;
@@ -385,6 +391,7 @@ internal sealed class SpikeGemmOps
         _tiledRowWarps = tiledRowWarps;
         _tiledFuses = tiledFuses;
         _pointwiseMaxRows = pointwiseMaxRows;
+        _mlpMaxOutChannels = mlpMaxOutChannels;
         _group = Math.Min(acc.MaxNumThreadsPerGroup, 256);
         bool cuda = acc.AcceleratorType == AcceleratorType.Cuda;
         // Four warps per group on CUDA (each warp one tile); on the CPU accelerator any group size does (no warp operations).
@@ -404,6 +411,12 @@ internal sealed class SpikeGemmOps
             _pointwise = cuda
                 ? acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.Conv<ContractedFma>)
                 : acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.Conv<ExactFma>);
+        if (_pointwise is not null)
+            _mlp = cuda
+                ? acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>,
+                    ArrayView<float>, ArrayView<float>, ArrayView<float>, MlpArgs>(MlpMmaKernels.Chain<ContractedFma>)
+                : acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>,
+                    ArrayView<float>, ArrayView<float>, ArrayView<float>, MlpArgs>(MlpMmaKernels.Chain<ExactFma>);
         if ((!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80) && mode != SpikeInputGemm.Fp32
             && acc.MaxNumThreadsPerGroup >= PointwiseMmaKernels.GroupSize)
             _pointwiseReal = cuda
@@ -492,6 +505,76 @@ internal sealed class SpikeGemmOps
             SpikeInputGemm.TensorCoresPointwiseCublas => false,
             _ => GpuSpikeConv.Tf32Pays(h * w),
         };
+
+    /// <summary>
+    /// Whether fc1 → LIF → fc2 (<paramref name="first"/>, <paramref name="second"/>: IBackend.ConvLifConv without a recorder)
+    /// runs as the fused kernel (<see cref="MlpMmaKernels"/>): two integer 1×1 layers of one int8 digit each that chain
+    /// (fc1's outputs are fc2's inputs), at most <see cref="MlpMmaKernels.MaxChannels"/> input channels and
+    /// <see cref="MlpMmaKernels.MaxOutChannels"/> outputs, T steps that tile a lane's columns, a call that fits one launch,
+    /// groups of one warp per 32 outputs that this accelerator launches, and as <see cref="MlpMmaKernels.FusedPays"/> says
+    /// with cuBLAS (always without).
+    /// </summary>
+    public bool Mlp(GpuSpikeConv first, GpuSpikeConv second, int frames, int h, int w, int timesteps)
+    {
+        if (_mlp is null || !first.Integer || !second.Integer || !first.Pointwise || !second.Pointwise || first.Parts != 1 || second.Parts != 1
+            || first.RealInput || second.RealInput || first.Geometry.OutChannels != second.Geometry.InChannels
+            || first.Geometry.InChannels > MlpMmaKernels.MaxChannels || second.Geometry.OutChannels > MlpMmaKernels.MaxOutChannels
+            || timesteps <= 0 || !PointwiseMmaKernels.StepsFit(timesteps) || frames % timesteps != 0
+            || !FitsOneLaunch(first, frames, h, w) || !FitsOneLaunch(second, frames, h, w))
+            return false;
+        if (_blas is not null && !MlpMmaKernels.FusedPays(second.Geometry.OutChannels, _mlpMaxOutChannels)) return false;
+        return MlpLaunches(MlpMmaKernels.WarpsFor(second.Geometry.OutChannels));
+    }
+
+    /// <summary>Whether a group of <paramref name="warps"/> warps fits this accelerator (on a GPU: the kernel's registers and shared memory on one multiprocessor).</summary>
+    private bool MlpLaunches(int warps)
+    {
+        lock (_mlpLaunches)
+        {
+            if (_mlpLaunches.TryGetValue(warps, out bool fits)) return fits;
+            int threads = warps * PointwiseMmaKernels.Lanes;
+            fits = threads <= _acc.MaxNumThreadsPerGroup
+                && (_acc.AcceleratorType != AcceleratorType.Cuda || _acc.EstimateMaxActiveGroupsPerMultiprocessor(_mlp!.GetKernel(), threads, 0) > 0);
+            _mlpLaunches[warps] = fits;
+            return fits;
+        }
+    }
+
+    /// <summary>
+    /// fc1 → LIF → fc2 as one launch (<see cref="Mlp"/> must hold): input[frames, C, h·w] (spikes) into output[frames, M, h·w],
+    /// the hidden spikes never in memory; the output is that of <see cref="Conv"/> with the fused LIF, then <see cref="Conv"/>, bit for bit.
+    /// </summary>
+    public void RunMlp(GpuSpikeConv first, GpuSpikeConv second, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output,
+        int timesteps, float threshold)
+    {
+        Debug.Assert(Mlp(first, second, frames, h, w, timesteps));
+        long needIn = (long)frames * first.Geometry.InChannels * h * w, needOut = (long)frames * second.Geometry.OutChannels * h * w;
+        if (input.Length < needIn) throw new ArgumentException($"input has {input.Length} elements, needs {needIn}", nameof(input));
+        if (output.Length < needOut) throw new ArgumentException($"output has {output.Length} elements, needs {needOut}", nameof(output));
+        int hw = h * w, batch = frames / timesteps, hidden = first.Geometry.OutChannels, warps = MlpMmaKernels.WarpsFor(second.Geometry.OutChannels);
+        var a = new MlpArgs
+        {
+            First = new PointwiseArgs
+            {
+                InChannels = first.Geometry.InChannels, Cp = first.Cp, M = hidden, Parts = 1, HW = hw, Steps = timesteps, Batch = batch, Pixels = batch * hw,
+                Lif = 1, Threshold = threshold, HasBias = first.Bias is null ? 0 : 1, BnCount = first.BnCount, Vec = hw % 4 == 0 ? 1 : 0,
+                RowWarps = 1, ColumnWarps = 1,
+            },
+            Second = new PointwiseArgs
+            {
+                InChannels = hidden, Cp = second.Cp, M = second.Geometry.OutChannels, Parts = 1, HW = hw, Steps = timesteps, Batch = batch, Pixels = batch * hw,
+                HasBias = second.Bias is null ? 0 : 1, BnCount = second.BnCount, RowWarps = 1, ColumnWarps = 1,
+            },
+            Warps = warps,
+            Chunk = MlpMmaKernels.ChunkFor(warps, hidden),
+        };
+        long groups = ((long)frames * hw + MlpMmaKernels.Columns - 1) / MlpMmaKernels.Columns;
+        var unused1 = first.Scales!.View; // stands in for an absent bias or BN table (never read)
+        var unused2 = second.Scales!.View;
+        _mlp!(new KernelConfig(new Index1D((int)groups), new Index1D(warps * PointwiseMmaKernels.Lanes)), input, ((ArrayView<sbyte>)first.S8!.View).Cast<int>(),
+            first.Scales.View, first.Bias?.View ?? unused1, first.Bn?.View ?? unused1, ((ArrayView<sbyte>)second.S8!.View).Cast<int>(),
+            second.Scales.View, second.Bias?.View ?? unused2, second.Bn?.View ?? unused2, output, a);
+    }
 
     /// <summary>Whether a call runs in one launch over the input in place and needs no workspace (<see cref="Plan"/>): fused or TF32.</summary>
     public bool InPlace(GpuSpikeConv layer, int frames, int h, int w, int timesteps) =>

@@ -131,7 +131,7 @@ internal static partial class PointwiseMmaKernels
     /// is four neighbouring pixels of one step × four channels (four 16-byte loads where <see cref="PointwiseArgs.Vec"/>);
     /// neighbouring lanes take neighbouring pixels of one plane. Channels at or past Cp are not staged (their codes are zero).
     /// </summary>
-    private static void Stage(ArrayView<float> x, PointwiseArgs p, ArrayView<int> stage, int n0, int c0)
+    internal static void Stage(ArrayView<float> x, PointwiseArgs p, ArrayView<int> stage, int n0, int c0)
     {
         int columns = 32 * p.ColumnWarps, pixelGroups = columns / 4, groupsPerStep = pixelGroups / p.Steps;
         int quartets = Math.Min(ChunkChannels, p.Cp - c0) / 4, items = quartets * pixelGroups, q00 = n0 / p.Steps;
@@ -197,7 +197,7 @@ internal static partial class PointwiseMmaKernels
     private static int RowQuad(PointwiseArgs p, int digit, int r) => r < p.M ? (digit * p.M + r) * (p.Cp / 16) : -1;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Words4 Quad(ArrayView<Words4> view, int at, int offset) => at < 0 ? default : view[at + offset];
+    internal static Words4 Quad(ArrayView<Words4> view, int at, int offset) => at < 0 ? default : view[at + offset];
 
     /// <summary>The tensor-core body (see the class remarks for the fragment layout).</summary>
     private static void MmaTile<TFma>(ArrayView<float> input, ArrayView<int> weights, ArrayView<float> output, ArrayView<float> scales,
@@ -319,7 +319,7 @@ internal static partial class PointwiseMmaKernels
 
     /// <summary>Lane value k of eight (a select chain: indexing locals would put them in a local array).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Pick(int k, float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) =>
+    internal static float Pick(int k, float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) =>
         k < 4 ? (k < 2 ? (k == 0 ? v0 : v1) : (k == 2 ? v2 : v3)) : (k < 6 ? (k == 4 ? v4 : v5) : (k == 6 ? v6 : v7));
 
     /// <summary>

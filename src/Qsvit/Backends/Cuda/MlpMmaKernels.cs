@@ -1,0 +1,335 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime.Cuda;
+
+namespace Qsvit.Backends.Cuda;
+
+/// <summary>
+/// Scalars of one fused 1×1 → LIF → 1×1 launch (<see cref="MlpMmaKernels"/>). <see cref="First"/> describes fc1 as a
+/// fused pointwise call with its LIF (InChannels C, M = hidden channels H, Steps = T, the pixels and batch, ColumnWarps 1:
+/// the block's 32 GEMM columns); <see cref="Second"/> describes fc2 (InChannels = H, Cp = H padded to 16, M = output
+/// channels) for its epilogue constants. Frames are time-first (step s of image b is frame s·Batch + b).
+/// </summary>
+internal struct MlpArgs
+{
+    public PointwiseArgs First, Second;
+    /// <summary>Warps of a block (one 32-row tile of fc2's outputs each) and hidden channels per chunk (a multiple of 128).</summary>
+    public int Warps, Chunk;
+}
+
+/// <summary>
+/// The MLP's fc1 → LIF → fc2 (two integer 1×1 layers of one int8 digit each, IBackend.ConvLifConv) as one kernel whose
+/// hidden spikes never leave the chip (issue 13). A block takes 32 GEMM columns — 32 / T pixels (tokens) with all T steps
+/// of each, column n = (pixel n / T, step n % T) as in <see cref="PointwiseMmaKernels"/> — and W warps, one per 32 output
+/// channels of fc2, whose 32 × 32 int32 accumulators stay in PTX registers (mq0..mq31) for the whole block.
+/// <para>
+/// The block stages its columns' input spikes once, as int8 in shared memory (<see cref="PointwiseMmaKernels.Stage"/>:
+/// regions of 128 channels, each 32 columns × <see cref="PointwiseMmaKernels.ColumnWords"/> words), then runs over the
+/// hidden channels in chunks of <see cref="MlpArgs.Chunk"/>: the warps share the chunk's 16-row tiles of fc1 (accumulators
+/// mh0..mh15, <c>mma.sync.m16n8k32.s8.s8.s32</c>), apply fc1's epilogue (<see cref="RowAffine"/>: the arithmetic of
+/// <see cref="SpikeGemmKernels.Scaled{TFma}"/>, op for op) and the LIF over the T steps each lane holds
+/// (<see cref="SpikeGemmKernels.LifSpike"/>), and write the spikes as bytes into a second staging area laid out as the
+/// first; after a barrier every warp adds its fc2 rows × the chunk's spikes to its accumulators. At the end the fc2
+/// epilogue writes fp32 NCHW once. The sums are exact integers and the float ops those of today's kernels, so the output
+/// equals the separate ops bit for bit.
+/// </para>
+/// <para>
+/// Fragment layout as in <see cref="SpikeMmaKernels"/> and <see cref="PointwiseMmaKernels"/>: n8 tile j's column c is the
+/// block's column 4c + j, so lane (group g, t) holds columns 8t .. 8t + 7 of its rows — whole T-step runs for T in 1, 2,
+/// 4, 8. Without inline PTX (ILGPU's CPU accelerator in tests) each lane sums the same rows and columns from the same staged
+/// bytes with scalar multiply-adds, then runs the same epilogues.
+/// </para>
+/// </summary>
+internal static class MlpMmaKernels
+{
+    /// <summary>GEMM columns per block: 32 / T pixels × T steps.</summary>
+    public const int Columns = 32;
+
+    /// <summary>Channels per staged region, its 32 columns' words and 16-byte quads (each column padded to distinct banks).</summary>
+    private const int RegionChannels = PointwiseMmaKernels.ChunkChannels, ColumnQuads = PointwiseMmaKernels.ColumnWords / 4,
+        RegionWords = Columns * PointwiseMmaKernels.ColumnWords, RegionQuads = RegionWords / 4;
+
+    /// <summary>Regions of each staging area: fc1's input channels and a hidden chunk are at most 640 (46 KB of shared memory in all).</summary>
+    public const int MaxRegions = 5;
+
+    /// <summary>Input channels and hidden channels per chunk at most (<see cref="MaxRegions"/> regions).</summary>
+    public const int MaxChannels = MaxRegions * RegionChannels;
+
+    /// <summary>fc2 output channels at most: one warp per 32, at most 20 warps a block (640 threads).</summary>
+    public const int MaxOutChannels = 640;
+
+    /// <summary>
+    /// Whether the fused kernel pays over today's ops (fc1 on cuBLAS's int8 GEMM with the LIF in its epilogue, fc2 on the
+    /// fused pointwise kernel or cuBLAS): by fc2's output channels, as measured on an H200 (BENCHMARKS.md, ninth session).
+    /// </summary>
+    public static bool FusedPays(int outChannels, int maxOutChannels = FusedMaxOutChannels) => outChannels <= maxOutChannels;
+
+    /// <summary>fc2 output channels up to which <see cref="FusedPays"/>.</summary>
+    public const int FusedMaxOutChannels = 640;
+
+    /// <summary>Warps of a block for fc2's <paramref name="outChannels"/>: one per 32.</summary>
+    public static int WarpsFor(int outChannels) => (outChannels + 31) / 32;
+
+    /// <summary>
+    /// Hidden channels per chunk: a multiple of 128 whose 16-row tiles divide evenly among the warps where that fits in
+    /// <see cref="MaxChannels"/>, and no more than the hidden channels need.
+    /// </summary>
+    public static int ChunkFor(int warps, int hidden)
+    {
+        int regions = 1;
+        while (regions < MaxRegions && regions * RegionChannels / 16 % warps != 0) regions++;
+        if (regions * RegionChannels / 16 % warps != 0) regions = MaxRegions;
+        return Math.Min(regions, (hidden + RegionChannels - 1) / RegionChannels) * RegionChannels;
+    }
+
+    public static void Chain<TFma>(ArrayView<float> input, ArrayView<int> w1, ArrayView<float> scales1, ArrayView<float> bias1, ArrayView<float> bn1,
+        ArrayView<int> w2, ArrayView<float> scales2, ArrayView<float> bias2, ArrayView<float> bn2, ArrayView<float> output, MlpArgs a)
+        where TFma : struct, IFma
+    {
+        var xs = SharedMemory.Allocate<Words4>(MaxRegions * RegionQuads);
+        var hs = SharedMemory.Allocate<Words4>(MaxRegions * RegionQuads);
+        int warp = Group.IdxX / Lanes, lane = Group.IdxX - warp * Lanes, n0 = Grid.IdxX * Columns;
+        var words = xs.Cast<int>();
+        for (int c0 = 0; c0 < a.First.Cp; c0 += RegionChannels)
+            PointwiseMmaKernels.Stage(input, a.First, words.SubView(c0 / RegionChannels * RegionWords, RegionWords), n0, c0);
+        Group.Barrier();
+        if (CudaAsm.IsSupported) MmaBlock<TFma>(w1, scales1, bias1, bn1, w2, scales2, bias2, bn2, output, a, xs, hs, warp, n0, lane >> 2, lane & 3);
+        else ScalarBlock<TFma>(w1, scales1, bias1, bn1, w2, scales2, bias2, bn2, output, a, xs, hs, warp, n0, lane >> 2, lane & 3);
+    }
+
+    private const int Lanes = 32;
+
+    /// <summary>Offset of 16-byte quad <paramref name="kq"/> (of a staging area's channels) within its region's column rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int StagedQuad(int kq) => (kq >> 3) * RegionQuads + (kq & 7);
+
+    /// <summary>Byte of channel <paramref name="c"/> (of a staging area) at column <paramref name="n"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int StagedByte(int n, int c) => (c / RegionChannels) * RegionWords * 4 + n * PointwiseMmaKernels.ColumnWords * 4 + c % RegionChannels;
+
+    /// <summary>Index of row r's first quad in a layer of <paramref name="rows"/> rows of <paramref name="rowQuads"/> quads, or −1 past them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int RowStart(int r, int rows, int rowQuads) => r < rows ? r * rowQuads : -1;
+
+    /// <summary>The tensor-core body (see the class remarks).</summary>
+    private static void MmaBlock<TFma>(ArrayView<int> w1, ArrayView<float> scales1, ArrayView<float> bias1, ArrayView<float> bn1,
+        ArrayView<int> w2, ArrayView<float> scales2, ArrayView<float> bias2, ArrayView<float> bn2, ArrayView<float> output, MlpArgs a,
+        ArrayView<Words4> xs, ArrayView<Words4> hs, int warp, int n0, int group, int t) where TFma : struct, IFma
+    {
+        var q1 = w1.Cast<Words4>();
+        var q2 = w2.Cast<Words4>();
+        var hidden = hs.Cast<int>().Cast<sbyte>();
+        int quads1 = a.First.Cp / 16, quads2 = a.Second.Cp / 16, h = a.First.M, m2 = a.Second.M;
+        // This lane's B columns 4·group + j: their staged quads (+ j·ColumnQuads).
+        int b0 = 4 * group * ColumnQuads + t;
+        int r2 = 32 * warp + group;
+        int v0 = RowStart(r2, m2, quads2), v1 = RowStart(r2 + 8, m2, quads2), v2 = RowStart(r2 + 16, m2, quads2), v3 = RowStart(r2 + 24, m2, quads2);
+        SpikeMmaKernels.ZeroAccumulators();
+        DeclareHidden();
+        for (int h0 = 0; h0 < h; h0 += a.Chunk)
+        {
+            // fc1 + LIF: the chunk's 16-row tiles, shared among the warps.
+            for (int tile = warp; tile < a.Chunk / 16 && h0 + 16 * tile < h; tile += a.Warps)
+            {
+                int r = h0 + 16 * tile + group, u0 = RowStart(r, h, quads1), u1 = RowStart(r + 8, h, quads1);
+                ZeroHidden();
+                // The next step's codes are loaded before this step's mma (their latency hides behind it).
+                var A0 = PointwiseMmaKernels.Quad(q1, t < quads1 ? u0 : -1, t);
+                var A1 = PointwiseMmaKernels.Quad(q1, t < quads1 ? u1 : -1, t);
+                for (int kq = 0; kq < quads1; kq += 4)
+                {
+                    int q = kq + 4 + t, s = StagedQuad(kq) + b0;
+                    bool inside = q < quads1;
+                    var N0 = PointwiseMmaKernels.Quad(q1, inside ? u0 : -1, q);
+                    var N1 = PointwiseMmaKernels.Quad(q1, inside ? u1 : -1, q);
+                    HiddenStep(A0, A1, xs[s], xs[s + ColumnQuads], xs[s + 2 * ColumnQuads], xs[s + 3 * ColumnQuads]);
+                    A0 = N0;
+                    A1 = N1;
+                }
+                CudaAsm.Emit("mov.b32 %0, mh0;", out int x0); CudaAsm.Emit("mov.b32 %0, mh1;", out int x4);
+                CudaAsm.Emit("mov.b32 %0, mh2;", out int y0); CudaAsm.Emit("mov.b32 %0, mh3;", out int y4);
+                CudaAsm.Emit("mov.b32 %0, mh4;", out int x1); CudaAsm.Emit("mov.b32 %0, mh5;", out int x5);
+                CudaAsm.Emit("mov.b32 %0, mh6;", out int y1); CudaAsm.Emit("mov.b32 %0, mh7;", out int y5);
+                CudaAsm.Emit("mov.b32 %0, mh8;", out int x2); CudaAsm.Emit("mov.b32 %0, mh9;", out int x6);
+                CudaAsm.Emit("mov.b32 %0, mh10;", out int y2); CudaAsm.Emit("mov.b32 %0, mh11;", out int y6);
+                CudaAsm.Emit("mov.b32 %0, mh12;", out int x3); CudaAsm.Emit("mov.b32 %0, mh13;", out int x7);
+                CudaAsm.Emit("mov.b32 %0, mh14;", out int y3); CudaAsm.Emit("mov.b32 %0, mh15;", out int y7);
+                HiddenRow<TFma>(hidden, scales1, bias1, bn1, a, h0, r, 8 * t, x0, x1, x2, x3, x4, x5, x6, x7);
+                HiddenRow<TFma>(hidden, scales1, bias1, bn1, a, h0, r + 8, 8 * t, y0, y1, y2, y3, y4, y5, y6, y7);
+            }
+            Group.Barrier(); // the chunk's spikes are staged
+            // fc2: this warp's 32 rows × the chunk's spikes, added to the accumulators.
+            int hq0 = h0 / 16, chunkQuads = Math.Min(a.Chunk / 16, quads2 - hq0);
+            bool first = t < chunkQuads;
+            var C0 = PointwiseMmaKernels.Quad(q2, first ? v0 : -1, hq0 + t);
+            var C1 = PointwiseMmaKernels.Quad(q2, first ? v1 : -1, hq0 + t);
+            var C2 = PointwiseMmaKernels.Quad(q2, first ? v2 : -1, hq0 + t);
+            var C3 = PointwiseMmaKernels.Quad(q2, first ? v3 : -1, hq0 + t);
+            for (int kq = 0; kq < chunkQuads; kq += 4)
+            {
+                int q = kq + 4 + t, s = StagedQuad(kq) + b0;
+                bool inside = q < chunkQuads;
+                var N0 = PointwiseMmaKernels.Quad(q2, inside ? v0 : -1, hq0 + q);
+                var N1 = PointwiseMmaKernels.Quad(q2, inside ? v1 : -1, hq0 + q);
+                var N2 = PointwiseMmaKernels.Quad(q2, inside ? v2 : -1, hq0 + q);
+                var N3 = PointwiseMmaKernels.Quad(q2, inside ? v3 : -1, hq0 + q);
+                SpikeMmaKernels.MmaStep(C0, C1, C2, C3, hs[s], hs[s + ColumnQuads], hs[s + 2 * ColumnQuads], hs[s + 3 * ColumnQuads]);
+                C0 = N0;
+                C1 = N1;
+                C2 = N2;
+                C3 = N3;
+            }
+            Group.Barrier(); // the next chunk may overwrite the spikes
+        }
+        // mq[4(4m + j) + i]: m16 tile m, n8 tile j; i = 0, 1: row g at columns 8t + j, 8t + 4 + j; i = 2, 3: row g + 8.
+        CudaAsm.Emit("mov.b32 %0, mq0;", out int a00); CudaAsm.Emit("mov.b32 %0, mq1;", out int a04);
+        CudaAsm.Emit("mov.b32 %0, mq2;", out int b00); CudaAsm.Emit("mov.b32 %0, mq3;", out int b04);
+        CudaAsm.Emit("mov.b32 %0, mq4;", out int a01); CudaAsm.Emit("mov.b32 %0, mq5;", out int a05);
+        CudaAsm.Emit("mov.b32 %0, mq6;", out int b01); CudaAsm.Emit("mov.b32 %0, mq7;", out int b05);
+        CudaAsm.Emit("mov.b32 %0, mq8;", out int a02); CudaAsm.Emit("mov.b32 %0, mq9;", out int a06);
+        CudaAsm.Emit("mov.b32 %0, mq10;", out int b02); CudaAsm.Emit("mov.b32 %0, mq11;", out int b06);
+        CudaAsm.Emit("mov.b32 %0, mq12;", out int a03); CudaAsm.Emit("mov.b32 %0, mq13;", out int a07);
+        CudaAsm.Emit("mov.b32 %0, mq14;", out int b03); CudaAsm.Emit("mov.b32 %0, mq15;", out int b07);
+        CudaAsm.Emit("mov.b32 %0, mq16;", out int c00); CudaAsm.Emit("mov.b32 %0, mq17;", out int c04);
+        CudaAsm.Emit("mov.b32 %0, mq18;", out int d00); CudaAsm.Emit("mov.b32 %0, mq19;", out int d04);
+        CudaAsm.Emit("mov.b32 %0, mq20;", out int c01); CudaAsm.Emit("mov.b32 %0, mq21;", out int c05);
+        CudaAsm.Emit("mov.b32 %0, mq22;", out int d01); CudaAsm.Emit("mov.b32 %0, mq23;", out int d05);
+        CudaAsm.Emit("mov.b32 %0, mq24;", out int c02); CudaAsm.Emit("mov.b32 %0, mq25;", out int c06);
+        CudaAsm.Emit("mov.b32 %0, mq26;", out int d02); CudaAsm.Emit("mov.b32 %0, mq27;", out int d06);
+        CudaAsm.Emit("mov.b32 %0, mq28;", out int c03); CudaAsm.Emit("mov.b32 %0, mq29;", out int c07);
+        CudaAsm.Emit("mov.b32 %0, mq30;", out int d03); CudaAsm.Emit("mov.b32 %0, mq31;", out int d07);
+        OutputRows<TFma>(output, scales2, bias2, bn2, a, r2, n0 + 8 * t,
+            a00, a01, a02, a03, a04, a05, a06, a07, b00, b01, b02, b03, b04, b05, b06, b07,
+            c00, c01, c02, c03, c04, c05, c06, c07, d00, d01, d02, d03, d04, d05, d06, d07);
+    }
+
+    /// <summary>Declares fc1's 16 accumulators mh0..mh15 (once per kernel: the declaration must appear once in its PTX).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DeclareHidden() => CudaAsm.Emit(".reg .b32 mh<16>;");
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ZeroHidden() =>
+        CudaAsm.Emit("mov.b32 mh0, 0; mov.b32 mh1, 0; mov.b32 mh2, 0; mov.b32 mh3, 0; mov.b32 mh4, 0; mov.b32 mh5, 0; mov.b32 mh6, 0; mov.b32 mh7, 0; mov.b32 mh8, 0; mov.b32 mh9, 0; mov.b32 mh10, 0; mov.b32 mh11, 0; mov.b32 mh12, 0; mov.b32 mh13, 0; mov.b32 mh14, 0; mov.b32 mh15, 0;");
+
+    /// <summary>
+    /// Two k-steps of a 16 × 32 fc1 tile: 4 mma per k-step from this lane's 16 bytes of rows group, group + 8
+    /// (<paramref name="a0"/>, <paramref name="a1"/>) and columns 4·group + j (<paramref name="b0"/>..<paramref name="b3"/>),
+    /// as the first half of <see cref="SpikeMmaKernels.MmaStep"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void HiddenStep(Words4 a0, Words4 a1, Words4 b0, Words4 b1, Words4 b2, Words4 b3)
+    {
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mh0,mh1,mh2,mh3}, {%0,%1,%2,%3}, {%4,%5}, {mh0,mh1,mh2,mh3};", a0.X, a1.X, a0.Y, a1.Y, b0.X, b0.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mh4,mh5,mh6,mh7}, {%0,%1,%2,%3}, {%4,%5}, {mh4,mh5,mh6,mh7};", a0.X, a1.X, a0.Y, a1.Y, b1.X, b1.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mh8,mh9,mh10,mh11}, {%0,%1,%2,%3}, {%4,%5}, {mh8,mh9,mh10,mh11};", a0.X, a1.X, a0.Y, a1.Y, b2.X, b2.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mh12,mh13,mh14,mh15}, {%0,%1,%2,%3}, {%4,%5}, {mh12,mh13,mh14,mh15};", a0.X, a1.X, a0.Y, a1.Y, b3.X, b3.Y);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mh0,mh1,mh2,mh3}, {%0,%1,%2,%3}, {%4,%5}, {mh0,mh1,mh2,mh3};", a0.Z, a1.Z, a0.W, a1.W, b0.Z, b0.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mh4,mh5,mh6,mh7}, {%0,%1,%2,%3}, {%4,%5}, {mh4,mh5,mh6,mh7};", a0.Z, a1.Z, a0.W, a1.W, b1.Z, b1.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mh8,mh9,mh10,mh11}, {%0,%1,%2,%3}, {%4,%5}, {mh8,mh9,mh10,mh11};", a0.Z, a1.Z, a0.W, a1.W, b2.Z, b2.W);
+        CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mh12,mh13,mh14,mh15}, {%0,%1,%2,%3}, {%4,%5}, {mh12,mh13,mh14,mh15};", a0.Z, a1.Z, a0.W, a1.W, b3.Z, b3.W);
+    }
+
+    /// <summary>The fallback: the same staging and chunks, each lane's rows and columns summed from the staged bytes.</summary>
+    private static void ScalarBlock<TFma>(ArrayView<int> w1, ArrayView<float> scales1, ArrayView<float> bias1, ArrayView<float> bn1,
+        ArrayView<int> w2, ArrayView<float> scales2, ArrayView<float> bias2, ArrayView<float> bn2, ArrayView<float> output, MlpArgs a,
+        ArrayView<Words4> xs, ArrayView<Words4> hs, int warp, int n0, int group, int t) where TFma : struct, IFma
+    {
+        var codes1 = w1.Cast<sbyte>();
+        var codes2 = w2.Cast<sbyte>();
+        var staged = xs.Cast<int>().Cast<sbyte>();
+        var hidden = hs.Cast<int>().Cast<sbyte>();
+        var sums1 = LocalMemory.Allocate<int>(16); // [row m][column k]: rows r + 8m, columns 8t + k
+        var sums2 = LocalMemory.Allocate<int>(32); // [row m][column k]: rows r2 + 8m
+        for (int i = 0; i < 32; i++) sums2[i] = 0;
+        int h = a.First.M, m2 = a.Second.M, r2 = 32 * warp + group;
+        for (int h0 = 0; h0 < h; h0 += a.Chunk)
+        {
+            for (int tile = warp; tile < a.Chunk / 16 && h0 + 16 * tile < h; tile += a.Warps)
+            {
+                int r = h0 + 16 * tile + group;
+                for (int m = 0; m < 2; m++)
+                    for (int k = 0; k < 8; k++)
+                    {
+                        int s = 0, row = r + 8 * m;
+                        if (row < h)
+                            for (int c = 0; c < a.First.Cp; c++) s += codes1[(long)row * a.First.Cp + c] * staged[StagedByte(8 * t + k, c)];
+                        sums1[8 * m + k] = s;
+                    }
+                HiddenRow<TFma>(hidden, scales1, bias1, bn1, a, h0, r, 8 * t, sums1[0], sums1[1], sums1[2], sums1[3], sums1[4], sums1[5], sums1[6], sums1[7]);
+                HiddenRow<TFma>(hidden, scales1, bias1, bn1, a, h0, r + 8, 8 * t, sums1[8], sums1[9], sums1[10], sums1[11], sums1[12], sums1[13], sums1[14], sums1[15]);
+            }
+            Group.Barrier();
+            int end = Math.Min(h0 + a.Chunk, a.Second.Cp);
+            for (int m = 0; m < 4; m++)
+            {
+                int row = r2 + 8 * m;
+                if (row >= m2) continue;
+                for (int k = 0; k < 8; k++)
+                {
+                    int s = sums2[8 * m + k];
+                    for (int c = h0; c < end; c++) s += codes2[(long)row * a.Second.Cp + c] * hidden[StagedByte(8 * t + k, c - h0)];
+                    sums2[8 * m + k] = s;
+                }
+            }
+            Group.Barrier();
+        }
+        OutputRows<TFma>(output, scales2, bias2, bn2, a, r2, n0 + 8 * t,
+            sums2[0], sums2[1], sums2[2], sums2[3], sums2[4], sums2[5], sums2[6], sums2[7], sums2[8], sums2[9], sums2[10], sums2[11], sums2[12], sums2[13], sums2[14], sums2[15],
+            sums2[16], sums2[17], sums2[18], sums2[19], sums2[20], sums2[21], sums2[22], sums2[23], sums2[24], sums2[25], sums2[26], sums2[27], sums2[28], sums2[29], sums2[30], sums2[31]);
+    }
+
+    /// <summary>
+    /// Hidden channel r (of the chunk at <paramref name="h0"/>) at the block's columns n .. n + 7 (sums v0..v7): fc1's
+    /// epilogue and the LIF over each run of T columns (one pixel's steps, in step order), the spikes as bytes into the
+    /// chunk's staging area; zeros past the hidden channels.
+    /// </summary>
+    private static void HiddenRow<TFma>(ArrayView<sbyte> hidden, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, MlpArgs a,
+        int h0, int r, int n, float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) where TFma : struct, IFma
+    {
+        var p = a.First;
+        if (r >= h0 + a.Chunk) return;
+        var affine = RowAffine.Load(scales, bias, bn, p, r);
+        for (int k0 = 0; k0 < 8; k0 += p.Steps)
+        {
+            float v = 0f;
+            for (int s = 0; s < p.Steps; s++)
+            {
+                float spike = 0f;
+                if (r < p.M) v = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(PointwiseMmaKernels.Pick(k0 + s, v0, v1, v2, v3, v4, v5, v6, v7), bn, p, r), v, p.Threshold, out spike);
+                hidden[StagedByte(n + k0 + s, r - h0)] = spike != 0f ? (sbyte)1 : (sbyte)0;
+            }
+        }
+    }
+
+    /// <summary>fc2's output channels r, r + 8, r + 16, r + 24 at GEMM columns n .. n + 7: the epilogue into output[frame, M, HW].</summary>
+    private static void OutputRows<TFma>(ArrayView<float> output, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, MlpArgs a, int r, int n,
+        float a0, float a1, float a2, float a3, float a4, float a5, float a6, float a7, float b0, float b1, float b2, float b3, float b4, float b5, float b6, float b7,
+        float c0, float c1, float c2, float c3, float c4, float c5, float c6, float c7, float d0, float d1, float d2, float d3, float d4, float d5, float d6, float d7) where TFma : struct, IFma
+    {
+        var p = a.Second;
+        // Each row's constants in registers before any store (stores could alias these loads).
+        var ra = RowAffine.Load(scales, bias, bn, p, r);
+        var rb = RowAffine.Load(scales, bias, bn, p, r + 8);
+        var rc = RowAffine.Load(scales, bias, bn, p, r + 16);
+        var rd = RowAffine.Load(scales, bias, bn, p, r + 24);
+        OutputRow<TFma>(output, bn, a, r, n, ra, a0, a1, a2, a3, a4, a5, a6, a7);
+        OutputRow<TFma>(output, bn, a, r + 8, n, rb, b0, b1, b2, b3, b4, b5, b6, b7);
+        OutputRow<TFma>(output, bn, a, r + 16, n, rc, c0, c1, c2, c3, c4, c5, c6, c7);
+        OutputRow<TFma>(output, bn, a, r + 24, n, rd, d0, d1, d2, d3, d4, d5, d6, d7);
+    }
+
+    private static void OutputRow<TFma>(ArrayView<float> output, ArrayView<float> bn, MlpArgs a, int r, int n, RowAffine affine,
+        float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) where TFma : struct, IFma
+    {
+        var p = a.Second;
+        int steps = a.First.Steps;
+        if (r >= p.M) return;
+        for (int k = 0; k < 8; k++)
+        {
+            int q = (n + k) / steps;
+            if (q >= a.First.Pixels) return;
+            int s = n + k - q * steps, item = q / a.First.HW, pix = q - item * a.First.HW;
+            output[((long)(s * a.First.Batch + item) * p.M + r) * a.First.HW + pix] = affine.Apply<TFma>(PointwiseMmaKernels.Pick(k, v0, v1, v2, v3, v4, v5, v6, v7), bn, p, r);
+        }
+    }
+}

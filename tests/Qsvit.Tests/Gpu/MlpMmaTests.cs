@@ -9,8 +9,8 @@ namespace Qsvit.Tests.Gpu;
 /// The fused fc1 → LIF → fc2 kernel (<see cref="MlpMmaKernels"/>, here its scalar body: inline PTX does not run on ILGPU's
 /// CPU accelerator) against today's ops — the packed-columns int8 GEMM with the LIF in its epilogue, then the second
 /// layer's packed GEMM and epilogue — bit for bit: partial column blocks (pixels not a multiple of 32 / T), channels not
-/// multiples of the tiles, one to three hidden chunks, one to four warps, T = 1, 2, 4; and the fallbacks (a recorder, two
-/// int8 digits, fp32 weights, T = 3), which run today's ops.
+/// multiples of the tiles, one to three hidden chunks, one to four warps, T = 1, 2, 4; the spike counter's counts; and the
+/// fallbacks (another recorder, two int8 digits, fp32 weights, T = 3), which run today's ops.
 /// </summary>
 [Collection("gpu-cpu-accelerator")]
 public sealed class MlpMmaTests(MlpAcceleratorFixture gpu) : IClassFixture<MlpAcceleratorFixture>
@@ -30,14 +30,21 @@ public sealed class MlpMmaTests(MlpAcceleratorFixture gpu) : IClassFixture<MlpAc
     {
         var (first, second) = Layers(cin, hidden, cout, bits: 4, "paper");
         var input = Spikes(new Random(cin + hidden), timesteps * batch * cin * tokens);
-        var (expected, spikes) = Run(gpu.Reference, first, second, input, tokens, timesteps, batch, fused: false);
+        using var expectedCounts = gpu.Reference.CreateSpikeCounter(2);
+        var (expected, spikes) = Run(gpu.Reference, first, second, input, tokens, timesteps, batch, fused: false, expectedCounts);
         Assert.InRange(spikes.Count(v => v == 1f), spikes.Length / 10, spikes.Length * 9 / 10);   // hidden neurons fire and stay silent alike
         var (actual, untouched) = Run(gpu.Fused, first, second, input, tokens, timesteps, batch, fused: true);
         Assert.Equal(expected, actual);
         Assert.All(untouched, v => Assert.True(float.IsNaN(v)));   // the hidden spikes never reached memory
+        // With the spike counter the kernel counts the hidden spikes (of the batch's pixels only) as the LIF kernel does.
+        using var counts = gpu.Fused.CreateSpikeCounter(2);
+        var (counted, _) = Run(gpu.Fused, first, second, input, tokens, timesteps, batch, fused: true, counts);
+        Assert.Equal(expected, counted);
+        Assert.Equal(expectedCounts.Read().Spikes, counts.Read().Spikes);
+        Assert.Equal(expectedCounts.Read().Neurons, counts.Read().Neurons);
     }
 
-    /// <summary>A recorder, codes of two int8 digits, fp32 weights and T = 3 run today's ops (which write the spikes) and give their output.</summary>
+    /// <summary>A recorder other than the spike counter, codes of two int8 digits, fp32 weights and T = 3 run today's ops (which write the spikes) and give their output.</summary>
     [Fact]
     public void FallbacksRunTodaysOps()
     {
@@ -52,8 +59,9 @@ public sealed class MlpMmaTests(MlpAcceleratorFixture gpu) : IClassFixture<MlpAc
         }.Select(c => (c.Item1.First, c.Item1.Second, c.Item2, c.Item3)))
         {
             var (expected, _) = Run(gpu.Reference, first, second, input.AsSpan(0, timesteps * batch * cin * tokens).ToArray(), tokens, timesteps, batch, fused: false);
+            using var reference = counted ? gpu.Fused.CreateMembraneReference(2) : null;
             var (actual, spikes) = Run(gpu.Fused, first, second, input.AsSpan(0, timesteps * batch * cin * tokens).ToArray(), tokens, timesteps, batch,
-                fused: false, counted);
+                fused: false, reference);
             Assert.Equal(expected, actual);
             Assert.All(spikes, v => Assert.True(v is 0f or 1f));
         }
@@ -77,7 +85,9 @@ public sealed class MlpMmaTests(MlpAcceleratorFixture gpu) : IClassFixture<MlpAc
         using var second = b.CreateConv(spec2);
         Assert.Equal("fused 1x1 + lif + 1x1, int8 mma.sync (exact)", b.ConvLifConvEngine(first, second, 8, 1, 4, 4, null));
         using var counter = b.CreateSpikeCounter(1);
-        Assert.Null(b.ConvLifConvEngine(first, second, 8, 1, 4, 4, counter));
+        Assert.NotNull(b.ConvLifConvEngine(first, second, 8, 1, 4, 4, counter));
+        using var membranes = b.CreateMembraneReference(1);
+        Assert.Null(b.ConvLifConvEngine(first, second, 8, 1, 4, 4, membranes));
         Assert.Null(b.ConvLifConvEngine(first, second, 9, 1, 4, 3, null));
         // Groups wider than this accelerator's (four warps here) keep today's ops.
         var (wide1, wide2) = Layers(20, 40, 160, 4, "paper");
@@ -88,12 +98,11 @@ public sealed class MlpMmaTests(MlpAcceleratorFixture gpu) : IClassFixture<MlpAc
 
     /// <summary>ConvLifConv on <paramref name="backend"/>: the output, and what the spikes buffer (NaN before) holds after it.</summary>
     private static (float[] Output, float[] Spikes) Run(CudaBackend backend, ConvLayerSpec spec1, ConvLayerSpec spec2, float[] input, int tokens,
-        int timesteps, int batch, bool fused, bool counted = false)
+        int timesteps, int batch, bool fused, LifRecorder? recorder = null)
     {
         using var first = backend.CreateConv(spec1);
         using var second = backend.CreateConv(spec2);
-        using var counter = counted ? backend.CreateSpikeCounter(1) : null;
-        Assert.Equal(fused, backend.ConvLifConvEngine(first, second, timesteps * batch, 1, tokens, timesteps, counter) is not null);
+        Assert.Equal(fused, backend.ConvLifConvEngine(first, second, timesteps * batch, 1, tokens, timesteps, recorder) is not null);
         int frames = timesteps * batch, hiddenLength = frames * spec1.Geometry.OutChannels * tokens, outLength = frames * spec2.Geometry.OutChannels * tokens;
         int mark = backend.Mark();
         var x = backend.Rent(input.Length);
@@ -103,7 +112,7 @@ public sealed class MlpMmaTests(MlpAcceleratorFixture gpu) : IClassFixture<MlpAc
         backend.Upload(Enumerable.Repeat(float.NaN, hiddenLength).ToArray(), spikes);
         var y = backend.Rent(outLength);
         backend.Upload(Enumerable.Repeat(float.NaN, outLength).ToArray(), y);
-        backend.ConvLifConv(first, x, frames, 1, tokens, pre, spikes, timesteps, 0.4f, 0, counter, second, y);
+        backend.ConvLifConv(first, x, frames, 1, tokens, pre, spikes, timesteps, 0.4f, 1, recorder, second, y);
         var output = new float[outLength];
         var hidden = new float[hiddenLength];
         backend.Download(y, 0, output);

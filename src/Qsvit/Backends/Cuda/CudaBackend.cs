@@ -378,16 +378,21 @@ public sealed partial class CudaBackend : IBackend
     }
 
     /// <summary>
-    /// Without a recorder, two integer 1×1 layers (the MLP's fc1 → LIF → fc2) run as one kernel whose hidden spikes stay in
-    /// shared memory (<see cref="SpikeGemmOps.Mlp"/> says where; <paramref name="preActivation"/> and <paramref name="spikes"/>
-    /// stay unwritten); otherwise <see cref="ConvLif"/>, then <see cref="Conv"/>. The output is the same bit for bit.
+    /// Without a recorder or with the spike counter (which the kernel feeds), two integer 1×1 layers (the MLP's fc1 → LIF →
+    /// fc2) run as one kernel whose hidden spikes stay in shared memory (<see cref="SpikeGemmOps.Mlp"/> says where;
+    /// <paramref name="preActivation"/> and <paramref name="spikes"/> stay unwritten); otherwise <see cref="ConvLif"/>, then
+    /// <see cref="Conv"/>. The output and the counts are the same bit for bit.
     /// </summary>
     public void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
         int timesteps, float threshold, int lifLayer, LifRecorder? recorder, ConvLayer second, DeviceBuffer output)
     {
         if (FusedChain(first, second, frames, height, width, timesteps, recorder) is var (a, b))
         {
-            _spike!.RunMlp(a, b, V(input), frames, height, width, V(output), timesteps, threshold);
+            var counter = recorder as CudaSpikeCounter;
+            if (counter is not null && lifLayer >= counter.Layers)
+                throw new ArgumentException($"LIF layer {lifLayer} ran, the counter was made for {counter.Layers}", nameof(lifLayer));
+            _spike!.RunMlp(a, b, V(input), frames, height, width, V(output), timesteps, threshold, counter?.Spikes ?? default, counter is null ? -1 : lifLayer);
+            counter?.AddNeurons(lifLayer, (long)frames * first.Geometry.OutChannels * height * width);
             return;
         }
         IBackend.RunConvLifConv(this, first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder, second, output);
@@ -399,7 +404,7 @@ public sealed partial class CudaBackend : IBackend
     /// <summary>The two layers' integer codes where their ConvLifConv runs fused (<see cref="SpikeGemmOps.Mlp"/>), else null.</summary>
     private (GpuSpikeConv First, GpuSpikeConv Second)? FusedChain(ConvLayer first, ConvLayer second, int frames, int height, int width, int timesteps,
         LifRecorder? recorder) =>
-        recorder is null && _spike is not null && first is CudaConvLayer { Spike: { } a } && second is CudaConvLayer { Spike: { } b }
+        recorder is null or CudaSpikeCounter && _spike is not null && first is CudaConvLayer { Spike: { } a } && second is CudaConvLayer { Spike: { } b }
         && _spike.Mlp(a, b, frames, height, width, timesteps) ? (a, b) : null;
 
     /// <summary>A layer of a few input channels (the stem) writes the copies from its kernel's registers; others run the two ops.</summary>

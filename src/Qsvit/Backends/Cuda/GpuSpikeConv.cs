@@ -365,7 +365,7 @@ internal sealed class SpikeGemmOps
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>? _pointwiseReal;
     /// <summary>The fused 1×1 → LIF → 1×1 kernel (<see cref="MlpMmaKernels"/>); null where <see cref="_pointwise"/> is.</summary>
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>,
-        ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, MlpArgs>? _mlp;
+        ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, MlpArgs>? _mlp;
     /// <summary>Whether <see cref="_mlp"/> launches with groups of this many warps (registers and shared memory allow one group per multiprocessor), by warps.</summary>
     private readonly Dictionary<int, bool> _mlpLaunches = new();
     private readonly int _mlpMaxOutChannels;
@@ -414,9 +414,9 @@ internal sealed class SpikeGemmOps
         if (_pointwise is not null)
             _mlp = cuda
                 ? acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>,
-                    ArrayView<float>, ArrayView<float>, ArrayView<float>, MlpArgs>(MlpMmaKernels.Chain<ContractedFma>)
+                    ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, MlpArgs>(MlpMmaKernels.Chain<ContractedFma>)
                 : acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>,
-                    ArrayView<float>, ArrayView<float>, ArrayView<float>, MlpArgs>(MlpMmaKernels.Chain<ExactFma>);
+                    ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, MlpArgs>(MlpMmaKernels.Chain<ExactFma>);
         if ((!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80) && mode != SpikeInputGemm.Fp32
             && acc.MaxNumThreadsPerGroup >= PointwiseMmaKernels.GroupSize)
             _pointwiseReal = cuda
@@ -543,9 +543,10 @@ internal sealed class SpikeGemmOps
     /// <summary>
     /// fc1 → LIF → fc2 as one launch (<see cref="Mlp"/> must hold): input[frames, C, h·w] (spikes) into output[frames, M, h·w],
     /// the hidden spikes never in memory; the output is that of <see cref="Conv"/> with the fused LIF, then <see cref="Conv"/>, bit for bit.
+    /// With <paramref name="countSlot"/> ≥ 0 the hidden spikes are added to <paramref name="counts"/>[countSlot] (a spike counter).
     /// </summary>
     public void RunMlp(GpuSpikeConv first, GpuSpikeConv second, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output,
-        int timesteps, float threshold)
+        int timesteps, float threshold, ArrayView<long> counts = default, int countSlot = -1)
     {
         Debug.Assert(Mlp(first, second, frames, h, w, timesteps));
         long needIn = (long)frames * first.Geometry.InChannels * h * w, needOut = (long)frames * second.Geometry.OutChannels * h * w;
@@ -567,13 +568,14 @@ internal sealed class SpikeGemmOps
             },
             Warps = warps,
             Chunk = MlpMmaKernels.ChunkFor(warps, hidden),
+            CountSlot = countSlot,
         };
         long groups = ((long)frames * hw + MlpMmaKernels.Columns - 1) / MlpMmaKernels.Columns;
         var unused1 = first.Scales!.View; // stands in for an absent bias or BN table (never read)
         var unused2 = second.Scales!.View;
         _mlp!(new KernelConfig(new Index1D((int)groups), new Index1D(warps * PointwiseMmaKernels.Lanes)), input, ((ArrayView<sbyte>)first.S8!.View).Cast<int>(),
             first.Scales.View, first.Bias?.View ?? unused1, first.Bn?.View ?? unused1, ((ArrayView<sbyte>)second.S8!.View).Cast<int>(),
-            second.Scales.View, second.Bias?.View ?? unused2, second.Bn?.View ?? unused2, output, a);
+            second.Scales.View, second.Bias?.View ?? unused2, second.Bn?.View ?? unused2, output, countSlot < 0 ? default : counts, a);
     }
 
     /// <summary>Whether a call runs in one launch over the input in place and needs no workspace (<see cref="Plan"/>): fused or TF32.</summary>

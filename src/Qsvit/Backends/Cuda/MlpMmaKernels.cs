@@ -15,6 +15,8 @@ internal struct MlpArgs
     public PointwiseArgs First, Second;
     /// <summary>Warps of a block (one 32-row tile of fc2's outputs each) and hidden channels per chunk (a multiple of 128).</summary>
     public int Warps, Chunk;
+    /// <summary>The spike counter's slot that receives the hidden spikes (integer atomics, once per block), or −1: none.</summary>
+    public int CountSlot;
 }
 
 /// <summary>
@@ -83,18 +85,25 @@ internal static class MlpMmaKernels
     }
 
     public static void Chain<TFma>(ArrayView<float> input, ArrayView<int> w1, ArrayView<float> scales1, ArrayView<float> bias1, ArrayView<float> bn1,
-        ArrayView<int> w2, ArrayView<float> scales2, ArrayView<float> bias2, ArrayView<float> bn2, ArrayView<float> output, MlpArgs a)
+        ArrayView<int> w2, ArrayView<float> scales2, ArrayView<float> bias2, ArrayView<float> bn2, ArrayView<float> output, ArrayView<long> counts, MlpArgs a)
         where TFma : struct, IFma
     {
         var xs = SharedMemory.Allocate<Words4>(MaxRegions * RegionQuads);
         var hs = SharedMemory.Allocate<Words4>(MaxRegions * RegionQuads);
+        var groupCount = SharedMemory.Allocate<int>(1);
         int warp = Group.IdxX / Lanes, lane = Group.IdxX - warp * Lanes, n0 = Grid.IdxX * Columns;
+        if (Group.IdxX == 0) groupCount[0] = 0;
         var words = xs.Cast<int>();
         for (int c0 = 0; c0 < a.First.Cp; c0 += RegionChannels)
             PointwiseMmaKernels.Stage(input, a.First, words.SubView(c0 / RegionChannels * RegionWords, RegionWords), n0, c0);
         Group.Barrier();
-        if (CudaAsm.IsSupported) MmaBlock<TFma>(w1, scales1, bias1, bn1, w2, scales2, bias2, bn2, output, a, xs, hs, warp, n0, lane >> 2, lane & 3);
-        else ScalarBlock<TFma>(w1, scales1, bias1, bn1, w2, scales2, bias2, bn2, output, a, xs, hs, warp, n0, lane >> 2, lane & 3);
+        int fired = CudaAsm.IsSupported
+            ? MmaBlock<TFma>(w1, scales1, bias1, bn1, w2, scales2, bias2, bn2, output, a, xs, hs, warp, n0, lane >> 2, lane & 3)
+            : ScalarBlock<TFma>(w1, scales1, bias1, bn1, w2, scales2, bias2, bn2, output, a, xs, hs, warp, n0, lane >> 2, lane & 3);
+        if (a.CountSlot < 0) return; // the same for the whole block, so the barrier below is reached by all its threads
+        if (fired != 0) Atomic.Add(ref groupCount[0], fired);
+        Group.Barrier();
+        if (Group.IdxX == 0 && groupCount[0] != 0) Atomic.Add(ref counts[a.CountSlot], (long)groupCount[0]);
     }
 
     private const int Lanes = 32;
@@ -111,8 +120,8 @@ internal static class MlpMmaKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int RowStart(int r, int rows, int rowQuads) => r < rows ? r * rowQuads : -1;
 
-    /// <summary>The tensor-core body (see the class remarks).</summary>
-    private static void MmaBlock<TFma>(ArrayView<int> w1, ArrayView<float> scales1, ArrayView<float> bias1, ArrayView<float> bn1,
+    /// <summary>The tensor-core body (see the class remarks); returns the hidden spikes this lane fired.</summary>
+    private static int MmaBlock<TFma>(ArrayView<int> w1, ArrayView<float> scales1, ArrayView<float> bias1, ArrayView<float> bn1,
         ArrayView<int> w2, ArrayView<float> scales2, ArrayView<float> bias2, ArrayView<float> bn2, ArrayView<float> output, MlpArgs a,
         ArrayView<Words4> xs, ArrayView<Words4> hs, int warp, int n0, int group, int t) where TFma : struct, IFma
     {
@@ -126,12 +135,16 @@ internal static class MlpMmaKernels
         int v0 = RowStart(r2, m2, quads2), v1 = RowStart(r2 + 8, m2, quads2), v2 = RowStart(r2 + 16, m2, quads2), v3 = RowStart(r2 + 24, m2, quads2);
         SpikeMmaKernels.ZeroAccumulators();
         DeclareHidden();
+        int fired = 0;
         for (int h0 = 0; h0 < h; h0 += a.Chunk)
         {
             // fc1 + LIF: the chunk's 16-row tiles, shared among the warps.
             for (int tile = warp; tile < a.Chunk / 16 && h0 + 16 * tile < h; tile += a.Warps)
             {
                 int r = h0 + 16 * tile + group, u0 = RowStart(r, h, quads1), u1 = RowStart(r + 8, h, quads1);
+                // The rows' epilogue constants load while the mma run.
+                var ra = RowAffine.Load(scales1, bias1, bn1, a.First, r);
+                var rb = RowAffine.Load(scales1, bias1, bn1, a.First, r + 8);
                 ZeroHidden();
                 // The next step's codes are loaded before this step's mma (their latency hides behind it).
                 var A0 = PointwiseMmaKernels.Quad(q1, t < quads1 ? u0 : -1, t);
@@ -154,8 +167,8 @@ internal static class MlpMmaKernels
                 CudaAsm.Emit("mov.b32 %0, mh10;", out int y2); CudaAsm.Emit("mov.b32 %0, mh11;", out int y6);
                 CudaAsm.Emit("mov.b32 %0, mh12;", out int x3); CudaAsm.Emit("mov.b32 %0, mh13;", out int x7);
                 CudaAsm.Emit("mov.b32 %0, mh14;", out int y3); CudaAsm.Emit("mov.b32 %0, mh15;", out int y7);
-                HiddenRow<TFma>(hidden, scales1, bias1, bn1, a, h0, r, 8 * t, x0, x1, x2, x3, x4, x5, x6, x7);
-                HiddenRow<TFma>(hidden, scales1, bias1, bn1, a, h0, r + 8, 8 * t, y0, y1, y2, y3, y4, y5, y6, y7);
+                fired += HiddenRow<TFma>(hidden, bn1, a, ra, h0, r, n0, 8 * t, x0, x1, x2, x3, x4, x5, x6, x7);
+                fired += HiddenRow<TFma>(hidden, bn1, a, rb, h0, r + 8, n0, 8 * t, y0, y1, y2, y3, y4, y5, y6, y7);
             }
             Group.Barrier(); // the chunk's spikes are staged
             // fc2: this warp's 32 rows × the chunk's spikes, added to the accumulators.
@@ -201,6 +214,7 @@ internal static class MlpMmaKernels
         OutputRows<TFma>(output, scales2, bias2, bn2, a, r2, n0 + 8 * t,
             a00, a01, a02, a03, a04, a05, a06, a07, b00, b01, b02, b03, b04, b05, b06, b07,
             c00, c01, c02, c03, c04, c05, c06, c07, d00, d01, d02, d03, d04, d05, d06, d07);
+        return fired;
     }
 
     /// <summary>Declares fc1's 16 accumulators mh0..mh15 (once per kernel: the declaration must appear once in its PTX).</summary>
@@ -229,8 +243,8 @@ internal static class MlpMmaKernels
         CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mh12,mh13,mh14,mh15}, {%0,%1,%2,%3}, {%4,%5}, {mh12,mh13,mh14,mh15};", a0.Z, a1.Z, a0.W, a1.W, b3.Z, b3.W);
     }
 
-    /// <summary>The fallback: the same staging and chunks, each lane's rows and columns summed from the staged bytes.</summary>
-    private static void ScalarBlock<TFma>(ArrayView<int> w1, ArrayView<float> scales1, ArrayView<float> bias1, ArrayView<float> bn1,
+    /// <summary>The fallback: the same staging and chunks, each lane's rows and columns summed from the staged bytes; returns the hidden spikes this lane fired.</summary>
+    private static int ScalarBlock<TFma>(ArrayView<int> w1, ArrayView<float> scales1, ArrayView<float> bias1, ArrayView<float> bn1,
         ArrayView<int> w2, ArrayView<float> scales2, ArrayView<float> bias2, ArrayView<float> bn2, ArrayView<float> output, MlpArgs a,
         ArrayView<Words4> xs, ArrayView<Words4> hs, int warp, int n0, int group, int t) where TFma : struct, IFma
     {
@@ -241,7 +255,7 @@ internal static class MlpMmaKernels
         var sums1 = LocalMemory.Allocate<int>(16); // [row m][column k]: rows r + 8m, columns 8t + k
         var sums2 = LocalMemory.Allocate<int>(32); // [row m][column k]: rows r2 + 8m
         for (int i = 0; i < 32; i++) sums2[i] = 0;
-        int h = a.First.M, m2 = a.Second.M, r2 = 32 * warp + group;
+        int h = a.First.M, m2 = a.Second.M, r2 = 32 * warp + group, fired = 0;
         for (int h0 = 0; h0 < h; h0 += a.Chunk)
         {
             for (int tile = warp; tile < a.Chunk / 16 && h0 + 16 * tile < h; tile += a.Warps)
@@ -255,8 +269,10 @@ internal static class MlpMmaKernels
                             for (int c = 0; c < a.First.Cp; c++) s += codes1[(long)row * a.First.Cp + c] * staged[StagedByte(8 * t + k, c)];
                         sums1[8 * m + k] = s;
                     }
-                HiddenRow<TFma>(hidden, scales1, bias1, bn1, a, h0, r, 8 * t, sums1[0], sums1[1], sums1[2], sums1[3], sums1[4], sums1[5], sums1[6], sums1[7]);
-                HiddenRow<TFma>(hidden, scales1, bias1, bn1, a, h0, r + 8, 8 * t, sums1[8], sums1[9], sums1[10], sums1[11], sums1[12], sums1[13], sums1[14], sums1[15]);
+                fired += HiddenRow<TFma>(hidden, bn1, a, RowAffine.Load(scales1, bias1, bn1, a.First, r), h0, r, n0, 8 * t,
+                    sums1[0], sums1[1], sums1[2], sums1[3], sums1[4], sums1[5], sums1[6], sums1[7]);
+                fired += HiddenRow<TFma>(hidden, bn1, a, RowAffine.Load(scales1, bias1, bn1, a.First, r + 8), h0, r + 8, n0, 8 * t,
+                    sums1[8], sums1[9], sums1[10], sums1[11], sums1[12], sums1[13], sums1[14], sums1[15]);
             }
             Group.Barrier();
             int end = Math.Min(h0 + a.Chunk, a.Second.Cp);
@@ -276,29 +292,33 @@ internal static class MlpMmaKernels
         OutputRows<TFma>(output, scales2, bias2, bn2, a, r2, n0 + 8 * t,
             sums2[0], sums2[1], sums2[2], sums2[3], sums2[4], sums2[5], sums2[6], sums2[7], sums2[8], sums2[9], sums2[10], sums2[11], sums2[12], sums2[13], sums2[14], sums2[15],
             sums2[16], sums2[17], sums2[18], sums2[19], sums2[20], sums2[21], sums2[22], sums2[23], sums2[24], sums2[25], sums2[26], sums2[27], sums2[28], sums2[29], sums2[30], sums2[31]);
+        return fired;
     }
 
     /// <summary>
     /// Hidden channel r (of the chunk at <paramref name="h0"/>) at the block's columns n .. n + 7 (sums v0..v7): fc1's
-    /// epilogue and the LIF over each run of T columns (one pixel's steps, in step order), the spikes as bytes into the
-    /// chunk's staging area; zeros past the hidden channels.
+    /// epilogue (<paramref name="affine"/>: row r's constants) and the LIF over each run of T columns (one pixel's steps, in
+    /// step order), the spikes as bytes into the chunk's staging area; zeros past the hidden channels. Returns the spikes of
+    /// the block's pixels (those past the batch are not counted).
     /// </summary>
-    private static void HiddenRow<TFma>(ArrayView<sbyte> hidden, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, MlpArgs a,
-        int h0, int r, int n, float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) where TFma : struct, IFma
+    private static int HiddenRow<TFma>(ArrayView<sbyte> hidden, ArrayView<float> bn, MlpArgs a, RowAffine affine, int h0, int r, int n0, int n,
+        float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) where TFma : struct, IFma
     {
         var p = a.First;
-        if (r >= h0 + a.Chunk) return;
-        var affine = RowAffine.Load(scales, bias, bn, p, r);
+        int fired = 0;
         for (int k0 = 0; k0 < 8; k0 += p.Steps)
         {
             float v = 0f;
+            bool counted = (n0 + n + k0) / p.Steps < p.Pixels;
             for (int s = 0; s < p.Steps; s++)
             {
                 float spike = 0f;
                 if (r < p.M) v = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(PointwiseMmaKernels.Pick(k0 + s, v0, v1, v2, v3, v4, v5, v6, v7), bn, p, r), v, p.Threshold, out spike);
                 hidden[StagedByte(n + k0 + s, r - h0)] = spike != 0f ? (sbyte)1 : (sbyte)0;
+                fired += spike != 0f && counted ? 1 : 0;
             }
         }
+        return fired;
     }
 
     /// <summary>fc2's output channels r, r + 8, r + 16, r + 24 at GEMM columns n .. n + 7: the epilogue into output[frame, M, HW].</summary>

@@ -298,30 +298,51 @@ internal static class MlpMmaKernels
     /// <summary>
     /// Hidden channel r (of the chunk at <paramref name="h0"/>) at the block's columns n .. n + 7 (sums v0..v7): fc1's
     /// epilogue (<paramref name="affine"/>: row r's constants) and the LIF over each run of T columns (one pixel's steps, in
-    /// step order), the spikes as bytes into the chunk's staging area; zeros past the hidden channels. Returns the spikes of
-    /// the block's pixels (those past the batch are not counted).
+    /// step order: the membrane restarts at 0 where k &amp; (T − 1) = 0), the spikes as bytes into the chunk's staging area.
+    /// Straight-line code, one neuron step per column (a loop over runs and a select chain cost ~5x the instructions).
+    /// Rows past the hidden channels meet zero codes in fc2 and are not counted. Returns the spikes of the block's pixels
+    /// (columns past the batch's are not counted).
     /// </summary>
     private static int HiddenRow<TFma>(ArrayView<sbyte> hidden, ArrayView<float> bn, MlpArgs a, RowAffine affine, int h0, int r, int n0, int n,
         float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) where TFma : struct, IFma
     {
         var p = a.First;
+        int mask = p.Steps - 1, at = StagedByte(n, r - h0), valid = r < p.M ? Math.Min(8, p.Pixels * p.Steps - n0 - n) : 0;
+        const int step = PointwiseMmaKernels.ColumnWords * 4;
+        float thr = p.Threshold;
         int fired = 0;
-        for (int k0 = 0; k0 < 8; k0 += p.Steps)
-        {
-            float v = 0f;
-            bool counted = (n0 + n + k0) / p.Steps < p.Pixels;
-            for (int s = 0; s < p.Steps; s++)
-            {
-                float spike = 0f;
-                if (r < p.M) v = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(PointwiseMmaKernels.Pick(k0 + s, v0, v1, v2, v3, v4, v5, v6, v7), bn, p, r), v, p.Threshold, out spike);
-                hidden[StagedByte(n + k0 + s, r - h0)] = spike != 0f ? (sbyte)1 : (sbyte)0;
-                fired += spike != 0f && counted ? 1 : 0;
-            }
-        }
+        float m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v0, bn, p, r), 0f, thr, out float s);
+        fired += Spike(hidden, at, s, 0 < valid);
+        m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v1, bn, p, r), (1 & mask) == 0 ? 0f : m, thr, out s);
+        fired += Spike(hidden, at + step, s, 1 < valid);
+        m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v2, bn, p, r), (2 & mask) == 0 ? 0f : m, thr, out s);
+        fired += Spike(hidden, at + 2 * step, s, 2 < valid);
+        m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v3, bn, p, r), (3 & mask) == 0 ? 0f : m, thr, out s);
+        fired += Spike(hidden, at + 3 * step, s, 3 < valid);
+        m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v4, bn, p, r), (4 & mask) == 0 ? 0f : m, thr, out s);
+        fired += Spike(hidden, at + 4 * step, s, 4 < valid);
+        m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v5, bn, p, r), (5 & mask) == 0 ? 0f : m, thr, out s);
+        fired += Spike(hidden, at + 5 * step, s, 5 < valid);
+        m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v6, bn, p, r), (6 & mask) == 0 ? 0f : m, thr, out s);
+        fired += Spike(hidden, at + 6 * step, s, 6 < valid);
+        SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v7, bn, p, r), (7 & mask) == 0 ? 0f : m, thr, out s);
+        fired += Spike(hidden, at + 7 * step, s, 7 < valid);
         return fired;
     }
 
-    /// <summary>fc2's output channels r, r + 8, r + 16, r + 24 at GEMM columns n .. n + 7: the epilogue into output[frame, M, HW].</summary>
+    /// <summary>Stores a spike as a byte; 1 where it fired and is <paramref name="counted"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Spike(ArrayView<sbyte> hidden, int at, float spike, bool counted)
+    {
+        bool fire = spike != 0f;
+        hidden[at] = fire ? (sbyte)1 : (sbyte)0;
+        return fire && counted ? 1 : 0;
+    }
+
+    /// <summary>
+    /// fc2's output channels r, r + 8, r + 16, r + 24 at GEMM columns n .. n + 7: the epilogue into output[frame, M, HW].
+    /// Each column's place in a frame's plane is found once (divisions), then each row adds its plane offset.
+    /// </summary>
     private static void OutputRows<TFma>(ArrayView<float> output, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, MlpArgs a, int r, int n,
         float a0, float a1, float a2, float a3, float a4, float a5, float a6, float a7, float b0, float b1, float b2, float b3, float b4, float b5, float b6, float b7,
         float c0, float c1, float c2, float c3, float c4, float c5, float c6, float c7, float d0, float d1, float d2, float d3, float d4, float d5, float d6, float d7) where TFma : struct, IFma
@@ -332,24 +353,44 @@ internal static class MlpMmaKernels
         var rb = RowAffine.Load(scales, bias, bn, p, r + 8);
         var rc = RowAffine.Load(scales, bias, bn, p, r + 16);
         var rd = RowAffine.Load(scales, bias, bn, p, r + 24);
-        OutputRow<TFma>(output, bn, a, r, n, ra, a0, a1, a2, a3, a4, a5, a6, a7);
-        OutputRow<TFma>(output, bn, a, r + 8, n, rb, b0, b1, b2, b3, b4, b5, b6, b7);
-        OutputRow<TFma>(output, bn, a, r + 16, n, rc, c0, c1, c2, c3, c4, c5, c6, c7);
-        OutputRow<TFma>(output, bn, a, r + 24, n, rd, d0, d1, d2, d3, d4, d5, d6, d7);
+        long o0 = Place(a, n), o1 = Place(a, n + 1), o2 = Place(a, n + 2), o3 = Place(a, n + 3);
+        long o4 = Place(a, n + 4), o5 = Place(a, n + 5), o6 = Place(a, n + 6), o7 = Place(a, n + 7);
+        OutputRow<TFma>(output, bn, p, r, ra, o0, o1, o2, o3, o4, o5, o6, o7, a0, a1, a2, a3, a4, a5, a6, a7);
+        OutputRow<TFma>(output, bn, p, r + 8, rb, o0, o1, o2, o3, o4, o5, o6, o7, b0, b1, b2, b3, b4, b5, b6, b7);
+        OutputRow<TFma>(output, bn, p, r + 16, rc, o0, o1, o2, o3, o4, o5, o6, o7, c0, c1, c2, c3, c4, c5, c6, c7);
+        OutputRow<TFma>(output, bn, p, r + 24, rd, o0, o1, o2, o3, o4, o5, o6, o7, d0, d1, d2, d3, d4, d5, d6, d7);
     }
 
-    private static void OutputRow<TFma>(ArrayView<float> output, ArrayView<float> bn, MlpArgs a, int r, int n, RowAffine affine,
+    /// <summary>Offset of GEMM column n's output at channel 0 ((frame·M)·HW + pixel), or −1 past the batch's columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static long Place(MlpArgs a, int n)
+    {
+        int q = n / a.First.Steps;
+        if (q >= a.First.Pixels) return -1;
+        int s = n - q * a.First.Steps, item = q / a.First.HW;
+        return (long)(s * a.First.Batch + item) * a.Second.M * a.First.HW + q - item * a.First.HW;
+    }
+
+    private static void OutputRow<TFma>(ArrayView<float> output, ArrayView<float> bn, PointwiseArgs p, int r, RowAffine affine,
+        long o0, long o1, long o2, long o3, long o4, long o5, long o6, long o7,
         float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) where TFma : struct, IFma
     {
-        var p = a.Second;
-        int steps = a.First.Steps;
         if (r >= p.M) return;
-        for (int k = 0; k < 8; k++)
-        {
-            int q = (n + k) / steps;
-            if (q >= a.First.Pixels) return;
-            int s = n + k - q * steps, item = q / a.First.HW, pix = q - item * a.First.HW;
-            output[((long)(s * a.First.Batch + item) * p.M + r) * a.First.HW + pix] = affine.Apply<TFma>(PointwiseMmaKernels.Pick(k, v0, v1, v2, v3, v4, v5, v6, v7), bn, p, r);
-        }
+        long plane = (long)r * p.HW;
+        Store<TFma>(output, bn, p, r, affine, o0, plane, v0);
+        Store<TFma>(output, bn, p, r, affine, o1, plane, v1);
+        Store<TFma>(output, bn, p, r, affine, o2, plane, v2);
+        Store<TFma>(output, bn, p, r, affine, o3, plane, v3);
+        Store<TFma>(output, bn, p, r, affine, o4, plane, v4);
+        Store<TFma>(output, bn, p, r, affine, o5, plane, v5);
+        Store<TFma>(output, bn, p, r, affine, o6, plane, v6);
+        Store<TFma>(output, bn, p, r, affine, o7, plane, v7);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store<TFma>(ArrayView<float> output, ArrayView<float> bn, PointwiseArgs p, int r, RowAffine affine, long at, long plane, float sum)
+        where TFma : struct, IFma
+    {
+        if (at >= 0) output[at + plane] = affine.Apply<TFma>(sum, bn, p, r);
     }
 }

@@ -368,7 +368,6 @@ internal sealed class SpikeGemmOps
         ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, MlpArgs>? _mlp;
     /// <summary>Whether <see cref="_mlp"/> launches with groups of this many warps (registers and shared memory allow one group per multiprocessor), by warps.</summary>
     private readonly Dictionary<int, bool> _mlpLaunches = new();
-    private readonly int _mlpMaxOutChannels;
 
     /// <param name="mode">Which integer convs run as implicit GEMMs (<see cref="Implicit"/>).</param>
     /// <param name="implicitMaxRows">The rule's bound (<see cref="GpuSpikeConv.ImplicitPays"/>); benchmarks measure others.</param>
@@ -379,7 +378,7 @@ internal sealed class SpikeGemmOps
     /// <param name="pointwiseMaxRows">The fused pointwise rule's bound (<see cref="PointwiseMmaKernels.FusedPays"/>); benchmarks measure others.</param>
     public SpikeGemmOps(Accelerator acc, Cublas? blas, SpikeInputGemm mode = SpikeInputGemm.TensorCores, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows,
         int tiledMinRows = GpuSpikeConv.TiledMinRows, int tiledMaxRows = GpuSpikeConv.TiledMaxRows, int tiledRowWarps = 0, bool tiledFuses = true,
-        int pointwiseMaxRows = PointwiseMmaKernels.FusedMaxRows, int mlpMaxOutChannels = MlpMmaKernels.FusedMaxOutChannels)
+        int pointwiseMaxRows = PointwiseMmaKernels.FusedMaxRows)
     {
         if (tiledRowWarps != 0 && !SpikeTiledKernels.ValidRowWarps(tiledRowWarps)) throw new ArgumentOutOfRangeException(nameof(tiledRowWarps), "2 or 4 row warps");
         _acc = acc;
@@ -391,7 +390,6 @@ internal sealed class SpikeGemmOps
         _tiledRowWarps = tiledRowWarps;
         _tiledFuses = tiledFuses;
         _pointwiseMaxRows = pointwiseMaxRows;
-        _mlpMaxOutChannels = mlpMaxOutChannels;
         _group = Math.Min(acc.MaxNumThreadsPerGroup, 256);
         bool cuda = acc.AcceleratorType == AcceleratorType.Cuda;
         // Four warps per group on CUDA (each warp one tile); on the CPU accelerator any group size does (no warp operations).
@@ -522,7 +520,7 @@ internal sealed class SpikeGemmOps
             || timesteps <= 0 || !PointwiseMmaKernels.StepsFit(timesteps) || frames % timesteps != 0
             || !FitsOneLaunch(first, frames, h, w) || !FitsOneLaunch(second, frames, h, w))
             return false;
-        if (_blas is not null && !MlpMmaKernels.FusedPays(second.Geometry.OutChannels, _mlpMaxOutChannels)) return false;
+        if (_blas is not null && !MlpMmaKernels.FusedPays(second.Geometry.OutChannels)) return false;
         return MlpLaunches(MlpMmaKernels.WarpsFor(second.Geometry.OutChannels));
     }
 

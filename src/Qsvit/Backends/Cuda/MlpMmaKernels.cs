@@ -62,12 +62,15 @@ internal static class MlpMmaKernels
 
     /// <summary>
     /// Whether the fused kernel pays over today's ops (fc1 on cuBLAS's int8 GEMM with the LIF in its epilogue, fc2 on the
-    /// fused pointwise kernel or cuBLAS): by fc2's output channels, as measured on an H200 (BENCHMARKS.md, ninth session).
+    /// fused pointwise kernel or cuBLAS): by fc2's output channels. Measured on an H200 (BENCHMARKS.md, ninth session,
+    /// branch <c>mlpchain</c>), ms a pass: CIFAR 128→512→128 (6 calls) 1.077 against 1.989, 192→768→192 (2) 0.651 against
+    /// 1.134, the 55M's 512→2048→512 (6) 3.440 against 3.579. The 55M's 640→2560→640 was never measured: a block of 20
+    /// warps needs more registers than a multiprocessor has (105 a thread), so <see cref="SpikeGemmOps.Mlp"/> refuses it.
     /// </summary>
-    public static bool FusedPays(int outChannels, int maxOutChannels = FusedMaxOutChannels) => outChannels <= maxOutChannels;
+    public static bool FusedPays(int outChannels) => outChannels <= FusedMaxOutChannels;
 
     /// <summary>fc2 output channels up to which <see cref="FusedPays"/>.</summary>
-    public const int FusedMaxOutChannels = 640;
+    public const int FusedMaxOutChannels = 512;
 
     /// <summary>Warps of a block for fc2's <paramref name="outChannels"/>: one per 32.</summary>
     public static int WarpsFor(int outChannels) => (outChannels + 31) / 32;

@@ -119,10 +119,6 @@ internal static class MlpMmaKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int StagedByte(int n, int c) => (c / RegionChannels) * RegionWords * 4 + n * PointwiseMmaKernels.ColumnWords * 4 + c % RegionChannels;
 
-    /// <summary>Index of row r's first quad in a layer of <paramref name="rows"/> rows of <paramref name="rowQuads"/> quads, or −1 past them.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int RowStart(int r, int rows, int rowQuads) => r < rows ? r * rowQuads : -1;
-
     /// <summary>The tensor-core body (see the class remarks); returns the hidden spikes this lane fired.</summary>
     private static int MmaBlock<TFma>(ArrayView<int> w1, ArrayView<float> scales1, ArrayView<float> bias1, ArrayView<float> bn1,
         ArrayView<int> w2, ArrayView<float> scales2, ArrayView<float> bias2, ArrayView<float> bn2, ArrayView<float> output, MlpArgs a,
@@ -135,7 +131,7 @@ internal static class MlpMmaKernels
         // This lane's B columns 4·group + j: their staged quads (+ j·ColumnQuads).
         int b0 = 4 * group * ColumnQuads + t;
         int r2 = 32 * warp + group;
-        int v0 = RowStart(r2, m2, quads2), v1 = RowStart(r2 + 8, m2, quads2), v2 = RowStart(r2 + 16, m2, quads2), v3 = RowStart(r2 + 24, m2, quads2);
+        int v0 = SpikeMmaKernels.RowStart(r2, m2, quads2), v1 = SpikeMmaKernels.RowStart(r2 + 8, m2, quads2), v2 = SpikeMmaKernels.RowStart(r2 + 16, m2, quads2), v3 = SpikeMmaKernels.RowStart(r2 + 24, m2, quads2);
         SpikeMmaKernels.ZeroAccumulators();
         DeclareHidden();
         int fired = 0;
@@ -144,7 +140,7 @@ internal static class MlpMmaKernels
             // fc1 + LIF: the chunk's 16-row tiles, shared among the warps.
             for (int tile = warp; tile < a.Chunk / 16 && h0 + 16 * tile < h; tile += a.Warps)
             {
-                int r = h0 + 16 * tile + group, u0 = RowStart(r, h, quads1), u1 = RowStart(r + 8, h, quads1);
+                int r = h0 + 16 * tile + group, u0 = SpikeMmaKernels.RowStart(r, h, quads1), u1 = SpikeMmaKernels.RowStart(r + 8, h, quads1);
                 // The rows' epilogue constants load while the mma run.
                 var ra = RowAffine.Load(scales1, bias1, bn1, a.First, r);
                 var rb = RowAffine.Load(scales1, bias1, bn1, a.First, r + 8);
@@ -197,26 +193,7 @@ internal static class MlpMmaKernels
             }
             Group.Barrier(); // the next chunk may overwrite the spikes
         }
-        // mq[4(4m + j) + i]: m16 tile m, n8 tile j; i = 0, 1: row g at columns 8t + j, 8t + 4 + j; i = 2, 3: row g + 8.
-        CudaAsm.Emit("mov.b32 %0, mq0;", out int a00); CudaAsm.Emit("mov.b32 %0, mq1;", out int a04);
-        CudaAsm.Emit("mov.b32 %0, mq2;", out int b00); CudaAsm.Emit("mov.b32 %0, mq3;", out int b04);
-        CudaAsm.Emit("mov.b32 %0, mq4;", out int a01); CudaAsm.Emit("mov.b32 %0, mq5;", out int a05);
-        CudaAsm.Emit("mov.b32 %0, mq6;", out int b01); CudaAsm.Emit("mov.b32 %0, mq7;", out int b05);
-        CudaAsm.Emit("mov.b32 %0, mq8;", out int a02); CudaAsm.Emit("mov.b32 %0, mq9;", out int a06);
-        CudaAsm.Emit("mov.b32 %0, mq10;", out int b02); CudaAsm.Emit("mov.b32 %0, mq11;", out int b06);
-        CudaAsm.Emit("mov.b32 %0, mq12;", out int a03); CudaAsm.Emit("mov.b32 %0, mq13;", out int a07);
-        CudaAsm.Emit("mov.b32 %0, mq14;", out int b03); CudaAsm.Emit("mov.b32 %0, mq15;", out int b07);
-        CudaAsm.Emit("mov.b32 %0, mq16;", out int c00); CudaAsm.Emit("mov.b32 %0, mq17;", out int c04);
-        CudaAsm.Emit("mov.b32 %0, mq18;", out int d00); CudaAsm.Emit("mov.b32 %0, mq19;", out int d04);
-        CudaAsm.Emit("mov.b32 %0, mq20;", out int c01); CudaAsm.Emit("mov.b32 %0, mq21;", out int c05);
-        CudaAsm.Emit("mov.b32 %0, mq22;", out int d01); CudaAsm.Emit("mov.b32 %0, mq23;", out int d05);
-        CudaAsm.Emit("mov.b32 %0, mq24;", out int c02); CudaAsm.Emit("mov.b32 %0, mq25;", out int c06);
-        CudaAsm.Emit("mov.b32 %0, mq26;", out int d02); CudaAsm.Emit("mov.b32 %0, mq27;", out int d06);
-        CudaAsm.Emit("mov.b32 %0, mq28;", out int c03); CudaAsm.Emit("mov.b32 %0, mq29;", out int c07);
-        CudaAsm.Emit("mov.b32 %0, mq30;", out int d03); CudaAsm.Emit("mov.b32 %0, mq31;", out int d07);
-        OutputRows<TFma>(output, scales2, bias2, bn2, a, r2, n0 + 8 * t,
-            a00, a01, a02, a03, a04, a05, a06, a07, b00, b01, b02, b03, b04, b05, b06, b07,
-            c00, c01, c02, c03, c04, c05, c06, c07, d00, d01, d02, d03, d04, d05, d06, d07);
+        PointwiseMmaKernels.ReadLaneRows(new OutputLaneRows<TFma>(output, scales2, bias2, bn2, a, r2, n0 + 8 * t));
         return fired;
     }
 
@@ -346,7 +323,7 @@ internal static class MlpMmaKernels
     /// fc2's output channels r, r + 8, r + 16, r + 24 at GEMM columns n .. n + 7: the epilogue into output[frame, M, HW].
     /// Each column's place in a frame's plane is found once (divisions), then each row adds its plane offset.
     /// </summary>
-    private static void OutputRows<TFma>(ArrayView<float> output, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, MlpArgs a, int r, int n,
+    internal static void OutputRows<TFma>(ArrayView<float> output, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, MlpArgs a, int r, int n,
         float a0, float a1, float a2, float a3, float a4, float a5, float a6, float a7, float b0, float b1, float b2, float b3, float b4, float b5, float b6, float b7,
         float c0, float c1, float c2, float c3, float c4, float c5, float c6, float c7, float d0, float d1, float d2, float d3, float d4, float d5, float d6, float d7) where TFma : struct, IFma
     {
@@ -396,4 +373,14 @@ internal static class MlpMmaKernels
     {
         if (at >= 0) output[at + plane] = affine.Apply<TFma>(sum, bn, p, r);
     }
+}
+
+/// <summary>fc2's epilogue of a lane's rows (<see cref="MlpMmaKernels"/>).</summary>
+internal readonly struct OutputLaneRows<TFma>(ArrayView<float> output, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, MlpArgs a, int r, int n)
+    : ILaneRows where TFma : struct, IFma
+{
+    public void Rows(float a0, float a1, float a2, float a3, float a4, float a5, float a6, float a7, float b0, float b1, float b2, float b3, float b4, float b5, float b6, float b7,
+        float c0, float c1, float c2, float c3, float c4, float c5, float c6, float c7, float d0, float d1, float d2, float d3, float d4, float d5, float d6, float d7) =>
+        MlpMmaKernels.OutputRows<TFma>(output, scales, bias, bn, a, r, n, a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7,
+            c0, c1, c2, c3, c4, c5, c6, c7, d0, d1, d2, d3, d4, d5, d6, d7);
 }

@@ -240,7 +240,18 @@ internal static partial class PointwiseMmaKernels
             }
         }
         if (!active) return;
-        // mq[4(4m + j) + i]: m16 tile m, n8 tile j; i = 0, 1: row g at C columns 2t, 2t + 1 (warp columns 8t + j, 8t + 4 + j); i = 2, 3: row g + 8.
+        ReadLaneRows(new EpilogueRows<TFma>(output, scales, bias, bn, p, r0 + group, n0 + warpColumn + 8 * t));
+    }
+
+    /// <summary>
+    /// Reads the accumulators mq0..mq31 of a warp tile whose n8 tile j holds warp columns 4c + j out to
+    /// <paramref name="rows"/>: this lane's rows group, + 8, + 16, + 24 (a, b, c, d) at warp columns 8t .. 8t + 7 (index k).
+    /// mq[4(4m + j) + i] is m16 tile m, n8 tile j; i = 0, 1: row group at C columns 2t, 2t + 1 (warp columns 8t + j,
+    /// 8t + 4 + j); i = 2, 3: row group + 8.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void ReadLaneRows<TRows>(TRows rows) where TRows : struct, ILaneRows
+    {
         CudaAsm.Emit("mov.b32 %0, mq0;", out int a00); CudaAsm.Emit("mov.b32 %0, mq1;", out int a04);
         CudaAsm.Emit("mov.b32 %0, mq2;", out int b00); CudaAsm.Emit("mov.b32 %0, mq3;", out int b04);
         CudaAsm.Emit("mov.b32 %0, mq4;", out int a01); CudaAsm.Emit("mov.b32 %0, mq5;", out int a05);
@@ -257,8 +268,7 @@ internal static partial class PointwiseMmaKernels
         CudaAsm.Emit("mov.b32 %0, mq26;", out int d02); CudaAsm.Emit("mov.b32 %0, mq27;", out int d06);
         CudaAsm.Emit("mov.b32 %0, mq28;", out int c03); CudaAsm.Emit("mov.b32 %0, mq29;", out int c07);
         CudaAsm.Emit("mov.b32 %0, mq30;", out int d03); CudaAsm.Emit("mov.b32 %0, mq31;", out int d07);
-        Epilogue<TFma>(output, scales, bias, bn, p, r0 + group, n0 + warpColumn + 8 * t,
-            a00, a01, a02, a03, a04, a05, a06, a07, b00, b01, b02, b03, b04, b05, b06, b07,
+        rows.Rows(a00, a01, a02, a03, a04, a05, a06, a07, b00, b01, b02, b03, b04, b05, b06, b07,
             c00, c01, c02, c03, c04, c05, c06, c07, d00, d01, d02, d03, d04, d05, d06, d07);
     }
 
@@ -302,7 +312,7 @@ internal static partial class PointwiseMmaKernels
     }
 
     /// <summary>The four rows r, r + 8, r + 16, r + 24 of a lane at columns n .. n + 7 (sums in fp32: the int32 sums converted as the epilogue's FMA would).</summary>
-    private static void Epilogue<TFma>(ArrayView<float> output, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, PointwiseArgs p, int r, int n,
+    internal static void Epilogue<TFma>(ArrayView<float> output, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, PointwiseArgs p, int r, int n,
         float a0, float a1, float a2, float a3, float a4, float a5, float a6, float a7, float b0, float b1, float b2, float b3, float b4, float b5, float b6, float b7,
         float c0, float c1, float c2, float c3, float c4, float c5, float c6, float c7, float d0, float d1, float d2, float d3, float d4, float d5, float d6, float d7) where TFma : struct, IFma
     {
@@ -410,4 +420,21 @@ internal struct RowAffine
 internal struct Floats4
 {
     public float X, Y, Z, W;
+}
+
+/// <summary>A lane's 4 rows × 8 columns of sums (<see cref="PointwiseMmaKernels.ReadLaneRows{TRows}"/>): rows r, r + 8, r + 16, r + 24 as a, b, c, d.</summary>
+internal interface ILaneRows
+{
+    void Rows(float a0, float a1, float a2, float a3, float a4, float a5, float a6, float a7, float b0, float b1, float b2, float b3, float b4, float b5, float b6, float b7,
+        float c0, float c1, float c2, float c3, float c4, float c5, float c6, float c7, float d0, float d1, float d2, float d3, float d4, float d5, float d6, float d7);
+}
+
+/// <summary>The fused pointwise kernel's epilogue of a lane's rows (<see cref="PointwiseMmaKernels"/>).</summary>
+internal readonly struct EpilogueRows<TFma>(ArrayView<float> output, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, PointwiseArgs p, int r, int n)
+    : ILaneRows where TFma : struct, IFma
+{
+    public void Rows(float a0, float a1, float a2, float a3, float a4, float a5, float a6, float a7, float b0, float b1, float b2, float b3, float b4, float b5, float b6, float b7,
+        float c0, float c1, float c2, float c3, float c4, float c5, float c6, float c7, float d0, float d1, float d2, float d3, float d4, float d5, float d6, float d7) =>
+        PointwiseMmaKernels.Epilogue<TFma>(output, scales, bias, bn, p, r, n, a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7,
+            c0, c1, c2, c3, c4, c5, c6, c7, d0, d1, d2, d3, d4, d5, d6, d7);
 }

@@ -78,7 +78,7 @@ internal static class SpikeMmaKernels
     private static int Word(ArrayView<int> view, int at, int offset) => at < 0 ? 0 : view[at + offset];
 
     /// <summary>Index of A's row r in units of which a row holds <paramref name="perRow"/>, or −1 past the rows.</summary>
-    private static int RowStart(int r, int gemmRows, int perRow) => r < gemmRows ? r * perRow : -1;
+    internal static int RowStart(int r, int gemmRows, int perRow) => r < gemmRows ? r * perRow : -1;
 
     /// <summary>
     /// The tensor-core body. Each lane loads 16 bytes (one <see cref="Words4"/>, a vector load) per A row and B pixel for a

@@ -273,7 +273,7 @@ internal static class SpikeGemmKernels
     }
 
     /// <summary>Output channel oc at GEMM column n of int32 sums: the pieces combined, as a float.</summary>
-    private static float IntValue(ArrayView<int> c, int n, int oc, SpikeGemmArgs p)
+    internal static float IntValue(ArrayView<int> c, int n, int oc, SpikeGemmArgs p)
     {
         int acc = c[(long)oc * p.Rows + n];
         for (int part = 1; part < p.Parts; part++) acc = acc * 256 + c[((long)part * p.M + oc) * p.Rows + n];

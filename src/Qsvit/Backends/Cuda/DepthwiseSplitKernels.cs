@@ -1,0 +1,133 @@
+using ILGPU;
+
+namespace Qsvit.Backends.Cuda;
+
+/// <summary>
+/// Scalars of a <see cref="DepthwiseSplitKernels.Run{TFma}"/> launch over one chunk of frames: each group takes one frame
+/// and <see cref="BlockChannels"/> channels of the BN-padded depthwise 3×3's input.
+/// </summary>
+internal struct DepthwiseSplitArgs
+{
+    /// <summary>Channels (the depthwise conv's, the real 1×1's input), and the packed pixel's length (a multiple of 16).</summary>
+    public int Channels, Cp;
+    /// <summary>The map (the interior of the BN-padded map), H·W, and the padded map's width and pixels.</summary>
+    public int H, W, HW, PaddedW, PaddedHW;
+    /// <summary>Shared floats per staged plane (odd, at least PaddedHW), channels per group (32, 16 or 8) and their log2.</summary>
+    public int Pitch, BlockChannels, BlockShift;
+    /// <summary>Channel blocks per frame (Cp / BlockChannels rounded up) and frames in the chunk.</summary>
+    public int Blocks, Frames;
+    /// <summary>The chunk's first frame in a map source (<see cref="FromSums"/> = 0).</summary>
+    public int Frame0;
+    /// <summary>Columns holding pixels (Frames·HW) and columns written (rounded up to 4, the rest zero).</summary>
+    public int Valid, Rows;
+    /// <summary>1: the source is the first 1×1's int32 sums (Parts·M × its Rows) and its epilogue runs here; 0: its fp32 output map.</summary>
+    public int FromSums;
+    public int DwBias, DwBnCount;
+    /// <summary>fl(1 / PaddedHW), fl(1 / PaddedW), fl(1 / W), for <see cref="GpuKernels.SmallDiv"/>.</summary>
+    public float InvPaddedHW, InvPaddedW, InvW;
+}
+
+/// <summary>
+/// RepConv's BN-padded depthwise 3×3 computed where the real-input 1×1 after it packs its input (issue 13, the 55M's
+/// transformer stages): the depthwise map never reaches memory. Each group stages BlockChannels planes of one frame with
+/// their border (BNAndPadLayer's value BN(0)) in shared memory, read either from the first 1×1's int32 GEMM sums with that
+/// layer's epilogue applied here (<see cref="SpikeGemmKernels.Scaled{TFma}"/> of <see cref="SpikeGemmKernels.IntValue"/>,
+/// so its output map is not written either) or from that map, then computes each depthwise output with
+/// <see cref="GpuKernels.DepthwiseBorder3{TFma}"/>'s chain (bias, the nine taps in (ky, kx) order as FMAs, the BNs) and
+/// writes its three bf16 pieces as <see cref="SpikeGemmKernels.PackSplit"/> does (lo, mid, hi of pixel n at
+/// [n, piece, Cp], zeros past the channels and valid pixels). Every value is the three ops' bit for bit, so the cuBLAS
+/// bf16 GEMM that follows sees the same columns.
+/// </summary>
+internal static class DepthwiseSplitKernels
+{
+    /// <summary>Shared floats of a group's staged planes (36 KiB): 32 planes of up to 17 × 17 padded pixels.</summary>
+    public const int SharedFloats = 32 * 289;
+
+    /// <summary>Threads per group on a GPU.</summary>
+    public const int GroupThreads = 256;
+
+    /// <summary>Channels per group for an h × w map (its padded plane at an odd pitch): 32, 16 or 8; 0 where 8 planes do not fit.</summary>
+    public static int BlockChannels(int h, int w, out int pitch)
+    {
+        pitch = (h + 2) * (w + 2) | 1;
+        for (int c = 32; c >= 8; c /= 2)
+            if ((long)c * pitch <= SharedFloats) return c;
+        return 0;
+    }
+
+    public static void Run<TFma>(ArrayView<float> source, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs first,
+        ArrayView<float> dw, ArrayView<float> dwBias, ArrayView<float> dwBn, ArrayView<float> border, ArrayView<ushort> columns, DepthwiseSplitArgs p)
+        where TFma : struct, IFma
+    {
+        var planes = SharedMemory.Allocate<float>(SharedFloats);
+        int f = Grid.IdxX / p.Blocks, c0 = (Grid.IdxX - f * p.Blocks) * p.BlockChannels;
+        var sums = source.Cast<int>();
+        // The planes with their border: planes[c·Pitch + py·PaddedW + px], zero past the channels.
+        for (int e = Group.IdxX; e < p.BlockChannels * p.PaddedHW; e += Group.DimX)
+        {
+            int c = GpuKernels.SmallDiv(e, p.InvPaddedHW), r = e - c * p.PaddedHW, y = GpuKernels.SmallDiv(r, p.InvPaddedW), x = r - y * p.PaddedW;
+            int ch = c0 + c;
+            float v = 0f;
+            if (ch < p.Channels)
+            {
+                y--;
+                x--;
+                if (y < 0 || y >= p.H || x < 0 || x >= p.W) v = border[ch];
+                else if (p.FromSums != 0)
+                    v = SpikeGemmKernels.Scaled<TFma>(SpikeGemmKernels.IntValue(sums, f * p.HW + y * p.W + x, ch, first), ch, scales, bias, bn, first);
+                else v = source[((long)(p.Frame0 + f) * p.Channels + ch) * p.HW + y * p.W + x];
+            }
+            planes[c * p.Pitch + r] = v;
+        }
+        Group.Barrier();
+        // Channels fastest: a warp writes neighbouring channels of a pixel (contiguous pieces) and reads distinct banks (odd pitch).
+        var fma = default(TFma);
+        int loaded = -1;
+        float w0 = 0f, w1 = 0f, w2 = 0f, w3 = 0f, w4 = 0f, w5 = 0f, w6 = 0f, w7 = 0f, w8 = 0f, start = 0f;
+        for (int e = Group.IdxX; e < p.HW << p.BlockShift; e += Group.DimX)
+        {
+            int pix = e >> p.BlockShift, c = e - (pix << p.BlockShift), ch = c0 + c;
+            if (ch >= p.Cp) continue;
+            float v = 0f;
+            if (ch < p.Channels)
+            {
+                if (c != loaded)
+                {
+                    // Once per thread where the group size is a multiple of BlockChannels (a GPU's).
+                    loaded = c;
+                    var wc = dw.SubView(ch * 9, 9);
+                    w0 = wc[0]; w1 = wc[1]; w2 = wc[2]; w3 = wc[3]; w4 = wc[4]; w5 = wc[5]; w6 = wc[6]; w7 = wc[7]; w8 = wc[8];
+                    start = p.DwBias != 0 ? dwBias[ch] : 0f;
+                }
+                int y = GpuKernels.SmallDiv(pix, p.InvW), x = pix - y * p.W, at = c * p.Pitch + y * p.PaddedW + x, below = at + p.PaddedW, under = below + p.PaddedW;
+                v = fma.Fma(w0, planes[at], start);
+                v = fma.Fma(w1, planes[at + 1], v);
+                v = fma.Fma(w2, planes[at + 2], v);
+                v = fma.Fma(w3, planes[below], v);
+                v = fma.Fma(w4, planes[below + 1], v);
+                v = fma.Fma(w5, planes[below + 2], v);
+                v = fma.Fma(w6, planes[under], v);
+                v = fma.Fma(w7, planes[under + 1], v);
+                v = fma.Fma(w8, planes[under + 2], v);
+                for (int b = 0; b < p.DwBnCount; b++) v = fma.Fma(v, dwBn[2 * b * p.Channels + ch], dwBn[(2 * b + 1) * p.Channels + ch]);
+            }
+            Write(columns, (long)(f * p.HW + pix) * 3 * p.Cp + ch, p.Cp, v);
+        }
+        // The last frame's groups zero the columns past the valid pixels (cuBLAS's int8-friendly multiple of 4).
+        if (f != p.Frames - 1) return;
+        for (int e = Group.IdxX; e < (p.Rows - p.Valid) << p.BlockShift; e += Group.DimX)
+        {
+            int n = p.Valid + (e >> p.BlockShift), ch = c0 + (e & (p.BlockChannels - 1));
+            if (ch < p.Cp) Write(columns, (long)n * 3 * p.Cp + ch, p.Cp, 0f);
+        }
+    }
+
+    /// <summary>v's bf16 pieces lo, mid, hi at <paramref name="at"/>, + Cp, + 2·Cp (<see cref="SpikeGemmKernels.SplitBf16"/>).</summary>
+    private static void Write(ArrayView<ushort> columns, long at, int cp, float v)
+    {
+        uint hi = SpikeGemmKernels.SplitBf16(v, out uint mid, out uint lo);
+        columns[at] = (ushort)lo;
+        columns[at + cp] = (ushort)mid;
+        columns[at + 2 * cp] = (ushort)hi;
+    }
+}

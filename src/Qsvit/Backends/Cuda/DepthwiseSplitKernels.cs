@@ -20,11 +20,13 @@ internal struct DepthwiseSplitArgs
     public int Frame0;
     /// <summary>Columns holding pixels (Frames·HW) and columns written (rounded up to 4, the rest zero).</summary>
     public int Valid, Rows;
+    /// <summary>1: planes are whole 16-byte quads (HW a multiple of 4, the source aligned), staged four pixels per load.</summary>
+    public int Quads;
     /// <summary>1: the source is the first 1×1's int32 sums (Parts·M × its Rows) and its epilogue runs here; 0: its fp32 output map.</summary>
     public int FromSums;
     public int DwBias, DwBnCount;
-    /// <summary>fl(1 / PaddedHW), fl(1 / PaddedW), fl(1 / W), for <see cref="GpuKernels.SmallDiv"/>.</summary>
-    public float InvPaddedHW, InvPaddedW, InvW;
+    /// <summary>fl(1 / PaddedHW), fl(1 / PaddedW), fl(1 / W), fl(1 / (HW / 4)), fl(1 / the plane's border pixels), for <see cref="GpuKernels.SmallDiv"/>.</summary>
+    public float InvPaddedHW, InvPaddedW, InvW, InvQuads, InvPerimeter;
 }
 
 /// <summary>
@@ -62,22 +64,26 @@ internal static class DepthwiseSplitKernels
         var planes = SharedMemory.Allocate<float>(SharedFloats);
         int f = Grid.IdxX / p.Blocks, c0 = (Grid.IdxX - f * p.Blocks) * p.BlockChannels;
         var sums = source.Cast<int>();
-        // The planes with their border: planes[c·Pitch + py·PaddedW + px], zero past the channels.
-        for (int e = Group.IdxX; e < p.BlockChannels * p.PaddedHW; e += Group.DimX)
+        if (p.Quads != 0) StageQuads<TFma>(planes, source, sums, scales, bias, bn, first, border, p, f, c0);
+        else
         {
-            int c = GpuKernels.SmallDiv(e, p.InvPaddedHW), r = e - c * p.PaddedHW, y = GpuKernels.SmallDiv(r, p.InvPaddedW), x = r - y * p.PaddedW;
-            int ch = c0 + c;
-            float v = 0f;
-            if (ch < p.Channels)
+            // The planes with their border: planes[c·Pitch + py·PaddedW + px], zero past the channels.
+            for (int e = Group.IdxX; e < p.BlockChannels * p.PaddedHW; e += Group.DimX)
             {
-                y--;
-                x--;
-                if (y < 0 || y >= p.H || x < 0 || x >= p.W) v = border[ch];
-                else if (p.FromSums != 0)
-                    v = SpikeGemmKernels.Scaled<TFma>(SpikeGemmKernels.IntValue(sums, f * p.HW + y * p.W + x, ch, first), ch, scales, bias, bn, first);
-                else v = source[((long)(p.Frame0 + f) * p.Channels + ch) * p.HW + y * p.W + x];
+                int c = GpuKernels.SmallDiv(e, p.InvPaddedHW), r = e - c * p.PaddedHW, y = GpuKernels.SmallDiv(r, p.InvPaddedW), x = r - y * p.PaddedW;
+                int ch = c0 + c;
+                float v = 0f;
+                if (ch < p.Channels)
+                {
+                    y--;
+                    x--;
+                    if (y < 0 || y >= p.H || x < 0 || x >= p.W) v = border[ch];
+                    else if (p.FromSums != 0)
+                        v = SpikeGemmKernels.Scaled<TFma>(SpikeGemmKernels.IntValue(sums, f * p.HW + y * p.W + x, ch, first), ch, scales, bias, bn, first);
+                    else v = source[((long)(p.Frame0 + f) * p.Channels + ch) * p.HW + y * p.W + x];
+                }
+                planes[c * p.Pitch + r] = v;
             }
-            planes[c * p.Pitch + r] = v;
         }
         Group.Barrier();
         // Channels fastest: a warp writes neighbouring channels of a pixel (contiguous pieces) and reads distinct banks (odd pitch).
@@ -119,6 +125,68 @@ internal static class DepthwiseSplitKernels
         {
             int n = p.Valid + (e >> p.BlockShift), ch = c0 + (e & (p.BlockChannels - 1));
             if (ch < p.Cp) Write(columns, (long)n * 3 * p.Cp + ch, p.Cp, 0f);
+        }
+    }
+
+    /// <summary>
+    /// The staging where a plane is whole 16-byte quads (<see cref="DepthwiseSplitArgs.Quads"/>): the border first, then the
+    /// interior four pixels per load (<see cref="SpikeGemmKernels.IntQuad"/> and <see cref="SpikeGemmKernels.ScaledQuad{TFma}"/>,
+    /// the epilogue's arithmetic per output), two loads per thread in flight: one small load per thread at a time left
+    /// the kernel waiting on memory. Channels past the layer's are not staged (their columns are zero).
+    /// </summary>
+    private static void StageQuads<TFma>(ArrayView<float> planes, ArrayView<float> source, ArrayView<int> sums, ArrayView<float> scales, ArrayView<float> bias,
+        ArrayView<float> bn, SpikeGemmArgs first, ArrayView<float> border, DepthwiseSplitArgs p, int f, int c0) where TFma : struct, IFma
+    {
+        int channels = p.Channels - c0 < p.BlockChannels ? p.Channels - c0 : p.BlockChannels, perimeter = 2 * p.PaddedW + 2 * p.H;
+        for (int e = Group.IdxX; e < channels * perimeter; e += Group.DimX)
+        {
+            int c = GpuKernels.SmallDiv(e, p.InvPerimeter), k = e - c * perimeter, y, x;
+            if (k < 2 * p.PaddedW)
+            {
+                y = k < p.PaddedW ? 0 : p.H + 1;
+                x = k < p.PaddedW ? k : k - p.PaddedW;
+            }
+            else
+            {
+                y = 1 + ((k - 2 * p.PaddedW) >> 1);
+                x = ((k - 2 * p.PaddedW) & 1) != 0 ? p.PaddedW - 1 : 0;
+            }
+            planes[c * p.Pitch + y * p.PaddedW + x] = border[c0 + c];
+        }
+        int quads = p.HW >> 2, total = channels * quads;
+        for (int e = Group.IdxX; e < total; e += 2 * Group.DimX)
+        {
+            int e2 = e + Group.DimX;
+            var a = Quad(source, sums, first, p, f, c0, e, quads);
+            var b = e2 < total ? Quad(source, sums, first, p, f, c0, e2, quads) : default;
+            Scatter<TFma>(planes, a, scales, bias, bn, first, p, c0, e, quads);
+            if (e2 < total) Scatter<TFma>(planes, b, scales, bias, bn, first, p, c0, e2, quads);
+        }
+    }
+
+    /// <summary>Quad q of channel c0 + c's plane (e = c·quads + q): the first 1×1's int32 sums as floats, or its map's values.</summary>
+    private static F4 Quad(ArrayView<float> source, ArrayView<int> sums, SpikeGemmArgs first, DepthwiseSplitArgs p, int f, int c0, int e, int quads)
+    {
+        int c = GpuKernels.SmallDiv(e, p.InvQuads), q = e - c * quads;
+        return p.FromSums != 0 ? SpikeGemmKernels.IntQuad(sums, f * p.HW + 4 * q, c0 + c, first)
+            : source.Cast<F4>()[((long)(p.Frame0 + f) * p.Channels + c0 + c) * quads + q];
+    }
+
+    /// <summary>A quad's values (after the first 1×1's epilogue, from sums) into the staged plane's interior; a quad may wrap to the next row.</summary>
+    private static void Scatter<TFma>(ArrayView<float> planes, F4 v, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs first,
+        DepthwiseSplitArgs p, int c0, int e, int quads) where TFma : struct, IFma
+    {
+        int c = GpuKernels.SmallDiv(e, p.InvQuads), pix = 4 * (e - c * quads), y = GpuKernels.SmallDiv(pix, p.InvW), x = pix - y * p.W;
+        if (p.FromSums != 0) v = SpikeGemmKernels.ScaledQuad<TFma>(v, c0 + c, scales, bias, bn, first);
+        int plane = c * p.Pitch + p.PaddedW + 1;
+        for (int j = 0; j < 4; j++)
+        {
+            planes[plane + y * p.PaddedW + x] = v.Get(j);
+            if (++x == p.W)
+            {
+                x = 0;
+                y++;
+            }
         }
     }
 

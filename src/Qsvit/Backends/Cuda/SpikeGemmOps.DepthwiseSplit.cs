@@ -84,8 +84,9 @@ internal sealed partial class SpikeGemmOps
                 Channels = real.Geometry.InChannels, Cp = real.Cp, H = h, W = w, HW = hw, PaddedW = w + 2, PaddedHW = (h + 2) * (w + 2),
                 Pitch = pitch, BlockChannels = blockChannels, BlockShift = System.Numerics.BitOperations.Log2((uint)blockChannels),
                 Blocks = (real.Cp + blockChannels - 1) / blockChannels, Frames = n, Frame0 = f0, Valid = (int)valid, Rows = (int)rows,
-                FromSums = first is null ? 0 : 1, DwBias = depthwise.Bias is null ? 0 : 1, DwBnCount = depthwise.BnCount,
+                FromSums = first is null ? 0 : 1, Quads = hw % 4 == 0 && Aligned16(first is null ? source : firstSums) ? 1 : 0, DwBias = depthwise.Bias is null ? 0 : 1, DwBnCount = depthwise.BnCount,
                 InvPaddedHW = 1f / ((h + 2) * (w + 2)), InvPaddedW = 1f / (w + 2), InvW = 1f / w,
+                InvQuads = 1f / Math.Max(1, hw / 4), InvPerimeter = 1f / (2 * (w + 2) + 2 * h),
             };
             _depthwiseSplit(new KernelConfig(new Index1D(n * d.Blocks), new Index1D(Math.Min(_group, DepthwiseSplitKernels.GroupThreads))),
                 first is null ? source : firstSums, (first ?? real).Scales!.View, first?.Bias?.View ?? unused, first?.Bn?.View ?? unused, a,

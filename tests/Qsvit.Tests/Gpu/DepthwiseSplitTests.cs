@@ -23,7 +23,7 @@ public sealed class DepthwiseSplitTests(SplitAcceleratorFixture gpu) : IClassFix
     public static TheoryData<int, int, int, int, int, bool, int> Shapes => new()
     {
         // channels, h, w, frames, the first 1×1's bits, biases (first, depthwise, real), the real 1×1's BNs
-        { 130, 9, 9, 3, 4, true, 2 },    // Cp 144: the fifth block of 32 half past Cp; 243 pixels → 244 columns; the first's sums feed the kernel
+        { 131, 9, 9, 3, 4, true, 2 },    // Cp 144: the fifth block of 32 half past Cp, a pair half past the channels; 243 pixels → 244 columns; the first's sums feed the kernel
         { 130, 14, 14, 2, 4, true, 1 },  // the 55M's map: quads of the sums wrap rows (W = 14)
         { 128, 8, 10, 2, 12, false, 1 }, // 12-bit codes (two int8 digits): the first's map is read; Cp 128, four whole blocks
         { 256, 16, 16, 1, 4, true, 0 },  // 256 pixels (not pixel-major: K·M ≥ 128·(K + M)); padded 18×18: 16 channels per group

@@ -86,45 +86,34 @@ internal static class DepthwiseSplitKernels
             }
         }
         Group.Barrier();
-        // Channels fastest: a warp writes neighbouring channels of a pixel (contiguous pieces) and reads distinct banks (odd pitch).
-        var fma = default(TFma);
-        int loaded = -1;
-        float w0 = 0f, w1 = 0f, w2 = 0f, w3 = 0f, w4 = 0f, w5 = 0f, w6 = 0f, w7 = 0f, w8 = 0f, start = 0f;
-        for (int e = Group.IdxX; e < p.HW << p.BlockShift; e += Group.DimX)
+        // Channel pairs fastest: a warp writes neighbouring channels of a pixel (contiguous 32-bit words of each piece) and
+        // reads distinct banks (odd pitch).
+        int shift = p.BlockShift - 1, loaded = -1;
+        var even = default(Taps9);
+        var odd = default(Taps9);
+        var words = columns.Cast<uint>();
+        for (int e = Group.IdxX; e < p.HW << shift; e += Group.DimX)
         {
-            int pix = e >> p.BlockShift, c = e - (pix << p.BlockShift), ch = c0 + c;
+            int pix = e >> shift, k = e - (pix << shift), c = 2 * k, ch = c0 + c;
             if (ch >= p.Cp) continue;
-            float v = 0f;
-            if (ch < p.Channels)
+            if (k != loaded)
             {
-                if (c != loaded)
-                {
-                    // Once per thread where the group size is a multiple of BlockChannels (a GPU's).
-                    loaded = c;
-                    var wc = dw.SubView(ch * 9, 9);
-                    w0 = wc[0]; w1 = wc[1]; w2 = wc[2]; w3 = wc[3]; w4 = wc[4]; w5 = wc[5]; w6 = wc[6]; w7 = wc[7]; w8 = wc[8];
-                    start = p.DwBias != 0 ? dwBias[ch] : 0f;
-                }
-                int y = GpuKernels.SmallDiv(pix, p.InvW), x = pix - y * p.W, at = c * p.Pitch + y * p.PaddedW + x, below = at + p.PaddedW, under = below + p.PaddedW;
-                v = fma.Fma(w0, planes[at], start);
-                v = fma.Fma(w1, planes[at + 1], v);
-                v = fma.Fma(w2, planes[at + 2], v);
-                v = fma.Fma(w3, planes[below], v);
-                v = fma.Fma(w4, planes[below + 1], v);
-                v = fma.Fma(w5, planes[below + 2], v);
-                v = fma.Fma(w6, planes[under], v);
-                v = fma.Fma(w7, planes[under + 1], v);
-                v = fma.Fma(w8, planes[under + 2], v);
-                for (int b = 0; b < p.DwBnCount; b++) v = fma.Fma(v, dwBn[2 * b * p.Channels + ch], dwBn[(2 * b + 1) * p.Channels + ch]);
+                // Once per thread where the group size is a multiple of BlockChannels / 2 (a GPU's).
+                loaded = k;
+                even = Taps9.Load(dw, dwBias, p, ch);
+                odd = Taps9.Load(dw, dwBias, p, ch + 1);
             }
-            Write(columns, (long)(f * p.HW + pix) * 3 * p.Cp + ch, p.Cp, v);
+            int y = GpuKernels.SmallDiv(pix, p.InvW), at = c * p.Pitch + y * p.PaddedW + pix - y * p.W;
+            float a = ch < p.Channels ? even.Output<TFma>(planes, at, dwBn, p, ch) : 0f;
+            float b = ch + 1 < p.Channels ? odd.Output<TFma>(planes, at + p.Pitch, dwBn, p, ch + 1) : 0f;
+            WritePair(words, ((long)(f * p.HW + pix) * 3 * p.Cp + ch) >> 1, p.Cp >> 1, a, b);
         }
         // The last frame's groups zero the columns past the valid pixels (cuBLAS's int8-friendly multiple of 4).
         if (f != p.Frames - 1) return;
-        for (int e = Group.IdxX; e < (p.Rows - p.Valid) << p.BlockShift; e += Group.DimX)
+        for (int e = Group.IdxX; e < (p.Rows - p.Valid) << shift; e += Group.DimX)
         {
-            int n = p.Valid + (e >> p.BlockShift), ch = c0 + (e & (p.BlockChannels - 1));
-            if (ch < p.Cp) Write(columns, (long)n * 3 * p.Cp + ch, p.Cp, 0f);
+            int n = p.Valid + (e >> shift), ch = c0 + 2 * (e & ((p.BlockChannels >> 1) - 1));
+            if (ch < p.Cp) WritePair(words, ((long)n * 3 * p.Cp + ch) >> 1, p.Cp >> 1, 0f, 0f);
         }
     }
 
@@ -190,12 +179,53 @@ internal static class DepthwiseSplitKernels
         }
     }
 
-    /// <summary>v's bf16 pieces lo, mid, hi at <paramref name="at"/>, + Cp, + 2·Cp (<see cref="SpikeGemmKernels.SplitBf16"/>).</summary>
-    private static void Write(ArrayView<ushort> columns, long at, int cp, float v)
+    /// <summary>
+    /// The bf16 pieces of two neighbouring channels' values a (the lower address) and b (<see cref="SpikeGemmKernels.SplitBf16"/>):
+    /// the lo, mid and hi words at <paramref name="at"/>, + Cp / 2, + Cp (in 32-bit words).
+    /// </summary>
+    private static void WritePair(ArrayView<uint> words, long at, int half, float a, float b)
     {
-        uint hi = SpikeGemmKernels.SplitBf16(v, out uint mid, out uint lo);
-        columns[at] = (ushort)lo;
-        columns[at + cp] = (ushort)mid;
-        columns[at + 2 * cp] = (ushort)hi;
+        uint hiA = SpikeGemmKernels.SplitBf16(a, out uint midA, out uint loA), hiB = SpikeGemmKernels.SplitBf16(b, out uint midB, out uint loB);
+        words[at] = loA | loB << 16;
+        words[at + half] = midA | midB << 16;
+        words[at + 2 * half] = hiA | hiB << 16;
+    }
+}
+
+/// <summary>One channel's depthwise 3×3 weights and bias in registers (<see cref="DepthwiseSplitKernels"/>).</summary>
+internal struct Taps9
+{
+    public float W0, W1, W2, W3, W4, W5, W6, W7, W8, Start;
+
+    /// <summary>Channel <paramref name="ch"/>'s weights and bias (zeros past the layer's channels).</summary>
+    public static Taps9 Load(ArrayView<float> dw, ArrayView<float> bias, DepthwiseSplitArgs p, int ch)
+    {
+        var t = default(Taps9);
+        if (ch >= p.Channels) return t;
+        var w = dw.SubView(ch * 9, 9);
+        t.W0 = w[0]; t.W1 = w[1]; t.W2 = w[2]; t.W3 = w[3]; t.W4 = w[4]; t.W5 = w[5]; t.W6 = w[6]; t.W7 = w[7]; t.W8 = w[8];
+        t.Start = p.DwBias != 0 ? bias[ch] : 0f;
+        return t;
+    }
+
+    /// <summary>
+    /// The output whose padded 3×3 window starts at staged float <paramref name="at"/>: bias, the nine taps in (ky, kx) order
+    /// as FMAs, then the BNs (<see cref="GpuKernels.DepthwiseBorder3{TFma}"/>'s chain).
+    /// </summary>
+    public readonly float Output<TFma>(ArrayView<float> planes, int at, ArrayView<float> bn, DepthwiseSplitArgs p, int ch) where TFma : struct, IFma
+    {
+        var f = default(TFma);
+        int below = at + p.PaddedW, under = below + p.PaddedW;
+        float v = f.Fma(W0, planes[at], Start);
+        v = f.Fma(W1, planes[at + 1], v);
+        v = f.Fma(W2, planes[at + 2], v);
+        v = f.Fma(W3, planes[below], v);
+        v = f.Fma(W4, planes[below + 1], v);
+        v = f.Fma(W5, planes[below + 2], v);
+        v = f.Fma(W6, planes[under], v);
+        v = f.Fma(W7, planes[under + 1], v);
+        v = f.Fma(W8, planes[under + 2], v);
+        for (int b = 0; b < p.DwBnCount; b++) v = f.Fma(v, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
+        return v;
     }
 }

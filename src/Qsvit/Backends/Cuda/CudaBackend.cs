@@ -437,6 +437,18 @@ public sealed partial class CudaBackend : IBackend
         Release(mark);
     }
 
+    /// <summary>Where <see cref="DepthwiseSplitPays"/> the depthwise conv runs inside the real 1×1's packing (<see cref="DepthwiseSplitKernels"/>); else the three ops.</summary>
+    public void RepConv(ConvLayer first, DeviceBuffer padValues, ConvLayer depthwise, ConvLayer pointwise, DeviceBuffer input, int frames, int height, int width,
+        DeviceBuffer output)
+    {
+        if (DepthwiseSplitPays(depthwise, pointwise, height, width))
+        {
+            RunDepthwiseSplit(first, padValues, depthwise, pointwise, input, frames, height, width, output);
+            return;
+        }
+        IBackend.RunRepConv(this, first, padValues, depthwise, pointwise, input, frames, height, width, output);
+    }
+
     public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
         _ops.PadBorder(V(input), frames, channels, height, width, pad, V(padValues), V(output));
 

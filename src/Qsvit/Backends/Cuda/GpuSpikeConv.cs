@@ -331,7 +331,7 @@ internal sealed class GpuSpikeConv : IDisposable
 /// copied into K-contiguous columns (1×1 stride-1 layers use the packed spikes as they are), one GEMM (cuBLAS GemmEx on tensor cores, or the fallback kernels) computes all stacked pieces, and one
 /// epilogue combines them and applies scale, bias and BNs into the output.
 /// </summary>
-internal sealed class SpikeGemmOps
+internal sealed partial class SpikeGemmOps
 {
     private readonly Accelerator _acc;
     private readonly Cublas? _blas;

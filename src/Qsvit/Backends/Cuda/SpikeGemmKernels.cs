@@ -273,7 +273,7 @@ internal static class SpikeGemmKernels
     }
 
     /// <summary>Output channel oc at GEMM column n of int32 sums: the pieces combined, as a float.</summary>
-    private static float IntValue(ArrayView<int> c, int n, int oc, SpikeGemmArgs p)
+    internal static float IntValue(ArrayView<int> c, int n, int oc, SpikeGemmArgs p)
     {
         int acc = c[(long)oc * p.Rows + n];
         for (int part = 1; part < p.Parts; part++) acc = acc * 256 + c[((long)part * p.M + oc) * p.Rows + n];
@@ -281,7 +281,7 @@ internal static class SpikeGemmKernels
     }
 
     /// <summary><see cref="IntValue"/> at GEMM columns n .. n + 3 (n a multiple of 4, as Rows is), one 16-byte load per piece.</summary>
-    private static F4 IntQuad(ArrayView<int> c, int n, int oc, SpikeGemmArgs p)
+    internal static F4 IntQuad(ArrayView<int> c, int n, int oc, SpikeGemmArgs p)
     {
         var quads = c.Cast<Words4>();
         int rowQuads = p.Rows / 4, q = n / 4;
@@ -407,7 +407,7 @@ internal static class SpikeGemmKernels
     }
 
     /// <summary>The scalar Scaled of four outputs of one channel, its constants loaded once (the same FMAs per output).</summary>
-    private static F4 ScaledQuad<TFma>(F4 sum, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
+    internal static F4 ScaledQuad<TFma>(F4 sum, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p)
         where TFma : struct, IFma
     {
         var f = default(TFma);

@@ -1,0 +1,54 @@
+namespace Qsvit.Backends.Cuda;
+
+/// <summary>RepConv's body with its BN-padded depthwise 3×3 computed inside the real-input 1×1's packing (<see cref="DepthwiseSplitKernels"/>).</summary>
+public sealed partial class CudaBackend
+{
+    /// <summary>Map pixels from which <see cref="DepthwiseSplitPays"/> (8×8; measured at the 55M's 14×14).</summary>
+    internal const int DepthwiseSplitMinPixels = 64;
+
+    /// <summary>Tests: the spike GEMM engine (null with <c>--gemm fp32</c>).</summary>
+    internal SpikeGemmOps? SpikeOps => _spike;
+
+    /// <summary>
+    /// Whether RepConv's body on h × w maps runs as the first 1×1, then one kernel for the depthwise conv and the real 1×1's
+    /// bf16 split, then that layer's bf16 GEMM and epilogue (<see cref="SpikeGemmOps.DepthwiseSplit"/>): the depthwise and
+    /// real layers of a kind it reproduces bit for bit (<see cref="SpikeGemmOps.DepthwiseSplitFits"/>: the real layer's codes
+    /// on cuBLAS's bf16 path or its fallback, as <see cref="GpuSpikeConv.RealInputPays"/> takes them at this size), on maps
+    /// of at least <see cref="DepthwiseSplitMinPixels"/>. Measured on an H200 (BENCHMARKS.md, ninth session, branch
+    /// <c>dwreal</c>) at the 55M's 512 and 640 channels at 14×14: 0.77x / 0.79x the three ops' time (6.48 against 8.37 and
+    /// 2.85 against 3.63 ms a pass), the 55M at batch 32 1.064x the images/s; smaller maps (CIFAR's 4×4, unmeasured) run
+    /// the three ops.
+    /// </summary>
+    internal bool DepthwiseSplitPays(ConvLayer depthwise, ConvLayer pointwise, int height, int width) =>
+        _spike is not null && depthwise is CudaConvLayer { Gpu: { } dw } && pointwise is CudaConvLayer { RealCodes: { } real } pw
+        && (long)height * width >= DepthwiseSplitMinPixels && GpuSpikeConv.RealInputPays(pw.Geometry, height, width, pw.RealCodesFused)
+        && _spike.DepthwiseSplitFits(dw, real, height, width);
+
+    /// <summary>
+    /// <see cref="RepConv"/> where <see cref="DepthwiseSplitPays"/>: a first 1×1 on the packed int8 path
+    /// (<see cref="SpikeGemmOps.SumsFeedDepthwise"/>) leaves its int32 sums for the kernel, which applies its epilogue (its
+    /// map is never written); any other first layer runs <see cref="Conv"/> into a map the kernel reads.
+    /// </summary>
+    private void RunDepthwiseSplit(ConvLayer first, DeviceBuffer padValues, ConvLayer depthwise, ConvLayer pointwise, DeviceBuffer input, int frames,
+        int height, int width, DeviceBuffer output)
+    {
+        var dw = ((CudaConvLayer)depthwise).Gpu!;
+        var real = ((CudaConvLayer)pointwise).RealCodes!;
+        int mark = Mark();
+        var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(real, frames, height, width, ColumnBudget);
+        var columns = V(Rent(columnFloats));
+        var sums = V(Rent(sumFloats));
+        if (first is CudaConvLayer { Spike: { } spike } && _spike!.SumsFeedDepthwise(spike, frames, height, width))
+        {
+            var (packed, firstSums) = SpikeGemmOps.FirstFloats(spike, chunk, height, width);
+            _spike.DepthwiseSplit(spike, V(input), V(Rent(packed)), V(Rent(firstSums)), dw, V(padValues), real, frames, height, width, V(output), columns, sums, chunk);
+        }
+        else
+        {
+            var map = Rent((long)frames * dw.Geometry.InChannels * height * width);
+            Conv(first, input, frames, height, width, map);
+            _spike!.DepthwiseSplit(null, V(map), default, default, dw, V(padValues), real, frames, height, width, V(output), columns, sums, chunk);
+        }
+        Release(mark);
+    }
+}

@@ -23,6 +23,8 @@ public enum SpikeInputGemm
     TensorCoresImplicit,
     /// <summary>As <see cref="TensorCores"/>, but every integer conv wider than 1×1 as a tiled implicit GEMM (shared-memory block tiles) where the kernel runs (for comparisons).</summary>
     TensorCoresTiled,
+    /// <summary>As <see cref="TensorCores"/>, but every integer conv wider than 1×1 as the pipelined implicit GEMM (cp.async stages, 64 × 64 warp tiles) where the kernel runs (for comparisons).</summary>
+    TensorCoresPipelined,
     /// <summary>As <see cref="TensorCores"/>, but every integer 1×1 conv through packed columns and cuBLAS's int8 GEMM instead of the fused pointwise kernel (for comparisons).</summary>
     TensorCoresPointwiseCublas,
     /// <summary>

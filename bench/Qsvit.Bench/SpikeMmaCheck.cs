@@ -137,6 +137,7 @@ internal static class SpikeMmaCheck
         var expected = cases.Select(c => (GpuCheck.RunConv(cpu, c.Spec, c.Input, c.Frames, c.H, c.W), GpuCheck.RunConv(cpu, c.Spec, c.Input, c.Frames, c.H, c.W, lif: true))).ToList();
         var layerMs = new Dictionary<(int, int), double>();
         var reference = new Dictionary<int, float[]>();
+        var referenceLif = new Dictionary<int, float[]>();
         foreach (int e in engines)
         {
             var clock = Stopwatch.StartNew();
@@ -149,14 +150,16 @@ internal static class SpikeMmaCheck
                 var (model, g, h, w, frames) = Layers[i];
                 // Bit for bit against im2col at a few frames (the full map), then timed at full size.
                 var y = LayerOutput(gpu, g, h, w, model == "cifar" ? 16 : 4);
-                if (e == 0) reference[i] = y;
-                else if (!reference[i].AsSpan().SequenceEqual(y))
+                var spikes = LayerOutput(gpu, g, h, w, model == "cifar" ? 16 : 8, lif: true);
+                if (e == 0) (reference[i], referenceLif[i]) = (y, spikes);
+                else if (!reference[i].AsSpan().SequenceEqual(y) || !referenceLif[i].AsSpan().SequenceEqual(spikes))
                 {
                     failures++;
-                    Console.WriteLine($"  FAILED {model} {g} @{h}x{w}: differs from im2col + cuBLAS");
+                    Console.WriteLine($"  FAILED {model} {g} @{h}x{w}: differs from im2col + cuBLAS (conv or conv + LIF)");
                 }
                 layerMs[(i, e)] = TimeLayer(gpu, g, h, w, frames);
-                Console.WriteLine($"  {model} {g.InChannels}->{g.OutChannels} s{g.StrideH} @{h}x{w} x{frames}: {layerMs[(i, e)]:F3} ms");
+                layerMs[(i + Layers.Length, e)] = TimeLayer(gpu, g, h, w, frames, timesteps: 4);
+                Console.WriteLine($"  {model} {g.InChannels}->{g.OutChannels} s{g.StrideH} @{h}x{w} x{frames}: {layerMs[(i, e)]:F3} ms, + LIF (T = 4) {layerMs[(i + Layers.Length, e)]:F3} ms");
             }
         }
         if (smoke) return failures == 0 ? 0 : 1;
@@ -194,6 +197,18 @@ internal static class SpikeMmaCheck
             string takes = GpuSpikeConv.PipelinedPays(rows, lif: false) ? "pipelined" : GpuSpikeConv.TiledPays(rows, 1, lif: false) ? $"tiled {(GpuSpikeConv.TiledRowWarps(rows) == 2 ? "64x128" : "128x64")}" : GpuSpikeConv.ImplicitPays(rows) ? "warp tiles" : "im2col";
             Console.WriteLine($"| {model} {g.InChannels}->{rows} s{g.StrideH} @{h}x{w} x{frames} | {rows} x {9 * cp} | " +
                 $"{string.Join(" | ", engines.Select(e => layerMs[(i, e)].ToString("F3", CultureInfo.InvariantCulture)))} | {layerMs[(i, 0)] / best:F2}x | {takes} |");
+        }
+        if (!layerMs.ContainsKey((Layers.Length, 0))) return;
+        Console.WriteLine();
+        Console.WriteLine($"| layer + LIF, T = 4 (x frames) | GEMM rows x K | {string.Join(" | ", engines.Select(e => Engines[e].Name + " ms"))} | im2col / best implicit |");
+        Console.WriteLine($"| --- | --- |{string.Concat(engines.Select(_ => " ---: |"))} ---: |");
+        for (int i = 0; i < Layers.Length; i++)
+        {
+            var (model, g, h, w, frames) = Layers[i];
+            int cp = (g.InChannels + 15) / 16 * 16, at = i + Layers.Length;
+            double best = engines.Skip(1).Min(e => layerMs[(at, e)]);
+            Console.WriteLine($"| {model} {g.InChannels}->{g.OutChannels} s{g.StrideH} @{h}x{w} x{frames} | {g.OutChannels} x {9 * cp} | " +
+                $"{string.Join(" | ", engines.Select(e => layerMs[(at, e)].ToString("F3", CultureInfo.InvariantCulture)))} | {layerMs[(at, 0)] / best:F2}x |");
         }
     }
 
@@ -287,11 +302,11 @@ internal static class SpikeMmaCheck
     }
 
     /// <summary>The layer's output on <paramref name="frames"/> frames of random spikes (a third firing).</summary>
-    private static float[] LayerOutput(IBackend b, ConvGeometry g, int h, int w, int frames)
+    private static float[] LayerOutput(IBackend b, ConvGeometry g, int h, int w, int frames, bool lif = false)
     {
         var rng = new Random(2);
         var x = Enumerable.Range(0, frames * g.InChannels * h * w).Select(_ => rng.Next(3) == 0 ? 1f : 0f).ToArray();
-        return GpuCheck.RunConv(b, LayerSpec(g), x, frames, h, w);
+        return GpuCheck.RunConv(b, LayerSpec(g), x, frames, h, w, lif, timesteps: 4);
     }
 
     /// <summary>

@@ -172,43 +172,42 @@ internal static class SpikePipelinedKernels
 
     /// <summary>
     /// One round of the fused epilogue: local rows 0..63 of the shared sums are block rows (row / 32)·64 + <paramref name="half"/>
-    /// + row mod 32; thread k takes (row, pixel q) pairs, pixels fastest (consecutive threads write consecutive pixels).
+    /// + row mod 32. Thread k takes column pixel q = k mod PerStep (consecutive threads write consecutive pixels) and every
+    /// (128 / PerStep)-th local row from k / PerStep, so its pixel's image, frames and output offsets are found once.
+    /// Without a LIF <see cref="SpikeGemmKernels.Scaled{TFma}"/> into output[frame, oc, pix] (<see cref="SpikeGemmKernels.EpilogueInt{TFma}"/>'s
+    /// values); with one the T steps (local frames t·Items + image) through Scaled and <see cref="SpikeGemmKernels.LifSpike"/>
+    /// in order (<see cref="SpikeGemmKernels.EpilogueIntLif{TFma}"/>'s arithmetic), each spike written at its frame.
     /// </summary>
     private static void EpilogueRound<TFma>(ArrayView<int> shared, SpikeTiledKernels.Epilogue e, SpikeGemmArgs p, int r0, int half, Columns columns,
-        bool lif, int thread, int threads) where TFma : struct, IFma
+        bool lif, int thread) where TFma : struct, IFma
     {
-        for (int k = thread; k < 64 * columns.PerStep; k += threads)
+        int perStep = columns.PerStep, rowLanes = GroupThreads / perStep, rowLane = thread / perStep, q = thread - rowLane * perStep;
+        int pixel = columns.N0 + q;
+        if (rowLane >= rowLanes || pixel >= columns.Limit) return;
+        int image = pixel / p.OHW, pix = pixel - image * p.OHW, steps = lif ? p.Timesteps : 1;
+        long plane = (long)p.M * p.OHW;
+        // Output offsets of the first four steps' frames (T ≤ 4 in the models; later steps are found as they come).
+        long o0 = (long)p.Frame(image) * plane + pix, o1 = steps > 1 ? (long)p.Frame(p.Items + image) * plane + pix : 0;
+        long o2 = steps > 2 ? (long)p.Frame(2 * p.Items + image) * plane + pix : 0, o3 = steps > 3 ? (long)p.Frame(3 * p.Items + image) * plane + pix : 0;
+        for (int localRow = rowLane; localRow < 64; localRow += rowLanes)
         {
-            int localRow = k / columns.PerStep, q = k - localRow * columns.PerStep;
-            int r = r0 + (localRow >> 5) * WarpRows + half + (localRow & 31);
-            if (r >= p.M || columns.N0 + q >= columns.Limit) continue;
-            EpiloguePixel<TFma>(shared, localRow * SharedRow - columns.N0, columns.PerStep, e, p, r, columns.N0 + q, lif);
-        }
-    }
-
-    /// <summary>
-    /// The outputs of channel <paramref name="oc"/> at column pixel <paramref name="pixel"/>, its sum (step t's with a LIF) at
-    /// <paramref name="sums"/>[<paramref name="first"/> + pixel + t·<paramref name="stride"/>]. Without a LIF: GEMM column n =
-    /// pixel, <see cref="SpikeGemmKernels.Scaled{TFma}"/> into output[frame, oc, pix] (<see cref="SpikeGemmKernels.EpilogueInt{TFma}"/>'s
-    /// values). With one: pixel = image × OH·OW + pix, the T steps (local frames t·Items + image) through Scaled and
-    /// <see cref="SpikeGemmKernels.LifSpike"/> in order (<see cref="SpikeGemmKernels.EpilogueIntLif{TFma}"/>'s arithmetic),
-    /// each spike written at its frame.
-    /// </summary>
-    private static void EpiloguePixel<TFma>(ArrayView<int> sums, long first, int stride, SpikeTiledKernels.Epilogue e, SpikeGemmArgs p, int oc, int pixel, bool lif)
-        where TFma : struct, IFma
-    {
-        int image = pixel / p.OHW, pix = pixel - image * p.OHW;
-        if (!lif)
-        {
-            e.Output[((long)p.Frame(image) * p.M + oc) * p.OHW + pix] = SpikeGemmKernels.Scaled<TFma>(sums[first + pixel], oc, e.Scales, e.Bias, e.Bn, p);
-            return;
-        }
-        float v = 0f;
-        for (int t = 0; t < p.Timesteps; t++)
-        {
-            float x = SpikeGemmKernels.Scaled<TFma>(sums[first + pixel + (long)t * stride], oc, e.Scales, e.Bias, e.Bn, p);
-            v = SpikeGemmKernels.LifSpike(x, v, p.Threshold, out float spike);
-            e.Output[((long)p.Frame(t * p.Items + image) * p.M + oc) * p.OHW + pix] = spike;
+            int oc = r0 + (localRow >> 5) * WarpRows + half + (localRow & 31);
+            if (oc >= p.M) continue;
+            int at = localRow * SharedRow + q;
+            long row = (long)oc * p.OHW;
+            if (!lif)
+            {
+                e.Output[o0 + row] = SpikeGemmKernels.Scaled<TFma>(shared[at], oc, e.Scales, e.Bias, e.Bn, p);
+                continue;
+            }
+            float v = 0f;
+            for (int t = 0; t < steps; t++)
+            {
+                float x = SpikeGemmKernels.Scaled<TFma>(shared[at + t * perStep], oc, e.Scales, e.Bias, e.Bn, p);
+                v = SpikeGemmKernels.LifSpike(x, v, p.Threshold, out float spike);
+                long o = t == 0 ? o0 : t == 1 ? o1 : t == 2 ? o2 : t == 3 ? o3 : (long)p.Frame(t * p.Items + image) * plane + pix;
+                e.Output[o + row] = spike;
+            }
         }
     }
 
@@ -349,12 +348,12 @@ internal static class SpikePipelinedKernels
             Store00(new SharedSink(shared, localRow, column));
             Store01(new SharedSink(shared, localRow, column + 32));
             Group.Barrier();
-            EpilogueRound<TFma>(shared, epilogue, p, r0, 0, columns, lif, tid, GroupThreads);
+            EpilogueRound<TFma>(shared, epilogue, p, r0, 0, columns, lif, tid);
             Group.Barrier();
             Store10(new SharedSink(shared, localRow, column));
             Store11(new SharedSink(shared, localRow, column + 32));
             Group.Barrier();
-            EpilogueRound<TFma>(shared, epilogue, p, r0, 32, columns, lif, tid, GroupThreads);
+            EpilogueRound<TFma>(shared, epilogue, p, r0, 32, columns, lif, tid);
         }
         else
         {
@@ -419,15 +418,22 @@ internal static class SpikePipelinedKernels
         }
         Group.Barrier();
         if (!lif && !epilogue.Fused) return;
-        // The epilogue rounds of the tensor-core body, reading the sums back from memory instead of shared memory.
+        // The tensor-core body's epilogue rounds: each round's sums copied from memory into the ring's layout, then the
+        // 128 threads' round in turn.
+        var shared = stage.Cast<int>();
         for (int half = 0; half < 64; half += 32)
-            for (int k = Group.IdxX; k < 64 * columns.PerStep; k += Group.DimX)
+        {
+            Group.Barrier();
+            for (int k = Group.IdxX; k < 64 * BlockPixels; k += Group.DimX)
             {
-                int localRow = k / columns.PerStep, q = k - localRow * columns.PerStep;
-                int r = r0 + (localRow >> 5) * WarpRows + half + (localRow & 31);
-                if (r >= p.M || columns.N0 + q >= columns.Limit) continue;
-                EpiloguePixel<TFma>(sums, (long)r * p.Rows, columns.StepStride, epilogue, p, r, columns.N0 + q, lif);
+                int localRow = k / BlockPixels, c = k - localRow * BlockPixels;
+                int r = r0 + (localRow >> 5) * WarpRows + half + (localRow & 31), n = columns.N(c);
+                shared[localRow * SharedRow + c] = r < gemmRows && n < p.Valid ? sums[(long)r * p.Rows + n] : 0;
             }
+            Group.Barrier();
+            for (int thread = Group.IdxX; thread < GroupThreads; thread += Group.DimX)
+                EpilogueRound<TFma>(shared, epilogue, p, r0, half, columns, lif, thread);
+        }
     }
 
     /// <summary>The fallback's copy of one stage into the buffer at <paramref name="buffer"/>: every element, as the threads' cp.async would.</summary>

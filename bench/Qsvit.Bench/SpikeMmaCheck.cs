@@ -194,7 +194,7 @@ internal static class SpikeMmaCheck
             var (model, g, h, w, frames) = Layers[i];
             int cp = (g.InChannels + 15) / 16 * 16, rows = g.OutChannels;
             double best = engines.Skip(1).Min(e => layerMs[(i, e)]);
-            string takes = GpuSpikeConv.PipelinedPays(rows, lif: false) ? "pipelined" : GpuSpikeConv.TiledPays(rows, 1, lif: false) ? $"tiled {(GpuSpikeConv.TiledRowWarps(rows) == 2 ? "64x128" : "128x64")}" : GpuSpikeConv.ImplicitPays(rows) ? "warp tiles" : "im2col";
+            string takes = GpuSpikeConv.PipelinedPays(rows, 9 * cp, 1, lif: false) ? "pipelined" : GpuSpikeConv.TiledPays(rows, 1, lif: false) ? $"tiled {(GpuSpikeConv.TiledRowWarps(rows) == 2 ? "64x128" : "128x64")}" : GpuSpikeConv.ImplicitPays(rows) ? "warp tiles" : "im2col";
             Console.WriteLine($"| {model} {g.InChannels}->{rows} s{g.StrideH} @{h}x{w} x{frames} | {rows} x {9 * cp} | " +
                 $"{string.Join(" | ", engines.Select(e => layerMs[(i, e)].ToString("F3", CultureInfo.InvariantCulture)))} | {layerMs[(i, 0)] / best:F2}x | {takes} |");
         }

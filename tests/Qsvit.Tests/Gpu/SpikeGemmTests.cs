@@ -148,6 +148,13 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         Assert.False(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMaxRows + 1, 1, lif: false));
         Assert.False(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMinRows, 1, lif: true));
         Assert.False(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMinRows, 2, lif: false));
+        // The pipelined kernel by default: one digit, no LIF after it, 65–128 GEMM rows, K from 1152 (the 55M's 512→128).
+        Assert.True(GpuSpikeConv.PipelinedPays(128, 4608, 1, lif: false));
+        Assert.False(GpuSpikeConv.PipelinedPays(128, 4608, 1, lif: true));
+        Assert.False(GpuSpikeConv.PipelinedPays(128, 4608, 2, lif: false));
+        Assert.False(GpuSpikeConv.PipelinedPays(256, 9216, 1, lif: false));
+        Assert.False(GpuSpikeConv.PipelinedPays(64, 2304, 1, lif: false));
+        Assert.False(GpuSpikeConv.PipelinedPays(128, 576, 1, lif: false));
         var rng = new Random(4);
         ConvLayerSpec Spec(ConvGeometry g)
         {

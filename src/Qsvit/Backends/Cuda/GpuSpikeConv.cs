@@ -155,13 +155,19 @@ internal sealed class GpuSpikeConv : IDisposable
 
     /// <summary>
     /// Whether a call of an integer conv wider than 1×1 runs as the pipelined implicit GEMM (<see cref="SpikePipelinedKernels"/>:
-    /// 128 × 128 block tiles, cp.async stages, 64 × 64 warp tiles) rather than by <see cref="TiledPays"/> or
-    /// <see cref="ImplicitPays"/>: from <see cref="PipelinedMinRows"/> GEMM rows (the 128-row blocks are half empty below).
+    /// 128 × 128 block tiles, cp.async stages, 64 × 64 warp tiles, the epilogue fused) rather than by <see cref="TiledPays"/>,
+    /// <see cref="ImplicitPays"/> or im2col + cuBLAS: one int8 digit, no LIF after it, <see cref="PipelinedMinRows"/> to
+    /// <see cref="PipelinedMaxRows"/> GEMM rows and a reduction from <see cref="PipelinedMinK"/>: where the im2col columns
+    /// (taps × the input) cost more than the mma.sync kernel loses to cuBLAS's GEMM. Measured on an H200 (BENCHMARKS.md,
+    /// branch <c>igemm</c>): the 55M's 512→128 @56² (128 × 4608) 1.84 against 2.47 ms; from 256 rows, and under a LIF, it ran
+    /// 0.56–0.97x of im2col + cuBLAS (its mma.sync tiles reach about half the rate of cuBLAS's GEMM), and at 64 rows or a short
+    /// reduction no faster than the tiled kernel or im2col.
     /// </summary>
-    public static bool PipelinedPays(int gemmRows, bool lif) => gemmRows >= PipelinedMinRows;
+    public static bool PipelinedPays(int gemmRows, int k, int digits, bool lif) =>
+        digits == 1 && !lif && gemmRows >= PipelinedMinRows && gemmRows <= PipelinedMaxRows && k >= PipelinedMinK;
 
-    /// <summary>GEMM rows from which <see cref="PipelinedPays"/>.</summary>
-    public const int PipelinedMinRows = 128;
+    /// <summary>The bounds of <see cref="PipelinedPays"/>: GEMM rows 65–128 (one 128-row block), K from 1152.</summary>
+    public const int PipelinedMinRows = 65, PipelinedMaxRows = 128, PipelinedMinK = 1152;
 
     /// <summary>GEMM rows from which and up to which <see cref="TiledPays"/>.</summary>
     public const int TiledMinRows = 64, TiledMaxRows = 64;
@@ -489,7 +495,7 @@ internal sealed class SpikeGemmOps
     {
         SpikeInputGemm.TensorCoresPipelined => true,
         SpikeInputGemm.TensorCoresIm2col or SpikeInputGemm.TensorCoresImplicit or SpikeInputGemm.TensorCoresTiled => false,
-        _ => _blas is not null && GpuSpikeConv.PipelinedPays(layer.GemmRows, lif),
+        _ => _blas is not null && GpuSpikeConv.PipelinedPays(layer.GemmRows, layer.Kp, layer.Parts, lif),
     };
 
     /// <summary>

@@ -12,7 +12,8 @@ namespace Qsvit.Backends.Cuda;
 /// of <see cref="BlockRows"/> × <see cref="BlockPixels"/> computed by <see cref="Warps"/> warps of 64 × 64 each (2 × 2
 /// sub-tiles of <see cref="SpikeMmaKernels"/>'s 32 × 32 register layout: 128 accumulators a lane, four A and four B
 /// fragment quads per sub-tile, so 16 shared 16-byte loads feed 64 mma per stage where the 32 × 32 warp tiles of
-/// <see cref="SpikeTiledKernels"/> needed 8 for 16).
+/// <see cref="SpikeTiledKernels"/> needed 8 for 16). The four sub-tiles' zero, step and store methods are
+/// <see cref="SpikeMmaKernels"/>'s with their own register names (ILGPU's inline PTX takes literal strings).
 /// <para>
 /// A stage is 64 channels of one tap of the block's 128 A rows and 128 B pixels (<see cref="SpikeTiledKernels"/>'s
 /// stage layout and gather: the packed input is [pixel, Cp] int8, so a stage element is one 16-byte copy). Stages go

@@ -27,6 +27,12 @@ namespace Qsvit.Backends.Cuda;
 /// synchronously, and each of the 128 logical lanes adds its sub-tiles' products over the stage (read from shared memory
 /// as its fragments are) to the sums in memory, so the staging, the ring of buffers and the tile indexing are checked there too.
 /// </para>
+/// <para>
+/// The fused epilogue stages the accumulators in the ring in two rounds of 64 rows × 128 columns and writes them pixels
+/// fastest across the threads (<see cref="EpilogueRound{TFma}"/>, which the fallback runs on the same layout copied from
+/// its sums). cp.async needs the ring's shared-window address, which ILGPU has no in-kernel way to give: the kernel names
+/// ILGPU's PTX symbol for its only shared allocation, <c>__shared_alloca0</c> (checked in the generated PTX of ILGPU 1.5.3).
+/// </para>
 /// </summary>
 internal static class SpikePipelinedKernels
 {

@@ -10,14 +10,14 @@ using Qsvit.Tensors;
 namespace Qsvit.Bench;
 
 /// <summary>
-/// <c>spike-mma [CIFAR_MODEL] [SECONDS] [cpu]</c> (CIFAR_MODEL: the checkpoint, packed at setting 4 here, or a packed file): on a CUDA machine, the implicit-GEMM int8 convolutions
+/// <c>spike-mma [CIFAR_MODEL] [SECONDS] [cpu|gpu] [ENGINES]</c> (CIFAR_MODEL: the checkpoint, packed at setting 4 here, or a packed file): on a CUDA machine, the implicit-GEMM int8 convolutions
 /// (issue 13: warp tiles, <see cref="SpikeMmaKernels"/>, and tiled blocks with shared memory, <see cref="SpikeTiledKernels"/>)
 /// against im2col + cuBLAS int8 and the CPU's integer path: (1) random spike-input conv shapes (odd maps and channel
 /// counts, stride 2, partial tiles, 1–3 int8 digits) bit for bit, plain and with the fused LIF; (2) each 3×3 layer shape of
 /// the CIFAR model and the 55M preset at a few frames bit for bit against im2col, then timed every way at full size (x4000
 /// frames: batch 1000, T = 4; x128) (best of repetitions); (3) images/s of both models at setting 4 under the default rule
 /// with the tiled kernel from several GEMM-row bounds (∞: the rule before it), logits bit for bit equal across rules.
-/// Prints short tables last. With <c>cpu</c>, only (1) on a few shapes, on ILGPU's CPU accelerator (a smoke test without a GPU).
+/// Prints short tables last; SECONDS 0 stops after (2), ENGINES (indices, comma-separated) picks engines. With <c>cpu</c>, only (1) on a few shapes, on ILGPU's CPU accelerator (a smoke test without a GPU).
 /// </summary>
 internal static class SpikeMmaCheck
 {
@@ -27,6 +27,7 @@ internal static class SpikeMmaCheck
         ("im2col + cuBLAS", SpikeInputGemm.TensorCoresIm2col, 0, true), ("warp tiles", SpikeInputGemm.TensorCoresImplicit, 0, true),
         ("tiled 64x128", SpikeInputGemm.TensorCoresTiled, 2, true), ("tiled 128x64", SpikeInputGemm.TensorCoresTiled, 4, true),
         ("tiled, epilogue apart", SpikeInputGemm.TensorCoresTiled, 0, false),
+        ("pipelined 128x128", SpikeInputGemm.TensorCoresPipelined, 0, true), ("pipelined, epilogue apart", SpikeInputGemm.TensorCoresPipelined, 0, false),
     ];
 
     private static readonly (string Model, ConvGeometry G, int H, int W, int Frames)[] Layers =
@@ -128,13 +129,16 @@ internal static class SpikeMmaCheck
     public static int Run(string[] args)
     {
         var (cifarModel, seconds, smoke) = CheckArgs(args);
+        // [ENGINES] after the arguments: the indices of Engines to run, comma-separated (im2col, 0, always runs: the reference).
+        int[] engines = args.Length > 4 ? [0, .. args[4].Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).Where(v => v != 0)] : [.. Enumerable.Range(0, Engines.Length)];
         int failures = 0;
         using var cpu = new CpuBackend();
         var cases = RandomCases(new Random(13), smoke ? 4 : 48);
         var expected = cases.Select(c => (GpuCheck.RunConv(cpu, c.Spec, c.Input, c.Frames, c.H, c.W), GpuCheck.RunConv(cpu, c.Spec, c.Input, c.Frames, c.H, c.W, lif: true))).ToList();
         var layerMs = new Dictionary<(int, int), double>();
         var reference = new Dictionary<int, float[]>();
-        for (int e = 0; e < Engines.Length; e++)
+        var referenceLif = new Dictionary<int, float[]>();
+        foreach (int e in engines)
         {
             var clock = Stopwatch.StartNew();
             using var gpu = OpenEngine(Engines[e], smoke);
@@ -146,17 +150,21 @@ internal static class SpikeMmaCheck
                 var (model, g, h, w, frames) = Layers[i];
                 // Bit for bit against im2col at a few frames (the full map), then timed at full size.
                 var y = LayerOutput(gpu, g, h, w, model == "cifar" ? 16 : 4);
-                if (e == 0) reference[i] = y;
-                else if (!reference[i].AsSpan().SequenceEqual(y))
+                var spikes = LayerOutput(gpu, g, h, w, model == "cifar" ? 16 : 8, lif: true);
+                if (e == 0) (reference[i], referenceLif[i]) = (y, spikes);
+                else if (!reference[i].AsSpan().SequenceEqual(y) || !referenceLif[i].AsSpan().SequenceEqual(spikes))
                 {
                     failures++;
-                    Console.WriteLine($"  FAILED {model} {g} @{h}x{w}: differs from im2col + cuBLAS");
+                    Console.WriteLine($"  FAILED {model} {g} @{h}x{w}: differs from im2col + cuBLAS (conv or conv + LIF)");
                 }
                 layerMs[(i, e)] = TimeLayer(gpu, g, h, w, frames);
-                Console.WriteLine($"  {model} {g.InChannels}->{g.OutChannels} s{g.StrideH} @{h}x{w} x{frames}: {layerMs[(i, e)]:F3} ms");
+                layerMs[(i + Layers.Length, e)] = TimeLayer(gpu, g, h, w, frames, timesteps: 4);
+                Console.WriteLine($"  {model} {g.InChannels}->{g.OutChannels} s{g.StrideH} @{h}x{w} x{frames}: {layerMs[(i, e)]:F3} ms, + LIF (T = 4) {layerMs[(i + Layers.Length, e)]:F3} ms");
             }
         }
         if (smoke) return failures == 0 ? 0 : 1;
+        PrintLayers(layerMs, engines);
+        if (seconds <= 0) return failures == 0 ? 0 : 1; // per-layer only
         var models = SettingFourModels(cifarModel);
         var boundIps = new Dictionary<(string, int), double>();
         var logits = new Dictionary<string, float[]>();
@@ -167,24 +175,41 @@ internal static class SpikeMmaCheck
                 boundIps[(model.Name, bound)] = TimeAndCompare(gpu, $"tiled from {Bound(bound)} rows", model, seconds, logits, ref failures);
         }
         Console.WriteLine();
-        Console.WriteLine($"| layer (x frames) | GEMM rows x K | {string.Join(" | ", Engines.Select(e => e.Name + " ms"))} | im2col / best implicit | default takes |");
-        Console.WriteLine($"| --- | --- |{string.Concat(Engines.Select(_ => " ---: |"))} ---: | --- |");
-        for (int i = 0; i < Layers.Length; i++)
-        {
-            var (model, g, h, w, frames) = Layers[i];
-            int cp = (g.InChannels + 15) / 16 * 16, rows = g.OutChannels;
-            double best = Enumerable.Range(1, Engines.Length - 1).Min(e => layerMs[(i, e)]);
-            string takes = GpuSpikeConv.TiledPays(rows, 1, lif: false) ? $"tiled {(GpuSpikeConv.TiledRowWarps(rows) == 2 ? "64x128" : "128x64")}" : GpuSpikeConv.ImplicitPays(rows) ? "warp tiles" : "im2col";
-            Console.WriteLine($"| {model} {g.InChannels}->{rows} s{g.StrideH} @{h}x{w} x{frames} | {rows} x {9 * cp} | " +
-                $"{string.Join(" | ", Enumerable.Range(0, Engines.Length).Select(e => layerMs[(i, e)].ToString("F3", CultureInfo.InvariantCulture)))} | {layerMs[(i, 0)] / best:F2}x | {takes} |");
-        }
-        Console.WriteLine();
         Console.WriteLine($"| images/s, tiled from R GEMM rows | {string.Join(" | ", Bounds.Select(r => $"R = {Bound(r)}"))} |");
         Console.WriteLine($"| --- |{string.Concat(Bounds.Select(_ => " ---: |"))}");
         foreach (var (name, _, _) in models)
             Console.WriteLine($"| {name} | {string.Join(" | ", Bounds.Select(r => boundIps[(name, r)].ToString("F1", CultureInfo.InvariantCulture)))} |");
         Console.WriteLine(failures == 0 ? "all checks passed" : $"{failures} checks FAILED");
         return failures == 0 ? 0 : 1;
+    }
+
+    /// <summary>The per-layer table: each engine's ms, im2col over the best implicit engine, what the default rule takes (calls without a LIF).</summary>
+    private static void PrintLayers(Dictionary<(int, int), double> layerMs, int[] engines)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"| layer (x frames) | GEMM rows x K | {string.Join(" | ", engines.Select(e => Engines[e].Name + " ms"))} | im2col / best implicit | default takes |");
+        Console.WriteLine($"| --- | --- |{string.Concat(engines.Select(_ => " ---: |"))} ---: | --- |");
+        for (int i = 0; i < Layers.Length; i++)
+        {
+            var (model, g, h, w, frames) = Layers[i];
+            int cp = (g.InChannels + 15) / 16 * 16, rows = g.OutChannels;
+            double best = engines.Skip(1).Min(e => layerMs[(i, e)]);
+            string takes = GpuSpikeConv.PipelinedPays(rows, 9 * cp, 1, lif: false) ? "pipelined" : GpuSpikeConv.TiledPays(rows, 1, lif: false) ? $"tiled {(GpuSpikeConv.TiledRowWarps(rows) == 2 ? "64x128" : "128x64")}" : GpuSpikeConv.ImplicitPays(rows) ? "warp tiles" : "im2col";
+            Console.WriteLine($"| {model} {g.InChannels}->{rows} s{g.StrideH} @{h}x{w} x{frames} | {rows} x {9 * cp} | " +
+                $"{string.Join(" | ", engines.Select(e => layerMs[(i, e)].ToString("F3", CultureInfo.InvariantCulture)))} | {layerMs[(i, 0)] / best:F2}x | {takes} |");
+        }
+        if (!layerMs.ContainsKey((Layers.Length, 0))) return;
+        Console.WriteLine();
+        Console.WriteLine($"| layer + LIF, T = 4 (x frames) | GEMM rows x K | {string.Join(" | ", engines.Select(e => Engines[e].Name + " ms"))} | im2col / best implicit |");
+        Console.WriteLine($"| --- | --- |{string.Concat(engines.Select(_ => " ---: |"))} ---: |");
+        for (int i = 0; i < Layers.Length; i++)
+        {
+            var (model, g, h, w, frames) = Layers[i];
+            int cp = (g.InChannels + 15) / 16 * 16, at = i + Layers.Length;
+            double best = engines.Skip(1).Min(e => layerMs[(at, e)]);
+            Console.WriteLine($"| {model} {g.InChannels}->{g.OutChannels} s{g.StrideH} @{h}x{w} x{frames} | {g.OutChannels} x {9 * cp} | " +
+                $"{string.Join(" | ", engines.Select(e => layerMs[(at, e)].ToString("F3", CultureInfo.InvariantCulture)))} | {layerMs[(at, 0)] / best:F2}x |");
+        }
     }
 
     /// <summary>Images/s of a model under one rule; its logits must equal the first rule's bit for bit.</summary>
@@ -277,11 +302,11 @@ internal static class SpikeMmaCheck
     }
 
     /// <summary>The layer's output on <paramref name="frames"/> frames of random spikes (a third firing).</summary>
-    private static float[] LayerOutput(IBackend b, ConvGeometry g, int h, int w, int frames)
+    private static float[] LayerOutput(IBackend b, ConvGeometry g, int h, int w, int frames, bool lif = false)
     {
         var rng = new Random(2);
         var x = Enumerable.Range(0, frames * g.InChannels * h * w).Select(_ => rng.Next(3) == 0 ? 1f : 0f).ToArray();
-        return GpuCheck.RunConv(b, LayerSpec(g), x, frames, h, w);
+        return GpuCheck.RunConv(b, LayerSpec(g), x, frames, h, w, lif, timesteps: 4);
     }
 
     /// <summary>

@@ -18,7 +18,7 @@ internal sealed class DeviceOptions
     {
         Description = "GPU: how spike-input convolutions run: tensor (default; integer codes exact on int8 tensor cores, " +
             "fp32 weights as three bf16 pieces; 3x3 integer convs as implicit GEMMs and 1x1 ones as one fused kernel where that " +
-            "pays), tensor-im2col, tensor-implicit or tensor-tiled (every integer conv wider than 1x1 one way, for comparisons), " +
+            "pays), tensor-im2col, tensor-implicit, tensor-tiled or tensor-pipelined (every integer conv wider than 1x1 one way, for comparisons), " +
             "tensor-cublas-1x1 (integer 1x1 convs through cuBLAS's int8 GEMM instead of the fused kernel, for comparisons), " +
             "tensor-real-fused (every 1x1 conv of codes over real-valued input as one fused bf16 kernel), tensor-tf32-1x1 (every " +
             "integer 1x1 conv the fused kernel does not take as exact TF32 GEMMs on the spikes in place), or fp32 (SGEMM)",
@@ -63,10 +63,11 @@ internal sealed class DeviceOptions
             "tensor-im2col" => options with { SpikeGemm = SpikeInputGemm.TensorCoresIm2col },
             "tensor-implicit" => options with { SpikeGemm = SpikeInputGemm.TensorCoresImplicit },
             "tensor-tiled" => options with { SpikeGemm = SpikeInputGemm.TensorCoresTiled },
+            "tensor-pipelined" => options with { SpikeGemm = SpikeInputGemm.TensorCoresPipelined },
             "tensor-cublas-1x1" => options with { SpikeGemm = SpikeInputGemm.TensorCoresPointwiseCublas },
             "tensor-tf32-1x1" => options with { SpikeGemm = SpikeInputGemm.TensorCoresTf32Pointwise },
             "tensor-real-fused" => options with { SpikeGemm = SpikeInputGemm.TensorCoresRealFused },
-            var g => throw new QsvitException($"--gemm is tensor, tensor-im2col, tensor-implicit, tensor-tiled, tensor-cublas-1x1, tensor-real-fused, tensor-tf32-1x1 or fp32, not '{g}'"),
+            var g => throw new QsvitException($"--gemm is tensor, tensor-im2col, tensor-implicit, tensor-tiled, tensor-pipelined, tensor-cublas-1x1, tensor-real-fused, tensor-tf32-1x1 or fp32, not '{g}'"),
         };
     }
 

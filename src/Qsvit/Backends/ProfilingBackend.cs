@@ -107,8 +107,9 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
     {
         var (op1, shape1) = Describe(first, height, width, frames);
         var (op2, shape2) = Describe(second, height, width, frames);
+        string engine1 = first.EngineAt(height, width), engine2 = second.EngineAt(height, width);
         Time($"{op1} + lif + {op2}", $"{shape1}; {shape2}",
-            Inner.ConvLifConvEngine(first, second, frames, height, width, timesteps, recorder) ?? first.EngineAt(height, width),
+            Inner.ConvLifConvEngine(first, second, frames, height, width, timesteps, recorder) ?? (engine1 == engine2 ? engine1 : $"{engine1}; {engine2}"),
             () => Inner.ConvLifConv(first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder, second, output));
     }
 

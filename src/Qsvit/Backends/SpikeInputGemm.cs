@@ -9,7 +9,8 @@ public enum SpikeInputGemm
     /// order; with cuBLAS only, else the fp32 kernels). With cuBLAS, the real-valued-input 1×1 layers of codes up to 8 bits
     /// also run on tensor cores where that pays: the codes in bf16 against the input's three bf16 pieces (exact products,
     /// fp32 sums). Integer convs wider than 1×1 run as implicit GEMMs on int8 mma (sm_80 and later): tiled with shared
-    /// memory (<c>SpikeTiledKernels</c>) where <c>GpuSpikeConv.TiledPays</c>, else warp tiles (<c>SpikeMmaKernels</c>) where
+    /// memory (<c>SpikeTiledKernels</c>) where <c>GpuSpikeConv.TiledPays</c>, pipelined with cp.async stages
+    /// (<c>SpikePipelinedKernels</c>) where <c>GpuSpikeConv.PipelinedPays</c>, else warp tiles (<c>SpikeMmaKernels</c>) where
     /// <c>GpuSpikeConv.ImplicitPays</c>, else as im2col columns and the int8 GEMM. Integer 1×1 convs run as one fused
     /// kernel (<c>PointwiseMmaKernels</c>: input read in place, int8 mma, epilogue and LIF in registers) where
     /// <c>PointwiseMmaKernels.FusedPays</c>, else as packed columns and the int8 GEMM.
@@ -23,6 +24,8 @@ public enum SpikeInputGemm
     TensorCoresImplicit,
     /// <summary>As <see cref="TensorCores"/>, but every integer conv wider than 1×1 as a tiled implicit GEMM (shared-memory block tiles) where the kernel runs (for comparisons).</summary>
     TensorCoresTiled,
+    /// <summary>As <see cref="TensorCores"/>, but every integer conv wider than 1×1 as the pipelined implicit GEMM (cp.async stages, 64 × 64 warp tiles) where the kernel runs (for comparisons).</summary>
+    TensorCoresPipelined,
     /// <summary>As <see cref="TensorCores"/>, but every integer 1×1 conv through packed columns and cuBLAS's int8 GEMM instead of the fused pointwise kernel (for comparisons).</summary>
     TensorCoresPointwiseCublas,
     /// <summary>

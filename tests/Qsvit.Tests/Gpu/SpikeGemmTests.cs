@@ -87,6 +87,9 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         { new ConvGeometry(9, 40, 3, 3, 2, 2, 1, 1), 11, 9, 4, 12, 4 },   // two digits (80 rows: 128 × 64 blocks), stride 2 on an odd map, 120 pixels: two partial pixel blocks
         { new ConvGeometry(130, 5, 3, 3, 1, 1, 1, 1), 3, 2, 1, 16, 1 },  // three digits (15 rows in a 64 × 128 block), Cp 144: three stages per tap, a 3×2 map smaller than the block
         { new ConvGeometry(24, 64, 3, 3, 1, 1, 1, 1), 9, 10, 2, 4, 2 },  // 64 rows, one digit: tiled with the fused epilogue by default too
+        // SpikePipelinedKernels (every case above too): 128 × 128 blocks of 64 × 64 warp tiles, a ring of 3 stages
+        { new ConvGeometry(40, 150, 3, 3, 1, 1, 1, 1), 13, 11, 2, 4, 2 }, // 150 rows, 286 pixels: partial row and pixel blocks, Cp 48, one digit: the fused epilogue
+        { new ConvGeometry(17, 70, 3, 3, 1, 1, 1, 1), 4, 4, 4, 2, 4 },    // 4 frames of a 4×4 map: every window touches the border; 2-bit codes
     };
 
     /// <summary>
@@ -111,11 +114,12 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         using var layer = new GpuSpikeConv(acc, spec, codes);
         long length = (long)frames * g.OutChannels * g.OutH(h) * g.OutW(w);
         using var x = gpu.Upload(input);
-        foreach (var mode in new[] { SpikeInputGemm.TensorCoresImplicit, SpikeInputGemm.TensorCoresTiled, SpikeInputGemm.TensorCoresIm2col, SpikeInputGemm.TensorCores })
+        foreach (var mode in new[] { SpikeInputGemm.TensorCoresImplicit, SpikeInputGemm.TensorCoresTiled, SpikeInputGemm.TensorCoresPipelined, SpikeInputGemm.TensorCoresIm2col, SpikeInputGemm.TensorCores })
         {
             var ops = new SpikeGemmOps(acc, null, mode);
             bool implicitGemm = ops.Implicit(layer, h, w);
             Assert.Equal(mode != SpikeInputGemm.TensorCoresIm2col, implicitGemm);
+            Assert.Equal(mode == SpikeInputGemm.TensorCoresPipelined, ops.Pipelined(layer, lif: false));
             Assert.Equal(mode == SpikeInputGemm.TensorCoresTiled || (mode == SpikeInputGemm.TensorCores && GpuSpikeConv.TiledPays(layer.GemmRows, layer.Parts, lif: false)),
                 ops.Tiled(layer, lif: false));
             var (_, columnFloats, sumFloats) = SpikeGemmOps.Plan(layer, chunk, h, w, 1L << 30, implicitGemm: implicitGemm);
@@ -144,6 +148,13 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         Assert.False(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMaxRows + 1, 1, lif: false));
         Assert.False(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMinRows, 1, lif: true));
         Assert.False(GpuSpikeConv.TiledPays(GpuSpikeConv.TiledMinRows, 2, lif: false));
+        // The pipelined kernel by default: one digit, no LIF after it, 65–128 GEMM rows, K from 1152 (the 55M's 512→128).
+        Assert.True(GpuSpikeConv.PipelinedPays(128, 4608, 1, lif: false));
+        Assert.False(GpuSpikeConv.PipelinedPays(128, 4608, 1, lif: true));
+        Assert.False(GpuSpikeConv.PipelinedPays(128, 4608, 2, lif: false));
+        Assert.False(GpuSpikeConv.PipelinedPays(256, 9216, 1, lif: false));
+        Assert.False(GpuSpikeConv.PipelinedPays(64, 2304, 1, lif: false));
+        Assert.False(GpuSpikeConv.PipelinedPays(128, 576, 1, lif: false));
         var rng = new Random(4);
         ConvLayerSpec Spec(ConvGeometry g)
         {
@@ -242,16 +253,22 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f * (1 + Math.Abs(expected[i])), $"{i}: {actual[i]} vs {expected[i]}");
     }
 
-    public static TheoryData<ConvGeometry, int, int, int, int, SpikeInputGemm> FusedLifLayers => new()
+    public static TheoryData<ConvGeometry, int, int, int, int, SpikeInputGemm, int> FusedLifLayers => new()
     {
-        // geometry, input h, w, bits, images per chunk, how the 3×3 convs run
-        { new ConvGeometry(5, 7, 3, 3, 1, 1, 1, 1), 6, 5, 4, 1, SpikeInputGemm.TensorCoresIm2col },    // 30 outputs per plane: one per epilogue thread
-        { new ConvGeometry(5, 7, 3, 3, 1, 1, 1, 1), 6, 5, 4, 1, SpikeInputGemm.TensorCoresImplicit },  // the same as an implicit GEMM
-        { new ConvGeometry(33, 17, 1, 1), 4, 3, 8, 2, SpikeInputGemm.TensorCores },                  // 1×1: the packed spikes are the columns; 12 per plane: four per thread
-        { new ConvGeometry(16, 40, 3, 3, 2, 2, 1, 1), 7, 8, 12, 3, SpikeInputGemm.TensorCoresIm2col }, // two int8 digits, stride 2, every image in one chunk
-        { new ConvGeometry(16, 40, 3, 3, 2, 2, 1, 1), 7, 8, 12, 3, SpikeInputGemm.TensorCoresImplicit },
-        { new ConvGeometry(16, 40, 3, 3, 2, 2, 1, 1), 7, 8, 12, 3, SpikeInputGemm.TensorCoresTiled },   // tiled blocks of 128 × 64
-        { new ConvGeometry(21, 9, 3, 3, 1, 1, 1, 1), 5, 6, 4, 2, SpikeInputGemm.TensorCoresTiled },     // tiled blocks of 64 × 128, two chunks of images
+        // geometry, input h, w, bits, images per chunk, how the 3×3 convs run, T
+        { new ConvGeometry(5, 7, 3, 3, 1, 1, 1, 1), 6, 5, 4, 1, SpikeInputGemm.TensorCoresIm2col, 2 },    // 30 outputs per plane: one per epilogue thread
+        { new ConvGeometry(5, 7, 3, 3, 1, 1, 1, 1), 6, 5, 4, 1, SpikeInputGemm.TensorCoresImplicit, 2 },  // the same as an implicit GEMM
+        { new ConvGeometry(33, 17, 1, 1), 4, 3, 8, 2, SpikeInputGemm.TensorCores, 2 },                  // 1×1: the packed spikes are the columns; 12 per plane: four per thread
+        { new ConvGeometry(16, 40, 3, 3, 2, 2, 1, 1), 7, 8, 12, 3, SpikeInputGemm.TensorCoresIm2col, 2 }, // two int8 digits, stride 2, every image in one chunk
+        { new ConvGeometry(16, 40, 3, 3, 2, 2, 1, 1), 7, 8, 12, 3, SpikeInputGemm.TensorCoresImplicit, 2 },
+        { new ConvGeometry(16, 40, 3, 3, 2, 2, 1, 1), 7, 8, 12, 3, SpikeInputGemm.TensorCoresTiled, 2 },   // tiled blocks of 128 × 64
+        { new ConvGeometry(21, 9, 3, 3, 1, 1, 1, 1), 5, 6, 4, 2, SpikeInputGemm.TensorCoresTiled, 2 },     // tiled blocks of 64 × 128, two chunks of images
+        { new ConvGeometry(16, 40, 3, 3, 2, 2, 1, 1), 7, 8, 12, 3, SpikeInputGemm.TensorCoresPipelined, 2 }, // pipelined 128 × 128 blocks, two digits
+        { new ConvGeometry(21, 9, 3, 3, 1, 1, 1, 1), 5, 6, 4, 2, SpikeInputGemm.TensorCoresPipelined, 2 },
+        // The pipelined kernel's LIF epilogue: 128 / T pixels × T steps per block (T = 3: 42 pixels, two columns unused)
+        { new ConvGeometry(21, 9, 3, 3, 1, 1, 1, 1), 5, 6, 4, 1, SpikeInputGemm.TensorCoresPipelined, 1 },
+        { new ConvGeometry(21, 9, 3, 3, 1, 1, 1, 1), 9, 7, 4, 2, SpikeInputGemm.TensorCoresPipelined, 3 },
+        { new ConvGeometry(40, 130, 3, 3, 1, 1, 1, 1), 8, 9, 4, 3, SpikeInputGemm.TensorCoresPipelined, 4 },   // 130 rows: a partial second row block
     };
 
     /// <summary>
@@ -260,9 +277,10 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
     /// </summary>
     [Theory]
     [MemberData(nameof(FusedLifLayers))]
-    public void FusedLifEqualsConvThenLif(ConvGeometry g, int h, int w, int bits, int imagesPerChunk, SpikeInputGemm mode)
+    public void FusedLifEqualsConvThenLif(ConvGeometry g, int h, int w, int bits, int imagesPerChunk, SpikeInputGemm mode, int timesteps)
     {
-        const int timesteps = 2, batch = 3, frames = timesteps * batch;
+        const int batch = 3;
+        int frames = timesteps * batch;
         var rng = new Random(g.GetHashCode());
         var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
         var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();

@@ -309,11 +309,16 @@ public sealed partial class CudaBackend : IBackend
                 : fusedOps.Tf32(pointwise, 1, h, w, 0) ? "cuBLAS TF32 tensor cores, spikes in place (exact)" : null;
         else if (layer.Spike is { Integer: true } spike && _spike is { } ops)
         {
-            // The tiled kernel runs the calls without a LIF after them; under a LIF the warp tiles (or, with --gemm tensor-tiled, the tiles) run.
-            string engine = ops.Tiled(spike, lif: false)
-                ? ops.Tiled(spike, lif: true) ? "tiled implicit GEMM, int8 mma.sync, shared memory (exact)" : "tiled implicit GEMM + fused epilogue, int8 mma.sync (exact; warp tiles under a LIF)"
+            // Calls with and without a LIF after them may run on different kernels: both are named where they differ.
+            string Engine(bool lif) => ops.Pipelined(spike, lif) ? "pipelined implicit GEMM + fused epilogue, int8 mma.sync, cp.async stages (exact)"
+                : ops.Tiled(spike, lif) ? lif ? "tiled implicit GEMM, int8 mma.sync, shared memory (exact)" : "tiled implicit GEMM + fused epilogue, int8 mma.sync (exact)"
                 : "implicit GEMM, int8 mma.sync (exact)";
-            layer.SpikeEngineAt = (h, w) => ops.Implicit(spike, h, w) ? engine : null;
+            string plain = Engine(false), underLif = Engine(true);
+            string engine = plain == underLif ? plain : $"{plain}; under a LIF: {underLif}";
+            string im2col = layer.Engine;
+            layer.SpikeEngineAt = (h, w) => ops.Implicit(spike, h, w) && ops.Implicit(spike, h, w, lif: true) ? engine
+                : ops.Implicit(spike, h, w) ? $"{plain}; under a LIF: {im2col}"
+                : ops.Implicit(spike, h, w, lif: true) ? $"{im2col}; under a LIF: {underLif}" : null;
         }
         return layer;
     }

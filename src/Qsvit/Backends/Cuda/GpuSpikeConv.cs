@@ -153,6 +153,22 @@ internal sealed class GpuSpikeConv : IDisposable
     public static bool TiledPays(int gemmRows, int digits, bool lif, int minRows = TiledMinRows, int maxRows = TiledMaxRows) =>
         digits == 1 && !lif && gemmRows >= minRows && gemmRows <= maxRows;
 
+    /// <summary>
+    /// Whether a call of an integer conv wider than 1×1 runs as the pipelined implicit GEMM (<see cref="SpikePipelinedKernels"/>:
+    /// 128 × 128 block tiles, cp.async stages, 64 × 64 warp tiles, the epilogue fused) rather than by <see cref="TiledPays"/>,
+    /// <see cref="ImplicitPays"/> or im2col + cuBLAS: one int8 digit, no LIF after it, <see cref="PipelinedMinRows"/> to
+    /// <see cref="PipelinedMaxRows"/> GEMM rows and a reduction from <see cref="PipelinedMinK"/>: where the im2col columns
+    /// (taps × the input) cost more than the mma.sync kernel loses to cuBLAS's GEMM. Measured on an H200 (BENCHMARKS.md,
+    /// branch <c>igemm</c>): the 55M's 512→128 @56² (128 × 4608) 1.84 against 2.47 ms; from 256 rows, and under a LIF, it ran
+    /// 0.56–0.97x of im2col + cuBLAS (its mma.sync tiles reach about half the rate of cuBLAS's GEMM), and at 64 rows or a short
+    /// reduction no faster than the tiled kernel or im2col.
+    /// </summary>
+    public static bool PipelinedPays(int gemmRows, int k, int digits, bool lif) =>
+        digits == 1 && !lif && gemmRows >= PipelinedMinRows && gemmRows <= PipelinedMaxRows && k >= PipelinedMinK;
+
+    /// <summary>The bounds of <see cref="PipelinedPays"/>: GEMM rows 65–128 (one 128-row block), K from 1152.</summary>
+    public const int PipelinedMinRows = 65, PipelinedMaxRows = 128, PipelinedMinK = 1152;
+
     /// <summary>GEMM rows from which and up to which <see cref="TiledPays"/>.</summary>
     public const int TiledMinRows = 64, TiledMaxRows = 64;
 
@@ -354,6 +370,9 @@ internal sealed partial class SpikeGemmOps
     /// <summary>The tiled implicit-GEMM kernel (<see cref="SpikeTiledKernels"/>); null where <see cref="_implicitConv"/> is.</summary>
     private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, int>? _tiledConv;
     private readonly int _tiledGroup;
+    /// <summary>The pipelined implicit-GEMM kernel (<see cref="SpikePipelinedKernels"/>); null where <see cref="_implicitConv"/> is.</summary>
+    private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, long, long>? _pipelinedConv;
+    private readonly int _pipelinedGroup;
     private readonly SpikeInputGemm _mode;
     private readonly int _implicitMaxRows, _tiledMinRows, _tiledMaxRows, _tiledRowWarps;
     /// <summary>Whether the tiled kernel applies the epilogue itself where it can (one digit, no LIF); benchmarks compare both.</summary>
@@ -401,8 +420,13 @@ internal sealed partial class SpikeGemmOps
                 ? acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, int>(SpikeTiledKernels.Conv<ContractedFma>)
                 : acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, int>(SpikeTiledKernels.Conv<ExactFma>);
         }
+        if (_tiledConv is not null)
+            _pipelinedConv = cuda
+                ? acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, long, long>(SpikePipelinedKernels.Conv<ContractedFma>)
+                : acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, long, long>(SpikePipelinedKernels.Conv<ExactFma>);
         // One warp per 32 lanes of the block on CUDA; one thread per group on the CPU accelerator (barriers switch OS threads).
         _tiledGroup = cuda ? SpikeTiledKernels.GroupThreads : 1;
+        _pipelinedGroup = cuda ? SpikePipelinedKernels.GroupThreads : 1;
         // Its groups are four warps (tests run it on a CPU accelerator with groups that large).
         if ((!cuda || ((CudaAccelerator)acc).Architecture >= CudaArchitecture.SM_80) && mode != SpikeInputGemm.TensorCoresPointwiseCublas
             && acc.MaxNumThreadsPerGroup >= PointwiseMmaKernels.GroupSize)
@@ -456,8 +480,8 @@ internal sealed partial class SpikeGemmOps
     public bool Implicit(GpuSpikeConv layer, int h, int w, bool lif = false) => _implicitConv is not null && layer.Integer && !layer.Pointwise && _mode switch
     {
         SpikeInputGemm.TensorCoresIm2col => false,
-        SpikeInputGemm.TensorCoresImplicit or SpikeInputGemm.TensorCoresTiled => true,
-        _ => _blas is null || Tiled(layer, lif) || GpuSpikeConv.ImplicitPays(layer.GemmRows, _implicitMaxRows),
+        SpikeInputGemm.TensorCoresImplicit or SpikeInputGemm.TensorCoresTiled or SpikeInputGemm.TensorCoresPipelined => true,
+        _ => _blas is null || Tiled(layer, lif) || Pipelined(layer, lif) || GpuSpikeConv.ImplicitPays(layer.GemmRows, _implicitMaxRows),
     };
 
     /// <summary>
@@ -468,9 +492,21 @@ internal sealed partial class SpikeGemmOps
     public bool Tiled(GpuSpikeConv layer, bool lif) => _tiledConv is not null && layer.Integer && !layer.Pointwise && _mode switch
     {
         SpikeInputGemm.TensorCoresTiled => true,
-        SpikeInputGemm.TensorCoresIm2col or SpikeInputGemm.TensorCoresImplicit => false,
+        SpikeInputGemm.TensorCoresIm2col or SpikeInputGemm.TensorCoresImplicit or SpikeInputGemm.TensorCoresPipelined => false,
         // The choices that concern 1×1 layers leave the wider ones to the default rule.
-        _ => GpuSpikeConv.TiledPays(layer.GemmRows, layer.Parts, lif, _tiledMinRows, _tiledMaxRows),
+        _ => GpuSpikeConv.TiledPays(layer.GemmRows, layer.Parts, lif, _tiledMinRows, _tiledMaxRows) && !Pipelined(layer, lif),
+    };
+
+    /// <summary>
+    /// Whether an implicit GEMM of <paramref name="layer"/> (<see cref="Implicit"/>), with a fused LIF when
+    /// <paramref name="lif"/>, runs on the pipelined kernel (<see cref="SpikePipelinedKernels"/>): as
+    /// <see cref="GpuSpikeConv.PipelinedPays"/> says, always with <c>--gemm tensor-pipelined</c>.
+    /// </summary>
+    public bool Pipelined(GpuSpikeConv layer, bool lif) => _pipelinedConv is not null && layer.Integer && !layer.Pointwise && _mode switch
+    {
+        SpikeInputGemm.TensorCoresPipelined => true,
+        SpikeInputGemm.TensorCoresIm2col or SpikeInputGemm.TensorCoresImplicit or SpikeInputGemm.TensorCoresTiled => false,
+        _ => _blas is not null && GpuSpikeConv.PipelinedPays(layer.GemmRows, layer.Kp, layer.Parts, lif),
     };
 
     /// <summary>
@@ -745,7 +781,17 @@ internal sealed partial class SpikeGemmOps
                 var cols = colRegion.Cast<sbyte>();
                 var c = sums.Cast<int>();
                 bool fused = false;
-                if (mma && Tiled(layer, timesteps > 0))
+                if (mma && Pipelined(layer, timesteps > 0))
+                {
+                    // One digit: the epilogue (and the LIF) runs in the kernel and the sums never reach memory.
+                    fused = p.Parts == 1 && _tiledFuses && (timesteps == 0 || SpikePipelinedKernels.StepsFit(timesteps));
+                    int kind = !fused ? SpikePipelinedKernels.SumsOut : timesteps > 0 ? SpikePipelinedKernels.SpikesOut : SpikePipelinedKernels.OutputsOut;
+                    int groups = kind == SpikePipelinedKernels.SpikesOut ? SpikePipelinedKernels.Groups(pm, items * ohw, timesteps) : SpikePipelinedKernels.Groups(pm, (int)rows);
+                    var weights = ((ArrayView<sbyte>)layer.S8!.View).Cast<int>();
+                    _pipelinedConv!(new KernelConfig(new Index1D(groups), new Index1D(_pipelinedGroup)), packed.Cast<int>(), weights, c, output,
+                        layer.Scales!.View, bias, bn, p, pm, kind, packed.LoadEffectiveAddressAsPtr().ToInt64(), weights.LoadEffectiveAddressAsPtr().ToInt64());
+                }
+                else if (mma && Tiled(layer, timesteps > 0))
                 {
                     // One digit without a LIF: the tiled kernel applies the epilogue itself and the sums never reach memory.
                     fused = p.Parts == 1 && timesteps == 0 && _tiledFuses;
@@ -763,7 +809,8 @@ internal sealed partial class SpikeGemmOps
                     _blas.GemmInt8(shape, layer.S8!.NativePtr, cols.LoadEffectiveAddressAsPtr(), c.LoadEffectiveAddressAsPtr());
                 else
                     _gemmS8((int)(pm * rows), layer.S8!.View, cols, c, (int)rows, gk);
-                if (timesteps > 0) _epilogueIntLif(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
+                // A fused epilogue wrote the outputs (or the LIF's spikes) already.
+                if (!fused && timesteps > 0) _epilogueIntLif(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
                 else if (!fused) _epilogueInt(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
             }
             else

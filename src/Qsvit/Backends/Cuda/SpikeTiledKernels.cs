@@ -74,7 +74,7 @@ internal static class SpikeTiledKernels
     }
 
     /// <summary>The fused epilogue's views, or none (<see cref="Fused"/> false: the sums go to memory).</summary>
-    private readonly struct Epilogue(ArrayView<float> output, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p, bool fused)
+    internal readonly struct Epilogue(ArrayView<float> output, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, SpikeGemmArgs p, bool fused)
     {
         public readonly ArrayView<float> Output = output, Scales = scales, Bias = bias, Bn = bn;
         public readonly SpikeGemmArgs P = p;
@@ -164,7 +164,7 @@ internal static class SpikeTiledKernels
     /// its quad at the window's top-left input pixel (iy0, ix0), which may lie outside the map; a pixel past the valid ones
     /// gets iy0 far outside).
     /// </summary>
-    private static void Source(int i, SpikeGemmArgs p, int gemmRows, int r0, int n0, int blockRows, out bool isA, out int at, out int iy0, out int ix0, out int quad)
+    internal static void Source(int i, SpikeGemmArgs p, int gemmRows, int r0, int n0, int blockRows, out bool isA, out int at, out int iy0, out int ix0, out int quad)
     {
         quad = i & 3;
         int line = i >> 2;
@@ -194,7 +194,7 @@ internal static class SpikeTiledKernels
     }
 
     /// <summary>The next stage: 64 channels further, or the next tap's first (<paramref name="tapPixel"/>: its offset in input quads).</summary>
-    private static void Advance(SpikeGemmArgs p, ref int ky, ref int kx, ref int tapQuad, ref int tapPixel, ref int cq)
+    internal static void Advance(SpikeGemmArgs p, ref int ky, ref int kx, ref int tapQuad, ref int tapPixel, ref int cq)
     {
         int pixelQuads = p.Cp / 16;
         cq += 4;
@@ -209,7 +209,7 @@ internal static class SpikeTiledKernels
     }
 
     /// <summary>Stages of the reduction: taps × 64-channel chunks of Cp.</summary>
-    private static int Stages(SpikeGemmArgs p) => p.KH * p.KW * ((p.Cp / 16 + 3) / 4);
+    internal static int Stages(SpikeGemmArgs p) => p.KH * p.KW * ((p.Cp / 16 + 3) / 4);
 
     /// <summary>
     /// The tensor-core body: thread i gathers stage elements i, i + 256, i + 512 (A rows, then B pixels: 768 for both block

@@ -99,6 +99,12 @@ public interface IBackend : IDisposable
         DeviceBuffer output) =>
         RunRepConv(this, first, padValues, depthwise, pointwise, input, frames, height, width, output);
 
+    /// <summary>
+    /// What runs <see cref="RepConv"/> of these layers where the backend runs it other than as its three ops (profiles name
+    /// it); null where it runs the three ops (profiles name their engines).
+    /// </summary>
+    string? RepConvEngine(ConvLayer first, ConvLayer depthwise, ConvLayer pointwise, int height, int width) => null;
+
     /// <summary><see cref="RepConv"/> as its three ops on <paramref name="backend"/>.</summary>
     static void RunRepConv(IBackend backend, ConvLayer first, DeviceBuffer padValues, ConvLayer depthwise, ConvLayer pointwise, DeviceBuffer input,
         int frames, int height, int width, DeviceBuffer output)

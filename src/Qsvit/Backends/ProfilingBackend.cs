@@ -136,7 +136,8 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
     {
         var g = pointwise.Geometry;
         Time("repconv", $"{g.InChannels}->{g.OutChannels} @{height}x{width} x{frames}",
-            $"{first.EngineAt(height, width)}; {depthwise.EngineAt(height + 2, width + 2)}; {pointwise.EngineAt(height, width)}",
+            Inner.RepConvEngine(first, depthwise, pointwise, height, width)
+            ?? $"{first.EngineAt(height, width)}; {depthwise.EngineAt(height + 2, width + 2)}; {pointwise.EngineAt(height, width)}",
             () => Inner.RepConv(first, padValues, depthwise, pointwise, input, frames, height, width, output));
     }
 

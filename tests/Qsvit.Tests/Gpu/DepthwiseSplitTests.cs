@@ -116,6 +116,10 @@ public sealed class DepthwiseSplitTests(SplitAcceleratorFixture gpu) : IClassFix
         Assert.False(backend.DepthwiseSplitPays(d, fp32, 8, 8));
         Assert.False(backend.DepthwiseSplitPays(d, twelve, 8, 8));
         Assert.False(backend.DepthwiseSplitPays(d, p, 4, 4));
+        // Profiles name the path where it runs, and the three ops' engines elsewhere.
+        Assert.Contains("depthwise 3x3 inside the bf16 split", backend.RepConvEngine(f, d, p, 8, 8));
+        Assert.Null(backend.RepConvEngine(f, d, p, 4, 4));
+        Assert.Null(backend.RepConvEngine(f, d, fp32, 8, 8));
         Assert.Equal(0, DepthwiseSplitKernels.BlockChannels(40, 40, out _));
         Assert.False(backend.DepthwiseSplitPays(d, p, 40, 40));
         using (var plain = CudaBackend.OnCpuAccelerator(SpikeInputGemm.Fp32, split: true))

@@ -24,6 +24,11 @@ public sealed partial class CudaBackend
         && (long)height * width >= DepthwiseSplitMinPixels && GpuSpikeConv.RealInputPays(pw.Geometry, height, width, pw.RealCodesFused)
         && _spike.DepthwiseSplitFits(dw, real, height, width);
 
+    public string? RepConvEngine(ConvLayer first, ConvLayer depthwise, ConvLayer pointwise, int height, int width) =>
+        DepthwiseSplitPays(depthwise, pointwise, height, width)
+            ? $"{first.EngineAt(height, width)}; depthwise 3x3 inside the bf16 split; {pointwise.EngineAt(height, width)}"
+            : null;
+
     /// <summary>
     /// <see cref="RepConv"/> where <see cref="DepthwiseSplitPays"/>: a first 1×1 on the packed int8 path
     /// (<see cref="SpikeGemmOps.SumsFeedDepthwise"/>) leaves its int32 sums for the kernel, which applies its epilogue (its

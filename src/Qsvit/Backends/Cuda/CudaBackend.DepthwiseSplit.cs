@@ -16,8 +16,8 @@ public sealed partial class CudaBackend
     /// on cuBLAS's bf16 path or its fallback, as <see cref="GpuSpikeConv.RealInputPays"/> takes them at this size), on maps
     /// of at least <see cref="DepthwiseSplitMinPixels"/>. Measured on an H200 (BENCHMARKS.md, ninth session, branch
     /// <c>dwreal</c>) at the 55M's 512 and 640 channels at 14×14: 0.77x / 0.79x the three ops' time (6.48 against 8.37 and
-    /// 2.85 against 3.63 ms a pass), the 55M at batch 32 1.064x the images/s; smaller maps (CIFAR's 4×4, unmeasured) run
-    /// the three ops.
+    /// 2.85 against 3.63 ms a pass), the 55M at batch 32 1.064x the images/s; from 4×4 (CIFAR's 192-channel stage) the CIFAR
+    /// model ran 0.995x the images/s (the ninth session's merged build), so smaller maps run the three ops.
     /// </summary>
     internal bool DepthwiseSplitPays(ConvLayer depthwise, ConvLayer pointwise, int height, int width) =>
         _spike is not null && depthwise is CudaConvLayer { Gpu: { } dw } && pointwise is CudaConvLayer { RealCodes: { } real } pw

@@ -770,8 +770,7 @@ internal sealed partial class SpikeGemmOps
             int tiles = (p.PackRows + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile * ((layer.Cp + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile);
             var config = new KernelConfig(new Index1D(tiles), new Index1D(_group));
             var pack = layer.Pointwise ? colRegion : packed;
-            int pm = layer.GemmRows, gk = layer.GemmK;
-            var shape = new RowMajorGemm(false, true, pm, (int)rows, gk, gk, gk, (int)rows);
+            int pm = layer.GemmRows;
             if (layer.Integer) _packS8(p.PackRows * (layer.Cp / SpikeGemmKernels.ChannelAlign), input, pack.Cast<sbyte>(), p);
             else if (layer.RealInput) _packSplit(config, input, pack.Cast<ushort>(), p);
             else _packBf16(config, input, pack.Cast<ushort>(), p);
@@ -805,27 +804,39 @@ internal sealed partial class SpikeGemmOps
                     _implicitConv!(new KernelConfig(new Index1D((int)groups), new Index1D(_mmaGroup)), packed.Cast<int>(),
                         ((ArrayView<sbyte>)layer.S8!.View).Cast<int>(), c, p, pm);
                 }
-                else if (_blas is not null)
-                    _blas.GemmInt8(shape, layer.S8!.NativePtr, cols.LoadEffectiveAddressAsPtr(), c.LoadEffectiveAddressAsPtr());
-                else
-                    _gemmS8((int)(pm * rows), layer.S8!.View, cols, c, (int)rows, gk);
+                else GemmS8(layer, cols, c, (int)rows);
                 // A fused epilogue wrote the outputs (or the LIF's spikes) already.
                 if (!fused && timesteps > 0) _epilogueIntLif(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
                 else if (!fused) _epilogueInt(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
             }
             else
             {
-                var cols = colRegion.Cast<ushort>();
-                if (_blas is not null)
-                    _blas.GemmEx(shape, 1, layer.Bf16!.NativePtr, CudaDataType.R16BF, cols.LoadEffectiveAddressAsPtr(), CudaDataType.R16BF,
-                        0, sums.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, CublasComputeType.F32);
-                else
-                    _gemmBf16((int)(pm * rows), layer.Bf16!.View, cols, sums, (int)rows, gk);
+                GemmBf16(layer, colRegion.Cast<ushort>(), sums, (int)rows);
                 if (layer.RealInput) _epilogueScaled(epilogueThreads, sums, output, layer.Scales!.View, bias, bn, p);
                 else _epilogueSplit(epilogueThreads, sums, output, bias, bn, p);
             }
         }
     }
+
+    /// <summary>sums[GemmRows, rows] = the layer's int8 codes · columnsᵀ (int32, exact): cuBLAS's int8 GEMM, or the ILGPU kernel without cuBLAS.</summary>
+    private void GemmS8(GpuSpikeConv layer, ArrayView<sbyte> columns, ArrayView<int> sums, int rows)
+    {
+        if (_blas is not null)
+            _blas.GemmInt8(new RowMajorGemm(false, true, layer.GemmRows, rows, layer.GemmK, layer.GemmK, layer.GemmK, rows), layer.S8!.NativePtr,
+                columns.LoadEffectiveAddressAsPtr(), sums.LoadEffectiveAddressAsPtr());
+        else _gemmS8((int)((long)layer.GemmRows * rows), layer.S8!.View, columns, sums, rows, layer.GemmK);
+    }
+
+    /// <summary>sums[GemmRows, rows] = the layer's bf16 weights · columnsᵀ (fp32 sums): cuBLAS's bf16 GEMM, or the ILGPU kernel without cuBLAS.</summary>
+    private void GemmBf16(GpuSpikeConv layer, ArrayView<ushort> columns, ArrayView<float> sums, int rows)
+    {
+        if (_blas is not null)
+            _blas.GemmEx(new RowMajorGemm(false, true, layer.GemmRows, rows, layer.GemmK, layer.GemmK, layer.GemmK, rows), 1, layer.Bf16!.NativePtr,
+                CudaDataType.R16BF, columns.LoadEffectiveAddressAsPtr(), CudaDataType.R16BF, 0, sums.LoadEffectiveAddressAsPtr(), CudaDataType.R32F,
+                CublasComputeType.F32);
+        else _gemmBf16((int)((long)layer.GemmRows * rows), layer.Bf16!.View, columns, sums, rows, layer.GemmK);
+    }
+
     /// <summary>
     /// <see cref="Conv"/> of a layer that <see cref="Tf32"/> takes: out[f] = A · in[f] for every frame f (A the codes as fp32
     /// [M, K], in[f] the frame's [K, h·w] spikes, out[f] its [M, h·w] outputs), exact sums in fp32, then the epilogue in place.

@@ -1,6 +1,5 @@
 using ILGPU;
 using ILGPU.Runtime;
-using Qsvit.Backends.Cuda.Native;
 
 namespace Qsvit.Backends.Cuda;
 
@@ -74,10 +73,7 @@ internal sealed partial class SpikeGemmOps
                 var packed = firstPacked.Cast<sbyte>();
                 var s = firstSums.Cast<int>();
                 _packS8((int)(rows * (first.Cp / SpikeGemmKernels.ChannelAlign)), source, packed, a);
-                if (_blas is not null)
-                    _blas.GemmInt8(new RowMajorGemm(false, true, first.GemmRows, (int)rows, first.GemmK, first.GemmK, first.GemmK, (int)rows), first.S8!.NativePtr,
-                        packed.LoadEffectiveAddressAsPtr(), s.LoadEffectiveAddressAsPtr());
-                else _gemmS8((int)(first.GemmRows * rows), first.S8!.View, packed, s, (int)rows, first.GemmK);
+                GemmS8(first, packed, s, (int)rows);
             }
             var d = new DepthwiseSplitArgs
             {
@@ -97,10 +93,7 @@ internal sealed partial class SpikeGemmOps
                 Frame0 = f0, Rows = (int)rows, M = m, OHW = hw, Parts = 1, HasBias = real.Bias is null ? 0 : 1, BnCount = real.BnCount,
                 PerThread = hw % 4 == 0 && Aligned16(output) && Aligned16(sums) ? 4 : 1,
             };
-            if (_blas is not null)
-                _blas.GemmEx(new RowMajorGemm(false, true, real.GemmRows, (int)rows, real.GemmK, real.GemmK, real.GemmK, (int)rows), 1, real.Bf16!.NativePtr,
-                    CudaDataType.R16BF, cols.LoadEffectiveAddressAsPtr(), CudaDataType.R16BF, 0, sums.LoadEffectiveAddressAsPtr(), CudaDataType.R32F, CublasComputeType.F32);
-            else _gemmBf16((int)(real.GemmRows * rows), real.Bf16!.View, cols, sums, (int)rows, real.GemmK);
+            GemmBf16(real, cols, sums, (int)rows);
             _epilogueScaled((int)((long)n * m * hw / p.PerThread), sums, output, real.Scales.View, real.Bias?.View ?? sums, real.Bn?.View ?? sums, p);
         }
     }

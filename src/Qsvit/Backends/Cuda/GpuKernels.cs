@@ -959,6 +959,50 @@ internal static class GpuKernels
     }
 
     /// <summary>
+    /// <see cref="DepthwiseBorder3{TFma}"/> on 4 × 4 maps (CIFAR's RepConvs), one thread per plane: its four rows as four
+    /// 16-byte loads issued together, its channel's weights, pad value, bias and BNs loaded once for 16 outputs (rather than
+    /// once per row of four), each output row one 16-byte store. Every output is <see cref="BorderRow{TFma}"/>'s chain on the
+    /// same values (the pad value left and right of each row, a row of pad values above and below the map): the same bits.
+    /// x and y are 16-byte aligned (<see cref="GpuOps.Border3PlanesFit"/>).
+    /// </summary>
+    public static void DepthwiseBorder3Planes<TFma>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
+        ArrayView<float> y, ArrayView<float> border, DepthwiseArgs p) where TFma : struct, IFma
+    {
+        int plane = Grid.IdxX * Group.DimX + Group.IdxX;
+        if (plane >= p.Planes) return;
+        var rows = x.Cast<Floats4>();
+        long at = (long)plane * 4;
+        var r0 = rows[at];
+        var r1 = rows[at + 1];
+        var r2 = rows[at + 2];
+        var r3 = rows[at + 3];
+        int ch = ChannelOf(plane, p);
+        float pad = border[ch], start = p.HasBias != 0 ? bias[ch] : 0f;
+        var wc = w.SubView(ch * 9, 9);
+        float w0 = wc[0], w1 = wc[1], w2 = wc[2], w3 = wc[3], w4 = wc[4], w5 = wc[5], w6 = wc[6], w7 = wc[7], w8 = wc[8];
+        var edge = new Floats4 { X = pad, Y = pad, Z = pad, W = pad };
+        var outRows = y.Cast<Floats4>();
+        outRows[at] = PlaneRow<TFma>(edge, r0, r1, pad, start, w0, w1, w2, w3, w4, w5, w6, w7, w8, bn, p, ch);
+        outRows[at + 1] = PlaneRow<TFma>(r0, r1, r2, pad, start, w0, w1, w2, w3, w4, w5, w6, w7, w8, bn, p, ch);
+        outRows[at + 2] = PlaneRow<TFma>(r1, r2, r3, pad, start, w0, w1, w2, w3, w4, w5, w6, w7, w8, bn, p, ch);
+        outRows[at + 3] = PlaneRow<TFma>(r2, r3, edge, pad, start, w0, w1, w2, w3, w4, w5, w6, w7, w8, bn, p, ch);
+    }
+
+    /// <summary>One output row of <see cref="DepthwiseBorder3Planes{TFma}"/> from the input rows above, at and below it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Floats4 PlaneRow<TFma>(Floats4 above, Floats4 row, Floats4 below, float pad, float start,
+        float w0, float w1, float w2, float w3, float w4, float w5, float w6, float w7, float w8, ArrayView<float> bn, DepthwiseArgs p, int ch)
+        where TFma : struct, IFma
+    {
+        var v = new F4(start, start, start, start);
+        v = Taps3.Row<TFma>(pad, above.X, above.Y, above.Z, above.W, pad, w0, w1, w2, v);
+        v = Taps3.Row<TFma>(pad, row.X, row.Y, row.Z, row.W, pad, w3, w4, w5, v);
+        v = Taps3.Row<TFma>(pad, below.X, below.Y, below.Z, below.W, pad, w6, w7, w8, v);
+        for (int b = 0; b < p.BnCount; b++) v = Bn<TFma>(v, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
+        return new Floats4 { X = v.X, Y = v.Y, Z = v.Z, W = v.W };
+    }
+
+    /// <summary>
     /// One kernel row of <see cref="DepthwiseBorder3{TFma}"/>: padded-map row jy + 1, columns ox … ox + 5, of a BN-padded map
     /// whose interior (ih × iw) is plane <paramref name="plane"/> of x (interior row jy, columns ox − 1 … ox + 4; the pad
     /// value outside), through <see cref="Taps3.Row{TFma}(float, float, float, float, float, float, float, float, float, F4)"/>.

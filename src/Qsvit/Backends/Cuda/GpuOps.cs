@@ -87,7 +87,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Accelerator _acc;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _depthwise;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7, _strips7x8, _border3;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7, _strips7x8, _border3, _border3Planes;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _blocks7;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int> _lif;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _add;
@@ -146,6 +146,9 @@ internal sealed class GpuOps : IDisposable
         _border3 = cuda
             ? Load("DepthwiseBorder3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBorder3<ContractedFma>))
             : Load("DepthwiseBorder3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBorder3<ExactFma>));
+        _border3Planes = cuda
+            ? Load("DepthwiseBorder3Planes", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBorder3Planes<ContractedFma>))
+            : Load("DepthwiseBorder3Planes", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBorder3Planes<ExactFma>));
         _lif = Load("Lif", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int>(GpuKernels.Lif));
         _add = Load("Add", () => accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(GpuKernels.Add));
         _smallAttention = Load("SmallAttention", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(GpuKernels.SmallAttention));
@@ -235,6 +238,15 @@ internal sealed class GpuOps : IDisposable
                 if (blockGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
                 _blocks7(new KernelConfig(new Index1D((int)blockGroups), new Index1D(Math.Min(dp.PlanesPerGroup * dp.Strips * dp.Rows, _reduceThreads))),
                     input, layer.Weights.View, bias, bn, output, dp);
+                return;
+            }
+            if (border == 1 && Border3PlanesFit(g, oh, ow, input, output))
+            {
+                dp.ChannelsInverse = 1f / dp.Channels;
+                int threads = Math.Min(PlaneThreads, _reduceThreads);
+                long planeGroups = (dp.Planes + (long)threads - 1) / threads;
+                if (planeGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
+                _border3Planes(new KernelConfig(new Index1D((int)planeGroups), new Index1D(threads)), input, layer.Weights.View, bias, bn, output, borderValues, dp);
                 return;
             }
             if (border == 1 && Border3Fits(g, oh, ow))
@@ -387,6 +399,16 @@ internal sealed class GpuOps : IDisposable
     internal static bool Border3Fits(ConvGeometry g, int outH, int outW) =>
         g.IsDepthwise && g.KernelH == 3 && g.KernelW == 3 && g.StrideH == 1 && g.StrideW == 1 && g.PadH == 0 && g.PadW == 0
         && (long)outH * ((outW + 3) / 4) <= StripThreads;
+
+    /// <summary>
+    /// Whether RepConv's BN-padded 3×3 runs <see cref="GpuKernels.DepthwiseBorder3Planes{TFma}"/> (one thread per plane):
+    /// 4 × 4 maps, both views 16-byte aligned.
+    /// </summary>
+    internal static bool Border3PlanesFit(ConvGeometry g, int outH, int outW, ArrayView<float> input, ArrayView<float> output) =>
+        Rc4Probe.Planes && Border3Fits(g, outH, outW) && outH == 4 && outW == 4 && SpikeGemmOps.Aligned16(input) && SpikeGemmOps.Aligned16(output);
+
+    /// <summary>Threads (planes) per group of <see cref="GpuKernels.DepthwiseBorder3Planes{TFma}"/>.</summary>
+    public const int PlaneThreads = 256;
 
     /// <summary>Whole planes per group of <see cref="GpuKernels.DepthwiseBorder3{TFma}"/>, as many as fill <paramref name="slots"/> four-output strips. Returns the number of groups.</summary>
     internal static long DepthwiseBorder3Groups(ref DepthwiseArgs p, int slots)

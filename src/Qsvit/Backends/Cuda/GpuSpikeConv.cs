@@ -375,6 +375,8 @@ internal sealed partial class SpikeGemmOps
     private readonly int _pipelinedGroup;
     private readonly SpikeInputGemm _mode;
     private readonly int _implicitMaxRows, _tiledMinRows, _tiledMaxRows, _tiledRowWarps;
+    /// <summary>Warps a group of this accelerator holds (<see cref="PointwiseMmaKernels.RowWarpsFor"/>).</summary>
+    private readonly int _maxGroupWarps;
     /// <summary>Whether the tiled kernel applies the epilogue itself where it can (one digit, no LIF); benchmarks compare both.</summary>
     private readonly bool _tiledFuses;
     /// <summary>The fused pointwise kernel (<see cref="PointwiseMmaKernels"/>); null before sm_80, with <see cref="SpikeInputGemm.TensorCoresPointwiseCublas"/> and on accelerators with smaller groups.</summary>
@@ -409,6 +411,7 @@ internal sealed partial class SpikeGemmOps
         _tiledRowWarps = tiledRowWarps;
         _tiledFuses = tiledFuses;
         _pointwiseMaxRows = pointwiseMaxRows;
+        _maxGroupWarps = acc.MaxNumThreadsPerGroup / PointwiseMmaKernels.Lanes;
         _group = Math.Min(acc.MaxNumThreadsPerGroup, 256);
         bool cuda = acc.AcceleratorType == AcceleratorType.Cuda;
         // Four warps per group on CUDA (each warp one tile); on the CPU accelerator any group size does (no warp operations).
@@ -877,13 +880,19 @@ internal sealed partial class SpikeGemmOps
             InChannels = g.InChannels, Cp = layer.Cp, M = g.OutChannels, Parts = layer.Parts,
             HW = hw, Steps = steps, Batch = frames / steps, Pixels = frames / steps * hw,
             Lif = timesteps > 0 ? 1 : 0, Threshold = threshold, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
-            Vec = hw % 4 == 0 ? 1 : 0, RowWarps = PointwiseMmaKernels.RowWarpsFor(g.OutChannels),
+            Vec = hw % 4 == 0 ? 1 : 0, RowWarps = PointwiseMmaKernels.RowWarpsFor(g.OutChannels, _maxGroupWarps),
         };
-        p.ColumnWarps = 4 / p.RowWarps;
+        p.ColumnWarps = Math.Max(1, 4 / p.RowWarps);
+        if (layer.RealInput)
+        {
+            p.RealChunk = Rc4Probe.RealWhole ? PointwiseMmaKernels.RealChunkFor(p.ColumnWarps, layer.Cp) : PointwiseMmaKernels.RealChunkChannels;
+            p.Whole = Rc4Probe.RealWhole && layer.Cp <= p.RealChunk ? 1 : 0;
+        }
+        else p.Whole = Rc4Probe.IntWhole && layer.Parts == 1 && layer.Cp <= PointwiseMmaKernels.ChunkChannels ? 1 : 0;
         long groups = PointwiseMmaKernels.Groups(p);
         if (groups > int.MaxValue) throw new QsvitException($"a 1×1 convolution of {frames} frames is too large for one launch; use a smaller batch");
         var unused = layer.Scales!.View; // stands in for an absent bias or BN table (never read)
-        var config = new KernelConfig(new Index1D((int)groups), new Index1D(PointwiseMmaKernels.GroupSize));
+        var config = new KernelConfig(new Index1D((int)groups), new Index1D(PointwiseMmaKernels.Lanes * p.RowWarps * p.ColumnWarps));
         if (layer.RealInput)
         {
             _pointwiseReal!(config, input, layer.Bf16!.View, output, layer.Scales!.View, layer.Bias?.View ?? unused, layer.Bn?.View ?? unused, p);

@@ -25,6 +25,13 @@ internal struct PointwiseArgs
     public int Vec;
     /// <summary>Warps of a group along the output channels (1, 2 or 4) and along the columns (4 / RowWarps).</summary>
     public int RowWarps, ColumnWarps;
+    /// <summary>
+    /// 1: where the whole input fits one stage (one int8 digit, Cp ≤ <see cref="PointwiseMmaKernels.ChunkChannels"/>; on the
+    /// real-input kernel Cp ≤ <see cref="RealChunk"/>), the group issues all its staging loads before any accumulator is live.
+    /// </summary>
+    public int Whole;
+    /// <summary>Input channels per stage of the real-input kernel (a multiple of 32: <see cref="PointwiseMmaKernels.RealChunkFor"/>).</summary>
+    public int RealChunk;
 
     public readonly int Columns => Pixels * Steps;
 }
@@ -91,8 +98,11 @@ internal static partial class PointwiseMmaKernels
     /// <summary>Fused LIF step counts whose runs fit a lane's eight neighbouring columns.</summary>
     public static bool StepsFit(int timesteps) => timesteps is 1 or 2 or 4 or 8;
 
-    /// <summary>Warps along the output channels for <paramref name="m"/> of them: as many 32-row tiles as there are, up to 4.</summary>
-    public static int RowWarpsFor(int m) => m <= 32 ? 1 : m <= 64 ? 2 : 4;
+    /// <summary>
+    /// Warps along the output channels for <paramref name="m"/> of them: as many 32-row tiles as there are, up to 4, or 6
+    /// for 129–192 (one group for all rows: the columns staged once) where groups hold <paramref name="maxWarps"/> ≥ 6.
+    /// </summary>
+    public static int RowWarpsFor(int m, int maxWarps = 4) => m <= 32 ? 1 : m <= 64 ? 2 : m <= 128 || m > 192 || maxWarps < 6 || !Rc4Probe.SixWarps ? 4 : 6;
 
     /// <summary>Groups of a launch: one per 32·RowWarps channels × 32·ColumnWarps columns, channel blocks fastest.</summary>
     public static long Groups(PointwiseArgs p) =>
@@ -133,38 +143,74 @@ internal static partial class PointwiseMmaKernels
     /// </summary>
     internal static void Stage(ArrayView<float> x, PointwiseArgs p, ArrayView<int> stage, int n0, int c0)
     {
-        int columns = 32 * p.ColumnWarps, pixelGroups = columns / 4, groupsPerStep = pixelGroups / p.Steps;
-        int quartets = Math.Min(ChunkChannels, p.Cp - c0) / 4, items = quartets * pixelGroups, q00 = n0 / p.Steps;
+        int items = StageItems(p, c0);
         for (int it = Group.IdxX; it < items; it += Group.DimX)
         {
-            int cq = it / pixelGroups, pg = it - cq * pixelGroups, s = pg / groupsPerStep, q0 = q00 + 4 * (pg - s * groupsPerStep), c = c0 + 4 * cq;
-            int w0, w1, w2, w3;
-            if (p.Vec != 0)
-            {
-                int b = PixelBase(p, q0, s);
-                var quads = x.Cast<Floats4>();
-                var a = Load4(quads, p, b, c);
-                var e = Load4(quads, p, b, c + 1);
-                var f = Load4(quads, p, b, c + 2);
-                var h = Load4(quads, p, b, c + 3);
-                w0 = Bit(a.X, 0) | Bit(e.X, 8) | Bit(f.X, 16) | Bit(h.X, 24);
-                w1 = Bit(a.Y, 0) | Bit(e.Y, 8) | Bit(f.Y, 16) | Bit(h.Y, 24);
-                w2 = Bit(a.Z, 0) | Bit(e.Z, 8) | Bit(f.Z, 16) | Bit(h.Z, 24);
-                w3 = Bit(a.W, 0) | Bit(e.W, 8) | Bit(f.W, 16) | Bit(h.W, 24);
-            }
-            else
-            {
-                w0 = Word(x, p, PixelBase(p, q0, s), c);
-                w1 = Word(x, p, PixelBase(p, q0 + 1, s), c);
-                w2 = Word(x, p, PixelBase(p, q0 + 2, s), c);
-                w3 = Word(x, p, PixelBase(p, q0 + 3, s), c);
-            }
-            int at = ((q0 - q00) * p.Steps + s) * ColumnWords + cq, step = p.Steps * ColumnWords;
-            stage[at] = w0;
-            stage[at + step] = w1;
-            stage[at + 2 * step] = w2;
-            stage[at + 3 * step] = w3;
+            int at = StageItem(x, p, n0, c0, it, out int w0, out int w1, out int w2, out int w3);
+            StoreItem(stage, p, at, w0, w1, w2, w3);
         }
+    }
+
+    /// <summary>
+    /// <see cref="Stage"/> with two work items per thread and round, both items' loads issued before either is stored
+    /// (eight 16-byte loads in flight where <see cref="PointwiseArgs.Vec"/>); for <see cref="PointwiseArgs.Whole"/> stages,
+    /// where no accumulator is live yet.
+    /// </summary>
+    internal static void StageTwo(ArrayView<float> x, PointwiseArgs p, ArrayView<int> stage, int n0, int c0)
+    {
+        int items = StageItems(p, c0);
+        for (int it = Group.IdxX; it < items; it += 2 * Group.DimX)
+        {
+            int next = it + Group.DimX < items ? it + Group.DimX : it; // past the items: item it again (the same words to the same place)
+            int at = StageItem(x, p, n0, c0, it, out int w0, out int w1, out int w2, out int w3);
+            int at2 = StageItem(x, p, n0, c0, next, out int v0, out int v1, out int v2, out int v3);
+            StoreItem(stage, p, at, w0, w1, w2, w3);
+            StoreItem(stage, p, at2, v0, v1, v2, v3);
+        }
+    }
+
+    /// <summary>Work items of <see cref="Stage"/> at channels c0 ..: channel quartets × groups of four pixels.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int StageItems(PointwiseArgs p, int c0) => Math.Min(ChunkChannels, p.Cp - c0) / 4 * (32 * p.ColumnWarps / 4);
+
+    /// <summary>Work item <paramref name="it"/> of <see cref="Stage"/>: its four words (one per pixel) and the first one's stage word.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int StageItem(ArrayView<float> x, PointwiseArgs p, int n0, int c0, int it, out int w0, out int w1, out int w2, out int w3)
+    {
+        int pixelGroups = 32 * p.ColumnWarps / 4, groupsPerStep = pixelGroups / p.Steps, q00 = n0 / p.Steps;
+        int cq = it / pixelGroups, pg = it - cq * pixelGroups, s = pg / groupsPerStep, q0 = q00 + 4 * (pg - s * groupsPerStep), c = c0 + 4 * cq;
+        if (p.Vec != 0)
+        {
+            int b = PixelBase(p, q0, s);
+            var quads = x.Cast<Floats4>();
+            var a = Load4(quads, p, b, c);
+            var e = Load4(quads, p, b, c + 1);
+            var f = Load4(quads, p, b, c + 2);
+            var h = Load4(quads, p, b, c + 3);
+            w0 = Bit(a.X, 0) | Bit(e.X, 8) | Bit(f.X, 16) | Bit(h.X, 24);
+            w1 = Bit(a.Y, 0) | Bit(e.Y, 8) | Bit(f.Y, 16) | Bit(h.Y, 24);
+            w2 = Bit(a.Z, 0) | Bit(e.Z, 8) | Bit(f.Z, 16) | Bit(h.Z, 24);
+            w3 = Bit(a.W, 0) | Bit(e.W, 8) | Bit(f.W, 16) | Bit(h.W, 24);
+        }
+        else
+        {
+            w0 = Word(x, p, PixelBase(p, q0, s), c);
+            w1 = Word(x, p, PixelBase(p, q0 + 1, s), c);
+            w2 = Word(x, p, PixelBase(p, q0 + 2, s), c);
+            w3 = Word(x, p, PixelBase(p, q0 + 3, s), c);
+        }
+        return ((q0 - q00) * p.Steps + s) * ColumnWords + cq;
+    }
+
+    /// <summary>The four words of a <see cref="Stage"/> item: its pixels are Steps columns apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreItem(ArrayView<int> stage, PointwiseArgs p, int at, int w0, int w1, int w2, int w3)
+    {
+        int step = p.Steps * ColumnWords;
+        stage[at] = w0;
+        stage[at + step] = w1;
+        stage[at + 2 * step] = w2;
+        stage[at + 3 * step] = w3;
     }
 
     /// <summary>Offset of pixel q's element of channel 0 at step s in the input (add c·HW for channel c), or −1 past the pixels.</summary>
@@ -209,7 +255,28 @@ internal static partial class PointwiseMmaKernels
         int quads = p.Cp / 16;
         // This lane's B columns (warp column 4·group + j): their staged rows, in quads.
         int s0 = (warpColumn + 4 * group) * (ColumnWords / 4) + t, sj = ColumnWords / 4;
-        SpikeMmaKernels.ZeroAccumulators();
+        SpikeMmaKernels.DeclareAccumulators();
+        if (p.Whole != 0)
+        {
+            // One stage, one digit: every staging load in flight at once, the accumulators live only from the first mma.
+            StageTwo(input, p, stageWords, n0, 0);
+            Group.Barrier();
+            if (!active) return;
+            SpikeMmaKernels.ClearAccumulators();
+            int v0 = RowQuad(p, 0, r0 + group), v1 = RowQuad(p, 0, r0 + group + 8);
+            int v2 = RowQuad(p, 0, r0 + group + 16), v3 = RowQuad(p, 0, r0 + group + 24);
+            for (int kq = 0; kq < quads; kq += 4)
+            {
+                int q = kq + t;
+                bool inside = q < quads;
+                SpikeMmaKernels.MmaStep(Quad(weightQuads, inside ? v0 : -1, q), Quad(weightQuads, inside ? v1 : -1, q),
+                    Quad(weightQuads, inside ? v2 : -1, q), Quad(weightQuads, inside ? v3 : -1, q),
+                    stage[s0 + kq], stage[s0 + sj + kq], stage[s0 + 2 * sj + kq], stage[s0 + 3 * sj + kq]);
+            }
+            ReadLaneRows(new EpilogueRows<TFma>(output, scales, bias, bn, p, r0 + group, n0 + warpColumn + 8 * t));
+            return;
+        }
+        SpikeMmaKernels.ClearAccumulators();
         for (int digit = 0; digit < p.Parts; digit++)
         {
             if (digit > 0)
@@ -287,7 +354,8 @@ internal static partial class PointwiseMmaKernels
             for (int c0 = 0; c0 < p.Cp; c0 += ChunkChannels)
             {
                 Group.Barrier();
-                Stage(input, p, stage.Cast<int>(), n0, c0);
+                if (p.Whole != 0) StageTwo(input, p, stage.Cast<int>(), n0, c0);
+                else Stage(input, p, stage.Cast<int>(), n0, c0);
                 Group.Barrier();
                 if (!active) continue;
                 int channels = Math.Min(ChunkChannels, p.Cp - c0);

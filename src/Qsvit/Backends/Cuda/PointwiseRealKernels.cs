@@ -31,75 +31,131 @@ namespace Qsvit.Backends.Cuda;
 /// </summary>
 internal static partial class PointwiseMmaKernels
 {
-    /// <summary>
-    /// Input channels staged per chunk on the real-input kernel (one 32-channel step), and a staged column piece's length in
-    /// words (16 bf16 pairs), padded so the 16-byte fragment loads of a warp hit distinct banks.
-    /// </summary>
-    public const int RealChunkChannels = 32, RealColumnWords = RealChunkChannels / 2 + 4;
+    /// <summary>Input channels per mma step of the real-input kernel (two k16 steps); stages hold a multiple of it.</summary>
+    public const int RealChunkChannels = 32;
 
-    /// <summary>Columns a group stages (up to 128) per piece; the three pieces take 30 KiB of shared memory.</summary>
-    private const int StageColumns = 4 * 32, PieceWords = StageColumns * RealColumnWords;
+    /// <summary>
+    /// Shared words the three pieces take (30 KiB): 128 columns × one 32-channel step, 64 × 64 or 32 × 128 channels
+    /// (<see cref="RealChunkFor"/>), each column padded by 4 words.
+    /// </summary>
+    private const int RealStageWords = GpuSpikeConv.InputPieces * 4 * 32 * (RealChunkChannels / 2 + 4);
+
+    /// <summary>
+    /// Input channels per stage of the real-input kernel for <paramref name="columnWarps"/> warps along the columns: as many
+    /// as the stage holds (128 / ColumnWarps), but no more than <paramref name="cp"/> rounded up to a step.
+    /// </summary>
+    public static int RealChunkFor(int columnWarps, int cp) => Math.Min(4 / columnWarps * RealChunkChannels, (cp + RealChunkChannels - 1) / RealChunkChannels * RealChunkChannels);
+
+    /// <summary>
+    /// A staged column piece's length in words (chunk / 2 bf16 pairs), padded by 4 so the 16-byte fragment loads of a warp
+    /// hit distinct banks (columns 4 apart are 16 banks apart for every chunk that is a multiple of 16).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int RealColumnWords(PointwiseArgs p) => p.RealChunk / 2 + 4;
+
+    /// <summary>Words of one staged piece: the group's 32·ColumnWarps columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int PieceWords(PointwiseArgs p) => 32 * p.ColumnWarps * RealColumnWords(p);
 
     public static void RealConv<TFma>(ArrayView<float> input, ArrayView<ushort> weights, ArrayView<float> output, ArrayView<float> scales,
         ArrayView<float> bias, ArrayView<float> bn, PointwiseArgs p) where TFma : struct, IFma
     {
-        var stage = SharedMemory.Allocate<Words4>(GpuSpikeConv.InputPieces * PieceWords / 4);
+        var stage = SharedMemory.Allocate<Words4>(RealStageWords / 4);
         bool active = Place(p, out int r0, out int n0, out int warpColumn, out int group, out int t);
         if (CudaAsm.IsSupported) RealMmaTile<TFma>(input, weights, output, scales, bias, bn, p, stage, r0, n0, warpColumn, active, group, t);
         else RealScalarTile<TFma>(input, weights, output, scales, bias, bn, p, stage, r0, n0, warpColumn, active, group, t);
     }
 
     /// <summary>
-    /// The group's columns (pixels n0 ..) at channels c0 .. c0 + <see cref="RealChunkChannels"/> into shared memory as the
-    /// three bf16 pieces: word [piece · PieceWords + column · RealColumnWords + w] holds channels c0 + 2w (low half) and
+    /// The group's columns (pixels n0 ..) at channels c0 .. c0 + <see cref="PointwiseArgs.RealChunk"/> into shared memory as
+    /// the three bf16 pieces: word [piece · PieceWords + column · RealColumnWords + w] holds channels c0 + 2w (low half) and
     /// c0 + 2w + 1 of that piece (0 lo, 1 mid, 2 hi). One work item is four neighbouring pixels × two channels (two
-    /// 16-byte loads where <see cref="PointwiseArgs.Vec"/>). The
-    /// whole chunk is staged, zeros past the channels and pixels, so no stale bits (NaN patterns) meet the zero codes.
+    /// 16-byte loads where <see cref="PointwiseArgs.Vec"/>). The whole chunk is staged, zeros past the channels and pixels,
+    /// so no stale bits (NaN patterns) meet the zero codes.
     /// </summary>
     private static void RealStage(ArrayView<float> x, PointwiseArgs p, ArrayView<int> stage, int n0, int c0)
     {
-        const int pairs = RealChunkChannels / 2;
-        int pixelGroups = 32 * p.ColumnWarps / 4, items = pairs * pixelGroups;
+        int items = p.RealChunk / 2 * (32 * p.ColumnWarps / 4);
         for (int it = Group.IdxX; it < items; it += Group.DimX)
         {
-            // Lanes 2k, 2k + 1: one channel pair, neighbouring pixel groups (one 32-byte sector of each plane); the warp's
-            // 16 pairs × 2 groups store to 32 distinct banks (columns 4 apart are 80 words apart: 16 banks).
-            int pg = (it & 1) + 2 * (it / (2 * pairs)), pair = (it >> 1) % pairs, q0 = n0 + 4 * pg, c = c0 + 2 * pair;
-            Floats4 u, v;
-            if (p.Vec != 0)
-            {
-                var quads = x.Cast<Floats4>();
-                int b = PixelBase(p, q0, 0);
-                u = Load4(quads, p, b, c);
-                v = Load4(quads, p, b, c + 1);
-            }
-            else
-            {
-                int b0 = PixelBase(p, q0, 0), b1 = PixelBase(p, q0 + 1, 0), b2 = PixelBase(p, q0 + 2, 0), b3 = PixelBase(p, q0 + 3, 0);
-                u = new Floats4 { X = Value(x, p, b0, c), Y = Value(x, p, b1, c), Z = Value(x, p, b2, c), W = Value(x, p, b3, c) };
-                v = new Floats4 { X = Value(x, p, b0, c + 1), Y = Value(x, p, b1, c + 1), Z = Value(x, p, b2, c + 1), W = Value(x, p, b3, c + 1) };
-            }
-            int at = 4 * pg * RealColumnWords + pair;
-            StagePair(stage, at, u.X, v.X);
-            StagePair(stage, at + RealColumnWords, u.Y, v.Y);
-            StagePair(stage, at + 2 * RealColumnWords, u.Z, v.Z);
-            StagePair(stage, at + 3 * RealColumnWords, u.W, v.W);
+            int at = RealStageItem(x, p, n0, c0, it, out var u, out var v);
+            RealStoreItem(stage, p, at, u, v);
         }
+    }
+
+    /// <summary>
+    /// <see cref="RealStage"/> with four work items per thread and round, all eight 16-byte loads issued before any piece is
+    /// stored: for <see cref="PointwiseArgs.Whole"/> stages, where no accumulator is live yet.
+    /// </summary>
+    private static void RealStageFour(ArrayView<float> x, PointwiseArgs p, ArrayView<int> stage, int n0, int c0)
+    {
+        int items = p.RealChunk / 2 * (32 * p.ColumnWarps / 4), d = Group.DimX;
+        for (int it = Group.IdxX; it < items; it += 4 * d)
+        {
+            // Past the items: item it again (the same pieces to the same place).
+            int i1 = it + d < items ? it + d : it, i2 = it + 2 * d < items ? it + 2 * d : it, i3 = it + 3 * d < items ? it + 3 * d : it;
+            int a0 = RealStageItem(x, p, n0, c0, it, out var u0, out var v0);
+            int a1 = RealStageItem(x, p, n0, c0, i1, out var u1, out var v1);
+            int a2 = RealStageItem(x, p, n0, c0, i2, out var u2, out var v2);
+            int a3 = RealStageItem(x, p, n0, c0, i3, out var u3, out var v3);
+            RealStoreItem(stage, p, a0, u0, v0);
+            RealStoreItem(stage, p, a1, u1, v1);
+            RealStoreItem(stage, p, a2, u2, v2);
+            RealStoreItem(stage, p, a3, u3, v3);
+        }
+    }
+
+    /// <summary>
+    /// Work item <paramref name="it"/> of <see cref="RealStage"/>: channels c, c + 1 (<paramref name="u"/>, <paramref name="v"/>)
+    /// of four neighbouring pixels, and the first pixel's stage word. Lanes 2k, 2k + 1: one channel pair, neighbouring pixel
+    /// groups (one 32-byte sector of each plane); the warp's 16 pairs × 2 groups store to 32 distinct banks (columns 4 apart
+    /// are 16 banks apart).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int RealStageItem(ArrayView<float> x, PointwiseArgs p, int n0, int c0, int it, out Floats4 u, out Floats4 v)
+    {
+        int pairs = p.RealChunk / 2;
+        int pg = (it & 1) + 2 * (it / (2 * pairs)), pair = (it >> 1) % pairs, q0 = n0 + 4 * pg, c = c0 + 2 * pair;
+        if (p.Vec != 0)
+        {
+            var quads = x.Cast<Floats4>();
+            int b = PixelBase(p, q0, 0);
+            u = Load4(quads, p, b, c);
+            v = Load4(quads, p, b, c + 1);
+        }
+        else
+        {
+            int b0 = PixelBase(p, q0, 0), b1 = PixelBase(p, q0 + 1, 0), b2 = PixelBase(p, q0 + 2, 0), b3 = PixelBase(p, q0 + 3, 0);
+            u = new Floats4 { X = Value(x, p, b0, c), Y = Value(x, p, b1, c), Z = Value(x, p, b2, c), W = Value(x, p, b3, c) };
+            v = new Floats4 { X = Value(x, p, b0, c + 1), Y = Value(x, p, b1, c + 1), Z = Value(x, p, b2, c + 1), W = Value(x, p, b3, c + 1) };
+        }
+        return 4 * pg * RealColumnWords(p) + pair;
+    }
+
+    /// <summary>The pieces of a <see cref="RealStage"/> item's four pixels (neighbouring columns).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RealStoreItem(ArrayView<int> stage, PointwiseArgs p, int at, Floats4 u, Floats4 v)
+    {
+        int cw = RealColumnWords(p), pw = PieceWords(p);
+        StagePair(stage, pw, at, u.X, v.X);
+        StagePair(stage, pw, at + cw, u.Y, v.Y);
+        StagePair(stage, pw, at + 2 * cw, u.Z, v.Z);
+        StagePair(stage, pw, at + 3 * cw, u.W, v.W);
     }
 
     /// <summary>Channel c at pixel base b, zero past the pixels or channels.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Value(ArrayView<float> x, PointwiseArgs p, int b, int c) => b >= 0 && c < p.InChannels ? x[(long)b + (long)c * p.HW] : 0f;
 
-    /// <summary>The pieces of two channels' values u (low half) and v of one column: words at, at + PieceWords (mid), at + 2·PieceWords (hi).</summary>
+    /// <summary>The pieces of two channels' values u (low half) and v of one column: words at, at + pieceWords (mid), at + 2·pieceWords (hi).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StagePair(ArrayView<int> stage, int at, float u, float v)
+    private static void StagePair(ArrayView<int> stage, int pieceWords, int at, float u, float v)
     {
         uint uHi = SpikeGemmKernels.SplitBf16(u, out uint uMid, out uint uLo);
         uint vHi = SpikeGemmKernels.SplitBf16(v, out uint vMid, out uint vLo);
         stage[at] = (int)(uLo | vLo << 16);
-        stage[at + PieceWords] = (int)(uMid | vMid << 16);
-        stage[at + 2 * PieceWords] = (int)(uHi | vHi << 16);
+        stage[at + pieceWords] = (int)(uMid | vMid << 16);
+        stage[at + 2 * pieceWords] = (int)(uHi | vHi << 16);
     }
 
     /// <summary>Index of A's row r in 16-byte quads of bf16 codes (the first of the layer's three identical copies, rows 3·Cp apart), or −1 past the output channels.</summary>
@@ -113,70 +169,34 @@ internal static partial class PointwiseMmaKernels
     {
         var weightQuads = weights.Cast<Words4>();
         var stageWords = stage.Cast<int>();
-        int quads = p.Cp / 8;
-        // This lane's B columns (warp column 4·group + j) in the lo piece, in quads; the next pieces are PieceWords / 4 further.
-        int s0 = (warpColumn + 4 * group) * (RealColumnWords / 4) + t, sj = RealColumnWords / 4;
+        int quads = p.Cp / 8, columnQuads = RealColumnWords(p) / 4, pieceQuads = PieceWords(p) / 4;
+        // This lane's B columns (warp column 4·group + j) in the lo piece, in quads; the next pieces are pieceQuads further.
+        int s0 = (warpColumn + 4 * group) * columnQuads + t;
         int w0 = RealRowQuad(p, r0 + group), w1 = RealRowQuad(p, r0 + group + 8);
         int w2 = RealRowQuad(p, r0 + group + 16), w3 = RealRowQuad(p, r0 + group + 24);
         // pf: the hi piece's sums; pl: the lo and mid pieces' (at most 2^-8 of pf's magnitude, so their rounding is negligible).
-        CudaAsm.Emit(".reg .f32 pf<32>; .reg .f32 pl<32>; mov.f32 pf0, 0f00000000; mov.f32 pl0, 0f00000000; mov.f32 pf1, 0f00000000; mov.f32 pl1, 0f00000000; mov.f32 pf2, 0f00000000; mov.f32 pl2, 0f00000000; mov.f32 pf3, 0f00000000; mov.f32 pl3, 0f00000000; mov.f32 pf4, 0f00000000; mov.f32 pl4, 0f00000000; mov.f32 pf5, 0f00000000; mov.f32 pl5, 0f00000000; mov.f32 pf6, 0f00000000; mov.f32 pl6, 0f00000000; mov.f32 pf7, 0f00000000; mov.f32 pl7, 0f00000000; mov.f32 pf8, 0f00000000; mov.f32 pl8, 0f00000000; mov.f32 pf9, 0f00000000; mov.f32 pl9, 0f00000000; mov.f32 pf10, 0f00000000; mov.f32 pl10, 0f00000000; mov.f32 pf11, 0f00000000; mov.f32 pl11, 0f00000000; mov.f32 pf12, 0f00000000; mov.f32 pl12, 0f00000000; mov.f32 pf13, 0f00000000; mov.f32 pl13, 0f00000000; mov.f32 pf14, 0f00000000; mov.f32 pl14, 0f00000000; mov.f32 pf15, 0f00000000; mov.f32 pl15, 0f00000000; mov.f32 pf16, 0f00000000; mov.f32 pl16, 0f00000000; mov.f32 pf17, 0f00000000; mov.f32 pl17, 0f00000000; mov.f32 pf18, 0f00000000; mov.f32 pl18, 0f00000000; mov.f32 pf19, 0f00000000; mov.f32 pl19, 0f00000000; mov.f32 pf20, 0f00000000; mov.f32 pl20, 0f00000000; mov.f32 pf21, 0f00000000; mov.f32 pl21, 0f00000000; mov.f32 pf22, 0f00000000; mov.f32 pl22, 0f00000000; mov.f32 pf23, 0f00000000; mov.f32 pl23, 0f00000000; mov.f32 pf24, 0f00000000; mov.f32 pl24, 0f00000000; mov.f32 pf25, 0f00000000; mov.f32 pl25, 0f00000000; mov.f32 pf26, 0f00000000; mov.f32 pl26, 0f00000000; mov.f32 pf27, 0f00000000; mov.f32 pl27, 0f00000000; mov.f32 pf28, 0f00000000; mov.f32 pl28, 0f00000000; mov.f32 pf29, 0f00000000; mov.f32 pl29, 0f00000000; mov.f32 pf30, 0f00000000; mov.f32 pl30, 0f00000000; mov.f32 pf31, 0f00000000; mov.f32 pl31, 0f00000000;");
-        for (int c0 = 0; c0 < p.Cp; c0 += RealChunkChannels)
+        CudaAsm.Emit(".reg .f32 pf<32>; .reg .f32 pl<32>;");
+        if (p.Whole != 0)
         {
-            Group.Barrier(); // the previous chunk's fragments are read
-            RealStage(input, p, stageWords, n0, c0);
+            // The whole input in one stage: every staging load in flight at once, the accumulators live only from the first mma.
+            RealStageFour(input, p, stageWords, n0, 0);
             Group.Barrier();
-            if (!active) continue;
-            int q = c0 / 8 + t;
-            bool inside = q < quads; // Cp is a multiple of 16: the last step may hold only lanes 0 and 1's channels
-            var A0 = Quad(weightQuads, inside ? w0 : -1, q);
-            var A1 = Quad(weightQuads, inside ? w1 : -1, q);
-            var A2 = Quad(weightQuads, inside ? w2 : -1, q);
-            var A3 = Quad(weightQuads, inside ? w3 : -1, q);
-            for (int piece = 0; piece < GpuSpikeConv.InputPieces; piece++) // lo, mid into pl; hi into pf
+            if (!active) return;
+            ClearRealAccumulators();
+            for (int k = 0; k < p.Cp; k += RealChunkChannels)
+                RealStep(weightQuads, stage, p, w0, w1, w2, w3, k / 8 + t, s0 + k / 8, columnQuads, pieceQuads);
+        }
+        else
+        {
+            ClearRealAccumulators();
+            for (int c0 = 0; c0 < p.Cp; c0 += p.RealChunk)
             {
-                int s = s0 + piece * (PieceWords / 4);
-                var B0 = stage[s];
-                var B1 = stage[s + sj];
-                var B2 = stage[s + 2 * sj];
-                var B3 = stage[s + 3 * sj];
-                if (piece < GpuSpikeConv.InputPieces - 1)
-                {
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl0,pl1,pl2,pl3}, {%0,%1,%2,%3}, {%4,%5}, {pl0,pl1,pl2,pl3};", A0.X, A1.X, A0.Y, A1.Y, B0.X, B0.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl4,pl5,pl6,pl7}, {%0,%1,%2,%3}, {%4,%5}, {pl4,pl5,pl6,pl7};", A0.X, A1.X, A0.Y, A1.Y, B1.X, B1.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl8,pl9,pl10,pl11}, {%0,%1,%2,%3}, {%4,%5}, {pl8,pl9,pl10,pl11};", A0.X, A1.X, A0.Y, A1.Y, B2.X, B2.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl12,pl13,pl14,pl15}, {%0,%1,%2,%3}, {%4,%5}, {pl12,pl13,pl14,pl15};", A0.X, A1.X, A0.Y, A1.Y, B3.X, B3.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl16,pl17,pl18,pl19}, {%0,%1,%2,%3}, {%4,%5}, {pl16,pl17,pl18,pl19};", A2.X, A3.X, A2.Y, A3.Y, B0.X, B0.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl20,pl21,pl22,pl23}, {%0,%1,%2,%3}, {%4,%5}, {pl20,pl21,pl22,pl23};", A2.X, A3.X, A2.Y, A3.Y, B1.X, B1.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl24,pl25,pl26,pl27}, {%0,%1,%2,%3}, {%4,%5}, {pl24,pl25,pl26,pl27};", A2.X, A3.X, A2.Y, A3.Y, B2.X, B2.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl28,pl29,pl30,pl31}, {%0,%1,%2,%3}, {%4,%5}, {pl28,pl29,pl30,pl31};", A2.X, A3.X, A2.Y, A3.Y, B3.X, B3.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl0,pl1,pl2,pl3}, {%0,%1,%2,%3}, {%4,%5}, {pl0,pl1,pl2,pl3};", A0.Z, A1.Z, A0.W, A1.W, B0.Z, B0.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl4,pl5,pl6,pl7}, {%0,%1,%2,%3}, {%4,%5}, {pl4,pl5,pl6,pl7};", A0.Z, A1.Z, A0.W, A1.W, B1.Z, B1.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl8,pl9,pl10,pl11}, {%0,%1,%2,%3}, {%4,%5}, {pl8,pl9,pl10,pl11};", A0.Z, A1.Z, A0.W, A1.W, B2.Z, B2.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl12,pl13,pl14,pl15}, {%0,%1,%2,%3}, {%4,%5}, {pl12,pl13,pl14,pl15};", A0.Z, A1.Z, A0.W, A1.W, B3.Z, B3.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl16,pl17,pl18,pl19}, {%0,%1,%2,%3}, {%4,%5}, {pl16,pl17,pl18,pl19};", A2.Z, A3.Z, A2.W, A3.W, B0.Z, B0.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl20,pl21,pl22,pl23}, {%0,%1,%2,%3}, {%4,%5}, {pl20,pl21,pl22,pl23};", A2.Z, A3.Z, A2.W, A3.W, B1.Z, B1.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl24,pl25,pl26,pl27}, {%0,%1,%2,%3}, {%4,%5}, {pl24,pl25,pl26,pl27};", A2.Z, A3.Z, A2.W, A3.W, B2.Z, B2.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl28,pl29,pl30,pl31}, {%0,%1,%2,%3}, {%4,%5}, {pl28,pl29,pl30,pl31};", A2.Z, A3.Z, A2.W, A3.W, B3.Z, B3.W);
-                }
-                else
-                {
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf0,pf1,pf2,pf3}, {%0,%1,%2,%3}, {%4,%5}, {pf0,pf1,pf2,pf3};", A0.X, A1.X, A0.Y, A1.Y, B0.X, B0.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf4,pf5,pf6,pf7}, {%0,%1,%2,%3}, {%4,%5}, {pf4,pf5,pf6,pf7};", A0.X, A1.X, A0.Y, A1.Y, B1.X, B1.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf8,pf9,pf10,pf11}, {%0,%1,%2,%3}, {%4,%5}, {pf8,pf9,pf10,pf11};", A0.X, A1.X, A0.Y, A1.Y, B2.X, B2.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf12,pf13,pf14,pf15}, {%0,%1,%2,%3}, {%4,%5}, {pf12,pf13,pf14,pf15};", A0.X, A1.X, A0.Y, A1.Y, B3.X, B3.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf16,pf17,pf18,pf19}, {%0,%1,%2,%3}, {%4,%5}, {pf16,pf17,pf18,pf19};", A2.X, A3.X, A2.Y, A3.Y, B0.X, B0.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf20,pf21,pf22,pf23}, {%0,%1,%2,%3}, {%4,%5}, {pf20,pf21,pf22,pf23};", A2.X, A3.X, A2.Y, A3.Y, B1.X, B1.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf24,pf25,pf26,pf27}, {%0,%1,%2,%3}, {%4,%5}, {pf24,pf25,pf26,pf27};", A2.X, A3.X, A2.Y, A3.Y, B2.X, B2.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf28,pf29,pf30,pf31}, {%0,%1,%2,%3}, {%4,%5}, {pf28,pf29,pf30,pf31};", A2.X, A3.X, A2.Y, A3.Y, B3.X, B3.Y);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf0,pf1,pf2,pf3}, {%0,%1,%2,%3}, {%4,%5}, {pf0,pf1,pf2,pf3};", A0.Z, A1.Z, A0.W, A1.W, B0.Z, B0.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf4,pf5,pf6,pf7}, {%0,%1,%2,%3}, {%4,%5}, {pf4,pf5,pf6,pf7};", A0.Z, A1.Z, A0.W, A1.W, B1.Z, B1.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf8,pf9,pf10,pf11}, {%0,%1,%2,%3}, {%4,%5}, {pf8,pf9,pf10,pf11};", A0.Z, A1.Z, A0.W, A1.W, B2.Z, B2.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf12,pf13,pf14,pf15}, {%0,%1,%2,%3}, {%4,%5}, {pf12,pf13,pf14,pf15};", A0.Z, A1.Z, A0.W, A1.W, B3.Z, B3.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf16,pf17,pf18,pf19}, {%0,%1,%2,%3}, {%4,%5}, {pf16,pf17,pf18,pf19};", A2.Z, A3.Z, A2.W, A3.W, B0.Z, B0.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf20,pf21,pf22,pf23}, {%0,%1,%2,%3}, {%4,%5}, {pf20,pf21,pf22,pf23};", A2.Z, A3.Z, A2.W, A3.W, B1.Z, B1.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf24,pf25,pf26,pf27}, {%0,%1,%2,%3}, {%4,%5}, {pf24,pf25,pf26,pf27};", A2.Z, A3.Z, A2.W, A3.W, B2.Z, B2.W);
-                    CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf28,pf29,pf30,pf31}, {%0,%1,%2,%3}, {%4,%5}, {pf28,pf29,pf30,pf31};", A2.Z, A3.Z, A2.W, A3.W, B3.Z, B3.W);
-                }
+                Group.Barrier(); // the previous chunk's fragments are read
+                RealStage(input, p, stageWords, n0, c0);
+                Group.Barrier();
+                if (!active) continue;
+                for (int k = 0; k < p.RealChunk && c0 + k < p.Cp; k += RealChunkChannels)
+                    RealStep(weightQuads, stage, p, w0, w1, w2, w3, (c0 + k) / 8 + t, s0 + k / 8, columnQuads, pieceQuads);
             }
         }
         if (!active) return;
@@ -220,6 +240,72 @@ internal static partial class PointwiseMmaKernels
             Sum(hd0, ld0), Sum(hd1, ld1), Sum(hd2, ld2), Sum(hd3, ld3), Sum(hd4, ld4), Sum(hd5, ld5), Sum(hd6, ld6), Sum(hd7, ld7));
     }
 
+    /// <summary>Zeroes both sets of accumulators (declared once by the kernel body).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ClearRealAccumulators() =>
+        CudaAsm.Emit("mov.f32 pf0, 0f00000000; mov.f32 pl0, 0f00000000; mov.f32 pf1, 0f00000000; mov.f32 pl1, 0f00000000; mov.f32 pf2, 0f00000000; mov.f32 pl2, 0f00000000; mov.f32 pf3, 0f00000000; mov.f32 pl3, 0f00000000; mov.f32 pf4, 0f00000000; mov.f32 pl4, 0f00000000; mov.f32 pf5, 0f00000000; mov.f32 pl5, 0f00000000; mov.f32 pf6, 0f00000000; mov.f32 pl6, 0f00000000; mov.f32 pf7, 0f00000000; mov.f32 pl7, 0f00000000; mov.f32 pf8, 0f00000000; mov.f32 pl8, 0f00000000; mov.f32 pf9, 0f00000000; mov.f32 pl9, 0f00000000; mov.f32 pf10, 0f00000000; mov.f32 pl10, 0f00000000; mov.f32 pf11, 0f00000000; mov.f32 pl11, 0f00000000; mov.f32 pf12, 0f00000000; mov.f32 pl12, 0f00000000; mov.f32 pf13, 0f00000000; mov.f32 pl13, 0f00000000; mov.f32 pf14, 0f00000000; mov.f32 pl14, 0f00000000; mov.f32 pf15, 0f00000000; mov.f32 pl15, 0f00000000; mov.f32 pf16, 0f00000000; mov.f32 pl16, 0f00000000; mov.f32 pf17, 0f00000000; mov.f32 pl17, 0f00000000; mov.f32 pf18, 0f00000000; mov.f32 pl18, 0f00000000; mov.f32 pf19, 0f00000000; mov.f32 pl19, 0f00000000; mov.f32 pf20, 0f00000000; mov.f32 pl20, 0f00000000; mov.f32 pf21, 0f00000000; mov.f32 pl21, 0f00000000; mov.f32 pf22, 0f00000000; mov.f32 pl22, 0f00000000; mov.f32 pf23, 0f00000000; mov.f32 pl23, 0f00000000; mov.f32 pf24, 0f00000000; mov.f32 pl24, 0f00000000; mov.f32 pf25, 0f00000000; mov.f32 pl25, 0f00000000; mov.f32 pf26, 0f00000000; mov.f32 pl26, 0f00000000; mov.f32 pf27, 0f00000000; mov.f32 pl27, 0f00000000; mov.f32 pf28, 0f00000000; mov.f32 pl28, 0f00000000; mov.f32 pf29, 0f00000000; mov.f32 pl29, 0f00000000; mov.f32 pf30, 0f00000000; mov.f32 pl30, 0f00000000; mov.f32 pf31, 0f00000000; mov.f32 pl31, 0f00000000;");
+
+    /// <summary>
+    /// One 32-channel step of the warp tile: A's 16-byte quad <paramref name="q"/> of rows group, + 8, + 16, + 24 (zeros past
+    /// Cp: Cp is a multiple of 16, so the last step may hold only lanes 0 and 1's channels) against the staged pieces at quad
+    /// <paramref name="s"/> of this lane's columns, lo and mid into pl, then hi into pf.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RealStep(ArrayView<Words4> weightQuads, ArrayView<Words4> stage, PointwiseArgs p, int w0, int w1, int w2, int w3,
+        int q, int s, int sj, int pieceQuads)
+    {
+        bool inside = q < p.Cp / 8;
+        var A0 = Quad(weightQuads, inside ? w0 : -1, q);
+        var A1 = Quad(weightQuads, inside ? w1 : -1, q);
+        var A2 = Quad(weightQuads, inside ? w2 : -1, q);
+        var A3 = Quad(weightQuads, inside ? w3 : -1, q);
+        for (int piece = 0; piece < GpuSpikeConv.InputPieces; piece++, s += pieceQuads) // lo, mid into pl; hi into pf
+        {
+            var B0 = stage[s];
+            var B1 = stage[s + sj];
+            var B2 = stage[s + 2 * sj];
+            var B3 = stage[s + 3 * sj];
+            if (piece < GpuSpikeConv.InputPieces - 1)
+            {
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl0,pl1,pl2,pl3}, {%0,%1,%2,%3}, {%4,%5}, {pl0,pl1,pl2,pl3};", A0.X, A1.X, A0.Y, A1.Y, B0.X, B0.Y);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl4,pl5,pl6,pl7}, {%0,%1,%2,%3}, {%4,%5}, {pl4,pl5,pl6,pl7};", A0.X, A1.X, A0.Y, A1.Y, B1.X, B1.Y);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl8,pl9,pl10,pl11}, {%0,%1,%2,%3}, {%4,%5}, {pl8,pl9,pl10,pl11};", A0.X, A1.X, A0.Y, A1.Y, B2.X, B2.Y);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl12,pl13,pl14,pl15}, {%0,%1,%2,%3}, {%4,%5}, {pl12,pl13,pl14,pl15};", A0.X, A1.X, A0.Y, A1.Y, B3.X, B3.Y);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl16,pl17,pl18,pl19}, {%0,%1,%2,%3}, {%4,%5}, {pl16,pl17,pl18,pl19};", A2.X, A3.X, A2.Y, A3.Y, B0.X, B0.Y);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl20,pl21,pl22,pl23}, {%0,%1,%2,%3}, {%4,%5}, {pl20,pl21,pl22,pl23};", A2.X, A3.X, A2.Y, A3.Y, B1.X, B1.Y);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl24,pl25,pl26,pl27}, {%0,%1,%2,%3}, {%4,%5}, {pl24,pl25,pl26,pl27};", A2.X, A3.X, A2.Y, A3.Y, B2.X, B2.Y);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl28,pl29,pl30,pl31}, {%0,%1,%2,%3}, {%4,%5}, {pl28,pl29,pl30,pl31};", A2.X, A3.X, A2.Y, A3.Y, B3.X, B3.Y);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl0,pl1,pl2,pl3}, {%0,%1,%2,%3}, {%4,%5}, {pl0,pl1,pl2,pl3};", A0.Z, A1.Z, A0.W, A1.W, B0.Z, B0.W);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl4,pl5,pl6,pl7}, {%0,%1,%2,%3}, {%4,%5}, {pl4,pl5,pl6,pl7};", A0.Z, A1.Z, A0.W, A1.W, B1.Z, B1.W);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl8,pl9,pl10,pl11}, {%0,%1,%2,%3}, {%4,%5}, {pl8,pl9,pl10,pl11};", A0.Z, A1.Z, A0.W, A1.W, B2.Z, B2.W);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl12,pl13,pl14,pl15}, {%0,%1,%2,%3}, {%4,%5}, {pl12,pl13,pl14,pl15};", A0.Z, A1.Z, A0.W, A1.W, B3.Z, B3.W);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl16,pl17,pl18,pl19}, {%0,%1,%2,%3}, {%4,%5}, {pl16,pl17,pl18,pl19};", A2.Z, A3.Z, A2.W, A3.W, B0.Z, B0.W);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl20,pl21,pl22,pl23}, {%0,%1,%2,%3}, {%4,%5}, {pl20,pl21,pl22,pl23};", A2.Z, A3.Z, A2.W, A3.W, B1.Z, B1.W);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl24,pl25,pl26,pl27}, {%0,%1,%2,%3}, {%4,%5}, {pl24,pl25,pl26,pl27};", A2.Z, A3.Z, A2.W, A3.W, B2.Z, B2.W);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pl28,pl29,pl30,pl31}, {%0,%1,%2,%3}, {%4,%5}, {pl28,pl29,pl30,pl31};", A2.Z, A3.Z, A2.W, A3.W, B3.Z, B3.W);
+            }
+            else
+            {
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf0,pf1,pf2,pf3}, {%0,%1,%2,%3}, {%4,%5}, {pf0,pf1,pf2,pf3};", A0.X, A1.X, A0.Y, A1.Y, B0.X, B0.Y);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf4,pf5,pf6,pf7}, {%0,%1,%2,%3}, {%4,%5}, {pf4,pf5,pf6,pf7};", A0.X, A1.X, A0.Y, A1.Y, B1.X, B1.Y);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf8,pf9,pf10,pf11}, {%0,%1,%2,%3}, {%4,%5}, {pf8,pf9,pf10,pf11};", A0.X, A1.X, A0.Y, A1.Y, B2.X, B2.Y);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf12,pf13,pf14,pf15}, {%0,%1,%2,%3}, {%4,%5}, {pf12,pf13,pf14,pf15};", A0.X, A1.X, A0.Y, A1.Y, B3.X, B3.Y);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf16,pf17,pf18,pf19}, {%0,%1,%2,%3}, {%4,%5}, {pf16,pf17,pf18,pf19};", A2.X, A3.X, A2.Y, A3.Y, B0.X, B0.Y);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf20,pf21,pf22,pf23}, {%0,%1,%2,%3}, {%4,%5}, {pf20,pf21,pf22,pf23};", A2.X, A3.X, A2.Y, A3.Y, B1.X, B1.Y);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf24,pf25,pf26,pf27}, {%0,%1,%2,%3}, {%4,%5}, {pf24,pf25,pf26,pf27};", A2.X, A3.X, A2.Y, A3.Y, B2.X, B2.Y);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf28,pf29,pf30,pf31}, {%0,%1,%2,%3}, {%4,%5}, {pf28,pf29,pf30,pf31};", A2.X, A3.X, A2.Y, A3.Y, B3.X, B3.Y);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf0,pf1,pf2,pf3}, {%0,%1,%2,%3}, {%4,%5}, {pf0,pf1,pf2,pf3};", A0.Z, A1.Z, A0.W, A1.W, B0.Z, B0.W);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf4,pf5,pf6,pf7}, {%0,%1,%2,%3}, {%4,%5}, {pf4,pf5,pf6,pf7};", A0.Z, A1.Z, A0.W, A1.W, B1.Z, B1.W);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf8,pf9,pf10,pf11}, {%0,%1,%2,%3}, {%4,%5}, {pf8,pf9,pf10,pf11};", A0.Z, A1.Z, A0.W, A1.W, B2.Z, B2.W);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf12,pf13,pf14,pf15}, {%0,%1,%2,%3}, {%4,%5}, {pf12,pf13,pf14,pf15};", A0.Z, A1.Z, A0.W, A1.W, B3.Z, B3.W);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf16,pf17,pf18,pf19}, {%0,%1,%2,%3}, {%4,%5}, {pf16,pf17,pf18,pf19};", A2.Z, A3.Z, A2.W, A3.W, B0.Z, B0.W);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf20,pf21,pf22,pf23}, {%0,%1,%2,%3}, {%4,%5}, {pf20,pf21,pf22,pf23};", A2.Z, A3.Z, A2.W, A3.W, B1.Z, B1.W);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf24,pf25,pf26,pf27}, {%0,%1,%2,%3}, {%4,%5}, {pf24,pf25,pf26,pf27};", A2.Z, A3.Z, A2.W, A3.W, B2.Z, B2.W);
+                CudaAsm.Emit("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {pf28,pf29,pf30,pf31}, {%0,%1,%2,%3}, {%4,%5}, {pf28,pf29,pf30,pf31};", A2.Z, A3.Z, A2.W, A3.W, B3.Z, B3.W);
+            }
+            }
+    }
+
     /// <summary>hi + (mid + lo): one output's fp32 sum from its two accumulators' bits, the small pieces summed apart as on the cuBLAS path.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Sum(int hi, int low) => Interop.IntAsFloat((uint)hi) + Interop.IntAsFloat((uint)low);
@@ -233,28 +319,34 @@ internal static partial class PointwiseMmaKernels
         var sums = LocalMemory.Allocate<float>(64);
         for (int i = 0; i < 64; i++) sums[i] = 0f;
         var staged = stage.Cast<int>().Cast<ushort>();
-        for (int c0 = 0; c0 < p.Cp; c0 += RealChunkChannels)
+        int columnHalves = 2 * RealColumnWords(p), pieceHalves = 2 * PieceWords(p);
+        for (int c0 = 0; c0 < p.Cp; c0 += p.RealChunk)
         {
             Group.Barrier();
-            RealStage(input, p, stage.Cast<int>(), n0, c0);
+            if (p.Whole != 0) RealStageFour(input, p, stage.Cast<int>(), n0, c0);
+            else RealStage(input, p, stage.Cast<int>(), n0, c0);
             Group.Barrier();
             if (!active) continue;
-            int channels = Math.Min(RealChunkChannels, p.Cp - c0);
-            for (int m = 0; m < 4; m++)
+            // Per 32-channel step as the mma body (the same sums for every stage size).
+            for (int k0 = 0; k0 < p.RealChunk && c0 + k0 < p.Cp; k0 += RealChunkChannels)
             {
-                int r = r0 + group + 8 * m;
-                if (r >= p.M) continue;
-                long row = (long)r * GpuSpikeConv.InputPieces * p.Cp + c0;
-                for (int k = 0; k < 8; k++)
+                int channels = Math.Min(RealChunkChannels, p.Cp - c0 - k0);
+                for (int m = 0; m < 4; m++)
                 {
-                    int column = warpColumn + 8 * t + k;
-                    for (int piece = 0; piece < GpuSpikeConv.InputPieces; piece++)
+                    int r = r0 + group + 8 * m;
+                    if (r >= p.M) continue;
+                    long row = (long)r * GpuSpikeConv.InputPieces * p.Cp + c0 + k0;
+                    for (int k = 0; k < 8; k++)
                     {
-                        int at = piece == GpuSpikeConv.InputPieces - 1 ? 8 * m + k : 32 + 8 * m + k;
-                        float s = sums[at];
-                        for (int c = 0; c < channels; c++)
-                            s += Bf16(weights[row + c]) * Bf16(staged[piece * PieceWords * 2 + column * RealColumnWords * 2 + c]);
-                        sums[at] = s;
+                        int column = warpColumn + 8 * t + k;
+                        for (int piece = 0; piece < GpuSpikeConv.InputPieces; piece++)
+                        {
+                            int at = piece == GpuSpikeConv.InputPieces - 1 ? 8 * m + k : 32 + 8 * m + k;
+                            float s = sums[at];
+                            for (int c = 0; c < channels; c++)
+                                s += Bf16(weights[row + c]) * Bf16(staged[piece * pieceHalves + column * columnHalves + k0 + c]);
+                            sums[at] = s;
+                        }
                     }
                 }
             }

@@ -123,6 +123,7 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
     [InlineData(3, 0, 0, 6, 7, 5, false, 0)]      // RepConv's unpadded 3×3
     [InlineData(3, 1, 0, 13, 10, 3, true, 2)]     // zero-padded 3×3
     [InlineData(3, 0, 1, 6, 6, 7, false, 0)]      // BN-padded 4×4 interior (CIFAR's transformer stages), 7 channels
+    [InlineData(3, 0, 1, 6, 6, 5, true, 2)]       // the same with bias and two BNs: 15 planes, the last plane group short
     [InlineData(3, 0, 1, 16, 16, 3, true, 1)]     // BN-padded 14×14 interior (55M), bias and BN
     [InlineData(3, 0, 1, 7, 3, 2, false, 0)]      // BN-padded 5×1 interior: one column
     public void DepthwiseStripsMatchTheGenericKernel(int k, int pad, int border, int h, int w, int channels, bool hasBias, int bnCount)
@@ -180,11 +181,27 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
             for (int i = 0; i < generic.Length; i++)
                 Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(direct[i]),
                     $"direct, element {i}: {direct[i]:R} vs {generic[i]:R}");
+            Assert.Equal(ih == 4 && iw == 4, GpuOps.Border3PlanesFit(g, oh, ow, input.View, borderValues.View));
+            if (ih == 4 && iw == 4)
+            {
+                // CIFAR's 4×4 maps: a plane per thread (two-thread groups here).
+                var planes = Run(acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(
+                    GpuKernels.DepthwiseBorder3Planes<ExactFma>), (ref DepthwiseArgs p) => { p.ChannelsInverse = 1f / p.Channels; return (p.Planes + 1) / 2; });
+                for (int i = 0; i < generic.Length; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(planes[i]),
+                        $"a plane per thread, element {i}: {planes[i]:R} vs {generic[i]:R}");
+            }
         }
-        // Through the backend's dispatch too (which picks the strips kernel and its width).
-        using var viaOps = gpu.Zeros(expected.Length);
-        gpu.Ops.Conv(layer, input.View, frames, h, w, viaOps.View, border > 0 ? borderValues.View : default, border);
-        TestData.AssertSame(expected, viaOps.GetAsArray1D(), "GpuOps.Conv");
+        // Through the backend's dispatch too (which picks the strips kernel and its width, or a plane per thread), and with
+        // the plane kernel off.
+        foreach (bool planesOn in new[] { true, false })
+        {
+            using var viaOps = gpu.Zeros(expected.Length);
+            gpu.Ops.BorderPlanes = planesOn;
+            try { gpu.Ops.Conv(layer, input.View, frames, h, w, viaOps.View, border > 0 ? borderValues.View : default, border); }
+            finally { gpu.Ops.BorderPlanes = true; }
+            TestData.AssertSame(expected, viaOps.GetAsArray1D(), $"GpuOps.Conv, planes {planesOn}");
+        }
 
         float[] Run(Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> kernel,
             TilePlanner plan)

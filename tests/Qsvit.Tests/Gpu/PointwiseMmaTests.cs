@@ -91,6 +91,41 @@ public sealed class PointwiseMmaTests(PointwiseAcceleratorFixture gpu) : IClassF
         Assert.InRange(e.Count(v => v != 0), length / 10, length * 9 / 10);   // both outcomes common
     }
 
+    public static TheoryData<int, int, int, int, int, int> WholeLayers => new()
+    {
+        // in, out channels, h, w, bits, T (0: no LIF; batch 3)
+        { 128, 128, 4, 4, 4, 0 },   // CIFAR's RepConv 1×1: Cp 128, one stage, two items per thread
+        { 33, 17, 3, 5, 4, 4 },     // Cp 48, the LIF over T = 4, HW 15: scalar loads, partial column tile
+        { 20, 40, 4, 4, 8, 1 },     // 40 rows: two row warps, a partial second tile; T = 1
+        { 130, 9, 2, 2, 4, 0 },     // Cp 144: past one stage, chunked either way
+        { 16, 24, 1, 1, 12, 2 },    // two digits: chunked either way
+    };
+
+    /// <summary>The whole input staged at once (<see cref="PointwiseMmaKernels.WholeStage"/>) gives the chunked stages' outputs and spikes bit for bit.</summary>
+    [Theory]
+    [MemberData(nameof(WholeLayers))]
+    public void WholeStageEqualsChunkedStages(int cin, int cout, int h, int w, int bits, int timesteps)
+    {
+        const int batch = 3;
+        int frames = Math.Max(1, timesteps) * batch;
+        var (spec, codes, rng) = Layer(cin, cout, bits, "paper");
+        var acc = gpu.Device.Accelerator;
+        using var layer = new GpuSpikeConv(acc, spec, codes);
+        Assert.Equal(layer.Parts == 1 && layer.Cp <= PointwiseMmaKernels.ChunkChannels, PointwiseMmaKernels.WholeStage(layer.Parts, layer.Cp));
+        using var x = gpu.Upload(Spikes(rng, frames * cin * h * w));
+        var outputs = new List<float[]>();
+        foreach (bool whole in new[] { false, true })
+        {
+            var ops = new SpikeGemmOps(acc, null, wholeStages: whole);
+            Assert.True(ops.Fused(layer, timesteps));
+            using var y = gpu.Upload(Enumerable.Repeat(float.NaN, frames * cout * h * w).ToArray());
+            ops.Conv(layer, x.View, frames, h, w, y.View, default, default, frames, timesteps, 0.4f);
+            outputs.Add(y.GetAsArray1D());
+        }
+        Assert.Equal(outputs[0].Select(BitConverter.SingleToInt32Bits), outputs[1].Select(BitConverter.SingleToInt32Bits));
+        if (timesteps == 0) Assert.Equal(RunOnCpu(spec, x.GetAsArray1D(), frames, h, w), outputs[1]);
+    }
+
     /// <summary>
     /// The rule and what profiles name: integer 1×1 layers up to the bound run fused where cuBLAS exists, always without it
     /// (if the call fits one launch); never with <c>--gemm tensor-cublas-1x1</c> or where groups are smaller than four warps.

@@ -13,9 +13,10 @@ namespace Qsvit.Tests.Gpu;
 /// PTX does not run on ILGPU's CPU accelerator) against today's real-input path (bf16 split columns, the bf16 GEMM, the
 /// scaled epilogue) and the CPU backend's dequantized fp32 conv. All three sum exact products in fp32 in different orders,
 /// so they agree within 1e-5 of Σ|w·x| (times the BNs' scales) and of the output: the bound of 3·K fp32 additions for K ≤
-/// 130 here, with room. Covered: odd channel counts (a 32-channel step half past Cp, several chunks), 1–4 row warps and a
-/// partial row tile, maps of 1×1 to 5×7 (scalar and 16-byte loads and stores, partial column tiles), with and without
-/// bias and BNs (up to three, the third from global memory), 4- and 8-bit codes.
+/// 130 here, with room. Covered: odd channel counts (a 32-channel step half past Cp, several chunks, stages of 32, 64 and
+/// 128 channels, the whole input in one stage), 1–4 row warps and a partial row tile, maps of 1×1 to 5×7 (scalar and
+/// 16-byte loads and stores, partial column tiles), with and without bias and BNs (up to three, the third from global
+/// memory), 4- and 8-bit codes.
 /// </summary>
 [Collection("gpu-cpu-accelerator")]
 public sealed class PointwiseRealTests(PointwiseAcceleratorFixture gpu) : IClassFixture<PointwiseAcceleratorFixture>
@@ -27,6 +28,7 @@ public sealed class PointwiseRealTests(PointwiseAcceleratorFixture gpu) : IClass
         { 20, 40, 4, 4, 3, 4, "paper", false, 0 },                  // HW 16: 16-byte loads and stores; 40 rows: two row warps, a partial second tile
         { 70, 9, 1, 1, 5, 8, "symmetric-channel", true, 3 },        // a 1×1 map; three BNs
         { 130, 70, 2, 6, 2, 4, "symmetric", false, 2 },             // Cp 144: five chunks; 70 rows: four row warps; one tensor scale
+        { 64, 70, 4, 4, 3, 4, "paper", true, 1 },                   // Cp 64 at one column warp: the whole input in one stage of 64
     };
 
     [Theory]
@@ -61,6 +63,37 @@ public sealed class PointwiseRealTests(PointwiseAcceleratorFixture gpu) : IClass
             Assert.True(Math.Abs(actual[i] - expected[i]) <= tolerance, $"{i}: fused {actual[i]} vs CPU {expected[i]} (Σ|w·x| {bound[i]})");
             Assert.True(Math.Abs(actual[i] - today[i]) <= tolerance, $"{i}: fused {actual[i]} vs today's path {today[i]}");
         }
+    }
+
+    /// <summary>
+    /// Stages of up to 128 channels (<see cref="PointwiseMmaKernels.RealChunkFor"/>: 32 per stage at four column warps, 64
+    /// at two, 128 at one), the whole input at once where it fits (<see cref="PointwiseArgs.Whole"/>, four items' loads per
+    /// round), give the 32-channel stages' outputs bit for bit: the sums run per 32-channel step in the same order.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Layers))]
+    public void WholeStagesEqualChunkedStagesBitForBit(int cin, int cout, int h, int w, int frames, int bits, string quantizer, bool bias, int bns)
+    {
+        var (spec, codes, rng) = Layer(cin, cout, bits, quantizer, bias, bns);
+        var input = RealValues(rng, frames * cin * h * w);
+        var acc = gpu.Device.Accelerator;
+        using var layer = GpuSpikeConv.RealInputCodes(acc, spec, codes);
+        using var x = gpu.Upload(input);
+        var outputs = new List<float[]>();
+        foreach (bool whole in new[] { false, true })
+        {
+            var ops = new SpikeGemmOps(acc, null, SpikeInputGemm.TensorCoresRealFused, wholeStages: whole);
+            Assert.True(ops.Fused(layer));
+            using var y = gpu.Upload(Enumerable.Repeat(float.NaN, frames * cout * h * w).ToArray());
+            ops.Conv(layer, x.View, frames, h, w, y.View, default, default, frames);
+            outputs.Add(y.GetAsArray1D());
+        }
+        for (int i = 0; i < outputs[0].Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(outputs[0][i]) == BitConverter.SingleToInt32Bits(outputs[1][i]), $"{i}: {outputs[1][i]:R} vs {outputs[0][i]:R}");
+        Assert.Equal(32, PointwiseMmaKernels.RealChunkFor(4, 144));
+        Assert.Equal(64, PointwiseMmaKernels.RealChunkFor(2, 48));
+        Assert.Equal(128, PointwiseMmaKernels.RealChunkFor(1, 144));
+        Assert.Equal(96, PointwiseMmaKernels.RealChunkFor(1, 80));
     }
 
     /// <summary>

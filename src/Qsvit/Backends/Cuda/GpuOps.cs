@@ -240,7 +240,7 @@ internal sealed class GpuOps : IDisposable
                     input, layer.Weights.View, bias, bn, output, dp);
                 return;
             }
-            if (border == 1 && Border3PlanesFit(g, oh, ow, input, output))
+            if (border == 1 && BorderPlanes && Border3PlanesFit(g, oh, ow, input, output))
             {
                 dp.ChannelsInverse = 1f / dp.Channels;
                 int threads = Math.Min(PlaneThreads, _reduceThreads);
@@ -402,13 +402,18 @@ internal sealed class GpuOps : IDisposable
 
     /// <summary>
     /// Whether RepConv's BN-padded 3×3 runs <see cref="GpuKernels.DepthwiseBorder3Planes{TFma}"/> (one thread per plane):
-    /// 4 × 4 maps, both views 16-byte aligned.
+    /// 4 × 4 maps, both views 16-byte aligned. Measured on an H200 (BENCHMARKS.md, tenth session, repconv4) only together
+    /// with the fused 1×1 kernels' whole stages (<see cref="PointwiseMmaKernels.WholeStage"/>): CIFAR's 128-channel RepConvs
+    /// 4.944 → 4.187 ms a pass; alone under Nsight Compute (caches flushed) 26.5 → 26.9 µs a call, so most of that is theirs.
     /// </summary>
     internal static bool Border3PlanesFit(ConvGeometry g, int outH, int outW, ArrayView<float> input, ArrayView<float> output) =>
-        Rc4Probe.Planes && Border3Fits(g, outH, outW) && outH == 4 && outW == 4 && SpikeGemmOps.Aligned16(input) && SpikeGemmOps.Aligned16(output);
+        Border3Fits(g, outH, outW) && outH == 4 && outW == 4 && SpikeGemmOps.Aligned16(input) && SpikeGemmOps.Aligned16(output);
 
     /// <summary>Threads (planes) per group of <see cref="GpuKernels.DepthwiseBorder3Planes{TFma}"/>.</summary>
     public const int PlaneThreads = 256;
+
+    /// <summary>Tests: false runs <see cref="GpuKernels.DepthwiseBorder3{TFma}"/> where <see cref="Border3PlanesFit"/> would take the plane kernel.</summary>
+    internal bool BorderPlanes { get; set; } = true;
 
     /// <summary>Whole planes per group of <see cref="GpuKernels.DepthwiseBorder3{TFma}"/>, as many as fill <paramref name="slots"/> four-output strips. Returns the number of groups.</summary>
     internal static long DepthwiseBorder3Groups(ref DepthwiseArgs p, int slots)

@@ -375,8 +375,8 @@ internal sealed partial class SpikeGemmOps
     private readonly int _pipelinedGroup;
     private readonly SpikeInputGemm _mode;
     private readonly int _implicitMaxRows, _tiledMinRows, _tiledMaxRows, _tiledRowWarps;
-    /// <summary>Warps a group of this accelerator holds (<see cref="PointwiseMmaKernels.RowWarpsFor"/>).</summary>
-    private readonly int _maxGroupWarps;
+    /// <summary>Whether the fused 1×1 kernels stage a small input at once (<see cref="PointwiseMmaKernels.WholeStage"/>); false: in chunks, as before.</summary>
+    private readonly bool _wholeStages;
     /// <summary>Whether the tiled kernel applies the epilogue itself where it can (one digit, no LIF); benchmarks compare both.</summary>
     private readonly bool _tiledFuses;
     /// <summary>The fused pointwise kernel (<see cref="PointwiseMmaKernels"/>); null before sm_80, with <see cref="SpikeInputGemm.TensorCoresPointwiseCublas"/> and on accelerators with smaller groups.</summary>
@@ -397,9 +397,10 @@ internal sealed partial class SpikeGemmOps
     /// <param name="tiledRowWarps">Benchmarks: one block shape for every tiled layer (2 or 4) instead of <see cref="GpuSpikeConv.TiledRowWarps"/> (0).</param>
     /// <param name="tiledFuses">Benchmarks: false keeps the tiled kernel's sums in memory for the separate epilogue everywhere.</param>
     /// <param name="pointwiseMaxRows">The fused pointwise rule's bound (<see cref="PointwiseMmaKernels.FusedPays"/>); benchmarks measure others.</param>
+    /// <param name="wholeStages">Tests and benchmarks: false stages the fused 1×1 kernels' input in chunks everywhere (<see cref="PointwiseMmaKernels.WholeStage"/>).</param>
     public SpikeGemmOps(Accelerator acc, Cublas? blas, SpikeInputGemm mode = SpikeInputGemm.TensorCores, int implicitMaxRows = GpuSpikeConv.ImplicitMaxRows,
         int tiledMinRows = GpuSpikeConv.TiledMinRows, int tiledMaxRows = GpuSpikeConv.TiledMaxRows, int tiledRowWarps = 0, bool tiledFuses = true,
-        int pointwiseMaxRows = PointwiseMmaKernels.FusedMaxRows)
+        int pointwiseMaxRows = PointwiseMmaKernels.FusedMaxRows, bool wholeStages = true)
     {
         if (tiledRowWarps != 0 && !SpikeTiledKernels.ValidRowWarps(tiledRowWarps)) throw new ArgumentOutOfRangeException(nameof(tiledRowWarps), "2 or 4 row warps");
         _acc = acc;
@@ -411,7 +412,7 @@ internal sealed partial class SpikeGemmOps
         _tiledRowWarps = tiledRowWarps;
         _tiledFuses = tiledFuses;
         _pointwiseMaxRows = pointwiseMaxRows;
-        _maxGroupWarps = acc.MaxNumThreadsPerGroup / PointwiseMmaKernels.Lanes;
+        _wholeStages = wholeStages;
         _group = Math.Min(acc.MaxNumThreadsPerGroup, 256);
         bool cuda = acc.AcceleratorType == AcceleratorType.Cuda;
         // Four warps per group on CUDA (each warp one tile); on the CPU accelerator any group size does (no warp operations).
@@ -880,19 +881,19 @@ internal sealed partial class SpikeGemmOps
             InChannels = g.InChannels, Cp = layer.Cp, M = g.OutChannels, Parts = layer.Parts,
             HW = hw, Steps = steps, Batch = frames / steps, Pixels = frames / steps * hw,
             Lif = timesteps > 0 ? 1 : 0, Threshold = threshold, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
-            Vec = hw % 4 == 0 ? 1 : 0, RowWarps = PointwiseMmaKernels.RowWarpsFor(g.OutChannels, _maxGroupWarps),
+            Vec = hw % 4 == 0 ? 1 : 0, RowWarps = PointwiseMmaKernels.RowWarpsFor(g.OutChannels),
         };
-        p.ColumnWarps = Math.Max(1, 4 / p.RowWarps);
+        p.ColumnWarps = 4 / p.RowWarps;
         if (layer.RealInput)
         {
-            p.RealChunk = Rc4Probe.RealWhole ? PointwiseMmaKernels.RealChunkFor(p.ColumnWarps, layer.Cp) : PointwiseMmaKernels.RealChunkChannels;
-            p.Whole = Rc4Probe.RealWhole && layer.Cp <= p.RealChunk ? 1 : 0;
+            p.RealChunk = _wholeStages ? PointwiseMmaKernels.RealChunkFor(p.ColumnWarps, layer.Cp) : PointwiseMmaKernels.RealChunkChannels;
+            p.Whole = _wholeStages && layer.Cp <= p.RealChunk ? 1 : 0;
         }
-        else p.Whole = Rc4Probe.IntWhole && layer.Parts == 1 && layer.Cp <= PointwiseMmaKernels.ChunkChannels ? 1 : 0;
+        else p.Whole = _wholeStages && PointwiseMmaKernels.WholeStage(layer.Parts, layer.Cp) ? 1 : 0;
         long groups = PointwiseMmaKernels.Groups(p);
         if (groups > int.MaxValue) throw new QsvitException($"a 1×1 convolution of {frames} frames is too large for one launch; use a smaller batch");
         var unused = layer.Scales!.View; // stands in for an absent bias or BN table (never read)
-        var config = new KernelConfig(new Index1D((int)groups), new Index1D(PointwiseMmaKernels.Lanes * p.RowWarps * p.ColumnWarps));
+        var config = new KernelConfig(new Index1D((int)groups), new Index1D(PointwiseMmaKernels.GroupSize));
         if (layer.RealInput)
         {
             _pointwiseReal!(config, input, layer.Bf16!.View, output, layer.Scales!.View, layer.Bias?.View ?? unused, layer.Bn?.View ?? unused, p);

@@ -58,8 +58,12 @@ internal struct PointwiseArgs
 /// Codes are <see cref="GpuSpikeConv"/>'s int8 digits, digit planes stacked along M (most significant first): the group
 /// runs the channel loop once per digit and shifts its accumulators left by 8 between digits, so each ends with
 /// ((hi·256 + mid)·256 + lo), the GEMM epilogue's combination (int32, wrapping alike). Accumulators are PTX registers
-/// mq0..mq31, zeroed, stepped and shifted by <see cref="SpikeMmaKernels"/>'s inlined helpers (a local array would spill). Without inline PTX (ILGPU's CPU accelerator in tests) the same staging runs
-/// and each lane sums its 4 rows × 8 columns from the staged bytes with scalar multiply-adds, then the same epilogue.
+/// mq0..mq31, zeroed, stepped and shifted by <see cref="SpikeMmaKernels"/>'s inlined helpers (a local array would spill).
+/// Where one int8 digit and one stage cover the input (<see cref="PointwiseArgs.Whole"/>, <see cref="WholeStage"/>: Cp ≤
+/// 128) the group stages it with two items' loads in flight per thread (<see cref="StageTwo"/>) before the accumulators
+/// are zeroed, so the staging's registers do not add to theirs. Without inline PTX (ILGPU's CPU accelerator in tests) the
+/// same staging runs and each lane sums its 4 rows × 8 columns from the staged bytes with scalar multiply-adds, then the
+/// same epilogue.
 /// </para>
 /// </summary>
 internal static partial class PointwiseMmaKernels
@@ -98,11 +102,19 @@ internal static partial class PointwiseMmaKernels
     /// <summary>Fused LIF step counts whose runs fit a lane's eight neighbouring columns.</summary>
     public static bool StepsFit(int timesteps) => timesteps is 1 or 2 or 4 or 8;
 
+    /// <summary>Warps along the output channels for <paramref name="m"/> of them: as many 32-row tiles as there are, up to 4.</summary>
+    public static int RowWarpsFor(int m) => m <= 32 ? 1 : m <= 64 ? 2 : 4;
+
     /// <summary>
-    /// Warps along the output channels for <paramref name="m"/> of them: as many 32-row tiles as there are, up to 4, or 6
-    /// for 129–192 (one group for all rows: the columns staged once) where groups hold <paramref name="maxWarps"/> ≥ 6.
+    /// Whether the integer kernel stages its whole input at once (<see cref="PointwiseArgs.Whole"/>: all staging loads in
+    /// flight before any accumulator is live): one int8 digit and Cp ≤ <see cref="ChunkChannels"/> (the real-input kernel
+    /// where Cp ≤ <see cref="RealChunkFor"/>). Measured on an H200 (BENCHMARKS.md, tenth session, repconv4):
+    /// the int8 1×1 of CIFAR's 128→128 RepConv at 4×4 x4000 frames 59.1 → 50.8 µs (Nsight Compute); with the real 1×1's
+    /// whole stage and the depthwise conv's plane per thread (<see cref="GpuOps.Border3PlanesFit"/>) the 128-channel
+    /// RepConvs 4.944 → 4.187 ms a pass (profile); the other fused int8 1×1s within 1 % under Nsight Compute, 0.93–0.97x
+    /// in the profile.
     /// </summary>
-    public static int RowWarpsFor(int m, int maxWarps = 4) => m <= 32 ? 1 : m <= 64 ? 2 : m <= 128 || m > 192 || maxWarps < 6 || !Rc4Probe.SixWarps ? 4 : 6;
+    public static bool WholeStage(int parts, int cp) => parts == 1 && cp <= ChunkChannels;
 
     /// <summary>Groups of a launch: one per 32·RowWarps channels × 32·ColumnWarps columns, channel blocks fastest.</summary>
     public static long Groups(PointwiseArgs p) =>

@@ -9,10 +9,13 @@ namespace Qsvit.Backends.Cuda;
 /// input (<see cref="GpuSpikeConv.RealInput"/>: RepConv's last 1×1, pwconv2) in one launch, replacing the input's split
 /// into packed bf16 columns (<see cref="SpikeGemmKernels.PackSplit"/>), cuBLAS's bf16 GEMM and
 /// <see cref="SpikeGemmKernels.EpilogueScaled{TFma}"/>. The group, warp tiles and epilogue are the integer kernel's; per
-/// chunk of <see cref="RealChunkChannels"/> channels the group stages its columns once as the input's three bf16 pieces
-/// (lo, mid, hi: <see cref="SpikeGemmKernels.SplitBf16"/>, exactly <see cref="SpikeGemmKernels.PackSplit"/>'s split), and
-/// each warp runs <c>mma.sync.m16n8k16.row.col.f32.bf16.bf16.f32</c> with the codes as bf16 (exact: |q − z| ≤ 256) against
-/// each piece, smallest first, into two sets of fp32 accumulators (hi; lo and mid).
+/// stage of <see cref="PointwiseArgs.RealChunk"/> channels (as many as 30 KiB hold: <see cref="RealChunkFor"/>) the group
+/// stages its columns once as the input's three bf16 pieces (lo, mid, hi: <see cref="SpikeGemmKernels.SplitBf16"/>,
+/// exactly <see cref="SpikeGemmKernels.PackSplit"/>'s split), and per 32-channel step each warp runs
+/// <c>mma.sync.m16n8k16.row.col.f32.bf16.bf16.f32</c> with the codes as bf16 (exact: |q − z| ≤ 256) against each piece,
+/// smallest first, into two sets of fp32 accumulators (hi; lo and mid): the same sums in the same order for every stage
+/// size. Where the whole input fits one stage (<see cref="PointwiseArgs.Whole"/>) all staging loads are issued before
+/// the accumulators are zeroed.
 /// <para>
 /// Numerics: every product of a code (≤ 9 significant bits) and a piece (8) is exact, as on the cuBLAS path; only the
 /// summation order differs. Each lane keeps two sets of fp32 accumulators: the hi piece's products in one, the lo and mid
@@ -42,7 +45,10 @@ internal static partial class PointwiseMmaKernels
 
     /// <summary>
     /// Input channels per stage of the real-input kernel for <paramref name="columnWarps"/> warps along the columns: as many
-    /// as the stage holds (128 / ColumnWarps), but no more than <paramref name="cp"/> rounded up to a step.
+    /// as the stage holds (128 / ColumnWarps), but no more than <paramref name="cp"/> rounded up to a step. Measured on an
+    /// H200 only together with <see cref="WholeStage"/> and the depthwise plane kernel (BENCHMARKS.md, tenth session,
+    /// repconv4: CIFAR's fused real 1×1s 0.90–0.99x in the profile); alone under Nsight Compute (caches flushed) the
+    /// 128→128 at 4×4 80.7 → 81.5 µs, so the 32-channel stages' serial load rounds are not what bounds it.
     /// </summary>
     public static int RealChunkFor(int columnWarps, int cp) => Math.Min(4 / columnWarps * RealChunkChannels, (cp + RealChunkChannels - 1) / RealChunkChannels * RealChunkChannels);
 

@@ -98,7 +98,8 @@ internal struct DepthwiseArgs
     /// tile (odd, so threads on neighbouring rows read different banks), and each plane's share of both tiles.
     /// </summary>
     /// <remarks><see cref="GpuKernels.DepthwiseBlocks{TFma}"/>: Pitch and PlaneFloats count 16-byte chunks, Rows counts blocks
-    /// of four output rows per tile, Strips strips of four columns per tile row.</remarks>
+    /// of four output rows per tile, Strips strips of four columns per tile row. <see cref="GpuKernels.DepthwisePlanes{TFma}"/>:
+    /// the same units, Rows blocks of eight output rows per plane, PlanesPerGroup planes per batch.</remarks>
     public int Pitch, PlaneFloats, OutPitch, OutPlaneFloats;
     /// <summary><see cref="GpuKernels.DepthwiseBlocks{TFma}"/>: 1 when the input's rows are 16-byte chunks (W a multiple of 4, input aligned), likewise the output's.</summary>
     public int Vec, VecOut;

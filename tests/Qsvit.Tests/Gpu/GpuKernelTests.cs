@@ -192,7 +192,7 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
                         $"a plane per thread, element {i}: {planes[i]:R} vs {generic[i]:R}");
             }
         }
-        // Through the backend's dispatch too (which picks the strips kernel and its width, or a plane per thread), and with
+        // Through the backend's dispatch too (which picks the strips kernel and its width, or another kernel where one pays), and with
         // the plane kernel off.
         foreach (bool planesOn in new[] { true, false })
         {
@@ -281,7 +281,7 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         for (int i = 0; i < generic.Length; i++)
             Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(blocks[i]),
                 $"blocks, element {i}: {blocks[i]:R} vs {generic[i]:R}");
-        // Through the backend's dispatch too (the blocks kernel where it pays, the strips kernel elsewhere).
+        // Through the backend's dispatch too (the planes kernel on small maps, the blocks kernel where it pays, the strips kernel elsewhere).
         using var viaOps = gpu.Zeros(expected.Length);
         gpu.Ops.Conv(layer, input, frames, h, w, viaOps.View);
         var dispatched = viaOps.GetAsArray1D();
@@ -294,6 +294,100 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
             Planes = frames * channels, Channels = channels, H = h, W = w, OH = oh, OW = ow, KH = k, KW = k,
             StrideH = 1, StrideW = 1, PadH = pad, PadW = pad, HasBias = hasBias ? 1 : 0, BnCount = bnCount, Rows = 1,
         };
+    }
+
+    /// <summary>
+    /// The 7×7 whole-planes kernel (<see cref="GpuKernels.DepthwisePlanes{TFma}"/>) on the GPU's batches of planes, run by
+    /// this accelerator's two-thread groups, each group taking one, two or three batches (the next batch's first chunks
+    /// loaded ahead, the rest staged after): the generic tiled kernel's values bit for bit (signs of zeros included).
+    /// Several planes per batch with the last batch short, heights that are no multiple of the eight-row block, maps
+    /// smaller than the kernel, widths of 1 to 16 strips, odd channel counts, bias and BNs; and through
+    /// <see cref="GpuOps.Conv"/>, also from an input that is not 16-byte aligned (another kernel).
+    /// </summary>
+    [Theory]
+    [InlineData(32, 32, 3, false, 0, 0)]     // CIFAR's first ConvBlock
+    [InlineData(16, 16, 5, false, 1, 0)]     // CIFAR's 16×16 map
+    [InlineData(8, 8, 7, true, 0, 0)]        // CIFAR's 8×8 map: many planes per batch, the last batch short
+    [InlineData(28, 28, 2, false, 1, 0)]     // 55M's 28×28: seven strips
+    [InlineData(13, 20, 3, true, 2, 0)]      // a height that is no multiple of 8
+    [InlineData(5, 4, 3, false, 1, 0)]       // a map smaller than the kernel, one strip
+    [InlineData(1, 12, 2, true, 0, 0)]       // one row
+    [InlineData(56, 56, 1, false, 0, 0)]     // 55M's 56×56: one plane per batch
+    [InlineData(64, 64, 2, true, 1, 0)]      // the largest square map that fits: 16 strips × 8 row blocks
+    [InlineData(9, 8, 3, false, 0, 1)]       // not 16-byte aligned: GpuOps.Conv takes another kernel
+    public void DepthwisePlanesMatchTheGenericKernel(int h, int w, int channels, bool hasBias, int bnCount, int offset)
+    {
+        var rng = new Random(h * 5 + w + offset);
+        const int frames = 3, k = 7, pad = 3;
+        var g = new ConvGeometry(channels, channels, k, k, 1, 1, pad, pad, channels);
+        Assert.True(GpuOps.PlanesFit(g, h, w));
+        var x = TestData.Random(rng, frames * channels * h * w);
+        // Zeros and negative zeros among the inputs: the skipped rows and zero columns must keep the sums' signs.
+        for (int i = 0; i < x.Length; i += 7) x[i] = i % 2 == 0 ? 0f : -0f;
+        var weight = TestData.Random(rng, g.WeightLength, -0.5f, 0.5f);
+        var bias = hasBias ? TestData.Random(rng, channels) : [];
+        var bns = Enumerable.Range(0, bnCount).Select(_ => (TestData.Random(rng, channels, 0.5f, 1.5f), TestData.Random(rng, channels))).ToArray();
+        var acc = gpu.Device.Accelerator;
+        using var layer = new GpuConv(acc, g, weight, bias, bns);
+        using var inputBuffer = gpu.Upload([.. new float[offset], .. x]);
+        var input = inputBuffer.View.SubView(offset, x.Length);
+        using var genericOut = gpu.Upload(Enumerable.Repeat(float.NaN, x.Length).ToArray());
+        var p = Args();
+        long groups = GpuOps.DepthwiseTiles(ref p, 1024);
+        acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(
+            GpuKernels.Depthwise<ExactFma>)(new KernelConfig(new Index1D((int)groups), new Index1D(2)), input, layer.Weights.View,
+            layer.Bias?.View ?? layer.Weights.View, layer.Bn?.View ?? layer.Weights.View, genericOut.View, layer.Weights.View, p);
+        acc.Synchronize();
+        var generic = genericOut.GetAsArray1D();
+        if (offset == 0)
+        {
+            var kernel = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(
+                GpuKernels.DepthwisePlanes<ExactFma>);
+            using var planesOut = gpu.Zeros(x.Length);
+            p = Args();
+            long batches = GpuOps.DepthwisePlaneBatches(ref p, GpuOps.PlaneThreads);
+            Assert.True(p.PlanesPerGroup * p.PlaneFloats <= GpuKernels.DepthwisePlaneChunks && p.PlanesPerGroup * p.Strips * p.Rows <= GpuOps.PlaneThreads);
+            foreach (int perGroup in new[] { 1, 2, 3 })
+            {
+                planesOut.MemSet(0xff);
+                kernel(new KernelConfig(new Index1D((int)((batches + perGroup - 1) / perGroup)), new Index1D(2), SharedMemoryConfig.RequestDynamic<Floats4>(p.PlanesPerGroup * p.PlaneFloats)),
+                    input, layer.Weights.View, layer.Bias?.View ?? layer.Weights.View, layer.Bn?.View ?? layer.Weights.View, planesOut.View, p);
+                acc.Synchronize();
+                var planes = planesOut.GetAsArray1D();
+                for (int i = 0; i < generic.Length; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(planes[i]),
+                        $"planes, {perGroup} batches per group, element {i}: {planes[i]:R} vs {generic[i]:R}");
+            }
+        }
+        using var viaOps = gpu.Zeros(x.Length);
+        gpu.Ops.Conv(layer, input, frames, h, w, viaOps.View);
+        var dispatched = viaOps.GetAsArray1D();
+        for (int i = 0; i < generic.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(dispatched[i]),
+                $"GpuOps.Conv, element {i}: {dispatched[i]:R} vs {generic[i]:R}");
+
+        DepthwiseArgs Args() => new()
+        {
+            Planes = frames * channels, Channels = channels, H = h, W = w, OH = h, OW = w, KH = k, KW = k,
+            StrideH = 1, StrideW = 1, PadH = pad, PadW = pad, HasBias = hasBias ? 1 : 0, BnCount = bnCount, Rows = 1,
+        };
+    }
+
+    /// <summary>
+    /// The whole-planes kernel takes the 7×7 stride-1 padding-3 layers on maps up to about 64 × 64 whose width is a
+    /// multiple of 4 (CIFAR's 32, 16, 8; the 55M's 56, 28), not the 55M's 112 × 112 (the blocks kernel), other widths,
+    /// kernels, strides or paddings.
+    /// </summary>
+    [Fact]
+    public void DepthwisePlanesRunOnSmallMaps()
+    {
+        var sep = new ConvGeometry(8, 8, 7, 7, 1, 1, 3, 3, 8);
+        foreach (int size in new[] { 8, 16, 32, 28, 56, 64, 4 }) Assert.True(GpuOps.PlanesFit(sep, size, size), $"{size}");
+        foreach (int size in new[] { 112, 68, 14, 13 }) Assert.False(GpuOps.PlanesFit(sep, size, size), $"{size}");
+        Assert.True(GpuOps.PlanesFit(sep, 7, 32));
+        Assert.False(GpuOps.PlanesFit(new ConvGeometry(8, 8, 3, 3, 1, 1, 1, 1, 8), 32, 32));
+        Assert.False(GpuOps.PlanesFit(new ConvGeometry(8, 8, 7, 7, 2, 2, 3, 3, 8), 32, 32));
+        Assert.False(GpuOps.PlanesFit(new ConvGeometry(8, 8, 7, 7, 1, 1, 0, 0, 8), 32, 32));
     }
 
     /// <summary>

@@ -98,7 +98,8 @@ internal struct DepthwiseArgs
     /// tile (odd, so threads on neighbouring rows read different banks), and each plane's share of both tiles.
     /// </summary>
     /// <remarks><see cref="GpuKernels.DepthwiseBlocks{TFma}"/>: Pitch and PlaneFloats count 16-byte chunks, Rows counts blocks
-    /// of four output rows per tile, Strips strips of four columns per tile row.</remarks>
+    /// of four output rows per tile, Strips strips of four columns per tile row. <see cref="GpuKernels.DepthwisePlanes{TFma}"/>:
+    /// the same units, Rows blocks of eight output rows per plane, PlanesPerGroup planes per batch.</remarks>
     public int Pitch, PlaneFloats, OutPitch, OutPlaneFloats;
     /// <summary><see cref="GpuKernels.DepthwiseBlocks{TFma}"/>: 1 when the input's rows are 16-byte chunks (W a multiple of 4, input aligned), likewise the output's.</summary>
     public int Vec, VecOut;
@@ -234,6 +235,17 @@ internal struct F16(F4 r0, F4 r1, F4 r2, F4 r3)
     public F16(F4 all) : this(all, all, all, all) { }
 }
 
+/// <summary>A thread's 8×4 outputs in <see cref="GpuKernels.DepthwisePlanes{TFma}"/>: eight rows of four neighbouring columns.</summary>
+internal struct F4x8
+{
+    public F4 R0, R1, R2, R3, R4, R5, R6, R7;
+
+    public F4x8(F4 all)
+    {
+        R0 = R1 = R2 = R3 = R4 = R5 = R6 = R7 = all;
+    }
+}
+
 /// <summary>One row of a 7×7 kernel in registers.</summary>
 internal struct W7
 {
@@ -287,6 +299,46 @@ internal readonly struct BlockTaps7
         acc = Input<TFma>(7, tile, at, pitch, jLo, jHi, acc);
         acc = Input<TFma>(8, tile, at, pitch, jLo, jHi, acc);
         return Input<TFma>(9, tile, at, pitch, jLo, jHi, acc);
+    }
+
+    /// <summary>
+    /// <see cref="Block{TFma}"/> for eight output rows (<see cref="F4x8"/>): input rows j = jLo … jHi − 1 of fourteen, each
+    /// read once (three 16-byte loads) for the up to seven output rows r = j − 6 … j that use it, tap ky = j − r.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public F4x8 Block8<TFma>(ArrayView<Floats4> tile, int at, int pitch, int jLo, int jHi, F4x8 acc) where TFma : struct, IFma
+    {
+        acc = Input8<TFma>(0, tile, at, pitch, jLo, jHi, acc);
+        acc = Input8<TFma>(1, tile, at, pitch, jLo, jHi, acc);
+        acc = Input8<TFma>(2, tile, at, pitch, jLo, jHi, acc);
+        acc = Input8<TFma>(3, tile, at, pitch, jLo, jHi, acc);
+        acc = Input8<TFma>(4, tile, at, pitch, jLo, jHi, acc);
+        acc = Input8<TFma>(5, tile, at, pitch, jLo, jHi, acc);
+        acc = Input8<TFma>(6, tile, at, pitch, jLo, jHi, acc);
+        acc = Input8<TFma>(7, tile, at, pitch, jLo, jHi, acc);
+        acc = Input8<TFma>(8, tile, at, pitch, jLo, jHi, acc);
+        acc = Input8<TFma>(9, tile, at, pitch, jLo, jHi, acc);
+        acc = Input8<TFma>(10, tile, at, pitch, jLo, jHi, acc);
+        acc = Input8<TFma>(11, tile, at, pitch, jLo, jHi, acc);
+        acc = Input8<TFma>(12, tile, at, pitch, jLo, jHi, acc);
+        return Input8<TFma>(13, tile, at, pitch, jLo, jHi, acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private F4x8 Input8<TFma>(int j, ArrayView<Floats4> tile, int at, int pitch, int jLo, int jHi, F4x8 acc) where TFma : struct, IFma
+    {
+        if (j < jLo || j >= jHi) return acc;
+        int row = at + j * pitch;
+        Floats4 a = tile[row], b = tile[row + 1], c = tile[row + 2];
+        if (j <= 6) acc.R0 = Row<TFma>(acc.R0, Row(j), a, b, c);
+        if (j >= 1 && j <= 7) acc.R1 = Row<TFma>(acc.R1, Row(j - 1), a, b, c);
+        if (j >= 2 && j <= 8) acc.R2 = Row<TFma>(acc.R2, Row(j - 2), a, b, c);
+        if (j >= 3 && j <= 9) acc.R3 = Row<TFma>(acc.R3, Row(j - 3), a, b, c);
+        if (j >= 4 && j <= 10) acc.R4 = Row<TFma>(acc.R4, Row(j - 4), a, b, c);
+        if (j >= 5 && j <= 11) acc.R5 = Row<TFma>(acc.R5, Row(j - 5), a, b, c);
+        if (j >= 6 && j <= 12) acc.R6 = Row<TFma>(acc.R6, Row(j - 6), a, b, c);
+        if (j >= 7) acc.R7 = Row<TFma>(acc.R7, Row(j - 7), a, b, c);
+        return acc;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -1125,6 +1177,151 @@ internal static class GpuKernels
         if (ox + 1 < p.OW) y[at + 1] = v.Y;
         if (ox + 2 < p.OW) y[at + 2] = v.Z;
         if (ox + 3 < p.OW) y[at + 3] = v.W;
+    }
+
+    // ------------------------------------------------------------------ depthwise 7×7 on whole small planes
+
+    /// <summary>Most shared 16-byte chunks of a <see cref="DepthwisePlanes{TFma}"/> group's planes (32 KiB; dynamic, a launch asks for what its planes take).</summary>
+    public const int DepthwisePlaneChunks = 2048;
+
+    /// <summary>
+    /// The ConvBlocks' SepConv depthwise conv (7×7, stride 1, zero padding 3) on maps whose planes fit a group whole
+    /// (<see cref="DepthwiseArgs"/>: batches of PlanesPerGroup planes, Strips = W / 4 strips of four columns and Rows blocks
+    /// of eight output rows per plane). A group copies a batch, one contiguous run of the input, into shared memory as
+    /// 16-byte chunks with a zero chunk between rows (row y at y·Pitch + 1, Pitch = W / 4 + 1; halo rows are never staged:
+    /// rows outside the map are skipped), planes PlaneFloats chunks apart (≡ Strips mod 8, so the eight lanes of a 16-byte
+    /// shared load, neighbouring strips and planes of one row block, hit distinct banks). Each thread computes 8 × 4
+    /// outputs with the channel's 49 weights in registers, reading each of its 14 input rows once (three 16-byte loads)
+    /// for every output row that uses it (<see cref="BlockTaps7.Block8{TFma}"/>), and stores its rows as 16-byte chunks.
+    /// Groups take batches Grid.DimX apart, and each thread loads its first four chunks of the next batch before computing
+    /// this one's outputs: the loads are in flight during the FMAs (one batch per group left a third of the issue slots
+    /// idle in ncu: 2–3 groups per SM, their staging and compute in step). Each output's FMA chain is the generic kernel's:
+    /// bias, taps in (ky, kx) order with rows outside the map skipped and columns outside it reading the staged zero, then
+    /// the BNs: the same values bit for bit. Needs W a multiple of 4 and both views 16-byte aligned.
+    /// </summary>
+    public static void DepthwisePlanes<TFma>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
+        ArrayView<float> y, DepthwiseArgs p) where TFma : struct, IFma
+    {
+        var tile = SharedMemory.GetDynamic<Floats4>();
+        int tid = Group.IdxX, threads = Group.DimX;
+        int quads = p.Strips, pitch = p.Pitch, planeChunks = p.PlaneFloats, planeQuads = p.H * quads;
+        int batches = (p.Planes + p.PlanesPerGroup - 1) / p.PlanesPerGroup;
+        // The zero chunk left of each staged row (the last row's right one too); the planes' copies never overwrite them.
+        int edges = p.PlanesPerGroup * (p.H + 1);
+        float invEdges = 1f / (p.H + 1), invPlane = 1f / planeQuads, invQuads = 1f / quads;
+        for (int e = tid; e < edges; e += threads)
+        {
+            int q = SmallDiv(e, invEdges);
+            tile[q * planeChunks + (e - q * (p.H + 1)) * pitch] = default;
+        }
+        int batch = Grid.IdxX;
+        if (batch >= batches) return;
+        StagePlanes(tile, x, p, batch, tid, threads, 0, planeQuads, invPlane, invQuads);
+        for (; batch < batches; batch += Grid.DimX)
+        {
+            int next = batch + Grid.DimX, nextPlane0 = next * p.PlanesPerGroup;
+            int nextTotal = next < batches ? (p.Planes - nextPlane0 < p.PlanesPerGroup ? p.Planes - nextPlane0 : p.PlanesPerGroup) * planeQuads : 0;
+            var nextSource = x.Cast<Floats4>().SubView(next < batches ? (long)nextPlane0 * planeQuads : 0);
+            int i1 = tid + threads, i2 = tid + 2 * threads, i3 = tid + 3 * threads;
+            var a = tid < nextTotal ? nextSource[tid] : default;
+            var b = i1 < nextTotal ? nextSource[i1] : default;
+            var c = i2 < nextTotal ? nextSource[i2] : default;
+            var d = i3 < nextTotal ? nextSource[i3] : default;
+            Group.Barrier(); // this batch is staged
+            PlanesOutputs<TFma>(tile, w, bias, bn, y, p, batch * p.PlanesPerGroup, tid, threads, invQuads);
+            if (next >= batches) break;
+            Group.Barrier(); // this batch is read
+            if (tid < nextTotal) tile[PlaneChunk(tid, planeQuads, quads, pitch, planeChunks, invPlane, invQuads)] = a;
+            if (i1 < nextTotal) tile[PlaneChunk(i1, planeQuads, quads, pitch, planeChunks, invPlane, invQuads)] = b;
+            if (i2 < nextTotal) tile[PlaneChunk(i2, planeQuads, quads, pitch, planeChunks, invPlane, invQuads)] = c;
+            if (i3 < nextTotal) tile[PlaneChunk(i3, planeQuads, quads, pitch, planeChunks, invPlane, invQuads)] = d;
+            StagePlanes(tile, x, p, next, tid, threads, 4 * threads, planeQuads, invPlane, invQuads);
+        }
+    }
+
+    /// <summary>
+    /// Chunks <paramref name="from"/> … of batch <paramref name="batch"/>'s planes (one contiguous run of the input) into a
+    /// <see cref="DepthwisePlanes{TFma}"/> tile, four per thread and round, loaded before any is stored so the loads are in
+    /// flight together.
+    /// </summary>
+    private static void StagePlanes(ArrayView<Floats4> tile, ArrayView<float> x, DepthwiseArgs p, int batch, int tid, int threads, int from,
+        int planeQuads, float invPlane, float invQuads)
+    {
+        int plane0 = batch * p.PlanesPerGroup, planes = p.Planes - plane0 < p.PlanesPerGroup ? p.Planes - plane0 : p.PlanesPerGroup;
+        int quads = p.Strips, pitch = p.Pitch, planeChunks = p.PlaneFloats;
+        var source = x.Cast<Floats4>().SubView((long)plane0 * planeQuads);
+        int total = planes * planeQuads;
+        for (int i = from + tid; i < total; i += 4 * threads)
+        {
+            int i1 = i + threads, i2 = i + 2 * threads, i3 = i + 3 * threads;
+            var a = source[i];
+            var b = i1 < total ? source[i1] : default;
+            var c = i2 < total ? source[i2] : default;
+            var d = i3 < total ? source[i3] : default;
+            tile[PlaneChunk(i, planeQuads, quads, pitch, planeChunks, invPlane, invQuads)] = a;
+            if (i1 < total) tile[PlaneChunk(i1, planeQuads, quads, pitch, planeChunks, invPlane, invQuads)] = b;
+            if (i2 < total) tile[PlaneChunk(i2, planeQuads, quads, pitch, planeChunks, invPlane, invQuads)] = c;
+            if (i3 < total) tile[PlaneChunk(i3, planeQuads, quads, pitch, planeChunks, invPlane, invQuads)] = d;
+        }
+    }
+
+    /// <summary>Where chunk <paramref name="i"/> of a <see cref="DepthwisePlanes{TFma}"/> batch's run of the input goes in its tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int PlaneChunk(int i, int planeQuads, int quads, int pitch, int planeChunks, float invPlane, float invQuads)
+    {
+        int q = SmallDiv(i, invPlane), r = i - q * planeQuads, row = SmallDiv(r, invQuads);
+        return q * planeChunks + row * pitch + 1 + r - row * quads;
+    }
+
+    /// <summary>The outputs of the staged planes <paramref name="plane0"/> … of a <see cref="DepthwisePlanes{TFma}"/> group: slots (row block, plane, strip), strips fastest.</summary>
+    private static void PlanesOutputs<TFma>(ArrayView<Floats4> tile, ArrayView<float> w, ArrayView<float> bias, ArrayView<float> bn,
+        ArrayView<float> y, DepthwiseArgs p, int plane0, int tid, int threads, float invQuads) where TFma : struct, IFma
+    {
+        const int pad = 3, rows = 8;
+        int quads = p.Strips, pitch = p.Pitch, planeChunks = p.PlaneFloats;
+        int planes = p.Planes - plane0 < p.PlanesPerGroup ? p.Planes - plane0 : p.PlanesPerGroup;
+        int perBlock = planes * quads, slots = p.Rows * perBlock, ohw = p.H * p.W;
+        float invPerBlock = 1f / perBlock;
+        var outQuads = y.Cast<Floats4>();
+        for (int slot = tid; slot < slots; slot += threads)
+        {
+            int rb = SmallDiv(slot, invPerBlock), r = slot - rb * perBlock, q = SmallDiv(r, invQuads), s = r - q * quads;
+            int plane = plane0 + q, oy = rows * rb, ch = ChannelOf(plane, p);
+            float start = p.HasBias != 0 ? bias[ch] : 0f;
+            // Input row j of the thread is map row oy − 3 + j: rows outside the map are skipped.
+            int jLo = pad - oy > 0 ? pad - oy : 0, jHi = p.H - oy + pad < rows + 6 ? p.H - oy + pad : rows + 6;
+            var acc = BlockTaps7.Load(w.SubView(ch * 49, 49))
+                .Block8<TFma>(tile, q * planeChunks + (oy - pad) * pitch + s, pitch, jLo, jHi, new F4x8(new F4(start, start, start, start)));
+            for (int b = 0; b < p.BnCount; b++)
+            {
+                float scale = bn[2 * b * p.Channels + ch], shift = bn[(2 * b + 1) * p.Channels + ch];
+                acc.R0 = Bn<TFma>(acc.R0, scale, shift);
+                acc.R1 = Bn<TFma>(acc.R1, scale, shift);
+                acc.R2 = Bn<TFma>(acc.R2, scale, shift);
+                acc.R3 = Bn<TFma>(acc.R3, scale, shift);
+                acc.R4 = Bn<TFma>(acc.R4, scale, shift);
+                acc.R5 = Bn<TFma>(acc.R5, scale, shift);
+                acc.R6 = Bn<TFma>(acc.R6, scale, shift);
+                acc.R7 = Bn<TFma>(acc.R7, scale, shift);
+            }
+            long o = ((long)plane * ohw + (long)oy * p.W) / 4 + s;
+            int wq = quads;
+            StoreQuad(outQuads, o, oy < p.H, acc.R0);
+            StoreQuad(outQuads, o + wq, oy + 1 < p.H, acc.R1);
+            StoreQuad(outQuads, o + 2 * wq, oy + 2 < p.H, acc.R2);
+            StoreQuad(outQuads, o + 3 * wq, oy + 3 < p.H, acc.R3);
+            StoreQuad(outQuads, o + 4 * wq, oy + 4 < p.H, acc.R4);
+            StoreQuad(outQuads, o + 5 * wq, oy + 5 < p.H, acc.R5);
+            StoreQuad(outQuads, o + 6 * wq, oy + 6 < p.H, acc.R6);
+            StoreQuad(outQuads, o + 7 * wq, oy + 7 < p.H, acc.R7);
+        }
+    }
+
+    /// <summary>Four outputs as one 16-byte store, nothing for a row past the map.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreQuad(ArrayView<Floats4> quads, long at, bool inside, F4 v)
+    {
+        if (inside) quads[at] = new Floats4 { X = v.X, Y = v.Y, Z = v.Z, W = v.W };
     }
 
     /// <summary>Each of four values through one BN as one FMA.</summary>

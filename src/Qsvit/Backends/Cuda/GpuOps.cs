@@ -88,7 +88,7 @@ internal sealed class GpuOps : IDisposable
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs> _gemm;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _depthwise;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _strips3, _strips7, _strips7x8, _border3, _border3Planes;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _blocks7;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs> _blocks7, _planes7;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, int, int, float, int, int> _lif;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int> _add;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _smallAttention;
@@ -143,6 +143,9 @@ internal sealed class GpuOps : IDisposable
         _blocks7 = cuda
             ? Load("DepthwiseBlocks", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBlocks<ContractedFma>))
             : Load("DepthwiseBlocks", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBlocks<ExactFma>));
+        _planes7 = cuda
+            ? Load("DepthwisePlanes", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwisePlanes<ContractedFma>))
+            : Load("DepthwisePlanes", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwisePlanes<ExactFma>));
         _border3 = cuda
             ? Load("DepthwiseBorder3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBorder3<ContractedFma>))
             : Load("DepthwiseBorder3", () => accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(GpuKernels.DepthwiseBorder3<ExactFma>));
@@ -230,6 +233,14 @@ internal sealed class GpuOps : IDisposable
                 StrideH = g.StrideH, StrideW = g.StrideW, PadH = g.PadH, PadW = g.PadW, HasBias = layer.Bias is null ? 0 : 1, BnCount = layer.BnCount,
                 Border = border, Rows = g.StrideH == 1 && g.KernelH >= RowPairMinKernel ? 2 : 1,
             };
+            if (border == 0 && PlanesFit(g, h, w) && SpikeGemmOps.Aligned16(input) && SpikeGemmOps.Aligned16(output))
+            {
+                long planeGroups = (DepthwisePlaneBatches(ref dp, PlaneThreads) + PlaneBatchesPerGroup - 1) / PlaneBatchesPerGroup;
+                if (planeGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
+                _planes7(new KernelConfig(new Index1D((int)planeGroups), new Index1D(Math.Min(dp.PlanesPerGroup * dp.Strips * dp.Rows, _reduceThreads)),
+                    SharedMemoryConfig.RequestDynamic<Floats4>(dp.PlanesPerGroup * dp.PlaneFloats)), input, layer.Weights.View, bias, bn, output, dp);
+                return;
+            }
             if (border == 0 && BlocksPay(g, ow))
             {
                 dp.Vec = SpikeGemmOps.Aligned16(input) ? 1 : 0;
@@ -481,6 +492,52 @@ internal sealed class GpuOps : IDisposable
         if (!BlocksFit(g) || outWidth % 4 != 0) return false;
         int width = StripWidth(g, outWidth), tileW = width * Balanced((outWidth + width - 1) / width, 32 / width);
         return (outWidth + tileW - 1) / tileW * tileW > outWidth;
+    }
+
+    /// <summary>
+    /// Threads of a <see cref="GpuKernels.DepthwisePlanes{TFma}"/> group on a GPU (at most; whole planes), and the batches of
+    /// planes each group takes (the next batch's loads in flight while the FMAs of one run). Measured on an H200
+    /// (BENCHMARKS.md, tenth session, branch <c>sepconv</c>; ms per call, 8 against 4 rows per thread, 256 against 128
+    /// threads, 1 against 4 batches): 8 rows, 128 threads and 4 batches were the fastest of the nine on CIFAR's three maps
+    /// and the 55M's 56 × 56 (32×32: 0.450 against 0.600 for 256 threads and one batch), 8 % behind 4 rows, 256 threads
+    /// and 4 batches on the 55M's 28 × 28 (0.233 against 0.216).
+    /// </summary>
+    public const int PlaneThreads = 128, PlaneBatchesPerGroup = 4;
+
+    /// <summary>
+    /// Whether a depthwise layer on h × w maps runs <see cref="GpuKernels.DepthwisePlanes{TFma}"/> (where its views are
+    /// 16-byte aligned): 7×7, stride 1, zero padding 3, rows of whole 16-byte chunks (w a multiple of 4), a plane's eight-row
+    /// blocks of four-column strips within <see cref="PlaneThreads"/> and its staged chunks within
+    /// <see cref="GpuKernels.DepthwisePlaneChunks"/> (maps up to about 64 × 64). Measured on an H200 (BENCHMARKS.md, tenth
+    /// session, branch <c>sepconv</c>), ms per call against the strips or blocks kernel that ran these maps before, every
+    /// output the same bit for bit: CIFAR's 32 ch @32×32 ×4000 0.450 / 0.994, 64 ch @16×16 0.240 / 0.554, 128 ch @8×8 0.139
+    /// / 0.408; the 55M's 256 ch @56×56 ×128 0.449 / 0.686, 512 ch @28×28 0.233 / 0.310. Its 112 × 112 maps do not fit and
+    /// keep the blocks kernel.
+    /// </summary>
+    internal static bool PlanesFit(ConvGeometry g, int h, int w)
+    {
+        if (!BlocksFit(g) || w % 4 != 0 || h < 1) return false;
+        var p = new DepthwiseArgs { Planes = 1, Channels = 1, H = h, W = w };
+        DepthwisePlaneBatches(ref p, PlaneThreads);
+        return p.Strips * p.Rows <= PlaneThreads && p.PlaneFloats <= GpuKernels.DepthwisePlaneChunks;
+    }
+
+    /// <summary>
+    /// Batches of planes of <see cref="GpuKernels.DepthwisePlanes{TFma}"/>: W / 4 strips and ⌈H / 8⌉ row blocks per plane,
+    /// staged rows W / 4 + 1 chunks apart, planes H·Pitch + 1 chunks rounded up to ≡ Strips (mod 8) apart, as many planes
+    /// per batch as <paramref name="threads"/> threads and <see cref="GpuKernels.DepthwisePlaneChunks"/> hold. H×W must be
+    /// set. Returns the number of batches.
+    /// </summary>
+    internal static long DepthwisePlaneBatches(ref DepthwiseArgs p, int threads)
+    {
+        p.Strips = p.W / 4;
+        p.Rows = (p.H + 7) / 8;
+        p.Pitch = p.Strips + 1;
+        int chunks = p.H * p.Pitch + 1;
+        p.PlaneFloats = chunks + ((p.Strips - chunks) % 8 + 8) % 8;
+        p.PlanesPerGroup = Math.Max(1, Math.Min(threads / Math.Max(1, p.Strips * p.Rows), GpuKernels.DepthwisePlaneChunks / p.PlaneFloats));
+        p.ChannelsInverse = 1f / p.Channels;
+        return (p.Planes + (long)p.PlanesPerGroup - 1) / p.PlanesPerGroup;
     }
 
     /// <summary>

@@ -254,7 +254,7 @@ internal sealed class GpuOps : IDisposable
             if (border == 1 && BorderPlanes && Border3PlanesFit(g, oh, ow, input, output))
             {
                 dp.ChannelsInverse = 1f / dp.Channels;
-                int threads = Math.Min(PlaneThreads, _reduceThreads);
+                int threads = Math.Min(Border3PlaneThreads, _reduceThreads);
                 long planeGroups = (dp.Planes + (long)threads - 1) / threads;
                 if (planeGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
                 _border3Planes(new KernelConfig(new Index1D((int)planeGroups), new Index1D(threads)), input, layer.Weights.View, bias, bn, output, borderValues, dp);
@@ -421,7 +421,7 @@ internal sealed class GpuOps : IDisposable
         Border3Fits(g, outH, outW) && outH == 4 && outW == 4 && SpikeGemmOps.Aligned16(input) && SpikeGemmOps.Aligned16(output);
 
     /// <summary>Threads (planes) per group of <see cref="GpuKernels.DepthwiseBorder3Planes{TFma}"/>.</summary>
-    public const int PlaneThreads = 256;
+    public const int Border3PlaneThreads = 256;
 
     /// <summary>Tests: false runs <see cref="GpuKernels.DepthwiseBorder3{TFma}"/> where <see cref="Border3PlanesFit"/> would take the plane kernel.</summary>
     internal bool BorderPlanes { get; set; } = true;

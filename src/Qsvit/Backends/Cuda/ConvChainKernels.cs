@@ -36,7 +36,7 @@ internal struct ConvChainArgs
 /// 32 tiles over the hidden positions inside the image (the tile plus a 1-pixel halo): K = 9·Cp quads enumerated flat
 /// (tap-major, as the codes are), a shared table giving each quad's offset under its tap, mh0..mh15 accumulators and
 /// <see cref="MlpMmaKernels.HiddenStep"/>; conv1's epilogue and the LIF over the T steps a lane holds
-/// (<see cref="MlpMmaKernels.HiddenRow{TFma}"/>: <see cref="SpikeGemmKernels.Scaled{TFma}"/>'s and
+/// (<see cref="HiddenRow{TFma}"/>: <see cref="SpikeGemmKernels.Scaled{TFma}"/>'s and
 /// <see cref="SpikeGemmKernels.LifSpike"/>'s arithmetic) write the spikes as bytes into a 10 × 10-position hidden staging
 /// whose positions outside the image stay zero (conv2's zero padding). After a barrier each warp adds its 32 conv2 rows ×
 /// 32 columns (accumulators mq0..mq31, <see cref="SpikeMmaKernels.MmaStep"/>) over the chunk's 9 taps × channels, again
@@ -243,6 +243,93 @@ internal static class ConvChainKernels
         return (long)((n & (a.First.Steps - 1)) * a.First.Batch + tile.Image) * a.Second.M * a.H * a.W + y * a.W + x;
     }
 
+    /// <summary>
+    /// Hidden channel r at a lane's eight conv1 columns (sums v0..v7): the epilogue (<paramref name="affine"/>: row r's
+    /// constants) and the LIF over each run of T columns (one pixel's steps, in step order: the membrane restarts at 0 where
+    /// k &amp; (T − 1) = 0), the spikes as bytes at <paramref name="at"/> + <paramref name="columns"/>' offsets (none where
+    /// an offset is negative). Straight-line code, one neuron step per column (a loop over runs and a select chain cost ~5x
+    /// the instructions). Rows past the hidden channels meet zero codes in conv2 and are not counted. Returns the
+    /// spikes of the columns <paramref name="columns"/> counts.
+    /// <para>
+    /// MlpMmaKernels' HiddenRow with its columns' places given rather than computed (this kernel's columns are not evenly
+    /// spaced in its staging). The MLP kernel keeps its own: with this one shared (the branch's first build) its rows read
+    /// 1.18 / 0.71 ms a pass (CIFAR's 128→512→128 and 192→768→192, H200) against 1.06 / 0.65 in main's profile of the same
+    /// day, every other row within 1 %.
+    /// </para>
+    /// </summary>
+    internal static int HiddenRow<TFma>(ArrayView<sbyte> hidden, ArrayView<float> bn, PointwiseArgs p, RowAffine affine, int r, int at, HiddenColumns columns,
+        float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) where TFma : struct, IFma
+    {
+        int mask = p.Steps - 1, counted = r < p.M ? columns.Counted : 0;
+        float thr = p.Threshold;
+        int fired = 0;
+        float m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v0, bn, p, r), 0f, thr, out float s);
+        fired += Spike(hidden, at, columns.O0, s, counted & 1);
+        m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v1, bn, p, r), (1 & mask) == 0 ? 0f : m, thr, out s);
+        fired += Spike(hidden, at, columns.O1, s, counted & 2);
+        m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v2, bn, p, r), (2 & mask) == 0 ? 0f : m, thr, out s);
+        fired += Spike(hidden, at, columns.O2, s, counted & 4);
+        m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v3, bn, p, r), (3 & mask) == 0 ? 0f : m, thr, out s);
+        fired += Spike(hidden, at, columns.O3, s, counted & 8);
+        m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v4, bn, p, r), (4 & mask) == 0 ? 0f : m, thr, out s);
+        fired += Spike(hidden, at, columns.O4, s, counted & 16);
+        m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v5, bn, p, r), (5 & mask) == 0 ? 0f : m, thr, out s);
+        fired += Spike(hidden, at, columns.O5, s, counted & 32);
+        m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v6, bn, p, r), (6 & mask) == 0 ? 0f : m, thr, out s);
+        fired += Spike(hidden, at, columns.O6, s, counted & 64);
+        SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v7, bn, p, r), (7 & mask) == 0 ? 0f : m, thr, out s);
+        fired += Spike(hidden, at, columns.O7, s, counted & 128);
+        return fired;
+    }
+
+    /// <summary>Stores a spike as a byte at <paramref name="at"/> + <paramref name="offset"/> (none where the offset is negative); 1 where it fired and is counted.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Spike(ArrayView<sbyte> hidden, int at, int offset, float spike, int counted)
+    {
+        bool fire = spike != 0f;
+        if (offset >= 0) hidden[at + offset] = fire ? (sbyte)1 : (sbyte)0;
+        return fire && counted != 0 ? 1 : 0;
+    }
+
+    /// <summary>
+    /// Reads conv1's accumulators mh0..mh15 (<see cref="MlpMmaKernels.HiddenStep"/>) out to <paramref name="rows"/>: rows group, group + 8 (x, y) at columns 8t .. 8t + 7
+    /// (mh[4j + i] is n8 tile j; i = 0, 1: row group at columns 8t + j, 8t + 4 + j; i = 2, 3: row group + 8).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int ReadHidden<TRows>(TRows rows) where TRows : struct, IHiddenRows
+    {
+        CudaAsm.Emit("mov.b32 %0, mh0;", out int x0); CudaAsm.Emit("mov.b32 %0, mh1;", out int x4);
+        CudaAsm.Emit("mov.b32 %0, mh2;", out int y0); CudaAsm.Emit("mov.b32 %0, mh3;", out int y4);
+        CudaAsm.Emit("mov.b32 %0, mh4;", out int x1); CudaAsm.Emit("mov.b32 %0, mh5;", out int x5);
+        CudaAsm.Emit("mov.b32 %0, mh6;", out int y1); CudaAsm.Emit("mov.b32 %0, mh7;", out int y5);
+        CudaAsm.Emit("mov.b32 %0, mh8;", out int x2); CudaAsm.Emit("mov.b32 %0, mh9;", out int x6);
+        CudaAsm.Emit("mov.b32 %0, mh10;", out int y2); CudaAsm.Emit("mov.b32 %0, mh11;", out int y6);
+        CudaAsm.Emit("mov.b32 %0, mh12;", out int x3); CudaAsm.Emit("mov.b32 %0, mh13;", out int x7);
+        CudaAsm.Emit("mov.b32 %0, mh14;", out int y3); CudaAsm.Emit("mov.b32 %0, mh15;", out int y7);
+        return rows.Rows(x0, x1, x2, x3, x4, x5, x6, x7, y0, y1, y2, y3, y4, y5, y6, y7);
+    }
+
+    /// <summary>
+    /// conv2's output channels r, r + 8, r + 16, r + 24 (of <paramref name="p"/>'s M) at eight columns whose offsets at
+    /// channel 0 ((frame·M)·HW + pixel, −1: none) are <paramref name="o0"/>..<paramref name="o7"/>: the epilogue into
+    /// output[frame, M, HW], each row through <see cref="MlpMmaKernels"/>' OutputRow.
+    /// </summary>
+    internal static void OutputRows<TFma>(ArrayView<float> output, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, PointwiseArgs p, int r,
+        long o0, long o1, long o2, long o3, long o4, long o5, long o6, long o7,
+        float a0, float a1, float a2, float a3, float a4, float a5, float a6, float a7, float b0, float b1, float b2, float b3, float b4, float b5, float b6, float b7,
+        float c0, float c1, float c2, float c3, float c4, float c5, float c6, float c7, float d0, float d1, float d2, float d3, float d4, float d5, float d6, float d7) where TFma : struct, IFma
+    {
+        // Each row's constants in registers before any store (stores could alias these loads).
+        var ra = RowAffine.Load(scales, bias, bn, p, r);
+        var rb = RowAffine.Load(scales, bias, bn, p, r + 8);
+        var rc = RowAffine.Load(scales, bias, bn, p, r + 16);
+        var rd = RowAffine.Load(scales, bias, bn, p, r + 24);
+        MlpMmaKernels.OutputRow<TFma>(output, bn, p, r, ra, o0, o1, o2, o3, o4, o5, o6, o7, a0, a1, a2, a3, a4, a5, a6, a7);
+        MlpMmaKernels.OutputRow<TFma>(output, bn, p, r + 8, rb, o0, o1, o2, o3, o4, o5, o6, o7, b0, b1, b2, b3, b4, b5, b6, b7);
+        MlpMmaKernels.OutputRow<TFma>(output, bn, p, r + 16, rc, o0, o1, o2, o3, o4, o5, o6, o7, c0, c1, c2, c3, c4, c5, c6, c7);
+        MlpMmaKernels.OutputRow<TFma>(output, bn, p, r + 24, rd, o0, o1, o2, o3, o4, o5, o6, o7, d0, d1, d2, d3, d4, d5, d6, d7);
+    }
+
     /// <summary>The tensor-core body (see the class remarks); returns the hidden spikes this lane fired.</summary>
     private static int MmaBlock<TFma>(ArrayView<int> w1, ArrayView<float> scales1, ArrayView<float> bias1, ArrayView<float> bn1,
         ArrayView<int> w2, ArrayView<float> scales2, ArrayView<float> bias2, ArrayView<float> bn2, ArrayView<float> output, ConvChainArgs a, ChainTile tile,
@@ -294,7 +381,7 @@ internal static class ConvChainKernels
                     A1 = N1;
                 }
                 int at = r - h0;
-                fired += MlpMmaKernels.ReadHidden(new HiddenPair<TFma>(hidden, bn1, a.First, ra, rb, r, at, at + 8, Hidden(a, positions, 32 * columnTile1 + 8 * t, columns1)));
+                fired += ReadHidden(new HiddenPair<TFma>(hidden, bn1, a.First, ra, rb, r, at, at + 8, Hidden(a, positions, 32 * columnTile1 + 8 * t, columns1)));
             }
             Group.Barrier(); // the chunk's spikes and table are staged
             // conv2: this warp's 32 rows × the chunk's 9 taps × channels, added to the accumulators.
@@ -434,8 +521,40 @@ internal readonly struct ChainOutputRows<TFma>(ArrayView<float> output, ArrayVie
 {
     public void Rows(float a0, float a1, float a2, float a3, float a4, float a5, float a6, float a7, float b0, float b1, float b2, float b3, float b4, float b5, float b6, float b7,
         float c0, float c1, float c2, float c3, float c4, float c5, float c6, float c7, float d0, float d1, float d2, float d3, float d4, float d5, float d6, float d7) =>
-        MlpMmaKernels.OutputRows<TFma>(output, scales, bias, bn, a.Second, r, ConvChainKernels.Place(a, tile, n), ConvChainKernels.Place(a, tile, n + 1),
+        ConvChainKernels.OutputRows<TFma>(output, scales, bias, bn, a.Second, r, ConvChainKernels.Place(a, tile, n), ConvChainKernels.Place(a, tile, n + 1),
             ConvChainKernels.Place(a, tile, n + 2), ConvChainKernels.Place(a, tile, n + 3), ConvChainKernels.Place(a, tile, n + 4), ConvChainKernels.Place(a, tile, n + 5),
             ConvChainKernels.Place(a, tile, n + 6), ConvChainKernels.Place(a, tile, n + 7),
             a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7, c0, c1, c2, c3, c4, c5, c6, c7, d0, d1, d2, d3, d4, d5, d6, d7);
+}
+
+/// <summary>A lane's two rows of conv1 sums (<see cref="ConvChainKernels.ReadHidden{TRows}"/>): rows group, group + 8 as x, y at its eight columns; returns the spikes counted.</summary>
+internal interface IHiddenRows
+{
+    int Rows(float x0, float x1, float x2, float x3, float x4, float x5, float x6, float x7, float y0, float y1, float y2, float y3, float y4, float y5, float y6, float y7);
+}
+
+/// <summary>
+/// Where a lane's eight hidden columns go: byte offsets <see cref="O0"/>..<see cref="O7"/> (added to a row's place; −1:
+/// not stored) and a mask of the columns whose spikes are counted (bit k: column k).
+/// </summary>
+internal struct HiddenColumns
+{
+    public int O0, O1, O2, O3, O4, O5, O6, O7, Counted;
+
+    /// <summary>Columns <paramref name="step"/> bytes apart, the first <paramref name="valid"/> counted.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static HiddenColumns Linear(int step, int valid) => new()
+    {
+        O0 = 0, O1 = step, O2 = 2 * step, O3 = 3 * step, O4 = 4 * step, O5 = 5 * step, O6 = 6 * step, O7 = 7 * step,
+        Counted = valid <= 0 ? 0 : valid >= 8 ? 255 : (1 << valid) - 1,
+    };
+}
+
+/// <summary>conv1's epilogue and LIF of a lane's two rows r, r + 8 (<see cref="ConvChainKernels.HiddenRow{TFma}"/>), their bytes at <paramref name="atA"/>, <paramref name="atB"/> + the columns' offsets.</summary>
+internal readonly struct HiddenPair<TFma>(ArrayView<sbyte> hidden, ArrayView<float> bn, PointwiseArgs p, RowAffine ra, RowAffine rb, int r, int atA, int atB,
+    HiddenColumns columns) : IHiddenRows where TFma : struct, IFma
+{
+    public int Rows(float x0, float x1, float x2, float x3, float x4, float x5, float x6, float x7, float y0, float y1, float y2, float y3, float y4, float y5, float y6, float y7) =>
+        ConvChainKernels.HiddenRow<TFma>(hidden, bn, p, ra, r, atA, columns, x0, x1, x2, x3, x4, x5, x6, x7)
+        + ConvChainKernels.HiddenRow<TFma>(hidden, bn, p, rb, r + 8, atB, columns, y0, y1, y2, y3, y4, y5, y6, y7);
 }

@@ -158,9 +158,16 @@ internal static class MlpMmaKernels
                     A0 = N0;
                     A1 = N1;
                 }
-                int n = n0 + 8 * t;
-                var columns = HiddenColumns.Linear(PointwiseMmaKernels.ColumnWords * 4, a.First.Pixels * a.First.Steps - n);
-                fired += ReadHidden(new HiddenPair<TFma>(hidden, bn1, a.First, ra, rb, r, StagedByte(8 * t, r - h0), StagedByte(8 * t, r + 8 - h0), columns));
+                CudaAsm.Emit("mov.b32 %0, mh0;", out int x0); CudaAsm.Emit("mov.b32 %0, mh1;", out int x4);
+                CudaAsm.Emit("mov.b32 %0, mh2;", out int y0); CudaAsm.Emit("mov.b32 %0, mh3;", out int y4);
+                CudaAsm.Emit("mov.b32 %0, mh4;", out int x1); CudaAsm.Emit("mov.b32 %0, mh5;", out int x5);
+                CudaAsm.Emit("mov.b32 %0, mh6;", out int y1); CudaAsm.Emit("mov.b32 %0, mh7;", out int y5);
+                CudaAsm.Emit("mov.b32 %0, mh8;", out int x2); CudaAsm.Emit("mov.b32 %0, mh9;", out int x6);
+                CudaAsm.Emit("mov.b32 %0, mh10;", out int y2); CudaAsm.Emit("mov.b32 %0, mh11;", out int y6);
+                CudaAsm.Emit("mov.b32 %0, mh12;", out int x3); CudaAsm.Emit("mov.b32 %0, mh13;", out int x7);
+                CudaAsm.Emit("mov.b32 %0, mh14;", out int y3); CudaAsm.Emit("mov.b32 %0, mh15;", out int y7);
+                fired += HiddenRow<TFma>(hidden, bn1, a, ra, h0, r, n0, 8 * t, x0, x1, x2, x3, x4, x5, x6, x7);
+                fired += HiddenRow<TFma>(hidden, bn1, a, rb, h0, r + 8, n0, 8 * t, y0, y1, y2, y3, y4, y5, y6, y7);
             }
             Group.Barrier(); // the chunk's spikes are staged
             // fc2: this warp's 32 rows × the chunk's spikes, added to the accumulators.
@@ -242,10 +249,9 @@ internal static class MlpMmaKernels
                             for (int c = 0; c < a.First.Cp; c++) s += codes1[(long)row * a.First.Cp + c] * staged[StagedByte(8 * t + k, c)];
                         sums1[8 * m + k] = s;
                     }
-                var columns = HiddenColumns.Linear(PointwiseMmaKernels.ColumnWords * 4, a.First.Pixels * a.First.Steps - n0 - 8 * t);
-                fired += HiddenRow<TFma>(hidden, bn1, a.First, RowAffine.Load(scales1, bias1, bn1, a.First, r), r, StagedByte(8 * t, r - h0), columns,
+                fired += HiddenRow<TFma>(hidden, bn1, a, RowAffine.Load(scales1, bias1, bn1, a.First, r), h0, r, n0, 8 * t,
                     sums1[0], sums1[1], sums1[2], sums1[3], sums1[4], sums1[5], sums1[6], sums1[7]);
-                fired += HiddenRow<TFma>(hidden, bn1, a.First, RowAffine.Load(scales1, bias1, bn1, a.First, r + 8), r + 8, StagedByte(8 * t, r + 8 - h0), columns,
+                fired += HiddenRow<TFma>(hidden, bn1, a, RowAffine.Load(scales1, bias1, bn1, a.First, r + 8), h0, r + 8, n0, 8 * t,
                     sums1[8], sums1[9], sums1[10], sums1[11], sums1[12], sums1[13], sums1[14], sums1[15]);
             }
             Group.Barrier();
@@ -270,86 +276,65 @@ internal static class MlpMmaKernels
     }
 
     /// <summary>
-    /// Hidden channel r at a lane's eight GEMM columns (sums v0..v7): the epilogue (<paramref name="affine"/>: row r's
-    /// constants) and the LIF over each run of T columns (one pixel's steps, in step order: the membrane restarts at 0 where
-    /// k &amp; (T − 1) = 0), the spikes as bytes at <paramref name="at"/> + <paramref name="columns"/>' offsets (none where
-    /// an offset is negative). Straight-line code, one neuron step per column (a loop over runs and a select chain cost ~5x
-    /// the instructions). Rows past the hidden channels meet zero codes in the next layer and are not counted. Returns the
-    /// spikes of the columns <paramref name="columns"/> counts.
+    /// Hidden channel r (of the chunk at <paramref name="h0"/>) at the block's columns n .. n + 7 (sums v0..v7): fc1's
+    /// epilogue (<paramref name="affine"/>: row r's constants) and the LIF over each run of T columns (one pixel's steps, in
+    /// step order: the membrane restarts at 0 where k &amp; (T − 1) = 0), the spikes as bytes into the chunk's staging area.
+    /// Straight-line code, one neuron step per column (a loop over runs and a select chain cost ~5x the instructions).
+    /// Rows past the hidden channels meet zero codes in fc2 and are not counted. Returns the spikes of the block's pixels
+    /// (columns past the batch's are not counted).
     /// </summary>
-    internal static int HiddenRow<TFma>(ArrayView<sbyte> hidden, ArrayView<float> bn, PointwiseArgs p, RowAffine affine, int r, int at, HiddenColumns columns,
+    private static int HiddenRow<TFma>(ArrayView<sbyte> hidden, ArrayView<float> bn, MlpArgs a, RowAffine affine, int h0, int r, int n0, int n,
         float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) where TFma : struct, IFma
     {
-        int mask = p.Steps - 1, counted = r < p.M ? columns.Counted : 0;
+        var p = a.First;
+        int mask = p.Steps - 1, at = StagedByte(n, r - h0), valid = r < p.M ? Math.Min(8, p.Pixels * p.Steps - n0 - n) : 0;
+        const int step = PointwiseMmaKernels.ColumnWords * 4;
         float thr = p.Threshold;
         int fired = 0;
         float m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v0, bn, p, r), 0f, thr, out float s);
-        fired += Spike(hidden, at, columns.O0, s, counted & 1);
+        fired += Spike(hidden, at, s, 0 < valid);
         m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v1, bn, p, r), (1 & mask) == 0 ? 0f : m, thr, out s);
-        fired += Spike(hidden, at, columns.O1, s, counted & 2);
+        fired += Spike(hidden, at + step, s, 1 < valid);
         m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v2, bn, p, r), (2 & mask) == 0 ? 0f : m, thr, out s);
-        fired += Spike(hidden, at, columns.O2, s, counted & 4);
+        fired += Spike(hidden, at + 2 * step, s, 2 < valid);
         m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v3, bn, p, r), (3 & mask) == 0 ? 0f : m, thr, out s);
-        fired += Spike(hidden, at, columns.O3, s, counted & 8);
+        fired += Spike(hidden, at + 3 * step, s, 3 < valid);
         m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v4, bn, p, r), (4 & mask) == 0 ? 0f : m, thr, out s);
-        fired += Spike(hidden, at, columns.O4, s, counted & 16);
+        fired += Spike(hidden, at + 4 * step, s, 4 < valid);
         m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v5, bn, p, r), (5 & mask) == 0 ? 0f : m, thr, out s);
-        fired += Spike(hidden, at, columns.O5, s, counted & 32);
+        fired += Spike(hidden, at + 5 * step, s, 5 < valid);
         m = SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v6, bn, p, r), (6 & mask) == 0 ? 0f : m, thr, out s);
-        fired += Spike(hidden, at, columns.O6, s, counted & 64);
+        fired += Spike(hidden, at + 6 * step, s, 6 < valid);
         SpikeGemmKernels.LifSpike(affine.Apply<TFma>(v7, bn, p, r), (7 & mask) == 0 ? 0f : m, thr, out s);
-        fired += Spike(hidden, at, columns.O7, s, counted & 128);
+        fired += Spike(hidden, at + 7 * step, s, 7 < valid);
         return fired;
     }
 
-    /// <summary>Stores a spike as a byte at <paramref name="at"/> + <paramref name="offset"/> (none where the offset is negative); 1 where it fired and is counted.</summary>
+    /// <summary>Stores a spike as a byte; 1 where it fired and is <paramref name="counted"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Spike(ArrayView<sbyte> hidden, int at, int offset, float spike, int counted)
+    private static int Spike(ArrayView<sbyte> hidden, int at, float spike, bool counted)
     {
         bool fire = spike != 0f;
-        if (offset >= 0) hidden[at + offset] = fire ? (sbyte)1 : (sbyte)0;
-        return fire && counted != 0 ? 1 : 0;
+        hidden[at] = fire ? (sbyte)1 : (sbyte)0;
+        return fire && counted ? 1 : 0;
     }
 
     /// <summary>
-    /// Reads fc1's accumulators mh0..mh15 out to <paramref name="rows"/>: rows group, group + 8 (x, y) at columns 8t .. 8t + 7
-    /// (mh[4j + i] is n8 tile j; i = 0, 1: row group at columns 8t + j, 8t + 4 + j; i = 2, 3: row group + 8).
+    /// fc2's output channels r, r + 8, r + 16, r + 24 at GEMM columns n .. n + 7: the epilogue into output[frame, M, HW].
+    /// Each column's place in a frame's plane is found once (divisions), then each row adds its plane offset.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int ReadHidden<TRows>(TRows rows) where TRows : struct, IHiddenRows
-    {
-        CudaAsm.Emit("mov.b32 %0, mh0;", out int x0); CudaAsm.Emit("mov.b32 %0, mh1;", out int x4);
-        CudaAsm.Emit("mov.b32 %0, mh2;", out int y0); CudaAsm.Emit("mov.b32 %0, mh3;", out int y4);
-        CudaAsm.Emit("mov.b32 %0, mh4;", out int x1); CudaAsm.Emit("mov.b32 %0, mh5;", out int x5);
-        CudaAsm.Emit("mov.b32 %0, mh6;", out int y1); CudaAsm.Emit("mov.b32 %0, mh7;", out int y5);
-        CudaAsm.Emit("mov.b32 %0, mh8;", out int x2); CudaAsm.Emit("mov.b32 %0, mh9;", out int x6);
-        CudaAsm.Emit("mov.b32 %0, mh10;", out int y2); CudaAsm.Emit("mov.b32 %0, mh11;", out int y6);
-        CudaAsm.Emit("mov.b32 %0, mh12;", out int x3); CudaAsm.Emit("mov.b32 %0, mh13;", out int x7);
-        CudaAsm.Emit("mov.b32 %0, mh14;", out int y3); CudaAsm.Emit("mov.b32 %0, mh15;", out int y7);
-        return rows.Rows(x0, x1, x2, x3, x4, x5, x6, x7, y0, y1, y2, y3, y4, y5, y6, y7);
-    }
-
-    /// <summary>fc2's output channels r, r + 8, r + 16, r + 24 at GEMM columns n .. n + 7 into output[frame, M, HW]; each column's place in a frame's plane found once.</summary>
     internal static void OutputRows<TFma>(ArrayView<float> output, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, MlpArgs a, int r, int n,
-        float a0, float a1, float a2, float a3, float a4, float a5, float a6, float a7, float b0, float b1, float b2, float b3, float b4, float b5, float b6, float b7,
-        float c0, float c1, float c2, float c3, float c4, float c5, float c6, float c7, float d0, float d1, float d2, float d3, float d4, float d5, float d6, float d7) where TFma : struct, IFma =>
-        OutputRows<TFma>(output, scales, bias, bn, a.Second, r, Place(a, n), Place(a, n + 1), Place(a, n + 2), Place(a, n + 3), Place(a, n + 4), Place(a, n + 5),
-            Place(a, n + 6), Place(a, n + 7), a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7, c0, c1, c2, c3, c4, c5, c6, c7, d0, d1, d2, d3, d4, d5, d6, d7);
-
-    /// <summary>
-    /// Output channels r, r + 8, r + 16, r + 24 (of <paramref name="p"/>'s M) at eight columns whose offsets at channel 0
-    /// ((frame·M)·HW + pixel, −1: none) are <paramref name="o0"/>..<paramref name="o7"/>: the epilogue into output[frame, M, HW].
-    /// </summary>
-    internal static void OutputRows<TFma>(ArrayView<float> output, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn, PointwiseArgs p, int r,
-        long o0, long o1, long o2, long o3, long o4, long o5, long o6, long o7,
         float a0, float a1, float a2, float a3, float a4, float a5, float a6, float a7, float b0, float b1, float b2, float b3, float b4, float b5, float b6, float b7,
         float c0, float c1, float c2, float c3, float c4, float c5, float c6, float c7, float d0, float d1, float d2, float d3, float d4, float d5, float d6, float d7) where TFma : struct, IFma
     {
+        var p = a.Second;
         // Each row's constants in registers before any store (stores could alias these loads).
         var ra = RowAffine.Load(scales, bias, bn, p, r);
         var rb = RowAffine.Load(scales, bias, bn, p, r + 8);
         var rc = RowAffine.Load(scales, bias, bn, p, r + 16);
         var rd = RowAffine.Load(scales, bias, bn, p, r + 24);
+        long o0 = Place(a, n), o1 = Place(a, n + 1), o2 = Place(a, n + 2), o3 = Place(a, n + 3);
+        long o4 = Place(a, n + 4), o5 = Place(a, n + 5), o6 = Place(a, n + 6), o7 = Place(a, n + 7);
         OutputRow<TFma>(output, bn, p, r, ra, o0, o1, o2, o3, o4, o5, o6, o7, a0, a1, a2, a3, a4, a5, a6, a7);
         OutputRow<TFma>(output, bn, p, r + 8, rb, o0, o1, o2, o3, o4, o5, o6, o7, b0, b1, b2, b3, b4, b5, b6, b7);
         OutputRow<TFma>(output, bn, p, r + 16, rc, o0, o1, o2, o3, o4, o5, o6, o7, c0, c1, c2, c3, c4, c5, c6, c7);
@@ -366,7 +351,7 @@ internal static class MlpMmaKernels
         return (long)(s * a.First.Batch + item) * a.Second.M * a.First.HW + q - item * a.First.HW;
     }
 
-    private static void OutputRow<TFma>(ArrayView<float> output, ArrayView<float> bn, PointwiseArgs p, int r, RowAffine affine,
+    internal static void OutputRow<TFma>(ArrayView<float> output, ArrayView<float> bn, PointwiseArgs p, int r, RowAffine affine,
         long o0, long o1, long o2, long o3, long o4, long o5, long o6, long o7,
         float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) where TFma : struct, IFma
     {
@@ -398,36 +383,4 @@ internal readonly struct OutputLaneRows<TFma>(ArrayView<float> output, ArrayView
         float c0, float c1, float c2, float c3, float c4, float c5, float c6, float c7, float d0, float d1, float d2, float d3, float d4, float d5, float d6, float d7) =>
         MlpMmaKernels.OutputRows<TFma>(output, scales, bias, bn, a, r, n, a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7,
             c0, c1, c2, c3, c4, c5, c6, c7, d0, d1, d2, d3, d4, d5, d6, d7);
-}
-
-/// <summary>A lane's two rows of fc1 sums (<see cref="MlpMmaKernels.ReadHidden{TRows}"/>): rows group, group + 8 as x, y at its eight columns; returns the spikes counted.</summary>
-internal interface IHiddenRows
-{
-    int Rows(float x0, float x1, float x2, float x3, float x4, float x5, float x6, float x7, float y0, float y1, float y2, float y3, float y4, float y5, float y6, float y7);
-}
-
-/// <summary>
-/// Where a lane's eight hidden columns go: byte offsets <see cref="O0"/>..<see cref="O7"/> (added to a row's place; −1:
-/// not stored) and a mask of the columns whose spikes are counted (bit k: column k).
-/// </summary>
-internal struct HiddenColumns
-{
-    public int O0, O1, O2, O3, O4, O5, O6, O7, Counted;
-
-    /// <summary>Columns <paramref name="step"/> bytes apart, the first <paramref name="valid"/> counted.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static HiddenColumns Linear(int step, int valid) => new()
-    {
-        O0 = 0, O1 = step, O2 = 2 * step, O3 = 3 * step, O4 = 4 * step, O5 = 5 * step, O6 = 6 * step, O7 = 7 * step,
-        Counted = valid <= 0 ? 0 : valid >= 8 ? 255 : (1 << valid) - 1,
-    };
-}
-
-/// <summary>fc1's epilogue and LIF of a lane's two rows r, r + 8 (<see cref="MlpMmaKernels.HiddenRow{TFma}"/>), their bytes at <paramref name="atA"/>, <paramref name="atB"/> + the columns' offsets.</summary>
-internal readonly struct HiddenPair<TFma>(ArrayView<sbyte> hidden, ArrayView<float> bn, PointwiseArgs p, RowAffine ra, RowAffine rb, int r, int atA, int atB,
-    HiddenColumns columns) : IHiddenRows where TFma : struct, IFma
-{
-    public int Rows(float x0, float x1, float x2, float x3, float x4, float x5, float x6, float x7, float y0, float y1, float y2, float y3, float y4, float y5, float y6, float y7) =>
-        MlpMmaKernels.HiddenRow<TFma>(hidden, bn, p, ra, r, atA, columns, x0, x1, x2, x3, x4, x5, x6, x7)
-        + MlpMmaKernels.HiddenRow<TFma>(hidden, bn, p, rb, r + 8, atB, columns, y0, y1, y2, y3, y4, y5, y6, y7);
 }

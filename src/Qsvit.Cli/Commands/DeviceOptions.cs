@@ -21,7 +21,8 @@ internal sealed class DeviceOptions
             "pays), tensor-im2col, tensor-implicit, tensor-tiled or tensor-pipelined (every integer conv wider than 1x1 one way, for comparisons), " +
             "tensor-cublas-1x1 (integer 1x1 convs through cuBLAS's int8 GEMM instead of the fused kernel, for comparisons), " +
             "tensor-real-fused (every 1x1 conv of codes over real-valued input as one fused bf16 kernel), tensor-tf32-1x1 (every " +
-            "integer 1x1 conv the fused kernel does not take as exact TF32 GEMMs on the spikes in place), or fp32 (SGEMM)",
+            "integer 1x1 conv the fused kernel does not take as exact TF32 GEMMs on the spikes in place), tensor-unchained (ConvBlock's " +
+            "3x3 -> LIF -> 3x3 as two ops instead of one fused kernel, for comparisons), or fp32 (SGEMM)",
         DefaultValueFactory = _ => "tensor",
     };
     public readonly Option<string> SpikeSums = new("--spike-sums")
@@ -67,7 +68,8 @@ internal sealed class DeviceOptions
             "tensor-cublas-1x1" => options with { SpikeGemm = SpikeInputGemm.TensorCoresPointwiseCublas },
             "tensor-tf32-1x1" => options with { SpikeGemm = SpikeInputGemm.TensorCoresTf32Pointwise },
             "tensor-real-fused" => options with { SpikeGemm = SpikeInputGemm.TensorCoresRealFused },
-            var g => throw new QsvitException($"--gemm is tensor, tensor-im2col, tensor-implicit, tensor-tiled, tensor-pipelined, tensor-cublas-1x1, tensor-real-fused, tensor-tf32-1x1 or fp32, not '{g}'"),
+            "tensor-unchained" => options with { SpikeGemm = SpikeInputGemm.TensorCoresUnchained },
+            var g => throw new QsvitException($"--gemm is tensor, tensor-im2col, tensor-implicit, tensor-tiled, tensor-pipelined, tensor-cublas-1x1, tensor-real-fused, tensor-tf32-1x1, tensor-unchained or fp32, not '{g}'"),
         };
     }
 

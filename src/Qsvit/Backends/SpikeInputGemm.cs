@@ -43,4 +43,10 @@ public enum SpikeInputGemm
     /// (<c>GpuSpikeConv.Tf32Pays</c>; for comparisons).
     /// </summary>
     TensorCoresTf32Pointwise,
+    /// <summary>
+    /// As <see cref="TensorCores"/>, but ConvBlock's integer 3×3 → LIF → 3×3 runs as its two ops (the conv with the LIF
+    /// fused, then the conv) instead of the one kernel that keeps the hidden spikes on chip (<c>ConvChainKernels</c>; for
+    /// comparisons). The modes that pin the 3×3 layers' engine (im2col, implicit, tiled, pipelined) run the two ops too.
+    /// </summary>
+    TensorCoresUnchained,
 }

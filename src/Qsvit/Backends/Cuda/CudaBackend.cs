@@ -383,20 +383,24 @@ public sealed partial class CudaBackend : IBackend
     }
 
     /// <summary>
-    /// Without a recorder or with the spike counter (which the kernel feeds), two integer 1×1 layers (the MLP's fc1 → LIF →
-    /// fc2) run as one kernel whose hidden spikes stay in shared memory (<see cref="SpikeGemmOps.Mlp"/> says where;
-    /// <paramref name="preActivation"/> and <paramref name="spikes"/> stay unwritten); otherwise <see cref="ConvLif"/>, then
+    /// Without a recorder or with the spike counter (which the kernels feed), two integer 1×1 layers (the MLP's fc1 → LIF →
+    /// fc2) run as one kernel whose hidden spikes stay in shared memory (<see cref="SpikeGemmOps.Mlp"/> says where), and so
+    /// do two integer 3×3 layers (ConvBlock's conv1 → LIF → conv2, <see cref="SpikeGemmOps.ConvChain"/>);
+    /// <paramref name="preActivation"/> and <paramref name="spikes"/> stay unwritten. Otherwise <see cref="ConvLif"/>, then
     /// <see cref="Conv"/>. The output and the counts are the same bit for bit.
     /// </summary>
     public void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
         int timesteps, float threshold, int lifLayer, LifRecorder? recorder, ConvLayer second, DeviceBuffer output)
     {
-        if (FusedChain(first, second, frames, height, width, timesteps, recorder) is var (a, b))
+        if (FusedChain(first, second, frames, height, width, timesteps, recorder) is var (a, b, conv))
         {
             var counter = recorder as CudaSpikeCounter;
             if (counter is not null && lifLayer >= counter.Layers)
                 throw new ArgumentException($"LIF layer {lifLayer} ran, the counter was made for {counter.Layers}", nameof(lifLayer));
-            _spike!.RunMlp(a, b, V(input), frames, height, width, V(output), timesteps, threshold, counter?.Spikes ?? default, counter is null ? -1 : lifLayer);
+            if (conv)
+                _spike!.RunConvChain(a, b, V(input), frames, height, width, V(output), timesteps, threshold, counter?.Spikes ?? default, counter is null ? -1 : lifLayer);
+            else
+                _spike!.RunMlp(a, b, V(input), frames, height, width, V(output), timesteps, threshold, counter?.Spikes ?? default, counter is null ? -1 : lifLayer);
             counter?.AddNeurons(lifLayer, (long)frames * first.Geometry.OutChannels * height * width);
             return;
         }
@@ -404,13 +408,26 @@ public sealed partial class CudaBackend : IBackend
     }
 
     public string? ConvLifConvEngine(ConvLayer first, ConvLayer second, int frames, int height, int width, int timesteps, LifRecorder? recorder) =>
-        FusedChain(first, second, frames, height, width, timesteps, recorder) is null ? null : "fused 1x1 + lif + 1x1, int8 mma.sync (exact)";
+        FusedChain(first, second, frames, height, width, timesteps, recorder) switch
+        {
+            null => null,
+            (_, _, true) => "fused 3x3 + lif + 3x3, int8 mma.sync (exact)",
+            _ => "fused 1x1 + lif + 1x1, int8 mma.sync (exact)",
+        };
 
-    /// <summary>The two layers' integer codes where their ConvLifConv runs fused (<see cref="SpikeGemmOps.Mlp"/>), else null.</summary>
-    private (GpuSpikeConv First, GpuSpikeConv Second)? FusedChain(ConvLayer first, ConvLayer second, int frames, int height, int width, int timesteps,
-        LifRecorder? recorder) =>
-        recorder is null or CudaSpikeCounter && _spike is not null && first is CudaConvLayer { Spike: { } a } && second is CudaConvLayer { Spike: { } b }
-        && _spike.Mlp(a, b, frames, height, width, timesteps) ? (a, b) : null;
+    /// <summary>
+    /// The two layers' integer codes where their ConvLifConv runs fused, and whether as 3×3 layers
+    /// (<see cref="SpikeGemmOps.ConvChain"/>) rather than 1×1 ones (<see cref="SpikeGemmOps.Mlp"/>); else null.
+    /// </summary>
+    private (GpuSpikeConv First, GpuSpikeConv Second, bool Conv)? FusedChain(ConvLayer first, ConvLayer second, int frames, int height, int width, int timesteps,
+        LifRecorder? recorder)
+    {
+        if (recorder is not (null or CudaSpikeCounter) || _spike is null || first is not CudaConvLayer { Spike: { } a } || second is not CudaConvLayer { Spike: { } b })
+            return null;
+        if (_spike.Mlp(a, b, frames, height, width, timesteps)) return (a, b, false);
+        if (_spike.ConvChain(a, b, frames, height, width, timesteps)) return (a, b, true);
+        return null;
+    }
 
     /// <summary>A layer of a few input channels (the stem) writes the copies from its kernel's registers; others run the two ops.</summary>
     public void ConvRepeat(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output, int times)

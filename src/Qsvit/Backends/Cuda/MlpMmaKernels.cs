@@ -199,10 +199,10 @@ internal static class MlpMmaKernels
 
     /// <summary>Declares fc1's 16 accumulators mh0..mh15 (once per kernel: the declaration must appear once in its PTX).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void DeclareHidden() => CudaAsm.Emit(".reg .b32 mh<16>;");
+    internal static void DeclareHidden() => CudaAsm.Emit(".reg .b32 mh<16>;");
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ZeroHidden() =>
+    internal static void ZeroHidden() =>
         CudaAsm.Emit("mov.b32 mh0, 0; mov.b32 mh1, 0; mov.b32 mh2, 0; mov.b32 mh3, 0; mov.b32 mh4, 0; mov.b32 mh5, 0; mov.b32 mh6, 0; mov.b32 mh7, 0; mov.b32 mh8, 0; mov.b32 mh9, 0; mov.b32 mh10, 0; mov.b32 mh11, 0; mov.b32 mh12, 0; mov.b32 mh13, 0; mov.b32 mh14, 0; mov.b32 mh15, 0;");
 
     /// <summary>
@@ -211,7 +211,7 @@ internal static class MlpMmaKernels
     /// as the first half of <see cref="SpikeMmaKernels.MmaStep"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void HiddenStep(Words4 a0, Words4 a1, Words4 b0, Words4 b1, Words4 b2, Words4 b3)
+    internal static void HiddenStep(Words4 a0, Words4 a1, Words4 b0, Words4 b1, Words4 b2, Words4 b3)
     {
         CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mh0,mh1,mh2,mh3}, {%0,%1,%2,%3}, {%4,%5}, {mh0,mh1,mh2,mh3};", a0.X, a1.X, a0.Y, a1.Y, b0.X, b0.Y);
         CudaAsm.Emit("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {mh4,mh5,mh6,mh7}, {%0,%1,%2,%3}, {%4,%5}, {mh4,mh5,mh6,mh7};", a0.X, a1.X, a0.Y, a1.Y, b1.X, b1.Y);
@@ -351,7 +351,7 @@ internal static class MlpMmaKernels
         return (long)(s * a.First.Batch + item) * a.Second.M * a.First.HW + q - item * a.First.HW;
     }
 
-    private static void OutputRow<TFma>(ArrayView<float> output, ArrayView<float> bn, PointwiseArgs p, int r, RowAffine affine,
+    internal static void OutputRow<TFma>(ArrayView<float> output, ArrayView<float> bn, PointwiseArgs p, int r, RowAffine affine,
         long o0, long o1, long o2, long o3, long o4, long o5, long o6, long o7,
         float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7) where TFma : struct, IFma
     {

@@ -30,8 +30,8 @@ public sealed class ConvChainTests(ConvChainAcceleratorFixture gpu) : IClassFixt
     [MemberData(nameof(Chains))]
     public void FusedChainEqualsTodaysOps(int cin, int hidden, int cout, int h, int w, int timesteps, int batch)
     {
-        var (first, second) = Layers(cin, hidden, cout, bits: 4, "paper");
-        var input = Spikes(new Random(cin + hidden + h), timesteps * batch * cin * h * w);
+        var (first, second) = ChainLayers.Of(3, cin, hidden, cout, bits: 4, "paper");
+        var input = ChainLayers.Spikes(new Random(cin + hidden + h), timesteps * batch * cin * h * w);
         using var expectedCounts = gpu.Reference.CreateSpikeCounter(2);
         var (expected, spikes) = Run(gpu.Reference, first, second, input, h, w, timesteps, batch, fused: false, expectedCounts);
         Assert.InRange(spikes.Count(v => v == 1f), spikes.Length / 10, spikes.Length * 9 / 10);   // hidden neurons fire and stay silent alike
@@ -51,13 +51,13 @@ public sealed class ConvChainTests(ConvChainAcceleratorFixture gpu) : IClassFixt
     public void FallbacksRunTodaysOps()
     {
         const int cin = 12, hidden = 24, cout = 16, h = 8, w = 8, batch = 1;
-        var input = Spikes(new Random(5), 4 * batch * cin * h * w);
+        var input = ChainLayers.Spikes(new Random(5), 4 * batch * cin * h * w);
         foreach (var (first, second, timesteps, counted) in new[]
         {
-            (Layers(cin, hidden, cout, 4, "paper"), 4, true),
-            (Layers(cin, hidden, cout, 8, "asymmetric-channel-mse"), 4, false),   // codes up to ±255: two int8 digits
-            (Layers(cin, hidden, cout, 4, "paper", dense: true), 4, false),        // fp32 weights
-            (Layers(cin, hidden, cout, 4, "paper"), 3, false),                     // three steps do not tile a lane's columns
+            (ChainLayers.Of(3, cin, hidden, cout, 4, "paper"), 4, true),
+            (ChainLayers.Of(3, cin, hidden, cout, 8, "asymmetric-channel-mse"), 4, false),   // codes up to ±255: two int8 digits
+            (ChainLayers.Of(3, cin, hidden, cout, 4, "paper", dense: true), 4, false),        // fp32 weights
+            (ChainLayers.Of(3, cin, hidden, cout, 4, "paper"), 3, false),                     // three steps do not tile a lane's columns
         }.Select(c => (c.Item1.First, c.Item1.Second, c.Item2, c.Item3)))
         {
             var x = input.AsSpan(0, timesteps * batch * cin * h * w).ToArray();
@@ -87,7 +87,7 @@ public sealed class ConvChainTests(ConvChainAcceleratorFixture gpu) : IClassFixt
         Assert.False(ConvChainKernels.Plan(128, 256, 32, 32, 4, out _, out _, out _));   // the input staging alone is too large
         Assert.Equal(8, ConvChainKernels.WarpsFor(16, 4));
         Assert.Equal(16, ConvChainKernels.WarpsFor(64, 4));
-        var (spec1, spec2) = Layers(12, 24, 16, 4, "paper");
+        var (spec1, spec2) = ChainLayers.Of(3, 12, 24, 16, 4, "paper");
         var b = gpu.Fused;
         using var first = b.CreateConv(spec1);
         using var second = b.CreateConv(spec2);
@@ -99,7 +99,7 @@ public sealed class ConvChainTests(ConvChainAcceleratorFixture gpu) : IClassFixt
         Assert.Null(b.ConvLifConvEngine(first, second, 9, 8, 8, 3, null));
         Assert.Null(gpu.Reference.ConvLifConvEngine(first, second, 8, 8, 8, 4, null));   // tensor-unchained: the two ops
         // T = 8 with 64 outputs would need 32 warps: today's ops.
-        var (wide1, wide2) = Layers(12, 24, 64, 4, "paper");
+        var (wide1, wide2) = ChainLayers.Of(3, 12, 24, 64, 4, "paper");
         using var w1 = b.CreateConv(wide1);
         using var w2 = b.CreateConv(wide2);
         Assert.Null(b.ConvLifConvEngine(w1, w2, 8, 8, 8, 8, null));
@@ -130,22 +130,6 @@ public sealed class ConvChainTests(ConvChainAcceleratorFixture gpu) : IClassFixt
         return (output, hidden);
     }
 
-    private static (ConvLayerSpec First, ConvLayerSpec Second) Layers(int cin, int hidden, int cout, int bits, string quantizer, bool dense = false) =>
-        (Layer(cin, hidden, bits, quantizer, dense, bn: true), Layer(hidden, cout, bits, quantizer, dense, bn: false));
-
-    private static ConvLayerSpec Layer(int cin, int cout, int bits, string quantizer, bool dense, bool bn)
-    {
-        var g = new ConvGeometry(cin, cout, 3, 3, 1, 1, 1, 1);
-        var rng = new Random(cin * 31 + cout * 7 + bits);
-        var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
-        var codes = PackedWeight.Quantize("w", weight, [cout, cin, 3, 3], bits, QuantizerSpec.Parse(quantizer));
-        var bias = Enumerable.Range(0, cout).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
-        var affine = new ChannelAffine(bias.Select(b => b + 1.5f).ToArray(), bias.Select(b => 0.1f * b).ToArray());
-        ConvWeightData weights = dense ? new DenseConvWeights(codes.Dequantize()) : new PackedConvWeights(codes);
-        return new ConvLayerSpec(g, weights, bias, bn ? [affine] : []) { SpikeInput = true };
-    }
-
-    private static float[] Spikes(Random rng, int length) => Enumerable.Range(0, length).Select(_ => rng.Next(3) == 0 ? 1f : 0f).ToArray();
 }
 
 /// <summary>Two CUDA backends on ILGPU's CPU accelerator with CUDA-sized groups: the default one (the fused kernel) and one that runs today's two ops (tensor-unchained).</summary>

@@ -168,9 +168,7 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         foreach (var (kernel, width) in kernels)
         {
             var strips = Run(kernel, (ref DepthwiseArgs p) => GpuOps.DepthwiseStripTiles(ref p, GpuOps.StripThreads, width));
-            for (int i = 0; i < generic.Length; i++)
-                Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(strips[i]),
-                    $"{width} per thread, element {i}: {strips[i]:R} vs {generic[i]:R}");
+            TestData.AssertSameBits(generic, strips, $"{width} per thread");
         }
         if (border == 1)
         {
@@ -178,18 +176,14 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
             Assert.True(GpuOps.Border3Fits(g, oh, ow));
             var direct = Run(acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(
                 GpuKernels.DepthwiseBorder3<ExactFma>), (ref DepthwiseArgs p) => GpuOps.DepthwiseBorder3Groups(ref p, GpuOps.StripThreads));
-            for (int i = 0; i < generic.Length; i++)
-                Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(direct[i]),
-                    $"direct, element {i}: {direct[i]:R} vs {generic[i]:R}");
+            TestData.AssertSameBits(generic, direct, "direct");
             Assert.Equal(ih == 4 && iw == 4, GpuOps.Border3PlanesFit(g, oh, ow, input.View, borderValues.View));
             if (ih == 4 && iw == 4)
             {
                 // CIFAR's 4×4 maps: a plane per thread (two-thread groups here).
                 var planes = Run(acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DepthwiseArgs>(
                     GpuKernels.DepthwiseBorder3Planes<ExactFma>), (ref DepthwiseArgs p) => { p.ChannelsInverse = 1f / p.Channels; return (p.Planes + 1) / 2; });
-                for (int i = 0; i < generic.Length; i++)
-                    Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(planes[i]),
-                        $"a plane per thread, element {i}: {planes[i]:R} vs {generic[i]:R}");
+                TestData.AssertSameBits(generic, planes, "a plane per thread");
             }
         }
         // Through the backend's dispatch too (which picks the strips kernel and its width, or another kernel where one pays), and with
@@ -278,16 +272,12 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
         var generic = genericOut.GetAsArray1D();
         var blocks = blocksOut.GetAsArray1D();
         TestData.AssertSame(expected, generic, $"generic {g} @{h}x{w}");
-        for (int i = 0; i < generic.Length; i++)
-            Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(blocks[i]),
-                $"blocks, element {i}: {blocks[i]:R} vs {generic[i]:R}");
+        TestData.AssertSameBits(generic, blocks, "blocks");
         // Through the backend's dispatch too (the planes kernel on small maps, the blocks kernel where it pays, the strips kernel elsewhere).
         using var viaOps = gpu.Zeros(expected.Length);
         gpu.Ops.Conv(layer, input, frames, h, w, viaOps.View);
         var dispatched = viaOps.GetAsArray1D();
-        for (int i = 0; i < generic.Length; i++)
-            Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(dispatched[i]),
-                $"GpuOps.Conv, element {i}: {dispatched[i]:R} vs {generic[i]:R}");
+        TestData.AssertSameBits(generic, dispatched, "GpuOps.Conv");
 
         DepthwiseArgs Args() => new()
         {
@@ -354,17 +344,13 @@ public sealed class GpuKernelTests(CpuAcceleratorFixture gpu)
                     input, layer.Weights.View, layer.Bias?.View ?? layer.Weights.View, layer.Bn?.View ?? layer.Weights.View, planesOut.View, p);
                 acc.Synchronize();
                 var planes = planesOut.GetAsArray1D();
-                for (int i = 0; i < generic.Length; i++)
-                    Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(planes[i]),
-                        $"planes, {perGroup} batches per group, element {i}: {planes[i]:R} vs {generic[i]:R}");
+                TestData.AssertSameBits(generic, planes, $"planes, {perGroup} batches per group");
             }
         }
         using var viaOps = gpu.Zeros(x.Length);
         gpu.Ops.Conv(layer, input, frames, h, w, viaOps.View);
         var dispatched = viaOps.GetAsArray1D();
-        for (int i = 0; i < generic.Length; i++)
-            Assert.True(BitConverter.SingleToInt32Bits(generic[i]) == BitConverter.SingleToInt32Bits(dispatched[i]),
-                $"GpuOps.Conv, element {i}: {dispatched[i]:R} vs {generic[i]:R}");
+        TestData.AssertSameBits(generic, dispatched, "GpuOps.Conv");
 
         DepthwiseArgs Args() => new()
         {

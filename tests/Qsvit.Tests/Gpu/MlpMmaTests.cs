@@ -28,8 +28,8 @@ public sealed class MlpMmaTests(MlpAcceleratorFixture gpu) : IClassFixture<MlpAc
     [MemberData(nameof(Chains))]
     public void FusedChainEqualsTodaysOps(int cin, int hidden, int cout, int tokens, int timesteps, int batch)
     {
-        var (first, second) = Layers(cin, hidden, cout, bits: 4, "paper");
-        var input = Spikes(new Random(cin + hidden), timesteps * batch * cin * tokens);
+        var (first, second) = ChainLayers.Of(1, cin, hidden, cout, bits: 4, "paper");
+        var input = ChainLayers.Spikes(new Random(cin + hidden), timesteps * batch * cin * tokens);
         using var expectedCounts = gpu.Reference.CreateSpikeCounter(2);
         var (expected, spikes) = Run(gpu.Reference, first, second, input, tokens, timesteps, batch, fused: false, expectedCounts);
         Assert.InRange(spikes.Count(v => v == 1f), spikes.Length / 10, spikes.Length * 9 / 10);   // hidden neurons fire and stay silent alike
@@ -49,13 +49,13 @@ public sealed class MlpMmaTests(MlpAcceleratorFixture gpu) : IClassFixture<MlpAc
     public void FallbacksRunTodaysOps()
     {
         const int cin = 20, hidden = 40, cout = 24, tokens = 4, batch = 2;
-        var input = Spikes(new Random(5), 4 * batch * cin * tokens);
+        var input = ChainLayers.Spikes(new Random(5), 4 * batch * cin * tokens);
         foreach (var (first, second, timesteps, counted) in new[]
         {
-            (Layers(cin, hidden, cout, 4, "paper"), 4, true),
-            (Layers(cin, hidden, cout, 8, "asymmetric-channel-mse"), 4, false),   // codes up to ±255: two int8 digits
-            (Layers(cin, hidden, cout, 4, "paper", dense: true), 4, false),        // fp32 weights
-            (Layers(cin, hidden, cout, 4, "paper"), 3, false),                     // three steps do not tile a lane's columns
+            (ChainLayers.Of(1, cin, hidden, cout, 4, "paper"), 4, true),
+            (ChainLayers.Of(1, cin, hidden, cout, 8, "asymmetric-channel-mse"), 4, false),   // codes up to ±255: two int8 digits
+            (ChainLayers.Of(1, cin, hidden, cout, 4, "paper", dense: true), 4, false),        // fp32 weights
+            (ChainLayers.Of(1, cin, hidden, cout, 4, "paper"), 3, false),                     // three steps do not tile a lane's columns
         }.Select(c => (c.Item1.First, c.Item1.Second, c.Item2, c.Item3)))
         {
             var (expected, _) = Run(gpu.Reference, first, second, input.AsSpan(0, timesteps * batch * cin * tokens).ToArray(), tokens, timesteps, batch, fused: false);
@@ -79,7 +79,7 @@ public sealed class MlpMmaTests(MlpAcceleratorFixture gpu) : IClassFixture<MlpAc
         Assert.Equal(256, MlpMmaKernels.ChunkFor(MlpMmaKernels.WarpsFor(512), 2048));
         Assert.Equal(640, MlpMmaKernels.ChunkFor(MlpMmaKernels.WarpsFor(640), 2560));
         Assert.Equal(128, MlpMmaKernels.ChunkFor(7, 100));   // no more than the hidden channels need
-        var (spec1, spec2) = Layers(20, 40, 24, 4, "paper");
+        var (spec1, spec2) = ChainLayers.Of(1, 20, 40, 24, 4, "paper");
         var b = gpu.Fused;
         using var first = b.CreateConv(spec1);
         using var second = b.CreateConv(spec2);
@@ -90,7 +90,7 @@ public sealed class MlpMmaTests(MlpAcceleratorFixture gpu) : IClassFixture<MlpAc
         Assert.Null(b.ConvLifConvEngine(first, second, 8, 1, 4, 4, membranes));
         Assert.Null(b.ConvLifConvEngine(first, second, 9, 1, 4, 3, null));
         // Groups wider than this accelerator's (four warps here) keep today's ops.
-        var (wide1, wide2) = Layers(20, 40, 160, 4, "paper");
+        var (wide1, wide2) = ChainLayers.Of(1, 20, 40, 160, 4, "paper");
         using var w1 = b.CreateConv(wide1);
         using var w2 = b.CreateConv(wide2);
         Assert.Null(b.ConvLifConvEngine(w1, w2, 8, 1, 4, 4, null));
@@ -121,22 +121,6 @@ public sealed class MlpMmaTests(MlpAcceleratorFixture gpu) : IClassFixture<MlpAc
         return (output, hidden);
     }
 
-    private static (ConvLayerSpec First, ConvLayerSpec Second) Layers(int cin, int hidden, int cout, int bits, string quantizer, bool dense = false) =>
-        (Layer(cin, hidden, bits, quantizer, dense, bn: true), Layer(hidden, cout, bits, quantizer, dense, bn: false));
-
-    private static ConvLayerSpec Layer(int cin, int cout, int bits, string quantizer, bool dense, bool bn)
-    {
-        var g = new ConvGeometry(cin, cout, 1, 1);
-        var rng = new Random(cin * 31 + cout * 7 + bits);
-        var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
-        var codes = PackedWeight.Quantize("w", weight, [cout, cin, 1, 1], bits, QuantizerSpec.Parse(quantizer));
-        var bias = Enumerable.Range(0, cout).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
-        var affine = new ChannelAffine(bias.Select(b => b + 1.5f).ToArray(), bias.Select(b => 0.1f * b).ToArray());
-        ConvWeightData weights = dense ? new DenseConvWeights(codes.Dequantize()) : new PackedConvWeights(codes);
-        return new ConvLayerSpec(g, weights, bias, bn ? [affine] : []) { SpikeInput = true };
-    }
-
-    private static float[] Spikes(Random rng, int length) => Enumerable.Range(0, length).Select(_ => rng.Next(3) == 0 ? 1f : 0f).ToArray();
 }
 
 /// <summary>Two CUDA backends on ILGPU's CPU accelerator with CUDA-sized groups: the default one (the fused kernel) and one that keeps today's packed-columns path.</summary>

@@ -31,7 +31,7 @@ public sealed class PointwiseMmaTests(PointwiseAcceleratorFixture gpu) : IClassF
     public void FusedPointwiseEqualsThePackedPathAndTheCpuIntegerPath(int cin, int cout, int h, int w, int frames, int bits, string quantizer)
     {
         var (spec, codes, rng) = Layer(cin, cout, bits, quantizer);
-        var input = Spikes(rng, frames * cin * h * w);
+        var input = ChainLayers.Spikes(rng, frames * cin * h * w);
         var expected = RunOnCpu(spec, input, frames, h, w);
         var acc = gpu.Device.Accelerator;
         using var layer = new GpuSpikeConv(acc, spec, codes);
@@ -71,7 +71,7 @@ public sealed class PointwiseMmaTests(PointwiseAcceleratorFixture gpu) : IClassF
         var acc = gpu.Device.Accelerator;
         using var layer = new GpuSpikeConv(acc, spec, codes);
         long length = (long)frames * cout * h * w;
-        using var x = gpu.Upload(Spikes(rng, frames * cin * h * w));
+        using var x = gpu.Upload(ChainLayers.Spikes(rng, frames * cin * h * w));
         var packedPath = new SpikeGemmOps(acc, null, SpikeInputGemm.TensorCoresPointwiseCublas);
         var (_, columnFloats, sumFloats) = SpikeGemmOps.Plan(layer, frames, h, w, 1L << 30);
         using var cols = gpu.Zeros(columnFloats);
@@ -112,7 +112,7 @@ public sealed class PointwiseMmaTests(PointwiseAcceleratorFixture gpu) : IClassF
         var acc = gpu.Device.Accelerator;
         using var layer = new GpuSpikeConv(acc, spec, codes);
         Assert.Equal(layer.Parts == 1 && layer.Cp <= PointwiseMmaKernels.ChunkChannels, PointwiseMmaKernels.WholeStage(layer.Parts, layer.Cp));
-        using var x = gpu.Upload(Spikes(rng, frames * cin * h * w));
+        using var x = gpu.Upload(ChainLayers.Spikes(rng, frames * cin * h * w));
         var outputs = new List<float[]>();
         foreach (bool whole in new[] { false, true })
         {
@@ -165,7 +165,6 @@ public sealed class PointwiseMmaTests(PointwiseAcceleratorFixture gpu) : IClassF
         return (new ConvLayerSpec(g, new PackedConvWeights(codes), bias, [bn]) { SpikeInput = true }, codes, rng);
     }
 
-    private static float[] Spikes(Random rng, int length) => Enumerable.Range(0, length).Select(_ => rng.Next(3) == 0 ? 1f : 0f).ToArray();
 
     private static float[] RunOnCpu(ConvLayerSpec spec, float[] input, int frames, int h, int w)
     {

@@ -5,6 +5,7 @@ using Qsvit.Backends.Cpu;
 using Qsvit.Backends.Cuda;
 using Qsvit.Quantization;
 using Qsvit.Tensors;
+using Qsvit.Tests.Tensors;
 
 namespace Qsvit.Tests.Gpu;
 
@@ -88,8 +89,7 @@ public sealed class PointwiseRealTests(PointwiseAcceleratorFixture gpu) : IClass
             ops.Conv(layer, x.View, frames, h, w, y.View, default, default, frames);
             outputs.Add(y.GetAsArray1D());
         }
-        for (int i = 0; i < outputs[0].Length; i++)
-            Assert.True(BitConverter.SingleToInt32Bits(outputs[0][i]) == BitConverter.SingleToInt32Bits(outputs[1][i]), $"{i}: {outputs[1][i]:R} vs {outputs[0][i]:R}");
+        TestData.AssertSameBits(outputs[0], outputs[1], "whole vs chunked stages");
         Assert.Equal(32, PointwiseMmaKernels.RealChunkFor(4, 144));
         Assert.Equal(64, PointwiseMmaKernels.RealChunkFor(2, 48));
         Assert.Equal(128, PointwiseMmaKernels.RealChunkFor(1, 144));

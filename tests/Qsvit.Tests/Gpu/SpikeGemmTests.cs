@@ -68,7 +68,7 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble()).ToArray();
         var bn = new ChannelAffine(bias.Select(b => b + 0.5f).ToArray(), bias.Select(b => -b).ToArray());
         var spec = new ConvLayerSpec(g, new PackedConvWeights(codes), bias, [bn]) { SpikeInput = true };
-        var input = Spikes(rng, frames * g.InChannels * h * w);
+        var input = ChainLayers.Spikes(rng, frames * g.InChannels * h * w);
 
         var expected = Run(new CpuBackend(), spec, input, frames, h, w);
         var actual = Run(gpu.Backend, spec, input, frames, h, w, owned: false);
@@ -107,7 +107,7 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         var bias = Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble()).ToArray();
         var bn = new ChannelAffine(bias.Select(b => b + 0.5f).ToArray(), bias.Select(b => -b).ToArray());
         var spec = new ConvLayerSpec(g, new PackedConvWeights(codes), bias, [bn]) { SpikeInput = true };
-        var input = Spikes(rng, frames * g.InChannels * h * w);
+        var input = ChainLayers.Spikes(rng, frames * g.InChannels * h * w);
         var expected = Run(new CpuBackend(), spec, input, frames, h, w);
 
         var acc = gpu.Device.Accelerator;
@@ -205,7 +205,7 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         using (var probe = CudaBackend.OnCpuAccelerator(SpikeInputGemm.TensorCores, split: true))
         using (var layer = (CudaConvLayer)probe.CreateConv(spec))
             Assert.Equal(stackK, layer.Spike!.StackK);
-        var input = Spikes(rng, frames * g.InChannels * h * w);
+        var input = ChainLayers.Spikes(rng, frames * g.InChannels * h * w);
         var expected = Run(new CpuBackend(), spec, input, frames, h, w);
         var actual = Run(CudaBackend.OnCpuAccelerator(SpikeInputGemm.TensorCores, split: true), spec, input, frames, h, w);
         for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f, $"{i}: {actual[i]} vs {expected[i]}");
@@ -291,7 +291,7 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         var ops = new SpikeGemmOps(acc, null, mode);
         long length = (long)frames * g.OutChannels * g.OutH(h) * g.OutW(w);
         var (_, columnFloats, sumFloats) = SpikeGemmOps.Plan(layer, frames, h, w, 1L << 30, implicitGemm: ops.Implicit(layer, h, w));
-        using var x = gpu.Upload(Spikes(rng, frames * g.InChannels * h * w));
+        using var x = gpu.Upload(ChainLayers.Spikes(rng, frames * g.InChannels * h * w));
         using var cols = gpu.Zeros(columnFloats);
         using var sums = gpu.Zeros(sumFloats);
         using var pre = gpu.Zeros(length);
@@ -334,7 +334,7 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         var bias = bns == 0 ? [] : Enumerable.Range(0, g.OutChannels).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
         var affines = Enumerable.Range(0, bns).Select(k => new ChannelAffine(bias.Select(b => b + 1.5f + k).ToArray(), bias.Select(b => 0.1f * b).ToArray())).ToArray();
         var spec = new ConvLayerSpec(g, new PackedConvWeights(codes), bias, affines) { SpikeInput = true };
-        var input = Spikes(rng, frames * g.InChannels * h * w);
+        var input = ChainLayers.Spikes(rng, frames * g.InChannels * h * w);
         using var cpu = new CpuBackend();
         using var im2col = CudaBackend.OnCpuAccelerator(SpikeInputGemm.TensorCoresIm2col, split: false);
         var (conv, spikes) = ConvAndLif(cpu, spec, input, frames, h, w, timesteps, threshold);
@@ -380,7 +380,7 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         var weight = Enumerable.Range(0, g.WeightLength).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
         var codes = PackedWeight.Quantize("w", weight, [g.OutChannels, g.InChannels, g.KernelH, g.KernelW], 4, QuantizerSpec.Paper);
         var spec = new ConvLayerSpec(g, new PackedConvWeights(codes), new float[g.OutChannels], []) { SpikeInput = true };
-        var input = Spikes(rng, frames * g.InChannels * h * w);
+        var input = ChainLayers.Spikes(rng, frames * g.InChannels * h * w);
         int length = frames * g.OutChannels * h * w;
 
         (float[] Spikes, float[] Pre, LifCounts? Counts) Run(IBackend backend, bool count)
@@ -446,7 +446,6 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         Assert.Equal(actual, gpuInteger.Forward(images, batch, size, size));
     }
 
-    private static float[] Spikes(Random rng, int length) => Enumerable.Range(0, length).Select(_ => rng.Next(3) == 0 ? 1f : 0f).ToArray();
 
     /// <summary>One conv call of <paramref name="spec"/> on <paramref name="backend"/> (disposed after unless not <paramref name="owned"/>).</summary>
     internal static float[] Run(IBackend backend, ConvLayerSpec spec, float[] input, int frames, int h, int w, bool owned = true)

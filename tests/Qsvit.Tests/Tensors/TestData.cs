@@ -46,4 +46,13 @@ internal static class TestData
             if (!(expected[i] == actual[i]))
                 Assert.Fail($"{what}: element {i} is {actual[i]:R}, expected {expected[i]:R}");
     }
+
+    /// <summary>The same bits in every element (signs of zeros and NaN payloads too), where kernels must repeat today's float ops exactly.</summary>
+    public static void AssertSameBits(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            if (BitConverter.SingleToInt32Bits(expected[i]) != BitConverter.SingleToInt32Bits(actual[i]))
+                Assert.Fail($"{what}: element {i} is {actual[i]:R}, expected {expected[i]:R}");
+    }
 }

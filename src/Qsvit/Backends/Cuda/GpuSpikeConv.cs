@@ -565,17 +565,46 @@ internal sealed partial class SpikeGemmOps
     }
 
     /// <summary>Whether a group of <paramref name="warps"/> warps fits this accelerator (on a GPU: the kernel's registers and shared memory on one multiprocessor).</summary>
-    private bool MlpLaunches(int warps)
+    private bool MlpLaunches(int warps) => ChainLaunches(_mlpLaunches, () => _mlp!.GetKernel(), warps);
+
+    /// <summary>
+    /// Whether a fused chain kernel's group of <paramref name="warps"/> warps launches
+    /// here: on a GPU its registers and shared memory on one multiprocessor, by ILGPU's occupancy estimate; remembered per
+    /// warp count in <paramref name="cache"/>.
+    /// </summary>
+    private bool ChainLaunches(Dictionary<int, bool> cache, Func<Kernel> kernel, int warps)
     {
-        lock (_mlpLaunches)
+        lock (cache)
         {
-            if (_mlpLaunches.TryGetValue(warps, out bool fits)) return fits;
+            if (cache.TryGetValue(warps, out bool fits)) return fits;
             int threads = warps * PointwiseMmaKernels.Lanes;
             fits = threads <= _acc.MaxNumThreadsPerGroup
-                && (_acc.AcceleratorType != AcceleratorType.Cuda || _acc.EstimateMaxActiveGroupsPerMultiprocessor(_mlp!.GetKernel(), threads, 0) > 0);
-            _mlpLaunches[warps] = fits;
+                && (_acc.AcceleratorType != AcceleratorType.Cuda || _acc.EstimateMaxActiveGroupsPerMultiprocessor(kernel(), threads, 0) > 0);
+            cache[warps] = fits;
             return fits;
         }
+    }
+
+    /// <summary>
+    /// The two layers' launch scalars of a fused conv → LIF → conv chain (MLP or ConvBlock): the first with its LIF, the
+    /// second for its epilogue; after checking that the views hold the chain's input and output.
+    /// </summary>
+    private static (PointwiseArgs First, PointwiseArgs Second) ChainArgs(GpuSpikeConv first, GpuSpikeConv second, ArrayView<float> input, ArrayView<float> output,
+        int frames, int h, int w, int timesteps, float threshold)
+    {
+        long needIn = (long)frames * first.Geometry.InChannels * h * w, needOut = (long)frames * second.Geometry.OutChannels * h * w;
+        if (input.Length < needIn) throw new ArgumentException($"input has {input.Length} elements, needs {needIn}", nameof(input));
+        if (output.Length < needOut) throw new ArgumentException($"output has {output.Length} elements, needs {needOut}", nameof(output));
+        int hw = h * w, batch = frames / timesteps, hidden = first.Geometry.OutChannels;
+        return (new PointwiseArgs
+        {
+            InChannels = first.Geometry.InChannels, Cp = first.Cp, M = hidden, Parts = 1, HW = hw, Steps = timesteps, Batch = batch, Pixels = batch * hw,
+            Lif = 1, Threshold = threshold, HasBias = first.Bias is null ? 0 : 1, BnCount = first.BnCount, RowWarps = 1, ColumnWarps = 1,
+        }, new PointwiseArgs
+        {
+            InChannels = hidden, Cp = second.Cp, M = second.Geometry.OutChannels, Parts = 1, HW = hw, Steps = timesteps, Batch = batch, Pixels = batch * hw,
+            HasBias = second.Bias is null ? 0 : 1, BnCount = second.BnCount, RowWarps = 1, ColumnWarps = 1,
+        });
     }
 
     /// <summary>
@@ -587,25 +616,14 @@ internal sealed partial class SpikeGemmOps
         int timesteps, float threshold, ArrayView<long> counts = default, int countSlot = -1)
     {
         Debug.Assert(Mlp(first, second, frames, h, w, timesteps));
-        long needIn = (long)frames * first.Geometry.InChannels * h * w, needOut = (long)frames * second.Geometry.OutChannels * h * w;
-        if (input.Length < needIn) throw new ArgumentException($"input has {input.Length} elements, needs {needIn}", nameof(input));
-        if (output.Length < needOut) throw new ArgumentException($"output has {output.Length} elements, needs {needOut}", nameof(output));
-        int hw = h * w, batch = frames / timesteps, hidden = first.Geometry.OutChannels, warps = MlpMmaKernels.WarpsFor(second.Geometry.OutChannels);
+        var (fc1, fc2) = ChainArgs(first, second, input, output, frames, h, w, timesteps, threshold);
+        int hw = h * w, warps = MlpMmaKernels.WarpsFor(second.Geometry.OutChannels);
         var a = new MlpArgs
         {
-            First = new PointwiseArgs
-            {
-                InChannels = first.Geometry.InChannels, Cp = first.Cp, M = hidden, Parts = 1, HW = hw, Steps = timesteps, Batch = batch, Pixels = batch * hw,
-                Lif = 1, Threshold = threshold, HasBias = first.Bias is null ? 0 : 1, BnCount = first.BnCount, Vec = hw % 4 == 0 ? 1 : 0,
-                RowWarps = 1, ColumnWarps = 1,
-            },
-            Second = new PointwiseArgs
-            {
-                InChannels = hidden, Cp = second.Cp, M = second.Geometry.OutChannels, Parts = 1, HW = hw, Steps = timesteps, Batch = batch, Pixels = batch * hw,
-                HasBias = second.Bias is null ? 0 : 1, BnCount = second.BnCount, RowWarps = 1, ColumnWarps = 1,
-            },
+            First = fc1 with { Vec = hw % 4 == 0 ? 1 : 0 },
+            Second = fc2,
             Warps = warps,
-            Chunk = MlpMmaKernels.ChunkFor(warps, hidden),
+            Chunk = MlpMmaKernels.ChunkFor(warps, first.Geometry.OutChannels),
             CountSlot = countSlot,
         };
         long groups = ((long)frames * hw + MlpMmaKernels.Columns - 1) / MlpMmaKernels.Columns;

@@ -48,19 +48,9 @@ internal sealed partial class SpikeGemmOps
             : _acc.LoadStreamKernel<ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<long>, ConvChainArgs>(ConvChainKernels.Chain<ExactFma>);
 
-    /// <summary>Whether a group of <paramref name="warps"/> warps launches here (on a GPU: the kernel's registers and shared memory on one multiprocessor; on the CPU accelerator one thread plays every lane).</summary>
-    private bool ConvChainLaunches(int warps)
-    {
-        if (_acc.AcceleratorType != AcceleratorType.Cuda) return true;
-        lock (_convChainLaunches)
-        {
-            if (_convChainLaunches.TryGetValue(warps, out bool fits)) return fits;
-            int threads = warps * PointwiseMmaKernels.Lanes;
-            fits = threads <= _acc.MaxNumThreadsPerGroup && _acc.EstimateMaxActiveGroupsPerMultiprocessor(ConvChainKernel().GetKernel(), threads, 0) > 0;
-            _convChainLaunches[warps] = fits;
-            return fits;
-        }
-    }
+    /// <summary>Whether a group of <paramref name="warps"/> warps launches here (on ILGPU's CPU accelerator one thread plays every lane).</summary>
+    private bool ConvChainLaunches(int warps) =>
+        _acc.AcceleratorType != AcceleratorType.Cuda || ChainLaunches(_convChainLaunches, () => ConvChainKernel().GetKernel(), warps);
 
     /// <summary>
     /// conv 3×3 → LIF → conv 3×3 as one launch (<see cref="ConvChain"/> must hold): input[frames, C, h, w] (spikes) into
@@ -72,24 +62,14 @@ internal sealed partial class SpikeGemmOps
         int timesteps, float threshold, ArrayView<long> counts = default, int countSlot = -1)
     {
         Debug.Assert(ConvChain(first, second, frames, h, w, timesteps));
-        long needIn = (long)frames * first.Geometry.InChannels * h * w, needOut = (long)frames * second.Geometry.OutChannels * h * w;
-        if (input.Length < needIn) throw new ArgumentException($"input has {input.Length} elements, needs {needIn}", nameof(input));
-        if (output.Length < needOut) throw new ArgumentException($"output has {output.Length} elements, needs {needOut}", nameof(output));
+        var (conv1, conv2) = ChainArgs(first, second, input, output, frames, h, w, timesteps, threshold);
         ConvChainKernels.Plan(first.Cp, second.Cp, h, w, timesteps, out int inStride, out int hiddenStride, out int chunk);
-        int hw = h * w, batch = frames / timesteps, hidden = first.Geometry.OutChannels, warps = ConvChainKernels.WarpsFor(second.Geometry.OutChannels, timesteps);
+        int batch = frames / timesteps, warps = ConvChainKernels.WarpsFor(second.Geometry.OutChannels, timesteps);
         int inPositions = (Math.Min(ConvChainKernels.HiddenSide, h) + 2) * (Math.Min(ConvChainKernels.HiddenSide, w) + 2);
         var a = new ConvChainArgs
         {
-            First = new PointwiseArgs
-            {
-                InChannels = first.Geometry.InChannels, Cp = first.Cp, M = hidden, Parts = 1, HW = hw, Steps = timesteps, Batch = batch, Pixels = batch * hw,
-                Lif = 1, Threshold = threshold, HasBias = first.Bias is null ? 0 : 1, BnCount = first.BnCount, RowWarps = 1, ColumnWarps = 1,
-            },
-            Second = new PointwiseArgs
-            {
-                InChannels = hidden, Cp = second.Cp, M = second.Geometry.OutChannels, Parts = 1, HW = hw, Steps = timesteps, Batch = batch, Pixels = batch * hw,
-                HasBias = second.Bias is null ? 0 : 1, BnCount = second.BnCount, RowWarps = 1, ColumnWarps = 1,
-            },
+            First = conv1,
+            Second = conv2,
             H = h, W = w,
             TilesX = (w + ConvChainKernels.TileSide - 1) / ConvChainKernels.TileSide,
             TilesY = (h + ConvChainKernels.TileSide - 1) / ConvChainKernels.TileSide,

@@ -31,14 +31,14 @@ public sealed class MlpMmaTests(MlpAcceleratorFixture gpu) : IClassFixture<MlpAc
         var (first, second) = ChainLayers.Of(1, cin, hidden, cout, bits: 4, "paper");
         var input = ChainLayers.Spikes(new Random(cin + hidden), timesteps * batch * cin * tokens);
         using var expectedCounts = gpu.Reference.CreateSpikeCounter(2);
-        var (expected, spikes) = Run(gpu.Reference, first, second, input, tokens, timesteps, batch, fused: false, expectedCounts);
+        var (expected, spikes) = ChainLayers.Run(gpu.Reference, first, second, input, 1, tokens, timesteps, batch, fused: false, expectedCounts);
         Assert.InRange(spikes.Count(v => v == 1f), spikes.Length / 10, spikes.Length * 9 / 10);   // hidden neurons fire and stay silent alike
-        var (actual, untouched) = Run(gpu.Fused, first, second, input, tokens, timesteps, batch, fused: true);
+        var (actual, untouched) = ChainLayers.Run(gpu.Fused, first, second, input, 1, tokens, timesteps, batch, fused: true);
         Assert.Equal(expected, actual);
         Assert.All(untouched, v => Assert.True(float.IsNaN(v)));   // the hidden spikes never reached memory
         // With the spike counter the kernel counts the hidden spikes (of the batch's pixels only) as the LIF kernel does.
         using var counts = gpu.Fused.CreateSpikeCounter(2);
-        var (counted, _) = Run(gpu.Fused, first, second, input, tokens, timesteps, batch, fused: true, counts);
+        var (counted, _) = ChainLayers.Run(gpu.Fused, first, second, input, 1, tokens, timesteps, batch, fused: true, counts);
         Assert.Equal(expected, counted);
         Assert.Equal(expectedCounts.Read().Spikes, counts.Read().Spikes);
         Assert.Equal(expectedCounts.Read().Neurons, counts.Read().Neurons);
@@ -58,9 +58,9 @@ public sealed class MlpMmaTests(MlpAcceleratorFixture gpu) : IClassFixture<MlpAc
             (ChainLayers.Of(1, cin, hidden, cout, 4, "paper"), 3, false),                     // three steps do not tile a lane's columns
         }.Select(c => (c.Item1.First, c.Item1.Second, c.Item2, c.Item3)))
         {
-            var (expected, _) = Run(gpu.Reference, first, second, input.AsSpan(0, timesteps * batch * cin * tokens).ToArray(), tokens, timesteps, batch, fused: false);
+            var (expected, _) = ChainLayers.Run(gpu.Reference, first, second, input.AsSpan(0, timesteps * batch * cin * tokens).ToArray(), 1, tokens, timesteps, batch, fused: false);
             using var reference = counted ? gpu.Fused.CreateMembraneReference(2) : null;
-            var (actual, spikes) = Run(gpu.Fused, first, second, input.AsSpan(0, timesteps * batch * cin * tokens).ToArray(), tokens, timesteps, batch,
+            var (actual, spikes) = ChainLayers.Run(gpu.Fused, first, second, input.AsSpan(0, timesteps * batch * cin * tokens).ToArray(), 1, tokens, timesteps, batch,
                 fused: false, reference);
             Assert.Equal(expected, actual);
             Assert.All(spikes, v => Assert.True(v is 0f or 1f));
@@ -95,32 +95,6 @@ public sealed class MlpMmaTests(MlpAcceleratorFixture gpu) : IClassFixture<MlpAc
         using var w2 = b.CreateConv(wide2);
         Assert.Null(b.ConvLifConvEngine(w1, w2, 8, 1, 4, 4, null));
     }
-
-    /// <summary>ConvLifConv on <paramref name="backend"/>: the output, and what the spikes buffer (NaN before) holds after it.</summary>
-    private static (float[] Output, float[] Spikes) Run(CudaBackend backend, ConvLayerSpec spec1, ConvLayerSpec spec2, float[] input, int tokens,
-        int timesteps, int batch, bool fused, LifRecorder? recorder = null)
-    {
-        using var first = backend.CreateConv(spec1);
-        using var second = backend.CreateConv(spec2);
-        Assert.Equal(fused, backend.ConvLifConvEngine(first, second, timesteps * batch, 1, tokens, timesteps, recorder) is not null);
-        int frames = timesteps * batch, hiddenLength = frames * spec1.Geometry.OutChannels * tokens, outLength = frames * spec2.Geometry.OutChannels * tokens;
-        int mark = backend.Mark();
-        var x = backend.Rent(input.Length);
-        backend.Upload(input, x);
-        var pre = backend.Rent(hiddenLength);
-        var spikes = backend.Rent(hiddenLength);
-        backend.Upload(Enumerable.Repeat(float.NaN, hiddenLength).ToArray(), spikes);
-        var y = backend.Rent(outLength);
-        backend.Upload(Enumerable.Repeat(float.NaN, outLength).ToArray(), y);
-        backend.ConvLifConv(first, x, frames, 1, tokens, pre, spikes, timesteps, 0.4f, 1, recorder, second, y);
-        var output = new float[outLength];
-        var hidden = new float[hiddenLength];
-        backend.Download(y, 0, output);
-        backend.Download(spikes, 0, hidden);
-        backend.Release(mark);
-        return (output, hidden);
-    }
-
 }
 
 /// <summary>Two CUDA backends on ILGPU's CPU accelerator with CUDA-sized groups: the default one (the fused kernel) and one that keeps today's packed-columns path.</summary>

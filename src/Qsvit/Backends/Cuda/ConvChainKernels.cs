@@ -61,7 +61,7 @@ internal static class ConvChainKernels
     /// <summary>Input channels at most (conv1's table: 9 taps × 8 quads), warps a block at most (512 threads).</summary>
     public const int MaxInChannels = 128, MaxWarps = 16;
 
-    private const int Lanes = 32, MaxTable1 = 9 * MaxInChannels / 16 + 4, MaxTable2 = 9 * 4 + 4, MaxPositions = HiddenSide * HiddenSide;
+    private const int Lanes = PointwiseMmaKernels.Lanes, MaxTable1 = 9 * MaxInChannels / 16 + 4, MaxTable2 = 9 * 4 + 4, MaxPositions = HiddenSide * HiddenSide;
 
     /// <summary>
     /// Whether the fused kernel pays over today's ops (conv1 with its LIF on the tiled implicit GEMM or cuBLAS's int8 GEMM,

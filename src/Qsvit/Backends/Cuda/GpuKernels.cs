@@ -1001,7 +1001,7 @@ internal static class GpuKernels
             v = BorderRow<TFma>(x, plane, oy - 1, ox, ih, iw, pad, wc[0], wc[1], wc[2], v);
             v = BorderRow<TFma>(x, plane, oy, ox, ih, iw, pad, wc[3], wc[4], wc[5], v);
             v = BorderRow<TFma>(x, plane, oy + 1, ox, ih, iw, pad, wc[6], wc[7], wc[8], v);
-            for (int b = 0; b < p.BnCount; b++) v = Bn<TFma>(v, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
+            v = Bns<TFma>(v, bn, p, ch);
             int at = (plane * ih + oy) * iw + ox;
             y[at] = v.X;
             if (ox + 1 < iw) y[at + 1] = v.Y;
@@ -1050,7 +1050,7 @@ internal static class GpuKernels
         v = Taps3.Row<TFma>(pad, above.X, above.Y, above.Z, above.W, pad, w0, w1, w2, v);
         v = Taps3.Row<TFma>(pad, row.X, row.Y, row.Z, row.W, pad, w3, w4, w5, v);
         v = Taps3.Row<TFma>(pad, below.X, below.Y, below.Z, below.W, pad, w6, w7, w8, v);
-        for (int b = 0; b < p.BnCount; b++) v = Bn<TFma>(v, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
+        v = Bns<TFma>(v, bn, p, ch);
         return new Floats4 { X = v.X, Y = v.Y, Z = v.Z, W = v.W };
     }
 
@@ -1322,6 +1322,14 @@ internal static class GpuKernels
     private static void StoreQuad(ArrayView<Floats4> quads, long at, bool inside, F4 v)
     {
         if (inside) quads[at] = new Floats4 { X = v.X, Y = v.Y, Z = v.Z, W = v.W };
+    }
+
+    /// <summary>Four outputs of channel <paramref name="ch"/> through the layer's BNs in order (each one FMA: <see cref="Bn{TFma}"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static F4 Bns<TFma>(F4 v, ArrayView<float> bn, DepthwiseArgs p, int ch) where TFma : struct, IFma
+    {
+        for (int b = 0; b < p.BnCount; b++) v = Bn<TFma>(v, bn[2 * b * p.Channels + ch], bn[(2 * b + 1) * p.Channels + ch]);
+        return v;
     }
 
     /// <summary>Each of four values through one BN as one FMA.</summary>

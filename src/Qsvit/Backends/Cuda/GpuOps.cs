@@ -225,6 +225,9 @@ internal sealed class GpuOps : IDisposable
         if (frames == 0) return;
         var bias = layer.Bias?.View ?? _dummy.View;
         var bn = layer.Bn?.View ?? _dummy.View;
+        // One launch's groups for the depthwise kernels, or a clear error where a call is too large for one.
+        Index1D DepthwiseGrid(long count) => count <= int.MaxValue ? new Index1D((int)count)
+            : throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
         if (g.IsDepthwise)
         {
             var dp = new DepthwiseArgs
@@ -235,9 +238,8 @@ internal sealed class GpuOps : IDisposable
             };
             if (border == 0 && PlanesFit(g, h, w) && SpikeGemmOps.Aligned16(input) && SpikeGemmOps.Aligned16(output))
             {
-                long planeGroups = (DepthwisePlaneBatches(ref dp, PlaneThreads) + PlaneBatchesPerGroup - 1) / PlaneBatchesPerGroup;
-                if (planeGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
-                _planes7(new KernelConfig(new Index1D((int)planeGroups), new Index1D(Math.Min(dp.PlanesPerGroup * dp.Strips * dp.Rows, _reduceThreads)),
+                var planeGroups = DepthwiseGrid((DepthwisePlaneBatches(ref dp, PlaneThreads) + PlaneBatchesPerGroup - 1) / PlaneBatchesPerGroup);
+                _planes7(new KernelConfig(planeGroups, new Index1D(Math.Min(dp.PlanesPerGroup * dp.Strips * dp.Rows, _reduceThreads)),
                     SharedMemoryConfig.RequestDynamic<Floats4>(dp.PlanesPerGroup * dp.PlaneFloats)), input, layer.Weights.View, bias, bn, output, dp);
                 return;
             }
@@ -245,9 +247,8 @@ internal sealed class GpuOps : IDisposable
             {
                 dp.Vec = SpikeGemmOps.Aligned16(input) ? 1 : 0;
                 dp.VecOut = SpikeGemmOps.Aligned16(output) ? 1 : 0;
-                long blockGroups = DepthwiseBlockTiles(ref dp, BlockThreads);
-                if (blockGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
-                _blocks7(new KernelConfig(new Index1D((int)blockGroups), new Index1D(Math.Min(dp.PlanesPerGroup * dp.Strips * dp.Rows, _reduceThreads))),
+                var blockGroups = DepthwiseGrid(DepthwiseBlockTiles(ref dp, BlockThreads));
+                _blocks7(new KernelConfig(blockGroups, new Index1D(Math.Min(dp.PlanesPerGroup * dp.Strips * dp.Rows, _reduceThreads))),
                     input, layer.Weights.View, bias, bn, output, dp);
                 return;
             }
@@ -255,31 +256,27 @@ internal sealed class GpuOps : IDisposable
             {
                 dp.ChannelsInverse = 1f / dp.Channels;
                 int threads = Math.Min(Border3PlaneThreads, _reduceThreads);
-                long planeGroups = (dp.Planes + (long)threads - 1) / threads;
-                if (planeGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
-                _border3Planes(new KernelConfig(new Index1D((int)planeGroups), new Index1D(threads)), input, layer.Weights.View, bias, bn, output, borderValues, dp);
+                var planeGroups = DepthwiseGrid((dp.Planes + (long)threads - 1) / threads);
+                _border3Planes(new KernelConfig(planeGroups, new Index1D(threads)), input, layer.Weights.View, bias, bn, output, borderValues, dp);
                 return;
             }
             if (border == 1 && Border3Fits(g, oh, ow))
             {
-                long borderGroups = DepthwiseBorder3Groups(ref dp, StripThreads);
-                if (borderGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
-                _border3(new KernelConfig(new Index1D((int)borderGroups), new Index1D(Math.Min(StripThreads, _reduceThreads))),
+                var borderGroups = DepthwiseGrid(DepthwiseBorder3Groups(ref dp, StripThreads));
+                _border3(new KernelConfig(borderGroups, new Index1D(Math.Min(StripThreads, _reduceThreads))),
                     input, layer.Weights.View, bias, bn, output, borderValues, dp);
                 return;
             }
             if (StripsFit(g))
             {
                 int width = StripWidth(g, ow);
-                long stripGroups = DepthwiseStripTiles(ref dp, StripThreads, width);
-                if (stripGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
-                (g.KernelH == 3 ? _strips3 : width == 8 ? _strips7x8 : _strips7)(new KernelConfig(new Index1D((int)stripGroups), new Index1D(Math.Min(StripThreads, _reduceThreads))),
+                var stripGroups = DepthwiseGrid(DepthwiseStripTiles(ref dp, StripThreads, width));
+                (g.KernelH == 3 ? _strips3 : width == 8 ? _strips7x8 : _strips7)(new KernelConfig(stripGroups, new Index1D(Math.Min(StripThreads, _reduceThreads))),
                     input, layer.Weights.View, bias, bn, output, border > 0 ? borderValues : _dummy.View, dp);
                 return;
             }
-            long launchGroups = DepthwiseTiles(ref dp, _reduceThreads * 4 * dp.Rows);
-            if (launchGroups > int.MaxValue) throw new QsvitException($"a depthwise convolution of {outLen:N0} outputs is too large for one launch; use a smaller batch");
-            _depthwise(new KernelConfig(new Index1D((int)launchGroups), new Index1D(_reduceThreads)), input, layer.Weights.View, bias, bn, output,
+            var launchGroups = DepthwiseGrid(DepthwiseTiles(ref dp, _reduceThreads * 4 * dp.Rows));
+            _depthwise(new KernelConfig(launchGroups, new Index1D(_reduceThreads)), input, layer.Weights.View, bias, bn, output,
                 border > 0 ? borderValues : _dummy.View, dp);
             return;
         }

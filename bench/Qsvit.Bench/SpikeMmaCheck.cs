@@ -28,6 +28,7 @@ internal static class SpikeMmaCheck
         ("tiled 64x128", SpikeInputGemm.TensorCoresTiled, 2, true), ("tiled 128x64", SpikeInputGemm.TensorCoresTiled, 4, true),
         ("tiled, epilogue apart", SpikeInputGemm.TensorCoresTiled, 0, false),
         ("pipelined 128x128", SpikeInputGemm.TensorCoresPipelined, 0, true), ("pipelined, epilogue apart", SpikeInputGemm.TensorCoresPipelined, 0, false),
+        ("wgmma 128x128", SpikeInputGemm.TensorCoresWgmma, 0, true), ("wgmma, epilogue apart", SpikeInputGemm.TensorCoresWgmma, 0, false),
     ];
 
     private static readonly (string Model, ConvGeometry G, int H, int W, int Frames)[] Layers =

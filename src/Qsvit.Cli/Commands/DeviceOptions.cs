@@ -18,7 +18,7 @@ internal sealed class DeviceOptions
     {
         Description = "GPU: how spike-input convolutions run: tensor (default; integer codes exact on int8 tensor cores, " +
             "fp32 weights as three bf16 pieces; 3x3 integer convs as implicit GEMMs and 1x1 ones as one fused kernel where that " +
-            "pays), tensor-im2col, tensor-implicit, tensor-tiled or tensor-pipelined (every integer conv wider than 1x1 one way, for comparisons), " +
+            "pays), tensor-im2col, tensor-implicit, tensor-tiled, tensor-pipelined or tensor-wgmma (every integer conv wider than 1x1 one way, for comparisons; wgmma on sm_90 GPUs), " +
             "tensor-cublas-1x1 (integer 1x1 convs through cuBLAS's int8 GEMM instead of the fused kernel, for comparisons), " +
             "tensor-real-fused (every 1x1 conv of codes over real-valued input as one fused bf16 kernel), tensor-tf32-1x1 (every " +
             "integer 1x1 conv the fused kernel does not take as exact TF32 GEMMs on the spikes in place), tensor-unchained (ConvBlock's " +
@@ -65,11 +65,12 @@ internal sealed class DeviceOptions
             "tensor-implicit" => options with { SpikeGemm = SpikeInputGemm.TensorCoresImplicit },
             "tensor-tiled" => options with { SpikeGemm = SpikeInputGemm.TensorCoresTiled },
             "tensor-pipelined" => options with { SpikeGemm = SpikeInputGemm.TensorCoresPipelined },
+            "tensor-wgmma" => options with { SpikeGemm = SpikeInputGemm.TensorCoresWgmma },
             "tensor-cublas-1x1" => options with { SpikeGemm = SpikeInputGemm.TensorCoresPointwiseCublas },
             "tensor-tf32-1x1" => options with { SpikeGemm = SpikeInputGemm.TensorCoresTf32Pointwise },
             "tensor-real-fused" => options with { SpikeGemm = SpikeInputGemm.TensorCoresRealFused },
             "tensor-unchained" => options with { SpikeGemm = SpikeInputGemm.TensorCoresUnchained },
-            var g => throw new QsvitException($"--gemm is tensor, tensor-im2col, tensor-implicit, tensor-tiled, tensor-pipelined, tensor-cublas-1x1, tensor-real-fused, tensor-tf32-1x1, tensor-unchained or fp32, not '{g}'"),
+            var g => throw new QsvitException($"--gemm is tensor, tensor-im2col, tensor-implicit, tensor-tiled, tensor-pipelined, tensor-wgmma, tensor-cublas-1x1, tensor-real-fused, tensor-tf32-1x1, tensor-unchained or fp32, not '{g}'"),
         };
     }
 

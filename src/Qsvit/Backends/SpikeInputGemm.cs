@@ -10,7 +10,8 @@ public enum SpikeInputGemm
     /// also run on tensor cores where that pays: the codes in bf16 against the input's three bf16 pieces (exact products,
     /// fp32 sums). Integer convs wider than 1×1 run as implicit GEMMs on int8 mma (sm_80 and later): tiled with shared
     /// memory (<c>SpikeTiledKernels</c>) where <c>GpuSpikeConv.TiledPays</c>, pipelined with cp.async stages
-    /// (<c>SpikePipelinedKernels</c>) where <c>GpuSpikeConv.PipelinedPays</c>, else warp tiles (<c>SpikeMmaKernels</c>) where
+    /// (<c>SpikePipelinedKernels</c>) where <c>GpuSpikeConv.PipelinedPays</c>, or on sm_90 GPUs with those stages multiplied
+    /// by wgmma (<c>SpikePipelinedKernels.ConvWgmma</c>) where <c>GpuSpikeConv.WgmmaPays</c>, else warp tiles (<c>SpikeMmaKernels</c>) where
     /// <c>GpuSpikeConv.ImplicitPays</c>, else as im2col columns and the int8 GEMM. Integer 1×1 convs run as one fused
     /// kernel (<c>PointwiseMmaKernels</c>: input read in place, int8 mma, epilogue and LIF in registers) where
     /// <c>PointwiseMmaKernels.FusedPays</c>, else as packed columns and the int8 GEMM.
@@ -26,6 +27,12 @@ public enum SpikeInputGemm
     TensorCoresTiled,
     /// <summary>As <see cref="TensorCores"/>, but every integer conv wider than 1×1 as the pipelined implicit GEMM (cp.async stages, 64 × 64 warp tiles) where the kernel runs (for comparisons).</summary>
     TensorCoresPipelined,
+    /// <summary>
+    /// As <see cref="TensorCores"/>, but every integer conv wider than 1×1 as the pipelined implicit GEMM with its stages
+    /// multiplied by Hopper's wgmma (<c>SpikePipelinedKernels.ConvWgmma</c>; sm_90 GPUs, else the pipelined kernel on
+    /// mma.sync) where the kernel runs (for comparisons).
+    /// </summary>
+    TensorCoresWgmma,
     /// <summary>As <see cref="TensorCores"/>, but every integer 1×1 conv through packed columns and cuBLAS's int8 GEMM instead of the fused pointwise kernel (for comparisons).</summary>
     TensorCoresPointwiseCublas,
     /// <summary>

@@ -114,12 +114,15 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         using var layer = new GpuSpikeConv(acc, spec, codes);
         long length = (long)frames * g.OutChannels * g.OutH(h) * g.OutW(w);
         using var x = gpu.Upload(input);
-        foreach (var mode in new[] { SpikeInputGemm.TensorCoresImplicit, SpikeInputGemm.TensorCoresTiled, SpikeInputGemm.TensorCoresPipelined, SpikeInputGemm.TensorCoresIm2col, SpikeInputGemm.TensorCores })
+        foreach (var mode in new[] { SpikeInputGemm.TensorCoresImplicit, SpikeInputGemm.TensorCoresTiled, SpikeInputGemm.TensorCoresPipelined, SpikeInputGemm.TensorCoresWgmma,
+                     SpikeInputGemm.TensorCoresIm2col, SpikeInputGemm.TensorCores })
         {
             var ops = new SpikeGemmOps(acc, null, mode);
             bool implicitGemm = ops.Implicit(layer, h, w);
             Assert.Equal(mode != SpikeInputGemm.TensorCoresIm2col, implicitGemm);
-            Assert.Equal(mode == SpikeInputGemm.TensorCoresPipelined, ops.Pipelined(layer, lif: false));
+            Assert.Equal(mode is SpikeInputGemm.TensorCoresPipelined or SpikeInputGemm.TensorCoresWgmma, ops.Pipelined(layer, lif: false));
+            // Without cuBLAS the default rule keeps wgmma off (its bounds were measured against cuBLAS).
+            Assert.Equal(mode == SpikeInputGemm.TensorCoresWgmma, ops.Wgmma(layer, lif: false));
             Assert.Equal(mode == SpikeInputGemm.TensorCoresTiled || (mode == SpikeInputGemm.TensorCores && GpuSpikeConv.TiledPays(layer.GemmRows, layer.Parts, lif: false)),
                 ops.Tiled(layer, lif: false));
             var (_, columnFloats, sumFloats) = SpikeGemmOps.Plan(layer, chunk, h, w, 1L << 30, implicitGemm: implicitGemm);
@@ -269,6 +272,10 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         { new ConvGeometry(21, 9, 3, 3, 1, 1, 1, 1), 5, 6, 4, 1, SpikeInputGemm.TensorCoresPipelined, 1 },
         { new ConvGeometry(21, 9, 3, 3, 1, 1, 1, 1), 9, 7, 4, 2, SpikeInputGemm.TensorCoresPipelined, 3 },
         { new ConvGeometry(40, 130, 3, 3, 1, 1, 1, 1), 8, 9, 4, 3, SpikeInputGemm.TensorCoresPipelined, 4 },   // 130 rows: a partial second row block
+        // The same kernel with wgmma stages (its scalar fallback here: the stage layout, the ring and the epilogue rounds)
+        { new ConvGeometry(21, 9, 3, 3, 1, 1, 1, 1), 9, 7, 4, 2, SpikeInputGemm.TensorCoresWgmma, 3 },
+        { new ConvGeometry(40, 130, 3, 3, 1, 1, 1, 1), 8, 9, 4, 3, SpikeInputGemm.TensorCoresWgmma, 4 },
+        { new ConvGeometry(16, 40, 3, 3, 2, 2, 1, 1), 7, 8, 12, 3, SpikeInputGemm.TensorCoresWgmma, 2 },     // two digits: sums out, the separate epilogue
     };
 
     /// <summary>

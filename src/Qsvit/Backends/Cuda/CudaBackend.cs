@@ -82,6 +82,9 @@ public sealed partial class CudaBackend : IBackend
         SpikeEngine = _spike is null ? "fp32 (--gemm fp32)"
             : _split ? $"integer codes on int8, fp32 weights as bf16x3, {(_blas is null ? "ILGPU kernels" : "tensor cores")}"
             : "integer codes on int8 (ILGPU kernels), fp32 weights in fp32 (no cuBLAS)";
+        // On a Hopper GPU, say whether the 3×3 integer convs could use wgmma (and why not).
+        if (_spike?.WgmmaUnavailable is { } wgmmaWhy && _device.IsCuda && Sm90aKernels.Supported(_device.Accelerator))
+            SpikeEngine += $"; wgmma unavailable ({wgmmaWhy})";
     }
 
     /// <summary>The CUDA GPU <paramref name="index"/>, or a <see cref="QsvitException"/> that names what was looked for.</summary>
@@ -310,7 +313,8 @@ public sealed partial class CudaBackend : IBackend
         else if (layer.Spike is { Integer: true } spike && _spike is { } ops)
         {
             // Calls with and without a LIF after them may run on different kernels: both are named where they differ.
-            string Engine(bool lif) => ops.Pipelined(spike, lif) ? "pipelined implicit GEMM + fused epilogue, int8 mma.sync, cp.async stages (exact)"
+            string Engine(bool lif) => ops.Pipelined(spike, lif) && ops.Wgmma(spike, lif) ? "pipelined implicit GEMM + fused epilogue, int8 wgmma, cp.async stages (exact)"
+                : ops.Pipelined(spike, lif) ? "pipelined implicit GEMM + fused epilogue, int8 mma.sync, cp.async stages (exact)"
                 : ops.Tiled(spike, lif) ? lif ? "tiled implicit GEMM, int8 mma.sync, shared memory (exact)" : "tiled implicit GEMM + fused epilogue, int8 mma.sync (exact)"
                 : "implicit GEMM, int8 mma.sync (exact)";
             string plain = Engine(false), underLif = Engine(true);

@@ -166,6 +166,21 @@ internal sealed class GpuSpikeConv : IDisposable
     public static bool PipelinedPays(int gemmRows, int k, int digits, bool lif) =>
         digits == 1 && !lif && gemmRows >= PipelinedMinRows && gemmRows <= PipelinedMaxRows && k >= PipelinedMinK;
 
+    /// <summary>
+    /// Whether a call of an integer conv wider than 1×1 runs on the pipelined kernel with wgmma where that loaded
+    /// (<see cref="SpikePipelinedKernels.ConvWgmma{TFma}"/>, sm_90), as measured per layer on an H200 against im2col + cuBLAS
+    /// and the mma.sync kernels (BENCHMARKS, eleventh session): one int8 digit; under a LIF up to
+    /// <see cref="WgmmaMaxRowsLif"/> GEMM rows (1.03–2.0x; 1,024 rows lose to cuBLAS's GEMM, 0.87x); without one up to
+    /// <see cref="WgmmaMaxRowsSmallK"/> rows at any K (1.06–1.8x) or up to <see cref="WgmmaMaxRows"/> rows from K =
+    /// <see cref="WgmmaMinK"/> (1.0–1.6x; wider layers and short reductions stay on cuBLAS, 0.71–0.91x).
+    /// </summary>
+    public static bool WgmmaPays(int gemmRows, int k, int digits, bool lif) => digits == 1 && (lif
+        ? gemmRows <= WgmmaMaxRowsLif
+        : gemmRows <= WgmmaMaxRowsSmallK || (gemmRows <= WgmmaMaxRows && k >= WgmmaMinK));
+
+    /// <summary>The bounds of <see cref="WgmmaPays"/>.</summary>
+    public const int WgmmaMaxRowsLif = 512, WgmmaMaxRowsSmallK = 64, WgmmaMaxRows = 256, WgmmaMinK = 1152;
+
     /// <summary>The bounds of <see cref="PipelinedPays"/>: GEMM rows 65–128 (one 128-row block), K from 1152.</summary>
     public const int PipelinedMinRows = 65, PipelinedMaxRows = 128, PipelinedMinK = 1152;
 
@@ -373,6 +388,13 @@ internal sealed partial class SpikeGemmOps
     /// <summary>The pipelined implicit-GEMM kernel (<see cref="SpikePipelinedKernels"/>); null where <see cref="_implicitConv"/> is.</summary>
     private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, long, long>? _pipelinedConv;
     private readonly int _pipelinedGroup;
+    /// <summary>
+    /// The pipelined kernel on wgmma (<see cref="SpikePipelinedKernels.ConvWgmma{TFma}"/>): on sm_90 GPUs where the sm_90a
+    /// build loads (<see cref="Sm90aKernels"/>), and on ILGPU's CPU accelerator (its scalar fallback, for tests); else null.
+    /// </summary>
+    private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, long, long>? _wgmmaConv;
+    /// <summary>Why <see cref="_wgmmaConv"/> is null on a CUDA GPU (for profiles and benchmarks), or null.</summary>
+    public string? WgmmaUnavailable { get; }
     private readonly SpikeInputGemm _mode;
     private readonly int _implicitMaxRows, _tiledMinRows, _tiledMaxRows, _tiledRowWarps;
     /// <summary>Whether the fused 1×1 kernels stage a small input at once (<see cref="PointwiseMmaKernels.WholeStage"/>); false: in chunks, as before.</summary>
@@ -428,6 +450,18 @@ internal sealed partial class SpikeGemmOps
             _pipelinedConv = cuda
                 ? acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, long, long>(SpikePipelinedKernels.Conv<ContractedFma>)
                 : acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, long, long>(SpikePipelinedKernels.Conv<ExactFma>);
+        if (_pipelinedConv is not null && !cuda)
+            _wgmmaConv = acc.LoadStreamKernel<ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, long, long>(SpikePipelinedKernels.ConvWgmma<ExactFma>);
+        else if (_pipelinedConv is not null)
+        {
+            var launcher = Sm90aKernels.Load<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, long, long>>(acc,
+                (Action<ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, long, long>)SpikePipelinedKernels.ConvWgmma<ContractedFma>,
+                SpikePipelinedKernels.WgmmaSharedBytes, out string? why);
+            WgmmaUnavailable = why;
+            if (launcher is not null)
+                _wgmmaConv = (config, packed, weights, sums, output, scales, bias, bn, p, rows, fused, packedAddress, weightAddress) =>
+                    launcher(acc.DefaultStream, config, packed, weights, sums, output, scales, bias, bn, p, rows, fused, packedAddress, weightAddress);
+        }
         // One warp per 32 lanes of the block on CUDA; one thread per group on the CPU accelerator (barriers switch OS threads).
         _tiledGroup = cuda ? SpikeTiledKernels.GroupThreads : 1;
         _pipelinedGroup = cuda ? SpikePipelinedKernels.GroupThreads : 1;
@@ -484,7 +518,7 @@ internal sealed partial class SpikeGemmOps
     public bool Implicit(GpuSpikeConv layer, int h, int w, bool lif = false) => _implicitConv is not null && layer.Integer && !layer.Pointwise && _mode switch
     {
         SpikeInputGemm.TensorCoresIm2col => false,
-        SpikeInputGemm.TensorCoresImplicit or SpikeInputGemm.TensorCoresTiled or SpikeInputGemm.TensorCoresPipelined => true,
+        SpikeInputGemm.TensorCoresImplicit or SpikeInputGemm.TensorCoresTiled or SpikeInputGemm.TensorCoresPipelined or SpikeInputGemm.TensorCoresWgmma => true,
         _ => _blas is null || Tiled(layer, lif) || Pipelined(layer, lif) || GpuSpikeConv.ImplicitPays(layer.GemmRows, _implicitMaxRows),
     };
 
@@ -496,7 +530,7 @@ internal sealed partial class SpikeGemmOps
     public bool Tiled(GpuSpikeConv layer, bool lif) => _tiledConv is not null && layer.Integer && !layer.Pointwise && _mode switch
     {
         SpikeInputGemm.TensorCoresTiled => true,
-        SpikeInputGemm.TensorCoresIm2col or SpikeInputGemm.TensorCoresImplicit or SpikeInputGemm.TensorCoresPipelined => false,
+        SpikeInputGemm.TensorCoresIm2col or SpikeInputGemm.TensorCoresImplicit or SpikeInputGemm.TensorCoresPipelined or SpikeInputGemm.TensorCoresWgmma => false,
         // The choices that concern 1×1 layers leave the wider ones to the default rule.
         _ => GpuSpikeConv.TiledPays(layer.GemmRows, layer.Parts, lif, _tiledMinRows, _tiledMaxRows) && !Pipelined(layer, lif),
     };
@@ -508,9 +542,22 @@ internal sealed partial class SpikeGemmOps
     /// </summary>
     public bool Pipelined(GpuSpikeConv layer, bool lif) => _pipelinedConv is not null && layer.Integer && !layer.Pointwise && _mode switch
     {
-        SpikeInputGemm.TensorCoresPipelined => true,
+        SpikeInputGemm.TensorCoresPipelined or SpikeInputGemm.TensorCoresWgmma => true,
         SpikeInputGemm.TensorCoresIm2col or SpikeInputGemm.TensorCoresImplicit or SpikeInputGemm.TensorCoresTiled => false,
-        _ => _blas is not null && GpuSpikeConv.PipelinedPays(layer.GemmRows, layer.Kp, layer.Parts, lif),
+        _ => _blas is not null && (GpuSpikeConv.PipelinedPays(layer.GemmRows, layer.Kp, layer.Parts, lif) || Wgmma(layer, lif)),
+    };
+
+    /// <summary>
+    /// Whether a pipelined call of <paramref name="layer"/> (<see cref="Pipelined"/>) multiplies its stages with wgmma
+    /// (<see cref="SpikePipelinedKernels.ConvWgmma{TFma}"/>): where that kernel loaded, as <see cref="GpuSpikeConv.WgmmaPays"/>
+    /// says, always with <c>--gemm tensor-wgmma</c>.
+    /// </summary>
+    public bool Wgmma(GpuSpikeConv layer, bool lif) => _wgmmaConv is not null && layer.Integer && !layer.Pointwise && _mode switch
+    {
+        SpikeInputGemm.TensorCoresWgmma => true,
+        SpikeInputGemm.TensorCores or SpikeInputGemm.TensorCoresUnchained or SpikeInputGemm.TensorCoresPointwiseCublas or SpikeInputGemm.TensorCoresRealFused
+            or SpikeInputGemm.TensorCoresTf32Pointwise => _blas is not null && GpuSpikeConv.WgmmaPays(layer.GemmRows, layer.Kp, layer.Parts, lif),
+        _ => false,
     };
 
     /// <summary>
@@ -809,8 +856,14 @@ internal sealed partial class SpikeGemmOps
                     int kind = !fused ? SpikePipelinedKernels.SumsOut : timesteps > 0 ? SpikePipelinedKernels.SpikesOut : SpikePipelinedKernels.OutputsOut;
                     int groups = kind == SpikePipelinedKernels.SpikesOut ? SpikePipelinedKernels.Groups(pm, items * ohw, timesteps) : SpikePipelinedKernels.Groups(pm, (int)rows);
                     var weights = ((ArrayView<sbyte>)layer.S8!.View).Cast<int>();
-                    _pipelinedConv!(new KernelConfig(new Index1D(groups), new Index1D(_pipelinedGroup)), packed.Cast<int>(), weights, c, output,
-                        layer.Scales!.View, bias, bn, p, pm, kind, packed.LoadEffectiveAddressAsPtr().ToInt64(), weights.LoadEffectiveAddressAsPtr().ToInt64());
+                    var launch = new KernelConfig(new Index1D(groups), new Index1D(_pipelinedGroup));
+                    long packedAddress = packed.LoadEffectiveAddressAsPtr().ToInt64(), weightAddress = weights.LoadEffectiveAddressAsPtr().ToInt64();
+                    // The wgmma kernel's ring is dynamic shared memory (more than the 48 KB a static allocation may have).
+                    if (Wgmma(layer, timesteps > 0))
+                        _wgmmaConv!(new KernelConfig(launch.GridDim, launch.GroupDim, SharedMemoryConfig.RequestDynamic<Words4>(SpikePipelinedKernels.WgmmaSharedBytes / 16)),
+                            packed.Cast<int>(), weights, c, output, layer.Scales!.View, bias, bn, p, pm, kind, packedAddress, weightAddress);
+                    else
+                        _pipelinedConv!(launch, packed.Cast<int>(), weights, c, output, layer.Scales!.View, bias, bn, p, pm, kind, packedAddress, weightAddress);
                 }
                 else if (mma && Tiled(layer, timesteps > 0))
                 {

@@ -20,7 +20,8 @@ namespace Qsvit.Backends.Cuda;
 /// global → shared by <c>cp.async.cg</c> (16 bytes, zero-filled outside the map or past Cp by a source size of 0),
 /// <see cref="Depth"/> buffers deep: stage s + Depth − 1 is in flight while the warps multiply stage s, one
 /// <c>cp.async.wait_group</c> and one barrier per stage, no registers held for the copies. Eight lanes' fragment
-/// loads cover 128 contiguous shared bytes (two rows of four quads), so the plain layout has no bank conflicts.
+/// loads cover 128 contiguous shared bytes (two rows of four quads), so the plain layout has no bank conflicts
+/// (<see cref="Slot"/>; the wgmma kernel, <see cref="ConvWgmma{TFma}"/>, stages the same elements in its own layout).
 /// </para>
 /// <para>
 /// Where inline PTX does not exist (ILGPU's CPU accelerator in tests) the same copies land in the same buffers
@@ -34,7 +35,7 @@ namespace Qsvit.Backends.Cuda;
 /// ILGPU's PTX symbol for its only shared allocation, <c>__shared_alloca0</c> (checked in the generated PTX of ILGPU 1.5.3).
 /// </para>
 /// </summary>
-internal static class SpikePipelinedKernels
+internal static partial class SpikePipelinedKernels
 {
     /// <summary>Warps per group: 2 along the rows × 2 along the pixels, 64 × 64 each.</summary>
     public const int Warps = 4;
@@ -120,7 +121,7 @@ internal static class SpikePipelinedKernels
         var epilogue = new SpikeTiledKernels.Epilogue(output, scales, bias, bn, p, fused == OutputsOut);
         var src = new Sources(packed.Cast<Words4>(), weights.Cast<Words4>(), packedAddress, weightAddress);
         if (CudaAsm.IsSupported) MmaBlock<TFma>(src, sums, epilogue, stage, p, gemmRows, r0, columns, fused == SpikesOut);
-        else ScalarBlock<TFma>(src, sums, epilogue, stage, p, gemmRows, r0, columns, fused == SpikesOut);
+        else ScalarBlock<TFma>(src, sums, epilogue, stage, p, gemmRows, r0, columns, fused == SpikesOut, layout: RowLayout);
     }
 
     /// <summary>The operands as views (the fallback's loads) and as device addresses (cp.async's sources).</summary>
@@ -144,10 +145,10 @@ internal static class SpikePipelinedKernels
         public readonly bool IsA;
         public readonly int At, Iy0, Ix0, Quad;
 
-        public Element(int i, SpikeGemmArgs p, int gemmRows, int r0, Columns columns)
+        public Element(int i, SpikeGemmArgs p, int gemmRows, int r0, Columns columns, int layout)
         {
-            Quad = i & 3;
-            int line = i >> 2;
+            Quad = SlotQuad(i, layout);
+            int line = SlotLine(i);
             IsA = line < BlockRows;
             Iy0 = Ix0 = 0;
             if (IsA) At = RowQuad(r0 + line, gemmRows, p.Kp / 16, Quad);
@@ -160,6 +161,66 @@ internal static class SpikePipelinedKernels
             if (tap.Cq + Quad >= p.Cp / 16) return -1;
             if (IsA) return At < 0 ? -1 : At + tap.TapQuad + tap.Cq;
             return (uint)(Iy0 + tap.Ky) < (uint)p.H && (uint)(Ix0 + tap.Kx) < (uint)p.W ? At + tap.TapPixel + tap.Cq : -1;
+        }
+    }
+
+    /// <summary>Stage layouts (<see cref="Slot"/>): mma.sync's lines, wgmma's 64-byte swizzle.</summary>
+    internal const int RowLayout = 0, Swizzle64Layout = 1;
+
+    /// <summary>
+    /// Where line <paramref name="line"/>'s quad <paramref name="quad"/> lies in a stage (16-byte slots); lines 0..127 are A's
+    /// block rows, 128..255 B's block pixels, 64 bytes each. <see cref="RowLayout"/> (mma.sync) keeps a line's quads in
+    /// order: a fragment load's 8 lanes (2 lines × 4 quads) read 128 contiguous bytes. <see cref="Swizzle64Layout"/> (wgmma)
+    /// puts quad q of line l at q XOR (l / 2) mod 4, the pattern the tensor cores apply to address bits 4–5 from bits 7–8
+    /// (the stage 512-byte aligned), so their reads of one quad of 8 lines meet no bank conflict.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int Slot(int line, int quad, int layout) => line * 4 + (layout == Swizzle64Layout ? quad ^ ((line >> 1) & 3) : quad);
+
+    /// <summary>The line of stage slot <paramref name="slot"/> (<see cref="Slot"/>'s inverse).</summary>
+    internal static int SlotLine(int slot) => slot >> 2;
+
+    /// <summary>The quad of stage slot <paramref name="slot"/> (<see cref="Slot"/>'s inverse).</summary>
+    internal static int SlotQuad(int slot, int layout) => layout == Swizzle64Layout ? (slot & 3) ^ ((slot >> 3) & 3) : slot & 3;
+
+    /// <summary>
+    /// A CUDA thread's 8 copies of a stage: slots tid + 128j in either layout (<see cref="Slot"/>), i.e. A rows line + 32j
+    /// (j &lt; 4) and B pixels line + 32(j − 4) of the line and quad slot tid is. Consecutive threads fill consecutive slots
+    /// (no bank conflicts on the copies' stores) and a warp reads 8 lines' 64 bytes each (whole sectors). The sources stay in
+    /// scalars, so a stage's copies cost a few integer operations each.
+    /// </summary>
+    private readonly struct StageCopies
+    {
+        private readonly int _quad, _a0, _a1, _a2, _a3, _b0, _b1, _b2, _b3, _y0, _y1, _y2, _y3, _x0, _x1, _x2, _x3, _pixelQuads;
+
+        public StageCopies(int tid, SpikeGemmArgs p, int gemmRows, int r0, Columns columns, int layout)
+        {
+            _quad = SlotQuad(tid, layout);
+            int line = SlotLine(tid), rowQuads = p.Kp / 16;
+            _pixelQuads = p.Cp / 16;
+            _a0 = RowQuad(r0 + line, gemmRows, rowQuads, _quad);
+            _a1 = RowQuad(r0 + line + 32, gemmRows, rowQuads, _quad);
+            _a2 = RowQuad(r0 + line + 64, gemmRows, rowQuads, _quad);
+            _a3 = RowQuad(r0 + line + 96, gemmRows, rowQuads, _quad);
+            _b0 = PixelQuad(p, columns.N(line), _quad, out _y0, out _x0);
+            _b1 = PixelQuad(p, columns.N(line + 32), _quad, out _y1, out _x1);
+            _b2 = PixelQuad(p, columns.N(line + 64), _quad, out _y2, out _x2);
+            _b3 = PixelQuad(p, columns.N(line + 96), _quad, out _y3, out _x3);
+        }
+
+        /// <summary>The cp.async of this thread's 8 slots of the stage at tap (ky, kx), channel quad cq, into shared address <paramref name="at"/> (slot tid's).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Issue(int at, long weightAddress, long packedAddress, SpikeGemmArgs p, int ky, int kx, int aOff, int bOff, int cq)
+        {
+            bool chan = cq + _quad < _pixelQuads;
+            AsyncCopy(at, weightAddress, _a0 + aOff, chan && _a0 >= 0);
+            AsyncCopy(at + 2048, weightAddress, _a1 + aOff, chan && _a1 >= 0);
+            AsyncCopy(at + 4096, weightAddress, _a2 + aOff, chan && _a2 >= 0);
+            AsyncCopy(at + 6144, weightAddress, _a3 + aOff, chan && _a3 >= 0);
+            AsyncCopy(at + 8192, packedAddress, _b0 + bOff, chan && Inside(p, _y0 + ky, _x0 + kx));
+            AsyncCopy(at + 10240, packedAddress, _b1 + bOff, chan && Inside(p, _y1 + ky, _x1 + kx));
+            AsyncCopy(at + 12288, packedAddress, _b2 + bOff, chan && Inside(p, _y2 + ky, _x2 + kx));
+            AsyncCopy(at + 14336, packedAddress, _b3 + bOff, chan && Inside(p, _y3 + ky, _x3 + kx));
         }
     }
 
@@ -193,27 +254,26 @@ internal static class SpikePipelinedKernels
         if (rowLane >= rowLanes || pixel >= columns.Limit) return;
         int image = pixel / p.OHW, pix = pixel - image * p.OHW, steps = lif ? p.Timesteps : 1;
         long plane = (long)p.M * p.OHW;
-        // Output offsets of the first four steps' frames (T ≤ 4 in the models; later steps are found as they come).
-        long o0 = (long)p.Frame(image) * plane + pix, o1 = steps > 1 ? (long)p.Frame(p.Items + image) * plane + pix : 0;
-        long o2 = steps > 2 ? (long)p.Frame(2 * p.Items + image) * plane + pix : 0, o3 = steps > 3 ? (long)p.Frame(3 * p.Items + image) * plane + pix : 0;
+        // Step t's frame is Frame(t·Items + image) = Frame(image) + t·FrameStride, so its outputs lie a fixed stride apart.
+        long o0 = (long)p.Frame(image) * plane + pix, stepStride = (long)p.FrameStride * plane;
         for (int localRow = rowLane; localRow < 64; localRow += rowLanes)
         {
             int oc = r0 + (localRow >> 5) * WarpRows + half + (localRow & 31);
             if (oc >= p.M) continue;
+            // The row's scale, bias and first BN once for its T steps (Scaled's operations, in its order).
+            var row = new SpikeTiledKernels.Row(e, oc);
             int at = localRow * SharedRow + q;
-            long row = (long)oc * p.OHW;
+            long o = o0 + (long)oc * p.OHW;
             if (!lif)
             {
-                e.Output[o0 + row] = SpikeGemmKernels.Scaled<TFma>(shared[at], oc, e.Scales, e.Bias, e.Bn, p);
+                e.Output[o] = row.Value<TFma>(shared[at], oc, e);
                 continue;
             }
             float v = 0f;
-            for (int t = 0; t < steps; t++)
+            for (int t = 0; t < steps; t++, at += perStep, o += stepStride)
             {
-                float x = SpikeGemmKernels.Scaled<TFma>(shared[at + t * perStep], oc, e.Scales, e.Bias, e.Bn, p);
-                v = SpikeGemmKernels.LifSpike(x, v, p.Threshold, out float spike);
-                long o = t == 0 ? o0 : t == 1 ? o1 : t == 2 ? o2 : t == 3 ? o3 : (long)p.Frame(t * p.Items + image) * plane + pix;
-                e.Output[o + row] = spike;
+                v = SpikeGemmKernels.LifSpike(row.Value<TFma>(shared[at], oc, e), v, p.Threshold, out float spike);
+                e.Output[o] = spike;
             }
         }
     }
@@ -263,12 +323,8 @@ internal static class SpikePipelinedKernels
         // The ring's address in the shared window (cp.async's destination space): ILGPU names a kernel's first shared
         // allocation __shared_alloca0 in its PTX and has no in-kernel view address; the ring is this kernel's only one.
         CudaAsm.Emit("mov.u32 %0, __shared_alloca0;", out int sharedBase);
-        int quad = tid & 3, line = tid >> 2, pixelQuads = p.Cp / 16, rowQuads = p.Kp / 16;
+        var copies = new StageCopies(tid, p, gemmRows, r0, columns, layout: RowLayout);
         long weightAddress = src.WeightAddress, packedAddress = src.PackedAddress;
-        int a0At = RowQuad(r0 + line, gemmRows, rowQuads, quad), a1At = RowQuad(r0 + line + 32, gemmRows, rowQuads, quad);
-        int a2At = RowQuad(r0 + line + 64, gemmRows, rowQuads, quad), a3At = RowQuad(r0 + line + 96, gemmRows, rowQuads, quad);
-        int b0At = PixelQuad(p, columns.N(line), quad, out int y0, out int x0), b1At = PixelQuad(p, columns.N(line + 32), quad, out int y1, out int x1);
-        int b2At = PixelQuad(p, columns.N(line + 64), quad, out int y2, out int x2), b3At = PixelQuad(p, columns.N(line + 96), quad, out int y3, out int x3);
         int stages = Stages(p);
         int ky = 0, kx = 0, tapQuad = 0, tapPixel = 0, cq = 0;
         // Prologue: stages 0 .. Depth − 2 in flight, one commit group each (empty past the last stage).
@@ -276,17 +332,7 @@ internal static class SpikePipelinedKernels
         {
             if (s < stages)
             {
-                int at = sharedBase + 16 * (s * StageQuads + tid);
-                bool chan = cq + quad < pixelQuads;
-                int aOff = tapQuad + cq, bOff = tapPixel + cq;
-                AsyncCopy(at, weightAddress, a0At + aOff, chan && a0At >= 0);
-                AsyncCopy(at + 2048, weightAddress, a1At + aOff, chan && a1At >= 0);
-                AsyncCopy(at + 4096, weightAddress, a2At + aOff, chan && a2At >= 0);
-                AsyncCopy(at + 6144, weightAddress, a3At + aOff, chan && a3At >= 0);
-                AsyncCopy(at + 8192, packedAddress, b0At + bOff, chan && Inside(p, y0 + ky, x0 + kx));
-                AsyncCopy(at + 10240, packedAddress, b1At + bOff, chan && Inside(p, y1 + ky, x1 + kx));
-                AsyncCopy(at + 12288, packedAddress, b2At + bOff, chan && Inside(p, y2 + ky, x2 + kx));
-                AsyncCopy(at + 14336, packedAddress, b3At + bOff, chan && Inside(p, y3 + ky, x3 + kx));
+                copies.Issue(sharedBase + 16 * (s * StageQuads + tid), weightAddress, packedAddress, p, ky, kx, tapQuad + cq, tapPixel + cq, cq);
                 SpikeTiledKernels.Advance(p, ref ky, ref kx, ref tapQuad, ref tapPixel, ref cq);
             }
             CudaAsm.Emit("cp.async.commit_group;");
@@ -295,8 +341,8 @@ internal static class SpikePipelinedKernels
         Zero01();
         Zero10();
         Zero11();
-        // This lane's fragment quads in a buffer: A rows warpRow·64 + group + 8i, B pixels warpPixel·64 + group + 8j.
-        int aAt = (warpRow * WarpRows + group) * 4 + t, bAt = (BlockRows + warpPixel * WarpPixels + group) * 4 + t;
+        // This lane's fragment quads in a buffer: A rows warpRow·64 + group + 8i, B pixels warpPixel·64 + group + 8j (32 slots apart).
+        int aAt = Slot(warpRow * WarpRows + group, t, layout: RowLayout), bAt = Slot(BlockRows + warpPixel * WarpPixels + group, t, layout: RowLayout);
         int read = 0, write = (Depth - 1) * StageQuads;
         for (int s = 0; s < stages; s++)
         {
@@ -305,17 +351,7 @@ internal static class SpikePipelinedKernels
             Group.Barrier();
             if (s + Depth - 1 < stages)
             {
-                int at = sharedBase + 16 * (write + tid);
-                bool chan = cq + quad < pixelQuads;
-                int aOff = tapQuad + cq, bOff = tapPixel + cq;
-                AsyncCopy(at, weightAddress, a0At + aOff, chan && a0At >= 0);
-                AsyncCopy(at + 2048, weightAddress, a1At + aOff, chan && a1At >= 0);
-                AsyncCopy(at + 4096, weightAddress, a2At + aOff, chan && a2At >= 0);
-                AsyncCopy(at + 6144, weightAddress, a3At + aOff, chan && a3At >= 0);
-                AsyncCopy(at + 8192, packedAddress, b0At + bOff, chan && Inside(p, y0 + ky, x0 + kx));
-                AsyncCopy(at + 10240, packedAddress, b1At + bOff, chan && Inside(p, y1 + ky, x1 + kx));
-                AsyncCopy(at + 12288, packedAddress, b2At + bOff, chan && Inside(p, y2 + ky, x2 + kx));
-                AsyncCopy(at + 14336, packedAddress, b3At + bOff, chan && Inside(p, y3 + ky, x3 + kx));
+                copies.Issue(sharedBase + 16 * (write + tid), weightAddress, packedAddress, p, ky, kx, tapQuad + cq, tapPixel + cq, cq);
                 SpikeTiledKernels.Advance(p, ref ky, ref kx, ref tapQuad, ref tapPixel, ref cq);
             }
             CudaAsm.Emit("cp.async.commit_group;");
@@ -378,13 +414,13 @@ internal static class SpikePipelinedKernels
     /// then reads each lane's sums back.
     /// </summary>
     private static void ScalarBlock<TFma>(in Sources src, ArrayView<int> sums, SpikeTiledKernels.Epilogue epilogue, ArrayView<Words4> stage,
-        SpikeGemmArgs p, int gemmRows, int r0, Columns columns, bool lif) where TFma : struct, IFma
+        SpikeGemmArgs p, int gemmRows, int r0, Columns columns, bool lif, int layout) where TFma : struct, IFma
     {
         int stages = Stages(p);
         var tap = default(Tap);
         for (int s = 0; s < Depth - 1 && s < stages; s++)
         {
-            CopyStage(src, stage, p, gemmRows, r0, columns, tap, s * StageQuads);
+            CopyStage(src, stage, p, gemmRows, r0, columns, tap, s * StageQuads, layout);
             tap.Advance(p);
         }
         int read = 0, write = (Depth - 1) * StageQuads;
@@ -393,7 +429,7 @@ internal static class SpikePipelinedKernels
             Group.Barrier();
             if (s + Depth - 1 < stages)
             {
-                CopyStage(src, stage, p, gemmRows, r0, columns, tap, write);
+                CopyStage(src, stage, p, gemmRows, r0, columns, tap, write, layout);
                 tap.Advance(p);
             }
             Group.Barrier();
@@ -414,7 +450,7 @@ internal static class SpikePipelinedKernels
                             if (n >= p.Valid) continue;
                             int sum = 0;
                             for (int quad = 0; quad < 4; quad++)
-                                sum += Dot16(stage[read + row * 4 + quad], stage[read + (BlockRows + pixel + k) * 4 + quad]);
+                                sum += Dot16(stage[read + Slot(row, quad, layout)], stage[read + Slot(BlockRows + pixel + k, quad, layout)]);
                             long at = (long)r * p.Rows + n;
                             sums[at] = s == 0 ? sum : sums[at] + sum;
                         }
@@ -444,11 +480,12 @@ internal static class SpikePipelinedKernels
     }
 
     /// <summary>The fallback's copy of one stage into the buffer at <paramref name="buffer"/>: every element, as the threads' cp.async would.</summary>
-    private static void CopyStage(in Sources src, ArrayView<Words4> stage, SpikeGemmArgs p, int gemmRows, int r0, Columns columns, in Tap tap, int buffer)
+    private static void CopyStage(in Sources src, ArrayView<Words4> stage, SpikeGemmArgs p, int gemmRows, int r0, Columns columns, in Tap tap, int buffer,
+        int layout)
     {
         for (int i = Group.IdxX; i < StageQuads; i += Group.DimX)
         {
-            var e = new Element(i, p, gemmRows, r0, columns);
+            var e = new Element(i, p, gemmRows, r0, columns, layout);
             long at = e.Index(p, tap);
             stage[buffer + i] = at < 0 ? default : e.IsA ? src.Weights[at] : src.Packed[at];
         }

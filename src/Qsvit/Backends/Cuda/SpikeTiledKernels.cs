@@ -132,7 +132,7 @@ internal static class SpikeTiledKernels
     }
 
     /// <summary>An output channel's scale, bias (0 without) and first BN (identity without), loaded once.</summary>
-    private readonly struct Row
+    internal readonly struct Row
     {
         private readonly float _scale, _bias, _bnScale, _bnShift;
 

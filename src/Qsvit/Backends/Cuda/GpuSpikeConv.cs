@@ -169,17 +169,14 @@ internal sealed class GpuSpikeConv : IDisposable
     /// <summary>
     /// Whether a call of an integer conv wider than 1×1 runs on the pipelined kernel with wgmma where that loaded
     /// (<see cref="SpikePipelinedKernels.ConvWgmma{TFma}"/>, sm_90), as measured per layer on an H200 against im2col + cuBLAS
-    /// and the mma.sync kernels (BENCHMARKS, eleventh session): one int8 digit; under a LIF up to
-    /// <see cref="WgmmaMaxRowsLif"/> GEMM rows (1.03–2.0x; 1,024 rows lose to cuBLAS's GEMM, 0.87x); without one up to
-    /// <see cref="WgmmaMaxRowsSmallK"/> rows at any K (1.06–1.8x) or up to <see cref="WgmmaMaxRows"/> rows from K =
-    /// <see cref="WgmmaMinK"/> (1.0–1.6x; wider layers and short reductions stay on cuBLAS, 0.71–0.91x).
+    /// and the mma.sync kernels (BENCHMARKS, eleventh session): one int8 digit and up to <see cref="WgmmaMaxRowsLif"/> GEMM
+    /// rows under a LIF (its epilogue in the kernel: 1.0–2.0x), <see cref="WgmmaMaxRows"/> without one (the sums out, the
+    /// separate epilogue: 1.0–1.9x). Wider layers stay on cuBLAS's GEMM of the materialised columns (0.83–0.97x).
     /// </summary>
-    public static bool WgmmaPays(int gemmRows, int k, int digits, bool lif) => digits == 1 && (lif
-        ? gemmRows <= WgmmaMaxRowsLif
-        : gemmRows <= WgmmaMaxRowsSmallK || (gemmRows <= WgmmaMaxRows && k >= WgmmaMinK));
+    public static bool WgmmaPays(int gemmRows, int k, int digits, bool lif) => digits == 1 && gemmRows <= (lif ? WgmmaMaxRowsLif : WgmmaMaxRows);
 
     /// <summary>The bounds of <see cref="WgmmaPays"/>.</summary>
-    public const int WgmmaMaxRowsLif = 512, WgmmaMaxRowsSmallK = 64, WgmmaMaxRows = 256, WgmmaMinK = 1152;
+    public const int WgmmaMaxRowsLif = 512, WgmmaMaxRows = 256;
 
     /// <summary>The bounds of <see cref="PipelinedPays"/>: GEMM rows 65–128 (one 128-row block), K from 1152.</summary>
     public const int PipelinedMinRows = 65, PipelinedMaxRows = 128, PipelinedMinK = 1152;
@@ -852,14 +849,17 @@ internal sealed partial class SpikeGemmOps
                 if (mma && Pipelined(layer, timesteps > 0))
                 {
                     // One digit: the epilogue (and the LIF) runs in the kernel and the sums never reach memory.
-                    fused = p.Parts == 1 && _tiledFuses && (timesteps == 0 || SpikePipelinedKernels.StepsFit(timesteps));
+                    // On wgmma only the LIF's epilogue runs in the kernel: without one the coalesced int32 sums and the separate
+                    // epilogue measured faster than the in-kernel epilogue at 2 blocks a multiprocessor (1.0–1.4x per layer).
+                    bool wgmma = Wgmma(layer, timesteps > 0);
+                    fused = p.Parts == 1 && _tiledFuses && (timesteps == 0 ? !wgmma : SpikePipelinedKernels.StepsFit(timesteps));
                     int kind = !fused ? SpikePipelinedKernels.SumsOut : timesteps > 0 ? SpikePipelinedKernels.SpikesOut : SpikePipelinedKernels.OutputsOut;
                     int groups = kind == SpikePipelinedKernels.SpikesOut ? SpikePipelinedKernels.Groups(pm, items * ohw, timesteps) : SpikePipelinedKernels.Groups(pm, (int)rows);
                     var weights = ((ArrayView<sbyte>)layer.S8!.View).Cast<int>();
                     var launch = new KernelConfig(new Index1D(groups), new Index1D(_pipelinedGroup));
                     long packedAddress = packed.LoadEffectiveAddressAsPtr().ToInt64(), weightAddress = weights.LoadEffectiveAddressAsPtr().ToInt64();
                     // The wgmma kernel's ring is dynamic shared memory (more than the 48 KB a static allocation may have).
-                    if (Wgmma(layer, timesteps > 0))
+                    if (wgmma)
                         _wgmmaConv!(new KernelConfig(launch.GridDim, launch.GroupDim, SharedMemoryConfig.RequestDynamic<Words4>(SpikePipelinedKernels.WgmmaSharedBytes / 16)),
                             packed.Cast<int>(), weights, c, output, layer.Scales!.View, bias, bn, p, pm, kind, packedAddress, weightAddress);
                     else

@@ -8,14 +8,15 @@ namespace Qsvit.Backends.Cuda;
 
 /// <summary>
 /// The pipelined implicit GEMM on Hopper's warpgroup tensor-core instruction (issue 13): the same block tiles of
-/// <see cref="BlockRows"/> × <see cref="BlockPixels"/>, the same cp.async ring of stages (<see cref="Slot"/>'s layout, which
-/// is <c>wgmma</c>'s unswizzled K-major one), the same epilogues; but the four warps, one warpgroup, multiply each stage with
-/// <c>wgmma.mma_async.m64n128k32.s32.s8.s8</c> straight from shared memory (two per k-step, one per 64-row half, stages ≥ 1 the accumulate flag; the upper
-/// half skipped where the block has no rows there), with no fragment loads and 128 accumulators a thread that the tensor
-/// cores write while the threads go on. mma.sync (<see cref="MmaBlock{TFma}"/>) issued ~16 instructions per mma and reached
-/// about half of cuBLAS's GEMM rate on the wide layers; cuBLAS's own kernels are wgmma ones. Exact as before: int8 × int8
-/// products summed in int32. Needs sm_90a (<see cref="Sm90aKernels"/>); elsewhere (and on ILGPU's CPU accelerator) the
-/// kernel is the pipelined one's scalar fallback.
+/// <see cref="BlockRows"/> × <see cref="BlockPixels"/>, stage elements, cp.async copies and epilogues as the mma.sync kernel,
+/// but the four warps, one warpgroup, multiply each stage with <c>wgmma.mma_async.m64n128k32.s32.s8.s8</c> straight from
+/// shared memory (two per k-step, one per 64-row half; the upper half skipped where the block has no rows there): no
+/// fragment loads, and 128 accumulators a thread that the tensor cores write while the threads go on. The stages use PTX's
+/// 64-byte swizzle (<see cref="Swizzle64Layout"/>) in a deeper ring of dynamic shared memory (<see cref="WgmmaDepth"/>).
+/// mma.sync (<see cref="MmaBlock{TFma}"/>) issued ~16 instructions per mma and reached about half of cuBLAS's GEMM rate on
+/// the wide layers; cuBLAS's own kernels are wgmma ones. Exact as before: int8 × int8 products summed in int32. Needs
+/// sm_90a (<see cref="Sm90aKernels"/>); on ILGPU's CPU accelerator the kernel is the pipelined one's scalar fallback on
+/// this layout.
 /// </summary>
 internal static partial class SpikePipelinedKernels
 {
@@ -76,16 +77,8 @@ internal static partial class SpikePipelinedKernels
         var copies = new StageCopies(tid, p, gemmRows, r0, columns, Swizzle64Layout);
         long weightAddress = src.WeightAddress, packedAddress = src.PackedAddress;
         int stages = Stages(p);
-        int ky = 0, kx = 0, tapQuad = 0, tapPixel = 0, cq = 0;
-        for (int s = 0; s < ahead; s++)
-        {
-            if (s < stages)
-            {
-                copies.Issue(sharedBase + 16 * (s * StageQuads + tid), weightAddress, packedAddress, p, ky, kx, tapQuad + cq, tapPixel + cq, cq);
-                SpikeTiledKernels.Advance(p, ref ky, ref kx, ref tapQuad, ref tapPixel, ref cq);
-            }
-            CudaAsm.Emit("cp.async.commit_group;");
-        }
+        var tap = default(Tap);
+        copies.IssuePrologue(sharedBase, tid, weightAddress, packedAddress, p, stages, ahead, ref tap);
         ZeroWgmma();
         bool upper = r0 + 64 < gemmRows;
         int read = 0, write = ahead * StageQuads;
@@ -96,11 +89,7 @@ internal static partial class SpikePipelinedKernels
             CudaAsm.Emit("fence.proxy.async.shared::cta;");
             CudaAsm.Emit("wgmma.wait_group.sync.aligned 1;");
             Group.Barrier();
-            if (s + ahead < stages)
-            {
-                copies.Issue(sharedBase + 16 * (write + tid), weightAddress, packedAddress, p, ky, kx, tapQuad + cq, tapPixel + cq, cq);
-                SpikeTiledKernels.Advance(p, ref ky, ref kx, ref tapQuad, ref tapPixel, ref cq);
-            }
+            if (s + ahead < stages) copies.IssueAndAdvance(sharedBase + 16 * (write + tid), weightAddress, packedAddress, p, ref tap);
             CudaAsm.Emit("cp.async.commit_group;");
             // A's half h starts 4,096 bytes (64 lines) into the stage, B 8,192 bytes; k-step 1 starts 32 bytes into the lines
             // (the tensor cores apply the swizzle to the addresses they form).
@@ -113,35 +102,38 @@ internal static partial class SpikePipelinedKernels
         }
         CudaAsm.Emit("wgmma.wait_group.sync.aligned 0;");
         CudaAsm.Emit("cp.async.wait_group 0;");
-        int rowGroup = r0 + 16 * warp + group;
-        if (lif || epilogue.Fused)
+        // MmaBlock's two rounds through the ring: local rows 0..63 of a round are block rows (row / 32)·64 + half + row mod 32,
+        // so round 0 takes warps 0 and 1 (rows 0..31 of each half), round 1 warps 2 and 3; then the fused epilogue, or the
+        // sums written pixels fastest across the threads.
+        var shared = stage.Cast<int>();
+        int localRow = 16 * (warp & 1) + group;
+        int lower = sharedBase + 4 * (localRow * SharedRow + 2 * t), upperAt = lower + 4 * 32 * SharedRow;
+        for (int half = 0; half < 64; half += 32)
         {
-            // MmaBlock's two rounds: local rows 0..63 of a round are block rows (row / 32)·64 + half + row mod 32, so round 0
-            // takes warps 0 and 1 (rows 0..31 of each half), round 1 warps 2 and 3.
-            var shared = stage.Cast<int>();
-            int localRow = 16 * (warp & 1) + group;
-            int lower = sharedBase + 4 * (localRow * SharedRow + 2 * t), upperAt = lower + 4 * 32 * SharedRow;
             Group.Barrier();
-            if (warp < 2)
+            if ((warp >> 1) == half >> 5)
             {
                 SharedStoreLower(lower);
                 SharedStoreUpper(upperAt);
             }
             Group.Barrier();
-            EpilogueRound<TFma>(shared, epilogue, p, r0, 0, columns, lif, tid);
-            Group.Barrier();
-            if (warp >= 2)
-            {
-                SharedStoreLower(lower);
-                SharedStoreUpper(upperAt);
-            }
-            Group.Barrier();
-            EpilogueRound<TFma>(shared, epilogue, p, r0, 32, columns, lif, tid);
+            if (lif || epilogue.Fused) EpilogueRound<TFma>(shared, epilogue, p, r0, half, columns, lif, tid);
+            else SumsRound(shared, sums, p, gemmRows, r0, half, columns.N0 + tid);
         }
-        else
+    }
+
+    /// <summary>
+    /// A round of block sums to memory (<see cref="SumsSink"/>'s places, sums[r, n] for rows below <paramref name="gemmRows"/>
+    /// and columns below p.Rows): this thread's column <paramref name="n"/> down the round's 64 local rows.
+    /// </summary>
+    private static void SumsRound(ArrayView<int> shared, ArrayView<int> sums, SpikeGemmArgs p, int gemmRows, int r0, int half, int n)
+    {
+        if (n >= p.Rows) return;
+        int c = n % BlockPixels;
+        for (int localRow = 0; localRow < 64; localRow++)
         {
-            StoreLower(new SumsSink(sums, p, gemmRows, rowGroup, columns.N0 + 2 * t));
-            StoreUpper(new SumsSink(sums, p, gemmRows, rowGroup + 64, columns.N0 + 2 * t));
+            int r = r0 + (localRow >> 5) * WarpRows + half + (localRow & 31);
+            if (r < gemmRows) sums[(long)r * p.Rows + n] = shared[localRow * SharedRow + c];
         }
     }
 
@@ -189,208 +181,4 @@ internal static partial class SpikePipelinedKernels
     /// <summary>Row half 1's accumulators as <see cref="SharedStoreLower"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void SharedStoreUpper(int address) => CudaAsm.Emit("st.shared.v2.b32 [%0+0], {wb0, wb1}; st.shared.v2.b32 [%0+4224], {wb2, wb3}; st.shared.v2.b32 [%0+32], {wb4, wb5}; st.shared.v2.b32 [%0+4256], {wb6, wb7}; st.shared.v2.b32 [%0+64], {wb8, wb9}; st.shared.v2.b32 [%0+4288], {wb10, wb11}; st.shared.v2.b32 [%0+96], {wb12, wb13}; st.shared.v2.b32 [%0+4320], {wb14, wb15}; st.shared.v2.b32 [%0+128], {wb16, wb17}; st.shared.v2.b32 [%0+4352], {wb18, wb19}; st.shared.v2.b32 [%0+160], {wb20, wb21}; st.shared.v2.b32 [%0+4384], {wb22, wb23}; st.shared.v2.b32 [%0+192], {wb24, wb25}; st.shared.v2.b32 [%0+4416], {wb26, wb27}; st.shared.v2.b32 [%0+224], {wb28, wb29}; st.shared.v2.b32 [%0+4448], {wb30, wb31}; st.shared.v2.b32 [%0+256], {wb32, wb33}; st.shared.v2.b32 [%0+4480], {wb34, wb35}; st.shared.v2.b32 [%0+288], {wb36, wb37}; st.shared.v2.b32 [%0+4512], {wb38, wb39}; st.shared.v2.b32 [%0+320], {wb40, wb41}; st.shared.v2.b32 [%0+4544], {wb42, wb43}; st.shared.v2.b32 [%0+352], {wb44, wb45}; st.shared.v2.b32 [%0+4576], {wb46, wb47}; st.shared.v2.b32 [%0+384], {wb48, wb49}; st.shared.v2.b32 [%0+4608], {wb50, wb51}; st.shared.v2.b32 [%0+416], {wb52, wb53}; st.shared.v2.b32 [%0+4640], {wb54, wb55}; st.shared.v2.b32 [%0+448], {wb56, wb57}; st.shared.v2.b32 [%0+4672], {wb58, wb59}; st.shared.v2.b32 [%0+480], {wb60, wb61}; st.shared.v2.b32 [%0+4704], {wb62, wb63};", address);
-
-    /// <summary>Row half Lower's accumulators (wa0..wa63) into <paramref name="sink"/>: pair (i, j) is rows group + 8i of the warp's 16, columns 8j + 2t, + 1 (<c>wgmma</c>'s m64nNk32 D layout).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreLower<TSink>(TSink sink) where TSink : struct, ITileSink
-    {
-        CudaAsm.Emit("mov.b32 %0, wa0;", out int v0);
-        CudaAsm.Emit("mov.b32 %0, wa1;", out int v1);
-        CudaAsm.Emit("mov.b32 %0, wa2;", out int v2);
-        CudaAsm.Emit("mov.b32 %0, wa3;", out int v3);
-        CudaAsm.Emit("mov.b32 %0, wa4;", out int v4);
-        CudaAsm.Emit("mov.b32 %0, wa5;", out int v5);
-        CudaAsm.Emit("mov.b32 %0, wa6;", out int v6);
-        CudaAsm.Emit("mov.b32 %0, wa7;", out int v7);
-        CudaAsm.Emit("mov.b32 %0, wa8;", out int v8);
-        CudaAsm.Emit("mov.b32 %0, wa9;", out int v9);
-        CudaAsm.Emit("mov.b32 %0, wa10;", out int v10);
-        CudaAsm.Emit("mov.b32 %0, wa11;", out int v11);
-        CudaAsm.Emit("mov.b32 %0, wa12;", out int v12);
-        CudaAsm.Emit("mov.b32 %0, wa13;", out int v13);
-        CudaAsm.Emit("mov.b32 %0, wa14;", out int v14);
-        CudaAsm.Emit("mov.b32 %0, wa15;", out int v15);
-        CudaAsm.Emit("mov.b32 %0, wa16;", out int v16);
-        CudaAsm.Emit("mov.b32 %0, wa17;", out int v17);
-        CudaAsm.Emit("mov.b32 %0, wa18;", out int v18);
-        CudaAsm.Emit("mov.b32 %0, wa19;", out int v19);
-        CudaAsm.Emit("mov.b32 %0, wa20;", out int v20);
-        CudaAsm.Emit("mov.b32 %0, wa21;", out int v21);
-        CudaAsm.Emit("mov.b32 %0, wa22;", out int v22);
-        CudaAsm.Emit("mov.b32 %0, wa23;", out int v23);
-        CudaAsm.Emit("mov.b32 %0, wa24;", out int v24);
-        CudaAsm.Emit("mov.b32 %0, wa25;", out int v25);
-        CudaAsm.Emit("mov.b32 %0, wa26;", out int v26);
-        CudaAsm.Emit("mov.b32 %0, wa27;", out int v27);
-        CudaAsm.Emit("mov.b32 %0, wa28;", out int v28);
-        CudaAsm.Emit("mov.b32 %0, wa29;", out int v29);
-        CudaAsm.Emit("mov.b32 %0, wa30;", out int v30);
-        CudaAsm.Emit("mov.b32 %0, wa31;", out int v31);
-        CudaAsm.Emit("mov.b32 %0, wa32;", out int v32);
-        CudaAsm.Emit("mov.b32 %0, wa33;", out int v33);
-        CudaAsm.Emit("mov.b32 %0, wa34;", out int v34);
-        CudaAsm.Emit("mov.b32 %0, wa35;", out int v35);
-        CudaAsm.Emit("mov.b32 %0, wa36;", out int v36);
-        CudaAsm.Emit("mov.b32 %0, wa37;", out int v37);
-        CudaAsm.Emit("mov.b32 %0, wa38;", out int v38);
-        CudaAsm.Emit("mov.b32 %0, wa39;", out int v39);
-        CudaAsm.Emit("mov.b32 %0, wa40;", out int v40);
-        CudaAsm.Emit("mov.b32 %0, wa41;", out int v41);
-        CudaAsm.Emit("mov.b32 %0, wa42;", out int v42);
-        CudaAsm.Emit("mov.b32 %0, wa43;", out int v43);
-        CudaAsm.Emit("mov.b32 %0, wa44;", out int v44);
-        CudaAsm.Emit("mov.b32 %0, wa45;", out int v45);
-        CudaAsm.Emit("mov.b32 %0, wa46;", out int v46);
-        CudaAsm.Emit("mov.b32 %0, wa47;", out int v47);
-        CudaAsm.Emit("mov.b32 %0, wa48;", out int v48);
-        CudaAsm.Emit("mov.b32 %0, wa49;", out int v49);
-        CudaAsm.Emit("mov.b32 %0, wa50;", out int v50);
-        CudaAsm.Emit("mov.b32 %0, wa51;", out int v51);
-        CudaAsm.Emit("mov.b32 %0, wa52;", out int v52);
-        CudaAsm.Emit("mov.b32 %0, wa53;", out int v53);
-        CudaAsm.Emit("mov.b32 %0, wa54;", out int v54);
-        CudaAsm.Emit("mov.b32 %0, wa55;", out int v55);
-        CudaAsm.Emit("mov.b32 %0, wa56;", out int v56);
-        CudaAsm.Emit("mov.b32 %0, wa57;", out int v57);
-        CudaAsm.Emit("mov.b32 %0, wa58;", out int v58);
-        CudaAsm.Emit("mov.b32 %0, wa59;", out int v59);
-        CudaAsm.Emit("mov.b32 %0, wa60;", out int v60);
-        CudaAsm.Emit("mov.b32 %0, wa61;", out int v61);
-        CudaAsm.Emit("mov.b32 %0, wa62;", out int v62);
-        CudaAsm.Emit("mov.b32 %0, wa63;", out int v63);
-        sink.Pair(0, 0, v0, v1);
-        sink.Pair(1, 0, v2, v3);
-        sink.Pair(0, 1, v4, v5);
-        sink.Pair(1, 1, v6, v7);
-        sink.Pair(0, 2, v8, v9);
-        sink.Pair(1, 2, v10, v11);
-        sink.Pair(0, 3, v12, v13);
-        sink.Pair(1, 3, v14, v15);
-        sink.Pair(0, 4, v16, v17);
-        sink.Pair(1, 4, v18, v19);
-        sink.Pair(0, 5, v20, v21);
-        sink.Pair(1, 5, v22, v23);
-        sink.Pair(0, 6, v24, v25);
-        sink.Pair(1, 6, v26, v27);
-        sink.Pair(0, 7, v28, v29);
-        sink.Pair(1, 7, v30, v31);
-        sink.Pair(0, 8, v32, v33);
-        sink.Pair(1, 8, v34, v35);
-        sink.Pair(0, 9, v36, v37);
-        sink.Pair(1, 9, v38, v39);
-        sink.Pair(0, 10, v40, v41);
-        sink.Pair(1, 10, v42, v43);
-        sink.Pair(0, 11, v44, v45);
-        sink.Pair(1, 11, v46, v47);
-        sink.Pair(0, 12, v48, v49);
-        sink.Pair(1, 12, v50, v51);
-        sink.Pair(0, 13, v52, v53);
-        sink.Pair(1, 13, v54, v55);
-        sink.Pair(0, 14, v56, v57);
-        sink.Pair(1, 14, v58, v59);
-        sink.Pair(0, 15, v60, v61);
-        sink.Pair(1, 15, v62, v63);
-    }
-
-    /// <summary>Row half Upper's accumulators (wb0..wb63) into <paramref name="sink"/>: pair (i, j) is rows group + 8i of the warp's 16, columns 8j + 2t, + 1 (<c>wgmma</c>'s m64nNk32 D layout).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreUpper<TSink>(TSink sink) where TSink : struct, ITileSink
-    {
-        CudaAsm.Emit("mov.b32 %0, wb0;", out int v0);
-        CudaAsm.Emit("mov.b32 %0, wb1;", out int v1);
-        CudaAsm.Emit("mov.b32 %0, wb2;", out int v2);
-        CudaAsm.Emit("mov.b32 %0, wb3;", out int v3);
-        CudaAsm.Emit("mov.b32 %0, wb4;", out int v4);
-        CudaAsm.Emit("mov.b32 %0, wb5;", out int v5);
-        CudaAsm.Emit("mov.b32 %0, wb6;", out int v6);
-        CudaAsm.Emit("mov.b32 %0, wb7;", out int v7);
-        CudaAsm.Emit("mov.b32 %0, wb8;", out int v8);
-        CudaAsm.Emit("mov.b32 %0, wb9;", out int v9);
-        CudaAsm.Emit("mov.b32 %0, wb10;", out int v10);
-        CudaAsm.Emit("mov.b32 %0, wb11;", out int v11);
-        CudaAsm.Emit("mov.b32 %0, wb12;", out int v12);
-        CudaAsm.Emit("mov.b32 %0, wb13;", out int v13);
-        CudaAsm.Emit("mov.b32 %0, wb14;", out int v14);
-        CudaAsm.Emit("mov.b32 %0, wb15;", out int v15);
-        CudaAsm.Emit("mov.b32 %0, wb16;", out int v16);
-        CudaAsm.Emit("mov.b32 %0, wb17;", out int v17);
-        CudaAsm.Emit("mov.b32 %0, wb18;", out int v18);
-        CudaAsm.Emit("mov.b32 %0, wb19;", out int v19);
-        CudaAsm.Emit("mov.b32 %0, wb20;", out int v20);
-        CudaAsm.Emit("mov.b32 %0, wb21;", out int v21);
-        CudaAsm.Emit("mov.b32 %0, wb22;", out int v22);
-        CudaAsm.Emit("mov.b32 %0, wb23;", out int v23);
-        CudaAsm.Emit("mov.b32 %0, wb24;", out int v24);
-        CudaAsm.Emit("mov.b32 %0, wb25;", out int v25);
-        CudaAsm.Emit("mov.b32 %0, wb26;", out int v26);
-        CudaAsm.Emit("mov.b32 %0, wb27;", out int v27);
-        CudaAsm.Emit("mov.b32 %0, wb28;", out int v28);
-        CudaAsm.Emit("mov.b32 %0, wb29;", out int v29);
-        CudaAsm.Emit("mov.b32 %0, wb30;", out int v30);
-        CudaAsm.Emit("mov.b32 %0, wb31;", out int v31);
-        CudaAsm.Emit("mov.b32 %0, wb32;", out int v32);
-        CudaAsm.Emit("mov.b32 %0, wb33;", out int v33);
-        CudaAsm.Emit("mov.b32 %0, wb34;", out int v34);
-        CudaAsm.Emit("mov.b32 %0, wb35;", out int v35);
-        CudaAsm.Emit("mov.b32 %0, wb36;", out int v36);
-        CudaAsm.Emit("mov.b32 %0, wb37;", out int v37);
-        CudaAsm.Emit("mov.b32 %0, wb38;", out int v38);
-        CudaAsm.Emit("mov.b32 %0, wb39;", out int v39);
-        CudaAsm.Emit("mov.b32 %0, wb40;", out int v40);
-        CudaAsm.Emit("mov.b32 %0, wb41;", out int v41);
-        CudaAsm.Emit("mov.b32 %0, wb42;", out int v42);
-        CudaAsm.Emit("mov.b32 %0, wb43;", out int v43);
-        CudaAsm.Emit("mov.b32 %0, wb44;", out int v44);
-        CudaAsm.Emit("mov.b32 %0, wb45;", out int v45);
-        CudaAsm.Emit("mov.b32 %0, wb46;", out int v46);
-        CudaAsm.Emit("mov.b32 %0, wb47;", out int v47);
-        CudaAsm.Emit("mov.b32 %0, wb48;", out int v48);
-        CudaAsm.Emit("mov.b32 %0, wb49;", out int v49);
-        CudaAsm.Emit("mov.b32 %0, wb50;", out int v50);
-        CudaAsm.Emit("mov.b32 %0, wb51;", out int v51);
-        CudaAsm.Emit("mov.b32 %0, wb52;", out int v52);
-        CudaAsm.Emit("mov.b32 %0, wb53;", out int v53);
-        CudaAsm.Emit("mov.b32 %0, wb54;", out int v54);
-        CudaAsm.Emit("mov.b32 %0, wb55;", out int v55);
-        CudaAsm.Emit("mov.b32 %0, wb56;", out int v56);
-        CudaAsm.Emit("mov.b32 %0, wb57;", out int v57);
-        CudaAsm.Emit("mov.b32 %0, wb58;", out int v58);
-        CudaAsm.Emit("mov.b32 %0, wb59;", out int v59);
-        CudaAsm.Emit("mov.b32 %0, wb60;", out int v60);
-        CudaAsm.Emit("mov.b32 %0, wb61;", out int v61);
-        CudaAsm.Emit("mov.b32 %0, wb62;", out int v62);
-        CudaAsm.Emit("mov.b32 %0, wb63;", out int v63);
-        sink.Pair(0, 0, v0, v1);
-        sink.Pair(1, 0, v2, v3);
-        sink.Pair(0, 1, v4, v5);
-        sink.Pair(1, 1, v6, v7);
-        sink.Pair(0, 2, v8, v9);
-        sink.Pair(1, 2, v10, v11);
-        sink.Pair(0, 3, v12, v13);
-        sink.Pair(1, 3, v14, v15);
-        sink.Pair(0, 4, v16, v17);
-        sink.Pair(1, 4, v18, v19);
-        sink.Pair(0, 5, v20, v21);
-        sink.Pair(1, 5, v22, v23);
-        sink.Pair(0, 6, v24, v25);
-        sink.Pair(1, 6, v26, v27);
-        sink.Pair(0, 7, v28, v29);
-        sink.Pair(1, 7, v30, v31);
-        sink.Pair(0, 8, v32, v33);
-        sink.Pair(1, 8, v34, v35);
-        sink.Pair(0, 9, v36, v37);
-        sink.Pair(1, 9, v38, v39);
-        sink.Pair(0, 10, v40, v41);
-        sink.Pair(1, 10, v42, v43);
-        sink.Pair(0, 11, v44, v45);
-        sink.Pair(1, 11, v46, v47);
-        sink.Pair(0, 12, v48, v49);
-        sink.Pair(1, 12, v50, v51);
-        sink.Pair(0, 13, v52, v53);
-        sink.Pair(1, 13, v54, v55);
-        sink.Pair(0, 14, v56, v57);
-        sink.Pair(1, 14, v58, v59);
-        sink.Pair(0, 15, v60, v61);
-        sink.Pair(1, 15, v62, v63);
-    }
 }

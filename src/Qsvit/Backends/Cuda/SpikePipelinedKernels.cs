@@ -222,6 +222,25 @@ internal static partial class SpikePipelinedKernels
             AsyncCopy(at + 12288, packedAddress, _b2 + bOff, chan && Inside(p, _y2 + ky, _x2 + kx));
             AsyncCopy(at + 14336, packedAddress, _b3 + bOff, chan && Inside(p, _y3 + ky, _x3 + kx));
         }
+
+        /// <summary>The copies of the stage at <paramref name="tap"/> into shared address <paramref name="at"/>; the tap then moves to the next stage.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void IssueAndAdvance(int at, long weightAddress, long packedAddress, SpikeGemmArgs p, ref Tap tap)
+        {
+            Issue(at, weightAddress, packedAddress, p, tap.Ky, tap.Kx, tap.TapQuad + tap.Cq, tap.TapPixel + tap.Cq, tap.Cq);
+            tap.Advance(p);
+        }
+
+        /// <summary>The first <paramref name="ahead"/> stages' copies into buffers 0 .. ahead − 1, one commit group each (empty past the last stage).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void IssuePrologue(int sharedBase, int tid, long weightAddress, long packedAddress, SpikeGemmArgs p, int stages, int ahead, ref Tap tap)
+        {
+            for (int s = 0; s < ahead; s++)
+            {
+                if (s < stages) IssueAndAdvance(sharedBase + 16 * (s * StageQuads + tid), weightAddress, packedAddress, p, ref tap);
+                CudaAsm.Emit("cp.async.commit_group;");
+            }
+        }
     }
 
     /// <summary>int32 words per row of the LIF epilogue's shared sums: 128 columns + 4 (rows start in other banks).</summary>
@@ -326,17 +345,9 @@ internal static partial class SpikePipelinedKernels
         var copies = new StageCopies(tid, p, gemmRows, r0, columns, layout: RowLayout);
         long weightAddress = src.WeightAddress, packedAddress = src.PackedAddress;
         int stages = Stages(p);
-        int ky = 0, kx = 0, tapQuad = 0, tapPixel = 0, cq = 0;
-        // Prologue: stages 0 .. Depth − 2 in flight, one commit group each (empty past the last stage).
-        for (int s = 0; s < Depth - 1; s++)
-        {
-            if (s < stages)
-            {
-                copies.Issue(sharedBase + 16 * (s * StageQuads + tid), weightAddress, packedAddress, p, ky, kx, tapQuad + cq, tapPixel + cq, cq);
-                SpikeTiledKernels.Advance(p, ref ky, ref kx, ref tapQuad, ref tapPixel, ref cq);
-            }
-            CudaAsm.Emit("cp.async.commit_group;");
-        }
+        // Prologue: stages 0 .. Depth − 2 in flight.
+        var tap = default(Tap);
+        copies.IssuePrologue(sharedBase, tid, weightAddress, packedAddress, p, stages, Depth - 1, ref tap);
         Zero00();
         Zero01();
         Zero10();
@@ -349,11 +360,7 @@ internal static partial class SpikePipelinedKernels
             // Stage s has landed (at most Depth − 2 younger groups pending); the barrier also retires stage s − 1's reads.
             CudaAsm.Emit("cp.async.wait_group 1;");
             Group.Barrier();
-            if (s + Depth - 1 < stages)
-            {
-                copies.Issue(sharedBase + 16 * (write + tid), weightAddress, packedAddress, p, ky, kx, tapQuad + cq, tapPixel + cq, cq);
-                SpikeTiledKernels.Advance(p, ref ky, ref kx, ref tapQuad, ref tapPixel, ref cq);
-            }
+            if (s + Depth - 1 < stages) copies.IssueAndAdvance(sharedBase + 16 * (write + tid), weightAddress, packedAddress, p, ref tap);
             CudaAsm.Emit("cp.async.commit_group;");
             int a = read + aAt, bq = read + bAt;
             var a0 = stage[a];

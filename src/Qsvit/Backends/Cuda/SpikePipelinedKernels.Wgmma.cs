@@ -24,8 +24,8 @@ internal static partial class SpikePipelinedKernels
     /// The constant bits of a stage operand's shared-memory descriptor (<see cref="Swizzle64Layout"/>): swizzle mode 64
     /// bytes (2 in bits 62–63), the leading-dimension byte offset unused under a swizzle (1), the stride-dimension one 8
     /// lines of 64 bytes (512, in 16 bytes, bits 32–45). The start address (bits 0–13, in 16 bytes) is added per operand.
-    /// Unswizzled core matrices (the plain K-major layout) ran the same kernel 1.4–2.7x slower on an H200: ncu counted 73 %
-    /// of its shared-memory wavefronts as excess.
+    /// Unswizzled core matrices (the plain K-major layout) ran the same kernel 1.2–2.0x slower per layer on an H200: ncu
+    /// counted 73 % of its shared-memory wavefronts as excess.
     /// </summary>
     public const long WgmmaDescriptorBits = (2L << 62) | (1L << 16) | ((512L >> 4) << 32);
 
@@ -84,7 +84,7 @@ internal static partial class SpikePipelinedKernels
         int read = 0, write = ahead * StageQuads;
         for (int s = 0; s < stages; s++)
         {
-            // ahead − 1 younger copy groups may pend (one is committed per stage, empty past the last).
+            // ahead − 1 = 2 younger copy groups may pend (one is committed per stage, empty past the last); PTX wants the literal.
             CudaAsm.Emit("cp.async.wait_group 2;");
             CudaAsm.Emit("fence.proxy.async.shared::cta;");
             CudaAsm.Emit("wgmma.wait_group.sync.aligned 1;");

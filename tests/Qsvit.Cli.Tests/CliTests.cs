@@ -52,13 +52,23 @@ public sealed class CliTests : IDisposable
     public void Gemm_KnownChoicesRun_OthersAreRefused()
     {
         var (model, data) = _qsvit.TinyModelAndData();
-        foreach (var choice in new[] { "tensor-real-fused", "tensor-tf32-1x1" })
+        foreach (var choice in new[] { "tensor-real-fused", "tensor-tf32-1x1", "tensor-wgmma" })
         {
             var run = _qsvit.Run("eval", "--model", model, "--data", data, "--device", "cpu", "--gemm", choice);
             Assert.True(run.ExitCode == 0, run.Err);
         }
         AssertRefused(_qsvit.Run("eval", "--model", model, "--data", data, "--device", "cpu", "--gemm", "tensor-fused"),
-            "--gemm is tensor,", "tensor-real-fused", "tensor-tf32-1x1", "not 'tensor-fused'");
+            "--gemm is tensor,", "tensor-real-fused", "tensor-tf32-1x1", "tensor-wgmma", "not 'tensor-fused'");
+    }
+
+    /// <summary>"paper" names the QSViT paper's setting wherever a setting is read (memory is the quickest reader).</summary>
+    [Fact]
+    public void Setting_Paper_IsThePublishedSetting()
+    {
+        var byName = _qsvit.Run("memory", "--preset", "55M", "--setting", "paper");
+        var byWidths = _qsvit.Run("memory", "--preset", "55M", "--setting", "8,4,8,8|8,8,8|4,32|4,32");
+        Assert.True(byName.ExitCode == 0, byName.Err);
+        Assert.Equal(byWidths.Out, byName.Out);
     }
 
     /// <summary>--power on the CPU evaluates as usual and says power was not measured (in text and JSON).</summary>

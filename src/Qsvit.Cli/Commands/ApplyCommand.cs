@@ -19,7 +19,7 @@ internal static class ApplyCommand
         data.Data.Required = false;
         var setting = new Option<string>("--setting", "-s")
         {
-            Description = "Bit widths, e.g. \"8,4,8,8|8,8,8|4,32|4,32\", a single width for every unit, or the JSON form",
+            Description = "Bit widths, e.g. \"8,4,8,8|8,8,8|4,32|4,32\" (also: paper, the QSViT paper's setting), a single width for every unit, or the JSON form",
             Required = true,
         };
         var quantizer = CommonOptions.Quantizer();

@@ -36,7 +36,7 @@ internal static class BenchCommand
         var json = CommonOptions.Json();
         var setting = new Option<string?>("--setting", "-s")
         {
-            Description = "Quantize each case to this setting (e.g. \"8,4,8,8|8,8,8|4,32|4,32\" or 4) and time its integer path beside the fp32 simulation of the same codes",
+            Description = "Quantize each case to this setting (e.g. \"8,4,8,8|8,8,8|4,32|4,32\", paper for that one, or 4) and time its integer path beside the fp32 simulation of the same codes",
         };
         var quantizer = CommonOptions.Quantizer();
         var command = new Command("bench", "Throughput: images/s and GFLOP/s for the bundled model and the 55M preset") { model, batches, seconds, cases, profile, json, setting, quantizer };

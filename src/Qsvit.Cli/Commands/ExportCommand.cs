@@ -22,7 +22,7 @@ internal static class ExportCommand
                           "integer path; onnx: a standard ONNX graph (opset 21), quantized units as int4/int8/int16 QDQ",
             DefaultValueFactory = _ => "safetensors",
         };
-        var setting = new Option<string?>("--setting", "-s") { Description = "Bit widths, e.g. \"8,4,8,8|8,8,8|4,32|4,32\", a single width, or the JSON form (onnx: default fp32)" };
+        var setting = new Option<string?>("--setting", "-s") { Description = "Bit widths, e.g. \"8,4,8,8|8,8,8|4,32|4,32\" (also: paper, the QSViT paper's setting), a single width, or the JSON form (onnx: default fp32)" };
         var quantizer = CommonOptions.Quantizer();
         var correct = new CorrectOptions(withData: true);
         var lif = new Option<string>("--lif") { Description = "onnx: LIF over T unrolled (elementwise ops, faster in ONNX Runtime) or scan (one Scan per layer)", DefaultValueFactory = _ => "unrolled" };

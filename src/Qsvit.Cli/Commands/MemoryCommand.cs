@@ -12,7 +12,7 @@ internal static class MemoryCommand
     {
         var preset = new Option<string?>("--preset") { Description = $"Official size: {string.Join(", ", Presets.Names)} (or 55M)" };
         var model = new Option<string?>("--model", "-m") { Description = "Checkpoint whose architecture to count (instead of --preset)" };
-        var setting = new Option<string>("--setting", "-s") { Description = "Bit widths, e.g. \"8,4,8,8|8,8,8|4,32|4,32\", or JSON", DefaultValueFactory = _ => "32" };
+        var setting = new Option<string>("--setting", "-s") { Description = "Bit widths, e.g. \"8,4,8,8|8,8,8|4,32|4,32\" (also: paper), or JSON", DefaultValueFactory = _ => "32" };
         var exact = new Option<string?>("--exact") { Description = "Also count quantization scales for this quantizer (paper, symmetric-channel, …)" };
         var json = CommonOptions.Json();
         var command = new Command("memory", "Memory footprint of a quantization setting as the QSViT paper counts it") { preset, model, setting, exact, json };

@@ -169,11 +169,15 @@ public sealed class QuantizationSetting : IEquatable<QuantizationSetting>
         return Create(granularity, TransformerBlockUnits.Select(b => KeyValuePair.Create(b, this[unitOf[b]])), HeadBits);
     }
 
-    /// <summary>Parses the text form, or the JSON form when the text starts with '{'.</summary>
+    /// <summary>The setting the QSViT paper publishes for SDTv2 (Putra et al.); <see cref="Parse"/> also takes it as <c>paper</c>.</summary>
+    public const string PaperText = "8,4,8,8|8,8,8|4,32|4,32";
+
+    /// <summary>Parses the text form, <c>paper</c> (<see cref="PaperText"/>), or the JSON form when the text starts with '{'.</summary>
     public static QuantizationSetting Parse(string text)
     {
         string t = (text ?? "").Trim();
-        if (t.Length == 0) throw new QsvitException("empty quantization setting; expected e.g. \"8,4,8,8|8,8,8|4,32|4,32\"");
+        if (t.Length == 0) throw new QsvitException($"empty quantization setting; expected e.g. \"{PaperText}\" (or paper)");
+        if (t.Equals("paper", StringComparison.OrdinalIgnoreCase)) return ParseText(PaperText);
         return t[0] == '{' ? FromJson(t) : ParseText(t);
     }
 

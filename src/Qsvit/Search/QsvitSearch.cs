@@ -12,7 +12,7 @@ namespace Qsvit.Search;
 public static class QsvitSearch
 {
     /// <summary>The setting the paper reports for SDTv2 on ImageNet (block granularity).</summary>
-    public const string PaperSetting = "8,4,8,8|8,8,8|4,32|4,32";
+    public const string PaperSetting = QuantizationSetting.PaperText;
 
     /// <summary>Runs Alg. 1-4. Memory is counted on <paramref name="layout"/> (the paper's way, no quantizer overhead).</summary>
     public static QsvitResult Run(ISettingOracle oracle, Sdtv2Layout layout, QsvitOptions options, Action<QsvitProgress>? progress = null)

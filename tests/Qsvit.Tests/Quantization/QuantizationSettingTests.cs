@@ -21,6 +21,18 @@ public class QuantizationSettingTests
         Assert.Equal(PaperSetting, s.ToString());
     }
 
+    [Theory]
+    [InlineData("paper")]
+    [InlineData(" PAPER ")]
+    [InlineData("Paper")]
+    public void PaperNamesThePublishedSetting(string text)
+    {
+        var s = QuantizationSetting.Parse(text);
+        Assert.Equal(QuantizationSetting.Parse(PaperSetting).Entries, s.Entries);
+        Assert.Equal(PaperSetting, s.ToString()); // written out as the bit widths, never as the name
+        Assert.Equal(PaperSetting, QuantizationSetting.PaperText);
+    }
+
     [Fact]
     public void HeadGroupIsOptionalAndCanonical()
     {

@@ -313,7 +313,8 @@ public sealed partial class CudaBackend : IBackend
         else if (layer.Spike is { Integer: true } spike && _spike is { } ops)
         {
             // Calls with and without a LIF after them may run on different kernels: both are named where they differ.
-            string Engine(bool lif) => ops.Pipelined(spike, lif) && ops.Wgmma(spike, lif) ? "pipelined implicit GEMM + fused epilogue, int8 wgmma, cp.async stages (exact)"
+            string Engine(bool lif) => ops.Pipelined(spike, lif) && ops.Wgmma(spike, lif)
+                    ? lif ? "pipelined implicit GEMM + fused LIF epilogue, int8 wgmma, cp.async stages (exact)" : "pipelined implicit GEMM, int8 wgmma, cp.async stages; separate epilogue (exact)"
                 : ops.Pipelined(spike, lif) ? "pipelined implicit GEMM + fused epilogue, int8 mma.sync, cp.async stages (exact)"
                 : ops.Tiled(spike, lif) ? lif ? "tiled implicit GEMM, int8 mma.sync, shared memory (exact)" : "tiled implicit GEMM + fused epilogue, int8 mma.sync (exact)"
                 : "implicit GEMM, int8 mma.sync (exact)";

@@ -25,6 +25,9 @@ public sealed class GpuDevice : IDisposable
         Description = description;
     }
 
+    /// <summary>The NVIDIA driver library (the CUDA driver API) of this operating system.</summary>
+    internal static string DriverLibrary => OperatingSystem.IsWindows() ? "nvcuda.dll" : "libcuda.so.1";
+
     /// <summary>
     /// The CUDA GPU with this index, or a <see cref="QsvitException"/> that says what was looked for: the NVIDIA driver
     /// library, then devices through it.
@@ -32,7 +35,7 @@ public sealed class GpuDevice : IDisposable
     public static GpuDevice OpenCuda(int index)
     {
         if (index < 0) throw new QsvitException($"cuda:{index}: a GPU index is 0 or more");
-        string driver = OperatingSystem.IsWindows() ? "nvcuda.dll" : "libcuda.so.1";
+        string driver = DriverLibrary;
         if (!NativeLibrary.TryLoad(driver, out var handle))
             throw new QsvitException($"--device cuda:{index}: no usable CUDA GPU: looked for the NVIDIA driver library {driver} and did not find it " +
                 "(is an NVIDIA GPU and driver installed, and visible to this process?); use --device cpu or auto");
@@ -70,7 +73,7 @@ public sealed class GpuDevice : IDisposable
     /// <summary>The number of CUDA GPUs the driver reports (for cuda:all), or a <see cref="QsvitException"/> when there are none.</summary>
     public static int CountCuda()
     {
-        string driver = OperatingSystem.IsWindows() ? "nvcuda.dll" : "libcuda.so.1";
+        string driver = DriverLibrary;
         if (!NativeLibrary.TryLoad(driver, out var handle))
             throw new QsvitException($"--device cuda:all: no usable CUDA GPU: looked for the NVIDIA driver library {driver} and did not find it " +
                 "(is an NVIDIA GPU and driver installed, and visible to this process?); use --device cpu or auto");

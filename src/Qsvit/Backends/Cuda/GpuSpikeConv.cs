@@ -848,9 +848,9 @@ internal sealed partial class SpikeGemmOps
                 bool fused = false;
                 if (mma && Pipelined(layer, timesteps > 0))
                 {
-                    // One digit: the epilogue (and the LIF) runs in the kernel and the sums never reach memory.
-                    // On wgmma only the LIF's epilogue runs in the kernel: without one the coalesced int32 sums and the separate
-                    // epilogue measured faster than the in-kernel epilogue at 2 blocks a multiprocessor (1.0–1.4x per layer).
+                    // One digit: the epilogue (and the LIF) runs in the kernel and the sums never reach memory; on wgmma only
+                    // under a LIF: without one the coalesced int32 sums and the separate epilogue measured faster than the
+                    // in-kernel epilogue at 2 blocks a multiprocessor (1.0–1.4x per layer).
                     bool wgmma = Wgmma(layer, timesteps > 0);
                     fused = p.Parts == 1 && _tiledFuses && (timesteps == 0 ? !wgmma : SpikePipelinedKernels.StepsFit(timesteps));
                     int kind = !fused ? SpikePipelinedKernels.SumsOut : timesteps > 0 ? SpikePipelinedKernels.SpikesOut : SpikePipelinedKernels.OutputsOut;

@@ -102,7 +102,7 @@ internal static partial class Sm90aKernels
     /// <summary>The driver API's cuFuncSetAttribute (from the driver library ILGPU opened already); a CUresult.</summary>
     private static unsafe int SetFunctionAttribute(IntPtr function, int attribute, int value)
     {
-        var driver = NativeLibrary.Load(OperatingSystem.IsWindows() ? "nvcuda.dll" : "libcuda.so.1");
+        var driver = NativeLibrary.Load(GpuDevice.DriverLibrary);
         var set = (delegate* unmanaged<IntPtr, int, int, int>)NativeLibrary.GetExport(driver, "cuFuncSetAttribute");
         return set(function, attribute, value);
     }

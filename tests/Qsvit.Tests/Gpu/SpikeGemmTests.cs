@@ -18,6 +18,49 @@ namespace Qsvit.Tests.Gpu;
 [Collection("gpu-cpu-accelerator")]
 public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
 {
+    /// <summary>
+    /// The four-pixel packer writes <see cref="SpikeGemmKernels.PackS8"/>'s bytes: channels not a multiple of 16 (zero
+    /// padding), written rows past the valid ones (zero), two copies of each pixel, chunks of whole images for a fused LIF
+    /// (local frame j is step j / Items of an image), any nonzero input a spike; and it declines planes that are not whole quads.
+    /// </summary>
+    [Theory]
+    [InlineData(40, 16, 6, 0, 0, 0, 1)]      // 3×3 input: rows = valid, Cp 48
+    [InlineData(16, 8, 5, 2, 0, 0, 1)]       // frames from Frame0 = 2
+    [InlineData(33, 12, 4, 0, 8, 0, 2)]      // a 1×1's columns: 8 zero rows past the valid ones, two copies
+    [InlineData(64, 4, 8, 1, 0, 2, 1)]       // LIF chunk: 2 images × 4 steps of a batch of 3, from image 1
+    [InlineData(300, 20, 3, 0, 4, 0, 1)]     // 19 blocks, several warps' slices
+    public void QuadPackerWritesThePackersBytes(int channels, int plane, int frames, int frame0, int extraRows, int items, int copies)
+    {
+        var rng = new Random(channels * 1000 + plane * 10 + frames);
+        var acc = gpu.Device.Accelerator;
+        int cp = (channels + 15) / 16 * 16, batch = items > 0 ? 3 : frame0 + frames, steps = items > 0 ? frames / items : 1;
+        int totalFrames = items > 0 ? batch * steps : batch;
+        // Mostly 0 / 1, some other nonzero values (the packer reads any nonzero as a spike).
+        var x = Enumerable.Range(0, totalFrames * channels * plane)
+            .Select(_ => rng.Next(10) switch { < 6 => 0f, < 9 => 1f, _ => (float)rng.NextDouble() - 2f }).ToArray();
+        var p = new SpikeGemmArgs
+        {
+            Frame0 = frame0, InChannels = channels, Cp = cp, PackPlane = plane, PackValid = frames * plane, PackRows = frames * plane + extraRows,
+            PackCopies = copies, Items = items, InvItems = items > 0 ? 1f / items : 1f, FrameStride = batch,
+        };
+        Assert.True(SpikeGemmKernels.PacksQuads(p, inputAligned16: true));
+        using var input = acc.Allocate1D(x);
+        long bytes = (long)p.PackRows * copies * cp;
+        // Different fillings: every byte must be written.
+        using var plain = acc.Allocate1D(Enumerable.Repeat((sbyte)0x55, (int)bytes).ToArray());
+        using var quads = acc.Allocate1D(Enumerable.Repeat((sbyte)0x2A, (int)bytes).ToArray());
+        acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8)(
+            p.PackRows * (cp / SpikeGemmKernels.ChannelAlign), input.View, plain.View, p);
+        acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8Quads)(
+            (int)SpikeGemmKernels.QuadThreads(p), input.View, quads.View, p);
+        acc.Synchronize();
+        var want = plain.GetAsArray1D();
+        Assert.Equal(want, quads.GetAsArray1D());
+        Assert.Contains(want, v => v == 1);
+        Assert.False(SpikeGemmKernels.PacksQuads(p with { PackPlane = 6, PackValid = 6 * frames, PackRows = 6 * frames }, inputAligned16: true));
+        Assert.False(SpikeGemmKernels.PacksQuads(p, inputAligned16: false));
+    }
+
     [Fact]
     public void Bf16PiecesSumToTheWeightExactly()
     {

@@ -365,7 +365,7 @@ internal sealed partial class SpikeGemmOps
     private readonly Cublas? _blas;
     private readonly int _group;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs> _packBf16;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs> _packS8;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs> _packS8, _packS8Quads;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs> _packSplit;
     private readonly Action<Index1D, ArrayView<long>, ArrayView<long>, SpikeGemmArgs> _columns;
     private readonly Action<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int> _gemmS8;
@@ -481,6 +481,7 @@ internal sealed partial class SpikeGemmOps
                 : acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, PointwiseArgs>(PointwiseMmaKernels.RealConv<ExactFma>);
         _packBf16 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackBf16);
         _packS8 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8);
+        _packS8Quads = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8Quads);
         _packSplit = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackSplit);
         _columns = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<long>, SpikeGemmArgs>(SpikeGemmKernels.ColumnsFromPacked);
         _gemmS8 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int>(SpikeGemmKernels.GemmS8);
@@ -837,7 +838,7 @@ internal sealed partial class SpikeGemmOps
             var config = new KernelConfig(new Index1D(tiles), new Index1D(_group));
             var pack = layer.Pointwise ? colRegion : packed;
             int pm = layer.GemmRows;
-            if (layer.Integer) _packS8(p.PackRows * (layer.Cp / SpikeGemmKernels.ChannelAlign), input, pack.Cast<sbyte>(), p);
+            if (layer.Integer) PackS8(input, pack.Cast<sbyte>(), p);
             else if (layer.RealInput) _packSplit(config, input, pack.Cast<ushort>(), p);
             else _packBf16(config, input, pack.Cast<ushort>(), p);
             if (!layer.Pointwise && !mma) _columns((int)(rows * p.Words / 2), packed.Cast<long>(), colRegion.Cast<long>(), p);
@@ -891,6 +892,16 @@ internal sealed partial class SpikeGemmOps
                 else _epilogueSplit(epilogueThreads, sums, output, bias, bn, p);
             }
         }
+    }
+
+    /// <summary>
+    /// Spikes packed pixel-major into int8, dst[PackRows, PackCopies, Cp] (16-byte aligned): four packed pixels a thread where
+    /// <see cref="SpikeGemmKernels.PacksQuads"/> holds, else one (the same bytes).
+    /// </summary>
+    internal void PackS8(ArrayView<float> x, ArrayView<sbyte> dst, SpikeGemmArgs p)
+    {
+        if (SpikeGemmKernels.PacksQuads(p, Aligned16(x))) _packS8Quads((int)SpikeGemmKernels.QuadThreads(p), x, dst, p);
+        else _packS8(p.PackRows * (p.Cp / SpikeGemmKernels.ChannelAlign), x, dst, p);
     }
 
     /// <summary>sums[GemmRows, rows] = the layer's int8 codes · columnsᵀ (int32, exact): cuBLAS's int8 GEMM, or the ILGPU kernel without cuBLAS.</summary>

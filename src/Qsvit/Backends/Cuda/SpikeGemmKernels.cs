@@ -145,6 +145,75 @@ internal static class SpikeGemmKernels
         for (int copy = 0; copy < p.PackCopies; copy++) quads[row + copy * blocks] = spikes;
     }
 
+    /// <summary>Packed pixels a thread of <see cref="PackS8Quads"/> takes, and its lanes' quads a warp (the warp a group's slice).</summary>
+    public const int QuadPixels = 4, QuadLanes = 32;
+
+    /// <summary>
+    /// Whether <see cref="PackS8Quads"/> packs this chunk: quads of four packed pixels never straddle a frame or the valid
+    /// rows (the plane, the valid and the written rows multiples of 4) and the input starts 16-byte aligned, so every
+    /// quad of a plane is one aligned 16-byte vector.
+    /// </summary>
+    public static bool PacksQuads(SpikeGemmArgs p, bool inputAligned16) =>
+        inputAligned16 && p.PackPlane % QuadPixels == 0 && p.PackValid % QuadPixels == 0 && p.PackRows % QuadPixels == 0;
+
+    /// <summary>Threads of a <see cref="PackS8Quads"/> launch: whole warps of quads per 16-channel block.</summary>
+    public static long QuadThreads(SpikeGemmArgs p) =>
+        ((long)p.PackRows / QuadPixels + QuadLanes - 1) / QuadLanes * QuadLanes * (p.Cp / ChannelAlign);
+
+    /// <summary>
+    /// <see cref="PackS8"/>'s bytes (dst[n, PackCopies, Cp]), four packed pixels a thread where <see cref="PacksQuads"/>
+    /// holds: a warp takes 32 neighbouring quads of one 16-channel block, so each of its 16 loads is a 16-byte vector a
+    /// lane, 512 contiguous bytes of one channel plane, where PackS8's lanes load single floats from 16 planes each (on an
+    /// H200 it moved 0.9–1.3 TB/s of the 55M's spike maps, a third of the card's bandwidth, and took 15 % of a pass); the
+    /// following warps take the other blocks of the same pixels, so the rows' 16-byte stores meet in L2.
+    /// </summary>
+    public static void PackS8Quads(Index1D i, ArrayView<float> x, ArrayView<sbyte> dst, SpikeGemmArgs p)
+    {
+        int blocks = p.Cp / ChannelAlign, warp = i / QuadLanes, slice = warp / blocks, block = warp - slice * blocks;
+        int n = QuadPixels * (slice * QuadLanes + i - warp * QuadLanes), c0 = block * ChannelAlign;
+        if (n >= p.PackRows) return;
+        Words4 a = default, b = default, c = default, d = default;
+        if (n < p.PackValid)
+        {
+            int j = n / p.PackPlane, pix = n - j * p.PackPlane, left = p.InChannels - c0;
+            var planes = x.Cast<Floats4>();
+            long quad = (((long)p.Frame(j) * p.InChannels + c0) * p.PackPlane + pix) / QuadPixels, step = p.PackPlane / QuadPixels;
+            QuadBytes(planes, quad, step, left, out a.X, out b.X, out c.X, out d.X);
+            QuadBytes(planes, quad + 4 * step, step, left - 4, out a.Y, out b.Y, out c.Y, out d.Y);
+            QuadBytes(planes, quad + 8 * step, step, left - 8, out a.Z, out b.Z, out c.Z, out d.Z);
+            QuadBytes(planes, quad + 12 * step, step, left - 12, out a.W, out b.W, out c.W, out d.W);
+        }
+        var quads = dst.Cast<Words4>();
+        long pixelWords = (long)p.PackCopies * blocks, row = n * pixelWords + block;
+        for (int copy = 0; copy < p.PackCopies; copy++)
+        {
+            long at = row + copy * blocks;
+            quads[at] = a;
+            quads[at + pixelWords] = b;
+            quads[at + 2 * pixelWords] = c;
+            quads[at + 3 * pixelWords] = d;
+        }
+    }
+
+    /// <summary>
+    /// Four channels' spikes at four neighbouring pixels (the channels' quads <paramref name="step"/> vectors apart from
+    /// <paramref name="quad"/>) as one int8 word per pixel, channel 0 lowest; zero for the <paramref name="left"/> ≤ c
+    /// channels past the input's.
+    /// </summary>
+    private static void QuadBytes(ArrayView<Floats4> planes, long quad, long step, int left, out int a, out int b, out int c, out int d)
+    {
+        a = b = c = d = 0;
+        for (int k = 0; k < 4 && k < left; k++)
+        {
+            var v = planes[quad + k * step];
+            int shift = 8 * k;
+            a |= (v.X != 0f ? 1 : 0) << shift;
+            b |= (v.Y != 0f ? 1 : 0) << shift;
+            c |= (v.Z != 0f ? 1 : 0) << shift;
+            d |= (v.W != 0f ? 1 : 0) << shift;
+        }
+    }
+
     /// <summary>Four channels' spikes (planes <paramref name="plane"/> floats apart from <paramref name="at"/>) as int8 bytes of one word, channel 0 lowest; zero for the <paramref name="left"/> ≤ c channels past the input's.</summary>
     private static int SpikeBytes(ArrayView<float> x, long at, int plane, int left)
     {

@@ -72,7 +72,7 @@ internal sealed partial class SpikeGemmOps
                 };
                 var packed = firstPacked.Cast<sbyte>();
                 var s = firstSums.Cast<int>();
-                _packS8((int)(rows * (first.Cp / SpikeGemmKernels.ChannelAlign)), source, packed, a);
+                PackS8(source, packed, a);
                 GemmS8(first, packed, s, (int)rows);
             }
             var d = new DepthwiseSplitArgs

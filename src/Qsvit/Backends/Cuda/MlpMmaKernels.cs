@@ -64,13 +64,16 @@ internal static class MlpMmaKernels
     /// Whether the fused kernel pays over today's ops (fc1 on cuBLAS's int8 GEMM with the LIF in its epilogue, fc2 on the
     /// fused pointwise kernel or cuBLAS): by fc2's output channels. Measured on an H200 (BENCHMARKS.md, ninth session,
     /// branch <c>mlpchain</c>), ms a pass: CIFAR 128→512→128 (6 calls) 1.077 against 1.989, 192→768→192 (2) 0.651 against
-    /// 1.134, the 55M's 512→2048→512 (6) 3.440 against 3.579. The 55M's 640→2560→640 was never measured: a block of 20
-    /// warps needs more registers than a multiprocessor has (105 a thread), so <see cref="SpikeGemmOps.Mlp"/> refuses it.
+    /// 1.134, the 55M's 512→2048→512 (6) 3.440 against 3.579. Once the ops packed spikes four pixels a thread
+    /// (<see cref="SpikeGemmKernels.PackS8Quads"/>, twelfth session) the 55M's ops took 2.832 against the kernel's 3.489 ms
+    /// and the 55M ran 865 against 850 images/s, while the CIFAR model without the kernel fell from 43,649 to 41,255; so the
+    /// bound sits between 192 and 512 outputs. The 55M's 640→2560→640 was never measured: a block of 20 warps needs more
+    /// registers than a multiprocessor has (105 a thread), so <see cref="SpikeGemmOps.Mlp"/> refuses it.
     /// </summary>
     public static bool FusedPays(int outChannels) => outChannels <= FusedMaxOutChannels;
 
-    /// <summary>fc2 output channels up to which <see cref="FusedPays"/>.</summary>
-    public const int FusedMaxOutChannels = 512;
+    /// <summary>fc2 output channels up to which <see cref="FusedPays"/> (measured: 128 and 192 fused, 512 not).</summary>
+    public const int FusedMaxOutChannels = 256;
 
     /// <summary>Warps of a block for fc2's <paramref name="outChannels"/>: one per 32.</summary>
     public static int WarpsFor(int outChannels) => (outChannels + 31) / 32;

@@ -6,7 +6,8 @@ device machine: same state_dict keys as the official classification/models.py, L
   python3 sdtv2_torch.py bench --threads 2 --batch 1 --device cpu  # 55M preset, random weights, 224x224, T=4
   python3 sdtv2_torch.py bench --device cuda --model cifar --batch 250 1000 --modes eager fp16 compile compile-fp16
       # GPU: eager fp32 (TF32 off), fp16 autocast, torch.compile fp32 / fp16; random images; one JSON line per case
-      # with img/s and peak GPU memory (allocated and reserved by PyTorch's caching allocator)
+      # with img/s and peak GPU memory (allocated and reserved by PyTorch's caching allocator); --profile adds
+      # each kernel's GPU time per pass on stderr
   python3 sdtv2_torch.py cifar-logits CKPT TEST.bin OUT.json        # CPU logits of the first 256 CIFAR-10 test images
 """
 import argparse, json, sys, time
@@ -229,7 +230,23 @@ MODELS = {  # name: (dims, classes, stem stride, image side)
 }
 
 
-def bench_case(m, x, mode, seconds):
+def kernel_table(run, x, sync, passes=3):
+    """Per-kernel GPU time of a few passes (torch.profiler), ms per pass, largest first, to stderr: PyTorch's side of a
+    per-op comparison with `qsvit bench --profile` (the kernels are cuDNN's, cuBLAS's and, compiled, Triton's)."""
+    from torch.profiler import profile, ProfilerActivity
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(passes):
+            run(x)
+        sync()
+    rows = [(e.key, e.device_time_total / 1000 / passes, e.count // passes) for e in prof.key_averages() if e.device_time_total > 0]
+    rows.sort(key=lambda r: -r[1])
+    total = sum(r[1] for r in rows)
+    print(f"# kernels of one pass: {total:.3f} ms in {sum(r[2] for r in rows)} launches", file=sys.stderr)
+    for name, ms, calls in rows[:60]:
+        print(f"{ms:9.3f} ms {100 * ms / total:5.1f} % {calls:5d}x  {name[:150]}", file=sys.stderr)
+
+
+def bench_case(m, x, mode, seconds, profile=False):
     """img/s of one (model, batch, mode); mode: eager | fp16 (autocast) | compile | compile-fp16."""
     dev = x.device.type
     fp16 = mode.endswith("fp16")
@@ -249,6 +266,8 @@ def bench_case(m, x, mode, seconds):
             run(x); n += 1
         sync()
         dt = time.time() - t0
+        if profile:
+            kernel_table(run, x, sync)
     row = {"model": None, "device": dev, "batch": x.shape[0], "mode": mode, "images_per_second": n * x.shape[0] / dt,
            "seconds": dt, "iterations": n, "warmup_seconds": warm}
     if dev == "cuda":
@@ -270,7 +289,7 @@ def bench(args):
     for b in args.batch:
         x = torch.randn(b, 3, side, side, device=args.device)  # throughput needs no real data
         for mode in args.modes:
-            row = bench_case(m, x, mode, args.seconds)
+            row = bench_case(m, x, mode, args.seconds, args.profile)
             row["model"] = args.model
             row["cudnn_benchmark"] = args.cudnn_benchmark
             row["torch"] = torch.__version__
@@ -288,6 +307,7 @@ if __name__ == "__main__":
     b.add_argument("--seconds", type=float, default=20)
     b.add_argument("--modes", nargs="+", choices=["eager", "fp16", "compile", "compile-fp16"], default=["eager"],
                    help="eager fp32, fp16 autocast, torch.compile fp32, torch.compile under fp16 autocast")
+    b.add_argument("--profile", action="store_true", help="also print each kernel's GPU time per pass to stderr (torch.profiler)")
     b.add_argument("--cudnn-benchmark", action=argparse.BooleanOptionalAction, default=True,
                    help="let cuDNN pick the fastest algorithm per shape (PyTorch's best eager setting)")
     c = sub.add_parser("cifar-logits"); c.add_argument("ckpt"); c.add_argument("data"); c.add_argument("out"); c.add_argument("--count", type=int, default=256)

@@ -105,10 +105,13 @@ public sealed class Tf32PointwiseTests(CpuAcceleratorFixture gpu)
     }
 
     [Fact]
-    public void Tf32PaysFrom28x28()
+    public void Tf32PaysFrom28x28To56x56AndTheFusedKernelUpTo56x56()
     {
         Assert.True(GpuSpikeConv.Tf32Pays(28 * 28) && GpuSpikeConv.Tf32Pays(56 * 56));
         Assert.False(GpuSpikeConv.Tf32Pays(14 * 14) || GpuSpikeConv.Tf32Pays(4 * 4));
+        Assert.False(GpuSpikeConv.Tf32Pays(112 * 112)); // measured on the int8 path only
+        Assert.True(PointwiseMmaKernels.FusedPaysAt(32 * 32) && PointwiseMmaKernels.FusedPaysAt(4 * 4)); // CIFAR's maps
+        Assert.False(PointwiseMmaKernels.FusedPaysAt(112 * 112)); // the 55M's 64 → 128 + LIF: faster on cuBLAS's int8 GEMM
     }
 
     /// <summary>Without cuBLAS (its stand-in is a plain kernel) the TF32 path never runs; the CLI names it.</summary>

@@ -308,7 +308,7 @@ public sealed partial class CudaBackend : IBackend
             : _gemm is null || g.Groups != 1 ? "ILGPU implicit GEMM"
             : g.IsPointwise ? "cuBLAS SGEMM" : "im2col + cuBLAS SGEMM";
         if (layer.Spike is { Integer: true, Pointwise: true } pointwise && _spike is { } fusedOps)
-            layer.SpikeEngineAt = (h, w) => fusedOps.Fused(pointwise) ? "fused 1x1, int8 mma.sync (exact)"
+            layer.SpikeEngineAt = (h, w) => fusedOps.Fused(pointwise, 1, h, w, 0) ? "fused 1x1, int8 mma.sync (exact)"
                 : fusedOps.Tf32(pointwise, 1, h, w, 0) ? "cuBLAS TF32 tensor cores, spikes in place (exact)" : null;
         else if (layer.Spike is { Integer: true } spike && _spike is { } ops)
         {

@@ -252,12 +252,14 @@ internal sealed class GpuSpikeConv : IDisposable
     /// (<see cref="SpikeGemmOps.Tf32"/>) than packed into int8 columns for cuBLAS's int8 GEMM: on large maps, where each
     /// frame's GEMM is wide. Measured on an H200 (BENCHMARKS.md, eighth session), per pass: the 55M's 128→256 + LIF at 56×56
     /// 0.43 against 0.56 ms, 256→512 + LIF at 28×28 0.55 against 0.60; at 14×14 (512→512, 640→640, the MLPs) 1.1–1.8x
-    /// slower, and so were CIFAR's MLPs at 4×4.
+    /// slower, and so were CIFAR's MLPs at 4×4. Measured again with the quad packer (twelfth session): 0.49 against 0.55 ms at 56×56, 0.60 against 0.58 at 28×28;
+    /// at 112×112 (the 55M's 64→128 + LIF) only the int8 path was measured (1.07 ms, the fused kernel 1.62), so larger maps
+    /// keep it.
     /// </summary>
-    public static bool Tf32Pays(int pixels) => pixels >= Tf32MinPixels;
+    public static bool Tf32Pays(int pixels) => pixels is >= Tf32MinPixels and <= Tf32MaxPixels;
 
-    /// <summary>Pixels per frame from which <see cref="Tf32Pays"/> (28×28).</summary>
-    public const int Tf32MinPixels = 784;
+    /// <summary>Pixels per frame from which and up to which <see cref="Tf32Pays"/> (28×28 to 56×56).</summary>
+    public const int Tf32MinPixels = 784, Tf32MaxPixels = 3136;
 
     /// <summary>
     /// Whether TF32 tensor cores sum spikes × codes in [min, max] over K terms exactly: 0/1 and every |q − z| ≤ 2048 are
@@ -683,8 +685,13 @@ internal sealed partial class SpikeGemmOps
     public bool InPlace(GpuSpikeConv layer, int frames, int h, int w, int timesteps) =>
         Fused(layer, frames, h, w, timesteps) || Tf32(layer, frames, h, w, timesteps);
 
-    /// <summary><see cref="Fused(GpuSpikeConv, int)"/> for a call on <paramref name="frames"/> frames of h × w: also whether its input and output fit one launch (else the chunked packed path runs).</summary>
-    public bool Fused(GpuSpikeConv layer, int frames, int h, int w, int timesteps) => Fused(layer, timesteps) && FitsOneLaunch(layer, frames, h, w);
+    /// <summary>
+    /// <see cref="Fused(GpuSpikeConv, int)"/> for a call on <paramref name="frames"/> frames of h × w: also whether its input
+    /// and output fit one launch (else the chunked packed path runs), and for integer codes with cuBLAS whether the map is
+    /// one <see cref="PointwiseMmaKernels.FusedPaysAt"/> takes.
+    /// </summary>
+    public bool Fused(GpuSpikeConv layer, int frames, int h, int w, int timesteps) => Fused(layer, timesteps) && FitsOneLaunch(layer, frames, h, w)
+        && (layer.RealInput || _blas is null || PointwiseMmaKernels.FusedPaysAt(h * w));
 
     /// <summary>Whether a 1×1 call's input and output (frames × channels × h × w) can be indexed by one launch's int offsets.</summary>
     private static bool FitsOneLaunch(GpuSpikeConv layer, int frames, int h, int w) =>

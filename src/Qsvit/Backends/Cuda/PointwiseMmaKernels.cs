@@ -90,6 +90,18 @@ internal static partial class PointwiseMmaKernels
     public const int FusedMaxRows = 192;
 
     /// <summary>
+    /// Whether the fused kernel pays on maps of <paramref name="pixels"/> a frame (with <see cref="FusedPays"/>): up to
+    /// <see cref="FusedMaxPixels"/>. Measured on an H200 (BENCHMARKS.md, twelfth session, with the four-pixel packer on the
+    /// cuBLAS side): the 55M's 64→128 + LIF at 112×112 1.62 ms fused against 1.07 through packed columns and cuBLAS's int8
+    /// GEMM, while every CIFAR 1×1 (maps up to 32×32) stays faster fused (the CIFAR model 43,691 against 40,133 images/s
+    /// with every integer 1×1 on cuBLAS). The bound lies between the two measured sizes.
+    /// </summary>
+    public static bool FusedPaysAt(int pixels) => pixels <= FusedMaxPixels;
+
+    /// <summary>Pixels a frame up to which <see cref="FusedPaysAt"/> (56×56).</summary>
+    public const int FusedMaxPixels = 3136;
+
+    /// <summary>
     /// Whether a real-input 1×1 layer of <paramref name="outChannels"/> runs as the fused bf16 kernel (<see cref="RealConv{TFma}"/>)
     /// rather than the split pass, cuBLAS's bf16 GEMM and the epilogue pass. Measured on an H200 (BENCHMARKS.md, eighth
     /// session): faster at 64 and 128 output channels (0.40 against 0.64 ms and 2.28 against 2.62 ms a pass), slower from 192.

@@ -19,6 +19,37 @@ namespace Qsvit.Tests.Gpu;
 public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
 {
     /// <summary>
+    /// conv → LIF → conv with the hidden spikes handed over packed (<see cref="SpikeGemmOps.HiddenPacked"/>: the first
+    /// layer's LIF epilogue writes the second layer's int8 input, which it reads without packing) equals the two ops
+    /// (ConvLif with a spike counter, then Conv) bit for bit: 3×3 pairs on im2col and on the implicit GEMM, 1×1 pairs on
+    /// packed columns, hidden channels not a multiple of 16 (words of a warp spanning several pixels); maps of whole quads
+    /// of pixels only (others run the two ops as before).
+    /// </summary>
+    [Theory]
+    [InlineData(3, 6, 20, 10, 4, 5, SpikeInputGemm.TensorCoresIm2col)]
+    [InlineData(3, 16, 32, 8, 4, 4, SpikeInputGemm.TensorCoresImplicit)]
+    [InlineData(1, 24, 48, 16, 3, 4, SpikeInputGemm.TensorCoresPointwiseCublas)]
+    [InlineData(1, 8, 36, 12, 2, 6, SpikeInputGemm.TensorCoresPointwiseCublas)]
+    public void HiddenSpikesHandedOverPackedEqualTheTwoOps(int kernel, int cin, int hidden, int cout, int h, int w, SpikeInputGemm mode)
+    {
+        const int timesteps = 2, batch = 3, frames = timesteps * batch;
+        using var backend = CudaBackend.OnCpuAccelerator(mode, split: false);
+        var (first, second) = ChainLayers.Of(kernel, cin, hidden, cout, 4, "paper");
+        using (var a = (CudaConvLayer)backend.CreateConv(first))
+        using (var b = (CudaConvLayer)backend.CreateConv(second))
+        {
+            Assert.True(backend.SpikeOps!.HiddenPacked(a.Spike!, b.Spike!, frames, h, w, timesteps));
+            Assert.False(backend.SpikeOps.HiddenPacked(a.Spike!, b.Spike!, frames, 3, 3, timesteps)); // 9 pixels: not whole quads
+        }
+        var input = ChainLayers.Spikes(new Random(kernel * 100 + hidden), frames * cin * h * w);
+        using var counter = backend.CreateSpikeCounter(2); // a recorder: the two ops, fp32 spikes
+        var (expected, _) = ChainLayers.Run(backend, first, second, input, h, w, timesteps, batch, fused: false, counter);
+        var (actual, _) = ChainLayers.Run(backend, first, second, input, h, w, timesteps, batch, fused: false);
+        Assert.Equal(expected, actual);
+        Assert.InRange(counter.Read().Spikes[1], 1, frames * hidden * h * w - 1); // the hidden LIF fired, not everywhere
+    }
+
+    /// <summary>
     /// The four-pixel packer writes <see cref="SpikeGemmKernels.PackS8"/>'s bytes: channels not a multiple of 16 (zero
     /// padding), written rows past the valid ones (zero), two copies of each pixel, chunks of whole images for a fused LIF
     /// (local frame j is step j / Items of an image), any nonzero input a spike; and it declines planes that are not whole quads.

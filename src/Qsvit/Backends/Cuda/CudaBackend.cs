@@ -392,7 +392,9 @@ public sealed partial class CudaBackend : IBackend
     /// fc2) run as one kernel whose hidden spikes stay in shared memory (<see cref="SpikeGemmOps.Mlp"/> says where), and so
     /// do two integer 3×3 layers (ConvBlock's conv1 → LIF → conv2, <see cref="SpikeGemmOps.ConvChain"/>);
     /// <paramref name="preActivation"/> and <paramref name="spikes"/> stay unwritten. Otherwise <see cref="ConvLif"/>, then
-    /// <see cref="Conv"/>. The output and the counts are the same bit for bit.
+    /// <see cref="Conv"/>; without a recorder, where <see cref="SpikeGemmOps.HiddenPacked"/> holds, the first layer's LIF writes
+    /// its spikes into <paramref name="spikes"/> as the second layer's packed int8 input, which the second reads without
+    /// packing. The output and the counts are the same bit for bit.
     /// </summary>
     public void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
         int timesteps, float threshold, int lifLayer, LifRecorder? recorder, ConvLayer second, DeviceBuffer output)
@@ -407,6 +409,19 @@ public sealed partial class CudaBackend : IBackend
             else
                 _spike!.RunMlp(a, b, V(input), frames, height, width, V(output), timesteps, threshold, counter?.Spikes ?? default, counter is null ? -1 : lifLayer);
             counter?.AddNeurons(lifLayer, (long)frames * first.Geometry.OutChannels * height * width);
+            return;
+        }
+        if (recorder is null && first is CudaConvLayer { Spike: { } producer } && second is CudaConvLayer { Spike: { } consumer } && _spike!.HiddenPacked(producer, consumer, frames, height, width, timesteps))
+        {
+            // The hidden spikes as the second layer's packed int8 input, in the spikes buffer (a quarter of its bytes).
+            var hidden = V(spikes);
+            int mark = Mark();
+            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(producer, frames, height, width, ColumnBudget, timesteps, _spike.Implicit(producer, height, width, lif: true), fused: false);
+            _spike.Conv(producer, V(input), frames, height, width, hidden, V(Rent(columnFloats)), V(Rent(sumFloats)), chunk, timesteps, threshold, outputPacked: true);
+            Release(mark);
+            (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(consumer, frames, height, width, ColumnBudget, implicitGemm: _spike.Implicit(consumer, height, width), fused: false);
+            _spike.Conv(consumer, hidden, frames, height, width, V(output), V(Rent(columnFloats)), V(Rent(sumFloats)), chunk, inputPacked: true);
+            Release(mark);
             return;
         }
         IBackend.RunConvLifConv(this, first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder, second, output);

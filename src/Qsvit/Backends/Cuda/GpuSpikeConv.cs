@@ -378,6 +378,7 @@ internal sealed partial class SpikeGemmOps
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueScaled;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueInPlace, _epilogueInPlaceLif;
     private readonly Action<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueIntLif;
+    private readonly Action<Index1D, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs> _epilogueIntLifPacked;
     /// <summary>The implicit-GEMM kernel (<see cref="SpikeMmaKernels"/>); null on GPUs without int8 mma (before sm_80).</summary>
     private readonly Action<KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, SpikeGemmArgs, int>? _implicitConv;
     private readonly int _mmaGroup;
@@ -495,6 +496,9 @@ internal sealed partial class SpikeGemmOps
         _epilogueSplit = cuda
             ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueSplit<ContractedFma>)
             : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueSplit<ExactFma>);
+        _epilogueIntLifPacked = cuda
+            ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueIntLifPacked<ContractedFma>)
+            : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueIntLifPacked<ExactFma>);
         _epilogueIntLif = cuda
             ? acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueIntLif<ContractedFma>)
             : acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs>(SpikeGemmKernels.EpilogueIntLif<ExactFma>);
@@ -787,12 +791,20 @@ internal sealed partial class SpikeGemmOps
     /// The layer of input[frames, Cin, h, w] into output[frames, Cout, OH, OW], in chunks of <paramref name="chunk"/> frames;
     /// with <paramref name="timesteps"/> &gt; 0 (integer codes) the LIF over the result instead (IBackend.ConvLif, the LIF
     /// kernel's values bit for bit): output receives the spikes, chunks hold whole images (<paramref name="chunk"/> a multiple of T).
+    /// With <paramref name="outputPacked"/> (the LIF fused, its epilogue the separate kernel: <see cref="HiddenPacked"/>) output
+    /// receives the spikes as the next layer's packed int8 input ([frames, OH·OW, M rounded up to 16]); with
+    /// <paramref name="inputPacked"/> input already holds this layer's packed spikes so ([frames, h·w, Cp], with room for 3 rows
+    /// past them) and no chunk packs.
     /// </summary>
     public void Conv(GpuSpikeConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output,
-        ArrayView<float> columns, ArrayView<float> sums, int chunk, int timesteps = 0, float threshold = 0f)
+        ArrayView<float> columns, ArrayView<float> sums, int chunk, int timesteps = 0, float threshold = 0f, bool inputPacked = false, bool outputPacked = false)
     {
         if (timesteps > 0 && (!layer.Integer || frames % timesteps != 0 || chunk % timesteps != 0 || chunk >= 1 << 21))
             throw new ArgumentException($"a fused LIF needs integer codes and whole images: {frames} frames and chunks of {chunk} for T = {timesteps}");
+        if ((inputPacked && (!layer.Integer || timesteps > 0 || layer.Copies != 1))
+            || (outputPacked && (timesteps <= 0 || layer.Geometry.OutH(h) * layer.Geometry.OutW(w) % 4 != 0))
+            || ((inputPacked || outputPacked) && InPlace(layer, frames, h, w, timesteps)))
+            throw new ArgumentException("packed spikes in or out need an integer layer on the packed path: one copy in, a fused LIF out");
         if (Fused(layer, frames, h, w, timesteps))
         {
             RunFused(layer, input, frames, h, w, output, timesteps, threshold);
@@ -838,20 +850,25 @@ internal sealed partial class SpikeGemmOps
                 PackRows = layer.Pointwise ? (int)rows : n * h * w, PackValid = layer.Pointwise ? (int)valid : n * h * w, PackPlane = h * w,
                 PackCopies = layer.Pointwise ? layer.Copies : 1, PerThread = ohw % 4 == 0 && Aligned16(output) && Aligned16(sums) ? 4 : 1,
                 Items = timesteps > 0 ? items : 0, InvItems = 1f / items, FrameStride = batch, Timesteps = timesteps, Threshold = threshold,
+                OutWords = outputPacked ? (m + SpikeGemmKernels.ChannelAlign - 1) / SpikeGemmKernels.ChannelAlign * SpikeGemmKernels.ChannelAlign / 4 : 0,
             };
             // Threads of the epilogue: one per PerThread outputs, each over the T steps when the LIF is fused.
             int epilogueThreads = (int)((timesteps > 0 ? outputs / timesteps : outputs) / p.PerThread);
             int tiles = (p.PackRows + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile * ((layer.Cp + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile);
             var config = new KernelConfig(new Index1D(tiles), new Index1D(_group));
-            var pack = layer.Pointwise ? colRegion : packed;
+            // Packed input: this chunk's frames are a slice of it (a 1×1 layer's columns, rows past the valid ones unread in the outputs).
+            var chunkPacked = inputPacked && !layer.Pointwise ? input.SubView((long)f0 * h * w * layer.Cp / 4) : packed;
+            var chunkColumns = inputPacked && layer.Pointwise ? input.SubView((long)f0 * h * w * layer.Cp / 4) : colRegion;
+            var pack = layer.Pointwise ? chunkColumns : chunkPacked;
             int pm = layer.GemmRows;
-            if (layer.Integer) PackS8(input, pack.Cast<sbyte>(), p);
+            if (inputPacked) { }
+            else if (layer.Integer) PackS8(input, pack.Cast<sbyte>(), p);
             else if (layer.RealInput) _packSplit(config, input, pack.Cast<ushort>(), p);
             else _packBf16(config, input, pack.Cast<ushort>(), p);
-            if (!layer.Pointwise && !mma) _columns((int)(rows * p.Words / 2), packed.Cast<long>(), colRegion.Cast<long>(), p);
+            if (!layer.Pointwise && !mma) _columns((int)(rows * p.Words / 2), chunkPacked.Cast<long>(), chunkColumns.Cast<long>(), p);
             if (layer.Integer)
             {
-                var cols = colRegion.Cast<sbyte>();
+                var cols = chunkColumns.Cast<sbyte>();
                 var c = sums.Cast<int>();
                 bool fused = false;
                 if (mma && Pipelined(layer, timesteps > 0))
@@ -865,31 +882,33 @@ internal sealed partial class SpikeGemmOps
                     int groups = kind == SpikePipelinedKernels.SpikesOut ? SpikePipelinedKernels.Groups(pm, items * ohw, timesteps) : SpikePipelinedKernels.Groups(pm, (int)rows);
                     var weights = ((ArrayView<sbyte>)layer.S8!.View).Cast<int>();
                     var launch = new KernelConfig(new Index1D(groups), new Index1D(_pipelinedGroup));
-                    long packedAddress = packed.LoadEffectiveAddressAsPtr().ToInt64(), weightAddress = weights.LoadEffectiveAddressAsPtr().ToInt64();
+                    long packedAddress = chunkPacked.LoadEffectiveAddressAsPtr().ToInt64(), weightAddress = weights.LoadEffectiveAddressAsPtr().ToInt64();
                     // The wgmma kernel's ring is dynamic shared memory (more than the 48 KB a static allocation may have).
                     if (wgmma)
                         _wgmmaConv!(new KernelConfig(launch.GridDim, launch.GroupDim, SharedMemoryConfig.RequestDynamic<Words4>(SpikePipelinedKernels.WgmmaSharedBytes / 16)),
-                            packed.Cast<int>(), weights, c, output, layer.Scales!.View, bias, bn, p, pm, kind, packedAddress, weightAddress);
+                            chunkPacked.Cast<int>(), weights, c, output, layer.Scales!.View, bias, bn, p, pm, kind, packedAddress, weightAddress);
                     else
-                        _pipelinedConv!(launch, packed.Cast<int>(), weights, c, output, layer.Scales!.View, bias, bn, p, pm, kind, packedAddress, weightAddress);
+                        _pipelinedConv!(launch, chunkPacked.Cast<int>(), weights, c, output, layer.Scales!.View, bias, bn, p, pm, kind, packedAddress, weightAddress);
                 }
                 else if (mma && Tiled(layer, timesteps > 0))
                 {
                     // One digit without a LIF: the tiled kernel applies the epilogue itself and the sums never reach memory.
                     fused = p.Parts == 1 && timesteps == 0 && _tiledFuses;
                     int rowWarps = _tiledRowWarps != 0 ? _tiledRowWarps : GpuSpikeConv.TiledRowWarps(pm);
-                    _tiledConv!(new KernelConfig(new Index1D(SpikeTiledKernels.Groups(pm, (int)rows, rowWarps)), new Index1D(_tiledGroup)), packed.Cast<int>(),
+                    _tiledConv!(new KernelConfig(new Index1D(SpikeTiledKernels.Groups(pm, (int)rows, rowWarps)), new Index1D(_tiledGroup)), chunkPacked.Cast<int>(),
                         ((ArrayView<sbyte>)layer.S8!.View).Cast<int>(), c, output, layer.Scales!.View, bias, bn, p, pm, rowWarps, fused ? 1 : 0);
                 }
                 else if (mma)
                 {
                     long groups = (SpikeMmaKernels.Threads(pm, (int)rows) + _mmaGroup - 1) / _mmaGroup;
-                    _implicitConv!(new KernelConfig(new Index1D((int)groups), new Index1D(_mmaGroup)), packed.Cast<int>(),
+                    _implicitConv!(new KernelConfig(new Index1D((int)groups), new Index1D(_mmaGroup)), chunkPacked.Cast<int>(),
                         ((ArrayView<sbyte>)layer.S8!.View).Cast<int>(), c, p, pm);
                 }
                 else GemmS8(layer, cols, c, (int)rows);
                 // A fused epilogue wrote the outputs (or the LIF's spikes) already.
-                if (!fused && timesteps > 0) _epilogueIntLif(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
+                if (fused && outputPacked) throw new InvalidOperationException("this layer's LIF runs in its GEMM kernel, which writes fp32 spikes");
+                if (!fused && outputPacked) _epilogueIntLifPacked((int)SpikeGemmKernels.PackedLifThreads(p), c, output.Cast<int>(), layer.Scales!.View, bias, bn, p);
+                else if (!fused && timesteps > 0) _epilogueIntLif(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
                 else if (!fused) _epilogueInt(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
             }
             else
@@ -900,6 +919,22 @@ internal sealed partial class SpikeGemmOps
             }
         }
     }
+
+    /// <summary>
+    /// Whether conv → LIF → conv (<paramref name="first"/>, <paramref name="second"/>: IBackend.ConvLifConv without a
+    /// recorder, run as its two ops) hands the hidden spikes over packed (<see cref="Conv"/>'s outputPacked and inputPacked):
+    /// two integer spike layers that chain at the same map size, the first's LIF in the separate epilogue (not in a
+    /// pipelined GEMM kernel, not a fused or TF32 1×1), the second on the packed path with one int8 copy of its input, maps
+    /// of whole quads of pixels (<see cref="SpikeGemmKernels.EpilogueIntLifPacked{TFma}"/>). The
+    /// hidden spikes are then written once as int8 in the second layer's layout, never as fp32 maps, and the second layer
+    /// packs nothing; its outputs are the two ops' bit for bit.
+    /// </summary>
+    public bool HiddenPacked(GpuSpikeConv first, GpuSpikeConv second, int frames, int h, int w, int timesteps) =>
+        first.Integer && second.Integer && !first.RealInput && !second.RealInput && second.Copies == 1
+        && first.Geometry.OutChannels == second.Geometry.InChannels && first.Geometry.OutH(h) == h && first.Geometry.OutW(w) == w
+        && timesteps > 0 && frames % timesteps == 0 && frames < 1 << 21 && h * w % 4 == 0
+        && !InPlace(first, frames, h, w, timesteps) && !(Implicit(first, h, w, lif: true) && Pipelined(first, lif: true))
+        && !InPlace(second, frames, h, w, 0);
 
     /// <summary>
     /// Spikes packed pixel-major into int8, dst[PackRows, PackCopies, Cp] (16-byte aligned): four packed pixels a thread where

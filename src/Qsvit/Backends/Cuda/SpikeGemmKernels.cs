@@ -43,6 +43,11 @@ internal struct SpikeGemmArgs
     /// <summary>The fused LIF's time steps and threshold (<see cref="SpikeGemmKernels.EpilogueIntLif{TFma}"/>).</summary>
     public int Timesteps;
     public float Threshold;
+    /// <summary>
+    /// With the LIF's spikes packed for the next layer (<see cref="SpikeGemmKernels.EpilogueIntLifPacked{TFma}"/>): int8
+    /// words per packed output pixel, M rounded up to 16 over 4.
+    /// </summary>
+    public int OutWords;
 
     /// <summary>The frame that local frame <paramref name="j"/> of the chunk is (see <see cref="Items"/>).</summary>
     public readonly int Frame(int j)
@@ -394,6 +399,51 @@ internal static class SpikeGemmKernels
             }
         }
     }
+
+    /// <summary>Threads of a <see cref="EpilogueIntLifPacked{TFma}"/> launch over a chunk: one per image, quad of output pixels and word.</summary>
+    public static long PackedLifThreads(SpikeGemmArgs p) => (long)p.Items * (p.OHW / 4) * p.OutWords;
+
+    /// <summary>
+    /// <see cref="EpilogueIntLif{TFma}"/> writing its spikes as the next layer's packed int8 input (the bytes
+    /// <see cref="PackS8"/> would make of them: packed[frame, pixel, OutWords·4], channel c at byte c, zero past M) instead
+    /// of fp32 maps, so the next layer skips its packing and the map is a quarter of the bytes. One thread per (image, quad
+    /// of 4 output pixels, word of 4 channels), words fastest: it runs the T steps of its 16 neurons with EpilogueIntLif's
+    /// four-pixel arithmetic (16-byte loads of each channel's sums), and a warp's store per pixel is 128 contiguous bytes of
+    /// one packed pixel. OHW must be a multiple of 4. Frames are global (local frame j is <see cref="SpikeGemmArgs.Frame"/>),
+    /// so every chunk writes its part of one packed map.
+    /// </summary>
+    public static void EpilogueIntLifPacked<TFma>(Index1D i, ArrayView<int> c, ArrayView<int> packed, ArrayView<float> scales, ArrayView<float> bias,
+        ArrayView<float> bn, SpikeGemmArgs p) where TFma : struct, IFma
+    {
+        int quads = p.OHW / 4, rest = i / p.OutWords, word = i - rest * p.OutWords, item = rest / quads, pix0 = 4 * (rest - item * quads), oc0 = 4 * word;
+        F4 v0 = default, v1 = default, v2 = default, v3 = default;
+        for (int t = 0; t < p.Timesteps; t++)
+        {
+            int j = t * p.Items + item, n = j * p.OHW + pix0;
+            var s0 = LifSpikes<TFma>(c, n, oc0, scales, bias, bn, p, ref v0);
+            var s1 = LifSpikes<TFma>(c, n, oc0 + 1, scales, bias, bn, p, ref v1);
+            var s2 = LifSpikes<TFma>(c, n, oc0 + 2, scales, bias, bn, p, ref v2);
+            var s3 = LifSpikes<TFma>(c, n, oc0 + 3, scales, bias, bn, p, ref v3);
+            long at = ((long)p.Frame(j) * p.OHW + pix0) * p.OutWords + word;
+            packed[at] = SpikeWord(s0.X, s1.X, s2.X, s3.X);
+            packed[at + p.OutWords] = SpikeWord(s0.Y, s1.Y, s2.Y, s3.Y);
+            packed[at + 2L * p.OutWords] = SpikeWord(s0.Z, s1.Z, s2.Z, s3.Z);
+            packed[at + 3L * p.OutWords] = SpikeWord(s0.W, s1.W, s2.W, s3.W);
+        }
+    }
+
+    /// <summary>One LIF step of output channel <paramref name="oc"/> at GEMM columns n .. n + 3: the spikes (none past M).</summary>
+    private static F4 LifSpikes<TFma>(ArrayView<int> c, int n, int oc, ArrayView<float> scales, ArrayView<float> bias, ArrayView<float> bn,
+        SpikeGemmArgs p, ref F4 v) where TFma : struct, IFma
+    {
+        if (oc >= p.M) return default;
+        v = LifQuad(ScaledQuad<TFma>(IntQuad(c, n, oc, p), oc, scales, bias, bn, p), v, p.Threshold, out var spikes);
+        return spikes;
+    }
+
+    /// <summary>Four channels' spikes (0 or 1) as the int8 bytes of one word, the first channel lowest.</summary>
+    private static int SpikeWord(float a, float b, float c, float d) =>
+        (a != 0f ? 1 : 0) | (b != 0f ? 1 << 8 : 0) | (c != 0f ? 1 << 16 : 0) | (d != 0f ? 1 << 24 : 0);
 
     /// <summary>
     /// y[f, oc, pix] = the epilogue of the fp32 sums already there: the TF32 GEMMs of a 1×1 layer (<see cref="GpuSpikeConv.F32"/>,

@@ -21,13 +21,16 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
     /// <summary>
     /// conv → LIF → conv with the hidden spikes handed over packed (<see cref="SpikeGemmOps.HiddenPacked"/>: the first
     /// layer's LIF epilogue writes the second layer's int8 input, which it reads without packing) equals the two ops
-    /// (ConvLif with a spike counter, then Conv) bit for bit: 3×3 pairs on im2col and on the implicit GEMM, 1×1 pairs on
+    /// (ConvLif with a spike counter, then Conv) bit for bit: 3×3 pairs on im2col, the implicit GEMM and the pipelined kernel
+    /// (its LIF in the kernel), 1×1 pairs on
     /// packed columns, hidden channels not a multiple of 16 (words of a warp spanning several pixels); maps of whole quads
     /// of pixels only (others run the two ops as before).
     /// </summary>
     [Theory]
     [InlineData(3, 6, 20, 10, 4, 5, SpikeInputGemm.TensorCoresIm2col)]
     [InlineData(3, 16, 32, 8, 4, 4, SpikeInputGemm.TensorCoresImplicit)]
+    [InlineData(3, 16, 40, 24, 4, 5, SpikeInputGemm.TensorCoresPipelined)]   // the LIF in the pipelined kernel: spikes staged as bytes
+    [InlineData(3, 8, 150, 16, 2, 4, SpikeInputGemm.TensorCoresPipelined)]   // two row blocks, rows past M in the second
     [InlineData(1, 24, 48, 16, 3, 4, SpikeInputGemm.TensorCoresPointwiseCublas)]
     [InlineData(1, 8, 36, 12, 2, 6, SpikeInputGemm.TensorCoresPointwiseCublas)]
     public void HiddenSpikesHandedOverPackedEqualTheTwoOps(int kernel, int cin, int hidden, int cout, int h, int w, SpikeInputGemm mode)

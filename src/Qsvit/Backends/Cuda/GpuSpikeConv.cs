@@ -791,7 +791,7 @@ internal sealed partial class SpikeGemmOps
     /// The layer of input[frames, Cin, h, w] into output[frames, Cout, OH, OW], in chunks of <paramref name="chunk"/> frames;
     /// with <paramref name="timesteps"/> &gt; 0 (integer codes) the LIF over the result instead (IBackend.ConvLif, the LIF
     /// kernel's values bit for bit): output receives the spikes, chunks hold whole images (<paramref name="chunk"/> a multiple of T).
-    /// With <paramref name="outputPacked"/> (the LIF fused, its epilogue the separate kernel: <see cref="HiddenPacked"/>) output
+    /// With <paramref name="outputPacked"/> (the LIF fused: <see cref="HiddenPacked"/>) output
     /// receives the spikes as the next layer's packed int8 input ([frames, OH·OW, M rounded up to 16]); with
     /// <paramref name="inputPacked"/> input already holds this layer's packed spikes so ([frames, h·w, Cp], with room for 3 rows
     /// past them) and no chunk packs.
@@ -906,7 +906,6 @@ internal sealed partial class SpikeGemmOps
                 }
                 else GemmS8(layer, cols, c, (int)rows);
                 // A fused epilogue wrote the outputs (or the LIF's spikes) already.
-                if (fused && outputPacked) throw new InvalidOperationException("this layer's LIF runs in its GEMM kernel, which writes fp32 spikes");
                 if (!fused && outputPacked) _epilogueIntLifPacked((int)SpikeGemmKernels.PackedLifThreads(p), c, output.Cast<int>(), layer.Scales!.View, bias, bn, p);
                 else if (!fused && timesteps > 0) _epilogueIntLif(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
                 else if (!fused) _epilogueInt(epilogueThreads, c, output, layer.Scales!.View, bias, bn, p);
@@ -923,9 +922,10 @@ internal sealed partial class SpikeGemmOps
     /// <summary>
     /// Whether conv → LIF → conv (<paramref name="first"/>, <paramref name="second"/>: IBackend.ConvLifConv without a
     /// recorder, run as its two ops) hands the hidden spikes over packed (<see cref="Conv"/>'s outputPacked and inputPacked):
-    /// two integer spike layers that chain at the same map size, the first's LIF in the separate epilogue (not in a
-    /// pipelined GEMM kernel, not a fused or TF32 1×1), the second on the packed path with one int8 copy of its input, maps
-    /// of whole quads of pixels (<see cref="SpikeGemmKernels.EpilogueIntLifPacked{TFma}"/>). The
+    /// two integer spike layers that chain at the same map size, the first's LIF in the separate epilogue
+    /// (<see cref="SpikeGemmKernels.EpilogueIntLifPacked{TFma}"/>) or in a pipelined GEMM kernel's (its spikes staged as bytes
+    /// and stored as 16-byte vectors), not a fused or TF32 1×1, the second on the packed path with one int8 copy of its
+    /// input, maps of whole quads of pixels. The
     /// hidden spikes are then written once as int8 in the second layer's layout, never as fp32 maps, and the second layer
     /// packs nothing; its outputs are the two ops' bit for bit.
     /// </summary>
@@ -933,8 +933,7 @@ internal sealed partial class SpikeGemmOps
         first.Integer && second.Integer && !first.RealInput && !second.RealInput && second.Copies == 1
         && first.Geometry.OutChannels == second.Geometry.InChannels && first.Geometry.OutH(h) == h && first.Geometry.OutW(w) == w
         && timesteps > 0 && frames % timesteps == 0 && frames < 1 << 21 && h * w % 4 == 0
-        && !InPlace(first, frames, h, w, timesteps) && !(Implicit(first, h, w, lif: true) && Pipelined(first, lif: true))
-        && !InPlace(second, frames, h, w, 0);
+        && !InPlace(first, frames, h, w, timesteps) && !InPlace(second, frames, h, w, 0);
 
     /// <summary>
     /// Spikes packed pixel-major into int8, dst[PackRows, PackCopies, Cp] (16-byte aligned): four packed pixels a thread where

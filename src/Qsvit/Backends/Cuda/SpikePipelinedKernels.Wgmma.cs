@@ -119,6 +119,11 @@ internal static partial class SpikePipelinedKernels
             Group.Barrier();
             if (lif || epilogue.Fused) EpilogueRound<TFma>(shared, epilogue, p, r0, half, columns, lif, tid);
             else SumsRound(shared, sums, p, gemmRows, r0, half, columns.N0 + tid);
+            if (lif && p.OutWords > 0)
+            {
+                Group.Barrier();
+                PackedRound(shared, epilogue, p, r0, half, columns, tid);
+            }
         }
     }
 

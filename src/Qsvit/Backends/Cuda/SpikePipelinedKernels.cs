@@ -263,7 +263,9 @@ internal static partial class SpikePipelinedKernels
     /// (128 / PerStep)-th local row from k / PerStep, so its pixel's image, frames and output offsets are found once.
     /// Without a LIF <see cref="SpikeGemmKernels.Scaled{TFma}"/> into output[frame, oc, pix] (<see cref="SpikeGemmKernels.EpilogueInt{TFma}"/>'s
     /// values); with one the T steps (local frames t·Items + image) through Scaled and <see cref="SpikeGemmKernels.LifSpike"/>
-    /// in order (<see cref="SpikeGemmKernels.EpilogueIntLif{TFma}"/>'s arithmetic), each spike written at its frame.
+    /// in order (<see cref="SpikeGemmKernels.EpilogueIntLif{TFma}"/>'s arithmetic), each spike written at its frame; where the
+    /// spikes go out packed (p.OutWords &gt; 0) each is a byte of the round's staging after the sums (<see cref="PackedRound"/>
+    /// stores them), rows past M zero.
     /// </summary>
     private static void EpilogueRound<TFma>(ArrayView<int> shared, SpikeTiledKernels.Epilogue e, SpikeGemmArgs p, int r0, int half, Columns columns,
         bool lif, int thread) where TFma : struct, IFma
@@ -273,15 +275,21 @@ internal static partial class SpikePipelinedKernels
         if (rowLane >= rowLanes || pixel >= columns.Limit) return;
         int image = pixel / p.OHW, pix = pixel - image * p.OHW, steps = lif ? p.Timesteps : 1;
         long plane = (long)p.M * p.OHW;
+        var bytes = shared.SubView(PackedBytesAt).Cast<byte>();
         // Step t's frame is Frame(t·Items + image) = Frame(image) + t·FrameStride, so its outputs lie a fixed stride apart.
         long o0 = (long)p.Frame(image) * plane + pix, stepStride = (long)p.FrameStride * plane;
         for (int localRow = rowLane; localRow < 64; localRow += rowLanes)
         {
             int oc = r0 + (localRow >> 5) * WarpRows + half + (localRow & 31);
-            if (oc >= p.M) continue;
+            int at = localRow * SharedRow + q, spikeAt = q * 64 + localRow;
+            if (oc >= p.M)
+            {
+                if (lif && p.OutWords > 0)
+                    for (int t = 0; t < steps; t++, spikeAt += perStep * 64) bytes[spikeAt] = 0;
+                continue;
+            }
             // The row's scale, bias and first BN once for its T steps (Scaled's operations, in its order).
             var row = new SpikeTiledKernels.Row(e, oc);
-            int at = localRow * SharedRow + q;
             long o = o0 + (long)oc * p.OHW;
             if (!lif)
             {
@@ -289,11 +297,36 @@ internal static partial class SpikePipelinedKernels
                 continue;
             }
             float v = 0f;
-            for (int t = 0; t < steps; t++, at += perStep, o += stepStride)
+            for (int t = 0; t < steps; t++, at += perStep, o += stepStride, spikeAt += perStep * 64)
             {
                 v = SpikeGemmKernels.LifSpike(row.Value<TFma>(shared[at], oc, e), v, p.Threshold, out float spike);
-                e.Output[o] = spike;
+                if (p.OutWords > 0) bytes[spikeAt] = spike != 0f ? (byte)1 : (byte)0;
+                else e.Output[o] = spike;
             }
+        }
+    }
+
+    /// <summary>ints before the packed epilogue's spike bytes in the ring: the round's shared sums (64 rows of <see cref="SharedRow"/>).</summary>
+    private const int PackedBytesAt = 64 * SharedRow;
+
+    /// <summary>
+    /// A round's spikes (<see cref="EpilogueRound{TFma}"/> with p.OutWords &gt; 0: bytes [block column, local row], 64 a column)
+    /// stored as the next layer's packed int8 input, packed[frame, pixel, OutWords·4]: thread k's items k + 128m are (block
+    /// column, 16 local rows), so four neighbouring threads store one column's 64 channels as 16-byte vectors. Past the
+    /// chunk's pixels and past the packed channels nothing is stored. Runs after every thread's round (a barrier apart).
+    /// </summary>
+    private static void PackedRound(ArrayView<int> shared, SpikeTiledKernels.Epilogue e, SpikeGemmArgs p, int r0, int half, Columns columns, int thread)
+    {
+        var staged = shared.SubView(PackedBytesAt).Cast<Words4>();
+        var packed = e.Output.Cast<Words4>();
+        int pixelQuads = p.OutWords / 4;
+        for (int item = thread; item < BlockPixels * 4; item += GroupThreads)
+        {
+            int c = item >> 2, chunk = item & 3, t = c / columns.PerStep, pixel = columns.N0 + c - t * columns.PerStep;
+            int oc0 = r0 + (chunk >> 1) * WarpRows + half + 16 * (chunk & 1);
+            if (t >= columns.Steps || pixel >= columns.Limit || oc0 >= 4 * p.OutWords) continue;
+            int image = pixel / p.OHW, pix = pixel - image * p.OHW;
+            packed[((long)p.Frame(t * p.Items + image) * p.OHW + pix) * pixelQuads + oc0 / 16] = staged[c * 4 + chunk];
         }
     }
 
@@ -400,10 +433,20 @@ internal static partial class SpikePipelinedKernels
             Group.Barrier();
             EpilogueRound<TFma>(shared, epilogue, p, r0, 0, columns, lif, tid);
             Group.Barrier();
+            if (lif && p.OutWords > 0)
+            {
+                PackedRound(shared, epilogue, p, r0, 0, columns, tid);
+                Group.Barrier();
+            }
             Store10(new SharedSink(shared, localRow, column));
             Store11(new SharedSink(shared, localRow, column + 32));
             Group.Barrier();
             EpilogueRound<TFma>(shared, epilogue, p, r0, 32, columns, lif, tid);
+            if (lif && p.OutWords > 0)
+            {
+                Group.Barrier();
+                PackedRound(shared, epilogue, p, r0, 32, columns, tid);
+            }
         }
         else
         {
@@ -483,6 +526,10 @@ internal static partial class SpikePipelinedKernels
             Group.Barrier();
             for (int thread = Group.IdxX; thread < GroupThreads; thread += Group.DimX)
                 EpilogueRound<TFma>(shared, epilogue, p, r0, half, columns, lif, thread);
+            if (!lif || p.OutWords == 0) continue;
+            Group.Barrier();
+            for (int thread = Group.IdxX; thread < GroupThreads; thread += Group.DimX)
+                PackedRound(shared, epilogue, p, r0, half, columns, thread);
         }
     }
 

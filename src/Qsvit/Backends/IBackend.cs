@@ -175,8 +175,8 @@ public interface IBackend : IDisposable
     /// <see cref="ConvLif"/> of <paramref name="first"/>, then <see cref="Conv"/> of <paramref name="second"/> over its spikes
     /// into <paramref name="output"/> (ConvBlock's conv1 → lif → conv2, the MLP's fc1 → lif → fc2; same height and width).
     /// A backend may pass the spikes to the second conv in its own form (the CPU backend does for integer layers, as
-    /// packed words) and leave <paramref name="preActivation"/> and <paramref name="spikes"/> unwritten; the output is that of
-    /// the ops, bit for bit.
+    /// packed words; the CUDA backend as int8 bytes in <paramref name="spikes"/>) and leave <paramref name="preActivation"/>
+    /// and <paramref name="spikes"/> unwritten or holding that form; the output is that of the ops, bit for bit.
     /// </summary>
     void ConvLifConv(ConvLayer first, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation, DeviceBuffer spikes,
         int timesteps, float threshold, int lifLayer, LifRecorder? recorder, ConvLayer second, DeviceBuffer output) =>

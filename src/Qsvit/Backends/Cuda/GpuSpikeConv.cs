@@ -252,9 +252,9 @@ internal sealed class GpuSpikeConv : IDisposable
     /// (<see cref="SpikeGemmOps.Tf32"/>) than packed into int8 columns for cuBLAS's int8 GEMM: on large maps, where each
     /// frame's GEMM is wide. Measured on an H200 (BENCHMARKS.md, eighth session), per pass: the 55M's 128→256 + LIF at 56×56
     /// 0.43 against 0.56 ms, 256→512 + LIF at 28×28 0.55 against 0.60; at 14×14 (512→512, 640→640, the MLPs) 1.1–1.8x
-    /// slower, and so were CIFAR's MLPs at 4×4. Measured again with the quad packer (twelfth session): 0.49 against 0.55 ms at 56×56, 0.60 against 0.58 at 28×28;
-    /// at 112×112 (the 55M's 64→128 + LIF) only the int8 path was measured (1.07 ms, the fused kernel 1.62), so larger maps
-    /// keep it.
+    /// slower, and so were CIFAR's MLPs at 4×4. Measured again with the quad packer (twelfth session): 0.49 against 0.55 ms
+    /// at 56×56, 0.60 against 0.58 at 28×28; at 112×112 (the 55M's 64→128 + LIF) only the int8 path was measured (1.07 ms,
+    /// the fused kernel 1.62), so larger maps keep it.
     /// </summary>
     public static bool Tf32Pays(int pixels) => pixels is >= Tf32MinPixels and <= Tf32MaxPixels;
 
@@ -791,10 +791,9 @@ internal sealed partial class SpikeGemmOps
     /// The layer of input[frames, Cin, h, w] into output[frames, Cout, OH, OW], in chunks of <paramref name="chunk"/> frames;
     /// with <paramref name="timesteps"/> &gt; 0 (integer codes) the LIF over the result instead (IBackend.ConvLif, the LIF
     /// kernel's values bit for bit): output receives the spikes, chunks hold whole images (<paramref name="chunk"/> a multiple of T).
-    /// With <paramref name="outputPacked"/> (the LIF fused: <see cref="HiddenPacked"/>) output
-    /// receives the spikes as the next layer's packed int8 input ([frames, OH·OW, M rounded up to 16]); with
-    /// <paramref name="inputPacked"/> input already holds this layer's packed spikes so ([frames, h·w, Cp], with room for 3 rows
-    /// past them) and no chunk packs.
+    /// With <paramref name="outputPacked"/> (the LIF fused: <see cref="HiddenPacked"/>) output receives the spikes as the next
+    /// layer's packed int8 input ([frames, OH·OW, M rounded up to 16]); with <paramref name="inputPacked"/> input already holds
+    /// this layer's packed spikes so ([frames, h·w, Cp], with room for 3 rows past them) and no chunk packs.
     /// </summary>
     public void Conv(GpuSpikeConv layer, ArrayView<float> input, int frames, int h, int w, ArrayView<float> output,
         ArrayView<float> columns, ArrayView<float> sums, int chunk, int timesteps = 0, float threshold = 0f, bool inputPacked = false, bool outputPacked = false)
@@ -861,10 +860,12 @@ internal sealed partial class SpikeGemmOps
             var chunkColumns = inputPacked && layer.Pointwise ? input.SubView((long)f0 * h * w * layer.Cp / 4) : colRegion;
             var pack = layer.Pointwise ? chunkColumns : chunkPacked;
             int pm = layer.GemmRows;
-            if (inputPacked) { }
-            else if (layer.Integer) PackS8(input, pack.Cast<sbyte>(), p);
-            else if (layer.RealInput) _packSplit(config, input, pack.Cast<ushort>(), p);
-            else _packBf16(config, input, pack.Cast<ushort>(), p);
+            if (!inputPacked)
+            {
+                if (layer.Integer) PackS8(input, pack.Cast<sbyte>(), p);
+                else if (layer.RealInput) _packSplit(config, input, pack.Cast<ushort>(), p);
+                else _packBf16(config, input, pack.Cast<ushort>(), p);
+            }
             if (!layer.Pointwise && !mma) _columns((int)(rows * p.Words / 2), chunkPacked.Cast<long>(), chunkColumns.Cast<long>(), p);
             if (layer.Integer)
             {
@@ -925,9 +926,10 @@ internal sealed partial class SpikeGemmOps
     /// two integer spike layers that chain at the same map size, the first's LIF in the separate epilogue
     /// (<see cref="SpikeGemmKernels.EpilogueIntLifPacked{TFma}"/>) or in a pipelined GEMM kernel's (its spikes staged as bytes
     /// and stored as 16-byte vectors), not a fused or TF32 1×1, the second on the packed path with one int8 copy of its
-    /// input, maps of whole quads of pixels. The
-    /// hidden spikes are then written once as int8 in the second layer's layout, never as fp32 maps, and the second layer
-    /// packs nothing; its outputs are the two ops' bit for bit.
+    /// input, maps of whole quads of pixels. The hidden spikes are then written once as int8 in the second layer's layout,
+    /// never as fp32 maps, and the second layer packs nothing; its outputs are the two ops' bit for bit. Measured on an H200
+    /// (BENCHMARKS.md, twelfth session): the 55M 885.6 → 914.2 images/s with the separate epilogue's, 899.1 → 920.5 with the
+    /// pipelined kernels' too.
     /// </summary>
     public bool HiddenPacked(GpuSpikeConv first, GpuSpikeConv second, int frames, int h, int w, int timesteps) =>
         first.Integer && second.Integer && !first.RealInput && !second.RealInput && second.Copies == 1

@@ -52,6 +52,26 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         Assert.InRange(counter.Read().Spikes[1], 1, frames * hidden * h * w - 1); // the hidden LIF fired, not everywhere
     }
 
+    /// <summary>A hidden layer of 3 channels packs 16 a pixel, more bytes than its fp32 spikes buffer holds: the two ops run.</summary>
+    [Fact]
+    public void HiddenSpikesTooNarrowToPackInTheirBufferRunTheTwoOps()
+    {
+        const int timesteps = 2, batch = 2, frames = timesteps * batch, h = 4, w = 4;
+        using var backend = CudaBackend.OnCpuAccelerator(SpikeInputGemm.TensorCoresIm2col, split: false);
+        var (first, second) = ChainLayers.Of(3, 8, 3, 8, 4, "paper");
+        using (var b = (CudaConvLayer)backend.CreateConv(second))
+        {
+            Assert.False(SpikeGemmOps.PackedFits(b.Spike!, frames, h, w, frames * 3 * h * w));
+            Assert.True(SpikeGemmOps.PackedFits(b.Spike!, frames, h, w, frames * 16 * h * w));
+        }
+        var input = ChainLayers.Spikes(new Random(3), frames * 8 * h * w);
+        using var counter = backend.CreateSpikeCounter(2);
+        var (expected, _) = ChainLayers.Run(backend, first, second, input, h, w, timesteps, batch, fused: false, counter);
+        var (actual, spikes) = ChainLayers.Run(backend, first, second, input, h, w, timesteps, batch, fused: false);
+        Assert.Equal(expected, actual);
+        Assert.All(spikes, v => Assert.True(v is 0f or 1f)); // the ops' fp32 spikes, not packed bytes
+    }
+
     /// <summary>
     /// The four-pixel packer writes <see cref="SpikeGemmKernels.PackS8"/>'s bytes: channels not a multiple of 16 (zero
     /// padding), written rows past the valid ones (zero), two copies of each pixel, chunks of whole images for a fused LIF

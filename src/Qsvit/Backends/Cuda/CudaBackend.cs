@@ -411,7 +411,8 @@ public sealed partial class CudaBackend : IBackend
             counter?.AddNeurons(lifLayer, (long)frames * first.Geometry.OutChannels * height * width);
             return;
         }
-        if (recorder is null && first is CudaConvLayer { Spike: { } producer } && second is CudaConvLayer { Spike: { } consumer } && _spike!.HiddenPacked(producer, consumer, frames, height, width, timesteps))
+        if (recorder is null && first is CudaConvLayer { Spike: { } producer } && second is CudaConvLayer { Spike: { } consumer } && _spike!.HiddenPacked(producer, consumer, frames, height, width, timesteps)
+            && SpikeGemmOps.PackedFits(consumer, frames, height, width, V(spikes).Length))
         {
             // The hidden spikes as the second layer's packed int8 input, in the spikes buffer (a quarter of its bytes).
             var hidden = V(spikes);

@@ -938,6 +938,14 @@ internal sealed partial class SpikeGemmOps
         && !InPlace(first, frames, h, w, timesteps) && !InPlace(second, frames, h, w, 0);
 
     /// <summary>
+    /// Whether <paramref name="floats"/> of the fp32 spikes buffer hold <paramref name="second"/>'s packed input for
+    /// <paramref name="frames"/> frames of h × w ([frames, h·w, Cp] bytes and 3 rows past them, which a 1×1 layer's columns
+    /// read): always unless the hidden layer is narrower than a quarter of its 16-channel padding (fewer than 4 channels).
+    /// </summary>
+    public static bool PackedFits(GpuSpikeConv second, int frames, int h, int w, long floats) =>
+        ((long)frames * h * w + 3) * second.Cp <= 4 * floats;
+
+    /// <summary>
     /// Spikes packed pixel-major into int8, dst[PackRows, PackCopies, Cp] (16-byte aligned): four packed pixels a thread where
     /// <see cref="SpikeGemmKernels.PacksQuads"/> holds, else one (the same bytes).
     /// </summary>

@@ -318,7 +318,7 @@ internal sealed class GpuSpikeConv : IDisposable
         Integer = integer;
         m = g.OutChannels;
         K = k = g.InChannels * g.KernelH * g.KernelW;
-        Cp = (g.InChannels + SpikeGemmKernels.ChannelAlign - 1) / SpikeGemmKernels.ChannelAlign * SpikeGemmKernels.ChannelAlign;
+        Cp = SpikeGemmKernels.PaddedChannels(g.InChannels);
         Kp = kp = g.KernelH * g.KernelW * Cp;
         var bias = spec.Bias;
         if (bias.Length != 0 && bias.Length < m) throw new ArgumentException($"bias has {bias.Length} elements, needs {m}", nameof(spec));
@@ -849,7 +849,7 @@ internal sealed partial class SpikeGemmOps
                 PackRows = layer.Pointwise ? (int)rows : n * h * w, PackValid = layer.Pointwise ? (int)valid : n * h * w, PackPlane = h * w,
                 PackCopies = layer.Pointwise ? layer.Copies : 1, PerThread = ohw % 4 == 0 && Aligned16(output) && Aligned16(sums) ? 4 : 1,
                 Items = timesteps > 0 ? items : 0, InvItems = 1f / items, FrameStride = batch, Timesteps = timesteps, Threshold = threshold,
-                OutWords = outputPacked ? (m + SpikeGemmKernels.ChannelAlign - 1) / SpikeGemmKernels.ChannelAlign * SpikeGemmKernels.ChannelAlign / 4 : 0,
+                OutWords = outputPacked ? SpikeGemmKernels.PaddedChannels(m) / 4 : 0,
             };
             // Threads of the epilogue: one per PerThread outputs, each over the T steps when the LIF is fused.
             int epilogueThreads = (int)((timesteps > 0 ? outputs / timesteps : outputs) / p.PerThread);

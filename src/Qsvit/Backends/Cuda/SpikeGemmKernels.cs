@@ -72,6 +72,9 @@ internal static class SpikeGemmKernels
     /// <summary>Packed channels are padded to a multiple of this (16 int8 or bf16 values: whole 8-byte words, cuBLAS's int8 K alignment).</summary>
     public const int ChannelAlign = 16;
 
+    /// <summary><paramref name="channels"/> padded to a multiple of <see cref="ChannelAlign"/>: a packed pixel's channels (Cp).</summary>
+    public static int PaddedChannels(int channels) => (channels + ChannelAlign - 1) / ChannelAlign * ChannelAlign;
+
     /// <summary>bf16 1.0 (the top half of fp32 1.0).</summary>
     public const ushort Bf16One = 0x3F80;
 

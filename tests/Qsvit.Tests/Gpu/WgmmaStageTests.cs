@@ -1,3 +1,4 @@
+using ILGPU.Runtime;
 using Qsvit.Backends.Cuda;
 
 namespace Qsvit.Tests.Gpu;
@@ -33,7 +34,7 @@ public sealed class WgmmaStageTests(CpuAcceleratorFixture gpu)
     public void LoaderDeclinesOffHopperWithAReason()
     {
         Assert.False(Sm90aKernels.Supported(gpu.Device.Accelerator));
-        var launcher = Sm90aKernels.Load<Action<int>>(gpu.Device.Accelerator, (Action<int>)(_ => { }), 0, out string? why);
+        var launcher = Sm90aKernels.Load<Action<int>>(gpu.Device.Accelerator, (Action<int>)(_ => { }), 0, KernelSpecialization.Empty, out string? why);
         Assert.Null(launcher);
         Assert.Equal("not an sm_90 GPU", why);
     }

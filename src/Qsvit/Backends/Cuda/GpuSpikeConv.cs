@@ -456,7 +456,7 @@ internal sealed partial class SpikeGemmOps
         {
             var launcher = Sm90aKernels.Load<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, long, long>>(acc,
                 (Action<ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, int, int, long, long>)SpikePipelinedKernels.ConvWgmma<ContractedFma>,
-                SpikePipelinedKernels.WgmmaSharedBytes, out string? why);
+                SpikePipelinedKernels.WgmmaSharedBytes, new KernelSpecialization(SpikePipelinedKernels.GroupThreads, SpikePipelinedKernels.WgmmaBlocksPerMultiprocessor), out string? why);
             WgmmaUnavailable = why;
             if (launcher is not null)
                 _wgmmaConv = (config, packed, weights, sums, output, scales, bias, bn, p, rows, fused, packedAddress, weightAddress) =>
@@ -876,7 +876,7 @@ internal sealed partial class SpikeGemmOps
                 {
                     // One digit: the epilogue (and the LIF) runs in the kernel and the sums never reach memory; on wgmma only
                     // under a LIF: without one the coalesced int32 sums and the separate epilogue measured faster than the
-                    // in-kernel epilogue at 2 blocks a multiprocessor (1.0–1.4x per layer).
+                    // in-kernel epilogue at 2 blocks a multiprocessor (1.0–1.4x per layer), and at 3 (the 55M 0.98x, thirteenth session).
                     bool wgmma = Wgmma(layer, timesteps > 0);
                     fused = p.Parts == 1 && _tiledFuses && (timesteps == 0 ? !wgmma : SpikePipelinedKernels.StepsFit(timesteps));
                     int kind = !fused ? SpikePipelinedKernels.SumsOut : timesteps > 0 ? SpikePipelinedKernels.SpikesOut : SpikePipelinedKernels.OutputsOut;

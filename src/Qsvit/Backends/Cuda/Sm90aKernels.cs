@@ -34,7 +34,12 @@ internal static partial class Sm90aKernels
     /// <paramref name="why"/> set where it cannot be built here.
     /// </summary>
     /// <param name="dynamicSharedBytes">Dynamic shared memory its launches ask for: above 48 KB the function must be allowed it first.</param>
-    public static TLauncher? Load<TLauncher>(Accelerator acc, Delegate kernel, int dynamicSharedBytes, out string? why) where TLauncher : Delegate
+    /// <param name="specialization">
+    /// Its launch bounds (ILGPU writes them as <c>.maxntid</c> and <c>.minnctapersm</c>): ptxas keeps a thread's registers
+    /// within what that many blocks a multiprocessor leave.
+    /// </param>
+    public static TLauncher? Load<TLauncher>(Accelerator acc, Delegate kernel, int dynamicSharedBytes, KernelSpecialization specialization, out string? why)
+        where TLauncher : Delegate
     {
         why = null;
         if (!Supported(acc))
@@ -44,7 +49,7 @@ internal static partial class Sm90aKernels
         }
         try
         {
-            var compiled = (PTXCompiledKernel)acc.GetBackend().Compile(EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method), KernelSpecialization.Empty);
+            var compiled = (PTXCompiledKernel)acc.GetBackend().Compile(EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method), specialization);
             string ptx = Retarget(compiled.PTXAssembly);
             var entryPoint = typeof(CompiledKernel).GetProperty("EntryPoint", BindingFlags.Instance | BindingFlags.NonPublic)?.GetValue(compiled)
                 ?? throw new MissingMemberException("CompiledKernel.EntryPoint");

@@ -38,7 +38,7 @@ internal static partial class SpikePipelinedKernels
         where TFma : struct, IFma
     {
         if (fused == SpikesOut) Debug.Assert(p.Parts == 1 && StepsFit(p.Timesteps) && gemmRows == p.M);
-        // WgmmaDepth stages (80 KB): dynamic shared memory, the launch asks for WgmmaSharedBytes (the fallback uses Depth of them).
+        // WgmmaDepth stages (64 KB): dynamic shared memory, the launch asks for WgmmaSharedBytes (the fallback uses Depth of them).
         var stage = SharedMemory.GetDynamic<Words4>();
         int rowTiles = (gemmRows + BlockRows - 1) / BlockRows, pixelTile = Grid.IdxX / rowTiles;
         int r0 = (Grid.IdxX - pixelTile * rowTiles) * BlockRows;
@@ -49,8 +49,16 @@ internal static partial class SpikePipelinedKernels
         else ScalarBlock<TFma>(src, sums, epilogue, stage, p, gemmRows, r0, columns, fused == SpikesOut, Swizzle64Layout);
     }
 
-    /// <summary>Stages in the wgmma kernel's ring: 5 × 16 KB of dynamic shared memory (two blocks a multiprocessor fit, registers allow two).</summary>
-    public const int WgmmaDepth = 5;
+    /// <summary>
+    /// Stages in the wgmma kernel's ring: 4 × 16 KB of dynamic shared memory, so <see cref="WgmmaBlocksPerMultiprocessor"/>
+    /// blocks fit a multiprocessor's 228 KB. Five stages fitted two: the kernels are latency-bound at a few warps a scheduler
+    /// (ncu: an instruction issued every 2.6 cycles), and three blocks of four stages ran the 55M 3.2 % faster than two of
+    /// five (949 against 920 images/s, one H200, BENCHMARKS.md, thirteenth session); four stages at two blocks ran as five.
+    /// </summary>
+    public const int WgmmaDepth = 4;
+
+    /// <summary>The wgmma kernel's launch bounds: three blocks a multiprocessor, which holds its registers to 168 a thread (172 unbounded).</summary>
+    public const int WgmmaBlocksPerMultiprocessor = 3;
 
     /// <summary>Dynamic shared memory of a wgmma launch: the ring (the epilogue's shared sums reuse it) and 512 bytes to align it for the swizzle.</summary>
     public const int WgmmaSharedBytes = WgmmaDepth * StageQuads * 16 + 512;
@@ -84,8 +92,8 @@ internal static partial class SpikePipelinedKernels
         int read = 0, write = ahead * StageQuads;
         for (int s = 0; s < stages; s++)
         {
-            // ahead − 1 = 2 younger copy groups may pend (one is committed per stage, empty past the last); PTX wants the literal.
-            CudaAsm.Emit("cp.async.wait_group 2;");
+            // ahead − 1 = 1 younger copy group may pend (one is committed per stage, empty past the last); PTX wants the literal.
+            CudaAsm.Emit("cp.async.wait_group 1;");
             CudaAsm.Emit("fence.proxy.async.shared::cta;");
             CudaAsm.Emit("wgmma.wait_group.sync.aligned 1;");
             Group.Barrier();
@@ -116,6 +124,7 @@ internal static partial class SpikePipelinedKernels
                 SharedStoreLower(lower);
                 SharedStoreUpper(upperAt);
             }
+            if (lif && p.OutWords > 0) StageRows(shared, epilogue, r0, half, tid);
             Group.Barrier();
             if (lif || epilogue.Fused) EpilogueRound<TFma>(shared, epilogue, p, r0, half, columns, lif, tid);
             else SumsRound(shared, sums, p, gemmRows, r0, half, columns.N0 + tid);

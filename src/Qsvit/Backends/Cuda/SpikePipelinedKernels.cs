@@ -264,32 +264,30 @@ internal static partial class SpikePipelinedKernels
     /// Without a LIF <see cref="SpikeGemmKernels.Scaled{TFma}"/> into output[frame, oc, pix] (<see cref="SpikeGemmKernels.EpilogueInt{TFma}"/>'s
     /// values); with one the T steps (local frames t·Items + image) through Scaled and <see cref="SpikeGemmKernels.LifSpike"/>
     /// in order (<see cref="SpikeGemmKernels.EpilogueIntLif{TFma}"/>'s arithmetic), each spike written at its frame; where the
-    /// spikes go out packed (p.OutWords &gt; 0) each is a byte of the round's staging after the sums (<see cref="PackedRound"/>
-    /// stores them), rows past M zero.
+    /// spikes go out packed (p.OutWords &gt; 0) <see cref="PackedLifRound{TFma}"/> runs instead.
     /// </summary>
     private static void EpilogueRound<TFma>(ArrayView<int> shared, SpikeTiledKernels.Epilogue e, SpikeGemmArgs p, int r0, int half, Columns columns,
         bool lif, int thread) where TFma : struct, IFma
     {
+        if (lif && p.OutWords > 0)
+        {
+            PackedLifRound<TFma>(shared, e, p, r0, half, columns, thread);
+            return;
+        }
         int perStep = columns.PerStep, rowLanes = GroupThreads / perStep, rowLane = thread / perStep, q = thread - rowLane * perStep;
         int pixel = columns.N0 + q;
         if (rowLane >= rowLanes || pixel >= columns.Limit) return;
         int image = pixel / p.OHW, pix = pixel - image * p.OHW, steps = lif ? p.Timesteps : 1;
         long plane = (long)p.M * p.OHW;
-        var bytes = shared.SubView(PackedBytesAt).Cast<byte>();
         // Step t's frame is Frame(t·Items + image) = Frame(image) + t·FrameStride, so its outputs lie a fixed stride apart.
         long o0 = (long)p.Frame(image) * plane + pix, stepStride = (long)p.FrameStride * plane;
         for (int localRow = rowLane; localRow < 64; localRow += rowLanes)
         {
             int oc = r0 + (localRow >> 5) * WarpRows + half + (localRow & 31);
-            int at = localRow * SharedRow + q, spikeAt = q * 64 + localRow;
-            if (oc >= p.M)
-            {
-                if (lif && p.OutWords > 0)
-                    for (int t = 0; t < steps; t++, spikeAt += perStep * 64) bytes[spikeAt] = 0;
-                continue;
-            }
+            if (oc >= p.M) continue;
             // The row's scale, bias and first BN once for its T steps (Scaled's operations, in its order).
             var row = new SpikeTiledKernels.Row(e, oc);
+            int at = localRow * SharedRow + q;
             long o = o0 + (long)oc * p.OHW;
             if (!lif)
             {
@@ -297,36 +295,122 @@ internal static partial class SpikePipelinedKernels
                 continue;
             }
             float v = 0f;
-            for (int t = 0; t < steps; t++, at += perStep, o += stepStride, spikeAt += perStep * 64)
+            for (int t = 0; t < steps; t++, at += perStep, o += stepStride)
             {
                 v = SpikeGemmKernels.LifSpike(row.Value<TFma>(shared[at], oc, e), v, p.Threshold, out float spike);
-                if (p.OutWords > 0) bytes[spikeAt] = spike != 0f ? (byte)1 : (byte)0;
-                else e.Output[o] = spike;
+                e.Output[o] = spike;
             }
         }
     }
 
-    /// <summary>ints before the packed epilogue's spike bytes in the ring: the round's shared sums (64 rows of <see cref="SharedRow"/>).</summary>
-    private const int PackedBytesAt = 64 * SharedRow;
+    /// <summary>ints before the packed epilogue's spike words in the ring: the round's shared sums (64 rows of <see cref="SharedRow"/>).</summary>
+    private const int PackedWordsAt = 64 * SharedRow;
 
     /// <summary>
-    /// A round's spikes (<see cref="EpilogueRound{TFma}"/> with p.OutWords &gt; 0: bytes [block column, local row], 64 a column)
-    /// stored as the next layer's packed int8 input, packed[frame, pixel, OutWords·4]: thread k's items k + 128m are (block
-    /// column, 16 local rows), so four neighbouring threads store one column's 64 channels as 16-byte vectors. Past the
-    /// chunk's pixels and past the packed channels nothing is stored. Runs after every thread's round (a barrier apart).
+    /// Spike words a staged block column: 16 (its 64 local rows, four a word, row 4w + i in byte i) and one more, so the
+    /// columns of a warp's neighbouring pixels start in distinct banks.
+    /// </summary>
+    private const int PackedWordPitch = 17;
+
+    /// <summary>floats after the spike words: the round's 64 rows' constants (<see cref="StageRows"/>), 16-byte aligned.</summary>
+    private const int PackedRowsAt = PackedWordsAt + BlockPixels * PackedWordPitch;
+
+    /// <summary>
+    /// Before a round of <see cref="PackedLifRound{TFma}"/> (a barrier before it): thread k &lt; 64 stages local row k's
+    /// scale, bias and first BN (<see cref="SpikeTiledKernels.Row"/>) as one 16-byte vector, so the round reads each with a
+    /// shared load. Held in registers, four rows' constants for the T steps spilled to local memory under the kernel's
+    /// 168-register bound (ncu: LDL/STL in the LIF's inner loop).
+    /// </summary>
+    private static void StageRows(ArrayView<int> shared, SpikeTiledKernels.Epilogue e, int r0, int half, int thread)
+    {
+        if (thread >= 64) return;
+        int oc = r0 + (thread >> 5) * WarpRows + half + (thread & 31);
+        shared.SubView(PackedRowsAt).Cast<F4>()[thread] = new SpikeTiledKernels.Row(e, oc).Stage();
+    }
+
+    /// <summary>
+    /// <see cref="EpilogueRound{TFma}"/>'s LIF where the spikes go out packed (p.OutWords &gt; 0): thread k takes column pixel
+    /// q = k mod PerStep and every (128 / PerStep)-th word of four local rows from k / PerStep; for each of the T steps its
+    /// four rows' values go through Scaled (their constants from <see cref="StageRows"/>) and the LIF (the same arithmetic
+    /// per neuron, in step order) and their spikes become one word, staged at [block column, word]
+    /// (<see cref="PackedWordPitch"/>; rows past M zero) for <see cref="PackedRound"/>. One 32-bit store per four spikes: a
+    /// byte each, 64 bytes apart across the lanes, made the stores 16-way bank conflicts (ncu: 65 % of the kernel's shared
+    /// wavefronts excessive) and most of its instructions.
+    /// </summary>
+    private static void PackedLifRound<TFma>(ArrayView<int> shared, SpikeTiledKernels.Epilogue e, SpikeGemmArgs p, int r0, int half, Columns columns,
+        int thread) where TFma : struct, IFma
+    {
+        int perStep = columns.PerStep, wordLanes = GroupThreads / perStep, wordLane = thread / perStep, q = thread - wordLane * perStep;
+        if (wordLane >= wordLanes || columns.N0 + q >= columns.Limit) return;
+        var words = shared.SubView(PackedWordsAt);
+        var rows = shared.SubView(PackedRowsAt).Cast<F4>();
+        for (int word = wordLane; word < 16; word += wordLanes)
+        {
+            // Local rows 4·word .. + 3 never straddle a warp's 32 rows: output channels oc0 .. oc0 + 3.
+            int localRow = 4 * word, oc0 = r0 + (localRow >> 5) * WarpRows + half + (localRow & 31);
+            int live = p.M - oc0, at = localRow * SharedRow + q, to = q * PackedWordPitch + word;
+            float v0 = 0f, v1 = 0f, v2 = 0f, v3 = 0f;
+            for (int t = 0; t < columns.Steps; t++, at += perStep, to += perStep * PackedWordPitch)
+            {
+                int bits = 0;
+                if (live > 0)
+                {
+                    v0 = SpikeGemmKernels.LifSpike(SpikeTiledKernels.Row.Staged(rows[localRow]).Value<TFma>(shared[at], oc0, e), v0, p.Threshold, out float s0);
+                    bits = s0 != 0f ? 1 : 0;
+                }
+                if (live > 1)
+                {
+                    v1 = SpikeGemmKernels.LifSpike(SpikeTiledKernels.Row.Staged(rows[localRow + 1]).Value<TFma>(shared[at + SharedRow], oc0 + 1, e), v1,
+                        p.Threshold, out float s1);
+                    bits |= s1 != 0f ? 1 << 8 : 0;
+                }
+                if (live > 2)
+                {
+                    v2 = SpikeGemmKernels.LifSpike(SpikeTiledKernels.Row.Staged(rows[localRow + 2]).Value<TFma>(shared[at + 2 * SharedRow], oc0 + 2, e), v2,
+                        p.Threshold, out float s2);
+                    bits |= s2 != 0f ? 1 << 16 : 0;
+                }
+                if (live > 3)
+                {
+                    v3 = SpikeGemmKernels.LifSpike(SpikeTiledKernels.Row.Staged(rows[localRow + 3]).Value<TFma>(shared[at + 3 * SharedRow], oc0 + 3, e), v3,
+                        p.Threshold, out float s3);
+                    bits |= s3 != 0f ? 1 << 24 : 0;
+                }
+                words[to] = bits;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A round's spikes (<see cref="PackedLifRound{TFma}"/>'s words, [block column, 16 words]) stored as the next layer's
+    /// packed int8 input, packed[frame, pixel, OutWords·4]: thread k's items k + 128m are (block column, 16 local rows), so
+    /// four neighbouring threads store one column's 64 channels as 16-byte vectors. Past the chunk's pixels and past the
+    /// packed channels nothing is stored. Runs after every thread's round (a barrier apart). A thread's columns are 32
+    /// apart: its step and pixel advance by that (no division per item), and its pixel's image only where the pixel changes.
     /// </summary>
     private static void PackedRound(ArrayView<int> shared, SpikeTiledKernels.Epilogue e, SpikeGemmArgs p, int r0, int half, Columns columns, int thread)
     {
-        var staged = shared.SubView(PackedBytesAt).Cast<Words4>();
+        var words = shared.SubView(PackedWordsAt);
         var packed = e.Output.Cast<Words4>();
-        int pixelQuads = p.OutWords / 4;
-        for (int item = thread; item < BlockPixels * 4; item += GroupThreads)
+        int pixelQuads = p.OutWords / 4, chunk = thread & 3, c = thread >> 2, t = c / columns.PerStep, q = c - t * columns.PerStep;
+        int oc0 = r0 + (chunk >> 1) * WarpRows + half + 16 * (chunk & 1);
+        if (oc0 >= 4 * p.OutWords) return;
+        int imageOf = -1, image = 0, pix = 0;
+        for (; c < BlockPixels; c += GroupThreads / 4)
         {
-            int c = item >> 2, chunk = item & 3, t = c / columns.PerStep, pixel = columns.N0 + c - t * columns.PerStep;
-            int oc0 = r0 + (chunk >> 1) * WarpRows + half + 16 * (chunk & 1);
-            if (t >= columns.Steps || pixel >= columns.Limit || oc0 >= 4 * p.OutWords) continue;
-            int image = pixel / p.OHW, pix = pixel - image * p.OHW;
-            packed[((long)p.Frame(t * p.Items + image) * p.OHW + pix) * pixelQuads + oc0 / 16] = staged[c * 4 + chunk];
+            if (t < columns.Steps && columns.N0 + q < columns.Limit)
+            {
+                if (q != imageOf)
+                {
+                    imageOf = q;
+                    image = (columns.N0 + q) / p.OHW;
+                    pix = columns.N0 + q - image * p.OHW;
+                }
+                int at = c * PackedWordPitch + 4 * chunk;
+                packed[((long)p.Frame(t * p.Items + image) * p.OHW + pix) * pixelQuads + oc0 / 16] =
+                    new Words4 { X = words[at], Y = words[at + 1], Z = words[at + 2], W = words[at + 3] };
+            }
+            for (q += GroupThreads / 4; q >= columns.PerStep; q -= columns.PerStep) t++;
         }
     }
 
@@ -430,6 +514,7 @@ internal static partial class SpikePipelinedKernels
             Group.Barrier();
             Store00(new SharedSink(shared, localRow, column));
             Store01(new SharedSink(shared, localRow, column + 32));
+            if (lif && p.OutWords > 0) StageRows(shared, epilogue, r0, 0, tid);
             Group.Barrier();
             EpilogueRound<TFma>(shared, epilogue, p, r0, 0, columns, lif, tid);
             Group.Barrier();
@@ -440,6 +525,7 @@ internal static partial class SpikePipelinedKernels
             }
             Store10(new SharedSink(shared, localRow, column));
             Store11(new SharedSink(shared, localRow, column + 32));
+            if (lif && p.OutWords > 0) StageRows(shared, epilogue, r0, 32, tid);
             Group.Barrier();
             EpilogueRound<TFma>(shared, epilogue, p, r0, 32, columns, lif, tid);
             if (lif && p.OutWords > 0)
@@ -523,6 +609,9 @@ internal static partial class SpikePipelinedKernels
                 int r = r0 + (localRow >> 5) * WarpRows + half + (localRow & 31), n = columns.N(c);
                 shared[localRow * SharedRow + c] = r < gemmRows && n < p.Valid ? sums[(long)r * p.Rows + n] : 0;
             }
+            if (lif && p.OutWords > 0)
+                for (int thread = Group.IdxX; thread < GroupThreads; thread += Group.DimX)
+                    StageRows(shared, epilogue, r0, half, thread);
             Group.Barrier();
             for (int thread = Group.IdxX; thread < GroupThreads; thread += Group.DimX)
                 EpilogueRound<TFma>(shared, epilogue, p, r0, half, columns, lif, thread);

@@ -146,6 +146,20 @@ internal static class SpikeTiledKernels
             _bnShift = inside && p.BnCount > 0 ? e.Bn[p.M + oc] : 0f;
         }
 
+        private Row(F4 staged)
+        {
+            _scale = staged.X;
+            _bias = staged.Y;
+            _bnScale = staged.Z;
+            _bnShift = staged.W;
+        }
+
+        /// <summary>This row's values as one 16-byte vector (<see cref="Staged"/> reads them back).</summary>
+        public F4 Stage() => new(_scale, _bias, _bnScale, _bnShift);
+
+        /// <summary>A row from its <see cref="Stage"/>d values.</summary>
+        public static Row Staged(F4 staged) => new(staged);
+
         /// <summary><see cref="SpikeGemmKernels.Scaled{TFma}"/> of <paramref name="sum"/> with this row's values: the same operations in the same order.</summary>
         public float Value<TFma>(int sum, int oc, Epilogue e) where TFma : struct, IFma
         {

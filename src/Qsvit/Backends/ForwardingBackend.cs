@@ -38,6 +38,8 @@ public abstract class ForwardingBackend(IBackend inner) : IBackend
     public virtual void RepConv(ConvLayer first, DeviceBuffer padValues, ConvLayer depthwise, ConvLayer pointwise, DeviceBuffer input, int frames,
         int height, int width, DeviceBuffer output) =>
         Inner.RepConv(first, padValues, depthwise, pointwise, input, frames, height, width, output);
+    public virtual void RepConvs(ReadOnlySpan<RepConvLayers> convs, DeviceBuffer input, int frames, int height, int width, ReadOnlySpan<DeviceBuffer> outputs) =>
+        Inner.RepConvs(convs, input, frames, height, width, outputs);
     public virtual string? RepConvEngine(ConvLayer first, ConvLayer depthwise, ConvLayer pointwise, int height, int width) =>
         Inner.RepConvEngine(first, depthwise, pointwise, height, width);
     public virtual void ConvRepeat(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output, int times) =>

@@ -100,6 +100,19 @@ public interface IBackend : IDisposable
         RunRepConv(this, first, padValues, depthwise, pointwise, input, frames, height, width, output);
 
     /// <summary>
+    /// <see cref="RepConv"/> of each of <paramref name="convs"/> over the same spikes <paramref name="input"/> into the
+    /// output of the same index (an attention block's q_conv, k_conv and v_conv). This default runs them one by one; a
+    /// backend may share their work on the input (the CUDA backend packs the spikes once), leaving each output
+    /// <see cref="RepConv"/>'s, bit for bit.
+    /// </summary>
+    void RepConvs(ReadOnlySpan<RepConvLayers> convs, DeviceBuffer input, int frames, int height, int width, ReadOnlySpan<DeviceBuffer> outputs)
+    {
+        if (outputs.Length != convs.Length) throw new ArgumentException($"{convs.Length} RepConvs need as many outputs, not {outputs.Length}", nameof(outputs));
+        for (int i = 0; i < convs.Length; i++)
+            RepConv(convs[i].First, convs[i].PadValues, convs[i].Depthwise, convs[i].Pointwise, input, frames, height, width, outputs[i]);
+    }
+
+    /// <summary>
     /// What runs <see cref="RepConv"/> of these layers where the backend runs it other than as its three ops (profiles name
     /// it); null where it runs the three ops (profiles name their engines).
     /// </summary>

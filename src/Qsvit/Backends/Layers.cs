@@ -54,6 +54,9 @@ public sealed record LinearWeights(float[] Weight, float[] Bias)
     public string? Module { get; init; }
 }
 
+/// <summary>RepConv's three layers and BNAndPadLayer's border values, as <see cref="IBackend.RepConv"/> takes them.</summary>
+public readonly record struct RepConvLayers(ConvLayer First, DeviceBuffer PadValues, ConvLayer Depthwise, ConvLayer Pointwise);
+
 /// <summary>A conv layer resident on its backend (weights uploaded and packed once).</summary>
 public abstract class ConvLayer : IDisposable
 {

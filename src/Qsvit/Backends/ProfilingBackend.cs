@@ -141,6 +141,19 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
             () => Inner.RepConv(first, padValues, depthwise, pointwise, input, frames, height, width, output));
     }
 
+    /// <summary>Timed as one op ("repconvs"), its shape one conv's and how many: the inner backend may share their work.</summary>
+    public override void RepConvs(ReadOnlySpan<RepConvLayers> convs, DeviceBuffer input, int frames, int height, int width, ReadOnlySpan<DeviceBuffer> outputs)
+    {
+        var c = convs[0];
+        var g = c.Pointwise.Geometry;
+        var layers = convs.ToArray();
+        var outs = outputs.ToArray();
+        Time("repconvs", $"{layers.Length} x {g.InChannels}->{g.OutChannels} @{height}x{width} x{frames}",
+            Inner.RepConvEngine(c.First, c.Depthwise, c.Pointwise, height, width)
+            ?? $"{c.First.EngineAt(height, width)}; {c.Depthwise.EngineAt(height + 2, width + 2)}; {c.Pointwise.EngineAt(height, width)}",
+            () => Inner.RepConvs(layers, input, frames, height, width, outs));
+    }
+
     public override void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
         Time("pad", $"{channels}ch @{height}x{width} +{pad} x{frames}", "", () => Inner.Pad(input, frames, channels, height, width, pad, padValues, output));
 

@@ -736,6 +736,9 @@ public sealed class Sdtv2Model : IDisposable
             _pw = m.Upload(m.Conv($"{p}.0.body.2.1.weight", null, new ConvGeometry(dim, dim, 1, 1), $"{p}.0.body.2.2", $"{p}.1")).Layer;
         }
 
+        /// <summary>The three layers and the pad values, as the backend takes them.</summary>
+        public RepConvLayers Layers => new(_conv1x1, _pad, _dw, _pw);
+
         public void Run(Pass p, DeviceBuffer spikes, int c, int h, int w, DeviceBuffer output)
         {
             var b = p.B;
@@ -796,9 +799,14 @@ public sealed class Sdtv2Model : IDisposable
             var q = b.Rent(n);
             var k = b.Rent(n);
             var v = b.Rent(n);
-            _q.Run(p, s, c, h, w, q);
-            _k.Run(p, s, c, h, w, k);
-            _v.Run(p, s, c, h, w, v);
+            // q, k and v read the same spikes: one backend op (which may pack them once) unless a probe watches each conv.
+            if (p.Probe is null) b.RepConvs([_q.Layers, _k.Layers, _v.Layers], s, frames, h, w, [q, k, v]);
+            else
+            {
+                _q.Run(p, s, c, h, w, q);
+                _k.Run(p, s, c, h, w, k);
+                _v.Run(p, s, c, h, w, v);
+            }
             var sa = p.LifAttentionLif(q, k, v, c, tokens, _heads, 0.125f);
             _proj.Run(p, sa, c, h, w, k);
             p.AddLif(k, n, MultiStepLif.DefaultThreshold, m1);

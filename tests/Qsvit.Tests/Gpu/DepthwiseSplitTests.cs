@@ -134,6 +134,56 @@ public sealed class DepthwiseSplitTests(SplitAcceleratorFixture gpu) : IClassFix
         TestData.AssertSame(Run(backend, f, d, fp32, input8, pad, frames, 8, 8, threeOps: true), Run(backend, f, d, fp32, input8, pad, frames, 8, 8, threeOps: false), "fp32 fallback");
     }
 
+    /// <summary>
+    /// q, k and v over one spike map (<see cref="IBackend.RepConvs"/>): packed once where every conv's first 1×1 feeds the
+    /// depthwise kernel from its sums, one by one elsewhere (a 4×4 map, below the kernel's rule); each output equals
+    /// <see cref="IBackend.RepConv"/>'s alone, bit for bit.
+    /// </summary>
+    [Theory]
+    [InlineData(130, 14, 14, 2, true)]
+    [InlineData(128, 4, 4, 3, false)]
+    public void RepConvsOverOneInputEqualEachRepConv(int channels, int h, int w, int frames, bool shared)
+    {
+        var backend = gpu.Backend;
+        var rng = new Random(channels + h);
+        var layers = new List<CudaConvLayer>();
+        var convs = new RepConvLayers[3];
+        int mark = backend.Mark();
+        var input = TestData.Spikes(rng, frames * channels * h * w);
+        var x = backend.Rent(input.Length);
+        backend.Upload(input, x);
+        var expected = new float[3][];
+        for (int i = 0; i < 3; i++)
+        {
+            var (first, depthwise, pointwise) = Layers(rng, channels, 4, biases: i != 1, bns: 1 + i % 2, pointwiseCodes: true);
+            var (f, d, q) = ((CudaConvLayer)backend.CreateConv(first), (CudaConvLayer)backend.CreateConv(depthwise), (CudaConvLayer)backend.CreateConv(pointwise));
+            layers.AddRange([f, d, q]);
+            var pad = TestData.Random(rng, channels);
+            var v = backend.Rent(channels);
+            backend.Upload(pad, v);
+            convs[i] = new RepConvLayers(f, v, d, q);
+            expected[i] = Run(backend, f, d, q, input, pad, frames, h, w, threeOps: false);
+        }
+        Assert.Equal(shared, backend.SharesPacking(convs, frames, h, w));
+        int outLength = frames * channels * h * w;
+        var outputs = new DeviceBuffer[3];
+        for (int i = 0; i < 3; i++)
+        {
+            outputs[i] = backend.Rent(outLength);
+            backend.Upload(Enumerable.Repeat(float.NaN, outLength).ToArray(), outputs[i]);
+        }
+        ((IBackend)backend).RepConvs(convs, x, frames, h, w, outputs);
+        for (int i = 0; i < 3; i++)
+        {
+            var actual = new float[outLength];
+            backend.Download(outputs[i], 0, actual);
+            TestData.AssertSame(expected[i], actual, $"conv {i} of RepConvs {channels}ch @{h}x{w} x{frames}");
+        }
+        Assert.Throws<ArgumentException>(() => ((IBackend)backend).RepConvs(convs, x, frames, h, w, outputs.AsSpan(0, 2)));
+        backend.Release(mark);
+        foreach (var layer in layers) layer.Dispose();
+    }
+
     /// <summary>RepConv's three layers as the model builds them: spike-input 1×1 of codes, depthwise 3×3 of 4-bit codes, real-input 1×1 (codes or fp32) with BNs.</summary>
     private static (ConvLayerSpec First, ConvLayerSpec Depthwise, ConvLayerSpec Pointwise) Layers(Random rng, int c, int firstBits, bool biases, int bns,
         bool pointwiseCodes, int pointwiseBits = 8)

@@ -27,6 +27,24 @@ internal sealed partial class SpikeGemmOps
     public bool SumsFeedDepthwise(GpuSpikeConv first, int frames, int h, int w) =>
         first.Integer && first.Pointwise && first.Parts == 1 && !InPlace(first, frames, h, w, 0);
 
+    /// <summary>The first 1×1's arguments over a chunk from frame <paramref name="f0"/>: its packing and its epilogue (which the depthwise kernel runs).</summary>
+    private static SpikeGemmArgs FirstArgs(GpuSpikeConv first, int f0, long rows, long valid, int hw) => new()
+    {
+        Frame0 = f0, Rows = (int)rows, InChannels = first.Geometry.InChannels, Cp = first.Cp, M = first.Geometry.OutChannels, Parts = first.Parts,
+        HasBias = first.Bias is null ? 0 : 1, BnCount = first.BnCount, PackRows = (int)rows, PackValid = (int)valid, PackPlane = hw, PackCopies = 1,
+    };
+
+    /// <summary>
+    /// <paramref name="source"/>'s spikes (all <paramref name="frames"/>) packed as <see cref="DepthwiseSplit"/> packs them for
+    /// <paramref name="first"/> in one chunk, into <paramref name="firstPacked"/> (<see cref="FirstFloats"/> of the frames):
+    /// for several first 1×1s over the same spikes (<see cref="CudaBackend.RepConvs"/>).
+    /// </summary>
+    public void PackFirst(GpuSpikeConv first, ArrayView<float> source, ArrayView<float> firstPacked, int frames, int h, int w)
+    {
+        long valid = (long)frames * h * w;
+        PackS8(source, firstPacked.Cast<sbyte>(), FirstArgs(first, 0, Rows(valid), valid, h * w));
+    }
+
     /// <summary>Floats of workspace the first 1×1's packed spikes and int32 sums take for chunks of <paramref name="chunk"/> frames (<see cref="SumsFeedDepthwise"/>).</summary>
     public static (long Packed, long Sums) FirstFloats(GpuSpikeConv first, int chunk, int h, int w)
     {
@@ -42,10 +60,12 @@ internal sealed partial class SpikeGemmOps
     /// kernel; without, <paramref name="source"/> is its output map. The kernel writes the real layer's bf16 columns, then
     /// its bf16 GEMM and epilogue run as in <see cref="Conv"/>: the output is the three ops' bit for bit.
     /// </summary>
+    /// <param name="packedAlready">The first 1×1's spikes are in <paramref name="firstPacked"/> already (<see cref="PackFirst"/>, one chunk).</param>
     public void DepthwiseSplit(GpuSpikeConv? first, ArrayView<float> source, ArrayView<float> firstPacked, ArrayView<float> firstSums,
         GpuConv depthwise, ArrayView<float> border, GpuSpikeConv real, int frames, int h, int w, ArrayView<float> output,
-        ArrayView<float> columns, ArrayView<float> sums, int chunk)
+        ArrayView<float> columns, ArrayView<float> sums, int chunk, bool packedAlready = false)
     {
+        if (packedAlready && (first is null || chunk < frames)) throw new ArgumentException("spikes packed ahead need the first 1×1 and one chunk", nameof(packedAlready));
         RequireViews(real, source, output, frames, h, w);
         _depthwiseSplit ??= _acc.AcceleratorType == AcceleratorType.Cuda
             ? _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, SpikeGemmArgs, ArrayView<float>, ArrayView<float>,
@@ -65,15 +85,10 @@ internal sealed partial class SpikeGemmOps
             if (first is not null)
             {
                 // The first 1×1's spikes packed into int8 columns and its int8 GEMM, as Conv runs them; its epilogue runs in the kernel below.
-                a = new SpikeGemmArgs
-                {
-                    Frame0 = f0, Rows = (int)rows, InChannels = first.Geometry.InChannels, Cp = first.Cp, M = first.Geometry.OutChannels, Parts = first.Parts,
-                    HasBias = first.Bias is null ? 0 : 1, BnCount = first.BnCount, PackRows = (int)rows, PackValid = (int)valid, PackPlane = hw, PackCopies = 1,
-                };
+                a = FirstArgs(first, f0, rows, valid, hw);
                 var packed = firstPacked.Cast<sbyte>();
-                var s = firstSums.Cast<int>();
-                PackS8(source, packed, a);
-                GemmS8(first, packed, s, (int)rows);
+                if (!packedAlready) PackS8(source, packed, a);
+                GemmS8(first, packed, firstSums.Cast<int>(), (int)rows);
             }
             var d = new DepthwiseSplitArgs
             {

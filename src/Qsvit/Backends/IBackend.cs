@@ -105,11 +105,22 @@ public interface IBackend : IDisposable
     /// backend may share their work on the input (the CUDA backend packs the spikes once), leaving each output
     /// <see cref="RepConv"/>'s, bit for bit.
     /// </summary>
-    void RepConvs(ReadOnlySpan<RepConvLayers> convs, DeviceBuffer input, int frames, int height, int width, ReadOnlySpan<DeviceBuffer> outputs)
+    void RepConvs(ReadOnlySpan<RepConvLayers> convs, DeviceBuffer input, int frames, int height, int width, ReadOnlySpan<DeviceBuffer> outputs) =>
+        RunRepConvs(this, convs, input, frames, height, width, outputs);
+
+    /// <summary><see cref="RepConvs"/> as <see cref="RepConv"/> of each conv on <paramref name="backend"/>, one by one.</summary>
+    static void RunRepConvs(IBackend backend, ReadOnlySpan<RepConvLayers> convs, DeviceBuffer input, int frames, int height, int width,
+        ReadOnlySpan<DeviceBuffer> outputs)
+    {
+        RequireOutputEach(convs, outputs);
+        for (int i = 0; i < convs.Length; i++)
+            backend.RepConv(convs[i].First, convs[i].PadValues, convs[i].Depthwise, convs[i].Pointwise, input, frames, height, width, outputs[i]);
+    }
+
+    /// <summary>Throws unless <see cref="RepConvs"/> has one output for each conv.</summary>
+    static void RequireOutputEach(ReadOnlySpan<RepConvLayers> convs, ReadOnlySpan<DeviceBuffer> outputs)
     {
         if (outputs.Length != convs.Length) throw new ArgumentException($"{convs.Length} RepConvs need as many outputs, not {outputs.Length}", nameof(outputs));
-        for (int i = 0; i < convs.Length; i++)
-            RepConv(convs[i].First, convs[i].PadValues, convs[i].Depthwise, convs[i].Pointwise, input, frames, height, width, outputs[i]);
     }
 
     /// <summary>

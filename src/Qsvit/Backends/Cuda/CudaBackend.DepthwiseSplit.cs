@@ -68,13 +68,12 @@ public sealed partial class CudaBackend
     /// </summary>
     public void RepConvs(ReadOnlySpan<RepConvLayers> convs, DeviceBuffer input, int frames, int height, int width, ReadOnlySpan<DeviceBuffer> outputs)
     {
-        if (outputs.Length != convs.Length) throw new ArgumentException($"{convs.Length} RepConvs need as many outputs, not {outputs.Length}", nameof(outputs));
         if (!SharesPacking(convs, frames, height, width))
         {
-            for (int i = 0; i < convs.Length; i++)
-                RepConv(convs[i].First, convs[i].PadValues, convs[i].Depthwise, convs[i].Pointwise, input, frames, height, width, outputs[i]);
+            IBackend.RunRepConvs(this, convs, input, frames, height, width, outputs);
             return;
         }
+        IBackend.RequireOutputEach(convs, outputs);
         int mark = Mark();
         var first = ((CudaConvLayer)convs[0].First).Spike!;
         var packed = Rent(SpikeGemmOps.FirstFloats(first, frames, height, width).Packed);

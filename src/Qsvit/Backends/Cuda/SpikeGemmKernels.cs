@@ -445,7 +445,7 @@ internal static class SpikeGemmKernels
     }
 
     /// <summary>Four channels' spikes (0 or 1) as the int8 bytes of one word, the first channel lowest.</summary>
-    private static int SpikeWord(float a, float b, float c, float d) =>
+    internal static int SpikeWord(float a, float b, float c, float d) =>
         (a != 0f ? 1 : 0) | (b != 0f ? 1 << 8 : 0) | (c != 0f ? 1 << 16 : 0) | (d != 0f ? 1 << 24 : 0);
 
     /// <summary>

@@ -352,34 +352,19 @@ internal static partial class SpikePipelinedKernels
             float v0 = 0f, v1 = 0f, v2 = 0f, v3 = 0f;
             for (int t = 0; t < columns.Steps; t++, at += perStep, to += perStep * PackedWordPitch)
             {
-                int bits = 0;
-                if (live > 0)
-                {
-                    v0 = SpikeGemmKernels.LifSpike(SpikeTiledKernels.Row.Staged(rows[localRow]).Value<TFma>(shared[at], oc0, e), v0, p.Threshold, out float s0);
-                    bits = s0 != 0f ? 1 : 0;
-                }
-                if (live > 1)
-                {
-                    v1 = SpikeGemmKernels.LifSpike(SpikeTiledKernels.Row.Staged(rows[localRow + 1]).Value<TFma>(shared[at + SharedRow], oc0 + 1, e), v1,
-                        p.Threshold, out float s1);
-                    bits |= s1 != 0f ? 1 << 8 : 0;
-                }
-                if (live > 2)
-                {
-                    v2 = SpikeGemmKernels.LifSpike(SpikeTiledKernels.Row.Staged(rows[localRow + 2]).Value<TFma>(shared[at + 2 * SharedRow], oc0 + 2, e), v2,
-                        p.Threshold, out float s2);
-                    bits |= s2 != 0f ? 1 << 16 : 0;
-                }
-                if (live > 3)
-                {
-                    v3 = SpikeGemmKernels.LifSpike(SpikeTiledKernels.Row.Staged(rows[localRow + 3]).Value<TFma>(shared[at + 3 * SharedRow], oc0 + 3, e), v3,
-                        p.Threshold, out float s3);
-                    bits |= s3 != 0f ? 1 << 24 : 0;
-                }
-                words[to] = bits;
+                float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
+                if (live > 0) v0 = SpikeGemmKernels.LifSpike(StagedValue<TFma>(rows, shared, localRow, at, oc0, e), v0, p.Threshold, out s0);
+                if (live > 1) v1 = SpikeGemmKernels.LifSpike(StagedValue<TFma>(rows, shared, localRow + 1, at + SharedRow, oc0 + 1, e), v1, p.Threshold, out s1);
+                if (live > 2) v2 = SpikeGemmKernels.LifSpike(StagedValue<TFma>(rows, shared, localRow + 2, at + 2 * SharedRow, oc0 + 2, e), v2, p.Threshold, out s2);
+                if (live > 3) v3 = SpikeGemmKernels.LifSpike(StagedValue<TFma>(rows, shared, localRow + 3, at + 3 * SharedRow, oc0 + 3, e), v3, p.Threshold, out s3);
+                words[to] = SpikeGemmKernels.SpikeWord(s0, s1, s2, s3);
             }
         }
     }
+
+    /// <summary>Local row <paramref name="localRow"/>'s output at shared sum <paramref name="at"/>, with its constants staged by <see cref="StageRows"/>.</summary>
+    private static float StagedValue<TFma>(ArrayView<F4> rows, ArrayView<int> shared, int localRow, int at, int oc, SpikeTiledKernels.Epilogue e)
+        where TFma : struct, IFma => SpikeTiledKernels.Row.Staged(rows[localRow]).Value<TFma>(shared[at], oc, e);
 
     /// <summary>
     /// A round's spikes (<see cref="PackedLifRound{TFma}"/>'s words, [block column, 16 words]) stored as the next layer's

@@ -164,16 +164,18 @@ public sealed class DeviceGroup : ForwardingBackend
 
     // ---- IBackend: single passes run on the first device (Inner); a batch must fit it (every device holds the same model) ----
 
-    public override void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer)
+    public override void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer,
+        SpikeReader? next = null)
     {
         RefuseGroupRecorder(recorder);
-        base.Lif(input, spikes, length, timesteps, threshold, recorder, layer);
+        base.Lif(input, spikes, length, timesteps, threshold, recorder, layer, next);
     }
 
-    public override void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer)
+    public override void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer,
+        SpikeReader? next = null)
     {
         RefuseGroupRecorder(recorder);
-        base.AddLif(x, y, length, spikes, timesteps, threshold, recorder, layer);
+        base.AddLif(x, y, length, spikes, timesteps, threshold, recorder, layer, next);
     }
 
     public override void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,

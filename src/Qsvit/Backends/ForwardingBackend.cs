@@ -46,10 +46,12 @@ public abstract class ForwardingBackend(IBackend inner) : IBackend
         Inner.ConvRepeat(layer, input, frames, height, width, output, times);
     public virtual void RepeatBlock(DeviceBuffer x, long block, int times) => Inner.RepeatBlock(x, block, times);
     public virtual void Add(DeviceBuffer x, DeviceBuffer y, long length) => Inner.Add(x, y, length);
-    public virtual void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer) =>
-        Inner.Lif(input, spikes, length, timesteps, threshold, recorder, layer);
-    public virtual void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer) =>
-        Inner.AddLif(x, y, length, spikes, timesteps, threshold, recorder, layer);
+    public virtual void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer,
+        SpikeReader? next = null) =>
+        Inner.Lif(input, spikes, length, timesteps, threshold, recorder, layer, next);
+    public virtual void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer,
+        SpikeReader? next = null) =>
+        Inner.AddLif(x, y, length, spikes, timesteps, threshold, recorder, layer, next);
     public virtual void ConvLif(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer preActivation,
         DeviceBuffer spikes, int timesteps, float threshold, int lifLayer, LifRecorder? recorder) =>
         Inner.ConvLif(layer, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder);

@@ -165,20 +165,22 @@ public interface IBackend : IDisposable
     /// from V = 0, for t = 0 .. T − 1: H = V + (X − V)·0.5 (float: subtract, multiply, add); S = H ≥ threshold ? 1 : 0;
     /// V = S ? 0 : H. Writes S into <paramref name="spikes"/>. When <paramref name="recorder"/> is given, records layer
     /// <paramref name="layer"/> (its call index in the pass) into it: spike counts, or H against/into a drift reference,
-    /// or the data for a host observer.
+    /// or the data for a host observer. With <paramref name="next"/> (the op that reads the spikes next) and no recorder, the
+    /// spikes may be written in the form that op packs them into, for it alone (<see cref="SpikeReader"/>).
     /// </summary>
-    void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer);
+    void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer, SpikeReader? next = null);
 
     /// <summary>
     /// The residual add and the LIF layer after it: <see cref="Add"/> of <paramref name="y"/> into <paramref name="x"/>, then
     /// <see cref="Lif"/> of <paramref name="x"/> into <paramref name="spikes"/> as LIF layer <paramref name="layer"/> with
     /// <paramref name="recorder"/>. This default runs the two ops; a backend may fuse them, leaving x, the spikes and what the
-    /// recorder sees as the two ops do, bit for bit.
+    /// recorder sees as the two ops do, bit for bit; with <paramref name="next"/>, the spikes as <see cref="Lif"/> leaves them.
     /// </summary>
-    void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer)
+    void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer,
+        SpikeReader? next = null)
     {
         Add(x, y, length);
-        Lif(x, spikes, length, timesteps, threshold, recorder, layer);
+        Lif(x, spikes, length, timesteps, threshold, recorder, layer, next);
     }
 
     /// <summary>

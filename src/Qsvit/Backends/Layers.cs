@@ -85,3 +85,53 @@ public abstract class HeadLayer : IDisposable
     public int Classes { get; }
     public virtual void Dispose() { }
 }
+
+/// <summary>The backend op that reads a LIF layer's spikes next (<see cref="SpikeReader"/>).</summary>
+public enum SpikeReaderOp
+{
+    /// <summary><see cref="IBackend.Conv"/> of the layer.</summary>
+    Conv,
+    /// <summary><see cref="IBackend.ConvLif"/> of the layer.</summary>
+    ConvLif,
+    /// <summary><see cref="IBackend.ConvLifConv"/> of the layer and <see cref="SpikeReader.Second"/>.</summary>
+    ConvLifConv,
+    /// <summary><see cref="IBackend.RepConvs"/> of <see cref="SpikeReader.Convs"/>.</summary>
+    RepConvs,
+}
+
+/// <summary>
+/// The op that reads a LIF layer's spikes next (<see cref="IBackend.Lif"/>, <see cref="IBackend.AddLif"/>) and the map it
+/// reads them as, [Frames, C, Height, Width]. Given one, a backend may write the spikes in the form that op would pack them
+/// into for its first layer rather than as floats; the caller then runs exactly that op next on them and reads them in no
+/// other way.
+/// </summary>
+public sealed record SpikeReader
+{
+    private SpikeReader(SpikeReaderOp op, ConvLayer layer, int frames, int height, int width)
+    {
+        Op = op;
+        Layer = layer;
+        Frames = frames;
+        Height = height;
+        Width = width;
+    }
+
+    public SpikeReaderOp Op { get; }
+    /// <summary>The first layer over the spikes (RepConvs: the first conv's first 1×1).</summary>
+    public ConvLayer Layer { get; }
+    public int Frames { get; }
+    public int Height { get; }
+    public int Width { get; }
+    /// <summary>ConvLifConv's second layer.</summary>
+    public ConvLayer? Second { get; private init; }
+    /// <summary>RepConvs' layers.</summary>
+    public RepConvLayers[]? Convs { get; private init; }
+
+    public static SpikeReader Conv(ConvLayer layer, int frames, int height, int width) => new(SpikeReaderOp.Conv, layer, frames, height, width);
+    public static SpikeReader ConvLif(ConvLayer layer, int frames, int height, int width) => new(SpikeReaderOp.ConvLif, layer, frames, height, width);
+    public static SpikeReader ConvLifConv(ConvLayer first, ConvLayer second, int frames, int height, int width) =>
+        new(SpikeReaderOp.ConvLifConv, first, frames, height, width) { Second = second };
+    public static SpikeReader RepConvs(RepConvLayers[] convs, int frames, int height, int width) =>
+        convs.Length > 0 ? new(SpikeReaderOp.RepConvs, convs[0].First, frames, height, width) { Convs = convs }
+            : throw new ArgumentException("RepConvs read spikes with at least one conv", nameof(convs));
+}

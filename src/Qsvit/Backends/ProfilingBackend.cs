@@ -162,14 +162,16 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
 
     public override void Add(DeviceBuffer x, DeviceBuffer y, long length) => Time("add", Floats(length), "", () => Inner.Add(x, y, length));
 
-    public override void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer) =>
+    public override void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer,
+        SpikeReader? next = null) =>
         Time("lif", $"T={timesteps} x {Floats(length / timesteps)}", recorder is null ? "" : $"recording ({recorder.GetType().Name})",
-            () => Inner.Lif(input, spikes, length, timesteps, threshold, recorder, layer));
+            () => Inner.Lif(input, spikes, length, timesteps, threshold, recorder, layer, next));
 
     /// <summary>Timed as one op ("add + lif"): the inner backend may fuse the two.</summary>
-    public override void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer) =>
+    public override void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer,
+        SpikeReader? next = null) =>
         Time("add + lif", $"T={timesteps} x {Floats(length / timesteps)}", recorder is null ? "" : $"recording ({recorder.GetType().Name})",
-            () => Inner.AddLif(x, y, length, spikes, timesteps, threshold, recorder, layer));
+            () => Inner.AddLif(x, y, length, spikes, timesteps, threshold, recorder, layer, next));
 
     public override void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) =>
         Time("sdsa", $"{channels}ch {heads} heads {tokens} tokens x{frames}", "",

@@ -42,7 +42,7 @@ public sealed class WorkspaceMeter : IBackend
     public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) { }
     public void RepeatBlock(DeviceBuffer x, long block, int times) { }
     public void Add(DeviceBuffer x, DeviceBuffer y, long length) { }
-    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer) { }
+    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer, SpikeReader? next = null) { }
     public void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale) { }
     public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) { }
     public void Head(HeadLayer head, DeviceBuffer features, int batch, int timesteps, DeviceBuffer logits) { }

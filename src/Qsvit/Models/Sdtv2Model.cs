@@ -500,18 +500,20 @@ public sealed class Sdtv2Model : IDisposable
 
         /// <summary>
         /// Spikes of the next LIF layer over [T, …] data, from the workspace. Over the stream with a residual add pending
-        /// (<see cref="AddToStream"/>), the add and the LIF run as one backend op.
+        /// (<see cref="AddToStream"/>), the add and the LIF run as one backend op. <paramref name="next"/>: the op the caller
+        /// runs next on the spikes, reading them in no other way (the backend may write them in its form); a probe sees floats.
         /// </summary>
-        public DeviceBuffer Lif(DeviceBuffer input, long length, float threshold)
+        public DeviceBuffer Lif(DeviceBuffer input, long length, float threshold, SpikeReader? next = null)
         {
             var spikes = B.Rent(length);
+            if (Probe is not null) next = null;
             if (ReferenceEquals(input, X) && _pendingAdd is { } y)
             {
                 _pendingAdd = null;
-                B.AddLif(X, y, length, spikes, Timesteps, threshold, recorder, LifIndex++);
+                B.AddLif(X, y, length, spikes, Timesteps, threshold, recorder, LifIndex++, next);
                 return spikes;
             }
-            B.Lif(input, spikes, length, Timesteps, threshold, recorder, LifIndex++);
+            B.Lif(input, spikes, length, Timesteps, threshold, recorder, LifIndex++, next);
             return spikes;
         }
 
@@ -583,11 +585,14 @@ public sealed class Sdtv2Model : IDisposable
             return spikes;
         }
 
-        /// <summary>X += y, then the next LIF layer over X into <paramref name="spikes"/> (rented by the caller), as one backend op.</summary>
-        public DeviceBuffer AddLif(DeviceBuffer y, long length, float threshold, DeviceBuffer spikes)
+        /// <summary>
+        /// X += y, then the next LIF layer over X into <paramref name="spikes"/> (rented by the caller), as one backend op;
+        /// <paramref name="next"/> as for <see cref="Lif"/>.
+        /// </summary>
+        public DeviceBuffer AddLif(DeviceBuffer y, long length, float threshold, DeviceBuffer spikes, SpikeReader? next = null)
         {
             Flush();
-            B.AddLif(X, y, length, spikes, Timesteps, threshold, recorder, LifIndex++);
+            B.AddLif(X, y, length, spikes, Timesteps, threshold, recorder, LifIndex++, Probe is null ? next : null);
             return spikes;
         }
 
@@ -664,7 +669,7 @@ public sealed class Sdtv2Model : IDisposable
         public override void Run(Pass p)
         {
             int mark = p.B.Mark();
-            var s = p.Lif(p.X, p.StreamLength, MultiStepLif.DefaultThreshold);
+            var s = p.Lif(p.X, p.StreamLength, MultiStepLif.DefaultThreshold, SpikeReader.Conv(_conv, p.Frames, p.H, p.W));
             p.Conv(_conv, s, p.Frames, p.H, p.W, p.Y);
             p.B.Release(mark);
             p.Swap();
@@ -702,13 +707,13 @@ public sealed class Sdtv2Model : IDisposable
             // lif1's spikes outlive the first half's buffers: rented first, written by the residual add's fused LIF.
             var s3 = b.Rent(n);
             int half = b.Mark();
-            var s1 = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
+            var s1 = p.Lif(p.X, n, MultiStepLif.DefaultThreshold, SpikeReader.ConvLif(_pw1, frames, h, w));
             var a = b.Rent(n * 2);
             var s2 = p.ConvLif(_pw1, s1, frames, h, w, a, n * 2, MultiStepLif.DefaultThreshold);
             p.Conv(_dw, s2, frames, h, w, a);
             var e = b.Rent(n);
             p.Conv(_pw2, a, frames, h, w, e);
-            p.AddLif(e, n, MultiStepLif.DefaultThreshold, s3);
+            p.AddLif(e, n, MultiStepLif.DefaultThreshold, s3, SpikeReader.ConvLifConv(_conv1, _conv2, frames, h, w));
             b.Release(half);
 
             long hiddenN = n / p.C * _conv1.Geometry.OutChannels;
@@ -795,12 +800,13 @@ public sealed class Sdtv2Model : IDisposable
             // mlp's fc1_lif spikes outlive the attention's buffers: rented first, written by the residual add's fused LIF.
             var m1 = b.Rent(n);
             int half = b.Mark();
-            var s = p.Lif(p.X, n, MultiStepLif.DefaultThreshold);
+            RepConvLayers[] qkv = [_q.Layers, _k.Layers, _v.Layers];
+            var s = p.Lif(p.X, n, MultiStepLif.DefaultThreshold, SpikeReader.RepConvs(qkv, frames, h, w));
             var q = b.Rent(n);
             var k = b.Rent(n);
             var v = b.Rent(n);
             // q, k and v read the same spikes: one backend op (which may pack them once) unless a probe watches each conv.
-            if (p.Probe is null) b.RepConvs([_q.Layers, _k.Layers, _v.Layers], s, frames, h, w, [q, k, v]);
+            if (p.Probe is null) b.RepConvs(qkv, s, frames, h, w, [q, k, v]);
             else
             {
                 _q.Run(p, s, c, h, w, q);
@@ -809,7 +815,7 @@ public sealed class Sdtv2Model : IDisposable
             }
             var sa = p.LifAttentionLif(q, k, v, c, tokens, _heads, 0.125f);
             _proj.Run(p, sa, c, h, w, k);
-            p.AddLif(k, n, MultiStepLif.DefaultThreshold, m1);
+            p.AddLif(k, n, MultiStepLif.DefaultThreshold, m1, SpikeReader.ConvLifConv(_fc1, _fc2, frames, 1, tokens));
             b.Release(half);
 
             long hiddenN = n / c * _fc1.Geometry.OutChannels;

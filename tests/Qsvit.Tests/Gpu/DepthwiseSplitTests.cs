@@ -185,7 +185,7 @@ public sealed class DepthwiseSplitTests(SplitAcceleratorFixture gpu) : IClassFix
     }
 
     /// <summary>RepConv's three layers as the model builds them: spike-input 1×1 of codes, depthwise 3×3 of 4-bit codes, real-input 1×1 (codes or fp32) with BNs.</summary>
-    private static (ConvLayerSpec First, ConvLayerSpec Depthwise, ConvLayerSpec Pointwise) Layers(Random rng, int c, int firstBits, bool biases, int bns,
+    internal static (ConvLayerSpec First, ConvLayerSpec Depthwise, ConvLayerSpec Pointwise) Layers(Random rng, int c, int firstBits, bool biases, int bns,
         bool pointwiseCodes, int pointwiseBits = 8)
     {
         var one = new ConvGeometry(c, c, 1, 1);

@@ -151,7 +151,7 @@ public sealed class CpuBackend : IBackend
         });
     }
 
-    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer)
+    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer, SpikeReader? next = null)
     {
         int n = checked((int)length);
         float[] x = A(input), s = A(spikes);

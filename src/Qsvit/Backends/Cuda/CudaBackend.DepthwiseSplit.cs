@@ -76,8 +76,10 @@ public sealed partial class CudaBackend
         IBackend.RequireOutputEach(convs, outputs);
         int mark = Mark();
         var first = ((CudaConvLayer)convs[0].First).Spike!;
-        var packed = Rent(SpikeGemmOps.FirstFloats(first, frames, height, width).Packed);
-        _spike!.PackFirst(first, V(input), V(packed), frames, height, width);
+        // Spikes a LIF handed over (SpikeReader) are packed already.
+        bool packedIn = HandedOver(input, HandoverFor(SpikeReader.RepConvs(convs.ToArray(), frames, height, width), 1));
+        var packed = packedIn ? input : Rent(SpikeGemmOps.FirstFloats(first, frames, height, width).Packed);
+        if (!packedIn) _spike!.PackFirst(first, V(input), V(packed), frames, height, width);
         for (int i = 0; i < convs.Length; i++)
             RunDepthwiseSplit(convs[i].First, convs[i].PadValues, convs[i].Depthwise, convs[i].Pointwise, input, frames, height, width, outputs[i], packed);
         Release(mark);

@@ -150,7 +150,11 @@ public sealed partial class CudaBackend : IBackend
     }
 
     public int Mark() => _next;
-    public void Release(int mark) => _next = mark;
+    public void Release(int mark)
+    {
+        _next = mark;
+        if (_handedOver is { Slot: var slot } && slot >= mark) _handedOver = null;
+    }
 
     public DeviceBuffer Allocate(long length) => new CudaBuffer(AllocateRaw(Math.Max(1, length)), workspace: false);
 
@@ -336,13 +340,14 @@ public sealed partial class CudaBackend : IBackend
     {
         var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
         var g = l.Geometry;
+        bool packedIn = HandedOver(input, HandoverFor(SpikeReader.Conv(layer, frames, height, width), 1));
         int mark = Mark();
-        if ((l.RealCodes is { } real && GpuSpikeConv.RealInputPays(g, height, width, l.RealCodesFused) ? real : l.Spike) is { } spike)
+        if (ConvSpike(l, height, width) is { } spike)
         {
             var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, implicitGemm: _spike!.Implicit(spike, height, width),
                 fused: _spike.InPlace(spike, frames, height, width, 0));
             var cols = V(Rent(columnFloats));
-            _spike!.Conv(spike, V(input), frames, height, width, V(output), cols, V(Rent(sumFloats)), chunk);
+            _spike!.Conv(spike, V(input), frames, height, width, V(output), cols, V(Rent(sumFloats)), chunk, inputPacked: packedIn);
             Release(mark);
             return;
         }
@@ -374,18 +379,28 @@ public sealed partial class CudaBackend : IBackend
     {
         var l = layer as CudaConvLayer ?? throw new ArgumentException($"a {layer.GetType().Name} was not made by the CUDA backend", nameof(layer));
         var g = l.Geometry;
+        bool packedIn = HandedOver(input, HandoverFor(SpikeReader.ConvLif(layer, frames, height, width), timesteps));
         if (recorder is null && l.Spike is { Integer: true } spike && timesteps > 0 && frames % timesteps == 0 && frames < 1 << 21)
         {
             int mark = Mark();
-            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps, _spike!.Implicit(spike, height, width, lif: true),
-                _spike.InPlace(spike, frames, height, width, timesteps));
-            _spike!.Conv(spike, V(input), frames, height, width, V(spikes), V(Rent(columnFloats)), V(Rent(sumFloats)), chunk, timesteps, threshold);
+            var (chunk, columnFloats, sumFloats) = ConvLifPlan(spike, frames, height, width, timesteps);
+            _spike!.Conv(spike, V(input), frames, height, width, V(spikes), V(Rent(columnFloats)), V(Rent(sumFloats)), chunk, timesteps, threshold, inputPacked: packedIn);
             Release(mark);
             return;
         }
+        if (packedIn) throw new InvalidOperationException("spikes handed over packed reached a ConvLif with a recorder");
         Conv(layer, input, frames, height, width, preActivation);
         Lif(preActivation, spikes, (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width), timesteps, threshold, recorder, lifLayer);
     }
+
+    /// <summary>The first layer's spike engine where <see cref="Conv"/> runs it on the spike-input path (the real-input codes where they pay), else null.</summary>
+    private static GpuSpikeConv? ConvSpike(CudaConvLayer l, int height, int width) =>
+        l.RealCodes is { } real && GpuSpikeConv.RealInputPays(l.Geometry, height, width, l.RealCodesFused) ? real : l.Spike;
+
+    /// <summary>Chunks of <see cref="ConvLif"/>'s integer path (and of a hidden-packed ConvLifConv's first layer, which is never in place).</summary>
+    private (int Chunk, long ColumnFloats, long SumFloats) ConvLifPlan(GpuSpikeConv spike, int frames, int height, int width, int timesteps) =>
+        SpikeGemmOps.Plan(spike, frames, height, width, ColumnBudget, timesteps, _spike!.Implicit(spike, height, width, lif: true),
+            _spike.InPlace(spike, frames, height, width, timesteps));
 
     /// <summary>
     /// Without a recorder or with the spike counter (which the kernels feed), two integer 1×1 layers (the MLP's fc1 → LIF →
@@ -416,9 +431,11 @@ public sealed partial class CudaBackend : IBackend
         {
             // The hidden spikes as the second layer's packed int8 input, in the spikes buffer (a quarter of its bytes).
             var hidden = V(spikes);
+            bool packedIn = HandedOver(input, HandoverFor(SpikeReader.ConvLif(first, frames, height, width), timesteps));
             int mark = Mark();
-            var (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(producer, frames, height, width, ColumnBudget, timesteps, _spike.Implicit(producer, height, width, lif: true), fused: false);
-            _spike.Conv(producer, V(input), frames, height, width, hidden, V(Rent(columnFloats)), V(Rent(sumFloats)), chunk, timesteps, threshold, outputPacked: true);
+            var (chunk, columnFloats, sumFloats) = ConvLifPlan(producer, frames, height, width, timesteps);
+            _spike.Conv(producer, V(input), frames, height, width, hidden, V(Rent(columnFloats)), V(Rent(sumFloats)), chunk, timesteps, threshold, inputPacked: packedIn,
+                outputPacked: true);
             Release(mark);
             (chunk, columnFloats, sumFloats) = SpikeGemmOps.Plan(consumer, frames, height, width, ColumnBudget, implicitGemm: _spike.Implicit(consumer, height, width), fused: false);
             _spike.Conv(consumer, hidden, frames, height, width, V(output), V(Rent(columnFloats)), V(Rent(sumFloats)), chunk, inputPacked: true);
@@ -499,9 +516,14 @@ public sealed partial class CudaBackend : IBackend
 
     public void Add(DeviceBuffer x, DeviceBuffer y, long length) => _ops.Add(V(x), V(y), length);
 
-    /// <summary>Without a recorder one kernel: each thread adds and runs the T steps of its neuron (x read once, y once); with one, the two ops.</summary>
-    public void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer)
+    /// <summary>
+    /// Without a recorder one kernel: each thread adds and runs the T steps of its neuron (x read once, y once), or, where
+    /// <paramref name="next"/> packs the spikes (<see cref="HandoverFor"/>), hands them to it packed; with one, the two ops.
+    /// </summary>
+    public void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer,
+        SpikeReader? next = null)
     {
+        if (recorder is null && HandOver(x, y, length, spikes, timesteps, threshold, next)) return;
         if (recorder is null)
         {
             _ops.AddLif(V(x), V(y), V(spikes), length, timesteps, threshold);
@@ -511,8 +533,10 @@ public sealed partial class CudaBackend : IBackend
         Lif(x, spikes, length, timesteps, threshold, recorder, layer);
     }
 
-    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer)
+    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer,
+        SpikeReader? next = null)
     {
+        if (recorder is null && HandOver(input, null, length, spikes, timesteps, threshold, next)) return;
         ArrayView<float> x = V(input), s = V(spikes);
         switch (recorder)
         {

@@ -36,6 +36,14 @@ internal static class Bf16Split
 /// Integer codes: base-256 int8 digits of q − zero point (1 piece for s8 codes, 2 for up to ±32,639, else 3); one scale per
 /// output channel. fp32 weights: the bf16 pieces of <see cref="Bf16Split"/> (trailing all-zero pieces dropped).
 /// </summary>
+/// <summary>
+/// Spikes a LIF hands to the layer that reads them next as that layer's packed int8 input (<see cref="SpikeGemmOps.LifHandover"/>):
+/// <see cref="Layer"/>'s packed pixels ([frame, h·w, Cp], zero past its input channels) of <see cref="Frames"/> frames of
+/// <see cref="Height"/> × <see cref="Width"/>, the frames in the order of the layer's chunks of <see cref="ChunkImages"/>
+/// whole images under its fused LIF (<see cref="SpikeGemmArgs.Items"/>), or in frame order (0: a layer without a LIF).
+/// </summary>
+internal readonly record struct SpikeHandover(GpuSpikeConv Layer, int Frames, int Height, int Width, int ChunkImages);
+
 internal sealed class GpuSpikeConv : IDisposable
 {
     public ConvGeometry Geometry { get; }
@@ -368,6 +376,8 @@ internal sealed partial class SpikeGemmOps
     private readonly int _group;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs> _packBf16;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs> _packS8, _packS8Quads;
+    /// <summary>Null where groups of <see cref="SpikeGemmKernels.HandoverGroup"/> threads do not launch (no LIF hands its spikes over).</summary>
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, HandoverArgs>? _lifHandover;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs> _packSplit;
     private readonly Action<Index1D, ArrayView<long>, ArrayView<long>, SpikeGemmArgs> _columns;
     private readonly Action<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int> _gemmS8;
@@ -485,6 +495,8 @@ internal sealed partial class SpikeGemmOps
         _packBf16 = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackBf16);
         _packS8 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8);
         _packS8Quads = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<sbyte>, SpikeGemmArgs>(SpikeGemmKernels.PackS8Quads);
+        if (acc.MaxNumThreadsPerGroup >= SpikeGemmKernels.HandoverGroup)
+            _lifHandover = acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<int>, HandoverArgs>(SpikeGemmKernels.LifHandover);
         _packSplit = acc.LoadStreamKernel<ArrayView<float>, ArrayView<ushort>, SpikeGemmArgs>(SpikeGemmKernels.PackSplit);
         _columns = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<long>, ArrayView<long>, SpikeGemmArgs>(SpikeGemmKernels.ColumnsFromPacked);
         _gemmS8 = acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<sbyte>, ArrayView<sbyte>, ArrayView<int>, int, int>(SpikeGemmKernels.GemmS8);
@@ -800,7 +812,7 @@ internal sealed partial class SpikeGemmOps
     {
         if (timesteps > 0 && (!layer.Integer || frames % timesteps != 0 || chunk % timesteps != 0 || chunk >= 1 << 21))
             throw new ArgumentException($"a fused LIF needs integer codes and whole images: {frames} frames and chunks of {chunk} for T = {timesteps}");
-        if ((inputPacked && (!layer.Integer || timesteps > 0 || layer.Copies != 1))
+        if ((inputPacked && (!layer.Integer || layer.Copies != 1))
             || (outputPacked && (timesteps <= 0 || layer.Geometry.OutH(h) * layer.Geometry.OutW(w) % 4 != 0))
             || ((inputPacked || outputPacked) && InPlace(layer, frames, h, w, timesteps)))
             throw new ArgumentException("packed spikes in or out need an integer layer on the packed path: one copy in, a fused LIF out");
@@ -855,9 +867,11 @@ internal sealed partial class SpikeGemmOps
             int epilogueThreads = (int)((timesteps > 0 ? outputs / timesteps : outputs) / p.PerThread);
             int tiles = (p.PackRows + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile * ((layer.Cp + SpikeGemmKernels.Tile - 1) / SpikeGemmKernels.Tile);
             var config = new KernelConfig(new Index1D(tiles), new Index1D(_group));
-            // Packed input: this chunk's frames are a slice of it (a 1×1 layer's columns, rows past the valid ones unread in the outputs).
-            var chunkPacked = inputPacked && !layer.Pointwise ? input.SubView((long)f0 * h * w * layer.Cp / 4) : packed;
-            var chunkColumns = inputPacked && layer.Pointwise ? input.SubView((long)f0 * h * w * layer.Cp / 4) : colRegion;
+            // Packed input: this chunk's frames are a slice of it (a 1×1 layer's columns, rows past the valid ones unread in the
+            // outputs); under a LIF the chunks' frames in their packing order (image f0's chunk starts at frame f0·T).
+            long sliceAt = (timesteps > 0 ? (long)f0 * timesteps : f0) * h * w * layer.Cp / 4;
+            var chunkPacked = inputPacked && !layer.Pointwise ? input.SubView(sliceAt) : packed;
+            var chunkColumns = inputPacked && layer.Pointwise ? input.SubView(sliceAt) : colRegion;
             var pack = layer.Pointwise ? chunkColumns : chunkPacked;
             int pm = layer.GemmRows;
             if (!inputPacked)
@@ -936,6 +950,44 @@ internal sealed partial class SpikeGemmOps
         && first.Geometry.OutChannels == second.Geometry.InChannels && first.Geometry.OutH(h) == h && first.Geometry.OutW(w) == w
         && timesteps > 0 && frames % timesteps == 0 && frames < 1 << 21 && h * w % 4 == 0
         && !InPlace(first, frames, h, w, timesteps) && !InPlace(second, frames, h, w, 0);
+
+    /// <summary>
+    /// Whether a LIF can hand its spikes to <paramref name="layer"/> as its packed input (<see cref="LifHandover"/>), for a call
+    /// on <paramref name="frames"/> frames of h × w under a fused LIF of <paramref name="timesteps"/> steps (0 without): integer
+    /// codes on the packed path (<see cref="Conv"/> neither fused nor TF32 in place) with one int8 copy of the input, maps
+    /// of whole quads of pixels; on an accelerator that launches the kernel's groups.
+    /// </summary>
+    public bool TakesHandover(GpuSpikeConv layer, int frames, int h, int w, int timesteps) =>
+        _lifHandover is not null && layer.Integer && !layer.RealInput && layer.Copies == 1 && h * w % 4 == 0 && !InPlace(layer, frames, h, w, timesteps);
+
+    /// <summary>
+    /// The LIF over x [frames, C, h·w] (time-first frames of <paramref name="timesteps"/> steps; with <paramref name="add"/>,
+    /// x += y first, the sums stored into x) writing its spikes into <paramref name="packed"/> as <paramref name="form"/>'s
+    /// packed int8 input, which that layer's <see cref="Conv"/> then reads with inputPacked: the bytes its chunks would pack
+    /// from the LIF's fp32 spikes, which are never written (<see cref="SpikeGemmKernels.LifHandover"/>). x and y are the
+    /// LIF's, bit for bit.
+    /// </summary>
+    public void LifHandover(ArrayView<float> x, ArrayView<float> y, bool add, ArrayView<float> packed, SpikeHandover form, int timesteps, float threshold)
+    {
+        var layer = form.Layer;
+        int c = layer.Geometry.InChannels, hw = form.Height * form.Width;
+        long length = (long)form.Frames * c * hw;
+        if (timesteps <= 0 || form.Frames % timesteps != 0 || hw % 4 != 0 || !TakesHandover(layer, form.Frames, form.Height, form.Width, form.ChunkImages > 0 ? timesteps : 0))
+            throw new ArgumentException($"spikes of {form.Frames} frames of {form.Height}x{form.Width} cannot be handed over packed to this layer", nameof(form));
+        if (x.Length < length || (add && y.Length < length)) throw new ArgumentException($"the LIF's input holds fewer than {length} values", nameof(x));
+        if (!PackedFits(layer, form.Frames, form.Height, form.Width, packed.Length))
+            throw new ArgumentException($"{packed.Length} floats cannot hold the packed spikes of {form.Frames} frames", nameof(packed));
+        if (!Aligned16(x) || (add && !Aligned16(y)) || !Aligned16(packed)) throw new ArgumentException("the LIF's views must start 16-byte aligned", nameof(x));
+        int batch = form.Frames / timesteps;
+        var a = new HandoverArgs
+        {
+            Channels = c, Words = layer.Cp / 4, Quads = hw / 4, Batch = batch, Timesteps = timesteps,
+            ChunkImages = form.ChunkImages > 0 ? form.ChunkImages : batch, Add = add ? 1 : 0, Threshold = threshold,
+        };
+        long groups = SpikeGemmKernels.HandoverGroups(a);
+        if (groups > int.MaxValue || length > int.MaxValue) throw new QsvitException($"a LIF over {length} values is too large for one launch; use a smaller batch");
+        _lifHandover!(new KernelConfig(new Index1D((int)groups), new Index1D(SpikeGemmKernels.HandoverGroup)), x, add ? y : x, packed.Cast<int>(), a);
+    }
 
     /// <summary>
     /// Whether <paramref name="floats"/> of the fp32 spikes buffer hold <paramref name="second"/>'s packed input for

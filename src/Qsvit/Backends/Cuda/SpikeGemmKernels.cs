@@ -59,6 +59,20 @@ internal struct SpikeGemmArgs
 }
 
 /// <summary>
+/// Scalars of <see cref="SpikeGemmKernels.LifHandover"/>: a LIF layer over [T·B, C, 4·Quads] that hands its spikes to the
+/// layer reading them next as that layer's packed int8 input (Words = its packed pixel's channels Cp / 4).
+/// </summary>
+internal struct HandoverArgs
+{
+    public int Channels, Words, Quads, Batch, Timesteps;
+    /// <summary>Images per chunk of the reading layer: its chunks' frames are packed image-minor per chunk (<see cref="SpikeGemmArgs.Items"/>); the batch for frame order.</summary>
+    public int ChunkImages;
+    /// <summary>1: x += y before the LIF (the residual add), the sums stored into x; 0: the LIF of x alone (y unread).</summary>
+    public int Add;
+    public float Threshold;
+}
+
+/// <summary>
 /// The ILGPU kernels of the spike-input GEMM path (<see cref="GpuSpikeConv"/>): spikes packed pixel-major into bf16 or
 /// int8 (the input is exactly 0/1, so the conversion is exact) and copied into columns in 8-byte words, fallback GEMMs
 /// for machines without cuBLAS (and for ILGPU's CPU accelerator in tests), and the epilogues that combine the stacked
@@ -220,6 +234,118 @@ internal static class SpikeGemmKernels
             c |= (v.Z != 0f ? 1 : 0) << shift;
             d |= (v.W != 0f ? 1 : 0) << shift;
         }
+    }
+
+    /// <summary>Words (of four channels) a group of <see cref="LifHandover"/> takes, one warp each, and its threads.</summary>
+    public const int HandoverGroupWords = 4, HandoverGroup = QuadLanes * HandoverGroupWords;
+
+    /// <summary>Groups of a <see cref="LifHandover"/> launch: one per 32 quads and 4 words.</summary>
+    public static long HandoverGroups(HandoverArgs a) => ((long)a.Batch * a.Quads + QuadLanes - 1) / QuadLanes * (a.Words / HandoverGroupWords);
+
+    /// <summary>
+    /// The LIF over x [T·B, C, 4·Quads] (time-first frames; with Add, x += y first and the sums stored back into x, as the
+    /// Add and LIF kernels round them) writing its spikes as the packed int8 input of the layer that reads them next
+    /// (<see cref="PackS8"/>'s bytes: packed[frame, pixel, 4·Words], channel c at byte c, zero past C), not as fp32 maps,
+    /// with frames in the order that layer's chunks pack them (<see cref="HandoverArgs.ChunkImages"/>). A group takes 32
+    /// neighbouring quads of pixels and 16 channels over the T steps, a warp four of them (a word) and a lane a quad, so
+    /// the loads and stores of x and y are 16-byte vectors, 512 contiguous bytes of a channel plane a warp; each step's
+    /// spike words are staged in shared memory and stored as one 16-byte vector a pixel (its 16 channels' bytes). Lanes
+    /// storing their four words 4·Cp bytes apart instead ran the 55M's handovers at 26–53 % of an H200's DRAM peak
+    /// (57–81 % staged) and the 55M at 1,016 against 1,063 images/s (BENCHMARKS.md, fourteenth session).
+    /// Words must be a multiple of 4 (Cp of 16).
+    /// </summary>
+    public static void LifHandover(ArrayView<float> x, ArrayView<float> y, ArrayView<int> packed, HandoverArgs a)
+    {
+        const int pitch = 4 * QuadLanes + 1; // a word's 128 pixels; the odd pitch spreads the four words' rows over the banks
+        var staged = SharedMemory.Allocate<int>(HandoverGroupWords * pitch);
+        int blocks = a.Words / HandoverGroupWords, slice = Grid.IdxX / blocks, block = Grid.IdxX - slice * blocks;
+        int lane = Group.IdxX % QuadLanes, w = Group.IdxX / QuadLanes, word = block * HandoverGroupWords + w, quads = a.Batch * a.Quads;
+        // This thread's LIF: four channels (its word) of quad g.
+        int g = slice * QuadLanes + lane, c0 = 4 * word, left = g < quads ? a.Channels - c0 : 0;
+        int b = g < quads ? g / a.Quads : 0, q = g - b * a.Quads;
+        // Its store: packed pixel j of the group's 128 (quad gj, pixel pj of it), the 16 channels' bytes.
+        int j = Group.IdxX, gj = slice * QuadLanes + j / 4, bj = gj < quads ? gj / a.Quads : 0;
+        int chunk = bj / a.ChunkImages, items = Math.Min(a.ChunkImages, a.Batch - chunk * a.ChunkImages);
+        long first = (long)chunk * a.ChunkImages * a.Timesteps + bj - chunk * a.ChunkImages, pixel = 4L * (gj - bj * a.Quads) + j % 4;
+        var xs = x.Cast<Floats4>();
+        var ys = y.Cast<Floats4>();
+        var out4 = packed.Cast<Words4>();
+        Floats4 v0 = default, v1 = default, v2 = default, v3 = default;
+        for (int t = 0; t < a.Timesteps; t++)
+        {
+            long at = ((long)(t * a.Batch + b) * a.Channels + c0) * a.Quads + q;
+            HandoverStep(xs, ys, at, left, a, ref v0, ref v1, ref v2, ref v3, out int s0, out int s1, out int s2, out int s3);
+            for (int p = 0; p < 4; p++)
+                staged[w * pitch + 4 * lane + p] = (s0 >> p & 1) | (s1 >> p & 1) << 8 | (s2 >> p & 1) << 16 | (s3 >> p & 1) << 24;
+            Group.Barrier();
+            if (gj < quads)
+            {
+                Words4 v;
+                v.X = staged[j];
+                v.Y = staged[pitch + j];
+                v.Z = staged[2 * pitch + j];
+                v.W = staged[3 * pitch + j];
+                out4[((first + (long)t * items) * 4 * a.Quads + pixel) * blocks + block] = v;
+            }
+            Group.Barrier();
+        }
+    }
+
+    /// <summary>
+    /// One step of <see cref="LifHandover"/>'s four channels (planes Quads vectors apart from <paramref name="at"/>, those
+    /// from <paramref name="left"/> on past the input) of four pixels: the residual add, the LIF, the spikes as bits 0–3 a channel.
+    /// </summary>
+    private static void HandoverStep(ArrayView<Floats4> xs, ArrayView<Floats4> ys, long at, int left, HandoverArgs a, ref Floats4 v0, ref Floats4 v1,
+        ref Floats4 v2, ref Floats4 v3, out int s0, out int s1, out int s2, out int s3)
+    {
+        // The step's loads before its stores (which might alias them for all the compiler knows), so they overlap.
+        long step = a.Quads;
+        var x0 = HandoverLoad(xs, at, left > 0);
+        var x1 = HandoverLoad(xs, at + step, left > 1);
+        var x2 = HandoverLoad(xs, at + 2 * step, left > 2);
+        var x3 = HandoverLoad(xs, at + 3 * step, left > 3);
+        if (a.Add != 0)
+        {
+            var y0 = HandoverLoad(ys, at, left > 0);
+            var y1 = HandoverLoad(ys, at + step, left > 1);
+            var y2 = HandoverLoad(ys, at + 2 * step, left > 2);
+            var y3 = HandoverLoad(ys, at + 3 * step, left > 3);
+            x0 = HandoverSum(xs, at, x0, y0, left > 0);
+            x1 = HandoverSum(xs, at + step, x1, y1, left > 1);
+            x2 = HandoverSum(xs, at + 2 * step, x2, y2, left > 2);
+            x3 = HandoverSum(xs, at + 3 * step, x3, y3, left > 3);
+        }
+        s0 = left > 0 ? Fire4(ref v0, x0, a.Threshold) : 0;
+        s1 = left > 1 ? Fire4(ref v1, x1, a.Threshold) : 0;
+        s2 = left > 2 ? Fire4(ref v2, x2, a.Threshold) : 0;
+        s3 = left > 3 ? Fire4(ref v3, x3, a.Threshold) : 0;
+    }
+
+    /// <summary>A channel's four pixels of <see cref="LifHandover"/>'s step, or zeros past the channels.</summary>
+    private static Floats4 HandoverLoad(ArrayView<Floats4> view, long at, bool inside) => inside ? view[at] : default;
+
+    /// <summary>x + y of a channel's four pixels (one rounding each, the Add kernel's), stored into x.</summary>
+    private static Floats4 HandoverSum(ArrayView<Floats4> xs, long at, Floats4 x, Floats4 y, bool inside)
+    {
+        x.X += y.X;
+        x.Y += y.Y;
+        x.Z += y.Z;
+        x.W += y.W;
+        if (inside) xs[at] = x;
+        return x;
+    }
+
+    /// <summary>One LIF step of a channel's four pixels: their spikes as bits 0–3.</summary>
+    private static int Fire4(ref Floats4 v, Floats4 x, float threshold) =>
+        Fire(ref v.X, x.X, threshold) | Fire(ref v.Y, x.Y, threshold) << 1 | Fire(ref v.Z, x.Z, threshold) << 2 | Fire(ref v.W, x.W, threshold) << 3;
+
+    /// <summary>The LIF kernel's step: H = V + (X − V)·0.5, S = H ≥ Vth, V = S ? 0 : H; S as 0 or 1.</summary>
+    private static int Fire(ref float v, float x, float threshold)
+    {
+        float h = v + (x - v) * 0.5f; // (x − v)·0.5 is exact, so a contracted FMA gives the same value
+        bool fire = h >= threshold;
+        v = fire ? 0f : h;
+        return fire ? 1 : 0;
     }
 
     /// <summary>Four channels' spikes (planes <paramref name="plane"/> floats apart from <paramref name="at"/>) as int8 bytes of one word, channel 0 lowest; zero for the <paramref name="left"/> ≤ c channels past the input's.</summary>

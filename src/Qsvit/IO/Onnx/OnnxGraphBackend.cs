@@ -344,7 +344,7 @@ internal sealed class OnnxGraphBackend : IBackend
     }
 
     /// <summary>MultiStepLIF over time-first frames [T·B, …]: H = V + (X − V)·0.5; S = H ≥ Vth; V = S ? 0 : H.</summary>
-    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer)
+    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer, SpikeReader? next = null)
     {
         if (recorder is not null) throw new QsvitException("the ONNX graph backend records no observers");
         if (timesteps != T) throw new InvalidOperationException($"LIF over {timesteps} steps in a T = {T} graph");

@@ -105,27 +105,13 @@ public enum SpikeReaderOp
 /// into for its first layer rather than as floats; the caller then runs exactly that op next on them and reads them in no
 /// other way.
 /// </summary>
-public sealed record SpikeReader
+/// <param name="Layer">The first layer over the spikes (RepConvs: the first conv's first 1×1).</param>
+public sealed record SpikeReader(SpikeReaderOp Op, ConvLayer Layer, int Frames, int Height, int Width)
 {
-    private SpikeReader(SpikeReaderOp op, ConvLayer layer, int frames, int height, int width)
-    {
-        Op = op;
-        Layer = layer;
-        Frames = frames;
-        Height = height;
-        Width = width;
-    }
-
-    public SpikeReaderOp Op { get; }
-    /// <summary>The first layer over the spikes (RepConvs: the first conv's first 1×1).</summary>
-    public ConvLayer Layer { get; }
-    public int Frames { get; }
-    public int Height { get; }
-    public int Width { get; }
     /// <summary>ConvLifConv's second layer.</summary>
-    public ConvLayer? Second { get; private init; }
+    public ConvLayer? Second { get; init; }
     /// <summary>RepConvs' layers.</summary>
-    public RepConvLayers[]? Convs { get; private init; }
+    public RepConvLayers[]? Convs { get; init; }
 
     public static SpikeReader Conv(ConvLayer layer, int frames, int height, int width) => new(SpikeReaderOp.Conv, layer, frames, height, width);
     public static SpikeReader ConvLif(ConvLayer layer, int frames, int height, int width) => new(SpikeReaderOp.ConvLif, layer, frames, height, width);

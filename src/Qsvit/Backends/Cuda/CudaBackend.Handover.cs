@@ -29,14 +29,14 @@ public sealed partial class CudaBackend
         switch (reader.Op)
         {
             case SpikeReaderOp.RepConvs:
-                return SharesPacking(reader.Convs, frames, h, w) && ((CudaConvLayer)reader.Layer).Spike is { } first && _spike.TakesHandover(first, frames, h, w, 0)
+                return reader.Convs is { } convs && SharesPacking(convs, frames, h, w) && ((CudaConvLayer)reader.Layer).Spike is { } first && _spike.TakesHandover(first, frames, h, w, 0)
                     ? new SpikeHandover(first, frames, h, w, 0) : null;
             case SpikeReaderOp.Conv:
             {
                 if (ConvSpike((CudaConvLayer)reader.Layer, h, w) is not { } spike || !_spike.TakesHandover(spike, frames, h, w, 0)) return null;
                 return new SpikeHandover(spike, frames, h, w, 0);
             }
-            case SpikeReaderOp.ConvLifConv when FusedChain(reader.Layer, reader.Second!, frames, h, w, timesteps, null) is not null:
+            case SpikeReaderOp.ConvLifConv when reader.Second is null || FusedChain(reader.Layer, reader.Second, frames, h, w, timesteps, null) is not null:
                 return null;
             default: // ConvLif, and ConvLifConv's first layer, run as ConvLif's integer path
             {

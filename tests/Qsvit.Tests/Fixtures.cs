@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Qsvit.IO.Datasets;
 using Qsvit.Models;
+using Qsvit.Quantization;
 
 namespace Qsvit.Tests;
 
@@ -22,6 +23,20 @@ public static class Fixtures
     public static LoadedModel Cifar => _cifar.Value;
 
     public static IImageDataset CifarTestSet => DatasetLoader.Open(CifarTest, new DatasetOptions { Normalization = Cifar.Normalization });
+
+    /// <summary>
+    /// The parity checkpoint at <paramref name="timesteps"/> steps quantized to the paper setting (the integer path's test
+    /// model), and <paramref name="batch"/> images of 3 × size × size uniform in [−2, 2) from <paramref name="seed"/>.
+    /// </summary>
+    public static (PackedModel Model, float[] Images) QuantizedParity(int timesteps, int batch, int size, int seed)
+    {
+        var loaded = ModelLoader.Load(ParityCheckpoint, overrides: new ConfigOverrides { Architecture = new PartialConfig { Timesteps = timesteps } });
+        var packed = PackedModel.Create(loaded, QuantizationSetting.Parse("8,4,8,8|8,8,8|4,32|4,32"), QuantizerSpec.Paper);
+        var rng = new Random(seed);
+        var images = new float[batch * 3 * size * size];
+        for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 4 - 2);
+        return (packed, images);
+    }
 
     public static float[] ParityImages()
     {

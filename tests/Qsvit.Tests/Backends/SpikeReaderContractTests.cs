@@ -1,7 +1,6 @@
 using Qsvit.Backends;
 using Qsvit.Backends.Cpu;
 using Qsvit.Models;
-using Qsvit.Quantization;
 
 namespace Qsvit.Tests.Backends;
 
@@ -16,11 +15,7 @@ public sealed class SpikeReaderContractTests
     public void EveryNamedReaderIsTheNextOpOnTheSpikes()
     {
         const int size = 32, batch = 2;
-        var loaded = ModelLoader.Load(Fixtures.ParityCheckpoint, overrides: new ConfigOverrides { Architecture = new PartialConfig { Timesteps = 2 } });
-        var packed = PackedModel.Create(loaded, QuantizationSetting.Parse("8,4,8,8|8,8,8|4,32|4,32"), QuantizerSpec.Paper);
-        var images = new float[batch * 3 * size * size];
-        var rng = new Random(9);
-        for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 4 - 2);
+        var (packed, images) = Fixtures.QuantizedParity(timesteps: 2, batch, size, seed: 9);
         var contract = new ReaderContract(new CpuBackend());
         using var model = new Sdtv2Model(packed, backend: contract);
         var logits = model.Forward(images, batch, size, size);

@@ -527,11 +527,7 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
     public void ParityModelOnTheIntegerPath()
     {
         const int size = 32, batch = 2;
-        var loaded = ModelLoader.Load(Fixtures.ParityCheckpoint, overrides: new ConfigOverrides { Architecture = new PartialConfig { Timesteps = 1 } });
-        var packed = PackedModel.Create(loaded, QuantizationSetting.Parse("8,4,8,8|8,8,8|4,32|4,32"), QuantizerSpec.Paper);
-        var images = new float[batch * 3 * size * size];
-        var rng = new Random(3);
-        for (int i = 0; i < images.Length; i++) images[i] = (float)(rng.NextDouble() * 4 - 2);
+        var (packed, images) = Fixtures.QuantizedParity(timesteps: 1, batch, size, seed: 3);
 
         using var cpuInteger = new Sdtv2Model(packed);
         using var gpuInteger = new Sdtv2Model(packed, backend: gpu.Backend);
@@ -539,7 +535,7 @@ public sealed class SpikeGemmTests(CpuAcceleratorFixture gpu)
         var expected = cpuInteger.Forward(images, batch, size, size);
         var actual = gpuInteger.Forward(images, batch, size, size);
         var simulated = gpuSimulated.Forward(images, batch, size, size);
-        int classes = loaded.Config.NumClasses;
+        int classes = packed.Config.NumClasses;
         for (int i = 0; i < expected.Length; i++)
         {
             Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4f, $"logit {i}: {actual[i]} vs CPU integer {expected[i]}");

@@ -30,13 +30,6 @@ internal static class Bf16Split
 }
 
 /// <summary>
-/// A dense spike-input conv resident on the GPU for <see cref="SpikeGemmOps"/>: its weights as pieces stacked along M,
-/// A[Parts·M, Kp] K-contiguous in the columns' order (k = tap·Cp + c, Kp = taps·Cp, the channels padded to Cp, a
-/// multiple of 16, with zeros), plus scales, bias and the BN chain.
-/// Integer codes: base-256 int8 digits of q − zero point (1 piece for s8 codes, 2 for up to ±32,639, else 3); one scale per
-/// output channel. fp32 weights: the bf16 pieces of <see cref="Bf16Split"/> (trailing all-zero pieces dropped).
-/// </summary>
-/// <summary>
 /// Spikes a LIF hands to the layer that reads them next as that layer's packed int8 input (<see cref="SpikeGemmOps.LifHandover"/>):
 /// <see cref="Layer"/>'s packed pixels ([frame, h·w, Cp], zero past its input channels) of <see cref="Frames"/> frames of
 /// <see cref="Height"/> × <see cref="Width"/>, the frames in the order of the layer's chunks of <see cref="ChunkImages"/>
@@ -44,6 +37,13 @@ internal static class Bf16Split
 /// </summary>
 internal readonly record struct SpikeHandover(GpuSpikeConv Layer, int Frames, int Height, int Width, int ChunkImages);
 
+/// <summary>
+/// A dense spike-input conv resident on the GPU for <see cref="SpikeGemmOps"/>: its weights as pieces stacked along M,
+/// A[Parts·M, Kp] K-contiguous in the columns' order (k = tap·Cp + c, Kp = taps·Cp, the channels padded to Cp, a
+/// multiple of 16, with zeros), plus scales, bias and the BN chain.
+/// Integer codes: base-256 int8 digits of q − zero point (1 piece for s8 codes, 2 for up to ±32,639, else 3); one scale per
+/// output channel. fp32 weights: the bf16 pieces of <see cref="Bf16Split"/> (trailing all-zero pieces dropped).
+/// </summary>
 internal sealed class GpuSpikeConv : IDisposable
 {
     public ConvGeometry Geometry { get; }

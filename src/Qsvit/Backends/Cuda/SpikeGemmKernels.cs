@@ -335,17 +335,14 @@ internal static class SpikeGemmKernels
         return x;
     }
 
-    /// <summary>One LIF step of a channel's four pixels: their spikes as bits 0–3.</summary>
-    private static int Fire4(ref Floats4 v, Floats4 x, float threshold) =>
-        Fire(ref v.X, x.X, threshold) | Fire(ref v.Y, x.Y, threshold) << 1 | Fire(ref v.Z, x.Z, threshold) << 2 | Fire(ref v.W, x.W, threshold) << 3;
-
-    /// <summary>The LIF kernel's step: H = V + (X − V)·0.5, S = H ≥ Vth, V = S ? 0 : H; S as 0 or 1.</summary>
-    private static int Fire(ref float v, float x, float threshold)
+    /// <summary>One LIF step (<see cref="LifSpike"/>) of a channel's four pixels: their spikes as bits 0–3.</summary>
+    private static int Fire4(ref Floats4 v, Floats4 x, float threshold)
     {
-        float h = v + (x - v) * 0.5f; // (x − v)·0.5 is exact, so a contracted FMA gives the same value
-        bool fire = h >= threshold;
-        v = fire ? 0f : h;
-        return fire ? 1 : 0;
+        v.X = LifSpike(x.X, v.X, threshold, out float a);
+        v.Y = LifSpike(x.Y, v.Y, threshold, out float b);
+        v.Z = LifSpike(x.Z, v.Z, threshold, out float c);
+        v.W = LifSpike(x.W, v.W, threshold, out float d);
+        return (a != 0f ? 1 : 0) | (b != 0f ? 2 : 0) | (c != 0f ? 4 : 0) | (d != 0f ? 8 : 0);
     }
 
     /// <summary>Four channels' spikes (planes <paramref name="plane"/> floats apart from <paramref name="at"/>) as int8 bytes of one word, channel 0 lowest; zero for the <paramref name="left"/> ≤ c channels past the input's.</summary>

@@ -7,7 +7,8 @@ namespace Qsvit.Bench;
 /// <summary>
 /// The packed model's integer spike convolutions (<see cref="SpikeConv"/>, 8-bit weights) against the fp32 convolution
 /// of the same shape, on the bundled CIFAR model's spike-input layers at batch 32 × T = 4 (128 frames), 30 % spikes.
-/// Best of interleaved runs, as <see cref="Sweep"/>, so the ratio holds on a loaded machine.
+/// Best of interleaved runs, as <see cref="Sweep"/>, so the ratio holds on a loaded machine. Where the best path is the
+/// 512-bit VNNI machine code, the 256-bit VNNI tiles run beside it.
 ///   dotnet run -c Release --project bench/Qsvit.Bench -- spike [seconds-per-shape] [threads] [55M: the 55M preset's layers at batch 1]
 /// </summary>
 internal static class SpikeSweep
@@ -45,8 +46,9 @@ internal static class SpikeSweep
         int frames = big ? 4 : 128;
         Console.WriteLine($"{threads} threads, {SpikeGemm.Best}; best of interleaved runs over {seconds} s per shape");
         Console.WriteLine();
-        Console.WriteLine("| layer | path | fp32 ms | integer ms | speedup |");
-        Console.WriteLine("|---|---|---:|---:|---:|");
+        bool both = SpikeGemm.Best == IntIsa.Vnni512;
+        Console.WriteLine(both ? "| layer | path | fp32 ms | integer ms | speedup | Vnni256 ms | Vnni512 / Vnni256 |" : "| layer | path | fp32 ms | integer ms | speedup |");
+        Console.WriteLine(both ? "|---|---|---:|---:|---:|---:|---:|" : "|---|---|---:|---:|---:|");
         var rng = new Random(42);
         var options = new ComputeOptions { Threads = threads };
         foreach (var (name, g, h, w) in big ? Shapes55M : Shapes)
@@ -64,10 +66,12 @@ internal static class SpikeSweep
             [
                 () => Conv2d.Forward(x, frames, h, w, packed, bias, y, options),
                 () => SpikeConv.Forward(x, frames, h, w, integer, bias, y, SpikeGemm.Best, threads),
+                .. both ? new Action[] { () => SpikeConv.Forward(x, frames, h, w, integer, bias, y, IntIsa.Vnni256, threads) } : [],
             ];
             var best = Sweep.BestOf(seconds, runs);
+            string narrow = both ? string.Create(CultureInfo.InvariantCulture, $" {best[2] * 1e3:F2} | {best[2] / best[1]:F2}x |") : "";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {name} | {(SpikeConv.IsDirect(g) ? "direct" : "im2col")} | {best[0] * 1e3:F2} | {best[1] * 1e3:F2} | {best[0] / best[1]:F2}x |"));
+                $"| {name} | {(SpikeConv.IsDirect(g) ? "direct" : "im2col")} | {best[0] * 1e3:F2} | {best[1] * 1e3:F2} | {best[0] / best[1]:F2}x |{narrow}"));
         }
     }
 }

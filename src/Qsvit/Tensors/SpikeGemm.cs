@@ -21,6 +21,8 @@ internal enum IntIsa
     Vnni128 = 4,
     /// <summary>AVX-VNNI on 256-bit registers.</summary>
     Vnni256 = 5,
+    /// <summary>AVX-512 VNNI on 512-bit registers, by machine-code tiles (<see cref="Vnni512Kernels"/>); 32-column remainders as <see cref="Vnni256"/>.</summary>
+    Vnni512 = 6,
 }
 
 /// <summary>
@@ -134,6 +136,7 @@ internal static unsafe class SpikeGemm
     public const int BlockColumns = NcColumns;
 
     public static readonly IntIsa Best =
+        Vnni512Kernels.IsSupported ? IntIsa.Vnni512 :
         AvxVnni.IsSupported ? IntIsa.Vnni256 :
         Vector512.IsHardwareAccelerated ? IntIsa.Vector512 :
         Vector256.IsHardwareAccelerated ? IntIsa.Vector256 :
@@ -142,6 +145,8 @@ internal static unsafe class SpikeGemm
     public static bool IsSupported(IntIsa isa) => isa switch
     {
         IntIsa.Vnni128 or IntIsa.Vnni256 => AvxVnni.IsSupported,
+        // The 32-column remainders run the 256-bit VNNI tile.
+        IntIsa.Vnni512 => Vnni512Kernels.IsSupported && AvxVnni.IsSupported,
         IntIsa.Vector512 => Vector512.IsHardwareAccelerated,
         IntIsa.Vector256 => Vector256.IsHardwareAccelerated,
         IntIsa.Vector128 => Vector128.IsHardwareAccelerated,
@@ -152,6 +157,7 @@ internal static unsafe class SpikeGemm
 
     private static int Nr(IntIsa isa) => isa switch
     {
+        IntIsa.Vnni512 => Vnni512Kernels.Columns,
         IntIsa.Vector512 or IntIsa.Vnni256 or IntIsa.Vector256 => 32,
         IntIsa.Vector128 or IntIsa.Vnni128 => 8,
         _ => 4,
@@ -202,7 +208,7 @@ internal static unsafe class SpikeGemm
                             // Column tiles outer: a tile's B micro-panel (KcGroups × nr words) stays in L1 across all row tiles.
                             for (int n = n0; n < n1; n += nr)
                             for (int m = 0; m < a.PaddedRows; m += Mr)
-                                Tile(isa, a.IsWide, (byte*)pa + (long)m * lda, lda, bs + n, (long*)po, g0, g1, tile + m * NcColumns + (n - n0), NcColumns);
+                                Tile(isa, a.IsWide, (byte*)pa + (long)m * lda, lda, bs + n, (long*)po, g0, g1, tile + m * NcColumns + (n - n0), NcColumns, n1 - n);
                         }
                         epilogue(n0, n1, step, tile);
                     }
@@ -233,9 +239,22 @@ internal static unsafe class SpikeGemm
         return best;
     }
 
-    /// <summary>One Mr × Nr(isa) tile of C += A[rows, groups g0..g1) · B; a holds 4-byte lane-group words, lda bytes apart.</summary>
-    private static void Tile(IntIsa isa, bool wide, byte* a, int lda, int* b, long* off, int g0, int g1, int* c, int ldc)
+    /// <summary>
+    /// One Mr × Nr(isa) tile of C += A[rows, groups g0..g1) · B (<paramref name="left"/> columns are left in the block, a
+    /// multiple of <see cref="ColumnAlign"/>); a holds 4-byte lane-group words, lda bytes apart.
+    /// </summary>
+    private static void Tile(IntIsa isa, bool wide, byte* a, int lda, int* b, long* off, int g0, int g1, int* c, int ldc, int left)
     {
+        if (isa == IntIsa.Vnni512)
+        {
+            if (left >= Vnni512Kernels.Columns)
+            {
+                var args = new Vnni512Kernels.Args { A = a, Lda = lda, B = b, Offsets = off, G0 = g0, G1 = g1, C = c, Ldc = ldc * sizeof(int) };
+                Vnni512Kernels.Tile(wide, ref args);
+                return;
+            }
+            isa = IntIsa.Vnni256;
+        }
         switch (isa, wide)
         {
             case (IntIsa.Vnni256, false): Tile256<Vnni8>(a, lda, b, off, g0, g1, c, ldc); break;

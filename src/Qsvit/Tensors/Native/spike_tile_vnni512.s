@@ -1,0 +1,127 @@
+# 512-bit VNNI micro-kernels of SpikeGemm (IntIsa.Vnni512): one 4-row × 64-column tile of int32 C += A · B over lane
+# groups [g0, g1), as SpikeGemm.Tile256<Vnni8/Vnni16> computes it at 256 bits. .NET 10 exposes vpdpbusd / vpdpwssd only on
+# 128- and 256-bit registers, so these two functions are assembled here and their bytes embedded in Vnni512Kernels.cs
+# (regenerate with assemble.sh). System V x86-64, one argument (rdi): a pointer to
+#   { byte* a; long lda; int* b; long* off; long g0; long g1; int* c; long ldc }   (lda and ldc in bytes)
+# a: row 0 of the tile's 4 weight rows (4-byte lane-group words); the word of group g and column n of B is
+# b[off[g] + n] (b already points at the tile's first column). The first K block (g0 = 0) starts from zero, later ones
+# from C. Uses only caller-saved registers; no stack.
+    .intel_syntax noprefix
+    .text
+
+.macro TILE name, op
+    .globl \name
+    .p2align 6
+\name:
+    mov     rax, [rdi]              # a
+    mov     r8,  [rdi + 8]          # lda
+    mov     rdx, [rdi + 16]         # b
+    mov     rcx, [rdi + 24]         # off
+    mov     r9,  [rdi + 32]         # g0
+    mov     r10, [rdi + 40]         # g1
+    mov     r11, [rdi + 48]         # c
+    mov     rsi, [rdi + 56]         # ldc
+    test    r9, r9
+    jnz     1f
+    vpxord  zmm0, zmm0, zmm0
+    vmovdqa64 zmm1, zmm0
+    vmovdqa64 zmm2, zmm0
+    vmovdqa64 zmm3, zmm0
+    vmovdqa64 zmm4, zmm0
+    vmovdqa64 zmm5, zmm0
+    vmovdqa64 zmm6, zmm0
+    vmovdqa64 zmm7, zmm0
+    vmovdqa64 zmm8, zmm0
+    vmovdqa64 zmm9, zmm0
+    vmovdqa64 zmm10, zmm0
+    vmovdqa64 zmm11, zmm0
+    vmovdqa64 zmm12, zmm0
+    vmovdqa64 zmm13, zmm0
+    vmovdqa64 zmm14, zmm0
+    vmovdqa64 zmm15, zmm0
+    jmp     2f
+1:
+    vmovdqu32 zmm0, [r11]
+    vmovdqu32 zmm1, [r11 + 64]
+    vmovdqu32 zmm2, [r11 + 128]
+    vmovdqu32 zmm3, [r11 + 192]
+    add     r11, rsi
+    vmovdqu32 zmm4, [r11]
+    vmovdqu32 zmm5, [r11 + 64]
+    vmovdqu32 zmm6, [r11 + 128]
+    vmovdqu32 zmm7, [r11 + 192]
+    add     r11, rsi
+    vmovdqu32 zmm8, [r11]
+    vmovdqu32 zmm9, [r11 + 64]
+    vmovdqu32 zmm10, [r11 + 128]
+    vmovdqu32 zmm11, [r11 + 192]
+    add     r11, rsi
+    vmovdqu32 zmm12, [r11]
+    vmovdqu32 zmm13, [r11 + 64]
+    vmovdqu32 zmm14, [r11 + 128]
+    vmovdqu32 zmm15, [r11 + 192]
+2:
+    lea     rax, [rax + r9 * 4]     # a's word of group g0
+    lea     rcx, [rcx + r9 * 8]     # off + g0
+    sub     r10, r9                 # groups left
+    jle     4f
+    lea     r9, [r8 + r8 * 2]       # 3 · lda
+    .p2align 4
+3:
+    mov     r11, [rcx]
+    lea     r11, [rdx + r11 * 4]    # B words of this group, 64 columns
+    vmovdqu32 zmm16, [r11]
+    vmovdqu32 zmm17, [r11 + 64]
+    vmovdqu32 zmm18, [r11 + 128]
+    vmovdqu32 zmm19, [r11 + 192]
+    vpbroadcastd zmm20, [rax]
+    vpbroadcastd zmm21, [rax + r8]
+    vpbroadcastd zmm22, [rax + r8 * 2]
+    vpbroadcastd zmm23, [rax + r9]
+    \op     zmm0, zmm16, zmm20      # acc, B (u8 or s16), A (s8 or s16)
+    \op     zmm1, zmm17, zmm20
+    \op     zmm2, zmm18, zmm20
+    \op     zmm3, zmm19, zmm20
+    \op     zmm4, zmm16, zmm21
+    \op     zmm5, zmm17, zmm21
+    \op     zmm6, zmm18, zmm21
+    \op     zmm7, zmm19, zmm21
+    \op     zmm8, zmm16, zmm22
+    \op     zmm9, zmm17, zmm22
+    \op     zmm10, zmm18, zmm22
+    \op     zmm11, zmm19, zmm22
+    \op     zmm12, zmm16, zmm23
+    \op     zmm13, zmm17, zmm23
+    \op     zmm14, zmm18, zmm23
+    \op     zmm15, zmm19, zmm23
+    add     rax, 4
+    add     rcx, 8
+    dec     r10
+    jnz     3b
+4:
+    mov     r11, [rdi + 48]
+    vmovdqu32 [r11], zmm0
+    vmovdqu32 [r11 + 64], zmm1
+    vmovdqu32 [r11 + 128], zmm2
+    vmovdqu32 [r11 + 192], zmm3
+    add     r11, rsi
+    vmovdqu32 [r11], zmm4
+    vmovdqu32 [r11 + 64], zmm5
+    vmovdqu32 [r11 + 128], zmm6
+    vmovdqu32 [r11 + 192], zmm7
+    add     r11, rsi
+    vmovdqu32 [r11], zmm8
+    vmovdqu32 [r11 + 64], zmm9
+    vmovdqu32 [r11 + 128], zmm10
+    vmovdqu32 [r11 + 192], zmm11
+    add     r11, rsi
+    vmovdqu32 [r11], zmm12
+    vmovdqu32 [r11 + 64], zmm13
+    vmovdqu32 [r11 + 128], zmm14
+    vmovdqu32 [r11 + 192], zmm15
+    vzeroupper
+    ret
+.endm
+
+    TILE spike_tile_u8s8, vpdpbusd
+    TILE spike_tile_s16s16, vpdpwssd

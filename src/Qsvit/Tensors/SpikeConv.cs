@@ -345,8 +345,12 @@ internal static unsafe class SpikeConv
             if (Words != null)
             {
                 // Spikes into the next layer's words: the block's columns of each channel group are cleared (gaps stay zero),
-                // then each channel ORs its spikes into its field.
-                int bits = 32 / WordGroup;
+                // then each channel ORs its spikes into its field. Both layers address the same gapped grid, so a channel's
+                // whole row of the block is one vector run with the gaps masked off (no spike, membrane garbage no output
+                // reads), rather than one call per run: 8×8 maps make 25 runs of 8 in a block.
+                int bits = 32 / WordGroup, width = n1 - n0;
+                Span<int> validColumns = stackalloc int[runs == 1 && length[0] == width ? 0 : width];
+                for (int i = 0; i < runs && validColumns.Length > 0; i++) validColumns.Slice(from[i], length[i]).Fill(-1);
                 for (int c = 0; c * WordGroup < OutChannels; c++)
                 {
                     int* words = Words + c * WordGroupStride + step * StepColumns + n0;
@@ -357,9 +361,9 @@ internal static unsafe class SpikeConv
                         for (int k = 0; k < chain; k++) { alpha[k] = Affines[k].Scale[oc]; beta[k] = Affines[k].Shift[oc]; }
                         int* row = tile + oc * SpikeGemm.BlockColumns;
                         float* v = membrane + oc * SpikeGemm.BlockColumns;
-                        for (int i = 0; i < runs; i++)
-                            fired += ScaleLifRun(row + from[i], null, words + from[i], e * bits, v + from[i], length[i], s, bb, Bias != null, alpha, beta,
-                                Threshold, step == 0);
+                        fixed (int* valid = validColumns)
+                            fired += ScaleLifRun(row, null, words, e * bits, v, width, s, bb, Bias != null, alpha, beta, Threshold, step == 0,
+                                validColumns.Length > 0 ? valid : null);
                     }
                 }
                 if (Fired != null) Interlocked.Add(ref *Fired, fired);
@@ -396,11 +400,13 @@ internal static unsafe class SpikeConv
     /// <see cref="ScaleRun"/>'s y for src[0..run), then one LIF step with membrane v (zero first when <paramref name="first"/>),
     /// spikes into s: the operations of <see cref="Snn.MultiStepLif"/>'s step, element for element (H = V + (X − V)·0.5;
     /// S = H ≥ threshold; V = S ? 0 : H), without storing y. With <paramref name="words"/>, each spike is ORed into bit
-    /// <paramref name="shift"/> of words[j] instead of written to s[j] as a float. Returns the number of spikes.
+    /// <paramref name="shift"/> of words[j] instead of written to s[j] as a float; with <paramref name="valid"/> too, a column
+    /// whose valid[j] is 0 (a gap) fires nothing. Returns the number of spikes.
     /// </summary>
     private static int ScaleLifRun(int* src, float* s, int* words, int shift, float* v, int run, float scale, float bias, bool hasBias,
-        ReadOnlySpan<float> alpha, ReadOnlySpan<float> beta, float threshold, bool first)
+        ReadOnlySpan<float> alpha, ReadOnlySpan<float> beta, float threshold, bool first, int* valid = null)
     {
+        Debug.Assert(valid == null || words != null);
         int j = 0, count = 0;
         if (Vector512.IsHardwareAccelerated && run >= 16)
         {
@@ -417,6 +423,7 @@ internal static unsafe class SpikeConv
                 var vj = first ? Vector512<float>.Zero : Vector512.Load(v + j);
                 var h = vj + (y - vj) * half;
                 var fire = Vector512.GreaterThanOrEqual(h, th);
+                if (valid != null) fire &= Vector512.Load(valid + j).AsSingle();
                 if (words == null) Vector512.ConditionalSelect(fire, Vector512<float>.One, Vector512<float>.Zero).Store(s + j);
                 else (Vector512.Load(words + j) | (fire.AsInt32() & bit512)).Store(words + j);
                 Vector512.ConditionalSelect(fire, Vector512<float>.Zero, h).Store(v + j);
@@ -438,6 +445,7 @@ internal static unsafe class SpikeConv
                 var vj = first ? Vector256<float>.Zero : Vector256.Load(v + j);
                 var h = vj + (y - vj) * half;
                 var fire = Vector256.GreaterThanOrEqual(h, th);
+                if (valid != null) fire &= Vector256.Load(valid + j).AsSingle();
                 if (words == null) Vector256.ConditionalSelect(fire, Vector256<float>.One, Vector256<float>.Zero).Store(s + j);
                 else (Vector256.Load(words + j) | (fire.AsInt32() & bit256)).Store(words + j);
                 Vector256.ConditionalSelect(fire, Vector256<float>.Zero, h).Store(v + j);
@@ -450,7 +458,7 @@ internal static unsafe class SpikeConv
             for (int k = 0; k < alpha.Length; k++) y = MathF.FusedMultiplyAdd(y, alpha[k], beta[k]);
             float vj = first ? 0f : v[j];
             float h = vj + (y - vj) * 0.5f;
-            bool fire = h >= threshold;
+            bool fire = h >= threshold && (valid == null || valid[j] != 0);
             if (words == null) s[j] = fire ? 1f : 0f;
             else words[j] |= fire ? 1 << shift : 0;
             v[j] = fire ? 0f : h;

@@ -189,6 +189,9 @@ internal static unsafe class SpikeGemm
         int groups = a.PaddedCols / a.Group;
         int width = BlockWidth(columns, threads), blocks = (columns + width - 1) / width;
         int nr = Nr(isa), lda = a.PaddedCols * (a.IsWide ? 2 : 1);
+        // K blocks of near-equal size: 144 groups as 72 + 72, not 128 + 16 (a 16-group block loads and stores the whole tile
+        // of sums for a sixteenth of the multiply-adds).
+        int kc = (groups + (groups + KcGroups - 1) / KcGroups - 1) / Math.Max(1, (groups + KcGroups - 1) / KcGroups);
         fixed (sbyte* a8 = a.Narrow)
         fixed (short* a16 = a.Wide)
         {
@@ -202,9 +205,9 @@ internal static unsafe class SpikeGemm
                     for (int step = 0; step < steps; step++)
                     {
                         int* bs = (int*)pb + step * stepStride;
-                        for (int g0 = 0; g0 < groups; g0 += KcGroups)
+                        for (int g0 = 0; g0 < groups; g0 += kc)
                         {
-                            int g1 = Math.Min(groups, g0 + KcGroups);
+                            int g1 = Math.Min(groups, g0 + kc);
                             // Column tiles outer: a tile's B micro-panel (KcGroups × nr words) stays in L1 across all row tiles.
                             for (int n = n0; n < n1; n += nr)
                             for (int m = 0; m < a.PaddedRows; m += Mr)

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using Qsvit.Tensors;
 
 namespace Qsvit.Bench;
 
@@ -26,6 +27,41 @@ internal static class MacPeak
         if (Vector512.IsHardwareAccelerated) Report("fp32 FMA, 512-bit", 16, seconds, Drive<Fma512Op, Vector512<float>>);
         if (AvxVnni.IsSupported) Report("u8 x s8 vpdpbusd (AVX-VNNI), 256-bit", 32, seconds, Drive<Vnni256Op, Vector256<int>>);
         if (Avx512BW.IsSupported) Report("u8 x s8 vpmaddubsw + vpaddw (AVX-512BW), 512-bit, per pair", 64, seconds, Drive<MaddUbs512Op, Vector512<short>>);
+        GemmRates(seconds);
+    }
+
+    /// <summary>
+    /// The integer spike GEMM itself (<see cref="SpikeGemm.Multiply(IntMatrix, int*, long*, int, SpikeGemm.BlockEpilogue, IntIsa, int)"/>,
+    /// no interleave, an empty epilogue), one thread, on each supported path: how close its tiles come to the rates above.
+    /// </summary>
+    private static unsafe void GemmRates(double seconds)
+    {
+        Console.WriteLine();
+        Console.WriteLine("| integer GEMM, one thread (M × K × N) | path | G multiply-adds/s |");
+        Console.WriteLine("|---|---|---:|");
+        var rng = new Random(3);
+        foreach (var (m, k, n) in new[] { (256, 576, 4096), (64, 2304, 4096), (16, 576, 16384) })
+        {
+            var a = IntMatrix.FromValues(Enumerable.Range(0, m * k).Select(_ => rng.Next(-128, 128)).ToArray(), m, k);
+            int groups = a.PaddedCols / 4;
+            var words = Enumerable.Range(0, groups * n + SpikeGemm.ColumnAlign).Select(_ => rng.Next() & 0x01010101).ToArray();
+            var offsets = Enumerable.Range(0, groups).Select(g => (long)g * n).ToArray();
+            foreach (var isa in Enum.GetValues<IntIsa>().Where(i => i is IntIsa.Vnni256 or IntIsa.Vnni512 && SpikeGemm.IsSupported(i)))
+            {
+                double best = double.MaxValue;
+                var clock = Stopwatch.StartNew();
+                fixed (int* pb = words)
+                fixed (long* po = offsets)
+                    do
+                    {
+                        long t0 = Stopwatch.GetTimestamp();
+                        SpikeGemm.Multiply(a, pb, po, n, (_, _, _) => { }, isa, 1);
+                        best = Math.Min(best, Stopwatch.GetElapsedTime(t0).TotalSeconds);
+                    }
+                    while (clock.Elapsed.TotalSeconds < seconds);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {m} × {k} × {n} | {isa} | {(double)m * k * n / best / 1e9:F1} |"));
+            }
+        }
     }
 
     private static void Report(string name, int macsPerInstruction, double seconds, Func<int, float> kernel)

@@ -192,15 +192,24 @@ internal static unsafe class SpikeGemm
         // K blocks of near-equal size: 144 groups as 72 + 72, not 128 + 16 (a 16-group block loads and stores the whole tile
         // of sums for a sixteenth of the multiply-adds).
         int kc = (groups + (groups + KcGroups - 1) / KcGroups - 1) / Math.Max(1, (groups + KcGroups - 1) / KcGroups);
+        // The vector tiles read B from a micro-panel copied per column tile and K block: B's lane-group rows lie a grid's
+        // stride apart (often a multiple of 4 KB), so a K block's rows would share a few L1 sets and evict each other
+        // between row tiles; copied contiguously, the panel stays in L1 for all of them. Group g sits at row g − g0 of it.
+        bool pack = nr >= 32;
+        var panelOffsets = pack ? new long[groups] : null;
+        for (int g = 0; pack && g < groups; g++) panelOffsets![g] = (long)(g % kc) * nr;
+        fixed (long* pp = panelOffsets)
         fixed (sbyte* a8 = a.Narrow)
         fixed (short* a16 = a.Wide)
         {
-            nint pa = a.IsWide ? (nint)a16 : (nint)a8, pb = (nint)b, po = (nint)offsets;
+            nint pa = a.IsWide ? (nint)a16 : (nint)a8, pb = (nint)b, po = (nint)offsets, ppo = (nint)pp;
             void Block(int blk)
             {
                 int n0 = blk * width, n1 = Math.Min(columns, n0 + width);
                 if (t_tile is null || t_tile.Length < a.PaddedRows * NcColumns)
                     t_tile = GC.AllocateUninitializedArray<int>(a.PaddedRows * NcColumns, pinned: true);
+                if (pack && (t_panel is null || t_panel.Length < kc * nr)) t_panel = GC.AllocateUninitializedArray<int>(kc * nr, pinned: true);
+                fixed (int* panel = t_panel)
                 fixed (int* tile = t_tile)
                     for (int step = 0; step < steps; step++)
                     {
@@ -210,8 +219,18 @@ internal static unsafe class SpikeGemm
                             int g1 = Math.Min(groups, g0 + kc);
                             // Column tiles outer: a tile's B micro-panel (KcGroups × nr words) stays in L1 across all row tiles.
                             for (int n = n0; n < n1; n += nr)
-                            for (int m = 0; m < a.PaddedRows; m += Mr)
-                                Tile(isa, a.IsWide, (byte*)pa + (long)m * lda, lda, bs + n, (long*)po, g0, g1, tile + m * NcColumns + (n - n0), NcColumns, n1 - n);
+                            {
+                                int* bt = bs + n;
+                                long* ot = (long*)po;
+                                if (pack)
+                                {
+                                    CopyPanel(bt, ot, g0, g1, Math.Min(nr, n1 - n), panel, nr);
+                                    bt = panel;
+                                    ot = (long*)ppo;
+                                }
+                                for (int m = 0; m < a.PaddedRows; m += Mr)
+                                    Tile(isa, a.IsWide, (byte*)pa + (long)m * lda, lda, bt, ot, g0, g1, tile + m * NcColumns + (n - n0), NcColumns, n1 - n);
+                            }
                         }
                         epilogue(n0, n1, step, tile);
                     }
@@ -220,7 +239,17 @@ internal static unsafe class SpikeGemm
         }
     }
 
-    [ThreadStatic] private static int[]? t_tile;
+    [ThreadStatic] private static int[]? t_tile, t_panel;
+
+    /// <summary>Rows g0..g1 of B's <paramref name="columns"/> (a multiple of 8) words at b + off[g] into panel rows <paramref name="stride"/> apart.</summary>
+    private static void CopyPanel(int* b, long* off, int g0, int g1, int columns, int* panel, int stride)
+    {
+        for (int g = g0; g < g1; g++)
+        {
+            int* src = b + off[g], dst = panel + (long)(g - g0) * stride;
+            for (int j = 0; j < columns; j += 8) Vector256.Store(Vector256.Load(src + j), dst + j);
+        }
+    }
 
     /// <summary>
     /// Columns per block: at most <see cref="NcColumns"/>, a multiple of <see cref="ColumnAlign"/>, and, when the columns

@@ -247,7 +247,10 @@ internal static unsafe class SpikeGemm
         for (int g = g0; g < g1; g++)
         {
             int* src = b + off[g], dst = panel + (long)(g - g0) * stride;
-            for (int j = 0; j < columns; j += 8) Vector256.Store(Vector256.Load(src + j), dst + j);
+            int j = 0;
+            if (Vector512.IsHardwareAccelerated)
+                for (; j + 16 <= columns; j += 16) Vector512.Store(Vector512.Load(src + j), dst + j);
+            for (; j < columns; j += 8) Vector256.Store(Vector256.Load(src + j), dst + j);
         }
     }
 

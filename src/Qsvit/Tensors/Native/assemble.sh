@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Assembles spike_tile_vnni512.s and rewrites Vnni512Code.cs with its bytes and entry points (needs GNU as and binutils).
+# Assembles spike_tile_vnni512.s and writes its bytes and entry points as C# to Vnni512Code.cs, or to the file given
+# (.ci/run compares the two). Needs GNU as and binutils.
 set -euo pipefail
+out="$(realpath "${1:-$(dirname "$0")/Vnni512Code.cs}")"
 cd "$(dirname "$0")"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 as --64 -o "$tmp/k.o" spike_tile_vnni512.s
@@ -20,5 +22,5 @@ entry() { printf "%d" "0x$(nm "$tmp/k.o" | awk -v s="$1" '$3 == s { print $1 }')
   od -An -v -tx1 "$tmp/k.bin" | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1, /g; s/^/        /; s/, *$/,/'
   echo "    ];"
   echo "}"
-} > Vnni512Code.cs
-echo "wrote Vnni512Code.cs ($(stat -c %s "$tmp/k.bin") bytes)"
+} > "$out"
+echo "wrote $out ($(stat -c %s "$tmp/k.bin") bytes of code)" >&2

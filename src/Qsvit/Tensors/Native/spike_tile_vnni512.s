@@ -9,6 +9,20 @@
     .intel_syntax noprefix
     .text
 
+# One row of the tile's sums (four zmm registers, 64 int32) from or to [r11].
+.macro LOADROW a, b, c, d
+    vmovdqu32 zmm\a, [r11]
+    vmovdqu32 zmm\b, [r11 + 64]
+    vmovdqu32 zmm\c, [r11 + 128]
+    vmovdqu32 zmm\d, [r11 + 192]
+.endm
+.macro STOREROW a, b, c, d
+    vmovdqu32 [r11], zmm\a
+    vmovdqu32 [r11 + 64], zmm\b
+    vmovdqu32 [r11 + 128], zmm\c
+    vmovdqu32 [r11 + 192], zmm\d
+.endm
+
 .macro TILE name, op
     .globl \name
     .p2align 6
@@ -41,25 +55,13 @@
     vmovdqa64 zmm15, zmm0
     jmp     2f
 1:
-    vmovdqu32 zmm0, [r11]
-    vmovdqu32 zmm1, [r11 + 64]
-    vmovdqu32 zmm2, [r11 + 128]
-    vmovdqu32 zmm3, [r11 + 192]
+    LOADROW 0, 1, 2, 3
     add     r11, rsi
-    vmovdqu32 zmm4, [r11]
-    vmovdqu32 zmm5, [r11 + 64]
-    vmovdqu32 zmm6, [r11 + 128]
-    vmovdqu32 zmm7, [r11 + 192]
+    LOADROW 4, 5, 6, 7
     add     r11, rsi
-    vmovdqu32 zmm8, [r11]
-    vmovdqu32 zmm9, [r11 + 64]
-    vmovdqu32 zmm10, [r11 + 128]
-    vmovdqu32 zmm11, [r11 + 192]
+    LOADROW 8, 9, 10, 11
     add     r11, rsi
-    vmovdqu32 zmm12, [r11]
-    vmovdqu32 zmm13, [r11 + 64]
-    vmovdqu32 zmm14, [r11 + 128]
-    vmovdqu32 zmm15, [r11 + 192]
+    LOADROW 12, 13, 14, 15
 2:
     lea     rax, [rax + r9 * 4]     # a's word of group g0
     lea     rcx, [rcx + r9 * 8]     # off + g0
@@ -100,25 +102,13 @@
     jnz     3b
 4:
     mov     r11, [rdi + 48]
-    vmovdqu32 [r11], zmm0
-    vmovdqu32 [r11 + 64], zmm1
-    vmovdqu32 [r11 + 128], zmm2
-    vmovdqu32 [r11 + 192], zmm3
+    STOREROW 0, 1, 2, 3
     add     r11, rsi
-    vmovdqu32 [r11], zmm4
-    vmovdqu32 [r11 + 64], zmm5
-    vmovdqu32 [r11 + 128], zmm6
-    vmovdqu32 [r11 + 192], zmm7
+    STOREROW 4, 5, 6, 7
     add     r11, rsi
-    vmovdqu32 [r11], zmm8
-    vmovdqu32 [r11 + 64], zmm9
-    vmovdqu32 [r11 + 128], zmm10
-    vmovdqu32 [r11 + 192], zmm11
+    STOREROW 8, 9, 10, 11
     add     r11, rsi
-    vmovdqu32 [r11], zmm12
-    vmovdqu32 [r11 + 64], zmm13
-    vmovdqu32 [r11 + 128], zmm14
-    vmovdqu32 [r11 + 192], zmm15
+    STOREROW 12, 13, 14, 15
     vzeroupper
     ret
 .endm

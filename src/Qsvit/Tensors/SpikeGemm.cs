@@ -21,7 +21,7 @@ internal enum IntIsa
     Vnni128 = 4,
     /// <summary>AVX-VNNI on 256-bit registers.</summary>
     Vnni256 = 5,
-    /// <summary>AVX-512 VNNI on 512-bit registers, by machine-code tiles (<see cref="Vnni512Kernels"/>); 32-column remainders as <see cref="Vnni256"/>.</summary>
+    /// <summary>AVX-512 VNNI on 512-bit registers, by machine-code tiles (<see cref="Vnni512Kernels"/>).</summary>
     Vnni512 = 6,
 }
 
@@ -145,8 +145,7 @@ internal static unsafe class SpikeGemm
     public static bool IsSupported(IntIsa isa) => isa switch
     {
         IntIsa.Vnni128 or IntIsa.Vnni256 => AvxVnni.IsSupported,
-        // The 32-column remainders run the 256-bit VNNI tile.
-        IntIsa.Vnni512 => Vnni512Kernels.IsSupported && AvxVnni.IsSupported,
+        IntIsa.Vnni512 => Vnni512Kernels.IsSupported,
         IntIsa.Vector512 => Vector512.IsHardwareAccelerated,
         IntIsa.Vector256 => Vector256.IsHardwareAccelerated,
         IntIsa.Vector128 => Vector128.IsHardwareAccelerated,
@@ -282,13 +281,9 @@ internal static unsafe class SpikeGemm
     {
         if (isa == IntIsa.Vnni512)
         {
-            if (left >= Vnni512Kernels.Columns)
-            {
-                var args = new Vnni512Kernels.Args { A = a, Lda = lda, B = b, Offsets = off, G0 = g0, G1 = g1, C = c, Ldc = ldc * sizeof(int) };
-                Vnni512Kernels.Tile(wide, ref args);
-                return;
-            }
-            isa = IntIsa.Vnni256;
+            var args = new Vnni512Kernels.Args { A = a, Lda = lda, B = b, Offsets = off, G0 = g0, G1 = g1, C = c, Ldc = ldc * sizeof(int) };
+            Vnni512Kernels.Tile(wide, left < Vnni512Kernels.Columns, ref args);
+            return;
         }
         switch (isa, wide)
         {

@@ -10,8 +10,9 @@ namespace Qsvit.Tensors;
 /// against 177 G multiply-adds/s), 3.5x the fp32 FMA rate. So the two tiles are machine code (spike_tile_vnni512.s, bytes in
 /// Vnni512Code.cs), mapped executable once and called through function pointers without a GC transition (a call is a few
 /// hundred cycles of register work on pinned memory). Linux x86-64 only (the System V calling convention and mmap); elsewhere
-/// <see cref="IsSupported"/> is false and <see cref="SpikeGemm"/> keeps its 256-bit tiles, as it does when the environment
-/// sets <c>QSVIT_VNNI512=0</c> (to compare the two, or as a way out).
+/// <see cref="IsSupported"/> is false and <see cref="SpikeGemm"/> keeps its other paths (256-bit VNNI where the CPU has AVX-VNNI),
+/// as it does when the environment sets <c>QSVIT_VNNI512=0</c> (to compare them, or as a way out). AVX-VNNI is not needed:
+/// AVX-512 VNNI CPUs without it (Ice Lake, Zen 4) run these tiles.
 /// </summary>
 internal static unsafe partial class Vnni512Kernels
 {
@@ -28,10 +29,10 @@ internal static unsafe partial class Vnni512Kernels
         public long Ldc;
     }
 
-    /// <summary>Columns of one tile.</summary>
+    /// <summary>Columns of one tile; a block's 32-column remainder runs a half-width tile.</summary>
     public const int Columns = 64;
 
-    private static readonly delegate* unmanaged[SuppressGCTransition]<Args*, void> s_narrow, s_wide;
+    private static readonly delegate* unmanaged[SuppressGCTransition]<Args*, void> s_narrow, s_wide, s_narrow32, s_wide32;
 
     /// <summary>True where the CPU has AVX-512 VNNI (CPUID leaf 7, ECX bit 11), the runtime uses AVX-512, and the code could be mapped.</summary>
     public static bool IsSupported { get; }
@@ -46,14 +47,16 @@ internal static unsafe partial class Vnni512Kernels
         if (code == null) return;
         s_narrow = (delegate* unmanaged[SuppressGCTransition]<Args*, void>)(code + NarrowEntry);
         s_wide = (delegate* unmanaged[SuppressGCTransition]<Args*, void>)(code + WideEntry);
+        s_narrow32 = (delegate* unmanaged[SuppressGCTransition]<Args*, void>)(code + NarrowEntry32);
+        s_wide32 = (delegate* unmanaged[SuppressGCTransition]<Args*, void>)(code + WideEntry32);
         IsSupported = true;
     }
 
-    /// <summary>C[4, 64] (+)= A[4 rows, groups g0..g1) · B: 8-bit codes by vpdpbusd, 16-bit by vpdpwssd.</summary>
-    public static void Tile(bool wide, ref Args args)
+    /// <summary>C[4, 64] (or C[4, 32] when <paramref name="half"/>) (+)= A[4 rows, groups g0..g1) · B: 8-bit codes by vpdpbusd, 16-bit by vpdpwssd.</summary>
+    public static void Tile(bool wide, bool half, ref Args args)
     {
         fixed (Args* p = &args)
-            if (wide) s_wide(p); else s_narrow(p);
+            (half ? wide ? s_wide32 : s_narrow32 : wide ? s_wide : s_narrow)(p);
     }
 
     /// <summary>Copies <paramref name="code"/> into a fresh page mapped read+execute (never writable and executable at once); null if the OS refuses.</summary>

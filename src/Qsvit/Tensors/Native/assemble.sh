@@ -16,6 +16,8 @@ entry() { printf "%d" "0x$(nm "$tmp/k.o" | awk -v s="$1" '$3 == s { print $1 }')
   echo "{"
   echo "    private const int NarrowEntry = $(entry spike_tile_u8s8);"
   echo "    private const int WideEntry = $(entry spike_tile_s16s16);"
+  echo "    private const int NarrowEntry32 = $(entry spike_tile32_u8s8);"
+  echo "    private const int WideEntry32 = $(entry spike_tile32_s16s16);"
   echo ""
   echo "    private static ReadOnlySpan<byte> Code =>"
   echo "    ["

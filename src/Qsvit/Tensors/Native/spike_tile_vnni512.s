@@ -1,6 +1,6 @@
-# 512-bit VNNI micro-kernels of SpikeGemm (IntIsa.Vnni512): one 4-row × 64-column tile of int32 C += A · B over lane
+# 512-bit VNNI micro-kernels of SpikeGemm (IntIsa.Vnni512): one 4-row × 64-column (or 32-column) tile of int32 C += A · B over lane
 # groups [g0, g1), as SpikeGemm.Tile256<Vnni8/Vnni16> computes it at 256 bits. .NET 10 exposes vpdpbusd / vpdpwssd only on
-# 128- and 256-bit registers, so these two functions are assembled here and their bytes embedded in Vnni512Kernels.cs
+# 128- and 256-bit registers, so these functions are assembled here and their bytes embedded in Vnni512Kernels.cs
 # (regenerate with assemble.sh). System V x86-64, one argument (rdi): a pointer to
 #   { byte* a; long lda; int* b; long* off; long g0; long g1; int* c; long ldc }   (lda and ldc in bytes)
 # a: row 0 of the tile's 4 weight rows (4-byte lane-group words); the word of group g and column n of B is
@@ -15,6 +15,14 @@
     vmovdqu32 zmm\b, [r11 + 64]
     vmovdqu32 zmm\c, [r11 + 128]
     vmovdqu32 zmm\d, [r11 + 192]
+.endm
+.macro LOADHALF a, b
+    vmovdqu32 zmm\a, [r11]
+    vmovdqu32 zmm\b, [r11 + 64]
+.endm
+.macro STOREHALF a, b
+    vmovdqu32 [r11], zmm\a
+    vmovdqu32 [r11 + 64], zmm\b
 .endm
 .macro STOREROW a, b, c, d
     vmovdqu32 [r11], zmm\a
@@ -113,5 +121,80 @@
     ret
 .endm
 
+# The same for a 4-row × 32-column tile (the 32-column remainder of a block): 8 accumulators, zmm0-7.
+.macro TILE32 name, op
+    .globl \name
+    .p2align 6
+\name:
+    mov     rax, [rdi]              # a
+    mov     r8,  [rdi + 8]          # lda
+    mov     rdx, [rdi + 16]         # b
+    mov     rcx, [rdi + 24]         # off
+    mov     r9,  [rdi + 32]         # g0
+    mov     r10, [rdi + 40]         # g1
+    mov     r11, [rdi + 48]         # c
+    mov     rsi, [rdi + 56]         # ldc
+    test    r9, r9
+    jnz     1f
+    vpxord  zmm0, zmm0, zmm0
+    vmovdqa64 zmm1, zmm0
+    vmovdqa64 zmm2, zmm0
+    vmovdqa64 zmm3, zmm0
+    vmovdqa64 zmm4, zmm0
+    vmovdqa64 zmm5, zmm0
+    vmovdqa64 zmm6, zmm0
+    vmovdqa64 zmm7, zmm0
+    jmp     2f
+1:
+    LOADHALF 0, 1
+    add     r11, rsi
+    LOADHALF 2, 3
+    add     r11, rsi
+    LOADHALF 4, 5
+    add     r11, rsi
+    LOADHALF 6, 7
+2:
+    lea     rax, [rax + r9 * 4]
+    lea     rcx, [rcx + r9 * 8]
+    sub     r10, r9
+    jle     4f
+    lea     r9, [r8 + r8 * 2]
+    .p2align 4
+3:
+    mov     r11, [rcx]
+    lea     r11, [rdx + r11 * 4]    # B words of this group, 32 columns
+    vmovdqu32 zmm16, [r11]
+    vmovdqu32 zmm17, [r11 + 64]
+    vpbroadcastd zmm20, [rax]
+    vpbroadcastd zmm21, [rax + r8]
+    vpbroadcastd zmm22, [rax + r8 * 2]
+    vpbroadcastd zmm23, [rax + r9]
+    \op     zmm0, zmm16, zmm20
+    \op     zmm1, zmm17, zmm20
+    \op     zmm2, zmm16, zmm21
+    \op     zmm3, zmm17, zmm21
+    \op     zmm4, zmm16, zmm22
+    \op     zmm5, zmm17, zmm22
+    \op     zmm6, zmm16, zmm23
+    \op     zmm7, zmm17, zmm23
+    add     rax, 4
+    add     rcx, 8
+    dec     r10
+    jnz     3b
+4:
+    mov     r11, [rdi + 48]
+    STOREHALF 0, 1
+    add     r11, rsi
+    STOREHALF 2, 3
+    add     r11, rsi
+    STOREHALF 4, 5
+    add     r11, rsi
+    STOREHALF 6, 7
+    vzeroupper
+    ret
+.endm
+
     TILE spike_tile_u8s8, vpdpbusd
     TILE spike_tile_s16s16, vpdpwssd
+    TILE32 spike_tile32_u8s8, vpdpbusd
+    TILE32 spike_tile32_s16s16, vpdpwssd

@@ -19,9 +19,11 @@ public static class MultiStepLif
     /// <summary>
     /// Runs the neuron over <paramref name="timesteps"/> steps of <c>input.Length / timesteps</c> neurons, writing spikes (0/1)
     /// and, when <paramref name="membrane"/> is non-empty, the pre-spike potential H of every step. Returns the spike count.
+    /// With <paramref name="addend"/>, first input[i] += addend[i] (the residual add, one rounding, kept in
+    /// <paramref name="input"/>), chunk by chunk so the sum is still in cache when the neuron reads it.
     /// </summary>
     public static long Forward(float[] input, float[] spikes, int length, int timesteps, float threshold, float[]? membrane = null,
-        ComputeOptions? options = null)
+        ComputeOptions? options = null, float[]? addend = null)
     {
         options ??= ComputeOptions.Default;
         int n = length / timesteps;
@@ -30,16 +32,16 @@ public static class MultiStepLif
         long total = 0;
         if (chunks == 1 || options.Threads == 1)
         {
-            for (int c = 0; c < chunks; c++) total += Run(input, spikes, membrane, n, timesteps, threshold, c * Chunk, Math.Min(Chunk, n - c * Chunk));
+            for (int c = 0; c < chunks; c++) total += Run(input, addend, spikes, membrane, n, timesteps, threshold, c * Chunk, Math.Min(Chunk, n - c * Chunk));
             return total;
         }
         Parallel.For(0, chunks, options.Parallel, () => 0L,
-            (c, _, acc) => acc + Run(input, spikes, membrane, n, timesteps, threshold, c * Chunk, Math.Min(Chunk, n - c * Chunk)),
+            (c, _, acc) => acc + Run(input, addend, spikes, membrane, n, timesteps, threshold, c * Chunk, Math.Min(Chunk, n - c * Chunk)),
             acc => Interlocked.Add(ref total, acc));
         return total;
     }
 
-    private static long Run(float[] input, float[] spikes, float[]? membrane, int n, int timesteps, float threshold, int start, int count)
+    private static long Run(float[] input, float[]? addend, float[] spikes, float[]? membrane, int n, int timesteps, float threshold, int start, int count)
     {
         Span<float> v = stackalloc float[count];
         v.Clear();
@@ -48,6 +50,7 @@ public static class MultiStepLif
         {
             int offset = t * n + start;
             var x = input.AsSpan(offset, count);
+            if (addend is not null) System.Numerics.Tensors.TensorPrimitives.Add(x, addend.AsSpan(offset, count), x);
             var s = spikes.AsSpan(offset, count);
             var h = membrane is null ? default : membrane.AsSpan(offset, count);
             fired += Step(x, v, s, h, threshold);

@@ -46,6 +46,25 @@ public class MultiStepLifTests
         Assert.Equal(1f, spikes[0]);
     }
 
+    [Theory]
+    [InlineData(4, 10_001, 1)]
+    [InlineData(4, 10_001, 2)]
+    [InlineData(2, 33, 1)]
+    public void AddsTheResidualAsASeparateAddWould(int T, int n, int threads)
+    {
+        var rng = new Random(n + threads);
+        float[] R() => Enumerable.Range(0, T * n).Select(_ => (float)(rng.NextDouble() * 3 - 1.2)).ToArray();
+        float[] x = R(), y = R();
+        var sum = x.Zip(y, (a, b) => a + b).ToArray();
+        var expected = new float[sum.Length];
+        long expectedCount = MultiStepLif.Forward(sum, expected, sum.Length, T, 1f);
+        var spikes = new float[x.Length];
+        long count = MultiStepLif.Forward(x, spikes, x.Length, T, 1f, null, new ComputeOptions { Threads = threads }, y);
+        Assert.Equal(sum, x); // the residual stream keeps the sum
+        Assert.Equal(expected, spikes);
+        Assert.Equal(expectedCount, count);
+    }
+
     [Fact]
     public void RejectsALengthThatIsNotAMultipleOfT()
     {

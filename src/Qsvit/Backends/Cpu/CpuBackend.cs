@@ -178,10 +178,16 @@ public sealed class CpuBackend : IBackend
         });
     }
 
-    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer, SpikeReader? next = null)
+    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer, SpikeReader? next = null) =>
+        AddLif(input, null, length, spikes, timesteps, threshold, recorder, layer);
+
+    /// <summary>The residual add inside the LIF's pass over each chunk (<see cref="MultiStepLif.Forward"/>'s addend): the same bits as Add, then Lif.</summary>
+    public void AddLif(DeviceBuffer x, DeviceBuffer? y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer,
+        SpikeReader? next = null)
     {
         int n = checked((int)length);
-        float[] x = A(input), s = A(spikes);
+        float[] input = A(x), s = A(spikes);
+        float[]? addend = y is null ? null : A(y);
         bool wantsH = recorder switch
         {
             HostLifObserver h => h.Observer.WantsMembrane,
@@ -190,7 +196,7 @@ public sealed class CpuBackend : IBackend
         };
         int mark = Mark();
         float[]? membrane = wantsH ? A(Rent(n)) : null;
-        long count = MultiStepLif.Forward(x, s, n, timesteps, threshold, membrane, Options);
+        long count = MultiStepLif.Forward(input, s, n, timesteps, threshold, membrane, Options, addend);
         var potentials = membrane is null ? default : membrane.AsSpan(0, n);
         switch (recorder)
         {

@@ -2,8 +2,9 @@
 # Issue 12 on a CPU, in one run: packed models on the integer path against the fp32 simulation of the same codes
 # (`qsvit bench --model F.safetensors`, alternating in one process: its packed_speedup is the figure to compare), with the
 # 512-bit VNNI tiles and without (QSVIT_VNNI512=0), then PyTorch eager fp32 on the same threads.
-#   bench/cpu_packed_side_by_side.sh QSVIT "THREADS..." [SECONDS] PACKED.safetensors...
+#   [VNNI512="1 0"] bench/cpu_packed_side_by_side.sh QSVIT "THREADS..." [SECONDS] PACKED.safetensors...
 # QSVIT is a qsvit binary (e.g. a self-contained publish); the 55M preset (random weights, all 4 bits) runs as well.
+# VNNI512="1" skips the runs on the other integer paths.
 set -u
 Q=${1:?usage: cpu_packed_side_by_side.sh QSVIT "THREADS..." [SECONDS] PACKED.safetensors...}
 THREADS=${2:?threads, e.g. "2 16"}
@@ -22,7 +23,7 @@ for c in json.load(sys.stdin):
         print("%s: %.2f img/s%s" % (c["case"], c["images_per_second"], speedup))'
 }
 for T in $THREADS; do
-    for v in 1 0; do
+    for v in ${VNNI512:-1 0}; do
         for f in "$@"; do
             echo "## threads $T, QSVIT_VNNI512=$v, $f"
             QSVIT_VNNI512=$v "$Q" bench --model "$f" --device cpu --threads "$T" --batch 32 --seconds "$S" --json 2>/dev/null | rates

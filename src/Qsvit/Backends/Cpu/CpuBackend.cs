@@ -216,23 +216,19 @@ public sealed class CpuBackend : IBackend
         int d = channels / heads, planes = frames * heads, threads = Threads;
         // With many planes the threads take whole planes (each GEMM single-threaded: the same sums, no nested parallelism).
         int inner = threads > 1 && planes >= 4 * threads ? 1 : threads;
-        // Spike planes (every plane of the model's SDSA) go event by event, other values through the two GEMMs: the same bits.
         void One(int idx, float[] kv)
         {
             int off = idx * d * tokens;
-            if (SpikeAttention.TryPlane(qa.AsSpan(off, d * tokens), ka.AsSpan(off, d * tokens), va.AsSpan(off, d * tokens), oa.AsSpan(off, d * tokens),
-                d, tokens, scale, kv)) return;
-            Gemm.Sgemm(d, d, tokens, ka.AsSpan(off, d * tokens), false, va.AsSpan(off, d * tokens), true, kv.AsSpan(0, d * d), false, IsaInfo.Best, inner);
+            Gemm.Sgemm(d, d, tokens, ka.AsSpan(off, d * tokens), false, va.AsSpan(off, d * tokens), true, kv, false, IsaInfo.Best, inner);
             var dst = oa.AsSpan(off, d * tokens);
-            Gemm.Sgemm(d, tokens, d, kv.AsSpan(0, d * d), true, qa.AsSpan(off, d * tokens), false, dst, false, IsaInfo.Best, inner);
+            Gemm.Sgemm(d, tokens, d, kv, true, qa.AsSpan(off, d * tokens), false, dst, false, IsaInfo.Best, inner);
             TensorPrimitives.Multiply(dst, scale, dst);
         }
-        int scratch = Math.Max(d * d, SpikeAttention.ScratchLength(d, tokens));
-        if (threads == 1 || inner > 1) { var kv = new float[scratch]; for (int i = 0; i < planes; i++) One(i, kv); return; }
+        if (threads == 1 || inner > 1) { var kv = new float[d * d]; for (int i = 0; i < planes; i++) One(i, kv); return; }
         int parts = Math.Min(threads, planes);
         Compute.ForRanges(planes, parts, (start, end) =>
         {
-            var kv = new float[scratch];
+            var kv = new float[d * d];
             for (int i = start; i < end; i++) One(i, kv);
         });
     }

@@ -79,18 +79,13 @@ public interface IBackend : IDisposable
     /// workspace buffer (the CPU backend's bit-identical result); a device backend may read the border from
     /// <paramref name="padValues"/> inside the conv instead of writing the padded map.
     /// </summary>
-    void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
-        RunConvPadded(this, layer, input, frames, height, width, pad, padValues, output);
-
-    /// <summary><see cref="ConvPadded"/> as <see cref="Pad"/> into a workspace map, then <see cref="Conv"/>, on <paramref name="backend"/>.</summary>
-    static void RunConvPadded(IBackend backend, ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues,
-        DeviceBuffer output)
+    void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)
     {
-        int mark = backend.Mark(), channels = layer.Geometry.InChannels;
-        var padded = backend.Rent((long)frames * channels * (height + 2 * pad) * (width + 2 * pad));
-        backend.Pad(input, frames, channels, height, width, pad, padValues, padded);
-        backend.Conv(layer, padded, frames, height + 2 * pad, width + 2 * pad, output);
-        backend.Release(mark);
+        int mark = Mark(), channels = layer.Geometry.InChannels;
+        var padded = Rent((long)frames * channels * (height + 2 * pad) * (width + 2 * pad));
+        Pad(input, frames, channels, height, width, pad, padValues, padded);
+        Conv(layer, padded, frames, height + 2 * pad, width + 2 * pad, output);
+        Release(mark);
     }
 
     /// <summary>

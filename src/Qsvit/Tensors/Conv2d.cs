@@ -77,24 +77,6 @@ public static unsafe class Conv2d
         Forward(input, batch, height, width, w, bias, output, threads, algo, packB);
     }
 
-    /// <summary>
-    /// A depthwise conv of unpadded geometry over the input framed by <paramref name="pad"/> rows and columns of a value per
-    /// channel (<paramref name="border"/>: RepConv's BNAndPadLayer). The border goes into the copy of each plane the kernel
-    /// makes anyway, so the result is that of the conv over the framed input, bit for bit, without writing the framed map.
-    /// </summary>
-    internal static void ForwardFramed(ReadOnlySpan<float> input, int batch, int height, int width, ConvWeights w, ReadOnlySpan<float> bias,
-        int pad, ReadOnlySpan<float> border, Span<float> output, int threads)
-    {
-        var g = w.Geometry with { PadH = pad, PadW = pad };
-        if (!w.IsDepthwise || w.Geometry.PadH != 0 || w.Geometry.PadW != 0 || g.StrideH != 1 || g.StrideW != 1)
-            throw new ArgumentException("a framed conv is a stride-1 depthwise conv of no padding of its own", nameof(w));
-        if (border.Length < g.InChannels) throw new ArgumentException($"border has {border.Length} values, needs {g.InChannels}", nameof(border));
-        CheckIo(input, batch, height, width, bias, g, output);
-        if (batch == 0) return;
-        fixed (float* pw = w.Raw)
-            Depthwise.Forward(input, batch, height, width, pw, bias, g, output, w.Isa, threads, border);
-    }
-
     internal static void Forward(ReadOnlySpan<float> input, int batch, int height, int width, ConvWeights w,
         ReadOnlySpan<float> bias, Span<float> output, int threads, ConvAlgo algo, bool? packB)
     {
@@ -235,12 +217,11 @@ public static unsafe class Conv2d
             => (int)((((long)(ky % Sh) * Sw + kx % Sw) * Channels + c) * Plane + (ky / Sh) * Wq + kx / Sw);
 
         /// <summary>
-        /// dst[(phase·Channels + c)·Hq·Wq + i·Wq + j] = x[c, Sh·i + ry − PadH, Sw·j + rx − PadW] (zero outside, or
-        /// <paramref name="border"/> for stride 1), phase = ry·Sw + rx; then <paramref name="slack"/> zeros.
+        /// dst[(phase·Channels + c)·Hq·Wq + i·Wq + j] = x[c, Sh·i + ry − PadH, Sw·j + rx − PadW] (zero outside), phase = ry·Sw + rx;
+        /// then <paramref name="slack"/> zeros.
         /// </summary>
-        public void Fill(float* x, float* dst, int slack, float border = 0f)
+        public void Fill(float* x, float* dst, int slack)
         {
-            System.Diagnostics.Debug.Assert(border == 0f || (Sh == 1 && Sw == 1));
             long plane = Plane;
             if (Sh == 1 && Sw == 1)
             {
@@ -248,15 +229,15 @@ public static unsafe class Conv2d
                 {
                     float* d = dst + c * plane;
                     float* s = x + (long)c * H * W;
-                    new Span<float>(d, PadH * Wq).Fill(border);
+                    new Span<float>(d, PadH * Wq).Clear();
                     for (int i = 0; i < H; i++)
                     {
                         float* dr = d + (long)(i + PadH) * Wq;
-                        new Span<float>(dr, PadW).Fill(border);
+                        new Span<float>(dr, PadW).Clear();
                         Buffer.MemoryCopy(s + (long)i * W, dr + PadW, W * sizeof(float), W * sizeof(float));
-                        new Span<float>(dr + PadW + W, Wq - PadW - W).Fill(border);
+                        new Span<float>(dr + PadW + W, Wq - PadW - W).Clear();
                     }
-                    new Span<float>(d + (long)(PadH + H) * Wq, (Hq - PadH - H) * Wq).Fill(border);
+                    new Span<float>(d + (long)(PadH + H) * Wq, (Hq - PadH - H) * Wq).Clear();
                 }
             }
             else

@@ -13,12 +13,8 @@ internal static unsafe class Depthwise
 {
     private const double MinFlopsPerThread = 5e5;
 
-    /// <summary>
-    /// The conv of <paramref name="g"/>; with <paramref name="border"/> (one value per channel, stride 1), its padding holds
-    /// those values instead of zeros (<see cref="Conv2d.ForwardFramed"/>).
-    /// </summary>
     public static void Forward(ReadOnlySpan<float> input, int batch, int height, int width, float* weight, ReadOnlySpan<float> bias,
-        in ConvGeometry g, Span<float> output, Isa isa, int threads, ReadOnlySpan<float> border = default)
+        in ConvGeometry g, Span<float> output, Isa isa, int threads)
     {
         if (batch == 0) return;
         int channels = g.InChannels, oh = g.OutH(height), ow = g.OutW(width), kh = g.KernelH, kw = g.KernelW, taps = kh * kw;
@@ -45,10 +41,10 @@ internal static unsafe class Depthwise
         double flops = 2.0 * planes * oh * ow * taps;
         int workers = (int)Math.Clamp(flops / MinFlopsPerThread, 1, Math.Min(threads, planes));
         long inputLength = input.Length;
-        fixed (float* px = input, pb = bias, py = output, pe = border)
+        fixed (float* px = input, pb = bias, py = output)
         fixed (int* pt = tapOffs)
         {
-            float* x = px, b = pb, y = py, edge = pe;
+            float* x = px, b = pb, y = py;
             int* tp = pt;
             var layout = lay;
             Compute.ForRanges(planes, workers, (p0, p1) =>
@@ -65,7 +61,7 @@ internal static unsafe class Depthwise
                         float* src = x + plane * hw;
                         if (!inPlace || plane * hw + maxRead > inputLength)
                         {
-                            layout.Fill(src, pad, slack, edge == null ? 0f : edge[c]);
+                            layout.Fill(src, pad, slack);
                             src = pad;
                         }
                         Plane(src, layout.Wq, tp, weight + (long)c * taps, taps, b == null ? 0f : b[c],

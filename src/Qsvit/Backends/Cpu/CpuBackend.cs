@@ -72,33 +72,6 @@ public sealed class CpuBackend : IBackend
     }
 
     /// <summary>
-    /// A depthwise layer of stride 1 and no padding of its own (RepConv's 3×3) reads the border straight into the copy of
-    /// each plane it makes anyway (<see cref="Conv2d.ForwardFramed"/>): the bits of <see cref="Pad"/> then <see cref="Conv"/>
-    /// without the padded map. Other layers pad first.
-    /// </summary>
-    public void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)
-    {
-        var g = layer.Geometry;
-        if (!g.IsDepthwise || g.PadH != 0 || g.PadW != 0 || g.StrideH != 1 || g.StrideW != 1 || pad <= 0)
-        {
-            IBackend.RunConvPadded(this, layer, input, frames, height, width, pad, padValues, output);
-            return;
-        }
-        var framed = g with { PadH = pad, PadW = pad };
-        int spatial = framed.OutH(height) * framed.OutW(width);
-        var dst = A(output).AsSpan(0, frames * g.OutChannels * spatial);
-        var src = A(input).AsSpan(0, frames * g.InChannels * height * width);
-        var border = A(padValues).AsSpan(0, g.InChannels);
-        if (layer is CpuPackedConvLayer packed)
-        {
-            packed.Run(src, frames, height, width, dst, Threads, Options.SpikeAccumulation, pad, border);
-            return;
-        }
-        Conv2d.ForwardFramed(src, frames, height, width, ((CpuConvLayer)layer).Packed, layer.Spec.Bias, pad, border, dst, Threads);
-        foreach (var bn in layer.Spec.Affines) ChannelOps.ScaleShift(dst, frames, g.OutChannels, spatial, bn.Scale, bn.Shift, IsaInfo.Best, Threads);
-    }
-
-    /// <summary>
     /// Integer spike-input layers of direct geometry run the LIF in the conv's epilogue (<see cref="SpikeConv.ForwardLif"/>),
     /// without a recorder or with a spike counter (the epilogue counts); other recorders see the separate ops.
     /// </summary>

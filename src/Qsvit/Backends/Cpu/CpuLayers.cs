@@ -56,16 +56,11 @@ internal sealed class CpuPackedConvLayer : ConvLayer
         Engine = "CPU integer spikes";
     }
 
-    /// <summary>
-    /// The convolution and its <see cref="ConvLayerSpec.Affines"/> (the integer path applies them in its epilogue). With
-    /// <paramref name="framePad"/> &gt; 0, a depthwise layer runs over the input framed by that many rows and columns of
-    /// <paramref name="frame"/>'s per-channel values (<see cref="Conv2d.ForwardFramed"/>).
-    /// </summary>
+    /// <summary>The convolution and its <see cref="ConvLayerSpec.Affines"/> (the integer path applies them in its epilogue).</summary>
     public void Run(ReadOnlySpan<float> input, int frames, int height, int width, Span<float> output, int threads,
-        SpikeAccumulation accumulation = SpikeAccumulation.Auto, int framePad = 0, ReadOnlySpan<float> frame = default)
+        SpikeAccumulation accumulation = SpikeAccumulation.Auto)
     {
         var g = Geometry;
-        if (framePad > 0 && (Integer is not null || _panels is not null)) throw new InvalidOperationException("only a depthwise layer runs framed");
         if (Integer is not null)
         {
             SpikeConv.Forward(input, frames, height, width, Integer, Spec.Bias, output, SpikeGemm.Best, threads, _affines, accumulation);
@@ -89,7 +84,7 @@ internal sealed class CpuPackedConvLayer : ConvLayer
                 _codes.DequantizeRows(r0, n, scratch, values.AsSpan(r0 * k, n * k));
             }
             using var w = ConvWeights.Pack(values.AsSpan(0, g.WeightLength), g, IsaInfo.Best);
-            Finish(input, frames, height, width, w, output, threads, framePad, frame);
+            Finish(input, frames, height, width, w, output, threads);
         }
         finally
         {
@@ -110,13 +105,11 @@ internal sealed class CpuPackedConvLayer : ConvLayer
             first.Spec.Bias, first._affines, timesteps, threshold, second.Integer ?? throw new InvalidOperationException("the layer has no integer form"),
             second.Spec.Bias, second._affines, output, SpikeGemm.Best, threads, accumulation);
 
-    /// <summary>The fp32 convolution with this call's weights (over a framed input when <paramref name="framePad"/> &gt; 0), then the affines.</summary>
-    private void Finish(ReadOnlySpan<float> input, int frames, int height, int width, ConvWeights w, Span<float> output, int threads,
-        int framePad = 0, ReadOnlySpan<float> frame = default)
+    /// <summary>The fp32 convolution with this call's weights, then the affines.</summary>
+    private void Finish(ReadOnlySpan<float> input, int frames, int height, int width, ConvWeights w, Span<float> output, int threads)
     {
-        var g = Geometry with { PadH = Geometry.PadH + framePad, PadW = Geometry.PadW + framePad };
-        if (framePad > 0) Conv2d.ForwardFramed(input, frames, height, width, w, Spec.Bias, framePad, frame, output, threads);
-        else Conv2d.Forward(input, frames, height, width, w, Spec.Bias, output, threads, ConvAlgo.Auto, null);
+        var g = Geometry;
+        Conv2d.Forward(input, frames, height, width, w, Spec.Bias, output, threads, ConvAlgo.Auto, null);
         int spatial = g.OutH(height) * g.OutW(width);
         foreach (var bn in Spec.Affines)
             ChannelOps.ScaleShift(output[..(frames * g.OutChannels * spatial)], frames, g.OutChannels, spatial, bn.Scale, bn.Shift, IsaInfo.Best, threads);

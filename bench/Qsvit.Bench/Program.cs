@@ -80,6 +80,12 @@ if (args.Length > 0 && args[0] == "spike")
     SpikeSweep.Run(args);
     return;
 }
+//   dotnet run -c Release --project bench/Qsvit.Bench -- shared-ops 1 2   (CPU: the fused add + LIF against Add then Lif)
+if (args.Length > 0 && args[0] == "shared-ops")
+{
+    SharedOpsSweep.Run(args);
+    return;
+}
 //   dotnet run -c Release --project bench/Qsvit.Bench -- spike-events 1 2 [55M]   (event-driven integer sums against the dense GEMM by firing rate)
 if (args.Length > 0 && args[0] == "spike-events")
 {

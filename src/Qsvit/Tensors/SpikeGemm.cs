@@ -190,7 +190,7 @@ internal static unsafe class SpikeGemm
         int nr = Nr(isa), lda = a.PaddedCols * (a.IsWide ? 2 : 1);
         // K blocks of near-equal size: 144 groups as 72 + 72, not 128 + 16 (a 16-group block loads and stores the whole tile
         // of sums for a sixteenth of the multiply-adds).
-        int kc = (groups + (groups + KcGroups - 1) / KcGroups - 1) / Math.Max(1, (groups + KcGroups - 1) / KcGroups);
+        int kBlocks = Math.Max(1, (groups + KcGroups - 1) / KcGroups), kc = (groups + kBlocks - 1) / kBlocks;
         // The vector tiles read B from a micro-panel copied per column tile and K block: B's lane-group rows lie a grid's
         // stride apart (often a multiple of 4 KB), so a K block's rows would share a few L1 sets and evict each other
         // between row tiles; copied contiguously, the panel stays in L1 for all of them. Group g sits at row g − g0 of it.
@@ -216,7 +216,7 @@ internal static unsafe class SpikeGemm
                         for (int g0 = 0; g0 < groups; g0 += kc)
                         {
                             int g1 = Math.Min(groups, g0 + kc);
-                            // Column tiles outer: a tile's B micro-panel (KcGroups × nr words) stays in L1 across all row tiles.
+                            // Column tiles outer: a tile's B micro-panel (kc × nr words) stays in L1 across all row tiles.
                             for (int n = n0; n < n1; n += nr)
                             {
                                 int* bt = bs + n;

@@ -9,6 +9,39 @@
     .intel_syntax noprefix
     .text
 
+# The operands from the argument block (rdi); the flags say whether g0 is 0 (then the sums start from zero, label 1 otherwise).
+.macro ARGS
+    mov     rax, [rdi]              # a
+    mov     r8,  [rdi + 8]          # lda
+    mov     rdx, [rdi + 16]         # b
+    mov     rcx, [rdi + 24]         # off
+    mov     r9,  [rdi + 32]         # g0
+    mov     r10, [rdi + 40]         # g1
+    mov     r11, [rdi + 48]         # c
+    mov     rsi, [rdi + 56]         # ldc
+    test    r9, r9
+    jnz     1f
+.endm
+
+# Sums zmm0 .. zmm<last> start from zero.
+.macro ZEROSUMS last
+    vpxord  zmm0, zmm0, zmm0
+    .irp r, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+    .if \r <= \last
+    vmovdqa64 zmm\r, zmm0
+    .endif
+    .endr
+.endm
+
+# a and off at group g0, r10 the groups left (none: on to the stores at label 4), r9 = 3 · lda.
+.macro FIRSTGROUP
+    lea     rax, [rax + r9 * 4]     # a's word of group g0
+    lea     rcx, [rcx + r9 * 8]     # off + g0
+    sub     r10, r9                 # groups left
+    jle     4f
+    lea     r9, [r8 + r8 * 2]       # 3 · lda
+.endm
+
 # One row of the tile's sums (four zmm registers, 64 int32) from or to [r11].
 .macro LOADROW a, b, c, d
     vmovdqu32 zmm\a, [r11]
@@ -35,32 +68,8 @@
     .globl \name
     .p2align 6
 \name:
-    mov     rax, [rdi]              # a
-    mov     r8,  [rdi + 8]          # lda
-    mov     rdx, [rdi + 16]         # b
-    mov     rcx, [rdi + 24]         # off
-    mov     r9,  [rdi + 32]         # g0
-    mov     r10, [rdi + 40]         # g1
-    mov     r11, [rdi + 48]         # c
-    mov     rsi, [rdi + 56]         # ldc
-    test    r9, r9
-    jnz     1f
-    vpxord  zmm0, zmm0, zmm0
-    vmovdqa64 zmm1, zmm0
-    vmovdqa64 zmm2, zmm0
-    vmovdqa64 zmm3, zmm0
-    vmovdqa64 zmm4, zmm0
-    vmovdqa64 zmm5, zmm0
-    vmovdqa64 zmm6, zmm0
-    vmovdqa64 zmm7, zmm0
-    vmovdqa64 zmm8, zmm0
-    vmovdqa64 zmm9, zmm0
-    vmovdqa64 zmm10, zmm0
-    vmovdqa64 zmm11, zmm0
-    vmovdqa64 zmm12, zmm0
-    vmovdqa64 zmm13, zmm0
-    vmovdqa64 zmm14, zmm0
-    vmovdqa64 zmm15, zmm0
+    ARGS
+    ZEROSUMS 15
     jmp     2f
 1:
     LOADROW 0, 1, 2, 3
@@ -71,11 +80,7 @@
     add     r11, rsi
     LOADROW 12, 13, 14, 15
 2:
-    lea     rax, [rax + r9 * 4]     # a's word of group g0
-    lea     rcx, [rcx + r9 * 8]     # off + g0
-    sub     r10, r9                 # groups left
-    jle     4f
-    lea     r9, [r8 + r8 * 2]       # 3 · lda
+    FIRSTGROUP
     .p2align 4
 3:
     mov     r11, [rcx]
@@ -126,24 +131,8 @@
     .globl \name
     .p2align 6
 \name:
-    mov     rax, [rdi]              # a
-    mov     r8,  [rdi + 8]          # lda
-    mov     rdx, [rdi + 16]         # b
-    mov     rcx, [rdi + 24]         # off
-    mov     r9,  [rdi + 32]         # g0
-    mov     r10, [rdi + 40]         # g1
-    mov     r11, [rdi + 48]         # c
-    mov     rsi, [rdi + 56]         # ldc
-    test    r9, r9
-    jnz     1f
-    vpxord  zmm0, zmm0, zmm0
-    vmovdqa64 zmm1, zmm0
-    vmovdqa64 zmm2, zmm0
-    vmovdqa64 zmm3, zmm0
-    vmovdqa64 zmm4, zmm0
-    vmovdqa64 zmm5, zmm0
-    vmovdqa64 zmm6, zmm0
-    vmovdqa64 zmm7, zmm0
+    ARGS
+    ZEROSUMS 7
     jmp     2f
 1:
     LOADHALF 0, 1
@@ -154,11 +143,7 @@
     add     r11, rsi
     LOADHALF 6, 7
 2:
-    lea     rax, [rax + r9 * 4]
-    lea     rcx, [rcx + r9 * 8]
-    sub     r10, r9
-    jle     4f
-    lea     r9, [r8 + r8 * 2]
+    FIRSTGROUP
     .p2align 4
 3:
     mov     r11, [rcx]

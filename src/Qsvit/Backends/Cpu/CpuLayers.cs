@@ -53,7 +53,7 @@ internal sealed class CpuPackedConvLayer : ConvLayer
         }
         var matrix = IntMatrix.Create(g.OutChannels, g.WeightLength / g.OutChannels, min, max, packed.Weight.IntegerRows, g);
         Integer = new SpikeConvWeights(g, matrix, scales);
-        Engine = "CPU integer spikes";
+        Engine = $"CPU integer spikes ({SpikeGemm.Best})"; // which instruction path sums them: Vnni512, Vnni256, Vector512, ...
     }
 
     /// <summary>The convolution and its <see cref="ConvLayerSpec.Affines"/> (the integer path applies them in its epilogue).</summary>

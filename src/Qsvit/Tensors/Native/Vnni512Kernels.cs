@@ -5,14 +5,14 @@ namespace Qsvit.Tensors;
 
 /// <summary>
 /// <see cref="SpikeGemm"/>'s 512-bit VNNI tiles (<see cref="IntIsa.Vnni512"/>): vpdpbusd (u8 spikes × s8 codes) and vpdpwssd
-/// (s16 × s16) on zmm registers. .NET 10 exposes VNNI only on 128- and 256-bit vectors (<c>AvxVnni</c>; no AVX512_VNNI class),
-/// and on AVX-512 VNNI CPUs the 512-bit form does 1.8x the multiply-adds per cycle (one core of the development Xeon: 315
-/// against 177 G multiply-adds/s), 3.5x the fp32 FMA rate. So the two tiles are machine code (spike_tile_vnni512.s, bytes in
-/// Vnni512Code.cs), mapped executable once and called through function pointers without a GC transition (a call is a few
-/// hundred cycles of register work on pinned memory). Linux x86-64 only (the System V calling convention and mmap); elsewhere
-/// <see cref="IsSupported"/> is false and <see cref="SpikeGemm"/> keeps its other paths (256-bit VNNI where the CPU has AVX-VNNI),
-/// as it does when the environment sets <c>QSVIT_VNNI512=0</c> (to compare them, or as a way out). AVX-VNNI is not needed:
-/// AVX-512 VNNI CPUs without it (Ice Lake, Zen 4) run these tiles.
+/// (s16 × s16) on zmm registers. .NET 10 exposes VNNI only on 128- and 256-bit vectors (<c>AvxVnni</c>; no AVX512_VNNI
+/// class), and on AVX-512 VNNI CPUs the 512-bit form does 1.8x the multiply-adds per cycle (one core of the development
+/// Xeon: 315 against 177 G multiply-adds/s), 3.5x the fp32 FMA rate. So its tiles (4 × 64 and 4 × 32, each for both ops) are
+/// machine code (spike_tile_vnni512.s, bytes in Vnni512Code.cs), mapped executable once and called through function
+/// pointers without a GC transition (a call is a few hundred cycles of register work on pinned memory). Linux x86-64 only
+/// (the System V calling convention and mmap); elsewhere <see cref="IsSupported"/> is false and <see cref="SpikeGemm"/> keeps
+/// its other paths (256-bit VNNI where the CPU has AVX-VNNI), as it does when the environment sets <c>QSVIT_VNNI512=0</c>
+/// (to compare them, or as a way out). AVX-VNNI is not needed: AVX-512 VNNI CPUs without it (Ice Lake, Zen 4) run these tiles.
 /// </summary>
 internal static unsafe partial class Vnni512Kernels
 {

@@ -9,9 +9,10 @@ namespace Qsvit.Bench;
 
 /// <summary>
 /// Multiply-add throughput of one core, register to register (12 independent accumulators, no memory): fp32 FMA at 256 and
-/// 512 bits (the fp32 simulation's kernels) against u8 × s8 VNNI vpdpbusd at 256 bits (.NET 10
-/// has no 512-bit VNNI intrinsics; the integer spike path's 512-bit tiles are machine code, <c>Vnni512Kernels</c>) and the AVX-512BW pair vpmaddubsw + vpaddw. The ratio of the integer rate to the fp32 rate bounds
-/// what the integer convolutions can gain over the fp32 ones on this CPU.
+/// 512 bits (the fp32 simulation's kernels) against u8 × s8 VNNI vpdpbusd at 256 bits (.NET 10 has no 512-bit VNNI
+/// intrinsics; the integer spike path's 512-bit tiles are machine code, <c>Vnni512Kernels</c>) and the AVX-512BW pair
+/// vpmaddubsw + vpaddw. The ratio of the integer rate to the fp32 rate bounds what the integer convolutions can gain over
+/// the fp32 ones on this CPU; then the integer GEMM itself on each VNNI path.
 ///   dotnet run -c Release --project bench/Qsvit.Bench -- mac-peak [seconds]
 /// </summary>
 internal static class MacPeak

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using Qsvit.Tensors;
 
@@ -50,7 +51,7 @@ public static class MultiStepLif
         {
             int offset = t * n + start;
             var x = input.AsSpan(offset, count);
-            if (addend is not null) System.Numerics.Tensors.TensorPrimitives.Add(x, addend.AsSpan(offset, count), x);
+            if (addend is not null) TensorPrimitives.Add(x, addend.AsSpan(offset, count), x);
             var s = spikes.AsSpan(offset, count);
             var h = membrane is null ? default : membrane.AsSpan(offset, count);
             fired += Step(x, v, s, h, threshold);

@@ -349,8 +349,14 @@ internal static unsafe class SpikeConv
                 // whole row of the block is one vector run with the gaps masked off (no spike, membrane garbage no output
                 // reads), rather than one call per run: 8×8 maps make 25 runs of 8 in a block.
                 int bits = 32 / WordGroup, width = n1 - n0;
-                Span<int> validColumns = stackalloc int[runs == 1 && length[0] == width ? 0 : width];
-                for (int i = 0; i < runs && validColumns.Length > 0; i++) validColumns.Slice(from[i], length[i]).Fill(-1);
+                int* valid = null; // null: the block has no gaps
+                if (runs != 1 || length[0] != width)
+                {
+                    int* mask = stackalloc int[width];
+                    new Span<int>(mask, width).Clear();
+                    for (int i = 0; i < runs; i++) new Span<int>(mask + from[i], length[i]).Fill(-1);
+                    valid = mask;
+                }
                 for (int c = 0; c * WordGroup < OutChannels; c++)
                 {
                     int* words = Words + c * WordGroupStride + step * StepColumns + n0;
@@ -361,9 +367,7 @@ internal static unsafe class SpikeConv
                         for (int k = 0; k < chain; k++) { alpha[k] = Affines[k].Scale[oc]; beta[k] = Affines[k].Shift[oc]; }
                         int* row = tile + oc * SpikeGemm.BlockColumns;
                         float* v = membrane + oc * SpikeGemm.BlockColumns;
-                        fixed (int* valid = validColumns)
-                            fired += ScaleLifRun(row, null, words, e * bits, v, width, s, bb, Bias != null, alpha, beta, Threshold, step == 0,
-                                validColumns.Length > 0 ? valid : null);
+                        fired += ScaleLifRun(row, null, words, e * bits, v, width, s, bb, Bias != null, alpha, beta, Threshold, step == 0, valid);
                     }
                 }
                 if (Fired != null) Interlocked.Add(ref *Fired, fired);

@@ -195,9 +195,8 @@ internal static unsafe class SpikeGemm
         // stride apart (often a multiple of 4 KB), so a K block's rows would share a few L1 sets and evict each other
         // between row tiles; copied contiguously, the panel stays in L1 for all of them. Group g sits at row g − g0 of it.
         bool pack = nr >= 32;
-        var panelOffsets = pack ? new long[groups] : null;
-        for (int g = 0; pack && g < groups; g++) panelOffsets![g] = (long)(g % kc) * nr;
-        fixed (long* pp = panelOffsets)
+        Debug.Assert(!pack || (nr is 32 or 64 && kc <= KcGroups));
+        fixed (long* pp = nr == 64 ? PanelRows64 : PanelRows32)
         fixed (sbyte* a8 = a.Narrow)
         fixed (short* a16 = a.Wide)
         {
@@ -225,7 +224,7 @@ internal static unsafe class SpikeGemm
                                 {
                                     CopyPanel(bt, ot, g0, g1, Math.Min(nr, n1 - n), panel, nr);
                                     bt = panel;
-                                    ot = (long*)ppo;
+                                    ot = (long*)ppo - g0; // ot[g] = (g − g0) · nr
                                 }
                                 for (int m = 0; m < a.PaddedRows; m += Mr)
                                     Tile(isa, a.IsWide, (byte*)pa + (long)m * lda, lda, bt, ot, g0, g1, tile + m * NcColumns + (n - n0), NcColumns, n1 - n);
@@ -239,6 +238,11 @@ internal static unsafe class SpikeGemm
     }
 
     [ThreadStatic] private static int[]? t_tile, t_panel;
+
+    /// <summary>Offsets of a B micro-panel's rows (i · nr words for row i &lt; <see cref="KcGroups"/>), for nr = 32 and 64.</summary>
+    private static readonly long[] PanelRows32 = PanelRows(32), PanelRows64 = PanelRows(64);
+
+    private static long[] PanelRows(int nr) => [.. Enumerable.Range(0, KcGroups).Select(i => (long)i * nr)];
 
     /// <summary>Rows g0..g1 of B's <paramref name="columns"/> (a multiple of 8) words at b + off[g] into panel rows <paramref name="stride"/> apart.</summary>
     private static void CopyPanel(int* b, long* off, int g0, int g1, int columns, int* panel, int stride)

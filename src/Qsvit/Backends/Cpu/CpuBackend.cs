@@ -152,11 +152,15 @@ public sealed class CpuBackend : IBackend
     }
 
     public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer, SpikeReader? next = null) =>
-        AddLif(input, null, length, spikes, timesteps, threshold, recorder, layer);
+        RunLif(input, null, length, spikes, timesteps, threshold, recorder, layer);
 
     /// <summary>The residual add inside the LIF's pass over each chunk (<see cref="MultiStepLif.Forward"/>'s addend): the same bits as Add, then Lif.</summary>
-    public void AddLif(DeviceBuffer x, DeviceBuffer? y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer,
-        SpikeReader? next = null)
+    public void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer,
+        SpikeReader? next = null) =>
+        RunLif(x, y, length, spikes, timesteps, threshold, recorder, layer);
+
+    /// <summary>The LIF of x (after x += y where <paramref name="y"/> is given) into the spikes, feeding the recorder.</summary>
+    private void RunLif(DeviceBuffer x, DeviceBuffer? y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer)
     {
         int n = checked((int)length);
         float[] input = A(x), s = A(spikes);

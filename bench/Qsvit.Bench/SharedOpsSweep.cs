@@ -6,8 +6,10 @@ using Qsvit.Tensors;
 namespace Qsvit.Bench;
 
 /// <summary>
-/// A fused CPU op against the ops it stands for, in one process (best of interleaved runs): the residual add inside the
-/// LIF (<see cref="CpuBackend.AddLif"/> against Add then Lif), at the bundled CIFAR model's residual streams (batch 32 × T = 4).
+/// A fused CPU op against the ops it stands for, in one process (best of interleaved runs), at the bundled CIFAR model's
+/// shapes (batch 32 × T = 4): the residual add inside the LIF (<see cref="CpuBackend.AddLif"/> against Add then Lif), RepConv's
+/// depthwise reading the BN border (<see cref="CpuBackend.ConvPadded"/> against Pad then Conv), SDSA on spike masks against
+/// two GEMMs per head; then the parts of one packed 8-bit RepConv, to see where its time goes.
 ///   dotnet run -c Release --project bench/Qsvit.Bench -- shared-ops [seconds] [threads]
 /// </summary>
 internal static class SharedOpsSweep
@@ -32,5 +34,78 @@ internal static class SharedOpsSweep
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| add + lif | {n / 1024}K floats, T = 4 | {best[0] * 1e3:F3} | {best[1] * 1e3:F3} | {best[1] / best[0]:F2}x |"));
         }
+        const int frames = 128, side = 4;
+        foreach (int c in new[] { 128, 192 })
+        {
+            long n = (long)frames * c * side * side;
+            var (first, dw, pw) = RepConvLayers(backend, rng, c);
+            var x = backend.Allocate(n); var inner = backend.Allocate(n); var y = backend.Allocate(n); var pads = backend.Allocate(c);
+            backend.Upload(Data.Random(rng, (int)n), inner);
+            backend.Upload(Data.Random(rng, c), pads);
+            var best = Sweep.BestOf(seconds,
+                () => backend.ConvPadded(dw, inner, frames, side, side, 1, pads, y),
+                () => IBackend.RunConvPadded(backend, dw, inner, frames, side, side, 1, pads, y));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| RepConv depthwise 3×3, BN border | {c} ch @4×4 × {frames} | {best[0] * 1e3:F3} | {best[1] * 1e3:F3} | {best[1] / best[0]:F2}x |"));
+
+            backend.Upload(Data.Spikes(rng, (int)n), x);
+            var parts = Sweep.BestOf(seconds,
+                () => backend.Conv(first, x, frames, side, side, inner),
+                () => backend.ConvPadded(dw, inner, frames, side, side, 1, pads, y),
+                () => backend.Conv(pw, y, frames, side, side, inner),
+                () => ((IBackend)backend).RepConv(first, pads, dw, pw, x, frames, side, side, y));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| RepConv parts, packed 8-bit: first 1×1 / depthwise / pointwise / whole (ms) | {c} ch @4×4 × {frames} | {parts[0] * 1e3:F3} / {parts[1] * 1e3:F3} / {parts[2] * 1e3:F3} | {parts[3] * 1e3:F3} | |"));
+            foreach (var layer in new[] { first, dw, pw }) layer.Dispose();
+        }
+        // SepConv's depthwise 7×7 (pad 3) at CIFAR's three map sizes, fp32 weights.
+        foreach (var (c, side2) in new[] { (32, 32), (64, 16), (128, 8) })
+        {
+            var g = new ConvGeometry(c, c, 7, 7, 1, 1, 3, 3, c);
+            using var layer = backend.CreateConv(new ConvLayerSpec(g, new DenseConvWeights(Data.Random(rng, g.WeightLength)), [], []));
+            long n = (long)frames * c * side2 * side2;
+            var x = backend.Allocate(n); var y = backend.Allocate(n);
+            backend.Upload(Data.Random(rng, (int)n), x);
+            double t = Sweep.BestOf(seconds, () => backend.Conv(layer, x, frames, side2, side2, y))[0];
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| depthwise 7×7 (ms; G multiply-adds/s) | {c} ch @{side2}×{side2} × {frames} | {t * 1e3:F3} | {n * 49 / t / 1e9:F1} | |"));
+        }
+        // SDSA: CIFAR's stage-3 and stage-4 attention (4×4 maps), then the 55M preset's (14×14 and 7×7 maps, batch 1).
+        foreach (var (c, tokens, planes) in new[] { (128, 16, 128), (192, 16, 128), (512, 196, 4), (640, 49, 4) })
+        {
+            long n = (long)planes * c * tokens;
+            var (q, k, v, y) = (backend.Allocate(n), backend.Allocate(n), backend.Allocate(n), backend.Allocate(n));
+            foreach (var b in new[] { q, k, v }) backend.Upload(Data.Spikes(rng, (int)n), b);
+            float[] qa = ((CpuBuffer)q).Array, ka = ((CpuBuffer)k).Array, va = ((CpuBuffer)v).Array, ya = ((CpuBuffer)y).Array;
+            int d = c / 8;
+            var best = Sweep.BestOf(seconds,
+                () => backend.SpikeDrivenAttention(q, k, v, y, planes, c, tokens, 8, 0.125f),
+                () => Compute.ForRanges(planes * 8, Math.Min(threads, planes * 8), (p0, p1) =>
+                {
+                    var kv = new float[d * d];
+                    for (int p = p0; p < p1; p++)
+                    {
+                        int off = p * d * tokens;
+                        Gemm.Sgemm(d, d, tokens, ka.AsSpan(off), false, va.AsSpan(off), true, kv, false, IsaInfo.Best, 1);
+                        Gemm.Sgemm(d, tokens, d, kv, true, qa.AsSpan(off), false, ya.AsSpan(off, d * tokens), false, IsaInfo.Best, 1);
+                    }
+                }));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| SDSA on spikes / two GEMMs a head | {c} ch, 8 heads, {tokens} tokens × {planes} | {best[0] * 1e3:F3} | {best[1] * 1e3:F3} | {best[1] / best[0]:F2}x |"));
+        }
+    }
+
+    /// <summary>A RepConv of random 8-bit codes on the CPU backend: the spike-input 1×1 with its BN, the depthwise 3×3, the real 1×1 with its BN.</summary>
+    private static (ConvLayer First, ConvLayer Depthwise, ConvLayer Pointwise) RepConvLayers(CpuBackend backend, Random rng, int c)
+    {
+        ConvLayer Make(ConvGeometry g, bool spikes, bool bn)
+        {
+            var shape = new[] { g.OutChannels, g.InChannels / g.Groups, g.KernelH, g.KernelW };
+            var codes = Quantization.PackedWeight.Quantize("w", Data.Random(rng, g.WeightLength), shape, 8, Quantization.QuantizerSpec.Paper);
+            ChannelAffine[] affines = bn ? [new ChannelAffine(Data.Random(rng, c), Data.Random(rng, c))] : [];
+            return backend.CreateConv(new ConvLayerSpec(g, new PackedConvWeights(codes), [], affines) { SpikeInput = spikes });
+        }
+        return (Make(new ConvGeometry(c, c, 1, 1), true, true), Make(new ConvGeometry(c, c, 3, 3, Groups: c), false, false),
+            Make(new ConvGeometry(c, c, 1, 1), false, true));
     }
 }

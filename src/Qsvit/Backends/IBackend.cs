@@ -79,13 +79,18 @@ public interface IBackend : IDisposable
     /// workspace buffer (the CPU backend's bit-identical result); a device backend may read the border from
     /// <paramref name="padValues"/> inside the conv instead of writing the padded map.
     /// </summary>
-    void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)
+    void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) =>
+        RunConvPadded(this, layer, input, frames, height, width, pad, padValues, output);
+
+    /// <summary><see cref="ConvPadded"/> as <see cref="Pad"/> then <see cref="Conv"/> on <paramref name="backend"/>.</summary>
+    static void RunConvPadded(IBackend backend, ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues,
+        DeviceBuffer output)
     {
-        int mark = Mark(), channels = layer.Geometry.InChannels;
-        var padded = Rent((long)frames * channels * (height + 2 * pad) * (width + 2 * pad));
-        Pad(input, frames, channels, height, width, pad, padValues, padded);
-        Conv(layer, padded, frames, height + 2 * pad, width + 2 * pad, output);
-        Release(mark);
+        int mark = backend.Mark(), channels = layer.Geometry.InChannels;
+        var padded = backend.Rent((long)frames * channels * (height + 2 * pad) * (width + 2 * pad));
+        backend.Pad(input, frames, channels, height, width, pad, padValues, padded);
+        backend.Conv(layer, padded, frames, height + 2 * pad, width + 2 * pad, output);
+        backend.Release(mark);
     }
 
     /// <summary>
@@ -223,9 +228,10 @@ public interface IBackend : IDisposable
     string? ConvLifConvEngine(ConvLayer first, ConvLayer second, int frames, int height, int width, int timesteps, LifRecorder? recorder) => null;
 
     /// <summary>
-    /// Spike-driven self-attention on channel-major data q, k, v [frames, C, N] with heads of d = C / heads rows: for every
+    /// Spike-driven self-attention on channel-major spikes (0 or 1) q, k, v [frames, C, N] with heads of d = C / heads rows: for every
     /// frame and head, with Q, K, V the [d, N] slices, kv = K·Vᵀ ([d, d], summed over N), out = (kvᵀ·Q)·scale ([d, N],
-    /// summed over d, then one multiply), written to the same slice of output [frames, C, N].
+    /// summed over d, then one multiply), written to the same slice of output [frames, C, N], a buffer distinct from q, k
+    /// and v. The sums are of small integers, so every summation order gives the same bits.
     /// </summary>
     void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale);
 

@@ -105,6 +105,24 @@ public static unsafe class Conv2d
         }
     }
 
+    /// <summary>
+    /// The unpadded depthwise conv <paramref name="g"/> over the input padded by <paramref name="pad"/> with
+    /// <paramref name="border"/>[c] around channel c's plane: BNAndPadLayer, then the conv, without the padded map.
+    /// </summary>
+    internal static void ForwardBordered(ReadOnlySpan<float> input, int batch, int height, int width, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias,
+        in ConvGeometry g, int pad, ReadOnlySpan<float> border, Span<float> output, Isa isa, int threads)
+    {
+        g.Validate();
+        if (!g.IsDepthwise || g.PadH != 0 || g.PadW != 0) throw new ArgumentException($"only unpadded depthwise convs read a border, not {g}", nameof(g));
+        ArgumentOutOfRangeException.ThrowIfNegative(pad);
+        if (weight.Length < g.WeightLength) throw new ArgumentException($"weight has {weight.Length} elements, needs {g.WeightLength}", nameof(weight));
+        var padded = g with { PadH = pad, PadW = pad };
+        CheckIo(input, batch, height, width, bias, padded, output);
+        if (border.Length < g.InChannels) throw new ArgumentException($"{border.Length} border values for {g.InChannels} channels", nameof(border));
+        fixed (float* pw = weight)
+            Depthwise.Forward(input, batch, height, width, pw, bias, padded, output, IsaInfo.Clamp(isa), threads, border);
+    }
+
     private static void CheckIo(ReadOnlySpan<float> input, int batch, int height, int width, ReadOnlySpan<float> bias, in ConvGeometry g, Span<float> output)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(batch);
@@ -217,10 +235,10 @@ public static unsafe class Conv2d
             => (int)((((long)(ky % Sh) * Sw + kx % Sw) * Channels + c) * Plane + (ky / Sh) * Wq + kx / Sw);
 
         /// <summary>
-        /// dst[(phase·Channels + c)·Hq·Wq + i·Wq + j] = x[c, Sh·i + ry − PadH, Sw·j + rx − PadW] (zero outside), phase = ry·Sw + rx;
-        /// then <paramref name="slack"/> zeros.
+        /// dst[(phase·Channels + c)·Hq·Wq + i·Wq + j] = x[c, Sh·i + ry − PadH, Sw·j + rx − PadW] (<paramref name="border"/>
+        /// outside: zero, or BNAndPadLayer's value), phase = ry·Sw + rx; then <paramref name="slack"/> zeros.
         /// </summary>
-        public void Fill(float* x, float* dst, int slack)
+        public void Fill(float* x, float* dst, int slack, float border = 0f)
         {
             long plane = Plane;
             if (Sh == 1 && Sw == 1)
@@ -229,15 +247,15 @@ public static unsafe class Conv2d
                 {
                     float* d = dst + c * plane;
                     float* s = x + (long)c * H * W;
-                    new Span<float>(d, PadH * Wq).Clear();
+                    new Span<float>(d, PadH * Wq).Fill(border);
                     for (int i = 0; i < H; i++)
                     {
                         float* dr = d + (long)(i + PadH) * Wq;
-                        new Span<float>(dr, PadW).Clear();
+                        new Span<float>(dr, PadW).Fill(border);
                         Buffer.MemoryCopy(s + (long)i * W, dr + PadW, W * sizeof(float), W * sizeof(float));
-                        new Span<float>(dr + PadW + W, Wq - PadW - W).Clear();
+                        new Span<float>(dr + PadW + W, Wq - PadW - W).Fill(border);
                     }
-                    new Span<float>(d + (long)(PadH + H) * Wq, (Hq - PadH - H) * Wq).Clear();
+                    new Span<float>(d + (long)(PadH + H) * Wq, (Hq - PadH - H) * Wq).Fill(border);
                 }
             }
             else
@@ -254,7 +272,7 @@ public static unsafe class Conv2d
                                 int r = Sh * i + ry - PadH;
                                 if ((uint)r >= (uint)H)
                                 {
-                                    new Span<float>(dr, Wq).Clear();
+                                    new Span<float>(dr, Wq).Fill(border);
                                     continue;
                                 }
                                 float* sr = s + (long)r * W;
@@ -263,10 +281,10 @@ public static unsafe class Conv2d
                                 int jHi = Math.Min(Wq, (W - 1 + PadW - rx) / Sw + 1);
                                 if (jHi < jLo) jHi = jLo;
                                 int j = 0;
-                                for (; j < jLo; j++) dr[j] = 0f;
+                                for (; j < jLo; j++) dr[j] = border;
                                 int col = Sw * j + rx - PadW;
                                 for (; j < jHi; j++, col += Sw) dr[j] = sr[col];
-                                for (; j < Wq; j++) dr[j] = 0f;
+                                for (; j < Wq; j++) dr[j] = border;
                             }
                         }
             }

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Qsvit.Tensors;
 
@@ -7,20 +8,31 @@ namespace Qsvit.Tensors;
 /// Direct depthwise convolution (groups == in == out channels). Each plane is copied once into a zero-padded,
 /// phase-split buffer (see <see cref="Conv2d.PaddedLayout"/>), after which every tap of every output row is a contiguous
 /// vector load: out[oy, x0..x0+V) = bias + Σ_t w[t] · P[oy·Wq + x0 + tap[t] ..]. Four output vectors share each weight
-/// broadcast. The vector width adapts to the row width (4×4 maps use 128-bit vectors, 8×8 use 256-bit).
+/// broadcast. The vector width adapts to the row width (8×8 maps use 256-bit vectors). Maps of at most 16 pixels with
+/// 512-bit vectors take <see cref="OneVectorPlanes"/> instead: a whole plane in one register, each tap a permute of it.
+/// Padding is zero, or per channel a <c>border</c> value (BNAndPadLayer's BN(0)), as if the map had been padded with it.
 /// </summary>
 internal static unsafe class Depthwise
 {
     private const double MinFlopsPerThread = 5e5;
 
     public static void Forward(ReadOnlySpan<float> input, int batch, int height, int width, float* weight, ReadOnlySpan<float> bias,
-        in ConvGeometry g, Span<float> output, Isa isa, int threads)
+        in ConvGeometry g, Span<float> output, Isa isa, int threads, ReadOnlySpan<float> border = default)
     {
         if (batch == 0) return;
+        if (!border.IsEmpty && border.Length < g.InChannels) throw new ArgumentException($"{border.Length} border values for {g.InChannels} channels", nameof(border));
+        if (FitsOneVector(g, height, width, isa))
+        {
+            OneVectorPlanes(input, batch, height, width, weight, bias, g, output, threads, border);
+            return;
+        }
         int channels = g.InChannels, oh = g.OutH(height), ow = g.OutW(width), kh = g.KernelH, kw = g.KernelW, taps = kh * kw;
         var lay = new Conv2d.PaddedLayout(1, height, width, g.PadH, g.PadW, g.StrideH, g.StrideW);
         var vIsa = isa;
-        while (vIsa > Isa.Vector128 && ow <= IsaInfo.Lanes(vIsa) / 2) vIsa--;
+        bool rowBlocks = g.StrideH == 1 && g.StrideW == 1 && oh >= 8;
+        // Row blocks need whole vectors within a row; the row kernel lets vectors overhang into the next row.
+        if (rowBlocks) while (vIsa > Isa.Scalar && IsaInfo.Lanes(vIsa) > ow) vIsa--;
+        else while (vIsa > Isa.Vector128 && ow <= IsaInfo.Lanes(vIsa) / 2) vIsa--;
         int lanes = IsaInfo.Lanes(vIsa);
         var tapOffs = new int[taps];
         int maxTap = 0;
@@ -41,10 +53,10 @@ internal static unsafe class Depthwise
         double flops = 2.0 * planes * oh * ow * taps;
         int workers = (int)Math.Clamp(flops / MinFlopsPerThread, 1, Math.Min(threads, planes));
         long inputLength = input.Length;
-        fixed (float* px = input, pb = bias, py = output)
+        fixed (float* px = input, pb = bias, py = output, pe = border)
         fixed (int* pt = tapOffs)
         {
-            float* x = px, b = pb, y = py;
+            float* x = px, b = pb, y = py, e = pe;
             int* tp = pt;
             var layout = lay;
             Compute.ForRanges(planes, workers, (p0, p1) =>
@@ -61,15 +73,142 @@ internal static unsafe class Depthwise
                         float* src = x + plane * hw;
                         if (!inPlace || plane * hw + maxRead > inputLength)
                         {
-                            layout.Fill(src, pad, slack);
+                            layout.Fill(src, pad, slack, e == null ? 0f : e[c]);
                             src = pad;
                         }
-                        Plane(src, layout.Wq, tp, weight + (long)c * taps, taps, b == null ? 0f : b[c],
-                            y + (long)plane * oh * ow, oh, ow, vIsa, slots, tmp);
+                        float* wc = weight + (long)c * taps, yc = y + (long)plane * oh * ow;
+                        float bc = b == null ? 0f : b[c];
+                        switch (rowBlocks ? vIsa : Isa.Scalar)
+                        {
+                            case Isa.Vector512: RowBlocks<Lanes512, Vector512<float>>(src, layout.Wq, wc, kh, kw, bc, yc, oh, ow); break;
+                            case Isa.Vector256: RowBlocks<Lanes256, Vector256<float>>(src, layout.Wq, wc, kh, kw, bc, yc, oh, ow); break;
+                            case Isa.Vector128: RowBlocks<Lanes128, Vector128<float>>(src, layout.Wq, wc, kh, kw, bc, yc, oh, ow); break;
+                            default: Plane(src, layout.Wq, tp, wc, taps, bc, yc, oh, ow, vIsa, slots, tmp); break;
+                        }
                     }
                 }
                 System.Buffers.ArrayPool<float>.Shared.Return(buf);
             });
+        }
+    }
+
+    /// <summary>Whether <see cref="OneVectorPlanes"/> runs this layer: stride 1, input and output planes of at most 16 floats, AVX-512.</summary>
+    internal static bool FitsOneVector(in ConvGeometry g, int height, int width, Isa isa) =>
+        isa == Isa.Vector512 && Avx512F.IsSupported && g.StrideH == 1 && g.StrideW == 1 && height * width <= 16
+        && g.OutH(height) > 0 && g.OutW(width) > 0 && g.OutH(height) * g.OutW(width) <= 16;
+
+    /// <summary>
+    /// Planes of at most 16 pixels (CIFAR's RepConvs on 4×4 maps), one register each: tap t's inputs are a permute of the
+    /// plane with the padded lanes set to the border value, so there is no padded copy, and a plane costs about three
+    /// instructions per tap where the row kernel's setup for four 4-float rows cost more than its arithmetic. Each output is
+    /// bias + Σ_t w[t]·x_t in tap order, one FMA per tap, as in <see cref="Kernel{TLanes, TVector}"/>: the same bits.
+    /// </summary>
+    private static void OneVectorPlanes(ReadOnlySpan<float> input, int batch, int height, int width, float* weight, ReadOnlySpan<float> bias,
+        in ConvGeometry g, Span<float> output, int threads, ReadOnlySpan<float> border)
+    {
+        int channels = g.InChannels, oh = g.OutH(height), ow = g.OutW(width), taps = g.KernelH * g.KernelW, hw = height * width, ohw = oh * ow;
+        // Per tap: lane o = oy·OW + ox reads input pixel (oy + ky − PadH, ox + kx − PadW), or the border outside the map.
+        var index = new int[taps * 16];
+        var inside = new int[taps * 16];
+        for (int ky = 0, t = 0; ky < g.KernelH; ky++)
+            for (int kx = 0; kx < g.KernelW; kx++, t++)
+                for (int o = 0; o < ohw; o++)
+                {
+                    int iy = o / ow + ky - g.PadH, ix = o % ow + kx - g.PadW;
+                    if ((uint)iy >= (uint)height || (uint)ix >= (uint)width) continue;
+                    index[t * 16 + o] = iy * width + ix;
+                    inside[t * 16 + o] = -1;
+                }
+        int planes = batch * channels;
+        int workers = (int)Math.Clamp(2.0 * planes * ohw * taps / MinFlopsPerThread, 1, Math.Min(threads, planes));
+        fixed (float* px = input, pb = bias, py = output, pe = border)
+        fixed (int* pi = index, pm = inside)
+        {
+            float* x = px, b = pb, y = py, e = pe;
+            int* idx = pi, msk = pm;
+            Compute.ForRanges(planes, workers, (p0, p1) =>
+            {
+                float* tmp = stackalloc float[16];
+                new Span<float>(tmp, 16).Clear();
+                for (int plane = p0; plane < p1; plane++)
+                {
+                    int c = plane % channels;
+                    float* src = x + (long)plane * hw;
+                    if (hw < 16)
+                    {
+                        Buffer.MemoryCopy(src, tmp, 16 * sizeof(float), hw * sizeof(float));
+                        src = tmp;
+                    }
+                    var v = Vector512.Load(src);
+                    var edge = Vector512.Create(e == null ? 0f : e[c]);
+                    var acc = Vector512.Create(b == null ? 0f : b[c]);
+                    float* w = weight + (long)c * taps;
+                    for (int t = 0; t < taps; t++)
+                    {
+                        var tap = Avx512F.PermuteVar16x32(v, Vector512.Load(idx + t * 16));
+                        tap = Vector512.ConditionalSelect(Vector512.Load(msk + t * 16).AsSingle(), tap, edge);
+                        acc = Vector512.FusedMultiplyAdd(Vector512.Create(w[t]), tap, acc);
+                    }
+                    float* dst = y + (long)plane * ohw;
+                    if (ohw == 16) acc.Store(dst);
+                    else
+                    {
+                        acc.Store(tmp);
+                        Buffer.MemoryCopy(tmp, dst, ohw * sizeof(float), ohw * sizeof(float));
+                    }
+                }
+            });
+        }
+    }
+
+    /// <summary>
+    /// A stride-1 plane in blocks of eight output rows by one vector: per tap one weight broadcast feeds eight FMAs into eight
+    /// independent sums (the row kernel's four sums wait on the FMA latency), with no per-vector pointer table. Each output
+    /// sums bias + Σ_t w[t]·x_t in tap order, one FMA per tap: the row kernel's bits. The last block and a row's last vector
+    /// end at the plane's and the row's end, recomputing outputs they share with the one before (the same bits). Requires
+    /// OH ≥ 8 and OW ≥ the lanes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RowBlocks<TLanes, TVector>(float* src, int wq, float* w, int kh, int kw, float bias, float* y, int oh, int ow)
+        where TLanes : struct, IFloatLanes<TVector>
+        where TVector : struct
+    {
+        int lanes = TLanes.Count;
+        for (int y0 = 0; y0 < oh; y0 += 8)
+        {
+            int oy = Math.Min(y0, oh - 8);
+            for (int x0 = 0; x0 < ow; x0 += lanes)
+            {
+                int ox = Math.Min(x0, ow - lanes);
+                TVector a0 = TLanes.Broadcast(bias), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+                for (int ky = 0; ky < kh; ky++)
+                {
+                    float* r0 = src + (long)(oy + ky) * wq + ox;
+                    float* wt = w + ky * kw;
+                    for (int kx = 0; kx < kw; kx++)
+                    {
+                        var wv = TLanes.Broadcast(wt[kx]);
+                        float* p = r0 + kx;
+                        a0 = TLanes.MultiplyAdd(wv, TLanes.Load(p), a0);
+                        a1 = TLanes.MultiplyAdd(wv, TLanes.Load(p + wq), a1);
+                        a2 = TLanes.MultiplyAdd(wv, TLanes.Load(p + 2 * wq), a2);
+                        a3 = TLanes.MultiplyAdd(wv, TLanes.Load(p + 3 * wq), a3);
+                        a4 = TLanes.MultiplyAdd(wv, TLanes.Load(p + 4 * wq), a4);
+                        a5 = TLanes.MultiplyAdd(wv, TLanes.Load(p + 5 * wq), a5);
+                        a6 = TLanes.MultiplyAdd(wv, TLanes.Load(p + 6 * wq), a6);
+                        a7 = TLanes.MultiplyAdd(wv, TLanes.Load(p + 7 * wq), a7);
+                    }
+                }
+                float* out0 = y + (long)oy * ow + ox;
+                TLanes.Store(a0, out0);
+                TLanes.Store(a1, out0 + ow);
+                TLanes.Store(a2, out0 + 2 * ow);
+                TLanes.Store(a3, out0 + 3 * ow);
+                TLanes.Store(a4, out0 + 4 * ow);
+                TLanes.Store(a5, out0 + 5 * ow);
+                TLanes.Store(a6, out0 + 6 * ow);
+                TLanes.Store(a7, out0 + 7 * ow);
+            }
         }
     }
 
@@ -146,7 +285,7 @@ internal static unsafe class Depthwise
     /// <summary>Four output vectors of one plane: bias + Σ_t w[t] · src[u][taps[t]], one weight broadcast per tap.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Kernel<TLanes, TVector>(float** src, float** dst, int* taps, float* w, int ntaps, float bias)
-        where TLanes : struct, ILanes<TVector>
+        where TLanes : struct, IFloatLanes<TVector>
         where TVector : struct
     {
         float* s0 = src[0], s1 = src[1], s2 = src[2], s3 = src[3];
@@ -165,39 +304,5 @@ internal static unsafe class Depthwise
         TLanes.Store(a1, dst[1]);
         TLanes.Store(a2, dst[2]);
         TLanes.Store(a3, dst[3]);
-    }
-
-    /// <summary>The vector operations <see cref="Kernel{TLanes, TVector}"/> needs, per vector width (specialized by the JIT).</summary>
-    private interface ILanes<TVector> where TVector : struct
-    {
-        static abstract TVector Broadcast(float value);
-        static abstract TVector Load(float* p);
-        static abstract TVector MultiplyAdd(TVector a, TVector b, TVector c);
-        static abstract void Store(TVector v, float* p);
-    }
-
-    private readonly struct Lanes512 : ILanes<Vector512<float>>
-    {
-        public static Vector512<float> Broadcast(float value) => Vector512.Create(value);
-        public static Vector512<float> Load(float* p) => Vector512.Load(p);
-        public static Vector512<float> MultiplyAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.FusedMultiplyAdd(a, b, c);
-        public static void Store(Vector512<float> v, float* p) => v.Store(p);
-    }
-
-    // MultiplyAddEstimate: fused where the hardware has FMA (x64 with FMA3, ARM64), as the scalar path's MathF.FusedMultiplyAdd.
-    private readonly struct Lanes256 : ILanes<Vector256<float>>
-    {
-        public static Vector256<float> Broadcast(float value) => Vector256.Create(value);
-        public static Vector256<float> Load(float* p) => Vector256.Load(p);
-        public static Vector256<float> MultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.MultiplyAddEstimate(a, b, c);
-        public static void Store(Vector256<float> v, float* p) => v.Store(p);
-    }
-
-    private readonly struct Lanes128 : ILanes<Vector128<float>>
-    {
-        public static Vector128<float> Broadcast(float value) => Vector128.Create(value);
-        public static Vector128<float> Load(float* p) => Vector128.Load(p);
-        public static Vector128<float> MultiplyAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.MultiplyAddEstimate(a, b, c);
-        public static void Store(Vector128<float> v, float* p) => v.Store(p);
     }
 }

@@ -180,6 +180,61 @@ public class PackedModelTests
         }
     }
 
+    /// <summary>
+    /// The CPU backend's RepConv depthwise reads BNAndPadLayer's border as it goes (no padded map; 4×4 planes one register
+    /// each): the logits equal those of Pad then Conv bit for bit, for the fp32 model, its simulation and packed settings.
+    /// </summary>
+    [Fact]
+    public void BorderedDepthwiseEqualsPadThenConv()
+    {
+        const int batch = 2, size = 32;
+        var rng = new Random(8);
+        var images = Enumerable.Range(0, batch * 3 * size * size).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        var fp32 = Fixtures.Cifar;
+        float[] Logits(Func<Qsvit.Backends.IBackend, Sdtv2Model> make, bool separate)
+        {
+            var cpu = new Qsvit.Backends.Cpu.CpuBackend(new ComputeOptions { Threads = 2 });
+            using var backend = separate ? new PadThenConv(cpu) : (Qsvit.Backends.IBackend)cpu;
+            using var model = make(backend);
+            var logits = model.Forward(images, batch, size, size);
+            if (separate) Assert.True(((PadThenConv)backend).Calls > 0);
+            return logits;
+        }
+        Func<Qsvit.Backends.IBackend, Sdtv2Model> full = b => new Sdtv2Model(fp32.Config, fp32.State, backend: b);
+        Assert.Equal(Logits(full, true), Logits(full, false));
+        foreach (var setting in new[] { "8,4,8,8|8,8,8|4,32|4,32", "4,4,4,4|4,4,4|4,4|4,4" })
+        {
+            var packed = PackedModel.Create(fp32, QuantizationSetting.Parse(setting), QuantizerSpec.Paper);
+            foreach (bool simulate in new[] { false, true })
+            {
+                Func<Qsvit.Backends.IBackend, Sdtv2Model> make = b => new Sdtv2Model(packed, simulate, b);
+                Assert.Equal(Logits(make, true), Logits(make, false));
+            }
+        }
+    }
+
+    /// <summary>ConvPadded as Pad then Conv on the inner backend (the reference for the bordered one).</summary>
+    private sealed class PadThenConv(Qsvit.Backends.IBackend inner) : Qsvit.Backends.ForwardingBackend(inner)
+    {
+        public int Calls;
+
+        public override void ConvPadded(Qsvit.Backends.ConvLayer layer, Qsvit.Backends.DeviceBuffer input, int frames, int height, int width, int pad,
+            Qsvit.Backends.DeviceBuffer padValues, Qsvit.Backends.DeviceBuffer output)
+        {
+            Calls++;
+            Qsvit.Backends.IBackend.RunConvPadded(this, layer, input, frames, height, width, pad, padValues, output);
+        }
+
+        // RepConv's three ops on this backend, so that its ConvPadded is the one above.
+        public override void RepConv(Qsvit.Backends.ConvLayer first, Qsvit.Backends.DeviceBuffer padValues, Qsvit.Backends.ConvLayer depthwise,
+            Qsvit.Backends.ConvLayer pointwise, Qsvit.Backends.DeviceBuffer input, int frames, int height, int width, Qsvit.Backends.DeviceBuffer output) =>
+            Qsvit.Backends.IBackend.RunRepConv(this, first, padValues, depthwise, pointwise, input, frames, height, width, output);
+
+        public override void RepConvs(ReadOnlySpan<Qsvit.Backends.RepConvLayers> convs, Qsvit.Backends.DeviceBuffer input, int frames, int height, int width,
+            ReadOnlySpan<Qsvit.Backends.DeviceBuffer> outputs) =>
+            Qsvit.Backends.IBackend.RunRepConvs(this, convs, input, frames, height, width, outputs);
+    }
+
     /// <summary>ConvLif as two ops on the inner backend (the reference for the fused one).</summary>
     private sealed class SeparateConvLif(Qsvit.Backends.IBackend inner) : Qsvit.Backends.ForwardingBackend(inner)
     {

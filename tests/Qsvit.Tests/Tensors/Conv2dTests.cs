@@ -39,6 +39,13 @@ public class Conv2dTests
         { 2, 13, 11, 3, 3, 3, 3, 2, 1, 3 },
         { 1, 37, 19, 2, 2, 5, 3, 1, 2, 2 },
         { 2, 1, 1, 3, 3, 3, 3, 1, 1, 3 },
+        // depthwise on maps of at most 16 pixels (one register per plane with AVX-512): CIFAR's 4×4 RepConv, 15 and 2
+        // pixels, a 7×7 kernel on a 4×4 map, no padding (2×2 out)
+        { 3, 4, 4, 16, 16, 3, 3, 1, 1, 16 },
+        { 2, 3, 5, 4, 4, 3, 3, 1, 1, 4 },
+        { 2, 1, 2, 3, 3, 3, 3, 1, 1, 3 },
+        { 2, 4, 4, 5, 5, 7, 7, 1, 3, 5 },
+        { 2, 4, 4, 6, 6, 3, 3, 1, 0, 6 },
         // reductions in several segments: 3x3 over 40 channels (16+16+8); 1x1 over 14x14 maps (80+48 channels);
         // 1x1 on a 1-row map, as Conv1d (256+256); the parity model's stem
         { 2, 9, 9, 40, 24, 3, 3, 1, 1, 1 },

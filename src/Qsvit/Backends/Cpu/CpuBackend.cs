@@ -68,7 +68,7 @@ public sealed class CpuBackend : IBackend
             return;
         }
         Conv2d.Forward(src, frames, height, width, ((CpuConvLayer)layer).Packed, layer.Spec.Bias, dst, Threads, ConvAlgo.Auto, null);
-        foreach (var bn in layer.Spec.Affines) ChannelOps.ScaleShift(dst, frames, g.OutChannels, spatial, bn.Scale, bn.Shift, IsaInfo.Best, Threads);
+        ApplyAffines(layer.Spec, dst, frames, spatial, Threads);
     }
 
     /// <summary>
@@ -108,6 +108,35 @@ public sealed class CpuBackend : IBackend
             return;
         }
         IBackend.RunConvLifConv(this, first, input, frames, height, width, preActivation, spikes, timesteps, threshold, lifLayer, recorder, second, output);
+    }
+
+    /// <summary>A depthwise layer reads the border values as it copies each plane (<see cref="Conv2d.ForwardBordered"/>): no padded map; others pad first.</summary>
+    public void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)
+    {
+        var g = layer.Geometry;
+        if (!g.IsDepthwise || g.PadH != 0 || g.PadW != 0)
+        {
+            IBackend.RunConvPadded(this, layer, input, frames, height, width, pad, padValues, output);
+            return;
+        }
+        int oh = height + 2 * pad - g.KernelH + 1, ow = width + 2 * pad - g.KernelW + 1;
+        var src = A(input).AsSpan(0, frames * g.InChannels * height * width);
+        var dst = A(output).AsSpan(0, frames * g.OutChannels * oh * ow);
+        var border = A(padValues).AsSpan(0, g.InChannels);
+        if (layer is CpuPackedConvLayer packed)
+        {
+            packed.RunDepthwise(src, frames, height, width, pad, border, dst, Threads);
+            return;
+        }
+        var w = ((CpuConvLayer)layer).Packed;
+        Conv2d.ForwardBordered(src, frames, height, width, w.Raw, layer.Spec.Bias, g, pad, border, dst, w.Isa, Threads);
+        ApplyAffines(layer.Spec, dst, frames, oh * ow, Threads);
+    }
+
+    /// <summary>A conv layer's affines (its BNs), each one FMA per element, after the conv into <paramref name="y"/>.</summary>
+    internal static void ApplyAffines(ConvLayerSpec spec, Span<float> y, int frames, int spatial, int threads)
+    {
+        foreach (var bn in spec.Affines) ChannelOps.ScaleShift(y, frames, spec.Geometry.OutChannels, spatial, bn.Scale, bn.Shift, IsaInfo.Best, threads);
     }
 
     public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)
@@ -189,25 +218,9 @@ public sealed class CpuBackend : IBackend
 
     public void SpikeDrivenAttention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer output, int frames, int channels, int tokens, int heads, float scale)
     {
-        float[] qa = A(q), ka = A(k), va = A(v), oa = A(output);
-        int d = channels / heads, planes = frames * heads, threads = Threads;
-        // With many planes the threads take whole planes (each GEMM single-threaded: the same sums, no nested parallelism).
-        int inner = threads > 1 && planes >= 4 * threads ? 1 : threads;
-        void One(int idx, float[] kv)
-        {
-            int off = idx * d * tokens;
-            Gemm.Sgemm(d, d, tokens, ka.AsSpan(off, d * tokens), false, va.AsSpan(off, d * tokens), true, kv, false, IsaInfo.Best, inner);
-            var dst = oa.AsSpan(off, d * tokens);
-            Gemm.Sgemm(d, tokens, d, kv, true, qa.AsSpan(off, d * tokens), false, dst, false, IsaInfo.Best, inner);
-            TensorPrimitives.Multiply(dst, scale, dst);
-        }
-        if (threads == 1 || inner > 1) { var kv = new float[d * d]; for (int i = 0; i < planes; i++) One(i, kv); return; }
-        int parts = Math.Min(threads, planes);
-        Compute.ForRanges(planes, parts, (start, end) =>
-        {
-            var kv = new float[d * d];
-            for (int i = start; i < end; i++) One(i, kv);
-        });
+        long n = (long)frames * channels * tokens;
+        SpikeAttention.Forward(A(q).AsSpan(0, checked((int)n)), A(k).AsSpan(0, (int)n), A(v).AsSpan(0, (int)n), A(output).AsSpan(0, (int)n),
+            frames, channels, tokens, heads, scale, IsaInfo.Best, Threads);
     }
 
     public void SpatialMean(DeviceBuffer x, int rows, int spatial, DeviceBuffer output) =>

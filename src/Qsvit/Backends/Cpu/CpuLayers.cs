@@ -72,6 +72,17 @@ internal sealed class CpuPackedConvLayer : ConvLayer
             Finish(input, frames, height, width, expanded, output, threads);
             return;
         }
+        RunDepthwise(input, frames, height, width, 0, default, output, threads);
+    }
+
+    /// <summary>
+    /// The depthwise layer with its codes dequantized into a pooled buffer for this call, over the input padded by
+    /// <paramref name="pad"/> with <paramref name="border"/> (<see cref="Conv2d.ForwardBordered"/>) where pad &gt; 0.
+    /// </summary>
+    public void RunDepthwise(ReadOnlySpan<float> input, int frames, int height, int width, int pad, ReadOnlySpan<float> border, Span<float> output,
+        int threads)
+    {
+        var g = Geometry;
         const int tileRows = 64;
         var values = System.Buffers.ArrayPool<float>.Shared.Rent(g.WeightLength);
         var scratch = System.Buffers.ArrayPool<int>.Shared.Rent(tileRows * _codes.RowLength);
@@ -83,8 +94,11 @@ internal sealed class CpuPackedConvLayer : ConvLayer
                 int n = Math.Min(tileRows, g.OutChannels - r0);
                 _codes.DequantizeRows(r0, n, scratch, values.AsSpan(r0 * k, n * k));
             }
-            using var w = ConvWeights.Pack(values.AsSpan(0, g.WeightLength), g, IsaInfo.Best);
-            Finish(input, frames, height, width, w, output, threads);
+            var w = values.AsSpan(0, g.WeightLength);
+            if (pad == 0) Conv2d.Forward(input, frames, height, width, w, Spec.Bias, g, output, IsaInfo.Best, threads, ConvAlgo.Auto);
+            else Conv2d.ForwardBordered(input, frames, height, width, w, Spec.Bias, g, pad, border, output, IsaInfo.Best, threads);
+            var padded = g with { PadH = g.PadH + pad, PadW = g.PadW + pad };
+            CpuBackend.ApplyAffines(Spec, output, frames, padded.OutH(height) * padded.OutW(width), threads);
         }
         finally
         {
@@ -110,8 +124,6 @@ internal sealed class CpuPackedConvLayer : ConvLayer
     {
         var g = Geometry;
         Conv2d.Forward(input, frames, height, width, w, Spec.Bias, output, threads, ConvAlgo.Auto, null);
-        int spatial = g.OutH(height) * g.OutW(width);
-        foreach (var bn in Spec.Affines)
-            ChannelOps.ScaleShift(output[..(frames * g.OutChannels * spatial)], frames, g.OutChannels, spatial, bn.Scale, bn.Shift, IsaInfo.Best, threads);
+        CpuBackend.ApplyAffines(Spec, output, frames, g.OutH(height) * g.OutW(width), threads);
     }
 }

@@ -490,11 +490,7 @@ public sealed partial class CudaBackend : IBackend
             _ops.Conv(gpu, V(input), frames, height + 2 * pad, width + 2 * pad, V(output), V(padValues), pad);
             return;
         }
-        int mark = Mark(), channels = l.Geometry.InChannels;
-        var padded = Rent((long)frames * channels * (height + 2 * pad) * (width + 2 * pad));
-        Pad(input, frames, channels, height, width, pad, padValues, padded);
-        Conv(layer, padded, frames, height + 2 * pad, width + 2 * pad, output);
-        Release(mark);
+        IBackend.RunConvPadded(this, layer, input, frames, height, width, pad, padValues, output);
     }
 
     /// <summary>Where <see cref="DepthwiseSplitPays"/> the depthwise conv runs inside the real 1×1's packing (<see cref="DepthwiseSplitKernels"/>); else the three ops.</summary>

@@ -94,7 +94,7 @@ internal static class PackedAb
             var counts = counter.Read();
             double rate = (double)counts.Spikes[0] / counts.Neurons[0];
             var integer = (second as CpuPackedConvLayer)?.Integer;
-            _calls.Add((rate, integer is { Matrix.IsWide: false } && SpikeEvents.Pays(rate, second.Geometry.OutChannels)));
+            _calls.Add((rate, integer is { Matrix.IsWide: false } && SpikeEvents.Pays(rate, second.Geometry.OutChannels, SpikeGemm.Best)));
         }
 
         public override void Dispose() => Inner.Dispose();

@@ -58,7 +58,7 @@ internal static class SpikeEventSweep
                     () => SpikeConv.ForwardOnPreviousWords(x, frames, h, w, integer, bias, y, SpikeGemm.Best, threads, SpikeAccumulation.Dense),
                     () => SpikeConv.ForwardOnPreviousWords(x, frames, h, w, integer, bias, y, SpikeGemm.Best, threads, SpikeAccumulation.Events));
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {name} | {rate * 100:0.#} % | {best[0] * 1e3:F2} | {best[1] * 1e3:F2} | {best[0] / best[1]:F2}x | {SpikeEvents.Pays(rate, g.OutChannels)} |"));
+                    $"| {name} | {rate * 100:0.#} % | {best[0] * 1e3:F2} | {best[1] * 1e3:F2} | {best[0] / best[1]:F2}x | {SpikeEvents.Pays(rate, g.OutChannels, SpikeGemm.Best)} |"));
             }
         }
     }

@@ -134,7 +134,7 @@ internal static unsafe class SpikeConv
             long spikes = reuseWords ? t_spikes : Interleave(x, frames, g.InChannels, height, width, w.Matrix.Group, pw0, grid.GroupStride, grid.Lead,
                 grid.RowStride, grid.FrameRows, threads);
             t_spikes = spikes;
-            Gemm(w, grid, pw0, epilogue, isa, threads, steps, UseEvents(w, steps, spikes, (long)frames * g.InChannels * height * width, accumulation));
+            Gemm(w, grid, pw0, epilogue, isa, threads, steps, UseEvents(w, steps, spikes, (long)frames * g.InChannels * height * width, accumulation, isa));
         }
     }
 
@@ -142,11 +142,11 @@ internal static unsafe class SpikeConv
     /// Whether a direct layer sums by events: single-step calls (no fused LIF) of 8-bit codes over spike inputs
     /// (<paramref name="spikes"/> ≥ 0 of <paramref name="values"/>), when forced or when <see cref="SpikeEvents.Pays"/>.
     /// </summary>
-    private static bool UseEvents(SpikeConvWeights w, int steps, long spikes, long values, SpikeAccumulation accumulation) =>
+    private static bool UseEvents(SpikeConvWeights w, int steps, long spikes, long values, SpikeAccumulation accumulation, IntIsa isa) =>
         steps == 1 && spikes >= 0 && !w.Matrix.IsWide && accumulation switch
         {
             SpikeAccumulation.Events => true,
-            SpikeAccumulation.Auto => SpikeEvents.Pays((double)spikes / Math.Max(1, values), w.Geometry.OutChannels),
+            SpikeAccumulation.Auto => SpikeEvents.Pays((double)spikes / Math.Max(1, values), w.Geometry.OutChannels, isa),
             _ => false,
         };
 
@@ -245,7 +245,7 @@ internal static unsafe class SpikeConv
             Direct(px, frames, height, width, first, producer, isa, threads, timesteps, SpikeAccumulation.Dense);
             var consumer = new Epilogue(second.Scales, secondBias.IsEmpty ? null : pb2, po, g2.OutChannels, height, width, secondAffines ?? []);
             // The producer counted its spikes: the firing rate of the consumer's input picks dense or event-driven sums.
-            Gemm(second, grid, pc, consumer, isa, threads, 1, UseEvents(second, 1, fired, (long)frames * g1.OutChannels * spatial, accumulation));
+            Gemm(second, grid, pc, consumer, isa, threads, 1, UseEvents(second, 1, fired, (long)frames * g1.OutChannels * spatial, accumulation, isa));
         }
         return fired;
     }

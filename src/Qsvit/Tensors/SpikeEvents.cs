@@ -65,19 +65,27 @@ internal static unsafe class SpikeEvents
     public const int Flush = 256;
 
     /// <summary>
-    /// Whether event-driven accumulation beats the dense VNNI GEMM for a layer of <paramref name="outChannels"/> outputs at an
-    /// input firing rate (spikes per input value) of <paramref name="rate"/>. Measured on the 2-vCPU Xeon (AVX-512,
-    /// AVX-VNNI), one thread, with `spike-events` (bench/Qsvit.Bench/SpikeEventSweep.cs; BENCHMARKS.md "Event-driven
-    /// accumulation for the chained consumers"): the bit scans and the column's flush cost a fixed amount per output column
-    /// and 64 input channels, which the dense GEMM spends on a few output channels, so the crossover rises with M. At 16 and
-    /// 32 outputs events lose even at 2 % (0.35x, 0.7x); at 64 they pay below 12–20 % (3x3 256→64 at 56×56 and 8×8); at
-    /// 128 below 12 % (1x1 512→128 at 4×4) to 25 % (3x3 512→128); at 256 and 512 below 25–30 %. The rule takes the lower
-    /// end of each range (a wrong choice costs more above the crossover than below it).
+    /// Whether event-driven accumulation beats the dense GEMM on path <paramref name="isa"/> for a layer of
+    /// <paramref name="outChannels"/> outputs at an input firing rate (spikes per input value) of <paramref name="rate"/>.
+    /// Measured on the 2-vCPU Xeon (AVX-512, AVX-VNNI), one thread, with `spike-events` (bench/Qsvit.Bench/SpikeEventSweep.cs;
+    /// BENCHMARKS.md "Event-driven accumulation for the chained consumers" and, for the 512-bit tiles, the seventeenth
+    /// session): the bit scans and the column's flush cost a fixed amount per output column and 64 input channels, which the
+    /// dense GEMM spends on a few output channels, so the crossover rises with M.
+    /// <list type="bullet">
+    /// <item>256-bit dense tiles and the portable paths: at 16 and 32 outputs events lose even at 2 % (0.35x, 0.7x); at 64
+    /// they pay below 12–20 %; at 128 below 12–25 %; at 256 and 512 below 25–30 %.</item>
+    /// <item>512-bit VNNI tiles (<see cref="IntIsa.Vnni512"/>, 1.8x the 256-bit ones): at 64 outputs and at 128 on 4 × 4 maps
+    /// events lose even at 2 % (0.55–0.73x); at 128 on 28 × 28 they pay below about 5 % (1.04x at 5 %, 0.82x at 10 %); at 256
+    /// and 512 below 10–15 % (1.4x at 10 %, 0.8x at 20 %).</item>
+    /// </list>
+    /// The rule takes the lower end of each range (a wrong choice costs more above the crossover than below it).
     /// </summary>
-    public static bool Pays(double rate, int outChannels) => rate < Crossover(outChannels);
+    public static bool Pays(double rate, int outChannels, IntIsa isa) => rate < Crossover(outChannels, isa);
 
     /// <summary>The firing rate below which events pay (see <see cref="Pays"/>).</summary>
-    public static double Crossover(int outChannels) => outChannels < 64 ? 0 : outChannels < 128 ? 0.10 : outChannels < 256 ? 0.12 : 0.25;
+    public static double Crossover(int outChannels, IntIsa isa) => isa == IntIsa.Vnni512
+        ? outChannels < 128 ? 0 : outChannels < 256 ? 0.04 : 0.10
+        : outChannels < 64 ? 0 : outChannels < 128 ? 0.10 : outChannels < 256 ? 0.12 : 0.25;
 
     /// <summary>
     /// C = A · B as <see cref="SpikeGemm.Multiply(IntMatrix, int*, long*, int, SpikeGemm.BlockEpilogue, IntIsa, int)"/> computes

@@ -231,14 +231,20 @@ public unsafe class SpikeConvTests
     }
 
     [Theory]
-    [InlineData(0.0, 16, false)]   // the scans cost more than a 16- or 32-channel dense GEMM at any rate
-    [InlineData(0.02, 32, false)]
-    [InlineData(0.05, 64, true)]
-    [InlineData(0.11, 128, true)]
-    [InlineData(0.15, 128, false)]
-    [InlineData(0.20, 512, true)]
-    [InlineData(0.50, 512, false)]
-    public void EventsPayBelowTheMeasuredCrossover(double rate, int outChannels, bool pays) => Assert.Equal(pays, SpikeEvents.Pays(rate, outChannels));
+    [InlineData(0.0, 16, "Vnni256", false)]   // the scans cost more than a 16- or 32-channel dense GEMM at any rate
+    [InlineData(0.02, 32, "Vnni256", false)]
+    [InlineData(0.05, 64, "Vnni256", true)]
+    [InlineData(0.11, 128, "Vnni256", true)]
+    [InlineData(0.15, 128, "Vnni256", false)]
+    [InlineData(0.20, 512, "Vector512", true)]
+    [InlineData(0.50, 512, "Vnni256", false)]
+    [InlineData(0.02, 64, "Vnni512", false)]  // the 512-bit tiles: 64 outputs never, 128 below 4 %, 256 and more below 10 %
+    [InlineData(0.03, 128, "Vnni512", true)]
+    [InlineData(0.05, 128, "Vnni512", false)]
+    [InlineData(0.08, 512, "Vnni512", true)]
+    [InlineData(0.12, 256, "Vnni512", false)]
+    public void EventsPayBelowTheMeasuredCrossover(double rate, int outChannels, string denseIsa, bool pays) =>
+        Assert.Equal(pays, SpikeEvents.Pays(rate, outChannels, Enum.Parse<IntIsa>(denseIsa)));
 
     [Fact]
     public void ChainingRefusesMismatchedLayers()

@@ -238,9 +238,8 @@ public unsafe class SpikeConvTests
     [InlineData(0.15, 128, "Vnni256", false)]
     [InlineData(0.20, 512, "Vector512", true)]
     [InlineData(0.50, 512, "Vnni256", false)]
-    [InlineData(0.02, 64, "Vnni512", false)]  // the 512-bit tiles: 64 outputs never, 128 below 4 %, 256 and more below 10 %
-    [InlineData(0.03, 128, "Vnni512", true)]
-    [InlineData(0.05, 128, "Vnni512", false)]
+    [InlineData(0.02, 64, "Vnni512", false)]  // the 512-bit tiles: below 256 outputs never, 256 and more below 10 %
+    [InlineData(0.02, 128, "Vnni512", false)]
     [InlineData(0.08, 512, "Vnni512", true)]
     [InlineData(0.12, 256, "Vnni512", false)]
     public void EventsPayBelowTheMeasuredCrossover(double rate, int outChannels, string denseIsa, bool pays) =>

@@ -40,6 +40,12 @@ public sealed class WorkspaceMeter : IBackend
 
     public void Conv(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, DeviceBuffer output) { }
     public void Pad(DeviceBuffer input, int frames, int channels, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output) { }
+
+    /// <summary>As the CPU and CUDA backends run it: a depthwise layer reads the border itself (no padded map); others pad first.</summary>
+    public void ConvPadded(ConvLayer layer, DeviceBuffer input, int frames, int height, int width, int pad, DeviceBuffer padValues, DeviceBuffer output)
+    {
+        if (!layer.Geometry.IsDepthwise) IBackend.RunConvPadded(this, layer, input, frames, height, width, pad, padValues, output);
+    }
     public void RepeatBlock(DeviceBuffer x, long block, int times) { }
     public void Add(DeviceBuffer x, DeviceBuffer y, long length) { }
     public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer, SpikeReader? next = null) { }

@@ -20,6 +20,29 @@ internal sealed class SpikeConvWeights(ConvGeometry geometry, IntMatrix matrix, 
 }
 
 /// <summary>
+/// Spikes handed over by the LIF that made them (<see cref="SpikeConv.LifWords"/>) as the input words a direct layer's
+/// interleave would write: the lane-group grid of <see cref="Group"/> fields a word for pad (PadH, PadW) over [Frames,
+/// Channels, Height, Width], and their count. Any direct layer with that input shape, pad and word width may read them.
+/// </summary>
+internal sealed class HandedSpikes(int[] words, long spikes, int group, int channels, int frames, int height, int width, int padH, int padW)
+{
+    public int[] Words { get; } = words;
+    public long Spikes { get; } = spikes;
+    public int Group { get; } = group;
+    public int Channels { get; } = channels;
+    public int Frames { get; } = frames;
+    public int Height { get; } = height;
+    public int Width { get; } = width;
+    public int PadH { get; } = padH;
+    public int PadW { get; } = padW;
+
+    /// <summary>Whether <paramref name="w"/> over [frames, ·, height, width] reads exactly these words.</summary>
+    public bool Fit(SpikeConvWeights w, int frames, int height, int width) =>
+        SpikeConv.IsDirect(w.Geometry) && w.Matrix.Group == Group && w.Geometry.InChannels == Channels && frames == Frames
+        && height == Height && width == Width && w.Geometry.PadH == PadH && w.Geometry.PadW == PadW;
+}
+
+/// <summary>
 /// Dense convolution of spike inputs (0/1) with integer weights: the spikes are interleaved into 32-bit lane-group words
 /// (4 channels as bytes for 8-bit weights, 2 as shorts for 16-bit), the products are summed exactly in int32 by
 /// <see cref="SpikeGemm"/>, and each output is scaled once: y = fma(acc, scale[oc], bias[oc]).
@@ -39,10 +62,11 @@ internal static unsafe class SpikeConv
     /// </summary>
     /// Direct geometries with 0/1 inputs pick dense or event-driven sums by <paramref name="accumulation"/> and the firing
     /// rate the interleave counts (<see cref="SpikeEvents.Pays"/>); inputs other than 0/1 always run dense.
+    /// With <paramref name="handed"/> (its <see cref="HandedSpikes.Fit"/> checked) the layer reads those words, not input.
     public static void Forward(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w,
         ReadOnlySpan<float> bias, Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines = null,
-        SpikeAccumulation accumulation = SpikeAccumulation.Auto) =>
-        Run(input, frames, height, width, w, bias, output, isa, threads, affines, timesteps: 1, threshold: float.NaN, accumulation);
+        SpikeAccumulation accumulation = SpikeAccumulation.Auto, HandedSpikes? handed = null) =>
+        Run(input, frames, height, width, w, bias, output, isa, threads, affines, timesteps: 1, threshold: float.NaN, accumulation, handed: handed);
 
     /// <summary>
     /// Benchmarks only: <see cref="Forward"/> of a direct layer that skips the interleave and reads the words this thread's
@@ -62,21 +86,22 @@ internal static unsafe class SpikeConv
     /// </summary>
     public static long ForwardLif(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w,
         ReadOnlySpan<float> bias, Span<float> spikes, int timesteps, float threshold, IntIsa isa, int threads,
-        IReadOnlyList<(float[] Scale, float[] Shift)>? affines = null)
+        IReadOnlyList<(float[] Scale, float[] Shift)>? affines = null, HandedSpikes? handed = null)
     {
         if (!IsDirect(w.Geometry)) throw new ArgumentException("the fused LIF runs on direct geometries (stride 1, kernel 2·pad + 1)", nameof(w));
         if (timesteps < 1 || frames % timesteps != 0) throw new ArgumentException($"{frames} frames are not T = {timesteps} steps", nameof(timesteps));
         if (float.IsNaN(threshold)) throw new ArgumentException("the threshold is NaN", nameof(threshold));
-        return Run(input, frames, height, width, w, bias, spikes, isa, threads, affines, timesteps, threshold, SpikeAccumulation.Dense);
+        return Run(input, frames, height, width, w, bias, spikes, isa, threads, affines, timesteps, threshold, SpikeAccumulation.Dense, handed: handed);
     }
 
     /// <summary>Forward (threshold NaN: no LIF, T = 1) or ForwardLif (returns the spike count; 0 without LIF).</summary>
     private static long Run(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights w, ReadOnlySpan<float> bias,
         Span<float> output, IntIsa isa, int threads, IReadOnlyList<(float[] Scale, float[] Shift)>? affines, int timesteps, float threshold,
-        SpikeAccumulation accumulation, bool reuseWords = false)
+        SpikeAccumulation accumulation, bool reuseWords = false, HandedSpikes? handed = null)
     {
         var g = w.Geometry;
         if (g.Groups != 1) throw new ArgumentException("spike convolutions are dense (groups = 1)");
+        if (handed is not null && !handed.Fit(w, frames, height, width)) throw new ArgumentException("the handed spikes are not this layer's input words", nameof(handed));
         if (reuseWords && !IsDirect(g)) throw new ArgumentException("only direct layers reuse their words", nameof(w));
         int oh = g.OutH(height), ow = g.OutW(width), spatial = oh * ow;
         if (input.Length < (long)frames * g.InChannels * height * width) throw new ArgumentException("input too short", nameof(input));
@@ -93,7 +118,7 @@ internal static unsafe class SpikeConv
                 StepOutput = (long)frames / timesteps * g.OutChannels * spatial,
                 Fired = &fired,
             };
-            if (IsDirect(g)) Direct(px, frames, height, width, w, epilogue, isa, threads, timesteps, accumulation, reuseWords);
+            if (IsDirect(g)) Direct(px, frames, height, width, w, epilogue, isa, threads, timesteps, accumulation, reuseWords, handed);
             else Im2Col(px, frames, height, width, w, epilogue, isa, threads);
         }
         return fired;
@@ -123,17 +148,17 @@ internal static unsafe class SpikeConv
     }
 
     private static void Direct(float* x, int frames, int height, int width, SpikeConvWeights w, Epilogue epilogue, IntIsa isa, int threads,
-        int steps, SpikeAccumulation accumulation, bool reuseWords = false)
+        int steps, SpikeAccumulation accumulation, bool reuseWords = false, HandedSpikes? handed = null)
     {
         var g = w.Geometry;
         var grid = Grid.For(g, frames, height, width);
         int cg = (g.InChannels + w.Matrix.Group - 1) / w.Matrix.Group;
-        var words = Scratch(ref t_words, cg * grid.GroupStride);
+        var words = handed?.Words ?? Scratch(ref t_words, cg * grid.GroupStride);
         fixed (int* pw0 = words)
         {
-            long spikes = reuseWords ? t_spikes : Interleave(x, frames, g.InChannels, height, width, w.Matrix.Group, pw0, grid.GroupStride, grid.Lead,
-                grid.RowStride, grid.FrameRows, threads);
-            t_spikes = spikes;
+            long spikes = handed is not null ? handed.Spikes : reuseWords ? t_spikes
+                : Interleave(x, frames, g.InChannels, height, width, w.Matrix.Group, pw0, grid.GroupStride, grid.Lead, grid.RowStride, grid.FrameRows, threads);
+            if (handed is null) t_spikes = spikes;
             Gemm(w, grid, pw0, epilogue, isa, threads, steps, UseEvents(w, steps, spikes, (long)frames * g.InChannels * height * width, accumulation, isa));
         }
     }
@@ -211,11 +236,12 @@ internal static unsafe class SpikeConv
     public static long ForwardLifConv(ReadOnlySpan<float> input, int frames, int height, int width, SpikeConvWeights first,
         ReadOnlySpan<float> firstBias, IReadOnlyList<(float[] Scale, float[] Shift)>? firstAffines, int timesteps, float threshold,
         SpikeConvWeights second, ReadOnlySpan<float> secondBias, IReadOnlyList<(float[] Scale, float[] Shift)>? secondAffines,
-        Span<float> output, IntIsa isa, int threads, SpikeAccumulation accumulation = SpikeAccumulation.Auto)
+        Span<float> output, IntIsa isa, int threads, SpikeAccumulation accumulation = SpikeAccumulation.Auto, HandedSpikes? handed = null)
     {
         var g1 = first.Geometry;
         var g2 = second.Geometry;
         if (!CanChain(g1, g2)) throw new ArgumentException("the layers do not chain (both direct, matching channels and pad)", nameof(second));
+        if (handed is not null && !handed.Fit(first, frames, height, width)) throw new ArgumentException("the handed spikes are not the first layer's input words", nameof(handed));
         if (timesteps < 1 || frames % timesteps != 0) throw new ArgumentException($"{frames} frames are not T = {timesteps} steps", nameof(timesteps));
         if (float.IsNaN(threshold)) throw new ArgumentException("the threshold is NaN", nameof(threshold));
         int spatial = height * width;
@@ -242,7 +268,7 @@ internal static unsafe class SpikeConv
                 WordGroup = group,
                 Fired = &fired,
             };
-            Direct(px, frames, height, width, first, producer, isa, threads, timesteps, SpikeAccumulation.Dense);
+            Direct(px, frames, height, width, first, producer, isa, threads, timesteps, SpikeAccumulation.Dense, handed: handed);
             var consumer = new Epilogue(second.Scales, secondBias.IsEmpty ? null : pb2, po, g2.OutChannels, height, width, secondAffines ?? []);
             // The producer counted its spikes: the firing rate of the consumer's input picks dense or event-driven sums.
             Gemm(second, grid, pc, consumer, isa, threads, 1, UseEvents(second, 1, fired, (long)frames * g1.OutChannels * spatial, accumulation, isa));
@@ -561,6 +587,125 @@ internal static unsafe class SpikeConv
             if (gapWords > 0) new Span<int>(gap, (int)gapWords).Clear();
             return sum;
         }
+    }
+
+    /// <summary>
+    /// The LIF neuron (<see cref="Snn.MultiStepLif"/>: from V = 0, for t in order H = V + (X − V)·0.5, S = H ≥ threshold,
+    /// V = S ? 0 : H; after x += addend where given, the sum kept in x) over x [T·B, C, h, w] (time-major frames), its spikes
+    /// written as the input words of a direct layer of pad (padH, padW) with <paramref name="group"/> fields a word
+    /// (<see cref="Interleave"/>'s grid, its gaps zero) into <paramref name="buffer"/> (grown as needed), not as floats: the
+    /// float spikes and the interleave's pass over them never exist, and the layer's sums are those over them. Work is
+    /// split by (image, channel group), whose T frames and fields one thread owns.
+    /// </summary>
+    public static HandedSpikes LifWords(float[] x, float[]? addend, int frames, int channels, int height, int width, int timesteps, float threshold,
+        int padH, int padW, int group, ref int[]? buffer, int threads)
+    {
+        if (timesteps < 1 || frames % timesteps != 0) throw new ArgumentException($"{frames} frames are not T = {timesteps} steps", nameof(timesteps));
+        if (group is not (2 or 4)) throw new ArgumentException($"words hold 2 or 4 fields, not {group}", nameof(group));
+        int hw = height * width, batch = frames / timesteps, cg = (channels + group - 1) / group, bits = 32 / group;
+        long n = (long)frames * channels * hw;
+        if (x.Length < n || (addend is not null && addend.Length < n)) throw new ArgumentException($"the LIF's input needs {n} floats");
+        var grid = Grid.For(new ConvGeometry(channels, channels, 2 * padH + 1, 2 * padW + 1, 1, 1, padH, padW), frames, height, width);
+        var words = Scratch(ref buffer, cg * grid.GroupStride);
+        long fired = 0;
+        int units = batch * cg, parts = (int)Math.Clamp(n / (1 << 16), 1, Math.Min(threads, units));
+        fixed (float* px = x, pa = addend)
+        fixed (int* pw = words)
+        {
+            float* xs = px, ys = pa;
+            int* ws = pw;
+            Compute.ForRanges(units, parts, (u0, u1) =>
+            {
+                var stage = new int[timesteps * hw];
+                var membrane = new float[hw];
+                long count = 0;
+                fixed (int* st = stage)
+                fixed (float* v = membrane)
+                    for (int u = u0; u < u1; u++)
+                    {
+                        int b = u % batch, c = u / batch, c0 = c * group, fields = Math.Min(group, channels - c0);
+                        new Span<int>(st, timesteps * hw).Clear();
+                        for (int e = 0; e < fields; e++)
+                        {
+                            new Span<float>(v, hw).Clear();
+                            for (int t = 0; t < timesteps; t++)
+                            {
+                                long off = ((long)(t * batch + b) * channels + c0 + e) * hw;
+                                count += LifStepWords(xs + off, ys == null ? null : ys + off, v, st + t * hw, hw, 1 << (e * bits), threshold);
+                            }
+                        }
+                        for (int t = 0; t < timesteps; t++)
+                        {
+                            int f = t * batch + b;
+                            int* gridStart = ws + c * grid.GroupStride, dst = gridStart + grid.Lead + f * grid.FrameStride;
+                            if (f == 0) new Span<int>(gridStart, (int)grid.Lead).Clear();
+                            for (int y = 0; y < height; y++)
+                            {
+                                int* d = dst + (long)y * grid.RowStride;
+                                new ReadOnlySpan<int>(st + t * hw + y * width, width).CopyTo(new Span<int>(d, width));
+                                new Span<int>(d + width, grid.RowStride - width).Clear();
+                            }
+                            long end = f == frames - 1 ? grid.GroupStride - grid.Lead - f * grid.FrameStride : grid.FrameStride;
+                            new Span<int>(dst + (long)height * grid.RowStride, (int)(end - (long)height * grid.RowStride)).Clear();
+                        }
+                    }
+                Interlocked.Add(ref fired, count);
+            });
+        }
+        return new HandedSpikes(words, fired, group, channels, frames, height, width, padH, padW);
+    }
+
+    /// <summary>
+    /// One LIF step over n neurons (x += y first where y is given), each spike ORed into stage[i] as <paramref name="bit"/>:
+    /// <see cref="Snn.MultiStepLif"/>'s step, op for op. Returns the number of spikes.
+    /// </summary>
+    private static int LifStepWords(float* x, float* y, float* v, int* stage, int n, int bit, float threshold)
+    {
+        int i = 0, count = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var half = Vector512.Create(0.5f);
+            var th = Vector512.Create(threshold);
+            var b = Vector512.Create(bit);
+            for (; i <= n - 16; i += 16)
+            {
+                var xi = Vector512.Load(x + i);
+                if (y != null) (xi += Vector512.Load(y + i)).Store(x + i);
+                var vi = Vector512.Load(v + i);
+                var h = vi + (xi - vi) * half;
+                var fire = Vector512.GreaterThanOrEqual(h, th);
+                (Vector512.Load(stage + i) | (fire.AsInt32() & b)).Store(stage + i);
+                Vector512.ConditionalSelect(fire, Vector512<float>.Zero, h).Store(v + i);
+                count += BitOperations.PopCount(fire.ExtractMostSignificantBits());
+            }
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var half = Vector256.Create(0.5f);
+            var th = Vector256.Create(threshold);
+            var b = Vector256.Create(bit);
+            for (; i <= n - 8; i += 8)
+            {
+                var xi = Vector256.Load(x + i);
+                if (y != null) (xi += Vector256.Load(y + i)).Store(x + i);
+                var vi = Vector256.Load(v + i);
+                var h = vi + (xi - vi) * half;
+                var fire = Vector256.GreaterThanOrEqual(h, th);
+                (Vector256.Load(stage + i) | (fire.AsInt32() & b)).Store(stage + i);
+                Vector256.ConditionalSelect(fire, Vector256<float>.Zero, h).Store(v + i);
+                count += BitOperations.PopCount(fire.ExtractMostSignificantBits());
+            }
+        }
+        for (; i < n; i++)
+        {
+            float xi = x[i];
+            if (y != null) x[i] = xi += y[i];
+            float h = v[i] + (xi - v[i]) * 0.5f;
+            bool fire = h >= threshold;
+            if (fire) { stage[i] |= bit; count++; }
+            v[i] = fire ? 0f : h;
+        }
+        return count;
     }
 
     /// <summary>

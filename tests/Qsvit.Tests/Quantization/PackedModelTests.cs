@@ -213,6 +213,52 @@ public class PackedModelTests
         }
     }
 
+    /// <summary>
+    /// The CPU backend's LIFs hand their spikes to the integer layer that reads them next as its input words
+    /// (<see cref="SpikeConv.LifWords"/>), never as floats: the logits and the spike counts equal those of float spikes
+    /// interleaved by the layer, bit for bit, at 1 and 2 threads, for 8-, 4- and 16-bit codes (4 and 2 spikes a word) and
+    /// the paper's mixed setting.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void SpikesHandedOverAsWordsEqualFloatSpikes(int threads)
+    {
+        const int batch = 2, size = 32;
+        var rng = new Random(9);
+        var images = Enumerable.Range(0, batch * 3 * size * size).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        foreach (var setting in new[] { "8,4,8,8|8,8,8|4,32|4,32", "8,8,8,8|8,8,8|8,8|8,8", "4,4,4,4|4,4,4|4,4|4,4", "16,8,16,8|8,16,8|16,8|8,16" })
+        {
+            var packed = PackedModel.Create(Fixtures.Cifar, QuantizationSetting.Parse(setting), QuantizerSpec.Paper);
+            (float[] Logits, long[] Spikes) Run(bool floats)
+            {
+                var cpu = new Qsvit.Backends.Cpu.CpuBackend(new ComputeOptions { Threads = threads });
+                using var backend = floats ? new FloatSpikes(cpu) : (Qsvit.Backends.IBackend)cpu;
+                using var model = new Sdtv2Model(packed, backend: backend);
+                using var counter = backend.CreateSpikeCounter(model.LifNames.Count);
+                var logits = model.Forward(images, batch, size, size, counter);
+                Assert.Equal(logits, model.Forward(images, batch, size, size)); // and without a counter
+                return (logits, counter.Read().Spikes);
+            }
+            var (expected, expectedSpikes) = Run(floats: true);
+            var (logits, spikes) = Run(floats: false);
+            Assert.Equal(expected, logits);
+            Assert.Equal(expectedSpikes, spikes);
+        }
+    }
+
+    /// <summary>Every LIF without its next reader, so the spikes are written as floats (the reference for the handover).</summary>
+    private sealed class FloatSpikes(Qsvit.Backends.IBackend inner) : Qsvit.Backends.ForwardingBackend(inner)
+    {
+        public override void Lif(Qsvit.Backends.DeviceBuffer input, Qsvit.Backends.DeviceBuffer spikes, long length, int timesteps, float threshold,
+            Qsvit.Backends.LifRecorder? recorder, int layer, Qsvit.Backends.SpikeReader? next = null) =>
+            Inner.Lif(input, spikes, length, timesteps, threshold, recorder, layer);
+
+        public override void AddLif(Qsvit.Backends.DeviceBuffer x, Qsvit.Backends.DeviceBuffer y, long length, Qsvit.Backends.DeviceBuffer spikes,
+            int timesteps, float threshold, Qsvit.Backends.LifRecorder? recorder, int layer, Qsvit.Backends.SpikeReader? next = null) =>
+            Inner.AddLif(x, y, length, spikes, timesteps, threshold, recorder, layer);
+    }
+
     /// <summary>ConvPadded as Pad then Conv on the inner backend (the reference for the bordered one).</summary>
     private sealed class PadThenConv(Qsvit.Backends.IBackend inner) : Qsvit.Backends.ForwardingBackend(inner)
     {

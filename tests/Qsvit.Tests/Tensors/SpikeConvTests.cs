@@ -175,6 +175,59 @@ public unsafe class SpikeConvTests
     }
 
     /// <summary>
+    /// A LIF's spikes written as a direct layer's input words (<see cref="SpikeConv.LifWords"/>, with and without the
+    /// residual add) give the layer the outputs, and the LIF the spikes, the residual sum and the count, of the LIF's float
+    /// spikes read by the layer: maps of 25 and 12 pixels (512-bit, 256-bit and scalar steps), gaps, partial channel groups,
+    /// 4 and 2 spikes a word, 1 and 2 threads, on every path.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void SpikesHandedOverAsWordsEqualFloatSpikes(int path)
+    {
+        var isa = (IntIsa)path;
+        var rng = new Random(10);
+        // (T, B, h, w, cin, cout, k, pad, bits)
+        (int T, int B, int H, int W, int Cin, int Cout, int K, int P, int Bits)[] shapes =
+        [
+            (4, 2, 5, 5, 6, 5, 3, 1, 8),
+            (2, 3, 3, 4, 7, 4, 1, 0, 16),
+            (4, 1, 4, 4, 9, 3, 3, 1, 8),
+            (1, 2, 1, 9, 5, 6, 1, 0, 4),
+        ];
+        foreach (var s in shapes)
+        foreach (bool residual in new[] { false, true })
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var g = new ConvGeometry(s.Cin, s.Cout, s.K, s.K, 1, 1, s.P, s.P);
+            int frames = s.T * s.B, n = frames * s.Cin * s.H * s.W;
+            var x = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 4 - 1)).ToArray();
+            float[]? y = residual ? Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray() : null;
+            int hi = (1 << (s.Bits - 1)) - 1;
+            var codes = Enumerable.Range(0, g.WeightLength).Select(_ => rng.Next(-hi - 1, hi + 1)).ToArray();
+            var w = new SpikeConvWeights(g, IntMatrix.FromValues(codes, s.Cout, g.WeightLength / s.Cout, g),
+                Enumerable.Range(0, s.Cout).Select(_ => (float)(rng.NextDouble() * 0.01 + 0.001)).ToArray());
+            var bias = Enumerable.Range(0, s.Cout).Select(_ => (float)rng.NextDouble()).ToArray();
+
+            var xFloats = (float[])x.Clone();
+            var spikes = new float[n];
+            long count = Qsvit.Snn.MultiStepLif.Forward(xFloats, spikes, n, s.T, 1f, null, new ComputeOptions { Threads = threads }, y);
+            var expected = new float[frames * s.Cout * s.H * s.W];
+            SpikeConv.Forward(spikes, frames, s.H, s.W, w, bias, expected, isa, threads, null, SpikeAccumulation.Dense);
+
+            var xWords = (float[])x.Clone();
+            int[]? buffer = null;
+            var handed = SpikeConv.LifWords(xWords, y, frames, s.Cin, s.H, s.W, s.T, 1f, s.P, s.P, w.Matrix.Group, ref buffer, threads);
+            Assert.Equal(count, handed.Spikes);
+            Assert.Equal(xFloats, xWords); // the residual sum stays in x, as the float LIF leaves it
+            Assert.InRange(count, 1, n - 1);
+            var output = new float[expected.Length];
+            output.AsSpan().Fill(float.NaN);
+            SpikeConv.Forward(new float[n], frames, s.H, s.W, w, bias, output, isa, threads, null, SpikeAccumulation.Dense, handed);
+            TestData.AssertSameBits(expected, output, $"{isa} {threads}T residual={residual} shape {s}");
+        }
+    }
+
+    /// <summary>
     /// Event-driven sums (<see cref="SpikeEvents"/>) equal the naive integer reference bit for bit: odd channel counts,
     /// outputs past one 32-lane row, firing rates 0, ~10 % and 100 % (100 % of 300 channels × 9 taps flushes the int16
     /// lanes ten times), the extreme codes everywhere, at 1 and 2 threads on every path.

@@ -62,11 +62,14 @@ public sealed class CpuBackend : IBackend
         int spatial = g.OutH(height) * g.OutW(width);
         var dst = A(output).AsSpan(0, frames * g.OutChannels * spatial);
         var src = A(input).AsSpan(0, frames * g.InChannels * height * width);
+        var handed = Handed(input);
         if (layer is CpuPackedConvLayer packed)
         {
-            packed.Run(src, frames, height, width, dst, Threads, Options.SpikeAccumulation); // applies the affines itself
+            packed.Run(src, frames, height, width, dst, Threads, Options.SpikeAccumulation, handed); // applies the affines itself
+            if (handed is not null) EndRead();
             return;
         }
+        if (handed is not null) throw new InvalidOperationException($"spikes were handed over as words to {layer.Spec.Keys?.Weight ?? "a layer"}, which reads floats");
         Conv2d.Forward(src, frames, height, width, ((CpuConvLayer)layer).Packed, layer.Spec.Bias, dst, Threads, ConvAlgo.Auto, null);
         ApplyAffines(layer.Spec, dst, frames, spatial, Threads);
     }
@@ -82,8 +85,10 @@ public sealed class CpuBackend : IBackend
         long length = (long)frames * g.OutChannels * g.OutH(height) * g.OutW(width);
         if (layer is CpuPackedConvLayer { Integer: not null } packed && SpikeConv.IsDirect(g) && recorder is null or CpuSpikeCounter)
         {
+            var handed = Handed(input);
             long fired = packed.RunLif(A(input).AsSpan(0, frames * g.InChannels * height * width), frames, height, width,
-                A(spikes).AsSpan(0, checked((int)length)), timesteps, threshold, Threads);
+                A(spikes).AsSpan(0, checked((int)length)), timesteps, threshold, Threads, handed);
+            if (handed is not null) EndRead();
             (recorder as CpuSpikeCounter)?.Add(lifLayer, fired, length);
             return;
         }
@@ -102,8 +107,11 @@ public sealed class CpuBackend : IBackend
             && SpikeConv.CanChain(first.Geometry, second.Geometry) && recorder is null or CpuSpikeCounter)
         {
             var g = first.Geometry;
+            var handed = Handed(input);
             long fired = CpuPackedConvLayer.RunLifConv(a, A(input).AsSpan(0, frames * g.InChannels * height * width), frames, height, width,
-                timesteps, threshold, b, A(output).AsSpan(0, frames * second.Geometry.OutChannels * height * width), Threads, Options.SpikeAccumulation);
+                timesteps, threshold, b, A(output).AsSpan(0, frames * second.Geometry.OutChannels * height * width), Threads, Options.SpikeAccumulation,
+                handed);
+            if (handed is not null) EndRead();
             (recorder as CpuSpikeCounter)?.Add(lifLayer, fired, (long)frames * g.OutChannels * height * width);
             return;
         }
@@ -180,13 +188,63 @@ public sealed class CpuBackend : IBackend
         });
     }
 
-    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer, SpikeReader? next = null) =>
-        RunLif(input, null, length, spikes, timesteps, threshold, recorder, layer);
+    /// <summary>
+    /// Where <paramref name="next"/>'s first layer sums integer spikes on a direct grid, the spikes go to it as its input
+    /// words (<see cref="SpikeConv.LifWords"/>), not as floats (<see cref="HandOver"/>).
+    /// </summary>
+    public void Lif(DeviceBuffer input, DeviceBuffer spikes, long length, int timesteps, float threshold, LifRecorder? recorder, int layer, SpikeReader? next = null)
+    {
+        if (!HandOver(input, null, length, spikes, timesteps, threshold, recorder, layer, next)) RunLif(input, null, length, spikes, timesteps, threshold, recorder, layer);
+    }
 
     /// <summary>The residual add inside the LIF's pass over each chunk (<see cref="MultiStepLif.Forward"/>'s addend): the same bits as Add, then Lif.</summary>
     public void AddLif(DeviceBuffer x, DeviceBuffer y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer,
-        SpikeReader? next = null) =>
-        RunLif(x, y, length, spikes, timesteps, threshold, recorder, layer);
+        SpikeReader? next = null)
+    {
+        if (!HandOver(x, y, length, spikes, timesteps, threshold, recorder, layer, next)) RunLif(x, y, length, spikes, timesteps, threshold, recorder, layer);
+    }
+
+    // Spikes handed over as words: the buffer they stand for, the words, their array (reused from call to call), and the
+    // layers still to read them (RepConvs' first 1×1s all read the same words).
+    private HandedSpikes? _handed;
+    private DeviceBuffer? _handedSource;
+    private int[]? _handedWords;
+    private int _handedReads;
+
+    /// <summary>
+    /// The LIF (after x += y) written as the input words of <paramref name="next"/>'s first layer (every first 1×1 of
+    /// RepConvs alike), when that layer sums integer spikes on a direct grid and the recorder only counts (or is absent):
+    /// the next op, which per <see cref="SpikeReader"/> is the only reader, takes the words. Returns false (nothing done)
+    /// otherwise. Either way the words of an earlier handover are dropped.
+    /// </summary>
+    private bool HandOver(DeviceBuffer x, DeviceBuffer? y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder,
+        int layer, SpikeReader? next)
+    {
+        (_handed, _handedSource, _handedReads) = (null, null, 0);
+        if (next is null || recorder is not (null or CpuSpikeCounter)) return false;
+        if (next.Layer is not CpuPackedConvLayer { Integer: { } w } || !SpikeConv.IsDirect(w.Geometry) || w.Matrix.Group is not (2 or 4)) return false;
+        var g = w.Geometry;
+        if ((long)next.Frames * g.InChannels * next.Height * next.Width != length || next.Frames % timesteps != 0) return false;
+        foreach (var c in next.Convs ?? [])
+            if (c.First is not CpuPackedConvLayer { Integer: { } o } || o.Matrix.Group != w.Matrix.Group || o.Geometry.InChannels != g.InChannels
+                || o.Geometry.PadH != g.PadH || o.Geometry.PadW != g.PadW || !SpikeConv.IsDirect(o.Geometry))
+                return false;
+        _handed = SpikeConv.LifWords(A(x), y is null ? null : A(y), next.Frames, g.InChannels, next.Height, next.Width, timesteps, threshold,
+            g.PadH, g.PadW, w.Matrix.Group, ref _handedWords, Threads);
+        _handedSource = spikes;
+        _handedReads = next.Convs?.Length ?? 1;
+        (recorder as CpuSpikeCounter)?.Add(layer, _handed.Spikes, length);
+        return true;
+    }
+
+    /// <summary>The handed-over words standing for <paramref name="input"/>, or null.</summary>
+    private HandedSpikes? Handed(DeviceBuffer input) => ReferenceEquals(input, _handedSource) ? _handed : null;
+
+    /// <summary>After a layer read handed-over words: once every layer meant to has, they are spent.</summary>
+    private void EndRead()
+    {
+        if (--_handedReads <= 0) (_handed, _handedSource) = (null, null);
+    }
 
     /// <summary>The LIF of x (after x += y where <paramref name="y"/> is given) into the spikes, feeding the recorder.</summary>
     private void RunLif(DeviceBuffer x, DeviceBuffer? y, long length, DeviceBuffer spikes, int timesteps, float threshold, LifRecorder? recorder, int layer)

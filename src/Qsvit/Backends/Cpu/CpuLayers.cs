@@ -57,15 +57,17 @@ internal sealed class CpuPackedConvLayer : ConvLayer
     }
 
     /// <summary>The convolution and its <see cref="ConvLayerSpec.Affines"/> (the integer path applies them in its epilogue).</summary>
+    /// <param name="handed">The input's spikes as this layer's input words (integer direct layers only), or null.</param>
     public void Run(ReadOnlySpan<float> input, int frames, int height, int width, Span<float> output, int threads,
-        SpikeAccumulation accumulation = SpikeAccumulation.Auto)
+        SpikeAccumulation accumulation = SpikeAccumulation.Auto, HandedSpikes? handed = null)
     {
         var g = Geometry;
         if (Integer is not null)
         {
-            SpikeConv.Forward(input, frames, height, width, Integer, Spec.Bias, output, SpikeGemm.Best, threads, _affines, accumulation);
+            SpikeConv.Forward(input, frames, height, width, Integer, Spec.Bias, output, SpikeGemm.Best, threads, _affines, accumulation, handed);
             return;
         }
+        if (handed is not null) throw new InvalidOperationException("only integer layers read handed spikes");
         if (_panels is not null)
         {
             using var expanded = _panels.Expand();
@@ -108,16 +110,17 @@ internal sealed class CpuPackedConvLayer : ConvLayer
     }
 
     /// <summary>The integer layer and the LIF of its output in one pass (<see cref="SpikeConv.ForwardLif"/>): spikes out.</summary>
-    public long RunLif(ReadOnlySpan<float> input, int frames, int height, int width, Span<float> spikes, int timesteps, float threshold, int threads) =>
+    public long RunLif(ReadOnlySpan<float> input, int frames, int height, int width, Span<float> spikes, int timesteps, float threshold, int threads,
+        HandedSpikes? handed = null) =>
         SpikeConv.ForwardLif(input, frames, height, width, Integer ?? throw new InvalidOperationException("the layer has no integer form"),
-            Spec.Bias, spikes, timesteps, threshold, SpikeGemm.Best, threads, _affines);
+            Spec.Bias, spikes, timesteps, threshold, SpikeGemm.Best, threads, _affines, handed);
 
     /// <summary><paramref name="first"/> with its LIF feeding <paramref name="second"/> (<see cref="SpikeConv.ForwardLifConv"/>).</summary>
     public static long RunLifConv(CpuPackedConvLayer first, ReadOnlySpan<float> input, int frames, int height, int width, int timesteps, float threshold,
-        CpuPackedConvLayer second, Span<float> output, int threads, SpikeAccumulation accumulation) =>
+        CpuPackedConvLayer second, Span<float> output, int threads, SpikeAccumulation accumulation, HandedSpikes? handed = null) =>
         SpikeConv.ForwardLifConv(input, frames, height, width, first.Integer ?? throw new InvalidOperationException("the layer has no integer form"),
             first.Spec.Bias, first._affines, timesteps, threshold, second.Integer ?? throw new InvalidOperationException("the layer has no integer form"),
-            second.Spec.Bias, second._affines, output, SpikeGemm.Best, threads, accumulation);
+            second.Spec.Bias, second._affines, output, SpikeGemm.Best, threads, accumulation, handed);
 
     /// <summary>The fp32 convolution with this call's weights, then the affines.</summary>
     private void Finish(ReadOnlySpan<float> input, int frames, int height, int width, ConvWeights w, Span<float> output, int threads)

@@ -39,8 +39,8 @@ internal static unsafe class SpikeAttention
             float* xq = pq, xk = pk, xv = pv, y = py;
             Compute.ForRanges(planes, workers, (p0, p1) =>
             {
-                var masks = new ulong[2 * d * words];
-                var kv = new float[d * d];
+                var masks = System.Buffers.ArrayPool<ulong>.Shared.Rent(2 * d * words);
+                var kv = System.Buffers.ArrayPool<float>.Shared.Rent(d * d);
                 fixed (ulong* m = masks)
                 fixed (float* c = kv)
                     for (int p = p0; p < p1; p++)
@@ -48,6 +48,8 @@ internal static unsafe class SpikeAttention
                         long off = (long)p * d * tokens;
                         Plane(xq + off, xk + off, xv + off, y + off, d, tokens, words, m, m + d * words, c, scale, isa);
                     }
+                System.Buffers.ArrayPool<ulong>.Shared.Return(masks);
+                System.Buffers.ArrayPool<float>.Shared.Return(kv);
             });
         }
     }

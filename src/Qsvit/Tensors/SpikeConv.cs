@@ -616,8 +616,8 @@ internal static unsafe class SpikeConv
             int* ws = pw;
             Compute.ForRanges(units, parts, (u0, u1) =>
             {
-                var stage = new int[timesteps * hw];
-                var membrane = new float[hw];
+                var stage = System.Buffers.ArrayPool<int>.Shared.Rent(timesteps * hw);
+                var membrane = System.Buffers.ArrayPool<float>.Shared.Rent(hw);
                 long count = 0;
                 fixed (int* st = stage)
                 fixed (float* v = membrane)
@@ -649,6 +649,8 @@ internal static unsafe class SpikeConv
                             new Span<int>(dst + (long)height * grid.RowStride, (int)(end - (long)height * grid.RowStride)).Clear();
                         }
                     }
+                System.Buffers.ArrayPool<int>.Shared.Return(stage);
+                System.Buffers.ArrayPool<float>.Shared.Return(membrane);
                 Interlocked.Add(ref fired, count);
             });
         }

@@ -80,7 +80,7 @@ if (args.Length > 0 && args[0] == "spike")
     SpikeSweep.Run(args);
     return;
 }
-//   dotnet run -c Release --project bench/Qsvit.Bench -- shared-ops 1 2   (CPU: the fused add + LIF against Add then Lif)
+//   dotnet run -c Release --project bench/Qsvit.Bench -- shared-ops 1 2   (CPU: fused add + LIF, bordered depthwise, SDSA on spikes against their plain ops; a RepConv by parts; the 7x7 depthwise)
 if (args.Length > 0 && args[0] == "shared-ops")
 {
     SharedOpsSweep.Run(args);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -20,7 +21,7 @@ internal static unsafe class Depthwise
         in ConvGeometry g, Span<float> output, Isa isa, int threads, ReadOnlySpan<float> border = default)
     {
         if (batch == 0) return;
-        if (!border.IsEmpty && border.Length < g.InChannels) throw new ArgumentException($"{border.Length} border values for {g.InChannels} channels", nameof(border));
+        Debug.Assert(border.IsEmpty || border.Length >= g.InChannels, "a border value per channel (Conv2d.ForwardBordered checks)");
         if (FitsOneVector(g, height, width, isa))
         {
             OneVectorPlanes(input, batch, height, width, weight, bias, g, output, threads, border);

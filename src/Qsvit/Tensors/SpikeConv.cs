@@ -568,25 +568,32 @@ internal static unsafe class SpikeConv
         long InterleaveOne(int item, ref int any)
         {
             int c = item / frames, f = item % frames, c0 = c * group, fields = Math.Min(group, channels - c0);
-            int* grid = (int*)pw + c * groupStride;
-            int* dst = grid + lead + f * frameWords;
-            if (f == 0) new Span<int>(grid, (int)lead).Clear();
+            int* dst = ClearFrameGaps((int*)pw + c * groupStride, lead, groupStride, frameWords, f, frames, h, w, rowStride);
             float* src = (float*)px + ((long)f * channels + c0) * plane;
             long sum = 0;
             if (rowStride == w) sum = Words(src, plane, fields, bits, dst, plane, ref any); // no gap columns: the frame is one run
             else
                 for (int y = 0; y < h; y++)
-                {
-                    int* d = dst + (long)y * rowStride;
-                    sum += Words(src + y * w, plane, fields, bits, d, w, ref any);
-                    new Span<int>(d + w, rowStride - w).Clear();
-                }
-            long end = f == frames - 1 ? groupStride - lead - f * frameWords : frameWords;
-            int* gap = dst + (long)h * rowStride;
-            long gapWords = end - (long)h * rowStride;
-            if (gapWords > 0) new Span<int>(gap, (int)gapWords).Clear();
+                    sum += Words(src + y * w, plane, fields, bits, dst + (long)y * rowStride, w, ref any);
             return sum;
         }
+    }
+
+    /// <summary>
+    /// Zeroes what frame <paramref name="f"/> of one channel group's grid holds besides its rows (<see cref="Interleave"/>'s
+    /// layout): the lead before frame 0, each row's gap columns, the gap rows after the frame (after the last frame, up to
+    /// the group's end). Returns where the frame's first row starts.
+    /// </summary>
+    private static int* ClearFrameGaps(int* grid, long lead, long groupStride, long frameWords, int f, int frames, int h, int w, int rowStride)
+    {
+        int* dst = grid + lead + f * frameWords;
+        if (f == 0) new Span<int>(grid, (int)lead).Clear();
+        if (rowStride != w)
+            for (int y = 0; y < h; y++) new Span<int>(dst + (long)y * rowStride + w, rowStride - w).Clear();
+        long end = f == frames - 1 ? groupStride - lead - f * frameWords : frameWords;
+        long gapWords = end - (long)h * rowStride;
+        if (gapWords > 0) new Span<int>(dst + (long)h * rowStride, (int)gapWords).Clear();
+        return dst;
     }
 
     /// <summary>
@@ -636,17 +643,10 @@ internal static unsafe class SpikeConv
                         }
                         for (int t = 0; t < timesteps; t++)
                         {
-                            int f = t * batch + b;
-                            int* gridStart = ws + c * grid.GroupStride, dst = gridStart + grid.Lead + f * grid.FrameStride;
-                            if (f == 0) new Span<int>(gridStart, (int)grid.Lead).Clear();
+                            int* dst = ClearFrameGaps(ws + c * grid.GroupStride, grid.Lead, grid.GroupStride, grid.FrameStride, t * batch + b, frames,
+                                height, width, grid.RowStride);
                             for (int y = 0; y < height; y++)
-                            {
-                                int* d = dst + (long)y * grid.RowStride;
-                                new ReadOnlySpan<int>(st + t * hw + y * width, width).CopyTo(new Span<int>(d, width));
-                                new Span<int>(d + width, grid.RowStride - width).Clear();
-                            }
-                            long end = f == frames - 1 ? grid.GroupStride - grid.Lead - f * grid.FrameStride : grid.FrameStride;
-                            new Span<int>(dst + (long)height * grid.RowStride, (int)(end - (long)height * grid.RowStride)).Clear();
+                                new ReadOnlySpan<int>(st + t * hw + y * width, width).CopyTo(new Span<int>(dst + (long)y * grid.RowStride, width));
                         }
                     }
                 System.Buffers.ArrayPool<int>.Shared.Return(stage);

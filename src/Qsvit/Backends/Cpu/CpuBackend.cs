@@ -127,9 +127,10 @@ public sealed class CpuBackend : IBackend
             IBackend.RunConvPadded(this, layer, input, frames, height, width, pad, padValues, output);
             return;
         }
-        int oh = height + 2 * pad - g.KernelH + 1, ow = width + 2 * pad - g.KernelW + 1;
+        var padded = g with { PadH = pad, PadW = pad };
+        int spatial = padded.OutH(height) * padded.OutW(width);
         var src = A(input).AsSpan(0, frames * g.InChannels * height * width);
-        var dst = A(output).AsSpan(0, frames * g.OutChannels * oh * ow);
+        var dst = A(output).AsSpan(0, frames * g.OutChannels * spatial);
         var border = A(padValues).AsSpan(0, g.InChannels);
         if (layer is CpuPackedConvLayer packed)
         {
@@ -138,7 +139,7 @@ public sealed class CpuBackend : IBackend
         }
         var w = ((CpuConvLayer)layer).Packed;
         Conv2d.ForwardBordered(src, frames, height, width, w.Raw, layer.Spec.Bias, g, pad, border, dst, w.Isa, Threads);
-        ApplyAffines(layer.Spec, dst, frames, oh * ow, Threads);
+        ApplyAffines(layer.Spec, dst, frames, spatial, Threads);
     }
 
     /// <summary>A conv layer's affines (its BNs), each one FMA per element, after the conv into <paramref name="y"/>.</summary>

@@ -341,12 +341,16 @@ internal static unsafe class SpikeConv
         /// <summary>Fused LIF: the call's spike count, to which each block adds its own.</summary>
         public long* Fired { get; init; }
 
-        public void Run(int n0, int n1, int* tile) => Run(n0, n1, 0, tile);
+        public void Run(int n0, int n1, int m0, int m1, int* tile) => Run(n0, n1, m0, m1, 0, tile);
 
-        /// <summary>Step <paramref name="step"/> of a block (always 0 without LIF); a block's steps arrive in order on one thread.</summary>
-        public void Run(int n0, int n1, int step, int* tile)
+        /// <summary>
+        /// Step <paramref name="step"/> of a block's output channels [m0, m1) (always 0 without LIF); a block's steps arrive in
+        /// order on one thread.
+        /// </summary>
+        public void Run(int n0, int n1, int m0, int m1, int step, int* tile)
         {
             n1 = Math.Min(n1, Count);
+            m1 = Math.Min(m1, OutChannels);
             int spatial = OutH * OutW, runs = 0;
             // The block's runs of valid outputs, found once for all channels (at most one per column).
             Span<int> from = stackalloc int[SpikeGemm.BlockColumns], length = stackalloc int[SpikeGemm.BlockColumns];
@@ -383,11 +387,12 @@ internal static unsafe class SpikeConv
                     for (int i = 0; i < runs; i++) new Span<int>(mask + from[i], length[i]).Fill(-1);
                     valid = mask;
                 }
-                for (int c = 0; c * WordGroup < OutChannels; c++)
+                Debug.Assert(m0 % WordGroup == 0);
+                for (int c = m0 / WordGroup; c * WordGroup < m1; c++)
                 {
                     int* words = Words + c * WordGroupStride + step * StepColumns + n0;
                     new Span<int>(words, n1 - n0).Clear();
-                    for (int e = 0, oc = c * WordGroup; e < WordGroup && oc < OutChannels; e++, oc++)
+                    for (int e = 0, oc = c * WordGroup; e < WordGroup && oc < m1; e++, oc++)
                     {
                         float s = Scales[oc], bb = Bias == null ? 0f : Bias[oc];
                         for (int k = 0; k < chain; k++) { alpha[k] = Affines[k].Scale[oc]; beta[k] = Affines[k].Shift[oc]; }
@@ -401,7 +406,7 @@ internal static unsafe class SpikeConv
             }
             // Each run is scaled (and fired) straight into the output: one pass over the tile, no staging row and copy. A
             // column keeps its place in the block over the steps, so its membrane is v[from + j] on every step.
-            for (int oc = 0; oc < OutChannels; oc++)
+            for (int oc = m0; oc < m1; oc++)
             {
                 float s = Scales[oc], bb = Bias == null ? 0f : Bias[oc];
                 for (int k = 0; k < chain; k++) { alpha[k] = Affines[k].Scale[oc]; beta[k] = Affines[k].Shift[oc]; }
@@ -615,7 +620,7 @@ internal static unsafe class SpikeConv
         var grid = Grid.For(new ConvGeometry(channels, channels, 2 * padH + 1, 2 * padW + 1, 1, 1, padH, padW), frames, height, width);
         var words = Scratch(ref buffer, cg * grid.GroupStride);
         long fired = 0;
-        int units = batch * cg, parts = (int)Math.Clamp(n / (1 << 16), 1, Math.Min(threads, units));
+        int units = batch * cg, parts = (int)Math.Clamp(n / (1 << 14), 1, Math.Min(threads, units));
         fixed (float* px = x, pa = addend)
         fixed (int* pw = words)
         {

@@ -165,7 +165,7 @@ internal static unsafe class SpikeEvents
                             for (int j = j0; j < j1; j++) c[j] = ps[j * stride + m];
                         }
                     }
-                    epilogue(n0, n1, pt);
+                    epilogue(n0, n1, 0, tileRows, pt);
                 }
             }
             Compute.For(blocks, threads, Block);

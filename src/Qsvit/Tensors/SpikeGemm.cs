@@ -162,8 +162,11 @@ internal static unsafe class SpikeGemm
         _ => 4,
     };
 
-    /// <summary>Receives one finished block of C: columns [n0, n1) as rows of <see cref="NcColumns"/> ints (row m at tile + m·NcColumns).</summary>
-    public delegate void BlockEpilogue(int n0, int n1, int* tile);
+    /// <summary>
+    /// Receives one finished block of C: columns [n0, n1) of rows [m0, m1) as rows of <see cref="NcColumns"/> ints (row m at
+    /// tile + m·NcColumns). Rows are whole unless the columns make fewer blocks than threads (<see cref="RowParts"/>).
+    /// </summary>
+    public delegate void BlockEpilogue(int n0, int n1, int m0, int m1, int* tile);
 
     /// <summary>
     /// C = A · B over <paramref name="columns"/> (a multiple of <see cref="ColumnAlign"/>) columns, word (g, n) of B at
@@ -171,10 +174,10 @@ internal static unsafe class SpikeGemm
     /// per-thread tile, each finished block handed to <paramref name="epilogue"/> (so C never exists whole).
     /// </summary>
     public static void Multiply(IntMatrix a, int* b, long* offsets, int columns, BlockEpilogue epilogue, IntIsa isa, int threads) =>
-        Multiply(a, b, offsets, columns, 1, 0, (n0, n1, _, tile) => epilogue(n0, n1, tile), isa, threads);
+        Multiply(a, b, offsets, columns, 1, 0, (n0, n1, m0, m1, _, tile) => epilogue(n0, n1, m0, m1, tile), isa, threads);
 
     /// <summary>Receives step <paramref name="step"/> of one block of C (see <see cref="BlockEpilogue"/>).</summary>
-    public delegate void StepEpilogue(int n0, int n1, int step, int* tile);
+    public delegate void StepEpilogue(int n0, int n1, int m0, int m1, int step, int* tile);
 
     /// <summary>
     /// <paramref name="steps"/> products over the same <paramref name="columns"/>, step t's B columns
@@ -187,6 +190,7 @@ internal static unsafe class SpikeGemm
         if (!IsSupported(isa)) throw new ArgumentException($"{isa} is not supported on this machine");
         int groups = a.PaddedCols / a.Group;
         int width = BlockWidth(columns, threads), blocks = (columns + width - 1) / width;
+        int rowParts = RowParts(a.PaddedRows, blocks, threads), rowUnits = (a.PaddedRows + RowAlign - 1) / RowAlign;
         int nr = Nr(isa), lda = a.PaddedCols * (a.IsWide ? 2 : 1);
         // K blocks of near-equal size: 144 groups as 72 + 72, not 128 + 16 (a 16-group block loads and stores the whole tile
         // of sums for a sixteenth of the multiply-adds).
@@ -201,9 +205,11 @@ internal static unsafe class SpikeGemm
         fixed (short* a16 = a.Wide)
         {
             nint pa = a.IsWide ? (nint)a16 : (nint)a8, pb = (nint)b, po = (nint)offsets, ppo = (nint)pp;
-            void Block(int blk)
+            void Block(int item)
             {
+                int blk = item / rowParts, part = item - blk * rowParts;
                 int n0 = blk * width, n1 = Math.Min(columns, n0 + width);
+                int m0 = Compute.ChunkStart(rowUnits, rowParts, part) * RowAlign, m1 = Math.Min(a.PaddedRows, Compute.ChunkStart(rowUnits, rowParts, part + 1) * RowAlign);
                 if (t_tile is null || t_tile.Length < a.PaddedRows * NcColumns)
                     t_tile = GC.AllocateUninitializedArray<int>(a.PaddedRows * NcColumns, pinned: true);
                 if (pack && (t_panel is null || t_panel.Length < kc * nr)) t_panel = GC.AllocateUninitializedArray<int>(kc * nr, pinned: true);
@@ -226,14 +232,14 @@ internal static unsafe class SpikeGemm
                                     bt = panel;
                                     ot = (long*)ppo - g0; // ot[g] = (g − g0) · nr
                                 }
-                                for (int m = 0; m < a.PaddedRows; m += Mr)
+                                for (int m = m0; m < m1; m += Mr)
                                     Tile(isa, a.IsWide, (byte*)pa + (long)m * lda, lda, bt, ot, g0, g1, tile + m * NcColumns + (n - n0), NcColumns, n1 - n);
                             }
                         }
-                        epilogue(n0, n1, step, tile);
+                        epilogue(n0, n1, m0, m1, step, tile);
                     }
             }
-            Compute.For(blocks, threads, Block);
+            Compute.For(blocks * rowParts, threads, Block);
         }
     }
 
@@ -256,6 +262,19 @@ internal static unsafe class SpikeGemm
             for (; j < columns; j += 8) Vector256.Store(Vector256.Load(src + j), dst + j);
         }
     }
+
+    /// <summary>Row parts start on multiples of it (of <see cref="Mr"/> and of the 2 or 4 channels of a spike word).</summary>
+    private const int RowAlign = 16;
+    /// <summary>The fewest rows a part gets: fewer would spend more on the B panel copy than on the sums.</summary>
+    private const int MinPartRows = 64;
+
+    /// <summary>
+    /// Row parts per column block: one, unless the columns make fewer blocks than threads (4 × 4 maps at batch 32 give a
+    /// LIF-fused layer 512 columns a step, four blocks): then the rows are cut so every thread gets work. Every row's
+    /// sums are the same whatever the cut, and a fused LIF keeps each row's membrane on one thread over the steps.
+    /// </summary>
+    internal static int RowParts(int rows, int blocks, int threads) =>
+        blocks >= threads ? 1 : Math.Max(1, Math.Min((threads + blocks - 1) / blocks, rows / MinPartRows));
 
     /// <summary>
     /// Columns per block: at most <see cref="NcColumns"/>, a multiple of <see cref="ColumnAlign"/>, and, when the columns

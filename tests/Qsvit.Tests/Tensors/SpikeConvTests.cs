@@ -76,6 +76,15 @@ public unsafe class SpikeConvTests
     public void BlocksShareTheColumnsEvenly(int columns, int threads, int width) => Assert.Equal(width, SpikeGemm.BlockWidth(columns, threads));
 
     [Theory]
+    [InlineData(512, 4, 16, 4)]   // CIFAR's MLP fc1 at 16 threads: four blocks a step, each cut into four row parts
+    [InlineData(128, 16, 16, 1)]  // as many blocks as threads: whole rows
+    [InlineData(128, 1, 2, 2)]
+    [InlineData(100, 1, 16, 1)]   // too few rows to cut
+    [InlineData(192, 2, 16, 3)]   // no part under 64 rows
+    public void RowsAreCutOnlyWhenBlocksAreFewerThanThreads(int rows, int blocks, int threads, int parts) =>
+        Assert.Equal(parts, SpikeGemm.RowParts(rows, blocks, threads));
+
+    [Theory]
     [MemberData(nameof(Paths))]
     public void FusedLifEqualsConvThenLif(int path)
     {
@@ -88,6 +97,7 @@ public unsafe class SpikeConvTests
             (4, 3, 14, 14, 5, 9, 1, 0, 8),   // 588 columns per step: several blocks, narrower than 256 at 2 threads
             (2, 5, 3, 3, 7, 4, 3, 1, 16),
             (1, 1, 4, 4, 3, 3, 1, 0, 4),
+            (4, 2, 4, 4, 8, 150, 1, 0, 8),  // one block of 32 columns a step: at 2 threads the rows are cut in two (RowParts)
         ];
         foreach (var s in shapes)
         foreach (int threads in new[] { 1, 2 })
@@ -132,6 +142,7 @@ public unsafe class SpikeConvTests
             (2, 5, 3, 3, 7, 5, 4, 3, 1, 16, 8),
             (2, 2, 4, 6, 3, 7, 3, 3, 1, 8, 16),    // the second layer's grid holds 2 spikes per word
             (1, 1, 4, 4, 3, 3, 3, 1, 0, 4, 4),
+            (4, 2, 4, 4, 6, 140, 130, 1, 0, 8, 8),  // one block a step: at 2 threads both layers' rows are cut in two
         ];
         foreach (var s in shapes)
         foreach (int threads in new[] { 1, 2 })

@@ -4,7 +4,8 @@ namespace Qsvit.Tests.Tensors;
 
 /// <summary>
 /// The integer GEMM under every tile on every path, against a naive product: several K blocks (later blocks add to C),
-/// 64-column tiles with 32-column remainders, lane groups read through scattered offsets, values at the extremes.
+/// 64-column tiles with 32-column remainders, lane groups read through scattered offsets, values at the extremes, rows
+/// cut into parts where the columns give the threads too few blocks.
 /// </summary>
 public unsafe class SpikeGemmTests
 {
@@ -16,8 +17,13 @@ public unsafe class SpikeGemmTests
     {
         var isa = (IntIsa)path;
         var rng = new Random(5);
-        foreach (var (rows, cols, columns, wide) in new[] { (9, 1200, 96, false), (5, 601, 288, true), (4, 4, 64, false), (13, 300, 544, false) })
-        foreach (int threads in new[] { 1, 2 })
+        // The last two have fewer column blocks than threads, so their rows are cut into parts (SpikeGemm.RowParts).
+        foreach (var (rows, cols, columns, wide, threadCounts) in new[]
+        {
+            (9, 1200, 96, false, new[] { 1, 2 }), (5, 601, 288, true, new[] { 1, 2 }), (4, 4, 64, false, new[] { 1, 2 }),
+            (13, 300, 544, false, new[] { 1, 2 }), (203, 130, 64, false, new[] { 2, 5 }), (150, 70, 288, true, new[] { 4 }),
+        })
+        foreach (int threads in threadCounts)
         {
             int lo = wide ? short.MinValue : sbyte.MinValue, hi = wide ? short.MaxValue : sbyte.MaxValue;
             var codes = new int[rows * cols];
@@ -38,9 +44,9 @@ public unsafe class SpikeGemmTests
             var c = new long[rows * columns];
             fixed (int* pb = words)
             fixed (long* po = offsets)
-                SpikeGemm.Multiply(a, pb, po, columns, (n0, n1, tile) =>
+                SpikeGemm.Multiply(a, pb, po, columns, (n0, n1, m0, m1, tile) =>
                 {
-                    for (int m = 0; m < rows; m++)
+                    for (int m = m0; m < Math.Min(m1, rows); m++)
                     for (int n = n0; n < n1; n++)
                         c[m * columns + n] = tile[m * SpikeGemm.BlockColumns + n - n0];
                 }, isa, threads);

@@ -36,9 +36,8 @@ public static class MultiStepLif
             for (int c = 0; c < chunks; c++) total += Run(input, addend, spikes, membrane, n, timesteps, threshold, c * Chunk, Math.Min(Chunk, n - c * Chunk));
             return total;
         }
-        Parallel.For(0, chunks, options.Parallel, () => 0L,
-            (c, _, acc) => acc + Run(input, addend, spikes, membrane, n, timesteps, threshold, c * Chunk, Math.Min(Chunk, n - c * Chunk)),
-            acc => Interlocked.Add(ref total, acc));
+        Compute.For(chunks, options.Threads,
+            c => Interlocked.Add(ref total, Run(input, addend, spikes, membrane, n, timesteps, threshold, c * Chunk, Math.Min(Chunk, n - c * Chunk))));
         return total;
     }
 

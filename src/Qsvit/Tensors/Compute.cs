@@ -34,7 +34,10 @@ public sealed record ComputeOptions
 /// <summary>Work-splitting helpers shared by the kernels.</summary>
 internal static class Compute
 {
-    /// <summary>Runs body(0..count-1) on up to <paramref name="threads"/> threads; inline when one thread or one item.</summary>
+    /// <summary>
+    /// Runs body(0..count-1) on up to <paramref name="threads"/> threads; inline when one thread or one item; on the
+    /// <see cref="SpinPool"/> when it is free, else by Parallel.For.
+    /// </summary>
     internal static void For(int count, int threads, Action<int> body)
     {
         if (count <= 0) return;
@@ -43,6 +46,7 @@ internal static class Compute
             for (int i = 0; i < count; i++) body(i);
             return;
         }
+        if (SpinPool.Shared?.TryRun(count, threads, body) == true) return;
         Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
     }
 

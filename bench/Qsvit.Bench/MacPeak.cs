@@ -56,7 +56,7 @@ internal static class MacPeak
                     do
                     {
                         long t0 = Stopwatch.GetTimestamp();
-                        SpikeGemm.Multiply(a, pb, po, n, (_, _, _) => { }, isa, 1);
+                        SpikeGemm.Multiply(a, pb, po, n, (_, _, _, _, _) => { }, isa, 1);
                         best = Math.Min(best, Stopwatch.GetElapsedTime(t0).TotalSeconds);
                     }
                     while (clock.Elapsed.TotalSeconds < seconds);

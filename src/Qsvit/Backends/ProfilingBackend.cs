@@ -130,27 +130,39 @@ public sealed class ProfilingBackend(IBackend inner) : ForwardingBackend(inner)
             layer.EngineAt(height + 2 * pad, width + 2 * pad), () => Inner.ConvPadded(layer, input, frames, height, width, pad, padValues, output));
     }
 
-    /// <summary>Timed as one op ("repconv"): the inner backend may fuse its three convs.</summary>
+    /// <summary>
+    /// Timed as one op ("repconv") where the inner backend fuses its three convs (<see cref="IBackend.RepConvEngine"/>);
+    /// otherwise it runs the three ops, so they are timed one by one.
+    /// </summary>
     public override void RepConv(ConvLayer first, DeviceBuffer padValues, ConvLayer depthwise, ConvLayer pointwise, DeviceBuffer input, int frames,
         int height, int width, DeviceBuffer output)
     {
         var g = pointwise.Geometry;
-        Time("repconv", $"{g.InChannels}->{g.OutChannels} @{height}x{width} x{frames}",
-            Inner.RepConvEngine(first, depthwise, pointwise, height, width)
-            ?? $"{first.EngineAt(height, width)}; {depthwise.EngineAt(height + 2, width + 2)}; {pointwise.EngineAt(height, width)}",
+        if (Inner.RepConvEngine(first, depthwise, pointwise, height, width) is not { } engine)
+        {
+            IBackend.RunRepConv(this, first, padValues, depthwise, pointwise, input, frames, height, width, output);
+            return;
+        }
+        Time("repconv", $"{g.InChannels}->{g.OutChannels} @{height}x{width} x{frames}", engine,
             () => Inner.RepConv(first, padValues, depthwise, pointwise, input, frames, height, width, output));
     }
 
-    /// <summary>Timed as one op ("repconvs"), its shape one conv's and how many: the inner backend may share their work.</summary>
+    /// <summary>
+    /// Timed as one op ("repconvs"), its shape one conv's and how many, where the inner backend fuses them (it may share
+    /// their work); otherwise each conv's three ops are timed one by one.
+    /// </summary>
     public override void RepConvs(ReadOnlySpan<RepConvLayers> convs, DeviceBuffer input, int frames, int height, int width, ReadOnlySpan<DeviceBuffer> outputs)
     {
         var c = convs[0];
         var g = c.Pointwise.Geometry;
+        if (Inner.RepConvEngine(c.First, c.Depthwise, c.Pointwise, height, width) is not { } engine)
+        {
+            IBackend.RunRepConvs(this, convs, input, frames, height, width, outputs);
+            return;
+        }
         var layers = convs.ToArray();
         var outs = outputs.ToArray();
-        Time("repconvs", $"{layers.Length} x {g.InChannels}->{g.OutChannels} @{height}x{width} x{frames}",
-            Inner.RepConvEngine(c.First, c.Depthwise, c.Pointwise, height, width)
-            ?? $"{c.First.EngineAt(height, width)}; {c.Depthwise.EngineAt(height + 2, width + 2)}; {c.Pointwise.EngineAt(height, width)}",
+        Time("repconvs", $"{layers.Length} x {g.InChannels}->{g.OutChannels} @{height}x{width} x{frames}", engine,
             () => Inner.RepConvs(layers, input, frames, height, width, outs));
     }
 

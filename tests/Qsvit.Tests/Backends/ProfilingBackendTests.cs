@@ -33,8 +33,11 @@ public sealed class ProfilingBackendTests
 
         var ops = profile.ByOp().Select(r => r.Op).ToHashSet();
         foreach (var op in new[] { "upload", "conv 7x7 + repeat over T", "lif", "conv 1x1", "depthwise 7x7", "conv 3x3", "add",
-                     "repconv", "lif + sdsa + lif", "spatial mean", "head", "download" })
+                     "lif + sdsa + lif", "spatial mean", "head", "download" })
             Assert.Contains(op, ops);
+        // The CPU runs RepConv as its three ops (no RepConvEngine), so they are timed one by one, not as "repconv".
+        Assert.Contains("bn-padded depthwise 3x3", ops);
+        Assert.DoesNotContain("repconv", ops);
         // A conv feeding a LIF (pwconv1, conv1, fc1) is timed with it as one op, and with the conv it feeds (conv2, fc2): the
         // backend may fuse them.
         Assert.Contains("conv 1x1 + lif", ops);

@@ -86,6 +86,12 @@ if (args.Length > 0 && args[0] == "shared-ops")
     SharedOpsSweep.Run(args);
     return;
 }
+//   dotnet run -c Release --project bench/Qsvit.Bench -- pw-scaling 1 1,2,4,8,16   (a real 1x1 conv on small maps by path and threads)
+if (args.Length > 0 && args[0] == "pw-scaling")
+{
+    PointwiseScaling.Run(args);
+    return;
+}
 //   dotnet run -c Release --project bench/Qsvit.Bench -- spike-events 1 2 [55M]   (event-driven integer sums against the dense GEMM by firing rate)
 if (args.Length > 0 && args[0] == "spike-events")
 {

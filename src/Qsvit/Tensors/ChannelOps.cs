@@ -6,8 +6,11 @@ namespace Qsvit.Tensors;
 /// <summary>Per-channel elementwise kernels over [batch, channels, spatial] data.</summary>
 public static unsafe class ChannelOps
 {
-    /// <summary>Below this many elements per thread the kernels stay on one thread (they are memory bound).</summary>
-    private const int MinElementsPerThread = 1 << 18;
+    /// <summary>
+    /// Fewer elements a thread than this and the kernels use fewer threads (they are memory bound). 128 KB a thread: a hand-off
+    /// costs microseconds on the spin pool, and a BN over a 4 × 4-map layer at batch 32 (256K floats) had stayed on one thread.
+    /// </summary>
+    private const int MinElementsPerThread = 1 << 15;
 
     /// <summary>x = x·scale[c] + shift[c] as one fused multiply-add (as torch computes eval BatchNorm on x86).</summary>
     public static void ScaleShift(Span<float> x, int batch, int channels, int spatial, ReadOnlySpan<float> scale, ReadOnlySpan<float> shift,

@@ -388,7 +388,11 @@ public static unsafe class Conv2d
         if (t > 1) ipc = Math.Max(1, Math.Min(ipc, (job.Batch + t - 1) / t));
         int chunksPerGroup = (job.Batch + ipc - 1) / ipc;
         int items = chunksPerGroup * groups;
-        t = Math.Min(t, items);
+        // Fewer chunks than threads (the 55M preset's batch of one is 4 frames): each chunk's A panels are cut into slices,
+        // a work item each (the column matrix is built once per thread and chunk). Every element sums the same either way.
+        int slices = items >= t ? 1 : Math.Max(1, Math.Min((t + items - 1) / items, panels / 2));
+        int work = items * slices;
+        t = Math.Min(t, work);
         int ld = (ipc * ohw + nr - 1) / nr * nr;
         var offs = new int[k];
         for (int p = 0; p < k; p++) offs[p] = p * ld;
@@ -400,7 +404,7 @@ public static unsafe class Conv2d
         fixed (int* po = offs, pt = taps)
         {
             int* pOffs = po, pTaps = pt;
-            Compute.ForRanges(items, t, (i0, i1) =>
+            Compute.ForRanges(work, t, (i0, i1) =>
             {
                 var colBuf = ArrayPool<float>.Shared.Rent(checked(k * ld + 16));
                 var padBuf = ArrayPool<float>.Shared.Rent(checked((int)padLen + 16));
@@ -409,11 +413,15 @@ public static unsafe class Conv2d
                 fixed (float* pcol = colBuf, pcb = cbuf, ps = scratch, ppad = padBuf)
                 {
                     float* col = GemmCore.Align64(pcol), cp = GemmCore.Align64(pcb), sp = GemmCore.Align64(ps), pad = GemmCore.Align64(ppad);
+                    int prepared = -1;
                     for (int it = i0; it < i1; it++)
                     {
-                        int grp = it % groups, chunk = it / groups;
+                        int item = it / slices, slice = it - item * slices;
+                        int grp = item % groups, chunk = item / groups;
                         int n0 = chunk * ipc, nImg = Math.Min(ipc, job.Batch - n0);
-                        Im2Col(job, lay, pTaps, slack, pad, grp, cinG, n0, nImg, col, ld);
+                        if (item != prepared) Im2Col(job, lay, pTaps, slack, pad, grp, cinG, n0, nImg, col, ld);
+                        prepared = item;
+                        int p0 = Compute.ChunkStart(panels, slices, slice), p1 = Compute.ChunkStart(panels, slices, slice + 1);
                         var pr = new GemmProblem
                         {
                             M = coutG, N = ld, K = k, A = job.Weights.GroupPointer(grp),
@@ -422,11 +430,11 @@ public static unsafe class Conv2d
                             RowInit = job.Bias == null ? null : job.Bias + grp * coutG,
                             KSegment = job.KSegment, BiasAfterFirstSegment = job.BiasAfterFirstSegment,
                         };
-                        GemmCore.Run(pr, 0, panels, 0, ld, job.Isa, sp);
+                        GemmCore.Run(pr, p0, p1, 0, ld, job.Isa, sp);
                         for (int i = 0; i < nImg; i++)
                         {
                             float* y = job.Y + ((long)(n0 + i) * g.OutChannels + grp * coutG) * ohw;
-                            for (int oc = 0; oc < coutG; oc++)
+                            for (int oc = p0 * mr; oc < Math.Min(coutG, p1 * mr); oc++)
                                 CopyRun(cp + (long)oc * ld + i * ohw, y + (long)oc * ohw, ohw);
                         }
                     }

@@ -86,6 +86,12 @@ if (args.Length > 0 && args[0] == "shared-ops")
     SharedOpsSweep.Run(args);
     return;
 }
+//   dotnet run -c Release --project bench/Qsvit.Bench -- dispatch 1 2,4,8,16   (what one parallel hand-off costs, by threads)
+if (args.Length > 0 && args[0] == "dispatch")
+{
+    DispatchProbe.Run(args);
+    return;
+}
 //   dotnet run -c Release --project bench/Qsvit.Bench -- pw-scaling 1 1,2,4,8,16   (a real 1x1 conv on small maps by path and threads)
 if (args.Length > 0 && args[0] == "pw-scaling")
 {

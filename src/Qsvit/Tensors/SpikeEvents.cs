@@ -68,7 +68,7 @@ internal static unsafe class SpikeEvents
     /// Whether event-driven accumulation beats the dense GEMM on path <paramref name="isa"/> for a layer of
     /// <paramref name="outChannels"/> outputs at an input firing rate (spikes per input value) of <paramref name="rate"/>.
     /// Measured on the 2-vCPU Xeon (AVX-512, AVX-VNNI), one thread, with `spike-events` (bench/Qsvit.Bench/SpikeEventSweep.cs;
-    /// BENCHMARKS.md "Event-driven accumulation for the chained consumers" and, for the 512-bit tiles, the seventeenth
+    /// BENCHMARKS.md "Event-driven accumulation for the chained consumers" and, for the 512-bit tiles, the sixteenth
     /// session): the bit scans and the column's flush cost a fixed amount per output column and 64 input channels, which the
     /// dense GEMM spends on a few output channels, so the crossover rises with M.
     /// <list type="bullet">

@@ -34,6 +34,22 @@ internal static class SharedOpsSweep
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| add + lif | {n / 1024}K floats, T = 4 | {best[0] * 1e3:F3} | {best[1] * 1e3:F3} | {best[1] / best[0]:F2}x |"));
         }
+        // The residual LIF handing its spikes over as a 1×1 layer's input words (SpikeConv.LifWords) against the same LIF
+        // writing floats, at CIFAR's residual shapes (batch 32 × T = 4 frames).
+        foreach (var (ch, side2) in new[] { (128, 4), (64, 8), (32, 16) })
+        {
+            int n = 128 * ch * side2 * side2;
+            var x = backend.Allocate(n); var y = backend.Allocate(n); var s = backend.Allocate(n);
+            backend.Upload(Data.Random(rng, n), x);
+            backend.Upload(new float[n], y);
+            float[] xa = ((CpuBuffer)x).Array, ya = ((CpuBuffer)y).Array;
+            var words = new int[]?[1];
+            var best = Sweep.BestOf(seconds,
+                () => SpikeConv.LifWords(xa, ya, 128, ch, side2, side2, 4, 1f, 0, 0, 4, ref words[0], threads),
+                () => backend.AddLif(x, y, n, s, 4, 1f, null, 0));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| add + lif into words / into floats | {ch} ch @{side2}×{side2} × 128 | {best[0] * 1e3:F3} | {best[1] * 1e3:F3} | {best[1] / best[0]:F2}x |"));
+        }
         const int frames = 128, side = 4;
         foreach (int c in new[] { 128, 192 })
         {

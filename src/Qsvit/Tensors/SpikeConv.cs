@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Qsvit.Tensors;
@@ -629,29 +630,23 @@ internal static unsafe class SpikeConv
             Compute.ForRanges(units, parts, (u0, u1) =>
             {
                 var stage = System.Buffers.ArrayPool<int>.Shared.Rent(timesteps * hw);
-                var membrane = System.Buffers.ArrayPool<float>.Shared.Rent(hw);
-                long count = 0;
+                var membrane = System.Buffers.ArrayPool<float>.Shared.Rent(group * hw);
+                long count = 0, step = (long)batch * channels * hw;
                 fixed (int* st = stage)
                 fixed (float* v = membrane)
                     for (int u = u0; u < u1; u++)
                     {
                         int b = u % batch, c = u / batch, c0 = c * group, fields = Math.Min(group, channels - c0);
-                        new Span<int>(st, timesteps * hw).Clear();
-                        for (int e = 0; e < fields; e++)
-                        {
-                            new Span<float>(v, hw).Clear();
-                            for (int t = 0; t < timesteps; t++)
-                            {
-                                long off = ((long)(t * batch + b) * channels + c0 + e) * hw;
-                                count += LifStepWords(xs + off, ys == null ? null : ys + off, v, st + t * hw, hw, 1 << (e * bits), threshold);
-                            }
-                        }
+                        long off = ((long)b * channels + c0) * hw;
+                        count += LifUnitWords(xs + off, ys == null ? null : ys + off, step, v, st, hw, fields, bits, timesteps, threshold);
                         for (int t = 0; t < timesteps; t++)
                         {
                             int* dst = ClearFrameGaps(ws + c * grid.GroupStride, grid.Lead, grid.GroupStride, grid.FrameStride, t * batch + b, frames,
                                 height, width, grid.RowStride);
-                            for (int y = 0; y < height; y++)
-                                new ReadOnlySpan<int>(st + t * hw + y * width, width).CopyTo(new Span<int>(dst + (long)y * grid.RowStride, width));
+                            if (grid.RowStride == width) new ReadOnlySpan<int>(st + t * hw, hw).CopyTo(new Span<int>(dst, hw)); // no row gaps
+                            else
+                                for (int y = 0; y < height; y++)
+                                    new ReadOnlySpan<int>(st + t * hw + y * width, width).CopyTo(new Span<int>(dst + (long)y * grid.RowStride, width));
                         }
                     }
                 System.Buffers.ArrayPool<int>.Shared.Return(stage);
@@ -663,9 +658,30 @@ internal static unsafe class SpikeConv
     }
 
     /// <summary>
+    /// The LIF over one (image, channel group): <paramref name="fields"/> planes of <paramref name="hw"/> neurons, contiguous at
+    /// x (and y), over <paramref name="timesteps"/> steps <paramref name="step"/> floats apart, field e's spikes ORed into
+    /// stage[t·hw + i] at bit e·bits (stage cleared here). One call a unit, not one a field and step: on 4 × 4 maps a plane is
+    /// one vector, and the calls had cost more than the neurons.
+    /// </summary>
+    private static int LifUnitWords(float* x, float* y, long step, float* v, int* stage, int hw, int fields, int bits, int timesteps, float threshold)
+    {
+        new Span<int>(stage, timesteps * hw).Clear();
+        new Span<float>(v, fields * hw).Clear();
+        int count = 0;
+        for (int t = 0; t < timesteps; t++)
+            for (int e = 0; e < fields; e++)
+            {
+                long off = t * step + (long)e * hw;
+                count += LifStepWords(x + off, y == null ? null : y + off, v + e * hw, stage + t * hw, hw, 1 << (e * bits), threshold);
+            }
+        return count;
+    }
+
+    /// <summary>
     /// One LIF step over n neurons (x += y first where y is given), each spike ORed into stage[i] as <paramref name="bit"/>:
     /// <see cref="Snn.MultiStepLif"/>'s step, op for op. Returns the number of spikes.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int LifStepWords(float* x, float* y, float* v, int* stage, int n, int bit, float threshold)
     {
         int i = 0, count = 0;

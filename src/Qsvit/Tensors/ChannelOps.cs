@@ -6,12 +6,6 @@ namespace Qsvit.Tensors;
 /// <summary>Per-channel elementwise kernels over [batch, channels, spatial] data.</summary>
 public static unsafe class ChannelOps
 {
-    /// <summary>
-    /// Fewer elements a thread than this and the kernels use fewer threads (they are memory bound). 128 KB a thread: a hand-off
-    /// costs microseconds on the spin pool, and a BN over a 4 × 4-map layer at batch 32 (256K floats) had stayed on one thread.
-    /// </summary>
-    private const int MinElementsPerThread = 1 << 15;
-
     /// <summary>x = x·scale[c] + shift[c] as one fused multiply-add (as torch computes eval BatchNorm on x86).</summary>
     public static void ScaleShift(Span<float> x, int batch, int channels, int spatial, ReadOnlySpan<float> scale, ReadOnlySpan<float> shift,
         ComputeOptions? options = null)
@@ -123,8 +117,7 @@ public static unsafe class ChannelOps
         return s;
     }
 
-    private static int Workers(int rows, int spatial, int threads)
-        => (int)Math.Clamp((long)rows * spatial / MinElementsPerThread, 1, Math.Min(threads, rows));
+    private static int Workers(int rows, int spatial, int threads) => Compute.MemoryBoundParts((long)rows * spatial, threads, rows);
 
     private static void Check(int length, int batch, int channels, int spatial, string name)
     {

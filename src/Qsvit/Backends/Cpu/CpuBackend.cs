@@ -172,13 +172,13 @@ public sealed class CpuBackend : IBackend
         });
     }
 
-    /// <summary>The copies cut into ranges of at least 32K floats over the threads (the stem's T − 1 copies are 6 MB at batch 32).</summary>
+    /// <summary>The copies cut into ranges over the threads (<see cref="Compute.MemoryBoundParts"/>; the stem's T − 1 copies are 6 MB at batch 32).</summary>
     public void RepeatBlock(DeviceBuffer x, long block, int times)
     {
         var a = A(x);
         int n = checked((int)block), copies = times - 1;
         if (copies <= 0 || n == 0) return;
-        int perCopy = Math.Max(1, Math.Min(Threads, n / (1 << 15))), parts = Math.Max(1, Math.Min(Threads, perCopy * copies));
+        int perCopy = Compute.MemoryBoundParts(n, Threads, n), parts = Math.Max(1, Math.Min(Threads, perCopy * copies));
         Compute.ForRanges(copies * perCopy, parts, (start, end) =>
         {
             for (int i = start; i < end; i++)
@@ -193,7 +193,7 @@ public sealed class CpuBackend : IBackend
     public void Add(DeviceBuffer x, DeviceBuffer y, long length)
     {
         float[] xa = A(x), ya = A(y);
-        int n = checked((int)length), parts = Math.Max(1, Math.Min(Threads, n / (1 << 15)));
+        int n = checked((int)length), parts = Compute.MemoryBoundParts(n, Threads, n);
         Compute.ForRanges(n, parts, (start, end) =>
         {
             var dst = xa.AsSpan(start, end - start);
